@@ -1,0 +1,176 @@
+/*
+ * driver.h - the one interface every cloud kind implements.
+ *
+ * fs/ and cache/ talk to clouds only through a `struct sky_driver`; nothing
+ * outside backends/ knows whether a cloud is S3, Azure or a local folder.
+ * Like curl's Curl_handler and SQLite's sqlite3_io_methods, this header is
+ * the contract: a new backend can be written from it alone.
+ *
+ * PATHS.  Every path a driver receives is relative to the cloud's root:
+ * no leading or trailing slash, components joined by '/', "" for the root
+ * itself.  The driver adds its own bucket, container or prefix.  Paths are
+ * already valid file names (fs/ never passes "." or ".." or empty parts).
+ *
+ * ERRORS.  Every call returns 0 or a negative errno and, on failure, fills
+ * `e` with one sentence that names the cloud, the path and the remote error
+ * ("s3 'photos': GET a.txt: 403 AccessDenied").  Mapping: not found ->
+ * ENOENT; forbidden -> EACCES; exists -> EEXIST; directory not empty ->
+ * ENOTEMPTY; unreachable or timed out after retries -> EHOSTDOWN (fs/ then
+ * serves the cache); anything else from the server -> EIO.  Secrets never
+ * appear in messages.
+ *
+ * THREADS.  fs/ calls a driver from many threads at once, with the same
+ * ctx.  A driver protects its own shared state; calls must not block each
+ * other needlessly (one slow request must not stall the rest).
+ *
+ * METADATA.  POSIX mode/uid/gid/mtime travel in `struct sky_attr`; a driver
+ * stores them the way its peers do (s3fs/rclone user metadata on object
+ * stores, the real inode on local/SFTP) and reports in `has` which ones it
+ * found.  fs/ fills defaults for the rest.
+ */
+#ifndef SKY_DRIVER_H
+#define SKY_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+
+#include "../lib/err.h"
+
+struct sky_cloud_config; /* lib/config.h */
+
+enum sky_kind { SKY_FILE = 1, SKY_DIR = 2, SKY_LINK = 3 };
+
+/* Bits of sky_attr.has, and of the `which` argument to set_attr. */
+#define SKY_HAS_MODE  0x1u
+#define SKY_HAS_UID   0x2u
+#define SKY_HAS_GID   0x4u
+#define SKY_HAS_MTIME 0x8u
+
+#define SKY_ETAG_MAX 128
+
+/* What a driver knows about one file, directory or symlink. */
+struct sky_attr {
+    enum sky_kind kind;
+    uint64_t size;          /* bytes; 0 for directories */
+    int64_t mtime_ns;       /* modification time, ns since the epoch */
+    uint32_t mode;          /* permission bits only (07777) */
+    uint32_t uid, gid;
+    unsigned has;           /* SKY_HAS_* bits: which of mode/uid/gid/mtime are real */
+    /* Version token: must change whenever the content changes (ETag,
+     * generation, or mtime+size for filesystems).  "" for directories. */
+    char etag[SKY_ETAG_MAX];
+};
+
+/* One entry of a listing.  `name` is one path component.  `link` is the
+ * symlink target when kind == SKY_LINK and the listing carries it, else
+ * NULL (fs/ then calls readlink). */
+struct sky_dirent {
+    const char *name;
+    struct sky_attr attr;
+    const char *link;
+};
+
+/* Called once per entry by list().  Return 0 to go on, or a negative errno
+ * to stop the listing; list() then returns that value. */
+typedef int (*sky_list_cb)(void *arg, const struct sky_dirent *ent);
+
+/* Config keys a driver accepts, besides the common ones every cloud has
+ * (type, read_only, ttl, negative_ttl). */
+#define SKY_KEY_REQUIRED 0x1u
+#define SKY_KEY_SECRET   0x2u  /* config file holding it must be mode 0600 */
+#define SKY_KEY_BOOL     0x4u  /* true/false/yes/no/1/0 */
+struct sky_key {
+    const char *name;
+    unsigned flags;
+    const char *help;       /* one line for `skyfs config check` and errors */
+};
+
+/* Capabilities: what the protocol does natively. */
+#define SKY_CAP_RENAME_DIR 0x1u  /* rename of a directory is one cheap call */
+#define SKY_CAP_HARDLINK   0x2u  /* reserved */
+
+struct sky_driver {
+    const char *type;               /* value of `type =` in the config */
+    const char *summary;            /* one line for help output */
+    const struct sky_key *keys;     /* terminated by {NULL} */
+    unsigned caps;
+
+    /* Connect (or just prepare) for one configured cloud.  Must not block
+     * long: a dead server is reported by later calls, not here, unless the
+     * config itself is wrong (missing key, bad URL), which fails here with
+     * a message naming the key. */
+    int (*open)(const struct sky_cloud_config *cfg, void **ctx, struct sky_err *e);
+    void (*close)(void *ctx);
+
+    /* List the direct children of directory `dir` (all pages).  Entries
+     * that cannot be file names are skipped with a warning by the driver.
+     * -ENOENT if `dir` does not exist, -ENOTDIR if it is a file. */
+    int (*list)(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e);
+
+    /* Attributes of one path.  A prefix with children but no marker object
+     * is a directory.  -ENOENT if nothing is there. */
+    int (*stat)(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e);
+
+    /* Read up to `len` bytes at `off` into buf; *got = bytes read (short
+     * only at end of object).  If `etag` is non-empty and the object no
+     * longer has that etag, return -ESTALE. */
+    int (*read)(void *ctx, const char *path, const char *etag, uint64_t off,
+                size_t len, void *buf, size_t *got, struct sky_err *e);
+
+    /* Replace (or create) file `path` with the first `size` bytes of `fd`
+     * (read with pread; the driver must not move or close fd), storing
+     * attr's mode/uid/gid/mtime where attr->has says so.  The new object
+     * appears atomically where the protocol allows.  On success *out holds
+     * the new attributes (etag included).  With size 0, fd may be -1 and
+     * must not be read (fs/ creates empty files this way). */
+    int (*write)(void *ctx, const char *path, int fd, uint64_t size,
+                 const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e);
+
+    /* Delete one file or symlink. */
+    int (*remove)(void *ctx, const char *path, struct sky_err *e);
+
+    /* Create an empty directory (a marker object on object stores).
+     * -EEXIST if something is already there. */
+    int (*mkdir)(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e);
+
+    /* Remove an empty directory; -ENOTEMPTY if it has children. */
+    int (*rmdir)(void *ctx, const char *path, struct sky_err *e);
+
+    /* Move a file, symlink or directory (with everything under it),
+     * replacing a file at `to`.  Object stores copy then delete
+     * (backends/emulate.h helps).  Renaming a directory onto a non-empty
+     * directory is -ENOTEMPTY. */
+    int (*rename)(void *ctx, const char *from, const char *to, struct sky_err *e);
+
+    /* Change the bits of attr named by `which` (SKY_HAS_*) on path. */
+    int (*set_attr)(void *ctx, const char *path, const struct sky_attr *attr,
+                    unsigned which, struct sky_err *e);
+
+    /* Create symlink `path` pointing at `target` (s3fs/rclone conventions on
+     * object stores).  readlink fills buf with a NUL-terminated target. */
+    int (*symlink)(void *ctx, const char *path, const char *target,
+                   const struct sky_attr *attr, struct sky_err *e);
+    int (*readlink)(void *ctx, const char *path, char *buf, size_t size, struct sky_err *e);
+
+    /* Extended attributes ("user.*" namespace).  getxattr/listxattr with
+     * size 0 only report the length in *len.  -ENODATA when absent,
+     * -ERANGE when buf is too small.  May be NULL: fs/ answers -ENOTSUP. */
+    int (*getxattr)(void *ctx, const char *path, const char *name, void *buf,
+                    size_t size, size_t *len, struct sky_err *e);
+    int (*setxattr)(void *ctx, const char *path, const char *name, const void *value,
+                    size_t len, int flags, struct sky_err *e);
+    int (*listxattr)(void *ctx, const char *path, char *buf, size_t size,
+                     size_t *len, struct sky_err *e);
+    int (*removexattr)(void *ctx, const char *path, const char *name, struct sky_err *e);
+
+    /* Space figures; may be NULL (fs/ reports a large free space). */
+    int (*statfs)(void *ctx, struct statvfs *st, struct sky_err *e);
+};
+
+/* The registry (backends/registry.c): the driver for a `type` value, or
+ * NULL.  sky_driver_types() lists them, comma-separated, for messages. */
+const struct sky_driver *sky_driver_find(const char *type);
+const char *sky_driver_types(void);
+
+#endif

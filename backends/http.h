@@ -1,0 +1,100 @@
+/*
+ * http.h - the HTTP client every network driver shares (libcurl).
+ *
+ * One `struct http_client` per cloud: it keeps a pool of curl easy handles
+ * so connections are reused, applies connect and transfer timeouts, verifies
+ * TLS (extra CAs from `ca_file`; never switched off), and retries with
+ * exponential backoff and jitter on connection errors, timeouts, 429 and
+ * 5xx.  Before each attempt it calls the request's `sign` hook so that
+ * signers (SigV4, Azure SharedKey) stamp fresh dates.
+ *
+ * Used only by backends/ drivers.  Never logs headers (they hold secrets).
+ */
+#ifndef SKY_HTTP_H
+#define SKY_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/err.h"
+
+#define HTTP_MAX_HEADERS 48
+
+struct http_header {
+    char *name;             /* owned */
+    char *value;            /* owned */
+};
+
+struct http_headers {
+    size_t n;
+    struct http_header h[HTTP_MAX_HEADERS];
+};
+
+/* Add (copying) or replace a header; returns 0 or -ENOMEM/-E2BIG. */
+int http_headers_set(struct http_headers *hs, const char *name, const char *value);
+/* Value of a header, case-insensitive name, or NULL. */
+const char *http_headers_get(const struct http_headers *hs, const char *name);
+void http_headers_free(struct http_headers *hs);
+
+struct http_request;
+/* Called before each attempt: add auth headers to req->headers. */
+typedef int (*http_sign_fn)(void *arg, struct http_request *req, struct sky_err *e);
+
+struct http_request {
+    const char *method;     /* "GET", "PUT", ... */
+    char *url;              /* full URL, already percent-encoded; owned by caller */
+    struct http_headers headers;     /* request headers (caller frees) */
+
+    /* Body: either a memory buffer, or `body_len` bytes of body_fd from
+     * body_off (pread).  body_len 0 and no buffer = empty body. */
+    const void *body;
+    int body_fd;            /* -1 when unused */
+    uint64_t body_off;
+    uint64_t body_len;
+
+    /* Response body sink: if out_buf is set, at most out_cap bytes are
+     * written there (ranged reads) and the rest is an error; otherwise the
+     * body is collected into resp->body. */
+    void *out_buf;
+    size_t out_cap;
+
+    http_sign_fn sign;
+    void *sign_arg;
+};
+
+struct http_response {
+    long status;            /* HTTP status, 0 if no response */
+    struct http_headers headers;     /* response headers, names lowercased */
+    char *body;             /* NUL-terminated collected body, may be NULL */
+    size_t body_len;        /* bytes collected or written to out_buf */
+};
+
+struct http_options {
+    const char *ca_file;    /* extra CA bundle, or NULL */
+    long connect_timeout_ms;         /* default 10000 */
+    long low_speed_time_s;           /* abort if < 1 byte/s for this long; default 30 */
+    int max_retries;                 /* default 5 */
+    int max_connections;             /* pool size; default 16 */
+};
+
+struct http_client;
+
+int http_client_new(const struct http_options *opt, struct http_client **out, struct sky_err *e);
+void http_client_free(struct http_client *c);
+
+/* Run req (with retries).  Returns 0 when a response arrived (any status,
+ * check resp->status) or a negative errno when none did after the retries
+ * (-EHOSTDOWN for connection failures and timeouts).  resp must be freed
+ * with http_response_free. */
+int http_do(struct http_client *c, struct http_request *req, struct http_response *resp,
+            struct sky_err *e);
+void http_response_free(struct http_response *resp);
+
+/* Percent-encode per RFC 3986 (unreserved kept; '/' kept when keep_slash).
+ * Returns a malloc'd string. */
+char *http_uri_encode(const char *s, int keep_slash);
+
+/* Called once at program start (curl_global_init). */
+void http_global_init(void);
+
+#endif

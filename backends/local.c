@@ -1,0 +1,482 @@
+/*
+ * local.c - the `local` cloud kind: a directory on this machine acting as a
+ * cloud.
+ *
+ * Every call works relative to the cloud's root directory descriptor with
+ * the *at() family, so paths never need to be joined for the common calls.
+ * A "write" is an upload: the new content is copied into a hidden temporary
+ * file next to the target and renamed over it, so other readers of the
+ * folder see either the old or the new file, never half of one; user
+ * extended attributes of the old file are carried over.  The etag is made
+ * of inode, size and mtime, so any change made directly in the folder shows
+ * up as a new version.
+ */
+#include "driver.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "../lib/config.h"
+#include "../lib/log.h"
+
+#define TMP_PREFIX ".skyfs-tmp-"
+
+struct local {
+    char *name;      /* cloud name, for messages */
+    char *root;      /* absolute path of the folder */
+    int root_fd;
+};
+
+static const char *rel(const char *path)
+{
+    return *path ? path : ".";
+}
+
+static int fail_errno(struct local *l, struct sky_err *e, const char *op, const char *path)
+{
+    int err = errno ? errno : EIO;
+    return sky_fail(e, err, "local cloud '%s': %s \"%s\": %s", l->name, op, path, strerror(err));
+}
+
+static void attr_from_stat(const struct stat *st, struct sky_attr *a)
+{
+    memset(a, 0, sizeof *a);
+    if (S_ISDIR(st->st_mode))
+        a->kind = SKY_DIR;
+    else if (S_ISLNK(st->st_mode))
+        a->kind = SKY_LINK;
+    else
+        a->kind = SKY_FILE;
+    a->size = a->kind == SKY_DIR ? 0 : (uint64_t)st->st_size;
+    a->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+    a->mode = st->st_mode & 07777;
+    a->uid = st->st_uid;
+    a->gid = st->st_gid;
+    a->has = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME;
+    if (a->kind != SKY_DIR)
+        snprintf(a->etag, sizeof a->etag, "%llx-%llx-%llx", (unsigned long long)st->st_ino,
+                 (unsigned long long)st->st_size, (unsigned long long)a->mtime_ns);
+}
+
+static int local_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_err *e)
+{
+    const char *path = sky_cloud_get(cfg, "path");
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return sky_fail(e, ENOENT, "%s:%d: path = %s is not an existing directory; create it or "
+                        "correct the path", cfg->file, sky_cloud_line(cfg, "path"), path);
+    struct local *l = calloc(1, sizeof *l);
+    if (!l)
+        return sky_fail(e, ENOMEM, "out of memory");
+    l->name = strdup(cfg->name);
+    l->root = realpath(path, NULL);
+    l->root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!l->name || !l->root || l->root_fd < 0) {
+        int rc = fail_errno(l, e, "open", path);
+        free(l->name);
+        free(l->root);
+        if (l->root_fd >= 0)
+            close(l->root_fd);
+        free(l);
+        return rc;
+    }
+    *ctx = l;
+    return 0;
+}
+
+static void local_close(void *ctx)
+{
+    struct local *l = ctx;
+    close(l->root_fd);
+    free(l->name);
+    free(l->root);
+    free(l);
+}
+
+static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
+{
+    struct local *l = ctx;
+    int fd = openat(l->root_fd, rel(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_errno(l, e, "list", dir);
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return fail_errno(l, e, "list", dir);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strncmp(n, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+            continue;
+        struct stat st;
+        if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* vanished meanwhile */
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
+            LOG_WARN("local cloud '%s': skipping \"%s%s%s\": not a file, directory or symlink",
+                     l->name, dir, *dir ? "/" : "", n);
+            continue;
+        }
+        struct sky_dirent ent = { .name = n };
+        char target[4096];
+        attr_from_stat(&st, &ent.attr);
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t len = readlinkat(fd, n, target, sizeof target - 1);
+            if (len >= 0) {
+                target[len] = '\0';
+                ent.link = target;
+            }
+        }
+        rc = cb(arg, &ent);
+        if (rc)
+            break;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int local_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e)
+{
+    struct local *l = ctx;
+    struct stat st;
+    if (fstatat(l->root_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return fail_errno(l, e, "stat", path);
+    attr_from_stat(&st, out);
+    return 0;
+}
+
+static int local_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
+                      void *buf, size_t *got, struct sky_err *e)
+{
+    struct local *l = ctx;
+    int fd = openat(l->root_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return fail_errno(l, e, "read", path);
+    int rc = 0;
+    if (etag && *etag) {
+        struct stat st;
+        struct sky_attr a;
+        fstat(fd, &st);
+        attr_from_stat(&st, &a);
+        if (strcmp(a.etag, etag) != 0) {
+            close(fd);
+            return sky_fail(e, ESTALE, "local cloud '%s': \"%s\" changed since it was listed",
+                            l->name, path);
+        }
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = fail_errno(l, e, "read", path);
+            break;
+        }
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    close(fd);
+    *got = done;
+    return rc;
+}
+
+static int copy_range(int from, int to, uint64_t size)
+{
+    uint64_t done = 0;
+    char buf[1 << 16];
+    while (done < size) {
+        loff_t in_off = (loff_t)done;
+        ssize_t n = copy_file_range(from, &in_off, to, NULL, size - done, 0);
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
+            size_t want = size - done < sizeof buf ? size - done : sizeof buf;
+            n = pread(from, buf, want, (off_t)done);
+            if (n > 0 && write(to, buf, (size_t)n) != n)
+                return -1;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0) { /* source shorter than promised */
+            errno = EIO;
+            return -1;
+        }
+        done += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Carry user.* xattrs from the file being replaced to the new one. */
+static void copy_user_xattrs(int from, int to)
+{
+    char names[8192], value[8192];
+    ssize_t len = flistxattr(from, names, sizeof names);
+    for (ssize_t i = 0; i < len; i += (ssize_t)strlen(names + i) + 1) {
+        if (strncmp(names + i, "user.", 5) != 0)
+            continue;
+        ssize_t vlen = fgetxattr(from, names + i, value, sizeof value);
+        if (vlen >= 0)
+            fsetxattr(to, names + i, value, (size_t)vlen, 0);
+    }
+}
+
+static int apply_attr(int fd, const struct sky_attr *a)
+{
+    if ((a->has & SKY_HAS_MODE) && fchmod(fd, a->mode & 07777) != 0)
+        return -1;
+    if ((a->has & (SKY_HAS_UID | SKY_HAS_GID)) &&
+        fchown(fd, (a->has & SKY_HAS_UID) ? a->uid : (uid_t)-1,
+               (a->has & SKY_HAS_GID) ? a->gid : (gid_t)-1) != 0 && errno != EPERM)
+        return -1;
+    if (a->has & SKY_HAS_MTIME) {
+        struct timespec ts[2] = { { 0, UTIME_OMIT },
+                                  { a->mtime_ns / 1000000000LL, a->mtime_ns % 1000000000LL } };
+        if (futimens(fd, ts) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Split "a/b/c" into the parent directory fd and the base name. */
+static int open_parent(struct local *l, const char *path, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        *base = path;
+        return dup(l->root_fd);
+    }
+    char *dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return -1;
+    int fd = openat(l->root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    *base = slash + 1;
+    return fd;
+}
+
+static int local_write(void *ctx, const char *path, int src, uint64_t size,
+                       const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+{
+    struct local *l = ctx;
+    const char *base;
+    int dfd = open_parent(l, path, &base);
+    if (dfd < 0)
+        return fail_errno(l, e, "write", path);
+    char tmp[NAME_MAX + 1];
+    snprintf(tmp, sizeof tmp, TMP_PREFIX "%d-%lx", (int)getpid(), (unsigned long)random());
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = 0;
+    if (fd < 0) {
+        rc = fail_errno(l, e, "write", path);
+        close(dfd);
+        return rc;
+    }
+    int old = openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (old >= 0) {
+        copy_user_xattrs(old, fd);
+        close(old);
+    }
+    if (copy_range(src, fd, size) != 0 || apply_attr(fd, attr) != 0 ||
+        renameat(dfd, tmp, dfd, base) != 0) {
+        rc = fail_errno(l, e, "write", path);
+        unlinkat(dfd, tmp, 0);
+    } else {
+        struct stat st;
+        fstat(fd, &st);
+        attr_from_stat(&st, out);
+    }
+    close(fd);
+    close(dfd);
+    return rc;
+}
+
+static int local_remove(void *ctx, const char *path, struct sky_err *e)
+{
+    struct local *l = ctx;
+    return unlinkat(l->root_fd, path, 0) == 0 ? 0 : fail_errno(l, e, "delete", path);
+}
+
+static int local_mkdir(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e)
+{
+    struct local *l = ctx;
+    mode_t mode = (attr->has & SKY_HAS_MODE) ? attr->mode : 0755;
+    if (mkdirat(l->root_fd, path, mode) != 0)
+        return fail_errno(l, e, "mkdir", path);
+    /* mkdirat applies our umask; the caller asked for this exact mode */
+    fchmodat(l->root_fd, path, mode, 0);
+    if (attr->has & (SKY_HAS_UID | SKY_HAS_GID))
+        fchownat(l->root_fd, path, (attr->has & SKY_HAS_UID) ? attr->uid : (uid_t)-1,
+                 (attr->has & SKY_HAS_GID) ? attr->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW);
+    return 0;
+}
+
+static int local_rmdir(void *ctx, const char *path, struct sky_err *e)
+{
+    struct local *l = ctx;
+    return unlinkat(l->root_fd, path, AT_REMOVEDIR) == 0 ? 0 : fail_errno(l, e, "rmdir", path);
+}
+
+static int local_rename(void *ctx, const char *from, const char *to, struct sky_err *e)
+{
+    struct local *l = ctx;
+    return renameat(l->root_fd, from, l->root_fd, to) == 0 ? 0 : fail_errno(l, e, "rename", from);
+}
+
+static int local_set_attr(void *ctx, const char *path, const struct sky_attr *a, unsigned which,
+                          struct sky_err *e)
+{
+    struct local *l = ctx;
+    const char *p = rel(path);
+    struct stat st;
+    if (fstatat(l->root_fd, p, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return fail_errno(l, e, "stat", path);
+    if ((which & SKY_HAS_MODE) && !S_ISLNK(st.st_mode) && fchmodat(l->root_fd, p, a->mode & 07777, 0) != 0)
+        return fail_errno(l, e, "chmod", path);
+    if ((which & (SKY_HAS_UID | SKY_HAS_GID)) &&
+        fchownat(l->root_fd, p, (which & SKY_HAS_UID) ? a->uid : (uid_t)-1,
+                 (which & SKY_HAS_GID) ? a->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0)
+        return fail_errno(l, e, "chown", path);
+    if (which & SKY_HAS_MTIME) {
+        struct timespec ts[2] = { { 0, UTIME_OMIT },
+                                  { a->mtime_ns / 1000000000LL, a->mtime_ns % 1000000000LL } };
+        if (utimensat(l->root_fd, p, ts, AT_SYMLINK_NOFOLLOW) != 0)
+            return fail_errno(l, e, "utimens", path);
+    }
+    return 0;
+}
+
+static int local_symlink(void *ctx, const char *path, const char *target,
+                         const struct sky_attr *attr, struct sky_err *e)
+{
+    struct local *l = ctx;
+    if (symlinkat(target, l->root_fd, path) != 0)
+        return fail_errno(l, e, "symlink", path);
+    if (attr->has & (SKY_HAS_UID | SKY_HAS_GID))
+        fchownat(l->root_fd, path, (attr->has & SKY_HAS_UID) ? attr->uid : (uid_t)-1,
+                 (attr->has & SKY_HAS_GID) ? attr->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW);
+    return 0;
+}
+
+static int local_readlink(void *ctx, const char *path, char *buf, size_t size, struct sky_err *e)
+{
+    struct local *l = ctx;
+    ssize_t n = readlinkat(l->root_fd, path, buf, size - 1);
+    if (n < 0)
+        return fail_errno(l, e, "readlink", path);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* xattr calls need a full path: the *at() family has no xattr calls. */
+static char *full_path(struct local *l, const char *path)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", l->root, path) < 0)
+        return NULL;
+    return p;
+}
+
+static int xattr_result(struct local *l, ssize_t n, const char *op, const char *path,
+                        size_t *len, struct sky_err *e)
+{
+    if (n < 0)
+        return fail_errno(l, e, op, path);
+    if (len)
+        *len = (size_t)n;
+    return 0;
+}
+
+static int local_getxattr(void *ctx, const char *path, const char *name, void *buf, size_t size,
+                          size_t *len, struct sky_err *e)
+{
+    struct local *l = ctx;
+    char *p = full_path(l, path);
+    if (!p)
+        return sky_fail(e, ENOMEM, "out of memory");
+    ssize_t n = lgetxattr(p, name, buf, size);
+    free(p);
+    return xattr_result(l, n, "getxattr", path, len, e);
+}
+
+static int local_setxattr(void *ctx, const char *path, const char *name, const void *value,
+                          size_t vlen, int flags, struct sky_err *e)
+{
+    struct local *l = ctx;
+    char *p = full_path(l, path);
+    if (!p)
+        return sky_fail(e, ENOMEM, "out of memory");
+    ssize_t n = lsetxattr(p, name, value, vlen, flags);
+    free(p);
+    return xattr_result(l, n, "setxattr", path, NULL, e);
+}
+
+static int local_listxattr(void *ctx, const char *path, char *buf, size_t size, size_t *len,
+                           struct sky_err *e)
+{
+    struct local *l = ctx;
+    char *p = full_path(l, path);
+    if (!p)
+        return sky_fail(e, ENOMEM, "out of memory");
+    ssize_t n = llistxattr(p, buf, size);
+    free(p);
+    return xattr_result(l, n, "listxattr", path, len, e);
+}
+
+static int local_removexattr(void *ctx, const char *path, const char *name, struct sky_err *e)
+{
+    struct local *l = ctx;
+    char *p = full_path(l, path);
+    if (!p)
+        return sky_fail(e, ENOMEM, "out of memory");
+    ssize_t n = lremovexattr(p, name);
+    free(p);
+    return xattr_result(l, n, "removexattr", path, NULL, e);
+}
+
+static int local_statfs(void *ctx, struct statvfs *st, struct sky_err *e)
+{
+    struct local *l = ctx;
+    return fstatvfs(l->root_fd, st) == 0 ? 0 : fail_errno(l, e, "statfs", "");
+}
+
+static const struct sky_key local_keys[] = {
+    { "path", SKY_KEY_REQUIRED, "the directory on this machine that holds the cloud's files" },
+    { NULL, 0, NULL },
+};
+
+const struct sky_driver sky_driver_local = {
+    .type = "local",
+    .summary = "a directory on this machine",
+    .keys = local_keys,
+    .caps = SKY_CAP_RENAME_DIR,
+    .open = local_open,
+    .close = local_close,
+    .list = local_list,
+    .stat = local_stat,
+    .read = local_read,
+    .write = local_write,
+    .remove = local_remove,
+    .mkdir = local_mkdir,
+    .rmdir = local_rmdir,
+    .rename = local_rename,
+    .set_attr = local_set_attr,
+    .symlink = local_symlink,
+    .readlink = local_readlink,
+    .getxattr = local_getxattr,
+    .setxattr = local_setxattr,
+    .listxattr = local_listxattr,
+    .removexattr = local_removexattr,
+    .statfs = local_statfs,
+};

@@ -1,0 +1,113 @@
+/*
+ * meta.h - the persistent metadata cache (SQLite, WAL).
+ *
+ * One database per mount.  It holds every file, directory and symlink skyfs
+ * has seen, keyed by (parent inode, name), each with a stable inode number
+ * that survives remounts, its attributes, the time they were fetched, and
+ * for directories the time they were last listed completely.  fs/ answers
+ * lookup, getattr and readdir from here and asks a driver only when an
+ * entry is missing or older than the cloud's TTL.  The same table is the
+ * search index across clouds.
+ *
+ * Inode 1 is the mount root.  Each cloud's directory is a child of the root
+ * whose name is the cloud's name (meta_cloud_root).  Every entry records
+ * the cloud it belongs to and its path inside that cloud ("" for the cloud
+ * root, "a/b/c.txt" below it), so fs/ can hand drivers a path without
+ * walking parents.
+ *
+ * Thread-safe: one connection behind a mutex; every call is short (no
+ * network).  Times are wall-clock nanoseconds since the epoch.
+ *
+ * Used by fs/ and tools/ (search, status).  Knows nothing of clouds'
+ * kinds.
+ */
+#ifndef SKY_META_H
+#define SKY_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backends/driver.h"
+#include "../lib/err.h"
+
+#define META_ROOT_INO 1
+
+struct meta;
+
+struct meta_entry {
+    uint64_t ino;
+    uint64_t parent;        /* 0 for the root */
+    char *cloud;            /* cloud name; NULL for the root */
+    char *name;             /* component; "" for the root */
+    char *path;             /* path inside the cloud; "" for a cloud root */
+    struct sky_attr attr;
+    char *link;             /* symlink target if known, else NULL */
+    int64_t fetched_at;     /* when attr was last fetched from the cloud */
+    int64_t listed_at;      /* directories: last complete listing, 0 = never */
+};
+
+/* Open or create the database at `db_path` (its folder must exist). */
+int meta_open(const char *db_path, struct meta **out, struct sky_err *e);
+void meta_close(struct meta *m);
+
+/* Free the strings of an entry filled by meta_get/meta_lookup/children. */
+void meta_entry_free(struct meta_entry *ent);
+
+/* The inode of cloud `cloud`'s root directory, created on first use as a
+ * directory child of the root named after the cloud.  Stable forever. */
+int meta_cloud_root(struct meta *m, const char *cloud, uint64_t *ino, struct sky_err *e);
+
+/* Entry by inode; -ENOENT if unknown. */
+int meta_get(struct meta *m, uint64_t ino, struct meta_entry *out, struct sky_err *e);
+
+/* Child `name` of directory `parent`; -ENOENT if not in the cache (which
+ * means "absent" only when the parent's listing is fresh). */
+int meta_lookup(struct meta *m, uint64_t parent, const char *name,
+                struct meta_entry *out, struct sky_err *e);
+
+/* Insert or update child `name` of `parent` with attr (and link, may be
+ * NULL), fetched at `now`.  An existing entry keeps its inode; if its kind
+ * changes from directory to something else its descendants are dropped.
+ * *ino (may be NULL) receives the inode. */
+int meta_upsert(struct meta *m, uint64_t parent, const char *name,
+                const struct sky_attr *attr, const char *link, int64_t now,
+                uint64_t *ino, struct sky_err *e);
+
+/* Replace what is known of `parent`'s children with a complete listing,
+ * in one transaction: entries are upserted (inodes kept), children not in
+ * the listing are removed with their descendants, and listed_at = now. */
+int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
+                         size_t n, int64_t now, struct sky_err *e);
+
+/* Calls cb for each child of `parent`, sorted by name.  The entry passed is
+ * valid only during the call.  A non-zero return from cb stops the walk
+ * and is returned. */
+typedef int (*meta_child_cb)(void *arg, const struct meta_entry *ent);
+int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
+                  struct sky_err *e);
+
+/* Number of children of `parent` in the cache. */
+int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e);
+
+/* Remove an entry and all its descendants. */
+int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e);
+
+/* Move entry `ino` to (new_parent, new_name), replacing (and removing) any
+ * entry already there; descendants' paths follow.  Inode is kept. */
+int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
+                struct sky_err *e);
+
+/* Update attributes / symlink target of one entry, fetched_at = now. */
+int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int64_t now,
+                  struct sky_err *e);
+int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e);
+
+/* Mark a directory's listing as stale (listed_at = 0) or fresh. */
+int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);
+
+/* Inode of the entry at `path` in cloud `cloud`, or -ENOENT. */
+int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t *ino,
+                   struct sky_err *e);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * clouds.c - opening a mount's caches and clouds, and each cloud's health.
+ *
+ * A cloud whose driver cannot open (bad key, bad URL) still gets its
+ * directory in the root; every call inside answers with the saved error.
+ * A cloud that stops answering is marked offline with the reason, so that
+ * `skyfs status` can say why, and fs/ serves its cached metadata.
+ */
+#include "skyfs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+
+int64_t skyfs_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int make_dirs(const char *path, struct sky_err *e)
+{
+    char *p = strdup(path);
+    if (!p)
+        return sky_fail(e, ENOMEM, "out of memory");
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        mkdir(p, 0700);
+        *s = '/';
+    }
+    int rc = 0;
+    if (mkdir(p, 0700) != 0 && errno != EEXIST)
+        rc = sky_fail(e, errno, "cannot create cache directory %s: %s; set [cache] dir to a "
+                      "writable place", path, strerror(errno));
+    free(p);
+    return rc;
+}
+
+char *cloud_health_path(const char *cache_dir, const char *cloud)
+{
+    char *p;
+    if (asprintf(&p, "%s/health/%s", cache_dir, cloud) < 0)
+        return NULL;
+    return p;
+}
+
+static void write_health(struct cloud *c, const char *state, const char *reason)
+{
+    if (!c->health_path)
+        return;
+    FILE *f = fopen(c->health_path, "w");
+    if (!f)
+        return;
+    fprintf(f, "%s%s%s\n", state, reason ? ": " : "", reason ? reason : "");
+    fclose(f);
+}
+
+void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e)
+{
+    atomic_fetch_add(&c->requests, 1);
+    bool down = rc == -EHOSTDOWN;
+    bool was_offline;
+    pthread_mutex_lock(&c->health_lock);
+    was_offline = c->offline;
+    if (down && !c->offline)
+        LOG_WARN("cloud '%s' is offline: %s", c->cfg->name, e ? e->msg : "unreachable");
+    else if (!down && rc != -EHOSTDOWN && c->offline && (rc == 0 || rc == -ENOENT))
+        LOG_INFO("cloud '%s' is back online", c->cfg->name);
+    if (down) {
+        c->offline = true;
+        snprintf(c->offline_reason, sizeof c->offline_reason, "%s", e ? e->msg : "unreachable");
+    } else if (rc == 0 || rc == -ENOENT) {
+        c->offline = false;
+    }
+    if (c->offline != was_offline)
+        write_health(c, c->offline ? "offline" : "online", c->offline ? c->offline_reason : NULL);
+    pthread_mutex_unlock(&c->health_lock);
+}
+
+struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < fs->nclouds; i++)
+        if (strcmp(fs->clouds[i].cfg->name, name) == 0)
+            return &fs->clouds[i];
+    return NULL;
+}
+
+static int open_caches(struct skyfs *fs, struct sky_err *e)
+{
+    const struct sky_config *cfg = fs->cfg;
+    int rc = make_dirs(cfg->cache_dir, e);
+    if (rc)
+        return rc;
+    char *health;
+    if (asprintf(&health, "%s/health", cfg->cache_dir) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    mkdir(health, 0700);
+    free(health);
+    char *db;
+    if (asprintf(&db, "%s/meta.db", cfg->cache_dir) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    rc = meta_open(db, &fs->meta, e);
+    free(db);
+    if (rc)
+        return sky_err_prefix(e, "metadata cache");
+    rc = blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &fs->blocks, e);
+    if (rc)
+        return sky_err_prefix(e, "block cache");
+    return 0;
+}
+
+int skyfs_open(struct sky_config *cfg, struct skyfs **out, struct sky_err *e)
+{
+    struct skyfs *fs = calloc(1, sizeof *fs);
+    if (!fs)
+        return sky_fail(e, ENOMEM, "out of memory");
+    fs->cfg = cfg;
+    fs->uid = getuid();
+    fs->gid = getgid();
+    pthread_mutex_init(&fs->files_lock, NULL);
+    fs->clouds = calloc(cfg->nclouds, sizeof *fs->clouds);
+    if (!fs->clouds) {
+        free(fs);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    fs->nclouds = cfg->nclouds;
+    int rc = open_caches(fs, e);
+    for (size_t i = 0; i < cfg->nclouds && !rc; i++) {
+        struct cloud *c = &fs->clouds[i];
+        c->cfg = &cfg->clouds[i];
+        c->drv = c->cfg->driver;
+        pthread_mutex_init(&c->health_lock, NULL);
+        c->health_path = cloud_health_path(cfg->cache_dir, c->cfg->name);
+        rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);
+        if (rc)
+            break;
+        if (c->drv->open(c->cfg, &c->ctx, &c->open_err) != 0) {
+            c->ctx = NULL;
+            LOG_ERROR("cloud '%s' is unavailable: %s", c->cfg->name, c->open_err.msg);
+            write_health(c, "unavailable", c->open_err.msg);
+        } else {
+            write_health(c, "online", NULL);
+        }
+    }
+    if (rc) {
+        skyfs_close(fs);
+        return rc;
+    }
+    *out = fs;
+    return 0;
+}
+
+void skyfs_close(struct skyfs *fs)
+{
+    if (!fs)
+        return;
+    if (fs->recovery_started)
+        pthread_join(fs->recovery_thread, NULL);
+    for (size_t i = 0; i < fs->nclouds; i++) {
+        struct cloud *c = &fs->clouds[i];
+        if (c->ctx)
+            c->drv->close(c->ctx);
+        if (c->cfg)
+            pthread_mutex_destroy(&c->health_lock);
+        free(c->health_path);
+    }
+    if (fs->blocks)
+        blocks_close(fs->blocks);
+    if (fs->meta)
+        meta_close(fs->meta);
+    free(fs->clouds);
+    pthread_mutex_destroy(&fs->files_lock);
+    free(fs);
+}

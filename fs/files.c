@@ -1,0 +1,279 @@
+/*
+ * files.c - open files: reads and writes through the block cache, and
+ * uploads.
+ *
+ * Every open inode has one `struct ofile`, shared by all its handles.  Its
+ * bytes live in the block cache; missing blocks are fetched with the
+ * driver's ranged read.  Writes mark the cached object dirty (the block
+ * cache journals it before the write is acknowledged); close and fsync
+ * upload the whole object with the driver's write, then record the new
+ * version.  A dirty object left by a crash is uploaded by the recovery
+ * thread at the next mount.
+ */
+#include "skyfs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+
+struct fetch_ctx {
+    struct cloud *cloud;
+    const char *path;
+    char etag[SKY_ETAG_MAX];
+};
+
+static int fetch_from_cloud(void *arg, uint64_t off, size_t len, void *buf, size_t *got,
+                            struct sky_err *e)
+{
+    struct fetch_ctx *f = arg;
+    struct cloud *c = f->cloud;
+    if (!c->ctx)
+        return sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
+    int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, buf, got, e);
+    cloud_note_result(c, rc, e);
+    return rc;
+}
+
+static void fetch_init(struct fetch_ctx *f, struct ofile *of, const char *etag)
+{
+    f->cloud = of->cloud;
+    f->path = blocks_path(of->obj);
+    snprintf(f->etag, sizeof f->etag, "%s", etag ? etag : "");
+}
+
+struct ofile *files_find(struct skyfs *fs, uint64_t ino)
+{
+    pthread_mutex_lock(&fs->files_lock);
+    struct ofile *of = fs->files;
+    while (of && of->ino != ino)
+        of = of->next;
+    if (of)
+        of->refs++;
+    pthread_mutex_unlock(&fs->files_lock);
+    return of;
+}
+
+int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
+               struct sky_err *e)
+{
+    struct ofile *of = files_find(fs, ent->ino);
+    if (of) {
+        *out = of;
+        return 0;
+    }
+    struct cloud *c = skyfs_cloud_by_name(fs, ent->cloud);
+    if (!c)
+        return sky_fail(e, ENOENT, "no cloud for inode %llu", (unsigned long long)ent->ino);
+    of = calloc(1, sizeof *of);
+    if (!of)
+        return sky_fail(e, ENOMEM, "out of memory");
+    int rc = blocks_get(fs->blocks, c->cfg->name, ent->path, ent->attr.etag, ent->attr.size,
+                        &of->obj, e);
+    if (rc) {
+        free(of);
+        return rc;
+    }
+    of->ino = ent->ino;
+    of->cloud = c;
+    of->refs = 1;
+    of->mtime_ns = ent->attr.mtime_ns;
+    snprintf(of->etag, sizeof of->etag, "%s", ent->attr.etag);
+    pthread_mutex_init(&of->lock, NULL);
+
+    /* Another thread may have opened the same inode meanwhile. */
+    pthread_mutex_lock(&fs->files_lock);
+    struct ofile *other = fs->files;
+    while (other && other->ino != ent->ino)
+        other = other->next;
+    if (other) {
+        other->refs++;
+    } else {
+        of->next = fs->files;
+        fs->files = of;
+    }
+    pthread_mutex_unlock(&fs->files_lock);
+    if (other) {
+        blocks_release(of->obj);
+        pthread_mutex_destroy(&of->lock);
+        free(of);
+        of = other;
+    }
+    *out = of;
+    return 0;
+}
+
+void files_close(struct skyfs *fs, struct ofile *of)
+{
+    pthread_mutex_lock(&fs->files_lock);
+    bool last = --of->refs == 0;
+    if (last) {
+        struct ofile **p = &fs->files;
+        while (*p != of)
+            p = &(*p)->next;
+        *p = of->next;
+    }
+    pthread_mutex_unlock(&fs->files_lock);
+    if (!last)
+        return;
+    if (of->unlinked)
+        blocks_forget(fs->blocks, of->cloud->cfg->name, blocks_path(of->obj), NULL);
+    blocks_release(of->obj);
+    pthread_mutex_destroy(&of->lock);
+    free(of);
+}
+
+void files_mark_unlinked(struct skyfs *fs, uint64_t ino)
+{
+    pthread_mutex_lock(&fs->files_lock);
+    for (struct ofile *of = fs->files; of; of = of->next)
+        if (of->ino == ino)
+            of->unlinked = true;
+    pthread_mutex_unlock(&fs->files_lock);
+}
+
+int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, void *buf,
+               size_t *got, struct sky_err *e)
+{
+    struct fetch_ctx f;
+    pthread_mutex_lock(&of->lock);
+    fetch_init(&f, of, of->etag);
+    pthread_mutex_unlock(&of->lock);
+    return blocks_read(of->obj, off, len, buf, got, fetch_from_cloud, &f, e);
+}
+
+int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *buf, size_t len,
+                struct sky_err *e)
+{
+    struct fetch_ctx f;
+    pthread_mutex_lock(&of->lock);
+    fetch_init(&f, of, of->etag);
+    int rc = blocks_write(of->obj, off, buf, len, fetch_from_cloud, &f, e);
+    if (!rc)
+        of->mtime_ns = skyfs_now();
+    pthread_mutex_unlock(&of->lock);
+    return rc;
+}
+
+int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky_err *e)
+{
+    struct fetch_ctx f;
+    pthread_mutex_lock(&of->lock);
+    fetch_init(&f, of, of->etag);
+    int rc = blocks_truncate(of->obj, size, fetch_from_cloud, &f, e);
+    if (!rc)
+        of->mtime_ns = skyfs_now();
+    pthread_mutex_unlock(&of->lock);
+    return rc;
+}
+
+/* Upload a dirty object for (cloud, entry).  `mtime_ns` is the time to
+ * record; `etag` is the version to fetch missing blocks from.  On success
+ * the entry's attributes in the metadata cache follow. */
+static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
+                  struct meta_entry *ent, int64_t mtime_ns, const char *etag, struct sky_attr *out,
+                  struct sky_err *e)
+{
+    if (!c->ctx)
+        return sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
+    if (c->cfg->read_only)
+        return sky_fail(e, EROFS, "cloud '%s' is read-only", c->cfg->name);
+    struct fetch_ctx f = { .cloud = c, .path = blocks_path(obj) };
+    snprintf(f.etag, sizeof f.etag, "%s", etag ? etag : "");
+    int fd;
+    int rc = blocks_prepare_upload(obj, fetch_from_cloud, &f, &fd, e);
+    if (rc)
+        return rc;
+    struct sky_attr attr = ent->attr;
+    attr.kind = SKY_FILE;
+    attr.size = blocks_size(obj);
+    attr.mtime_ns = mtime_ns;
+    attr.has |= SKY_HAS_MTIME;
+    rc = c->drv->write(c->ctx, blocks_path(obj), fd, attr.size, &attr, out, e);
+    cloud_note_result(c, rc, e);
+    if (rc)
+        return rc;
+    rc = blocks_committed(obj, out->etag, e);
+    if (rc)
+        return rc;
+    /* Keep the POSIX attributes we asked for; take size and etag from the cloud. */
+    attr.size = out->size;
+    memcpy(attr.etag, out->etag, sizeof attr.etag);
+    meta_set_attr(fs->meta, ent->ino, &attr, skyfs_now(), NULL);
+    *out = attr;
+    return 0;
+}
+
+int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
+{
+    pthread_mutex_lock(&of->lock);
+    int rc = 0;
+    if (!of->unlinked && blocks_is_dirty(of->obj)) {
+        struct meta_entry ent;
+        rc = meta_get(fs->meta, of->ino, &ent, e);
+        if (rc == 0) {
+            struct sky_attr out;
+            rc = upload(fs, of->cloud, of->obj, &ent, of->mtime_ns, of->etag, &out, e);
+            if (rc == 0)
+                memcpy(of->etag, out.etag, sizeof of->etag);
+            meta_entry_free(&ent);
+        } else if (rc == -ENOENT) {
+            rc = 0; /* deleted meanwhile: nothing to upload to */
+        }
+    }
+    pthread_mutex_unlock(&of->lock);
+    return rc;
+}
+
+/* ---- crash recovery --------------------------------------------------- */
+
+static int recover_one(void *arg, struct blocks_obj *obj)
+{
+    struct skyfs *fs = arg;
+    struct cloud *c = skyfs_cloud_by_name(fs, blocks_cloud(obj));
+    struct sky_err e = { 0 };
+    if (!c) {
+        LOG_WARN("journal: pending upload of \"%s\" belongs to cloud '%s', which is no longer "
+                 "configured; kept in the cache", blocks_path(obj), blocks_cloud(obj));
+        return 0;
+    }
+    struct meta_entry ent = { 0 };
+    uint64_t ino;
+    if (meta_find_path(fs->meta, c->cfg->name, blocks_path(obj), &ino, NULL) != 0 ||
+        meta_get(fs->meta, ino, &ent, NULL) != 0) {
+        /* no metadata left: upload with default attributes */
+        memset(&ent, 0, sizeof ent);
+        ent.attr.kind = SKY_FILE;
+        ent.attr.mode = 0644;
+        ent.attr.has = SKY_HAS_MODE;
+        ent.attr.mtime_ns = skyfs_now();
+    }
+    struct sky_attr out;
+    int rc = upload(fs, c, obj, &ent, ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now(), "",
+                    &out, &e);
+    if (rc)
+        LOG_ERROR("journal: upload of \"%s\" to cloud '%s' failed, will retry at next mount: %s",
+                  blocks_path(obj), c->cfg->name, e.msg);
+    else
+        LOG_INFO("journal: uploaded \"%s\" to cloud '%s' after restart", blocks_path(obj),
+                 c->cfg->name);
+    if (ent.cloud)
+        meta_entry_free(&ent);
+    return 0;
+}
+
+static void *recovery_main(void *arg)
+{
+    struct skyfs *fs = arg;
+    struct sky_err e = { 0 };
+    if (blocks_each_dirty(fs->blocks, recover_one, fs, &e) != 0)
+        LOG_ERROR("journal: cannot read pending uploads: %s", e.msg);
+    return NULL;
+}
+
+void files_start_recovery(struct skyfs *fs)
+{
+    if (pthread_create(&fs->recovery_thread, NULL, recovery_main, fs) == 0)
+        fs->recovery_started = true;
+}

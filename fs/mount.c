@@ -1,0 +1,229 @@
+/*
+ * mount.c - starting and stopping one mount: FUSE session, daemon, pid file.
+ *
+ * Without -f the process forks; the child sets everything up and tells the
+ * parent through a pipe whether the mount is ready, so `skyfs mount`
+ * returns only when the directory really works, or with the reason it does
+ * not.  The pid file (runtime dir, named after the mountpoint) lets
+ * `skyfs unmount` wait for the daemon to finish its uploads.
+ */
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include "skyfs.h"
+#include "mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../backends/http.h"
+#include "../lib/log.h"
+
+char *skyfs_pidfile_path(const char *mountpoint)
+{
+    char real[PATH_MAX];
+    if (!realpath(mountpoint, real))
+        snprintf(real, sizeof real, "%s", mountpoint);
+    char dir[PATH_MAX];
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (geteuid() == 0)
+        snprintf(dir, sizeof dir, "/run/skyfs");
+    else if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/skyfs", xdg);
+    else
+        snprintf(dir, sizeof dir, "/tmp/skyfs-%u", (unsigned)getuid());
+    mkdir(dir, 0700);
+    for (char *p = real; *p; p++)
+        if (*p == '/')
+            *p = '_';
+    char *out;
+    if (asprintf(&out, "%s/%s.pid", dir, real) < 0)
+        return NULL;
+    return out;
+}
+
+int skyfs_check_mountpoint(const char *mountpoint, struct sky_err *e)
+{
+    struct stat st, parent;
+    if (stat(mountpoint, &st) != 0)
+        return sky_fail(e, errno, "mountpoint %s: %s; create it with mkdir -p %s", mountpoint,
+                        strerror(errno), mountpoint);
+    if (!S_ISDIR(st.st_mode))
+        return sky_fail(e, ENOTDIR, "mountpoint %s is not a directory; mount on an empty "
+                        "directory", mountpoint);
+    char up[PATH_MAX];
+    snprintf(up, sizeof up, "%s/..", mountpoint);
+    if (stat(up, &parent) == 0 && parent.st_dev != st.st_dev)
+        return sky_fail(e, EBUSY, "mountpoint %s is already in use by another mount; unmount "
+                        "it first (skyfs unmount %s)", mountpoint, mountpoint);
+    return 0;
+}
+
+/* Tell the waiting parent how set-up went: "0" or the error message. */
+static void notify_parent(int fd, int rc, const struct sky_err *e)
+{
+    if (fd < 0)
+        return;
+    char msg[600];
+    int len = snprintf(msg, sizeof msg, "%d %s", rc ? (e->code ? e->code : EIO) : 0,
+                       rc ? e->msg : "");
+    if (write(fd, msg, (size_t)len) < 0)
+        LOG_ERROR("cannot report to the starting process");
+    close(fd);
+}
+
+/* In the parent: wait for the child's verdict. */
+static int wait_for_child(int fd, struct sky_err *e)
+{
+    char msg[600];
+    ssize_t n, len = 0;
+    while ((n = read(fd, msg + len, sizeof msg - 1 - (size_t)len)) > 0)
+        len += n;
+    close(fd);
+    msg[len] = '\0';
+    if (len == 0)
+        return sky_fail(e, EIO, "the skyfs daemon died while starting; run with -f to see why");
+    int code = atoi(msg);
+    if (code == 0)
+        return 0;
+    char *text = strchr(msg, ' ');
+    return sky_fail(e, code, "%s", text ? text + 1 : "mount failed");
+}
+
+static void detach_stdio(void)
+{
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0)
+        return;
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    if (null > 2)
+        close(null);
+}
+
+static int serve(struct sky_config *cfg, const struct mount_options *opt, int notify_fd,
+                 struct sky_err *e)
+{
+    struct skyfs *fs = NULL;
+    int rc = skyfs_open(cfg, &fs, e);
+    if (rc) {
+        notify_parent(notify_fd, rc, e);
+        return rc;
+    }
+    char *argv[8];
+    int argc = 0;
+    argv[argc++] = "skyfs";
+    if (opt->debug)
+        argv[argc++] = "-d";
+    argv[argc++] = "-o";
+    argv[argc++] = geteuid() == 0 ? "fsname=skyfs,subtype=skyfs,default_permissions,allow_other"
+                                  : "fsname=skyfs,subtype=skyfs,default_permissions";
+    argv[argc] = NULL;
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct fuse_session *se = fuse_session_new(&args, &skyfs_ops, sizeof skyfs_ops, fs);
+    if (!se) {
+        rc = sky_fail(e, EIO, "cannot start a FUSE session (is the fuse3 package installed?)");
+        goto out;
+    }
+    if (fuse_set_signal_handlers(se) != 0) {
+        rc = sky_fail(e, EIO, "cannot install signal handlers");
+        goto out_session;
+    }
+    if (fuse_session_mount(se, opt->mountpoint) != 0) {
+        rc = sky_fail(e, EIO, "cannot mount on %s (is /dev/fuse available and fusermount3 "
+                      "installed?)", opt->mountpoint);
+        goto out_signals;
+    }
+    char *pidfile = skyfs_pidfile_path(opt->mountpoint);
+    FILE *pf = pidfile ? fopen(pidfile, "w") : NULL;
+    if (pf) {
+        fprintf(pf, "%d\n", (int)getpid());
+        fclose(pf);
+    }
+    files_start_recovery(fs);
+    LOG_INFO("mounted %zu cloud(s) at %s (cache %s)", cfg->nclouds, opt->mountpoint,
+             cfg->cache_dir);
+    notify_parent(notify_fd, 0, e);
+    notify_fd = -1;
+
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(lc, 64);
+    fuse_loop_cfg_set_idle_threads(lc, 8);
+    rc = fuse_session_loop_mt(se, lc);
+    fuse_loop_cfg_destroy(lc);
+    LOG_INFO("unmounting %s", opt->mountpoint);
+    fuse_session_unmount(se);
+    if (pidfile)
+        unlink(pidfile);
+    free(pidfile);
+    rc = rc < 0 ? sky_fail(e, -rc, "FUSE loop ended with an error") : 0;
+out_signals:
+    fuse_remove_signal_handlers(se);
+out_session:
+    fuse_session_destroy(se);
+out:
+    fuse_opt_free_args(&args);
+    if (notify_fd >= 0)
+        notify_parent(notify_fd, rc ? rc : -EIO, e);
+    skyfs_close(fs);
+    LOG_INFO("skyfs stopped");
+    return rc;
+}
+
+int skyfs_mount(struct sky_config *cfg, const struct mount_options *opt, struct sky_err *e)
+{
+    int rc = skyfs_check_mountpoint(opt->mountpoint, e);
+    if (rc)
+        return rc;
+    FILE *log = NULL;
+    if (opt->log_file) {
+        log = fopen(opt->log_file, "a");
+        if (!log)
+            return sky_fail(e, errno, "cannot open log file %s: %s", opt->log_file, strerror(errno));
+        setvbuf(log, NULL, _IOLBF, 0);
+    }
+    if (opt->debug)
+        sky_log_set_level(SKY_LOG_DEBUG);
+    if (opt->foreground) {
+        sky_log_set_file(log);
+        http_global_init();
+        rc = serve(cfg, opt, -1, e);
+    } else {
+        int fds[2];
+        if (pipe(fds) != 0)
+            return sky_fail(e, errno, "pipe: %s", strerror(errno));
+        pid_t pid = fork();
+        if (pid < 0)
+            return sky_fail(e, errno, "fork: %s", strerror(errno));
+        if (pid > 0) {
+            close(fds[1]);
+            if (log)
+                fclose(log);
+            return wait_for_child(fds[0], e);
+        }
+        close(fds[0]);
+        setsid();
+        if (chdir("/") != 0)
+            LOG_WARN("cannot chdir to /");
+        detach_stdio();
+        sky_log_set_file(log);
+        http_global_init();
+        rc = serve(cfg, opt, fds[1], e);
+        if (rc)
+            LOG_ERROR("%s", e->msg);
+        sky_config_free(cfg);
+        if (log)
+            fclose(log);
+        _exit(rc ? 1 : 0);
+    }
+    if (log)
+        fclose(log);
+    return rc;
+}

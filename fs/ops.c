@@ -1,0 +1,1293 @@
+/*
+ * ops.c - the FUSE low-level operations: skyfs answering the kernel.
+ *
+ * Inode numbers are the metadata cache's stable ones (inode 1 is the root,
+ * each cloud's directory is a child of it).  An answer comes from the
+ * metadata cache while it is fresh (the cloud's ttl) and from the driver
+ * otherwise; our own changes update the cache at once.  Every error reply
+ * carries the driver's errno; the person-readable message goes to the log.
+ *
+ * Because inode numbers live in SQLite, the kernel's lookup counts need no
+ * table here: forget is a no-op and an inode stays valid while its entry
+ * exists.
+ */
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include "skyfs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../lib/log.h"
+
+#define NS 1000000000LL
+
+static struct skyfs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static void reply_err(fuse_req_t req, int rc, const struct sky_err *e)
+{
+    int err = rc < 0 ? -rc : (rc ? rc : EIO);
+    if (e && e->msg[0] && err != ENOENT && err != EEXIST && err != ENOTEMPTY && err != ENODATA)
+        LOG_WARN("%s", e->msg);
+    fuse_reply_err(req, err);
+}
+
+static bool fresh(int64_t at, int64_t ttl)
+{
+    return at > 0 && (ttl == SKY_TTL_FOREVER || skyfs_now() - at < ttl);
+}
+
+static double ttl_seconds(const struct cloud *c)
+{
+    if (!c)
+        return 1.0;
+    if (c->cfg->ttl_ns == SKY_TTL_FOREVER)
+        return 365.0 * 86400.0;
+    return (double)c->cfg->ttl_ns / (double)NS;
+}
+
+static double negative_seconds(const struct cloud *c)
+{
+    if (c->cfg->negative_ttl_ns == SKY_TTL_FOREVER)
+        return 365.0 * 86400.0;
+    return (double)c->cfg->negative_ttl_ns / (double)NS;
+}
+
+/* The error every call inside a cloud whose driver did not open gets. */
+static int cloud_unavailable(const struct cloud *c, struct sky_err *e)
+{
+    return sky_fail(e, c->open_err.code == EACCES ? EACCES : EHOSTDOWN, "cloud '%s' is unavailable: %s",
+                    c->cfg->name, c->open_err.msg);
+}
+
+static int check_writable(const struct cloud *c, struct sky_err *e)
+{
+    if (!c)
+        return sky_fail(e, EPERM, "the mount root holds only the configured clouds; add a "
+                        "cloud section to the config to get a new directory here");
+    if (!c->ctx)
+        return cloud_unavailable(c, e);
+    if (c->cfg->read_only)
+        return sky_fail(e, EROFS, "cloud '%s' is read-only (read_only = true)", c->cfg->name);
+    return 0;
+}
+
+/* ---- attributes ------------------------------------------------------- */
+
+static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct stat *st)
+{
+    const struct sky_attr *a = &ent->attr;
+    memset(st, 0, sizeof *st);
+    st->st_ino = ent->ino;
+    mode_t type = a->kind == SKY_DIR ? S_IFDIR : a->kind == SKY_LINK ? S_IFLNK : S_IFREG;
+    mode_t perm = a->kind == SKY_DIR ? 0755 : a->kind == SKY_LINK ? 0777 : 0644;
+    if (a->has & SKY_HAS_MODE)
+        perm = a->mode & 07777;
+    st->st_mode = type | perm;
+    st->st_nlink = a->kind == SKY_DIR ? 2 : 1;
+    st->st_uid = (a->has & SKY_HAS_UID) ? a->uid : fs->uid;
+    st->st_gid = (a->has & SKY_HAS_GID) ? a->gid : fs->gid;
+    st->st_size = (off_t)a->size;
+    st->st_blksize = 65536;
+    st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+    int64_t t = a->mtime_ns ? a->mtime_ns : ent->fetched_at;
+    st->st_mtim.tv_sec = t / NS;
+    st->st_mtim.tv_nsec = t % NS;
+    st->st_atim = st->st_mtim;
+    st->st_ctim = st->st_mtim;
+    /* An open file's own writes win over what the cloud last said. */
+    struct ofile *of = a->kind == SKY_FILE ? files_find(fs, ent->ino) : NULL;
+    if (of) {
+        pthread_mutex_lock(&of->lock);
+        if (blocks_is_dirty(of->obj)) {
+            st->st_size = (off_t)blocks_size(of->obj);
+            st->st_blocks = (blkcnt_t)((blocks_size(of->obj) + 511) / 512);
+            st->st_mtim.tv_sec = of->mtime_ns / NS;
+            st->st_mtim.tv_nsec = of->mtime_ns % NS;
+            st->st_ctim = st->st_mtim;
+        }
+        pthread_mutex_unlock(&of->lock);
+        files_close(fs, of);
+    }
+}
+
+static struct cloud *cloud_of(struct skyfs *fs, const struct meta_entry *ent)
+{
+    return skyfs_cloud_by_name(fs, ent->cloud);
+}
+
+/* Join a directory path and a name into a cloud path (malloc'd). */
+static char *child_path(const char *dir, const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s%s%s", dir, *dir ? "/" : "", name) < 0)
+        return NULL;
+    return p;
+}
+
+/* Load an entry and its cloud.  The root has no cloud. */
+static int load(struct skyfs *fs, fuse_ino_t ino, struct meta_entry *ent, struct cloud **c,
+                struct sky_err *e)
+{
+    int rc = meta_get(fs->meta, ino, ent, e);
+    if (rc)
+        return rc;
+    *c = cloud_of(fs, ent);
+    if (ino != META_ROOT_INO && !*c) {
+        meta_entry_free(ent);
+        return sky_fail(e, ENOENT, "inode %llu belongs to a cloud no longer configured",
+                        (unsigned long long)ino);
+    }
+    return 0;
+}
+
+static void reply_entry(fuse_req_t req, struct skyfs *fs, const struct meta_entry *ent,
+                        const struct cloud *c)
+{
+    struct fuse_entry_param p;
+    memset(&p, 0, sizeof p);
+    p.ino = ent->ino;
+    p.generation = 1;
+    fill_stat(fs, ent, &p.attr);
+    p.attr_timeout = p.entry_timeout = ttl_seconds(c);
+    fuse_reply_entry(req, &p);
+}
+
+static void reply_negative(fuse_req_t req, const struct cloud *c)
+{
+    struct fuse_entry_param p;
+    memset(&p, 0, sizeof p);
+    p.ino = 0;
+    p.entry_timeout = negative_seconds(c);
+    fuse_reply_entry(req, &p);
+}
+
+/* Ask the driver for one path's attributes and store them under parent. */
+static int refresh_entry(struct skyfs *fs, struct cloud *c, uint64_t parent, const char *name,
+                         const char *path, struct meta_entry *out, struct sky_err *e)
+{
+    if (!c->ctx)
+        return cloud_unavailable(c, e);
+    struct sky_attr a;
+    int rc = c->drv->stat(c->ctx, path, &a, e);
+    cloud_note_result(c, rc, e);
+    if (rc)
+        return rc;
+    uint64_t ino;
+    rc = meta_upsert(fs->meta, parent, name, &a, NULL, skyfs_now(), &ino, e);
+    if (rc)
+        return rc;
+    return meta_get(fs->meta, ino, out, e);
+}
+
+/* ---- listings --------------------------------------------------------- */
+
+struct listing {
+    struct sky_dirent *ents;
+    size_t n, cap;
+};
+
+static int collect_entry(void *arg, const struct sky_dirent *d)
+{
+    struct listing *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct sky_dirent *n = realloc(l->ents, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        l->ents = n;
+        l->cap = cap;
+    }
+    struct sky_dirent *dst = &l->ents[l->n];
+    dst->attr = d->attr;
+    dst->name = strdup(d->name);
+    dst->link = d->link ? strdup(d->link) : NULL;
+    if (!dst->name)
+        return -ENOMEM;
+    l->n++;
+    return 0;
+}
+
+static void listing_free(struct listing *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free((char *)l->ents[i].name);
+        free((char *)l->ents[i].link);
+    }
+    free(l->ents);
+}
+
+/* Make sure the cached children of `dir` are no older than the ttl.  When
+ * the cloud cannot be reached, an earlier listing is served instead. */
+static int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir,
+                           struct sky_err *e)
+{
+    if (fresh(dir->listed_at, c->cfg->ttl_ns))
+        return 0;
+    if (!c->ctx)
+        return cloud_unavailable(c, e);
+    struct listing l = { 0 };
+    int64_t started = skyfs_now();
+    int rc = c->drv->list(c->ctx, dir->path, collect_entry, &l, e);
+    cloud_note_result(c, rc, e);
+    if (rc == 0)
+        rc = meta_replace_listing(fs->meta, dir->ino, l.ents, l.n, started, e);
+    else if (rc == -EHOSTDOWN && dir->listed_at > 0) {
+        LOG_WARN("cloud '%s' unreachable, serving cached listing of \"%s\": %s", c->cfg->name,
+                 dir->path, e->msg);
+        rc = 0;
+    }
+    listing_free(&l);
+    return rc;
+}
+
+/* ---- lookup and attributes -------------------------------------------- */
+
+static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry dir, child;
+    struct cloud *c;
+    int rc = load(fs, parent, &dir, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    if (parent == META_ROOT_INO) {
+        struct cloud *target = skyfs_cloud_by_name(fs, name);
+        meta_entry_free(&dir);
+        if (!target || meta_get(fs->meta, target->root_ino, &child, &e) != 0) {
+            struct fuse_entry_param p = { .ino = 0, .entry_timeout = 1.0 };
+            fuse_reply_entry(req, &p);
+            return;
+        }
+        reply_entry(req, fs, &child, target);
+        meta_entry_free(&child);
+        return;
+    }
+    rc = meta_lookup(fs->meta, parent, name, &child, &e);
+    bool parent_fresh = fresh(dir.listed_at, c->cfg->ttl_ns);
+    if (rc == 0 && (parent_fresh || fresh(child.fetched_at, c->cfg->ttl_ns))) {
+        reply_entry(req, fs, &child, c);
+        meta_entry_free(&child);
+        meta_entry_free(&dir);
+        return;
+    }
+    if (rc == -ENOENT && parent_fresh) {
+        meta_entry_free(&dir);
+        reply_negative(req, c);
+        return;
+    }
+    bool cached = rc == 0;
+    char *path = child_path(dir.path, name);
+    struct meta_entry fresh_child;
+    rc = path ? refresh_entry(fs, c, parent, name, path, &fresh_child, &e) : -ENOMEM;
+    if (rc == 0) {
+        reply_entry(req, fs, &fresh_child, c);
+        meta_entry_free(&fresh_child);
+    } else if (rc == -ENOENT) {
+        if (cached)
+            meta_remove(fs->meta, child.ino, NULL);
+        reply_negative(req, c);
+    } else if (rc == -EHOSTDOWN && cached) {
+        reply_entry(req, fs, &child, c); /* offline: serve what we know */
+    } else {
+        reply_err(req, rc, &e);
+    }
+    if (cached)
+        meta_entry_free(&child);
+    free(path);
+    meta_entry_free(&dir);
+}
+
+static void sky_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    fuse_reply_none(req);
+}
+
+static void sky_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    fuse_reply_none(req);
+}
+
+static void reply_attr(fuse_req_t req, struct skyfs *fs, const struct meta_entry *ent,
+                       const struct cloud *c)
+{
+    struct stat st;
+    fill_stat(fs, ent, &st);
+    fuse_reply_attr(req, &st, ttl_seconds(c));
+}
+
+static bool is_open(struct skyfs *fs, uint64_t ino)
+{
+    struct ofile *of = files_find(fs, ino);
+    if (of)
+        files_close(fs, of);
+    return of != NULL;
+}
+
+static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    int rc = load(fs, ino, &ent, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    if (!c || ino == c->root_ino || fresh(ent.fetched_at, c->cfg->ttl_ns)) {
+        reply_attr(req, fs, &ent, c);
+        meta_entry_free(&ent);
+        return;
+    }
+    struct meta_entry upd;
+    char *name = strdup(ent.name);
+    rc = name ? refresh_entry(fs, c, ent.parent, name, ent.path, &upd, &e) : -ENOMEM;
+    free(name);
+    if (rc == 0) {
+        reply_attr(req, fs, &upd, c);
+        meta_entry_free(&upd);
+    } else if (rc == -EHOSTDOWN || (rc == -ENOENT && is_open(fs, ino))) {
+        /* offline, or deleted elsewhere while we hold it open: what we know */
+        reply_attr(req, fs, &ent, c);
+    } else {
+        if (rc == -ENOENT)
+            meta_remove(fs->meta, ino, NULL);
+        reply_err(req, rc, &e);
+    }
+    meta_entry_free(&ent);
+}
+
+/* Apply chmod/chown/utimens/truncate. */
+static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                        struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    int rc = load(fs, ino, &ent, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    if (!c || ino == c->root_ino) {
+        meta_entry_free(&ent);
+        reply_err(req, -EPERM, NULL);
+        return;
+    }
+    rc = check_writable(c, &e);
+    struct ofile *of = NULL;
+    if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
+        if (ent.attr.kind != SKY_FILE)
+            rc = sky_fail(&e, EISDIR, "truncate of a directory");
+        else
+            rc = files_open(fs, &ent, &of, &e);
+        if (!rc)
+            rc = files_truncate(fs, of, (uint64_t)attr->st_size, &e);
+    }
+    struct sky_attr a = ent.attr;
+    unsigned which = 0;
+    if (!rc && (to_set & FUSE_SET_ATTR_MODE)) {
+        a.mode = attr->st_mode & 07777;
+        which |= SKY_HAS_MODE;
+    }
+    if (!rc && (to_set & FUSE_SET_ATTR_UID)) {
+        a.uid = attr->st_uid;
+        which |= SKY_HAS_UID;
+    }
+    if (!rc && (to_set & FUSE_SET_ATTR_GID)) {
+        a.gid = attr->st_gid;
+        which |= SKY_HAS_GID;
+    }
+    if (!rc && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
+        a.mtime_ns = (to_set & FUSE_SET_ATTR_MTIME_NOW)
+                         ? skyfs_now()
+                         : (int64_t)attr->st_mtim.tv_sec * NS + attr->st_mtim.tv_nsec;
+        which |= SKY_HAS_MTIME;
+    }
+    /* If the file is open with unsent writes, the upload carries the new
+     * attributes; otherwise the driver changes them in place. */
+    if (!of && !rc && (which & SKY_HAS_MTIME))
+        of = files_find(fs, ino);
+    if (!rc && of && (which & SKY_HAS_MTIME)) {
+        pthread_mutex_lock(&of->lock);
+        of->mtime_ns = a.mtime_ns;
+        pthread_mutex_unlock(&of->lock);
+    }
+    if (!rc && which) {
+        if (a.kind == SKY_LINK)
+            which &= ~(unsigned)SKY_HAS_MODE;
+        a.has |= which;
+        if (which) {
+            rc = c->drv->set_attr(c->ctx, ent.path, &a, which, &e);
+            cloud_note_result(c, rc, &e);
+        }
+        if (!rc)
+            rc = meta_set_attr(fs->meta, ino, &a, skyfs_now(), &e);
+    }
+    if (!rc && of && (to_set & FUSE_SET_ATTR_SIZE) && !fi)
+        rc = files_sync(fs, of, &e); /* truncate(2) on a path: upload now */
+    if (of)
+        files_close(fs, of);
+    if (rc) {
+        reply_err(req, rc, &e);
+    } else {
+        struct meta_entry now;
+        if (meta_get(fs->meta, ino, &now, &e) == 0) {
+            reply_attr(req, fs, &now, c);
+            meta_entry_free(&now);
+        } else {
+            reply_err(req, -EIO, &e);
+        }
+    }
+    meta_entry_free(&ent);
+}
+
+/* ---- directories ------------------------------------------------------ */
+
+struct dir_item {
+    char *name;
+    struct stat st;
+};
+
+struct dir_snapshot {
+    struct dir_item *items;
+    size_t n, cap;
+    struct skyfs *fs;
+    struct cloud *cloud;
+};
+
+static int snapshot_add(struct dir_snapshot *s, const char *name, const struct stat *st)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        struct dir_item *n = realloc(s->items, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        s->items = n;
+        s->cap = cap;
+    }
+    s->items[s->n].name = strdup(name);
+    s->items[s->n].st = *st;
+    if (!s->items[s->n].name)
+        return -ENOMEM;
+    s->n++;
+    return 0;
+}
+
+static int snapshot_child(void *arg, const struct meta_entry *ent)
+{
+    struct dir_snapshot *s = arg;
+    struct stat st;
+    fill_stat(s->fs, ent, &st);
+    return snapshot_add(s, ent->name, &st);
+}
+
+static void snapshot_free(struct dir_snapshot *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->items[i].name);
+    free(s->items);
+    free(s);
+}
+
+static int snapshot_root(struct skyfs *fs, struct dir_snapshot *s, struct sky_err *e)
+{
+    for (size_t i = 0; i < fs->nclouds; i++) {
+        struct meta_entry ent;
+        int rc = meta_get(fs->meta, fs->clouds[i].root_ino, &ent, e);
+        if (rc)
+            return rc;
+        rc = snapshot_child(s, &ent);
+        meta_entry_free(&ent);
+        if (rc)
+            return sky_fail(e, ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static void sky_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry dir;
+    struct cloud *c;
+    int rc = load(fs, ino, &dir, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    struct dir_snapshot *s = calloc(1, sizeof *s);
+    if (!s) {
+        meta_entry_free(&dir);
+        reply_err(req, -ENOMEM, NULL);
+        return;
+    }
+    s->fs = fs;
+    s->cloud = c;
+    struct stat self;
+    fill_stat(fs, &dir, &self);
+    snapshot_add(s, ".", &self);
+    snapshot_add(s, "..", &self);
+    if (dir.attr.kind != SKY_DIR)
+        rc = sky_fail(&e, ENOTDIR, "not a directory");
+    else if (!c)
+        rc = snapshot_root(fs, s, &e);
+    else {
+        rc = refresh_listing(fs, c, &dir, &e);
+        if (!rc)
+            rc = meta_children(fs->meta, ino, snapshot_child, s, &e);
+    }
+    meta_entry_free(&dir);
+    if (rc) {
+        snapshot_free(s);
+        reply_err(req, rc, &e);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)s;
+    fi->cache_readdir = 0;
+    fuse_reply_open(req, fi);
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+                       bool plus)
+{
+    struct dir_snapshot *s = (struct dir_snapshot *)(uintptr_t)fi->fh;
+    char *buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    size_t used = 0;
+    for (size_t i = (size_t)off; i < s->n; i++) {
+        struct dir_item *it = &s->items[i];
+        size_t need;
+        if (plus) {
+            struct fuse_entry_param p;
+            memset(&p, 0, sizeof p);
+            bool dot = strcmp(it->name, ".") == 0 || strcmp(it->name, "..") == 0;
+            p.attr = it->st;
+            if (!dot) {
+                p.ino = it->st.st_ino;
+                p.generation = 1;
+                p.attr_timeout = p.entry_timeout = ttl_seconds(s->cloud);
+            }
+            need = fuse_add_direntry_plus(req, buf + used, size - used, it->name, &p,
+                                          (off_t)i + 1);
+        } else {
+            need = fuse_add_direntry(req, buf + used, size - used, it->name, &it->st,
+                                     (off_t)i + 1);
+        }
+        if (need > size - used)
+            break;
+        used += need;
+    }
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+static void sky_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    do_readdir(req, size, off, fi, false);
+}
+
+static void sky_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                            struct fuse_file_info *fi)
+{
+    do_readdir(req, size, off, fi, true);
+}
+
+static void sky_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    snapshot_free((struct dir_snapshot *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, 0);
+}
+
+/* Load the parent of a new entry and build the child's path; checks that
+ * the cloud may be written. */
+static int prepare_new(struct skyfs *fs, fuse_ino_t parent, const char *name,
+                       struct meta_entry *dir, struct cloud **c, char **path, struct sky_err *e)
+{
+    int rc = load(fs, parent, dir, c, e);
+    if (rc)
+        return rc;
+    rc = check_writable(*c, e);
+    if (rc) {
+        if (!*c)
+            LOG_WARN("cannot create \"%s\" at the mount root: %s", name, e->msg);
+        meta_entry_free(dir);
+        return rc;
+    }
+    *path = child_path(dir->path, name);
+    if (!*path) {
+        meta_entry_free(dir);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static void new_attr(fuse_req_t req, enum sky_kind kind, mode_t mode, struct sky_attr *a)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    a->mode = mode & 07777;
+    a->uid = ctx->uid;
+    a->gid = ctx->gid;
+    a->mtime_ns = skyfs_now();
+    a->has = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME;
+}
+
+/* Record a new child in the cache and reply with its entry. */
+static int add_child(struct skyfs *fs, uint64_t parent, const char *name,
+                     const struct sky_attr *a, const char *link, struct meta_entry *out,
+                     struct sky_err *e)
+{
+    uint64_t ino;
+    int rc = meta_upsert(fs->meta, parent, name, a, link, skyfs_now(), &ino, e);
+    if (!rc && link)
+        rc = meta_set_link(fs->meta, ino, link, e);
+    if (!rc)
+        rc = meta_get(fs->meta, ino, out, e);
+    return rc;
+}
+
+static void sky_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry dir, ent;
+    struct cloud *c;
+    char *path;
+    int rc = prepare_new(fs, parent, name, &dir, &c, &path, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    struct sky_attr a;
+    new_attr(req, SKY_DIR, mode, &a);
+    rc = c->drv->mkdir(c->ctx, path, &a, &e);
+    cloud_note_result(c, rc, &e);
+    if (!rc)
+        rc = add_child(fs, parent, name, &a, NULL, &ent, &e);
+    if (!rc) {
+        meta_set_listed(fs->meta, ent.ino, skyfs_now(), NULL); /* new and empty */
+        reply_entry(req, fs, &ent, c);
+        meta_entry_free(&ent);
+    } else {
+        reply_err(req, rc, &e);
+    }
+    free(path);
+    meta_entry_free(&dir);
+}
+
+static void sky_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry dir, ent;
+    struct cloud *c;
+    char *path;
+    int rc = prepare_new(fs, parent, name, &dir, &c, &path, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    struct sky_attr a;
+    new_attr(req, SKY_LINK, 0777, &a);
+    a.size = strlen(link);
+    rc = c->drv->symlink(c->ctx, path, link, &a, &e);
+    cloud_note_result(c, rc, &e);
+    if (!rc) {
+        struct sky_attr got;
+        if (c->drv->stat(c->ctx, path, &got, NULL) == 0)
+            memcpy(a.etag, got.etag, sizeof a.etag);
+        rc = add_child(fs, parent, name, &a, link, &ent, &e);
+    }
+    if (!rc) {
+        reply_entry(req, fs, &ent, c);
+        meta_entry_free(&ent);
+    } else {
+        reply_err(req, rc, &e);
+    }
+    free(path);
+    meta_entry_free(&dir);
+}
+
+static void sky_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    int rc = load(fs, ino, &ent, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    if (ent.link && fresh(ent.fetched_at, c->cfg->ttl_ns)) {
+        fuse_reply_readlink(req, ent.link);
+    } else if (!c || !c->ctx) {
+        if (ent.link)
+            fuse_reply_readlink(req, ent.link);
+        else
+            reply_err(req, c ? cloud_unavailable(c, &e) : -EINVAL, &e);
+    } else {
+        char target[4096];
+        rc = c->drv->readlink(c->ctx, ent.path, target, sizeof target, &e);
+        cloud_note_result(c, rc, &e);
+        if (rc == -EHOSTDOWN && ent.link) {
+            fuse_reply_readlink(req, ent.link);
+        } else if (rc) {
+            reply_err(req, rc, &e);
+        } else {
+            meta_set_link(fs->meta, ino, target, NULL);
+            fuse_reply_readlink(req, target);
+        }
+    }
+    meta_entry_free(&ent);
+}
+
+/* Find child `name` of `parent`, asking the driver if the cache does not
+ * know it. */
+static int find_child(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir,
+                      const char *name, struct meta_entry *out, struct sky_err *e)
+{
+    int rc = meta_lookup(fs->meta, dir->ino, name, out, e);
+    if (rc != -ENOENT || fresh(dir->listed_at, c->cfg->ttl_ns))
+        return rc;
+    char *path = child_path(dir->path, name);
+    if (!path)
+        return sky_fail(e, ENOMEM, "out of memory");
+    rc = refresh_entry(fs, c, dir->ino, name, path, out, e);
+    free(path);
+    return rc;
+}
+
+static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry dir, ent;
+    struct cloud *c;
+    char *path;
+    int rc = prepare_new(fs, parent, name, &dir, &c, &path, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    rc = find_child(fs, c, &dir, name, &ent, &e);
+    if (!rc) {
+        if (is_dir && ent.attr.kind != SKY_DIR)
+            rc = sky_fail(&e, ENOTDIR, "not a directory");
+        else if (!is_dir && ent.attr.kind == SKY_DIR)
+            rc = sky_fail(&e, EISDIR, "is a directory");
+        else if (is_dir)
+            rc = c->drv->rmdir(c->ctx, path, &e);
+        else
+            rc = c->drv->remove(c->ctx, path, &e);
+        if (rc != -ENOTDIR && rc != -EISDIR)
+            cloud_note_result(c, rc, &e);
+        if (rc == 0 || rc == -ENOENT) {
+            if (!is_dir) {
+                files_mark_unlinked(fs, ent.ino);
+                blocks_forget(fs->blocks, c->cfg->name, path, NULL);
+            }
+            meta_remove(fs->meta, ent.ino, NULL);
+        }
+        meta_entry_free(&ent);
+    }
+    fuse_reply_err(req, -rc);
+    if (rc && rc != -ENOENT && rc != -ENOTEMPTY)
+        LOG_WARN("%s", e.msg);
+    free(path);
+    meta_entry_free(&dir);
+}
+
+static void sky_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    remove_entry(req, parent, name, false);
+}
+
+static void sky_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    remove_entry(req, parent, name, true);
+}
+
+static int check_rename_target(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
+                               const struct meta_entry *dst_dir, const char *newname,
+                               unsigned int flags, uint64_t *replaced, struct sky_err *e)
+{
+    struct meta_entry dst;
+    int rc = find_child(fs, c, dst_dir, newname, &dst, e);
+    *replaced = 0;
+    if (rc == -ENOENT)
+        return 0;
+    if (rc)
+        return rc;
+    if (flags & RENAME_NOREPLACE)
+        rc = sky_fail(e, EEXIST, "target exists");
+    else if (src->attr.kind == SKY_DIR && dst.attr.kind != SKY_DIR)
+        rc = sky_fail(e, ENOTDIR, "cannot replace a file with a directory");
+    else if (src->attr.kind != SKY_DIR && dst.attr.kind == SKY_DIR)
+        rc = sky_fail(e, EISDIR, "cannot replace a directory with a file");
+    *replaced = dst.ino;
+    meta_entry_free(&dst);
+    return rc;
+}
+
+static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                       const char *newname, unsigned int flags)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry dir, ndir, src;
+    struct cloud *c, *nc;
+    char *from, *to = NULL;
+    if (flags & RENAME_EXCHANGE) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    int rc = prepare_new(fs, parent, name, &dir, &c, &from, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    rc = prepare_new(fs, newparent, newname, &ndir, &nc, &to, &e);
+    if (rc) {
+        free(from);
+        meta_entry_free(&dir);
+        reply_err(req, rc, &e);
+        return;
+    }
+    uint64_t replaced = 0;
+    if (nc != c)
+        rc = -EXDEV; /* across clouds: mv falls back to copy + delete */
+    else
+        rc = find_child(fs, c, &dir, name, &src, &e);
+    if (!rc) {
+        rc = check_rename_target(fs, c, &src, &ndir, newname, flags, &replaced, &e);
+        if (!rc && replaced != src.ino) {
+            rc = c->drv->rename(c->ctx, from, to, &e);
+            cloud_note_result(c, rc, &e);
+        }
+        if (!rc && replaced != src.ino) {
+            if (replaced)
+                files_mark_unlinked(fs, replaced);
+            blocks_forget(fs->blocks, c->cfg->name, to, NULL);
+            blocks_rename(fs->blocks, c->cfg->name, from, to, src.attr.kind == SKY_DIR, NULL);
+            rc = meta_rename(fs->meta, src.ino, newparent, newname, &e);
+        }
+        meta_entry_free(&src);
+    }
+    if (rc && rc != -EXDEV)
+        reply_err(req, rc, &e);
+    else
+        fuse_reply_err(req, -rc);
+    free(from);
+    free(to);
+    meta_entry_free(&dir);
+    meta_entry_free(&ndir);
+}
+
+static void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    fuse_reply_err(req, EPERM); /* clouds have no hard links */
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static struct ofile *ofile_of(struct fuse_file_info *fi)
+{
+    return (struct ofile *)(uintptr_t)fi->fh;
+}
+
+/* Upload an empty object now so the file exists in the cloud (and in
+ * listings) from the moment it is created, as s3fs and rclone do. */
+static int create_empty(struct skyfs *fs, struct cloud *c, const char *path, struct sky_attr *a,
+                        struct sky_err *e)
+{
+    struct sky_attr out;
+    int rc = c->drv->write(c->ctx, path, -1, 0, a, &out, e);
+    cloud_note_result(c, rc, e);
+    if (!rc) {
+        a->size = 0;
+        memcpy(a->etag, out.etag, sizeof a->etag);
+    }
+    return rc;
+}
+
+static void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                       struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry dir, ent;
+    struct cloud *c;
+    char *path;
+    int rc = prepare_new(fs, parent, name, &dir, &c, &path, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    struct sky_attr a;
+    new_attr(req, SKY_FILE, mode, &a);
+    rc = create_empty(fs, c, path, &a, &e);
+    if (!rc)
+        rc = add_child(fs, parent, name, &a, NULL, &ent, &e);
+    if (!rc) {
+        struct ofile *of;
+        rc = files_open(fs, &ent, &of, &e);
+        if (!rc) {
+            struct fuse_entry_param p;
+            memset(&p, 0, sizeof p);
+            p.ino = ent.ino;
+            p.generation = 1;
+            fill_stat(fs, &ent, &p.attr);
+            p.attr_timeout = p.entry_timeout = ttl_seconds(c);
+            fi->fh = (uint64_t)(uintptr_t)of;
+            if (fuse_reply_create(req, &p, fi) != 0)
+                files_close(fs, of);
+        }
+        meta_entry_free(&ent);
+    }
+    if (rc)
+        reply_err(req, rc, &e);
+    free(path);
+    meta_entry_free(&dir);
+}
+
+static void sky_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      dev_t rdev)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    if (!S_ISREG(mode)) {
+        fuse_reply_err(req, EPERM); /* no devices, fifos or sockets in a cloud */
+        return;
+    }
+    struct meta_entry dir, ent;
+    struct cloud *c;
+    char *path;
+    int rc = prepare_new(fs, parent, name, &dir, &c, &path, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    struct sky_attr a;
+    new_attr(req, SKY_FILE, mode, &a);
+    rc = create_empty(fs, c, path, &a, &e);
+    if (!rc)
+        rc = add_child(fs, parent, name, &a, NULL, &ent, &e);
+    if (!rc) {
+        reply_entry(req, fs, &ent, c);
+        meta_entry_free(&ent);
+    } else {
+        reply_err(req, rc, &e);
+    }
+    free(path);
+    meta_entry_free(&dir);
+}
+
+static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    int rc = load(fs, ino, &ent, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+    if (ent.attr.kind == SKY_DIR)
+        rc = sky_fail(&e, EISDIR, "is a directory");
+    else if (!c)
+        rc = -EISDIR;
+    else if (!c->ctx)
+        rc = cloud_unavailable(c, &e);
+    else if (writing)
+        rc = check_writable(c, &e);
+    struct ofile *of = NULL;
+    if (!rc)
+        rc = files_open(fs, &ent, &of, &e);
+    if (!rc && (fi->flags & O_TRUNC)) {
+        rc = files_truncate(fs, of, 0, &e);
+        if (rc)
+            files_close(fs, of);
+    }
+    if (rc) {
+        reply_err(req, rc, &e);
+    } else {
+        fi->fh = (uint64_t)(uintptr_t)of;
+        fi->keep_cache = 0;
+        if (fuse_reply_open(req, fi) != 0)
+            files_close(fs, of);
+    }
+    meta_entry_free(&ent);
+}
+
+static void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    char *buf = malloc(size ? size : 1);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    size_t got = 0;
+    int rc = files_read(fs, ofile_of(fi), (uint64_t)off, size, buf, &got, &e);
+    if (rc)
+        reply_err(req, rc == -ESTALE ? -EIO : rc, &e);
+    else
+        fuse_reply_buf(req, buf, got);
+    free(buf);
+}
+
+static void sky_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct ofile *of = ofile_of(fi);
+    int rc = check_writable(of->cloud, &e);
+    if (!rc)
+        rc = files_write(fs, of, (uint64_t)off, buf, size, &e);
+    if (rc)
+        reply_err(req, rc, &e);
+    else
+        fuse_reply_write(req, size);
+}
+
+static void sky_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    int rc = files_sync(fs, ofile_of(fi), &e);
+    if (rc)
+        LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
+    fuse_reply_err(req, -rc);
+}
+
+static void sky_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    sky_flush(req, ino, fi);
+}
+
+static void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct ofile *of = ofile_of(fi);
+    if (files_sync(fs, of, &e) != 0)
+        LOG_ERROR("upload at close failed, kept in the journal for retry: %s", e.msg);
+    files_close(fs, of);
+    fuse_reply_err(req, 0);
+}
+
+/* ---- filesystem-wide -------------------------------------------------- */
+
+static void sky_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct skyfs *fs = fs_of(req);
+    struct statvfs st;
+    memset(&st, 0, sizeof st);
+    struct meta_entry ent;
+    struct cloud *c = NULL;
+    if (load(fs, ino, &ent, &c, NULL) == 0)
+        meta_entry_free(&ent);
+    int rc = -ENOSYS;
+    if (c && c->ctx && c->drv->statfs) {
+        rc = c->drv->statfs(c->ctx, &st, NULL);
+    }
+    if (rc) {
+        /* object stores have no capacity: report plenty, like s3fs */
+        st.f_bsize = st.f_frsize = 4096;
+        st.f_blocks = st.f_bfree = st.f_bavail = 1ULL << 38;
+        st.f_files = st.f_ffree = st.f_favail = 1ULL << 32;
+    }
+    st.f_namemax = 255;
+    fuse_reply_statfs(req, &st);
+}
+
+/* ---- extended attributes ---------------------------------------------- */
+
+static bool is_kernel_xattr(const char *name)
+{
+    return strncmp(name, "security.", 9) == 0 || strncmp(name, "system.", 7) == 0 ||
+           strncmp(name, "trusted.", 8) == 0;
+}
+
+static int xattr_target(fuse_req_t req, fuse_ino_t ino, struct meta_entry *ent, struct cloud **c,
+                        struct sky_err *e)
+{
+    int rc = load(fs_of(req), ino, ent, c, e);
+    if (rc)
+        return rc;
+    if (!*c || !(*c)->ctx || !(*c)->drv->getxattr) {
+        meta_entry_free(ent);
+        return *c && !(*c)->ctx ? cloud_unavailable(*c, e) : -ENOTSUP;
+    }
+    return 0;
+}
+
+static void sky_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    if (is_kernel_xattr(name)) {
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
+    int rc = xattr_target(req, ino, &ent, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    char *buf = size ? malloc(size) : NULL;
+    size_t len = 0;
+    rc = c->drv->getxattr(c->ctx, ent.path, name, buf, size, &len, &e);
+    cloud_note_result(c, rc, &e);
+    if (rc)
+        reply_err(req, rc, &e);
+    else if (size == 0)
+        fuse_reply_xattr(req, len);
+    else
+        fuse_reply_buf(req, buf, len);
+    free(buf);
+    meta_entry_free(&ent);
+}
+
+static void sky_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    int rc = xattr_target(req, ino, &ent, &c, &e);
+    if (rc) {
+        if (rc == -ENOTSUP) /* nothing to list is not an error */
+            size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0);
+        else
+            reply_err(req, rc, &e);
+        return;
+    }
+    char *buf = size ? malloc(size) : NULL;
+    size_t len = 0;
+    rc = c->drv->listxattr(c->ctx, ent.path, buf, size, &len, &e);
+    cloud_note_result(c, rc, &e);
+    if (rc)
+        reply_err(req, rc, &e);
+    else if (size == 0)
+        fuse_reply_xattr(req, len);
+    else
+        fuse_reply_buf(req, buf, len);
+    free(buf);
+    meta_entry_free(&ent);
+}
+
+static void sky_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                         size_t size, int flags)
+{
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    if (is_kernel_xattr(name)) {
+        fuse_reply_err(req, ENOTSUP);
+        return;
+    }
+    int rc = xattr_target(req, ino, &ent, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    rc = check_writable(c, &e);
+    if (!rc) {
+        rc = c->drv->setxattr(c->ctx, ent.path, name, value, size, flags, &e);
+        cloud_note_result(c, rc, &e);
+    }
+    reply_err(req, rc, rc ? &e : NULL);
+    meta_entry_free(&ent);
+}
+
+static void sky_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    if (is_kernel_xattr(name)) {
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
+    int rc = xattr_target(req, ino, &ent, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    rc = check_writable(c, &e);
+    if (!rc) {
+        rc = c->drv->removexattr(c->ctx, ent.path, name, &e);
+        cloud_note_result(c, rc, &e);
+    }
+    reply_err(req, rc, rc ? &e : NULL);
+    meta_entry_free(&ent);
+}
+
+static void sky_init(void *userdata, struct fuse_conn_info *conn)
+{
+    conn->max_write = 1024 * 1024;
+    conn->max_readahead = 1024 * 1024;
+    if (conn->capable & FUSE_CAP_ASYNC_READ)
+        conn->want |= FUSE_CAP_ASYNC_READ;
+    if (conn->capable & FUSE_CAP_READDIRPLUS)
+        conn->want |= FUSE_CAP_READDIRPLUS;
+    conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+}
+
+const struct fuse_lowlevel_ops skyfs_ops = {
+    .init = sky_init,
+    .lookup = sky_lookup,
+    .forget = sky_forget,
+    .forget_multi = sky_forget_multi,
+    .getattr = sky_getattr,
+    .setattr = sky_setattr,
+    .readlink = sky_readlink,
+    .mknod = sky_mknod,
+    .mkdir = sky_mkdir,
+    .unlink = sky_unlink,
+    .rmdir = sky_rmdir,
+    .symlink = sky_symlink,
+    .rename = sky_rename,
+    .link = sky_link,
+    .open = sky_open,
+    .read = sky_read,
+    .write = sky_write,
+    .flush = sky_flush,
+    .release = sky_release,
+    .fsync = sky_fsync,
+    .opendir = sky_opendir,
+    .readdir = sky_readdir,
+    .readdirplus = sky_readdirplus,
+    .releasedir = sky_releasedir,
+    .statfs = sky_statfs,
+    .setxattr = sky_setxattr,
+    .getxattr = sky_getxattr,
+    .listxattr = sky_listxattr,
+    .removexattr = sky_removexattr,
+    .create = sky_create,
+};

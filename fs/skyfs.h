@@ -1,0 +1,129 @@
+/*
+ * skyfs.h - the filesystem core: what fs/ modules share, and the one entry
+ * point tools/ calls to run a mount.
+ *
+ * A `struct skyfs` owns everything one mount needs: the config, the
+ * metadata cache, the block cache, the clouds (each a driver plus its
+ * context and health), and the table of open files.  fs/ops.c answers the
+ * kernel with it; fs/files.c keeps open files and uploads them; fs/clouds.c
+ * opens the drivers and tracks each cloud's health.
+ *
+ * fs/ never knows which kind of cloud it serves: it calls the driver table.
+ */
+#ifndef SKY_SKYFS_H
+#define SKY_SKYFS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../backends/driver.h"
+#include "../cache/blocks.h"
+#include "../cache/meta.h"
+#include "../lib/config.h"
+#include "../lib/err.h"
+
+struct ofile;
+
+/* One configured cloud at run time. */
+struct cloud {
+    const struct sky_cloud_config *cfg;
+    const struct sky_driver *drv;
+    void *ctx;                  /* driver context; NULL if open failed */
+    uint64_t root_ino;
+    struct sky_err open_err;    /* why the driver could not open */
+    /* health: last network failure, for status and offline serving */
+    pthread_mutex_t health_lock;
+    bool offline;
+    char offline_reason[256];
+    atomic_ullong requests;     /* driver calls made (for tests and status) */
+    char *health_path;          /* <cache>/health/<cloud>: read by skyfs status */
+};
+
+struct skyfs {
+    struct sky_config *cfg;
+    struct meta *meta;
+    struct blocks *blocks;
+    size_t nclouds;
+    struct cloud *clouds;
+    uid_t uid;                  /* owner shown for objects without uid */
+    gid_t gid;
+    pthread_mutex_t files_lock; /* guards the open-file list */
+    struct ofile *files;
+    pthread_t recovery_thread;
+    bool recovery_started;
+};
+
+/* ---- clouds.c --------------------------------------------------------- */
+
+/* Open the caches and every cloud's driver.  A cloud whose driver fails to
+ * open is kept, marked with its error; only cache failures are fatal. */
+int skyfs_open(struct sky_config *cfg, struct skyfs **out, struct sky_err *e);
+void skyfs_close(struct skyfs *fs);
+
+struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name);
+/* Record the outcome of a driver call for the cloud's health. */
+void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e);
+
+/* The health file of a cloud: one line, "online", "offline: REASON" or
+ * "unavailable: REASON", written by the daemon when the state changes. */
+char *cloud_health_path(const char *cache_dir, const char *cloud);
+
+/* Current wall-clock time in ns. */
+int64_t skyfs_now(void);
+
+/* ---- files.c: open files and uploads ---------------------------------- */
+
+struct ofile {
+    uint64_t ino;
+    struct cloud *cloud;
+    struct blocks_obj *obj;
+    int refs;                   /* open handles (guarded by files_lock) */
+    pthread_mutex_t lock;       /* serialises writes, truncates, uploads */
+    bool unlinked;              /* deleted while open: never upload */
+    int64_t mtime_ns;           /* mtime the next upload records (of->lock) */
+    char etag[SKY_ETAG_MAX];    /* cloud version the cached bytes came from */
+    struct ofile *next;
+};
+
+/* Find-or-create the open file for an entry (refcounted). */
+int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
+               struct sky_err *e);
+void files_close(struct skyfs *fs, struct ofile *of);
+/* The open file for an inode, if any (adds a reference: files_close it). */
+struct ofile *files_find(struct skyfs *fs, uint64_t ino);
+
+int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, void *buf,
+               size_t *got, struct sky_err *e);
+int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *buf, size_t len,
+                struct sky_err *e);
+int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky_err *e);
+/* Upload if dirty (close, fsync).  Returns the upload's error, if any. */
+int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e);
+/* Mark every open file of this inode as deleted. */
+void files_mark_unlinked(struct skyfs *fs, uint64_t ino);
+
+/* Upload every object the journal lists as dirty (after a crash), in a
+ * background thread; skyfs_close waits for it. */
+void files_start_recovery(struct skyfs *fs);
+
+/* ---- mount.c ---------------------------------------------------------- */
+
+struct mount_options {
+    const char *mountpoint;
+    bool foreground;
+    bool debug;
+    const char *log_file;
+};
+
+/* Mount and serve until unmounted.  When not in the foreground, forks; the
+ * parent returns 0 only once the mount is ready, or an error.  */
+int skyfs_mount(struct sky_config *cfg, const struct mount_options *opt, struct sky_err *e);
+
+/* The FUSE operations table (ops.c). */
+struct fuse_lowlevel_ops;
+extern const struct fuse_lowlevel_ops skyfs_ops;
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * config.c - reading and validating the INI config; see config.h.
+ *
+ * Two passes: parse() turns lines into sections and key/value pairs (with
+ * line numbers), validate() checks them against the common keys and the
+ * keys each driver declares, so every message can say FILE:LINE.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../backends/driver.h"
+
+#define MiB (1024ULL * 1024ULL)
+
+char *sky_config_default_path(void)
+{
+    const char *env = getenv("SKYFS_CONFIG");
+    if (env && *env)
+        return strdup(env);
+    if (geteuid() == 0)
+        return strdup("/etc/skyfs/skyfs.conf");
+    const char *home = getenv("HOME");
+    char *p;
+    if (asprintf(&p, "%s/.config/skyfs/skyfs.conf", home ? home : ".") < 0)
+        return NULL;
+    return p;
+}
+
+int sky_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !isdigit((unsigned char)*s))
+        return -EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -EINVAL;
+    uint64_t mult = 1;
+    switch (toupper((unsigned char)*end)) {
+    case '\0': break;
+    case 'K': mult = 1ULL << 10; end++; break;
+    case 'M': mult = 1ULL << 20; end++; break;
+    case 'G': mult = 1ULL << 30; end++; break;
+    case 'T': mult = 1ULL << 40; end++; break;
+    default: return -EINVAL;
+    }
+    if (mult > 1 && (*end == 'i' || *end == 'I'))
+        end++;
+    if (mult > 1 && (*end == 'b' || *end == 'B'))
+        end++;
+    if (*end != '\0' || (v && mult > UINT64_MAX / v))
+        return -EINVAL;
+    *out = v * mult;
+    return 0;
+}
+
+int sky_parse_duration(const char *s, int64_t *out)
+{
+    if (!s)
+        return -EINVAL;
+    if (strcmp(s, "forever") == 0 || strcmp(s, "never") == 0) {
+        *out = SKY_TTL_FOREVER;
+        return 0;
+    }
+    if (!isdigit((unsigned char)*s))
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || v > 1000000000ULL)
+        return -EINVAL;
+    int64_t mult;
+    if (strcmp(end, "ms") == 0)
+        mult = 1000000LL;
+    else if (strcmp(end, "s") == 0 || *end == '\0')
+        mult = 1000000000LL;
+    else if (strcmp(end, "m") == 0)
+        mult = 60LL * 1000000000LL;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600LL * 1000000000LL;
+    else
+        return -EINVAL;
+    *out = (int64_t)v * mult;
+    return 0;
+}
+
+int sky_parse_bool(const char *s, bool *out)
+{
+    static const char *yes[] = { "true", "yes", "on", "1" };
+    static const char *no[] = { "false", "no", "off", "0" };
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) { *out = true; return 0; }
+        if (strcasecmp(s, no[i]) == 0) { *out = false; return 0; }
+    }
+    return -EINVAL;
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+struct section {
+    char *name;
+    int line;
+    size_t nkv;
+    struct sky_kv *kv;
+};
+
+struct parsed {
+    size_t n;
+    struct section *sec;
+};
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static void parsed_free(struct parsed *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->sec[i].name);
+        for (size_t k = 0; k < p->sec[i].nkv; k++) {
+            free(p->sec[i].kv[k].key);
+            free(p->sec[i].kv[k].value);
+        }
+        free(p->sec[i].kv);
+    }
+    free(p->sec);
+    p->sec = NULL;
+    p->n = 0;
+}
+
+static bool valid_section_name(const char *s)
+{
+    if (!*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strlen(s) > 255)
+        return false;
+    for (; *s; s++)
+        if (*s == '/' || (unsigned char)*s < 0x20)
+            return false;
+    return true;
+}
+
+static int parse_line(struct parsed *p, const char *file, int lineno, char *raw,
+                      struct sky_err *e)
+{
+    char *s = trim(raw);
+    if (!*s || *s == '#' || *s == ';')
+        return 0;
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        if (!close || *trim(close + 1))
+            return sky_fail(e, EINVAL, "%s:%d: malformed section header \"%s\"; write it as [name]",
+                            file, lineno, s);
+        *close = '\0';
+        char *name = trim(s + 1);
+        if (!valid_section_name(name))
+            return sky_fail(e, EINVAL, "%s:%d: \"[%s]\" cannot be a directory name; "
+                            "use a name without '/' that is not empty, \".\" or \"..\"",
+                            file, lineno, name);
+        for (size_t i = 0; i < p->n; i++)
+            if (strcmp(p->sec[i].name, name) == 0)
+                return sky_fail(e, EINVAL, "%s:%d: section [%s] appears twice (first at line %d); "
+                                "give each cloud a unique name", file, lineno, name, p->sec[i].line);
+        struct section *ns = realloc(p->sec, (p->n + 1) * sizeof *ns);
+        if (!ns)
+            return sky_fail(e, ENOMEM, "out of memory");
+        p->sec = ns;
+        p->sec[p->n] = (struct section){ .name = strdup(name), .line = lineno };
+        p->n++;
+        return 0;
+    }
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return sky_fail(e, EINVAL, "%s:%d: expected \"key = value\" or \"[section]\", found \"%s\"",
+                        file, lineno, s);
+    if (p->n == 0)
+        return sky_fail(e, EINVAL, "%s:%d: \"%s\" is outside any section; put it under [cache] "
+                        "or under a [cloud-name] section", file, lineno, s);
+    *eq = '\0';
+    char *key = trim(s), *value = trim(eq + 1);
+    if (!*key)
+        return sky_fail(e, EINVAL, "%s:%d: missing key before '='", file, lineno);
+    struct section *sec = &p->sec[p->n - 1];
+    for (size_t k = 0; k < sec->nkv; k++)
+        if (strcmp(sec->kv[k].key, key) == 0)
+            return sky_fail(e, EINVAL, "%s:%d: key \"%s\" set twice in [%s] (first at line %d); "
+                            "keep one", file, lineno, key, sec->name, sec->kv[k].line);
+    struct sky_kv *nkv = realloc(sec->kv, (sec->nkv + 1) * sizeof *nkv);
+    if (!nkv)
+        return sky_fail(e, ENOMEM, "out of memory");
+    sec->kv = nkv;
+    sec->kv[sec->nkv++] = (struct sky_kv){ strdup(key), strdup(value), lineno };
+    return 0;
+}
+
+static int parse_file(const char *path, struct parsed *p, struct sky_err *e)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int err = errno;
+        if (err == ENOENT)
+            return sky_fail(e, ENOENT, "%s: no such config file; create it (see README "
+                            "\"Configuration\") or pass -c FILE", path);
+        return sky_fail(e, err, "%s: cannot read config: %s", path, strerror(err));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, rc = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        rc = parse_line(p, path, lineno, line, e);
+        if (rc)
+            break;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* ---- validation ------------------------------------------------------- */
+
+static const struct sky_kv *find_kv(const struct section *s, const char *key)
+{
+    for (size_t k = 0; k < s->nkv; k++)
+        if (strcmp(s->kv[k].key, key) == 0)
+            return &s->kv[k];
+    return NULL;
+}
+
+static char *expand_home(const char *v)
+{
+    if (v[0] == '~' && (v[1] == '/' || v[1] == '\0')) {
+        const char *home = getenv("HOME");
+        char *out;
+        if (asprintf(&out, "%s%s", home ? home : "", v + 1) < 0)
+            return NULL;
+        return out;
+    }
+    return strdup(v);
+}
+
+static int validate_cache(const char *file, const struct section *s, struct sky_config *cfg,
+                          struct sky_err *e)
+{
+    for (size_t k = 0; k < s->nkv; k++) {
+        const struct sky_kv *kv = &s->kv[k];
+        if (strcmp(kv->key, "dir") == 0) {
+            free(cfg->cache_dir);
+            cfg->cache_dir = expand_home(kv->value);
+        } else if (strcmp(kv->key, "max_size") == 0 || strcmp(kv->key, "min_free") == 0) {
+            uint64_t *dst = kv->key[1] == 'a' ? &cfg->max_size : &cfg->min_free;
+            if (sky_parse_size(kv->value, dst))
+                return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a size; write a number with "
+                                "an optional K, M, G or T suffix, e.g. 10G", file, kv->line,
+                                kv->key, kv->value);
+        } else if (strcmp(kv->key, "block_size") == 0) {
+            uint64_t v;
+            if (sky_parse_size(kv->value, &v) || v < MiB || v > 8 * MiB || (v & (v - 1)))
+                return sky_fail(e, EINVAL, "%s:%d: block_size = \"%s\" is not allowed; use 1M, "
+                                "2M, 4M or 8M", file, kv->line, kv->value);
+            cfg->block_size = v;
+        } else {
+            return sky_fail(e, EINVAL, "%s:%d: unknown key \"%s\" in [cache]; known keys: dir, "
+                            "max_size, block_size, min_free", file, kv->line, kv->key);
+        }
+    }
+    return 0;
+}
+
+static bool is_common_key(const char *k)
+{
+    return strcmp(k, "type") == 0 || strcmp(k, "read_only") == 0 || strcmp(k, "ttl") == 0 ||
+           strcmp(k, "negative_ttl") == 0;
+}
+
+static const struct sky_key *driver_key(const struct sky_driver *d, const char *name)
+{
+    for (const struct sky_key *k = d->keys; k && k->name; k++)
+        if (strcmp(k->name, name) == 0)
+            return k;
+    return NULL;
+}
+
+static void known_keys(const struct sky_driver *d, char *buf, size_t size)
+{
+    snprintf(buf, size, "type, read_only, ttl, negative_ttl");
+    for (const struct sky_key *k = d->keys; k && k->name; k++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, ", %s", k->name);
+    }
+}
+
+static int validate_cloud(const char *file, struct section *s, struct sky_cloud_config *c,
+                          bool *has_secret, struct sky_err *e)
+{
+    const struct sky_kv *type = find_kv(s, "type");
+    if (!type)
+        return sky_fail(e, EINVAL, "%s:%d: cloud [%s] has no type; add \"type = TYPE\" "
+                        "(one of: %s)", file, s->line, s->name, sky_driver_types());
+    const struct sky_driver *d = sky_driver_find(type->value);
+    if (!d)
+        return sky_fail(e, EINVAL, "%s:%d: unknown cloud type \"%s\" for [%s]; use one of: %s",
+                        file, type->line, type->value, s->name, sky_driver_types());
+    c->name = strdup(s->name);
+    c->type = strdup(type->value);
+    c->driver = d;
+    c->file = file;
+    c->line = s->line;
+    c->ttl_ns = SKY_DEFAULT_TTL_NS;
+    c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
+    c->kv = calloc(s->nkv ? s->nkv : 1, sizeof *c->kv);
+    if (!c->name || !c->type || !c->kv)
+        return sky_fail(e, ENOMEM, "out of memory");
+
+    for (size_t k = 0; k < s->nkv; k++) {
+        struct sky_kv *kv = &s->kv[k];
+        if (strcmp(kv->key, "read_only") == 0) {
+            if (sky_parse_bool(kv->value, &c->read_only))
+                return sky_fail(e, EINVAL, "%s:%d: read_only = \"%s\" is not a boolean; write "
+                                "true or false", file, kv->line, kv->value);
+        } else if (strcmp(kv->key, "ttl") == 0 || strcmp(kv->key, "negative_ttl") == 0) {
+            int64_t *dst = kv->key[0] == 't' ? &c->ttl_ns : &c->negative_ttl_ns;
+            if (sky_parse_duration(kv->value, dst))
+                return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a duration; write e.g. "
+                                "500ms, 10s, 5m, 1h or forever", file, kv->line, kv->key, kv->value);
+        } else if (!is_common_key(kv->key)) {
+            const struct sky_key *dk = driver_key(d, kv->key);
+            if (!dk) {
+                char known[512];
+                known_keys(d, known, sizeof known);
+                return sky_fail(e, EINVAL, "%s:%d: unknown key \"%s\" for a cloud of type %s; "
+                                "known keys: %s", file, kv->line, kv->key, d->type, known);
+            }
+            bool b;
+            if ((dk->flags & SKY_KEY_BOOL) && sky_parse_bool(kv->value, &b))
+                return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a boolean; write true or "
+                                "false", file, kv->line, kv->key, kv->value);
+            if (dk->flags & SKY_KEY_SECRET)
+                *has_secret = true;
+            /* move the pair into the cloud config */
+            c->kv[c->nkv++] = *kv;
+            kv->key = kv->value = NULL;
+        }
+    }
+    for (const struct sky_key *k = d->keys; k && k->name; k++)
+        if ((k->flags & SKY_KEY_REQUIRED) && !sky_cloud_get(c, k->name))
+            return sky_fail(e, EINVAL, "%s:%d: cloud [%s] of type %s needs \"%s\" (%s); add "
+                            "\"%s = ...\" to the section", file, s->line, s->name, d->type,
+                            k->name, k->help, k->name);
+    return 0;
+}
+
+static int check_secret_mode(const char *path, struct sky_err *e)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return sky_fail(e, errno, "%s: cannot stat: %s", path, strerror(errno));
+    if (st.st_mode & 077)
+        return sky_fail(e, EPERM, "%s: holds secrets but is readable by others (mode %04o); "
+                        "run: chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
+    return 0;
+}
+
+static int validate(struct parsed *p, struct sky_config *cfg, struct sky_err *e)
+{
+    const char *file = cfg->path;
+    bool has_secret = false;
+    size_t ncloud = 0;
+    cfg->clouds = calloc(p->n ? p->n : 1, sizeof *cfg->clouds);
+    if (!cfg->clouds)
+        return sky_fail(e, ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->n; i++) {
+        struct section *s = &p->sec[i];
+        int rc;
+        if (strcmp(s->name, "cache") == 0)
+            rc = validate_cache(file, s, cfg, e);
+        else {
+            rc = validate_cloud(file, s, &cfg->clouds[ncloud], &has_secret, e);
+            ncloud++;
+            cfg->nclouds = ncloud;
+        }
+        if (rc)
+            return rc;
+    }
+    if (ncloud == 0)
+        return sky_fail(e, EINVAL, "%s: no clouds configured; add a section such as "
+                        "\"[docs]\" with \"type = local\" and \"path = /some/dir\"", file);
+    if (has_secret)
+        return check_secret_mode(file, e);
+    return 0;
+}
+
+static char *default_cache_dir(void)
+{
+    char *p;
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (geteuid() == 0)
+        return strdup("/var/cache/skyfs");
+    if (xdg && *xdg) {
+        if (asprintf(&p, "%s/skyfs", xdg) < 0)
+            return NULL;
+    } else if (asprintf(&p, "%s/.cache/skyfs", home ? home : ".") < 0) {
+        return NULL;
+    }
+    return p;
+}
+
+int sky_config_load(const char *path, struct sky_config **out, struct sky_err *e)
+{
+    struct sky_config *cfg = calloc(1, sizeof *cfg);
+    struct parsed p = { 0 };
+    if (!cfg)
+        return sky_fail(e, ENOMEM, "out of memory");
+    cfg->path = strdup(path);
+    cfg->max_size = 10ULL << 30;
+    cfg->block_size = 4 * MiB;
+    cfg->min_free = 1ULL << 30;
+    int rc = parse_file(path, &p, e);
+    if (!rc)
+        rc = validate(&p, cfg, e);
+    if (!rc && !cfg->cache_dir && !(cfg->cache_dir = default_cache_dir()))
+        rc = sky_fail(e, ENOMEM, "out of memory");
+    parsed_free(&p);
+    if (rc) {
+        sky_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+void sky_config_free(struct sky_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->nclouds; i++) {
+        struct sky_cloud_config *c = &cfg->clouds[i];
+        free(c->name);
+        free(c->type);
+        for (size_t k = 0; k < c->nkv; k++) {
+            free(c->kv[k].key);
+            free(c->kv[k].value);
+        }
+        free(c->kv);
+    }
+    free(cfg->clouds);
+    free(cfg->cache_dir);
+    free(cfg->path);
+    free(cfg);
+}
+
+const char *sky_cloud_get(const struct sky_cloud_config *c, const char *key)
+{
+    for (size_t k = 0; k < c->nkv; k++)
+        if (strcmp(c->kv[k].key, key) == 0)
+            return c->kv[k].value;
+    return NULL;
+}
+
+int sky_cloud_line(const struct sky_cloud_config *c, const char *key)
+{
+    for (size_t k = 0; k < c->nkv; k++)
+        if (strcmp(c->kv[k].key, key) == 0)
+            return c->kv[k].line;
+    return c->line;
+}
+
+bool sky_cloud_bool(const struct sky_cloud_config *c, const char *key, bool dflt)
+{
+    const char *v = sky_cloud_get(c, key);
+    bool b;
+    if (!v || sky_parse_bool(v, &b))
+        return dflt;
+    return b;
+}

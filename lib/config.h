@@ -1,0 +1,91 @@
+/*
+ * config.h - the skyfs configuration file.
+ *
+ * INI form: a [cache] section and one section per cloud; the section name
+ * is the cloud's directory name in the mount.  Example:
+ *
+ *     [cache]
+ *     dir = /var/cache/skyfs
+ *     max_size = 10G
+ *     block_size = 4M
+ *
+ *     [photos]
+ *     type = local
+ *     path = /srv/photos
+ *     ttl = 30s
+ *
+ * Comments start with '#' or ';' at the beginning of a line.  Every error
+ * names the file, the line and the fix.  Keys a driver marks secret make
+ * the loader demand mode 0600 on the file.
+ *
+ * Used by tools/ (mount, config check) and read by fs/ and the drivers.
+ */
+#ifndef SKY_CONFIG_H
+#define SKY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct sky_driver;
+
+struct sky_kv {
+    char *key;
+    char *value;
+    int line;
+};
+
+/* Durations are in nanoseconds; SKY_TTL_FOREVER means "never expires". */
+#define SKY_TTL_FOREVER INT64_MAX
+
+struct sky_cloud_config {
+    char *name;                     /* section name = directory name */
+    char *type;
+    const struct sky_driver *driver;
+    const char *file;               /* config path, for messages */
+    int line;                       /* line of the [section] header */
+    bool read_only;
+    int64_t ttl_ns;                 /* listings and attributes */
+    int64_t negative_ttl_ns;        /* "no such file" answers */
+    size_t nkv;
+    struct sky_kv *kv;              /* driver keys (common keys removed) */
+};
+
+struct sky_config {
+    char *path;
+    char *cache_dir;
+    uint64_t max_size;              /* bytes */
+    uint64_t block_size;            /* bytes, 1..8 MiB, power of two */
+    uint64_t min_free;              /* bytes kept free on the cache disk */
+    size_t nclouds;
+    struct sky_cloud_config *clouds;
+};
+
+#define SKY_DEFAULT_TTL_NS          (10LL * 1000000000LL)
+#define SKY_DEFAULT_NEGATIVE_TTL_NS (2LL * 1000000000LL)
+
+/* The default config path: $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for
+ * root, else ~/.config/skyfs/skyfs.conf.  Returns a malloc'd string. */
+char *sky_config_default_path(void);
+
+/* Read and validate `path`.  On error returns -errno with e->msg of the form
+ * "FILE:LINE: what is wrong; what to do". */
+int sky_config_load(const char *path, struct sky_config **out, struct sky_err *e);
+void sky_config_free(struct sky_config *cfg);
+
+/* Value of a driver key, or NULL when absent. */
+const char *sky_cloud_get(const struct sky_cloud_config *c, const char *key);
+/* Line of a driver key (or of the section when absent), for messages. */
+int sky_cloud_line(const struct sky_cloud_config *c, const char *key);
+/* Boolean value of a key (validated by the loader), or `dflt`. */
+bool sky_cloud_bool(const struct sky_cloud_config *c, const char *key, bool dflt);
+
+/* Parsers shared with the tools: "10G", "512K", "4M", "123" -> bytes;
+ * "30s", "5m", "2h", "500ms", "forever" -> ns.  Return 0 or -EINVAL. */
+int sky_parse_size(const char *s, uint64_t *out);
+int sky_parse_duration(const char *s, int64_t *out);
+int sky_parse_bool(const char *s, bool *out);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * log.h - the daemon's one log stream.
+ *
+ * Lines go to stderr (foreground) or to a log file chosen at mount time,
+ * each stamped with time and level.  Thread-safe.  Callers must not pass
+ * secrets; the top of the stack logs, deep code returns sky_err instead.
+ */
+#ifndef SKY_LOG_H
+#define SKY_LOG_H
+
+#include <stdio.h>
+
+enum sky_log_level { SKY_LOG_DEBUG, SKY_LOG_INFO, SKY_LOG_WARN, SKY_LOG_ERROR };
+
+void sky_log_set_level(enum sky_log_level level);
+/* Send log lines to `f` (not closed by log); NULL means stderr. */
+void sky_log_set_file(FILE *f);
+void sky_log(enum sky_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define LOG_DEBUG(...) sky_log(SKY_LOG_DEBUG, __VA_ARGS__)
+#define LOG_INFO(...)  sky_log(SKY_LOG_INFO, __VA_ARGS__)
+#define LOG_WARN(...)  sky_log(SKY_LOG_WARN, __VA_ARGS__)
+#define LOG_ERROR(...) sky_log(SKY_LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * main.c - the `skyfs` command: parses the command line and hands each
+ * subcommand to its module.  Every failure ends as one line on stderr,
+ * "skyfs: <what is wrong; what to do>", and a non-zero exit.
+ *
+ *   skyfs mount [-c CONFIG] [-f] [--log FILE] [--debug] MOUNTPOINT
+ *   skyfs unmount MOUNTPOINT
+ *   skyfs config check [-c CONFIG]
+ *   skyfs status [-c CONFIG]
+ *   mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]     (for /etc/fstab)
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backends/driver.h"
+#include "../fs/mount.h"
+#include "../fs/skyfs.h"
+#include "../lib/config.h"
+#include "tools.h"
+
+#define EXIT_USAGE 2
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: skyfs COMMAND [OPTIONS]\n"
+            "\n"
+            "commands:\n"
+            "  mount [-c CONFIG] [-f] [--log FILE] [--debug] MOUNTPOINT\n"
+            "                    mount every configured cloud under MOUNTPOINT\n"
+            "  unmount MOUNTPOINT\n"
+            "                    unmount, after pending uploads have finished\n"
+            "  config check [-c CONFIG]\n"
+            "                    validate the config and list its clouds\n"
+            "  status [-c CONFIG]\n"
+            "                    caches, pending uploads and each cloud's health\n"
+            "  help              this text\n"
+            "\n"
+            "CONFIG defaults to $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for root,\n"
+            "else ~/.config/skyfs/skyfs.conf.  See README.md for the format.\n");
+}
+
+static int fail(const struct sky_err *e)
+{
+    fprintf(stderr, "skyfs: %s\n", e->msg);
+    return 1;
+}
+
+static int load_config(const char *path, struct sky_config **cfg, struct sky_err *e)
+{
+    char *p = path ? strdup(path) : sky_config_default_path();
+    if (!p)
+        return sky_fail(e, ENOMEM, "out of memory");
+    int rc = sky_config_load(p, cfg, e);
+    free(p);
+    return rc;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "foreground", no_argument, NULL, 'f' },
+        { "log", required_argument, NULL, 'l' },
+        { "debug", no_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL;
+    struct mount_options opt = { 0 };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:fl:dh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'f': opt.foreground = true; break;
+        case 'l': opt.log_file = optarg; break;
+        case 'd': opt.debug = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "skyfs: mount needs exactly one MOUNTPOINT; "
+                        "e.g. skyfs mount -c skyfs.conf ~/clouds\n");
+        return EXIT_USAGE;
+    }
+    opt.mountpoint = argv[optind];
+    struct sky_err e = { 0 };
+    struct sky_config *cfg;
+    if (load_config(config, &cfg, &e) != 0)
+        return fail(&e);
+    int rc = skyfs_mount(cfg, &opt, &e);
+    sky_config_free(cfg);
+    return rc ? fail(&e) : 0;
+}
+
+static bool process_alive(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static pid_t read_pidfile(const char *mountpoint)
+{
+    char *path = skyfs_pidfile_path(mountpoint);
+    FILE *f = path ? fopen(path, "r") : NULL;
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    free(path);
+    return (pid_t)pid;
+}
+
+static int run_fusermount(const char *mountpoint)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        execlp("fusermount3", "fusermount3", "-u", mountpoint, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) < 0)
+        return -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int cmd_unmount(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "skyfs: unmount needs exactly one MOUNTPOINT\n");
+        return EXIT_USAGE;
+    }
+    const char *mnt = argv[1];
+    pid_t pid = read_pidfile(mnt);
+    int rc = geteuid() == 0 ? umount2(mnt, 0) : run_fusermount(mnt);
+    if (rc != 0) {
+        int err = errno;
+        fprintf(stderr, "skyfs: cannot unmount %s: %s%s\n", mnt,
+                geteuid() == 0 ? strerror(err) : "fusermount3 failed",
+                err == EBUSY ? "; close the files and shells using it first" : "");
+        return 1;
+    }
+    /* Wait for the daemon to finish its pending uploads and exit. */
+    time_t start = time(NULL), last = start;
+    while (process_alive(pid)) {
+        struct timespec tick = { 0, 100 * 1000 * 1000 };
+        nanosleep(&tick, NULL);
+        if (time(NULL) - last >= 2) {
+            last = time(NULL);
+            fprintf(stderr, "skyfs: waiting for pending uploads to finish (%lds)\n",
+                    (long)(last - start));
+        }
+    }
+    return 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "check") != 0) {
+        fprintf(stderr, "skyfs: usage: skyfs config check [-c CONFIG]\n");
+        return EXIT_USAGE;
+    }
+    const char *config = NULL;
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            config = argv[++i];
+        else {
+            fprintf(stderr, "skyfs: config check: unexpected argument \"%s\"\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    struct sky_err e = { 0 };
+    struct sky_config *cfg;
+    if (load_config(config, &cfg, &e) != 0)
+        return fail(&e);
+    printf("%s: ok, %zu cloud(s); cache %s (max %llu MiB, blocks of %llu MiB)\n", cfg->path,
+           cfg->nclouds, cfg->cache_dir, (unsigned long long)(cfg->max_size >> 20),
+           (unsigned long long)(cfg->block_size >> 20));
+    for (size_t i = 0; i < cfg->nclouds; i++) {
+        const struct sky_cloud_config *c = &cfg->clouds[i];
+        printf("  %-16s type %-6s%s", c->name, c->type, c->read_only ? " read-only" : "");
+        for (size_t k = 0; k < c->nkv; k++) {
+            bool secret = false;
+            for (const struct sky_key *dk = c->driver->keys; dk && dk->name; dk++)
+                if (strcmp(dk->name, c->kv[k].key) == 0)
+                    secret = dk->flags & SKY_KEY_SECRET;
+            printf(" %s=%s", c->kv[k].key, secret ? "(secret)" : c->kv[k].value);
+        }
+        printf("\n");
+    }
+    sky_config_free(cfg);
+    return 0;
+}
+
+/* mount.skyfs CONFIG MOUNTPOINT [-o opts]: what mount(8) runs for fstab
+ * lines of type fuse.skyfs or skyfs. */
+static int mount_helper(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]\n");
+        return EXIT_USAGE;
+    }
+    char *args[] = { "mount", "-c", argv[1], argv[2], NULL };
+    return cmd_mount(4, args);
+}
+
+int main(int argc, char **argv)
+{
+    const char *self = basename(argv[0]);
+    if (strcmp(self, "mount.skyfs") == 0 || strcmp(self, "mount.fuse.skyfs") == 0)
+        return mount_helper(argc, argv);
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "mount") == 0)
+        return cmd_mount(argc - 1, argv + 1);
+    if (strcmp(cmd, "unmount") == 0 || strcmp(cmd, "umount") == 0)
+        return cmd_unmount(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "skyfs: unknown command \"%s\"; run skyfs help\n", cmd);
+    return EXIT_USAGE;
+}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "virtual.h"
 
 int64_t skyfs_now(void)
 {
@@ -95,7 +96,7 @@ struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name)
     return NULL;
 }
 
-static int open_caches(struct skyfs *fs, struct sky_err *e)
+static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err *e)
 {
     const struct sky_config *cfg = fs->cfg;
     int rc = make_dirs(cfg->cache_dir, e);
@@ -110,6 +111,8 @@ static int open_caches(struct skyfs *fs, struct sky_err *e)
     if (asprintf(&db, "%s/meta.db", cfg->cache_dir) < 0)
         return sky_fail(e, ENOMEM, "out of memory");
     rc = meta_open(db, &fs->meta, e);
+    if (!rc)
+        rc = virt_new(db, mountpoint, &fs->virt, e);
     free(db);
     if (rc)
         return sky_err_prefix(e, "metadata cache");
@@ -119,12 +122,14 @@ static int open_caches(struct skyfs *fs, struct sky_err *e)
     return 0;
 }
 
-int skyfs_open(struct sky_config *cfg, struct skyfs **out, struct sky_err *e)
+int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **out,
+               struct sky_err *e)
 {
     struct skyfs *fs = calloc(1, sizeof *fs);
     if (!fs)
         return sky_fail(e, ENOMEM, "out of memory");
     fs->cfg = cfg;
+    fs->started_ns = skyfs_now();
     fs->uid = getuid();
     fs->gid = getgid();
     pthread_mutex_init(&fs->files_lock, NULL);
@@ -134,7 +139,7 @@ int skyfs_open(struct sky_config *cfg, struct skyfs **out, struct sky_err *e)
         return sky_fail(e, ENOMEM, "out of memory");
     }
     fs->nclouds = cfg->nclouds;
-    int rc = open_caches(fs, e);
+    int rc = open_caches(fs, mountpoint, e);
     for (size_t i = 0; i < cfg->nclouds && !rc; i++) {
         struct cloud *c = &fs->clouds[i];
         c->cfg = &cfg->clouds[i];
@@ -166,6 +171,7 @@ void skyfs_close(struct skyfs *fs)
         return;
     if (fs->recovery_started)
         pthread_join(fs->recovery_thread, NULL);
+    virt_free(fs->virt);
     for (size_t i = 0; i < fs->nclouds; i++) {
         struct cloud *c = &fs->clouds[i];
         if (c->ctx)

@@ -25,11 +25,38 @@
 #include "../backends/http.h"
 #include "../lib/log.h"
 
+/* Absolute form of a path, worked out from the text alone: a mountpoint
+ * must not be touched (stat) when its daemon may be hung. */
+static void lexical_abspath(const char *path, char *out, size_t size)
+{
+    char buf[PATH_MAX], cwd[PATH_MAX];
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        snprintf(buf, sizeof buf, "%s", path);
+    else
+        snprintf(buf, sizeof buf, "%s/%s", cwd, path);
+    size_t len = 0;
+    out[0] = '\0';
+    for (char *save, *part = strtok_r(buf, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        if (strcmp(part, ".") == 0)
+            continue;
+        if (strcmp(part, "..") == 0) {
+            char *slash = strrchr(out, '/');
+            len = slash ? (size_t)(slash - out) : 0;
+            out[len] = '\0';
+            continue;
+        }
+        len += (size_t)snprintf(out + len, size - len, "/%s", part);
+        if (len >= size)
+            break;
+    }
+    if (!out[0])
+        snprintf(out, size, "/");
+}
+
 char *skyfs_pidfile_path(const char *mountpoint)
 {
     char real[PATH_MAX];
-    if (!realpath(mountpoint, real))
-        snprintf(real, sizeof real, "%s", mountpoint);
+    lexical_abspath(mountpoint, real, sizeof real);
     char dir[PATH_MAX];
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     if (geteuid() == 0)
@@ -63,6 +90,18 @@ int skyfs_check_mountpoint(const char *mountpoint, struct sky_err *e)
         return sky_fail(e, EBUSY, "mountpoint %s is already in use by another mount; unmount "
                         "it first (skyfs unmount %s)", mountpoint, mountpoint);
     return 0;
+}
+
+/* <cache>/mountpoint tells skyfs search where results live. */
+static void record_mountpoint(const char *cache_dir, const char *mountpoint)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/mountpoint", cache_dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%s\n", mountpoint);
+        fclose(f);
+    }
 }
 
 /* Tell the waiting parent how set-up went: "0" or the error message. */
@@ -112,7 +151,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
                  struct sky_err *e)
 {
     struct skyfs *fs = NULL;
-    int rc = skyfs_open(cfg, &fs, e);
+    int rc = skyfs_open(cfg, opt->mountpoint, &fs, e);
     if (rc) {
         notify_parent(notify_fd, rc, e);
         return rc;
@@ -136,17 +175,21 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         rc = sky_fail(e, EIO, "cannot install signal handlers");
         goto out_session;
     }
+    /* Resolve paths before mounting: afterwards, touching the mountpoint
+     * would ask this very process, which is not serving yet. */
+    char *pidfile = skyfs_pidfile_path(opt->mountpoint);
     if (fuse_session_mount(se, opt->mountpoint) != 0) {
+        free(pidfile);
         rc = sky_fail(e, EIO, "cannot mount on %s (is /dev/fuse available and fusermount3 "
                       "installed?)", opt->mountpoint);
         goto out_signals;
     }
-    char *pidfile = skyfs_pidfile_path(opt->mountpoint);
     FILE *pf = pidfile ? fopen(pidfile, "w") : NULL;
     if (pf) {
         fprintf(pf, "%d\n", (int)getpid());
         fclose(pf);
     }
+    record_mountpoint(cfg->cache_dir, opt->mountpoint);
     files_start_recovery(fs);
     LOG_INFO("mounted %zu cloud(s) at %s (cache %s)", cfg->nclouds, opt->mountpoint,
              cfg->cache_dir);
@@ -177,11 +220,17 @@ out:
     return rc;
 }
 
-int skyfs_mount(struct sky_config *cfg, const struct mount_options *opt, struct sky_err *e)
+int skyfs_mount(struct sky_config *cfg, const struct mount_options *given, struct sky_err *e)
 {
-    int rc = skyfs_check_mountpoint(opt->mountpoint, e);
+    int rc = skyfs_check_mountpoint(given->mountpoint, e);
     if (rc)
         return rc;
+    char real[PATH_MAX];
+    if (!realpath(given->mountpoint, real))
+        return sky_fail(e, errno, "mountpoint %s: %s", given->mountpoint, strerror(errno));
+    struct mount_options resolved = *given;
+    resolved.mountpoint = real;
+    const struct mount_options *opt = &resolved;
     FILE *log = NULL;
     if (opt->log_file) {
         log = fopen(opt->log_file, "a");

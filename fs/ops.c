@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "../lib/log.h"
+#include "virtual.h"
 
 #define NS 1000000000LL
 
@@ -31,9 +32,11 @@ static struct skyfs *fs_of(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
+/* Answer with rc (0 or -errno); a failure's message goes to the log unless
+ * it is an everyday answer such as "no such file". */
 static void reply_err(fuse_req_t req, int rc, const struct sky_err *e)
 {
-    int err = rc < 0 ? -rc : (rc ? rc : EIO);
+    int err = rc < 0 ? -rc : rc;
     if (e && e->msg[0] && err != ENOENT && err != EEXIST && err != ENOTEMPTY && err != ENODATA)
         LOG_WARN("%s", e->msg);
     fuse_reply_err(req, err);
@@ -97,7 +100,7 @@ static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct sta
     st->st_size = (off_t)a->size;
     st->st_blksize = 65536;
     st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-    int64_t t = a->mtime_ns ? a->mtime_ns : ent->fetched_at;
+    int64_t t = a->mtime_ns ? a->mtime_ns : ent->fetched_at ? ent->fetched_at : fs->started_ns;
     st->st_mtim.tv_sec = t / NS;
     st->st_mtim.tv_nsec = t % NS;
     st->st_atim = st->st_mtim;
@@ -250,12 +253,37 @@ static int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_
 
 /* ---- lookup and attributes -------------------------------------------- */
 
+static void lookup_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t parent,
+                           const char *name)
+{
+    struct sky_err e = { 0 };
+    struct fuse_entry_param p;
+    memset(&p, 0, sizeof p);
+    int rc = virt_lookup(fs, parent, name, &p.attr, &e);
+    if (rc == -ENOENT) {
+        p.entry_timeout = 1.0;
+        fuse_reply_entry(req, &p);
+    } else if (rc) {
+        reply_err(req, rc, &e);
+    } else {
+        p.ino = p.attr.st_ino;
+        p.generation = 1;
+        /* search results change: never let the kernel cache them long */
+        p.attr_timeout = p.entry_timeout = 0.0;
+        fuse_reply_entry(req, &p);
+    }
+}
+
 static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
     struct meta_entry dir, child;
     struct cloud *c;
+    if (virt_is(parent) || (parent == META_ROOT_INO && strcmp(name, VIRT_DIR_NAME) == 0)) {
+        lookup_virtual(req, fs, parent, name);
+        return;
+    }
     int rc = load(fs, parent, &dir, &c, &e);
     if (rc) {
         reply_err(req, rc, &e);
@@ -340,6 +368,15 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     struct sky_err e = { 0 };
     struct meta_entry ent;
     struct cloud *c;
+    if (virt_is(ino)) {
+        struct stat st;
+        int vrc = virt_getattr(fs, ino, &st, &e);
+        if (vrc)
+            reply_err(req, vrc, &e);
+        else
+            fuse_reply_attr(req, &st, 0.0);
+        return;
+    }
     int rc = load(fs, ino, &ent, &c, &e);
     if (rc) {
         reply_err(req, rc, &e);
@@ -376,6 +413,10 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     struct sky_err e = { 0 };
     struct meta_entry ent;
     struct cloud *c;
+    if (virt_is(ino)) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
     int rc = load(fs, ino, &ent, &c, &e);
     if (rc) {
         reply_err(req, rc, &e);
@@ -517,12 +558,44 @@ static int snapshot_root(struct skyfs *fs, struct dir_snapshot *s, struct sky_er
     return 0;
 }
 
+static int snapshot_virtual(void *arg, const char *name, const struct stat *st)
+{
+    return snapshot_add(arg, name, st);
+}
+
+static void opendir_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t ino,
+                            struct fuse_file_info *fi)
+{
+    struct sky_err e = { 0 };
+    struct dir_snapshot *s = calloc(1, sizeof *s);
+    struct stat self;
+    int rc = s ? virt_getattr(fs, ino, &self, &e) : -ENOMEM;
+    if (!rc) {
+        s->fs = fs;
+        snapshot_add(s, ".", &self);
+        snapshot_add(s, "..", &self);
+        rc = virt_list(fs, ino, snapshot_virtual, s, &e);
+    }
+    if (rc) {
+        if (s)
+            snapshot_free(s);
+        reply_err(req, rc, &e);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)s;
+    fuse_reply_open(req, fi);
+}
+
 static void sky_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
     struct meta_entry dir;
     struct cloud *c;
+    if (virt_is(ino)) {
+        opendir_virtual(req, fs, ino, fi);
+        return;
+    }
     int rc = load(fs, ino, &dir, &c, &e);
     if (rc) {
         reply_err(req, rc, &e);
@@ -620,13 +693,13 @@ static void sky_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 static int prepare_new(struct skyfs *fs, fuse_ino_t parent, const char *name,
                        struct meta_entry *dir, struct cloud **c, char **path, struct sky_err *e)
 {
+    if (virt_is(parent))
+        return sky_fail(e, EROFS, "the .skyfs directory is read-only");
     int rc = load(fs, parent, dir, c, e);
     if (rc)
         return rc;
     rc = check_writable(*c, e);
     if (rc) {
-        if (!*c)
-            LOG_WARN("cannot create \"%s\" at the mount root: %s", name, e->msg);
         meta_entry_free(dir);
         return rc;
     }
@@ -732,6 +805,15 @@ static void sky_readlink(fuse_req_t req, fuse_ino_t ino)
     struct sky_err e = { 0 };
     struct meta_entry ent;
     struct cloud *c;
+    if (virt_is(ino)) {
+        char target[4096];
+        int vrc = virt_readlink(fs, ino, target, sizeof target, &e);
+        if (vrc)
+            reply_err(req, vrc, &e);
+        else
+            fuse_reply_readlink(req, target);
+        return;
+    }
     int rc = load(fs, ino, &ent, &c, &e);
     if (rc) {
         reply_err(req, rc, &e);
@@ -1146,6 +1228,23 @@ static int xattr_target(fuse_req_t req, fuse_ino_t ino, struct meta_entry *ent, 
     return 0;
 }
 
+static void getxattr_virtual(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct sky_err e = { 0 };
+    char *value = NULL;
+    size_t len = 0;
+    int rc = virt_getxattr(fs_of(req), ino, name, &value, &len, &e);
+    if (rc)
+        reply_err(req, rc, &e);
+    else if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, value, len);
+    free(value);
+}
+
 static void sky_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct sky_err e = { 0 };
@@ -1153,6 +1252,10 @@ static void sky_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
     struct cloud *c;
     if (is_kernel_xattr(name)) {
         fuse_reply_err(req, ENODATA);
+        return;
+    }
+    if (virt_is(ino)) {
+        getxattr_virtual(req, ino, name, size);
         return;
     }
     int rc = xattr_target(req, ino, &ent, &c, &e);
@@ -1179,7 +1282,7 @@ static void sky_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     struct sky_err e = { 0 };
     struct meta_entry ent;
     struct cloud *c;
-    int rc = xattr_target(req, ino, &ent, &c, &e);
+    int rc = virt_is(ino) ? -ENOTSUP : xattr_target(req, ino, &ent, &c, &e);
     if (rc) {
         if (rc == -ENOTSUP) /* nothing to list is not an error */
             size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0);

@@ -48,19 +48,23 @@ struct skyfs {
     struct blocks *blocks;
     size_t nclouds;
     struct cloud *clouds;
+    int64_t started_ns;         /* mount time: the root's and clouds' mtime */
     uid_t uid;                  /* owner shown for objects without uid */
     gid_t gid;
     pthread_mutex_t files_lock; /* guards the open-file list */
     struct ofile *files;
+    struct virt *virt;          /* the hidden .skyfs directory (virtual.h) */
     pthread_t recovery_thread;
     bool recovery_started;
 };
 
 /* ---- clouds.c --------------------------------------------------------- */
 
-/* Open the caches and every cloud's driver.  A cloud whose driver fails to
- * open is kept, marked with its error; only cache failures are fatal. */
-int skyfs_open(struct sky_config *cfg, struct skyfs **out, struct sky_err *e);
+/* Open the caches and every cloud's driver for a mount at `mountpoint`
+ * (absolute).  A cloud whose driver fails to open is kept, marked with its
+ * error; only cache failures are fatal. */
+int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **out,
+               struct sky_err *e);
 void skyfs_close(struct skyfs *fs);
 
 struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name);

@@ -43,6 +43,10 @@ static void usage(FILE *out)
             "                    validate the config and list its clouds\n"
             "  status [-c CONFIG]\n"
             "                    caches, pending uploads and each cloud's health\n"
+            "  search [-c CONFIG] [--name GLOB] [--iname GLOB] [--path PATH] [--cloud NAME]\n"
+            "         [--type f|d|l] [--min-size N] [--max-size N] [--newer DATE]\n"
+            "         [--older DATE] [--limit N] [--long]\n"
+            "                    find files in every cloud from the index, offline\n"
             "  help              this text\n"
             "\n"
             "CONFIG defaults to $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for root,\n"
@@ -234,6 +238,8 @@ int main(int argc, char **argv)
         return cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "search") == 0)
+        return cmd_search(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

@@ -7,5 +7,6 @@
 #define SKY_TOOLS_H
 
 int cmd_status(int argc, char **argv);
+int cmd_search(int argc, char **argv);
 
 #endif

@@ -1,0 +1,57 @@
+/*
+ * search.h - searching the metadata cache across all clouds, with no
+ * network.
+ *
+ * The metadata cache (meta.h) is also the search index: every entry skyfs
+ * has listed, in every cloud, with its size and mtime.  This module opens
+ * the same database read-only, in its own connection, so `skyfs search`
+ * works while a mount is running and never disturbs it, and runs one SQL
+ * query built from the criteria below (all optional, all combined with AND).
+ *
+ * Used by tools/ (skyfs search) and fs/ (the .skyfs/search directory).
+ */
+#ifndef SKY_SEARCH_H
+#define SKY_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backends/driver.h"
+#include "../lib/err.h"
+
+struct search;
+
+struct search_query {
+    const char *name_glob;      /* shell pattern on the file name (case-sensitive) */
+    const char *iname_glob;     /* the same, case-insensitive */
+    const char *cloud;          /* only this cloud */
+    const char *path_prefix;    /* only at or under this path inside the cloud */
+    int kind;                   /* 0 = any, else SKY_FILE / SKY_DIR / SKY_LINK */
+    int64_t min_size;           /* -1 = no bound */
+    int64_t max_size;           /* -1 = no bound */
+    int64_t mtime_after_ns;     /* 0 = no bound; mtime >= this */
+    int64_t mtime_before_ns;    /* 0 = no bound; mtime < this */
+    size_t limit;               /* 0 = no limit */
+};
+
+struct search_hit {
+    const char *cloud;
+    const char *path;           /* inside the cloud */
+    enum sky_kind kind;
+    uint64_t size;
+    int64_t mtime_ns;
+};
+
+/* Called per hit, ordered by cloud then path.  Non-zero stops the search. */
+typedef int (*search_hit_cb)(void *arg, const struct search_hit *hit);
+
+void search_query_init(struct search_query *q);
+
+/* Open the metadata database at db_path read-only. */
+int search_open(const char *db_path, struct search **out, struct sky_err *e);
+void search_close(struct search *s);
+
+int search_run(struct search *s, const struct search_query *q, search_hit_cb cb, void *arg,
+               struct sky_err *e);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * virtual.h - the hidden, read-only `.skyfs` directory at the mount root.
+ *
+ *   .skyfs/search/<query>/   one symlink per match of <query>, pointing at
+ *                            the match's path in the mount, so that ls and
+ *                            find users can search every cloud too.
+ *
+ * <query> is either a name pattern ("*.pdf", case-insensitive) or
+ * criteria joined by '&': name=GLOB, iname=GLOB, cloud=NAME, path=PATH
+ * (as seen in the mount, "docs/reports"), type=f|d|l, min=SIZE, max=SIZE.
+ * Example: ls ~/clouds/.skyfs/search/'iname=*.jpg&min=1M'
+ *
+ * `.skyfs` does not appear in listings of the root; it is reached by name.
+ * Its xattr user.skyfs.requests lists each cloud's request count ("name N"
+ * lines), so tests and people can see what went to the network.
+ *
+ * Inodes of virtual entries have VIRT_INO_BASE set, far above anything the
+ * metadata cache hands out.  Used only by fs/ops.c.
+ */
+#ifndef SKY_VIRTUAL_H
+#define SKY_VIRTUAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "../lib/err.h"
+
+#define VIRT_INO_BASE (1ULL << 62)
+#define VIRT_DIR_NAME ".skyfs"
+
+struct skyfs;
+struct virt;
+
+int virt_new(const char *meta_db_path, const char *mountpoint, struct virt **out,
+             struct sky_err *e);
+void virt_free(struct virt *v);
+
+static inline bool virt_is(uint64_t ino) { return ino >= VIRT_INO_BASE; }
+
+/* Child `name` of virtual directory `parent` (or of the root when name is
+ * VIRT_DIR_NAME and parent is the root): fills *st (st_ino set). */
+int virt_lookup(struct skyfs *fs, uint64_t parent, const char *name, struct stat *st,
+                struct sky_err *e);
+int virt_getattr(struct skyfs *fs, uint64_t ino, struct stat *st, struct sky_err *e);
+int virt_readlink(struct skyfs *fs, uint64_t ino, char *buf, size_t size, struct sky_err *e);
+
+/* Calls add(arg, name, st) for each child of a virtual directory. */
+typedef int (*virt_add_fn)(void *arg, const char *name, const struct stat *st);
+int virt_list(struct skyfs *fs, uint64_t ino, virt_add_fn add, void *arg, struct sky_err *e);
+
+/* The value of xattr `name` on a virtual entry (malloc'd in *out). */
+int virt_getxattr(struct skyfs *fs, uint64_t ino, const char *name, char **out, size_t *len,
+                  struct sky_err *e);
+
+#endif

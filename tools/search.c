@@ -1,0 +1,211 @@
+/*
+ * search.c - `skyfs search`: find files in every cloud at once, from the
+ * metadata index, with no network.
+ *
+ *   skyfs search [-c CONFIG] [--name GLOB] [--iname GLOB] [--path PATH]
+ *                [--cloud NAME] [--type f|d|l] [--min-size N] [--max-size N]
+ *                [--newer DATE] [--older DATE] [--limit N] [--long]
+ *
+ * PATH is a path as seen in the mount ("docs/reports"), which names the
+ * cloud and a prefix inside it.  DATE is YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS"
+ * (UTC), @EPOCH, or an age such as 30m, 2h, 7d.  Default output: one mount
+ * path per line (for xargs); --long adds size, mtime and cloud.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../cache/search.h"
+#include "../lib/config.h"
+#include "tools.h"
+
+struct out {
+    char mount[PATH_MAX];       /* "" when the mountpoint is unknown */
+    bool longfmt;
+    size_t hits;
+};
+
+static int print_hit(void *arg, const struct search_hit *h)
+{
+    struct out *o = arg;
+    o->hits++;
+    if (o->longfmt) {
+        char when[32];
+        time_t t = (time_t)(h->mtime_ns / 1000000000LL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+        printf("%c %12llu  %s  %-12s ", h->kind == SKY_DIR ? 'd' : h->kind == SKY_LINK ? 'l' : '-',
+               (unsigned long long)h->size, when, h->cloud);
+    }
+    printf("%s%s%s/%s\n", o->mount, *o->mount ? "/" : "", h->cloud, h->path);
+    return 0;
+}
+
+/* DATE forms described at the top; returns ns since the epoch. */
+static int parse_when(const char *s, int64_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    char *end;
+    if (*s == '@') {
+        long long v = strtoll(s + 1, &end, 10);
+        if (*end)
+            return -EINVAL;
+        *out = v * 1000000000LL;
+        return 0;
+    }
+    end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    if (!end || *end) {
+        memset(&tm, 0, sizeof tm);
+        end = strptime(s, "%Y-%m-%d", &tm);
+    }
+    if (end && !*end) {
+        *out = (int64_t)timegm(&tm) * 1000000000LL;
+        return 0;
+    }
+    /* an age: now minus a duration ("7d" is days here) */
+    size_t len = strlen(s);
+    int64_t ns;
+    if (len > 1 && s[len - 1] == 'd') {
+        char *copy = strndup(s, len - 1);
+        long long days = strtoll(copy, &end, 10);
+        bool ok = *copy && !*end;
+        free(copy);
+        if (!ok)
+            return -EINVAL;
+        ns = days * 86400LL * 1000000000LL;
+    } else if (sky_parse_duration(s, &ns) != 0 || ns == SKY_TTL_FOREVER) {
+        return -EINVAL;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    *out = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec - ns;
+    return 0;
+}
+
+static void read_mountpoint(const char *cache_dir, char *buf, size_t size)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/mountpoint", cache_dir);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fgets(buf, (int)size, f))
+        buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+}
+
+static int bad(const char *what, const char *value, const char *fix)
+{
+    fprintf(stderr, "skyfs: search: %s \"%s\" is not valid; %s\n", what, value, fix);
+    return 2;
+}
+
+int cmd_search(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' }, { "name", required_argument, NULL, 'n' },
+        { "iname", required_argument, NULL, 'i' },  { "path", required_argument, NULL, 'p' },
+        { "cloud", required_argument, NULL, 'C' },  { "type", required_argument, NULL, 't' },
+        { "min-size", required_argument, NULL, 'm' }, { "max-size", required_argument, NULL, 'M' },
+        { "newer", required_argument, NULL, 'N' },  { "older", required_argument, NULL, 'O' },
+        { "limit", required_argument, NULL, 'L' },  { "long", no_argument, NULL, 'l' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct search_query q;
+    search_query_init(&q);
+    struct out o = { 0 };
+    const char *config = NULL;
+    char *path_arg = NULL;
+    uint64_t v;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:l", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'n': q.name_glob = optarg; break;
+        case 'i': q.iname_glob = optarg; break;
+        case 'p': path_arg = optarg; break;
+        case 'C': q.cloud = optarg; break;
+        case 't':
+            if (strcmp(optarg, "f") == 0) q.kind = SKY_FILE;
+            else if (strcmp(optarg, "d") == 0) q.kind = SKY_DIR;
+            else if (strcmp(optarg, "l") == 0) q.kind = SKY_LINK;
+            else return bad("--type", optarg, "use f, d or l");
+            break;
+        case 'm': case 'M':
+            if (sky_parse_size(optarg, &v) != 0)
+                return bad(ch == 'm' ? "--min-size" : "--max-size", optarg, "write e.g. 10M");
+            *(ch == 'm' ? &q.min_size : &q.max_size) = (int64_t)v;
+            break;
+        case 'N': case 'O':
+            if (parse_when(optarg, ch == 'N' ? &q.mtime_after_ns : &q.mtime_before_ns) != 0)
+                return bad(ch == 'N' ? "--newer" : "--older", optarg,
+                           "write YYYY-MM-DD, \"YYYY-MM-DD HH:MM:SS\", @EPOCH or an age like 7d");
+            break;
+        case 'L':
+            if (sky_parse_size(optarg, &v) != 0)
+                return bad("--limit", optarg, "write a number");
+            q.limit = (size_t)v;
+            break;
+        case 'l': o.longfmt = true; break;
+        default:
+            fprintf(stderr, "skyfs: usage: skyfs search [--name GLOB] [--iname GLOB] [--path PATH] "
+                            "[--cloud NAME] [--type f|d|l] [--min-size N] [--max-size N] "
+                            "[--newer DATE] [--older DATE] [--limit N] [--long]\n");
+            return 2;
+        }
+    }
+    if (optind < argc && !q.name_glob)
+        q.name_glob = argv[optind++]; /* skyfs search '*.pdf' */
+    if (optind < argc)
+        return bad("argument", argv[optind], "pass criteria as options (see skyfs help)");
+
+    /* --path docs/a/b: cloud "docs", prefix "a/b" */
+    if (path_arg) {
+        while (*path_arg == '/')
+            path_arg++;
+        char *slash = strchr(path_arg, '/');
+        if (slash) {
+            *slash = '\0';
+            q.path_prefix = slash + 1;
+            size_t n = strlen(q.path_prefix);
+            while (n && slash[n] == '/')
+                slash[n--] = '\0';
+        }
+        if (q.cloud && strcmp(q.cloud, path_arg) != 0)
+            return bad("--path", path_arg, "it names another cloud than --cloud");
+        q.cloud = path_arg;
+    }
+
+    struct sky_err e = { 0 };
+    struct sky_config *cfg;
+    char *cpath = config ? strdup(config) : sky_config_default_path();
+    int rc = cpath ? sky_config_load(cpath, &cfg, &e) : sky_fail(&e, ENOMEM, "out of memory");
+    free(cpath);
+    if (rc) {
+        fprintf(stderr, "skyfs: %s\n", e.msg);
+        return 1;
+    }
+    read_mountpoint(cfg->cache_dir, o.mount, sizeof o.mount);
+    char db[PATH_MAX];
+    snprintf(db, sizeof db, "%s/meta.db", cfg->cache_dir);
+    struct search *s;
+    rc = search_open(db, &s, &e);
+    if (!rc) {
+        rc = search_run(s, &q, print_hit, &o, &e);
+        search_close(s);
+    }
+    sky_config_free(cfg);
+    if (rc) {
+        fprintf(stderr, "skyfs: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}

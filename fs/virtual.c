@@ -27,6 +27,7 @@ struct vnode {
     uint64_t ino, parent;
     char *name;
     bool is_dir;
+    bool stale;             /* not among the latest results (refresh_query) */
     char *target;           /* symlinks */
 };
 
@@ -117,6 +118,7 @@ static struct vnode *add_node(struct virt *v, uint64_t parent, const char *name,
     nd->parent = parent;
     nd->name = strdup(name);
     nd->is_dir = is_dir;
+    nd->stale = false;
     nd->target = target ? strdup(target) : NULL;
     if (!nd->name || (target && !nd->target)) {
         free(nd->name);
@@ -185,14 +187,15 @@ static int add_hit(void *arg, const struct search_hit *h)
     const char *base = strrchr(h->path, '/');
     base = base ? base + 1 : h->path;
     snprintf(name, sizeof name, "%s", base);
-    for (int i = 2;; i++) {
-        struct vnode *same = find_node(r->v, r->dir, name);
-        if (!same)
-            break;
-        if (same->target && strcmp(same->target, target) == 0)
-            return 0; /* already there */
-        snprintf(name, sizeof name, "%s (%d)", base, i);
+    for (size_t i = 0; i < r->v->n; i++) {
+        struct vnode *nd = &r->v->nodes[i];
+        if (nd->parent == r->dir && nd->target && strcmp(nd->target, target) == 0) {
+            nd->stale = false; /* still a match: keeps its inode */
+            return 0;
+        }
     }
+    for (int i = 2; find_node(r->v, r->dir, name); i++)
+        snprintf(name, sizeof name, "%s (%d)", base, i);
     if (!add_node(r->v, r->dir, name, false, target)) {
         r->rc = -ENOMEM;
         return -ENOMEM;
@@ -212,9 +215,17 @@ static int refresh_query(struct virt *v, struct vnode *dir, struct sky_err *e)
     if (!rc && !v->search)
         rc = search_open(v->db_path, &v->search, e);
     if (!rc) {
+        /* mark, re-add what still matches, then sweep what no longer does */
+        for (size_t i = 0; i < v->n; i++)
+            if (v->nodes[i].parent == dir_ino)
+                v->nodes[i].stale = true;
+        struct refresh r = { v, dir_ino, 0 };
+        rc = search_run(v->search, &q, add_hit, &r, e);
+        if (r.rc)
+            rc = sky_fail(e, ENOMEM, "out of memory");
         size_t keep = 0;
         for (size_t i = 0; i < v->n; i++) {
-            if (v->nodes[i].parent == dir_ino) {
+            if (v->nodes[i].parent == dir_ino && v->nodes[i].stale) {
                 free(v->nodes[i].name);
                 free(v->nodes[i].target);
             } else {
@@ -222,10 +233,6 @@ static int refresh_query(struct virt *v, struct vnode *dir, struct sky_err *e)
             }
         }
         v->n = keep;
-        struct refresh r = { v, dir_ino, 0 };
-        rc = search_run(v->search, &q, add_hit, &r, e);
-        if (r.rc)
-            rc = sky_fail(e, ENOMEM, "out of memory");
     }
     free(text);
     return rc;

@@ -108,9 +108,22 @@ static int cmd_mount(int argc, char **argv)
     return rc ? fail(&e) : 0;
 }
 
+/* A daemon that has exited but is not yet reaped (a zombie) counts as
+ * gone: its work is done. */
 static bool process_alive(pid_t pid)
 {
-    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM))
+        return false;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *paren = strrchr(buf, ')');
+    return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
 }
 
 static pid_t read_pidfile(const char *mountpoint)

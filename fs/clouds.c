@@ -133,6 +133,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     fs->uid = getuid();
     fs->gid = getgid();
     pthread_mutex_init(&fs->files_lock, NULL);
+    pthread_mutex_init(&fs->page_lock, NULL);
     fs->clouds = calloc(cfg->nclouds, sizeof *fs->clouds);
     if (!fs->clouds) {
         free(fs);
@@ -186,5 +187,6 @@ void skyfs_close(struct skyfs *fs)
         meta_close(fs->meta);
     free(fs->clouds);
     pthread_mutex_destroy(&fs->files_lock);
+    pthread_mutex_destroy(&fs->page_lock);
     free(fs);
 }

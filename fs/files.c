@@ -124,6 +124,18 @@ void files_close(struct skyfs *fs, struct ofile *of)
     free(of);
 }
 
+bool files_page_cache_valid(struct skyfs *fs, uint64_t ino, const char *etag)
+{
+    size_t slot = (size_t)(ino % (sizeof fs->page_versions / sizeof fs->page_versions[0]));
+    pthread_mutex_lock(&fs->page_lock);
+    bool same = *etag && fs->page_versions[slot].ino == ino &&
+                strcmp(fs->page_versions[slot].etag, etag) == 0;
+    fs->page_versions[slot].ino = ino;
+    snprintf(fs->page_versions[slot].etag, sizeof fs->page_versions[slot].etag, "%s", etag);
+    pthread_mutex_unlock(&fs->page_lock);
+    return same;
+}
+
 void files_mark_unlinked(struct skyfs *fs, uint64_t ino)
 {
     pthread_mutex_lock(&fs->files_lock);

@@ -1115,7 +1115,14 @@ static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         reply_err(req, rc, &e);
     } else {
         fi->fh = (uint64_t)(uintptr_t)of;
-        fi->keep_cache = 0;
+        /* The kernel keeps its cached pages while the version is unchanged;
+         * a file with local writes not yet uploaded is re-read. */
+        pthread_mutex_lock(&of->lock);
+        bool dirty = blocks_is_dirty(of->obj);
+        char etag[SKY_ETAG_MAX];
+        memcpy(etag, dirty ? "" : of->etag, dirty ? 1 : sizeof etag);
+        pthread_mutex_unlock(&of->lock);
+        fi->keep_cache = files_page_cache_valid(fs, ino, etag);
         if (fuse_reply_open(req, fi) != 0)
             files_close(fs, of);
     }

@@ -54,6 +54,11 @@ struct skyfs {
     pthread_mutex_t files_lock; /* guards the open-file list */
     struct ofile *files;
     struct virt *virt;          /* the hidden .skyfs directory (virtual.h) */
+    /* Which version of a file the kernel's page cache last got from us, so
+     * an unchanged file keeps its cached pages across opens (a small
+     * direct-mapped table: a collision only costs a re-read). */
+    pthread_mutex_t page_lock;
+    struct { uint64_t ino; char etag[SKY_ETAG_MAX]; } page_versions[1024];
     pthread_t recovery_thread;
     bool recovery_started;
 };
@@ -106,6 +111,10 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *bu
 int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky_err *e);
 /* Upload if dirty (close, fsync).  Returns the upload's error, if any. */
 int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e);
+/* true if the kernel may keep its cached pages of this file: it last read
+ * the same version.  Records `etag` as the version it has now. */
+bool files_page_cache_valid(struct skyfs *fs, uint64_t ino, const char *etag);
+
 /* Mark every open file of this inode as deleted. */
 void files_mark_unlinked(struct skyfs *fs, uint64_t ino);
 

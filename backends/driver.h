@@ -108,6 +108,13 @@ struct sky_driver {
      * -ENOENT if `dir` does not exist, -ENOTDIR if it is a file. */
     int (*list)(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e);
 
+    /* Optional.  Everything under `dir`, recursively, in one flat pass
+     * where the protocol allows it (a listing without delimiter): cb gets
+     * each object with `name` relative to `dir` ("a/b/c.txt", so it may
+     * hold '/').  Directories that exist only as prefixes need not be
+     * reported.  NULL: `skyfs index` walks the tree with list(). */
+    int (*list_tree)(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e);
+
     /* Attributes of one path.  A prefix with children but no marker object
      * is a directory.  -ENOENT if nothing is there. */
     int (*stat)(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e);

@@ -47,6 +47,8 @@ static void usage(FILE *out)
             "         [--type f|d|l] [--min-size N] [--max-size N] [--newer DATE]\n"
             "         [--older DATE] [--limit N] [--long]\n"
             "                    find files in every cloud from the index, offline\n"
+            "  index [-c CONFIG] [CLOUD[/DIR]]\n"
+            "                    list clouds completely into the index ahead of time\n"
             "  help              this text\n"
             "\n"
             "CONFIG defaults to $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for root,\n"
@@ -253,6 +255,8 @@ int main(int argc, char **argv)
         return cmd_status(argc - 1, argv + 1);
     if (strcmp(cmd, "search") == 0)
         return cmd_search(argc - 1, argv + 1);
+    if (strcmp(cmd, "index") == 0)
+        return cmd_index(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

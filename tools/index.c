@@ -1,0 +1,101 @@
+/*
+ * index.c - `skyfs index [-c CONFIG] [PATH]`: fill the metadata index of
+ * every cloud (or of PATH, "cloud/dir" as seen in the mount) ahead of time,
+ * with a progress line on stderr.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../fs/index.h"
+#include "../fs/skyfs.h"
+#include "../lib/config.h"
+#include "tools.h"
+
+static void show_progress(void *arg, const struct index_progress *p)
+{
+    bool tty = isatty(2);
+    if (!p->done && !tty)
+        return;
+    fprintf(stderr, "%sindexing %s: %llu entries, %llu directories%s", tty ? "\r" : "", p->cloud,
+            (unsigned long long)p->entries, (unsigned long long)p->directories,
+            p->done ? " - done\n" : "");
+}
+
+int cmd_index(int argc, char **argv)
+{
+    const char *config = NULL, *target = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            config = argv[++i];
+        else if (!target && argv[i][0] != '-')
+            target = argv[i];
+        else {
+            fprintf(stderr, "skyfs: usage: skyfs index [-c CONFIG] [CLOUD[/DIR]]\n");
+            return 2;
+        }
+    }
+    struct sky_err e = { 0 };
+    struct sky_config *cfg;
+    char *cpath = config ? strdup(config) : sky_config_default_path();
+    int rc = cpath ? sky_config_load(cpath, &cfg, &e) : -1;
+    free(cpath);
+    if (rc) {
+        fprintf(stderr, "skyfs: %s\n", e.msg);
+        return 1;
+    }
+    char *cloud_name = NULL;
+    const char *sub = "";
+    if (target) {
+        while (*target == '/')
+            target++;
+        cloud_name = strdup(target);
+        char *slash = strchr(cloud_name, '/');
+        if (slash) {
+            *slash = '\0';
+            sub = target + (slash - cloud_name) + 1;
+        }
+    }
+    struct skyfs *fs;
+    rc = skyfs_open(cfg, "", &fs, &e);
+    if (rc) {
+        fprintf(stderr, "skyfs: %s\n", e.msg);
+        free(cloud_name);
+        sky_config_free(cfg);
+        return 1;
+    }
+    int failures = 0;
+    bool found = false;
+    for (size_t i = 0; i < fs->nclouds; i++) {
+        struct cloud *c = &fs->clouds[i];
+        if (cloud_name && strcmp(cloud_name, c->cfg->name) != 0)
+            continue;
+        found = true;
+        char *path = strdup(sub);
+        size_t n = strlen(path);
+        while (n && path[n - 1] == '/')
+            path[--n] = '\0';
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        struct sky_err ce = { 0 };
+        if (index_cloud(fs, c, path, show_progress, NULL, &ce) != 0) {
+            fprintf(stderr, "skyfs: index %s: %s\n", c->cfg->name, ce.msg);
+            failures++;
+        } else {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            fprintf(stderr, "indexed %s in %.2f s\n", c->cfg->name,
+                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        }
+        free(path);
+    }
+    if (cloud_name && !found) {
+        fprintf(stderr, "skyfs: index: no cloud named \"%s\" in %s\n", cloud_name, cfg->path);
+        failures++;
+    }
+    skyfs_close(fs);
+    free(cloud_name);
+    sky_config_free(cfg);
+    return failures ? 1 : 0;
+}

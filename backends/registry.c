@@ -9,8 +9,8 @@
 #include <string.h>
 
 extern const struct sky_driver sky_driver_local;
-extern const struct sky_driver sky_driver_s3 __attribute__((weak));
-extern const struct sky_driver sky_driver_azure __attribute__((weak));
+extern const struct sky_driver sky_driver_s3;
+extern const struct sky_driver sky_driver_azure;
 
 static const struct sky_driver *const all_drivers[] = {
     &sky_driver_local,
@@ -23,7 +23,7 @@ static const struct sky_driver *const all_drivers[] = {
 const struct sky_driver *sky_driver_find(const char *type)
 {
     for (size_t i = 0; i < NDRIVERS; i++)
-        if (all_drivers[i] && strcmp(all_drivers[i]->type, type) == 0)
+        if (strcmp(all_drivers[i]->type, type) == 0)
             return all_drivers[i];
     return NULL;
 }

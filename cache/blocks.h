@@ -21,7 +21,18 @@
  * under max_size; objects that are open (held by blocks_get) or dirty are
  * never evicted.
  *
- * Thread-safe.  Used by fs/ and tools/ (cache stats/evict).
+ * Checksums are verified the first time a block is read after the object
+ * is pinned by blocks_get (then trusted until the last release), so small
+ * reads do not re-hash whole blocks.  Last-use times are kept in memory and
+ * written to SQLite at the last release of an object.
+ *
+ * Thread-safe.  Each object has a lock held while its blocks are fetched,
+ * so a block missed by several readers is downloaded once.  The fetch
+ * callback runs under that lock: it must not call blocks_read, _write,
+ * _truncate, _prepare_upload or _committed on the same object
+ * (blocks_size, _is_dirty, _path and _cloud take no lock and are fine).
+ *
+ * Used by fs/ and tools/ (cache stats/evict).
  */
 #ifndef SKY_BLOCKS_H
 #define SKY_BLOCKS_H
@@ -48,23 +59,31 @@ struct blocks_stats {
     uint64_t bytes_present;     /* block_size * blocks (last block: real size) */
     uint64_t max_size;
     uint64_t block_size;
-    uint64_t hits, misses, corrupt;  /* since open */
+    uint64_t hits, misses, corrupt;  /* blocks read, since open */
 };
 
-/* Open the cache under `dir` (created if needed). */
+/* Open the cache under `dir` (created if needed).  block_size must be a
+ * power of two from 4 KiB to 8 MiB (-EINVAL).  The cache remembers its
+ * block size: opening with another one drops the cached clean data, and is
+ * refused (-EBUSY) while unsaved files cut in the old size wait for upload. */
 int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size,
                 struct blocks **out, struct sky_err *e);
-void blocks_close(struct blocks *b);
+void blocks_close(struct blocks *b);     /* release every object first */
 
 /* Get (pin) the cached object for (cloud, path).  If the cache holds it
  * with another etag and it is not dirty, its blocks are dropped and it
  * restarts empty with `etag` and `size`.  A dirty object is returned as is
- * (its local content wins until uploaded).  `etag` "" with `create` true
- * makes a new empty dirty-able object (new file).  Release with
- * blocks_release.  Two gets of the same (cloud, path) return the same
- * object (refcounted). */
+ * (its local content wins until uploaded).  An object not cached yet is
+ * created empty (nothing present) with `etag` and `size`.  A new file is
+ * got with etag "" and size 0: it has nothing to fetch, and is journaled
+ * at its first write or truncate (blocks_truncate(o, 0, ...) journals an
+ * empty new file).  "" must not be used for an existing cloud object.
+ * Release with blocks_release.  Two gets of the same (cloud, path) return
+ * the same object (refcounted). */
 int blocks_get(struct blocks *b, const char *cloud, const char *path, const char *etag,
                uint64_t size, struct blocks_obj **out, struct sky_err *e);
+/* The last release writes last-use times, and evicts if the cache is over
+ * max_size. */
 void blocks_release(struct blocks_obj *o);
 
 /* Read into buf; fetches missing blocks through fetch(arg, ...). */
@@ -82,22 +101,29 @@ int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, 
 
 uint64_t blocks_size(struct blocks_obj *o);
 bool blocks_is_dirty(struct blocks_obj *o);
-const char *blocks_path(struct blocks_obj *o);   /* cloud path of the object */
+/* Cloud path of the object; follows blocks_rename.  Every string returned
+ * stays valid until the object's last release. */
+const char *blocks_path(struct blocks_obj *o);
 const char *blocks_cloud(struct blocks_obj *o);
 
 /* Make every block present (fetching what is missing), fsync the cache
  * file and the journal, and return a read-only fd on the cache file (owned
- * by the object; do not close) for the upload. */
+ * by the object; do not close; valid until its last release) for the
+ * upload. */
 int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
                           struct sky_err *e);
 
 /* The upload of the content as of blocks_prepare_upload succeeded and the
  * cloud now calls it `etag`: record checksums, clear dirty (unless written
- * again since), set the etag. */
+ * again since), set the etag.  When the object was written or truncated
+ * after blocks_prepare_upload it stays dirty with the new etag recorded:
+ * upload again. */
 int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e);
 
 /* The object at (cloud, from) is now at (cloud, to); with `tree` true, so
- * is everything under from + "/". */
+ * is everything under from + "/".  Whatever was cached at `to` (and, with
+ * `tree`, under to + "/") is dropped as by blocks_forget.  Moving a tree
+ * into itself (or onto an ancestor) is -EINVAL. */
 int blocks_rename(struct blocks *b, const char *cloud, const char *from, const char *to,
                   bool tree, struct sky_err *e);
 
@@ -106,11 +132,16 @@ int blocks_rename(struct blocks *b, const char *cloud, const char *from, const c
 int blocks_forget(struct blocks *b, const char *cloud, const char *path, struct sky_err *e);
 
 /* The journal: call cb for every dirty object (after a crash: pending
- * uploads).  cb gets the object pinned; blocks_each_dirty releases it. */
+ * uploads).  cb gets the object pinned; blocks_each_dirty releases it.
+ * A non-zero return from cb stops the walk and is returned.  An object
+ * whose cached data cannot be loaded (its file is gone) is skipped and the
+ * first such error returned after the others were visited. */
 typedef int (*blocks_dirty_cb)(void *arg, struct blocks_obj *o);
 int blocks_each_dirty(struct blocks *b, blocks_dirty_cb cb, void *arg, struct sky_err *e);
 
-/* Evict LRU blocks of unpinned, clean objects until under max_size. */
+/* Evict LRU blocks of unpinned, clean objects until under max_size (or
+ * until only pinned and dirty data is left; that is not an error).  An
+ * object left without blocks is forgotten. */
 int blocks_evict(struct blocks *b, struct sky_err *e);
 
 int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e);

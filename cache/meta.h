@@ -18,6 +18,11 @@
  * Thread-safe: one connection behind a mutex; every call is short (no
  * network).  Times are wall-clock nanoseconds since the epoch.
  *
+ * Inode numbers only grow: a number is never given to another entry, even
+ * after its entry is removed and the database reopened.  Names are single
+ * components: empty, ".", ".." and names with '/' are -EINVAL.  Errors:
+ * -ENOENT for an unknown inode, -ENOTDIR when a parent is not a directory.
+ *
  * Used by fs/ and tools/ (search, status).  Knows nothing of clouds'
  * kinds.
  */
@@ -58,7 +63,7 @@ void meta_entry_free(struct meta_entry *ent);
  * directory child of the root named after the cloud.  Stable forever. */
 int meta_cloud_root(struct meta *m, const char *cloud, uint64_t *ino, struct sky_err *e);
 
-/* Entry by inode; -ENOENT if unknown. */
+/* Entry by inode; -ENOENT if unknown.  The root has cloud NULL. */
 int meta_get(struct meta *m, uint64_t ino, struct meta_entry *out, struct sky_err *e);
 
 /* Child `name` of directory `parent`; -ENOENT if not in the cache (which
@@ -69,20 +74,27 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name,
 /* Insert or update child `name` of `parent` with attr (and link, may be
  * NULL), fetched at `now`.  An existing entry keeps its inode; if its kind
  * changes from directory to something else its descendants are dropped.
- * *ino (may be NULL) receives the inode. */
+ * *ino (may be NULL) receives the inode.  A symlink target not given (NULL)
+ * is kept while the entry stays a symlink with the same etag, and cleared
+ * otherwise.  Only directories can be children of the root (-EINVAL). */
 int meta_upsert(struct meta *m, uint64_t parent, const char *name,
                 const struct sky_attr *attr, const char *link, int64_t now,
                 uint64_t *ino, struct sky_err *e);
 
 /* Replace what is known of `parent`'s children with a complete listing,
  * in one transaction: entries are upserted (inodes kept), children not in
- * the listing are removed with their descendants, and listed_at = now. */
+ * the listing are removed with their descendants, and listed_at = now.
+ * Entries whose name is not a valid component are skipped; of two entries
+ * with the same name the later one wins.  Fast for 100,000 entries (one
+ * merge of two sorted lists, well under a second). */
 int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
                          size_t n, int64_t now, struct sky_err *e);
 
-/* Calls cb for each child of `parent`, sorted by name.  The entry passed is
- * valid only during the call.  A non-zero return from cb stops the walk
- * and is returned. */
+/* Calls cb for each child of `parent`, sorted by name (byte order).  The
+ * entry passed is valid only during the call.  A non-zero return from cb
+ * stops the walk and is returned.  The walk reads pages of children and
+ * does not hold the cache's lock while cb runs, so cb may call meta_*;
+ * children changed during the walk may or may not be seen. */
 typedef int (*meta_child_cb)(void *arg, const struct meta_entry *ent);
 int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
                   struct sky_err *e);
@@ -90,15 +102,22 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
 /* Number of children of `parent` in the cache. */
 int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e);
 
-/* Remove an entry and all its descendants. */
+/* Remove an entry and all its descendants.  The root is -EBUSY; removing a
+ * cloud's directory empties that cloud (meta_cloud_root recreates it). */
 int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e);
 
 /* Move entry `ino` to (new_parent, new_name), replacing (and removing) any
- * entry already there; descendants' paths follow.  Inode is kept. */
+ * entry already there; descendants' paths follow.  Inode is kept.
+ * Moving to where it already is does nothing.  Errors: -EBUSY for the
+ * root or a cloud's directory, -EXDEV into another cloud (or the root),
+ * -EINVAL into itself or below itself, -ENOTDIR when new_parent is not a
+ * directory, -ENOTEMPTY when the entry to replace contains `ino`. */
 int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
                 struct sky_err *e);
 
-/* Update attributes / symlink target of one entry, fetched_at = now. */
+/* Update attributes / symlink target of one entry, fetched_at = now.
+ * set_attr follows meta_upsert's rules (descendants dropped when a
+ * directory stops being one, symlink target kept while the etag stays). */
 int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int64_t now,
                   struct sky_err *e);
 int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e);
@@ -106,7 +125,8 @@ int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err
 /* Mark a directory's listing as stale (listed_at = 0) or fresh. */
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);
 
-/* Inode of the entry at `path` in cloud `cloud`, or -ENOENT. */
+/* Inode of the entry at `path` in cloud `cloud` ("" = the cloud's
+ * directory), or -ENOENT. */
 int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t *ino,
                    struct sky_err *e);
 

@@ -1,0 +1,2654 @@
+/*
+ * s3.c - the S3 cloud kind (type = s3): AWS S3 and compatible servers.
+ *
+ * A cloud is one bucket plus an optional key prefix; without `bucket` the
+ * cloud's root lists the account's buckets as directories and paths are
+ * "bucket/key...".  Directories are key prefixes, with an optional
+ * zero-byte "dir/" marker object (written by mkdir so empty directories
+ * persist; it carries the directory's mode and times).
+ *
+ * POSIX metadata follows s3fs so that both can share a bucket:
+ * x-amz-meta-mode holds the whole st_mode in decimal (type bits included;
+ * symlinks are objects whose body is the target and whose mode has
+ * S_IFLNK), x-amz-meta-uid/-gid are decimal, x-amz-meta-mtime is decimal
+ * seconds with a 9-digit fraction when there is one (s3fs 1.90 writes
+ * "1620284889.123456789").  Reading also accepts rclone's fractional
+ * seconds and RFC 3339 times.
+ *
+ * Listings carry no user metadata, so listed entries report only size,
+ * mtime (Last-Modified) and ETag, and an object is recognised as a
+ * symlink only by stat (HEAD); fs/ calls stat on lookup.  To keep a link
+ * a link when its directory is listed again, the driver remembers (in
+ * memory, per mount) the keys and ETags it has seen to be links.
+ *
+ * Extended attributes user.NAME are x-amz-meta-NAME headers (NAME in
+ * lowercase letters, digits, '-', '_', '.'; values that are not plain
+ * printable text are stored as "b64:" + base64).  Metadata changes
+ * (chmod, utime, xattrs) copy the object onto itself with new metadata.
+ *
+ * Requests: ListObjectsV2 (delimiter "/", all pages), HEAD, ranged GET
+ * with If-Match, PUT (single up to 8 MiB, else multipart with 4 parallel
+ * part uploads, aborted on failure), CopyObject (UploadPartCopy above
+ * 5 GiB) + DELETE for rename, DeleteObjects in batches of 1000.  All of
+ * them go through backends/http.c (retries, pool) signed by sigv4.c.
+ *
+ * The parsing helpers near the top (s3_parse_*, s3_child_name, ...) are
+ * not static so that tests/unit/test_s3_xml.c can check them without a
+ * server.
+ */
+#include "driver.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "../lib/config.h"
+#include "../lib/log.h"
+#include "http.h"
+#include "sigv4.h"
+#include "xml.h"
+
+#define S3_SINGLE_PUT_MAX (8ull << 20)
+#define S3_MIN_PART       (8ull << 20)
+#define S3_MAX_PARTS      10000ull
+#define S3_COPY_MAX       (5ull << 30)
+#define S3_COPY_PART      (512ull << 20)
+#define S3_THREADS        4
+#define S3_DELETE_BATCH   1000
+#define S3_NAME_MAX       255
+#define S3_LINK_MAX       4096
+#define S3_LINK_BUCKETS   1024
+#define S3_LINKS_MAX      100000
+/* setxattr flags (XATTR_CREATE / XATTR_REPLACE of <sys/xattr.h>) */
+#define XATTR_CREATE_FLAG  0x1
+#define XATTR_REPLACE_FLAG 0x2
+
+/* ------------------------------------------------------------------ */
+/* Parsing helpers (exported for the unit tests)                       */
+/* ------------------------------------------------------------------ */
+
+/* Called once per listed object (is_prefix 0) or common prefix (1). */
+typedef int (*s3_item_fn)(void *arg, const char *key, int is_prefix, const struct sky_attr *a);
+
+int s3_parse_iso8601(const char *s, int64_t *ns);
+int s3_parse_http_date(const char *s, int64_t *ns);
+int s3_parse_meta_mtime(const char *s, int64_t *ns);
+int s3_parse_error(const char *body, size_t len, char *code, size_t cap);
+int s3_error_errno(long status, const char *code);
+int s3_parse_list(const char *body, size_t len, s3_item_fn fn, void *arg, char **next_token,
+                  struct sky_err *e);
+void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a);
+int s3_child_name(const char *key, size_t plen, int is_prefix, char *out);
+
+static int64_t fraction_ns(const char **p)
+{
+    int64_t ns = 0, scale = 100000000;
+    while (isdigit((unsigned char)**p)) {
+        ns += (**p - '0') * scale;
+        scale /= 10;
+        (*p)++;
+    }
+    return ns;
+}
+
+/* "2009-10-12T17:50:30.000Z" or "...+02:00". */
+int s3_parse_iso8601(const char *s, int64_t *ns)
+{
+    struct tm tm = {0};
+    int used = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+        return -EINVAL;
+    const char *p = s + used;
+    int64_t frac = 0;
+    if (*p == '.') {
+        p++;
+        frac = fraction_ns(&p);
+    }
+    long offset = 0;
+    if (*p == '+' || *p == '-') {
+        int hh = 0, mm = 0;
+        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+            return -EINVAL;
+        offset = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
+    } else if (*p != 'Z' && *p != 'z') {
+        return -EINVAL;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    *ns = ((int64_t)t - offset) * 1000000000LL + frac;
+    return 0;
+}
+
+/* "Wed, 12 Oct 2009 17:50:00 GMT" (Last-Modified). */
+int s3_parse_http_date(const char *s, int64_t *ns)
+{
+    struct tm tm = {0};
+    if (!s || !strptime(s, "%a, %d %b %Y %H:%M:%S", &tm))
+        return -EINVAL;
+    *ns = (int64_t)timegm(&tm) * 1000000000LL;
+    return 0;
+}
+
+/* x-amz-meta-mtime: "1700000000" (s3fs), "1700000000.123456789" (rclone),
+ * or an RFC 3339 time. */
+int s3_parse_meta_mtime(const char *s, int64_t *ns)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    if (strchr(s, 'T'))
+        return s3_parse_iso8601(s, ns);
+    char *end;
+    errno = 0;
+    long long sec = strtoll(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    int64_t frac = 0;
+    if (*end == '.') {
+        const char *p = end + 1;
+        frac = fraction_ns(&p);
+        end = (char *)p;
+    }
+    if (*end)
+        return -EINVAL;
+    *ns = (int64_t)sec * 1000000000LL + (sec < 0 ? -frac : frac);
+    return 0;
+}
+
+/* Code of an <Error> body into code (""); returns 1 when the body is an
+ * error document. */
+int s3_parse_error(const char *body, size_t len, char *code, size_t cap)
+{
+    struct xml_node *root;
+    code[0] = '\0';
+    if (!body || !len || xml_parse(body, len, &root, NULL) < 0)
+        return 0;
+    int is_error = strcmp(root->name, "Error") == 0;
+    const char *c = xml_text(root, "Code");
+    if (is_error && c)
+        snprintf(code, cap, "%s", c);
+    xml_free(root);
+    return is_error;
+}
+
+int s3_error_errno(long status, const char *code)
+{
+    code = code ? code : "";
+    if (strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NoSuchBucket") == 0 ||
+        strcmp(code, "NoSuchUpload") == 0)
+        return ENOENT;
+    if (strcmp(code, "BucketNotEmpty") == 0)
+        return ENOTEMPTY;
+    if (strcmp(code, "BucketAlreadyOwnedByYou") == 0 ||
+        strcmp(code, "BucketAlreadyExists") == 0)
+        return EEXIST;
+    if (strcmp(code, "EntityTooLarge") == 0)
+        return EFBIG;
+    if (strcmp(code, "InvalidBucketName") == 0 || strcmp(code, "KeyTooLongError") == 0)
+        return ENAMETOOLONG;
+    switch (status) {
+    case 401:
+    case 403:
+        return EACCES;
+    case 404:
+        return ENOENT;
+    case 409:
+        return EEXIST;
+    case 412:
+        return ESTALE;
+    case 501:
+        return ENOTSUP;
+    default:
+        return EIO;
+    }
+}
+
+/* Decode %XX and '+' (encoding-type=url answers) in place. */
+static void url_decode_inplace(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (*p == '+') {
+            *o++ = ' ';
+        } else if (*p == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            char hex[3] = { p[1], p[2], 0 };
+            *o++ = (char)strtol(hex, NULL, 16);
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+static void etag_copy(char *dst, const char *src)
+{
+    if (!src) {
+        dst[0] = '\0';
+        return;
+    }
+    if (src[0] == '"')
+        snprintf(dst, SKY_ETAG_MAX, "%s", src);
+    else
+        snprintf(dst, SKY_ETAG_MAX, "\"%s\"", src);
+}
+
+static int emit_item(const struct xml_node *n, int decode, int is_prefix, s3_item_fn fn,
+                     void *arg)
+{
+    const char *raw = xml_text(n, is_prefix ? "Prefix" : "Key");
+    if (!raw)
+        return 0;
+    char *key = strdup(raw);
+    if (!key)
+        return -ENOMEM;
+    if (decode)
+        url_decode_inplace(key);
+    struct sky_attr a = { .kind = is_prefix ? SKY_DIR : SKY_FILE };
+    if (!is_prefix) {
+        const char *size = xml_text(n, "Size");
+        a.size = size ? strtoull(size, NULL, 10) : 0;
+        if (s3_parse_iso8601(xml_text(n, "LastModified"), &a.mtime_ns) == 0)
+            a.has |= SKY_HAS_MTIME;
+        etag_copy(a.etag, xml_text(n, "ETag"));
+    }
+    int rc = fn(arg, key, is_prefix, &a);
+    free(key);
+    return rc;
+}
+
+/* One ListObjectsV2 page.  *next_token is the continuation token
+ * (malloc'd) when the listing goes on, else NULL. */
+int s3_parse_list(const char *body, size_t len, s3_item_fn fn, void *arg, char **next_token,
+                  struct sky_err *e)
+{
+    struct xml_node *root;
+    *next_token = NULL;
+    int rc = xml_parse(body, len, &root, e);
+    if (rc < 0)
+        return rc;
+    if (strcmp(root->name, "ListBucketResult") != 0) {
+        rc = sky_fail(e, EBADMSG, "unexpected <%s> answer to a listing", root->name);
+        goto done;
+    }
+    const char *enc = xml_text(root, "EncodingType");
+    int decode = enc && strcasecmp(enc, "url") == 0;
+    /* objects and prefixes, in document order */
+    for (const struct xml_node *n = root->child; n && rc == 0; n = n->next) {
+        if (strcmp(n->name, "Contents") == 0)
+            rc = emit_item(n, decode, 0, fn, arg);
+        else if (strcmp(n->name, "CommonPrefixes") == 0)
+            rc = emit_item(n, decode, 1, fn, arg);
+    }
+    const char *trunc = xml_text(root, "IsTruncated");
+    const char *tok = xml_text(root, "NextContinuationToken");
+    if (rc == 0 && trunc && strcmp(trunc, "true") == 0) {
+        if (!tok || !*tok)
+            rc = sky_fail(e, EBADMSG, "truncated listing without a continuation token");
+        else if (!(*next_token = strdup(tok)))
+            rc = sky_fail(e, ENOMEM, "out of memory");
+    }
+done:
+    xml_free(root);
+    return rc;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end || v > UINT32_MAX)
+        return -EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Attributes of a HEAD answer (names lowercased by http.c). */
+void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
+{
+    memset(a, 0, sizeof *a);
+    a->kind = SKY_FILE;
+    const char *len = http_headers_get(h, "content-length");
+    a->size = len ? strtoull(len, NULL, 10) : 0;
+    etag_copy(a->etag, http_headers_get(h, "etag"));
+    if (s3_parse_meta_mtime(http_headers_get(h, "x-amz-meta-mtime"), &a->mtime_ns) == 0 ||
+        s3_parse_http_date(http_headers_get(h, "last-modified"), &a->mtime_ns) == 0)
+        a->has |= SKY_HAS_MTIME;
+    uint32_t mode;
+    if (parse_u32(http_headers_get(h, "x-amz-meta-mode"), &mode) == 0) {
+        a->mode = mode & 07777;
+        a->has |= SKY_HAS_MODE;
+        if ((mode & S_IFMT) == S_IFLNK)
+            a->kind = SKY_LINK;
+        else if ((mode & S_IFMT) == S_IFDIR)
+            a->kind = SKY_DIR;
+    }
+    if (parse_u32(http_headers_get(h, "x-amz-meta-uid"), &a->uid) == 0)
+        a->has |= SKY_HAS_UID;
+    if (parse_u32(http_headers_get(h, "x-amz-meta-gid"), &a->gid) == 0)
+        a->has |= SKY_HAS_GID;
+    if (a->kind == SKY_DIR) {
+        a->size = 0;
+        a->etag[0] = '\0';
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* The cloud                                                           */
+/* ------------------------------------------------------------------ */
+
+struct link_entry {
+    char *id;                   /* "bucket/key" */
+    char etag[SKY_ETAG_MAX];
+    char *target;               /* NULL until read */
+    struct link_entry *next;
+};
+
+struct s3 {
+    char *name;             /* cloud name, for messages */
+    bool https;
+    char *host;             /* endpoint host[:port] */
+    char *region;
+    char *bucket;           /* NULL: the account's buckets */
+    char *prefix;           /* "" or "a/b" (no slashes at the ends) */
+    bool path_style;
+    char *access_key, *secret_key, *session_token;
+    struct sigv4_creds creds;
+    struct http_client *http;
+
+    /* Objects known to be symlinks (from stat, readlink or symlink), by
+     * "bucket/key", valid while their ETag is unchanged: listings carry no
+     * metadata, so this keeps known links links after a relisting. */
+    pthread_mutex_t links_lock;
+    struct link_entry *links[S3_LINK_BUCKETS];
+    size_t nlinks;
+};
+
+/* Where a path lives: bucket ("" for the account root) and key. */
+struct s3_loc {
+    char bucket[256];
+    char *key;              /* malloc'd; "" for a bucket's root */
+};
+
+static void loc_free(struct s3_loc *l)
+{
+    free(l->key);
+    l->key = NULL;
+}
+
+/* ---- the known-links cache ---- */
+
+static unsigned link_hash(const char *bucket, const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = bucket; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = (h ^ '/') * 16777619u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % S3_LINK_BUCKETS;
+}
+
+static bool link_is(const struct link_entry *l, const char *bucket, const char *key)
+{
+    size_t bl = strlen(bucket);
+    return strncmp(l->id, bucket, bl) == 0 && l->id[bl] == '/' && strcmp(l->id + bl + 1, key) == 0;
+}
+
+/* Remember that bucket/key with `etag` is a link (target may be NULL:
+ * an existing target for the same etag is kept). */
+static void links_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      const char *target)
+{
+    if (!etag || !*etag)
+        return;
+    unsigned h = link_hash(bucket, key);
+    pthread_mutex_lock(&s->links_lock);
+    struct link_entry *l = s->links[h];
+    while (l && !link_is(l, bucket, key))
+        l = l->next;
+    if (!l && s->nlinks < S3_LINKS_MAX && (l = calloc(1, sizeof *l))) {
+        if (asprintf(&l->id, "%s/%s", bucket, key) < 0) {
+            free(l);
+            l = NULL;
+        } else {
+            l->next = s->links[h];
+            s->links[h] = l;
+            s->nlinks++;
+        }
+    }
+    if (l) {
+        if (strcmp(l->etag, etag) != 0 || target) {
+            free(l->target);
+            l->target = target ? strdup(target) : NULL;
+        }
+        snprintf(l->etag, sizeof l->etag, "%s", etag);
+    }
+    pthread_mutex_unlock(&s->links_lock);
+}
+
+static void links_drop(struct s3 *s, const char *bucket, const char *key)
+{
+    unsigned h = link_hash(bucket, key);
+    pthread_mutex_lock(&s->links_lock);
+    for (struct link_entry **p = &s->links[h]; *p; p = &(*p)->next) {
+        if (link_is(*p, bucket, key)) {
+            struct link_entry *l = *p;
+            *p = l->next;
+            free(l->id);
+            free(l->target);
+            free(l);
+            s->nlinks--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->links_lock);
+}
+
+/* Is bucket/key a known link with this etag?  *target gets a copy of the
+ * target when known (else NULL). */
+static bool links_get(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      char **target)
+{
+    bool found = false;
+    *target = NULL;
+    unsigned h = link_hash(bucket, key);
+    pthread_mutex_lock(&s->links_lock);
+    for (struct link_entry *l = s->links[h]; l; l = l->next) {
+        if (link_is(l, bucket, key)) {
+            found = strcmp(l->etag, etag) == 0;
+            if (found && l->target)
+                *target = strdup(l->target);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->links_lock);
+    return found;
+}
+
+/* After a copy from -> to of an object with `etag` (copies keep the
+ * ETag of simple objects): carry its link status over. */
+static void links_move(struct s3 *s, const struct s3_loc *from, const struct s3_loc *to,
+                       const char *etag)
+{
+    char *target;
+    if (links_get(s, from->bucket, from->key, etag, &target)) {
+        links_put(s, to->bucket, to->key, etag, target);
+        free(target);
+        links_drop(s, from->bucket, from->key);
+    }
+}
+
+static void links_free(struct s3 *s)
+{
+    for (int i = 0; i < S3_LINK_BUCKETS; i++) {
+        while (s->links[i]) {
+            struct link_entry *l = s->links[i];
+            s->links[i] = l->next;
+            free(l->id);
+            free(l->target);
+            free(l);
+        }
+    }
+}
+
+static int join_key(const char *a, const char *b, char **out)
+{
+    int rc = *a && *b ? asprintf(out, "%s/%s", a, b) : asprintf(out, "%s", *a ? a : b);
+    if (rc < 0) {
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int s3_locate(struct s3 *s, const char *path, struct s3_loc *l, struct sky_err *e)
+{
+    memset(l, 0, sizeof *l);
+    const char *rest = path;
+    if (s->bucket) {
+        snprintf(l->bucket, sizeof l->bucket, "%s", s->bucket);
+    } else {
+        size_t n = strcspn(path, "/");
+        if (n >= sizeof l->bucket)
+            return sky_fail(e, ENAMETOOLONG, "s3 '%s': %.*s...: bucket name too long", s->name,
+                            64, path);
+        memcpy(l->bucket, path, n);
+        l->bucket[n] = '\0';
+        rest = path[n] ? path + n + 1 : "";
+    }
+    if (join_key(s->bucket ? s->prefix : "", rest, &l->key) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The path for messages: "bucket/key" in account mode, else the key. */
+static const char *loc_show(const struct s3_loc *l, char *buf, size_t cap, const struct s3 *s)
+{
+    if (s->bucket)
+        snprintf(buf, cap, "%s", *l->key ? l->key : "/");
+    else
+        snprintf(buf, cap, "%s%s%s", l->bucket, *l->key ? "/" : "", l->key);
+    return buf;
+}
+
+static char *s3_url(const struct s3 *s, const char *bucket, const char *key, const char *query)
+{
+    char *ekey = http_uri_encode(key ? key : "", 1), *url = NULL;
+    if (!ekey)
+        return NULL;
+    const char *scheme = s->https ? "https" : "http";
+    const char *q = query && *query ? "?" : "";
+    int rc;
+    if (!bucket || !*bucket)
+        rc = asprintf(&url, "%s://%s/%s%s", scheme, s->host, q, query ? query : "");
+    else if (s->path_style)
+        rc = asprintf(&url, "%s://%s/%s%s%s%s%s", scheme, s->host, bucket, *ekey ? "/" : "",
+                      ekey, q, query ? query : "");
+    else
+        rc = asprintf(&url, "%s://%s.%s/%s%s%s", scheme, bucket, s->host, ekey, q,
+                      query ? query : "");
+    free(ekey);
+    return rc < 0 ? NULL : url;
+}
+
+/* One request to send. */
+struct s3_req {
+    const char *method;
+    const char *bucket;             /* NULL/"": service level */
+    const char *key;                /* NULL/"": bucket level */
+    const char *query;              /* encoded, without '?' */
+    struct http_headers headers;    /* freed by s3_send */
+    const void *body;
+    uint64_t body_len;
+    int fd;                         /* -1 unless the body comes from a file */
+    uint64_t off;
+    void *out;
+    size_t out_cap;
+};
+
+#define S3_REQ(m) { .method = (m), .fd = -1 }
+
+static int s3_send(struct s3 *s, struct s3_req *r, struct http_response *resp, const char *show,
+                   struct sky_err *e)
+{
+    memset(resp, 0, sizeof *resp);
+    char hash[65];
+    const char *payload = NULL;
+    int rc = 0;
+    if (r->fd >= 0 && !s->https) {
+        rc = sigv4_sha256_fd_hex(r->fd, r->off, r->body_len, hash);
+        if (rc < 0) {
+            http_headers_free(&r->headers);
+            return sky_fail(e, -rc, "s3 '%s': %s %s: reading the local file: %s", s->name,
+                            r->method, show, strerror(-rc));
+        }
+        payload = hash;
+    }
+    struct sigv4_http_signer signer = { &s->creds, { s->region, "s3" }, payload };
+    struct http_request req = {
+        .method = r->method, .url = s3_url(s, r->bucket, r->key, r->query),
+        .headers = r->headers, .body = r->body, .body_fd = r->fd, .body_off = r->off,
+        .body_len = r->body_len, .out_buf = r->out, .out_cap = r->out_cap,
+        .sign = sigv4_sign_http, .sign_arg = &signer,
+    };
+    memset(&r->headers, 0, sizeof r->headers);
+    if (!req.url)
+        rc = sky_fail(e, ENOMEM, "out of memory");
+    else if ((rc = http_do(s->http, &req, resp, e)) < 0)
+        sky_err_prefix(e, "s3 '%s': %s %s", s->name, r->method, show);
+    free(req.url);
+    http_headers_free(&req.headers);
+    return rc;
+}
+
+/* The error for a non-2xx answer (or a 200 carrying an <Error>). */
+static int s3_fail_answer(struct s3 *s, const char *op, const char *show,
+                          const struct http_response *resp, struct sky_err *e)
+{
+    char code[96];
+    s3_parse_error(resp->body, resp->body_len, code, sizeof code);
+    int err = s3_error_errno(resp->status, code);
+    if (!code[0])
+        snprintf(code, sizeof code, "%s", resp->status == 404 ? "NotFound"
+                                        : resp->status == 403 ? "Forbidden"
+                                        : resp->status == 412 ? "PreconditionFailed"
+                                                              : "error");
+    return sky_fail(e, err, "s3 '%s': %s %s: %ld %s", s->name, op, show, resp->status, code);
+}
+
+static bool ok_status(long st)
+{
+    return st >= 200 && st < 300;
+}
+
+/* Send and treat any non-2xx status as an error. */
+static int s3_call(struct s3 *s, struct s3_req *r, struct http_response *resp, const char *show,
+                   struct sky_err *e)
+{
+    int rc = s3_send(s, r, resp, show, e);
+    if (rc < 0)
+        return rc;
+    if (!ok_status(resp->status)) {
+        rc = s3_fail_answer(s, r->method, show, resp, e);
+        http_response_free(resp);
+    }
+    return rc;
+}
+
+/* Parse a 2xx XML body whose root must be `root`; an <Error> root (S3
+ * sends those with status 200 for copies and completions) fails. */
+static int s3_xml_answer(struct s3 *s, const char *op, const char *show,
+                         const struct http_response *resp, const char *root_name,
+                         struct xml_node **root, struct sky_err *e)
+{
+    int rc = xml_parse(resp->body, resp->body_len, root, e);
+    if (rc < 0)
+        return sky_err_prefix(e, "s3 '%s': %s %s", s->name, op, show);
+    if (strcmp((*root)->name, "Error") == 0) {
+        const char *code = xml_text(*root, "Code");
+        rc = sky_fail(e, s3_error_errno(500, code), "s3 '%s': %s %s: %s", s->name, op, show,
+                      code ? code : "error");
+    } else if (strcmp((*root)->name, root_name) != 0) {
+        rc = sky_fail(e, EIO, "s3 '%s': %s %s: unexpected <%s> answer", s->name, op, show,
+                      (*root)->name);
+    }
+    if (rc < 0) {
+        xml_free(*root);
+        *root = NULL;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Metadata headers                                                    */
+/* ------------------------------------------------------------------ */
+
+static uint32_t type_bits(enum sky_kind kind)
+{
+    return kind == SKY_DIR ? S_IFDIR : kind == SKY_LINK ? S_IFLNK : S_IFREG;
+}
+
+static int set_num(struct http_headers *h, const char *name, long long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", v);
+    return http_headers_set(h, name, buf);
+}
+
+/* x-amz-meta-mtime the way s3fs writes it: whole seconds, with a
+ * 9-digit fraction when there is one ("1620284889.123456789"). */
+static void format_mtime(int64_t ns, char *buf, size_t cap)
+{
+    int64_t sec = ns / 1000000000LL, frac = ns % 1000000000LL;
+    if (frac < 0) {
+        sec--;
+        frac += 1000000000LL;
+    }
+    if (frac)
+        snprintf(buf, cap, "%lld.%09lld", (long long)sec, (long long)frac);
+    else
+        snprintf(buf, cap, "%lld", (long long)sec);
+}
+
+/* x-amz-meta-* for the `which` bits of a; the mode always carries the
+ * type bits of `kind`.  Links and directories always get a mode so that
+ * their type survives. */
+static int add_meta(struct http_headers *h, enum sky_kind kind, const struct sky_attr *a,
+                    unsigned which)
+{
+    int rc = 0;
+    uint32_t perm = kind == SKY_LINK ? 0777 : kind == SKY_DIR ? 0755 : 0644;
+    if (a && (which & SKY_HAS_MODE))
+        perm = a->mode & 07777;
+    if ((a && (which & SKY_HAS_MODE)) || kind != SKY_FILE)
+        rc |= set_num(h, "x-amz-meta-mode", (long long)(type_bits(kind) | perm));
+    if (a && (which & SKY_HAS_UID))
+        rc |= set_num(h, "x-amz-meta-uid", a->uid);
+    if (a && (which & SKY_HAS_GID))
+        rc |= set_num(h, "x-amz-meta-gid", a->gid);
+    if (a && (which & SKY_HAS_MTIME)) {
+        char t[48];
+        format_mtime(a->mtime_ns, t, sizeof t);
+        rc |= http_headers_set(h, "x-amz-meta-mtime", t);
+    }
+    return rc ? -ENOMEM : 0;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* Listing                                                             */
+/* ------------------------------------------------------------------ */
+
+static int add_query(char *q, size_t cap, const char *name, const char *value)
+{
+    char *enc = http_uri_encode(value, 0);
+    if (!enc)
+        return -ENOMEM;
+    size_t len = strlen(q);
+    int n = snprintf(q + len, cap - len, "%s%s=%s", len ? "&" : "", name, enc);
+    free(enc);
+    return n < 0 || (size_t)n >= cap - len ? -E2BIG : 0;
+}
+
+/* ListObjectsV2 of `prefix` in `bucket`, every page unless max_keys > 0
+ * (then one page of at most max_keys). */
+static int s3_list_keys(struct s3 *s, const char *bucket, const char *prefix, bool delimited,
+                        int max_keys, s3_item_fn fn, void *arg, const char *show,
+                        struct sky_err *e)
+{
+    char *token = NULL;
+    int rc = 0;
+    do {
+        char query[4096] = "";
+        char mk[16];
+        snprintf(mk, sizeof mk, "%d", max_keys > 0 ? max_keys : 1000);
+        rc = add_query(query, sizeof query, "list-type", "2");
+        if (rc == 0 && token)
+            rc = add_query(query, sizeof query, "continuation-token", token);
+        if (rc == 0 && delimited)
+            rc = add_query(query, sizeof query, "delimiter", "/");
+        if (rc == 0)
+            rc = add_query(query, sizeof query, "encoding-type", "url");
+        if (rc == 0)
+            rc = add_query(query, sizeof query, "max-keys", mk);
+        if (rc == 0)
+            rc = add_query(query, sizeof query, "prefix", prefix);
+        free(token);
+        token = NULL;
+        if (rc < 0)
+            return sky_fail(e, -rc, "s3 '%s': LIST %s: prefix too long", s->name, show);
+        struct s3_req r = S3_REQ("GET");
+        r.bucket = bucket;
+        r.query = query;
+        struct http_response resp;
+        rc = s3_call(s, &r, &resp, show, e);
+        if (rc < 0)
+            return rc;
+        rc = s3_parse_list(resp.body, resp.body_len, fn, arg, &token, e);
+        if (rc < 0 && e && e->code == EBADMSG)
+            sky_err_prefix(e, "s3 '%s': LIST %s", s->name, show);
+        http_response_free(&resp);
+    } while (rc == 0 && token && max_keys <= 0);
+    free(token);
+    return rc;
+}
+
+static bool valid_name(const char *name, size_t len)
+{
+    if (len == 0 || len > S3_NAME_MAX || memchr(name, '/', len))
+        return false;
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+        return false;
+    return memchr(name, '\0', len) == NULL;
+}
+
+/* The child name of a listed key under a prefix of plen bytes, into
+ * out[S3_NAME_MAX + 1]: 1 for a valid name, 0 for the directory's own
+ * marker, -1 for a key that cannot be a file name. */
+int s3_child_name(const char *key, size_t plen, int is_prefix, char *out)
+{
+    const char *name = key + plen;
+    size_t len = strlen(name);
+    if (is_prefix && len > 0 && name[len - 1] == '/')
+        len--;
+    else if (is_prefix)
+        return -1;
+    if (!is_prefix && len == 0)
+        return 0;
+    if (!valid_name(name, len))
+        return -1;
+    memcpy(out, name, len);
+    out[len] = '\0';
+    return 1;
+}
+
+struct dir_lister {
+    struct s3 *s;
+    const char *bucket;
+    const char *prefix;     /* "dir/" or "" */
+    size_t plen;
+    sky_list_cb cb;
+    void *arg;
+    bool found;             /* anything at all under the prefix */
+};
+
+static int on_dir_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+{
+    struct dir_lister *d = arg;
+    if (strncmp(key, d->prefix, d->plen) != 0)
+        return 0;
+    d->found = true;
+    char name[S3_NAME_MAX + 1];
+    int kind = s3_child_name(key, d->plen, is_prefix, name);
+    if (kind == 0)
+        return 0;       /* the directory's own marker */
+    if (kind < 0) {
+        LOG_WARN("s3 '%s': skipping key '%s' in bucket %s: not a valid file name", d->s->name,
+                 key, d->bucket);
+        return 0;
+    }
+    struct sky_dirent ent = { .name = name, .attr = *a, .link = NULL };
+    char *target = NULL;
+    if (!is_prefix && links_get(d->s, d->bucket, key, a->etag, &target)) {
+        ent.attr.kind = SKY_LINK;
+        ent.attr.mode = 0777;
+        ent.attr.has |= SKY_HAS_MODE;
+        ent.link = target;
+    }
+    int rc = d->cb(d->arg, &ent);
+    free(target);
+    return rc;
+}
+
+static int list_buckets(struct s3 *s, sky_list_cb cb, void *arg, struct sky_err *e)
+{
+    struct s3_req r = S3_REQ("GET");
+    struct http_response resp;
+    int rc = s3_call(s, &r, &resp, "/", e);
+    if (rc < 0)
+        return rc;
+    struct xml_node *root;
+    rc = s3_xml_answer(s, "LIST", "/", &resp, "ListAllMyBucketsResult", &root, e);
+    http_response_free(&resp);
+    if (rc < 0)
+        return rc;
+    const struct xml_node *b = xml_child(xml_child(root, "Buckets"), "Bucket");
+    for (; b && rc == 0; b = xml_next(b)) {
+        const char *name = xml_text(b, "Name");
+        if (!name || !valid_name(name, strlen(name)))
+            continue;
+        struct sky_dirent ent = { .name = name, .attr = { .kind = SKY_DIR } };
+        if (s3_parse_iso8601(xml_text(b, "CreationDate"), &ent.attr.mtime_ns) == 0)
+            ent.attr.has |= SKY_HAS_MTIME;
+        rc = cb(arg, &ent);
+    }
+    xml_free(root);
+    return rc;
+}
+
+static int s3_head(struct s3 *s, const char *bucket, const char *key, struct http_response *resp,
+                   const char *show, struct sky_err *e)
+{
+    struct s3_req r = S3_REQ("HEAD");
+    r.bucket = bucket;
+    r.key = key;
+    return s3_send(s, &r, resp, show, e);
+}
+
+static int s3_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    if (!s->bucket && !*dir)
+        return list_buckets(s, cb, arg, e);
+    struct s3_loc l;
+    int rc = s3_locate(s, dir, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024], *prefix = NULL;
+    loc_show(&l, show, sizeof show, s);
+    if (asprintf(&prefix, "%s%s", l.key, *l.key ? "/" : "") < 0) {
+        loc_free(&l);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    struct dir_lister d = { s, l.bucket, prefix, strlen(prefix), cb, arg, false };
+    rc = s3_list_keys(s, l.bucket, prefix, true, 0, on_dir_item, &d, show, e);
+    bool is_root = !*dir || (!s->bucket && !strchr(dir, '/'));
+    if (rc == 0 && !d.found && !is_root) {
+        /* nothing under dir/: a file, or nothing at all */
+        struct http_response resp;
+        rc = s3_head(s, l.bucket, l.key, &resp, show, e);
+        if (rc == 0)
+            rc = ok_status(resp.status)
+                     ? sky_fail(e, ENOTDIR, "s3 '%s': LIST %s: not a directory", s->name, show)
+                     : sky_fail(e, ENOENT, "s3 '%s': LIST %s: no such directory", s->name, show);
+        http_response_free(&resp);
+    }
+    free(prefix);
+    loc_free(&l);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* stat                                                                */
+/* ------------------------------------------------------------------ */
+
+struct first_key {
+    char *key;
+    int count;
+    bool other;             /* a key besides the marker */
+    const char *marker;
+};
+
+static int on_first_key(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+{
+    struct first_key *f = arg;
+    f->count++;
+    if (!f->key)
+        f->key = strdup(key);
+    if (!f->marker || strcmp(key, f->marker) != 0)
+        f->other = true;
+    return 0;
+}
+
+/* Probe "key/": *count objects seen (max `max`), whether besides the
+ * marker, and whether the marker itself exists. */
+static int probe_dir(struct s3 *s, const struct s3_loc *l, int max, bool *any, bool *marker,
+                     bool *others, const char *show, struct sky_err *e)
+{
+    char *prefix;
+    if (asprintf(&prefix, "%s/", l->key) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    struct first_key f = { .marker = prefix };
+    int rc = s3_list_keys(s, l->bucket, prefix, false, max, on_first_key, &f, show, e);
+    *any = f.count > 0;
+    *marker = f.key && strcmp(f.key, prefix) == 0;
+    *others = f.other;
+    free(f.key);
+    free(prefix);
+    return rc;
+}
+
+static void dir_attr(struct sky_attr *out)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = SKY_DIR;
+}
+
+/* Attributes of the marker "key/" merged into a directory's attrs. */
+static int stat_marker(struct s3 *s, const struct s3_loc *l, struct sky_attr *out,
+                       const char *show, struct sky_err *e)
+{
+    char *mkey;
+    if (asprintf(&mkey, "%s/", l->key) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    struct http_response resp;
+    int rc = s3_head(s, l->bucket, mkey, &resp, show, e);
+    free(mkey);
+    dir_attr(out);
+    if (rc == 0 && ok_status(resp.status)) {
+        s3_attr_from_headers(&resp.headers, out);
+        out->kind = SKY_DIR;
+        out->size = 0;
+        out->etag[0] = '\0';
+    }
+    http_response_free(&resp);
+    return rc;
+}
+
+static int stat_bucket(struct s3 *s, const struct s3_loc *l, struct sky_attr *out,
+                       const char *show, struct sky_err *e)
+{
+    struct http_response resp;
+    int rc = s3_head(s, l->bucket, NULL, &resp, show, e);
+    if (rc == 0 && !ok_status(resp.status))
+        rc = s3_fail_answer(s, "HEAD", show, &resp, e);
+    http_response_free(&resp);
+    if (rc == 0)
+        dir_attr(out);
+    return rc;
+}
+
+static int s3_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    if (!*path) {
+        dir_attr(out);
+        return 0;
+    }
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    if (!*l.key) {
+        rc = stat_bucket(s, &l, out, show, e);
+        loc_free(&l);
+        return rc;
+    }
+    struct http_response resp;
+    rc = s3_head(s, l.bucket, l.key, &resp, show, e);
+    if (rc == 0 && ok_status(resp.status)) {
+        s3_attr_from_headers(&resp.headers, out);
+        if (out->kind == SKY_LINK)
+            links_put(s, l.bucket, l.key, out->etag, NULL);
+        else
+            links_drop(s, l.bucket, l.key);
+    } else if (rc == 0 && resp.status == 404) {
+        bool any, marker, others;
+        rc = probe_dir(s, &l, 1, &any, &marker, &others, show, e);
+        if (rc == 0 && !any)
+            rc = sky_fail(e, ENOENT, "s3 '%s': HEAD %s: 404 NoSuchKey", s->name, show);
+        else if (rc == 0 && marker)
+            rc = stat_marker(s, &l, out, show, e);
+        else if (rc == 0)
+            dir_attr(out);
+    } else if (rc == 0) {
+        rc = s3_fail_answer(s, "HEAD", show, &resp, e);
+    }
+    http_response_free(&resp);
+    loc_free(&l);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* read                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Servers that ignore If-Match still send the object's ETag: compare. */
+static bool etag_differs(const char *want, const struct http_response *resp)
+{
+    if (!want || !*want)
+        return false;
+    char have[SKY_ETAG_MAX];
+    etag_copy(have, http_headers_get(&resp->headers, "etag"));
+    return have[0] && strcmp(have, want) != 0;
+}
+
+static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
+                   void *buf, size_t *got, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    *got = 0;
+    if (len == 0)
+        return 0;
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024], range[64];
+    loc_show(&l, show, sizeof show, s);
+    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
+             (unsigned long long)(off + len - 1));
+    struct s3_req r = S3_REQ("GET");
+    r.bucket = l.bucket;
+    r.key = l.key;
+    r.out = buf;
+    r.out_cap = len;
+    if (http_headers_set(&r.headers, "Range", range) < 0 ||
+        (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0)) {
+        http_headers_free(&r.headers);
+        loc_free(&l);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    struct http_response resp;
+    rc = s3_send(s, &r, &resp, show, e);
+    if (rc == 0) {
+        if ((resp.status == 200 || resp.status == 206) && etag_differs(etag, &resp))
+            rc = sky_fail(e, ESTALE, "s3 '%s': GET %s: changed since it was opened",
+                          s->name, show);
+        else if (resp.status == 200 || resp.status == 206)
+            *got = resp.body_len;
+        else if (resp.status == 416)
+            *got = 0;   /* at or past the end */
+        else if (resp.status == 412)
+            rc = sky_fail(e, ESTALE, "s3 '%s': GET %s: 412 changed since it was opened",
+                          s->name, show);
+        else
+            rc = s3_fail_answer(s, "GET", show, &resp, e);
+    }
+    http_response_free(&resp);
+    loc_free(&l);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* write: single PUT or parallel multipart                             */
+/* ------------------------------------------------------------------ */
+
+/* PUT key with a body from fd or memory; *etag_out gets the ETag. */
+static int put_object(struct s3 *s, const struct s3_loc *l, const char *key, int fd,
+                      const void *mem, uint64_t size, struct http_headers *hdrs,
+                      char *etag_out, const char *show, struct sky_err *e)
+{
+    struct s3_req r = S3_REQ("PUT");
+    r.bucket = l->bucket;
+    r.key = key;
+    r.headers = *hdrs;
+    memset(hdrs, 0, sizeof *hdrs);
+    r.fd = mem ? -1 : fd;
+    r.body = mem;
+    r.body_len = size;
+    struct http_response resp;
+    int rc = s3_call(s, &r, &resp, show, e);
+    if (rc == 0 && etag_out)
+        etag_copy(etag_out, http_headers_get(&resp.headers, "etag"));
+    http_response_free(&resp);
+    return rc;
+}
+
+struct mpu {
+    struct s3 *s;
+    const struct s3_loc *l;
+    const char *show;
+    char *upload_id;            /* as returned */
+    char *enc_upload_id;        /* encoded for the query */
+    int fd;                     /* source file, or -1 for copy parts */
+    const char *copy_source;    /* "/bucket/key" encoded, for UploadPartCopy */
+    uint64_t size, part_size;
+    unsigned nparts;
+    char (*etags)[SKY_ETAG_MAX];
+
+    pthread_mutex_t lock;
+    unsigned next;              /* next part number to hand out */
+    int err;                    /* first failure */
+    struct sky_err first;
+};
+
+static int upload_part(struct mpu *m, unsigned n, struct sky_err *e)
+{
+    uint64_t off = (uint64_t)(n - 1) * m->part_size;
+    uint64_t len = m->size - off < m->part_size ? m->size - off : m->part_size;
+    char query[512], range[80];
+    snprintf(query, sizeof query, "partNumber=%u&uploadId=%s", n, m->enc_upload_id);
+    struct s3_req r = S3_REQ("PUT");
+    r.bucket = m->l->bucket;
+    r.key = m->l->key;
+    r.query = query;
+    if (m->copy_source) {
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
+                 (unsigned long long)(off + len - 1));
+        if (http_headers_set(&r.headers, "x-amz-copy-source", m->copy_source) < 0 ||
+            http_headers_set(&r.headers, "x-amz-copy-source-range", range) < 0) {
+            http_headers_free(&r.headers);
+            return sky_fail(e, ENOMEM, "out of memory");
+        }
+    } else {
+        r.fd = m->fd;
+        r.off = off;
+        r.body_len = len;
+    }
+    struct http_response resp;
+    int rc = s3_call(m->s, &r, &resp, m->show, e);
+    if (rc < 0)
+        return rc;
+    if (m->copy_source) {
+        struct xml_node *root;
+        rc = s3_xml_answer(m->s, "COPY", m->show, &resp, "CopyPartResult", &root, e);
+        if (rc == 0) {
+            etag_copy(m->etags[n - 1], xml_text(root, "ETag"));
+            xml_free(root);
+        }
+    } else {
+        etag_copy(m->etags[n - 1], http_headers_get(&resp.headers, "etag"));
+    }
+    http_response_free(&resp);
+    if (rc == 0 && !m->etags[n - 1][0] )
+        rc = sky_fail(e, EIO, "s3 '%s': PUT %s: part %u answered without an ETag",
+                      m->s->name, m->show, n);
+    return rc;
+}
+
+static void *part_worker(void *arg)
+{
+    struct mpu *m = arg;
+    for (;;) {
+        pthread_mutex_lock(&m->lock);
+        unsigned n = m->err ? 0 : m->next <= m->nparts ? m->next++ : 0;
+        pthread_mutex_unlock(&m->lock);
+        if (!n)
+            return NULL;
+        struct sky_err e = {0};
+        int rc = upload_part(m, n, &e);
+        if (rc < 0) {
+            pthread_mutex_lock(&m->lock);
+            if (!m->err) {
+                m->err = rc;
+                m->first = e;
+            }
+            pthread_mutex_unlock(&m->lock);
+        }
+    }
+}
+
+static int run_parts(struct mpu *m, struct sky_err *e)
+{
+    pthread_t th[S3_THREADS];
+    int nth = m->nparts < S3_THREADS ? (int)m->nparts : S3_THREADS, started = 0;
+    pthread_mutex_init(&m->lock, NULL);
+    m->next = 1;
+    for (int i = 1; i < nth; i++)
+        if (pthread_create(&th[started], NULL, part_worker, m) == 0)
+            started++;
+    part_worker(m);     /* this thread works too */
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&m->lock);
+    if (m->err) {
+        if (e)
+            *e = m->first;
+        return m->err;
+    }
+    return 0;
+}
+
+static int mpu_begin(struct mpu *m, struct http_headers *hdrs, struct sky_err *e)
+{
+    struct s3_req r = S3_REQ("POST");
+    r.bucket = m->l->bucket;
+    r.key = m->l->key;
+    r.query = "uploads";
+    r.headers = *hdrs;
+    memset(hdrs, 0, sizeof *hdrs);
+    struct http_response resp;
+    int rc = s3_call(m->s, &r, &resp, m->show, e);
+    if (rc < 0)
+        return rc;
+    struct xml_node *root;
+    rc = s3_xml_answer(m->s, "POST", m->show, &resp, "InitiateMultipartUploadResult", &root, e);
+    http_response_free(&resp);
+    if (rc < 0)
+        return rc;
+    const char *id = xml_text(root, "UploadId");
+    bool have_id = id && *id;
+    if (have_id) {
+        m->upload_id = strdup(id);
+        m->enc_upload_id = http_uri_encode(id, 0);
+    }
+    xml_free(root);
+    if (!have_id)
+        return sky_fail(e, EIO, "s3 '%s': POST %s: no UploadId in the answer", m->s->name,
+                        m->show);
+    if (!m->upload_id || !m->enc_upload_id)
+        return sky_fail(e, ENOMEM, "out of memory");
+    return 0;
+}
+
+static char *complete_body(const struct mpu *m)
+{
+    size_t cap = 128 + (size_t)m->nparts * (64 + SKY_ETAG_MAX * 6);
+    char *body = malloc(cap);
+    if (!body)
+        return NULL;
+    size_t len = (size_t)snprintf(body, cap, "<CompleteMultipartUpload>");
+    for (unsigned i = 0; i < m->nparts; i++) {
+        char *etag = xml_escape(m->etags[i]);
+        if (!etag) {
+            free(body);
+            return NULL;
+        }
+        len += (size_t)snprintf(body + len, cap - len,
+                                "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                                etag);
+        free(etag);
+    }
+    snprintf(body + len, cap - len, "</CompleteMultipartUpload>");
+    return body;
+}
+
+static int mpu_complete(struct mpu *m, char *etag_out, struct sky_err *e)
+{
+    char *body = complete_body(m), query[512];
+    if (!body)
+        return sky_fail(e, ENOMEM, "out of memory");
+    snprintf(query, sizeof query, "uploadId=%s", m->enc_upload_id);
+    struct s3_req r = S3_REQ("POST");
+    r.bucket = m->l->bucket;
+    r.key = m->l->key;
+    r.query = query;
+    r.body = body;
+    r.body_len = strlen(body);
+    http_headers_set(&r.headers, "Content-Type", "application/xml");
+    struct http_response resp;
+    int rc = s3_call(m->s, &r, &resp, m->show, e);
+    free(body);
+    if (rc < 0)
+        return rc;
+    struct xml_node *root;
+    rc = s3_xml_answer(m->s, "POST", m->show, &resp, "CompleteMultipartUploadResult", &root, e);
+    if (rc == 0) {
+        etag_copy(etag_out, xml_text(root, "ETag"));
+        xml_free(root);
+    }
+    http_response_free(&resp);
+    return rc;
+}
+
+static void mpu_abort(struct mpu *m)
+{
+    char query[512];
+    snprintf(query, sizeof query, "uploadId=%s", m->enc_upload_id);
+    struct s3_req r = S3_REQ("DELETE");
+    r.bucket = m->l->bucket;
+    r.key = m->l->key;
+    r.query = query;
+    struct http_response resp;
+    struct sky_err ignored;
+    if (s3_send(m->s, &r, &resp, m->show, &ignored) == 0)
+        http_response_free(&resp);
+}
+
+/* Multipart upload of m->size bytes (from m->fd, or copied from
+ * m->copy_source), with `hdrs` on the create call. */
+static int multipart(struct mpu *m, struct http_headers *hdrs, uint64_t min_part,
+                     char *etag_out, struct sky_err *e)
+{
+    uint64_t part = min_part;
+    while ((m->size + part - 1) / part > S3_MAX_PARTS)
+        part += 1ull << 20;
+    m->part_size = part;
+    m->nparts = (unsigned)((m->size + part - 1) / part);
+    if (m->nparts == 0)
+        m->nparts = 1;
+    m->etags = calloc(m->nparts, sizeof *m->etags);
+    if (!m->etags) {
+        http_headers_free(hdrs);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    int rc = mpu_begin(m, hdrs, e);
+    if (rc == 0)
+        rc = run_parts(m, e);
+    if (rc == 0)
+        rc = mpu_complete(m, etag_out, e);
+    if (rc < 0 && m->enc_upload_id)
+        mpu_abort(m);
+    free(m->etags);
+    free(m->upload_id);
+    free(m->enc_upload_id);
+    return rc;
+}
+
+static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
+                    const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    if (!*l.key) {
+        loc_free(&l);
+        return sky_fail(e, EISDIR, "s3 '%s': PUT %s: is a directory", s->name, path);
+    }
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    struct sky_attr a = attr ? *attr : (struct sky_attr){0};
+    if (!(a.has & SKY_HAS_MTIME)) {
+        a.mtime_ns = now_ns();
+        a.has |= SKY_HAS_MTIME;
+    }
+    struct http_headers hdrs = {0};
+    if (add_meta(&hdrs, SKY_FILE, &a, a.has) < 0 ||
+        http_headers_set(&hdrs, "Content-Type", "application/octet-stream") < 0) {
+        http_headers_free(&hdrs);
+        loc_free(&l);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    char etag[SKY_ETAG_MAX] = "";
+    links_drop(s, l.bucket, l.key);
+    if (size <= S3_SINGLE_PUT_MAX) {
+        rc = put_object(s, &l, l.key, fd, NULL, size, &hdrs, etag, show, e);
+    } else {
+        struct mpu m = { .s = s, .l = &l, .show = show, .fd = fd, .size = size };
+        rc = multipart(&m, &hdrs, S3_MIN_PART, etag, e);
+    }
+    http_headers_free(&hdrs);
+    loc_free(&l);
+    if (rc < 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    out->kind = SKY_FILE;
+    out->size = size;
+    out->mtime_ns = a.mtime_ns;
+    out->mode = a.mode & 07777;
+    out->uid = a.uid;
+    out->gid = a.gid;
+    out->has = a.has & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME);
+    snprintf(out->etag, sizeof out->etag, "%s", etag);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* remove, mkdir, rmdir, symlink, readlink                              */
+/* ------------------------------------------------------------------ */
+
+static int delete_key(struct s3 *s, const char *bucket, const char *key, const char *show,
+                      struct sky_err *e)
+{
+    struct s3_req r = S3_REQ("DELETE");
+    r.bucket = bucket;
+    r.key = key;
+    struct http_response resp;
+    int rc = s3_call(s, &r, &resp, show, e);
+    if (rc == 0)
+        http_response_free(&resp);
+    return rc;
+}
+
+static int s3_remove(void *ctx, const char *path, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    rc = *l.key ? delete_key(s, l.bucket, l.key, show, e)
+                : sky_fail(e, EISDIR, "s3 '%s': DELETE %s: is a bucket", s->name, show);
+    if (rc == 0)
+        links_drop(s, l.bucket, l.key);
+    loc_free(&l);
+    return rc;
+}
+
+static int create_bucket(struct s3 *s, const struct s3_loc *l, const char *show,
+                         struct sky_err *e)
+{
+    char body[256] = "";
+    struct s3_req r = S3_REQ("PUT");
+    r.bucket = l->bucket;
+    if (strcmp(s->region, "us-east-1") != 0) {
+        snprintf(body, sizeof body,
+                 "<CreateBucketConfiguration><LocationConstraint>%s</LocationConstraint>"
+                 "</CreateBucketConfiguration>", s->region);
+        r.body = body;
+        r.body_len = strlen(body);
+    }
+    struct http_response resp;
+    int rc = s3_call(s, &r, &resp, show, e);
+    if (rc == 0)
+        http_response_free(&resp);
+    return rc;
+}
+
+/* PUT the "key/" marker with directory metadata. */
+static int put_marker(struct s3 *s, const struct s3_loc *l, const struct sky_attr *attr,
+                      unsigned which, const char *show, struct sky_err *e)
+{
+    char *mkey;
+    if (asprintf(&mkey, "%s/", l->key) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    struct sky_attr a = attr ? *attr : (struct sky_attr){0};
+    if (!(which & SKY_HAS_MTIME)) {
+        a.mtime_ns = now_ns();
+        which |= SKY_HAS_MTIME;
+    }
+    struct http_headers hdrs = {0};
+    int rc = add_meta(&hdrs, SKY_DIR, &a, which);
+    if (rc == 0)
+        rc = http_headers_set(&hdrs, "Content-Type", "application/x-directory");
+    if (rc < 0) {
+        http_headers_free(&hdrs);
+        free(mkey);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    rc = put_object(s, l, mkey, -1, "", 0, &hdrs, NULL, show, e);
+    http_headers_free(&hdrs);
+    free(mkey);
+    return rc;
+}
+
+static int s3_mkdir(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    struct sky_attr cur;
+    struct sky_err probe = {0};
+    int rc = s3_stat(ctx, path, &cur, &probe);
+    if (rc == 0)
+        return sky_fail(e, EEXIST, "s3 '%s': mkdir %s: already exists", s->name, path);
+    if (rc != -ENOENT) {
+        if (e)
+            *e = probe;
+        return rc;
+    }
+    struct s3_loc l;
+    rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    if (!*l.key)
+        rc = create_bucket(s, &l, show, e);
+    else
+        rc = put_marker(s, &l, attr, attr ? attr->has : 0, show, e);
+    loc_free(&l);
+    return rc;
+}
+
+static int s3_rmdir(void *ctx, const char *path, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    if (!*path)
+        return sky_fail(e, EBUSY, "s3 '%s': cannot remove the cloud's root", s->name);
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    if (!*l.key) {
+        struct s3_req r = S3_REQ("DELETE");
+        r.bucket = l.bucket;
+        struct http_response resp;
+        rc = s3_call(s, &r, &resp, show, e);
+        if (rc == 0)
+            http_response_free(&resp);
+        loc_free(&l);
+        return rc;
+    }
+    bool any, marker, others;
+    rc = probe_dir(s, &l, 2, &any, &marker, &others, show, e);
+    if (rc == 0 && others)
+        rc = sky_fail(e, ENOTEMPTY, "s3 '%s': rmdir %s: directory not empty", s->name, show);
+    else if (rc == 0 && !any)
+        rc = sky_fail(e, ENOENT, "s3 '%s': rmdir %s: no such directory", s->name, show);
+    else if (rc == 0) {
+        char *mkey;
+        if (asprintf(&mkey, "%s/", l.key) < 0) {
+            rc = sky_fail(e, ENOMEM, "out of memory");
+        } else {
+            rc = delete_key(s, l.bucket, mkey, show, e);
+            free(mkey);
+        }
+    }
+    loc_free(&l);
+    return rc;
+}
+
+static int s3_symlink(void *ctx, const char *path, const char *target,
+                      const struct sky_attr *attr, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    struct sky_attr cur;
+    struct sky_err probe = {0};
+    int rc = s3_stat(ctx, path, &cur, &probe);
+    if (rc == 0)
+        return sky_fail(e, EEXIST, "s3 '%s': symlink %s: already exists", s->name, path);
+    if (rc != -ENOENT) {
+        if (e)
+            *e = probe;
+        return rc;
+    }
+    struct s3_loc l;
+    rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    struct sky_attr a = attr ? *attr : (struct sky_attr){0};
+    unsigned which = a.has & ~SKY_HAS_MODE;   /* links are always 0777 */
+    if (!(which & SKY_HAS_MTIME)) {
+        a.mtime_ns = now_ns();
+        which |= SKY_HAS_MTIME;
+    }
+    struct http_headers hdrs = {0};
+    rc = add_meta(&hdrs, SKY_LINK, &a, which);
+    if (rc == 0)
+        rc = http_headers_set(&hdrs, "Content-Type", "application/octet-stream");
+    if (rc < 0) {
+        http_headers_free(&hdrs);
+        loc_free(&l);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    char etag[SKY_ETAG_MAX] = "";
+    rc = *l.key ? put_object(s, &l, l.key, -1, target, strlen(target), &hdrs, etag, show, e)
+                : sky_fail(e, EPERM, "s3 '%s': symlink %s: a bucket cannot be a link", s->name,
+                           show);
+    if (rc == 0)
+        links_put(s, l.bucket, l.key, etag, target);
+    http_headers_free(&hdrs);
+    loc_free(&l);
+    return rc;
+}
+
+static int s3_readlink(void *ctx, const char *path, char *buf, size_t size, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    if (size == 0)
+        return sky_fail(e, ERANGE, "s3 '%s': readlink %s: no room", s->name, path);
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    struct s3_req r = S3_REQ("GET");
+    r.bucket = l.bucket;
+    r.key = l.key;
+    http_headers_set(&r.headers, "Range", "bytes=0-" "4095");
+    struct http_response resp;
+    rc = s3_call(s, &r, &resp, show, e);
+    if (rc == 0) {
+        size_t n = resp.body_len < size - 1 ? resp.body_len : size - 1;
+        if (n)
+            memcpy(buf, resp.body, n);
+        buf[n] = '\0';
+        char etag[SKY_ETAG_MAX];
+        etag_copy(etag, http_headers_get(&resp.headers, "etag"));
+        if (resp.body && resp.body_len < S3_LINK_MAX && strlen(resp.body) == resp.body_len)
+            links_put(s, l.bucket, l.key, etag, resp.body);
+        http_response_free(&resp);
+    }
+    loc_free(&l);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* copy, rename, set_attr                                              */
+/* ------------------------------------------------------------------ */
+
+static char *copy_source(const char *bucket, const char *key)
+{
+    char *enc = http_uri_encode(key, 1), *out = NULL;
+    if (enc && asprintf(&out, "/%s/%s", bucket, enc) < 0)
+        out = NULL;
+    free(enc);
+    return out;
+}
+
+/* Copy src -> dst (same cloud, any bucket).  `hdrs` (may be NULL) holds
+ * replacement metadata: then the directive is REPLACE, else COPY.  Sizes
+ * above 5 GiB use a multipart copy, which needs the metadata explicitly:
+ * the caller passes size and, for COPY, the source's headers are fetched. */
+static int copy_object(struct s3 *s, const char *sbucket, const char *skey,
+                       const struct s3_loc *dst, uint64_t size, const char *if_match,
+                       struct http_headers *hdrs, const char *show, struct sky_err *e)
+{
+    char *src = copy_source(sbucket, skey);
+    if (!src) {
+        if (hdrs)
+            http_headers_free(hdrs);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    int rc;
+    if (size > S3_COPY_MAX) {
+        struct http_headers meta = {0};
+        if (hdrs) {
+            meta = *hdrs;
+            memset(hdrs, 0, sizeof *hdrs);
+        } else {
+            struct http_response head;
+            rc = s3_head(s, sbucket, skey, &head, show, e);
+            for (size_t i = 0; rc == 0 && i < head.headers.n; i++)
+                if (strncmp(head.headers.h[i].name, "x-amz-meta-", 11) == 0 ||
+                    strcmp(head.headers.h[i].name, "content-type") == 0)
+                    http_headers_set(&meta, head.headers.h[i].name, head.headers.h[i].value);
+            if (rc == 0)
+                http_response_free(&head);
+        }
+        struct mpu m = { .s = s, .l = dst, .show = show, .fd = -1, .copy_source = src,
+                         .size = size };
+        char etag[SKY_ETAG_MAX];
+        rc = multipart(&m, &meta, S3_COPY_PART, etag, e);
+        http_headers_free(&meta);
+        free(src);
+        return rc;
+    }
+    struct s3_req r = S3_REQ("PUT");
+    r.bucket = dst->bucket;
+    r.key = dst->key;
+    if (hdrs) {
+        r.headers = *hdrs;
+        memset(hdrs, 0, sizeof *hdrs);
+    }
+    rc = http_headers_set(&r.headers, "x-amz-copy-source", src);
+    if (rc == 0)
+        rc = http_headers_set(&r.headers, "x-amz-metadata-directive", hdrs ? "REPLACE" : "COPY");
+    if (rc == 0 && if_match && *if_match)
+        rc = http_headers_set(&r.headers, "x-amz-copy-source-if-match", if_match);
+    free(src);
+    if (rc < 0) {
+        http_headers_free(&r.headers);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    struct http_response resp;
+    rc = s3_call(s, &r, &resp, show, e);
+    if (rc < 0)
+        return rc;
+    struct xml_node *root;
+    rc = s3_xml_answer(s, "COPY", show, &resp, "CopyObjectResult", &root, e);
+    if (rc == 0)
+        xml_free(root);
+    http_response_free(&resp);
+    return rc;
+}
+
+/* Every key under "prefix" (flat), collected. */
+struct key_list {
+    char **keys;
+    uint64_t *sizes;
+    char (*etags)[SKY_ETAG_MAX];
+    size_t n, cap;
+};
+
+static int on_collect(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+{
+    struct key_list *k = arg;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 64;
+        char **keys = realloc(k->keys, cap * sizeof *keys);
+        if (!keys)
+            return -ENOMEM;
+        k->keys = keys;
+        uint64_t *sizes = realloc(k->sizes, cap * sizeof *sizes);
+        if (!sizes)
+            return -ENOMEM;
+        k->sizes = sizes;
+        char (*etags)[SKY_ETAG_MAX] = realloc(k->etags, cap * sizeof *etags);
+        if (!etags)
+            return -ENOMEM;
+        k->etags = etags;
+        k->cap = cap;
+    }
+    if (!(k->keys[k->n] = strdup(key)))
+        return -ENOMEM;
+    memcpy(k->etags[k->n], a->etag, SKY_ETAG_MAX);
+    k->sizes[k->n++] = a->size;
+    return 0;
+}
+
+static void key_list_free(struct key_list *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->keys[i]);
+    free(k->keys);
+    free(k->sizes);
+    free(k->etags);
+}
+
+static void base64(const unsigned char *in, size_t n, char *out)
+{
+    EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+static void md5_base64(const char *data, size_t len, char out[32])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL);
+    base64(md, mdlen, out);
+}
+
+/* DeleteObjects for keys[0..n) (n <= 1000). */
+static int delete_batch(struct s3 *s, const char *bucket, char **keys, size_t n,
+                        const char *show, struct sky_err *e)
+{
+    size_t cap = 64;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(keys[i]) * 6 + 32;
+    char *body = malloc(cap);
+    if (!body)
+        return sky_fail(e, ENOMEM, "out of memory");
+    size_t len = (size_t)snprintf(body, cap, "<Delete><Quiet>true</Quiet>");
+    for (size_t i = 0; i < n; i++) {
+        char *k = xml_escape(keys[i]);
+        if (!k) {
+            free(body);
+            return sky_fail(e, ENOMEM, "out of memory");
+        }
+        len += (size_t)snprintf(body + len, cap - len, "<Object><Key>%s</Key></Object>", k);
+        free(k);
+    }
+    len += (size_t)snprintf(body + len, cap - len, "</Delete>");
+    char md5[32];
+    md5_base64(body, len, md5);
+    struct s3_req r = S3_REQ("POST");
+    r.bucket = bucket;
+    r.query = "delete";
+    r.body = body;
+    r.body_len = len;
+    int rc = 0;
+    if (http_headers_set(&r.headers, "Content-MD5", md5) < 0 ||
+        http_headers_set(&r.headers, "Content-Type", "application/xml") < 0) {
+        http_headers_free(&r.headers);
+        free(body);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    struct http_response resp;
+    rc = s3_call(s, &r, &resp, show, e);
+    free(body);
+    if (rc < 0)
+        return rc;
+    struct xml_node *root;
+    rc = s3_xml_answer(s, "DELETE", show, &resp, "DeleteResult", &root, e);
+    http_response_free(&resp);
+    if (rc < 0)
+        return rc;
+    const struct xml_node *err = xml_child(root, "Error");
+    if (err)
+        rc = sky_fail(e, s3_error_errno(500, xml_text(err, "Code")), "s3 '%s': DELETE %s: %s %s",
+                      s->name, xml_text(err, "Key") ? xml_text(err, "Key") : show,
+                      xml_text(err, "Code") ? xml_text(err, "Code") : "error",
+                      "(batch delete)");
+    xml_free(root);
+    return rc;
+}
+
+/* Parallel copies of a key list from one prefix to another. */
+struct tree_copy {
+    struct s3 *s;
+    const char *bucket_from, *bucket_to;
+    size_t from_len;            /* strlen of the source prefix */
+    const char *to_prefix;
+    struct key_list *keys;
+    const char *show;
+    pthread_mutex_t lock;
+    size_t next;
+    int err;
+    struct sky_err first;
+};
+
+static int copy_one(struct tree_copy *t, size_t i, struct sky_err *e)
+{
+    struct s3_loc dst = {0};
+    snprintf(dst.bucket, sizeof dst.bucket, "%s", t->bucket_to);
+    if (asprintf(&dst.key, "%s%s", t->to_prefix, t->keys->keys[i] + t->from_len) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    int rc = copy_object(t->s, t->bucket_from, t->keys->keys[i], &dst, t->keys->sizes[i], NULL,
+                         NULL, t->show, e);
+    if (rc == 0) {
+        struct s3_loc src = {0};
+        snprintf(src.bucket, sizeof src.bucket, "%s", t->bucket_from);
+        src.key = t->keys->keys[i];
+        links_move(t->s, &src, &dst, t->keys->etags[i]);
+    }
+    loc_free(&dst);
+    return rc;
+}
+
+static void *copy_worker(void *arg)
+{
+    struct tree_copy *t = arg;
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        size_t i = t->err ? t->keys->n : t->next++;
+        pthread_mutex_unlock(&t->lock);
+        if (i >= t->keys->n)
+            return NULL;
+        struct sky_err e = {0};
+        int rc = copy_one(t, i, &e);
+        if (rc < 0) {
+            pthread_mutex_lock(&t->lock);
+            if (!t->err) {
+                t->err = rc;
+                t->first = e;
+            }
+            pthread_mutex_unlock(&t->lock);
+        }
+    }
+}
+
+static int copy_tree(struct tree_copy *t, struct sky_err *e)
+{
+    pthread_t th[S3_THREADS];
+    int started = 0;
+    pthread_mutex_init(&t->lock, NULL);
+    for (int i = 1; i < S3_THREADS && (size_t)i < t->keys->n; i++)
+        if (pthread_create(&th[started], NULL, copy_worker, t) == 0)
+            started++;
+    copy_worker(t);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&t->lock);
+    if (t->err && e)
+        *e = t->first;
+    return t->err;
+}
+
+static int rename_dir(struct s3 *s, const struct s3_loc *from, const struct s3_loc *to,
+                      const char *show, struct sky_err *e)
+{
+    char *fp = NULL, *tp = NULL;
+    if (asprintf(&fp, "%s/", from->key) < 0 || asprintf(&tp, "%s/", to->key) < 0) {
+        free(fp);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    struct key_list keys = {0};
+    int rc = s3_list_keys(s, from->bucket, fp, false, 0, on_collect, &keys, show, e);
+    if (rc == -ENOMEM)
+        sky_fail(e, ENOMEM, "out of memory");
+    if (rc == 0) {
+        struct tree_copy t = { .s = s, .bucket_from = from->bucket, .bucket_to = to->bucket,
+                               .from_len = strlen(fp), .to_prefix = tp, .keys = &keys,
+                               .show = show };
+        rc = copy_tree(&t, e);
+    }
+    for (size_t i = 0; rc == 0 && i < keys.n; i += S3_DELETE_BATCH) {
+        size_t n = keys.n - i < S3_DELETE_BATCH ? keys.n - i : S3_DELETE_BATCH;
+        rc = delete_batch(s, from->bucket, keys.keys + i, n, show, e);
+    }
+    key_list_free(&keys);
+    free(fp);
+    free(tp);
+    return rc;
+}
+
+static int s3_rename(void *ctx, const char *from, const char *to, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    size_t flen = strlen(from);
+    if (!*from || !*to)
+        return sky_fail(e, EBUSY, "s3 '%s': cannot rename the cloud's root", s->name);
+    if (strncmp(to, from, flen) == 0 && to[flen] == '/')
+        return sky_fail(e, EINVAL, "s3 '%s': rename %s into itself", s->name, from);
+    struct sky_attr fa, ta;
+    int rc = s3_stat(ctx, from, &fa, e);
+    if (rc < 0)
+        return rc;
+    struct sky_err probe = {0};
+    int trc = s3_stat(ctx, to, &ta, &probe);
+    if (trc < 0 && trc != -ENOENT) {
+        if (e)
+            *e = probe;
+        return trc;
+    }
+    struct s3_loc lf, lt;
+    if ((rc = s3_locate(s, from, &lf, e)) < 0)
+        return rc;
+    if ((rc = s3_locate(s, to, &lt, e)) < 0) {
+        loc_free(&lf);
+        return rc;
+    }
+    char show[1024];
+    loc_show(&lf, show, sizeof show, s);
+    if (!*lf.key || !*lt.key) {
+        rc = sky_fail(e, EXDEV, "s3 '%s': rename %s: buckets cannot be renamed", s->name, show);
+    } else if (trc == 0 && fa.kind == SKY_DIR && ta.kind != SKY_DIR) {
+        rc = sky_fail(e, ENOTDIR, "s3 '%s': rename %s: target is not a directory", s->name, to);
+    } else if (trc == 0 && fa.kind != SKY_DIR && ta.kind == SKY_DIR) {
+        rc = sky_fail(e, EISDIR, "s3 '%s': rename %s: target is a directory", s->name, to);
+    } else if (trc == 0 && ta.kind == SKY_DIR && (rc = s3_rmdir(ctx, to, e)) < 0) {
+        /* rmdir refused: not empty (or failed) */
+    } else if (fa.kind == SKY_DIR) {
+        rc = rename_dir(s, &lf, &lt, show, e);
+    } else {
+        rc = copy_object(s, lf.bucket, lf.key, &lt, fa.size, fa.etag, NULL, show, e);
+        if (rc == 0)
+            rc = delete_key(s, lf.bucket, lf.key, show, e);
+        if (rc == 0)
+            links_move(s, &lf, &lt, fa.etag);
+    }
+    loc_free(&lf);
+    loc_free(&lt);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Metadata edits: set_attr and xattrs                                  */
+/* ------------------------------------------------------------------ */
+
+/* Edits the metadata of one object in place.  `kind` is what the object
+ * is; `meta` holds its current x-amz-meta-* (and content headers) and is
+ * what will be stored. */
+typedef int (*meta_edit_fn)(void *arg, enum sky_kind kind, struct http_headers *meta,
+                            struct sky_err *e);
+
+/* The headers to keep on a metadata-replacing copy: user metadata and
+ * the content headers of the current object. */
+static int kept_headers(const struct http_headers *from, struct http_headers *to)
+{
+    for (size_t i = 0; i < from->n; i++) {
+        const char *n = from->h[i].name;
+        if (strncmp(n, "x-amz-meta-", 11) == 0 || strcmp(n, "content-type") == 0 ||
+            strcmp(n, "content-encoding") == 0 || strcmp(n, "cache-control") == 0 ||
+            strcmp(n, "content-disposition") == 0)
+            if (http_headers_set(to, n, from->h[i].value) < 0)
+                return -ENOMEM;
+    }
+    return 0;
+}
+
+/* HEAD the object behind path: the key itself, else the "key/" marker.
+ * *key_out is the key found (malloc'd); *kind what it is.  -ENOENT when
+ * neither exists (*dir_exists tells whether the path is still an
+ * implicit directory). */
+static int head_meta(struct s3 *s, const struct s3_loc *l, struct http_response *head,
+                     char **key_out, enum sky_kind *kind, bool *dir_exists, const char *show,
+                     struct sky_err *e)
+{
+    *dir_exists = false;
+    *key_out = NULL;
+    int rc = s3_head(s, l->bucket, l->key, head, show, e);
+    if (rc == 0 && ok_status(head->status)) {
+        struct sky_attr a;
+        s3_attr_from_headers(&head->headers, &a);
+        *kind = a.kind;
+        *key_out = strdup(l->key);
+        return *key_out ? 0 : sky_fail(e, ENOMEM, "out of memory");
+    }
+    if (rc == 0 && head->status != 404)
+        rc = s3_fail_answer(s, "HEAD", show, head, e);
+    http_response_free(head);
+    if (rc < 0)
+        return rc;
+    char *mkey;
+    if (asprintf(&mkey, "%s/", l->key) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    rc = s3_head(s, l->bucket, mkey, head, show, e);
+    if (rc == 0 && ok_status(head->status)) {
+        *kind = SKY_DIR;
+        *key_out = mkey;
+        return 0;
+    }
+    free(mkey);
+    if (rc == 0 && head->status != 404)
+        rc = s3_fail_answer(s, "HEAD", show, head, e);
+    http_response_free(head);
+    if (rc < 0)
+        return rc;
+    bool any, marker, others;
+    rc = probe_dir(s, l, 1, &any, &marker, &others, show, e);
+    if (rc < 0)
+        return rc;
+    *dir_exists = any;
+    *kind = SKY_DIR;
+    return sky_fail(e, ENOENT, "s3 '%s': HEAD %s: 404 NoSuchKey", s->name, show);
+}
+
+static int edit_meta(struct s3 *s, const char *path, meta_edit_fn fn, void *arg,
+                     struct sky_err *e)
+{
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    if (!*l.key) {
+        loc_free(&l);
+        return sky_fail(e, ENOTSUP, "s3 '%s': %s: buckets carry no metadata", s->name,
+                        *path ? path : "/");
+    }
+    char show[1024], *key = NULL;
+    loc_show(&l, show, sizeof show, s);
+    struct http_response head;
+    struct http_headers meta = {0};
+    enum sky_kind kind = SKY_FILE;
+    bool dir_exists;
+    rc = head_meta(s, &l, &head, &key, &kind, &dir_exists, show, e);
+    if (rc == -ENOENT && dir_exists) {
+        /* an implicit directory: give it a marker carrying the metadata */
+        rc = http_headers_set(&meta, "Content-Type", "application/x-directory") < 0
+                 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+        if (rc == 0)
+            rc = fn(arg, SKY_DIR, &meta, e);
+        if (rc == 0 && asprintf(&key, "%s/", l.key) < 0)
+            rc = sky_fail(e, ENOMEM, "out of memory");
+        if (rc == 0)
+            rc = put_object(s, &l, key, -1, "", 0, &meta, NULL, show, e);
+    } else if (rc == 0) {
+        const char *len = http_headers_get(&head.headers, "content-length");
+        uint64_t size = len ? strtoull(len, NULL, 10) : 0;
+        char etag[SKY_ETAG_MAX];
+        etag_copy(etag, http_headers_get(&head.headers, "etag"));
+        rc = kept_headers(&head.headers, &meta) < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+        http_response_free(&head);
+        if (rc == 0)
+            rc = fn(arg, kind, &meta, e);
+        if (rc == 0) {
+            struct s3_loc self = l;
+            self.key = key;
+            rc = copy_object(s, l.bucket, key, &self, size, etag, &meta, show, e);
+        }
+    }
+    http_headers_free(&meta);
+    free(key);
+    loc_free(&l);
+    return rc;
+}
+
+struct attr_edit {
+    const struct sky_attr *attr;
+    unsigned which;
+};
+
+static int edit_attr(void *arg, enum sky_kind kind, struct http_headers *meta, struct sky_err *e)
+{
+    struct attr_edit *ae = arg;
+    const struct sky_attr *a = ae->attr;
+    char t[48];
+    int rc = 0;
+    const char *old_mode = http_headers_get(meta, "x-amz-meta-mode");
+    if (ae->which & SKY_HAS_MODE)
+        rc |= set_num(meta, "x-amz-meta-mode", (long long)(type_bits(kind) | (a->mode & 07777)));
+    else if (!old_mode && kind != SKY_FILE)
+        rc |= set_num(meta, "x-amz-meta-mode",
+                      (long long)(type_bits(kind) | (kind == SKY_DIR ? 0755 : 0777)));
+    if (ae->which & SKY_HAS_UID)
+        rc |= set_num(meta, "x-amz-meta-uid", a->uid);
+    if (ae->which & SKY_HAS_GID)
+        rc |= set_num(meta, "x-amz-meta-gid", a->gid);
+    if (ae->which & SKY_HAS_MTIME) {
+        format_mtime(a->mtime_ns, t, sizeof t);
+        rc |= http_headers_set(meta, "x-amz-meta-mtime", t);
+    }
+    return rc ? sky_fail(e, ENOMEM, "out of memory") : 0;
+}
+
+static int s3_set_attr(void *ctx, const char *path, const struct sky_attr *attr, unsigned which,
+                       struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    if (which == 0)
+        return 0;
+    if (!*path || (!s->bucket && !strchr(path, '/')))
+        return 0;       /* buckets and the bare root carry no metadata */
+    struct attr_edit ae = { attr, which };
+    return edit_meta(s, path, edit_attr, &ae, e);
+}
+
+/* user.NAME <-> x-amz-meta-NAME.  NAME must survive as an HTTP header
+ * name that S3 lowercases, and must not be one of the POSIX fields. */
+static const char *const reserved_meta[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
+                                             "xattr", NULL };
+
+static int xattr_header(const char *name, char *out, size_t cap)
+{
+    if (strncmp(name, "user.", 5) != 0)
+        return -ENOTSUP;
+    const char *n = name + 5;
+    if (!*n || strlen(n) + 12 > cap)
+        return -ENOTSUP;
+    for (const char *p = n; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' ||
+              *p == '_' || *p == '.'))
+            return -ENOTSUP;
+    for (int i = 0; reserved_meta[i]; i++)
+        if (strcmp(n, reserved_meta[i]) == 0)
+            return -ENOTSUP;
+    snprintf(out, cap, "x-amz-meta-%s", n);
+    return 0;
+}
+
+static bool is_user_xattr_header(const char *h)
+{
+    if (strncmp(h, "x-amz-meta-", 11) != 0 || !h[11])
+        return false;
+    for (int i = 0; reserved_meta[i]; i++)
+        if (strcmp(h + 11, reserved_meta[i]) == 0)
+            return false;
+    return true;
+}
+
+/* Values travel as header text: printable ASCII as is, anything else
+ * (or text that could be mistaken for the encoding) as "b64:" + base64. */
+static char *xattr_encode(const void *v, size_t len)
+{
+    const unsigned char *p = v;
+    bool plain = len > 0 && p[0] != ' ' && p[len - 1] != ' ' &&
+                 !(len >= 4 && memcmp(p, "b64:", 4) == 0);
+    for (size_t i = 0; plain && i < len; i++)
+        plain = p[i] >= 0x20 && p[i] < 0x7f;
+    if (plain)
+        return strndup(v, len);
+    char *out = malloc(4 + 4 * ((len + 2) / 3) + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, "b64:", 4);
+    base64(p, len, out + 4);
+    return out;
+}
+
+/* Decodes into buf (NULL: only the length); returns the length or -1. */
+static ssize_t xattr_decode(const char *text, unsigned char *buf)
+{
+    if (strncmp(text, "b64:", 4) != 0) {
+        size_t n = strlen(text);
+        if (buf)
+            memcpy(buf, text, n);
+        return (ssize_t)n;
+    }
+    const char *b = text + 4;
+    size_t n = strlen(b);
+    if (n % 4)
+        return -1;
+    unsigned char *tmp = malloc(n / 4 * 3 + 1);
+    if (!tmp)
+        return -1;
+    int got = n ? EVP_DecodeBlock(tmp, (const unsigned char *)b, (int)n) : 0;
+    if (got < 0) {
+        free(tmp);
+        return -1;
+    }
+    if (n >= 1 && b[n - 1] == '=')
+        got--;
+    if (n >= 2 && b[n - 2] == '=')
+        got--;
+    if (buf)
+        memcpy(buf, tmp, (size_t)got);
+    free(tmp);
+    return got;
+}
+
+/* HEAD for the xattr readers: headers of the object or its marker;
+ * an implicit directory has none (empty set). */
+static int xattr_head(struct s3 *s, const char *path, struct http_response *head,
+                      struct sky_err *e)
+{
+    memset(head, 0, sizeof *head);
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    if (!*l.key) {
+        loc_free(&l);
+        return 0;
+    }
+    char show[1024], *key = NULL;
+    loc_show(&l, show, sizeof show, s);
+    enum sky_kind kind;
+    bool dir_exists;
+    rc = head_meta(s, &l, head, &key, &kind, &dir_exists, show, e);
+    if (rc == -ENOENT && dir_exists)
+        rc = 0;
+    free(key);
+    loc_free(&l);
+    return rc;
+}
+
+static int s3_getxattr(void *ctx, const char *path, const char *name, void *buf, size_t size,
+                       size_t *len, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    char hname[300];
+    if (xattr_header(name, hname, sizeof hname) < 0)
+        return sky_fail(e, ENODATA, "s3 '%s': %s: no attribute %s", s->name, path, name);
+    struct http_response head;
+    int rc = xattr_head(s, path, &head, e);
+    if (rc < 0)
+        return rc;
+    const char *v = http_headers_get(&head.headers, hname);
+    ssize_t n = v ? xattr_decode(v, NULL) : -1;
+    if (!v)
+        rc = sky_fail(e, ENODATA, "s3 '%s': %s: no attribute %s", s->name, path, name);
+    else if (n < 0)
+        rc = sky_fail(e, EIO, "s3 '%s': %s: attribute %s is not valid base64", s->name, path,
+                      name);
+    else if (size && (size_t)n > size)
+        rc = sky_fail(e, ERANGE, "s3 '%s': %s: attribute %s is larger than the buffer",
+                      s->name, path, name);
+    else {
+        if (size)
+            xattr_decode(v, buf);
+        *len = (size_t)n;
+    }
+    http_response_free(&head);
+    return rc;
+}
+
+static int s3_listxattr(void *ctx, const char *path, char *buf, size_t size, size_t *len,
+                        struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    struct http_response head;
+    int rc = xattr_head(s, path, &head, e);
+    if (rc < 0)
+        return rc;
+    size_t total = 0;
+    for (size_t i = 0; i < head.headers.n; i++) {
+        const char *h = head.headers.h[i].name;
+        if (!is_user_xattr_header(h))
+            continue;
+        size_t n = strlen(h + 11) + 6;   /* "user." + name + NUL */
+        if (size && total + n > size) {
+            rc = sky_fail(e, ERANGE, "s3 '%s': %s: attribute list larger than the buffer",
+                          s->name, path);
+            break;
+        }
+        if (size)
+            snprintf(buf + total, n, "user.%s", h + 11);
+        total += n;
+    }
+    *len = total;
+    http_response_free(&head);
+    return rc;
+}
+
+struct xattr_edit {
+    const char *header;
+    const void *value;          /* NULL: remove */
+    size_t len;
+    int flags;
+};
+
+static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
+                      struct sky_err *e)
+{
+    struct xattr_edit *x = arg;
+    bool exists = http_headers_get(meta, x->header) != NULL;
+    if (!x->value || (x->flags & XATTR_REPLACE_FLAG)) {
+        if (!exists)
+            return sky_fail(e, ENODATA, "no attribute %s", x->header + 11);
+    }
+    if (x->value && (x->flags & XATTR_CREATE_FLAG) && exists)
+        return sky_fail(e, EEXIST, "attribute %s exists", x->header + 11);
+    if (!x->value) {
+        for (size_t i = 0; i < meta->n; i++) {
+            if (strcasecmp(meta->h[i].name, x->header) == 0) {
+                free(meta->h[i].name);
+                free(meta->h[i].value);
+                meta->h[i] = meta->h[--meta->n];
+                break;
+            }
+        }
+        return 0;
+    }
+    char *v = xattr_encode(x->value, x->len);
+    int rc = v ? http_headers_set(meta, x->header, v) : -ENOMEM;
+    free(v);
+    if (rc == -E2BIG)
+        return sky_fail(e, ENOSPC, "too many attributes");
+    return rc < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+}
+
+static int s3_setxattr(void *ctx, const char *path, const char *name, const void *value,
+                       size_t len, int flags, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    char hname[300];
+    if (xattr_header(name, hname, sizeof hname) < 0)
+        return sky_fail(e, ENOTSUP, "s3 '%s': %s: attribute name %s cannot be stored "
+                        "(user.* with lowercase letters, digits, '-', '_', '.')", s->name, path,
+                        name);
+    struct xattr_edit x = { hname, value ? value : "", len, flags };
+    int rc = edit_meta(s, path, edit_xattr, &x, e);
+    if (rc == -ENODATA || rc == -EEXIST)
+        sky_err_prefix(e, "s3 '%s': %s", s->name, path);
+    return rc;
+}
+
+static int s3_removexattr(void *ctx, const char *path, const char *name, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    char hname[300];
+    if (xattr_header(name, hname, sizeof hname) < 0)
+        return sky_fail(e, ENODATA, "s3 '%s': %s: no attribute %s", s->name, path, name);
+    struct xattr_edit x = { hname, NULL, 0, 0 };
+    int rc = edit_meta(s, path, edit_xattr, &x, e);
+    if (rc == -ENODATA)
+        sky_err_prefix(e, "s3 '%s': %s", s->name, path);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* open / close                                                        */
+/* ------------------------------------------------------------------ */
+
+static int cfg_fail(const struct sky_cloud_config *cfg, const char *key, int code,
+                    const char *what, struct sky_err *e)
+{
+    return sky_fail(e, code, "%s:%d: [%s] %s%s%s", cfg->file ? cfg->file : "config",
+                    key ? sky_cloud_line(cfg, key) : cfg->line, cfg->name, key ? key : "",
+                    key ? ": " : "", what);
+}
+
+static int setup_endpoint(struct s3 *s, const struct sky_cloud_config *cfg, struct sky_err *e)
+{
+    const char *region = sky_cloud_get(cfg, "region");
+    s->region = strdup(region && *region ? region : "us-east-1");
+    const char *ep = sky_cloud_get(cfg, "endpoint");
+    char *url = NULL;
+    if (ep && *ep)
+        url = strdup(ep);
+    else if (asprintf(&url, "https://s3.%s.amazonaws.com", s->region) < 0)
+        url = NULL;
+    if (!s->region || !url) {
+        free(url);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    const char *host;
+    if (strncasecmp(url, "https://", 8) == 0) {
+        s->https = true;
+        host = url + 8;
+    } else if (strncasecmp(url, "http://", 7) == 0) {
+        host = url + 7;
+    } else {
+        free(url);
+        return cfg_fail(cfg, "endpoint", EINVAL,
+                        "must start with http:// or https:// (e.g. https://s3.example.com)", e);
+    }
+    size_t hlen = strcspn(host, "/?#");
+    const char *rest = host + hlen;
+    if (hlen == 0 || (*rest && strcmp(rest, "/") != 0)) {
+        free(url);
+        return cfg_fail(cfg, "endpoint", EINVAL,
+                        "must be scheme://host[:port] with no path; put the bucket in `bucket`", e);
+    }
+    s->host = strndup(host, hlen);
+    free(url);
+    if (!s->host)
+        return sky_fail(e, ENOMEM, "out of memory");
+    s->path_style = sky_cloud_bool(cfg, "path_style", ep && *ep);
+    return 0;
+}
+
+static int setup_bucket(struct s3 *s, const struct sky_cloud_config *cfg, struct sky_err *e)
+{
+    const char *bucket = sky_cloud_get(cfg, "bucket");
+    const char *prefix = sky_cloud_get(cfg, "prefix");
+    if (bucket && *bucket) {
+        if (strchr(bucket, '/') || strlen(bucket) > 63)
+            return cfg_fail(cfg, "bucket", EINVAL,
+                            "must be a bucket name (put the rest of the path in `prefix`)", e);
+        if (!(s->bucket = strdup(bucket)))
+            return sky_fail(e, ENOMEM, "out of memory");
+        /* dotted names do not match the wildcard certificate */
+        if (strchr(bucket, '.') && s->https)
+            s->path_style = true;
+    } else if (prefix && *prefix) {
+        return cfg_fail(cfg, "prefix", EINVAL, "needs `bucket` as well", e);
+    }
+    prefix = prefix ? prefix : "";
+    while (*prefix == '/')
+        prefix++;
+    size_t n = strlen(prefix);
+    while (n > 0 && prefix[n - 1] == '/')
+        n--;
+    if (!(s->prefix = strndup(prefix, n)))
+        return sky_fail(e, ENOMEM, "out of memory");
+    return 0;
+}
+
+static char *trimmed(const char *s, size_t n)
+{
+    while (n > 0 && isspace((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    return strndup(s, n);
+}
+
+/* [profile] of ~/.aws/credentials (or $AWS_SHARED_CREDENTIALS_FILE). */
+static void creds_from_file(struct s3 *s, const char *profile)
+{
+    const char *path = getenv("AWS_SHARED_CREDENTIALS_FILE");
+    char buf[4096];
+    if (!path || !*path) {
+        const char *home = getenv("HOME");
+        if (!home)
+            return;
+        snprintf(buf, sizeof buf, "%s/.aws/credentials", home);
+        path = buf;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[4096];
+    bool in_section = false;
+    while (fgets(line, sizeof line, f)) {
+        char *t = trimmed(line, strlen(line));
+        if (!t)
+            break;
+        if (t[0] == '[') {
+            char *end = strchr(t, ']');
+            char *name = end ? trimmed(t + 1, (size_t)(end - t - 1)) : NULL;
+            in_section = name && strcmp(name, profile) == 0;
+            free(name);
+        } else if (in_section && t[0] != '#' && t[0] != ';' && strchr(t, '=')) {
+            char *eq = strchr(t, '=');
+            char *k = trimmed(t, (size_t)(eq - t)), *v = trimmed(eq + 1, strlen(eq + 1));
+            char **slot = !k ? NULL
+                        : strcasecmp(k, "aws_access_key_id") == 0 ? &s->access_key
+                        : strcasecmp(k, "aws_secret_access_key") == 0 ? &s->secret_key
+                        : strcasecmp(k, "aws_session_token") == 0 ? &s->session_token : NULL;
+            if (slot && v && !*slot) {
+                *slot = v;
+                v = NULL;
+            }
+            free(k);
+            free(v);
+        }
+        free(t);
+    }
+    fclose(f);
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+    if (!src || !*src)
+        return 0;
+    return (*dst = strdup(src)) ? 0 : -ENOMEM;
+}
+
+static int setup_creds(struct s3 *s, const struct sky_cloud_config *cfg, struct sky_err *e)
+{
+    const char *id = sky_cloud_get(cfg, "access_key_id");
+    const char *secret = sky_cloud_get(cfg, "secret_access_key");
+    int rc = 0;
+    if (id && *id) {
+        if (!secret || !*secret)
+            return cfg_fail(cfg, "secret_access_key", EINVAL,
+                            "missing; access_key_id needs its secret", e);
+        rc |= dup_opt(&s->access_key, id);
+        rc |= dup_opt(&s->secret_key, secret);
+        rc |= dup_opt(&s->session_token, sky_cloud_get(cfg, "session_token"));
+    } else if (getenv("AWS_ACCESS_KEY_ID") && getenv("AWS_SECRET_ACCESS_KEY")) {
+        rc |= dup_opt(&s->access_key, getenv("AWS_ACCESS_KEY_ID"));
+        rc |= dup_opt(&s->secret_key, getenv("AWS_SECRET_ACCESS_KEY"));
+        rc |= dup_opt(&s->session_token, getenv("AWS_SESSION_TOKEN"));
+    } else {
+        const char *profile = sky_cloud_get(cfg, "profile");
+        if (!profile || !*profile)
+            profile = getenv("AWS_PROFILE");
+        creds_from_file(s, profile && *profile ? profile : "default");
+    }
+    if (rc)
+        return sky_fail(e, ENOMEM, "out of memory");
+    if (!s->access_key || !s->secret_key)
+        return cfg_fail(cfg, NULL, EACCES,
+                        "no S3 credentials: set access_key_id and secret_access_key, or "
+                        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or a [profile] in "
+                        "~/.aws/credentials", e);
+    s->creds.access_key = s->access_key;
+    s->creds.secret_key = s->secret_key;
+    s->creds.session_token = s->session_token;
+    return 0;
+}
+
+static void wipe(char *p)
+{
+    if (p) {
+        memset(p, 0, strlen(p));
+        free(p);
+    }
+}
+
+static void s3_close(void *ctx)
+{
+    struct s3 *s = ctx;
+    if (!s)
+        return;
+    http_client_free(s->http);
+    links_free(s);
+    pthread_mutex_destroy(&s->links_lock);
+    free(s->name);
+    free(s->host);
+    free(s->region);
+    free(s->bucket);
+    free(s->prefix);
+    free(s->access_key);
+    wipe(s->secret_key);
+    wipe(s->session_token);
+    free(s);
+}
+
+static int s3_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_err *e)
+{
+    struct s3 *s = calloc(1, sizeof *s);
+    if (!s || !(s->name = strdup(cfg->name))) {
+        free(s);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&s->links_lock, NULL);
+    int rc = setup_endpoint(s, cfg, e);
+    if (rc == 0)
+        rc = setup_bucket(s, cfg, e);
+    if (rc == 0)
+        rc = setup_creds(s, cfg, e);
+    if (rc == 0) {
+        struct http_options opt = { .ca_file = sky_cloud_get(cfg, "ca_file") };
+        rc = http_client_new(&opt, &s->http, e);
+        if (rc < 0)
+            sky_err_prefix(e, "%s:%d: [%s] ca_file", cfg->file ? cfg->file : "config",
+                           sky_cloud_line(cfg, "ca_file"), cfg->name);
+    }
+    if (rc < 0) {
+        s3_close(s);
+        return rc;
+    }
+    *ctx = s;
+    return 0;
+}
+
+static const struct sky_key s3_keys[] = {
+    { "endpoint", 0,
+      "URL of the S3 service, scheme://host[:port] (default https://s3.<region>.amazonaws.com)" },
+    { "region", 0, "signing region (default us-east-1)" },
+    { "bucket", 0, "bucket to show; without it the root lists the account's buckets" },
+    { "prefix", 0, "key prefix inside the bucket used as the cloud's root" },
+    { "path_style", SKY_KEY_BOOL,
+      "bucket in the URL path, not the host name (default: yes when endpoint is set)" },
+    { "access_key_id", 0, "access key (else AWS_ACCESS_KEY_ID, else ~/.aws/credentials)" },
+    { "secret_access_key", SKY_KEY_SECRET, "secret key matching access_key_id" },
+    { "session_token", SKY_KEY_SECRET, "session token for temporary credentials" },
+    { "profile", 0, "section of ~/.aws/credentials to use (default: default)" },
+    { "ca_file", 0, "extra CA certificates (PEM) trusted for https" },
+    { NULL, 0, NULL },
+};
+
+const struct sky_driver sky_driver_s3 = {
+    .type = "s3",
+    .summary = "Amazon S3 and compatible object stores (one bucket, or all of an account's)",
+    .keys = s3_keys,
+    .caps = 0,
+    .open = s3_open,
+    .close = s3_close,
+    .list = s3_list,
+    .stat = s3_stat,
+    .read = s3_read,
+    .write = s3_write,
+    .remove = s3_remove,
+    .mkdir = s3_mkdir,
+    .rmdir = s3_rmdir,
+    .rename = s3_rename,
+    .set_attr = s3_set_attr,
+    .symlink = s3_symlink,
+    .readlink = s3_readlink,
+    .getxattr = s3_getxattr,
+    .setxattr = s3_setxattr,
+    .listxattr = s3_listxattr,
+    .removexattr = s3_removexattr,
+    .statfs = NULL,
+};

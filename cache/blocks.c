@@ -1,0 +1,2089 @@
+/*
+ * blocks.c - the block cache: one sparse file per object, SQLite beside it.
+ *
+ * On disk.  <dir>/data/<id> holds object <id>'s bytes at their own offsets
+ * (absent blocks are holes) and is always exactly as long as the object.
+ * <dir>/blocks.db has objects(id, cloud, path, etag, size, dirty, complete,
+ * last_use) and blocks(obj, idx, sum, last_use): a row per present block
+ * with its xxh3 checksum.  Ids come from AUTOINCREMENT, so a data file name
+ * is never reused for another object.
+ *
+ * Clean objects.  A block is present iff it has a row with a checksum.
+ * Every block is checked against its checksum the first time it is read
+ * after the object is pinned (blocks_get); a mismatch counts as corrupt,
+ * punches the block out and fetches it again.  Checked blocks are then
+ * trusted until the object is released, which keeps reads cheap (a 4 KiB
+ * read does not re-hash a whole 8 MiB block each time).
+ *
+ * Dirty objects (the journal).  The first write to a clean object commits
+ * objects.dirty = 1 before any byte changes; later writes touch SQLite only
+ * when a block becomes present without having a row (one insert per block,
+ * not per write).  For a dirty object every block with a row counts as
+ * present and trusted, whatever its recorded checksum, and the object's
+ * size is its data file's size.  When all blocks are present at that first
+ * write (a new file, or one fully cached) `complete` = 1 is recorded
+ * instead and no block rows are needed at all.  After a crash that is
+ * enough to find every byte written locally: blocks_each_dirty hands the
+ * objects back, and blocks never fetched are fetched from the cloud.
+ *
+ * Memory.  Only pinned objects (held by blocks_get) live in memory, in a
+ * hash table keyed by (cloud, path), each with per-block state, checksum
+ * and last use.  Last-use times are written to SQLite when the object is
+ * released, not on every read.  Eviction works on the database alone and
+ * skips pinned and dirty objects, so it never needs an object's lock.
+ *
+ * Locks.  b->lock guards the database, the table and refcounts; each
+ * object's lock guards its state and file and is held across fetches (so
+ * two readers missing the same block download it once).  Order: an
+ * object's lock may be held while taking b->lock, never the reverse;
+ * b->lock is never held during a fetch.
+ */
+#include "blocks.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "cachedb.h"
+
+#define BLOCKS_SCHEMA_VERSION 1
+#define BLOCKS_MIN_BLOCK (4u << 10)
+#define BLOCKS_MAX_BLOCK (8u << 20)
+#define BLOCKS_EVICT_BATCH 256
+
+/* Per-block state bits. */
+#define B_PRESENT  0x01u   /* the bytes are in the data file */
+#define B_DIRTY    0x02u   /* written locally: no checksum, trusted */
+#define B_VERIFIED 0x04u   /* checksum checked since pinned */
+#define B_ROW      0x08u   /* a row exists in `blocks` */
+#define B_USED     0x10u   /* last use not yet written to SQLite */
+
+struct blocks_name {                /* a path the object had before a rename */
+    struct blocks_name *next;
+    char *path;
+};
+
+struct blocks_obj {
+    struct blocks *b;
+    struct blocks_obj *next;        /* hash chain; b->lock */
+    int64_t id;
+    char *cloud;
+    char *path;                     /* atomic pointer; old ones kept in `retired` */
+    struct blocks_name *retired;
+    int refs;                       /* b->lock */
+    bool gone;                      /* forgotten while pinned; b->lock */
+
+    pthread_mutex_t lock;           /* guards everything below */
+    char *etag;
+    uint64_t size;                  /* also read atomically without the lock */
+    bool dirty;                     /* likewise */
+    bool complete;                  /* dirty and recorded as all-present */
+    uint64_t write_gen, prepared_gen;
+    bool prepared;
+    int fd, upload_fd;
+    uint64_t nblocks, cap;
+    uint8_t *st;
+    uint64_t *sum;
+    int64_t *used;
+};
+
+struct blocks {
+    char *dir, *data_dir;
+    uint64_t bs, max_size;
+    unsigned shift;
+    pthread_mutex_t lock;
+    struct cachedb db;
+    struct blocks_obj **buckets;
+    size_t nbuckets, nobjs;
+    uint64_t blocks_present, bytes_present;    /* atomic */
+    uint64_t hits, misses, corrupt;            /* atomic */
+};
+
+enum {
+    Q_INFO_GET, Q_INFO_SET, Q_COUNT_INCOMPLETE, Q_OBJ_FIND, Q_OBJ_EXISTS, Q_OBJ_INSERT,
+    Q_OBJ_RESET, Q_OBJ_DIRTY, Q_OBJ_COMPLETE, Q_OBJ_CLEAN, Q_OBJ_ETAG, Q_OBJ_TOUCH,
+    Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_MOVE,
+    Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
+    Q_BLK_USAGE, Q_BLK_LRU, Q_BLK_ANY, Q_COUNT
+};
+
+static const char *const blocks_sql[Q_COUNT] = {
+    [Q_INFO_GET] = "SELECT value FROM info WHERE key=?1",
+    [Q_INFO_SET] = "INSERT OR REPLACE INTO info(key,value) VALUES(?1,?2)",
+    [Q_COUNT_INCOMPLETE] = "SELECT count(*) FROM objects WHERE dirty=1 AND complete=0",
+    [Q_OBJ_FIND] = "SELECT id,etag,size,dirty,complete FROM objects WHERE cloud=?1 AND path=?2",
+    [Q_OBJ_EXISTS] = "SELECT 1 FROM objects WHERE id=?1",
+    [Q_OBJ_INSERT] = "INSERT INTO objects(cloud,path,etag,size,dirty,complete,last_use) "
+                     "VALUES(?1,?2,?3,?4,0,0,?5)",
+    [Q_OBJ_RESET] = "UPDATE objects SET etag=?2,size=?3,dirty=0,complete=0 WHERE id=?1",
+    [Q_OBJ_DIRTY] = "UPDATE objects SET dirty=1,complete=?2,size=?3 WHERE id=?1",
+    [Q_OBJ_COMPLETE] = "UPDATE objects SET complete=?2 WHERE id=?1",
+    [Q_OBJ_CLEAN] = "UPDATE objects SET etag=?2,size=?3,dirty=0,complete=0,last_use=?4 "
+                    "WHERE id=?1",
+    [Q_OBJ_ETAG] = "UPDATE objects SET etag=?2 WHERE id=?1",
+    [Q_OBJ_TOUCH] = "UPDATE objects SET last_use=max(last_use,?2),size=?3 WHERE id=?1",
+    [Q_OBJ_DELETE] = "DELETE FROM objects WHERE id=?1",
+    [Q_OBJ_ALL] = "SELECT id,size,dirty,complete FROM objects",
+    [Q_OBJ_DIRTY_KEYS] = "SELECT cloud,path FROM objects WHERE dirty=1 ORDER BY id",
+    [Q_OBJ_COUNTS] = "SELECT count(*),coalesce(sum(dirty),0) FROM objects",
+    [Q_OBJ_UNDER] = "SELECT path FROM objects WHERE cloud=?1 AND path>=?2 AND path<?3",
+    [Q_OBJ_MOVE] = "UPDATE objects SET path=?3 WHERE cloud=?1 AND path=?2",
+    [Q_OBJ_MOVE_RANGE] = "UPDATE objects SET path=?4 || CAST(substr(CAST(path AS BLOB),?5) "
+                         "AS TEXT) WHERE cloud=?1 AND path>=?2 AND path<?3",
+    [Q_BLK_LOAD] = "SELECT idx,sum,last_use FROM blocks WHERE obj=?1",
+    [Q_BLK_PUT] = "INSERT OR REPLACE INTO blocks(obj,idx,sum,last_use) VALUES(?1,?2,?3,?4)",
+    [Q_BLK_DEL] = "DELETE FROM blocks WHERE obj=?1 AND idx=?2",
+    [Q_BLK_DEL_OBJ] = "DELETE FROM blocks WHERE obj=?1",
+    [Q_BLK_TOUCH] = "UPDATE blocks SET last_use=?3 WHERE obj=?1 AND idx=?2",
+    /* blocks and bytes present: ?2 block size, ?3 object size, ?4 dirty */
+    [Q_BLK_USAGE] = "SELECT count(*),coalesce(sum(min(?2,?3-idx*?2)),0) FROM blocks "
+                    "WHERE obj=?1 AND idx*?2<?3 AND (?4 OR sum IS NOT NULL)",
+    [Q_BLK_LRU] = "SELECT b.obj,b.idx,o.size,b.last_use FROM blocks b "
+                  "JOIN objects o ON o.id=b.obj "
+                  "WHERE (b.last_use,b.obj,b.idx)>(?1,?2,?3) AND o.dirty=0 "
+                  "ORDER BY b.last_use,b.obj,b.idx LIMIT ?4",
+    [Q_BLK_ANY] = "SELECT 1 FROM blocks WHERE obj=?1 LIMIT 1",
+};
+
+static const char blocks_schema[] =
+    "CREATE TABLE info(key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;"
+    "CREATE TABLE objects("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " cloud TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " etag TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " dirty INTEGER NOT NULL DEFAULT 0,"
+    " complete INTEGER NOT NULL DEFAULT 0,"
+    " last_use INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(cloud, path));"
+    "CREATE INDEX objects_dirty ON objects(dirty) WHERE dirty=1;"
+    "CREATE TABLE blocks("
+    " obj INTEGER NOT NULL,"
+    " idx INTEGER NOT NULL,"
+    " sum INTEGER,"
+    " last_use INTEGER NOT NULL,"
+    " PRIMARY KEY(obj, idx)) WITHOUT ROWID;"
+    "CREATE INDEX blocks_lru ON blocks(last_use, obj, idx);";
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int64_t blocks_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int blocks_oom(struct sky_err *e)
+{
+    return sky_fail(e, ENOMEM, "block cache: out of memory");
+}
+
+static uint64_t blocks_count_for(const struct blocks *b, uint64_t size)
+{
+    return (size + b->bs - 1) >> b->shift;
+}
+
+static void blocks_account(struct blocks *b, int64_t nblocks, int64_t nbytes)
+{
+    __atomic_add_fetch(&b->blocks_present, (uint64_t)nblocks, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&b->bytes_present, (uint64_t)nbytes, __ATOMIC_RELAXED);
+}
+
+static void blocks_count(uint64_t *counter)
+{
+    __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
+
+static bool blocks_over_limit(struct blocks *b)
+{
+    return __atomic_load_n(&b->bytes_present, __ATOMIC_RELAXED) > b->max_size;
+}
+
+static void blocks_data_path(const struct blocks *b, int64_t id, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%lld", b->data_dir, (long long)id);
+}
+
+/* Is `path` strictly below directory `dir`? */
+static bool blocks_is_below(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+static int blocks_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+    char *p = buf;
+    while (len) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int blocks_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Give a range's disk space back.  A file system without hole punching
+ * keeps the bytes; the block is forgotten all the same. */
+static void blocks_punch(int fd, uint64_t off, uint64_t len)
+{
+    if (len)
+        (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+}
+
+static int blocks_mkdirs(const char *dir, struct sky_err *e)
+{
+    char *p = strdup(dir);
+    if (!p)
+        return blocks_oom(e);
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            int err = errno;
+            sky_fail(e, err, "block cache: cannot create %s: %s", p, strerror(err));
+            free(p);
+            return -err;
+        }
+        *s = c;
+        if (!c)
+            break;
+    }
+    free(p);
+    return 0;
+}
+
+/* ---- the object table (b->lock held) ----------------------------------- */
+
+static size_t blocks_bucket(const struct blocks *b, const char *cloud, const char *path)
+{
+    uint64_t h = XXH3_64bits(cloud, strlen(cloud)) * 0x9E3779B97F4A7C15ull;
+    h ^= XXH3_64bits(path, strlen(path));
+    return (size_t)(h & (b->nbuckets - 1));
+}
+
+static struct blocks_obj *blocks_table_find(struct blocks *b, const char *cloud,
+                                            const char *path)
+{
+    struct blocks_obj *o = b->buckets[blocks_bucket(b, cloud, path)];
+    while (o && (strcmp(o->cloud, cloud) != 0 || strcmp(o->path, path) != 0))
+        o = o->next;
+    return o;
+}
+
+static void blocks_table_grow(struct blocks *b)
+{
+    size_t n = b->nbuckets * 2;
+    struct blocks_obj **nb = calloc(n, sizeof *nb);
+    if (!nb)
+        return;                         /* longer chains, still correct */
+    struct blocks_obj **old = b->buckets;
+    size_t oldn = b->nbuckets;
+    b->buckets = nb;
+    b->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++) {
+        for (struct blocks_obj *o = old[i], *next; o; o = next) {
+            next = o->next;
+            size_t k = blocks_bucket(b, o->cloud, o->path);
+            o->next = nb[k];
+            nb[k] = o;
+        }
+    }
+    free(old);
+}
+
+static void blocks_table_add(struct blocks *b, struct blocks_obj *o)
+{
+    if (b->nobjs >= b->nbuckets)
+        blocks_table_grow(b);
+    size_t k = blocks_bucket(b, o->cloud, o->path);
+    o->next = b->buckets[k];
+    b->buckets[k] = o;
+    b->nobjs++;
+}
+
+static void blocks_table_del(struct blocks *b, struct blocks_obj *o)
+{
+    struct blocks_obj **p = &b->buckets[blocks_bucket(b, o->cloud, o->path)];
+    while (*p && *p != o)
+        p = &(*p)->next;
+    if (*p) {
+        *p = o->next;
+        b->nobjs--;
+    }
+    o->next = NULL;
+}
+
+/* ---- in-memory objects ------------------------------------------------- */
+
+static uint64_t obj_block_len(const struct blocks_obj *o, uint64_t idx)
+{
+    uint64_t start = idx << o->b->shift;
+    if (start >= o->size)
+        return 0;
+    uint64_t left = o->size - start;
+    return left < o->b->bs ? left : o->b->bs;
+}
+
+static void obj_account_block(struct blocks_obj *o, uint64_t idx, int sign)
+{
+    blocks_account(o->b, sign, sign * (int64_t)obj_block_len(o, idx));
+}
+
+static void obj_account_all(struct blocks_obj *o, int sign)
+{
+    for (uint64_t i = 0; i < o->nblocks; i++)
+        if (o->st[i] & B_PRESENT)
+            obj_account_block(o, i, sign);
+}
+
+/* Room for n blocks of state; new entries are zero (absent). */
+static int obj_reserve(struct blocks_obj *o, uint64_t n)
+{
+    if (n <= o->cap)
+        return 0;
+    uint64_t cap = o->cap ? o->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    uint8_t *st = realloc(o->st, cap);
+    if (st)
+        o->st = st;
+    uint64_t *sum = realloc(o->sum, cap * sizeof *sum);
+    if (sum)
+        o->sum = sum;
+    int64_t *used = realloc(o->used, cap * sizeof *used);
+    if (used)
+        o->used = used;
+    if (!st || !sum || !used)
+        return -ENOMEM;
+    memset(o->st + o->cap, 0, cap - o->cap);
+    memset(o->sum + o->cap, 0, (cap - o->cap) * sizeof *sum);
+    memset(o->used + o->cap, 0, (cap - o->cap) * sizeof *used);
+    o->cap = cap;
+    return 0;
+}
+
+static void obj_free(struct blocks_obj *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    if (o->upload_fd >= 0)
+        close(o->upload_fd);
+    for (struct blocks_name *n = o->retired, *next; n; n = next) {
+        next = n->next;
+        free(n->path);
+        free(n);
+    }
+    pthread_mutex_destroy(&o->lock);
+    free(o->cloud);
+    free(o->path);
+    free(o->etag);
+    free(o->st);
+    free(o->sum);
+    free(o->used);
+    free(o);
+}
+
+static struct blocks_obj *obj_new(struct blocks *b, int64_t id, const char *cloud,
+                                  const char *path, const char *etag, uint64_t size)
+{
+    struct blocks_obj *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->b = b;
+    o->id = id;
+    o->fd = o->upload_fd = -1;
+    o->size = size;
+    o->nblocks = blocks_count_for(b, size);
+    pthread_mutex_init(&o->lock, NULL);
+    o->cloud = strdup(cloud);
+    o->path = strdup(path);
+    o->etag = strdup(etag);
+    if (!o->cloud || !o->path || !o->etag || obj_reserve(o, o->nblocks)) {
+        obj_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void obj_set_size(struct blocks_obj *o, uint64_t size)
+{
+    __atomic_store_n(&o->size, size, __ATOMIC_RELEASE);
+}
+
+static void obj_set_dirty(struct blocks_obj *o, bool dirty)
+{
+    __atomic_store_n(&o->dirty, dirty, __ATOMIC_RELEASE);
+}
+
+/* ---- database rows of one object (takes b->lock) ----------------------- */
+
+/* Record rows for the listed blocks: their checksum, or NULL when dirty. */
+static int obj_put_rows(struct blocks_obj *o, const uint64_t *idx, size_t n, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    int rc = 0;
+    pthread_mutex_lock(&b->lock);
+    if (!o->gone && n) {
+        rc = n > 1 ? cachedb_begin(&b->db, e) : 0;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_PUT, e);
+            if (!st) {
+                rc = -e->code;
+                break;
+            }
+            sqlite3_bind_int64(st, 1, o->id);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)idx[i]);
+            if (o->st[idx[i]] & B_DIRTY)
+                sqlite3_bind_null(st, 3);
+            else
+                sqlite3_bind_int64(st, 3, (sqlite3_int64)o->sum[idx[i]]);
+            sqlite3_bind_int64(st, 4, o->used[idx[i]]);
+            rc = cachedb_done(&b->db, st, "recording a block", e);
+        }
+        if (n > 1)
+            rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    pthread_mutex_unlock(&b->lock);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        o->st[idx[i]] |= B_ROW;
+    return rc;
+}
+
+/* Run one statement about this object, bound with (id, v2, v3). */
+static int obj_update(struct blocks_obj *o, int q, int64_t v2, int64_t v3, const char *doing,
+                      struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    int rc = 0;
+    pthread_mutex_lock(&b->lock);
+    if (!o->gone) {
+        sqlite3_stmt *st = cachedb_stmt(&b->db, q, e);
+        if (!st) {
+            rc = -e->code;
+        } else {
+            sqlite3_bind_int64(st, 1, o->id);
+            sqlite3_bind_int64(st, 2, v2);
+            sqlite3_bind_int64(st, 3, v3);
+            rc = cachedb_done(&b->db, st, doing, e);
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+static int obj_set_etag_row(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    int rc = 0;
+    pthread_mutex_lock(&b->lock);
+    if (!o->gone) {
+        sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_ETAG, e);
+        if (!st) {
+            rc = -e->code;
+        } else {
+            sqlite3_bind_int64(st, 1, o->id);
+            cachedb_bind_text(st, 2, etag);
+            rc = cachedb_done(&b->db, st, "recording an etag", e);
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+/* A dirty object recorded as complete is about to lose a block: give every
+ * present block a row first, then record complete = 0. */
+static int obj_uncomplete(struct blocks_obj *o, struct sky_err *e)
+{
+    uint64_t *idx = malloc((o->nblocks ? o->nblocks : 1) * sizeof *idx);
+    if (!idx)
+        return blocks_oom(e);
+    size_t n = 0;
+    for (uint64_t i = 0; i < o->nblocks; i++)
+        if ((o->st[i] & (B_PRESENT | B_ROW)) == B_PRESENT)
+            idx[n++] = i;
+    int rc = obj_put_rows(o, idx, n, e);
+    free(idx);
+    if (rc == 0)
+        rc = obj_update(o, Q_OBJ_COMPLETE, 0, 0, "recording the journal", e);
+    if (rc == 0)
+        o->complete = false;
+    return rc;
+}
+
+/* ---- block I/O (o->lock held) ------------------------------------------ */
+
+static int obj_io_fail(struct blocks_obj *o, int rc, const char *doing, struct sky_err *e)
+{
+    return sky_fail(e, -rc, "block cache: %s cached data of '%s': %s", doing, o->path,
+                    strerror(-rc));
+}
+
+/* Forget block idx: drop its row and punch its bytes out. */
+static int obj_drop_block(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
+{
+    int rc = 0;
+    if (o->dirty && o->complete)
+        rc = obj_uncomplete(o, e);
+    if (rc == 0 && (o->st[idx] & B_ROW)) {
+        struct blocks *b = o->b;
+        pthread_mutex_lock(&b->lock);
+        sqlite3_stmt *st = o->gone ? NULL : cachedb_stmt(&b->db, Q_BLK_DEL, e);
+        if (!o->gone && !st) {
+            rc = -e->code;
+        } else if (st) {
+            sqlite3_bind_int64(st, 1, o->id);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)idx);
+            rc = cachedb_done(&b->db, st, "dropping a block", e);
+        }
+        pthread_mutex_unlock(&b->lock);
+    }
+    if (rc)
+        return rc;
+    blocks_punch(o->fd, idx << o->b->shift, obj_block_len(o, idx));
+    obj_account_block(o, idx, -1);
+    o->st[idx] = 0;
+    return 0;
+}
+
+/* 0 if block idx matches its checksum, 1 if not, or -errno. */
+static int obj_verify_block(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
+{
+    uint64_t len = obj_block_len(o, idx);
+    void *buf = malloc(len ? len : 1);
+    if (!buf)
+        return blocks_oom(e);
+    int rc = blocks_pread(o->fd, buf, len, idx << o->b->shift);
+    uint64_t sum = XXH3_64bits(buf, len);
+    free(buf);
+    if (rc)
+        return obj_io_fail(o, rc, "reading", e);
+    if (sum != o->sum[idx])
+        return 1;
+    o->st[idx] |= B_VERIFIED;
+    return 0;
+}
+
+static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
+                           struct sky_err *e)
+{
+    uint64_t off = idx << o->b->shift;
+    size_t len = (size_t)obj_block_len(o, idx);
+    if (!fetch)
+        return sky_fail(e, EIO, "block cache: '%s': block at %llu is not cached", o->path,
+                        (unsigned long long)off);
+    void *buf = malloc(len ? len : 1);
+    if (!buf)
+        return blocks_oom(e);
+    size_t got = 0;
+    int rc = fetch(arg, off, len, buf, &got, e);
+    if (rc == 0 && got != len)
+        rc = sky_fail(e, EIO, "block cache: '%s': the cloud returned %zu bytes at offset %llu, "
+                      "expected %zu", o->path, got, (unsigned long long)off, len);
+    if (rc == 0 && (rc = blocks_pwrite(o->fd, buf, len, off)) != 0)
+        rc = obj_io_fail(o, rc, "writing", e);
+    uint64_t sum = XXH3_64bits(buf, len);
+    free(buf);
+    if (rc)
+        return rc < 0 ? rc : -EIO;
+    o->st[idx] = B_PRESENT | B_VERIFIED;
+    o->sum[idx] = sum;
+    o->used[idx] = blocks_now();
+    obj_account_block(o, idx, +1);
+    rc = obj_put_rows(o, &idx, 1, e);
+    if (rc) {
+        blocks_punch(o->fd, off, len);
+        obj_account_block(o, idx, -1);
+        o->st[idx] = 0;
+    }
+    return rc;
+}
+
+/* Make block idx present and trustworthy: verify it once, or fetch it. */
+static int obj_ensure_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch,
+                            void *arg, bool count, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    if (o->st[idx] & B_PRESENT) {
+        int rc = 0;
+        if (!(o->st[idx] & (B_DIRTY | B_VERIFIED)))
+            rc = obj_verify_block(o, idx, e);
+        if (rc == 0) {
+            if (count)
+                blocks_count(&b->hits);
+            return 0;
+        }
+        if (rc < 0)
+            return rc;
+        blocks_count(&b->corrupt);
+        rc = obj_drop_block(o, idx, e);
+        if (rc)
+            return rc;
+    }
+    if (count)
+        blocks_count(&b->misses);
+    return obj_fetch_block(o, idx, fetch, arg, e);
+}
+
+/* ---- size changes and the journal (o->lock held) ----------------------- */
+
+/* Journal the object as dirty before its content changes. */
+static int obj_mark_dirty(struct blocks_obj *o, struct sky_err *e)
+{
+    if (o->dirty)
+        return 0;
+    bool complete = true;
+    for (uint64_t i = 0; i < o->nblocks && complete; i++)
+        complete = o->st[i] & B_PRESENT;
+    int rc = obj_update(o, Q_OBJ_DIRTY, complete, (int64_t)o->size, "journaling a write", e);
+    if (rc)
+        return rc;
+    o->complete = complete;
+    obj_set_dirty(o, true);
+    return 0;
+}
+
+/* Set the size, keeping the accounting right.  Blocks past the new end are
+ * forgotten; new blocks (growth) are present, dirty and zero. */
+static int obj_resize(struct blocks_obj *o, uint64_t size)
+{
+    struct blocks *b = o->b;
+    uint64_t oldn = o->nblocks, newn = blocks_count_for(b, size);
+    uint64_t first = (size < o->size ? size : o->size) >> b->shift;
+    if (obj_reserve(o, newn))
+        return -ENOMEM;
+    for (uint64_t i = first; i < oldn; i++)
+        if (o->st[i] & B_PRESENT)
+            obj_account_block(o, i, -1);
+    for (uint64_t i = newn; i < oldn; i++)
+        o->st[i] = 0;
+    int64_t now = blocks_now();
+    for (uint64_t i = oldn; i < newn; i++) {
+        o->st[i] = B_PRESENT | B_DIRTY | B_USED;
+        o->used[i] = now;
+    }
+    o->nblocks = newn;
+    obj_set_size(o, size);
+    for (uint64_t i = first; i < newn; i++)
+        if (o->st[i] & B_PRESENT)
+            obj_account_block(o, i, +1);
+    return 0;
+}
+
+/* Rows for blocks [from, to) of a dirty object not recorded as complete. */
+static int obj_record_new_blocks(struct blocks_obj *o, uint64_t from, uint64_t to,
+                                 struct sky_err *e)
+{
+    if (o->complete || from >= to)
+        return 0;
+    uint64_t *idx = malloc((to - from) * sizeof *idx);
+    if (!idx)
+        return blocks_oom(e);
+    size_t n = 0;
+    for (uint64_t i = from; i < to; i++)
+        if (!(o->st[i] & B_ROW))
+            idx[n++] = i;
+    int rc = obj_put_rows(o, idx, n, e);
+    free(idx);
+    return rc;
+}
+
+/* The partial last block changes length: it must be valid, then dirty. */
+static int obj_touch_tail(struct blocks_obj *o, uint64_t at, blocks_fetch_fn fetch, void *arg,
+                          struct sky_err *e)
+{
+    uint64_t idx = at >> o->b->shift;
+    if (!(at & (o->b->bs - 1)) || idx >= o->nblocks)
+        return 0;
+    int rc = obj_ensure_block(o, idx, fetch, arg, false, e);
+    if (rc == 0)
+        o->st[idx] = (o->st[idx] | B_DIRTY) & (uint8_t)~B_VERIFIED;
+    return rc;
+}
+
+static int obj_grow(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, void *arg,
+                    struct sky_err *e)
+{
+    int rc = obj_touch_tail(o, o->size, fetch, arg, e);
+    if (rc)
+        return rc;
+    if (ftruncate(o->fd, (off_t)size) != 0)
+        return obj_io_fail(o, -errno, "growing", e);
+    uint64_t oldn = o->nblocks;
+    if (obj_resize(o, size))
+        return blocks_oom(e);
+    return obj_record_new_blocks(o, oldn, o->nblocks, e);
+}
+
+static int obj_shrink(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, void *arg,
+                      struct sky_err *e)
+{
+    uint64_t idx = size >> o->b->shift;
+    if ((size & (o->b->bs - 1)) && (o->st[idx] & B_PRESENT)) {
+        int rc = obj_touch_tail(o, size, fetch, arg, e);
+        if (rc)
+            return rc;
+    }
+    if (ftruncate(o->fd, (off_t)size) != 0)
+        return obj_io_fail(o, -errno, "shrinking", e);
+    return obj_resize(o, size) ? blocks_oom(e) : 0;
+}
+
+/* After bytes [off, end) were written: blocks present, dirty, recorded. */
+static int obj_mark_written(struct blocks_obj *o, uint64_t off, uint64_t end, struct sky_err *e)
+{
+    uint64_t first = off >> o->b->shift, last = (end - 1) >> o->b->shift;
+    int64_t now = blocks_now();
+    for (uint64_t i = first; i <= last; i++) {
+        if (!(o->st[i] & B_PRESENT)) {
+            o->st[i] |= B_PRESENT;
+            obj_account_block(o, i, +1);
+        }
+        o->st[i] = (o->st[i] | B_DIRTY | B_USED) & (uint8_t)~B_VERIFIED;
+        o->used[i] = now;
+    }
+    return obj_record_new_blocks(o, first, last + 1, e);
+}
+
+/* Before writing [off, end): blocks only partly overwritten must be valid. */
+static int obj_prepare_edges(struct blocks_obj *o, uint64_t off, uint64_t end,
+                             blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    uint64_t edges[2] = { off >> o->b->shift, (end - 1) >> o->b->shift };
+    for (int k = 0; k < 2; k++) {
+        uint64_t idx = edges[k];
+        if (k == 1 && idx == edges[0])
+            break;
+        uint64_t start = idx << o->b->shift, stop = start + obj_block_len(o, idx);
+        if (off <= start && end >= stop)
+            continue;
+        int rc = obj_ensure_block(o, idx, fetch, arg, false, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- loading and creating objects (b->lock held) ------------------------ */
+
+static int blocks_load_rows(struct blocks *b, struct blocks_obj *o, bool dirty,
+                            struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_LOAD, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, o->id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
+        bool has_sum = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        if (idx >= o->nblocks || (!dirty && !has_sum))
+            continue;
+        o->st[idx] = B_PRESENT | B_ROW | (dirty ? B_DIRTY : 0);
+        o->sum[idx] = (uint64_t)sqlite3_column_int64(st, 1);
+        o->used[idx] = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : cachedb_fail(&b->db, rc, "loading blocks", e);
+}
+
+static int blocks_del_rows(struct blocks *b, int64_t id, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_DEL_OBJ, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, id);
+    return cachedb_done(&b->db, st, "dropping blocks", e);
+}
+
+/* A clean object whose data file is missing or of the wrong size starts
+ * over empty. */
+static int blocks_wipe_loaded(struct blocks *b, struct blocks_obj *o, struct sky_err *e)
+{
+    obj_account_all(o, -1);
+    memset(o->st, 0, o->nblocks);
+    if (ftruncate(o->fd, 0) != 0 || ftruncate(o->fd, (off_t)o->size) != 0)
+        return obj_io_fail(o, -errno, "resetting", e);
+    return blocks_del_rows(b, o->id, e);
+}
+
+/* Open the data file and fill the block state of a loaded object. */
+static int blocks_load_state(struct blocks *b, struct blocks_obj *o, bool complete,
+                             struct sky_err *e)
+{
+    char file[4096];
+    blocks_data_path(b, o->id, file, sizeof file);
+    o->fd = open(file, O_RDWR | O_CLOEXEC);
+    if (o->fd < 0 && o->dirty)
+        return sky_fail(e, EIO, "block cache: the cached data of unsaved '%s' (cloud '%s') "
+                        "is missing (%s)", o->path, o->cloud, file);
+    bool fresh = o->fd < 0;
+    if (fresh && (o->fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return sky_fail(e, errno, "block cache: cannot create %s: %s", file, strerror(errno));
+    struct stat s;
+    if (fstat(o->fd, &s) != 0)
+        return obj_io_fail(o, -errno, "inspecting", e);
+    if (o->dirty) {                     /* the file is the truth */
+        o->size = (uint64_t)s.st_size;
+        o->nblocks = blocks_count_for(b, o->size);
+        if (obj_reserve(o, o->nblocks))
+            return blocks_oom(e);
+    }
+    int rc = blocks_load_rows(b, o, o->dirty, e);
+    if (rc)
+        return rc;
+    if (o->dirty && complete)
+        for (uint64_t i = 0; i < o->nblocks; i++)
+            o->st[i] |= B_PRESENT | B_DIRTY;
+    if (!o->dirty && (fresh || (uint64_t)s.st_size != o->size))
+        return blocks_wipe_loaded(b, o, e);
+    return 0;
+}
+
+/* The object (cloud, path) from the database, or -ENOENT. */
+static int blocks_load(struct blocks *b, const char *cloud, const char *path,
+                       struct blocks_obj **out, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_FIND, e);
+    if (!st)
+        return -e->code;
+    cachedb_bind_text(st, 1, cloud);
+    cachedb_bind_text(st, 2, path);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE)
+            return -ENOENT;
+        return cachedb_fail(&b->db, rc, "finding an object", e);
+    }
+    const unsigned char *etag = sqlite3_column_text(st, 1);
+    struct blocks_obj *o = obj_new(b, sqlite3_column_int64(st, 0), cloud, path,
+                                   etag ? (const char *)etag : "",
+                                   (uint64_t)sqlite3_column_int64(st, 2));
+    bool dirty = sqlite3_column_int(st, 3) != 0;
+    bool complete = sqlite3_column_int(st, 4) != 0;
+    sqlite3_reset(st);
+    if (!o)
+        return blocks_oom(e);
+    o->dirty = dirty;
+    o->complete = dirty && complete;
+    rc = blocks_load_state(b, o, complete, e);
+    if (rc) {
+        obj_free(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+static int blocks_create(struct blocks *b, const char *cloud, const char *path,
+                         const char *etag, uint64_t size, struct blocks_obj **out,
+                         struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_INSERT, e);
+    if (!st)
+        return -e->code;
+    cachedb_bind_text(st, 1, cloud);
+    cachedb_bind_text(st, 2, path);
+    cachedb_bind_text(st, 3, etag);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
+    sqlite3_bind_int64(st, 5, blocks_now());
+    int rc = cachedb_done(&b->db, st, "adding an object", e);
+    if (rc)
+        return rc;
+    int64_t id = sqlite3_last_insert_rowid(b->db.db);
+    struct blocks_obj *o = obj_new(b, id, cloud, path, etag, size);
+    char file[4096];
+    blocks_data_path(b, id, file, sizeof file);
+    if (!o)
+        rc = blocks_oom(e);
+    else if ((o->fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+             ftruncate(o->fd, (off_t)size) != 0)
+        rc = sky_fail(e, errno, "block cache: cannot create %s: %s", file, strerror(errno));
+    if (rc) {
+        if (o)
+            obj_free(o);
+        unlink(file);
+        if ((st = cachedb_stmt(&b->db, Q_OBJ_DELETE, NULL))) {
+            sqlite3_bind_int64(st, 1, id);
+            cachedb_done(&b->db, st, "", NULL);
+        }
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+/* Pin the object (cloud, path): from memory, else from the database, else
+ * (when etag is not NULL) a new empty one. */
+static int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
+                          const char *etag, uint64_t size, struct blocks_obj **out,
+                          struct sky_err *e)
+{
+    pthread_mutex_lock(&b->lock);
+    struct blocks_obj *o = blocks_table_find(b, cloud, path);
+    int rc = 0;
+    if (!o) {
+        rc = blocks_load(b, cloud, path, &o, e);
+        if (rc == -ENOENT && etag)
+            rc = blocks_create(b, cloud, path, etag, size, &o, e);
+        else if (rc == -ENOENT)
+            sky_fail(e, ENOENT, "block cache: '%s' is not cached", path);
+        if (rc == 0)
+            blocks_table_add(b, o);
+    }
+    if (rc == 0)
+        o->refs++;
+    pthread_mutex_unlock(&b->lock);
+    *out = rc ? NULL : o;
+    return rc;
+}
+
+/* A clean object whose version changed: drop its blocks, start over. */
+static int obj_reset(struct blocks_obj *o, const char *etag, uint64_t size, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    char *copy = strdup(etag);
+    if (!copy || obj_reserve(o, blocks_count_for(b, size))) {
+        free(copy);
+        return blocks_oom(e);
+    }
+    int rc = 0;
+    pthread_mutex_lock(&b->lock);
+    if (!o->gone) {
+        sqlite3_stmt *st;
+        rc = cachedb_begin(&b->db, e);
+        if (rc == 0)
+            rc = blocks_del_rows(b, o->id, e);
+        if (rc == 0 && !(st = cachedb_stmt(&b->db, Q_OBJ_RESET, e)))
+            rc = -e->code;
+        if (rc == 0) {
+            sqlite3_bind_int64(st, 1, o->id);
+            cachedb_bind_text(st, 2, etag);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+            rc = cachedb_done(&b->db, st, "resetting an object", e);
+        }
+        rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (rc == 0 && (ftruncate(o->fd, 0) != 0 || ftruncate(o->fd, (off_t)size) != 0))
+        rc = obj_io_fail(o, -errno, "resetting", e);
+    if (rc) {
+        free(copy);
+        return rc;
+    }
+    obj_account_all(o, -1);
+    memset(o->st, 0, o->cap);
+    o->nblocks = blocks_count_for(b, size);
+    obj_set_size(o, size);
+    free(o->etag);
+    o->etag = copy;
+    o->prepared = false;
+    return 0;
+}
+
+/* ---- public: objects ----------------------------------------------------- */
+
+int blocks_get(struct blocks *b, const char *cloud, const char *path, const char *etag,
+               uint64_t size, struct blocks_obj **out, struct sky_err *e)
+{
+    if (!cloud || !path || !etag)
+        return sky_fail(e, EINVAL, "block cache: get needs a cloud, a path and an etag");
+    struct blocks_obj *o;
+    int rc = blocks_acquire(b, cloud, path, etag, size, &o, e);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&o->lock);
+    if (!o->dirty && (strcmp(o->etag, etag) != 0 || o->size != size))
+        rc = obj_reset(o, etag, size, e);
+    pthread_mutex_unlock(&o->lock);
+    if (rc) {
+        blocks_release(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+/* Write last-use times (and the size) of a released object (b->lock held). */
+static void blocks_flush_use(struct blocks *b, struct blocks_obj *o)
+{
+    int64_t latest = 0;
+    if (cachedb_begin(&b->db, NULL))
+        return;
+    for (uint64_t i = 0; i < o->nblocks; i++) {
+        if ((o->st[i] & (B_USED | B_ROW)) != (B_USED | B_ROW))
+            continue;
+        sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_TOUCH, NULL);
+        if (!st)
+            break;
+        sqlite3_bind_int64(st, 1, o->id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        sqlite3_bind_int64(st, 3, o->used[i]);
+        cachedb_done(&b->db, st, "", NULL);
+        latest = o->used[i] > latest ? o->used[i] : latest;
+    }
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_TOUCH, NULL);
+    if (st) {
+        sqlite3_bind_int64(st, 1, o->id);
+        sqlite3_bind_int64(st, 2, latest);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)o->size);
+        cachedb_done(&b->db, st, "", NULL);
+    }
+    cachedb_commit(&b->db, NULL);
+}
+
+void blocks_release(struct blocks_obj *o)
+{
+    if (!o)
+        return;
+    struct blocks *b = o->b;
+    pthread_mutex_lock(&b->lock);
+    if (--o->refs > 0) {
+        pthread_mutex_unlock(&b->lock);
+        return;
+    }
+    if (o->gone) {
+        char file[4096];
+        blocks_data_path(b, o->id, file, sizeof file);
+        unlink(file);
+        obj_account_all(o, -1);
+    } else {
+        blocks_table_del(b, o);
+        blocks_flush_use(b, o);
+    }
+    pthread_mutex_unlock(&b->lock);
+    obj_free(o);
+    if (blocks_over_limit(b))
+        blocks_evict(b, NULL);
+}
+
+uint64_t blocks_size(struct blocks_obj *o)
+{
+    return __atomic_load_n(&o->size, __ATOMIC_ACQUIRE);
+}
+
+bool blocks_is_dirty(struct blocks_obj *o)
+{
+    return __atomic_load_n(&o->dirty, __ATOMIC_ACQUIRE);
+}
+
+const char *blocks_path(struct blocks_obj *o)
+{
+    return __atomic_load_n(&o->path, __ATOMIC_ACQUIRE);
+}
+
+const char *blocks_cloud(struct blocks_obj *o)
+{
+    return o->cloud;
+}
+
+/* ---- public: reading and writing ----------------------------------------- */
+
+int blocks_read(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
+                blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    *got = 0;
+    pthread_mutex_lock(&o->lock);
+    int rc = 0;
+    if (off < o->size && len > 0) {
+        size_t n = o->size - off < len ? (size_t)(o->size - off) : len;
+        uint64_t first = off >> o->b->shift, last = (off + n - 1) >> o->b->shift;
+        int64_t now = blocks_now();
+        for (uint64_t i = first; rc == 0 && i <= last; i++) {
+            rc = obj_ensure_block(o, i, fetch, arg, true, e);
+            o->st[i] |= B_USED;
+            o->used[i] = now;
+        }
+        if (rc == 0 && (rc = blocks_pread(o->fd, buf, n, off)) != 0)
+            rc = obj_io_fail(o, rc, "reading", e);
+        if (rc == 0)
+            *got = n;
+    }
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
+                 blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    if (len == 0)
+        return 0;
+    if (off + len < off || off + len > (uint64_t)INT64_MAX)
+        return sky_fail(e, EFBIG, "block cache: write past the largest file size");
+    uint64_t end = off + len;
+    pthread_mutex_lock(&o->lock);
+    int rc = obj_mark_dirty(o, e);
+    if (rc == 0 && end > o->size)
+        rc = obj_grow(o, end, fetch, arg, e);
+    if (rc == 0)
+        rc = obj_prepare_edges(o, off, end, fetch, arg, e);
+    if (rc == 0 && (rc = blocks_pwrite(o->fd, buf, len, off)) != 0)
+        rc = obj_io_fail(o, rc, "writing", e);
+    if (rc == 0)
+        rc = obj_mark_written(o, off, end, e);
+    o->write_gen++;
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, void *arg,
+                    struct sky_err *e)
+{
+    if (size > (uint64_t)INT64_MAX)
+        return sky_fail(e, EFBIG, "block cache: size past the largest file size");
+    pthread_mutex_lock(&o->lock);
+    int rc = obj_mark_dirty(o, e);
+    if (rc == 0 && size > o->size)
+        rc = obj_grow(o, size, fetch, arg, e);
+    else if (rc == 0 && size < o->size)
+        rc = obj_shrink(o, size, fetch, arg, e);
+    o->write_gen++;
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+/* ---- public: uploads ------------------------------------------------------ */
+
+static int obj_open_upload_fd(struct blocks_obj *o, struct sky_err *e)
+{
+    if (o->upload_fd >= 0)
+        return 0;
+    char file[4096];
+    blocks_data_path(o->b, o->id, file, sizeof file);
+    o->upload_fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (o->upload_fd < 0)
+        return sky_fail(e, errno, "block cache: cannot open %s: %s", file, strerror(errno));
+    return 0;
+}
+
+int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
+                          struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    pthread_mutex_lock(&o->lock);
+    int rc = 0;
+    for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++)
+        rc = obj_ensure_block(o, i, fetch, arg, false, e);
+    if (rc == 0 && fsync(o->fd) != 0)
+        rc = obj_io_fail(o, -errno, "syncing", e);
+    if (rc == 0 && o->dirty && !o->complete) {
+        rc = obj_update(o, Q_OBJ_COMPLETE, 1, 0, "recording the journal", e);
+        o->complete = rc == 0;
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&b->lock);
+        rc = cachedb_sync(&b->db, e);
+        pthread_mutex_unlock(&b->lock);
+    }
+    if (rc == 0)
+        rc = obj_open_upload_fd(o, e);
+    if (rc == 0) {
+        o->prepared = true;
+        o->prepared_gen = o->write_gen;
+        *fd = o->upload_fd;
+    }
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+/* Checksums for every present block (the content now matches the cloud). */
+static int obj_compute_sums(struct blocks_obj *o, struct sky_err *e)
+{
+    for (uint64_t i = 0; i < o->nblocks; i++) {
+        if (!(o->st[i] & B_PRESENT) || (o->st[i] & B_VERIFIED))
+            continue;
+        uint64_t len = obj_block_len(o, i);
+        void *buf = malloc(len ? len : 1);
+        if (!buf)
+            return blocks_oom(e);
+        int rc = blocks_pread(o->fd, buf, len, i << o->b->shift);
+        o->sum[i] = XXH3_64bits(buf, len);
+        free(buf);
+        if (rc)
+            return obj_io_fail(o, rc, "reading", e);
+    }
+    return 0;
+}
+
+/* Replace the object's rows by its clean state (b->lock held, in a txn). */
+static int obj_write_clean(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    int rc = blocks_del_rows(b, o->id, e);
+    int64_t now = blocks_now();
+    sqlite3_stmt *st;
+    for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++) {
+        if (!(o->st[i] & B_PRESENT))
+            continue;
+        if (!(st = cachedb_stmt(&b->db, Q_BLK_PUT, e)))
+            return -e->code;
+        sqlite3_bind_int64(st, 1, o->id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)o->sum[i]);
+        sqlite3_bind_int64(st, 4, o->used[i] ? o->used[i] : now);
+        rc = cachedb_done(&b->db, st, "recording a block", e);
+    }
+    if (rc == 0 && !(st = cachedb_stmt(&b->db, Q_OBJ_CLEAN, e)))
+        return -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, o->id);
+        cachedb_bind_text(st, 2, etag);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)o->size);
+        sqlite3_bind_int64(st, 4, now);
+        rc = cachedb_done(&b->db, st, "recording an upload", e);
+    }
+    return rc;
+}
+
+static int obj_commit_clean(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    int rc = obj_compute_sums(o, e);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&b->lock);
+    if (!o->gone) {
+        rc = cachedb_begin(&b->db, e);
+        if (rc == 0)
+            rc = obj_write_clean(o, etag, e);
+        rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (rc)
+        return rc;
+    for (uint64_t i = 0; i < o->nblocks; i++)
+        if (o->st[i] & B_PRESENT)
+            o->st[i] = (o->st[i] | B_VERIFIED | B_ROW) & (uint8_t)~B_DIRTY;
+    o->complete = false;
+    obj_set_dirty(o, false);
+    return 0;
+}
+
+int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    if (!etag)
+        return sky_fail(e, EINVAL, "block cache: committed without an etag");
+    char *copy = strdup(etag);
+    if (!copy)
+        return blocks_oom(e);
+    pthread_mutex_lock(&o->lock);
+    int rc;
+    if (o->dirty && o->prepared && o->prepared_gen == o->write_gen)
+        rc = obj_commit_clean(o, etag, e);
+    else
+        rc = obj_set_etag_row(o, etag, e);      /* clean already, or written since */
+    if (rc == 0) {
+        free(o->etag);
+        o->etag = copy;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&o->lock);
+    free(copy);
+    return rc;
+}
+
+/* ---- dropping objects (b->lock held) -------------------------------------- */
+
+/* Objects to drop, gathered inside a transaction and applied after it. */
+struct blocks_drop {
+    int64_t *ids;                   /* unpinned: files to unlink */
+    size_t nids, idcap;
+    struct blocks_obj **pinned;     /* pinned: become `gone` */
+    size_t npinned, pincap;
+    uint64_t nblocks, nbytes;       /* unpinned objects' usage */
+};
+
+static int blocks_push(void **arr, size_t *n, size_t *cap, size_t elem, const void *item)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        void *na = realloc(*arr, ncap * elem);
+        if (!na)
+            return -ENOMEM;
+        *arr = na;
+        *cap = ncap;
+    }
+    memcpy((char *)*arr + *n * elem, item, elem);
+    (*n)++;
+    return 0;
+}
+
+static int blocks_usage_query(struct blocks *b, int64_t id, uint64_t size, bool dirty,
+                              uint64_t *nblocks, uint64_t *nbytes, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_USAGE, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)b->bs);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+    sqlite3_bind_int(st, 4, dirty);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *nblocks = (uint64_t)sqlite3_column_int64(st, 0);
+        *nbytes = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : cachedb_fail(&b->db, rc, "measuring an object", e);
+}
+
+/* Blocks and bytes an unpinned object holds.  A clean object whose data
+ * file is missing or of the wrong size loses its rows (it holds nothing). */
+static int blocks_usage(struct blocks *b, int64_t id, uint64_t size, bool dirty, bool complete,
+                        uint64_t *nblocks, uint64_t *nbytes, struct sky_err *e)
+{
+    char file[4096];
+    struct stat s;
+    blocks_data_path(b, id, file, sizeof file);
+    bool exists = stat(file, &s) == 0;
+    *nblocks = *nbytes = 0;
+    if (!dirty && (!exists || (uint64_t)s.st_size != size))
+        return blocks_del_rows(b, id, e);
+    if (!exists)
+        return 0;
+    size = (uint64_t)s.st_size;             /* the same, or a dirty object's truth */
+    if (dirty && complete) {
+        *nblocks = blocks_count_for(b, size);
+        *nbytes = size;
+        return 0;
+    }
+    return blocks_usage_query(b, id, size, dirty, nblocks, nbytes, e);
+}
+
+static int blocks_delete_object_rows(struct blocks *b, int64_t id, struct sky_err *e)
+{
+    int rc = blocks_del_rows(b, id, e);
+    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, Q_OBJ_DELETE, e);
+    if (rc == 0 && !st)
+        rc = -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = cachedb_done(&b->db, st, "dropping an object", e);
+    }
+    return rc;
+}
+
+/* Plan the drop of object (cloud, path), if cached, and delete its rows. */
+static int blocks_drop_one(struct blocks *b, struct blocks_drop *d, const char *cloud,
+                           const char *path, struct sky_err *e)
+{
+    struct blocks_obj *pinned = blocks_table_find(b, cloud, path);
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_FIND, e);
+    if (!st)
+        return -e->code;
+    cachedb_bind_text(st, 1, cloud);
+    cachedb_bind_text(st, 2, path);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : cachedb_fail(&b->db, rc, "finding an object", e);
+    }
+    int64_t id = sqlite3_column_int64(st, 0);
+    uint64_t size = (uint64_t)sqlite3_column_int64(st, 2);
+    bool dirty = sqlite3_column_int(st, 3), complete = sqlite3_column_int(st, 4);
+    sqlite3_reset(st);
+    uint64_t nblocks = 0, nbytes = 0;
+    if (pinned)
+        rc = blocks_push((void **)&d->pinned, &d->npinned, &d->pincap, sizeof pinned, &pinned);
+    else if ((rc = blocks_usage(b, id, size, dirty, complete, &nblocks, &nbytes, e)) == 0)
+        rc = blocks_push((void **)&d->ids, &d->nids, &d->idcap, sizeof id, &id);
+    if (rc == -ENOMEM)
+        return blocks_oom(e);
+    if (rc)
+        return rc;
+    d->nblocks += nblocks;
+    d->nbytes += nbytes;
+    return blocks_delete_object_rows(b, id, e);
+}
+
+/* Every cached path strictly below `dir` in `cloud` (malloc'd list). */
+static int blocks_paths_under(struct blocks *b, const char *cloud, const char *dir,
+                              char ***out, size_t *count, struct sky_err *e)
+{
+    char *lo = NULL, *hi = NULL;
+    char **paths = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    if (asprintf(&lo, "%s/", dir) < 0 || asprintf(&hi, "%s0", dir) < 0)
+        rc = blocks_oom(e);
+    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, Q_OBJ_UNDER, e);
+    if (rc == 0 && !st)
+        rc = -e->code;
+    if (rc == 0) {
+        cachedb_bind_text(st, 1, cloud);
+        cachedb_bind_text(st, 2, lo);
+        cachedb_bind_text(st, 3, hi);
+        int step;
+        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            char *p = strdup((const char *)sqlite3_column_text(st, 0));
+            if (!p || blocks_push((void **)&paths, &n, &cap, sizeof p, &p)) {
+                free(p);
+                rc = blocks_oom(e);
+            }
+        }
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = cachedb_fail(&b->db, step, "listing objects", e);
+        sqlite3_reset(st);
+    }
+    free(lo);
+    free(hi);
+    *out = paths;
+    *count = n;
+    return rc;
+}
+
+static int blocks_drop_under(struct blocks *b, struct blocks_drop *d, const char *cloud,
+                             const char *dir, struct sky_err *e)
+{
+    char **paths;
+    size_t n;
+    int rc = blocks_paths_under(b, cloud, dir, &paths, &n, e);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = blocks_drop_one(b, d, cloud, paths[i], e);
+        free(paths[i]);
+    }
+    free(paths);
+    return rc;
+}
+
+/* After the transaction committed: unpinned files go, pinned objects are
+ * `gone` (their file goes at the last release). */
+static void blocks_drop_apply(struct blocks *b, struct blocks_drop *d)
+{
+    char file[4096];
+    for (size_t i = 0; i < d->nids; i++) {
+        blocks_data_path(b, d->ids[i], file, sizeof file);
+        unlink(file);
+    }
+    for (size_t i = 0; i < d->npinned; i++) {
+        blocks_table_del(b, d->pinned[i]);
+        d->pinned[i]->gone = true;
+    }
+    blocks_account(b, -(int64_t)d->nblocks, -(int64_t)d->nbytes);
+}
+
+static void blocks_drop_free(struct blocks_drop *d)
+{
+    free(d->ids);
+    free(d->pinned);
+}
+
+int blocks_forget(struct blocks *b, const char *cloud, const char *path, struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "block cache: forget needs a cloud and a path");
+    struct blocks_drop d = { 0 };
+    pthread_mutex_lock(&b->lock);
+    int rc = cachedb_begin(&b->db, e);
+    if (rc == 0) {
+        rc = blocks_drop_one(b, &d, cloud, path, e);
+        rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    if (rc == 0)
+        blocks_drop_apply(b, &d);
+    pthread_mutex_unlock(&b->lock);
+    blocks_drop_free(&d);
+    return rc;
+}
+
+/* ---- rename ---------------------------------------------------------------- */
+
+static int blocks_move_rows(struct blocks *b, const char *cloud, const char *from,
+                            const char *to, bool tree, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_MOVE, e);
+    if (!st)
+        return -e->code;
+    cachedb_bind_text(st, 1, cloud);
+    cachedb_bind_text(st, 2, from);
+    cachedb_bind_text(st, 3, to);
+    int rc = cachedb_done(&b->db, st, "renaming an object", e);
+    if (rc || !tree)
+        return rc;
+    char *lo = NULL, *hi = NULL, *new_lo = NULL;
+    if (asprintf(&lo, "%s/", from) < 0 || asprintf(&hi, "%s0", from) < 0 ||
+        asprintf(&new_lo, "%s/", to) < 0)
+        rc = blocks_oom(e);
+    if (rc == 0 && !(st = cachedb_stmt(&b->db, Q_OBJ_MOVE_RANGE, e)))
+        rc = -e->code;
+    if (rc == 0) {
+        cachedb_bind_text(st, 1, cloud);
+        cachedb_bind_text(st, 2, lo);
+        cachedb_bind_text(st, 3, hi);
+        cachedb_bind_text(st, 4, new_lo);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)strlen(lo) + 1);
+        rc = cachedb_done(&b->db, st, "renaming objects", e);
+    }
+    free(lo);
+    free(hi);
+    free(new_lo);
+    return rc;
+}
+
+/* New path of `path` after from -> to, or NULL if it does not move. */
+static char *blocks_moved_path(const char *path, const char *from, const char *to, bool tree)
+{
+    char *out = NULL;
+    if (strcmp(path, from) == 0)
+        return strdup(to);
+    if (tree && blocks_is_below(path, from) &&
+        asprintf(&out, "%s%s", to, path + strlen(from)) < 0)
+        return NULL;
+    return out;
+}
+
+/* Rename pinned objects in memory; old path strings stay valid until the
+ * object is freed, since callers may still hold them. */
+static void blocks_move_pinned(struct blocks *b, const char *cloud, const char *from,
+                               const char *to, bool tree)
+{
+    struct blocks_obj *moved = NULL;
+    for (size_t k = 0; k < b->nbuckets; k++) {
+        for (struct blocks_obj *o = b->buckets[k], *next; o; o = next) {
+            next = o->next;
+            if (strcmp(o->cloud, cloud) != 0)
+                continue;
+            char *np = blocks_moved_path(o->path, from, to, tree);
+            struct blocks_name *old = np ? malloc(sizeof *old) : NULL;
+            if (!old) {
+                free(np);
+                continue;
+            }
+            blocks_table_del(b, o);
+            old->path = o->path;
+            old->next = o->retired;
+            o->retired = old;
+            __atomic_store_n(&o->path, np, __ATOMIC_RELEASE);
+            o->next = moved;
+            moved = o;
+        }
+    }
+    while (moved) {
+        struct blocks_obj *o = moved;
+        moved = o->next;
+        blocks_table_add(b, o);
+    }
+}
+
+int blocks_rename(struct blocks *b, const char *cloud, const char *from, const char *to,
+                  bool tree, struct sky_err *e)
+{
+    if (!cloud || !from || !to)
+        return sky_fail(e, EINVAL, "block cache: rename needs a cloud and two paths");
+    if (strcmp(from, to) == 0)
+        return 0;
+    if (tree && (blocks_is_below(to, from) || blocks_is_below(from, to)))
+        return sky_fail(e, EINVAL, "block cache: cannot move '%s' to '%s'", from, to);
+    struct blocks_drop d = { 0 };
+    pthread_mutex_lock(&b->lock);
+    int rc = cachedb_begin(&b->db, e);
+    if (rc == 0) {
+        rc = blocks_drop_one(b, &d, cloud, to, e);
+        if (rc == 0 && tree)
+            rc = blocks_drop_under(b, &d, cloud, to, e);
+        if (rc == 0)
+            rc = blocks_move_rows(b, cloud, from, to, tree, e);
+        rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    if (rc == 0) {
+        blocks_drop_apply(b, &d);
+        blocks_move_pinned(b, cloud, from, to, tree);
+    }
+    pthread_mutex_unlock(&b->lock);
+    blocks_drop_free(&d);
+    return rc;
+}
+
+/* ---- the journal -------------------------------------------------------------- */
+
+struct blocks_key {
+    char *cloud, *path;
+};
+
+static int blocks_dirty_keys(struct blocks *b, struct blocks_key **out, size_t *count,
+                             struct sky_err *e)
+{
+    struct blocks_key *keys = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, step = SQLITE_DONE;
+    pthread_mutex_lock(&b->lock);
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_DIRTY_KEYS, e);
+    if (!st)
+        rc = -e->code;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct blocks_key k = { strdup((const char *)sqlite3_column_text(st, 0)),
+                                strdup((const char *)sqlite3_column_text(st, 1)) };
+        if (!k.cloud || !k.path || blocks_push((void **)&keys, &n, &cap, sizeof k, &k)) {
+            free(k.cloud);
+            free(k.path);
+            rc = blocks_oom(e);
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = cachedb_fail(&b->db, step, "reading the journal", e);
+    if (st)
+        sqlite3_reset(st);
+    pthread_mutex_unlock(&b->lock);
+    *out = keys;
+    *count = n;
+    return rc;
+}
+
+int blocks_each_dirty(struct blocks *b, blocks_dirty_cb cb, void *arg, struct sky_err *e)
+{
+    struct blocks_key *keys;
+    size_t n;
+    int first_err = blocks_dirty_keys(b, &keys, &n, e);
+    int rc = 0;
+    struct sky_err one;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct blocks_obj *o;
+        int got = blocks_acquire(b, keys[i].cloud, keys[i].path, NULL, 0, &o, &one);
+        if (got == -ENOENT)
+            continue;                           /* forgotten meanwhile */
+        if (got) {
+            if (!first_err && e)
+                *e = one;
+            first_err = first_err ? first_err : got;
+            continue;
+        }
+        if (blocks_is_dirty(o))
+            rc = cb(arg, o);
+        blocks_release(o);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(keys[i].cloud);
+        free(keys[i].path);
+    }
+    free(keys);
+    return rc ? rc : first_err;
+}
+
+/* ---- eviction (b->lock held) ----------------------------------------------- */
+
+struct blocks_victim {
+    int64_t obj, idx, last_use;
+    uint64_t size;
+};
+
+static int blocks_cmp_id(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* Sorted ids of pinned objects. */
+static int64_t *blocks_pinned_ids(struct blocks *b, size_t *n)
+{
+    int64_t *ids = malloc((b->nobjs ? b->nobjs : 1) * sizeof *ids);
+    *n = 0;
+    if (!ids)
+        return NULL;
+    for (size_t k = 0; k < b->nbuckets; k++)
+        for (struct blocks_obj *o = b->buckets[k]; o; o = o->next)
+            ids[(*n)++] = o->id;
+    qsort(ids, *n, sizeof *ids, blocks_cmp_id);
+    return ids;
+}
+
+/* The next least recently used blocks of clean objects after `after`. */
+static int blocks_lru_batch(struct blocks *b, const struct blocks_victim *after,
+                            struct blocks_victim *out, size_t *n, struct sky_err *e)
+{
+    *n = 0;
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_LRU, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, after->last_use);
+    sqlite3_bind_int64(st, 2, after->obj);
+    sqlite3_bind_int64(st, 3, after->idx);
+    sqlite3_bind_int(st, 4, BLOCKS_EVICT_BATCH);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        out[*n] = (struct blocks_victim){
+            .obj = sqlite3_column_int64(st, 0), .idx = sqlite3_column_int64(st, 1),
+            .size = (uint64_t)sqlite3_column_int64(st, 2),
+            .last_use = sqlite3_column_int64(st, 3) };
+        (*n)++;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : cachedb_fail(&b->db, rc, "choosing blocks to evict", e);
+}
+
+/* Punch one block of an unpinned object and forget its row. */
+static int blocks_evict_one(struct blocks *b, const struct blocks_victim *v, int *fd,
+                            int64_t *fd_obj, struct sky_err *e)
+{
+    if (*fd_obj != v->obj) {
+        char file[4096];
+        if (*fd >= 0)
+            close(*fd);
+        blocks_data_path(b, v->obj, file, sizeof file);
+        *fd = open(file, O_RDWR | O_CLOEXEC);
+        *fd_obj = v->obj;
+    }
+    uint64_t start = (uint64_t)v->idx << b->shift;
+    uint64_t len = start < v->size ? (v->size - start < b->bs ? v->size - start : b->bs) : 0;
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_DEL, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, v->obj);
+    sqlite3_bind_int64(st, 2, v->idx);
+    int rc = cachedb_done(&b->db, st, "evicting a block", e);
+    if (rc)
+        return rc;
+    if (*fd >= 0)
+        blocks_punch(*fd, start, len);
+    blocks_account(b, -1, -(int64_t)len);
+    return 0;
+}
+
+/* Objects left without blocks are forgotten entirely. */
+static void blocks_drop_if_empty(struct blocks *b, int64_t id)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_ANY, NULL);
+    if (!st)
+        return;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE || !(st = cachedb_stmt(&b->db, Q_OBJ_DELETE, NULL)))
+        return;
+    sqlite3_bind_int64(st, 1, id);
+    if (cachedb_done(&b->db, st, "", NULL) == 0) {
+        char file[4096];
+        blocks_data_path(b, id, file, sizeof file);
+        unlink(file);
+    }
+}
+
+static int blocks_evict_locked(struct blocks *b, struct sky_err *e)
+{
+    size_t npinned;
+    int64_t *pinned = blocks_pinned_ids(b, &npinned);
+    struct blocks_victim *batch = malloc(BLOCKS_EVICT_BATCH * sizeof *batch);
+    if (!pinned || !batch) {
+        free(pinned);
+        free(batch);
+        return blocks_oom(e);
+    }
+    struct blocks_victim cursor = { INT64_MIN, INT64_MIN, INT64_MIN, 0 };
+    int fd = -1, rc = 0;
+    int64_t fd_obj = -1, last_obj = -1;
+    size_t n = 1;
+    while (rc == 0 && n > 0 && blocks_over_limit(b)) {
+        rc = blocks_lru_batch(b, &cursor, batch, &n, e);
+        if (rc == 0 && n > 0)
+            rc = cachedb_begin(&b->db, e);
+        for (size_t i = 0; rc == 0 && i < n && blocks_over_limit(b); i++) {
+            cursor = batch[i];
+            if (bsearch(&batch[i].obj, pinned, npinned, sizeof *pinned, blocks_cmp_id))
+                continue;
+            rc = blocks_evict_one(b, &batch[i], &fd, &fd_obj, e);
+            if (rc == 0 && last_obj != batch[i].obj) {
+                if (last_obj >= 0)
+                    blocks_drop_if_empty(b, last_obj);
+                last_obj = batch[i].obj;
+            }
+        }
+        if (n > 0)
+            rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    if (rc == 0 && last_obj >= 0 && cachedb_begin(&b->db, NULL) == 0) {
+        blocks_drop_if_empty(b, last_obj);
+        cachedb_commit(&b->db, NULL);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(pinned);
+    free(batch);
+    return rc;
+}
+
+int blocks_evict(struct blocks *b, struct sky_err *e)
+{
+    pthread_mutex_lock(&b->lock);
+    int rc = blocks_over_limit(b) ? blocks_evict_locked(b, e) : 0;
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&b->lock);
+    int rc = 0;
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_COUNTS, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            out->objects = (uint64_t)sqlite3_column_int64(st, 0);
+            out->dirty_objects = (uint64_t)sqlite3_column_int64(st, 1);
+        } else {
+            rc = cachedb_fail(&b->db, step, "counting objects", e);
+        }
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&b->lock);
+    out->blocks_present = __atomic_load_n(&b->blocks_present, __ATOMIC_RELAXED);
+    out->bytes_present = __atomic_load_n(&b->bytes_present, __ATOMIC_RELAXED);
+    out->max_size = b->max_size;
+    out->block_size = b->bs;
+    out->hits = __atomic_load_n(&b->hits, __ATOMIC_RELAXED);
+    out->misses = __atomic_load_n(&b->misses, __ATOMIC_RELAXED);
+    out->corrupt = __atomic_load_n(&b->corrupt, __ATOMIC_RELAXED);
+    return rc;
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+static int blocks_prepare_schema(struct blocks *b, struct sky_err *e)
+{
+    int version;
+    int rc = cachedb_version(&b->db, &version, e);
+    if (rc || version == BLOCKS_SCHEMA_VERSION)
+        return rc;
+    if (version > BLOCKS_SCHEMA_VERSION)
+        return sky_fail(e, EPROTO, "block cache in %s has schema version %d, newer than this "
+                        "skyfs understands (%d); use a newer skyfs", b->dir, version,
+                        BLOCKS_SCHEMA_VERSION);
+    rc = cachedb_begin(&b->db, e);          /* version 0: a new cache */
+    if (rc == 0)
+        rc = cachedb_exec(&b->db, blocks_schema, e);
+    if (rc == 0)
+        rc = cachedb_set_version(&b->db, BLOCKS_SCHEMA_VERSION, e);
+    return rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+}
+
+static int blocks_query_int(struct blocks *b, int q, const char *key, int64_t *out, bool *found,
+                            struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, q, e);
+    if (!st)
+        return -e->code;
+    if (key)
+        cachedb_bind_text(st, 1, key);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cachedb_fail(&b->db, rc, "reading", e);
+}
+
+/* The cache remembers its block size; a new one drops the clean data.
+ * Unsaved partial objects cut in the old size must be uploaded first. */
+static int blocks_check_block_size(struct blocks *b, struct sky_err *e)
+{
+    int64_t stored = 0, incomplete = 0;
+    bool found;
+    int rc = blocks_query_int(b, Q_INFO_GET, "block_size", &stored, &found, e);
+    if (rc || (found && (uint64_t)stored == b->bs))
+        return rc;
+    if (found) {
+        rc = blocks_query_int(b, Q_COUNT_INCOMPLETE, NULL, &incomplete, &found, e);
+        if (rc)
+            return rc;
+        if (incomplete > 0)
+            return sky_fail(e, EBUSY, "block cache in %s holds %lld unsaved files cut in blocks "
+                            "of %lld bytes; mount once with that block_size so they upload, "
+                            "then change it", b->dir, (long long)incomplete, (long long)stored);
+    }
+    rc = cachedb_begin(&b->db, e);
+    if (rc == 0 && found)
+        rc = cachedb_exec(&b->db, "DELETE FROM blocks; DELETE FROM objects WHERE dirty=0;", e);
+    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, Q_INFO_SET, e);
+    if (rc == 0 && !st)
+        rc = -e->code;
+    if (rc == 0) {
+        cachedb_bind_text(st, 1, "block_size");
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)b->bs);
+        rc = cachedb_done(&b->db, st, "recording the block size", e);
+    }
+    return rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+}
+
+/* Rows that cannot describe present data: of unknown objects, and of clean
+ * objects either without a checksum or past the end. */
+static int blocks_drop_stray_rows(struct blocks *b, struct sky_err *e)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM blocks WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.id=obj) "
+             "OR EXISTS (SELECT 1 FROM objects o WHERE o.id=obj AND o.dirty=0 "
+             "AND (sum IS NULL OR idx*%llu>=o.size));", (unsigned long long)b->bs);
+    return cachedb_exec(&b->db, sql, e);
+}
+
+struct blocks_row {
+    int64_t id;
+    uint64_t size;
+    bool dirty, complete;
+};
+
+/* Measure what every object holds (the totals in stats). */
+static int blocks_measure(struct blocks *b, struct sky_err *e)
+{
+    struct blocks_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, step = SQLITE_DONE;
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_ALL, e);
+    if (!st)
+        return -e->code;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct blocks_row r = { sqlite3_column_int64(st, 0),
+                                (uint64_t)sqlite3_column_int64(st, 1),
+                                sqlite3_column_int(st, 2) != 0, sqlite3_column_int(st, 3) != 0 };
+        if (blocks_push((void **)&rows, &n, &cap, sizeof r, &r))
+            rc = blocks_oom(e);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = cachedb_fail(&b->db, step, "reading objects", e);
+    sqlite3_reset(st);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint64_t nblocks, nbytes;
+        rc = blocks_usage(b, rows[i].id, rows[i].size, rows[i].dirty, rows[i].complete,
+                          &nblocks, &nbytes, e);
+        blocks_account(b, (int64_t)nblocks, (int64_t)nbytes);
+    }
+    free(rows);
+    return rc;
+}
+
+static bool blocks_object_exists(struct blocks *b, int64_t id)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_EXISTS, NULL);
+    if (!st)
+        return true;                    /* when unsure, keep the file */
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc != SQLITE_DONE;
+}
+
+/* Remove data files that belong to no object (left by a crash). */
+static void blocks_sweep_orphans(struct blocks *b)
+{
+    DIR *d = opendir(b->data_dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long long id = strtoll(de->d_name, &end, 10);
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end)
+            continue;
+        if (!blocks_object_exists(b, id))
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+    closedir(d);
+}
+
+static int blocks_start(struct blocks *b, struct sky_err *e)
+{
+    char db_path[4096];
+    snprintf(db_path, sizeof db_path, "%s/blocks.db", b->dir);
+    int rc = blocks_mkdirs(b->data_dir, e);
+    if (rc == 0)
+        rc = cachedb_open(&b->db, db_path, "block cache", blocks_sql, Q_COUNT, e);
+    if (rc == 0)
+        rc = blocks_prepare_schema(b, e);
+    if (rc == 0)
+        rc = blocks_check_block_size(b, e);
+    if (rc == 0)
+        rc = blocks_drop_stray_rows(b, e);
+    if (rc == 0)
+        rc = blocks_measure(b, e);
+    if (rc == 0)
+        blocks_sweep_orphans(b);
+    return rc;
+}
+
+int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size, struct blocks **out,
+                struct sky_err *e)
+{
+    if (!dir || !dir[0])
+        return sky_fail(e, EINVAL, "block cache: no cache directory given");
+    if (block_size < BLOCKS_MIN_BLOCK || block_size > BLOCKS_MAX_BLOCK ||
+        (block_size & (block_size - 1)))
+        return sky_fail(e, EINVAL, "block cache: block size %llu is not a power of two "
+                        "between 4 KiB and 8 MiB", (unsigned long long)block_size);
+    struct blocks *b = calloc(1, sizeof *b);
+    if (!b)
+        return blocks_oom(e);
+    b->bs = block_size;
+    b->max_size = max_size;
+    while ((1ull << b->shift) < block_size)
+        b->shift++;
+    b->nbuckets = 256;
+    b->buckets = calloc(b->nbuckets, sizeof *b->buckets);
+    b->dir = strdup(dir);
+    if (asprintf(&b->data_dir, "%s/data", dir) < 0)
+        b->data_dir = NULL;
+    pthread_mutex_init(&b->lock, NULL);
+    int rc = b->buckets && b->dir && b->data_dir ? blocks_start(b, e) : blocks_oom(e);
+    if (rc) {
+        blocks_close(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+/* Every object should have been released; any still pinned is flushed and
+ * freed (a holder must not use it afterwards). */
+void blocks_close(struct blocks *b)
+{
+    if (!b)
+        return;
+    for (size_t k = 0; b->buckets && k < b->nbuckets; k++) {
+        for (struct blocks_obj *o = b->buckets[k], *next; o; o = next) {
+            next = o->next;
+            if (b->db.db)
+                blocks_flush_use(b, o);
+            obj_free(o);
+        }
+    }
+    cachedb_close(&b->db);
+    pthread_mutex_destroy(&b->lock);
+    free(b->buckets);
+    free(b->dir);
+    free(b->data_dir);
+    free(b);
+}

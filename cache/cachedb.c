@@ -1,0 +1,166 @@
+/* cachedb.c - see cachedb.h. */
+#include "cachedb.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int errno_of(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_FULL:       return ENOSPC;
+    case SQLITE_NOMEM:      return ENOMEM;
+    case SQLITE_READONLY:   return EROFS;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:       return EACCES;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:     return EBUSY;
+    case SQLITE_CONSTRAINT: return EEXIST;
+    default:                return EIO;
+    }
+}
+
+int cachedb_fail(struct cachedb *d, int rc, const char *doing, struct sky_err *e)
+{
+    const char *msg = d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc);
+    return sky_fail(e, errno_of(rc), "%s: %s: %s", d->what, doing, msg);
+}
+
+int cachedb_exec(struct cachedb *d, const char *sql, struct sky_err *e)
+{
+    int rc = sqlite3_exec(d->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : cachedb_fail(d, rc, "running SQL", e);
+}
+
+int cachedb_open(struct cachedb *d, const char *path, const char *what,
+                 const char *const *sql, size_t nstmts, struct sky_err *e)
+{
+    memset(d, 0, sizeof *d);
+    d->what = what;
+    d->sql = sql;
+    d->nstmts = nstmts;
+    d->stmts = calloc(nstmts, sizeof *d->stmts);
+    if (!d->stmts)
+        return sky_fail(e, ENOMEM, "%s: out of memory", what);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &d->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        sky_fail(e, errno_of(rc), "%s: cannot open %s: %s", what,
+                 path, d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
+        cachedb_close(d);
+        return -e->code;
+    }
+    sqlite3_busy_timeout(d->db, 5000);
+    rc = cachedb_exec(d, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                         "PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF;", e);
+    if (rc) {
+        sky_err_prefix(e, "opening %s", path);
+        cachedb_close(d);
+    }
+    return rc;
+}
+
+void cachedb_close(struct cachedb *d)
+{
+    if (d->stmts) {
+        for (size_t i = 0; i < d->nstmts; i++)
+            sqlite3_finalize(d->stmts[i]);
+        free(d->stmts);
+    }
+    if (d->db)
+        sqlite3_close(d->db);
+    d->stmts = NULL;
+    d->db = NULL;
+}
+
+sqlite3_stmt *cachedb_stmt(struct cachedb *d, size_t which, struct sky_err *e)
+{
+    sqlite3_stmt *st = d->stmts[which];
+    if (!st) {
+        int rc = sqlite3_prepare_v3(d->db, d->sql[which], -1, SQLITE_PREPARE_PERSISTENT, &st,
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            cachedb_fail(d, rc, "preparing a statement", e);
+            return NULL;
+        }
+        d->stmts[which] = st;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+int cachedb_done(struct cachedb *d, sqlite3_stmt *st, const char *doing, struct sky_err *e)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    return cachedb_fail(d, rc, doing, e);
+}
+
+int cachedb_begin(struct cachedb *d, struct sky_err *e)
+{
+    int rc = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : cachedb_fail(d, rc, "starting a transaction", e);
+}
+
+int cachedb_commit(struct cachedb *d, struct sky_err *e)
+{
+    int rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    int ret = cachedb_fail(d, rc, "committing", e);
+    cachedb_rollback(d);
+    return ret;
+}
+
+void cachedb_rollback(struct cachedb *d)
+{
+    if (!sqlite3_get_autocommit(d->db))
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int cachedb_version(struct cachedb *d, int *version, struct sky_err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(d->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return cachedb_fail(d, rc, "reading the schema version", e);
+    rc = sqlite3_step(st);
+    *version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : cachedb_fail(d, rc, "reading the schema version", e);
+}
+
+int cachedb_set_version(struct cachedb *d, int version, struct sky_err *e)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", version);
+    return cachedb_exec(d, sql, e);
+}
+
+int cachedb_sync(struct cachedb *d, struct sky_err *e)
+{
+    int rc = sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : cachedb_fail(d, rc, "syncing the journal", e);
+}
+
+int cachedb_bind_text(sqlite3_stmt *st, int col, const char *s)
+{
+    if (!s)
+        return sqlite3_bind_null(st, col);
+    return sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+}
+
+char *cachedb_column_strdup(sqlite3_stmt *st, int col, int *oom)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    if (!s)
+        return NULL;
+    char *copy = strdup((const char *)s);
+    if (!copy)
+        *oom = 1;
+    return copy;
+}

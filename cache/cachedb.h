@@ -1,0 +1,68 @@
+/*
+ * cachedb.h - the SQLite plumbing shared by the two caches (private to
+ * cache/).
+ *
+ * One connection in WAL mode with synchronous=NORMAL, a table of SQL
+ * statements prepared once on first use and kept (indexed by the caller's
+ * enum), transactions, and the mapping of SQLite result codes to errno with
+ * a readable sentence.  Callers serialize access with their own mutex; this
+ * module takes no locks.
+ *
+ * Used only by cache/meta.c and cache/blocks.c.
+ */
+#ifndef SKY_CACHEDB_H
+#define SKY_CACHEDB_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/err.h"
+
+struct cachedb {
+    sqlite3 *db;
+    const char *what;              /* "metadata cache", for messages */
+    const char *const *sql;        /* statement texts, by caller's index */
+    sqlite3_stmt **stmts;          /* prepared lazily, same indexes */
+    size_t nstmts;
+};
+
+/* Open (creating) the database file at `path`, set WAL, synchronous=NORMAL
+ * and a busy timeout.  `sql` (nstmts texts, kept by reference) are the
+ * statements cachedb_stmt hands out. */
+int cachedb_open(struct cachedb *d, const char *path, const char *what,
+                 const char *const *sql, size_t nstmts, struct sky_err *e);
+void cachedb_close(struct cachedb *d);
+
+/* Statement `which`, reset and with bindings cleared; NULL with e filled on
+ * error.  Call sqlite3_reset() on it when done so no read stays open. */
+sqlite3_stmt *cachedb_stmt(struct cachedb *d, size_t which, struct sky_err *e);
+
+/* Turn SQLite result `rc` into -errno with "WHAT: DOING: sqlite message". */
+int cachedb_fail(struct cachedb *d, int rc, const char *doing, struct sky_err *e);
+
+/* Step a statement that returns no rows, then reset it. */
+int cachedb_done(struct cachedb *d, sqlite3_stmt *st, const char *doing, struct sky_err *e);
+
+/* Run SQL text without results (schema, pragmas). */
+int cachedb_exec(struct cachedb *d, const char *sql, struct sky_err *e);
+
+int cachedb_begin(struct cachedb *d, struct sky_err *e);     /* BEGIN IMMEDIATE */
+int cachedb_commit(struct cachedb *d, struct sky_err *e);
+void cachedb_rollback(struct cachedb *d);
+
+/* PRAGMA user_version: the schema version. */
+int cachedb_version(struct cachedb *d, int *version, struct sky_err *e);
+int cachedb_set_version(struct cachedb *d, int version, struct sky_err *e);
+
+/* Make every committed transaction durable (checkpoint; in WAL mode with
+ * synchronous=NORMAL this syncs the log first). */
+int cachedb_sync(struct cachedb *d, struct sky_err *e);
+
+/* Bind a C string (NULL binds SQL NULL) as TEXT without copying. */
+int cachedb_bind_text(sqlite3_stmt *st, int col, const char *s);
+
+/* Column as a malloc'd string (NULL for SQL NULL); *oom set on failure. */
+char *cachedb_column_strdup(sqlite3_stmt *st, int col, int *oom);
+
+#endif

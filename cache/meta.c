@@ -1,0 +1,1023 @@
+/*
+ * meta.c - the metadata cache: one SQLite table of entries.
+ *
+ * Every file, directory and symlink is one row of `entries`, keyed by its
+ * inode number (an AUTOINCREMENT primary key, so numbers only grow and are
+ * never handed out twice, even after the entry is removed).  UNIQUE(parent,
+ * name) answers lookups and gives children in name order; the (cloud, path)
+ * index answers "what is at this path" and, with a range condition, "all
+ * descendants of this directory": everything under "a/b" has a path in
+ * ["a/b/", "a/b0") because '0' is the byte after '/'.  Ranges need no
+ * escaping, unlike LIKE, so names with '%' or '_' are safe, and renaming a
+ * tree rewrites the prefix of those paths byte-wise in one UPDATE.
+ *
+ * One connection, one mutex; statements are prepared once and cached
+ * (cachedb.h).  Walks over children page through the index by name, so the
+ * mutex is not held while the caller's callback runs.
+ */
+#include "meta.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cachedb.h"
+
+#define META_SCHEMA_VERSION 1
+#define CHILDREN_PAGE 256
+
+struct meta {
+    pthread_mutex_t lock;
+    struct cachedb db;
+};
+
+#define ENTRY_COLS "ino,parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,has,etag," \
+                   "link,fetched_at,listed_at"
+
+enum {
+    Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
+    Q_SET_LINK, Q_SET_LISTED, Q_FIND_PATH, Q_DELETE_INO, Q_DELETE_RANGE, Q_DELETE_CLOUD,
+    Q_MOVE, Q_MOVE_RANGE, Q_COUNT
+};
+
+static const char *const meta_sql[Q_COUNT] = {
+    [Q_GET] = "SELECT " ENTRY_COLS " FROM entries WHERE ino=?1",
+    [Q_LOOKUP] = "SELECT " ENTRY_COLS " FROM entries WHERE parent=?1 AND name=?2",
+    [Q_CHILDREN_PAGE] = "SELECT " ENTRY_COLS " FROM entries WHERE parent=?1 AND name>?2 "
+                        "ORDER BY name LIMIT ?3",
+    [Q_CHILD_COUNT] = "SELECT count(*) FROM entries WHERE parent=?1",
+    [Q_CHILD_KEYS] = "SELECT ino,name,kind FROM entries WHERE parent=?1 ORDER BY name",
+    [Q_INSERT] = "INSERT INTO entries(parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,"
+                 "has,etag,link,fetched_at,listed_at) "
+                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0)",
+    /* A symlink target not given is kept while the kind and etag stay the
+     * same; a directory keeps listed_at while it stays a directory. */
+    [Q_UPDATE_ATTR] = "UPDATE entries SET kind=?2,size=?3,mtime_ns=?4,mode=?5,uid=?6,gid=?7,"
+                      "has=?8,etag=?9,"
+                      "link=CASE WHEN ?10 IS NOT NULL THEN ?10 "
+                      "WHEN ?2=3 AND kind=3 AND etag=?9 THEN link ELSE NULL END,"
+                      "fetched_at=?11,"
+                      "listed_at=CASE WHEN ?2=2 AND kind=2 THEN listed_at ELSE 0 END "
+                      "WHERE ino=?1",
+    [Q_SET_LINK] = "UPDATE entries SET link=?2 WHERE ino=?1",
+    [Q_SET_LISTED] = "UPDATE entries SET listed_at=?2 WHERE ino=?1",
+    [Q_FIND_PATH] = "SELECT ino FROM entries WHERE cloud=?1 AND path=?2",
+    [Q_DELETE_INO] = "DELETE FROM entries WHERE ino=?1",
+    [Q_DELETE_RANGE] = "DELETE FROM entries WHERE cloud=?1 AND path>=?2 AND path<?3",
+    [Q_DELETE_CLOUD] = "DELETE FROM entries WHERE cloud=?1 AND path>''",
+    [Q_MOVE] = "UPDATE entries SET parent=?2,name=?3,path=?4 WHERE ino=?1",
+    /* byte-wise prefix swap: substr on a BLOB counts bytes, not characters */
+    [Q_MOVE_RANGE] = "UPDATE entries SET path=?4 || CAST(substr(CAST(path AS BLOB), ?5) AS TEXT) "
+                     "WHERE cloud=?1 AND path>=?2 AND path<?3",
+};
+
+static const char meta_schema[] =
+    "CREATE TABLE entries("
+    " ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " parent INTEGER NOT NULL,"
+    " cloud TEXT,"
+    " name TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " size INTEGER NOT NULL DEFAULT 0,"
+    " mtime_ns INTEGER NOT NULL DEFAULT 0,"
+    " mode INTEGER NOT NULL DEFAULT 0,"
+    " uid INTEGER NOT NULL DEFAULT 0,"
+    " gid INTEGER NOT NULL DEFAULT 0,"
+    " has INTEGER NOT NULL DEFAULT 0,"
+    " etag TEXT NOT NULL DEFAULT '',"
+    " link TEXT,"
+    " fetched_at INTEGER NOT NULL DEFAULT 0,"
+    " listed_at INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(parent, name));"
+    "CREATE INDEX entries_cloud_path ON entries(cloud, path);"
+    "INSERT INTO entries(ino,parent,cloud,name,path,kind) VALUES(1,0,NULL,'','',2);";
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static bool meta_valid_name(const char *name)
+{
+    return name && name[0] && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0;
+}
+
+static bool meta_valid_kind(const struct sky_attr *a)
+{
+    return a && (a->kind == SKY_FILE || a->kind == SKY_DIR || a->kind == SKY_LINK);
+}
+
+/* "dir/name", or "name" when dir is the cloud root "". */
+static char *meta_join(const char *dir, const char *name)
+{
+    char *out;
+    if (!dir[0])
+        return strdup(name);
+    return asprintf(&out, "%s/%s", dir, name) < 0 ? NULL : out;
+}
+
+/* Bounds of the paths strictly below `path`: [path "/", path "0"). */
+static int meta_tree_bounds(const char *path, char **lo, char **hi)
+{
+    *lo = *hi = NULL;
+    if (asprintf(lo, "%s/", path) < 0) {
+        *lo = NULL;
+        return -ENOMEM;
+    }
+    if (asprintf(hi, "%s0", path) < 0) {
+        free(*lo);
+        *lo = *hi = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int meta_oom(struct sky_err *e)
+{
+    return sky_fail(e, ENOMEM, "metadata cache: out of memory");
+}
+
+void meta_entry_free(struct meta_entry *ent)
+{
+    if (!ent)
+        return;
+    free(ent->cloud);
+    free(ent->name);
+    free(ent->path);
+    free(ent->link);
+    ent->cloud = ent->name = ent->path = ent->link = NULL;
+}
+
+/* Fill `out` from a row of ENTRY_COLS. */
+static int meta_entry_from_row(sqlite3_stmt *st, struct meta_entry *out, struct sky_err *e)
+{
+    int oom = 0;
+    memset(out, 0, sizeof *out);
+    out->ino = (uint64_t)sqlite3_column_int64(st, 0);
+    out->parent = (uint64_t)sqlite3_column_int64(st, 1);
+    out->cloud = cachedb_column_strdup(st, 2, &oom);
+    out->name = cachedb_column_strdup(st, 3, &oom);
+    out->path = cachedb_column_strdup(st, 4, &oom);
+    out->attr.kind = (enum sky_kind)sqlite3_column_int(st, 5);
+    out->attr.size = (uint64_t)sqlite3_column_int64(st, 6);
+    out->attr.mtime_ns = sqlite3_column_int64(st, 7);
+    out->attr.mode = (uint32_t)sqlite3_column_int64(st, 8);
+    out->attr.uid = (uint32_t)sqlite3_column_int64(st, 9);
+    out->attr.gid = (uint32_t)sqlite3_column_int64(st, 10);
+    out->attr.has = (unsigned)sqlite3_column_int64(st, 11);
+    const unsigned char *etag = sqlite3_column_text(st, 12);
+    snprintf(out->attr.etag, sizeof out->attr.etag, "%s", etag ? (const char *)etag : "");
+    out->link = cachedb_column_strdup(st, 13, &oom);
+    out->fetched_at = sqlite3_column_int64(st, 14);
+    out->listed_at = sqlite3_column_int64(st, 15);
+    if (oom || !out->name || !out->path) {
+        meta_entry_free(out);
+        return meta_oom(e);
+    }
+    return 0;
+}
+
+/* Step a statement expected to return at most one entry row. */
+static int meta_one_entry(struct meta *m, sqlite3_stmt *st, struct meta_entry *out,
+                          const char *what, struct sky_err *e)
+{
+    int rc = sqlite3_step(st);
+    int ret;
+    if (rc == SQLITE_ROW)
+        ret = meta_entry_from_row(st, out, e);
+    else if (rc == SQLITE_DONE)
+        ret = sky_fail(e, ENOENT, "metadata cache: no entry for %s", what);
+    else
+        ret = cachedb_fail(&m->db, rc, "reading an entry", e);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* ---- lookups (mutex held) ---------------------------------------------- */
+
+static int meta_get_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
+                           struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_GET, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    char what[48];
+    snprintf(what, sizeof what, "inode %llu", (unsigned long long)ino);
+    return meta_one_entry(m, st, out, what, e);
+}
+
+static int meta_lookup_locked(struct meta *m, uint64_t parent, const char *name,
+                              struct meta_entry *out, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_LOOKUP, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    cachedb_bind_text(st, 2, name);
+    return meta_one_entry(m, st, out, name, e);
+}
+
+/* The directory `ino`, or -ENOENT / -ENOTDIR. */
+static int meta_get_dir_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
+                               struct sky_err *e)
+{
+    int rc = meta_get_locked(m, ino, out, e);
+    if (rc)
+        return rc;
+    if (out->attr.kind != SKY_DIR) {
+        meta_entry_free(out);
+        return sky_fail(e, ENOTDIR, "metadata cache: inode %llu is not a directory",
+                        (unsigned long long)ino);
+    }
+    return 0;
+}
+
+/* ---- changes (mutex held, inside a transaction where it matters) ------- */
+
+/* Delete everything below `path` in `cloud` (not the entry itself). */
+static int meta_drop_tree(struct meta *m, const char *cloud, const char *path,
+                          struct sky_err *e)
+{
+    if (!cloud)
+        return sky_fail(e, EINVAL, "metadata cache: the root cannot be emptied");
+    sqlite3_stmt *st;
+    char *lo = NULL, *hi = NULL;
+    if (!path[0]) {
+        st = cachedb_stmt(&m->db, Q_DELETE_CLOUD, e);
+        if (!st)
+            return -e->code;
+        cachedb_bind_text(st, 1, cloud);
+    } else {
+        if (meta_tree_bounds(path, &lo, &hi))
+            return meta_oom(e);
+        st = cachedb_stmt(&m->db, Q_DELETE_RANGE, e);
+        if (!st) {
+            free(lo);
+            free(hi);
+            return -e->code;
+        }
+        cachedb_bind_text(st, 1, cloud);
+        cachedb_bind_text(st, 2, lo);
+        cachedb_bind_text(st, 3, hi);
+    }
+    int rc = cachedb_done(&m->db, st, "removing descendants", e);
+    free(lo);
+    free(hi);
+    return rc;
+}
+
+static int meta_delete_ino(struct meta *m, uint64_t ino, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_DELETE_INO, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    return cachedb_done(&m->db, st, "removing an entry", e);
+}
+
+/* Remove an entry and, if it is a directory, everything below it. */
+static int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
+                            const char *path, struct sky_err *e)
+{
+    int rc = kind == SKY_DIR ? meta_drop_tree(m, cloud, path, e) : 0;
+    return rc ? rc : meta_delete_ino(m, ino, e);
+}
+
+static void meta_bind_attr(sqlite3_stmt *st, int first, const struct sky_attr *a)
+{
+    sqlite3_bind_int(st, first, (int)a->kind);
+    sqlite3_bind_int64(st, first + 1, a->kind == SKY_DIR ? 0 : (sqlite3_int64)a->size);
+    sqlite3_bind_int64(st, first + 2, a->mtime_ns);
+    sqlite3_bind_int64(st, first + 3, a->mode);
+    sqlite3_bind_int64(st, first + 4, a->uid);
+    sqlite3_bind_int64(st, first + 5, a->gid);
+    sqlite3_bind_int64(st, first + 6, a->has);
+    sqlite3_bind_text(st, first + 7, a->etag, (int)strnlen(a->etag, sizeof a->etag),
+                      SQLITE_STATIC);
+}
+
+/* New attributes for an existing entry (old kind `old_kind`, at cloud/path). */
+static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
+                            const char *cloud, const char *path, const struct sky_attr *a,
+                            const char *link, int64_t now, struct sky_err *e)
+{
+    if (old_kind == SKY_DIR && a->kind != SKY_DIR) {
+        int rc = meta_drop_tree(m, cloud, path, e);
+        if (rc)
+            return rc;
+    }
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_UPDATE_ATTR, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    meta_bind_attr(st, 2, a);
+    cachedb_bind_text(st, 10, a->kind == SKY_LINK ? link : NULL);
+    sqlite3_bind_int64(st, 11, now);
+    return cachedb_done(&m->db, st, "updating an entry", e);
+}
+
+/* Insert child `name` of directory `dir`; *ino gets its new inode. */
+static int meta_insert(struct meta *m, const struct meta_entry *dir, const char *name,
+                       const struct sky_attr *a, const char *link, int64_t now, uint64_t *ino,
+                       struct sky_err *e)
+{
+    bool under_root = dir->ino == META_ROOT_INO;
+    if (under_root && a->kind != SKY_DIR)
+        return sky_fail(e, EINVAL, "metadata cache: '%s': only cloud directories live in the "
+                        "root", name);
+    const char *cloud = under_root ? name : dir->cloud;
+    char *path = under_root ? strdup("") : meta_join(dir->path, name);
+    if (!path)
+        return meta_oom(e);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_INSERT, e);
+    if (!st) {
+        free(path);
+        return -e->code;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)dir->ino);
+    cachedb_bind_text(st, 2, cloud);
+    cachedb_bind_text(st, 3, name);
+    cachedb_bind_text(st, 4, path);
+    meta_bind_attr(st, 5, a);
+    cachedb_bind_text(st, 13, a->kind == SKY_LINK ? link : NULL);
+    sqlite3_bind_int64(st, 14, now);
+    int rc = cachedb_done(&m->db, st, "adding an entry", e);
+    free(path);
+    if (rc == 0 && ino)
+        *ino = (uint64_t)sqlite3_last_insert_rowid(m->db.db);
+    return rc;
+}
+
+static int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char *name,
+                              const struct sky_attr *a, const char *link, int64_t now,
+                              uint64_t *ino, struct sky_err *e)
+{
+    struct meta_entry old;
+    int rc = meta_lookup_locked(m, dir->ino, name, &old, e);
+    if (rc == -ENOENT)
+        return meta_insert(m, dir, name, a, link, now, ino, e);
+    if (rc)
+        return rc;
+    if (dir->ino == META_ROOT_INO && a->kind != SKY_DIR)
+        rc = sky_fail(e, EINVAL, "metadata cache: '%s': a cloud directory must stay a "
+                      "directory", name);
+    else
+        rc = meta_update_attr(m, old.ino, old.attr.kind, old.cloud, old.path, a, link, now, e);
+    if (rc == 0 && ino)
+        *ino = old.ino;
+    meta_entry_free(&old);
+    return rc;
+}
+
+static int meta_set_listed_locked(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LISTED, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_int64(st, 2, when);
+    return cachedb_done(&m->db, st, "marking a listing", e);
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_err *e)
+{
+    int version;
+    int rc = cachedb_version(&m->db, &version, e);
+    if (rc)
+        return rc;
+    if (version == META_SCHEMA_VERSION)
+        return 0;
+    if (version > META_SCHEMA_VERSION)
+        return sky_fail(e, EPROTO, "metadata cache %s has schema version %d, newer than this "
+                        "skyfs understands (%d); use a newer skyfs or delete the file",
+                        db_path, version, META_SCHEMA_VERSION);
+    /* version 0: a new database.  Later versions migrate here, step by step. */
+    rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = cachedb_exec(&m->db, meta_schema, e);
+    if (rc == 0)
+        rc = cachedb_set_version(&m->db, META_SCHEMA_VERSION, e);
+    if (rc == 0)
+        return cachedb_commit(&m->db, e);
+    cachedb_rollback(&m->db);
+    return sky_err_prefix(e, "creating %s", db_path);
+}
+
+int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
+{
+    struct meta *m = calloc(1, sizeof *m);
+    if (!m)
+        return meta_oom(e);
+    int rc = cachedb_open(&m->db, db_path, "metadata cache", meta_sql, Q_COUNT, e);
+    if (rc == 0)
+        rc = meta_prepare_schema(m, db_path, e);
+    if (rc) {
+        cachedb_close(&m->db);
+        free(m);
+        return rc;
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    *out = m;
+    return 0;
+}
+
+void meta_close(struct meta *m)
+{
+    if (!m)
+        return;
+    cachedb_close(&m->db);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* ---- the public calls -------------------------------------------------- */
+
+int meta_cloud_root(struct meta *m, const char *cloud, uint64_t *ino, struct sky_err *e)
+{
+    if (!meta_valid_name(cloud))
+        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid cloud name",
+                        cloud ? cloud : "(null)");
+    pthread_mutex_lock(&m->lock);
+    struct meta_entry ent;
+    int rc = meta_lookup_locked(m, META_ROOT_INO, cloud, &ent, e);
+    if (rc == 0) {
+        *ino = ent.ino;
+        meta_entry_free(&ent);
+    } else if (rc == -ENOENT) {
+        struct meta_entry root = { .ino = META_ROOT_INO, .name = "", .path = "" };
+        struct sky_attr a = { .kind = SKY_DIR };
+        rc = meta_insert(m, &root, cloud, &a, NULL, 0, ino, e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_get(struct meta *m, uint64_t ino, struct meta_entry *out, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_get_locked(m, ino, out, e);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_entry *out,
+                struct sky_err *e)
+{
+    if (!name)
+        return sky_fail(e, EINVAL, "metadata cache: lookup without a name");
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_lookup_locked(m, parent, name, out, e);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_upsert(struct meta *m, uint64_t parent, const char *name, const struct sky_attr *attr,
+                const char *link, int64_t now, uint64_t *ino, struct sky_err *e)
+{
+    if (!meta_valid_name(name))
+        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
+                        name ? name : "(null)");
+    if (!meta_valid_kind(attr))
+        return sky_fail(e, EINVAL, "metadata cache: '%s': unknown kind", name);
+    pthread_mutex_lock(&m->lock);
+    struct meta_entry dir;
+    int rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = meta_get_dir_locked(m, parent, &dir, e);
+    if (rc == 0) {
+        rc = meta_upsert_locked(m, &dir, name, attr, link, now, ino, e);
+        meta_entry_free(&dir);
+    }
+    if (rc == 0)
+        rc = cachedb_commit(&m->db, e);
+    else
+        cachedb_rollback(&m->db);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- replace_listing: a merge of two sorted lists ----------------------- */
+
+struct meta_listed {            /* one usable entry of the new listing */
+    const struct sky_dirent *ent;
+    size_t order;               /* position in the caller's array */
+};
+
+struct meta_known {             /* one child already in the cache */
+    uint64_t ino;
+    char *name;
+    enum sky_kind kind;
+};
+
+static int meta_cmp_listed(const void *pa, const void *pb)
+{
+    const struct meta_listed *a = pa, *b = pb;
+    int c = strcmp(a->ent->name, b->ent->name);
+    if (c)
+        return c;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* Valid entries sorted by name; of duplicate names the last one wins. */
+static int meta_sort_listing(const struct sky_dirent *ents, size_t n, struct meta_listed **out,
+                             size_t *count)
+{
+    struct meta_listed *l = malloc((n ? n : 1) * sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (meta_valid_name(ents[i].name) && meta_valid_kind(&ents[i].attr))
+            l[k++] = (struct meta_listed){ &ents[i], i };
+    qsort(l, k, sizeof *l, meta_cmp_listed);
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (i + 1 < k && strcmp(l[i].ent->name, l[i + 1].ent->name) == 0)
+            continue;
+        l[w++] = l[i];
+    }
+    *out = l;
+    *count = w;
+    return 0;
+}
+
+static void meta_free_known(struct meta_known *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(k[i].name);
+    free(k);
+}
+
+/* The children of `parent` already cached, sorted by name. */
+static int meta_load_known(struct meta *m, uint64_t parent, struct meta_known **out,
+                           size_t *count, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_CHILD_KEYS, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    struct meta_known *k = NULL;
+    size_t n = 0, cap = 0;
+    int rc, oom = 0, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct meta_known *nk = realloc(k, ncap * sizeof *nk);
+            if (!nk) {
+                oom = 1;
+                break;
+            }
+            k = nk;
+            cap = ncap;
+        }
+        k[n].ino = (uint64_t)sqlite3_column_int64(st, 0);
+        k[n].name = cachedb_column_strdup(st, 1, &oom);
+        k[n].kind = (enum sky_kind)sqlite3_column_int(st, 2);
+        if (oom)
+            break;
+        n++;
+    }
+    if (oom)
+        ret = meta_oom(e);
+    else if (rc != SQLITE_DONE)
+        ret = cachedb_fail(&m->db, rc, "reading a directory", e);
+    sqlite3_reset(st);
+    if (ret) {
+        meta_free_known(k, n);
+        return ret;
+    }
+    *out = k;
+    *count = n;
+    return 0;
+}
+
+/* Path of child `name` of `dir`, in a reusable buffer. */
+static const char *meta_child_path(const struct meta_entry *dir, const char *name, char **buf,
+                                   size_t *cap)
+{
+    size_t need = strlen(dir->path) + strlen(name) + 2;
+    if (need > *cap) {
+        char *nb = realloc(*buf, need);
+        if (!nb)
+            return NULL;
+        *buf = nb;
+        *cap = need;
+    }
+    if (dir->path[0])
+        snprintf(*buf, *cap, "%s/%s", dir->path, name);
+    else
+        snprintf(*buf, *cap, "%s", name);
+    return *buf;
+}
+
+static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
+                              const struct meta_listed *l, size_t nl,
+                              const struct meta_known *k, size_t nk, int64_t now,
+                              struct sky_err *e)
+{
+    bool under_root = dir->ino == META_ROOT_INO;
+    char *buf = NULL;
+    size_t cap = 0, i = 0, j = 0;
+    int rc = 0;
+    while (rc == 0 && (i < nk || j < nl)) {
+        int c = i == nk ? 1 : j == nl ? -1 : strcmp(k[i].name, l[j].ent->name);
+        const char *name = c <= 0 ? k[i].name : l[j].ent->name;
+        const char *cloud = under_root ? name : dir->cloud;
+        const char *path = under_root ? "" : meta_child_path(dir, name, &buf, &cap);
+        if (!path) {
+            rc = meta_oom(e);
+        } else if (c < 0) {             /* vanished */
+            rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
+            i++;
+        } else if (c == 0) {            /* still there: keep the inode */
+            const struct sky_dirent *d = l[j].ent;
+            if (under_root && d->attr.kind != SKY_DIR)
+                rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
+            else
+                rc = meta_update_attr(m, k[i].ino, k[i].kind, cloud, path, &d->attr, d->link,
+                                      now, e);
+            i++;
+            j++;
+        } else {                        /* new */
+            const struct sky_dirent *d = l[j].ent;
+            if (!under_root || d->attr.kind == SKY_DIR)
+                rc = meta_insert(m, dir, d->name, &d->attr, d->link, now, NULL, e);
+            j++;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+static int meta_replace_locked(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
+                               size_t n, int64_t now, struct sky_err *e)
+{
+    struct meta_entry dir;
+    int rc = meta_get_dir_locked(m, parent, &dir, e);
+    if (rc)
+        return rc;
+    struct meta_listed *l = NULL;
+    struct meta_known *k = NULL;
+    size_t nl = 0, nk = 0;
+    if (meta_sort_listing(ents, n, &l, &nl))
+        rc = meta_oom(e);
+    if (rc == 0)
+        rc = meta_load_known(m, parent, &k, &nk, e);
+    if (rc == 0)
+        rc = meta_merge_listing(m, &dir, l, nl, k, nk, now, e);
+    if (rc == 0)
+        rc = meta_set_listed_locked(m, parent, now, e);
+    free(l);
+    if (k)
+        meta_free_known(k, nk);
+    meta_entry_free(&dir);
+    return rc;
+}
+
+int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
+                         size_t n, int64_t now, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = meta_replace_locked(m, parent, ents, n, now, e);
+    if (rc == 0)
+        rc = cachedb_commit(&m->db, e);
+    else
+        cachedb_rollback(&m->db);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- walking children -------------------------------------------------- */
+
+/* Up to CHILDREN_PAGE children of `parent` named after `after`. */
+static int meta_children_page(struct meta *m, uint64_t parent, const char *after,
+                              struct meta_entry *page, size_t *n, struct sky_err *e)
+{
+    *n = 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_CHILDREN_PAGE, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    cachedb_bind_text(st, 2, after);
+    sqlite3_bind_int(st, 3, CHILDREN_PAGE);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ret = meta_entry_from_row(st, &page[*n], e);
+        if (ret)
+            break;
+        (*n)++;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = cachedb_fail(&m->db, rc, "listing a directory", e);
+    sqlite3_reset(st);
+    return ret;
+}
+
+int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
+                  struct sky_err *e)
+{
+    struct meta_entry *page = calloc(CHILDREN_PAGE, sizeof *page);
+    char *after = strdup("");
+    if (!page || !after) {
+        free(page);
+        free(after);
+        return meta_oom(e);
+    }
+    int rc = 0;
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&m->lock);
+        rc = meta_children_page(m, parent, after, page, &n, e);
+        pthread_mutex_unlock(&m->lock);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = cb(arg, &page[i]);
+        if (rc == 0 && n == CHILDREN_PAGE) {
+            free(after);
+            after = strdup(page[n - 1].name);
+            if (!after)
+                rc = meta_oom(e);
+        }
+        for (size_t i = 0; i < n; i++)
+            meta_entry_free(&page[i]);
+        if (rc || n < CHILDREN_PAGE)
+            break;
+    }
+    free(after);
+    free(page);
+    return rc;
+}
+
+int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int ret = 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_CHILD_COUNT, e);
+    if (!st) {
+        ret = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *count = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            ret = cachedb_fail(&m->db, rc, "counting children", e);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+/* ---- remove / rename --------------------------------------------------- */
+
+static int meta_remove_locked(struct meta *m, uint64_t ino, struct sky_err *e)
+{
+    if (ino == META_ROOT_INO)
+        return sky_fail(e, EBUSY, "metadata cache: the root cannot be removed");
+    struct meta_entry ent;
+    int rc = meta_get_locked(m, ino, &ent, e);
+    if (rc)
+        return rc;
+    rc = meta_remove_tree(m, ent.ino, ent.attr.kind, ent.cloud, ent.path, e);
+    meta_entry_free(&ent);
+    return rc;
+}
+
+int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = meta_remove_locked(m, ino, e);
+    if (rc == 0)
+        rc = cachedb_commit(&m->db, e);
+    else
+        cachedb_rollback(&m->db);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static bool meta_is_below(const char *path, const char *ancestor)
+{
+    size_t n = strlen(ancestor);
+    if (n == 0)
+        return path[0] != '\0';
+    return strncmp(path, ancestor, n) == 0 && path[n] == '/';
+}
+
+/* Rewrite the paths below src->path to start with new_path instead. */
+static int meta_move_descendants(struct meta *m, const struct meta_entry *src,
+                                 const char *new_path, struct sky_err *e)
+{
+    char *lo, *hi, *new_lo = NULL;
+    if (meta_tree_bounds(src->path, &lo, &hi) || asprintf(&new_lo, "%s/", new_path) < 0) {
+        free(lo);
+        free(hi);
+        return meta_oom(e);
+    }
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_MOVE_RANGE, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        cachedb_bind_text(st, 1, src->cloud);
+        cachedb_bind_text(st, 2, lo);
+        cachedb_bind_text(st, 3, hi);
+        cachedb_bind_text(st, 4, new_lo);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)strlen(lo) + 1);
+        rc = cachedb_done(&m->db, st, "moving descendants", e);
+    }
+    free(lo);
+    free(hi);
+    free(new_lo);
+    return rc;
+}
+
+/* Checks that (src -> dst/new_name) is a move this cache can record. */
+static int meta_check_move(const struct meta_entry *src, const struct meta_entry *dst,
+                           struct sky_err *e)
+{
+    if (src->ino == META_ROOT_INO || src->parent == META_ROOT_INO)
+        return sky_fail(e, EBUSY, "metadata cache: '%s' is a cloud directory and cannot move",
+                        src->name);
+    if (dst->ino == META_ROOT_INO || !dst->cloud || strcmp(dst->cloud, src->cloud) != 0)
+        return sky_fail(e, EXDEV, "metadata cache: '%s' cannot move to another cloud",
+                        src->path);
+    if (dst->ino == src->ino || meta_is_below(dst->path, src->path))
+        return sky_fail(e, EINVAL, "metadata cache: '%s' cannot move inside itself", src->path);
+    return 0;
+}
+
+static int meta_rename_locked(struct meta *m, uint64_t ino, uint64_t new_parent,
+                              const char *new_name, struct sky_err *e)
+{
+    struct meta_entry src, dst, old;
+    int rc = meta_get_locked(m, ino, &src, e);
+    if (rc)
+        return rc;
+    rc = meta_get_dir_locked(m, new_parent, &dst, e);
+    if (rc) {
+        meta_entry_free(&src);
+        return rc;
+    }
+    char *new_path = NULL;
+    rc = meta_check_move(&src, &dst, e);
+    if (rc == 0 && src.parent == new_parent && strcmp(src.name, new_name) == 0)
+        goto out;                                       /* nothing moves */
+    if (rc == 0) {
+        rc = meta_lookup_locked(m, new_parent, new_name, &old, e);
+        if (rc == 0) {
+            if (meta_is_below(src.path, old.path))
+                rc = sky_fail(e, ENOTEMPTY, "metadata cache: '%s' contains '%s'", old.path,
+                              src.path);
+            else
+                rc = meta_remove_tree(m, old.ino, old.attr.kind, old.cloud, old.path, e);
+            meta_entry_free(&old);
+        } else if (rc == -ENOENT) {
+            rc = 0;
+        }
+    }
+    if (rc == 0 && !(new_path = meta_join(dst.path, new_name)))
+        rc = meta_oom(e);
+    if (rc == 0) {
+        sqlite3_stmt *st = cachedb_stmt(&m->db, Q_MOVE, e);
+        if (!st) {
+            rc = -e->code;
+        } else {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)new_parent);
+            cachedb_bind_text(st, 3, new_name);
+            cachedb_bind_text(st, 4, new_path);
+            rc = cachedb_done(&m->db, st, "moving an entry", e);
+        }
+    }
+    if (rc == 0 && src.attr.kind == SKY_DIR)
+        rc = meta_move_descendants(m, &src, new_path, e);
+out:
+    free(new_path);
+    meta_entry_free(&src);
+    meta_entry_free(&dst);
+    return rc;
+}
+
+int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
+                struct sky_err *e)
+{
+    if (!meta_valid_name(new_name))
+        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
+                        new_name ? new_name : "(null)");
+    pthread_mutex_lock(&m->lock);
+    int rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = meta_rename_locked(m, ino, new_parent, new_name, e);
+    if (rc == 0)
+        rc = cachedb_commit(&m->db, e);
+    else
+        cachedb_rollback(&m->db);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- single-field updates ---------------------------------------------- */
+
+int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int64_t now,
+                  struct sky_err *e)
+{
+    if (!meta_valid_kind(attr))
+        return sky_fail(e, EINVAL, "metadata cache: inode %llu: unknown kind",
+                        (unsigned long long)ino);
+    pthread_mutex_lock(&m->lock);
+    struct meta_entry ent;
+    int rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = meta_get_locked(m, ino, &ent, e);
+    if (rc == 0) {
+        if ((ino == META_ROOT_INO || ent.parent == META_ROOT_INO) && attr->kind != SKY_DIR)
+            rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
+        else
+            rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, now,
+                                  e);
+        meta_entry_free(&ent);
+    }
+    if (rc == 0)
+        rc = cachedb_commit(&m->db, e);
+    else
+        cachedb_rollback(&m->db);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* Run one UPDATE ... WHERE ino=?1 and report -ENOENT when no row matched. */
+static int meta_update_one(struct meta *m, sqlite3_stmt *st, uint64_t ino, const char *doing,
+                           struct sky_err *e)
+{
+    int rc = cachedb_done(&m->db, st, doing, e);
+    if (rc == 0 && sqlite3_changes(m->db.db) == 0)
+        rc = sky_fail(e, ENOENT, "metadata cache: no entry for inode %llu",
+                      (unsigned long long)ino);
+    return rc;
+}
+
+int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LINK, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        cachedb_bind_text(st, 2, link);
+        rc = meta_update_one(m, st, ino, "recording a symlink target", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LISTED, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int64(st, 2, when);
+        rc = meta_update_one(m, st, ino, "marking a listing", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t *ino,
+                   struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "metadata cache: find_path needs a cloud and a path");
+    pthread_mutex_lock(&m->lock);
+    int ret = 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_FIND_PATH, e);
+    if (!st) {
+        ret = -e->code;
+    } else {
+        cachedb_bind_text(st, 1, cloud);
+        cachedb_bind_text(st, 2, path);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *ino = (uint64_t)sqlite3_column_int64(st, 0);
+        else if (rc == SQLITE_DONE)
+            ret = sky_fail(e, ENOENT, "metadata cache: nothing cached at '%s' in cloud '%s'",
+                           path, cloud);
+        else
+            ret = cachedb_fail(&m->db, rc, "finding a path", e);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}

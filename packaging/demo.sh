@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# demo.sh - sets up and mounts the skyfs demo (`make demo`), or takes it
+# down again (`demo.sh --stop`, `make demo-stop`).
+#
+# Everything lives in the repository's demo/ (config, clouds, cache, logs,
+# server pids) and the mount is ./mnt; both are gitignored.  Sample files are
+# seeded once, so changes made while playing survive a restart.
+#
+# Adding a cloud kind: write add_<kind>_cloud NAME, which starts the server
+# the kind needs with start_server (so --stop ends it), seeds it, and
+# appends its section with conf_section; then call it from setup_clouds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+SKYFS="$BUILD/skyfs"
+DEMO="$ROOT/demo"
+MNT="$ROOT/mnt"
+CONF="$DEMO/skyfs.conf"
+PIDS="$DEMO/pids"
+LOG="$DEMO/skyfs.log"
+# Test servers (s3rver, Azurite) for S3 and Azure clouds, from make deps.
+export SERVERS_DIR="$ROOT/tests/servers/node_modules"
+
+say() { echo "demo: $*"; }
+die() { echo "demo: $*" >&2; exit 1; }
+
+# conf_section NAME KEY=VALUE...: appends a [NAME] section to the config.
+conf_section() {
+    local name=$1 kv; shift
+    {
+        echo
+        echo "[$name]"
+        for kv in "$@"; do
+            echo "${kv%%=*} = ${kv#*=}"
+        done
+    } >>"$CONF"
+}
+
+# start_server NAME URL cmd...: starts a server in the background (log in
+# demo/NAME.log), records its pid for --stop, waits until URL answers.
+start_server() {
+    local name=$1 url=$2 pid i; shift 2
+    "$@" >"$DEMO/$name.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >>"$PIDS"
+    for i in $(seq 150); do
+        curl -s -o /dev/null --max-time 2 "$url" && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    die "$name did not start; see $DEMO/$name.log"
+}
+
+# free_port: a TCP port on 127.0.0.1 that is free now.
+free_port() {
+    python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- sample content
+
+seed_docs() {
+    local dir=$1
+    mkdir -p "$dir/notes" "$dir/reports/2024"
+    cat >"$dir/README.txt" <<'EOF'
+Welcome to the skyfs demo.
+
+This folder is the "docs" cloud: a local directory (demo/clouds/docs)
+shown by skyfs at mnt/docs.  Every other directory under mnt/ is another
+cloud; skyfs shows them all as one tree.
+EOF
+    printf '# Todo\n\n- try cp, mv and rm in mnt/\n- edit a file in demo/clouds/ and watch it change in mnt/\n' \
+        >"$dir/notes/todo.md"
+    printf 'quarter,revenue\nQ1,100\nQ2,120\nQ3,90\nQ4,150\n' >"$dir/reports/2024/revenue.csv"
+    local i
+    for i in $(seq 2000); do
+        printf 'line %05d of a longer document, to have something to page through\n' "$i"
+    done >"$dir/reports/long.txt"
+}
+
+seed_photos() {
+    local dir=$1
+    mkdir -p "$dir/2024/summer"
+    # Small real PNG images (gradients), written with Python's zlib.
+    python3 - "$dir" <<'EOF'
+import struct, sys, zlib
+def png(path, w, h, pixel):
+    rows = b"".join(b"\0" + b"".join(bytes(pixel(x, y)) for x in range(w))
+                    for y in range(h))
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
+        f.write(chunk(b"IDAT", zlib.compress(rows, 9)))
+        f.write(chunk(b"IEND", b""))
+d = sys.argv[1]
+png(f"{d}/sunset.png", 160, 120, lambda x, y: (255, 200 - y, 80 + y))
+png(f"{d}/2024/summer/sea.png", 160, 120, lambda x, y: (20, 100 + y, 200))
+png(f"{d}/2024/summer/forest.png", 160, 120, lambda x, y: (30, 120 + x // 2, 40))
+EOF
+}
+
+# --- cloud kinds
+
+# add_local_cloud NAME SEED: a local-directory cloud in demo/clouds/NAME,
+# seeded by the function SEED the first time.
+add_local_cloud() {
+    local name=$1 seed=$2 dir="$DEMO/clouds/$1"
+    if [ ! -d "$dir" ]; then
+        mkdir -p "$dir"
+        "$seed" "$dir"
+    fi
+    conf_section "$name" type=local "path=$dir" ttl=2s
+}
+
+# add_azure_cloud NAME: an Azure Blob container NAME on Azurite (data in
+# demo/azurite, a free port each start), seeded once through a SAS token
+# that openssl signs with Azurite's well-known development key.
+AZ_DEMO_ACCOUNT=devstoreaccount1
+AZ_DEMO_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+azure_demo_sas() {
+    local se=2099-01-01T00:00:00Z sv=2019-12-12 hexkey sig
+    hexkey=$(printf %s "$AZ_DEMO_KEY" | base64 -d | od -An -vtx1 | tr -d ' \n')
+    sig=$(printf '%s\n' "$AZ_DEMO_ACCOUNT" rwdlacup b sco "" "$se" "" "" "$sv" |
+        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hexkey" -binary | base64)
+    sig=$(printf %s "$sig" | sed 's/+/%2B/g; s|/|%2F|g; s/=/%3D/g')
+    echo "sv=$sv&ss=b&srt=sco&sp=rwdlacup&se=${se//:/%3A}&sig=$sig"
+}
+seed_azure() {
+    local endpoint=$1 container=$2 sas tmp
+    sas=$(azure_demo_sas)
+    tmp=$(mktemp -d)
+    printf 'This folder is an Azure Blob container on Azurite (demo/azurite).\n' >"$tmp/README.txt"
+    printf 'month,visits\nJan,310\nFeb,280\nMar,355\n' >"$tmp/visits.csv"
+    curl -sf -X PUT "$endpoint/$container?restype=container&$sas" -o /dev/null
+    curl -sf -X PUT -H 'x-ms-blob-type: BlockBlob' --data-binary "@$tmp/README.txt" \
+        "$endpoint/$container/README.txt?$sas" -o /dev/null
+    curl -sf -X PUT -H 'x-ms-blob-type: BlockBlob' --data-binary "@$tmp/visits.csv" \
+        "$endpoint/$container/stats/2024/visits.csv?$sas" -o /dev/null
+    rm -rf "$tmp"
+}
+add_azure_cloud() {
+    local name=$1 data="$DEMO/azurite" port endpoint
+    local main="$SERVERS_DIR/azurite/dist/src/blob/main.js"
+    [ -f "$main" ] || die "Azurite is missing; run make deps"
+    port=$(free_port)
+    endpoint="http://127.0.0.1:$port/$AZ_DEMO_ACCOUNT"
+    mkdir -p "$data"
+    start_server azurite "$endpoint?comp=list" node "$main" --blobHost 127.0.0.1 \
+        --blobPort "$port" -l "$data" --disableTelemetry --skipApiVersionCheck -s
+    if [ ! -f "$data/.seeded" ]; then
+        seed_azure "$endpoint" "$name" || die "cannot seed the Azure demo container"
+        touch "$data/.seeded"
+    fi
+    conf_section "$name" type=azure "endpoint=$endpoint" "account=$AZ_DEMO_ACCOUNT" \
+        "key=$AZ_DEMO_KEY" "container=$name" ttl=2s
+}
+
+# add_s3_cloud NAME: an S3 bucket NAME on s3rver (data in demo/s3rver, a
+# free port each start), seeded once with curl (SigV4, s3rver's S3RVER key).
+seed_s3() {
+    local endpoint=$1 bucket=$2 tmp
+    tmp=$(mktemp -d)
+    printf 'This folder is an S3 bucket on s3rver (demo/s3rver).\n' >"$tmp/README.txt"
+    printf 'city,temp\nOslo,4\nLisbon,19\nTokyo,15\n' >"$tmp/weather.csv"
+    s3_demo_put() {
+        curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$1" "$2" -o /dev/null
+    }
+    s3_demo_put "$tmp/README.txt" "$endpoint/$bucket/README.txt" &&
+        s3_demo_put "$tmp/weather.csv" "$endpoint/$bucket/data/2024/weather.csv"
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+add_s3_cloud() {
+    local name=$1 data="$DEMO/s3rver" port endpoint
+    local main="$SERVERS_DIR/s3rver/bin/s3rver.js"
+    [ -f "$main" ] || die "s3rver is missing; run make deps"
+    port=$(free_port)
+    endpoint="http://127.0.0.1:$port"
+    mkdir -p "$data"
+    # s3rver's listing tokens use DES: OpenSSL 3 has it in the legacy provider
+    start_server s3rver "$endpoint/" env NODE_OPTIONS=--openssl-legacy-provider \
+        node "$main" -d "$data" -a 127.0.0.1 -p "$port" -s \
+        --configure-bucket "$name"
+    if [ ! -f "$data/.seeded" ]; then
+        seed_s3 "$endpoint" "$name" || die "cannot seed the S3 demo bucket"
+        touch "$data/.seeded"
+    fi
+    conf_section "$name" type=s3 "endpoint=$endpoint" "bucket=$name" \
+        access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
+}
+
+setup_clouds() {
+    add_local_cloud docs seed_docs
+    add_local_cloud photos seed_photos
+    add_azure_cloud azure
+    add_s3_cloud s3
+}
+
+# --- start and stop
+
+stop_servers() {
+    local pid
+    [ -f "$PIDS" ] || return 0
+    while read -r pid; do
+        if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+    done <"$PIDS"
+    rm -f "$PIDS"
+}
+
+stop_demo() {
+    if mountpoint -q "$MNT" 2>/dev/null; then
+        say "unmounting $MNT (uploads pending data first)"
+        "$SKYFS" unmount "$MNT" || {
+            say "skyfs unmount failed; detaching the mount lazily"
+            fusermount3 -u -z "$MNT"
+        }
+    fi
+    stop_servers
+    say "stopped"
+}
+
+print_tips() {
+    local rel_skyfs=${SKYFS#"$ROOT"/}
+    cat <<EOF
+
+skyfs demo is mounted at ./mnt
+  config: demo/skyfs.conf    log: demo/skyfs.log    clouds: demo/clouds/
+
+Things to try:
+  ls mnt                                  # one directory per cloud
+  ls -lR mnt/docs | head -20
+  cat mnt/docs/README.txt
+  cp /etc/os-release mnt/docs/            # lands in demo/clouds/docs/
+  ls demo/clouds/docs
+  mv mnt/photos/sunset.png mnt/photos/2024/
+  echo hello > demo/clouds/photos/outside.txt; sleep 3; ls mnt/photos
+                                          # outside changes show after the ttl
+  $rel_skyfs config check -c demo/skyfs.conf
+  $rel_skyfs unmount mnt                  # or: make demo-stop
+EOF
+}
+
+start_demo() {
+    [ -x "$SKYFS" ] || die "$SKYFS is missing; run make first"
+    [ -c /dev/fuse ] || die "/dev/fuse is missing; skyfs needs FUSE"
+    if mountpoint -q "$MNT" 2>/dev/null; then
+        say "already mounted at $MNT"
+        print_tips
+        return 0
+    fi
+    stop_servers
+    mkdir -p "$DEMO/cache" "$MNT"
+    (umask 077 && printf '# skyfs demo, written by packaging/demo.sh\n[cache]\ndir = %s\n' \
+        "$DEMO/cache" >"$CONF")
+    setup_clouds
+    "$SKYFS" mount -c "$CONF" --log "$LOG" "$MNT" || {
+        stop_servers
+        die "mount failed (log: $LOG)"
+    }
+    print_tips
+}
+
+case "${1:-}" in
+    --stop) stop_demo ;;
+    "") start_demo ;;
+    *) die "usage: demo.sh [--stop]" ;;
+esac

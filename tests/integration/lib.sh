@@ -1,0 +1,469 @@
+# shellcheck shell=bash disable=SC2013
+# lib.sh - helpers for the skyfs integration tests; source it first:
+#
+#     . "$(dirname "$0")/lib.sh"
+#
+# A test file is a bash script that mounts skyfs over local clouds or over
+# servers it starts on 127.0.0.1, and records results with `check`,
+# `check_eq` and friends.  tests/run.sh runs each file in a fresh temporary
+# directory and counts the results; a file can also be run alone
+# (`bash tests/integration/local_posix.sh`), and then prints its own summary.
+#
+# What lib.sh gives a test file:
+#   SKY_ROOT   the repository root
+#   BUILD      the build directory, absolute (default $SKY_ROOT/build)
+#   SKYFS      $BUILD/skyfs
+#   TEST_TMP   this file's own empty temporary directory (removed afterwards)
+#   TEST_NAME  the file's name without .sh
+#   LOGS       $TEST_TMP/logs: daemon logs, server logs, sanitizer reports
+#   PYTHON     a python3 interpreter
+#
+# On exit, whatever happened, lib.sh lazily unmounts every mount that
+# mount_skyfs made, ends the daemons behind them and the servers that
+# start_s3rver / start_azurite started, and checks every log for
+# AddressSanitizer / UndefinedBehaviorSanitizer / LeakSanitizer reports
+# (a report is a failed check).
+#
+# Results go to $TEST_RESULTS, one line per check: "ok<TAB>description" or
+# "FAIL<TAB>description"; the output of a failed check follows in
+# $TEST_RESULTS.details.
+
+set -u -o pipefail
+
+SKY_ROOT=${SKY_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$SKY_ROOT/$BUILD" ;; esac
+SKYFS="$BUILD/skyfs"
+TEST_NAME=$(basename "$0" .sh)
+PYTHON=${PYTHON:-$(command -v python3 || echo /usr/bin/python3)}
+SERVERS_DIR="$SKY_ROOT/tests/servers/node_modules"
+
+# Standalone run: make our own temp dir and results file, summarize at exit.
+if [ -z "${TEST_TMP:-}" ]; then
+    TEST_TMP=$(mktemp -d "/tmp/skyfs-$TEST_NAME-XXXXXX")
+    TEST_RESULTS="$TEST_TMP/results"
+    _SKY_STANDALONE=1
+else
+    _SKY_STANDALONE=0
+fi
+TEST_RESULTS=${TEST_RESULTS:-$TEST_TMP/results}
+LOGS="$TEST_TMP/logs"
+mkdir -p "$LOGS"
+: >>"$TEST_RESULTS"
+: >>"$TEST_RESULTS.details"
+_SKY_MOUNTS="$TEST_TMP/.mounts"     # mountpoints made by mount_skyfs
+_SKY_PIDS="$TEST_TMP/.pids"         # servers started by start_*
+: >>"$_SKY_MOUNTS"
+: >>"$_SKY_PIDS"
+_SKY_SEQ=0
+
+# Sanitizer reports of every process (the daemon has no terminal) go to
+# files in $LOGS, which the exit handler reads.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$LOGS/sanitizer"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$LOGS/sanitizer"
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}log_path=$LOGS/sanitizer"
+
+# ---------------------------------------------------------------- results
+
+# record ok|FAIL "description" [output-file]
+#   Appends one result line and, for a failure, the last 40 lines of
+#   output-file to the details, and prints the line.
+record() {
+    local status=$1 desc=$2 out=${3:-}
+    printf '%s\t%s\n' "$status" "$desc" >>"$TEST_RESULTS"
+    if [ "$status" = ok ]; then
+        printf 'ok   %s: %s\n' "$TEST_NAME" "$desc"
+        return 0
+    fi
+    printf 'FAIL %s: %s\n' "$TEST_NAME" "$desc"
+    {
+        printf '=== %s: %s\n' "$TEST_NAME" "$desc"
+        if [ -n "$out" ] && [ -s "$out" ]; then
+            tail -n 40 "$out" | sed 's/^/    /'
+        fi
+    } >>"$TEST_RESULTS.details"
+    if [ -n "$out" ] && [ -s "$out" ]; then
+        tail -n 40 "$out" | sed 's/^/    /'
+    fi
+    return 1
+}
+
+# _out_file: prints a fresh file name in $TEST_TMP for a command's output.
+_out_file() {
+    _SKY_SEQ=$((_SKY_SEQ + 1))
+    echo "$TEST_TMP/.out.$_SKY_SEQ"
+}
+
+# check "description" cmd [args...]
+#   Runs the command (a program or a shell function) with stdout and stderr
+#   captured in a file; exit 0 records ok, anything else FAIL with the
+#   output.  Returns the command's status, so `check ... || die ...` works.
+check() {
+    local desc=$1; shift
+    local out rc
+    out=$(_out_file)
+    "$@" >"$out" 2>&1 </dev/null
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        record ok "$desc"
+    else
+        echo "(exit status $rc of: $*)" >>"$out"
+        record FAIL "$desc" "$out"
+    fi
+    return $rc
+}
+
+# check_fails "description" cmd [args...]
+#   Like check, but the command must fail (non-zero status, not a signal).
+check_fails() {
+    local desc=$1; shift
+    local out rc
+    out=$(_out_file)
+    "$@" >"$out" 2>&1 </dev/null
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ]; then
+        record ok "$desc"
+        return 0
+    fi
+    echo "(exit status $rc of: $*; expected a failure)" >>"$out"
+    record FAIL "$desc" "$out"
+    return 1
+}
+
+# check_eq "description" expected actual
+#   Compares two strings; a failure shows both (and a diff when multi-line).
+check_eq() {
+    local desc=$1 expected=$2 actual=$3
+    if [ "$expected" = "$actual" ]; then
+        record ok "$desc"
+        return 0
+    fi
+    local out
+    out=$(_out_file)
+    {
+        echo "expected: $expected"
+        echo "actual:   $actual"
+        if [ "$(printf '%s' "$expected" | wc -l)" -gt 0 ] ||
+           [ "$(printf '%s' "$actual" | wc -l)" -gt 0 ]; then
+            diff <(printf '%s\n' "$expected") <(printf '%s\n' "$actual")
+        fi
+    } >"$out" 2>&1
+    record FAIL "$desc" "$out"
+}
+
+# wait_until SECONDS cmd [args...]
+#   Retries the command every 0.2 s until it succeeds (returns 0) or the
+#   time is up (returns 1).  Use it inside check for eventual conditions.
+wait_until() {
+    local limit=$1; shift
+    local end=$((SECONDS + limit))
+    while :; do
+        "$@" && return 0
+        [ $SECONDS -ge "$end" ] && return 1
+        sleep 0.2
+    done
+}
+
+# die "reason"
+#   Records a failed check (the rest of the file cannot run) and exits; the
+#   exit handler still cleans up.
+die() {
+    record FAIL "$1 (stopping $TEST_NAME here)"
+    exit 1
+}
+
+# ------------------------------------------------------------------ skyfs
+
+# daemon_pids MNT
+#   Prints the pids of skyfs processes whose command line names MNT (so the
+#   daemon serving MNT; matched by exact argument, nothing broader).
+daemon_pids() {
+    local mnt=$1 p comm
+    for p in /proc/[0-9]*; do
+        comm=$(cat "$p/comm" 2>/dev/null) || continue
+        case "$comm" in skyfs*|mount.skyfs*) ;; *) continue ;; esac
+        if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$mnt"; then
+            echo "${p#/proc/}"
+        fi
+    done
+}
+
+# mount_skyfs CONFIG MNT [extra mount options...]
+#   Runs `$SKYFS mount -c CONFIG --log $LOGS/<mnt name>.log [options] MNT`
+#   (it daemonizes and returns when the mount is ready), and checks that it
+#   exited 0 and that MNT is a mountpoint.  Records one check; returns 1 on
+#   failure (callers usually add `|| die "mount failed"`).  The command's
+#   output goes to a file, never a pipe, since the daemon inherits it.
+mount_skyfs() {
+    local config=$1 mnt=$2; shift 2
+    local name out rc
+    mkdir -p "$mnt"
+    mnt=$(cd "$mnt" && pwd)
+    name=$(basename "$mnt")
+    out="$LOGS/$name.mount.out"
+    echo "$mnt" >>"$_SKY_MOUNTS"
+    echo "+ skyfs mount -c $config --log $LOGS/$name.log $* $mnt" >>"$out"
+    timeout 60 "$SKYFS" mount -c "$config" --log "$LOGS/$name.log" "$@" "$mnt" \
+        >>"$out" 2>&1 </dev/null
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "(skyfs mount exited $rc)" >>"$out"
+        [ -f "$LOGS/$name.log" ] && tail -n 20 "$LOGS/$name.log" >>"$out"
+        record FAIL "mount $name" "$out"
+        return 1
+    fi
+    if ! mountpoint -q "$mnt"; then
+        echo "(skyfs mount exited 0 but $mnt is not a mountpoint)" >>"$out"
+        record FAIL "mount $name" "$out"
+        return 1
+    fi
+    record ok "mount $name"
+}
+
+# unmount_skyfs MNT
+#   Runs `$SKYFS unmount MNT` (which waits for pending uploads and for the
+#   daemon to exit) and checks: exit 0, MNT no longer mounted, no daemon
+#   left.  Records one check; on failure it forces a lazy unmount.
+unmount_skyfs() {
+    local mnt name out rc pids
+    mnt=$(cd "$1" && pwd)
+    name=$(basename "$mnt")
+    out="$LOGS/$name.unmount.out"
+    echo "+ skyfs unmount $mnt" >>"$out"
+    timeout 120 "$SKYFS" unmount "$mnt" >>"$out" 2>&1 </dev/null
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "(skyfs unmount exited $rc)" >>"$out"
+    elif mountpoint -q "$mnt"; then
+        echo "(skyfs unmount exited 0 but $mnt is still mounted)" >>"$out"
+        rc=1
+    else
+        pids=$(daemon_pids "$mnt")
+        if [ -n "$pids" ]; then
+            echo "(skyfs unmount returned but daemon pid(s) $pids still run)" >>"$out"
+            rc=1
+        fi
+    fi
+    if [ $rc -ne 0 ]; then
+        [ -f "$LOGS/$name.log" ] && tail -n 20 "$LOGS/$name.log" >>"$out"
+        record FAIL "unmount $name" "$out"
+        _force_unmount "$mnt"
+        return 1
+    fi
+    record ok "unmount $name"
+}
+
+# _force_unmount MNT: lazy unmount, then end the daemon (TERM, then KILL).
+_force_unmount() {
+    local mnt=$1 pids i
+    if mountpoint -q "$mnt" 2>/dev/null; then
+        fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
+    fi
+    pids=$(daemon_pids "$mnt")
+    [ -z "$pids" ] && return 0
+    for i in $(seq 50); do
+        pids=$(daemon_pids "$mnt")
+        [ -z "$pids" ] && return 0
+        # shellcheck disable=SC2086 # one argument per pid
+        [ "$i" -eq 30 ] && kill $pids 2>/dev/null
+        sleep 0.2
+    done
+    # shellcheck disable=SC2086 # one argument per pid
+    kill -KILL $pids 2>/dev/null
+    return 0
+}
+
+# write_local_config CONFIG CACHE_DIR NAME=DIR...
+#   Writes a config with [cache] dir = CACHE_DIR and one `type = local`
+#   cloud per NAME=DIR, in the order given, each with ttl = $LOCAL_TTL
+#   (default 1s).  Creates the directories.
+write_local_config() {
+    local config=$1 cache=$2 pair name dir; shift 2
+    mkdir -p "$cache"
+    {
+        echo "# written by $TEST_NAME"
+        echo "[cache]"
+        echo "dir = $cache"
+        for pair in "$@"; do
+            name=${pair%%=*}
+            dir=${pair#*=}
+            mkdir -p "$dir"
+            echo
+            echo "[$name]"
+            echo "type = local"
+            echo "path = $dir"
+            echo "ttl = ${LOCAL_TTL:-1s}"
+        done
+    } >"$config"
+}
+
+# errno_of OP PATH [PATH2]
+#   Does one operation with Python and prints "ok" or the errno name
+#   (ENOENT, EPERM...).  OP: mkdir rmdir unlink read create stat lstat
+#   readlink listdir rename.
+errno_of() {
+    "$PYTHON" - "$@" <<'EOF'
+import errno, os, sys
+op, args = sys.argv[1], sys.argv[2:]
+def read(p):
+    with open(p, "rb") as f: f.read()
+def create(p):
+    os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+ops = {"mkdir": os.mkdir, "rmdir": os.rmdir, "unlink": os.unlink,
+       "read": read, "create": create, "stat": os.stat, "lstat": os.lstat,
+       "readlink": os.readlink, "listdir": os.listdir, "rename": os.rename}
+try:
+    ops[op](*args)
+    print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+EOF
+}
+
+# ---------------------------------------------------------------- servers
+
+# free_port
+#   Prints a TCP port on 127.0.0.1 that is free right now.
+free_port() {
+    "$PYTHON" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# _start_server NAME PORT URL cmd...
+#   Starts cmd in the background (log in $LOGS/NAME-PORT.log), remembers its
+#   pid for stop_servers, and waits up to 30 s until URL answers HTTP.
+#   Records one check "start NAME on port PORT"; returns 1 on failure.
+_start_server() {
+    local name=$1 port=$2 url=$3; shift 3
+    local log="$LOGS/$name-$port.log" pid
+    "$@" >"$log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >>"$_SKY_PIDS"
+    local end=$((SECONDS + 30))
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "($name exited before answering)" >>"$log"
+            record FAIL "start $name on port $port" "$log"
+            return 1
+        fi
+        if curl -s -o /dev/null --max-time 2 "$url"; then
+            record ok "start $name on port $port"
+            return 0
+        fi
+        if [ $SECONDS -ge $end ]; then
+            echo "($name did not answer at $url within 30 s)" >>"$log"
+            record FAIL "start $name on port $port" "$log"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# start_s3rver DIR PORT [s3rver options...]
+#   Starts the s3rver S3 server storing its data in DIR, on 127.0.0.1:PORT,
+#   and waits until it answers.  Credentials: access key S3RVER, secret key
+#   S3RVER; endpoint http://127.0.0.1:PORT (path-style).  Extra options go
+#   to s3rver, e.g. `--configure-bucket NAME` to create a bucket at start.
+start_s3rver() {
+    local dir=$1 port=$2; shift 2
+    mkdir -p "$dir"
+    [ -f "$SERVERS_DIR/s3rver/bin/s3rver.js" ] ||
+        { record FAIL "start s3rver: not installed (run make deps)"; return 1; }
+    # s3rver's list continuation tokens use DES, which OpenSSL 3 keeps in
+    # its legacy provider.
+    _start_server s3rver "$port" "http://127.0.0.1:$port/" \
+        env NODE_OPTIONS=--openssl-legacy-provider \
+        node "$SERVERS_DIR/s3rver/bin/s3rver.js" -d "$dir" -a 127.0.0.1 \
+        -p "$port" -s "$@"
+}
+
+# start_azurite DIR PORT [azurite options...]
+#   Starts Azurite's Blob service storing its data in DIR, on
+#   127.0.0.1:PORT, and waits until it answers.  Account devstoreaccount1
+#   with Azurite's well-known key; endpoint
+#   http://127.0.0.1:PORT/devstoreaccount1.  Any API version is accepted.
+start_azurite() {
+    local dir=$1 port=$2; shift 2
+    mkdir -p "$dir"
+    [ -f "$SERVERS_DIR/azurite/dist/src/blob/main.js" ] ||
+        { record FAIL "start azurite: not installed (run make deps)"; return 1; }
+    _start_server azurite "$port" "http://127.0.0.1:$port/devstoreaccount1?comp=list" \
+        node "$SERVERS_DIR/azurite/dist/src/blob/main.js" --blobHost 127.0.0.1 \
+        --blobPort "$port" -l "$dir" --disableTelemetry --skipApiVersionCheck \
+        -s "$@"
+}
+
+# stop_servers
+#   Stops every server this file started (TERM, then KILL after 5 s).
+stop_servers() {
+    local pid i alive
+    for pid in $(cat "$_SKY_PIDS"); do
+        kill "$pid" 2>/dev/null
+    done
+    for i in $(seq 25); do
+        alive=
+        for pid in $(cat "$_SKY_PIDS"); do
+            kill -0 "$pid" 2>/dev/null && alive="$alive $pid"
+        done
+        [ -z "$alive" ] && break
+        sleep 0.2
+    done
+    for pid in $(cat "$_SKY_PIDS"); do
+        kill -KILL "$pid" 2>/dev/null
+    done
+    : >"$_SKY_PIDS"
+}
+
+# ------------------------------------------------------------------- exit
+
+# check_sanitizers: records a failure for each log holding a sanitizer
+# report; records one ok when there is none (and there are logs).
+check_sanitizers() {
+    local f found=0 pattern='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:'
+    for f in "$LOGS"/*; do
+        [ -f "$f" ] || continue
+        case "$f" in *.head) continue ;; esac
+        if grep -qE "$pattern" "$f"; then
+            found=1
+            # The report's head names the error and the stack.
+            grep -m1 -A 30 -E "$pattern" "$f" >"$f.head"
+            record FAIL "sanitizer report in logs/$(basename "$f")" "$f.head"
+        fi
+    done
+    # Only worth a check when something ran and left logs.
+    if [ $found -eq 0 ] && [ -n "$(ls -A "$LOGS")" ]; then
+        record ok "no sanitizer report in the logs"
+    fi
+    return 0
+}
+
+_sky_exit() {
+    local rc=$? mnt
+    while read -r mnt; do
+        [ -n "$mnt" ] && _force_unmount "$mnt"
+    done <"$_SKY_MOUNTS"
+    stop_servers
+    check_sanitizers
+    if [ "$_SKY_STANDALONE" = 1 ]; then
+        local passed failed
+        passed=$(grep -c '^ok' "$TEST_RESULTS")
+        failed=$(grep -c '^FAIL' "$TEST_RESULTS")
+        if [ "$failed" -gt 0 ]; then
+            echo "--- failures (logs in $TEST_TMP):"
+            cat "$TEST_RESULTS.details"
+        else
+            rm -rf "$TEST_TMP"
+        fi
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ] || exit 1
+    fi
+    exit $rc
+}
+trap _sky_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Nothing can run without the binary and FUSE: fail loudly, not skip.
+[ -x "$SKYFS" ] || die "$SKYFS is missing (run make)"
+[ -c /dev/fuse ] || die "/dev/fuse is missing: FUSE tests cannot run here"
+command -v fusermount3 >/dev/null || die "fusermount3 is missing (run make deps)"

@@ -1,0 +1,855 @@
+/* test_blocks.c - the block cache (cache/blocks.c). */
+#include "check.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "../../cache/blocks.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+/* A fake cloud object: fetch copies from `data` and counts calls. */
+struct remote {
+    unsigned char *data;
+    size_t size;
+    int calls;
+    size_t bytes;
+    int down;                       /* every fetch fails */
+    pthread_mutex_t lock;
+};
+
+static int remote_fetch(void *arg, uint64_t off, size_t len, void *buf, size_t *got,
+                        struct sky_err *e)
+{
+    struct remote *r = arg;
+    pthread_mutex_lock(&r->lock);
+    r->calls++;
+    pthread_mutex_unlock(&r->lock);
+    if (r->down)
+        return sky_fail(e, EHOSTDOWN, "test cloud is down");
+    size_t n = off >= r->size ? 0 : (r->size - off < len ? r->size - off : len);
+    memcpy(buf, r->data + off, n);
+    *got = n;
+    pthread_mutex_lock(&r->lock);
+    r->bytes += n;
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+static uint32_t rnd(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static void remote_init(struct remote *r, size_t size, uint32_t seed)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    r->data = malloc(size ? size : 1);
+    r->size = size;
+    for (size_t i = 0; i < size; i++)
+        r->data[i] = (unsigned char)rnd(&seed);
+}
+
+static void remote_free(struct remote *r)
+{
+    free(r->data);
+    pthread_mutex_destroy(&r->lock);
+}
+
+static struct blocks *bopen(const char *dir, uint64_t bs, uint64_t max)
+{
+    struct blocks *b = NULL;
+    struct sky_err e = { 0 };
+    int rc = blocks_open(dir, bs, max, &b, &e);
+    if (rc)
+        fprintf(stderr, "  blocks_open: %s\n", e.msg);
+    CHECK_INT(rc, 0);
+    return b;
+}
+
+static struct blocks_obj *bget(struct blocks *b, const char *path, const char *etag,
+                               uint64_t size)
+{
+    struct blocks_obj *o = NULL;
+    struct sky_err e = { 0 };
+    int rc = blocks_get(b, "c", path, etag, size, &o, &e);
+    if (rc)
+        fprintf(stderr, "  blocks_get %s: %s\n", path, e.msg);
+    CHECK_INT(rc, 0);
+    return o;
+}
+
+/* Read [off, off+len) and compare with `want`; returns 0 when equal. */
+static int read_equals(struct blocks_obj *o, uint64_t off, size_t len, const unsigned char *want,
+                       struct remote *r)
+{
+    unsigned char *buf = malloc(len ? len : 1);
+    size_t got = 0;
+    struct sky_err e = { 0 };
+    int rc = blocks_read(o, off, len, buf, &got, remote_fetch, r, &e);
+    if (rc)
+        fprintf(stderr, "  blocks_read: %s\n", e.msg);
+    int diff = rc || got != len || (len && memcmp(buf, want, len) != 0);
+    free(buf);
+    return diff;
+}
+
+static struct blocks_stats bstats(struct blocks *b)
+{
+    struct blocks_stats s;
+    CHECK_INT(blocks_stats(b, &s, NULL), 0);
+    return s;
+}
+
+/* The only data file of the cache (tests with one object). */
+static char *only_data_file(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/data", dir);
+    DIR *d = opendir(path);
+    char *found = NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.' && asprintf(&found, "%s/%s", path, de->d_name) < 0)
+            found = NULL;
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static int count_data_files(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/data", dir);
+    DIR *d = opendir(path);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+TEST(blocks_read_fetches_whole_blocks_once)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 8 * MIB + 123, 1);
+    struct blocks *b = bopen(dir, MIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "big.bin", "v1", r.size);
+    CHECK_INT(blocks_size(o), r.size);
+    CHECK(!blocks_is_dirty(o));
+    CHECK_STR(blocks_path(o), "big.bin");
+    CHECK_STR(blocks_cloud(o), "c");
+
+    uint64_t off = 3 * MIB + 100;
+    CHECK_INT(read_equals(o, off, 4 * KIB, r.data + off, &r), 0);
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(r.bytes, MIB);
+    struct blocks_stats s = bstats(b);
+    CHECK_INT(s.misses, 1);
+    CHECK_INT(s.hits, 0);
+    CHECK_INT(s.blocks_present, 1);
+    CHECK_INT(s.bytes_present, MIB);
+
+    CHECK_INT(read_equals(o, off + 8 * KIB, 4 * KIB, r.data + off + 8 * KIB, &r), 0);
+    CHECK_INT(r.calls, 1);
+    s = bstats(b);
+    CHECK_INT(s.hits, 1);
+
+    /* across a block boundary: one more block */
+    CHECK_INT(read_equals(o, 4 * MIB - 10, 20, r.data + 4 * MIB - 10, &r), 0);
+    CHECK_INT(r.calls, 2);
+    /* the short last block, then a read running past the end */
+    CHECK_INT(read_equals(o, 8 * MIB, 123, r.data + 8 * MIB, &r), 0);
+    CHECK_INT(r.calls, 3);
+    CHECK_INT(r.bytes, 2 * MIB + 123);
+    unsigned char buf[512];
+    size_t got = 1;
+    CHECK_INT(blocks_read(o, 8 * MIB + 100, sizeof buf, buf, &got, remote_fetch, &r, NULL), 0);
+    CHECK_INT(got, 23);
+    CHECK(memcmp(buf, r.data + 8 * MIB + 100, 23) == 0);
+    CHECK_INT(blocks_read(o, r.size + 5, sizeof buf, buf, &got, remote_fetch, &r, NULL), 0);
+    CHECK_INT(got, 0);
+    s = bstats(b);
+    CHECK_INT(s.bytes_present, 2 * MIB + 123);
+    CHECK_INT(s.objects, 1);
+    CHECK_INT(s.dirty_objects, 0);
+    CHECK_INT(s.block_size, MIB);
+
+    /* a failing cloud: the error comes back, nothing is cached */
+    r.down = 1;
+    struct sky_err e = { 0 };
+    CHECK_INT(blocks_read(o, 0, 10, buf, &got, remote_fetch, &r, &e), -EHOSTDOWN);
+    CHECK(strstr(e.msg, "down") != NULL);
+    CHECK_INT(bstats(b).blocks_present, 3);
+    blocks_release(o);
+    blocks_close(b);
+
+    /* blocks survive a reopen; the cloud is not asked again */
+    b = bopen(dir, MIB, 1024ull * MIB);
+    s = bstats(b);
+    CHECK_INT(s.blocks_present, 3);
+    CHECK_INT(s.bytes_present, 2 * MIB + 123);
+    o = bget(b, "big.bin", "v1", r.size);
+    CHECK_INT(read_equals(o, 3 * MIB, MIB, r.data + 3 * MIB, &r), 0);
+    CHECK_INT(read_equals(o, 8 * MIB, 123, r.data + 8 * MIB, &r), 0);
+    CHECK_INT(r.calls, 4);                     /* only the failed attempt above */
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+static void flip_byte(const char *file, off_t at)
+{
+    int fd = open(file, O_RDWR);
+    unsigned char c = 0;
+    CHECK(fd >= 0);
+    CHECK_INT(pread(fd, &c, 1, at), 1);
+    c ^= 0x5a;
+    CHECK_INT(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+}
+
+TEST(blocks_corrupt_block_is_refetched)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 256 * KIB, 2);
+    struct blocks *b = bopen(dir, 64 * KIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, 0, r.size, r.data, &r), 0);
+    CHECK_INT(r.calls, 4);
+    blocks_release(o);
+    blocks_close(b);
+
+    char *file = only_data_file(dir);
+    CHECK(file != NULL);
+    flip_byte(file, 70000);                    /* block 1 */
+
+    b = bopen(dir, 64 * KIB, 1024ull * MIB);
+    o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, 69000, 4 * KIB, r.data + 69000, &r), 0);
+    CHECK_INT(r.calls, 5);
+    CHECK_INT(bstats(b).corrupt, 1);
+    CHECK_INT(read_equals(o, 0, r.size, r.data, &r), 0);
+    CHECK_INT(r.calls, 5);
+    CHECK_INT(bstats(b).corrupt, 1);
+    CHECK_INT(bstats(b).blocks_present, 4);
+    blocks_release(o);
+
+    /* corrupted while the cache is open, found at the next pin */
+    flip_byte(file, 200000);                   /* block 3 */
+    o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, 196608, 65536, r.data + 196608, &r), 0);
+    CHECK_INT(r.calls, 6);
+    CHECK_INT(bstats(b).corrupt, 2);
+    blocks_release(o);
+    blocks_close(b);
+    free(file);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* Random writes, extensions and truncations of an object partly fetched
+ * from the cloud, checked against a reference buffer. */
+struct model {
+    unsigned char *ref;
+    size_t size, cap;
+};
+
+static void model_resize(struct model *m, size_t size)
+{
+    if (size > m->cap) {
+        m->ref = realloc(m->ref, size);
+        m->cap = size;
+    }
+    if (size > m->size)
+        memset(m->ref + m->size, 0, size - m->size);
+    m->size = size;
+}
+
+static void random_ops(struct blocks_obj *o, struct model *m, struct remote *r, uint32_t seed,
+                       int nops)
+{
+    struct sky_err e = { 0 };
+    unsigned char chunk[12000];
+    for (int op = 0; op < nops; op++) {
+        uint32_t kind = rnd(&seed) % 10;
+        if (kind < 6) {                                 /* write */
+            uint64_t off = rnd(&seed) % (m->size + 9000);
+            size_t len = 1 + rnd(&seed) % sizeof chunk;
+            for (size_t i = 0; i < len; i++)
+                chunk[i] = (unsigned char)rnd(&seed);
+            int rc = blocks_write(o, off, chunk, len, remote_fetch, r, &e);
+            if (rc)
+                fprintf(stderr, "  write: %s\n", e.msg);
+            CHECK_INT(rc, 0);
+            if (off + len > m->size)
+                model_resize(m, off + len);
+            memcpy(m->ref + off, chunk, len);
+        } else if (kind < 8) {                          /* truncate */
+            size_t size = rnd(&seed) % (m->size * 3 / 2 + 2);
+            CHECK_INT(blocks_truncate(o, size, remote_fetch, r, &e), 0);
+            model_resize(m, size);
+        } else {                                        /* read back */
+            uint64_t off = m->size ? rnd(&seed) % m->size : 0;
+            size_t len = 1 + rnd(&seed) % 9000;
+            if (off + len > m->size)
+                len = m->size - off;
+            CHECK_INT(read_equals(o, off, len, m->ref + off, r), 0);
+        }
+        CHECK_INT(blocks_size(o), m->size);
+    }
+}
+
+struct dirty_seen {
+    int n;
+    struct model *m;
+    struct remote *r;
+    const char *path;
+};
+
+static int check_dirty(void *arg, struct blocks_obj *o)
+{
+    struct dirty_seen *s = arg;
+    s->n++;
+    CHECK(blocks_is_dirty(o));
+    if (s->path && strcmp(blocks_path(o), s->path) != 0)
+        return 0;
+    CHECK_INT(blocks_size(o), s->m->size);
+    CHECK_INT(read_equals(o, 0, s->m->size, s->m->ref, s->r), 0);
+    return 0;
+}
+
+static void check_upload_fd(struct blocks_obj *o, const struct model *m, struct remote *r)
+{
+    int fd = -1;
+    struct sky_err e = { 0 };
+    CHECK_INT(blocks_prepare_upload(o, remote_fetch, r, &fd, &e), 0);
+    CHECK(fd >= 0);
+    unsigned char *buf = malloc(m->size + 1);
+    CHECK_INT(pread(fd, buf, m->size + 1, 0), (ssize_t)m->size);
+    CHECK(memcmp(buf, m->ref, m->size) == 0);
+    free(buf);
+}
+
+TEST(blocks_random_writes_match_reference)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 50000, 3);
+    struct model m = { 0 };
+    model_resize(&m, r.size);
+    memcpy(m.ref, r.data, r.size);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "dir/doc.bin", "v1", r.size);
+    CHECK_INT(read_equals(o, 10000, 100, r.data + 10000, &r), 0);
+    random_ops(o, &m, &r, 12345, 400);
+    CHECK(blocks_is_dirty(o));
+    CHECK_INT(read_equals(o, 0, m.size, m.ref, &r), 0);
+    CHECK(r.calls <= 13);                       /* each cloud block at most once */
+    CHECK_INT(bstats(b).dirty_objects, 1);
+    blocks_release(o);
+    blocks_close(b);
+
+    /* the journal survives a reopen, with the right content */
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct dirty_seen seen = { 0, &m, &r, NULL };
+    CHECK_INT(blocks_each_dirty(b, check_dirty, &seen, NULL), 0);
+    CHECK_INT(seen.n, 1);
+
+    /* upload: every block present in the fd, then committed is clean */
+    o = bget(b, "dir/doc.bin", "ignored-while-dirty", 1);
+    CHECK_INT(blocks_size(o), m.size);
+    check_upload_fd(o, &m, &r);
+    CHECK_INT(blocks_committed(o, "v2", NULL), 0);
+    CHECK(!blocks_is_dirty(o));
+    CHECK_INT(bstats(b).dirty_objects, 0);
+    blocks_release(o);
+    seen.n = 0;
+    CHECK_INT(blocks_each_dirty(b, check_dirty, &seen, NULL), 0);
+    CHECK_INT(seen.n, 0);
+    blocks_close(b);
+
+    /* clean under its new version, fully cached: no fetch needed */
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    r.down = 1;
+    o = bget(b, "dir/doc.bin", "v2", m.size);
+    CHECK_INT(read_equals(o, 0, m.size, m.ref, &r), 0);
+    CHECK_INT(bstats(b).corrupt, 0);
+    blocks_release(o);
+    blocks_close(b);
+    free(m.ref);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_written_since_upload_stays_dirty)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 0, 4);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "new.txt", "", 0);
+    CHECK(!blocks_is_dirty(o));
+    CHECK_INT(blocks_write(o, 0, "hello", 5, remote_fetch, &r, NULL), 0);
+    CHECK(blocks_is_dirty(o));
+    int fd;
+    CHECK_INT(blocks_prepare_upload(o, remote_fetch, &r, &fd, NULL), 0);
+    CHECK_INT(blocks_write(o, 5, " world", 6, remote_fetch, &r, NULL), 0);
+    CHECK_INT(blocks_committed(o, "e1", NULL), 0);
+    CHECK(blocks_is_dirty(o));                 /* " world" is not uploaded yet */
+    CHECK_INT(blocks_prepare_upload(o, remote_fetch, &r, &fd, NULL), 0);
+    CHECK_INT(blocks_committed(o, "e2", NULL), 0);
+    CHECK(!blocks_is_dirty(o));
+    CHECK_INT(r.calls, 0);
+    blocks_release(o);
+    o = bget(b, "new.txt", "e2", 11);
+    CHECK_INT(read_equals(o, 0, 11, (const unsigned char *)"hello world", &r), 0);
+    CHECK_INT(r.calls, 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_grow_past_unfetched_tail)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 10000, 15);                 /* last block: 1808 bytes */
+    struct model m = { 0 };
+    model_resize(&m, r.size);
+    memcpy(m.ref, r.data, r.size);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+
+    /* a write far past the end: the old tail comes from the cloud, the gap is zeros */
+    struct blocks_obj *o = bget(b, "w", "v", r.size);
+    CHECK_INT(blocks_write(o, 20000, "Z", 1, remote_fetch, &r, NULL), 0);
+    model_resize(&m, 20001);
+    m.ref[20000] = 'Z';
+    CHECK_INT(read_equals(o, 0, m.size, m.ref, &r), 0);
+    blocks_release(o);
+
+    /* shrink into a block never fetched, then grow: cloud bytes, then zeros */
+    o = bget(b, "t", "v", r.size);
+    CHECK_INT(blocks_truncate(o, 5000, remote_fetch, &r, NULL), 0);
+    CHECK_INT(blocks_truncate(o, 12000, remote_fetch, &r, NULL), 0);
+    model_resize(&m, 5000);
+    memcpy(m.ref, r.data, 5000);
+    model_resize(&m, 12000);
+    CHECK_INT(read_equals(o, 0, m.size, m.ref, &r), 0);
+    blocks_release(o);
+    blocks_close(b);
+    free(m.ref);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_truncate_then_commit_keeps_checksums)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 30000, 16);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, 0, r.size, r.data, &r), 0);
+    CHECK_INT(blocks_truncate(o, 10000, remote_fetch, &r, NULL), 0);   /* mid-block */
+    int fd;
+    CHECK_INT(blocks_prepare_upload(o, remote_fetch, &r, &fd, NULL), 0);
+    CHECK_INT(blocks_committed(o, "v2", NULL), 0);
+    blocks_release(o);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    r.down = 1;
+    o = bget(b, "f", "v2", 10000);
+    CHECK_INT(read_equals(o, 0, 10000, r.data, &r), 0);
+    CHECK_INT(bstats(b).corrupt, 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* The child writes and dies without releasing or closing anything. */
+static void crash_child(const char *dir, struct remote *r, struct model *m, struct model *fresh)
+{
+    struct blocks *b = NULL;
+    if (blocks_open(dir, 4 * KIB, 1024ull * MIB, &b, NULL))
+        _exit(2);
+    struct blocks_obj *o, *n;
+    if (blocks_get(b, "c", "partial.bin", "v1", r->size, &o, NULL) ||
+        blocks_get(b, "c", "fresh.bin", "", 0, &n, NULL))
+        _exit(3);
+    random_ops(o, m, r, 777, 150);
+    random_ops(n, fresh, r, 778, 60);
+    char path[512];
+    snprintf(path, sizeof path, "%s/ref-partial", dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fwrite(m->ref, 1, m->size, f) != m->size || fclose(f))
+        _exit(4);
+    snprintf(path, sizeof path, "%s/ref-fresh", dir);
+    f = fopen(path, "w");
+    if (!f || fwrite(fresh->ref, 1, fresh->size, f) != fresh->size || fclose(f))
+        _exit(4);
+    _exit(unit_failures ? 5 : 0);
+}
+
+/* objects.complete of `path` as the crashed process left it. */
+static int journal_complete(const char *dir, const char *path)
+{
+    char db_path[512];
+    snprintf(db_path, sizeof db_path, "%s/blocks.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_open(db_path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT complete FROM objects WHERE path=?1 AND dirty=1", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void load_model(const char *dir, const char *name, struct model *m)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    model_resize(m, (size_t)ftell(f));
+    fseek(f, 0, SEEK_SET);
+    CHECK_INT(fread(m->ref, 1, m->size, f), m->size);
+    fclose(f);
+}
+
+TEST(blocks_dirty_survives_crash)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 70000, 5);
+    struct model m = { 0 }, fresh = { 0 };
+    model_resize(&m, r.size);
+    memcpy(m.ref, r.data, r.size);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        crash_child(dir, &r, &m, &fresh);
+    int status = 0;
+    CHECK_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(m.ref);
+    memset(&m, 0, sizeof m);
+    load_model(dir, "ref-partial", &m);
+    load_model(dir, "ref-fresh", &fresh);
+    /* both journal forms: rows for a partly cached object, `complete` for a new one */
+    CHECK_INT(journal_complete(dir, "partial.bin"), 0);
+    CHECK_INT(journal_complete(dir, "fresh.bin"), 1);
+
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).dirty_objects, 2);
+    struct dirty_seen seen = { 0, &m, &r, "partial.bin" };
+    CHECK_INT(blocks_each_dirty(b, check_dirty, &seen, NULL), 0);
+    CHECK_INT(seen.n, 2);
+    seen = (struct dirty_seen){ 0, &fresh, &r, "fresh.bin" };
+    CHECK_INT(blocks_each_dirty(b, check_dirty, &seen, NULL), 0);
+    CHECK_INT(seen.n, 2);
+    /* the accounting after a crash matches a fresh count */
+    struct blocks_stats before = bstats(b);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).bytes_present, before.bytes_present);
+    CHECK_INT(bstats(b).blocks_present, before.blocks_present);
+    blocks_close(b);
+    free(m.ref);
+    free(fresh.ref);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_etag_change_drops_old_data)
+{
+    char *dir = unit_tmpdir();
+    struct remote r1, r2;
+    remote_init(&r1, 100 * KIB, 6);
+    remote_init(&r2, 60 * KIB, 7);
+    struct blocks *b = bopen(dir, 16 * KIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f", "v1", r1.size);
+    CHECK_INT(read_equals(o, 0, r1.size, r1.data, &r1), 0);
+    blocks_release(o);
+    CHECK_INT(bstats(b).bytes_present, 100 * KIB);
+
+    o = bget(b, "f", "v2", r2.size);
+    CHECK_INT(blocks_size(o), r2.size);
+    CHECK_INT(bstats(b).bytes_present, 0);
+    CHECK_INT(read_equals(o, 0, r2.size, r2.data, &r2), 0);
+    CHECK_INT(r2.calls, 4);
+    CHECK_INT(bstats(b).bytes_present, 60 * KIB);
+    CHECK_INT(bstats(b).objects, 1);
+
+    /* a dirty object keeps its local content whatever the cloud says */
+    CHECK_INT(blocks_write(o, 0, "local", 5, remote_fetch, &r2, NULL), 0);
+    blocks_release(o);
+    o = bget(b, "f", "v3", 5);
+    CHECK(blocks_is_dirty(o));
+    CHECK_INT(blocks_size(o), r2.size);
+    CHECK_INT(read_equals(o, 0, 5, (const unsigned char *)"local", &r2), 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r1);
+    remote_free(&r2);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+static void read_all(struct blocks *b, const char *path, struct remote *r)
+{
+    struct blocks_obj *o = bget(b, path, "v", r->size);
+    CHECK_INT(read_equals(o, 0, r->size, r->data, r), 0);
+    blocks_release(o);
+}
+
+TEST(blocks_eviction_lru_skips_pinned_and_dirty)
+{
+    char *dir = unit_tmpdir();
+    struct remote ra, rb, rc, rp;
+    remote_init(&ra, 32 * KIB, 8);
+    remote_init(&rb, 32 * KIB, 9);
+    remote_init(&rc, 32 * KIB, 10);
+    remote_init(&rp, 56 * KIB, 11);
+    struct blocks *b = bopen(dir, 4 * KIB, 64 * KIB);
+
+    /* LRU: A is the oldest and goes first */
+    read_all(b, "a", &ra);
+    read_all(b, "b", &rb);
+    read_all(b, "c", &rc);              /* the release evicts */
+    struct blocks_stats s = bstats(b);
+    CHECK(s.bytes_present <= 64 * KIB);
+    CHECK_INT(s.bytes_present, 64 * KIB);
+    rb.down = rc.down = 1;
+    read_all(b, "c", &rc);              /* still cached; used again, C then B */
+    read_all(b, "b", &rb);
+    CHECK_INT(rb.calls, 8);
+    CHECK_INT(rc.calls, 8);
+    int before = ra.calls;
+    read_all(b, "a", &ra);              /* evicted: fetched again; C is now the oldest */
+    CHECK_INT(ra.calls, before + 8);
+    read_all(b, "b", &rb);
+    CHECK_INT(rb.calls, 8);
+    rb.down = rc.down = 0;
+    read_all(b, "c", &rc);
+    CHECK_INT(rc.calls, 16);
+
+    /* pinned P and dirty W are never evicted, even over the limit */
+    struct blocks_obj *p = bget(b, "p", "v", rp.size);
+    CHECK_INT(read_equals(p, 0, rp.size, rp.data, &rp), 0);
+    struct blocks_obj *w = bget(b, "w", "", 0);
+    unsigned char wdata[16 * KIB];
+    memset(wdata, 0xab, sizeof wdata);
+    CHECK_INT(blocks_write(w, 0, wdata, sizeof wdata, remote_fetch, &rp, NULL), 0);
+    blocks_release(w);                  /* dirty, unpinned */
+    CHECK_INT(blocks_evict(b, NULL), 0);
+    s = bstats(b);
+    CHECK_INT(s.bytes_present, 72 * KIB);  /* only P (56) and W (16) are left */
+    rp.down = 1;
+    CHECK_INT(read_equals(p, 0, rp.size, rp.data, &rp), 0);
+    w = bget(b, "w", "", 0);
+    CHECK(blocks_is_dirty(w));
+    CHECK_INT(read_equals(w, 0, sizeof wdata, wdata, &rp), 0);
+    blocks_release(w);
+    blocks_release(p);                  /* P unpinned: evictable, the release evicts */
+    CHECK_INT(blocks_evict(b, NULL), 0);
+    CHECK_INT(bstats(b).bytes_present, 64 * KIB);
+    w = bget(b, "w", "", 0);
+    CHECK_INT(read_equals(w, 0, sizeof wdata, wdata, &rp), 0);
+    blocks_release(w);
+
+    /* the totals kept while running match a fresh count */
+    s = bstats(b);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 64 * KIB);
+    CHECK_INT(bstats(b).bytes_present, s.bytes_present);
+    CHECK_INT(bstats(b).blocks_present, s.blocks_present);
+    blocks_close(b);
+    remote_free(&ra);
+    remote_free(&rb);
+    remote_free(&rc);
+    remote_free(&rp);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_rename_and_forget)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 20 * KIB, 12);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    read_all(b, "d%_/a", &r);
+    read_all(b, "d%_/sub/b", &r);
+    read_all(b, "d%_x/c", &r);          /* a neighbour, not below d%_ */
+    read_all(b, "dst/old", &r);         /* under the target: replaced */
+    struct blocks_obj *pinned = bget(b, "d%_/sub/p", "v", r.size);
+    const char *old_path = blocks_path(pinned);
+    CHECK_INT(blocks_rename(b, "c", "d%_", "dst", true, NULL), 0);
+    CHECK_STR(blocks_path(pinned), "dst/sub/p");
+    CHECK_STR(old_path, "d%_/sub/p");   /* the old string stays valid */
+    blocks_release(pinned);
+
+    r.down = 1;
+    r.calls = 0;
+    read_all(b, "dst/a", &r);
+    read_all(b, "dst/sub/b", &r);
+    read_all(b, "d%_x/c", &r);
+    int calls = r.calls;
+    CHECK_INT(calls, 0);
+    r.down = 0;
+    read_all(b, "d%_/a", &r);           /* nothing there any more */
+    CHECK_INT(r.calls, 5);
+    read_all(b, "dst/old", &r);
+    CHECK_INT(r.calls, 10);
+    CHECK_INT(blocks_rename(b, "c", "x", "x/y", true, NULL), -EINVAL);
+
+    /* a single object onto another */
+    CHECK_INT(blocks_rename(b, "c", "dst/a", "dst/old", false, NULL), 0);
+    r.down = 1;
+    read_all(b, "dst/old", &r);
+    r.down = 0;
+
+    /* forget: unpinned at once, pinned at its last release */
+    int files = count_data_files(dir);
+    uint64_t objects = bstats(b).objects;
+    CHECK_INT(blocks_forget(b, "c", "dst/old", NULL), 0);
+    CHECK_INT(count_data_files(dir), files - 1);
+    CHECK_INT(bstats(b).objects, objects - 1);
+    struct blocks_obj *o = bget(b, "dst/sub/b", "v", r.size);
+    CHECK_INT(blocks_write(o, 0, "x", 1, remote_fetch, &r, NULL), 0);
+    CHECK_INT(blocks_forget(b, "c", "dst/sub/b", NULL), 0);
+    CHECK_INT(bstats(b).objects, objects - 2);
+    CHECK_INT(bstats(b).dirty_objects, 0);
+    CHECK_INT(count_data_files(dir), files - 1);
+    CHECK_INT(read_equals(o, 0, 1, (const unsigned char *)"x", &r), 0);
+    blocks_release(o);
+    CHECK_INT(count_data_files(dir), files - 2);
+    CHECK_INT(blocks_forget(b, "c", "not/cached", NULL), 0);
+
+    /* totals stay right through all of it */
+    struct blocks_stats s = bstats(b);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).bytes_present, s.bytes_present);
+    CHECK_INT(bstats(b).objects, s.objects);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+struct reader {
+    struct blocks *b;
+    struct remote *r;
+    uint32_t seed;
+    int bad;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *rd = arg;
+    struct blocks_obj *o;
+    if (blocks_get(rd->b, "c", "shared", "v", rd->r->size, &o, NULL)) {
+        rd->bad++;
+        return NULL;
+    }
+    for (int i = 0; i < 200; i++) {
+        uint64_t off = rnd(&rd->seed) % rd->r->size;
+        size_t len = 1 + rnd(&rd->seed) % (100 * KIB);
+        if (off + len > rd->r->size)
+            len = rd->r->size - off;
+        rd->bad += read_equals(o, off, len, rd->r->data + off, rd->r);
+    }
+    blocks_release(o);
+    return NULL;
+}
+
+TEST(blocks_concurrent_readers_fetch_each_block_once)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 2 * MIB, 13);
+    struct blocks *b = bopen(dir, 64 * KIB, 1024ull * MIB);
+    pthread_t t[8];
+    struct reader rd[8];
+    for (int i = 0; i < 8; i++) {
+        rd[i] = (struct reader){ b, &r, 100u + (uint32_t)i, 0 };
+        pthread_create(&t[i], NULL, reader_main, &rd[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT(rd[i].bad, 0);
+    }
+    CHECK_INT(r.calls, 32);
+    CHECK_INT(r.bytes, 2 * MIB);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_open_rejects_bad_block_size)
+{
+    char *dir = unit_tmpdir();
+    struct blocks *b = NULL;
+    struct sky_err e = { 0 };
+    CHECK_INT(blocks_open(dir, 3 * MIB, MIB, &b, &e), -EINVAL);
+    CHECK_INT(blocks_open(dir, 16 * MIB, MIB, &b, &e), -EINVAL);
+    /* a new block size drops clean data but keeps complete dirty files */
+    struct remote r;
+    remote_init(&r, 10 * KIB, 14);
+    b = bopen(dir, 4 * KIB, MIB);
+    read_all(b, "clean", &r);
+    struct blocks_obj *o = bget(b, "new", "", 0);
+    CHECK_INT(blocks_write(o, 0, "abc", 3, remote_fetch, &r, NULL), 0);
+    blocks_release(o);
+    blocks_close(b);
+    b = bopen(dir, 8 * KIB, MIB);
+    CHECK_INT(bstats(b).objects, 1);
+    CHECK_INT(bstats(b).dirty_objects, 1);
+    r.down = 1;
+    o = bget(b, "new", "", 0);
+    CHECK_INT(read_equals(o, 0, 3, (const unsigned char *)"abc", &r), 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}

@@ -1,0 +1,535 @@
+/* test_meta.c - the metadata cache (cache/meta.c). */
+#include "check.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../../cache/meta.h"
+
+static struct meta *meta_test_open(const char *dir)
+{
+    char path[512];
+    struct sky_err e = { 0 };
+    struct meta *m = NULL;
+    snprintf(path, sizeof path, "%s/meta.db", dir);
+    int rc = meta_open(path, &m, &e);
+    if (rc)
+        fprintf(stderr, "  meta_open: %s\n", e.msg);
+    CHECK_INT(rc, 0);
+    return m;
+}
+
+static struct sky_attr attr_of(enum sky_kind kind, uint64_t size, const char *etag)
+{
+    struct sky_attr a = { .kind = kind, .size = size, .mtime_ns = 1700000000123456789LL,
+                          .mode = 0640, .uid = 1000, .gid = 100,
+                          .has = SKY_HAS_MODE | SKY_HAS_MTIME };
+    snprintf(a.etag, sizeof a.etag, "%s", etag);
+    return a;
+}
+
+/* Upsert child `name` of `parent`; returns its inode (0 on failure). */
+static uint64_t put(struct meta *m, uint64_t parent, const char *name, enum sky_kind kind)
+{
+    struct sky_attr a = attr_of(kind, kind == SKY_FILE ? 42 : 0, kind == SKY_FILE ? "e1" : "");
+    uint64_t ino = 0;
+    struct sky_err e = { 0 };
+    int rc = meta_upsert(m, parent, name, &a, NULL, 1000, &ino, &e);
+    if (rc)
+        fprintf(stderr, "  upsert %s: %s\n", name, e.msg);
+    CHECK_INT(rc, 0);
+    return ino;
+}
+
+static uint64_t ino_at(struct meta *m, const char *cloud, const char *path)
+{
+    uint64_t ino = 0;
+    return meta_find_path(m, cloud, path, &ino, NULL) == 0 ? ino : 0;
+}
+
+static char *path_of(struct meta *m, uint64_t ino)
+{
+    struct meta_entry ent;
+    if (meta_get(m, ino, &ent, NULL) != 0)
+        return strdup("(missing)");
+    char *p = strdup(ent.path);
+    meta_entry_free(&ent);
+    return p;
+}
+
+TEST(meta_root_and_cloud_roots)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, META_ROOT_INO, &ent, NULL), 0);
+    CHECK_INT(ent.attr.kind, SKY_DIR);
+    CHECK_INT(ent.parent, 0);
+    CHECK(ent.cloud == NULL);
+    CHECK_STR(ent.name, "");
+    meta_entry_free(&ent);
+
+    uint64_t a = 0, a2 = 0, b = 0;
+    CHECK_INT(meta_cloud_root(m, "photos", &a, NULL), 0);
+    CHECK_INT(meta_cloud_root(m, "docs", &b, NULL), 0);
+    CHECK_INT(meta_cloud_root(m, "photos", &a2, NULL), 0);
+    CHECK_INT(a, a2);
+    CHECK(a != b && a > META_ROOT_INO && b > META_ROOT_INO);
+    CHECK_INT(meta_get(m, a, &ent, NULL), 0);
+    CHECK_STR(ent.cloud, "photos");
+    CHECK_STR(ent.name, "photos");
+    CHECK_STR(ent.path, "");
+    CHECK_INT(ent.parent, META_ROOT_INO);
+    CHECK_INT(ent.attr.kind, SKY_DIR);
+    meta_entry_free(&ent);
+    CHECK_INT(ino_at(m, "photos", ""), a);
+    CHECK_INT(meta_cloud_root(m, "a/b", &a2, NULL), -EINVAL);
+    CHECK_INT(meta_remove(m, META_ROOT_INO, NULL), -EBUSY);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(meta_inodes_stable_across_reopen)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root, d, f, gone;
+    CHECK_INT(meta_cloud_root(m, "s3", &root, NULL), 0);
+    d = put(m, root, "dir", SKY_DIR);
+    f = put(m, d, "file.txt", SKY_FILE);
+    gone = put(m, root, "temp", SKY_FILE);
+    CHECK_INT(meta_remove(m, gone, NULL), 0);
+    meta_close(m);
+
+    m = meta_test_open(dir);
+    uint64_t root2;
+    CHECK_INT(meta_cloud_root(m, "s3", &root2, NULL), 0);
+    CHECK_INT(root2, root);
+    CHECK_INT(ino_at(m, "s3", "dir"), d);
+    CHECK_INT(ino_at(m, "s3", "dir/file.txt"), f);
+    struct meta_entry ent;
+    CHECK_INT(meta_lookup(m, d, "file.txt", &ent, NULL), 0);
+    CHECK_INT(ent.ino, f);
+    CHECK_STR(ent.path, "dir/file.txt");
+    CHECK_STR(ent.cloud, "s3");
+    meta_entry_free(&ent);
+    /* a removed inode is never handed out again, even after reopen */
+    uint64_t again = put(m, root, "temp", SKY_FILE);
+    CHECK(again > gone);
+    CHECK(again != gone);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(meta_upsert_and_lookup)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root, ino = 0, ino2 = 0;
+    struct sky_err e = { 0 };
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    struct sky_attr a = attr_of(SKY_FILE, 1234, "\"etag-1\"");
+    CHECK_INT(meta_upsert(m, root, "report.pdf", &a, NULL, 555, &ino, &e), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_lookup(m, root, "report.pdf", &ent, NULL), 0);
+    CHECK_INT(ent.ino, ino);
+    CHECK_INT(ent.parent, root);
+    CHECK_INT(ent.attr.kind, SKY_FILE);
+    CHECK_INT(ent.attr.size, 1234);
+    CHECK_INT(ent.attr.mtime_ns, a.mtime_ns);
+    CHECK_INT(ent.attr.mode, 0640);
+    CHECK_INT(ent.attr.uid, 1000);
+    CHECK_INT(ent.attr.gid, 100);
+    CHECK_INT(ent.attr.has, SKY_HAS_MODE | SKY_HAS_MTIME);
+    CHECK_STR(ent.attr.etag, "\"etag-1\"");
+    CHECK_INT(ent.fetched_at, 555);
+    CHECK_INT(ent.listed_at, 0);
+    CHECK(ent.link == NULL);
+    meta_entry_free(&ent);
+
+    a.size = 99;
+    CHECK_INT(meta_upsert(m, root, "report.pdf", &a, NULL, 600, &ino2, NULL), 0);
+    CHECK_INT(ino2, ino);
+    CHECK_INT(meta_get(m, ino, &ent, NULL), 0);
+    CHECK_INT(ent.attr.size, 99);
+    CHECK_INT(ent.fetched_at, 600);
+    meta_entry_free(&ent);
+
+    CHECK_INT(meta_lookup(m, root, "nope", &ent, NULL), -ENOENT);
+    CHECK_INT(meta_get(m, 999999, &ent, NULL), -ENOENT);
+    CHECK_INT(meta_upsert(m, ino, "child", &a, NULL, 1, NULL, &e), -ENOTDIR);
+    CHECK_INT(meta_upsert(m, root, "a/b", &a, NULL, 1, NULL, &e), -EINVAL);
+    CHECK_INT(meta_upsert(m, root, "", &a, NULL, 1, NULL, &e), -EINVAL);
+    CHECK_INT(meta_upsert(m, 424242, "x", &a, NULL, 1, NULL, &e), -ENOENT);
+
+    /* symlinks keep a known target while their version stays */
+    struct sky_attr l = attr_of(SKY_LINK, 6, "L1");
+    uint64_t lino;
+    CHECK_INT(meta_upsert(m, root, "link", &l, "target", 1, &lino, NULL), 0);
+    CHECK_INT(meta_upsert(m, root, "link", &l, NULL, 2, NULL, NULL), 0);
+    CHECK_INT(meta_get(m, lino, &ent, NULL), 0);
+    CHECK_STR(ent.link, "target");
+    meta_entry_free(&ent);
+    snprintf(l.etag, sizeof l.etag, "L2");
+    CHECK_INT(meta_upsert(m, root, "link", &l, NULL, 3, NULL, NULL), 0);
+    CHECK_INT(meta_get(m, lino, &ent, NULL), 0);
+    CHECK(ent.link == NULL);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_set_link(m, lino, "other", NULL), 0);
+    CHECK_INT(meta_get(m, lino, &ent, NULL), 0);
+    CHECK_STR(ent.link, "other");
+    meta_entry_free(&ent);
+
+    /* a directory that becomes a file loses its descendants */
+    uint64_t d = put(m, root, "x", SKY_DIR);
+    uint64_t sub = put(m, d, "y", SKY_DIR);
+    put(m, sub, "z", SKY_FILE);
+    CHECK_INT(meta_set_listed(m, d, 77, NULL), 0);
+    struct sky_attr f = attr_of(SKY_FILE, 1, "now-a-file");
+    CHECK_INT(meta_upsert(m, root, "x", &f, NULL, 5, &ino2, NULL), 0);
+    CHECK_INT(ino2, d);
+    CHECK_INT(ino_at(m, "c", "x/y"), 0);
+    CHECK_INT(ino_at(m, "c", "x/y/z"), 0);
+    CHECK_INT(meta_get(m, d, &ent, NULL), 0);
+    CHECK_INT(ent.attr.kind, SKY_FILE);
+    CHECK_INT(ent.listed_at, 0);
+    meta_entry_free(&ent);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(meta_set_attr_and_listed)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    uint64_t f = put(m, root, "f", SKY_FILE);
+    struct sky_attr a = attr_of(SKY_FILE, 777, "v2");
+    a.uid = 5;
+    CHECK_INT(meta_set_attr(m, f, &a, 4242, NULL), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.size, 777);
+    CHECK_INT(ent.attr.uid, 5);
+    CHECK_STR(ent.attr.etag, "v2");
+    CHECK_INT(ent.fetched_at, 4242);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_set_listed(m, root, 99, NULL), 0);
+    CHECK_INT(meta_get(m, root, &ent, NULL), 0);
+    CHECK_INT(ent.listed_at, 99);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_set_listed(m, 987654, 1, NULL), -ENOENT);
+    CHECK_INT(meta_set_link(m, 987654, "x", NULL), -ENOENT);
+    CHECK_INT(meta_set_attr(m, 987654, &a, 1, NULL), -ENOENT);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+struct names {
+    char buf[64][32];
+    int n;
+    uint64_t probe_ino;
+    struct meta *m;
+};
+
+static int collect_name(void *arg, const struct meta_entry *ent)
+{
+    struct names *c = arg;
+    if (c->n < 64)
+        snprintf(c->buf[c->n], sizeof c->buf[c->n], "%s", ent->name);
+    c->n++;
+    /* the mutex is not held during the callback: calling back in is fine */
+    struct meta_entry again;
+    if (c->m && meta_get(c->m, ent->ino, &again, NULL) == 0) {
+        CHECK_STR(again.name, ent->name);
+        meta_entry_free(&again);
+    }
+    return 0;
+}
+
+TEST(meta_replace_listing_keeps_survivors)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    struct sky_dirent first[] = {
+        { "b", attr_of(SKY_FILE, 1, "b1"), NULL },
+        { "a", attr_of(SKY_DIR, 0, ""), NULL },
+        { "c", attr_of(SKY_FILE, 3, "c1"), NULL },
+        { "ln", attr_of(SKY_LINK, 3, "l1"), "tgt" },
+    };
+    CHECK_INT(meta_replace_listing(m, root, first, 4, 100, NULL), 0);
+    uint64_t a = ino_at(m, "c", "a"), b = ino_at(m, "c", "b"), c = ino_at(m, "c", "c");
+    CHECK(a && b && c);
+    uint64_t deep = put(m, a, "deep", SKY_DIR);
+    put(m, deep, "z", SKY_FILE);
+    CHECK_INT(meta_set_listed(m, a, 50, NULL), 0);
+
+    struct sky_dirent second[] = {
+        { "d", attr_of(SKY_FILE, 4, "d1"), NULL },
+        { "b", attr_of(SKY_FILE, 10, "b2"), NULL },
+        { "bad/name", attr_of(SKY_FILE, 1, "x"), NULL },    /* skipped */
+        { "..", attr_of(SKY_DIR, 0, ""), NULL },            /* skipped */
+        { "ln", attr_of(SKY_LINK, 3, "l1"), NULL },
+        { "e", attr_of(SKY_FILE, 1, "old"), NULL },
+        { "e", attr_of(SKY_FILE, 2, "new"), NULL },         /* last one wins */
+    };
+    CHECK_INT(meta_replace_listing(m, root, second, 7, 200, NULL), 0);
+    CHECK_INT(ino_at(m, "c", "a"), 0);
+    CHECK_INT(ino_at(m, "c", "a/deep"), 0);
+    CHECK_INT(ino_at(m, "c", "a/deep/z"), 0);
+    CHECK_INT(ino_at(m, "c", "c"), 0);
+    CHECK_INT(ino_at(m, "c", "b"), b);
+    CHECK(ino_at(m, "c", "d") > c);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, b, &ent, NULL), 0);
+    CHECK_INT(ent.attr.size, 10);
+    CHECK_STR(ent.attr.etag, "b2");
+    CHECK_INT(ent.fetched_at, 200);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_lookup(m, root, "e", &ent, NULL), 0);
+    CHECK_STR(ent.attr.etag, "new");
+    meta_entry_free(&ent);
+    CHECK_INT(meta_lookup(m, root, "ln", &ent, NULL), 0);
+    CHECK_STR(ent.link, "tgt");                 /* same version: target kept */
+    meta_entry_free(&ent);
+    CHECK_INT(meta_get(m, root, &ent, NULL), 0);
+    CHECK_INT(ent.listed_at, 200);
+    meta_entry_free(&ent);
+
+    uint64_t count = 0;
+    CHECK_INT(meta_child_count(m, root, &count, NULL), 0);
+    CHECK_INT(count, 4);
+    struct names got = { .m = m };
+    CHECK_INT(meta_children(m, root, collect_name, &got, NULL), 0);
+    CHECK_INT(got.n, 4);
+    CHECK_STR(got.buf[0], "b");
+    CHECK_STR(got.buf[1], "d");
+    CHECK_STR(got.buf[2], "e");
+    CHECK_STR(got.buf[3], "ln");
+
+    /* an empty listing empties the directory */
+    CHECK_INT(meta_replace_listing(m, root, NULL, 0, 300, NULL), 0);
+    CHECK_INT(meta_child_count(m, root, &count, NULL), 0);
+    CHECK_INT(count, 0);
+    CHECK_INT(meta_replace_listing(m, b, NULL, 0, 300, NULL), -ENOENT);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(meta_rename_directory_moves_descendants)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    /* names that LIKE would misread, neighbours that share the prefix,
+     * and multi-byte UTF-8 below */
+    uint64_t src = put(m, root, "a%_b", SKY_DIR);
+    uint64_t x = put(m, src, "x_1", SKY_DIR);
+    uint64_t y = put(m, x, "y%z", SKY_FILE);
+    uint64_t u = put(m, put(m, src, "\xc3\xa9", SKY_DIR), "\xc3\xbc.txt", SKY_FILE);
+    uint64_t n1 = put(m, root, "a%_bc", SKY_DIR);
+    uint64_t n1c = put(m, n1, "k", SKY_FILE);
+    uint64_t n2 = put(m, root, "a%_b0", SKY_DIR);
+    uint64_t n2c = put(m, n2, "q", SKY_FILE);
+    uint64_t n3 = put(m, root, "aX_b", SKY_DIR);
+    uint64_t n3c = put(m, n3, "w", SKY_FILE);
+    uint64_t dst = put(m, root, "dst", SKY_DIR);
+
+    struct sky_err e = { 0 };
+    int rc = meta_rename(m, src, dst, "n_%", &e);
+    if (rc)
+        fprintf(stderr, "  rename: %s\n", e.msg);
+    CHECK_INT(rc, 0);
+    char *p;
+    CHECK_STR(p = path_of(m, src), "dst/n_%");
+    free(p);
+    CHECK_STR(p = path_of(m, x), "dst/n_%/x_1");
+    free(p);
+    CHECK_STR(p = path_of(m, y), "dst/n_%/x_1/y%z");
+    free(p);
+    CHECK_STR(p = path_of(m, u), "dst/n_%/\xc3\xa9/\xc3\xbc.txt");
+    free(p);
+    CHECK_STR(p = path_of(m, n1c), "a%_bc/k");
+    free(p);
+    CHECK_STR(p = path_of(m, n2c), "a%_b0/q");
+    free(p);
+    CHECK_STR(p = path_of(m, n3c), "aX_b/w");
+    free(p);
+    CHECK_INT(ino_at(m, "c", "dst/n_%/x_1/y%z"), y);
+    CHECK_INT(ino_at(m, "c", "a%_b/x_1/y%z"), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_lookup(m, dst, "n_%", &ent, NULL), 0);
+    CHECK_INT(ent.ino, src);
+    CHECK_INT(ent.parent, dst);
+    meta_entry_free(&ent);
+
+    /* a multi-byte name in the moved prefix itself */
+    uint64_t wide = put(m, root, "\xc3\xa9t\xc3\xa9", SKY_DIR);
+    uint64_t wide_child = put(m, put(m, wide, "sub", SKY_DIR), "k", SKY_FILE);
+    CHECK_INT(meta_rename(m, wide, root, "plain", NULL), 0);
+    CHECK_STR(p = path_of(m, wide_child), "plain/sub/k");
+    free(p);
+
+    /* onto an existing entry: it is replaced */
+    uint64_t t1 = put(m, root, "t1", SKY_FILE), t2 = put(m, root, "t2", SKY_FILE);
+    CHECK_INT(meta_rename(m, t1, root, "t2", NULL), 0);
+    CHECK_INT(meta_get(m, t2, &ent, NULL), -ENOENT);
+    CHECK_INT(ino_at(m, "c", "t2"), t1);
+    CHECK_INT(ino_at(m, "c", "t1"), 0);
+    /* same place: nothing happens */
+    CHECK_INT(meta_rename(m, t1, root, "t2", NULL), 0);
+    CHECK_INT(ino_at(m, "c", "t2"), t1);
+    /* into itself, out of its cloud, a cloud directory */
+    CHECK_INT(meta_rename(m, src, x, "loop", NULL), -EINVAL);
+    CHECK_INT(meta_rename(m, src, src, "loop", NULL), -EINVAL);
+    uint64_t other;
+    CHECK_INT(meta_cloud_root(m, "other", &other, NULL), 0);
+    CHECK_INT(meta_rename(m, t1, other, "t", NULL), -EXDEV);
+    CHECK_INT(meta_rename(m, root, dst, "r", NULL), -EBUSY);
+    /* a new parent that is not a directory */
+    CHECK_INT(meta_rename(m, n3c, t1, "w", NULL), -ENOTDIR);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(meta_remove_recursive)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    uint64_t a = put(m, root, "a", SKY_DIR);
+    uint64_t b = put(m, a, "b", SKY_DIR);
+    uint64_t cc = put(m, b, "c", SKY_FILE);
+    uint64_t d = put(m, a, "d", SKY_FILE);
+    uint64_t a0 = put(m, root, "a0", SKY_FILE);
+    uint64_t a_ = put(m, root, "a_", SKY_DIR);
+    uint64_t a_x = put(m, a_, "x", SKY_FILE);
+    uint64_t keep;
+    CHECK_INT(meta_cloud_root(m, "c2", &keep, NULL), 0);
+    uint64_t other = put(m, keep, "a", SKY_DIR);
+    uint64_t other_child = put(m, other, "b", SKY_FILE);
+
+    /* wildcards in the removed name must not reach neighbours */
+    uint64_t w = put(m, root, "a%_b", SKY_DIR);
+    put(m, w, "gone", SKY_FILE);
+    uint64_t wn = put(m, put(m, root, "aXYb", SKY_DIR), "w", SKY_FILE);
+    CHECK_INT(meta_remove(m, w, NULL), 0);
+    CHECK_INT(ino_at(m, "c", "a%_b/gone"), 0);
+    CHECK_INT(ino_at(m, "c", "aXYb/w"), wn);
+
+    CHECK_INT(meta_remove(m, a, NULL), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, a, &ent, NULL), -ENOENT);
+    CHECK_INT(meta_get(m, b, &ent, NULL), -ENOENT);
+    CHECK_INT(meta_get(m, cc, &ent, NULL), -ENOENT);
+    CHECK_INT(meta_get(m, d, &ent, NULL), -ENOENT);
+    CHECK_INT(ino_at(m, "c", "a0"), a0);
+    CHECK_INT(ino_at(m, "c", "a_/x"), a_x);
+    CHECK_INT(ino_at(m, "c2", "a/b"), other_child);
+    CHECK_INT(meta_remove(m, a, NULL), -ENOENT);
+
+    /* removing a cloud directory empties that cloud only */
+    CHECK_INT(meta_remove(m, root, NULL), 0);
+    CHECK_INT(ino_at(m, "c", "a0"), 0);
+    CHECK_INT(ino_at(m, "c", "a_/x"), 0);
+    CHECK_INT(ino_at(m, "c2", "a/b"), other_child);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+static int count_and_stop(void *arg, const struct meta_entry *ent)
+{
+    int *n = arg;
+    (*n)++;
+    return *n == 300 ? 7 : 0;
+}
+
+struct order_check {
+    char last[32];
+    int n, bad;
+};
+
+static int check_order(void *arg, const struct meta_entry *ent)
+{
+    struct order_check *o = arg;
+    if (o->n && strcmp(o->last, ent->name) >= 0)
+        o->bad++;
+    snprintf(o->last, sizeof o->last, "%s", ent->name);
+    o->n++;
+    return 0;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+TEST(meta_listing_20000_entries)
+{
+    enum { N = 20000 };
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "big", &root, NULL), 0);
+    uint64_t d = put(m, root, "d", SKY_DIR);
+    struct sky_dirent *ents = calloc(N, sizeof *ents);
+    char (*names)[24] = calloc(N, sizeof *names);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "file-%05d", (i * 7919) % N);
+        ents[i].name = names[i];
+        ents[i].attr = attr_of(SKY_FILE, (uint64_t)i, "e");
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_INT(meta_replace_listing(m, d, ents, N, 10, NULL), 0);
+    double first = seconds_since(&t0);
+    uint64_t count = 0, survivor = ino_at(m, "big", "d/file-19999");
+    CHECK_INT(meta_child_count(m, d, &count, NULL), 0);
+    CHECK_INT(count, N);
+    CHECK(survivor != 0);
+
+    /* half vanish, half are new */
+    for (int i = 0; i < N / 2; i++)
+        snprintf(names[i], sizeof names[i], "new-%05d", i);
+    for (int i = N / 2; i < N; i++)
+        snprintf(names[i], sizeof names[i], "file-%05d", i);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_INT(meta_replace_listing(m, d, ents, N, 20, NULL), 0);
+    double second = seconds_since(&t0);
+    CHECK_INT(meta_child_count(m, d, &count, NULL), 0);
+    CHECK_INT(count, N);
+    CHECK_INT(ino_at(m, "big", "d/file-19999"), survivor);
+    CHECK_INT(ino_at(m, "big", "d/file-00000"), 0);
+    CHECK(ino_at(m, "big", "d/new-00000") != 0);
+    printf("     (20,000-entry listing: %.3f s new, %.3f s replaced)\n", first, second);
+    CHECK(first < 2.0);
+    CHECK(second < 2.0);
+
+    struct order_check oc = { .n = 0 };
+    CHECK_INT(meta_children(m, d, check_order, &oc, NULL), 0);
+    CHECK_INT(oc.n, N);
+    CHECK_INT(oc.bad, 0);
+    int seen = 0;
+    CHECK_INT(meta_children(m, d, count_and_stop, &seen, NULL), 7);
+    CHECK_INT(seen, 300);
+    free(ents);
+    free(names);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}

@@ -48,7 +48,7 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_CHILDREN_PAGE] = "SELECT " ENTRY_COLS " FROM entries WHERE parent=?1 AND name>?2 "
                         "ORDER BY name LIMIT ?3",
     [Q_CHILD_COUNT] = "SELECT count(*) FROM entries WHERE parent=?1",
-    [Q_CHILD_KEYS] = "SELECT ino,name,kind FROM entries WHERE parent=?1 ORDER BY name",
+    [Q_CHILD_KEYS] = "SELECT ino,name,kind,fetched_at FROM entries WHERE parent=?1 ORDER BY name",
     [Q_INSERT] = "INSERT INTO entries(parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,"
                  "has,etag,link,fetched_at,listed_at) "
                  "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0)",
@@ -511,6 +511,7 @@ struct meta_known {             /* one child already in the cache */
     uint64_t ino;
     char *name;
     enum sky_kind kind;
+    int64_t fetched_at;
 };
 
 static int meta_cmp_listed(const void *pa, const void *pb)
@@ -577,6 +578,7 @@ static int meta_load_known(struct meta *m, uint64_t parent, struct meta_known **
         k[n].ino = (uint64_t)sqlite3_column_int64(st, 0);
         k[n].name = cachedb_column_strdup(st, 1, &oom);
         k[n].kind = (enum sky_kind)sqlite3_column_int(st, 2);
+        k[n].fetched_at = sqlite3_column_int64(st, 3);
         if (oom)
             break;
         n++;
@@ -630,6 +632,11 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
         const char *path = under_root ? "" : meta_child_path(dir, name, &buf, &cap);
         if (!path) {
             rc = meta_oom(e);
+        } else if (c <= 0 && k[i].fetched_at > now) {
+            /* changed by us after the listing was asked for: the listing
+             * is older news than what we have */
+            i++;
+            j += c == 0;
         } else if (c < 0) {             /* vanished */
             rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
             i++;

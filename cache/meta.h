@@ -86,7 +86,9 @@ int meta_upsert(struct meta *m, uint64_t parent, const char *name,
  * the listing are removed with their descendants, and listed_at = now.
  * Entries whose name is not a valid component are skipped; of two entries
  * with the same name the later one wins.  Fast for 100,000 entries (one
- * merge of two sorted lists, well under a second). */
+ * merge of two sorted lists, well under a second).  `now` must be the time
+ * the listing was requested: a child whose fetched_at is later (the mount
+ * changed it meanwhile) is left as it is. */
 int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
                          size_t n, int64_t now, struct sky_err *e);
 

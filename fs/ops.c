@@ -1252,6 +1252,30 @@ static void getxattr_virtual(fuse_req_t req, fuse_ino_t ino, const char *name, s
     free(value);
 }
 
+/* user.skyfs.etag: the cloud's version of a file, from the cache. */
+#define ETAG_XATTR "user.skyfs.etag"
+
+static void getxattr_etag(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    int rc = meta_get(fs_of(req)->meta, ino, &ent, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    size_t len = strlen(ent.attr.etag);
+    if (!len)
+        fuse_reply_err(req, ENODATA);
+    else if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, ent.attr.etag, len);
+    meta_entry_free(&ent);
+}
+
 static void sky_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct sky_err e = { 0 };
@@ -1263,6 +1287,10 @@ static void sky_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
     }
     if (virt_is(ino)) {
         getxattr_virtual(req, ino, name, size);
+        return;
+    }
+    if (strcmp(name, ETAG_XATTR) == 0) {
+        getxattr_etag(req, ino, size);
         return;
     }
     int rc = xattr_target(req, ino, &ent, &c, &e);
@@ -1301,12 +1329,17 @@ static void sky_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     size_t len = 0;
     rc = c->drv->listxattr(c->ctx, ent.path, buf, size, &len, &e);
     cloud_note_result(c, rc, &e);
-    if (rc)
+    size_t extra = ent.attr.etag[0] ? sizeof ETAG_XATTR : 0;
+    if (rc == -ERANGE || (!rc && size && len + extra > size))
+        fuse_reply_err(req, ERANGE);
+    else if (rc)
         reply_err(req, rc, &e);
     else if (size == 0)
-        fuse_reply_xattr(req, len);
-    else
-        fuse_reply_buf(req, buf, len);
+        fuse_reply_xattr(req, len + extra);
+    else {
+        memcpy(buf + len, ETAG_XATTR, extra);
+        fuse_reply_buf(req, buf, len + extra);
+    }
     free(buf);
     meta_entry_free(&ent);
 }
@@ -1319,6 +1352,10 @@ static void sky_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const
     struct cloud *c;
     if (is_kernel_xattr(name)) {
         fuse_reply_err(req, ENOTSUP);
+        return;
+    }
+    if (strcmp(name, ETAG_XATTR) == 0) {
+        fuse_reply_err(req, EPERM); /* the cloud sets it */
         return;
     }
     int rc = xattr_target(req, ino, &ent, &c, &e);

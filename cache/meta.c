@@ -25,7 +25,7 @@
 
 #include "cachedb.h"
 
-#define META_SCHEMA_VERSION 1
+#define META_SCHEMA_VERSION 2
 #define CHILDREN_PAGE 256
 
 struct meta {
@@ -94,6 +94,11 @@ static const char meta_schema[] =
     " UNIQUE(parent, name));"
     "CREATE INDEX entries_cloud_path ON entries(cloud, path);"
     "INSERT INTO entries(ino,parent,cloud,name,path,kind) VALUES(1,0,NULL,'','',2);";
+
+/* Version 2: names are indexed, so `skyfs search --name` with a literal
+ * or a literal prefix answers from the index instead of a table scan. */
+static const char meta_schema_v2[] =
+    "CREATE INDEX IF NOT EXISTS entries_name ON entries(name);";
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -395,10 +400,12 @@ static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_e
         return sky_fail(e, EPROTO, "metadata cache %s has schema version %d, newer than this "
                         "skyfs understands (%d); use a newer skyfs or delete the file",
                         db_path, version, META_SCHEMA_VERSION);
-    /* version 0: a new database.  Later versions migrate here, step by step. */
+    /* version 0: a new database; version 1 lacks the search index on names. */
     rc = cachedb_begin(&m->db, e);
-    if (rc == 0)
+    if (rc == 0 && version == 0)
         rc = cachedb_exec(&m->db, meta_schema, e);
+    if (rc == 0)
+        rc = cachedb_exec(&m->db, meta_schema_v2, e);
     if (rc == 0)
         rc = cachedb_set_version(&m->db, META_SCHEMA_VERSION, e);
     if (rc == 0)

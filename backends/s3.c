@@ -929,6 +929,77 @@ static int s3_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct
     return rc;
 }
 
+/* Flat listing for `skyfs index`: every key under dir/, no delimiter. */
+struct tree_lister {
+    struct s3 *s;
+    const char *bucket;
+    size_t plen;
+    sky_list_cb cb;
+    void *arg;
+};
+
+/* true if every '/'-separated part of rel is a valid file name */
+static bool valid_rel_path(const char *rel, size_t len)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || rel[i] == '/') {
+            if (!valid_name(rel + start, i - start))
+                return false;
+            start = i + 1;
+        }
+    }
+    return true;
+}
+
+static int on_tree_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+{
+    struct tree_lister *t = arg;
+    const char *rel = key + t->plen;
+    size_t len = strlen(rel);
+    struct sky_attr attr = *a;
+    if (len && rel[len - 1] == '/') { /* a directory marker */
+        len--;
+        attr.kind = SKY_DIR;
+    }
+    if (len == 0)
+        return 0; /* the start directory's own marker */
+    if (!valid_rel_path(rel, len)) {
+        LOG_WARN("s3 '%s': skipping key '%s' in bucket %s: not a valid file name", t->s->name,
+                 key, t->bucket);
+        return 0;
+    }
+    char *name = strndup(rel, len);
+    if (!name)
+        return -ENOMEM;
+    struct sky_dirent ent = { .name = name, .attr = attr, .link = NULL };
+    int rc = t->cb(t->arg, &ent);
+    free(name);
+    return rc;
+}
+
+static int s3_list_tree(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    if (!s->bucket && !*dir)
+        return sky_fail(e, ENOTSUP, "s3 '%s': a flat listing needs a bucket", s->name);
+    struct s3_loc l;
+    int rc = s3_locate(s, dir, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024], *prefix = NULL;
+    loc_show(&l, show, sizeof show, s);
+    if (asprintf(&prefix, "%s%s", l.key, *l.key ? "/" : "") < 0) {
+        loc_free(&l);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    struct tree_lister t = { s, l.bucket, strlen(prefix), cb, arg };
+    rc = s3_list_keys(s, l.bucket, prefix, false, 0, on_tree_item, &t, show, e);
+    free(prefix);
+    loc_free(&l);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* stat                                                                */
 /* ------------------------------------------------------------------ */
@@ -2636,6 +2707,7 @@ const struct sky_driver sky_driver_s3 = {
     .open = s3_open,
     .close = s3_close,
     .list = s3_list,
+    .list_tree = s3_list_tree,
     .stat = s3_stat,
     .read = s3_read,
     .write = s3_write,

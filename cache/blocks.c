@@ -33,10 +33,20 @@
  * skips pinned and dirty objects, so it never needs an object's lock.
  *
  * Locks.  b->lock guards the database, the table and refcounts; each
- * object's lock guards its state and file and is held across fetches (so
- * two readers missing the same block download it once).  Order: an
- * object's lock may be held while taking b->lock, never the reverse;
- * b->lock is never held during a fetch.
+ * object's lock guards its state and file.  Readers download without the
+ * object's lock: the block is B_FETCHING (others wait on o->cond, so a
+ * block is downloaded once) and o->inflight counts the downloads; a
+ * writer (write, truncate, reset, commit) first clears queued readahead
+ * and waits for o->inflight to drop to 0 (obj_quiesce), so a download
+ * never lands on changed content, and bumps o->change_gen so a reader that
+ * waited starts over.  Writers keep the lock across their own fetches.
+ * Order: an object's lock, then b->lock or the pool's lock; b->lock is
+ * never held during a fetch.
+ *
+ * Readahead.  struct blocks_pool is a FIFO of jobs (object pinned, block
+ * index, a cloned fetch arg) served by up to BLOCKS_FETCHERS threads
+ * started on demand.  A queued block is B_QUEUED; a reader that needs it
+ * first takes it over (clears the bit; the job then does nothing).
  */
 #include "blocks.h"
 
@@ -58,6 +68,10 @@
 #define BLOCKS_MIN_BLOCK (4u << 10)
 #define BLOCKS_MAX_BLOCK (8u << 20)
 #define BLOCKS_EVICT_BATCH 256
+#define BLOCKS_FETCHERS 8           /* background fetcher threads, in all */
+#define BLOCKS_AHEAD_PER_OBJ 4      /* background fetches per object */
+#define BLOCKS_QUEUE_MAX 64         /* queued background fetches, in all */
+#define BLOCKS_WINDOW_MAX 16        /* readahead window, in blocks */
 
 /* Per-block state bits. */
 #define B_PRESENT  0x01u   /* the bytes are in the data file */
@@ -65,6 +79,8 @@
 #define B_VERIFIED 0x04u   /* checksum checked since pinned */
 #define B_ROW      0x08u   /* a row exists in `blocks` */
 #define B_USED     0x10u   /* last use not yet written to SQLite */
+#define B_FETCHING 0x20u   /* being downloaded without the object lock */
+#define B_QUEUED   0x40u   /* waiting for a background fetcher (readahead) */
 
 struct blocks_name {                /* a path the object had before a rename */
     struct blocks_name *next;
@@ -82,6 +98,13 @@ struct blocks_obj {
     bool gone;                      /* forgotten while pinned; b->lock */
 
     pthread_mutex_t lock;           /* guards everything below */
+    pthread_cond_t cond;            /* a download ended, or a writer is done */
+    int inflight;                   /* downloads running without the lock */
+    int writers;                    /* writers waiting for them to end */
+    int ahead;                      /* background jobs queued or running */
+    uint64_t change_gen;            /* bumped by every change of content or size */
+    uint64_t ra_next;               /* offset just after the last read */
+    uint64_t ra_window;             /* readahead window in blocks; 0: random */
     char *etag;
     uint64_t size;                  /* also read atomically without the lock */
     bool dirty;                     /* likewise */
@@ -105,6 +128,31 @@ struct blocks {
     size_t nbuckets, nobjs;
     uint64_t blocks_present, bytes_present;    /* atomic */
     uint64_t hits, misses, corrupt;            /* atomic */
+    uint64_t ahead_fetched;                    /* atomic */
+    struct blocks_pool *pool;                  /* background fetchers */
+};
+
+/* One background fetch: block idx of o (pinned), with its own fetch arg. */
+struct blocks_job {
+    struct blocks_job *next;
+    struct blocks_obj *o;
+    uint64_t idx;
+    blocks_fetch_fn fetch;
+    void *arg;
+    void (*drop)(void *arg);
+};
+
+/* The background fetchers: threads started on demand, up to
+ * BLOCKS_FETCHERS, taking jobs from one FIFO queue. */
+struct blocks_pool {
+    struct blocks *b;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct blocks_job *head, *tail;
+    size_t queued;
+    pthread_t threads[BLOCKS_FETCHERS];
+    int nthreads, idle;
+    bool stop;
 };
 
 enum {
@@ -407,6 +455,7 @@ static void obj_free(struct blocks_obj *o)
         free(n);
     }
     pthread_mutex_destroy(&o->lock);
+    pthread_cond_destroy(&o->cond);
     free(o->cloud);
     free(o->path);
     free(o->etag);
@@ -428,6 +477,7 @@ static struct blocks_obj *obj_new(struct blocks *b, int64_t id, const char *clou
     o->size = size;
     o->nblocks = blocks_count_for(b, size);
     pthread_mutex_init(&o->lock, NULL);
+    pthread_cond_init(&o->cond, NULL);
     o->cloud = strdup(cloud);
     o->path = strdup(path);
     o->etag = strdup(etag);
@@ -596,11 +646,15 @@ static int obj_verify_block(struct blocks_obj *o, uint64_t idx, struct sky_err *
     return 0;
 }
 
-static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
-                           struct sky_err *e)
+/* Fetch block idx from the cloud into a buffer of its own (no lock is
+ * needed: the object's size cannot change while the fetch is counted in
+ * o->inflight or the lock is held).  *sum gets the checksum. */
+static int obj_download(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
+                        void **out, uint64_t *sum, struct sky_err *e)
 {
     uint64_t off = idx << o->b->shift;
     size_t len = (size_t)obj_block_len(o, idx);
+    *out = NULL;
     if (!fetch)
         return sky_fail(e, EIO, "block cache: '%s': block at %llu is not cached", o->path,
                         (unsigned long long)off);
@@ -612,12 +666,24 @@ static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn f
     if (rc == 0 && got != len)
         rc = sky_fail(e, EIO, "block cache: '%s': the cloud returned %zu bytes at offset %llu, "
                       "expected %zu", o->path, got, (unsigned long long)off, len);
-    if (rc == 0 && (rc = blocks_pwrite(o->fd, buf, len, off)) != 0)
-        rc = obj_io_fail(o, rc, "writing", e);
-    uint64_t sum = XXH3_64bits(buf, len);
-    free(buf);
-    if (rc)
+    if (rc) {
+        free(buf);
         return rc < 0 ? rc : -EIO;
+    }
+    *sum = XXH3_64bits(buf, len);
+    *out = buf;
+    return 0;
+}
+
+/* Write a downloaded block into the cache file and record it (o->lock). */
+static int obj_store_block(struct blocks_obj *o, uint64_t idx, const void *buf, uint64_t sum,
+                           struct sky_err *e)
+{
+    uint64_t off = idx << o->b->shift;
+    size_t len = (size_t)obj_block_len(o, idx);
+    int rc = blocks_pwrite(o->fd, buf, len, off);
+    if (rc)
+        return obj_io_fail(o, rc, "writing", e);
     o->st[idx] = B_PRESENT | B_VERIFIED;
     o->sum[idx] = sum;
     o->used[idx] = blocks_now();
@@ -631,11 +697,63 @@ static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn f
     return rc;
 }
 
-/* Make block idx present and trustworthy: verify it once, or fetch it. */
+/* Fetch block idx holding o->lock throughout (writers use this). */
+static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
+                           struct sky_err *e)
+{
+    void *buf;
+    uint64_t sum;
+    int rc = obj_download(o, idx, fetch, arg, &buf, &sum, e);
+    if (rc == 0)
+        rc = obj_store_block(o, idx, buf, sum, e);
+    free(buf);
+    return rc;
+}
+
+/* Fetch block idx with o->lock released during the download; other
+ * readers of the block wait for it (B_FETCHING), writers wait until no
+ * download is running (o->inflight).  Entered and left with o->lock. */
+static int obj_fetch_unlocked(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch,
+                              void *arg, struct sky_err *e)
+{
+    o->st[idx] = (uint8_t)((o->st[idx] & ~B_QUEUED) | B_FETCHING);
+    o->inflight++;
+    pthread_mutex_unlock(&o->lock);
+    void *buf;
+    uint64_t sum;
+    int rc = obj_download(o, idx, fetch, arg, &buf, &sum, e);
+    pthread_mutex_lock(&o->lock);
+    if (rc == 0)
+        rc = obj_store_block(o, idx, buf, sum, e);
+    free(buf);
+    o->st[idx] &= (uint8_t)~B_FETCHING;
+    o->inflight--;
+    pthread_cond_broadcast(&o->cond);
+    return rc;
+}
+
+/* Wait while block idx is being downloaded by someone else, or (when we
+ * would download it) while a writer waits for downloads to stop. */
+static void obj_wait_block(struct blocks_obj *o, uint64_t idx, bool unlocked)
+{
+    while (idx < o->nblocks && ((o->st[idx] & B_FETCHING) ||
+                                (unlocked && o->writers && !(o->st[idx] & B_PRESENT))))
+        pthread_cond_wait(&o->cond, &o->lock);
+}
+
+/* Make block idx present and trustworthy: verify it once, or fetch it.
+ * With `unlocked`, the download runs without o->lock (readers); the
+ * caller must then check o->change_gen, since a writer may have changed
+ * the object meanwhile (idx may even be past the end: then nothing is
+ * done). */
 static int obj_ensure_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch,
-                            void *arg, bool count, struct sky_err *e)
+                            void *arg, bool count, bool unlocked, struct sky_err *e)
 {
     struct blocks *b = o->b;
+    obj_wait_block(o, idx, unlocked);
+    if (idx >= o->nblocks)
+        return 0;
+    o->st[idx] &= (uint8_t)~B_QUEUED;           /* queued ahead: we take it over */
     if (o->st[idx] & B_PRESENT) {
         int rc = 0;
         if (!(o->st[idx] & (B_DIRTY | B_VERIFIED)))
@@ -654,7 +772,23 @@ static int obj_ensure_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn 
     }
     if (count)
         blocks_count(&b->misses);
+    if (unlocked)
+        return obj_fetch_unlocked(o, idx, fetch, arg, e);
     return obj_fetch_block(o, idx, fetch, arg, e);
+}
+
+/* Before changing the object: cancel queued readahead and wait until no
+ * download is running, so none lands on top of the change (o->lock). */
+static void obj_quiesce(struct blocks_obj *o)
+{
+    o->writers++;
+    for (uint64_t i = 0; i < o->nblocks; i++)
+        o->st[i] &= (uint8_t)~B_QUEUED;
+    while (o->inflight)
+        pthread_cond_wait(&o->cond, &o->lock);
+    o->writers--;
+    o->change_gen++;
+    pthread_cond_broadcast(&o->cond);
 }
 
 /* ---- size changes and the journal (o->lock held) ----------------------- */
@@ -727,7 +861,7 @@ static int obj_touch_tail(struct blocks_obj *o, uint64_t at, blocks_fetch_fn fet
     uint64_t idx = at >> o->b->shift;
     if (!(at & (o->b->bs - 1)) || idx >= o->nblocks)
         return 0;
-    int rc = obj_ensure_block(o, idx, fetch, arg, false, e);
+    int rc = obj_ensure_block(o, idx, fetch, arg, false, false, e);
     if (rc == 0)
         o->st[idx] = (o->st[idx] | B_DIRTY) & (uint8_t)~B_VERIFIED;
     return rc;
@@ -789,7 +923,7 @@ static int obj_prepare_edges(struct blocks_obj *o, uint64_t off, uint64_t end,
         uint64_t start = idx << o->b->shift, stop = start + obj_block_len(o, idx);
         if (off <= start && end >= stop)
             continue;
-        int rc = obj_ensure_block(o, idx, fetch, arg, false, e);
+        int rc = obj_ensure_block(o, idx, fetch, arg, false, false, e);
         if (rc)
             return rc;
     }
@@ -1026,8 +1160,10 @@ int blocks_get(struct blocks *b, const char *cloud, const char *path, const char
     if (rc)
         return rc;
     pthread_mutex_lock(&o->lock);
-    if (!o->dirty && (strcmp(o->etag, etag) != 0 || o->size != size))
+    if (!o->dirty && (strcmp(o->etag, etag) != 0 || o->size != size)) {
+        obj_quiesce(o);
         rc = obj_reset(o, etag, size, e);
+    }
     pthread_mutex_unlock(&o->lock);
     if (rc) {
         blocks_release(o);
@@ -1112,21 +1248,233 @@ const char *blocks_cloud(struct blocks_obj *o)
 
 /* ---- public: reading and writing ----------------------------------------- */
 
-int blocks_read(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
-                blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+/* ---- readahead: background fetchers -------------------------------------- */
+
+static struct blocks_pool *pool_new(struct blocks *b)
+{
+    struct blocks_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->b = b;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    return p;
+}
+
+/* Download job->idx if it is still wanted, then unpin the object. */
+static void pool_run(struct blocks_job *job)
+{
+    struct blocks_obj *o = job->o;
+    uint64_t idx = job->idx;
+    pthread_mutex_lock(&o->lock);
+    bool wanted = idx < o->nblocks && (o->st[idx] & B_QUEUED) && !o->writers;
+    if (idx < o->nblocks)
+        o->st[idx] &= (uint8_t)~B_QUEUED;
+    if (wanted) {
+        struct sky_err e = { 0 };          /* a failed readahead is retried on demand */
+        if (obj_fetch_unlocked(o, idx, job->fetch, job->arg, &e) == 0)
+            blocks_count(&o->b->ahead_fetched);
+    }
+    o->ahead--;
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+    if (job->drop)
+        job->drop(job->arg);
+    blocks_release(o);
+    free(job);
+}
+
+/* A job that will not run: forget it was queued, unpin the object. */
+static void pool_cancel(struct blocks_job *job)
+{
+    struct blocks_obj *o = job->o;
+    pthread_mutex_lock(&o->lock);
+    if (job->idx < o->nblocks)
+        o->st[job->idx] &= (uint8_t)~B_QUEUED;
+    o->ahead--;
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+    if (job->drop)
+        job->drop(job->arg);
+    blocks_release(o);
+    free(job);
+}
+
+static void *pool_main(void *arg)
+{
+    struct blocks_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->head && !p->stop) {
+            p->idle++;
+            pthread_cond_wait(&p->wake, &p->lock);
+            p->idle--;
+        }
+        if (p->stop)
+            break;
+        struct blocks_job *job = p->head;
+        p->head = job->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->queued--;
+        pthread_mutex_unlock(&p->lock);
+        pool_run(job);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* Queue a job, starting a fetcher when none is idle and the cap allows.
+ * False when the queue is full or no fetcher can run. */
+static bool pool_submit(struct blocks_pool *p, struct blocks_job *job)
+{
+    pthread_mutex_lock(&p->lock);
+    bool ok = !p->stop && p->queued < BLOCKS_QUEUE_MAX;
+    if (ok && p->idle <= (int)p->queued && p->nthreads < BLOCKS_FETCHERS &&
+        pthread_create(&p->threads[p->nthreads], NULL, pool_main, p) == 0)
+        p->nthreads++;
+    ok = ok && p->nthreads > 0;
+    if (ok) {
+        job->next = NULL;
+        if (p->tail)
+            p->tail->next = job;
+        else
+            p->head = job;
+        p->tail = job;
+        p->queued++;
+        pthread_cond_signal(&p->wake);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ok;
+}
+
+/* Stop the fetchers: running jobs finish, queued ones are cancelled. */
+static void pool_free(struct blocks_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    while (p->head) {
+        struct blocks_job *job = p->head;
+        p->head = job->next;
+        pool_cancel(job);
+    }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    free(p);
+}
+
+/* ---- readahead: which blocks (o->lock held) ------------------------------ */
+
+/* Note a read of [off, off+n): a read at the start, or near where the last
+ * one ended, is sequential and doubles the window; any other read resets
+ * it.  Returns the window to fetch ahead, in blocks. */
+static uint64_t obj_track_access(struct blocks_obj *o, uint64_t off, uint64_t n)
+{
+    uint64_t bs = o->b->bs, next = o->ra_next;
+    bool sequential = off + bs >= next && off <= next + bs;
+    if (!sequential)
+        o->ra_window = 0;
+    else if (o->ra_window < BLOCKS_WINDOW_MAX)
+        o->ra_window = o->ra_window ? o->ra_window * 2 : 1;
+    if (o->ra_window > BLOCKS_WINDOW_MAX)
+        o->ra_window = BLOCKS_WINDOW_MAX;
+    if (off + n > next || !sequential)
+        o->ra_next = off + n;
+    return o->ra_window;
+}
+
+/* Queue one background fetch of block idx; false when it cannot be. */
+static bool obj_queue_block(struct blocks_obj *o, uint64_t idx, const struct blocks_fetcher *f)
+{
+    struct blocks *b = o->b;
+    struct blocks_job *job = calloc(1, sizeof *job);
+    void *arg = job ? f->clone(f->arg) : NULL;
+    if (!arg) {
+        free(job);
+        return false;
+    }
+    *job = (struct blocks_job){ .o = o, .idx = idx, .fetch = f->fetch, .arg = arg,
+                                .drop = f->drop };
+    pthread_mutex_lock(&b->lock);
+    o->refs++;                              /* the job pins the object */
+    pthread_mutex_unlock(&b->lock);
+    o->st[idx] |= B_QUEUED;
+    o->ahead++;
+    if (pool_submit(b->pool, job))
+        return true;
+    o->st[idx] &= (uint8_t)~B_QUEUED;
+    o->ahead--;
+    pthread_mutex_lock(&b->lock);
+    o->refs--;                              /* we still hold our own pin */
+    pthread_mutex_unlock(&b->lock);
+    if (f->drop)
+        f->drop(arg);
+    free(job);
+    return false;
+}
+
+/* Queue the missing blocks of [from, from+window) not yet under way, up to
+ * BLOCKS_AHEAD_PER_OBJ background fetches for the object. */
+static void obj_read_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
+                           const struct blocks_fetcher *f)
+{
+    if (!window || !f->clone || o->dirty || o->writers || !o->b->pool)
+        return;
+    uint64_t end = from + window < o->nblocks ? from + window : o->nblocks;
+    for (uint64_t i = from; i < end && o->ahead < BLOCKS_AHEAD_PER_OBJ; i++) {
+        if (o->st[i] & (B_PRESENT | B_FETCHING | B_QUEUED))
+            continue;
+        if (!obj_queue_block(o, i, f))
+            break;
+    }
+}
+
+/* ---- public: reading and writing ----------------------------------------- */
+
+/* Make blocks [first, last] usable.  1 when a writer changed the object
+ * meanwhile (start over), 0, or -errno. */
+static int obj_ensure_range(struct blocks_obj *o, uint64_t first, uint64_t last,
+                            const struct blocks_fetcher *f, struct sky_err *e)
+{
+    uint64_t gen = o->change_gen;
+    int64_t now = blocks_now();
+    for (uint64_t i = first; i <= last; i++) {
+        int rc = obj_ensure_block(o, i, f->fetch, f->arg, true, true, e);
+        if (o->change_gen != gen)
+            return 1;
+        if (rc)
+            return rc;
+        o->st[i] |= B_USED;
+        o->used[i] = now;
+    }
+    return 0;
+}
+
+int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
+                      const struct blocks_fetcher *f, struct sky_err *e)
 {
     *got = 0;
     pthread_mutex_lock(&o->lock);
-    int rc = 0;
-    if (off < o->size && len > 0) {
+    int rc = 1;
+    bool tracked = false;
+    while (rc == 1) {
+        rc = 0;
+        if (off >= o->size || len == 0)
+            break;
         size_t n = o->size - off < len ? (size_t)(o->size - off) : len;
         uint64_t first = off >> o->b->shift, last = (off + n - 1) >> o->b->shift;
-        int64_t now = blocks_now();
-        for (uint64_t i = first; rc == 0 && i <= last; i++) {
-            rc = obj_ensure_block(o, i, fetch, arg, true, e);
-            o->st[i] |= B_USED;
-            o->used[i] = now;
+        if (!tracked) {
+            obj_read_ahead(o, last + 1, obj_track_access(o, off, n), f);
+            tracked = true;
         }
+        rc = obj_ensure_range(o, first, last, f, e);
         if (rc == 0 && (rc = blocks_pread(o->fd, buf, n, off)) != 0)
             rc = obj_io_fail(o, rc, "reading", e);
         if (rc == 0)
@@ -1134,6 +1482,23 @@ int blocks_read(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_
     }
     pthread_mutex_unlock(&o->lock);
     return rc;
+}
+
+int blocks_read(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
+                blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    struct blocks_fetcher f = { .fetch = fetch, .arg = arg };
+    return blocks_read_ahead(o, off, len, buf, got, &f, e);
+}
+
+void blocks_cancel_ahead(struct blocks_obj *o)
+{
+    pthread_mutex_lock(&o->lock);
+    for (uint64_t i = 0; i < o->nblocks; i++)
+        o->st[i] &= (uint8_t)~B_QUEUED;
+    while (o->ahead)
+        pthread_cond_wait(&o->cond, &o->lock);
+    pthread_mutex_unlock(&o->lock);
 }
 
 int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
@@ -1145,6 +1510,7 @@ int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len
         return sky_fail(e, EFBIG, "block cache: write past the largest file size");
     uint64_t end = off + len;
     pthread_mutex_lock(&o->lock);
+    obj_quiesce(o);
     int rc = obj_mark_dirty(o, e);
     if (rc == 0 && end > o->size)
         rc = obj_grow(o, end, fetch, arg, e);
@@ -1165,6 +1531,7 @@ int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, 
     if (size > (uint64_t)INT64_MAX)
         return sky_fail(e, EFBIG, "block cache: size past the largest file size");
     pthread_mutex_lock(&o->lock);
+    obj_quiesce(o);
     int rc = obj_mark_dirty(o, e);
     if (rc == 0 && size > o->size)
         rc = obj_grow(o, size, fetch, arg, e);
@@ -1196,7 +1563,7 @@ int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg
     pthread_mutex_lock(&o->lock);
     int rc = 0;
     for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++)
-        rc = obj_ensure_block(o, i, fetch, arg, false, e);
+        rc = obj_ensure_block(o, i, fetch, arg, false, false, e);
     if (rc == 0 && fsync(o->fd) != 0)
         rc = obj_io_fail(o, -errno, "syncing", e);
     if (rc == 0 && o->dirty && !o->complete) {
@@ -1300,6 +1667,7 @@ int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e)
     if (!copy)
         return blocks_oom(e);
     pthread_mutex_lock(&o->lock);
+    obj_quiesce(o);
     int rc;
     if (o->dirty && o->prepared && o->prepared_gen == o->write_gen)
         rc = obj_commit_clean(o, etag, e);
@@ -1868,6 +2236,7 @@ int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e)
     out->hits = __atomic_load_n(&b->hits, __ATOMIC_RELAXED);
     out->misses = __atomic_load_n(&b->misses, __ATOMIC_RELAXED);
     out->corrupt = __atomic_load_n(&b->corrupt, __ATOMIC_RELAXED);
+    out->fetched_ahead = __atomic_load_n(&b->ahead_fetched, __ATOMIC_RELAXED);
     return rc;
 }
 
@@ -2057,7 +2426,8 @@ int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size, struct 
     if (asprintf(&b->data_dir, "%s/data", dir) < 0)
         b->data_dir = NULL;
     pthread_mutex_init(&b->lock, NULL);
-    int rc = b->buckets && b->dir && b->data_dir ? blocks_start(b, e) : blocks_oom(e);
+    b->pool = pool_new(b);
+    int rc = b->pool && b->buckets && b->dir && b->data_dir ? blocks_start(b, e) : blocks_oom(e);
     if (rc) {
         blocks_close(b);
         return rc;
@@ -2072,6 +2442,7 @@ void blocks_close(struct blocks *b)
 {
     if (!b)
         return;
+    pool_free(b->pool);
     for (size_t k = 0; b->buckets && k < b->nbuckets; k++) {
         for (struct blocks_obj *o = b->buckets[k], *next; o; o = next) {
             next = o->next;

@@ -26,11 +26,24 @@
  * reads do not re-hash whole blocks.  Last-use times are kept in memory and
  * written to SQLite at the last release of an object.
  *
- * Thread-safe.  Each object has a lock held while its blocks are fetched,
- * so a block missed by several readers is downloaded once.  The fetch
- * callback runs under that lock: it must not call blocks_read, _write,
- * _truncate, _prepare_upload or _committed on the same object
- * (blocks_size, _is_dirty, _path and _cloud take no lock and are fine).
+ * Readahead.  Reads that stay sequential (from the start, or near where
+ * the last read of the object ended) grow a window of blocks, up to 16,
+ * that background fetcher threads download in parallel: at most 4 per
+ * object and 8 threads in all; memory stays bounded at one block-sized
+ * buffer per running download, written to the cache file as soon as it
+ * arrives.  Random reads reset the window and fetch only the blocks they
+ * need.  A background fetch pins its object, so
+ * neither release nor eviction takes the blocks away under it.
+ *
+ * Thread-safe.  Readers download a missing block without holding the
+ * object's lock; the block is marked in flight and other readers of it
+ * wait for that one download.  Writes, truncates, version changes and
+ * commits first cancel queued readahead and wait for running downloads of
+ * the object.  The fetch callback of blocks_write, _truncate and
+ * _prepare_upload runs under the object's lock: it must not call
+ * blocks_read, _write, _truncate, _prepare_upload or _committed on the
+ * same object (blocks_size, _is_dirty, _path and _cloud take no lock and
+ * are fine).  A background fetch callback runs on a fetcher thread.
  *
  * Used by fs/ and tools/ (cache stats/evict).
  */
@@ -60,6 +73,18 @@ struct blocks_stats {
     uint64_t max_size;
     uint64_t block_size;
     uint64_t hits, misses, corrupt;  /* blocks read, since open */
+    uint64_t fetched_ahead;          /* blocks downloaded by readahead, since open */
+};
+
+/* How blocks_read_ahead fetches: fetch(arg, ...) for the blocks it needs
+ * now; for readahead, clone(arg) makes a heap copy that a background fetch
+ * owns (it may outlive the read; NULL when out of memory) and drop(copy)
+ * frees it.  Without clone there is no readahead. */
+struct blocks_fetcher {
+    blocks_fetch_fn fetch;
+    void *arg;
+    void *(*clone)(void *arg);
+    void (*drop)(void *copy);
 };
 
 /* Open the cache under `dir` (created if needed).  block_size must be a
@@ -68,7 +93,9 @@ struct blocks_stats {
  * refused (-EBUSY) while unsaved files cut in the old size wait for upload. */
 int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size,
                 struct blocks **out, struct sky_err *e);
-void blocks_close(struct blocks *b);     /* release every object first */
+/* Release every object first.  Stops the background fetchers (waiting for
+ * running downloads; queued ones are dropped). */
+void blocks_close(struct blocks *b);
 
 /* Get (pin) the cached object for (cloud, path).  If the cache holds it
  * with another etag and it is not dirty, its blocks are dropped and it
@@ -86,9 +113,22 @@ int blocks_get(struct blocks *b, const char *cloud, const char *path, const char
  * max_size. */
 void blocks_release(struct blocks_obj *o);
 
-/* Read into buf; fetches missing blocks through fetch(arg, ...). */
+/* Read into buf; fetches missing blocks through fetch(arg, ...), no
+ * readahead. */
 int blocks_read(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
                 blocks_fetch_fn fetch, void *arg, struct sky_err *e);
+
+/* Read into buf like blocks_read; when the object's reads are sequential
+ * and f->clone is set, also queues the next blocks for background fetch
+ * (never for a dirty object). */
+int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
+                      const struct blocks_fetcher *f, struct sky_err *e);
+
+/* Cancel the object's queued readahead and wait for its running background
+ * fetches: afterwards none uses a fetch arg cloned for this object.  Call
+ * before the last release when what the args point to (a cloud
+ * connection) may go away. */
+void blocks_cancel_ahead(struct blocks_obj *o);
 
 /* Write at off (extending the object if needed).  Partial blocks that are
  * not present are fetched first.  Journals the object as dirty. */

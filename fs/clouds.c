@@ -173,6 +173,10 @@ void skyfs_close(struct skyfs *fs)
     if (fs->recovery_started)
         pthread_join(fs->recovery_thread, NULL);
     virt_free(fs->virt);
+    /* the block cache first: its readahead threads may still call drivers */
+    if (fs->blocks)
+        blocks_close(fs->blocks);
+    fs->blocks = NULL;
     for (size_t i = 0; i < fs->nclouds; i++) {
         struct cloud *c = &fs->clouds[i];
         if (c->ctx)
@@ -181,8 +185,6 @@ void skyfs_close(struct skyfs *fs)
             pthread_mutex_destroy(&c->health_lock);
         free(c->health_path);
     }
-    if (fs->blocks)
-        blocks_close(fs->blocks);
     if (fs->meta)
         meta_close(fs->meta);
     free(fs->clouds);

@@ -4,11 +4,12 @@
  *
  * Every open inode has one `struct ofile`, shared by all its handles.  Its
  * bytes live in the block cache; missing blocks are fetched with the
- * driver's ranged read.  Writes mark the cached object dirty (the block
- * cache journals it before the write is acknowledged); close and fsync
- * upload the whole object with the driver's write, then record the new
- * version.  A dirty object left by a crash is uploaded by the recovery
- * thread at the next mount.
+ * driver's ranged read; sequential reads also fetch the next blocks in
+ * the background (readahead, through a copy of the fetch context).
+ * Writes mark the cached object dirty (the block cache journals it before
+ * the write is acknowledged); close and fsync upload the whole object
+ * with the driver's write, then record the new version.  A dirty object
+ * left by a crash is uploaded by the recovery thread at the next mount.
  */
 #include "skyfs.h"
 
@@ -34,6 +35,29 @@ static int fetch_from_cloud(void *arg, uint64_t off, size_t len, void *buf, size
     int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, buf, got, e);
     cloud_note_result(c, rc, e);
     return rc;
+}
+
+/* A copy for a background fetch (readahead): the caller's context lives on
+ * its stack and the path may be renamed, so the copy owns its path.  The
+ * cloud outlives the copy: files_close cancels the object's readahead
+ * before the last release. */
+static void *fetch_clone(void *arg)
+{
+    const struct fetch_ctx *f = arg;
+    size_t plen = strlen(f->path) + 1;
+    struct fetch_ctx *copy = malloc(sizeof *copy + plen);
+    if (!copy)
+        return NULL;
+    *copy = *f;
+    char *path = (char *)(copy + 1);
+    memcpy(path, f->path, plen);
+    copy->path = path;
+    return copy;
+}
+
+static void fetch_drop(void *copy)
+{
+    free(copy);
 }
 
 static void fetch_init(struct fetch_ctx *f, struct ofile *of, const char *etag)
@@ -117,6 +141,7 @@ void files_close(struct skyfs *fs, struct ofile *of)
     pthread_mutex_unlock(&fs->files_lock);
     if (!last)
         return;
+    blocks_cancel_ahead(of->obj);
     if (of->unlinked)
         blocks_forget(fs->blocks, of->cloud->cfg->name, blocks_path(of->obj), NULL);
     blocks_release(of->obj);
@@ -152,7 +177,9 @@ int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, voi
     pthread_mutex_lock(&of->lock);
     fetch_init(&f, of, of->etag);
     pthread_mutex_unlock(&of->lock);
-    return blocks_read(of->obj, off, len, buf, got, fetch_from_cloud, &f, e);
+    struct blocks_fetcher fetcher = { .fetch = fetch_from_cloud, .arg = &f,
+                                      .clone = fetch_clone, .drop = fetch_drop };
+    return blocks_read_ahead(of->obj, off, len, buf, got, &fetcher, e);
 }
 
 int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *buf, size_t len,

@@ -248,8 +248,15 @@ int index_cloud(struct skyfs *fs, struct cloud *c, const char *path, index_progr
     struct collection col = { .base = path, .progress = &p, .report = progress, .report_arg = arg };
     int64_t started = skyfs_now();
     int rc = ensure_path(fs, c, path, e);
-    if (!rc && c->drv->list_tree) {
+    bool flat = !rc && c->drv->list_tree;
+    if (flat) {
         rc = c->drv->list_tree(c->ctx, path, collect, &col, e);
+        if (rc == -ENOTSUP) { /* not here (an account root, say): walk instead */
+            flat = false;
+            rc = 0;
+        }
+    }
+    if (flat) {
         cloud_note_result(c, rc, e);
         if (!rc)
             rc = store_groups(fs, c, &col, started, e);
@@ -257,6 +264,9 @@ int index_cloud(struct skyfs *fs, struct cloud *c, const char *path, index_progr
         if (!rc && col.n == 0 && dir_ino(fs, c, path, &ino, e) == 0)
             rc = meta_replace_listing(fs->meta, ino, NULL, 0, started, e); /* empty */
     } else if (!rc) {
+        collection_free(&col);
+        col.items = NULL;
+        col.n = col.cap = 0;
         rc = walk(fs, c, &col, started, e);
     }
     collection_free(&col);

@@ -98,8 +98,11 @@ def listing(path):
 
 
 def user_xattrs(path):
+    # user.skyfs.* are skyfs's own read-only facts (the etag), not the
+    # file's: a plain directory has none of them.
     return " ".join(sorted(a for a in os.listxattr(path)
-                           if a.startswith("user."))) or "(none)"
+                           if a.startswith("user.")
+                           and not a.startswith("user.skyfs."))) or "(none)"
 
 
 def files_and_data():

@@ -24,8 +24,24 @@ struct remote {
     int calls;
     size_t bytes;
     int down;                       /* every fetch fails */
+    int delay_ms;                   /* each fetch takes this long */
+    int active, max_active;         /* fetches running at once */
     pthread_mutex_t lock;
 };
+
+static void remote_delay(struct remote *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int ms = r->delay_ms;
+    if (++r->active > r->max_active)
+        r->max_active = r->active;
+    pthread_mutex_unlock(&r->lock);
+    if (ms)
+        usleep((useconds_t)ms * 1000);
+    pthread_mutex_lock(&r->lock);
+    r->active--;
+    pthread_mutex_unlock(&r->lock);
+}
 
 static int remote_fetch(void *arg, uint64_t off, size_t len, void *buf, size_t *got,
                         struct sky_err *e)
@@ -34,6 +50,7 @@ static int remote_fetch(void *arg, uint64_t off, size_t len, void *buf, size_t *
     pthread_mutex_lock(&r->lock);
     r->calls++;
     pthread_mutex_unlock(&r->lock);
+    remote_delay(r);
     if (r->down)
         return sky_fail(e, EHOSTDOWN, "test cloud is down");
     size_t n = off >= r->size ? 0 : (r->size - off < len ? r->size - off : len);
@@ -847,6 +864,237 @@ TEST(blocks_open_rejects_bad_block_size)
     r.down = 1;
     o = bget(b, "new", "", 0);
     CHECK_INT(read_equals(o, 0, 3, (const unsigned char *)"abc", &r), 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* ---- readahead and parallel fetches ---------------------------------------- */
+
+static int remote_calls(struct remote *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int n = r->calls;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* The remote outlives every fetch in these tests: the "copy" is itself. */
+static void *remote_clone(void *arg)
+{
+    return arg;
+}
+
+static void remote_drop(void *copy)
+{
+    (void)copy;
+}
+
+static int read_ahead_equals(struct blocks_obj *o, uint64_t off, size_t len, struct remote *r)
+{
+    unsigned char *buf = malloc(len ? len : 1);
+    size_t got = 0;
+    struct sky_err e = { 0 };
+    struct blocks_fetcher f = { remote_fetch, r, remote_clone, remote_drop };
+    int rc = blocks_read_ahead(o, off, len, buf, &got, &f, &e);
+    if (rc)
+        fprintf(stderr, "  blocks_read_ahead: %s\n", e.msg);
+    int diff = rc || got != len || memcmp(buf, r->data + off, len) != 0;
+    free(buf);
+    return diff;
+}
+
+/* Wait until no fetch of the remote runs and none started for 50 ms. */
+static void remote_settle(struct remote *r)
+{
+    int before;
+    do {
+        before = remote_calls(r);
+        usleep(50 * 1000);
+        pthread_mutex_lock(&r->lock);
+        int active = r->active;
+        pthread_mutex_unlock(&r->lock);
+        if (active)
+            before = -1;
+    } while (before != remote_calls(r));
+}
+
+struct block_reader {
+    struct blocks_obj *o;
+    struct remote *r;
+    uint64_t off;
+    int bad;
+};
+
+static void *block_reader_main(void *arg)
+{
+    struct block_reader *br = arg;
+    br->bad = read_equals(br->o, br->off, 1000, br->r->data + br->off, br->r);
+    return NULL;
+}
+
+/* Readers of distinct blocks of one object run their fetches at once;
+ * readers of one block share one fetch. */
+static int run_block_readers(struct blocks_obj *o, struct remote *r, const uint64_t *offs, int n)
+{
+    pthread_t t[8];
+    struct block_reader br[8];
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        br[i] = (struct block_reader){ o, r, offs[i], 0 };
+        pthread_create(&t[i], NULL, block_reader_main, &br[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        bad += br[i].bad;
+    }
+    return bad;
+}
+
+TEST(blocks_distinct_blocks_fetch_in_parallel)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, MIB, 21);
+    r.delay_ms = 100;
+    struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
+    struct blocks_obj *o = bget(b, "par", "v1", r.size);
+    const uint64_t offs[4] = { 1 * 64 * KIB, 5 * 64 * KIB, 9 * 64 * KIB, 13 * 64 * KIB };
+    CHECK_INT(run_block_readers(o, &r, offs, 4), 0);
+    CHECK_INT(r.calls, 4);
+    CHECK_INT(r.max_active, 4);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_two_readers_of_one_block_share_one_fetch)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, MIB, 22);
+    r.delay_ms = 100;
+    struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
+    struct blocks_obj *o = bget(b, "one", "v1", r.size);
+    const uint64_t offs[4] = { 3 * 64 * KIB, 3 * 64 * KIB + 5000, 3 * 64 * KIB + 60000,
+                               3 * 64 * KIB + 100 };
+    CHECK_INT(run_block_readers(o, &r, offs, 4), 0);
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(r.max_active, 1);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_sequential_reads_fetch_ahead_in_parallel)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 4 * MIB, 23);
+    r.delay_ms = 20;
+    struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
+    struct blocks_obj *o = bget(b, "seq", "v1", r.size);
+    int bad = 0;
+    for (uint64_t off = 0; off < r.size; off += 16 * KIB)
+        bad += read_ahead_equals(o, off, 16 * KIB, &r);
+    CHECK_INT(bad, 0);
+    remote_settle(&r);
+    CHECK_INT(r.calls, 64);                 /* every block once */
+    CHECK(r.max_active > 1);                /* fetched ahead in parallel */
+    CHECK(r.max_active <= 5);               /* 4 ahead + the reader's own */
+    struct blocks_stats st = bstats(b);
+    CHECK(st.fetched_ahead >= 32);
+    CHECK_INT(st.misses + st.hits, 256);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_random_reads_fetch_only_the_block_needed)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 4 * MIB, 24);
+    struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
+    struct blocks_obj *o = bget(b, "rnd", "v1", r.size);
+    const uint64_t blocks[] = { 10, 3, 40, 25, 60, 7, 33 };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        bad += read_ahead_equals(o, blocks[i] * 64 * KIB + 100, 4 * KIB, &r);
+        remote_settle(&r);
+        CHECK_INT(r.calls, (int)i + 1);
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(bstats(b).fetched_ahead, 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* A write into blocks being fetched ahead wins over the cloud's bytes;
+ * releasing and closing with fetches under way is clean. */
+TEST(blocks_write_during_readahead_keeps_written_bytes)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 2 * MIB, 25);
+    r.delay_ms = 30;
+    struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
+    struct blocks_obj *o = bget(b, "rw", "v1", r.size);
+    int bad = 0;
+    for (uint64_t off = 0; off < 4 * 64 * KIB; off += 32 * KIB)
+        bad += read_ahead_equals(o, off, 32 * KIB, &r);
+    CHECK_INT(bad, 0);
+    unsigned char *mine = malloc(2 * 64 * KIB);
+    memset(mine, 0xA5, 2 * 64 * KIB);
+    CHECK_INT(blocks_write(o, 5 * 64 * KIB, mine, 2 * 64 * KIB, remote_fetch, &r, NULL), 0);
+    CHECK_INT(read_equals(o, 5 * 64 * KIB, 2 * 64 * KIB, mine, &r), 0);
+    remote_settle(&r);
+    CHECK_INT(read_equals(o, 5 * 64 * KIB, 2 * 64 * KIB, mine, &r), 0);
+    /* readahead again, then let go with fetches still queued or running */
+    r.delay_ms = 50;
+    struct blocks_obj *o2 = bget(b, "rw2", "v1", r.size);
+    for (uint64_t off = 0; off < 2 * 64 * KIB; off += 32 * KIB)
+        bad += read_ahead_equals(o2, off, 32 * KIB, &r);
+    CHECK_INT(bad, 0);
+    blocks_release(o2);
+    blocks_release(o);
+    blocks_close(b);
+    free(mine);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(blocks_cancel_ahead_waits_for_background_fetches)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 2 * MIB, 26);
+    r.delay_ms = 50;
+    struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
+    struct blocks_obj *o = bget(b, "cancel", "v1", r.size);
+    int bad = 0;
+    for (uint64_t off = 0; off < 3 * 64 * KIB; off += 64 * KIB)
+        bad += read_ahead_equals(o, off, 64 * KIB, &r);
+    CHECK_INT(bad, 0);
+    blocks_cancel_ahead(o);
+    pthread_mutex_lock(&r.lock);
+    CHECK_INT(r.active, 0);
+    int calls = r.calls;
+    pthread_mutex_unlock(&r.lock);
+    usleep(100 * 1000);
+    CHECK_INT(remote_calls(&r), calls);     /* nothing left queued */
     blocks_release(o);
     blocks_close(b);
     remote_free(&r);

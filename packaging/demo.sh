@@ -242,6 +242,12 @@ Things to try:
   mv mnt/photos/sunset.png mnt/photos/2024/
   echo hello > demo/clouds/photos/outside.txt; sleep 3; ls mnt/photos
                                           # outside changes show after the ttl
+  cp -r mnt/docs/reports mnt/s3/          # from a local cloud into S3 (s3rver)
+  mv mnt/s3/reports mnt/azure/            # and on into Azure (Azurite)
+  $rel_skyfs search -c demo/skyfs.conf --iname '*.txt' --long
+                                          # every cloud at once, no network
+  ls -l 'mnt/.skyfs/search/*.png'         # the same search as a directory
+  $rel_skyfs status -c demo/skyfs.conf
   $rel_skyfs config check -c demo/skyfs.conf
   $rel_skyfs unmount mnt                  # or: make demo-stop
 EOF

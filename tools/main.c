@@ -7,6 +7,7 @@
  *   skyfs unmount MOUNTPOINT
  *   skyfs config check [-c CONFIG]
  *   skyfs status [-c CONFIG]
+ *   skyfs search ... / skyfs index ... / skyfs cache stats|warm ...
  *   mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]     (for /etc/fstab)
  */
 #include <errno.h>
@@ -49,6 +50,10 @@ static void usage(FILE *out)
             "                    find files in every cloud from the index, offline\n"
             "  index [-c CONFIG] [CLOUD[/DIR]]\n"
             "                    list clouds completely into the index ahead of time\n"
+            "  cache stats [-c CONFIG]\n"
+            "                    what the block cache holds\n"
+            "  cache warm PATH...\n"
+            "                    read every file under PATH (in a mount) into the cache\n"
             "  help              this text\n"
             "\n"
             "CONFIG defaults to $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for root,\n"
@@ -257,6 +262,8 @@ int main(int argc, char **argv)
         return cmd_search(argc - 1, argv + 1);
     if (strcmp(cmd, "index") == 0)
         return cmd_index(argc - 1, argv + 1);
+    if (strcmp(cmd, "cache") == 0)
+        return cmd_cache(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

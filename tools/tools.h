@@ -9,5 +9,6 @@
 int cmd_status(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_index(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /* azure_auth.c - see azure_auth.h. */
 #include "azure_auth.h"
+#include "../lib/sbuf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,47 +15,6 @@
 
 /* ---- small string helpers ---------------------------------------------- */
 
-/* A growable string; on ENOMEM `failed` is set and appends are ignored. */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-};
-
-static void sbuf_addn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sbuf_add(struct sbuf *b, const char *s)
-{
-    sbuf_addn(b, s, strlen(s));
-}
-
-static char *sbuf_finish(struct sbuf *b)
-{
-    if (b->failed || !b->s) {
-        free(b->s);
-        return b->failed ? NULL : strdup("");
-    }
-    return b->s;
-}
 
 static char *dup_trimmed(const char *s, size_t n)
 {

@@ -20,52 +20,9 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include "../lib/sbuf.h"
 #include <openssl/sha.h>
 
-/* ---- a tiny growable string ---- */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void sbuf_addn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sbuf_add(struct sbuf *b, const char *s)
-{
-    sbuf_addn(b, s, strlen(s));
-}
-
-static char *sbuf_take(struct sbuf *b)
-{
-    if (b->oom) {
-        free(b->p);
-        return NULL;
-    }
-    if (!b->p)
-        return strdup("");
-    return b->p;
-}
 
 /* ---- hashing ---- */
 
@@ -197,7 +154,7 @@ static void canonical_query(struct sbuf *b, const char *q)
         n += *p == '&';
     struct qpair *pairs = calloc(n, sizeof *pairs);
     if (!pairs) {
-        b->oom = 1;
+        b->failed = 1;
         return;
     }
     size_t np = 0;
@@ -210,12 +167,12 @@ static void canonical_query(struct sbuf *b, const char *q)
             pairs[np].name = reencode(p, nlen, 0);
             pairs[np].value = eq ? reencode(eq + 1, len - nlen - 1, 0) : strdup("");
             if (!pairs[np].name || !pairs[np].value)
-                b->oom = 1;
+                b->failed = 1;
             np++;
         }
         p += len + (end ? 1 : 0);
     }
-    if (!b->oom) {
+    if (!b->failed) {
         qsort(pairs, np, sizeof *pairs, qpair_cmp);
         for (size_t i = 0; i < np; i++) {
             if (i)
@@ -308,13 +265,13 @@ static char *canonical_request(const struct sigv4_request *rq, char **signed_hea
     canonical_query(&b, rq->query);
     sbuf_add(&b, "\n");
     if (canonical_headers(&b, &sig, rq->headers) < 0)
-        b.oom = 1;
+        b.failed = 1;
     sbuf_add(&b, "\n");
-    sbuf_add(&b, sig.p ? sig.p : "");
+    sbuf_add(&b, sig.s ? sig.s : "");
     sbuf_add(&b, "\n");
     sbuf_add(&b, rq->payload_hash);
-    *signed_headers = sbuf_take(&sig);
-    char *out = sbuf_take(&b);
+    *signed_headers = sbuf_finish(&sig);
+    char *out = sbuf_finish(&b);
     if (!out || !*signed_headers) {
         free(out);
         free(*signed_headers);

@@ -651,6 +651,16 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
             memset(&p, 0, sizeof p);
             bool dot = strcmp(it->name, ".") == 0 || strcmp(it->name, "..") == 0;
             p.attr = it->st;
+            if (!dot && !virt_is(it->st.st_ino)) {
+                /* attributes as of now, not as of opendir: the kernel
+                 * takes them as fresh, and a file may have been written
+                 * since the snapshot */
+                struct meta_entry now;
+                if (meta_get(s->fs->meta, it->st.st_ino, &now, NULL) == 0) {
+                    fill_stat(s->fs, &now, &p.attr);
+                    meta_entry_free(&now);
+                }
+            }
             if (!dot) {
                 p.ino = it->st.st_ino;
                 p.generation = 1;

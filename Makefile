@@ -19,9 +19,21 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test unit integration asan asan-test demo demo-stop bench clean
 
-all: $(BUILD)/skyfs $(BUILD)/unit_tests
+.PHONY: all install deps test unit integration asan asan-test demo demo-stop bench clean
+
+PREFIX  ?= /usr/local
+
+all: $(BUILD)/skyfs $(BUILD)/mount.skyfs $(BUILD)/unit_tests
+
+# mount(8) runs mount.skyfs for fstab lines of type skyfs
+$(BUILD)/mount.skyfs: $(BUILD)/skyfs
+	@ln -sf skyfs $@
+
+install: $(BUILD)/skyfs
+	install -D -m 0755 $(BUILD)/skyfs $(DESTDIR)$(PREFIX)/bin/skyfs
+	install -d $(DESTDIR)/sbin
+	ln -sf $(PREFIX)/bin/skyfs $(DESTDIR)/sbin/mount.skyfs
 
 $(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)

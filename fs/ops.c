@@ -151,15 +151,21 @@ static int load(struct skyfs *fs, fuse_ino_t ino, struct meta_entry *ent, struct
     return 0;
 }
 
+static void fill_entry(struct skyfs *fs, const struct meta_entry *ent, const struct cloud *c,
+                       struct fuse_entry_param *p)
+{
+    memset(p, 0, sizeof *p);
+    p->ino = ent->ino;
+    p->generation = 1;
+    fill_stat(fs, ent, &p->attr);
+    p->attr_timeout = p->entry_timeout = ttl_seconds(c);
+}
+
 static void reply_entry(fuse_req_t req, struct skyfs *fs, const struct meta_entry *ent,
                         const struct cloud *c)
 {
     struct fuse_entry_param p;
-    memset(&p, 0, sizeof p);
-    p.ino = ent->ino;
-    p.generation = 1;
-    fill_stat(fs, ent, &p.attr);
-    p.attr_timeout = p.entry_timeout = ttl_seconds(c);
+    fill_entry(fs, ent, c, &p);
     fuse_reply_entry(req, &p);
 }
 
@@ -1021,76 +1027,70 @@ static int create_empty(struct skyfs *fs, struct cloud *c, const char *path, str
     return rc;
 }
 
+/* Create an empty file `name` in `parent` (in the cloud and the cache);
+ * *ent receives its entry, *c its cloud. */
+static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                    struct meta_entry *ent, struct cloud **c, struct sky_err *e)
+{
+    struct skyfs *fs = fs_of(req);
+    struct meta_entry dir;
+    char *path;
+    int rc = prepare_new(fs, parent, name, &dir, c, &path, e);
+    if (rc)
+        return rc;
+    struct sky_attr a;
+    new_attr(req, SKY_FILE, mode, &a);
+    rc = create_empty(fs, *c, path, &a, e);
+    if (!rc)
+        rc = add_child(fs, parent, name, &a, NULL, ent, e);
+    free(path);
+    meta_entry_free(&dir);
+    return rc;
+}
+
 static void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                        struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
-    struct meta_entry dir, ent;
+    struct meta_entry ent;
     struct cloud *c;
-    char *path;
-    int rc = prepare_new(fs, parent, name, &dir, &c, &path, &e);
+    struct ofile *of;
+    int rc = new_file(req, parent, name, mode, &ent, &c, &e);
     if (rc) {
         reply_err(req, rc, &e);
         return;
     }
-    struct sky_attr a;
-    new_attr(req, SKY_FILE, mode, &a);
-    rc = create_empty(fs, c, path, &a, &e);
-    if (!rc)
-        rc = add_child(fs, parent, name, &a, NULL, &ent, &e);
-    if (!rc) {
-        struct ofile *of;
-        rc = files_open(fs, &ent, &of, &e);
-        if (!rc) {
-            struct fuse_entry_param p;
-            memset(&p, 0, sizeof p);
-            p.ino = ent.ino;
-            p.generation = 1;
-            fill_stat(fs, &ent, &p.attr);
-            p.attr_timeout = p.entry_timeout = ttl_seconds(c);
-            fi->fh = (uint64_t)(uintptr_t)of;
-            if (fuse_reply_create(req, &p, fi) != 0)
-                files_close(fs, of);
-        }
-        meta_entry_free(&ent);
-    }
-    if (rc)
+    rc = files_open(fs, &ent, &of, &e);
+    if (rc) {
         reply_err(req, rc, &e);
-    free(path);
-    meta_entry_free(&dir);
+    } else {
+        struct fuse_entry_param p;
+        fill_entry(fs, &ent, c, &p);
+        fi->fh = (uint64_t)(uintptr_t)of;
+        if (fuse_reply_create(req, &p, fi) != 0)
+            files_close(fs, of);
+    }
+    meta_entry_free(&ent);
 }
 
 static void sky_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       dev_t rdev)
 {
-    struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
     if (!S_ISREG(mode)) {
         fuse_reply_err(req, EPERM); /* no devices, fifos or sockets in a cloud */
         return;
     }
-    struct meta_entry dir, ent;
-    struct cloud *c;
-    char *path;
-    int rc = prepare_new(fs, parent, name, &dir, &c, &path, &e);
+    int rc = new_file(req, parent, name, mode, &ent, &c, &e);
     if (rc) {
         reply_err(req, rc, &e);
         return;
     }
-    struct sky_attr a;
-    new_attr(req, SKY_FILE, mode, &a);
-    rc = create_empty(fs, c, path, &a, &e);
-    if (!rc)
-        rc = add_child(fs, parent, name, &a, NULL, &ent, &e);
-    if (!rc) {
-        reply_entry(req, fs, &ent, c);
-        meta_entry_free(&ent);
-    } else {
-        reply_err(req, rc, &e);
-    }
-    free(path);
-    meta_entry_free(&dir);
+    reply_entry(req, fs_of(req), &ent, c);
+    meta_entry_free(&ent);
 }
 
 static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -134,6 +134,8 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     fs->gid = getgid();
     pthread_mutex_init(&fs->files_lock, NULL);
     pthread_mutex_init(&fs->page_lock, NULL);
+    pthread_mutex_init(&fs->retry_lock, NULL);
+    pthread_cond_init(&fs->retry_cond, NULL);
     fs->clouds = calloc(cfg->nclouds, sizeof *fs->clouds);
     if (!fs->clouds) {
         free(fs);
@@ -170,8 +172,13 @@ void skyfs_close(struct skyfs *fs)
 {
     if (!fs)
         return;
-    if (fs->recovery_started)
+    if (fs->recovery_started) {
+        pthread_mutex_lock(&fs->retry_lock);
+        fs->stopping = true;
+        pthread_cond_broadcast(&fs->retry_cond);
+        pthread_mutex_unlock(&fs->retry_lock);
         pthread_join(fs->recovery_thread, NULL);
+    }
     virt_free(fs->virt);
     /* the block cache first: its readahead threads may still call drivers */
     if (fs->blocks)
@@ -190,5 +197,7 @@ void skyfs_close(struct skyfs *fs)
     free(fs->clouds);
     pthread_mutex_destroy(&fs->files_lock);
     pthread_mutex_destroy(&fs->page_lock);
+    pthread_mutex_destroy(&fs->retry_lock);
+    pthread_cond_destroy(&fs->retry_cond);
     free(fs);
 }

@@ -9,13 +9,15 @@
  * Writes mark the cached object dirty (the block cache journals it before
  * the write is acknowledged); close and fsync upload the whole object
  * with the driver's write, then record the new version.  A dirty object
- * left by a crash is uploaded by the recovery thread at the next mount.
+ * left by a crash, or whose upload failed, is uploaded by the journal
+ * thread (at the next mount, and retried with backoff while mounted).
  */
 #include "skyfs.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../lib/log.h"
 
@@ -265,13 +267,29 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
     return rc;
 }
 
-/* ---- crash recovery --------------------------------------------------- */
+/* ---- the journal thread ----------------------------------------------- */
+
+struct retry_pass {
+    struct skyfs *fs;
+    int failed;
+};
+
+static bool open_here(struct skyfs *fs, uint64_t ino)
+{
+    struct ofile *of = files_find(fs, ino);
+    if (of)
+        files_close(fs, of);
+    return of != NULL;
+}
 
 static int recover_one(void *arg, struct blocks_obj *obj)
 {
-    struct skyfs *fs = arg;
+    struct retry_pass *pass = arg;
+    struct skyfs *fs = pass->fs;
     struct cloud *c = skyfs_cloud_by_name(fs, blocks_cloud(obj));
     struct sky_err e = { 0 };
+    if (fs->stopping)
+        return 1;
     if (!c) {
         LOG_WARN("journal: pending upload of \"%s\" belongs to cloud '%s', which is no longer "
                  "configured; kept in the cache", blocks_path(obj), blocks_cloud(obj));
@@ -279,8 +297,10 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     }
     struct meta_entry ent = { 0 };
     uint64_t ino;
-    if (meta_find_path(fs->meta, c->cfg->name, blocks_path(obj), &ino, NULL) != 0 ||
-        meta_get(fs->meta, ino, &ent, NULL) != 0) {
+    bool known = meta_find_path(fs->meta, c->cfg->name, blocks_path(obj), &ino, NULL) == 0;
+    if (known && open_here(fs, ino))
+        return 0; /* its writer's close uploads it */
+    if (!known || meta_get(fs->meta, ino, &ent, NULL) != 0) {
         /* no metadata left: upload with default attributes */
         memset(&ent, 0, sizeof ent);
         ent.attr.kind = SKY_FILE;
@@ -291,12 +311,14 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     struct sky_attr out;
     int rc = upload(fs, c, obj, &ent, ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now(), "",
                     &out, &e);
-    if (rc)
-        LOG_ERROR("journal: upload of \"%s\" to cloud '%s' failed, will retry at next mount: %s",
+    if (rc) {
+        pass->failed++;
+        LOG_ERROR("journal: upload of \"%s\" to cloud '%s' failed, will retry: %s",
                   blocks_path(obj), c->cfg->name, e.msg);
-    else
-        LOG_INFO("journal: uploaded \"%s\" to cloud '%s' after restart", blocks_path(obj),
+    } else {
+        LOG_INFO("journal: uploaded pending \"%s\" to cloud '%s'", blocks_path(obj),
                  c->cfg->name);
+    }
     if (ent.cloud)
         meta_entry_free(&ent);
     return 0;
@@ -305,9 +327,27 @@ static int recover_one(void *arg, struct blocks_obj *obj)
 static void *recovery_main(void *arg)
 {
     struct skyfs *fs = arg;
-    struct sky_err e = { 0 };
-    if (blocks_each_dirty(fs->blocks, recover_one, fs, &e) != 0)
-        LOG_ERROR("journal: cannot read pending uploads: %s", e.msg);
+    int delay = 5;
+    pthread_mutex_lock(&fs->retry_lock);
+    while (!fs->stopping) {
+        pthread_mutex_unlock(&fs->retry_lock);
+        struct retry_pass pass = { fs, 0 };
+        struct sky_err e = { 0 };
+        int rc = blocks_each_dirty(fs->blocks, recover_one, &pass, &e);
+        if (rc < 0)
+            LOG_ERROR("journal: cannot read pending uploads: %s", e.msg);
+        /* failing: back off from 5 s to 5 min; otherwise look every 30 s */
+        int wait_s = pass.failed || rc < 0 ? delay : 30;
+        delay = pass.failed || rc < 0 ? (delay * 2 > 300 ? 300 : delay * 2) : 5;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += wait_s;
+        pthread_mutex_lock(&fs->retry_lock);
+        while (!fs->stopping &&
+               pthread_cond_timedwait(&fs->retry_cond, &fs->retry_lock, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&fs->retry_lock);
     return NULL;
 }
 

@@ -61,6 +61,9 @@ struct skyfs {
     struct { uint64_t ino; char etag[SKY_ETAG_MAX]; } page_versions[1024];
     pthread_t recovery_thread;
     bool recovery_started;
+    pthread_mutex_t retry_lock; /* wakes the journal thread early to stop */
+    pthread_cond_t retry_cond;
+    atomic_bool stopping;
 };
 
 /* ---- clouds.c --------------------------------------------------------- */
@@ -118,8 +121,10 @@ bool files_page_cache_valid(struct skyfs *fs, uint64_t ino, const char *etag);
 /* Mark every open file of this inode as deleted. */
 void files_mark_unlinked(struct skyfs *fs, uint64_t ino);
 
-/* Upload every object the journal lists as dirty (after a crash), in a
- * background thread; skyfs_close waits for it. */
+/* The journal thread: uploads every object the journal lists as dirty
+ * and not open here (left by a crash, or whose upload at close failed),
+ * at mount and then again every 30 s, backing off from 5 s to 5 min while
+ * uploads keep failing.  skyfs_close stops it. */
 void files_start_recovery(struct skyfs *fs);
 
 /* ---- mount.c ---------------------------------------------------------- */

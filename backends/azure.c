@@ -56,6 +56,7 @@
 #include "../lib/log.h"
 #include "azure_auth.h"
 #include "http.h"
+#include "parallel.h"
 
 #define AZ_PUT_BLOB_MAX   (8ull << 20)   /* larger files go up in blocks */
 #define AZ_BLOCK_MIN      (8ull << 20)
@@ -1435,10 +1436,6 @@ struct block_upload {
     int fd;
     uint64_t size, block_size;
     unsigned nblocks;
-    pthread_mutex_t lock;
-    unsigned next;
-    int rc;
-    struct sky_err err;
 };
 
 /* Block ids must all have the same length; base64 of "skyfs-blk-NNNNN"
@@ -1480,45 +1477,14 @@ static int put_block(struct block_upload *u, unsigned i, struct sky_err *e)
     return rc;
 }
 
-static void *block_worker(void *arg)
+static int block_job(void *arg, size_t i, struct sky_err *e)
 {
-    struct block_upload *u = arg;
-    for (;;) {
-        pthread_mutex_lock(&u->lock);
-        unsigned i = u->next++;
-        bool stop = u->rc < 0 || i >= u->nblocks;
-        pthread_mutex_unlock(&u->lock);
-        if (stop)
-            return NULL;
-        struct sky_err e = { 0 };
-        int rc = put_block(u, i, &e);
-        if (rc < 0) {
-            pthread_mutex_lock(&u->lock);
-            if (u->rc == 0) {
-                u->rc = rc;
-                u->err = e;
-            }
-            pthread_mutex_unlock(&u->lock);
-        }
-    }
+    return put_block(arg, (unsigned)i, e);
 }
 
 static int put_blocks_parallel(struct block_upload *u, struct sky_err *e)
 {
-    pthread_t th[AZ_UPLOAD_THREADS];
-    int started = 0;
-    pthread_mutex_init(&u->lock, NULL);
-    for (; started < AZ_UPLOAD_THREADS && (unsigned)started < u->nblocks; started++)
-        if (pthread_create(&th[started], NULL, block_worker, u) != 0)
-            break;
-    if (started == 0)
-        block_worker(u);                    /* no threads: do it here */
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&u->lock);
-    if (u->rc < 0 && e)
-        *e = u->err;
-    return u->rc;
+    return parallel_for(u->nblocks, AZ_UPLOAD_THREADS, block_job, u, e);
 }
 
 static char *block_list_xml(unsigned nblocks)

@@ -55,6 +55,7 @@
 #include "../lib/config.h"
 #include "../lib/log.h"
 #include "http.h"
+#include "parallel.h"
 #include "sigv4.h"
 #include "xml.h"
 
@@ -1220,11 +1221,6 @@ struct mpu {
     uint64_t size, part_size;
     unsigned nparts;
     char (*etags)[SKY_ETAG_MAX];
-
-    pthread_mutex_t lock;
-    unsigned next;              /* next part number to hand out */
-    int err;                    /* first failure */
-    struct sky_err first;
 };
 
 static int upload_part(struct mpu *m, unsigned n, struct sky_err *e)
@@ -1271,47 +1267,15 @@ static int upload_part(struct mpu *m, unsigned n, struct sky_err *e)
     return rc;
 }
 
-static void *part_worker(void *arg)
+/* parallel_for job: item i is part number i + 1 */
+static int part_job(void *arg, size_t i, struct sky_err *e)
 {
-    struct mpu *m = arg;
-    for (;;) {
-        pthread_mutex_lock(&m->lock);
-        unsigned n = m->err ? 0 : m->next <= m->nparts ? m->next++ : 0;
-        pthread_mutex_unlock(&m->lock);
-        if (!n)
-            return NULL;
-        struct sky_err e = {0};
-        int rc = upload_part(m, n, &e);
-        if (rc < 0) {
-            pthread_mutex_lock(&m->lock);
-            if (!m->err) {
-                m->err = rc;
-                m->first = e;
-            }
-            pthread_mutex_unlock(&m->lock);
-        }
-    }
+    return upload_part(arg, (unsigned)i + 1, e);
 }
 
 static int run_parts(struct mpu *m, struct sky_err *e)
 {
-    pthread_t th[S3_THREADS];
-    int nth = m->nparts < S3_THREADS ? (int)m->nparts : S3_THREADS, started = 0;
-    pthread_mutex_init(&m->lock, NULL);
-    m->next = 1;
-    for (int i = 1; i < nth; i++)
-        if (pthread_create(&th[started], NULL, part_worker, m) == 0)
-            started++;
-    part_worker(m);     /* this thread works too */
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&m->lock);
-    if (m->err) {
-        if (e)
-            *e = m->first;
-        return m->err;
-    }
-    return 0;
+    return parallel_for(m->nparts, S3_THREADS, part_job, m, e);
 }
 
 static int mpu_begin(struct mpu *m, struct http_headers *hdrs, struct sky_err *e)
@@ -1915,10 +1879,6 @@ struct tree_copy {
     const char *to_prefix;
     struct key_list *keys;
     const char *show;
-    pthread_mutex_t lock;
-    size_t next;
-    int err;
-    struct sky_err first;
 };
 
 static int copy_one(struct tree_copy *t, size_t i, struct sky_err *e)
@@ -1939,43 +1899,14 @@ static int copy_one(struct tree_copy *t, size_t i, struct sky_err *e)
     return rc;
 }
 
-static void *copy_worker(void *arg)
+static int copy_job(void *arg, size_t i, struct sky_err *e)
 {
-    struct tree_copy *t = arg;
-    for (;;) {
-        pthread_mutex_lock(&t->lock);
-        size_t i = t->err ? t->keys->n : t->next++;
-        pthread_mutex_unlock(&t->lock);
-        if (i >= t->keys->n)
-            return NULL;
-        struct sky_err e = {0};
-        int rc = copy_one(t, i, &e);
-        if (rc < 0) {
-            pthread_mutex_lock(&t->lock);
-            if (!t->err) {
-                t->err = rc;
-                t->first = e;
-            }
-            pthread_mutex_unlock(&t->lock);
-        }
-    }
+    return copy_one(arg, i, e);
 }
 
 static int copy_tree(struct tree_copy *t, struct sky_err *e)
 {
-    pthread_t th[S3_THREADS];
-    int started = 0;
-    pthread_mutex_init(&t->lock, NULL);
-    for (int i = 1; i < S3_THREADS && (size_t)i < t->keys->n; i++)
-        if (pthread_create(&th[started], NULL, copy_worker, t) == 0)
-            started++;
-    copy_worker(t);
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&t->lock);
-    if (t->err && e)
-        *e = t->first;
-    return t->err;
+    return parallel_for(t->keys->n, S3_THREADS, copy_job, t, e);
 }
 
 static int rename_dir(struct s3 *s, const struct s3_loc *from, const struct s3_loc *to,

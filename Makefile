@@ -20,7 +20,7 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 
-.PHONY: all install deps test unit integration asan asan-test demo demo-stop bench clean
+.PHONY: all install deps test unit integration asan asan-test valgrind-test demo demo-stop bench clean
 
 PREFIX  ?= /usr/local
 
@@ -71,6 +71,11 @@ asan:
 
 asan-test: deps asan
 	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 bash tests/run.sh
+
+# The integration suite with every skyfs process (the daemon included) under
+# valgrind's memcheck; any error or definite leak fails the file that ran it.
+valgrind-test: deps all
+	BUILD=$(BUILD) SKY_VALGRIND=1 bash tests/run.sh --integration-only
 
 demo: deps all
 	@bash packaging/demo.sh

@@ -93,7 +93,7 @@ cleanup_after() {
                 fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
             fi
             for p in /proc/[0-9]*; do
-                case "$(cat "$p/comm" 2>/dev/null)" in skyfs*) ;; *) continue ;; esac
+                case "$(cat "$p/comm" 2>/dev/null)" in skyfs*|memcheck*) ;; *) continue ;; esac
                 if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$mnt"; then
                     kill -KILL "${p#/proc/}" 2>/dev/null
                 fi

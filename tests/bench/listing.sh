@@ -56,6 +56,8 @@ done
 
 # shellcheck source=SCRIPTDIR/../integration/lib.sh
 . "$(dirname "$0")/../integration/lib.sh"
+# shellcheck source=SCRIPTDIR/peers.sh
+. "$(dirname "$0")/peers.sh"
 
 LB_ALL="skyfs rclone s3fs"
 FLAT=flat               # bucket (and skyfs cloud) with one big directory
@@ -67,7 +69,6 @@ mkdir -p "$OUT" "$WORK"
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 declare -A CELL=()      # "row tool" -> table cell
-declare -A PEER_PID=()  # rclone/s3fs -> pid of the running daemon
 NOTES=()
 SEARCH_ROWS=()          # lines of the search table
 
@@ -110,79 +111,6 @@ upload_objects() {
 
 # ------------------------------------------------------------ the mounts
 
-write_skyfs_config() { # CONF CACHE BUCKET
-    mkdir -p "$2"
-    (umask 077; cat >"$1" <<EOF
-# written by tests/bench/listing.sh
-[cache]
-dir = $2
-
-[$3]
-type = s3
-endpoint = http://127.0.0.1:$PORT
-region = us-east-1
-bucket = $3
-access_key_id = S3RVER
-secret_access_key = S3RVER
-path_style = true
-ttl = 1h
-EOF
-    )
-}
-
-# start_peer TOOL BUCKET MNT CACHE LOG: rclone or s3fs in the foreground,
-# backgrounded here so that its pid is ours; waits for the mount.
-start_peer() {
-    local tool=$1 bucket=$2 mnt=$3 cache=$4 log=$5 pid i
-    if [ "$tool" = rclone ]; then
-        : >"$WORK/rclone.conf"
-        (
-            unset AWS_CA_BUNDLE
-            export RCLONE_CONFIG="$WORK/rclone.conf"
-            export RCLONE_CONFIG_SKYLIST_TYPE=s3 RCLONE_CONFIG_SKYLIST_PROVIDER=Other
-            export RCLONE_CONFIG_SKYLIST_ENDPOINT="http://127.0.0.1:$PORT"
-            export RCLONE_CONFIG_SKYLIST_REGION=us-east-1
-            export RCLONE_CONFIG_SKYLIST_ACCESS_KEY_ID=S3RVER
-            export RCLONE_CONFIG_SKYLIST_SECRET_ACCESS_KEY=S3RVER
-            exec rclone mount "skylist:$bucket" "$mnt" --vfs-cache-mode full \
-                --cache-dir "$cache" --log-level INFO
-        ) </dev/null >>"$log" 2>&1 &
-    else
-        (umask 077; echo "S3RVER:S3RVER" >"$WORK/s3fs.passwd")
-        s3fs "$bucket" "$mnt" -f -o "url=http://127.0.0.1:$PORT,use_path_request_style" \
-            -o "passwd_file=$WORK/s3fs.passwd,use_cache=$cache,endpoint=us-east-1,dbglevel=warn" \
-            </dev/null >>"$log" 2>&1 &
-    fi
-    pid=$!
-    PEER_PID[$tool]=$pid
-    for i in $(seq 150); do
-        mountpoint -q "$mnt" && { record ok "$tool: mount $bucket"; return 0; }
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    echo "($tool exited, or did not mount $mnt within 30 s)" >>"$log"
-    record FAIL "$tool: mount $bucket" "$log"
-    stop_peer "$tool" "$mnt"
-    return 1
-}
-
-stop_peer() { # TOOL MNT: unmount (lazily when busy), then end the daemon
-    local tool=$1 mnt=$2 pid=${PEER_PID[$1]:-} i
-    if mountpoint -q "$mnt" 2>/dev/null; then
-        timeout 60 fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null
-    fi
-    [ -z "$pid" ] && return 0
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ "$i" -eq 50 ] && kill "$pid" 2>/dev/null
-        sleep 0.2
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    PEER_PID[$tool]=
-    return 0
-}
-
 # mount_tool TOOL BUCKET: mounts on $WORK/mnt-TOOL with cache dir
 # $WORK/cache-TOOL-BUCKET (kept across remounts) and sets DATA.
 mount_tool() {
@@ -190,7 +118,7 @@ mount_tool() {
     mkdir -p "$mnt" "$cache"
     case "$tool" in
         skyfs)
-            write_skyfs_config "$WORK/skyfs-$bucket.conf" "$cache" "$bucket"
+            bench_skyfs_config "$WORK/skyfs-$bucket.conf" "$cache" "$bucket" "ttl = 1h"
             mount_skyfs "$WORK/skyfs-$bucket.conf" "$mnt" || return 1
             DATA="$mnt/$bucket" ;;
         *)
@@ -265,7 +193,7 @@ bench_tree() {
     unmount_tool "$tool"
     [ "$tool" = skyfs ] || return
     rm -rf --one-file-system "$WORK/cache-$tool-$TREE"
-    write_skyfs_config "$WORK/skyfs-$TREE.conf" "$WORK/cache-$tool-$TREE" "$TREE"
+    bench_skyfs_config "$WORK/skyfs-$TREE.conf" "$WORK/cache-$tool-$TREE" "$TREE" "ttl = 1h"
     out="$LOGS/skyfs-index.out"
     before=$(requests_so_far)
     t0=$(now)
@@ -408,14 +336,6 @@ print_tables() {
         "$(printf -- '-%.0s' $(seq 10))"
     local r
     for r in "${SEARCH_ROWS[@]}"; do echo "$r"; done
-}
-
-tool_version() {
-    case "$1" in
-        skyfs) echo "skyfs $(git -C "$SKY_ROOT" describe --always --dirty 2>/dev/null || echo '?')" ;;
-        rclone) rclone version 2>/dev/null | head -n 1 ;;
-        s3fs) s3fs --version 2>/dev/null | head -n 1 | sed 's/ File System//' ;;
-    esac
 }
 
 write_results() {

@@ -58,6 +58,8 @@ done
 
 # shellcheck source=SCRIPTDIR/../integration/lib.sh
 . "$(dirname "$0")/../integration/lib.sh"
+# shellcheck source=SCRIPTDIR/peers.sh
+. "$(dirname "$0")/peers.sh"
 
 BENCH_ALL="skyfs rclone s3fs"
 BUCKET=bench
@@ -76,7 +78,6 @@ declare -A SAMPLES=()   # "row tool" -> its measurements, space-separated
 declare -A VAL=()       # "row tool" -> their median (seconds, bytes or KiB)
 declare -A TXT=()       # "row tool" -> table cell
 declare -A PEAK_KB=()   # tool -> highest VmHWM seen
-declare -A PEER_PID=()  # rclone/s3fs -> pid of the running daemon
 NOTES=()
 
 # ------------------------------------------------------------ small helpers
@@ -184,80 +185,6 @@ tool_pids() {
     esac
 }
 
-write_skyfs_config() {
-    local conf=$1 cache=$2
-    (umask 077; cat >"$conf" <<EOF
-# written by tests/bench/run.sh
-[cache]
-dir = $cache
-
-[$BUCKET]
-type = s3
-endpoint = http://127.0.0.1:$PORT
-region = us-east-1
-bucket = $BUCKET
-access_key_id = S3RVER
-secret_access_key = S3RVER
-path_style = true
-EOF
-    )
-}
-
-# start_peer TOOL MNT CACHE LOG: starts rclone or s3fs in the foreground
-# (backgrounded here, so that its pid is ours) and waits for the mount.
-start_peer() {
-    local tool=$1 mnt=$2 cache=$3 log=$4 pid
-    if [ "$tool" = rclone ]; then
-        : >"$WORK/rclone.conf"
-        (
-            unset AWS_CA_BUNDLE
-            export RCLONE_CONFIG="$WORK/rclone.conf"
-            export RCLONE_CONFIG_SKYBENCH_TYPE=s3 RCLONE_CONFIG_SKYBENCH_PROVIDER=Other
-            export RCLONE_CONFIG_SKYBENCH_ENDPOINT="http://127.0.0.1:$PORT"
-            export RCLONE_CONFIG_SKYBENCH_REGION=us-east-1
-            export RCLONE_CONFIG_SKYBENCH_ACCESS_KEY_ID=S3RVER
-            export RCLONE_CONFIG_SKYBENCH_SECRET_ACCESS_KEY=S3RVER
-            exec rclone mount "skybench:$BUCKET" "$mnt" --vfs-cache-mode full \
-                --cache-dir "$cache" --log-level INFO
-        ) </dev/null >>"$log" 2>&1 &
-    else
-        (umask 077; echo "S3RVER:S3RVER" >"$WORK/s3fs.passwd")
-        s3fs "$BUCKET" "$mnt" -f -o "url=http://127.0.0.1:$PORT,use_path_request_style" \
-            -o "passwd_file=$WORK/s3fs.passwd,use_cache=$cache,endpoint=us-east-1,dbglevel=warn" \
-            </dev/null >>"$log" 2>&1 &
-    fi
-    pid=$!
-    PEER_PID[$tool]=$pid
-    echo "+ $tool pid $pid on $mnt" >>"$log"
-    wait_for 30 eval "mountpoint -q '$mnt' || ! kill -0 $pid 2>/dev/null"
-    if mountpoint -q "$mnt"; then
-        record ok "$tool: mount"
-        return 0
-    fi
-    echo "($tool exited, or did not mount $mnt within 30 s)" >>"$log"
-    record FAIL "$tool: mount" "$log"
-    stop_peer "$tool" "$mnt"
-    return 1
-}
-
-# stop_peer TOOL MNT: unmounts (lazily when busy) and ends the daemon.
-stop_peer() {
-    local tool=$1 mnt=$2 pid=${PEER_PID[$1]:-} i
-    if mountpoint -q "$mnt" 2>/dev/null; then
-        timeout 60 fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null
-    fi
-    [ -z "$pid" ] && return 0
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ "$i" -eq 50 ] && kill "$pid" 2>/dev/null
-        sleep 0.2
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    PEER_PID[$tool]=
-    return 0
-}
-
 # mount_tool TOOL RUN: mounts TOOL on $WORK/mnt-TOOL with a fresh cache and
 # sets DATA to the directory that shows the bucket.
 mount_tool() {
@@ -266,11 +193,11 @@ mount_tool() {
     mkdir -p "$mnt" "$cache"
     case "$tool" in
         skyfs)
-            write_skyfs_config "$WORK/skyfs.conf" "$cache"
+            bench_skyfs_config "$WORK/skyfs.conf" "$cache" "$BUCKET"
             mount_skyfs "$WORK/skyfs.conf" "$mnt" || return 1
             DATA="$mnt/$BUCKET" ;;
         *)
-            start_peer "$tool" "$mnt" "$cache" "$LOGS/$tool-$run.log" || return 1
+            start_peer "$tool" "$BUCKET" "$mnt" "$cache" "$LOGS/$tool-$run.log" || return 1
             DATA="$mnt" ;;
     esac
 }
@@ -389,7 +316,7 @@ bench_small() {
 # skyfs_ready: `skyfs config check` accepts a type = s3 cloud.
 skyfs_ready() {
     local out="$LOGS/skyfs-config-check.out"
-    write_skyfs_config "$WORK/skyfs.conf" "$WORK/cache-skyfs"
+    bench_skyfs_config "$WORK/skyfs.conf" "$WORK/cache-skyfs" "$BUCKET"
     mkdir -p "$WORK/cache-skyfs"
     if timeout 30 "$SKYFS" config check -c "$WORK/skyfs.conf" >"$out" 2>&1 </dev/null; then
         record ok "skyfs: config check accepts a type = s3 cloud"
@@ -470,14 +397,6 @@ print_table() {
     table_row closed "4b. (the same: until close() returned)" faster
     table_row small "5. $BENCH_FILES files of 4 KiB, until listed" faster
     table_row mem "6. daemon peak RSS (VmHWM)" less
-}
-
-tool_version() {
-    case "$1" in
-        skyfs) echo "skyfs $(git -C "$SKY_ROOT" describe --always --dirty 2>/dev/null || echo '?')" ;;
-        rclone) rclone version 2>/dev/null | head -n 1 ;;
-        s3fs) s3fs --version 2>/dev/null | head -n 1 | sed 's/ File System//' ;;
-    esac
 }
 
 print_samples() {

@@ -57,6 +57,14 @@ _SKY_PIDS="$TEST_TMP/.pids"         # servers started by start_*
 : >>"$_SKY_PIDS"
 _SKY_SEQ=0
 
+# `make valgrind-test` sets SKY_VALGRIND=1: every skyfs command, the daemon
+# included, then runs under memcheck (see skyfs-valgrind); its reports land
+# in $LOGS and check_sanitizers reads them.
+if [ "${SKY_VALGRIND:-0}" = 1 ]; then
+    export SKY_VALGRIND_REAL="$SKYFS" SKY_VALGRIND_LOGS="$LOGS"
+    SKYFS="$SKY_ROOT/tests/integration/skyfs-valgrind"
+fi
+
 # Sanitizer reports of every process (the daemon has no terminal) go to
 # files in $LOGS, which the exit handler reads.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$LOGS/sanitizer"
@@ -181,7 +189,7 @@ daemon_pids() {
     local mnt=$1 p comm
     for p in /proc/[0-9]*; do
         comm=$(cat "$p/comm" 2>/dev/null) || continue
-        case "$comm" in skyfs*|mount.skyfs*) ;; *) continue ;; esac
+        case "$comm" in skyfs*|mount.skyfs*|memcheck*) ;; *) continue ;; esac
         if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$mnt"; then
             echo "${p#/proc/}"
         fi
@@ -417,9 +425,10 @@ stop_servers() {
 # ------------------------------------------------------------------- exit
 
 # check_sanitizers: records a failure for each log holding a sanitizer
-# report; records one ok when there is none (and there are logs).
+# report (or a valgrind report with errors or definite leaks); records one ok when there is none (and there are logs).
 check_sanitizers() {
-    local f found=0 pattern='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:'
+    local f found=0
+    local pattern='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ERROR SUMMARY: [1-9]'
     for f in "$LOGS"/*; do
         [ -f "$f" ] || continue
         case "$f" in *.head) continue ;; esac
@@ -427,6 +436,7 @@ check_sanitizers() {
             found=1
             # The report's head names the error and the stack.
             grep -m1 -A 30 -E "$pattern" "$f" >"$f.head"
+            case "$f" in */valgrind-*) head -n 60 "$f" >"$f.head" ;; esac
             record FAIL "sanitizer report in logs/$(basename "$f")" "$f.head"
         fi
     done

@@ -42,6 +42,10 @@ enum {
     Q_MOVE, Q_MOVE_RANGE, Q_COUNT
 };
 
+/* In Q_UPDATE_ATTR: the entry stays what it was (?2 = new kind, ?9 = new
+ * etag; 2 = SKY_DIR). */
+#define SAME_ENTRY "(kind=?2 AND (?2=2 OR etag=?9))"
+
 static const char *const meta_sql[Q_COUNT] = {
     [Q_GET] = "SELECT " ENTRY_COLS " FROM entries WHERE ino=?1",
     [Q_LOOKUP] = "SELECT " ENTRY_COLS " FROM entries WHERE parent=?1 AND name=?2",
@@ -53,9 +57,18 @@ static const char *const meta_sql[Q_COUNT] = {
                  "has,etag,link,fetched_at,listed_at) "
                  "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0)",
     /* A symlink target not given is kept while the kind and etag stay the
-     * same; a directory keeps listed_at while it stays a directory. */
-    [Q_UPDATE_ATTR] = "UPDATE entries SET kind=?2,size=?3,mtime_ns=?4,mode=?5,uid=?6,gid=?7,"
-                      "has=?8,etag=?9,"
+     * same; a directory keeps listed_at while it stays a directory.  While
+     * the entry stays the same (same kind; a directory, or the same etag),
+     * the POSIX attributes the new ones lack (bits missing from `has`, as
+     * in an S3 listing, which carries no user metadata) keep their cached
+     * values. */
+    [Q_UPDATE_ATTR] = "UPDATE entries SET kind=?2,size=?3,"
+                      "mtime_ns=CASE WHEN " SAME_ENTRY " AND (?8&8)=0 AND (has&8)<>0 "
+                      "THEN mtime_ns ELSE ?4 END,"
+                      "mode=CASE WHEN " SAME_ENTRY " AND (?8&1)=0 AND (has&1)<>0 THEN mode ELSE ?5 END,"
+                      "uid=CASE WHEN " SAME_ENTRY " AND (?8&2)=0 AND (has&2)<>0 THEN uid ELSE ?6 END,"
+                      "gid=CASE WHEN " SAME_ENTRY " AND (?8&4)=0 AND (has&4)<>0 THEN gid ELSE ?7 END,"
+                      "has=CASE WHEN " SAME_ENTRY " THEN has|?8 ELSE ?8 END,etag=?9,"
                       "link=CASE WHEN ?10 IS NOT NULL THEN ?10 "
                       "WHEN ?2=3 AND kind=3 AND etag=?9 THEN link ELSE NULL END,"
                       "fetched_at=?11,"
@@ -530,7 +543,9 @@ static int meta_cmp_listed(const void *pa, const void *pb)
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
-/* Valid entries sorted by name; of duplicate names the last one wins. */
+/* Valid entries sorted by name.  Of duplicate names (an object store can
+ * hold both an object "a" and objects under "a/") a directory wins, else
+ * the last one. */
 static int meta_sort_listing(const struct sky_dirent *ents, size_t n, struct meta_listed **out,
                              size_t *count)
 {
@@ -544,8 +559,11 @@ static int meta_sort_listing(const struct sky_dirent *ents, size_t n, struct met
     qsort(l, k, sizeof *l, meta_cmp_listed);
     size_t w = 0;
     for (size_t i = 0; i < k; i++) {
-        if (i + 1 < k && strcmp(l[i].ent->name, l[i + 1].ent->name) == 0)
+        if (w > 0 && strcmp(l[w - 1].ent->name, l[i].ent->name) == 0) {
+            if (l[w - 1].ent->attr.kind != SKY_DIR || l[i].ent->attr.kind == SKY_DIR)
+                l[w - 1] = l[i];
             continue;
+        }
         l[w++] = l[i];
     }
     *out = l;

@@ -108,6 +108,11 @@ check "POSIX ops give the same results and errnos on S3 as on a plain directory"
 sleep 2
 check "after the TTL the S3 tree still matches the plain one (diff -r)" \
     diff -r --no-dereference "$PLAIN/posix" "$S3/posix"
+# a listing after the TTL carries no POSIX metadata: the modes skyfs knows
+# (chmod on files and directories) must survive it
+tree_modes() { (cd "$1" && find . -printf '%p %y %m\n' | sort); }
+check_eq "after the TTL a fresh listing keeps every mode (find -printf %m)" \
+    "$(tree_modes "$PLAIN/posix")" "$(tree_modes "$S3/posix")"
 
 # --- shell tools, and what lands in the bucket
 mkdir -p "$S3/shell"

@@ -325,6 +325,87 @@ TEST(meta_replace_listing_keeps_survivors)
     free(dir);
 }
 
+/* An object store listing carries no POSIX metadata (has = 0): what the
+ * cache knows survives while the entry is the same version; a new version
+ * takes the listing's values. */
+TEST(meta_listing_without_posix_attrs_keeps_known_ones)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    struct sky_attr known = attr_of(SKY_FILE, 5, "v1");
+    known.mode = 0755;
+    known.has = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME;
+    struct sky_attr kdir = known;
+    kdir.kind = SKY_DIR;
+    kdir.mode = 0700;
+    kdir.etag[0] = 0;
+    uint64_t f = 0, d = 0;
+    CHECK_INT(meta_upsert(m, root, "f", &known, NULL, 100, &f, NULL), 0);
+    CHECK_INT(meta_upsert(m, root, "d", &kdir, NULL, 100, &d, NULL), 0);
+
+    struct sky_attr bare = { .kind = SKY_FILE, .size = 5, .mtime_ns = 42, .mode = 0644 };
+    snprintf(bare.etag, sizeof bare.etag, "v1");
+    struct sky_attr bare_dir = { .kind = SKY_DIR, .mtime_ns = 42, .mode = 0755 };
+    struct sky_dirent listing[] = { { "f", bare, NULL }, { "d", bare_dir, NULL } };
+    CHECK_INT(meta_replace_listing(m, root, listing, 2, 200, NULL), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.mode, 0755);
+    CHECK_INT(ent.attr.uid, 1000);
+    CHECK_INT(ent.attr.mtime_ns, 1700000000123456789LL);
+    CHECK_INT(ent.attr.has, known.has);
+    CHECK_INT(ent.fetched_at, 200);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_get(m, d, &ent, NULL), 0);
+    CHECK_INT(ent.attr.mode, 0700);
+    CHECK_INT(ent.attr.mtime_ns, 1700000000123456789LL);
+    meta_entry_free(&ent);
+
+    /* a new version (etag v2): the listing's values, nothing kept */
+    snprintf(listing[0].attr.etag, sizeof listing[0].attr.etag, "v2");
+    CHECK_INT(meta_replace_listing(m, root, listing, 2, 300, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.mode, 0644);
+    CHECK_INT(ent.attr.mtime_ns, 42);
+    CHECK_INT(ent.attr.has, 0);
+    meta_entry_free(&ent);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* An object store may hold an object "a" and objects under "a/": the
+ * directory is what the mount shows, whatever the listing's order. */
+TEST(meta_listing_name_both_file_and_dir_shows_the_dir)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    struct sky_dirent one[] = {
+        { "a", attr_of(SKY_DIR, 0, ""), NULL },
+        { "a", attr_of(SKY_FILE, 1, "x"), NULL },
+        { "b", attr_of(SKY_FILE, 1, "y"), NULL },
+        { "b", attr_of(SKY_DIR, 0, ""), NULL },
+    };
+    CHECK_INT(meta_replace_listing(m, root, one, 4, 100, NULL), 0);
+    uint64_t count = 0;
+    CHECK_INT(meta_child_count(m, root, &count, NULL), 0);
+    CHECK_INT(count, 2);
+    struct meta_entry ent;
+    CHECK_INT(meta_lookup(m, root, "a", &ent, NULL), 0);
+    CHECK_INT(ent.attr.kind, SKY_DIR);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_lookup(m, root, "b", &ent, NULL), 0);
+    CHECK_INT(ent.attr.kind, SKY_DIR);
+    meta_entry_free(&ent);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(meta_rename_directory_moves_descendants)
 {
     char *dir = unit_tmpdir();

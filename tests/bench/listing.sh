@@ -15,7 +15,7 @@
 #      directory; skyfs keeps its listings in its metadata cache and the
 #      cloud has ttl = 1h, rclone and s3fs keep none);
 #   2. `find MNT/cloud | wc -l` over a tree of DIRS x PER-DIR objects
-#      (default 200 x 100): cold for every tool, and for skyfs also after
+#      (default 1,000 x 100): cold for every tool, and for skyfs also after
 #      `skyfs index -c CONF` (which fills the index ahead of the mount);
 #   3. `skyfs search` over ROWS (default 1,000,000) synthetic rows inserted
 #      with python3's sqlite3 module into a metadata cache made by one mount
@@ -33,7 +33,7 @@ set -u -o pipefail
 
 LB_TOOLS="skyfs rclone s3fs"
 LB_FILES=10000
-LB_DIRS=200
+LB_DIRS=1000
 LB_PER_DIR=100
 LB_ROWS=1000000
 while [ $# -gt 0 ]; do

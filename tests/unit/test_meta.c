@@ -260,10 +260,10 @@ TEST(meta_replace_listing_keeps_survivors)
     uint64_t root;
     CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
     struct sky_dirent first[] = {
-        { "b", attr_of(SKY_FILE, 1, "b1"), NULL },
-        { "a", attr_of(SKY_DIR, 0, ""), NULL },
-        { "c", attr_of(SKY_FILE, 3, "c1"), NULL },
-        { "ln", attr_of(SKY_LINK, 3, "l1"), "tgt" },
+        { "b", attr_of(SKY_FILE, 1, "b1"), NULL, NULL },
+        { "a", attr_of(SKY_DIR, 0, ""), NULL, NULL },
+        { "c", attr_of(SKY_FILE, 3, "c1"), NULL, NULL },
+        { "ln", attr_of(SKY_LINK, 3, "l1"), "tgt", NULL },
     };
     CHECK_INT(meta_replace_listing(m, root, first, 4, 100, NULL), 0);
     uint64_t a = ino_at(m, "c", "a"), b = ino_at(m, "c", "b"), c = ino_at(m, "c", "c");
@@ -273,13 +273,13 @@ TEST(meta_replace_listing_keeps_survivors)
     CHECK_INT(meta_set_listed(m, a, 50, NULL), 0);
 
     struct sky_dirent second[] = {
-        { "d", attr_of(SKY_FILE, 4, "d1"), NULL },
-        { "b", attr_of(SKY_FILE, 10, "b2"), NULL },
-        { "bad/name", attr_of(SKY_FILE, 1, "x"), NULL },    /* skipped */
-        { "..", attr_of(SKY_DIR, 0, ""), NULL },            /* skipped */
-        { "ln", attr_of(SKY_LINK, 3, "l1"), NULL },
-        { "e", attr_of(SKY_FILE, 1, "old"), NULL },
-        { "e", attr_of(SKY_FILE, 2, "new"), NULL },         /* last one wins */
+        { "d", attr_of(SKY_FILE, 4, "d1"), NULL, NULL },
+        { "b", attr_of(SKY_FILE, 10, "b2"), NULL, NULL },
+        { "bad/name", attr_of(SKY_FILE, 1, "x"), NULL, NULL },    /* skipped */
+        { "..", attr_of(SKY_DIR, 0, ""), NULL, NULL },            /* skipped */
+        { "ln", attr_of(SKY_LINK, 3, "l1"), NULL, NULL },
+        { "e", attr_of(SKY_FILE, 1, "old"), NULL, NULL },
+        { "e", attr_of(SKY_FILE, 2, "new"), NULL, NULL },         /* last one wins */
     };
     CHECK_INT(meta_replace_listing(m, root, second, 7, 200, NULL), 0);
     CHECK_INT(ino_at(m, "c", "a"), 0);

@@ -18,7 +18,11 @@
  *   - A symlink is a blob whose body is the target and whose mode has
  *     S_IFLNK (as s3fs does on S3).
  *   - user.NAME extended attributes are metadata NAME (when NAME is a
- *     valid metadata name, i.e. a C identifier).
+ *     valid metadata name in lowercase: a C identifier); names other tools
+ *     wrote in capitals show in lowercase.
+ *     Listings ask for metadata (include=metadata), so each listed blob
+ *     also carries its user metadata, Content-Type and access tier
+ *     (sky_dirent.meta): the index needs no HEAD per blob.
  *
  * Uploads up to 8 MiB are one Put Blob; larger ones are Put Block calls on
  * four threads followed by Put Block List, so the new content appears at
@@ -2142,20 +2146,22 @@ static int az_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
     return rc;
 }
 
-/* "user.NAME" -> "name" when NAME can be Azure metadata (a C identifier
- * and not one of ours); else -ENOTSUP. */
+/* "user.NAME" -> "NAME" when NAME can be Azure metadata (a C identifier
+ * and not one of ours) in lowercase, the way it reads back (Azure names
+ * are case-insensitive; HEAD answers show them lowercased); else
+ * -ENOTSUP. */
 static int xattr_meta_name(struct az *a, const char *xname, char out[256], struct sky_err *e)
 {
     const char *n = strncmp(xname, "user.", 5) == 0 ? xname + 5 : NULL;
     size_t len = n ? strlen(n) : 0;
-    bool ok = n && len > 0 && len < 200 && (isalpha((unsigned char)n[0]) || n[0] == '_');
+    bool ok = n && len > 0 && len < 200 && (islower((unsigned char)n[0]) || n[0] == '_');
     for (size_t i = 0; ok && i < len; i++)
-        ok = isalnum((unsigned char)n[i]) || n[i] == '_';
+        ok = islower((unsigned char)n[i]) || isdigit((unsigned char)n[i]) || n[i] == '_';
     if (!ok || meta_is_posix(n))
         return sky_fail(e, ENOTSUP, "azure '%s': extended attribute '%s' cannot be stored "
-                        "(only user.NAME with NAME letters, digits, '_')", a->name, xname);
-    for (size_t i = 0; i <= len; i++)
-        out[i] = (char)tolower((unsigned char)n[i]);
+                        "(only user.NAME with NAME lowercase letters, digits, '_')", a->name,
+                        xname);
+    memcpy(out, n, len + 1);
     return 0;
 }
 

@@ -222,9 +222,13 @@ struct sky_driver {
                    const struct sky_attr *attr, struct sky_err *e);
     int (*readlink)(void *ctx, const char *path, char *buf, size_t size, struct sky_err *e);
 
-    /* Extended attributes ("user.*" namespace).  getxattr/listxattr with
-     * size 0 only report the length in *len.  -ENODATA when absent,
-     * -ERANGE when buf is too small.  May be NULL: fs/ answers -ENOTSUP. */
+    /* Extended attributes ("user.*" namespace): the user metadata, by
+     * the same names get_meta reports.  getxattr/listxattr with size 0
+     * only report the length in *len.  -ENODATA when absent, -ERANGE when
+     * buf is too small.  May be NULL: fs/ answers -ENOTSUP.  When get_meta
+     * exists, fs/ reads through it (and its cache) instead, and calls
+     * getxattr/listxattr only for names outside "user.*".  fs/ answers
+     * the user.skyfs.* names itself. */
     int (*getxattr)(void *ctx, const char *path, const char *name, void *buf,
                     size_t size, size_t *len, struct sky_err *e);
     int (*setxattr)(void *ctx, const char *path, const char *name, const void *value,

@@ -561,9 +561,8 @@ static char *user_items(struct meta *m, uint64_t ino, int64_t *meta_at)
     return strdup(buf);
 }
 
-static long long count_rows(struct meta *m, const char *dir, const char *sql)
+static long long count_rows(const char *dir, const char *sql)
 {
-    (void)m;
     char path[512];
     snprintf(path, sizeof path, "%s/meta.db", dir);
     sqlite3 *db = NULL;
@@ -635,7 +634,7 @@ TEST(meta_objmeta_from_listings)
     CHECK_INT(got.nuser, 0);
     CHECK_INT(at, 0);
     sky_objmeta_free(&got);
-    CHECK_INT(count_rows(m, dir, "SELECT count(*) FROM user_meta"), 0);
+    CHECK_INT(count_rows(dir, "SELECT count(*) FROM user_meta"), 0);
 
     /* a new version that brings its own metadata keeps that */
     struct sky_objmeta next = objmeta_of("text/plain", NULL, true);
@@ -652,7 +651,7 @@ TEST(meta_objmeta_from_listings)
 
     /* entries that leave the listing take their items with them */
     CHECK_INT(meta_replace_listing(m, root, NULL, 0, 500, NULL), 0);
-    CHECK_INT(count_rows(m, dir, "SELECT count(*) FROM user_meta"), 0);
+    CHECK_INT(count_rows(dir, "SELECT count(*) FROM user_meta"), 0);
     sky_objmeta_free(&full);
     sky_objmeta_free(&partial);
     sky_objmeta_free(&next);
@@ -729,9 +728,9 @@ TEST(meta_objmeta_set_items_and_missing)
     CHECK_INT(meta_set_user_item(m, 987654, "k", "v", 1, NULL), -ENOENT);
 
     /* removing a tree removes its items */
-    CHECK_INT(count_rows(m, dir, "SELECT count(*) FROM user_meta"), 3);
+    CHECK_INT(count_rows(dir, "SELECT count(*) FROM user_meta"), 3);
     CHECK_INT(meta_remove(m, d, NULL), 0);
-    CHECK_INT(count_rows(m, dir, "SELECT count(*) FROM user_meta"), 1);
+    CHECK_INT(count_rows(dir, "SELECT count(*) FROM user_meta"), 1);
     sky_objmeta_free(&om);
     meta_close(m);
     unit_rmtree(dir);
@@ -779,7 +778,7 @@ TEST(meta_upgrades_a_version_2_database)
     free(items);
     meta_close(m);
     m = meta_test_open(dir);                    /* and opens again as version 3 */
-    CHECK_INT(count_rows(m, dir, "PRAGMA user_version"), 3);
+    CHECK_INT(count_rows(dir, "PRAGMA user_version"), 3);
     meta_close(m);
     unit_rmtree(dir);
     free(dir);

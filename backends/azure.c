@@ -18,7 +18,11 @@
  *   - A symlink is a blob whose body is the target and whose mode has
  *     S_IFLNK (as s3fs does on S3).
  *   - user.NAME extended attributes are metadata NAME (when NAME is a
- *     valid metadata name, i.e. a C identifier).
+ *     valid metadata name in lowercase: a C identifier); names other tools
+ *     wrote in capitals show in lowercase.
+ *     Listings ask for metadata (include=metadata), so each listed blob
+ *     also carries its user metadata, Content-Type and access tier
+ *     (sky_dirent.meta): the index needs no HEAD per blob.
  *
  * Uploads up to 8 MiB are one Put Blob; larger ones are Put Block calls on
  * four threads followed by Put Block List, so the new content appears at
@@ -275,11 +279,30 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
         m->is_folder = strcasecmp(value, "true") == 0;
 }
 
+/* Metadata that is ours (or blobfuse2's, or rclone's times), never shown
+ * as user metadata. */
 static bool meta_is_posix(const char *name)
 {
-    return strcasecmp(name, "mode") == 0 || strcasecmp(name, "uid") == 0 ||
-           strcasecmp(name, "gid") == 0 || strcasecmp(name, "mtime") == 0 ||
-           strcasecmp(name, "hdi_isfolder") == 0;
+    static const char *const posix[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
+                                         "btime", "hdi_isfolder", NULL };
+    for (int i = 0; posix[i]; i++)
+        if (strcasecmp(name, posix[i]) == 0)
+            return true;
+    return false;
+}
+
+/* One metadata item into the user metadata of m, unless it is POSIX;
+ * names are lowercased, as HEAD answers show them. */
+static int user_meta_take(struct sky_objmeta *m, const char *name, const char *value)
+{
+    char key[256];
+    if (meta_is_posix(name) || strlen(name) >= sizeof key)
+        return 0;
+    size_t i = 0;
+    for (; name[i]; i++)
+        key[i] = (char)tolower((unsigned char)name[i]);
+    key[i] = '\0';
+    return sky_objmeta_add_user(m, key, value, strlen(value));
 }
 
 /* Attributes of a blob from its properties and metadata. */
@@ -531,6 +554,7 @@ struct az_item {
     int64_t last_modified_ns;
     char etag[SKY_ETAG_MAX];
     struct az_meta meta;
+    struct sky_objmeta cloud;   /* content type, access tier, user metadata */
 };
 
 /* Called per item; 0 goes on, 1 stops the listing early (success), < 0
@@ -585,8 +609,10 @@ static void lp_start(void *ud, const XML_Char *el, const XML_Char **attrs)
     p->text_len = 0;
     if (p->depth == 3 && (strcmp(el, "Blob") == 0 || strcmp(el, "BlobPrefix") == 0 ||
                           strcmp(el, "Container") == 0)) {
+        sky_objmeta_free(&p->cur.cloud);
         memset(&p->cur, 0, sizeof p->cur);
         p->cur.is_prefix = strcmp(el, "BlobPrefix") == 0;
+        p->cur.cloud.has_user = !p->cur.is_prefix;
         p->item_depth = p->depth;
     }
     if (p->item_depth && p->depth == p->item_depth + 1 && strcmp(el, "Name") == 0) {
@@ -634,9 +660,14 @@ static void lp_item_field(struct list_parser *p, const char *el, const char *tex
             struct sky_attr tmp;
             set_etag(&tmp, text);
             memcpy(p->cur.etag, tmp.etag, sizeof tmp.etag);
+        } else if (strcmp(el, "Content-Type") == 0 && *text) {
+            p->nomem |= sky_objmeta_set(&p->cur.cloud.content_type, text) < 0;
+        } else if (strcmp(el, "AccessTier") == 0 && *text) {
+            p->nomem |= sky_objmeta_set(&p->cur.cloud.storage_class, text) < 0;
         }
     } else if (rel == 2 && parent && strcmp(parent, "Metadata") == 0) {
         meta_take(&p->cur.meta, el, text);
+        p->nomem |= user_meta_take(&p->cur.cloud, el, text) < 0;
     }
 }
 
@@ -651,6 +682,7 @@ static void lp_end(void *ud, const XML_Char *el)
             p->rc = p->fn(p->arg, &p->cur);
         free(p->cur.name);
         p->cur.name = NULL;
+        sky_objmeta_free(&p->cur.cloud);
         p->item_depth = 0;
     } else if (p->depth == 2 && strcmp(el, "NextMarker") == 0) {
         free(p->next_marker);
@@ -681,6 +713,7 @@ static int parse_listing(const char *body, size_t len, az_item_fn fn, void *arg,
         free(p.stack[i]);
     free(p.text);
     free(p.cur.name);
+    sky_objmeta_free(&p.cur.cloud);
     *cb_rc = p.rc;
     if (!ok || p.nomem || p.rc < 0) {
         free(p.next_marker);
@@ -1004,6 +1037,7 @@ static int az_stat(void *ctx, const char *path, struct sky_attr *out, struct sky
 struct az_entry {
     char *name;
     struct sky_attr attr;
+    struct sky_objmeta *cloud;  /* a blob's cloud metadata; NULL for prefixes */
     int rank;               /* which duplicate wins: marker dir 3, prefix dir 2, file 1 */
 };
 
@@ -1019,7 +1053,7 @@ struct list_ctx {
 };
 
 static int list_push(struct list_ctx *c, const char *name, size_t len, const struct sky_attr *a,
-                     int rank)
+                     const struct sky_objmeta *cloud, int rank)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
@@ -1031,12 +1065,30 @@ static int list_push(struct list_ctx *c, const char *name, size_t len, const str
     }
     struct az_entry *ent = &c->ents[c->n];
     ent->name = strndup(name, len);
-    if (!ent->name)
+    ent->cloud = cloud ? malloc(sizeof *ent->cloud) : NULL;
+    if (ent->cloud && sky_objmeta_copy(ent->cloud, cloud)) {
+        free(ent->cloud);
+        ent->cloud = NULL;
+    }
+    if (!ent->name || (cloud && !ent->cloud)) {
+        free(ent->name);
+        free(ent->cloud);
         return oom(c->e);
+    }
     ent->attr = *a;
     ent->rank = rank;
     c->n++;
     return 0;
+}
+
+static void list_free(struct list_ctx *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->ents[i].name);
+        sky_objmeta_free(c->ents[i].cloud);
+        free(c->ents[i].cloud);
+    }
+    free(c->ents);
 }
 
 static int list_item(void *arg, const struct az_item *it)
@@ -1045,7 +1097,7 @@ static int list_item(void *arg, const struct az_item *it)
     struct sky_attr attr;
     if (c->account) {
         attr_dir(&attr, it->last_modified_ns);
-        return list_push(c, it->name, strlen(it->name), &attr, 2);
+        return list_push(c, it->name, strlen(it->name), &attr, NULL, 2);
     }
     if (strlen(it->name) < c->prefix_len)
         return 0;
@@ -1064,10 +1116,10 @@ static int list_item(void *arg, const struct az_item *it)
     }
     if (it->is_prefix) {
         attr_dir(&attr, 0);
-        return list_push(c, rest, len, &attr, 2);
+        return list_push(c, rest, len, &attr, NULL, 2);
     }
     attr_from_blob(&attr, it->size, it->last_modified_ns, it->etag, &it->meta);
-    return list_push(c, rest, len, &attr, attr.kind == SKY_DIR ? 3 : 1);
+    return list_push(c, rest, len, &attr, &it->cloud, attr.kind == SKY_DIR ? 3 : 1);
 }
 
 static int cmp_entry(const void *x, const void *y)
@@ -1089,7 +1141,8 @@ static int list_deliver(struct list_ctx *c, sky_list_cb cb, void *arg)
                          "name", c->a->name, c->ents[i].name, shown(c->path));
             continue;
         }
-        struct sky_dirent d = { .name = c->ents[i].name, .attr = c->ents[i].attr };
+        struct sky_dirent d = { .name = c->ents[i].name, .attr = c->ents[i].attr,
+                                .meta = c->ents[i].cloud };
         int rc = cb(arg, &d);
         if (rc < 0)
             return sky_fail(c->e, -rc, "azure '%s': listing %s stopped: %s", c->a->name,
@@ -1129,9 +1182,7 @@ static int az_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct
         rc = list_check_empty(a, dir, e);
     if (rc == 0)
         rc = list_deliver(&c, cb, arg);
-    for (size_t i = 0; i < c.n; i++)
-        free(c.ents[i].name);
-    free(c.ents);
+    list_free(&c);
     free(prefix);
     loc_free(&l);
     return rc;
@@ -1180,10 +1231,12 @@ static int tree_item(void *arg, const struct az_item *it)
         LOG_WARN("azure '%s': skipping blob \"%s\" under %s: not a valid file name",
                  t->a->name, it->name, shown(t->dir));
     } else {
-        struct sky_dirent d = { .name = rel };
+        struct sky_dirent d = { .name = rel, .meta = &it->cloud };
         attr_from_blob(&d.attr, it->size, it->last_modified_ns, it->etag, &it->meta);
-        if (slash_marker)
+        if (slash_marker) {
             attr_dir(&d.attr, it->last_modified_ns);
+            d.meta = NULL;
+        }
         rc = t->cb(t->arg, &d);
         if (rc < 0)
             rc = sky_fail(t->e, -rc, "azure '%s': listing %s stopped: %s", t->a->name,
@@ -2093,20 +2146,22 @@ static int az_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
     return rc;
 }
 
-/* "user.NAME" -> "name" when NAME can be Azure metadata (a C identifier
- * and not one of ours); else -ENOTSUP. */
+/* "user.NAME" -> "NAME" when NAME can be Azure metadata (a C identifier
+ * and not one of ours) in lowercase, the way it reads back (Azure names
+ * are case-insensitive; HEAD answers show them lowercased); else
+ * -ENOTSUP. */
 static int xattr_meta_name(struct az *a, const char *xname, char out[256], struct sky_err *e)
 {
     const char *n = strncmp(xname, "user.", 5) == 0 ? xname + 5 : NULL;
     size_t len = n ? strlen(n) : 0;
-    bool ok = n && len > 0 && len < 200 && (isalpha((unsigned char)n[0]) || n[0] == '_');
+    bool ok = n && len > 0 && len < 200 && (islower((unsigned char)n[0]) || n[0] == '_');
     for (size_t i = 0; ok && i < len; i++)
-        ok = isalnum((unsigned char)n[i]) || n[i] == '_';
+        ok = islower((unsigned char)n[i]) || isdigit((unsigned char)n[i]) || n[i] == '_';
     if (!ok || meta_is_posix(n))
         return sky_fail(e, ENOTSUP, "azure '%s': extended attribute '%s' cannot be stored "
-                        "(only user.NAME with NAME letters, digits, '_')", a->name, xname);
-    for (size_t i = 0; i <= len; i++)
-        out[i] = (char)tolower((unsigned char)n[i]);
+                        "(only user.NAME with NAME lowercase letters, digits, '_')", a->name,
+                        xname);
+    memcpy(out, n, len + 1);
     return 0;
 }
 
@@ -2271,6 +2326,59 @@ static int az_removexattr(void *ctx, const char *path, const char *name, struct 
     return rc;
 }
 
+/* Cloud metadata of a Get Blob Properties (or container HEAD) answer. */
+static int objmeta_from_headers(const struct http_headers *hs, bool blob, struct sky_objmeta *m)
+{
+    int rc = 0;
+    if (blob) {
+        rc = sky_objmeta_set(&m->content_type, http_headers_get(hs, "content-type"));
+        if (rc == 0)
+            rc = sky_objmeta_set(&m->storage_class, http_headers_get(hs, "x-ms-access-tier"));
+    }
+    for (size_t i = 0; rc == 0 && i < hs->n; i++)
+        if (strncmp(hs->h[i].name, "x-ms-meta-", 10) == 0)
+            rc = user_meta_take(m, hs->h[i].name + 10, hs->h[i].value);
+    return rc;
+}
+
+static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
+                       struct sky_objmeta *meta, struct sky_err *e)
+{
+    struct az *a = ctx;
+    memset(meta, 0, sizeof *meta);
+    meta->has_user = true;
+    struct http_response resp;
+    bool exists;
+    int rc = meta_head(a, path, &resp, &exists, e);
+    if (rc < 0)
+        return rc;
+    if (!exists) {                          /* a prefix, or the cloud root */
+        attr_dir(attr, 0);
+        return 0;
+    }
+    struct az_loc l;
+    rc = az_locate(a, path, &l, e);
+    bool blob = rc == 0 && *l.blob;         /* else a container */
+    loc_free(&l);
+    if (rc < 0) {
+        http_response_free(&resp);
+        return rc;
+    }
+    if (blob) {
+        attr_from_headers(attr, &resp.headers);
+    } else {
+        int64_t lm = 0;
+        parse_http_date(http_headers_get(&resp.headers, "last-modified"), &lm);
+        attr_dir(attr, lm);
+    }
+    if (objmeta_from_headers(&resp.headers, blob, meta) < 0) {
+        sky_objmeta_free(meta);
+        rc = oom(e);
+    }
+    http_response_free(&resp);
+    return rc;
+}
+
 /* ---- symlinks ---------------------------------------------------------- */
 
 static int az_symlink(void *ctx, const char *path, const char *target,
@@ -2354,5 +2462,6 @@ const struct sky_driver sky_driver_azure = {
     .setxattr = az_setxattr,
     .listxattr = az_listxattr,
     .removexattr = az_removexattr,
+    .get_meta = az_get_meta,
     .statfs = NULL,
 };

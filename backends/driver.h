@@ -27,10 +27,20 @@
  * stores them the way its peers do (s3fs/rclone user metadata on object
  * stores, the real inode on local/SFTP) and reports in `has` which ones it
  * found.  fs/ fills defaults for the rest.
+ *
+ * CLOUD METADATA.  What a cloud keeps about an object besides those
+ * attributes - its content type, its storage class (tier) and its user
+ * metadata - travels in `struct sky_objmeta`: in listings that carry it
+ * (sky_dirent.meta) and from get_meta.  User metadata is what the xattr
+ * calls show as "user.KEY"; the POSIX fields stored as metadata (mode, uid,
+ * gid, mtime, atime, ctime, btime and the like) are never part of it.  The
+ * metadata cache keeps all of it as the search index (`skyfs search
+ * --meta`).
  */
 #ifndef SKY_DRIVER_H
 #define SKY_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/statvfs.h>
@@ -62,14 +72,66 @@ struct sky_attr {
     char etag[SKY_ETAG_MAX];
 };
 
+/* One item of an object's user metadata.  `key` is the name the xattr
+ * calls show after "user." (S3 and Azure keep keys in lowercase); `value`
+ * holds `len` bytes (any bytes) followed by a NUL that is not counted. */
+struct sky_meta_item {
+    char *key;
+    char *value;
+    size_t len;
+};
+
+/* An object's cloud metadata, or the part of it one source knows.
+ *
+ * A NULL string means "this source does not say", never "empty".
+ * `has_user` says that user[] is the object's complete user metadata (which
+ * may be no item at all); when false, the source knows nothing of it (an S3
+ * listing) and nuser is 0.
+ *
+ * OWNERSHIP.  A struct filled by get_meta, sky_objmeta_copy or
+ * meta_get_objmeta (cache/meta.h) owns every string and the user array:
+ * release it with sky_objmeta_free.  A struct a driver hands to a listing
+ * callback (sky_dirent.meta) belongs to the driver and lives only during
+ * the call; the callback copies what it keeps (sky_objmeta_copy). */
+struct sky_objmeta {
+    char *content_type;     /* MIME type ("text/plain"), or NULL */
+    char *storage_class;    /* the cloud's own word: "STANDARD", "GLACIER", "Hot",
+                             * "Cool", "Archive"..., or NULL */
+    bool has_user;
+    size_t nuser;
+    struct sky_meta_item *user;
+};
+
+/* Helpers for drivers and caches (backends/objmeta.c).  Each returns 0 or
+ * -ENOMEM (then the struct stays valid and can be freed). */
+/* Append one user item (copied).  A key already present is replaced. */
+int sky_objmeta_add_user(struct sky_objmeta *m, const char *key, const void *value, size_t len);
+/* Set content_type / storage_class (copied; NULL clears). */
+int sky_objmeta_set(char **field, const char *value);
+/* Deep copy of src into dst (dst's old content is not freed). */
+int sky_objmeta_copy(struct sky_objmeta *dst, const struct sky_objmeta *src);
+/* The item named `key`, or NULL. */
+const struct sky_meta_item *sky_objmeta_find(const struct sky_objmeta *m, const char *key);
+/* Free what the struct owns and zero it; NULL is fine. */
+void sky_objmeta_free(struct sky_objmeta *m);
+
 /* One entry of a listing.  `name` is one path component.  `link` is the
  * symlink target when kind == SKY_LINK and the listing carries it, else
- * NULL (fs/ then calls readlink). */
+ * NULL (fs/ then calls readlink).  `meta` is the cloud metadata the listing
+ * carries for this entry (see sky_objmeta; owned by the driver, valid
+ * during the callback only), or NULL when it carries none. */
 struct sky_dirent {
     const char *name;
     struct sky_attr attr;
     const char *link;
+    const struct sky_objmeta *meta;
 };
+
+/* A deep copy of a listing entry (name, link and meta), for callbacks that
+ * keep entries after the call: 0 or -ENOMEM (then dst holds nothing).
+ * sky_dirent_free releases such a copy. */
+int sky_dirent_copy(struct sky_dirent *dst, const struct sky_dirent *src);
+void sky_dirent_free(struct sky_dirent *d);
 
 /* Called once per entry by list().  Return 0 to go on, or a negative errno
  * to stop the listing; list() then returns that value. */
@@ -160,9 +222,13 @@ struct sky_driver {
                    const struct sky_attr *attr, struct sky_err *e);
     int (*readlink)(void *ctx, const char *path, char *buf, size_t size, struct sky_err *e);
 
-    /* Extended attributes ("user.*" namespace).  getxattr/listxattr with
-     * size 0 only report the length in *len.  -ENODATA when absent,
-     * -ERANGE when buf is too small.  May be NULL: fs/ answers -ENOTSUP. */
+    /* Extended attributes ("user.*" namespace): the user metadata, by
+     * the same names get_meta reports.  getxattr/listxattr with size 0
+     * only report the length in *len.  -ENODATA when absent, -ERANGE when
+     * buf is too small.  May be NULL: fs/ answers -ENOTSUP.  When get_meta
+     * exists, fs/ reads through it (and its cache) instead, and calls
+     * getxattr/listxattr only for names outside "user.*".  fs/ answers
+     * the user.skyfs.* names itself. */
     int (*getxattr)(void *ctx, const char *path, const char *name, void *buf,
                     size_t size, size_t *len, struct sky_err *e);
     int (*setxattr)(void *ctx, const char *path, const char *name, const void *value,
@@ -170,6 +236,17 @@ struct sky_driver {
     int (*listxattr)(void *ctx, const char *path, char *buf, size_t size,
                      size_t *len, struct sky_err *e);
     int (*removexattr)(void *ctx, const char *path, const char *name, struct sky_err *e);
+
+    /* Optional.  What stat() reports for `path` (into *attr), plus the
+     * object's cloud metadata into *meta, complete: has_user true, the
+     * content type and storage class where the cloud has them.  One HEAD
+     * on object stores.  Paths that are only prefixes, and cloud roots,
+     * are directories with no metadata (has_user true, no item).  On
+     * success the caller frees *meta with sky_objmeta_free; on failure
+     * *meta holds nothing to free.  NULL: fs/ serves xattrs through
+     * getxattr/listxattr and the index holds what listings carry. */
+    int (*get_meta)(void *ctx, const char *path, struct sky_attr *attr,
+                    struct sky_objmeta *meta, struct sky_err *e);
 
     /* Space figures; may be NULL (fs/ reports a large free space). */
     int (*statfs)(void *ctx, struct statvfs *st, struct sky_err *e);

@@ -10,6 +10,11 @@
  * extended attributes of the old file are carried over.  The etag is made
  * of inode, size and mtime, so any change made directly in the folder shows
  * up as a new version.
+ *
+ * Cloud metadata: the user.* extended attributes are the user metadata;
+ * listings read them (a listxattr per entry, and a getxattr per
+ * attribute), so the index always has them.  A folder has no content type
+ * or storage class.
  */
 #include "driver.h"
 
@@ -101,6 +106,52 @@ static void local_close(void *ctx)
     free(l);
 }
 
+/* The user.* xattrs of the file at full path p into m (has_user set).
+ * Files on filesystems without xattrs simply have none. */
+static int read_user_xattrs(const char *p, struct sky_objmeta *m)
+{
+    m->has_user = true;
+    ssize_t len = llistxattr(p, NULL, 0);
+    char *names = len > 0 ? malloc((size_t)len) : NULL;
+    if (len > 0 && !names)
+        return -ENOMEM;
+    if (names)
+        len = llistxattr(p, names, (size_t)len);
+    int rc = 0;
+    for (ssize_t i = 0; rc == 0 && names && i < len; i += (ssize_t)strlen(names + i) + 1) {
+        const char *name = names + i;
+        if (strncmp(name, "user.", 5) != 0 || !name[5])
+            continue;
+        ssize_t vlen = lgetxattr(p, name, NULL, 0);
+        char *v = vlen >= 0 ? malloc((size_t)vlen + 1) : NULL;
+        if (v)
+            vlen = lgetxattr(p, name, v, (size_t)vlen);
+        if (v && vlen >= 0)
+            rc = sky_objmeta_add_user(m, name + 5, v, (size_t)vlen);
+        else if (vlen >= 0 && !v)
+            rc = -ENOMEM;
+        free(v);
+    }
+    free(names);
+    return rc;
+}
+
+/* Full path of `name` in directory `dir` of the cloud, in a reusable buffer. */
+static const char *entry_path(struct local *l, const char *dir, const char *name, char **buf,
+                              size_t *cap)
+{
+    size_t need = strlen(l->root) + strlen(dir) + strlen(name) + 3;
+    if (need > *cap) {
+        char *nb = realloc(*buf, need);
+        if (!nb)
+            return NULL;
+        *buf = nb;
+        *cap = need;
+    }
+    snprintf(*buf, *cap, "%s/%s%s%s", l->root, dir, *dir ? "/" : "", name);
+    return *buf;
+}
+
 static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
 {
     struct local *l = ctx;
@@ -113,6 +164,8 @@ static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, str
         return fail_errno(l, e, "list", dir);
     }
     int rc = 0;
+    char *pbuf = NULL;
+    size_t pcap = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name;
@@ -136,11 +189,20 @@ static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, str
                 ent.link = target;
             }
         }
-        rc = cb(arg, &ent);
+        struct sky_objmeta meta = { 0 };
+        const char *full = entry_path(l, dir, n, &pbuf, &pcap);
+        rc = full ? read_user_xattrs(full, &meta) : -ENOMEM;
+        ent.meta = &meta;
+        if (rc == 0)
+            rc = cb(arg, &ent);
+        sky_objmeta_free(&meta);
         if (rc)
             break;
     }
+    free(pbuf);
     closedir(d);
+    if (rc == -ENOMEM)
+        return sky_fail(e, ENOMEM, "out of memory");
     return rc;
 }
 
@@ -445,6 +507,24 @@ static int local_removexattr(void *ctx, const char *path, const char *name, stru
     return xattr_result(l, n, "removexattr", path, NULL, e);
 }
 
+static int local_get_meta(void *ctx, const char *path, struct sky_attr *attr,
+                          struct sky_objmeta *meta, struct sky_err *e)
+{
+    struct local *l = ctx;
+    memset(meta, 0, sizeof *meta);
+    int rc = local_stat(ctx, path, attr, e);
+    if (rc)
+        return rc;
+    char *p = full_path(l, path);
+    rc = p ? read_user_xattrs(p, meta) : -ENOMEM;
+    free(p);
+    if (rc) {
+        sky_objmeta_free(meta);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 static int local_statfs(void *ctx, struct statvfs *st, struct sky_err *e)
 {
     struct local *l = ctx;
@@ -478,5 +558,6 @@ const struct sky_driver sky_driver_local = {
     .setxattr = local_setxattr,
     .listxattr = local_listxattr,
     .removexattr = local_removexattr,
+    .get_meta = local_get_meta,
     .statfs = local_statfs,
 };

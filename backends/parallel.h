@@ -7,7 +7,7 @@
  * with its message"; this is that loop, once.  The calling thread works
  * too, so it also runs (serially) when no thread can be started.
  *
- * Used by backends/ drivers.
+ * Used by backends/ drivers and fs/index.c (the metadata pass of skyfs index).
  */
 #ifndef SKY_PARALLEL_H
 #define SKY_PARALLEL_H

@@ -16,7 +16,9 @@
  * seconds and RFC 3339 times.
  *
  * Listings carry no user metadata, so listed entries report only size,
- * mtime (Last-Modified) and ETag, and an object is recognised as a
+ * mtime (Last-Modified), ETag and storage class (their one piece of cloud
+ * metadata; get_meta's HEAD gives the content type and user metadata
+ * too), and an object is recognised as a
  * symlink only by stat (HEAD); fs/ calls stat on lookup.  To keep a link
  * a link when its directory is listed again, the driver remembers (in
  * memory, per mount) the keys and ETags it has seen to be links.
@@ -78,8 +80,10 @@
 /* Parsing helpers (exported for the unit tests)                       */
 /* ------------------------------------------------------------------ */
 
-/* Called once per listed object (is_prefix 0) or common prefix (1). */
-typedef int (*s3_item_fn)(void *arg, const char *key, int is_prefix, const struct sky_attr *a);
+/* Called once per listed object (is_prefix 0, storage_class as listed or
+ * NULL) or common prefix (1, storage_class NULL). */
+typedef int (*s3_item_fn)(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                          const char *storage_class);
 
 int s3_parse_iso8601(const char *s, int64_t *ns);
 int s3_parse_http_date(const char *s, int64_t *ns);
@@ -264,7 +268,8 @@ static int emit_item(const struct xml_node *n, int decode, int is_prefix, s3_ite
             a.has |= SKY_HAS_MTIME;
         etag_copy(a.etag, xml_text(n, "ETag"));
     }
-    int rc = fn(arg, key, is_prefix, &a);
+    const char *sc = is_prefix ? NULL : xml_text(n, "StorageClass");
+    int rc = fn(arg, key, is_prefix, &a, sc && *sc ? sc : NULL);
     free(key);
     return rc;
 }
@@ -834,7 +839,8 @@ struct dir_lister {
     bool found;             /* anything at all under the prefix */
 };
 
-static int on_dir_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+static int on_dir_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                       const char *storage_class)
 {
     struct dir_lister *d = arg;
     if (strncmp(key, d->prefix, d->plen) != 0)
@@ -849,7 +855,10 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
                  key, d->bucket);
         return 0;
     }
-    struct sky_dirent ent = { .name = name, .attr = *a, .link = NULL };
+    /* the listing's one piece of cloud metadata (borrowed, never freed) */
+    struct sky_objmeta om = { .storage_class = (char *)storage_class };
+    struct sky_dirent ent = { .name = name, .attr = *a, .link = NULL,
+                              .meta = storage_class ? &om : NULL };
     char *target = NULL;
     if (!is_prefix && links_get(d->s, d->bucket, key, a->etag, &target)) {
         ent.attr.kind = SKY_LINK;
@@ -953,7 +962,8 @@ static bool valid_rel_path(const char *rel, size_t len)
     return true;
 }
 
-static int on_tree_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+static int on_tree_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                        const char *storage_class)
 {
     struct tree_lister *t = arg;
     const char *rel = key + t->plen;
@@ -973,7 +983,9 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
     char *name = strndup(rel, len);
     if (!name)
         return -ENOMEM;
-    struct sky_dirent ent = { .name = name, .attr = attr, .link = NULL };
+    struct sky_objmeta om = { .storage_class = (char *)storage_class };
+    struct sky_dirent ent = { .name = name, .attr = attr, .link = NULL,
+                              .meta = storage_class && attr.kind != SKY_DIR ? &om : NULL };
     int rc = t->cb(t->arg, &ent);
     free(name);
     return rc;
@@ -1012,7 +1024,8 @@ struct first_key {
     const char *marker;
 };
 
-static int on_first_key(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+static int on_first_key(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                        const char *storage_class)
 {
     struct first_key *f = arg;
     f->count++;
@@ -1768,7 +1781,8 @@ struct key_list {
     size_t n, cap;
 };
 
-static int on_collect(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+static int on_collect(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                      const char *storage_class)
 {
     struct key_list *k = arg;
     if (k->n == k->cap) {
@@ -2152,7 +2166,7 @@ static int s3_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
 /* user.NAME <-> x-amz-meta-NAME.  NAME must survive as an HTTP header
  * name that S3 lowercases, and must not be one of the POSIX fields. */
 static const char *const reserved_meta[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
-                                             "xattr", NULL };
+                                             "btime", "xattr", NULL };
 
 static int xattr_header(const char *name, char *out, size_t cap)
 {
@@ -2379,6 +2393,77 @@ static int s3_removexattr(void *ctx, const char *path, const char *name, struct 
     int rc = edit_meta(s, path, edit_xattr, &x, e);
     if (rc == -ENODATA)
         sky_err_prefix(e, "s3 '%s': %s", s->name, path);
+    return rc;
+}
+
+/* Cloud metadata of a HEAD answer: Content-Type, x-amz-storage-class
+ * (absent means STANDARD) and the user items, decoded. */
+static int objmeta_from_headers(const struct http_headers *h, struct sky_objmeta *m)
+{
+    const char *sc = http_headers_get(h, "x-amz-storage-class");
+    m->has_user = true;
+    int rc = sky_objmeta_set(&m->content_type, http_headers_get(h, "content-type"));
+    if (rc == 0)
+        rc = sky_objmeta_set(&m->storage_class, sc && *sc ? sc : "STANDARD");
+    for (size_t i = 0; rc == 0 && i < h->n; i++) {
+        const char *name = h->h[i].name, *text = h->h[i].value;
+        if (!is_user_xattr_header(name))
+            continue;
+        ssize_t n = xattr_decode(text, NULL);
+        unsigned char *v = n >= 0 ? malloc((size_t)n + 1) : NULL;
+        if (v) {
+            xattr_decode(text, v);
+            rc = sky_objmeta_add_user(m, name + 11, v, (size_t)n);
+        } else {            /* not valid base64: shown as stored */
+            rc = n < 0 ? sky_objmeta_add_user(m, name + 11, text, strlen(text)) : -ENOMEM;
+        }
+        free(v);
+    }
+    return rc;
+}
+
+/* One HEAD (of the object, else of its "dir/" marker; an implicit
+ * directory costs a one-key LIST too). */
+static int s3_get_meta(void *ctx, const char *path, struct sky_attr *attr,
+                       struct sky_objmeta *meta, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    memset(meta, 0, sizeof *meta);
+    meta->has_user = true;
+    if (!*path || (!s->bucket && !strchr(path, '/')))
+        return s3_stat(ctx, path, attr, e);     /* the root or a bucket: no metadata */
+    struct s3_loc l;
+    int rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024], *key = NULL;
+    loc_show(&l, show, sizeof show, s);
+    struct http_response head;
+    enum sky_kind kind = SKY_FILE;
+    bool dir_exists;
+    rc = head_meta(s, &l, &head, &key, &kind, &dir_exists, show, e);
+    if (rc == -ENOENT && dir_exists) {
+        dir_attr(attr);                         /* a prefix without marker */
+        rc = 0;
+    } else if (rc == 0) {
+        s3_attr_from_headers(&head.headers, attr);
+        if (kind == SKY_DIR) {
+            attr->kind = SKY_DIR;
+            attr->size = 0;
+            attr->etag[0] = '\0';
+        } else if (attr->kind == SKY_LINK) {
+            links_put(s, l.bucket, l.key, attr->etag, NULL);
+        } else {
+            links_drop(s, l.bucket, l.key);
+        }
+        if (objmeta_from_headers(&head.headers, meta) < 0)
+            rc = sky_fail(e, ENOMEM, "out of memory");
+        http_response_free(&head);
+    }
+    free(key);
+    loc_free(&l);
+    if (rc)
+        sky_objmeta_free(meta);
     return rc;
 }
 
@@ -2653,5 +2738,6 @@ const struct sky_driver sky_driver_s3 = {
     .setxattr = s3_setxattr,
     .listxattr = s3_listxattr,
     .removexattr = s3_removexattr,
+    .get_meta = s3_get_meta,
     .statfs = NULL,
 };

@@ -14,6 +14,17 @@
  * One connection, one mutex; statements are prepared once and cached
  * (cachedb.h).  Walks over children page through the index by name, so the
  * mutex is not held while the caller's callback runs.
+ *
+ * Cloud metadata (schema version 3): content_type, storage_class and
+ * meta_at (when the user metadata was last known complete) are columns of
+ * `entries`, so a listing that carries them costs no extra statement; user
+ * metadata items are rows of `user_meta` keyed by (ino, key), with an index
+ * on (key, value) for `skyfs search --meta`.  Two triggers keep them true:
+ * a removed entry takes its items with it, and a new version of an object
+ * (its etag changes) forgets them, since a rewrite on an object store
+ * replaces the metadata too.  The same rule, written as CASE expressions in
+ * the attribute update, forgets the content type, storage class and
+ * meta_at unless the source of the new version says them again.
  */
 #include "meta.h"
 
@@ -25,7 +36,7 @@
 
 #include "cachedb.h"
 
-#define META_SCHEMA_VERSION 2
+#define META_SCHEMA_VERSION 3
 #define CHILDREN_PAGE 256
 
 struct meta {
@@ -39,7 +50,8 @@ struct meta {
 enum {
     Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
     Q_SET_LINK, Q_SET_LISTED, Q_FIND_PATH, Q_DELETE_INO, Q_DELETE_RANGE, Q_DELETE_CLOUD,
-    Q_MOVE, Q_MOVE_RANGE, Q_COUNT
+    Q_MOVE, Q_MOVE_RANGE, Q_OBJMETA_GET, Q_OBJMETA_SET, Q_USER_LIST, Q_USER_CLEAR,
+    Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_COUNT
 };
 
 /* In Q_UPDATE_ATTR: the entry stays what it was (?2 = new kind, ?9 = new
@@ -54,14 +66,15 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_CHILD_COUNT] = "SELECT count(*) FROM entries WHERE parent=?1",
     [Q_CHILD_KEYS] = "SELECT ino,name,kind,fetched_at FROM entries WHERE parent=?1 ORDER BY name",
     [Q_INSERT] = "INSERT INTO entries(parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,"
-                 "has,etag,link,fetched_at,listed_at) "
-                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0)",
+                 "has,etag,link,fetched_at,listed_at,content_type,storage_class,meta_at) "
+                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0,?15,?16,?17)",
     /* A symlink target not given is kept while the kind and etag stay the
-     * same; a directory keeps listed_at while it stays a directory.  While
-     * the entry stays the same (same kind; a directory, or the same etag),
-     * the POSIX attributes the new ones lack (bits missing from `has`, as
-     * in an S3 listing, which carries no user metadata) keep their cached
-     * values. */
+     * same; a directory keeps listed_at while it stays a directory; cloud
+     * metadata not given is kept while the etag stays the same.  While the
+     * entry stays the same (same kind; a directory, or the same etag), the
+     * POSIX attributes the new ones lack (bits missing from `has`, as in an
+     * S3 listing, which carries no user metadata) keep their cached values.
+     * (In SET, `etag`, `kind` and `has` are still the old values.) */
     [Q_UPDATE_ATTR] = "UPDATE entries SET kind=?2,size=?3,"
                       "mtime_ns=CASE WHEN " SAME_ENTRY " AND (?8&8)=0 AND (has&8)<>0 "
                       "THEN mtime_ns ELSE ?4 END,"
@@ -72,7 +85,12 @@ static const char *const meta_sql[Q_COUNT] = {
                       "link=CASE WHEN ?10 IS NOT NULL THEN ?10 "
                       "WHEN ?2=3 AND kind=3 AND etag=?9 THEN link ELSE NULL END,"
                       "fetched_at=?11,"
-                      "listed_at=CASE WHEN ?2=2 AND kind=2 THEN listed_at ELSE 0 END "
+                      "listed_at=CASE WHEN ?2=2 AND kind=2 THEN listed_at ELSE 0 END,"
+                      "content_type=CASE WHEN ?12 IS NOT NULL THEN ?12 "
+                      "WHEN etag=?9 THEN content_type END,"
+                      "storage_class=CASE WHEN ?13 IS NOT NULL THEN ?13 "
+                      "WHEN etag=?9 THEN storage_class END,"
+                      "meta_at=CASE WHEN ?14>0 THEN ?14 WHEN etag=?9 THEN meta_at ELSE 0 END "
                       "WHERE ino=?1",
     [Q_SET_LINK] = "UPDATE entries SET link=?2 WHERE ino=?1",
     [Q_SET_LISTED] = "UPDATE entries SET listed_at=?2 WHERE ino=?1",
@@ -84,6 +102,18 @@ static const char *const meta_sql[Q_COUNT] = {
     /* byte-wise prefix swap: substr on a BLOB counts bytes, not characters */
     [Q_MOVE_RANGE] = "UPDATE entries SET path=?4 || CAST(substr(CAST(path AS BLOB), ?5) AS TEXT) "
                      "WHERE cloud=?1 AND path>=?2 AND path<?3",
+    [Q_OBJMETA_GET] = "SELECT content_type,storage_class,meta_at FROM entries WHERE ino=?1",
+    [Q_OBJMETA_SET] = "UPDATE entries SET content_type=coalesce(?2,content_type),"
+                      "storage_class=coalesce(?3,storage_class),"
+                      "meta_at=CASE WHEN ?4>0 THEN ?4 ELSE meta_at END WHERE ino=?1",
+    [Q_USER_LIST] = "SELECT key,value FROM user_meta WHERE ino=?1 ORDER BY key",
+    [Q_USER_CLEAR] = "DELETE FROM user_meta WHERE ino=?1",
+    [Q_USER_PUT] = "INSERT OR REPLACE INTO user_meta(ino,key,value) VALUES(?1,?2,?3)",
+    [Q_USER_DEL] = "DELETE FROM user_meta WHERE ino=?1 AND key=?2",
+    [Q_MISSING_ALL] = "SELECT ino,path FROM entries WHERE cloud=?1 AND path>'' AND kind=1 "
+                      "AND meta_at=0 ORDER BY path",
+    [Q_MISSING_UNDER] = "SELECT ino,path FROM entries WHERE cloud=?1 AND kind=1 AND meta_at=0 "
+                        "AND (path=?2 OR (path>=?3 AND path<?4)) ORDER BY path",
 };
 
 static const char meta_schema[] =
@@ -112,6 +142,24 @@ static const char meta_schema[] =
  * or a literal prefix answers from the index instead of a table scan. */
 static const char meta_schema_v2[] =
     "CREATE INDEX IF NOT EXISTS entries_name ON entries(name);";
+
+/* Version 3: cloud metadata (see the top of this file).  Older databases
+ * gain the columns empty: what they list next fills them. */
+static const char meta_schema_v3[] =
+    "ALTER TABLE entries ADD COLUMN content_type TEXT;"
+    "ALTER TABLE entries ADD COLUMN storage_class TEXT;"
+    "ALTER TABLE entries ADD COLUMN meta_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE user_meta("
+    " ino INTEGER NOT NULL,"
+    " key TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " PRIMARY KEY(ino, key)) WITHOUT ROWID;"
+    "CREATE INDEX user_meta_key_value ON user_meta(key, value);"
+    "CREATE TRIGGER entries_gone AFTER DELETE ON entries "
+    " BEGIN DELETE FROM user_meta WHERE ino=old.ino; END;"
+    "CREATE TRIGGER entries_new_version AFTER UPDATE OF etag ON entries "
+    " WHEN old.etag IS NOT new.etag "
+    " BEGIN DELETE FROM user_meta WHERE ino=new.ino; END;";
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -316,10 +364,46 @@ static void meta_bind_attr(sqlite3_stmt *st, int first, const struct sky_attr *a
                       SQLITE_STATIC);
 }
 
-/* New attributes for an existing entry (old kind `old_kind`, at cloud/path). */
+/* Content type, storage class and meta_at (now when om holds the complete
+ * user metadata, else 0) at parameters first .. first + 2. */
+static void meta_bind_objmeta(sqlite3_stmt *st, int first, const struct sky_objmeta *om,
+                              int64_t now)
+{
+    cachedb_bind_text(st, first, om ? om->content_type : NULL);
+    cachedb_bind_text(st, first + 1, om ? om->storage_class : NULL);
+    sqlite3_bind_int64(st, first + 2, om && om->has_user ? now : 0);
+}
+
+/* Replace the user metadata items of `ino` with om's (clear: delete the
+ * old ones first; a new entry has none). */
+static int meta_put_user_locked(struct meta *m, uint64_t ino, const struct sky_objmeta *om,
+                                bool clear, struct sky_err *e)
+{
+    sqlite3_stmt *st;
+    int rc = 0;
+    if (clear) {
+        if (!(st = cachedb_stmt(&m->db, Q_USER_CLEAR, e)))
+            return -e->code;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        rc = cachedb_done(&m->db, st, "clearing user metadata", e);
+    }
+    for (size_t i = 0; rc == 0 && i < om->nuser; i++) {
+        if (!(st = cachedb_stmt(&m->db, Q_USER_PUT, e)))
+            return -e->code;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        cachedb_bind_text(st, 2, om->user[i].key);
+        sqlite3_bind_text(st, 3, om->user[i].value, (int)om->user[i].len, SQLITE_STATIC);
+        rc = cachedb_done(&m->db, st, "storing user metadata", e);
+    }
+    return rc;
+}
+
+/* New attributes for an existing entry (old kind `old_kind`, at cloud/path),
+ * with the cloud metadata `om` (may be NULL) that came with them. */
 static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
                             const char *cloud, const char *path, const struct sky_attr *a,
-                            const char *link, int64_t now, struct sky_err *e)
+                            const char *link, const struct sky_objmeta *om, int64_t now,
+                            struct sky_err *e)
 {
     if (old_kind == SKY_DIR && a->kind != SKY_DIR) {
         int rc = meta_drop_tree(m, cloud, path, e);
@@ -333,12 +417,18 @@ static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind
     meta_bind_attr(st, 2, a);
     cachedb_bind_text(st, 10, a->kind == SKY_LINK ? link : NULL);
     sqlite3_bind_int64(st, 11, now);
-    return cachedb_done(&m->db, st, "updating an entry", e);
+    meta_bind_objmeta(st, 12, om, now);
+    int rc = cachedb_done(&m->db, st, "updating an entry", e);
+    if (rc == 0 && om && om->has_user)
+        rc = meta_put_user_locked(m, ino, om, true, e);
+    return rc;
 }
 
-/* Insert child `name` of directory `dir`; *ino gets its new inode. */
+/* Insert child `name` of directory `dir` with the cloud metadata `om`
+ * (may be NULL); *ino (may be NULL) gets its new inode. */
 static int meta_insert(struct meta *m, const struct meta_entry *dir, const char *name,
-                       const struct sky_attr *a, const char *link, int64_t now, uint64_t *ino,
+                       const struct sky_attr *a, const char *link,
+                       const struct sky_objmeta *om, int64_t now, uint64_t *ino,
                        struct sky_err *e)
 {
     bool under_root = dir->ino == META_ROOT_INO;
@@ -361,10 +451,14 @@ static int meta_insert(struct meta *m, const struct meta_entry *dir, const char 
     meta_bind_attr(st, 5, a);
     cachedb_bind_text(st, 13, a->kind == SKY_LINK ? link : NULL);
     sqlite3_bind_int64(st, 14, now);
+    meta_bind_objmeta(st, 15, om, now);
     int rc = cachedb_done(&m->db, st, "adding an entry", e);
     free(path);
+    uint64_t new_ino = (uint64_t)sqlite3_last_insert_rowid(m->db.db);
+    if (rc == 0 && om && om->nuser)
+        rc = meta_put_user_locked(m, new_ino, om, false, e);
     if (rc == 0 && ino)
-        *ino = (uint64_t)sqlite3_last_insert_rowid(m->db.db);
+        *ino = new_ino;
     return rc;
 }
 
@@ -375,14 +469,15 @@ static int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, cons
     struct meta_entry old;
     int rc = meta_lookup_locked(m, dir->ino, name, &old, e);
     if (rc == -ENOENT)
-        return meta_insert(m, dir, name, a, link, now, ino, e);
+        return meta_insert(m, dir, name, a, link, NULL, now, ino, e);
     if (rc)
         return rc;
     if (dir->ino == META_ROOT_INO && a->kind != SKY_DIR)
         rc = sky_fail(e, EINVAL, "metadata cache: '%s': a cloud directory must stay a "
                       "directory", name);
     else
-        rc = meta_update_attr(m, old.ino, old.attr.kind, old.cloud, old.path, a, link, now, e);
+        rc = meta_update_attr(m, old.ino, old.attr.kind, old.cloud, old.path, a, link, NULL, now,
+                              e);
     if (rc == 0 && ino)
         *ino = old.ino;
     meta_entry_free(&old);
@@ -413,12 +508,15 @@ static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_e
         return sky_fail(e, EPROTO, "metadata cache %s has schema version %d, newer than this "
                         "skyfs understands (%d); use a newer skyfs or delete the file",
                         db_path, version, META_SCHEMA_VERSION);
-    /* version 0: a new database; version 1 lacks the search index on names. */
+    /* version 0: a new database; version 1 lacks the search index on names;
+     * version 2 lacks the cloud metadata. */
     rc = cachedb_begin(&m->db, e);
     if (rc == 0 && version == 0)
         rc = cachedb_exec(&m->db, meta_schema, e);
     if (rc == 0)
         rc = cachedb_exec(&m->db, meta_schema_v2, e);
+    if (rc == 0)
+        rc = cachedb_exec(&m->db, meta_schema_v3, e);
     if (rc == 0)
         rc = cachedb_set_version(&m->db, META_SCHEMA_VERSION, e);
     if (rc == 0)
@@ -470,7 +568,7 @@ int meta_cloud_root(struct meta *m, const char *cloud, uint64_t *ino, struct sky
     } else if (rc == -ENOENT) {
         struct meta_entry root = { .ino = META_ROOT_INO, .name = "", .path = "" };
         struct sky_attr a = { .kind = SKY_DIR };
-        rc = meta_insert(m, &root, cloud, &a, NULL, 0, ino, e);
+        rc = meta_insert(m, &root, cloud, &a, NULL, NULL, 0, ino, e);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -671,13 +769,13 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
                 rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
             else
                 rc = meta_update_attr(m, k[i].ino, k[i].kind, cloud, path, &d->attr, d->link,
-                                      now, e);
+                                      d->meta, now, e);
             i++;
             j++;
         } else {                        /* new */
             const struct sky_dirent *d = l[j].ent;
             if (!under_root || d->attr.kind == SKY_DIR)
-                rc = meta_insert(m, dir, d->name, &d->attr, d->link, now, NULL, e);
+                rc = meta_insert(m, dir, d->name, &d->attr, d->link, d->meta, now, NULL, e);
             j++;
         }
     }
@@ -972,8 +1070,8 @@ int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int
         if ((ino == META_ROOT_INO || ent.parent == META_ROOT_INO) && attr->kind != SKY_DIR)
             rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
         else
-            rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, now,
-                                  e);
+            rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, NULL,
+                                  now, e);
         meta_entry_free(&ent);
     }
     if (rc == 0)
@@ -1051,5 +1149,192 @@ int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t
         sqlite3_reset(st);
     }
     pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+/* ---- cloud metadata ------------------------------------------------------ */
+
+static int meta_read_user_locked(struct meta *m, uint64_t ino, struct sky_objmeta *out,
+                                 struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_USER_LIST, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+        const void *value = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        if (key && sky_objmeta_add_user(out, key, value ? value : "", len)) {
+            ret = meta_oom(e);
+            break;
+        }
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = cachedb_fail(&m->db, rc, "reading user metadata", e);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int meta_get_objmeta_locked(struct meta *m, uint64_t ino, struct sky_objmeta *out,
+                                   int64_t *meta_at, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_OBJMETA_GET, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    int rc = sqlite3_step(st), ret = 0, oom = 0;
+    if (rc == SQLITE_ROW) {
+        out->content_type = cachedb_column_strdup(st, 0, &oom);
+        out->storage_class = cachedb_column_strdup(st, 1, &oom);
+        *meta_at = sqlite3_column_int64(st, 2);
+        out->has_user = *meta_at > 0;
+        ret = oom ? meta_oom(e) : 0;
+    } else if (rc == SQLITE_DONE) {
+        ret = sky_fail(e, ENOENT, "metadata cache: no entry for inode %llu",
+                       (unsigned long long)ino);
+    } else {
+        ret = cachedb_fail(&m->db, rc, "reading cloud metadata", e);
+    }
+    sqlite3_reset(st);
+    return ret ? ret : meta_read_user_locked(m, ino, out, e);
+}
+
+int meta_get_objmeta(struct meta *m, uint64_t ino, struct sky_objmeta *out, int64_t *meta_at,
+                     struct sky_err *e)
+{
+    memset(out, 0, sizeof *out);
+    int64_t at = 0;
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_get_objmeta_locked(m, ino, out, &at, e);
+    pthread_mutex_unlock(&m->lock);
+    if (rc)
+        sky_objmeta_free(out);
+    else if (meta_at)
+        *meta_at = at;
+    return rc;
+}
+
+/* The metadata part of meta_set_objmeta, for an entry known to exist. */
+static int meta_store_objmeta_locked(struct meta *m, uint64_t ino, const struct sky_objmeta *om,
+                                     int64_t now, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_OBJMETA_SET, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    meta_bind_objmeta(st, 2, om, now);
+    int rc = meta_update_one(m, st, ino, "storing cloud metadata", e);
+    if (rc == 0 && om->has_user)
+        rc = meta_put_user_locked(m, ino, om, true, e);
+    return rc;
+}
+
+static int meta_set_objmeta_locked(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                                   const struct sky_objmeta *om, int64_t now,
+                                   struct sky_err *e)
+{
+    if (!attr)
+        return meta_store_objmeta_locked(m, ino, om, now, e);
+    struct meta_entry ent;
+    int rc = meta_get_locked(m, ino, &ent, e);
+    if (rc)
+        return rc;
+    if ((ino == META_ROOT_INO || ent.parent == META_ROOT_INO) && attr->kind != SKY_DIR)
+        rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
+    else
+        rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, om, now, e);
+    meta_entry_free(&ent);
+    return rc;
+}
+
+int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                     const struct sky_objmeta *om, int64_t now, struct sky_err *e)
+{
+    if (attr && !meta_valid_kind(attr))
+        return sky_fail(e, EINVAL, "metadata cache: inode %llu: unknown kind",
+                        (unsigned long long)ino);
+    pthread_mutex_lock(&m->lock);
+    int rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = meta_set_objmeta_locked(m, ino, attr, om, now, e);
+    if (rc == 0)
+        rc = cachedb_commit(&m->db, e);
+    else
+        cachedb_rollback(&m->db);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static int meta_set_user_item_locked(struct meta *m, uint64_t ino, const char *key,
+                                     const void *value, size_t len, struct sky_err *e)
+{
+    struct meta_entry ent;
+    int rc = meta_get_locked(m, ino, &ent, e);     /* no rows for unknown inodes */
+    if (rc)
+        return rc;
+    meta_entry_free(&ent);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, value ? Q_USER_PUT : Q_USER_DEL, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    cachedb_bind_text(st, 2, key);
+    if (value)
+        sqlite3_bind_text(st, 3, value, (int)len, SQLITE_STATIC);
+    return cachedb_done(&m->db, st, "storing user metadata", e);
+}
+
+int meta_set_user_item(struct meta *m, uint64_t ino, const char *key, const void *value,
+                       size_t len, struct sky_err *e)
+{
+    if (!key || !*key)
+        return sky_fail(e, EINVAL, "metadata cache: user metadata needs a key");
+    pthread_mutex_lock(&m->lock);
+    int rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = meta_set_user_item_locked(m, ino, key, value, len, e);
+    if (rc == 0)
+        rc = cachedb_commit(&m->db, e);
+    else
+        cachedb_rollback(&m->db);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_missing_objmeta(struct meta *m, const char *cloud, const char *path, meta_path_cb cb,
+                         void *arg, struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "metadata cache: missing_objmeta needs a cloud and a path");
+    char *lo = NULL, *hi = NULL;
+    if (path[0] && meta_tree_bounds(path, &lo, &hi))
+        return meta_oom(e);
+    pthread_mutex_lock(&m->lock);
+    int rc, ret = 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, path[0] ? Q_MISSING_UNDER : Q_MISSING_ALL, e);
+    if (!st) {
+        ret = -e->code;
+        goto out;
+    }
+    cachedb_bind_text(st, 1, cloud);
+    if (path[0]) {
+        cachedb_bind_text(st, 2, path);
+        cachedb_bind_text(st, 3, lo);
+        cachedb_bind_text(st, 4, hi);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *p = (const char *)sqlite3_column_text(st, 1);
+        ret = cb(arg, (uint64_t)sqlite3_column_int64(st, 0), p ? p : "");
+        if (ret)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = cachedb_fail(&m->db, rc, "finding files without metadata", e);
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&m->lock);
+    free(lo);
+    free(hi);
     return ret;
 }

@@ -23,6 +23,13 @@
  * components: empty, ".", ".." and names with '/' are -EINVAL.  Errors:
  * -ENOENT for an unknown inode, -ENOTDIR when a parent is not a directory.
  *
+ * Each entry also keeps the cloud metadata skyfs has learnt of it
+ * (driver.h's sky_objmeta: content type, storage class, user metadata),
+ * from listings that carry it, from get_meta and from our own xattr
+ * changes, and the time its user metadata was last known complete
+ * (meta_at).  When an entry's etag changes, what was known of the old
+ * version is forgotten (unless the same update brings the new version's).
+ *
  * Used by fs/ and tools/ (search, status).  Knows nothing of clouds'
  * kinds.
  */
@@ -84,6 +91,8 @@ int meta_upsert(struct meta *m, uint64_t parent, const char *name,
 /* Replace what is known of `parent`'s children with a complete listing,
  * in one transaction: entries are upserted (inodes kept), children not in
  * the listing are removed with their descendants, and listed_at = now.
+ * The cloud metadata a listing entry carries (ents[i].meta) is stored as
+ * meta_set_objmeta does.
  * Entries whose name is not a valid component are skipped; of two entries
  * with the same name the later one wins.  Fast for 100,000 entries (one
  * merge of two sorted lists, well under a second).  `now` must be the time
@@ -131,5 +140,36 @@ int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *
  * directory), or -ENOENT. */
 int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t *ino,
                    struct sky_err *e);
+
+/* ---- cloud metadata ---------------------------------------------------- */
+
+/* What the cache knows of entry `ino`'s cloud metadata, into *out (free it
+ * with sky_objmeta_free): content type and storage class (NULL when not
+ * known), and the user items sorted by key.  out->has_user is true when
+ * the user metadata was known complete at *meta_at (may be NULL; 0 =
+ * never, or the object changed since); the items of an incomplete set are
+ * still the ones our own setxattr stored.  -ENOENT for an unknown inode. */
+int meta_get_objmeta(struct meta *m, uint64_t ino, struct sky_objmeta *out, int64_t *meta_at,
+                     struct sky_err *e);
+
+/* Record what get_meta (or another full source) said at `now`: attr (may
+ * be NULL) as meta_set_attr does, then om's content type and storage class
+ * where not NULL; when om->has_user, the user items are replaced by om's
+ * and meta_at = now.  One transaction. */
+int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                     const struct sky_objmeta *om, int64_t now, struct sky_err *e);
+
+/* One user item changed through the mount: set `key` to `len` bytes of
+ * value, or remove it when value is NULL.  meta_at is left alone. */
+int meta_set_user_item(struct meta *m, uint64_t ino, const char *key, const void *value,
+                       size_t len, struct sky_err *e);
+
+/* Calls cb(arg, ino, path) for every file of `cloud` at or under `path`
+ * ("" = the whole cloud) whose user metadata is not known (meta_at = 0),
+ * in path order; a non-zero return stops and is returned.  cb runs with
+ * the cache locked: it must not call meta_* (collect, then act). */
+typedef int (*meta_path_cb)(void *arg, uint64_t ino, const char *path);
+int meta_missing_objmeta(struct meta *m, const char *cloud, const char *path, meta_path_cb cb,
+                         void *arg, struct sky_err *e);
 
 #endif

@@ -1,24 +1,48 @@
 /*
  * search.c - see search.h.  One SELECT over the `entries` table of the
- * metadata cache, its WHERE clause built from the criteria that are set;
- * values are always bound, never pasted into the SQL.
+ * metadata cache (and `user_meta` for metadata tests), its WHERE clause
+ * built from the criteria that are set; values are always bound, never
+ * pasted into the SQL.
+ *
+ * A metadata test is "ino IN (SELECT ino FROM user_meta WHERE key = ? AND
+ * value GLOB ?)": the subquery walks the (key, value) index, and SQLite
+ * answers the IN by rowid, so a search by metadata alone never scans the
+ * entries table.
  */
 #include "search.h"
 
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/sbuf.h"
+
+/* The first schema version of cache/meta.c with cloud metadata. */
+#define SEARCH_META_SCHEMA 3
+
 struct search {
     sqlite3 *db;
+    int schema;             /* the database's user_version */
 };
 
 void search_query_init(struct search_query *q)
 {
     memset(q, 0, sizeof *q);
     q->min_size = q->max_size = -1;
+}
+
+static int search_schema(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int v = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
 }
 
 int search_open(const char *db_path, struct search **out, struct sky_err *e)
@@ -36,6 +60,7 @@ int search_open(const char *db_path, struct search **out, struct sky_err *e)
         return -ENOENT;
     }
     sqlite3_busy_timeout(s->db, 5000);
+    s->schema = search_schema(s->db);
     *out = s;
     return 0;
 }
@@ -48,114 +73,160 @@ void search_close(struct search *s)
     free(s);
 }
 
-/* The WHERE clause and its bound values, built side by side. */
-struct clause {
-    char sql[1024];
-    int ntext, nint;
-    const char *text[8];
-    int text_pos[8];
-    int64_t ints[8];
-    int int_pos[8];
-    int next;           /* next parameter number */
+/* ---- the WHERE clause and its bound values, built side by side ---------- */
+
+struct bind {
+    const char *text;       /* NULL: bind num */
+    int64_t num;
 };
 
-static void add_text(struct clause *c, const char *fragment, const char *value)
-{
-    strncat(c->sql, fragment, sizeof c->sql - strlen(c->sql) - 1);
-    c->text[c->ntext] = value;
-    c->text_pos[c->ntext++] = ++c->next;
-}
+struct clause {
+    struct sbuf sql;
+    struct bind *binds;
+    size_t n, cap;
+    bool failed;
+};
 
-static void add_int(struct clause *c, const char *fragment, int64_t value)
+static void clause_bind(struct clause *c, const char *fragment, struct bind b)
 {
-    strncat(c->sql, fragment, sizeof c->sql - strlen(c->sql) - 1);
-    c->ints[c->nint] = value;
-    c->int_pos[c->nint++] = ++c->next;
-}
-
-int search_run(struct search *s, const struct search_query *q, search_hit_cb cb, void *arg,
-               struct sky_err *e)
-{
-    struct clause c = { .sql = "SELECT cloud, path, kind, size, mtime_ns FROM entries "
-                               "WHERE cloud IS NOT NULL AND path > ''" };
-    char *under = NULL, *under_end = NULL;
-    if (q->name_glob)
-        add_text(&c, " AND name GLOB ?", q->name_glob);
-    if (q->iname_glob)
-        add_text(&c, " AND name LIKE ?", q->iname_glob); /* converted below */
-    if (q->cloud)
-        add_text(&c, " AND cloud = ?", q->cloud);
-    if (q->path_prefix && *q->path_prefix) {
-        /* the entry itself, or anything under "prefix/" (byte range, so
-         * '%' and '_' in names mean nothing special) */
-        if (asprintf(&under, "%s/", q->path_prefix) < 0 ||
-            asprintf(&under_end, "%s0", q->path_prefix) < 0) {
-            free(under);
-            return sky_fail(e, ENOMEM, "out of memory");
+    sbuf_add(&c->sql, fragment);
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        struct bind *nb = realloc(c->binds, cap * sizeof *nb);
+        if (!nb) {
+            c->failed = true;
+            return;
         }
-        add_text(&c, " AND (path = ?", q->path_prefix);
-        add_text(&c, " OR (path >= ?", under);
-        add_text(&c, " AND path < ?))", under_end);
+        c->binds = nb;
+        c->cap = cap;
     }
+    c->binds[c->n++] = b;
+}
+
+static void clause_text(struct clause *c, const char *fragment, const char *value)
+{
+    clause_bind(c, fragment, (struct bind){ .text = value });
+}
+
+static void clause_int(struct clause *c, const char *fragment, int64_t value)
+{
+    clause_bind(c, fragment, (struct bind){ .num = value });
+}
+
+/* A case-insensitive glob as a LIKE pattern: * and ? become % and _, and
+ * LIKE's own specials are escaped with '\'. */
+static char *glob_to_like(const char *g)
+{
+    char *like = malloc(strlen(g) * 2 + 1), *o = like;
+    if (!like)
+        return NULL;
+    for (; *g; g++) {
+        if (*g == '*')
+            *o++ = '%';
+        else if (*g == '?')
+            *o++ = '_';
+        else {
+            if (*g == '%' || *g == '_' || *g == '\\')
+                *o++ = '\\';
+            *o++ = *g;
+        }
+    }
+    *o = '\0';
+    return like;
+}
+
+/* Strings the clause points at that this module made. */
+struct owned {
+    char *like, *under, *under_end;
+};
+
+static void add_path_prefix(struct clause *c, const char *prefix, struct owned *own)
+{
+    /* the entry itself, or anything under "prefix/" (byte range, so '%'
+     * and '_' in names mean nothing special) */
+    if (asprintf(&own->under, "%s/", prefix) < 0)
+        own->under = NULL;
+    if (asprintf(&own->under_end, "%s0", prefix) < 0)
+        own->under_end = NULL;
+    if (!own->under || !own->under_end)
+        c->failed = true;
+    clause_text(c, " AND (path = ?", prefix);
+    clause_text(c, " OR (path >= ?", own->under);
+    clause_text(c, " AND path < ?))", own->under_end);
+}
+
+static void add_meta_tests(struct clause *c, const struct search_query *q)
+{
+    for (size_t i = 0; i < q->nmeta; i++) {
+        const struct search_meta_test *t = &q->meta[i];
+        if (t->value_glob) {
+            clause_text(c, " AND ino IN (SELECT ino FROM user_meta WHERE key = ?", t->key);
+            clause_text(c, " AND value GLOB ?)", t->value_glob);
+        } else {
+            clause_text(c, " AND ino IN (SELECT ino FROM user_meta WHERE key = ?)", t->key);
+        }
+    }
+    if (q->content_type_glob)
+        clause_text(c, " AND content_type GLOB ?", q->content_type_glob);
+    if (q->storage_class_glob)
+        clause_text(c, " AND storage_class GLOB ?", q->storage_class_glob);
+}
+
+/* The whole query for q into c (c->failed on out-of-memory). */
+static void build_query(struct clause *c, const struct search_query *q, struct owned *own)
+{
+    sbuf_add(&c->sql, "SELECT cloud, path, kind, size, mtime_ns FROM entries "
+                      "WHERE cloud IS NOT NULL AND path > ''");
+    if (q->name_glob)
+        clause_text(c, " AND name GLOB ?", q->name_glob);
+    if (q->iname_glob) {
+        if (!(own->like = glob_to_like(q->iname_glob)))
+            c->failed = true;
+        clause_text(c, " AND name LIKE ? ESCAPE '\\'", own->like);
+    }
+    if (q->cloud)
+        clause_text(c, " AND cloud = ?", q->cloud);
+    if (q->path_prefix && *q->path_prefix)
+        add_path_prefix(c, q->path_prefix, own);
     if (q->kind)
-        add_int(&c, " AND kind = ?", q->kind);
+        clause_int(c, " AND kind = ?", q->kind);
     if (q->min_size >= 0)
-        add_int(&c, " AND size >= ?", q->min_size);
+        clause_int(c, " AND size >= ?", q->min_size);
     if (q->max_size >= 0)
-        add_int(&c, " AND size <= ?", q->max_size);
+        clause_int(c, " AND size <= ?", q->max_size);
     if (q->mtime_after_ns)
-        add_int(&c, " AND mtime_ns >= ?", q->mtime_after_ns);
+        clause_int(c, " AND mtime_ns >= ?", q->mtime_after_ns);
     if (q->mtime_before_ns)
-        add_int(&c, " AND mtime_ns < ?", q->mtime_before_ns);
+        clause_int(c, " AND mtime_ns < ?", q->mtime_before_ns);
+    add_meta_tests(c, q);
     /* "+" keeps the planner from walking the (cloud, path) index just to
      * sort: the WHERE clause picks the index, the few matches are sorted */
-    strncat(c.sql, " ORDER BY +cloud, +path", sizeof c.sql - strlen(c.sql) - 1);
+    sbuf_add(&c->sql, " ORDER BY +cloud, +path");
     if (q->limit)
-        add_int(&c, " LIMIT ?", (int64_t)q->limit);
+        clause_int(c, " LIMIT ?", (int64_t)q->limit);
+}
 
-    /* case-insensitive glob: turn * and ? into LIKE's % and _ (escaping
-     * LIKE's own specials) */
-    char *like = NULL;
-    if (q->iname_glob) {
-        const char *g = q->iname_glob;
-        like = malloc(strlen(g) * 2 + 1);
-        if (!like) {
-            free(under);
-            free(under_end);
-            return sky_fail(e, ENOMEM, "out of memory");
-        }
-        char *o = like;
-        for (; *g; g++) {
-            if (*g == '*') *o++ = '%';
-            else if (*g == '?') *o++ = '_';
-            else if (*g == '%' || *g == '_' || *g == '\\') { *o++ = '\\'; *o++ = *g; }
-            else *o++ = *g;
-        }
-        *o = '\0';
-        for (int i = 0; i < c.ntext; i++)
-            if (c.text[i] == q->iname_glob)
-                c.text[i] = like;
-        char *pos = strstr(c.sql, "name LIKE ?");
-        if (pos) {
-            /* add the ESCAPE clause right after the parameter */
-            char rest[1024];
-            snprintf(rest, sizeof rest, "%s", pos + strlen("name LIKE ?"));
-            snprintf(pos, sizeof c.sql - (size_t)(pos - c.sql), "name LIKE ? ESCAPE '\\'%s", rest);
-        }
-    }
+static bool wants_cloud_meta(const struct search_query *q)
+{
+    return q->nmeta || q->content_type_glob || q->storage_class_glob;
+}
 
+static int run_statement(struct search *s, const char *sql, const struct clause *c,
+                         search_hit_cb cb, void *arg, struct sky_err *e)
+{
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, c.sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        rc = sky_fail(e, EIO, "search: %s", sqlite3_errmsg(s->db));
-        goto out;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        int rc = sky_fail(e, EIO, "search: %s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return rc;
     }
-    for (int i = 0; i < c.ntext; i++)
-        sqlite3_bind_text(st, c.text_pos[i], c.text[i], -1, SQLITE_STATIC);
-    for (int i = 0; i < c.nint; i++)
-        sqlite3_bind_int64(st, c.int_pos[i], c.ints[i]);
-    rc = 0;
-    int step;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->binds[i].text)
+            sqlite3_bind_text(st, (int)i + 1, c->binds[i].text, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(st, (int)i + 1, c->binds[i].num);
+    }
+    int rc = 0, step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         struct search_hit h = {
             .cloud = (const char *)sqlite3_column_text(st, 0),
@@ -170,10 +241,29 @@ int search_run(struct search *s, const struct search_query *q, search_hit_cb cb,
     }
     if (!rc && step != SQLITE_DONE)
         rc = sky_fail(e, EIO, "search: %s", sqlite3_errmsg(s->db));
-out:
     sqlite3_finalize(st);
-    free(like);
-    free(under);
-    free(under_end);
+    return rc;
+}
+
+int search_run(struct search *s, const struct search_query *q, search_hit_cb cb, void *arg,
+               struct sky_err *e)
+{
+    if (wants_cloud_meta(q) && s->schema < SEARCH_META_SCHEMA)
+        return sky_fail(e, EPROTO, "search: this index was written by an older skyfs and holds "
+                        "no cloud metadata; mount once or run skyfs index to upgrade it");
+    for (size_t i = 0; i < q->nmeta; i++)
+        if (!q->meta[i].key || !*q->meta[i].key)
+            return sky_fail(e, EINVAL, "search: a metadata test needs a key");
+    struct clause c = { 0 };
+    struct owned own = { 0 };
+    build_query(&c, q, &own);
+    char *sql = sbuf_finish(&c.sql);
+    int rc = !sql || c.failed ? sky_fail(e, ENOMEM, "out of memory")
+                              : run_statement(s, sql, &c, cb, arg, e);
+    free(sql);
+    free(c.binds);
+    free(own.like);
+    free(own.under);
+    free(own.under_end);
     return rc;
 }

@@ -7,6 +7,8 @@
  * the same database read-only, in its own connection, so `skyfs search`
  * works while a mount is running and never disturbs it, and runs one SQL
  * query built from the criteria below (all optional, all combined with AND).
+ * User metadata, content type and storage class are only as complete as
+ * the index (see `skyfs index --metadata`).
  *
  * Used by tools/ (skyfs search) and fs/ (the .skyfs/search directory).
  */
@@ -21,6 +23,14 @@
 
 struct search;
 
+/* One user metadata test: the entry has user metadata `key` (exact, as
+ * the xattr name shows it after "user.") whose value matches value_glob
+ * (a shell pattern, case-sensitive), or any value when value_glob is NULL. */
+struct search_meta_test {
+    const char *key;
+    const char *value_glob;
+};
+
 struct search_query {
     const char *name_glob;      /* shell pattern on the file name (case-sensitive) */
     const char *iname_glob;     /* the same, case-insensitive */
@@ -31,6 +41,10 @@ struct search_query {
     int64_t max_size;           /* -1 = no bound */
     int64_t mtime_after_ns;     /* 0 = no bound; mtime >= this */
     int64_t mtime_before_ns;    /* 0 = no bound; mtime < this */
+    const struct search_meta_test *meta;    /* nmeta tests, all must hold */
+    size_t nmeta;
+    const char *content_type_glob;      /* shell pattern on the content type */
+    const char *storage_class_glob;     /* shell pattern on the storage class */
     size_t limit;               /* 0 = no limit */
 };
 
@@ -47,7 +61,9 @@ typedef int (*search_hit_cb)(void *arg, const struct search_hit *hit);
 
 void search_query_init(struct search_query *q);
 
-/* Open the metadata database at db_path read-only. */
+/* Open the metadata database at db_path read-only.  A database written by
+ * an older skyfs answers every criterion but the cloud metadata ones,
+ * which fail with -EPROTO and a sentence saying how to upgrade it. */
 int search_open(const char *db_path, struct search **out, struct sky_err *e);
 void search_close(struct search *s);
 

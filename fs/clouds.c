@@ -86,6 +86,29 @@ void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e)
     pthread_mutex_unlock(&c->health_lock);
 }
 
+bool skyfs_fresh(int64_t at, int64_t ttl)
+{
+    return at > 0 && (ttl == SKY_TTL_FOREVER || skyfs_now() - at < ttl);
+}
+
+int cloud_unavailable(const struct cloud *c, struct sky_err *e)
+{
+    return sky_fail(e, c->open_err.code == EACCES ? EACCES : EHOSTDOWN,
+                    "cloud '%s' is unavailable: %s", c->cfg->name, c->open_err.msg);
+}
+
+int cloud_check_writable(const struct cloud *c, struct sky_err *e)
+{
+    if (!c)
+        return sky_fail(e, EPERM, "the mount root holds only the configured clouds; add a "
+                        "cloud section to the config to get a new directory here");
+    if (!c->ctx)
+        return cloud_unavailable(c, e);
+    if (c->cfg->read_only)
+        return sky_fail(e, EROFS, "cloud '%s' is read-only (read_only = true)", c->cfg->name);
+    return 0;
+}
+
 struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name)
 {
     if (!name)

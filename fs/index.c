@@ -5,20 +5,24 @@
  * directories their paths imply, sort by (depth of parent, parent, name)
  * and store one listing per directory, parents first so that each parent's
  * inode exists when its children are stored.  Walk mode: breadth-first
- * with list().
+ * with list().  The metadata pass asks the cache which files lack their
+ * metadata, then runs get_meta on them with parallel_for.
  */
 #include "index.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../backends/parallel.h"
 #include "../lib/log.h"
 
 struct item {
     char *path;                 /* relative to the cloud root */
     struct sky_attr attr;
     char *link;
+    struct sky_objmeta *meta;   /* what the listing carried, or NULL */
     int depth;                  /* '/' count of path */
     bool implied;               /* a directory known only from a prefix */
 };
@@ -40,8 +44,24 @@ static char *join(const char *a, const char *b)
     return p;
 }
 
+static struct sky_objmeta *objmeta_dup(const struct sky_objmeta *src)
+{
+    struct sky_objmeta *m = src ? malloc(sizeof *m) : NULL;
+    if (m && sky_objmeta_copy(m, src)) {
+        free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+static void objmeta_drop(struct sky_objmeta *m)
+{
+    sky_objmeta_free(m);
+    free(m);
+}
+
 static int add_item(struct collection *c, char *path, const struct sky_attr *attr,
-                    const char *link, bool implied)
+                    const char *link, const struct sky_objmeta *meta, bool implied)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 1024;
@@ -57,7 +77,10 @@ static int add_item(struct collection *c, char *path, const struct sky_attr *att
     it->path = path;
     it->attr = *attr;
     it->link = link ? strdup(link) : NULL;
+    it->meta = objmeta_dup(meta);
     it->implied = implied;
+    if ((link && !it->link) || (meta && !it->meta))
+        return -ENOMEM;     /* the item is counted, collection_free frees it */
     it->depth = 0;
     for (const char *s = path; *s; s++)
         it->depth += *s == '/';
@@ -68,7 +91,7 @@ static int collect(void *arg, const struct sky_dirent *d)
 {
     struct collection *c = arg;
     char *path = join(c->base, d->name);
-    if (!path || add_item(c, path, &d->attr, d->link, false))
+    if (!path || add_item(c, path, &d->attr, d->link, d->meta, false))
         return -ENOMEM;
     c->progress->entries++;
     if (c->report && c->progress->entries % 5000 == 0)
@@ -80,7 +103,7 @@ static int collect(void *arg, const struct sky_dirent *d)
         if (len <= strlen(c->base))
             break;
         char *parent = strndup(path, len);
-        if (!parent || add_item(c, parent, &dir, NULL, true))
+        if (!parent || add_item(c, parent, &dir, NULL, NULL, true))
             return -ENOMEM;
         path = c->items[c->n - 1].path;
     }
@@ -145,7 +168,8 @@ static int store_groups(struct skyfs *fs, struct cloud *c, struct collection *co
             if (j > i && strcmp(col->items[j].path, col->items[j - 1].path) == 0)
                 continue; /* same directory implied twice, or also listed */
             const char *name = col->items[j].path + (pl ? pl + 1 : 0);
-            ents[n++] = (struct sky_dirent){ name, col->items[j].attr, col->items[j].link };
+            ents[n++] = (struct sky_dirent){ name, col->items[j].attr, col->items[j].link,
+                                             col->items[j].meta };
         }
         char *parent = strndup(pp, pl);
         uint64_t ino;
@@ -165,6 +189,7 @@ static void collection_free(struct collection *col)
     for (size_t i = 0; i < col->n; i++) {
         free(col->items[i].path);
         free(col->items[i].link);
+        objmeta_drop(col->items[i].meta);
     }
     free(col->items);
 }
@@ -213,7 +238,8 @@ static int walk(struct skyfs *fs, struct cloud *c, struct collection *col, int64
             rc = dir_ino(fs, c, dir, &ino, e);
         struct sky_dirent *ents = malloc((one.n ? one.n : 1) * sizeof *ents);
         for (size_t i = 0; !rc && i < one.n; i++) {
-            ents[i] = (struct sky_dirent){ one.items[i].path, one.items[i].attr, one.items[i].link };
+            ents[i] = (struct sky_dirent){ one.items[i].path, one.items[i].attr, one.items[i].link,
+                                           one.items[i].meta };
             if (one.items[i].attr.kind != SKY_DIR)
                 continue;
             if (tail == cap) {
@@ -239,8 +265,101 @@ static int walk(struct skyfs *fs, struct cloud *c, struct collection *col, int64
     return rc;
 }
 
-int index_cloud(struct skyfs *fs, struct cloud *c, const char *path, index_progress_fn progress,
-                void *arg, struct sky_err *e)
+/* ---- the metadata pass --------------------------------------------------- */
+
+struct meta_job {
+    uint64_t ino;
+    char *path;
+};
+
+struct meta_pass {
+    struct skyfs *fs;
+    struct cloud *c;
+    struct meta_job *jobs;
+    size_t n, cap;
+    struct index_progress *progress;
+    index_progress_fn report;
+    void *report_arg;
+    pthread_mutex_t lock;       /* progress and its reports */
+};
+
+static int add_job(void *arg, uint64_t ino, const char *path)
+{
+    struct meta_pass *mp = arg;
+    if (mp->n == mp->cap) {
+        size_t cap = mp->cap ? mp->cap * 2 : 256;
+        struct meta_job *nj = realloc(mp->jobs, cap * sizeof *nj);
+        if (!nj)
+            return -ENOMEM;
+        mp->jobs = nj;
+        mp->cap = cap;
+    }
+    char *copy = strdup(path);
+    if (!copy)
+        return -ENOMEM;
+    mp->jobs[mp->n++] = (struct meta_job){ ino, copy };
+    return 0;
+}
+
+static void job_done(struct meta_pass *mp)
+{
+    pthread_mutex_lock(&mp->lock);
+    mp->progress->meta_done++;
+    if (mp->report && mp->progress->meta_done % 100 == 0)
+        mp->report(mp->report_arg, mp->progress);
+    pthread_mutex_unlock(&mp->lock);
+}
+
+/* get_meta for one file, stored with the attributes that came with it. */
+static int fetch_meta(void *arg, size_t i, struct sky_err *e)
+{
+    struct meta_pass *mp = arg;
+    struct cloud *c = mp->c;
+    const struct meta_job *job = &mp->jobs[i];
+    struct sky_attr a;
+    struct sky_objmeta om;
+    int64_t asked = skyfs_now();
+    int rc = c->drv->get_meta(c->ctx, job->path, &a, &om, e);
+    cloud_note_result(c, rc, e);
+    if (rc == -ENOENT) {
+        rc = 0;                 /* deleted since the listing: the next one drops it */
+    } else if (rc == 0) {
+        rc = meta_set_objmeta(mp->fs->meta, job->ino, &a, &om, asked, e);
+        if (rc == -ENOENT)
+            rc = 0;             /* dropped from the cache meanwhile */
+        sky_objmeta_free(&om);
+    }
+    job_done(mp);
+    return rc;
+}
+
+static int metadata_pass(struct skyfs *fs, struct cloud *c, const char *path,
+                         struct index_progress *p, index_progress_fn progress, void *arg,
+                         struct sky_err *e)
+{
+    if (!c->drv->get_meta)
+        return 0;
+    struct meta_pass mp = { .fs = fs, .c = c, .progress = p, .report = progress,
+                            .report_arg = arg };
+    int rc = meta_missing_objmeta(fs->meta, c->cfg->name, path, add_job, &mp, e);
+    if (rc == -ENOMEM)
+        rc = sky_fail(e, ENOMEM, "out of memory");
+    p->meta_phase = true;
+    p->meta_total = mp.n;
+    if (progress)
+        progress(arg, p);
+    pthread_mutex_init(&mp.lock, NULL);
+    if (rc == 0)
+        rc = parallel_for(mp.n, INDEX_META_THREADS, fetch_meta, &mp, e);
+    pthread_mutex_destroy(&mp.lock);
+    for (size_t i = 0; i < mp.n; i++)
+        free(mp.jobs[i].path);
+    free(mp.jobs);
+    return rc;
+}
+
+int index_cloud(struct skyfs *fs, struct cloud *c, const char *path, bool metadata,
+                index_progress_fn progress, void *arg, struct sky_err *e)
 {
     if (!c->ctx)
         return sky_fail(e, c->open_err.code ? c->open_err.code : EHOSTDOWN, "%s", c->open_err.msg);
@@ -270,6 +389,8 @@ int index_cloud(struct skyfs *fs, struct cloud *c, const char *path, index_progr
         rc = walk(fs, c, &col, started, e);
     }
     collection_free(&col);
+    if (!rc && metadata)
+        rc = metadata_pass(fs, c, path, &p, progress, arg, e);
     p.done = true;
     if (progress)
         progress(arg, &p);

@@ -42,11 +42,6 @@ static void reply_err(fuse_req_t req, int rc, const struct sky_err *e)
     fuse_reply_err(req, err);
 }
 
-static bool fresh(int64_t at, int64_t ttl)
-{
-    return at > 0 && (ttl == SKY_TTL_FOREVER || skyfs_now() - at < ttl);
-}
-
 static double ttl_seconds(const struct cloud *c)
 {
     if (!c)
@@ -61,25 +56,6 @@ static double negative_seconds(const struct cloud *c)
     if (c->cfg->negative_ttl_ns == SKY_TTL_FOREVER)
         return 365.0 * 86400.0;
     return (double)c->cfg->negative_ttl_ns / (double)NS;
-}
-
-/* The error every call inside a cloud whose driver did not open gets. */
-static int cloud_unavailable(const struct cloud *c, struct sky_err *e)
-{
-    return sky_fail(e, c->open_err.code == EACCES ? EACCES : EHOSTDOWN, "cloud '%s' is unavailable: %s",
-                    c->cfg->name, c->open_err.msg);
-}
-
-static int check_writable(const struct cloud *c, struct sky_err *e)
-{
-    if (!c)
-        return sky_fail(e, EPERM, "the mount root holds only the configured clouds; add a "
-                        "cloud section to the config to get a new directory here");
-    if (!c->ctx)
-        return cloud_unavailable(c, e);
-    if (c->cfg->read_only)
-        return sky_fail(e, EROFS, "cloud '%s' is read-only (read_only = true)", c->cfg->name);
-    return 0;
 }
 
 /* ---- attributes ------------------------------------------------------- */
@@ -214,11 +190,7 @@ static int collect_entry(void *arg, const struct sky_dirent *d)
         l->ents = n;
         l->cap = cap;
     }
-    struct sky_dirent *dst = &l->ents[l->n];
-    dst->attr = d->attr;
-    dst->name = strdup(d->name);
-    dst->link = d->link ? strdup(d->link) : NULL;
-    if (!dst->name)
+    if (sky_dirent_copy(&l->ents[l->n], d))
         return -ENOMEM;
     l->n++;
     return 0;
@@ -226,10 +198,8 @@ static int collect_entry(void *arg, const struct sky_dirent *d)
 
 static void listing_free(struct listing *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        free((char *)l->ents[i].name);
-        free((char *)l->ents[i].link);
-    }
+    for (size_t i = 0; i < l->n; i++)
+        sky_dirent_free(&l->ents[i]);
     free(l->ents);
 }
 
@@ -238,7 +208,7 @@ static void listing_free(struct listing *l)
 static int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir,
                            struct sky_err *e)
 {
-    if (fresh(dir->listed_at, c->cfg->ttl_ns))
+    if (skyfs_fresh(dir->listed_at, c->cfg->ttl_ns))
         return 0;
     if (!c->ctx)
         return cloud_unavailable(c, e);
@@ -308,8 +278,8 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     rc = meta_lookup(fs->meta, parent, name, &child, &e);
-    bool parent_fresh = fresh(dir.listed_at, c->cfg->ttl_ns);
-    if (rc == 0 && (parent_fresh || fresh(child.fetched_at, c->cfg->ttl_ns))) {
+    bool parent_fresh = skyfs_fresh(dir.listed_at, c->cfg->ttl_ns);
+    if (rc == 0 && (parent_fresh || skyfs_fresh(child.fetched_at, c->cfg->ttl_ns))) {
         reply_entry(req, fs, &child, c);
         meta_entry_free(&child);
         meta_entry_free(&dir);
@@ -388,7 +358,7 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         reply_err(req, rc, &e);
         return;
     }
-    if (!c || ino == c->root_ino || fresh(ent.fetched_at, c->cfg->ttl_ns)) {
+    if (!c || ino == c->root_ino || skyfs_fresh(ent.fetched_at, c->cfg->ttl_ns)) {
         reply_attr(req, fs, &ent, c);
         meta_entry_free(&ent);
         return;
@@ -433,7 +403,7 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         reply_err(req, -EPERM, NULL);
         return;
     }
-    rc = check_writable(c, &e);
+    rc = cloud_check_writable(c, &e);
     struct ofile *of = NULL;
     if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
         if (ent.attr.kind != SKY_FILE)
@@ -714,7 +684,7 @@ static int prepare_new(struct skyfs *fs, fuse_ino_t parent, const char *name,
     int rc = load(fs, parent, dir, c, e);
     if (rc)
         return rc;
-    rc = check_writable(*c, e);
+    rc = cloud_check_writable(*c, e);
     if (rc) {
         meta_entry_free(dir);
         return rc;
@@ -835,7 +805,7 @@ static void sky_readlink(fuse_req_t req, fuse_ino_t ino)
         reply_err(req, rc, &e);
         return;
     }
-    if (ent.link && fresh(ent.fetched_at, c->cfg->ttl_ns)) {
+    if (ent.link && skyfs_fresh(ent.fetched_at, c->cfg->ttl_ns)) {
         fuse_reply_readlink(req, ent.link);
     } else if (!c || !c->ctx) {
         if (ent.link)
@@ -864,7 +834,7 @@ static int find_child(struct skyfs *fs, struct cloud *c, const struct meta_entry
                       const char *name, struct meta_entry *out, struct sky_err *e)
 {
     int rc = meta_lookup(fs->meta, dir->ino, name, out, e);
-    if (rc != -ENOENT || fresh(dir->listed_at, c->cfg->ttl_ns))
+    if (rc != -ENOENT || skyfs_fresh(dir->listed_at, c->cfg->ttl_ns))
         return rc;
     char *path = child_path(dir->path, name);
     if (!path)
@@ -1112,7 +1082,7 @@ static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     else if (!c->ctx)
         rc = cloud_unavailable(c, &e);
     else if (writing)
-        rc = check_writable(c, &e);
+        rc = cloud_check_writable(c, &e);
     struct ofile *of = NULL;
     if (!rc)
         rc = files_open(fs, &ent, &of, &e);
@@ -1164,7 +1134,7 @@ static void sky_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
     struct ofile *of = ofile_of(fi);
-    int rc = check_writable(of->cloud, &e);
+    int rc = cloud_check_writable(of->cloud, &e);
     if (!rc)
         rc = files_write(fs, of, (uint64_t)off, buf, size, &e);
     if (rc)
@@ -1224,7 +1194,7 @@ static void sky_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &st);
 }
 
-/* ---- extended attributes ---------------------------------------------- */
+/* ---- extended attributes (answered by xattr.c) ------------------------ */
 
 static bool is_kernel_xattr(const char *name)
 {
@@ -1232,17 +1202,18 @@ static bool is_kernel_xattr(const char *name)
            strncmp(name, "trusted.", 8) == 0;
 }
 
-static int xattr_target(fuse_req_t req, fuse_ino_t ino, struct meta_entry *ent, struct cloud **c,
-                        struct sky_err *e)
+/* Reply to getxattr/listxattr: the length when size is 0, else the bytes. */
+static void reply_xattr(fuse_req_t req, int rc, const char *buf, size_t len, size_t size,
+                        const struct sky_err *e)
 {
-    int rc = load(fs_of(req), ino, ent, c, e);
-    if (rc)
-        return rc;
-    if (!*c || !(*c)->ctx || !(*c)->drv->getxattr) {
-        meta_entry_free(ent);
-        return *c && !(*c)->ctx ? cloud_unavailable(*c, e) : -ENOTSUP;
-    }
-    return 0;
+    if (rc == -ERANGE)
+        fuse_reply_err(req, ERANGE);      /* the caller asks again, bigger */
+    else if (rc)
+        reply_err(req, rc, e);
+    else if (size == 0)
+        fuse_reply_xattr(req, len);
+    else
+        fuse_reply_buf(req, buf, len);
 }
 
 static void getxattr_virtual(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -1251,46 +1222,14 @@ static void getxattr_virtual(fuse_req_t req, fuse_ino_t ino, const char *name, s
     char *value = NULL;
     size_t len = 0;
     int rc = virt_getxattr(fs_of(req), ino, name, &value, &len, &e);
-    if (rc)
-        reply_err(req, rc, &e);
-    else if (size == 0)
-        fuse_reply_xattr(req, len);
-    else if (size < len)
-        fuse_reply_err(req, ERANGE);
-    else
-        fuse_reply_buf(req, value, len);
+    if (rc == 0 && size && size < len)
+        rc = -ERANGE;
+    reply_xattr(req, rc, value, len, size, &e);
     free(value);
-}
-
-/* user.skyfs.etag: the cloud's version of a file, from the cache. */
-#define ETAG_XATTR "user.skyfs.etag"
-
-static void getxattr_etag(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-    struct sky_err e = { 0 };
-    struct meta_entry ent;
-    int rc = meta_get(fs_of(req)->meta, ino, &ent, &e);
-    if (rc) {
-        reply_err(req, rc, &e);
-        return;
-    }
-    size_t len = strlen(ent.attr.etag);
-    if (!len)
-        fuse_reply_err(req, ENODATA);
-    else if (size == 0)
-        fuse_reply_xattr(req, len);
-    else if (size < len)
-        fuse_reply_err(req, ERANGE);
-    else
-        fuse_reply_buf(req, ent.attr.etag, len);
-    meta_entry_free(&ent);
 }
 
 static void sky_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-    struct sky_err e = { 0 };
-    struct meta_entry ent;
-    struct cloud *c;
     if (is_kernel_xattr(name)) {
         fuse_reply_err(req, ENODATA);
         return;
@@ -1299,112 +1238,44 @@ static void sky_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
         getxattr_virtual(req, ino, name, size);
         return;
     }
-    if (strcmp(name, ETAG_XATTR) == 0) {
-        getxattr_etag(req, ino, size);
-        return;
-    }
-    int rc = xattr_target(req, ino, &ent, &c, &e);
-    if (rc) {
-        reply_err(req, rc, &e);
-        return;
-    }
+    struct sky_err e = { 0 };
     char *buf = size ? malloc(size) : NULL;
     size_t len = 0;
-    rc = c->drv->getxattr(c->ctx, ent.path, name, buf, size, &len, &e);
-    cloud_note_result(c, rc, &e);
-    if (rc)
-        reply_err(req, rc, &e);
-    else if (size == 0)
-        fuse_reply_xattr(req, len);
-    else
-        fuse_reply_buf(req, buf, len);
+    int rc = size && !buf ? -ENOMEM : xattr_get(fs_of(req), ino, name, buf, size, &len, &e);
+    reply_xattr(req, rc, buf, len, size, &e);
     free(buf);
-    meta_entry_free(&ent);
 }
 
 static void sky_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     struct sky_err e = { 0 };
-    struct meta_entry ent;
-    struct cloud *c;
-    int rc = virt_is(ino) ? -ENOTSUP : xattr_target(req, ino, &ent, &c, &e);
-    if (rc) {
-        if (rc == -ENOTSUP) /* nothing to list is not an error */
-            size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0);
-        else
-            reply_err(req, rc, &e);
-        return;
-    }
     char *buf = size ? malloc(size) : NULL;
     size_t len = 0;
-    rc = c->drv->listxattr(c->ctx, ent.path, buf, size, &len, &e);
-    cloud_note_result(c, rc, &e);
-    size_t extra = ent.attr.etag[0] ? sizeof ETAG_XATTR : 0;
-    if (rc == -ERANGE || (!rc && size && len + extra > size))
-        fuse_reply_err(req, ERANGE);
-    else if (rc)
-        reply_err(req, rc, &e);
-    else if (size == 0)
-        fuse_reply_xattr(req, len + extra);
-    else {
-        memcpy(buf + len, ETAG_XATTR, extra);
-        fuse_reply_buf(req, buf, len + extra);
+    int rc = virt_is(ino) ? -ENOTSUP
+             : size && !buf ? -ENOMEM : xattr_list(fs_of(req), ino, buf, size, &len, &e);
+    if (rc == -ENOTSUP) {               /* nothing to list is not an error */
+        rc = 0;
+        len = 0;
     }
+    reply_xattr(req, rc, buf, len, size, &e);
     free(buf);
-    meta_entry_free(&ent);
 }
 
 static void sky_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                          size_t size, int flags)
 {
     struct sky_err e = { 0 };
-    struct meta_entry ent;
-    struct cloud *c;
-    if (is_kernel_xattr(name)) {
-        fuse_reply_err(req, ENOTSUP);
-        return;
-    }
-    if (strcmp(name, ETAG_XATTR) == 0) {
-        /* the cloud sets it; a copy of it (cp -a, mv across clouds, rsync
-         * -X) is accepted and dropped so those tools work quietly */
-        fuse_reply_err(req, 0);
-        return;
-    }
-    int rc = xattr_target(req, ino, &ent, &c, &e);
-    if (rc) {
-        reply_err(req, rc, &e);
-        return;
-    }
-    rc = check_writable(c, &e);
-    if (!rc) {
-        rc = c->drv->setxattr(c->ctx, ent.path, name, value, size, flags, &e);
-        cloud_note_result(c, rc, &e);
-    }
+    int rc = is_kernel_xattr(name) ? -ENOTSUP
+             : virt_is(ino) ? -EROFS : xattr_set(fs_of(req), ino, name, value, size, flags, &e);
     reply_err(req, rc, rc ? &e : NULL);
-    meta_entry_free(&ent);
 }
 
 static void sky_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     struct sky_err e = { 0 };
-    struct meta_entry ent;
-    struct cloud *c;
-    if (is_kernel_xattr(name)) {
-        fuse_reply_err(req, ENODATA);
-        return;
-    }
-    int rc = xattr_target(req, ino, &ent, &c, &e);
-    if (rc) {
-        reply_err(req, rc, &e);
-        return;
-    }
-    rc = check_writable(c, &e);
-    if (!rc) {
-        rc = c->drv->removexattr(c->ctx, ent.path, name, &e);
-        cloud_note_result(c, rc, &e);
-    }
+    int rc = is_kernel_xattr(name) ? -ENODATA
+             : virt_is(ino) ? -EROFS : xattr_remove(fs_of(req), ino, name, &e);
     reply_err(req, rc, rc ? &e : NULL);
-    meta_entry_free(&ent);
 }
 
 static void sky_init(void *userdata, struct fuse_conn_info *conn)

@@ -6,7 +6,8 @@
  * metadata cache, the block cache, the clouds (each a driver plus its
  * context and health), and the table of open files.  fs/ops.c answers the
  * kernel with it; fs/files.c keeps open files and uploads them; fs/clouds.c
- * opens the drivers and tracks each cloud's health.
+ * opens the drivers and tracks each cloud's health; fs/xattr.c answers
+ * extended attributes.
  *
  * fs/ never knows which kind of cloud it serves: it calls the driver table.
  */
@@ -83,8 +84,17 @@ void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e);
  * "unavailable: REASON", written by the daemon when the state changes. */
 char *cloud_health_path(const char *cache_dir, const char *cloud);
 
+/* The error every call inside a cloud whose driver did not open gets
+ * (-EACCES or -EHOSTDOWN, with the saved reason). */
+int cloud_unavailable(const struct cloud *c, struct sky_err *e);
+/* 0 if the cloud takes changes; else -EPERM (the root: c NULL), the
+ * unavailable error, or -EROFS for a read_only cloud. */
+int cloud_check_writable(const struct cloud *c, struct sky_err *e);
+
 /* Current wall-clock time in ns. */
 int64_t skyfs_now(void);
+/* true if something fetched at `at` (0 = never) is still within `ttl`. */
+bool skyfs_fresh(int64_t at, int64_t ttl);
 
 /* ---- files.c: open files and uploads ---------------------------------- */
 
@@ -126,6 +136,26 @@ void files_mark_unlinked(struct skyfs *fs, uint64_t ino);
  * at mount and then again every 30 s, backing off from 5 s to 5 min while
  * uploads keep failing.  skyfs_close stops it. */
 void files_start_recovery(struct skyfs *fs);
+
+/* ---- xattr.c: extended attributes --------------------------------------- */
+
+/* The extended attributes of inode `ino` (not the root, not virtual), for
+ * fs/ops.c.  User metadata ("user.KEY") and the read-only
+ * user.skyfs.etag / user.skyfs.content_type / user.skyfs.storage_class
+ * come from the metadata cache while its copy is fresh (the cloud's ttl),
+ * else from the driver's get_meta, whose answer is stored; offline, the
+ * cache answers.  Changes go to the driver, then the cache is refreshed at
+ * once so that `skyfs search --meta` sees them.  Setting a user.skyfs.*
+ * attribute above is accepted and changes nothing (cp -a, rsync -X).
+ * Sizes follow getxattr(2): size 0 only reports *len; a smaller buffer is
+ * -ERANGE.  -ENOTSUP when the cloud has no xattrs (or ino is the root). */
+int xattr_get(struct skyfs *fs, uint64_t ino, const char *name, void *buf, size_t size,
+              size_t *len, struct sky_err *e);
+int xattr_list(struct skyfs *fs, uint64_t ino, char *buf, size_t size, size_t *len,
+               struct sky_err *e);
+int xattr_set(struct skyfs *fs, uint64_t ino, const char *name, const void *value, size_t size,
+              int flags, struct sky_err *e);
+int xattr_remove(struct skyfs *fs, uint64_t ino, const char *name, struct sky_err *e);
 
 /* ---- mount.c ---------------------------------------------------------- */
 

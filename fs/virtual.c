@@ -131,8 +131,12 @@ static struct vnode *add_node(struct virt *v, uint64_t parent, const char *name,
 
 /* ---- queries ---------------------------------------------------------- */
 
-/* Parse a query directory name into q; strings point into `buf`. */
-static int parse_query(char *buf, struct search_query *q, struct sky_err *e)
+#define QUERY_MAX_META 8
+
+/* Parse a query directory name into q; strings point into `buf`, metadata
+ * tests are stored in tests[QUERY_MAX_META]. */
+static int parse_query(char *buf, struct search_query *q, struct search_meta_test *tests,
+                       struct sky_err *e)
 {
     search_query_init(q);
     q->limit = MAX_HITS;
@@ -165,9 +169,18 @@ static int parse_query(char *buf, struct search_query *q, struct sky_err *e)
         } else if ((strcmp(key, "min") == 0 || strcmp(key, "max") == 0) &&
                    sky_parse_size(val, &size) == 0) {
             *(key[1] == 'i' ? &q->min_size : &q->max_size) = (int64_t)size;
+        } else if (strcmp(key, "meta") == 0 && *val && *val != '=' &&
+                   q->nmeta < QUERY_MAX_META) {
+            char *veq = strchr(eq + 1, '=');    /* meta=KEY=GLOB or meta=KEY */
+            if (veq)
+                *veq = '\0';
+            tests[q->nmeta++] = (struct search_meta_test){ eq + 1, veq ? veq + 1 : NULL };
+            q->meta = tests;
+        } else if (strcmp(key, "type_is") == 0) {
+            q->content_type_glob = val;
         } else {
             return sky_fail(e, ENOENT, "search: unknown criterion \"%s\"; use name, iname, cloud, "
-                            "path, type, min or max", key);
+                            "path, type, min, max, meta or type_is", key);
         }
     }
     return 0;
@@ -211,7 +224,8 @@ static int refresh_query(struct virt *v, struct vnode *dir, struct sky_err *e)
     if (!text)
         return sky_fail(e, ENOMEM, "out of memory");
     struct search_query q;
-    int rc = parse_query(text, &q, e);
+    struct search_meta_test tests[QUERY_MAX_META];
+    int rc = parse_query(text, &q, tests, e);
     if (!rc && !v->search)
         rc = search_open(v->db_path, &v->search, e);
     if (!rc) {

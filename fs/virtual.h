@@ -7,8 +7,10 @@
  *
  * <query> is either a name pattern ("*.pdf", case-insensitive) or
  * criteria joined by '&': name=GLOB, iname=GLOB, cloud=NAME, path=PATH
- * (as seen in the mount, "docs/reports"), type=f|d|l, min=SIZE, max=SIZE.
- * Example: ls ~/clouds/.skyfs/search/'iname=*.jpg&min=1M'
+ * (as seen in the mount, "docs/reports"), type=f|d|l, min=SIZE, max=SIZE,
+ * meta=KEY=GLOB or meta=KEY (user metadata, up to 8), type_is=GLOB
+ * (content type).
+ * Example: ls ~/clouds/.skyfs/search/'iname=*.jpg&min=1M&meta=color=blue'
  *
  * `.skyfs` does not appear in listings of the root; it is reached by name.
  * Its xattr user.skyfs.requests lists each cloud's request count ("name N"

@@ -6,7 +6,8 @@
  * appends are ignored, so a caller builds the whole string and checks once,
  * at sbuf_finish.  Start from `struct sbuf b = { 0 };`.
  *
- * Used by backends/ (the SigV4 and Azure Shared Key signers).
+ * Used by backends/ (the SigV4 and Azure Shared Key signers) and cache/search.c
+ * (SQL text).
  */
 #ifndef SKY_SBUF_H
 #define SKY_SBUF_H

@@ -1,7 +1,8 @@
 /*
- * index.c - `skyfs index [-c CONFIG] [PATH]`: fill the metadata index of
- * every cloud (or of PATH, "cloud/dir" as seen in the mount) ahead of time,
- * with a progress line on stderr.
+ * index.c - `skyfs index [-c CONFIG] [--metadata] [PATH]`: fill the
+ * metadata index of every cloud (or of PATH, "cloud/dir" as seen in the
+ * mount) ahead of time, with a progress line on stderr.  --metadata then
+ * fetches the cloud metadata the listings did not carry (fs/index.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,23 +18,39 @@
 static void show_progress(void *arg, const struct index_progress *p)
 {
     bool tty = isatty(2);
+    bool *listed = arg;         /* the listing line has been finished */
+    if (p->meta_phase && !*listed) {
+        fprintf(stderr, "%sindexing %s: %llu entries, %llu directories - done\n",
+                tty ? "\r" : "", p->cloud, (unsigned long long)p->entries,
+                (unsigned long long)p->directories);
+        *listed = true;
+    }
     if (!p->done && !tty)
         return;
-    fprintf(stderr, "%sindexing %s: %llu entries, %llu directories%s", tty ? "\r" : "", p->cloud,
-            (unsigned long long)p->entries, (unsigned long long)p->directories,
-            p->done ? " - done\n" : "");
+    if (p->meta_phase)
+        fprintf(stderr, "%smetadata %s: %llu/%llu files%s", tty ? "\r" : "", p->cloud,
+                (unsigned long long)p->meta_done, (unsigned long long)p->meta_total,
+                p->done ? " - done\n" : "");
+    else
+        fprintf(stderr, "%sindexing %s: %llu entries, %llu directories%s", tty ? "\r" : "",
+                p->cloud, (unsigned long long)p->entries, (unsigned long long)p->directories,
+                p->done ? " - done\n" : "");
 }
 
 int cmd_index(int argc, char **argv)
 {
     const char *config = NULL, *target = NULL;
+    bool metadata = false;
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             config = argv[++i];
+        else if (strcmp(argv[i], "--metadata") == 0)
+            metadata = true;
         else if (!target && argv[i][0] != '-')
             target = argv[i];
         else {
-            fprintf(stderr, "skyfs: usage: skyfs index [-c CONFIG] [CLOUD[/DIR]]\n");
+            fprintf(stderr, "skyfs: usage: skyfs index [-c CONFIG] [--metadata] "
+                            "[CLOUD[/DIR]]\n");
             return 2;
         }
     }
@@ -80,7 +97,8 @@ int cmd_index(int argc, char **argv)
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         struct sky_err ce = { 0 };
-        if (index_cloud(fs, c, path, show_progress, NULL, &ce) != 0) {
+        bool listed = false;
+        if (index_cloud(fs, c, path, metadata, show_progress, &listed, &ce) != 0) {
             fprintf(stderr, "skyfs: index %s: %s\n", c->cfg->name, ce.msg);
             failures++;
         } else {

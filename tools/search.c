@@ -4,8 +4,13 @@
  *
  *   skyfs search [-c CONFIG] [--name GLOB] [--iname GLOB] [--path PATH]
  *                [--cloud NAME] [--type f|d|l] [--min-size N] [--max-size N]
- *                [--newer DATE] [--older DATE] [--limit N] [--long]
+ *                [--newer DATE] [--older DATE] [--meta KEY[=GLOB]]...
+ *                [--content-type GLOB] [--storage-class GLOB] [--limit N]
+ *                [--long]
  *
+ * --meta KEY=GLOB wants user metadata KEY (the xattr user.KEY) with a
+ * value matching GLOB; --meta KEY only wants KEY present; repeated, all
+ * must hold.  --type-is is another name for --content-type.
  * PATH is a path as seen in the mount ("docs/reports"), which names the
  * cloud and a prefix inside it.  DATE is YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS"
  * (UTC), @EPOCH, or an age such as 30m, 2h, 7d.  Default output: one mount
@@ -22,6 +27,8 @@
 #include "../cache/search.h"
 #include "../lib/config.h"
 #include "tools.h"
+
+#define SEARCH_MAX_META 16
 
 struct out {
     char mount[PATH_MAX];       /* "" when the mountpoint is unknown */
@@ -116,8 +123,13 @@ int cmd_search(int argc, char **argv)
         { "min-size", required_argument, NULL, 'm' }, { "max-size", required_argument, NULL, 'M' },
         { "newer", required_argument, NULL, 'N' },  { "older", required_argument, NULL, 'O' },
         { "limit", required_argument, NULL, 'L' },  { "long", no_argument, NULL, 'l' },
+        { "meta", required_argument, NULL, 'x' },
+        { "content-type", required_argument, NULL, 'T' },
+        { "type-is", required_argument, NULL, 'T' },
+        { "storage-class", required_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
     };
+    struct search_meta_test tests[SEARCH_MAX_META];
     struct search_query q;
     search_query_init(&q);
     struct out o = { 0 };
@@ -155,10 +167,29 @@ int cmd_search(int argc, char **argv)
             q.limit = (size_t)v;
             break;
         case 'l': o.longfmt = true; break;
+        case 'x':
+            if (q.nmeta == SEARCH_MAX_META)
+                return bad("--meta", optarg, "give at most 16 metadata tests");
+            if (!*optarg || *optarg == '=')
+                return bad("--meta", optarg, "write KEY=VALUE, KEY=GLOB or KEY");
+            tests[q.nmeta].key = optarg;
+            tests[q.nmeta].value_glob = NULL;
+            char *eq = strchr(optarg, '=');
+            if (eq) {
+                *eq = '\0';
+                tests[q.nmeta].value_glob = eq + 1;
+            }
+            q.meta = tests;
+            q.nmeta++;
+            break;
+        case 'T': q.content_type_glob = optarg; break;
+        case 'S': q.storage_class_glob = optarg; break;
         default:
             fprintf(stderr, "skyfs: usage: skyfs search [--name GLOB] [--iname GLOB] [--path PATH] "
                             "[--cloud NAME] [--type f|d|l] [--min-size N] [--max-size N] "
-                            "[--newer DATE] [--older DATE] [--limit N] [--long]\n");
+                            "[--newer DATE] [--older DATE] [--meta KEY[=GLOB]]... "
+                            "[--content-type GLOB] [--storage-class GLOB] [--limit N] "
+                            "[--long]\n");
             return 2;
         }
     }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "../../cache/meta.h"
 
 static struct meta *meta_test_open(const char *dir)
@@ -260,10 +262,10 @@ TEST(meta_replace_listing_keeps_survivors)
     uint64_t root;
     CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
     struct sky_dirent first[] = {
-        { "b", attr_of(SKY_FILE, 1, "b1"), NULL },
-        { "a", attr_of(SKY_DIR, 0, ""), NULL },
-        { "c", attr_of(SKY_FILE, 3, "c1"), NULL },
-        { "ln", attr_of(SKY_LINK, 3, "l1"), "tgt" },
+        { "b", attr_of(SKY_FILE, 1, "b1"), NULL, NULL },
+        { "a", attr_of(SKY_DIR, 0, ""), NULL, NULL },
+        { "c", attr_of(SKY_FILE, 3, "c1"), NULL, NULL },
+        { "ln", attr_of(SKY_LINK, 3, "l1"), "tgt", NULL },
     };
     CHECK_INT(meta_replace_listing(m, root, first, 4, 100, NULL), 0);
     uint64_t a = ino_at(m, "c", "a"), b = ino_at(m, "c", "b"), c = ino_at(m, "c", "c");
@@ -273,13 +275,13 @@ TEST(meta_replace_listing_keeps_survivors)
     CHECK_INT(meta_set_listed(m, a, 50, NULL), 0);
 
     struct sky_dirent second[] = {
-        { "d", attr_of(SKY_FILE, 4, "d1"), NULL },
-        { "b", attr_of(SKY_FILE, 10, "b2"), NULL },
-        { "bad/name", attr_of(SKY_FILE, 1, "x"), NULL },    /* skipped */
-        { "..", attr_of(SKY_DIR, 0, ""), NULL },            /* skipped */
-        { "ln", attr_of(SKY_LINK, 3, "l1"), NULL },
-        { "e", attr_of(SKY_FILE, 1, "old"), NULL },
-        { "e", attr_of(SKY_FILE, 2, "new"), NULL },         /* last one wins */
+        { "d", attr_of(SKY_FILE, 4, "d1"), NULL, NULL },
+        { "b", attr_of(SKY_FILE, 10, "b2"), NULL, NULL },
+        { "bad/name", attr_of(SKY_FILE, 1, "x"), NULL, NULL },    /* skipped */
+        { "..", attr_of(SKY_DIR, 0, ""), NULL, NULL },            /* skipped */
+        { "ln", attr_of(SKY_LINK, 3, "l1"), NULL, NULL },
+        { "e", attr_of(SKY_FILE, 1, "old"), NULL, NULL },
+        { "e", attr_of(SKY_FILE, 2, "new"), NULL, NULL },         /* last one wins */
     };
     CHECK_INT(meta_replace_listing(m, root, second, 7, 200, NULL), 0);
     CHECK_INT(ino_at(m, "c", "a"), 0);
@@ -348,7 +350,7 @@ TEST(meta_listing_without_posix_attrs_keeps_known_ones)
     struct sky_attr bare = { .kind = SKY_FILE, .size = 5, .mtime_ns = 42, .mode = 0644 };
     snprintf(bare.etag, sizeof bare.etag, "v1");
     struct sky_attr bare_dir = { .kind = SKY_DIR, .mtime_ns = 42, .mode = 0755 };
-    struct sky_dirent listing[] = { { "f", bare, NULL }, { "d", bare_dir, NULL } };
+    struct sky_dirent listing[] = { { "f", bare, NULL, NULL }, { "d", bare_dir, NULL, NULL } };
     CHECK_INT(meta_replace_listing(m, root, listing, 2, 200, NULL), 0);
     struct meta_entry ent;
     CHECK_INT(meta_get(m, f, &ent, NULL), 0);
@@ -385,10 +387,10 @@ TEST(meta_listing_name_both_file_and_dir_shows_the_dir)
     uint64_t root;
     CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
     struct sky_dirent one[] = {
-        { "a", attr_of(SKY_DIR, 0, ""), NULL },
-        { "a", attr_of(SKY_FILE, 1, "x"), NULL },
-        { "b", attr_of(SKY_FILE, 1, "y"), NULL },
-        { "b", attr_of(SKY_DIR, 0, ""), NULL },
+        { "a", attr_of(SKY_DIR, 0, ""), NULL, NULL },
+        { "a", attr_of(SKY_FILE, 1, "x"), NULL, NULL },
+        { "b", attr_of(SKY_FILE, 1, "y"), NULL, NULL },
+        { "b", attr_of(SKY_DIR, 0, ""), NULL, NULL },
     };
     CHECK_INT(meta_replace_listing(m, root, one, 4, 100, NULL), 0);
     uint64_t count = 0;
@@ -610,6 +612,254 @@ TEST(meta_listing_20000_entries)
     CHECK_INT(seen, 300);
     free(ents);
     free(names);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* ---- cloud metadata ---------------------------------------------------- */
+
+static struct sky_objmeta objmeta_of(const char *type, const char *class, bool has_user)
+{
+    struct sky_objmeta om = { 0 };
+    CHECK_INT(sky_objmeta_set(&om.content_type, type), 0);
+    CHECK_INT(sky_objmeta_set(&om.storage_class, class), 0);
+    om.has_user = has_user;
+    return om;
+}
+
+/* "key=value,key=value" of an entry's cached user metadata. */
+static char *user_items(struct meta *m, uint64_t ino, int64_t *meta_at)
+{
+    struct sky_objmeta om;
+    char buf[512] = "";
+    if (meta_get_objmeta(m, ino, &om, meta_at, NULL) != 0)
+        return strdup("(error)");
+    for (size_t i = 0; i < om.nuser; i++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s=%.*s", i ? "," : "",
+                 om.user[i].key, (int)om.user[i].len, om.user[i].value);
+    sky_objmeta_free(&om);
+    return strdup(buf);
+}
+
+static long long count_rows(const char *dir, const char *sql)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/meta.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+TEST(meta_objmeta_from_listings)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    /* an Azure-like listing: everything; an S3-like one: storage class only */
+    struct sky_objmeta full = objmeta_of("text/csv", "Hot", true);
+    CHECK_INT(sky_objmeta_add_user(&full, "project", "apollo", 6), 0);
+    CHECK_INT(sky_objmeta_add_user(&full, "bin", "a\0b", 3), 0);
+    struct sky_objmeta partial = objmeta_of(NULL, "GLACIER", false);
+    struct sky_dirent first[] = {
+        { "full.csv", attr_of(SKY_FILE, 1, "f1"), NULL, &full },
+        { "part.bin", attr_of(SKY_FILE, 2, "p1"), NULL, &partial },
+        { "none.txt", attr_of(SKY_FILE, 3, "n1"), NULL, NULL },
+    };
+    CHECK_INT(meta_replace_listing(m, root, first, 3, 100, NULL), 0);
+    uint64_t f = ino_at(m, "c", "full.csv"), p = ino_at(m, "c", "part.bin");
+    int64_t at = -1;
+    struct sky_objmeta got;
+    CHECK_INT(meta_get_objmeta(m, f, &got, &at, NULL), 0);
+    CHECK_STR(got.content_type, "text/csv");
+    CHECK_STR(got.storage_class, "Hot");
+    CHECK(got.has_user);
+    CHECK_INT(at, 100);
+    CHECK_INT(got.nuser, 2);
+    const struct sky_meta_item *bin = sky_objmeta_find(&got, "bin");
+    CHECK(bin && bin->len == 3 && memcmp(bin->value, "a\0b", 3) == 0);
+    sky_objmeta_free(&got);
+    CHECK_INT(meta_get_objmeta(m, p, &got, &at, NULL), 0);
+    CHECK(got.content_type == NULL);
+    CHECK_STR(got.storage_class, "GLACIER");
+    CHECK(!got.has_user);
+    CHECK_INT(at, 0);
+    sky_objmeta_free(&got);
+
+    /* same versions, listings without metadata: what is known stays */
+    struct sky_dirent same[] = {
+        { "full.csv", attr_of(SKY_FILE, 1, "f1"), NULL, NULL },
+        { "part.bin", attr_of(SKY_FILE, 2, "p2"), NULL, NULL },   /* new version */
+    };
+    CHECK_INT(meta_replace_listing(m, root, same, 2, 200, NULL), 0);
+    char *items = user_items(m, f, &at);
+    CHECK_STR(items, "bin=a,project=apollo");   /* %.*s stops at the NUL */
+    CHECK_INT(at, 100);
+    free(items);
+    CHECK_INT(meta_get_objmeta(m, p, &got, &at, NULL), 0);
+    CHECK(got.storage_class == NULL);           /* forgotten with the old version */
+    sky_objmeta_free(&got);
+
+    /* a new version of full.csv forgets its metadata, items included */
+    struct sky_dirent changed[] = { { "full.csv", attr_of(SKY_FILE, 9, "f2"), NULL, NULL } };
+    CHECK_INT(meta_replace_listing(m, root, changed, 1, 300, NULL), 0);
+    CHECK_INT(meta_get_objmeta(m, f, &got, &at, NULL), 0);
+    CHECK(got.content_type == NULL && got.storage_class == NULL && !got.has_user);
+    CHECK_INT(got.nuser, 0);
+    CHECK_INT(at, 0);
+    sky_objmeta_free(&got);
+    CHECK_INT(count_rows(dir, "SELECT count(*) FROM user_meta"), 0);
+
+    /* a new version that brings its own metadata keeps that */
+    struct sky_objmeta next = objmeta_of("text/plain", NULL, true);
+    CHECK_INT(sky_objmeta_add_user(&next, "project", "gemini", 6), 0);
+    struct sky_dirent again[] = { { "full.csv", attr_of(SKY_FILE, 5, "f3"), NULL, &next } };
+    CHECK_INT(meta_replace_listing(m, root, again, 1, 400, NULL), 0);
+    items = user_items(m, f, &at);
+    CHECK_STR(items, "project=gemini");
+    CHECK_INT(at, 400);
+    free(items);
+    CHECK_INT(meta_get_objmeta(m, f, &got, NULL, NULL), 0);
+    CHECK_STR(got.content_type, "text/plain");
+    sky_objmeta_free(&got);
+
+    /* entries that leave the listing take their items with them */
+    CHECK_INT(meta_replace_listing(m, root, NULL, 0, 500, NULL), 0);
+    CHECK_INT(count_rows(dir, "SELECT count(*) FROM user_meta"), 0);
+    sky_objmeta_free(&full);
+    sky_objmeta_free(&partial);
+    sky_objmeta_free(&next);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+static int collect_missing(void *arg, uint64_t ino, const char *path)
+{
+    char *buf = arg;
+    snprintf(buf + strlen(buf), 512 - strlen(buf), "%s ", path);
+    return 0;
+}
+
+TEST(meta_objmeta_set_items_and_missing)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    uint64_t d = put(m, root, "d", SKY_DIR);
+    uint64_t a = put(m, d, "a.txt", SKY_FILE);
+    uint64_t b = put(m, d, "b.txt", SKY_FILE);
+    uint64_t top = put(m, root, "top.txt", SKY_FILE);
+    put(m, d, "sub", SKY_DIR);
+    char buf[512] = "";
+    CHECK_INT(meta_missing_objmeta(m, "c", "", collect_missing, buf, NULL), 0);
+    CHECK_STR(buf, "d/a.txt d/b.txt top.txt ");     /* files only */
+
+    /* get_meta's answer, with attributes of a new version */
+    struct sky_objmeta om = objmeta_of("image/png", "STANDARD", true);
+    CHECK_INT(sky_objmeta_add_user(&om, "color", "blue", 4), 0);
+    struct sky_attr na = attr_of(SKY_FILE, 77, "e2");
+    CHECK_INT(meta_set_objmeta(m, a, &na, &om, 900, NULL), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, a, &ent, NULL), 0);
+    CHECK_INT(ent.attr.size, 77);
+    CHECK_STR(ent.attr.etag, "e2");
+    CHECK_INT(ent.fetched_at, 900);
+    meta_entry_free(&ent);
+    int64_t at = 0;
+    char *items = user_items(m, a, &at);
+    CHECK_STR(items, "color=blue");
+    CHECK_INT(at, 900);
+    free(items);
+    buf[0] = '\0';
+    CHECK_INT(meta_missing_objmeta(m, "c", "d", collect_missing, buf, NULL), 0);
+    CHECK_STR(buf, "d/b.txt ");
+    buf[0] = '\0';
+    CHECK_INT(meta_missing_objmeta(m, "c", "top.txt", collect_missing, buf, NULL), 0);
+    CHECK_STR(buf, "top.txt ");
+
+    /* without attributes: only the metadata */
+    CHECK_INT(meta_set_objmeta(m, b, NULL, &om, 950, NULL), 0);
+    items = user_items(m, b, &at);
+    CHECK_STR(items, "color=blue");
+    CHECK_INT(at, 950);
+    free(items);
+    CHECK_INT(meta_set_objmeta(m, 987654, NULL, &om, 1, NULL), -ENOENT);
+
+    /* single items changed through the mount; meta_at is left alone */
+    CHECK_INT(meta_set_user_item(m, top, "tag", "x", 1, NULL), 0);
+    CHECK_INT(meta_set_user_item(m, a, "size", "big", 3, NULL), 0);
+    CHECK_INT(meta_set_user_item(m, a, "color", NULL, 0, NULL), 0);
+    items = user_items(m, a, &at);
+    CHECK_STR(items, "size=big");
+    CHECK_INT(at, 900);
+    free(items);
+    items = user_items(m, top, &at);
+    CHECK_STR(items, "tag=x");
+    CHECK_INT(at, 0);
+    free(items);
+    CHECK_INT(meta_set_user_item(m, 987654, "k", "v", 1, NULL), -ENOENT);
+
+    /* removing a tree removes its items */
+    CHECK_INT(count_rows(dir, "SELECT count(*) FROM user_meta"), 3);
+    CHECK_INT(meta_remove(m, d, NULL), 0);
+    CHECK_INT(count_rows(dir, "SELECT count(*) FROM user_meta"), 1);
+    sky_objmeta_free(&om);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* A database written by the schema-2 skyfs opens, keeps its entries and
+ * inode numbers, and gains the cloud metadata. */
+TEST(meta_upgrades_a_version_2_database)
+{
+    char *dir = unit_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/meta.db", dir);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v2 =
+        "CREATE TABLE entries(ino INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL,"
+        " cloud TEXT, name TEXT NOT NULL, path TEXT NOT NULL, kind INTEGER NOT NULL,"
+        " size INTEGER NOT NULL DEFAULT 0, mtime_ns INTEGER NOT NULL DEFAULT 0,"
+        " mode INTEGER NOT NULL DEFAULT 0, uid INTEGER NOT NULL DEFAULT 0,"
+        " gid INTEGER NOT NULL DEFAULT 0, has INTEGER NOT NULL DEFAULT 0,"
+        " etag TEXT NOT NULL DEFAULT '', link TEXT, fetched_at INTEGER NOT NULL DEFAULT 0,"
+        " listed_at INTEGER NOT NULL DEFAULT 0, UNIQUE(parent, name));"
+        "CREATE INDEX entries_cloud_path ON entries(cloud, path);"
+        "CREATE INDEX entries_name ON entries(name);"
+        "INSERT INTO entries(ino,parent,cloud,name,path,kind) VALUES(1,0,NULL,'','',2);"
+        "INSERT INTO entries(ino,parent,cloud,name,path,kind) VALUES(7,1,'c','c','',2);"
+        "INSERT INTO entries(ino,parent,cloud,name,path,kind,size,etag) "
+        " VALUES(9,7,'c','old.txt','old.txt',1,5,'e1');"
+        "PRAGMA user_version=2;";
+    CHECK_INT(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    struct meta *m = meta_test_open(dir);
+    CHECK_INT(ino_at(m, "c", "old.txt"), 9);
+    struct sky_objmeta got;
+    int64_t at = -1;
+    CHECK_INT(meta_get_objmeta(m, 9, &got, &at, NULL), 0);
+    CHECK(got.content_type == NULL && !got.has_user && got.nuser == 0);
+    CHECK_INT(at, 0);
+    sky_objmeta_free(&got);
+    CHECK_INT(meta_set_user_item(m, 9, "k", "v", 1, NULL), 0);
+    char *items = user_items(m, 9, NULL);
+    CHECK_STR(items, "k=v");
+    free(items);
+    meta_close(m);
+    m = meta_test_open(dir);                    /* and opens again as version 3 */
+    CHECK_INT(count_rows(dir, "PRAGMA user_version"), 3);
     meta_close(m);
     unit_rmtree(dir);
     free(dir);

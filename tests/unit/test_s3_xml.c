@@ -16,7 +16,8 @@
 #include "../../backends/xml.h"
 #include "../../lib/config.h"
 
-typedef int (*s3_item_fn)(void *arg, const char *key, int is_prefix, const struct sky_attr *a);
+typedef int (*s3_item_fn)(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                          const char *storage_class);
 int s3_parse_iso8601(const char *s, int64_t *ns);
 int s3_parse_http_date(const char *s, int64_t *ns);
 int s3_parse_meta_mtime(const char *s, int64_t *ns);
@@ -38,7 +39,7 @@ static const char list_page[] =
     "<StorageClass>STANDARD</StorageClass></Contents>"
     "<Contents><Key>photos/a &amp; b.jpg</Key><LastModified>2009-10-12T17:50:30.500Z</LastModified>"
     "<ETag>&quot;fba9dede5f27731c9771645a39863328&quot;</ETag><Size>434234</Size>"
-    "<StorageClass>STANDARD</StorageClass></Contents>"
+    "<StorageClass>GLACIER</StorageClass></Contents>"
     "<CommonPrefixes><Prefix>photos/2006/</Prefix></CommonPrefixes>"
     "<CommonPrefixes><Prefix>photos/2007/</Prefix></CommonPrefixes>"
     "</ListBucketResult>";
@@ -48,15 +49,19 @@ struct seen {
     char keys[8][64];
     int is_prefix[8];
     struct sky_attr attr[8];
+    char storage_class[8][16];      /* "-" when NULL */
 };
 
-static int remember(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+static int remember(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                    const char *storage_class)
 {
     struct seen *s = arg;
     if (s->n < 8) {
         snprintf(s->keys[s->n], sizeof s->keys[0], "%s", key);
         s->is_prefix[s->n] = is_prefix;
         s->attr[s->n] = *a;
+        snprintf(s->storage_class[s->n], sizeof s->storage_class[0], "%s",
+                 storage_class ? storage_class : "-");
     }
     s->n++;
     return 0;
@@ -76,6 +81,9 @@ TEST(s3_xml_list_objects_v2_page)
     CHECK_INT(s.attr[1].mtime_ns, 1255369830500000000LL);
     CHECK(s.attr[1].has & SKY_HAS_MTIME);
     CHECK_INT(s.attr[1].kind, SKY_FILE);
+    CHECK_STR(s.storage_class[0], "STANDARD");
+    CHECK_STR(s.storage_class[1], "GLACIER");
+    CHECK_STR(s.storage_class[2], "-");         /* prefixes have none */
     CHECK_STR(s.keys[2], "photos/2006/");
     CHECK_INT(s.is_prefix[2], 1);
     CHECK_INT(s.attr[2].kind, SKY_DIR);
@@ -116,7 +124,8 @@ TEST(s3_xml_list_rejects_garbage)
     CHECK_INT(s3_parse_list(trunc, strlen(trunc), remember, &s, &token, &e), -EBADMSG);
 }
 
-static int stop_at_two(void *arg, const char *key, int is_prefix, const struct sky_attr *a)
+static int stop_at_two(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                       const char *storage_class)
 {
     int *n = arg;
     return ++*n == 2 ? -EINTR : 0;

@@ -32,6 +32,7 @@ python3:python3
 s3fs:s3fs
 rclone:rclone
 valgrind:valgrind
+media-types:
 "
 
 say() { echo "install-deps: $*"; }

@@ -26,7 +26,9 @@
  *
  * Uploads up to 8 MiB are one Put Blob; larger ones are Put Block calls on
  * four threads followed by Put Block List, so the new content appears at
- * once.  Renames are Copy Blob + Delete Blob, blob by blob for directories.
+ * once.  Streamed uploads (driver.h) send Put Block while the file is
+ * written and Put Block List at close.  Renames are Copy Blob + Delete
+ * Blob, blob by blob for directories.
  * Listings are parsed as they stream through expat (xml.h drops the
  * Encoded="true" attribute Azure puts on names it had to percent-encode).
  *
@@ -46,6 +48,7 @@
 #include <errno.h>
 #include <expat.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +70,8 @@
 #define AZ_BLOCK_MAX      (4000ull << 20)
 #define AZ_MAX_BLOCKS     50000u
 #define AZ_UPLOAD_THREADS 4
+#define AZ_TAG_LEN        10      /* block id = tag + 5 digits */
+#define AZ_WHOLE_TAG      "skyfs-blk-"
 #define AZ_NAME_MAX       255
 #define AZ_ALIASES        64      /* remembered metadata-only ETag changes */
 
@@ -1481,23 +1486,28 @@ static int az_put_blob(struct az *a, const struct az_loc *l, const char *path,
 }
 
 /* Parallel block upload: workers take the next block number until done
- * or until one fails. */
+ * or until one fails.  Blocks [first, nblocks) of a file of `size` bytes
+ * cut in block_size pieces, named by `tag`. */
 struct block_upload {
     struct az *a;
     const struct az_loc *l;
     const char *path;
     int fd;
     uint64_t size, block_size;
-    unsigned nblocks;
+    unsigned first, nblocks;
+    char tag[AZ_TAG_LEN + 1];
 };
 
-/* Block ids must all have the same length; base64 of "skyfs-blk-NNNNN"
- * (15 bytes, so no padding). */
-static void block_id(unsigned i, char out[32])
+/* Block ids must all have the same length within a blob (committed or
+ * not): base64 of the 10-byte tag plus 5 digits (15 bytes, so no
+ * padding).  Whole uploads use the tag "skyfs-blk-"; each streamed upload
+ * has a tag of its own ("skyNNNNNN-"), so blocks of an abandoned stream
+ * never end up in another upload's list. */
+static void block_id(const char *tag, unsigned i, char out[32])
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char raw[16];
-    snprintf(raw, sizeof raw, "skyfs-blk-%05u", i);
+    char raw[AZ_TAG_LEN + 6];
+    snprintf(raw, sizeof raw, "%.*s%05u", AZ_TAG_LEN, tag, i % 100000u);
     size_t o = 0;
     for (size_t j = 0; j < 15; j += 3) {
         unsigned v = (unsigned char)raw[j] << 16 | (unsigned char)raw[j + 1] << 8 |
@@ -1510,10 +1520,12 @@ static void block_id(unsigned i, char out[32])
     out[o] = '\0';
 }
 
-static int put_block(struct block_upload *u, unsigned i, struct sky_err *e)
+/* Put Block i: bytes [i * block_size, + len) of fd. */
+static int send_block(struct block_upload *u, int fd, unsigned i, uint64_t len,
+                      struct sky_err *e)
 {
     char id[32], *enc, *query = NULL;
-    block_id(i, id);
+    block_id(u->tag, i, id);
     enc = http_uri_encode(id, 0);
     if (!enc || asprintf(&query, "comp=block&blockid=%s", enc) < 0) {
         free(enc);
@@ -1522,25 +1534,33 @@ static int put_block(struct block_upload *u, unsigned i, struct sky_err *e)
     free(enc);
     struct az_req r;
     req_init(&r, "PUT", u->l, query);
-    r.body_fd = u->fd;
+    r.body_fd = fd;
     r.body_off = (uint64_t)i * u->block_size;
-    r.body_len = u->size - r.body_off < u->block_size ? u->size - r.body_off : u->block_size;
+    r.body_len = len;
     int rc = az_call0(u->a, &r, "PUT block of", u->path, e);
     free(query);
     return rc;
 }
 
+static int put_block(struct block_upload *u, unsigned i, struct sky_err *e)
+{
+    uint64_t off = (uint64_t)i * u->block_size;
+    return send_block(u, u->fd, i, u->size - off < u->block_size ? u->size - off : u->block_size,
+                      e);
+}
+
 static int block_job(void *arg, size_t i, struct sky_err *e)
 {
-    return put_block(arg, (unsigned)i, e);
+    struct block_upload *u = arg;
+    return put_block(u, u->first + (unsigned)i, e);
 }
 
 static int put_blocks_parallel(struct block_upload *u, struct sky_err *e)
 {
-    return parallel_for(u->nblocks, AZ_UPLOAD_THREADS, block_job, u, e);
+    return parallel_for(u->nblocks - u->first, AZ_UPLOAD_THREADS, block_job, u, e);
 }
 
-static char *block_list_xml(unsigned nblocks)
+static char *block_list_xml(const char *tag, unsigned nblocks)
 {
     static const char head[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
     static const char tail[] = "</BlockList>";
@@ -1551,33 +1571,23 @@ static char *block_list_xml(unsigned nblocks)
     char *p = xml + sprintf(xml, "%s", head);
     for (unsigned i = 0; i < nblocks; i++) {
         char id[32];
-        block_id(i, id);
+        block_id(tag, i, id);
         p += sprintf(p, "<Latest>%s</Latest>", id);
     }
     strcpy(p, tail);
     return xml;
 }
 
-static int az_put_blocks(struct az *a, const struct az_loc *l, const char *path, int fd,
-                         uint64_t size, const struct sky_attr *attr, struct sky_attr *out,
+/* Put Block List of blocks [0, u->nblocks): the blob appears with attr's
+ * metadata; *out its new attributes. */
+static int commit_blocks(struct block_upload *u, const struct sky_attr *attr, struct sky_attr *out,
                          struct sky_err *e)
 {
-    struct block_upload u = { .a = a, .l = l, .path = path, .fd = fd, .size = size,
-                              .block_size = AZ_BLOCK_MIN };
-    while ((size + u.block_size - 1) / u.block_size > AZ_MAX_BLOCKS && u.block_size < AZ_BLOCK_MAX)
-        u.block_size *= 2;
-    u.nblocks = (unsigned)((size + u.block_size - 1) / u.block_size);
-    if ((uint64_t)u.nblocks * u.block_size < size)
-        return sky_fail(e, EFBIG, "azure '%s': %s: too large for a block blob", a->name, path);
-    int rc = put_blocks_parallel(&u, e);
-    if (rc < 0)
-        return rc;
-
-    char *xml = block_list_xml(u.nblocks);
+    char *xml = block_list_xml(u->tag, u->nblocks);
     if (!xml)
         return oom(e);
     struct az_req r;
-    req_init(&r, "PUT", l, "comp=blocklist");
+    req_init(&r, "PUT", u->l, "comp=blocklist");
     r.body = xml;
     r.body_len = strlen(xml);
     if (http_headers_set(&r.headers, "Content-Type", "application/xml") < 0 ||
@@ -1587,13 +1597,28 @@ static int az_put_blocks(struct az *a, const struct az_loc *l, const char *path,
         return oom(e);
     }
     struct http_response resp;
-    rc = az_call(a, &r, "PUT block list of", path, &resp, e);
+    int rc = az_call(u->a, &r, "PUT block list of", u->path, &resp, e);
     free(xml);
     if (rc < 0)
         return rc;
-    attr_after_put(out, &resp, size, attr, SKY_FILE);
+    attr_after_put(out, &resp, u->size, attr, SKY_FILE);
     http_response_free(&resp);
     return 0;
+}
+
+static int az_put_blocks(struct az *a, const struct az_loc *l, const char *path, int fd,
+                         uint64_t size, const struct sky_attr *attr, struct sky_attr *out,
+                         struct sky_err *e)
+{
+    struct block_upload u = { .a = a, .l = l, .path = path, .fd = fd, .size = size,
+                              .block_size = AZ_BLOCK_MIN, .tag = AZ_WHOLE_TAG };
+    while ((size + u.block_size - 1) / u.block_size > AZ_MAX_BLOCKS && u.block_size < AZ_BLOCK_MAX)
+        u.block_size *= 2;
+    u.nblocks = (unsigned)((size + u.block_size - 1) / u.block_size);
+    if ((uint64_t)u.nblocks * u.block_size < size)
+        return sky_fail(e, EFBIG, "azure '%s': %s: too large for a block blob", a->name, path);
+    int rc = put_blocks_parallel(&u, e);
+    return rc < 0 ? rc : commit_blocks(&u, attr, out, e);
 }
 
 /* Files may not sit at the account root: only containers live there. */
@@ -1622,6 +1647,98 @@ static int az_write(void *ctx, const char *path, int fd, uint64_t size,
     }
     loc_free(&l);
     return rc;
+}
+
+/* ---- streamed uploads: Put Block while the file is written ------------- */
+
+/* One streamed upload: blocks of AZ_BLOCK_MIN bytes named with the
+ * stream's own tag, committed by Put Block List (which also sets the
+ * final metadata).  An abandoned stream leaves uncommitted blocks that
+ * Azure drops by itself (at the blob's next commit, or after a week). */
+struct az_stream {
+    struct block_upload u;
+    struct az_loc l;
+    char *path;
+};
+
+static void az_stream_free(struct az_stream *st)
+{
+    loc_free(&st->l);
+    free(st->path);
+    free(st);
+}
+
+/* A tag no other streamed upload of this process uses, and unlikely to
+ * match one of another process: "sky" + 6 hex digits + "-". */
+static void stream_tag(char out[AZ_TAG_LEN + 1])
+{
+    static atomic_uint counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned n = atomic_fetch_add(&counter, 1) * 2654435761u;
+    unsigned v = (n ^ (unsigned)ts.tv_nsec ^ (unsigned)getpid() << 12) & 0xffffffu;
+    snprintf(out, AZ_TAG_LEN + 1, "sky%06x-", v);
+}
+
+static int az_upload_begin(void *ctx, const char *path, const struct sky_attr *attr, void **up,
+                           struct sky_err *e)
+{
+    struct az *a = ctx;
+    struct az_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return oom(e);
+    int rc = az_locate(a, path, &st->l, e);
+    if (rc == 0)
+        rc = need_container(a, &st->l, path, e);
+    if (rc == 0 && !(st->path = strdup(path)))
+        rc = oom(e);
+    if (rc < 0) {
+        az_stream_free(st);
+        return rc;
+    }
+    st->u = (struct block_upload){ .a = a, .l = &st->l, .path = st->path, .fd = -1,
+                                   .block_size = AZ_BLOCK_MIN };
+    stream_tag(st->u.tag);
+    *up = st;
+    return 0;
+}
+
+static int az_upload_part(void *up, int fd, uint64_t index, struct sky_err *e)
+{
+    struct az_stream *st = up;
+    if (index >= AZ_MAX_BLOCKS)
+        return sky_fail(e, EFBIG, "azure '%s': %s: a streamed upload holds at most %u blocks",
+                        st->u.a->name, shown(st->path), AZ_MAX_BLOCKS);
+    return send_block(&st->u, fd, (unsigned)index, st->u.block_size, e);
+}
+
+static int az_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
+                            const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+{
+    struct az_stream *st = up;
+    struct block_upload *u = &st->u;
+    uint64_t total = (size + u->block_size - 1) / u->block_size;
+    int rc = 0;
+    if (total > AZ_MAX_BLOCKS)
+        rc = sky_fail(e, EFBIG, "azure '%s': %s: a streamed upload holds at most %u blocks",
+                      u->a->name, shown(st->path), AZ_MAX_BLOCKS);
+    if (rc == 0) {
+        u->fd = fd;
+        u->size = size;
+        u->first = (unsigned)nparts;
+        u->nblocks = (unsigned)total;
+        if (u->nblocks > u->first)
+            rc = put_blocks_parallel(u, e);
+    }
+    if (rc == 0)
+        rc = commit_blocks(u, attr, out, e);
+    az_stream_free(st);
+    return rc;
+}
+
+static void az_upload_abort(void *up)
+{
+    az_stream_free(up);
 }
 
 /* ---- remove, mkdir, rmdir ---------------------------------------------- */
@@ -2451,6 +2568,11 @@ const struct sky_driver sky_driver_azure = {
     .stat = az_stat,
     .read = az_read,
     .write = az_write,
+    .upload_part_size = AZ_BLOCK_MIN,
+    .upload_begin = az_upload_begin,
+    .upload_part = az_upload_part,
+    .upload_finish = az_upload_finish,
+    .upload_abort = az_upload_abort,
     .remove = az_remove,
     .mkdir = az_mkdir,
     .rmdir = az_rmdir,

@@ -196,6 +196,52 @@ struct sky_driver {
     int (*write)(void *ctx, const char *path, int fd, uint64_t size,
                  const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e);
 
+    /* ---- Streamed uploads (optional: upload_part_size 0 and the four
+     * calls NULL, or all set) ----
+     *
+     * A file still being written can go up while its writer goes on.  fs/
+     * begins a streamed upload once a new file's written prefix is large
+     * enough, hands each part the writer has passed to upload_part, and at
+     * close or fsync calls upload_finish with the whole file: the driver
+     * sends what is left and the object appears at once, as with write().
+     * Until upload_finish succeeds nothing changes at `path` (whatever was
+     * there stays, and readers see it).
+     *
+     * Part k is bytes [k * upload_part_size, (k + 1) * upload_part_size) of
+     * the file, read with pread from the fd passed (never moved or closed
+     * by the driver).  fs/ sends each part index at most once, from worker
+     * threads of its own, several at once, finishing in any order, and
+     * never calls upload_finish or upload_abort while an upload_part of the
+     * same upload runs.  `up` is the driver's handle for one upload; it
+     * must stay usable from any thread. */
+    uint64_t upload_part_size;
+
+    /* Start a streamed upload to file `path`.  attr's mode/uid/gid/mtime
+     * (where attr->has says so) are the file's metadata as known now;
+     * upload_finish gets the final ones.  May make a request (S3's
+     * CreateMultipartUpload).  On success *up is the new upload. */
+    int (*upload_begin)(void *ctx, const char *path, const struct sky_attr *attr, void **up,
+                        struct sky_err *e);
+
+    /* Send part `index`.  -EFBIG when index is past what one upload may
+     * hold (fs/ then abandons the stream and uploads the whole file with
+     * write()).  Any failure abandons the stream the same way. */
+    int (*upload_part)(void *up, int fd, uint64_t index, struct sky_err *e);
+
+    /* Complete the upload: parts [0, nparts) were all sent successfully,
+     * and the file is now `size` bytes (size >= nparts * upload_part_size).
+     * Send the rest, [nparts * upload_part_size, size), then make the
+     * object appear at the path given to upload_begin with attr's metadata;
+     * *out as for write().  Frees `up`, whether it succeeds or not.  After
+     * a failure fs/ falls back to write() (the path may or may not hold
+     * the new content meanwhile). */
+    int (*upload_finish)(void *up, int fd, uint64_t nparts, uint64_t size,
+                         const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e);
+
+    /* Give up: discard what was sent (best effort; may make a request) and
+     * free `up`.  Nothing changes at the path. */
+    void (*upload_abort)(void *up);
+
     /* Delete one file or symlink. */
     int (*remove)(void *ctx, const char *path, struct sky_err *e);
 

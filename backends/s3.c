@@ -30,7 +30,8 @@
  *
  * Requests: ListObjectsV2 (delimiter "/", all pages), HEAD, ranged GET
  * with If-Match, PUT (single up to 8 MiB, else multipart with 4 parallel
- * part uploads, aborted on failure), CopyObject (UploadPartCopy above
+ * part uploads, aborted on failure; or a streamed multipart upload fed
+ * while the file is written, see driver.h), CopyObject (UploadPartCopy above
  * 5 GiB) + DELETE for rename, DeleteObjects in batches of 1000.  All of
  * them go through backends/http.c (retries, pool) signed by sigv4.c.
  *
@@ -1236,10 +1237,11 @@ struct mpu {
     char (*etags)[SKY_ETAG_MAX];
 };
 
-static int upload_part(struct mpu *m, unsigned n, struct sky_err *e)
+/* Part n (from 1) of the upload: bytes [off, off + len) of fd, or of
+ * m->copy_source; its ETag goes to etag_out. */
+static int send_part(struct mpu *m, int fd, unsigned n, uint64_t off, uint64_t len,
+                     char etag_out[SKY_ETAG_MAX], struct sky_err *e)
 {
-    uint64_t off = (uint64_t)(n - 1) * m->part_size;
-    uint64_t len = m->size - off < m->part_size ? m->size - off : m->part_size;
     char query[512], range[80];
     snprintf(query, sizeof query, "partNumber=%u&uploadId=%s", n, m->enc_upload_id);
     struct s3_req r = S3_REQ("PUT");
@@ -1255,7 +1257,7 @@ static int upload_part(struct mpu *m, unsigned n, struct sky_err *e)
             return sky_fail(e, ENOMEM, "out of memory");
         }
     } else {
-        r.fd = m->fd;
+        r.fd = fd;
         r.off = off;
         r.body_len = len;
     }
@@ -1267,17 +1269,25 @@ static int upload_part(struct mpu *m, unsigned n, struct sky_err *e)
         struct xml_node *root;
         rc = s3_xml_answer(m->s, "COPY", m->show, &resp, "CopyPartResult", &root, e);
         if (rc == 0) {
-            etag_copy(m->etags[n - 1], xml_text(root, "ETag"));
+            etag_copy(etag_out, xml_text(root, "ETag"));
             xml_free(root);
         }
     } else {
-        etag_copy(m->etags[n - 1], http_headers_get(&resp.headers, "etag"));
+        etag_copy(etag_out, http_headers_get(&resp.headers, "etag"));
     }
     http_response_free(&resp);
-    if (rc == 0 && !m->etags[n - 1][0] )
+    if (rc == 0 && !etag_out[0])
         rc = sky_fail(e, EIO, "s3 '%s': PUT %s: part %u answered without an ETag",
                       m->s->name, m->show, n);
     return rc;
+}
+
+/* Part n (from 1) of m->size bytes cut in m->part_size pieces. */
+static int upload_part(struct mpu *m, unsigned n, struct sky_err *e)
+{
+    uint64_t off = (uint64_t)(n - 1) * m->part_size;
+    uint64_t len = m->size - off < m->part_size ? m->size - off : m->part_size;
+    return send_part(m, m->fd, n, off, len, m->etags[n - 1], e);
 }
 
 /* parallel_for job: item i is part number i + 1 */
@@ -1417,6 +1427,46 @@ static int multipart(struct mpu *m, struct http_headers *hdrs, uint64_t min_part
     return rc;
 }
 
+/* The metadata a new file is stored with: attr's, with the time now when
+ * it has no mtime. */
+static struct sky_attr file_attr(const struct sky_attr *attr)
+{
+    struct sky_attr a = attr ? *attr : (struct sky_attr){0};
+    if (!(a.has & SKY_HAS_MTIME)) {
+        a.mtime_ns = now_ns();
+        a.has |= SKY_HAS_MTIME;
+    }
+    return a;
+}
+
+/* Headers of a new file object with metadata a; on failure (-ENOMEM) h is
+ * freed. */
+static int file_headers(struct http_headers *h, const struct sky_attr *a)
+{
+    if (add_meta(h, SKY_FILE, a, a->has) < 0 ||
+        http_headers_set(h, "Content-Type", "application/octet-stream") < 0) {
+        http_headers_free(h);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* write()'s and upload_finish()'s *out: a file of `size` bytes stored
+ * with metadata a. */
+static void file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t size,
+                          const char *etag)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = SKY_FILE;
+    out->size = size;
+    out->mtime_ns = a->mtime_ns;
+    out->mode = a->mode & 07777;
+    out->uid = a->uid;
+    out->gid = a->gid;
+    out->has = a->has & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME);
+    snprintf(out->etag, sizeof out->etag, "%s", etag);
+}
+
 static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
                     const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
 {
@@ -1431,15 +1481,9 @@ static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
     }
     char show[1024];
     loc_show(&l, show, sizeof show, s);
-    struct sky_attr a = attr ? *attr : (struct sky_attr){0};
-    if (!(a.has & SKY_HAS_MTIME)) {
-        a.mtime_ns = now_ns();
-        a.has |= SKY_HAS_MTIME;
-    }
+    struct sky_attr a = file_attr(attr);
     struct http_headers hdrs = {0};
-    if (add_meta(&hdrs, SKY_FILE, &a, a.has) < 0 ||
-        http_headers_set(&hdrs, "Content-Type", "application/octet-stream") < 0) {
-        http_headers_free(&hdrs);
+    if (file_headers(&hdrs, &a) < 0) {
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
@@ -1455,15 +1499,7 @@ static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
     loc_free(&l);
     if (rc < 0)
         return rc;
-    memset(out, 0, sizeof *out);
-    out->kind = SKY_FILE;
-    out->size = size;
-    out->mtime_ns = a.mtime_ns;
-    out->mode = a.mode & 07777;
-    out->uid = a.uid;
-    out->gid = a.gid;
-    out->has = a.has & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME);
-    snprintf(out->etag, sizeof out->etag, "%s", etag);
+    file_attr_out(out, &a, size, etag);
     return 0;
 }
 
@@ -1709,10 +1745,12 @@ static char *copy_source(const char *bucket, const char *key)
 /* Copy src -> dst (same cloud, any bucket).  `hdrs` (may be NULL) holds
  * replacement metadata: then the directive is REPLACE, else COPY.  Sizes
  * above 5 GiB use a multipart copy, which needs the metadata explicitly:
- * the caller passes size and, for COPY, the source's headers are fetched. */
+ * the caller passes size and, for COPY, the source's headers are fetched.
+ * The copy's ETag goes to etag_out unless it is NULL. */
 static int copy_object(struct s3 *s, const char *sbucket, const char *skey,
                        const struct s3_loc *dst, uint64_t size, const char *if_match,
-                       struct http_headers *hdrs, const char *show, struct sky_err *e)
+                       struct http_headers *hdrs, char *etag_out, const char *show,
+                       struct sky_err *e)
 {
     char *src = copy_source(sbucket, skey);
     if (!src) {
@@ -1740,6 +1778,8 @@ static int copy_object(struct s3 *s, const char *sbucket, const char *skey,
                          .size = size };
         char etag[SKY_ETAG_MAX];
         rc = multipart(&m, &meta, S3_COPY_PART, etag, e);
+        if (rc == 0 && etag_out)
+            snprintf(etag_out, SKY_ETAG_MAX, "%s", etag);
         http_headers_free(&meta);
         free(src);
         return rc;
@@ -1767,8 +1807,11 @@ static int copy_object(struct s3 *s, const char *sbucket, const char *skey,
         return rc;
     struct xml_node *root;
     rc = s3_xml_answer(s, "COPY", show, &resp, "CopyObjectResult", &root, e);
-    if (rc == 0)
+    if (rc == 0) {
+        if (etag_out)
+            etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+    }
     http_response_free(&resp);
     return rc;
 }
@@ -1902,7 +1945,7 @@ static int copy_one(struct tree_copy *t, size_t i, struct sky_err *e)
     if (asprintf(&dst.key, "%s%s", t->to_prefix, t->keys->keys[i] + t->from_len) < 0)
         return sky_fail(e, ENOMEM, "out of memory");
     int rc = copy_object(t->s, t->bucket_from, t->keys->keys[i], &dst, t->keys->sizes[i], NULL,
-                         NULL, t->show, e);
+                         NULL, NULL, t->show, e);
     if (rc == 0) {
         struct s3_loc src = {0};
         snprintf(src.bucket, sizeof src.bucket, "%s", t->bucket_from);
@@ -1990,7 +2033,7 @@ static int s3_rename(void *ctx, const char *from, const char *to, struct sky_err
     } else if (fa.kind == SKY_DIR) {
         rc = rename_dir(s, &lf, &lt, show, e);
     } else {
-        rc = copy_object(s, lf.bucket, lf.key, &lt, fa.size, fa.etag, NULL, show, e);
+        rc = copy_object(s, lf.bucket, lf.key, &lt, fa.size, fa.etag, NULL, NULL, show, e);
         if (rc == 0)
             rc = delete_key(s, lf.bucket, lf.key, show, e);
         if (rc == 0)
@@ -1999,6 +2042,199 @@ static int s3_rename(void *ctx, const char *from, const char *to, struct sky_err
     loc_free(&lf);
     loc_free(&lt);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Streamed uploads: a multipart upload fed while the file is written  */
+/* ------------------------------------------------------------------ */
+
+/* One streamed upload.  Parts come from fs/'s worker threads, several at
+ * once: their ETags go into a growing array under `lock`.  The metadata is
+ * fixed by CreateMultipartUpload; when the final metadata differs (the
+ * writer went on, so its mtime did), upload_finish rewrites it with a
+ * self-copy, as chmod does. */
+struct s3_stream {
+    struct s3 *s;
+    struct s3_loc l;
+    char show[1024];
+    struct sky_attr begun;          /* metadata sent with the create call */
+    struct mpu m;                   /* upload id, part size, ETags */
+    pthread_mutex_t lock;           /* guards m.etags and cap */
+    uint64_t cap;                   /* ETag slots in m.etags */
+};
+
+#define S3_STREAM_PART S3_MIN_PART
+
+static void stream_free(struct s3_stream *st)
+{
+    free(st->m.etags);
+    free(st->m.upload_id);
+    free(st->m.enc_upload_id);
+    loc_free(&st->l);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+static int s3_upload_begin(void *ctx, const char *path, const struct sky_attr *attr, void **up,
+                           struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    struct s3_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return sky_fail(e, ENOMEM, "out of memory");
+    pthread_mutex_init(&st->lock, NULL);
+    st->s = s;
+    int rc = s3_locate(s, path, &st->l, e);
+    if (rc == 0 && !*st->l.key)
+        rc = sky_fail(e, EISDIR, "s3 '%s': POST %s: is a directory", s->name, path);
+    if (rc < 0) {
+        stream_free(st);
+        return rc;
+    }
+    loc_show(&st->l, st->show, sizeof st->show, s);
+    st->begun = file_attr(attr);
+    st->m = (struct mpu){ .s = s, .l = &st->l, .show = st->show, .fd = -1,
+                          .part_size = S3_STREAM_PART };
+    struct http_headers hdrs = {0};
+    rc = file_headers(&hdrs, &st->begun) < 0 ? sky_fail(e, ENOMEM, "out of memory")
+                                             : mpu_begin(&st->m, &hdrs, e);
+    http_headers_free(&hdrs);
+    if (rc < 0) {
+        stream_free(st);
+        return rc;
+    }
+    *up = st;
+    return 0;
+}
+
+/* Room for the ETags of parts [0, n) (st->lock held, or no part running). */
+static int stream_reserve(struct s3_stream *st, uint64_t n)
+{
+    if (n <= st->cap)
+        return 0;
+    uint64_t cap = st->cap ? st->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    char (*etags)[SKY_ETAG_MAX] = realloc(st->m.etags, cap * sizeof *etags);
+    if (!etags)
+        return -ENOMEM;
+    memset(etags + st->cap, 0, (cap - st->cap) * sizeof *etags);
+    st->m.etags = etags;
+    st->cap = cap;
+    return 0;
+}
+
+static int s3_upload_part(void *up, int fd, uint64_t index, struct sky_err *e)
+{
+    struct s3_stream *st = up;
+    if (index >= S3_MAX_PARTS)
+        return sky_fail(e, EFBIG, "s3 '%s': PUT %s: a multipart upload holds at most %llu parts",
+                        st->s->name, st->show, S3_MAX_PARTS);
+    char etag[SKY_ETAG_MAX];
+    uint64_t ps = st->m.part_size;
+    int rc = send_part(&st->m, fd, (unsigned)index + 1, index * ps, ps, etag, e);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&st->lock);
+    rc = stream_reserve(st, index + 1);
+    if (rc == 0)
+        memcpy(st->m.etags[index], etag, sizeof etag);
+    pthread_mutex_unlock(&st->lock);
+    return rc < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+}
+
+/* The parts upload_finish sends itself: item i is part first + i (from 0)
+ * of a file of `size` bytes. */
+struct stream_tail {
+    struct s3_stream *st;
+    int fd;
+    uint64_t first, size;
+};
+
+static int tail_job(void *arg, size_t i, struct sky_err *e)
+{
+    struct stream_tail *t = arg;
+    uint64_t ps = t->st->m.part_size, n = t->first + i, off = n * ps;
+    uint64_t len = t->size - off < ps ? t->size - off : ps;
+    return send_part(&t->st->m, t->fd, (unsigned)n + 1, off, len, t->st->m.etags[n], e);
+}
+
+/* Are the POSIX metadata of a and b the same? */
+static bool same_meta(const struct sky_attr *a, const struct sky_attr *b)
+{
+    unsigned bits = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME;
+    if ((a->has & bits) != (b->has & bits))
+        return false;
+    return (!(a->has & SKY_HAS_MODE) || (a->mode & 07777) == (b->mode & 07777)) &&
+           (!(a->has & SKY_HAS_UID) || a->uid == b->uid) &&
+           (!(a->has & SKY_HAS_GID) || a->gid == b->gid) &&
+           (!(a->has & SKY_HAS_MTIME) || a->mtime_ns == b->mtime_ns);
+}
+
+/* Send the parts past nparts, then CompleteMultipartUpload; etag_out gets
+ * the object's ETag. */
+static int stream_complete(struct s3_stream *st, int fd, uint64_t nparts, uint64_t size,
+                           char *etag_out, struct sky_err *e)
+{
+    uint64_t ps = st->m.part_size, total = (size + ps - 1) / ps;
+    if (total == 0)
+        total = 1;      /* fs/ never finishes an empty file this way; be safe */
+    if (total > S3_MAX_PARTS)
+        return sky_fail(e, EFBIG, "s3 '%s': PUT %s: a multipart upload holds at most %llu parts",
+                        st->s->name, st->show, S3_MAX_PARTS);
+    if (stream_reserve(st, total) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    for (uint64_t i = 0; i < nparts; i++)
+        if (!st->m.etags[i][0])
+            return sky_fail(e, EIO, "s3 '%s': PUT %s: part %llu was never sent", st->s->name,
+                            st->show, (unsigned long long)i + 1);
+    if (total > nparts) {
+        struct stream_tail t = { st, fd, nparts, size };
+        int rc = parallel_for((size_t)(total - nparts), S3_THREADS, tail_job, &t, e);
+        if (rc < 0)
+            return rc;
+    }
+    st->m.nparts = (unsigned)total;
+    return mpu_complete(&st->m, etag_out, e);
+}
+
+static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
+                            const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+{
+    struct s3_stream *st = up;
+    struct s3 *s = st->s;
+    char etag[SKY_ETAG_MAX] = "";
+    int rc = stream_complete(st, fd, nparts, size, etag, e);
+    if (rc < 0) {
+        if (st->m.enc_upload_id)
+            mpu_abort(&st->m);
+        stream_free(st);
+        return rc;
+    }
+    links_drop(s, st->l.bucket, st->l.key);
+    struct sky_attr a = file_attr(attr);
+    if (!same_meta(&a, &st->begun)) {
+        struct http_headers hdrs = {0};
+        char copied[SKY_ETAG_MAX] = "";
+        rc = file_headers(&hdrs, &a) < 0
+                 ? sky_fail(e, ENOMEM, "out of memory")
+                 : copy_object(s, st->l.bucket, st->l.key, &st->l, size, etag, &hdrs, copied,
+                               st->show, e);
+        http_headers_free(&hdrs);
+        memcpy(etag, copied, sizeof etag);
+    }
+    if (rc == 0)
+        file_attr_out(out, &a, size, etag);
+    stream_free(st);
+    return rc;
+}
+
+static void s3_upload_abort(void *up)
+{
+    struct s3_stream *st = up;
+    if (st->m.enc_upload_id)
+        mpu_abort(&st->m);
+    stream_free(st);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2114,7 +2350,7 @@ static int edit_meta(struct s3 *s, const char *path, meta_edit_fn fn, void *arg,
         if (rc == 0) {
             struct s3_loc self = l;
             self.key = key;
-            rc = copy_object(s, l.bucket, key, &self, size, etag, &meta, show, e);
+            rc = copy_object(s, l.bucket, key, &self, size, etag, &meta, NULL, show, e);
         }
     }
     http_headers_free(&meta);
@@ -2727,6 +2963,11 @@ const struct sky_driver sky_driver_s3 = {
     .stat = s3_stat,
     .read = s3_read,
     .write = s3_write,
+    .upload_part_size = S3_STREAM_PART,
+    .upload_begin = s3_upload_begin,
+    .upload_part = s3_upload_part,
+    .upload_finish = s3_upload_finish,
+    .upload_abort = s3_upload_abort,
     .remove = s3_remove,
     .mkdir = s3_mkdir,
     .rmdir = s3_rmdir,

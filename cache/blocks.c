@@ -1556,6 +1556,16 @@ static int obj_open_upload_fd(struct blocks_obj *o, struct sky_err *e)
     return 0;
 }
 
+int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e)
+{
+    char file[4096];
+    blocks_data_path(o->b, o->id, file, sizeof file);
+    *fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return sky_fail(e, errno, "block cache: cannot open %s: %s", file, strerror(errno));
+    return 0;
+}
+
 int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
                           struct sky_err *e)
 {

@@ -153,6 +153,14 @@ const char *blocks_cloud(struct blocks_obj *o);
 int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
                           struct sky_err *e);
 
+/* A new read-only fd (the caller closes it) on the object's cache file, for
+ * uploading parts of an object still being written (fs/ streamed uploads):
+ * once blocks_write returned, its bytes are there at their offsets.  No
+ * block is fetched, nothing is synced: only ranges the caller knows were
+ * written are meaningful.  The fd stays readable after a rename, a forget
+ * or the last release (the data may then be gone or stale). */
+int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e);
+
 /* The upload of the content as of blocks_prepare_upload succeeded and the
  * cloud now calls it `etag`: record checksums, clear dirty (unless written
  * again since), set the etag.  When the object was written or truncated

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "stream.h"
 #include "virtual.h"
 
 int64_t skyfs_now(void)
@@ -165,7 +166,9 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         return sky_fail(e, ENOMEM, "out of memory");
     }
     fs->nclouds = cfg->nclouds;
-    int rc = open_caches(fs, mountpoint, e);
+    int rc = stream_pool_new(&fs->streams, e);
+    if (!rc)
+        rc = open_caches(fs, mountpoint, e);
     for (size_t i = 0; i < cfg->nclouds && !rc; i++) {
         struct cloud *c = &fs->clouds[i];
         c->cfg = &cfg->clouds[i];
@@ -203,7 +206,10 @@ void skyfs_close(struct skyfs *fs)
         pthread_join(fs->recovery_thread, NULL);
     }
     virt_free(fs->virt);
-    /* the block cache first: its readahead threads may still call drivers */
+    /* streamed uploads and the block cache first: their threads may still
+     * call drivers */
+    stream_pool_free(fs->streams);
+    fs->streams = NULL;
     if (fs->blocks)
         blocks_close(fs->blocks);
     fs->blocks = NULL;

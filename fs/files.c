@@ -8,7 +8,9 @@
  * the background (readahead, through a copy of the fetch context).
  * Writes mark the cached object dirty (the block cache journals it before
  * the write is acknowledged); close and fsync upload the whole object
- * with the driver's write, then record the new version.  A dirty object
+ * with the driver's write, then record the new version.  A new file
+ * written from its start goes up while it is written (stream.h): close
+ * and fsync then only finish that upload.  A dirty object
  * left by a crash, or whose upload failed, is uploaded by the journal
  * thread (at the next mount, and retried with backoff while mounted).
  */
@@ -20,6 +22,7 @@
 #include <time.h>
 
 #include "../lib/log.h"
+#include "stream.h"
 
 struct fetch_ctx {
     struct cloud *cloud;
@@ -144,6 +147,8 @@ void files_close(struct skyfs *fs, struct ofile *of)
     if (!last)
         return;
     blocks_cancel_ahead(of->obj);
+    if (of->stream)
+        stream_drop(of->stream);
     if (of->unlinked)
         blocks_forget(fs->blocks, of->cloud->cfg->name, blocks_path(of->obj), NULL);
     blocks_release(of->obj);
@@ -184,15 +189,54 @@ int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, voi
     return blocks_read_ahead(of->obj, off, len, buf, got, &fetcher, e);
 }
 
+/* The attributes an upload of obj records. */
+static struct sky_attr upload_attr(const struct meta_entry *ent, struct blocks_obj *obj,
+                                   int64_t mtime_ns)
+{
+    struct sky_attr attr = ent->attr;
+    attr.kind = SKY_FILE;
+    attr.size = blocks_size(obj);
+    attr.mtime_ns = mtime_ns;
+    attr.has |= SKY_HAS_MTIME;
+    return attr;
+}
+
+/* The written prefix of a tracked file is large enough: begin its
+ * streamed upload (of->lock held).  If that cannot be, the file just goes
+ * up whole at close. */
+static void start_stream(struct skyfs *fs, struct ofile *of)
+{
+    struct meta_entry ent;
+    int fd = -1;
+    bool have_ent = meta_get(fs->meta, of->ino, &ent, NULL) == 0;
+    if (!have_ent || blocks_open_data(of->obj, &fd, NULL) != 0) {
+        if (have_ent)
+            meta_entry_free(&ent);
+        stream_drop(of->stream);
+        of->stream = NULL;
+        return;
+    }
+    struct sky_attr attr = upload_attr(&ent, of->obj, of->mtime_ns);
+    stream_begin(of->stream, blocks_path(of->obj), &attr, fd);
+    meta_entry_free(&ent);
+}
+
 int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *buf, size_t len,
                 struct sky_err *e)
 {
     struct fetch_ctx f;
     pthread_mutex_lock(&of->lock);
     fetch_init(&f, of, of->etag);
+    /* an empty file written from its start may go up while it is written */
+    if (!of->stream && off == 0 && len && blocks_size(of->obj) == 0)
+        of->stream = stream_track(fs->streams, of->cloud);
+    if (of->stream)
+        stream_write_begins(of->stream, off);
     int rc = blocks_write(of->obj, off, buf, len, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = skyfs_now();
+    if (of->stream && stream_write_ends(of->stream, off, len, rc == 0))
+        start_stream(fs, of);
     pthread_mutex_unlock(&of->lock);
     return rc;
 }
@@ -202,37 +246,66 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
     struct fetch_ctx f;
     pthread_mutex_lock(&of->lock);
     fetch_init(&f, of, of->etag);
+    if (of->stream && size == 0) {
+        stream_drop(of->stream);        /* what it sent is of no use any more */
+        of->stream = NULL;
+    } else if (of->stream) {
+        stream_truncates(of->stream, size);
+    }
     int rc = blocks_truncate(of->obj, size, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = skyfs_now();
+    if (!rc && size == 0 && !of->stream)
+        of->stream = stream_track(fs->streams, of->cloud);
     pthread_mutex_unlock(&of->lock);
     return rc;
 }
 
-/* Upload a dirty object for (cloud, entry).  `mtime_ns` is the time to
- * record; `etag` is the version to fetch missing blocks from.  On success
- * the entry's attributes in the metadata cache follow. */
-static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
-                  struct meta_entry *ent, int64_t mtime_ns, const char *etag, struct sky_attr *out,
-                  struct sky_err *e)
+/* Send the prepared file (fd) with attr: through its stream `st` when
+ * there is one and it is still good, else whole with the driver's write. */
+static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const struct sky_attr *attr,
+                     struct stream *st, struct sky_attr *out, struct sky_err *e)
 {
+    int rc = 1;
+    if (st) {
+        rc = stream_finish(st, fd, attr->size, blocks_path(obj), attr, out, e);
+        if (rc < 0 && rc != -EHOSTDOWN) {
+            LOG_WARN("streamed upload of \"%s\" to cloud '%s' failed, uploading it whole: %s",
+                     blocks_path(obj), c->cfg->name, e->msg);
+            rc = 1;
+        }
+    }
+    if (rc == 1) {
+        rc = c->drv->write(c->ctx, blocks_path(obj), fd, attr->size, attr, out, e);
+        cloud_note_result(c, rc, e);
+    }
+    return rc;
+}
+
+/* Upload a dirty object for (cloud, entry).  `mtime_ns` is the time to
+ * record; `etag` is the version to fetch missing blocks from; `st` its
+ * started stream, if any (finished or dropped here).  On success the
+ * entry's attributes in the metadata cache follow. */
+static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
+                  struct meta_entry *ent, int64_t mtime_ns, const char *etag, struct stream *st,
+                  struct sky_attr *out, struct sky_err *e)
+{
+    int rc = 0, fd;
     if (!c->ctx)
-        return sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
-    if (c->cfg->read_only)
-        return sky_fail(e, EROFS, "cloud '%s' is read-only", c->cfg->name);
+        rc = sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
+    else if (c->cfg->read_only)
+        rc = sky_fail(e, EROFS, "cloud '%s' is read-only", c->cfg->name);
     struct fetch_ctx f = { .cloud = c, .path = blocks_path(obj) };
     snprintf(f.etag, sizeof f.etag, "%s", etag ? etag : "");
-    int fd;
-    int rc = blocks_prepare_upload(obj, fetch_from_cloud, &f, &fd, e);
-    if (rc)
+    if (rc == 0)
+        rc = blocks_prepare_upload(obj, fetch_from_cloud, &f, &fd, e);
+    if (rc) {
+        if (st)
+            stream_drop(st);
         return rc;
-    struct sky_attr attr = ent->attr;
-    attr.kind = SKY_FILE;
-    attr.size = blocks_size(obj);
-    attr.mtime_ns = mtime_ns;
-    attr.has |= SKY_HAS_MTIME;
-    rc = c->drv->write(c->ctx, blocks_path(obj), fd, attr.size, &attr, out, e);
-    cloud_note_result(c, rc, e);
+    }
+    struct sky_attr attr = upload_attr(ent, obj, mtime_ns);
+    rc = send_file(c, obj, fd, &attr, st, out, e);
     if (rc)
         return rc;
     rc = blocks_committed(obj, out->etag, e);
@@ -250,17 +323,31 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
 {
     pthread_mutex_lock(&of->lock);
     int rc = 0;
+    if (of->unlinked && of->stream) {
+        stream_drop(of->stream);
+        of->stream = NULL;
+    }
     if (!of->unlinked && blocks_is_dirty(of->obj)) {
+        /* A started stream is finished now (or given up); one that has
+         * not begun keeps tracking the file. */
+        struct stream *st = NULL;
+        if (of->stream && stream_started(of->stream)) {
+            st = of->stream;
+            of->stream = NULL;
+        }
         struct meta_entry ent;
         rc = meta_get(fs->meta, of->ino, &ent, e);
         if (rc == 0) {
             struct sky_attr out;
-            rc = upload(fs, of->cloud, of->obj, &ent, of->mtime_ns, of->etag, &out, e);
+            rc = upload(fs, of->cloud, of->obj, &ent, of->mtime_ns, of->etag, st, &out, e);
             if (rc == 0)
                 memcpy(of->etag, out.etag, sizeof of->etag);
             meta_entry_free(&ent);
-        } else if (rc == -ENOENT) {
-            rc = 0; /* deleted meanwhile: nothing to upload to */
+        } else {
+            if (st)
+                stream_drop(st);
+            if (rc == -ENOENT)
+                rc = 0; /* deleted meanwhile: nothing to upload to */
         }
     }
     pthread_mutex_unlock(&of->lock);
@@ -310,7 +397,7 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     }
     struct sky_attr out;
     int rc = upload(fs, c, obj, &ent, ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now(), "",
-                    &out, &e);
+                    NULL, &out, &e);
     if (rc) {
         pass->failed++;
         LOG_ERROR("journal: upload of \"%s\" to cloud '%s' failed, will retry: %s",

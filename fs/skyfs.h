@@ -27,6 +27,8 @@
 #include "../lib/err.h"
 
 struct ofile;
+struct stream;
+struct stream_pool;
 
 /* One configured cloud at run time. */
 struct cloud {
@@ -54,6 +56,7 @@ struct skyfs {
     gid_t gid;
     pthread_mutex_t files_lock; /* guards the open-file list */
     struct ofile *files;
+    struct stream_pool *streams; /* uploads of files being written (stream.h) */
     struct virt *virt;          /* the hidden .skyfs directory (virtual.h) */
     /* Which version of a file the kernel's page cache last got from us, so
      * an unchanged file keeps its cached pages across opens (a small
@@ -107,6 +110,7 @@ struct ofile {
     bool unlinked;              /* deleted while open: never upload */
     int64_t mtime_ns;           /* mtime the next upload records (of->lock) */
     char etag[SKY_ETAG_MAX];    /* cloud version the cached bytes came from */
+    struct stream *stream;      /* its upload while being written, or NULL (of->lock) */
     struct ofile *next;
 };
 

@@ -53,10 +53,11 @@ static int cache_stats(int argc, char **argv)
     if (!rc) {
         printf("cache directory   %s\n", cfg->cache_dir);
         printf("objects           %llu\n", (unsigned long long)st.objects);
-        printf("blocks present    %llu of %llu KiB\n", (unsigned long long)st.blocks_present,
-               (unsigned long long)(st.block_size >> 10));
-        printf("bytes cached      %llu MiB of %llu MiB (max_size)\n",
-               (unsigned long long)(st.bytes_present >> 20), (unsigned long long)(st.max_size >> 20));
+        printf("blocks present    %llu of %llu KiB (%llu of them in part)\n",
+               (unsigned long long)st.blocks_present, (unsigned long long)(st.block_size >> 10),
+               (unsigned long long)st.blocks_partial);
+        printf("bytes cached      %.1f MiB of %llu MiB (max_size)\n",
+               (double)st.bytes_present / (1 << 20), (unsigned long long)(st.max_size >> 20));
         printf("pending uploads   %llu\n", (unsigned long long)st.dirty_objects);
     } else {
         fprintf(stderr, "skyfs: %s\n", e.msg);

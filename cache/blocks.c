@@ -183,7 +183,7 @@ struct blocks_pool {
 enum {
     Q_INFO_GET, Q_INFO_SET, Q_COUNT_INCOMPLETE, Q_OBJ_FIND, Q_OBJ_EXISTS, Q_OBJ_INSERT,
     Q_OBJ_RESET, Q_OBJ_DIRTY, Q_OBJ_COMPLETE, Q_OBJ_CLEAN, Q_OBJ_ETAG, Q_OBJ_TOUCH,
-    Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_MOVE,
+    Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_OF_CLOUD, Q_OBJ_MOVE,
     Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
     Q_BLK_USAGE, Q_BLK_LRU, Q_BLK_ANY, Q_COUNT
 };
@@ -208,6 +208,7 @@ static const char *const blocks_sql[Q_COUNT] = {
     [Q_OBJ_DIRTY_KEYS] = "SELECT cloud,path FROM objects WHERE dirty=1 ORDER BY id",
     [Q_OBJ_COUNTS] = "SELECT count(*),coalesce(sum(dirty),0) FROM objects",
     [Q_OBJ_UNDER] = "SELECT path FROM objects WHERE cloud=?1 AND path>=?2 AND path<?3",
+    [Q_OBJ_OF_CLOUD] = "SELECT path FROM objects WHERE cloud=?1",
     [Q_OBJ_MOVE] = "UPDATE objects SET path=?3 WHERE cloud=?1 AND path=?2",
     [Q_OBJ_MOVE_RANGE] = "UPDATE objects SET path=?4 || CAST(substr(CAST(path AS BLOB),?5) "
                          "AS TEXT) WHERE cloud=?1 AND path>=?2 AND path<?3",
@@ -2089,6 +2090,8 @@ struct blocks_drop {
     struct blocks_obj **pinned;     /* pinned: become `gone` */
     size_t npinned, pincap;
     struct blocks_held held;        /* what the unpinned objects held */
+    bool keep_busy;                 /* evicting: keep pinned and dirty objects */
+    uint64_t with_data, busy;       /* unpinned objects that held data; objects kept */
 };
 
 static int blocks_push(void **arr, size_t *n, size_t *cap, size_t elem, const void *item)
@@ -2194,6 +2197,10 @@ static int blocks_drop_one(struct blocks *b, struct blocks_drop *d, const char *
     uint64_t size = (uint64_t)sqlite3_column_int64(st, 2);
     bool dirty = sqlite3_column_int(st, 3), complete = sqlite3_column_int(st, 4);
     sqlite3_reset(st);
+    if (d->keep_busy && (pinned || dirty)) {
+        d->busy++;
+        return 0;
+    }
     struct blocks_held held = { 0 };
     if (pinned)
         rc = blocks_push((void **)&d->pinned, &d->npinned, &d->pincap, sizeof pinned, &pinned);
@@ -2206,10 +2213,12 @@ static int blocks_drop_one(struct blocks *b, struct blocks_drop *d, const char *
     d->held.blocks += held.blocks;
     d->held.partial += held.partial;
     d->held.bytes += held.bytes;
+    d->with_data += held.blocks > 0;
     return blocks_delete_object_rows(b, id, e);
 }
 
-/* Every cached path strictly below `dir` in `cloud` (malloc'd list). */
+/* Every cached path strictly below `dir` in `cloud` (malloc'd list); dir
+ * "" is the cloud's root: every path of the cloud. */
 static int blocks_paths_under(struct blocks *b, const char *cloud, const char *dir,
                               char ***out, size_t *count, struct sky_err *e)
 {
@@ -2217,15 +2226,17 @@ static int blocks_paths_under(struct blocks *b, const char *cloud, const char *d
     char **paths = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
-    if (asprintf(&lo, "%s/", dir) < 0 || asprintf(&hi, "%s0", dir) < 0)
+    if (dir[0] && (asprintf(&lo, "%s/", dir) < 0 || asprintf(&hi, "%s0", dir) < 0))
         rc = blocks_oom(e);
-    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, Q_OBJ_UNDER, e);
+    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, dir[0] ? Q_OBJ_UNDER : Q_OBJ_OF_CLOUD, e);
     if (rc == 0 && !st)
         rc = -e->code;
     if (rc == 0) {
         cachedb_bind_text(st, 1, cloud);
-        cachedb_bind_text(st, 2, lo);
-        cachedb_bind_text(st, 3, hi);
+        if (dir[0]) {
+            cachedb_bind_text(st, 2, lo);
+            cachedb_bind_text(st, 3, hi);
+        }
         int step;
         while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
             char *p = strdup((const char *)sqlite3_column_text(st, 0));
@@ -2280,6 +2291,31 @@ static void blocks_drop_free(struct blocks_drop *d)
 {
     free(d->ids);
     free(d->pinned);
+}
+
+int blocks_evict_under(struct blocks *b, const char *cloud, const char *path, bool tree,
+                       struct blocks_evicted *out, struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "block cache: evict needs a cloud and a path");
+    struct blocks_drop d = { .keep_busy = true };
+    pthread_mutex_lock(&b->lock);
+    int rc = cachedb_begin(&b->db, e);
+    if (rc == 0) {
+        rc = blocks_drop_one(b, &d, cloud, path, e);
+        if (rc == 0 && tree)
+            rc = blocks_drop_under(b, &d, cloud, path, e);
+        rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    if (rc == 0) {
+        blocks_drop_apply(b, &d);
+        out->files += d.with_data;
+        out->bytes += (uint64_t)d.held.bytes;
+        out->skipped += d.busy;
+    }
+    pthread_mutex_unlock(&b->lock);
+    blocks_drop_free(&d);
+    return rc;
 }
 
 int blocks_forget(struct blocks *b, const char *cloud, const char *path, struct sky_err *e)

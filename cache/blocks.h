@@ -192,6 +192,20 @@ int blocks_rename(struct blocks *b, const char *cloud, const char *from, const c
  * deleted).  A pinned object is dropped when its last holder releases it. */
 int blocks_forget(struct blocks *b, const char *cloud, const char *path, struct sky_err *e);
 
+/* What blocks_evict_under did. */
+struct blocks_evicted {
+    uint64_t files;     /* objects whose cached data was dropped */
+    uint64_t bytes;     /* the bytes they held */
+    uint64_t skipped;   /* objects kept: open (pinned) or not uploaded yet (dirty) */
+};
+
+/* Drop the cached data of object (cloud, path) and, with `tree`, of every
+ * object under path + "/" (path "" with `tree`: every object of the
+ * cloud), as by blocks_forget; objects pinned or dirty are kept and
+ * counted as skipped.  Adds to *out. */
+int blocks_evict_under(struct blocks *b, const char *cloud, const char *path, bool tree,
+                       struct blocks_evicted *out, struct sky_err *e);
+
 /* The journal: call cb for every dirty object (after a crash: pending
  * uploads).  cb gets the object pinned; blocks_each_dirty releases it.
  * A non-zero return from cb stops the walk and is returned.  An object

@@ -1502,3 +1502,70 @@ TEST(blocks_min_free_evicts_clean_data_then_refuses_writes)
     unit_rmtree(dir);
     free(dir);
 }
+
+/* ---- evicting a file or a tree on request ----------------------------------- */
+
+TEST(blocks_evict_under_drops_clean_data_and_skips_busy_files)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 20 * KIB, 51);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    read_all(b, "d/a", &r);
+    read_all(b, "d/sub/b", &r);
+    read_all(b, "dx/c", &r);                    /* a neighbour, not below d */
+    read_all(b, "top", &r);
+    struct blocks_obj *other;
+    CHECK_INT(blocks_get(b, "other", "d/a", "v", r.size, &other, NULL), 0);
+    CHECK_INT(read_equals(other, 0, r.size, r.data, &r), 0);
+    blocks_release(other);
+    struct blocks_obj *pinned = bget(b, "d/p", "v", r.size);
+    CHECK_INT(read_equals(pinned, 0, r.size, r.data, &r), 0);
+    struct blocks_obj *w = bget(b, "d/w", "", 0);
+    CHECK_INT(blocks_write(w, 0, "unsaved", 7, remote_fetch, &r, NULL), 0);
+    blocks_release(w);                          /* dirty, not pinned */
+    uint64_t before = bstats(b).bytes_present;
+
+    struct blocks_evicted done = { 0 };
+    CHECK_INT(blocks_evict_under(b, "c", "d", true, &done, NULL), 0);
+    CHECK_INT(done.files, 2);
+    CHECK_INT(done.bytes, 2 * r.size);
+    CHECK_INT(done.skipped, 2);
+    CHECK_INT(bstats(b).bytes_present, before - 2 * r.size);
+    CHECK(!still_cached(b, "d/a", &r, 0, 10));
+    CHECK(!still_cached(b, "d/sub/b", &r, 0, 10));
+    CHECK(still_cached(b, "dx/c", &r, 0, r.size));
+    CHECK(still_cached(b, "d/p", &r, 0, r.size));
+    w = bget(b, "d/w", "", 0);
+    CHECK(blocks_is_dirty(w));
+    CHECK_INT(read_equals(w, 0, 7, (const unsigned char *)"unsaved", &r), 0);
+    blocks_release(w);
+
+    /* one file; then the whole cloud (path ""): the other cloud stays */
+    done = (struct blocks_evicted){ 0 };
+    CHECK_INT(blocks_evict_under(b, "c", "top", false, &done, NULL), 0);
+    CHECK_INT(done.files, 1);
+    CHECK_INT(done.skipped, 0);
+    done = (struct blocks_evicted){ 0 };
+    CHECK_INT(blocks_evict_under(b, "c", "", true, &done, NULL), 0);
+    CHECK_INT(done.files, 1);                   /* dx/c */
+    CHECK_INT(done.skipped, 2);
+    blocks_release(pinned);
+    CHECK(still_cached(b, "d/p", &r, 0, r.size));   /* kept while it was open */
+    r.down = 1;
+    CHECK_INT(blocks_get(b, "other", "d/a", "v", r.size, &other, NULL), 0);
+    CHECK_INT(read_equals(other, 0, r.size, r.data, &r), 0);
+    blocks_release(other);
+    r.down = 0;
+
+    /* the totals kept while running match a fresh count */
+    struct blocks_stats s = bstats(b);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).bytes_present, s.bytes_present);
+    CHECK_INT(bstats(b).objects, s.objects);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}

@@ -46,13 +46,21 @@
  * Locks.  b->lock guards the database, the table and refcounts; each
  * object's lock guards its state and file.  Readers download without the
  * object's lock: the block is B_FETCHING (others wait on o->cond, so a
- * block is downloaded once) and o->inflight counts the downloads; a
+ * block is downloaded once; a download of some chunks makes readers of
+ * other chunks of the block wait too) and o->inflight counts them; a
  * writer (write, truncate, reset, commit) first clears queued readahead
  * and waits for o->inflight to drop to 0 (obj_quiesce), so a download
  * never lands on changed content, and bumps o->change_gen so a reader that
  * waited starts over.  Writers keep the lock across their own fetches.
  * Order: an object's lock, then b->lock or the pool's lock; b->lock is
  * never held during a fetch.
+ *
+ * Limits.  blocks_target turns max_size and min_free (the free space the
+ * probe measures, called with no lock held) into the bytes the cache may
+ * hold now; blocks_evict_locked evicts down to it.  When only pinned or
+ * dirty data is left, b->evict_stuck skips further passes until the next
+ * last release (only then can anything become evictable), so readers of
+ * a large open file do not rescan the LRU index on every fetch.
  *
  * Readahead.  struct blocks_pool is a FIFO of jobs (object pinned, block
  * index, a cloned fetch arg) served by up to BLOCKS_FETCHERS threads
@@ -183,8 +191,8 @@ struct blocks_pool {
 enum {
     Q_INFO_GET, Q_INFO_SET, Q_COUNT_INCOMPLETE, Q_OBJ_FIND, Q_OBJ_EXISTS, Q_OBJ_INSERT,
     Q_OBJ_RESET, Q_OBJ_DIRTY, Q_OBJ_COMPLETE, Q_OBJ_CLEAN, Q_OBJ_ETAG, Q_OBJ_TOUCH,
-    Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_OF_CLOUD, Q_OBJ_MOVE,
-    Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
+    Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_OF_CLOUD,
+    Q_OBJ_MOVE, Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
     Q_BLK_USAGE, Q_BLK_LRU, Q_BLK_ANY, Q_COUNT
 };
 

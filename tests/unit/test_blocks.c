@@ -1569,3 +1569,42 @@ TEST(blocks_evict_under_drops_clean_data_and_skips_busy_files)
     unit_rmtree(dir);
     free(dir);
 }
+
+/* A cache written before partial blocks (schema version 1) keeps its
+ * blocks and gains them. */
+TEST(blocks_version_1_cache_is_upgraded)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 2 * MIB, 52);
+    struct blocks *b = bopen(dir, MIB, 1024ull * MIB);
+    read_all(b, "old", &r);
+    blocks_close(b);
+    char db_path[512];
+    snprintf(db_path, sizeof db_path, "%s/blocks.db", dir);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(db_path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "ALTER TABLE blocks DROP COLUMN sums;"
+                           "ALTER TABLE blocks DROP COLUMN parts; PRAGMA user_version=1;",
+                           NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    b = bopen(dir, MIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).bytes_present, 2 * MIB);
+    CHECK(still_cached(b, "old", &r, 0, r.size));
+    struct remote n;
+    remote_init(&n, 4 * MIB, 53);
+    struct blocks_obj *o = bget(b, "new", "v", n.size);
+    CHECK_INT(read_equals(o, 3 * MIB, 10, n.data + 3 * MIB, &n), 0);
+    CHECK_INT(n.bytes, 64 * KIB);
+    blocks_release(o);
+    blocks_close(b);
+    b = bopen(dir, MIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).blocks_partial, 1);
+    CHECK(still_cached(b, "new", &n, 3 * MIB, 10));
+    blocks_close(b);
+    remote_free(&r);
+    remote_free(&n);
+    unit_rmtree(dir);
+    free(dir);
+}

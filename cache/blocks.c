@@ -4,11 +4,22 @@
  * On disk.  <dir>/data/<id> holds object <id>'s bytes at their own offsets
  * (absent blocks are holes) and is always exactly as long as the object.
  * <dir>/blocks.db has objects(id, cloud, path, etag, size, dirty, complete,
- * last_use) and blocks(obj, idx, sum, last_use): a row per present block
- * with its xxh3 checksum.  Ids come from AUTOINCREMENT, so a data file name
- * is never reused for another object.
+ * last_use) and blocks(obj, idx, sum, last_use, parts, sums): a row per
+ * present block with its xxh3 checksum, or per partial block its map of
+ * present chunks (`parts`, bit c for chunk c) and `sums`, the chunks'
+ * xxh3 checksums (b->chunks native 64-bit values; absent ones 0).  Ids
+ * come from AUTOINCREMENT, so a data file name is never reused for
+ * another object.
  *
- * Clean objects.  A block is present iff it has a row with a checksum.
+ * Partial blocks are never dirty: a write makes its blocks whole first
+ * (obj_prepare_edges fetches the missing chunks of blocks it covers in
+ * part; a block it covers whole just becomes whole, and its row is
+ * rewritten as a dirty one).  So everything below about dirty blocks
+ * concerns whole blocks; a partial row of a dirty object (a random read
+ * of a part never written) is loaded as partial and verified as usual.
+ *
+ * Clean objects.  A block is present iff it has a row with a checksum, or
+ * partial iff its row has a chunk map.
  * Every block is checked against its checksum the first time it is read
  * after the object is pinned (blocks_get); a mismatch counts as corrupt,
  * punches the block out and fetches it again.  Checked blocks are then
@@ -35,13 +46,21 @@
  * Locks.  b->lock guards the database, the table and refcounts; each
  * object's lock guards its state and file.  Readers download without the
  * object's lock: the block is B_FETCHING (others wait on o->cond, so a
- * block is downloaded once) and o->inflight counts the downloads; a
+ * block is downloaded once; a download of some chunks makes readers of
+ * other chunks of the block wait too) and o->inflight counts them; a
  * writer (write, truncate, reset, commit) first clears queued readahead
  * and waits for o->inflight to drop to 0 (obj_quiesce), so a download
  * never lands on changed content, and bumps o->change_gen so a reader that
  * waited starts over.  Writers keep the lock across their own fetches.
  * Order: an object's lock, then b->lock or the pool's lock; b->lock is
  * never held during a fetch.
+ *
+ * Limits.  blocks_target turns max_size and min_free (the free space the
+ * probe measures, called with no lock held) into the bytes the cache may
+ * hold now; blocks_evict_locked evicts down to it.  When only pinned or
+ * dirty data is left, b->evict_stuck skips further passes until the next
+ * last release (only then can anything become evictable), so readers of
+ * a large open file do not rescan the LRU index on every fetch.
  *
  * Readahead.  struct blocks_pool is a FIFO of jobs (object pinned, block
  * index, a cloned fetch arg) served by up to BLOCKS_FETCHERS threads
@@ -58,13 +77,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "cachedb.h"
 
-#define BLOCKS_SCHEMA_VERSION 1
+#define BLOCKS_SCHEMA_VERSION 2
 #define BLOCKS_MIN_BLOCK (4u << 10)
 #define BLOCKS_MAX_BLOCK (8u << 20)
 #define BLOCKS_EVICT_BATCH 256
@@ -72,6 +92,8 @@
 #define BLOCKS_AHEAD_PER_OBJ 4      /* background fetches per object */
 #define BLOCKS_QUEUE_MAX 64         /* queued background fetches, in all */
 #define BLOCKS_WINDOW_MAX 16        /* readahead window, in blocks */
+#define BLOCKS_CHUNK_MIN (64u << 10) /* smallest unit of a partial block */
+#define BLOCKS_CHUNKS 64            /* most chunks per block: one 64-bit map */
 
 /* Per-block state bits. */
 #define B_PRESENT  0x01u   /* the bytes are in the data file */
@@ -116,20 +138,31 @@ struct blocks_obj {
     uint8_t *st;
     uint64_t *sum;
     int64_t *used;
+    /* Partial blocks (not B_PRESENT): which chunks are present, which of
+     * them were verified since pinned, and each chunk's checksum (an array
+     * of b->chunks, allocated while the block is partial). */
+    uint64_t *parts, *parts_ok;
+    uint64_t **chunk_sum;
 };
 
 struct blocks {
     char *dir, *data_dir;
     uint64_t bs, max_size;
     unsigned shift;
+    unsigned chunk_shift, chunks;               /* chunk size, chunks per block */
     pthread_mutex_t lock;
     struct cachedb db;
     struct blocks_obj **buckets;
     size_t nbuckets, nobjs;
     uint64_t blocks_present, bytes_present;    /* atomic */
+    uint64_t blocks_partial;                   /* atomic */
     uint64_t hits, misses, corrupt;            /* atomic */
     uint64_t ahead_fetched;                    /* atomic */
     struct blocks_pool *pool;                  /* background fetchers */
+    uint64_t min_free;                         /* free-space floor; 0: none */
+    blocks_free_fn probe;                      /* measures the free space */
+    void *probe_arg;
+    bool evict_stuck;       /* the last eviction left only pinned or dirty data; b->lock */
 };
 
 /* One background fetch: block idx of o (pinned), with its own fetch arg. */
@@ -158,8 +191,8 @@ struct blocks_pool {
 enum {
     Q_INFO_GET, Q_INFO_SET, Q_COUNT_INCOMPLETE, Q_OBJ_FIND, Q_OBJ_EXISTS, Q_OBJ_INSERT,
     Q_OBJ_RESET, Q_OBJ_DIRTY, Q_OBJ_COMPLETE, Q_OBJ_CLEAN, Q_OBJ_ETAG, Q_OBJ_TOUCH,
-    Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_MOVE,
-    Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
+    Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_OF_CLOUD,
+    Q_OBJ_MOVE, Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
     Q_BLK_USAGE, Q_BLK_LRU, Q_BLK_ANY, Q_COUNT
 };
 
@@ -183,18 +216,18 @@ static const char *const blocks_sql[Q_COUNT] = {
     [Q_OBJ_DIRTY_KEYS] = "SELECT cloud,path FROM objects WHERE dirty=1 ORDER BY id",
     [Q_OBJ_COUNTS] = "SELECT count(*),coalesce(sum(dirty),0) FROM objects",
     [Q_OBJ_UNDER] = "SELECT path FROM objects WHERE cloud=?1 AND path>=?2 AND path<?3",
+    [Q_OBJ_OF_CLOUD] = "SELECT path FROM objects WHERE cloud=?1",
     [Q_OBJ_MOVE] = "UPDATE objects SET path=?3 WHERE cloud=?1 AND path=?2",
     [Q_OBJ_MOVE_RANGE] = "UPDATE objects SET path=?4 || CAST(substr(CAST(path AS BLOB),?5) "
                          "AS TEXT) WHERE cloud=?1 AND path>=?2 AND path<?3",
-    [Q_BLK_LOAD] = "SELECT idx,sum,last_use FROM blocks WHERE obj=?1",
-    [Q_BLK_PUT] = "INSERT OR REPLACE INTO blocks(obj,idx,sum,last_use) VALUES(?1,?2,?3,?4)",
+    [Q_BLK_LOAD] = "SELECT idx,sum,last_use,parts,sums FROM blocks WHERE obj=?1",
+    [Q_BLK_PUT] = "INSERT OR REPLACE INTO blocks(obj,idx,sum,last_use,parts,sums) "
+                  "VALUES(?1,?2,?3,?4,?5,?6)",
     [Q_BLK_DEL] = "DELETE FROM blocks WHERE obj=?1 AND idx=?2",
     [Q_BLK_DEL_OBJ] = "DELETE FROM blocks WHERE obj=?1",
     [Q_BLK_TOUCH] = "UPDATE blocks SET last_use=?3 WHERE obj=?1 AND idx=?2",
-    /* blocks and bytes present: ?2 block size, ?3 object size, ?4 dirty */
-    [Q_BLK_USAGE] = "SELECT count(*),coalesce(sum(min(?2,?3-idx*?2)),0) FROM blocks "
-                    "WHERE obj=?1 AND idx*?2<?3 AND (?4 OR sum IS NOT NULL)",
-    [Q_BLK_LRU] = "SELECT b.obj,b.idx,o.size,b.last_use FROM blocks b "
+    [Q_BLK_USAGE] = "SELECT idx,sum IS NOT NULL,parts FROM blocks WHERE obj=?1",
+    [Q_BLK_LRU] = "SELECT b.obj,b.idx,o.size,b.last_use,b.parts,b.sum IS NOT NULL FROM blocks b "
                   "JOIN objects o ON o.id=b.obj "
                   "WHERE (b.last_use,b.obj,b.idx)>(?1,?2,?3) AND o.dirty=0 "
                   "ORDER BY b.last_use,b.obj,b.idx LIMIT ?4",
@@ -219,8 +252,15 @@ static const char blocks_schema[] =
     " idx INTEGER NOT NULL,"
     " sum INTEGER,"
     " last_use INTEGER NOT NULL,"
+    " parts INTEGER,"
+    " sums BLOB,"
     " PRIMARY KEY(obj, idx)) WITHOUT ROWID;"
     "CREATE INDEX blocks_lru ON blocks(last_use, obj, idx);";
+
+/* Version 1 had no partial blocks. */
+static const char blocks_upgrade_v2[] =
+    "ALTER TABLE blocks ADD COLUMN parts INTEGER;"
+    "ALTER TABLE blocks ADD COLUMN sums BLOB;";
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -241,9 +281,49 @@ static uint64_t blocks_count_for(const struct blocks *b, uint64_t size)
     return (size + b->bs - 1) >> b->shift;
 }
 
-static void blocks_account(struct blocks *b, int64_t nblocks, int64_t nbytes)
+/* Length of block idx of an object of `size` bytes (0 past the end). */
+static uint64_t blocks_block_len(const struct blocks *b, uint64_t size, uint64_t idx)
+{
+    uint64_t start = idx << b->shift;
+    if (start >= size)
+        return 0;
+    return size - start < b->bs ? size - start : b->bs;
+}
+
+/* Every chunk of block idx (a short last block has fewer). */
+static uint64_t blocks_chunk_mask(const struct blocks *b, uint64_t size, uint64_t idx)
+{
+    uint64_t len = blocks_block_len(b, size, idx);
+    uint64_t n = (len + (1ull << b->chunk_shift) - 1) >> b->chunk_shift;
+    return n >= 64 ? ~0ull : (1ull << n) - 1;
+}
+
+/* Bytes held by chunks `mask` of block idx (the object's last chunk may be
+ * short). */
+static uint64_t blocks_chunk_bytes(const struct blocks *b, uint64_t size, uint64_t idx,
+                                   uint64_t mask)
+{
+    uint64_t all = blocks_chunk_mask(b, size, idx);
+    mask &= all;
+    if (!mask)
+        return 0;
+    uint64_t bytes = (uint64_t)__builtin_popcountll(mask) << b->chunk_shift;
+    unsigned last = 63u - (unsigned)__builtin_clzll(all);
+    if (mask & (1ull << last))
+        bytes -= ((uint64_t)(last + 1) << b->chunk_shift) - blocks_block_len(b, size, idx);
+    return bytes;
+}
+
+/* What a set of blocks holds: blocks with data (whole or in part), those
+ * only in part, and bytes. */
+struct blocks_held {
+    int64_t blocks, partial, bytes;
+};
+
+static void blocks_account(struct blocks *b, int64_t nblocks, int64_t npartial, int64_t nbytes)
 {
     __atomic_add_fetch(&b->blocks_present, (uint64_t)nblocks, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&b->blocks_partial, (uint64_t)npartial, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->bytes_present, (uint64_t)nbytes, __ATOMIC_RELAXED);
 }
 
@@ -252,9 +332,40 @@ static void blocks_count(uint64_t *counter)
     __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
 }
 
-static bool blocks_over_limit(struct blocks *b)
+static uint64_t blocks_bytes(struct blocks *b)
 {
-    return __atomic_load_n(&b->bytes_present, __ATOMIC_RELAXED) > b->max_size;
+    return __atomic_load_n(&b->bytes_present, __ATOMIC_RELAXED);
+}
+
+/* Free bytes on the file system holding the cache directory. */
+static int blocks_statvfs(void *arg, const char *dir, uint64_t *out)
+{
+    struct statvfs s;
+    if (statvfs(dir, &s) != 0)
+        return -errno;
+    *out = (uint64_t)s.f_bavail * s.f_frsize;
+    return 0;
+}
+
+/* How many bytes the cache may hold now: max_size, or less when the file
+ * system's free space, less `need` bytes about to be written, is under
+ * min_free.  *free_left (may be NULL) gets the free space less `need`
+ * (UINT64_MAX when there is no floor or it cannot be measured).  Called
+ * without b->lock (the probe may take it). */
+static uint64_t blocks_target(struct blocks *b, uint64_t need, uint64_t *free_left)
+{
+    uint64_t target = b->max_size, free_now = 0, left = UINT64_MAX;
+    if (b->min_free && b->probe(b->probe_arg, b->dir, &free_now) == 0) {
+        left = free_now > need ? free_now - need : 0;
+        if (left < b->min_free) {
+            uint64_t deficit = b->min_free - left, have = blocks_bytes(b);
+            uint64_t floor_target = have > deficit ? have - deficit : 0;
+            target = floor_target < target ? floor_target : target;
+        }
+    }
+    if (free_left)
+        *free_left = left;
+    return target;
 }
 
 static void blocks_data_path(const struct blocks *b, int64_t id, char *buf, size_t size)
@@ -398,23 +509,58 @@ static void blocks_table_del(struct blocks *b, struct blocks_obj *o)
 
 static uint64_t obj_block_len(const struct blocks_obj *o, uint64_t idx)
 {
-    uint64_t start = idx << o->b->shift;
-    if (start >= o->size)
-        return 0;
-    uint64_t left = o->size - start;
-    return left < o->b->bs ? left : o->b->bs;
+    return blocks_block_len(o->b, o->size, idx);
 }
 
+static uint64_t obj_chunk_mask(const struct blocks_obj *o, uint64_t idx)
+{
+    return blocks_chunk_mask(o->b, o->size, idx);
+}
+
+/* Chunks of block idx that bytes [off, end) touch. */
+static uint64_t obj_range_mask(const struct blocks_obj *o, uint64_t idx, uint64_t off,
+                               uint64_t end)
+{
+    uint64_t start = idx << o->b->shift, stop = start + obj_block_len(o, idx);
+    off = off > start ? off : start;
+    end = end < stop ? end : stop;
+    if (off >= end)
+        return 0;
+    unsigned first = (unsigned)((off - start) >> o->b->chunk_shift);
+    unsigned last = (unsigned)((end - 1 - start) >> o->b->chunk_shift);
+    uint64_t upto = last >= 63 ? ~0ull : (1ull << (last + 1)) - 1;
+    return upto & ~((1ull << first) - 1);
+}
+
+/* Add (sign 1) or remove (-1) what block idx holds now to the totals. */
 static void obj_account_block(struct blocks_obj *o, uint64_t idx, int sign)
 {
-    blocks_account(o->b, sign, sign * (int64_t)obj_block_len(o, idx));
+    if (o->st[idx] & B_PRESENT)
+        blocks_account(o->b, sign, 0, sign * (int64_t)obj_block_len(o, idx));
+    else if (o->parts[idx])
+        blocks_account(o->b, sign, sign,
+                       sign * (int64_t)blocks_chunk_bytes(o->b, o->size, idx, o->parts[idx]));
 }
 
 static void obj_account_all(struct blocks_obj *o, int sign)
 {
     for (uint64_t i = 0; i < o->nblocks; i++)
-        if (o->st[i] & B_PRESENT)
-            obj_account_block(o, i, sign);
+        obj_account_block(o, i, sign);
+}
+
+/* Block idx no longer holds chunks (memory only; accounting is the
+ * caller's). */
+static void obj_clear_partial(struct blocks_obj *o, uint64_t idx)
+{
+    o->parts[idx] = o->parts_ok[idx] = 0;
+    free(o->chunk_sum[idx]);
+    o->chunk_sum[idx] = NULL;
+}
+
+static void obj_clear_all_partial(struct blocks_obj *o)
+{
+    for (uint64_t i = 0; i < o->cap; i++)
+        obj_clear_partial(o, i);
 }
 
 /* Room for n blocks of state; new entries are zero (absent). */
@@ -434,11 +580,24 @@ static int obj_reserve(struct blocks_obj *o, uint64_t n)
     int64_t *used = realloc(o->used, cap * sizeof *used);
     if (used)
         o->used = used;
-    if (!st || !sum || !used)
+    uint64_t *parts = realloc(o->parts, cap * sizeof *parts);
+    if (parts)
+        o->parts = parts;
+    uint64_t *parts_ok = realloc(o->parts_ok, cap * sizeof *parts_ok);
+    if (parts_ok)
+        o->parts_ok = parts_ok;
+    uint64_t **chunk_sum = realloc(o->chunk_sum, cap * sizeof *chunk_sum);
+    if (chunk_sum)
+        o->chunk_sum = chunk_sum;
+    if (!st || !sum || !used || !parts || !parts_ok || !chunk_sum)
         return -ENOMEM;
-    memset(o->st + o->cap, 0, cap - o->cap);
-    memset(o->sum + o->cap, 0, (cap - o->cap) * sizeof *sum);
-    memset(o->used + o->cap, 0, (cap - o->cap) * sizeof *used);
+    size_t more = cap - o->cap;
+    memset(o->st + o->cap, 0, more);
+    memset(o->sum + o->cap, 0, more * sizeof *sum);
+    memset(o->used + o->cap, 0, more * sizeof *used);
+    memset(o->parts + o->cap, 0, more * sizeof *parts);
+    memset(o->parts_ok + o->cap, 0, more * sizeof *parts_ok);
+    memset(o->chunk_sum + o->cap, 0, more * sizeof *chunk_sum);
     o->cap = cap;
     return 0;
 }
@@ -459,9 +618,14 @@ static void obj_free(struct blocks_obj *o)
     free(o->cloud);
     free(o->path);
     free(o->etag);
+    if (o->chunk_sum)
+        obj_clear_all_partial(o);
     free(o->st);
     free(o->sum);
     free(o->used);
+    free(o->parts);
+    free(o->parts_ok);
+    free(o->chunk_sum);
     free(o);
 }
 
@@ -500,7 +664,27 @@ static void obj_set_dirty(struct blocks_obj *o, bool dirty)
 
 /* ---- database rows of one object (takes b->lock) ----------------------- */
 
-/* Record rows for the listed blocks: their checksum, or NULL when dirty. */
+/* Bind block idx's row: its checksum (NULL when dirty), or for a partial
+ * block its chunk map and the chunks' checksums. */
+static void obj_bind_row(struct blocks_obj *o, sqlite3_stmt *st, uint64_t idx, int64_t used)
+{
+    sqlite3_bind_int64(st, 1, o->id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)idx);
+    if (o->st[idx] & B_PRESENT) {
+        if (o->st[idx] & B_DIRTY)
+            sqlite3_bind_null(st, 3);
+        else
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)o->sum[idx]);
+    } else {
+        sqlite3_bind_null(st, 3);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)o->parts[idx]);
+        sqlite3_bind_blob(st, 6, o->chunk_sum[idx], (int)(o->b->chunks * sizeof(uint64_t)),
+                          SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(st, 4, used);
+}
+
+/* Record rows for the listed blocks (present, or partial). */
 static int obj_put_rows(struct blocks_obj *o, const uint64_t *idx, size_t n, struct sky_err *e)
 {
     struct blocks *b = o->b;
@@ -514,13 +698,7 @@ static int obj_put_rows(struct blocks_obj *o, const uint64_t *idx, size_t n, str
                 rc = -e->code;
                 break;
             }
-            sqlite3_bind_int64(st, 1, o->id);
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)idx[i]);
-            if (o->st[idx[i]] & B_DIRTY)
-                sqlite3_bind_null(st, 3);
-            else
-                sqlite3_bind_int64(st, 3, (sqlite3_int64)o->sum[idx[i]]);
-            sqlite3_bind_int64(st, 4, o->used[idx[i]]);
+            obj_bind_row(o, st, idx[i], o->used[idx[i]]);
             rc = cachedb_done(&b->db, st, "recording a block", e);
         }
         if (n > 1)
@@ -601,7 +779,8 @@ static int obj_io_fail(struct blocks_obj *o, int rc, const char *doing, struct s
                     strerror(-rc));
 }
 
-/* Forget block idx: drop its row and punch its bytes out. */
+/* Forget block idx, whole or partial: drop its row and punch its bytes
+ * out. */
 static int obj_drop_block(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
 {
     int rc = 0;
@@ -624,8 +803,38 @@ static int obj_drop_block(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
         return rc;
     blocks_punch(o->fd, idx << o->b->shift, obj_block_len(o, idx));
     obj_account_block(o, idx, -1);
+    obj_clear_partial(o, idx);
     o->st[idx] = 0;
     return 0;
+}
+
+/* Where chunk c of block idx is in the object. */
+static void obj_chunk_range(const struct blocks_obj *o, uint64_t idx, unsigned c, uint64_t *off,
+                            uint64_t *len)
+{
+    uint64_t start = (idx << o->b->shift) + ((uint64_t)c << o->b->chunk_shift);
+    uint64_t stop = (idx << o->b->shift) + obj_block_len(o, idx);
+    uint64_t size = 1ull << o->b->chunk_shift;
+    *off = start;
+    *len = stop - start < size ? stop - start : size;
+}
+
+/* Forget chunks `mask` of partial block idx (found corrupt). */
+static int obj_drop_chunks(struct blocks_obj *o, uint64_t idx, uint64_t mask, struct sky_err *e)
+{
+    if (!(o->parts[idx] & ~mask))
+        return obj_drop_block(o, idx, e);
+    obj_account_block(o, idx, -1);
+    for (unsigned c = 0; c < o->b->chunks; c++) {
+        uint64_t off, len;
+        obj_chunk_range(o, idx, c, &off, &len);
+        if (mask & (1ull << c))
+            blocks_punch(o->fd, off, len);
+    }
+    o->parts[idx] &= ~mask;
+    o->parts_ok[idx] &= ~mask;
+    obj_account_block(o, idx, +1);
+    return obj_put_rows(o, &idx, 1, e);
 }
 
 /* 0 if block idx matches its checksum, 1 if not, or -errno. */
@@ -646,17 +855,62 @@ static int obj_verify_block(struct blocks_obj *o, uint64_t idx, struct sky_err *
     return 0;
 }
 
-/* Fetch block idx from the cloud into a buffer of its own (no lock is
- * needed: the object's size cannot change while the fetch is counted in
- * o->inflight or the lock is held).  *sum gets the checksum. */
-static int obj_download(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
-                        void **out, uint64_t *sum, struct sky_err *e)
+/* Check the present chunks of `mask` of partial block idx against their
+ * checksums (once per pin); corrupt ones are counted and dropped. */
+static int obj_verify_chunks(struct blocks_obj *o, uint64_t idx, uint64_t mask, struct sky_err *e)
 {
-    uint64_t off = idx << o->b->shift;
-    size_t len = (size_t)obj_block_len(o, idx);
+    mask &= o->parts[idx] & ~o->parts_ok[idx];
+    if (!mask)
+        return 0;
+    void *buf = malloc(1ull << o->b->chunk_shift);
+    if (!buf)
+        return blocks_oom(e);
+    uint64_t bad = 0;
+    int rc = 0;
+    for (unsigned c = 0; rc == 0 && c < o->b->chunks; c++) {
+        if (!(mask & (1ull << c)))
+            continue;
+        uint64_t off, len;
+        obj_chunk_range(o, idx, c, &off, &len);
+        rc = blocks_pread(o->fd, buf, len, off);
+        if (rc == 0 && XXH3_64bits(buf, len) == o->chunk_sum[idx][c])
+            o->parts_ok[idx] |= 1ull << c;
+        else if (rc == 0)
+            bad |= 1ull << c;
+    }
+    free(buf);
+    if (rc)
+        return obj_io_fail(o, rc, "reading", e);
+    if (!bad)
+        return 0;
+    __atomic_add_fetch(&o->b->corrupt, (uint64_t)__builtin_popcountll(bad), __ATOMIC_RELAXED);
+    return obj_drop_chunks(o, idx, bad, e);
+}
+
+/* Verify what block idx holds of the chunks `want` (whole blocks as a
+ * whole), once per pin; corrupt data is counted and dropped. */
+static int obj_check_cached(struct blocks_obj *o, uint64_t idx, uint64_t want, struct sky_err *e)
+{
+    if (!(o->st[idx] & B_PRESENT))
+        return o->parts[idx] ? obj_verify_chunks(o, idx, want, e) : 0;
+    if (o->st[idx] & (B_DIRTY | B_VERIFIED))
+        return 0;
+    int rc = obj_verify_block(o, idx, e);
+    if (rc <= 0)
+        return rc;
+    blocks_count(&o->b->corrupt);
+    return obj_drop_block(o, idx, e);
+}
+
+/* Fetch [off, off+len) from the cloud into a buffer of its own (no lock is
+ * needed: the object's size cannot change while the fetch is counted in
+ * o->inflight or the lock is held). */
+static int obj_download(struct blocks_obj *o, uint64_t off, size_t len, blocks_fetch_fn fetch,
+                        void *arg, void **out, struct sky_err *e)
+{
     *out = NULL;
     if (!fetch)
-        return sky_fail(e, EIO, "block cache: '%s': block at %llu is not cached", o->path,
+        return sky_fail(e, EIO, "block cache: '%s': bytes at %llu are not cached", o->path,
                         (unsigned long long)off);
     void *buf = malloc(len ? len : 1);
     if (!buf)
@@ -670,13 +924,22 @@ static int obj_download(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetc
         free(buf);
         return rc < 0 ? rc : -EIO;
     }
-    *sum = XXH3_64bits(buf, len);
     *out = buf;
     return 0;
 }
 
+/* A store failed: forget block idx in memory (its bytes are punched out;
+ * a row left behind no longer matches them, so it is caught when read). */
+static void obj_forget_stored(struct blocks_obj *o, uint64_t idx)
+{
+    blocks_punch(o->fd, idx << o->b->shift, obj_block_len(o, idx));
+    obj_account_block(o, idx, -1);
+    obj_clear_partial(o, idx);
+    o->st[idx] &= B_FETCHING;
+}
+
 /* Write a downloaded block into the cache file and record it (o->lock). */
-static int obj_store_block(struct blocks_obj *o, uint64_t idx, const void *buf, uint64_t sum,
+static int obj_store_block(struct blocks_obj *o, uint64_t idx, const void *buf,
                            struct sky_err *e)
 {
     uint64_t off = idx << o->b->shift;
@@ -684,51 +947,133 @@ static int obj_store_block(struct blocks_obj *o, uint64_t idx, const void *buf, 
     int rc = blocks_pwrite(o->fd, buf, len, off);
     if (rc)
         return obj_io_fail(o, rc, "writing", e);
-    o->st[idx] = B_PRESENT | B_VERIFIED;
-    o->sum[idx] = sum;
+    obj_account_block(o, idx, -1);
+    obj_clear_partial(o, idx);
+    o->st[idx] = B_PRESENT | B_VERIFIED | (o->st[idx] & B_FETCHING);
+    o->sum[idx] = XXH3_64bits(buf, len);
     o->used[idx] = blocks_now();
     obj_account_block(o, idx, +1);
     rc = obj_put_rows(o, &idx, 1, e);
-    if (rc) {
-        blocks_punch(o->fd, off, len);
-        obj_account_block(o, idx, -1);
-        o->st[idx] = 0;
-    }
+    if (rc)
+        obj_forget_stored(o, idx);
     return rc;
 }
 
-/* Fetch block idx holding o->lock throughout (writers use this). */
-static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
-                           struct sky_err *e)
+/* Every chunk of partial block idx is present and verified: it becomes a
+ * whole block with one checksum. */
+static int obj_promote(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
 {
-    void *buf;
-    uint64_t sum;
-    int rc = obj_download(o, idx, fetch, arg, &buf, &sum, e);
-    if (rc == 0)
-        rc = obj_store_block(o, idx, buf, sum, e);
+    uint64_t len = obj_block_len(o, idx);
+    void *buf = malloc(len ? len : 1);
+    if (!buf)
+        return blocks_oom(e);
+    int rc = blocks_pread(o->fd, buf, len, idx << o->b->shift);
+    uint64_t sum = XXH3_64bits(buf, len);
     free(buf);
+    if (rc)
+        return obj_io_fail(o, rc, "reading", e);
+    obj_account_block(o, idx, -1);
+    obj_clear_partial(o, idx);
+    o->st[idx] = B_PRESENT | B_VERIFIED | (o->st[idx] & (B_FETCHING | B_USED));
+    o->sum[idx] = sum;
+    obj_account_block(o, idx, +1);
+    return obj_put_rows(o, &idx, 1, e);
+}
+
+/* Write downloaded chunks first..last of block idx (`buf`, from the start
+ * of chunk `first`) into the cache file and record them with their
+ * checksums.  A block whose chunks are then all present becomes whole. */
+static int obj_store_chunks(struct blocks_obj *o, uint64_t idx, unsigned first, unsigned last,
+                            const unsigned char *buf, size_t len, struct sky_err *e)
+{
+    uint64_t off, clen;
+    obj_chunk_range(o, idx, first, &off, &clen);
+    int rc = blocks_pwrite(o->fd, buf, len, off);
+    if (rc)
+        return obj_io_fail(o, rc, "writing", e);
+    if (!o->chunk_sum[idx] && !(o->chunk_sum[idx] = calloc(o->b->chunks, sizeof(uint64_t))))
+        return blocks_oom(e);           /* the bytes are there, unrecorded: harmless */
+    obj_account_block(o, idx, -1);
+    for (unsigned c = first; c <= last; c++) {
+        uint64_t coff;
+        obj_chunk_range(o, idx, c, &coff, &clen);
+        o->chunk_sum[idx][c] = XXH3_64bits(buf + (coff - off), clen);
+        o->parts[idx] |= 1ull << c;
+        o->parts_ok[idx] |= 1ull << c;
+    }
+    o->used[idx] = blocks_now();
+    obj_account_block(o, idx, +1);
+    uint64_t all = obj_chunk_mask(o, idx);
+    if (o->parts[idx] == all && o->parts_ok[idx] == all)
+        rc = obj_promote(o, idx, e);
+    else
+        rc = obj_put_rows(o, &idx, 1, e);
+    if (rc)
+        obj_forget_stored(o, idx);
     return rc;
 }
 
-/* Fetch block idx with o->lock released during the download; other
- * readers of the block wait for it (B_FETCHING), writers wait until no
- * download is running (o->inflight).  Entered and left with o->lock. */
-static int obj_fetch_unlocked(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch,
-                              void *arg, struct sky_err *e)
+/* Around a download without o->lock: block idx is B_FETCHING (its other
+ * readers wait for this download) and counted in o->inflight (writers
+ * wait until no download runs).  begin unlocks; end is called with the
+ * lock taken again, after the bytes are stored. */
+static void obj_download_begin(struct blocks_obj *o, uint64_t idx)
 {
     o->st[idx] = (uint8_t)((o->st[idx] & ~B_QUEUED) | B_FETCHING);
     o->inflight++;
     pthread_mutex_unlock(&o->lock);
-    void *buf;
-    uint64_t sum;
-    int rc = obj_download(o, idx, fetch, arg, &buf, &sum, e);
-    pthread_mutex_lock(&o->lock);
-    if (rc == 0)
-        rc = obj_store_block(o, idx, buf, sum, e);
-    free(buf);
+}
+
+static void obj_download_end(struct blocks_obj *o, uint64_t idx)
+{
     o->st[idx] &= (uint8_t)~B_FETCHING;
     o->inflight--;
     pthread_cond_broadcast(&o->cond);
+}
+
+/* Fetch block idx whole; with `unlocked` the download runs without
+ * o->lock (entered and left with it). */
+static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
+                           bool unlocked, struct sky_err *e)
+{
+    size_t len = (size_t)obj_block_len(o, idx);
+    if (unlocked)
+        obj_download_begin(o, idx);
+    void *buf;
+    int rc = obj_download(o, idx << o->b->shift, len, fetch, arg, &buf, e);
+    if (unlocked)
+        pthread_mutex_lock(&o->lock);
+    if (rc == 0)
+        rc = obj_store_block(o, idx, buf, e);
+    free(buf);
+    if (unlocked)
+        obj_download_end(o, idx);
+    return rc;
+}
+
+/* Fetch the chunks of block idx from the first to the last of `missing`
+ * in one ranged read (present chunks between them come again); with
+ * `unlocked` as obj_fetch_block. */
+static int obj_fetch_chunks(struct blocks_obj *o, uint64_t idx, uint64_t missing,
+                            blocks_fetch_fn fetch, void *arg, bool unlocked, struct sky_err *e)
+{
+    unsigned first = (unsigned)__builtin_ctzll(missing);
+    unsigned last = 63u - (unsigned)__builtin_clzll(missing);
+    uint64_t off, len, last_off, last_len;
+    obj_chunk_range(o, idx, first, &off, &len);
+    obj_chunk_range(o, idx, last, &last_off, &last_len);
+    size_t span = (size_t)(last_off + last_len - off);
+    if (unlocked)
+        obj_download_begin(o, idx);
+    void *buf;
+    int rc = obj_download(o, off, span, fetch, arg, &buf, e);
+    if (unlocked)
+        pthread_mutex_lock(&o->lock);
+    if (rc == 0)
+        rc = obj_store_chunks(o, idx, first, last, buf, span, e);
+    free(buf);
+    if (unlocked)
+        obj_download_end(o, idx);
     return rc;
 }
 
@@ -741,40 +1086,42 @@ static void obj_wait_block(struct blocks_obj *o, uint64_t idx, bool unlocked)
         pthread_cond_wait(&o->cond, &o->lock);
 }
 
-/* Make block idx present and trustworthy: verify it once, or fetch it.
- * With `unlocked`, the download runs without o->lock (readers); the
- * caller must then check o->change_gen, since a writer may have changed
- * the object meanwhile (idx may even be past the end: then nothing is
- * done). */
-static int obj_ensure_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch,
-                            void *arg, bool count, bool unlocked, struct sky_err *e)
+/* Make the chunks `want` of block idx (~0: all of it) present and
+ * trustworthy: verify what is cached once, fetch the rest.  An absent
+ * block wanted whole is fetched whole; otherwise only the missing chunks
+ * are, and a block whose last chunk arrives becomes whole.  With
+ * `unlocked`, the download runs without o->lock (readers); the caller
+ * must then check o->change_gen, since a writer may have changed the
+ * object meanwhile (idx may even be past the end: then nothing is done). */
+static int obj_ensure_block(struct blocks_obj *o, uint64_t idx, uint64_t want,
+                            blocks_fetch_fn fetch, void *arg, bool count, bool unlocked,
+                            struct sky_err *e)
 {
     struct blocks *b = o->b;
     obj_wait_block(o, idx, unlocked);
     if (idx >= o->nblocks)
         return 0;
     o->st[idx] &= (uint8_t)~B_QUEUED;           /* queued ahead: we take it over */
-    if (o->st[idx] & B_PRESENT) {
-        int rc = 0;
-        if (!(o->st[idx] & (B_DIRTY | B_VERIFIED)))
-            rc = obj_verify_block(o, idx, e);
-        if (rc == 0) {
-            if (count)
-                blocks_count(&b->hits);
-            return 0;
-        }
-        if (rc < 0)
-            return rc;
-        blocks_count(&b->corrupt);
-        rc = obj_drop_block(o, idx, e);
-        if (rc)
-            return rc;
+    uint64_t all = obj_chunk_mask(o, idx);
+    want &= all;
+    int rc = obj_check_cached(o, idx, want, e);
+    if (rc)
+        return rc;
+    if ((o->st[idx] & B_PRESENT) || !(want & ~o->parts[idx])) {
+        if (count)
+            blocks_count(&b->hits);
+        return 0;
     }
     if (count)
         blocks_count(&b->misses);
-    if (unlocked)
-        return obj_fetch_unlocked(o, idx, fetch, arg, e);
-    return obj_fetch_block(o, idx, fetch, arg, e);
+    if (!o->parts[idx] && want == all)
+        return obj_fetch_block(o, idx, fetch, arg, unlocked, e);
+    if ((o->parts[idx] | want) == all) {
+        rc = obj_verify_chunks(o, idx, all, e);   /* it completes the block: check the rest */
+        if (rc)
+            return rc;
+    }
+    return obj_fetch_chunks(o, idx, want & ~o->parts[idx], fetch, arg, unlocked, e);
 }
 
 /* Before changing the object: cancel queued readahead and wait until no
@@ -819,10 +1166,11 @@ static int obj_resize(struct blocks_obj *o, uint64_t size)
     if (obj_reserve(o, newn))
         return -ENOMEM;
     for (uint64_t i = first; i < oldn; i++)
-        if (o->st[i] & B_PRESENT)
-            obj_account_block(o, i, -1);
-    for (uint64_t i = newn; i < oldn; i++)
+        obj_account_block(o, i, -1);
+    for (uint64_t i = newn; i < oldn; i++) {
         o->st[i] = 0;
+        obj_clear_partial(o, i);
+    }
     int64_t now = blocks_now();
     for (uint64_t i = oldn; i < newn; i++) {
         o->st[i] = B_PRESENT | B_DIRTY | B_USED;
@@ -831,8 +1179,7 @@ static int obj_resize(struct blocks_obj *o, uint64_t size)
     o->nblocks = newn;
     obj_set_size(o, size);
     for (uint64_t i = first; i < newn; i++)
-        if (o->st[i] & B_PRESENT)
-            obj_account_block(o, i, +1);
+        obj_account_block(o, i, +1);
     return 0;
 }
 
@@ -861,7 +1208,7 @@ static int obj_touch_tail(struct blocks_obj *o, uint64_t at, blocks_fetch_fn fet
     uint64_t idx = at >> o->b->shift;
     if (!(at & (o->b->bs - 1)) || idx >= o->nblocks)
         return 0;
-    int rc = obj_ensure_block(o, idx, fetch, arg, false, false, e);
+    int rc = obj_ensure_block(o, idx, ~0ull, fetch, arg, false, false, e);
     if (rc == 0)
         o->st[idx] = (o->st[idx] | B_DIRTY) & (uint8_t)~B_VERIFIED;
     return rc;
@@ -885,11 +1232,13 @@ static int obj_shrink(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch
                       struct sky_err *e)
 {
     uint64_t idx = size >> o->b->shift;
-    if ((size & (o->b->bs - 1)) && (o->st[idx] & B_PRESENT)) {
-        int rc = obj_touch_tail(o, size, fetch, arg, e);
-        if (rc)
-            return rc;
-    }
+    int rc = 0;
+    if ((size & (o->b->bs - 1)) && (o->st[idx] & B_PRESENT))
+        rc = obj_touch_tail(o, size, fetch, arg, e);
+    else if ((size & (o->b->bs - 1)) && o->parts[idx])
+        rc = obj_drop_block(o, idx, e);     /* its last chunk would change: fetch it again */
+    if (rc)
+        return rc;
     if (ftruncate(o->fd, (off_t)size) != 0)
         return obj_io_fail(o, -errno, "shrinking", e);
     return obj_resize(o, size) ? blocks_oom(e) : 0;
@@ -902,6 +1251,11 @@ static int obj_mark_written(struct blocks_obj *o, uint64_t off, uint64_t end, st
     int64_t now = blocks_now();
     for (uint64_t i = first; i <= last; i++) {
         if (!(o->st[i] & B_PRESENT)) {
+            /* a partial block overwritten whole: its row must be rewritten */
+            obj_account_block(o, i, -1);
+            if (o->parts[i])
+                o->st[i] &= (uint8_t)~B_ROW;
+            obj_clear_partial(o, i);
             o->st[i] |= B_PRESENT;
             obj_account_block(o, i, +1);
         }
@@ -923,7 +1277,7 @@ static int obj_prepare_edges(struct blocks_obj *o, uint64_t off, uint64_t end,
         uint64_t start = idx << o->b->shift, stop = start + obj_block_len(o, idx);
         if (off <= start && end >= stop)
             continue;
-        int rc = obj_ensure_block(o, idx, fetch, arg, false, false, e);
+        int rc = obj_ensure_block(o, idx, ~0ull, fetch, arg, false, false, e);
         if (rc)
             return rc;
     }
@@ -931,6 +1285,28 @@ static int obj_prepare_edges(struct blocks_obj *o, uint64_t off, uint64_t end,
 }
 
 /* ---- loading and creating objects (b->lock held) ------------------------ */
+
+/* A partial block's row: its chunk map and checksums (a row that does not
+ * fit the block is ignored). */
+static int blocks_load_partial(struct blocks_obj *o, uint64_t idx, sqlite3_stmt *st)
+{
+    uint64_t parts = (uint64_t)sqlite3_column_int64(st, 3);
+    const void *sums = sqlite3_column_blob(st, 4);
+    size_t len = (size_t)sqlite3_column_bytes(st, 4);
+    if (!parts || (parts & ~obj_chunk_mask(o, idx)) || !sums ||
+        len != o->b->chunks * sizeof(uint64_t))
+        return 0;
+    uint64_t *copy = malloc(len);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, sums, len);
+    obj_clear_partial(o, idx);
+    o->chunk_sum[idx] = copy;
+    o->parts[idx] = parts;
+    o->st[idx] = B_ROW;
+    o->used[idx] = sqlite3_column_int64(st, 2);
+    return 0;
+}
 
 static int blocks_load_rows(struct blocks *b, struct blocks_obj *o, bool dirty,
                             struct sky_err *e)
@@ -943,8 +1319,15 @@ static int blocks_load_rows(struct blocks *b, struct blocks_obj *o, bool dirty,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
         bool has_sum = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        if (idx >= o->nblocks || (!dirty && !has_sum))
+        bool partial = sqlite3_column_type(st, 3) != SQLITE_NULL;
+        if (idx >= o->nblocks || (!dirty && !has_sum && !partial))
             continue;
+        if (partial) {
+            if (blocks_load_partial(o, idx, st) == 0)
+                continue;
+            sqlite3_reset(st);
+            return blocks_oom(e);
+        }
         o->st[idx] = B_PRESENT | B_ROW | (dirty ? B_DIRTY : 0);
         o->sum[idx] = (uint64_t)sqlite3_column_int64(st, 1);
         o->used[idx] = sqlite3_column_int64(st, 2);
@@ -968,6 +1351,7 @@ static int blocks_wipe_loaded(struct blocks *b, struct blocks_obj *o, struct sky
 {
     obj_account_all(o, -1);
     memset(o->st, 0, o->nblocks);
+    obj_clear_all_partial(o);
     if (ftruncate(o->fd, 0) != 0 || ftruncate(o->fd, (off_t)o->size) != 0)
         return obj_io_fail(o, -errno, "resetting", e);
     return blocks_del_rows(b, o->id, e);
@@ -998,9 +1382,11 @@ static int blocks_load_state(struct blocks *b, struct blocks_obj *o, bool comple
     int rc = blocks_load_rows(b, o, o->dirty, e);
     if (rc)
         return rc;
-    if (o->dirty && complete)
+    if (o->dirty && complete) {
+        obj_clear_all_partial(o);
         for (uint64_t i = 0; i < o->nblocks; i++)
             o->st[i] |= B_PRESENT | B_DIRTY;
+    }
     if (!o->dirty && (fresh || (uint64_t)s.st_size != o->size))
         return blocks_wipe_loaded(b, o, e);
     return 0;
@@ -1140,6 +1526,7 @@ static int obj_reset(struct blocks_obj *o, const char *etag, uint64_t size, stru
     }
     obj_account_all(o, -1);
     memset(o->st, 0, o->cap);
+    obj_clear_all_partial(o);
     o->nblocks = blocks_count_for(b, size);
     obj_set_size(o, size);
     free(o->etag);
@@ -1220,10 +1607,10 @@ void blocks_release(struct blocks_obj *o)
         blocks_table_del(b, o);
         blocks_flush_use(b, o);
     }
+    b->evict_stuck = false;                 /* its blocks may be evicted now */
     pthread_mutex_unlock(&b->lock);
     obj_free(o);
-    if (blocks_over_limit(b))
-        blocks_evict(b, NULL);
+    blocks_evict(b, NULL);
 }
 
 uint64_t blocks_size(struct blocks_obj *o)
@@ -1246,8 +1633,6 @@ const char *blocks_cloud(struct blocks_obj *o)
     return o->cloud;
 }
 
-/* ---- public: reading and writing ----------------------------------------- */
-
 /* ---- readahead: background fetchers -------------------------------------- */
 
 static struct blocks_pool *pool_new(struct blocks *b)
@@ -1265,15 +1650,19 @@ static struct blocks_pool *pool_new(struct blocks *b)
 static void pool_run(struct blocks_job *job)
 {
     struct blocks_obj *o = job->o;
+    struct blocks *b = o->b;
     uint64_t idx = job->idx;
     pthread_mutex_lock(&o->lock);
     bool wanted = idx < o->nblocks && (o->st[idx] & B_QUEUED) && !o->writers;
     if (idx < o->nblocks)
         o->st[idx] &= (uint8_t)~B_QUEUED;
+    bool fetched = false;
     if (wanted) {
         struct sky_err e = { 0 };          /* a failed readahead is retried on demand */
-        if (obj_fetch_unlocked(o, idx, job->fetch, job->arg, &e) == 0)
-            blocks_count(&o->b->ahead_fetched);
+        fetched = obj_ensure_block(o, idx, ~0ull, job->fetch, job->arg, false, true, &e) == 0 &&
+                  idx < o->nblocks && (o->st[idx] & B_PRESENT);
+        if (fetched)
+            blocks_count(&b->ahead_fetched);
     }
     o->ahead--;
     pthread_cond_broadcast(&o->cond);
@@ -1282,6 +1671,8 @@ static void pool_run(struct blocks_job *job)
         job->drop(job->arg);
     blocks_release(o);
     free(job);
+    if (fetched)
+        blocks_evict(b, NULL);              /* keep the limits */
 }
 
 /* A job that will not run: forget it was queued, unpin the object. */
@@ -1372,13 +1763,17 @@ static void pool_free(struct blocks_pool *p)
 
 /* ---- readahead: which blocks (o->lock held) ------------------------------ */
 
-/* Note a read of [off, off+n): a read at the start, or near where the last
- * one ended, is sequential and doubles the window; any other read resets
- * it.  Returns the window to fetch ahead, in blocks. */
+/* Note a read of [off, off+n): a read at the start, or exactly where the
+ * last one ended, starts a sequential run; while a run lasts, a read near
+ * where the last one ended (the kernel's reads may arrive out of order)
+ * continues it.  Sequential reads double the window; any other read is
+ * random and resets it.  Returns the window to fetch ahead, in blocks (0:
+ * the read is random). */
 static uint64_t obj_track_access(struct blocks_obj *o, uint64_t off, uint64_t n)
 {
     uint64_t bs = o->b->bs, next = o->ra_next;
-    bool sequential = off + bs >= next && off <= next + bs;
+    bool near = off + bs >= next && off <= next + bs;
+    bool sequential = o->ra_window ? near : off == next;
     if (!sequential)
         o->ra_window = 0;
     else if (o->ra_window < BLOCKS_WINDOW_MAX)
@@ -1438,15 +1833,20 @@ static void obj_read_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
 
 /* ---- public: reading and writing ----------------------------------------- */
 
-/* Make blocks [first, last] usable.  1 when a writer changed the object
- * meanwhile (start over), 0, or -errno. */
-static int obj_ensure_range(struct blocks_obj *o, uint64_t first, uint64_t last,
+static int blocks_make_room(struct blocks *b, uint64_t need, struct sky_err *e);  /* eviction */
+
+/* Make bytes [off, end) usable: the blocks they touch whole, or with
+ * `chunks_only` only the chunks they touch.  1 when a writer changed the
+ * object meanwhile (start over), 0, or -errno. */
+static int obj_ensure_range(struct blocks_obj *o, uint64_t off, uint64_t end, bool chunks_only,
                             const struct blocks_fetcher *f, struct sky_err *e)
 {
     uint64_t gen = o->change_gen;
     int64_t now = blocks_now();
+    uint64_t first = off >> o->b->shift, last = (end - 1) >> o->b->shift;
     for (uint64_t i = first; i <= last; i++) {
-        int rc = obj_ensure_block(o, i, f->fetch, f->arg, true, true, e);
+        uint64_t want = chunks_only ? obj_range_mask(o, i, off, end) : ~0ull;
+        int rc = obj_ensure_block(o, i, want, f->fetch, f->arg, true, true, e);
         if (o->change_gen != gen)
             return 1;
         if (rc)
@@ -1461,26 +1861,30 @@ int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf,
                       const struct blocks_fetcher *f, struct sky_err *e)
 {
     *got = 0;
+    uint64_t misses = __atomic_load_n(&o->b->misses, __ATOMIC_RELAXED);
     pthread_mutex_lock(&o->lock);
     int rc = 1;
-    bool tracked = false;
+    bool tracked = false, random = false;
     while (rc == 1) {
         rc = 0;
         if (off >= o->size || len == 0)
             break;
         size_t n = o->size - off < len ? (size_t)(o->size - off) : len;
-        uint64_t first = off >> o->b->shift, last = (off + n - 1) >> o->b->shift;
         if (!tracked) {
-            obj_read_ahead(o, last + 1, obj_track_access(o, off, n), f);
+            uint64_t window = obj_track_access(o, off, n);
+            obj_read_ahead(o, ((off + n - 1) >> o->b->shift) + 1, window, f);
+            random = window == 0;
             tracked = true;
         }
-        rc = obj_ensure_range(o, first, last, f, e);
+        rc = obj_ensure_range(o, off, off + n, random, f, e);
         if (rc == 0 && (rc = blocks_pread(o->fd, buf, n, off)) != 0)
             rc = obj_io_fail(o, rc, "reading", e);
         if (rc == 0)
             *got = n;
     }
     pthread_mutex_unlock(&o->lock);
+    if (__atomic_load_n(&o->b->misses, __ATOMIC_RELAXED) != misses)
+        blocks_evict(o->b, NULL);           /* fetched: keep the limits */
     return rc;
 }
 
@@ -1509,9 +1913,12 @@ int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len
     if (off + len < off || off + len > (uint64_t)INT64_MAX)
         return sky_fail(e, EFBIG, "block cache: write past the largest file size");
     uint64_t end = off + len;
+    int rc = blocks_make_room(o->b, len, e);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&o->lock);
     obj_quiesce(o);
-    int rc = obj_mark_dirty(o, e);
+    rc = obj_mark_dirty(o, e);
     if (rc == 0 && end > o->size)
         rc = obj_grow(o, end, fetch, arg, e);
     if (rc == 0)
@@ -1573,7 +1980,7 @@ int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg
     pthread_mutex_lock(&o->lock);
     int rc = 0;
     for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++)
-        rc = obj_ensure_block(o, i, fetch, arg, false, false, e);
+        rc = obj_ensure_block(o, i, ~0ull, fetch, arg, false, false, e);
     if (rc == 0 && fsync(o->fd) != 0)
         rc = obj_io_fail(o, -errno, "syncing", e);
     if (rc == 0 && o->dirty && !o->complete) {
@@ -1623,14 +2030,13 @@ static int obj_write_clean(struct blocks_obj *o, const char *etag, struct sky_er
     int64_t now = blocks_now();
     sqlite3_stmt *st;
     for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++) {
-        if (!(o->st[i] & B_PRESENT))
+        if (!(o->st[i] & B_PRESENT) && !o->parts[i])
             continue;
         if (!(st = cachedb_stmt(&b->db, Q_BLK_PUT, e)))
             return -e->code;
-        sqlite3_bind_int64(st, 1, o->id);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)o->sum[i]);
-        sqlite3_bind_int64(st, 4, o->used[i] ? o->used[i] : now);
+        obj_bind_row(o, st, i, o->used[i] ? o->used[i] : now);
+        if (o->st[i] & B_PRESENT)           /* dirty until this commits */
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)o->sum[i]);
         rc = cachedb_done(&b->db, st, "recording a block", e);
     }
     if (rc == 0 && !(st = cachedb_stmt(&b->db, Q_OBJ_CLEAN, e)))
@@ -1701,7 +2107,9 @@ struct blocks_drop {
     size_t nids, idcap;
     struct blocks_obj **pinned;     /* pinned: become `gone` */
     size_t npinned, pincap;
-    uint64_t nblocks, nbytes;       /* unpinned objects' usage */
+    struct blocks_held held;        /* what the unpinned objects held */
+    bool keep_busy;                 /* evicting: keep pinned and dirty objects */
+    uint64_t with_data, busy;       /* unpinned objects that held data; objects kept */
 };
 
 static int blocks_push(void **arr, size_t *n, size_t *cap, size_t elem, const void *item)
@@ -1719,46 +2127,60 @@ static int blocks_push(void **arr, size_t *n, size_t *cap, size_t elem, const vo
     return 0;
 }
 
+/* Add what one block row holds (as blocks_load_rows reads it). */
+static void blocks_held_add(const struct blocks *b, struct blocks_held *h, uint64_t size,
+                            bool dirty, uint64_t idx, bool has_sum, bool partial, uint64_t parts)
+{
+    if (idx >= blocks_count_for(b, size))
+        return;
+    if (partial && parts && !(parts & ~blocks_chunk_mask(b, size, idx))) {
+        h->blocks++;
+        h->partial++;
+        h->bytes += (int64_t)blocks_chunk_bytes(b, size, idx, parts);
+    } else if (!partial && (dirty || has_sum)) {
+        h->blocks++;
+        h->bytes += (int64_t)blocks_block_len(b, size, idx);
+    }
+}
+
 static int blocks_usage_query(struct blocks *b, int64_t id, uint64_t size, bool dirty,
-                              uint64_t *nblocks, uint64_t *nbytes, struct sky_err *e)
+                              struct blocks_held *out, struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_USAGE, e);
     if (!st)
         return -e->code;
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)b->bs);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
-    sqlite3_bind_int(st, 4, dirty);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *nblocks = (uint64_t)sqlite3_column_int64(st, 0);
-        *nbytes = (uint64_t)sqlite3_column_int64(st, 1);
-    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        blocks_held_add(b, out, size, dirty, (uint64_t)sqlite3_column_int64(st, 0),
+                        sqlite3_column_int(st, 1) != 0,
+                        sqlite3_column_type(st, 2) != SQLITE_NULL,
+                        (uint64_t)sqlite3_column_int64(st, 2));
     sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : cachedb_fail(&b->db, rc, "measuring an object", e);
+    return rc == SQLITE_DONE ? 0 : cachedb_fail(&b->db, rc, "measuring an object", e);
 }
 
-/* Blocks and bytes an unpinned object holds.  A clean object whose data
- * file is missing or of the wrong size loses its rows (it holds nothing). */
+/* What an unpinned object holds.  A clean object whose data file is
+ * missing or of the wrong size loses its rows (it holds nothing). */
 static int blocks_usage(struct blocks *b, int64_t id, uint64_t size, bool dirty, bool complete,
-                        uint64_t *nblocks, uint64_t *nbytes, struct sky_err *e)
+                        struct blocks_held *out, struct sky_err *e)
 {
     char file[4096];
     struct stat s;
     blocks_data_path(b, id, file, sizeof file);
     bool exists = stat(file, &s) == 0;
-    *nblocks = *nbytes = 0;
+    *out = (struct blocks_held){ 0 };
     if (!dirty && (!exists || (uint64_t)s.st_size != size))
         return blocks_del_rows(b, id, e);
     if (!exists)
         return 0;
     size = (uint64_t)s.st_size;             /* the same, or a dirty object's truth */
     if (dirty && complete) {
-        *nblocks = blocks_count_for(b, size);
-        *nbytes = size;
+        out->blocks = (int64_t)blocks_count_for(b, size);
+        out->bytes = (int64_t)size;
         return 0;
     }
-    return blocks_usage_query(b, id, size, dirty, nblocks, nbytes, e);
+    return blocks_usage_query(b, id, size, dirty, out, e);
 }
 
 static int blocks_delete_object_rows(struct blocks *b, int64_t id, struct sky_err *e)
@@ -1793,21 +2215,28 @@ static int blocks_drop_one(struct blocks *b, struct blocks_drop *d, const char *
     uint64_t size = (uint64_t)sqlite3_column_int64(st, 2);
     bool dirty = sqlite3_column_int(st, 3), complete = sqlite3_column_int(st, 4);
     sqlite3_reset(st);
-    uint64_t nblocks = 0, nbytes = 0;
+    if (d->keep_busy && (pinned || dirty)) {
+        d->busy++;
+        return 0;
+    }
+    struct blocks_held held = { 0 };
     if (pinned)
         rc = blocks_push((void **)&d->pinned, &d->npinned, &d->pincap, sizeof pinned, &pinned);
-    else if ((rc = blocks_usage(b, id, size, dirty, complete, &nblocks, &nbytes, e)) == 0)
+    else if ((rc = blocks_usage(b, id, size, dirty, complete, &held, e)) == 0)
         rc = blocks_push((void **)&d->ids, &d->nids, &d->idcap, sizeof id, &id);
     if (rc == -ENOMEM)
         return blocks_oom(e);
     if (rc)
         return rc;
-    d->nblocks += nblocks;
-    d->nbytes += nbytes;
+    d->held.blocks += held.blocks;
+    d->held.partial += held.partial;
+    d->held.bytes += held.bytes;
+    d->with_data += held.blocks > 0;
     return blocks_delete_object_rows(b, id, e);
 }
 
-/* Every cached path strictly below `dir` in `cloud` (malloc'd list). */
+/* Every cached path strictly below `dir` in `cloud` (malloc'd list); dir
+ * "" is the cloud's root: every path of the cloud. */
 static int blocks_paths_under(struct blocks *b, const char *cloud, const char *dir,
                               char ***out, size_t *count, struct sky_err *e)
 {
@@ -1815,15 +2244,17 @@ static int blocks_paths_under(struct blocks *b, const char *cloud, const char *d
     char **paths = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
-    if (asprintf(&lo, "%s/", dir) < 0 || asprintf(&hi, "%s0", dir) < 0)
+    if (dir[0] && (asprintf(&lo, "%s/", dir) < 0 || asprintf(&hi, "%s0", dir) < 0))
         rc = blocks_oom(e);
-    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, Q_OBJ_UNDER, e);
+    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, dir[0] ? Q_OBJ_UNDER : Q_OBJ_OF_CLOUD, e);
     if (rc == 0 && !st)
         rc = -e->code;
     if (rc == 0) {
         cachedb_bind_text(st, 1, cloud);
-        cachedb_bind_text(st, 2, lo);
-        cachedb_bind_text(st, 3, hi);
+        if (dir[0]) {
+            cachedb_bind_text(st, 2, lo);
+            cachedb_bind_text(st, 3, hi);
+        }
         int step;
         while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
             char *p = strdup((const char *)sqlite3_column_text(st, 0));
@@ -1871,13 +2302,38 @@ static void blocks_drop_apply(struct blocks *b, struct blocks_drop *d)
         blocks_table_del(b, d->pinned[i]);
         d->pinned[i]->gone = true;
     }
-    blocks_account(b, -(int64_t)d->nblocks, -(int64_t)d->nbytes);
+    blocks_account(b, -d->held.blocks, -d->held.partial, -d->held.bytes);
 }
 
 static void blocks_drop_free(struct blocks_drop *d)
 {
     free(d->ids);
     free(d->pinned);
+}
+
+int blocks_evict_under(struct blocks *b, const char *cloud, const char *path, bool tree,
+                       struct blocks_evicted *out, struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "block cache: evict needs a cloud and a path");
+    struct blocks_drop d = { .keep_busy = true };
+    pthread_mutex_lock(&b->lock);
+    int rc = cachedb_begin(&b->db, e);
+    if (rc == 0) {
+        rc = blocks_drop_one(b, &d, cloud, path, e);
+        if (rc == 0 && tree)
+            rc = blocks_drop_under(b, &d, cloud, path, e);
+        rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    if (rc == 0) {
+        blocks_drop_apply(b, &d);
+        out->files += d.with_data;
+        out->bytes += (uint64_t)d.held.bytes;
+        out->skipped += d.busy;
+    }
+    pthread_mutex_unlock(&b->lock);
+    blocks_drop_free(&d);
+    return rc;
 }
 
 int blocks_forget(struct blocks *b, const char *cloud, const char *path, struct sky_err *e)
@@ -2076,6 +2532,8 @@ int blocks_each_dirty(struct blocks *b, blocks_dirty_cb cb, void *arg, struct sk
 struct blocks_victim {
     int64_t obj, idx, last_use;
     uint64_t size;
+    uint64_t parts;                 /* a partial block's chunk map */
+    bool partial, has_sum;
 };
 
 static int blocks_cmp_id(const void *pa, const void *pb)
@@ -2115,7 +2573,10 @@ static int blocks_lru_batch(struct blocks *b, const struct blocks_victim *after,
         out[*n] = (struct blocks_victim){
             .obj = sqlite3_column_int64(st, 0), .idx = sqlite3_column_int64(st, 1),
             .size = (uint64_t)sqlite3_column_int64(st, 2),
-            .last_use = sqlite3_column_int64(st, 3) };
+            .last_use = sqlite3_column_int64(st, 3),
+            .parts = (uint64_t)sqlite3_column_int64(st, 4),
+            .partial = sqlite3_column_type(st, 4) != SQLITE_NULL,
+            .has_sum = sqlite3_column_int(st, 5) != 0 };
         (*n)++;
     }
     sqlite3_reset(st);
@@ -2135,7 +2596,9 @@ static int blocks_evict_one(struct blocks *b, const struct blocks_victim *v, int
         *fd_obj = v->obj;
     }
     uint64_t start = (uint64_t)v->idx << b->shift;
-    uint64_t len = start < v->size ? (v->size - start < b->bs ? v->size - start : b->bs) : 0;
+    uint64_t len = blocks_block_len(b, v->size, (uint64_t)v->idx);
+    struct blocks_held held = { 0 };
+    blocks_held_add(b, &held, v->size, false, (uint64_t)v->idx, v->has_sum, v->partial, v->parts);
     sqlite3_stmt *st = cachedb_stmt(&b->db, Q_BLK_DEL, e);
     if (!st)
         return -e->code;
@@ -2146,7 +2609,7 @@ static int blocks_evict_one(struct blocks *b, const struct blocks_victim *v, int
         return rc;
     if (*fd >= 0)
         blocks_punch(*fd, start, len);
-    blocks_account(b, -1, -(int64_t)len);
+    blocks_account(b, -held.blocks, -held.partial, -held.bytes);
     return 0;
 }
 
@@ -2169,7 +2632,10 @@ static void blocks_drop_if_empty(struct blocks *b, int64_t id)
     }
 }
 
-static int blocks_evict_locked(struct blocks *b, struct sky_err *e)
+/* Evict until the cache holds at most `target` bytes, or only pinned and
+ * dirty data is left (then b->evict_stuck is set: until an object is
+ * released, nothing could be evicted). */
+static int blocks_evict_locked(struct blocks *b, uint64_t target, struct sky_err *e)
 {
     size_t npinned;
     int64_t *pinned = blocks_pinned_ids(b, &npinned);
@@ -2179,15 +2645,15 @@ static int blocks_evict_locked(struct blocks *b, struct sky_err *e)
         free(batch);
         return blocks_oom(e);
     }
-    struct blocks_victim cursor = { INT64_MIN, INT64_MIN, INT64_MIN, 0 };
+    struct blocks_victim cursor = { .obj = INT64_MIN, .idx = INT64_MIN, .last_use = INT64_MIN };
     int fd = -1, rc = 0;
     int64_t fd_obj = -1, last_obj = -1;
     size_t n = 1;
-    while (rc == 0 && n > 0 && blocks_over_limit(b)) {
+    while (rc == 0 && n > 0 && blocks_bytes(b) > target) {
         rc = blocks_lru_batch(b, &cursor, batch, &n, e);
         if (rc == 0 && n > 0)
             rc = cachedb_begin(&b->db, e);
-        for (size_t i = 0; rc == 0 && i < n && blocks_over_limit(b); i++) {
+        for (size_t i = 0; rc == 0 && i < n && blocks_bytes(b) > target; i++) {
             cursor = batch[i];
             if (bsearch(&batch[i].obj, pinned, npinned, sizeof *pinned, blocks_cmp_id))
                 continue;
@@ -2209,15 +2675,49 @@ static int blocks_evict_locked(struct blocks *b, struct sky_err *e)
         close(fd);
     free(pinned);
     free(batch);
+    b->evict_stuck = rc == 0 && blocks_bytes(b) > target;
+    return rc;
+}
+
+static int blocks_evict_to(struct blocks *b, uint64_t target, struct sky_err *e)
+{
+    pthread_mutex_lock(&b->lock);
+    int rc = !b->evict_stuck && blocks_bytes(b) > target ? blocks_evict_locked(b, target, e) : 0;
+    pthread_mutex_unlock(&b->lock);
     return rc;
 }
 
 int blocks_evict(struct blocks *b, struct sky_err *e)
 {
-    pthread_mutex_lock(&b->lock);
-    int rc = blocks_over_limit(b) ? blocks_evict_locked(b, e) : 0;
-    pthread_mutex_unlock(&b->lock);
-    return rc;
+    return blocks_evict_to(b, blocks_target(b, 0, NULL), e);
+}
+
+void blocks_set_floor(struct blocks *b, uint64_t min_free, blocks_free_fn probe, void *arg)
+{
+    b->min_free = min_free;
+    b->probe = probe ? probe : blocks_statvfs;
+    b->probe_arg = probe ? arg : NULL;
+}
+
+/* Before writing `need` bytes: keep the free space at min_free or more,
+ * evicting clean data if needed; -ENOSPC when even that is not enough. */
+static int blocks_make_room(struct blocks *b, uint64_t need, struct sky_err *e)
+{
+    uint64_t left;
+    uint64_t target = blocks_target(b, need, &left);
+    for (int round = 0; round < 4 && left < b->min_free; round++) {
+        uint64_t before = blocks_bytes(b);
+        if (blocks_evict_to(b, target, e) != 0 || blocks_bytes(b) == before)
+            break;                      /* nothing more to evict */
+        target = blocks_target(b, need, &left);
+    }
+    if (left >= b->min_free)
+        return 0;
+    return sky_fail(e, ENOSPC, "block cache: %llu MiB would be left free in %s, less than "
+                    "min_free = %llu MiB, and everything left to evict is open or not "
+                    "uploaded yet; free space there or lower min_free in [cache]",
+                    (unsigned long long)(left >> 20), b->dir,
+                    (unsigned long long)(b->min_free >> 20));
 }
 
 int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e)
@@ -2240,6 +2740,7 @@ int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e)
     }
     pthread_mutex_unlock(&b->lock);
     out->blocks_present = __atomic_load_n(&b->blocks_present, __ATOMIC_RELAXED);
+    out->blocks_partial = __atomic_load_n(&b->blocks_partial, __ATOMIC_RELAXED);
     out->bytes_present = __atomic_load_n(&b->bytes_present, __ATOMIC_RELAXED);
     out->max_size = b->max_size;
     out->block_size = b->bs;
@@ -2262,9 +2763,9 @@ static int blocks_prepare_schema(struct blocks *b, struct sky_err *e)
         return sky_fail(e, EPROTO, "block cache in %s has schema version %d, newer than this "
                         "skyfs understands (%d); use a newer skyfs", b->dir, version,
                         BLOCKS_SCHEMA_VERSION);
-    rc = cachedb_begin(&b->db, e);          /* version 0: a new cache */
+    rc = cachedb_begin(&b->db, e);          /* 0: a new cache; 1: add partial blocks */
     if (rc == 0)
-        rc = cachedb_exec(&b->db, blocks_schema, e);
+        rc = cachedb_exec(&b->db, version == 1 ? blocks_upgrade_v2 : blocks_schema, e);
     if (rc == 0)
         rc = cachedb_set_version(&b->db, BLOCKS_SCHEMA_VERSION, e);
     return rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
@@ -2318,15 +2819,18 @@ static int blocks_check_block_size(struct blocks *b, struct sky_err *e)
     return rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
 }
 
-/* Rows that cannot describe present data: of unknown objects, and of clean
- * objects either without a checksum or past the end. */
+/* Rows that cannot describe present data: of unknown objects, partial
+ * blocks whose checksums do not fit the chunk size, and rows of clean
+ * objects either without any checksum or past the end. */
 static int blocks_drop_stray_rows(struct blocks *b, struct sky_err *e)
 {
-    char sql[512];
+    char sql[640];
     snprintf(sql, sizeof sql,
              "DELETE FROM blocks WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.id=obj) "
+             "OR (parts IS NOT NULL AND (parts=0 OR length(sums) IS NOT %u)) "
              "OR EXISTS (SELECT 1 FROM objects o WHERE o.id=obj AND o.dirty=0 "
-             "AND (sum IS NULL OR idx*%llu>=o.size));", (unsigned long long)b->bs);
+             "AND ((sum IS NULL AND parts IS NULL) OR idx*%llu>=o.size));",
+             b->chunks * 8u, (unsigned long long)b->bs);
     return cachedb_exec(&b->db, sql, e);
 }
 
@@ -2356,10 +2860,10 @@ static int blocks_measure(struct blocks *b, struct sky_err *e)
         rc = cachedb_fail(&b->db, step, "reading objects", e);
     sqlite3_reset(st);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        uint64_t nblocks, nbytes;
+        struct blocks_held held;
         rc = blocks_usage(b, rows[i].id, rows[i].size, rows[i].dirty, rows[i].complete,
-                          &nblocks, &nbytes, e);
-        blocks_account(b, (int64_t)nblocks, (int64_t)nbytes);
+                          &held, e);
+        blocks_account(b, held.blocks, held.partial, held.bytes);
     }
     free(rows);
     return rc;
@@ -2428,8 +2932,15 @@ int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size, struct 
         return blocks_oom(e);
     b->bs = block_size;
     b->max_size = max_size;
+    b->probe = blocks_statvfs;
     while ((1ull << b->shift) < block_size)
         b->shift++;
+    /* chunks of 64 KiB, or larger so that a block has at most 64 */
+    b->chunk_shift = b->shift;
+    while (b->chunk_shift > 0 && (1ull << (b->chunk_shift - 1)) >= BLOCKS_CHUNK_MIN &&
+           (block_size >> (b->chunk_shift - 1)) <= BLOCKS_CHUNKS)
+        b->chunk_shift--;
+    b->chunks = (unsigned)(block_size >> b->chunk_shift);
     b->nbuckets = 256;
     b->buckets = calloc(b->nbuckets, sizeof *b->buckets);
     b->dir = strdup(dir);

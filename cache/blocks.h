@@ -12,27 +12,46 @@
  * fetched through a callback the caller supplies (fs/ wraps the driver's
  * ranged read), so this module never knows which cloud is behind it.
  *
+ * Partial blocks.  A block is cut into chunks of 64 KiB (larger for 8 MiB
+ * blocks: at most 64 chunks a block; a block of 64 KiB or less is one
+ * chunk).  A random read (see Readahead) fetches only the chunks it
+ * touches, in one ranged read per block, and the block is then partial:
+ * SQLite records which chunks are present and each chunk's xxh3 checksum,
+ * verified exactly as whole blocks are (a corrupt chunk is dropped and
+ * fetched again, never served).  When a block's last missing chunk
+ * arrives it becomes a whole block with one checksum.  Sequential reads,
+ * readahead, writes that cover part of a block and uploads make blocks
+ * whole (fetching only the missing chunks).  Sizes count partial blocks
+ * at the bytes they hold.
+ *
  * Writes go into the cache file and mark blocks dirty.  The object is
  * recorded as dirty in SQLite (synchronously) before blocks_write returns,
  * so after a crash blocks_each_dirty finds it and the next mount uploads
  * it.  After a successful upload fs/ calls blocks_committed.
  *
  * Eviction punches holes in least recently used blocks until the cache is
- * under max_size; objects that are open (held by blocks_get) or dirty are
- * never evicted.
+ * under max_size and the cache's file system has at least min_free bytes
+ * free (blocks_set_floor); objects that are open (held by blocks_get) or
+ * dirty are never evicted.  It runs at each last release, after reads that
+ * fetched, after readahead, and before writes: a write that would leave
+ * less than min_free free even once all clean data that can go is gone
+ * fails with -ENOSPC before changing anything.
  *
  * Checksums are verified the first time a block is read after the object
  * is pinned by blocks_get (then trusted until the last release), so small
  * reads do not re-hash whole blocks.  Last-use times are kept in memory and
  * written to SQLite at the last release of an object.
  *
- * Readahead.  Reads that stay sequential (from the start, or near where
- * the last read of the object ended) grow a window of blocks, up to 16,
- * that background fetcher threads download in parallel: at most 4 per
- * object and 8 threads in all; memory stays bounded at one block-sized
- * buffer per running download, written to the cache file as soon as it
- * arrives.  Random reads reset the window and fetch only the blocks they
- * need.  A background fetch pins its object, so
+ * Readahead.  A read at the start of the object, or exactly where the
+ * last read of it ended, starts a sequential run; later reads near where
+ * the last one ended (within a block: the kernel's reads may arrive out
+ * of order) continue it.  Sequential reads fetch whole blocks and grow a
+ * window of blocks, up to 16, that background fetcher threads download in
+ * parallel: at most 4 per object and 8 threads in all; memory stays
+ * bounded at one block-sized buffer per running download, written to the
+ * cache file as soon as it arrives.  Any other read is random: it resets
+ * the window and fetches only the chunks it needs.  A background fetch
+ * pins its object, so
  * neither release nor eviction takes the blocks away under it.
  *
  * Thread-safe.  Readers download a missing block without holding the
@@ -68,8 +87,9 @@ typedef int (*blocks_fetch_fn)(void *arg, uint64_t off, size_t len, void *buf,
 struct blocks_stats {
     uint64_t objects;
     uint64_t dirty_objects;
-    uint64_t blocks_present;
-    uint64_t bytes_present;     /* block_size * blocks (last block: real size) */
+    uint64_t blocks_present;    /* blocks holding data, whole or in part */
+    uint64_t blocks_partial;    /* of those, blocks holding only some chunks */
+    uint64_t bytes_present;     /* bytes held (the last block and chunk: real size) */
     uint64_t max_size;
     uint64_t block_size;
     uint64_t hits, misses, corrupt;  /* blocks read, since open */
@@ -130,8 +150,9 @@ int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf,
  * connection) may go away. */
 void blocks_cancel_ahead(struct blocks_obj *o);
 
-/* Write at off (extending the object if needed).  Partial blocks that are
- * not present are fetched first.  Journals the object as dirty. */
+/* Write at off (extending the object if needed).  Blocks the write covers
+ * only in part are made whole first (their missing chunks fetched); the
+ * written blocks are whole and dirty.  Journals the object as dirty. */
 int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
                  blocks_fetch_fn fetch, void *arg, struct sky_err *e);
 
@@ -179,6 +200,20 @@ int blocks_rename(struct blocks *b, const char *cloud, const char *from, const c
  * deleted).  A pinned object is dropped when its last holder releases it. */
 int blocks_forget(struct blocks *b, const char *cloud, const char *path, struct sky_err *e);
 
+/* What blocks_evict_under did. */
+struct blocks_evicted {
+    uint64_t files;     /* objects whose cached data was dropped */
+    uint64_t bytes;     /* the bytes they held */
+    uint64_t skipped;   /* objects kept: open (pinned) or not uploaded yet (dirty) */
+};
+
+/* Drop the cached data of object (cloud, path) and, with `tree`, of every
+ * object under path + "/" (path "" with `tree`: every object of the
+ * cloud), as by blocks_forget; objects pinned or dirty are kept and
+ * counted as skipped.  Adds to *out. */
+int blocks_evict_under(struct blocks *b, const char *cloud, const char *path, bool tree,
+                       struct blocks_evicted *out, struct sky_err *e);
+
 /* The journal: call cb for every dirty object (after a crash: pending
  * uploads).  cb gets the object pinned; blocks_each_dirty releases it.
  * A non-zero return from cb stops the walk and is returned.  An object
@@ -187,10 +222,21 @@ int blocks_forget(struct blocks *b, const char *cloud, const char *path, struct 
 typedef int (*blocks_dirty_cb)(void *arg, struct blocks_obj *o);
 int blocks_each_dirty(struct blocks *b, blocks_dirty_cb cb, void *arg, struct sky_err *e);
 
-/* Evict LRU blocks of unpinned, clean objects until under max_size (or
- * until only pinned and dirty data is left; that is not an error).  An
- * object left without blocks is forgotten. */
+/* Evict LRU blocks of unpinned, clean objects until under max_size and
+ * above the free-space floor (or until only pinned and dirty data is left;
+ * that is not an error).  An object left without blocks is forgotten. */
 int blocks_evict(struct blocks *b, struct sky_err *e);
+
+/* Free bytes on the file system holding the cache directory `dir`: 0 with
+ * *out set, or -errno (the floor is then not applied). */
+typedef int (*blocks_free_fn)(void *arg, const char *dir, uint64_t *out);
+
+/* Keep at least min_free bytes free on the cache's file system (0: no
+ * floor, the default).  `probe` measures the free space (NULL: statvfs of
+ * the cache directory; tests pass a fake); it is called without the
+ * cache's locks held.  Call once, after blocks_open, before other
+ * threads use the cache. */
+void blocks_set_floor(struct blocks *b, uint64_t min_free, blocks_free_fn probe, void *arg);
 
 int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e);
 

@@ -141,6 +141,8 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
     if (rc)
         return sky_err_prefix(e, "metadata cache");
     rc = blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &fs->blocks, e);
+    if (rc == 0)
+        blocks_set_floor(fs->blocks, cfg->min_free, NULL, NULL);
     if (rc)
         return sky_err_prefix(e, "block cache");
     return 0;

@@ -1261,10 +1261,56 @@ static void sky_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     free(buf);
 }
 
+/* user.skyfs.evict = TOKEN on a file or directory: drop the cached data
+ * of the files at or under it (all clouds at the mount root), keeping
+ * open files and files not uploaded yet; the figures are kept under TOKEN
+ * for `skyfs cache evict` to read (virtual.h).  Works on any cloud, also
+ * read-only or offline ones: only the local cache changes. */
+#define EVICT_XATTR "user.skyfs.evict"
+
+static int evict_inode(struct skyfs *fs, fuse_ino_t ino, struct blocks_evicted *done,
+                       struct sky_err *e)
+{
+    if (virt_is(ino))
+        return sky_fail(e, EINVAL, "%s: nothing is cached under .skyfs", EVICT_XATTR);
+    struct meta_entry ent;
+    int rc = meta_get(fs->meta, ino, &ent, e);
+    if (rc)
+        return rc;
+    if (ino == META_ROOT_INO) {
+        for (size_t i = 0; rc == 0 && i < fs->nclouds; i++)
+            rc = blocks_evict_under(fs->blocks, fs->clouds[i].cfg->name, "", true, done, e);
+    } else {
+        rc = blocks_evict_under(fs->blocks, ent.cloud, ent.path, ent.attr.kind == SKY_DIR,
+                                done, e);
+    }
+    meta_entry_free(&ent);
+    return rc;
+}
+
+static void setxattr_evict(fuse_req_t req, fuse_ino_t ino, const char *value, size_t size)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct blocks_evicted done = { 0 };
+    int rc = evict_inode(fs, ino, &done, &e);
+    if (rc == 0) {
+        LOG_INFO("evicted %llu files (%llu bytes) from the block cache; %llu skipped (open or "
+                 "not uploaded yet)", (unsigned long long)done.files,
+                 (unsigned long long)done.bytes, (unsigned long long)done.skipped);
+        virt_note_evicted(fs->virt, value, size, &done);
+    }
+    reply_err(req, rc, rc ? &e : NULL);
+}
+
 static void sky_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                          size_t size, int flags)
 {
     struct sky_err e = { 0 };
+    if (!is_kernel_xattr(name) && !virt_is(ino) && strcmp(name, EVICT_XATTR) == 0) {
+        setxattr_evict(req, ino, value, size);
+        return;
+    }
     int rc = is_kernel_xattr(name) ? -ENOTSUP
              : virt_is(ino) ? -EROFS : xattr_set(fs_of(req), ino, name, value, size, flags, &e);
     reply_err(req, rc, rc ? &e : NULL);

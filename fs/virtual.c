@@ -22,6 +22,8 @@
 #define INO_TOP    (VIRT_INO_BASE + 1)   /* .skyfs */
 #define INO_SEARCH (VIRT_INO_BASE + 2)   /* .skyfs/search */
 #define MAX_HITS   10000
+#define EVICTED_KEPT 16                  /* eviction results remembered */
+#define EVICTED_XATTR "user.skyfs.evicted."
 
 struct vnode {
     uint64_t ino, parent;
@@ -31,8 +33,15 @@ struct vnode {
     char *target;           /* symlinks */
 };
 
+struct evicted {
+    char token[64];
+    struct blocks_evicted done;
+};
+
 struct virt {
     pthread_mutex_t lock;
+    struct evicted evicted[EVICTED_KEPT];  /* a ring */
+    unsigned next_evicted;
     char *db_path;
     char *mount;
     struct search *search;  /* opened on first use */
@@ -346,9 +355,42 @@ int virt_list(struct skyfs *fs, uint64_t ino, virt_add_fn add, void *arg, struct
     return rc;
 }
 
+void virt_note_evicted(struct virt *v, const char *token, size_t len,
+                       const struct blocks_evicted *done)
+{
+    pthread_mutex_lock(&v->lock);
+    struct evicted *slot = &v->evicted[v->next_evicted++ % EVICTED_KEPT];
+    snprintf(slot->token, sizeof slot->token, "%.*s", (int)len, token);
+    slot->done = *done;
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* user.skyfs.evicted.TOKEN */
+static int evicted_value(struct virt *v, const char *token, char **out, size_t *len,
+                         struct sky_err *e)
+{
+    int rc = -ENODATA;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < EVICTED_KEPT && rc == -ENODATA; i++) {
+        const struct evicted *r = &v->evicted[i];
+        if (!r->token[0] || strcmp(r->token, token) != 0)
+            continue;
+        int n = asprintf(out, "files %llu bytes %llu skipped %llu\n",
+                         (unsigned long long)r->done.files, (unsigned long long)r->done.bytes,
+                         (unsigned long long)r->done.skipped);
+        rc = n < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+        *len = n < 0 ? 0 : (size_t)n;
+    }
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
 int virt_getxattr(struct skyfs *fs, uint64_t ino, const char *name, char **out, size_t *len,
                   struct sky_err *e)
 {
+    size_t prefix = strlen(EVICTED_XATTR);
+    if (ino == INO_TOP && strncmp(name, EVICTED_XATTR, prefix) == 0)
+        return evicted_value(fs->virt, name + prefix, out, len, e);
     if (ino != INO_TOP || strcmp(name, "user.skyfs.requests") != 0)
         return -ENODATA;
     size_t size = 0;

@@ -14,7 +14,10 @@
  *
  * `.skyfs` does not appear in listings of the root; it is reached by name.
  * Its xattr user.skyfs.requests lists each cloud's request count ("name N"
- * lines), so tests and people can see what went to the network.
+ * lines), so tests and people can see what went to the network.  Its
+ * xattr user.skyfs.evicted.TOKEN tells what the eviction asked with
+ * TOKEN did ("files N bytes N skipped N"): `skyfs cache evict` sets
+ * user.skyfs.evict = TOKEN on a path (fs/ops.c), then reads it here.
  *
  * Inodes of virtual entries have VIRT_INO_BASE set, far above anything the
  * metadata cache hands out.  Used only by fs/ops.c.
@@ -34,6 +37,7 @@
 
 struct skyfs;
 struct virt;
+struct blocks_evicted;
 
 int virt_new(const char *meta_db_path, const char *mountpoint, struct virt **out,
              struct sky_err *e);
@@ -51,6 +55,11 @@ int virt_readlink(struct skyfs *fs, uint64_t ino, char *buf, size_t size, struct
 /* Calls add(arg, name, st) for each child of a virtual directory. */
 typedef int (*virt_add_fn)(void *arg, const char *name, const struct stat *st);
 int virt_list(struct skyfs *fs, uint64_t ino, virt_add_fn add, void *arg, struct sky_err *e);
+
+/* Remember what the eviction asked with `token` (len bytes) did, for
+ * user.skyfs.evicted.TOKEN (the last few are kept). */
+void virt_note_evicted(struct virt *v, const char *token, size_t len,
+                       const struct blocks_evicted *done);
 
 /* The value of xattr `name` on a virtual entry (malloc'd in *out). */
 int virt_getxattr(struct skyfs *fs, uint64_t ino, const char *name, char **out, size_t *len,

@@ -7,7 +7,7 @@
  *   skyfs unmount MOUNTPOINT
  *   skyfs config check [-c CONFIG]
  *   skyfs status [-c CONFIG]
- *   skyfs search ... / skyfs index ... / skyfs cache stats|warm ...
+ *   skyfs search ... / skyfs index ... / skyfs cache stats|warm|evict ...
  *   mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]     (for /etc/fstab)
  */
 #include <errno.h>
@@ -56,6 +56,9 @@ static void usage(FILE *out)
             "                    what the block cache holds\n"
             "  cache warm PATH...\n"
             "                    read every file under PATH (in a mount) into the cache\n"
+            "  cache evict PATH...\n"
+            "                    drop the cached data of the files under PATH (in a mount),\n"
+            "                    except open files and files not uploaded yet\n"
             "  help              this text\n"
             "\n"
             "CONFIG defaults to $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for root,\n"

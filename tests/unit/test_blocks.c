@@ -161,27 +161,29 @@ static int count_data_files(const char *dir)
     return n;
 }
 
+/* Blocks of at most 64 KiB are one chunk: every fetch is a whole block. */
 TEST(blocks_read_fetches_whole_blocks_once)
 {
+    const uint64_t BS = 64 * KIB;
     char *dir = unit_tmpdir();
     struct remote r;
-    remote_init(&r, 8 * MIB + 123, 1);
-    struct blocks *b = bopen(dir, MIB, 1024ull * MIB);
+    remote_init(&r, 8 * BS + 123, 1);
+    struct blocks *b = bopen(dir, BS, 1024ull * MIB);
     struct blocks_obj *o = bget(b, "big.bin", "v1", r.size);
     CHECK_INT(blocks_size(o), r.size);
     CHECK(!blocks_is_dirty(o));
     CHECK_STR(blocks_path(o), "big.bin");
     CHECK_STR(blocks_cloud(o), "c");
 
-    uint64_t off = 3 * MIB + 100;
+    uint64_t off = 3 * BS + 100;
     CHECK_INT(read_equals(o, off, 4 * KIB, r.data + off, &r), 0);
     CHECK_INT(r.calls, 1);
-    CHECK_INT(r.bytes, MIB);
+    CHECK_INT(r.bytes, BS);
     struct blocks_stats s = bstats(b);
     CHECK_INT(s.misses, 1);
     CHECK_INT(s.hits, 0);
     CHECK_INT(s.blocks_present, 1);
-    CHECK_INT(s.bytes_present, MIB);
+    CHECK_INT(s.bytes_present, BS);
 
     CHECK_INT(read_equals(o, off + 8 * KIB, 4 * KIB, r.data + off + 8 * KIB, &r), 0);
     CHECK_INT(r.calls, 1);
@@ -189,24 +191,24 @@ TEST(blocks_read_fetches_whole_blocks_once)
     CHECK_INT(s.hits, 1);
 
     /* across a block boundary: one more block */
-    CHECK_INT(read_equals(o, 4 * MIB - 10, 20, r.data + 4 * MIB - 10, &r), 0);
+    CHECK_INT(read_equals(o, 4 * BS - 10, 20, r.data + 4 * BS - 10, &r), 0);
     CHECK_INT(r.calls, 2);
     /* the short last block, then a read running past the end */
-    CHECK_INT(read_equals(o, 8 * MIB, 123, r.data + 8 * MIB, &r), 0);
+    CHECK_INT(read_equals(o, 8 * BS, 123, r.data + 8 * BS, &r), 0);
     CHECK_INT(r.calls, 3);
-    CHECK_INT(r.bytes, 2 * MIB + 123);
+    CHECK_INT(r.bytes, 2 * BS + 123);
     unsigned char buf[512];
     size_t got = 1;
-    CHECK_INT(blocks_read(o, 8 * MIB + 100, sizeof buf, buf, &got, remote_fetch, &r, NULL), 0);
+    CHECK_INT(blocks_read(o, 8 * BS + 100, sizeof buf, buf, &got, remote_fetch, &r, NULL), 0);
     CHECK_INT(got, 23);
-    CHECK(memcmp(buf, r.data + 8 * MIB + 100, 23) == 0);
+    CHECK(memcmp(buf, r.data + 8 * BS + 100, 23) == 0);
     CHECK_INT(blocks_read(o, r.size + 5, sizeof buf, buf, &got, remote_fetch, &r, NULL), 0);
     CHECK_INT(got, 0);
     s = bstats(b);
-    CHECK_INT(s.bytes_present, 2 * MIB + 123);
+    CHECK_INT(s.bytes_present, 2 * BS + 123);
     CHECK_INT(s.objects, 1);
     CHECK_INT(s.dirty_objects, 0);
-    CHECK_INT(s.block_size, MIB);
+    CHECK_INT(s.block_size, BS);
 
     /* a failing cloud: the error comes back, nothing is cached */
     r.down = 1;
@@ -218,13 +220,13 @@ TEST(blocks_read_fetches_whole_blocks_once)
     blocks_close(b);
 
     /* blocks survive a reopen; the cloud is not asked again */
-    b = bopen(dir, MIB, 1024ull * MIB);
+    b = bopen(dir, BS, 1024ull * MIB);
     s = bstats(b);
     CHECK_INT(s.blocks_present, 3);
-    CHECK_INT(s.bytes_present, 2 * MIB + 123);
+    CHECK_INT(s.bytes_present, 2 * BS + 123);
     o = bget(b, "big.bin", "v1", r.size);
-    CHECK_INT(read_equals(o, 3 * MIB, MIB, r.data + 3 * MIB, &r), 0);
-    CHECK_INT(read_equals(o, 8 * MIB, 123, r.data + 8 * MIB, &r), 0);
+    CHECK_INT(read_equals(o, 3 * BS, BS, r.data + 3 * BS, &r), 0);
+    CHECK_INT(read_equals(o, 8 * BS, 123, r.data + 8 * BS, &r), 0);
     CHECK_INT(r.calls, 4);                     /* only the failed attempt above */
     blocks_release(o);
     blocks_close(b);
@@ -1098,6 +1100,511 @@ TEST(blocks_cancel_ahead_waits_for_background_fetches)
     blocks_release(o);
     blocks_close(b);
     remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* ---- partial blocks: random reads fetch chunks ------------------------------- */
+
+/* Random reads of 4 MiB blocks fetch 64 KiB chunks: only the chunks a read
+ * touches, each request one run of chunks; re-reads are hits; the short
+ * last chunk is counted at its real size; everything survives a reopen. */
+TEST(blocks_random_reads_fetch_only_needed_chunks)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 16 * MIB + 1000, 31);
+    struct blocks *b = bopen(dir, 4 * MIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "big", "v1", r.size);
+
+    CHECK_INT(read_equals(o, 5 * MIB + 100, 4 * KIB, r.data + 5 * MIB + 100, &r), 0);
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(r.bytes, 64 * KIB);
+    struct blocks_stats s = bstats(b);
+    CHECK_INT(s.blocks_present, 1);
+    CHECK_INT(s.blocks_partial, 1);
+    CHECK_INT(s.bytes_present, 64 * KIB);
+    CHECK_INT(s.misses, 1);
+
+    /* the same chunk again: a hit, no request */
+    CHECK_INT(read_equals(o, 5 * MIB + 30000, 100, r.data + 5 * MIB + 30000, &r), 0);
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(bstats(b).hits, 1);
+
+    /* across a chunk boundary: two chunks in one request */
+    uint64_t at = 9 * MIB + 64 * KIB - 100;
+    CHECK_INT(read_equals(o, at, 200, r.data + at, &r), 0);
+    CHECK_INT(r.calls, 2);
+    CHECK_INT(r.bytes, 3 * 64 * KIB);
+
+    /* a kernel-sized 128 KiB read, not aligned: three chunks, one request */
+    at = 13 * MIB + 10000;
+    CHECK_INT(read_equals(o, at, 128 * KIB, r.data + at, &r), 0);
+    CHECK_INT(r.calls, 3);
+    CHECK_INT(r.bytes, 6 * 64 * KIB);
+
+    /* the object's short last chunk: all of its block, so the block is whole */
+    CHECK_INT(read_equals(o, 16 * MIB + 500, 500, r.data + 16 * MIB + 500, &r), 0);
+    CHECK_INT(r.calls, 4);
+    CHECK_INT(r.bytes, 6 * 64 * KIB + 1000);
+    s = bstats(b);
+    CHECK_INT(s.blocks_present, 4);
+    CHECK_INT(s.blocks_partial, 3);
+    CHECK_INT(s.bytes_present, 6 * 64 * KIB + 1000);
+    blocks_release(o);
+    blocks_close(b);
+
+    /* reopen: the same totals, every chunk read without the cloud */
+    b = bopen(dir, 4 * MIB, 1024ull * MIB);
+    s = bstats(b);
+    CHECK_INT(s.blocks_present, 4);
+    CHECK_INT(s.blocks_partial, 3);
+    CHECK_INT(s.bytes_present, 6 * 64 * KIB + 1000);
+    r.down = 1;
+    o = bget(b, "big", "v1", r.size);
+    CHECK_INT(read_equals(o, 5 * MIB, 64 * KIB, r.data + 5 * MIB, &r), 0);
+    CHECK_INT(read_equals(o, 9 * MIB, 128 * KIB, r.data + 9 * MIB, &r), 0);
+    CHECK_INT(read_equals(o, 13 * MIB, 192 * KIB, r.data + 13 * MIB, &r), 0);
+    CHECK_INT(read_equals(o, 16 * MIB, 1000, r.data + 16 * MIB, &r), 0);
+    CHECK_INT(r.calls, 4);
+    CHECK_INT(bstats(b).corrupt, 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* A corrupt chunk is dropped and fetched again, never served; the other
+ * chunks of its block stay. */
+TEST(blocks_corrupt_chunk_is_refetched)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 8 * MIB, 32);
+    struct blocks *b = bopen(dir, 4 * MIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, MIB + 100, 100, r.data + MIB + 100, &r), 0);
+    CHECK_INT(read_equals(o, 2 * MIB + 100, 100, r.data + 2 * MIB + 100, &r), 0);
+    CHECK_INT(r.calls, 2);
+    blocks_release(o);
+    blocks_close(b);
+
+    char *file = only_data_file(dir);
+    CHECK(file != NULL);
+    flip_byte(file, 2 * MIB + 5000);
+
+    b = bopen(dir, 4 * MIB, 1024ull * MIB);
+    o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, 2 * MIB, 64 * KIB, r.data + 2 * MIB, &r), 0);
+    CHECK_INT(r.calls, 3);
+    CHECK_INT(bstats(b).corrupt, 1);
+    CHECK_INT(bstats(b).bytes_present, 2 * 64 * KIB);
+    CHECK_INT(read_equals(o, MIB, 64 * KIB, r.data + MIB, &r), 0);
+    CHECK_INT(read_equals(o, 2 * MIB, 64 * KIB, r.data + 2 * MIB, &r), 0);
+    CHECK_INT(r.calls, 3);
+    CHECK_INT(bstats(b).corrupt, 1);
+    blocks_release(o);
+
+    /* corrupted while the cache is open, found at the next pin */
+    flip_byte(file, MIB + 64 * KIB - 1);
+    o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, MIB + 64 * KIB - 10, 10, r.data + MIB + 64 * KIB - 10, &r), 0);
+    CHECK_INT(r.calls, 4);
+    CHECK_INT(bstats(b).corrupt, 2);
+    blocks_release(o);
+    blocks_close(b);
+    free(file);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* A block whose chunks all arrive becomes a whole block (one checksum);
+ * a sequential read of a partial block fetches only what is missing. */
+TEST(blocks_partial_block_becomes_whole)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 3 * MIB, 33);
+    struct blocks *b = bopen(dir, MIB, 1024ull * MIB);       /* 16 chunks a block */
+    struct blocks_obj *o = bget(b, "f", "v1", r.size);
+    for (int c = 15; c >= 0; c--) {                          /* block 1, chunk by chunk */
+        uint64_t at = MIB + (uint64_t)c * 64 * KIB + 100;
+        CHECK_INT(read_equals(o, at, 100, r.data + at, &r), 0);
+    }
+    CHECK_INT(r.calls, 16);
+    CHECK_INT(r.bytes, MIB);
+    struct blocks_stats s = bstats(b);
+    CHECK_INT(s.blocks_present, 1);
+    CHECK_INT(s.blocks_partial, 0);
+    CHECK_INT(s.bytes_present, MIB);
+
+    /* block 2: chunks 3 and 9 by random reads, then read on from where the
+     * last read ended: the sequential reader fetches chunks 0-15 but 3 and 9
+     * as the run 0..15 in one request, and the block is whole */
+    uint64_t at = 2 * MIB + 3 * 64 * KIB;
+    CHECK_INT(read_equals(o, at, 10, r.data + at, &r), 0);
+    at = 2 * MIB + 9 * 64 * KIB;
+    CHECK_INT(read_equals(o, at, 10, r.data + at, &r), 0);
+    CHECK_INT(r.calls, 18);
+    CHECK_INT(bstats(b).blocks_partial, 1);
+    at += 10;
+    CHECK_INT(read_equals(o, at, 64 * KIB, r.data + at, &r), 0);
+    CHECK_INT(r.calls, 19);
+    s = bstats(b);
+    CHECK_INT(s.blocks_present, 2);
+    CHECK_INT(s.blocks_partial, 0);
+    CHECK_INT(s.bytes_present, 2 * MIB);
+    blocks_release(o);
+    blocks_close(b);
+
+    /* whole blocks are checked as one: corrupt byte in a promoted block */
+    char *file = only_data_file(dir);
+    flip_byte(file, MIB + 700000);
+    b = bopen(dir, MIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).blocks_partial, 0);
+    o = bget(b, "f", "v1", r.size);
+    int calls = r.calls;
+    CHECK_INT(read_equals(o, 2 * MIB, MIB, r.data + 2 * MIB, &r), 0);
+    CHECK_INT(r.calls, calls);
+    CHECK_INT(read_equals(o, MIB + 5, 10, r.data + MIB + 5, &r), 0);
+    CHECK_INT(bstats(b).corrupt, 1);
+    CHECK_INT(r.calls, calls + 1);
+    CHECK_INT(read_equals(o, MIB, MIB, r.data + MIB, &r), 0);
+    blocks_release(o);
+    blocks_close(b);
+    free(file);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* Writes into partial blocks: a block partly overwritten gets its missing
+ * chunks first; one overwritten whole needs nothing, and its journal row
+ * must say so (a crash keeps the written bytes, not the old chunks). */
+TEST(blocks_write_into_partial_block)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 4 * MIB, 34);
+    struct model m = { 0 };
+    model_resize(&m, r.size);
+    memcpy(m.ref, r.data, r.size);
+    struct blocks *b = bopen(dir, MIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, 300 * KIB, 10, r.data + 300 * KIB, &r), 0);        /* block 0 */
+    CHECK_INT(read_equals(o, MIB + 500 * KIB, 10, r.data + MIB + 500 * KIB, &r), 0);
+    CHECK_INT(r.calls, 2);
+
+    /* 100 bytes into a chunk not cached: the rest of block 0 comes first */
+    unsigned char patch[100];
+    memset(patch, 0x11, sizeof patch);
+    CHECK_INT(blocks_write(o, 700 * KIB, patch, sizeof patch, remote_fetch, &r, NULL), 0);
+    memcpy(m.ref + 700 * KIB, patch, sizeof patch);
+    CHECK_INT(r.calls, 3);
+    CHECK_INT(r.bytes, MIB + 128 * KIB);    /* chunks 0..15 as one run (4 again) */
+
+    /* block 1 overwritten whole: no fetch */
+    unsigned char *whole = malloc(MIB);
+    memset(whole, 0x22, MIB);
+    CHECK_INT(blocks_write(o, MIB, whole, MIB, remote_fetch, &r, NULL), 0);
+    memcpy(m.ref + MIB, whole, MIB);
+    CHECK_INT(r.calls, 3);
+    struct blocks_stats s = bstats(b);
+    CHECK_INT(s.blocks_partial, 0);
+    CHECK_INT(s.bytes_present, 2 * MIB);
+    CHECK_INT(read_equals(o, 0, m.size, m.ref, &r), 0);
+    blocks_release(o);
+    blocks_close(b);
+
+    /* reopened as after a crash: the journal hands back the written bytes */
+    b = bopen(dir, MIB, 1024ull * MIB);
+    struct dirty_seen seen = { 0, &m, &r, NULL };
+    CHECK_INT(blocks_each_dirty(b, check_dirty, &seen, NULL), 0);
+    CHECK_INT(seen.n, 1);
+    blocks_close(b);
+    free(whole);
+    free(m.ref);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* Random writes, truncates and reads over 1 MiB blocks of 16 chunks:
+ * partial blocks meet every change of content and size. */
+TEST(blocks_random_ops_over_partial_blocks_match_reference)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 3 * MIB + 5000, 35);
+    struct model m = { 0 };
+    model_resize(&m, r.size);
+    memcpy(m.ref, r.data, r.size);
+    struct blocks *b = bopen(dir, MIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "p", "v1", r.size);
+    for (uint64_t at = 100; at < r.size; at += 300 * KIB)
+        CHECK_INT(read_equals(o, at, 10, r.data + at, &r), 0);
+    CHECK(bstats(b).blocks_partial > 0);
+    random_ops(o, &m, &r, 4242, 300);
+    CHECK_INT(read_equals(o, 0, m.size, m.ref, &r), 0);
+    struct blocks_stats s = bstats(b);
+    blocks_release(o);
+    blocks_close(b);
+
+    b = bopen(dir, MIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).bytes_present, s.bytes_present);
+    CHECK_INT(bstats(b).blocks_partial, s.blocks_partial);
+    struct dirty_seen seen = { 0, &m, &r, NULL };
+    CHECK_INT(blocks_each_dirty(b, check_dirty, &seen, NULL), 0);
+    CHECK_INT(seen.n, 1);
+    o = bget(b, "p", "ignored-while-dirty", 1);
+    check_upload_fd(o, &m, &r);
+    CHECK_INT(blocks_committed(o, "v2", NULL), 0);
+    CHECK_INT(bstats(b).blocks_partial, 0);
+    blocks_release(o);
+    blocks_close(b);
+    free(m.ref);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* Eviction counts partial blocks at their real size. */
+TEST(blocks_eviction_counts_partial_bytes)
+{
+    char *dir = unit_tmpdir();
+    struct remote ra, rb;
+    remote_init(&ra, 8 * MIB, 36);
+    remote_init(&rb, 8 * MIB, 37);
+    struct blocks *b = bopen(dir, MIB, 256 * KIB);
+    struct blocks_obj *o = bget(b, "a", "v", ra.size);
+    for (int i = 0; i < 3; i++)                              /* three chunks, oldest first */
+        CHECK_INT(read_equals(o, (uint64_t)(2 * i + 1) * MIB, 10,
+                              ra.data + (2 * i + 1) * MIB, &ra), 0);
+    blocks_release(o);
+    CHECK_INT(bstats(b).bytes_present, 192 * KIB);
+    o = bget(b, "b", "v", rb.size);
+    CHECK_INT(read_equals(o, MIB, 10, rb.data + MIB, &rb), 0);
+    CHECK_INT(read_equals(o, 3 * MIB, 10, rb.data + 3 * MIB, &rb), 0);
+    blocks_release(o);                                       /* 320 KiB: evicts one chunk */
+    struct blocks_stats s = bstats(b);
+    CHECK_INT(s.bytes_present, 256 * KIB);
+    CHECK_INT(s.blocks_present, 4);
+    CHECK_INT(s.blocks_partial, 4);
+    ra.down = rb.down = 1;
+    o = bget(b, "a", "v", ra.size);
+    CHECK_INT(read_equals(o, 3 * MIB, 10, ra.data + 3 * MIB, &ra), 0);
+    CHECK_INT(read_equals(o, 5 * MIB, 10, ra.data + 5 * MIB, &ra), 0);
+    CHECK(read_equals(o, MIB, 10, ra.data + MIB, &ra) != 0);     /* the evicted one */
+    blocks_release(o);
+    blocks_close(b);
+    b = bopen(dir, MIB, 256 * KIB);
+    CHECK_INT(bstats(b).bytes_present, s.bytes_present);
+    CHECK_INT(bstats(b).blocks_partial, s.blocks_partial);
+    blocks_close(b);
+    remote_free(&ra);
+    remote_free(&rb);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* ---- the free-space floor (min_free) ------------------------------------------ */
+
+/* A fake disk holding only the cache: free = capacity - bytes cached. */
+struct fake_disk {
+    struct blocks *b;
+    uint64_t capacity;
+};
+
+static int fake_free(void *arg, const char *dir, uint64_t *out)
+{
+    struct fake_disk *d = arg;
+    struct blocks_stats s;
+    if (blocks_stats(d->b, &s, NULL))
+        return -EIO;
+    *out = d->capacity > s.bytes_present ? d->capacity - s.bytes_present : 0;
+    return 0;
+}
+
+/* Has the cache still got [off, off+len) of `path`?  (read with the cloud down) */
+static bool still_cached(struct blocks *b, const char *path, struct remote *r, uint64_t off,
+                         size_t len)
+{
+    int down = r->down;
+    r->down = 1;
+    struct blocks_obj *o = bget(b, path, "v", r->size);
+    unsigned char *buf = malloc(len);
+    size_t got = 0;
+    bool cached = blocks_read(o, off, len, buf, &got, remote_fetch, r, NULL) == 0 &&
+                  got == len && memcmp(buf, r->data + off, len) == 0;
+    free(buf);
+    blocks_release(o);
+    r->down = down;
+    return cached;
+}
+
+TEST(blocks_min_free_evicts_clean_data_then_refuses_writes)
+{
+    char *dir = unit_tmpdir();
+    struct remote ra, rb, rc;
+    remote_init(&ra, 4 * MIB, 41);
+    remote_init(&rb, 4 * MIB, 42);
+    remote_init(&rc, 4 * MIB, 43);
+    struct blocks *b = bopen(dir, MIB, 1024ull * MIB);
+    struct fake_disk disk = { b, 16 * MIB };
+    blocks_set_floor(b, 4 * MIB, fake_free, &disk);
+    read_all(b, "a", &ra);
+    read_all(b, "b", &rb);
+    CHECK_INT(bstats(b).bytes_present, 8 * MIB);
+
+    /* 5 MiB more would leave 3 MiB free: the oldest clean block goes first */
+    unsigned char *data = malloc(9 * MIB);
+    memset(data, 0x5c, 9 * MIB);
+    struct blocks_obj *w = bget(b, "w", "", 0);
+    CHECK_INT(blocks_write(w, 0, data, 5 * MIB, remote_fetch, &ra, NULL), 0);
+    CHECK_INT(bstats(b).bytes_present, 12 * MIB);
+    CHECK(!still_cached(b, "a", &ra, 0, 10));
+    CHECK(still_cached(b, "a", &ra, MIB, 10));
+    CHECK(still_cached(b, "b", &rb, 0, rb.size));
+
+    /* 9 MiB more cannot fit above the floor even with every clean block
+     * gone: refused, the written file untouched */
+    struct blocks_obj *x = bget(b, "x", "", 0);
+    struct sky_err e = { 0 };
+    CHECK_INT(blocks_write(x, 0, data, 9 * MIB, remote_fetch, &ra, &e), -ENOSPC);
+    CHECK(strstr(e.msg, dir) != NULL);
+    CHECK(strstr(e.msg, "min_free = 4 MiB") != NULL);
+    CHECK(!blocks_is_dirty(x));
+    CHECK_INT(blocks_size(x), 0);
+    struct blocks_stats s = bstats(b);
+    CHECK_INT(s.bytes_present, 5 * MIB);                 /* only the dirty file is left */
+    CHECK_INT(s.dirty_objects, 1);
+    CHECK_INT(read_equals(w, 0, 5 * MIB, data, &ra), 0);
+    /* a write that fits above the floor goes through */
+    CHECK_INT(blocks_write(x, 0, data, 2 * MIB, remote_fetch, &ra, NULL), 0);
+    blocks_release(x);
+
+    /* the floor rises (the disk fills up from elsewhere): eviction follows */
+    read_all(b, "c", &rc);
+    CHECK_INT(bstats(b).bytes_present, 11 * MIB);
+    disk.capacity = 14 * MIB;
+    CHECK_INT(blocks_evict(b, NULL), 0);
+    CHECK_INT(bstats(b).bytes_present, 10 * MIB);
+    CHECK(!still_cached(b, "c", &rc, 0, 10));
+    CHECK(still_cached(b, "c", &rc, MIB, 3 * MIB));
+    blocks_release(w);
+    blocks_close(b);
+    free(data);
+    remote_free(&ra);
+    remote_free(&rb);
+    remote_free(&rc);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* ---- evicting a file or a tree on request ----------------------------------- */
+
+TEST(blocks_evict_under_drops_clean_data_and_skips_busy_files)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 20 * KIB, 51);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    read_all(b, "d/a", &r);
+    read_all(b, "d/sub/b", &r);
+    read_all(b, "dx/c", &r);                    /* a neighbour, not below d */
+    read_all(b, "top", &r);
+    struct blocks_obj *other;
+    CHECK_INT(blocks_get(b, "other", "d/a", "v", r.size, &other, NULL), 0);
+    CHECK_INT(read_equals(other, 0, r.size, r.data, &r), 0);
+    blocks_release(other);
+    struct blocks_obj *pinned = bget(b, "d/p", "v", r.size);
+    CHECK_INT(read_equals(pinned, 0, r.size, r.data, &r), 0);
+    struct blocks_obj *w = bget(b, "d/w", "", 0);
+    CHECK_INT(blocks_write(w, 0, "unsaved", 7, remote_fetch, &r, NULL), 0);
+    blocks_release(w);                          /* dirty, not pinned */
+    uint64_t before = bstats(b).bytes_present;
+
+    struct blocks_evicted done = { 0 };
+    CHECK_INT(blocks_evict_under(b, "c", "d", true, &done, NULL), 0);
+    CHECK_INT(done.files, 2);
+    CHECK_INT(done.bytes, 2 * r.size);
+    CHECK_INT(done.skipped, 2);
+    CHECK_INT(bstats(b).bytes_present, before - 2 * r.size);
+    CHECK(!still_cached(b, "d/a", &r, 0, 10));
+    CHECK(!still_cached(b, "d/sub/b", &r, 0, 10));
+    CHECK(still_cached(b, "dx/c", &r, 0, r.size));
+    CHECK(still_cached(b, "d/p", &r, 0, r.size));
+    w = bget(b, "d/w", "", 0);
+    CHECK(blocks_is_dirty(w));
+    CHECK_INT(read_equals(w, 0, 7, (const unsigned char *)"unsaved", &r), 0);
+    blocks_release(w);
+
+    /* one file; then the whole cloud (path ""): the other cloud stays */
+    done = (struct blocks_evicted){ 0 };
+    CHECK_INT(blocks_evict_under(b, "c", "top", false, &done, NULL), 0);
+    CHECK_INT(done.files, 1);
+    CHECK_INT(done.skipped, 0);
+    done = (struct blocks_evicted){ 0 };
+    CHECK_INT(blocks_evict_under(b, "c", "", true, &done, NULL), 0);
+    CHECK_INT(done.files, 1);                   /* dx/c */
+    CHECK_INT(done.skipped, 2);
+    blocks_release(pinned);
+    CHECK(still_cached(b, "d/p", &r, 0, r.size));   /* kept while it was open */
+    r.down = 1;
+    CHECK_INT(blocks_get(b, "other", "d/a", "v", r.size, &other, NULL), 0);
+    CHECK_INT(read_equals(other, 0, r.size, r.data, &r), 0);
+    blocks_release(other);
+    r.down = 0;
+
+    /* the totals kept while running match a fresh count */
+    struct blocks_stats s = bstats(b);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).bytes_present, s.bytes_present);
+    CHECK_INT(bstats(b).objects, s.objects);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* A cache written before partial blocks (schema version 1) keeps its
+ * blocks and gains them. */
+TEST(blocks_version_1_cache_is_upgraded)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 2 * MIB, 52);
+    struct blocks *b = bopen(dir, MIB, 1024ull * MIB);
+    read_all(b, "old", &r);
+    blocks_close(b);
+    char db_path[512];
+    snprintf(db_path, sizeof db_path, "%s/blocks.db", dir);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(db_path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "ALTER TABLE blocks DROP COLUMN sums;"
+                           "ALTER TABLE blocks DROP COLUMN parts; PRAGMA user_version=1;",
+                           NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    b = bopen(dir, MIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).bytes_present, 2 * MIB);
+    CHECK(still_cached(b, "old", &r, 0, r.size));
+    struct remote n;
+    remote_init(&n, 4 * MIB, 53);
+    struct blocks_obj *o = bget(b, "new", "v", n.size);
+    CHECK_INT(read_equals(o, 3 * MIB, 10, n.data + 3 * MIB, &n), 0);
+    CHECK_INT(n.bytes, 64 * KIB);
+    blocks_release(o);
+    blocks_close(b);
+    b = bopen(dir, MIB, 1024ull * MIB);
+    CHECK_INT(bstats(b).blocks_partial, 1);
+    CHECK(still_cached(b, "new", &n, 3 * MIB, 10));
+    blocks_close(b);
+    remote_free(&r);
+    remote_free(&n);
     unit_rmtree(dir);
     free(dir);
 }

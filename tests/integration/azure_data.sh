@@ -16,8 +16,8 @@
 #     EACCES in that cloud only.
 . "$(dirname "$0")/lib.sh"
 
-AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
-AZ_ACCOUNT=devstoreaccount1
+AZ_KEY=$AZURITE_KEY
+AZ_ACCOUNT=$AZURITE_ACCOUNT
 PORT=$(free_port)
 ENDPOINT="http://127.0.0.1:$PORT/$AZ_ACCOUNT"
 CONF="$TEST_TMP/skyfs.conf"
@@ -26,16 +26,7 @@ BAD_KEY=$(head -c 64 /dev/zero | base64 -w0)
 
 start_azurite "$TEST_TMP/azurite" "$PORT" || die "cannot start Azurite"
 
-# sas: an account SAS (version 2019-12-12) for curl, signed with openssl.
-sas() {
-    local se=2099-01-01T00:00:00Z sv=2019-12-12 hexkey sig
-    hexkey=$(printf %s "$AZ_KEY" | base64 -d | od -An -vtx1 | tr -d ' \n')
-    sig=$(printf '%s\n' "$AZ_ACCOUNT" rwdlacup b sco "" "$se" "" "" "$sv" |
-        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hexkey" -binary | base64)
-    sig=$(printf %s "$sig" | sed 's/+/%2B/g; s|/|%2F|g; s/=/%3D/g')
-    echo "sv=$sv&ss=b&srt=sco&sp=rwdlacup&se=${se//:/%3A}&sig=$sig"
-}
-SAS=$(sas)
+SAS=$(azurite_sas)
 
 # put_blob CONTAINER BLOB FILE [curl options...]: uploads FILE directly.
 put_blob() {

@@ -15,8 +15,8 @@
 #     back keep content, modes and mtimes, and a remount shows the same.
 . "$(dirname "$0")/lib.sh"
 
-AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
-AZ_ACCOUNT=devstoreaccount1
+AZ_KEY=$AZURITE_KEY
+AZ_ACCOUNT=$AZURITE_ACCOUNT
 PORT=$(free_port)
 ENDPOINT="http://127.0.0.1:$PORT/$AZ_ACCOUNT"
 CONF="$TEST_TMP/skyfs.conf"
@@ -52,16 +52,7 @@ ttl = 1s
 EOF
 )
 
-# sas: an account SAS (version 2019-12-12) for curl, signed with openssl.
-sas() {
-    local se=2099-01-01T00:00:00Z sv=2019-12-12 hexkey sig
-    hexkey=$(printf %s "$AZ_KEY" | base64 -d | od -An -vtx1 | tr -d ' \n')
-    sig=$(printf '%s\n' "$AZ_ACCOUNT" rwdlacup b sco "" "$se" "" "" "$sv" |
-        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hexkey" -binary | base64)
-    sig=$(printf %s "$sig" | sed 's/+/%2B/g; s|/|%2F|g; s/=/%3D/g')
-    echo "sv=$sv&ss=b&srt=sco&sp=rwdlacup&se=${se//:/%3A}&sig=$sig"
-}
-SAS=$(sas)
+SAS=$(azurite_sas)
 
 # blob_header CONTAINER BLOB HEADER: one response header of Get Blob
 # Properties, straight from Azurite.

@@ -13,8 +13,8 @@
 #   - a fresh mount with an empty cache reads the first file back.
 . "$(dirname "$0")/lib.sh"
 
-AZ_ACCOUNT=devstoreaccount1
-AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+AZ_ACCOUNT=$AZURITE_ACCOUNT
+AZ_KEY=$AZURITE_KEY
 PORT=$(free_port)
 ENDPOINT="http://127.0.0.1:$PORT/$AZ_ACCOUNT"
 MNT="$TEST_TMP/mnt"
@@ -27,16 +27,7 @@ mkdir -p "$SIG"
 
 start_azurite "$TEST_TMP/azurite" "$PORT" || die "cannot start Azurite"
 
-# sas: an account SAS (version 2019-12-12) for curl, signed with openssl.
-sas() {
-    local se=2099-01-01T00:00:00Z sv=2019-12-12 hexkey sig
-    hexkey=$(printf %s "$AZ_KEY" | base64 -d | od -An -vtx1 | tr -d ' \n')
-    sig=$(printf '%s\n' "$AZ_ACCOUNT" rwdlacup b sco "" "$se" "" "" "$sv" |
-        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hexkey" -binary | base64)
-    sig=$(printf %s "$sig" | sed 's/+/%2B/g; s|/|%2F|g; s/=/%3D/g')
-    echo "sv=$sv&ss=b&srt=sco&sp=rwdlacup&se=${se//:/%3A}&sig=$sig"
-}
-SAS=$(sas)
+SAS=$(azurite_sas)
 curl -sf -X PUT "$ENDPOINT/stream?restype=container&$SAS" -o /dev/null ||
     die "cannot create container stream"
 

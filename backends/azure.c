@@ -24,6 +24,11 @@
  *     also carries its user metadata, Content-Type and access tier
  *     (sky_dirent.meta): the index needs no HEAD per blob.
  *
+ * A new blob gets the content type and user metadata fs/ passes (driver.h:
+ * a rewrite keeps the old blob's): x-ms-blob-content-type and x-ms-meta-*
+ * on Put Blob and Put Block List; items Azure cannot carry, or past its
+ * 8 KiB limit, are left out.
+ *
  * Uploads up to 8 MiB are one Put Blob; larger ones are Put Block calls on
  * four threads followed by Put Block List, so the new content appears at
  * once.  Streamed uploads (driver.h) send Put Block while the file is
@@ -74,6 +79,9 @@
 #define AZ_WHOLE_TAG      "skyfs-blk-"
 #define AZ_NAME_MAX       255
 #define AZ_ALIASES        64      /* remembered metadata-only ETag changes */
+#define AZ_META_MAX       8192    /* bytes of metadata names and values a blob takes */
+/* user metadata stops here, leaving room for the auth and request headers */
+#define AZ_REQ_HEADERS_MAX (HTTP_MAX_HEADERS - 10)
 
 struct az {
     char *name;             /* cloud name, for messages */
@@ -294,6 +302,18 @@ static bool meta_is_posix(const char *name)
         if (strcasecmp(name, posix[i]) == 0)
             return true;
     return false;
+}
+
+/* Can user.NAME be stored as metadata NAME?  A C identifier in lowercase
+ * (names are case-insensitive; HEAD answers show them lowercased), not one
+ * of ours. */
+static bool user_meta_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    bool ok = len > 0 && len < 200 && (islower((unsigned char)n[0]) || n[0] == '_');
+    for (size_t i = 0; ok && i < len; i++)
+        ok = islower((unsigned char)n[i]) || isdigit((unsigned char)n[i]) || n[i] == '_';
+    return ok && !meta_is_posix(n);
 }
 
 /* One metadata item into the user metadata of m, unless it is POSIX;
@@ -1442,33 +1462,68 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
     set_etag(out, http_headers_get(&resp->headers, "etag"));
 }
 
-/* Headers of a new blob: type, content type, POSIX metadata. */
-static int new_blob_headers(struct http_headers *hs, const struct sky_attr *attr, enum sky_kind k,
-                            bool block_list)
+static bool header_safe(const void *v, size_t len);
+
+/* Bytes of metadata (names after x-ms-meta- plus values) already in hs. */
+static size_t meta_bytes(const struct http_headers *hs)
 {
+    size_t n = 0;
+    for (size_t i = 0; i < hs->n; i++)
+        if (strncasecmp(hs->h[i].name, "x-ms-meta-", 10) == 0)
+            n += strlen(hs->h[i].name + 10) + strlen(hs->h[i].value);
+    return n;
+}
+
+/* meta's user items as x-ms-meta-KEY, skipping those Azure cannot carry
+ * (name, value, or past the size limit); 0 or -ENOMEM. */
+static int add_user_meta(struct http_headers *hs, const struct sky_objmeta *meta)
+{
+    for (size_t i = 0; meta && i < meta->nuser; i++) {
+        const struct sky_meta_item *it = &meta->user[i];
+        char name[256];
+        if (!user_meta_name_ok(it->key) || !header_safe(it->value, it->len) ||
+            hs->n >= AZ_REQ_HEADERS_MAX ||
+            meta_bytes(hs) + strlen(it->key) + it->len > AZ_META_MAX)
+            continue;
+        snprintf(name, sizeof name, "x-ms-meta-%s", it->key);
+        if (http_headers_set(hs, name, it->value) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Headers of a new blob: type, content type (meta's, else the default),
+ * POSIX metadata, meta's user items (meta may be NULL). */
+static int new_blob_headers(struct http_headers *hs, const struct sky_attr *attr,
+                            const struct sky_objmeta *meta, enum sky_kind k, bool block_list)
+{
+    const char *type = "application/octet-stream";
+    if (meta && meta->content_type && *meta->content_type &&
+        header_safe(meta->content_type, strlen(meta->content_type)))
+        type = meta->content_type;
     int rc = 0;
     if (!block_list)
         rc |= http_headers_set(hs, "x-ms-blob-type", "BlockBlob");
-    rc |= http_headers_set(hs, block_list ? "x-ms-blob-content-type" : "Content-Type",
-                           "application/octet-stream");
+    rc |= http_headers_set(hs, block_list ? "x-ms-blob-content-type" : "Content-Type", type);
     if (k == SKY_DIR)
         rc |= http_headers_set(hs, "x-ms-meta-hdi_isfolder", "true");
-    if (rc < 0)
+    if (rc < 0 || add_posix_meta(hs, attr, attr ? attr->has : 0, k) < 0)
         return -ENOMEM;
-    return add_posix_meta(hs, attr, attr ? attr->has : 0, k);
+    return add_user_meta(hs, meta);
 }
 
 /* One Put Blob with the body from memory or from fd. */
 static int az_put_blob(struct az *a, const struct az_loc *l, const char *path,
                        const void *body, int fd, uint64_t size, const struct sky_attr *attr,
-                       enum sky_kind k, bool exclusive, struct sky_attr *out, struct sky_err *e)
+                       const struct sky_objmeta *meta, enum sky_kind k, bool exclusive,
+                       struct sky_attr *out, struct sky_err *e)
 {
     struct az_req r;
     req_init(&r, "PUT", l, NULL);
     r.body = body;
     r.body_fd = fd;
     r.body_len = size;
-    if (new_blob_headers(&r.headers, attr, k, false) < 0 ||
+    if (new_blob_headers(&r.headers, attr, meta, k, false) < 0 ||
         (exclusive && http_headers_set(&r.headers, "If-None-Match", "*") < 0)) {
         http_headers_free(&r.headers);
         return oom(e);
@@ -1579,9 +1634,9 @@ static char *block_list_xml(const char *tag, unsigned nblocks)
 }
 
 /* Put Block List of blocks [0, u->nblocks): the blob appears with attr's
- * metadata; *out its new attributes. */
-static int commit_blocks(struct block_upload *u, const struct sky_attr *attr, struct sky_attr *out,
-                         struct sky_err *e)
+ * and meta's metadata; *out its new attributes. */
+static int commit_blocks(struct block_upload *u, const struct sky_attr *attr,
+                         const struct sky_objmeta *meta, struct sky_attr *out, struct sky_err *e)
 {
     char *xml = block_list_xml(u->tag, u->nblocks);
     if (!xml)
@@ -1591,7 +1646,7 @@ static int commit_blocks(struct block_upload *u, const struct sky_attr *attr, st
     r.body = xml;
     r.body_len = strlen(xml);
     if (http_headers_set(&r.headers, "Content-Type", "application/xml") < 0 ||
-        new_blob_headers(&r.headers, attr, SKY_FILE, true) < 0) {
+        new_blob_headers(&r.headers, attr, meta, SKY_FILE, true) < 0) {
         http_headers_free(&r.headers);
         free(xml);
         return oom(e);
@@ -1607,8 +1662,8 @@ static int commit_blocks(struct block_upload *u, const struct sky_attr *attr, st
 }
 
 static int az_put_blocks(struct az *a, const struct az_loc *l, const char *path, int fd,
-                         uint64_t size, const struct sky_attr *attr, struct sky_attr *out,
-                         struct sky_err *e)
+                         uint64_t size, const struct sky_attr *attr,
+                         const struct sky_objmeta *meta, struct sky_attr *out, struct sky_err *e)
 {
     struct block_upload u = { .a = a, .l = l, .path = path, .fd = fd, .size = size,
                               .block_size = AZ_BLOCK_MIN, .tag = AZ_WHOLE_TAG };
@@ -1618,7 +1673,7 @@ static int az_put_blocks(struct az *a, const struct az_loc *l, const char *path,
     if ((uint64_t)u.nblocks * u.block_size < size)
         return sky_fail(e, EFBIG, "azure '%s': %s: too large for a block blob", a->name, path);
     int rc = put_blocks_parallel(&u, e);
-    return rc < 0 ? rc : commit_blocks(&u, attr, out, e);
+    return rc < 0 ? rc : commit_blocks(&u, attr, meta, out, e);
 }
 
 /* Files may not sit at the account root: only containers live there. */
@@ -1632,7 +1687,8 @@ static int need_container(struct az *a, const struct az_loc *l, const char *path
 }
 
 static int az_write(void *ctx, const char *path, int fd, uint64_t size,
-                    const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+                    const struct sky_attr *attr, const struct sky_objmeta *meta,
+                    struct sky_attr *out, struct sky_err *e)
 {
     struct az *a = ctx;
     struct az_loc l;
@@ -1641,9 +1697,9 @@ static int az_write(void *ctx, const char *path, int fd, uint64_t size,
         rc = need_container(a, &l, path, e);
     if (rc == 0) {
         if (size <= AZ_PUT_BLOB_MAX)
-            rc = az_put_blob(a, &l, path, NULL, fd, size, attr, SKY_FILE, false, out, e);
+            rc = az_put_blob(a, &l, path, NULL, fd, size, attr, meta, SKY_FILE, false, out, e);
         else
-            rc = az_put_blocks(a, &l, path, fd, size, attr, out, e);
+            rc = az_put_blocks(a, &l, path, fd, size, attr, meta, out, e);
     }
     loc_free(&l);
     return rc;
@@ -1659,10 +1715,12 @@ struct az_stream {
     struct block_upload u;
     struct az_loc l;
     char *path;
+    struct sky_objmeta meta;    /* committed with the block list */
 };
 
 static void az_stream_free(struct az_stream *st)
 {
+    sky_objmeta_free(&st->meta);
     loc_free(&st->l);
     free(st->path);
     free(st);
@@ -1680,8 +1738,8 @@ static void stream_tag(char out[AZ_TAG_LEN + 1])
     snprintf(out, AZ_TAG_LEN + 1, "sky%06x-", v);
 }
 
-static int az_upload_begin(void *ctx, const char *path, const struct sky_attr *attr, void **up,
-                           struct sky_err *e)
+static int az_upload_begin(void *ctx, const char *path, const struct sky_attr *attr,
+                           const struct sky_objmeta *meta, void **up, struct sky_err *e)
 {
     struct az *a = ctx;
     struct az_stream *st = calloc(1, sizeof *st);
@@ -1691,6 +1749,8 @@ static int az_upload_begin(void *ctx, const char *path, const struct sky_attr *a
     if (rc == 0)
         rc = need_container(a, &st->l, path, e);
     if (rc == 0 && !(st->path = strdup(path)))
+        rc = oom(e);
+    if (rc == 0 && meta && sky_objmeta_copy(&st->meta, meta) < 0)
         rc = oom(e);
     if (rc < 0) {
         az_stream_free(st);
@@ -1713,7 +1773,8 @@ static int az_upload_part(void *up, int fd, uint64_t index, struct sky_err *e)
 }
 
 static int az_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
-                            const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+                            const struct sky_attr *attr, const struct sky_objmeta *meta,
+                            struct sky_attr *out, struct sky_err *e)
 {
     struct az_stream *st = up;
     struct block_upload *u = &st->u;
@@ -1731,7 +1792,7 @@ static int az_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
             rc = put_blocks_parallel(u, e);
     }
     if (rc == 0)
-        rc = commit_blocks(u, attr, out, e);
+        rc = commit_blocks(u, attr, meta ? meta : &st->meta, out, e);
     az_stream_free(st);
     return rc;
 }
@@ -1794,7 +1855,7 @@ static int az_mkdir(void *ctx, const char *path, const struct sky_attr *attr, st
         if (rc == 0)
             rc = sky_fail(e, EEXIST, "azure '%s': %s: already exists", a->name, path);
         else if (rc == -ENOENT)
-            rc = az_put_blob(a, &l, path, NULL, -1, 0, attr, SKY_DIR, true, NULL, e);
+            rc = az_put_blob(a, &l, path, NULL, -1, 0, attr, NULL, SKY_DIR, true, NULL, e);
     }
     loc_free(&l);
     return rc;
@@ -2230,7 +2291,8 @@ static int meta_target(struct az *a, const char *path, struct az_loc *l,
         rc = sky_fail(e, ENOENT, "azure '%s': %s: no such file or directory", a->name, path);
     if (rc == 0) {
         struct sky_attr none = { 0 };
-        rc = az_put_blob(a, l, path, NULL, -1, 0, attr ? attr : &none, SKY_DIR, true, NULL, e);
+        rc = az_put_blob(a, l, path, NULL, -1, 0, attr ? attr : &none, NULL, SKY_DIR, true,
+                         NULL, e);
         if (rc == -EEXIST)
             rc = 0;
         if (rc == 0 && attr && which == attr->has)
@@ -2270,15 +2332,11 @@ static int az_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
 static int xattr_meta_name(struct az *a, const char *xname, char out[256], struct sky_err *e)
 {
     const char *n = strncmp(xname, "user.", 5) == 0 ? xname + 5 : NULL;
-    size_t len = n ? strlen(n) : 0;
-    bool ok = n && len > 0 && len < 200 && (islower((unsigned char)n[0]) || n[0] == '_');
-    for (size_t i = 0; ok && i < len; i++)
-        ok = islower((unsigned char)n[i]) || isdigit((unsigned char)n[i]) || n[i] == '_';
-    if (!ok || meta_is_posix(n))
+    if (!n || !user_meta_name_ok(n))
         return sky_fail(e, ENOTSUP, "azure '%s': extended attribute '%s' cannot be stored "
                         "(only user.NAME with NAME lowercase letters, digits, '_')", a->name,
                         xname);
-    memcpy(out, n, len + 1);
+    memcpy(out, n, strlen(n) + 1);
     return 0;
 }
 
@@ -2507,7 +2565,8 @@ static int az_symlink(void *ctx, const char *path, const char *target,
     if (rc == 0)
         rc = need_container(a, &l, path, e);
     if (rc == 0)
-        rc = az_put_blob(a, &l, path, target, -1, strlen(target), attr, SKY_LINK, true, NULL, e);
+        rc = az_put_blob(a, &l, path, target, -1, strlen(target), attr, NULL, SKY_LINK, true,
+                         NULL, e);
     loc_free(&l);
     return rc;
 }
@@ -2560,7 +2619,7 @@ const struct sky_driver sky_driver_azure = {
     .type = "azure",
     .summary = "Azure Blob Storage container (or Azurite)",
     .keys = az_keys,
-    .caps = 0,
+    .caps = SKY_CAP_CONTENT_TYPE,
     .open = az_open,
     .close = az_close,
     .list = az_list,

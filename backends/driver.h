@@ -36,6 +36,23 @@
  * gid, mtime, atime, ctime, btime and the like) are never part of it.  The
  * metadata cache keeps all of it as the search index (`skyfs search
  * --meta`).
+ *
+ * NEW OBJECTS' METADATA.  write() and upload_begin() take the cloud
+ * metadata the new object is stored with (`meta`, may be NULL = none):
+ * its content type (NULL = the driver's default,
+ * "application/octet-stream" on object stores) and its user items
+ * (meta->user[], by the names get_meta reports; has_user is ignored, the
+ * items given are the whole set).  The storage class is never set: the
+ * bucket's or account's default applies.  A driver stores the items it
+ * can and silently skips the others (a name or value the protocol cannot
+ * carry, items past the protocol's size limit): metadata never makes an
+ * upload fail.  `meta` need only live during the call; a driver copies
+ * what it keeps.  fs/ passes the metadata of the object being replaced
+ * (so a rewrite keeps it, as s3fs and rclone do) or, for a new file, a
+ * content type from its name.  A driver whose objects carry no content
+ * type (SKY_CAP_CONTENT_TYPE unset) ignores meta->content_type; one that
+ * keeps user metadata some other way (local: the old file's xattrs are
+ * carried over) may ignore the items.
  */
 #ifndef SKY_DRIVER_H
 #define SKY_DRIVER_H
@@ -110,6 +127,10 @@ int sky_objmeta_add_user(struct sky_objmeta *m, const char *key, const void *val
 int sky_objmeta_set(char **field, const char *value);
 /* Deep copy of src into dst (dst's old content is not freed). */
 int sky_objmeta_copy(struct sky_objmeta *dst, const struct sky_objmeta *src);
+/* Would a and b (either may be NULL: no metadata) store the same on a new
+ * object: the same content type and the same user items, in any order?
+ * storage_class and has_user are not compared. */
+bool sky_objmeta_same_stored(const struct sky_objmeta *a, const struct sky_objmeta *b);
 /* The item named `key`, or NULL. */
 const struct sky_meta_item *sky_objmeta_find(const struct sky_objmeta *m, const char *key);
 /* Free what the struct owns and zero it; NULL is fine. */
@@ -151,6 +172,7 @@ struct sky_key {
 /* Capabilities: what the protocol does natively. */
 #define SKY_CAP_RENAME_DIR 0x1u  /* rename of a directory is one cheap call */
 #define SKY_CAP_HARDLINK   0x2u  /* reserved */
+#define SKY_CAP_CONTENT_TYPE 0x4u /* objects carry a content type (see NEW OBJECTS' METADATA) */
 
 struct sky_driver {
     const char *type;               /* value of `type =` in the config */
@@ -189,12 +211,15 @@ struct sky_driver {
 
     /* Replace (or create) file `path` with the first `size` bytes of `fd`
      * (read with pread; the driver must not move or close fd), storing
-     * attr's mode/uid/gid/mtime where attr->has says so.  The new object
-     * appears atomically where the protocol allows.  On success *out holds
-     * the new attributes (etag included).  With size 0, fd may be -1 and
-     * must not be read (fs/ creates empty files this way). */
+     * attr's mode/uid/gid/mtime where attr->has says so, and `meta` (may
+     * be NULL) as its content type and user metadata (see NEW OBJECTS'
+     * METADATA above).  The new object appears atomically where the
+     * protocol allows.  On success *out holds the new attributes (etag
+     * included).  With size 0, fd may be -1 and must not be read (fs/
+     * creates empty files this way). */
     int (*write)(void *ctx, const char *path, int fd, uint64_t size,
-                 const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e);
+                 const struct sky_attr *attr, const struct sky_objmeta *meta,
+                 struct sky_attr *out, struct sky_err *e);
 
     /* ---- Streamed uploads (optional: upload_part_size 0 and the four
      * calls NULL, or all set) ----
@@ -218,10 +243,12 @@ struct sky_driver {
 
     /* Start a streamed upload to file `path`.  attr's mode/uid/gid/mtime
      * (where attr->has says so) are the file's metadata as known now;
-     * upload_finish gets the final ones.  May make a request (S3's
-     * CreateMultipartUpload).  On success *up is the new upload. */
-    int (*upload_begin)(void *ctx, const char *path, const struct sky_attr *attr, void **up,
-                        struct sky_err *e);
+     * upload_finish gets the final ones.  Likewise `meta` (may be NULL),
+     * the content type and user metadata as known now (see NEW OBJECTS'
+     * METADATA; the driver copies what it keeps).  May make a request
+     * (S3's CreateMultipartUpload).  On success *up is the new upload. */
+    int (*upload_begin)(void *ctx, const char *path, const struct sky_attr *attr,
+                        const struct sky_objmeta *meta, void **up, struct sky_err *e);
 
     /* Send part `index`.  -EFBIG when index is past what one upload may
      * hold (fs/ then abandons the stream and uploads the whole file with
@@ -231,12 +258,14 @@ struct sky_driver {
     /* Complete the upload: parts [0, nparts) were all sent successfully,
      * and the file is now `size` bytes (size >= nparts * upload_part_size).
      * Send the rest, [nparts * upload_part_size, size), then make the
-     * object appear at the path given to upload_begin with attr's metadata;
-     * *out as for write().  Frees `up`, whether it succeeds or not.  After
+     * object appear at the path given to upload_begin with attr's metadata
+     * and `meta` (the final content type and user metadata; NULL: those
+     * given to upload_begin); *out as for write().  Frees `up`, whether it succeeds or not.  After
      * a failure fs/ falls back to write() (the path may or may not hold
      * the new content meanwhile). */
     int (*upload_finish)(void *up, int fd, uint64_t nparts, uint64_t size,
-                         const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e);
+                         const struct sky_attr *attr, const struct sky_objmeta *meta,
+                         struct sky_attr *out, struct sky_err *e);
 
     /* Give up: discard what was sent (best effort; may make a request) and
      * free `up`.  Nothing changes at the path. */
@@ -255,7 +284,8 @@ struct sky_driver {
     /* Move a file, symlink or directory (with everything under it),
      * replacing a file at `to`.  Object stores copy then delete
      * (backends/emulate.h helps).  Renaming a directory onto a non-empty
-     * directory is -ENOTEMPTY. */
+     * directory is -ENOTEMPTY.  The moved objects keep their cloud
+     * metadata (content type, user metadata). */
     int (*rename)(void *ctx, const char *from, const char *to, struct sky_err *e);
 
     /* Change the bits of attr named by `which` (SKY_HAS_*) on path. */

@@ -328,8 +328,11 @@ static int open_parent(struct local *l, const char *path, const char **base)
     return fd;
 }
 
+/* `meta` is not used: a local file has no content type, and the user
+ * xattrs of the file being replaced are carried over as they are. */
 static int local_write(void *ctx, const char *path, int src, uint64_t size,
-                       const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+                       const struct sky_attr *attr, const struct sky_objmeta *meta,
+                       struct sky_attr *out, struct sky_err *e)
 {
     struct local *l = ctx;
     const char *base;

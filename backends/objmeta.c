@@ -30,6 +30,27 @@ static char *bytes_dup(const void *value, size_t len)
     return v;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool sky_objmeta_same_stored(const struct sky_objmeta *a, const struct sky_objmeta *b)
+{
+    static const struct sky_objmeta none;
+    a = a ? a : &none;
+    b = b ? b : &none;
+    if (!same_text(a->content_type, b->content_type) || a->nuser != b->nuser)
+        return false;
+    for (size_t i = 0; i < a->nuser; i++) {
+        const struct sky_meta_item *other = sky_objmeta_find(b, a->user[i].key);
+        if (!other || other->len != a->user[i].len ||
+            memcmp(other->value, a->user[i].value, other->len) != 0)
+            return false;
+    }
+    return true;
+}
+
 const struct sky_meta_item *sky_objmeta_find(const struct sky_objmeta *m, const char *key)
 {
     for (size_t i = 0; m && i < m->nuser; i++)

@@ -27,6 +27,9 @@
  * lowercase letters, digits, '-', '_', '.'; values that are not plain
  * printable text are stored as "b64:" + base64).  Metadata changes
  * (chmod, utime, xattrs) copy the object onto itself with new metadata.
+ * A new object gets the Content-Type and user items fs/ passes (driver.h:
+ * a rewrite keeps the old object's); items S3 cannot carry, or past its
+ * 2 KiB limit of user metadata, are left out.
  *
  * Requests: ListObjectsV2 (delimiter "/", all pages), HEAD, ranged GET
  * with If-Match, PUT (single up to 8 MiB, else multipart with 4 parallel
@@ -73,6 +76,9 @@
 #define S3_LINK_MAX       4096
 #define S3_LINK_BUCKETS   1024
 #define S3_LINKS_MAX      100000
+#define S3_USER_META_MAX  2048  /* bytes of x-amz-meta-* names and values S3 takes */
+/* user metadata stops here, leaving room for signing and copy headers */
+#define S3_REQ_HEADERS_MAX (HTTP_MAX_HEADERS - 12)
 /* setxattr flags (XATTR_CREATE / XATTR_REPLACE of <sys/xattr.h>) */
 #define XATTR_CREATE_FLAG  0x1
 #define XATTR_REPLACE_FLAG 0x2
@@ -1439,16 +1445,66 @@ static struct sky_attr file_attr(const struct sky_attr *attr)
     return a;
 }
 
-/* Headers of a new file object with metadata a; on failure (-ENOMEM) h is
- * freed. */
-static int file_headers(struct http_headers *h, const struct sky_attr *a)
+static int xattr_header(const char *name, char *out, size_t cap);
+static char *xattr_encode(const void *v, size_t len);
+
+/* Bytes of user metadata (names after x-amz-meta- plus values) already in h. */
+static size_t meta_bytes(const struct http_headers *h)
 {
-    if (add_meta(h, SKY_FILE, a, a->has) < 0 ||
-        http_headers_set(h, "Content-Type", "application/octet-stream") < 0) {
-        http_headers_free(h);
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (strncasecmp(h->h[i].name, "x-amz-meta-", 11) == 0)
+            n += strlen(h->h[i].name + 11) + strlen(h->h[i].value);
+    return n;
+}
+
+/* A content type we can send as is: printable ASCII, not empty. */
+static bool plain_header_value(const char *v)
+{
+    if (!v || !*v)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f)
+            return false;
+    return true;
+}
+
+/* One user item as x-amz-meta-KEY, encoded as s3_setxattr does, unless
+ * S3 cannot carry its name or it would pass the size limit (then skipped):
+ * 0 or -ENOMEM. */
+static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
+{
+    char xname[300], hname[320];
+    if (strlen(it->key) + 6 > sizeof xname)
+        return 0;
+    snprintf(xname, sizeof xname, "user.%s", it->key);
+    if (xattr_header(xname, hname, sizeof hname) < 0 || h->n >= S3_REQ_HEADERS_MAX)
+        return 0;
+    char *v = xattr_encode(it->value, it->len);
+    if (!v)
         return -ENOMEM;
-    }
-    return 0;
+    int rc = 0;
+    if (meta_bytes(h) + strlen(hname + 11) + strlen(v) <= S3_USER_META_MAX)
+        rc = http_headers_set(h, hname, v) == 0 ? 0 : -ENOMEM;
+    free(v);
+    return rc;
+}
+
+/* Headers of a new file object with POSIX metadata a and cloud metadata
+ * meta (may be NULL: no user items, the default content type); on failure
+ * (-ENOMEM) h is freed. */
+static int file_headers(struct http_headers *h, const struct sky_attr *a,
+                        const struct sky_objmeta *meta)
+{
+    const char *type = meta && plain_header_value(meta->content_type)
+                           ? meta->content_type : "application/octet-stream";
+    int rc = add_meta(h, SKY_FILE, a, a->has) < 0 || http_headers_set(h, "Content-Type", type) < 0
+                 ? -ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && meta && i < meta->nuser; i++)
+        rc = add_user_item(h, &meta->user[i]);
+    if (rc < 0)
+        http_headers_free(h);
+    return rc;
 }
 
 /* write()'s and upload_finish()'s *out: a file of `size` bytes stored
@@ -1468,7 +1524,8 @@ static void file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64
 }
 
 static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
-                    const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+                    const struct sky_attr *attr, const struct sky_objmeta *meta,
+                    struct sky_attr *out, struct sky_err *e)
 {
     struct s3 *s = ctx;
     struct s3_loc l;
@@ -1483,7 +1540,7 @@ static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
     loc_show(&l, show, sizeof show, s);
     struct sky_attr a = file_attr(attr);
     struct http_headers hdrs = {0};
-    if (file_headers(&hdrs, &a) < 0) {
+    if (file_headers(&hdrs, &a, meta) < 0) {
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
@@ -2051,13 +2108,15 @@ static int s3_rename(void *ctx, const char *from, const char *to, struct sky_err
 /* One streamed upload.  Parts come from fs/'s worker threads, several at
  * once: their ETags go into a growing array under `lock`.  The metadata is
  * fixed by CreateMultipartUpload; when the final metadata differs (the
- * writer went on, so its mtime did), upload_finish rewrites it with a
- * self-copy, as chmod does. */
+ * writer went on, so its mtime did; or a setxattr meanwhile changed the
+ * user metadata), upload_finish rewrites it with a self-copy, as chmod
+ * does. */
 struct s3_stream {
     struct s3 *s;
     struct s3_loc l;
     char show[1024];
     struct sky_attr begun;          /* metadata sent with the create call */
+    struct sky_objmeta meta;        /* content type and user items, likewise */
     struct mpu m;                   /* upload id, part size, ETags */
     pthread_mutex_t lock;           /* guards m.etags and cap */
     uint64_t cap;                   /* ETag slots in m.etags */
@@ -2067,6 +2126,7 @@ struct s3_stream {
 
 static void stream_free(struct s3_stream *st)
 {
+    sky_objmeta_free(&st->meta);
     free(st->m.etags);
     free(st->m.upload_id);
     free(st->m.enc_upload_id);
@@ -2075,8 +2135,8 @@ static void stream_free(struct s3_stream *st)
     free(st);
 }
 
-static int s3_upload_begin(void *ctx, const char *path, const struct sky_attr *attr, void **up,
-                           struct sky_err *e)
+static int s3_upload_begin(void *ctx, const char *path, const struct sky_attr *attr,
+                           const struct sky_objmeta *meta, void **up, struct sky_err *e)
 {
     struct s3 *s = ctx;
     struct s3_stream *st = calloc(1, sizeof *st);
@@ -2087,6 +2147,8 @@ static int s3_upload_begin(void *ctx, const char *path, const struct sky_attr *a
     int rc = s3_locate(s, path, &st->l, e);
     if (rc == 0 && !*st->l.key)
         rc = sky_fail(e, EISDIR, "s3 '%s': POST %s: is a directory", s->name, path);
+    if (rc == 0 && meta && sky_objmeta_copy(&st->meta, meta) < 0)
+        rc = sky_fail(e, ENOMEM, "out of memory");
     if (rc < 0) {
         stream_free(st);
         return rc;
@@ -2096,7 +2158,7 @@ static int s3_upload_begin(void *ctx, const char *path, const struct sky_attr *a
     st->m = (struct mpu){ .s = s, .l = &st->l, .show = st->show, .fd = -1,
                           .part_size = S3_STREAM_PART };
     struct http_headers hdrs = {0};
-    rc = file_headers(&hdrs, &st->begun) < 0 ? sky_fail(e, ENOMEM, "out of memory")
+    rc = file_headers(&hdrs, &st->begun, &st->meta) < 0 ? sky_fail(e, ENOMEM, "out of memory")
                                              : mpu_begin(&st->m, &hdrs, e);
     http_headers_free(&hdrs);
     if (rc < 0) {
@@ -2199,7 +2261,8 @@ static int stream_complete(struct s3_stream *st, int fd, uint64_t nparts, uint64
 }
 
 static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
-                            const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+                            const struct sky_attr *attr, const struct sky_objmeta *meta,
+                            struct sky_attr *out, struct sky_err *e)
 {
     struct s3_stream *st = up;
     struct s3 *s = st->s;
@@ -2213,10 +2276,12 @@ static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
     }
     links_drop(s, st->l.bucket, st->l.key);
     struct sky_attr a = file_attr(attr);
-    if (!same_meta(&a, &st->begun)) {
+    if (!meta)
+        meta = &st->meta;
+    if (!same_meta(&a, &st->begun) || !sky_objmeta_same_stored(meta, &st->meta)) {
         struct http_headers hdrs = {0};
         char copied[SKY_ETAG_MAX] = "";
-        rc = file_headers(&hdrs, &a) < 0
+        rc = file_headers(&hdrs, &a, meta) < 0
                  ? sky_fail(e, ENOMEM, "out of memory")
                  : copy_object(s, st->l.bucket, st->l.key, &st->l, size, etag, &hdrs, copied,
                                st->show, e);
@@ -2955,7 +3020,7 @@ const struct sky_driver sky_driver_s3 = {
     .type = "s3",
     .summary = "Amazon S3 and compatible object stores (one bucket, or all of an account's)",
     .keys = s3_keys,
-    .caps = 0,
+    .caps = SKY_CAP_CONTENT_TYPE,
     .open = s3_open,
     .close = s3_close,
     .list = s3_list,

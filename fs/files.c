@@ -217,7 +217,10 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
         return;
     }
     struct sky_attr attr = upload_attr(&ent, of->obj, of->mtime_ns);
-    stream_begin(of->stream, blocks_path(of->obj), &attr, fd);
+    struct sky_objmeta om;
+    upmeta_for_upload(fs, of->cloud, &ent, blocks_path(of->obj), &om);
+    stream_begin(of->stream, blocks_path(of->obj), &attr, &om, fd);
+    sky_objmeta_free(&om);
     meta_entry_free(&ent);
 }
 
@@ -261,14 +264,16 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
     return rc;
 }
 
-/* Send the prepared file (fd) with attr: through its stream `st` when
- * there is one and it is still good, else whole with the driver's write. */
+/* Send the prepared file (fd) with attr and om: through its stream `st`
+ * when there is one and it is still good, else whole with the driver's
+ * write. */
 static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const struct sky_attr *attr,
-                     struct stream *st, struct sky_attr *out, struct sky_err *e)
+                     const struct sky_objmeta *om, struct stream *st, struct sky_attr *out,
+                     struct sky_err *e)
 {
     int rc = 1;
     if (st) {
-        rc = stream_finish(st, fd, attr->size, blocks_path(obj), attr, out, e);
+        rc = stream_finish(st, fd, attr->size, blocks_path(obj), attr, om, out, e);
         if (rc < 0 && rc != -EHOSTDOWN) {
             LOG_WARN("streamed upload of \"%s\" to cloud '%s' failed, uploading it whole: %s",
                      blocks_path(obj), c->cfg->name, e->msg);
@@ -276,7 +281,7 @@ static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const stru
         }
     }
     if (rc == 1) {
-        rc = c->drv->write(c->ctx, blocks_path(obj), fd, attr->size, attr, out, e);
+        rc = c->drv->write(c->ctx, blocks_path(obj), fd, attr->size, attr, om, out, e);
         cloud_note_result(c, rc, e);
     }
     return rc;
@@ -284,8 +289,10 @@ static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const stru
 
 /* Upload a dirty object for (cloud, entry).  `mtime_ns` is the time to
  * record; `etag` is the version to fetch missing blocks from; `st` its
- * started stream, if any (finished or dropped here).  On success the
- * entry's attributes in the metadata cache follow. */
+ * started stream, if any (finished or dropped here).  The object keeps
+ * the cloud metadata of the one it replaces, as known now (upmeta.c: a
+ * setxattr made while the file was written counts).  On success the
+ * entry's attributes and that metadata in the metadata cache follow. */
 static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
                   struct meta_entry *ent, int64_t mtime_ns, const char *etag, struct stream *st,
                   struct sky_attr *out, struct sky_err *e)
@@ -305,18 +312,20 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         return rc;
     }
     struct sky_attr attr = upload_attr(ent, obj, mtime_ns);
-    rc = send_file(c, obj, fd, &attr, st, out, e);
-    if (rc)
-        return rc;
-    rc = blocks_committed(obj, out->etag, e);
-    if (rc)
-        return rc;
-    /* Keep the POSIX attributes we asked for; take size and etag from the cloud. */
-    attr.size = out->size;
-    memcpy(attr.etag, out->etag, sizeof attr.etag);
-    meta_set_attr(fs->meta, ent->ino, &attr, skyfs_now(), NULL);
-    *out = attr;
-    return 0;
+    struct sky_objmeta om;
+    upmeta_for_upload(fs, c, ent, blocks_path(obj), &om);
+    rc = send_file(c, obj, fd, &attr, &om, st, out, e);
+    if (rc == 0)
+        rc = blocks_committed(obj, out->etag, e);
+    if (rc == 0) {
+        /* Keep the POSIX attributes we asked for; take size and etag from the cloud. */
+        attr.size = out->size;
+        memcpy(attr.etag, out->etag, sizeof attr.etag);
+        upmeta_record(fs, ent->ino, &attr, &om);
+        *out = attr;
+    }
+    sky_objmeta_free(&om);
+    return rc;
 }
 
 int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)

@@ -983,12 +983,13 @@ static struct ofile *ofile_of(struct fuse_file_info *fi)
 }
 
 /* Upload an empty object now so the file exists in the cloud (and in
- * listings) from the moment it is created, as s3fs and rclone do. */
+ * listings) from the moment it is created, as s3fs and rclone do, with
+ * the cloud metadata om (its content type). */
 static int create_empty(struct skyfs *fs, struct cloud *c, const char *path, struct sky_attr *a,
-                        struct sky_err *e)
+                        const struct sky_objmeta *om, struct sky_err *e)
 {
     struct sky_attr out;
-    int rc = c->drv->write(c->ctx, path, -1, 0, a, &out, e);
+    int rc = c->drv->write(c->ctx, path, -1, 0, a, om, &out, e);
     cloud_note_result(c, rc, e);
     if (!rc) {
         a->size = 0;
@@ -1009,10 +1010,15 @@ static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
     if (rc)
         return rc;
     struct sky_attr a;
+    struct sky_objmeta om;
     new_attr(req, SKY_FILE, mode, &a);
-    rc = create_empty(fs, *c, path, &a, e);
+    upmeta_for_new(*c, path, &om);
+    rc = create_empty(fs, *c, path, &a, &om, e);
     if (!rc)
         rc = add_child(fs, parent, name, &a, NULL, ent, e);
+    if (!rc)    /* the index knows its metadata: its first upload asks nothing */
+        upmeta_record(fs, ent->ino, &a, &om);
+    sky_objmeta_free(&om);
     free(path);
     meta_entry_free(&dir);
     return rc;

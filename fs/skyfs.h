@@ -7,7 +7,8 @@
  * context and health), and the table of open files.  fs/ops.c answers the
  * kernel with it; fs/files.c keeps open files and uploads them; fs/clouds.c
  * opens the drivers and tracks each cloud's health; fs/xattr.c answers
- * extended attributes.
+ * extended attributes; fs/upmeta.c chooses the cloud metadata (content
+ * type, user metadata) each upload stores.
  *
  * fs/ never knows which kind of cloud it serves: it calls the driver table.
  */
@@ -140,6 +141,30 @@ void files_mark_unlinked(struct skyfs *fs, uint64_t ino);
  * at mount and then again every 30 s, backing off from 5 s to 5 min while
  * uploads keep failing.  skyfs_close stops it. */
 void files_start_recovery(struct skyfs *fs);
+
+/* ---- upmeta.c: the cloud metadata of uploads ---------------------------- */
+
+/* The metadata a new file at `path` is created with: a content type from
+ * its name (when the cloud's objects carry one), no user items (has_user
+ * true).  Free with sky_objmeta_free. */
+void upmeta_for_new(const struct cloud *c, const char *path, struct sky_objmeta *out);
+
+/* The metadata an upload of `ent` (the file at `path`; ent->ino 0 when the
+ * cache has no entry) sends, so that a rewrite keeps what the object had:
+ * content type and user items from the cache, else from one get_meta call
+ * when the object exists (non-empty etag) and the cache does not know its
+ * user metadata.  A failed get_meta is logged and the upload goes on with
+ * what the cache has (-ENOENT: nothing to keep).  A file without a known
+ * content type gets one from its name.  Never fails (out of memory: less
+ * metadata); has_user is true.  Free with sky_objmeta_free. */
+void upmeta_for_upload(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                       const char *path, struct sky_objmeta *out);
+
+/* After a successful upload: record the new attributes of inode `ino` and
+ * the metadata sent with it (om) in the cache.  Errors are logged (an
+ * unknown inode is ignored). */
+void upmeta_record(struct skyfs *fs, uint64_t ino, const struct sky_attr *attr,
+                   const struct sky_objmeta *om);
 
 /* ---- xattr.c: extended attributes --------------------------------------- */
 

@@ -40,6 +40,7 @@ struct stream {
     bool queued;
     char *path;             /* set by stream_begin, then fixed */
     struct sky_attr attr;
+    struct sky_objmeta meta;    /* set by stream_begin, then fixed */
     int fd;
     void *up;               /* the driver's upload */
     struct stream *next;    /* in the queue */
@@ -116,6 +117,7 @@ static void stream_free(struct stream *s)
 {
     if (s->fd >= 0)
         close(s->fd);
+    sky_objmeta_free(&s->meta);
     free(s->path);
     free(s);
 }
@@ -139,7 +141,7 @@ static void run_begin(struct stream_pool *p, struct stream *s)
     pthread_mutex_unlock(&p->lock);
     struct sky_err e = { 0 };
     void *up = NULL;
-    int rc = drv->upload_begin(s->cloud->ctx, s->path, &s->attr, &up, &e);
+    int rc = drv->upload_begin(s->cloud->ctx, s->path, &s->attr, &s->meta, &up, &e);
     cloud_note_result(s->cloud, rc, &e);
     pthread_mutex_lock(&p->lock);
     s->beginning = false;
@@ -307,16 +309,20 @@ void stream_truncates(struct stream *s, uint64_t size)
     pthread_mutex_unlock(&p->lock);
 }
 
-void stream_begin(struct stream *s, const char *path, const struct sky_attr *attr, int fd)
+void stream_begin(struct stream *s, const char *path, const struct sky_attr *attr,
+                  const struct sky_objmeta *meta, int fd)
 {
     struct stream_pool *p = s->pool;
     char *copy = strdup(path);
+    struct sky_objmeta mcopy = { 0 };
+    bool meta_ok = !meta || sky_objmeta_copy(&mcopy, meta) == 0;
     pthread_mutex_lock(&p->lock);
     s->started = true;
     s->path = copy;
     s->attr = *attr;
+    s->meta = mcopy;
     s->fd = fd;
-    if (!copy)
+    if (!copy || !meta_ok)
         s->dead = true;
     queue_if_ready(p, s);
     pthread_mutex_unlock(&p->lock);
@@ -328,7 +334,8 @@ bool stream_started(const struct stream *s)
 }
 
 int stream_finish(struct stream *s, int fd, uint64_t size, const char *path,
-                  const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+                  const struct sky_attr *attr, const struct sky_objmeta *meta,
+                  struct sky_attr *out, struct sky_err *e)
 {
     struct stream_pool *p = s->pool;
     pthread_mutex_lock(&p->lock);
@@ -344,7 +351,7 @@ int stream_finish(struct stream *s, int fd, uint64_t size, const char *path,
         stream_drop(s);
         return 1;
     }
-    int rc = s->cloud->drv->upload_finish(s->up, fd, nparts, size, attr, out, e);
+    int rc = s->cloud->drv->upload_finish(s->up, fd, nparts, size, attr, meta, out, e);
     cloud_note_result(s->cloud, rc, e);
     s->up = NULL;
     stream_free(s);

@@ -73,21 +73,24 @@ bool stream_write_ends(struct stream *s, uint64_t off, uint64_t len, bool ok);
 /* Before truncating to `size` (not 0: files.c drops the stream then). */
 void stream_truncates(struct stream *s, uint64_t size);
 
-/* Begin the upload to `path` with metadata `attr` as known now; parts are
- * read from `fd`, which the stream takes over (and closes).  Returns at
- * once: a worker makes the request. */
-void stream_begin(struct stream *s, const char *path, const struct sky_attr *attr, int fd);
+/* Begin the upload to `path` with metadata `attr` as known now and the
+ * cloud metadata `meta` (copied; may be NULL) the object appears with;
+ * parts are read from `fd`, which the stream takes over (and closes).
+ * Returns at once: a worker makes the request. */
+void stream_begin(struct stream *s, const char *path, const struct sky_attr *attr,
+                  const struct sky_objmeta *meta, int fd);
 /* Has stream_begin been called? */
 bool stream_started(const struct stream *s);
 
 /* Finish a started stream and free it: wait for the parts being sent, then
  * have the driver send [sent, size) of `fd` (the file as synced by
- * blocks_prepare_upload) and commit with `attr`; *out as for the driver's
- * write.  `path` is where the file is now.  Returns 0, 1 when the stream
+ * blocks_prepare_upload) and commit with `attr` and the cloud metadata
+ * `meta` (may be NULL: stream_begin's); *out as for the driver's write.  `path` is where the file is now.  Returns 0, 1 when the stream
  * cannot be used (dead, renamed: nothing sent counts, upload the file
  * whole), or the driver's error (upload whole, unless unreachable). */
 int stream_finish(struct stream *s, int fd, uint64_t size, const char *path,
-                  const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e);
+                  const struct sky_attr *attr, const struct sky_objmeta *meta,
+                  struct sky_attr *out, struct sky_err *e);
 
 /* Let go of a stream: what was sent is aborted by a worker, which frees
  * it.  Returns at once. */

@@ -142,7 +142,8 @@ const char *mime_type_for(const char *name)
         ext[i++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
     ext[i] = 0;
     struct mime_ext key = { ext, NULL, 0 };
-    const struct mime_ext *hit = bsearch(&key, mime_table, mime_count, sizeof *mime_table,
-                                         mime_cmp);
+    const struct mime_ext *hit = mime_count ? bsearch(&key, mime_table, mime_count,
+                                                      sizeof *mime_table, mime_cmp)
+                                            : NULL;     /* no table (no such file) */
     return hit ? hit->type : MIME_DEFAULT;
 }

@@ -89,7 +89,7 @@ s3_dump=$(dump "$MNT/s3/note.txt")
 check "getfattr -d on s3 shows the user metadata" has_line 'user.color="blue"' "$s3_dump"
 check "getfattr -d on s3 shows the etag" grep -q "^user.skyfs.etag=" <(echo "$s3_dump")
 check "getfattr -d on s3 shows the content type" \
-    has_line 'user.skyfs.content_type="application/octet-stream"' "$s3_dump"
+    has_line 'user.skyfs.content_type="text/plain"' "$s3_dump"
 check "getfattr -d on s3 shows the storage class STANDARD" \
     has_line 'user.skyfs.storage_class="STANDARD"' "$s3_dump"
 check_eq "getfattr -d on s3 shows no POSIX metadata" 0 \
@@ -98,7 +98,7 @@ az_dump=$(dump "$MNT/az/note.txt")
 check "getfattr -d on az shows the user metadata" has_line 'user.color="blue"' "$az_dump"
 check "getfattr -d on az shows the etag" grep -q "^user.skyfs.etag=" <(echo "$az_dump")
 check "getfattr -d on az shows the content type" \
-    has_line 'user.skyfs.content_type="application/octet-stream"' "$az_dump"
+    has_line 'user.skyfs.content_type="text/plain"' "$az_dump"
 check "getfattr -d on az shows the access tier" \
     has_line 'user.skyfs.storage_class="Hot"' "$az_dump"
 check_eq "getfattr -d on az shows no POSIX metadata" 0 \
@@ -113,7 +113,7 @@ dump "$MNT/s3/note.txt" >/dev/null
 check_eq "a second getfattr -d within the ttl asks the cloud nothing" "$before" "$(requests s3)"
 check "setting user.skyfs.content_type (as cp -a does) is accepted" \
     setfattr -n user.skyfs.content_type -v text/x-else "$MNT/s3/note.txt"
-check_eq "and changes nothing" application/octet-stream \
+check_eq "and changes nothing" text/plain \
     "$(xattr user.skyfs.content_type "$MNT/s3/note.txt")"
 check_fails "removing it is refused" setfattr -x user.skyfs.content_type "$MNT/s3/note.txt"
 check_fails "Azure refuses a name in capitals (it would read back in lowercase)" \
@@ -138,7 +138,7 @@ check_eq "a key alone" "az/note.txt az/red.txt loc/note.txt s3/big.txt s3/note.t
     "$(search --meta color)"
 check_eq "no match is no output" "" "$(search --meta color=green)"
 check_eq "by content type" "az/note.txt az/red.txt s3/big.txt s3/note.txt " \
-    "$(search --meta color --content-type 'application/*')"
+    "$(search --meta color --content-type 'text/*')"
 check_eq "the .skyfs/search directory takes meta= too" "big.txt note.txt" \
     "$(ls "$MNT/.skyfs/search/cloud=s3&meta=color=blue" | tr '\n' ' ' | sed 's/ $//')"
 check "setfattr -x removes user metadata" setfattr -x user.color "$MNT/s3/note.txt"

@@ -27,6 +27,8 @@ struct fake {
     int fail_index;             /* this part fails; -1: none */
     uint64_t finish_nparts, finish_size;
     char path[64];
+    char begin_type[64], begin_color[16];   /* what upload_begin got as meta */
+    char finish_type[64];                   /* upload_finish's meta, "(none)" */
 };
 
 static struct fake fake;
@@ -44,12 +46,16 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int fake_begin(void *ctx, const char *path, const struct sky_attr *attr, void **up,
-                      struct sky_err *e)
+static int fake_begin(void *ctx, const char *path, const struct sky_attr *attr,
+                      const struct sky_objmeta *meta, void **up, struct sky_err *e)
 {
+    const struct sky_meta_item *color = meta ? sky_objmeta_find(meta, "color") : NULL;
     pthread_mutex_lock(&fake.lock);
     fake.begins++;
     snprintf(fake.path, sizeof fake.path, "%s", path);
+    snprintf(fake.begin_type, sizeof fake.begin_type, "%s",
+             meta && meta->content_type ? meta->content_type : "(none)");
+    snprintf(fake.begin_color, sizeof fake.begin_color, "%s", color ? color->value : "(none)");
     pthread_mutex_unlock(&fake.lock);
     *up = &fake;
     return 0;
@@ -74,10 +80,13 @@ static int fake_part(void *up, int fd, uint64_t index, struct sky_err *e)
 }
 
 static int fake_finish(void *up, int fd, uint64_t nparts, uint64_t size,
-                       const struct sky_attr *attr, struct sky_attr *out, struct sky_err *e)
+                       const struct sky_attr *attr, const struct sky_objmeta *meta,
+                       struct sky_attr *out, struct sky_err *e)
 {
     pthread_mutex_lock(&fake.lock);
     fake.finishes++;
+    snprintf(fake.finish_type, sizeof fake.finish_type, "%s",
+             !meta ? "(none)" : meta->content_type ? meta->content_type : "(no type)");
     fake.finish_nparts = nparts;
     fake.finish_size = size;
     pthread_mutex_unlock(&fake.lock);
@@ -150,7 +159,7 @@ static void write_parts(struct rig *r, struct stream *s, unsigned from, unsigned
         bool ok = pwrite(r->fd, buf, PS, (off_t)k * PS) == PS;
         if (stream_write_ends(s, (uint64_t)k * PS, PS, ok)) {
             struct sky_attr a = { .kind = SKY_FILE };
-            stream_begin(s, "dir/file", &a, dup(r->fd));
+            stream_begin(s, "dir/file", &a, NULL, dup(r->fd));
         }
     }
 }
@@ -196,7 +205,7 @@ static int finish(struct stream *s, struct rig *r, uint64_t size, const char *pa
 {
     struct sky_attr a = { .kind = SKY_FILE, .size = size }, out;
     struct sky_err e = { 0 };
-    return stream_finish(s, r->fd, size, path, &a, &out, &e);
+    return stream_finish(s, r->fd, size, path, &a, NULL, &out, &e);
 }
 
 TEST(stream_sends_parts_while_written)
@@ -311,4 +320,36 @@ TEST(stream_dropped_before_begin_sends_nothing)
     rig_close(&r);                      /* waits for the pool */
     CHECK_INT(fake.finishes, 0);
     CHECK_INT(fake.aborts, fake.begins);
+}
+
+TEST(stream_passes_cloud_metadata_to_begin_and_finish)
+{
+    struct rig r;
+    rig_open(&r);
+    struct stream *s = stream_track(r.pool, &r.cloud);
+    char buf[PS];
+    for (unsigned k = 0; k < 3; k++) {
+        memset(buf, (char)k, sizeof buf);
+        stream_write_begins(s, (uint64_t)k * PS);
+        bool ok = pwrite(r.fd, buf, PS, (off_t)k * PS) == PS;
+        if (stream_write_ends(s, (uint64_t)k * PS, PS, ok)) {
+            struct sky_attr a = { .kind = SKY_FILE };
+            struct sky_objmeta om = { .has_user = true };
+            CHECK_INT(sky_objmeta_set(&om.content_type, "image/png"), 0);
+            CHECK_INT(sky_objmeta_add_user(&om, "color", "blue", 4), 0);
+            stream_begin(s, "dir/pic.png", &a, &om, dup(r.fd));
+            sky_objmeta_free(&om);      /* the stream keeps its own copy */
+        }
+    }
+    CHECK(wait_parts(3));
+    CHECK_STR(fake.begin_type, "image/png");
+    CHECK_STR(fake.begin_color, "blue");
+    struct sky_objmeta final = { .has_user = true };
+    CHECK_INT(sky_objmeta_set(&final.content_type, "image/x-final"), 0);
+    struct sky_attr a = { .kind = SKY_FILE, .size = 3 * PS }, out;
+    struct sky_err e = { 0 };
+    CHECK_INT(stream_finish(s, r.fd, 3 * PS, "dir/pic.png", &a, &final, &out, &e), 0);
+    CHECK_STR(fake.finish_type, "image/x-final");
+    sky_objmeta_free(&final);
+    rig_close(&r);
 }

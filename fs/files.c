@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../lib/log.h"
 #include "stream.h"
@@ -218,9 +219,15 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
     }
     struct sky_attr attr = upload_attr(&ent, of->obj, of->mtime_ns);
     struct sky_objmeta om;
-    upmeta_for_upload(fs, of->cloud, &ent, blocks_path(of->obj), &om);
-    stream_begin(of->stream, blocks_path(of->obj), &attr, &om, fd);
-    sky_objmeta_free(&om);
+    struct sky_err e = { 0 };
+    if (upmeta_for_upload(fs, of->cloud, &ent, blocks_path(of->obj), &om, &e) == 0) {
+        stream_begin(of->stream, blocks_path(of->obj), &attr, &om, fd);
+        sky_objmeta_free(&om);
+    } else {
+        close(fd);
+        stream_drop(of->stream);        /* the upload at close will say why */
+        of->stream = NULL;
+    }
     meta_entry_free(&ent);
 }
 
@@ -313,7 +320,12 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
     }
     struct sky_attr attr = upload_attr(ent, obj, mtime_ns);
     struct sky_objmeta om;
-    upmeta_for_upload(fs, c, ent, blocks_path(obj), &om);
+    rc = upmeta_for_upload(fs, c, ent, blocks_path(obj), &om, e);
+    if (rc) {
+        if (st)
+            stream_drop(st);
+        return rc;
+    }
     rc = send_file(c, obj, fd, &attr, &om, st, out, e);
     if (rc == 0)
         rc = blocks_committed(obj, out->etag, e);

@@ -153,12 +153,16 @@ void upmeta_for_new(const struct cloud *c, const char *path, struct sky_objmeta 
  * cache has no entry) sends, so that a rewrite keeps what the object had:
  * content type and user items from the cache, else from one get_meta call
  * when the object exists (non-empty etag) and the cache does not know its
- * user metadata.  A failed get_meta is logged and the upload goes on with
- * what the cache has (-ENOENT: nothing to keep).  A file without a known
- * content type gets one from its name.  Never fails (out of memory: less
- * metadata); has_user is true.  Free with sky_objmeta_free. */
-void upmeta_for_upload(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
-                       const char *path, struct sky_objmeta *out);
+ * user metadata.  When that call fails for a reason that may pass (the
+ * cloud unreachable, a server error) this fails with its errno and e
+ * filled, and nothing is to be uploaded now (the journal retries later);
+ * -ENOENT means nothing to keep, a refusal (EACCES) is logged and the
+ * upload goes on with what the cache has.  A file without a known content
+ * type gets one from its name.  Out of memory gives less metadata, not an
+ * error.  On 0, has_user is true; free with sky_objmeta_free (on error
+ * *out holds nothing). */
+int upmeta_for_upload(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                      const char *path, struct sky_objmeta *out, struct sky_err *e);
 
 /* After a successful upload: record the new attributes of inode `ino` and
  * the metadata sent with it (om) in the cache.  Errors are logged (an

@@ -15,8 +15,11 @@
  * made while the file is written refreshes the cache (xattr.c), so the end
  * of the upload sends the metadata as it is then.
  *
- * Metadata never blocks an upload: when the HEAD fails, the file goes up
- * with what the cache knows (usually nothing) and one warning.  After the
+ * Metadata is never lost for a passing network failure: when that HEAD
+ * fails (the cloud unreachable, a server error), the upload fails with it
+ * and the journal retries the file later, as for a failed PUT.  Only a
+ * cloud that cannot tell (no get_meta, or a refusal: EACCES) gets the file
+ * without its old user metadata, with one warning.  After the
  * upload, what was sent is recorded in the cache with the new etag, so
  * `skyfs search --meta` keeps finding the file and getfattr needs no HEAD.
  *
@@ -46,16 +49,17 @@ void upmeta_for_new(const struct cloud *c, const char *path, struct sky_objmeta 
 }
 
 /* The metadata of the object behind `ent` from the cloud (one get_meta)
- * into *cloud: 0, 1 when there is nothing to keep (no such file), or -1
- * when it cannot be known (no get_meta, or after a warning).  An answer about the version the
- * cache has is stored, so the next upload of it (the end of a stream)
- * asks nothing. */
+ * into *cloud: 0, 1 when there is nothing to keep (no such file), 2 when
+ * it cannot be known (no get_meta, or refused: after a warning), or the
+ * driver's negative errno (e filled) when asking failed and may work
+ * later.  An answer about the version the cache has is stored, so the next
+ * upload of it (the end of a stream) asks nothing. */
 static int ask_cloud(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
-                     const char *path, struct sky_objmeta *cloud)
+                     const char *path, struct sky_objmeta *cloud, struct sky_err *err)
 {
     memset(cloud, 0, sizeof *cloud);
     if (!c->drv->get_meta || !c->ctx)
-        return -1;
+        return 2;
     struct sky_attr a;
     struct sky_err e = { 0 };
     int64_t asked = skyfs_now();
@@ -63,10 +67,15 @@ static int ask_cloud(struct skyfs *fs, struct cloud *c, const struct meta_entry 
     cloud_note_result(c, rc, &e);
     if (rc == -ENOENT)
         return 1;
-    if (rc) {
+    if (rc == -EACCES || rc == -EPERM) {
         LOG_WARN("cloud '%s': \"%s\" is uploaded without its previous user metadata, which "
                  "could not be read: %s", c->cfg->name, path, e.msg);
-        return -1;
+        return 2;
+    }
+    if (rc) {
+        *err = e;
+        sky_err_prefix(err, "reading the metadata to keep before uploading");
+        return rc;
     }
     if (a.kind != SKY_FILE) {
         sky_objmeta_free(cloud);        /* no longer a file: nothing to keep */
@@ -100,15 +109,19 @@ static void drop_user_items(struct sky_objmeta *m)
     m->content_type = type;
 }
 
-void upmeta_for_upload(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
-                       const char *path, struct sky_objmeta *out)
+int upmeta_for_upload(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                      const char *path, struct sky_objmeta *out, struct sky_err *e)
 {
     bool known;
     from_cache(fs, ent->ino, out, &known);
     if (!known && ent->attr.etag[0]) {
         /* the object exists and the cache does not know its user metadata */
         struct sky_objmeta cloud;
-        int rc = ask_cloud(fs, c, ent, path, &cloud);
+        int rc = ask_cloud(fs, c, ent, path, &cloud, e);
+        if (rc < 0) {
+            sky_objmeta_free(out);
+            return rc;
+        }
         if (rc == 0) {
             if (!cloud.content_type) {
                 cloud.content_type = out->content_type;
@@ -126,6 +139,7 @@ void upmeta_for_upload(struct skyfs *fs, struct cloud *c, const struct meta_entr
         sky_objmeta_set(&out->content_type, NULL);
     else if (!out->content_type)
         sky_objmeta_set(&out->content_type, mime_type_for(path));  /* NULL if out of memory */
+    return 0;
 }
 
 void upmeta_record(struct skyfs *fs, uint64_t ino, const struct sky_attr *attr,

@@ -20,8 +20,8 @@
 # which keeps nothing in POSIX either; it is not checked.)
 . "$(dirname "$0")/lib.sh"
 
-AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
-AZ_ACCOUNT=devstoreaccount1
+AZ_KEY=$AZURITE_KEY
+AZ_ACCOUNT=$AZURITE_ACCOUNT
 S3_PORT=$(free_port)
 AZ_PORT=$(free_port)
 S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
@@ -34,16 +34,7 @@ mkdir -p "$LOCAL"
 start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket keep || die "cannot start s3rver"
 start_azurite "$TEST_TMP/azurite" "$AZ_PORT" || die "cannot start Azurite"
 
-# an account SAS (version 2019-12-12) for curl, signed with openssl
-sas() {
-    local se=2099-01-01T00:00:00Z sv=2019-12-12 hexkey sig
-    hexkey=$(printf %s "$AZ_KEY" | base64 -d | od -An -vtx1 | tr -d ' \n')
-    sig=$(printf '%s\n' "$AZ_ACCOUNT" rwdlacup b sco "" "$se" "" "" "$sv" |
-        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hexkey" -binary | base64)
-    sig=$(printf %s "$sig" | sed 's/+/%2B/g; s|/|%2F|g; s/=/%3D/g')
-    echo "sv=$sv&ss=b&srt=sco&sp=rwdlacup&se=${se//:/%3A}&sig=$sig"
-}
-SAS=$(sas)
+SAS=$(azurite_sas)
 curl -sf -X PUT "$AZ_ENDPOINT/keep?restype=container&$SAS" -o /dev/null ||
     die "cannot create container keep"
 

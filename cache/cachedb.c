@@ -147,6 +147,26 @@ int cachedb_sync(struct cachedb *d, struct sky_err *e)
     return rc == SQLITE_OK ? 0 : cachedb_fail(d, rc, "syncing the journal", e);
 }
 
+bool cachedb_has_trigrams(void)
+{
+    return sqlite3_compileoption_used("ENABLE_FTS5") && sqlite3_libversion_number() >= 3034000;
+}
+
+int cachedb_has_table(struct cachedb *d, const char *name, bool *has, struct sky_err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(d->db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return cachedb_fail(d, rc, "reading the schema", e);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    *has = rc == SQLITE_ROW;
+    int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cachedb_fail(d, rc, "reading the schema", e);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 int cachedb_bind_text(sqlite3_stmt *st, int col, const char *s)
 {
     if (!s)

@@ -8,12 +8,13 @@
  * a readable sentence.  Callers serialize access with their own mutex; this
  * module takes no locks.
  *
- * Used only by cache/meta.c and cache/blocks.c.
+ * Used only by cache/ (meta.c, blocks.c; search.c for cachedb_has_trigrams).
  */
 #ifndef SKY_CACHEDB_H
 #define SKY_CACHEDB_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,14 @@ int cachedb_set_version(struct cachedb *d, int version, struct sky_err *e);
 /* Make every committed transaction durable (checkpoint; in WAL mode with
  * synchronous=NORMAL this syncs the log first). */
 int cachedb_sync(struct cachedb *d, struct sky_err *e);
+
+/* Whether this SQLite can build the trigram index of names: FTS5 compiled
+ * in (sqlite3_compileoption_used) and a version with the trigram
+ * tokenizer (3.34).  Without it, searches scan. */
+bool cachedb_has_trigrams(void);
+
+/* Whether the database has a table (or virtual table) named `name`. */
+int cachedb_has_table(struct cachedb *d, const char *name, bool *has, struct sky_err *e);
 
 /* Bind a C string (NULL binds SQL NULL) as TEXT without copying. */
 int cachedb_bind_text(sqlite3_stmt *st, int col, const char *s);

@@ -25,6 +25,24 @@
  * replaces the metadata too.  The same rule, written as CASE expressions in
  * the attribute update, forgets the content type, storage class and
  * meta_at unless the source of the new version says them again.
+ *
+ * The trigram index (schema version 4): `entry_trigrams`, an FTS5 table
+ * with the trigram tokenizer (case-folded) over the names, with `entries`
+ * as its external content and the inode as its rowid, lets cache/search.c
+ * find "names that contain these 3 characters" without a scan.  It is kept
+ * in step here, once per write transaction, not by triggers: FTS5 writes
+ * its pending terms to disk as a new segment whenever a statement opens a
+ * savepoint, which every statement that fires a trigger does, so index
+ * writes interleaved with our deletes and updates would cost a segment
+ * each (measured: 2-3x slower relisting).  Instead, inodes only grow, so
+ * the entries added by a transaction are those above the largest inode at
+ * its start (meta_begin), indexed in one statement at its end
+ * (meta_finish); an entry about to be deleted has its name queued in a
+ * temporary table, forgotten in one statement at the end too.  A rename
+ * updates the index at once (forget the old name, then add the new one).
+ * So at every commit the index holds exactly the names `entries` holds.
+ * Without FTS5 in the SQLite library there is no such table, nothing to
+ * maintain, and searches scan.
  */
 #include "meta.h"
 
@@ -36,12 +54,15 @@
 
 #include "cachedb.h"
 
-#define META_SCHEMA_VERSION 3
+#define META_SCHEMA_VERSION 4
 #define CHILDREN_PAGE 256
 
 struct meta {
     pthread_mutex_t lock;
     struct cachedb db;
+    bool trigrams;              /* entry_trigrams exists and is kept in step */
+    int64_t tri_mark;           /* in a write transaction: the last inode before it */
+    bool tri_gone;              /* ... names were queued in temp.trigram_gone */
 };
 
 #define ENTRY_COLS "ino,parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,has,etag," \
@@ -51,12 +72,20 @@ enum {
     Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
     Q_SET_LINK, Q_SET_LISTED, Q_FIND_PATH, Q_DELETE_INO, Q_DELETE_RANGE, Q_DELETE_CLOUD,
     Q_MOVE, Q_MOVE_RANGE, Q_OBJMETA_GET, Q_OBJMETA_SET, Q_USER_LIST, Q_USER_CLEAR,
-    Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_COUNT
+    Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
+    Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
+    Q_TRI_FORGET_INO, Q_TRI_ADD, Q_COUNT
 };
 
 /* In Q_UPDATE_ATTR: the entry stays what it was (?2 = new kind, ?9 = new
  * etag; 2 = SKY_DIR). */
 #define SAME_ENTRY "(kind=?2 AND (?2=2 OR etag=?9))"
+
+/* Queue the names of the entries selected by the condition that follows,
+ * indexed ones only (inode <= ?9, the last one before the transaction), to
+ * be removed from the trigram index at commit. */
+#define TRI_GONE "INSERT OR IGNORE INTO temp.trigram_gone(ino,name) " \
+                 "SELECT ino,name FROM entries WHERE ino<=?9 AND "
 
 static const char *const meta_sql[Q_COUNT] = {
     [Q_GET] = "SELECT " ENTRY_COLS " FROM entries WHERE ino=?1",
@@ -114,6 +143,21 @@ static const char *const meta_sql[Q_COUNT] = {
                       "AND meta_at=0 ORDER BY path",
     [Q_MISSING_UNDER] = "SELECT ino,path FROM entries WHERE cloud=?1 AND kind=1 AND meta_at=0 "
                         "AND (path=?2 OR (path>=?3 AND path<?4)) ORDER BY path",
+    /* the trigram index (see the top of this file): an external-content
+     * FTS5 table forgets a row only when told its rowid and the very name
+     * it was given */
+    [Q_MAX_INO] = "SELECT coalesce(max(ino),0) FROM entries",
+    [Q_TRI_GONE_INO] = TRI_GONE "ino=?1",
+    [Q_TRI_GONE_RANGE] = TRI_GONE "cloud=?1 AND path>=?2 AND path<?3",
+    [Q_TRI_GONE_CLOUD] = TRI_GONE "cloud=?1 AND path>''",
+    [Q_TRI_FORGET_GONE] = "INSERT INTO entry_trigrams(entry_trigrams,rowid,name) "
+                          "SELECT 'delete',ino,name FROM temp.trigram_gone",
+    [Q_TRI_CLEAR_GONE] = "DELETE FROM temp.trigram_gone",
+    [Q_TRI_ADD_NEW] = "INSERT INTO entry_trigrams(rowid,name) SELECT ino,name FROM entries "
+                      "WHERE ino>?1",
+    [Q_TRI_FORGET_INO] = "INSERT INTO entry_trigrams(entry_trigrams,rowid,name) "
+                         "SELECT 'delete',ino,name FROM entries WHERE ino=?1",
+    [Q_TRI_ADD] = "INSERT INTO entry_trigrams(rowid,name) VALUES(?1,?2)",
 };
 
 static const char meta_schema[] =
@@ -160,6 +204,25 @@ static const char meta_schema_v3[] =
     "CREATE TRIGGER entries_new_version AFTER UPDATE OF etag ON entries "
     " WHEN old.etag IS NOT new.etag "
     " BEGIN DELETE FROM user_meta WHERE ino=new.ino; END;";
+
+/* Version 4: the trigram index of names (see the top of this file), made
+ * by meta_prepare_schema when SQLite has FTS5, and filled from the rows
+ * already there.  Only the rowids are needed (the names are tested on the
+ * rows), so FTS5 keeps no positions (detail=none) and no sizes
+ * (columnsize=0).  It merges its segments 16 at a time instead of 4: with
+ * a segment per transaction, indexing 100,000 entries in listings of a
+ * thousand costs 13% fewer instructions, a query a tenth of a millisecond
+ * more. */
+static const char meta_trigrams[] =
+    "CREATE VIRTUAL TABLE entry_trigrams USING fts5(name, content='entries', "
+    "content_rowid='ino', tokenize='trigram case_sensitive 0', detail=none, columnsize=0);"
+    "INSERT INTO entry_trigrams(entry_trigrams, rank) VALUES('automerge', 16);"
+    "INSERT INTO entry_trigrams(entry_trigrams) VALUES('rebuild');";
+
+/* Per connection, in memory: the names to take out of the trigram index at
+ * the end of the write transaction (meta_update_trigrams). */
+static const char meta_trigram_queue[] =
+    "CREATE TEMP TABLE trigram_gone(ino INTEGER PRIMARY KEY, name TEXT NOT NULL);";
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -302,33 +365,61 @@ static int meta_get_dir_locked(struct meta *m, uint64_t ino, struct meta_entry *
 
 /* ---- changes (mutex held, inside a transaction where it matters) ------- */
 
-/* Delete everything below `path` in `cloud` (not the entry itself). */
+/* Statement `which`, with ?9 bound to the trigram mark when it has one. */
+static sqlite3_stmt *meta_stmt(struct meta *m, int which, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, which, e);
+    if (st && which >= Q_TRI_GONE_INO && which <= Q_TRI_GONE_CLOUD)
+        sqlite3_bind_int64(st, 9, m->tri_mark);
+    return st;
+}
+
+/* Run statement `which` on the entry `ino`. */
+static int meta_step_ino(struct meta *m, int which, uint64_t ino, const char *doing,
+                         struct sky_err *e)
+{
+    sqlite3_stmt *st = meta_stmt(m, which, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    return cachedb_done(&m->db, st, doing, e);
+}
+
+/* Run statement `which` on the paths of `cloud` in [lo, hi), or on the
+ * whole cloud but its root when lo is NULL. */
+static int meta_step_tree(struct meta *m, int which, const char *cloud, const char *lo,
+                          const char *hi, const char *doing, struct sky_err *e)
+{
+    sqlite3_stmt *st = meta_stmt(m, which, e);
+    if (!st)
+        return -e->code;
+    cachedb_bind_text(st, 1, cloud);
+    if (lo) {
+        cachedb_bind_text(st, 2, lo);
+        cachedb_bind_text(st, 3, hi);
+    }
+    return cachedb_done(&m->db, st, doing, e);
+}
+
+/* Delete everything below `path` in `cloud` (not the entry itself), their
+ * names queued for the trigram index first. */
 static int meta_drop_tree(struct meta *m, const char *cloud, const char *path,
                           struct sky_err *e)
 {
     if (!cloud)
         return sky_fail(e, EINVAL, "metadata cache: the root cannot be emptied");
-    sqlite3_stmt *st;
     char *lo = NULL, *hi = NULL;
-    if (!path[0]) {
-        st = cachedb_stmt(&m->db, Q_DELETE_CLOUD, e);
-        if (!st)
-            return -e->code;
-        cachedb_bind_text(st, 1, cloud);
-    } else {
-        if (meta_tree_bounds(path, &lo, &hi))
-            return meta_oom(e);
-        st = cachedb_stmt(&m->db, Q_DELETE_RANGE, e);
-        if (!st) {
-            free(lo);
-            free(hi);
-            return -e->code;
-        }
-        cachedb_bind_text(st, 1, cloud);
-        cachedb_bind_text(st, 2, lo);
-        cachedb_bind_text(st, 3, hi);
+    if (path[0] && meta_tree_bounds(path, &lo, &hi))
+        return meta_oom(e);
+    int rc = 0;
+    if (m->trigrams) {
+        rc = meta_step_tree(m, lo ? Q_TRI_GONE_RANGE : Q_TRI_GONE_CLOUD, cloud, lo, hi,
+                            "unindexing descendants", e);
+        m->tri_gone = true;
     }
-    int rc = cachedb_done(&m->db, st, "removing descendants", e);
+    if (rc == 0)
+        rc = meta_step_tree(m, lo ? Q_DELETE_RANGE : Q_DELETE_CLOUD, cloud, lo, hi,
+                            "removing descendants", e);
     free(lo);
     free(hi);
     return rc;
@@ -336,11 +427,12 @@ static int meta_drop_tree(struct meta *m, const char *cloud, const char *path,
 
 static int meta_delete_ino(struct meta *m, uint64_t ino, struct sky_err *e)
 {
-    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_DELETE_INO, e);
-    if (!st)
-        return -e->code;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-    return cachedb_done(&m->db, st, "removing an entry", e);
+    int rc = 0;
+    if (m->trigrams) {
+        rc = meta_step_ino(m, Q_TRI_GONE_INO, ino, "unindexing a name", e);
+        m->tri_gone = true;
+    }
+    return rc ? rc : meta_step_ino(m, Q_DELETE_INO, ino, "removing an entry", e);
 }
 
 /* Remove an entry and, if it is a directory, everything below it. */
@@ -349,6 +441,91 @@ static int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, co
 {
     int rc = kind == SKY_DIR ? meta_drop_tree(m, cloud, path, e) : 0;
     return rc ? rc : meta_delete_ino(m, ino, e);
+}
+
+/* An entry being renamed: its old name out of the trigram index now,
+ * before the move (an entry new in this transaction is not in it yet). */
+static int meta_unindex_name(struct meta *m, uint64_t ino, struct sky_err *e)
+{
+    if (!m->trigrams || (int64_t)ino > m->tri_mark)
+        return 0;
+    return meta_step_ino(m, Q_TRI_FORGET_INO, ino, "unindexing a name", e);
+}
+
+/* ... and its new name in, after the move (an entry new in this
+ * transaction is added at commit). */
+static int meta_index_name(struct meta *m, uint64_t ino, const char *new_name,
+                           struct sky_err *e)
+{
+    if (!m->trigrams || (int64_t)ino > m->tri_mark)
+        return 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_TRI_ADD, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    cachedb_bind_text(st, 2, new_name);
+    return cachedb_done(&m->db, st, "indexing a name", e);
+}
+
+/* ---- write transactions ------------------------------------------------- */
+
+/* BEGIN IMMEDIATE, and note where the trigram index stands: every entry
+ * after the largest inode now is new in this transaction. */
+static int meta_begin(struct meta *m, struct sky_err *e)
+{
+    int rc = cachedb_begin(&m->db, e);
+    if (rc || !m->trigrams)
+        return rc;
+    m->tri_gone = false;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_MAX_INO, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            m->tri_mark = sqlite3_column_int64(st, 0);
+        else
+            rc = cachedb_fail(&m->db, step, "starting a transaction", e);
+        sqlite3_reset(st);
+    }
+    if (rc)
+        cachedb_rollback(&m->db);
+    return rc;
+}
+
+/* Run statement `which`, which has no parameters. */
+static int meta_step(struct meta *m, int which, const char *doing, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, which, e);
+    return st ? cachedb_done(&m->db, st, doing, e) : -e->code;
+}
+
+/* Bring the trigram index up to date in one go (see the top of this
+ * file): the queued names out, the names of the new entries in. */
+static int meta_update_trigrams(struct meta *m, struct sky_err *e)
+{
+    int rc = 0;
+    if (m->tri_gone) {
+        rc = meta_step(m, Q_TRI_FORGET_GONE, "unindexing names", e);
+        if (rc == 0)
+            rc = meta_step(m, Q_TRI_CLEAR_GONE, "unindexing names", e);
+    }
+    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&m->db, Q_TRI_ADD_NEW, e);
+    if (!st)
+        return rc ? rc : -e->code;
+    sqlite3_bind_int64(st, 1, m->tri_mark);
+    return cachedb_done(&m->db, st, "indexing names", e);
+}
+
+/* Commit when rc is 0, else roll back; returns rc or the commit's error. */
+static int meta_finish(struct meta *m, int rc, struct sky_err *e)
+{
+    if (rc == 0 && m->trigrams)
+        rc = meta_update_trigrams(m, e);
+    if (rc == 0)
+        return cachedb_commit(&m->db, e);
+    cachedb_rollback(&m->db);
+    return rc;
 }
 
 static void meta_bind_attr(sqlite3_stmt *st, int first, const struct sky_attr *a)
@@ -496,33 +673,63 @@ static int meta_set_listed_locked(struct meta *m, uint64_t ino, int64_t when, st
 
 /* ---- open / close ------------------------------------------------------ */
 
+/* The schema version (0: a new database) and whether the trigram index
+ * exists. */
+static int meta_schema_state(struct meta *m, int *version, bool *has_trigrams,
+                             struct sky_err *e)
+{
+    int rc = cachedb_version(&m->db, version, e);
+    return rc ? rc : cachedb_has_table(&m->db, "entry_trigrams", has_trigrams, e);
+}
+
+/* Bring a database at schema `version` up to META_SCHEMA_VERSION but the
+ * trigram index, inside the caller's transaction: version 0 is a new
+ * database, 1 lacks the index on names, 2 the cloud metadata, 3 the
+ * trigram index (a skyfs that knows version 4 keeps it in step; an older
+ * one, which would not, refuses the database). */
+static int meta_upgrade(struct meta *m, int version, struct sky_err *e)
+{
+    int rc = 0;
+    if (version < 1)
+        rc = cachedb_exec(&m->db, meta_schema, e);
+    if (rc == 0 && version < 2)
+        rc = cachedb_exec(&m->db, meta_schema_v2, e);
+    if (rc == 0 && version < 3)
+        rc = cachedb_exec(&m->db, meta_schema_v3, e);
+    return rc ? rc : cachedb_set_version(&m->db, META_SCHEMA_VERSION, e);
+}
+
 static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_err *e)
 {
     int version;
-    int rc = cachedb_version(&m->db, &version, e);
+    bool has_trigrams;
+    int rc = meta_schema_state(m, &version, &has_trigrams, e);
     if (rc)
         return rc;
-    if (version == META_SCHEMA_VERSION)
-        return 0;
     if (version > META_SCHEMA_VERSION)
         return sky_fail(e, EPROTO, "metadata cache %s has schema version %d, newer than this "
                         "skyfs understands (%d); use a newer skyfs or delete the file",
                         db_path, version, META_SCHEMA_VERSION);
-    /* version 0: a new database; version 1 lacks the search index on names;
-     * version 2 lacks the cloud metadata. */
+    m->trigrams = cachedb_has_trigrams();
+    if (has_trigrams && !m->trigrams)
+        return sky_fail(e, EPROTO, "metadata cache %s has a name index that this SQLite library "
+                        "cannot update (it lacks FTS5); run skyfs with the SQLite it was built "
+                        "with, or delete the file", db_path);
+    if (version == META_SCHEMA_VERSION && has_trigrams == m->trigrams)
+        return 0;
+    /* again inside the write transaction: another process may have just
+     * done it */
     rc = cachedb_begin(&m->db, e);
-    if (rc == 0 && version == 0)
-        rc = cachedb_exec(&m->db, meta_schema, e);
     if (rc == 0)
-        rc = cachedb_exec(&m->db, meta_schema_v2, e);
-    if (rc == 0)
-        rc = cachedb_exec(&m->db, meta_schema_v3, e);
-    if (rc == 0)
-        rc = cachedb_set_version(&m->db, META_SCHEMA_VERSION, e);
+        rc = meta_schema_state(m, &version, &has_trigrams, e);
+    if (rc == 0 && version < META_SCHEMA_VERSION)
+        rc = meta_upgrade(m, version, e);
+    if (rc == 0 && m->trigrams && !has_trigrams)
+        rc = cachedb_exec(&m->db, meta_trigrams, e);
     if (rc == 0)
         return cachedb_commit(&m->db, e);
     cachedb_rollback(&m->db);
-    return sky_err_prefix(e, "creating %s", db_path);
+    return sky_err_prefix(e, "%s %s", version ? "upgrading" : "creating", db_path);
 }
 
 int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
@@ -533,6 +740,8 @@ int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
     int rc = cachedb_open(&m->db, db_path, "metadata cache", meta_sql, Q_COUNT, e);
     if (rc == 0)
         rc = meta_prepare_schema(m, db_path, e);
+    if (rc == 0 && m->trigrams)
+        rc = cachedb_exec(&m->db, meta_trigram_queue, e);
     if (rc) {
         cachedb_close(&m->db);
         free(m);
@@ -565,10 +774,10 @@ int meta_cloud_root(struct meta *m, const char *cloud, uint64_t *ino, struct sky
     if (rc == 0) {
         *ino = ent.ino;
         meta_entry_free(&ent);
-    } else if (rc == -ENOENT) {
+    } else if (rc == -ENOENT && (rc = meta_begin(m, e)) == 0) {
         struct meta_entry root = { .ino = META_ROOT_INO, .name = "", .path = "" };
         struct sky_attr a = { .kind = SKY_DIR };
-        rc = meta_insert(m, &root, cloud, &a, NULL, NULL, 0, ino, e);
+        rc = meta_finish(m, meta_insert(m, &root, cloud, &a, NULL, NULL, 0, ino, e), e);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -603,17 +812,14 @@ int meta_upsert(struct meta *m, uint64_t parent, const char *name, const struct 
         return sky_fail(e, EINVAL, "metadata cache: '%s': unknown kind", name);
     pthread_mutex_lock(&m->lock);
     struct meta_entry dir;
-    int rc = cachedb_begin(&m->db, e);
+    int rc = meta_begin(m, e);
     if (rc == 0)
         rc = meta_get_dir_locked(m, parent, &dir, e);
     if (rc == 0) {
         rc = meta_upsert_locked(m, &dir, name, attr, link, now, ino, e);
         meta_entry_free(&dir);
     }
-    if (rc == 0)
-        rc = cachedb_commit(&m->db, e);
-    else
-        cachedb_rollback(&m->db);
+    rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -812,13 +1018,10 @@ int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_diren
                          size_t n, int64_t now, struct sky_err *e)
 {
     pthread_mutex_lock(&m->lock);
-    int rc = cachedb_begin(&m->db, e);
+    int rc = meta_begin(m, e);
     if (rc == 0)
         rc = meta_replace_locked(m, parent, ents, n, now, e);
-    if (rc == 0)
-        rc = cachedb_commit(&m->db, e);
-    else
-        cachedb_rollback(&m->db);
+    rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -921,13 +1124,10 @@ static int meta_remove_locked(struct meta *m, uint64_t ino, struct sky_err *e)
 int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e)
 {
     pthread_mutex_lock(&m->lock);
-    int rc = cachedb_begin(&m->db, e);
+    int rc = meta_begin(m, e);
     if (rc == 0)
         rc = meta_remove_locked(m, ino, e);
-    if (rc == 0)
-        rc = cachedb_commit(&m->db, e);
-    else
-        cachedb_rollback(&m->db);
+    rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -1014,6 +1214,9 @@ static int meta_rename_locked(struct meta *m, uint64_t ino, uint64_t new_parent,
     }
     if (rc == 0 && !(new_path = meta_join(dst.path, new_name)))
         rc = meta_oom(e);
+    bool renamed = strcmp(src.name, new_name) != 0;
+    if (rc == 0 && renamed)
+        rc = meta_unindex_name(m, ino, e);
     if (rc == 0) {
         sqlite3_stmt *st = cachedb_stmt(&m->db, Q_MOVE, e);
         if (!st) {
@@ -1026,6 +1229,8 @@ static int meta_rename_locked(struct meta *m, uint64_t ino, uint64_t new_parent,
             rc = cachedb_done(&m->db, st, "moving an entry", e);
         }
     }
+    if (rc == 0 && renamed)
+        rc = meta_index_name(m, ino, new_name, e);
     if (rc == 0 && src.attr.kind == SKY_DIR)
         rc = meta_move_descendants(m, &src, new_path, e);
 out:
@@ -1042,13 +1247,10 @@ int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *n
         return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
                         new_name ? new_name : "(null)");
     pthread_mutex_lock(&m->lock);
-    int rc = cachedb_begin(&m->db, e);
+    int rc = meta_begin(m, e);
     if (rc == 0)
         rc = meta_rename_locked(m, ino, new_parent, new_name, e);
-    if (rc == 0)
-        rc = cachedb_commit(&m->db, e);
-    else
-        cachedb_rollback(&m->db);
+    rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -1063,7 +1265,7 @@ int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int
                         (unsigned long long)ino);
     pthread_mutex_lock(&m->lock);
     struct meta_entry ent;
-    int rc = cachedb_begin(&m->db, e);
+    int rc = meta_begin(m, e);
     if (rc == 0)
         rc = meta_get_locked(m, ino, &ent, e);
     if (rc == 0) {
@@ -1074,10 +1276,7 @@ int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int
                                   now, e);
         meta_entry_free(&ent);
     }
-    if (rc == 0)
-        rc = cachedb_commit(&m->db, e);
-    else
-        cachedb_rollback(&m->db);
+    rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -1256,13 +1455,10 @@ int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
         return sky_fail(e, EINVAL, "metadata cache: inode %llu: unknown kind",
                         (unsigned long long)ino);
     pthread_mutex_lock(&m->lock);
-    int rc = cachedb_begin(&m->db, e);
+    int rc = meta_begin(m, e);
     if (rc == 0)
         rc = meta_set_objmeta_locked(m, ino, attr, om, now, e);
-    if (rc == 0)
-        rc = cachedb_commit(&m->db, e);
-    else
-        cachedb_rollback(&m->db);
+    rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -1291,13 +1487,10 @@ int meta_set_user_item(struct meta *m, uint64_t ino, const char *key, const void
     if (!key || !*key)
         return sky_fail(e, EINVAL, "metadata cache: user metadata needs a key");
     pthread_mutex_lock(&m->lock);
-    int rc = cachedb_begin(&m->db, e);
+    int rc = meta_begin(m, e);
     if (rc == 0)
         rc = meta_set_user_item_locked(m, ino, key, value, len, e);
-    if (rc == 0)
-        rc = cachedb_commit(&m->db, e);
-    else
-        cachedb_rollback(&m->db);
+    rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }

@@ -15,6 +15,7 @@
 #ifndef SKY_SEARCH_H
 #define SKY_SEARCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,12 @@ void search_query_init(struct search_query *q);
  * which fail with -EPROTO and a sentence saying how to upgrade it. */
 int search_open(const char *db_path, struct search **out, struct sky_err *e);
 void search_close(struct search *s);
+
+/* Whether name patterns use the trigram index of names, which they do by
+ * default when the database has it and SQLite has FTS5.  `use` false makes
+ * every name pattern scan instead, with the same hits (to compare the
+ * two).  Returns whether the index is used from now on. */
+bool search_use_trigrams(struct search *s, bool use);
 
 int search_run(struct search *s, const struct search_query *q, search_hit_cb cb, void *arg,
                struct sky_err *e);

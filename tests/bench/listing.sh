@@ -20,7 +20,10 @@
 #   3. `skyfs search` over ROWS (default 1,000,000) synthetic rows inserted
 #      with python3's sqlite3 module into a metadata cache made by one mount
 #      of an empty local cloud (no mount afterwards: it would relist the
-#      empty folder and drop them).
+#      empty folder and drop them), then the trigram index of names rebuilt
+#      from them (skyfs keeps it in step itself; these rows bypass skyfs):
+#      names by prefix (the name index), by substring or suffix (the
+#      trigram index), size and mtime ranges, narrow and wide.
 #
 # For rows 1-2 each cell shows the wall time and the requests the server
 # answered during the command (lines of its log between two counts); the
@@ -43,7 +46,7 @@ while [ $# -gt 0 ]; do
         --dirs) LB_DIRS=${2:-}; shift 2 ;;
         --per-dir) LB_PER_DIR=${2:-}; shift 2 ;;
         --rows) LB_ROWS=${2:-}; shift 2 ;;
-        -h|--help) sed -n '4,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '4,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "listing.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -257,12 +260,17 @@ def files():
 con.executemany("INSERT INTO entries(parent,cloud,name,path,kind,size,mtime_ns) "
                 "VALUES(?,?,?,?,?,?,?)", files())
 con.execute("COMMIT")
-con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 print(con.execute("SELECT count(*) FROM entries WHERE cloud='syn' AND kind=1").fetchone()[0])
+if con.execute("SELECT 1 FROM sqlite_master WHERE name='entry_trigrams'").fetchone():
+    import time
+    t0 = time.time()
+    con.execute("INSERT INTO entry_trigrams(entry_trigrams) VALUES('rebuild')")
+    print("trigram index rebuilt in %.2f s" % (time.time() - t0))
+con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 con.close()
 EOF
         { record FAIL "insert $LB_ROWS synthetic rows" "$LOGS/synthetic.out"; return 1; }
-    record ok "insert $LB_ROWS synthetic rows: $(secs_since "$t0") s"
+    record ok "insert $LB_ROWS synthetic rows: $(secs_since "$t0") s ($(tail -n +2 "$LOGS/synthetic.out" | tr '\n' ' '))"
     SYN_CONF=$conf
 }
 
@@ -290,22 +298,39 @@ search_row() {
 bench_search() {
     echo "--- skyfs search over $LB_ROWS rows"
     make_synthetic_index || return
-    local min=9990000 counts
+    # sizes are (i * 7919) % 10^7, mtimes 1,600,000,000 + i seconds
+    local min=9990000 max=999 wide=1000 base=1600000000 counts
+    local newer=$((1600000000 + LB_ROWS - 1000)) older=$((1600000000 + 1000))
     # the expected hits, from the formulas the rows were made with
     counts=$("$PYTHON" -c "
 import fnmatch
 exts = ('.dat', '.txt', '.jpg', '.pdf')
 names = ['file%07d%s' % (i, exts[i % 4]) for i in range($LB_ROWS)]
+sizes = [(i * 7919) % 10**7 for i in range($LB_ROWS)]
 print(sum(fnmatch.fnmatchcase(n, 'file0012345.*') for n in names),
       sum(n.startswith('file00123') for n in names),
       sum('77777' in n for n in names),
-      sum((i * 7919) % 10**7 >= $min for i in range($LB_ROWS)))")
+      sum(fnmatch.fnmatchcase(n, '*0012345*') for n in names),
+      sum(fnmatch.fnmatchcase(n, '*778.jpg') for n in names),
+      sum(n.endswith('.jpg') and s >= $min for n, s in zip(names, sizes)),
+      sum(s >= $min for s in sizes),
+      sum(s <= $max for s in sizes),
+      sum(s >= $wide for s in sizes),
+      sum($base + i >= $newer for i in range($LB_ROWS)),
+      sum($base + i < $older for i in range($LB_ROWS)))")
     # shellcheck disable=SC2086 # one argument per count
     set -- $counts
     search_row "--name 'file0012345.*'" "$1" --name 'file0012345.*'
     search_row "--name 'file00123*'" "$2" --name 'file00123*'
     search_row "--iname '*77777*'" "$3" --iname '*77777*'
-    search_row "--min-size $min" "$4" --min-size "$min"
+    search_row "--name '*0012345*'" "$4" --name '*0012345*'
+    search_row "--name '*778.jpg'" "$5" --name '*778.jpg'
+    search_row "--name '*.jpg' --min-size $min" "$6" --name '*.jpg' --min-size "$min"
+    search_row "--min-size $min" "$7" --min-size "$min"
+    search_row "--type f --max-size $max" "$8" --type f --max-size "$max"
+    search_row "--min-size $wide (nearly all)" "$9" --min-size "$wide"
+    search_row "--type f --newer @$newer" "${10}" --type f --newer "@$newer"
+    search_row "--type f --older @$older" "${11}" --type f --older "@$older"
 }
 
 # ------------------------------------------------------------ the tables
@@ -358,7 +383,8 @@ write_results() {
         echo "  with a request of its own; skyfs takes them from the LIST pages (1,000 keys per page)."
         echo "- Row 5 runs \`skyfs index -c CONF\` with no mount; row 6 mounts that cache and walks it."
         echo "- Search: median of 3 runs of \`skyfs search -c CONF ...\`; rows inserted with"
-        echo "  python3's sqlite3 into the metadata cache of a mount of an empty local cloud."
+        echo "  python3's sqlite3 into the metadata cache of a mount of an empty local cloud,"
+        echo "  and its trigram index of names rebuilt from them."
         for t in "${NOTES[@]}"; do echo "- $t"; done
         echo
         echo "Versions:"

@@ -108,6 +108,17 @@ check_eq "search by mtime range" "docs/reports/2024/q2.PDF docs/reports/big.pdf 
 check_eq "search by cloud" "s3/report.pdf " "$(search --cloud s3 --type f)"
 check_eq "search by combined criteria" "docs/reports/big.pdf " \
     "$(search --iname '*.pdf' --cloud docs --min-size 1M)"
+check_eq "search by substring (the trigram index)" "docs/reports s3/report.pdf " \
+    "$(search --name '*epor*')"
+check_eq "search --iname with a class" "docs/reports/2024/q1.pdf docs/reports/2024/q2.PDF " \
+    "$(search --iname 'Q[12].pdf')"
+check "create a file through the mount" cp "$TEST_TMP/s3file" "$MNT/docs/draft-plan.txt"
+check "rename it through the mount" mv "$MNT/docs/draft-plan.txt" "$MNT/docs/final-plan.txt"
+check_eq "search finds it by its new name at once" "docs/final-plan.txt " \
+    "$(search --iname '*PLAN*')"
+check_eq "and no longer by its old one" "" "$(search --name '*draft*')"
+check "remove it through the mount" rm "$MNT/docs/final-plan.txt"
+check_eq "search no longer finds it" "" "$(search --name '*plan*')"
 check "search --long prints size, mtime and cloud" bash -c \
     "'$SKYFS' search -c '$CONF' --long --name big.pdf | grep -Eq '^- +2000000  2024-09-01 00:00:00  docs +$MNT/docs/reports/big.pdf\$'"
 check_fails "a bad search criterion is refused" "$SKYFS" search -c "$CONF" --min-size lots

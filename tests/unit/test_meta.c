@@ -858,8 +858,8 @@ TEST(meta_upgrades_a_version_2_database)
     CHECK_STR(items, "k=v");
     free(items);
     meta_close(m);
-    m = meta_test_open(dir);                    /* and opens again as version 3 */
-    CHECK_INT(count_rows(dir, "PRAGMA user_version"), 3);
+    m = meta_test_open(dir);                    /* and opens again as version 4 */
+    CHECK_INT(count_rows(dir, "PRAGMA user_version"), 4);
     meta_close(m);
     unit_rmtree(dir);
     free(dir);

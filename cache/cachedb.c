@@ -162,7 +162,8 @@ int cachedb_has_table(struct cachedb *d, const char *name, bool *has, struct sky
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     *has = rc == SQLITE_ROW;
-    int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cachedb_fail(d, rc, "reading the schema", e);
+    int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+              : cachedb_fail(d, rc, "reading the schema", e);
     sqlite3_finalize(st);
     return ret;
 }

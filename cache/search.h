@@ -8,7 +8,10 @@
  * works while a mount is running and never disturbs it, and runs one SQL
  * query built from the criteria below (all optional, all combined with AND).
  * User metadata, content type and storage class are only as complete as
- * the index (see `skyfs index --metadata`).
+ * the index (see `skyfs index --metadata`).  Name patterns with a run of
+ * 3 or more literal characters are answered from the trigram index of
+ * names when the database has one (schema 4 and FTS5), with the same hits
+ * as a scan.
  *
  * Used by tools/ (skyfs search) and fs/ (the .skyfs/search directory).
  */
@@ -33,8 +36,8 @@ struct search_meta_test {
 };
 
 struct search_query {
-    const char *name_glob;      /* shell pattern on the file name (case-sensitive) */
-    const char *iname_glob;     /* the same, case-insensitive */
+    const char *name_glob;      /* shell pattern on the file name (GLOB: * ? [a-z] [^a]) */
+    const char *iname_glob;     /* the same, ASCII letters in either case */
     const char *cloud;          /* only this cloud */
     const char *path_prefix;    /* only at or under this path inside the cloud */
     int kind;                   /* 0 = any, else SKY_FILE / SKY_DIR / SKY_LINK */

@@ -80,6 +80,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY     /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "cachedb.h"
@@ -94,6 +95,7 @@
 #define BLOCKS_WINDOW_MAX 16        /* readahead window, in blocks */
 #define BLOCKS_CHUNK_MIN (64u << 10) /* smallest unit of a partial block */
 #define BLOCKS_CHUNKS 64            /* most chunks per block: one 64-bit map */
+#define BLOCKS_IO_PIECE (64u << 10) /* buffer for hashing cached bytes */
 
 /* Per-block state bits. */
 #define B_PRESENT  0x01u   /* the bytes are in the data file */
@@ -418,6 +420,26 @@ static void blocks_punch(int fd, uint64_t off, uint64_t len)
 {
     if (len)
         (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+}
+
+/* The xxh3 of bytes [off, off+len) of fd, read in pieces (no buffer the
+ * size of a block): 0 or -errno. */
+static int blocks_hash_file(int fd, uint64_t off, uint64_t len, uint64_t *sum)
+{
+    unsigned char buf[BLOCKS_IO_PIECE];
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    while (len) {
+        size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
+        int rc = blocks_pread(fd, buf, n, off);
+        if (rc)
+            return rc;
+        XXH3_64bits_update(&st, buf, n);
+        off += n;
+        len -= n;
+    }
+    *sum = XXH3_64bits_digest(&st);
+    return 0;
 }
 
 static int blocks_mkdirs(const char *dir, struct sky_err *e)
@@ -840,13 +862,8 @@ static int obj_drop_chunks(struct blocks_obj *o, uint64_t idx, uint64_t mask, st
 /* 0 if block idx matches its checksum, 1 if not, or -errno. */
 static int obj_verify_block(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
 {
-    uint64_t len = obj_block_len(o, idx);
-    void *buf = malloc(len ? len : 1);
-    if (!buf)
-        return blocks_oom(e);
-    int rc = blocks_pread(o->fd, buf, len, idx << o->b->shift);
-    uint64_t sum = XXH3_64bits(buf, len);
-    free(buf);
+    uint64_t sum;
+    int rc = blocks_hash_file(o->fd, idx << o->b->shift, obj_block_len(o, idx), &sum);
     if (rc)
         return obj_io_fail(o, rc, "reading", e);
     if (sum != o->sum[idx])
@@ -862,23 +879,19 @@ static int obj_verify_chunks(struct blocks_obj *o, uint64_t idx, uint64_t mask, 
     mask &= o->parts[idx] & ~o->parts_ok[idx];
     if (!mask)
         return 0;
-    void *buf = malloc(1ull << o->b->chunk_shift);
-    if (!buf)
-        return blocks_oom(e);
     uint64_t bad = 0;
     int rc = 0;
     for (unsigned c = 0; rc == 0 && c < o->b->chunks; c++) {
         if (!(mask & (1ull << c)))
             continue;
-        uint64_t off, len;
+        uint64_t off, len, sum;
         obj_chunk_range(o, idx, c, &off, &len);
-        rc = blocks_pread(o->fd, buf, len, off);
-        if (rc == 0 && XXH3_64bits(buf, len) == o->chunk_sum[idx][c])
+        rc = blocks_hash_file(o->fd, off, len, &sum);
+        if (rc == 0 && sum == o->chunk_sum[idx][c])
             o->parts_ok[idx] |= 1ull << c;
         else if (rc == 0)
             bad |= 1ull << c;
     }
-    free(buf);
     if (rc)
         return obj_io_fail(o, rc, "reading", e);
     if (!bad)
@@ -902,30 +915,80 @@ static int obj_check_cached(struct blocks_obj *o, uint64_t idx, uint64_t want, s
     return obj_drop_block(o, idx, e);
 }
 
-/* Fetch [off, off+len) from the cloud into a buffer of its own (no lock is
- * needed: the object's size cannot change while the fetch is counted in
- * o->inflight or the lock is held). */
-static int obj_download(struct blocks_obj *o, uint64_t off, size_t len, blocks_fetch_fn fetch,
-                        void *arg, void **out, struct sky_err *e)
+/* One download as it arrives: each piece is written into the cache file
+ * at its place, and checksummed on the way in units (a chunk, or a whole
+ * block), so that a download costs no buffer of its size. */
+struct obj_sink {
+    struct blocks_obj *o;
+    uint64_t off, len;              /* the range, in the object */
+    uint64_t got;                   /* bytes written so far, from off */
+    uint64_t unit;                  /* bytes per checksum */
+    uint64_t sums[BLOCKS_CHUNKS];   /* checksums of the units done */
+    bool wrote;                     /* bytes went into the file */
+    int err;                        /* errno of a failed piece */
+    XXH3_state_t hash;              /* of the current unit */
+};
+
+static int obj_sink_fail(struct obj_sink *s, int err)
 {
-    *out = NULL;
+    s->err = err;
+    return -err;
+}
+
+/* The sink (blocks_sink_fn): called without o->lock, while the range is
+ * B_FETCHING (no reader or writer touches it). */
+static int obj_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
+{
+    struct obj_sink *s = arg;
+    if (pos == 0 && s->got) {               /* the fetch started over */
+        s->got = 0;
+        XXH3_64bits_reset(&s->hash);
+    }
+    if (pos != s->got || n > s->len - s->got)
+        return obj_sink_fail(s, EIO);
+    s->wrote = true;
+    int rc = blocks_pwrite(s->o->fd, data, n, s->off + pos);
+    if (rc)
+        return obj_sink_fail(s, -rc);
+    const unsigned char *p = data;
+    while (n) {
+        uint64_t room = s->unit - s->got % s->unit;
+        size_t take = n < room ? n : (size_t)room;
+        XXH3_64bits_update(&s->hash, p, take);
+        p += take;
+        n -= take;
+        s->got += take;
+        if (s->got % s->unit == 0 || s->got == s->len) {
+            s->sums[(s->got - 1) / s->unit] = XXH3_64bits_digest(&s->hash);
+            XXH3_64bits_reset(&s->hash);
+        }
+    }
+    return 0;
+}
+
+/* Fetch [off, off+len) from the cloud straight into the cache file, with a
+ * checksum per `unit` bytes in s->sums (no lock is needed: the object's
+ * size cannot change while the fetch is counted in o->inflight or the
+ * lock is held).  On failure the bytes may be in the file, unrecorded. */
+static int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64_t unit,
+                        blocks_fetch_fn fetch, void *arg, struct obj_sink *s,
+                        struct sky_err *e)
+{
+    *s = (struct obj_sink){ .o = o, .off = off, .len = len, .unit = unit ? unit : 1 };
+    XXH3_64bits_reset(&s->hash);
     if (!fetch)
         return sky_fail(e, EIO, "block cache: '%s': bytes at %llu are not cached", o->path,
                         (unsigned long long)off);
-    void *buf = malloc(len ? len : 1);
-    if (!buf)
-        return blocks_oom(e);
-    size_t got = 0;
-    int rc = fetch(arg, off, len, buf, &got, e);
-    if (rc == 0 && got != len)
-        rc = sky_fail(e, EIO, "block cache: '%s': the cloud returned %zu bytes at offset %llu, "
-                      "expected %zu", o->path, got, (unsigned long long)off, len);
-    if (rc) {
-        free(buf);
-        return rc < 0 ? rc : -EIO;
-    }
-    *out = buf;
-    return 0;
+    if (len == 0)
+        return 0;
+    int rc = fetch(arg, off, (size_t)len, obj_sink_take, s, e);
+    if (rc && s->err)
+        return obj_io_fail(o, -s->err, "writing", e);
+    if (rc == 0 && s->got != len)
+        rc = sky_fail(e, EIO, "block cache: '%s': the cloud returned %llu bytes at offset %llu, "
+                      "expected %llu", o->path, (unsigned long long)s->got,
+                      (unsigned long long)off, (unsigned long long)len);
+    return rc < 0 ? rc : rc ? -EIO : 0;
 }
 
 /* A store failed: forget block idx in memory (its bytes are punched out;
@@ -938,22 +1001,17 @@ static void obj_forget_stored(struct blocks_obj *o, uint64_t idx)
     o->st[idx] &= B_FETCHING;
 }
 
-/* Write a downloaded block into the cache file and record it (o->lock). */
-static int obj_store_block(struct blocks_obj *o, uint64_t idx, const void *buf,
-                           struct sky_err *e)
+/* A downloaded block, now in the cache file with checksum `sum`: record
+ * it (o->lock). */
+static int obj_store_block(struct blocks_obj *o, uint64_t idx, uint64_t sum, struct sky_err *e)
 {
-    uint64_t off = idx << o->b->shift;
-    size_t len = (size_t)obj_block_len(o, idx);
-    int rc = blocks_pwrite(o->fd, buf, len, off);
-    if (rc)
-        return obj_io_fail(o, rc, "writing", e);
     obj_account_block(o, idx, -1);
     obj_clear_partial(o, idx);
     o->st[idx] = B_PRESENT | B_VERIFIED | (o->st[idx] & B_FETCHING);
-    o->sum[idx] = XXH3_64bits(buf, len);
+    o->sum[idx] = sum;
     o->used[idx] = blocks_now();
     obj_account_block(o, idx, +1);
-    rc = obj_put_rows(o, &idx, 1, e);
+    int rc = obj_put_rows(o, &idx, 1, e);
     if (rc)
         obj_forget_stored(o, idx);
     return rc;
@@ -963,13 +1021,8 @@ static int obj_store_block(struct blocks_obj *o, uint64_t idx, const void *buf,
  * whole block with one checksum. */
 static int obj_promote(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
 {
-    uint64_t len = obj_block_len(o, idx);
-    void *buf = malloc(len ? len : 1);
-    if (!buf)
-        return blocks_oom(e);
-    int rc = blocks_pread(o->fd, buf, len, idx << o->b->shift);
-    uint64_t sum = XXH3_64bits(buf, len);
-    free(buf);
+    uint64_t sum;
+    int rc = blocks_hash_file(o->fd, idx << o->b->shift, obj_block_len(o, idx), &sum);
     if (rc)
         return obj_io_fail(o, rc, "reading", e);
     obj_account_block(o, idx, -1);
@@ -980,24 +1033,18 @@ static int obj_promote(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
     return obj_put_rows(o, &idx, 1, e);
 }
 
-/* Write downloaded chunks first..last of block idx (`buf`, from the start
- * of chunk `first`) into the cache file and record them with their
- * checksums.  A block whose chunks are then all present becomes whole. */
+/* Downloaded chunks first..last of block idx, now in the cache file with
+ * checksums sums[0..last-first]: record them.  A block whose chunks are
+ * then all present becomes whole. */
 static int obj_store_chunks(struct blocks_obj *o, uint64_t idx, unsigned first, unsigned last,
-                            const unsigned char *buf, size_t len, struct sky_err *e)
+                            const uint64_t *sums, struct sky_err *e)
 {
-    uint64_t off, clen;
-    obj_chunk_range(o, idx, first, &off, &clen);
-    int rc = blocks_pwrite(o->fd, buf, len, off);
-    if (rc)
-        return obj_io_fail(o, rc, "writing", e);
+    int rc;
     if (!o->chunk_sum[idx] && !(o->chunk_sum[idx] = calloc(o->b->chunks, sizeof(uint64_t))))
         return blocks_oom(e);           /* the bytes are there, unrecorded: harmless */
     obj_account_block(o, idx, -1);
     for (unsigned c = first; c <= last; c++) {
-        uint64_t coff;
-        obj_chunk_range(o, idx, c, &coff, &clen);
-        o->chunk_sum[idx][c] = XXH3_64bits(buf + (coff - off), clen);
+        o->chunk_sum[idx][c] = sums[c - first];
         o->parts[idx] |= 1ull << c;
         o->parts_ok[idx] |= 1ull << c;
     }
@@ -1036,19 +1083,35 @@ static void obj_download_end(struct blocks_obj *o, uint64_t idx)
 static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
                            bool unlocked, struct sky_err *e)
 {
-    size_t len = (size_t)obj_block_len(o, idx);
+    uint64_t len = obj_block_len(o, idx);
     if (unlocked)
         obj_download_begin(o, idx);
-    void *buf;
-    int rc = obj_download(o, idx << o->b->shift, len, fetch, arg, &buf, e);
+    struct obj_sink s;
+    int rc = obj_download(o, idx << o->b->shift, len, len, fetch, arg, &s, e);
     if (unlocked)
         pthread_mutex_lock(&o->lock);
     if (rc == 0)
-        rc = obj_store_block(o, idx, buf, e);
-    free(buf);
+        rc = obj_store_block(o, idx, s.sums[0], e);
+    else if (s.wrote)
+        blocks_punch(o->fd, idx << o->b->shift, len);     /* nothing of it is kept */
     if (unlocked)
         obj_download_end(o, idx);
     return rc;
+}
+
+/* A download of chunks first..last of partial block idx failed part way:
+ * the missing ones among them are punched out, and the present ones it may
+ * have written over are checked again before they are served. */
+static void obj_unfetch_chunks(struct blocks_obj *o, uint64_t idx, unsigned first,
+                               unsigned last)
+{
+    for (unsigned c = first; c <= last; c++) {
+        uint64_t off, len;
+        obj_chunk_range(o, idx, c, &off, &len);
+        if (!(o->parts[idx] & (1ull << c)))
+            blocks_punch(o->fd, off, len);
+        o->parts_ok[idx] &= ~(1ull << c);
+    }
 }
 
 /* Fetch the chunks of block idx from the first to the last of `missing`
@@ -1062,16 +1125,17 @@ static int obj_fetch_chunks(struct blocks_obj *o, uint64_t idx, uint64_t missing
     uint64_t off, len, last_off, last_len;
     obj_chunk_range(o, idx, first, &off, &len);
     obj_chunk_range(o, idx, last, &last_off, &last_len);
-    size_t span = (size_t)(last_off + last_len - off);
+    uint64_t span = last_off + last_len - off;
     if (unlocked)
         obj_download_begin(o, idx);
-    void *buf;
-    int rc = obj_download(o, off, span, fetch, arg, &buf, e);
+    struct obj_sink s;
+    int rc = obj_download(o, off, span, 1ull << o->b->chunk_shift, fetch, arg, &s, e);
     if (unlocked)
         pthread_mutex_lock(&o->lock);
     if (rc == 0)
-        rc = obj_store_chunks(o, idx, first, last, buf, span, e);
-    free(buf);
+        rc = obj_store_chunks(o, idx, first, last, s.sums, e);
+    else if (s.wrote)
+        obj_unfetch_chunks(o, idx, first, last);
     if (unlocked)
         obj_download_end(o, idx);
     return rc;
@@ -2009,13 +2073,7 @@ static int obj_compute_sums(struct blocks_obj *o, struct sky_err *e)
     for (uint64_t i = 0; i < o->nblocks; i++) {
         if (!(o->st[i] & B_PRESENT) || (o->st[i] & B_VERIFIED))
             continue;
-        uint64_t len = obj_block_len(o, i);
-        void *buf = malloc(len ? len : 1);
-        if (!buf)
-            return blocks_oom(e);
-        int rc = blocks_pread(o->fd, buf, len, i << o->b->shift);
-        o->sum[i] = XXH3_64bits(buf, len);
-        free(buf);
+        int rc = blocks_hash_file(o->fd, i << o->b->shift, obj_block_len(o, i), &o->sum[i]);
         if (rc)
             return obj_io_fail(o, rc, "reading", e);
     }

@@ -47,9 +47,12 @@
  * the last one ended (within a block: the kernel's reads may arrive out
  * of order) continue it.  Sequential reads fetch whole blocks and grow a
  * window of blocks, up to 16, that background fetcher threads download in
- * parallel: at most 4 per object and 8 threads in all; memory stays
- * bounded at one block-sized buffer per running download, written to the
- * cache file as soon as it arrives.  Any other read is random: it resets
+ * parallel: at most 4 per object and 8 threads in all.  Downloads go
+ * into the cache file piece by piece as they arrive (the fetch callback
+ * hands over pieces; see blocks_fetch_fn), checksummed on the way, so a
+ * download holds no buffer of a block's size; a block (or chunk) is
+ * marked present only once all of it arrived, and a download that fails
+ * part way leaves nothing of it present.  Any other read is random: it resets
  * the window and fetches only the chunks it needs.  A background fetch
  * pins its object, so
  * neither release nor eviction takes the blocks away under it.
@@ -78,11 +81,21 @@
 struct blocks;
 struct blocks_obj;
 
-/* Fetch `len` bytes at `off` of the object from the cloud into buf.  Must
- * return 0 and set *got (short only at end of object) or a negative errno
- * with e filled. */
-typedef int (*blocks_fetch_fn)(void *arg, uint64_t off, size_t len, void *buf,
-                               size_t *got, struct sky_err *e);
+/* Takes `n` bytes of a fetch, found at offset `pos` of the range fetched
+ * (pos 0 is the fetch's `off`): 0, or a negative errno when the fetch must
+ * stop (blocks_fetch_fn then returns it). */
+typedef int (*blocks_sink_fn)(void *sink_arg, uint64_t pos, const void *data, size_t n);
+
+/* Fetch `len` bytes at `off` of the object from the cloud, handing them to
+ * sink(sink_arg, ...) as they arrive: in order and back to back, except
+ * that a fetch that retries may start again at pos 0 (the sink then takes
+ * the bytes again).  Must return 0 once they were all handed over (fewer
+ * only at the end of the object), or a negative errno with e filled (the
+ * sink's own errno when it stopped the fetch).  The block cache writes
+ * each piece into its file as it comes, so a download costs no buffer of
+ * its size. */
+typedef int (*blocks_fetch_fn)(void *arg, uint64_t off, size_t len, blocks_sink_fn sink,
+                               void *sink_arg, struct sky_err *e);
 
 struct blocks_stats {
     uint64_t objects;

@@ -1921,34 +1921,71 @@ static int obj_ensure_range(struct blocks_obj *o, uint64_t off, uint64_t end, bo
     return 0;
 }
 
+/* With o->lock held: make what a read of [off, off+len) gets usable (and
+ * queue readahead); *n = the bytes it gets (0 at or past the end). */
+static int obj_prepare_read(struct blocks_obj *o, uint64_t off, size_t len,
+                            const struct blocks_fetcher *f, size_t *n, struct sky_err *e)
+{
+    int rc = 1;
+    bool tracked = false, random = false;
+    while (rc == 1) {
+        rc = 0;
+        *n = 0;
+        if (off >= o->size || len == 0)
+            break;
+        *n = o->size - off < len ? (size_t)(o->size - off) : len;
+        if (!tracked) {
+            uint64_t window = obj_track_access(o, off, *n);
+            obj_read_ahead(o, ((off + *n - 1) >> o->b->shift) + 1, window, f);
+            random = window == 0;
+            tracked = true;
+        }
+        rc = obj_ensure_range(o, off, off + *n, random, f, e);
+    }
+    return rc;
+}
+
+/* The end of a read: keep the limits when it fetched. */
+static void obj_read_done(struct blocks_obj *o, uint64_t misses_before)
+{
+    if (__atomic_load_n(&o->b->misses, __ATOMIC_RELAXED) != misses_before)
+        blocks_evict(o->b, NULL);
+}
+
 int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
                       const struct blocks_fetcher *f, struct sky_err *e)
 {
     *got = 0;
     uint64_t misses = __atomic_load_n(&o->b->misses, __ATOMIC_RELAXED);
     pthread_mutex_lock(&o->lock);
-    int rc = 1;
-    bool tracked = false, random = false;
-    while (rc == 1) {
-        rc = 0;
-        if (off >= o->size || len == 0)
-            break;
-        size_t n = o->size - off < len ? (size_t)(o->size - off) : len;
-        if (!tracked) {
-            uint64_t window = obj_track_access(o, off, n);
-            obj_read_ahead(o, ((off + n - 1) >> o->b->shift) + 1, window, f);
-            random = window == 0;
-            tracked = true;
-        }
-        rc = obj_ensure_range(o, off, off + n, random, f, e);
-        if (rc == 0 && (rc = blocks_pread(o->fd, buf, n, off)) != 0)
-            rc = obj_io_fail(o, rc, "reading", e);
-        if (rc == 0)
-            *got = n;
-    }
+    size_t n;
+    int rc = obj_prepare_read(o, off, len, f, &n, e);
+    if (rc == 0 && n && (rc = blocks_pread(o->fd, buf, n, off)) != 0)
+        rc = obj_io_fail(o, rc, "reading", e);
+    if (rc == 0)
+        *got = n;
     pthread_mutex_unlock(&o->lock);
-    if (__atomic_load_n(&o->b->misses, __ATOMIC_RELAXED) != misses)
-        blocks_evict(o->b, NULL);           /* fetched: keep the limits */
+    obj_read_done(o, misses);
+    return rc;
+}
+
+int blocks_read_to(struct blocks_obj *o, uint64_t off, size_t len,
+                   const struct blocks_fetcher *f, blocks_emit_fn emit, void *emit_arg,
+                   struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    uint64_t misses = __atomic_load_n(&b->misses, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&b->lock);
+    o->refs++;          /* once emit answered, the caller's own pin may go at once */
+    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_lock(&o->lock);
+    size_t n;
+    int rc = obj_prepare_read(o, off, len, f, &n, e);
+    if (rc == 0)
+        emit(emit_arg, o->fd, off, n);
+    pthread_mutex_unlock(&o->lock);
+    obj_read_done(o, misses);
+    blocks_release(o);
     return rc;
 }
 
@@ -1969,8 +2006,8 @@ void blocks_cancel_ahead(struct blocks_obj *o)
     pthread_mutex_unlock(&o->lock);
 }
 
-int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
-                 blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_copy_fn copy,
+                      void *copy_arg, blocks_fetch_fn fetch, void *arg, struct sky_err *e)
 {
     if (len == 0)
         return 0;
@@ -1987,13 +2024,25 @@ int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len
         rc = obj_grow(o, end, fetch, arg, e);
     if (rc == 0)
         rc = obj_prepare_edges(o, off, end, fetch, arg, e);
-    if (rc == 0 && (rc = blocks_pwrite(o->fd, buf, len, off)) != 0)
+    if (rc == 0 && (rc = copy(copy_arg, o->fd, off, len)) != 0)
         rc = obj_io_fail(o, rc, "writing", e);
     if (rc == 0)
         rc = obj_mark_written(o, off, end, e);
     o->write_gen++;
     pthread_mutex_unlock(&o->lock);
     return rc;
+}
+
+/* blocks_copy_fn for a buffer in memory. */
+static int blocks_copy_mem(void *arg, int fd, uint64_t at, size_t len)
+{
+    return blocks_pwrite(fd, arg, len, at);
+}
+
+int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
+                 blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    return blocks_write_from(o, off, len, blocks_copy_mem, (void *)buf, fetch, arg, e);
 }
 
 int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, void *arg,

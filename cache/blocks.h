@@ -157,6 +157,19 @@ int blocks_read(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_
 int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
                       const struct blocks_fetcher *f, struct sky_err *e);
 
+/* Hands a read's bytes over where they are: `n` bytes at offset `off` of
+ * the cache file `fd` (n is 0 at or past the end of the object).  Runs
+ * under the object's lock, so the bytes stay in place during the call: it
+ * must copy or send them (pread, splice), and not call into the object. */
+typedef void (*blocks_emit_fn)(void *emit_arg, int fd, uint64_t off, size_t n);
+
+/* blocks_read_ahead without the copy into a buffer: on success emit(...)
+ * was called once with the bytes of [off, off+len) that exist.  On failure
+ * it was not called. */
+int blocks_read_to(struct blocks_obj *o, uint64_t off, size_t len,
+                   const struct blocks_fetcher *f, blocks_emit_fn emit, void *emit_arg,
+                   struct sky_err *e);
+
 /* Cancel the object's queued readahead and wait for its running background
  * fetches: afterwards none uses a fetch arg cloned for this object.  Call
  * before the last release when what the args point to (a cloud
@@ -168,6 +181,16 @@ void blocks_cancel_ahead(struct blocks_obj *o);
  * written blocks are whole and dirty.  Journals the object as dirty. */
 int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
                  blocks_fetch_fn fetch, void *arg, struct sky_err *e);
+
+/* Puts the `len` bytes a write brings at offset `at` of the cache file
+ * `fd` (pwrite, or a splice from a pipe): 0 or -errno.  Runs under the
+ * object's lock. */
+typedef int (*blocks_copy_fn)(void *copy_arg, int fd, uint64_t at, size_t len);
+
+/* blocks_write with the bytes coming from copy(copy_arg, ...) rather than
+ * a buffer. */
+int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_copy_fn copy,
+                      void *copy_arg, blocks_fetch_fn fetch, void *arg, struct sky_err *e);
 
 /* Set the object's size (shrink or grow with zeros).  Journals as dirty. */
 int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, void *arg,

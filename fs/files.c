@@ -196,8 +196,8 @@ void files_mark_unlinked(struct skyfs *fs, uint64_t ino)
     pthread_mutex_unlock(&fs->files_lock);
 }
 
-int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, void *buf,
-               size_t *got, struct sky_err *e)
+int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
+               blocks_emit_fn emit, void *emit_arg, struct sky_err *e)
 {
     struct fetch_ctx f;
     pthread_mutex_lock(&of->lock);
@@ -205,7 +205,7 @@ int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, voi
     pthread_mutex_unlock(&of->lock);
     struct blocks_fetcher fetcher = { .fetch = fetch_from_cloud, .arg = &f,
                                       .clone = fetch_clone, .drop = fetch_drop };
-    return blocks_read_ahead(of->obj, off, len, buf, got, &fetcher, e);
+    return blocks_read_to(of->obj, off, len, &fetcher, emit, emit_arg, e);
 }
 
 /* The attributes an upload of obj records. */
@@ -240,8 +240,8 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
     meta_entry_free(&ent);
 }
 
-int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *buf, size_t len,
-                struct sky_err *e)
+int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, blocks_copy_fn copy,
+                void *copy_arg, struct sky_err *e)
 {
     struct fetch_ctx f;
     pthread_mutex_lock(&of->lock);
@@ -251,7 +251,7 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *bu
         of->stream = stream_track(fs->streams, of->cloud);
     if (of->stream)
         stream_write_begins(of->stream, off);
-    int rc = blocks_write(of->obj, off, buf, len, fetch_from_cloud, &f, e);
+    int rc = blocks_write_from(of->obj, off, len, copy, copy_arg, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = skyfs_now();
     if (of->stream && stream_write_ends(of->stream, off, len, rc == 0))

@@ -105,6 +105,7 @@
 #define B_USED     0x10u   /* last use not yet written to SQLite */
 #define B_FETCHING 0x20u   /* being downloaded without the object lock */
 #define B_QUEUED   0x40u   /* waiting for a background fetcher (readahead) */
+#define B_WARMING  0x80u   /* cached, not yet verified, asked from the disk ahead */
 
 struct blocks_name {                /* a path the object had before a rename */
     struct blocks_name *next;
@@ -429,6 +430,8 @@ static int blocks_hash_file(int fd, uint64_t off, uint64_t len, uint64_t *sum)
     unsigned char buf[BLOCKS_IO_PIECE];
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
+    if (len > sizeof buf)       /* one large read from the disk, not many small ones */
+        posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
     while (len) {
         size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
         int rc = blocks_pread(fd, buf, n, off);
@@ -1895,6 +1898,23 @@ static void obj_read_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
     }
 }
 
+/* The cached blocks among the next few that a sequential reader will
+ * verify (hash) first: start reading them from the disk now, in large
+ * requests, so that checking block i does not wait for the disk. */
+static void obj_warm_ahead(struct blocks_obj *o, uint64_t from, uint64_t window)
+{
+    if (window > BLOCKS_AHEAD_PER_OBJ)
+        window = BLOCKS_AHEAD_PER_OBJ;
+    uint64_t end = from + window < o->nblocks ? from + window : o->nblocks;
+    for (uint64_t i = from; i < end; i++) {
+        if ((o->st[i] & (B_PRESENT | B_VERIFIED | B_DIRTY | B_WARMING)) != B_PRESENT)
+            continue;
+        posix_fadvise(o->fd, (off_t)(i << o->b->shift), (off_t)obj_block_len(o, i),
+                      POSIX_FADV_WILLNEED);
+        o->st[i] |= B_WARMING;
+    }
+}
+
 /* ---- public: reading and writing ----------------------------------------- */
 
 static int blocks_make_room(struct blocks *b, uint64_t need, struct sky_err *e);  /* eviction */
@@ -1936,7 +1956,10 @@ static int obj_prepare_read(struct blocks_obj *o, uint64_t off, size_t len,
         *n = o->size - off < len ? (size_t)(o->size - off) : len;
         if (!tracked) {
             uint64_t window = obj_track_access(o, off, *n);
-            obj_read_ahead(o, ((off + *n - 1) >> o->b->shift) + 1, window, f);
+            uint64_t next = ((off + *n - 1) >> o->b->shift) + 1;
+            obj_read_ahead(o, next, window, f);
+            if (window)
+                obj_warm_ahead(o, next, window);
             random = window == 0;
             tracked = true;
         }

@@ -62,10 +62,21 @@
  * last release (only then can anything become evictable), so readers of
  * a large open file do not rescan the LRU index on every fetch.
  *
- * Readahead.  struct blocks_pool is a FIFO of jobs (object pinned, block
- * index, a cloned fetch arg) served by up to BLOCKS_FETCHERS threads
- * started on demand.  A queued block is B_QUEUED; a reader that needs it
- * first takes it over (clears the bit; the job then does nothing).
+ * Readahead.  struct blocks_pool is a FIFO of jobs (object pinned, a run
+ * of block indexes, a cloned fetch arg) served by up to BLOCKS_FETCHERS
+ * threads started on demand.  A queued block is B_QUEUED; a reader that
+ * needs it first takes it over (clears the bit; the job then skips it and
+ * fetches only the first run of blocks still queued).  A run downloads in
+ * one ranged read (obj_fetch_run): the sink checksums it block by block
+ * and keeps each block as it completes (obj_run_block_done takes o->lock
+ * for that; the download itself runs without it).  Present blocks a
+ * sequential reader is about to verify are asked from the disk ahead
+ * (obj_warm_ahead, B_WARMING).
+ *
+ * Downloads (struct obj_sink) never hold a block in memory: pieces are
+ * pwritten at their offsets and hashed as they come; a block or chunk is
+ * marked present only once all of it is there, and whatever a failed
+ * download wrote is punched out again.
  */
 #include "blocks.h"
 
@@ -92,6 +103,7 @@
 #define BLOCKS_FETCHERS 8           /* background fetcher threads, in all */
 #define BLOCKS_AHEAD_PER_OBJ 4      /* background fetches per object */
 #define BLOCKS_QUEUE_MAX 64         /* queued background fetches, in all */
+#define BLOCKS_RUN_BYTES (16u << 20) /* most bytes one background fetch asks for */
 #define BLOCKS_WINDOW_MAX 16        /* readahead window, in blocks */
 #define BLOCKS_CHUNK_MIN (64u << 10) /* smallest unit of a partial block */
 #define BLOCKS_CHUNKS 64            /* most chunks per block: one 64-bit map */
@@ -168,11 +180,12 @@ struct blocks {
     bool evict_stuck;       /* the last eviction left only pinned or dirty data; b->lock */
 };
 
-/* One background fetch: block idx of o (pinned), with its own fetch arg. */
+/* One background fetch: blocks idx.. of o (pinned), with its own fetch
+ * arg. */
 struct blocks_job {
     struct blocks_job *next;
     struct blocks_obj *o;
-    uint64_t idx;
+    uint64_t idx, count;            /* blocks idx..idx+count-1 */
     blocks_fetch_fn fetch;
     void *arg;
     void (*drop)(void *arg);
@@ -930,6 +943,14 @@ struct obj_sink {
     bool wrote;                     /* bytes went into the file */
     int err;                        /* errno of a failed piece */
     XXH3_state_t hash;              /* of the current unit */
+    /* Optional: called (without o->lock) as each unit completes, so that
+     * it can be kept at once (0, or -errno to stop the fetch).  The units
+     * it took are then `kept`: a fetch that starts over does not write
+     * them again, and must bring the same bytes. */
+    int (*unit_done)(struct obj_sink *s, unsigned unit);
+    unsigned kept;
+    uint64_t first;                 /* for unit_done: the block of unit 0 */
+    struct sky_err *e;
 };
 
 static int obj_sink_fail(struct obj_sink *s, int err)
@@ -949,21 +970,34 @@ static int obj_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
     }
     if (pos != s->got || n > s->len - s->got)
         return obj_sink_fail(s, EIO);
-    s->wrote = true;
-    int rc = blocks_pwrite(s->o->fd, data, n, s->off + pos);
-    if (rc)
-        return obj_sink_fail(s, -rc);
     const unsigned char *p = data;
     while (n) {
-        uint64_t room = s->unit - s->got % s->unit;
+        uint64_t u = s->got / s->unit, room = s->unit - s->got % s->unit;
         size_t take = n < room ? n : (size_t)room;
+        if (u >= s->kept) {
+            s->wrote = true;
+            int rc = blocks_pwrite(s->o->fd, p, take, s->off + s->got);
+            if (rc)
+                return obj_sink_fail(s, -rc);
+        }
         XXH3_64bits_update(&s->hash, p, take);
         p += take;
         n -= take;
         s->got += take;
         if (s->got % s->unit == 0 || s->got == s->len) {
-            s->sums[(s->got - 1) / s->unit] = XXH3_64bits_digest(&s->hash);
+            uint64_t sum = XXH3_64bits_digest(&s->hash);
             XXH3_64bits_reset(&s->hash);
+            if (u < s->kept && sum != s->sums[u])
+                return obj_sink_fail(s, EIO);   /* kept, and now other bytes */
+            if (u < s->kept)
+                continue;
+            s->sums[u] = sum;
+            if (s->unit_done) {
+                int rc = s->unit_done(s, (unsigned)u);
+                if (rc)
+                    return obj_sink_fail(s, -rc);
+                s->kept = (unsigned)u + 1;
+            }
         }
     }
     return 0;
@@ -977,7 +1011,10 @@ static int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64
                         blocks_fetch_fn fetch, void *arg, struct obj_sink *s,
                         struct sky_err *e)
 {
-    *s = (struct obj_sink){ .o = o, .off = off, .len = len, .unit = unit ? unit : 1 };
+    s->o = o;
+    s->off = off;
+    s->len = len;
+    s->unit = unit ? unit : 1;
     XXH3_64bits_reset(&s->hash);
     if (!fetch)
         return sky_fail(e, EIO, "block cache: '%s': bytes at %llu are not cached", o->path,
@@ -1089,7 +1126,7 @@ static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn f
     uint64_t len = obj_block_len(o, idx);
     if (unlocked)
         obj_download_begin(o, idx);
-    struct obj_sink s;
+    struct obj_sink s = { 0 };
     int rc = obj_download(o, idx << o->b->shift, len, len, fetch, arg, &s, e);
     if (unlocked)
         pthread_mutex_lock(&o->lock);
@@ -1131,7 +1168,7 @@ static int obj_fetch_chunks(struct blocks_obj *o, uint64_t idx, uint64_t missing
     uint64_t span = last_off + last_len - off;
     if (unlocked)
         obj_download_begin(o, idx);
-    struct obj_sink s;
+    struct obj_sink s = { 0 };
     int rc = obj_download(o, off, span, 1ull << o->b->chunk_shift, fetch, arg, &s, e);
     if (unlocked)
         pthread_mutex_lock(&o->lock);
@@ -1142,6 +1179,48 @@ static int obj_fetch_chunks(struct blocks_obj *o, uint64_t idx, uint64_t missing
     if (unlocked)
         obj_download_end(o, idx);
     return rc;
+}
+
+/* unit_done of a run: block s->first + u has arrived whole; keep it now,
+ * so that its readers go on while the rest of the run downloads. */
+static int obj_run_block_done(struct obj_sink *s, unsigned u)
+{
+    struct blocks_obj *o = s->o;
+    uint64_t idx = s->first + u;
+    pthread_mutex_lock(&o->lock);
+    int rc = obj_store_block(o, idx, s->sums[u], s->e);
+    o->st[idx] &= (uint8_t)~B_FETCHING;
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+/* Background fetch of absent blocks first..first+n-1 in one ranged read
+ * (o->lock held on entry and return, not during the download).  Each
+ * block is kept as soon as all of it has arrived; on failure the blocks
+ * not kept yet are punched out and stay absent.  Returns how many were
+ * kept. */
+static uint64_t obj_fetch_run(struct blocks_obj *o, uint64_t first, uint64_t n,
+                              blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    uint64_t off = first << o->b->shift, len = 0;
+    for (uint64_t i = first; i < first + n; i++) {
+        o->st[i] = (uint8_t)((o->st[i] & ~B_QUEUED) | B_FETCHING);
+        len += obj_block_len(o, i);
+    }
+    o->inflight++;
+    pthread_mutex_unlock(&o->lock);
+    struct obj_sink s = { .unit_done = obj_run_block_done, .first = first, .e = e };
+    obj_download(o, off, len, o->b->bs, fetch, arg, &s, e);
+    pthread_mutex_lock(&o->lock);
+    for (uint64_t i = first + s.kept; i < first + n; i++) {
+        if (s.wrote)
+            blocks_punch(o->fd, i << o->b->shift, obj_block_len(o, i));
+        o->st[i] &= (uint8_t)~B_FETCHING;
+    }
+    o->inflight--;
+    pthread_cond_broadcast(&o->cond);
+    return s.kept;
 }
 
 /* Wait while block idx is being downloaded by someone else, or (when we
@@ -1713,24 +1792,40 @@ static struct blocks_pool *pool_new(struct blocks *b)
     return p;
 }
 
-/* Download job->idx if it is still wanted, then unpin the object. */
+/* Is block i waiting for this background fetch, and absent? */
+static bool obj_still_queued(const struct blocks_obj *o, uint64_t i)
+{
+    return i < o->nblocks && (o->st[i] & (B_QUEUED | B_PRESENT | B_FETCHING)) == B_QUEUED;
+}
+
+/* Download the blocks of the job still wanted (the first run of them:
+ * readers may have taken some over), then unpin the object. */
 static void pool_run(struct blocks_job *job)
 {
     struct blocks_obj *o = job->o;
     struct blocks *b = o->b;
-    uint64_t idx = job->idx;
     pthread_mutex_lock(&o->lock);
-    bool wanted = idx < o->nblocks && (o->st[idx] & B_QUEUED) && !o->writers;
-    if (idx < o->nblocks)
-        o->st[idx] &= (uint8_t)~B_QUEUED;
-    bool fetched = false;
-    if (wanted) {
-        struct sky_err e = { 0 };          /* a failed readahead is retried on demand */
-        fetched = obj_ensure_block(o, idx, ~0ull, job->fetch, job->arg, false, true, &e) == 0 &&
-                  idx < o->nblocks && (o->st[idx] & B_PRESENT);
-        if (fetched)
-            blocks_count(&b->ahead_fetched);
+    uint64_t end = job->idx + job->count, first = job->idx, n = 0;
+    while (first < end && !obj_still_queued(o, first))
+        first++;
+    while (first + n < end && obj_still_queued(o, first + n) && (n == 0 || !o->parts[first + n]))
+        n++;
+    for (uint64_t i = job->idx; i < end && i < o->nblocks; i++)
+        if (i < first || i >= first + n)
+            o->st[i] &= (uint8_t)~B_QUEUED;
+    uint64_t fetched = 0;
+    struct sky_err e = { 0 };              /* a failed readahead is retried on demand */
+    if (n && o->writers) {
+        for (uint64_t i = first; i < first + n; i++)
+            o->st[i] &= (uint8_t)~B_QUEUED;
+    } else if (n == 1) {
+        o->st[first] &= (uint8_t)~B_QUEUED;
+        fetched = obj_ensure_block(o, first, ~0ull, job->fetch, job->arg, false, true, &e) == 0 &&
+                  first < o->nblocks && (o->st[first] & B_PRESENT);
+    } else if (n > 1) {
+        fetched = obj_fetch_run(o, first, n, job->fetch, job->arg, &e);
     }
+    __atomic_add_fetch(&b->ahead_fetched, fetched, __ATOMIC_RELAXED);
     o->ahead--;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
@@ -1747,8 +1842,8 @@ static void pool_cancel(struct blocks_job *job)
 {
     struct blocks_obj *o = job->o;
     pthread_mutex_lock(&o->lock);
-    if (job->idx < o->nblocks)
-        o->st[job->idx] &= (uint8_t)~B_QUEUED;
+    for (uint64_t i = job->idx; i < job->idx + job->count && i < o->nblocks; i++)
+        o->st[i] &= (uint8_t)~B_QUEUED;
     o->ahead--;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
@@ -1852,8 +1947,10 @@ static uint64_t obj_track_access(struct blocks_obj *o, uint64_t off, uint64_t n)
     return o->ra_window;
 }
 
-/* Queue one background fetch of block idx; false when it cannot be. */
-static bool obj_queue_block(struct blocks_obj *o, uint64_t idx, const struct blocks_fetcher *f)
+/* Queue one background fetch of blocks idx..idx+count-1; false when it
+ * cannot be. */
+static bool obj_queue_run(struct blocks_obj *o, uint64_t idx, uint64_t count,
+                          const struct blocks_fetcher *f)
 {
     struct blocks *b = o->b;
     struct blocks_job *job = calloc(1, sizeof *job);
@@ -1862,16 +1959,18 @@ static bool obj_queue_block(struct blocks_obj *o, uint64_t idx, const struct blo
         free(job);
         return false;
     }
-    *job = (struct blocks_job){ .o = o, .idx = idx, .fetch = f->fetch, .arg = arg,
-                                .drop = f->drop };
+    *job = (struct blocks_job){ .o = o, .idx = idx, .count = count, .fetch = f->fetch,
+                                .arg = arg, .drop = f->drop };
     pthread_mutex_lock(&b->lock);
     o->refs++;                              /* the job pins the object */
     pthread_mutex_unlock(&b->lock);
-    o->st[idx] |= B_QUEUED;
+    for (uint64_t i = idx; i < idx + count; i++)
+        o->st[i] |= B_QUEUED;
     o->ahead++;
     if (pool_submit(b->pool, job))
         return true;
-    o->st[idx] &= (uint8_t)~B_QUEUED;
+    for (uint64_t i = idx; i < idx + count; i++)
+        o->st[i] &= (uint8_t)~B_QUEUED;
     o->ahead--;
     pthread_mutex_lock(&b->lock);
     o->refs--;                              /* we still hold our own pin */
@@ -1882,19 +1981,36 @@ static bool obj_queue_block(struct blocks_obj *o, uint64_t idx, const struct blo
     return false;
 }
 
+/* Is block i absent, with nothing of it under way? */
+static bool obj_absent(const struct blocks_obj *o, uint64_t i)
+{
+    return !(o->st[i] & (B_PRESENT | B_FETCHING | B_QUEUED));
+}
+
 /* Queue the missing blocks of [from, from+window) not yet under way, up to
- * BLOCKS_AHEAD_PER_OBJ background fetches for the object. */
+ * BLOCKS_AHEAD_PER_OBJ background fetches for the object, each a run of
+ * consecutive absent blocks of up to BLOCKS_RUN_BYTES in one request (a
+ * block held in part goes alone: it needs only its missing chunks). */
 static void obj_read_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
                            const struct blocks_fetcher *f)
 {
     if (!window || !f->clone || o->dirty || o->writers || !o->b->pool)
         return;
     uint64_t end = from + window < o->nblocks ? from + window : o->nblocks;
-    for (uint64_t i = from; i < end && o->ahead < BLOCKS_AHEAD_PER_OBJ; i++) {
-        if (o->st[i] & (B_PRESENT | B_FETCHING | B_QUEUED))
+    uint64_t run_max = BLOCKS_RUN_BYTES >> o->b->shift;
+    run_max = run_max < 1 ? 1 : run_max > BLOCKS_CHUNKS ? BLOCKS_CHUNKS : run_max;
+    for (uint64_t i = from; i < end && o->ahead < BLOCKS_AHEAD_PER_OBJ;) {
+        if (!obj_absent(o, i)) {
+            i++;
             continue;
-        if (!obj_queue_block(o, i, f))
+        }
+        uint64_t n = 1;
+        while (!o->parts[i] && n < run_max && i + n < end && obj_absent(o, i + n) &&
+               !o->parts[i + n])
+            n++;
+        if (!obj_queue_run(o, i, n, f))
             break;
+        i += n;
     }
 }
 

@@ -47,7 +47,10 @@
  * the last one ended (within a block: the kernel's reads may arrive out
  * of order) continue it.  Sequential reads fetch whole blocks and grow a
  * window of blocks, up to 16, that background fetcher threads download in
- * parallel: at most 4 per object and 8 threads in all.  Downloads go
+ * parallel: at most 4 fetches per object and 8 threads in all, each fetch
+ * a run of consecutive absent blocks of up to 16 MiB in one ranged read
+ * (fewer, larger requests), whose blocks are kept one by one as each has
+ * arrived whole (its readers go on while the rest comes).  Downloads go
  * into the cache file piece by piece as they arrive (the fetch callback
  * hands over pieces; see blocks_fetch_fn), checksummed on the way, so a
  * download holds no buffer of a block's size; a block (or chunk) is
@@ -89,11 +92,12 @@ typedef int (*blocks_sink_fn)(void *sink_arg, uint64_t pos, const void *data, si
 /* Fetch `len` bytes at `off` of the object from the cloud, handing them to
  * sink(sink_arg, ...) as they arrive: in order and back to back, except
  * that a fetch that retries may start again at pos 0 (the sink then takes
- * the bytes again).  Must return 0 once they were all handed over (fewer
- * only at the end of the object), or a negative errno with e filled (the
- * sink's own errno when it stopped the fetch).  The block cache writes
- * each piece into its file as it comes, so a download costs no buffer of
- * its size. */
+ * the bytes again; they must be the same bytes: the same version of the
+ * object, as a ranged GET with If-Match gives).  Must return 0 once they
+ * were all handed over (fewer only at the end of the object), or a
+ * negative errno with e filled (the sink's own errno when it stopped the
+ * fetch).  The block cache writes each piece into its file as it comes,
+ * so a download costs no buffer of its size. */
 typedef int (*blocks_fetch_fn)(void *arg, uint64_t off, size_t len, blocks_sink_fn sink,
                                void *sink_arg, struct sky_err *e);
 

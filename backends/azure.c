@@ -409,6 +409,8 @@ struct az_req {
     uint64_t body_off, body_len;
     void *out_buf;
     size_t out_cap;
+    http_sink_fn sink;              /* instead of out_buf: the body goes here */
+    void *sink_arg;
 };
 
 static void req_init(struct az_req *r, const char *method, const struct az_loc *l,
@@ -459,6 +461,8 @@ static int az_do(struct az *a, struct az_req *r, struct http_response *resp, str
         .body_len = r->body_len,
         .out_buf = r->out_buf,
         .out_cap = r->out_cap,
+        .sink = r->sink,
+        .sink_arg = r->sink_arg,
         .sign = azure_sign_request,
         .sign_arg = &a->auth,
     };
@@ -1390,10 +1394,12 @@ static void alias_resolve(struct az *a, const struct az_loc *l, const char *etag
     pthread_mutex_unlock(&a->alias_lock);
 }
 
-static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
-                   void *buf, size_t *got, struct sky_err *e)
+/* GET [off, off+len) of path into buf, or to sink when buf is NULL;
+ * *got = the bytes received. */
+static int az_get_range(struct az *a, const char *path, const char *etag, uint64_t off,
+                        uint64_t len, void *buf, http_sink_fn sink, void *sink_arg,
+                        uint64_t *got, struct sky_err *e)
 {
-    struct az *a = ctx;
     *got = 0;
     if (len == 0)
         return 0;
@@ -1407,7 +1413,9 @@ static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, 
              (unsigned long long)(off + len - 1));
     req_init(&r, "GET", &l, NULL);
     r.out_buf = buf;
-    r.out_cap = len;
+    r.out_cap = (size_t)len;
+    r.sink = buf ? NULL : sink;
+    r.sink_arg = sink_arg;
     char current[SKY_ETAG_MAX] = "";
     if (etag && *etag)
         alias_resolve(a, &l, etag, current);
@@ -1434,6 +1442,22 @@ static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     http_response_free(&resp);
     loc_free(&l);
     return rc;
+}
+
+static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
+                   void *buf, size_t *got, struct sky_err *e)
+{
+    uint64_t n;
+    int rc = az_get_range(ctx, path, etag, off, len, buf, NULL, NULL, &n, e);
+    *got = (size_t)n;
+    return rc;
+}
+
+static int az_read_stream(void *ctx, const char *path, const char *etag, uint64_t off,
+                          uint64_t len, sky_sink_fn sink, void *sink_arg, struct sky_err *e)
+{
+    uint64_t got;
+    return az_get_range(ctx, path, etag, off, len, NULL, sink, sink_arg, &got, e);
 }
 
 /* ---- write ------------------------------------------------------------- */
@@ -2626,6 +2650,7 @@ const struct sky_driver sky_driver_azure = {
     .list_tree = az_list_tree,
     .stat = az_stat,
     .read = az_read,
+    .read_stream = az_read_stream,
     .write = az_write,
     .upload_part_size = AZ_BLOCK_MIN,
     .upload_begin = az_upload_begin,

@@ -154,6 +154,15 @@ struct sky_dirent {
 int sky_dirent_copy(struct sky_dirent *dst, const struct sky_dirent *src);
 void sky_dirent_free(struct sky_dirent *d);
 
+/* Receives the bytes of a streamed read (read_stream): `n` bytes that are
+ * at offset `pos` of the range asked for (not of the object).  Pieces
+ * arrive in order and back to back (pos 0, then pos 0 + the first n...),
+ * except that a driver retrying a failed transfer starts again at pos 0:
+ * the sink then forgets what it had and takes the bytes again.  Return 0
+ * to go on, or a negative errno to stop the transfer (read_stream then
+ * fails with that errno). */
+typedef int (*sky_sink_fn)(void *arg, uint64_t pos, const void *data, size_t n);
+
 /* Called once per entry by list().  Return 0 to go on, or a negative errno
  * to stop the listing; list() then returns that value. */
 typedef int (*sky_list_cb)(void *arg, const struct sky_dirent *ent);
@@ -208,6 +217,15 @@ struct sky_driver {
      * longer has that etag, return -ESTALE. */
     int (*read)(void *ctx, const char *path, const char *etag, uint64_t off,
                 size_t len, void *buf, size_t *got, struct sky_err *e);
+
+    /* Optional.  read() without the buffer: the bytes of [off, off+len)
+     * go to sink(sink_arg, ...) as they arrive (see sky_sink_fn), so that
+     * a large range costs the caller only what it keeps.  Returns 0 once
+     * the range was delivered (fewer bytes only at the end of the object;
+     * none when off is at or past it), with the errors of read().  NULL:
+     * fs/ uses read() into a buffer of `len` bytes. */
+    int (*read_stream)(void *ctx, const char *path, const char *etag, uint64_t off,
+                       uint64_t len, sky_sink_fn sink, void *sink_arg, struct sky_err *e);
 
     /* Replace (or create) file `path` with the first `size` bytes of `fd`
      * (read with pread; the driver must not move or close fd), storing

@@ -11,9 +11,9 @@
  * pread() from a file descriptor; the body is rewindable, so a retry or a
  * redirect-free resend starts again at the first byte.
  *
- * Responses with a 2xx status go to the caller's buffer when it gave one;
- * anything else (error XML) is collected in resp->body so the driver can
- * name the error code.  Retries: connection errors, timeouts, resets, 429
+ * Responses with a 2xx status go to the caller's buffer or sink when it
+ * gave one; anything else (error XML) is collected in resp->body so the
+ * driver can name the error code.  Retries: connection errors, timeouts, resets, 429
  * and 5xx, with exponential backoff and "equal jitter" (half fixed, half
  * random) between 200 ms and 8 s.
  */
@@ -261,6 +261,7 @@ struct xfer {
     size_t body_cap;
     int overflow;               /* out_buf or HTTP_MAX_BODY exceeded */
     int read_errno;             /* pread failure */
+    int sink_errno;             /* the body sink refused the bytes */
 };
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
@@ -322,12 +323,20 @@ static size_t on_body(char *data, size_t size, size_t nitems, void *arg)
     struct xfer *x = arg;
     size_t n = size * nitems;
     struct http_request *q = x->req;
-    if (q->out_buf && x->status >= 200 && x->status < 300) {
+    if ((q->out_buf || q->sink) && x->status >= 200 && x->status < 300) {
         if (x->resp->body_len + n > q->out_cap) {
             x->overflow = 1;
             return 0;
         }
-        memcpy((char *)q->out_buf + x->resp->body_len, data, n);
+        if (q->out_buf) {
+            memcpy((char *)q->out_buf + x->resp->body_len, data, n);
+        } else {
+            int rc = q->sink(q->sink_arg, x->resp->body_len, data, n);
+            if (rc < 0) {
+                x->sink_errno = -rc;
+                return 0;
+            }
+        }
         x->resp->body_len += n;
         return n;
     }
@@ -515,6 +524,7 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     x->status = 0;
     x->overflow = 0;
     x->read_errno = 0;
+    x->sink_errno = 0;
     x->body_cap = 0;
     http_response_free(x->resp);
     errbuf[0] = '\0';
@@ -527,9 +537,12 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     if (x->read_errno)
         *fail = sky_fail(e, x->read_errno, "reading the upload source: %s",
                          strerror(x->read_errno));
+    else if (x->sink_errno)
+        *fail = sky_fail(e, x->sink_errno, "the receiver of the response failed: %s",
+                         strerror(x->sink_errno));
     else if (x->overflow)
         *fail = sky_fail(e, EIO, "response body larger than expected (%zu bytes)",
-                         q->out_buf ? q->out_cap : (size_t)HTTP_MAX_BODY);
+                         q->out_buf || q->sink ? q->out_cap : (size_t)HTTP_MAX_BODY);
     return rc;
 }
 

@@ -37,6 +37,8 @@ const char *http_headers_get(const struct http_headers *hs, const char *name);
 void http_headers_free(struct http_headers *hs);
 
 struct http_request;
+/* Takes n bytes found at offset pos of a response body; 0 or -errno. */
+typedef int (*http_sink_fn)(void *arg, uint64_t pos, const void *data, size_t n);
 /* Called before each attempt: add auth headers to req->headers. */
 typedef int (*http_sign_fn)(void *arg, struct http_request *req, struct sky_err *e);
 
@@ -53,10 +55,18 @@ struct http_request {
     uint64_t body_len;
 
     /* Response body sink: if out_buf is set, at most out_cap bytes are
-     * written there (ranged reads) and the rest is an error; otherwise the
-     * body is collected into resp->body. */
+     * written there (ranged reads) and the rest is an error; else if sink
+     * is set, the bytes go to sink(sink_arg, pos, data, n) as they arrive
+     * (pos: where they are in the body; at most out_cap bytes, the rest is
+     * an error), and resp->body_len counts them; otherwise the body is
+     * collected into resp->body.  Only a 2xx body goes to out_buf or the
+     * sink (an error body is collected).  A retried attempt starts over:
+     * the sink sees pos 0 again.  A sink returning a negative errno stops
+     * the request: http_do returns it, with no retry. */
     void *out_buf;
     size_t out_cap;
+    http_sink_fn sink;
+    void *sink_arg;
 
     http_sign_fn sign;
     void *sign_arg;

@@ -216,26 +216,33 @@ static int local_stat(void *ctx, const char *path, struct sky_attr *out, struct 
     return 0;
 }
 
-static int local_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
-                      void *buf, size_t *got, struct sky_err *e)
+/* Open path for reading, checking that it still has `etag` (if given). */
+static int open_for_read(struct local *l, const char *path, const char *etag, int *fd,
+                         struct sky_err *e)
 {
-    struct local *l = ctx;
-    int fd = openat(l->root_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
+    *fd = openat(l->root_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (*fd < 0)
         return fail_errno(l, e, "read", path);
-    int rc = 0;
     if (etag && *etag) {
         struct stat st;
         struct sky_attr a;
-        fstat(fd, &st);
+        fstat(*fd, &st);
         attr_from_stat(&st, &a);
         if (strcmp(a.etag, etag) != 0) {
-            close(fd);
+            close(*fd);
             return sky_fail(e, ESTALE, "local cloud '%s': \"%s\" changed since it was listed",
                             l->name, path);
         }
     }
+    return 0;
+}
+
+/* pread until `len` bytes or the end of the file; *got = bytes read. */
+static int read_fully(struct local *l, int fd, const char *path, uint64_t off, size_t len,
+                      void *buf, size_t *got, struct sky_err *e)
+{
     size_t done = 0;
+    int rc = 0;
     while (done < len) {
         ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
         if (n < 0) {
@@ -248,8 +255,45 @@ static int local_read(void *ctx, const char *path, const char *etag, uint64_t of
             break;
         done += (size_t)n;
     }
-    close(fd);
     *got = done;
+    return rc;
+}
+
+static int local_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
+                      void *buf, size_t *got, struct sky_err *e)
+{
+    struct local *l = ctx;
+    int fd;
+    *got = 0;
+    int rc = open_for_read(l, path, etag, &fd, e);
+    if (rc)
+        return rc;
+    rc = read_fully(l, fd, path, off, len, buf, got, e);
+    close(fd);
+    return rc;
+}
+
+/* The range in pieces of a small buffer on the stack. */
+static int local_read_stream(void *ctx, const char *path, const char *etag, uint64_t off,
+                             uint64_t len, sky_sink_fn sink, void *sink_arg, struct sky_err *e)
+{
+    struct local *l = ctx;
+    int fd;
+    int rc = open_for_read(l, path, etag, &fd, e);
+    if (rc)
+        return rc;
+    char buf[1 << 16];
+    for (uint64_t pos = 0; rc == 0 && pos < len;) {
+        size_t want = len - pos < sizeof buf ? (size_t)(len - pos) : sizeof buf, got;
+        rc = read_fully(l, fd, path, off + pos, want, buf, &got, e);
+        if (rc == 0 && got > 0 && (rc = sink(sink_arg, pos, buf, got)) < 0)
+            rc = sky_fail(e, -rc, "local cloud '%s': read \"%s\": the receiver failed: %s",
+                          l->name, path, strerror(-rc));
+        if (got < want)
+            break;                          /* end of the file */
+        pos += got;
+    }
+    close(fd);
     return rc;
 }
 
@@ -549,6 +593,7 @@ const struct sky_driver sky_driver_local = {
     .list = local_list,
     .stat = local_stat,
     .read = local_read,
+    .read_stream = local_read_stream,
     .write = local_write,
     .remove = local_remove,
     .mkdir = local_mkdir,

@@ -592,6 +592,8 @@ struct s3_req {
     uint64_t off;
     void *out;
     size_t out_cap;
+    http_sink_fn sink;              /* instead of out: the body goes here */
+    void *sink_arg;
 };
 
 #define S3_REQ(m) { .method = (m), .fd = -1 }
@@ -617,6 +619,7 @@ static int s3_send(struct s3 *s, struct s3_req *r, struct http_response *resp, c
         .method = r->method, .url = s3_url(s, r->bucket, r->key, r->query),
         .headers = r->headers, .body = r->body, .body_fd = r->fd, .body_off = r->off,
         .body_len = r->body_len, .out_buf = r->out, .out_cap = r->out_cap,
+        .sink = r->sink, .sink_arg = r->sink_arg,
         .sign = sigv4_sign_http, .sign_arg = &signer,
     };
     memset(&r->headers, 0, sizeof r->headers);
@@ -1158,10 +1161,12 @@ static bool etag_differs(const char *want, const struct http_response *resp)
     return have[0] && strcmp(have, want) != 0;
 }
 
-static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
-                   void *buf, size_t *got, struct sky_err *e)
+/* GET [off, off+len) of path into buf, or to sink when buf is NULL;
+ * *got = the bytes received. */
+static int s3_get_range(struct s3 *s, const char *path, const char *etag, uint64_t off,
+                        uint64_t len, void *buf, http_sink_fn sink, void *sink_arg,
+                        uint64_t *got, struct sky_err *e)
 {
-    struct s3 *s = ctx;
     *got = 0;
     if (len == 0)
         return 0;
@@ -1177,7 +1182,9 @@ static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     r.bucket = l.bucket;
     r.key = l.key;
     r.out = buf;
-    r.out_cap = len;
+    r.out_cap = (size_t)len;
+    r.sink = buf ? NULL : sink;
+    r.sink_arg = sink_arg;
     if (http_headers_set(&r.headers, "Range", range) < 0 ||
         (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0)) {
         http_headers_free(&r.headers);
@@ -1203,6 +1210,22 @@ static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     http_response_free(&resp);
     loc_free(&l);
     return rc;
+}
+
+static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
+                   void *buf, size_t *got, struct sky_err *e)
+{
+    uint64_t n;
+    int rc = s3_get_range(ctx, path, etag, off, len, buf, NULL, NULL, &n, e);
+    *got = (size_t)n;
+    return rc;
+}
+
+static int s3_read_stream(void *ctx, const char *path, const char *etag, uint64_t off,
+                          uint64_t len, sky_sink_fn sink, void *sink_arg, struct sky_err *e)
+{
+    uint64_t got;
+    return s3_get_range(ctx, path, etag, off, len, NULL, sink, sink_arg, &got, e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3027,6 +3050,7 @@ const struct sky_driver sky_driver_s3 = {
     .list_tree = s3_list_tree,
     .stat = s3_stat,
     .read = s3_read,
+    .read_stream = s3_read_stream,
     .write = s3_write,
     .upload_part_size = S3_STREAM_PART,
     .upload_begin = s3_upload_begin,

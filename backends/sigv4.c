@@ -45,7 +45,7 @@ void sigv4_sha256_hex(const void *buf, size_t len, char out[65])
 
 int sigv4_sha256_fd_hex(int fd, uint64_t off, uint64_t len, char out[65])
 {
-    enum { CHUNK = 1 << 20 };
+    enum { CHUNK = 64 << 10 };     /* several parts hash at once: keep it small */
     char *buf = malloc(CHUNK);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int rc = 0;

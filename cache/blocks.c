@@ -62,10 +62,21 @@
  * last release (only then can anything become evictable), so readers of
  * a large open file do not rescan the LRU index on every fetch.
  *
- * Readahead.  struct blocks_pool is a FIFO of jobs (object pinned, block
- * index, a cloned fetch arg) served by up to BLOCKS_FETCHERS threads
- * started on demand.  A queued block is B_QUEUED; a reader that needs it
- * first takes it over (clears the bit; the job then does nothing).
+ * Readahead.  struct blocks_pool is a FIFO of jobs (object pinned, a run
+ * of block indexes, a cloned fetch arg) served by up to BLOCKS_FETCHERS
+ * threads started on demand.  A queued block is B_QUEUED; a reader that
+ * needs it first takes it over (clears the bit; the job then skips it and
+ * fetches only the first run of blocks still queued).  A run downloads in
+ * one ranged read (obj_fetch_run): the sink checksums it block by block
+ * and keeps each block as it completes (obj_run_block_done takes o->lock
+ * for that; the download itself runs without it).  Present blocks a
+ * sequential reader is about to verify are asked from the disk ahead
+ * (obj_warm_ahead, B_WARMING).
+ *
+ * Downloads (struct obj_sink) never hold a block in memory: pieces are
+ * pwritten at their offsets and hashed as they come; a block or chunk is
+ * marked present only once all of it is there, and whatever a failed
+ * download wrote is punched out again.
  */
 #include "blocks.h"
 
@@ -80,6 +91,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY     /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "cachedb.h"
@@ -91,9 +103,11 @@
 #define BLOCKS_FETCHERS 8           /* background fetcher threads, in all */
 #define BLOCKS_AHEAD_PER_OBJ 4      /* background fetches per object */
 #define BLOCKS_QUEUE_MAX 64         /* queued background fetches, in all */
+#define BLOCKS_RUN_BYTES (16u << 20) /* most bytes one background fetch asks for */
 #define BLOCKS_WINDOW_MAX 16        /* readahead window, in blocks */
 #define BLOCKS_CHUNK_MIN (64u << 10) /* smallest unit of a partial block */
 #define BLOCKS_CHUNKS 64            /* most chunks per block: one 64-bit map */
+#define BLOCKS_IO_PIECE (64u << 10) /* buffer for hashing cached bytes */
 
 /* Per-block state bits. */
 #define B_PRESENT  0x01u   /* the bytes are in the data file */
@@ -103,6 +117,7 @@
 #define B_USED     0x10u   /* last use not yet written to SQLite */
 #define B_FETCHING 0x20u   /* being downloaded without the object lock */
 #define B_QUEUED   0x40u   /* waiting for a background fetcher (readahead) */
+#define B_WARMING  0x80u   /* cached, not yet verified, asked from the disk ahead */
 
 struct blocks_name {                /* a path the object had before a rename */
     struct blocks_name *next;
@@ -165,11 +180,12 @@ struct blocks {
     bool evict_stuck;       /* the last eviction left only pinned or dirty data; b->lock */
 };
 
-/* One background fetch: block idx of o (pinned), with its own fetch arg. */
+/* One background fetch: blocks idx.. of o (pinned), with its own fetch
+ * arg. */
 struct blocks_job {
     struct blocks_job *next;
     struct blocks_obj *o;
-    uint64_t idx;
+    uint64_t idx, count;            /* blocks idx..idx+count-1 */
     blocks_fetch_fn fetch;
     void *arg;
     void (*drop)(void *arg);
@@ -418,6 +434,28 @@ static void blocks_punch(int fd, uint64_t off, uint64_t len)
 {
     if (len)
         (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+}
+
+/* The xxh3 of bytes [off, off+len) of fd, read in pieces (no buffer the
+ * size of a block): 0 or -errno. */
+static int blocks_hash_file(int fd, uint64_t off, uint64_t len, uint64_t *sum)
+{
+    unsigned char buf[BLOCKS_IO_PIECE];
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    if (len > sizeof buf)       /* one large read from the disk, not many small ones */
+        posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+    while (len) {
+        size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
+        int rc = blocks_pread(fd, buf, n, off);
+        if (rc)
+            return rc;
+        XXH3_64bits_update(&st, buf, n);
+        off += n;
+        len -= n;
+    }
+    *sum = XXH3_64bits_digest(&st);
+    return 0;
 }
 
 static int blocks_mkdirs(const char *dir, struct sky_err *e)
@@ -840,13 +878,8 @@ static int obj_drop_chunks(struct blocks_obj *o, uint64_t idx, uint64_t mask, st
 /* 0 if block idx matches its checksum, 1 if not, or -errno. */
 static int obj_verify_block(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
 {
-    uint64_t len = obj_block_len(o, idx);
-    void *buf = malloc(len ? len : 1);
-    if (!buf)
-        return blocks_oom(e);
-    int rc = blocks_pread(o->fd, buf, len, idx << o->b->shift);
-    uint64_t sum = XXH3_64bits(buf, len);
-    free(buf);
+    uint64_t sum;
+    int rc = blocks_hash_file(o->fd, idx << o->b->shift, obj_block_len(o, idx), &sum);
     if (rc)
         return obj_io_fail(o, rc, "reading", e);
     if (sum != o->sum[idx])
@@ -862,23 +895,19 @@ static int obj_verify_chunks(struct blocks_obj *o, uint64_t idx, uint64_t mask, 
     mask &= o->parts[idx] & ~o->parts_ok[idx];
     if (!mask)
         return 0;
-    void *buf = malloc(1ull << o->b->chunk_shift);
-    if (!buf)
-        return blocks_oom(e);
     uint64_t bad = 0;
     int rc = 0;
     for (unsigned c = 0; rc == 0 && c < o->b->chunks; c++) {
         if (!(mask & (1ull << c)))
             continue;
-        uint64_t off, len;
+        uint64_t off, len, sum;
         obj_chunk_range(o, idx, c, &off, &len);
-        rc = blocks_pread(o->fd, buf, len, off);
-        if (rc == 0 && XXH3_64bits(buf, len) == o->chunk_sum[idx][c])
+        rc = blocks_hash_file(o->fd, off, len, &sum);
+        if (rc == 0 && sum == o->chunk_sum[idx][c])
             o->parts_ok[idx] |= 1ull << c;
         else if (rc == 0)
             bad |= 1ull << c;
     }
-    free(buf);
     if (rc)
         return obj_io_fail(o, rc, "reading", e);
     if (!bad)
@@ -902,30 +931,104 @@ static int obj_check_cached(struct blocks_obj *o, uint64_t idx, uint64_t want, s
     return obj_drop_block(o, idx, e);
 }
 
-/* Fetch [off, off+len) from the cloud into a buffer of its own (no lock is
- * needed: the object's size cannot change while the fetch is counted in
- * o->inflight or the lock is held). */
-static int obj_download(struct blocks_obj *o, uint64_t off, size_t len, blocks_fetch_fn fetch,
-                        void *arg, void **out, struct sky_err *e)
+/* One download as it arrives: each piece is written into the cache file
+ * at its place, and checksummed on the way in units (a chunk, or a whole
+ * block), so that a download costs no buffer of its size. */
+struct obj_sink {
+    struct blocks_obj *o;
+    uint64_t off, len;              /* the range, in the object */
+    uint64_t got;                   /* bytes written so far, from off */
+    uint64_t unit;                  /* bytes per checksum */
+    uint64_t sums[BLOCKS_CHUNKS];   /* checksums of the units done */
+    bool wrote;                     /* bytes went into the file */
+    int err;                        /* errno of a failed piece */
+    XXH3_state_t hash;              /* of the current unit */
+    /* Optional: called (without o->lock) as each unit completes, so that
+     * it can be kept at once (0, or -errno to stop the fetch).  The units
+     * it took are then `kept`: a fetch that starts over does not write
+     * them again, and must bring the same bytes. */
+    int (*unit_done)(struct obj_sink *s, unsigned unit);
+    unsigned kept;
+    uint64_t first;                 /* for unit_done: the block of unit 0 */
+    struct sky_err *e;
+};
+
+static int obj_sink_fail(struct obj_sink *s, int err)
 {
-    *out = NULL;
+    s->err = err;
+    return -err;
+}
+
+/* The sink (blocks_sink_fn): called without o->lock, while the range is
+ * B_FETCHING (no reader or writer touches it). */
+static int obj_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
+{
+    struct obj_sink *s = arg;
+    if (pos == 0 && s->got) {               /* the fetch started over */
+        s->got = 0;
+        XXH3_64bits_reset(&s->hash);
+    }
+    if (pos != s->got || n > s->len - s->got)
+        return obj_sink_fail(s, EIO);
+    const unsigned char *p = data;
+    while (n) {
+        uint64_t u = s->got / s->unit, room = s->unit - s->got % s->unit;
+        size_t take = n < room ? n : (size_t)room;
+        if (u >= s->kept) {
+            s->wrote = true;
+            int rc = blocks_pwrite(s->o->fd, p, take, s->off + s->got);
+            if (rc)
+                return obj_sink_fail(s, -rc);
+        }
+        XXH3_64bits_update(&s->hash, p, take);
+        p += take;
+        n -= take;
+        s->got += take;
+        if (s->got % s->unit == 0 || s->got == s->len) {
+            uint64_t sum = XXH3_64bits_digest(&s->hash);
+            XXH3_64bits_reset(&s->hash);
+            if (u < s->kept && sum != s->sums[u])
+                return obj_sink_fail(s, EIO);   /* kept, and now other bytes */
+            if (u < s->kept)
+                continue;
+            s->sums[u] = sum;
+            if (s->unit_done) {
+                int rc = s->unit_done(s, (unsigned)u);
+                if (rc)
+                    return obj_sink_fail(s, -rc);
+                s->kept = (unsigned)u + 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Fetch [off, off+len) from the cloud straight into the cache file, with a
+ * checksum per `unit` bytes in s->sums (no lock is needed: the object's
+ * size cannot change while the fetch is counted in o->inflight or the
+ * lock is held).  On failure the bytes may be in the file, unrecorded. */
+static int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64_t unit,
+                        blocks_fetch_fn fetch, void *arg, struct obj_sink *s,
+                        struct sky_err *e)
+{
+    s->o = o;
+    s->off = off;
+    s->len = len;
+    s->unit = unit ? unit : 1;
+    XXH3_64bits_reset(&s->hash);
     if (!fetch)
         return sky_fail(e, EIO, "block cache: '%s': bytes at %llu are not cached", o->path,
                         (unsigned long long)off);
-    void *buf = malloc(len ? len : 1);
-    if (!buf)
-        return blocks_oom(e);
-    size_t got = 0;
-    int rc = fetch(arg, off, len, buf, &got, e);
-    if (rc == 0 && got != len)
-        rc = sky_fail(e, EIO, "block cache: '%s': the cloud returned %zu bytes at offset %llu, "
-                      "expected %zu", o->path, got, (unsigned long long)off, len);
-    if (rc) {
-        free(buf);
-        return rc < 0 ? rc : -EIO;
-    }
-    *out = buf;
-    return 0;
+    if (len == 0)
+        return 0;
+    int rc = fetch(arg, off, (size_t)len, obj_sink_take, s, e);
+    if (rc && s->err)
+        return obj_io_fail(o, -s->err, "writing", e);
+    if (rc == 0 && s->got != len)
+        rc = sky_fail(e, EIO, "block cache: '%s': the cloud returned %llu bytes at offset %llu, "
+                      "expected %llu", o->path, (unsigned long long)s->got,
+                      (unsigned long long)off, (unsigned long long)len);
+    return rc < 0 ? rc : rc ? -EIO : 0;
 }
 
 /* A store failed: forget block idx in memory (its bytes are punched out;
@@ -938,22 +1041,17 @@ static void obj_forget_stored(struct blocks_obj *o, uint64_t idx)
     o->st[idx] &= B_FETCHING;
 }
 
-/* Write a downloaded block into the cache file and record it (o->lock). */
-static int obj_store_block(struct blocks_obj *o, uint64_t idx, const void *buf,
-                           struct sky_err *e)
+/* A downloaded block, now in the cache file with checksum `sum`: record
+ * it (o->lock). */
+static int obj_store_block(struct blocks_obj *o, uint64_t idx, uint64_t sum, struct sky_err *e)
 {
-    uint64_t off = idx << o->b->shift;
-    size_t len = (size_t)obj_block_len(o, idx);
-    int rc = blocks_pwrite(o->fd, buf, len, off);
-    if (rc)
-        return obj_io_fail(o, rc, "writing", e);
     obj_account_block(o, idx, -1);
     obj_clear_partial(o, idx);
     o->st[idx] = B_PRESENT | B_VERIFIED | (o->st[idx] & B_FETCHING);
-    o->sum[idx] = XXH3_64bits(buf, len);
+    o->sum[idx] = sum;
     o->used[idx] = blocks_now();
     obj_account_block(o, idx, +1);
-    rc = obj_put_rows(o, &idx, 1, e);
+    int rc = obj_put_rows(o, &idx, 1, e);
     if (rc)
         obj_forget_stored(o, idx);
     return rc;
@@ -963,13 +1061,8 @@ static int obj_store_block(struct blocks_obj *o, uint64_t idx, const void *buf,
  * whole block with one checksum. */
 static int obj_promote(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
 {
-    uint64_t len = obj_block_len(o, idx);
-    void *buf = malloc(len ? len : 1);
-    if (!buf)
-        return blocks_oom(e);
-    int rc = blocks_pread(o->fd, buf, len, idx << o->b->shift);
-    uint64_t sum = XXH3_64bits(buf, len);
-    free(buf);
+    uint64_t sum;
+    int rc = blocks_hash_file(o->fd, idx << o->b->shift, obj_block_len(o, idx), &sum);
     if (rc)
         return obj_io_fail(o, rc, "reading", e);
     obj_account_block(o, idx, -1);
@@ -980,24 +1073,18 @@ static int obj_promote(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
     return obj_put_rows(o, &idx, 1, e);
 }
 
-/* Write downloaded chunks first..last of block idx (`buf`, from the start
- * of chunk `first`) into the cache file and record them with their
- * checksums.  A block whose chunks are then all present becomes whole. */
+/* Downloaded chunks first..last of block idx, now in the cache file with
+ * checksums sums[0..last-first]: record them.  A block whose chunks are
+ * then all present becomes whole. */
 static int obj_store_chunks(struct blocks_obj *o, uint64_t idx, unsigned first, unsigned last,
-                            const unsigned char *buf, size_t len, struct sky_err *e)
+                            const uint64_t *sums, struct sky_err *e)
 {
-    uint64_t off, clen;
-    obj_chunk_range(o, idx, first, &off, &clen);
-    int rc = blocks_pwrite(o->fd, buf, len, off);
-    if (rc)
-        return obj_io_fail(o, rc, "writing", e);
+    int rc;
     if (!o->chunk_sum[idx] && !(o->chunk_sum[idx] = calloc(o->b->chunks, sizeof(uint64_t))))
         return blocks_oom(e);           /* the bytes are there, unrecorded: harmless */
     obj_account_block(o, idx, -1);
     for (unsigned c = first; c <= last; c++) {
-        uint64_t coff;
-        obj_chunk_range(o, idx, c, &coff, &clen);
-        o->chunk_sum[idx][c] = XXH3_64bits(buf + (coff - off), clen);
+        o->chunk_sum[idx][c] = sums[c - first];
         o->parts[idx] |= 1ull << c;
         o->parts_ok[idx] |= 1ull << c;
     }
@@ -1036,19 +1123,35 @@ static void obj_download_end(struct blocks_obj *o, uint64_t idx)
 static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn fetch, void *arg,
                            bool unlocked, struct sky_err *e)
 {
-    size_t len = (size_t)obj_block_len(o, idx);
+    uint64_t len = obj_block_len(o, idx);
     if (unlocked)
         obj_download_begin(o, idx);
-    void *buf;
-    int rc = obj_download(o, idx << o->b->shift, len, fetch, arg, &buf, e);
+    struct obj_sink s = { 0 };
+    int rc = obj_download(o, idx << o->b->shift, len, len, fetch, arg, &s, e);
     if (unlocked)
         pthread_mutex_lock(&o->lock);
     if (rc == 0)
-        rc = obj_store_block(o, idx, buf, e);
-    free(buf);
+        rc = obj_store_block(o, idx, s.sums[0], e);
+    else if (s.wrote)
+        blocks_punch(o->fd, idx << o->b->shift, len);     /* nothing of it is kept */
     if (unlocked)
         obj_download_end(o, idx);
     return rc;
+}
+
+/* A download of chunks first..last of partial block idx failed part way:
+ * the missing ones among them are punched out, and the present ones it may
+ * have written over are checked again before they are served. */
+static void obj_unfetch_chunks(struct blocks_obj *o, uint64_t idx, unsigned first,
+                               unsigned last)
+{
+    for (unsigned c = first; c <= last; c++) {
+        uint64_t off, len;
+        obj_chunk_range(o, idx, c, &off, &len);
+        if (!(o->parts[idx] & (1ull << c)))
+            blocks_punch(o->fd, off, len);
+        o->parts_ok[idx] &= ~(1ull << c);
+    }
 }
 
 /* Fetch the chunks of block idx from the first to the last of `missing`
@@ -1062,19 +1165,62 @@ static int obj_fetch_chunks(struct blocks_obj *o, uint64_t idx, uint64_t missing
     uint64_t off, len, last_off, last_len;
     obj_chunk_range(o, idx, first, &off, &len);
     obj_chunk_range(o, idx, last, &last_off, &last_len);
-    size_t span = (size_t)(last_off + last_len - off);
+    uint64_t span = last_off + last_len - off;
     if (unlocked)
         obj_download_begin(o, idx);
-    void *buf;
-    int rc = obj_download(o, off, span, fetch, arg, &buf, e);
+    struct obj_sink s = { 0 };
+    int rc = obj_download(o, off, span, 1ull << o->b->chunk_shift, fetch, arg, &s, e);
     if (unlocked)
         pthread_mutex_lock(&o->lock);
     if (rc == 0)
-        rc = obj_store_chunks(o, idx, first, last, buf, span, e);
-    free(buf);
+        rc = obj_store_chunks(o, idx, first, last, s.sums, e);
+    else if (s.wrote)
+        obj_unfetch_chunks(o, idx, first, last);
     if (unlocked)
         obj_download_end(o, idx);
     return rc;
+}
+
+/* unit_done of a run: block s->first + u has arrived whole; keep it now,
+ * so that its readers go on while the rest of the run downloads. */
+static int obj_run_block_done(struct obj_sink *s, unsigned u)
+{
+    struct blocks_obj *o = s->o;
+    uint64_t idx = s->first + u;
+    pthread_mutex_lock(&o->lock);
+    int rc = obj_store_block(o, idx, s->sums[u], s->e);
+    o->st[idx] &= (uint8_t)~B_FETCHING;
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+/* Background fetch of absent blocks first..first+n-1 in one ranged read
+ * (o->lock held on entry and return, not during the download).  Each
+ * block is kept as soon as all of it has arrived; on failure the blocks
+ * not kept yet are punched out and stay absent.  Returns how many were
+ * kept. */
+static uint64_t obj_fetch_run(struct blocks_obj *o, uint64_t first, uint64_t n,
+                              blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    uint64_t off = first << o->b->shift, len = 0;
+    for (uint64_t i = first; i < first + n; i++) {
+        o->st[i] = (uint8_t)((o->st[i] & ~B_QUEUED) | B_FETCHING);
+        len += obj_block_len(o, i);
+    }
+    o->inflight++;
+    pthread_mutex_unlock(&o->lock);
+    struct obj_sink s = { .unit_done = obj_run_block_done, .first = first, .e = e };
+    obj_download(o, off, len, o->b->bs, fetch, arg, &s, e);
+    pthread_mutex_lock(&o->lock);
+    for (uint64_t i = first + s.kept; i < first + n; i++) {
+        if (s.wrote)
+            blocks_punch(o->fd, i << o->b->shift, obj_block_len(o, i));
+        o->st[i] &= (uint8_t)~B_FETCHING;
+    }
+    o->inflight--;
+    pthread_cond_broadcast(&o->cond);
+    return s.kept;
 }
 
 /* Wait while block idx is being downloaded by someone else, or (when we
@@ -1646,24 +1792,40 @@ static struct blocks_pool *pool_new(struct blocks *b)
     return p;
 }
 
-/* Download job->idx if it is still wanted, then unpin the object. */
+/* Is block i waiting for this background fetch, and absent? */
+static bool obj_still_queued(const struct blocks_obj *o, uint64_t i)
+{
+    return i < o->nblocks && (o->st[i] & (B_QUEUED | B_PRESENT | B_FETCHING)) == B_QUEUED;
+}
+
+/* Download the blocks of the job still wanted (the first run of them:
+ * readers may have taken some over), then unpin the object. */
 static void pool_run(struct blocks_job *job)
 {
     struct blocks_obj *o = job->o;
     struct blocks *b = o->b;
-    uint64_t idx = job->idx;
     pthread_mutex_lock(&o->lock);
-    bool wanted = idx < o->nblocks && (o->st[idx] & B_QUEUED) && !o->writers;
-    if (idx < o->nblocks)
-        o->st[idx] &= (uint8_t)~B_QUEUED;
-    bool fetched = false;
-    if (wanted) {
-        struct sky_err e = { 0 };          /* a failed readahead is retried on demand */
-        fetched = obj_ensure_block(o, idx, ~0ull, job->fetch, job->arg, false, true, &e) == 0 &&
-                  idx < o->nblocks && (o->st[idx] & B_PRESENT);
-        if (fetched)
-            blocks_count(&b->ahead_fetched);
+    uint64_t end = job->idx + job->count, first = job->idx, n = 0;
+    while (first < end && !obj_still_queued(o, first))
+        first++;
+    while (first + n < end && obj_still_queued(o, first + n) && (n == 0 || !o->parts[first + n]))
+        n++;
+    for (uint64_t i = job->idx; i < end && i < o->nblocks; i++)
+        if (i < first || i >= first + n)
+            o->st[i] &= (uint8_t)~B_QUEUED;
+    uint64_t fetched = 0;
+    struct sky_err e = { 0 };              /* a failed readahead is retried on demand */
+    if (n && o->writers) {
+        for (uint64_t i = first; i < first + n; i++)
+            o->st[i] &= (uint8_t)~B_QUEUED;
+    } else if (n == 1) {
+        o->st[first] &= (uint8_t)~B_QUEUED;
+        fetched = obj_ensure_block(o, first, ~0ull, job->fetch, job->arg, false, true, &e) == 0 &&
+                  first < o->nblocks && (o->st[first] & B_PRESENT);
+    } else if (n > 1) {
+        fetched = obj_fetch_run(o, first, n, job->fetch, job->arg, &e);
     }
+    __atomic_add_fetch(&b->ahead_fetched, fetched, __ATOMIC_RELAXED);
     o->ahead--;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
@@ -1680,8 +1842,8 @@ static void pool_cancel(struct blocks_job *job)
 {
     struct blocks_obj *o = job->o;
     pthread_mutex_lock(&o->lock);
-    if (job->idx < o->nblocks)
-        o->st[job->idx] &= (uint8_t)~B_QUEUED;
+    for (uint64_t i = job->idx; i < job->idx + job->count && i < o->nblocks; i++)
+        o->st[i] &= (uint8_t)~B_QUEUED;
     o->ahead--;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
@@ -1785,8 +1947,10 @@ static uint64_t obj_track_access(struct blocks_obj *o, uint64_t off, uint64_t n)
     return o->ra_window;
 }
 
-/* Queue one background fetch of block idx; false when it cannot be. */
-static bool obj_queue_block(struct blocks_obj *o, uint64_t idx, const struct blocks_fetcher *f)
+/* Queue one background fetch of blocks idx..idx+count-1; false when it
+ * cannot be. */
+static bool obj_queue_run(struct blocks_obj *o, uint64_t idx, uint64_t count,
+                          const struct blocks_fetcher *f)
 {
     struct blocks *b = o->b;
     struct blocks_job *job = calloc(1, sizeof *job);
@@ -1795,16 +1959,18 @@ static bool obj_queue_block(struct blocks_obj *o, uint64_t idx, const struct blo
         free(job);
         return false;
     }
-    *job = (struct blocks_job){ .o = o, .idx = idx, .fetch = f->fetch, .arg = arg,
-                                .drop = f->drop };
+    *job = (struct blocks_job){ .o = o, .idx = idx, .count = count, .fetch = f->fetch,
+                                .arg = arg, .drop = f->drop };
     pthread_mutex_lock(&b->lock);
     o->refs++;                              /* the job pins the object */
     pthread_mutex_unlock(&b->lock);
-    o->st[idx] |= B_QUEUED;
+    for (uint64_t i = idx; i < idx + count; i++)
+        o->st[i] |= B_QUEUED;
     o->ahead++;
     if (pool_submit(b->pool, job))
         return true;
-    o->st[idx] &= (uint8_t)~B_QUEUED;
+    for (uint64_t i = idx; i < idx + count; i++)
+        o->st[i] &= (uint8_t)~B_QUEUED;
     o->ahead--;
     pthread_mutex_lock(&b->lock);
     o->refs--;                              /* we still hold our own pin */
@@ -1815,19 +1981,53 @@ static bool obj_queue_block(struct blocks_obj *o, uint64_t idx, const struct blo
     return false;
 }
 
+/* Is block i absent, with nothing of it under way? */
+static bool obj_absent(const struct blocks_obj *o, uint64_t i)
+{
+    return !(o->st[i] & (B_PRESENT | B_FETCHING | B_QUEUED));
+}
+
 /* Queue the missing blocks of [from, from+window) not yet under way, up to
- * BLOCKS_AHEAD_PER_OBJ background fetches for the object. */
+ * BLOCKS_AHEAD_PER_OBJ background fetches for the object, each a run of
+ * consecutive absent blocks of up to BLOCKS_RUN_BYTES in one request (a
+ * block held in part goes alone: it needs only its missing chunks). */
 static void obj_read_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
                            const struct blocks_fetcher *f)
 {
     if (!window || !f->clone || o->dirty || o->writers || !o->b->pool)
         return;
     uint64_t end = from + window < o->nblocks ? from + window : o->nblocks;
-    for (uint64_t i = from; i < end && o->ahead < BLOCKS_AHEAD_PER_OBJ; i++) {
-        if (o->st[i] & (B_PRESENT | B_FETCHING | B_QUEUED))
+    uint64_t run_max = BLOCKS_RUN_BYTES >> o->b->shift;
+    run_max = run_max < 1 ? 1 : run_max > BLOCKS_CHUNKS ? BLOCKS_CHUNKS : run_max;
+    for (uint64_t i = from; i < end && o->ahead < BLOCKS_AHEAD_PER_OBJ;) {
+        if (!obj_absent(o, i)) {
+            i++;
             continue;
-        if (!obj_queue_block(o, i, f))
+        }
+        uint64_t n = 1;
+        while (!o->parts[i] && n < run_max && i + n < end && obj_absent(o, i + n) &&
+               !o->parts[i + n])
+            n++;
+        if (!obj_queue_run(o, i, n, f))
             break;
+        i += n;
+    }
+}
+
+/* The cached blocks among the next few that a sequential reader will
+ * verify (hash) first: start reading them from the disk now, in large
+ * requests, so that checking block i does not wait for the disk. */
+static void obj_warm_ahead(struct blocks_obj *o, uint64_t from, uint64_t window)
+{
+    if (window > BLOCKS_AHEAD_PER_OBJ)
+        window = BLOCKS_AHEAD_PER_OBJ;
+    uint64_t end = from + window < o->nblocks ? from + window : o->nblocks;
+    for (uint64_t i = from; i < end; i++) {
+        if ((o->st[i] & (B_PRESENT | B_VERIFIED | B_DIRTY | B_WARMING)) != B_PRESENT)
+            continue;
+        posix_fadvise(o->fd, (off_t)(i << o->b->shift), (off_t)obj_block_len(o, i),
+                      POSIX_FADV_WILLNEED);
+        o->st[i] |= B_WARMING;
     }
 }
 
@@ -1857,34 +2057,74 @@ static int obj_ensure_range(struct blocks_obj *o, uint64_t off, uint64_t end, bo
     return 0;
 }
 
+/* With o->lock held: make what a read of [off, off+len) gets usable (and
+ * queue readahead); *n = the bytes it gets (0 at or past the end). */
+static int obj_prepare_read(struct blocks_obj *o, uint64_t off, size_t len,
+                            const struct blocks_fetcher *f, size_t *n, struct sky_err *e)
+{
+    int rc = 1;
+    bool tracked = false, random = false;
+    while (rc == 1) {
+        rc = 0;
+        *n = 0;
+        if (off >= o->size || len == 0)
+            break;
+        *n = o->size - off < len ? (size_t)(o->size - off) : len;
+        if (!tracked) {
+            uint64_t window = obj_track_access(o, off, *n);
+            uint64_t next = ((off + *n - 1) >> o->b->shift) + 1;
+            obj_read_ahead(o, next, window, f);
+            if (window)
+                obj_warm_ahead(o, next, window);
+            random = window == 0;
+            tracked = true;
+        }
+        rc = obj_ensure_range(o, off, off + *n, random, f, e);
+    }
+    return rc;
+}
+
+/* The end of a read: keep the limits when it fetched. */
+static void obj_read_done(struct blocks_obj *o, uint64_t misses_before)
+{
+    if (__atomic_load_n(&o->b->misses, __ATOMIC_RELAXED) != misses_before)
+        blocks_evict(o->b, NULL);
+}
+
 int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
                       const struct blocks_fetcher *f, struct sky_err *e)
 {
     *got = 0;
     uint64_t misses = __atomic_load_n(&o->b->misses, __ATOMIC_RELAXED);
     pthread_mutex_lock(&o->lock);
-    int rc = 1;
-    bool tracked = false, random = false;
-    while (rc == 1) {
-        rc = 0;
-        if (off >= o->size || len == 0)
-            break;
-        size_t n = o->size - off < len ? (size_t)(o->size - off) : len;
-        if (!tracked) {
-            uint64_t window = obj_track_access(o, off, n);
-            obj_read_ahead(o, ((off + n - 1) >> o->b->shift) + 1, window, f);
-            random = window == 0;
-            tracked = true;
-        }
-        rc = obj_ensure_range(o, off, off + n, random, f, e);
-        if (rc == 0 && (rc = blocks_pread(o->fd, buf, n, off)) != 0)
-            rc = obj_io_fail(o, rc, "reading", e);
-        if (rc == 0)
-            *got = n;
-    }
+    size_t n;
+    int rc = obj_prepare_read(o, off, len, f, &n, e);
+    if (rc == 0 && n && (rc = blocks_pread(o->fd, buf, n, off)) != 0)
+        rc = obj_io_fail(o, rc, "reading", e);
+    if (rc == 0)
+        *got = n;
     pthread_mutex_unlock(&o->lock);
-    if (__atomic_load_n(&o->b->misses, __ATOMIC_RELAXED) != misses)
-        blocks_evict(o->b, NULL);           /* fetched: keep the limits */
+    obj_read_done(o, misses);
+    return rc;
+}
+
+int blocks_read_to(struct blocks_obj *o, uint64_t off, size_t len,
+                   const struct blocks_fetcher *f, blocks_emit_fn emit, void *emit_arg,
+                   struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    uint64_t misses = __atomic_load_n(&b->misses, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&b->lock);
+    o->refs++;          /* once emit answered, the caller's own pin may go at once */
+    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_lock(&o->lock);
+    size_t n;
+    int rc = obj_prepare_read(o, off, len, f, &n, e);
+    if (rc == 0)
+        emit(emit_arg, o->fd, off, n);
+    pthread_mutex_unlock(&o->lock);
+    obj_read_done(o, misses);
+    blocks_release(o);
     return rc;
 }
 
@@ -1905,8 +2145,8 @@ void blocks_cancel_ahead(struct blocks_obj *o)
     pthread_mutex_unlock(&o->lock);
 }
 
-int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
-                 blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_copy_fn copy,
+                      void *copy_arg, blocks_fetch_fn fetch, void *arg, struct sky_err *e)
 {
     if (len == 0)
         return 0;
@@ -1923,13 +2163,25 @@ int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len
         rc = obj_grow(o, end, fetch, arg, e);
     if (rc == 0)
         rc = obj_prepare_edges(o, off, end, fetch, arg, e);
-    if (rc == 0 && (rc = blocks_pwrite(o->fd, buf, len, off)) != 0)
+    if (rc == 0 && (rc = copy(copy_arg, o->fd, off, len)) != 0)
         rc = obj_io_fail(o, rc, "writing", e);
     if (rc == 0)
         rc = obj_mark_written(o, off, end, e);
     o->write_gen++;
     pthread_mutex_unlock(&o->lock);
     return rc;
+}
+
+/* blocks_copy_fn for a buffer in memory. */
+static int blocks_copy_mem(void *arg, int fd, uint64_t at, size_t len)
+{
+    return blocks_pwrite(fd, arg, len, at);
+}
+
+int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
+                 blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    return blocks_write_from(o, off, len, blocks_copy_mem, (void *)buf, fetch, arg, e);
 }
 
 int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, void *arg,
@@ -2009,13 +2261,7 @@ static int obj_compute_sums(struct blocks_obj *o, struct sky_err *e)
     for (uint64_t i = 0; i < o->nblocks; i++) {
         if (!(o->st[i] & B_PRESENT) || (o->st[i] & B_VERIFIED))
             continue;
-        uint64_t len = obj_block_len(o, i);
-        void *buf = malloc(len ? len : 1);
-        if (!buf)
-            return blocks_oom(e);
-        int rc = blocks_pread(o->fd, buf, len, i << o->b->shift);
-        o->sum[i] = XXH3_64bits(buf, len);
-        free(buf);
+        int rc = blocks_hash_file(o->fd, i << o->b->shift, obj_block_len(o, i), &o->sum[i]);
         if (rc)
             return obj_io_fail(o, rc, "reading", e);
     }

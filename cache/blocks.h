@@ -47,9 +47,15 @@
  * the last one ended (within a block: the kernel's reads may arrive out
  * of order) continue it.  Sequential reads fetch whole blocks and grow a
  * window of blocks, up to 16, that background fetcher threads download in
- * parallel: at most 4 per object and 8 threads in all; memory stays
- * bounded at one block-sized buffer per running download, written to the
- * cache file as soon as it arrives.  Any other read is random: it resets
+ * parallel: at most 4 fetches per object and 8 threads in all, each fetch
+ * a run of consecutive absent blocks of up to 16 MiB in one ranged read
+ * (fewer, larger requests), whose blocks are kept one by one as each has
+ * arrived whole (its readers go on while the rest comes).  Downloads go
+ * into the cache file piece by piece as they arrive (the fetch callback
+ * hands over pieces; see blocks_fetch_fn), checksummed on the way, so a
+ * download holds no buffer of a block's size; a block (or chunk) is
+ * marked present only once all of it arrived, and a download that fails
+ * part way leaves nothing of it present.  Any other read is random: it resets
  * the window and fetches only the chunks it needs.  A background fetch
  * pins its object, so
  * neither release nor eviction takes the blocks away under it.
@@ -78,11 +84,22 @@
 struct blocks;
 struct blocks_obj;
 
-/* Fetch `len` bytes at `off` of the object from the cloud into buf.  Must
- * return 0 and set *got (short only at end of object) or a negative errno
- * with e filled. */
-typedef int (*blocks_fetch_fn)(void *arg, uint64_t off, size_t len, void *buf,
-                               size_t *got, struct sky_err *e);
+/* Takes `n` bytes of a fetch, found at offset `pos` of the range fetched
+ * (pos 0 is the fetch's `off`): 0, or a negative errno when the fetch must
+ * stop (blocks_fetch_fn then returns it). */
+typedef int (*blocks_sink_fn)(void *sink_arg, uint64_t pos, const void *data, size_t n);
+
+/* Fetch `len` bytes at `off` of the object from the cloud, handing them to
+ * sink(sink_arg, ...) as they arrive: in order and back to back, except
+ * that a fetch that retries may start again at pos 0 (the sink then takes
+ * the bytes again; they must be the same bytes: the same version of the
+ * object, as a ranged GET with If-Match gives).  Must return 0 once they
+ * were all handed over (fewer only at the end of the object), or a
+ * negative errno with e filled (the sink's own errno when it stopped the
+ * fetch).  The block cache writes each piece into its file as it comes,
+ * so a download costs no buffer of its size. */
+typedef int (*blocks_fetch_fn)(void *arg, uint64_t off, size_t len, blocks_sink_fn sink,
+                               void *sink_arg, struct sky_err *e);
 
 struct blocks_stats {
     uint64_t objects;
@@ -144,6 +161,19 @@ int blocks_read(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_
 int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf, size_t *got,
                       const struct blocks_fetcher *f, struct sky_err *e);
 
+/* Hands a read's bytes over where they are: `n` bytes at offset `off` of
+ * the cache file `fd` (n is 0 at or past the end of the object).  Runs
+ * under the object's lock, so the bytes stay in place during the call: it
+ * must copy or send them (pread, splice), and not call into the object. */
+typedef void (*blocks_emit_fn)(void *emit_arg, int fd, uint64_t off, size_t n);
+
+/* blocks_read_ahead without the copy into a buffer: on success emit(...)
+ * was called once with the bytes of [off, off+len) that exist.  On failure
+ * it was not called. */
+int blocks_read_to(struct blocks_obj *o, uint64_t off, size_t len,
+                   const struct blocks_fetcher *f, blocks_emit_fn emit, void *emit_arg,
+                   struct sky_err *e);
+
 /* Cancel the object's queued readahead and wait for its running background
  * fetches: afterwards none uses a fetch arg cloned for this object.  Call
  * before the last release when what the args point to (a cloud
@@ -155,6 +185,16 @@ void blocks_cancel_ahead(struct blocks_obj *o);
  * written blocks are whole and dirty.  Journals the object as dirty. */
 int blocks_write(struct blocks_obj *o, uint64_t off, const void *buf, size_t len,
                  blocks_fetch_fn fetch, void *arg, struct sky_err *e);
+
+/* Puts the `len` bytes a write brings at offset `at` of the cache file
+ * `fd` (pwrite, or a splice from a pipe): 0 or -errno.  Runs under the
+ * object's lock. */
+typedef int (*blocks_copy_fn)(void *copy_arg, int fd, uint64_t at, size_t len);
+
+/* blocks_write with the bytes coming from copy(copy_arg, ...) rather than
+ * a buffer. */
+int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_copy_fn copy,
+                      void *copy_arg, blocks_fetch_fn fetch, void *arg, struct sky_err *e);
 
 /* Set the object's size (shrink or grow with zeros).  Journals as dirty. */
 int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, void *arg,

@@ -4,8 +4,9 @@
  *
  * Every open inode has one `struct ofile`, shared by all its handles.  Its
  * bytes live in the block cache; missing blocks are fetched with the
- * driver's ranged read; sequential reads also fetch the next blocks in
- * the background (readahead, through a copy of the fetch context).
+ * driver's ranged read, streamed into the cache file (read_stream);
+ * sequential reads also fetch the next blocks in the background
+ * (readahead, through a copy of the fetch context).
  * Writes mark the cached object dirty (the block cache journals it before
  * the write is acknowledged); close and fsync upload the whole object
  * with the driver's write, then record the new version.  A new file
@@ -31,14 +32,32 @@ struct fetch_ctx {
     char etag[SKY_ETAG_MAX];
 };
 
-static int fetch_from_cloud(void *arg, uint64_t off, size_t len, void *buf, size_t *got,
-                            struct sky_err *e)
+/* For a driver without read_stream: read() into a buffer, then the sink. */
+static int read_buffered(struct cloud *c, const struct fetch_ctx *f, uint64_t off, size_t len,
+                         blocks_sink_fn sink, void *sink_arg, struct sky_err *e)
+{
+    void *buf = malloc(len ? len : 1);
+    if (!buf)
+        return sky_fail(e, ENOMEM, "out of memory");
+    size_t got = 0;
+    int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, buf, &got, e);
+    if (rc == 0 && got && (rc = sink(sink_arg, 0, buf, got)) < 0)
+        rc = sky_fail(e, -rc, "cloud '%s': read \"%s\": %s", c->cfg->name, f->path,
+                      strerror(-rc));
+    free(buf);
+    return rc;
+}
+
+static int fetch_from_cloud(void *arg, uint64_t off, size_t len, blocks_sink_fn sink,
+                            void *sink_arg, struct sky_err *e)
 {
     struct fetch_ctx *f = arg;
     struct cloud *c = f->cloud;
     if (!c->ctx)
         return sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
-    int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, buf, got, e);
+    int rc = c->drv->read_stream
+           ? c->drv->read_stream(c->ctx, f->path, f->etag, off, len, sink, sink_arg, e)
+           : read_buffered(c, f, off, len, sink, sink_arg, e);
     cloud_note_result(c, rc, e);
     return rc;
 }
@@ -178,8 +197,8 @@ void files_mark_unlinked(struct skyfs *fs, uint64_t ino)
     pthread_mutex_unlock(&fs->files_lock);
 }
 
-int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, void *buf,
-               size_t *got, struct sky_err *e)
+int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
+               blocks_emit_fn emit, void *emit_arg, struct sky_err *e)
 {
     struct fetch_ctx f;
     pthread_mutex_lock(&of->lock);
@@ -187,7 +206,7 @@ int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, voi
     pthread_mutex_unlock(&of->lock);
     struct blocks_fetcher fetcher = { .fetch = fetch_from_cloud, .arg = &f,
                                       .clone = fetch_clone, .drop = fetch_drop };
-    return blocks_read_ahead(of->obj, off, len, buf, got, &fetcher, e);
+    return blocks_read_to(of->obj, off, len, &fetcher, emit, emit_arg, e);
 }
 
 /* The attributes an upload of obj records. */
@@ -231,8 +250,8 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
     meta_entry_free(&ent);
 }
 
-int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *buf, size_t len,
-                struct sky_err *e)
+int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, blocks_copy_fn copy,
+                void *copy_arg, struct sky_err *e)
 {
     struct fetch_ctx f;
     pthread_mutex_lock(&of->lock);
@@ -242,7 +261,7 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *bu
         of->stream = stream_track(fs->streams, of->cloud);
     if (of->stream)
         stream_write_begins(of->stream, off);
-    int rc = blocks_write(of->obj, off, buf, len, fetch_from_cloud, &f, e);
+    int rc = blocks_write_from(of->obj, off, len, copy, copy_arg, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = skyfs_now();
     if (of->stream && stream_write_ends(of->stream, off, len, rc == 0))

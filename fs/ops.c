@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/log.h"
 #include "virtual.h"
@@ -1115,34 +1117,76 @@ static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     meta_entry_free(&ent);
 }
 
+/* blocks_emit_fn: reply to a read with the bytes where they sit in the
+ * cache file; libfuse splices them to the kernel (FUSE_CAP_SPLICE_WRITE)
+ * or, for small replies, copies them. */
+static void reply_from_file(void *arg, int fd, uint64_t off, size_t n)
+{
+    fuse_req_t req = arg;
+    if (n == 0) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
+    bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    bv.buf[0].fd = fd;
+    bv.buf[0].pos = (off_t)off;
+    fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
 static void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
-    char *buf = malloc(size ? size : 1);
-    if (!buf) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    size_t got = 0;
-    int rc = files_read(fs, ofile_of(fi), (uint64_t)off, size, buf, &got, &e);
+    int rc = files_read(fs_of(req), ofile_of(fi), (uint64_t)off, size, reply_from_file, req, &e);
     if (rc)
         reply_err(req, rc == -ESTALE ? -EIO : rc, &e);
-    else
-        fuse_reply_buf(req, buf, got);
-    free(buf);
 }
 
-static void sky_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-                      struct fuse_file_info *fi)
+/* blocks_copy_fn: the bytes of a write, in memory or (spliced from the
+ * kernel) in a pipe, into the cache file at `at`. */
+static int copy_write_data(void *arg, int fd, uint64_t at, size_t len)
+{
+    struct fuse_bufvec *src = arg;
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(len);
+    dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    dst.buf[0].fd = fd;
+    dst.buf[0].pos = (off_t)at;
+    ssize_t n = fuse_buf_copy(&dst, src, 0);
+    if (n < 0)
+        return (int)n;
+    return (size_t)n == len ? 0 : -EIO;
+}
+
+/* A large write's bytes arrived in this FUSE thread's request buffer (no
+ * splice: the kernel refused a pipe that large): give its pages back, or
+ * every FUSE thread would keep 1 MiB of the last large write it served.
+ * The next request fills the buffer again (libfuse reads into it); the
+ * pages are then faulted in only as far as that request is long. */
+static void drop_request_pages(const struct fuse_bufvec *bufv, size_t size)
+{
+    if ((bufv->buf[0].flags & FUSE_BUF_IS_FD) || size < (256u << 10))
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)bufv->buf[0].mem + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)bufv->buf[0].mem + size) & ~(page - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+/* Writes: the data comes in a pipe (zero copy, FUSE_CAP_SPLICE_READ) or
+ * in memory. */
+static void sky_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+                          struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
     struct ofile *of = ofile_of(fi);
+    size_t size = fuse_buf_size(bufv);
     int rc = cloud_check_writable(of->cloud, &e);
     if (!rc)
-        rc = files_write(fs, of, (uint64_t)off, buf, size, &e);
+        rc = files_write(fs, of, (uint64_t)off, size, copy_write_data, bufv, &e);
+    drop_request_pages(bufv, size);
     if (rc)
         reply_err(req, rc, &e);
     else
@@ -1334,6 +1378,13 @@ static void sky_init(void *userdata, struct fuse_conn_info *conn)
 {
     conn->max_write = 1024 * 1024;
     conn->max_readahead = 1024 * 1024;
+    /* Data moves between the kernel and the cache files by splice: no
+     * copy through this process, and no 1 MiB buffer per FUSE thread
+     * filled by each large read or write. */
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE | (conn->capable & FUSE_CAP_SPLICE_MOVE);
+    if (conn->capable & FUSE_CAP_SPLICE_READ)
+        conn->want |= FUSE_CAP_SPLICE_READ;
     if (conn->capable & FUSE_CAP_ASYNC_READ)
         conn->want |= FUSE_CAP_ASYNC_READ;
     if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -1358,7 +1409,7 @@ const struct fuse_lowlevel_ops skyfs_ops = {
     .link = sky_link,
     .open = sky_open,
     .read = sky_read,
-    .write = sky_write,
+    .write_buf = sky_write_buf,
     .flush = sky_flush,
     .release = sky_release,
     .fsync = sky_fsync,

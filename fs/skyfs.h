@@ -122,10 +122,15 @@ void files_close(struct skyfs *fs, struct ofile *of);
 /* The open file for an inode, if any (adds a reference: files_close it). */
 struct ofile *files_find(struct skyfs *fs, uint64_t ino);
 
-int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, void *buf,
-               size_t *got, struct sky_err *e);
-int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, const void *buf, size_t len,
-                struct sky_err *e);
+/* Read [off, off+len): on success emit(emit_arg, ...) got the bytes where
+ * they sit in the cache file (see blocks_emit_fn); on failure it was not
+ * called. */
+int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
+               blocks_emit_fn emit, void *emit_arg, struct sky_err *e);
+/* Write `len` bytes at off, put into the cache file by copy(copy_arg, ...)
+ * (see blocks_copy_fn). */
+int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, blocks_copy_fn copy,
+                void *copy_arg, struct sky_err *e);
 int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky_err *e);
 /* Upload if dirty (close, fsync).  Returns the upload's error, if any. */
 int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +18,9 @@
 #define KIB 1024u
 #define MIB (1024u * 1024u)
 
-/* A fake cloud object: fetch copies from `data` and counts calls. */
+/* A fake cloud object: fetch streams `data` to the sink in pieces of
+ * `piece` bytes (5000 unless set: pieces that straddle chunks and blocks)
+ * and counts calls.  The fault fields apply to the next fetch only. */
 struct remote {
     unsigned char *data;
     size_t size;
@@ -26,6 +29,15 @@ struct remote {
     int down;                       /* every fetch fails */
     int delay_ms;                   /* each fetch takes this long */
     int active, max_active;         /* fetches running at once */
+    size_t piece;
+    size_t fail_at;                 /* fail (EIO) once this many bytes went */
+    size_t cut_at;                  /* end early (a short read, no error) */
+    size_t replay_at;               /* send garbage up to here, then start over */
+    size_t extra;                   /* send this many bytes more than asked */
+    /* The first fetch whose range holds object offset X (not its first
+     * byte): fail_abs fails there; resend_abs starts over from the start
+     * of its range there (a retry: the same bytes again). */
+    size_t fail_abs, resend_abs;
     pthread_mutex_t lock;
 };
 
@@ -43,23 +55,74 @@ static void remote_delay(struct remote *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-static int remote_fetch(void *arg, uint64_t off, size_t len, void *buf, size_t *got,
-                        struct sky_err *e)
+/* Hand [from, to) of the answer to the sink, in pieces; garbage bytes
+ * instead of the object's when `garbage`. */
+static int remote_send(struct remote *r, const unsigned char *src, size_t from, size_t to,
+                       bool garbage, blocks_sink_fn sink, void *sink_arg)
+{
+    size_t piece = r->piece ? r->piece : 5000;
+    unsigned char junk[8192];
+    memset(junk, 0xa5, sizeof junk);
+    for (size_t pos = from; pos < to;) {
+        size_t n = to - pos < piece ? to - pos : piece;
+        if (garbage && n > sizeof junk)
+            n = sizeof junk;
+        int rc = sink(sink_arg, pos, garbage ? junk : src + pos, n);
+        if (rc)
+            return rc;
+        pos += n;
+    }
+    return 0;
+}
+
+static int remote_fetch(void *arg, uint64_t off, size_t len, blocks_sink_fn sink,
+                        void *sink_arg, struct sky_err *e)
 {
     struct remote *r = arg;
     pthread_mutex_lock(&r->lock);
     r->calls++;
+    size_t fail_at = r->fail_at, cut_at = r->cut_at, replay_at = r->replay_at;
+    size_t extra = r->extra, resend_at = 0;
+    r->fail_at = r->cut_at = r->replay_at = r->extra = 0;
+    if (r->fail_abs > off && r->fail_abs < off + len) {
+        fail_at = r->fail_abs - off;
+        r->fail_abs = 0;
+    }
+    if (r->resend_abs > off && r->resend_abs < off + len) {
+        resend_at = r->resend_abs - off;
+        r->resend_abs = 0;
+    }
     pthread_mutex_unlock(&r->lock);
     remote_delay(r);
     if (r->down)
         return sky_fail(e, EHOSTDOWN, "test cloud is down");
     size_t n = off >= r->size ? 0 : (r->size - off < len ? r->size - off : len);
-    memcpy(buf, r->data + off, n);
-    *got = n;
+    unsigned char *src = r->data + off, *longer = NULL;
+    if (extra) {                    /* a server that ignores the range */
+        longer = calloc(1, n + extra);
+        memcpy(longer, src, n);
+        src = longer;
+        n += extra;
+    }
+    int rc = 0;
+    if (replay_at)                  /* a failed attempt, then the retry */
+        rc = remote_send(r, src, 0, replay_at < n ? replay_at : n, true, sink, sink_arg);
+    if (resend_at)                  /* the same, with the object's own bytes */
+        rc = remote_send(r, src, 0, resend_at < n ? resend_at : n, false, sink, sink_arg);
+    if (rc == 0 && fail_at && fail_at < n) {
+        rc = remote_send(r, src, 0, fail_at, false, sink, sink_arg);
+        if (rc == 0)
+            rc = sky_fail(e, EIO, "test cloud: connection reset");
+    } else if (rc == 0) {
+        rc = remote_send(r, src, 0, cut_at && cut_at < n ? cut_at : n, false, sink, sink_arg);
+    }
+    free(longer);
+    if (rc < 0 && (!e || !e->code))
+        sky_fail(e, -rc, "test cloud: the sink failed");
     pthread_mutex_lock(&r->lock);
     r->bytes += n;
     pthread_mutex_unlock(&r->lock);
-    return 0;
+    return rc;
 }
 
 static uint32_t rnd(uint32_t *s)
@@ -1007,7 +1070,8 @@ TEST(blocks_sequential_reads_fetch_ahead_in_parallel)
         bad += read_ahead_equals(o, off, 16 * KIB, &r);
     CHECK_INT(bad, 0);
     remote_settle(&r);
-    CHECK_INT(r.calls, 64);                 /* every block once */
+    CHECK_INT(r.bytes, r.size);             /* every block once */
+    CHECK(r.calls < 64);                    /* runs of blocks in one request */
     CHECK(r.max_active > 1);                /* fetched ahead in parallel */
     CHECK(r.max_active <= 5);               /* 4 ahead + the reader's own */
     struct blocks_stats st = bstats(b);
@@ -1605,6 +1669,223 @@ TEST(blocks_version_1_cache_is_upgraded)
     blocks_close(b);
     remote_free(&r);
     remote_free(&n);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* ---- streamed downloads: pieces go into the cache file as they arrive ------ */
+
+/* A read that must fail with `want` (its message holding `says`). */
+static int read_fails(struct blocks_obj *o, uint64_t off, size_t len, struct remote *r, int want,
+                      const char *says)
+{
+    unsigned char *buf = malloc(len);
+    size_t got = 0;
+    struct sky_err e = { 0 };
+    int rc = blocks_read(o, off, len, buf, &got, remote_fetch, r, &e);
+    free(buf);
+    if (rc != want || !strstr(e.msg, says)) {
+        fprintf(stderr, "  read at %llu: %d (%s), expected %d (%s)\n", (unsigned long long)off,
+                rc, e.msg, want, says);
+        return 1;
+    }
+    return 0;
+}
+
+/* Disk space the only data file of `dir` takes, in 512-byte units. */
+static long long data_file_blocks(const char *dir)
+{
+    char *file = only_data_file(dir);
+    struct stat st;
+    long long n = file && stat(file, &st) == 0 ? (long long)st.st_blocks : -1;
+    free(file);
+    return n;
+}
+
+/* A download that fails part way, ends short, or runs long leaves nothing
+ * of its block present (and nothing on disk); the next read fetches the
+ * block again, and what is then kept survives a reopen. */
+TEST(blocks_stream_failing_mid_block_keeps_nothing)
+{
+    const uint64_t BS = 256 * KIB;
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 4 * BS + 777, 61);
+    struct blocks *b = bopen(dir, BS, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f", "v1", r.size);
+
+    r.fail_at = 100000;                     /* the connection drops inside block 0 */
+    CHECK_INT(read_fails(o, 0, 4 * KIB, &r, -EIO, "connection reset"), 0);
+    struct blocks_stats s = bstats(b);
+    CHECK_INT(s.blocks_present, 0);
+    CHECK_INT(s.bytes_present, 0);
+    CHECK_INT(data_file_blocks(dir), 0);   /* what arrived was punched out */
+    r.down = 1;                             /* not served from the cache */
+    CHECK_INT(read_fails(o, 0, 4 * KIB, &r, -EHOSTDOWN, "down"), 0);
+    r.down = 0;
+
+    r.cut_at = 5000;                        /* the cloud ends early, no error */
+    CHECK_INT(read_fails(o, 0, 4 * KIB, &r, -EIO, "returned 5000 bytes"), 0);
+    r.extra = 10;                           /* the cloud sends more than asked */
+    CHECK_INT(read_fails(o, 0, 4 * KIB, &r, -EIO, "writing cached data"), 0);
+    s = bstats(b);
+    CHECK_INT(s.blocks_present, 0);
+    CHECK_INT(data_file_blocks(dir), 0);
+
+    CHECK_INT(read_equals(o, 0, BS, r.data, &r), 0);
+    CHECK_INT(read_equals(o, BS, BS, r.data + BS, &r), 0);
+    CHECK_INT(read_equals(o, 4 * BS, 777, r.data + 4 * BS, &r), 0);
+    s = bstats(b);
+    CHECK_INT(s.blocks_present, 3);
+    CHECK_INT(s.bytes_present, 2 * BS + 777);
+    CHECK_INT(s.corrupt, 0);
+    blocks_release(o);
+    blocks_close(b);
+
+    b = bopen(dir, BS, 1024ull * MIB);
+    o = bget(b, "f", "v1", r.size);
+    r.down = 1;                             /* checked against their checksums */
+    CHECK_INT(read_equals(o, 0, 2 * BS, r.data, &r), 0);
+    CHECK_INT(read_equals(o, 4 * BS, 777, r.data + 4 * BS, &r), 0);
+    CHECK_INT(bstats(b).corrupt, 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* A download of chunks that fails part way: the missing chunks stay
+ * missing, and a present chunk it wrote over is checked again before it is
+ * served (here it holds garbage: dropped, never served). */
+TEST(blocks_stream_failing_mid_chunks_keeps_nothing_new)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 8 * MIB, 62);
+    struct blocks *b = bopen(dir, 4 * MIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f", "v1", r.size);
+    CHECK_INT(read_equals(o, MIB + 100, 4 * KIB, r.data + MIB + 100, &r), 0);    /* chunk 16 */
+    CHECK_INT(bstats(b).bytes_present, 64 * KIB);
+
+    /* chunks 15-17 in one request: garbage over all three, then a retry
+     * that dies after 10 bytes */
+    r.replay_at = 3 * 64 * KIB;
+    r.fail_at = 10;
+    uint64_t at = MIB - 64 * KIB;
+    CHECK_INT(read_fails(o, at, 3 * 64 * KIB, &r, -EIO, "connection reset"), 0);
+    struct blocks_stats s = bstats(b);
+    CHECK_INT(s.blocks_present, 1);
+    CHECK_INT(s.blocks_partial, 1);
+    CHECK_INT(s.bytes_present, 64 * KIB);
+    CHECK_INT(s.corrupt, 0);
+
+    r.down = 1;                             /* chunk 16 holds garbage now */
+    CHECK_INT(read_fails(o, MIB, 100, &r, -EHOSTDOWN, "down"), 0);
+    CHECK_INT(bstats(b).corrupt, 1);
+    r.down = 0;
+    CHECK_INT(read_equals(o, at, 3 * 64 * KIB, r.data + at, &r), 0);
+    s = bstats(b);
+    CHECK_INT(s.bytes_present, 3 * 64 * KIB);
+    CHECK_INT(s.corrupt, 1);
+    blocks_release(o);
+
+    o = bget(b, "f", "v1", r.size);
+    r.down = 1;
+    CHECK_INT(read_equals(o, at, 3 * 64 * KIB, r.data + at, &r), 0);
+    CHECK_INT(bstats(b).corrupt, 1);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* A fetch that starts over (a retry after a broken transfer) keeps only
+ * the bytes of the retry, with their checksums: whole blocks and chunks
+ * read back clean after a new pin verifies them. */
+TEST(blocks_stream_started_over_keeps_the_retry)
+{
+    const uint64_t BS = 256 * KIB;
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 4 * BS, 63);
+    struct blocks *b = bopen(dir, BS, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f", "v1", r.size);
+    r.replay_at = 70000;
+    CHECK_INT(read_equals(o, 0, 4 * KIB, r.data, &r), 0);                  /* whole block 0 */
+    r.replay_at = 20000;
+    CHECK_INT(read_equals(o, 2 * BS + 5, 100, r.data + 2 * BS + 5, &r), 0);  /* one chunk */
+    r.replay_at = 100000;
+    r.piece = 3000;
+    CHECK_INT(read_equals(o, 3 * BS + 60 * KIB, 8 * KIB, r.data + 3 * BS + 60 * KIB, &r), 0);
+    CHECK_INT(r.calls, 3);
+    blocks_release(o);
+
+    o = bget(b, "f", "v1", r.size);        /* read in an order that stays random */
+    r.down = 1;
+    CHECK_INT(read_equals(o, 3 * BS, 2 * 64 * KIB, r.data + 3 * BS, &r), 0);
+    CHECK_INT(read_equals(o, 2 * BS, 64 * KIB, r.data + 2 * BS, &r), 0);
+    CHECK_INT(read_equals(o, 0, BS, r.data, &r), 0);
+    CHECK_INT(bstats(b).corrupt, 0);
+    CHECK_INT(bstats(b).bytes_present, BS + 3 * 64 * KIB);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* Sequential reads fetch ahead in runs of blocks, one request each.  A run
+ * that breaks keeps the blocks that arrived whole and nothing else (the
+ * reader fetches the rest itself); a run that starts over keeps its
+ * blocks once.  Afterwards every byte reads back and checks clean. */
+static void read_all_ahead(struct blocks_obj *o, struct remote *r, int *bad, int *failed)
+{
+    for (uint64_t off = 0; off < r->size; off += 16 * KIB) {
+        size_t len = r->size - off < 16 * KIB ? r->size - off : 16 * KIB;
+        if (read_ahead_equals(o, off, len, r) == 0)
+            continue;
+        (*failed)++;                        /* the reader's own fetch broke: again */
+        *bad += read_ahead_equals(o, off, len, r);
+    }
+}
+
+TEST(blocks_stream_runs_keep_whole_blocks_only)
+{
+    const uint64_t BS = 64 * KIB;
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 24 * BS + 999, 64);
+    struct blocks *b = bopen(dir, BS, 64 * MIB);
+    struct blocks_obj *o = bget(b, "runs", "v1", r.size);
+    r.fail_abs = 9 * BS + 77;               /* breaks inside block 9 */
+    r.resend_abs = 12 * BS + 5;             /* starts over inside block 12 */
+    int bad = 0, failed = 0;
+    read_all_ahead(o, &r, &bad, &failed);
+    remote_settle(&r);
+    CHECK_INT(bad, 0);
+    CHECK(failed <= 1);
+    CHECK(r.calls < 24);                    /* runs: fewer requests than blocks */
+    CHECK_INT(r.fail_abs + r.resend_abs, 0); /* both faults happened */
+    struct blocks_stats st = bstats(b);
+    CHECK_INT(st.blocks_present, 25);
+    CHECK_INT(st.bytes_present, r.size);
+    CHECK_INT(st.corrupt, 0);
+    blocks_release(o);
+
+    o = bget(b, "runs", "v1", r.size);       /* checked against their checksums */
+    r.down = 1;
+    unsigned char *all = malloc(r.size);
+    size_t got = 0;
+    CHECK_INT(blocks_read(o, 0, r.size, all, &got, remote_fetch, &r, NULL), 0);
+    CHECK_INT(got, r.size);
+    CHECK(memcmp(all, r.data, r.size) == 0);
+    CHECK_INT(bstats(b).corrupt, 0);
+    free(all);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
     unit_rmtree(dir);
     free(dir);
 }

@@ -120,19 +120,11 @@ add_local_cloud() {
 # add_azure_cloud NAME: an Azure Blob container NAME on Azurite (data in
 # demo/azurite, a free port each start), seeded once through a SAS token
 # that openssl signs with Azurite's well-known development key.
-AZ_DEMO_ACCOUNT=devstoreaccount1
-AZ_DEMO_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
-azure_demo_sas() {
-    local se=2099-01-01T00:00:00Z sv=2019-12-12 hexkey sig
-    hexkey=$(printf %s "$AZ_DEMO_KEY" | base64 -d | od -An -vtx1 | tr -d ' \n')
-    sig=$(printf '%s\n' "$AZ_DEMO_ACCOUNT" rwdlacup b sco "" "$se" "" "" "$sv" |
-        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hexkey" -binary | base64)
-    sig=$(printf %s "$sig" | sed 's/+/%2B/g; s|/|%2F|g; s/=/%3D/g')
-    echo "sv=$sv&ss=b&srt=sco&sp=rwdlacup&se=${se//:/%3A}&sig=$sig"
-}
+# shellcheck source=../tests/servers/azurite.sh
+. "$ROOT/tests/servers/azurite.sh"
 seed_azure() {
     local endpoint=$1 container=$2 sas tmp
-    sas=$(azure_demo_sas)
+    sas=$(azurite_sas)
     tmp=$(mktemp -d)
     printf 'This folder is an Azure Blob container on Azurite (demo/azurite).\n' >"$tmp/README.txt"
     printf 'month,visits\nJan,310\nFeb,280\nMar,355\n' >"$tmp/visits.csv"
@@ -148,7 +140,7 @@ add_azure_cloud() {
     local main="$SERVERS_DIR/azurite/dist/src/blob/main.js"
     [ -f "$main" ] || die "Azurite is missing; run make deps"
     port=$(free_port)
-    endpoint="http://127.0.0.1:$port/$AZ_DEMO_ACCOUNT"
+    endpoint="http://127.0.0.1:$port/$AZURITE_ACCOUNT"
     mkdir -p "$data"
     start_server azurite "$endpoint?comp=list" node "$main" --blobHost 127.0.0.1 \
         --blobPort "$port" -l "$data" --disableTelemetry --skipApiVersionCheck -s
@@ -156,8 +148,8 @@ add_azure_cloud() {
         seed_azure "$endpoint" "$name" || die "cannot seed the Azure demo container"
         touch "$data/.seeded"
     fi
-    conf_section "$name" type=azure "endpoint=$endpoint" "account=$AZ_DEMO_ACCOUNT" \
-        "key=$AZ_DEMO_KEY" "container=$name" ttl=2s
+    conf_section "$name" type=azure "endpoint=$endpoint" "account=$AZURITE_ACCOUNT" \
+        "key=$AZURITE_KEY" "container=$name" ttl=2s
 }
 
 # add_s3_cloud NAME: an S3 bucket NAME on s3rver (data in demo/s3rver, a

@@ -39,6 +39,8 @@ LB_FILES=10000
 LB_DIRS=1000
 LB_PER_DIR=100
 LB_ROWS=1000000
+# shellcheck source=SCRIPTDIR/peers.sh
+. "$(dirname "$0")/peers.sh"
 while [ $# -gt 0 ]; do
     case "$1" in
         --tools) LB_TOOLS=$(echo "${2:-}" | tr ',' ' '); shift 2 ;;
@@ -50,17 +52,10 @@ while [ $# -gt 0 ]; do
         *) echo "listing.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for t in $LB_TOOLS; do
-    case "$t" in skyfs|rclone|s3fs) ;; *) echo "listing.sh: unknown tool $t" >&2; exit 2 ;; esac
-done
-for n in "$LB_FILES" "$LB_DIRS" "$LB_PER_DIR" "$LB_ROWS"; do
-    case "$n" in ''|*[!0-9]*|0) echo "listing.sh: '$n' is not a positive number" >&2; exit 2 ;; esac
-done
+bench_check_args listing.sh "$LB_TOOLS" "$LB_FILES" "$LB_DIRS" "$LB_PER_DIR" "$LB_ROWS"
 
 # shellcheck source=SCRIPTDIR/../integration/lib.sh
 . "$(dirname "$0")/../integration/lib.sh"
-# shellcheck source=SCRIPTDIR/peers.sh
-. "$(dirname "$0")/peers.sh"
 
 LB_ALL="skyfs rclone s3fs"
 FLAT=flat               # bucket (and skyfs cloud) with one big directory

@@ -1,10 +1,23 @@
 # shellcheck shell=bash
 # peers.sh - mounting the tools the benchmarks compare, one way for all:
 # skyfs's config, rclone mount and s3fs over one s3rver bucket.  Sourced by
-# tests/bench/run.sh and tests/bench/listing.sh after lib.sh; they set
-# $WORK (a scratch directory) and $PORT (the s3rver port) first.
+# tests/bench/run.sh and tests/bench/listing.sh (before lib.sh, so that bad
+# arguments are refused before anything starts); they set $WORK (a scratch
+# directory) and $PORT (the s3rver port) before mounting.
 
 declare -A PEER_PID=()  # rclone/s3fs -> pid of the running daemon
+
+# bench_check_args PROG "TOOLS" NUMBER...: exits 2 with a message naming PROG
+# when a tool is not skyfs, rclone or s3fs, or a NUMBER is not positive.
+bench_check_args() {
+    local prog=$1 tools=$2 t n; shift 2
+    for t in $tools; do
+        case "$t" in skyfs|rclone|s3fs) ;; *) echo "$prog: unknown tool $t" >&2; exit 2 ;; esac
+    done
+    for n in "$@"; do
+        case "$n" in ''|*[!0-9]*|0) echo "$prog: '$n' is not a positive number" >&2; exit 2 ;; esac
+    done
+}
 
 # bench_skyfs_config CONF CACHE BUCKET [LINE...]: a skyfs config (mode 0600)
 # for one s3 cloud named BUCKET on the s3rver; each LINE is added to the

@@ -38,6 +38,8 @@ BENCH_MIB=256
 BENCH_READS=200
 BENCH_FILES=500
 BENCH_REPEAT=3
+# shellcheck source=SCRIPTDIR/peers.sh
+. "$(dirname "$0")/peers.sh"
 while [ $# -gt 0 ]; do
     case "$1" in
         --tools) BENCH_TOOLS=$(echo "${2:-}" | tr ',' ' '); shift 2 ;;
@@ -49,17 +51,10 @@ while [ $# -gt 0 ]; do
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for t in $BENCH_TOOLS; do
-    case "$t" in skyfs|rclone|s3fs) ;; *) echo "run.sh: unknown tool $t" >&2; exit 2 ;; esac
-done
-for n in "$BENCH_MIB" "$BENCH_READS" "$BENCH_FILES" "$BENCH_REPEAT"; do
-    case "$n" in ''|*[!0-9]*|0) echo "run.sh: '$n' is not a positive number" >&2; exit 2 ;; esac
-done
+bench_check_args run.sh "$BENCH_TOOLS" "$BENCH_MIB" "$BENCH_READS" "$BENCH_FILES" "$BENCH_REPEAT"
 
 # shellcheck source=SCRIPTDIR/../integration/lib.sh
 . "$(dirname "$0")/../integration/lib.sh"
-# shellcheck source=SCRIPTDIR/peers.sh
-. "$(dirname "$0")/peers.sh"
 
 BENCH_ALL="skyfs rclone s3fs"
 BUCKET=bench

@@ -35,11 +35,6 @@ secret_access_key = S3RVER
 EOC
 chmod 600 "$CONF"
 
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
-}
-
 mkdir -p "$SRC/tree/sub" "$SRC/keep"
 head -c $((1 << 20)) /dev/urandom >"$SRC/tree/a.bin"
 head -c $((2 << 20)) /dev/urandom >"$SRC/tree/sub/b.bin"

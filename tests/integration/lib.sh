@@ -385,6 +385,14 @@ start_s3rver() {
         -p "$port" -s "$@"
 }
 
+# s3curl CURL-ARGS...: curl signed for s3rver (SigV4 as S3RVER/S3RVER, region
+# us-east-1, unsigned payload: curl 7.88 does not hash bodies), failing on
+# HTTP errors; for requests straight to the server, bypassing skyfs.
+s3curl() {
+    curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
+}
+
 # Azurite's account, key and azurite_sas
 # shellcheck source=../servers/azurite.sh
 . "$SKY_ROOT/tests/servers/azurite.sh"

@@ -38,11 +38,6 @@ SAS=$(azurite_sas)
 curl -sf -X PUT "$AZ_ENDPOINT/keep?restype=container&$SAS" -o /dev/null ||
     die "cannot create container keep"
 
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
-}
-
 # header CLOUD PATH NAME: the value of response header NAME (lowercase) of
 # a HEAD of the object on the server itself; "(none)" when absent.
 header() {

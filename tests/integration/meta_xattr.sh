@@ -35,11 +35,6 @@ SAS=$(azurite_sas)
 curl -sf -X PUT "$AZ_ENDPOINT/meta?restype=container&$SAS" -o /dev/null ||
     die "cannot create container meta"
 
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
-}
-
 (umask 077 && cat >"$CONF" <<EOF
 [cache]
 dir = $TEST_TMP/cache

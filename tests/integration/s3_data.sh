@@ -41,11 +41,6 @@ EOF
 write_conf "$TEST_TMP/a.conf" "$TEST_TMP/cache-a"
 write_conf "$TEST_TMP/b.conf" "$TEST_TMP/cache-b"
 
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
-}
-
 # --- 100 MiB, multipart
 head -c $((100 << 20)) /dev/urandom >"$TEST_TMP/big"
 mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"

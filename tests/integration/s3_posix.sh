@@ -67,12 +67,6 @@ ttl = 1s
 EOF
 )
 
-# s3curl ARGS...: curl signed as S3RVER (curl 7.88 does not add the
-# payload hash header itself).
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
-}
 # s3_put KEY FILE [curl args...]: PUT an object straight to the server.
 s3_put() {
     local key file=$2

@@ -23,10 +23,6 @@ access_key_id = S3RVER
 secret_access_key = S3RVER
 EOF
 )
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
-}
 echo old >"$TEST_TMP/old"
 s3curl -X PUT -H "x-amz-meta-color: blue" -T "$TEST_TMP/old" \
     "http://127.0.0.1:$PORT/retry/kept.txt" -o /dev/null || die "cannot put kept.txt"

@@ -1664,19 +1664,29 @@ static int put_marker(struct s3 *s, const struct s3_loc *l, const struct sky_att
     return rc;
 }
 
-static int s3_mkdir(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e)
+/* 0 when nothing is at `path` yet; -EEXIST (naming `op`) when something
+ * is, or the error of asking. */
+static int s3_must_be_free(struct s3 *s, const char *path, const char *op, struct sky_err *e)
 {
-    struct s3 *s = ctx;
     struct sky_attr cur;
     struct sky_err probe = {0};
-    int rc = s3_stat(ctx, path, &cur, &probe);
+    int rc = s3_stat(s, path, &cur, &probe);
     if (rc == 0)
-        return sky_fail(e, EEXIST, "s3 '%s': mkdir %s: already exists", s->name, path);
+        return sky_fail(e, EEXIST, "s3 '%s': %s %s: already exists", s->name, op, path);
     if (rc != -ENOENT) {
         if (e)
             *e = probe;
         return rc;
     }
+    return 0;
+}
+
+static int s3_mkdir(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    int rc = s3_must_be_free(s, path, "mkdir", e);
+    if (rc)
+        return rc;
     struct s3_loc l;
     rc = s3_locate(s, path, &l, e);
     if (rc < 0)
@@ -1735,16 +1745,9 @@ static int s3_symlink(void *ctx, const char *path, const char *target,
                       const struct sky_attr *attr, struct sky_err *e)
 {
     struct s3 *s = ctx;
-    struct sky_attr cur;
-    struct sky_err probe = {0};
-    int rc = s3_stat(ctx, path, &cur, &probe);
-    if (rc == 0)
-        return sky_fail(e, EEXIST, "s3 '%s': symlink %s: already exists", s->name, path);
-    if (rc != -ENOENT) {
-        if (e)
-            *e = probe;
+    int rc = s3_must_be_free(s, path, "symlink", e);
+    if (rc)
         return rc;
-    }
     struct s3_loc l;
     rc = s3_locate(s, path, &l, e);
     if (rc < 0)

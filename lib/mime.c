@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define MIME_TYPES_FILE "/etc/mime.types"
 
@@ -17,9 +16,9 @@ struct mime_ext {
 };
 
 static struct mime_ext *mime_table;
-static size_t mime_count;
+static size_t mime_count, mime_table_cap;
 static char **mime_types;       /* every type string, to free */
-static size_t mime_ntypes;
+static size_t mime_ntypes, mime_types_cap;
 static pthread_once_t mime_once = PTHREAD_ONCE_INIT;
 
 static int mime_cmp(const void *pa, const void *pb)
@@ -44,18 +43,29 @@ static void mime_free(void)
     free(mime_types);
     mime_table = NULL;
     mime_types = NULL;
-    mime_count = mime_ntypes = 0;
+    mime_count = mime_ntypes = mime_table_cap = mime_types_cap = 0;
 }
 
-static int mime_push(void **arr, size_t n, size_t elem)
+/* Room for one more element in *arr (n used, *cap allocated). */
+static int mime_reserve(void **arr, size_t n, size_t *cap, size_t elem)
 {
-    if ((n & (n - 1)) != 0 && n != 0)   /* grow at powers of two */
+    if (n < *cap)
         return 0;
-    void *p = realloc(*arr, (n ? n * 2 : 64) * elem);
+    size_t ncap = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, ncap * elem);
     if (!p)
         return -1;
     *arr = p;
+    *cap = ncap;
     return 0;
+}
+
+/* ASCII lowercase, in place. */
+static void mime_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
 }
 
 /* One line: "type ext ext ...". */
@@ -68,21 +78,20 @@ static int mime_add_line(char *line)
     char *ext = strtok_r(NULL, " \t\r\n", &save);
     if (!ext)
         return 0;
-    if (mime_push((void **)&mime_types, mime_ntypes, sizeof *mime_types))
+    if (mime_reserve((void **)&mime_types, mime_ntypes, &mime_types_cap, sizeof *mime_types))
         return -1;
     char *t = strdup(type);
     if (!t)
         return -1;
     mime_types[mime_ntypes++] = t;
     for (; ext; ext = strtok_r(NULL, " \t\r\n", &save)) {
-        if (mime_push((void **)&mime_table, mime_count, sizeof *mime_table))
+        if (mime_reserve((void **)&mime_table, mime_count, &mime_table_cap,
+                         sizeof *mime_table))
             return -1;
         char *e = strdup(ext);
         if (!e)
             return -1;
-        for (char *p = e; *p; p++)
-            if (*p >= 'A' && *p <= 'Z')
-                *p = (char)(*p - 'A' + 'a');
+        mime_lower(e);
         mime_table[mime_count] = (struct mime_ext){ e, t, mime_count };
         mime_count++;
     }
@@ -137,10 +146,8 @@ const char *mime_type_for(const char *name)
     if (!dot || dot == base || !dot[1] || strlen(dot + 1) >= 32)
         return MIME_DEFAULT;
     char ext[32];
-    size_t i = 0;
-    for (const char *p = dot + 1; *p; p++)
-        ext[i++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-    ext[i] = 0;
+    strcpy(ext, dot + 1);       /* fits: checked above */
+    mime_lower(ext);
     struct mime_ext key = { ext, NULL, 0 };
     const struct mime_ext *hit = mime_count ? bsearch(&key, mime_table, mime_count,
                                                       sizeof *mime_table, mime_cmp)

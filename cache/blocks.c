@@ -70,8 +70,9 @@
  * one ranged read (obj_fetch_run): the sink checksums it block by block
  * and keeps each block as it completes (obj_run_block_done takes o->lock
  * for that; the download itself runs without it).  Present blocks a
- * sequential reader is about to verify are asked from the disk ahead
- * (obj_warm_ahead, B_WARMING).
+ * sequential reader is about to verify are asked from the disk ahead and
+ * checked by the same threads (obj_warm_ahead, B_WARMING, pool_verify: a
+ * job without a fetch function), so that the reader only copies them out.
  *
  * Downloads (struct obj_sink) never hold a block in memory: pieces are
  * pwritten at their offsets and hashed as they come; a block or chunk is
@@ -117,7 +118,8 @@
 #define B_USED     0x10u   /* last use not yet written to SQLite */
 #define B_FETCHING 0x20u   /* being downloaded without the object lock */
 #define B_QUEUED   0x40u   /* waiting for a background fetcher (readahead) */
-#define B_WARMING  0x80u   /* cached, not yet verified, asked from the disk ahead */
+#define B_WARMING  0x80u   /* cached, not yet verified, asked from the disk ahead
+                              (and queued for pool_verify, for background readers) */
 
 struct blocks_name {                /* a path the object had before a rename */
     struct blocks_name *next;
@@ -173,6 +175,7 @@ struct blocks {
     uint64_t blocks_partial;                   /* atomic */
     uint64_t hits, misses, corrupt;            /* atomic */
     uint64_t ahead_fetched;                    /* atomic */
+    uint64_t ahead_verified;                   /* atomic */
     struct blocks_pool *pool;                  /* background fetchers */
     uint64_t min_free;                         /* free-space floor; 0: none */
     blocks_free_fn probe;                      /* measures the free space */
@@ -1798,12 +1801,52 @@ static bool obj_still_queued(const struct blocks_obj *o, uint64_t i)
     return i < o->nblocks && (o->st[i] & (B_QUEUED | B_PRESENT | B_FETCHING)) == B_QUEUED;
 }
 
+/* A check ahead of a sequential reader (obj_warm_ahead): hash cached
+ * block job->idx without o->lock, marked B_FETCHING meanwhile, so that
+ * readers wait for the answer and writers (obj_quiesce) for the end; a
+ * corrupt block is counted and dropped, to be fetched again.  Then unpin. */
+static void pool_verify(struct blocks_job *job)
+{
+    struct blocks_obj *o = job->o;
+    uint64_t i = job->idx;
+    pthread_mutex_lock(&o->lock);
+    if (i < o->nblocks) {
+        o->st[i] &= (uint8_t)~B_WARMING;
+        if (!o->writers &&
+            (o->st[i] & (B_PRESENT | B_VERIFIED | B_DIRTY | B_FETCHING)) == B_PRESENT) {
+            obj_download_begin(o, i);
+            uint64_t sum;
+            int rc = blocks_hash_file(o->fd, i << o->b->shift, obj_block_len(o, i), &sum);
+            pthread_mutex_lock(&o->lock);
+            struct sky_err e = { 0 };       /* a reader checks again and reports */
+            if (rc == 0)
+                blocks_count(&o->b->ahead_verified);
+            if (rc == 0 && sum == o->sum[i]) {
+                o->st[i] |= B_VERIFIED;
+            } else if (rc == 0) {
+                blocks_count(&o->b->corrupt);
+                (void)obj_drop_block(o, i, &e);
+            }
+            obj_download_end(o, i);
+        }
+    }
+    o->ahead--;
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+    blocks_release(o);
+    free(job);
+}
+
 /* Download the blocks of the job still wanted (the first run of them:
  * readers may have taken some over), then unpin the object. */
 static void pool_run(struct blocks_job *job)
 {
     struct blocks_obj *o = job->o;
     struct blocks *b = o->b;
+    if (!job->fetch) {
+        pool_verify(job);
+        return;
+    }
     pthread_mutex_lock(&o->lock);
     uint64_t end = job->idx + job->count, first = job->idx, n = 0;
     while (first < end && !obj_still_queued(o, first))
@@ -1842,8 +1885,9 @@ static void pool_cancel(struct blocks_job *job)
 {
     struct blocks_obj *o = job->o;
     pthread_mutex_lock(&o->lock);
+    uint8_t mark = job->fetch ? B_QUEUED : B_WARMING;
     for (uint64_t i = job->idx; i < job->idx + job->count && i < o->nblocks; i++)
-        o->st[i] &= (uint8_t)~B_QUEUED;
+        o->st[i] &= (uint8_t)~mark;
     o->ahead--;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
@@ -1981,6 +2025,29 @@ static bool obj_queue_run(struct blocks_obj *o, uint64_t idx, uint64_t count,
     return false;
 }
 
+/* Queue a background check of cached block idx (a job without a fetch
+ * function); false when it cannot be. */
+static bool obj_queue_verify(struct blocks_obj *o, uint64_t idx)
+{
+    struct blocks *b = o->b;
+    struct blocks_job *job = b->pool ? calloc(1, sizeof *job) : NULL;
+    if (!job)
+        return false;
+    *job = (struct blocks_job){ .o = o, .idx = idx, .count = 1 };
+    pthread_mutex_lock(&b->lock);
+    o->refs++;                              /* the job pins the object */
+    pthread_mutex_unlock(&b->lock);
+    o->ahead++;
+    if (pool_submit(b->pool, job))
+        return true;
+    o->ahead--;
+    pthread_mutex_lock(&b->lock);
+    o->refs--;                              /* we still hold our own pin */
+    pthread_mutex_unlock(&b->lock);
+    free(job);
+    return false;
+}
+
 /* Is block i absent, with nothing of it under way? */
 static bool obj_absent(const struct blocks_obj *o, uint64_t i)
 {
@@ -2016,15 +2083,22 @@ static void obj_read_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
 
 /* The cached blocks among the next few that a sequential reader will
  * verify (hash) first: start reading them from the disk now, in large
- * requests, so that checking block i does not wait for the disk. */
-static void obj_warm_ahead(struct blocks_obj *o, uint64_t from, uint64_t window)
+ * requests, and (for a reader that allows background work, as for
+ * obj_read_ahead) hash them on the background threads (pool_verify), up
+ * to BLOCKS_AHEAD_PER_OBJ jobs at once, so that a read of block i finds
+ * it checked and only copies it out. */
+static void obj_warm_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
+                           const struct blocks_fetcher *f)
 {
-    if (window > BLOCKS_AHEAD_PER_OBJ)
-        window = BLOCKS_AHEAD_PER_OBJ;
+    if (window > BLOCKS_WINDOW_MAX)
+        window = BLOCKS_WINDOW_MAX;
+    bool background = f->clone && !o->writers;
     uint64_t end = from + window < o->nblocks ? from + window : o->nblocks;
     for (uint64_t i = from; i < end; i++) {
         if ((o->st[i] & (B_PRESENT | B_VERIFIED | B_DIRTY | B_WARMING)) != B_PRESENT)
             continue;
+        if (background && (o->ahead >= BLOCKS_AHEAD_PER_OBJ || !obj_queue_verify(o, i)))
+            break;                          /* the next read queues the rest */
         posix_fadvise(o->fd, (off_t)(i << o->b->shift), (off_t)obj_block_len(o, i),
                       POSIX_FADV_WILLNEED);
         o->st[i] |= B_WARMING;
@@ -2075,7 +2149,7 @@ static int obj_prepare_read(struct blocks_obj *o, uint64_t off, size_t len,
             uint64_t next = ((off + *n - 1) >> o->b->shift) + 1;
             obj_read_ahead(o, next, window, f);
             if (window)
-                obj_warm_ahead(o, next, window);
+                obj_warm_ahead(o, next, window, f);
             random = window == 0;
             tracked = true;
         }
@@ -2994,6 +3068,7 @@ int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e)
     out->misses = __atomic_load_n(&b->misses, __ATOMIC_RELAXED);
     out->corrupt = __atomic_load_n(&b->corrupt, __ATOMIC_RELAXED);
     out->fetched_ahead = __atomic_load_n(&b->ahead_fetched, __ATOMIC_RELAXED);
+    out->verified_ahead = __atomic_load_n(&b->ahead_verified, __ATOMIC_RELAXED);
     return rc;
 }
 

@@ -111,6 +111,7 @@ struct blocks_stats {
     uint64_t block_size;
     uint64_t hits, misses, corrupt;  /* blocks read, since open */
     uint64_t fetched_ahead;          /* blocks downloaded by readahead, since open */
+    uint64_t verified_ahead;         /* cached blocks checked ahead of a reader */
 };
 
 /* How blocks_read_ahead fetches: fetch(arg, ...) for the blocks it needs

@@ -155,6 +155,13 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     if (!fs)
         return sky_fail(e, ENOMEM, "out of memory");
     fs->cfg = cfg;
+    fs->mountpoint = *mountpoint ? realpath(mountpoint, NULL) : NULL;
+    if (!fs->mountpoint)
+        fs->mountpoint = strdup(mountpoint);
+    if (!fs->mountpoint) {
+        free(fs);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
     fs->started_ns = skyfs_now();
     fs->uid = getuid();
     fs->gid = getgid();
@@ -164,6 +171,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     pthread_cond_init(&fs->retry_cond, NULL);
     fs->clouds = calloc(cfg->nclouds, sizeof *fs->clouds);
     if (!fs->clouds) {
+        free(fs->mountpoint);
         free(fs);
         return sky_fail(e, ENOMEM, "out of memory");
     }
@@ -226,6 +234,7 @@ void skyfs_close(struct skyfs *fs)
     if (fs->meta)
         meta_close(fs->meta);
     free(fs->clouds);
+    free(fs->mountpoint);
     pthread_mutex_destroy(&fs->files_lock);
     pthread_mutex_destroy(&fs->page_lock);
     pthread_mutex_destroy(&fs->retry_lock);

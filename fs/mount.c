@@ -175,9 +175,11 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
     argv[argc++] = "skyfs";
     if (opt->debug)
         argv[argc++] = "-d";
+    char options[160];
+    snprintf(options, sizeof options, "fsname=skyfs,subtype=skyfs,default_permissions,"
+             "max_read=%u%s", SKYFS_MAX_READ, geteuid() == 0 ? ",allow_other" : "");
     argv[argc++] = "-o";
-    argv[argc++] = geteuid() == 0 ? "fsname=skyfs,subtype=skyfs,default_permissions,allow_other"
-                                  : "fsname=skyfs,subtype=skyfs,default_permissions";
+    argv[argc++] = options;
     argv[argc] = NULL;
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct fuse_session *se = fuse_session_new(&args, &skyfs_ops, sizeof skyfs_ops, fs);

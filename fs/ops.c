@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "readahead.h"
 #include "virtual.h"
 
 #define NS 1000000000LL
@@ -1071,10 +1072,25 @@ static void sky_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     meta_entry_free(&ent);
 }
 
+/* Once, at the first open (the FUSE handshake is over by then, and it
+ * would undo it): let the kernel read further ahead (readahead.h). */
+static void raise_readahead_once(struct skyfs *fs)
+{
+    if (!*fs->mountpoint || atomic_exchange(&fs->readahead_raised, true))
+        return;
+    struct sky_err e = { 0 };
+    if (readahead_raise(fs->mountpoint, READAHEAD_KIB, &e) == 0)
+        LOG_DEBUG("kernel readahead of %s: at least %u KiB", fs->mountpoint, READAHEAD_KIB);
+    else
+        LOG_INFO("kernel readahead stays as it is (%s); sequential reads may be slower",
+                 e.msg);
+}
+
 static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
+    raise_readahead_once(fs);
     struct meta_entry ent;
     struct cloud *c;
     int rc = load(fs, ino, &ent, &c, &e);
@@ -1378,11 +1394,15 @@ static void sky_init(void *userdata, struct fuse_conn_info *conn)
 {
     conn->max_write = 1024 * 1024;
     conn->max_readahead = 1024 * 1024;
+    conn->max_read = SKYFS_MAX_READ;       /* as the mount option (mount.c) */
     /* Data moves between the kernel and the cache files by splice: no
      * copy through this process, and no 1 MiB buffer per FUSE thread
-     * filled by each large read or write. */
+     * filled by each large read or write.  Not SPLICE_MOVE: stealing the
+     * cache file's pages into the mount's page cache costs more than the
+     * copy it saves (warm reads took 0.40 s a 256 MiB file with it, 0.29 s
+     * without), and empties the cache file's page cache as it goes. */
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-        conn->want |= FUSE_CAP_SPLICE_WRITE | (conn->capable & FUSE_CAP_SPLICE_MOVE);
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
     if (conn->capable & FUSE_CAP_SPLICE_READ)
         conn->want |= FUSE_CAP_SPLICE_READ;
     if (conn->capable & FUSE_CAP_ASYNC_READ)

@@ -27,6 +27,12 @@
 #include "../lib/config.h"
 #include "../lib/err.h"
 
+/* The largest read the kernel sends: 512 KiB.  A reply is spliced from
+ * the cache file through a pipe, and a pipe holds at most 1 MiB
+ * (fs.pipe-max-size) including the reply's header: 1 MiB reads would not
+ * fit and go through a copy instead. */
+#define SKYFS_MAX_READ (512u * 1024)
+
 struct ofile;
 struct stream;
 struct stream_pool;
@@ -64,6 +70,8 @@ struct skyfs {
      * direct-mapped table: a collision only costs a re-read). */
     pthread_mutex_t page_lock;
     struct { uint64_t ino; char etag[SKY_ETAG_MAX]; } page_versions[1024];
+    char *mountpoint;           /* absolute; "" when not mounted (skyfs index) */
+    atomic_bool readahead_raised; /* the first open raised it (readahead.h) */
     pthread_t recovery_thread;
     bool recovery_started;
     pthread_mutex_t retry_lock; /* wakes the journal thread early to stop */

@@ -1084,6 +1084,47 @@ TEST(blocks_sequential_reads_fetch_ahead_in_parallel)
     free(dir);
 }
 
+/* A sequential reader of a cached object finds the blocks ahead checked
+ * on the background threads; corrupt ones among them are dropped and
+ * fetched again, never served. */
+TEST(blocks_cached_blocks_are_checked_ahead_of_a_reader)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 4 * MIB, 24);
+    struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
+    struct blocks_obj *o = bget(b, "warm", "v1", r.size);
+    CHECK_INT(read_equals(o, 0, r.size, r.data, &r), 0);
+    blocks_release(o);
+    blocks_close(b);
+    int calls = r.calls;
+
+    char *file = only_data_file(dir);
+    CHECK(file != NULL);
+    flip_byte(file, 20 * 64 * KIB + 5);         /* block 20 */
+    flip_byte(file, 41 * 64 * KIB + 7000);      /* block 41 */
+    b = bopen(dir, 64 * KIB, 64 * MIB);
+    o = bget(b, "warm", "v1", r.size);
+    int bad = read_ahead_equals(o, 0, 16 * KIB, &r);
+    blocks_cancel_ahead(o);                     /* waits for the check it queued */
+    CHECK_INT(bstats(b).verified_ahead, 1);     /* block 1, as the window is 1 */
+    for (uint64_t off = 16 * KIB; off < r.size; off += 16 * KIB)
+        bad += read_ahead_equals(o, off, 16 * KIB, &r);
+    CHECK_INT(bad, 0);
+    blocks_cancel_ahead(o);
+    remote_settle(&r);
+    struct blocks_stats st = bstats(b);
+    CHECK_INT(st.corrupt, 2);
+    CHECK_INT(r.calls, calls + 2);  /* the two corrupt blocks again, whoever checked them */
+    CHECK_INT(st.blocks_present, 64);
+    blocks_release(o);
+    blocks_close(b);
+    free(file);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(blocks_random_reads_fetch_only_the_block_needed)
 {
     char *dir = unit_tmpdir();

@@ -1147,7 +1147,7 @@ static void reply_from_file(void *arg, int fd, uint64_t off, size_t n)
     bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     bv.buf[0].fd = fd;
     bv.buf[0].pos = (off_t)off;
-    fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+    fuse_reply_data(req, &bv, 0);       /* spliced, copied by the kernel (sky_init) */
 }
 
 static void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1175,7 +1175,8 @@ static int copy_write_data(void *arg, int fd, uint64_t at, size_t len)
 }
 
 /* A large write's bytes arrived in this FUSE thread's request buffer (no
- * splice: the kernel refused a pipe that large): give its pages back, or
+ * splice: the kernel refused a pipe that large, when fs.pipe-max-size is
+ * below SKYFS_MAX_WRITE plus a page): give its pages back, or
  * every FUSE thread would keep 1 MiB of the last large write it served.
  * The next request fills the buffer again (libfuse reads into it); the
  * pages are then faulted in only as far as that request is long. */
@@ -1392,12 +1393,12 @@ static void sky_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 static void sky_init(void *userdata, struct fuse_conn_info *conn)
 {
-    conn->max_write = 1024 * 1024;
+    conn->max_write = SKYFS_MAX_WRITE;
     conn->max_readahead = 1024 * 1024;
     conn->max_read = SKYFS_MAX_READ;       /* as the mount option (mount.c) */
     /* Data moves between the kernel and the cache files by splice: no
-     * copy through this process, and no 1 MiB buffer per FUSE thread
-     * filled by each large read or write.  Not SPLICE_MOVE: stealing the
+     * copy through this process, and no request-sized buffer per FUSE
+     * thread filled by each large read or write.  Not SPLICE_MOVE: stealing the
      * cache file's pages into the mount's page cache costs more than the
      * copy it saves (warm reads took 0.40 s a 256 MiB file with it, 0.29 s
      * without), and empties the cache file's page cache as it goes. */

@@ -27,11 +27,13 @@
 #include "../lib/config.h"
 #include "../lib/err.h"
 
-/* The largest read the kernel sends: 512 KiB.  A reply is spliced from
- * the cache file through a pipe, and a pipe holds at most 1 MiB
- * (fs.pipe-max-size) including the reply's header: 1 MiB reads would not
- * fit and go through a copy instead. */
+/* The largest read and write the kernel sends: 512 KiB.  Their data moves
+ * through a pipe by splice (read replies from the cache file, written
+ * bytes into it), and a pipe holds at most 1 MiB by default
+ * (fs.pipe-max-size) including the request's header: 1 MiB requests would
+ * not fit, and libfuse would copy them through memory instead. */
 #define SKYFS_MAX_READ (512u * 1024)
+#define SKYFS_MAX_WRITE (512u * 1024)
 
 struct ofile;
 struct stream;

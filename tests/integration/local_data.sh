@@ -5,7 +5,8 @@
 # Small files, a 20 MiB file written with dd in odd-sized chunks, rewrites
 # in the middle (one across a 4 MiB block boundary), appends, and a file in
 # the second cloud; each compared with cmp through the mount and in the
-# backing directory.
+# backing directory.  Also: the first open raised the kernel's readahead
+# for the mount from 128 KiB to 2 MiB (the tests run as root).
 . "$(dirname "$0")/lib.sh"
 
 CONF="$TEST_TMP/skyfs.conf"
@@ -35,6 +36,12 @@ mount_skyfs "$CONF" "$MNT" || die "cannot mount $CONF"
 printf 'hello, skyfs\n' >"$SRC/hello.txt"
 check "write a small file with cp" cp "$SRC/hello.txt" "$MNT/alpha/hello.txt"
 same_in_mount_and_backing hello.txt "$SRC/hello.txt"
+
+# The mount's backing device info, 0:MINOR (fuse mounts have major 0).
+dev=$(stat -c %d "$MNT")
+ra_file="/sys/class/bdi/0:$((dev & 0xff | (dev >> 12 & 0xfff00)))/read_ahead_kb"
+check_eq "the first open raised the kernel's readahead of the mount to 2 MiB" \
+    2048 "$(cat "$ra_file" 2>&1)"
 : >"$SRC/empty"
 check "create an empty file" touch "$MNT/alpha/empty"
 same_in_mount_and_backing empty "$SRC/empty"

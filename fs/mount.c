@@ -160,6 +160,24 @@ static void tune_heap(void)
     mallopt(M_ARENA_MAX, 2);
 }
 
+unsigned skyfs_request_size(void)
+{
+    static atomic_uint size;
+    unsigned n = atomic_load(&size);
+    if (n)
+        return n;
+    n = 512u * 1024;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) == 0) {
+        if (fcntl(p[0], F_SETPIPE_SZ, (int)(1024 * 1024 + sysconf(_SC_PAGESIZE))) >= 0)
+            n = 1024u * 1024;
+        close(p[0]);
+        close(p[1]);
+    }
+    atomic_store(&size, n);
+    return n;
+}
+
 static int serve(struct sky_config *cfg, const struct mount_options *opt, int notify_fd,
                  struct sky_err *e)
 {
@@ -177,7 +195,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         argv[argc++] = "-d";
     char options[160];
     snprintf(options, sizeof options, "fsname=skyfs,subtype=skyfs,default_permissions,"
-             "max_read=%u%s", SKYFS_MAX_READ, geteuid() == 0 ? ",allow_other" : "");
+             "max_read=%u%s", skyfs_request_size(), geteuid() == 0 ? ",allow_other" : "");
     argv[argc++] = "-o";
     argv[argc++] = options;
     argv[argc] = NULL;

@@ -1176,7 +1176,7 @@ static int copy_write_data(void *arg, int fd, uint64_t at, size_t len)
 
 /* A large write's bytes arrived in this FUSE thread's request buffer (no
  * splice: the kernel refused a pipe that large, when fs.pipe-max-size is
- * below SKYFS_MAX_WRITE plus a page): give its pages back, or
+ * too small for skyfs_request_size() plus a page): give its pages back, or
  * every FUSE thread would keep 1 MiB of the last large write it served.
  * The next request fills the buffer again (libfuse reads into it); the
  * pages are then faulted in only as far as that request is long. */
@@ -1393,9 +1393,9 @@ static void sky_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 static void sky_init(void *userdata, struct fuse_conn_info *conn)
 {
-    conn->max_write = SKYFS_MAX_WRITE;
+    conn->max_write = skyfs_request_size();
     conn->max_readahead = 1024 * 1024;
-    conn->max_read = SKYFS_MAX_READ;       /* as the mount option (mount.c) */
+    conn->max_read = skyfs_request_size();     /* as the mount option (mount.c) */
     /* Data moves between the kernel and the cache files by splice: no
      * copy through this process, and no request-sized buffer per FUSE
      * thread filled by each large read or write.  Not SPLICE_MOVE: stealing the

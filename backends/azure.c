@@ -407,10 +407,9 @@ struct az_req {
     const void *body;
     int body_fd;
     uint64_t body_off, body_len;
-    void *out_buf;
-    size_t out_cap;
-    http_sink_fn sink;              /* instead of out_buf: the body goes here */
+    http_sink_fn sink;              /* a 2xx body goes here, at most out_cap bytes */
     void *sink_arg;
+    size_t out_cap;
 };
 
 static void req_init(struct az_req *r, const char *method, const struct az_loc *l,
@@ -459,7 +458,6 @@ static int az_do(struct az *a, struct az_req *r, struct http_response *resp, str
         .body_fd = r->body_fd,
         .body_off = r->body_off,
         .body_len = r->body_len,
-        .out_buf = r->out_buf,
         .out_cap = r->out_cap,
         .sink = r->sink,
         .sink_arg = r->sink_arg,
@@ -1394,13 +1392,11 @@ static void alias_resolve(struct az *a, const struct az_loc *l, const char *etag
     pthread_mutex_unlock(&a->alias_lock);
 }
 
-/* GET [off, off+len) of path into buf, or to sink when buf is NULL;
- * *got = the bytes received. */
-static int az_get_range(struct az *a, const char *path, const char *etag, uint64_t off,
-                        uint64_t len, void *buf, http_sink_fn sink, void *sink_arg,
-                        uint64_t *got, struct sky_err *e)
+/* GET [off, off+len) of path, to sink as it arrives (driver.h). */
+static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, uint64_t len,
+                   sky_sink_fn sink, void *sink_arg, struct sky_err *e)
 {
-    *got = 0;
+    struct az *a = ctx;
     if (len == 0)
         return 0;
     struct az_loc l;
@@ -1412,10 +1408,9 @@ static int az_get_range(struct az *a, const char *path, const char *etag, uint64
     snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
              (unsigned long long)(off + len - 1));
     req_init(&r, "GET", &l, NULL);
-    r.out_buf = buf;
-    r.out_cap = (size_t)len;
-    r.sink = buf ? NULL : sink;
+    r.sink = sink;
     r.sink_arg = sink_arg;
+    r.out_cap = (size_t)len;
     char current[SKY_ETAG_MAX] = "";
     if (etag && *etag)
         alias_resolve(a, &l, etag, current);
@@ -1429,10 +1424,8 @@ static int az_get_range(struct az *a, const char *path, const char *etag, uint64
     rc = az_do(a, &r, &resp, e);
     if (rc < 0) {
         rc = az_fail_transport(a, "GET", path, rc, e);
-    } else if (status_ok(resp.status)) {
-        *got = resp.body_len;
-    } else if (resp.status == 416) {
-        *got = 0;                           /* at or past the end */
+    } else if (status_ok(resp.status) || resp.status == 416) {
+        /* delivered; 416: at or past the end, nothing to read */
     } else if (resp.status == 412) {
         rc = sky_fail(e, ESTALE, "azure '%s': GET %s: changed since it was listed (etag %s)",
                       a->name, path, etag);
@@ -1444,21 +1437,6 @@ static int az_get_range(struct az *a, const char *path, const char *etag, uint64
     return rc;
 }
 
-static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
-                   void *buf, size_t *got, struct sky_err *e)
-{
-    uint64_t n;
-    int rc = az_get_range(ctx, path, etag, off, len, buf, NULL, NULL, &n, e);
-    *got = (size_t)n;
-    return rc;
-}
-
-static int az_read_stream(void *ctx, const char *path, const char *etag, uint64_t off,
-                          uint64_t len, sky_sink_fn sink, void *sink_arg, struct sky_err *e)
-{
-    uint64_t got;
-    return az_get_range(ctx, path, etag, off, len, NULL, sink, sink_arg, &got, e);
-}
 
 /* ---- write ------------------------------------------------------------- */
 
@@ -2650,7 +2628,6 @@ const struct sky_driver sky_driver_azure = {
     .list_tree = az_list_tree,
     .stat = az_stat,
     .read = az_read,
-    .read_stream = az_read_stream,
     .write = az_write,
     .upload_part_size = AZ_BLOCK_MIN,
     .upload_begin = az_upload_begin,

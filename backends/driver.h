@@ -154,12 +154,12 @@ struct sky_dirent {
 int sky_dirent_copy(struct sky_dirent *dst, const struct sky_dirent *src);
 void sky_dirent_free(struct sky_dirent *d);
 
-/* Receives the bytes of a streamed read (read_stream): `n` bytes that are
+/* Receives the bytes of a read: `n` bytes that are
  * at offset `pos` of the range asked for (not of the object).  Pieces
  * arrive in order and back to back (pos 0, then pos 0 + the first n...),
  * except that a driver retrying a failed transfer starts again at pos 0:
  * the sink then forgets what it had and takes the bytes again.  Return 0
- * to go on, or a negative errno to stop the transfer (read_stream then
+ * to go on, or a negative errno to stop the transfer (read then
  * fails with that errno). */
 typedef int (*sky_sink_fn)(void *arg, uint64_t pos, const void *data, size_t n);
 
@@ -212,20 +212,14 @@ struct sky_driver {
      * is a directory.  -ENOENT if nothing is there. */
     int (*stat)(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e);
 
-    /* Read up to `len` bytes at `off` into buf; *got = bytes read (short
-     * only at end of object).  If `etag` is non-empty and the object no
-     * longer has that etag, return -ESTALE. */
-    int (*read)(void *ctx, const char *path, const char *etag, uint64_t off,
-                size_t len, void *buf, size_t *got, struct sky_err *e);
-
-    /* Optional.  read() without the buffer: the bytes of [off, off+len)
-     * go to sink(sink_arg, ...) as they arrive (see sky_sink_fn), so that
-     * a large range costs the caller only what it keeps.  Returns 0 once
-     * the range was delivered (fewer bytes only at the end of the object;
-     * none when off is at or past it), with the errors of read().  NULL:
-     * fs/ uses read() into a buffer of `len` bytes. */
-    int (*read_stream)(void *ctx, const char *path, const char *etag, uint64_t off,
-                       uint64_t len, sky_sink_fn sink, void *sink_arg, struct sky_err *e);
+    /* Read the bytes of [off, off+len): they go to sink(sink_arg, ...) as
+     * they arrive (see sky_sink_fn), so that a large range costs the
+     * caller only what it keeps.  Returns 0 once the range was delivered
+     * (fewer bytes only at the end of the object; none when off is at or
+     * past it).  If `etag` is non-empty and the object no longer has that
+     * etag, returns -ESTALE. */
+    int (*read)(void *ctx, const char *path, const char *etag, uint64_t off, uint64_t len,
+                sky_sink_fn sink, void *sink_arg, struct sky_err *e);
 
     /* Replace (or create) file `path` with the first `size` bytes of `fd`
      * (read with pread; the driver must not move or close fd), storing

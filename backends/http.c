@@ -259,7 +259,7 @@ struct xfer {
     uint64_t sent;              /* body bytes handed to curl */
     long status;                /* from the last status line */
     size_t body_cap;
-    int overflow;               /* out_buf or HTTP_MAX_BODY exceeded */
+    int overflow;               /* out_cap or HTTP_MAX_BODY exceeded */
     int read_errno;             /* pread failure */
     int sink_errno;             /* the body sink refused the bytes */
 };
@@ -323,19 +323,15 @@ static size_t on_body(char *data, size_t size, size_t nitems, void *arg)
     struct xfer *x = arg;
     size_t n = size * nitems;
     struct http_request *q = x->req;
-    if ((q->out_buf || q->sink) && x->status >= 200 && x->status < 300) {
+    if (q->sink && x->status >= 200 && x->status < 300) {
         if (x->resp->body_len + n > q->out_cap) {
             x->overflow = 1;
             return 0;
         }
-        if (q->out_buf) {
-            memcpy((char *)q->out_buf + x->resp->body_len, data, n);
-        } else {
-            int rc = q->sink(q->sink_arg, x->resp->body_len, data, n);
-            if (rc < 0) {
-                x->sink_errno = -rc;
-                return 0;
-            }
+        int rc = q->sink(q->sink_arg, x->resp->body_len, data, n);
+        if (rc < 0) {
+            x->sink_errno = -rc;
+            return 0;
         }
         x->resp->body_len += n;
         return n;
@@ -542,7 +538,7 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
                          strerror(x->sink_errno));
     else if (x->overflow)
         *fail = sky_fail(e, EIO, "response body larger than expected (%zu bytes)",
-                         q->out_buf || q->sink ? q->out_cap : (size_t)HTTP_MAX_BODY);
+                         q->sink ? q->out_cap : (size_t)HTTP_MAX_BODY);
     return rc;
 }
 

@@ -54,16 +54,14 @@ struct http_request {
     uint64_t body_off;
     uint64_t body_len;
 
-    /* Response body sink: if out_buf is set, at most out_cap bytes are
-     * written there (ranged reads) and the rest is an error; else if sink
-     * is set, the bytes go to sink(sink_arg, pos, data, n) as they arrive
-     * (pos: where they are in the body; at most out_cap bytes, the rest is
-     * an error), and resp->body_len counts them; otherwise the body is
-     * collected into resp->body.  Only a 2xx body goes to out_buf or the
-     * sink (an error body is collected).  A retried attempt starts over:
-     * the sink sees pos 0 again.  A sink returning a negative errno stops
-     * the request: http_do returns it, with no retry. */
-    void *out_buf;
+    /* Response body sink (ranged reads): if set, the bytes go to
+     * sink(sink_arg, pos, data, n) as they arrive (pos: where they are in
+     * the body; at most out_cap bytes, the rest is an error), and
+     * resp->body_len counts them; otherwise the body is collected into
+     * resp->body.  Only a 2xx body goes to the sink (an error body is
+     * collected).  A retried attempt starts over: the sink sees pos 0
+     * again.  A sink returning a negative errno stops the request:
+     * http_do returns it, with no retry. */
     size_t out_cap;
     http_sink_fn sink;
     void *sink_arg;
@@ -76,7 +74,7 @@ struct http_response {
     long status;            /* HTTP status, 0 if no response */
     struct http_headers headers;     /* response headers, names lowercased */
     char *body;             /* NUL-terminated collected body, may be NULL */
-    size_t body_len;        /* bytes collected or written to out_buf */
+    size_t body_len;        /* bytes collected or given to the sink */
 };
 
 struct http_options {

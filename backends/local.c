@@ -259,23 +259,9 @@ static int read_fully(struct local *l, int fd, const char *path, uint64_t off, s
     return rc;
 }
 
-static int local_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
-                      void *buf, size_t *got, struct sky_err *e)
-{
-    struct local *l = ctx;
-    int fd;
-    *got = 0;
-    int rc = open_for_read(l, path, etag, &fd, e);
-    if (rc)
-        return rc;
-    rc = read_fully(l, fd, path, off, len, buf, got, e);
-    close(fd);
-    return rc;
-}
-
 /* The range in pieces of a small buffer on the stack. */
-static int local_read_stream(void *ctx, const char *path, const char *etag, uint64_t off,
-                             uint64_t len, sky_sink_fn sink, void *sink_arg, struct sky_err *e)
+static int local_read(void *ctx, const char *path, const char *etag, uint64_t off, uint64_t len,
+                      sky_sink_fn sink, void *sink_arg, struct sky_err *e)
 {
     struct local *l = ctx;
     int fd;
@@ -593,7 +579,6 @@ const struct sky_driver sky_driver_local = {
     .list = local_list,
     .stat = local_stat,
     .read = local_read,
-    .read_stream = local_read_stream,
     .write = local_write,
     .remove = local_remove,
     .mkdir = local_mkdir,

@@ -590,10 +590,9 @@ struct s3_req {
     uint64_t body_len;
     int fd;                         /* -1 unless the body comes from a file */
     uint64_t off;
-    void *out;
-    size_t out_cap;
-    http_sink_fn sink;              /* instead of out: the body goes here */
+    http_sink_fn sink;              /* a 2xx body goes here, at most out_cap bytes */
     void *sink_arg;
+    size_t out_cap;
 };
 
 #define S3_REQ(m) { .method = (m), .fd = -1 }
@@ -618,7 +617,7 @@ static int s3_send(struct s3 *s, struct s3_req *r, struct http_response *resp, c
     struct http_request req = {
         .method = r->method, .url = s3_url(s, r->bucket, r->key, r->query),
         .headers = r->headers, .body = r->body, .body_fd = r->fd, .body_off = r->off,
-        .body_len = r->body_len, .out_buf = r->out, .out_cap = r->out_cap,
+        .body_len = r->body_len, .out_cap = r->out_cap,
         .sink = r->sink, .sink_arg = r->sink_arg,
         .sign = sigv4_sign_http, .sign_arg = &signer,
     };
@@ -1161,13 +1160,11 @@ static bool etag_differs(const char *want, const struct http_response *resp)
     return have[0] && strcmp(have, want) != 0;
 }
 
-/* GET [off, off+len) of path into buf, or to sink when buf is NULL;
- * *got = the bytes received. */
-static int s3_get_range(struct s3 *s, const char *path, const char *etag, uint64_t off,
-                        uint64_t len, void *buf, http_sink_fn sink, void *sink_arg,
-                        uint64_t *got, struct sky_err *e)
+/* GET [off, off+len) of path, to sink as it arrives (driver.h). */
+static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, uint64_t len,
+                   sky_sink_fn sink, void *sink_arg, struct sky_err *e)
 {
-    *got = 0;
+    struct s3 *s = ctx;
     if (len == 0)
         return 0;
     struct s3_loc l;
@@ -1181,10 +1178,9 @@ static int s3_get_range(struct s3 *s, const char *path, const char *etag, uint64
     struct s3_req r = S3_REQ("GET");
     r.bucket = l.bucket;
     r.key = l.key;
-    r.out = buf;
-    r.out_cap = (size_t)len;
-    r.sink = buf ? NULL : sink;
+    r.sink = sink;
     r.sink_arg = sink_arg;
+    r.out_cap = (size_t)len;
     if (http_headers_set(&r.headers, "Range", range) < 0 ||
         (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0)) {
         http_headers_free(&r.headers);
@@ -1193,15 +1189,11 @@ static int s3_get_range(struct s3 *s, const char *path, const char *etag, uint64
     }
     struct http_response resp;
     rc = s3_send(s, &r, &resp, show, e);
-    if (rc == 0) {
-        if ((resp.status == 200 || resp.status == 206) && etag_differs(etag, &resp))
-            rc = sky_fail(e, ESTALE, "s3 '%s': GET %s: changed since it was opened",
-                          s->name, show);
-        else if (resp.status == 200 || resp.status == 206)
-            *got = resp.body_len;
-        else if (resp.status == 416)
-            *got = 0;   /* at or past the end */
-        else if (resp.status == 412)
+    bool delivered = rc == 0 && (resp.status == 200 || resp.status == 206);
+    if (delivered && etag_differs(etag, &resp)) {
+        rc = sky_fail(e, ESTALE, "s3 '%s': GET %s: changed since it was opened", s->name, show);
+    } else if (rc == 0 && !delivered && resp.status != 416) {  /* 416: past the end */
+        if (resp.status == 412)
             rc = sky_fail(e, ESTALE, "s3 '%s': GET %s: 412 changed since it was opened",
                           s->name, show);
         else
@@ -1210,22 +1202,6 @@ static int s3_get_range(struct s3 *s, const char *path, const char *etag, uint64
     http_response_free(&resp);
     loc_free(&l);
     return rc;
-}
-
-static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, size_t len,
-                   void *buf, size_t *got, struct sky_err *e)
-{
-    uint64_t n;
-    int rc = s3_get_range(ctx, path, etag, off, len, buf, NULL, NULL, &n, e);
-    *got = (size_t)n;
-    return rc;
-}
-
-static int s3_read_stream(void *ctx, const char *path, const char *etag, uint64_t off,
-                          uint64_t len, sky_sink_fn sink, void *sink_arg, struct sky_err *e)
-{
-    uint64_t got;
-    return s3_get_range(ctx, path, etag, off, len, NULL, sink, sink_arg, &got, e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3053,7 +3029,6 @@ const struct sky_driver sky_driver_s3 = {
     .list_tree = s3_list_tree,
     .stat = s3_stat,
     .read = s3_read,
-    .read_stream = s3_read_stream,
     .write = s3_write,
     .upload_part_size = S3_STREAM_PART,
     .upload_begin = s3_upload_begin,

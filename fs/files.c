@@ -4,9 +4,9 @@
  *
  * Every open inode has one `struct ofile`, shared by all its handles.  Its
  * bytes live in the block cache; missing blocks are fetched with the
- * driver's ranged read, streamed into the cache file (read_stream);
- * sequential reads also fetch the next blocks in the background
- * (readahead, through a copy of the fetch context).
+ * driver's ranged read, streamed into the cache file; sequential reads
+ * also fetch the next blocks in the background (readahead, through a copy
+ * of the fetch context).
  * Writes mark the cached object dirty (the block cache journals it before
  * the write is acknowledged); close and fsync upload the whole object
  * with the driver's write, then record the new version.  A new file
@@ -32,22 +32,6 @@ struct fetch_ctx {
     char etag[SKY_ETAG_MAX];
 };
 
-/* For a driver without read_stream: read() into a buffer, then the sink. */
-static int read_buffered(struct cloud *c, const struct fetch_ctx *f, uint64_t off, size_t len,
-                         blocks_sink_fn sink, void *sink_arg, struct sky_err *e)
-{
-    void *buf = malloc(len ? len : 1);
-    if (!buf)
-        return sky_fail(e, ENOMEM, "out of memory");
-    size_t got = 0;
-    int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, buf, &got, e);
-    if (rc == 0 && got && (rc = sink(sink_arg, 0, buf, got)) < 0)
-        rc = sky_fail(e, -rc, "cloud '%s': read \"%s\": %s", c->cfg->name, f->path,
-                      strerror(-rc));
-    free(buf);
-    return rc;
-}
-
 static int fetch_from_cloud(void *arg, uint64_t off, size_t len, blocks_sink_fn sink,
                             void *sink_arg, struct sky_err *e)
 {
@@ -55,9 +39,7 @@ static int fetch_from_cloud(void *arg, uint64_t off, size_t len, blocks_sink_fn 
     struct cloud *c = f->cloud;
     if (!c->ctx)
         return sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
-    int rc = c->drv->read_stream
-           ? c->drv->read_stream(c->ctx, f->path, f->etag, off, len, sink, sink_arg, e)
-           : read_buffered(c, f, off, len, sink, sink_arg, e);
+    int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, sink, sink_arg, e);
     cloud_note_result(c, rc, e);
     return rc;
 }

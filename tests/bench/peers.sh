@@ -20,16 +20,16 @@ bench_check_args() {
 }
 
 # bench_skyfs_config CONF CACHE BUCKET [LINE...]: a skyfs config (mode 0600)
-# for one s3 cloud named BUCKET on the s3rver; each LINE is added to the
-# cloud's section (e.g. "ttl = 1h").
+# for one s3 cloud named BUCKET on the s3rver (lib.sh's s3rver_cloud); each
+# LINE is added to the cloud's section (e.g. "ttl = 1h").
 bench_skyfs_config() {
     local conf=$1 cache=$2 bucket=$3; shift 3
     mkdir -p "$cache"
     (umask 077; {
         echo "# written by $(basename "$0")"
-        printf '[cache]\ndir = %s\n\n[%s]\ntype = s3\n' "$cache" "$bucket"
-        printf 'endpoint = http://127.0.0.1:%s\nregion = us-east-1\nbucket = %s\n' "$PORT" "$bucket"
-        printf 'access_key_id = S3RVER\nsecret_access_key = S3RVER\npath_style = true\n'
+        printf '[cache]\ndir = %s\n\n' "$cache"
+        s3rver_cloud "$bucket" "http://127.0.0.1:$PORT" "$bucket"
+        printf 'region = us-east-1\npath_style = true\n'
         local line
         for line in "$@"; do echo "$line"; done
     } >"$conf")

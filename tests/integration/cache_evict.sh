@@ -26,12 +26,7 @@ start_s3rver "$TEST_TMP/s3rver" "$PORT" --configure-bucket data || die "cannot s
 write_local_config "$CONF" "$CACHE" "alpha=$ALPHA"
 cat >>"$CONF" <<EOC
 
-[s3]
-type = s3
-endpoint = $ENDPOINT
-bucket = data
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "$ENDPOINT" data)
 EOC
 chmod 600 "$CONF"
 

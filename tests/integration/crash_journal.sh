@@ -24,12 +24,7 @@ type = local
 path = $LOCAL
 ttl = 1s
 
-[s3]
-type = s3
-endpoint = http://127.0.0.1:$PORT
-bucket = crash
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "http://127.0.0.1:$PORT" crash)
 ttl = 1s
 EOF
 )

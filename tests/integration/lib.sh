@@ -385,6 +385,15 @@ start_s3rver() {
         -p "$port" -s "$@"
 }
 
+# s3rver_cloud NAME ENDPOINT BUCKET: the config section of an s3 cloud NAME
+# over BUCKET on the s3rver at ENDPOINT (its S3RVER keys), for a test's
+# config heredoc: "$(s3rver_cloud s3 "$ENDPOINT" data)"; lines after it in
+# the heredoc (ttl = ...) belong to the same section.
+s3rver_cloud() {
+    printf '[%s]\ntype = s3\nendpoint = %s\nbucket = %s\n' "$1" "$2" "$3"
+    printf 'access_key_id = S3RVER\nsecret_access_key = S3RVER\n'
+}
+
 # s3curl CURL-ARGS...: curl signed for s3rver (SigV4 as S3RVER/S3RVER, region
 # us-east-1, unsigned payload: curl 7.88 does not hash bodies), failing on
 # HTTP errors; for requests straight to the server, bypassing skyfs.

@@ -31,12 +31,7 @@ path = $QUICK
 ttl = 1s
 negative_ttl = 1s
 
-[s3]
-type = s3
-endpoint = http://127.0.0.1:$PORT
-bucket = idx
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "http://127.0.0.1:$PORT" idx)
 ttl = 1s
 EOF
 )

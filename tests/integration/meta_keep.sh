@@ -60,12 +60,7 @@ write_conf() {
 [cache]
 dir = $2
 
-[s3]
-type = s3
-endpoint = $S3_ENDPOINT
-bucket = keep
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "$S3_ENDPOINT" keep)
 ttl = 1h
 
 [az]

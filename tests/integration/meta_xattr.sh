@@ -39,12 +39,7 @@ curl -sf -X PUT "$AZ_ENDPOINT/meta?restype=container&$SAS" -o /dev/null ||
 [cache]
 dir = $TEST_TMP/cache
 
-[s3]
-type = s3
-endpoint = $S3_ENDPOINT
-bucket = meta
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "$S3_ENDPOINT" meta)
 ttl = 1h
 
 [az]

@@ -33,12 +33,7 @@ write_conf() {
 [cache]
 dir = $2
 
-[s3]
-type = s3
-endpoint = http://127.0.0.1:$PROXY_PORT
-bucket = flaky
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "http://127.0.0.1:$PROXY_PORT" flaky)
 ttl = 1h
 EOF
     )

@@ -28,12 +28,7 @@ write_conf() {
 [cache]
 dir = $2
 
-[s3]
-type = s3
-endpoint = $ENDPOINT
-bucket = data
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "$ENDPOINT" data)
 ttl = 2s
 EOF
     )

@@ -33,21 +33,11 @@ mkdir -p "$PLAIN" "$TEST_TMP/cache"
 [cache]
 dir = $TEST_TMP/cache
 
-[s3]
-type = s3
-endpoint = $ENDPOINT
-bucket = posix
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "$ENDPOINT" posix)
 ttl = 1s
 
-[pre]
-type = s3
-endpoint = $ENDPOINT
-bucket = posix
+$(s3rver_cloud pre "$ENDPOINT" posix)
 prefix = /sub/dir/
-access_key_id = S3RVER
-secret_access_key = S3RVER
 ttl = 1s
 
 [acct]

@@ -25,12 +25,7 @@ mkdir -p "$TEST_TMP/cache" "$S3FS"
 [cache]
 dir = $TEST_TMP/cache
 
-[s3]
-type = s3
-endpoint = $ENDPOINT
-bucket = shared
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "$ENDPOINT" shared)
 ttl = 1s
 EOF
 )

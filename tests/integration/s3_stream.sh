@@ -43,12 +43,7 @@ write_conf() {
 [cache]
 dir = $2
 
-[s3]
-type = s3
-endpoint = $ENDPOINT
-bucket = stream
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "$ENDPOINT" stream)
 ttl = 2s
 EOF
     )

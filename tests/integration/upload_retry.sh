@@ -15,12 +15,7 @@ start_s3rver "$TEST_TMP/s3rver" "$PORT" --configure-bucket retry || die "cannot 
 [cache]
 dir = $TEST_TMP/cache
 
-[s3]
-type = s3
-endpoint = http://127.0.0.1:$PORT
-bucket = retry
-access_key_id = S3RVER
-secret_access_key = S3RVER
+$(s3rver_cloud s3 "http://127.0.0.1:$PORT" retry)
 EOF
 )
 echo old >"$TEST_TMP/old"

@@ -5,11 +5,12 @@
 #     tests/run.sh [--integration-only] [FILTER]
 #
 # Runs $BUILD/unit_tests (BUILD defaults to build; skipped with
-# --integration-only), then every tests/integration/*.sh file (lib.sh
-# excepted) whose name contains FILTER, each in its own fresh temporary
-# directory and under a time limit (TEST_TIMEOUT seconds per file, default
-# 600).  A test file that cannot run (no binary, no /dev/fuse, a server that
-# does not start, a crash, a time-out) counts as failed, never as skipped.
+# --integration-only), then every tests/integration/*.sh file (lib.sh and
+# the *_lib.sh files tests source excepted) whose name contains FILTER,
+# each in its own fresh temporary directory and under a time limit
+# (TEST_TIMEOUT seconds per file, default 600).  A test file that cannot
+# run (no binary, no /dev/fuse, a server that does not start, a crash, a
+# time-out) counts as failed, never as skipped.
 # After each file, whatever happened, its mounts are lazily unmounted and
 # its daemons and servers ended.  Failures are listed again at the end, and
 # the last line is "N passed, N failed" (unit tests plus integration
@@ -145,7 +146,7 @@ fi
 nfiles=0
 for file in "$ROOT"/tests/integration/*.sh; do
     [ -e "$file" ] || continue
-    case "$(basename "$file")" in lib.sh) continue ;; esac
+    case "$(basename "$file")" in lib.sh|*_lib.sh) continue ;; esac
     if [ -n "$filter" ] && [[ "$(basename "$file")" != *"$filter"* ]]; then
         continue
     fi

@@ -12,18 +12,13 @@
 #     overwritten bytes (the abandoned stream's blocks are not in its list);
 #   - a fresh mount with an empty cache reads the first file back.
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=stream_lib.sh
+. "$(dirname "$0")/stream_lib.sh"
 
 AZ_ACCOUNT=$AZURITE_ACCOUNT
 AZ_KEY=$AZURITE_KEY
 PORT=$(free_port)
 ENDPOINT="http://127.0.0.1:$PORT/$AZ_ACCOUNT"
-MNT="$TEST_TMP/mnt"
-SIG="$TEST_TMP/sig"
-WRITER="$SKY_ROOT/tests/integration/stream_writer.py"
-SRC="$TEST_TMP/src.bin"
-ALT="$TEST_TMP/alt.bin"
-MiB=$((1 << 20))
-mkdir -p "$SIG"
 
 start_azurite "$TEST_TMP/azurite" "$PORT" || die "cannot start Azurite"
 
@@ -51,26 +46,12 @@ EOF
 write_conf "$TEST_TMP/a.conf" "$TEST_TMP/cache-a"
 write_conf "$TEST_TMP/b.conf" "$TEST_TMP/cache-b"
 
-head -c $((48 * MiB)) /dev/urandom >"$SRC"
-head -c $((48 * MiB)) /dev/urandom >"$ALT"
 
 server_has() { curl -sf "$ENDPOINT/stream/$1?$SAS" | cmp -s "$2" -; }
 # has_uncommitted BLOB: Azurite lists uncommitted blocks for BLOB.
 has_uncommitted() {
     curl -sf "$ENDPOINT/stream/$1?comp=blocklist&blocklisttype=uncommitted&$SAS" |
         grep -q '<UncommittedBlocks><Block>'
-}
-
-expect() {
-    local name=$1; shift
-    "$PYTHON" "$WRITER" "$TEST_TMP/$name.want" "$SRC" "$ALT" - "$@"
-}
-
-start_writer() {
-    local name=$1; shift
-    "$PYTHON" "$WRITER" "$MNT/az/$name.bin" "$SRC" "$ALT" "$SIG" "$@" \
-        >"$LOGS/writer-$name.log" 2>&1 &
-    WRITER_PID=$!
 }
 
 # at_pause NAME: waits for the writer's pause NAME, checks that Azurite
@@ -82,15 +63,11 @@ at_pause() {
     touch "$SIG/$1.go"
 }
 
-writer_done() {
-    check "$1: the writer's writes and close succeed" wait "$WRITER_PID"
-}
-
 mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"
 
 size=$((41 * MiB + 12345))
 expect seq "w:0:$size"
-start_writer seq w:0:24M p:seq "w:24M:$size"
+start_writer az seq w:0:24M p:seq "w:24M:$size"
 at_pause seq
 writer_done seq
 check "seq: the blob holds the same $size bytes after close" server_has seq.bin "$TEST_TMP/seq.want"
@@ -98,7 +75,7 @@ check "seq: its metadata came with the block list" \
     bash -c "curl -sfI '$ENDPOINT/stream/seq.bin?$SAS' | grep -qi '^x-ms-meta-mtime:'"
 
 expect over w:0:24M o:1M:1088K w:24M:40M
-start_writer over w:0:24M p:over o:1M:1088K w:24M:40M
+start_writer az over w:0:24M p:over o:1M:1088K w:24M:40M
 at_pause over
 writer_done over
 check "over: the blob holds the overwritten bytes" server_has over.bin "$TEST_TMP/over.want"

@@ -18,17 +18,12 @@
 #     daemon: the next mount uploads them (the journal), and a file closed
 #     before the crash is intact.
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=stream_lib.sh
+. "$(dirname "$0")/stream_lib.sh"
 
 PORT=$(free_port)
 ENDPOINT="http://127.0.0.1:$PORT"
-MNT="$TEST_TMP/mnt"
-SIG="$TEST_TMP/sig"
-WRITER="$SKY_ROOT/tests/integration/stream_writer.py"
-SRC="$TEST_TMP/src.bin"
-ALT="$TEST_TMP/alt.bin"
 S3LOG="$LOGS/s3rver-$PORT.log"
-MiB=$((1 << 20))
-mkdir -p "$SIG"
 
 # s3rver with its log on (lib.sh's start_s3rver silences it).
 [ -f "$SERVERS_DIR/s3rver/bin/s3rver.js" ] || die "s3rver is not installed (run make deps)"
@@ -51,26 +46,10 @@ EOF
 write_conf "$TEST_TMP/a.conf" "$TEST_TMP/cache-a"
 write_conf "$TEST_TMP/b.conf" "$TEST_TMP/cache-b"
 
-head -c $((48 * MiB)) /dev/urandom >"$SRC"
-head -c $((48 * MiB)) /dev/urandom >"$ALT"
 
 parts_stored() { grep -c 'Stored part ' "$S3LOG"; }
 more_parts_than() { [ "$(parts_stored)" -gt "$1" ]; }
 server_has() { curl -sf "$ENDPOINT/stream/$1" | cmp -s "$2" -; }
-
-# expect NAME OP...: the bytes the writer's OPs give, in $TEST_TMP/NAME.want.
-expect() {
-    local name=$1; shift
-    "$PYTHON" "$WRITER" "$TEST_TMP/$name.want" "$SRC" "$ALT" - "$@"
-}
-
-# start_writer NAME OP...: runs the OPs on s3/NAME.bin in the background.
-start_writer() {
-    local name=$1; shift
-    "$PYTHON" "$WRITER" "$MNT/s3/$name.bin" "$SRC" "$ALT" "$SIG" "$@" \
-        >"$LOGS/writer-$name.log" 2>&1 &
-    WRITER_PID=$!
-}
 
 # at_pause NAME PARTS_BEFORE: waits for the writer's pause NAME, checks
 # that s3rver stored parts since PARTS_BEFORE were counted (the file is
@@ -82,18 +61,13 @@ at_pause() {
     touch "$SIG/$1.go"
 }
 
-# writer_done NAME: the background writer exited 0 (its close succeeded).
-writer_done() {
-    check "$1: the writer's writes and close succeed" wait "$WRITER_PID"
-}
-
 mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"
 
 # --- a sequential writer that pauses: parts go up before close
 size=$((41 * MiB + 12345))
 expect seq "w:0:$size"
 before=$(parts_stored)
-start_writer seq w:0:24M p:seq "w:24M:$size"
+start_writer s3 seq w:0:24M p:seq "w:24M:$size"
 at_pause seq "$before"
 resumed=$(date +%s.%N)
 writer_done seq
@@ -105,7 +79,7 @@ check "seq: its x-amz-meta-mtime ($mtime) is from after the pause ($resumed)" \
 # --- overwrite below what was sent: abandoned, uploaded whole
 expect over w:0:24M o:1M:1088K w:24M:40M
 before=$(parts_stored)
-start_writer over w:0:24M p:over o:1M:1088K w:24M:40M
+start_writer s3 over w:0:24M p:over o:1M:1088K w:24M:40M
 at_pause over "$before"
 writer_done over
 check "over: the server holds the overwritten bytes" server_has over.bin "$TEST_TMP/over.want"
@@ -115,7 +89,7 @@ check "over: the log says the stream was abandoned" \
 # --- truncate below what was sent, then other bytes
 expect trunc w:0:24M t:5M o:5M:30M
 before=$(parts_stored)
-start_writer trunc w:0:24M p:trunc t:5M o:5M:30M
+start_writer s3 trunc w:0:24M p:trunc t:5M o:5M:30M
 at_pause trunc "$before"
 writer_done trunc
 check "trunc: the server holds the truncated, rewritten bytes" \
@@ -129,7 +103,7 @@ expect closed w:0:1M
 expect synced w:0:24M
 expect fsync w:0:24M w:24M:32M
 before=$(parts_stored)
-start_writer fsync w:0:24M p:fs1 f p:fs2 w:24M:32M h
+start_writer s3 fsync w:0:24M p:fs1 f p:fs2 w:24M:32M h
 at_pause fs1 "$before"
 check "fsync: the writer's fsync returns" wait_until 30 test -e "$SIG/fs2"
 check "fsync: then the server holds the 24 MiB written before it" \

@@ -1100,9 +1100,7 @@ TEST(blocks_cached_blocks_are_checked_ahead_of_a_reader)
     struct remote r;
     remote_init(&r, 4 * MIB, 24);
     struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
-    struct blocks_obj *o = bget(b, "warm", "v1", r.size);
-    CHECK_INT(read_equals(o, 0, r.size, r.data, &r), 0);
-    blocks_release(o);
+    read_all(b, "warm", &r);
     blocks_close(b);
     int calls = r.calls;
 
@@ -1111,7 +1109,7 @@ TEST(blocks_cached_blocks_are_checked_ahead_of_a_reader)
     flip_byte(file, 20 * 64 * KIB + 5);         /* block 20 */
     flip_byte(file, 41 * 64 * KIB + 7000);      /* block 41 */
     b = bopen(dir, 64 * KIB, 64 * MIB);
-    o = bget(b, "warm", "v1", r.size);
+    struct blocks_obj *o = bget(b, "warm", "v", r.size);
     int bad = read_ahead_equals(o, 0, 16 * KIB, &r);
     blocks_cancel_ahead(o);                     /* waits for the check it queued */
     CHECK_INT(bstats(b).verified_ahead, 1);     /* block 1, as the window is 1 */
@@ -1141,15 +1139,13 @@ TEST(blocks_writes_during_checks_ahead_keep_their_bytes)
     struct remote r;
     remote_init(&r, 4 * MIB, 26);
     struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
-    struct blocks_obj *o = bget(b, "mix", "v1", r.size);
-    CHECK_INT(read_equals(o, 0, r.size, r.data, &r), 0);
-    blocks_release(o);
+    read_all(b, "mix", &r);
     unsigned char *want = malloc(r.size);
     memcpy(want, r.data, r.size);
     unsigned char patch[3000];
     int calls = r.calls, bad = 0;
     uint32_t seed = 7;
-    o = bget(b, "mix", "v1", r.size);
+    struct blocks_obj *o = bget(b, "mix", "v", r.size);
     for (uint64_t off = 0; off < r.size; off += 16 * KIB) {
         bad += read_ahead_gives(o, off, 16 * KIB, want + off, &r);   /* queues checks */
         if (off % (128 * KIB))

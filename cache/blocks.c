@@ -52,6 +52,8 @@
  * and waits for o->inflight to drop to 0 (obj_quiesce), so a download
  * never lands on changed content, and bumps o->change_gen so a reader that
  * waited starts over.  Writers keep the lock across their own fetches.
+ * blocks_read_to hands bytes out without the lock too, counted in
+ * o->inflight the same way, unless a writer is already waiting.
  * Order: an object's lock, then b->lock or the pool's lock; b->lock is
  * never held during a fetch.
  *
@@ -2095,8 +2097,9 @@ static void obj_warm_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
     bool background = f->clone && !o->writers;
     uint64_t end = from + window < o->nblocks ? from + window : o->nblocks;
     for (uint64_t i = from; i < end; i++) {
-        if ((o->st[i] & (B_PRESENT | B_VERIFIED | B_DIRTY | B_WARMING)) != B_PRESENT)
-            continue;
+        if ((o->st[i] & (B_PRESENT | B_VERIFIED | B_DIRTY | B_WARMING | B_FETCHING)) !=
+            B_PRESENT)
+            continue;                       /* not cached, done, or under way */
         if (background && (o->ahead >= BLOCKS_AHEAD_PER_OBJ || !obj_queue_verify(o, i)))
             break;                          /* the next read queues the rest */
         posix_fadvise(o->fd, (off_t)(i << o->b->shift), (off_t)obj_block_len(o, i),
@@ -2194,8 +2197,19 @@ int blocks_read_to(struct blocks_obj *o, uint64_t off, size_t len,
     pthread_mutex_lock(&o->lock);
     size_t n;
     int rc = obj_prepare_read(o, off, len, f, &n, e);
-    if (rc == 0)
+    if (rc == 0 && !o->writers) {
+        /* Hand the bytes out without the lock, so that the kernel's
+         * parallel reads of one file overlap; counted like a download, so
+         * nothing changes them meanwhile (obj_quiesce). */
+        o->inflight++;
+        pthread_mutex_unlock(&o->lock);
         emit(emit_arg, o->fd, off, n);
+        pthread_mutex_lock(&o->lock);
+        o->inflight--;
+        pthread_cond_broadcast(&o->cond);
+    } else if (rc == 0) {
+        emit(emit_arg, o->fd, off, n);  /* a writer waits: do not keep it waiting */
+    }
     pthread_mutex_unlock(&o->lock);
     obj_read_done(o, misses);
     blocks_release(o);

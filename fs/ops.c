@@ -1177,7 +1177,8 @@ static int copy_write_data(void *arg, int fd, uint64_t at, size_t len)
 /* A large write's bytes arrived in this FUSE thread's request buffer (no
  * splice: the kernel refused a pipe that large, when fs.pipe-max-size is
  * too small for skyfs_request_size() plus a page): give its pages back, or
- * every FUSE thread would keep 1 MiB of the last large write it served.
+ * every FUSE thread would keep the pages of the last large write it
+ * served.
  * The next request fills the buffer again (libfuse reads into it); the
  * pages are then faulted in only as far as that request is long. */
 static void drop_request_pages(const struct fuse_bufvec *bufv, size_t size)
@@ -1398,10 +1399,11 @@ static void sky_init(void *userdata, struct fuse_conn_info *conn)
     conn->max_read = skyfs_request_size();     /* as the mount option (mount.c) */
     /* Data moves between the kernel and the cache files by splice: no
      * copy through this process, and no request-sized buffer per FUSE
-     * thread filled by each large read or write.  Not SPLICE_MOVE: stealing the
-     * cache file's pages into the mount's page cache costs more than the
-     * copy it saves (warm reads took 0.40 s a 256 MiB file with it, 0.29 s
-     * without), and empties the cache file's page cache as it goes. */
+     * thread filled by each large read or write.  Not SPLICE_MOVE:
+     * stealing the cache file's pages into the mount's page cache costs
+     * more than the copy it saves (warm reads of a 256 MiB file took
+     * 0.40 s with it, 0.29 s without), and empties the cache file's page
+     * cache as it goes. */
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
         conn->want |= FUSE_CAP_SPLICE_WRITE;
     if (conn->capable & FUSE_CAP_SPLICE_READ)

@@ -1437,7 +1437,6 @@ static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     return rc;
 }
 
-
 /* ---- write ------------------------------------------------------------- */
 
 /* The new blob's attributes after an upload answered with `resp`. */
@@ -1466,16 +1465,6 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
 
 static bool header_safe(const void *v, size_t len);
 
-/* Bytes of metadata (names after x-ms-meta- plus values) already in hs. */
-static size_t meta_bytes(const struct http_headers *hs)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < hs->n; i++)
-        if (strncasecmp(hs->h[i].name, "x-ms-meta-", 10) == 0)
-            n += strlen(hs->h[i].name + 10) + strlen(hs->h[i].value);
-    return n;
-}
-
 /* meta's user items as x-ms-meta-KEY, skipping those Azure cannot carry
  * (name, value, or past the size limit); 0 or -ENOMEM. */
 static int add_user_meta(struct http_headers *hs, const struct sky_objmeta *meta)
@@ -1485,7 +1474,7 @@ static int add_user_meta(struct http_headers *hs, const struct sky_objmeta *meta
         char name[256];
         if (!user_meta_name_ok(it->key) || !header_safe(it->value, it->len) ||
             hs->n >= AZ_REQ_HEADERS_MAX ||
-            meta_bytes(hs) + strlen(it->key) + it->len > AZ_META_MAX)
+            http_headers_bytes(hs, "x-ms-meta-") + strlen(it->key) + it->len > AZ_META_MAX)
             continue;
         snprintf(name, sizeof name, "x-ms-meta-%s", it->key);
         if (http_headers_set(hs, name, it->value) < 0)
@@ -1765,12 +1754,18 @@ static int az_upload_begin(void *ctx, const char *path, const struct sky_attr *a
     return 0;
 }
 
+/* The error of a file with more blocks than one streamed upload holds. */
+static int stream_too_big(const struct az_stream *st, struct sky_err *e)
+{
+    return sky_fail(e, EFBIG, "azure '%s': %s: a streamed upload holds at most %u blocks",
+                    st->u.a->name, shown(st->path), AZ_MAX_BLOCKS);
+}
+
 static int az_upload_part(void *up, int fd, uint64_t index, struct sky_err *e)
 {
     struct az_stream *st = up;
     if (index >= AZ_MAX_BLOCKS)
-        return sky_fail(e, EFBIG, "azure '%s': %s: a streamed upload holds at most %u blocks",
-                        st->u.a->name, shown(st->path), AZ_MAX_BLOCKS);
+        return stream_too_big(st, e);
     return send_block(&st->u, fd, (unsigned)index, st->u.block_size, e);
 }
 
@@ -1783,8 +1778,7 @@ static int az_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
     uint64_t total = (size + u->block_size - 1) / u->block_size;
     int rc = 0;
     if (total > AZ_MAX_BLOCKS)
-        rc = sky_fail(e, EFBIG, "azure '%s': %s: a streamed upload holds at most %u blocks",
-                      u->a->name, shown(st->path), AZ_MAX_BLOCKS);
+        rc = stream_too_big(st, e);
     if (rc == 0) {
         u->fd = fd;
         u->size = size;

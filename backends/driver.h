@@ -154,13 +154,12 @@ struct sky_dirent {
 int sky_dirent_copy(struct sky_dirent *dst, const struct sky_dirent *src);
 void sky_dirent_free(struct sky_dirent *d);
 
-/* Receives the bytes of a read: `n` bytes that are
- * at offset `pos` of the range asked for (not of the object).  Pieces
- * arrive in order and back to back (pos 0, then pos 0 + the first n...),
- * except that a driver retrying a failed transfer starts again at pos 0:
- * the sink then forgets what it had and takes the bytes again.  Return 0
- * to go on, or a negative errno to stop the transfer (read then
- * fails with that errno). */
+/* Receives the bytes of a read: `n` bytes that are at offset `pos` of the
+ * range asked for (not of the object).  Pieces arrive in order and back to
+ * back (pos 0, then pos 0 + the first n...), except that a driver retrying
+ * a failed transfer starts again at pos 0: the sink then forgets what it
+ * had and takes the bytes again.  Return 0 to go on, or a negative errno
+ * to stop the transfer (read then fails with that errno). */
 typedef int (*sky_sink_fn)(void *arg, uint64_t pos, const void *data, size_t n);
 
 /* Called once per entry by list().  Return 0 to go on, or a negative errno
@@ -272,9 +271,9 @@ struct sky_driver {
      * Send the rest, [nparts * upload_part_size, size), then make the
      * object appear at the path given to upload_begin with attr's metadata
      * and `meta` (the final content type and user metadata; NULL: those
-     * given to upload_begin); *out as for write().  Frees `up`, whether it succeeds or not.  After
-     * a failure fs/ falls back to write() (the path may or may not hold
-     * the new content meanwhile). */
+     * given to upload_begin); *out as for write().  Frees `up`, whether
+     * it succeeds or not.  After a failure fs/ falls back to write() (the
+     * path may or may not hold the new content meanwhile). */
     int (*upload_finish)(void *up, int fd, uint64_t nparts, uint64_t size,
                          const struct sky_attr *attr, const struct sky_objmeta *meta,
                          struct sky_attr *out, struct sky_err *e);

@@ -11,9 +11,9 @@
  * pread() from a file descriptor; the body is rewindable, so a retry or a
  * redirect-free resend starts again at the first byte.
  *
- * Responses with a 2xx status go to the caller's buffer or sink when it
- * gave one; anything else (error XML) is collected in resp->body so the
- * driver can name the error code.  Retries: connection errors, timeouts, resets, 429
+ * Responses with a 2xx status go to the caller's sink when it gave one;
+ * anything else (error XML) is collected in resp->body so the driver can
+ * name the error code.  Retries: connection errors, timeouts, resets, 429
  * and 5xx, with exponential backoff and "equal jitter" (half fixed, half
  * random) between 200 ms and 8 s.
  */
@@ -81,6 +81,15 @@ void http_headers_free(struct http_headers *hs)
         free(hs->h[i].value);
     }
     hs->n = 0;
+}
+
+size_t http_headers_bytes(const struct http_headers *hs, const char *prefix)
+{
+    size_t plen = strlen(prefix), n = 0;
+    for (size_t i = 0; i < hs->n; i++)
+        if (strncasecmp(hs->h[i].name, prefix, plen) == 0)
+            n += strlen(hs->h[i].name + plen) + strlen(hs->h[i].value);
+    return n;
 }
 
 void http_response_free(struct http_response *resp)

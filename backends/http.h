@@ -35,6 +35,10 @@ int http_headers_set(struct http_headers *hs, const char *name, const char *valu
 /* Value of a header, case-insensitive name, or NULL. */
 const char *http_headers_get(const struct http_headers *hs, const char *name);
 void http_headers_free(struct http_headers *hs);
+/* Bytes of the headers whose name starts with `prefix` (any case): their
+ * names after the prefix plus their values (a cloud's limit on metadata,
+ * e.g. x-amz-meta-). */
+size_t http_headers_bytes(const struct http_headers *hs, const char *prefix);
 
 struct http_request;
 /* Takes n bytes found at offset pos of a response body; 0 or -errno. */

@@ -1447,16 +1447,6 @@ static struct sky_attr file_attr(const struct sky_attr *attr)
 static int xattr_header(const char *name, char *out, size_t cap);
 static char *xattr_encode(const void *v, size_t len);
 
-/* Bytes of user metadata (names after x-amz-meta- plus values) already in h. */
-static size_t meta_bytes(const struct http_headers *h)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < h->n; i++)
-        if (strncasecmp(h->h[i].name, "x-amz-meta-", 11) == 0)
-            n += strlen(h->h[i].name + 11) + strlen(h->h[i].value);
-    return n;
-}
-
 /* A content type we can send as is: printable ASCII, not empty. */
 static bool plain_header_value(const char *v)
 {
@@ -1483,7 +1473,7 @@ static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
     if (!v)
         return -ENOMEM;
     int rc = 0;
-    if (meta_bytes(h) + strlen(hname + 11) + strlen(v) <= S3_USER_META_MAX)
+    if (http_headers_bytes(h, "x-amz-meta-") + strlen(hname + 11) + strlen(v) <= S3_USER_META_MAX)
         rc = http_headers_set(h, hname, v) == 0 ? 0 : -ENOMEM;
     free(v);
     return rc;
@@ -2188,12 +2178,18 @@ static int stream_reserve(struct s3_stream *st, uint64_t n)
     return 0;
 }
 
+/* The error of a file too large for one multipart upload. */
+static int stream_too_big(const struct s3_stream *st, struct sky_err *e)
+{
+    return sky_fail(e, EFBIG, "s3 '%s': PUT %s: a multipart upload holds at most %llu parts",
+                    st->s->name, st->show, S3_MAX_PARTS);
+}
+
 static int s3_upload_part(void *up, int fd, uint64_t index, struct sky_err *e)
 {
     struct s3_stream *st = up;
     if (index >= S3_MAX_PARTS)
-        return sky_fail(e, EFBIG, "s3 '%s': PUT %s: a multipart upload holds at most %llu parts",
-                        st->s->name, st->show, S3_MAX_PARTS);
+        return stream_too_big(st, e);
     char etag[SKY_ETAG_MAX];
     uint64_t ps = st->m.part_size;
     int rc = send_part(&st->m, fd, (unsigned)index + 1, index * ps, ps, etag, e);
@@ -2244,8 +2240,7 @@ static int stream_complete(struct s3_stream *st, int fd, uint64_t nparts, uint64
     if (total == 0)
         total = 1;      /* fs/ never finishes an empty file this way; be safe */
     if (total > S3_MAX_PARTS)
-        return sky_fail(e, EFBIG, "s3 '%s': PUT %s: a multipart upload holds at most %llu parts",
-                        st->s->name, st->show, S3_MAX_PARTS);
+        return stream_too_big(st, e);
     if (stream_reserve(st, total) < 0)
         return sky_fail(e, ENOMEM, "out of memory");
     for (uint64_t i = 0; i < nparts; i++)

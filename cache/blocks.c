@@ -1046,16 +1046,23 @@ static void obj_forget_stored(struct blocks_obj *o, uint64_t idx)
     o->st[idx] &= B_FETCHING;
 }
 
+/* Block idx, whatever it held, is now whole in the cache file with
+ * checksum `sum` (memory and totals; `keep`: state bits it keeps). */
+static void obj_make_whole(struct blocks_obj *o, uint64_t idx, uint64_t sum, uint8_t keep)
+{
+    obj_account_block(o, idx, -1);
+    obj_clear_partial(o, idx);
+    o->st[idx] = B_PRESENT | B_VERIFIED | (o->st[idx] & keep);
+    o->sum[idx] = sum;
+    obj_account_block(o, idx, +1);
+}
+
 /* A downloaded block, now in the cache file with checksum `sum`: record
  * it (o->lock). */
 static int obj_store_block(struct blocks_obj *o, uint64_t idx, uint64_t sum, struct sky_err *e)
 {
-    obj_account_block(o, idx, -1);
-    obj_clear_partial(o, idx);
-    o->st[idx] = B_PRESENT | B_VERIFIED | (o->st[idx] & B_FETCHING);
-    o->sum[idx] = sum;
+    obj_make_whole(o, idx, sum, B_FETCHING);
     o->used[idx] = blocks_now();
-    obj_account_block(o, idx, +1);
     int rc = obj_put_rows(o, &idx, 1, e);
     if (rc)
         obj_forget_stored(o, idx);
@@ -1070,11 +1077,7 @@ static int obj_promote(struct blocks_obj *o, uint64_t idx, struct sky_err *e)
     int rc = blocks_hash_file(o->fd, idx << o->b->shift, obj_block_len(o, idx), &sum);
     if (rc)
         return obj_io_fail(o, rc, "reading", e);
-    obj_account_block(o, idx, -1);
-    obj_clear_partial(o, idx);
-    o->st[idx] = B_PRESENT | B_VERIFIED | (o->st[idx] & (B_FETCHING | B_USED));
-    o->sum[idx] = sum;
-    obj_account_block(o, idx, +1);
+    obj_make_whole(o, idx, sum, B_FETCHING | B_USED);
     return obj_put_rows(o, &idx, 1, e);
 }
 
@@ -1993,12 +1996,34 @@ static uint64_t obj_track_access(struct blocks_obj *o, uint64_t off, uint64_t n)
     return o->ra_window;
 }
 
+/* Hand a job on o's blocks (its state bits `mark` set meanwhile) to the
+ * pool, pinning o for it; false when the pool cannot take it: then
+ * nothing changed, and the caller still owns the job. */
+static bool obj_submit_job(struct blocks_obj *o, struct blocks_job *job, uint8_t mark)
+{
+    struct blocks *b = o->b;
+    pthread_mutex_lock(&b->lock);
+    o->refs++;                              /* the job pins the object */
+    pthread_mutex_unlock(&b->lock);
+    for (uint64_t i = job->idx; i < job->idx + job->count; i++)
+        o->st[i] |= mark;
+    o->ahead++;
+    if (pool_submit(b->pool, job))
+        return true;
+    for (uint64_t i = job->idx; i < job->idx + job->count; i++)
+        o->st[i] &= (uint8_t)~mark;
+    o->ahead--;
+    pthread_mutex_lock(&b->lock);
+    o->refs--;                              /* we still hold our own pin */
+    pthread_mutex_unlock(&b->lock);
+    return false;
+}
+
 /* Queue one background fetch of blocks idx..idx+count-1; false when it
  * cannot be. */
 static bool obj_queue_run(struct blocks_obj *o, uint64_t idx, uint64_t count,
                           const struct blocks_fetcher *f)
 {
-    struct blocks *b = o->b;
     struct blocks_job *job = calloc(1, sizeof *job);
     void *arg = job ? f->clone(f->arg) : NULL;
     if (!arg) {
@@ -2007,20 +2032,8 @@ static bool obj_queue_run(struct blocks_obj *o, uint64_t idx, uint64_t count,
     }
     *job = (struct blocks_job){ .o = o, .idx = idx, .count = count, .fetch = f->fetch,
                                 .arg = arg, .drop = f->drop };
-    pthread_mutex_lock(&b->lock);
-    o->refs++;                              /* the job pins the object */
-    pthread_mutex_unlock(&b->lock);
-    for (uint64_t i = idx; i < idx + count; i++)
-        o->st[i] |= B_QUEUED;
-    o->ahead++;
-    if (pool_submit(b->pool, job))
+    if (obj_submit_job(o, job, B_QUEUED))
         return true;
-    for (uint64_t i = idx; i < idx + count; i++)
-        o->st[i] &= (uint8_t)~B_QUEUED;
-    o->ahead--;
-    pthread_mutex_lock(&b->lock);
-    o->refs--;                              /* we still hold our own pin */
-    pthread_mutex_unlock(&b->lock);
     if (f->drop)
         f->drop(arg);
     free(job);
@@ -2028,24 +2041,15 @@ static bool obj_queue_run(struct blocks_obj *o, uint64_t idx, uint64_t count,
 }
 
 /* Queue a background check of cached block idx (a job without a fetch
- * function); false when it cannot be. */
+ * function, B_WARMING meanwhile); false when it cannot be. */
 static bool obj_queue_verify(struct blocks_obj *o, uint64_t idx)
 {
-    struct blocks *b = o->b;
-    struct blocks_job *job = b->pool ? calloc(1, sizeof *job) : NULL;
+    struct blocks_job *job = o->b->pool ? calloc(1, sizeof *job) : NULL;
     if (!job)
         return false;
     *job = (struct blocks_job){ .o = o, .idx = idx, .count = 1 };
-    pthread_mutex_lock(&b->lock);
-    o->refs++;                              /* the job pins the object */
-    pthread_mutex_unlock(&b->lock);
-    o->ahead++;
-    if (pool_submit(b->pool, job))
+    if (obj_submit_job(o, job, B_WARMING))
         return true;
-    o->ahead--;
-    pthread_mutex_lock(&b->lock);
-    o->refs--;                              /* we still hold our own pin */
-    pthread_mutex_unlock(&b->lock);
     free(job);
     return false;
 }
@@ -2104,7 +2108,7 @@ static void obj_warm_ahead(struct blocks_obj *o, uint64_t from, uint64_t window,
             break;                          /* the next read queues the rest */
         posix_fadvise(o->fd, (off_t)(i << o->b->shift), (off_t)obj_block_len(o, i),
                       POSIX_FADV_WILLNEED);
-        o->st[i] |= B_WARMING;
+        o->st[i] |= B_WARMING;              /* asked ahead (and maybe queued) */
     }
 }
 
@@ -2291,18 +2295,6 @@ int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, 
 
 /* ---- public: uploads ------------------------------------------------------ */
 
-static int obj_open_upload_fd(struct blocks_obj *o, struct sky_err *e)
-{
-    if (o->upload_fd >= 0)
-        return 0;
-    char file[4096];
-    blocks_data_path(o->b, o->id, file, sizeof file);
-    o->upload_fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (o->upload_fd < 0)
-        return sky_fail(e, errno, "block cache: cannot open %s: %s", file, strerror(errno));
-    return 0;
-}
-
 int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e)
 {
     char file[4096];
@@ -2311,6 +2303,11 @@ int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e)
     if (*fd < 0)
         return sky_fail(e, errno, "block cache: cannot open %s: %s", file, strerror(errno));
     return 0;
+}
+
+static int obj_open_upload_fd(struct blocks_obj *o, struct sky_err *e)
+{
+    return o->upload_fd >= 0 ? 0 : blocks_open_data(o, &o->upload_fd, e);
 }
 
 int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,

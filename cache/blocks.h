@@ -39,7 +39,9 @@
  *
  * Checksums are verified the first time a block is read after the object
  * is pinned by blocks_get (then trusted until the last release), so small
- * reads do not re-hash whole blocks.  Last-use times are kept in memory and
+ * reads do not re-hash whole blocks.  For a sequential reader (one that
+ * allows background work: a fetcher with clone) the next cached blocks
+ * are verified ahead on the background threads.  Last-use times are kept in memory and
  * written to SQLite at the last release of an object.
  *
  * Readahead.  A read at the start of the object, or exactly where the
@@ -163,9 +165,10 @@ int blocks_read_ahead(struct blocks_obj *o, uint64_t off, size_t len, void *buf,
                       const struct blocks_fetcher *f, struct sky_err *e);
 
 /* Hands a read's bytes over where they are: `n` bytes at offset `off` of
- * the cache file `fd` (n is 0 at or past the end of the object).  Runs
- * under the object's lock, so the bytes stay in place during the call: it
- * must copy or send them (pread, splice), and not call into the object. */
+ * the cache file `fd` (n is 0 at or past the end of the object).  Nothing
+ * changes those bytes during the call (writers of the object wait for it
+ * to end): it must copy or send them (pread, splice), and not call into
+ * the object.  Calls for one object may run at once. */
 typedef void (*blocks_emit_fn)(void *emit_arg, int fd, uint64_t off, size_t n);
 
 /* blocks_read_ahead without the copy into a buffer: on success emit(...)

@@ -155,9 +155,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     if (!fs)
         return sky_fail(e, ENOMEM, "out of memory");
     fs->cfg = cfg;
-    fs->mountpoint = *mountpoint ? realpath(mountpoint, NULL) : NULL;
-    if (!fs->mountpoint)
-        fs->mountpoint = strdup(mountpoint);
+    fs->mountpoint = strdup(mountpoint);     /* skyfs_mount resolved it */
     if (!fs->mountpoint) {
         free(fs);
         return sky_fail(e, ENOMEM, "out of memory");

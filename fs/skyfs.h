@@ -64,7 +64,7 @@ struct skyfs {
      * direct-mapped table: a collision only costs a re-read). */
     pthread_mutex_t page_lock;
     struct { uint64_t ino; char etag[SKY_ETAG_MAX]; } page_versions[1024];
-    char *mountpoint;           /* absolute; "" when not mounted (skyfs index) */
+    char *mountpoint;           /* real path; "" when not mounted (skyfs index) */
     atomic_bool readahead_raised; /* the first open raised it (readahead.h) */
     pthread_t recovery_thread;
     bool recovery_started;

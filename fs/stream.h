@@ -85,9 +85,10 @@ bool stream_started(const struct stream *s);
 /* Finish a started stream and free it: wait for the parts being sent, then
  * have the driver send [sent, size) of `fd` (the file as synced by
  * blocks_prepare_upload) and commit with `attr` and the cloud metadata
- * `meta` (may be NULL: stream_begin's); *out as for the driver's write.  `path` is where the file is now.  Returns 0, 1 when the stream
- * cannot be used (dead, renamed: nothing sent counts, upload the file
- * whole), or the driver's error (upload whole, unless unreachable). */
+ * `meta` (may be NULL: stream_begin's); *out as for the driver's write.
+ * `path` is where the file is now.  Returns 0, 1 when the stream cannot
+ * be used (dead, renamed: nothing sent counts, upload the file whole), or
+ * the driver's error (upload whole, unless unreachable). */
 int stream_finish(struct stream *s, int fd, uint64_t size, const char *path,
                   const struct sky_attr *attr, const struct sky_objmeta *meta,
                   struct sky_attr *out, struct sky_err *e);

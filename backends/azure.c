@@ -261,9 +261,9 @@ static void format_mtime(int64_t ns, char out[48])
 
 /* What the metadata of one blob says. */
 struct az_meta {
-    bool has_mode, has_uid, has_gid, has_mtime, is_folder;
+    bool has_mode, has_uid, has_gid, has_mtime, has_atime, has_ctime, is_folder;
     uint32_t mode, uid, gid;    /* mode: full st_mode */
-    int64_t mtime_ns;
+    int64_t mtime_ns, atime_ns, ctime_ns;
 };
 
 static bool parse_u32(const char *v, uint32_t *out)
@@ -288,6 +288,10 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
         m->has_gid = parse_u32(value, &m->gid);
     else if (strcasecmp(name, "mtime") == 0)
         m->has_mtime = parse_mtime(value, &m->mtime_ns);
+    else if (strcasecmp(name, "atime") == 0)
+        m->has_atime = parse_mtime(value, &m->atime_ns);
+    else if (strcasecmp(name, "ctime") == 0)
+        m->has_ctime = parse_mtime(value, &m->ctime_ns);
     else if (strcasecmp(name, "hdi_isfolder") == 0)
         m->is_folder = strcasecmp(value, "true") == 0;
 }
@@ -347,9 +351,12 @@ static void attr_from_blob(struct sky_attr *a, uint64_t size, int64_t last_modif
     a->mode = m->mode & 07777;
     a->uid = m->uid;
     a->gid = m->gid;
+    a->atime_ns = m->atime_ns;
+    a->ctime_ns = m->ctime_ns;
     a->has = (m->has_mode ? SKY_HAS_MODE : 0) | (m->has_uid ? SKY_HAS_UID : 0) |
              (m->has_gid ? SKY_HAS_GID : 0) |
-             (m->has_mtime || last_modified_ns ? SKY_HAS_MTIME : 0);
+             (m->has_mtime || last_modified_ns ? SKY_HAS_MTIME : 0) |
+             (m->has_atime ? SKY_HAS_ATIME : 0) | (m->has_ctime ? SKY_HAS_CTIME : 0);
     if (a->kind != SKY_DIR)
         set_etag(a, etag);
 }
@@ -367,7 +374,7 @@ static uint32_t kind_type_bits(enum sky_kind k)
     return k == SKY_DIR ? S_IFDIR : k == SKY_LINK ? S_IFLNK : S_IFREG;
 }
 
-/* Set x-ms-meta-{mode,uid,gid,mtime} from attr for a blob of kind k (a
+/* Set x-ms-meta-{mode,uid,gid,mtime,atime,ctime} from attr for a blob of kind k (a
  * symlink always gets a mode, since that is what marks it). */
 static int add_posix_meta(struct http_headers *hs, const struct sky_attr *attr, unsigned which,
                           enum sky_kind k)
@@ -390,6 +397,14 @@ static int add_posix_meta(struct http_headers *hs, const struct sky_attr *attr, 
     if (which & SKY_HAS_MTIME) {
         format_mtime(attr->mtime_ns, v);
         rc |= http_headers_set(hs, "x-ms-meta-mtime", v);
+    }
+    if (which & SKY_HAS_ATIME) {
+        format_mtime(attr->atime_ns, v);
+        rc |= http_headers_set(hs, "x-ms-meta-atime", v);
+    }
+    if (which & SKY_HAS_CTIME) {
+        format_mtime(attr->ctime_ns, v);
+        rc |= http_headers_set(hs, "x-ms-meta-ctime", v);
     }
     return rc < 0 ? -ENOMEM : 0;
 }
@@ -1453,6 +1468,8 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
     out->gid = attr ? attr->gid : 0;
     out->has = attr ? attr->has : 0;
     out->mtime_ns = (out->has & SKY_HAS_MTIME) ? attr->mtime_ns : lm;
+    out->atime_ns = attr ? attr->atime_ns : 0;
+    out->ctime_ns = attr ? attr->ctime_ns : 0;
     if (lm)
         out->has |= SKY_HAS_MTIME;
     if (kind == SKY_LINK) {
@@ -2181,7 +2198,9 @@ static bool posix_field_replaced(const char *name, unsigned which, enum sky_kind
     return (strcasecmp(name, "mode") == 0 && ((which & SKY_HAS_MODE) || k == SKY_LINK)) ||
            (strcasecmp(name, "uid") == 0 && (which & SKY_HAS_UID)) ||
            (strcasecmp(name, "gid") == 0 && (which & SKY_HAS_GID)) ||
-           (strcasecmp(name, "mtime") == 0 && (which & SKY_HAS_MTIME));
+           (strcasecmp(name, "mtime") == 0 && (which & SKY_HAS_MTIME)) ||
+           (strcasecmp(name, "atime") == 0 && (which & SKY_HAS_ATIME)) ||
+           (strcasecmp(name, "ctime") == 0 && (which & SKY_HAS_CTIME));
 }
 
 /* Headers for Set Metadata: the old metadata with the edit applied. */
@@ -2220,10 +2239,41 @@ static int edited_meta(const struct http_headers *old, const struct meta_edit *e
     return 0;
 }
 
+/* The attributes of a blob (or container) whose properties were `cur`
+ * after the edit ed, now with ETag `etag`. */
+static void attr_after_edit(struct sky_attr *out, const struct sky_attr *cur,
+                            const struct meta_edit *ed, bool container, const char *etag)
+{
+    struct sky_attr a = *cur;
+    const struct sky_attr *n = ed->attr;
+    if (ed->which & SKY_HAS_MODE)
+        a.mode = n->mode & 07777;
+    if (ed->which & SKY_HAS_UID)
+        a.uid = n->uid;
+    if (ed->which & SKY_HAS_GID)
+        a.gid = n->gid;
+    if (ed->which & SKY_HAS_MTIME)
+        a.mtime_ns = n->mtime_ns;
+    if (ed->which & SKY_HAS_ATIME)
+        a.atime_ns = n->atime_ns;
+    if (ed->which & SKY_HAS_CTIME)
+        a.ctime_ns = n->ctime_ns;
+    a.has |= ed->which;
+    if (container) {
+        a.kind = SKY_DIR;
+        a.size = 0;
+    }
+    if (a.kind == SKY_DIR)
+        a.etag[0] = '\0';
+    else
+        set_etag(&a, etag);
+    *out = a;
+}
+
 /* Read, edit, write back; retried when someone else changed the blob in
- * between (If-Match). */
+ * between (If-Match).  *out (may be NULL) gets the attributes afterwards. */
 static int az_update_meta(struct az *a, const struct az_loc *l, const char *path,
-                          const struct meta_edit *ed, struct sky_err *e)
+                          const struct meta_edit *ed, struct sky_attr *out, struct sky_err *e)
 {
     bool container = !*l->blob;
     for (int attempt = 0;; attempt++) {
@@ -2252,6 +2302,8 @@ static int az_update_meta(struct az *a, const struct az_loc *l, const char *path
             set_etag(&after, http_headers_get(&resp.headers, "etag"));
             if (!container && before.etag[0] && after.etag[0])
                 alias_add(a, l, before.etag, after.etag);
+            if (out)
+                attr_after_edit(out, &cur, ed, container, after.etag);
             http_response_free(&resp);
         }
         http_response_free(&head);
@@ -2300,7 +2352,7 @@ static int meta_target(struct az *a, const char *path, struct az_loc *l,
 }
 
 static int az_set_attr(void *ctx, const char *path, const struct sky_attr *attr, unsigned which,
-                       struct sky_err *e)
+                       struct sky_attr *out, struct sky_err *e)
 {
     struct az *a = ctx;
     struct az_loc l;
@@ -2311,11 +2363,15 @@ static int az_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
         return rc;
     if (rc == 0) {
         struct meta_edit ed = { .attr = attr, .which = which };
-        rc = az_update_meta(a, &l, path, &ed, e);
-    } else if (rc == 2) {
-        rc = 0;
+        rc = az_update_meta(a, &l, path, &ed, out, e);
     } else {
-        return 0;                       /* the root */
+        *out = *attr;                   /* the root, or a new marker holding it all */
+        out->kind = SKY_DIR;
+        out->size = 0;
+        out->etag[0] = '\0';
+        if (rc == 1)
+            return 0;                   /* the root */
+        rc = 0;
     }
     loc_free(&l);
     return rc;
@@ -2464,7 +2520,7 @@ static int az_setxattr(void *ctx, const char *path, const char *name, const void
         rc = sky_fail(e, ENOTSUP, "azure '%s': the cloud root has no attributes", a->name);
     else if (rc == 0) {
         struct meta_edit ed = { .set_name = meta, .set_value = v, .flags = flags };
-        rc = az_update_meta(a, &l, path, &ed, e);
+        rc = az_update_meta(a, &l, path, &ed, NULL, e);
         loc_free(&l);
     }
     free(v);
@@ -2491,7 +2547,7 @@ static int az_removexattr(void *ctx, const char *path, const char *name, struct 
     rc = az_locate(a, path, &l, e);
     if (rc == 0) {
         struct meta_edit ed = { .del_name = meta };
-        rc = az_update_meta(a, &l, path, &ed, e);
+        rc = az_update_meta(a, &l, path, &ed, NULL, e);
         loc_free(&l);
     }
     return rc;

@@ -23,10 +23,15 @@
  * ctx.  A driver protects its own shared state; calls must not block each
  * other needlessly (one slow request must not stall the rest).
  *
- * METADATA.  POSIX mode/uid/gid/mtime travel in `struct sky_attr`; a driver
- * stores them the way its peers do (s3fs/rclone user metadata on object
- * stores, the real inode on local/SFTP) and reports in `has` which ones it
- * found.  fs/ fills defaults for the rest.
+ * METADATA.  POSIX mode/uid/gid and the three times (mtime, atime, ctime)
+ * travel in `struct sky_attr`; a driver stores them the way its peers do
+ * (s3fs/rclone user metadata on object stores: x-amz-meta-atime/-ctime
+ * beside -mtime, the same names on Azure; the real inode on local/SFTP)
+ * and reports in `has` which ones it found.  fs/ fills defaults for the
+ * rest (atime and ctime default to mtime).  Object stores store atime and
+ * ctime only when they write an object's metadata anyway (an upload,
+ * chmod, utime); fs/ keeps them in its cache otherwise, so a read never
+ * costs an upload.
  *
  * CLOUD METADATA.  What a cloud keeps about an object besides those
  * attributes - its content type, its storage class (tier) and its user
@@ -73,6 +78,8 @@ enum sky_kind { SKY_FILE = 1, SKY_DIR = 2, SKY_LINK = 3 };
 #define SKY_HAS_UID   0x2u
 #define SKY_HAS_GID   0x4u
 #define SKY_HAS_MTIME 0x8u
+#define SKY_HAS_ATIME 0x10u
+#define SKY_HAS_CTIME 0x20u
 
 #define SKY_ETAG_MAX 128
 
@@ -81,9 +88,11 @@ struct sky_attr {
     enum sky_kind kind;
     uint64_t size;          /* bytes; 0 for directories */
     int64_t mtime_ns;       /* modification time, ns since the epoch */
+    int64_t atime_ns;       /* last access, ns since the epoch */
+    int64_t ctime_ns;       /* last change of content or attributes */
     uint32_t mode;          /* permission bits only (07777) */
     uint32_t uid, gid;
-    unsigned has;           /* SKY_HAS_* bits: which of mode/uid/gid/mtime are real */
+    unsigned has;           /* SKY_HAS_* bits: which of the fields above are real */
     /* Version token: must change whenever the content changes (ETag,
      * generation, or mtime+size for filesystems).  "" for directories. */
     char etag[SKY_ETAG_MAX];
@@ -299,9 +308,15 @@ struct sky_driver {
      * metadata (content type, user metadata). */
     int (*rename)(void *ctx, const char *from, const char *to, struct sky_err *e);
 
-    /* Change the bits of attr named by `which` (SKY_HAS_*) on path. */
+    /* Change the fields of attr named by `which` (SKY_HAS_*) on path; "" is
+     * the cloud's root directory (a driver with nowhere to store its
+     * attributes, such as a bucket, changes nothing and succeeds).  On
+     * success *out holds the path's attributes after the change, as stat()
+     * would report them now, version token (etag) included: a change of
+     * metadata may give an object a new etag (Azure) or, on a folder, a
+     * new mtime is part of it.  fs/ caches *out as it is. */
     int (*set_attr)(void *ctx, const char *path, const struct sky_attr *attr,
-                    unsigned which, struct sky_err *e);
+                    unsigned which, struct sky_attr *out, struct sky_err *e);
 
     /* Create symlink `path` pointing at `target` (s3fs/rclone conventions on
      * object stores).  readlink fills buf with a NUL-terminated target. */

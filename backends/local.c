@@ -62,10 +62,13 @@ static void attr_from_stat(const struct stat *st, struct sky_attr *a)
         a->kind = SKY_FILE;
     a->size = a->kind == SKY_DIR ? 0 : (uint64_t)st->st_size;
     a->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+    a->atime_ns = (int64_t)st->st_atim.tv_sec * 1000000000LL + st->st_atim.tv_nsec;
+    a->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
     a->mode = st->st_mode & 07777;
     a->uid = st->st_uid;
     a->gid = st->st_gid;
-    a->has = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME;
+    a->has = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME | SKY_HAS_ATIME |
+             SKY_HAS_CTIME;
     if (a->kind != SKY_DIR)
         snprintf(a->etag, sizeof a->etag, "%llx-%llx-%llx", (unsigned long long)st->st_ino,
                  (unsigned long long)st->st_size, (unsigned long long)a->mtime_ns);
@@ -324,6 +327,20 @@ static void copy_user_xattrs(int from, int to)
     }
 }
 
+/* The utimensat times for the atime and mtime of a that `which` names
+ * (UTIME_OMIT for the other); false when it names neither.  The ctime is
+ * the inode's own: the kernel sets it. */
+static bool times_of(const struct sky_attr *a, unsigned which, struct timespec ts[2])
+{
+    ts[0] = (struct timespec){ a->atime_ns / 1000000000LL, a->atime_ns % 1000000000LL };
+    ts[1] = (struct timespec){ a->mtime_ns / 1000000000LL, a->mtime_ns % 1000000000LL };
+    if (!(which & SKY_HAS_ATIME))
+        ts[0] = (struct timespec){ 0, UTIME_OMIT };
+    if (!(which & SKY_HAS_MTIME))
+        ts[1] = (struct timespec){ 0, UTIME_OMIT };
+    return which & (SKY_HAS_ATIME | SKY_HAS_MTIME);
+}
+
 static int apply_attr(int fd, const struct sky_attr *a)
 {
     if ((a->has & SKY_HAS_MODE) && fchmod(fd, a->mode & 07777) != 0)
@@ -332,12 +349,9 @@ static int apply_attr(int fd, const struct sky_attr *a)
         fchown(fd, (a->has & SKY_HAS_UID) ? a->uid : (uid_t)-1,
                (a->has & SKY_HAS_GID) ? a->gid : (gid_t)-1) != 0 && errno != EPERM)
         return -1;
-    if (a->has & SKY_HAS_MTIME) {
-        struct timespec ts[2] = { { 0, UTIME_OMIT },
-                                  { a->mtime_ns / 1000000000LL, a->mtime_ns % 1000000000LL } };
-        if (futimens(fd, ts) != 0)
-            return -1;
-    }
+    struct timespec ts[2];
+    if (times_of(a, a->has, ts) && futimens(fd, ts) != 0)
+        return -1;
     return 0;
 }
 
@@ -429,8 +443,10 @@ static int local_rename(void *ctx, const char *from, const char *to, struct sky_
     return renameat(l->root_fd, from, l->root_fd, to) == 0 ? 0 : fail_errno(l, e, "rename", from);
 }
 
+/* The real inode's attributes change; *out is what it says afterwards
+ * (its ctime set by the kernel, its etag new when the mtime moved). */
 static int local_set_attr(void *ctx, const char *path, const struct sky_attr *a, unsigned which,
-                          struct sky_err *e)
+                          struct sky_attr *out, struct sky_err *e)
 {
     struct local *l = ctx;
     const char *p = rel(path);
@@ -443,13 +459,10 @@ static int local_set_attr(void *ctx, const char *path, const struct sky_attr *a,
         fchownat(l->root_fd, p, (which & SKY_HAS_UID) ? a->uid : (uid_t)-1,
                  (which & SKY_HAS_GID) ? a->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0)
         return fail_errno(l, e, "chown", path);
-    if (which & SKY_HAS_MTIME) {
-        struct timespec ts[2] = { { 0, UTIME_OMIT },
-                                  { a->mtime_ns / 1000000000LL, a->mtime_ns % 1000000000LL } };
-        if (utimensat(l->root_fd, p, ts, AT_SYMLINK_NOFOLLOW) != 0)
-            return fail_errno(l, e, "utimens", path);
-    }
-    return 0;
+    struct timespec ts[2];
+    if (times_of(a, which, ts) && utimensat(l->root_fd, p, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        return fail_errno(l, e, "utimens", path);
+    return local_stat(ctx, path, out, e);
 }
 
 static int local_symlink(void *ctx, const char *path, const char *target,

@@ -341,6 +341,10 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
     if (s3_parse_meta_mtime(http_headers_get(h, "x-amz-meta-mtime"), &a->mtime_ns) == 0 ||
         s3_parse_http_date(http_headers_get(h, "last-modified"), &a->mtime_ns) == 0)
         a->has |= SKY_HAS_MTIME;
+    if (s3_parse_meta_mtime(http_headers_get(h, "x-amz-meta-atime"), &a->atime_ns) == 0)
+        a->has |= SKY_HAS_ATIME;
+    if (s3_parse_meta_mtime(http_headers_get(h, "x-amz-meta-ctime"), &a->ctime_ns) == 0)
+        a->has |= SKY_HAS_CTIME;
     uint32_t mode;
     if (parse_u32(http_headers_get(h, "x-amz-meta-mode"), &mode) == 0) {
         a->mode = mode & 07777;
@@ -720,6 +724,28 @@ static void format_mtime(int64_t ns, char *buf, size_t cap)
         snprintf(buf, cap, "%lld", (long long)sec);
 }
 
+/* x-amz-meta-mtime, -atime and -ctime for the `which` bits of a, in
+ * s3fs's form: 0 or -ENOMEM. */
+static int add_times(struct http_headers *h, const struct sky_attr *a, unsigned which)
+{
+    static const struct { unsigned bit; const char *name; size_t off; } times[] = {
+        { SKY_HAS_MTIME, "x-amz-meta-mtime", offsetof(struct sky_attr, mtime_ns) },
+        { SKY_HAS_ATIME, "x-amz-meta-atime", offsetof(struct sky_attr, atime_ns) },
+        { SKY_HAS_CTIME, "x-amz-meta-ctime", offsetof(struct sky_attr, ctime_ns) },
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        if (!(which & times[i].bit))
+            continue;
+        char t[48];
+        int64_t ns;
+        memcpy(&ns, (const char *)a + times[i].off, sizeof ns);
+        format_mtime(ns, t, sizeof t);
+        rc |= http_headers_set(h, times[i].name, t);
+    }
+    return rc ? -ENOMEM : 0;
+}
+
 /* x-amz-meta-* for the `which` bits of a; the mode always carries the
  * type bits of `kind`.  Links and directories always get a mode so that
  * their type survives. */
@@ -736,11 +762,8 @@ static int add_meta(struct http_headers *h, enum sky_kind kind, const struct sky
         rc |= set_num(h, "x-amz-meta-uid", a->uid);
     if (a && (which & SKY_HAS_GID))
         rc |= set_num(h, "x-amz-meta-gid", a->gid);
-    if (a && (which & SKY_HAS_MTIME)) {
-        char t[48];
-        format_mtime(a->mtime_ns, t, sizeof t);
-        rc |= http_headers_set(h, "x-amz-meta-mtime", t);
-    }
+    if (a)
+        rc |= add_times(h, a, which);
     return rc ? -ENOMEM : 0;
 }
 
@@ -1505,10 +1528,13 @@ static void file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64
     out->kind = SKY_FILE;
     out->size = size;
     out->mtime_ns = a->mtime_ns;
+    out->atime_ns = a->atime_ns;
+    out->ctime_ns = a->ctime_ns;
     out->mode = a->mode & 07777;
     out->uid = a->uid;
     out->gid = a->gid;
-    out->has = a->has & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME);
+    out->has = a->has & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME |
+                         SKY_HAS_ATIME | SKY_HAS_CTIME);
     snprintf(out->etag, sizeof out->etag, "%s", etag);
 }
 
@@ -2222,13 +2248,16 @@ static int tail_job(void *arg, size_t i, struct sky_err *e)
 /* Are the POSIX metadata of a and b the same? */
 static bool same_meta(const struct sky_attr *a, const struct sky_attr *b)
 {
-    unsigned bits = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME;
+    unsigned bits = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME | SKY_HAS_ATIME |
+                    SKY_HAS_CTIME;
     if ((a->has & bits) != (b->has & bits))
         return false;
     return (!(a->has & SKY_HAS_MODE) || (a->mode & 07777) == (b->mode & 07777)) &&
            (!(a->has & SKY_HAS_UID) || a->uid == b->uid) &&
            (!(a->has & SKY_HAS_GID) || a->gid == b->gid) &&
-           (!(a->has & SKY_HAS_MTIME) || a->mtime_ns == b->mtime_ns);
+           (!(a->has & SKY_HAS_MTIME) || a->mtime_ns == b->mtime_ns) &&
+           (!(a->has & SKY_HAS_ATIME) || a->atime_ns == b->atime_ns) &&
+           (!(a->has & SKY_HAS_CTIME) || a->ctime_ns == b->ctime_ns);
 }
 
 /* Send the parts past nparts, then CompleteMultipartUpload; etag_out gets
@@ -2371,8 +2400,22 @@ static int head_meta(struct s3 *s, const struct s3_loc *l, struct http_response 
     return sky_fail(e, ENOENT, "s3 '%s': HEAD %s: 404 NoSuchKey", s->name, show);
 }
 
+/* Edit the metadata of path's object with fn; when out is not NULL it
+ * gets the object's attributes afterwards (its new metadata, size and
+ * ETag). */
+/* The attributes of a `kind` object of `size` bytes whose metadata is now
+ * `meta`, with ETag `etag`. */
+static void attr_after_edit(struct sky_attr *out, const struct http_headers *meta,
+                            enum sky_kind kind, uint64_t size, const char *etag)
+{
+    s3_attr_from_headers(meta, out);
+    out->kind = kind;
+    out->size = kind == SKY_DIR ? 0 : size;
+    snprintf(out->etag, sizeof out->etag, "%s", kind == SKY_DIR ? "" : etag);
+}
+
 static int edit_meta(struct s3 *s, const char *path, meta_edit_fn fn, void *arg,
-                     struct sky_err *e)
+                     struct sky_attr *out, struct sky_err *e)
 {
     struct s3_loc l;
     int rc = s3_locate(s, path, &l, e);
@@ -2400,6 +2443,8 @@ static int edit_meta(struct s3 *s, const char *path, meta_edit_fn fn, void *arg,
             rc = sky_fail(e, ENOMEM, "out of memory");
         if (rc == 0)
             rc = put_object(s, &l, key, -1, "", 0, &meta, NULL, show, e);
+        if (rc == 0 && out)
+            attr_after_edit(out, &meta, SKY_DIR, 0, "");
     } else if (rc == 0) {
         const char *len = http_headers_get(&head.headers, "content-length");
         uint64_t size = len ? strtoull(len, NULL, 10) : 0;
@@ -2412,7 +2457,10 @@ static int edit_meta(struct s3 *s, const char *path, meta_edit_fn fn, void *arg,
         if (rc == 0) {
             struct s3_loc self = l;
             self.key = key;
-            rc = copy_object(s, l.bucket, key, &self, size, etag, &meta, NULL, show, e);
+            char copied[SKY_ETAG_MAX] = "";
+            rc = copy_object(s, l.bucket, key, &self, size, etag, &meta, copied, show, e);
+            if (rc == 0 && out)
+                attr_after_edit(out, &meta, kind, size, copied[0] ? copied : etag);
         }
     }
     http_headers_free(&meta);
@@ -2430,7 +2478,6 @@ static int edit_attr(void *arg, enum sky_kind kind, struct http_headers *meta, s
 {
     struct attr_edit *ae = arg;
     const struct sky_attr *a = ae->attr;
-    char t[48];
     int rc = 0;
     const char *old_mode = http_headers_get(meta, "x-amz-meta-mode");
     if (ae->which & SKY_HAS_MODE)
@@ -2442,23 +2489,20 @@ static int edit_attr(void *arg, enum sky_kind kind, struct http_headers *meta, s
         rc |= set_num(meta, "x-amz-meta-uid", a->uid);
     if (ae->which & SKY_HAS_GID)
         rc |= set_num(meta, "x-amz-meta-gid", a->gid);
-    if (ae->which & SKY_HAS_MTIME) {
-        format_mtime(a->mtime_ns, t, sizeof t);
-        rc |= http_headers_set(meta, "x-amz-meta-mtime", t);
-    }
+    rc |= add_times(meta, a, ae->which);
     return rc ? sky_fail(e, ENOMEM, "out of memory") : 0;
 }
 
 static int s3_set_attr(void *ctx, const char *path, const struct sky_attr *attr, unsigned which,
-                       struct sky_err *e)
+                       struct sky_attr *out, struct sky_err *e)
 {
     struct s3 *s = ctx;
-    if (which == 0)
+    if (which == 0 || !*path || (!s->bucket && !strchr(path, '/'))) {
+        *out = *attr;   /* buckets and the bare root carry no metadata */
         return 0;
-    if (!*path || (!s->bucket && !strchr(path, '/')))
-        return 0;       /* buckets and the bare root carry no metadata */
+    }
     struct attr_edit ae = { attr, which };
-    return edit_meta(s, path, edit_attr, &ae, e);
+    return edit_meta(s, path, edit_attr, &ae, out, e);
 }
 
 /* user.NAME <-> x-amz-meta-NAME.  NAME must survive as an HTTP header
@@ -2675,7 +2719,7 @@ static int s3_setxattr(void *ctx, const char *path, const char *name, const void
                         "(user.* with lowercase letters, digits, '-', '_', '.')", s->name, path,
                         name);
     struct xattr_edit x = { hname, value ? value : "", len, flags };
-    int rc = edit_meta(s, path, edit_xattr, &x, e);
+    int rc = edit_meta(s, path, edit_xattr, &x, NULL, e);
     if (rc == -ENODATA || rc == -EEXIST)
         sky_err_prefix(e, "s3 '%s': %s", s->name, path);
     return rc;
@@ -2688,7 +2732,7 @@ static int s3_removexattr(void *ctx, const char *path, const char *name, struct 
     if (xattr_header(name, hname, sizeof hname) < 0)
         return sky_fail(e, ENODATA, "s3 '%s': %s: no attribute %s", s->name, path, name);
     struct xattr_edit x = { hname, NULL, 0, 0 };
-    int rc = edit_meta(s, path, edit_xattr, &x, e);
+    int rc = edit_meta(s, path, edit_xattr, &x, NULL, e);
     if (rc == -ENODATA)
         sky_err_prefix(e, "s3 '%s': %s", s->name, path);
     return rc;

@@ -54,7 +54,7 @@
 
 #include "cachedb.h"
 
-#define META_SCHEMA_VERSION 4
+#define META_SCHEMA_VERSION 5
 #define CHILDREN_PAGE 256
 
 struct meta {
@@ -66,7 +66,7 @@ struct meta {
 };
 
 #define ENTRY_COLS "ino,parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,has,etag," \
-                   "link,fetched_at,listed_at"
+                   "link,fetched_at,listed_at,atime_ns,ctime_ns"
 
 enum {
     Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
@@ -80,6 +80,18 @@ enum {
 /* In Q_UPDATE_ATTR: the entry stays what it was (?2 = new kind, ?9 = new
  * etag; 2 = SKY_DIR). */
 #define SAME_ENTRY "(kind=?2 AND (?2=2 OR etag=?9))"
+
+/* In Q_UPDATE_ATTR: time column COL (bit BIT of `has`, new value PARAM).
+ * A source that does not say it keeps the cached one while the entry
+ * stays the same; and a refresh (?17 = 0: a listing or a stat, not a
+ * change made through the mount) of the same entry never moves it back
+ * when KEEP holds, since the cache may know of later accesses and changes
+ * than the cloud stores (atime and ctime, and a directory's mtime, are
+ * kept in the cache alone on object stores). */
+#define TIME_COL(COL, BIT, PARAM, KEEP) \
+    COL "=CASE WHEN " SAME_ENTRY " AND (?8&" BIT ")=0 AND (has&" BIT ")<>0 THEN " COL " " \
+    "WHEN ?17=0 AND " SAME_ENTRY " AND (" KEEP ") AND (has&" BIT ")<>0 AND " COL ">" PARAM \
+    " THEN " COL " ELSE " PARAM " END,"
 
 /* Queue the names of the entries selected by the condition that follows,
  * indexed ones only (inode <= ?9, the last one before the transaction), to
@@ -95,8 +107,9 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_CHILD_COUNT] = "SELECT count(*) FROM entries WHERE parent=?1",
     [Q_CHILD_KEYS] = "SELECT ino,name,kind,fetched_at FROM entries WHERE parent=?1 ORDER BY name",
     [Q_INSERT] = "INSERT INTO entries(parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,"
-                 "has,etag,link,fetched_at,listed_at,content_type,storage_class,meta_at) "
-                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0,?15,?16,?17)",
+                 "has,etag,link,fetched_at,listed_at,content_type,storage_class,meta_at,"
+                 "atime_ns,ctime_ns) "
+                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0,?15,?16,?17,?18,?19)",
     /* A symlink target not given is kept while the kind and etag stay the
      * same; a directory keeps listed_at while it stays a directory; cloud
      * metadata not given is kept while the etag stays the same.  While the
@@ -105,8 +118,9 @@ static const char *const meta_sql[Q_COUNT] = {
      * S3 listing, which carries no user metadata) keep their cached values.
      * (In SET, `etag`, `kind` and `has` are still the old values.) */
     [Q_UPDATE_ATTR] = "UPDATE entries SET kind=?2,size=?3,"
-                      "mtime_ns=CASE WHEN " SAME_ENTRY " AND (?8&8)=0 AND (has&8)<>0 "
-                      "THEN mtime_ns ELSE ?4 END,"
+                      TIME_COL("mtime_ns", "8", "?4", "?2=2")
+                      TIME_COL("atime_ns", "16", "?15", "1")
+                      TIME_COL("ctime_ns", "32", "?16", "1")
                       "mode=CASE WHEN " SAME_ENTRY " AND (?8&1)=0 AND (has&1)<>0 THEN mode ELSE ?5 END,"
                       "uid=CASE WHEN " SAME_ENTRY " AND (?8&2)=0 AND (has&2)<>0 THEN uid ELSE ?6 END,"
                       "gid=CASE WHEN " SAME_ENTRY " AND (?8&4)=0 AND (has&4)<>0 THEN gid ELSE ?7 END,"
@@ -205,6 +219,13 @@ static const char meta_schema_v3[] =
     " WHEN old.etag IS NOT new.etag "
     " BEGIN DELETE FROM user_meta WHERE ino=new.ino; END;";
 
+/* Version 5: atime and ctime (driver.h's SKY_HAS_ATIME, SKY_HAS_CTIME).
+ * Older entries gain them as 0, with their `has` bits clear: the times
+ * then read as the mtime until a source says them. */
+static const char meta_schema_v5[] =
+    "ALTER TABLE entries ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE entries ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;";
+
 /* Version 4: the trigram index of names (see the top of this file), made
  * by meta_prepare_schema when SQLite has FTS5, and filled from the rows
  * already there.  Only the rowids are needed (the names are tested on the
@@ -300,6 +321,8 @@ static int meta_entry_from_row(sqlite3_stmt *st, struct meta_entry *out, struct 
     out->link = cachedb_column_strdup(st, 13, &oom);
     out->fetched_at = sqlite3_column_int64(st, 14);
     out->listed_at = sqlite3_column_int64(st, 15);
+    out->attr.atime_ns = sqlite3_column_int64(st, 16);
+    out->attr.ctime_ns = sqlite3_column_int64(st, 17);
     if (oom || !out->name || !out->path) {
         meta_entry_free(out);
         return meta_oom(e);
@@ -576,11 +599,12 @@ static int meta_put_user_locked(struct meta *m, uint64_t ino, const struct sky_o
 }
 
 /* New attributes for an existing entry (old kind `old_kind`, at cloud/path),
- * with the cloud metadata `om` (may be NULL) that came with them. */
+ * with the cloud metadata `om` (may be NULL) that came with them.  `exact`:
+ * they are a change made through the mount, not a refresh (see TIME_COL). */
 static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
                             const char *cloud, const char *path, const struct sky_attr *a,
                             const char *link, const struct sky_objmeta *om, int64_t now,
-                            struct sky_err *e)
+                            bool exact, struct sky_err *e)
 {
     if (old_kind == SKY_DIR && a->kind != SKY_DIR) {
         int rc = meta_drop_tree(m, cloud, path, e);
@@ -595,6 +619,9 @@ static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind
     cachedb_bind_text(st, 10, a->kind == SKY_LINK ? link : NULL);
     sqlite3_bind_int64(st, 11, now);
     meta_bind_objmeta(st, 12, om, now);
+    sqlite3_bind_int64(st, 15, a->atime_ns);
+    sqlite3_bind_int64(st, 16, a->ctime_ns);
+    sqlite3_bind_int(st, 17, exact);
     int rc = cachedb_done(&m->db, st, "updating an entry", e);
     if (rc == 0 && om && om->has_user)
         rc = meta_put_user_locked(m, ino, om, true, e);
@@ -629,6 +656,8 @@ static int meta_insert(struct meta *m, const struct meta_entry *dir, const char 
     cachedb_bind_text(st, 13, a->kind == SKY_LINK ? link : NULL);
     sqlite3_bind_int64(st, 14, now);
     meta_bind_objmeta(st, 15, om, now);
+    sqlite3_bind_int64(st, 18, a->atime_ns);
+    sqlite3_bind_int64(st, 19, a->ctime_ns);
     int rc = cachedb_done(&m->db, st, "adding an entry", e);
     free(path);
     uint64_t new_ino = (uint64_t)sqlite3_last_insert_rowid(m->db.db);
@@ -654,7 +683,7 @@ static int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, cons
                       "directory", name);
     else
         rc = meta_update_attr(m, old.ino, old.attr.kind, old.cloud, old.path, a, link, NULL, now,
-                              e);
+                              false, e);
     if (rc == 0 && ino)
         *ino = old.ino;
     meta_entry_free(&old);
@@ -696,6 +725,8 @@ static int meta_upgrade(struct meta *m, int version, struct sky_err *e)
         rc = cachedb_exec(&m->db, meta_schema_v2, e);
     if (rc == 0 && version < 3)
         rc = cachedb_exec(&m->db, meta_schema_v3, e);
+    if (rc == 0 && version < 5)
+        rc = cachedb_exec(&m->db, meta_schema_v5, e);
     return rc ? rc : cachedb_set_version(&m->db, META_SCHEMA_VERSION, e);
 }
 
@@ -975,7 +1006,7 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
                 rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
             else
                 rc = meta_update_attr(m, k[i].ino, k[i].kind, cloud, path, &d->attr, d->link,
-                                      d->meta, now, e);
+                                      d->meta, now, false, e);
             i++;
             j++;
         } else {                        /* new */
@@ -1273,7 +1304,7 @@ int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int
             rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
         else
             rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, NULL,
-                                  now, e);
+                                  now, true, e);
         meta_entry_free(&ent);
     }
     rc = meta_finish(m, rc, e);
@@ -1443,7 +1474,8 @@ static int meta_set_objmeta_locked(struct meta *m, uint64_t ino, const struct sk
     if ((ino == META_ROOT_INO || ent.parent == META_ROOT_INO) && attr->kind != SKY_DIR)
         rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
     else
-        rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, om, now, e);
+        rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, om, now,
+                              false, e);
     meta_entry_free(&ent);
     return rc;
 }

@@ -23,6 +23,9 @@
  * components: empty, ".", ".." and names with '/' are -EINVAL.  Errors:
  * -ENOENT for an unknown inode, -ENOTDIR when a parent is not a directory.
  *
+ * Entries keep all three times (driver.h's sky_attr: mtime, atime,
+ * ctime, each real when its `has` bit is set).
+ *
  * Each entry also keeps the cloud metadata skyfs has learnt of it
  * (driver.h's sky_objmeta: content type, storage class, user metadata),
  * from listings that carry it, from get_meta and from our own xattr
@@ -128,7 +131,13 @@ int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *n
 
 /* Update attributes / symlink target of one entry, fetched_at = now.
  * set_attr follows meta_upsert's rules (descendants dropped when a
- * directory stops being one, symlink target kept while the etag stays). */
+ * directory stops being one, symlink target kept while the etag stays),
+ * but its times are taken as they are: it records a change made through
+ * the mount.  The other updates (meta_upsert, meta_replace_listing,
+ * meta_set_objmeta) are refreshes from the cloud, which never move an
+ * entry's cached atime or ctime, or a directory's mtime, back while the
+ * entry stays the same (same kind; a directory, or the same etag): the
+ * cache may know of later accesses and changes than the cloud stores. */
 int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int64_t now,
                   struct sky_err *e);
 int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e);

@@ -109,7 +109,7 @@ int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **ou
     of->ino = ent->ino;
     of->cloud = c;
     of->refs = 1;
-    of->mtime_ns = ent->attr.mtime_ns;
+    times_shown(fs, ent, &of->mtime_ns, &of->atime_ns, &of->ctime_ns);
     snprintf(of->etag, sizeof of->etag, "%s", ent->attr.etag);
     pthread_mutex_init(&of->lock, NULL);
 
@@ -170,6 +170,52 @@ bool files_page_cache_valid(struct skyfs *fs, uint64_t ino, const char *etag)
     return same;
 }
 
+int files_keep_open(struct skyfs *fs, const struct meta_entry *ent, struct sky_err *e)
+{
+    struct ofile *of = ent->attr.kind == SKY_FILE ? files_find(fs, ent->ino) : NULL;
+    if (!of)
+        return 0;
+    struct fetch_ctx f;
+    int fd, rc;
+    pthread_mutex_lock(&of->lock);
+    fetch_init(&f, of, of->etag);
+    /* every block present: after the removal there is nothing to fetch */
+    rc = blocks_prepare_upload(of->obj, fetch_from_cloud, &f, &fd, e);
+    if (rc == 0) {
+        struct sky_attr a = ent->attr;
+        times_fix(fs, ent, &a);
+        a.size = blocks_size(of->obj);
+        a.mtime_ns = of->mtime_ns;
+        a.ctime_ns = of->ctime_ns;
+        if (of->atime_ns > a.atime_ns)
+            a.atime_ns = of->atime_ns;
+        of->orphan = a;
+    }
+    pthread_mutex_unlock(&of->lock);
+    files_close(fs, of);
+    return rc;
+}
+
+int files_orphan(struct skyfs *fs, uint64_t ino, struct meta_entry *out, struct ofile **ofp)
+{
+    struct ofile *of = files_find(fs, ino);
+    if (!of)
+        return -ENOENT;
+    pthread_mutex_lock(&of->lock);
+    bool unlinked = of->unlinked;
+    memset(out, 0, sizeof *out);
+    out->ino = ino;
+    out->attr = of->orphan;
+    out->fetched_at = skyfs_now();
+    pthread_mutex_unlock(&of->lock);
+    if (!unlinked) {
+        files_close(fs, of);
+        return -ENOENT;
+    }
+    *ofp = of;
+    return 0;
+}
+
 void files_mark_unlinked(struct skyfs *fs, uint64_t ino)
 {
     pthread_mutex_lock(&fs->files_lock);
@@ -191,15 +237,17 @@ int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
     return blocks_read_to(of->obj, off, len, &fetcher, emit, emit_arg, e);
 }
 
-/* The attributes an upload of obj records. */
-static struct sky_attr upload_attr(const struct meta_entry *ent, struct blocks_obj *obj,
-                                   int64_t mtime_ns)
+/* The attributes an upload of obj records: ent's, with all three times
+ * (the atime as shown; the object store writes its metadata anyway). */
+static struct sky_attr upload_attr(const struct skyfs *fs, const struct meta_entry *ent,
+                                   struct blocks_obj *obj, int64_t mtime_ns, int64_t ctime_ns)
 {
     struct sky_attr attr = ent->attr;
+    times_fix(fs, ent, &attr);
     attr.kind = SKY_FILE;
     attr.size = blocks_size(obj);
     attr.mtime_ns = mtime_ns;
-    attr.has |= SKY_HAS_MTIME;
+    attr.ctime_ns = ctime_ns > mtime_ns ? ctime_ns : mtime_ns;
     return attr;
 }
 
@@ -218,7 +266,7 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
         of->stream = NULL;
         return;
     }
-    struct sky_attr attr = upload_attr(&ent, of->obj, of->mtime_ns);
+    struct sky_attr attr = upload_attr(fs, &ent, of->obj, of->mtime_ns, of->ctime_ns);
     struct sky_objmeta om;
     struct sky_err e = { 0 };
     if (upmeta_for_upload(fs, of->cloud, &ent, blocks_path(of->obj), &om, &e) == 0) {
@@ -239,13 +287,13 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, bl
     pthread_mutex_lock(&of->lock);
     fetch_init(&f, of, of->etag);
     /* an empty file written from its start may go up while it is written */
-    if (!of->stream && off == 0 && len && blocks_size(of->obj) == 0)
+    if (!of->stream && !of->unlinked && off == 0 && len && blocks_size(of->obj) == 0)
         of->stream = stream_track(fs->streams, of->cloud);
     if (of->stream)
         stream_write_begins(of->stream, off);
     int rc = blocks_write_from(of->obj, off, len, copy, copy_arg, fetch_from_cloud, &f, e);
     if (!rc)
-        of->mtime_ns = skyfs_now();
+        of->mtime_ns = of->ctime_ns = skyfs_now();
     if (of->stream && stream_write_ends(of->stream, off, len, rc == 0))
         start_stream(fs, of);
     pthread_mutex_unlock(&of->lock);
@@ -265,8 +313,10 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
     }
     int rc = blocks_truncate(of->obj, size, fetch_from_cloud, &f, e);
     if (!rc)
-        of->mtime_ns = skyfs_now();
-    if (!rc && size == 0 && !of->stream)
+        of->mtime_ns = of->ctime_ns = skyfs_now();
+    if (!rc && of->unlinked)
+        of->orphan.size = size;
+    if (!rc && size == 0 && !of->stream && !of->unlinked)
         of->stream = stream_track(fs->streams, of->cloud);
     pthread_mutex_unlock(&of->lock);
     return rc;
@@ -302,8 +352,8 @@ static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const stru
  * setxattr made while the file was written counts).  On success the
  * entry's attributes and that metadata in the metadata cache follow. */
 static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
-                  struct meta_entry *ent, int64_t mtime_ns, const char *etag, struct stream *st,
-                  struct sky_attr *out, struct sky_err *e)
+                  struct meta_entry *ent, int64_t mtime_ns, int64_t ctime_ns, const char *etag,
+                  struct stream *st, struct sky_attr *out, struct sky_err *e)
 {
     int rc = 0, fd;
     if (!c->ctx)
@@ -319,7 +369,7 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
             stream_drop(st);
         return rc;
     }
-    struct sky_attr attr = upload_attr(ent, obj, mtime_ns);
+    struct sky_attr attr = upload_attr(fs, ent, obj, mtime_ns, ctime_ns);
     struct sky_objmeta om;
     rc = upmeta_for_upload(fs, c, ent, blocks_path(obj), &om, e);
     if (rc) {
@@ -361,7 +411,8 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
         rc = meta_get(fs->meta, of->ino, &ent, e);
         if (rc == 0) {
             struct sky_attr out;
-            rc = upload(fs, of->cloud, of->obj, &ent, of->mtime_ns, of->etag, st, &out, e);
+            rc = upload(fs, of->cloud, of->obj, &ent, of->mtime_ns, of->ctime_ns, of->etag, st,
+                        &out, e);
             if (rc == 0)
                 memcpy(of->etag, out.etag, sizeof of->etag);
             meta_entry_free(&ent);
@@ -418,8 +469,8 @@ static int recover_one(void *arg, struct blocks_obj *obj)
         ent.attr.mtime_ns = skyfs_now();
     }
     struct sky_attr out;
-    int rc = upload(fs, c, obj, &ent, ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now(), "",
-                    NULL, &out, &e);
+    int64_t mtime = ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now();
+    int rc = upload(fs, c, obj, &ent, mtime, mtime, "", NULL, &out, &e);
     if (rc) {
         pass->failed++;
         LOG_ERROR("journal: upload of \"%s\" to cloud '%s' failed, will retry: %s",

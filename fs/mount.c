@@ -205,6 +205,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         rc = sky_fail(e, EIO, "cannot start a FUSE session (is the fuse3 package installed?)");
         goto out;
     }
+    fs->se = se;        /* notifications: an atime moved by a read (times.c) */
     if (fuse_set_signal_handlers(se) != 0) {
         rc = sky_fail(e, EIO, "cannot install signal handlers");
         goto out_session;
@@ -244,6 +245,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
 out_signals:
     fuse_remove_signal_handlers(se);
 out_session:
+    fs->se = NULL;
     fuse_session_destroy(se);
 out:
     fuse_opt_free_args(&args);

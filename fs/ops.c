@@ -79,25 +79,27 @@ static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct sta
     st->st_size = (off_t)a->size;
     st->st_blksize = 65536;
     st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-    int64_t t = a->mtime_ns ? a->mtime_ns : ent->fetched_at ? ent->fetched_at : fs->started_ns;
-    st->st_mtim.tv_sec = t / NS;
-    st->st_mtim.tv_nsec = t % NS;
-    st->st_atim = st->st_mtim;
-    st->st_ctim = st->st_mtim;
-    /* An open file's own writes win over what the cloud last said. */
+    int64_t mtime, atime, ctime;
+    times_shown(fs, ent, &mtime, &atime, &ctime);
+    /* An open file's own writes win over what the cloud last said; one
+     * unlinked (or replaced) while open has no name left. */
     struct ofile *of = a->kind == SKY_FILE ? files_find(fs, ent->ino) : NULL;
     if (of) {
         pthread_mutex_lock(&of->lock);
-        if (blocks_is_dirty(of->obj)) {
+        if (blocks_is_dirty(of->obj) || of->unlinked) {
             st->st_size = (off_t)blocks_size(of->obj);
             st->st_blocks = (blkcnt_t)((blocks_size(of->obj) + 511) / 512);
-            st->st_mtim.tv_sec = of->mtime_ns / NS;
-            st->st_mtim.tv_nsec = of->mtime_ns % NS;
-            st->st_ctim = st->st_mtim;
+            mtime = of->mtime_ns;
+            ctime = of->ctime_ns > ctime ? of->ctime_ns : ctime;
         }
+        if (of->unlinked)
+            st->st_nlink = 0;
         pthread_mutex_unlock(&of->lock);
         files_close(fs, of);
     }
+    st->st_mtim = (struct timespec){ mtime / NS, mtime % NS };
+    st->st_atim = (struct timespec){ atime / NS, atime % NS };
+    st->st_ctim = (struct timespec){ ctime / NS, ctime % NS };
 }
 
 static struct cloud *cloud_of(struct skyfs *fs, const struct meta_entry *ent)
@@ -357,6 +359,12 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         return;
     }
     int rc = load(fs, ino, &ent, &c, &e);
+    struct ofile *orphan;
+    if (rc == -ENOENT && files_orphan(fs, ino, &ent, &orphan) == 0) {
+        reply_attr(req, fs, &ent, orphan->cloud);       /* unlinked while open */
+        files_close(fs, orphan);
+        return;
+    }
     if (rc) {
         reply_err(req, rc, &e);
         return;
@@ -384,7 +392,93 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     meta_entry_free(&ent);
 }
 
-/* Apply chmod/chown/utimens/truncate. */
+/* The changes a setattr asks for, applied to a (attributes of an entry
+ * with every time fixed, see times_fix); which gets the SKY_HAS_* bits of
+ * what changed.  Every change moves the ctime. */
+static unsigned setattr_changes(const struct stat *attr, int to_set, int64_t now,
+                                struct sky_attr *a)
+{
+    unsigned which = 0;
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        a->mode = attr->st_mode & 07777;
+        which |= SKY_HAS_MODE;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+        a->uid = attr->st_uid;
+        which |= SKY_HAS_UID;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        a->gid = attr->st_gid;
+        which |= SKY_HAS_GID;
+    }
+    if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+        a->mtime_ns = (to_set & FUSE_SET_ATTR_MTIME_NOW)
+                          ? now : (int64_t)attr->st_mtim.tv_sec * NS + attr->st_mtim.tv_nsec;
+        which |= SKY_HAS_MTIME;
+    }
+    if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+        a->atime_ns = (to_set & FUSE_SET_ATTR_ATIME_NOW)
+                          ? now : (int64_t)attr->st_atim.tv_sec * NS + attr->st_atim.tv_nsec;
+        which |= SKY_HAS_ATIME;
+    }
+    if (a->kind == SKY_LINK)
+        which &= ~(unsigned)SKY_HAS_MODE;
+    if (which) {
+        a->ctime_ns = now;
+        which |= SKY_HAS_CTIME;
+    }
+    a->has |= which;
+    return which;
+}
+
+/* An open file's times follow a change of its attributes (of->lock held
+ * by nobody). */
+static void setattr_open_file(struct ofile *of, const struct sky_attr *a, unsigned which,
+                              const char *etag)
+{
+    pthread_mutex_lock(&of->lock);
+    if (which & SKY_HAS_MTIME)
+        of->mtime_ns = a->mtime_ns;
+    if (which & SKY_HAS_ATIME)
+        of->atime_ns = a->atime_ns;
+    if (which & SKY_HAS_CTIME)
+        of->ctime_ns = a->ctime_ns;
+    /* a change of metadata may give the object a new version token for
+     * the same bytes: fetch what is missing by that one */
+    if (etag && *etag)
+        snprintf(of->etag, sizeof of->etag, "%s", etag);
+    pthread_mutex_unlock(&of->lock);
+}
+
+/* setattr on a file unlinked while open (fchmod, ftruncate, futimens):
+ * only the open file changes. */
+static void setattr_orphan(fuse_req_t req, struct skyfs *fs, struct meta_entry *ent,
+                           struct ofile *of, const struct stat *attr, int to_set)
+{
+    struct sky_err e = { 0 };
+    int rc = 0;
+    if (to_set & FUSE_SET_ATTR_SIZE)
+        rc = files_truncate(fs, of, (uint64_t)attr->st_size, &e);
+    if (rc == 0) {
+        pthread_mutex_lock(&of->lock);
+        struct sky_attr a = of->orphan;
+        pthread_mutex_unlock(&of->lock);
+        unsigned which = setattr_changes(attr, to_set, skyfs_now(), &a);
+        setattr_open_file(of, &a, which, NULL);
+        pthread_mutex_lock(&of->lock);
+        a.size = blocks_size(of->obj);
+        of->orphan = a;
+        pthread_mutex_unlock(&of->lock);
+        ent->attr = a;
+        reply_attr(req, fs, ent, of->cloud);
+    } else {
+        reply_err(req, rc, &e);
+    }
+}
+
+/* Apply chmod/chown/utimens/truncate.  The driver reports the attributes
+ * it has afterwards, and those are what the cache keeps.  A cloud's root
+ * directory takes them too (on object stores, in the cache only). */
 static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                         struct fuse_file_info *fi)
 {
@@ -397,17 +491,22 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         return;
     }
     int rc = load(fs, ino, &ent, &c, &e);
+    struct ofile *of = NULL;
+    if (rc == -ENOENT && files_orphan(fs, ino, &ent, &of) == 0) {
+        setattr_orphan(req, fs, &ent, of, attr, to_set);
+        files_close(fs, of);
+        return;
+    }
     if (rc) {
         reply_err(req, rc, &e);
         return;
     }
-    if (!c || ino == c->root_ino) {
+    if (!c) {
         meta_entry_free(&ent);
-        reply_err(req, -EPERM, NULL);
+        reply_err(req, -EPERM, NULL);           /* the mount root */
         return;
     }
     rc = cloud_check_writable(c, &e);
-    struct ofile *of = NULL;
     if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
         if (ent.attr.kind != SKY_FILE)
             rc = sky_fail(&e, EISDIR, "truncate of a directory");
@@ -416,45 +515,46 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         if (!rc)
             rc = files_truncate(fs, of, (uint64_t)attr->st_size, &e);
     }
+    int64_t now = skyfs_now();
     struct sky_attr a = ent.attr;
-    unsigned which = 0;
-    if (!rc && (to_set & FUSE_SET_ATTR_MODE)) {
-        a.mode = attr->st_mode & 07777;
-        which |= SKY_HAS_MODE;
-    }
-    if (!rc && (to_set & FUSE_SET_ATTR_UID)) {
-        a.uid = attr->st_uid;
-        which |= SKY_HAS_UID;
-    }
-    if (!rc && (to_set & FUSE_SET_ATTR_GID)) {
-        a.gid = attr->st_gid;
-        which |= SKY_HAS_GID;
-    }
-    if (!rc && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
-        a.mtime_ns = (to_set & FUSE_SET_ATTR_MTIME_NOW)
-                         ? skyfs_now()
-                         : (int64_t)attr->st_mtim.tv_sec * NS + attr->st_mtim.tv_nsec;
-        which |= SKY_HAS_MTIME;
-    }
+    times_fix(fs, &ent, &a);
+    unsigned which = rc ? 0 : setattr_changes(attr, to_set, now, &a);
     /* If the file is open with unsent writes, the upload carries the new
-     * attributes; otherwise the driver changes them in place. */
-    if (!of && !rc && (which & SKY_HAS_MTIME))
+     * attributes; the driver changes them in place in any case. */
+    if (!of && which)
         of = files_find(fs, ino);
-    if (!rc && of && (which & SKY_HAS_MTIME)) {
-        pthread_mutex_lock(&of->lock);
-        of->mtime_ns = a.mtime_ns;
-        pthread_mutex_unlock(&of->lock);
-    }
     if (!rc && which) {
-        if (a.kind == SKY_LINK)
-            which &= ~(unsigned)SKY_HAS_MODE;
-        a.has |= which;
-        if (which) {
-            rc = c->drv->set_attr(c->ctx, ent.path, &a, which, &e);
+        if (!c->ctx) {
+            rc = cloud_unavailable(c, &e);
+        } else {
+            struct sky_attr out;
+            rc = c->drv->set_attr(c->ctx, ent.path, &a, which, &out, &e);
             cloud_note_result(c, rc, &e);
+            if (!rc) {
+                /* what the driver does not keep (the ctime, on a folder
+                 * the kernel's) the cache keeps */
+                unsigned kept = which & ~out.has;
+                if (kept & SKY_HAS_MODE) out.mode = a.mode;
+                if (kept & SKY_HAS_UID) out.uid = a.uid;
+                if (kept & SKY_HAS_GID) out.gid = a.gid;
+                if (kept & SKY_HAS_MTIME) out.mtime_ns = a.mtime_ns;
+                if (kept & SKY_HAS_ATIME) out.atime_ns = a.atime_ns;
+                if (kept & SKY_HAS_CTIME) out.ctime_ns = a.ctime_ns;
+                out.has |= kept;
+                /* times not set here never go back: the cache knows of
+                 * reads (and, for a directory, changes of its entries)
+                 * the cloud may not have seen */
+                if (!(which & SKY_HAS_ATIME) && a.atime_ns > out.atime_ns)
+                    out.atime_ns = a.atime_ns;
+                if (!(which & SKY_HAS_MTIME) && a.kind == SKY_DIR && a.mtime_ns > out.mtime_ns)
+                    out.mtime_ns = a.mtime_ns;
+                if (a.ctime_ns > out.ctime_ns)
+                    out.ctime_ns = a.ctime_ns;
+                if (of)
+                    setattr_open_file(of, &out, which, out.etag);
+                rc = meta_set_attr(fs->meta, ino, &out, now, &e);
+            }
         }
-        if (!rc)
-            rc = meta_set_attr(fs->meta, ino, &a, skyfs_now(), &e);
     }
     if (!rc && of && (to_set & FUSE_SET_ATTR_SIZE) && !fi)
         rc = files_sync(fs, of, &e); /* truncate(2) on a path: upload now */
@@ -463,10 +563,10 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     if (rc) {
         reply_err(req, rc, &e);
     } else {
-        struct meta_entry now;
-        if (meta_get(fs->meta, ino, &now, &e) == 0) {
-            reply_attr(req, fs, &now, c);
-            meta_entry_free(&now);
+        struct meta_entry now_ent;
+        if (meta_get(fs->meta, ino, &now_ent, &e) == 0) {
+            reply_attr(req, fs, &now_ent, c);
+            meta_entry_free(&now_ent);
         } else {
             reply_err(req, -EIO, &e);
         }
@@ -708,11 +808,13 @@ static void new_attr(fuse_req_t req, enum sky_kind kind, mode_t mode, struct sky
     a->mode = mode & 07777;
     a->uid = ctx->uid;
     a->gid = ctx->gid;
-    a->mtime_ns = skyfs_now();
-    a->has = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME;
+    a->mtime_ns = a->atime_ns = a->ctime_ns = skyfs_now();
+    a->has = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME | SKY_HAS_ATIME |
+             SKY_HAS_CTIME;
 }
 
-/* Record a new child in the cache and reply with its entry. */
+/* Record a new child in the cache (its directory's times move) and give
+ * its entry. */
 static int add_child(struct skyfs *fs, uint64_t parent, const char *name,
                      const struct sky_attr *a, const char *link, struct meta_entry *out,
                      struct sky_err *e)
@@ -723,6 +825,8 @@ static int add_child(struct skyfs *fs, uint64_t parent, const char *name,
         rc = meta_set_link(fs->meta, ino, link, e);
     if (!rc)
         rc = meta_get(fs->meta, ino, out, e);
+    if (!rc)
+        times_dir_changed(fs, parent);
     return rc;
 }
 
@@ -867,7 +971,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
             rc = sky_fail(&e, EISDIR, "is a directory");
         else if (is_dir)
             rc = c->drv->rmdir(c->ctx, path, &e);
-        else
+        else if ((rc = files_keep_open(fs, &ent, &e)) == 0)  /* open: its data stays */
             rc = c->drv->remove(c->ctx, path, &e);
         if (rc != -ENOTDIR && rc != -EISDIR)
             cloud_note_result(c, rc, &e);
@@ -877,6 +981,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
                 blocks_forget(fs->blocks, c->cfg->name, path, NULL);
             }
             meta_remove(fs->meta, ent.ino, NULL);
+            if (rc == 0)
+                times_dir_changed(fs, parent);
         }
         meta_entry_free(&ent);
     }
@@ -919,6 +1025,17 @@ static int check_rename_target(struct skyfs *fs, struct cloud *c, const struct m
     return rc;
 }
 
+/* The file `ino` a rename is about to replace: if open, keep its data. */
+static int keep_replaced(struct skyfs *fs, uint64_t ino, struct sky_err *e)
+{
+    struct meta_entry ent;
+    if (meta_get(fs->meta, ino, &ent, NULL) != 0)
+        return 0;
+    int rc = files_keep_open(fs, &ent, e);
+    meta_entry_free(&ent);
+    return rc;
+}
+
 static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                        const char *newname, unsigned int flags)
 {
@@ -950,6 +1067,8 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
         rc = find_child(fs, c, &dir, name, &src, &e);
     if (!rc) {
         rc = check_rename_target(fs, c, &src, &ndir, newname, flags, &replaced, &e);
+        if (!rc && replaced && replaced != src.ino)
+            rc = keep_replaced(fs, replaced, &e);      /* open: its data stays */
         if (!rc && replaced != src.ino) {
             rc = c->drv->rename(c->ctx, from, to, &e);
             cloud_note_result(c, rc, &e);
@@ -960,6 +1079,14 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
             blocks_forget(fs->blocks, c->cfg->name, to, NULL);
             blocks_rename(fs->blocks, c->cfg->name, from, to, src.attr.kind == SKY_DIR, NULL);
             rc = meta_rename(fs->meta, src.ino, newparent, newname, &e);
+        }
+        if (!rc && replaced != src.ino) {
+            /* the entry changed (its ctime), and so did both directories */
+            int64_t now = skyfs_now();
+            times_touch(fs, src.ino, SKY_HAS_CTIME, now);
+            times_dir_changed(fs, parent);
+            if (newparent != parent)
+                times_dir_changed(fs, newparent);
         }
         meta_entry_free(&src);
     }
@@ -1153,8 +1280,13 @@ static void reply_from_file(void *arg, int fd, uint64_t off, size_t n)
 static void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
+    struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
-    int rc = files_read(fs_of(req), ofile_of(fi), (uint64_t)off, size, reply_from_file, req, &e);
+    /* the atime moves before the reply, so a stat after the read sees it
+     * (the kernel is told its copy of the attributes is stale) */
+    if (times_accessed(fs, ofile_of(fi)) && fs->se)
+        fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+    int rc = files_read(fs, ofile_of(fi), (uint64_t)off, size, reply_from_file, req, &e);
     if (rc)
         reply_err(req, rc == -ESTALE ? -EIO : rc, &e);
 }
@@ -1379,16 +1511,22 @@ static void sky_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const
         setxattr_evict(req, ino, value, size);
         return;
     }
+    int64_t atime = virt_is(ino) ? 0 : times_atime(fs_of(req), ino);
     int rc = is_kernel_xattr(name) ? -ENOTSUP
              : virt_is(ino) ? -EROFS : xattr_set(fs_of(req), ino, name, value, size, flags, &e);
+    if (rc == 0 && strncmp(name, "user.skyfs.", 11) != 0)
+        times_meta_changed(fs_of(req), ino, atime);
     reply_err(req, rc, rc ? &e : NULL);
 }
 
 static void sky_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     struct sky_err e = { 0 };
+    int64_t atime = virt_is(ino) ? 0 : times_atime(fs_of(req), ino);
     int rc = is_kernel_xattr(name) ? -ENODATA
              : virt_is(ino) ? -EROFS : xattr_remove(fs_of(req), ino, name, &e);
+    if (rc == 0)
+        times_meta_changed(fs_of(req), ino, atime);
     reply_err(req, rc, rc ? &e : NULL);
 }
 

@@ -8,7 +8,8 @@
  * kernel with it; fs/files.c keeps open files and uploads them; fs/clouds.c
  * opens the drivers and tracks each cloud's health; fs/xattr.c answers
  * extended attributes; fs/upmeta.c chooses the cloud metadata (content
- * type, user metadata) each upload stores.
+ * type, user metadata) each upload stores; fs/times.c keeps the three
+ * POSIX times.
  *
  * fs/ never knows which kind of cloud it serves: it calls the driver table.
  */
@@ -30,6 +31,7 @@
 struct ofile;
 struct stream;
 struct stream_pool;
+struct fuse_session;
 
 /* One configured cloud at run time. */
 struct cloud {
@@ -71,6 +73,7 @@ struct skyfs {
     pthread_mutex_t retry_lock; /* wakes the journal thread early to stop */
     pthread_cond_t retry_cond;
     atomic_bool stopping;
+    struct fuse_session *se;    /* for notifications to the kernel; NULL when not mounted */
 };
 
 /* ---- clouds.c --------------------------------------------------------- */
@@ -110,8 +113,11 @@ struct ofile {
     struct blocks_obj *obj;
     int refs;                   /* open handles (guarded by files_lock) */
     pthread_mutex_t lock;       /* serialises writes, truncates, uploads */
-    bool unlinked;              /* deleted while open: never upload */
+    bool unlinked;              /* deleted (or replaced) while open: never upload */
+    struct sky_attr orphan;     /* once unlinked: its attributes (of->lock) */
     int64_t mtime_ns;           /* mtime the next upload records (of->lock) */
+    int64_t ctime_ns;           /* ctime likewise (of->lock) */
+    int64_t atime_ns;           /* atime as last shown or moved by a read (of->lock) */
     char etag[SKY_ETAG_MAX];    /* cloud version the cached bytes came from */
     struct stream *stream;      /* its upload while being written, or NULL (of->lock) */
     struct ofile *next;
@@ -140,14 +146,54 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e);
  * the same version.  Records `etag` as the version it has now. */
 bool files_page_cache_valid(struct skyfs *fs, uint64_t ino, const char *etag);
 
-/* Mark every open file of this inode as deleted. */
+/* The entry `ent` (a file) is about to be removed from its cloud, or
+ * replaced there by a rename, while open: make every block of its content
+ * present in the cache, so that its open descriptors keep reading it, and
+ * remember its attributes.  0 when it is not open; an error when its
+ * content cannot be fetched (then nothing must be removed). */
+int files_keep_open(struct skyfs *fs, const struct meta_entry *ent, struct sky_err *e);
+/* Mark every open file of this inode as deleted: it is never uploaded,
+ * reads and writes go on in the cache until the last close, and
+ * files_orphan answers for it. */
 void files_mark_unlinked(struct skyfs *fs, uint64_t ino);
+/* An inode that is gone from the metadata cache but still open (unlinked
+ * or replaced while open): *out gets an entry with its attributes (only
+ * ino, attr and fetched_at are set; free it with meta_entry_free) and
+ * *of the open file (a reference: files_close it).  -ENOENT otherwise. */
+int files_orphan(struct skyfs *fs, uint64_t ino, struct meta_entry *out, struct ofile **of);
 
 /* The journal thread: uploads every object the journal lists as dirty
  * and not open here (left by a crash, or whose upload at close failed),
  * at mount and then again every 30 s, backing off from 5 s to 5 min while
  * uploads keep failing.  skyfs_close stops it. */
 void files_start_recovery(struct skyfs *fs);
+
+/* ---- times.c: atime, mtime, ctime ----------------------------------------- */
+
+/* The times stat shows for ent (defaults for those its attr lacks). */
+void times_shown(const struct skyfs *fs, const struct meta_entry *ent, int64_t *mtime,
+                 int64_t *atime, int64_t *ctime);
+/* Give a (attributes of ent, maybe changed) every time ent lacks, as
+ * shown now, with its has bit. */
+void times_fix(const struct skyfs *fs, const struct meta_entry *ent, struct sky_attr *a);
+/* Set the times of entry ino named by `which` (SKY_HAS_MTIME/ATIME/CTIME)
+ * to `now` in the metadata cache. */
+int times_touch(struct skyfs *fs, uint64_t ino, unsigned which, int64_t now);
+/* The atime stat shows for ino now (0 if unknown). */
+int64_t times_atime(struct skyfs *fs, uint64_t ino);
+/* ino's cloud metadata changed (an xattr): its ctime is now, and its
+ * atime not earlier than atime_before (taken before the change; an object
+ * store may have given the object a new version, whose stored atime the
+ * cache would otherwise take). */
+void times_meta_changed(struct skyfs *fs, uint64_t ino, int64_t atime_before);
+/* An entry was created in, removed from or renamed into or out of
+ * directory `dir`: its mtime and ctime are now. */
+void times_dir_changed(struct skyfs *fs, uint64_t dir);
+/* The relatime rule: does a read at `now` move this atime? */
+bool times_relatime_due(int64_t atime, int64_t mtime, int64_t ctime, int64_t now);
+/* A read of open file of: move its atime when the rule says so (in the
+ * cache only).  true when it moved (the kernel's copy is then stale). */
+bool times_accessed(struct skyfs *fs, struct ofile *of);
 
 /* ---- upmeta.c: the cloud metadata of uploads ---------------------------- */
 

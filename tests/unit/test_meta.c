@@ -204,6 +204,86 @@ TEST(meta_upsert_and_lookup)
     free(dir);
 }
 
+/* atime and ctime are kept; a refresh from the cloud (upsert, listing)
+ * never moves them back while the entry stays the same, nor a
+ * directory's mtime; a change made through the mount (set_attr) sets
+ * them as given; a new version of a file takes the cloud's. */
+TEST(meta_times_survive_refreshes)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    uint64_t f = put(m, root, "f", SKY_FILE);
+    uint64_t d = put(m, root, "d", SKY_DIR);
+    struct sky_attr a = attr_of(SKY_FILE, 42, "e1");
+    a.atime_ns = 3000;
+    a.ctime_ns = 2000;
+    a.has |= SKY_HAS_ATIME | SKY_HAS_CTIME;
+    CHECK_INT(meta_set_attr(m, f, &a, 10, NULL), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.atime_ns, 3000);
+    CHECK_INT(ent.attr.ctime_ns, 2000);
+    CHECK((ent.attr.has & (SKY_HAS_ATIME | SKY_HAS_CTIME)) == (SKY_HAS_ATIME | SKY_HAS_CTIME));
+    meta_entry_free(&ent);
+
+    struct sky_attr older = a;                  /* the cloud stored older times */
+    older.atime_ns = 1000;
+    older.ctime_ns = 1500;
+    uint64_t ino;
+    CHECK_INT(meta_upsert(m, root, "f", &older, NULL, 20, &ino, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.atime_ns, 3000);
+    CHECK_INT(ent.attr.ctime_ns, 2000);
+    meta_entry_free(&ent);
+    struct sky_attr silent = a;                 /* ... or none at all */
+    silent.has &= ~(SKY_HAS_ATIME | SKY_HAS_CTIME);
+    silent.atime_ns = silent.ctime_ns = 0;
+    CHECK_INT(meta_upsert(m, root, "f", &silent, NULL, 30, &ino, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.atime_ns, 3000);
+    CHECK_INT(ent.attr.ctime_ns, 2000);
+    meta_entry_free(&ent);
+    struct sky_attr later = a;                  /* later news is taken */
+    later.atime_ns = 5000;
+    CHECK_INT(meta_upsert(m, root, "f", &later, NULL, 40, &ino, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.atime_ns, 5000);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_set_attr(m, f, &older, 50, NULL), 0);   /* utime: as given */
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.atime_ns, 1000);
+    CHECK_INT(ent.attr.ctime_ns, 1500);
+    meta_entry_free(&ent);
+    struct sky_attr v2 = older;                 /* a new version: the cloud's */
+    v2.atime_ns = 10;
+    snprintf(v2.etag, sizeof v2.etag, "e2");
+    CHECK_INT(meta_upsert(m, root, "f", &v2, NULL, 60, &ino, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.atime_ns, 10);
+    meta_entry_free(&ent);
+
+    struct sky_attr da = attr_of(SKY_DIR, 0, "");
+    da.mtime_ns = 9000;
+    CHECK_INT(meta_set_attr(m, d, &da, 10, NULL), 0);
+    struct sky_attr marker = attr_of(SKY_DIR, 0, "");    /* its marker's older mtime */
+    marker.mtime_ns = 100;
+    CHECK_INT(meta_upsert(m, root, "d", &marker, NULL, 20, &ino, NULL), 0);
+    CHECK_INT(meta_get(m, d, &ent, NULL), 0);
+    CHECK_INT(ent.attr.mtime_ns, 9000);
+    meta_entry_free(&ent);
+    struct sky_attr fa = attr_of(SKY_FILE, 42, "e2");    /* a file's mtime is the cloud's */
+    fa.mtime_ns = 100;
+    CHECK_INT(meta_upsert(m, root, "f", &fa, NULL, 70, &ino, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.mtime_ns, 100);
+    meta_entry_free(&ent);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(meta_set_attr_and_listed)
 {
     char *dir = unit_tmpdir();
@@ -858,8 +938,8 @@ TEST(meta_upgrades_a_version_2_database)
     CHECK_STR(items, "k=v");
     free(items);
     meta_close(m);
-    m = meta_test_open(dir);                    /* and opens again as version 4 */
-    CHECK_INT(count_rows(dir, "PRAGMA user_version"), 4);
+    m = meta_test_open(dir);                    /* and opens again as version 5 */
+    CHECK_INT(count_rows(dir, "PRAGMA user_version"), 5);
     meta_close(m);
     unit_rmtree(dir);
     free(dir);

@@ -203,7 +203,7 @@ static const char schema_v3[] =
     " VALUES(12,7,'c','Photo.JPG','Photo.JPG',1,5,'e1');"
     "PRAGMA user_version=3;";
 
-/* A schema-3 cache opens as version 4 with its names indexed, keeps its
+/* A schema-3 cache opens as version 5 with its names indexed, keeps its
  * inodes, and stays in step afterwards. */
 TEST(meta_upgrades_a_version_3_database_with_trigrams)
 {
@@ -214,7 +214,7 @@ TEST(meta_upgrades_a_version_3_database_with_trigrams)
 
     struct meta *m = open_meta(dir);
     db = open_raw(dir);
-    CHECK_INT(one_number(db, "PRAGMA user_version"), 4);
+    CHECK_INT(one_number(db, "PRAGMA user_version"), 5);
     sqlite3_close(db);
     CHECK_INT(ino_at(m, "c", "old-report.txt"), 9);
     CHECK_STR(matching(dir, "rep"), "9 ");

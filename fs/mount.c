@@ -206,6 +206,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         goto out;
     }
     fs->se = se;        /* notifications: an atime moved by a read (times.c) */
+    fs->atime = opt->atime;
     if (fuse_set_signal_handlers(se) != 0) {
         rc = sky_fail(e, EIO, "cannot install signal handlers");
         goto out_session;

@@ -527,8 +527,11 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         if (!c->ctx) {
             rc = cloud_unavailable(c, &e);
         } else {
+            /* the metadata is written anyway: the atime the cache kept
+             * goes along (a symlink has no atime of its own to keep) */
+            unsigned send = which | (a.kind == SKY_LINK ? 0 : SKY_HAS_ATIME);
             struct sky_attr out;
-            rc = c->drv->set_attr(c->ctx, ent.path, &a, which, &out, &e);
+            rc = c->drv->set_attr(c->ctx, ent.path, &a, send, &out, &e);
             cloud_note_result(c, rc, &e);
             if (!rc) {
                 /* what the driver does not keep (the ctime, on a folder
@@ -1254,6 +1257,9 @@ static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         memcpy(etag, dirty ? "" : of->etag, dirty ? 1 : sizeof etag);
         pthread_mutex_unlock(&of->lock);
         fi->keep_cache = files_page_cache_valid(fs, ino, etag);
+        /* a read that moves the atime must reach us, not the page cache */
+        if (fi->keep_cache && (fi->flags & O_ACCMODE) != O_WRONLY && times_access_due(fs, of))
+            fi->keep_cache = 0;
         if (fuse_reply_open(req, fi) != 0)
             files_close(fs, of);
     }

@@ -33,6 +33,13 @@ struct stream;
 struct stream_pool;
 struct fuse_session;
 
+/* When a read moves a file's atime (the mount options of that name). */
+enum atime_rule {
+    ATIME_RELATIME = 0,         /* when not later than the mtime or ctime, or a day old */
+    ATIME_NOATIME,              /* never */
+    ATIME_STRICTATIME,          /* every read */
+};
+
 /* One configured cloud at run time. */
 struct cloud {
     const struct sky_cloud_config *cfg;
@@ -73,6 +80,7 @@ struct skyfs {
     pthread_mutex_t retry_lock; /* wakes the journal thread early to stop */
     pthread_cond_t retry_cond;
     atomic_bool stopping;
+    enum atime_rule atime;      /* mount option: when reads move atime (times.c) */
     struct fuse_session *se;    /* for notifications to the kernel; NULL when not mounted */
 };
 
@@ -191,6 +199,9 @@ void times_meta_changed(struct skyfs *fs, uint64_t ino, int64_t atime_before);
 void times_dir_changed(struct skyfs *fs, uint64_t dir);
 /* The relatime rule: does a read at `now` move this atime? */
 bool times_relatime_due(int64_t atime, int64_t mtime, int64_t ctime, int64_t now);
+/* Would a read of open file of move its atime now?  sky_open then lets
+ * the kernel drop its cached pages, so that the read reaches us. */
+bool times_access_due(struct skyfs *fs, struct ofile *of);
 /* A read of open file of: move its atime when the rule says so (in the
  * cache only).  true when it moved (the kernel's copy is then stale). */
 bool times_accessed(struct skyfs *fs, struct ofile *of);
@@ -250,7 +261,13 @@ struct mount_options {
     bool foreground;
     bool debug;
     const char *log_file;
+    enum atime_rule atime;
 };
+
+/* Take the options of `-o` (comma-separated, as mount(8) passes them):
+ * noatime, strictatime and relatime set opt->atime; the others (rw,
+ * defaults, _netdev...) are mount(8)'s own and ignored. */
+void skyfs_mount_options(const char *list, struct mount_options *opt);
 
 /* The largest read and write the kernel may send (max_read, max_write):
  * 1 MiB where this process may make a pipe larger than 1 MiB, else 512

@@ -20,12 +20,14 @@
  *
  * atime follows the relatime rule of Linux mounts: a read moves it when
  * it is not later than the mtime or the ctime, or is a day old
- * (times_accessed).  That changes the cache only, never the cloud, so a
- * read costs no upload.
+ * (times_accessed); the mount options noatime (never) and strictatime
+ * (every read) choose otherwise.  That changes the cache only, never the
+ * cloud, so a read costs no upload.
  */
 #include "skyfs.h"
 
 #include <string.h>
+#include <strings.h>
 
 #define DAY_NS (86400LL * 1000000000LL)
 
@@ -78,6 +80,20 @@ int times_touch(struct skyfs *fs, uint64_t ino, unsigned which, int64_t now)
     return rc;
 }
 
+void skyfs_mount_options(const char *list, struct mount_options *opt)
+{
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == 7 && strncmp(p, "noatime", n) == 0)
+            opt->atime = ATIME_NOATIME;
+        else if (n == 11 && strncmp(p, "strictatime", n) == 0)
+            opt->atime = ATIME_STRICTATIME;
+        else if (n == 8 && strncmp(p, "relatime", n) == 0)
+            opt->atime = ATIME_RELATIME;
+        p += n + (p[n] == ',');
+    }
+}
+
 int64_t times_atime(struct skyfs *fs, uint64_t ino)
 {
     struct meta_entry ent;
@@ -113,12 +129,27 @@ bool times_relatime_due(int64_t atime, int64_t mtime, int64_t ctime, int64_t now
     return atime <= mtime || atime <= ctime || now - atime >= DAY_NS;
 }
 
+bool times_access_due(struct skyfs *fs, struct ofile *of)
+{
+    if (fs->atime == ATIME_NOATIME)
+        return false;
+    pthread_mutex_lock(&of->lock);
+    bool due = !of->unlinked &&
+               (fs->atime == ATIME_STRICTATIME ||
+                times_relatime_due(of->atime_ns, of->mtime_ns, of->ctime_ns, skyfs_now()));
+    pthread_mutex_unlock(&of->lock);
+    return due;
+}
+
 bool times_accessed(struct skyfs *fs, struct ofile *of)
 {
+    if (fs->atime == ATIME_NOATIME)
+        return false;
     int64_t now = skyfs_now();
     pthread_mutex_lock(&of->lock);
     bool due = !of->unlinked &&
-               times_relatime_due(of->atime_ns, of->mtime_ns, of->ctime_ns, now);
+               (fs->atime == ATIME_STRICTATIME ||
+                times_relatime_due(of->atime_ns, of->mtime_ns, of->ctime_ns, now));
     if (due)
         of->atime_ns = now;
     pthread_mutex_unlock(&of->lock);

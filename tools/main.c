@@ -3,7 +3,7 @@
  * subcommand to its module.  Every failure ends as one line on stderr,
  * "skyfs: <what is wrong; what to do>", and a non-zero exit.
  *
- *   skyfs mount [-c CONFIG] [-f] [--log FILE] [--debug] MOUNTPOINT
+ *   skyfs mount [-c CONFIG] [-f] [--log FILE] [--debug] [-o OPTIONS] MOUNTPOINT
  *   skyfs unmount MOUNTPOINT
  *   skyfs config check [-c CONFIG]
  *   skyfs status [-c CONFIG]
@@ -36,8 +36,9 @@ static void usage(FILE *out)
             "usage: skyfs COMMAND [OPTIONS]\n"
             "\n"
             "commands:\n"
-            "  mount [-c CONFIG] [-f] [--log FILE] [--debug] MOUNTPOINT\n"
+            "  mount [-c CONFIG] [-f] [--log FILE] [--debug] [-o OPTIONS] MOUNTPOINT\n"
             "                    mount every configured cloud under MOUNTPOINT\n"
+            "                    (-o noatime, strictatime: when reads move atime)\n"
             "  unmount MOUNTPOINT\n"
             "                    unmount, after pending uploads have finished\n"
             "  config check [-c CONFIG]\n"
@@ -95,9 +96,10 @@ static int cmd_mount(int argc, char **argv)
     struct mount_options opt = { 0 };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:fl:dh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:fl:do:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
+        case 'o': skyfs_mount_options(optarg, &opt); break;
         case 'f': opt.foreground = true; break;
         case 'l': opt.log_file = optarg; break;
         case 'd': opt.debug = true; break;
@@ -241,8 +243,15 @@ static int mount_helper(int argc, char **argv)
         fprintf(stderr, "usage: mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]\n");
         return EXIT_USAGE;
     }
-    char *args[] = { "mount", "-c", argv[1], argv[2], NULL };
-    return cmd_mount(4, args);
+    char *args[] = { "mount", "-c", argv[1], NULL, NULL, NULL, NULL };
+    int n = 3;
+    for (int i = 3; i + 1 < argc; i++)      /* mount(8)'s options: ours among them */
+        if (strcmp(argv[i], "-o") == 0 && n == 3) {
+            args[n++] = "-o";
+            args[n++] = argv[i + 1];
+        }
+    args[n++] = argv[2];
+    return cmd_mount(n, args);
 }
 
 int main(int argc, char **argv)

@@ -704,6 +704,8 @@ static void sky_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         rc = refresh_listing(fs, c, &dir, &e);
         if (!rc)
             rc = meta_children(fs->meta, ino, snapshot_child, s, &e);
+        if (!rc && times_dir_read(fs, &dir) && fs->se)
+            fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);   /* its atime moved */
     }
     meta_entry_free(&dir);
     if (rc) {

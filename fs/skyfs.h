@@ -199,6 +199,9 @@ void times_meta_changed(struct skyfs *fs, uint64_t ino, int64_t atime_before);
 void times_dir_changed(struct skyfs *fs, uint64_t dir);
 /* The relatime rule: does a read at `now` move this atime? */
 bool times_relatime_due(int64_t atime, int64_t mtime, int64_t ctime, int64_t now);
+/* Directory dir is being listed: move its atime when the rule says so
+ * (in the cache only).  true when it moved. */
+bool times_dir_read(struct skyfs *fs, const struct meta_entry *dir);
 /* Would a read of open file of move its atime now?  sky_open then lets
  * the kernel drop its cached pages, so that the read reaches us. */
 bool times_access_due(struct skyfs *fs, struct ofile *of);

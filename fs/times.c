@@ -129,6 +129,17 @@ bool times_relatime_due(int64_t atime, int64_t mtime, int64_t ctime, int64_t now
     return atime <= mtime || atime <= ctime || now - atime >= DAY_NS;
 }
 
+bool times_dir_read(struct skyfs *fs, const struct meta_entry *dir)
+{
+    if (fs->atime == ATIME_NOATIME)
+        return false;
+    int64_t m, at, ct, now = skyfs_now();
+    times_shown(fs, dir, &m, &at, &ct);
+    if (fs->atime != ATIME_STRICTATIME && !times_relatime_due(at, m, ct, now))
+        return false;
+    return times_touch(fs, dir->ino, SKY_HAS_ATIME, now) == 0;
+}
+
 bool times_access_due(struct skyfs *fs, struct ofile *of)
 {
     if (fs->atime == ATIME_NOATIME)

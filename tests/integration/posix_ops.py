@@ -376,6 +376,10 @@ def parent_times():
     time_effect("rename pb pa/pb (a directory)", ["pa", "."],
                 lambda: os.rename("pb", "pa/pb"))
     time_effect("rmdir pa/pb", ["pa"], lambda: os.rmdir("pa/pb"))
+    time_effect("list pa (relatime: its atime is before its mtime)", ["pa"],
+                lambda: listing("pa"))
+    time_effect("list pa again (relatime: its atime is after its mtime)", ["pa"],
+                lambda: listing("pa"))
     result("rmdir pa", lambda: os.rmdir("pa"))
 
 

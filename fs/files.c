@@ -151,8 +151,9 @@ void files_close(struct skyfs *fs, struct ofile *of)
     blocks_cancel_ahead(of->obj);
     if (of->stream)
         stream_drop(of->stream);
-    if (of->unlinked)
-        blocks_forget(fs->blocks, of->cloud->cfg->name, blocks_path(of->obj), NULL);
+    /* An unlinked file's object was forgotten at the unlink (blocks_forget
+     * of a pinned object): this release frees it.  Its path may hold
+     * another file by now, whose cached data and journal entry stay. */
     blocks_release(of->obj);
     pthread_mutex_destroy(&of->lock);
     free(of);

@@ -432,8 +432,8 @@ static unsigned setattr_changes(const struct stat *attr, int to_set, int64_t now
     return which;
 }
 
-/* An open file's times follow a change of its attributes (of->lock held
- * by nobody). */
+/* An open file's times (and version token, when etag is not NULL) follow
+ * a change of its attributes; takes of->lock. */
 static void setattr_open_file(struct ofile *of, const struct sky_attr *a, unsigned which,
                               const char *etag)
 {
@@ -449,6 +449,36 @@ static void setattr_open_file(struct ofile *of, const struct sky_attr *a, unsign
     if (etag && *etag)
         snprintf(of->etag, sizeof of->etag, "%s", etag);
     pthread_mutex_unlock(&of->lock);
+}
+
+/* What the cache keeps after a setattr: what the driver reports (out),
+ * and of the changes asked for (a, which) those it did not keep (the
+ * ctime on an object store that stores none; a folder's is the kernel's).
+ * Times not set by the call never go back: the cache knows of reads (and,
+ * for a directory, of changes of its entries) that the cloud may not have
+ * seen. */
+static void setattr_merge(struct sky_attr *out, const struct sky_attr *a, unsigned which)
+{
+    unsigned kept = which & ~out->has;
+    if (kept & SKY_HAS_MODE)
+        out->mode = a->mode;
+    if (kept & SKY_HAS_UID)
+        out->uid = a->uid;
+    if (kept & SKY_HAS_GID)
+        out->gid = a->gid;
+    if (kept & SKY_HAS_MTIME)
+        out->mtime_ns = a->mtime_ns;
+    if (kept & SKY_HAS_ATIME)
+        out->atime_ns = a->atime_ns;
+    if (kept & SKY_HAS_CTIME)
+        out->ctime_ns = a->ctime_ns;
+    out->has |= kept;
+    if (!(which & SKY_HAS_ATIME) && a->atime_ns > out->atime_ns)
+        out->atime_ns = a->atime_ns;
+    if (!(which & SKY_HAS_MTIME) && a->kind == SKY_DIR && a->mtime_ns > out->mtime_ns)
+        out->mtime_ns = a->mtime_ns;
+    if (a->ctime_ns > out->ctime_ns)
+        out->ctime_ns = a->ctime_ns;
 }
 
 /* setattr on a file unlinked while open (fchmod, ftruncate, futimens):
@@ -525,39 +555,17 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     if (!of && which)
         of = files_find(fs, ino);
     if (!rc && which) {
-        if (!c->ctx) {
-            rc = cloud_unavailable(c, &e);
-        } else {
-            /* the metadata is written anyway: the atime the cache kept
-             * goes along (a symlink has no atime of its own to keep) */
-            unsigned send = which | (a.kind == SKY_LINK ? 0 : SKY_HAS_ATIME);
-            struct sky_attr out;
-            rc = c->drv->set_attr(c->ctx, ent.path, &a, send, &out, &e);
-            cloud_note_result(c, rc, &e);
-            if (!rc) {
-                /* what the driver does not keep (the ctime, on a folder
-                 * the kernel's) the cache keeps */
-                unsigned kept = which & ~out.has;
-                if (kept & SKY_HAS_MODE) out.mode = a.mode;
-                if (kept & SKY_HAS_UID) out.uid = a.uid;
-                if (kept & SKY_HAS_GID) out.gid = a.gid;
-                if (kept & SKY_HAS_MTIME) out.mtime_ns = a.mtime_ns;
-                if (kept & SKY_HAS_ATIME) out.atime_ns = a.atime_ns;
-                if (kept & SKY_HAS_CTIME) out.ctime_ns = a.ctime_ns;
-                out.has |= kept;
-                /* times not set here never go back: the cache knows of
-                 * reads (and, for a directory, changes of its entries)
-                 * the cloud may not have seen */
-                if (!(which & SKY_HAS_ATIME) && a.atime_ns > out.atime_ns)
-                    out.atime_ns = a.atime_ns;
-                if (!(which & SKY_HAS_MTIME) && a.kind == SKY_DIR && a.mtime_ns > out.mtime_ns)
-                    out.mtime_ns = a.mtime_ns;
-                if (a.ctime_ns > out.ctime_ns)
-                    out.ctime_ns = a.ctime_ns;
-                if (of)
-                    setattr_open_file(of, &out, which, out.etag);
-                rc = meta_set_attr(fs->meta, ino, &out, now, &e);
-            }
+        /* the metadata is written anyway: the atime the cache kept goes
+         * along (a symlink has no atime of its own to keep) */
+        unsigned send = which | (a.kind == SKY_LINK ? 0 : SKY_HAS_ATIME);
+        struct sky_attr out;
+        rc = c->drv->set_attr(c->ctx, ent.path, &a, send, &out, &e);
+        cloud_note_result(c, rc, &e);
+        if (!rc) {
+            setattr_merge(&out, &a, which);
+            if (of)
+                setattr_open_file(of, &out, which, out.etag);
+            rc = meta_set_attr(fs->meta, ino, &out, now, &e);
         }
     }
     if (!rc && of && (to_set & FUSE_SET_ATTR_SIZE) && !fi)

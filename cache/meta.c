@@ -81,16 +81,21 @@ enum {
  * etag; 2 = SKY_DIR). */
 #define SAME_ENTRY "(kind=?2 AND (?2=2 OR etag=?9))"
 
+/* In Q_UPDATE_ATTR: the entry holds the same content, though an object
+ * store may have given it a new etag (a copy for a rename, a metadata
+ * change on Azure): the same etag, or the same size and mtime (?3, ?4). */
+#define SAME_CONTENT "(kind=?2 AND (?2=2 OR etag=?9 OR (size=?3 AND mtime_ns=?4)))"
+
 /* In Q_UPDATE_ATTR: time column COL (bit BIT of `has`, new value PARAM).
  * A source that does not say it keeps the cached one while the entry
  * stays the same; and a refresh (?17 = 0: a listing or a stat, not a
- * change made through the mount) of the same entry never moves it back
+ * change made through the mount) of the same content never moves it back
  * when KEEP holds, since the cache may know of later accesses and changes
  * than the cloud stores (atime and ctime, and a directory's mtime, are
  * kept in the cache alone on object stores). */
 #define TIME_COL(COL, BIT, PARAM, KEEP) \
     COL "=CASE WHEN " SAME_ENTRY " AND (?8&" BIT ")=0 AND (has&" BIT ")<>0 THEN " COL " " \
-    "WHEN ?17=0 AND " SAME_ENTRY " AND (" KEEP ") AND (has&" BIT ")<>0 AND " COL ">" PARAM \
+    "WHEN ?17=0 AND " SAME_CONTENT " AND (" KEEP ") AND (has&" BIT ")<>0 AND " COL ">" PARAM \
     " THEN " COL " ELSE " PARAM " END,"
 
 /* Queue the names of the entries selected by the condition that follows,

@@ -135,9 +135,11 @@ int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *n
  * but its times are taken as they are: it records a change made through
  * the mount.  The other updates (meta_upsert, meta_replace_listing,
  * meta_set_objmeta) are refreshes from the cloud, which never move an
- * entry's cached atime or ctime, or a directory's mtime, back while the
- * entry stays the same (same kind; a directory, or the same etag): the
- * cache may know of later accesses and changes than the cloud stores. */
+ * entry's cached atime or ctime, or a directory's mtime, back while it
+ * holds the same content (same kind; a directory, the same etag, or the
+ * same size and mtime: a copy or a metadata change may give an object a
+ * new etag): the cache may know of later accesses and changes than the
+ * cloud stores. */
 int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int64_t now,
                   struct sky_err *e);
 int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e);

@@ -383,6 +383,25 @@ def parent_times():
     result("rmdir pa", lambda: os.rmdir("pa"))
 
 
+def times_after_a_pause():
+    """Times the cache moved (a read's atime, a setxattr's and a rename's
+    ctime, a directory's mtime) stay after a pause longer than the tests'
+    ttl, when a mount asks the cloud again."""
+    result("mkdir kp", lambda: os.mkdir("kp"))
+    result("create kp/f", lambda: create("kp/f"))
+    result("write kp/f", lambda: pwrite("kp/f", b"kept times\n", 0))
+    time.sleep(0.03)
+    result("read kp/f", lambda: read_some("kp/f"))
+    result("setxattr kp/f user.k", lambda: os.setxattr("kp/f", "user.k", b"v"))
+    result("rename kp/f kp/g", lambda: os.rename("kp/f", "kp/g"))
+    before = {p: times_of(p) for p in ("kp", "kp/g")}
+    time.sleep(2.5)
+    for p in ("kp", "kp/g"):
+        result(f"times of {p} after a pause", lambda p=p: moved(before[p], times_of(p)))
+    result("unlink kp/g", lambda: os.unlink("kp/g"))
+    result("rmdir kp", lambda: os.rmdir("kp"))
+
+
 def fd_describe(fd):
     st = os.fstat(fd)
     return (f"{kind(st.st_mode)} mode={stat.S_IMODE(st.st_mode):04o} size={st.st_size} "
@@ -478,7 +497,8 @@ def main():
     os.chdir(sys.argv[1])
     os.umask(0o022)
     for part in (files_and_data, renames, directories, symlinks, attributes,
-                 xattrs, times, parent_times, open_unlinked, final_state):
+                 xattrs, times, parent_times, times_after_a_pause, open_unlinked,
+                 final_state):
         print(f"# {part.__name__}")
         part()
     if root:

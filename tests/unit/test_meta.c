@@ -205,9 +205,10 @@ TEST(meta_upsert_and_lookup)
 }
 
 /* atime and ctime are kept; a refresh from the cloud (upsert, listing)
- * never moves them back while the entry stays the same, nor a
- * directory's mtime; a change made through the mount (set_attr) sets
- * them as given; a new version of a file takes the cloud's. */
+ * never moves them back while the entry holds the same content (same
+ * etag, or a copy: same size and mtime), nor a directory's mtime; a
+ * change made through the mount (set_attr) sets them as given; a new
+ * version of a file takes the cloud's. */
 TEST(meta_times_survive_refreshes)
 {
     char *dir = unit_tmpdir();
@@ -256,10 +257,18 @@ TEST(meta_times_survive_refreshes)
     CHECK_INT(ent.attr.atime_ns, 1000);
     CHECK_INT(ent.attr.ctime_ns, 1500);
     meta_entry_free(&ent);
+    struct sky_attr copy = older;               /* a copy: new etag, same bytes */
+    copy.atime_ns = 10;
+    snprintf(copy.etag, sizeof copy.etag, "e1-copy");
+    CHECK_INT(meta_upsert(m, root, "f", &copy, NULL, 60, &ino, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.atime_ns, 1000);
+    meta_entry_free(&ent);
     struct sky_attr v2 = older;                 /* a new version: the cloud's */
     v2.atime_ns = 10;
+    v2.mtime_ns += 1;
     snprintf(v2.etag, sizeof v2.etag, "e2");
-    CHECK_INT(meta_upsert(m, root, "f", &v2, NULL, 60, &ino, NULL), 0);
+    CHECK_INT(meta_upsert(m, root, "f", &v2, NULL, 65, &ino, NULL), 0);
     CHECK_INT(meta_get(m, f, &ent, NULL), 0);
     CHECK_INT(ent.attr.atime_ns, 10);
     meta_entry_free(&ent);

@@ -74,7 +74,7 @@ enum {
     Q_MOVE, Q_MOVE_RANGE, Q_OBJMETA_GET, Q_OBJMETA_SET, Q_USER_LIST, Q_USER_CLEAR,
     Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
     Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
-    Q_TRI_FORGET_INO, Q_TRI_ADD, Q_COUNT
+    Q_TRI_FORGET_INO, Q_TRI_ADD, Q_SET_ATIME, Q_COUNT
 };
 
 /* In Q_UPDATE_ATTR: the entry stays what it was (?2 = new kind, ?9 = new
@@ -141,6 +141,7 @@ static const char *const meta_sql[Q_COUNT] = {
                       "meta_at=CASE WHEN ?14>0 THEN ?14 WHEN etag=?9 THEN meta_at ELSE 0 END "
                       "WHERE ino=?1",
     [Q_SET_LINK] = "UPDATE entries SET link=?2 WHERE ino=?1",
+    [Q_SET_ATIME] = "UPDATE entries SET atime_ns=?2,has=has|16 WHERE ino=?1",
     [Q_SET_LISTED] = "UPDATE entries SET listed_at=?2 WHERE ino=?1",
     [Q_FIND_PATH] = "SELECT ino FROM entries WHERE cloud=?1 AND path=?2",
     [Q_DELETE_INO] = "DELETE FROM entries WHERE ino=?1",
@@ -1339,6 +1340,22 @@ int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err
         sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
         cachedb_bind_text(st, 2, link);
         rc = meta_update_one(m, st, ino, "recording a symlink target", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_ATIME, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int64(st, 2, atime);
+        rc = meta_update_one(m, st, ino, "recording an access", e);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;

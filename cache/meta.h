@@ -144,6 +144,10 @@ int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int
                   struct sky_err *e);
 int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e);
 
+/* An access at `atime` (the entry's atime, nothing else: one statement,
+ * cheap enough for every first read of a file). */
+int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *e);
+
 /* Mark a directory's listing as stale (listed_at = 0) or fresh. */
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);
 

@@ -137,7 +137,7 @@ bool times_dir_read(struct skyfs *fs, const struct meta_entry *dir)
     times_shown(fs, dir, &m, &at, &ct);
     if (fs->atime != ATIME_STRICTATIME && !times_relatime_due(at, m, ct, now))
         return false;
-    return times_touch(fs, dir->ino, SKY_HAS_ATIME, now) == 0;
+    return meta_set_atime(fs->meta, dir->ino, now, NULL) == 0;
 }
 
 bool times_access_due(struct skyfs *fs, struct ofile *of)
@@ -164,5 +164,5 @@ bool times_accessed(struct skyfs *fs, struct ofile *of)
     if (due)
         of->atime_ns = now;
     pthread_mutex_unlock(&of->lock);
-    return due && times_touch(fs, of->ino, SKY_HAS_ATIME, now) == 0;
+    return due && meta_set_atime(fs->meta, of->ino, now, NULL) == 0;
 }

@@ -273,6 +273,16 @@ TEST(meta_times_survive_refreshes)
     CHECK_INT(ent.attr.atime_ns, 10);
     meta_entry_free(&ent);
 
+    CHECK_INT(meta_set_atime(m, f, 7777, NULL), 0);      /* a read: the atime alone */
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.atime_ns, 7777);
+    CHECK_INT(ent.attr.ctime_ns, 1500);
+    CHECK_INT(ent.attr.mtime_ns, v2.mtime_ns);
+    CHECK_STR(ent.attr.etag, "e2");
+    CHECK(ent.attr.has & SKY_HAS_ATIME);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_set_atime(m, 987654, 1, NULL), -ENOENT);
+
     struct sky_attr da = attr_of(SKY_DIR, 0, "");
     da.mtime_ns = 9000;
     CHECK_INT(meta_set_attr(m, d, &da, 10, NULL), 0);

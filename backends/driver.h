@@ -231,7 +231,7 @@ struct sky_driver {
 
     /* Replace (or create) file `path` with the first `size` bytes of `fd`
      * (read with pread; the driver must not move or close fd), storing
-     * attr's mode/uid/gid/mtime where attr->has says so, and `meta` (may
+     * attr's mode/uid/gid and times where attr->has says so, and `meta` (may
      * be NULL) as its content type and user metadata (see NEW OBJECTS'
      * METADATA above).  The new object appears atomically where the
      * protocol allows.  On success *out holds the new attributes (etag
@@ -261,7 +261,7 @@ struct sky_driver {
      * must stay usable from any thread. */
     uint64_t upload_part_size;
 
-    /* Start a streamed upload to file `path`.  attr's mode/uid/gid/mtime
+    /* Start a streamed upload to file `path`.  attr's mode/uid/gid/times
      * (where attr->has says so) are the file's metadata as known now;
      * upload_finish gets the final ones.  Likewise `meta` (may be NULL),
      * the content type and user metadata as known now (see NEW OBJECTS'

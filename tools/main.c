@@ -13,17 +13,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../backends/driver.h"
-#include "../fs/mount.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
 #include "tools.h"

@@ -10,7 +10,9 @@
 #                        with HOME=$USER_HOME (default $TEST_TMP/home-NAME)
 #                        and XDG_RUNTIME_DIR unset, as under su or cron
 #   user_dir NAME DIR    creates DIR owned by NAME (mode 700) and makes
-#                        $TEST_TMP reachable (711) so NAME can get there
+#                        $TEST_TMP reachable (711) so NAME can get there,
+#                        and $LOGS writable (1777) so that sanitizer and
+#                        valgrind reports of NAME's processes land there
 
 test_user() {
     local name=$1
@@ -31,6 +33,7 @@ as_user() {
 user_dir() {
     local name=$1 dir=$2
     chmod 711 "$TEST_TMP"
+    chmod 1777 "$LOGS"
     mkdir -p "$dir"
     chown "$name:" "$dir"
     chmod 700 "$dir"

@@ -33,8 +33,8 @@
 /* Create `dir` (0700) if needed, check that it belongs to this user, lock
  * it for this process (fails with -EBUSY and a message naming the holding
  * daemon's pid and mountpoint, and the fix), record `mountpoint` and
- * `log_path` (may be NULL) for others, and make every folder in it 0700
- * and every file 0600.  *lock_fd stays open for the daemon's life. */
+ * `log_path` (either may be NULL) for others, and make every folder in it
+ * 0700 and every file 0600.  *lock_fd stays open for the daemon's life. */
 int cachedir_claim(const char *dir, const char *mountpoint, const char *log_path,
                    int *lock_fd, struct sky_err *e);
 void cachedir_release(int lock_fd);

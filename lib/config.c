@@ -489,15 +489,15 @@ static char *recent_mount_cache(const struct sky_config *cfg)
             continue;
         snprintf(path, sizeof path, "%s/%s/config", dir, de->d_name);
         FILE *f = fopen(path, "r");
-        bool same = false;
-        if (f) {
-            same = fgets(line, sizeof line, f) && (line[strcspn(line, "\n")] = '\0', 1) &&
-                   strcmp(line, conf) == 0;
-            fclose(f);
-        }
+        if (!f)
+            continue;
+        if (!fgets(line, sizeof line, f))
+            line[0] = '\0';
+        fclose(f);
+        line[strcspn(line, "\n")] = '\0';
         struct stat st;
         snprintf(path, sizeof path, "%s/%s/mountpoint", dir, de->d_name);
-        if (!same || stat(path, &st) != 0)
+        if (strcmp(line, conf) != 0 || stat(path, &st) != 0)
             continue;
         if (!best[0] || st.st_mtim.tv_sec > best_at.tv_sec ||
             (st.st_mtim.tv_sec == best_at.tv_sec && st.st_mtim.tv_nsec > best_at.tv_nsec)) {

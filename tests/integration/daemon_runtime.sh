@@ -92,12 +92,16 @@ check_fails "the mount is gone" mountpoint -q "$MNT"
 kill "$other"
 
 # ------------------------------------------- 3. a copy in another mount namespace
+# holds_copy PID: PID has left our mount namespace (unshare done) with the mount
+holds_copy() {
+    [ "$(readlink "/proc/$1/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] &&
+        grep -qF " $MNT " "/proc/$1/mountinfo"
+}
 mount_skyfs "$CONF" "$MNT" || die "cannot remount"
 echo hello >"$MNT/docs/hello.txt"
 unshare -m --propagation private sleep 300 &
 holder=$!
-check "another mount namespace holds a copy of the mount" wait_until 10 \
-    grep -qF " $MNT " "/proc/$holder/mountinfo"
+check "another mount namespace holds a copy of the mount" wait_until 10 holds_copy "$holder"
 out="$TEST_TMP/unmount-ns.out"
 timeout 60 "$SKYFS" unmount "$MNT" >"$out" 2>&1 </dev/null
 rc=$?
@@ -125,8 +129,7 @@ PY
 check "one upload is pending" bash -c "'$SKYFS' status -c '$CONF' | grep -q ' 1 pending upload'"
 unshare -m --propagation private sleep 300 &
 holder=$!
-check "another mount namespace holds a copy of the mount" wait_until 10 \
-    grep -qF " $MNT " "/proc/$holder/mountinfo"
+check "another mount namespace holds a copy of the mount" wait_until 10 holds_copy "$holder"
 out="$TEST_TMP/unmount-timeout.out"
 timeout 60 "$SKYFS" unmount --timeout 3 "$MNT" >"$out" 2>&1 </dev/null
 rc=$?

@@ -78,7 +78,7 @@
 #define S3_COPY_PART      (512ull << 20)
 #define S3_THREADS        4
 #define S3_DELETE_BATCH   1000
-#define S3_NAME_MAX       255
+#define S3_NAME_MAX       SKY_NAME_MAX
 #define S3_LINK_MAX       4096
 #define S3_LINK_BUCKETS   1024
 #define S3_LINKS_MAX      100000

@@ -115,7 +115,7 @@ static void memo_add(struct linkprobe *lp, uint64_t fp)
     pthread_mutex_unlock(&lp->lock);
 }
 
-static bool may_be_link(const struct linkprobe_batch *b, const struct sky_dirent *ent)
+static bool may_be_link(const struct sky_dirent *ent)
 {
     const struct sky_attr *a = &ent->attr;
     return a->kind == SKY_FILE && a->size >= 1 && a->size <= LINKPROBE_SIZE_MAX && a->etag[0];
@@ -171,7 +171,7 @@ int linkprobe_flush(struct linkprobe_batch *b)
 
 int linkprobe_add(struct linkprobe_batch *b, const char *key, const struct sky_dirent *ent)
 {
-    if (!may_be_link(b, ent) || memo_has(b->memo, fingerprint(b->scope, key, ent->attr.etag)))
+    if (!may_be_link(ent) || memo_has(b->memo, fingerprint(b->scope, key, ent->attr.etag)))
         return b->cb(b->cb_arg, ent);
     if (!b->items && !(b->items = calloc(LINKPROBE_BATCH, sizeof *b->items)))
         return sky_fail(b->e, ENOMEM, "out of memory");

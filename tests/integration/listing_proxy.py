@@ -2,7 +2,7 @@
 """listing_proxy.py - an HTTP proxy on 127.0.0.1 that adds bad entries to
 listings, as a broken or hostile server could send them.
 
-    listing_proxy.py LISTEN_PORT UPSTREAM_PORT s3|azure FRAGMENTS_FILE
+    listing_proxy.py LISTEN_PORT UPSTREAM_PORT s3|azure FRAGMENTS_FILE [REQUEST_LOG]
 
 Forwards every request, headers untouched (so signatures stay valid), to
 127.0.0.1:UPSTREAM_PORT.  A listing of a prefix named in FRAGMENTS_FILE
@@ -15,15 +15,21 @@ skyfs does with keys that s3rver and Azurite refuse to store (a NUL byte,
 bytes that are not UTF-8, a size no file has).
 
 FRAGMENTS_FILE: sections, each a line "== PREFIX" then the fragment bytes
-up to the next such line.  Used by names_s3.sh and names_azure.sh.
+up to the next such line (an empty file changes nothing).  REQUEST_LOG, when
+given, gets one line "METHOD PATH" per request, written before the request
+is forwarded, so a test can count the requests skyfs sent.  Used by
+names_s3.sh, names_azure.sh and s3_symlinks_remount.sh.
 """
 import http.client
 import sys
+import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LISTEN, UPSTREAM, KIND, FRAGMENTS = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
                                      sys.argv[4])
+REQUEST_LOG = sys.argv[5] if len(sys.argv) > 5 else None
+log_lock = threading.Lock()
 
 
 def load_fragments(path):
@@ -67,6 +73,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def forward(self):
+        if REQUEST_LOG:
+            with log_lock, open(REQUEST_LOG, "a") as f:
+                f.write("%s %s\n" % (self.command, self.path))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=60)

@@ -13,13 +13,20 @@
 . "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port)
+PROXY_PORT=$(free_port)
 ENDPOINT="http://127.0.0.1:$PORT"
+REQUESTS="$LOGS/requests.log"
 CONF1="$TEST_TMP/first.conf"
 CONF2="$TEST_TMP/fresh.conf"
 MNT="$TEST_TMP/mnt"
 LOCAL="$TEST_TMP/local"
 export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--openssl-legacy-provider"
 start_s3rver "$TEST_TMP/s3rver" "$PORT" --configure-bucket links || die "cannot start s3rver"
+# listing_proxy.py with no fragments only logs the requests skyfs sends
+: >"$TEST_TMP/no-fragments"
+_start_server listing_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
+    "$PYTHON" "$SKY_ROOT/tests/integration/listing_proxy.py" "$PROXY_PORT" "$PORT" s3 \
+    "$TEST_TMP/no-fragments" "$REQUESTS" || die "cannot start listing_proxy.py"
 
 # write_conf CONFIG CACHE_DIR
 write_conf() {
@@ -28,7 +35,7 @@ write_conf() {
 [cache]
 dir = $2
 
-$(s3rver_cloud s3 "$ENDPOINT" links)
+$(s3rver_cloud s3 "http://127.0.0.1:$PROXY_PORT" links)
 ttl = 2s
 
 [loc]
@@ -40,9 +47,8 @@ EOF
 write_conf "$CONF1" "$TEST_TMP/cache1"
 write_conf "$CONF2" "$TEST_TMP/cache2"
 
-requests() { # the daemon's request count for cloud s3
-    getfattr --only-values -n user.skyfs.requests "$MNT/.skyfs" 2>/dev/null |
-        awk '$1 == "s3" { print $2 }'
+requests() { # requests sent to the server so far, of one method
+    grep -c "^$1 " "$REQUESTS"
 }
 # words CMD...: the command's output lines joined by spaces
 words() { "$@" | tr '\n' ' ' | sed 's/ $//'; }
@@ -80,14 +86,18 @@ check_eq "readlink of the s3fs-style link" "small.txt" "$(readlink "$S/dir/s3fs-
 check_eq "readlink of a 2,003-byte target" "$LONG_TARGET" "$(readlink "$S/dir/long")"
 check_eq "reading through a link" "small" "$(cat "$S/dir/rel")"
 
-# a relisting after the TTL asks no HEAD: the answers are remembered
-# (the directory's own entry is refreshed first, by stat)
+# the first listing asked the two small files and the six links (one HEAD
+# each), not the 100,000-byte file; a relisting after the TTL asks no HEAD:
+# the answers are remembered per object version
+check "the listing asked the small objects" \
+    grep -q "^HEAD /links/dir/three-k" "$REQUESTS"
+check "it did not ask the large one" sh -c "! grep '^HEAD /links/dir/big' '$REQUESTS'"
 sleep 2.5
-stat "$S/dir" >/dev/null
-before=$(requests)
+stat "$S/dir" >/dev/null        # the directory's own entry, refreshed first
+heads=$(requests HEAD) lists=$(requests GET)
 ls -l "$S/dir" >/dev/null
-after=$(requests)
-check_eq "a relisting after the TTL costs one LIST, no HEAD" 1 "$((after - before))"
+check_eq "a relisting after the TTL sends one LIST" 1 "$(( $(requests GET) - lists ))"
+check_eq "and no HEAD" 0 "$(( $(requests HEAD) - heads ))"
 
 check "cp -a to a local cloud" cp -a "$S/dir" "$MNT/loc/copy"
 for l in $LINKS; do

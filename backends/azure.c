@@ -185,8 +185,9 @@ static void warn_skipped(const struct az *a, const char *blob, const char *name,
     char show[600];
     sky_name_show(blob, strlen(blob), show, sizeof show);
     const char *why = sky_name_problem(name, n);
-    LOG_WARN("azure '%s': skipping blob \"%s\" in %s: %s%s", a->name, show, where,
-             why ? "its name " : "", why ? why : "its size is not a file size");
+    LOG_WARN("azure '%s': skipping blob \"%s\" in %s: %s%s%s", a->name, show, where,
+             why ? "not a valid file name (its name " : "its size is not a file size",
+             why ? why : "", why ? ")" : "");
 }
 
 /* ---- times ------------------------------------------------------------- */
@@ -629,7 +630,8 @@ static char *pct_decode_dup(const char *s, bool *nomem)
     if (memchr(out, '\0', n)) {
         char show[512];
         sky_name_show(out, n, show, sizeof show);
-        LOG_WARN("azure: skipping listed blob \"%s\": its name holds a NUL byte", show);
+        LOG_WARN("azure: skipping listed blob \"%s\": not a valid file name (it holds a NUL "
+                 "byte)", show);
         free(out);
         return NULL;
     }

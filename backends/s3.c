@@ -263,7 +263,8 @@ static int emit_item(const struct xml_node *n, int decode, int is_prefix, s3_ite
     if (memchr(key, '\0', klen)) {
         char show[512];
         sky_name_show(key, klen, show, sizeof show);
-        LOG_WARN("s3 bucket %s: skipping key \"%s\": it holds a NUL byte", bucket, show);
+        LOG_WARN("s3 bucket %s: skipping key \"%s\": not a valid file name (it holds a NUL "
+                 "byte)", bucket, show);
         free(key);
         return 0;
     }
@@ -832,10 +833,9 @@ static void warn_skipped(const struct s3 *s, const char *bucket, const char *key
     char show[600];
     sky_name_show(key, strlen(key), show, sizeof show);
     const char *why = sky_name_problem(name, len);
-    if (!why)
-        why = "its size is not a file size";
-    LOG_WARN("s3 '%s': skipping key \"%s\" in bucket %s: its name %s", s->name, show, bucket,
-             why);
+    LOG_WARN("s3 '%s': skipping key \"%s\" in bucket %s: %s%s%s", s->name, show, bucket,
+             why ? "not a valid file name (its name " : "its size is not a file size",
+             why ? why : "", why ? ")" : "");
 }
 
 /* The child name of a listed key under a prefix of plen bytes, into

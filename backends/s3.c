@@ -23,7 +23,9 @@
  * (one HEAD, eight at a time) before the listing is answered
  * (backends/linkprobe.h); the answers are remembered per object version
  * for the life of the mount: links with their targets here (by key and
- * ETag), the other files as fingerprints in linkprobe.  Keys that cannot
+ * ETag), the other files as fingerprints in linkprobe.  `symlinks = no`
+ * turns the questions off (for buckets of many small files and no
+ * links: a link is then known only once stat has seen it).  Keys that cannot
  * be file names (names.h) and sizes no file has are skipped with a
  * warning.
  *
@@ -392,7 +394,8 @@ struct s3 {
     pthread_mutex_t links_lock;
     struct link_entry *links[S3_LINK_BUCKETS];
     size_t nlinks;
-    /* Object versions a HEAD found not to be links (linkprobe.h). */
+    /* Object versions a HEAD found not to be links (linkprobe.h); NULL
+     * with `symlinks = no`: listings then ask nothing. */
     struct linkprobe *probe;
 };
 
@@ -896,7 +899,8 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
         ent.attr.has |= SKY_HAS_MODE;
         ent.link = target;
     }
-    int rc = ent.attr.kind == SKY_FILE ? linkprobe_add(&d->batch, key, &ent) : d->cb(d->arg, &ent);
+    int rc = ent.attr.kind == SKY_FILE && d->s->probe ? linkprobe_add(&d->batch, key, &ent)
+                                                      : d->cb(d->arg, &ent);
     free(target);
     return rc;
 }
@@ -1074,7 +1078,8 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
         ent.attr.has |= SKY_HAS_MODE;
         ent.link = target;
     }
-    int rc = ent.attr.kind == SKY_FILE ? linkprobe_add(&t->batch, key, &ent) : t->cb(t->arg, &ent);
+    int rc = ent.attr.kind == SKY_FILE && t->s->probe ? linkprobe_add(&t->batch, key, &ent)
+                                                      : t->cb(t->arg, &ent);
     free(target);
     free(name);
     return rc;
@@ -3064,7 +3069,8 @@ static int s3_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_er
         return sky_fail(e, ENOMEM, "out of memory");
     }
     pthread_mutex_init(&s->links_lock, NULL);
-    int rc = linkprobe_new(&s->probe) < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    int rc = sky_cloud_bool(cfg, "symlinks", true) && linkprobe_new(&s->probe) < 0
+                 ? sky_fail(e, ENOMEM, "out of memory") : 0;
     if (rc == 0)
         rc = setup_endpoint(s, cfg, e);
     if (rc == 0)
@@ -3099,6 +3105,9 @@ static const struct sky_key s3_keys[] = {
     { "session_token", SKY_KEY_SECRET, "session token for temporary credentials" },
     { "profile", 0, "section of ~/.aws/credentials to use (default: default)" },
     { "ca_file", 0, "extra CA certificates (PEM) trusted for https" },
+    { "symlinks", SKY_KEY_BOOL,
+      "no: the bucket holds no symlinks, so listings send no HEAD for small objects "
+      "(default yes)" },
     { NULL, 0, NULL },
 };
 

@@ -9,7 +9,7 @@
 # `cp -a` and `tar` to a local cloud, and `skyfs index` + `search`.
 # Small and large regular files stay files, and a directory listed again
 # after its TTL asks no more HEADs (the answers are remembered per object
-# version).
+# version).  With `symlinks = no` the listing sends no HEAD at all.
 . "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port)
@@ -28,7 +28,7 @@ _start_server listing_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
     "$PYTHON" "$SKY_ROOT/tests/integration/listing_proxy.py" "$PROXY_PORT" "$PORT" s3 \
     "$TEST_TMP/no-fragments" "$REQUESTS" || die "cannot start listing_proxy.py"
 
-# write_conf CONFIG CACHE_DIR
+# write_conf CONFIG CACHE_DIR [EXTRA S3 LINE]
 write_conf() {
     mkdir -p "$2" "$LOCAL"
     (umask 077 && cat >"$1" <<EOF
@@ -37,6 +37,7 @@ dir = $2
 
 $(s3rver_cloud s3 "http://127.0.0.1:$PROXY_PORT" links)
 ttl = 2s
+${3:-}
 
 [loc]
 type = local
@@ -115,3 +116,13 @@ rm -rf "$TEST_TMP/cache2" && write_conf "$CONF2" "$TEST_TMP/cache2"
 check "skyfs index fills a fresh cache" "$SKYFS" index -c "$CONF2" s3
 check_eq "skyfs search --type l finds the links" "$LINKS" \
     "$(words sort <("$SKYFS" search -c "$CONF2" --type l 2>&1 | sed 's|.*/||'))"
+
+# ---- symlinks = no: a bucket without links pays no HEAD for its listings
+rm -rf "$TEST_TMP/cache2" && write_conf "$CONF2" "$TEST_TMP/cache2" "symlinks = no"
+check "skyfs config check accepts symlinks = no" "$SKYFS" config check -c "$CONF2"
+mount_skyfs "$CONF2" "$MNT" || die "cannot mount with symlinks = no"
+heads=$(grep -c '^HEAD /links/dir/.' "$REQUESTS")
+check_eq "ls -l lists the directory" 9 "$(ls -l "$S/dir" | grep -c '^[-l]')"
+check_eq "with symlinks = no the listing sent no HEAD for its objects" 0 \
+    "$(( $(grep -c '^HEAD /links/dir/.' "$REQUESTS") - heads ))"
+unmount_skyfs "$MNT"

@@ -17,6 +17,7 @@
 #include "skyfs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,10 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         lookup_virtual(req, fs, parent, name);
         return;
     }
+    if (strlen(name) > NAME_MAX) {
+        fuse_reply_err(req, ENAMETOOLONG);  /* as a filesystem says of such a name */
+        return;
+    }
     int rc = load(fs, parent, &dir, &c, &e);
     if (rc) {
         reply_err(req, rc, &e);
@@ -485,6 +490,8 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         }
         if (!rc)
             rc = meta_set_attr(fs->meta, ino, &a, skyfs_now(), &e);
+        if (!rc)
+            skyfs_same_file_changed(fs, c->cfg->name, ino, &a);
     }
     if (!rc && of && (to_set & FUSE_SET_ATTR_SIZE) && !fi)
         rc = files_sync(fs, of, &e); /* truncate(2) on a path: upload now */
@@ -719,6 +726,8 @@ static int prepare_new(struct skyfs *fs, fuse_ino_t parent, const char *name,
 {
     if (virt_is(parent))
         return sky_fail(e, EROFS, "the .skyfs directory is read-only");
+    if (strlen(name) > NAME_MAX)
+        return sky_fail(e, ENAMETOOLONG, "a name is at most %d bytes", NAME_MAX);
     int rc = load(fs, parent, dir, c, e);
     if (rc)
         return rc;
@@ -892,6 +901,41 @@ static int forget_attrs_of(void *arg, uint64_t ino)
     return 0;
 }
 
+struct ino_list {
+    uint64_t *inos;
+    size_t n, cap;
+};
+
+static int collect_ino(void *arg, uint64_t ino)
+{
+    struct ino_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        uint64_t *n = realloc(l->inos, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        l->inos = n;
+        l->cap = cap;
+    }
+    l->inos[l->n++] = ino;
+    return 0;
+}
+
+void skyfs_same_file_changed(struct skyfs *fs, const char *cloud, uint64_t ino,
+                             const struct sky_attr *a)
+{
+    if (!cloud || !a->file_id || a->nlink < 2)
+        return;
+    struct ino_list l = { 0 };
+    meta_same_file(fs->meta, cloud, a->file_id, ino, collect_ino, &l, NULL);
+    for (size_t i = 0; i < l.n; i++) {
+        meta_set_attr(fs->meta, l.inos[i], a, skyfs_now(), NULL);
+        if (fs->session)    /* attributes and pages: the content changed */
+            fuse_lowlevel_notify_inval_inode(fs->session, l.inos[i], 0, 0);
+    }
+    free(l.inos);
+}
+
 /* A hard-linked file (attr->file_id) now has `nlink` names: the cache's
  * other names of it (all but `except`) say so, and the kernel asks again
  * for their attributes instead of keeping the old count. */
@@ -1059,10 +1103,11 @@ static void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
             rc = c->drv->stat(c->ctx, to, &a, &e);
         if (c && nc == c)
             cloud_note_result(c, rc, &e);
-        if (!rc)
-            rc = add_child(fs, newparent, newname, &a, src.link, &ent, &e);
-        if (!rc) {
+        if (!rc) {  /* the old name first: the new one's inode number is the smaller one's */
             meta_set_attr(fs->meta, src.ino, &a, skyfs_now(), NULL);
+            rc = add_child(fs, newparent, newname, &a, src.link, &ent, &e);
+        }
+        if (!rc) {
             other_names_count(fs, c, &a, ent.ino, a.nlink);
             reply_entry(req, fs, &ent, c);
             meta_entry_free(&ent);

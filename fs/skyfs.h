@@ -76,6 +76,14 @@ struct skyfs {
     atomic_bool stopping;
 };
 
+/* ---- ops.c: hard links -------------------------------------------------- */
+
+/* File `ino` of cloud `cloud` changed to attributes a (an upload, a chmod):
+ * its other names (a hard-linked file: a->file_id, nlink > 1) take them
+ * too, and the kernel forgets what it cached of them. */
+void skyfs_same_file_changed(struct skyfs *fs, const char *cloud, uint64_t ino,
+                             const struct sky_attr *a);
+
 /* ---- clouds.c --------------------------------------------------------- */
 
 /* Open the caches and every cloud's driver for a mount at `mountpoint`

@@ -87,8 +87,8 @@ check_eq "a file at the account root is refused (EPERM)" EPERM \
 # --- the same POSIX script on the mount and on a plain directory
 check "mkdir inside the container" mkdir "$MNT/az/posix"
 mkdir "$PLAIN/posix"
-"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" >"$TEST_TMP/plain.out" 2>&1
-timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/az/posix" \
+"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" --kind azure >"$TEST_TMP/plain.out" 2>&1
+timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/az/posix" --kind azure --mount \
     >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on Azure as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"

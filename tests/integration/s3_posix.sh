@@ -84,8 +84,8 @@ S3="$MNT/s3"
 # --- the same POSIX script on the mount and on a plain directory
 check "mkdir inside the s3 cloud" mkdir "$S3/posix"
 mkdir "$PLAIN/posix"
-"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" >"$TEST_TMP/plain.out" 2>&1
-timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$S3/posix" \
+"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" --kind s3 >"$TEST_TMP/plain.out" 2>&1
+timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$S3/posix" --kind s3 --mount \
     >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on S3 as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"

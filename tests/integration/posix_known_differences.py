@@ -1,0 +1,30 @@
+"""posix_known_differences.py - what a cloud kind cannot do as a plain
+directory does, operation by operation, and why.
+
+KNOWN_DIFFERENCES[cloud_kind][label] is the reason the operation named
+`label` in posix_ops.py differs on that cloud kind.  posix_ops.py prints
+"label -> known difference: REASON" for such an operation on both sides
+of the comparison, so the transcripts still agree, and the list of
+exceptions lives here, once, each with its reason.  README.md's "POSIX
+semantics per cloud kind" says the same for people.
+"""
+
+_NO_HARD_LINKS = ("object stores have no hard links: an object has exactly one key, "
+                  "so link() is refused with EPERM")
+_KEY_LIMIT = ("object keys are at most 1024 bytes (S3 and Azure), far less than a "
+              "path past PATH_MAX")
+
+_OBJECT_STORES = {
+    "link h1 h2": _NO_HARD_LINKS,
+    "link h1 h2 again": _NO_HARD_LINKS,
+    "link h1 hd/h3": _NO_HARD_LINKS,
+    "link the symlink hs hs2": _NO_HARD_LINKS,
+    "path past PATH_MAX: mkdir, files, fifo, symlink, rmdir": _KEY_LIMIT,
+    "path past PATH_MAX: hard link": _KEY_LIMIT,
+}
+
+KNOWN_DIFFERENCES = {
+    "local": {},
+    "s3": dict(_OBJECT_STORES),
+    "azure": dict(_OBJECT_STORES),
+}

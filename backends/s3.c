@@ -10,7 +10,9 @@
  * POSIX metadata follows s3fs so that both can share a bucket:
  * x-amz-meta-mode holds the whole st_mode in decimal (type bits included;
  * symlinks are objects whose body is the target and whose mode has
- * S_IFLNK), x-amz-meta-uid/-gid are decimal, x-amz-meta-mtime is decimal
+ * S_IFLNK; FIFOs, sockets and device nodes are empty objects whose mode
+ * has S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK, devices with their number in
+ * x-amz-meta-rdev, decimal), x-amz-meta-uid/-gid are decimal, x-amz-meta-mtime is decimal
  * seconds with a 9-digit fraction when there is one (s3fs 1.90 writes
  * "1620284889.123456789").  Reading also accepts rclone's fractional
  * seconds and RFC 3339 times.
@@ -21,7 +23,8 @@
  * too), and an object is recognised as a
  * symlink only by stat (HEAD); fs/ calls stat on lookup.  To keep a link
  * a link when its directory is listed again, the driver remembers (in
- * memory, per mount) the keys and ETags it has seen to be links.
+ * memory, per mount) the keys and ETags it has seen to be links, and
+ * likewise those it has seen to be special files.
  *
  * Extended attributes user.NAME are x-amz-meta-NAME headers (NAME in
  * lowercase letters, digits, '-', '_', '.'; values that are not plain
@@ -330,6 +333,19 @@ static int parse_u32(const char *s, uint32_t *out)
     return 0;
 }
 
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s)
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -EINVAL;
+    *out = (uint64_t)v;
+    return 0;
+}
+
 /* Attributes of a HEAD answer (names lowercased by http.c). */
 void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
 {
@@ -345,11 +361,20 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
     if (parse_u32(http_headers_get(h, "x-amz-meta-mode"), &mode) == 0) {
         a->mode = mode & 07777;
         a->has |= SKY_HAS_MODE;
-        if ((mode & S_IFMT) == S_IFLNK)
-            a->kind = SKY_LINK;
-        else if ((mode & S_IFMT) == S_IFDIR)
-            a->kind = SKY_DIR;
+        switch (mode & S_IFMT) {
+        case S_IFLNK: a->kind = SKY_LINK; break;
+        case S_IFDIR: a->kind = SKY_DIR; break;
+        case S_IFIFO: a->kind = SKY_FIFO; break;
+        case S_IFSOCK: a->kind = SKY_SOCK; break;
+        case S_IFCHR: a->kind = SKY_CHR; break;
+        case S_IFBLK: a->kind = SKY_BLK; break;
+        default: break;
+        }
     }
+    uint64_t rdev;
+    if ((a->kind == SKY_CHR || a->kind == SKY_BLK) &&
+        parse_u64(http_headers_get(h, "x-amz-meta-rdev"), &rdev) == 0)
+        a->rdev = rdev;
     if (parse_u32(http_headers_get(h, "x-amz-meta-uid"), &a->uid) == 0)
         a->has |= SKY_HAS_UID;
     if (parse_u32(http_headers_get(h, "x-amz-meta-gid"), &a->gid) == 0)
@@ -367,7 +392,9 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
 struct link_entry {
     char *id;                   /* "bucket/key" */
     char etag[SKY_ETAG_MAX];
-    char *target;               /* NULL until read */
+    enum sky_kind kind;         /* SKY_LINK, or a special kind (SKY_FIFO...) */
+    uint64_t rdev;              /* a device's number */
+    char *target;               /* links: NULL until read */
     struct link_entry *next;
 };
 
@@ -422,10 +449,11 @@ static bool link_is(const struct link_entry *l, const char *bucket, const char *
     return strncmp(l->id, bucket, bl) == 0 && l->id[bl] == '/' && strcmp(l->id + bl + 1, key) == 0;
 }
 
-/* Remember that bucket/key with `etag` is a link (target may be NULL:
- * an existing target for the same etag is kept). */
-static void links_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
-                      const char *target)
+/* Remember that bucket/key with `etag` is of `kind` (a link or a special
+ * file; target may be NULL: an existing target for the same etag is
+ * kept). */
+static void typed_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      enum sky_kind kind, uint64_t rdev, const char *target)
 {
     if (!etag || !*etag)
         return;
@@ -450,8 +478,16 @@ static void links_put(struct s3 *s, const char *bucket, const char *key, const c
             l->target = target ? strdup(target) : NULL;
         }
         snprintf(l->etag, sizeof l->etag, "%s", etag);
+        l->kind = kind;
+        l->rdev = rdev;
     }
     pthread_mutex_unlock(&s->links_lock);
+}
+
+static void links_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      const char *target)
+{
+    typed_put(s, bucket, key, etag, SKY_LINK, 0, target);
 }
 
 static void links_drop(struct s3 *s, const char *bucket, const char *key)
@@ -472,10 +508,11 @@ static void links_drop(struct s3 *s, const char *bucket, const char *key)
     pthread_mutex_unlock(&s->links_lock);
 }
 
-/* Is bucket/key a known link with this etag?  *target gets a copy of the
- * target when known (else NULL). */
-static bool links_get(struct s3 *s, const char *bucket, const char *key, const char *etag,
-                      char **target)
+/* Is bucket/key known to be a link or special file with this etag?  Its
+ * kind into *kind, its device number into *rdev; *target gets a copy of a
+ * link's target when known (else NULL). */
+static bool typed_get(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      enum sky_kind *kind, uint64_t *rdev, char **target)
 {
     bool found = false;
     *target = NULL;
@@ -486,6 +523,8 @@ static bool links_get(struct s3 *s, const char *bucket, const char *key, const c
             found = strcmp(l->etag, etag) == 0;
             if (found && l->target)
                 *target = strdup(l->target);
+            *kind = l->kind;
+            *rdev = l->rdev;
             break;
         }
     }
@@ -493,14 +532,26 @@ static bool links_get(struct s3 *s, const char *bucket, const char *key, const c
     return found;
 }
 
+/* Remember what stat or get_meta found bucket/key to be. */
+static void typed_note(struct s3 *s, const char *bucket, const char *key,
+                       const struct sky_attr *a)
+{
+    if (a->kind == SKY_LINK || sky_kind_special((int)a->kind))
+        typed_put(s, bucket, key, a->etag, a->kind, a->rdev, NULL);
+    else
+        links_drop(s, bucket, key);
+}
+
 /* After a copy from -> to of an object with `etag` (copies keep the
- * ETag of simple objects): carry its link status over. */
+ * ETag of simple objects): carry its link or special status over. */
 static void links_move(struct s3 *s, const struct s3_loc *from, const struct s3_loc *to,
                        const char *etag)
 {
     char *target;
-    if (links_get(s, from->bucket, from->key, etag, &target)) {
-        links_put(s, to->bucket, to->key, etag, target);
+    enum sky_kind kind;
+    uint64_t rdev;
+    if (typed_get(s, from->bucket, from->key, etag, &kind, &rdev, &target)) {
+        typed_put(s, to->bucket, to->key, etag, kind, rdev, target);
         free(target);
         links_drop(s, from->bucket, from->key);
     }
@@ -695,7 +746,15 @@ static int s3_xml_answer(struct s3 *s, const char *op, const char *show,
 
 static uint32_t type_bits(enum sky_kind kind)
 {
-    return kind == SKY_DIR ? S_IFDIR : kind == SKY_LINK ? S_IFLNK : S_IFREG;
+    switch (kind) {
+    case SKY_DIR: return S_IFDIR;
+    case SKY_LINK: return S_IFLNK;
+    case SKY_FIFO: return S_IFIFO;
+    case SKY_SOCK: return S_IFSOCK;
+    case SKY_CHR: return S_IFCHR;
+    case SKY_BLK: return S_IFBLK;
+    default: return S_IFREG;
+    }
 }
 
 static int set_num(struct http_headers *h, const char *name, long long v)
@@ -869,11 +928,16 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
     struct sky_dirent ent = { .name = name, .attr = *a, .link = NULL,
                               .meta = storage_class ? &om : NULL };
     char *target = NULL;
-    if (!is_prefix && links_get(d->s, d->bucket, key, a->etag, &target)) {
-        ent.attr.kind = SKY_LINK;
-        ent.attr.mode = 0777;
-        ent.attr.has |= SKY_HAS_MODE;
-        ent.link = target;
+    enum sky_kind known;
+    uint64_t rdev;
+    if (!is_prefix && typed_get(d->s, d->bucket, key, a->etag, &known, &rdev, &target)) {
+        ent.attr.kind = known;
+        ent.attr.rdev = rdev;
+        if (known == SKY_LINK) {
+            ent.attr.mode = 0777;
+            ent.attr.has |= SKY_HAS_MODE;
+            ent.link = target;
+        }
     }
     int rc = d->cb(d->arg, &ent);
     free(target);
@@ -1125,10 +1189,7 @@ static int s3_stat(void *ctx, const char *path, struct sky_attr *out, struct sky
     rc = s3_head(s, l.bucket, l.key, &resp, show, e);
     if (rc == 0 && ok_status(resp.status)) {
         s3_attr_from_headers(&resp.headers, out);
-        if (out->kind == SKY_LINK)
-            links_put(s, l.bucket, l.key, out->etag, NULL);
-        else
-            links_drop(s, l.bucket, l.key);
+        typed_note(s, l.bucket, l.key, out);
     } else if (rc == 0 && resp.status == 404) {
         bool any, marker, others;
         rc = probe_dir(s, &l, 1, &any, &marker, &others, show, e);
@@ -1741,6 +1802,52 @@ static int s3_symlink(void *ctx, const char *path, const char *target,
                            show);
     if (rc == 0)
         links_put(s, l.bucket, l.key, etag, target);
+    http_headers_free(&hdrs);
+    loc_free(&l);
+    return rc;
+}
+
+/* A FIFO, socket or device: an empty object whose x-amz-meta-mode has the
+ * type bits (and x-amz-meta-rdev a device's number), as s3fs makes them. */
+static int s3_mknod(void *ctx, const char *path, const struct sky_attr *attr,
+                    struct sky_attr *out, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    int rc = s3_must_be_free(s, path, "mknod", e);
+    if (rc)
+        return rc;
+    struct s3_loc l;
+    rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    struct sky_attr a = *attr;
+    if (!(a.has & SKY_HAS_MTIME)) {
+        a.mtime_ns = now_ns();
+        a.has |= SKY_HAS_MTIME;
+    }
+    struct http_headers hdrs = {0};
+    rc = add_meta(&hdrs, a.kind, &a, a.has);
+    if (rc == 0 && (a.kind == SKY_CHR || a.kind == SKY_BLK))
+        rc = set_num(&hdrs, "x-amz-meta-rdev", (long long)a.rdev) < 0 ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = http_headers_set(&hdrs, "Content-Type", "application/octet-stream");
+    if (rc < 0) {
+        http_headers_free(&hdrs);
+        loc_free(&l);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    char etag[SKY_ETAG_MAX] = "";
+    rc = *l.key ? put_object(s, &l, l.key, -1, "", 0, &hdrs, etag, show, e)
+                : sky_fail(e, EPERM, "s3 '%s': mknod %s: a bucket cannot be a special file",
+                           s->name, show);
+    if (rc == 0) {
+        typed_put(s, l.bucket, l.key, etag, a.kind, a.rdev, NULL);
+        *out = a;
+        out->size = 0;
+        snprintf(out->etag, sizeof out->etag, "%s", etag);
+    }
     http_headers_free(&hdrs);
     loc_free(&l);
     return rc;
@@ -2464,7 +2571,7 @@ static int s3_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
 /* user.NAME <-> x-amz-meta-NAME.  NAME must survive as an HTTP header
  * name that S3 lowercases, and must not be one of the POSIX fields. */
 static const char *const reserved_meta[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
-                                             "btime", "xattr", NULL };
+                                             "btime", "xattr", "rdev", NULL };
 
 static int xattr_header(const char *name, char *out, size_t cap)
 {
@@ -2749,10 +2856,8 @@ static int s3_get_meta(void *ctx, const char *path, struct sky_attr *attr,
             attr->kind = SKY_DIR;
             attr->size = 0;
             attr->etag[0] = '\0';
-        } else if (attr->kind == SKY_LINK) {
-            links_put(s, l.bucket, l.key, attr->etag, NULL);
         } else {
-            links_drop(s, l.bucket, l.key);
+            typed_note(s, l.bucket, l.key, attr);
         }
         if (objmeta_from_headers(&head.headers, meta) < 0)
             rc = sky_fail(e, ENOMEM, "out of memory");
@@ -3036,6 +3141,7 @@ const struct sky_driver sky_driver_s3 = {
     .rename = s3_rename,
     .set_attr = s3_set_attr,
     .symlink = s3_symlink,
+    .mknod = s3_mknod,
     .readlink = s3_readlink,
     .getxattr = s3_getxattr,
     .setxattr = s3_setxattr,

@@ -16,7 +16,9 @@
  *     (RFC 3339 with nanoseconds).  Both RFC 3339 and decimal seconds are
  *     read back.
  *   - A symlink is a blob whose body is the target and whose mode has
- *     S_IFLNK (as s3fs does on S3).
+ *     S_IFLNK (as s3fs does on S3).  FIFOs, sockets and device nodes are
+ *     empty blobs whose mode has S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK,
+ *     devices with their number in metadata rdev (decimal).
  *   - user.NAME extended attributes are metadata NAME (when NAME is a
  *     valid metadata name in lowercase: a C identifier); names other tools
  *     wrote in capitals show in lowercase.
@@ -263,6 +265,7 @@ static void format_mtime(int64_t ns, char out[48])
 struct az_meta {
     bool has_mode, has_uid, has_gid, has_mtime, is_folder;
     uint32_t mode, uid, gid;    /* mode: full st_mode */
+    uint64_t rdev;              /* devices: metadata rdev */
     int64_t mtime_ns;
 };
 
@@ -290,6 +293,8 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
         m->has_mtime = parse_mtime(value, &m->mtime_ns);
     else if (strcasecmp(name, "hdi_isfolder") == 0)
         m->is_folder = strcasecmp(value, "true") == 0;
+    else if (strcasecmp(name, "rdev") == 0)
+        m->rdev = strtoull(value, NULL, 10);
 }
 
 /* Metadata that is ours (or blobfuse2's, or rclone's times), never shown
@@ -297,7 +302,7 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
 static bool meta_is_posix(const char *name)
 {
     static const char *const posix[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
-                                         "btime", "hdi_isfolder", NULL };
+                                         "btime", "hdi_isfolder", "rdev", NULL };
     for (int i = 0; posix[i]; i++)
         if (strcasecmp(name, posix[i]) == 0)
             return true;
@@ -342,7 +347,17 @@ static void attr_from_blob(struct sky_attr *a, uint64_t size, int64_t last_modif
         a->kind = SKY_LINK;
     else if (m->has_mode && S_ISDIR(m->mode) && size == 0)
         a->kind = SKY_DIR;
-    a->size = a->kind == SKY_DIR ? 0 : size;
+    else if (m->has_mode && S_ISFIFO(m->mode))
+        a->kind = SKY_FIFO;
+    else if (m->has_mode && S_ISSOCK(m->mode))
+        a->kind = SKY_SOCK;
+    else if (m->has_mode && S_ISCHR(m->mode))
+        a->kind = SKY_CHR;
+    else if (m->has_mode && S_ISBLK(m->mode))
+        a->kind = SKY_BLK;
+    if (a->kind == SKY_CHR || a->kind == SKY_BLK)
+        a->rdev = m->rdev;
+    a->size = a->kind == SKY_FILE || a->kind == SKY_LINK ? size : 0;
     a->mtime_ns = m->has_mtime ? m->mtime_ns : last_modified_ns;
     a->mode = m->mode & 07777;
     a->uid = m->uid;
@@ -364,20 +379,33 @@ static void attr_dir(struct sky_attr *a, int64_t mtime_ns)
 
 static uint32_t kind_type_bits(enum sky_kind k)
 {
-    return k == SKY_DIR ? S_IFDIR : k == SKY_LINK ? S_IFLNK : S_IFREG;
+    switch (k) {
+    case SKY_DIR: return S_IFDIR;
+    case SKY_LINK: return S_IFLNK;
+    case SKY_FIFO: return S_IFIFO;
+    case SKY_SOCK: return S_IFSOCK;
+    case SKY_CHR: return S_IFCHR;
+    case SKY_BLK: return S_IFBLK;
+    default: return S_IFREG;
+    }
 }
 
 /* Set x-ms-meta-{mode,uid,gid,mtime} from attr for a blob of kind k (a
- * symlink always gets a mode, since that is what marks it). */
+ * symlink or special file always gets a mode, since that is what marks
+ * it, and a device its rdev). */
 static int add_posix_meta(struct http_headers *hs, const struct sky_attr *attr, unsigned which,
                           enum sky_kind k)
 {
     char v[48];
     int rc = 0;
-    if ((which & SKY_HAS_MODE) || k == SKY_LINK) {
-        uint32_t perm = (which & SKY_HAS_MODE) ? attr->mode & 07777 : 0777;
+    if ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k)) {
+        uint32_t perm = (which & SKY_HAS_MODE) ? attr->mode & 07777 : k == SKY_LINK ? 0777 : 0644;
         snprintf(v, sizeof v, "%u", kind_type_bits(k) | perm);
         rc |= http_headers_set(hs, "x-ms-meta-mode", v);
+    }
+    if (k == SKY_CHR || k == SKY_BLK) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)attr->rdev);
+        rc |= http_headers_set(hs, "x-ms-meta-rdev", v);
     }
     if (which & SKY_HAS_UID) {
         snprintf(v, sizeof v, "%u", attr->uid);
@@ -1451,6 +1479,7 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
     out->mode = attr ? attr->mode & 07777 : 0;
     out->uid = attr ? attr->uid : 0;
     out->gid = attr ? attr->gid : 0;
+    out->rdev = attr && (kind == SKY_CHR || kind == SKY_BLK) ? attr->rdev : 0;
     out->has = attr ? attr->has : 0;
     out->mtime_ns = (out->has & SKY_HAS_MTIME) ? attr->mtime_ns : lm;
     if (lm)
@@ -2176,9 +2205,15 @@ struct meta_edit {
     int flags;                      /* XATTR_CREATE / XATTR_REPLACE */
 };
 
+/* Is metadata `name` written anew by add_posix_meta(which, k)?  (Nothing
+ * is when which is 0: an xattr change.) */
 static bool posix_field_replaced(const char *name, unsigned which, enum sky_kind k)
 {
-    return (strcasecmp(name, "mode") == 0 && ((which & SKY_HAS_MODE) || k == SKY_LINK)) ||
+    if (!which)
+        return false;
+    return (strcasecmp(name, "mode") == 0 &&
+            ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k))) ||
+           (strcasecmp(name, "rdev") == 0 && (k == SKY_CHR || k == SKY_BLK)) ||
            (strcasecmp(name, "uid") == 0 && (which & SKY_HAS_UID)) ||
            (strcasecmp(name, "gid") == 0 && (which & SKY_HAS_GID)) ||
            (strcasecmp(name, "mtime") == 0 && (which & SKY_HAS_MTIME));
@@ -2552,6 +2587,22 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
 
 /* ---- symlinks ---------------------------------------------------------- */
 
+/* A FIFO, socket or device: an empty blob whose mode metadata has the type
+ * (and rdev a device's number). */
+static int az_mknod(void *ctx, const char *path, const struct sky_attr *attr,
+                    struct sky_attr *out, struct sky_err *e)
+{
+    struct az *a = ctx;
+    struct az_loc l;
+    int rc = az_locate(a, path, &l, e);
+    if (rc == 0)
+        rc = need_container(a, &l, path, e);
+    if (rc == 0)
+        rc = az_put_blob(a, &l, path, "", -1, 0, attr, NULL, attr->kind, true, out, e);
+    loc_free(&l);
+    return rc;
+}
+
 static int az_symlink(void *ctx, const char *path, const char *target,
                       const struct sky_attr *attr, struct sky_err *e)
 {
@@ -2634,6 +2685,7 @@ const struct sky_driver sky_driver_azure = {
     .rename = az_rename,
     .set_attr = az_set_attr,
     .symlink = az_symlink,
+    .mknod = az_mknod,
     .readlink = az_readlink,
     .getxattr = az_getxattr,
     .setxattr = az_setxattr,

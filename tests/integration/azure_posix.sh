@@ -88,7 +88,7 @@ check_eq "a file at the account root is refused (EPERM)" EPERM \
 check "mkdir inside the container" mkdir "$MNT/az/posix"
 mkdir "$PLAIN/posix"
 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" --kind azure >"$TEST_TMP/plain.out" 2>&1
-timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/az/posix" --kind azure --mount \
+timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/az/posix" --kind azure \
     >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on Azure as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """posix_ops.py - runs a fixed script of POSIX file operations in DIR.
 
-    python3 posix_ops.py DIR [--kind KIND [--mount]]
+    python3 posix_ops.py DIR [--kind KIND]
 
 DIR must exist and be empty.  Every operation prints one line: what was
 done and its result ("ok", a value, or the errno name).  Nothing printed
@@ -14,10 +14,10 @@ compare a mount with a plain directory).
 
 KIND (local, s3, azure) names the cloud kind DIR is on, or will be
 compared with: an operation that posix_known_differences.py lists for it
-prints "label -> known difference: REASON" instead of its result.  With
---mount (the run on the mount) it is still done, so what follows sees its
-effect; without (the plain directory) it is not, since on the cloud kind it
-does not happen either.
+is not done on either side (what follows sees the same state on both)
+and prints "label -> known difference: REASON" instead of its result.
+The test files check what such an operation does on the cloud kind
+(EPERM for link on object stores, say) with checks of their own.
 """
 
 import errno
@@ -29,18 +29,12 @@ import sys
 from posix_known_differences import KNOWN_DIFFERENCES
 
 KIND = None         # the cloud kind compared with (--kind)
-ON_MOUNT = False    # this run is the one on the mount (--mount)
 
 
 def result(label, fn):
     """Run fn(); print 'label -> value' or 'label -> ERRNO'."""
     reason = KNOWN_DIFFERENCES.get(KIND, {}).get(label)
     if reason is not None:
-        if ON_MOUNT:
-            try:
-                fn()
-            except OSError:
-                pass
         print(f"{label} -> known difference: {reason}")
         return None
     try:
@@ -585,16 +579,13 @@ def final_state():
 
 
 def main():
-    global KIND, ON_MOUNT
+    global KIND
     args = sys.argv[1:]
-    if "--mount" in args:
-        ON_MOUNT = True
-        args.remove("--mount")
     if len(args) == 3 and args[1] == "--kind":
         KIND = args[2]
         args = args[:1]
-    if len(args) != 1 or (ON_MOUNT and KIND is None):
-        sys.exit("usage: posix_ops.py DIR [--kind KIND [--mount]]")
+    if len(args) != 1 or (KIND is not None and KIND not in KNOWN_DIFFERENCES):
+        sys.exit("usage: posix_ops.py DIR [--kind " + "|".join(KNOWN_DIFFERENCES) + "]")
     os.chdir(args[0])
     os.umask(0o022)
     for part in (files_and_data, renames, directories, symlinks, attributes,

@@ -399,7 +399,11 @@ static int add_posix_meta(struct http_headers *hs, const struct sky_attr *attr, 
     char v[48];
     int rc = 0;
     if ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k)) {
-        uint32_t perm = (which & SKY_HAS_MODE) ? attr->mode & 07777 : k == SKY_LINK ? 0777 : 0644;
+        /* a special file's mode is written again with any change: its
+         * permission bits are attr's when known */
+        bool known = (which & SKY_HAS_MODE) ||
+                     (k != SKY_LINK && attr && (attr->has & SKY_HAS_MODE));
+        uint32_t perm = known ? attr->mode & 07777 : k == SKY_LINK ? 0777 : 0644;
         snprintf(v, sizeof v, "%u", kind_type_bits(k) | perm);
         rc |= http_headers_set(hs, "x-ms-meta-mode", v);
     }

@@ -110,6 +110,26 @@ check_eq "mkdir writes a blobfuse2 marker (hdi_isfolder=true)" "true" \
 check_eq "utime is stored as rclone's RFC 3339 mtime" "2005-03-18T01:58:31.000000000Z" \
     "$(blob_header posix posix/modes x-ms-meta-mtime)"
 
+# --- special files and hard links
+check "mkfifo" mkfifo -m 0640 "$MNT/az/fifo"
+check_eq "a FIFO is an empty blob whose mode metadata has S_IFIFO (010640)" "$((010640)) 0" \
+    "$(blob_header posix fifo x-ms-meta-mode) $(blob_header posix fifo content-length)"
+check "mknod c 1 3" mknod -m 0600 "$MNT/az/null" c 1 3
+check_eq "a device's mode has S_IFCHR (020600) and its number is metadata rdev" \
+    "$((020600)) 259" "$(blob_header posix null x-ms-meta-mode) $(blob_header posix null x-ms-meta-rdev)"
+check "chmod a FIFO" chmod 0604 "$MNT/az/fifo"
+check "chown a device" chown 123:456 "$MNT/az/null"
+sleep 2
+check_eq "after the TTL (a fresh listing) the special files keep kinds and modes" \
+    "fifo 604 0,0 0:0|character special file 600 1,3 123:456" \
+    "$(ls "$MNT/az" >/dev/null; for f in fifo null; do
+         stat -c '%F %a %t,%T %u:%g' "$MNT/az/$f"; done | paste -sd'|')"
+check_eq "the device's blob keeps its number after the chown" "259" \
+    "$(blob_header posix null x-ms-meta-rdev)"
+check "rm of special files deletes their blobs" rm "$MNT/az/fifo" "$MNT/az/null"
+check_eq "link on Azure is EPERM: a blob has one name" EPERM \
+    "$(errno_of link "$MNT/az/posix/f2" "$MNT/az/posix/f2-link")"
+
 # --- moving data between the Azure and the local cloud
 mkdir -p "$SRC/tree/sub/deeper"
 printf 'top file\n' >"$SRC/tree/top.txt"

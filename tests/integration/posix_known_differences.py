@@ -25,8 +25,17 @@ _OBJECT_STORES = {
     "path past PATH_MAX: hard link": _KEY_LIMIT,
 }
 
+# Not S3's limit but the test server's: s3rver keeps each object in a file
+# named after its key's last part plus a suffix, too long for its disk when
+# the name is 255 bytes (it answers 500).  S3 itself takes such keys.
+_S3RVER_NAME = ("s3rver, the S3 server of the tests, stores an object as a file named after "
+                "the key plus a suffix: a 255-byte name is past its disk's limit (S3 takes it)")
+
 KNOWN_DIFFERENCES = {
     "local": {},
-    "s3": dict(_OBJECT_STORES),
+    "s3": dict(_OBJECT_STORES, **{
+        "create a 255-byte name": _S3RVER_NAME,
+        "unlink the 255-byte name": _S3RVER_NAME,
+    }),
     "azure": dict(_OBJECT_STORES),
 }

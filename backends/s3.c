@@ -28,7 +28,10 @@
  *
  * Extended attributes user.NAME are x-amz-meta-NAME headers (NAME in
  * lowercase letters, digits, '-', '_', '.'; values that are not plain
- * printable text are stored as "b64:" + base64).  Metadata changes
+ * printable text are stored as "b64:" + base64).  Those s3fs keeps in its
+ * x-amz-meta-xattr JSON are read too (s3fs_xattr.h), and on an object
+ * that has that JSON, xattrs are changed inside it, where s3fs reads
+ * them; its other items stay.  Metadata changes
  * (chmod, utime, xattrs) copy the object onto itself with new metadata.
  * A new object gets the Content-Type and user items fs/ passes (driver.h:
  * a rewrite keeps the old object's); items S3 cannot carry, or past its
@@ -65,6 +68,7 @@
 #include "../lib/log.h"
 #include "http.h"
 #include "parallel.h"
+#include "s3fs_xattr.h"
 #include "sigv4.h"
 #include "xml.h"
 
@@ -77,6 +81,7 @@
 #define S3_DELETE_BATCH   1000
 #define S3_NAME_MAX       255
 #define S3_LINK_MAX       4096
+#define S3FS_XATTR_HEADER "x-amz-meta-xattr"
 #define S3_LINK_BUCKETS   1024
 #define S3_LINKS_MAX      100000
 #define S3_USER_META_MAX  2048  /* bytes of x-amz-meta-* names and values S3 takes */
@@ -2742,11 +2747,45 @@ struct xattr_edit {
     int flags;
 };
 
+/* Remove header `name` from meta, if there. */
+static void header_drop(struct http_headers *meta, const char *name)
+{
+    for (size_t i = 0; i < meta->n; i++) {
+        if (strcasecmp(meta->h[i].name, name) == 0) {
+            free(meta->h[i].name);
+            free(meta->h[i].value);
+            meta->h[i] = meta->h[--meta->n];
+            return;
+        }
+    }
+}
+
+/* s3fs's x-amz-meta-xattr without xattr `name` (a changed or removed item
+ * now lives in its own header, or nowhere); its other items stay. */
+static int s3fs_xattr_forget(struct http_headers *meta, const char *name)
+{
+    char *rest;
+    int rc = s3fs_xattr_without(http_headers_get(meta, S3FS_XATTR_HEADER), name, &rest);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0 && rest)
+        rc = http_headers_set(meta, S3FS_XATTR_HEADER, rest);
+    else if (rc == 0)
+        header_drop(meta, S3FS_XATTR_HEADER);
+    free(rest);
+    return rc;
+}
+
 static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
                       struct sky_err *e)
 {
     struct xattr_edit *x = arg;
-    bool exists = http_headers_get(meta, x->header) != NULL;
+    char xname[300];
+    snprintf(xname, sizeof xname, "user.%s", x->header + 11);
+    bool in_s3fs = s3fs_xattr_has(http_headers_get(meta, S3FS_XATTR_HEADER), xname);
+    bool exists = http_headers_get(meta, x->header) != NULL || in_s3fs;
+    if (in_s3fs && !x->value && s3fs_xattr_forget(meta, xname) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
     if (!x->value || (x->flags & XATTR_REPLACE_FLAG)) {
         if (!exists)
             return sky_fail(e, ENODATA, "no attribute %s", x->header + 11);
@@ -2754,16 +2793,20 @@ static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
     if (x->value && (x->flags & XATTR_CREATE_FLAG) && exists)
         return sky_fail(e, EEXIST, "attribute %s exists", x->header + 11);
     if (!x->value) {
-        for (size_t i = 0; i < meta->n; i++) {
-            if (strcasecmp(meta->h[i].name, x->header) == 0) {
-                free(meta->h[i].name);
-                free(meta->h[i].value);
-                meta->h[i] = meta->h[--meta->n];
-                break;
-            }
-        }
+        header_drop(meta, x->header);
         return 0;
     }
+    char *json;     /* an object s3fs gave xattrs keeps them where s3fs reads them */
+    int jrc = s3fs_xattr_with(http_headers_get(meta, S3FS_XATTR_HEADER), xname, x->value,
+                              x->len, &json);
+    if (jrc == 0) {
+        header_drop(meta, x->header);
+        jrc = http_headers_set(meta, S3FS_XATTR_HEADER, json);
+        free(json);
+        return jrc < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    }
+    if (jrc == -ENOMEM)
+        return sky_fail(e, ENOMEM, "out of memory");
     char *v = xattr_encode(x->value, x->len);
     int rc = v ? http_headers_set(meta, x->header, v) : -ENOMEM;
     free(v);
@@ -2824,6 +2867,9 @@ static int objmeta_from_headers(const struct http_headers *h, struct sky_objmeta
         }
         free(v);
     }
+    /* s3fs's items, unless a header of ours says otherwise */
+    if (rc == 0)
+        rc = s3fs_xattr_read(http_headers_get(h, S3FS_XATTR_HEADER), m);
     return rc;
 }
 

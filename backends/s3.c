@@ -5,7 +5,11 @@
  * cloud's root lists the account's buckets as directories and paths are
  * "bucket/key...".  Directories are key prefixes, with an optional
  * zero-byte "dir/" marker object (written by mkdir so empty directories
- * persist; it carries the directory's mode and times).
+ * persist; it carries the directory's mode and times).  An empty object
+ * "dir" without the slash whose Content-Type is application/x-directory,
+ * or whose mode says S_IFDIR, is a directory too, as s3fs and older tools
+ * made them: its metadata is the directory's, and rmdir and rename take it
+ * along.
  *
  * POSIX metadata follows s3fs so that both can share a bucket:
  * x-amz-meta-mode holds the whole st_mode in decimal (type bits included;
@@ -384,6 +388,12 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
         a->has |= SKY_HAS_UID;
     if (parse_u32(http_headers_get(h, "x-amz-meta-gid"), &a->gid) == 0)
         a->has |= SKY_HAS_GID;
+    /* older tools' directory objects: "dir" with this content type */
+    const char *type = http_headers_get(h, "content-type");
+    if (a->kind == SKY_FILE && a->size == 0 && type &&
+        strncasecmp(type, "application/x-directory", 23) == 0 &&
+        (type[23] == '\0' || type[23] == ';' || type[23] == ' '))
+        a->kind = SKY_DIR;
     if (a->kind == SKY_DIR) {
         a->size = 0;
         a->etag[0] = '\0';
@@ -902,6 +912,9 @@ int s3_child_name(const char *key, size_t plen, int is_prefix, char *out)
     return 1;
 }
 
+static enum sky_kind head_kind(struct s3 *s, const char *bucket, const char *key,
+                               const char *show, uint64_t *rdev);
+
 struct dir_lister {
     struct s3 *s;
     const char *bucket;
@@ -943,6 +956,16 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
             ent.attr.has |= SKY_HAS_MODE;
             ent.link = target;
         }
+    } else if (!is_prefix && a->size == 0) {
+        /* an empty object may be a special file or another tool's
+         * directory object ("dir", no slash): its HEAD says, once per
+         * version (remembered by ETag, empty plain files too) */
+        ent.attr.kind = head_kind(d->s, d->bucket, key, key, &ent.attr.rdev);
+        typed_put(d->s, d->bucket, key, a->etag, ent.attr.kind, ent.attr.rdev, NULL);
+    }
+    if (ent.attr.kind == SKY_DIR) {
+        ent.attr.size = 0;
+        ent.attr.etag[0] = '\0';
     }
     int rc = d->cb(d->arg, &ent);
     free(target);
@@ -982,6 +1005,27 @@ static int s3_head(struct s3 *s, const char *bucket, const char *key, struct htt
     r.bucket = bucket;
     r.key = key;
     return s3_send(s, &r, resp, show, e);
+}
+
+/* What object bucket/key is, by its HEAD (SKY_FILE when it cannot be
+ * told); *rdev a device's number. */
+static enum sky_kind head_kind(struct s3 *s, const char *bucket, const char *key,
+                               const char *show, uint64_t *rdev)
+{
+    struct http_response resp;
+    struct sky_err e = {0};
+    enum sky_kind kind = SKY_FILE;
+    *rdev = 0;
+    if (s3_head(s, bucket, key, &resp, show, &e) == 0) {
+        if (ok_status(resp.status)) {
+            struct sky_attr a;
+            s3_attr_from_headers(&resp.headers, &a);
+            kind = a.kind;
+            *rdev = a.rdev;
+        }
+        http_response_free(&resp);
+    }
+    return kind;
 }
 
 static int s3_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
@@ -1733,6 +1777,13 @@ static int s3_mkdir(void *ctx, const char *path, const struct sky_attr *attr, st
     return rc;
 }
 
+/* Is bucket/key itself another tool's directory object ("dir", no slash)? */
+static bool is_dir_object(struct s3 *s, const char *bucket, const char *key, const char *show)
+{
+    uint64_t rdev;
+    return head_kind(s, bucket, key, show, &rdev) == SKY_DIR;
+}
+
 static int s3_rmdir(void *ctx, const char *path, struct sky_err *e)
 {
     struct s3 *s = ctx;
@@ -1756,18 +1807,23 @@ static int s3_rmdir(void *ctx, const char *path, struct sky_err *e)
     }
     bool any, marker, others;
     rc = probe_dir(s, &l, 2, &any, &marker, &others, show, e);
+    bool dir_object = rc == 0 && !others && is_dir_object(s, l.bucket, l.key, show);
     if (rc == 0 && others)
         rc = sky_fail(e, ENOTEMPTY, "s3 '%s': rmdir %s: directory not empty", s->name, show);
-    else if (rc == 0 && !any)
+    else if (rc == 0 && !any && !dir_object)
         rc = sky_fail(e, ENOENT, "s3 '%s': rmdir %s: no such directory", s->name, show);
     else if (rc == 0) {
         char *mkey;
         if (asprintf(&mkey, "%s/", l.key) < 0) {
             rc = sky_fail(e, ENOMEM, "out of memory");
         } else {
-            rc = delete_key(s, l.bucket, mkey, show, e);
+            rc = any ? delete_key(s, l.bucket, mkey, show, e) : 0;
             free(mkey);
         }
+        if (rc == 0 && dir_object)
+            rc = delete_key(s, l.bucket, l.key, show, e);
+        if (rc == 0 && dir_object)
+            links_drop(s, l.bucket, l.key);
     }
     loc_free(&l);
     return rc;
@@ -2192,7 +2248,13 @@ static int s3_rename(void *ctx, const char *from, const char *to, struct sky_err
     } else if (trc == 0 && ta.kind == SKY_DIR && (rc = s3_rmdir(ctx, to, e)) < 0) {
         /* rmdir refused: not empty (or failed) */
     } else if (fa.kind == SKY_DIR) {
+        bool dir_object = is_dir_object(s, lf.bucket, lf.key, show);
         rc = rename_dir(s, &lf, &lt, show, e);
+        /* another tool's "dir" object goes along, in the same form */
+        if (rc == 0 && dir_object)
+            rc = copy_object(s, lf.bucket, lf.key, &lt, 0, NULL, NULL, NULL, show, e);
+        if (rc == 0 && dir_object)
+            rc = delete_key(s, lf.bucket, lf.key, show, e);
     } else {
         rc = copy_object(s, lf.bucket, lf.key, &lt, fa.size, fa.etag, NULL, NULL, show, e);
         if (rc == 0)

@@ -253,6 +253,28 @@ TEST(s3_xml_head_headers_special_files)
     http_headers_free(&h);
 }
 
+/* Older tools' directories: an empty "dir" object (no slash) whose
+ * Content-Type is application/x-directory. */
+TEST(s3_xml_head_headers_directory_objects)
+{
+    struct http_headers h = {0};
+    struct sky_attr a;
+    http_headers_set(&h, "content-length", "0");
+    http_headers_set(&h, "etag", "\"d41d8cd98f00b204e9800998ecf8427e\"");
+    http_headers_set(&h, "content-type", "application/x-directory; charset=UTF-8");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_DIR);
+    CHECK_STR(a.etag, "");
+    http_headers_set(&h, "content-type", "application/x-directory-listing");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_FILE);
+    http_headers_set(&h, "content-type", "application/x-directory");
+    http_headers_set(&h, "content-length", "12");   /* has content: a file */
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_FILE);
+    http_headers_free(&h);
+}
+
 TEST(s3_list_child_names)
 {
     char name[256];

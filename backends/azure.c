@@ -10,7 +10,10 @@
  *   - Directories are prefixes.  mkdir writes a marker the way blobfuse2
  *     does: a zero-length blob named like the directory (no trailing slash)
  *     with metadata hdi_isfolder=true.  Zero-length "dir/" blobs (other
- *     tools) are accepted as markers too.
+ *     tools) are accepted as markers too: where a directory has one and
+ *     no blobfuse2 marker, its metadata (mode, owner, mtime) is the
+ *     directory's, and chmod, utime and xattrs edit it rather than add a
+ *     second marker.
  *   - POSIX attributes live in blob metadata: mode, uid and gid in decimal
  *     (mode is the full st_mode, as s3fs writes it), mtime in rclone's form
  *     (RFC 3339 with nanoseconds).  Both RFC 3339 and decimal seconds are
@@ -1042,6 +1045,24 @@ static int az_head(struct az *a, const struct az_loc *l, const char *path,
     return az_call(a, &r, "HEAD", path, resp, e);
 }
 
+/* HEAD the "blob/" marker other tools write for directory l->blob: 0 and
+ * *resp when it exists, -ENOENT when not.  *marker (may be NULL) gets its
+ * location (free with loc_free). */
+static int az_head_slash_marker(struct az *a, const struct az_loc *l, const char *path,
+                                struct http_response *resp, struct az_loc *marker,
+                                struct sky_err *e)
+{
+    struct az_loc m = { .container = l->container };
+    if (asprintf(&m.blob, "%s/", l->blob) < 0)
+        return oom(e);
+    int rc = az_head(a, &m, path, resp, e);
+    if (rc == 0 && marker)
+        *marker = m;
+    else
+        free(m.blob);
+    return rc;
+}
+
 static int az_stat_loc(struct az *a, const struct az_loc *l, const char *path,
                        struct sky_attr *out, struct sky_err *e)
 {
@@ -1066,6 +1087,17 @@ static int az_stat_loc(struct az *a, const struct az_loc *l, const char *path,
         return 0;
     }
     if (rc != -ENOENT || !*l->blob)
+        return rc;
+    rc = az_head_slash_marker(a, l, path, &resp, NULL, e);
+    if (rc == 0) {                          /* another tool's "dir/": its metadata */
+        attr_from_headers(out, &resp.headers);
+        http_response_free(&resp);
+        out->kind = SKY_DIR;
+        out->size = 0;
+        out->etag[0] = '\0';
+        return 0;
+    }
+    if (rc != -ENOENT)
         return rc;
     bool any;
     rc = az_has_children(a, l, path, &any, e);
@@ -2274,7 +2306,9 @@ static int az_update_meta(struct az *a, const struct az_loc *l, const char *path
         attr_from_headers(&cur, &head.headers);
         struct az_req r;
         req_init(&r, "PUT", l, container ? "restype=container&comp=metadata" : "comp=metadata");
-        rc = edited_meta(&head.headers, ed, container ? SKY_DIR : cur.kind, &r.headers, path, a, e);
+        bool slash_marker = !container && l->blob[strlen(l->blob) - 1] == '/';
+        rc = edited_meta(&head.headers, ed, container || slash_marker ? SKY_DIR : cur.kind,
+                         &r.headers, path, a, e);
         const char *etag = http_headers_get(&head.headers, "etag");
         if (rc == 0 && !container && etag && http_headers_set(&r.headers, "If-Match", etag) < 0)
             rc = oom(e);
@@ -2317,6 +2351,13 @@ static int meta_target(struct az *a, const char *path, struct az_loc *l,
     rc = az_head(a, l, path, &resp, e);
     if (rc == 0) {
         http_response_free(&resp);
+        return 0;
+    }
+    struct az_loc marker;
+    if (rc == -ENOENT && (rc = az_head_slash_marker(a, l, path, &resp, &marker, e)) == 0) {
+        http_response_free(&resp);          /* edit another tool's "dir/" marker */
+        loc_free(l);
+        *l = marker;
         return 0;
     }
     bool any = false;
@@ -2375,13 +2416,16 @@ static int xattr_meta_name(struct az *a, const char *xname, char out[256], struc
     return 0;
 }
 
-/* HEAD the blob behind path; *exists false for a directory without marker
- * or for the cloud root. */
+/* HEAD the blob behind path (or the "dir/" marker of a directory: then
+ * *slash_marker, which may be NULL, is set); *exists false for a directory
+ * without marker or for the cloud root. */
 static int meta_head(struct az *a, const char *path, struct http_response *resp, bool *exists,
-                     struct sky_err *e)
+                     bool *slash_marker, struct sky_err *e)
 {
     struct az_loc l;
     *exists = false;
+    if (slash_marker)
+        *slash_marker = false;
     int rc = az_locate(a, path, &l, e);
     if (rc < 0)
         return rc;
@@ -2390,6 +2434,11 @@ static int meta_head(struct az *a, const char *path, struct http_response *resp,
         return 0;
     }
     rc = az_head(a, &l, path, resp, e);
+    if (rc == -ENOENT && *l.blob) {
+        rc = az_head_slash_marker(a, &l, path, resp, NULL, e);
+        if (rc == 0 && slash_marker)
+            *slash_marker = true;
+    }
     if (rc == 0) {
         *exists = true;
     } else if (rc == -ENOENT && *l.blob) {
@@ -2423,7 +2472,7 @@ static int az_getxattr(void *ctx, const char *path, const char *name, void *buf,
         return sky_fail(e, ENODATA, "azure '%s': %s: no attribute %s", a->name, path, name);
     struct http_response resp;
     bool exists;
-    rc = meta_head(a, path, &resp, &exists, e);
+    rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0)
         return rc;
     if (!exists)
@@ -2444,7 +2493,7 @@ static int az_listxattr(void *ctx, const char *path, char *buf, size_t size, siz
     struct http_response resp;
     bool exists;
     *len = 0;
-    int rc = meta_head(a, path, &resp, &exists, e);
+    int rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0 || !exists)
         return rc;
     size_t need = 0;
@@ -2520,7 +2569,7 @@ static int az_removexattr(void *ctx, const char *path, const char *name, struct 
                                          a->name, path, name) : rc;
     struct http_response resp;
     bool exists;
-    rc = meta_head(a, path, &resp, &exists, e);
+    rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0)
         return rc;
     if (!exists)
@@ -2558,8 +2607,8 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     memset(meta, 0, sizeof *meta);
     meta->has_user = true;
     struct http_response resp;
-    bool exists;
-    int rc = meta_head(a, path, &resp, &exists, e);
+    bool exists, slash_marker;
+    int rc = meta_head(a, path, &resp, &exists, &slash_marker, e);
     if (rc < 0)
         return rc;
     if (!exists) {                          /* a prefix, or the cloud root */
@@ -2576,6 +2625,11 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     }
     if (blob) {
         attr_from_headers(attr, &resp.headers);
+        if (slash_marker) {                 /* another tool's "dir/" marker */
+            attr->kind = SKY_DIR;
+            attr->size = 0;
+            attr->etag[0] = '\0';
+        }
     } else {
         int64_t lm = 0;
         parse_http_date(http_headers_get(&resp.headers, "last-modified"), &lm);

@@ -130,6 +130,29 @@ check "rm of special files deletes their blobs" rm "$MNT/az/fifo" "$MNT/az/null"
 check_eq "link on Azure is EPERM: a blob has one name" EPERM \
     "$(errno_of link "$MNT/az/posix/f2" "$MNT/az/posix/f2-link")"
 
+# --- a "dir/" marker blob another tool made is the directory's metadata
+curl -sf -X PUT -H "x-ms-blob-type: BlockBlob" -H "x-ms-meta-mode: $((040750))" \
+    -H "x-ms-meta-mtime: 2001-02-03T04:05:06Z" --data-binary "" \
+    "$ENDPOINT/posix/legacy/?$SAS" >/dev/null
+check_eq "a directory with only a dir/ marker has the marker's mode and mtime" \
+    "directory 750 981173106" \
+    "$(wait_until 10 test -d "$MNT/az/legacy"; stat -c '%F %a %Y' "$MNT/az/legacy" 2>&1)"
+check "chmod of that directory" chmod 0700 "$MNT/az/legacy"
+check "utime of that directory" touch -d '2002-03-04 05:06:07 UTC' "$MNT/az/legacy"
+check_eq "both edit the dir/ marker (S_IFDIR|0700, the new mtime)" \
+    "$((040700)) 2002-03-04T05:06:07.000000000Z" \
+    "$(blob_header posix legacy/ x-ms-meta-mode) $(blob_header posix legacy/ x-ms-meta-mtime)"
+check_eq "no second marker (a \"legacy\" blob with hdi_isfolder) is made" "" \
+    "$(curl -s -o /dev/null -w '%{http_code}' -I "$ENDPOINT/posix/legacy?$SAS" | grep -v 404)"
+check "setxattr on that directory" setfattr -n user.origin -v other-tool "$MNT/az/legacy"
+check_eq "is stored on the dir/ marker too" "other-tool" "$(blob_header posix legacy/ x-ms-meta-origin)"
+sleep 2
+check_eq "after the TTL the directory still shows the marker's attributes" "directory 700 1015218367" \
+    "$(ls "$MNT/az" >/dev/null; stat -c '%F %a %Y' "$MNT/az/legacy" 2>&1)"
+check "rmdir of that directory" rmdir "$MNT/az/legacy"
+check_eq "deletes the dir/ marker" "404" \
+    "$(curl -s -o /dev/null -w '%{http_code}' -I "$ENDPOINT/posix/legacy/?$SAS")"
+
 # --- moving data between the Azure and the local cloud
 mkdir -p "$SRC/tree/sub/deeper"
 printf 'top file\n' >"$SRC/tree/top.txt"

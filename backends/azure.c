@@ -350,14 +350,8 @@ static void attr_from_blob(struct sky_attr *a, uint64_t size, int64_t last_modif
         a->kind = SKY_LINK;
     else if (m->has_mode && S_ISDIR(m->mode) && size == 0)
         a->kind = SKY_DIR;
-    else if (m->has_mode && S_ISFIFO(m->mode))
-        a->kind = SKY_FIFO;
-    else if (m->has_mode && S_ISSOCK(m->mode))
-        a->kind = SKY_SOCK;
-    else if (m->has_mode && S_ISCHR(m->mode))
-        a->kind = SKY_CHR;
-    else if (m->has_mode && S_ISBLK(m->mode))
-        a->kind = SKY_BLK;
+    else if (m->has_mode && sky_kind_special(sky_kind_of_mode(m->mode)))
+        a->kind = (enum sky_kind)sky_kind_of_mode(m->mode);
     if (a->kind == SKY_CHR || a->kind == SKY_BLK)
         a->rdev = m->rdev;
     a->size = a->kind == SKY_FILE || a->kind == SKY_LINK ? size : 0;
@@ -380,19 +374,6 @@ static void attr_dir(struct sky_attr *a, int64_t mtime_ns)
     a->has = mtime_ns ? SKY_HAS_MTIME : 0;
 }
 
-static uint32_t kind_type_bits(enum sky_kind k)
-{
-    switch (k) {
-    case SKY_DIR: return S_IFDIR;
-    case SKY_LINK: return S_IFLNK;
-    case SKY_FIFO: return S_IFIFO;
-    case SKY_SOCK: return S_IFSOCK;
-    case SKY_CHR: return S_IFCHR;
-    case SKY_BLK: return S_IFBLK;
-    default: return S_IFREG;
-    }
-}
-
 /* Set x-ms-meta-{mode,uid,gid,mtime} from attr for a blob of kind k (a
  * symlink or special file always gets a mode, since that is what marks
  * it, and a device its rdev). */
@@ -407,7 +388,7 @@ static int add_posix_meta(struct http_headers *hs, const struct sky_attr *attr, 
         bool known = (which & SKY_HAS_MODE) ||
                      (k != SKY_LINK && attr && (attr->has & SKY_HAS_MODE));
         uint32_t perm = known ? attr->mode & 07777 : k == SKY_LINK ? 0777 : 0644;
-        snprintf(v, sizeof v, "%u", kind_type_bits(k) | perm);
+        snprintf(v, sizeof v, "%u", sky_kind_type_bits((int)k) | perm);
         rc |= http_headers_set(hs, "x-ms-meta-mode", v);
     }
     if (k == SKY_CHR || k == SKY_BLK) {

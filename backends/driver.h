@@ -60,6 +60,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "../lib/err.h"
@@ -78,6 +79,35 @@ enum sky_kind {
 static inline bool sky_kind_special(int k)
 {
     return k >= SKY_FIFO && k <= SKY_BLK;
+}
+
+/* The S_IF* type bits of kind k (S_IFREG for a file or an unknown kind). */
+static inline uint32_t sky_kind_type_bits(int k)
+{
+    switch (k) {
+    case SKY_DIR: return S_IFDIR;
+    case SKY_LINK: return S_IFLNK;
+    case SKY_FIFO: return S_IFIFO;
+    case SKY_SOCK: return S_IFSOCK;
+    case SKY_CHR: return S_IFCHR;
+    case SKY_BLK: return S_IFBLK;
+    default: return S_IFREG;
+    }
+}
+
+/* The kind whose type bits st_mode `mode` has, or 0 for none. */
+static inline int sky_kind_of_mode(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG: return SKY_FILE;
+    case S_IFDIR: return SKY_DIR;
+    case S_IFLNK: return SKY_LINK;
+    case S_IFIFO: return SKY_FIFO;
+    case S_IFSOCK: return SKY_SOCK;
+    case S_IFCHR: return SKY_CHR;
+    case S_IFBLK: return SKY_BLK;
+    default: return 0;
+    }
 }
 
 /* Bits of sky_attr.has, and of the `which` argument to set_attr. */

@@ -127,25 +127,10 @@ static int fail_errno(struct local *l, struct sky_err *e, const char *op, const 
     return sky_fail(e, err, "local cloud '%s': %s \"%s\": %s", l->name, op, path, strerror(err));
 }
 
-/* The kind of a node, or 0 for none skyfs shows. */
-static enum sky_kind kind_of(mode_t mode)
-{
-    switch (mode & S_IFMT) {
-    case S_IFREG: return SKY_FILE;
-    case S_IFDIR: return SKY_DIR;
-    case S_IFLNK: return SKY_LINK;
-    case S_IFIFO: return SKY_FIFO;
-    case S_IFSOCK: return SKY_SOCK;
-    case S_IFCHR: return SKY_CHR;
-    case S_IFBLK: return SKY_BLK;
-    default: return 0;
-    }
-}
-
 static void attr_from_stat(const struct stat *st, struct sky_attr *a)
 {
     memset(a, 0, sizeof *a);
-    a->kind = kind_of(st->st_mode);
+    a->kind = (enum sky_kind)sky_kind_of_mode(st->st_mode);
     if (!a->kind)
         a->kind = SKY_FILE;
     a->size = a->kind == SKY_FILE || a->kind == SKY_LINK ? (uint64_t)st->st_size : 0;
@@ -252,7 +237,8 @@ static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, str
 {
     struct local *l = ctx;
     struct at at;
-    int fd = at_open(l, dir, &at) ? -1 : openat(at.dfd, at.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = at_open(l, dir, &at) ? -1
+                                  : openat(at.dfd, at.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     at_close(&at);
     if (fd < 0)
         return fail_errno(l, e, "list", dir);
@@ -273,7 +259,7 @@ static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, str
         struct stat st;
         if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue; /* vanished meanwhile */
-        if (!kind_of(st.st_mode)) {
+        if (!sky_kind_of_mode(st.st_mode)) {
             LOG_WARN("local cloud '%s': skipping \"%s%s%s\": not a kind of file skyfs shows",
                      l->name, dir, *dir ? "/" : "", n);
             continue;
@@ -458,7 +444,8 @@ static int open_parent(struct local *l, const char *path, const char **base)
     if (!dir)
         return -1;
     struct at at;
-    int fd = at_open(l, dir, &at) ? -1 : openat(at.dfd, at.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = at_open(l, dir, &at) ? -1
+                                  : openat(at.dfd, at.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     at_close(&at);
     free(dir);
     *base = slash + 1;
@@ -571,15 +558,15 @@ static int local_mknod(void *ctx, const char *path, const struct sky_attr *attr,
                        struct sky_attr *out, struct sky_err *e)
 {
     struct local *l = ctx;
-    mode_t type = attr->kind == SKY_FIFO ? S_IFIFO : attr->kind == SKY_SOCK ? S_IFSOCK :
-                  attr->kind == SKY_CHR ? S_IFCHR : attr->kind == SKY_BLK ? S_IFBLK : 0;
-    if (!type)
+    mode_t type = sky_kind_type_bits((int)attr->kind);
+    if (!sky_kind_special((int)attr->kind))
         return sky_fail(e, EINVAL, "local cloud '%s': mknod \"%s\": not a special kind",
                         l->name, path);
     mode_t mode = (attr->has & SKY_HAS_MODE) ? attr->mode & 07777 : 0644;
     struct at at;
     struct stat st;
-    if (at_open(l, path, &at) != 0 || mknodat(at.dfd, at.name, type | mode, (dev_t)attr->rdev) != 0) {
+    if (at_open(l, path, &at) != 0 ||
+        mknodat(at.dfd, at.name, type | mode, (dev_t)attr->rdev) != 0) {
         at_close(&at);
         return fail_errno(l, e, "mknod", path);
     }

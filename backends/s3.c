@@ -370,15 +370,8 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
     if (parse_u32(http_headers_get(h, "x-amz-meta-mode"), &mode) == 0) {
         a->mode = mode & 07777;
         a->has |= SKY_HAS_MODE;
-        switch (mode & S_IFMT) {
-        case S_IFLNK: a->kind = SKY_LINK; break;
-        case S_IFDIR: a->kind = SKY_DIR; break;
-        case S_IFIFO: a->kind = SKY_FIFO; break;
-        case S_IFSOCK: a->kind = SKY_SOCK; break;
-        case S_IFCHR: a->kind = SKY_CHR; break;
-        case S_IFBLK: a->kind = SKY_BLK; break;
-        default: break;
-        }
+        if (sky_kind_of_mode(mode) > SKY_FILE)  /* a directory, link or special file */
+            a->kind = (enum sky_kind)sky_kind_of_mode(mode);
     }
     uint64_t rdev;
     if ((a->kind == SKY_CHR || a->kind == SKY_BLK) &&
@@ -759,19 +752,6 @@ static int s3_xml_answer(struct s3 *s, const char *op, const char *show,
 /* Metadata headers                                                    */
 /* ------------------------------------------------------------------ */
 
-static uint32_t type_bits(enum sky_kind kind)
-{
-    switch (kind) {
-    case SKY_DIR: return S_IFDIR;
-    case SKY_LINK: return S_IFLNK;
-    case SKY_FIFO: return S_IFIFO;
-    case SKY_SOCK: return S_IFSOCK;
-    case SKY_CHR: return S_IFCHR;
-    case SKY_BLK: return S_IFBLK;
-    default: return S_IFREG;
-    }
-}
-
 static int set_num(struct http_headers *h, const char *name, long long v)
 {
     char buf[32];
@@ -805,7 +785,7 @@ static int add_meta(struct http_headers *h, enum sky_kind kind, const struct sky
     if (a && (which & SKY_HAS_MODE))
         perm = a->mode & 07777;
     if ((a && (which & SKY_HAS_MODE)) || kind != SKY_FILE)
-        rc |= set_num(h, "x-amz-meta-mode", (long long)(type_bits(kind) | perm));
+        rc |= set_num(h, "x-amz-meta-mode", (long long)(sky_kind_type_bits((int)kind) | perm));
     if (a && (which & SKY_HAS_UID))
         rc |= set_num(h, "x-amz-meta-uid", a->uid);
     if (a && (which & SKY_HAS_GID))
@@ -2608,10 +2588,11 @@ static int edit_attr(void *arg, enum sky_kind kind, struct http_headers *meta, s
     int rc = 0;
     const char *old_mode = http_headers_get(meta, "x-amz-meta-mode");
     if (ae->which & SKY_HAS_MODE)
-        rc |= set_num(meta, "x-amz-meta-mode", (long long)(type_bits(kind) | (a->mode & 07777)));
+        rc |= set_num(meta, "x-amz-meta-mode",
+                      (long long)(sky_kind_type_bits((int)kind) | (a->mode & 07777)));
     else if (!old_mode && kind != SKY_FILE)
         rc |= set_num(meta, "x-amz-meta-mode",
-                      (long long)(type_bits(kind) | (kind == SKY_DIR ? 0755 : 0777)));
+                      (long long)(sky_kind_type_bits((int)kind) | (kind == SKY_DIR ? 0755 : 0777)));
     if (ae->which & SKY_HAS_UID)
         rc |= set_num(meta, "x-amz-meta-uid", a->uid);
     if (ae->which & SKY_HAS_GID)

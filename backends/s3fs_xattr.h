@@ -7,9 +7,9 @@
  * to its base64 value: {"user.color":"Ymx1ZQ=="}.  skyfs keeps its own
  * user.NAME xattrs as x-amz-meta-NAME headers (s3.c); this module lets it
  * read s3fs's too and, on an object that has that header, change its
- * items there (so s3fs sees the change) and keep the others.  JSON goes through json-c, URL encoding
- * through libcurl, base64 through OpenSSL: nothing here parses a format
- * by hand.
+ * items there (so s3fs sees the change) and keep the others.  JSON goes
+ * through json-c, URL encoding through libcurl, base64 through OpenSSL:
+ * nothing here parses a format by hand.
  *
  * Used by backends/s3.c only.
  */

@@ -756,15 +756,18 @@ static int meta_upgrade(struct meta *m, int version, struct sky_err *e)
 static int meta_has_column(struct meta *m, const char *name, bool *has, struct sky_err *e)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(m->db.db, "SELECT 1 FROM pragma_table_info('entries') WHERE name=?1",
-                                -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(m->db.db,
+                                "SELECT 1 FROM pragma_table_info('entries') WHERE name=?1", -1,
+                                &st, NULL);
     if (rc != SQLITE_OK)
         return cachedb_fail(&m->db, rc, "reading the schema", e);
     cachedb_bind_text(st, 1, name);
     rc = sqlite3_step(st);
     *has = rc == SQLITE_ROW;
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cachedb_fail(&m->db, rc, "reading the schema", e);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cachedb_fail(&m->db, rc, "reading the schema", e);
+    return 0;
 }
 
 /* Add the special-file and hard-link columns when missing (idempotent). */

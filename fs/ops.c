@@ -64,19 +64,6 @@ static double negative_seconds(const struct cloud *c)
 
 /* ---- attributes ------------------------------------------------------- */
 
-static mode_t type_bits(enum sky_kind kind)
-{
-    switch (kind) {
-    case SKY_DIR: return S_IFDIR;
-    case SKY_LINK: return S_IFLNK;
-    case SKY_FIFO: return S_IFIFO;
-    case SKY_SOCK: return S_IFSOCK;
-    case SKY_CHR: return S_IFCHR;
-    case SKY_BLK: return S_IFBLK;
-    default: return S_IFREG;
-    }
-}
-
 /* A directory has 2 links plus one per subdirectory (its ".."): the
  * cloud's count where it keeps one and the directory was not listed yet,
  * else the subdirectories the cache knows. */
@@ -98,7 +85,7 @@ static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct sta
     mode_t perm = a->kind == SKY_DIR ? 0755 : a->kind == SKY_LINK ? 0777 : 0644;
     if (a->has & SKY_HAS_MODE)
         perm = a->mode & 07777;
-    st->st_mode = type_bits(a->kind) | perm;
+    st->st_mode = sky_kind_type_bits((int)a->kind) | perm;
     if (a->kind == SKY_DIR)
         st->st_nlink = dir_nlink(fs, ent);
     else
@@ -1195,15 +1182,11 @@ static void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
     meta_entry_free(&ent);
 }
 
+/* SKY_FIFO, SKY_SOCK, SKY_CHR or SKY_BLK for a mode of one of those, else 0. */
 static enum sky_kind special_kind(mode_t mode)
 {
-    switch (mode & S_IFMT) {
-    case S_IFIFO: return SKY_FIFO;
-    case S_IFSOCK: return SKY_SOCK;
-    case S_IFCHR: return SKY_CHR;
-    case S_IFBLK: return SKY_BLK;
-    default: return 0;
-    }
+    int k = sky_kind_of_mode(mode);
+    return sky_kind_special(k) ? (enum sky_kind)k : 0;
 }
 
 /* A FIFO, socket or device node: the driver makes it (a real node, or an

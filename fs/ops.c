@@ -1002,7 +1002,8 @@ static int check_rename_target(struct skyfs *fs, struct cloud *c, const struct m
         rc = sky_fail(e, ENOTDIR, "cannot replace a file with a directory");
     else if (src->attr.kind != SKY_DIR && dst.attr.kind == SKY_DIR)
         rc = sky_fail(e, EISDIR, "cannot replace a directory with a file");
-    *replaced = dst.ino;
+    /* two names of one file (hard links): rename does nothing, as rename(2) */
+    *replaced = src->attr.file_id && src->attr.file_id == dst.attr.file_id ? src->ino : dst.ino;
     meta_entry_free(&dst);
     return rc;
 }

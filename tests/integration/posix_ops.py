@@ -361,6 +361,8 @@ def hard_links():
     result("chmod h2 0600", lambda: os.chmod("h2", 0o600))
     result("stat h1 (chmod through h2)", lambda: describe("h1"))
     result("stat hd/h3", lambda: describe("hd/h3"))
+    result("rename h2 onto hd/h3 (two names of one file)", lambda: os.rename("h2", "hd/h3"))
+    result("list after it (both names stay)", lambda: listing("hd") + " " + listing("."))
     result("unlink h1", lambda: os.unlink("h1"))
     result("stat h1", lambda: describe("h1"))
     result("stat h2 (two names left)", lambda: describe("h2"))

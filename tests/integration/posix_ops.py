@@ -573,6 +573,89 @@ def pjdfstest_groups():
     result("rmdir pj", lambda: os.rmdir("pj"))
 
 
+NOBODY = 65534
+
+
+def as_nobody(fn):
+    """fn() run by uid/gid 65534 in a child process (kernel permission
+    checks, as pjdfstest runs its cases as other users); its value or
+    errno name.  The child keeps our working directory, so nothing above
+    it needs to be searchable."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            value = fn()
+            text = "ok" if value is None else str(value)
+        except OSError as e:
+            text = errno.errorcode.get(e.errno, str(e.errno))
+        except BaseException as e:  # never let the child run the rest
+            text = f"error {e!r}"
+        os.write(w, text.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    return text
+
+
+def permissions():
+    """pjdfstest's EACCES/EPERM cases: another user (65534) against root's
+    files, modes and a sticky directory; the kernel decides from the modes
+    and owners skyfs reports."""
+    if os.geteuid() != 0:
+        result("permissions (needs root)", lambda: "skipped: not root")
+        return
+    result("mkdir perm 0755", lambda: os.mkdir("perm", 0o755))
+    result("create perm/public 0644", lambda: create("perm/public", 0o644))
+    result("write perm/public", lambda: pwrite("perm/public", b"for all to read", 0))
+    result("create perm/private 0600", lambda: create("perm/private", 0o600))
+    result("mkdir perm/sticky 01777", lambda: (os.mkdir("perm/sticky"),
+                                               os.chmod("perm/sticky", 0o1777))[0])
+    result("create perm/sticky/roots 0666", lambda: (create("perm/sticky/roots"),
+                                                     os.chmod("perm/sticky/roots", 0o666))[0])
+    cases = (
+        ("read a 0644 file", lambda: read_all("perm/public")),
+        ("read a 0600 file", lambda: read_all("perm/private")),
+        ("write a 0644 file", lambda: pwrite("perm/public", b"x", 0)),
+        ("truncate a 0644 file", lambda: os.truncate("perm/public", 0)),
+        ("create in a 0755 directory", lambda: create("perm/new")),
+        ("mkdir in a 0755 directory", lambda: os.mkdir("perm/newdir")),
+        ("mkfifo in a 0755 directory", lambda: os.mkfifo("perm/newfifo")),
+        ("unlink in a 0755 directory", lambda: os.unlink("perm/public")),
+        ("rename in a 0755 directory", lambda: os.rename("perm/public", "perm/moved")),
+        ("chmod root's file", lambda: os.chmod("perm/public", 0o666)),
+        ("chown root's file to itself", lambda: os.chown("perm/public", NOBODY, NOBODY)),
+        ("utime root's file to given times", lambda: os.utime("perm/public", ns=(0, 0))),
+        ("utime root's 0644 file to now", lambda: os.utime("perm/public")),
+        ("utime root's 0666 file to now", lambda: os.utime("perm/sticky/roots")),
+        ("create in a sticky 01777 directory", lambda: create("perm/sticky/mine")),
+        ("mkfifo in the sticky directory", lambda: os.mkfifo("perm/sticky/myfifo", 0o600)),
+        ("chmod its own fifo 0640", lambda: os.chmod("perm/sticky/myfifo", 0o640)),
+        ("unlink root's file in the sticky directory", lambda: os.unlink("perm/sticky/roots")),
+        ("rename root's file in the sticky directory",
+         lambda: os.rename("perm/sticky/roots", "perm/sticky/taken")),
+        ("rename its own file in the sticky directory",
+         lambda: os.rename("perm/sticky/mine", "perm/sticky/mine2")),
+        ("unlink its own file in the sticky directory", lambda: os.unlink("perm/sticky/mine2")),
+    )
+    for label, fn in cases:
+        result(f"nobody: {label}", lambda: as_nobody(fn))
+    result("owner of nobody's fifo", lambda: owner("perm/sticky/myfifo"))
+    result("stat nobody's fifo", lambda: describe("perm/sticky/myfifo"))
+    result("list perm/sticky", lambda: listing("perm/sticky"))
+    result("read perm/public (unchanged)", lambda: read_all("perm/public"))
+    for name in ("sticky/myfifo", "sticky/roots", "public", "private"):
+        result(f"unlink perm/{name}", lambda: os.unlink(f"perm/{name}"))
+    for name in ("perm/sticky", "perm"):
+        result(f"rmdir {name}", lambda: os.rmdir(name))
+
+
 def final_state():
     result("list .", lambda: listing("."))
     for name in sorted(os.listdir(".")):
@@ -592,7 +675,7 @@ def main():
     os.umask(0o022)
     for part in (files_and_data, renames, directories, symlinks, attributes,
                  xattrs, special_files, hard_links, directory_links,
-                 long_paths, pjdfstest_groups, final_state):
+                 long_paths, pjdfstest_groups, permissions, final_state):
         print(f"# {part.__name__}")
         part()
 

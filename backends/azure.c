@@ -10,13 +10,18 @@
  *   - Directories are prefixes.  mkdir writes a marker the way blobfuse2
  *     does: a zero-length blob named like the directory (no trailing slash)
  *     with metadata hdi_isfolder=true.  Zero-length "dir/" blobs (other
- *     tools) are accepted as markers too.
+ *     tools) are accepted as markers too: where a directory has one and
+ *     no blobfuse2 marker, its metadata (mode, owner, mtime) is the
+ *     directory's, and chmod, utime and xattrs edit it rather than add a
+ *     second marker.
  *   - POSIX attributes live in blob metadata: mode, uid and gid in decimal
  *     (mode is the full st_mode, as s3fs writes it), mtime in rclone's form
  *     (RFC 3339 with nanoseconds).  Both RFC 3339 and decimal seconds are
  *     read back.
  *   - A symlink is a blob whose body is the target and whose mode has
- *     S_IFLNK (as s3fs does on S3).
+ *     S_IFLNK (as s3fs does on S3).  FIFOs, sockets and device nodes are
+ *     empty blobs whose mode has S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK,
+ *     devices with their number in metadata rdev (decimal).
  *   - user.NAME extended attributes are metadata NAME (when NAME is a
  *     valid metadata name in lowercase: a C identifier); names other tools
  *     wrote in capitals show in lowercase.
@@ -273,6 +278,7 @@ static void format_mtime(int64_t ns, char out[48])
 struct az_meta {
     bool has_mode, has_uid, has_gid, has_mtime, is_folder;
     uint32_t mode, uid, gid;    /* mode: full st_mode */
+    uint64_t rdev;              /* devices: metadata rdev */
     int64_t mtime_ns;
 };
 
@@ -300,6 +306,8 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
         m->has_mtime = parse_mtime(value, &m->mtime_ns);
     else if (strcasecmp(name, "hdi_isfolder") == 0)
         m->is_folder = strcasecmp(value, "true") == 0;
+    else if (strcasecmp(name, "rdev") == 0)
+        m->rdev = strtoull(value, NULL, 10);
 }
 
 /* Metadata that is ours (or blobfuse2's, or rclone's times), never shown
@@ -307,7 +315,7 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
 static bool meta_is_posix(const char *name)
 {
     static const char *const posix[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
-                                         "btime", "hdi_isfolder", NULL };
+                                         "btime", "hdi_isfolder", "rdev", NULL };
     for (int i = 0; posix[i]; i++)
         if (strcasecmp(name, posix[i]) == 0)
             return true;
@@ -352,7 +360,11 @@ static void attr_from_blob(struct sky_attr *a, uint64_t size, int64_t last_modif
         a->kind = SKY_LINK;
     else if (m->has_mode && S_ISDIR(m->mode) && size == 0)
         a->kind = SKY_DIR;
-    a->size = a->kind == SKY_DIR ? 0 : size;
+    else if (m->has_mode && sky_kind_special(sky_kind_of_mode(m->mode)))
+        a->kind = (enum sky_kind)sky_kind_of_mode(m->mode);
+    if (a->kind == SKY_CHR || a->kind == SKY_BLK)
+        a->rdev = m->rdev;
+    a->size = a->kind == SKY_FILE || a->kind == SKY_LINK ? size : 0;
     a->mtime_ns = m->has_mtime ? m->mtime_ns : last_modified_ns;
     a->mode = m->mode & 07777;
     a->uid = m->uid;
@@ -372,22 +384,26 @@ static void attr_dir(struct sky_attr *a, int64_t mtime_ns)
     a->has = mtime_ns ? SKY_HAS_MTIME : 0;
 }
 
-static uint32_t kind_type_bits(enum sky_kind k)
-{
-    return k == SKY_DIR ? S_IFDIR : k == SKY_LINK ? S_IFLNK : S_IFREG;
-}
-
 /* Set x-ms-meta-{mode,uid,gid,mtime} from attr for a blob of kind k (a
- * symlink always gets a mode, since that is what marks it). */
+ * symlink or special file always gets a mode, since that is what marks
+ * it, and a device its rdev). */
 static int add_posix_meta(struct http_headers *hs, const struct sky_attr *attr, unsigned which,
                           enum sky_kind k)
 {
     char v[48];
     int rc = 0;
-    if ((which & SKY_HAS_MODE) || k == SKY_LINK) {
-        uint32_t perm = (which & SKY_HAS_MODE) ? attr->mode & 07777 : 0777;
-        snprintf(v, sizeof v, "%u", kind_type_bits(k) | perm);
+    if ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k)) {
+        /* a special file's mode is written again with any change: its
+         * permission bits are attr's when known */
+        bool known = (which & SKY_HAS_MODE) ||
+                     (k != SKY_LINK && attr && (attr->has & SKY_HAS_MODE));
+        uint32_t perm = known ? attr->mode & 07777 : k == SKY_LINK ? 0777 : 0644;
+        snprintf(v, sizeof v, "%u", sky_kind_type_bits((int)k) | perm);
         rc |= http_headers_set(hs, "x-ms-meta-mode", v);
+    }
+    if (k == SKY_CHR || k == SKY_BLK) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)attr->rdev);
+        rc |= http_headers_set(hs, "x-ms-meta-rdev", v);
     }
     if (which & SKY_HAS_UID) {
         snprintf(v, sizeof v, "%u", attr->uid);
@@ -1028,6 +1044,24 @@ static int az_head(struct az *a, const struct az_loc *l, const char *path,
     return az_call(a, &r, "HEAD", path, resp, e);
 }
 
+/* HEAD the "blob/" marker other tools write for directory l->blob: 0 and
+ * *resp when it exists, -ENOENT when not.  *marker (may be NULL) gets its
+ * location (free with loc_free). */
+static int az_head_slash_marker(struct az *a, const struct az_loc *l, const char *path,
+                                struct http_response *resp, struct az_loc *marker,
+                                struct sky_err *e)
+{
+    struct az_loc m = { .container = l->container };
+    if (asprintf(&m.blob, "%s/", l->blob) < 0)
+        return oom(e);
+    int rc = az_head(a, &m, path, resp, e);
+    if (rc == 0 && marker)
+        *marker = m;
+    else
+        free(m.blob);
+    return rc;
+}
+
 static int az_stat_loc(struct az *a, const struct az_loc *l, const char *path,
                        struct sky_attr *out, struct sky_err *e)
 {
@@ -1052,6 +1086,17 @@ static int az_stat_loc(struct az *a, const struct az_loc *l, const char *path,
         return 0;
     }
     if (rc != -ENOENT || !*l->blob)
+        return rc;
+    rc = az_head_slash_marker(a, l, path, &resp, NULL, e);
+    if (rc == 0) {                          /* another tool's "dir/": its metadata */
+        attr_from_headers(out, &resp.headers);
+        http_response_free(&resp);
+        out->kind = SKY_DIR;
+        out->size = 0;
+        out->etag[0] = '\0';
+        return 0;
+    }
+    if (rc != -ENOENT)
         return rc;
     bool any;
     rc = az_has_children(a, l, path, &any, e);
@@ -1470,6 +1515,7 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
     out->mode = attr ? attr->mode & 07777 : 0;
     out->uid = attr ? attr->uid : 0;
     out->gid = attr ? attr->gid : 0;
+    out->rdev = attr && (kind == SKY_CHR || kind == SKY_BLK) ? attr->rdev : 0;
     out->has = attr ? attr->has : 0;
     out->mtime_ns = (out->has & SKY_HAS_MTIME) ? attr->mtime_ns : lm;
     if (lm)
@@ -2195,9 +2241,15 @@ struct meta_edit {
     int flags;                      /* XATTR_CREATE / XATTR_REPLACE */
 };
 
+/* Is metadata `name` written anew by add_posix_meta(which, k)?  (Nothing
+ * is when which is 0: an xattr change.) */
 static bool posix_field_replaced(const char *name, unsigned which, enum sky_kind k)
 {
-    return (strcasecmp(name, "mode") == 0 && ((which & SKY_HAS_MODE) || k == SKY_LINK)) ||
+    if (!which)
+        return false;
+    return (strcasecmp(name, "mode") == 0 &&
+            ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k))) ||
+           (strcasecmp(name, "rdev") == 0 && (k == SKY_CHR || k == SKY_BLK)) ||
            (strcasecmp(name, "uid") == 0 && (which & SKY_HAS_UID)) ||
            (strcasecmp(name, "gid") == 0 && (which & SKY_HAS_GID)) ||
            (strcasecmp(name, "mtime") == 0 && (which & SKY_HAS_MTIME));
@@ -2254,7 +2306,9 @@ static int az_update_meta(struct az *a, const struct az_loc *l, const char *path
         attr_from_headers(&cur, &head.headers);
         struct az_req r;
         req_init(&r, "PUT", l, container ? "restype=container&comp=metadata" : "comp=metadata");
-        rc = edited_meta(&head.headers, ed, container ? SKY_DIR : cur.kind, &r.headers, path, a, e);
+        bool slash_marker = !container && l->blob[strlen(l->blob) - 1] == '/';
+        rc = edited_meta(&head.headers, ed, container || slash_marker ? SKY_DIR : cur.kind,
+                         &r.headers, path, a, e);
         const char *etag = http_headers_get(&head.headers, "etag");
         if (rc == 0 && !container && etag && http_headers_set(&r.headers, "If-Match", etag) < 0)
             rc = oom(e);
@@ -2297,6 +2351,13 @@ static int meta_target(struct az *a, const char *path, struct az_loc *l,
     rc = az_head(a, l, path, &resp, e);
     if (rc == 0) {
         http_response_free(&resp);
+        return 0;
+    }
+    struct az_loc marker;
+    if (rc == -ENOENT && (rc = az_head_slash_marker(a, l, path, &resp, &marker, e)) == 0) {
+        http_response_free(&resp);          /* edit another tool's "dir/" marker */
+        loc_free(l);
+        *l = marker;
         return 0;
     }
     bool any = false;
@@ -2355,13 +2416,16 @@ static int xattr_meta_name(struct az *a, const char *xname, char out[256], struc
     return 0;
 }
 
-/* HEAD the blob behind path; *exists false for a directory without marker
- * or for the cloud root. */
+/* HEAD the blob behind path (or the "dir/" marker of a directory: then
+ * *slash_marker, which may be NULL, is set); *exists false for a directory
+ * without marker or for the cloud root. */
 static int meta_head(struct az *a, const char *path, struct http_response *resp, bool *exists,
-                     struct sky_err *e)
+                     bool *slash_marker, struct sky_err *e)
 {
     struct az_loc l;
     *exists = false;
+    if (slash_marker)
+        *slash_marker = false;
     int rc = az_locate(a, path, &l, e);
     if (rc < 0)
         return rc;
@@ -2370,6 +2434,11 @@ static int meta_head(struct az *a, const char *path, struct http_response *resp,
         return 0;
     }
     rc = az_head(a, &l, path, resp, e);
+    if (rc == -ENOENT && *l.blob) {
+        rc = az_head_slash_marker(a, &l, path, resp, NULL, e);
+        if (rc == 0 && slash_marker)
+            *slash_marker = true;
+    }
     if (rc == 0) {
         *exists = true;
     } else if (rc == -ENOENT && *l.blob) {
@@ -2403,7 +2472,7 @@ static int az_getxattr(void *ctx, const char *path, const char *name, void *buf,
         return sky_fail(e, ENODATA, "azure '%s': %s: no attribute %s", a->name, path, name);
     struct http_response resp;
     bool exists;
-    rc = meta_head(a, path, &resp, &exists, e);
+    rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0)
         return rc;
     if (!exists)
@@ -2424,7 +2493,7 @@ static int az_listxattr(void *ctx, const char *path, char *buf, size_t size, siz
     struct http_response resp;
     bool exists;
     *len = 0;
-    int rc = meta_head(a, path, &resp, &exists, e);
+    int rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0 || !exists)
         return rc;
     size_t need = 0;
@@ -2500,7 +2569,7 @@ static int az_removexattr(void *ctx, const char *path, const char *name, struct 
                                          a->name, path, name) : rc;
     struct http_response resp;
     bool exists;
-    rc = meta_head(a, path, &resp, &exists, e);
+    rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0)
         return rc;
     if (!exists)
@@ -2538,8 +2607,8 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     memset(meta, 0, sizeof *meta);
     meta->has_user = true;
     struct http_response resp;
-    bool exists;
-    int rc = meta_head(a, path, &resp, &exists, e);
+    bool exists, slash_marker;
+    int rc = meta_head(a, path, &resp, &exists, &slash_marker, e);
     if (rc < 0)
         return rc;
     if (!exists) {                          /* a prefix, or the cloud root */
@@ -2556,6 +2625,11 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     }
     if (blob) {
         attr_from_headers(attr, &resp.headers);
+        if (slash_marker) {                 /* another tool's "dir/" marker */
+            attr->kind = SKY_DIR;
+            attr->size = 0;
+            attr->etag[0] = '\0';
+        }
     } else {
         int64_t lm = 0;
         parse_http_date(http_headers_get(&resp.headers, "last-modified"), &lm);
@@ -2570,6 +2644,22 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
 }
 
 /* ---- symlinks ---------------------------------------------------------- */
+
+/* A FIFO, socket or device: an empty blob whose mode metadata has the type
+ * (and rdev a device's number). */
+static int az_mknod(void *ctx, const char *path, const struct sky_attr *attr,
+                    struct sky_attr *out, struct sky_err *e)
+{
+    struct az *a = ctx;
+    struct az_loc l;
+    int rc = az_locate(a, path, &l, e);
+    if (rc == 0)
+        rc = need_container(a, &l, path, e);
+    if (rc == 0)
+        rc = az_put_blob(a, &l, path, "", -1, 0, attr, NULL, attr->kind, true, out, e);
+    loc_free(&l);
+    return rc;
+}
 
 static int az_symlink(void *ctx, const char *path, const char *target,
                       const struct sky_attr *attr, struct sky_err *e)
@@ -2653,6 +2743,7 @@ const struct sky_driver sky_driver_azure = {
     .rename = az_rename,
     .set_attr = az_set_attr,
     .symlink = az_symlink,
+    .mknod = az_mknod,
     .readlink = az_readlink,
     .getxattr = az_getxattr,
     .setxattr = az_setxattr,

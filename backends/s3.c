@@ -5,12 +5,18 @@
  * cloud's root lists the account's buckets as directories and paths are
  * "bucket/key...".  Directories are key prefixes, with an optional
  * zero-byte "dir/" marker object (written by mkdir so empty directories
- * persist; it carries the directory's mode and times).
+ * persist; it carries the directory's mode and times).  An empty object
+ * "dir" without the slash whose Content-Type is application/x-directory,
+ * or whose mode says S_IFDIR, is a directory too, as s3fs and older tools
+ * made them: its metadata is the directory's, and rmdir and rename take it
+ * along.
  *
  * POSIX metadata follows s3fs so that both can share a bucket:
  * x-amz-meta-mode holds the whole st_mode in decimal (type bits included;
  * symlinks are objects whose body is the target and whose mode has
- * S_IFLNK), x-amz-meta-uid/-gid are decimal, x-amz-meta-mtime is decimal
+ * S_IFLNK; FIFOs, sockets and device nodes are empty objects whose mode
+ * has S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK, devices with their number in
+ * x-amz-meta-rdev, decimal), x-amz-meta-uid/-gid are decimal, x-amz-meta-mtime is decimal
  * seconds with a 9-digit fraction when there is one (s3fs 1.90 writes
  * "1620284889.123456789").  Reading also accepts rclone's fractional
  * seconds and RFC 3339 times.
@@ -27,11 +33,16 @@
  * turns the questions off (for buckets of many small files and no
  * links: a link is then known only once stat has seen it).  Keys that cannot
  * be file names (names.h) and sizes no file has are skipped with a
- * warning.
+ * warning.  Empty objects may be special files or another tool's
+ * directory object: their HEAD says, once per version (remembered with
+ * the links, by key and ETag).
  *
  * Extended attributes user.NAME are x-amz-meta-NAME headers (NAME in
  * lowercase letters, digits, '-', '_', '.'; values that are not plain
- * printable text are stored as "b64:" + base64).  Metadata changes
+ * printable text are stored as "b64:" + base64).  Those s3fs keeps in its
+ * x-amz-meta-xattr JSON are read too (s3fs_xattr.h), and on an object
+ * that has that JSON, xattrs are changed inside it, where s3fs reads
+ * them; its other items stay.  Metadata changes
  * (chmod, utime, xattrs) copy the object onto itself with new metadata.
  * A new object gets the Content-Type and user items fs/ passes (driver.h:
  * a rewrite keeps the old object's); items S3 cannot carry, or past its
@@ -70,6 +81,7 @@
 #include "linkprobe.h"
 #include "names.h"
 #include "parallel.h"
+#include "s3fs_xattr.h"
 #include "sigv4.h"
 #include "xml.h"
 
@@ -82,6 +94,7 @@
 #define S3_DELETE_BATCH   1000
 #define S3_NAME_MAX       SKY_NAME_MAX
 #define S3_LINK_MAX       4096
+#define S3FS_XATTR_HEADER "x-amz-meta-xattr"
 #define S3_LINK_BUCKETS   1024
 #define S3_LINKS_MAX      100000
 #define S3_USER_META_MAX  2048  /* bytes of x-amz-meta-* names and values S3 takes */
@@ -335,6 +348,19 @@ static int parse_u32(const char *s, uint32_t *out)
     return 0;
 }
 
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s)
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -EINVAL;
+    *out = (uint64_t)v;
+    return 0;
+}
+
 /* Attributes of a HEAD answer (names lowercased by http.c). */
 void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
 {
@@ -350,15 +376,23 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
     if (parse_u32(http_headers_get(h, "x-amz-meta-mode"), &mode) == 0) {
         a->mode = mode & 07777;
         a->has |= SKY_HAS_MODE;
-        if ((mode & S_IFMT) == S_IFLNK)
-            a->kind = SKY_LINK;
-        else if ((mode & S_IFMT) == S_IFDIR)
-            a->kind = SKY_DIR;
+        if (sky_kind_of_mode(mode) > SKY_FILE)  /* a directory, link or special file */
+            a->kind = (enum sky_kind)sky_kind_of_mode(mode);
     }
+    uint64_t rdev;
+    if ((a->kind == SKY_CHR || a->kind == SKY_BLK) &&
+        parse_u64(http_headers_get(h, "x-amz-meta-rdev"), &rdev) == 0)
+        a->rdev = rdev;
     if (parse_u32(http_headers_get(h, "x-amz-meta-uid"), &a->uid) == 0)
         a->has |= SKY_HAS_UID;
     if (parse_u32(http_headers_get(h, "x-amz-meta-gid"), &a->gid) == 0)
         a->has |= SKY_HAS_GID;
+    /* older tools' directory objects: "dir" with this content type */
+    const char *type = http_headers_get(h, "content-type");
+    if (a->kind == SKY_FILE && a->size == 0 && type &&
+        strncasecmp(type, "application/x-directory", 23) == 0 &&
+        (type[23] == '\0' || type[23] == ';' || type[23] == ' '))
+        a->kind = SKY_DIR;
     if (a->kind == SKY_DIR) {
         a->size = 0;
         a->etag[0] = '\0';
@@ -372,7 +406,9 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
 struct link_entry {
     char *id;                   /* "bucket/key" */
     char etag[SKY_ETAG_MAX];
-    char *target;               /* NULL until read */
+    enum sky_kind kind;         /* SKY_LINK, or a special kind (SKY_FIFO...) */
+    uint64_t rdev;              /* a device's number */
+    char *target;               /* links: NULL until read */
     struct link_entry *next;
 };
 
@@ -430,10 +466,11 @@ static bool link_is(const struct link_entry *l, const char *bucket, const char *
     return strncmp(l->id, bucket, bl) == 0 && l->id[bl] == '/' && strcmp(l->id + bl + 1, key) == 0;
 }
 
-/* Remember that bucket/key with `etag` is a link (target may be NULL:
- * an existing target for the same etag is kept). */
-static void links_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
-                      const char *target)
+/* Remember that bucket/key with `etag` is of `kind` (a link or a special
+ * file; target may be NULL: an existing target for the same etag is
+ * kept). */
+static void typed_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      enum sky_kind kind, uint64_t rdev, const char *target)
 {
     if (!etag || !*etag)
         return;
@@ -458,8 +495,16 @@ static void links_put(struct s3 *s, const char *bucket, const char *key, const c
             l->target = target ? strdup(target) : NULL;
         }
         snprintf(l->etag, sizeof l->etag, "%s", etag);
+        l->kind = kind;
+        l->rdev = rdev;
     }
     pthread_mutex_unlock(&s->links_lock);
+}
+
+static void links_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      const char *target)
+{
+    typed_put(s, bucket, key, etag, SKY_LINK, 0, target);
 }
 
 static void links_drop(struct s3 *s, const char *bucket, const char *key)
@@ -480,10 +525,11 @@ static void links_drop(struct s3 *s, const char *bucket, const char *key)
     pthread_mutex_unlock(&s->links_lock);
 }
 
-/* Is bucket/key a known link with this etag?  *target gets a copy of the
- * target when known (else NULL). */
-static bool links_get(struct s3 *s, const char *bucket, const char *key, const char *etag,
-                      char **target)
+/* Is bucket/key known to be a link or special file with this etag?  Its
+ * kind into *kind, its device number into *rdev; *target gets a copy of a
+ * link's target when known (else NULL). */
+static bool typed_get(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      enum sky_kind *kind, uint64_t *rdev, char **target)
 {
     bool found = false;
     *target = NULL;
@@ -494,6 +540,8 @@ static bool links_get(struct s3 *s, const char *bucket, const char *key, const c
             found = strcmp(l->etag, etag) == 0;
             if (found && l->target)
                 *target = strdup(l->target);
+            *kind = l->kind;
+            *rdev = l->rdev;
             break;
         }
     }
@@ -501,14 +549,26 @@ static bool links_get(struct s3 *s, const char *bucket, const char *key, const c
     return found;
 }
 
+/* Remember what stat or get_meta found bucket/key to be. */
+static void typed_note(struct s3 *s, const char *bucket, const char *key,
+                       const struct sky_attr *a)
+{
+    if (a->kind == SKY_LINK || sky_kind_special((int)a->kind))
+        typed_put(s, bucket, key, a->etag, a->kind, a->rdev, NULL);
+    else
+        links_drop(s, bucket, key);
+}
+
 /* After a copy from -> to of an object with `etag` (copies keep the
- * ETag of simple objects): carry its link status over. */
+ * ETag of simple objects): carry its link or special status over. */
 static void links_move(struct s3 *s, const struct s3_loc *from, const struct s3_loc *to,
                        const char *etag)
 {
     char *target;
-    if (links_get(s, from->bucket, from->key, etag, &target)) {
-        links_put(s, to->bucket, to->key, etag, target);
+    enum sky_kind kind;
+    uint64_t rdev;
+    if (typed_get(s, from->bucket, from->key, etag, &kind, &rdev, &target)) {
+        typed_put(s, to->bucket, to->key, etag, kind, rdev, target);
         free(target);
         links_drop(s, from->bucket, from->key);
     }
@@ -701,11 +761,6 @@ static int s3_xml_answer(struct s3 *s, const char *op, const char *show,
 /* Metadata headers                                                    */
 /* ------------------------------------------------------------------ */
 
-static uint32_t type_bits(enum sky_kind kind)
-{
-    return kind == SKY_DIR ? S_IFDIR : kind == SKY_LINK ? S_IFLNK : S_IFREG;
-}
-
 static int set_num(struct http_headers *h, const char *name, long long v)
 {
     char buf[32];
@@ -739,7 +794,7 @@ static int add_meta(struct http_headers *h, enum sky_kind kind, const struct sky
     if (a && (which & SKY_HAS_MODE))
         perm = a->mode & 07777;
     if ((a && (which & SKY_HAS_MODE)) || kind != SKY_FILE)
-        rc |= set_num(h, "x-amz-meta-mode", (long long)(type_bits(kind) | perm));
+        rc |= set_num(h, "x-amz-meta-mode", (long long)(sky_kind_type_bits((int)kind) | perm));
     if (a && (which & SKY_HAS_UID))
         rc |= set_num(h, "x-amz-meta-uid", a->uid);
     if (a && (which & SKY_HAS_GID))
@@ -861,6 +916,9 @@ int s3_child_name(const char *key, size_t plen, int is_prefix, char *out)
     return 1;
 }
 
+static enum sky_kind head_kind(struct s3 *s, const char *bucket, const char *key,
+                               const char *show, uint64_t *rdev);
+
 struct dir_lister {
     struct s3 *s;
     const char *bucket;
@@ -893,11 +951,26 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
     struct sky_dirent ent = { .name = name, .attr = *a, .link = NULL,
                               .meta = storage_class ? &om : NULL };
     char *target = NULL;
-    if (!is_prefix && links_get(d->s, d->bucket, key, a->etag, &target)) {
-        ent.attr.kind = SKY_LINK;
-        ent.attr.mode = 0777;
-        ent.attr.has |= SKY_HAS_MODE;
-        ent.link = target;
+    enum sky_kind known;
+    uint64_t rdev;
+    if (!is_prefix && typed_get(d->s, d->bucket, key, a->etag, &known, &rdev, &target)) {
+        ent.attr.kind = known;
+        ent.attr.rdev = rdev;
+        if (known == SKY_LINK) {
+            ent.attr.mode = 0777;
+            ent.attr.has |= SKY_HAS_MODE;
+            ent.link = target;
+        }
+    } else if (!is_prefix && a->size == 0) {
+        /* an empty object may be a special file or another tool's
+         * directory object ("dir", no slash): its HEAD says, once per
+         * version (remembered by ETag, empty plain files too) */
+        ent.attr.kind = head_kind(d->s, d->bucket, key, key, &ent.attr.rdev);
+        typed_put(d->s, d->bucket, key, a->etag, ent.attr.kind, ent.attr.rdev, NULL);
+    }
+    if (ent.attr.kind == SKY_DIR) {
+        ent.attr.size = 0;
+        ent.attr.etag[0] = '\0';
     }
     int rc = ent.attr.kind == SKY_FILE && d->s->probe ? linkprobe_add(&d->batch, key, &ent)
                                                       : d->cb(d->arg, &ent);
@@ -961,8 +1034,7 @@ static int probe_ask(void *arg, const char *key, struct sky_attr *out, struct sk
         return rc;
     if (ok_status(resp.status)) {
         s3_attr_from_headers(&resp.headers, out);
-        if (out->kind == SKY_LINK)
-            links_put(w->s, w->bucket, key, out->etag, NULL);
+        typed_note(w->s, w->bucket, key, out);
     } else if (resp.status == 404) {
         rc = -ENOENT;
     } else if (resp.status == 403) {
@@ -973,6 +1045,27 @@ static int probe_ask(void *arg, const char *key, struct sky_attr *out, struct sk
     }
     http_response_free(&resp);
     return rc;
+}
+
+/* What object bucket/key is, by its HEAD (SKY_FILE when it cannot be
+ * told); *rdev a device's number. */
+static enum sky_kind head_kind(struct s3 *s, const char *bucket, const char *key,
+                               const char *show, uint64_t *rdev)
+{
+    struct http_response resp;
+    struct sky_err e = {0};
+    enum sky_kind kind = SKY_FILE;
+    *rdev = 0;
+    if (s3_head(s, bucket, key, &resp, show, &e) == 0) {
+        if (ok_status(resp.status)) {
+            struct sky_attr a;
+            s3_attr_from_headers(&resp.headers, &a);
+            kind = a.kind;
+            *rdev = a.rdev;
+        }
+        http_response_free(&resp);
+    }
+    return kind;
 }
 
 static int s3_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
@@ -1072,11 +1165,16 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
     struct sky_dirent ent = { .name = name, .attr = attr, .link = NULL,
                               .meta = storage_class && attr.kind != SKY_DIR ? &om : NULL };
     char *target = NULL;
-    if (attr.kind == SKY_FILE && links_get(t->s, t->bucket, key, attr.etag, &target)) {
-        ent.attr.kind = SKY_LINK;
-        ent.attr.mode = 0777;
-        ent.attr.has |= SKY_HAS_MODE;
-        ent.link = target;
+    enum sky_kind known;
+    uint64_t rdev;
+    if (attr.kind == SKY_FILE && typed_get(t->s, t->bucket, key, attr.etag, &known, &rdev, &target)) {
+        ent.attr.kind = known;
+        ent.attr.rdev = rdev;
+        if (known == SKY_LINK) {
+            ent.attr.mode = 0777;
+            ent.attr.has |= SKY_HAS_MODE;
+            ent.link = target;
+        }
     }
     int rc = ent.attr.kind == SKY_FILE && t->s->probe ? linkprobe_add(&t->batch, key, &ent)
                                                       : t->cb(t->arg, &ent);
@@ -1216,10 +1314,7 @@ static int s3_stat(void *ctx, const char *path, struct sky_attr *out, struct sky
     rc = s3_head(s, l.bucket, l.key, &resp, show, e);
     if (rc == 0 && ok_status(resp.status)) {
         s3_attr_from_headers(&resp.headers, out);
-        if (out->kind == SKY_LINK)
-            links_put(s, l.bucket, l.key, out->etag, NULL);
-        else
-            links_drop(s, l.bucket, l.key);
+        typed_note(s, l.bucket, l.key, out);
     } else if (rc == 0 && resp.status == 404) {
         bool any, marker, others;
         rc = probe_dir(s, &l, 1, &any, &marker, &others, show, e);
@@ -1758,6 +1853,13 @@ static int s3_mkdir(void *ctx, const char *path, const struct sky_attr *attr, st
     return rc;
 }
 
+/* Is bucket/key itself another tool's directory object ("dir", no slash)? */
+static bool is_dir_object(struct s3 *s, const char *bucket, const char *key, const char *show)
+{
+    uint64_t rdev;
+    return head_kind(s, bucket, key, show, &rdev) == SKY_DIR;
+}
+
 static int s3_rmdir(void *ctx, const char *path, struct sky_err *e)
 {
     struct s3 *s = ctx;
@@ -1781,18 +1883,23 @@ static int s3_rmdir(void *ctx, const char *path, struct sky_err *e)
     }
     bool any, marker, others;
     rc = probe_dir(s, &l, 2, &any, &marker, &others, show, e);
+    bool dir_object = rc == 0 && !others && is_dir_object(s, l.bucket, l.key, show);
     if (rc == 0 && others)
         rc = sky_fail(e, ENOTEMPTY, "s3 '%s': rmdir %s: directory not empty", s->name, show);
-    else if (rc == 0 && !any)
+    else if (rc == 0 && !any && !dir_object)
         rc = sky_fail(e, ENOENT, "s3 '%s': rmdir %s: no such directory", s->name, show);
     else if (rc == 0) {
         char *mkey;
         if (asprintf(&mkey, "%s/", l.key) < 0) {
             rc = sky_fail(e, ENOMEM, "out of memory");
         } else {
-            rc = delete_key(s, l.bucket, mkey, show, e);
+            rc = any ? delete_key(s, l.bucket, mkey, show, e) : 0;
             free(mkey);
         }
+        if (rc == 0 && dir_object)
+            rc = delete_key(s, l.bucket, l.key, show, e);
+        if (rc == 0 && dir_object)
+            links_drop(s, l.bucket, l.key);
     }
     loc_free(&l);
     return rc;
@@ -1832,6 +1939,52 @@ static int s3_symlink(void *ctx, const char *path, const char *target,
                            show);
     if (rc == 0)
         links_put(s, l.bucket, l.key, etag, target);
+    http_headers_free(&hdrs);
+    loc_free(&l);
+    return rc;
+}
+
+/* A FIFO, socket or device: an empty object whose x-amz-meta-mode has the
+ * type bits (and x-amz-meta-rdev a device's number), as s3fs makes them. */
+static int s3_mknod(void *ctx, const char *path, const struct sky_attr *attr,
+                    struct sky_attr *out, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    int rc = s3_must_be_free(s, path, "mknod", e);
+    if (rc)
+        return rc;
+    struct s3_loc l;
+    rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    struct sky_attr a = *attr;
+    if (!(a.has & SKY_HAS_MTIME)) {
+        a.mtime_ns = now_ns();
+        a.has |= SKY_HAS_MTIME;
+    }
+    struct http_headers hdrs = {0};
+    rc = add_meta(&hdrs, a.kind, &a, a.has);
+    if (rc == 0 && (a.kind == SKY_CHR || a.kind == SKY_BLK))
+        rc = set_num(&hdrs, "x-amz-meta-rdev", (long long)a.rdev) < 0 ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = http_headers_set(&hdrs, "Content-Type", "application/octet-stream");
+    if (rc < 0) {
+        http_headers_free(&hdrs);
+        loc_free(&l);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    char etag[SKY_ETAG_MAX] = "";
+    rc = *l.key ? put_object(s, &l, l.key, -1, "", 0, &hdrs, etag, show, e)
+                : sky_fail(e, EPERM, "s3 '%s': mknod %s: a bucket cannot be a special file",
+                           s->name, show);
+    if (rc == 0) {
+        typed_put(s, l.bucket, l.key, etag, a.kind, a.rdev, NULL);
+        *out = a;
+        out->size = 0;
+        snprintf(out->etag, sizeof out->etag, "%s", etag);
+    }
     http_headers_free(&hdrs);
     loc_free(&l);
     return rc;
@@ -2171,7 +2324,13 @@ static int s3_rename(void *ctx, const char *from, const char *to, struct sky_err
     } else if (trc == 0 && ta.kind == SKY_DIR && (rc = s3_rmdir(ctx, to, e)) < 0) {
         /* rmdir refused: not empty (or failed) */
     } else if (fa.kind == SKY_DIR) {
+        bool dir_object = is_dir_object(s, lf.bucket, lf.key, show);
         rc = rename_dir(s, &lf, &lt, show, e);
+        /* another tool's "dir" object goes along, in the same form */
+        if (rc == 0 && dir_object)
+            rc = copy_object(s, lf.bucket, lf.key, &lt, 0, NULL, NULL, NULL, show, e);
+        if (rc == 0 && dir_object)
+            rc = delete_key(s, lf.bucket, lf.key, show, e);
     } else {
         rc = copy_object(s, lf.bucket, lf.key, &lt, fa.size, fa.etag, NULL, NULL, show, e);
         if (rc == 0)
@@ -2525,10 +2684,11 @@ static int edit_attr(void *arg, enum sky_kind kind, struct http_headers *meta, s
     int rc = 0;
     const char *old_mode = http_headers_get(meta, "x-amz-meta-mode");
     if (ae->which & SKY_HAS_MODE)
-        rc |= set_num(meta, "x-amz-meta-mode", (long long)(type_bits(kind) | (a->mode & 07777)));
+        rc |= set_num(meta, "x-amz-meta-mode",
+                      (long long)(sky_kind_type_bits((int)kind) | (a->mode & 07777)));
     else if (!old_mode && kind != SKY_FILE)
         rc |= set_num(meta, "x-amz-meta-mode",
-                      (long long)(type_bits(kind) | (kind == SKY_DIR ? 0755 : 0777)));
+                      (long long)(sky_kind_type_bits((int)kind) | (kind == SKY_DIR ? 0755 : 0777)));
     if (ae->which & SKY_HAS_UID)
         rc |= set_num(meta, "x-amz-meta-uid", a->uid);
     if (ae->which & SKY_HAS_GID)
@@ -2555,7 +2715,7 @@ static int s3_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
 /* user.NAME <-> x-amz-meta-NAME.  NAME must survive as an HTTP header
  * name that S3 lowercases, and must not be one of the POSIX fields. */
 static const char *const reserved_meta[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
-                                             "btime", "xattr", NULL };
+                                             "btime", "xattr", "rdev", NULL };
 
 static int xattr_header(const char *name, char *out, size_t cap)
 {
@@ -2726,11 +2886,45 @@ struct xattr_edit {
     int flags;
 };
 
+/* Remove header `name` from meta, if there. */
+static void header_drop(struct http_headers *meta, const char *name)
+{
+    for (size_t i = 0; i < meta->n; i++) {
+        if (strcasecmp(meta->h[i].name, name) == 0) {
+            free(meta->h[i].name);
+            free(meta->h[i].value);
+            meta->h[i] = meta->h[--meta->n];
+            return;
+        }
+    }
+}
+
+/* s3fs's x-amz-meta-xattr without xattr `name` (a changed or removed item
+ * now lives in its own header, or nowhere); its other items stay. */
+static int s3fs_xattr_forget(struct http_headers *meta, const char *name)
+{
+    char *rest;
+    int rc = s3fs_xattr_without(http_headers_get(meta, S3FS_XATTR_HEADER), name, &rest);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0 && rest)
+        rc = http_headers_set(meta, S3FS_XATTR_HEADER, rest);
+    else if (rc == 0)
+        header_drop(meta, S3FS_XATTR_HEADER);
+    free(rest);
+    return rc;
+}
+
 static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
                       struct sky_err *e)
 {
     struct xattr_edit *x = arg;
-    bool exists = http_headers_get(meta, x->header) != NULL;
+    char xname[300];
+    snprintf(xname, sizeof xname, "user.%s", x->header + 11);
+    bool in_s3fs = s3fs_xattr_has(http_headers_get(meta, S3FS_XATTR_HEADER), xname);
+    bool exists = http_headers_get(meta, x->header) != NULL || in_s3fs;
+    if (in_s3fs && !x->value && s3fs_xattr_forget(meta, xname) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
     if (!x->value || (x->flags & XATTR_REPLACE_FLAG)) {
         if (!exists)
             return sky_fail(e, ENODATA, "no attribute %s", x->header + 11);
@@ -2738,16 +2932,20 @@ static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
     if (x->value && (x->flags & XATTR_CREATE_FLAG) && exists)
         return sky_fail(e, EEXIST, "attribute %s exists", x->header + 11);
     if (!x->value) {
-        for (size_t i = 0; i < meta->n; i++) {
-            if (strcasecmp(meta->h[i].name, x->header) == 0) {
-                free(meta->h[i].name);
-                free(meta->h[i].value);
-                meta->h[i] = meta->h[--meta->n];
-                break;
-            }
-        }
+        header_drop(meta, x->header);
         return 0;
     }
+    char *json;     /* an object s3fs gave xattrs keeps them where s3fs reads them */
+    int jrc = s3fs_xattr_with(http_headers_get(meta, S3FS_XATTR_HEADER), xname, x->value,
+                              x->len, &json);
+    if (jrc == 0) {
+        header_drop(meta, x->header);
+        jrc = http_headers_set(meta, S3FS_XATTR_HEADER, json);
+        free(json);
+        return jrc < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    }
+    if (jrc == -ENOMEM)
+        return sky_fail(e, ENOMEM, "out of memory");
     char *v = xattr_encode(x->value, x->len);
     int rc = v ? http_headers_set(meta, x->header, v) : -ENOMEM;
     free(v);
@@ -2808,6 +3006,9 @@ static int objmeta_from_headers(const struct http_headers *h, struct sky_objmeta
         }
         free(v);
     }
+    /* s3fs's items, unless a header of ours says otherwise */
+    if (rc == 0)
+        rc = s3fs_xattr_read(http_headers_get(h, S3FS_XATTR_HEADER), m);
     return rc;
 }
 
@@ -2840,10 +3041,8 @@ static int s3_get_meta(void *ctx, const char *path, struct sky_attr *attr,
             attr->kind = SKY_DIR;
             attr->size = 0;
             attr->etag[0] = '\0';
-        } else if (attr->kind == SKY_LINK) {
-            links_put(s, l.bucket, l.key, attr->etag, NULL);
         } else {
-            links_drop(s, l.bucket, l.key);
+            typed_note(s, l.bucket, l.key, attr);
         }
         if (objmeta_from_headers(&head.headers, meta) < 0)
             rc = sky_fail(e, ENOMEM, "out of memory");
@@ -3134,6 +3333,7 @@ const struct sky_driver sky_driver_s3 = {
     .rename = s3_rename,
     .set_attr = s3_set_attr,
     .symlink = s3_symlink,
+    .mknod = s3_mknod,
     .readlink = s3_readlink,
     .getxattr = s3_getxattr,
     .setxattr = s3_setxattr,

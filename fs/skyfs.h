@@ -31,7 +31,6 @@
 struct ofile;
 struct stream;
 struct stream_pool;
-struct fuse_session;
 
 /* When a read moves a file's atime (the mount options of that name). */
 enum atime_rule {
@@ -55,6 +54,8 @@ struct cloud {
     char *health_path;          /* <cache>/health/<cloud>: read by skyfs status */
 };
 
+struct fuse_session; /* fuse_lowlevel.h */
+
 struct skyfs {
     struct sky_config *cfg;
     struct meta *meta;
@@ -74,6 +75,7 @@ struct skyfs {
     pthread_mutex_t page_lock;
     struct { uint64_t ino; char etag[SKY_ETAG_MAX]; } page_versions[1024];
     char *mountpoint;           /* real path; "" when not mounted (skyfs index) */
+    struct fuse_session *session; /* for notices to the kernel; NULL when not mounted */
     atomic_bool readahead_raised; /* the first open raised it (readahead.h) */
     pthread_t recovery_thread;
     bool recovery_started;
@@ -81,8 +83,15 @@ struct skyfs {
     pthread_cond_t retry_cond;
     atomic_bool stopping;
     enum atime_rule atime;      /* mount option: when reads move atime (times.c) */
-    struct fuse_session *se;    /* for notifications to the kernel; NULL when not mounted */
 };
+
+/* ---- ops.c: hard links -------------------------------------------------- */
+
+/* File `ino` of cloud `cloud` changed to attributes a (an upload, a chmod):
+ * its other names (a hard-linked file: a->file_id, nlink > 1) take them
+ * too, and the kernel forgets what it cached of them. */
+void skyfs_same_file_changed(struct skyfs *fs, const char *cloud, uint64_t ino,
+                             const struct sky_attr *a);
 
 /* ---- clouds.c --------------------------------------------------------- */
 

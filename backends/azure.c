@@ -80,8 +80,6 @@
 #define AZ_NAME_MAX       255
 #define AZ_ALIASES        64      /* remembered metadata-only ETag changes */
 #define AZ_META_MAX       8192    /* bytes of metadata names and values a blob takes */
-/* user metadata stops here, leaving room for the auth and request headers */
-#define AZ_REQ_HEADERS_MAX (HTTP_MAX_HEADERS - 10)
 
 struct az {
     char *name;             /* cloud name, for messages */
@@ -410,6 +408,7 @@ struct az_req {
     http_sink_fn sink;              /* a 2xx body goes here, at most out_cap bytes */
     void *sink_arg;
     size_t out_cap;
+    uint64_t range_off, range_len;  /* range_len > 0: a ranged GET (http.h) */
 };
 
 static void req_init(struct az_req *r, const char *method, const struct az_loc *l,
@@ -461,6 +460,9 @@ static int az_do(struct az *a, struct az_req *r, struct http_response *resp, str
         .out_cap = r->out_cap,
         .sink = r->sink,
         .sink_arg = r->sink_arg,
+        .range_header = r->range_len ? "x-ms-range" : NULL,
+        .range_off = r->range_off,
+        .range_len = r->range_len,
         .sign = azure_sign_request,
         .sign_arg = &a->auth,
     };
@@ -966,8 +968,10 @@ static int az_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_er
     if (rc == 0 && (!a->name || !a->prefix))
         rc = oom(e);
     if (rc == 0) {
-        struct http_options opt = { .ca_file = sky_cloud_get(cfg, "ca_file") };
-        rc = http_client_new(&opt, &a->http, e);
+        struct http_options opt;
+        rc = http_options_from_cloud(cfg, &opt, e);
+        if (rc == 0)
+            rc = http_client_new(&opt, &a->http, e);
     }
     if (rc < 0) {
         az_free(a);
@@ -1404,18 +1408,16 @@ static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     if (rc < 0)
         return rc;
     struct az_req r;
-    char range[64];
-    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
-             (unsigned long long)(off + len - 1));
     req_init(&r, "GET", &l, NULL);
     r.sink = sink;
     r.sink_arg = sink_arg;
     r.out_cap = (size_t)len;
+    r.range_off = off;
+    r.range_len = len;      /* http.c asks for it and checks the answer */
     char current[SKY_ETAG_MAX] = "";
     if (etag && *etag)
         alias_resolve(a, &l, etag, current);
-    if (http_headers_set(&r.headers, "x-ms-range", range) < 0 ||
-        (*current && add_if_match(&r.headers, current) < 0)) {
+    if (*current && add_if_match(&r.headers, current) < 0) {
         http_headers_free(&r.headers);
         loc_free(&l);
         return oom(e);
@@ -1473,7 +1475,6 @@ static int add_user_meta(struct http_headers *hs, const struct sky_objmeta *meta
         const struct sky_meta_item *it = &meta->user[i];
         char name[256];
         if (!user_meta_name_ok(it->key) || !header_safe(it->value, it->len) ||
-            hs->n >= AZ_REQ_HEADERS_MAX ||
             http_headers_bytes(hs, "x-ms-meta-") + strlen(it->key) + it->len > AZ_META_MAX)
             continue;
         snprintf(name, sizeof name, "x-ms-meta-%s", it->key);
@@ -2607,7 +2608,7 @@ static const struct sky_key az_keys[] = {
       "Azurite: http://127.0.0.1:10000/ACCOUNT)" },
     { "container", 0, "the container to show (default: all containers as directories)" },
     { "prefix", 0, "show only blobs under this prefix of the container" },
-    { "ca_file", 0, "extra CA certificates (PEM) to trust for the endpoint" },
+    HTTP_CLOUD_KEYS,
     { NULL, 0, NULL },
 };
 

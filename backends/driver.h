@@ -171,6 +171,8 @@ typedef int (*sky_list_cb)(void *arg, const struct sky_dirent *ent);
 #define SKY_KEY_REQUIRED 0x1u
 #define SKY_KEY_SECRET   0x2u  /* config file holding it must be mode 0600 */
 #define SKY_KEY_BOOL     0x4u  /* true/false/yes/no/1/0 */
+#define SKY_KEY_DURATION 0x8u  /* "500ms", "10s", "2m" (more than 0, not "forever") */
+#define SKY_KEY_COUNT    0x10u /* a whole number 0..100 */
 struct sky_key {
     const char *name;
     unsigned flags;

@@ -77,8 +77,6 @@
 #define S3_LINK_BUCKETS   1024
 #define S3_LINKS_MAX      100000
 #define S3_USER_META_MAX  2048  /* bytes of x-amz-meta-* names and values S3 takes */
-/* user metadata stops here, leaving room for signing and copy headers */
-#define S3_REQ_HEADERS_MAX (HTTP_MAX_HEADERS - 12)
 /* setxattr flags (XATTR_CREATE / XATTR_REPLACE of <sys/xattr.h>) */
 #define XATTR_CREATE_FLAG  0x1
 #define XATTR_REPLACE_FLAG 0x2
@@ -593,6 +591,7 @@ struct s3_req {
     http_sink_fn sink;              /* a 2xx body goes here, at most out_cap bytes */
     void *sink_arg;
     size_t out_cap;
+    uint64_t range_off, range_len;  /* range_len > 0: a ranged GET (http.h) */
 };
 
 #define S3_REQ(m) { .method = (m), .fd = -1 }
@@ -619,6 +618,8 @@ static int s3_send(struct s3 *s, struct s3_req *r, struct http_response *resp, c
         .headers = r->headers, .body = r->body, .body_fd = r->fd, .body_off = r->off,
         .body_len = r->body_len, .out_cap = r->out_cap,
         .sink = r->sink, .sink_arg = r->sink_arg,
+        .range_header = r->range_len ? "Range" : NULL,
+        .range_off = r->range_off, .range_len = r->range_len,
         .sign = sigv4_sign_http, .sign_arg = &signer,
     };
     memset(&r->headers, 0, sizeof r->headers);
@@ -1171,18 +1172,17 @@ static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     int rc = s3_locate(s, path, &l, e);
     if (rc < 0)
         return rc;
-    char show[1024], range[64];
+    char show[1024];
     loc_show(&l, show, sizeof show, s);
-    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
-             (unsigned long long)(off + len - 1));
     struct s3_req r = S3_REQ("GET");
     r.bucket = l.bucket;
     r.key = l.key;
     r.sink = sink;
     r.sink_arg = sink_arg;
     r.out_cap = (size_t)len;
-    if (http_headers_set(&r.headers, "Range", range) < 0 ||
-        (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0)) {
+    r.range_off = off;
+    r.range_len = len;      /* http.c asks for it and checks the answer */
+    if (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0) {
         http_headers_free(&r.headers);
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
@@ -1467,7 +1467,7 @@ static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
     if (strlen(it->key) + 6 > sizeof xname)
         return 0;
     snprintf(xname, sizeof xname, "user.%s", it->key);
-    if (xattr_header(xname, hname, sizeof hname) < 0 || h->n >= S3_REQ_HEADERS_MAX)
+    if (xattr_header(xname, hname, sizeof hname) < 0)
         return 0;
     char *v = xattr_encode(it->value, it->len);
     if (!v)
@@ -2983,9 +2983,11 @@ static int s3_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_er
     if (rc == 0)
         rc = setup_creds(s, cfg, e);
     if (rc == 0) {
-        struct http_options opt = { .ca_file = sky_cloud_get(cfg, "ca_file") };
-        rc = http_client_new(&opt, &s->http, e);
-        if (rc < 0)
+        struct http_options opt;
+        rc = http_options_from_cloud(cfg, &opt, e);
+        if (rc == 0)
+            rc = http_client_new(&opt, &s->http, e);
+        if (rc < 0 && e && e->code != EINVAL)
             sky_err_prefix(e, "%s:%d: [%s] ca_file", cfg->file ? cfg->file : "config",
                            sky_cloud_line(cfg, "ca_file"), cfg->name);
     }
@@ -3009,7 +3011,7 @@ static const struct sky_key s3_keys[] = {
     { "secret_access_key", SKY_KEY_SECRET, "secret key matching access_key_id" },
     { "session_token", SKY_KEY_SECRET, "session token for temporary credentials" },
     { "profile", 0, "section of ~/.aws/credentials to use (default: default)" },
-    { "ca_file", 0, "extra CA certificates (PEM) trusted for https" },
+    HTTP_CLOUD_KEYS,
     { NULL, 0, NULL },
 };
 

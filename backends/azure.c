@@ -68,6 +68,7 @@
 #include "../lib/log.h"
 #include "azure_auth.h"
 #include "http.h"
+#include "paging.h"
 #include "parallel.h"
 
 #define AZ_PUT_BLOB_MAX   (8ull << 20)   /* larger files go up in blocks */
@@ -788,18 +789,37 @@ static char *listing_query(const struct az_listing *ls, const char *marker)
     return q;
 }
 
-/* Run a listing over all pages, calling fn per item. */
+/* Passes each listed item on, telling the listing's guard its name. */
+struct guarded_items {
+    struct list_guard guard;
+    az_item_fn fn;
+    void *arg;
+};
+
+static int guarded_item(void *arg, const struct az_item *it)
+{
+    struct guarded_items *g = arg;
+    list_guard_item(&g->guard, it->name);
+    return g->fn(g->arg, it);
+}
+
+/* Run a listing over all pages, calling fn per item.  A server that
+ * repeats its NextMarker or sends pages without progress stops the
+ * listing (backends/paging.h). */
 static int az_list_all(struct az *a, const struct az_listing *ls, const char *path,
                        az_item_fn fn, void *arg, struct sky_err *e)
 {
     char *marker = NULL;
+    struct guarded_items g = { LIST_GUARD_INIT, fn, arg };
     int rc = 0;
     do {
         char *query = listing_query(ls, marker);
         free(marker);
         marker = NULL;
-        if (!query)
-            return oom(e);
+        if (!query) {
+            rc = oom(e);
+            break;
+        }
         struct az_req r;
         struct az_loc l = { .container = ls->container };
         req_init(&r, "GET", &l, query);
@@ -807,22 +827,30 @@ static int az_list_all(struct az *a, const struct az_listing *ls, const char *pa
         rc = az_call(a, &r, "LIST", path, &resp, e);
         free(query);
         if (rc < 0)
-            return rc;
+            break;
         int cb_rc = 0;
-        rc = parse_listing(resp.body, resp.body_len, fn, arg, &marker, &cb_rc);
+        rc = parse_listing(resp.body, resp.body_len, guarded_item, &g, &marker, &cb_rc);
+        size_t page_bytes = resp.body_len;
         http_response_free(&resp);
-        if (rc < 0)
-            return sky_fail(e, -rc, "azure '%s': LIST %s: %s", a->name, shown(path),
-                            rc == -EPROTO ? "malformed XML in the listing" : strerror(-rc));
+        if (rc < 0) {
+            rc = sky_fail(e, -rc, "azure '%s': LIST %s: %s", a->name, shown(path),
+                          rc == -EPROTO ? "malformed XML in the listing" : strerror(-rc));
+            break;
+        }
         if (cb_rc < 0) {
-            free(marker);
-            return cb_rc;
+            rc = cb_rc;
+            break;
         }
         if (cb_rc > 0 || ls->first_page_only)
             break;
+        if (list_guard_page(&g.guard, page_bytes, marker, e) < 0) {
+            rc = sky_err_prefix(e, "azure '%s': LIST %s", a->name, shown(path));
+            break;
+        }
     } while (marker && *marker);
     free(marker);
-    return 0;
+    list_guard_free(&g.guard);
+    return rc;
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -2204,7 +2232,7 @@ static int edited_meta(const struct http_headers *old, const struct meta_edit *e
             rc = http_headers_set(hs, h, old->h[i].value);
     }
     if (rc < 0)
-        return sky_fail(e, -rc, "azure '%s': %s: too much metadata", a->name, path);
+        return sky_fail(e, -rc, "azure '%s': %s: %s", a->name, path, strerror(-rc));
     if ((ed->flags & XATTR_CREATE) && found)
         return sky_fail(e, EEXIST, "azure '%s': %s: attribute exists", a->name, path);
     if (((ed->flags & XATTR_REPLACE) || ed->del_name) && !found)
@@ -2217,7 +2245,11 @@ static int edited_meta(const struct http_headers *old, const struct meta_edit *e
     if (rc == 0 && ed->which)
         rc = add_posix_meta(hs, ed->attr, ed->which, k);
     if (rc < 0)
-        return sky_fail(e, E2BIG, "azure '%s': %s: too much metadata", a->name, path);
+        return sky_fail(e, -rc, "azure '%s': %s: %s", a->name, path, strerror(-rc));
+    size_t bytes = http_headers_bytes(hs, "x-ms-meta-");
+    if (bytes > AZ_META_MAX)
+        return sky_fail(e, E2BIG, "azure '%s': %s: the metadata would be %zu bytes, past "
+                        "Azure's limit of %d", a->name, path, bytes, AZ_META_MAX);
     return 0;
 }
 

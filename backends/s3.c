@@ -61,6 +61,7 @@
 #include "../lib/config.h"
 #include "../lib/log.h"
 #include "http.h"
+#include "paging.h"
 #include "parallel.h"
 #include "sigv4.h"
 #include "xml.h"
@@ -767,13 +768,31 @@ static int add_query(char *q, size_t cap, const char *name, const char *value)
     return n < 0 || (size_t)n >= cap - len ? -E2BIG : 0;
 }
 
+/* Passes each listed item on, telling the listing's guard its name. */
+struct guarded_items {
+    struct list_guard guard;
+    s3_item_fn fn;
+    void *arg;
+};
+
+static int guarded_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                        const char *storage_class)
+{
+    struct guarded_items *g = arg;
+    list_guard_item(&g->guard, key);
+    return g->fn(g->arg, key, is_prefix, a, storage_class);
+}
+
 /* ListObjectsV2 of `prefix` in `bucket`, every page unless max_keys > 0
- * (then one page of at most max_keys). */
+ * (then one page of at most max_keys).  A server that repeats its
+ * continuation token or sends pages without progress stops the listing
+ * (backends/paging.h). */
 static int s3_list_keys(struct s3 *s, const char *bucket, const char *prefix, bool delimited,
                         int max_keys, s3_item_fn fn, void *arg, const char *show,
                         struct sky_err *e)
 {
     char *token = NULL;
+    struct guarded_items g = { LIST_GUARD_INIT, fn, arg };
     int rc = 0;
     do {
         char query[4096] = "";
@@ -792,21 +811,27 @@ static int s3_list_keys(struct s3 *s, const char *bucket, const char *prefix, bo
             rc = add_query(query, sizeof query, "prefix", prefix);
         free(token);
         token = NULL;
-        if (rc < 0)
-            return sky_fail(e, -rc, "s3 '%s': LIST %s: prefix too long", s->name, show);
+        if (rc < 0) {
+            rc = sky_fail(e, -rc, "s3 '%s': LIST %s: %s", s->name, show,
+                          rc == -E2BIG ? "prefix or page token too long" : strerror(-rc));
+            break;
+        }
         struct s3_req r = S3_REQ("GET");
         r.bucket = bucket;
         r.query = query;
         struct http_response resp;
         rc = s3_call(s, &r, &resp, show, e);
         if (rc < 0)
-            return rc;
-        rc = s3_parse_list(resp.body, resp.body_len, fn, arg, &token, e);
+            break;
+        rc = s3_parse_list(resp.body, resp.body_len, guarded_item, &g, &token, e);
         if (rc < 0 && e && e->code == EBADMSG)
             sky_err_prefix(e, "s3 '%s': LIST %s", s->name, show);
+        if (rc == 0 && max_keys <= 0 && list_guard_page(&g.guard, resp.body_len, token, e) < 0)
+            rc = sky_err_prefix(e, "s3 '%s': LIST %s", s->name, show);
         http_response_free(&resp);
     } while (rc == 0 && token && max_keys <= 0);
     free(token);
+    list_guard_free(&g.guard);
     return rc;
 }
 
@@ -2660,9 +2685,13 @@ static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
     char *v = xattr_encode(x->value, x->len);
     int rc = v ? http_headers_set(meta, x->header, v) : -ENOMEM;
     free(v);
-    if (rc == -E2BIG)
-        return sky_fail(e, ENOSPC, "too many attributes");
-    return rc < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    if (rc < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    size_t bytes = http_headers_bytes(meta, "x-amz-meta-");
+    if (bytes > S3_USER_META_MAX)
+        return sky_fail(e, E2BIG, "the metadata would be %zu bytes, past S3's limit of %d",
+                        bytes, S3_USER_META_MAX);
+    return 0;
 }
 
 static int s3_setxattr(void *ctx, const char *path, const char *name, const void *value,
@@ -2676,7 +2705,7 @@ static int s3_setxattr(void *ctx, const char *path, const char *name, const void
                         name);
     struct xattr_edit x = { hname, value ? value : "", len, flags };
     int rc = edit_meta(s, path, edit_xattr, &x, e);
-    if (rc == -ENODATA || rc == -EEXIST)
+    if (rc == -ENODATA || rc == -EEXIST || rc == -E2BIG)
         sky_err_prefix(e, "s3 '%s': %s", s->name, path);
     return rc;
 }

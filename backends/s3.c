@@ -1385,7 +1385,114 @@ static char *complete_body(const struct mpu *m)
     return body;
 }
 
-static int mpu_complete(struct mpu *m, char *etag_out, struct sky_err *e)
+/* The ETag S3 gives a completed multipart upload: the MD5 of the parts'
+ * binary MD5s, "-" and the number of parts ("\"9b2cf5...-3\""), into
+ * out[SKY_ETAG_MAX] as etag_copy keeps ETags; "" if a part ETag is not an
+ * MD5. */
+static void multipart_etag(const struct mpu *m, char *out)
+{
+    out[0] = '\0';
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return;
+    }
+    for (unsigned i = 0; i < m->nparts; i++) {
+        const char *t = m->etags[i];
+        t += *t == '"';
+        unsigned char md[16];
+        for (int k = 0; k < 16; k++) {
+            unsigned v;
+            if (!isxdigit((unsigned char)t[2 * k]) || !isxdigit((unsigned char)t[2 * k + 1]) ||
+                sscanf(t + 2 * k, "%2x", &v) != 1) {
+                EVP_MD_CTX_free(ctx);
+                return;
+            }
+            md[k] = (unsigned char)v;
+        }
+        EVP_DigestUpdate(ctx, md, sizeof md);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    char etag[SKY_ETAG_MAX];
+    snprintf(etag, sizeof etag, "\"%s-%u\"", hex, m->nparts);
+    etag_copy(out, etag);
+}
+
+/* The ETag of a single-part object of `size` bytes of fd: its MD5
+ * (servers such as s3rver give completed uploads that one); "" when fd
+ * cannot be read. */
+static void content_etag(int fd, uint64_t size, char *out)
+{
+    out[0] = '\0';
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    char *buf = malloc(1 << 20);
+    int ok = ctx && buf && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1;
+    for (uint64_t off = 0; ok && off < size;) {
+        size_t want = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got <= 0)
+            ok = 0;
+        else {
+            EVP_DigestUpdate(ctx, buf, (size_t)got);
+            off += (uint64_t)got;
+        }
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1) {
+        char etag[SKY_ETAG_MAX] = "\"";
+        for (unsigned i = 0; i < mdlen; i++)
+            snprintf(etag + 1 + 2 * i, 3, "%02x", md[i]);
+        strcat(etag, "\"");
+        etag_copy(out, etag);
+    }
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+}
+
+/* A completion was retried and its last answer is an error (NoSuchUpload:
+ * the first attempt, whose answer was lost, completed it).  Does the key
+ * now hold this upload: `size` bytes under the ETag of these parts (or,
+ * from servers that give completed uploads a plain MD5, the MD5 of fd)?
+ * Then *etag_out gets it and the completion succeeded. */
+static bool upload_landed(struct mpu *m, int fd, uint64_t size, char *etag_out)
+{
+    struct http_response head;
+    struct sky_err ignored = { 0 };
+    if (s3_head(m->s, m->l->bucket, m->l->key, &head, m->show, &ignored) < 0)
+        return false;
+    char have[SKY_ETAG_MAX], want[SKY_ETAG_MAX];
+    etag_copy(have, http_headers_get(&head.headers, "etag"));
+    const char *len = http_headers_get(&head.headers, "content-length");
+    bool same = ok_status(head.status) && have[0] && len && strtoull(len, NULL, 10) == size;
+    http_response_free(&head);
+    if (!same)
+        return false;
+    multipart_etag(m, want);
+    if (!want[0] || strcmp(have, want) != 0) {
+        if (fd < 0)
+            return false;
+        content_etag(fd, size, want);
+        if (!want[0] || strcmp(have, want) != 0)
+            return false;
+    }
+    LOG_INFO("s3 '%s': POST %s: the answer to the completion was lost; the object holds the "
+             "upload", m->s->name, m->show);
+    snprintf(etag_out, SKY_ETAG_MAX, "%s", have);
+    return true;
+}
+
+/* CompleteMultipartUpload of m's parts, the object being `size` bytes of
+ * fd (-1 for a copy).  When the answer of a first attempt was lost and the
+ * retry fails, what the key holds decides (upload_landed). */
+static int mpu_complete(struct mpu *m, int fd, uint64_t size, char *etag_out,
+                        struct sky_err *e)
 {
     char *body = complete_body(m), query[512];
     if (!body)
@@ -1399,17 +1506,25 @@ static int mpu_complete(struct mpu *m, char *etag_out, struct sky_err *e)
     r.body_len = strlen(body);
     http_headers_set(&r.headers, "Content-Type", "application/xml");
     struct http_response resp;
-    int rc = s3_call(m->s, &r, &resp, m->show, e);
+    int rc = s3_send(m->s, &r, &resp, m->show, e);
     free(body);
     if (rc < 0)
         return rc;
-    struct xml_node *root;
-    rc = s3_xml_answer(m->s, "POST", m->show, &resp, "CompleteMultipartUploadResult", &root, e);
+    bool retried = http_retried(&resp);
+    struct xml_node *root = NULL;
+    if (!ok_status(resp.status))
+        rc = s3_fail_answer(m->s, "POST", m->show, &resp, e);
+    else
+        rc = s3_xml_answer(m->s, "POST", m->show, &resp, "CompleteMultipartUploadResult", &root,
+                           e);
+    http_response_free(&resp);
     if (rc == 0) {
         etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+    } else if (retried && upload_landed(m, fd, size, etag_out)) {
+        sky_err_clear(e);
+        rc = 0;
     }
-    http_response_free(&resp);
     return rc;
 }
 
@@ -1448,7 +1563,7 @@ static int multipart(struct mpu *m, struct http_headers *hdrs, uint64_t min_part
     if (rc == 0)
         rc = run_parts(m, e);
     if (rc == 0)
-        rc = mpu_complete(m, etag_out, e);
+        rc = mpu_complete(m, m->fd, m->size, etag_out, e);
     if (rc < 0 && m->enc_upload_id)
         mpu_abort(m);
     free(m->etags);
@@ -2279,7 +2394,7 @@ static int stream_complete(struct s3_stream *st, int fd, uint64_t nparts, uint64
             return rc;
     }
     st->m.nparts = (unsigned)total;
-    return mpu_complete(&st->m, etag_out, e);
+    return mpu_complete(&st->m, fd, size, etag_out, e);
 }
 
 static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,

@@ -1829,6 +1829,8 @@ static void az_upload_abort(void *up)
 
 /* ---- remove, mkdir, rmdir ---------------------------------------------- */
 
+/* Delete Blob.  A 404 to a retried DELETE is the first attempt's
+ * success (its answer was lost): the blob is gone, as asked. */
 static int az_delete_blob(struct az *a, const struct az_loc *l, const char *path,
                           struct sky_err *e)
 {
@@ -1838,7 +1840,17 @@ static int az_delete_blob(struct az *a, const struct az_loc *l, const char *path
         http_headers_free(&r.headers);
         return oom(e);
     }
-    return az_call0(a, &r, "DELETE", path, e);
+    struct http_response resp;
+    int rc = az_do(a, &r, &resp, e);
+    if (rc < 0)
+        rc = az_fail_transport(a, "DELETE", path, rc, e);
+    else if (resp.status == 404 && http_retried(&resp))
+        LOG_INFO("azure '%s': DELETE %s: the answer was lost; the retry found the blob gone",
+                 a->name, shown(path));
+    else if (!status_ok(resp.status))
+        rc = az_fail_resp(a, "DELETE", path, &resp, e);
+    http_response_free(&resp);
+    return rc;
 }
 
 static int az_remove(void *ctx, const char *path, struct sky_err *e)
@@ -2485,9 +2497,12 @@ static int az_setxattr(void *ctx, const char *path, const char *name, const void
     int rc = xattr_meta_name(a, name, meta, e);
     if (rc < 0)
         return rc;
-    if (!header_safe(value, len) || len > 8000)
+    if (!header_safe(value, len))
         return sky_fail(e, ENOTSUP, "azure '%s': %s: value of %s must be printable ASCII "
                         "without leading or trailing spaces", a->name, path, name);
+    if (len + strlen(meta) > AZ_META_MAX)
+        return sky_fail(e, E2BIG, "azure '%s': %s: %s is %zu bytes, past Azure's limit of %d "
+                        "bytes of metadata", a->name, path, name, len, AZ_META_MAX);
     char *v = strndup(value, len);
     if (!v)
         return oom(e);

@@ -290,6 +290,8 @@ struct xfer {
     int sink_errno;             /* the body sink refused the bytes */
     int oom;                    /* a response header could not be kept */
     int cancelled;              /* the thread's cancel flag was seen set */
+    int sends;                  /* times the request went out (libcurl resends
+                                 * on its own when a reused connection died) */
     atomic_int *cancel;         /* the flag bound to the calling thread */
     /* ranged GETs (req->range_header set) */
     int range_checked;          /* the answer's headers were checked */
@@ -325,6 +327,17 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
         x->cancelled = 1;
         return 1;       /* abort the transfer */
     }
+    return 0;
+}
+
+/* Counts the times the request's head goes out: libcurl sends a request
+ * again by itself when a reused connection turns out dead before any
+ * answer, and that second send is a retry like ours. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
+{
+    struct xfer *x = arg;
+    if (type == CURLINFO_HEADER_OUT)
+        x->sends++;
     return 0;
 }
 
@@ -594,6 +607,12 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
     /* curl counts the stall in whole seconds */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (c->stall_timeout_ms + 999) / 1000);
+    if (strcmp(x->req->method, "GET") != 0 && strcmp(x->req->method, "HEAD") != 0) {
+        /* requests that change things: know whether they went out twice */
+        curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+        curl_easy_setopt(h, CURLOPT_DEBUGDATA, x);
+        curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    }
     if (x->cancel) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
@@ -770,8 +789,11 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
     int result = 0, stalls = 0;
     for (int attempt = 0;; attempt++) {
         int fail;
+        int sends_before = x.sends;
         CURLcode rc = attempt_once(&x, h, errbuf, &fail, e);
-        resp->attempts = attempt + 1;
+        if (x.sends == sends_before)
+            x.sends++;          /* GET/HEAD: not counted by on_debug */
+        resp->attempts = x.sends;
         if (fail) {
             result = fail;
             break;

@@ -94,7 +94,9 @@ struct http_response {
     struct http_headers headers;     /* response headers, names lowercased */
     char *body;             /* NUL-terminated collected body, may be NULL */
     size_t body_len;        /* bytes collected or given to the sink */
-    int attempts;           /* attempts made (1 = answered at the first).
+    int attempts;           /* times the request went out (1 = answered at
+                             * the first; libcurl's own resend over a reused
+                             * connection that died counts too).
                              * More than one means an earlier attempt of a
                              * non-idempotent request may have been done by
                              * the server although its answer was lost: a

@@ -1931,6 +1931,37 @@ static char *copy_source(const char *bucket, const char *key)
     return out;
 }
 
+/* A copy was retried and its last answer is an error (a copy onto itself
+ * whose first attempt, answer lost, changed the ETag the retry's
+ * condition names).  Does dst hold `size` bytes and, when `want` is not
+ * NULL, exactly the x-amz-meta-* headers in want?  Then the copy
+ * succeeded; *etag_out (unless NULL) gets dst's ETag. */
+static bool copy_landed(struct s3 *s, const struct s3_loc *dst, uint64_t size,
+                        const struct http_headers *want, char *etag_out)
+{
+    struct http_response head;
+    struct sky_err ignored = { 0 };
+    if (s3_head(s, dst->bucket, dst->key, &head, dst->key, &ignored) < 0)
+        return false;
+    const char *len = http_headers_get(&head.headers, "content-length");
+    bool same = ok_status(head.status) && len && strtoull(len, NULL, 10) == size;
+    if (same && want) {
+        same = http_headers_bytes(&head.headers, "x-amz-meta-") ==
+               http_headers_bytes(want, "x-amz-meta-");
+        for (size_t i = 0; same && i < want->n; i++) {
+            const char *v = http_headers_get(&head.headers, want->h[i].name);
+            same = v && strcmp(v, want->h[i].value) == 0;
+        }
+    }
+    if (same && etag_out)
+        etag_copy(etag_out, http_headers_get(&head.headers, "etag"));
+    http_response_free(&head);
+    if (same)
+        LOG_INFO("s3 '%s': COPY to %s: the answer was lost; the target holds the copy",
+                 s->name, dst->key);
+    return same;
+}
+
 /* Copy src -> dst (same cloud, any bucket).  `hdrs` (may be NULL) holds
  * replacement metadata: then the directive is REPLACE, else COPY.  Sizes
  * above 5 GiB use a multipart copy, which needs the metadata explicitly:
@@ -1990,18 +2021,38 @@ static int copy_object(struct s3 *s, const char *sbucket, const char *skey,
         http_headers_free(&r.headers);
         return sky_fail(e, ENOMEM, "out of memory");
     }
+    /* what the copy must leave on dst, should its answer be lost */
+    struct http_headers want = {0};
+    for (size_t i = 0; rc == 0 && hdrs && i < r.headers.n; i++)
+        if (strncasecmp(r.headers.h[i].name, "x-amz-meta-", 11) == 0)
+            rc = http_headers_set(&want, r.headers.h[i].name, r.headers.h[i].value);
+    if (rc < 0) {
+        http_headers_free(&r.headers);
+        http_headers_free(&want);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
     struct http_response resp;
-    rc = s3_call(s, &r, &resp, show, e);
-    if (rc < 0)
+    rc = s3_send(s, &r, &resp, show, e);
+    if (rc < 0) {
+        http_headers_free(&want);
         return rc;
-    struct xml_node *root;
-    rc = s3_xml_answer(s, "COPY", show, &resp, "CopyObjectResult", &root, e);
+    }
+    bool retried = http_retried(&resp);
+    struct xml_node *root = NULL;
+    if (!ok_status(resp.status))
+        rc = s3_fail_answer(s, "PUT", show, &resp, e);
+    else
+        rc = s3_xml_answer(s, "COPY", show, &resp, "CopyObjectResult", &root, e);
+    http_response_free(&resp);
     if (rc == 0) {
         if (etag_out)
             etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+    } else if (retried && copy_landed(s, dst, size, hdrs ? &want : NULL, etag_out)) {
+        sky_err_clear(e);
+        rc = 0;
     }
-    http_response_free(&resp);
+    http_headers_free(&want);
     return rc;
 }
 

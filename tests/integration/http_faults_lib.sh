@@ -125,6 +125,10 @@ scenario_lost_answers() {
         "$(seen "$3" "commit.bin?$4")"
     get_direct commit.bin "$TEST_TMP/c.out"
     check "$CLOUD: the server holds the file's bytes" cmp "$TEST_TMP/c.src" "$TEST_TMP/c.out"
+    rules "cut PUT commit.bin 1"
+    check "$CLOUD: a metadata change whose answer is lost succeeds" \
+        setfattr -n user.k99 -v lost-answer "$MNT/$CLOUD/commit.bin"
+    check_eq "$CLOUD: ...and the object carries it" 1 "$(meta_count commit.bin)"
     rules
     printf 'delete me\n' >"$TEST_TMP/d.src"
     put_direct gone.txt "$TEST_TMP/d.src" || die "cannot store gone.txt"

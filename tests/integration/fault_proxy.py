@@ -17,9 +17,10 @@ Modes:
 
     cut       forward the request (the server does it), then close the
               connection without a byte of the answer: a lost reply
-    range     a 206 answer goes out with its first byte dropped and a
-              Content-Range (and Content-Length) that say so: a server
-              answering another range than the one asked
+    range     a 206 answer for bytes A-B goes out as bytes A+1 to B+1: its
+              first byte dropped, a zero byte added at the end, and a
+              Content-Range that says so: a server answering another range
+              (as long as the one asked) than the one asked
     repeat    a listing answer (S3 ListObjectsV2, Azure List Blobs) says
               there is a next page, token "fault-loop"; asked for it, the
               proxy answers the same page with the same token again
@@ -167,8 +168,9 @@ class Handler(BaseHTTPRequestHandler):
             if m:
                 first, last, total = int(m.group(1)), int(m.group(2)), m.group(3)
                 headers = [(k, v) for k, v in headers if k.lower() != "content-range"]
-                headers.append(("Content-Range", "bytes %d-%d/%s" % (first + 1, last, total)))
-                data = data[1:]
+                headers.append(("Content-Range",
+                                "bytes %d-%d/%s" % (first + 1, last + 1, total)))
+                data = data[1:] + b"\0"
         self.answer(status, reason, headers, data)
 
     def listing_loop(self, mode, body, target):

@@ -16,8 +16,11 @@
  * ("s3 'photos': GET a.txt: 403 AccessDenied").  Mapping: not found ->
  * ENOENT; forbidden -> EACCES; exists -> EEXIST; directory not empty ->
  * ENOTEMPTY; unreachable or timed out after retries -> EHOSTDOWN (fs/ then
- * serves the cache); anything else from the server -> EIO.  Secrets never
- * appear in messages.
+ * serves the cache); anything else from the server -> EIO; a call whose
+ * requests were cancelled -> EINTR (fs/ names a struct http_cancel for its
+ * thread with http_cancel_set, backends/http.h; network drivers honour it
+ * in every request, also in the helper threads of parallel_for).  Secrets
+ * never appear in messages.
  *
  * THREADS.  fs/ calls a driver from many threads at once, with the same
  * ctx.  A driver protects its own shared state; calls must not block each

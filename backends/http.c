@@ -15,7 +15,20 @@
  * anything else (error XML) is collected in resp->body so the driver can
  * name the error code.  Retries: connection errors, timeouts, resets, 429
  * and 5xx, with exponential backoff and "equal jitter" (half fixed, half
- * random) between 200 ms and 8 s.
+ * random) between 200 ms and 8 s; an attempt that stalled is retried only
+ * once.
+ *
+ * Cancelling (http.h): the progress callback of every transfer, and the
+ * backoff sleep in slices of 100 ms, look at the calling thread's
+ * struct http_cancel and at the process-wide flag, so a cancelled
+ * request ends within about a second (libcurl calls the progress
+ * callback at least once a second, also while nothing arrives).
+ *
+ * Answers are checked, not trusted: a ranged GET's answer must be the
+ * range asked (status, Content-Range, length) or the attempt failed; and
+ * each request that changes things counts the times it went out (libcurl
+ * resends by itself over a dead reused connection), so that a driver can
+ * tell a retried commit or delete from a first one (http_retried).
  */
 #include "http.h"
 
@@ -289,10 +302,8 @@ struct xfer {
     int read_errno;             /* pread failure */
     int sink_errno;             /* the body sink refused the bytes */
     int oom;                    /* a response header could not be kept */
-    int cancelled;              /* the thread's cancel flag was seen set */
     int sends;                  /* times the request went out (libcurl resends
                                  * on its own when a reused connection died) */
-    atomic_int *cancel;         /* the flag bound to the calling thread */
     /* ranged GETs (req->range_header set) */
     int range_checked;          /* the answer's headers were checked */
     int range_bad;              /* ... and do not match the range asked */
@@ -300,34 +311,47 @@ struct xfer {
     char range_why[160];        /* what did not match, for the error */
 };
 
-/* ---- cancellation ---- */
+/* ---- cancelling ---- */
 
-static __thread atomic_int *cancel_flag;
+static __thread struct http_cancel *thread_cancel;
+static atomic_int cancel_everything;
 
-void http_cancel_bind(atomic_int *flag)
+void http_cancel_set(struct http_cancel *c)
 {
-    cancel_flag = flag;
+    thread_cancel = c;
 }
 
-atomic_int *http_cancel_bound(void)
+struct http_cancel *http_cancel_current(void)
 {
-    return cancel_flag;
+    return thread_cancel;
 }
 
-static int cancel_requested(const struct xfer *x)
+void http_cancel_all(void)
 {
-    return x->cancel && atomic_load(x->cancel);
+    atomic_store(&cancel_everything, 1);
+}
+
+long long http_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cancel_requested(void)
+{
+    if (atomic_load(&cancel_everything))
+        return 1;
+    struct http_cancel *c = thread_cancel;
+    if (!c)
+        return 0;
+    return atomic_load(&c->cancelled) || (c->deadline_ms && http_now_ms() >= c->deadline_ms);
 }
 
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
-    struct xfer *x = arg;
-    if (cancel_requested(x)) {
-        x->cancelled = 1;
-        return 1;       /* abort the transfer */
-    }
-    return 0;
+    return cancel_requested();
 }
 
 /* Counts the times the request's head goes out: libcurl sends a request
@@ -398,14 +422,19 @@ static void check_range(struct xfer *x)
         x->range_bad = !ok;
         x->range_expect = e - s + 1;
     } else {
-        /* 200: the whole object; only right when it is the range asked */
-        if (first != 0 || cl == UINT64_MAX || cl > q->range_len) {
+        /* 200: the whole object; only right for a range from 0 that holds
+         * it (of unknown length: as long as no more than the range comes) */
+        if (first != 0 || (cl != UINT64_MAX && cl > q->range_len)) {
             x->range_bad = 1;
-            snprintf(x->range_why, sizeof x->range_why,
-                     "%ld with %s%llu bytes for bytes %llu-%llu", x->status,
-                     cl == UINT64_MAX ? "an unknown length, not " : "",
-                     (unsigned long long)(cl == UINT64_MAX ? 0 : cl),
-                     (unsigned long long)first, (unsigned long long)last);
+            if (cl == UINT64_MAX)
+                snprintf(x->range_why, sizeof x->range_why,
+                         "%ld (the whole object) for bytes %llu-%llu", x->status,
+                         (unsigned long long)first, (unsigned long long)last);
+            else
+                snprintf(x->range_why, sizeof x->range_why,
+                         "%ld with the whole object of %llu bytes for bytes %llu-%llu",
+                         x->status, (unsigned long long)cl, (unsigned long long)first,
+                         (unsigned long long)last);
         }
         x->range_expect = cl;
     }
@@ -613,11 +642,8 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
         curl_easy_setopt(h, CURLOPT_DEBUGDATA, x);
         curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     }
-    if (x->cancel) {
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    }
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -662,8 +688,8 @@ static int status_retryable(long status)
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-/* Sleeps between attempts, in slices so that a cancellation is seen. */
-static void backoff_sleep(int attempt, const struct xfer *x)
+/* Sleep before retry `attempt`; returns early when cancelled. */
+static void backoff_sleep(int attempt)
 {
     static __thread unsigned seed;
     if (!seed)
@@ -674,12 +700,11 @@ static void backoff_sleep(int attempt, const struct xfer *x)
     if (ms > BACKOFF_MAX_MS)
         ms = BACKOFF_MAX_MS;
     ms = ms / 2 + rand_r(&seed) % (ms / 2 + 1);
-    while (ms > 0 && !cancel_requested(x)) {
-        long slice = ms < 50 ? ms : 50;
+    for (long slept = 0; slept < ms && !cancel_requested(); slept += 100) {
+        long slice = ms - slept < 100 ? ms - slept : 100;
         struct timespec ts = { 0, slice * 1000000L };
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
             ;
-        ms -= slice;
     }
 }
 
@@ -690,6 +715,10 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
 {
     struct http_request *q = x->req;
     *fail = 0;
+    if (cancel_requested()) {
+        *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
+        return CURLE_ABORTED_BY_CALLBACK;
+    }
     if (q->sign && q->sign(q->sign_arg, q, e) < 0) {
         *fail = -(e && e->code ? e->code : EINVAL);
         return CURLE_ABORTED_BY_CALLBACK;
@@ -730,8 +759,8 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
                      "announced", x->resp->body_len, (unsigned long long)x->range_expect);
         }
     }
-    if (x->cancelled || cancel_requested(x))
-        *fail = sky_fail(e, EINTR, "cancelled");
+    if (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested())
+        *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
     else if (x->oom)
         *fail = sky_fail(e, ENOMEM, "out of memory keeping the response headers");
     else if (x->read_errno)
@@ -779,9 +808,7 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
         if (req->out_cap == 0 || req->out_cap > req->range_len)
             req->out_cap = (size_t)req->range_len;
     }
-    struct xfer x = { .client = c, .req = req, .resp = resp, .cancel = cancel_flag };
-    if (cancel_requested(&x))
-        return sky_fail(e, EINTR, "cancelled");
+    struct xfer x = { .client = c, .req = req, .resp = resp };
     CURL *h = pool_take(c);
     if (!h)
         return sky_fail(e, ENOMEM, "cannot create a curl handle");
@@ -829,11 +856,7 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
                               errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt + 1);
             break;
         }
-        backoff_sleep(attempt, &x);
-        if (cancel_requested(&x)) {
-            result = sky_fail(e, EINTR, "cancelled");
-            break;
-        }
+        backoff_sleep(attempt);
     }
     pool_give(c, h);
     if (result < 0)

@@ -144,27 +144,35 @@ struct sky_cloud_config;
 int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_options *opt,
                             struct sky_err *e);
 
-/* ---- Cancellation ----
+/* Cancelling transfers (used by fs/: a request whose process was killed is
+ * abandoned, a probe of a hung server gives up, a stopping daemon ends).
+ * A thread names a struct http_cancel with http_cancel_set; from then on
+ * every http_do of that thread returns -EINTR (e filled) within a fraction
+ * of a second of `cancelled` becoming nonzero or of `deadline_ms`
+ * (CLOCK_MONOTONIC milliseconds, 0: none) passing: the transfer's
+ * progress callback and the backoff sleep between retries look at it.
+ * http_cancel_set(NULL) ends that.  http_cancel_all() makes every
+ * transfer of the process, now and later, return -EINTR the same way; it
+ * is async-signal-safe (a SIGTERM handler calls it).  The helper threads
+ * of parallel_for (part uploads, tree copies) take their caller's struct
+ * http_cancel (http_cancel_current), so cancelling the caller cancels
+ * them too.  Typical use in fs/:
  *
- * A caller that may have to give up a request in flight (fs/: the FUSE
- * request was interrupted) binds a flag to its thread before calling the
- * driver and unbinds it afterwards:
- *
- *     atomic_int cancelled = 0;       // set to 1 from any thread to cancel
- *     http_cancel_bind(&cancelled);
- *     rc = driver->read(...);          // -EINTR soon after cancelled = 1
- *     http_cancel_bind(NULL);
- *
- * Every request the thread makes through http_do checks the flag: before
- * each attempt, during the transfer (about every second, and as soon as
- * data moves) and while it waits between retries.  A cancelled request
- * stops and http_do returns -EINTR ("cancelled"); the driver returns that
- * error as is.  Only the bound thread is watched: the helper threads of
- * parallel_for (part uploads) inherit their caller's binding.  The flag
- * must outlive the binding. */
-void http_cancel_bind(atomic_int *flag);
-/* The flag bound to this thread, or NULL. */
-atomic_int *http_cancel_bound(void);
+ *     struct http_cancel cancel = { 0 };   // interrupt handler: cancelled = 1
+ *     http_cancel_set(&cancel);
+ *     rc = driver->read(...);              // -EINTR soon after
+ *     http_cancel_set(NULL);
+ */
+struct http_cancel {
+    atomic_int cancelled;
+    long long deadline_ms;
+};
+void http_cancel_set(struct http_cancel *c);
+void http_cancel_all(void);
+/* The struct http_cancel this thread named, or NULL. */
+struct http_cancel *http_cancel_current(void);
+/* CLOCK_MONOTONIC now, in ms (for deadlines). */
+long long http_now_ms(void);
 
 struct http_client;
 

@@ -6,8 +6,8 @@
  * is "do job i for i = 0..n-1, a few at a time, and report the first error
  * with its message"; this is that loop, once.  The calling thread works
  * too, so it also runs (serially) when no thread can be started.  The
- * helper threads inherit the caller's cancellation flag (http_cancel_bind
- * in http.h), so cancelling the caller cancels their requests too.
+ * helper threads take the caller's struct http_cancel (http.h), so
+ * cancelling the caller cancels their requests too.
  *
  * Used by backends/ drivers and fs/index.c (the metadata pass of skyfs index).
  */

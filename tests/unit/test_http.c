@@ -185,15 +185,11 @@ TEST(http_many_headers)
     CHECK_INT(h.n, 0);
 }
 
-struct canceller {
-    atomic_int *flag;
-};
-
 static void *cancel_soon(void *arg)
 {
-    struct canceller *c = arg;
+    struct http_cancel *c = arg;
     usleep(300 * 1000);
-    atomic_store(c->flag, 1);
+    atomic_store(&c->cancelled, 1);
     return NULL;
 }
 
@@ -207,24 +203,23 @@ TEST(http_cancel_stops_a_request_in_flight)
     CHECK_INT(http_client_new(&opt, &c, &e), 0);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/o", srv.port);
-    atomic_int cancelled = 0;
-    struct canceller k = { &cancelled };
+    struct http_cancel cancel = { 0 };
     pthread_t th;
-    http_cancel_bind(&cancelled);
-    CHECK(http_cancel_bound() == &cancelled);
-    pthread_create(&th, NULL, cancel_soon, &k);
+    http_cancel_set(&cancel);
+    CHECK(http_cancel_current() == &cancel);
+    pthread_create(&th, NULL, cancel_soon, &cancel);
     struct http_request req = { .method = "GET", .url = url, .body_fd = -1 };
     struct http_response resp;
     int rc = http_do(c, &req, &resp, &e);
     pthread_join(th, NULL);
     CHECK_INT(rc, -EINTR);
-    CHECK_STR(e.msg, "cancelled");
+    CHECK_STR(e.msg, "GET cancelled");
     CHECK_INT(atomic_load(&srv.connections), 1);
-    /* a flag already set: nothing goes out */
+    /* already cancelled: nothing goes out */
     rc = http_do(c, &req, &resp, &e);
     CHECK_INT(rc, -EINTR);
     CHECK_INT(atomic_load(&srv.connections), 1);
-    http_cancel_bind(NULL);
+    http_cancel_set(NULL);
     http_client_free(c);
     canned_stop(&srv);
 }

@@ -70,6 +70,7 @@
 #include "http.h"
 #include "paging.h"
 #include "parallel.h"
+#include "xml.h"
 
 #define AZ_PUT_BLOB_MAX   (8ull << 20)   /* larger files go up in blocks */
 #define AZ_BLOCK_MIN      (8ull << 20)
@@ -1653,8 +1654,48 @@ static char *block_list_xml(const char *tag, unsigned nblocks)
     return xml;
 }
 
+/* A Put Block List was retried and its last answer is an error: did the
+ * first attempt, whose answer was lost, commit it?  It did when the blob's
+ * committed blocks are exactly u's, in order, u->size bytes in all; then
+ * *out gets the blob's attributes. */
+static bool blocks_landed(struct block_upload *u, const struct sky_attr *attr,
+                          struct sky_attr *out)
+{
+    struct az_req r;
+    req_init(&r, "GET", u->l, "comp=blocklist&blocklisttype=committed");
+    struct http_response resp;
+    struct sky_err ignored = { 0 };
+    if (az_call(u->a, &r, "GET block list of", u->path, &resp, &ignored) < 0)
+        return false;
+    struct xml_node *root = NULL;
+    bool same = xml_parse(resp.body, resp.body_len, &root, &ignored) == 0;
+    const struct xml_node *b = same ? xml_child(xml_child(root, "CommittedBlocks"), "Block")
+                                    : NULL;
+    uint64_t total = 0;
+    unsigned i = 0;
+    for (; same && b; b = xml_next(b), i++) {
+        char id[32];
+        block_id(u->tag, i, id);
+        const char *name = xml_text(b, "Name"), *size = xml_text(b, "Size");
+        same = i < u->nblocks && name && strcmp(name, id) == 0 && size;
+        if (same)
+            total += strtoull(size, NULL, 10);
+    }
+    same = same && i == u->nblocks && total == u->size;
+    xml_free(root);
+    if (same) {
+        attr_after_put(out, &resp, u->size, attr, SKY_FILE);
+        LOG_INFO("azure '%s': PUT block list of %s: the answer was lost; the blob holds the "
+                 "upload", u->a->name, shown(u->path));
+    }
+    http_response_free(&resp);
+    return same;
+}
+
 /* Put Block List of blocks [0, u->nblocks): the blob appears with attr's
- * and meta's metadata; *out its new attributes. */
+ * and meta's metadata; *out its new attributes.  When the answer of a
+ * first attempt was lost and the retry fails, the committed block list
+ * decides (blocks_landed). */
 static int commit_blocks(struct block_upload *u, const struct sky_attr *attr,
                          const struct sky_objmeta *meta, struct sky_attr *out, struct sky_err *e)
 {
@@ -1672,13 +1713,21 @@ static int commit_blocks(struct block_upload *u, const struct sky_attr *attr,
         return oom(e);
     }
     struct http_response resp;
-    int rc = az_call(u->a, &r, "PUT block list of", u->path, &resp, e);
+    int rc = az_do(u->a, &r, &resp, e);
     free(xml);
     if (rc < 0)
-        return rc;
-    attr_after_put(out, &resp, u->size, attr, SKY_FILE);
+        return az_fail_transport(u->a, "PUT block list of", u->path, rc, e);
+    if (status_ok(resp.status)) {
+        attr_after_put(out, &resp, u->size, attr, SKY_FILE);
+    } else {
+        rc = az_fail_resp(u->a, "PUT block list of", u->path, &resp, e);
+        if (http_retried(&resp) && blocks_landed(u, attr, out)) {
+            sky_err_clear(e);
+            rc = 0;
+        }
+    }
     http_response_free(&resp);
-    return 0;
+    return rc;
 }
 
 static int az_put_blocks(struct az *a, const struct az_loc *l, const char *path, int fd,
@@ -2009,6 +2058,29 @@ static int wait_copy(struct az *a, const struct az_loc *dst, const char *path,
                     path, AZ_COPY_WAIT_S);
 }
 
+/* A Copy Blob was retried and its last answer is an error (409
+ * PendingCopyOperation, say): is dst the copy the first attempt started,
+ * its answer lost?  Azure keeps the source of a blob's last copy in
+ * x-ms-copy-source (compared without the query: a SAS). */
+static bool copy_landed(struct az *a, const struct az_loc *dst, const char *src_url)
+{
+    struct http_response resp;
+    struct sky_err ignored = { 0 };
+    if (az_head(a, dst, dst->blob, &resp, &ignored) < 0)
+        return false;
+    const char *from = http_headers_get(&resp.headers, "x-ms-copy-source");
+    const char *status = http_headers_get(&resp.headers, "x-ms-copy-status");
+    size_t n = strcspn(src_url, "?");
+    bool same = from && status && strcmp(status, "failed") != 0 &&
+                strcmp(status, "aborted") != 0 && strncmp(from, src_url, n) == 0 &&
+                (from[n] == '\0' || from[n] == '?');
+    http_response_free(&resp);
+    if (same)
+        LOG_INFO("azure '%s': COPY to %s: the answer was lost; the blob is the copy",
+                 a->name, shown(dst->blob));
+    return same;
+}
+
 /* Server-side Copy Blob (metadata comes along).  The copy has the
  * source's bytes under a new ETag: reads still naming src_etag (fs/ keeps
  * it across a rename) are sent with the new one. */
@@ -2021,15 +2093,33 @@ static int az_copy(struct az *a, const struct az_loc *src, const struct az_loc *
     struct az_req r;
     req_init(&r, "PUT", dst, NULL);
     int rc = http_headers_set(&r.headers, "x-ms-copy-source", src_url);
-    free(src_url);
     if (rc < 0) {
+        free(src_url);
         http_headers_free(&r.headers);
         return oom(e);
     }
     struct http_response resp;
-    rc = az_call(a, &r, "COPY to", to_path, &resp, e);
-    if (rc < 0)
+    rc = az_do(a, &r, &resp, e);
+    if (rc < 0) {
+        free(src_url);
+        return az_fail_transport(a, "COPY to", to_path, rc, e);
+    }
+    if (!status_ok(resp.status)) {
+        rc = az_fail_resp(a, "COPY to", to_path, &resp, e);
+        bool landed = http_retried(&resp) && copy_landed(a, dst, src_url);
+        http_response_free(&resp);
+        free(src_url);
+        if (!landed)
+            return rc;
+        /* the first attempt's copy: wait for it like for our own */
+        sky_err_clear(e);
+        struct sky_attr copied = { 0 };
+        rc = wait_copy(a, dst, to_path, copied.etag, e);
+        if (rc == 0 && src_etag && src_etag[0] && copied.etag[0])
+            alias_copy(a, src, src_etag, dst, copied.etag);
         return rc;
+    }
+    free(src_url);
     const char *status = http_headers_get(&resp.headers, "x-ms-copy-status");
     bool pending = status && strcmp(status, "pending") == 0;
     struct sky_attr copied = { 0 };

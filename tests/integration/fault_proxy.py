@@ -27,6 +27,11 @@ Modes:
     noprogress  the same, with a new token each time ("fault-loop-N")
     hang      accept the request and never answer (the connection stays
               open until the client gives up)
+    cutfail:STATUS:CODE  the 1st, 3rd... matching request is cut as by
+              `cut`; the 2nd, 4th... (the client's retry) is not forwarded
+              but answered STATUS with error code CODE (S3 <Error><Code>,
+              Azure x-ms-error-code): a retry that fails because the first
+              attempt did the work (give COUNT 2)
 
 A listing loop ends by itself after 300 pages (the last one has no token),
 so that a client without defence still gets an answer.  STATE_DIR/log gets
@@ -76,6 +81,8 @@ def pick_rule(method, target):
             if count != "all" and used >= int(count):
                 continue
             spent[line] = used + 1
+            if mode.startswith("cutfail:"):
+                return mode if used % 2 else "cut"
             return mode
     return None
 
@@ -153,6 +160,13 @@ class Handler(BaseHTTPRequestHandler):
         log("%s %s %s" % (self.command, target, mode or "pass"))
         if mode == "hang":
             time.sleep(3600)
+            return
+        if mode and mode.startswith("cutfail:"):
+            _, status, code = mode.split(":")
+            body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
+                    "<Message>fault_proxy</Message></Error>" % code).encode()
+            self.answer(int(status), "Fault", [("Content-Type", "application/xml"),
+                                               ("x-ms-error-code", code)], body)
             return
         if mode in ("repeat", "noprogress") and is_listing(target):
             self.listing_loop(mode, body, target)

@@ -74,10 +74,12 @@ EOF
 )
 mount_skyfs "$TEST_TMP/skyfs.conf" "$MNT" || die "cannot mount"
 
+COPY_FAULT=cutfail:409:PendingCopyOperation
+
 scenario_ranges
 scenario_many_meta
 scenario_listing_loops
-scenario_lost_answers PUT comp=blocklist PUT comp=block\& 3
+scenario_lost_answers cutfail:400:InvalidBlockList PUT comp=blocklist PUT comp=block\& 3
 scenario_hang slow
 
 unmount_skyfs "$MNT"

@@ -110,26 +110,41 @@ scenario_listing_loops() {
     done
 }
 
-# --- item 2: lost answers to commits and deletes ------------------------
-# scenario_lost_answers COMMIT_METHOD COMMIT_PATTERN DATA_METHOD DATA_PATTERN N
-#   a 20 MiB file goes up with N requests matching DATA_METHOD DATA_PATTERN
-#   (the parts, or the start of the upload) and a commit
+# --- item 2: lost answers to commits, copies and deletes ---------------
+# scenario_lost_answers COMMIT_MODE COMMIT_METHOD COMMIT_PATTERN DATA_METHOD
+#                       DATA_PATTERN N
+#   A 20 MiB file goes up with N requests matching DATA_METHOD DATA_PATTERN
+#   (the parts, or the start of the upload) and a commit, whose answer the
+#   proxy cuts (COMMIT_MODE cut: the server answers the retry itself;
+#   cutfail:...: the proxy fails the retry).  Then a metadata change and a
+#   rename (copies) whose answers are cut and whose retries fail, and a
+#   delete whose answer is cut.
 scenario_lost_answers() {
     head -c $((20 << 20)) /dev/urandom >"$TEST_TMP/c.src"
-    rules "cut $1 $2 1"
+    rules "$1 $2 $3 2"
     check "$CLOUD: a large write whose commit answer is lost succeeds (fsync)" \
         dd if="$TEST_TMP/c.src" of="$MNT/$CLOUD/commit.bin" bs=1M conv=fsync status=none
     check "$CLOUD: the commit was sent again after its answer was cut" \
-        test "$(seen "$1" "commit.bin?$2")" -ge 2
-    check_eq "$CLOUD: the file was not uploaded a second time" "$5" \
-        "$(seen "$3" "commit.bin?$4")"
+        test "$(seen "$2" "commit.bin?$3")" -ge 2
+    check_eq "$CLOUD: the file was not uploaded a second time" "$6" \
+        "$(seen "$4" "commit.bin?$5")"
     get_direct commit.bin "$TEST_TMP/c.out"
     check "$CLOUD: the server holds the file's bytes" cmp "$TEST_TMP/c.src" "$TEST_TMP/c.out"
-    rules "cut PUT commit.bin 1"
-    check "$CLOUD: a metadata change whose answer is lost succeeds" \
+
+    rules "cutfail:412:PreconditionFailed PUT commit.bin 2"
+    check "$CLOUD: a metadata change whose answer is lost and whose retry fails succeeds" \
         setfattr -n user.k99 -v lost-answer "$MNT/$CLOUD/commit.bin"
     check_eq "$CLOUD: ...and the object carries it" 1 "$(meta_count commit.bin)"
+
+    rules "$COPY_FAULT PUT moved.bin 2"
+    check "$CLOUD: a rename whose copy answer is lost and whose retry fails succeeds" \
+        mv "$MNT/$CLOUD/commit.bin" "$MNT/$CLOUD/moved.bin"
+    check_eq "$CLOUD: the copy was sent twice" 2 "$(seen PUT moved.bin)"
+    get_direct moved.bin "$TEST_TMP/c.out"
+    check "$CLOUD: the server holds the moved file's bytes" cmp "$TEST_TMP/c.src" "$TEST_TMP/c.out"
+    check_fails "$CLOUD: the old name is gone from the server" get_direct commit.bin /dev/null
     rules
+
     printf 'delete me\n' >"$TEST_TMP/d.src"
     put_direct gone.txt "$TEST_TMP/d.src" || die "cannot store gone.txt"
     check "$CLOUD: gone.txt shows" test -f "$MNT/$CLOUD/gone.txt"

@@ -60,10 +60,12 @@ EOF
 )
 mount_skyfs "$TEST_TMP/skyfs.conf" "$MNT" || die "cannot mount"
 
+COPY_FAULT=cutfail:412:PreconditionFailed
+
 scenario_ranges
 scenario_many_meta
 scenario_listing_loops
-scenario_lost_answers POST uploadId= POST uploads 1
+scenario_lost_answers cut POST uploadId= POST uploads 1
 scenario_hang slow
 
 unmount_skyfs "$MNT"

@@ -827,7 +827,9 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
         }
         stalls += curl_code_stalled(rc);
         int last = attempt >= c->max_retries || stalls >= 2;
-        if (rc == CURLE_OK && x.range_bad) {
+        /* a wrong range was refused at its first byte (a write error) or
+         * at its end: a failed attempt, never an answer */
+        if (x.range_bad && (rc == CURLE_OK || rc == CURLE_WRITE_ERROR)) {
             if (last) {
                 char host[256];
                 url_host(req->url, host, sizeof host);
@@ -839,15 +841,6 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
         } else if (rc == CURLE_OK) {
             if (!status_retryable(resp->status) || last)
                 break;
-        } else if (x.range_bad && rc == CURLE_WRITE_ERROR) {
-            if (last) {
-                char host[256];
-                url_host(req->url, host, sizeof host);
-                result = sky_fail(e, EIO, "%s %s: the answer does not match the range asked: "
-                                  "%s (after %d attempts)", req->method, host, x.range_why,
-                                  attempt + 1);
-                break;
-            }
         } else if (!curl_code_retryable(rc) || last) {
             char host[256];
             url_host(req->url, host, sizeof host);

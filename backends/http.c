@@ -11,28 +11,26 @@
  * pread() from a file descriptor; the body is rewindable, so a retry or a
  * redirect-free resend starts again at the first byte.
  *
+ * Answers are checked, not trusted: a ranged GET's answer must be the
+ * range asked (status, Content-Range, length) or the attempt failed; and
+ * each request that changes things counts the times it went out (libcurl
+ * resends by itself over a dead reused connection), so that a driver can
+ * tell a retried commit or delete from a first one (http_retried).  An
+ * attempt that stalled is retried only once.
+ *
  * Responses with a 2xx status go to the caller's sink when it gave one;
  * anything else (error XML) is collected in resp->body so the driver can
  * name the error code.  Retries: connection errors, timeouts, resets, 429
  * and 5xx, with exponential backoff and "equal jitter" (half fixed, half
- * random) between 200 ms and 8 s; an attempt that stalled is retried only
- * once.
+ * random) between 200 ms and 8 s.
  *
  * Cancelling (http.h): the progress callback of every transfer, and the
  * backoff sleep in slices of 100 ms, look at the calling thread's
  * struct http_cancel and at the process-wide flag, so a cancelled
  * request ends within about a second (libcurl calls the progress
  * callback at least once a second, also while nothing arrives).
- *
- * Answers are checked, not trusted: a ranged GET's answer must be the
- * range asked (status, Content-Range, length) or the attempt failed; and
- * each request that changes things counts the times it went out (libcurl
- * resends by itself over a dead reused connection), so that a driver can
- * tell a retried commit or delete from a first one (http_retried).
  */
 #include "http.h"
-
-#include "../lib/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -48,6 +46,8 @@
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include "../lib/config.h"
 
 #define HTTP_MAX_BODY (256u << 20)   /* collected bodies above this are an error */
 #define BACKOFF_BASE_MS 200
@@ -150,6 +150,44 @@ char *http_uri_encode(const char *s, int keep_slash)
     }
     *o = '\0';
     return out;
+}
+
+/* ---- cancelling ---- */
+
+static __thread struct http_cancel *thread_cancel;
+static atomic_int cancel_everything;
+
+void http_cancel_set(struct http_cancel *c)
+{
+    thread_cancel = c;
+}
+
+void http_cancel_all(void)
+{
+    atomic_store(&cancel_everything, 1);
+}
+
+long long http_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cancel_requested(void)
+{
+    if (atomic_load(&cancel_everything))
+        return 1;
+    struct http_cancel *c = thread_cancel;
+    if (!c)
+        return 0;
+    return atomic_load(&c->cancelled) || (c->deadline_ms && http_now_ms() >= c->deadline_ms);
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    return cancel_requested();
 }
 
 /* ---- global init ---- */
@@ -310,49 +348,6 @@ struct xfer {
     uint64_t range_expect;      /* body bytes the answer announced */
     char range_why[160];        /* what did not match, for the error */
 };
-
-/* ---- cancelling ---- */
-
-static __thread struct http_cancel *thread_cancel;
-static atomic_int cancel_everything;
-
-void http_cancel_set(struct http_cancel *c)
-{
-    thread_cancel = c;
-}
-
-struct http_cancel *http_cancel_current(void)
-{
-    return thread_cancel;
-}
-
-void http_cancel_all(void)
-{
-    atomic_store(&cancel_everything, 1);
-}
-
-long long http_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int cancel_requested(void)
-{
-    if (atomic_load(&cancel_everything))
-        return 1;
-    struct http_cancel *c = thread_cancel;
-    if (!c)
-        return 0;
-    return atomic_load(&c->cancelled) || (c->deadline_ms && http_now_ms() >= c->deadline_ms);
-}
-
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-    return cancel_requested();
-}
 
 /* Counts the times the request's head goes out: libcurl sends a request
  * again by itself when a reused connection turns out dead before any
@@ -642,8 +637,6 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
         curl_easy_setopt(h, CURLOPT_DEBUGDATA, x);
         curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     }
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -661,6 +654,8 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
     curl_easy_setopt(h, CURLOPT_READDATA, x);
     curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
     curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     set_method(h, x->req);
 }
 
@@ -748,21 +743,8 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     curl_slist_free_all(hdrs);
     if (rc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->resp->status);
-    long st = x->resp->status;
-    if (rc == CURLE_OK && q->range_header && st >= 200 && st < 300) {
-        if (!x->range_checked)
-            check_range(x);
-        if (!x->range_bad && x->range_expect != UINT64_MAX &&
-            x->resp->body_len != x->range_expect) {
-            x->range_bad = 1;
-            snprintf(x->range_why, sizeof x->range_why, "a body of %zu bytes where %llu were "
-                     "announced", x->resp->body_len, (unsigned long long)x->range_expect);
-        }
-    }
     if (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested())
         *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
-    else if (x->oom)
-        *fail = sky_fail(e, ENOMEM, "out of memory keeping the response headers");
     else if (x->read_errno)
         *fail = sky_fail(e, x->read_errno, "reading the upload source: %s",
                          strerror(x->read_errno));
@@ -772,6 +754,19 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     else if (x->overflow && !q->range_header)
         *fail = sky_fail(e, EIO, "response body larger than expected (%zu bytes)",
                          q->sink ? q->out_cap : (size_t)HTTP_MAX_BODY);
+    else if (x->oom)
+        *fail = sky_fail(e, ENOMEM, "out of memory keeping the response headers");
+    long st = x->resp->status;
+    if (!*fail && rc == CURLE_OK && q->range_header && st >= 200 && st < 300) {
+        if (!x->range_checked)
+            check_range(x);
+        if (!x->range_bad && x->range_expect != UINT64_MAX &&
+            x->resp->body_len != x->range_expect) {
+            x->range_bad = 1;
+            snprintf(x->range_why, sizeof x->range_why, "a body of %zu bytes where %llu were "
+                     "announced", x->resp->body_len, (unsigned long long)x->range_expect);
+        }
+    }
     return rc;
 }
 
@@ -886,4 +881,9 @@ int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_opti
         opt->max_retries = n == 0 ? -1 : (int)n;
     }
     return 0;
+}
+
+struct http_cancel *http_cancel_current(void)
+{
+    return thread_cancel;
 }

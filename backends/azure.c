@@ -2746,6 +2746,7 @@ static const struct sky_key az_keys[] = {
     { "container", 0, "the container to show (default: all containers as directories)" },
     { "prefix", 0, "show only blobs under this prefix of the container" },
     HTTP_CLOUD_KEYS,
+    { "ca_file", 0, "extra CA certificates (PEM) to trust for the endpoint" },
     { NULL, 0, NULL },
 };
 

@@ -125,18 +125,17 @@ struct http_options {
     int max_connections;             /* pool size; default 16 */
 };
 
-/* The config keys every HTTP cloud accepts (put them in the driver's key
- * table: `HTTP_CLOUD_KEYS,` before the terminating {NULL}); the config
- * loader checks their form (durations, a count) and http_options_from_cloud
- * reads them. */
+/* The config keys every HTTP cloud accepts besides its own (put them in
+ * the driver's key table: `HTTP_CLOUD_KEYS,`); the config loader checks
+ * their form (durations, a count) and http_options_from_cloud reads them,
+ * with the driver's own `ca_file`. */
 #define HTTP_CLOUD_KEYS                                                                    \
     { "connect_timeout", SKY_KEY_DURATION,                                                 \
       "how long connecting to the server may take (default 10s)" },                       \
     { "timeout", SKY_KEY_DURATION,                                                         \
       "a request that moves no byte for this long is abandoned (default 20s)" },           \
     { "retries", SKY_KEY_COUNT,                                                            \
-      "retries of a failed request (default 4; a stalled one is retried once)" },          \
-    { "ca_file", 0, "extra CA certificates (PEM) to trust" }
+      "retries of a failed request (default 4; a stalled one is retried once)" }
 
 struct sky_cloud_config;
 /* opt from the cloud's ca_file, connect_timeout, timeout and retries keys

@@ -3207,6 +3207,7 @@ static const struct sky_key s3_keys[] = {
     { "session_token", SKY_KEY_SECRET, "session token for temporary credentials" },
     { "profile", 0, "section of ~/.aws/credentials to use (default: default)" },
     HTTP_CLOUD_KEYS,
+    { "ca_file", 0, "extra CA certificates (PEM) trusted for https" },
     { NULL, 0, NULL },
 };
 

@@ -1497,15 +1497,23 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
 static bool header_safe(const void *v, size_t len);
 
 /* meta's user items as x-ms-meta-KEY, skipping those Azure cannot carry
- * (name, value, or past the size limit); 0 or -ENOMEM. */
-static int add_user_meta(struct http_headers *hs, const struct sky_objmeta *meta)
+ * (name, value, or past the size limit: that one with a warning naming
+ * the cloud and path); 0 or -ENOMEM. */
+static int add_user_meta(const struct az *a, const char *path, struct http_headers *hs,
+                         const struct sky_objmeta *meta)
 {
     for (size_t i = 0; meta && i < meta->nuser; i++) {
         const struct sky_meta_item *it = &meta->user[i];
         char name[256];
-        if (!user_meta_name_ok(it->key) || !header_safe(it->value, it->len) ||
-            http_headers_bytes(hs, "x-ms-meta-") + strlen(it->key) + it->len > AZ_META_MAX)
+        if (!user_meta_name_ok(it->key) || !header_safe(it->value, it->len))
             continue;
+        size_t bytes = http_headers_bytes(hs, "x-ms-meta-") + strlen(it->key) + it->len;
+        if (bytes > AZ_META_MAX) {
+            LOG_WARN("azure '%s': PUT %s: user metadata %s left out: it would take the blob's "
+                     "metadata to %zu bytes, past Azure's limit of %d", a->name, shown(path),
+                     it->key, bytes, AZ_META_MAX);
+            continue;
+        }
         snprintf(name, sizeof name, "x-ms-meta-%s", it->key);
         if (http_headers_set(hs, name, it->value) < 0)
             return -ENOMEM;
@@ -1515,8 +1523,9 @@ static int add_user_meta(struct http_headers *hs, const struct sky_objmeta *meta
 
 /* Headers of a new blob: type, content type (meta's, else the default),
  * POSIX metadata, meta's user items (meta may be NULL). */
-static int new_blob_headers(struct http_headers *hs, const struct sky_attr *attr,
-                            const struct sky_objmeta *meta, enum sky_kind k, bool block_list)
+static int new_blob_headers(const struct az *a, const char *path, struct http_headers *hs,
+                            const struct sky_attr *attr, const struct sky_objmeta *meta,
+                            enum sky_kind k, bool block_list)
 {
     const char *type = "application/octet-stream";
     if (meta && meta->content_type && *meta->content_type &&
@@ -1530,7 +1539,7 @@ static int new_blob_headers(struct http_headers *hs, const struct sky_attr *attr
         rc |= http_headers_set(hs, "x-ms-meta-hdi_isfolder", "true");
     if (rc < 0 || add_posix_meta(hs, attr, attr ? attr->has : 0, k) < 0)
         return -ENOMEM;
-    return add_user_meta(hs, meta);
+    return add_user_meta(a, path, hs, meta);
 }
 
 /* One Put Blob with the body from memory or from fd. */
@@ -1544,7 +1553,7 @@ static int az_put_blob(struct az *a, const struct az_loc *l, const char *path,
     r.body = body;
     r.body_fd = fd;
     r.body_len = size;
-    if (new_blob_headers(&r.headers, attr, meta, k, false) < 0 ||
+    if (new_blob_headers(a, path, &r.headers, attr, meta, k, false) < 0 ||
         (exclusive && http_headers_set(&r.headers, "If-None-Match", "*") < 0)) {
         http_headers_free(&r.headers);
         return oom(e);
@@ -1707,7 +1716,7 @@ static int commit_blocks(struct block_upload *u, const struct sky_attr *attr,
     r.body = xml;
     r.body_len = strlen(xml);
     if (http_headers_set(&r.headers, "Content-Type", "application/xml") < 0 ||
-        new_blob_headers(&r.headers, attr, meta, SKY_FILE, true) < 0) {
+        new_blob_headers(u->a, u->path, &r.headers, attr, meta, SKY_FILE, true) < 0) {
         http_headers_free(&r.headers);
         free(xml);
         return oom(e);

@@ -1599,9 +1599,10 @@ static bool plain_header_value(const char *v)
 }
 
 /* One user item as x-amz-meta-KEY, encoded as s3_setxattr does, unless
- * S3 cannot carry its name or it would pass the size limit (then skipped):
- * 0 or -ENOMEM. */
-static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
+ * S3 cannot carry its name or it would pass the size limit (then skipped,
+ * the latter with a warning naming the cloud and `show`): 0 or -ENOMEM. */
+static int add_user_item(const struct s3 *s, const char *show, struct http_headers *h,
+                         const struct sky_meta_item *it)
 {
     char xname[300], hname[320];
     if (strlen(it->key) + 6 > sizeof xname)
@@ -1613,8 +1614,13 @@ static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
     if (!v)
         return -ENOMEM;
     int rc = 0;
-    if (http_headers_bytes(h, "x-amz-meta-") + strlen(hname + 11) + strlen(v) <= S3_USER_META_MAX)
+    size_t bytes = http_headers_bytes(h, "x-amz-meta-") + strlen(hname + 11) + strlen(v);
+    if (bytes <= S3_USER_META_MAX)
         rc = http_headers_set(h, hname, v) == 0 ? 0 : -ENOMEM;
+    else
+        LOG_WARN("s3 '%s': PUT %s: user metadata %s left out: it would take the object's user "
+                 "metadata to %zu bytes, past S3's limit of %d", s->name, show, it->key, bytes,
+                 S3_USER_META_MAX);
     free(v);
     return rc;
 }
@@ -1622,15 +1628,15 @@ static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
 /* Headers of a new file object with POSIX metadata a and cloud metadata
  * meta (may be NULL: no user items, the default content type); on failure
  * (-ENOMEM) h is freed. */
-static int file_headers(struct http_headers *h, const struct sky_attr *a,
-                        const struct sky_objmeta *meta)
+static int file_headers(const struct s3 *s, const char *show, struct http_headers *h,
+                        const struct sky_attr *a, const struct sky_objmeta *meta)
 {
     const char *type = meta && plain_header_value(meta->content_type)
                            ? meta->content_type : "application/octet-stream";
     int rc = add_meta(h, SKY_FILE, a, a->has) < 0 || http_headers_set(h, "Content-Type", type) < 0
                  ? -ENOMEM : 0;
     for (size_t i = 0; rc == 0 && meta && i < meta->nuser; i++)
-        rc = add_user_item(h, &meta->user[i]);
+        rc = add_user_item(s, show, h, &meta->user[i]);
     if (rc < 0)
         http_headers_free(h);
     return rc;
@@ -1669,7 +1675,7 @@ static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
     loc_show(&l, show, sizeof show, s);
     struct sky_attr a = file_attr(attr);
     struct http_headers hdrs = {0};
-    if (file_headers(&hdrs, &a, meta) < 0) {
+    if (file_headers(s, show, &hdrs, &a, meta) < 0) {
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
@@ -2341,7 +2347,7 @@ static int s3_upload_begin(void *ctx, const char *path, const struct sky_attr *a
     st->m = (struct mpu){ .s = s, .l = &st->l, .show = st->show, .fd = -1,
                           .part_size = S3_STREAM_PART };
     struct http_headers hdrs = {0};
-    rc = file_headers(&hdrs, &st->begun, &st->meta) < 0 ? sky_fail(e, ENOMEM, "out of memory")
+    rc = file_headers(s, st->show, &hdrs, &st->begun, &st->meta) < 0 ? sky_fail(e, ENOMEM, "out of memory")
                                              : mpu_begin(&st->m, &hdrs, e);
     http_headers_free(&hdrs);
     if (rc < 0) {
@@ -2469,7 +2475,7 @@ static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
     if (!same_meta(&a, &st->begun) || !sky_objmeta_same_stored(meta, &st->meta)) {
         struct http_headers hdrs = {0};
         char copied[SKY_ETAG_MAX] = "";
-        rc = file_headers(&hdrs, &a, meta) < 0
+        rc = file_headers(s, st->show, &hdrs, &a, meta) < 0
                  ? sky_fail(e, ENOMEM, "out of memory")
                  : copy_object(s, st->l.bucket, st->l.key, &st->l, size, etag, &hdrs, copied,
                                st->show, e);

@@ -89,6 +89,18 @@ try:
 except OSError as e:
     print(errno.errorcode[e.errno])' "$MNT/$CLOUD/meta60.txt" "$big")"
     check_eq "$CLOUD: ...and the object still has its 61 keys" 61 "$(meta_count meta60.txt)"
+
+    # three keys of 2/5 of the limit each: a rewrite can keep two
+    local v
+    v=$(head -c $((META_LIMIT * 2 / 5)) /dev/zero | tr '\0' v)
+    put_direct over.txt "$TEST_TMP/m.src" "${META_PREFIX}1: $v" "${META_PREFIX}2: $v" \
+        "${META_PREFIX}3: $v" || die "cannot store over.txt"
+    check_eq "$CLOUD: the server holds 3 keys past the limit" 3 "$(meta_count over.txt)"
+    check "$CLOUD: a rewrite with metadata past the limit succeeds" \
+        sh -c "printf 'rewritten\n' >'$MNT/$CLOUD/over.txt'"
+    check_eq "$CLOUD: ...keeping the keys that fit" 2 "$(meta_count over.txt)"
+    check "$CLOUD: ...and the log names the key left out" \
+        grep -q "'$CLOUD'.*over.txt: user metadata k[0-9] left out" "$LOGS/$(basename "$MNT").log"
 }
 
 # --- item 8: listings that never end ------------------------------------

@@ -47,9 +47,9 @@
  * (meta->user[], by the names get_meta reports; has_user is ignored, the
  * items given are the whole set).  The storage class is never set: the
  * bucket's or account's default applies.  A driver stores the items it
- * can and silently skips the others (a name or value the protocol cannot
- * carry, items past the protocol's size limit): metadata never makes an
- * upload fail.  `meta` need only live during the call; a driver copies
+ * can and skips the others (a name or value the protocol cannot carry;
+ * items past the protocol's size limit, with a warning in the log that
+ * names them): metadata never makes an upload fail.  `meta` need only live during the call; a driver copies
  * what it keeps.  fs/ passes the metadata of the object being replaced
  * (so a rewrite keeps it, as s3fs and rclone do) or, for a new file, a
  * content type from its name.  A driver whose objects carry no content

@@ -10,8 +10,9 @@
  *   - a page whose next token is the one that asked for it (or the token
  *     of the page before) is an error at once;
  *   - the listed names come in byte order, so a page that brings no name
- *     past the greatest seen so far brings nothing new; a few such pages in
- *     a row (LIST_STALL_PAGES) are an error;
+ *     past the greatest seen so far brings nothing new; many such pages in
+ *     a row (LIST_STALL_PAGES) are an error (one now and then is not: S3
+ *     may answer an empty page while it skips over deleted versions);
  *   - a listing has at most LIST_MAX_PAGES pages and LIST_MAX_BYTES bytes
  *     of answers.
  *
@@ -33,7 +34,7 @@
 
 #include "../lib/err.h"
 
-#define LIST_STALL_PAGES 8
+#define LIST_STALL_PAGES 16
 #define LIST_MAX_PAGES   200000
 #define LIST_MAX_BYTES   (64ull << 30)
 

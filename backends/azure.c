@@ -10,13 +10,18 @@
  *   - Directories are prefixes.  mkdir writes a marker the way blobfuse2
  *     does: a zero-length blob named like the directory (no trailing slash)
  *     with metadata hdi_isfolder=true.  Zero-length "dir/" blobs (other
- *     tools) are accepted as markers too.
+ *     tools) are accepted as markers too: where a directory has one and
+ *     no blobfuse2 marker, its metadata (mode, owner, mtime) is the
+ *     directory's, and chmod, utime and xattrs edit it rather than add a
+ *     second marker.
  *   - POSIX attributes live in blob metadata: mode, uid and gid in decimal
  *     (mode is the full st_mode, as s3fs writes it), mtime in rclone's form
  *     (RFC 3339 with nanoseconds).  Both RFC 3339 and decimal seconds are
  *     read back.
  *   - A symlink is a blob whose body is the target and whose mode has
- *     S_IFLNK (as s3fs does on S3).
+ *     S_IFLNK (as s3fs does on S3).  FIFOs, sockets and device nodes are
+ *     empty blobs whose mode has S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK,
+ *     devices with their number in metadata rdev (decimal).
  *   - user.NAME extended attributes are metadata NAME (when NAME is a
  *     valid metadata name in lowercase: a C identifier); names other tools
  *     wrote in capitals show in lowercase.
@@ -68,6 +73,7 @@
 #include "../lib/log.h"
 #include "azure_auth.h"
 #include "http.h"
+#include "names.h"
 #include "paging.h"
 #include "parallel.h"
 #include "xml.h"
@@ -79,7 +85,6 @@
 #define AZ_UPLOAD_THREADS 4
 #define AZ_TAG_LEN        10      /* block id = tag + 5 digits */
 #define AZ_WHOLE_TAG      "skyfs-blk-"
-#define AZ_NAME_MAX       255
 #define AZ_ALIASES        64      /* remembered metadata-only ETag changes */
 #define AZ_META_MAX       8192    /* bytes of metadata names and values a blob takes */
 
@@ -174,10 +179,20 @@ static void set_etag(struct sky_attr *a, const char *etag)
 
 static bool valid_name(const char *s, size_t n)
 {
-    if (n == 0 || n > AZ_NAME_MAX || (n == 1 && s[0] == '.') ||
-        (n == 2 && s[0] == '.' && s[1] == '.'))
-        return false;
-    return memchr(s, '/', n) == NULL && memchr(s, '\0', n) == NULL;
+    return sky_name_problem(s, n) == NULL;
+}
+
+/* A listed blob that cannot be shown: why, for the warning (its name part
+ * name[0..n) cannot be a file name, or its size is no file's size). */
+static void warn_skipped(const struct az *a, const char *blob, const char *name, size_t n,
+                         const char *where)
+{
+    char show[600];
+    sky_name_show(blob, strlen(blob), show, sizeof show);
+    const char *why = sky_name_problem(name, n);
+    LOG_WARN("azure '%s': skipping blob \"%s\" in %s: %s%s%s", a->name, show, where,
+             why ? "not a valid file name (its name " : "its size is not a file size",
+             why ? why : "", why ? ")" : "");
 }
 
 /* ---- times ------------------------------------------------------------- */
@@ -263,6 +278,7 @@ static void format_mtime(int64_t ns, char out[48])
 struct az_meta {
     bool has_mode, has_uid, has_gid, has_mtime, is_folder;
     uint32_t mode, uid, gid;    /* mode: full st_mode */
+    uint64_t rdev;              /* devices: metadata rdev */
     int64_t mtime_ns;
 };
 
@@ -290,6 +306,8 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
         m->has_mtime = parse_mtime(value, &m->mtime_ns);
     else if (strcasecmp(name, "hdi_isfolder") == 0)
         m->is_folder = strcasecmp(value, "true") == 0;
+    else if (strcasecmp(name, "rdev") == 0)
+        m->rdev = strtoull(value, NULL, 10);
 }
 
 /* Metadata that is ours (or blobfuse2's, or rclone's times), never shown
@@ -297,7 +315,7 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
 static bool meta_is_posix(const char *name)
 {
     static const char *const posix[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
-                                         "btime", "hdi_isfolder", NULL };
+                                         "btime", "hdi_isfolder", "rdev", NULL };
     for (int i = 0; posix[i]; i++)
         if (strcasecmp(name, posix[i]) == 0)
             return true;
@@ -342,7 +360,11 @@ static void attr_from_blob(struct sky_attr *a, uint64_t size, int64_t last_modif
         a->kind = SKY_LINK;
     else if (m->has_mode && S_ISDIR(m->mode) && size == 0)
         a->kind = SKY_DIR;
-    a->size = a->kind == SKY_DIR ? 0 : size;
+    else if (m->has_mode && sky_kind_special(sky_kind_of_mode(m->mode)))
+        a->kind = (enum sky_kind)sky_kind_of_mode(m->mode);
+    if (a->kind == SKY_CHR || a->kind == SKY_BLK)
+        a->rdev = m->rdev;
+    a->size = a->kind == SKY_FILE || a->kind == SKY_LINK ? size : 0;
     a->mtime_ns = m->has_mtime ? m->mtime_ns : last_modified_ns;
     a->mode = m->mode & 07777;
     a->uid = m->uid;
@@ -362,22 +384,26 @@ static void attr_dir(struct sky_attr *a, int64_t mtime_ns)
     a->has = mtime_ns ? SKY_HAS_MTIME : 0;
 }
 
-static uint32_t kind_type_bits(enum sky_kind k)
-{
-    return k == SKY_DIR ? S_IFDIR : k == SKY_LINK ? S_IFLNK : S_IFREG;
-}
-
 /* Set x-ms-meta-{mode,uid,gid,mtime} from attr for a blob of kind k (a
- * symlink always gets a mode, since that is what marks it). */
+ * symlink or special file always gets a mode, since that is what marks
+ * it, and a device its rdev). */
 static int add_posix_meta(struct http_headers *hs, const struct sky_attr *attr, unsigned which,
                           enum sky_kind k)
 {
     char v[48];
     int rc = 0;
-    if ((which & SKY_HAS_MODE) || k == SKY_LINK) {
-        uint32_t perm = (which & SKY_HAS_MODE) ? attr->mode & 07777 : 0777;
-        snprintf(v, sizeof v, "%u", kind_type_bits(k) | perm);
+    if ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k)) {
+        /* a special file's mode is written again with any change: its
+         * permission bits are attr's when known */
+        bool known = (which & SKY_HAS_MODE) ||
+                     (k != SKY_LINK && attr && (attr->has & SKY_HAS_MODE));
+        uint32_t perm = known ? attr->mode & 07777 : k == SKY_LINK ? 0777 : 0644;
+        snprintf(v, sizeof v, "%u", sky_kind_type_bits((int)k) | perm);
         rc |= http_headers_set(hs, "x-ms-meta-mode", v);
+    }
+    if (k == SKY_CHR || k == SKY_BLK) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)attr->rdev);
+        rc |= http_headers_set(hs, "x-ms-meta-rdev", v);
     }
     if (which & SKY_HAS_UID) {
         snprintf(v, sizeof v, "%u", attr->uid);
@@ -600,6 +626,7 @@ struct list_parser {
     char *text;
     size_t text_len, text_cap;
     bool name_encoded;
+    bool latin1;            /* parsed as ISO-8859-1: texts need unmapping (xml.c) */
     int item_depth;         /* depth of the open item element, 0 if none */
     struct az_item cur;
     char *next_marker;
@@ -609,22 +636,25 @@ struct list_parser {
     bool nomem;
 };
 
-static char *pct_decode_dup(const char *s)
+/* A name Azure sent percent-encoded (Encoded="true"), decoded; NULL when
+ * it holds a NUL byte once decoded (%00: no path can name it, and cut at
+ * the NUL it would be another blob's name), with a warning. */
+static char *pct_decode_dup(const char *s, bool *nomem)
 {
-    size_t n = strlen(s), o = 0;
-    char *out = malloc(n + 1);
-    if (!out)
+    char *out = strdup(s);
+    if (!out) {
+        *nomem = true;
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned hi, lo;
-        if (s[i] == '%' && i + 2 < n && sscanf(s + i + 1, "%1x%1x", &hi, &lo) == 2) {
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
     }
-    out[o] = '\0';
+    size_t n = sky_pct_decode(out, false);
+    if (memchr(out, '\0', n)) {
+        char show[512];
+        sky_name_show(out, n, show, sizeof show);
+        LOG_WARN("azure: skipping listed blob \"%s\": not a valid file name (it holds a NUL "
+                 "byte)", show);
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -679,12 +709,12 @@ static void lp_item_field(struct list_parser *p, const char *el, const char *tex
     const char *parent = p->depth >= 2 && p->depth - 2 < XML_DEPTH_MAX ? p->stack[p->depth - 2] : "";
     if (rel == 1 && strcmp(el, "Name") == 0) {
         free(p->cur.name);
-        p->cur.name = p->name_encoded ? pct_decode_dup(text) : strdup(text);
-        if (!p->cur.name)
+        p->cur.name = p->name_encoded ? pct_decode_dup(text, &p->nomem) : strdup(text);
+        if (!p->cur.name && !p->name_encoded)
             p->nomem = true;
     } else if (rel == 2 && parent && strcmp(parent, "Properties") == 0) {
-        if (strcmp(el, "Content-Length") == 0)
-            p->cur.size = strtoull(text, NULL, 10);
+        if (strcmp(el, "Content-Length") == 0 && sky_size_parse(text, &p->cur.size) < 0)
+            p->cur.size = UINT64_MAX;       /* no file's size: listings skip it */
         else if (strcmp(el, "Last-Modified") == 0)
             parse_http_date(text, &p->cur.last_modified_ns);
         else if (strcmp(el, "Etag") == 0) {
@@ -705,6 +735,8 @@ static void lp_item_field(struct list_parser *p, const char *el, const char *tex
 static void lp_end(void *ud, const XML_Char *el)
 {
     struct list_parser *p = ud;
+    if (p->latin1 && p->text_len)
+        p->text_len = sky_latin1_unmap(p->text);
     const char *text = p->text_len ? p->text : "";
     if (p->item_depth && p->depth > p->item_depth) {
         lp_item_field(p, el, text);
@@ -731,8 +763,10 @@ static void lp_end(void *ud, const XML_Char *el)
 static int parse_listing(const char *body, size_t len, az_item_fn fn, void *arg, char **next,
                          int *cb_rc)
 {
-    struct list_parser p = { .fn = fn, .arg = arg };
-    XML_Parser xp = XML_ParserCreate(NULL);
+    /* a body that is not UTF-8 is read as ISO-8859-1 (see xml.c), so that
+     * one blob's raw bytes cost that blob, not the page */
+    struct list_parser p = { .fn = fn, .arg = arg, .latin1 = body && !sky_utf8_valid(body, len) };
+    XML_Parser xp = XML_ParserCreate(p.latin1 ? "ISO-8859-1" : NULL);
     if (!xp)
         return -ENOMEM;
     XML_SetUserData(xp, &p);
@@ -1043,6 +1077,24 @@ static int az_head(struct az *a, const struct az_loc *l, const char *path,
     return az_call(a, &r, "HEAD", path, resp, e);
 }
 
+/* HEAD the "blob/" marker other tools write for directory l->blob: 0 and
+ * *resp when it exists, -ENOENT when not.  *marker (may be NULL) gets its
+ * location (free with loc_free). */
+static int az_head_slash_marker(struct az *a, const struct az_loc *l, const char *path,
+                                struct http_response *resp, struct az_loc *marker,
+                                struct sky_err *e)
+{
+    struct az_loc m = { .container = l->container };
+    if (asprintf(&m.blob, "%s/", l->blob) < 0)
+        return oom(e);
+    int rc = az_head(a, &m, path, resp, e);
+    if (rc == 0 && marker)
+        *marker = m;
+    else
+        free(m.blob);
+    return rc;
+}
+
 static int az_stat_loc(struct az *a, const struct az_loc *l, const char *path,
                        struct sky_attr *out, struct sky_err *e)
 {
@@ -1067,6 +1119,17 @@ static int az_stat_loc(struct az *a, const struct az_loc *l, const char *path,
         return 0;
     }
     if (rc != -ENOENT || !*l->blob)
+        return rc;
+    rc = az_head_slash_marker(a, l, path, &resp, NULL, e);
+    if (rc == 0) {                          /* another tool's "dir/": its metadata */
+        attr_from_headers(out, &resp.headers);
+        http_response_free(&resp);
+        out->kind = SKY_DIR;
+        out->size = 0;
+        out->etag[0] = '\0';
+        return 0;
+    }
+    if (rc != -ENOENT)
         return rc;
     bool any;
     rc = az_has_children(a, l, path, &any, e);
@@ -1169,9 +1232,8 @@ static int list_item(void *arg, const struct az_item *it)
         c->saw_self = true;         /* "dir/" marker of the listed directory */
         return 0;
     }
-    if (!valid_name(rest, len)) {
-        LOG_WARN("azure '%s': skipping blob \"%s\" in %s: not a valid file name", c->a->name,
-                 it->name, shown(c->path));
+    if (!valid_name(rest, len) || (!it->is_prefix && it->size > SKY_SIZE_MAX)) {
+        warn_skipped(c->a, it->name, rest, len, shown(c->path));
         return 0;
     }
     if (it->is_prefix) {
@@ -1287,9 +1349,11 @@ static int tree_item(void *arg, const struct az_item *it)
     if (slash_marker)
         rel[--len] = '\0';
     int rc = 0;
-    if (!valid_rel_path(rel)) {
-        LOG_WARN("azure '%s': skipping blob \"%s\" under %s: not a valid file name",
-                 t->a->name, it->name, shown(t->dir));
+    if (!valid_rel_path(rel) || it->size > SKY_SIZE_MAX) {
+        const char *part = rel;     /* the first part that cannot be a name */
+        while (valid_name(part, strcspn(part, "/")) && part[strcspn(part, "/")])
+            part += strcspn(part, "/") + 1;
+        warn_skipped(t->a, it->name, part, strcspn(part, "/"), shown(t->dir));
     } else {
         struct sky_dirent d = { .name = rel, .meta = &it->cloud };
         attr_from_blob(&d.attr, it->size, it->last_modified_ns, it->etag, &it->meta);
@@ -1482,6 +1546,7 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
     out->mode = attr ? attr->mode & 07777 : 0;
     out->uid = attr ? attr->uid : 0;
     out->gid = attr ? attr->gid : 0;
+    out->rdev = attr && (kind == SKY_CHR || kind == SKY_BLK) ? attr->rdev : 0;
     out->has = attr ? attr->has : 0;
     out->mtime_ns = (out->has & SKY_HAS_MTIME) ? attr->mtime_ns : lm;
     if (lm)
@@ -2316,9 +2381,15 @@ struct meta_edit {
     int flags;                      /* XATTR_CREATE / XATTR_REPLACE */
 };
 
+/* Is metadata `name` written anew by add_posix_meta(which, k)?  (Nothing
+ * is when which is 0: an xattr change.) */
 static bool posix_field_replaced(const char *name, unsigned which, enum sky_kind k)
 {
-    return (strcasecmp(name, "mode") == 0 && ((which & SKY_HAS_MODE) || k == SKY_LINK)) ||
+    if (!which)
+        return false;
+    return (strcasecmp(name, "mode") == 0 &&
+            ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k))) ||
+           (strcasecmp(name, "rdev") == 0 && (k == SKY_CHR || k == SKY_BLK)) ||
            (strcasecmp(name, "uid") == 0 && (which & SKY_HAS_UID)) ||
            (strcasecmp(name, "gid") == 0 && (which & SKY_HAS_GID)) ||
            (strcasecmp(name, "mtime") == 0 && (which & SKY_HAS_MTIME));
@@ -2379,7 +2450,9 @@ static int az_update_meta(struct az *a, const struct az_loc *l, const char *path
         attr_from_headers(&cur, &head.headers);
         struct az_req r;
         req_init(&r, "PUT", l, container ? "restype=container&comp=metadata" : "comp=metadata");
-        rc = edited_meta(&head.headers, ed, container ? SKY_DIR : cur.kind, &r.headers, path, a, e);
+        bool slash_marker = !container && l->blob[strlen(l->blob) - 1] == '/';
+        rc = edited_meta(&head.headers, ed, container || slash_marker ? SKY_DIR : cur.kind,
+                         &r.headers, path, a, e);
         const char *etag = http_headers_get(&head.headers, "etag");
         if (rc == 0 && !container && etag && http_headers_set(&r.headers, "If-Match", etag) < 0)
             rc = oom(e);
@@ -2422,6 +2495,13 @@ static int meta_target(struct az *a, const char *path, struct az_loc *l,
     rc = az_head(a, l, path, &resp, e);
     if (rc == 0) {
         http_response_free(&resp);
+        return 0;
+    }
+    struct az_loc marker;
+    if (rc == -ENOENT && (rc = az_head_slash_marker(a, l, path, &resp, &marker, e)) == 0) {
+        http_response_free(&resp);          /* edit another tool's "dir/" marker */
+        loc_free(l);
+        *l = marker;
         return 0;
     }
     bool any = false;
@@ -2480,13 +2560,16 @@ static int xattr_meta_name(struct az *a, const char *xname, char out[256], struc
     return 0;
 }
 
-/* HEAD the blob behind path; *exists false for a directory without marker
- * or for the cloud root. */
+/* HEAD the blob behind path (or the "dir/" marker of a directory: then
+ * *slash_marker, which may be NULL, is set); *exists false for a directory
+ * without marker or for the cloud root. */
 static int meta_head(struct az *a, const char *path, struct http_response *resp, bool *exists,
-                     struct sky_err *e)
+                     bool *slash_marker, struct sky_err *e)
 {
     struct az_loc l;
     *exists = false;
+    if (slash_marker)
+        *slash_marker = false;
     int rc = az_locate(a, path, &l, e);
     if (rc < 0)
         return rc;
@@ -2495,6 +2578,11 @@ static int meta_head(struct az *a, const char *path, struct http_response *resp,
         return 0;
     }
     rc = az_head(a, &l, path, resp, e);
+    if (rc == -ENOENT && *l.blob) {
+        rc = az_head_slash_marker(a, &l, path, resp, NULL, e);
+        if (rc == 0 && slash_marker)
+            *slash_marker = true;
+    }
     if (rc == 0) {
         *exists = true;
     } else if (rc == -ENOENT && *l.blob) {
@@ -2528,7 +2616,7 @@ static int az_getxattr(void *ctx, const char *path, const char *name, void *buf,
         return sky_fail(e, ENODATA, "azure '%s': %s: no attribute %s", a->name, path, name);
     struct http_response resp;
     bool exists;
-    rc = meta_head(a, path, &resp, &exists, e);
+    rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0)
         return rc;
     if (!exists)
@@ -2549,7 +2637,7 @@ static int az_listxattr(void *ctx, const char *path, char *buf, size_t size, siz
     struct http_response resp;
     bool exists;
     *len = 0;
-    int rc = meta_head(a, path, &resp, &exists, e);
+    int rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0 || !exists)
         return rc;
     size_t need = 0;
@@ -2628,7 +2716,7 @@ static int az_removexattr(void *ctx, const char *path, const char *name, struct 
                                          a->name, path, name) : rc;
     struct http_response resp;
     bool exists;
-    rc = meta_head(a, path, &resp, &exists, e);
+    rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0)
         return rc;
     if (!exists)
@@ -2666,8 +2754,8 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     memset(meta, 0, sizeof *meta);
     meta->has_user = true;
     struct http_response resp;
-    bool exists;
-    int rc = meta_head(a, path, &resp, &exists, e);
+    bool exists, slash_marker;
+    int rc = meta_head(a, path, &resp, &exists, &slash_marker, e);
     if (rc < 0)
         return rc;
     if (!exists) {                          /* a prefix, or the cloud root */
@@ -2684,6 +2772,11 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     }
     if (blob) {
         attr_from_headers(attr, &resp.headers);
+        if (slash_marker) {                 /* another tool's "dir/" marker */
+            attr->kind = SKY_DIR;
+            attr->size = 0;
+            attr->etag[0] = '\0';
+        }
     } else {
         int64_t lm = 0;
         parse_http_date(http_headers_get(&resp.headers, "last-modified"), &lm);
@@ -2698,6 +2791,22 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
 }
 
 /* ---- symlinks ---------------------------------------------------------- */
+
+/* A FIFO, socket or device: an empty blob whose mode metadata has the type
+ * (and rdev a device's number). */
+static int az_mknod(void *ctx, const char *path, const struct sky_attr *attr,
+                    struct sky_attr *out, struct sky_err *e)
+{
+    struct az *a = ctx;
+    struct az_loc l;
+    int rc = az_locate(a, path, &l, e);
+    if (rc == 0)
+        rc = need_container(a, &l, path, e);
+    if (rc == 0)
+        rc = az_put_blob(a, &l, path, "", -1, 0, attr, NULL, attr->kind, true, out, e);
+    loc_free(&l);
+    return rc;
+}
 
 static int az_symlink(void *ctx, const char *path, const char *target,
                       const struct sky_attr *attr, struct sky_err *e)
@@ -2782,6 +2891,7 @@ const struct sky_driver sky_driver_azure = {
     .rename = az_rename,
     .set_attr = az_set_attr,
     .symlink = az_symlink,
+    .mknod = az_mknod,
     .readlink = az_readlink,
     .getxattr = az_getxattr,
     .setxattr = az_setxattr,

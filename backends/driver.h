@@ -16,8 +16,11 @@
  * ("s3 'photos': GET a.txt: 403 AccessDenied").  Mapping: not found ->
  * ENOENT; forbidden -> EACCES; exists -> EEXIST; directory not empty ->
  * ENOTEMPTY; unreachable or timed out after retries -> EHOSTDOWN (fs/ then
- * serves the cache); anything else from the server -> EIO.  Secrets never
- * appear in messages.
+ * serves the cache); anything else from the server -> EIO; a call whose
+ * requests were cancelled -> EINTR (fs/ names a struct http_cancel for its
+ * thread with http_cancel_set, backends/http.h; network drivers honour it
+ * in every request, also in the helper threads of parallel_for).  Secrets
+ * never appear in messages.
  *
  * THREADS.  fs/ calls a driver from many threads at once, with the same
  * ctx.  A driver protects its own shared state; calls must not block each
@@ -49,9 +52,9 @@
  * (meta->user[], by the names get_meta reports; has_user is ignored, the
  * items given are the whole set).  The storage class is never set: the
  * bucket's or account's default applies.  A driver stores the items it
- * can and silently skips the others (a name or value the protocol cannot
- * carry, items past the protocol's size limit): metadata never makes an
- * upload fail.  `meta` need only live during the call; a driver copies
+ * can and skips the others (a name or value the protocol cannot carry;
+ * items past the protocol's size limit, with a warning in the log that
+ * names them): metadata never makes an upload fail.  `meta` need only live during the call; a driver copies
  * what it keeps.  fs/ passes the metadata of the object being replaced
  * (so a rewrite keeps it, as s3fs and rclone do) or, for a new file, a
  * content type from its name.  A driver whose objects carry no content
@@ -229,6 +232,8 @@ typedef int (*sky_list_cb)(void *arg, const struct sky_dirent *ent);
 #define SKY_KEY_REQUIRED 0x1u
 #define SKY_KEY_SECRET   0x2u  /* config file holding it must be mode 0600 */
 #define SKY_KEY_BOOL     0x4u  /* true/false/yes/no/1/0 */
+#define SKY_KEY_DURATION 0x8u  /* "500ms", "10s", "2m" (more than 0, not "forever") */
+#define SKY_KEY_COUNT    0x10u /* a whole number 0..100 */
 struct sky_key {
     const char *name;
     unsigned flags;

@@ -80,6 +80,7 @@
 #include "http.h"
 #include "linkprobe.h"
 #include "names.h"
+#include "paging.h"
 #include "parallel.h"
 #include "s3fs_xattr.h"
 #include "sigv4.h"
@@ -98,8 +99,6 @@
 #define S3_LINK_BUCKETS   1024
 #define S3_LINKS_MAX      100000
 #define S3_USER_META_MAX  2048  /* bytes of x-amz-meta-* names and values S3 takes */
-/* user metadata stops here, leaving room for signing and copy headers */
-#define S3_REQ_HEADERS_MAX (HTTP_MAX_HEADERS - 12)
 /* setxattr flags (XATTR_CREATE / XATTR_REPLACE of <sys/xattr.h>) */
 #define XATTR_CREATE_FLAG  0x1
 #define XATTR_REPLACE_FLAG 0x2
@@ -665,6 +664,7 @@ struct s3_req {
     http_sink_fn sink;              /* a 2xx body goes here, at most out_cap bytes */
     void *sink_arg;
     size_t out_cap;
+    uint64_t range_off, range_len;  /* range_len > 0: a ranged GET (http.h) */
 };
 
 #define S3_REQ(m) { .method = (m), .fd = -1 }
@@ -691,6 +691,8 @@ static int s3_send(struct s3 *s, struct s3_req *r, struct http_response *resp, c
         .headers = r->headers, .body = r->body, .body_fd = r->fd, .body_off = r->off,
         .body_len = r->body_len, .out_cap = r->out_cap,
         .sink = r->sink, .sink_arg = r->sink_arg,
+        .range_header = r->range_len ? "Range" : NULL,
+        .range_off = r->range_off, .range_len = r->range_len,
         .sign = sigv4_sign_http, .sign_arg = &signer,
     };
     memset(&r->headers, 0, sizeof r->headers);
@@ -852,13 +854,31 @@ static int add_query(char *q, size_t cap, const char *name, const char *value)
     return n < 0 || (size_t)n >= cap - len ? -E2BIG : 0;
 }
 
+/* Passes each listed item on, telling the listing's guard its name. */
+struct guarded_items {
+    struct list_guard guard;
+    s3_item_fn fn;
+    void *arg;
+};
+
+static int guarded_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                        const char *storage_class)
+{
+    struct guarded_items *g = arg;
+    list_guard_item(&g->guard, key);
+    return g->fn(g->arg, key, is_prefix, a, storage_class);
+}
+
 /* ListObjectsV2 of `prefix` in `bucket`, every page unless max_keys > 0
- * (then one page of at most max_keys). */
+ * (then one page of at most max_keys).  A server that repeats its
+ * continuation token or sends pages without progress stops the listing
+ * (backends/paging.h). */
 static int s3_list_keys(struct s3 *s, const char *bucket, const char *prefix, bool delimited,
                         int max_keys, s3_item_fn fn, void *arg, const char *show,
                         struct sky_err *e)
 {
     char *token = NULL;
+    struct guarded_items g = { LIST_GUARD_INIT, fn, arg };
     int rc = 0;
     do {
         char query[4096] = "";
@@ -877,21 +897,27 @@ static int s3_list_keys(struct s3 *s, const char *bucket, const char *prefix, bo
             rc = add_query(query, sizeof query, "prefix", prefix);
         free(token);
         token = NULL;
-        if (rc < 0)
-            return sky_fail(e, -rc, "s3 '%s': LIST %s: prefix too long", s->name, show);
+        if (rc < 0) {
+            rc = sky_fail(e, -rc, "s3 '%s': LIST %s: %s", s->name, show,
+                          rc == -E2BIG ? "prefix or page token too long" : strerror(-rc));
+            break;
+        }
         struct s3_req r = S3_REQ("GET");
         r.bucket = bucket;
         r.query = query;
         struct http_response resp;
         rc = s3_call(s, &r, &resp, show, e);
         if (rc < 0)
-            return rc;
-        rc = s3_parse_list(resp.body, resp.body_len, fn, arg, &token, e);
+            break;
+        rc = s3_parse_list(resp.body, resp.body_len, guarded_item, &g, &token, e);
         if (rc < 0 && e && e->code == EBADMSG)
             sky_err_prefix(e, "s3 '%s': LIST %s", s->name, show);
+        if (rc == 0 && max_keys <= 0 && list_guard_page(&g.guard, resp.body_len, token, e) < 0)
+            rc = sky_err_prefix(e, "s3 '%s': LIST %s", s->name, show);
         http_response_free(&resp);
     } while (rc == 0 && token && max_keys <= 0);
     free(token);
+    list_guard_free(&g.guard);
     return rc;
 }
 
@@ -1380,18 +1406,17 @@ static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     int rc = s3_locate(s, path, &l, e);
     if (rc < 0)
         return rc;
-    char show[1024], range[64];
+    char show[1024];
     loc_show(&l, show, sizeof show, s);
-    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
-             (unsigned long long)(off + len - 1));
     struct s3_req r = S3_REQ("GET");
     r.bucket = l.bucket;
     r.key = l.key;
     r.sink = sink;
     r.sink_arg = sink_arg;
     r.out_cap = (size_t)len;
-    if (http_headers_set(&r.headers, "Range", range) < 0 ||
-        (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0)) {
+    r.range_off = off;
+    r.range_len = len;      /* http.c asks for it and checks the answer */
+    if (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0) {
         http_headers_free(&r.headers);
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
@@ -1569,7 +1594,114 @@ static char *complete_body(const struct mpu *m)
     return body;
 }
 
-static int mpu_complete(struct mpu *m, char *etag_out, struct sky_err *e)
+/* The ETag S3 gives a completed multipart upload: the MD5 of the parts'
+ * binary MD5s, "-" and the number of parts ("\"9b2cf5...-3\""), into
+ * out[SKY_ETAG_MAX] as etag_copy keeps ETags; "" if a part ETag is not an
+ * MD5. */
+static void multipart_etag(const struct mpu *m, char *out)
+{
+    out[0] = '\0';
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return;
+    }
+    for (unsigned i = 0; i < m->nparts; i++) {
+        const char *t = m->etags[i];
+        t += *t == '"';
+        unsigned char md[16];
+        for (int k = 0; k < 16; k++) {
+            unsigned v;
+            if (!isxdigit((unsigned char)t[2 * k]) || !isxdigit((unsigned char)t[2 * k + 1]) ||
+                sscanf(t + 2 * k, "%2x", &v) != 1) {
+                EVP_MD_CTX_free(ctx);
+                return;
+            }
+            md[k] = (unsigned char)v;
+        }
+        EVP_DigestUpdate(ctx, md, sizeof md);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    char etag[SKY_ETAG_MAX];
+    snprintf(etag, sizeof etag, "\"%s-%u\"", hex, m->nparts);
+    etag_copy(out, etag);
+}
+
+/* The ETag of a single-part object of `size` bytes of fd: its MD5
+ * (servers such as s3rver give completed uploads that one); "" when fd
+ * cannot be read. */
+static void content_etag(int fd, uint64_t size, char *out)
+{
+    out[0] = '\0';
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    char *buf = malloc(1 << 20);
+    int ok = ctx && buf && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1;
+    for (uint64_t off = 0; ok && off < size;) {
+        size_t want = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got <= 0)
+            ok = 0;
+        else {
+            EVP_DigestUpdate(ctx, buf, (size_t)got);
+            off += (uint64_t)got;
+        }
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1) {
+        char etag[SKY_ETAG_MAX] = "\"";
+        for (unsigned i = 0; i < mdlen; i++)
+            snprintf(etag + 1 + 2 * i, 3, "%02x", md[i]);
+        strcat(etag, "\"");
+        etag_copy(out, etag);
+    }
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+}
+
+/* A completion was retried and its last answer is an error (NoSuchUpload:
+ * the first attempt, whose answer was lost, completed it).  Does the key
+ * now hold this upload: `size` bytes under the ETag of these parts (or,
+ * from servers that give completed uploads a plain MD5, the MD5 of fd)?
+ * Then *etag_out gets it and the completion succeeded. */
+static bool upload_landed(struct mpu *m, int fd, uint64_t size, char *etag_out)
+{
+    struct http_response head;
+    struct sky_err ignored = { 0 };
+    if (s3_head(m->s, m->l->bucket, m->l->key, &head, m->show, &ignored) < 0)
+        return false;
+    char have[SKY_ETAG_MAX], want[SKY_ETAG_MAX];
+    etag_copy(have, http_headers_get(&head.headers, "etag"));
+    const char *len = http_headers_get(&head.headers, "content-length");
+    bool same = ok_status(head.status) && have[0] && len && strtoull(len, NULL, 10) == size;
+    http_response_free(&head);
+    if (!same)
+        return false;
+    multipart_etag(m, want);
+    if (!want[0] || strcmp(have, want) != 0) {
+        if (fd < 0)
+            return false;
+        content_etag(fd, size, want);
+        if (!want[0] || strcmp(have, want) != 0)
+            return false;
+    }
+    LOG_INFO("s3 '%s': POST %s: the answer to the completion was lost; the object holds the "
+             "upload", m->s->name, m->show);
+    snprintf(etag_out, SKY_ETAG_MAX, "%s", have);
+    return true;
+}
+
+/* CompleteMultipartUpload of m's parts, the object being `size` bytes of
+ * fd (-1 for a copy).  When the answer of a first attempt was lost and the
+ * retry fails, what the key holds decides (upload_landed). */
+static int mpu_complete(struct mpu *m, int fd, uint64_t size, char *etag_out,
+                        struct sky_err *e)
 {
     char *body = complete_body(m), query[512];
     if (!body)
@@ -1583,17 +1715,25 @@ static int mpu_complete(struct mpu *m, char *etag_out, struct sky_err *e)
     r.body_len = strlen(body);
     http_headers_set(&r.headers, "Content-Type", "application/xml");
     struct http_response resp;
-    int rc = s3_call(m->s, &r, &resp, m->show, e);
+    int rc = s3_send(m->s, &r, &resp, m->show, e);
     free(body);
     if (rc < 0)
         return rc;
-    struct xml_node *root;
-    rc = s3_xml_answer(m->s, "POST", m->show, &resp, "CompleteMultipartUploadResult", &root, e);
+    bool retried = http_retried(&resp);
+    struct xml_node *root = NULL;
+    if (!ok_status(resp.status))
+        rc = s3_fail_answer(m->s, "POST", m->show, &resp, e);
+    else
+        rc = s3_xml_answer(m->s, "POST", m->show, &resp, "CompleteMultipartUploadResult", &root,
+                           e);
+    http_response_free(&resp);
     if (rc == 0) {
         etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+    } else if (retried && upload_landed(m, fd, size, etag_out)) {
+        sky_err_clear(e);
+        rc = 0;
     }
-    http_response_free(&resp);
     return rc;
 }
 
@@ -1632,7 +1772,7 @@ static int multipart(struct mpu *m, struct http_headers *hdrs, uint64_t min_part
     if (rc == 0)
         rc = run_parts(m, e);
     if (rc == 0)
-        rc = mpu_complete(m, etag_out, e);
+        rc = mpu_complete(m, m->fd, m->size, etag_out, e);
     if (rc < 0 && m->enc_upload_id)
         mpu_abort(m);
     free(m->etags);
@@ -1668,22 +1808,28 @@ static bool plain_header_value(const char *v)
 }
 
 /* One user item as x-amz-meta-KEY, encoded as s3_setxattr does, unless
- * S3 cannot carry its name or it would pass the size limit (then skipped):
- * 0 or -ENOMEM. */
-static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
+ * S3 cannot carry its name or it would pass the size limit (then skipped,
+ * the latter with a warning naming the cloud and `show`): 0 or -ENOMEM. */
+static int add_user_item(const struct s3 *s, const char *show, struct http_headers *h,
+                         const struct sky_meta_item *it)
 {
     char xname[300], hname[320];
     if (strlen(it->key) + 6 > sizeof xname)
         return 0;
     snprintf(xname, sizeof xname, "user.%s", it->key);
-    if (xattr_header(xname, hname, sizeof hname) < 0 || h->n >= S3_REQ_HEADERS_MAX)
+    if (xattr_header(xname, hname, sizeof hname) < 0)
         return 0;
     char *v = xattr_encode(it->value, it->len);
     if (!v)
         return -ENOMEM;
     int rc = 0;
-    if (http_headers_bytes(h, "x-amz-meta-") + strlen(hname + 11) + strlen(v) <= S3_USER_META_MAX)
+    size_t bytes = http_headers_bytes(h, "x-amz-meta-") + strlen(hname + 11) + strlen(v);
+    if (bytes <= S3_USER_META_MAX)
         rc = http_headers_set(h, hname, v) == 0 ? 0 : -ENOMEM;
+    else
+        LOG_WARN("s3 '%s': PUT %s: user metadata %s left out: it would take the object's user "
+                 "metadata to %zu bytes, past S3's limit of %d", s->name, show, it->key, bytes,
+                 S3_USER_META_MAX);
     free(v);
     return rc;
 }
@@ -1691,15 +1837,15 @@ static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
 /* Headers of a new file object with POSIX metadata a and cloud metadata
  * meta (may be NULL: no user items, the default content type); on failure
  * (-ENOMEM) h is freed. */
-static int file_headers(struct http_headers *h, const struct sky_attr *a,
-                        const struct sky_objmeta *meta)
+static int file_headers(const struct s3 *s, const char *show, struct http_headers *h,
+                        const struct sky_attr *a, const struct sky_objmeta *meta)
 {
     const char *type = meta && plain_header_value(meta->content_type)
                            ? meta->content_type : "application/octet-stream";
     int rc = add_meta(h, SKY_FILE, a, a->has) < 0 || http_headers_set(h, "Content-Type", type) < 0
                  ? -ENOMEM : 0;
     for (size_t i = 0; rc == 0 && meta && i < meta->nuser; i++)
-        rc = add_user_item(h, &meta->user[i]);
+        rc = add_user_item(s, show, h, &meta->user[i]);
     if (rc < 0)
         http_headers_free(h);
     return rc;
@@ -1741,7 +1887,7 @@ static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
     loc_show(&l, show, sizeof show, s);
     struct sky_attr a = file_attr(attr);
     struct http_headers hdrs = {0};
-    if (file_headers(&hdrs, &a, meta) < 0) {
+    if (file_headers(s, show, &hdrs, &a, meta) < 0) {
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
@@ -2061,6 +2207,37 @@ static char *copy_source(const char *bucket, const char *key)
     return out;
 }
 
+/* A copy was retried and its last answer is an error (a copy onto itself
+ * whose first attempt, answer lost, changed the ETag the retry's
+ * condition names).  Does dst hold `size` bytes and, when `want` is not
+ * NULL, exactly the x-amz-meta-* headers in want?  Then the copy
+ * succeeded; *etag_out (unless NULL) gets dst's ETag. */
+static bool copy_landed(struct s3 *s, const struct s3_loc *dst, uint64_t size,
+                        const struct http_headers *want, char *etag_out)
+{
+    struct http_response head;
+    struct sky_err ignored = { 0 };
+    if (s3_head(s, dst->bucket, dst->key, &head, dst->key, &ignored) < 0)
+        return false;
+    const char *len = http_headers_get(&head.headers, "content-length");
+    bool same = ok_status(head.status) && len && strtoull(len, NULL, 10) == size;
+    if (same && want) {
+        same = http_headers_bytes(&head.headers, "x-amz-meta-") ==
+               http_headers_bytes(want, "x-amz-meta-");
+        for (size_t i = 0; same && i < want->n; i++) {
+            const char *v = http_headers_get(&head.headers, want->h[i].name);
+            same = v && strcmp(v, want->h[i].value) == 0;
+        }
+    }
+    if (same && etag_out)
+        etag_copy(etag_out, http_headers_get(&head.headers, "etag"));
+    http_response_free(&head);
+    if (same)
+        LOG_INFO("s3 '%s': COPY to %s: the answer was lost; the target holds the copy",
+                 s->name, dst->key);
+    return same;
+}
+
 /* Copy src -> dst (same cloud, any bucket).  `hdrs` (may be NULL) holds
  * replacement metadata: then the directive is REPLACE, else COPY.  Sizes
  * above 5 GiB use a multipart copy, which needs the metadata explicitly:
@@ -2120,18 +2297,38 @@ static int copy_object(struct s3 *s, const char *sbucket, const char *skey,
         http_headers_free(&r.headers);
         return sky_fail(e, ENOMEM, "out of memory");
     }
+    /* what the copy must leave on dst, should its answer be lost */
+    struct http_headers want = {0};
+    for (size_t i = 0; rc == 0 && hdrs && i < r.headers.n; i++)
+        if (strncasecmp(r.headers.h[i].name, "x-amz-meta-", 11) == 0)
+            rc = http_headers_set(&want, r.headers.h[i].name, r.headers.h[i].value);
+    if (rc < 0) {
+        http_headers_free(&r.headers);
+        http_headers_free(&want);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
     struct http_response resp;
-    rc = s3_call(s, &r, &resp, show, e);
-    if (rc < 0)
+    rc = s3_send(s, &r, &resp, show, e);
+    if (rc < 0) {
+        http_headers_free(&want);
         return rc;
-    struct xml_node *root;
-    rc = s3_xml_answer(s, "COPY", show, &resp, "CopyObjectResult", &root, e);
+    }
+    bool retried = http_retried(&resp);
+    struct xml_node *root = NULL;
+    if (!ok_status(resp.status))
+        rc = s3_fail_answer(s, "PUT", show, &resp, e);
+    else
+        rc = s3_xml_answer(s, "COPY", show, &resp, "CopyObjectResult", &root, e);
+    http_response_free(&resp);
     if (rc == 0) {
         if (etag_out)
             etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+    } else if (retried && copy_landed(s, dst, size, hdrs ? &want : NULL, etag_out)) {
+        sky_err_clear(e);
+        rc = 0;
     }
-    http_response_free(&resp);
+    http_headers_free(&want);
     return rc;
 }
 
@@ -2426,7 +2623,7 @@ static int s3_upload_begin(void *ctx, const char *path, const struct sky_attr *a
     st->m = (struct mpu){ .s = s, .l = &st->l, .show = st->show, .fd = -1,
                           .part_size = S3_STREAM_PART };
     struct http_headers hdrs = {0};
-    rc = file_headers(&hdrs, &st->begun, &st->meta) < 0 ? sky_fail(e, ENOMEM, "out of memory")
+    rc = file_headers(s, st->show, &hdrs, &st->begun, &st->meta) < 0 ? sky_fail(e, ENOMEM, "out of memory")
                                              : mpu_begin(&st->m, &hdrs, e);
     http_headers_free(&hdrs);
     if (rc < 0) {
@@ -2533,7 +2730,7 @@ static int stream_complete(struct s3_stream *st, int fd, uint64_t nparts, uint64
             return rc;
     }
     st->m.nparts = (unsigned)total;
-    return mpu_complete(&st->m, etag_out, e);
+    return mpu_complete(&st->m, fd, size, etag_out, e);
 }
 
 static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
@@ -2557,7 +2754,7 @@ static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
     if (!same_meta(&a, &st->begun) || !sky_objmeta_same_stored(meta, &st->meta)) {
         struct http_headers hdrs = {0};
         char copied[SKY_ETAG_MAX] = "";
-        rc = file_headers(&hdrs, &a, meta) < 0
+        rc = file_headers(s, st->show, &hdrs, &a, meta) < 0
                  ? sky_fail(e, ENOMEM, "out of memory")
                  : copy_object(s, st->l.bucket, st->l.key, &st->l, size, etag, &hdrs, copied,
                                st->show, e);
@@ -2982,20 +3179,25 @@ static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
     char *json;     /* an object s3fs gave xattrs keeps them where s3fs reads them */
     int jrc = s3fs_xattr_with(http_headers_get(meta, S3FS_XATTR_HEADER), xname, x->value,
                               x->len, &json);
+    int rc;
     if (jrc == 0) {
         header_drop(meta, x->header);
-        jrc = http_headers_set(meta, S3FS_XATTR_HEADER, json);
+        rc = http_headers_set(meta, S3FS_XATTR_HEADER, json);
         free(json);
-        return jrc < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    } else if (jrc == -ENOMEM) {
+        rc = -ENOMEM;
+    } else {
+        char *v = xattr_encode(x->value, x->len);
+        rc = v ? http_headers_set(meta, x->header, v) : -ENOMEM;
+        free(v);
     }
-    if (jrc == -ENOMEM)
+    if (rc < 0)
         return sky_fail(e, ENOMEM, "out of memory");
-    char *v = xattr_encode(x->value, x->len);
-    int rc = v ? http_headers_set(meta, x->header, v) : -ENOMEM;
-    free(v);
-    if (rc == -E2BIG)
-        return sky_fail(e, ENOSPC, "too many attributes");
-    return rc < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    size_t bytes = http_headers_bytes(meta, "x-amz-meta-");
+    if (bytes > S3_USER_META_MAX)
+        return sky_fail(e, E2BIG, "the metadata would be %zu bytes, past S3's limit of %d",
+                        bytes, S3_USER_META_MAX);
+    return 0;
 }
 
 static int s3_setxattr(void *ctx, const char *path, const char *name, const void *value,
@@ -3009,7 +3211,7 @@ static int s3_setxattr(void *ctx, const char *path, const char *name, const void
                         name);
     struct xattr_edit x = { hname, value ? value : "", len, flags };
     int rc = edit_meta(s, path, edit_xattr, &x, NULL, e);
-    if (rc == -ENODATA || rc == -EEXIST)
+    if (rc == -ENODATA || rc == -EEXIST || rc == -E2BIG)
         sky_err_prefix(e, "s3 '%s': %s", s->name, path);
     return rc;
 }
@@ -3321,9 +3523,11 @@ static int s3_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_er
     if (rc == 0)
         rc = setup_creds(s, cfg, e);
     if (rc == 0) {
-        struct http_options opt = { .ca_file = sky_cloud_get(cfg, "ca_file") };
-        rc = http_client_new(&opt, &s->http, e);
-        if (rc < 0)
+        struct http_options opt;
+        rc = http_options_from_cloud(cfg, &opt, e);
+        if (rc == 0)
+            rc = http_client_new(&opt, &s->http, e);
+        if (rc < 0 && e && e->code != EINVAL)
             sky_err_prefix(e, "%s:%d: [%s] ca_file", cfg->file ? cfg->file : "config",
                            sky_cloud_line(cfg, "ca_file"), cfg->name);
     }
@@ -3347,6 +3551,7 @@ static const struct sky_key s3_keys[] = {
     { "secret_access_key", SKY_KEY_SECRET, "secret key matching access_key_id" },
     { "session_token", SKY_KEY_SECRET, "session token for temporary credentials" },
     { "profile", 0, "section of ~/.aws/credentials to use (default: default)" },
+    HTTP_CLOUD_KEYS,
     { "ca_file", 0, "extra CA certificates (PEM) trusted for https" },
     { "symlinks", SKY_KEY_BOOL,
       "no: the bucket holds no symlinks, so listings send no HEAD for small objects "

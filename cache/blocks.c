@@ -1504,7 +1504,8 @@ static int blocks_del_rows(struct blocks *b, int64_t id, struct sky_err *e)
 static int blocks_wipe_loaded(struct blocks *b, struct blocks_obj *o, struct sky_err *e)
 {
     obj_account_all(o, -1);
-    memset(o->st, 0, o->nblocks);
+    if (o->nblocks)             /* an empty object may have no state (st NULL) */
+        memset(o->st, 0, o->nblocks);
     obj_clear_all_partial(o);
     if (ftruncate(o->fd, 0) != 0 || ftruncate(o->fd, (off_t)o->size) != 0)
         return obj_io_fail(o, -errno, "resetting", e);
@@ -1679,7 +1680,8 @@ static int obj_reset(struct blocks_obj *o, const char *etag, uint64_t size, stru
         return rc;
     }
     obj_account_all(o, -1);
-    memset(o->st, 0, o->cap);
+    if (o->cap)                 /* an empty object may have no state yet (st NULL) */
+        memset(o->st, 0, o->cap);
     obj_clear_all_partial(o);
     o->nblocks = blocks_count_for(b, size);
     obj_set_size(o, size);

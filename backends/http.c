@@ -16,6 +16,12 @@
  * name the error code.  Retries: connection errors, timeouts, resets, 429
  * and 5xx, with exponential backoff and "equal jitter" (half fixed, half
  * random) between 200 ms and 8 s.
+ *
+ * Cancelling (http.h): the progress callback of every transfer, and the
+ * backoff sleep in slices of 100 ms, look at the calling thread's
+ * struct http_cancel and at the process-wide flag, so a cancelled
+ * request ends within about a second (libcurl calls the progress
+ * callback at least once a second, also while nothing arrives).
  */
 #include "http.h"
 
@@ -122,6 +128,44 @@ char *http_uri_encode(const char *s, int keep_slash)
     }
     *o = '\0';
     return out;
+}
+
+/* ---- cancelling ---- */
+
+static __thread struct http_cancel *thread_cancel;
+static atomic_int cancel_everything;
+
+void http_cancel_set(struct http_cancel *c)
+{
+    thread_cancel = c;
+}
+
+void http_cancel_all(void)
+{
+    atomic_store(&cancel_everything, 1);
+}
+
+long long http_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cancel_requested(void)
+{
+    if (atomic_load(&cancel_everything))
+        return 1;
+    struct http_cancel *c = thread_cancel;
+    if (!c)
+        return 0;
+    return atomic_load(&c->cancelled) || (c->deadline_ms && http_now_ms() >= c->deadline_ms);
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    return cancel_requested();
 }
 
 /* ---- global init ---- */
@@ -465,6 +509,8 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
     curl_easy_setopt(h, CURLOPT_READDATA, x);
     curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
     curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     set_method(h, x->req);
 }
 
@@ -492,6 +538,7 @@ static int status_retryable(long status)
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+/* Sleep before retry `attempt`; returns early when cancelled. */
 static void backoff_sleep(int attempt)
 {
     static __thread unsigned seed;
@@ -503,9 +550,12 @@ static void backoff_sleep(int attempt)
     if (ms > BACKOFF_MAX_MS)
         ms = BACKOFF_MAX_MS;
     ms = ms / 2 + rand_r(&seed) % (ms / 2 + 1);
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    for (long slept = 0; slept < ms && !cancel_requested(); slept += 100) {
+        long slice = ms - slept < 100 ? ms - slept : 100;
+        struct timespec ts = { 0, slice * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
 }
 
 /* One attempt.  Returns the CURLcode; *fail holds a negative errno for
@@ -515,6 +565,10 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
 {
     struct http_request *q = x->req;
     *fail = 0;
+    if (cancel_requested()) {
+        *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
+        return CURLE_ABORTED_BY_CALLBACK;
+    }
     if (q->sign && q->sign(q->sign_arg, q, e) < 0) {
         *fail = -(e && e->code ? e->code : EINVAL);
         return CURLE_ABORTED_BY_CALLBACK;
@@ -539,7 +593,9 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     curl_slist_free_all(hdrs);
     if (rc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->resp->status);
-    if (x->read_errno)
+    if (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested())
+        *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
+    else if (x->read_errno)
         *fail = sky_fail(e, x->read_errno, "reading the upload source: %s",
                          strerror(x->read_errno));
     else if (x->sink_errno)

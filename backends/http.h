@@ -13,6 +13,7 @@
 #ifndef SKY_HTTP_H
 #define SKY_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +102,25 @@ void http_client_free(struct http_client *c);
 int http_do(struct http_client *c, struct http_request *req, struct http_response *resp,
             struct sky_err *e);
 void http_response_free(struct http_response *resp);
+
+/* Cancelling transfers (used by fs/: a request whose process was killed is
+ * abandoned, a probe of a hung server gives up, a stopping daemon ends).
+ * A thread names a struct http_cancel with http_cancel_set; from then on
+ * every http_do of that thread returns -EINTR (e filled) within a fraction
+ * of a second of `cancelled` becoming nonzero or of `deadline_ms`
+ * (CLOCK_MONOTONIC milliseconds, 0: none) passing: the transfer's
+ * progress callback and the backoff sleep between retries look at it.
+ * http_cancel_set(NULL) ends that.  http_cancel_all() makes every
+ * transfer of the process, now and later, return -EINTR the same way; it
+ * is async-signal-safe (a SIGTERM handler calls it). */
+struct http_cancel {
+    atomic_int cancelled;
+    long long deadline_ms;
+};
+void http_cancel_set(struct http_cancel *c);
+void http_cancel_all(void);
+/* CLOCK_MONOTONIC now, in ms (for deadlines). */
+long long http_now_ms(void);
 
 /* Percent-encode per RFC 3986 (unreserved kept; '/' kept when keep_slash).
  * Returns a malloc'd string. */

@@ -345,6 +345,21 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
     return rc;
 }
 
+/* An upload failed and stays in the journal: the cache shows the file as
+ * written here (size, mtime), so that stat and readers see its bytes
+ * once it is closed, also while the cloud is offline; its freshness is
+ * left as it was (of->lock held). */
+static void note_pending(struct skyfs *fs, struct ofile *of, const struct meta_entry *ent)
+{
+    struct sky_attr a = ent->attr;
+    a.size = blocks_size(of->obj);
+    a.mtime_ns = of->mtime_ns;
+    a.has |= SKY_HAS_MTIME;
+    struct sky_err e = { 0 };
+    if (meta_set_attr(fs->meta, of->ino, &a, ent->fetched_at, &e) != 0)
+        LOG_WARN("%s", e.msg);
+}
+
 int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
 {
     pthread_mutex_lock(&of->lock);
@@ -368,6 +383,8 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
             rc = upload(fs, of->cloud, of->obj, &ent, of->mtime_ns, of->etag, st, &out, e);
             if (rc == 0)
                 memcpy(of->etag, out.etag, sizeof of->etag);
+            else
+                note_pending(fs, of, &ent);
             meta_entry_free(&ent);
         } else {
             if (st)

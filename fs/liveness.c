@@ -41,11 +41,14 @@
 
 struct guard {
     fuse_req_t req;             /* NULL: free (guards_lock) */
+    pid_t watch;                /* interrupted by a signal its process caught: this
+                                 * process, checked until it dies (guards_lock) */
     struct http_cancel cancel;
 };
 
 static struct guard guards[GUARD_SLOTS];
 static pthread_mutex_t guards_lock = PTHREAD_MUTEX_INITIALIZER;
+static int watched;             /* guards with a watch (guards_lock) */
 static __thread struct guard *current_guard;
 
 /* true if process `pid` is being killed (a fatal signal shows as SIGKILL
@@ -68,15 +71,51 @@ static bool process_dying(pid_t pid)
     return dying;
 }
 
+/* The kernel sends one interrupt per request, at the first signal.  A
+ * signal the process catches is no reason to give up, but the process
+ * may be killed later without another interrupt: it is then watched (the
+ * probe thread looks every WATCH_MS). */
+#define WATCH_MS 500
+
 static void on_interrupt(fuse_req_t req, void *data)
 {
     struct guard *g = data;
-    if (!process_dying(fuse_req_ctx(req)->pid))
-        return;
+    pid_t pid = fuse_req_ctx(req)->pid;
+    bool dying = process_dying(pid);
+    bool watch = false;
     pthread_mutex_lock(&guards_lock);
-    if (g->req == req)
+    if (g->req == req && dying) {
         atomic_store(&g->cancel.cancelled, 1);
+    } else if (g->req == req && !g->watch) {
+        g->watch = pid;
+        watched++;
+        watch = true;
+    }
     pthread_mutex_unlock(&guards_lock);
+    struct skyfs *fs = fuse_req_userdata(req);
+    if (watch && fs && fs->live_ready) {
+        pthread_mutex_lock(&fs->live_lock);
+        pthread_cond_broadcast(&fs->live_cond);
+        pthread_mutex_unlock(&fs->live_lock);
+    }
+}
+
+/* Cancel the watched requests whose process is dying; true if some are
+ * still watched. */
+static bool check_watched(void)
+{
+    pthread_mutex_lock(&guards_lock);
+    for (size_t i = 0; i < GUARD_SLOTS && watched > 0; i++) {
+        struct guard *g = &guards[i];
+        if (g->req && g->watch && process_dying(g->watch)) {
+            atomic_store(&g->cancel.cancelled, 1);
+            g->watch = 0;
+            watched--;
+        }
+    }
+    bool more = watched > 0;
+    pthread_mutex_unlock(&guards_lock);
+    return more;
 }
 
 static struct guard *guard_begin(fuse_req_t req)
@@ -87,6 +126,7 @@ static struct guard *guard_begin(fuse_req_t req)
         if (!guards[i].req) {
             g = &guards[i];
             g->req = req;
+            g->watch = 0;
             atomic_store(&g->cancel.cancelled, 0);
             g->cancel.deadline_ms = 0;
         }
@@ -108,6 +148,10 @@ static void guard_end(struct guard *g)
         return;
     pthread_mutex_lock(&guards_lock);
     g->req = NULL;
+    if (g->watch) {
+        g->watch = 0;
+        watched--;
+    }
     pthread_mutex_unlock(&guards_lock);
 }
 
@@ -254,6 +298,8 @@ static void *probe_main(void *arg)
     pthread_mutex_lock(&fs->live_lock);
     while (!fs->live_stopping) {
         long long now = http_now_ms(), next = now + 60000;
+        if (check_watched())
+            next = now + WATCH_MS;
         struct cloud *due = NULL;
         for (size_t i = 0; i < fs->nclouds; i++) {
             struct cloud *c = &fs->clouds[i];

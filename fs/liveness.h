@@ -11,7 +11,9 @@
  *   /proc/PID/status), the transfer in flight is cancelled, the
  *   operation fails with EINTR at once and the process can die.  An
  *   interrupt for a signal the process catches leaves the request alone
- *   (POSIX does not let stat or read fail with EINTR there).
+ *   (POSIX does not let stat or read fail with EINTR there), but its
+ *   process is watched from then on (the kernel interrupts a request only
+ *   once), and cancelled as soon as it is being killed.
  *
  * - Offline clouds.  A cloud is marked offline when a call reports
  *   EHOSTDOWN (clouds.c).  While it is, fs/ answers from the cache at

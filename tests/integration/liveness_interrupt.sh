@@ -69,6 +69,24 @@ killed_soon "stat of a name the cache does not know" 1 stat "$MNT/s3/unknown.txt
 # moment), then the read of the bytes hangs
 killed_soon "cat of a file whose bytes are not cached" 2 cat "$MNT/s3/blob.bin"
 
+# A signal the process catches does not end its request (stat must not
+# fail with EINTR), but a SIGKILL after it does (the kernel interrupts a
+# request only once: the daemon watches that process).
+before=$(cat "$COUNT")
+"$PYTHON" -c 'import os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *a: None)
+os.stat(sys.argv[1])' "$MNT/s3/other.txt" >/dev/null 2>&1 &
+pid=$!
+check "caught signal: the stat reached the hung server" wait_until 20 \
+    bash -c "[ \"\$(cat '$COUNT')\" -gt $before ]"
+kill -USR1 "$pid"
+sleep 1
+check "caught signal: the stat still waits after SIGUSR1" kill -0 "$pid"
+kill -KILL "$pid"
+check "caught signal: gone within 5 s of a later SIGKILL" wait_until 5 \
+    bash -c "! kill -0 $pid 2>/dev/null"
+wait "$pid" 2>/dev/null
+
 check "the daemon still serves the other cloud" bash -c \
     "echo still here >'$MNT/local/note.txt' && [ \"\$(cat '$MNT/local/note.txt')\" = 'still here' ]"
 check "and still answers for the hung cloud's root" ls -d "$MNT/s3"

@@ -5,10 +5,12 @@
  * A `struct skyfs` owns everything one mount needs: the config, the
  * metadata cache, the block cache, the clouds (each a driver plus its
  * context and health), and the table of open files.  fs/ops.c answers the
- * kernel with it; fs/files.c keeps open files and uploads them; fs/clouds.c
- * opens the drivers and tracks each cloud's health; fs/xattr.c answers
- * extended attributes; fs/upmeta.c chooses the cloud metadata (content
- * type, user metadata) each upload stores.
+ * kernel with it (fs/refresh.c brings the metadata cache up to date for
+ * it); fs/files.c keeps open files and uploads them; fs/clouds.c opens the
+ * drivers and tracks each cloud's health; fs/liveness.c keeps requests
+ * from waiting needlessly (interrupts, offline clouds, slow answers,
+ * stopping); fs/xattr.c answers extended attributes; fs/upmeta.c chooses
+ * the cloud metadata (content type, user metadata) each upload stores.
  *
  * fs/ never knows which kind of cloud it serves: it calls the driver table.
  */

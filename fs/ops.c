@@ -411,7 +411,9 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         if (a.kind == SKY_LINK)
             which &= ~(unsigned)SKY_HAS_MODE;
         a.has |= which;
-        if (which) {
+        if (which)
+            rc = cloud_offline_check(c, &e);
+        if (which && !rc) {
             rc = c->drv->set_attr(c->ctx, ent.path, &a, which, &e);
             cloud_note_result(c, rc, &e);
         }

@@ -278,6 +278,8 @@ static int change(struct skyfs *fs, uint64_t ino, const char *name, const void *
     if (rc)
         return rc;
     rc = cloud_check_writable(c, e);
+    if (rc == 0)
+        rc = cloud_offline_check(c, e);
     if (rc == 0 && (value ? !c->drv->setxattr : !c->drv->removexattr))
         rc = sky_fail(e, ENOTSUP, "cloud '%s' cannot change extended attributes", c->cfg->name);
     if (rc == 0) {

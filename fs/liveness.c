@@ -382,6 +382,7 @@ struct refresh_job {
     liveness_refresh_fn refresh;
     void *arg;
     void (*free_arg)(void *);
+    long long started_ms;       /* when it began (monotonic) */
     int refs;                   /* the thread + each waiting request (live_lock) */
     bool done;
     int rc;
@@ -439,7 +440,8 @@ int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn
         bool started = false;
         if (j && !fs->live_stopping) {
             *j = (struct refresh_job){ .fs = fs, .key = key, .refresh = refresh, .arg = arg,
-                                       .free_arg = free_arg, .refs = 1, .next = fs->live_jobs };
+                                       .free_arg = free_arg, .started_ms = http_now_ms(),
+                                       .refs = 1, .next = fs->live_jobs };
             pthread_attr_init(&at);
             pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
             pthread_t t;
@@ -459,7 +461,9 @@ int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn
     j->refs++;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    long long deadline = http_now_ms() + LIVENESS_SLOW_MS;
+    /* counted from the job's start: a request that comes while a slow
+     * refresh of the same thing runs gets the cached answer at once */
+    long long deadline = j->started_ms + LIVENESS_SLOW_MS;
     int rc;
     while (!j->done && !current_cancelled() && http_now_ms() < deadline) {
         clock_gettime(CLOCK_MONOTONIC, &until);

@@ -75,8 +75,9 @@ typedef int (*liveness_refresh_fn)(struct skyfs *fs, void *arg, struct sky_err *
  * its result, or -ETIMEDOUT when it is still running (it then finishes in
  * the background; the caller answers from the cache).  `key` names what
  * is refreshed (an inode number and a kind, see LIVENESS_KEY; 0: no
- * name): while a refresh of the same key runs in the background, another
- * is not started and -ETIMEDOUT is returned at once.  When a thread
+ * name): while a refresh of the same key runs, another is not started;
+ * the caller waits for the running one, up to LIVENESS_SLOW_MS after it
+ * began (so at once when it is slow already).  When a thread
  * cannot be started, it runs here.  An interrupt of the calling request
  * (see above) ends the wait with -EINTR. */
 int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn refresh,

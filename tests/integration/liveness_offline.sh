@@ -67,7 +67,6 @@ check "skyfs status says the cloud is offline" bash -c \
     "'$SKYFS' status -c '$CONF' | grep -q offline"
 
 before=$(requests)
-asked=$(cat "$COUNT")
 sleep 1.2       # every cached entry and listing is now older than the ttl
 check_eq "stat of an expired entry answers from the cache" "6" \
     "$(stat -c %s "$MNT/s3/hello.txt")"
@@ -80,8 +79,6 @@ check_eq "and prints its bytes" "pending data" "$(cat "$out")"
 check_eq "a name the last listing did not hold is ENOENT" "ENOENT" \
     "$(errno_of stat "$MNT/s3/never.txt")"
 check_eq "no request was sent to the offline cloud for all that" "$before" "$(requests)"
-check "only probes reached the server meanwhile (a few, not one per call)" \
-    test "$(($(cat "$COUNT") - asked))" -le 12
 
 echo forward >"$MODE"
 check "a probe finds the cloud back" wait_until 40 bash -c \

@@ -68,6 +68,7 @@
 #include "../lib/log.h"
 #include "azure_auth.h"
 #include "http.h"
+#include "names.h"
 #include "parallel.h"
 
 #define AZ_PUT_BLOB_MAX   (8ull << 20)   /* larger files go up in blocks */
@@ -77,7 +78,6 @@
 #define AZ_UPLOAD_THREADS 4
 #define AZ_TAG_LEN        10      /* block id = tag + 5 digits */
 #define AZ_WHOLE_TAG      "skyfs-blk-"
-#define AZ_NAME_MAX       255
 #define AZ_ALIASES        64      /* remembered metadata-only ETag changes */
 #define AZ_META_MAX       8192    /* bytes of metadata names and values a blob takes */
 /* user metadata stops here, leaving room for the auth and request headers */
@@ -174,10 +174,20 @@ static void set_etag(struct sky_attr *a, const char *etag)
 
 static bool valid_name(const char *s, size_t n)
 {
-    if (n == 0 || n > AZ_NAME_MAX || (n == 1 && s[0] == '.') ||
-        (n == 2 && s[0] == '.' && s[1] == '.'))
-        return false;
-    return memchr(s, '/', n) == NULL && memchr(s, '\0', n) == NULL;
+    return sky_name_problem(s, n) == NULL;
+}
+
+/* A listed blob that cannot be shown: why, for the warning (its name part
+ * name[0..n) cannot be a file name, or its size is no file's size). */
+static void warn_skipped(const struct az *a, const char *blob, const char *name, size_t n,
+                         const char *where)
+{
+    char show[600];
+    sky_name_show(blob, strlen(blob), show, sizeof show);
+    const char *why = sky_name_problem(name, n);
+    LOG_WARN("azure '%s': skipping blob \"%s\" in %s: %s%s%s", a->name, show, where,
+             why ? "not a valid file name (its name " : "its size is not a file size",
+             why ? why : "", why ? ")" : "");
 }
 
 /* ---- times ------------------------------------------------------------- */
@@ -596,6 +606,7 @@ struct list_parser {
     char *text;
     size_t text_len, text_cap;
     bool name_encoded;
+    bool latin1;            /* parsed as ISO-8859-1: texts need unmapping (xml.c) */
     int item_depth;         /* depth of the open item element, 0 if none */
     struct az_item cur;
     char *next_marker;
@@ -605,22 +616,25 @@ struct list_parser {
     bool nomem;
 };
 
-static char *pct_decode_dup(const char *s)
+/* A name Azure sent percent-encoded (Encoded="true"), decoded; NULL when
+ * it holds a NUL byte once decoded (%00: no path can name it, and cut at
+ * the NUL it would be another blob's name), with a warning. */
+static char *pct_decode_dup(const char *s, bool *nomem)
 {
-    size_t n = strlen(s), o = 0;
-    char *out = malloc(n + 1);
-    if (!out)
+    char *out = strdup(s);
+    if (!out) {
+        *nomem = true;
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned hi, lo;
-        if (s[i] == '%' && i + 2 < n && sscanf(s + i + 1, "%1x%1x", &hi, &lo) == 2) {
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
     }
-    out[o] = '\0';
+    size_t n = sky_pct_decode(out, false);
+    if (memchr(out, '\0', n)) {
+        char show[512];
+        sky_name_show(out, n, show, sizeof show);
+        LOG_WARN("azure: skipping listed blob \"%s\": not a valid file name (it holds a NUL "
+                 "byte)", show);
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -675,12 +689,12 @@ static void lp_item_field(struct list_parser *p, const char *el, const char *tex
     const char *parent = p->depth >= 2 && p->depth - 2 < XML_DEPTH_MAX ? p->stack[p->depth - 2] : "";
     if (rel == 1 && strcmp(el, "Name") == 0) {
         free(p->cur.name);
-        p->cur.name = p->name_encoded ? pct_decode_dup(text) : strdup(text);
-        if (!p->cur.name)
+        p->cur.name = p->name_encoded ? pct_decode_dup(text, &p->nomem) : strdup(text);
+        if (!p->cur.name && !p->name_encoded)
             p->nomem = true;
     } else if (rel == 2 && parent && strcmp(parent, "Properties") == 0) {
-        if (strcmp(el, "Content-Length") == 0)
-            p->cur.size = strtoull(text, NULL, 10);
+        if (strcmp(el, "Content-Length") == 0 && sky_size_parse(text, &p->cur.size) < 0)
+            p->cur.size = UINT64_MAX;       /* no file's size: listings skip it */
         else if (strcmp(el, "Last-Modified") == 0)
             parse_http_date(text, &p->cur.last_modified_ns);
         else if (strcmp(el, "Etag") == 0) {
@@ -701,6 +715,8 @@ static void lp_item_field(struct list_parser *p, const char *el, const char *tex
 static void lp_end(void *ud, const XML_Char *el)
 {
     struct list_parser *p = ud;
+    if (p->latin1 && p->text_len)
+        p->text_len = sky_latin1_unmap(p->text);
     const char *text = p->text_len ? p->text : "";
     if (p->item_depth && p->depth > p->item_depth) {
         lp_item_field(p, el, text);
@@ -727,8 +743,10 @@ static void lp_end(void *ud, const XML_Char *el)
 static int parse_listing(const char *body, size_t len, az_item_fn fn, void *arg, char **next,
                          int *cb_rc)
 {
-    struct list_parser p = { .fn = fn, .arg = arg };
-    XML_Parser xp = XML_ParserCreate(NULL);
+    /* a body that is not UTF-8 is read as ISO-8859-1 (see xml.c), so that
+     * one blob's raw bytes cost that blob, not the page */
+    struct list_parser p = { .fn = fn, .arg = arg, .latin1 = body && !sky_utf8_valid(body, len) };
+    XML_Parser xp = XML_ParserCreate(p.latin1 ? "ISO-8859-1" : NULL);
     if (!xp)
         return -ENOMEM;
     XML_SetUserData(xp, &p);
@@ -1136,9 +1154,8 @@ static int list_item(void *arg, const struct az_item *it)
         c->saw_self = true;         /* "dir/" marker of the listed directory */
         return 0;
     }
-    if (!valid_name(rest, len)) {
-        LOG_WARN("azure '%s': skipping blob \"%s\" in %s: not a valid file name", c->a->name,
-                 it->name, shown(c->path));
+    if (!valid_name(rest, len) || (!it->is_prefix && it->size > SKY_SIZE_MAX)) {
+        warn_skipped(c->a, it->name, rest, len, shown(c->path));
         return 0;
     }
     if (it->is_prefix) {
@@ -1254,9 +1271,11 @@ static int tree_item(void *arg, const struct az_item *it)
     if (slash_marker)
         rel[--len] = '\0';
     int rc = 0;
-    if (!valid_rel_path(rel)) {
-        LOG_WARN("azure '%s': skipping blob \"%s\" under %s: not a valid file name",
-                 t->a->name, it->name, shown(t->dir));
+    if (!valid_rel_path(rel) || it->size > SKY_SIZE_MAX) {
+        const char *part = rel;     /* the first part that cannot be a name */
+        while (valid_name(part, strcspn(part, "/")) && part[strcspn(part, "/")])
+            part += strcspn(part, "/") + 1;
+        warn_skipped(t->a, it->name, part, strcspn(part, "/"), shown(t->dir));
     } else {
         struct sky_dirent d = { .name = rel, .meta = &it->cloud };
         attr_from_blob(&d.attr, it->size, it->last_modified_ns, it->etag, &it->meta);

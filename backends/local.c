@@ -5,7 +5,8 @@
  * Every call works relative to the cloud's root directory descriptor with
  * the *at() family, so paths never need to be joined for the common calls.
  * A "write" is an upload: the new content is copied into a hidden temporary
- * file next to the target and renamed over it, so other readers of the
+ * file next to the target (its data extents only, so sparse files stay
+ * sparse) and renamed over it, so other readers of the
  * folder see either the old or the new file, never half of one; user
  * extended attributes of the old file are carried over.  The etag is made
  * of inode, size and mtime, so any change made directly in the folder shows
@@ -283,17 +284,18 @@ static int local_read(void *ctx, const char *path, const char *etag, uint64_t of
     return rc;
 }
 
-static int copy_range(int from, int to, uint64_t size)
+/* Copy bytes [off, off + len) of `from` to the same offset of `to`. */
+static int copy_range(int from, int to, uint64_t off, uint64_t len)
 {
     uint64_t done = 0;
     char buf[1 << 16];
-    while (done < size) {
-        loff_t in_off = (loff_t)done;
-        ssize_t n = copy_file_range(from, &in_off, to, NULL, size - done, 0);
+    while (done < len) {
+        loff_t in_off = (loff_t)(off + done), out_off = in_off;
+        ssize_t n = copy_file_range(from, &in_off, to, &out_off, len - done, 0);
         if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
-            size_t want = size - done < sizeof buf ? size - done : sizeof buf;
-            n = pread(from, buf, want, (off_t)done);
-            if (n > 0 && write(to, buf, (size_t)n) != n)
+            size_t want = len - done < sizeof buf ? len - done : sizeof buf;
+            n = pread(from, buf, want, (off_t)(off + done));
+            if (n > 0 && pwrite(to, buf, (size_t)n, (off_t)(off + done)) != n)
                 return -1;
         }
         if (n < 0) {
@@ -308,6 +310,35 @@ static int copy_range(int from, int to, uint64_t size)
         done += (uint64_t)n;
     }
     return 0;
+}
+
+/* Copy the first `size` bytes of `from` into the empty file `to`, keeping
+ * holes as holes: only the data extents SEEK_DATA/SEEK_HOLE report are
+ * copied, and ftruncate gives `to` its size (copy_file_range alone writes
+ * a hole as zeros, so one byte written at 1 GiB would allocate 1 GiB).  A
+ * file system without SEEK_DATA (EINVAL) gets the whole range copied. */
+static int copy_sparse(int from, int to, uint64_t size)
+{
+    uint64_t pos = 0;
+    while (pos < size) {
+        off_t data = lseek(from, (off_t)pos, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            break;                          /* only a hole is left */
+        if (data < 0 && errno != EINVAL)
+            return -1;
+        off_t hole = data < 0 ? (off_t)size : lseek(from, data, SEEK_HOLE);
+        if (data < 0)
+            data = (off_t)pos;
+        if (hole < 0)
+            return -1;
+        if ((uint64_t)data >= size)
+            break;
+        uint64_t end = (uint64_t)hole < size ? (uint64_t)hole : size;
+        if (copy_range(from, to, (uint64_t)data, end - (uint64_t)data) != 0)
+            return -1;
+        pos = end;
+    }
+    return ftruncate(to, (off_t)size);
 }
 
 /* Carry user.* xattrs from the file being replaced to the new one. */
@@ -383,7 +414,7 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
         copy_user_xattrs(old, fd);
         close(old);
     }
-    if (copy_range(src, fd, size) != 0 || apply_attr(fd, attr) != 0 ||
+    if (copy_sparse(src, fd, size) != 0 || apply_attr(fd, attr) != 0 ||
         renameat(dfd, tmp, dfd, base) != 0) {
         rc = fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);

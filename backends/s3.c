@@ -18,10 +18,16 @@
  * Listings carry no user metadata, so listed entries report only size,
  * mtime (Last-Modified), ETag and storage class (their one piece of cloud
  * metadata; get_meta's HEAD gives the content type and user metadata
- * too), and an object is recognised as a
- * symlink only by stat (HEAD); fs/ calls stat on lookup.  To keep a link
- * a link when its directory is listed again, the driver remembers (in
- * memory, per mount) the keys and ETags it has seen to be links.
+ * too).  Nothing in a listing tells a symlink from a small file, so every
+ * listed object of 1 to 4096 bytes whose version is not known yet is asked
+ * (one HEAD, eight at a time) before the listing is answered
+ * (backends/linkprobe.h); the answers are remembered per object version
+ * for the life of the mount: links with their targets here (by key and
+ * ETag), the other files as fingerprints in linkprobe.  `symlinks = no`
+ * turns the questions off (for buckets of many small files and no
+ * links: a link is then known only once stat has seen it).  Keys that cannot
+ * be file names (names.h) and sizes no file has are skipped with a
+ * warning.
  *
  * Extended attributes user.NAME are x-amz-meta-NAME headers (NAME in
  * lowercase letters, digits, '-', '_', '.'; values that are not plain
@@ -61,6 +67,8 @@
 #include "../lib/config.h"
 #include "../lib/log.h"
 #include "http.h"
+#include "linkprobe.h"
+#include "names.h"
 #include "parallel.h"
 #include "sigv4.h"
 #include "xml.h"
@@ -72,7 +80,7 @@
 #define S3_COPY_PART      (512ull << 20)
 #define S3_THREADS        4
 #define S3_DELETE_BATCH   1000
-#define S3_NAME_MAX       255
+#define S3_NAME_MAX       SKY_NAME_MAX
 #define S3_LINK_MAX       4096
 #define S3_LINK_BUCKETS   1024
 #define S3_LINKS_MAX      100000
@@ -226,24 +234,6 @@ int s3_error_errno(long status, const char *code)
     }
 }
 
-/* Decode %XX and '+' (encoding-type=url answers) in place. */
-static void url_decode_inplace(char *s)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '+') {
-            *o++ = ' ';
-        } else if (*p == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
-            char hex[3] = { p[1], p[2], 0 };
-            *o++ = (char)strtol(hex, NULL, 16);
-            p += 2;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
-}
-
 static void etag_copy(char *dst, const char *src)
 {
     if (!src) {
@@ -256,8 +246,14 @@ static void etag_copy(char *dst, const char *src)
         snprintf(dst, SKY_ETAG_MAX, "\"%s\"", src);
 }
 
+/* One <Contents> or <CommonPrefixes> of a listing page of `bucket`.  A key
+ * that holds a NUL byte once decoded (%00) names no object skyfs can
+ * reach (every path is a C string): it is skipped here, with a warning,
+ * rather than handed on cut at the NUL, as another key.  A size that no
+ * file has (negative, not a number, past SKY_SIZE_MAX) is reported as
+ * UINT64_MAX, which listings skip (see listable_size). */
 static int emit_item(const struct xml_node *n, int decode, int is_prefix, s3_item_fn fn,
-                     void *arg)
+                     void *arg, const char *bucket)
 {
     const char *raw = xml_text(n, is_prefix ? "Prefix" : "Key");
     if (!raw)
@@ -265,12 +261,19 @@ static int emit_item(const struct xml_node *n, int decode, int is_prefix, s3_ite
     char *key = strdup(raw);
     if (!key)
         return -ENOMEM;
-    if (decode)
-        url_decode_inplace(key);
+    size_t klen = decode ? sky_pct_decode(key, true) : strlen(key);
+    if (memchr(key, '\0', klen)) {
+        char show[512];
+        sky_name_show(key, klen, show, sizeof show);
+        LOG_WARN("s3 bucket %s: skipping key \"%s\": not a valid file name (it holds a NUL "
+                 "byte)", bucket, show);
+        free(key);
+        return 0;
+    }
     struct sky_attr a = { .kind = is_prefix ? SKY_DIR : SKY_FILE };
     if (!is_prefix) {
-        const char *size = xml_text(n, "Size");
-        a.size = size ? strtoull(size, NULL, 10) : 0;
+        if (sky_size_parse(xml_text(n, "Size"), &a.size) < 0)
+            a.size = UINT64_MAX;
         if (s3_parse_iso8601(xml_text(n, "LastModified"), &a.mtime_ns) == 0)
             a.has |= SKY_HAS_MTIME;
         etag_copy(a.etag, xml_text(n, "ETag"));
@@ -297,12 +300,14 @@ int s3_parse_list(const char *body, size_t len, s3_item_fn fn, void *arg, char *
     }
     const char *enc = xml_text(root, "EncodingType");
     int decode = enc && strcasecmp(enc, "url") == 0;
+    const char *bucket = xml_text(root, "Name");
+    bucket = bucket ? bucket : "?";
     /* objects and prefixes, in document order */
     for (const struct xml_node *n = root->child; n && rc == 0; n = n->next) {
         if (strcmp(n->name, "Contents") == 0)
-            rc = emit_item(n, decode, 0, fn, arg);
+            rc = emit_item(n, decode, 0, fn, arg, bucket);
         else if (strcmp(n->name, "CommonPrefixes") == 0)
-            rc = emit_item(n, decode, 1, fn, arg);
+            rc = emit_item(n, decode, 1, fn, arg, bucket);
     }
     const char *trunc = xml_text(root, "IsTruncated");
     const char *tok = xml_text(root, "NextContinuationToken");
@@ -389,6 +394,9 @@ struct s3 {
     pthread_mutex_t links_lock;
     struct link_entry *links[S3_LINK_BUCKETS];
     size_t nlinks;
+    /* Object versions a HEAD found not to be links (linkprobe.h); NULL
+     * with `symlinks = no`: listings then ask nothing. */
+    struct linkprobe *probe;
 };
 
 /* Where a path lives: bucket ("" for the account root) and key. */
@@ -811,11 +819,26 @@ static int s3_list_keys(struct s3 *s, const char *bucket, const char *prefix, bo
 
 static bool valid_name(const char *name, size_t len)
 {
-    if (len == 0 || len > S3_NAME_MAX || memchr(name, '/', len))
-        return false;
-    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
-        return false;
-    return memchr(name, '\0', len) == NULL;
+    return sky_name_problem(name, len) == NULL;
+}
+
+/* A listed size a file can have (emit_item marks the others UINT64_MAX). */
+static bool listable_size(const struct sky_attr *a)
+{
+    return a->kind == SKY_DIR || a->size <= SKY_SIZE_MAX;
+}
+
+/* The warning for a listed key that is skipped: why, and the key in a
+ * printable form. */
+static void warn_skipped(const struct s3 *s, const char *bucket, const char *key,
+                         const char *name, size_t len)
+{
+    char show[600];
+    sky_name_show(key, strlen(key), show, sizeof show);
+    const char *why = sky_name_problem(name, len);
+    LOG_WARN("s3 '%s': skipping key \"%s\" in bucket %s: %s%s%s", s->name, show, bucket,
+             why ? "not a valid file name (its name " : "its size is not a file size",
+             why ? why : "", why ? ")" : "");
 }
 
 /* The child name of a listed key under a prefix of plen bytes, into
@@ -846,6 +869,7 @@ struct dir_lister {
     sky_list_cb cb;
     void *arg;
     bool found;             /* anything at all under the prefix */
+    struct linkprobe_batch batch;   /* files that may be symlinks wait here */
 };
 
 static int on_dir_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
@@ -859,9 +883,9 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
     int kind = s3_child_name(key, d->plen, is_prefix, name);
     if (kind == 0)
         return 0;       /* the directory's own marker */
-    if (kind < 0) {
-        LOG_WARN("s3 '%s': skipping key '%s' in bucket %s: not a valid file name", d->s->name,
-                 key, d->bucket);
+    if (kind < 0 || !listable_size(a)) {
+        size_t len = strlen(key + d->plen);
+        warn_skipped(d->s, d->bucket, key, key + d->plen, len - (is_prefix && len));
         return 0;
     }
     /* the listing's one piece of cloud metadata (borrowed, never freed) */
@@ -875,7 +899,8 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
         ent.attr.has |= SKY_HAS_MODE;
         ent.link = target;
     }
-    int rc = d->cb(d->arg, &ent);
+    int rc = ent.attr.kind == SKY_FILE && d->s->probe ? linkprobe_add(&d->batch, key, &ent)
+                                                      : d->cb(d->arg, &ent);
     free(target);
     return rc;
 }
@@ -915,6 +940,41 @@ static int s3_head(struct s3 *s, const char *bucket, const char *key, struct htt
     return s3_send(s, &r, resp, show, e);
 }
 
+/* linkprobe's question (linkprobe.h): what is `key` of `bucket`?  One
+ * HEAD; a symlink found is remembered with the other known links. */
+struct probe_where {
+    struct s3 *s;
+    const char *bucket;
+};
+
+static int probe_ask(void *arg, const char *key, struct sky_attr *out, struct sky_err *e)
+{
+    struct probe_where *w = arg;
+    char show[1024];
+    if (w->s->bucket)
+        snprintf(show, sizeof show, "%s", key);
+    else
+        snprintf(show, sizeof show, "%s/%s", w->bucket, key);
+    struct http_response resp;
+    int rc = s3_head(w->s, w->bucket, key, &resp, show, e);
+    if (rc < 0)
+        return rc;
+    if (ok_status(resp.status)) {
+        s3_attr_from_headers(&resp.headers, out);
+        if (out->kind == SKY_LINK)
+            links_put(w->s, w->bucket, key, out->etag, NULL);
+    } else if (resp.status == 404) {
+        rc = -ENOENT;
+    } else if (resp.status == 403) {
+        memset(out, 0, sizeof *out);    /* unreadable: a file, asked again next time */
+        out->kind = SKY_FILE;
+    } else {
+        rc = s3_fail_answer(w->s, "HEAD", show, &resp, e);
+    }
+    http_response_free(&resp);
+    return rc;
+}
+
 static int s3_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
 {
     struct s3 *s = ctx;
@@ -930,8 +990,14 @@ static int s3_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
-    struct dir_lister d = { s, l.bucket, prefix, strlen(prefix), cb, arg, false };
+    struct probe_where where = { s, l.bucket };
+    struct dir_lister d = { s, l.bucket, prefix, strlen(prefix), cb, arg, false,
+                            { .memo = s->probe, .scope = l.bucket, .ask = probe_ask,
+                              .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e } };
     rc = s3_list_keys(s, l.bucket, prefix, true, 0, on_dir_item, &d, show, e);
+    if (rc == 0)
+        rc = linkprobe_flush(&d.batch);
+    linkprobe_batch_free(&d.batch);
     bool is_root = !*dir || (!s->bucket && !strchr(dir, '/'));
     if (rc == 0 && !d.found && !is_root) {
         /* nothing under dir/: a file, or nothing at all */
@@ -955,6 +1021,7 @@ struct tree_lister {
     size_t plen;
     sky_list_cb cb;
     void *arg;
+    struct linkprobe_batch batch;   /* files that may be symlinks wait here */
 };
 
 /* true if every '/'-separated part of rel is a valid file name */
@@ -984,9 +1051,18 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
     }
     if (len == 0)
         return 0; /* the start directory's own marker */
-    if (!valid_rel_path(rel, len)) {
-        LOG_WARN("s3 '%s': skipping key '%s' in bucket %s: not a valid file name", t->s->name,
-                 key, t->bucket);
+    if (!valid_rel_path(rel, len) || !listable_size(&attr)) {
+        /* the warning names the first part that cannot be a file name */
+        size_t start = 0, end = 0;
+        while (end < len) {
+            end = start + strcspn(rel + start, "/");
+            if (end > len)
+                end = len;
+            if (!valid_name(rel + start, end - start) || end == len)
+                break;
+            start = end + 1;
+        }
+        warn_skipped(t->s, t->bucket, key, rel + start, end - start);
         return 0;
     }
     char *name = strndup(rel, len);
@@ -995,7 +1071,16 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
     struct sky_objmeta om = { .storage_class = (char *)storage_class };
     struct sky_dirent ent = { .name = name, .attr = attr, .link = NULL,
                               .meta = storage_class && attr.kind != SKY_DIR ? &om : NULL };
-    int rc = t->cb(t->arg, &ent);
+    char *target = NULL;
+    if (attr.kind == SKY_FILE && links_get(t->s, t->bucket, key, attr.etag, &target)) {
+        ent.attr.kind = SKY_LINK;
+        ent.attr.mode = 0777;
+        ent.attr.has |= SKY_HAS_MODE;
+        ent.link = target;
+    }
+    int rc = ent.attr.kind == SKY_FILE && t->s->probe ? linkprobe_add(&t->batch, key, &ent)
+                                                      : t->cb(t->arg, &ent);
+    free(target);
     free(name);
     return rc;
 }
@@ -1015,8 +1100,14 @@ static int s3_list_tree(void *ctx, const char *dir, sky_list_cb cb, void *arg, s
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
-    struct tree_lister t = { s, l.bucket, strlen(prefix), cb, arg };
+    struct probe_where where = { s, l.bucket };
+    struct tree_lister t = { s, l.bucket, strlen(prefix), cb, arg,
+                             { .memo = s->probe, .scope = l.bucket, .ask = probe_ask,
+                               .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e } };
     rc = s3_list_keys(s, l.bucket, prefix, false, 0, on_tree_item, &t, show, e);
+    if (rc == 0)
+        rc = linkprobe_flush(&t.batch);
+    linkprobe_batch_free(&t.batch);
     free(prefix);
     loc_free(&l);
     return rc;
@@ -2957,6 +3048,7 @@ static void s3_close(void *ctx)
         return;
     http_client_free(s->http);
     links_free(s);
+    linkprobe_free(s->probe);
     pthread_mutex_destroy(&s->links_lock);
     free(s->name);
     free(s->host);
@@ -2977,7 +3069,10 @@ static int s3_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_er
         return sky_fail(e, ENOMEM, "out of memory");
     }
     pthread_mutex_init(&s->links_lock, NULL);
-    int rc = setup_endpoint(s, cfg, e);
+    int rc = sky_cloud_bool(cfg, "symlinks", true) && linkprobe_new(&s->probe) < 0
+                 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    if (rc == 0)
+        rc = setup_endpoint(s, cfg, e);
     if (rc == 0)
         rc = setup_bucket(s, cfg, e);
     if (rc == 0)
@@ -3010,6 +3105,9 @@ static const struct sky_key s3_keys[] = {
     { "session_token", SKY_KEY_SECRET, "session token for temporary credentials" },
     { "profile", 0, "section of ~/.aws/credentials to use (default: default)" },
     { "ca_file", 0, "extra CA certificates (PEM) trusted for https" },
+    { "symlinks", SKY_KEY_BOOL,
+      "no: the bucket holds no symlinks, so listings send no HEAD for small objects "
+      "(default yes)" },
     { NULL, 0, NULL },
 };
 

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../backends/names.h"
 #include "../lib/log.h"
 #include "readahead.h"
 #include "refresh.h"
@@ -214,6 +215,10 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct cloud *c;
     if (virt_is(parent) || (parent == META_ROOT_INO && strcmp(name, VIRT_DIR_NAME) == 0)) {
         lookup_virtual(req, fs, parent, name);
+        return;
+    }
+    if (strlen(name) > SKY_NAME_MAX) {      /* no cloud is asked for a name no file has */
+        fuse_reply_err(req, ENAMETOOLONG);
         return;
     }
     int rc = load(fs, parent, &dir, &c, &e);
@@ -648,6 +653,8 @@ static int prepare_new(struct skyfs *fs, fuse_ino_t parent, const char *name,
 {
     if (virt_is(parent))
         return sky_fail(e, EROFS, "the .skyfs directory is read-only");
+    if (strlen(name) > SKY_NAME_MAX)        /* before anything is sent; not worth a log line */
+        return -ENAMETOOLONG;
     int rc = load(fs, parent, dir, c, e);
     if (rc)
         return rc;

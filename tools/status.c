@@ -1,17 +1,22 @@
 /*
- * status.c - `skyfs status`: what the mount's caches hold and how each
- * cloud is doing, read from the cache directory (works while mounted).
+ * status.c - `skyfs status`: whether a daemon serves the config's mount,
+ * where it logs, what the mount's caches hold and how each cloud is
+ * doing, read from the cache directory (works mounted or not).  Cloud
+ * health is what the daemon last saw; with no daemon running (unmounted,
+ * or killed) it is shown as such, never as "online".
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../cache/blocks.h"
+#include "../cache/cachedir.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
 #include "tools.h"
 
-static void print_health(const struct sky_config *cfg, const struct sky_cloud_config *c)
+static void print_health(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                         bool served)
 {
     char *path = cloud_health_path(cfg->cache_dir, c->name);
     char line[600] = "never mounted";
@@ -21,8 +26,32 @@ static void print_health(const struct sky_config *cfg, const struct sky_cloud_co
             line[strcspn(line, "\n")] = '\0';
         fclose(f);
     }
-    printf("  %-16s %-6s %s\n", c->name, c->type, line);
+    if (served || strcmp(line, "never mounted") == 0)
+        printf("  %-16s %-6s %s\n", c->name, c->type, line);
+    else
+        printf("  %-16s %-6s not served (no daemon; last seen %s)\n", c->name, c->type, line);
     free(path);
+}
+
+/* "mount: ..." and "log: ..." lines; whether a daemon serves the cache. */
+static bool print_daemon(const char *cache_dir)
+{
+    struct cachedir_holder h;
+    struct sky_err e = { 0 };
+    if (cachedir_holder(cache_dir, &h, &e) != 0) {
+        printf("mount: unknown (%s)\n", e.msg);
+        return false;
+    }
+    if (h.pid > 0)
+        printf("mount: %s (daemon pid %d)\n", h.mountpoint[0] ? h.mountpoint : "?", (int)h.pid);
+    else if (h.mountpoint[0])
+        printf("mount: not mounted (no skyfs daemon serves this cache; last mounted at %s)\n",
+               h.mountpoint);
+    else
+        printf("mount: not mounted (never mounted with this cache)\n");
+    if (h.log_path[0])
+        printf("log: %s\n", h.log_path);
+    return h.pid > 0;
 }
 
 int cmd_status(int argc, char **argv)
@@ -45,9 +74,10 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "skyfs: %s\n", e.msg);
         return 1;
     }
+    bool served = print_daemon(cfg->cache_dir);
     printf("clouds:\n");
     for (size_t i = 0; i < cfg->nclouds; i++)
-        print_health(cfg, &cfg->clouds[i]);
+        print_health(cfg, &cfg->clouds[i], served);
     struct blocks *b;
     struct blocks_stats st;
     if (blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &b, &e) == 0) {

@@ -110,6 +110,45 @@ TEST(s3_xml_list_last_page_and_url_encoding)
     CHECK_STR(s.keys[1], "dir/sub\x01x/");
 }
 
+TEST(s3_xml_list_skips_nul_keys_and_marks_bad_sizes)
+{
+    /* "a%00b" would be "a" cut at the NUL: another key.  It is not passed
+     * on at all; sizes no file has come out as UINT64_MAX. */
+    const char *page =
+        "<ListBucketResult><Name>b</Name><EncodingType>url</EncodingType>"
+        "<IsTruncated>false</IsTruncated>"
+        "<Contents><Key>a%00b</Key><Size>3</Size><ETag>x</ETag></Contents>"
+        "<Contents><Key>ok</Key><Size>-5</Size><ETag>y</ETag></Contents>"
+        "<Contents><Key>big</Key><Size>99999999999999999999</Size><ETag>z</ETag></Contents>"
+        "</ListBucketResult>";
+    struct seen s = {0};
+    char *token = NULL;
+    CHECK_INT(s3_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
+    CHECK_INT(s.n, 2);
+    CHECK_STR(s.keys[0], "ok");
+    CHECK(s.attr[0].size == UINT64_MAX);
+    CHECK_STR(s.keys[1], "big");
+    CHECK(s.attr[1].size == UINT64_MAX);
+}
+
+TEST(s3_xml_a_body_that_is_not_utf8_still_parses)
+{
+    /* a raw 0xFF in one key: expat would refuse the whole page as UTF-8 */
+    const char *page =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+        "<ListBucketResult><Name>b</Name><IsTruncated>false</IsTruncated>"
+        "<Contents><Key>bad\xffname</Key><Size>3</Size><ETag>x</ETag></Contents>"
+        "<Contents><Key>caf\xc3\xa9</Key><Size>4</Size><ETag>y</ETag></Contents>"
+        "</ListBucketResult>";
+    struct seen s = {0};
+    char *token = NULL;
+    CHECK_INT(s3_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
+    CHECK_INT(s.n, 2);
+    CHECK_STR(s.keys[0], "bad\xffname");      /* its own bytes: the name check skips it */
+    CHECK_STR(s.keys[1], "caf\xc3\xa9");       /* the good key unchanged */
+    CHECK_INT(s.attr[1].size, 4);
+}
+
 TEST(s3_xml_list_rejects_garbage)
 {
     struct seen s = {0};

@@ -391,14 +391,13 @@ struct refresh_job {
 };
 
 /* Drop a reference (live_lock held); the last one frees the job. */
-static void job_put(struct skyfs *fs, struct refresh_job *j)
+static void job_put(struct refresh_job *j)
 {
     if (--j->refs > 0)
         return;
     if (j->free_arg)
         j->free_arg(j->arg);
     free(j);
-    (void)fs;
 }
 
 static void *job_main(void *arg)
@@ -417,7 +416,7 @@ static void *job_main(void *arg)
             break;
         }
     }
-    job_put(fs, j);
+    job_put(j);
     pthread_cond_broadcast(&fs->live_cond);
     pthread_mutex_unlock(&fs->live_lock);
     return NULL;
@@ -459,13 +458,12 @@ int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn
         fs->live_jobs = j;
     }
     j->refs++;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
     /* counted from the job's start: a request that comes while a slow
      * refresh of the same thing runs gets the cached answer at once */
     long long deadline = j->started_ms + LIVENESS_SLOW_MS;
     int rc;
     while (!j->done && !current_cancelled() && http_now_ms() < deadline) {
+        struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += 100 * 1000000L;        /* look at interrupts every 100 ms */
         if (until.tv_nsec >= 1000000000L) {
@@ -483,7 +481,7 @@ int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn
     } else {
         rc = sky_fail(e, ETIMEDOUT, "no answer within %d ms", LIVENESS_SLOW_MS);
     }
-    job_put(fs, j);
+    job_put(j);
     pthread_mutex_unlock(&fs->live_lock);
     return rc;
 }

@@ -262,6 +262,58 @@ TEST(s3_xml_head_headers_to_attr)
     http_headers_free(&h);
 }
 
+/* s3fs's special files: the type in x-amz-meta-mode, a device's number in
+ * x-amz-meta-rdev (read only for devices). */
+TEST(s3_xml_head_headers_special_files)
+{
+    struct http_headers h = {0};
+    struct sky_attr a;
+    http_headers_set(&h, "content-length", "0");
+    http_headers_set(&h, "x-amz-meta-mode", "4480");    /* S_IFIFO | 0600 */
+    http_headers_set(&h, "x-amz-meta-rdev", "99");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_FIFO);
+    CHECK_INT(a.mode, 0600);
+    CHECK_INT(a.rdev, 0);
+    http_headers_set(&h, "x-amz-meta-mode", "49645");   /* S_IFSOCK | 0755 */
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_SOCK);
+    http_headers_set(&h, "x-amz-meta-mode", "8592");    /* S_IFCHR | 0620 */
+    http_headers_set(&h, "x-amz-meta-rdev", "1027");    /* makedev(4, 3) */
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_CHR);
+    CHECK_INT(a.mode, 0620);
+    CHECK_INT(a.rdev, 1027);
+    http_headers_set(&h, "x-amz-meta-mode", "25008");   /* S_IFBLK | 0660 */
+    http_headers_set(&h, "x-amz-meta-rdev", "not a number");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_BLK);
+    CHECK_INT(a.rdev, 0);
+    http_headers_free(&h);
+}
+
+/* Older tools' directories: an empty "dir" object (no slash) whose
+ * Content-Type is application/x-directory. */
+TEST(s3_xml_head_headers_directory_objects)
+{
+    struct http_headers h = {0};
+    struct sky_attr a;
+    http_headers_set(&h, "content-length", "0");
+    http_headers_set(&h, "etag", "\"d41d8cd98f00b204e9800998ecf8427e\"");
+    http_headers_set(&h, "content-type", "application/x-directory; charset=UTF-8");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_DIR);
+    CHECK_STR(a.etag, "");
+    http_headers_set(&h, "content-type", "application/x-directory-listing");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_FILE);
+    http_headers_set(&h, "content-type", "application/x-directory");
+    http_headers_set(&h, "content-length", "12");   /* has content: a file */
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_FILE);
+    http_headers_free(&h);
+}
+
 TEST(s3_list_child_names)
 {
     char name[256];

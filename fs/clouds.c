@@ -4,7 +4,8 @@
  * A cloud whose driver cannot open (bad key, bad URL) still gets its
  * directory in the root; every call inside answers with the saved error.
  * A cloud that stops answering is marked offline with the reason, so that
- * `skyfs status` can say why, and fs/ serves its cached metadata.
+ * `skyfs status` can say why, and fs/ serves its cached metadata without
+ * asking it until a probe finds it back (liveness.h).
  */
 #include "skyfs.h"
 
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "liveness.h"
 #include "stream.h"
 #include "virtual.h"
 
@@ -73,8 +75,9 @@ void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e)
     pthread_mutex_lock(&c->health_lock);
     was_offline = c->offline;
     if (down && !c->offline)
-        LOG_WARN("cloud '%s' is offline: %s", c->cfg->name, e ? e->msg : "unreachable");
-    else if (!down && rc != -EHOSTDOWN && c->offline && (rc == 0 || rc == -ENOENT))
+        LOG_WARN("cloud '%s' is offline, answering from the cache until it is back: %s",
+                 c->cfg->name, e ? e->msg : "unreachable");
+    else if (!down && c->offline && (rc == 0 || rc == -ENOENT))
         LOG_INFO("cloud '%s' is back online", c->cfg->name);
     if (down) {
         c->offline = true;
@@ -84,7 +87,32 @@ void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e)
     }
     if (c->offline != was_offline)
         write_health(c, c->offline ? "offline" : "online", c->offline ? c->offline_reason : NULL);
+    bool went_offline = c->offline && !was_offline;
     pthread_mutex_unlock(&c->health_lock);
+    if (went_offline && c->fs && c->fs->live_ready)
+        liveness_cloud_went_offline(c->fs, c);
+}
+
+void cloud_mark_online(struct cloud *c)
+{
+    pthread_mutex_lock(&c->health_lock);
+    if (c->offline) {
+        LOG_INFO("cloud '%s' is back online", c->cfg->name);
+        c->offline = false;
+        write_health(c, "online", NULL);
+    }
+    pthread_mutex_unlock(&c->health_lock);
+}
+
+int cloud_offline_check(struct cloud *c, struct sky_err *e)
+{
+    pthread_mutex_lock(&c->health_lock);
+    int rc = c->offline ? sky_fail(e, EHOSTDOWN, "cloud '%s' is offline (%s); answering from "
+                                   "the cache until it is back", c->cfg->name,
+                                   c->offline_reason)
+                        : 0;
+    pthread_mutex_unlock(&c->health_lock);
+    return rc;
 }
 
 bool skyfs_fresh(int64_t at, int64_t ttl)
@@ -181,6 +209,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         struct cloud *c = &fs->clouds[i];
         c->cfg = &cfg->clouds[i];
         c->drv = c->cfg->driver;
+        c->fs = fs;
         pthread_mutex_init(&c->health_lock, NULL);
         c->health_path = cloud_health_path(cfg->cache_dir, c->cfg->name);
         rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);
@@ -194,6 +223,8 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
             write_health(c, "online", NULL);
         }
     }
+    if (!rc)
+        rc = liveness_start(fs, e);
     if (rc) {
         skyfs_close(fs);
         return rc;
@@ -206,6 +237,7 @@ void skyfs_close(struct skyfs *fs)
 {
     if (!fs)
         return;
+    liveness_stop(fs);
     if (fs->recovery_started) {
         pthread_mutex_lock(&fs->retry_lock);
         fs->stopping = true;

@@ -34,6 +34,7 @@
 #include "../backends/http.h"
 #include "../cache/cachedir.h"
 #include "../lib/log.h"
+#include "liveness.h"
 #include "pidfile.h"
 
 /* /proc/self/mountinfo writes space, tab, newline and backslash as \ooo. */
@@ -325,13 +326,13 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
     argv[argc++] = options;
     argv[argc] = NULL;
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-    struct fuse_session *se = fuse_session_new(&args, &skyfs_ops, sizeof skyfs_ops, fs);
+    struct fuse_session *se = fuse_session_new(&args, liveness_ops(), sizeof skyfs_core_ops, fs);
     if (!se) {
         rc = sky_fail(e, EIO, "cannot start a FUSE session (is the fuse3 package installed?)");
         goto out;
     }
     fs->session = se;
-    if (fuse_set_signal_handlers(se) != 0) {
+    if (fuse_set_signal_handlers(se) != 0 || liveness_stop_on_signals() != 0) {
         rc = sky_fail(e, EIO, "cannot install signal handlers");
         goto out_session;
     }

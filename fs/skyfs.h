@@ -5,10 +5,12 @@
  * A `struct skyfs` owns everything one mount needs: the config, the
  * metadata cache, the block cache, the clouds (each a driver plus its
  * context and health), and the table of open files.  fs/ops.c answers the
- * kernel with it; fs/files.c keeps open files and uploads them; fs/clouds.c
- * opens the drivers and tracks each cloud's health; fs/xattr.c answers
- * extended attributes; fs/upmeta.c chooses the cloud metadata (content
- * type, user metadata) each upload stores.
+ * kernel with it (fs/refresh.c brings the metadata cache up to date for
+ * it); fs/files.c keeps open files and uploads them; fs/clouds.c opens the
+ * drivers and tracks each cloud's health; fs/liveness.c keeps requests
+ * from waiting needlessly (interrupts, offline clouds, slow answers,
+ * stopping); fs/xattr.c answers extended attributes; fs/upmeta.c chooses
+ * the cloud metadata (content type, user metadata) each upload stores.
  *
  * fs/ never knows which kind of cloud it serves: it calls the driver table.
  */
@@ -28,6 +30,8 @@
 #include "../lib/err.h"
 
 struct ofile;
+struct refresh_job;
+struct skyfs;
 struct stream;
 struct stream_pool;
 
@@ -42,7 +46,11 @@ struct cloud {
     pthread_mutex_t health_lock;
     bool offline;
     char offline_reason[256];
+    long long probe_at;         /* offline: when to probe next (monotonic ms; health_lock) */
+    long long probe_delay_ms;   /* offline: the probe's backoff (health_lock) */
     atomic_ullong requests;     /* driver calls made (for tests and status) */
+    atomic_ullong probes;       /* probes of the cloud while offline (liveness.h) */
+    struct skyfs *fs;           /* the mount it belongs to */
     char *health_path;          /* <cache>/health/<cloud>: read by skyfs status */
 };
 
@@ -73,7 +81,15 @@ struct skyfs {
     bool recovery_started;
     pthread_mutex_t retry_lock; /* wakes the journal thread early to stop */
     pthread_cond_t retry_cond;
+    bool retry_now;             /* a cloud is back: retry pending uploads now (retry_lock) */
     atomic_bool stopping;
+    /* liveness.h: the probe thread and the refreshes running in the background */
+    pthread_mutex_t live_lock;
+    pthread_cond_t live_cond;   /* CLOCK_MONOTONIC */
+    bool live_ready, live_stopping;
+    struct refresh_job *live_jobs;
+    pthread_t probe_thread;
+    bool probe_started;
 };
 
 /* ---- ops.c: hard links -------------------------------------------------- */
@@ -94,8 +110,14 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
 void skyfs_close(struct skyfs *fs);
 
 struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name);
-/* Record the outcome of a driver call for the cloud's health. */
+/* Record the outcome of a driver call for the cloud's health: EHOSTDOWN
+ * marks it offline (and gets it probed, liveness.h), an answer online. */
 void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e);
+/* A probe reached the offline cloud c: mark it online. */
+void cloud_mark_online(struct cloud *c);
+/* 0 if c may be asked now; -EHOSTDOWN (e filled) while it is offline:
+ * the caller answers from the cache without the network. */
+int cloud_offline_check(struct cloud *c, struct sky_err *e);
 
 /* The health file of a cloud: one line, "online", "offline: REASON" or
  * "unavailable: REASON", written by the daemon when the state changes. */
@@ -128,6 +150,15 @@ struct ofile {
     struct ofile *next;
 };
 
+/* One open file description (a FUSE file handle, fi->fh): its file, and
+ * whether it changed the file (wrote, truncated), so that closing a
+ * descriptor that only read uploads nothing (an upload left pending by a
+ * writer stays with the journal). */
+struct fhandle {
+    struct ofile *of;
+    atomic_bool wrote;
+};
+
 /* Find-or-create the open file for an entry (refcounted). */
 int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
                struct sky_err *e);
@@ -157,7 +188,8 @@ void files_mark_unlinked(struct skyfs *fs, uint64_t ino);
 /* The journal thread: uploads every object the journal lists as dirty
  * and not open here (left by a crash, or whose upload at close failed),
  * at mount and then again every 30 s, backing off from 5 s to 5 min while
- * uploads keep failing.  skyfs_close stops it. */
+ * uploads keep failing, and at once when an offline cloud is back
+ * (retry_now).  skyfs_close stops it. */
 void files_start_recovery(struct skyfs *fs);
 
 /* ---- upmeta.c: the cloud metadata of uploads ---------------------------- */
@@ -230,8 +262,9 @@ unsigned skyfs_request_size(void);
  * parent returns 0 only once the mount is ready, or an error.  */
 int skyfs_mount(struct sky_config *cfg, const struct mount_options *opt, struct sky_err *e);
 
-/* The FUSE operations table (ops.c). */
+/* The FUSE operations (ops.c); mounts use liveness_ops(), which wraps
+ * them (liveness.h). */
 struct fuse_lowlevel_ops;
-extern const struct fuse_lowlevel_ops skyfs_ops;
+extern const struct fuse_lowlevel_ops skyfs_core_ops;
 
 #endif

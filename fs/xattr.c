@@ -68,7 +68,10 @@ static int fetch_meta(struct skyfs *fs, struct cloud *c, const struct meta_entry
 {
     struct sky_attr a;
     int64_t asked = skyfs_now();
-    int rc = c->drv->get_meta(c->ctx, ent->path, &a, out, e);
+    int rc = cloud_offline_check(c, e);
+    if (rc)
+        return rc;
+    rc = c->drv->get_meta(c->ctx, ent->path, &a, out, e);
     cloud_note_result(c, rc, e);
     if (rc)
         return rc;
@@ -275,6 +278,8 @@ static int change(struct skyfs *fs, uint64_t ino, const char *name, const void *
     if (rc)
         return rc;
     rc = cloud_check_writable(c, e);
+    if (rc == 0)
+        rc = cloud_offline_check(c, e);
     if (rc == 0 && (value ? !c->drv->setxattr : !c->drv->removexattr))
         rc = sky_fail(e, ENOTSUP, "cloud '%s' cannot change extended attributes", c->cfg->name);
     if (rc == 0) {

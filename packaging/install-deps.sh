@@ -33,6 +33,7 @@ s3fs:s3fs
 rclone:rclone
 valgrind:valgrind
 media-types:
+rsync:rsync
 "
 
 say() { echo "install-deps: $*"; }

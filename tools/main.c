@@ -26,43 +26,100 @@
 #include "../fs/mount.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
+#include "../lib/version.h"
 #include "tools.h"
 
 #define EXIT_USAGE 2
 
+/* Every command with its usage: `skyfs help`, `skyfs COMMAND --help` and
+ * the usage errors print from here, so they never disagree. */
+struct command {
+    const char *name;
+    const char *usage;          /* the arguments, after "skyfs NAME " */
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    { "mount", "[-c CONFIG] [-f] [--log FILE] [--debug] [-o OPTIONS] MOUNTPOINT",
+      "mount every configured cloud under MOUNTPOINT; OPTIONS: ro, rw, uid=N, gid=N,\n"
+      "umask=NNN, allow_other, allow_root, default_permissions, nonempty, _netdev,\n"
+      "nofail, x-* (see README \"Mount options\")" },
+    { "unmount", "MOUNTPOINT", "unmount, after pending uploads have finished" },
+    { "config", "check [-c CONFIG]", "validate the config and list its clouds" },
+    { "status", "[-c CONFIG] [--json]", "caches, pending uploads and each cloud's health" },
+    { "search", "[-c CONFIG] [--name GLOB] [--iname GLOB] [--path PATH] [--cloud NAME]\n"
+      "       [--type f|d|l] [--min-size N] [--max-size N] [--newer DATE]\n"
+      "       [--older DATE] [--meta KEY[=GLOB]]... [--content-type GLOB]\n"
+      "       [--storage-class GLOB] [--limit N] [--long] [-0 | --json] [GLOB]",
+      "find files in every cloud from the index, offline; -0 ends each path with\n"
+      "a NUL (for xargs -0), --json prints one JSON object per line" },
+    { "index", "[-c CONFIG] [--metadata] [CLOUD[/DIR]]",
+      "list clouds completely into the index ahead of time;\n"
+      "--metadata also fetches user metadata listings lack" },
+    { "cache", "stats [-c CONFIG] | warm PATH... | evict PATH...",
+      "stats: what the block cache holds; warm: read every file under PATH (in a\n"
+      "mount) into the cache; evict: drop the cached data of the files under PATH\n"
+      "(in a mount), except open files and files not uploaded yet" },
+    { "help", "[COMMAND]", "this text, or one command's" },
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct command *find_command(const char *name)
+{
+    if (strcmp(name, "umount") == 0)
+        name = "unmount";
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* "usage: skyfs NAME ARGS" with the summary indented below it. */
+static void command_usage(FILE *out, const struct command *c)
+{
+    fprintf(out, "usage: skyfs %s %s\n", c->name, c->usage);
+    fputs("    ", out);
+    for (const char *p = c->summary; *p; p++) {
+        putc(*p, out);
+        if (*p == '\n')
+            fputs("    ", out);
+    }
+    putc('\n', out);
+}
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: skyfs COMMAND [OPTIONS]\n"
-            "\n"
-            "commands:\n"
-            "  mount [-c CONFIG] [-f] [--log FILE] [--debug] MOUNTPOINT\n"
-            "                    mount every configured cloud under MOUNTPOINT\n"
-            "  unmount MOUNTPOINT\n"
-            "                    unmount, after pending uploads have finished\n"
-            "  config check [-c CONFIG]\n"
-            "                    validate the config and list its clouds\n"
-            "  status [-c CONFIG]\n"
-            "                    caches, pending uploads and each cloud's health\n"
-            "  search [-c CONFIG] [--name GLOB] [--iname GLOB] [--path PATH] [--cloud NAME]\n"
-            "         [--type f|d|l] [--min-size N] [--max-size N] [--newer DATE]\n"
-            "         [--older DATE] [--meta KEY[=GLOB]]... [--content-type GLOB]\n"
-            "         [--storage-class GLOB] [--limit N] [--long]\n"
-            "                    find files in every cloud from the index, offline\n"
-            "  index [-c CONFIG] [--metadata] [CLOUD[/DIR]]\n"
-            "                    list clouds completely into the index ahead of time;\n"
-            "                    --metadata also fetches user metadata listings lack\n"
-            "  cache stats [-c CONFIG]\n"
-            "                    what the block cache holds\n"
-            "  cache warm PATH...\n"
-            "                    read every file under PATH (in a mount) into the cache\n"
-            "  cache evict PATH...\n"
-            "                    drop the cached data of the files under PATH (in a mount),\n"
-            "                    except open files and files not uploaded yet\n"
-            "  help              this text\n"
-            "\n"
-            "CONFIG defaults to $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for root,\n"
-            "else ~/.config/skyfs/skyfs.conf.  See README.md for the format.\n");
+    fprintf(out, "usage: skyfs COMMAND [OPTIONS]     (skyfs COMMAND --help for one)\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct command *c = &commands[i];
+        fprintf(out, "  %s %s\n", c->name, c->usage);
+        fputs("                    ", out);
+        for (const char *p = c->summary; *p; p++) {
+            putc(*p, out);
+            if (*p == '\n')
+                fputs("                    ", out);
+        }
+        putc('\n', out);
+    }
+    fprintf(out, "\n  mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]   (for /etc/fstab and mount -a)\n"
+                 "  skyfs --version\n"
+                 "\n"
+                 "CONFIG defaults to $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for root,\n"
+                 "else ~/.config/skyfs/skyfs.conf.  See README.md for the format.\n");
+}
+
+/* Does argv (the command's own arguments, after its name) ask for help?
+ * Arguments after "--" are operands. */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    }
+    return false;
 }
 
 static int fail(const struct sky_err *e)
@@ -101,8 +158,8 @@ static int cmd_mount(int argc, char **argv)
         case 'f': opt.foreground = true; break;
         case 'l': opt.log_file = optarg; break;
         case 'd': opt.debug = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'h': command_usage(stdout, find_command("mount")); return 0;
+        default: command_usage(stderr, find_command("mount")); return EXIT_USAGE;
         }
     }
     if (optind != argc - 1) {
@@ -255,24 +312,45 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "mount") == 0)
-        return cmd_mount(argc - 1, argv + 1);
-    if (strcmp(cmd, "unmount") == 0 || strcmp(cmd, "umount") == 0)
-        return cmd_unmount(argc - 1, argv + 1);
-    if (strcmp(cmd, "config") == 0)
-        return cmd_config(argc - 1, argv + 1);
-    if (strcmp(cmd, "status") == 0)
-        return cmd_status(argc - 1, argv + 1);
-    if (strcmp(cmd, "search") == 0)
-        return cmd_search(argc - 1, argv + 1);
-    if (strcmp(cmd, "index") == 0)
-        return cmd_index(argc - 1, argv + 1);
-    if (strcmp(cmd, "cache") == 0)
-        return cmd_cache(argc - 1, argv + 1);
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        usage(stdout);
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("skyfs %s\n", SKYFS_VERSION);
         return 0;
     }
-    fprintf(stderr, "skyfs: unknown command \"%s\"; run skyfs help\n", cmd);
-    return EXIT_USAGE;
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        const char *which = argc > 2 ? argv[2] : NULL;
+        if (which && (strcmp(which, "--help") == 0 || strcmp(which, "-h") == 0))
+            which = "help";
+        const struct command *c = which ? find_command(which) : NULL;
+        if (argc > 2 && !c) {
+            fprintf(stderr, "skyfs: unknown command \"%s\"; run skyfs help\n", argv[2]);
+            return EXIT_USAGE;
+        }
+        if (c)
+            command_usage(stdout, c);
+        else
+            usage(stdout);
+        return 0;
+    }
+    const struct command *c = find_command(cmd);
+    if (!c) {
+        fprintf(stderr, "skyfs: unknown command \"%s\"; run skyfs help\n", cmd);
+        return EXIT_USAGE;
+    }
+    if (wants_help(argc - 1, argv + 1)) {
+        command_usage(stdout, c);
+        return 0;
+    }
+    if (strcmp(c->name, "mount") == 0)
+        return cmd_mount(argc - 1, argv + 1);
+    if (strcmp(c->name, "unmount") == 0)
+        return cmd_unmount(argc - 1, argv + 1);
+    if (strcmp(c->name, "config") == 0)
+        return cmd_config(argc - 1, argv + 1);
+    if (strcmp(c->name, "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
+    if (strcmp(c->name, "search") == 0)
+        return cmd_search(argc - 1, argv + 1);
+    if (strcmp(c->name, "index") == 0)
+        return cmd_index(argc - 1, argv + 1);
+    return cmd_cache(argc - 1, argv + 1);
 }

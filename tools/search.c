@@ -6,7 +6,7 @@
  *                [--cloud NAME] [--type f|d|l] [--min-size N] [--max-size N]
  *                [--newer DATE] [--older DATE] [--meta KEY[=GLOB]]...
  *                [--content-type GLOB] [--storage-class GLOB] [--limit N]
- *                [--long]
+ *                [--long] [-0 | --json] [GLOB]
  *
  * --meta KEY=GLOB wants user metadata KEY (the xattr user.KEY) with a
  * value matching GLOB; --meta KEY only wants KEY present; repeated, all
@@ -14,7 +14,10 @@
  * PATH is a path as seen in the mount ("docs/reports"), which names the
  * cloud and a prefix inside it.  DATE is YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS"
  * (UTC), @EPOCH, or an age such as 30m, 2h, 7d.  Default output: one mount
- * path per line (for xargs); --long adds size, mtime and cloud.
+ * path per line (for xargs); --long adds size, mtime and cloud; -0 (--null)
+ * ends each path with a NUL instead (for xargs -0: names may hold newlines);
+ * --json prints one JSON object per line (path, cloud, cloud_path, type,
+ * size, mtime).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,20 +29,57 @@
 
 #include "../cache/search.h"
 #include "../lib/config.h"
+#include "../lib/json.h"
 #include "tools.h"
 
 #define SEARCH_MAX_META 16
 
+enum out_format { OUT_LINES, OUT_NUL, OUT_JSON };
+
 struct out {
     char mount[PATH_MAX];       /* "" when the mountpoint is unknown */
     bool longfmt;
+    enum out_format format;
     size_t hits;
 };
+
+static const char *kind_name(enum sky_kind k)
+{
+    return k == SKY_DIR ? "dir" : k == SKY_LINK ? "link" : "file";
+}
+
+/* One JSON object per line: path (in the mount), cloud, cloud_path, type,
+ * size, mtime (seconds since the epoch, with fractions). */
+static void print_json(const struct out *o, const struct search_hit *h)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s%s%s/%s", o->mount, *o->mount ? "/" : "", h->cloud, h->path) < 0)
+        path = NULL;
+    fputs("{", stdout);
+    json_key(stdout, "path");
+    json_string(stdout, path ? path : "");
+    fputs(",", stdout);
+    json_key(stdout, "cloud");
+    json_string(stdout, h->cloud);
+    fputs(",", stdout);
+    json_key(stdout, "cloud_path");
+    json_string(stdout, h->path);
+    fputs(",", stdout);
+    json_key(stdout, "type");
+    json_string(stdout, kind_name(h->kind));
+    printf(",\"size\":%llu,\"mtime\":%lld.%09lld}\n", (unsigned long long)h->size,
+           (long long)(h->mtime_ns / 1000000000LL), (long long)(h->mtime_ns % 1000000000LL));
+    free(path);
+}
 
 static int print_hit(void *arg, const struct search_hit *h)
 {
     struct out *o = arg;
     o->hits++;
+    if (o->format == OUT_JSON) {
+        print_json(o, h);
+        return 0;
+    }
     if (o->longfmt) {
         char when[32];
         time_t t = (time_t)(h->mtime_ns / 1000000000LL);
@@ -49,7 +89,8 @@ static int print_hit(void *arg, const struct search_hit *h)
         printf("%c %12llu  %s  %-12s ", h->kind == SKY_DIR ? 'd' : h->kind == SKY_LINK ? 'l' : '-',
                (unsigned long long)h->size, when, h->cloud);
     }
-    printf("%s%s%s/%s\n", o->mount, *o->mount ? "/" : "", h->cloud, h->path);
+    printf("%s%s%s/%s%c", o->mount, *o->mount ? "/" : "", h->cloud, h->path,
+           o->format == OUT_NUL ? '\0' : '\n');
     return 0;
 }
 
@@ -127,6 +168,8 @@ int cmd_search(int argc, char **argv)
         { "content-type", required_argument, NULL, 'T' },
         { "type-is", required_argument, NULL, 'T' },
         { "storage-class", required_argument, NULL, 'S' },
+        { "null", no_argument, NULL, '0' },
+        { "json", no_argument, NULL, 'j' },
         { NULL, 0, NULL, 0 },
     };
     struct search_meta_test tests[SEARCH_MAX_META];
@@ -138,7 +181,7 @@ int cmd_search(int argc, char **argv)
     uint64_t v;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:l", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:l0", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'n': q.name_glob = optarg; break;
@@ -167,6 +210,8 @@ int cmd_search(int argc, char **argv)
             q.limit = (size_t)v;
             break;
         case 'l': o.longfmt = true; break;
+        case '0': o.format = OUT_NUL; break;
+        case 'j': o.format = OUT_JSON; break;
         case 'x':
             if (q.nmeta == SEARCH_MAX_META)
                 return bad("--meta", optarg, "give at most 16 metadata tests");
@@ -189,7 +234,7 @@ int cmd_search(int argc, char **argv)
                             "[--cloud NAME] [--type f|d|l] [--min-size N] [--max-size N] "
                             "[--newer DATE] [--older DATE] [--meta KEY[=GLOB]]... "
                             "[--content-type GLOB] [--storage-class GLOB] [--limit N] "
-                            "[--long]\n");
+                            "[--long] [-0 | --json] [GLOB]\n");
             return 2;
         }
     }

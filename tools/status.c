@@ -1,7 +1,14 @@
 /*
- * status.c - `skyfs status`: what the mount's caches hold and how each
- * cloud is doing, read from the cache directory (works while mounted).
+ * status.c - `skyfs status [-c CONFIG] [--json]`: what the mount's caches
+ * hold and how each cloud is doing, read from the cache directory (works
+ * while mounted).  --json prints the same as one JSON object:
+ *
+ *   {"config":"...","clouds":[{"name":"docs","type":"local",
+ *     "state":"online|offline|unavailable|never mounted","reason":null}],
+ *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
+ *     "pending_uploads":N}}
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,30 +16,69 @@
 #include "../cache/blocks.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
+#include "../lib/json.h"
 #include "tools.h"
 
-static void print_health(const struct sky_config *cfg, const struct sky_cloud_config *c)
+/* The cloud's health line as the daemon last wrote it. */
+static void read_health(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                        char *line, size_t size)
 {
     char *path = cloud_health_path(cfg->cache_dir, c->name);
-    char line[600] = "never mounted";
+    snprintf(line, size, "never mounted");
     FILE *f = path ? fopen(path, "r") : NULL;
     if (f) {
-        if (fgets(line, sizeof line, f))
+        if (fgets(line, (int)size, f))
             line[strcspn(line, "\n")] = '\0';
         fclose(f);
     }
-    printf("  %-16s %-6s %s\n", c->name, c->type, line);
     free(path);
+}
+
+static void print_health(const struct sky_config *cfg, const struct sky_cloud_config *c)
+{
+    char line[600];
+    read_health(cfg, c, line, sizeof line);
+    printf("  %-16s %-6s %s\n", c->name, c->type, line);
+}
+
+/* {"name":..,"type":..,"state":..,"reason":..}: the health line is
+ * "STATE" or "STATE: REASON". */
+static void json_health(const struct sky_config *cfg, const struct sky_cloud_config *c)
+{
+    char line[600];
+    read_health(cfg, c, line, sizeof line);
+    char *reason = strstr(line, ": ");
+    if (reason) {
+        *reason = '\0';
+        reason += 2;
+    }
+    fputs("{", stdout);
+    json_key(stdout, "name");
+    json_string(stdout, c->name);
+    fputs(",", stdout);
+    json_key(stdout, "type");
+    json_string(stdout, c->type);
+    fputs(",", stdout);
+    json_key(stdout, "state");
+    json_string(stdout, line);
+    fputs(",", stdout);
+    json_key(stdout, "reason");
+    json_string(stdout, reason);
+    fputs("}", stdout);
 }
 
 int cmd_status(int argc, char **argv)
 {
     const char *config = NULL;
+    bool json = false;
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             config = argv[++i];
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
         else {
-            fprintf(stderr, "skyfs: status: unexpected argument \"%s\"\n", argv[i]);
+            fprintf(stderr, "skyfs: status: unexpected argument \"%s\"; usage: skyfs status "
+                    "[-c CONFIG] [--json]\n", argv[i]);
             return 2;
         }
     }
@@ -45,20 +91,45 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "skyfs: %s\n", e.msg);
         return 1;
     }
-    printf("clouds:\n");
-    for (size_t i = 0; i < cfg->nclouds; i++)
-        print_health(cfg, &cfg->clouds[i]);
+    if (json) {
+        fputs("{", stdout);
+        json_key(stdout, "config");
+        json_string(stdout, cfg->path);
+        fputs(",\"clouds\":[", stdout);
+        for (size_t i = 0; i < cfg->nclouds; i++) {
+            if (i)
+                fputs(",", stdout);
+            json_health(cfg, &cfg->clouds[i]);
+        }
+        fputs("]", stdout);
+    } else {
+        printf("clouds:\n");
+        for (size_t i = 0; i < cfg->nclouds; i++)
+            print_health(cfg, &cfg->clouds[i]);
+    }
     struct blocks *b;
     struct blocks_stats st;
+    bool have_stats = false;
     if (blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &b, &e) == 0) {
-        if (blocks_stats(b, &st, &e) == 0)
-            printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
-                   "upload(s)\n", cfg->cache_dir, (unsigned long long)st.objects,
-                   (unsigned long long)(st.bytes_present >> 20),
-                   (unsigned long long)(st.max_size >> 20),
-                   (unsigned long long)st.dirty_objects);
+        have_stats = blocks_stats(b, &st, &e) == 0;
         blocks_close(b);
     }
+    if (have_stats && json) {
+        fputs(",\"cache\":{", stdout);
+        json_key(stdout, "dir");
+        json_string(stdout, cfg->cache_dir);
+        printf(",\"objects\":%llu,\"bytes\":%llu,\"max_size\":%llu,\"pending_uploads\":%llu}",
+               (unsigned long long)st.objects, (unsigned long long)st.bytes_present,
+               (unsigned long long)st.max_size, (unsigned long long)st.dirty_objects);
+    } else if (have_stats) {
+        printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
+               "upload(s)\n", cfg->cache_dir, (unsigned long long)st.objects,
+               (unsigned long long)(st.bytes_present >> 20),
+               (unsigned long long)(st.max_size >> 20),
+               (unsigned long long)st.dirty_objects);
+    }
+    if (json)
+        fputs("}\n", stdout);
     if (e.code)
         fprintf(stderr, "skyfs: cache: %s\n", e.msg);
     sky_config_free(cfg);

@@ -148,6 +148,33 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
     return 0;
 }
 
+/* Open the driver of cloud `c` (no network: drivers only check their
+ * settings and build their state); a failure's message always starts
+ * with FILE:LINE, as the config loader's do. */
+static int open_driver(const struct sky_cloud_config *c, void **ctx, struct sky_err *e)
+{
+    int rc = c->driver->open(c, ctx, e);
+    if (rc == 0)
+        return 0;
+    *ctx = NULL;
+    size_t flen = c->file ? strlen(c->file) : 0;
+    if (!flen || strncmp(e->msg, c->file, flen) != 0 || e->msg[flen] != ':')
+        sky_err_prefix(e, "%s:%d: cloud [%s]", c->file ? c->file : "config", c->line, c->name);
+    return rc;
+}
+
+int skyfs_check_clouds(const struct sky_config *cfg, struct sky_err *e)
+{
+    for (size_t i = 0; i < cfg->nclouds; i++) {
+        void *ctx = NULL;
+        int rc = open_driver(&cfg->clouds[i], &ctx, e);
+        if (rc)
+            return rc;
+        cfg->clouds[i].driver->close(ctx);
+    }
+    return 0;
+}
+
 int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **out,
                struct sky_err *e)
 {
@@ -186,13 +213,15 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);
         if (rc)
             break;
-        if (c->drv->open(c->cfg, &c->ctx, &c->open_err) != 0) {
-            c->ctx = NULL;
-            LOG_ERROR("cloud '%s' is unavailable: %s", c->cfg->name, c->open_err.msg);
+        /* settings a driver refuses fail the mount: the cloud could
+         * never work, and a folder answering "Host is down" hides why */
+        rc = open_driver(c->cfg, &c->ctx, e);
+        if (rc) {
+            c->open_err = *e;
             write_health(c, "unavailable", c->open_err.msg);
-        } else {
-            write_health(c, "online", NULL);
+            break;
         }
+        write_health(c, "online", NULL);
     }
     if (rc) {
         skyfs_close(fs);

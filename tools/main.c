@@ -271,6 +271,10 @@ static int cmd_config(int argc, char **argv)
     struct sky_config *cfg;
     if (load_config(config, &cfg, &e) != 0)
         return fail(&e);
+    if (skyfs_check_clouds(cfg, &e) != 0) {
+        sky_config_free(cfg);
+        return fail(&e);
+    }
     printf("%s: ok, %zu cloud(s); cache %s (max %llu MiB, blocks of %llu MiB)\n", cfg->path,
            cfg->nclouds, cfg->cache_dir, (unsigned long long)(cfg->max_size >> 20),
            (unsigned long long)(cfg->block_size >> 20));

@@ -193,8 +193,9 @@ void upmeta_record(struct skyfs *fs, uint64_t ino, const struct sky_attr *attr,
  * come from the metadata cache while its copy is fresh (the cloud's ttl),
  * else from the driver's get_meta, whose answer is stored; offline, the
  * cache answers.  Changes go to the driver, then the cache is refreshed at
- * once so that `skyfs search --meta` sees them.  Setting a user.skyfs.*
- * attribute above is accepted and changes nothing (cp -a, rsync -X).
+ * once so that `skyfs search --meta` sees them.  Setting or removing a
+ * user.skyfs.* attribute above is accepted and changes nothing (cp -a,
+ * rsync -X).
  * Sizes follow getxattr(2): size 0 only reports *len; a smaller buffer is
  * -ERANGE.  -ENOTSUP when the cloud has no xattrs (or ino is the root). */
 int xattr_get(struct skyfs *fs, uint64_t ino, const char *name, void *buf, size_t size,

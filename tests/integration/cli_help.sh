@@ -4,7 +4,8 @@
 # does not try to unmount a path called --help), --version prints the
 # version, `search -0` and `search --json` print names that hold newlines,
 # quotes and bytes that are not UTF-8 so that xargs -0 and a JSON parser
-# get them right, and `status --json` is one JSON object.
+# get them right, `status --json` is one JSON object, and `cache warm`
+# refuses paths outside a skyfs mount as `cache evict` does.
 . "$(dirname "$0")/lib.sh"
 
 CONF="$TEST_TMP/skyfs.conf"
@@ -68,4 +69,15 @@ print([(c["name"], c["type"], c["state"]) for c in s["clouds"]], s["cache"]["dir
 check_eq "status --json is one JSON object with the clouds and the cache" \
     "[('docs', 'local', 'online')] True" "$status"
 
+unmount_skyfs "$MNT"
+
+# ---- cache warm, like evict, only works inside a mount
+mount_skyfs "$CONF" "$MNT" || die "cannot mount again"
+warm_outside() {
+    local err
+    err=$("$SKYFS" cache warm "$DOCS" 2>&1 >/dev/null)
+    [ $? -ne 0 ] && grep -q "not a path inside a mounted skyfs" <<<"$err"
+}
+check "cache warm refuses a path outside a skyfs mount" warm_outside
+check "cache warm reads a path inside the mount" "$SKYFS" cache warm "$MNT/docs"
 unmount_skyfs "$MNT"

@@ -188,8 +188,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         return sky_fail(e, ENOMEM, "out of memory");
     }
     fs->started_ns = skyfs_now();
-    fs->uid = getuid();
-    fs->gid = getgid();
+    sky_shown_init(&fs->shown, getuid(), getgid());
     pthread_mutex_init(&fs->files_lock, NULL);
     pthread_mutex_init(&fs->page_lock, NULL);
     pthread_mutex_init(&fs->retry_lock, NULL);

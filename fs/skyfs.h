@@ -26,6 +26,7 @@
 #include "../cache/meta.h"
 #include "../lib/config.h"
 #include "../lib/err.h"
+#include "../lib/perm.h"
 
 struct ofile;
 struct stream;
@@ -53,8 +54,7 @@ struct skyfs {
     size_t nclouds;
     struct cloud *clouds;
     int64_t started_ns;         /* mount time: the root's and clouds' mtime */
-    uid_t uid;                  /* owner shown for objects without uid */
-    gid_t gid;
+    struct sky_shown shown;     /* owners and modes shown (perm.h, mount options) */
     pthread_mutex_t files_lock; /* guards the open-file list */
     struct ofile *files;
     struct stream_pool *streams; /* uploads of files being written (stream.h) */

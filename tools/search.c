@@ -17,7 +17,8 @@
  * path per line (for xargs); --long adds size, mtime and cloud; -0 (--null)
  * ends each path with a NUL instead (for xargs -0: names may hold newlines);
  * --json prints one JSON object per line (path, cloud, cloud_path, type,
- * size, mtime).
+ * size, mtime).  A user shown only what the mount would show them: hits
+ * in directories they may not list or reach are left out.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../cache/search.h"
 #include "../lib/config.h"
@@ -147,6 +150,33 @@ static void read_mountpoint(const char *cache_dir, char *buf, size_t size)
     if (fgets(buf, (int)size, f))
         buf[strcspn(buf, "\n")] = '\0';
     fclose(f);
+}
+
+/* Who is searching, and the index's owner (the user who mounted: entries
+ * without an owner show as theirs).  The index of a mount is private to
+ * its owner (a 0700 cache directory): another user is told so, instead
+ * of SQLite's "unable to open database file".  When the index can be
+ * read, hits are shown as the mount would let this user see them. */
+static int viewer_of_index(const char *cache_dir, const char *db, struct sky_requester *who,
+                           struct sky_shown *shown, struct sky_err *e)
+{
+    who->uid = getuid();
+    who->gid = getgid();
+    int n = getgroups(SKY_MAX_GROUPS, who->groups);
+    who->ngroups = n < 0 ? 0 : n;
+    sky_shown_init(shown, who->uid, who->gid);
+    struct stat st;
+    if (stat(db, &st) != 0 || access(db, R_OK) != 0) {
+        if (errno != EACCES)
+            return 0;           /* search_open says what is wrong */
+        uid_t owner = stat(db, &st) == 0 || stat(cache_dir, &st) == 0 ? st.st_uid : 0;
+        return sky_fail(e, EACCES, "cannot read the metadata index %s: it belongs to the "
+                        "user who mounted (uid %u); search through the mount instead "
+                        "(ls MOUNTPOINT/.skyfs/search/QUERY), or run skyfs search as that user",
+                        db, (unsigned)owner);
+    }
+    sky_shown_init(shown, st.st_uid, st.st_gid);
+    return 0;
 }
 
 static int bad(const char *what, const char *value, const char *fix)
@@ -272,8 +302,14 @@ int cmd_search(int argc, char **argv)
     read_mountpoint(cfg->cache_dir, o.mount, sizeof o.mount);
     char db[PATH_MAX];
     snprintf(db, sizeof db, "%s/meta.db", cfg->cache_dir);
+    struct sky_requester who;
+    struct sky_shown shown;
+    struct search_viewer viewer = { &who, &shown };
+    rc = viewer_of_index(cfg->cache_dir, db, &who, &shown, &e);
+    q.viewer = &viewer;
     struct search *s;
-    rc = search_open(db, &s, &e);
+    if (!rc)
+        rc = search_open(db, &s, &e);
     if (!rc) {
         rc = search_run(s, &q, print_hit, &o, &e);
         search_close(s);

@@ -27,6 +27,7 @@
 #include "../lib/config.h"
 #include "../lib/err.h"
 #include "../lib/perm.h"
+#include "mountopts.h"
 
 struct ofile;
 struct stream;
@@ -213,6 +214,8 @@ struct mount_options {
     bool foreground;
     bool debug;
     const char *log_file;
+    struct mountopts o;         /* -o options (mountopts.h) */
+    const char *source;         /* the config's real path, for fsname (set by skyfs_mount) */
 };
 
 /* The largest read and write the kernel may send (max_read, max_write):

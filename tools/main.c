@@ -3,7 +3,7 @@
  * subcommand to its module.  Every failure ends as one line on stderr,
  * "skyfs: <what is wrong; what to do>", and a non-zero exit.
  *
- *   skyfs mount [-c CONFIG] [-f] [--log FILE] [--debug] MOUNTPOINT
+ *   skyfs mount [-c CONFIG] [-f] [--log FILE] [--debug] [-o OPTIONS] MOUNTPOINT
  *   skyfs unmount MOUNTPOINT
  *   skyfs config check [-c CONFIG]
  *   skyfs status [-c CONFIG]
@@ -24,6 +24,7 @@
 
 #include "../backends/driver.h"
 #include "../fs/mount.h"
+#include "../fs/mountopts.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
 #include "../lib/version.h"
@@ -145,19 +146,27 @@ static int cmd_mount(int argc, char **argv)
         { "foreground", no_argument, NULL, 'f' },
         { "log", required_argument, NULL, 'l' },
         { "debug", no_argument, NULL, 'd' },
+        { "options", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL;
     struct mount_options opt = { 0 };
+    struct sky_err e = { 0 };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:fl:dh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:fl:do:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'f': opt.foreground = true; break;
         case 'l': opt.log_file = optarg; break;
         case 'd': opt.debug = true; break;
+        case 'o':
+            if (mountopts_parse(&opt.o, optarg, &e) != 0) {
+                fprintf(stderr, "skyfs: %s\n", e.msg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'h': command_usage(stdout, find_command("mount")); return 0;
         default: command_usage(stderr, find_command("mount")); return EXIT_USAGE;
         }
@@ -168,7 +177,6 @@ static int cmd_mount(int argc, char **argv)
         return EXIT_USAGE;
     }
     opt.mountpoint = argv[optind];
-    struct sky_err e = { 0 };
     struct sky_config *cfg;
     if (load_config(config, &cfg, &e) != 0)
         return fail(&e);
@@ -294,16 +302,54 @@ static int cmd_config(int argc, char **argv)
     return 0;
 }
 
-/* mount.skyfs CONFIG MOUNTPOINT [-o opts]: what mount(8) runs for fstab
- * lines of type fuse.skyfs or skyfs. */
+/* mount.skyfs CONFIG MOUNTPOINT [-sfnv] [-o OPTIONS] [-t TYPE]: what
+ * mount(8) runs for fstab lines of type skyfs (or fuse.skyfs through
+ * mount.fuse.skyfs).  -o goes to skyfs mount; mount(8)'s own flags
+ * (-s sloppy, -f fake, -n no mtab, -v verbose) and -t are accepted. */
 static int mount_helper(int argc, char **argv)
 {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]\n"
+               "    mount every cloud of CONFIG under MOUNTPOINT (for /etc/fstab and mount -a);\n"
+               "    OPTIONS as for skyfs mount -o (see skyfs mount --help)\n");
+        return 0;
+    }
     if (argc < 3) {
         fprintf(stderr, "usage: mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]\n");
         return EXIT_USAGE;
     }
-    char *args[] = { "mount", "-c", argv[1], argv[2], NULL };
-    return cmd_mount(4, args);
+    char **args = calloc((size_t)argc + 4, sizeof *args);
+    if (!args) {
+        fprintf(stderr, "skyfs: out of memory\n");
+        return 1;
+    }
+    int n = 0;
+    bool fake = false;
+    args[n++] = "mount";
+    args[n++] = "-c";
+    args[n++] = argv[1];
+    for (int i = 3; i < argc; i++) {
+        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "-t") == 0) && i + 1 < argc) {
+            if (argv[i][1] == 'o') {
+                args[n++] = "-o";
+                args[n++] = argv[i + 1];
+            }
+            i++;
+        } else if (argv[i][0] == '-' && argv[i][1] && strspn(argv[i] + 1, "sfnv") ==
+                   strlen(argv[i] + 1)) {
+            fake = fake || strchr(argv[i], 'f');
+        } else {
+            fprintf(stderr, "skyfs: mount.skyfs: unexpected argument \"%s\"; usage: "
+                    "mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]\n", argv[i]);
+            free(args);
+            return EXIT_USAGE;
+        }
+    }
+    args[n++] = argv[2];
+    args[n] = NULL;
+    int rc = fake ? 0 : cmd_mount(n, args);
+    free(args);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -10,6 +10,10 @@
 #include "../../backends/driver.h"
 #include "../../lib/config.h"
 
+#ifndef SKY_SOURCE_ROOT
+#define SKY_SOURCE_ROOT "."         /* the Makefile sets it to the source tree */
+#endif
+
 /* Load `text` as a config file; returns rc and leaves the message in e. */
 static int load_text(const char *text, int mode, struct sky_config **cfg, struct sky_err *e,
                      char **dir_out, char **path_out)

@@ -4,8 +4,14 @@
  * Without -f the process forks; the child sets everything up and tells the
  * parent through a pipe whether the mount is ready, so `skyfs mount`
  * returns only when the directory really works, or with the reason it does
- * not.  The pid file (runtime dir, named after the mountpoint) lets
- * `skyfs unmount` wait for the daemon to finish its uploads.
+ * not.  Before anything else the daemon claims its cache folder
+ * (cache/cachedir.h: one daemon per cache), then opens its log, then
+ * mounts and records itself in a pid file (fs/pidfile.h) that lets
+ * `skyfs unmount` find it and wait for its uploads.
+ *
+ * A mountpoint left behind by a daemon that died ("Transport endpoint is
+ * not connected") is cleared with a lazy unmount when no daemon serves
+ * it, and the mount goes on.
  */
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -20,68 +26,118 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../backends/http.h"
+#include "../cache/cachedir.h"
 #include "../lib/log.h"
+#include "pidfile.h"
 
-/* Absolute form of a path, worked out from the text alone: a mountpoint
- * must not be touched (stat) when its daemon may be hung. */
-static void lexical_abspath(const char *path, char *out, size_t size)
+/* /proc/self/mountinfo writes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s)
 {
-    char buf[PATH_MAX], cwd[PATH_MAX];
-    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
-        snprintf(buf, sizeof buf, "%s", path);
-    else
-        snprintf(buf, sizeof buf, "%s/%s", cwd, path);
-    size_t len = 0;
-    out[0] = '\0';
-    for (char *save, *part = strtok_r(buf, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
-        if (strcmp(part, ".") == 0)
-            continue;
-        if (strcmp(part, "..") == 0) {
-            char *slash = strrchr(out, '/');
-            len = slash ? (size_t)(slash - out) : 0;
-            out[len] = '\0';
-            continue;
+    char *out = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
         }
-        len += (size_t)snprintf(out + len, size - len, "/%s", part);
-        if (len >= size)
-            break;
     }
-    if (!out[0])
-        snprintf(out, size, "/");
+    *out = '\0';
 }
 
-char *skyfs_pidfile_path(const char *mountpoint)
+int skyfs_mount_lookup(const char *mountpoint, char *fstype, size_t size)
 {
-    char real[PATH_MAX];
-    lexical_abspath(mountpoint, real, sizeof real);
-    char dir[PATH_MAX];
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int found = 0;
+    while (getline(&line, &cap, f) > 0) {
+        /* id parent dev root MOUNTPOINT options [optional...] - FSTYPE ... */
+        char *save, *field = strtok_r(line, " ", &save);
+        for (int i = 1; field && i < 5; i++)
+            field = strtok_r(NULL, " ", &save);
+        if (!field)
+            continue;
+        unescape_octal(field);
+        if (strcmp(field, mountpoint) != 0)
+            continue;
+        found = 1;               /* the last match is the one on top */
+        while ((field = strtok_r(NULL, " ", &save)) && strcmp(field, "-") != 0)
+            ;
+        field = field ? strtok_r(NULL, " ", &save) : NULL;
+        if (fstype && size)
+            snprintf(fstype, size, "%s", field ? field : "");
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+int skyfs_fuse_unmount(const char *mountpoint, bool lazy)
+{
     if (geteuid() == 0)
-        snprintf(dir, sizeof dir, "/run/skyfs");
-    else if (xdg && *xdg)
-        snprintf(dir, sizeof dir, "%s/skyfs", xdg);
-    else
-        snprintf(dir, sizeof dir, "/tmp/skyfs-%u", (unsigned)getuid());
-    mkdir(dir, 0700);
-    for (char *p = real; *p; p++)
-        if (*p == '/')
-            *p = '_';
-    char *out;
-    if (asprintf(&out, "%s/%s.pid", dir, real) < 0)
-        return NULL;
-    return out;
+        return umount2(mountpoint, lazy ? MNT_DETACH : 0) == 0 ? 0 : -errno;
+    pid_t child = fork();
+    if (child == 0) {
+        if (lazy)
+            execlp("fusermount3", "fusermount3", "-u", "-z", "--", mountpoint, (char *)NULL);
+        else
+            execlp("fusermount3", "fusermount3", "-u", "--", mountpoint, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) < 0)
+        return -errno;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EBUSY;
+}
+
+/* The mountpoint answers ENOTCONN: the FUSE daemon behind it died.  Clear
+ * it (lazy unmount) when it is a skyfs mount that no live daemon serves. */
+static int clear_dead_mount(const char *mountpoint, struct sky_err *e)
+{
+    char abs[PATH_MAX], fstype[64] = "";
+    pidfile_abspath(mountpoint, abs, sizeof abs);
+    struct pidfile_info info;
+    struct sky_err ignored = { 0 };
+    if (pidfile_read(abs, &info, &ignored) == 0 && pidfile_daemon_alive(&info))
+        return sky_fail(e, EBUSY, "mountpoint %s does not answer (Transport endpoint is not "
+                        "connected) while its skyfs daemon (pid %d) still runs; unmount it "
+                        "first: skyfs unmount %s", mountpoint, (int)info.pid, mountpoint);
+    if (!skyfs_mount_lookup(abs, fstype, sizeof fstype) || strcmp(fstype, "fuse.skyfs") != 0)
+        return sky_fail(e, ENOTCONN, "mountpoint %s: Transport endpoint is not connected (a "
+                        "%s mount whose program died); clear it with fusermount3 -u -z %s",
+                        mountpoint, fstype[0] ? fstype : "FUSE", mountpoint);
+    int rc = skyfs_fuse_unmount(abs, true);
+    if (rc)
+        return sky_fail(e, -rc, "mountpoint %s was left broken by a skyfs daemon that died "
+                        "(Transport endpoint is not connected) and cannot be cleared: %s; run "
+                        "fusermount3 -u -z %s", mountpoint, strerror(-rc), mountpoint);
+    fprintf(stderr, "skyfs: %s was left broken by a skyfs daemon that died (Transport endpoint "
+            "is not connected); cleared it\n", mountpoint);
+    return 0;
 }
 
 int skyfs_check_mountpoint(const char *mountpoint, struct sky_err *e)
 {
     struct stat st, parent;
-    if (stat(mountpoint, &st) != 0)
-        return sky_fail(e, errno, "mountpoint %s: %s; create it with mkdir -p %s", mountpoint,
-                        strerror(errno), mountpoint);
+    int rc = stat(mountpoint, &st) == 0 ? 0 : -errno;
+    if (rc == -ENOTCONN) {
+        if ((rc = clear_dead_mount(mountpoint, e)) != 0)
+            return rc;
+        rc = stat(mountpoint, &st) == 0 ? 0 : -errno;
+    }
+    if (rc)
+        return sky_fail(e, -rc, "mountpoint %s: %s; create it with mkdir -p %s", mountpoint,
+                        strerror(-rc), mountpoint);
     if (!S_ISDIR(st.st_mode))
         return sky_fail(e, ENOTDIR, "mountpoint %s is not a directory; mount on an empty "
                         "directory", mountpoint);
@@ -93,14 +149,21 @@ int skyfs_check_mountpoint(const char *mountpoint, struct sky_err *e)
     return 0;
 }
 
-/* <cache>/mountpoint tells skyfs search where results live. */
-static void record_mountpoint(const char *cache_dir, const char *mountpoint)
+/* <cache>/mountpoint tells skyfs search where results live; <cache>/config
+ * which config the cache belongs to (tools find a config's latest mount
+ * cache by it, lib/config.h). */
+static void record_mountpoint(const struct sky_config *cfg, const char *mountpoint)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/mountpoint", cache_dir);
+    char path[PATH_MAX], conf[PATH_MAX];
+    snprintf(path, sizeof path, "%s/mountpoint", cfg->cache_dir);
     FILE *f = fopen(path, "w");
     if (f) {
         fprintf(f, "%s\n", mountpoint);
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/config", cfg->cache_dir);
+    if (realpath(cfg->path, conf) && (f = fopen(path, "w"))) {
+        fprintf(f, "%s\n", conf);
         fclose(f);
     }
 }
@@ -207,17 +270,79 @@ static void escape_option(const char *value, char *out, size_t size)
     out[n] = '\0';
 }
 
+/* libfuse's own messages (with --debug, one per request) go to our log. */
+static void fuse_log_to_sky(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    enum sky_log_level ours = level >= FUSE_LOG_DEBUG ? SKY_LOG_DEBUG
+                              : level >= FUSE_LOG_NOTICE ? SKY_LOG_INFO
+                              : level == FUSE_LOG_WARNING ? SKY_LOG_WARN : SKY_LOG_ERROR;
+    sky_vlog(ours, fmt, ap);
+}
+
+#define DEFAULT_LOG_NAME "skyfs.log"
+#define DEFAULT_LOG_KEEP (64ULL << 20)   /* a larger log is moved to skyfs.log.1 */
+
+/* A log file, private (0600), appended to, not reached through a link. */
+static FILE *open_log(const char *path, struct sky_err *e)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+    if (!f) {
+        sky_fail(e, errno, "cannot open log file %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    setvbuf(f, NULL, _IOLBF, 0);
+    return f;
+}
+
+/* The background daemon's default log: <cache dir>/skyfs.log. */
+static FILE *open_default_log(const char *cache_dir, struct sky_err *e)
+{
+    char path[PATH_MAX], old[PATH_MAX + 2];
+    snprintf(path, sizeof path, "%s/%s", cache_dir, DEFAULT_LOG_NAME);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > DEFAULT_LOG_KEEP) {
+        snprintf(old, sizeof old, "%s.1", path);
+        rename(path, old);
+    }
+    return open_log(path, e);
+}
+
 static int serve(struct sky_config *cfg, const struct mount_options *opt, int notify_fd,
                  struct sky_err *e)
 {
     tune_heap();
+    umask(077);
+    /* The cache folder first: nothing in it may be touched while another
+     * daemon owns it. */
+    char log_path[PATH_MAX] = "";
+    FILE *own_log = NULL;
+    if (opt->log_file)
+        snprintf(log_path, sizeof log_path, "%s", opt->log_file);
+    else if (!opt->foreground)
+        snprintf(log_path, sizeof log_path, "%s/%s", cfg->cache_dir, DEFAULT_LOG_NAME);
+    int lock_fd = -1, runtime_fd = -1;
     struct skyfs *fs = NULL;
-    int rc = skyfs_open(cfg, opt->mountpoint, &fs, e);
+    int rc = cachedir_claim(cfg->cache_dir, opt->mountpoint, log_path[0] ? log_path : NULL,
+                            &lock_fd, e);
+    if (!rc && !opt->log_file && !opt->foreground) {
+        if ((own_log = open_default_log(cfg->cache_dir, e)) == NULL)
+            rc = -e->code;
+        else
+            sky_log_set_file(own_log);
+    }
+    if (!rc && (runtime_fd = pidfile_open_dir(e)) < 0)
+        rc = runtime_fd;
+    if (!rc)
+        rc = skyfs_open(cfg, opt->mountpoint, &fs, e);
     if (rc) {
         notify_parent(notify_fd, rc, e);
-        return rc;
+        goto out_claim;
     }
     apply_shown_options(fs, &opt->o);
+    fuse_set_log_func(fuse_log_to_sky);
     char *argv[8];
     int argc = 0;
     argv[argc++] = "skyfs";
@@ -244,24 +369,18 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         rc = sky_fail(e, EIO, "cannot install signal handlers");
         goto out_session;
     }
-    /* Resolve paths before mounting: afterwards, touching the mountpoint
-     * would ask this very process, which is not serving yet. */
-    char *pidfile = skyfs_pidfile_path(opt->mountpoint);
     if (fuse_session_mount(se, opt->mountpoint) != 0) {
-        free(pidfile);
         rc = sky_fail(e, EIO, "cannot mount on %s (is /dev/fuse available and fusermount3 "
                       "installed?)", opt->mountpoint);
         goto out_signals;
     }
-    FILE *pf = pidfile ? fopen(pidfile, "w") : NULL;
-    if (pf) {
-        fprintf(pf, "%d\n", (int)getpid());
-        fclose(pf);
-    }
-    record_mountpoint(cfg->cache_dir, opt->mountpoint);
+    struct sky_err perr = { 0 };
+    if (pidfile_write(runtime_fd, opt->mountpoint, cfg->cache_dir, &perr) != 0)
+        LOG_WARN("%s; skyfs unmount will not wait for pending uploads", perr.msg);
+    record_mountpoint(cfg, opt->mountpoint);
     files_start_recovery(fs);
-    LOG_INFO("mounted %zu cloud(s) at %s (cache %s)", cfg->nclouds, opt->mountpoint,
-             cfg->cache_dir);
+    LOG_INFO("mounted %zu cloud(s) at %s (cache %s, pid %d)", cfg->nclouds, opt->mountpoint,
+             cfg->cache_dir, (int)getpid());
     notify_parent(notify_fd, 0, e);
     notify_fd = -1;
 
@@ -272,9 +391,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
     fuse_loop_cfg_destroy(lc);
     LOG_INFO("unmounting %s", opt->mountpoint);
     fuse_session_unmount(se);
-    if (pidfile)
-        unlink(pidfile);
-    free(pidfile);
+    pidfile_remove(runtime_fd, opt->mountpoint);
     rc = rc < 0 ? sky_fail(e, -rc, "FUSE loop ended with an error") : 0;
 out_signals:
     fuse_remove_signal_handlers(se);
@@ -286,6 +403,17 @@ out:
         notify_parent(notify_fd, rc ? rc : -EIO, e);
     skyfs_close(fs);
     LOG_INFO("skyfs stopped");
+out_claim:
+    /* The cache is released only once its journal is closed. */
+    if (runtime_fd >= 0)
+        close(runtime_fd);
+    cachedir_release(lock_fd);
+    if (own_log) {
+        if (rc)
+            LOG_ERROR("%s", e->msg);
+        sky_log_set_file(NULL);
+        fclose(own_log);
+    }
     return rc;
 }
 
@@ -294,7 +422,7 @@ int skyfs_mount(struct sky_config *cfg, const struct mount_options *given, struc
     int rc = skyfs_check_mountpoint(given->mountpoint, e);
     if (rc)
         return rc;
-    char real[PATH_MAX];
+    char real[PATH_MAX], log_real[PATH_MAX];
     if (!realpath(given->mountpoint, real))
         return sky_fail(e, errno, "mountpoint %s: %s", given->mountpoint, strerror(errno));
     rc = mountopts_check_empty(&given->o, real, e);
@@ -306,12 +434,22 @@ int skyfs_mount(struct sky_config *cfg, const struct mount_options *given, struc
     if (realpath(cfg->path, source))
         resolved.source = source;
     const struct mount_options *opt = &resolved;
+    if (cfg->cache_base) {
+        if ((rc = sky_config_use_mount_cache(cfg, real, e)) != 0)
+            return rc;
+        bool moved = false;
+        if ((rc = cachedir_adopt_legacy(cfg->cache_base, cfg->cache_dir, real, &moved, e)) != 0)
+            return rc;
+        if (moved)
+            fprintf(stderr, "skyfs: moved the cache of %s from %s to %s (each mount now has "
+                    "its own cache folder)\n", real, cfg->cache_base, cfg->cache_dir);
+    }
     FILE *log = NULL;
     if (opt->log_file) {
-        log = fopen(opt->log_file, "a");
-        if (!log)
-            return sky_fail(e, errno, "cannot open log file %s: %s", opt->log_file, strerror(errno));
-        setvbuf(log, NULL, _IOLBF, 0);
+        if (!(log = open_log(opt->log_file, e)))
+            return -e->code;
+        if (realpath(opt->log_file, log_real))
+            resolved.log_file = log_real;
     }
     if (opt->debug)
         sky_log_set_level(SKY_LOG_DEBUG);

@@ -8,8 +8,10 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,6 +566,97 @@ static char *default_cache_dir(void)
     return p;
 }
 
+/* The config file's absolute path, as mounts record it. */
+static void config_abspath(const struct sky_config *cfg, char *out, size_t size)
+{
+    char real[PATH_MAX], cwd[PATH_MAX];
+    if (realpath(cfg->path, real))
+        snprintf(out, size, "%s", real);
+    else if (cfg->path[0] != '/' && getcwd(cwd, sizeof cwd))
+        snprintf(out, size, "%s/%s", cwd, cfg->path);
+    else
+        snprintf(out, size, "%s", cfg->path);
+}
+
+/* FNV-1a: a stable name for a (config, mountpoint) pair, not a secret. */
+static uint64_t name_hash(const char *a, const char *b)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const char *s = a; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *s = b; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+char *sky_config_mount_cache_dir(const struct sky_config *cfg, const char *mountpoint)
+{
+    char conf[PATH_MAX], slug[41];
+    config_abspath(cfg, conf, sizeof conf);
+    const char *base = strrchr(mountpoint, '/');
+    base = base && base[1] ? base + 1 : "root";
+    size_t n = 0;
+    for (; base[n] && n < sizeof slug - 1; n++)
+        slug[n] = isalnum((unsigned char)base[n]) || strchr("._-", base[n]) ? base[n] : '_';
+    slug[n] = '\0';
+    char *dir;
+    if (asprintf(&dir, "%s/mounts/%s-%016llx", cfg->cache_base, slug,
+                 (unsigned long long)name_hash(conf, mountpoint)) < 0)
+        return NULL;
+    return dir;
+}
+
+int sky_config_use_mount_cache(struct sky_config *cfg, const char *mountpoint,
+                               struct sky_err *e)
+{
+    if (!cfg->cache_base)
+        return 0;
+    char *dir = sky_config_mount_cache_dir(cfg, mountpoint);
+    if (!dir)
+        return sky_fail(e, ENOMEM, "out of memory");
+    free(cfg->cache_dir);
+    cfg->cache_dir = dir;
+    return 0;
+}
+
+/* Without a mountpoint (search, status, index...): the per-mount cache of
+ * this config mounted last (its `mountpoint` file is rewritten at every
+ * mount), else the base folder. */
+static char *recent_mount_cache(const struct sky_config *cfg)
+{
+    char conf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX + 32], line[PATH_MAX];
+    config_abspath(cfg, conf, sizeof conf);
+    snprintf(dir, sizeof dir, "%s/mounts", cfg->cache_base);
+    DIR *d = opendir(dir);
+    char best[PATH_MAX] = "";
+    struct timespec best_at = { 0, 0 };
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s/config", dir, de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (!fgets(line, sizeof line, f))
+            line[0] = '\0';
+        fclose(f);
+        line[strcspn(line, "\n")] = '\0';
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s/mountpoint", dir, de->d_name);
+        if (strcmp(line, conf) != 0 || stat(path, &st) != 0)
+            continue;
+        if (!best[0] || st.st_mtim.tv_sec > best_at.tv_sec ||
+            (st.st_mtim.tv_sec == best_at.tv_sec && st.st_mtim.tv_nsec > best_at.tv_nsec)) {
+            best_at = st.st_mtim;
+            snprintf(best, sizeof best, "%s/%s", dir, de->d_name);
+        }
+    }
+    if (d)
+        closedir(d);
+    return strdup(best[0] ? best : cfg->cache_base);
+}
+
 int sky_config_load(const char *path, struct sky_config **out, struct sky_err *e)
 {
     struct sky_config *cfg = calloc(1, sizeof *cfg);
@@ -577,7 +670,8 @@ int sky_config_load(const char *path, struct sky_config **out, struct sky_err *e
     int rc = parse_file(path, &p, e);
     if (!rc)
         rc = validate(&p, cfg, e);
-    if (!rc && !cfg->cache_dir && !(cfg->cache_dir = default_cache_dir()))
+    if (!rc && !cfg->cache_dir &&
+        (!(cfg->cache_base = default_cache_dir()) || !(cfg->cache_dir = recent_mount_cache(cfg))))
         rc = sky_fail(e, ENOMEM, "out of memory");
     parsed_free(&p);
     if (rc) {
@@ -604,6 +698,7 @@ void sky_config_free(struct sky_config *cfg)
     }
     free(cfg->clouds);
     free(cfg->cache_dir);
+    free(cfg->cache_base);
     free(cfg->path);
     free(cfg);
 }

@@ -63,6 +63,8 @@ struct sky_cloud_config {
 struct sky_config {
     char *path;
     char *cache_dir;
+    char *cache_base;               /* without [cache] dir: the folder that holds one
+                                     * cache folder per mount; else NULL */
     uint64_t max_size;              /* bytes */
     uint64_t block_size;            /* bytes, 1..8 MiB, power of two */
     uint64_t min_free;              /* bytes kept free on the cache disk */
@@ -83,6 +85,17 @@ char *sky_config_default_path(void);
  * "FILE:LINE: what is wrong; what to do". */
 int sky_config_load(const char *path, struct sky_config **out, struct sky_err *e);
 void sky_config_free(struct sky_config *cfg);
+
+/* Without [cache] dir each mount has its own cache folder, named after the
+ * config's absolute path and the mountpoint (so the same mount finds its
+ * cache again): <base>/mounts/<mountpoint's name>-<hash>.  Until a mount
+ * is chosen, cache_dir is the folder of this config's latest mount (for
+ * status, search, index), or <base>.  sky_config_use_mount_cache sets
+ * cache_dir for `mountpoint` (absolute); with [cache] dir it does nothing. */
+int sky_config_use_mount_cache(struct sky_config *cfg, const char *mountpoint,
+                               struct sky_err *e);
+/* The folder for `mountpoint` (malloc'd); only when cache_base is set. */
+char *sky_config_mount_cache_dir(const struct sky_config *cfg, const char *mountpoint);
 
 /* Value of a driver key, or NULL when absent. */
 const char *sky_cloud_get(const struct sky_cloud_config *c, const char *key);

@@ -1,13 +1,15 @@
 /*
  * log.h - the daemon's one log stream.
  *
- * Lines go to stderr (foreground) or to a log file chosen at mount time,
- * each stamped with time and level.  Thread-safe.  Callers must not pass
+ * Lines go to stderr (foreground) or to a log file chosen at mount time
+ * (--log FILE, else <cache dir>/skyfs.log for a background daemon), each
+ * stamped with time and level.  Thread-safe.  Callers must not pass
  * secrets; the top of the stack logs, deep code returns sky_err instead.
  */
 #ifndef SKY_LOG_H
 #define SKY_LOG_H
 
+#include <stdarg.h>
 #include <stdio.h>
 
 enum sky_log_level { SKY_LOG_DEBUG, SKY_LOG_INFO, SKY_LOG_WARN, SKY_LOG_ERROR };
@@ -17,6 +19,10 @@ void sky_log_set_level(enum sky_log_level level);
 void sky_log_set_file(FILE *f);
 void sky_log(enum sky_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The same with a va_list; a trailing newline in the text is dropped (for
+ * libfuse's own messages, which fs/mount.c routes here). */
+void sky_vlog(enum sky_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 #define LOG_DEBUG(...) sky_log(SKY_LOG_DEBUG, __VA_ARGS__)
 #define LOG_INFO(...)  sky_log(SKY_LOG_INFO, __VA_ARGS__)

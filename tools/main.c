@@ -4,7 +4,7 @@
  * "skyfs: <what is wrong; what to do>", and a non-zero exit.
  *
  *   skyfs mount [-c CONFIG] [-f] [--log FILE] [--debug] [-o OPTIONS] MOUNTPOINT
- *   skyfs unmount MOUNTPOINT
+ *   skyfs unmount [--timeout SECONDS] MOUNTPOINT
  *   skyfs config check [-c CONFIG]
  *   skyfs status [-c CONFIG]
  *   skyfs search ... / skyfs index ... / skyfs cache stats|warm|evict ...
@@ -13,17 +13,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../backends/driver.h"
-#include "../fs/mount.h"
 #include "../fs/mountopts.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
@@ -45,7 +40,9 @@ static const struct command commands[] = {
       "mount every configured cloud under MOUNTPOINT; OPTIONS: ro, rw, uid=N, gid=N,\n"
       "umask=NNN, allow_other, allow_root, default_permissions, nonempty, _netdev,\n"
       "nofail, x-* (see README \"Mount options\")" },
-    { "unmount", "MOUNTPOINT", "unmount, after pending uploads have finished" },
+    { "unmount", "[--timeout SECONDS] MOUNTPOINT",
+      "unmount, after pending uploads have finished (waiting at most SECONDS,\n"
+      "default 300; 0: as long as it takes)" },
     { "config", "check [-c CONFIG]", "validate the config and list its clouds" },
     { "status", "[-c CONFIG] [--json]", "caches, pending uploads and each cloud's health" },
     { "search", "[-c CONFIG] [--name GLOB] [--iname GLOB] [--path PATH] [--cloud NAME]\n"
@@ -185,79 +182,26 @@ static int cmd_mount(int argc, char **argv)
     return rc ? fail(&e) : 0;
 }
 
-/* A daemon that has exited but is not yet reaped (a zombie) counts as
- * gone: its work is done. */
-static bool process_alive(pid_t pid)
-{
-    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM))
-        return false;
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *paren = strrchr(buf, ')');
-    return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
-}
-
-static pid_t read_pidfile(const char *mountpoint)
-{
-    char *path = skyfs_pidfile_path(mountpoint);
-    FILE *f = path ? fopen(path, "r") : NULL;
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    free(path);
-    return (pid_t)pid;
-}
-
-static int run_fusermount(const char *mountpoint)
-{
-    pid_t child = fork();
-    if (child == 0) {
-        execlp("fusermount3", "fusermount3", "-u", mountpoint, (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    if (child < 0 || waitpid(child, &status, 0) < 0)
-        return -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
 static int cmd_unmount(int argc, char **argv)
 {
-    if (argc != 2) {
+    static const struct option longopts[] = {
+        { "timeout", required_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 },
+    };
+    int timeout_s = UNMOUNT_DEFAULT_TIMEOUT_S, ch;
+    char *end;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "t:", longopts, NULL)) != -1) {
+        if (ch != 't' || (timeout_s = (int)strtol(optarg, &end, 10)) < 0 || *end) {
+            command_usage(stderr, find_command("unmount"));
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
         fprintf(stderr, "skyfs: unmount needs exactly one MOUNTPOINT\n");
         return EXIT_USAGE;
     }
-    const char *mnt = argv[1];
-    pid_t pid = read_pidfile(mnt);
-    int rc = geteuid() == 0 ? umount2(mnt, 0) : run_fusermount(mnt);
-    if (rc != 0) {
-        int err = errno;
-        fprintf(stderr, "skyfs: cannot unmount %s: %s%s\n", mnt,
-                geteuid() == 0 ? strerror(err) : "fusermount3 failed",
-                err == EBUSY ? "; close the files and shells using it first" : "");
-        return 1;
-    }
-    /* Wait for the daemon to finish its pending uploads and exit. */
-    time_t start = time(NULL), last = start;
-    while (process_alive(pid)) {
-        struct timespec tick = { 0, 100 * 1000 * 1000 };
-        nanosleep(&tick, NULL);
-        if (time(NULL) - last >= 2) {
-            last = time(NULL);
-            fprintf(stderr, "skyfs: waiting for pending uploads to finish (%lds)\n",
-                    (long)(last - start));
-        }
-    }
-    return 0;
+    return unmount_and_wait(argv[optind], timeout_s);
 }
 
 static int cmd_config(int argc, char **argv)

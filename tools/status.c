@@ -1,10 +1,16 @@
 /*
- * status.c - `skyfs status [-c CONFIG] [--json]`: what the mount's caches
- * hold and how each cloud is doing, read from the cache directory (works
- * while mounted).  --json prints the same as one JSON object:
+ * status.c - `skyfs status [-c CONFIG] [--json]`: whether a daemon serves
+ * the config's mount, where it logs, what the mount's caches hold and how
+ * each cloud is doing, read from the cache directory (works mounted or
+ * not).  Cloud health is what the daemon last saw; with no daemon running
+ * (unmounted, or killed) it is shown as such, never as "online".
  *
- *   {"config":"...","clouds":[{"name":"docs","type":"local",
- *     "state":"online|offline|unavailable|never mounted","reason":null}],
+ * --json prints the same as one JSON object:
+ *
+ *   {"config":"...","mount":{"mountpoint":"..."|null,"pid":N|null,
+ *     "log":"..."|null},
+ *    "clouds":[{"name":"docs","type":"local","state":"online|offline|
+ *     unavailable|never mounted|not served","reason":"..."|null}],
  *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
  *     "pending_uploads":N}}
  */
@@ -14,6 +20,7 @@
 #include <string.h>
 
 #include "../cache/blocks.h"
+#include "../cache/cachedir.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
 #include "../lib/json.h"
@@ -34,23 +41,35 @@ static void read_health(const struct sky_config *cfg, const struct sky_cloud_con
     free(path);
 }
 
-static void print_health(const struct sky_config *cfg, const struct sky_cloud_config *c)
+static void print_health(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                         bool served)
 {
     char line[600];
     read_health(cfg, c, line, sizeof line);
-    printf("  %-16s %-6s %s\n", c->name, c->type, line);
+    if (served || strcmp(line, "never mounted") == 0)
+        printf("  %-16s %-6s %s\n", c->name, c->type, line);
+    else
+        printf("  %-16s %-6s not served (no daemon; last seen %s)\n", c->name, c->type, line);
 }
 
 /* {"name":..,"type":..,"state":..,"reason":..}: the health line is
- * "STATE" or "STATE: REASON". */
-static void json_health(const struct sky_config *cfg, const struct sky_cloud_config *c)
+ * "STATE" or "STATE: REASON"; with no daemon, the state is "not served"
+ * and the reason what was last seen. */
+static void json_health(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                        bool served)
 {
     char line[600];
     read_health(cfg, c, line, sizeof line);
-    char *reason = strstr(line, ": ");
-    if (reason) {
-        *reason = '\0';
-        reason += 2;
+    const char *state = line, *reason = NULL;
+    if (!served && strcmp(line, "never mounted") != 0) {
+        state = "not served";
+        reason = line;
+    } else {
+        char *sep = strstr(line, ": ");
+        if (sep) {
+            *sep = '\0';
+            reason = sep + 2;
+        }
     }
     fputs("{", stdout);
     json_key(stdout, "name");
@@ -60,11 +79,53 @@ static void json_health(const struct sky_config *cfg, const struct sky_cloud_con
     json_string(stdout, c->type);
     fputs(",", stdout);
     json_key(stdout, "state");
-    json_string(stdout, line);
+    json_string(stdout, state);
     fputs(",", stdout);
     json_key(stdout, "reason");
     json_string(stdout, reason);
     fputs("}", stdout);
+}
+
+/* "mount: ..." and "log: ..." lines (or the "mount" JSON member); whether
+ * a daemon serves the cache. */
+static bool print_daemon(const char *cache_dir, bool json)
+{
+    struct cachedir_holder h;
+    struct sky_err e = { 0 };
+    if (cachedir_holder(cache_dir, &h, &e) != 0) {
+        if (json) {
+            fputs("\"mount\":{\"mountpoint\":null,\"pid\":null,\"log\":null,", stdout);
+            json_key(stdout, "error");
+            json_string(stdout, e.msg);
+            fputs("}", stdout);
+        } else {
+            printf("mount: unknown (%s)\n", e.msg);
+        }
+        return false;
+    }
+    if (json) {
+        fputs("\"mount\":{", stdout);
+        json_key(stdout, "mountpoint");
+        json_string(stdout, h.mountpoint[0] ? h.mountpoint : NULL);
+        if (h.pid > 0)
+            printf(",\"pid\":%d,", (int)h.pid);
+        else
+            fputs(",\"pid\":null,", stdout);
+        json_key(stdout, "log");
+        json_string(stdout, h.log_path[0] ? h.log_path : NULL);
+        fputs("}", stdout);
+        return h.pid > 0;
+    }
+    if (h.pid > 0)
+        printf("mount: %s (daemon pid %d)\n", h.mountpoint[0] ? h.mountpoint : "?", (int)h.pid);
+    else if (h.mountpoint[0])
+        printf("mount: not mounted (no skyfs daemon serves this cache; last mounted at %s)\n",
+               h.mountpoint);
+    else
+        printf("mount: not mounted (never mounted with this cache)\n");
+    if (h.log_path[0])
+        printf("log: %s\n", h.log_path);
+    return h.pid > 0;
 }
 
 int cmd_status(int argc, char **argv)
@@ -95,17 +156,21 @@ int cmd_status(int argc, char **argv)
         fputs("{", stdout);
         json_key(stdout, "config");
         json_string(stdout, cfg->path);
+        fputs(",", stdout);
+    }
+    bool served = print_daemon(cfg->cache_dir, json);
+    if (json) {
         fputs(",\"clouds\":[", stdout);
         for (size_t i = 0; i < cfg->nclouds; i++) {
             if (i)
                 fputs(",", stdout);
-            json_health(cfg, &cfg->clouds[i]);
+            json_health(cfg, &cfg->clouds[i], served);
         }
         fputs("]", stdout);
     } else {
         printf("clouds:\n");
         for (size_t i = 0; i < cfg->nclouds; i++)
-            print_health(cfg, &cfg->clouds[i]);
+            print_health(cfg, &cfg->clouds[i], served);
     }
     struct blocks *b;
     struct blocks_stats st;

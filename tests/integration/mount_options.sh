@@ -15,12 +15,14 @@
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "this test needs root (mount -a, a second user)"
+# shellcheck source=users_lib.sh
+. "$(dirname "$0")/users_lib.sh"
 USER2=skyfs-t2
-id "$USER2" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin \
-    "$USER2" 2>/dev/null || id "$USER2" >/dev/null 2>&1 || die "cannot create user $USER2"
+test_user "$USER2" >/dev/null || die "cannot create user $USER2"
 UID2=$(id -u "$USER2")
 GID2=$(id -g "$USER2")
-as2() { setpriv --reuid="$USER2" --regid="$USER2" --init-groups -- "$@"; }
+as2() { as_user "$USER2" "$@"; }
+chmod 1777 "$LOGS"              # sanitizer reports of $USER2's processes land there
 
 # mount(8) runs helpers from /sbin only: point /sbin/mount.skyfs at this
 # build for the test (as `make install` does) and put back what was there.

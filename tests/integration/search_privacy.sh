@@ -13,11 +13,12 @@
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "this test needs root (it mounts for all users and runs as another)"
+# shellcheck source=users_lib.sh
+. "$(dirname "$0")/users_lib.sh"
 USER2=skyfs-t2
-id "$USER2" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin \
-    "$USER2" 2>/dev/null || id "$USER2" >/dev/null 2>&1 || die "cannot create user $USER2"
-# as USER2: run a command with that user's ids and groups
-as2() { setpriv --reuid="$USER2" --regid="$USER2" --init-groups -- "$@"; }
+test_user "$USER2" >/dev/null || die "cannot create user $USER2"
+as2() { as_user "$USER2" "$@"; }
+chmod 1777 "$LOGS"              # sanitizer reports of $USER2's processes land there
 
 chmod 755 "$TEST_TMP"           # other users must reach the mount and the config
 CONF="$TEST_TMP/skyfs.conf"

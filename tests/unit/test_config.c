@@ -3,7 +3,9 @@
 #include "check.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,6 +108,58 @@ TEST(config_defaults_without_cache_section)
         CHECK_INT(cfg->clouds[0].ttl_ns, SKY_DEFAULT_TTL_NS);
         sky_config_free(cfg);
     }
+    unit_rmtree(dir);
+    free(dir);
+    free(path);
+}
+
+/* Without [cache] dir each mount has its own cache folder, the same at
+ * every mount of the same config on the same mountpoint. */
+TEST(config_cache_per_mount)
+{
+    struct sky_config *cfg = NULL, *other = NULL;
+    struct sky_err e = { 0 };
+    char *dir, *path, *dir2, *path2;
+    CHECK_INT(load_text("[a]\ntype = local\npath = /x\n", 0600, &cfg, &e, &dir, &path), 0);
+    CHECK_INT(load_text("[a]\ntype = local\npath = /x\n", 0600, &other, &e, &dir2, &path2), 0);
+    if (cfg && other) {
+        CHECK(cfg->cache_base != NULL);
+        char *a = sky_config_mount_cache_dir(cfg, "/srv/clouds");
+        char *again = sky_config_mount_cache_dir(cfg, "/srv/clouds");
+        char *b = sky_config_mount_cache_dir(cfg, "/home/me/clouds");
+        char *c = sky_config_mount_cache_dir(other, "/srv/clouds");
+        char prefix[4096];
+        snprintf(prefix, sizeof prefix, "%s/mounts/clouds-", cfg->cache_base);
+        CHECK(strncmp(a, prefix, strlen(prefix)) == 0);
+        CHECK_STR(a, again);
+        CHECK(strcmp(a, b) != 0);          /* another mountpoint */
+        CHECK(strcmp(a, c) != 0);          /* another config file */
+        CHECK_INT(sky_config_use_mount_cache(cfg, "/srv/clouds", &e), 0);
+        CHECK_STR(cfg->cache_dir, a);
+        free(a);
+        free(again);
+        free(b);
+        free(c);
+    }
+    sky_config_free(cfg);
+    sky_config_free(other);
+    unit_rmtree(dir);
+    unit_rmtree(dir2);
+    free(dir);
+    free(dir2);
+    free(path);
+    free(path2);
+
+    /* An explicit [cache] dir is used as it is. */
+    cfg = NULL;
+    CHECK_INT(load_text("[cache]\ndir = /tmp/skyfs-cache\n[a]\ntype = local\npath = /x\n",
+                        0600, &cfg, &e, &dir, &path), 0);
+    if (cfg) {
+        CHECK(cfg->cache_base == NULL);
+        CHECK_INT(sky_config_use_mount_cache(cfg, "/srv/clouds", &e), 0);
+        CHECK_STR(cfg->cache_dir, "/tmp/skyfs-cache");
+    }
+    sky_config_free(cfg);
     unit_rmtree(dir);
     free(dir);
     free(path);

@@ -27,7 +27,7 @@ check_eq "skyfs unmount --help does not try to unmount --help" "" \
     "$(grep -i 'cannot unmount\|not mounted' <<<"$out")"
 check_eq "skyfs cache warm -h prints the cache usage" "usage: skyfs cache" \
     "$("$SKYFS" cache warm -h | head -n 1 | awk '{print $1, $2, $3}')"
-check_eq "skyfs help unmount prints the unmount usage" "usage: skyfs unmount MOUNTPOINT" \
+check_eq "skyfs help unmount prints the unmount usage" "usage: skyfs unmount [--timeout SECONDS] MOUNTPOINT" \
     "$("$SKYFS" help unmount | head -n 1)"
 check "skyfs --version prints the version" \
     bash -c "'$SKYFS' --version | grep -qxE 'skyfs [0-9]+\.[0-9]+\.[0-9]+'"

@@ -75,7 +75,7 @@ check_eq "with one clear line" \
     "skyfs: cannot read the metadata index $CACHE/meta.db: it belongs to the user who mounted (uid 0); search through the mount instead (ls MOUNTPOINT/.skyfs/search/QUERY), or run skyfs search as that user" \
     "$err"
 chmod 755 "$CACHE"               # a shared index: readable by all
-chmod 644 "$CACHE"/meta.db*
+chmod 644 "$CACHE"/meta.db* "$CACHE"/mountpoint
 check_eq "skyfs search by $USER2 on a readable index shows what it may see" \
     "$MNT/docs/public/report.xlsx" "$(as2 "$SKYFS" search -c "$CONF" '*.xlsx' 2>&1)"
 check_eq "skyfs search by root shows every hit" 3 \

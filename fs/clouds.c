@@ -212,15 +212,14 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);
         if (rc)
             break;
-        /* settings a driver refuses fail the mount: the cloud could
-         * never work, and a folder answering "Host is down" hides why */
-        rc = open_driver(c->cfg, &c->ctx, e);
-        if (rc) {
-            c->open_err = *e;
+        /* skyfs_mount refused settings a driver refuses before it got
+         * here (skyfs_check_clouds); `skyfs index` keeps the other clouds */
+        if (open_driver(c->cfg, &c->ctx, &c->open_err) != 0) {
+            LOG_ERROR("cloud '%s' is unavailable: %s", c->cfg->name, c->open_err.msg);
             write_health(c, "unavailable", c->open_err.msg);
-            break;
+        } else {
+            write_health(c, "online", NULL);
         }
-        write_health(c, "online", NULL);
     }
     if (rc) {
         skyfs_close(fs);

@@ -426,6 +426,8 @@ int skyfs_mount(struct sky_config *cfg, const struct mount_options *given, struc
     if (!realpath(given->mountpoint, real))
         return sky_fail(e, errno, "mountpoint %s: %s", given->mountpoint, strerror(errno));
     rc = mountopts_check_empty(&given->o, real, e);
+    if (rc == 0)
+        rc = skyfs_check_clouds(cfg, e);
     if (rc)
         return rc;
     struct mount_options resolved = *given;

@@ -77,18 +77,20 @@ struct skyfs {
 /* ---- clouds.c --------------------------------------------------------- */
 
 /* Open the caches and every cloud's driver for a mount at `mountpoint`
- * (absolute).  A cloud whose driver refuses its settings (a missing local
- * path, a bad endpoint, malformed or missing credentials, an unreadable
- * ca_file) fails the whole open with "FILE:LINE: ..."; a cloud that is
- * only unreachable opens (drivers do not touch the network to open) and
- * is served offline. */
+ * (absolute).  A cloud whose driver fails to open is kept, marked with its
+ * error ("FILE:LINE: ..."); only cache failures are fatal.  (skyfs_mount
+ * refuses such a cloud before, with skyfs_check_clouds; `skyfs index`
+ * goes on with the others.) */
 int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **out,
                struct sky_err *e);
 void skyfs_close(struct skyfs *fs);
 
-/* Open and close every cloud's driver, as skyfs_open does, so that
- * `skyfs config check` refuses what a mount would: 0 or the first
- * failure, "FILE:LINE: ...". */
+/* Open and close every cloud's driver, so that `skyfs config check` and
+ * `skyfs mount` refuse settings that can never work (a missing local
+ * path, a bad endpoint, malformed or missing credentials, an unreadable
+ * ca_file) instead of a folder answering "Host is down": 0 or the first
+ * failure, "FILE:LINE: ...".  Drivers do not touch the network to open,
+ * so a cloud that is only unreachable passes (and is served offline). */
 int skyfs_check_clouds(const struct sky_config *cfg, struct sky_err *e);
 
 struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name);

@@ -351,23 +351,31 @@ static int refresh_query(struct skyfs *fs, struct virt *v, struct vnode *dir,
     return rc;
 }
 
-/* Forget query directories unused for the expiry time, with their links. */
+/* Forget query directories unused for the expiry time, with their links
+ * (a few directories per pass, each pass one walk over the table). */
 static void expire_queries(struct virt *v, int64_t now)
 {
+    uint64_t gone[32];
+    size_t ngone = 0;
+    bool more = false;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct vnode *nd = &v->nodes[i];
+        if (nd->parent == INO_SEARCH && nd->used_ns + v->expiry_ns < now) {
+            if (ngone < sizeof gone / sizeof gone[0])
+                gone[ngone++] = nd->ino;
+            else
+                more = true;
+        }
+    }
+    if (!ngone)
+        return;
     size_t keep = 0;
     for (size_t i = 0; i < v->n; i++) {
         struct vnode *nd = &v->nodes[i];
-        if (nd->parent == INO_SEARCH && nd->used_ns + v->expiry_ns < now)
-            nd->stale = true;
-    }
-    for (size_t i = 0; i < v->n; i++) {
-        struct vnode *nd = &v->nodes[i];
-        bool gone = nd->parent == INO_SEARCH && nd->stale;
-        if (!gone && nd->parent != INO_SEARCH) {
-            const struct vnode *dir = node_by_ino(v, nd->parent);
-            gone = !dir || (dir->parent == INO_SEARCH && dir->stale);
-        }
-        if (gone) {
+        bool drop = false;
+        for (size_t g = 0; g < ngone && !drop; g++)
+            drop = nd->ino == gone[g] || nd->parent == gone[g];
+        if (drop) {
             free(nd->name);
             free(nd->target);
         } else {
@@ -375,6 +383,8 @@ static void expire_queries(struct virt *v, int64_t now)
         }
     }
     v->n = keep;
+    if (more)
+        expire_queries(v, now);
 }
 
 /* A node `who` may use: its own, and for a link, its query directory is

@@ -29,7 +29,8 @@ chmod 1777 "$LOGS"              # sanitizer reports of $USER2's processes land t
 HELPER=/sbin/mount.skyfs
 OLD_HELPER=$(readlink "$HELPER" 2>/dev/null)
 [ -e "$HELPER" ] && [ -z "$OLD_HELPER" ] && die "$HELPER is a file, not a link; not replacing it"
-ln -sfn "$SKYFS" "$HELPER" || die "cannot link $HELPER"
+# (the binary itself, not the valgrind wrapper: the helper is known by its name)
+ln -sfn "${SKY_VALGRIND_REAL:-$SKYFS}" "$HELPER" || die "cannot link $HELPER"
 restore_helper() {
     if [ -n "$OLD_HELPER" ]; then ln -sfn "$OLD_HELPER" "$HELPER"; else rm -f "$HELPER"; fi
 }

@@ -10,13 +10,18 @@
  *   - Directories are prefixes.  mkdir writes a marker the way blobfuse2
  *     does: a zero-length blob named like the directory (no trailing slash)
  *     with metadata hdi_isfolder=true.  Zero-length "dir/" blobs (other
- *     tools) are accepted as markers too.
+ *     tools) are accepted as markers too: where a directory has one and
+ *     no blobfuse2 marker, its metadata (mode, owner, mtime) is the
+ *     directory's, and chmod, utime and xattrs edit it rather than add a
+ *     second marker.
  *   - POSIX attributes live in blob metadata: mode, uid and gid in decimal
  *     (mode is the full st_mode, as s3fs writes it), mtime in rclone's form
  *     (RFC 3339 with nanoseconds).  Both RFC 3339 and decimal seconds are
  *     read back.
  *   - A symlink is a blob whose body is the target and whose mode has
- *     S_IFLNK (as s3fs does on S3).
+ *     S_IFLNK (as s3fs does on S3).  FIFOs, sockets and device nodes are
+ *     empty blobs whose mode has S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK,
+ *     devices with their number in metadata rdev (decimal).
  *   - user.NAME extended attributes are metadata NAME (when NAME is a
  *     valid metadata name in lowercase: a C identifier); names other tools
  *     wrote in capitals show in lowercase.
@@ -68,7 +73,10 @@
 #include "../lib/log.h"
 #include "azure_auth.h"
 #include "http.h"
+#include "names.h"
+#include "paging.h"
 #include "parallel.h"
+#include "xml.h"
 
 #define AZ_PUT_BLOB_MAX   (8ull << 20)   /* larger files go up in blocks */
 #define AZ_BLOCK_MIN      (8ull << 20)
@@ -77,11 +85,8 @@
 #define AZ_UPLOAD_THREADS 4
 #define AZ_TAG_LEN        10      /* block id = tag + 5 digits */
 #define AZ_WHOLE_TAG      "skyfs-blk-"
-#define AZ_NAME_MAX       255
 #define AZ_ALIASES        64      /* remembered metadata-only ETag changes */
 #define AZ_META_MAX       8192    /* bytes of metadata names and values a blob takes */
-/* user metadata stops here, leaving room for the auth and request headers */
-#define AZ_REQ_HEADERS_MAX (HTTP_MAX_HEADERS - 10)
 
 struct az {
     char *name;             /* cloud name, for messages */
@@ -174,10 +179,20 @@ static void set_etag(struct sky_attr *a, const char *etag)
 
 static bool valid_name(const char *s, size_t n)
 {
-    if (n == 0 || n > AZ_NAME_MAX || (n == 1 && s[0] == '.') ||
-        (n == 2 && s[0] == '.' && s[1] == '.'))
-        return false;
-    return memchr(s, '/', n) == NULL && memchr(s, '\0', n) == NULL;
+    return sky_name_problem(s, n) == NULL;
+}
+
+/* A listed blob that cannot be shown: why, for the warning (its name part
+ * name[0..n) cannot be a file name, or its size is no file's size). */
+static void warn_skipped(const struct az *a, const char *blob, const char *name, size_t n,
+                         const char *where)
+{
+    char show[600];
+    sky_name_show(blob, strlen(blob), show, sizeof show);
+    const char *why = sky_name_problem(name, n);
+    LOG_WARN("azure '%s': skipping blob \"%s\" in %s: %s%s%s", a->name, show, where,
+             why ? "not a valid file name (its name " : "its size is not a file size",
+             why ? why : "", why ? ")" : "");
 }
 
 /* ---- times ------------------------------------------------------------- */
@@ -263,6 +278,7 @@ static void format_mtime(int64_t ns, char out[48])
 struct az_meta {
     bool has_mode, has_uid, has_gid, has_mtime, is_folder;
     uint32_t mode, uid, gid;    /* mode: full st_mode */
+    uint64_t rdev;              /* devices: metadata rdev */
     int64_t mtime_ns;
 };
 
@@ -290,6 +306,8 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
         m->has_mtime = parse_mtime(value, &m->mtime_ns);
     else if (strcasecmp(name, "hdi_isfolder") == 0)
         m->is_folder = strcasecmp(value, "true") == 0;
+    else if (strcasecmp(name, "rdev") == 0)
+        m->rdev = strtoull(value, NULL, 10);
 }
 
 /* Metadata that is ours (or blobfuse2's, or rclone's times), never shown
@@ -297,7 +315,7 @@ static void meta_take(struct az_meta *m, const char *name, const char *value)
 static bool meta_is_posix(const char *name)
 {
     static const char *const posix[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
-                                         "btime", "hdi_isfolder", NULL };
+                                         "btime", "hdi_isfolder", "rdev", NULL };
     for (int i = 0; posix[i]; i++)
         if (strcasecmp(name, posix[i]) == 0)
             return true;
@@ -342,7 +360,11 @@ static void attr_from_blob(struct sky_attr *a, uint64_t size, int64_t last_modif
         a->kind = SKY_LINK;
     else if (m->has_mode && S_ISDIR(m->mode) && size == 0)
         a->kind = SKY_DIR;
-    a->size = a->kind == SKY_DIR ? 0 : size;
+    else if (m->has_mode && sky_kind_special(sky_kind_of_mode(m->mode)))
+        a->kind = (enum sky_kind)sky_kind_of_mode(m->mode);
+    if (a->kind == SKY_CHR || a->kind == SKY_BLK)
+        a->rdev = m->rdev;
+    a->size = a->kind == SKY_FILE || a->kind == SKY_LINK ? size : 0;
     a->mtime_ns = m->has_mtime ? m->mtime_ns : last_modified_ns;
     a->mode = m->mode & 07777;
     a->uid = m->uid;
@@ -362,22 +384,26 @@ static void attr_dir(struct sky_attr *a, int64_t mtime_ns)
     a->has = mtime_ns ? SKY_HAS_MTIME : 0;
 }
 
-static uint32_t kind_type_bits(enum sky_kind k)
-{
-    return k == SKY_DIR ? S_IFDIR : k == SKY_LINK ? S_IFLNK : S_IFREG;
-}
-
 /* Set x-ms-meta-{mode,uid,gid,mtime} from attr for a blob of kind k (a
- * symlink always gets a mode, since that is what marks it). */
+ * symlink or special file always gets a mode, since that is what marks
+ * it, and a device its rdev). */
 static int add_posix_meta(struct http_headers *hs, const struct sky_attr *attr, unsigned which,
                           enum sky_kind k)
 {
     char v[48];
     int rc = 0;
-    if ((which & SKY_HAS_MODE) || k == SKY_LINK) {
-        uint32_t perm = (which & SKY_HAS_MODE) ? attr->mode & 07777 : 0777;
-        snprintf(v, sizeof v, "%u", kind_type_bits(k) | perm);
+    if ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k)) {
+        /* a special file's mode is written again with any change: its
+         * permission bits are attr's when known */
+        bool known = (which & SKY_HAS_MODE) ||
+                     (k != SKY_LINK && attr && (attr->has & SKY_HAS_MODE));
+        uint32_t perm = known ? attr->mode & 07777 : k == SKY_LINK ? 0777 : 0644;
+        snprintf(v, sizeof v, "%u", sky_kind_type_bits((int)k) | perm);
         rc |= http_headers_set(hs, "x-ms-meta-mode", v);
+    }
+    if (k == SKY_CHR || k == SKY_BLK) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)attr->rdev);
+        rc |= http_headers_set(hs, "x-ms-meta-rdev", v);
     }
     if (which & SKY_HAS_UID) {
         snprintf(v, sizeof v, "%u", attr->uid);
@@ -410,6 +436,7 @@ struct az_req {
     http_sink_fn sink;              /* a 2xx body goes here, at most out_cap bytes */
     void *sink_arg;
     size_t out_cap;
+    uint64_t range_off, range_len;  /* range_len > 0: a ranged GET (http.h) */
 };
 
 static void req_init(struct az_req *r, const char *method, const struct az_loc *l,
@@ -461,6 +488,9 @@ static int az_do(struct az *a, struct az_req *r, struct http_response *resp, str
         .out_cap = r->out_cap,
         .sink = r->sink,
         .sink_arg = r->sink_arg,
+        .range_header = r->range_len ? "x-ms-range" : NULL,
+        .range_off = r->range_off,
+        .range_len = r->range_len,
         .sign = azure_sign_request,
         .sign_arg = &a->auth,
     };
@@ -596,6 +626,7 @@ struct list_parser {
     char *text;
     size_t text_len, text_cap;
     bool name_encoded;
+    bool latin1;            /* parsed as ISO-8859-1: texts need unmapping (xml.c) */
     int item_depth;         /* depth of the open item element, 0 if none */
     struct az_item cur;
     char *next_marker;
@@ -605,22 +636,25 @@ struct list_parser {
     bool nomem;
 };
 
-static char *pct_decode_dup(const char *s)
+/* A name Azure sent percent-encoded (Encoded="true"), decoded; NULL when
+ * it holds a NUL byte once decoded (%00: no path can name it, and cut at
+ * the NUL it would be another blob's name), with a warning. */
+static char *pct_decode_dup(const char *s, bool *nomem)
 {
-    size_t n = strlen(s), o = 0;
-    char *out = malloc(n + 1);
-    if (!out)
+    char *out = strdup(s);
+    if (!out) {
+        *nomem = true;
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned hi, lo;
-        if (s[i] == '%' && i + 2 < n && sscanf(s + i + 1, "%1x%1x", &hi, &lo) == 2) {
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
     }
-    out[o] = '\0';
+    size_t n = sky_pct_decode(out, false);
+    if (memchr(out, '\0', n)) {
+        char show[512];
+        sky_name_show(out, n, show, sizeof show);
+        LOG_WARN("azure: skipping listed blob \"%s\": not a valid file name (it holds a NUL "
+                 "byte)", show);
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -675,12 +709,12 @@ static void lp_item_field(struct list_parser *p, const char *el, const char *tex
     const char *parent = p->depth >= 2 && p->depth - 2 < XML_DEPTH_MAX ? p->stack[p->depth - 2] : "";
     if (rel == 1 && strcmp(el, "Name") == 0) {
         free(p->cur.name);
-        p->cur.name = p->name_encoded ? pct_decode_dup(text) : strdup(text);
-        if (!p->cur.name)
+        p->cur.name = p->name_encoded ? pct_decode_dup(text, &p->nomem) : strdup(text);
+        if (!p->cur.name && !p->name_encoded)
             p->nomem = true;
     } else if (rel == 2 && parent && strcmp(parent, "Properties") == 0) {
-        if (strcmp(el, "Content-Length") == 0)
-            p->cur.size = strtoull(text, NULL, 10);
+        if (strcmp(el, "Content-Length") == 0 && sky_size_parse(text, &p->cur.size) < 0)
+            p->cur.size = UINT64_MAX;       /* no file's size: listings skip it */
         else if (strcmp(el, "Last-Modified") == 0)
             parse_http_date(text, &p->cur.last_modified_ns);
         else if (strcmp(el, "Etag") == 0) {
@@ -701,6 +735,8 @@ static void lp_item_field(struct list_parser *p, const char *el, const char *tex
 static void lp_end(void *ud, const XML_Char *el)
 {
     struct list_parser *p = ud;
+    if (p->latin1 && p->text_len)
+        p->text_len = sky_latin1_unmap(p->text);
     const char *text = p->text_len ? p->text : "";
     if (p->item_depth && p->depth > p->item_depth) {
         lp_item_field(p, el, text);
@@ -727,8 +763,10 @@ static void lp_end(void *ud, const XML_Char *el)
 static int parse_listing(const char *body, size_t len, az_item_fn fn, void *arg, char **next,
                          int *cb_rc)
 {
-    struct list_parser p = { .fn = fn, .arg = arg };
-    XML_Parser xp = XML_ParserCreate(NULL);
+    /* a body that is not UTF-8 is read as ISO-8859-1 (see xml.c), so that
+     * one blob's raw bytes cost that blob, not the page */
+    struct list_parser p = { .fn = fn, .arg = arg, .latin1 = body && !sky_utf8_valid(body, len) };
+    XML_Parser xp = XML_ParserCreate(p.latin1 ? "ISO-8859-1" : NULL);
     if (!xp)
         return -ENOMEM;
     XML_SetUserData(xp, &p);
@@ -786,18 +824,37 @@ static char *listing_query(const struct az_listing *ls, const char *marker)
     return q;
 }
 
-/* Run a listing over all pages, calling fn per item. */
+/* Passes each listed item on, telling the listing's guard its name. */
+struct guarded_items {
+    struct list_guard guard;
+    az_item_fn fn;
+    void *arg;
+};
+
+static int guarded_item(void *arg, const struct az_item *it)
+{
+    struct guarded_items *g = arg;
+    list_guard_item(&g->guard, it->name);
+    return g->fn(g->arg, it);
+}
+
+/* Run a listing over all pages, calling fn per item.  A server that
+ * repeats its NextMarker or sends pages without progress stops the
+ * listing (backends/paging.h). */
 static int az_list_all(struct az *a, const struct az_listing *ls, const char *path,
                        az_item_fn fn, void *arg, struct sky_err *e)
 {
     char *marker = NULL;
+    struct guarded_items g = { LIST_GUARD_INIT, fn, arg };
     int rc = 0;
     do {
         char *query = listing_query(ls, marker);
         free(marker);
         marker = NULL;
-        if (!query)
-            return oom(e);
+        if (!query) {
+            rc = oom(e);
+            break;
+        }
         struct az_req r;
         struct az_loc l = { .container = ls->container };
         req_init(&r, "GET", &l, query);
@@ -805,22 +862,30 @@ static int az_list_all(struct az *a, const struct az_listing *ls, const char *pa
         rc = az_call(a, &r, "LIST", path, &resp, e);
         free(query);
         if (rc < 0)
-            return rc;
+            break;
         int cb_rc = 0;
-        rc = parse_listing(resp.body, resp.body_len, fn, arg, &marker, &cb_rc);
+        rc = parse_listing(resp.body, resp.body_len, guarded_item, &g, &marker, &cb_rc);
+        size_t page_bytes = resp.body_len;
         http_response_free(&resp);
-        if (rc < 0)
-            return sky_fail(e, -rc, "azure '%s': LIST %s: %s", a->name, shown(path),
-                            rc == -EPROTO ? "malformed XML in the listing" : strerror(-rc));
+        if (rc < 0) {
+            rc = sky_fail(e, -rc, "azure '%s': LIST %s: %s", a->name, shown(path),
+                          rc == -EPROTO ? "malformed XML in the listing" : strerror(-rc));
+            break;
+        }
         if (cb_rc < 0) {
-            free(marker);
-            return cb_rc;
+            rc = cb_rc;
+            break;
         }
         if (cb_rc > 0 || ls->first_page_only)
             break;
+        if (list_guard_page(&g.guard, page_bytes, marker, e) < 0) {
+            rc = sky_err_prefix(e, "azure '%s': LIST %s", a->name, shown(path));
+            break;
+        }
     } while (marker && *marker);
     free(marker);
-    return 0;
+    list_guard_free(&g.guard);
+    return rc;
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -966,8 +1031,10 @@ static int az_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_er
     if (rc == 0 && (!a->name || !a->prefix))
         rc = oom(e);
     if (rc == 0) {
-        struct http_options opt = { .ca_file = sky_cloud_get(cfg, "ca_file") };
-        rc = http_client_new(&opt, &a->http, e);
+        struct http_options opt;
+        rc = http_options_from_cloud(cfg, &opt, e);
+        if (rc == 0)
+            rc = http_client_new(&opt, &a->http, e);
     }
     if (rc < 0) {
         az_free(a);
@@ -1010,6 +1077,24 @@ static int az_head(struct az *a, const struct az_loc *l, const char *path,
     return az_call(a, &r, "HEAD", path, resp, e);
 }
 
+/* HEAD the "blob/" marker other tools write for directory l->blob: 0 and
+ * *resp when it exists, -ENOENT when not.  *marker (may be NULL) gets its
+ * location (free with loc_free). */
+static int az_head_slash_marker(struct az *a, const struct az_loc *l, const char *path,
+                                struct http_response *resp, struct az_loc *marker,
+                                struct sky_err *e)
+{
+    struct az_loc m = { .container = l->container };
+    if (asprintf(&m.blob, "%s/", l->blob) < 0)
+        return oom(e);
+    int rc = az_head(a, &m, path, resp, e);
+    if (rc == 0 && marker)
+        *marker = m;
+    else
+        free(m.blob);
+    return rc;
+}
+
 static int az_stat_loc(struct az *a, const struct az_loc *l, const char *path,
                        struct sky_attr *out, struct sky_err *e)
 {
@@ -1034,6 +1119,17 @@ static int az_stat_loc(struct az *a, const struct az_loc *l, const char *path,
         return 0;
     }
     if (rc != -ENOENT || !*l->blob)
+        return rc;
+    rc = az_head_slash_marker(a, l, path, &resp, NULL, e);
+    if (rc == 0) {                          /* another tool's "dir/": its metadata */
+        attr_from_headers(out, &resp.headers);
+        http_response_free(&resp);
+        out->kind = SKY_DIR;
+        out->size = 0;
+        out->etag[0] = '\0';
+        return 0;
+    }
+    if (rc != -ENOENT)
         return rc;
     bool any;
     rc = az_has_children(a, l, path, &any, e);
@@ -1136,9 +1232,8 @@ static int list_item(void *arg, const struct az_item *it)
         c->saw_self = true;         /* "dir/" marker of the listed directory */
         return 0;
     }
-    if (!valid_name(rest, len)) {
-        LOG_WARN("azure '%s': skipping blob \"%s\" in %s: not a valid file name", c->a->name,
-                 it->name, shown(c->path));
+    if (!valid_name(rest, len) || (!it->is_prefix && it->size > SKY_SIZE_MAX)) {
+        warn_skipped(c->a, it->name, rest, len, shown(c->path));
         return 0;
     }
     if (it->is_prefix) {
@@ -1254,9 +1349,11 @@ static int tree_item(void *arg, const struct az_item *it)
     if (slash_marker)
         rel[--len] = '\0';
     int rc = 0;
-    if (!valid_rel_path(rel)) {
-        LOG_WARN("azure '%s': skipping blob \"%s\" under %s: not a valid file name",
-                 t->a->name, it->name, shown(t->dir));
+    if (!valid_rel_path(rel) || it->size > SKY_SIZE_MAX) {
+        const char *part = rel;     /* the first part that cannot be a name */
+        while (valid_name(part, strcspn(part, "/")) && part[strcspn(part, "/")])
+            part += strcspn(part, "/") + 1;
+        warn_skipped(t->a, it->name, part, strcspn(part, "/"), shown(t->dir));
     } else {
         struct sky_dirent d = { .name = rel, .meta = &it->cloud };
         attr_from_blob(&d.attr, it->size, it->last_modified_ns, it->etag, &it->meta);
@@ -1404,18 +1501,16 @@ static int az_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     if (rc < 0)
         return rc;
     struct az_req r;
-    char range[64];
-    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
-             (unsigned long long)(off + len - 1));
     req_init(&r, "GET", &l, NULL);
     r.sink = sink;
     r.sink_arg = sink_arg;
     r.out_cap = (size_t)len;
+    r.range_off = off;
+    r.range_len = len;      /* http.c asks for it and checks the answer */
     char current[SKY_ETAG_MAX] = "";
     if (etag && *etag)
         alias_resolve(a, &l, etag, current);
-    if (http_headers_set(&r.headers, "x-ms-range", range) < 0 ||
-        (*current && add_if_match(&r.headers, current) < 0)) {
+    if (*current && add_if_match(&r.headers, current) < 0) {
         http_headers_free(&r.headers);
         loc_free(&l);
         return oom(e);
@@ -1451,6 +1546,7 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
     out->mode = attr ? attr->mode & 07777 : 0;
     out->uid = attr ? attr->uid : 0;
     out->gid = attr ? attr->gid : 0;
+    out->rdev = attr && (kind == SKY_CHR || kind == SKY_BLK) ? attr->rdev : 0;
     out->has = attr ? attr->has : 0;
     out->mtime_ns = (out->has & SKY_HAS_MTIME) ? attr->mtime_ns : lm;
     if (lm)
@@ -1466,16 +1562,23 @@ static void attr_after_put(struct sky_attr *out, const struct http_response *res
 static bool header_safe(const void *v, size_t len);
 
 /* meta's user items as x-ms-meta-KEY, skipping those Azure cannot carry
- * (name, value, or past the size limit); 0 or -ENOMEM. */
-static int add_user_meta(struct http_headers *hs, const struct sky_objmeta *meta)
+ * (name, value, or past the size limit: that one with a warning naming
+ * the cloud and path); 0 or -ENOMEM. */
+static int add_user_meta(const struct az *a, const char *path, struct http_headers *hs,
+                         const struct sky_objmeta *meta)
 {
     for (size_t i = 0; meta && i < meta->nuser; i++) {
         const struct sky_meta_item *it = &meta->user[i];
         char name[256];
-        if (!user_meta_name_ok(it->key) || !header_safe(it->value, it->len) ||
-            hs->n >= AZ_REQ_HEADERS_MAX ||
-            http_headers_bytes(hs, "x-ms-meta-") + strlen(it->key) + it->len > AZ_META_MAX)
+        if (!user_meta_name_ok(it->key) || !header_safe(it->value, it->len))
             continue;
+        size_t bytes = http_headers_bytes(hs, "x-ms-meta-") + strlen(it->key) + it->len;
+        if (bytes > AZ_META_MAX) {
+            LOG_WARN("azure '%s': PUT %s: user metadata %s left out: it would take the blob's "
+                     "metadata to %zu bytes, past Azure's limit of %d", a->name, shown(path),
+                     it->key, bytes, AZ_META_MAX);
+            continue;
+        }
         snprintf(name, sizeof name, "x-ms-meta-%s", it->key);
         if (http_headers_set(hs, name, it->value) < 0)
             return -ENOMEM;
@@ -1485,8 +1588,9 @@ static int add_user_meta(struct http_headers *hs, const struct sky_objmeta *meta
 
 /* Headers of a new blob: type, content type (meta's, else the default),
  * POSIX metadata, meta's user items (meta may be NULL). */
-static int new_blob_headers(struct http_headers *hs, const struct sky_attr *attr,
-                            const struct sky_objmeta *meta, enum sky_kind k, bool block_list)
+static int new_blob_headers(const struct az *a, const char *path, struct http_headers *hs,
+                            const struct sky_attr *attr, const struct sky_objmeta *meta,
+                            enum sky_kind k, bool block_list)
 {
     const char *type = "application/octet-stream";
     if (meta && meta->content_type && *meta->content_type &&
@@ -1500,7 +1604,7 @@ static int new_blob_headers(struct http_headers *hs, const struct sky_attr *attr
         rc |= http_headers_set(hs, "x-ms-meta-hdi_isfolder", "true");
     if (rc < 0 || add_posix_meta(hs, attr, attr ? attr->has : 0, k) < 0)
         return -ENOMEM;
-    return add_user_meta(hs, meta);
+    return add_user_meta(a, path, hs, meta);
 }
 
 /* One Put Blob with the body from memory or from fd. */
@@ -1514,7 +1618,7 @@ static int az_put_blob(struct az *a, const struct az_loc *l, const char *path,
     r.body = body;
     r.body_fd = fd;
     r.body_len = size;
-    if (new_blob_headers(&r.headers, attr, meta, k, false) < 0 ||
+    if (new_blob_headers(a, path, &r.headers, attr, meta, k, false) < 0 ||
         (exclusive && http_headers_set(&r.headers, "If-None-Match", "*") < 0)) {
         http_headers_free(&r.headers);
         return oom(e);
@@ -1624,8 +1728,48 @@ static char *block_list_xml(const char *tag, unsigned nblocks)
     return xml;
 }
 
+/* A Put Block List was retried and its last answer is an error: did the
+ * first attempt, whose answer was lost, commit it?  It did when the blob's
+ * committed blocks are exactly u's, in order, u->size bytes in all; then
+ * *out gets the blob's attributes. */
+static bool blocks_landed(struct block_upload *u, const struct sky_attr *attr,
+                          struct sky_attr *out)
+{
+    struct az_req r;
+    req_init(&r, "GET", u->l, "comp=blocklist&blocklisttype=committed");
+    struct http_response resp;
+    struct sky_err ignored = { 0 };
+    if (az_call(u->a, &r, "GET block list of", u->path, &resp, &ignored) < 0)
+        return false;
+    struct xml_node *root = NULL;
+    bool same = xml_parse(resp.body, resp.body_len, &root, &ignored) == 0;
+    const struct xml_node *b = same ? xml_child(xml_child(root, "CommittedBlocks"), "Block")
+                                    : NULL;
+    uint64_t total = 0;
+    unsigned i = 0;
+    for (; same && b; b = xml_next(b), i++) {
+        char id[32];
+        block_id(u->tag, i, id);
+        const char *name = xml_text(b, "Name"), *size = xml_text(b, "Size");
+        same = i < u->nblocks && name && strcmp(name, id) == 0 && size;
+        if (same)
+            total += strtoull(size, NULL, 10);
+    }
+    same = same && i == u->nblocks && total == u->size;
+    xml_free(root);
+    if (same) {
+        attr_after_put(out, &resp, u->size, attr, SKY_FILE);
+        LOG_INFO("azure '%s': PUT block list of %s: the answer was lost; the blob holds the "
+                 "upload", u->a->name, shown(u->path));
+    }
+    http_response_free(&resp);
+    return same;
+}
+
 /* Put Block List of blocks [0, u->nblocks): the blob appears with attr's
- * and meta's metadata; *out its new attributes. */
+ * and meta's metadata; *out its new attributes.  When the answer of a
+ * first attempt was lost and the retry fails, the committed block list
+ * decides (blocks_landed). */
 static int commit_blocks(struct block_upload *u, const struct sky_attr *attr,
                          const struct sky_objmeta *meta, struct sky_attr *out, struct sky_err *e)
 {
@@ -1637,19 +1781,27 @@ static int commit_blocks(struct block_upload *u, const struct sky_attr *attr,
     r.body = xml;
     r.body_len = strlen(xml);
     if (http_headers_set(&r.headers, "Content-Type", "application/xml") < 0 ||
-        new_blob_headers(&r.headers, attr, meta, SKY_FILE, true) < 0) {
+        new_blob_headers(u->a, u->path, &r.headers, attr, meta, SKY_FILE, true) < 0) {
         http_headers_free(&r.headers);
         free(xml);
         return oom(e);
     }
     struct http_response resp;
-    int rc = az_call(u->a, &r, "PUT block list of", u->path, &resp, e);
+    int rc = az_do(u->a, &r, &resp, e);
     free(xml);
     if (rc < 0)
-        return rc;
-    attr_after_put(out, &resp, u->size, attr, SKY_FILE);
+        return az_fail_transport(u->a, "PUT block list of", u->path, rc, e);
+    if (status_ok(resp.status)) {
+        attr_after_put(out, &resp, u->size, attr, SKY_FILE);
+    } else {
+        rc = az_fail_resp(u->a, "PUT block list of", u->path, &resp, e);
+        if (http_retried(&resp) && blocks_landed(u, attr, out)) {
+            sky_err_clear(e);
+            rc = 0;
+        }
+    }
     http_response_free(&resp);
-    return 0;
+    return rc;
 }
 
 static int az_put_blocks(struct az *a, const struct az_loc *l, const char *path, int fd,
@@ -1800,6 +1952,8 @@ static void az_upload_abort(void *up)
 
 /* ---- remove, mkdir, rmdir ---------------------------------------------- */
 
+/* Delete Blob.  A 404 to a retried DELETE is the first attempt's
+ * success (its answer was lost): the blob is gone, as asked. */
 static int az_delete_blob(struct az *a, const struct az_loc *l, const char *path,
                           struct sky_err *e)
 {
@@ -1809,7 +1963,17 @@ static int az_delete_blob(struct az *a, const struct az_loc *l, const char *path
         http_headers_free(&r.headers);
         return oom(e);
     }
-    return az_call0(a, &r, "DELETE", path, e);
+    struct http_response resp;
+    int rc = az_do(a, &r, &resp, e);
+    if (rc < 0)
+        rc = az_fail_transport(a, "DELETE", path, rc, e);
+    else if (resp.status == 404 && http_retried(&resp))
+        LOG_INFO("azure '%s': DELETE %s: the answer was lost; the retry found the blob gone",
+                 a->name, shown(path));
+    else if (!status_ok(resp.status))
+        rc = az_fail_resp(a, "DELETE", path, &resp, e);
+    http_response_free(&resp);
+    return rc;
 }
 
 static int az_remove(void *ctx, const char *path, struct sky_err *e)
@@ -1968,6 +2132,29 @@ static int wait_copy(struct az *a, const struct az_loc *dst, const char *path,
                     path, AZ_COPY_WAIT_S);
 }
 
+/* A Copy Blob was retried and its last answer is an error (409
+ * PendingCopyOperation, say): is dst the copy the first attempt started,
+ * its answer lost?  Azure keeps the source of a blob's last copy in
+ * x-ms-copy-source (compared without the query: a SAS). */
+static bool copy_landed(struct az *a, const struct az_loc *dst, const char *src_url)
+{
+    struct http_response resp;
+    struct sky_err ignored = { 0 };
+    if (az_head(a, dst, dst->blob, &resp, &ignored) < 0)
+        return false;
+    const char *from = http_headers_get(&resp.headers, "x-ms-copy-source");
+    const char *status = http_headers_get(&resp.headers, "x-ms-copy-status");
+    size_t n = strcspn(src_url, "?");
+    bool same = from && status && strcmp(status, "failed") != 0 &&
+                strcmp(status, "aborted") != 0 && strncmp(from, src_url, n) == 0 &&
+                (from[n] == '\0' || from[n] == '?');
+    http_response_free(&resp);
+    if (same)
+        LOG_INFO("azure '%s': COPY to %s: the answer was lost; the blob is the copy",
+                 a->name, shown(dst->blob));
+    return same;
+}
+
 /* Server-side Copy Blob (metadata comes along).  The copy has the
  * source's bytes under a new ETag: reads still naming src_etag (fs/ keeps
  * it across a rename) are sent with the new one. */
@@ -1980,15 +2167,33 @@ static int az_copy(struct az *a, const struct az_loc *src, const struct az_loc *
     struct az_req r;
     req_init(&r, "PUT", dst, NULL);
     int rc = http_headers_set(&r.headers, "x-ms-copy-source", src_url);
-    free(src_url);
     if (rc < 0) {
+        free(src_url);
         http_headers_free(&r.headers);
         return oom(e);
     }
     struct http_response resp;
-    rc = az_call(a, &r, "COPY to", to_path, &resp, e);
-    if (rc < 0)
+    rc = az_do(a, &r, &resp, e);
+    if (rc < 0) {
+        free(src_url);
+        return az_fail_transport(a, "COPY to", to_path, rc, e);
+    }
+    if (!status_ok(resp.status)) {
+        rc = az_fail_resp(a, "COPY to", to_path, &resp, e);
+        bool landed = http_retried(&resp) && copy_landed(a, dst, src_url);
+        http_response_free(&resp);
+        free(src_url);
+        if (!landed)
+            return rc;
+        /* the first attempt's copy: wait for it like for our own */
+        sky_err_clear(e);
+        struct sky_attr copied = { 0 };
+        rc = wait_copy(a, dst, to_path, copied.etag, e);
+        if (rc == 0 && src_etag && src_etag[0] && copied.etag[0])
+            alias_copy(a, src, src_etag, dst, copied.etag);
         return rc;
+    }
+    free(src_url);
     const char *status = http_headers_get(&resp.headers, "x-ms-copy-status");
     bool pending = status && strcmp(status, "pending") == 0;
     struct sky_attr copied = { 0 };
@@ -2176,9 +2381,15 @@ struct meta_edit {
     int flags;                      /* XATTR_CREATE / XATTR_REPLACE */
 };
 
+/* Is metadata `name` written anew by add_posix_meta(which, k)?  (Nothing
+ * is when which is 0: an xattr change.) */
 static bool posix_field_replaced(const char *name, unsigned which, enum sky_kind k)
 {
-    return (strcasecmp(name, "mode") == 0 && ((which & SKY_HAS_MODE) || k == SKY_LINK)) ||
+    if (!which)
+        return false;
+    return (strcasecmp(name, "mode") == 0 &&
+            ((which & SKY_HAS_MODE) || k == SKY_LINK || sky_kind_special((int)k))) ||
+           (strcasecmp(name, "rdev") == 0 && (k == SKY_CHR || k == SKY_BLK)) ||
            (strcasecmp(name, "uid") == 0 && (which & SKY_HAS_UID)) ||
            (strcasecmp(name, "gid") == 0 && (which & SKY_HAS_GID)) ||
            (strcasecmp(name, "mtime") == 0 && (which & SKY_HAS_MTIME));
@@ -2203,7 +2414,7 @@ static int edited_meta(const struct http_headers *old, const struct meta_edit *e
             rc = http_headers_set(hs, h, old->h[i].value);
     }
     if (rc < 0)
-        return sky_fail(e, -rc, "azure '%s': %s: too much metadata", a->name, path);
+        return sky_fail(e, -rc, "azure '%s': %s: %s", a->name, path, strerror(-rc));
     if ((ed->flags & XATTR_CREATE) && found)
         return sky_fail(e, EEXIST, "azure '%s': %s: attribute exists", a->name, path);
     if (((ed->flags & XATTR_REPLACE) || ed->del_name) && !found)
@@ -2216,7 +2427,11 @@ static int edited_meta(const struct http_headers *old, const struct meta_edit *e
     if (rc == 0 && ed->which)
         rc = add_posix_meta(hs, ed->attr, ed->which, k);
     if (rc < 0)
-        return sky_fail(e, E2BIG, "azure '%s': %s: too much metadata", a->name, path);
+        return sky_fail(e, -rc, "azure '%s': %s: %s", a->name, path, strerror(-rc));
+    size_t bytes = http_headers_bytes(hs, "x-ms-meta-");
+    if (bytes > AZ_META_MAX)
+        return sky_fail(e, E2BIG, "azure '%s': %s: the metadata would be %zu bytes, past "
+                        "Azure's limit of %d", a->name, path, bytes, AZ_META_MAX);
     return 0;
 }
 
@@ -2235,7 +2450,9 @@ static int az_update_meta(struct az *a, const struct az_loc *l, const char *path
         attr_from_headers(&cur, &head.headers);
         struct az_req r;
         req_init(&r, "PUT", l, container ? "restype=container&comp=metadata" : "comp=metadata");
-        rc = edited_meta(&head.headers, ed, container ? SKY_DIR : cur.kind, &r.headers, path, a, e);
+        bool slash_marker = !container && l->blob[strlen(l->blob) - 1] == '/';
+        rc = edited_meta(&head.headers, ed, container || slash_marker ? SKY_DIR : cur.kind,
+                         &r.headers, path, a, e);
         const char *etag = http_headers_get(&head.headers, "etag");
         if (rc == 0 && !container && etag && http_headers_set(&r.headers, "If-Match", etag) < 0)
             rc = oom(e);
@@ -2278,6 +2495,13 @@ static int meta_target(struct az *a, const char *path, struct az_loc *l,
     rc = az_head(a, l, path, &resp, e);
     if (rc == 0) {
         http_response_free(&resp);
+        return 0;
+    }
+    struct az_loc marker;
+    if (rc == -ENOENT && (rc = az_head_slash_marker(a, l, path, &resp, &marker, e)) == 0) {
+        http_response_free(&resp);          /* edit another tool's "dir/" marker */
+        loc_free(l);
+        *l = marker;
         return 0;
     }
     bool any = false;
@@ -2336,13 +2560,16 @@ static int xattr_meta_name(struct az *a, const char *xname, char out[256], struc
     return 0;
 }
 
-/* HEAD the blob behind path; *exists false for a directory without marker
- * or for the cloud root. */
+/* HEAD the blob behind path (or the "dir/" marker of a directory: then
+ * *slash_marker, which may be NULL, is set); *exists false for a directory
+ * without marker or for the cloud root. */
 static int meta_head(struct az *a, const char *path, struct http_response *resp, bool *exists,
-                     struct sky_err *e)
+                     bool *slash_marker, struct sky_err *e)
 {
     struct az_loc l;
     *exists = false;
+    if (slash_marker)
+        *slash_marker = false;
     int rc = az_locate(a, path, &l, e);
     if (rc < 0)
         return rc;
@@ -2351,6 +2578,11 @@ static int meta_head(struct az *a, const char *path, struct http_response *resp,
         return 0;
     }
     rc = az_head(a, &l, path, resp, e);
+    if (rc == -ENOENT && *l.blob) {
+        rc = az_head_slash_marker(a, &l, path, resp, NULL, e);
+        if (rc == 0 && slash_marker)
+            *slash_marker = true;
+    }
     if (rc == 0) {
         *exists = true;
     } else if (rc == -ENOENT && *l.blob) {
@@ -2384,7 +2616,7 @@ static int az_getxattr(void *ctx, const char *path, const char *name, void *buf,
         return sky_fail(e, ENODATA, "azure '%s': %s: no attribute %s", a->name, path, name);
     struct http_response resp;
     bool exists;
-    rc = meta_head(a, path, &resp, &exists, e);
+    rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0)
         return rc;
     if (!exists)
@@ -2405,7 +2637,7 @@ static int az_listxattr(void *ctx, const char *path, char *buf, size_t size, siz
     struct http_response resp;
     bool exists;
     *len = 0;
-    int rc = meta_head(a, path, &resp, &exists, e);
+    int rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0 || !exists)
         return rc;
     size_t need = 0;
@@ -2452,9 +2684,12 @@ static int az_setxattr(void *ctx, const char *path, const char *name, const void
     int rc = xattr_meta_name(a, name, meta, e);
     if (rc < 0)
         return rc;
-    if (!header_safe(value, len) || len > 8000)
+    if (!header_safe(value, len))
         return sky_fail(e, ENOTSUP, "azure '%s': %s: value of %s must be printable ASCII "
                         "without leading or trailing spaces", a->name, path, name);
+    if (len + strlen(meta) > AZ_META_MAX)
+        return sky_fail(e, E2BIG, "azure '%s': %s: %s is %zu bytes, past Azure's limit of %d "
+                        "bytes of metadata", a->name, path, name, len, AZ_META_MAX);
     char *v = strndup(value, len);
     if (!v)
         return oom(e);
@@ -2481,7 +2716,7 @@ static int az_removexattr(void *ctx, const char *path, const char *name, struct 
                                          a->name, path, name) : rc;
     struct http_response resp;
     bool exists;
-    rc = meta_head(a, path, &resp, &exists, e);
+    rc = meta_head(a, path, &resp, &exists, NULL, e);
     if (rc < 0)
         return rc;
     if (!exists)
@@ -2519,8 +2754,8 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     memset(meta, 0, sizeof *meta);
     meta->has_user = true;
     struct http_response resp;
-    bool exists;
-    int rc = meta_head(a, path, &resp, &exists, e);
+    bool exists, slash_marker;
+    int rc = meta_head(a, path, &resp, &exists, &slash_marker, e);
     if (rc < 0)
         return rc;
     if (!exists) {                          /* a prefix, or the cloud root */
@@ -2537,6 +2772,11 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     }
     if (blob) {
         attr_from_headers(attr, &resp.headers);
+        if (slash_marker) {                 /* another tool's "dir/" marker */
+            attr->kind = SKY_DIR;
+            attr->size = 0;
+            attr->etag[0] = '\0';
+        }
     } else {
         int64_t lm = 0;
         parse_http_date(http_headers_get(&resp.headers, "last-modified"), &lm);
@@ -2551,6 +2791,22 @@ static int az_get_meta(void *ctx, const char *path, struct sky_attr *attr,
 }
 
 /* ---- symlinks ---------------------------------------------------------- */
+
+/* A FIFO, socket or device: an empty blob whose mode metadata has the type
+ * (and rdev a device's number). */
+static int az_mknod(void *ctx, const char *path, const struct sky_attr *attr,
+                    struct sky_attr *out, struct sky_err *e)
+{
+    struct az *a = ctx;
+    struct az_loc l;
+    int rc = az_locate(a, path, &l, e);
+    if (rc == 0)
+        rc = need_container(a, &l, path, e);
+    if (rc == 0)
+        rc = az_put_blob(a, &l, path, "", -1, 0, attr, NULL, attr->kind, true, out, e);
+    loc_free(&l);
+    return rc;
+}
 
 static int az_symlink(void *ctx, const char *path, const char *target,
                       const struct sky_attr *attr, struct sky_err *e)
@@ -2607,6 +2863,7 @@ static const struct sky_key az_keys[] = {
       "Azurite: http://127.0.0.1:10000/ACCOUNT)" },
     { "container", 0, "the container to show (default: all containers as directories)" },
     { "prefix", 0, "show only blobs under this prefix of the container" },
+    HTTP_CLOUD_KEYS,
     { "ca_file", 0, "extra CA certificates (PEM) to trust for the endpoint" },
     { NULL, 0, NULL },
 };
@@ -2634,6 +2891,7 @@ const struct sky_driver sky_driver_azure = {
     .rename = az_rename,
     .set_attr = az_set_attr,
     .symlink = az_symlink,
+    .mknod = az_mknod,
     .readlink = az_readlink,
     .getxattr = az_getxattr,
     .setxattr = az_setxattr,

@@ -251,8 +251,12 @@ static int cmp_header_line(const void *a, const void *b)
 /* "name:value" lines of the x-ms-* headers, sorted by lowercased name. */
 static void add_canonical_headers(struct sbuf *b, const struct http_headers *hs)
 {
-    char *lines[HTTP_MAX_HEADERS];
+    char **lines = calloc(hs->n ? hs->n : 1, sizeof *lines);
     size_t n = 0;
+    if (!lines) {
+        b->failed = 1;
+        return;
+    }
     for (size_t i = 0; i < hs->n; i++) {
         const char *name = hs->h[i].name;
         if (strncasecmp(name, "x-ms-", 5) != 0)
@@ -274,6 +278,7 @@ static void add_canonical_headers(struct sbuf *b, const struct http_headers *hs)
         sbuf_add(b, lines[i]);
         free(lines[i]);
     }
+    free(lines);
 }
 
 /* One decoded query parameter, name lowercased. */

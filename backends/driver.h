@@ -16,8 +16,11 @@
  * ("s3 'photos': GET a.txt: 403 AccessDenied").  Mapping: not found ->
  * ENOENT; forbidden -> EACCES; exists -> EEXIST; directory not empty ->
  * ENOTEMPTY; unreachable or timed out after retries -> EHOSTDOWN (fs/ then
- * serves the cache); anything else from the server -> EIO.  Secrets never
- * appear in messages.
+ * serves the cache); anything else from the server -> EIO; a call whose
+ * requests were cancelled -> EINTR (fs/ names a struct http_cancel for its
+ * thread with http_cancel_set, backends/http.h; network drivers honour it
+ * in every request, also in the helper threads of parallel_for).  Secrets
+ * never appear in messages.
  *
  * THREADS.  fs/ calls a driver from many threads at once, with the same
  * ctx.  A driver protects its own shared state; calls must not block each
@@ -44,9 +47,9 @@
  * (meta->user[], by the names get_meta reports; has_user is ignored, the
  * items given are the whole set).  The storage class is never set: the
  * bucket's or account's default applies.  A driver stores the items it
- * can and silently skips the others (a name or value the protocol cannot
- * carry, items past the protocol's size limit): metadata never makes an
- * upload fail.  `meta` need only live during the call; a driver copies
+ * can and skips the others (a name or value the protocol cannot carry;
+ * items past the protocol's size limit, with a warning in the log that
+ * names them): metadata never makes an upload fail.  `meta` need only live during the call; a driver copies
  * what it keeps.  fs/ passes the metadata of the object being replaced
  * (so a rewrite keeps it, as s3fs and rclone do) or, for a new file, a
  * content type from its name.  A driver whose objects carry no content
@@ -60,13 +63,55 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "../lib/err.h"
 
 struct sky_cloud_config; /* lib/config.h */
 
-enum sky_kind { SKY_FILE = 1, SKY_DIR = 2, SKY_LINK = 3 };
+/* What a path is.  The special kinds (FIFO, socket, character and block
+ * device) have no content: mknod() makes them (on object stores an empty
+ * object whose stored mode carries the type, as s3fs stores them). */
+enum sky_kind {
+    SKY_FILE = 1, SKY_DIR = 2, SKY_LINK = 3,
+    SKY_FIFO = 4, SKY_SOCK = 5, SKY_CHR = 6, SKY_BLK = 7
+};
+
+/* Is k one of the special kinds (made by mknod, no content)? */
+static inline bool sky_kind_special(int k)
+{
+    return k >= SKY_FIFO && k <= SKY_BLK;
+}
+
+/* The S_IF* type bits of kind k (S_IFREG for a file or an unknown kind). */
+static inline uint32_t sky_kind_type_bits(int k)
+{
+    switch (k) {
+    case SKY_DIR: return S_IFDIR;
+    case SKY_LINK: return S_IFLNK;
+    case SKY_FIFO: return S_IFIFO;
+    case SKY_SOCK: return S_IFSOCK;
+    case SKY_CHR: return S_IFCHR;
+    case SKY_BLK: return S_IFBLK;
+    default: return S_IFREG;
+    }
+}
+
+/* The kind whose type bits st_mode `mode` has, or 0 for none. */
+static inline int sky_kind_of_mode(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG: return SKY_FILE;
+    case S_IFDIR: return SKY_DIR;
+    case S_IFLNK: return SKY_LINK;
+    case S_IFIFO: return SKY_FIFO;
+    case S_IFSOCK: return SKY_SOCK;
+    case S_IFCHR: return SKY_CHR;
+    case S_IFBLK: return SKY_BLK;
+    default: return 0;
+    }
+}
 
 /* Bits of sky_attr.has, and of the `which` argument to set_attr. */
 #define SKY_HAS_MODE  0x1u
@@ -84,6 +129,13 @@ struct sky_attr {
     uint32_t mode;          /* permission bits only (07777) */
     uint32_t uid, gid;
     unsigned has;           /* SKY_HAS_* bits: which of mode/uid/gid/mtime are real */
+    uint64_t rdev;          /* SKY_CHR/SKY_BLK: the device number (makedev()); else 0 */
+    /* Names the object has, where the cloud keeps count (a local file's or
+     * directory's st_nlink); 0 = the cloud does not say (object stores). */
+    uint32_t nlink;
+    /* Where two names can be one object (SKY_CAP_HARDLINK): the same non-0
+     * number for every name of it (a local file's inode), else 0. */
+    uint64_t file_id;
     /* Version token: must change whenever the content changes (ETag,
      * generation, or mtime+size for filesystems).  "" for directories. */
     char etag[SKY_ETAG_MAX];
@@ -171,6 +223,8 @@ typedef int (*sky_list_cb)(void *arg, const struct sky_dirent *ent);
 #define SKY_KEY_REQUIRED 0x1u
 #define SKY_KEY_SECRET   0x2u  /* config file holding it must be mode 0600 */
 #define SKY_KEY_BOOL     0x4u  /* true/false/yes/no/1/0 */
+#define SKY_KEY_DURATION 0x8u  /* "500ms", "10s", "2m" (more than 0, not "forever") */
+#define SKY_KEY_COUNT    0x10u /* a whole number 0..100 */
 struct sky_key {
     const char *name;
     unsigned flags;
@@ -179,7 +233,7 @@ struct sky_key {
 
 /* Capabilities: what the protocol does natively. */
 #define SKY_CAP_RENAME_DIR 0x1u  /* rename of a directory is one cheap call */
-#define SKY_CAP_HARDLINK   0x2u  /* reserved */
+#define SKY_CAP_HARDLINK   0x2u  /* link() makes a second name of one file */
 #define SKY_CAP_CONTENT_TYPE 0x4u /* objects carry a content type (see NEW OBJECTS' METADATA) */
 
 struct sky_driver {
@@ -227,7 +281,8 @@ struct sky_driver {
      * METADATA above).  The new object appears atomically where the
      * protocol allows.  On success *out holds the new attributes (etag
      * included).  With size 0, fd may be -1 and must not be read (fs/
-     * creates empty files this way). */
+     * creates empty files this way).  A file with several names (hard
+     * links) keeps them: every name shows the new content. */
     int (*write)(void *ctx, const char *path, int fd, uint64_t size,
                  const struct sky_attr *attr, const struct sky_objmeta *meta,
                  struct sky_attr *out, struct sky_err *e);
@@ -282,12 +337,27 @@ struct sky_driver {
      * free `up`.  Nothing changes at the path. */
     void (*upload_abort)(void *up);
 
-    /* Delete one file or symlink. */
+    /* Delete one file, symlink or special file (one name of it, where the
+     * file has several). */
     int (*remove)(void *ctx, const char *path, struct sky_err *e);
 
     /* Create an empty directory (a marker object on object stores).
      * -EEXIST if something is already there. */
     int (*mkdir)(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e);
+
+    /* Create special file `path` of attr->kind (SKY_FIFO, SKY_SOCK,
+     * SKY_CHR, SKY_BLK; attr->rdev for devices) with attr's mode/uid/gid/
+     * mtime where attr->has says so: a real node where the cloud is a
+     * filesystem, an empty object whose stored mode carries the type (and
+     * rdev its device number) on object stores.  -EEXIST if something is
+     * already there.  On success *out holds its attributes (etag included).
+     * May be NULL: fs/ answers -EPERM. */
+    int (*mknod)(void *ctx, const char *path, const struct sky_attr *attr,
+                 struct sky_attr *out, struct sky_err *e);
+
+    /* Optional (SKY_CAP_HARDLINK): make `to` a second name of file `from`
+     * (-EEXIST if `to` exists).  NULL: fs/ answers -EPERM. */
+    int (*link)(void *ctx, const char *from, const char *to, struct sky_err *e);
 
     /* Remove an empty directory; -ENOTEMPTY if it has children. */
     int (*rmdir)(void *ctx, const char *path, struct sky_err *e);

@@ -11,11 +11,24 @@
  * pread() from a file descriptor; the body is rewindable, so a retry or a
  * redirect-free resend starts again at the first byte.
  *
+ * Answers are checked, not trusted: a ranged GET's answer must be the
+ * range asked (status, Content-Range, length) or the attempt failed; and
+ * each request that changes things counts the times it went out (libcurl
+ * resends by itself over a dead reused connection), so that a driver can
+ * tell a retried commit or delete from a first one (http_retried).  An
+ * attempt that stalled is retried only once.
+ *
  * Responses with a 2xx status go to the caller's sink when it gave one;
  * anything else (error XML) is collected in resp->body so the driver can
  * name the error code.  Retries: connection errors, timeouts, resets, 429
  * and 5xx, with exponential backoff and "equal jitter" (half fixed, half
  * random) between 200 ms and 8 s.
+ *
+ * Cancelling (http.h): the progress callback of every transfer, and the
+ * backoff sleep in slices of 100 ms, look at the calling thread's
+ * struct http_cancel and at the process-wide flag, so a cancelled
+ * request ends within about a second (libcurl calls the progress
+ * callback at least once a second, also while nothing arrives).
  */
 #include "http.h"
 
@@ -33,6 +46,8 @@
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include "../lib/config.h"
 
 #define HTTP_MAX_BODY (256u << 20)   /* collected bodies above this are an error */
 #define BACKOFF_BASE_MS 200
@@ -52,8 +67,14 @@ int http_headers_set(struct http_headers *hs, const char *name, const char *valu
             return 0;
         }
     }
-    if (hs->n >= HTTP_MAX_HEADERS)
-        return -E2BIG;
+    if (hs->n == hs->cap) {
+        size_t cap = hs->cap ? hs->cap * 2 : 16;
+        struct http_header *h = realloc(hs->h, cap * sizeof *h);
+        if (!h)
+            return -ENOMEM;
+        hs->h = h;
+        hs->cap = cap;
+    }
     char *n = strdup(name), *v = strdup(value);
     if (!n || !v) {
         free(n);
@@ -80,7 +101,9 @@ void http_headers_free(struct http_headers *hs)
         free(hs->h[i].name);
         free(hs->h[i].value);
     }
-    hs->n = 0;
+    free(hs->h);
+    hs->h = NULL;
+    hs->n = hs->cap = 0;
 }
 
 size_t http_headers_bytes(const struct http_headers *hs, const char *prefix)
@@ -99,6 +122,11 @@ void http_response_free(struct http_response *resp)
     resp->body = NULL;
     resp->body_len = 0;
     resp->status = 0;
+}
+
+int http_retried(const struct http_response *resp)
+{
+    return resp->attempts > 1;
 }
 
 /* ---- encoding ---- */
@@ -122,6 +150,44 @@ char *http_uri_encode(const char *s, int keep_slash)
     }
     *o = '\0';
     return out;
+}
+
+/* ---- cancelling ---- */
+
+static __thread struct http_cancel *thread_cancel;
+static atomic_int cancel_everything;
+
+void http_cancel_set(struct http_cancel *c)
+{
+    thread_cancel = c;
+}
+
+void http_cancel_all(void)
+{
+    atomic_store(&cancel_everything, 1);
+}
+
+long long http_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cancel_requested(void)
+{
+    if (atomic_load(&cancel_everything))
+        return 1;
+    struct http_cancel *c = thread_cancel;
+    if (!c)
+        return 0;
+    return atomic_load(&c->cancelled) || (c->deadline_ms && http_now_ms() >= c->deadline_ms);
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    return cancel_requested();
 }
 
 /* ---- global init ---- */
@@ -153,7 +219,7 @@ struct http_client {
 
     char *ca_file;
     long connect_timeout_ms;
-    long low_speed_time_s;
+    long stall_timeout_ms;
     int max_retries;
 };
 
@@ -176,10 +242,12 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
     if (!c)
         return sky_fail(e, ENOMEM, "out of memory");
     c->max = opt && opt->max_connections > 0 ? opt->max_connections : 16;
-    c->connect_timeout_ms = opt && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 10000;
-    c->low_speed_time_s = opt && opt->low_speed_time_s > 0 ? opt->low_speed_time_s : 30;
+    c->connect_timeout_ms = opt && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms
+                                                               : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
+    c->stall_timeout_ms = opt && opt->stall_timeout_ms > 0 ? opt->stall_timeout_ms
+                                                           : HTTP_DEFAULT_STALL_TIMEOUT_MS;
     /* 0 means the default; a negative value means no retries */
-    c->max_retries = !opt || opt->max_retries == 0 ? 5
+    c->max_retries = !opt || opt->max_retries == 0 ? HTTP_DEFAULT_RETRIES
                    : opt->max_retries < 0 ? 0 : opt->max_retries;
     if (opt && opt->ca_file && *opt->ca_file) {
         if (access(opt->ca_file, R_OK) != 0) {
@@ -271,7 +339,101 @@ struct xfer {
     int overflow;               /* out_cap or HTTP_MAX_BODY exceeded */
     int read_errno;             /* pread failure */
     int sink_errno;             /* the body sink refused the bytes */
+    int oom;                    /* a response header could not be kept */
+    int sends;                  /* times the request went out (libcurl resends
+                                 * on its own when a reused connection died) */
+    /* ranged GETs (req->range_header set) */
+    int range_checked;          /* the answer's headers were checked */
+    int range_bad;              /* ... and do not match the range asked */
+    uint64_t range_expect;      /* body bytes the answer announced */
+    char range_why[160];        /* what did not match, for the error */
 };
+
+/* Counts the times the request's head goes out: libcurl sends a request
+ * again by itself when a reused connection turns out dead before any
+ * answer, and that second send is a retry like ours. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
+{
+    struct xfer *x = arg;
+    if (type == CURLINFO_HEADER_OUT)
+        x->sends++;
+    return 0;
+}
+
+/* ---- checking a ranged answer ---- */
+
+static int parse_u64(const char *s, const char **end, uint64_t *out)
+{
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    char *e;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (errno)
+        return -1;
+    *out = v;
+    *end = e;
+    return 0;
+}
+
+/* Does the 2xx answer whose headers just arrived carry the range asked
+ * for?  Sets range_bad and range_why when not, range_expect when so. */
+static void check_range(struct xfer *x)
+{
+    const struct http_request *q = x->req;
+    const struct http_headers *h = &x->resp->headers;
+    uint64_t first = q->range_off, last = q->range_off + q->range_len - 1;
+    const char *cl_text = http_headers_get(h, "content-length");
+    uint64_t cl = UINT64_MAX;
+    const char *end;
+    x->range_checked = 1;
+    if (cl_text && (parse_u64(cl_text, &end, &cl) < 0 || *end))
+        cl = UINT64_MAX;
+    if (x->status == 206) {
+        const char *cr = http_headers_get(h, "content-range");
+        uint64_t s = 0, e = 0, total = UINT64_MAX;
+        int ok = cr && strncasecmp(cr, "bytes ", 6) == 0;
+        const char *p = ok ? cr + 6 : "";
+        ok = ok && parse_u64(p, &end, &s) == 0 && *end == '-' &&
+             parse_u64(end + 1, &end, &e) == 0 && *end == '/';
+        if (ok && strcmp(end + 1, "*") != 0)
+            ok = parse_u64(end + 1, &end, &total) == 0 && !*end;
+        if (!ok) {
+            snprintf(x->range_why, sizeof x->range_why,
+                     "206 without a valid Content-Range for bytes %llu-%llu",
+                     (unsigned long long)first, (unsigned long long)last);
+        } else if (s != first || e < s || e > last ||
+                   (e != last && (total == UINT64_MAX || e + 1 != total))) {
+            ok = 0;
+            snprintf(x->range_why, sizeof x->range_why,
+                     "206 with Content-Range %.60s for bytes %llu-%llu", cr,
+                     (unsigned long long)first, (unsigned long long)last);
+        } else if (cl != UINT64_MAX && cl != e - s + 1) {
+            ok = 0;
+            snprintf(x->range_why, sizeof x->range_why,
+                     "206 with Content-Length %llu for Content-Range %.60s",
+                     (unsigned long long)cl, cr);
+        }
+        x->range_bad = !ok;
+        x->range_expect = e - s + 1;
+    } else {
+        /* 200: the whole object; only right for a range from 0 that holds
+         * it (of unknown length: as long as no more than the range comes) */
+        if (first != 0 || (cl != UINT64_MAX && cl > q->range_len)) {
+            x->range_bad = 1;
+            if (cl == UINT64_MAX)
+                snprintf(x->range_why, sizeof x->range_why,
+                         "%ld (the whole object) for bytes %llu-%llu", x->status,
+                         (unsigned long long)first, (unsigned long long)last);
+            else
+                snprintf(x->range_why, sizeof x->range_why,
+                         "%ld with the whole object of %llu bytes for bytes %llu-%llu",
+                         x->status, (unsigned long long)cl, (unsigned long long)first,
+                         (unsigned long long)last);
+        }
+        x->range_expect = cl;
+    }
+}
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
 {
@@ -293,16 +455,18 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    char name[256], *value = strndup(v, (size_t)(end - v));
-    if (nlen >= sizeof name || !value) {
-        free(value);
-        return n;
-    }
-    for (size_t i = 0; i < nlen; i++)
-        name[i] = (char)tolower((unsigned char)line[i]);
-    name[nlen] = '\0';
-    http_headers_set(&x->resp->headers, name, value); /* too many: dropped */
+    char *name = strndup(line, nlen), *value = strndup(v, (size_t)(end - v));
+    int rc = name && value ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nlen; i++)
+        name[i] = (char)tolower((unsigned char)name[i]);
+    if (rc == 0)
+        rc = http_headers_set(&x->resp->headers, name, value);
+    free(name);
     free(value);
+    if (rc < 0) {
+        x->oom = 1;     /* a header lost would be a silent lie: fail */
+        return 0;
+    }
     return n;
 }
 
@@ -332,9 +496,27 @@ static size_t on_body(char *data, size_t size, size_t nitems, void *arg)
     struct xfer *x = arg;
     size_t n = size * nitems;
     struct http_request *q = x->req;
-    if (q->sink && x->status >= 200 && x->status < 300) {
+    int ok_status = x->status >= 200 && x->status < 300;
+    if (q->range_header && ok_status) {
+        if (!x->range_checked)
+            check_range(x);
+        if (!x->range_bad && x->resp->body_len + n > x->range_expect) {
+            x->range_bad = 1;
+            snprintf(x->range_why, sizeof x->range_why,
+                     "a body longer than the %llu bytes announced",
+                     (unsigned long long)x->range_expect);
+        }
+        if (x->range_bad)
+            return 0;   /* not one byte of it reaches the sink */
+    }
+    if (q->sink && ok_status) {
         if (x->resp->body_len + n > q->out_cap) {
             x->overflow = 1;
+            if (q->range_header) {
+                x->range_bad = 1;
+                snprintf(x->range_why, sizeof x->range_why, "more than the %llu bytes asked",
+                         (unsigned long long)q->range_len);
+            }
             return 0;
         }
         int rc = q->sink(q->sink_arg, x->resp->body_len, data, n);
@@ -446,8 +628,15 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_SHARE, c->share);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    /* curl counts the stall in whole seconds */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (c->stall_timeout_ms + 999) / 1000);
+    if (strcmp(x->req->method, "GET") != 0 && strcmp(x->req->method, "HEAD") != 0) {
+        /* requests that change things: know whether they went out twice */
+        curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+        curl_easy_setopt(h, CURLOPT_DEBUGDATA, x);
+        curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    }
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -465,6 +654,8 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
     curl_easy_setopt(h, CURLOPT_READDATA, x);
     curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
     curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     set_method(h, x->req);
 }
 
@@ -492,6 +683,7 @@ static int status_retryable(long status)
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+/* Sleep before retry `attempt`; returns early when cancelled. */
 static void backoff_sleep(int attempt)
 {
     static __thread unsigned seed;
@@ -503,9 +695,12 @@ static void backoff_sleep(int attempt)
     if (ms > BACKOFF_MAX_MS)
         ms = BACKOFF_MAX_MS;
     ms = ms / 2 + rand_r(&seed) % (ms / 2 + 1);
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    for (long slept = 0; slept < ms && !cancel_requested(); slept += 100) {
+        long slice = ms - slept < 100 ? ms - slept : 100;
+        struct timespec ts = { 0, slice * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
 }
 
 /* One attempt.  Returns the CURLcode; *fail holds a negative errno for
@@ -515,6 +710,10 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
 {
     struct http_request *q = x->req;
     *fail = 0;
+    if (cancel_requested()) {
+        *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
+        return CURLE_ABORTED_BY_CALLBACK;
+    }
     if (q->sign && q->sign(q->sign_arg, q, e) < 0) {
         *fail = -(e && e->code ? e->code : EINVAL);
         return CURLE_ABORTED_BY_CALLBACK;
@@ -530,6 +729,11 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     x->overflow = 0;
     x->read_errno = 0;
     x->sink_errno = 0;
+    x->oom = 0;
+    x->range_checked = 0;
+    x->range_bad = 0;
+    x->range_expect = UINT64_MAX;
+    x->range_why[0] = '\0';
     x->body_cap = 0;
     http_response_free(x->resp);
     errbuf[0] = '\0';
@@ -539,15 +743,30 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     curl_slist_free_all(hdrs);
     if (rc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->resp->status);
-    if (x->read_errno)
+    if (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested())
+        *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
+    else if (x->read_errno)
         *fail = sky_fail(e, x->read_errno, "reading the upload source: %s",
                          strerror(x->read_errno));
     else if (x->sink_errno)
         *fail = sky_fail(e, x->sink_errno, "the receiver of the response failed: %s",
                          strerror(x->sink_errno));
-    else if (x->overflow)
+    else if (x->overflow && !q->range_header)
         *fail = sky_fail(e, EIO, "response body larger than expected (%zu bytes)",
                          q->sink ? q->out_cap : (size_t)HTTP_MAX_BODY);
+    else if (x->oom)
+        *fail = sky_fail(e, ENOMEM, "out of memory keeping the response headers");
+    long st = x->resp->status;
+    if (!*fail && rc == CURLE_OK && q->range_header && st >= 200 && st < 300) {
+        if (!x->range_checked)
+            check_range(x);
+        if (!x->range_bad && x->range_expect != UINT64_MAX &&
+            x->resp->body_len != x->range_expect) {
+            x->range_bad = 1;
+            snprintf(x->range_why, sizeof x->range_why, "a body of %zu bytes where %llu were "
+                     "announced", x->resp->body_len, (unsigned long long)x->range_expect);
+        }
+    }
     return rc;
 }
 
@@ -564,25 +783,57 @@ static void url_host(const char *url, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* The stall of an attempt that moved no byte in time (no connection
+ * within connect_timeout, or nothing for stall_timeout). */
+static int curl_code_stalled(CURLcode rc)
+{
+    return rc == CURLE_OPERATION_TIMEDOUT;
+}
+
 int http_do(struct http_client *c, struct http_request *req, struct http_response *resp,
             struct sky_err *e)
 {
     memset(resp, 0, sizeof *resp);
+    if (req->range_header) {
+        char range[64];
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)req->range_off,
+                 (unsigned long long)(req->range_off + req->range_len - 1));
+        if (req->range_len == 0 || http_headers_set(&req->headers, req->range_header, range) < 0)
+            return sky_fail(e, req->range_len ? ENOMEM : EINVAL, "cannot ask for a range");
+        if (req->out_cap == 0 || req->out_cap > req->range_len)
+            req->out_cap = (size_t)req->range_len;
+    }
+    struct xfer x = { .client = c, .req = req, .resp = resp };
     CURL *h = pool_take(c);
     if (!h)
         return sky_fail(e, ENOMEM, "cannot create a curl handle");
-    struct xfer x = { .client = c, .req = req, .resp = resp };
     char errbuf[CURL_ERROR_SIZE];
-    int result = 0;
+    int result = 0, stalls = 0;
     for (int attempt = 0;; attempt++) {
         int fail;
+        int sends_before = x.sends;
         CURLcode rc = attempt_once(&x, h, errbuf, &fail, e);
+        if (x.sends == sends_before)
+            x.sends++;          /* GET/HEAD: not counted by on_debug */
+        resp->attempts = x.sends;
         if (fail) {
             result = fail;
             break;
         }
-        int last = attempt >= c->max_retries;
-        if (rc == CURLE_OK) {
+        stalls += curl_code_stalled(rc);
+        int last = attempt >= c->max_retries || stalls >= 2;
+        /* a wrong range was refused at its first byte (a write error) or
+         * at its end: a failed attempt, never an answer */
+        if (x.range_bad && (rc == CURLE_OK || rc == CURLE_WRITE_ERROR)) {
+            if (last) {
+                char host[256];
+                url_host(req->url, host, sizeof host);
+                result = sky_fail(e, EIO, "%s %s: the answer does not match the range asked: "
+                                  "%s (after %d attempts)", req->method, host, x.range_why,
+                                  attempt + 1);
+                break;
+            }
+        } else if (rc == CURLE_OK) {
             if (!status_retryable(resp->status) || last)
                 break;
         } else if (!curl_code_retryable(rc) || last) {
@@ -599,4 +850,40 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
     if (result < 0)
         http_response_free(resp);
     return result;
+}
+
+int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_options *opt,
+                            struct sky_err *e)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->ca_file = sky_cloud_get(cfg, "ca_file");
+    static const char *const durations[] = { "connect_timeout", "timeout" };
+    long *fields[] = { &opt->connect_timeout_ms, &opt->stall_timeout_ms };
+    for (int i = 0; i < 2; i++) {
+        const char *v = sky_cloud_get(cfg, durations[i]);
+        int64_t ns;
+        if (!v)
+            continue;
+        if (sky_parse_duration(v, &ns) < 0 || ns <= 0 || ns == SKY_TTL_FOREVER)
+            return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a duration; write e.g. "
+                            "500ms, 10s or 2m", cfg->file, sky_cloud_line(cfg, durations[i]),
+                            durations[i], v);
+        int64_t ms = (ns + 999999) / 1000000;
+        *fields[i] = ms > 86400000 ? 86400000 : (long)ms;
+    }
+    const char *r = sky_cloud_get(cfg, "retries");
+    if (r) {
+        char *end;
+        long n = strtol(r, &end, 10);
+        if (end == r || *end || n < 0 || n > 100)
+            return sky_fail(e, EINVAL, "%s:%d: retries = \"%s\" is not a count; write a whole "
+                            "number from 0 to 100", cfg->file, sky_cloud_line(cfg, "retries"), r);
+        opt->max_retries = n == 0 ? -1 : (int)n;
+    }
+    return 0;
+}
+
+struct http_cancel *http_cancel_current(void)
+{
+    return thread_cancel;
 }

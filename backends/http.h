@@ -13,24 +13,26 @@
 #ifndef SKY_HTTP_H
 #define SKY_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../lib/err.h"
-
-#define HTTP_MAX_HEADERS 48
 
 struct http_header {
     char *name;             /* owned */
     char *value;            /* owned */
 };
 
+/* A growing list of headers: no fixed limit (an object may carry as much
+ * metadata as its protocol allows).  {0} is an empty list; moving one
+ * (`a = b; memset(&b, 0, sizeof b)`) hands over what it owns. */
 struct http_headers {
-    size_t n;
-    struct http_header h[HTTP_MAX_HEADERS];
+    size_t n, cap;
+    struct http_header *h;
 };
 
-/* Add (copying) or replace a header; returns 0 or -ENOMEM/-E2BIG. */
+/* Add (copying) or replace a header; returns 0 or -ENOMEM. */
 int http_headers_set(struct http_headers *hs, const char *name, const char *value);
 /* Value of a header, case-insensitive name, or NULL. */
 const char *http_headers_get(const struct http_headers *hs, const char *name);
@@ -70,6 +72,19 @@ struct http_request {
     http_sink_fn sink;
     void *sink_arg;
 
+    /* Ranged GET (optional): when range_header is set ("Range", or
+     * "x-ms-range"), http_do sends "bytes=OFF-END" for [range_off,
+     * range_off + range_len) under that name and checks every answer
+     * against it: a 206 must carry a Content-Range that starts at range_off
+     * and ends at the range's end (or earlier only at the object's end), a
+     * 200 (a server that ignores ranges) only passes when range_off is 0
+     * and the whole object fits in the range, and the body must be exactly
+     * as long as announced.  An answer that does not match is a failed
+     * attempt (retried; after the last one http_do returns -EIO naming
+     * what was wrong); none of its bytes reach the sink.  range_len > 0. */
+    const char *range_header;
+    uint64_t range_off, range_len;
+
     http_sign_fn sign;
     void *sign_arg;
 };
@@ -79,15 +94,67 @@ struct http_response {
     struct http_headers headers;     /* response headers, names lowercased */
     char *body;             /* NUL-terminated collected body, may be NULL */
     size_t body_len;        /* bytes collected or given to the sink */
+    int attempts;           /* times the request went out (1 = answered at
+                             * the first; libcurl's own resend over a reused
+                             * connection that died counts too).
+                             * More than one means an earlier attempt of a
+                             * non-idempotent request may have been done by
+                             * the server although its answer was lost: a
+                             * retried commit, copy or delete that now fails
+                             * checks what the cloud holds (see
+                             * http_retried) before reporting the failure. */
 };
+
+/* Did the answer in resp come from a retry (an earlier attempt got no
+ * answer, or a retryable error)?  A driver then treats "already done"
+ * answers (404 to a DELETE, NoSuchUpload to a completion) as what they
+ * are: the earlier attempt's success, once it checked the cloud. */
+int http_retried(const struct http_response *resp);
+
+/* Defaults of the per-cloud keys connect_timeout, timeout and retries. */
+#define HTTP_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define HTTP_DEFAULT_STALL_TIMEOUT_MS   20000
+#define HTTP_DEFAULT_RETRIES            4
 
 struct http_options {
     const char *ca_file;    /* extra CA bundle, or NULL */
-    long connect_timeout_ms;         /* default 10000 */
-    long low_speed_time_s;           /* abort if < 1 byte/s for this long; default 30 */
-    int max_retries;                 /* default 5 */
+    long connect_timeout_ms;         /* 0: HTTP_DEFAULT_CONNECT_TIMEOUT_MS */
+    long stall_timeout_ms;           /* an attempt that moves no byte for this long
+                                      * is abandoned; 0: HTTP_DEFAULT_STALL_TIMEOUT_MS */
+    int max_retries;                 /* 0: HTTP_DEFAULT_RETRIES; < 0: none */
     int max_connections;             /* pool size; default 16 */
 };
+
+/* The config keys every HTTP cloud accepts besides its own (put them in
+ * the driver's key table: `HTTP_CLOUD_KEYS,`); the config loader checks
+ * their form (durations, a count) and http_options_from_cloud reads them,
+ * with the driver's own `ca_file`. */
+#define HTTP_CLOUD_KEYS                                                                    \
+    { "connect_timeout", SKY_KEY_DURATION,                                                 \
+      "how long connecting to the server may take (default 10s)" },                       \
+    { "timeout", SKY_KEY_DURATION,                                                         \
+      "a request that moves no byte for this long is abandoned (default 20s)" },           \
+    { "retries", SKY_KEY_COUNT,                                                            \
+      "retries of a failed request (default 4; a stalled one is retried once)" }
+
+struct sky_cloud_config;
+/* opt from the cloud's ca_file, connect_timeout, timeout and retries keys
+ * (already checked by the config loader); 0 or -EINVAL naming FILE:LINE. */
+int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_options *opt,
+                            struct sky_err *e);
+
+/* The struct http_cancel this thread named with http_cancel_set (below),
+ * or NULL.  parallel_for (parallel.h) names its caller's in its helper
+ * threads, so that cancelling a caller also cancels the part uploads and
+ * copies it runs on them.  Typical use of the hook in fs/:
+ *
+ *     struct http_cancel cancel = { 0 };   // interrupt handler: cancelled = 1
+ *     http_cancel_set(&cancel);
+ *     rc = driver->read(...);              // -EINTR soon after
+ *     http_cancel_set(NULL);
+ */
+struct http_cancel *http_cancel_current(void);
+
 
 struct http_client;
 
@@ -96,11 +163,35 @@ void http_client_free(struct http_client *c);
 
 /* Run req (with retries).  Returns 0 when a response arrived (any status,
  * check resp->status) or a negative errno when none did after the retries
- * (-EHOSTDOWN for connection failures and timeouts).  resp must be freed
+ * (-EHOSTDOWN for connection failures and timeouts, -EIO for answers that
+ * do not match the range asked, -EINTR when cancelled).  Retries: up to
+ * max_retries more attempts after connection errors, resets, 429 and 5xx,
+ * but an attempt that stalled (no byte for stall_timeout, or no
+ * connection within connect_timeout) is retried only once, so a server
+ * that accepts and never answers costs a caller two stall timeouts.  resp must be freed
  * with http_response_free. */
 int http_do(struct http_client *c, struct http_request *req, struct http_response *resp,
             struct sky_err *e);
 void http_response_free(struct http_response *resp);
+
+/* Cancelling transfers (used by fs/: a request whose process was killed is
+ * abandoned, a probe of a hung server gives up, a stopping daemon ends).
+ * A thread names a struct http_cancel with http_cancel_set; from then on
+ * every http_do of that thread returns -EINTR (e filled) within a fraction
+ * of a second of `cancelled` becoming nonzero or of `deadline_ms`
+ * (CLOCK_MONOTONIC milliseconds, 0: none) passing: the transfer's
+ * progress callback and the backoff sleep between retries look at it.
+ * http_cancel_set(NULL) ends that.  http_cancel_all() makes every
+ * transfer of the process, now and later, return -EINTR the same way; it
+ * is async-signal-safe (a SIGTERM handler calls it). */
+struct http_cancel {
+    atomic_int cancelled;
+    long long deadline_ms;
+};
+void http_cancel_set(struct http_cancel *c);
+void http_cancel_all(void);
+/* CLOCK_MONOTONIC now, in ms (for deadlines). */
+long long http_now_ms(void);
 
 /* Percent-encode per RFC 3986 (unreserved kept; '/' kept when keep_slash).
  * Returns a malloc'd string. */

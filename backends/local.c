@@ -5,11 +5,21 @@
  * Every call works relative to the cloud's root directory descriptor with
  * the *at() family, so paths never need to be joined for the common calls.
  * A "write" is an upload: the new content is copied into a hidden temporary
- * file next to the target and renamed over it, so other readers of the
+ * file next to the target (its data extents only, so sparse files stay
+ * sparse) and renamed over it, so other readers of the
  * folder see either the old or the new file, never half of one; user
  * extended attributes of the old file are carried over.  The etag is made
  * of inode, size and mtime, so any change made directly in the folder shows
  * up as a new version.
+ *
+ * Paths longer than PATH_MAX cannot go to one *at() call: for those the
+ * directories are opened one component at a time (struct at), never
+ * following a symlink on the way (fs/ never passes a path through one).
+ *
+ * FIFOs, sockets and device nodes are real nodes (mknodat).  Hard links
+ * are real too (linkat): a file's inode number is its file_id, and a write
+ * to a file with several names goes into the file itself instead of a
+ * renamed copy, so every name sees it.
  *
  * Cloud metadata: the user.* extended attributes are the user metadata;
  * listings read them (a listxattr per entry, and a getxattr per
@@ -45,6 +55,73 @@ static const char *rel(const char *path)
     return *path ? path : ".";
 }
 
+/* Where a cloud path is for the *at() calls: `name` in directory `dfd`.
+ * A path shorter than PATH_MAX is the root fd and the path itself; a
+ * longer one is its parent directory, opened component by component, and
+ * its last component. */
+struct at {
+    int dfd;
+    const char *name;
+    int own_fd;         /* dfd when we opened it (at_close closes it), else -1 */
+};
+
+static int at_open(struct local *l, const char *path, struct at *at)
+{
+    at->dfd = l->root_fd;
+    at->name = rel(path);
+    at->own_fd = -1;
+    if (strlen(l->root) + strlen(path) + 2 < PATH_MAX)
+        return 0;
+    const char *slash = strrchr(path, '/');
+    int fd = l->root_fd;
+    for (const char *p = path; p < slash;) {
+        const char *end = memchr(p, '/', (size_t)(slash - p));
+        if (!end)
+            end = slash;
+        char comp[NAME_MAX + 1];
+        if ((size_t)(end - p) > NAME_MAX) {
+            errno = ENAMETOOLONG;
+        } else {
+            memcpy(comp, p, (size_t)(end - p));
+            comp[end - p] = '\0';
+        }
+        int next = (size_t)(end - p) > NAME_MAX ? -1 :
+                   openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int err = errno;
+        if (fd != l->root_fd)
+            close(fd);
+        if (next < 0) {
+            errno = err == ELOOP ? ENOTDIR : err;
+            return -1;
+        }
+        fd = next;
+        p = end + 1;
+    }
+    at->dfd = at->own_fd = fd;
+    at->name = slash + 1;
+    return 0;
+}
+
+static void at_close(struct at *at)
+{
+    if (at->own_fd >= 0) {
+        int err = errno;
+        close(at->own_fd);
+        errno = err;
+    }
+    at->own_fd = -1;
+}
+
+/* A path for the calls that take only whole paths (xattrs): root/path, or
+ * through /proc/self/fd when that would be too long.  malloc'd. */
+static char *at_full_path(struct local *l, const char *path, const struct at *at)
+{
+    char *p;
+    int n = at->own_fd >= 0 ? asprintf(&p, "/proc/self/fd/%d/%s", at->dfd, at->name)
+                            : asprintf(&p, "%s/%s", l->root, path);
+    return n < 0 ? NULL : p;
+}
+
 static int fail_errno(struct local *l, struct sky_err *e, const char *op, const char *path)
 {
     int err = errno ? errno : EIO;
@@ -54,13 +131,14 @@ static int fail_errno(struct local *l, struct sky_err *e, const char *op, const 
 static void attr_from_stat(const struct stat *st, struct sky_attr *a)
 {
     memset(a, 0, sizeof *a);
-    if (S_ISDIR(st->st_mode))
-        a->kind = SKY_DIR;
-    else if (S_ISLNK(st->st_mode))
-        a->kind = SKY_LINK;
-    else
+    a->kind = (enum sky_kind)sky_kind_of_mode(st->st_mode);
+    if (!a->kind)
         a->kind = SKY_FILE;
-    a->size = a->kind == SKY_DIR ? 0 : (uint64_t)st->st_size;
+    a->size = a->kind == SKY_FILE || a->kind == SKY_LINK ? (uint64_t)st->st_size : 0;
+    a->nlink = (uint32_t)st->st_nlink;
+    a->file_id = a->kind == SKY_DIR ? 0 : (uint64_t)st->st_ino;
+    if (a->kind == SKY_CHR || a->kind == SKY_BLK)
+        a->rdev = (uint64_t)st->st_rdev;
     a->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
     a->mode = st->st_mode & 07777;
     a->uid = st->st_uid;
@@ -136,11 +214,12 @@ static int read_user_xattrs(const char *p, struct sky_objmeta *m)
     return rc;
 }
 
-/* Full path of `name` in directory `dir` of the cloud, in a reusable buffer. */
-static const char *entry_path(struct local *l, const char *dir, const char *name, char **buf,
-                              size_t *cap)
+/* Full path of `name` in directory `dir` of the cloud, or (dir NULL) in
+ * the directory open as `dfd`, in a reusable buffer. */
+static const char *entry_path(struct local *l, const char *dir, int dfd, const char *name,
+                              char **buf, size_t *cap)
 {
-    size_t need = strlen(l->root) + strlen(dir) + strlen(name) + 3;
+    size_t need = (dir ? strlen(l->root) + strlen(dir) : 32) + strlen(name) + 3;
     if (need > *cap) {
         char *nb = realloc(*buf, need);
         if (!nb)
@@ -148,16 +227,23 @@ static const char *entry_path(struct local *l, const char *dir, const char *name
         *buf = nb;
         *cap = need;
     }
-    snprintf(*buf, *cap, "%s/%s%s%s", l->root, dir, *dir ? "/" : "", name);
+    if (dir)
+        snprintf(*buf, *cap, "%s/%s%s%s", l->root, dir, *dir ? "/" : "", name);
+    else
+        snprintf(*buf, *cap, "/proc/self/fd/%d/%s", dfd, name);
     return *buf;
 }
 
 static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
 {
     struct local *l = ctx;
-    int fd = openat(l->root_fd, rel(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct at at;
+    int fd = at_open(l, dir, &at) ? -1
+                                  : openat(at.dfd, at.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    at_close(&at);
     if (fd < 0)
         return fail_errno(l, e, "list", dir);
+    bool long_dir = strlen(l->root) + strlen(dir) + NAME_MAX + 3 >= PATH_MAX;
     DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);
@@ -174,8 +260,8 @@ static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, str
         struct stat st;
         if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue; /* vanished meanwhile */
-        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
-            LOG_WARN("local cloud '%s': skipping \"%s%s%s\": not a file, directory or symlink",
+        if (!sky_kind_of_mode(st.st_mode)) {
+            LOG_WARN("local cloud '%s': skipping \"%s%s%s\": not a kind of file skyfs shows",
                      l->name, dir, *dir ? "/" : "", n);
             continue;
         }
@@ -190,7 +276,8 @@ static int local_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, str
             }
         }
         struct sky_objmeta meta = { 0 };
-        const char *full = entry_path(l, dir, n, &pbuf, &pcap);
+        const char *full = long_dir ? entry_path(l, NULL, fd, n, &pbuf, &pcap)
+                                    : entry_path(l, dir, -1, n, &pbuf, &pcap);
         rc = full ? read_user_xattrs(full, &meta) : -ENOMEM;
         ent.meta = &meta;
         if (rc == 0)
@@ -210,7 +297,10 @@ static int local_stat(void *ctx, const char *path, struct sky_attr *out, struct 
 {
     struct local *l = ctx;
     struct stat st;
-    if (fstatat(l->root_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    struct at at;
+    int rc = at_open(l, path, &at) ? -1 : fstatat(at.dfd, at.name, &st, AT_SYMLINK_NOFOLLOW);
+    at_close(&at);
+    if (rc != 0)
         return fail_errno(l, e, "stat", path);
     attr_from_stat(&st, out);
     return 0;
@@ -220,7 +310,9 @@ static int local_stat(void *ctx, const char *path, struct sky_attr *out, struct 
 static int open_for_read(struct local *l, const char *path, const char *etag, int *fd,
                          struct sky_err *e)
 {
-    *fd = openat(l->root_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct at at;
+    *fd = at_open(l, path, &at) ? -1 : openat(at.dfd, at.name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    at_close(&at);
     if (*fd < 0)
         return fail_errno(l, e, "read", path);
     if (etag && *etag) {
@@ -283,17 +375,18 @@ static int local_read(void *ctx, const char *path, const char *etag, uint64_t of
     return rc;
 }
 
-static int copy_range(int from, int to, uint64_t size)
+/* Copy bytes [off, off + len) of `from` to the same offset of `to`. */
+static int copy_range(int from, int to, uint64_t off, uint64_t len)
 {
     uint64_t done = 0;
     char buf[1 << 16];
-    while (done < size) {
-        loff_t in_off = (loff_t)done;
-        ssize_t n = copy_file_range(from, &in_off, to, NULL, size - done, 0);
+    while (done < len) {
+        loff_t in_off = (loff_t)(off + done), out_off = in_off;
+        ssize_t n = copy_file_range(from, &in_off, to, &out_off, len - done, 0);
         if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
-            size_t want = size - done < sizeof buf ? size - done : sizeof buf;
-            n = pread(from, buf, want, (off_t)done);
-            if (n > 0 && write(to, buf, (size_t)n) != n)
+            size_t want = len - done < sizeof buf ? len - done : sizeof buf;
+            n = pread(from, buf, want, (off_t)(off + done));
+            if (n > 0 && pwrite(to, buf, (size_t)n, (off_t)(off + done)) != n)
                 return -1;
         }
         if (n < 0) {
@@ -308,6 +401,35 @@ static int copy_range(int from, int to, uint64_t size)
         done += (uint64_t)n;
     }
     return 0;
+}
+
+/* Copy the first `size` bytes of `from` into the empty file `to`, keeping
+ * holes as holes: only the data extents SEEK_DATA/SEEK_HOLE report are
+ * copied, and ftruncate gives `to` its size (copy_file_range alone writes
+ * a hole as zeros, so one byte written at 1 GiB would allocate 1 GiB).  A
+ * file system without SEEK_DATA (EINVAL) gets the whole range copied. */
+static int copy_sparse(int from, int to, uint64_t size)
+{
+    uint64_t pos = 0;
+    while (pos < size) {
+        off_t data = lseek(from, (off_t)pos, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            break;                          /* only a hole is left */
+        if (data < 0 && errno != EINVAL)
+            return -1;
+        off_t hole = data < 0 ? (off_t)size : lseek(from, data, SEEK_HOLE);
+        if (data < 0)
+            data = (off_t)pos;
+        if (hole < 0)
+            return -1;
+        if ((uint64_t)data >= size)
+            break;
+        uint64_t end = (uint64_t)hole < size ? (uint64_t)hole : size;
+        if (copy_range(from, to, (uint64_t)data, end - (uint64_t)data) != 0)
+            return -1;
+        pos = end;
+    }
+    return ftruncate(to, (off_t)size);
 }
 
 /* Carry user.* xattrs from the file being replaced to the new one. */
@@ -352,10 +474,34 @@ static int open_parent(struct local *l, const char *path, const char **base)
     char *dir = strndup(path, (size_t)(slash - path));
     if (!dir)
         return -1;
-    int fd = openat(l->root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct at at;
+    int fd = at_open(l, dir, &at) ? -1
+                                  : openat(at.dfd, at.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    at_close(&at);
     free(dir);
     *base = slash + 1;
     return fd;
+}
+
+/* A file with several names (hard links) is rewritten where it is, so
+ * that every name keeps seeing it (a renamed copy would be a new inode). */
+static int write_in_place(struct local *l, int dfd, const char *base, const char *path, int src,
+                          uint64_t size, const struct sky_attr *attr, struct sky_attr *out,
+                          struct sky_err *e)
+{
+    int fd = openat(dfd, base, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    int rc = 0;
+    if (fd < 0 || copy_range(src, fd, 0, size) != 0 || ftruncate(fd, (off_t)size) != 0 ||
+        apply_attr(fd, attr) != 0) {
+        rc = fail_errno(l, e, "write", path);
+    } else {
+        struct stat st;
+        fstat(fd, &st);
+        attr_from_stat(&st, out);
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }
 
 /* `meta` is not used: a local file has no content type, and the user
@@ -369,6 +515,13 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
     int dfd = open_parent(l, path, &base);
     if (dfd < 0)
         return fail_errno(l, e, "write", path);
+    struct stat old_st;
+    if (fstatat(dfd, base, &old_st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old_st.st_mode) &&
+        old_st.st_nlink > 1) {
+        int rc = write_in_place(l, dfd, base, path, src, size, attr, out, e);
+        close(dfd);
+        return rc;
+    }
     char tmp[NAME_MAX + 1];
     snprintf(tmp, sizeof tmp, TMP_PREFIX "%d-%lx", (int)getpid(), (unsigned long)random());
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -383,7 +536,7 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
         copy_user_xattrs(old, fd);
         close(old);
     }
-    if (copy_range(src, fd, size) != 0 || apply_attr(fd, attr) != 0 ||
+    if (copy_sparse(src, fd, size) != 0 || apply_attr(fd, attr) != 0 ||
         renameat(dfd, tmp, dfd, base) != 0) {
         rc = fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);
@@ -400,86 +553,170 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
 static int local_remove(void *ctx, const char *path, struct sky_err *e)
 {
     struct local *l = ctx;
-    return unlinkat(l->root_fd, path, 0) == 0 ? 0 : fail_errno(l, e, "delete", path);
+    struct at at;
+    int rc = at_open(l, path, &at) ? -1 : unlinkat(at.dfd, at.name, 0);
+    at_close(&at);
+    return rc == 0 ? 0 : fail_errno(l, e, "delete", path);
+}
+
+/* Give a new node at `at` the exact mode (the *at() calls apply our umask)
+ * and the owner asked for. */
+static void set_new_owner_mode(const struct at *at, const struct sky_attr *attr, mode_t mode,
+                               bool chmod_too)
+{
+    if (chmod_too)
+        fchmodat(at->dfd, at->name, mode, 0);
+    if (attr->has & (SKY_HAS_UID | SKY_HAS_GID))
+        fchownat(at->dfd, at->name, (attr->has & SKY_HAS_UID) ? attr->uid : (uid_t)-1,
+                 (attr->has & SKY_HAS_GID) ? attr->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW);
 }
 
 static int local_mkdir(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e)
 {
     struct local *l = ctx;
     mode_t mode = (attr->has & SKY_HAS_MODE) ? attr->mode : 0755;
-    if (mkdirat(l->root_fd, path, mode) != 0)
+    struct at at;
+    if (at_open(l, path, &at) != 0 || mkdirat(at.dfd, at.name, mode) != 0) {
+        at_close(&at);
         return fail_errno(l, e, "mkdir", path);
-    /* mkdirat applies our umask; the caller asked for this exact mode */
-    fchmodat(l->root_fd, path, mode, 0);
-    if (attr->has & (SKY_HAS_UID | SKY_HAS_GID))
-        fchownat(l->root_fd, path, (attr->has & SKY_HAS_UID) ? attr->uid : (uid_t)-1,
-                 (attr->has & SKY_HAS_GID) ? attr->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW);
+    }
+    set_new_owner_mode(&at, attr, mode, true);
+    at_close(&at);
     return 0;
+}
+
+static int local_mknod(void *ctx, const char *path, const struct sky_attr *attr,
+                       struct sky_attr *out, struct sky_err *e)
+{
+    struct local *l = ctx;
+    mode_t type = sky_kind_type_bits((int)attr->kind);
+    if (!sky_kind_special((int)attr->kind))
+        return sky_fail(e, EINVAL, "local cloud '%s': mknod \"%s\": not a special kind",
+                        l->name, path);
+    mode_t mode = (attr->has & SKY_HAS_MODE) ? attr->mode & 07777 : 0644;
+    struct at at;
+    struct stat st;
+    if (at_open(l, path, &at) != 0 ||
+        mknodat(at.dfd, at.name, type | mode, (dev_t)attr->rdev) != 0) {
+        at_close(&at);
+        return fail_errno(l, e, "mknod", path);
+    }
+    set_new_owner_mode(&at, attr, mode, true);
+    int rc = fstatat(at.dfd, at.name, &st, AT_SYMLINK_NOFOLLOW);
+    at_close(&at);
+    if (rc != 0)
+        return fail_errno(l, e, "mknod", path);
+    attr_from_stat(&st, out);
+    return 0;
+}
+
+static int local_link(void *ctx, const char *from, const char *to, struct sky_err *e)
+{
+    struct local *l = ctx;
+    struct at af, at;
+    int rc = -1;
+    if (at_open(l, from, &af) == 0) {
+        if (at_open(l, to, &at) == 0)
+            rc = linkat(af.dfd, af.name, at.dfd, at.name, 0);
+        at_close(&at);
+    }
+    at_close(&af);
+    return rc == 0 ? 0 : fail_errno(l, e, "link", from);
 }
 
 static int local_rmdir(void *ctx, const char *path, struct sky_err *e)
 {
     struct local *l = ctx;
-    return unlinkat(l->root_fd, path, AT_REMOVEDIR) == 0 ? 0 : fail_errno(l, e, "rmdir", path);
+    struct at at;
+    int rc = at_open(l, path, &at) ? -1 : unlinkat(at.dfd, at.name, AT_REMOVEDIR);
+    at_close(&at);
+    return rc == 0 ? 0 : fail_errno(l, e, "rmdir", path);
 }
 
 static int local_rename(void *ctx, const char *from, const char *to, struct sky_err *e)
 {
     struct local *l = ctx;
-    return renameat(l->root_fd, from, l->root_fd, to) == 0 ? 0 : fail_errno(l, e, "rename", from);
+    struct at af, at;
+    int rc = -1;
+    if (at_open(l, from, &af) == 0) {
+        if (at_open(l, to, &at) == 0)
+            rc = renameat(af.dfd, af.name, at.dfd, at.name);
+        at_close(&at);
+    }
+    at_close(&af);
+    return rc == 0 ? 0 : fail_errno(l, e, "rename", from);
 }
 
 static int local_set_attr(void *ctx, const char *path, const struct sky_attr *a, unsigned which,
                           struct sky_err *e)
 {
     struct local *l = ctx;
-    const char *p = rel(path);
+    struct at at;
     struct stat st;
-    if (fstatat(l->root_fd, p, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return fail_errno(l, e, "stat", path);
-    if ((which & SKY_HAS_MODE) && !S_ISLNK(st.st_mode) && fchmodat(l->root_fd, p, a->mode & 07777, 0) != 0)
-        return fail_errno(l, e, "chmod", path);
-    if ((which & (SKY_HAS_UID | SKY_HAS_GID)) &&
-        fchownat(l->root_fd, p, (which & SKY_HAS_UID) ? a->uid : (uid_t)-1,
-                 (which & SKY_HAS_GID) ? a->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0)
-        return fail_errno(l, e, "chown", path);
-    if (which & SKY_HAS_MTIME) {
+    int rc = 0;
+    const char *op = "stat";
+    if (at_open(l, path, &at) != 0 || fstatat(at.dfd, at.name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = -1;
+    if (!rc && (which & SKY_HAS_MODE) && !S_ISLNK(st.st_mode) &&
+        fchmodat(at.dfd, at.name, a->mode & 07777, 0) != 0) {
+        rc = -1;
+        op = "chmod";
+    }
+    if (!rc && (which & (SKY_HAS_UID | SKY_HAS_GID)) &&
+        fchownat(at.dfd, at.name, (which & SKY_HAS_UID) ? a->uid : (uid_t)-1,
+                 (which & SKY_HAS_GID) ? a->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0) {
+        rc = -1;
+        op = "chown";
+    }
+    if (!rc && (which & SKY_HAS_MTIME)) {
         struct timespec ts[2] = { { 0, UTIME_OMIT },
                                   { a->mtime_ns / 1000000000LL, a->mtime_ns % 1000000000LL } };
-        if (utimensat(l->root_fd, p, ts, AT_SYMLINK_NOFOLLOW) != 0)
-            return fail_errno(l, e, "utimens", path);
+        if (utimensat(at.dfd, at.name, ts, AT_SYMLINK_NOFOLLOW) != 0) {
+            rc = -1;
+            op = "utimens";
+        }
     }
-    return 0;
+    at_close(&at);
+    return rc ? fail_errno(l, e, op, path) : 0;
 }
 
 static int local_symlink(void *ctx, const char *path, const char *target,
                          const struct sky_attr *attr, struct sky_err *e)
 {
     struct local *l = ctx;
-    if (symlinkat(target, l->root_fd, path) != 0)
+    struct at at;
+    if (at_open(l, path, &at) != 0 || symlinkat(target, at.dfd, at.name) != 0) {
+        at_close(&at);
         return fail_errno(l, e, "symlink", path);
-    if (attr->has & (SKY_HAS_UID | SKY_HAS_GID))
-        fchownat(l->root_fd, path, (attr->has & SKY_HAS_UID) ? attr->uid : (uid_t)-1,
-                 (attr->has & SKY_HAS_GID) ? attr->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW);
+    }
+    set_new_owner_mode(&at, attr, 0, false);
+    at_close(&at);
     return 0;
 }
 
 static int local_readlink(void *ctx, const char *path, char *buf, size_t size, struct sky_err *e)
 {
     struct local *l = ctx;
-    ssize_t n = readlinkat(l->root_fd, path, buf, size - 1);
+    struct at at;
+    ssize_t n = at_open(l, path, &at) ? -1 : readlinkat(at.dfd, at.name, buf, size - 1);
+    at_close(&at);
     if (n < 0)
         return fail_errno(l, e, "readlink", path);
     buf[n] = '\0';
     return 0;
 }
 
-/* xattr calls need a full path: the *at() family has no xattr calls. */
-static char *full_path(struct local *l, const char *path)
+/* xattr calls need a whole path: the *at() family has no xattr calls.
+ * NULL with errno set; at_close(at) after use. */
+static char *full_path(struct local *l, const char *path, struct at *at)
 {
-    char *p;
-    if (asprintf(&p, "%s/%s", l->root, path) < 0)
+    if (at_open(l, path, at) != 0)
         return NULL;
+    char *p = at_full_path(l, path, at);
+    if (!p) {
+        at_close(at);
+        errno = ENOMEM;
+    }
     return p;
 }
 
@@ -497,11 +734,13 @@ static int local_getxattr(void *ctx, const char *path, const char *name, void *b
                           size_t *len, struct sky_err *e)
 {
     struct local *l = ctx;
-    char *p = full_path(l, path);
+    struct at at;
+    char *p = full_path(l, path, &at);
     if (!p)
-        return sky_fail(e, ENOMEM, "out of memory");
+        return fail_errno(l, e, "xattr", path);
     ssize_t n = lgetxattr(p, name, buf, size);
     free(p);
+    at_close(&at);
     return xattr_result(l, n, "getxattr", path, len, e);
 }
 
@@ -509,11 +748,13 @@ static int local_setxattr(void *ctx, const char *path, const char *name, const v
                           size_t vlen, int flags, struct sky_err *e)
 {
     struct local *l = ctx;
-    char *p = full_path(l, path);
+    struct at at;
+    char *p = full_path(l, path, &at);
     if (!p)
-        return sky_fail(e, ENOMEM, "out of memory");
+        return fail_errno(l, e, "xattr", path);
     ssize_t n = lsetxattr(p, name, value, vlen, flags);
     free(p);
+    at_close(&at);
     return xattr_result(l, n, "setxattr", path, NULL, e);
 }
 
@@ -521,22 +762,26 @@ static int local_listxattr(void *ctx, const char *path, char *buf, size_t size, 
                            struct sky_err *e)
 {
     struct local *l = ctx;
-    char *p = full_path(l, path);
+    struct at at;
+    char *p = full_path(l, path, &at);
     if (!p)
-        return sky_fail(e, ENOMEM, "out of memory");
+        return fail_errno(l, e, "xattr", path);
     ssize_t n = llistxattr(p, buf, size);
     free(p);
+    at_close(&at);
     return xattr_result(l, n, "listxattr", path, len, e);
 }
 
 static int local_removexattr(void *ctx, const char *path, const char *name, struct sky_err *e)
 {
     struct local *l = ctx;
-    char *p = full_path(l, path);
+    struct at at;
+    char *p = full_path(l, path, &at);
     if (!p)
-        return sky_fail(e, ENOMEM, "out of memory");
+        return fail_errno(l, e, "xattr", path);
     ssize_t n = lremovexattr(p, name);
     free(p);
+    at_close(&at);
     return xattr_result(l, n, "removexattr", path, NULL, e);
 }
 
@@ -548,9 +793,11 @@ static int local_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     int rc = local_stat(ctx, path, attr, e);
     if (rc)
         return rc;
-    char *p = full_path(l, path);
+    struct at at;
+    char *p = full_path(l, path, &at);
     rc = p ? read_user_xattrs(p, meta) : -ENOMEM;
     free(p);
+    at_close(&at);
     if (rc) {
         sky_objmeta_free(meta);
         return sky_fail(e, ENOMEM, "out of memory");
@@ -573,7 +820,7 @@ const struct sky_driver sky_driver_local = {
     .type = "local",
     .summary = "a directory on this machine",
     .keys = local_keys,
-    .caps = SKY_CAP_RENAME_DIR,
+    .caps = SKY_CAP_RENAME_DIR | SKY_CAP_HARDLINK,
     .open = local_open,
     .close = local_close,
     .list = local_list,
@@ -583,6 +830,8 @@ const struct sky_driver sky_driver_local = {
     .remove = local_remove,
     .mkdir = local_mkdir,
     .rmdir = local_rmdir,
+    .mknod = local_mknod,
+    .link = local_link,
     .rename = local_rename,
     .set_attr = local_set_attr,
     .symlink = local_symlink,

@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 
+#include "http.h"
+
 #define PARALLEL_MAX_THREADS 32
 
 struct parallel {
@@ -13,11 +15,13 @@ struct parallel {
     size_t next;                /* next item to hand out */
     int rc;                     /* first failure */
     struct sky_err first;
+    struct http_cancel *cancel; /* the caller's (http.h), for the helper threads */
 };
 
 static void *parallel_worker(void *arg)
 {
     struct parallel *p = arg;
+    http_cancel_set(p->cancel);
     for (;;) {
         pthread_mutex_lock(&p->lock);
         size_t i = p->next;
@@ -42,7 +46,7 @@ static void *parallel_worker(void *arg)
 
 int parallel_for(size_t n, int threads, parallel_job_fn job, void *arg, struct sky_err *e)
 {
-    struct parallel p = { .n = n, .job = job, .arg = arg };
+    struct parallel p = { .n = n, .job = job, .arg = arg, .cancel = http_cancel_current() };
     pthread_t th[PARALLEL_MAX_THREADS];
     int started = 0;
     if (threads > PARALLEL_MAX_THREADS)

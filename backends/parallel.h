@@ -5,7 +5,9 @@
  * The drivers' bulk work (S3 multipart parts and tree copies, Azure blocks)
  * is "do job i for i = 0..n-1, a few at a time, and report the first error
  * with its message"; this is that loop, once.  The calling thread works
- * too, so it also runs (serially) when no thread can be started.
+ * too, so it also runs (serially) when no thread can be started.  The
+ * helper threads take the caller's struct http_cancel (http.h), so
+ * cancelling the caller cancels their requests too.
  *
  * Used by backends/ drivers and fs/index.c (the metadata pass of skyfs index).
  */

@@ -5,12 +5,18 @@
  * cloud's root lists the account's buckets as directories and paths are
  * "bucket/key...".  Directories are key prefixes, with an optional
  * zero-byte "dir/" marker object (written by mkdir so empty directories
- * persist; it carries the directory's mode and times).
+ * persist; it carries the directory's mode and times).  An empty object
+ * "dir" without the slash whose Content-Type is application/x-directory,
+ * or whose mode says S_IFDIR, is a directory too, as s3fs and older tools
+ * made them: its metadata is the directory's, and rmdir and rename take it
+ * along.
  *
  * POSIX metadata follows s3fs so that both can share a bucket:
  * x-amz-meta-mode holds the whole st_mode in decimal (type bits included;
  * symlinks are objects whose body is the target and whose mode has
- * S_IFLNK), x-amz-meta-uid/-gid are decimal, x-amz-meta-mtime is decimal
+ * S_IFLNK; FIFOs, sockets and device nodes are empty objects whose mode
+ * has S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK, devices with their number in
+ * x-amz-meta-rdev, decimal), x-amz-meta-uid/-gid are decimal, x-amz-meta-mtime is decimal
  * seconds with a 9-digit fraction when there is one (s3fs 1.90 writes
  * "1620284889.123456789").  Reading also accepts rclone's fractional
  * seconds and RFC 3339 times.
@@ -18,14 +24,25 @@
  * Listings carry no user metadata, so listed entries report only size,
  * mtime (Last-Modified), ETag and storage class (their one piece of cloud
  * metadata; get_meta's HEAD gives the content type and user metadata
- * too), and an object is recognised as a
- * symlink only by stat (HEAD); fs/ calls stat on lookup.  To keep a link
- * a link when its directory is listed again, the driver remembers (in
- * memory, per mount) the keys and ETags it has seen to be links.
+ * too).  Nothing in a listing tells a symlink from a small file, so every
+ * listed object of 1 to 4096 bytes whose version is not known yet is asked
+ * (one HEAD, eight at a time) before the listing is answered
+ * (backends/linkprobe.h); the answers are remembered per object version
+ * for the life of the mount: links with their targets here (by key and
+ * ETag), the other files as fingerprints in linkprobe.  `symlinks = no`
+ * turns the questions off (for buckets of many small files and no
+ * links: a link is then known only once stat has seen it).  Keys that cannot
+ * be file names (names.h) and sizes no file has are skipped with a
+ * warning.  Empty objects may be special files or another tool's
+ * directory object: their HEAD says, once per version (remembered with
+ * the links, by key and ETag).
  *
  * Extended attributes user.NAME are x-amz-meta-NAME headers (NAME in
  * lowercase letters, digits, '-', '_', '.'; values that are not plain
- * printable text are stored as "b64:" + base64).  Metadata changes
+ * printable text are stored as "b64:" + base64).  Those s3fs keeps in its
+ * x-amz-meta-xattr JSON are read too (s3fs_xattr.h), and on an object
+ * that has that JSON, xattrs are changed inside it, where s3fs reads
+ * them; its other items stay.  Metadata changes
  * (chmod, utime, xattrs) copy the object onto itself with new metadata.
  * A new object gets the Content-Type and user items fs/ passes (driver.h:
  * a rewrite keeps the old object's); items S3 cannot carry, or past its
@@ -61,7 +78,11 @@
 #include "../lib/config.h"
 #include "../lib/log.h"
 #include "http.h"
+#include "linkprobe.h"
+#include "names.h"
+#include "paging.h"
 #include "parallel.h"
+#include "s3fs_xattr.h"
 #include "sigv4.h"
 #include "xml.h"
 
@@ -72,13 +93,12 @@
 #define S3_COPY_PART      (512ull << 20)
 #define S3_THREADS        4
 #define S3_DELETE_BATCH   1000
-#define S3_NAME_MAX       255
+#define S3_NAME_MAX       SKY_NAME_MAX
 #define S3_LINK_MAX       4096
+#define S3FS_XATTR_HEADER "x-amz-meta-xattr"
 #define S3_LINK_BUCKETS   1024
 #define S3_LINKS_MAX      100000
 #define S3_USER_META_MAX  2048  /* bytes of x-amz-meta-* names and values S3 takes */
-/* user metadata stops here, leaving room for signing and copy headers */
-#define S3_REQ_HEADERS_MAX (HTTP_MAX_HEADERS - 12)
 /* setxattr flags (XATTR_CREATE / XATTR_REPLACE of <sys/xattr.h>) */
 #define XATTR_CREATE_FLAG  0x1
 #define XATTR_REPLACE_FLAG 0x2
@@ -226,24 +246,6 @@ int s3_error_errno(long status, const char *code)
     }
 }
 
-/* Decode %XX and '+' (encoding-type=url answers) in place. */
-static void url_decode_inplace(char *s)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '+') {
-            *o++ = ' ';
-        } else if (*p == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
-            char hex[3] = { p[1], p[2], 0 };
-            *o++ = (char)strtol(hex, NULL, 16);
-            p += 2;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
-}
-
 static void etag_copy(char *dst, const char *src)
 {
     if (!src) {
@@ -256,8 +258,14 @@ static void etag_copy(char *dst, const char *src)
         snprintf(dst, SKY_ETAG_MAX, "\"%s\"", src);
 }
 
+/* One <Contents> or <CommonPrefixes> of a listing page of `bucket`.  A key
+ * that holds a NUL byte once decoded (%00) names no object skyfs can
+ * reach (every path is a C string): it is skipped here, with a warning,
+ * rather than handed on cut at the NUL, as another key.  A size that no
+ * file has (negative, not a number, past SKY_SIZE_MAX) is reported as
+ * UINT64_MAX, which listings skip (see listable_size). */
 static int emit_item(const struct xml_node *n, int decode, int is_prefix, s3_item_fn fn,
-                     void *arg)
+                     void *arg, const char *bucket)
 {
     const char *raw = xml_text(n, is_prefix ? "Prefix" : "Key");
     if (!raw)
@@ -265,12 +273,19 @@ static int emit_item(const struct xml_node *n, int decode, int is_prefix, s3_ite
     char *key = strdup(raw);
     if (!key)
         return -ENOMEM;
-    if (decode)
-        url_decode_inplace(key);
+    size_t klen = decode ? sky_pct_decode(key, true) : strlen(key);
+    if (memchr(key, '\0', klen)) {
+        char show[512];
+        sky_name_show(key, klen, show, sizeof show);
+        LOG_WARN("s3 bucket %s: skipping key \"%s\": not a valid file name (it holds a NUL "
+                 "byte)", bucket, show);
+        free(key);
+        return 0;
+    }
     struct sky_attr a = { .kind = is_prefix ? SKY_DIR : SKY_FILE };
     if (!is_prefix) {
-        const char *size = xml_text(n, "Size");
-        a.size = size ? strtoull(size, NULL, 10) : 0;
+        if (sky_size_parse(xml_text(n, "Size"), &a.size) < 0)
+            a.size = UINT64_MAX;
         if (s3_parse_iso8601(xml_text(n, "LastModified"), &a.mtime_ns) == 0)
             a.has |= SKY_HAS_MTIME;
         etag_copy(a.etag, xml_text(n, "ETag"));
@@ -297,12 +312,14 @@ int s3_parse_list(const char *body, size_t len, s3_item_fn fn, void *arg, char *
     }
     const char *enc = xml_text(root, "EncodingType");
     int decode = enc && strcasecmp(enc, "url") == 0;
+    const char *bucket = xml_text(root, "Name");
+    bucket = bucket ? bucket : "?";
     /* objects and prefixes, in document order */
     for (const struct xml_node *n = root->child; n && rc == 0; n = n->next) {
         if (strcmp(n->name, "Contents") == 0)
-            rc = emit_item(n, decode, 0, fn, arg);
+            rc = emit_item(n, decode, 0, fn, arg, bucket);
         else if (strcmp(n->name, "CommonPrefixes") == 0)
-            rc = emit_item(n, decode, 1, fn, arg);
+            rc = emit_item(n, decode, 1, fn, arg, bucket);
     }
     const char *trunc = xml_text(root, "IsTruncated");
     const char *tok = xml_text(root, "NextContinuationToken");
@@ -330,6 +347,19 @@ static int parse_u32(const char *s, uint32_t *out)
     return 0;
 }
 
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s)
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -EINVAL;
+    *out = (uint64_t)v;
+    return 0;
+}
+
 /* Attributes of a HEAD answer (names lowercased by http.c). */
 void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
 {
@@ -345,15 +375,23 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
     if (parse_u32(http_headers_get(h, "x-amz-meta-mode"), &mode) == 0) {
         a->mode = mode & 07777;
         a->has |= SKY_HAS_MODE;
-        if ((mode & S_IFMT) == S_IFLNK)
-            a->kind = SKY_LINK;
-        else if ((mode & S_IFMT) == S_IFDIR)
-            a->kind = SKY_DIR;
+        if (sky_kind_of_mode(mode) > SKY_FILE)  /* a directory, link or special file */
+            a->kind = (enum sky_kind)sky_kind_of_mode(mode);
     }
+    uint64_t rdev;
+    if ((a->kind == SKY_CHR || a->kind == SKY_BLK) &&
+        parse_u64(http_headers_get(h, "x-amz-meta-rdev"), &rdev) == 0)
+        a->rdev = rdev;
     if (parse_u32(http_headers_get(h, "x-amz-meta-uid"), &a->uid) == 0)
         a->has |= SKY_HAS_UID;
     if (parse_u32(http_headers_get(h, "x-amz-meta-gid"), &a->gid) == 0)
         a->has |= SKY_HAS_GID;
+    /* older tools' directory objects: "dir" with this content type */
+    const char *type = http_headers_get(h, "content-type");
+    if (a->kind == SKY_FILE && a->size == 0 && type &&
+        strncasecmp(type, "application/x-directory", 23) == 0 &&
+        (type[23] == '\0' || type[23] == ';' || type[23] == ' '))
+        a->kind = SKY_DIR;
     if (a->kind == SKY_DIR) {
         a->size = 0;
         a->etag[0] = '\0';
@@ -367,7 +405,9 @@ void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
 struct link_entry {
     char *id;                   /* "bucket/key" */
     char etag[SKY_ETAG_MAX];
-    char *target;               /* NULL until read */
+    enum sky_kind kind;         /* SKY_LINK, or a special kind (SKY_FIFO...) */
+    uint64_t rdev;              /* a device's number */
+    char *target;               /* links: NULL until read */
     struct link_entry *next;
 };
 
@@ -389,6 +429,9 @@ struct s3 {
     pthread_mutex_t links_lock;
     struct link_entry *links[S3_LINK_BUCKETS];
     size_t nlinks;
+    /* Object versions a HEAD found not to be links (linkprobe.h); NULL
+     * with `symlinks = no`: listings then ask nothing. */
+    struct linkprobe *probe;
 };
 
 /* Where a path lives: bucket ("" for the account root) and key. */
@@ -422,10 +465,11 @@ static bool link_is(const struct link_entry *l, const char *bucket, const char *
     return strncmp(l->id, bucket, bl) == 0 && l->id[bl] == '/' && strcmp(l->id + bl + 1, key) == 0;
 }
 
-/* Remember that bucket/key with `etag` is a link (target may be NULL:
- * an existing target for the same etag is kept). */
-static void links_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
-                      const char *target)
+/* Remember that bucket/key with `etag` is of `kind` (a link or a special
+ * file; target may be NULL: an existing target for the same etag is
+ * kept). */
+static void typed_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      enum sky_kind kind, uint64_t rdev, const char *target)
 {
     if (!etag || !*etag)
         return;
@@ -450,8 +494,16 @@ static void links_put(struct s3 *s, const char *bucket, const char *key, const c
             l->target = target ? strdup(target) : NULL;
         }
         snprintf(l->etag, sizeof l->etag, "%s", etag);
+        l->kind = kind;
+        l->rdev = rdev;
     }
     pthread_mutex_unlock(&s->links_lock);
+}
+
+static void links_put(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      const char *target)
+{
+    typed_put(s, bucket, key, etag, SKY_LINK, 0, target);
 }
 
 static void links_drop(struct s3 *s, const char *bucket, const char *key)
@@ -472,10 +524,11 @@ static void links_drop(struct s3 *s, const char *bucket, const char *key)
     pthread_mutex_unlock(&s->links_lock);
 }
 
-/* Is bucket/key a known link with this etag?  *target gets a copy of the
- * target when known (else NULL). */
-static bool links_get(struct s3 *s, const char *bucket, const char *key, const char *etag,
-                      char **target)
+/* Is bucket/key known to be a link or special file with this etag?  Its
+ * kind into *kind, its device number into *rdev; *target gets a copy of a
+ * link's target when known (else NULL). */
+static bool typed_get(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                      enum sky_kind *kind, uint64_t *rdev, char **target)
 {
     bool found = false;
     *target = NULL;
@@ -486,6 +539,8 @@ static bool links_get(struct s3 *s, const char *bucket, const char *key, const c
             found = strcmp(l->etag, etag) == 0;
             if (found && l->target)
                 *target = strdup(l->target);
+            *kind = l->kind;
+            *rdev = l->rdev;
             break;
         }
     }
@@ -493,14 +548,26 @@ static bool links_get(struct s3 *s, const char *bucket, const char *key, const c
     return found;
 }
 
+/* Remember what stat or get_meta found bucket/key to be. */
+static void typed_note(struct s3 *s, const char *bucket, const char *key,
+                       const struct sky_attr *a)
+{
+    if (a->kind == SKY_LINK || sky_kind_special((int)a->kind))
+        typed_put(s, bucket, key, a->etag, a->kind, a->rdev, NULL);
+    else
+        links_drop(s, bucket, key);
+}
+
 /* After a copy from -> to of an object with `etag` (copies keep the
- * ETag of simple objects): carry its link status over. */
+ * ETag of simple objects): carry its link or special status over. */
 static void links_move(struct s3 *s, const struct s3_loc *from, const struct s3_loc *to,
                        const char *etag)
 {
     char *target;
-    if (links_get(s, from->bucket, from->key, etag, &target)) {
-        links_put(s, to->bucket, to->key, etag, target);
+    enum sky_kind kind;
+    uint64_t rdev;
+    if (typed_get(s, from->bucket, from->key, etag, &kind, &rdev, &target)) {
+        typed_put(s, to->bucket, to->key, etag, kind, rdev, target);
         free(target);
         links_drop(s, from->bucket, from->key);
     }
@@ -593,6 +660,7 @@ struct s3_req {
     http_sink_fn sink;              /* a 2xx body goes here, at most out_cap bytes */
     void *sink_arg;
     size_t out_cap;
+    uint64_t range_off, range_len;  /* range_len > 0: a ranged GET (http.h) */
 };
 
 #define S3_REQ(m) { .method = (m), .fd = -1 }
@@ -619,6 +687,8 @@ static int s3_send(struct s3 *s, struct s3_req *r, struct http_response *resp, c
         .headers = r->headers, .body = r->body, .body_fd = r->fd, .body_off = r->off,
         .body_len = r->body_len, .out_cap = r->out_cap,
         .sink = r->sink, .sink_arg = r->sink_arg,
+        .range_header = r->range_len ? "Range" : NULL,
+        .range_off = r->range_off, .range_len = r->range_len,
         .sign = sigv4_sign_http, .sign_arg = &signer,
     };
     memset(&r->headers, 0, sizeof r->headers);
@@ -693,11 +763,6 @@ static int s3_xml_answer(struct s3 *s, const char *op, const char *show,
 /* Metadata headers                                                    */
 /* ------------------------------------------------------------------ */
 
-static uint32_t type_bits(enum sky_kind kind)
-{
-    return kind == SKY_DIR ? S_IFDIR : kind == SKY_LINK ? S_IFLNK : S_IFREG;
-}
-
 static int set_num(struct http_headers *h, const char *name, long long v)
 {
     char buf[32];
@@ -731,7 +796,7 @@ static int add_meta(struct http_headers *h, enum sky_kind kind, const struct sky
     if (a && (which & SKY_HAS_MODE))
         perm = a->mode & 07777;
     if ((a && (which & SKY_HAS_MODE)) || kind != SKY_FILE)
-        rc |= set_num(h, "x-amz-meta-mode", (long long)(type_bits(kind) | perm));
+        rc |= set_num(h, "x-amz-meta-mode", (long long)(sky_kind_type_bits((int)kind) | perm));
     if (a && (which & SKY_HAS_UID))
         rc |= set_num(h, "x-amz-meta-uid", a->uid);
     if (a && (which & SKY_HAS_GID))
@@ -766,13 +831,31 @@ static int add_query(char *q, size_t cap, const char *name, const char *value)
     return n < 0 || (size_t)n >= cap - len ? -E2BIG : 0;
 }
 
+/* Passes each listed item on, telling the listing's guard its name. */
+struct guarded_items {
+    struct list_guard guard;
+    s3_item_fn fn;
+    void *arg;
+};
+
+static int guarded_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
+                        const char *storage_class)
+{
+    struct guarded_items *g = arg;
+    list_guard_item(&g->guard, key);
+    return g->fn(g->arg, key, is_prefix, a, storage_class);
+}
+
 /* ListObjectsV2 of `prefix` in `bucket`, every page unless max_keys > 0
- * (then one page of at most max_keys). */
+ * (then one page of at most max_keys).  A server that repeats its
+ * continuation token or sends pages without progress stops the listing
+ * (backends/paging.h). */
 static int s3_list_keys(struct s3 *s, const char *bucket, const char *prefix, bool delimited,
                         int max_keys, s3_item_fn fn, void *arg, const char *show,
                         struct sky_err *e)
 {
     char *token = NULL;
+    struct guarded_items g = { LIST_GUARD_INIT, fn, arg };
     int rc = 0;
     do {
         char query[4096] = "";
@@ -791,31 +874,52 @@ static int s3_list_keys(struct s3 *s, const char *bucket, const char *prefix, bo
             rc = add_query(query, sizeof query, "prefix", prefix);
         free(token);
         token = NULL;
-        if (rc < 0)
-            return sky_fail(e, -rc, "s3 '%s': LIST %s: prefix too long", s->name, show);
+        if (rc < 0) {
+            rc = sky_fail(e, -rc, "s3 '%s': LIST %s: %s", s->name, show,
+                          rc == -E2BIG ? "prefix or page token too long" : strerror(-rc));
+            break;
+        }
         struct s3_req r = S3_REQ("GET");
         r.bucket = bucket;
         r.query = query;
         struct http_response resp;
         rc = s3_call(s, &r, &resp, show, e);
         if (rc < 0)
-            return rc;
-        rc = s3_parse_list(resp.body, resp.body_len, fn, arg, &token, e);
+            break;
+        rc = s3_parse_list(resp.body, resp.body_len, guarded_item, &g, &token, e);
         if (rc < 0 && e && e->code == EBADMSG)
             sky_err_prefix(e, "s3 '%s': LIST %s", s->name, show);
+        if (rc == 0 && max_keys <= 0 && list_guard_page(&g.guard, resp.body_len, token, e) < 0)
+            rc = sky_err_prefix(e, "s3 '%s': LIST %s", s->name, show);
         http_response_free(&resp);
     } while (rc == 0 && token && max_keys <= 0);
     free(token);
+    list_guard_free(&g.guard);
     return rc;
 }
 
 static bool valid_name(const char *name, size_t len)
 {
-    if (len == 0 || len > S3_NAME_MAX || memchr(name, '/', len))
-        return false;
-    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
-        return false;
-    return memchr(name, '\0', len) == NULL;
+    return sky_name_problem(name, len) == NULL;
+}
+
+/* A listed size a file can have (emit_item marks the others UINT64_MAX). */
+static bool listable_size(const struct sky_attr *a)
+{
+    return a->kind == SKY_DIR || a->size <= SKY_SIZE_MAX;
+}
+
+/* The warning for a listed key that is skipped: why, and the key in a
+ * printable form. */
+static void warn_skipped(const struct s3 *s, const char *bucket, const char *key,
+                         const char *name, size_t len)
+{
+    char show[600];
+    sky_name_show(key, strlen(key), show, sizeof show);
+    const char *why = sky_name_problem(name, len);
+    LOG_WARN("s3 '%s': skipping key \"%s\" in bucket %s: %s%s%s", s->name, show, bucket,
+             why ? "not a valid file name (its name " : "its size is not a file size",
+             why ? why : "", why ? ")" : "");
 }
 
 /* The child name of a listed key under a prefix of plen bytes, into
@@ -838,6 +942,9 @@ int s3_child_name(const char *key, size_t plen, int is_prefix, char *out)
     return 1;
 }
 
+static enum sky_kind head_kind(struct s3 *s, const char *bucket, const char *key,
+                               const char *show, uint64_t *rdev);
+
 struct dir_lister {
     struct s3 *s;
     const char *bucket;
@@ -846,6 +953,7 @@ struct dir_lister {
     sky_list_cb cb;
     void *arg;
     bool found;             /* anything at all under the prefix */
+    struct linkprobe_batch batch;   /* files that may be symlinks wait here */
 };
 
 static int on_dir_item(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
@@ -859,9 +967,9 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
     int kind = s3_child_name(key, d->plen, is_prefix, name);
     if (kind == 0)
         return 0;       /* the directory's own marker */
-    if (kind < 0) {
-        LOG_WARN("s3 '%s': skipping key '%s' in bucket %s: not a valid file name", d->s->name,
-                 key, d->bucket);
+    if (kind < 0 || !listable_size(a)) {
+        size_t len = strlen(key + d->plen);
+        warn_skipped(d->s, d->bucket, key, key + d->plen, len - (is_prefix && len));
         return 0;
     }
     /* the listing's one piece of cloud metadata (borrowed, never freed) */
@@ -869,13 +977,29 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
     struct sky_dirent ent = { .name = name, .attr = *a, .link = NULL,
                               .meta = storage_class ? &om : NULL };
     char *target = NULL;
-    if (!is_prefix && links_get(d->s, d->bucket, key, a->etag, &target)) {
-        ent.attr.kind = SKY_LINK;
-        ent.attr.mode = 0777;
-        ent.attr.has |= SKY_HAS_MODE;
-        ent.link = target;
+    enum sky_kind known;
+    uint64_t rdev;
+    if (!is_prefix && typed_get(d->s, d->bucket, key, a->etag, &known, &rdev, &target)) {
+        ent.attr.kind = known;
+        ent.attr.rdev = rdev;
+        if (known == SKY_LINK) {
+            ent.attr.mode = 0777;
+            ent.attr.has |= SKY_HAS_MODE;
+            ent.link = target;
+        }
+    } else if (!is_prefix && a->size == 0) {
+        /* an empty object may be a special file or another tool's
+         * directory object ("dir", no slash): its HEAD says, once per
+         * version (remembered by ETag, empty plain files too) */
+        ent.attr.kind = head_kind(d->s, d->bucket, key, key, &ent.attr.rdev);
+        typed_put(d->s, d->bucket, key, a->etag, ent.attr.kind, ent.attr.rdev, NULL);
     }
-    int rc = d->cb(d->arg, &ent);
+    if (ent.attr.kind == SKY_DIR) {
+        ent.attr.size = 0;
+        ent.attr.etag[0] = '\0';
+    }
+    int rc = ent.attr.kind == SKY_FILE && d->s->probe ? linkprobe_add(&d->batch, key, &ent)
+                                                      : d->cb(d->arg, &ent);
     free(target);
     return rc;
 }
@@ -915,6 +1039,61 @@ static int s3_head(struct s3 *s, const char *bucket, const char *key, struct htt
     return s3_send(s, &r, resp, show, e);
 }
 
+/* linkprobe's question (linkprobe.h): what is `key` of `bucket`?  One
+ * HEAD; a symlink found is remembered with the other known links. */
+struct probe_where {
+    struct s3 *s;
+    const char *bucket;
+};
+
+static int probe_ask(void *arg, const char *key, struct sky_attr *out, struct sky_err *e)
+{
+    struct probe_where *w = arg;
+    char show[1024];
+    if (w->s->bucket)
+        snprintf(show, sizeof show, "%s", key);
+    else
+        snprintf(show, sizeof show, "%s/%s", w->bucket, key);
+    struct http_response resp;
+    int rc = s3_head(w->s, w->bucket, key, &resp, show, e);
+    if (rc < 0)
+        return rc;
+    if (ok_status(resp.status)) {
+        s3_attr_from_headers(&resp.headers, out);
+        typed_note(w->s, w->bucket, key, out);
+    } else if (resp.status == 404) {
+        rc = -ENOENT;
+    } else if (resp.status == 403) {
+        memset(out, 0, sizeof *out);    /* unreadable: a file, asked again next time */
+        out->kind = SKY_FILE;
+    } else {
+        rc = s3_fail_answer(w->s, "HEAD", show, &resp, e);
+    }
+    http_response_free(&resp);
+    return rc;
+}
+
+/* What object bucket/key is, by its HEAD (SKY_FILE when it cannot be
+ * told); *rdev a device's number. */
+static enum sky_kind head_kind(struct s3 *s, const char *bucket, const char *key,
+                               const char *show, uint64_t *rdev)
+{
+    struct http_response resp;
+    struct sky_err e = {0};
+    enum sky_kind kind = SKY_FILE;
+    *rdev = 0;
+    if (s3_head(s, bucket, key, &resp, show, &e) == 0) {
+        if (ok_status(resp.status)) {
+            struct sky_attr a;
+            s3_attr_from_headers(&resp.headers, &a);
+            kind = a.kind;
+            *rdev = a.rdev;
+        }
+        http_response_free(&resp);
+    }
+    return kind;
+}
+
 static int s3_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
 {
     struct s3 *s = ctx;
@@ -930,8 +1109,14 @@ static int s3_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
-    struct dir_lister d = { s, l.bucket, prefix, strlen(prefix), cb, arg, false };
+    struct probe_where where = { s, l.bucket };
+    struct dir_lister d = { s, l.bucket, prefix, strlen(prefix), cb, arg, false,
+                            { .memo = s->probe, .scope = l.bucket, .ask = probe_ask,
+                              .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e } };
     rc = s3_list_keys(s, l.bucket, prefix, true, 0, on_dir_item, &d, show, e);
+    if (rc == 0)
+        rc = linkprobe_flush(&d.batch);
+    linkprobe_batch_free(&d.batch);
     bool is_root = !*dir || (!s->bucket && !strchr(dir, '/'));
     if (rc == 0 && !d.found && !is_root) {
         /* nothing under dir/: a file, or nothing at all */
@@ -955,6 +1140,7 @@ struct tree_lister {
     size_t plen;
     sky_list_cb cb;
     void *arg;
+    struct linkprobe_batch batch;   /* files that may be symlinks wait here */
 };
 
 /* true if every '/'-separated part of rel is a valid file name */
@@ -984,9 +1170,18 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
     }
     if (len == 0)
         return 0; /* the start directory's own marker */
-    if (!valid_rel_path(rel, len)) {
-        LOG_WARN("s3 '%s': skipping key '%s' in bucket %s: not a valid file name", t->s->name,
-                 key, t->bucket);
+    if (!valid_rel_path(rel, len) || !listable_size(&attr)) {
+        /* the warning names the first part that cannot be a file name */
+        size_t start = 0, end = 0;
+        while (end < len) {
+            end = start + strcspn(rel + start, "/");
+            if (end > len)
+                end = len;
+            if (!valid_name(rel + start, end - start) || end == len)
+                break;
+            start = end + 1;
+        }
+        warn_skipped(t->s, t->bucket, key, rel + start, end - start);
         return 0;
     }
     char *name = strndup(rel, len);
@@ -995,7 +1190,21 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
     struct sky_objmeta om = { .storage_class = (char *)storage_class };
     struct sky_dirent ent = { .name = name, .attr = attr, .link = NULL,
                               .meta = storage_class && attr.kind != SKY_DIR ? &om : NULL };
-    int rc = t->cb(t->arg, &ent);
+    char *target = NULL;
+    enum sky_kind known;
+    uint64_t rdev;
+    if (attr.kind == SKY_FILE && typed_get(t->s, t->bucket, key, attr.etag, &known, &rdev, &target)) {
+        ent.attr.kind = known;
+        ent.attr.rdev = rdev;
+        if (known == SKY_LINK) {
+            ent.attr.mode = 0777;
+            ent.attr.has |= SKY_HAS_MODE;
+            ent.link = target;
+        }
+    }
+    int rc = ent.attr.kind == SKY_FILE && t->s->probe ? linkprobe_add(&t->batch, key, &ent)
+                                                      : t->cb(t->arg, &ent);
+    free(target);
     free(name);
     return rc;
 }
@@ -1015,8 +1224,14 @@ static int s3_list_tree(void *ctx, const char *dir, sky_list_cb cb, void *arg, s
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
-    struct tree_lister t = { s, l.bucket, strlen(prefix), cb, arg };
+    struct probe_where where = { s, l.bucket };
+    struct tree_lister t = { s, l.bucket, strlen(prefix), cb, arg,
+                             { .memo = s->probe, .scope = l.bucket, .ask = probe_ask,
+                               .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e } };
     rc = s3_list_keys(s, l.bucket, prefix, false, 0, on_tree_item, &t, show, e);
+    if (rc == 0)
+        rc = linkprobe_flush(&t.batch);
+    linkprobe_batch_free(&t.batch);
     free(prefix);
     loc_free(&l);
     return rc;
@@ -1125,10 +1340,7 @@ static int s3_stat(void *ctx, const char *path, struct sky_attr *out, struct sky
     rc = s3_head(s, l.bucket, l.key, &resp, show, e);
     if (rc == 0 && ok_status(resp.status)) {
         s3_attr_from_headers(&resp.headers, out);
-        if (out->kind == SKY_LINK)
-            links_put(s, l.bucket, l.key, out->etag, NULL);
-        else
-            links_drop(s, l.bucket, l.key);
+        typed_note(s, l.bucket, l.key, out);
     } else if (rc == 0 && resp.status == 404) {
         bool any, marker, others;
         rc = probe_dir(s, &l, 1, &any, &marker, &others, show, e);
@@ -1171,18 +1383,17 @@ static int s3_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     int rc = s3_locate(s, path, &l, e);
     if (rc < 0)
         return rc;
-    char show[1024], range[64];
+    char show[1024];
     loc_show(&l, show, sizeof show, s);
-    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
-             (unsigned long long)(off + len - 1));
     struct s3_req r = S3_REQ("GET");
     r.bucket = l.bucket;
     r.key = l.key;
     r.sink = sink;
     r.sink_arg = sink_arg;
     r.out_cap = (size_t)len;
-    if (http_headers_set(&r.headers, "Range", range) < 0 ||
-        (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0)) {
+    r.range_off = off;
+    r.range_len = len;      /* http.c asks for it and checks the answer */
+    if (etag && *etag && http_headers_set(&r.headers, "If-Match", etag) < 0) {
         http_headers_free(&r.headers);
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
@@ -1360,7 +1571,114 @@ static char *complete_body(const struct mpu *m)
     return body;
 }
 
-static int mpu_complete(struct mpu *m, char *etag_out, struct sky_err *e)
+/* The ETag S3 gives a completed multipart upload: the MD5 of the parts'
+ * binary MD5s, "-" and the number of parts ("\"9b2cf5...-3\""), into
+ * out[SKY_ETAG_MAX] as etag_copy keeps ETags; "" if a part ETag is not an
+ * MD5. */
+static void multipart_etag(const struct mpu *m, char *out)
+{
+    out[0] = '\0';
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return;
+    }
+    for (unsigned i = 0; i < m->nparts; i++) {
+        const char *t = m->etags[i];
+        t += *t == '"';
+        unsigned char md[16];
+        for (int k = 0; k < 16; k++) {
+            unsigned v;
+            if (!isxdigit((unsigned char)t[2 * k]) || !isxdigit((unsigned char)t[2 * k + 1]) ||
+                sscanf(t + 2 * k, "%2x", &v) != 1) {
+                EVP_MD_CTX_free(ctx);
+                return;
+            }
+            md[k] = (unsigned char)v;
+        }
+        EVP_DigestUpdate(ctx, md, sizeof md);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    char etag[SKY_ETAG_MAX];
+    snprintf(etag, sizeof etag, "\"%s-%u\"", hex, m->nparts);
+    etag_copy(out, etag);
+}
+
+/* The ETag of a single-part object of `size` bytes of fd: its MD5
+ * (servers such as s3rver give completed uploads that one); "" when fd
+ * cannot be read. */
+static void content_etag(int fd, uint64_t size, char *out)
+{
+    out[0] = '\0';
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    char *buf = malloc(1 << 20);
+    int ok = ctx && buf && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1;
+    for (uint64_t off = 0; ok && off < size;) {
+        size_t want = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got <= 0)
+            ok = 0;
+        else {
+            EVP_DigestUpdate(ctx, buf, (size_t)got);
+            off += (uint64_t)got;
+        }
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1) {
+        char etag[SKY_ETAG_MAX] = "\"";
+        for (unsigned i = 0; i < mdlen; i++)
+            snprintf(etag + 1 + 2 * i, 3, "%02x", md[i]);
+        strcat(etag, "\"");
+        etag_copy(out, etag);
+    }
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+}
+
+/* A completion was retried and its last answer is an error (NoSuchUpload:
+ * the first attempt, whose answer was lost, completed it).  Does the key
+ * now hold this upload: `size` bytes under the ETag of these parts (or,
+ * from servers that give completed uploads a plain MD5, the MD5 of fd)?
+ * Then *etag_out gets it and the completion succeeded. */
+static bool upload_landed(struct mpu *m, int fd, uint64_t size, char *etag_out)
+{
+    struct http_response head;
+    struct sky_err ignored = { 0 };
+    if (s3_head(m->s, m->l->bucket, m->l->key, &head, m->show, &ignored) < 0)
+        return false;
+    char have[SKY_ETAG_MAX], want[SKY_ETAG_MAX];
+    etag_copy(have, http_headers_get(&head.headers, "etag"));
+    const char *len = http_headers_get(&head.headers, "content-length");
+    bool same = ok_status(head.status) && have[0] && len && strtoull(len, NULL, 10) == size;
+    http_response_free(&head);
+    if (!same)
+        return false;
+    multipart_etag(m, want);
+    if (!want[0] || strcmp(have, want) != 0) {
+        if (fd < 0)
+            return false;
+        content_etag(fd, size, want);
+        if (!want[0] || strcmp(have, want) != 0)
+            return false;
+    }
+    LOG_INFO("s3 '%s': POST %s: the answer to the completion was lost; the object holds the "
+             "upload", m->s->name, m->show);
+    snprintf(etag_out, SKY_ETAG_MAX, "%s", have);
+    return true;
+}
+
+/* CompleteMultipartUpload of m's parts, the object being `size` bytes of
+ * fd (-1 for a copy).  When the answer of a first attempt was lost and the
+ * retry fails, what the key holds decides (upload_landed). */
+static int mpu_complete(struct mpu *m, int fd, uint64_t size, char *etag_out,
+                        struct sky_err *e)
 {
     char *body = complete_body(m), query[512];
     if (!body)
@@ -1374,17 +1692,25 @@ static int mpu_complete(struct mpu *m, char *etag_out, struct sky_err *e)
     r.body_len = strlen(body);
     http_headers_set(&r.headers, "Content-Type", "application/xml");
     struct http_response resp;
-    int rc = s3_call(m->s, &r, &resp, m->show, e);
+    int rc = s3_send(m->s, &r, &resp, m->show, e);
     free(body);
     if (rc < 0)
         return rc;
-    struct xml_node *root;
-    rc = s3_xml_answer(m->s, "POST", m->show, &resp, "CompleteMultipartUploadResult", &root, e);
+    bool retried = http_retried(&resp);
+    struct xml_node *root = NULL;
+    if (!ok_status(resp.status))
+        rc = s3_fail_answer(m->s, "POST", m->show, &resp, e);
+    else
+        rc = s3_xml_answer(m->s, "POST", m->show, &resp, "CompleteMultipartUploadResult", &root,
+                           e);
+    http_response_free(&resp);
     if (rc == 0) {
         etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+    } else if (retried && upload_landed(m, fd, size, etag_out)) {
+        sky_err_clear(e);
+        rc = 0;
     }
-    http_response_free(&resp);
     return rc;
 }
 
@@ -1423,7 +1749,7 @@ static int multipart(struct mpu *m, struct http_headers *hdrs, uint64_t min_part
     if (rc == 0)
         rc = run_parts(m, e);
     if (rc == 0)
-        rc = mpu_complete(m, etag_out, e);
+        rc = mpu_complete(m, m->fd, m->size, etag_out, e);
     if (rc < 0 && m->enc_upload_id)
         mpu_abort(m);
     free(m->etags);
@@ -1459,22 +1785,28 @@ static bool plain_header_value(const char *v)
 }
 
 /* One user item as x-amz-meta-KEY, encoded as s3_setxattr does, unless
- * S3 cannot carry its name or it would pass the size limit (then skipped):
- * 0 or -ENOMEM. */
-static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
+ * S3 cannot carry its name or it would pass the size limit (then skipped,
+ * the latter with a warning naming the cloud and `show`): 0 or -ENOMEM. */
+static int add_user_item(const struct s3 *s, const char *show, struct http_headers *h,
+                         const struct sky_meta_item *it)
 {
     char xname[300], hname[320];
     if (strlen(it->key) + 6 > sizeof xname)
         return 0;
     snprintf(xname, sizeof xname, "user.%s", it->key);
-    if (xattr_header(xname, hname, sizeof hname) < 0 || h->n >= S3_REQ_HEADERS_MAX)
+    if (xattr_header(xname, hname, sizeof hname) < 0)
         return 0;
     char *v = xattr_encode(it->value, it->len);
     if (!v)
         return -ENOMEM;
     int rc = 0;
-    if (http_headers_bytes(h, "x-amz-meta-") + strlen(hname + 11) + strlen(v) <= S3_USER_META_MAX)
+    size_t bytes = http_headers_bytes(h, "x-amz-meta-") + strlen(hname + 11) + strlen(v);
+    if (bytes <= S3_USER_META_MAX)
         rc = http_headers_set(h, hname, v) == 0 ? 0 : -ENOMEM;
+    else
+        LOG_WARN("s3 '%s': PUT %s: user metadata %s left out: it would take the object's user "
+                 "metadata to %zu bytes, past S3's limit of %d", s->name, show, it->key, bytes,
+                 S3_USER_META_MAX);
     free(v);
     return rc;
 }
@@ -1482,15 +1814,15 @@ static int add_user_item(struct http_headers *h, const struct sky_meta_item *it)
 /* Headers of a new file object with POSIX metadata a and cloud metadata
  * meta (may be NULL: no user items, the default content type); on failure
  * (-ENOMEM) h is freed. */
-static int file_headers(struct http_headers *h, const struct sky_attr *a,
-                        const struct sky_objmeta *meta)
+static int file_headers(const struct s3 *s, const char *show, struct http_headers *h,
+                        const struct sky_attr *a, const struct sky_objmeta *meta)
 {
     const char *type = meta && plain_header_value(meta->content_type)
                            ? meta->content_type : "application/octet-stream";
     int rc = add_meta(h, SKY_FILE, a, a->has) < 0 || http_headers_set(h, "Content-Type", type) < 0
                  ? -ENOMEM : 0;
     for (size_t i = 0; rc == 0 && meta && i < meta->nuser; i++)
-        rc = add_user_item(h, &meta->user[i]);
+        rc = add_user_item(s, show, h, &meta->user[i]);
     if (rc < 0)
         http_headers_free(h);
     return rc;
@@ -1529,7 +1861,7 @@ static int s3_write(void *ctx, const char *path, int fd, uint64_t size,
     loc_show(&l, show, sizeof show, s);
     struct sky_attr a = file_attr(attr);
     struct http_headers hdrs = {0};
-    if (file_headers(&hdrs, &a, meta) < 0) {
+    if (file_headers(s, show, &hdrs, &a, meta) < 0) {
         loc_free(&l);
         return sky_fail(e, ENOMEM, "out of memory");
     }
@@ -1667,6 +1999,13 @@ static int s3_mkdir(void *ctx, const char *path, const struct sky_attr *attr, st
     return rc;
 }
 
+/* Is bucket/key itself another tool's directory object ("dir", no slash)? */
+static bool is_dir_object(struct s3 *s, const char *bucket, const char *key, const char *show)
+{
+    uint64_t rdev;
+    return head_kind(s, bucket, key, show, &rdev) == SKY_DIR;
+}
+
 static int s3_rmdir(void *ctx, const char *path, struct sky_err *e)
 {
     struct s3 *s = ctx;
@@ -1690,18 +2029,23 @@ static int s3_rmdir(void *ctx, const char *path, struct sky_err *e)
     }
     bool any, marker, others;
     rc = probe_dir(s, &l, 2, &any, &marker, &others, show, e);
+    bool dir_object = rc == 0 && !others && is_dir_object(s, l.bucket, l.key, show);
     if (rc == 0 && others)
         rc = sky_fail(e, ENOTEMPTY, "s3 '%s': rmdir %s: directory not empty", s->name, show);
-    else if (rc == 0 && !any)
+    else if (rc == 0 && !any && !dir_object)
         rc = sky_fail(e, ENOENT, "s3 '%s': rmdir %s: no such directory", s->name, show);
     else if (rc == 0) {
         char *mkey;
         if (asprintf(&mkey, "%s/", l.key) < 0) {
             rc = sky_fail(e, ENOMEM, "out of memory");
         } else {
-            rc = delete_key(s, l.bucket, mkey, show, e);
+            rc = any ? delete_key(s, l.bucket, mkey, show, e) : 0;
             free(mkey);
         }
+        if (rc == 0 && dir_object)
+            rc = delete_key(s, l.bucket, l.key, show, e);
+        if (rc == 0 && dir_object)
+            links_drop(s, l.bucket, l.key);
     }
     loc_free(&l);
     return rc;
@@ -1741,6 +2085,52 @@ static int s3_symlink(void *ctx, const char *path, const char *target,
                            show);
     if (rc == 0)
         links_put(s, l.bucket, l.key, etag, target);
+    http_headers_free(&hdrs);
+    loc_free(&l);
+    return rc;
+}
+
+/* A FIFO, socket or device: an empty object whose x-amz-meta-mode has the
+ * type bits (and x-amz-meta-rdev a device's number), as s3fs makes them. */
+static int s3_mknod(void *ctx, const char *path, const struct sky_attr *attr,
+                    struct sky_attr *out, struct sky_err *e)
+{
+    struct s3 *s = ctx;
+    int rc = s3_must_be_free(s, path, "mknod", e);
+    if (rc)
+        return rc;
+    struct s3_loc l;
+    rc = s3_locate(s, path, &l, e);
+    if (rc < 0)
+        return rc;
+    char show[1024];
+    loc_show(&l, show, sizeof show, s);
+    struct sky_attr a = *attr;
+    if (!(a.has & SKY_HAS_MTIME)) {
+        a.mtime_ns = now_ns();
+        a.has |= SKY_HAS_MTIME;
+    }
+    struct http_headers hdrs = {0};
+    rc = add_meta(&hdrs, a.kind, &a, a.has);
+    if (rc == 0 && (a.kind == SKY_CHR || a.kind == SKY_BLK))
+        rc = set_num(&hdrs, "x-amz-meta-rdev", (long long)a.rdev) < 0 ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = http_headers_set(&hdrs, "Content-Type", "application/octet-stream");
+    if (rc < 0) {
+        http_headers_free(&hdrs);
+        loc_free(&l);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
+    char etag[SKY_ETAG_MAX] = "";
+    rc = *l.key ? put_object(s, &l, l.key, -1, "", 0, &hdrs, etag, show, e)
+                : sky_fail(e, EPERM, "s3 '%s': mknod %s: a bucket cannot be a special file",
+                           s->name, show);
+    if (rc == 0) {
+        typed_put(s, l.bucket, l.key, etag, a.kind, a.rdev, NULL);
+        *out = a;
+        out->size = 0;
+        snprintf(out->etag, sizeof out->etag, "%s", etag);
+    }
     http_headers_free(&hdrs);
     loc_free(&l);
     return rc;
@@ -1789,6 +2179,37 @@ static char *copy_source(const char *bucket, const char *key)
         out = NULL;
     free(enc);
     return out;
+}
+
+/* A copy was retried and its last answer is an error (a copy onto itself
+ * whose first attempt, answer lost, changed the ETag the retry's
+ * condition names).  Does dst hold `size` bytes and, when `want` is not
+ * NULL, exactly the x-amz-meta-* headers in want?  Then the copy
+ * succeeded; *etag_out (unless NULL) gets dst's ETag. */
+static bool copy_landed(struct s3 *s, const struct s3_loc *dst, uint64_t size,
+                        const struct http_headers *want, char *etag_out)
+{
+    struct http_response head;
+    struct sky_err ignored = { 0 };
+    if (s3_head(s, dst->bucket, dst->key, &head, dst->key, &ignored) < 0)
+        return false;
+    const char *len = http_headers_get(&head.headers, "content-length");
+    bool same = ok_status(head.status) && len && strtoull(len, NULL, 10) == size;
+    if (same && want) {
+        same = http_headers_bytes(&head.headers, "x-amz-meta-") ==
+               http_headers_bytes(want, "x-amz-meta-");
+        for (size_t i = 0; same && i < want->n; i++) {
+            const char *v = http_headers_get(&head.headers, want->h[i].name);
+            same = v && strcmp(v, want->h[i].value) == 0;
+        }
+    }
+    if (same && etag_out)
+        etag_copy(etag_out, http_headers_get(&head.headers, "etag"));
+    http_response_free(&head);
+    if (same)
+        LOG_INFO("s3 '%s': COPY to %s: the answer was lost; the target holds the copy",
+                 s->name, dst->key);
+    return same;
 }
 
 /* Copy src -> dst (same cloud, any bucket).  `hdrs` (may be NULL) holds
@@ -1850,18 +2271,38 @@ static int copy_object(struct s3 *s, const char *sbucket, const char *skey,
         http_headers_free(&r.headers);
         return sky_fail(e, ENOMEM, "out of memory");
     }
+    /* what the copy must leave on dst, should its answer be lost */
+    struct http_headers want = {0};
+    for (size_t i = 0; rc == 0 && hdrs && i < r.headers.n; i++)
+        if (strncasecmp(r.headers.h[i].name, "x-amz-meta-", 11) == 0)
+            rc = http_headers_set(&want, r.headers.h[i].name, r.headers.h[i].value);
+    if (rc < 0) {
+        http_headers_free(&r.headers);
+        http_headers_free(&want);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
     struct http_response resp;
-    rc = s3_call(s, &r, &resp, show, e);
-    if (rc < 0)
+    rc = s3_send(s, &r, &resp, show, e);
+    if (rc < 0) {
+        http_headers_free(&want);
         return rc;
-    struct xml_node *root;
-    rc = s3_xml_answer(s, "COPY", show, &resp, "CopyObjectResult", &root, e);
+    }
+    bool retried = http_retried(&resp);
+    struct xml_node *root = NULL;
+    if (!ok_status(resp.status))
+        rc = s3_fail_answer(s, "PUT", show, &resp, e);
+    else
+        rc = s3_xml_answer(s, "COPY", show, &resp, "CopyObjectResult", &root, e);
+    http_response_free(&resp);
     if (rc == 0) {
         if (etag_out)
             etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+    } else if (retried && copy_landed(s, dst, size, hdrs ? &want : NULL, etag_out)) {
+        sky_err_clear(e);
+        rc = 0;
     }
-    http_response_free(&resp);
+    http_headers_free(&want);
     return rc;
 }
 
@@ -2080,7 +2521,13 @@ static int s3_rename(void *ctx, const char *from, const char *to, struct sky_err
     } else if (trc == 0 && ta.kind == SKY_DIR && (rc = s3_rmdir(ctx, to, e)) < 0) {
         /* rmdir refused: not empty (or failed) */
     } else if (fa.kind == SKY_DIR) {
+        bool dir_object = is_dir_object(s, lf.bucket, lf.key, show);
         rc = rename_dir(s, &lf, &lt, show, e);
+        /* another tool's "dir" object goes along, in the same form */
+        if (rc == 0 && dir_object)
+            rc = copy_object(s, lf.bucket, lf.key, &lt, 0, NULL, NULL, NULL, show, e);
+        if (rc == 0 && dir_object)
+            rc = delete_key(s, lf.bucket, lf.key, show, e);
     } else {
         rc = copy_object(s, lf.bucket, lf.key, &lt, fa.size, fa.etag, NULL, NULL, show, e);
         if (rc == 0)
@@ -2150,7 +2597,7 @@ static int s3_upload_begin(void *ctx, const char *path, const struct sky_attr *a
     st->m = (struct mpu){ .s = s, .l = &st->l, .show = st->show, .fd = -1,
                           .part_size = S3_STREAM_PART };
     struct http_headers hdrs = {0};
-    rc = file_headers(&hdrs, &st->begun, &st->meta) < 0 ? sky_fail(e, ENOMEM, "out of memory")
+    rc = file_headers(s, st->show, &hdrs, &st->begun, &st->meta) < 0 ? sky_fail(e, ENOMEM, "out of memory")
                                              : mpu_begin(&st->m, &hdrs, e);
     http_headers_free(&hdrs);
     if (rc < 0) {
@@ -2254,7 +2701,7 @@ static int stream_complete(struct s3_stream *st, int fd, uint64_t nparts, uint64
             return rc;
     }
     st->m.nparts = (unsigned)total;
-    return mpu_complete(&st->m, etag_out, e);
+    return mpu_complete(&st->m, fd, size, etag_out, e);
 }
 
 static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
@@ -2278,7 +2725,7 @@ static int s3_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
     if (!same_meta(&a, &st->begun) || !sky_objmeta_same_stored(meta, &st->meta)) {
         struct http_headers hdrs = {0};
         char copied[SKY_ETAG_MAX] = "";
-        rc = file_headers(&hdrs, &a, meta) < 0
+        rc = file_headers(s, st->show, &hdrs, &a, meta) < 0
                  ? sky_fail(e, ENOMEM, "out of memory")
                  : copy_object(s, st->l.bucket, st->l.key, &st->l, size, etag, &hdrs, copied,
                                st->show, e);
@@ -2434,10 +2881,11 @@ static int edit_attr(void *arg, enum sky_kind kind, struct http_headers *meta, s
     int rc = 0;
     const char *old_mode = http_headers_get(meta, "x-amz-meta-mode");
     if (ae->which & SKY_HAS_MODE)
-        rc |= set_num(meta, "x-amz-meta-mode", (long long)(type_bits(kind) | (a->mode & 07777)));
+        rc |= set_num(meta, "x-amz-meta-mode",
+                      (long long)(sky_kind_type_bits((int)kind) | (a->mode & 07777)));
     else if (!old_mode && kind != SKY_FILE)
         rc |= set_num(meta, "x-amz-meta-mode",
-                      (long long)(type_bits(kind) | (kind == SKY_DIR ? 0755 : 0777)));
+                      (long long)(sky_kind_type_bits((int)kind) | (kind == SKY_DIR ? 0755 : 0777)));
     if (ae->which & SKY_HAS_UID)
         rc |= set_num(meta, "x-amz-meta-uid", a->uid);
     if (ae->which & SKY_HAS_GID)
@@ -2464,7 +2912,7 @@ static int s3_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
 /* user.NAME <-> x-amz-meta-NAME.  NAME must survive as an HTTP header
  * name that S3 lowercases, and must not be one of the POSIX fields. */
 static const char *const reserved_meta[] = { "mode", "uid", "gid", "mtime", "atime", "ctime",
-                                             "btime", "xattr", NULL };
+                                             "btime", "xattr", "rdev", NULL };
 
 static int xattr_header(const char *name, char *out, size_t cap)
 {
@@ -2635,11 +3083,45 @@ struct xattr_edit {
     int flags;
 };
 
+/* Remove header `name` from meta, if there. */
+static void header_drop(struct http_headers *meta, const char *name)
+{
+    for (size_t i = 0; i < meta->n; i++) {
+        if (strcasecmp(meta->h[i].name, name) == 0) {
+            free(meta->h[i].name);
+            free(meta->h[i].value);
+            meta->h[i] = meta->h[--meta->n];
+            return;
+        }
+    }
+}
+
+/* s3fs's x-amz-meta-xattr without xattr `name` (a changed or removed item
+ * now lives in its own header, or nowhere); its other items stay. */
+static int s3fs_xattr_forget(struct http_headers *meta, const char *name)
+{
+    char *rest;
+    int rc = s3fs_xattr_without(http_headers_get(meta, S3FS_XATTR_HEADER), name, &rest);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0 && rest)
+        rc = http_headers_set(meta, S3FS_XATTR_HEADER, rest);
+    else if (rc == 0)
+        header_drop(meta, S3FS_XATTR_HEADER);
+    free(rest);
+    return rc;
+}
+
 static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
                       struct sky_err *e)
 {
     struct xattr_edit *x = arg;
-    bool exists = http_headers_get(meta, x->header) != NULL;
+    char xname[300];
+    snprintf(xname, sizeof xname, "user.%s", x->header + 11);
+    bool in_s3fs = s3fs_xattr_has(http_headers_get(meta, S3FS_XATTR_HEADER), xname);
+    bool exists = http_headers_get(meta, x->header) != NULL || in_s3fs;
+    if (in_s3fs && !x->value && s3fs_xattr_forget(meta, xname) < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
     if (!x->value || (x->flags & XATTR_REPLACE_FLAG)) {
         if (!exists)
             return sky_fail(e, ENODATA, "no attribute %s", x->header + 11);
@@ -2647,22 +3129,31 @@ static int edit_xattr(void *arg, enum sky_kind kind, struct http_headers *meta,
     if (x->value && (x->flags & XATTR_CREATE_FLAG) && exists)
         return sky_fail(e, EEXIST, "attribute %s exists", x->header + 11);
     if (!x->value) {
-        for (size_t i = 0; i < meta->n; i++) {
-            if (strcasecmp(meta->h[i].name, x->header) == 0) {
-                free(meta->h[i].name);
-                free(meta->h[i].value);
-                meta->h[i] = meta->h[--meta->n];
-                break;
-            }
-        }
+        header_drop(meta, x->header);
         return 0;
     }
-    char *v = xattr_encode(x->value, x->len);
-    int rc = v ? http_headers_set(meta, x->header, v) : -ENOMEM;
-    free(v);
-    if (rc == -E2BIG)
-        return sky_fail(e, ENOSPC, "too many attributes");
-    return rc < 0 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    char *json;     /* an object s3fs gave xattrs keeps them where s3fs reads them */
+    int jrc = s3fs_xattr_with(http_headers_get(meta, S3FS_XATTR_HEADER), xname, x->value,
+                              x->len, &json);
+    int rc;
+    if (jrc == 0) {
+        header_drop(meta, x->header);
+        rc = http_headers_set(meta, S3FS_XATTR_HEADER, json);
+        free(json);
+    } else if (jrc == -ENOMEM) {
+        rc = -ENOMEM;
+    } else {
+        char *v = xattr_encode(x->value, x->len);
+        rc = v ? http_headers_set(meta, x->header, v) : -ENOMEM;
+        free(v);
+    }
+    if (rc < 0)
+        return sky_fail(e, ENOMEM, "out of memory");
+    size_t bytes = http_headers_bytes(meta, "x-amz-meta-");
+    if (bytes > S3_USER_META_MAX)
+        return sky_fail(e, E2BIG, "the metadata would be %zu bytes, past S3's limit of %d",
+                        bytes, S3_USER_META_MAX);
+    return 0;
 }
 
 static int s3_setxattr(void *ctx, const char *path, const char *name, const void *value,
@@ -2676,7 +3167,7 @@ static int s3_setxattr(void *ctx, const char *path, const char *name, const void
                         name);
     struct xattr_edit x = { hname, value ? value : "", len, flags };
     int rc = edit_meta(s, path, edit_xattr, &x, e);
-    if (rc == -ENODATA || rc == -EEXIST)
+    if (rc == -ENODATA || rc == -EEXIST || rc == -E2BIG)
         sky_err_prefix(e, "s3 '%s': %s", s->name, path);
     return rc;
 }
@@ -2717,6 +3208,9 @@ static int objmeta_from_headers(const struct http_headers *h, struct sky_objmeta
         }
         free(v);
     }
+    /* s3fs's items, unless a header of ours says otherwise */
+    if (rc == 0)
+        rc = s3fs_xattr_read(http_headers_get(h, S3FS_XATTR_HEADER), m);
     return rc;
 }
 
@@ -2749,10 +3243,8 @@ static int s3_get_meta(void *ctx, const char *path, struct sky_attr *attr,
             attr->kind = SKY_DIR;
             attr->size = 0;
             attr->etag[0] = '\0';
-        } else if (attr->kind == SKY_LINK) {
-            links_put(s, l.bucket, l.key, attr->etag, NULL);
         } else {
-            links_drop(s, l.bucket, l.key);
+            typed_note(s, l.bucket, l.key, attr);
         }
         if (objmeta_from_headers(&head.headers, meta) < 0)
             rc = sky_fail(e, ENOMEM, "out of memory");
@@ -2957,6 +3449,7 @@ static void s3_close(void *ctx)
         return;
     http_client_free(s->http);
     links_free(s);
+    linkprobe_free(s->probe);
     pthread_mutex_destroy(&s->links_lock);
     free(s->name);
     free(s->host);
@@ -2977,15 +3470,20 @@ static int s3_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_er
         return sky_fail(e, ENOMEM, "out of memory");
     }
     pthread_mutex_init(&s->links_lock, NULL);
-    int rc = setup_endpoint(s, cfg, e);
+    int rc = sky_cloud_bool(cfg, "symlinks", true) && linkprobe_new(&s->probe) < 0
+                 ? sky_fail(e, ENOMEM, "out of memory") : 0;
+    if (rc == 0)
+        rc = setup_endpoint(s, cfg, e);
     if (rc == 0)
         rc = setup_bucket(s, cfg, e);
     if (rc == 0)
         rc = setup_creds(s, cfg, e);
     if (rc == 0) {
-        struct http_options opt = { .ca_file = sky_cloud_get(cfg, "ca_file") };
-        rc = http_client_new(&opt, &s->http, e);
-        if (rc < 0)
+        struct http_options opt;
+        rc = http_options_from_cloud(cfg, &opt, e);
+        if (rc == 0)
+            rc = http_client_new(&opt, &s->http, e);
+        if (rc < 0 && e && e->code != EINVAL)
             sky_err_prefix(e, "%s:%d: [%s] ca_file", cfg->file ? cfg->file : "config",
                            sky_cloud_line(cfg, "ca_file"), cfg->name);
     }
@@ -3009,7 +3507,11 @@ static const struct sky_key s3_keys[] = {
     { "secret_access_key", SKY_KEY_SECRET, "secret key matching access_key_id" },
     { "session_token", SKY_KEY_SECRET, "session token for temporary credentials" },
     { "profile", 0, "section of ~/.aws/credentials to use (default: default)" },
+    HTTP_CLOUD_KEYS,
     { "ca_file", 0, "extra CA certificates (PEM) trusted for https" },
+    { "symlinks", SKY_KEY_BOOL,
+      "no: the bucket holds no symlinks, so listings send no HEAD for small objects "
+      "(default yes)" },
     { NULL, 0, NULL },
 };
 
@@ -3036,6 +3538,7 @@ const struct sky_driver sky_driver_s3 = {
     .rename = s3_rename,
     .set_attr = s3_set_attr,
     .symlink = s3_symlink,
+    .mknod = s3_mknod,
     .readlink = s3_readlink,
     .getxattr = s3_getxattr,
     .setxattr = s3_setxattr,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -192,7 +193,7 @@ static void canonical_query(struct sbuf *b, const char *q)
 /* ---- canonical headers ---- */
 
 struct chdr {
-    char name[128];
+    char *name;             /* lowercased copy */
     const char *value;
 };
 
@@ -219,33 +220,45 @@ static void add_trimmed(struct sbuf *b, const char *v)
     }
 }
 
-/* Appends the canonical header block to b and the signed list to sig. */
+/* Appends the canonical header block to b and the signed list to sig
+ * (as many headers as the request has); 0 or -ENOMEM. */
 static int canonical_headers(struct sbuf *b, struct sbuf *sig, const struct http_headers *hs)
 {
-    struct chdr h[HTTP_MAX_HEADERS];
-    size_t n = 0;
-    for (size_t i = 0; hs && i < hs->n; i++) {
-        size_t len = strlen(hs->h[i].name);
-        if (len >= sizeof h[n].name)
-            return -EINVAL;
-        for (size_t k = 0; k <= len; k++)
-            h[n].name[k] = (char)tolower((unsigned char)hs->h[i].name[k]);
-        if (strcmp(h[n].name, "authorization") == 0)
+    size_t n = 0, total = hs ? hs->n : 0;
+    struct chdr *h = calloc(total ? total : 1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (strcasecmp(hs->h[i].name, "authorization") == 0)
             continue;
+        char *name = strdup(hs->h[i].name);
+        if (!name) {
+            rc = -ENOMEM;
+            break;
+        }
+        for (char *c = name; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        h[n].name = name;
         h[n].value = hs->h[i].value;
         n++;
     }
-    qsort(h, n, sizeof h[0], chdr_cmp);
-    for (size_t i = 0; i < n; i++) {
-        sbuf_add(b, h[i].name);
-        sbuf_add(b, ":");
-        add_trimmed(b, h[i].value);
-        sbuf_add(b, "\n");
-        if (i)
-            sbuf_add(sig, ";");
-        sbuf_add(sig, h[i].name);
+    if (rc == 0) {
+        qsort(h, n, sizeof h[0], chdr_cmp);
+        for (size_t i = 0; i < n; i++) {
+            sbuf_add(b, h[i].name);
+            sbuf_add(b, ":");
+            add_trimmed(b, h[i].value);
+            sbuf_add(b, "\n");
+            if (i)
+                sbuf_add(sig, ";");
+            sbuf_add(sig, h[i].name);
+        }
     }
-    return 0;
+    for (size_t i = 0; i < n; i++)
+        free(h[i].name);
+    free(h);
+    return rc;
 }
 
 /* ---- the algorithm ---- */

@@ -6,14 +6,24 @@
  * siblings stay in document order) and pushes it; character data is
  * appended to the top's growable text buffer; an end tag freezes the text
  * into the node and pops.  Depth is capped at XML_MAX_DEPTH.
+ *
+ * A body that is not UTF-8 (a server that put a key's raw bytes in its
+ * listing) would make expat reject the whole document, and with it every
+ * good key of the page.  Such a body is parsed as ISO-8859-1 instead, where
+ * every byte is a character, and each text is turned back into the
+ * document's own bytes (sky_latin1_unmap): the driver then checks each
+ * name on its own (names.h) and skips only the broken ones.
  */
 #include "xml.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <expat.h>
+
+#include "names.h"
 
 #define XML_MAX_DEPTH 64
 
@@ -30,6 +40,7 @@ struct builder {
     struct open_elem stack[XML_MAX_DEPTH];
     int depth;
     int error;                  /* errno when a callback failed */
+    bool latin1;                /* parsed as ISO-8859-1: texts need unmapping */
 };
 
 static const char *local_name(const char *name)
@@ -81,6 +92,8 @@ static void on_end(void *arg, const XML_Char *name)
         return;
     struct open_elem *o = &b->stack[--b->depth];
     o->node->text = o->text ? o->text : strdup("");
+    if (o->node->text && b->latin1)
+        sky_latin1_unmap(o->node->text);
     if (!o->node->text)
         fail(b, ENOMEM);
 }
@@ -112,7 +125,8 @@ int xml_parse(const char *buf, size_t len, struct xml_node **root, struct sky_er
 {
     struct builder b = {0};
     *root = NULL;
-    b.parser = XML_ParserCreate(NULL);
+    b.latin1 = buf && !sky_utf8_valid(buf, len);
+    b.parser = XML_ParserCreate(b.latin1 ? "ISO-8859-1" : NULL);
     if (!b.parser)
         return sky_fail(e, ENOMEM, "out of memory parsing XML");
     XML_SetUserData(b.parser, &b);

@@ -26,7 +26,9 @@ struct xml_node {
     struct xml_node *next;      /* next sibling element */
 };
 
-/* Parse `len` bytes.  On success *root is the document element (free with
+/* Parse `len` bytes.  A body that is not UTF-8 is read as ISO-8859-1 and
+ * its texts hold the document's raw bytes (callers check names with
+ * names.h), so one broken key does not fail the whole page.  On success *root is the document element (free with
  * xml_free).  -EBADMSG on malformed input, -ENOMEM. */
 int xml_parse(const char *buf, size_t len, struct xml_node **root, struct sky_err *e);
 void xml_free(struct xml_node *root);

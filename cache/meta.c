@@ -43,6 +43,16 @@
  * So at every commit the index holds exactly the names `entries` holds.
  * Without FTS5 in the SQLite library there is no such table, nothing to
  * maintain, and searches scan.
+ *
+ * Special files and hard links: columns rdev (a device's number), nlink
+ * (the names the cloud says the object has; 0 = unknown) and file_id (the
+ * object's identity where names can share one, kept only while nlink > 1)
+ * are added by their own idempotent step (meta_add_node_columns) and set
+ * by their own statement after each insert or attribute update, so they
+ * stay out of the way of the other columns' rules.  Every name of one
+ * hard-linked file stays its own row and FUSE inode (so a name can go
+ * without the others noticing), and stat shows them all the smallest of
+ * their inode numbers (stat_ino).
  */
 #include "meta.h"
 
@@ -65,8 +75,11 @@ struct meta {
     bool tri_gone;              /* ... names were queued in temp.trigram_gone */
 };
 
+/* The last column is the inode stat shows (see "Hard links" at the top). */
 #define ENTRY_COLS "ino,parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,has,etag," \
-                   "link,fetched_at,listed_at"
+                   "link,fetched_at,listed_at,rdev,nlink,file_id," \
+                   "CASE WHEN file_id<>0 AND nlink>1 THEN (SELECT min(s.ino) FROM entries s " \
+                   "WHERE s.cloud=entries.cloud AND s.file_id=entries.file_id) ELSE ino END"
 
 enum {
     Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
@@ -74,7 +87,8 @@ enum {
     Q_MOVE, Q_MOVE_RANGE, Q_OBJMETA_GET, Q_OBJMETA_SET, Q_USER_LIST, Q_USER_CLEAR,
     Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
     Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
-    Q_TRI_FORGET_INO, Q_TRI_ADD, Q_COUNT
+    Q_TRI_FORGET_INO, Q_TRI_ADD, Q_SET_NODE, Q_SUBDIR_COUNT, Q_SET_NLINKS, Q_SAME_FILE,
+    Q_COUNT
 };
 
 /* In Q_UPDATE_ATTR: the entry stays what it was (?2 = new kind, ?9 = new
@@ -158,6 +172,12 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_TRI_FORGET_INO] = "INSERT INTO entry_trigrams(entry_trigrams,rowid,name) "
                          "SELECT 'delete',ino,name FROM entries WHERE ino=?1",
     [Q_TRI_ADD] = "INSERT INTO entry_trigrams(rowid,name) VALUES(?1,?2)",
+    /* special files and hard links (see the top of this file) */
+    [Q_SET_NODE] = "UPDATE entries SET rdev=?2,nlink=?3,file_id=CASE WHEN ?3>1 THEN ?4 ELSE 0 END "
+                   "WHERE ino=?1",
+    [Q_SUBDIR_COUNT] = "SELECT count(*) FROM entries WHERE parent=?1 AND kind=2",
+    [Q_SET_NLINKS] = "UPDATE entries SET nlink=?3 WHERE cloud=?1 AND file_id=?2",
+    [Q_SAME_FILE] = "SELECT ino FROM entries WHERE cloud=?1 AND file_id=?2 AND ino<>?3",
 };
 
 static const char meta_schema[] =
@@ -219,6 +239,15 @@ static const char meta_trigrams[] =
     "INSERT INTO entry_trigrams(entry_trigrams, rank) VALUES('automerge', 16);"
     "INSERT INTO entry_trigrams(entry_trigrams) VALUES('rebuild');";
 
+/* Special files and hard links: columns added, when missing, by a step of
+ * their own that any schema version runs (so it combines with other
+ * upgrades in any order), with an index to find a file's other names. */
+static const char meta_node_columns[] =
+    "ALTER TABLE entries ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE entries ADD COLUMN nlink INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE entries ADD COLUMN file_id INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX IF NOT EXISTS entries_file_id ON entries(cloud, file_id) WHERE file_id<>0;";
+
 /* Per connection, in memory: the names to take out of the trigram index at
  * the end of the write transaction (meta_update_trigrams). */
 static const char meta_trigram_queue[] =
@@ -234,7 +263,8 @@ static bool meta_valid_name(const char *name)
 
 static bool meta_valid_kind(const struct sky_attr *a)
 {
-    return a && (a->kind == SKY_FILE || a->kind == SKY_DIR || a->kind == SKY_LINK);
+    return a && (a->kind == SKY_FILE || a->kind == SKY_DIR || a->kind == SKY_LINK ||
+                 sky_kind_special((int)a->kind));
 }
 
 /* "dir/name", or "name" when dir is the cloud root "". */
@@ -300,6 +330,10 @@ static int meta_entry_from_row(sqlite3_stmt *st, struct meta_entry *out, struct 
     out->link = cachedb_column_strdup(st, 13, &oom);
     out->fetched_at = sqlite3_column_int64(st, 14);
     out->listed_at = sqlite3_column_int64(st, 15);
+    out->attr.rdev = (uint64_t)sqlite3_column_int64(st, 16);
+    out->attr.nlink = (uint32_t)sqlite3_column_int64(st, 17);
+    out->attr.file_id = (uint64_t)sqlite3_column_int64(st, 18);
+    out->stat_ino = (uint64_t)sqlite3_column_int64(st, 19);
     if (oom || !out->name || !out->path) {
         meta_entry_free(out);
         return meta_oom(e);
@@ -575,6 +609,21 @@ static int meta_put_user_locked(struct meta *m, uint64_t ino, const struct sky_o
     return rc;
 }
 
+/* The device number, link count and file identity of a (columns added
+ * after the others; see "Special files and hard links" at the top). */
+static int meta_set_node_locked(struct meta *m, uint64_t ino, const struct sky_attr *a,
+                                struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_NODE, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)a->rdev);
+    sqlite3_bind_int64(st, 3, a->nlink);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)a->file_id);
+    return cachedb_done(&m->db, st, "updating an entry", e);
+}
+
 /* New attributes for an existing entry (old kind `old_kind`, at cloud/path),
  * with the cloud metadata `om` (may be NULL) that came with them. */
 static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
@@ -596,6 +645,8 @@ static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind
     sqlite3_bind_int64(st, 11, now);
     meta_bind_objmeta(st, 12, om, now);
     int rc = cachedb_done(&m->db, st, "updating an entry", e);
+    if (rc == 0)
+        rc = meta_set_node_locked(m, ino, a, e);
     if (rc == 0 && om && om->has_user)
         rc = meta_put_user_locked(m, ino, om, true, e);
     return rc;
@@ -632,6 +683,8 @@ static int meta_insert(struct meta *m, const struct meta_entry *dir, const char 
     int rc = cachedb_done(&m->db, st, "adding an entry", e);
     free(path);
     uint64_t new_ino = (uint64_t)sqlite3_last_insert_rowid(m->db.db);
+    if (rc == 0)
+        rc = meta_set_node_locked(m, new_ino, a, e);
     if (rc == 0 && om && om->nuser)
         rc = meta_put_user_locked(m, new_ino, om, false, e);
     if (rc == 0 && ino)
@@ -699,6 +752,42 @@ static int meta_upgrade(struct meta *m, int version, struct sky_err *e)
     return rc ? rc : cachedb_set_version(&m->db, META_SCHEMA_VERSION, e);
 }
 
+/* Does table `entries` have column `name`? */
+static int meta_has_column(struct meta *m, const char *name, bool *has, struct sky_err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(m->db.db,
+                                "SELECT 1 FROM pragma_table_info('entries') WHERE name=?1", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK)
+        return cachedb_fail(&m->db, rc, "reading the schema", e);
+    cachedb_bind_text(st, 1, name);
+    rc = sqlite3_step(st);
+    *has = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cachedb_fail(&m->db, rc, "reading the schema", e);
+    return 0;
+}
+
+/* Add the special-file and hard-link columns when missing (idempotent). */
+static int meta_add_node_columns(struct meta *m, const char *db_path, struct sky_err *e)
+{
+    bool has;
+    int rc = meta_has_column(m, "file_id", &has, e);
+    if (rc || has)
+        return rc;
+    rc = cachedb_begin(&m->db, e);
+    if (rc == 0)
+        rc = meta_has_column(m, "file_id", &has, e); /* another process may have done it */
+    if (rc == 0 && !has)
+        rc = cachedb_exec(&m->db, meta_node_columns, e);
+    if (rc == 0)
+        return cachedb_commit(&m->db, e);
+    cachedb_rollback(&m->db);
+    return sky_err_prefix(e, "upgrading %s", db_path);
+}
+
 static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_err *e)
 {
     int version;
@@ -740,6 +829,8 @@ int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
     int rc = cachedb_open(&m->db, db_path, "metadata cache", meta_sql, Q_COUNT, e);
     if (rc == 0)
         rc = meta_prepare_schema(m, db_path, e);
+    if (rc == 0)
+        rc = meta_add_node_columns(m, db_path, e);
     if (rc == 0 && m->trigrams)
         rc = cachedb_exec(&m->db, meta_trigram_queue, e);
     if (rc) {
@@ -1251,6 +1342,67 @@ int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *n
     if (rc == 0)
         rc = meta_rename_locked(m, ino, new_parent, new_name, e);
     rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- special files and hard links ---------------------------------------- */
+
+int meta_subdir_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SUBDIR_COUNT, e);
+    int rc = st ? 0 : -e->code;
+    if (st) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            *count = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            rc = cachedb_fail(&m->db, step, "counting subdirectories", e);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_set_nlinks(struct meta *m, const char *cloud, uint64_t file_id, uint32_t nlink,
+                    struct sky_err *e)
+{
+    if (!cloud || !file_id)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_NLINKS, e);
+    int rc = st ? 0 : -e->code;
+    if (st) {
+        cachedb_bind_text(st, 1, cloud);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)file_id);
+        sqlite3_bind_int64(st, 3, nlink);
+        rc = cachedb_done(&m->db, st, "counting a file's names", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_same_file(struct meta *m, const char *cloud, uint64_t file_id, uint64_t except,
+                   meta_ino_cb cb, void *arg, struct sky_err *e)
+{
+    if (!cloud || !file_id)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SAME_FILE, e);
+    int rc = st ? 0 : -e->code;
+    if (st) {
+        cachedb_bind_text(st, 1, cloud);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)file_id);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)except);
+        int step;
+        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+            rc = cb(arg, (uint64_t)sqlite3_column_int64(st, 0));
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = cachedb_fail(&m->db, step, "finding a file's names", e);
+        sqlite3_reset(st);
+    }
     pthread_mutex_unlock(&m->lock);
     return rc;
 }

@@ -57,6 +57,10 @@ struct meta_entry {
     char *link;             /* symlink target if known, else NULL */
     int64_t fetched_at;     /* when attr was last fetched from the cloud */
     int64_t listed_at;      /* directories: last complete listing, 0 = never */
+    /* The inode number stat shows: `ino`, or for a file with several names
+     * in the cache (same attr.file_id, nlink > 1) the smallest of theirs,
+     * so that every name of a hard-linked file shows one inode. */
+    uint64_t stat_ino;
 };
 
 /* Open or create the database at `db_path` (its folder must exist). */
@@ -140,6 +144,23 @@ int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *
  * directory), or -ENOENT. */
 int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t *ino,
                    struct sky_err *e);
+
+/* ---- special files and hard links -------------------------------------- */
+
+/* Number of children of `parent` that are directories, in the cache. */
+int meta_subdir_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e);
+
+/* Every cached name of file `file_id` in `cloud` now has `nlink` names
+ * (after a link or an unlink of one of them). */
+int meta_set_nlinks(struct meta *m, const char *cloud, uint64_t file_id, uint32_t nlink,
+                    struct sky_err *e);
+
+/* Calls cb(arg, ino) for each cached name of file `file_id` in `cloud`
+ * other than `except`; cb runs with the cache locked (must not call
+ * meta_*). */
+typedef int (*meta_ino_cb)(void *arg, uint64_t ino);
+int meta_same_file(struct meta *m, const char *cloud, uint64_t file_id, uint64_t except,
+                   meta_ino_cb cb, void *arg, struct sky_err *e);
 
 /* ---- cloud metadata ---------------------------------------------------- */
 

@@ -365,6 +365,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         rc = sky_fail(e, EIO, "cannot start a FUSE session (is the fuse3 package installed?)");
         goto out;
     }
+    fs->session = se;
     if (fuse_set_signal_handlers(se) != 0) {
         rc = sky_fail(e, EIO, "cannot install signal handlers");
         goto out_session;

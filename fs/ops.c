@@ -17,6 +17,7 @@
 #include "skyfs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../backends/names.h"
 #include "../lib/log.h"
 #include "readahead.h"
 #include "virtual.h"
@@ -74,16 +76,33 @@ static void requester_of(fuse_req_t req, struct sky_requester *who)
 
 /* ---- attributes ------------------------------------------------------- */
 
+/* A directory has 2 links plus one per subdirectory (its ".."): the
+ * cloud's count where it keeps one and the directory was not listed yet,
+ * else the subdirectories the cache knows. */
+static nlink_t dir_nlink(struct skyfs *fs, const struct meta_entry *ent)
+{
+    uint64_t subdirs = 0;
+    if (ent->attr.nlink >= 2 && !ent->listed_at)
+        return ent->attr.nlink;
+    if (meta_subdir_count(fs->meta, ent->ino, &subdirs, NULL) != 0)
+        return ent->attr.nlink >= 2 ? ent->attr.nlink : 2;
+    return (nlink_t)(2 + subdirs);
+}
+
 static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct stat *st)
 {
     const struct sky_attr *a = &ent->attr;
     memset(st, 0, sizeof *st);
-    st->st_ino = ent->ino;
-    mode_t type = a->kind == SKY_DIR ? S_IFDIR : a->kind == SKY_LINK ? S_IFLNK : S_IFREG;
+    st->st_ino = ent->stat_ino ? ent->stat_ino : ent->ino;
     mode_t perm;
     sky_shown_attr(&fs->shown, a, &perm, &st->st_uid, &st->st_gid);
-    st->st_mode = type | perm;
-    st->st_nlink = a->kind == SKY_DIR ? 2 : 1;
+    st->st_mode = sky_kind_type_bits((int)a->kind) | perm;
+    if (a->kind == SKY_DIR)
+        st->st_nlink = dir_nlink(fs, ent);
+    else
+        st->st_nlink = a->nlink ? a->nlink : 1;
+    if (a->kind == SKY_CHR || a->kind == SKY_BLK)
+        st->st_rdev = (dev_t)a->rdev;
     st->st_size = (off_t)a->size;
     st->st_blksize = 65536;
     st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
@@ -271,6 +290,10 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct cloud *c;
     if (virt_is(parent) || (parent == META_ROOT_INO && strcmp(name, VIRT_DIR_NAME) == 0)) {
         lookup_virtual(req, fs, parent, name);
+        return;
+    }
+    if (strlen(name) > SKY_NAME_MAX) {      /* no cloud is asked for a name no file has */
+        fuse_reply_err(req, ENAMETOOLONG);
         return;
     }
     int rc = load(fs, parent, &dir, &c, &e);
@@ -467,6 +490,8 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         }
         if (!rc)
             rc = meta_set_attr(fs->meta, ino, &a, skyfs_now(), &e);
+        if (!rc)
+            skyfs_same_file_changed(fs, c->cfg->name, ino, &a);
     }
     if (!rc && of && (to_set & FUSE_SET_ATTR_SIZE) && !fi)
         rc = files_sync(fs, of, &e); /* truncate(2) on a path: upload now */
@@ -490,6 +515,7 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 
 struct dir_item {
     char *name;
+    uint64_t ino;       /* the FUSE inode (st.st_ino may be another name's: hard links) */
     struct stat st;
 };
 
@@ -512,6 +538,7 @@ static int snapshot_add(struct dir_snapshot *s, const char *name, const struct s
     }
     s->items[s->n].name = strdup(name);
     s->items[s->n].st = *st;
+    s->items[s->n].ino = st->st_ino;
     if (!s->items[s->n].name)
         return -ENOMEM;
     s->n++;
@@ -523,7 +550,10 @@ static int snapshot_child(void *arg, const struct meta_entry *ent)
     struct dir_snapshot *s = arg;
     struct stat st;
     fill_stat(s->fs, ent, &st);
-    return snapshot_add(s, ent->name, &st);
+    int rc = snapshot_add(s, ent->name, &st);
+    if (rc == 0)
+        s->items[s->n - 1].ino = ent->ino;
+    return rc;
 }
 
 static void snapshot_free(struct dir_snapshot *s)
@@ -644,18 +674,18 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
             memset(&p, 0, sizeof p);
             bool dot = strcmp(it->name, ".") == 0 || strcmp(it->name, "..") == 0;
             p.attr = it->st;
-            if (!dot && !virt_is(it->st.st_ino)) {
+            if (!dot && !virt_is(it->ino)) {
                 /* attributes as of now, not as of opendir: the kernel
                  * takes them as fresh, and a file may have been written
                  * since the snapshot */
                 struct meta_entry now;
-                if (meta_get(s->fs->meta, it->st.st_ino, &now, NULL) == 0) {
+                if (meta_get(s->fs->meta, it->ino, &now, NULL) == 0) {
                     fill_stat(s->fs, &now, &p.attr);
                     meta_entry_free(&now);
                 }
             }
             if (!dot) {
-                p.ino = it->st.st_ino;
+                p.ino = it->ino;
                 p.generation = 1;
                 p.attr_timeout = p.entry_timeout = ttl_seconds(s->cloud);
             }
@@ -698,6 +728,8 @@ static int prepare_new(struct skyfs *fs, fuse_ino_t parent, const char *name,
 {
     if (virt_is(parent))
         return sky_fail(e, EROFS, "the .skyfs directory is read-only");
+    if (strlen(name) > SKY_NAME_MAX)        /* before anything is sent; not worth a log line */
+        return -ENAMETOOLONG;
     int rc = load(fs, parent, dir, c, e);
     if (rc)
         return rc;
@@ -863,6 +895,61 @@ static int find_child(struct skyfs *fs, struct cloud *c, const struct meta_entry
     return rc;
 }
 
+/* ---- hard links --------------------------------------------------------- */
+
+static int forget_attrs_of(void *arg, uint64_t ino)
+{
+    struct skyfs *fs = arg;
+    if (fs->session)    /* only the attributes: no page cache, no locks taken */
+        fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
+    return 0;
+}
+
+struct ino_list {
+    uint64_t *inos;
+    size_t n, cap;
+};
+
+static int collect_ino(void *arg, uint64_t ino)
+{
+    struct ino_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        uint64_t *n = realloc(l->inos, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        l->inos = n;
+        l->cap = cap;
+    }
+    l->inos[l->n++] = ino;
+    return 0;
+}
+
+void skyfs_same_file_changed(struct skyfs *fs, const char *cloud, uint64_t ino,
+                             const struct sky_attr *a)
+{
+    if (!cloud || !a->file_id || a->nlink < 2)
+        return;
+    struct ino_list l = { 0 };
+    meta_same_file(fs->meta, cloud, a->file_id, ino, collect_ino, &l, NULL);
+    for (size_t i = 0; i < l.n; i++) {
+        meta_set_attr(fs->meta, l.inos[i], a, skyfs_now(), NULL);
+        if (fs->session)    /* attributes and pages: the content changed */
+            fuse_lowlevel_notify_inval_inode(fs->session, l.inos[i], 0, 0);
+    }
+    free(l.inos);
+}
+
+/* A hard-linked file (attr->file_id) now has `nlink` names: the cache's
+ * other names of it (all but `except`) say so, and the kernel asks again
+ * for their attributes instead of keeping the old count. */
+static void other_names_count(struct skyfs *fs, struct cloud *c, const struct sky_attr *a,
+                              uint64_t except, uint32_t nlink)
+{
+    meta_set_nlinks(fs->meta, c->cfg->name, a->file_id, nlink, NULL);
+    meta_same_file(fs->meta, c->cfg->name, a->file_id, except, forget_attrs_of, fs, NULL);
+}
+
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
 {
     struct skyfs *fs = fs_of(req);
@@ -893,6 +980,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
                 blocks_forget(fs->blocks, c->cfg->name, path, NULL);
             }
             meta_remove(fs->meta, ent.ino, NULL);
+            if (rc == 0 && !is_dir && ent.attr.file_id && ent.attr.nlink > 1)
+                other_names_count(fs, c, &ent.attr, ent.ino, ent.attr.nlink - 1);
         }
         meta_entry_free(&ent);
     }
@@ -930,7 +1019,8 @@ static int check_rename_target(struct skyfs *fs, struct cloud *c, const struct m
         rc = sky_fail(e, ENOTDIR, "cannot replace a file with a directory");
     else if (src->attr.kind != SKY_DIR && dst.attr.kind == SKY_DIR)
         rc = sky_fail(e, EISDIR, "cannot replace a directory with a file");
-    *replaced = dst.ino;
+    /* two names of one file (hard links): rename does nothing, as rename(2) */
+    *replaced = src->attr.file_id && src->attr.file_id == dst.attr.file_id ? src->ino : dst.ino;
     meta_entry_free(&dst);
     return rc;
 }
@@ -989,9 +1079,50 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
     meta_entry_free(&ndir);
 }
 
+/* A second name of a file, where the cloud has hard links (local); object
+ * stores have none: EPERM, as on filesystems without them. */
 static void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-    fuse_reply_err(req, EPERM); /* clouds have no hard links */
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    struct meta_entry src, dir, ent;
+    struct cloud *c, *nc;
+    char *to = NULL;
+    if (virt_is(ino)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    int rc = load(fs, ino, &src, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    rc = prepare_new(fs, newparent, newname, &dir, &nc, &to, &e);
+    if (!rc) {
+        struct sky_attr a;
+        if (!c || nc != c)
+            rc = c ? -EXDEV : -EPERM;
+        else if (!c->drv->link || src.attr.kind == SKY_DIR)
+            rc = sky_fail(&e, EPERM, "cloud '%s' has no hard links", c->cfg->name);
+        else if (!(rc = c->drv->link(c->ctx, src.path, to, &e)))
+            rc = c->drv->stat(c->ctx, to, &a, &e);
+        if (c && nc == c)
+            cloud_note_result(c, rc, &e);
+        if (!rc) {  /* the old name first: the new one's inode number is the smaller one's */
+            meta_set_attr(fs->meta, src.ino, &a, skyfs_now(), NULL);
+            rc = add_child(fs, newparent, newname, &a, src.link, &ent, &e);
+        }
+        if (!rc) {
+            other_names_count(fs, c, &a, ent.ino, a.nlink);
+            reply_entry(req, fs, &ent, c);
+            meta_entry_free(&ent);
+        }
+        meta_entry_free(&dir);
+    }
+    if (rc)
+        reply_err(req, rc, &e);
+    free(to);
+    meta_entry_free(&src);
 }
 
 /* ---- files ------------------------------------------------------------ */
@@ -1069,17 +1200,55 @@ static void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
     meta_entry_free(&ent);
 }
 
+/* SKY_FIFO, SKY_SOCK, SKY_CHR or SKY_BLK for a mode of one of those, else 0. */
+static enum sky_kind special_kind(mode_t mode)
+{
+    int k = sky_kind_of_mode(mode);
+    return sky_kind_special(k) ? (enum sky_kind)k : 0;
+}
+
+/* A FIFO, socket or device node: the driver makes it (a real node, or an
+ * empty object whose mode says what it is); the kernel has already
+ * refused devices to callers without CAP_MKNOD. */
+static int new_special(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                       dev_t rdev, struct meta_entry *ent, struct cloud **c, struct sky_err *e)
+{
+    struct skyfs *fs = fs_of(req);
+    struct meta_entry dir;
+    char *path;
+    int rc = prepare_new(fs, parent, name, &dir, c, &path, e);
+    if (rc)
+        return rc;
+    struct sky_attr a, out;
+    new_attr(req, special_kind(mode), mode, &a);
+    if (a.kind == SKY_CHR || a.kind == SKY_BLK)
+        a.rdev = rdev;
+    if (!(*c)->drv->mknod) {
+        rc = sky_fail(e, EPERM, "cloud '%s' cannot hold special files", (*c)->cfg->name);
+    } else {
+        rc = (*c)->drv->mknod((*c)->ctx, path, &a, &out, e);
+        cloud_note_result(*c, rc, e);
+    }
+    if (!rc)
+        rc = add_child(fs, parent, name, &out, NULL, ent, e);
+    free(path);
+    meta_entry_free(&dir);
+    return rc;
+}
+
 static void sky_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       dev_t rdev)
 {
     struct sky_err e = { 0 };
     struct meta_entry ent;
     struct cloud *c;
-    if (!S_ISREG(mode)) {
-        fuse_reply_err(req, EPERM); /* no devices, fifos or sockets in a cloud */
-        return;
-    }
-    int rc = new_file(req, parent, name, mode, &ent, &c, &e);
+    int rc;
+    if (special_kind(mode))
+        rc = new_special(req, parent, name, mode, rdev, &ent, &c, &e);
+    else if (S_ISREG(mode) || !(mode & S_IFMT))
+        rc = new_file(req, parent, name, mode, &ent, &c, &e);
+    else
+        rc = -EINVAL;
     if (rc) {
         reply_err(req, rc, &e);
         return;

@@ -48,6 +48,8 @@ struct cloud {
     char *health_path;          /* <cache>/health/<cloud>: read by skyfs status */
 };
 
+struct fuse_session; /* fuse_lowlevel.h */
+
 struct skyfs {
     struct sky_config *cfg;
     struct meta *meta;
@@ -66,6 +68,7 @@ struct skyfs {
     pthread_mutex_t page_lock;
     struct { uint64_t ino; char etag[SKY_ETAG_MAX]; } page_versions[1024];
     char *mountpoint;           /* real path; "" when not mounted (skyfs index) */
+    struct fuse_session *session; /* for notices to the kernel; NULL when not mounted */
     atomic_bool readahead_raised; /* the first open raised it (readahead.h) */
     pthread_t recovery_thread;
     bool recovery_started;
@@ -73,6 +76,14 @@ struct skyfs {
     pthread_cond_t retry_cond;
     atomic_bool stopping;
 };
+
+/* ---- ops.c: hard links -------------------------------------------------- */
+
+/* File `ino` of cloud `cloud` changed to attributes a (an upload, a chmod):
+ * its other names (a hard-linked file: a->file_id, nlink > 1) take them
+ * too, and the kernel forgets what it cached of them. */
+void skyfs_same_file_changed(struct skyfs *fs, const char *cloud, uint64_t ino,
+                             const struct sky_attr *a);
 
 /* ---- clouds.c --------------------------------------------------------- */
 

@@ -149,4 +149,11 @@ void upmeta_record(struct skyfs *fs, uint64_t ino, const struct sky_attr *attr,
     int rc = meta_set_objmeta(fs->meta, ino, attr, om, skyfs_now(), &e);
     if (rc != 0 && rc != -ENOENT)
         LOG_WARN("%s", e.msg);
+    if (rc == 0 && attr && attr->file_id && attr->nlink > 1) {
+        struct meta_entry ent;
+        if (meta_get(fs->meta, ino, &ent, NULL) == 0) {
+            skyfs_same_file_changed(fs, ent.cloud, ino, attr);  /* hard links */
+            meta_entry_free(&ent);
+        }
+    }
 }

@@ -429,6 +429,13 @@ static bool is_common_key(const char *k)
            strcmp(k, "negative_ttl") == 0;
 }
 
+/* A whole number 0..100 (a driver key marked SKY_KEY_COUNT). */
+static bool is_count(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    return n > 0 && n <= 3 && s[n] == '\0' && atoi(s) <= 100;
+}
+
 static const struct sky_key *driver_key(const struct sky_driver *d, const char *name)
 {
     for (const struct sky_key *k = d->keys; k && k->name; k++)
@@ -496,6 +503,14 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
             if ((dk->flags & SKY_KEY_BOOL) && sky_parse_bool(kv->value, &b))
                 return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a boolean; write true or "
                                 "false", file, kv->line, kv->key, kv->value);
+            int64_t ns;
+            if ((dk->flags & SKY_KEY_DURATION) &&
+                (sky_parse_duration(kv->value, &ns) || ns <= 0 || ns == SKY_TTL_FOREVER))
+                return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a duration; write e.g. "
+                                "500ms, 10s or 2m", file, kv->line, kv->key, kv->value);
+            if ((dk->flags & SKY_KEY_COUNT) && !is_count(kv->value))
+                return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a count; write a whole "
+                                "number from 0 to 100", file, kv->line, kv->key, kv->value);
             if (dk->flags & SKY_KEY_SECRET)
                 *has_secret = true;
             /* move the pair into the cloud config */

@@ -24,6 +24,7 @@ libssl-dev:
 libsqlite3-dev:
 libxxhash-dev:
 libexpat1-dev:
+libjson-c-dev:
 attr:setfattr
 curl:curl
 nodejs:node

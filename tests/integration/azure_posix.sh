@@ -87,8 +87,8 @@ check_eq "a file at the account root is refused (EPERM)" EPERM \
 # --- the same POSIX script on the mount and on a plain directory
 check "mkdir inside the container" mkdir "$MNT/az/posix"
 mkdir "$PLAIN/posix"
-"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" >"$TEST_TMP/plain.out" 2>&1
-timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/az/posix" \
+"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" --kind azure >"$TEST_TMP/plain.out" 2>&1
+timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/az/posix" --kind azure \
     >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on Azure as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
@@ -109,6 +109,49 @@ check_eq "mkdir writes a blobfuse2 marker (hdi_isfolder=true)" "true" \
     "$(blob_header posix posix/modes x-ms-meta-hdi_isfolder)"
 check_eq "utime is stored as rclone's RFC 3339 mtime" "2005-03-18T01:58:31.000000000Z" \
     "$(blob_header posix posix/modes x-ms-meta-mtime)"
+
+# --- special files and hard links
+check "mkfifo" mkfifo -m 0640 "$MNT/az/fifo"
+check_eq "a FIFO is an empty blob whose mode metadata has S_IFIFO (010640)" "$((010640)) 0" \
+    "$(blob_header posix fifo x-ms-meta-mode) $(blob_header posix fifo content-length)"
+check "mknod c 1 3" mknod -m 0600 "$MNT/az/null" c 1 3
+check_eq "a device's mode has S_IFCHR (020600) and its number is metadata rdev" \
+    "$((020600)) 259" "$(blob_header posix null x-ms-meta-mode) $(blob_header posix null x-ms-meta-rdev)"
+check "chmod a FIFO" chmod 0604 "$MNT/az/fifo"
+check "chown a device" chown 123:456 "$MNT/az/null"
+sleep 2
+check_eq "after the TTL (a fresh listing) the special files keep kinds and modes" \
+    "fifo 604 0,0 0:0|character special file 600 1,3 123:456" \
+    "$(ls "$MNT/az" >/dev/null; for f in fifo null; do
+         stat -c '%F %a %t,%T %u:%g' "$MNT/az/$f"; done | paste -sd'|')"
+check_eq "the device's blob keeps its number after the chown" "259" \
+    "$(blob_header posix null x-ms-meta-rdev)"
+check "rm of special files deletes their blobs" rm "$MNT/az/fifo" "$MNT/az/null"
+check_eq "link on Azure is EPERM: a blob has one name" EPERM \
+    "$(errno_of link "$MNT/az/posix/f2" "$MNT/az/posix/f2-link")"
+
+# --- a "dir/" marker blob another tool made is the directory's metadata
+curl -sf -X PUT -H "x-ms-blob-type: BlockBlob" -H "x-ms-meta-mode: $((040750))" \
+    -H "x-ms-meta-mtime: 2001-02-03T04:05:06Z" --data-binary "" \
+    "$ENDPOINT/posix/legacy/?$SAS" >/dev/null
+check_eq "a directory with only a dir/ marker has the marker's mode and mtime" \
+    "directory 750 981173106" \
+    "$(wait_until 10 test -d "$MNT/az/legacy"; stat -c '%F %a %Y' "$MNT/az/legacy" 2>&1)"
+check "chmod of that directory" chmod 0700 "$MNT/az/legacy"
+check "utime of that directory" touch -d '2002-03-04 05:06:07 UTC' "$MNT/az/legacy"
+check_eq "both edit the dir/ marker (S_IFDIR|0700, the new mtime)" \
+    "$((040700)) 2002-03-04T05:06:07.000000000Z" \
+    "$(blob_header posix legacy/ x-ms-meta-mode) $(blob_header posix legacy/ x-ms-meta-mtime)"
+check_eq "no second marker (a \"legacy\" blob with hdi_isfolder) is made" "" \
+    "$(curl -s -o /dev/null -w '%{http_code}' -I "$ENDPOINT/posix/legacy?$SAS" | grep -v 404)"
+check "setxattr on that directory" setfattr -n user.origin -v other-tool "$MNT/az/legacy"
+check_eq "is stored on the dir/ marker too" "other-tool" "$(blob_header posix legacy/ x-ms-meta-origin)"
+sleep 2
+check_eq "after the TTL the directory still shows the marker's attributes" "directory 700 1015218367" \
+    "$(ls "$MNT/az" >/dev/null; stat -c '%F %a %Y' "$MNT/az/legacy" 2>&1)"
+check "rmdir of that directory" rmdir "$MNT/az/legacy"
+check_eq "deletes the dir/ marker" "404" \
+    "$(curl -s -o /dev/null -w '%{http_code}' -I "$ENDPOINT/posix/legacy/?$SAS")"
 
 # --- moving data between the Azure and the local cloud
 mkdir -p "$SRC/tree/sub/deeper"

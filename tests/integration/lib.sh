@@ -319,7 +319,8 @@ def create(p):
     os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
 ops = {"mkdir": os.mkdir, "rmdir": os.rmdir, "unlink": os.unlink,
        "read": read, "create": create, "stat": os.stat, "lstat": os.lstat,
-       "readlink": os.readlink, "listdir": os.listdir, "rename": os.rename}
+       "readlink": os.readlink, "listdir": os.listdir, "rename": os.rename,
+       "link": os.link, "mkfifo": os.mkfifo}
 try:
     ops[op](*args)
     print("ok")

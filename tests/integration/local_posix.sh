@@ -32,10 +32,10 @@ check_eq "root still lists only the clouds" "beta alpha" \
 # --- the same POSIX script on the mount and on a plain directory
 check "mkdir inside a cloud" mkdir "$MNT/alpha/posix"
 mkdir "$PLAIN/posix"
-"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" \
+"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" --kind local \
     >"$TEST_TMP/plain.out" 2>&1
 check "posix_ops.py runs on a plain directory" test -s "$TEST_TMP/plain.out"
-timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/alpha/posix" \
+timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/alpha/posix" --kind local \
     >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on the mount as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"

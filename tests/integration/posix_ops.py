@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """posix_ops.py - runs a fixed script of POSIX file operations in DIR.
 
-    python3 posix_ops.py DIR
+    python3 posix_ops.py DIR [--kind KIND]
 
 DIR must exist and be empty.  Every operation prints one line: what was
 done and its result ("ok", a value, or the errno name).  Nothing printed
@@ -11,6 +11,13 @@ directory must print the same lines: local_posix.sh diffs the two.
 
 Used by tests/integration/local_posix.sh (and any test that wants to
 compare a mount with a plain directory).
+
+KIND (local, s3, azure) names the cloud kind DIR is on, or will be
+compared with: an operation that posix_known_differences.py lists for it
+is not done on either side (what follows sees the same state on both)
+and prints "label -> known difference: REASON" instead of its result.
+The test files check what such an operation does on the cloud kind
+(EPERM for link on object stores, say) with checks of their own.
 """
 
 import errno
@@ -19,9 +26,17 @@ import os
 import stat
 import sys
 
+from posix_known_differences import KNOWN_DIFFERENCES
+
+KIND = None         # the cloud kind compared with (--kind)
+
 
 def result(label, fn):
     """Run fn(); print 'label -> value' or 'label -> ERRNO'."""
+    reason = KNOWN_DIFFERENCES.get(KIND, {}).get(label)
+    if reason is not None:
+        print(f"{label} -> known difference: {reason}")
+        return None
     try:
         value = fn()
     except OSError as e:
@@ -71,7 +86,9 @@ def ftruncate(path, size):
 
 def kind(mode):
     for test, name in ((stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"),
-                       (stat.S_ISLNK, "symlink")):
+                       (stat.S_ISLNK, "symlink"), (stat.S_ISFIFO, "fifo"),
+                       (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "chardev"),
+                       (stat.S_ISBLK, "blockdev")):
         if test(mode):
             return name
     return "other"
@@ -85,6 +102,8 @@ def describe(path, with_mtime=False, follow=False):
         text += f" size={st.st_size} nlink={st.st_nlink}"
     if stat.S_ISLNK(st.st_mode):
         text += f" size={st.st_size}"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        text += f" rdev={os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
     if with_mtime:
         text += f" mtime_ns={st.st_mtime_ns}"
     return text
@@ -251,6 +270,392 @@ def xattrs():
     result("rename f3 f2", lambda: os.rename("f3", "f2"))
 
 
+# ---- special files, hard links, link counts, long paths (issue 20) ----
+
+def owner(path):
+    st = os.lstat(path)
+    return f"{st.st_uid}:{st.st_gid}"
+
+
+def nlink(path):
+    return os.lstat(path).st_nlink
+
+
+def through_fifo(path, data):
+    """Open both ends of FIFO path, send data, return what arrives."""
+    r = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        w = os.open(path, os.O_WRONLY)
+        try:
+            os.write(w, data)
+        finally:
+            os.close(w)
+        return os.read(r, 100).decode()
+    finally:
+        os.close(r)
+
+
+def special_files():
+    """mkfifo/mknod: FIFOs, sockets and device nodes (pjdfstest mkfifo, mknod)."""
+    result("mkdir nodes", lambda: os.mkdir("nodes"))
+    result("mkfifo fifo", lambda: os.mkfifo("nodes/fifo", 0o640))
+    result("stat fifo", lambda: describe("nodes/fifo"))
+    result("mkfifo fifo again", lambda: os.mkfifo("nodes/fifo"))
+    result("mkfifo over a file", lambda: os.mkfifo("f2"))
+    result("mkfifo in a missing directory", lambda: os.mkfifo("nope/fifo"))
+    result("mkfifo under a file", lambda: os.mkfifo("f2/fifo"))
+    result("data through the fifo", lambda: through_fifo("nodes/fifo", b"piped"))
+    result("mknod socket", lambda: os.mknod("nodes/sock", 0o600 | stat.S_IFSOCK))
+    result("stat socket", lambda: describe("nodes/sock"))
+    result("mknod chardev 1:3", lambda: os.mknod(
+        "nodes/chr", 0o600 | stat.S_IFCHR, os.makedev(1, 3)))
+    result("stat chardev", lambda: describe("nodes/chr"))
+    result("mknod blockdev 7:200", lambda: os.mknod(
+        "nodes/blk", 0o660 | stat.S_IFBLK, os.makedev(7, 200)))
+    result("stat blockdev", lambda: describe("nodes/blk"))
+    result("mknod regular (no type)", lambda: os.mknod("nodes/reg", 0o640))
+    result("stat regular", lambda: describe("nodes/reg"))
+    result("list nodes", lambda: listing("nodes"))
+    result("chmod fifo 0604", lambda: os.chmod("nodes/fifo", 0o604))
+    result("stat fifo", lambda: describe("nodes/fifo"))
+    result("chown chardev 1234:5678", lambda: os.chown("nodes/chr", 1234, 5678))
+    result("owner chardev", lambda: owner("nodes/chr"))
+    result("stat chardev", lambda: describe("nodes/chr"))
+    result("utime socket", lambda: os.utime("nodes/sock", ns=(
+        1_000_000_000_000_000_000, 1_222_333_444_555_666_777)))
+    result("stat socket", lambda: describe("nodes/sock", with_mtime=True))
+    result("truncate fifo", lambda: os.truncate("nodes/fifo", 0))
+    result("open fifo O_DIRECTORY", lambda: os.close(
+        os.open("nodes/fifo", os.O_RDONLY | os.O_DIRECTORY)))
+    result("rename fifo fifo2", lambda: os.rename("nodes/fifo", "nodes/fifo2"))
+    result("stat fifo", lambda: describe("nodes/fifo"))
+    result("stat fifo2", lambda: describe("nodes/fifo2"))
+    result("data through fifo2", lambda: through_fifo("nodes/fifo2", b"moved"))
+    result("rename blockdev over socket", lambda: os.rename("nodes/blk", "nodes/sock"))
+    result("stat socket (now the blockdev)", lambda: describe("nodes/sock"))
+    result("list nodes", lambda: listing("nodes"))
+    result("rmdir nodes (non-empty)", lambda: os.rmdir("nodes"))
+    for name in ("fifo2", "sock", "chr", "reg"):
+        result(f"unlink {name}", lambda: os.unlink(f"nodes/{name}"))
+    result("rmdir nodes", lambda: os.rmdir("nodes"))
+
+
+def hard_links():
+    """link(2): two names, one file (pjdfstest link)."""
+    result("create h1", lambda: create("h1"))
+    result("write h1", lambda: pwrite("h1", b"shared bytes", 0))
+    result("link h1 h2", lambda: os.link("h1", "h2"))
+    result("stat h1", lambda: describe("h1"))
+    result("stat h2", lambda: describe("h2"))
+    result("h1 and h2 are one inode",
+           lambda: os.stat("h1").st_ino == os.stat("h2").st_ino)
+    result("write h2", lambda: pwrite("h2", b"SHARED", 0))
+    result("read h1", lambda: read_all("h1"))
+    result("link h1 h2 again", lambda: os.link("h1", "h2"))
+    result("link missing h3", lambda: os.link("missing", "h3"))
+    result("link h1 into a missing directory", lambda: os.link("h1", "nope/h3"))
+    result("mkdir hd", lambda: os.mkdir("hd"))
+    result("link a directory", lambda: os.link("hd", "hd2"))
+    result("link h1 hd/h3", lambda: os.link("h1", "hd/h3"))
+    result("nlink h2 (three names)", lambda: nlink("h2"))
+    result("chmod h2 0600", lambda: os.chmod("h2", 0o600))
+    result("stat h1 (chmod through h2)", lambda: describe("h1"))
+    result("stat hd/h3", lambda: describe("hd/h3"))
+    result("rename h2 onto hd/h3 (two names of one file)", lambda: os.rename("h2", "hd/h3"))
+    result("list after it (both names stay)", lambda: listing("hd") + " " + listing("."))
+    result("unlink h1", lambda: os.unlink("h1"))
+    result("stat h1", lambda: describe("h1"))
+    result("stat h2 (two names left)", lambda: describe("h2"))
+    result("read hd/h3", lambda: read_all("hd/h3"))
+    result("rename hd/h3 h4", lambda: os.rename("hd/h3", "h4"))
+    result("h2 and h4 are one inode",
+           lambda: os.stat("h2").st_ino == os.stat("h4").st_ino)
+    result("unlink h4", lambda: os.unlink("h4"))
+    result("stat h2 (one name left)", lambda: describe("h2"))
+    result("append h2", lambda: append("h2", b" and more"))
+    result("read h2", lambda: read_all("h2"))
+    result("symlink hs -> h2", lambda: os.symlink("h2", "hs"))
+    result("link the symlink hs hs2", lambda: os.link("hs", "hs2", follow_symlinks=False))
+    result("lstat hs2", lambda: describe("hs2"))
+    result("readlink hs2", lambda: os.readlink("hs2"))
+    for name in ("hs", "hs2", "h2"):
+        result(f"unlink {name}", lambda: os.unlink(name))
+    result("rmdir hd", lambda: os.rmdir("hd"))
+
+
+def directory_links():
+    """A directory's link count: 2 plus one per subdirectory."""
+    result("mkdir nl", lambda: os.mkdir("nl"))
+    result("nlink nl (empty)", lambda: nlink("nl"))
+    result("mkdir nl/a nl/b", lambda: (os.mkdir("nl/a"), os.mkdir("nl/b"))[0])
+    result("create nl/f", lambda: create("nl/f"))
+    result("nlink nl (two subdirectories and a file)", lambda: nlink("nl"))
+    result("nlink nl/a", lambda: nlink("nl/a"))
+    result("rmdir nl/a", lambda: os.rmdir("nl/a"))
+    result("nlink nl (one subdirectory)", lambda: nlink("nl"))
+    result("mkdir nl2", lambda: os.mkdir("nl2"))
+    result("rename nl/b nl2/b", lambda: os.rename("nl/b", "nl2/b"))
+    result("nlink nl (none left)", lambda: nlink("nl"))
+    result("nlink nl2 (one)", lambda: nlink("nl2"))
+    result("listing of nl2 then nlink", lambda: (listing("nl2"), nlink("nl2"))[1])
+    for path in ("nl2/b", "nl2"):
+        result(f"rmdir {path}", lambda: os.rmdir(path))
+    result("unlink nl/f", lambda: os.unlink("nl/f"))
+    result("rmdir nl", lambda: os.rmdir("nl"))
+
+
+LONG_NAME = "long-" + "d" * 195   # 200 bytes a component
+LONG_DEPTH = 25                   # 25 x 201 bytes: past PATH_MAX (4096)
+
+
+def long_path_walk():
+    """Make LONG_DEPTH nested directories through directory fds, and in
+    the deepest: a file (written, read, renamed, linked, chmod, utime,
+    xattr), a fifo and a symlink; then remove it all again.  Returns a
+    one-line summary; the first failure raises."""
+    fds = [os.open(".", os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for _ in range(LONG_DEPTH):
+            os.mkdir(LONG_NAME, dir_fd=fds[-1])
+            fds.append(os.open(LONG_NAME, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        d = fds[-1]
+        fd = os.open("f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=d)
+        os.write(fd, b"deep data")
+        os.close(fd)
+        os.chmod("f", 0o600, dir_fd=d)
+        os.utime("f", ns=(1_000_000_000_000_000_000, 1_100_000_000_000_000_000), dir_fd=d)
+        fd = os.open("f", os.O_RDONLY, dir_fd=d)
+        os.setxattr(fd, "user.deep", b"yes")
+        got = [os.read(fd, 100).decode(), os.getxattr(fd, "user.deep").decode()]
+        os.close(fd)
+        os.rename("f", "g", src_dir_fd=d, dst_dir_fd=d)
+        st = os.stat("g", dir_fd=d)
+        got.append(f"mode={stat.S_IMODE(st.st_mode):04o} mtime_ns={st.st_mtime_ns}")
+        os.mkfifo("p", dir_fd=d)
+        got.append(kind(os.stat("p", dir_fd=d).st_mode))
+        os.symlink("g", "s", dir_fd=d)
+        got.append(os.readlink("s", dir_fd=d))
+        fresh = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=d)
+        got.append(" ".join(sorted(os.listdir(fresh))))
+        os.close(fresh)
+        for name in ("g", "p", "s"):
+            os.unlink(name, dir_fd=d)
+        for i in range(LONG_DEPTH, 0, -1):
+            os.close(fds.pop())
+            os.rmdir(LONG_NAME, dir_fd=fds[-1])
+        got.append(listing(".") if not os.path.exists(LONG_NAME) else "left behind")
+        return " | ".join(got)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def long_path_link():
+    """link(2) deep down: two names past PATH_MAX."""
+    fds = [os.open(".", os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for _ in range(LONG_DEPTH):
+            os.mkdir(LONG_NAME, dir_fd=fds[-1])
+            fds.append(os.open(LONG_NAME, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        d = fds[-1]
+        os.close(os.open("a", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=d))
+        os.link("a", "b", src_dir_fd=d, dst_dir_fd=d)
+        n = os.stat("b", dir_fd=d).st_nlink
+        for name in ("a", "b"):
+            os.unlink(name, dir_fd=d)
+        for i in range(LONG_DEPTH, 0, -1):
+            os.close(fds.pop())
+            os.rmdir(LONG_NAME, dir_fd=fds[-1])
+        return f"nlink={n}"
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def long_paths():
+    """Paths longer than PATH_MAX, reached through directory fds."""
+    result("path past PATH_MAX: mkdir, files, fifo, symlink, rmdir", long_path_walk)
+    result("path past PATH_MAX: hard link", long_path_link)
+    result("create a 255-byte name", lambda: create("n" * 255))
+    result("unlink the 255-byte name", lambda: os.unlink("n" * 255))
+    result("create a 256-byte name", lambda: create("n" * 256))
+    result("mkdir a 256-byte name", lambda: os.mkdir("n" * 256))
+    result("stat a 256-byte name", lambda: describe("n" * 256))
+
+
+def pjdfstest_groups():
+    """Errno cases of pjdfstest's groups (chmod, chown, utimensat, rename,
+    unlink, rmdir, mkdir, symlink, truncate, open) not covered above."""
+    result("mkdir pj", lambda: os.mkdir("pj"))
+    result("create pj/f", lambda: create("pj/f"))
+    result("symlink pj/l -> f", lambda: os.symlink("f", "pj/l"))
+    # chmod
+    result("chmod through a symlink", lambda: os.chmod("pj/l", 0o640))
+    result("stat pj/f", lambda: describe("pj/f"))
+    result("chmod under a file", lambda: os.chmod("pj/f/x", 0o644))
+    result("chmod 04755 (setuid)", lambda: os.chmod("pj/f", 0o4755))
+    result("stat pj/f", lambda: describe("pj/f"))
+    # chown
+    result("chown pj/f 65534:65533", lambda: os.chown("pj/f", 65534, 65533))
+    result("owner pj/f", lambda: owner("pj/f"))
+    result("chown pj/f -1:-1 (no change)", lambda: os.chown("pj/f", -1, -1))
+    result("owner pj/f", lambda: owner("pj/f"))
+    result("chown the symlink itself", lambda: os.chown("pj/l", 4321, 4321,
+                                                        follow_symlinks=False))
+    result("owner pj/l", lambda: owner("pj/l"))
+    result("owner pj/f (not changed)", lambda: owner("pj/f"))
+    result("chown missing", lambda: os.chown("pj/missing", 1, 1))
+    # utimensat
+    result("utime pj/f", lambda: os.utime("pj/f", ns=(1_000_000_000_000_000_000,
+                                                      1_500_000_000_000_000_001)))
+    result("stat pj/f", lambda: describe("pj/f", with_mtime=True))
+    result("utime before the epoch", lambda: os.utime("pj/f", ns=(0, -1_000_000_000)))
+    result("stat pj/f", lambda: describe("pj/f", with_mtime=True))
+    result("utime under a file", lambda: os.utime("pj/f/x", ns=(0, 0)))
+    # rename
+    result("mkdir pj/d pj/d/sub", lambda: (os.mkdir("pj/d"), os.mkdir("pj/d/sub"))[0])
+    result("rename a directory into itself", lambda: os.rename("pj/d", "pj/d/sub/d"))
+    result("rename under a file", lambda: os.rename("pj/d", "pj/f/d"))
+    result("rename . ", lambda: os.rename("pj/d/.", "pj/e"))
+    result("mkdir pj/empty", lambda: os.mkdir("pj/empty"))
+    result("rename a directory over an empty one", lambda: os.rename("pj/d/sub", "pj/empty"))
+    result("list pj", lambda: listing("pj"))
+    result("rename a symlink", lambda: os.rename("pj/l", "pj/l2"))
+    result("readlink pj/l2", lambda: os.readlink("pj/l2"))
+    result("rename a file onto itself", lambda: os.rename("pj/f", "pj/f"))
+    # unlink, rmdir
+    result("unlink under a file", lambda: os.unlink("pj/f/x"))
+    result("unlink a symlink (not its target)", lambda: os.unlink("pj/l2"))
+    result("stat pj/f", lambda: describe("pj/f"))
+    result("rmdir .", lambda: os.rmdir("pj/empty/."))
+    result("rmdir ..", lambda: os.rmdir("pj/empty/.."))
+    result("rmdir a symlink to a directory", lambda: (
+        os.symlink("empty", "pj/ld"), os.rmdir("pj/ld"))[1])
+    result("unlink pj/ld", lambda: os.unlink("pj/ld"))
+    # mkdir
+    result("mkdir 01777 (sticky)", lambda: os.mkdir("pj/sticky", 0o1777))
+    result("stat pj/sticky", lambda: describe("pj/sticky"))
+    result("mkdir 02755 (setgid)", lambda: os.mkdir("pj/sgid", 0o2755))
+    result("stat pj/sgid", lambda: describe("pj/sgid"))
+    result("mkdir over a symlink", lambda: (os.symlink("nowhere", "pj/ls"),
+                                            os.mkdir("pj/ls"))[1])
+    result("unlink pj/ls", lambda: os.unlink("pj/ls"))
+    # symlink
+    result("symlink over a directory", lambda: os.symlink("x", "pj/sticky"))
+    result("symlink with a 1000-byte target", lambda: os.symlink("t" * 1000, "pj/longlink"))
+    result("readlink the long target", lambda: len(os.readlink("pj/longlink")))
+    result("unlink pj/longlink", lambda: os.unlink("pj/longlink"))
+    # truncate
+    result("truncate a directory", lambda: os.truncate("pj/sticky", 0))
+    result("truncate to a negative size", lambda: os.truncate("pj/f", -1))
+    result("truncate missing", lambda: os.truncate("pj/missing", 0))
+    result("truncate through a symlink", lambda: (os.symlink("f", "pj/tl"),
+                                                  os.truncate("pj/tl", 3))[1])
+    result("stat pj/f", lambda: describe("pj/f"))
+    result("unlink pj/tl", lambda: os.unlink("pj/tl"))
+    # open
+    result("open O_CREAT|O_EXCL on a symlink", lambda: (
+        os.symlink("dangling", "pj/ol"), create("pj/ol"))[1])
+    result("open a symlink O_NOFOLLOW", lambda: os.close(
+        os.open("pj/ol", os.O_RDONLY | os.O_NOFOLLOW)))
+    result("open O_CREAT through a dangling symlink", lambda: create(
+        "pj/ol", flags=os.O_WRONLY | os.O_CREAT))
+    result("stat pj/dangling", lambda: describe("pj/dangling"))
+    result("open a directory for writing", lambda: os.close(os.open("pj/sticky", os.O_WRONLY)))
+    result("open O_CREAT under a file", lambda: create("pj/f/x"))
+    result("open O_CREAT 0 mode, then read it", lambda: (
+        create("pj/zero", 0), read_all("pj/zero"))[1])
+    result("stat pj/zero", lambda: describe("pj/zero"))
+    for name in ("ol", "dangling", "zero", "f"):
+        result(f"unlink pj/{name}", lambda: os.unlink(f"pj/{name}"))
+    for name in ("sticky", "sgid", "empty/sub", "empty", "d"):
+        result(f"rmdir pj/{name}", lambda: os.rmdir(f"pj/{name}"))
+    result("rmdir pj", lambda: os.rmdir("pj"))
+
+
+NOBODY = 65534
+
+
+def as_nobody(fn):
+    """fn() run by uid/gid 65534 in a child process (kernel permission
+    checks, as pjdfstest runs its cases as other users); its value or
+    errno name.  The child keeps our working directory, so nothing above
+    it needs to be searchable."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            value = fn()
+            text = "ok" if value is None else str(value)
+        except OSError as e:
+            text = errno.errorcode.get(e.errno, str(e.errno))
+        except BaseException as e:  # never let the child run the rest
+            text = f"error {e!r}"
+        os.write(w, text.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    return text
+
+
+def permissions():
+    """pjdfstest's EACCES/EPERM cases: another user (65534) against root's
+    files, modes and a sticky directory; the kernel decides from the modes
+    and owners skyfs reports."""
+    if os.geteuid() != 0:
+        result("permissions (needs root)", lambda: "skipped: not root")
+        return
+    result("mkdir perm 0755", lambda: os.mkdir("perm", 0o755))
+    result("create perm/public 0644", lambda: create("perm/public", 0o644))
+    result("write perm/public", lambda: pwrite("perm/public", b"for all to read", 0))
+    result("create perm/private 0600", lambda: create("perm/private", 0o600))
+    result("mkdir perm/sticky 01777", lambda: (os.mkdir("perm/sticky"),
+                                               os.chmod("perm/sticky", 0o1777))[0])
+    result("create perm/sticky/roots 0666", lambda: (create("perm/sticky/roots"),
+                                                     os.chmod("perm/sticky/roots", 0o666))[0])
+    cases = (
+        ("read a 0644 file", lambda: read_all("perm/public")),
+        ("read a 0600 file", lambda: read_all("perm/private")),
+        ("write a 0644 file", lambda: pwrite("perm/public", b"x", 0)),
+        ("truncate a 0644 file", lambda: os.truncate("perm/public", 0)),
+        ("create in a 0755 directory", lambda: create("perm/new")),
+        ("mkdir in a 0755 directory", lambda: os.mkdir("perm/newdir")),
+        ("mkfifo in a 0755 directory", lambda: os.mkfifo("perm/newfifo")),
+        ("unlink in a 0755 directory", lambda: os.unlink("perm/public")),
+        ("rename in a 0755 directory", lambda: os.rename("perm/public", "perm/moved")),
+        ("chmod root's file", lambda: os.chmod("perm/public", 0o666)),
+        ("chown root's file to itself", lambda: os.chown("perm/public", NOBODY, NOBODY)),
+        ("utime root's file to given times", lambda: os.utime("perm/public", ns=(0, 0))),
+        ("utime root's 0644 file to now", lambda: os.utime("perm/public")),
+        ("utime root's 0666 file to now", lambda: os.utime("perm/sticky/roots")),
+        ("create in a sticky 01777 directory", lambda: create("perm/sticky/mine")),
+        ("mkfifo in the sticky directory", lambda: os.mkfifo("perm/sticky/myfifo", 0o600)),
+        ("chmod its own fifo 0640", lambda: os.chmod("perm/sticky/myfifo", 0o640)),
+        ("unlink root's file in the sticky directory", lambda: os.unlink("perm/sticky/roots")),
+        ("rename root's file in the sticky directory",
+         lambda: os.rename("perm/sticky/roots", "perm/sticky/taken")),
+        ("rename its own file in the sticky directory",
+         lambda: os.rename("perm/sticky/mine", "perm/sticky/mine2")),
+        ("unlink its own file in the sticky directory", lambda: os.unlink("perm/sticky/mine2")),
+    )
+    for label, fn in cases:
+        result(f"nobody: {label}", lambda: as_nobody(fn))
+    result("owner of nobody's fifo", lambda: owner("perm/sticky/myfifo"))
+    result("stat nobody's fifo", lambda: describe("perm/sticky/myfifo"))
+    result("list perm/sticky", lambda: listing("perm/sticky"))
+    result("read perm/public (unchanged)", lambda: read_all("perm/public"))
+    for name in ("sticky/myfifo", "sticky/roots", "public", "private"):
+        result(f"unlink perm/{name}", lambda: os.unlink(f"perm/{name}"))
+    for name in ("perm/sticky", "perm"):
+        result(f"rmdir {name}", lambda: os.rmdir(name))
+
+
 def final_state():
     result("list .", lambda: listing("."))
     for name in sorted(os.listdir(".")):
@@ -259,12 +664,18 @@ def final_state():
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: posix_ops.py DIR")
-    os.chdir(sys.argv[1])
+    global KIND
+    args = sys.argv[1:]
+    if len(args) == 3 and args[1] == "--kind":
+        KIND = args[2]
+        args = args[:1]
+    if len(args) != 1 or (KIND is not None and KIND not in KNOWN_DIFFERENCES):
+        sys.exit("usage: posix_ops.py DIR [--kind " + "|".join(KNOWN_DIFFERENCES) + "]")
+    os.chdir(args[0])
     os.umask(0o022)
     for part in (files_and_data, renames, directories, symlinks, attributes,
-                 xattrs, final_state):
+                 xattrs, special_files, hard_links, directory_links,
+                 long_paths, pjdfstest_groups, permissions, final_state):
         print(f"# {part.__name__}")
         part()
 

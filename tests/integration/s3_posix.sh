@@ -84,8 +84,8 @@ S3="$MNT/s3"
 # --- the same POSIX script on the mount and on a plain directory
 check "mkdir inside the s3 cloud" mkdir "$S3/posix"
 mkdir "$PLAIN/posix"
-"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" >"$TEST_TMP/plain.out" 2>&1
-timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$S3/posix" \
+"$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$PLAIN/posix" --kind s3 >"$TEST_TMP/plain.out" 2>&1
+timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$S3/posix" --kind s3 \
     >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on S3 as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
@@ -144,6 +144,59 @@ unmount_skyfs "$MNT"
 mount_skyfs "$CONF" "$MNT" || die "cannot remount $CONF"
 check_eq "mode and mtime after a remount" "640 2001-02-03 04:05:06.123456789" \
     "$(TZ=UTC stat -c '%a %y' "$S3/shell/attrs" 2>&1 | sed 's/ +0000$//')"
+
+# --- directories other tools made: an empty object "dir" (no slash)
+: >"$TEST_TMP/empty"
+s3_put shell/olddir "$TEST_TMP/empty" -H "Content-Type: application/x-directory"
+s3_put shell/modedir "$TEST_TMP/empty" -H "x-amz-meta-mode: 16832"
+check_eq "an empty application/x-directory object is a directory" "directory 755" \
+    "$(wait_until 10 test -d "$S3/shell/olddir"; stat -c '%F %a' "$S3/shell/olddir" 2>&1)"
+check_eq "an empty object whose mode says S_IFDIR is a directory with that mode" "directory 700" \
+    "$(wait_until 10 test -d "$S3/shell/modedir"; stat -c '%F %a' "$S3/shell/modedir" 2>&1)"
+check_eq "ls -l of their parent shows them as directories" "modedir:d olddir:d" \
+    "$(sleep 2; find "$S3/shell" -mindepth 1 -maxdepth 1 -name '*dir' -printf '%f:%y\n' | sort | paste -sd' ')"
+check "chmod of such a directory" chmod 0750 "$S3/shell/olddir"
+check_eq "the chmod is stored on the object itself (S_IFDIR|0750), no dir/ marker added" "16872 " \
+    "$(wait_until 10 eval '[ "$(s3_header shell/olddir x-amz-meta-mode)" = 16872 ]'
+       echo "$(s3_header shell/olddir x-amz-meta-mode) $(s3_keys shell/olddir/)")"
+check "a file inside it" eval 'echo inside >"$S3/shell/olddir/in.txt"'
+check_eq "is stored under olddir/" "inside" \
+    "$(wait_until 10 s3_exists shell/olddir/in.txt; s3_get shell/olddir/in.txt)"
+check "mv of such a directory" mv "$S3/shell/olddir" "$S3/shell/newdir"
+check_eq "its object and content moved along" "shell/newdir shell/newdir/in.txt" \
+    "$(s3_keys shell/newdir | paste -sd' ')"
+check_eq "nothing is left under the old name" "" "$(s3_keys shell/olddir | paste -sd' ')"
+rm -f "$S3/shell/newdir/in.txt"
+check "rmdir of such directories" rmdir "$S3/shell/newdir" "$S3/shell/modedir"
+check "rmdir deletes their objects" eval 's3_missing shell/newdir && s3_missing shell/modedir'
+
+# --- special files and hard links, the s3fs way
+check "mkfifo" mkfifo -m 0640 "$S3/shell/fifo"
+check_eq "a FIFO is an empty object whose x-amz-meta-mode is S_IFIFO|0640" "4512 0" \
+    "$(wait_until 10 s3_exists shell/fifo
+       echo "$(s3_header shell/fifo x-amz-meta-mode) $(s3_header shell/fifo content-length)")"
+check "mknod c 1 3" mknod -m 0600 "$S3/shell/null" c 1 3
+check_eq "a device's mode is S_IFCHR|0600 and its number x-amz-meta-rdev" "8576 259" \
+    "$(wait_until 10 s3_exists shell/null
+       echo "$(s3_header shell/null x-amz-meta-mode) $(s3_header shell/null x-amz-meta-rdev)")"
+check "mknod p and a socket" "$PYTHON" -c 'import os, stat, sys
+os.mknod(sys.argv[1], 0o600 | stat.S_IFSOCK)' "$S3/shell/sock"
+sleep 2
+check_eq "after the TTL (a fresh listing) the special files keep their kinds" \
+    "fifo 640 0|character special file 600 1,3|socket 600 0" \
+    "$(ls "$S3/shell" >/dev/null; for f in fifo null sock; do
+         stat -c '%F %a %t,%T' "$S3/shell/$f" | sed 's/ 0,0$/ 0/'; done | paste -sd'|')"
+check_eq "x-amz-meta-rdev is not shown as an xattr user.rdev" "" \
+    "$(getfattr -d "$S3/shell/null" 2>/dev/null | grep -i rdev)"
+s3_put shell/s3fs-fifo "$TEST_TMP/empty" -H "x-amz-meta-mode: 4532"
+check_eq "an s3fs FIFO put on the server is a FIFO" "fifo 664" \
+    "$(wait_until 10 test -p "$S3/shell/s3fs-fifo"; stat -c '%F %a' "$S3/shell/s3fs-fifo" 2>&1)"
+check "rm of special files deletes their objects" rm "$S3/shell/fifo" "$S3/shell/null" \
+    "$S3/shell/sock" "$S3/shell/s3fs-fifo"
+check "the objects are gone" wait_until 10 eval 's3_missing shell/fifo && s3_missing shell/null'
+check_eq "link on S3 is EPERM: an object has one key" EPERM \
+    "$(errno_of link "$S3/shell/a.txt" "$S3/shell/a2.txt")"
+check_eq "the link made nothing" ENOENT "$(errno_of stat "$S3/shell/a2.txt")"
 
 # --- objects changed on the server directly
 printf 'from outside\n' >"$TEST_TMP/ext"

@@ -35,7 +35,7 @@ mount_skyfs "$CONF" "$MNT" || die "cannot mount skyfs"
 SKY="$MNT/s3"
 
 s3fs shared "$S3FS" -o "url=$ENDPOINT" -o use_path_request_style \
-    -o "passwd_file=$TEST_TMP/passwd" -o stat_cache_expire=1 \
+    -o "passwd_file=$TEST_TMP/passwd" -o stat_cache_expire=1 -o use_xattr \
     -o dbglevel=warn -o logfile="$LOGS/s3fs.log" >"$LOGS/s3fs.out" 2>&1
 check "s3fs mounts the same bucket" wait_until 10 mountpoint -q "$S3FS"
 # shellcheck disable=SC2317 # called by the EXIT trap
@@ -95,6 +95,38 @@ printf 'rewritten by skyfs\n' >"$SKY/froms3fs/file.txt"
 sync
 check "a rewrite by skyfs is read by s3fs" \
     wait_until 15 eval '[ "$(cat "$S3FS/froms3fs/file.txt")" = "rewritten by skyfs" ]'
+
+# --- s3fs's xattrs (its x-amz-meta-xattr JSON) and special files
+printf 'tagged\n' >"$S3FS/froms3fs/tagged"
+check "s3fs sets two xattrs" eval 'setfattr -n user.color -v blue "$S3FS/froms3fs/tagged" &&
+    setfattr -n user.size -v 12345 "$S3FS/froms3fs/tagged"'
+sync
+check_eq "skyfs reads s3fs's xattrs as user.* items" "user.color=\"blue\"|user.size=\"12345\"" \
+    "$(wait_until 15 eval 'getfattr -n user.size "$SKY/froms3fs/tagged" >/dev/null 2>&1'
+       getfattr -d "$SKY/froms3fs/tagged" 2>/dev/null | grep '^user\.' | grep -v '^user.skyfs' |
+       LC_ALL=C sort | paste -sd'|')"
+check "skyfs changes one of them" setfattr -n user.color -v green "$SKY/froms3fs/tagged"
+check_eq "s3fs sees the change and still the other one" "user.color=\"green\"|user.size=\"12345\"" \
+    "$(wait_until 15 eval '[ "$(getfattr --only-values -n user.color "$S3FS/froms3fs/tagged" 2>/dev/null)" = green ]'
+       getfattr -d "$S3FS/froms3fs/tagged" 2>/dev/null | grep '^user\.' | LC_ALL=C sort | paste -sd'|')"
+check "skyfs removes the other" setfattr -x user.size "$SKY/froms3fs/tagged"
+check_eq "skyfs no longer lists it" "user.color" \
+    "$(getfattr -d "$SKY/froms3fs/tagged" 2>/dev/null | grep -o '^user\.[a-z]*' | grep -v '^user.skyfs' | paste -sd,)"
+check_eq "nor does s3fs" "user.color" \
+    "$(wait_until 15 eval '! getfattr -n user.size "$S3FS/froms3fs/tagged" >/dev/null 2>&1'
+       getfattr -d "$S3FS/froms3fs/tagged" 2>/dev/null | grep -o '^user\.[a-z]*' | paste -sd,)"
+
+check "s3fs makes a FIFO and a device" eval 'mkfifo -m 0620 "$S3FS/froms3fs/fifo" &&
+    mknod -m 0600 "$S3FS/froms3fs/dev" c 4 5'
+# (s3fs keeps a device's type in x-amz-meta-mode but not its number)
+check_eq "skyfs sees s3fs's FIFO and device" "fifo 620|character special file 600" \
+    "$(wait_until 15 test -p "$SKY/froms3fs/fifo"
+       for f in fifo dev; do stat -c '%F %a' "$SKY/froms3fs/$f" 2>&1; done | paste -sd'|')"
+check "skyfs makes a FIFO and a socket" eval 'mkfifo -m 0640 "$SKY/fromsky/fifo" &&
+    "$PYTHON" -c "import os, stat, sys; os.mknod(sys.argv[1], 0o600 | stat.S_IFSOCK)" "$SKY/fromsky/sock"'
+check_eq "s3fs sees skyfs's FIFO and socket" "fifo 640|socket 600" \
+    "$(wait_until 15 test -p "$S3FS/fromsky/fifo"
+       for f in fifo sock; do stat -c '%F %a' "$S3FS/fromsky/$f" 2>&1; done | paste -sd'|')"
 
 unmount_s3fs
 unmount_skyfs "$MNT"

@@ -864,3 +864,67 @@ TEST(meta_upgrades_a_version_2_database)
     unit_rmtree(dir);
     free(dir);
 }
+
+static int count_ino(void *arg, uint64_t ino)
+{
+    (void)ino;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Special kinds keep their device number; the names of one hard-linked
+ * file (same file_id, nlink > 1) show one inode number, the smallest;
+ * counts follow meta_set_nlinks; subdirectories are counted. */
+TEST(meta_special_files_hard_links_and_subdirs)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root, dev, a, b, other;
+    CHECK_INT(meta_cloud_root(m, "loc", &root, NULL), 0);
+    struct sky_attr d = attr_of(SKY_CHR, 0, "e0");
+    d.rdev = 259;
+    CHECK_INT(meta_upsert(m, root, "null", &d, NULL, 1000, &dev, NULL), 0);
+    struct sky_attr f = attr_of(SKY_FILE, 5, "e1");
+    f.nlink = 2;
+    f.file_id = 77;
+    CHECK_INT(meta_upsert(m, root, "a", &f, NULL, 1000, &a, NULL), 0);
+    CHECK_INT(meta_upsert(m, root, "b", &f, NULL, 1000, &b, NULL), 0);
+    struct sky_attr lone = attr_of(SKY_FILE, 5, "e2");
+    lone.nlink = 1;
+    lone.file_id = 78;              /* one name: no file_id kept */
+    CHECK_INT(meta_upsert(m, root, "c", &lone, NULL, 1000, &other, NULL), 0);
+    put(m, root, "sub1", SKY_DIR);
+    put(m, root, "sub2", SKY_DIR);
+
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, dev, &ent, NULL), 0);
+    CHECK_INT(ent.attr.kind, SKY_CHR);
+    CHECK_INT(ent.attr.rdev, 259);
+    CHECK_INT(ent.stat_ino, dev);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_get(m, b, &ent, NULL), 0);
+    CHECK_INT(ent.stat_ino, a);
+    CHECK_INT(ent.attr.nlink, 2);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_get(m, other, &ent, NULL), 0);
+    CHECK_INT(ent.stat_ino, other);
+    CHECK_INT(ent.attr.file_id, 0);
+    meta_entry_free(&ent);
+    int n = 0;
+    CHECK_INT(meta_same_file(m, "loc", 77, a, count_ino, &n, NULL), 0);
+    CHECK_INT(n, 1);
+
+    CHECK_INT(meta_remove(m, a, NULL), 0);          /* unlink a: b is alone */
+    CHECK_INT(meta_set_nlinks(m, "loc", 77, 1, NULL), 0);
+    CHECK_INT(meta_get(m, b, &ent, NULL), 0);
+    CHECK_INT(ent.attr.nlink, 1);
+    CHECK_INT(ent.stat_ino, b);
+    meta_entry_free(&ent);
+
+    uint64_t subdirs = 0;
+    CHECK_INT(meta_subdir_count(m, root, &subdirs, NULL), 0);
+    CHECK_INT(subdirs, 2);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}

@@ -110,6 +110,45 @@ TEST(s3_xml_list_last_page_and_url_encoding)
     CHECK_STR(s.keys[1], "dir/sub\x01x/");
 }
 
+TEST(s3_xml_list_skips_nul_keys_and_marks_bad_sizes)
+{
+    /* "a%00b" would be "a" cut at the NUL: another key.  It is not passed
+     * on at all; sizes no file has come out as UINT64_MAX. */
+    const char *page =
+        "<ListBucketResult><Name>b</Name><EncodingType>url</EncodingType>"
+        "<IsTruncated>false</IsTruncated>"
+        "<Contents><Key>a%00b</Key><Size>3</Size><ETag>x</ETag></Contents>"
+        "<Contents><Key>ok</Key><Size>-5</Size><ETag>y</ETag></Contents>"
+        "<Contents><Key>big</Key><Size>99999999999999999999</Size><ETag>z</ETag></Contents>"
+        "</ListBucketResult>";
+    struct seen s = {0};
+    char *token = NULL;
+    CHECK_INT(s3_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
+    CHECK_INT(s.n, 2);
+    CHECK_STR(s.keys[0], "ok");
+    CHECK(s.attr[0].size == UINT64_MAX);
+    CHECK_STR(s.keys[1], "big");
+    CHECK(s.attr[1].size == UINT64_MAX);
+}
+
+TEST(s3_xml_a_body_that_is_not_utf8_still_parses)
+{
+    /* a raw 0xFF in one key: expat would refuse the whole page as UTF-8 */
+    const char *page =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+        "<ListBucketResult><Name>b</Name><IsTruncated>false</IsTruncated>"
+        "<Contents><Key>bad\xffname</Key><Size>3</Size><ETag>x</ETag></Contents>"
+        "<Contents><Key>caf\xc3\xa9</Key><Size>4</Size><ETag>y</ETag></Contents>"
+        "</ListBucketResult>";
+    struct seen s = {0};
+    char *token = NULL;
+    CHECK_INT(s3_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
+    CHECK_INT(s.n, 2);
+    CHECK_STR(s.keys[0], "bad\xffname");      /* its own bytes: the name check skips it */
+    CHECK_STR(s.keys[1], "caf\xc3\xa9");       /* the good key unchanged */
+    CHECK_INT(s.attr[1].size, 4);
+}
+
 TEST(s3_xml_list_rejects_garbage)
 {
     struct seen s = {0};
@@ -220,6 +259,58 @@ TEST(s3_xml_head_headers_to_attr)
     s3_attr_from_headers(&h, &a);
     CHECK_INT(a.has, SKY_HAS_MTIME);
     CHECK_INT(a.mtime_ns, 1255369830000000000LL);
+    http_headers_free(&h);
+}
+
+/* s3fs's special files: the type in x-amz-meta-mode, a device's number in
+ * x-amz-meta-rdev (read only for devices). */
+TEST(s3_xml_head_headers_special_files)
+{
+    struct http_headers h = {0};
+    struct sky_attr a;
+    http_headers_set(&h, "content-length", "0");
+    http_headers_set(&h, "x-amz-meta-mode", "4480");    /* S_IFIFO | 0600 */
+    http_headers_set(&h, "x-amz-meta-rdev", "99");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_FIFO);
+    CHECK_INT(a.mode, 0600);
+    CHECK_INT(a.rdev, 0);
+    http_headers_set(&h, "x-amz-meta-mode", "49645");   /* S_IFSOCK | 0755 */
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_SOCK);
+    http_headers_set(&h, "x-amz-meta-mode", "8592");    /* S_IFCHR | 0620 */
+    http_headers_set(&h, "x-amz-meta-rdev", "1027");    /* makedev(4, 3) */
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_CHR);
+    CHECK_INT(a.mode, 0620);
+    CHECK_INT(a.rdev, 1027);
+    http_headers_set(&h, "x-amz-meta-mode", "25008");   /* S_IFBLK | 0660 */
+    http_headers_set(&h, "x-amz-meta-rdev", "not a number");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_BLK);
+    CHECK_INT(a.rdev, 0);
+    http_headers_free(&h);
+}
+
+/* Older tools' directories: an empty "dir" object (no slash) whose
+ * Content-Type is application/x-directory. */
+TEST(s3_xml_head_headers_directory_objects)
+{
+    struct http_headers h = {0};
+    struct sky_attr a;
+    http_headers_set(&h, "content-length", "0");
+    http_headers_set(&h, "etag", "\"d41d8cd98f00b204e9800998ecf8427e\"");
+    http_headers_set(&h, "content-type", "application/x-directory; charset=UTF-8");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_DIR);
+    CHECK_STR(a.etag, "");
+    http_headers_set(&h, "content-type", "application/x-directory-listing");
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_FILE);
+    http_headers_set(&h, "content-type", "application/x-directory");
+    http_headers_set(&h, "content-length", "12");   /* has content: a file */
+    s3_attr_from_headers(&h, &a);
+    CHECK_INT(a.kind, SKY_FILE);
     http_headers_free(&h);
 }
 

@@ -1,0 +1,186 @@
+/* linkprobe.c - see linkprobe.h.
+ *
+ * The memory is an open-addressing table of 64-bit fingerprints (FNV-1a of
+ * scope, key and ETag; 0 marks an empty slot), grown by doubling up to
+ * LINKPROBE_MEMO_MAX slots (8 MiB) and emptied when that is half full: a
+ * forgotten answer costs one HEAD more, never a wrong answer (a
+ * fingerprint collision, 1 in 2^64, would show one link as a file). */
+#include "linkprobe.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+
+#define LINKPROBE_MEMO_MIN 4096
+#define LINKPROBE_MEMO_MAX (1u << 20)
+
+struct linkprobe {
+    pthread_mutex_t lock;
+    uint64_t *slots;
+    size_t cap, used;
+};
+
+struct linkprobe_item {
+    char *key;
+    struct sky_dirent ent;          /* a deep copy */
+    bool gone;
+};
+
+int linkprobe_new(struct linkprobe **out)
+{
+    struct linkprobe *lp = calloc(1, sizeof *lp);
+    if (!lp)
+        return -ENOMEM;
+    pthread_mutex_init(&lp->lock, NULL);
+    *out = lp;
+    return 0;
+}
+
+void linkprobe_free(struct linkprobe *lp)
+{
+    if (!lp)
+        return;
+    pthread_mutex_destroy(&lp->lock);
+    free(lp->slots);
+    free(lp);
+}
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (h ^ 0xff) * 1099511628211ull;       /* a separator no string holds */
+}
+
+static uint64_t fingerprint(const char *scope, const char *key, const char *etag)
+{
+    uint64_t h = fnv(fnv(fnv(14695981039346656037ull, scope), key), etag);
+    return h ? h : 1;
+}
+
+/* The slot of fp in slots[cap] (cap a power of two): where it is, or the
+ * empty slot where it belongs. */
+static size_t memo_slot(const uint64_t *slots, size_t cap, uint64_t fp)
+{
+    size_t i = (size_t)(fp & (cap - 1));
+    while (slots[i] && slots[i] != fp)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+static bool memo_has(struct linkprobe *lp, uint64_t fp)
+{
+    pthread_mutex_lock(&lp->lock);
+    bool has = lp->slots && lp->slots[memo_slot(lp->slots, lp->cap, fp)] == fp;
+    pthread_mutex_unlock(&lp->lock);
+    return has;
+}
+
+/* Room for one more fingerprint: 0, or -ENOMEM (then nothing is kept). */
+static int memo_reserve(struct linkprobe *lp)
+{
+    if (lp->slots && (lp->used + 1) * 2 <= lp->cap)
+        return 0;
+    if (lp->cap >= LINKPROBE_MEMO_MAX) {            /* full: start again */
+        memset(lp->slots, 0, lp->cap * sizeof *lp->slots);
+        lp->used = 0;
+        return 0;
+    }
+    size_t cap = lp->cap ? lp->cap * 2 : LINKPROBE_MEMO_MIN;
+    uint64_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -ENOMEM;
+    for (size_t i = 0; i < lp->cap; i++)
+        if (lp->slots[i])
+            slots[memo_slot(slots, cap, lp->slots[i])] = lp->slots[i];
+    free(lp->slots);
+    lp->slots = slots;
+    lp->cap = cap;
+    return 0;
+}
+
+static void memo_add(struct linkprobe *lp, uint64_t fp)
+{
+    pthread_mutex_lock(&lp->lock);
+    if (memo_reserve(lp) == 0) {
+        size_t i = memo_slot(lp->slots, lp->cap, fp);
+        if (lp->slots[i] != fp) {
+            lp->slots[i] = fp;
+            lp->used++;
+        }
+    }
+    pthread_mutex_unlock(&lp->lock);
+}
+
+static bool may_be_link(const struct sky_dirent *ent)
+{
+    const struct sky_attr *a = &ent->attr;
+    return a->kind == SKY_FILE && a->size >= 1 && a->size <= LINKPROBE_SIZE_MAX && a->etag[0];
+}
+
+static void item_free(struct linkprobe_item *it)
+{
+    free(it->key);
+    sky_dirent_free(&it->ent);
+}
+
+void linkprobe_batch_free(struct linkprobe_batch *b)
+{
+    for (size_t i = 0; b->items && i < b->n; i++)
+        item_free(&b->items[i]);
+    free(b->items);
+    b->items = NULL;
+    b->n = 0;
+}
+
+/* parallel_for job: ask about item i. */
+static int ask_job(void *arg, size_t i, struct sky_err *e)
+{
+    struct linkprobe_batch *b = arg;
+    struct linkprobe_item *it = &b->items[i];
+    struct sky_attr got;
+    int rc = b->ask(b->ask_arg, it->key, &got, e);
+    if (rc == -ENOENT) {
+        it->gone = true;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    if (got.kind == SKY_LINK) {
+        it->ent.attr.kind = SKY_LINK;
+        it->ent.attr.mode = got.has & SKY_HAS_MODE ? got.mode : 0777;
+        it->ent.attr.has |= SKY_HAS_MODE;
+    } else if (strcmp(got.etag, it->ent.attr.etag) == 0) {
+        memo_add(b->memo, fingerprint(b->scope, it->key, it->ent.attr.etag));
+    }
+    return 0;
+}
+
+int linkprobe_flush(struct linkprobe_batch *b)
+{
+    int rc = b->n ? parallel_for(b->n, LINKPROBE_THREADS, ask_job, b, b->e) : 0;
+    for (size_t i = 0; rc == 0 && i < b->n; i++)
+        if (!b->items[i].gone)
+            rc = b->cb(b->cb_arg, &b->items[i].ent);
+    linkprobe_batch_free(b);
+    return rc;
+}
+
+int linkprobe_add(struct linkprobe_batch *b, const char *key, const struct sky_dirent *ent)
+{
+    if (!may_be_link(ent) || memo_has(b->memo, fingerprint(b->scope, key, ent->attr.etag)))
+        return b->cb(b->cb_arg, ent);
+    if (!b->items && !(b->items = calloc(LINKPROBE_BATCH, sizeof *b->items)))
+        return sky_fail(b->e, ENOMEM, "out of memory");
+    struct linkprobe_item *it = &b->items[b->n];
+    if (!(it->key = strdup(key)) || sky_dirent_copy(&it->ent, ent) < 0) {
+        free(it->key);
+        return sky_fail(b->e, ENOMEM, "out of memory");
+    }
+    it->gone = false;
+    b->n++;
+    return b->n == LINKPROBE_BATCH ? linkprobe_flush(b) : 0;
+}

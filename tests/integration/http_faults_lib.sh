@@ -1,0 +1,184 @@
+# shellcheck shell=bash
+# http_faults_lib.sh - the misbehaving-server scenarios shared by
+# http_faults_s3.sh and http_faults_azure.sh (sourced after lib.sh).
+#
+# Between skyfs and the server (s3rver or Azurite) sits fault_proxy.py;
+# a scenario writes its rules ($FAULTS/rules), does something through the
+# mount and checks what skyfs made of it, and what the proxy saw
+# ($FAULTS/log).  The test file sets, before calling them:
+#   MNT       the mountpoint (mounted), CLOUD the cloud's directory in it
+#   LIST_Q    the query word of a listing ("list-type=2", "comp=list")
+#   put_direct NAME FILE [HEADER...]  stores FILE as object NAME straight on
+#             the server (headers "name: value")
+#   get_direct NAME OUT   fetches object NAME straight from the server
+#   meta_count NAME       prints how many user metadata keys k00..k99
+#             object NAME has on the server
+FAULTS="$TEST_TMP/faults"
+mkdir -p "$FAULTS"
+
+# start_fault_proxy LISTEN_PORT UPSTREAM_PORT
+start_fault_proxy() {
+    _start_server fault_proxy "$1" "http://127.0.0.1:$1/" \
+        "$PYTHON" "$SKY_ROOT/tests/integration/fault_proxy.py" "$1" "$2" "$FAULTS"
+}
+
+# rules LINE...: the proxy's rules from now on (none: pass everything)
+rules() {
+    printf '%s\n' "$@" >"$FAULTS/rules"
+}
+
+# seen METHOD PATTERN: how many requests the proxy got with METHOD whose
+# path and query contain PATTERN
+seen() {
+    grep -c -- "^$1 [^ ]*$2" "$FAULTS/log"
+}
+
+# file_is PATH EXPECTED_FILE
+file_is() {
+    cmp "$2" "$1"
+}
+
+# --- item 4: a 206 answer for another range than the one asked ----------
+scenario_ranges() {
+    head -c $((3 << 20)) /dev/urandom >"$TEST_TMP/r.src"
+    put_direct rng-once.bin "$TEST_TMP/r.src" || die "cannot store rng-once.bin"
+    put_direct rng-always.bin "$TEST_TMP/r.src" || die "cannot store rng-always.bin"
+    rules "range GET rng-once.bin 1"
+    check "$CLOUD: a 206 with a wrong Content-Range is retried, and the file reads right" \
+        file_is "$MNT/$CLOUD/rng-once.bin" "$TEST_TMP/r.src"
+    check "$CLOUD: the proxy did send a wrong range for rng-once.bin" \
+        test "$(grep -c 'rng-once.bin range$' "$FAULTS/log")" -eq 1
+    rules "range GET rng-always.bin all"
+    check_eq "$CLOUD: a server that always answers the wrong range gives EIO, never data" \
+        EIO "$(errno_of read "$MNT/$CLOUD/rng-always.bin")"
+    check "$CLOUD: the log names the range mismatch" \
+        grep -q "does not match the range asked" "$LOGS/$(basename "$MNT").log"
+    rules
+}
+
+# --- item 6: 60 metadata keys, read whole and kept by a rewrite --------
+meta60_rewritten() {
+    get_direct meta60.txt "$TEST_TMP/m.out" && grep -q rewritten "$TEST_TMP/m.out"
+}
+
+scenario_many_meta() {
+    local hdrs=() i
+    for i in $(seq -w 0 59); do
+        hdrs+=("$META_PREFIX$i: value-$i")
+    done
+    printf 'sixty keys\n' >"$TEST_TMP/m.src"
+    put_direct meta60.txt "$TEST_TMP/m.src" "${hdrs[@]}" || die "cannot store meta60.txt"
+    check_eq "$CLOUD: the server holds 60 metadata keys" 60 "$(meta_count meta60.txt)"
+    check_eq "$CLOUD: all 60 keys show as xattrs" 60 \
+        "$(getfattr -d -m '^user\.k' "$MNT/$CLOUD/meta60.txt" 2>/dev/null | grep -c '^user\.k')"
+    check_eq "$CLOUD: the 60th key's value reads" '"value-59"' \
+        "$(getfattr -n user.k59 "$MNT/$CLOUD/meta60.txt" 2>/dev/null | sed -n 's/^user.k59=//p')"
+    check "$CLOUD: rewrite the file through skyfs" \
+        sh -c "printf 'rewritten\n' >'$MNT/$CLOUD/meta60.txt'"
+    check "$CLOUD: the rewrite reached the server" wait_until 20 meta60_rewritten
+    check_eq "$CLOUD: the rewritten object keeps all 60 keys" 60 "$(meta_count meta60.txt)"
+    check "$CLOUD: a 61st key through setxattr is stored" \
+        setfattr -n user.k60 -v value-60 "$MNT/$CLOUD/meta60.txt"
+    check_eq "$CLOUD: ...and the server has 61" 61 "$(meta_count meta60.txt)"
+    local big
+    big=$(head -c "$META_LIMIT" /dev/zero | tr '\0' x)
+    check_eq "$CLOUD: metadata past the protocol's limit is E2BIG" E2BIG \
+        "$("$PYTHON" -c 'import errno, os, sys
+try:
+    os.setxattr(sys.argv[1], "user.big", sys.argv[2].encode()); print("ok")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$MNT/$CLOUD/meta60.txt" "$big")"
+    check_eq "$CLOUD: ...and the object still has its 61 keys" 61 "$(meta_count meta60.txt)"
+
+    # three keys of 2/5 of the limit each: a rewrite can keep two
+    local v
+    v=$(head -c $((META_LIMIT * 2 / 5)) /dev/zero | tr '\0' v)
+    put_direct over.txt "$TEST_TMP/m.src" "${META_PREFIX}1: $v" "${META_PREFIX}2: $v" \
+        "${META_PREFIX}3: $v" || die "cannot store over.txt"
+    check_eq "$CLOUD: the server holds 3 keys past the limit" 3 "$(meta_count over.txt)"
+    check "$CLOUD: a rewrite with metadata past the limit succeeds" \
+        sh -c "printf 'rewritten\n' >'$MNT/$CLOUD/over.txt'"
+    check_eq "$CLOUD: ...keeping the keys that fit" 2 "$(meta_count over.txt)"
+    check "$CLOUD: ...and the log names the key left out" \
+        grep -q "'$CLOUD'.*over.txt: user metadata k[0-9] left out" "$LOGS/$(basename "$MNT").log"
+}
+
+# --- item 8: listings that never end ------------------------------------
+scenario_listing_loops() {
+    local mode dir n
+    for mode in repeat noprogress; do
+        dir="loop-$mode"
+        mkdir "$MNT/$CLOUD/$dir" && touch "$MNT/$CLOUD/$dir/a" "$MNT/$CLOUD/$dir/b" ||
+            die "cannot make $dir"
+        sleep 1.2       # past the ttl: the next listing asks the server
+        rules "$mode GET ${dir}%2F all"
+        check_eq "$CLOUD: a listing whose server ${mode}s its page token fails with EIO" EIO \
+            "$(errno_of listdir "$MNT/$CLOUD/$dir")"
+        n=$(grep -c "^GET [^ ]*$LIST_Q[^ ]*${dir}%2F[^ ]* $mode$" "$FAULTS/log")
+        check "$CLOUD: ...after a few pages ($n), not hundreds" test "$n" -ge 2 -a "$n" -le 20
+        check "$CLOUD: the log names the cloud and the stopped listing" \
+            grep -q "'$CLOUD'.*listing stopped" "$LOGS/$(basename "$MNT").log"
+        rules
+    done
+}
+
+# --- item 2: lost answers to commits, copies and deletes ---------------
+# scenario_lost_answers COMMIT_MODE COMMIT_METHOD COMMIT_PATTERN DATA_METHOD
+#                       DATA_PATTERN N
+#   A 20 MiB file goes up with N requests matching DATA_METHOD DATA_PATTERN
+#   (the parts, or the start of the upload) and a commit, whose answer the
+#   proxy cuts (COMMIT_MODE cut: the server answers the retry itself;
+#   cutfail:...: the proxy fails the retry).  Then a metadata change and a
+#   rename (copies) whose answers are cut and whose retries fail, and a
+#   delete whose answer is cut.
+scenario_lost_answers() {
+    head -c $((20 << 20)) /dev/urandom >"$TEST_TMP/c.src"
+    rules "$1 $2 $3 2"
+    check "$CLOUD: a large write whose commit answer is lost succeeds (fsync)" \
+        dd if="$TEST_TMP/c.src" of="$MNT/$CLOUD/commit.bin" bs=1M conv=fsync status=none
+    check "$CLOUD: the commit was sent again after its answer was cut" \
+        test "$(seen "$2" "commit.bin?$3")" -ge 2
+    check_eq "$CLOUD: the file was not uploaded a second time" "$6" \
+        "$(seen "$4" "commit.bin?$5")"
+    get_direct commit.bin "$TEST_TMP/c.out"
+    check "$CLOUD: the server holds the file's bytes" cmp "$TEST_TMP/c.src" "$TEST_TMP/c.out"
+
+    rules "cutfail:412:PreconditionFailed PUT commit.bin 2"
+    check "$CLOUD: a metadata change whose answer is lost and whose retry fails succeeds" \
+        setfattr -n user.k99 -v lost-answer "$MNT/$CLOUD/commit.bin"
+    check_eq "$CLOUD: ...and the object carries it" 1 "$(meta_count commit.bin)"
+
+    rules "$COPY_FAULT PUT moved.bin 2"
+    check "$CLOUD: a rename whose copy answer is lost and whose retry fails succeeds" \
+        mv "$MNT/$CLOUD/commit.bin" "$MNT/$CLOUD/moved.bin"
+    check_eq "$CLOUD: the copy was sent twice" 2 "$(seen PUT moved.bin)"
+    get_direct moved.bin "$TEST_TMP/c.out"
+    check "$CLOUD: the server holds the moved file's bytes" cmp "$TEST_TMP/c.src" "$TEST_TMP/c.out"
+    check_fails "$CLOUD: the old name is gone from the server" get_direct commit.bin /dev/null
+    rules
+
+    printf 'delete me\n' >"$TEST_TMP/d.src"
+    put_direct gone.txt "$TEST_TMP/d.src" || die "cannot store gone.txt"
+    check "$CLOUD: gone.txt shows" test -f "$MNT/$CLOUD/gone.txt"
+    rules "cut DELETE gone.txt 1"
+    check "$CLOUD: a delete whose answer is lost succeeds" rm "$MNT/$CLOUD/gone.txt"
+    check_eq "$CLOUD: the delete was sent twice" 2 "$(seen DELETE gone.txt)"
+    check_fails "$CLOUD: the object is gone from the server" get_direct gone.txt "$TEST_TMP/d.out"
+    rules
+}
+
+# --- item 9: a server that accepts and never answers --------------------
+# scenario_hang SLOW_CLOUD: SLOW_CLOUD has timeout = 1s, retries = 5 and
+# every request of it names "hangzone".
+scenario_hang() {
+    rules "hang * hangzone all"
+    local got
+    got=$(errno_of listdir "$MNT/$1")
+    check "$1: listing a cloud whose server never answers fails ($got)" test "$got" != ok
+    check "$1: the proxy got requests for it" test "$(seen '[A-Z]*' hangzone)" -ge 2
+    # an attempt's retry asks for the same path and query
+    check_eq "$1: each stalled request was tried twice, not 1 + retries times" "2" \
+        "$(grep ' hang$' "$FAULTS/log" | grep hangzone | sort | uniq -c | awk '{print $1}' |
+           sort -u)"
+    rules
+}

@@ -1,0 +1,115 @@
+/* test_linkprobe.c - the listed objects that could be symlinks are asked
+ * about once per version, in batches, and delivered with their kind. */
+#include "check.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../../backends/linkprobe.h"
+
+#define N 600
+
+struct cloud {
+    pthread_mutex_t lock;
+    int asked[N];
+    int delivered[N];
+    enum sky_kind kind[N];
+    bool fail_11;
+};
+
+static int index_of(const char *key)
+{
+    return atoi(key + 1);               /* "k123" */
+}
+
+/* every 3rd object is a link; object 7 is gone; object 11 fails */
+static int ask(void *arg, const char *key, struct sky_attr *out, struct sky_err *e)
+{
+    struct cloud *c = arg;
+    int i = index_of(key);
+    pthread_mutex_lock(&c->lock);
+    c->asked[i]++;
+    pthread_mutex_unlock(&c->lock);
+    if (i == 7)
+        return -ENOENT;
+    if (i == 11 && c->fail_11)
+        return sky_fail(e, EHOSTDOWN, "HEAD %s: unreachable", key);
+    *out = (struct sky_attr){ .kind = i % 3 == 0 ? SKY_LINK : SKY_FILE };
+    snprintf(out->etag, sizeof out->etag, "\"e%d\"", i);
+    return 0;
+}
+
+static int deliver(void *arg, const struct sky_dirent *ent)
+{
+    struct cloud *c = arg;
+    int i = index_of(ent->name);
+    c->delivered[i]++;
+    c->kind[i] = ent->attr.kind;
+    return 0;
+}
+
+/* Object i: 100 bytes, except every 5th (5,000 bytes: too big for a link). */
+static int list_all(struct linkprobe *memo, struct cloud *c, struct sky_err *e)
+{
+    struct linkprobe_batch b = { .memo = memo, .scope = "bucket", .ask = ask, .ask_arg = c,
+                                 .cb = deliver, .cb_arg = c, .e = e };
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", i);
+        struct sky_dirent ent = { .name = name,
+                                  .attr = { .kind = SKY_FILE, .size = i % 5 ? 100 : 5000 } };
+        snprintf(ent.attr.etag, sizeof ent.attr.etag, "\"e%d\"", i);
+        rc = linkprobe_add(&b, name, &ent);
+    }
+    if (rc == 0)
+        rc = linkprobe_flush(&b);
+    linkprobe_batch_free(&b);
+    return rc;
+}
+
+TEST(linkprobe_asks_small_objects_once_per_version)
+{
+    struct linkprobe *memo;
+    CHECK_INT(linkprobe_new(&memo), 0);
+    struct cloud *c = calloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    struct sky_err e = { 0 };
+    CHECK_INT(list_all(memo, c, &e), 0);
+    int wrong = 0;
+    for (int i = 0; i < N; i++) {
+        wrong += c->asked[i] != (i % 5 ? 1 : 0);                /* large ones never */
+        wrong += c->delivered[i] != (i == 7 ? 0 : 1);           /* gone: left out */
+        if (i != 7)
+            wrong += c->kind[i] != (i % 5 && i % 3 == 0 ? SKY_LINK : SKY_FILE);
+    }
+    CHECK_INT(wrong, 0);
+    /* listed again: the files are remembered, the links are the driver's
+     * to remember (it keeps their targets), so only they are asked again */
+    for (int i = 0; i < N; i++)
+        c->asked[i] = c->delivered[i] = 0;
+    CHECK_INT(list_all(memo, c, &e), 0);
+    wrong = 0;
+    for (int i = 0; i < N; i++)
+        wrong += c->asked[i] != (i % 5 && (i % 3 == 0 || i == 7) ? 1 : 0);
+    CHECK_INT(wrong, 0);
+    free(c);
+    linkprobe_free(memo);
+}
+
+TEST(linkprobe_a_failed_question_fails_the_listing)
+{
+    struct linkprobe *memo;
+    CHECK_INT(linkprobe_new(&memo), 0);
+    struct cloud *c = calloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    c->fail_11 = true;
+    struct sky_err e = { 0 };
+    CHECK_INT(list_all(memo, c, &e), -EHOSTDOWN);
+    CHECK(strstr(e.msg, "k11") != NULL);
+    free(c);
+    linkprobe_free(memo);
+}

@@ -4,7 +4,8 @@
  * A cloud whose driver cannot open (bad key, bad URL) still gets its
  * directory in the root; every call inside answers with the saved error.
  * A cloud that stops answering is marked offline with the reason, so that
- * `skyfs status` can say why, and fs/ serves its cached metadata.
+ * `skyfs status` can say why, and fs/ serves its cached metadata without
+ * asking it until a probe finds it back (liveness.h).
  */
 #include "skyfs.h"
 
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "liveness.h"
 #include "stream.h"
 #include "virtual.h"
 
@@ -73,8 +75,9 @@ void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e)
     pthread_mutex_lock(&c->health_lock);
     was_offline = c->offline;
     if (down && !c->offline)
-        LOG_WARN("cloud '%s' is offline: %s", c->cfg->name, e ? e->msg : "unreachable");
-    else if (!down && rc != -EHOSTDOWN && c->offline && (rc == 0 || rc == -ENOENT))
+        LOG_WARN("cloud '%s' is offline, answering from the cache until it is back: %s",
+                 c->cfg->name, e ? e->msg : "unreachable");
+    else if (!down && c->offline && (rc == 0 || rc == -ENOENT))
         LOG_INFO("cloud '%s' is back online", c->cfg->name);
     if (down) {
         c->offline = true;
@@ -84,7 +87,32 @@ void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e)
     }
     if (c->offline != was_offline)
         write_health(c, c->offline ? "offline" : "online", c->offline ? c->offline_reason : NULL);
+    bool went_offline = c->offline && !was_offline;
     pthread_mutex_unlock(&c->health_lock);
+    if (went_offline && c->fs && c->fs->live_ready)
+        liveness_cloud_went_offline(c->fs, c);
+}
+
+void cloud_mark_online(struct cloud *c)
+{
+    pthread_mutex_lock(&c->health_lock);
+    if (c->offline) {
+        LOG_INFO("cloud '%s' is back online", c->cfg->name);
+        c->offline = false;
+        write_health(c, "online", NULL);
+    }
+    pthread_mutex_unlock(&c->health_lock);
+}
+
+int cloud_offline_check(struct cloud *c, struct sky_err *e)
+{
+    pthread_mutex_lock(&c->health_lock);
+    int rc = c->offline ? sky_fail(e, EHOSTDOWN, "cloud '%s' is offline (%s); answering from "
+                                   "the cache until it is back", c->cfg->name,
+                                   c->offline_reason)
+                        : 0;
+    pthread_mutex_unlock(&c->health_lock);
+    return rc;
 }
 
 bool skyfs_fresh(int64_t at, int64_t ttl)
@@ -148,6 +176,33 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
     return 0;
 }
 
+/* Open the driver of cloud `c` (no network: drivers only check their
+ * settings and build their state); a failure's message always starts
+ * with FILE:LINE, as the config loader's do. */
+static int open_driver(const struct sky_cloud_config *c, void **ctx, struct sky_err *e)
+{
+    int rc = c->driver->open(c, ctx, e);
+    if (rc == 0)
+        return 0;
+    *ctx = NULL;
+    size_t flen = c->file ? strlen(c->file) : 0;
+    if (!flen || strncmp(e->msg, c->file, flen) != 0 || e->msg[flen] != ':')
+        sky_err_prefix(e, "%s:%d: cloud [%s]", c->file ? c->file : "config", c->line, c->name);
+    return rc;
+}
+
+int skyfs_check_clouds(const struct sky_config *cfg, struct sky_err *e)
+{
+    for (size_t i = 0; i < cfg->nclouds; i++) {
+        void *ctx = NULL;
+        int rc = open_driver(&cfg->clouds[i], &ctx, e);
+        if (rc)
+            return rc;
+        cfg->clouds[i].driver->close(ctx);
+    }
+    return 0;
+}
+
 int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **out,
                struct sky_err *e)
 {
@@ -161,8 +216,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         return sky_fail(e, ENOMEM, "out of memory");
     }
     fs->started_ns = skyfs_now();
-    fs->uid = getuid();
-    fs->gid = getgid();
+    sky_shown_init(&fs->shown, getuid(), getgid());
     pthread_mutex_init(&fs->files_lock, NULL);
     pthread_mutex_init(&fs->page_lock, NULL);
     pthread_mutex_init(&fs->retry_lock, NULL);
@@ -181,19 +235,23 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         struct cloud *c = &fs->clouds[i];
         c->cfg = &cfg->clouds[i];
         c->drv = c->cfg->driver;
+        c->fs = fs;
         pthread_mutex_init(&c->health_lock, NULL);
         c->health_path = cloud_health_path(cfg->cache_dir, c->cfg->name);
         rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);
         if (rc)
             break;
-        if (c->drv->open(c->cfg, &c->ctx, &c->open_err) != 0) {
-            c->ctx = NULL;
+        /* skyfs_mount refused settings a driver refuses before it got
+         * here (skyfs_check_clouds); `skyfs index` keeps the other clouds */
+        if (open_driver(c->cfg, &c->ctx, &c->open_err) != 0) {
             LOG_ERROR("cloud '%s' is unavailable: %s", c->cfg->name, c->open_err.msg);
             write_health(c, "unavailable", c->open_err.msg);
         } else {
             write_health(c, "online", NULL);
         }
     }
+    if (!rc)
+        rc = liveness_start(fs, e);
     if (rc) {
         skyfs_close(fs);
         return rc;
@@ -206,6 +264,7 @@ void skyfs_close(struct skyfs *fs)
 {
     if (!fs)
         return;
+    liveness_stop(fs);
     if (fs->recovery_started) {
         pthread_mutex_lock(&fs->retry_lock);
         fs->stopping = true;

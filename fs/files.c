@@ -39,6 +39,8 @@ static int fetch_from_cloud(void *arg, uint64_t off, size_t len, blocks_sink_fn 
     struct cloud *c = f->cloud;
     if (!c->ctx)
         return sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
+    if (cloud_offline_check(c, e))
+        return -EHOSTDOWN;
     int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, sink, sink_arg, e);
     cloud_note_result(c, rc, e);
     return rc;
@@ -361,6 +363,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         rc = sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
     else if (c->cfg->read_only)
         rc = sky_fail(e, EROFS, "cloud '%s' is read-only", c->cfg->name);
+    else
+        rc = cloud_offline_check(c, e);         /* kept in the journal until it is back */
     struct fetch_ctx f = { .cloud = c, .path = blocks_path(obj) };
     snprintf(f.etag, sizeof f.etag, "%s", etag ? etag : "");
     if (rc == 0)
@@ -392,6 +396,21 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
     return rc;
 }
 
+/* An upload failed and stays in the journal: the cache shows the file as
+ * written here (size, mtime), so that stat and readers see its bytes
+ * once it is closed, also while the cloud is offline; its freshness is
+ * left as it was (of->lock held). */
+static void note_pending(struct skyfs *fs, struct ofile *of, const struct meta_entry *ent)
+{
+    struct sky_attr a = ent->attr;
+    a.size = blocks_size(of->obj);
+    a.mtime_ns = of->mtime_ns;
+    a.has |= SKY_HAS_MTIME;
+    struct sky_err e = { 0 };
+    if (meta_set_attr(fs->meta, of->ino, &a, ent->fetched_at, &e) != 0)
+        LOG_WARN("%s", e.msg);
+}
+
 int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
 {
     pthread_mutex_lock(&of->lock);
@@ -416,6 +435,8 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
                         &out, e);
             if (rc == 0)
                 memcpy(of->etag, out.etag, sizeof of->etag);
+            else
+                note_pending(fs, of, &ent);
             meta_entry_free(&ent);
         } else {
             if (st)
@@ -504,9 +525,12 @@ static void *recovery_main(void *arg)
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += wait_s;
         pthread_mutex_lock(&fs->retry_lock);
-        while (!fs->stopping &&
+        while (!fs->stopping && !fs->retry_now &&
                pthread_cond_timedwait(&fs->retry_cond, &fs->retry_lock, &until) == 0)
             ;
+        if (fs->retry_now)
+            delay = 5;          /* a cloud came back: start the backoff over */
+        fs->retry_now = false;
     }
     pthread_mutex_unlock(&fs->retry_lock);
     return NULL;

@@ -4,7 +4,9 @@
  * Inode numbers are the metadata cache's stable ones (inode 1 is the root,
  * each cloud's directory is a child of it).  An answer comes from the
  * metadata cache while it is fresh (the cloud's ttl) and from the driver
- * otherwise; our own changes update the cache at once.  Every error reply
+ * otherwise (refresh.h: offline or slow clouds get the cached answer);
+ * our own changes update the cache at once.  The session runs these
+ * operations wrapped by liveness.h (interrupts).  Every error reply
  * carries the driver's errno; the person-readable message goes to the log.
  *
  * Because inode numbers live in SQLite, the kernel's lookup counts need no
@@ -29,6 +31,7 @@
 #include "../lib/log.h"
 #include "ops.h"
 #include "readahead.h"
+#include "refresh.h"
 #include "virtual.h"
 
 #define NS 1000000000LL
@@ -36,6 +39,29 @@
 static struct skyfs *fs_of(fuse_req_t req)
 {
     return fuse_req_userdata(req);
+}
+
+static struct fhandle *handle_of(struct fuse_file_info *fi)
+{
+    return (struct fhandle *)(uintptr_t)fi->fh;
+}
+
+static struct ofile *ofile_of(struct fuse_file_info *fi)
+{
+    return handle_of(fi)->of;
+}
+
+/* Give the kernel a handle on `of` (fi->fh); wrote: it changed the file
+ * already (O_TRUNC).  Returns 0 or -ENOMEM. */
+static int handle_new(struct fuse_file_info *fi, struct ofile *of, bool wrote)
+{
+    struct fhandle *h = calloc(1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    h->of = of;
+    atomic_store(&h->wrote, wrote);
+    fi->fh = (uint64_t)(uintptr_t)h;
+    return 0;
 }
 
 /* Answer with rc (0 or -errno); a failure's message goes to the log unless
@@ -64,6 +90,17 @@ static double negative_seconds(const struct cloud *c)
     return (double)c->cfg->negative_ttl_ns / (double)NS;
 }
 
+/* The user making a request, with its supplementary groups (what the
+ * .skyfs/search directory shows depends on who asks). */
+static void requester_of(fuse_req_t req, struct sky_requester *who)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    who->uid = ctx->uid;
+    who->gid = ctx->gid;
+    int n = fuse_req_getgroups(req, SKY_MAX_GROUPS, who->groups);
+    who->ngroups = n < 0 ? 0 : n > SKY_MAX_GROUPS ? SKY_MAX_GROUPS : n;
+}
+
 /* ---- attributes ------------------------------------------------------- */
 
 /* A directory has 2 links plus one per subdirectory (its ".."): the
@@ -84,9 +121,8 @@ static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct sta
     const struct sky_attr *a = &ent->attr;
     memset(st, 0, sizeof *st);
     st->st_ino = ent->stat_ino ? ent->stat_ino : ent->ino;
-    mode_t perm = a->kind == SKY_DIR ? 0755 : a->kind == SKY_LINK ? 0777 : 0644;
-    if (a->has & SKY_HAS_MODE)
-        perm = a->mode & 07777;
+    mode_t perm;
+    sky_shown_attr(&fs->shown, a, &perm, &st->st_uid, &st->st_gid);
     st->st_mode = sky_kind_type_bits((int)a->kind) | perm;
     if (a->kind == SKY_DIR)
         st->st_nlink = dir_nlink(fs, ent);
@@ -94,8 +130,6 @@ static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct sta
         st->st_nlink = a->nlink ? a->nlink : 1;
     if (a->kind == SKY_CHR || a->kind == SKY_BLK)
         st->st_rdev = (dev_t)a->rdev;
-    st->st_uid = (a->has & SKY_HAS_UID) ? a->uid : fs->uid;
-    st->st_gid = (a->has & SKY_HAS_GID) ? a->gid : fs->gid;
     st->st_size = (off_t)a->size;
     st->st_blksize = 65536;
     st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
@@ -179,79 +213,6 @@ static void reply_negative(fuse_req_t req, const struct cloud *c)
     fuse_reply_entry(req, &p);
 }
 
-/* Ask the driver for one path's attributes and store them under parent. */
-static int refresh_entry(struct skyfs *fs, struct cloud *c, uint64_t parent, const char *name,
-                         const char *path, struct meta_entry *out, struct sky_err *e)
-{
-    if (!c->ctx)
-        return cloud_unavailable(c, e);
-    struct sky_attr a;
-    int rc = c->drv->stat(c->ctx, path, &a, e);
-    cloud_note_result(c, rc, e);
-    if (rc)
-        return rc;
-    uint64_t ino;
-    rc = meta_upsert(fs->meta, parent, name, &a, NULL, skyfs_now(), &ino, e);
-    if (rc)
-        return rc;
-    return meta_get(fs->meta, ino, out, e);
-}
-
-/* ---- listings --------------------------------------------------------- */
-
-struct listing {
-    struct sky_dirent *ents;
-    size_t n, cap;
-};
-
-static int collect_entry(void *arg, const struct sky_dirent *d)
-{
-    struct listing *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct sky_dirent *n = realloc(l->ents, cap * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        l->ents = n;
-        l->cap = cap;
-    }
-    if (sky_dirent_copy(&l->ents[l->n], d))
-        return -ENOMEM;
-    l->n++;
-    return 0;
-}
-
-static void listing_free(struct listing *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        sky_dirent_free(&l->ents[i]);
-    free(l->ents);
-}
-
-/* Make sure the cached children of `dir` are no older than the ttl.  When
- * the cloud cannot be reached, an earlier listing is served instead. */
-static int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir,
-                           struct sky_err *e)
-{
-    if (skyfs_fresh(dir->listed_at, c->cfg->ttl_ns))
-        return 0;
-    if (!c->ctx)
-        return cloud_unavailable(c, e);
-    struct listing l = { 0 };
-    int64_t started = skyfs_now();
-    int rc = c->drv->list(c->ctx, dir->path, collect_entry, &l, e);
-    cloud_note_result(c, rc, e);
-    if (rc == 0)
-        rc = meta_replace_listing(fs->meta, dir->ino, l.ents, l.n, started, e);
-    else if (rc == -EHOSTDOWN && dir->listed_at > 0) {
-        LOG_WARN("cloud '%s' unreachable, serving cached listing of \"%s\": %s", c->cfg->name,
-                 dir->path, e->msg);
-        rc = 0;
-    }
-    listing_free(&l);
-    return rc;
-}
-
 /* ---- lookup and attributes -------------------------------------------- */
 
 static void lookup_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t parent,
@@ -260,7 +221,9 @@ static void lookup_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t parent,
     struct sky_err e = { 0 };
     struct fuse_entry_param p;
     memset(&p, 0, sizeof p);
-    int rc = virt_lookup(fs, parent, name, &p.attr, &e);
+    struct sky_requester who;
+    requester_of(req, &who);
+    int rc = virt_lookup(fs, &who, parent, name, &p.attr, &e);
     if (rc == -ENOENT) {
         p.entry_timeout = 1.0;
         fuse_reply_entry(req, &p);
@@ -322,7 +285,12 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     bool cached = rc == 0;
     char *path = child_path(dir.path, name);
     struct meta_entry fresh_child;
-    rc = path ? refresh_entry(fs, c, parent, name, path, &fresh_child, &e) : -ENOMEM;
+    if (!path)
+        rc = -ENOMEM;
+    else if (cached)
+        rc = refresh_known_entry(fs, c, child.ino, parent, name, path, &fresh_child, &e);
+    else
+        rc = refresh_entry(fs, c, parent, name, path, &fresh_child, &e);
     if (rc == 0) {
         reply_entry(req, fs, &fresh_child, c);
         meta_entry_free(&fresh_child);
@@ -330,8 +298,10 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         if (cached)
             meta_remove(fs->meta, child.ino, NULL);
         reply_negative(req, c);
-    } else if (rc == -EHOSTDOWN && cached) {
-        reply_entry(req, fs, &child, c); /* offline: serve what we know */
+    } else if ((rc == -EHOSTDOWN || rc == -ETIMEDOUT) && cached) {
+        reply_entry(req, fs, &child, c); /* offline or slow: serve what we know */
+    } else if (rc == -EHOSTDOWN && dir.listed_at > 0) {
+        reply_negative(req, c);         /* offline: not in the last listing */
     } else {
         reply_err(req, rc, &e);
     }
@@ -375,7 +345,9 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     struct cloud *c;
     if (virt_is(ino)) {
         struct stat st;
-        int vrc = virt_getattr(fs, ino, &st, &e);
+        struct sky_requester who;
+        requester_of(req, &who);
+        int vrc = virt_getattr(fs, &who, ino, &st, &e);
         if (vrc)
             reply_err(req, vrc, &e);
         else
@@ -400,13 +372,13 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     }
     struct meta_entry upd;
     char *name = strdup(ent.name);
-    rc = name ? refresh_entry(fs, c, ent.parent, name, ent.path, &upd, &e) : -ENOMEM;
+    rc = name ? refresh_known_entry(fs, c, ino, ent.parent, name, ent.path, &upd, &e) : -ENOMEM;
     free(name);
     if (rc == 0) {
         reply_attr(req, fs, &upd, c);
         meta_entry_free(&upd);
-    } else if (rc == -EHOSTDOWN || (rc == -ENOENT && is_open(fs, ino))) {
-        /* offline, or deleted elsewhere while we hold it open: what we know */
+    } else if (rc == -EHOSTDOWN || rc == -ETIMEDOUT || (rc == -ENOENT && is_open(fs, ino))) {
+        /* offline, slow, or deleted elsewhere while we hold it open: what we know */
         reply_attr(req, fs, &ent, c);
     } else {
         if (rc == -ENOENT)
@@ -562,6 +534,8 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     }
     rc = cloud_check_writable(c, &e);
     if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
+        if (fi)
+            atomic_store(&handle_of(fi)->wrote, true);     /* ftruncate */
         if (ent.attr.kind != SKY_FILE)
             rc = sky_fail(&e, EISDIR, "truncate of a directory");
         else
@@ -578,12 +552,15 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     if (!of && which)
         of = files_find(fs, ino);
     if (!rc && which) {
+        rc = cloud_offline_check(c, &e);
         /* the metadata is written anyway: the atime the cache kept goes
          * along (a symlink has no atime of its own to keep) */
         unsigned send = which | (a.kind == SKY_LINK ? 0 : SKY_HAS_ATIME);
         struct sky_attr out;
-        rc = c->drv->set_attr(c->ctx, ent.path, &a, send, &out, &e);
-        cloud_note_result(c, rc, &e);
+        if (!rc) {
+            rc = c->drv->set_attr(c->ctx, ent.path, &a, send, &out, &e);
+            cloud_note_result(c, rc, &e);
+        }
         if (!rc) {
             setattr_merge(&out, &a, which);
             if (of)
@@ -690,12 +667,14 @@ static void opendir_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t ino,
     struct sky_err e = { 0 };
     struct dir_snapshot *s = calloc(1, sizeof *s);
     struct stat self;
-    int rc = s ? virt_getattr(fs, ino, &self, &e) : -ENOMEM;
+    struct sky_requester who;
+    requester_of(req, &who);
+    int rc = s ? virt_getattr(fs, &who, ino, &self, &e) : -ENOMEM;
     if (!rc) {
         s->fs = fs;
         snapshot_add(s, ".", &self);
         snapshot_add(s, "..", &self);
-        rc = virt_list(fs, ino, snapshot_virtual, s, &e);
+        rc = virt_list(fs, &who, ino, snapshot_virtual, s, &e);
     }
     if (rc) {
         if (s)
@@ -834,6 +813,8 @@ static int prepare_new(struct skyfs *fs, fuse_ino_t parent, const char *name,
     if (rc)
         return rc;
     rc = cloud_check_writable(*c, e);
+    if (!rc)
+        rc = cloud_offline_check(*c, e);        /* fail at once, not after the retries */
     if (rc) {
         meta_entry_free(dir);
         return rc;
@@ -946,7 +927,9 @@ static void sky_readlink(fuse_req_t req, fuse_ino_t ino)
     struct cloud *c;
     if (virt_is(ino)) {
         char target[4096];
-        int vrc = virt_readlink(fs, ino, target, sizeof target, &e);
+        struct sky_requester who;
+        requester_of(req, &who);
+        int vrc = virt_readlink(fs, &who, ino, target, sizeof target, &e);
         if (vrc)
             reply_err(req, vrc, &e);
         else
@@ -967,8 +950,11 @@ static void sky_readlink(fuse_req_t req, fuse_ino_t ino)
             reply_err(req, c ? cloud_unavailable(c, &e) : -EINVAL, &e);
     } else {
         char target[4096];
-        rc = c->drv->readlink(c->ctx, ent.path, target, sizeof target, &e);
-        cloud_note_result(c, rc, &e);
+        rc = cloud_offline_check(c, &e);
+        if (rc == 0) {
+            rc = c->drv->readlink(c->ctx, ent.path, target, sizeof target, &e);
+            cloud_note_result(c, rc, &e);
+        }
         if (rc == -EHOSTDOWN && ent.link) {
             fuse_reply_readlink(req, ent.link);
         } else if (rc) {
@@ -1252,10 +1238,6 @@ static void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 
 /* ---- files ------------------------------------------------------------ */
 
-static struct ofile *ofile_of(struct fuse_file_info *fi)
-{
-    return (struct ofile *)(uintptr_t)fi->fh;
-}
 
 /* Upload an empty object now so the file exists in the cloud (and in
  * listings) from the moment it is created, as s3fs and rclone do, with
@@ -1318,9 +1300,13 @@ static void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
     } else {
         struct fuse_entry_param p;
         fill_entry(fs, &ent, c, &p);
-        fi->fh = (uint64_t)(uintptr_t)of;
-        if (fuse_reply_create(req, &p, fi) != 0)
+        if (handle_new(fi, of, false) != 0) {
             files_close(fs, of);
+            reply_err(req, -ENOMEM, NULL);
+        } else if (fuse_reply_create(req, &p, fi) != 0) {
+            free(handle_of(fi));
+            files_close(fs, of);
+        }
     }
     meta_entry_free(&ent);
 }
@@ -1425,10 +1411,13 @@ static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         if (rc)
             files_close(fs, of);
     }
+    if (!rc && handle_new(fi, of, (fi->flags & O_TRUNC) != 0) != 0) {
+        files_close(fs, of);
+        rc = -ENOMEM;
+    }
     if (rc) {
         reply_err(req, rc, &e);
     } else {
-        fi->fh = (uint64_t)(uintptr_t)of;
         /* The kernel keeps its cached pages while the version is unchanged;
          * a file with local writes not yet uploaded is re-read. */
         pthread_mutex_lock(&of->lock);
@@ -1440,8 +1429,10 @@ static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         /* a read that moves the atime must reach us, not the page cache */
         if (fi->keep_cache && (fi->flags & O_ACCMODE) != O_WRONLY && times_access_due(fs, of))
             fi->keep_cache = 0;
-        if (fuse_reply_open(req, fi) != 0)
+        if (fuse_reply_open(req, fi) != 0) {
+            free(handle_of(fi));
             files_close(fs, of);
+        }
     }
     meta_entry_free(&ent);
 }
@@ -1519,6 +1510,7 @@ static void sky_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bu
     struct sky_err e = { 0 };
     struct ofile *of = ofile_of(fi);
     size_t size = fuse_buf_size(bufv);
+    atomic_store(&handle_of(fi)->wrote, true);
     int rc = cloud_check_writable(of->cloud, &e);
     if (!rc)
         rc = files_write(fs, of, (uint64_t)off, size, copy_write_data, bufv, &e);
@@ -1529,7 +1521,19 @@ static void sky_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bu
         fuse_reply_write(req, size);
 }
 
+/* Upload at close: only what this descriptor changed (a reader's close
+ * leaves a writer's pending upload to the writer and the journal). */
 static void sky_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = fs_of(req);
+    struct sky_err e = { 0 };
+    int rc = atomic_load(&handle_of(fi)->wrote) ? files_sync(fs, ofile_of(fi), &e) : 0;
+    if (rc)
+        LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
+    fuse_reply_err(req, -rc);
+}
+
+static void sky_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
@@ -1539,19 +1543,16 @@ static void sky_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, -rc);
 }
 
-static void sky_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
-{
-    sky_flush(req, ino, fi);
-}
-
 static void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
-    struct ofile *of = ofile_of(fi);
-    if (files_sync(fs, of, &e) != 0)
+    struct fhandle *h = handle_of(fi);
+    struct ofile *of = h->of;
+    if (atomic_load(&h->wrote) && files_sync(fs, of, &e) != 0)
         LOG_ERROR("upload at close failed, kept in the journal for retry: %s", e.msg);
     files_close(fs, of);
+    free(h);
     fuse_reply_err(req, 0);
 }
 
@@ -1603,7 +1604,7 @@ static void sky_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 }
 
-const struct fuse_lowlevel_ops skyfs_ops = {
+const struct fuse_lowlevel_ops skyfs_core_ops = {
     .init = sky_init,
     .lookup = sky_lookup,
     .forget = sky_forget,

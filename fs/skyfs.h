@@ -5,11 +5,13 @@
  * A `struct skyfs` owns everything one mount needs: the config, the
  * metadata cache, the block cache, the clouds (each a driver plus its
  * context and health), and the table of open files.  fs/ops.c answers the
- * kernel with it; fs/files.c keeps open files and uploads them; fs/clouds.c
- * opens the drivers and tracks each cloud's health; fs/xattr.c answers
- * extended attributes; fs/upmeta.c chooses the cloud metadata (content
- * type, user metadata) each upload stores; fs/times.c keeps the three
- * POSIX times.
+ * kernel with it (fs/refresh.c brings the metadata cache up to date for
+ * it); fs/files.c keeps open files and uploads them; fs/clouds.c opens the
+ * drivers and tracks each cloud's health; fs/liveness.c keeps requests
+ * from waiting needlessly (interrupts, offline clouds, slow answers,
+ * stopping); fs/xattr.c answers extended attributes; fs/upmeta.c chooses
+ * the cloud metadata (content type, user metadata) each upload stores;
+ * fs/times.c keeps the three POSIX times.
  *
  * fs/ never knows which kind of cloud it serves: it calls the driver table.
  */
@@ -27,17 +29,14 @@
 #include "../cache/meta.h"
 #include "../lib/config.h"
 #include "../lib/err.h"
+#include "../lib/perm.h"
+#include "mountopts.h"
 
 struct ofile;
+struct refresh_job;
+struct skyfs;
 struct stream;
 struct stream_pool;
-
-/* When a read moves a file's atime (the mount options of that name). */
-enum atime_rule {
-    ATIME_RELATIME = 0,         /* when not later than the mtime or ctime, or a day old */
-    ATIME_NOATIME,              /* never */
-    ATIME_STRICTATIME,          /* every read */
-};
 
 /* One configured cloud at run time. */
 struct cloud {
@@ -50,7 +49,11 @@ struct cloud {
     pthread_mutex_t health_lock;
     bool offline;
     char offline_reason[256];
+    long long probe_at;         /* offline: when to probe next (monotonic ms; health_lock) */
+    long long probe_delay_ms;   /* offline: the probe's backoff (health_lock) */
     atomic_ullong requests;     /* driver calls made (for tests and status) */
+    atomic_ullong probes;       /* probes of the cloud while offline (liveness.h) */
+    struct skyfs *fs;           /* the mount it belongs to */
     char *health_path;          /* <cache>/health/<cloud>: read by skyfs status */
 };
 
@@ -63,8 +66,7 @@ struct skyfs {
     size_t nclouds;
     struct cloud *clouds;
     int64_t started_ns;         /* mount time: the root's and clouds' mtime */
-    uid_t uid;                  /* owner shown for objects without uid */
-    gid_t gid;
+    struct sky_shown shown;     /* owners and modes shown (perm.h, mount options) */
     pthread_mutex_t files_lock; /* guards the open-file list */
     struct ofile *files;
     struct stream_pool *streams; /* uploads of files being written (stream.h) */
@@ -81,8 +83,16 @@ struct skyfs {
     bool recovery_started;
     pthread_mutex_t retry_lock; /* wakes the journal thread early to stop */
     pthread_cond_t retry_cond;
+    bool retry_now;             /* a cloud is back: retry pending uploads now (retry_lock) */
     atomic_bool stopping;
     enum atime_rule atime;      /* mount option: when reads move atime (times.c) */
+    /* liveness.h: the probe thread and the refreshes running in the background */
+    pthread_mutex_t live_lock;
+    pthread_cond_t live_cond;   /* CLOCK_MONOTONIC */
+    bool live_ready, live_stopping;
+    struct refresh_job *live_jobs;
+    pthread_t probe_thread;
+    bool probe_started;
 };
 
 /* ---- ops.c: hard links -------------------------------------------------- */
@@ -97,14 +107,30 @@ void skyfs_same_file_changed(struct skyfs *fs, const char *cloud, uint64_t ino,
 
 /* Open the caches and every cloud's driver for a mount at `mountpoint`
  * (absolute).  A cloud whose driver fails to open is kept, marked with its
- * error; only cache failures are fatal. */
+ * error ("FILE:LINE: ..."); only cache failures are fatal.  (skyfs_mount
+ * refuses such a cloud before, with skyfs_check_clouds; `skyfs index`
+ * goes on with the others.) */
 int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **out,
                struct sky_err *e);
 void skyfs_close(struct skyfs *fs);
 
+/* Open and close every cloud's driver, so that `skyfs config check` and
+ * `skyfs mount` refuse settings that can never work (a missing local
+ * path, a bad endpoint, malformed or missing credentials, an unreadable
+ * ca_file) instead of a folder answering "Host is down": 0 or the first
+ * failure, "FILE:LINE: ...".  Drivers do not touch the network to open,
+ * so a cloud that is only unreachable passes (and is served offline). */
+int skyfs_check_clouds(const struct sky_config *cfg, struct sky_err *e);
+
 struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name);
-/* Record the outcome of a driver call for the cloud's health. */
+/* Record the outcome of a driver call for the cloud's health: EHOSTDOWN
+ * marks it offline (and gets it probed, liveness.h), an answer online. */
 void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e);
+/* A probe reached the offline cloud c: mark it online. */
+void cloud_mark_online(struct cloud *c);
+/* 0 if c may be asked now; -EHOSTDOWN (e filled) while it is offline:
+ * the caller answers from the cache without the network. */
+int cloud_offline_check(struct cloud *c, struct sky_err *e);
 
 /* The health file of a cloud: one line, "online", "offline: REASON" or
  * "unavailable: REASON", written by the daemon when the state changes. */
@@ -138,6 +164,15 @@ struct ofile {
     char etag[SKY_ETAG_MAX];    /* cloud version the cached bytes came from */
     struct stream *stream;      /* its upload while being written, or NULL (of->lock) */
     struct ofile *next;
+};
+
+/* One open file description (a FUSE file handle, fi->fh): its file, and
+ * whether it changed the file (wrote, truncated), so that closing a
+ * descriptor that only read uploads nothing (an upload left pending by a
+ * writer stays with the journal). */
+struct fhandle {
+    struct ofile *of;
+    atomic_bool wrote;
 };
 
 /* Find-or-create the open file for an entry (refcounted). */
@@ -182,7 +217,8 @@ int files_orphan(struct skyfs *fs, uint64_t ino, struct meta_entry *out, struct 
 /* The journal thread: uploads every object the journal lists as dirty
  * and not open here (left by a crash, or whose upload at close failed),
  * at mount and then again every 30 s, backing off from 5 s to 5 min while
- * uploads keep failing.  skyfs_close stops it. */
+ * uploads keep failing, and at once when an offline cloud is back
+ * (retry_now).  skyfs_close stops it. */
 void files_start_recovery(struct skyfs *fs);
 
 /* ---- times.c: atime, mtime, ctime ----------------------------------------- */
@@ -254,8 +290,9 @@ void upmeta_record(struct skyfs *fs, uint64_t ino, const struct sky_attr *attr,
  * come from the metadata cache while its copy is fresh (the cloud's ttl),
  * else from the driver's get_meta, whose answer is stored; offline, the
  * cache answers.  Changes go to the driver, then the cache is refreshed at
- * once so that `skyfs search --meta` sees them.  Setting a user.skyfs.*
- * attribute above is accepted and changes nothing (cp -a, rsync -X).
+ * once so that `skyfs search --meta` sees them.  Setting or removing a
+ * user.skyfs.* attribute above is accepted and changes nothing (cp -a,
+ * rsync -X).
  * Sizes follow getxattr(2): size 0 only reports *len; a smaller buffer is
  * -ERANGE.  -ENOTSUP when the cloud has no xattrs (or ino is the root). */
 int xattr_get(struct skyfs *fs, uint64_t ino, const char *name, void *buf, size_t size,
@@ -273,13 +310,10 @@ struct mount_options {
     bool foreground;
     bool debug;
     const char *log_file;
-    enum atime_rule atime;
+    struct mountopts o;         /* -o options (mountopts.h) */
+    const char *source;         /* the config's real path, for fsname (set by skyfs_mount) */
 };
 
-/* Take the options of `-o` (comma-separated, as mount(8) passes them):
- * noatime, strictatime and relatime set opt->atime; the others (rw,
- * defaults, _netdev...) are mount(8)'s own and ignored. */
-void skyfs_mount_options(const char *list, struct mount_options *opt);
 
 /* The largest read and write the kernel may send (max_read, max_write):
  * 1 MiB where this process may make a pipe larger than 1 MiB, else 512
@@ -294,8 +328,9 @@ unsigned skyfs_request_size(void);
  * parent returns 0 only once the mount is ready, or an error.  */
 int skyfs_mount(struct sky_config *cfg, const struct mount_options *opt, struct sky_err *e);
 
-/* The FUSE operations table (ops.c). */
+/* The FUSE operations (ops.c); mounts use liveness_ops(), which wraps
+ * them (liveness.h). */
 struct fuse_lowlevel_ops;
-extern const struct fuse_lowlevel_ops skyfs_ops;
+extern const struct fuse_lowlevel_ops skyfs_core_ops;
 
 #endif

@@ -27,7 +27,6 @@
 #include "skyfs.h"
 
 #include <string.h>
-#include <strings.h>
 
 #define DAY_NS (86400LL * 1000000000LL)
 
@@ -78,20 +77,6 @@ int times_touch(struct skyfs *fs, uint64_t ino, unsigned which, int64_t now)
     rc = meta_set_attr(fs->meta, ino, &a, ent.fetched_at, NULL);
     meta_entry_free(&ent);
     return rc;
-}
-
-void skyfs_mount_options(const char *list, struct mount_options *opt)
-{
-    for (const char *p = list; p && *p;) {
-        size_t n = strcspn(p, ",");
-        if (n == 7 && strncmp(p, "noatime", n) == 0)
-            opt->atime = ATIME_NOATIME;
-        else if (n == 11 && strncmp(p, "strictatime", n) == 0)
-            opt->atime = ATIME_STRICTATIME;
-        else if (n == 8 && strncmp(p, "relatime", n) == 0)
-            opt->atime = ATIME_RELATIME;
-        p += n + (p[n] == ',');
-    }
 }
 
 int64_t times_atime(struct skyfs *fs, uint64_t ino)

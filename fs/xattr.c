@@ -68,7 +68,10 @@ static int fetch_meta(struct skyfs *fs, struct cloud *c, const struct meta_entry
 {
     struct sky_attr a;
     int64_t asked = skyfs_now();
-    int rc = c->drv->get_meta(c->ctx, ent->path, &a, out, e);
+    int rc = cloud_offline_check(c, e);
+    if (rc)
+        return rc;
+    rc = c->drv->get_meta(c->ctx, ent->path, &a, out, e);
     cloud_note_result(c, rc, e);
     if (rc)
         return rc;
@@ -266,15 +269,19 @@ static int change(struct skyfs *fs, uint64_t ino, const char *name, const void *
                   size_t size, int flags, struct sky_err *e)
 {
     if (is_virtual_name(name))
-        /* the cloud sets them; a copy of them (cp -a, mv across clouds,
-         * rsync -X) is accepted and dropped so those tools work quietly */
-        return value ? 0 : sky_fail(e, EPERM, "%s is set by the cloud", name);
+        /* the cloud sets them; setting one (cp -a, mv across clouds,
+         * rsync -X) or removing one (rsync -X removes the destination's
+         * names its source lacks) is accepted and changes nothing, so
+         * those tools work quietly */
+        return 0;
     struct meta_entry ent;
     struct cloud *c;
     int rc = load_target(fs, ino, &ent, &c, e);
     if (rc)
         return rc;
     rc = cloud_check_writable(c, e);
+    if (rc == 0)
+        rc = cloud_offline_check(c, e);
     if (rc == 0 && (value ? !c->drv->setxattr : !c->drv->removexattr))
         rc = sky_fail(e, ENOTSUP, "cloud '%s' cannot change extended attributes", c->cfg->name);
     if (rc == 0) {

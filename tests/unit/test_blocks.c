@@ -26,6 +26,7 @@ struct remote {
     size_t size;
     int calls;
     size_t bytes;
+    size_t max_len;                 /* the longest range asked for */
     int down;                       /* every fetch fails */
     int delay_ms;                   /* each fetch takes this long */
     int active, max_active;         /* fetches running at once */
@@ -81,6 +82,8 @@ static int remote_fetch(void *arg, uint64_t off, size_t len, blocks_sink_fn sink
     struct remote *r = arg;
     pthread_mutex_lock(&r->lock);
     r->calls++;
+    if (len > r->max_len)
+        r->max_len = len;
     size_t fail_at = r->fail_at, cut_at = r->cut_at, replay_at = r->replay_at;
     size_t extra = r->extra, resend_at = 0;
     r->fail_at = r->cut_at = r->replay_at = r->extra = 0;
@@ -1949,12 +1952,15 @@ TEST(blocks_stream_runs_keep_whole_blocks_only)
     struct blocks_obj *o = bget(b, "runs", "v1", r.size);
     r.fail_abs = 9 * BS + 77;               /* breaks inside block 9 */
     r.resend_abs = 12 * BS + 5;             /* starts over inside block 12 */
+    r.delay_ms = 5;                         /* so the reader gets ahead of the fetches */
     int bad = 0, failed = 0;
     read_all_ahead(o, &r, &bad, &failed);
     remote_settle(&r);
     CHECK_INT(bad, 0);
     CHECK(failed <= 1);
-    CHECK(r.calls < 24);                    /* runs: fewer requests than blocks */
+    /* runs: some request asked for several blocks at once (how many
+     * requests in all depends on how the threads were scheduled) */
+    CHECK(r.max_len > BS);
     CHECK_INT(r.fail_abs + r.resend_abs, 0); /* both faults happened */
     struct blocks_stats st = bstats(b);
     CHECK_INT(st.blocks_present, 25);

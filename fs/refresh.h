@@ -1,0 +1,34 @@
+/*
+ * refresh.h - bringing the metadata cache up to date from the clouds.
+ *
+ * fs/ops.c calls these when what the cache holds is older than the
+ * cloud's ttl (or missing).  While a cloud is offline (clouds.c) none of
+ * them asks it: they fail at once with -EHOSTDOWN and the caller answers
+ * from the cache.
+ */
+#ifndef SKY_REFRESH_H
+#define SKY_REFRESH_H
+
+#include "skyfs.h"
+
+/* Ask the driver for the attributes of `path` (child `name` of directory
+ * inode `parent`), store them, and give the stored entry in *out. */
+int refresh_entry(struct skyfs *fs, struct cloud *c, uint64_t parent, const char *name,
+                  const char *path, struct meta_entry *out, struct sky_err *e);
+
+/* refresh_entry for inode `ino`, which the cache holds: when the cloud is
+ * slow to answer (liveness.h) this gives -ETIMEDOUT after a moment and
+ * the refresh goes on in the background; the caller answers with the
+ * cached entry, as it does for -EHOSTDOWN. */
+int refresh_known_entry(struct skyfs *fs, struct cloud *c, uint64_t ino, uint64_t parent,
+                        const char *name, const char *path, struct meta_entry *out,
+                        struct sky_err *e);
+
+/* Make sure the cached children of directory `dir` are no older than the
+ * ttl.  When the cloud cannot be reached (or is offline), or is slow to
+ * answer (liveness.h), an earlier listing is served instead (0); a slow
+ * listing goes on in the background and updates the cache when it ends. */
+int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir,
+                    struct sky_err *e);
+
+#endif

@@ -1231,13 +1231,37 @@ static uint64_t obj_fetch_run(struct blocks_obj *o, uint64_t first, uint64_t n,
     return s.kept;
 }
 
+static _Thread_local const atomic_int *thread_stop;
+
+void blocks_set_stop(const atomic_int *flag)
+{
+    thread_stop = flag;
+}
+
 /* Wait while block idx is being downloaded by someone else, or (when we
- * would download it) while a writer waits for downloads to stop. */
-static void obj_wait_block(struct blocks_obj *o, uint64_t idx, bool unlocked)
+ * would download it) while a writer waits for downloads to stop: 0, or
+ * -EINTR once the thread's stop flag (blocks_set_stop) is raised; with a
+ * flag named, the wait wakes every 100 ms to look at it. */
+static int obj_wait_block(struct blocks_obj *o, uint64_t idx, bool unlocked, struct sky_err *e)
 {
     while (idx < o->nblocks && ((o->st[idx] & B_FETCHING) ||
-                                (unlocked && o->writers && !(o->st[idx] & B_PRESENT))))
-        pthread_cond_wait(&o->cond, &o->lock);
+                                (unlocked && o->writers && !(o->st[idx] & B_PRESENT)))) {
+        if (!thread_stop) {
+            pthread_cond_wait(&o->cond, &o->lock);
+            continue;
+        }
+        if (atomic_load(thread_stop))
+            return sky_fail(e, EINTR, "interrupted while waiting for a block being downloaded");
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&o->cond, &o->lock, &until);
+    }
+    return 0;
 }
 
 /* Make the chunks `want` of block idx (~0: all of it) present and
@@ -1252,13 +1276,15 @@ static int obj_ensure_block(struct blocks_obj *o, uint64_t idx, uint64_t want,
                             struct sky_err *e)
 {
     struct blocks *b = o->b;
-    obj_wait_block(o, idx, unlocked);
+    int rc = obj_wait_block(o, idx, unlocked, e);
+    if (rc)
+        return rc;
     if (idx >= o->nblocks)
         return 0;
     o->st[idx] &= (uint8_t)~B_QUEUED;           /* queued ahead: we take it over */
     uint64_t all = obj_chunk_mask(o, idx);
     want &= all;
-    int rc = obj_check_cached(o, idx, want, e);
+    rc = obj_check_cached(o, idx, want, e);
     if (rc)
         return rc;
     if ((o->st[idx] & B_PRESENT) || !(want & ~o->parts[idx])) {

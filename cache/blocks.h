@@ -77,6 +77,7 @@
 #ifndef SKY_BLOCKS_H
 #define SKY_BLOCKS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -177,6 +178,13 @@ typedef void (*blocks_emit_fn)(void *emit_arg, int fd, uint64_t off, size_t n);
 int blocks_read_to(struct blocks_obj *o, uint64_t off, size_t len,
                    const struct blocks_fetcher *f, blocks_emit_fn emit, void *emit_arg,
                    struct sky_err *e);
+
+/* Name the calling thread's stop flag (NULL: none).  While it is named, a
+ * read of this thread that waits for a block another thread is
+ * downloading gives up with -EINTR soon after *flag becomes nonzero (the
+ * download goes on for whoever else wants it).  fs/ names the flag of a
+ * FUSE request that the kernel may interrupt (a killed process). */
+void blocks_set_stop(const atomic_int *flag);
 
 /* Cancel the object's queued readahead and wait for its running background
  * fetches: afterwards none uses a fetch arg cloned for this object.  Call

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "../backends/http.h"
+#include "../cache/blocks.h"
 #include "../lib/log.h"
 
 #define PROBE_FIRST_MS 1000
@@ -136,6 +137,7 @@ static struct guard *guard_begin(fuse_req_t req)
         return NULL;            /* more requests than slots: this one unguarded */
     current_guard = g;
     http_cancel_set(&g->cancel);
+    blocks_set_stop(&g->cancel.cancelled);
     fuse_req_interrupt_func(req, on_interrupt, g);
     return g;
 }
@@ -143,6 +145,7 @@ static struct guard *guard_begin(fuse_req_t req)
 static void guard_end(struct guard *g)
 {
     http_cancel_set(NULL);
+    blocks_set_stop(NULL);
     current_guard = NULL;
     if (!g)
         return;

@@ -1983,3 +1983,61 @@ TEST(blocks_stream_runs_keep_whole_blocks_only)
     unit_rmtree(dir);
     free(dir);
 }
+
+struct slow_reader {
+    struct blocks_obj *o;
+    struct remote *r;
+    int bad;
+};
+
+static void *slow_reader_main(void *arg)
+{
+    struct slow_reader *sr = arg;
+    sr->bad = read_equals(sr->o, 0, 64 * KIB, sr->r->data, sr->r);
+    return NULL;
+}
+
+/* A reader waiting for a block another thread is downloading gives up
+ * with EINTR once its stop flag is raised (its process was killed), without
+ * waiting for the download, and the download goes on for the other. */
+TEST(blocks_stopped_reader_does_not_wait_for_a_download)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 256 * KIB, 31);
+    r.delay_ms = 1500;
+    struct blocks *b = bopen(dir, 64 * KIB, 64 * MIB);
+    struct blocks_obj *o = bget(b, "stop", "v1", r.size);
+    struct slow_reader sr = { o, &r, 0 };
+    pthread_t t;
+    pthread_create(&t, NULL, slow_reader_main, &sr);
+    for (int i = 0; i < 1000; i++) {        /* until its download of block 0 runs */
+        pthread_mutex_lock(&r.lock);
+        int active = r.active;
+        pthread_mutex_unlock(&r.lock);
+        if (active)
+            break;
+        usleep(1000);
+    }
+    atomic_int stop = 1;
+    blocks_set_stop(&stop);
+    unsigned char buf[4096];
+    size_t got = 0;
+    struct sky_err e = { 0 };
+    int rc = blocks_read(o, 1000, sizeof buf, buf, &got, remote_fetch, &r, &e);
+    blocks_set_stop(NULL);
+    pthread_mutex_lock(&r.lock);
+    int still_active = r.active, calls = r.calls;
+    pthread_mutex_unlock(&r.lock);
+    CHECK_INT(rc, -EINTR);
+    CHECK_INT(still_active, 1);             /* it did not wait for the download */
+    CHECK_INT(calls, 1);                    /* nor start one of its own */
+    pthread_join(t, NULL);
+    CHECK_INT(sr.bad, 0);                   /* the other reader got its bytes */
+    CHECK_INT(read_equals(o, 1000, sizeof buf, r.data + 1000, &r), 0);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}

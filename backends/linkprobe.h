@@ -41,6 +41,12 @@ struct linkprobe;
 int linkprobe_new(struct linkprobe **out);      /* 0 or -ENOMEM */
 void linkprobe_free(struct linkprobe *lp);
 
+/* Is object version (scope, key, etag) remembered as not a symlink? */
+bool linkprobe_known(struct linkprobe *lp, const char *scope, const char *key, const char *etag);
+/* Remember that it is not one (learnt elsewhere: the caller's cache). */
+void linkprobe_remember(struct linkprobe *lp, const char *scope, const char *key,
+                        const char *etag);
+
 /* Asks the cloud what the object `key` is: 0 with *out (kind SKY_LINK for
  * a symlink), -ENOENT when it is gone, or another negative errno with e
  * filled (the listing then fails with it).  Called from several threads

@@ -1264,6 +1264,16 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
             ent.attr.has |= SKY_HAS_MODE;
             ent.link = target;
         }
+    } else if (attr.kind == SKY_FILE && attr.size == 0) {
+        /* as in a listing of one directory: its HEAD says, once per
+         * version (the index keeps what it stores, so it must be right) */
+        ent.attr.kind = head_kind(t->s, t->bucket, key, key, &ent.attr.rdev);
+        typed_put(t->s, t->bucket, key, attr.etag, ent.attr.kind, ent.attr.rdev, NULL);
+        if (ent.attr.kind == SKY_DIR) {
+            ent.attr.size = 0;
+            ent.attr.etag[0] = '\0';
+            ent.meta = NULL;
+        }
     }
     int rc = ent.attr.kind == SKY_FILE && t->s->probe ? linkprobe_add(&t->batch, key, &ent)
                                                       : t->cb(t->arg, &ent);

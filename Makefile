@@ -40,6 +40,9 @@ $(BUILD)/%.o: %.c Makefile
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
+# unit tests read files of the source tree (README.md's example config)
+$(UNIT_OBJ): CFLAGS += -DSKY_SOURCE_ROOT='"$(CURDIR)"'
+
 $(BUILD)/libskyfs.a: $(LIB_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lib/sbuf.h"
 #include "cachedb.h"
@@ -346,10 +347,68 @@ static bool trigrams_selective(struct search *s, const char *match)
     return n < limit;       /* a failed count keeps the index: the query says why */
 }
 
+/* Does q leave out hits its viewer may not see?  (Then LIMIT counts the
+ * hits shown, not the rows.) */
+static bool filters(const struct search_query *q)
+{
+    return q->viewer && q->viewer->who->uid != 0;
+}
+
+/* ---- who may see a hit ---------------------------------------------------- */
+
+#define VIS_SLOTS 512
+
+/* What is known of one directory: may the viewer list it (r and x), and
+ * search it and every directory above it (x)? */
+struct vis_slot {
+    int64_t ino;                /* 0 = empty */
+    bool listable, reachable;
+};
+
+struct visibility {
+    sqlite3_stmt *dir;          /* a directory's parent and attributes */
+    const struct search_viewer *viewer;
+    struct vis_slot slots[VIS_SLOTS];
+};
+
+static const struct vis_slot *dir_visibility(struct visibility *v, int64_t ino, int depth)
+{
+    struct vis_slot *slot = &v->slots[(uint64_t)ino % VIS_SLOTS];
+    if (slot->ino == ino)
+        return slot;
+    struct vis_slot found = { ino, false, false };
+    int64_t parent = 0;
+    sqlite3_reset(v->dir);
+    sqlite3_bind_int64(v->dir, 1, ino);
+    if (depth < 4096 && sqlite3_step(v->dir) == SQLITE_ROW) {
+        parent = sqlite3_column_int64(v->dir, 0);
+        struct sky_attr a = {
+            .kind = (enum sky_kind)sqlite3_column_int(v->dir, 1),
+            .mode = (uint32_t)sqlite3_column_int64(v->dir, 2),
+            .uid = (uint32_t)sqlite3_column_int64(v->dir, 3),
+            .gid = (uint32_t)sqlite3_column_int64(v->dir, 4),
+            .has = (unsigned)sqlite3_column_int(v->dir, 5),
+        };
+        mode_t perm;
+        uid_t uid;
+        gid_t gid;
+        sky_shown_attr(v->viewer->shown, &a, &perm, &uid, &gid);
+        found.reachable = sky_may_access(v->viewer->who, perm, uid, gid, X_OK);
+        found.listable = found.reachable && sky_may_access(v->viewer->who, perm, uid, gid, R_OK);
+    }
+    sqlite3_reset(v->dir);
+    /* unknown directories (a broken chain) hide what is under them */
+    if (found.reachable && parent != 0)
+        found.reachable = dir_visibility(v, parent, depth + 1)->reachable;
+    found.listable = found.listable && found.reachable;
+    *slot = found;
+    return slot;
+}
+
 /* The whole query for q into c (c->failed on out-of-memory). */
 static void build_query(struct clause *c, const struct search_query *q, struct owned *own)
 {
-    sbuf_add(&c->sql, "SELECT cloud, path, kind, size, mtime_ns FROM entries "
+    sbuf_add(&c->sql, "SELECT cloud, path, kind, size, mtime_ns, parent FROM entries "
                       "WHERE cloud IS NOT NULL AND path > ''");
     if (q->name_glob)
         clause_text(c, " AND name GLOB ?", q->name_glob);
@@ -376,7 +435,7 @@ static void build_query(struct clause *c, const struct search_query *q, struct o
     /* "+" keeps the planner from walking the (cloud, path) index just to
      * sort: the WHERE clause picks the index, the few matches are sorted */
     sbuf_add(&c->sql, " ORDER BY +cloud, +path");
-    if (q->limit)
+    if (q->limit && !filters(q))
         clause_int(c, " LIMIT ?", (int64_t)q->limit);
 }
 
@@ -386,7 +445,8 @@ static bool wants_cloud_meta(const struct search_query *q)
 }
 
 static int run_statement(struct search *s, const char *sql, const struct clause *c,
-                         search_hit_cb cb, void *arg, struct sky_err *e)
+                         const struct search_query *q, search_hit_cb cb, void *arg,
+                         struct sky_err *e)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -400,8 +460,31 @@ static int run_statement(struct search *s, const char *sql, const struct clause 
         else
             sqlite3_bind_int64(st, (int)i + 1, c->binds[i].num);
     }
+    struct visibility *vis = NULL;
+    if (filters(q)) {
+        vis = calloc(1, sizeof *vis);
+        if (!vis) {
+            sqlite3_finalize(st);
+            return sky_fail(e, ENOMEM, "out of memory");
+        }
+        vis->viewer = q->viewer;
+        if (sqlite3_prepare_v2(s->db, "SELECT parent, kind, mode, uid, gid, has FROM entries "
+                               "WHERE ino = ?", -1, &vis->dir, NULL) != SQLITE_OK) {
+            int rc = sky_fail(e, EIO, "search: %s", sqlite3_errmsg(s->db));
+            sqlite3_finalize(vis->dir);
+            sqlite3_finalize(st);
+            free(vis);
+            return rc;
+        }
+    }
     int rc = 0, step;
+    size_t shown = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (vis && !dir_visibility(vis, sqlite3_column_int64(st, 5), 0)->listable)
+            continue;
+        if (vis && q->limit && shown == q->limit)
+            break;
+        shown++;
         struct search_hit h = {
             .cloud = (const char *)sqlite3_column_text(st, 0),
             .path = (const char *)sqlite3_column_text(st, 1),
@@ -413,8 +496,11 @@ static int run_statement(struct search *s, const char *sql, const struct clause 
         if (rc)
             break;
     }
-    if (!rc && step != SQLITE_DONE)
+    if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
         rc = sky_fail(e, EIO, "search: %s", sqlite3_errmsg(s->db));
+    if (vis)
+        sqlite3_finalize(vis->dir);
+    free(vis);
     sqlite3_finalize(st);
     return rc;
 }
@@ -439,7 +525,7 @@ int search_run(struct search *s, const struct search_query *q, search_hit_cb cb,
     build_query(&c, q, &own);
     char *sql = sbuf_finish(&c.sql);
     int rc = !sql || c.failed ? sky_fail(e, ENOMEM, "out of memory")
-                              : run_statement(s, sql, &c, cb, arg, e);
+                              : run_statement(s, sql, &c, q, cb, arg, e);
     free(sql);
     free(c.binds);
     free(own.lower);

@@ -24,6 +24,7 @@
 
 #include "../backends/driver.h"
 #include "../lib/err.h"
+#include "../lib/perm.h"
 
 struct search;
 
@@ -33,6 +34,16 @@ struct search;
 struct search_meta_test {
     const char *key;
     const char *value_glob;
+};
+
+/* Whose search it is: a hit is shown only if the requester may list its
+ * directory (r and x) and search every directory above it (x), up to the
+ * mount root, by the modes and owners the mount shows for them
+ * (lib/perm.h: the cached mode/uid/gid, the mount's defaults and
+ * options).  Root sees every hit. */
+struct search_viewer {
+    const struct sky_requester *who;
+    const struct sky_shown *shown;
 };
 
 struct search_query {
@@ -50,6 +61,7 @@ struct search_query {
     const char *content_type_glob;      /* shell pattern on the content type */
     const char *storage_class_glob;     /* shell pattern on the storage class */
     size_t limit;               /* 0 = no limit */
+    const struct search_viewer *viewer; /* NULL: every hit */
 };
 
 struct search_hit {

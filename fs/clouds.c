@@ -177,6 +177,33 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
     return 0;
 }
 
+/* Open the driver of cloud `c` (no network: drivers only check their
+ * settings and build their state); a failure's message always starts
+ * with FILE:LINE, as the config loader's do. */
+static int open_driver(const struct sky_cloud_config *c, void **ctx, struct sky_err *e)
+{
+    int rc = c->driver->open(c, ctx, e);
+    if (rc == 0)
+        return 0;
+    *ctx = NULL;
+    size_t flen = c->file ? strlen(c->file) : 0;
+    if (!flen || strncmp(e->msg, c->file, flen) != 0 || e->msg[flen] != ':')
+        sky_err_prefix(e, "%s:%d: cloud [%s]", c->file ? c->file : "config", c->line, c->name);
+    return rc;
+}
+
+int skyfs_check_clouds(const struct sky_config *cfg, struct sky_err *e)
+{
+    for (size_t i = 0; i < cfg->nclouds; i++) {
+        void *ctx = NULL;
+        int rc = open_driver(&cfg->clouds[i], &ctx, e);
+        if (rc)
+            return rc;
+        cfg->clouds[i].driver->close(ctx);
+    }
+    return 0;
+}
+
 int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **out,
                struct sky_err *e)
 {
@@ -190,8 +217,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         return sky_fail(e, ENOMEM, "out of memory");
     }
     fs->started_ns = skyfs_now();
-    fs->uid = getuid();
-    fs->gid = getgid();
+    sky_shown_init(&fs->shown, getuid(), getgid());
     pthread_mutex_init(&fs->files_lock, NULL);
     pthread_mutex_init(&fs->page_lock, NULL);
     pthread_mutex_init(&fs->retry_lock, NULL);
@@ -216,8 +242,9 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);
         if (rc)
             break;
-        if (c->drv->open(c->cfg, &c->ctx, &c->open_err) != 0) {
-            c->ctx = NULL;
+        /* skyfs_mount refused settings a driver refuses before it got
+         * here (skyfs_check_clouds); `skyfs index` keeps the other clouds */
+        if (open_driver(c->cfg, &c->ctx, &c->open_err) != 0) {
             LOG_ERROR("cloud '%s' is unavailable: %s", c->cfg->name, c->open_err.msg);
             write_health(c, "unavailable", c->open_err.msg);
         } else {

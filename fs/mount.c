@@ -242,6 +242,35 @@ unsigned skyfs_request_size(void)
     return n;
 }
 
+/* uid=, gid=, umask=: what every entry shows (perm.h). */
+static void apply_shown_options(struct skyfs *fs, const struct mountopts *o)
+{
+    if (o->has_uid) {
+        fs->shown.uid = o->uid;
+        fs->shown.force_uid = true;
+    }
+    if (o->has_gid) {
+        fs->shown.gid = o->gid;
+        fs->shown.force_gid = true;
+    }
+    if (o->has_umask) {
+        fs->shown.umask = o->umask;
+        fs->shown.has_umask = true;
+    }
+}
+
+/* A value inside FUSE's -o list: ',' and '\' escaped with '\'. */
+static void escape_option(const char *value, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *p = value; *p && n + 3 < size; p++) {
+        if (*p == ',' || *p == '\\')
+            out[n++] = '\\';
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
 /* libfuse's own messages (with --debug, one per request) go to our log. */
 static void fuse_log_to_sky(enum fuse_log_level level, const char *fmt, va_list ap)
 {
@@ -313,15 +342,21 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         notify_parent(notify_fd, rc, e);
         goto out_claim;
     }
+    apply_shown_options(fs, &opt->o);
     fuse_set_log_func(fuse_log_to_sky);
     char *argv[8];
     int argc = 0;
     argv[argc++] = "skyfs";
     if (opt->debug)
         argv[argc++] = "-d";
-    char options[160];
-    snprintf(options, sizeof options, "fsname=skyfs,subtype=skyfs,default_permissions,"
-             "max_read=%u%s", skyfs_request_size(), geteuid() == 0 ? ",allow_other" : "");
+    /* fsname is the config's path, as an fstab line names it: mount(8)
+     * finds a mounted fstab entry by source, target and type fuse.skyfs,
+     * so a second `mount -a` leaves it alone */
+    char fsname[PATH_MAX * 2], kernel[300], options[PATH_MAX * 2 + 400];
+    escape_option(opt->source ? opt->source : cfg->path, fsname, sizeof fsname);
+    mountopts_fuse(&opt->o, geteuid() == 0, kernel, sizeof kernel);
+    snprintf(options, sizeof options, "fsname=%s,subtype=skyfs,default_permissions,"
+             "max_read=%u,%s", fsname, skyfs_request_size(), kernel);
     argv[argc++] = "-o";
     argv[argc++] = options;
     argv[argc] = NULL;
@@ -392,8 +427,16 @@ int skyfs_mount(struct sky_config *cfg, const struct mount_options *given, struc
     char real[PATH_MAX], log_real[PATH_MAX];
     if (!realpath(given->mountpoint, real))
         return sky_fail(e, errno, "mountpoint %s: %s", given->mountpoint, strerror(errno));
+    rc = mountopts_check_empty(&given->o, real, e);
+    if (rc == 0)
+        rc = skyfs_check_clouds(cfg, e);
+    if (rc)
+        return rc;
     struct mount_options resolved = *given;
     resolved.mountpoint = real;
+    char source[PATH_MAX];
+    if (realpath(cfg->path, source))
+        resolved.source = source;
     const struct mount_options *opt = &resolved;
     if (cfg->cache_base) {
         if ((rc = sky_config_use_mount_cache(cfg, real, e)) != 0)

@@ -89,6 +89,17 @@ static double negative_seconds(const struct cloud *c)
     return (double)c->cfg->negative_ttl_ns / (double)NS;
 }
 
+/* The user making a request, with its supplementary groups (what the
+ * .skyfs/search directory shows depends on who asks). */
+static void requester_of(fuse_req_t req, struct sky_requester *who)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    who->uid = ctx->uid;
+    who->gid = ctx->gid;
+    int n = fuse_req_getgroups(req, SKY_MAX_GROUPS, who->groups);
+    who->ngroups = n < 0 ? 0 : n > SKY_MAX_GROUPS ? SKY_MAX_GROUPS : n;
+}
+
 /* ---- attributes ------------------------------------------------------- */
 
 /* A directory has 2 links plus one per subdirectory (its ".."): the
@@ -109,9 +120,8 @@ static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct sta
     const struct sky_attr *a = &ent->attr;
     memset(st, 0, sizeof *st);
     st->st_ino = ent->stat_ino ? ent->stat_ino : ent->ino;
-    mode_t perm = a->kind == SKY_DIR ? 0755 : a->kind == SKY_LINK ? 0777 : 0644;
-    if (a->has & SKY_HAS_MODE)
-        perm = a->mode & 07777;
+    mode_t perm;
+    sky_shown_attr(&fs->shown, a, &perm, &st->st_uid, &st->st_gid);
     st->st_mode = sky_kind_type_bits((int)a->kind) | perm;
     if (a->kind == SKY_DIR)
         st->st_nlink = dir_nlink(fs, ent);
@@ -119,8 +129,6 @@ static void fill_stat(struct skyfs *fs, const struct meta_entry *ent, struct sta
         st->st_nlink = a->nlink ? a->nlink : 1;
     if (a->kind == SKY_CHR || a->kind == SKY_BLK)
         st->st_rdev = (dev_t)a->rdev;
-    st->st_uid = (a->has & SKY_HAS_UID) ? a->uid : fs->uid;
-    st->st_gid = (a->has & SKY_HAS_GID) ? a->gid : fs->gid;
     st->st_size = (off_t)a->size;
     st->st_blksize = 65536;
     st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
@@ -210,7 +218,9 @@ static void lookup_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t parent,
     struct sky_err e = { 0 };
     struct fuse_entry_param p;
     memset(&p, 0, sizeof p);
-    int rc = virt_lookup(fs, parent, name, &p.attr, &e);
+    struct sky_requester who;
+    requester_of(req, &who);
+    int rc = virt_lookup(fs, &who, parent, name, &p.attr, &e);
     if (rc == -ENOENT) {
         p.entry_timeout = 1.0;
         fuse_reply_entry(req, &p);
@@ -332,7 +342,9 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     struct cloud *c;
     if (virt_is(ino)) {
         struct stat st;
-        int vrc = virt_getattr(fs, ino, &st, &e);
+        struct sky_requester who;
+        requester_of(req, &who);
+        int vrc = virt_getattr(fs, &who, ino, &st, &e);
         if (vrc)
             reply_err(req, vrc, &e);
         else
@@ -542,12 +554,14 @@ static void opendir_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t ino,
     struct sky_err e = { 0 };
     struct dir_snapshot *s = calloc(1, sizeof *s);
     struct stat self;
-    int rc = s ? virt_getattr(fs, ino, &self, &e) : -ENOMEM;
+    struct sky_requester who;
+    requester_of(req, &who);
+    int rc = s ? virt_getattr(fs, &who, ino, &self, &e) : -ENOMEM;
     if (!rc) {
         s->fs = fs;
         snapshot_add(s, ".", &self);
         snapshot_add(s, "..", &self);
-        rc = virt_list(fs, ino, snapshot_virtual, s, &e);
+        rc = virt_list(fs, &who, ino, snapshot_virtual, s, &e);
     }
     if (rc) {
         if (s)
@@ -794,7 +808,9 @@ static void sky_readlink(fuse_req_t req, fuse_ino_t ino)
     struct cloud *c;
     if (virt_is(ino)) {
         char target[4096];
-        int vrc = virt_readlink(fs, ino, target, sizeof target, &e);
+        struct sky_requester who;
+        requester_of(req, &who);
+        int vrc = virt_readlink(fs, &who, ino, target, sizeof target, &e);
         if (vrc)
             reply_err(req, vrc, &e);
         else

@@ -28,6 +28,8 @@
 #include "../cache/meta.h"
 #include "../lib/config.h"
 #include "../lib/err.h"
+#include "../lib/perm.h"
+#include "mountopts.h"
 
 struct ofile;
 struct refresh_job;
@@ -63,8 +65,7 @@ struct skyfs {
     size_t nclouds;
     struct cloud *clouds;
     int64_t started_ns;         /* mount time: the root's and clouds' mtime */
-    uid_t uid;                  /* owner shown for objects without uid */
-    gid_t gid;
+    struct sky_shown shown;     /* owners and modes shown (perm.h, mount options) */
     pthread_mutex_t files_lock; /* guards the open-file list */
     struct ofile *files;
     struct stream_pool *streams; /* uploads of files being written (stream.h) */
@@ -104,10 +105,20 @@ void skyfs_same_file_changed(struct skyfs *fs, const char *cloud, uint64_t ino,
 
 /* Open the caches and every cloud's driver for a mount at `mountpoint`
  * (absolute).  A cloud whose driver fails to open is kept, marked with its
- * error; only cache failures are fatal. */
+ * error ("FILE:LINE: ..."); only cache failures are fatal.  (skyfs_mount
+ * refuses such a cloud before, with skyfs_check_clouds; `skyfs index`
+ * goes on with the others.) */
 int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **out,
                struct sky_err *e);
 void skyfs_close(struct skyfs *fs);
+
+/* Open and close every cloud's driver, so that `skyfs config check` and
+ * `skyfs mount` refuse settings that can never work (a missing local
+ * path, a bad endpoint, malformed or missing credentials, an unreadable
+ * ca_file) instead of a folder answering "Host is down": 0 or the first
+ * failure, "FILE:LINE: ...".  Drivers do not touch the network to open,
+ * so a cloud that is only unreachable passes (and is served offline). */
+int skyfs_check_clouds(const struct sky_config *cfg, struct sky_err *e);
 
 struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name);
 /* Record the outcome of a driver call for the cloud's health: EHOSTDOWN
@@ -228,8 +239,9 @@ void upmeta_record(struct skyfs *fs, uint64_t ino, const struct sky_attr *attr,
  * come from the metadata cache while its copy is fresh (the cloud's ttl),
  * else from the driver's get_meta, whose answer is stored; offline, the
  * cache answers.  Changes go to the driver, then the cache is refreshed at
- * once so that `skyfs search --meta` sees them.  Setting a user.skyfs.*
- * attribute above is accepted and changes nothing (cp -a, rsync -X).
+ * once so that `skyfs search --meta` sees them.  Setting or removing a
+ * user.skyfs.* attribute above is accepted and changes nothing (cp -a,
+ * rsync -X).
  * Sizes follow getxattr(2): size 0 only reports *len; a smaller buffer is
  * -ERANGE.  -ENOTSUP when the cloud has no xattrs (or ino is the root). */
 int xattr_get(struct skyfs *fs, uint64_t ino, const char *name, void *buf, size_t size,
@@ -247,6 +259,8 @@ struct mount_options {
     bool foreground;
     bool debug;
     const char *log_file;
+    struct mountopts o;         /* -o options (mountopts.h) */
+    const char *source;         /* the config's real path, for fsname (set by skyfs_mount) */
 };
 
 /* The largest read and write the kernel may send (max_read, max_write):

@@ -11,6 +11,16 @@
  * meta=KEY=GLOB or meta=KEY (user metadata, up to 8), type_is=GLOB
  * (content type).
  * Example: ls ~/clouds/.skyfs/search/'iname=*.jpg&min=1M&meta=color=blue'
+ * A name cannot hold '/', so values are %-decoded: path=docs%2Freports,
+ * type_is=image%2Fjpeg (%26 is '&', %3D '=', %25 '%').  A query that
+ * cannot work (an unknown criterion, type=x, min=lots) is EINVAL, and the
+ * log says why.
+ *
+ * Privacy: a query directory belongs to the user who looked it up (mode
+ * 0500, owned by that user); other users get their own, list only their
+ * own, and see only hits whose directories they may list and reach
+ * (cache/search.h, search_viewer).  A query directory unused for 60 s
+ * (SKYFS_SEARCH_EXPIRY seconds, for tests) is forgotten.
  *
  * `.skyfs` does not appear in listings of the root; it is reached by name.
  * Its xattr user.skyfs.requests lists each cloud's request count ("name N"
@@ -31,6 +41,7 @@
 #include <sys/stat.h>
 
 #include "../lib/err.h"
+#include "../lib/perm.h"
 
 #define VIRT_INO_BASE (1ULL << 62)
 #define VIRT_DIR_NAME ".skyfs"
@@ -46,15 +57,19 @@ void virt_free(struct virt *v);
 static inline bool virt_is(uint64_t ino) { return ino >= VIRT_INO_BASE; }
 
 /* Child `name` of virtual directory `parent` (or of the root when name is
- * VIRT_DIR_NAME and parent is the root): fills *st (st_ino set). */
-int virt_lookup(struct skyfs *fs, uint64_t parent, const char *name, struct stat *st,
-                struct sky_err *e);
-int virt_getattr(struct skyfs *fs, uint64_t ino, struct stat *st, struct sky_err *e);
-int virt_readlink(struct skyfs *fs, uint64_t ino, char *buf, size_t size, struct sky_err *e);
+ * VIRT_DIR_NAME and parent is the root), as user `who` sees it: fills *st
+ * (st_ino set).  Every call takes the requesting user (fuse_req_ctx). */
+int virt_lookup(struct skyfs *fs, const struct sky_requester *who, uint64_t parent,
+                const char *name, struct stat *st, struct sky_err *e);
+int virt_getattr(struct skyfs *fs, const struct sky_requester *who, uint64_t ino,
+                 struct stat *st, struct sky_err *e);
+int virt_readlink(struct skyfs *fs, const struct sky_requester *who, uint64_t ino, char *buf,
+                  size_t size, struct sky_err *e);
 
 /* Calls add(arg, name, st) for each child of a virtual directory. */
 typedef int (*virt_add_fn)(void *arg, const char *name, const struct stat *st);
-int virt_list(struct skyfs *fs, uint64_t ino, virt_add_fn add, void *arg, struct sky_err *e);
+int virt_list(struct skyfs *fs, const struct sky_requester *who, uint64_t ino, virt_add_fn add,
+              void *arg, struct sky_err *e);
 
 /* Remember what the eviction asked with `token` (len bytes) did, for
  * user.skyfs.evicted.TOKEN (the last few are kept). */

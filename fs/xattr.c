@@ -269,9 +269,11 @@ static int change(struct skyfs *fs, uint64_t ino, const char *name, const void *
                   size_t size, int flags, struct sky_err *e)
 {
     if (is_virtual_name(name))
-        /* the cloud sets them; a copy of them (cp -a, mv across clouds,
-         * rsync -X) is accepted and dropped so those tools work quietly */
-        return value ? 0 : sky_fail(e, EPERM, "%s is set by the cloud", name);
+        /* the cloud sets them; setting one (cp -a, mv across clouds,
+         * rsync -X) or removing one (rsync -X removes the destination's
+         * names its source lacks) is accepted and changes nothing, so
+         * those tools work quietly */
+        return 0;
     struct meta_entry ent;
     struct cloud *c;
     int rc = load_target(fs, ino, &ent, &c, e);

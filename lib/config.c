@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -77,8 +78,8 @@ int sky_parse_duration(const char *s, int64_t *out)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || v > 1000000000ULL)
-        return -EINVAL;
+    if (errno)
+        return -ERANGE;
     int64_t mult;
     if (strcmp(end, "ms") == 0)
         mult = 1000000LL;
@@ -90,6 +91,8 @@ int sky_parse_duration(const char *s, int64_t *out)
         mult = 3600LL * 1000000000LL;
     else
         return -EINVAL;
+    if (v > (unsigned long long)(INT64_MAX - 1) / (unsigned long long)mult)
+        return -ERANGE;         /* INT64_MAX itself means forever */
     *out = (int64_t)v * mult;
     return 0;
 }
@@ -144,14 +147,85 @@ static void parsed_free(struct parsed *p)
     p->n = 0;
 }
 
+/* Is s valid UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF)? */
+static bool valid_utf8(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned c = *s, n, cp, min;
+        if (c < 0x80) { s++; continue; }
+        if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
+        else return false;
+        for (unsigned i = 1; i < n; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        s += n;
+    }
+    return true;
+}
+
 static bool valid_section_name(const char *s)
 {
     if (!*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strlen(s) > 255)
         return false;
     for (; *s; s++)
-        if (*s == '/' || (unsigned char)*s < 0x20)
+        if (*s == '/' || (unsigned char)*s < 0x20 || *s == 0x7F)
             return false;
     return true;
+}
+
+/* Cut a trailing comment off a line: '#' after whitespace starts one (so
+ * "a#b", a SAS token or a connection string keeps its '#'; ';' starts a
+ * comment only at the start of a line, as connection strings are full of
+ * them), and nothing inside double quotes does.  Returns the line, shortened. */
+static char *strip_comment(char *s)
+{
+    bool quoted = false;
+    for (char *p = s; *p; p++) {
+        if (quoted && *p == '\\' && p[1])
+            p++;
+        else if (*p == '"')
+            quoted = !quoted;
+        else if (!quoted && *p == '#' && p > s && isspace((unsigned char)p[-1])) {
+            *p = '\0';
+            break;
+        }
+    }
+    return s;
+}
+
+/* A value in double quotes is taken as written, with \" and \\ for a
+ * quote and a backslash; unquoted values are trimmed.  Returns the value
+ * (in place) or NULL with *why set. */
+static char *unquote(char *v, const char **why)
+{
+    if (*v != '"')
+        return v;
+    char *out = v;
+    const char *p = v + 1;
+    for (; *p && *p != '"'; p++) {
+        if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+            p++;
+        *out++ = *p;
+    }
+    if (*p != '"') {
+        *why = "has no closing quote";
+        return NULL;
+    }
+    for (p++; *p; p++)
+        if (!isspace((unsigned char)*p)) {
+            *why = "has text after its closing quote (start a comment with \" #\")";
+            return NULL;
+        }
+    *out = '\0';
+    return v;
 }
 
 static int parse_line(struct parsed *p, const char *file, int lineno, char *raw,
@@ -160,6 +234,7 @@ static int parse_line(struct parsed *p, const char *file, int lineno, char *raw,
     char *s = trim(raw);
     if (!*s || *s == '#' || *s == ';')
         return 0;
+    s = trim(strip_comment(s));
     if (*s == '[') {
         char *close = strchr(s, ']');
         if (!close || *trim(close + 1))
@@ -167,10 +242,16 @@ static int parse_line(struct parsed *p, const char *file, int lineno, char *raw,
                             file, lineno, s);
         *close = '\0';
         char *name = trim(s + 1);
+        if (!valid_utf8(name))
+            return sky_fail(e, EINVAL, "%s:%d: a section name is not valid UTF-8; write the "
+                            "file in UTF-8", file, lineno);
         if (!valid_section_name(name))
             return sky_fail(e, EINVAL, "%s:%d: \"[%s]\" cannot be a directory name; "
                             "use a name without '/' that is not empty, \".\" or \"..\"",
                             file, lineno, name);
+        if (strcmp(name, ".skyfs") == 0)
+            return sky_fail(e, EINVAL, "%s:%d: [.skyfs] is the mount's own directory (search); "
+                            "give the cloud another name", file, lineno);
         for (size_t i = 0; i < p->n; i++)
             if (strcmp(p->sec[i].name, name) == 0)
                 return sky_fail(e, EINVAL, "%s:%d: section [%s] appears twice (first at line %d); "
@@ -194,6 +275,9 @@ static int parse_line(struct parsed *p, const char *file, int lineno, char *raw,
     char *key = trim(s), *value = trim(eq + 1);
     if (!*key)
         return sky_fail(e, EINVAL, "%s:%d: missing key before '='", file, lineno);
+    const char *why = NULL;
+    if (!(value = unquote(value, &why)))
+        return sky_fail(e, EINVAL, "%s:%d: the value of %s %s", file, lineno, key, why);
     struct section *sec = &p->sec[p->n - 1];
     for (size_t k = 0; k < sec->nkv; k++)
         if (strcmp(sec->kv[k].key, key) == 0)
@@ -207,27 +291,85 @@ static int parse_line(struct parsed *p, const char *file, int lineno, char *raw,
     return 0;
 }
 
-static int parse_file(const char *path, struct parsed *p, struct sky_err *e)
+/* Read the whole config into memory, refusing what is not a config file:
+ * a directory, a FIFO (reading it would hang), a device (/dev/zero would
+ * never end), anything over SKY_CONFIG_MAX_BYTES. */
+static int read_file(const char *path, char **text, size_t *len, struct sky_err *e)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
         int err = errno;
         if (err == ENOENT)
             return sky_fail(e, ENOENT, "%s: no such config file; create it (see README "
                             "\"Configuration\") or pass -c FILE", path);
         return sky_fail(e, err, "%s: cannot read config: %s", path, strerror(err));
     }
-    char *line = NULL;
-    size_t cap = 0;
-    int lineno = 0, rc = 0;
-    while (getline(&line, &cap, f) >= 0) {
-        lineno++;
-        rc = parse_line(p, path, lineno, line, e);
-        if (rc)
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = sky_fail(e, errno, "%s: cannot read config: %s", path, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+        rc = sky_fail(e, EISDIR, "%s: is a directory, not a config file; pass the file "
+                      "(e.g. -c %s/skyfs.conf)", path, path);
+    else if (!S_ISREG(st.st_mode))
+        rc = sky_fail(e, EINVAL, "%s: is not a regular file (%s); a config must be a plain "
+                      "file", path, S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode)
+                      ? "a character device" : S_ISBLK(st.st_mode) ? "a block device"
+                      : S_ISSOCK(st.st_mode) ? "a socket" : "a special file");
+    else if (st.st_size > SKY_CONFIG_MAX_BYTES)
+        rc = sky_fail(e, EFBIG, "%s: is %lld bytes, larger than a config can be (%d KiB); "
+                      "pass the right file", path, (long long)st.st_size,
+                      SKY_CONFIG_MAX_BYTES / 1024);
+    char *buf = rc ? NULL : malloc(SKY_CONFIG_MAX_BYTES + 1);
+    if (!rc && !buf)
+        rc = sky_fail(e, ENOMEM, "out of memory");
+    size_t got = 0;
+    while (!rc) {
+        ssize_t n = read(fd, buf + got, SKY_CONFIG_MAX_BYTES + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = sky_fail(e, errno, "%s: cannot read config: %s", path, strerror(errno));
+        else if (n == 0)
             break;
+        else if ((got += (size_t)n) > SKY_CONFIG_MAX_BYTES)
+            rc = sky_fail(e, EFBIG, "%s: is larger than a config can be (%d KiB); pass the "
+                          "right file", path, SKY_CONFIG_MAX_BYTES / 1024);
     }
-    free(line);
-    fclose(f);
+    close(fd);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[got] = '\0';
+    *text = buf;
+    *len = got;
+    return 0;
+}
+
+static int parse_file(const char *path, struct parsed *p, struct sky_err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len, e);
+    if (rc)
+        return rc;
+    char *s = text, *end = text + len;
+    if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3;                 /* a UTF-8 byte order mark */
+    for (int lineno = 1; !rc && s < end; lineno++) {
+        char *nl = memchr(s, '\n', (size_t)(end - s));
+        char *eol = nl ? nl : end;
+        if (memchr(s, '\0', (size_t)(eol - s)))
+            rc = sky_fail(e, EINVAL, "%s:%d: holds a NUL byte; a config is text (is this the "
+                          "right file?)", path, lineno);
+        else {
+            *eol = '\0';
+            rc = parse_line(p, path, lineno, s, e);
+        }
+        s = eol + 1;
+    }
+    free(text);
     return rc;
 }
 
@@ -341,7 +483,12 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
                                 "true or false", file, kv->line, kv->value);
         } else if (strcmp(kv->key, "ttl") == 0 || strcmp(kv->key, "negative_ttl") == 0) {
             int64_t *dst = kv->key[0] == 't' ? &c->ttl_ns : &c->negative_ttl_ns;
-            if (sky_parse_duration(kv->value, dst))
+            int prc = sky_parse_duration(kv->value, dst);
+            if (prc == -ERANGE)
+                return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is too long to represent; write "
+                                "at most 2562047h (292 years), or forever", file, kv->line,
+                                kv->key, kv->value);
+            if (prc)
                 return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a duration; write e.g. "
                                 "500ms, 10s, 5m, 1h or forever", file, kv->line, kv->key, kv->value);
         } else if (!is_common_key(kv->key)) {

@@ -14,8 +14,15 @@
  *     path = /srv/photos
  *     ttl = 30s
  *
- * Comments start with '#' or ';' at the beginning of a line.  Every error
- * names the file, the line and the fix.  Keys a driver marks secret make
+ * Comments start with '#' or ';' at the beginning of a line, or with '#'
+ * after whitespace later in a line ("ttl = 30s   # half a minute"); a '#'
+ * with no space before it is part of the value (SAS tokens, connection
+ * strings), and so is every ';'.  A value in double quotes is taken as written, comment signs
+ * and surrounding spaces included, with \" and \\ for a quote and a
+ * backslash.  A UTF-8 byte order mark is skipped.  The file must be a
+ * regular file of at most SKY_CONFIG_MAX_BYTES holding no NUL byte; cloud
+ * names must be valid UTF-8 and not ".skyfs".  Every error names the
+ * file, the line and the fix.  Keys a driver marks secret make
  * the loader demand mode 0600 on the file.
  *
  * Used by tools/ (mount, config check) and read by fs/ and the drivers.
@@ -65,6 +72,8 @@ struct sky_config {
     struct sky_cloud_config *clouds;
 };
 
+#define SKY_CONFIG_MAX_BYTES (1024 * 1024)
+
 #define SKY_DEFAULT_TTL_NS          (10LL * 1000000000LL)
 #define SKY_DEFAULT_NEGATIVE_TTL_NS (2LL * 1000000000LL)
 
@@ -96,7 +105,8 @@ int sky_cloud_line(const struct sky_cloud_config *c, const char *key);
 bool sky_cloud_bool(const struct sky_cloud_config *c, const char *key, bool dflt);
 
 /* Parsers shared with the tools: "10G", "512K", "4M", "123" -> bytes;
- * "30s", "5m", "2h", "500ms", "forever" -> ns.  Return 0 or -EINVAL. */
+ * "30s", "5m", "2h", "500ms", "forever" -> ns.  Return 0 or -EINVAL
+ * (-ERANGE: a duration too long for int64 nanoseconds). */
 int sky_parse_size(const char *s, uint64_t *out);
 int sky_parse_duration(const char *s, int64_t *out);
 int sky_parse_bool(const char *s, bool *out);

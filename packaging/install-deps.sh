@@ -34,6 +34,7 @@ s3fs:s3fs
 rclone:rclone
 valgrind:valgrind
 media-types:
+rsync:rsync
 "
 
 say() { echo "install-deps: $*"; }

@@ -3,8 +3,8 @@
  *
  *   skyfs cache stats [-c CONFIG]   what the block cache holds
  *   skyfs cache warm PATH...        read every file under PATH (a path in a
- *                                   mounted skyfs) so its blocks are cached,
- *                                   with a progress line
+ *                                   mounted skyfs; others are refused) so its
+ *                                   blocks are cached, with a progress line
  *   skyfs cache evict PATH...       drop the cached data of the files at or
  *                                   under PATH (in a mounted skyfs), except
  *                                   open files and files not uploaded yet
@@ -76,6 +76,28 @@ static int cache_stats(int argc, char **argv)
 
 /* ---- warm ------------------------------------------------------------- */
 
+/* The root of the skyfs mount holding `path` (its .skyfs answers
+ * user.skyfs.requests), into root; -1 when path is in none. */
+static int mount_root_of(const char *path, char *root, size_t size)
+{
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return -1;
+    for (;;) {
+        char probe[PATH_MAX + 16];
+        snprintf(probe, sizeof probe, "%s/.skyfs", strcmp(real, "/") == 0 ? "" : real);
+        if (getxattr(probe, "user.skyfs.requests", NULL, 0) >= 0) {
+            snprintf(root, size, "%s", real);
+            return 0;
+        }
+        char *slash = strrchr(real, '/');
+        if (!slash || slash == real)
+            return -1;
+        *slash = '\0';
+    }
+}
+
+
 static struct {
     unsigned long long files, bytes, failed;
     time_t last;
@@ -124,6 +146,14 @@ static int cache_warm(int argc, char **argv)
         return 2;
     }
     for (int i = 0; i < argc; i++) {
+        char root[PATH_MAX];
+        if (mount_root_of(argv[i], root, sizeof root) != 0) {
+            /* reading files elsewhere would only fill the page cache */
+            fprintf(stderr, "skyfs: cache warm: %s: not a path inside a mounted skyfs\n",
+                    argv[i]);
+            warm.failed++;
+            continue;
+        }
         if (nftw(argv[i], warm_one, 32, FTW_PHYS) != 0) {
             fprintf(stderr, "skyfs: cache warm: %s: %s\n", argv[i], strerror(errno));
             warm.failed++;
@@ -135,27 +165,6 @@ static int cache_warm(int argc, char **argv)
 
 /* ---- evict ------------------------------------------------------------ */
 
-/* The root of the skyfs mount holding `path` (its .skyfs answers
- * user.skyfs.requests), into root; -1 when path is in none. */
-static int evict_mount_root(const char *path, char *root, size_t size)
-{
-    char real[PATH_MAX];
-    if (!realpath(path, real))
-        return -1;
-    for (;;) {
-        char probe[PATH_MAX + 16];
-        snprintf(probe, sizeof probe, "%s/.skyfs", strcmp(real, "/") == 0 ? "" : real);
-        if (getxattr(probe, "user.skyfs.requests", NULL, 0) >= 0) {
-            snprintf(root, size, "%s", real);
-            return 0;
-        }
-        char *slash = strrchr(real, '/');
-        if (!slash || slash == real)
-            return -1;
-        *slash = '\0';
-    }
-}
-
 struct evict_total {
     unsigned long long files, bytes, skipped;
 };
@@ -164,7 +173,7 @@ struct evict_total {
 static int evict_one(const char *path, int n, struct evict_total *t)
 {
     char root[PATH_MAX], token[64], name[96], value[128];
-    if (evict_mount_root(path, root, sizeof root) != 0) {
+    if (mount_root_of(path, root, sizeof root) != 0) {
         fprintf(stderr, "skyfs: cache evict: %s: not a path inside a mounted skyfs\n", path);
         return -1;
     }

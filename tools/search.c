@@ -6,7 +6,7 @@
  *                [--cloud NAME] [--type f|d|l] [--min-size N] [--max-size N]
  *                [--newer DATE] [--older DATE] [--meta KEY[=GLOB]]...
  *                [--content-type GLOB] [--storage-class GLOB] [--limit N]
- *                [--long]
+ *                [--long] [-0 | --json] [GLOB]
  *
  * --meta KEY=GLOB wants user metadata KEY (the xattr user.KEY) with a
  * value matching GLOB; --meta KEY only wants KEY present; repeated, all
@@ -14,7 +14,11 @@
  * PATH is a path as seen in the mount ("docs/reports"), which names the
  * cloud and a prefix inside it.  DATE is YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS"
  * (UTC), @EPOCH, or an age such as 30m, 2h, 7d.  Default output: one mount
- * path per line (for xargs); --long adds size, mtime and cloud.
+ * path per line (for xargs); --long adds size, mtime and cloud; -0 (--null)
+ * ends each path with a NUL instead (for xargs -0: names may hold newlines);
+ * --json prints one JSON object per line (path, cloud, cloud_path, type,
+ * size, mtime).  A user shown only what the mount would show them: hits
+ * in directories they may not list or reach are left out.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,24 +26,63 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../cache/search.h"
 #include "../lib/config.h"
+#include "../lib/json.h"
 #include "tools.h"
 
 #define SEARCH_MAX_META 16
 
+enum out_format { OUT_LINES, OUT_NUL, OUT_JSON };
+
 struct out {
     char mount[PATH_MAX];       /* "" when the mountpoint is unknown */
     bool longfmt;
+    enum out_format format;
     size_t hits;
 };
+
+static const char *kind_name(enum sky_kind k)
+{
+    return k == SKY_DIR ? "dir" : k == SKY_LINK ? "link" : "file";
+}
+
+/* One JSON object per line: path (in the mount), cloud, cloud_path, type,
+ * size, mtime (seconds since the epoch, with fractions). */
+static void print_json(const struct out *o, const struct search_hit *h)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s%s%s/%s", o->mount, *o->mount ? "/" : "", h->cloud, h->path) < 0)
+        path = NULL;
+    fputs("{", stdout);
+    json_key(stdout, "path");
+    json_string(stdout, path ? path : "");
+    fputs(",", stdout);
+    json_key(stdout, "cloud");
+    json_string(stdout, h->cloud);
+    fputs(",", stdout);
+    json_key(stdout, "cloud_path");
+    json_string(stdout, h->path);
+    fputs(",", stdout);
+    json_key(stdout, "type");
+    json_string(stdout, kind_name(h->kind));
+    printf(",\"size\":%llu,\"mtime\":%lld.%09lld}\n", (unsigned long long)h->size,
+           (long long)(h->mtime_ns / 1000000000LL), (long long)(h->mtime_ns % 1000000000LL));
+    free(path);
+}
 
 static int print_hit(void *arg, const struct search_hit *h)
 {
     struct out *o = arg;
     o->hits++;
+    if (o->format == OUT_JSON) {
+        print_json(o, h);
+        return 0;
+    }
     if (o->longfmt) {
         char when[32];
         time_t t = (time_t)(h->mtime_ns / 1000000000LL);
@@ -49,7 +92,8 @@ static int print_hit(void *arg, const struct search_hit *h)
         printf("%c %12llu  %s  %-12s ", h->kind == SKY_DIR ? 'd' : h->kind == SKY_LINK ? 'l' : '-',
                (unsigned long long)h->size, when, h->cloud);
     }
-    printf("%s%s%s/%s\n", o->mount, *o->mount ? "/" : "", h->cloud, h->path);
+    printf("%s%s%s/%s%c", o->mount, *o->mount ? "/" : "", h->cloud, h->path,
+           o->format == OUT_NUL ? '\0' : '\n');
     return 0;
 }
 
@@ -108,6 +152,33 @@ static void read_mountpoint(const char *cache_dir, char *buf, size_t size)
     fclose(f);
 }
 
+/* Who is searching, and the index's owner (the user who mounted: entries
+ * without an owner show as theirs).  The index of a mount is private to
+ * its owner (a 0700 cache directory): another user is told so, instead
+ * of SQLite's "unable to open database file".  When the index can be
+ * read, hits are shown as the mount would let this user see them. */
+static int viewer_of_index(const char *cache_dir, const char *db, struct sky_requester *who,
+                           struct sky_shown *shown, struct sky_err *e)
+{
+    who->uid = getuid();
+    who->gid = getgid();
+    int n = getgroups(SKY_MAX_GROUPS, who->groups);
+    who->ngroups = n < 0 ? 0 : n;
+    sky_shown_init(shown, who->uid, who->gid);
+    struct stat st;
+    if (stat(db, &st) != 0 || access(db, R_OK) != 0) {
+        if (errno != EACCES)
+            return 0;           /* search_open says what is wrong */
+        uid_t owner = stat(db, &st) == 0 || stat(cache_dir, &st) == 0 ? st.st_uid : 0;
+        return sky_fail(e, EACCES, "cannot read the metadata index %s: it belongs to the "
+                        "user who mounted (uid %u); search through the mount instead "
+                        "(ls MOUNTPOINT/.skyfs/search/QUERY), or run skyfs search as that user",
+                        db, (unsigned)owner);
+    }
+    sky_shown_init(shown, st.st_uid, st.st_gid);
+    return 0;
+}
+
 static int bad(const char *what, const char *value, const char *fix)
 {
     fprintf(stderr, "skyfs: search: %s \"%s\" is not valid; %s\n", what, value, fix);
@@ -127,6 +198,8 @@ int cmd_search(int argc, char **argv)
         { "content-type", required_argument, NULL, 'T' },
         { "type-is", required_argument, NULL, 'T' },
         { "storage-class", required_argument, NULL, 'S' },
+        { "null", no_argument, NULL, '0' },
+        { "json", no_argument, NULL, 'j' },
         { NULL, 0, NULL, 0 },
     };
     struct search_meta_test tests[SEARCH_MAX_META];
@@ -138,7 +211,7 @@ int cmd_search(int argc, char **argv)
     uint64_t v;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:l", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:l0", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'n': q.name_glob = optarg; break;
@@ -167,6 +240,8 @@ int cmd_search(int argc, char **argv)
             q.limit = (size_t)v;
             break;
         case 'l': o.longfmt = true; break;
+        case '0': o.format = OUT_NUL; break;
+        case 'j': o.format = OUT_JSON; break;
         case 'x':
             if (q.nmeta == SEARCH_MAX_META)
                 return bad("--meta", optarg, "give at most 16 metadata tests");
@@ -189,7 +264,7 @@ int cmd_search(int argc, char **argv)
                             "[--cloud NAME] [--type f|d|l] [--min-size N] [--max-size N] "
                             "[--newer DATE] [--older DATE] [--meta KEY[=GLOB]]... "
                             "[--content-type GLOB] [--storage-class GLOB] [--limit N] "
-                            "[--long]\n");
+                            "[--long] [-0 | --json] [GLOB]\n");
             return 2;
         }
     }
@@ -227,8 +302,14 @@ int cmd_search(int argc, char **argv)
     read_mountpoint(cfg->cache_dir, o.mount, sizeof o.mount);
     char db[PATH_MAX];
     snprintf(db, sizeof db, "%s/meta.db", cfg->cache_dir);
+    struct sky_requester who;
+    struct sky_shown shown;
+    struct search_viewer viewer = { &who, &shown };
+    rc = viewer_of_index(cfg->cache_dir, db, &who, &shown, &e);
+    q.viewer = &viewer;
     struct search *s;
-    rc = search_open(db, &s, &e);
+    if (!rc)
+        rc = search_open(db, &s, &e);
     if (!rc) {
         rc = search_run(s, &q, print_hit, &o, &e);
         search_close(s);

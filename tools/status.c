@@ -1,10 +1,20 @@
 /*
- * status.c - `skyfs status`: whether a daemon serves the config's mount,
- * where it logs, what the mount's caches hold and how each cloud is
- * doing, read from the cache directory (works mounted or not).  Cloud
- * health is what the daemon last saw; with no daemon running (unmounted,
- * or killed) it is shown as such, never as "online".
+ * status.c - `skyfs status [-c CONFIG] [--json]`: whether a daemon serves
+ * the config's mount, where it logs, what the mount's caches hold and how
+ * each cloud is doing, read from the cache directory (works mounted or
+ * not).  Cloud health is what the daemon last saw; with no daemon running
+ * (unmounted, or killed) it is shown as such, never as "online".
+ *
+ * --json prints the same as one JSON object:
+ *
+ *   {"config":"...","mount":{"mountpoint":"..."|null,"pid":N|null,
+ *     "log":"..."|null},
+ *    "clouds":[{"name":"docs","type":"local","state":"online|offline|
+ *     unavailable|never mounted|not served","reason":"..."|null}],
+ *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
+ *     "pending_uploads":N}}
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,34 +23,98 @@
 #include "../cache/cachedir.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
+#include "../lib/json.h"
 #include "tools.h"
+
+/* The cloud's health line as the daemon last wrote it. */
+static void read_health(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                        char *line, size_t size)
+{
+    char *path = cloud_health_path(cfg->cache_dir, c->name);
+    snprintf(line, size, "never mounted");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (f) {
+        if (fgets(line, (int)size, f))
+            line[strcspn(line, "\n")] = '\0';
+        fclose(f);
+    }
+    free(path);
+}
 
 static void print_health(const struct sky_config *cfg, const struct sky_cloud_config *c,
                          bool served)
 {
-    char *path = cloud_health_path(cfg->cache_dir, c->name);
-    char line[600] = "never mounted";
-    FILE *f = path ? fopen(path, "r") : NULL;
-    if (f) {
-        if (fgets(line, sizeof line, f))
-            line[strcspn(line, "\n")] = '\0';
-        fclose(f);
-    }
+    char line[600];
+    read_health(cfg, c, line, sizeof line);
     if (served || strcmp(line, "never mounted") == 0)
         printf("  %-16s %-6s %s\n", c->name, c->type, line);
     else
         printf("  %-16s %-6s not served (no daemon; last seen %s)\n", c->name, c->type, line);
-    free(path);
 }
 
-/* "mount: ..." and "log: ..." lines; whether a daemon serves the cache. */
-static bool print_daemon(const char *cache_dir)
+/* {"name":..,"type":..,"state":..,"reason":..}: the health line is
+ * "STATE" or "STATE: REASON"; with no daemon, the state is "not served"
+ * and the reason what was last seen. */
+static void json_health(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                        bool served)
+{
+    char line[600];
+    read_health(cfg, c, line, sizeof line);
+    const char *state = line, *reason = NULL;
+    if (!served && strcmp(line, "never mounted") != 0) {
+        state = "not served";
+        reason = line;
+    } else {
+        char *sep = strstr(line, ": ");
+        if (sep) {
+            *sep = '\0';
+            reason = sep + 2;
+        }
+    }
+    fputs("{", stdout);
+    json_key(stdout, "name");
+    json_string(stdout, c->name);
+    fputs(",", stdout);
+    json_key(stdout, "type");
+    json_string(stdout, c->type);
+    fputs(",", stdout);
+    json_key(stdout, "state");
+    json_string(stdout, state);
+    fputs(",", stdout);
+    json_key(stdout, "reason");
+    json_string(stdout, reason);
+    fputs("}", stdout);
+}
+
+/* "mount: ..." and "log: ..." lines (or the "mount" JSON member); whether
+ * a daemon serves the cache. */
+static bool print_daemon(const char *cache_dir, bool json)
 {
     struct cachedir_holder h;
     struct sky_err e = { 0 };
     if (cachedir_holder(cache_dir, &h, &e) != 0) {
-        printf("mount: unknown (%s)\n", e.msg);
+        if (json) {
+            fputs("\"mount\":{\"mountpoint\":null,\"pid\":null,\"log\":null,", stdout);
+            json_key(stdout, "error");
+            json_string(stdout, e.msg);
+            fputs("}", stdout);
+        } else {
+            printf("mount: unknown (%s)\n", e.msg);
+        }
         return false;
+    }
+    if (json) {
+        fputs("\"mount\":{", stdout);
+        json_key(stdout, "mountpoint");
+        json_string(stdout, h.mountpoint[0] ? h.mountpoint : NULL);
+        if (h.pid > 0)
+            printf(",\"pid\":%d,", (int)h.pid);
+        else
+            fputs(",\"pid\":null,", stdout);
+        json_key(stdout, "log");
+        json_string(stdout, h.log_path[0] ? h.log_path : NULL);
+        fputs("}", stdout);
+        return h.pid > 0;
     }
     if (h.pid > 0)
         printf("mount: %s (daemon pid %d)\n", h.mountpoint[0] ? h.mountpoint : "?", (int)h.pid);
@@ -57,11 +131,15 @@ static bool print_daemon(const char *cache_dir)
 int cmd_status(int argc, char **argv)
 {
     const char *config = NULL;
+    bool json = false;
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             config = argv[++i];
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
         else {
-            fprintf(stderr, "skyfs: status: unexpected argument \"%s\"\n", argv[i]);
+            fprintf(stderr, "skyfs: status: unexpected argument \"%s\"; usage: skyfs status "
+                    "[-c CONFIG] [--json]\n", argv[i]);
             return 2;
         }
     }
@@ -74,21 +152,49 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "skyfs: %s\n", e.msg);
         return 1;
     }
-    bool served = print_daemon(cfg->cache_dir);
-    printf("clouds:\n");
-    for (size_t i = 0; i < cfg->nclouds; i++)
-        print_health(cfg, &cfg->clouds[i], served);
+    if (json) {
+        fputs("{", stdout);
+        json_key(stdout, "config");
+        json_string(stdout, cfg->path);
+        fputs(",", stdout);
+    }
+    bool served = print_daemon(cfg->cache_dir, json);
+    if (json) {
+        fputs(",\"clouds\":[", stdout);
+        for (size_t i = 0; i < cfg->nclouds; i++) {
+            if (i)
+                fputs(",", stdout);
+            json_health(cfg, &cfg->clouds[i], served);
+        }
+        fputs("]", stdout);
+    } else {
+        printf("clouds:\n");
+        for (size_t i = 0; i < cfg->nclouds; i++)
+            print_health(cfg, &cfg->clouds[i], served);
+    }
     struct blocks *b;
     struct blocks_stats st;
+    bool have_stats = false;
     if (blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &b, &e) == 0) {
-        if (blocks_stats(b, &st, &e) == 0)
-            printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
-                   "upload(s)\n", cfg->cache_dir, (unsigned long long)st.objects,
-                   (unsigned long long)(st.bytes_present >> 20),
-                   (unsigned long long)(st.max_size >> 20),
-                   (unsigned long long)st.dirty_objects);
+        have_stats = blocks_stats(b, &st, &e) == 0;
         blocks_close(b);
     }
+    if (have_stats && json) {
+        fputs(",\"cache\":{", stdout);
+        json_key(stdout, "dir");
+        json_string(stdout, cfg->cache_dir);
+        printf(",\"objects\":%llu,\"bytes\":%llu,\"max_size\":%llu,\"pending_uploads\":%llu}",
+               (unsigned long long)st.objects, (unsigned long long)st.bytes_present,
+               (unsigned long long)st.max_size, (unsigned long long)st.dirty_objects);
+    } else if (have_stats) {
+        printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
+               "upload(s)\n", cfg->cache_dir, (unsigned long long)st.objects,
+               (unsigned long long)(st.bytes_present >> 20),
+               (unsigned long long)(st.max_size >> 20),
+               (unsigned long long)st.dirty_objects);
+    }
+    if (json)
+        fputs("}\n", stdout);
     if (e.code)
         fprintf(stderr, "skyfs: cache: %s\n", e.msg);
     sky_config_free(cfg);

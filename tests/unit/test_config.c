@@ -6,9 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../../backends/driver.h"
 #include "../../lib/config.h"
+
+#ifndef SKY_SOURCE_ROOT
+#define SKY_SOURCE_ROOT "."         /* the Makefile sets it to the source tree */
+#endif
 
 /* Load `text` as a config file; returns rc and leaves the message in e. */
 static int load_text(const char *text, int mode, struct sky_config **cfg, struct sky_err *e,
@@ -275,4 +281,214 @@ TEST(config_parsers)
     CHECK_INT(sky_parse_bool("Off", &b), 0);
     CHECK(!b);
     CHECK_INT(sky_parse_bool("maybe", &b), -EINVAL);
+}
+
+/* Load a file holding exactly `len` bytes of `data` (NULs allowed). */
+static int load_bytes(const char *data, size_t len, struct sky_config **cfg, struct sky_err *e,
+                      char **dir_out, char **path_out)
+{
+    char *dir = unit_tmpdir(), *path;
+    if (asprintf(&path, "%s/skyfs.conf", dir) < 0)
+        abort();
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fwrite(data, 1, len, f) == len);
+        fclose(f);
+    }
+    *dir_out = dir;
+    *path_out = path;
+    return sky_config_load(path, cfg, e);
+}
+
+TEST(config_inline_comments_and_quotes)
+{
+    struct sky_config *cfg = NULL;
+    struct sky_err e = { 0 };
+    char *dir, *path;
+    int rc = load_text("[cache]   # the caches\n"
+                       "max_size = 2G      # a cap\n"
+                       "[docs]\t# a cloud\n"
+                       "type = local # kind\n"
+                       "path = /srv/a#b\n"
+                       "ttl = 30s\t# tab before the comment\n"
+                       "[az]\n"
+                       "type = azure\n"
+                       "sas_token = sv=2020&sig=ab#cd;x=y ; z\n"
+                       "container = \"c #1\"   # quoted: the # is kept\n"
+                       "prefix = \"say \\\"hi\\\" \\\\ \"\n",
+                       0600, &cfg, &e, &dir, &path);
+    CHECK_INT(rc, 0);
+    if (rc == 0) {
+        CHECK(cfg->max_size == 2ULL << 30);
+        CHECK_STR(cfg->clouds[0].type, "local");
+        CHECK_STR(sky_cloud_get(&cfg->clouds[0], "path"), "/srv/a#b");
+        CHECK_INT(cfg->clouds[0].ttl_ns, 30LL * 1000000000LL);
+        CHECK_STR(sky_cloud_get(&cfg->clouds[1], "sas_token"), "sv=2020&sig=ab#cd;x=y ; z");
+        CHECK_STR(sky_cloud_get(&cfg->clouds[1], "container"), "c #1");
+        CHECK_STR(sky_cloud_get(&cfg->clouds[1], "prefix"), "say \"hi\" \\ ");
+        sky_config_free(cfg);
+    } else {
+        fprintf(stderr, "  %s\n", e.msg);
+    }
+    unit_rmtree(dir);
+    free(dir);
+    free(path);
+    expect_error("[a]\ntype = local\npath = \"/x\n", 0644,
+                 ":3: the value of path has no closing quote");
+    expect_error("[a]\ntype = local\npath = \"/x\" y\n", 0644,
+                 ":3: the value of path has text after its closing quote (start a comment "
+                 "with \" #\")");
+}
+
+TEST(config_bom_nul_and_names)
+{
+    struct sky_config *cfg = NULL;
+    struct sky_err e = { 0 };
+    char *dir, *path, *want;
+    static const char bom[] = "\xEF\xBB\xBF[docs]\ntype = local\npath = /x\n";
+    CHECK_INT(load_bytes(bom, sizeof bom - 1, &cfg, &e, &dir, &path), 0);
+    if (cfg) {
+        CHECK_STR(cfg->clouds[0].name, "docs");
+        sky_config_free(cfg);
+        cfg = NULL;
+    }
+    unit_rmtree(dir);
+    free(dir);
+    free(path);
+
+    static const char nul[] = "[docs]\ntype = local\npath = /x\0y\n";
+    CHECK_INT(load_bytes(nul, sizeof nul - 1, &cfg, &e, &dir, &path), -EINVAL);
+    if (asprintf(&want, "%s:3: holds a NUL byte; a config is text (is this the right file?)",
+                 path) < 0)
+        abort();
+    CHECK_STR(e.msg, want);
+    free(want);
+    unit_rmtree(dir);
+    free(dir);
+    free(path);
+
+    expect_error("[.skyfs]\ntype = local\npath = /x\n", 0644,
+                 ":1: [.skyfs] is the mount's own directory (search); give the cloud another "
+                 "name");
+    expect_error("[caf\xe9]\ntype = local\npath = /x\n", 0644,
+                 ":1: a section name is not valid UTF-8; write the file in UTF-8");
+    expect_error("[\xc0\xafx]\ntype = local\npath = /x\n", 0644,
+                 ":1: a section name is not valid UTF-8; write the file in UTF-8");
+    expect_error("[a]\ntype = local\npath = /x\nttl = 1000000000h\n", 0644,
+                 ":4: ttl = \"1000000000h\" is too long to represent; write at most 2562047h "
+                 "(292 years), or forever");
+    expect_error("[a]\ntype = local\npath = /x\nnegative_ttl = 99999999999999999999999\n", 0644,
+                 ":4: negative_ttl = \"99999999999999999999999\" is too long to represent; "
+                 "write at most 2562047h (292 years), or forever");
+    int64_t d;
+    CHECK_INT(sky_parse_duration("2562047h", &d), 0);
+    CHECK_INT(sky_parse_duration("2562048h", &d), -ERANGE);
+}
+
+/* Expect sky_config_load(path) to fail with "<path><rest>". */
+static void expect_file_error(const char *path, int code, const char *rest)
+{
+    struct sky_config *cfg = NULL;
+    struct sky_err e = { 0 };
+    char *want;
+    CHECK_INT(sky_config_load(path, &cfg, &e), -code);
+    if (asprintf(&want, "%s%s", path, rest) < 0)
+        abort();
+    CHECK_STR(e.msg, want);
+    free(want);
+}
+
+TEST(config_not_a_config_file)
+{
+    char *dir = unit_tmpdir(), *p;
+    /* a directory */
+    struct sky_err e = { 0 };
+    struct sky_config *cfg = NULL;
+    CHECK_INT(sky_config_load(dir, &cfg, &e), -EISDIR);
+    CHECK(strstr(e.msg, ": is a directory, not a config file; pass the file") != NULL);
+    /* a FIFO: must not hang */
+    if (asprintf(&p, "%s/fifo.conf", dir) < 0)
+        abort();
+    CHECK_INT(mkfifo(p, 0600), 0);
+    expect_file_error(p, EINVAL, ": is not a regular file (a FIFO); a config must be a plain "
+                      "file");
+    free(p);
+    /* a symlink to /dev/zero */
+    if (asprintf(&p, "%s/zero.conf", dir) < 0)
+        abort();
+    CHECK_INT(symlink("/dev/zero", p), 0);
+    expect_file_error(p, EINVAL, ": is not a regular file (a character device); a config must "
+                      "be a plain file");
+    free(p);
+    /* over the limit */
+    if (asprintf(&p, "%s/big.conf", dir) < 0)
+        abort();
+    FILE *f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("[docs]\ntype = local\npath = /x\n", f);
+        for (int i = 0; i < SKY_CONFIG_MAX_BYTES / 16 + 1; i++)
+            fputs("# padding......\n", f);  /* 16 bytes */
+        fclose(f);
+    }
+    CHECK_INT(sky_config_load(p, &cfg, &e), -EFBIG);
+    CHECK(strstr(e.msg, "larger than a config can be (1024 KiB); pass the right file") != NULL);
+    free(p);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* The example in README.md's "Configuration" section parses as written:
+ * the indented block that starts with "[cache]". */
+TEST(config_readme_example)
+{
+    const char *readme = SKY_SOURCE_ROOT "/README.md";
+    FILE *f = fopen(readme, "r");
+    CHECK(f != NULL);
+    if (!f) {
+        fprintf(stderr, "  cannot open %s\n", readme);
+        return;
+    }
+    char line[4096];
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    bool in_section = false, in_block = false;
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "## ", 3) == 0)
+            in_section = strcmp(line, "## Configuration\n") == 0;
+        if (!in_section)
+            continue;
+        if (!in_block && strcmp(line, "    [cache]\n") == 0)
+            in_block = true;
+        if (in_block && line[0] != ' ' && line[0] != '\n')
+            break;
+        if (in_block) {
+            fputs(line[0] == '\n' ? line : line + 4, out);
+            lines++;
+        }
+    }
+    fclose(f);
+    fclose(out);
+    CHECK(lines > 20);
+    char *dir = unit_tmpdir();
+    char *path = unit_write_file(dir, "skyfs.conf", text, 0600);
+    struct sky_config *cfg = NULL;
+    struct sky_err e = { 0 };
+    int rc = sky_config_load(path, &cfg, &e);
+    CHECK_INT(rc, 0);
+    if (rc)
+        fprintf(stderr, "  %s\n", e.msg);
+    if (cfg) {
+        CHECK_STR(cfg->cache_dir, "/var/cache/skyfs");
+        CHECK(cfg->max_size == 10ULL << 30);
+        CHECK(cfg->nclouds >= 4);
+        sky_config_free(cfg);
+    }
+    free(text);
+    unit_rmtree(dir);
+    free(dir);
+    free(path);
 }

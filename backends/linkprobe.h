@@ -16,7 +16,9 @@
  * object version already asked: the answer "not a link" is remembered per
  * object version (bucket, key, ETag) for the life of the mount, in 8 bytes
  * (a 64-bit fingerprint), so a directory listed again costs no request;
- * the driver remembers the links itself (it keeps their targets).  The
+ * the driver remembers the links itself (it keeps their targets), and
+ * may add versions its caller's metadata cache knows to be files
+ * (linkprobe_remember), so they cost no request either.  The
  * questions go out LINKPROBE_THREADS at a time, in batches of
  * LINKPROBE_BATCH entries, so memory stays bounded on any listing.
  *

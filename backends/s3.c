@@ -587,7 +587,7 @@ static bool kind_known(struct s3 *s, const char *bucket, const char *key, const 
     if (!s->known_fn || !*etag || !would_ask)
         return false;
     char *path = cloud_path_of(s, bucket, key);
-    char link[LINKPROBE_SIZE_MAX + 1];
+    char link[LINKPROBE_SIZE_MAX + 1] = "";
     bool known = path && s->known_fn(s->known_arg, path, etag, kind, rdev, link, sizeof link);
     free(path);
     if (!known || *kind == SKY_DIR)

@@ -227,6 +227,21 @@ typedef int (*sky_sink_fn)(void *arg, uint64_t pos, const void *data, size_t n);
  * to stop the listing; list() then returns that value. */
 typedef int (*sky_list_cb)(void *arg, const struct sky_dirent *ent);
 
+/* What the caller already knows of one object version, for drivers whose
+ * listings do not say what an object is (see set_known_kinds).  Given the
+ * path of a listed object (relative to the cloud root, as everywhere) and
+ * the version token its listing reports (`etag`, never ""), returns true
+ * when an entry at `path` with exactly that etag is known, with its kind
+ * in *kind and its device number in *rdev (0 unless SKY_CHR/SKY_BLK);
+ * for a SKY_LINK whose target is known and fits, the target (NUL-ended)
+ * is copied into target[0..target_size) and target[0] is '\0' otherwise
+ * (the link is still a link: fs/ calls readlink later).  false when
+ * nothing is known of that version (another etag, or no entry).  It only
+ * reads a local cache: no network, short, never calls the driver back. */
+typedef bool (*sky_known_kind_fn)(void *arg, const char *path, const char *etag,
+                                  enum sky_kind *kind, uint64_t *rdev, char *target,
+                                  size_t target_size);
+
 /* Config keys a driver accepts, besides the common ones every cloud has
  * (type, read_only, ttl, negative_ttl). */
 #define SKY_KEY_REQUIRED 0x1u
@@ -422,6 +437,20 @@ struct sky_driver {
 
     /* Space figures; may be NULL (fs/ reports a large free space). */
     int (*statfs)(void *ctx, struct statvfs *st, struct sky_err *e);
+
+    /* Optional.  fs/ calls it once right after open (before any other
+     * call) to say how to learn what its metadata cache already knows of
+     * an object version (sky_known_kind_fn): a driver whose listings do
+     * not tell symlinks and special files from files (S3) asks it before
+     * sending a request to find out, so an object version is asked about
+     * once, not once per process (`skyfs index` runs and remounts with
+     * the same cache send no question for versions seen before).  The
+     * driver may call fn from any thread, also the listing's own and the
+     * helper threads of parallel_for, until close; fn(arg, ...) stays
+     * valid until then.  An answer is only as good as what the cache was
+     * told: a driver that lists without asking (S3's `symlinks = no`)
+     * lets fs/ store what it listed.  NULL: the driver asks the cloud. */
+    void (*set_known_kinds)(void *ctx, sky_known_kind_fn fn, void *arg);
 };
 
 /* The registry (backends/registry.c): the driver for a `type` value, or

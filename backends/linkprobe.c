@@ -115,6 +115,17 @@ static void memo_add(struct linkprobe *lp, uint64_t fp)
     pthread_mutex_unlock(&lp->lock);
 }
 
+bool linkprobe_known(struct linkprobe *lp, const char *scope, const char *key, const char *etag)
+{
+    return memo_has(lp, fingerprint(scope, key, etag));
+}
+
+void linkprobe_remember(struct linkprobe *lp, const char *scope, const char *key,
+                        const char *etag)
+{
+    memo_add(lp, fingerprint(scope, key, etag));
+}
+
 static bool may_be_link(const struct sky_dirent *ent)
 {
     const struct sky_attr *a = &ent->attr;

@@ -16,7 +16,9 @@
  * object version already asked: the answer "not a link" is remembered per
  * object version (bucket, key, ETag) for the life of the mount, in 8 bytes
  * (a 64-bit fingerprint), so a directory listed again costs no request;
- * the driver remembers the links itself (it keeps their targets).  The
+ * the driver remembers the links itself (it keeps their targets), and
+ * may add versions its caller's metadata cache knows to be files
+ * (linkprobe_remember), so they cost no request either.  The
  * questions go out LINKPROBE_THREADS at a time, in batches of
  * LINKPROBE_BATCH entries, so memory stays bounded on any listing.
  *
@@ -40,6 +42,12 @@
 struct linkprobe;
 int linkprobe_new(struct linkprobe **out);      /* 0 or -ENOMEM */
 void linkprobe_free(struct linkprobe *lp);
+
+/* Is object version (scope, key, etag) remembered as not a symlink? */
+bool linkprobe_known(struct linkprobe *lp, const char *scope, const char *key, const char *etag);
+/* Remember that it is not one (learnt elsewhere: the caller's cache). */
+void linkprobe_remember(struct linkprobe *lp, const char *scope, const char *key,
+                        const char *etag);
 
 /* Asks the cloud what the object `key` is: 0 with *out (kind SKY_LINK for
  * a symlink), -ENOENT when it is gone, or another negative errno with e

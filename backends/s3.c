@@ -29,13 +29,16 @@
  * (one HEAD, eight at a time) before the listing is answered
  * (backends/linkprobe.h); the answers are remembered per object version
  * for the life of the mount: links with their targets here (by key and
- * ETag), the other files as fingerprints in linkprobe.  `symlinks = no`
+ * ETag), the other files as fingerprints in linkprobe.  Before asking,
+ * the caller's metadata cache is consulted (set_known_kinds): a version it
+ * already knows (from an earlier mount or `skyfs index` run) is not asked
+ * again.  `symlinks = no`
  * turns the questions off (for buckets of many small files and no
  * links: a link is then known only once stat has seen it).  Keys that cannot
  * be file names (names.h) and sizes no file has are skipped with a
  * warning.  Empty objects may be special files or another tool's
  * directory object: their HEAD says, once per version (remembered with
- * the links, by key and ETag).
+ * the links, by key and ETag, and looked up in the caller's cache too).
  *
  * Extended attributes user.NAME are x-amz-meta-NAME headers (NAME in
  * lowercase letters, digits, '-', '_', '.'; values that are not plain
@@ -436,6 +439,10 @@ struct s3 {
     /* Object versions a HEAD found not to be links (linkprobe.h); NULL
      * with `symlinks = no`: listings then ask nothing. */
     struct linkprobe *probe;
+    /* What the caller's metadata cache knows of object versions
+     * (set_known_kinds), asked before a HEAD; NULL: nothing. */
+    sky_known_kind_fn known_fn;
+    void *known_arg;
 };
 
 /* Where a path lives: bucket ("" for the account root) and key. */
@@ -550,6 +557,61 @@ static bool typed_get(struct s3 *s, const char *bucket, const char *key, const c
     }
     pthread_mutex_unlock(&s->links_lock);
     return found;
+}
+
+/* The path (relative to the cloud root) of object bucket/key, or NULL
+ * when the key is outside the cloud's prefix or memory runs out. */
+static char *cloud_path_of(const struct s3 *s, const char *bucket, const char *key)
+{
+    char *path = NULL;
+    if (!s->bucket) {
+        if (asprintf(&path, "%s/%s", bucket, key) < 0)
+            path = NULL;
+        return path;
+    }
+    size_t plen = strlen(s->prefix);
+    if (plen && (strncmp(key, s->prefix, plen) != 0 || key[plen] != '/'))
+        return NULL;
+    return strdup(plen ? key + plen + 1 : key);
+}
+
+/* Is version `etag` of listed object bucket/key (of `size` bytes) known:
+ * to this process (typed_get), or else, when the listing would otherwise
+ * ask the cloud about it (an empty object, or one that may be a symlink
+ * and is not remembered as a file), to the caller's metadata cache
+ * (set_known_kinds), whose answer is then remembered here too?  Fills
+ * *kind, *rdev and *target as typed_get does. */
+static bool kind_known(struct s3 *s, const char *bucket, const char *key, const char *etag,
+                       uint64_t size, enum sky_kind *kind, uint64_t *rdev, char **target)
+{
+    if (typed_get(s, bucket, key, etag, kind, rdev, target))
+        return true;
+    bool would_ask = size == 0 || (s->probe && size <= LINKPROBE_SIZE_MAX &&
+                                   !linkprobe_known(s->probe, bucket, key, etag));
+    if (!s->known_fn || !*etag || !would_ask)
+        return false;
+    char *path = cloud_path_of(s, bucket, key);
+    char link[LINKPROBE_SIZE_MAX + 1] = "";
+    bool known = path && s->known_fn(s->known_arg, path, etag, kind, rdev, link, sizeof link);
+    free(path);
+    if (!known || *kind == SKY_DIR)
+        return false;
+    if (*kind == SKY_FILE && size > 0) {
+        if (s->probe)
+            linkprobe_remember(s->probe, bucket, key, etag);
+    } else {
+        typed_put(s, bucket, key, etag, *kind, *rdev, link[0] ? link : NULL);
+        if (*kind == SKY_LINK && link[0])
+            *target = strdup(link);
+    }
+    return true;
+}
+
+static void s3_set_known_kinds(void *ctx, sky_known_kind_fn fn, void *arg)
+{
+    struct s3 *s = ctx;
+    s->known_fn = fn;
+    s->known_arg = arg;
 }
 
 /* Remember what stat or get_meta found bucket/key to be. */
@@ -1002,7 +1064,7 @@ static int on_dir_item(void *arg, const char *key, int is_prefix, const struct s
     char *target = NULL;
     enum sky_kind known;
     uint64_t rdev;
-    if (!is_prefix && typed_get(d->s, d->bucket, key, a->etag, &known, &rdev, &target)) {
+    if (!is_prefix && kind_known(d->s, d->bucket, key, a->etag, a->size, &known, &rdev, &target)) {
         ent.attr.kind = known;
         ent.attr.rdev = rdev;
         if (known == SKY_LINK) {
@@ -1216,13 +1278,24 @@ static int on_tree_item(void *arg, const char *key, int is_prefix, const struct 
     char *target = NULL;
     enum sky_kind known;
     uint64_t rdev;
-    if (attr.kind == SKY_FILE && typed_get(t->s, t->bucket, key, attr.etag, &known, &rdev, &target)) {
+    if (attr.kind == SKY_FILE &&
+        kind_known(t->s, t->bucket, key, attr.etag, attr.size, &known, &rdev, &target)) {
         ent.attr.kind = known;
         ent.attr.rdev = rdev;
         if (known == SKY_LINK) {
             ent.attr.mode = 0777;
             ent.attr.has |= SKY_HAS_MODE;
             ent.link = target;
+        }
+    } else if (attr.kind == SKY_FILE && attr.size == 0) {
+        /* as in a listing of one directory: its HEAD says, once per
+         * version (the index keeps what it stores, so it must be right) */
+        ent.attr.kind = head_kind(t->s, t->bucket, key, key, &ent.attr.rdev);
+        typed_put(t->s, t->bucket, key, attr.etag, ent.attr.kind, ent.attr.rdev, NULL);
+        if (ent.attr.kind == SKY_DIR) {
+            ent.attr.size = 0;
+            ent.attr.etag[0] = '\0';
+            ent.meta = NULL;
         }
     }
     int rc = ent.attr.kind == SKY_FILE && t->s->probe ? linkprobe_add(&t->batch, key, &ent)
@@ -3590,4 +3663,5 @@ const struct sky_driver sky_driver_s3 = {
     .removexattr = s3_removexattr,
     .get_meta = s3_get_meta,
     .statfs = NULL,
+    .set_known_kinds = s3_set_known_kinds,
 };

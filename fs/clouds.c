@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "kinds.h"
 #include "liveness.h"
 #include "stream.h"
 #include "virtual.h"
@@ -247,6 +248,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
             LOG_ERROR("cloud '%s' is unavailable: %s", c->cfg->name, c->open_err.msg);
             write_health(c, "unavailable", c->open_err.msg);
         } else {
+            kinds_register(c);
             write_health(c, "online", NULL);
         }
     }

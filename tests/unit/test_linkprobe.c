@@ -113,3 +113,33 @@ TEST(linkprobe_a_failed_question_fails_the_listing)
     free(c);
     linkprobe_free(memo);
 }
+
+/* A version remembered from elsewhere (the caller's metadata cache) is
+ * known, and a listing does not ask about it; another version of the same
+ * key, or the same key in another scope, is still unknown. */
+TEST(linkprobe_remembered_versions_are_not_asked)
+{
+    struct linkprobe *memo;
+    CHECK_INT(linkprobe_new(&memo), 0);
+    CHECK(!linkprobe_known(memo, "bucket", "k1", "\"e1\""));
+    for (int i = 0; i < N; i++) {
+        char key[16], etag[16];
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(etag, sizeof etag, "\"e%d\"", i);
+        if (i % 3)
+            linkprobe_remember(memo, "bucket", key, etag);
+    }
+    CHECK(linkprobe_known(memo, "bucket", "k1", "\"e1\""));
+    CHECK(!linkprobe_known(memo, "bucket", "k1", "\"e2\""));
+    CHECK(!linkprobe_known(memo, "other", "k1", "\"e1\""));
+    struct cloud *c = calloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    struct sky_err e = { 0 };
+    CHECK_INT(list_all(memo, c, &e), 0);
+    int wrong = 0;
+    for (int i = 0; i < N; i++)
+        wrong += c->asked[i] != (i % 5 && i % 3 == 0 ? 1 : 0);
+    CHECK_INT(wrong, 0);
+    free(c);
+    linkprobe_free(memo);
+}

@@ -153,6 +153,14 @@ struct objstore_new {
 /* codec->flags */
 #define OBJSTORE_CODEC_S3FS_XATTR 0x1u  /* read s3fs's "xattr" JSON item (s3fs_xattr.h) as
                                          * xattrs, and edit them inside it where it is */
+#define OBJSTORE_CODEC_PLAIN_VALUES 0x2u /* values must be printable ASCII without a
+                                         * leading or trailing space (Azure): no "b64:"
+                                         * form; setxattr of another value is ENOTSUP
+                                         * and such items are left out of new objects */
+#define OBJSTORE_CODEC_NAMED_MARKER 0x4u /* mkdir writes the marker as blobfuse2 does: an
+                                         * empty object "dir" (no slash) whose metadata
+                                         * has folder_flag = "true"; "dir/" markers are
+                                         * still read */
 
 struct objstore_codec {
     unsigned flags;                 /* OBJSTORE_CODEC_* */
@@ -166,6 +174,10 @@ struct objstore_codec {
     /* Content types that make an empty object "dir" (no slash) a
      * directory object, NULL-terminated (may be NULL: none). */
     const char *const *dir_types;
+    /* Metadata name that makes an empty object "dir" (no slash) a
+     * directory object when its value is "true" (blobfuse2's
+     * "hdi_isfolder"), never user metadata; NULL: none. */
+    const char *folder_flag;
     /* Bytes of user metadata (names + values, without prefix) an object
      * may carry: items past it are left out of new objects with a warning,
      * and setxattr fails with E2BIG. */

@@ -114,6 +114,11 @@ struct objstore_head {
     char *storage_class;            /* malloc'd: the cloud's word ("STANDARD",
                                      * "Hot"...), or NULL when it does not say */
     struct http_headers meta;       /* user metadata, names without prefix */
+    /* Other headers of the object that a metadata rewrite must keep
+     * (Content-Encoding, Cache-Control, Content-Disposition...), named as
+     * the protocol sends them; the core only hands them back
+     * (objstore_new.keep).  May stay empty. */
+    struct http_headers keep;
 };
 
 /* Frees what a head owns and zeroes it (NULL is fine). */
@@ -144,6 +149,8 @@ struct objstore_new {
     const char *content_type;       /* never NULL: the core picks the default */
     const struct http_headers *meta;/* user metadata, names without prefix; the
                                      * core keeps it within codec->meta_max */
+    const struct http_headers *keep;/* NULL, or the `keep` headers of the object's
+                                     * head, to send as they are */
 };
 
 /* ------------------------------------------------------------------ */

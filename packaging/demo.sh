@@ -175,6 +175,7 @@ add_s3_cloud() {
     [ -f "$main" ] || die "s3rver is missing; run make deps"
     port=$(free_port)
     endpoint="http://127.0.0.1:$port"
+    DEMO_S3RVER=$endpoint      # add_gcs_cloud uses the same s3rver
     mkdir -p "$data"
     # s3rver's listing tokens use DES: OpenSSL 3 has it in the legacy provider
     start_server s3rver "$endpoint/" env NODE_OPTIONS=--openssl-legacy-provider \
@@ -188,11 +189,43 @@ add_s3_cloud() {
         access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
 }
 
+# add_gcs_cloud NAME: a Google Cloud Storage bucket NAME, spoken to through
+# GCS's XML API with HMAC keys (SigV4), on the s3rver add_s3_cloud started
+# (call it after add_s3_cloud); the bucket is made and seeded once.
+seed_gcs() {
+    local endpoint=$1 bucket=$2 tmp
+    tmp=$(mktemp -d)
+    printf 'This folder is a gcs cloud: GCS XML API with HMAC keys, here on s3rver.\n' \
+        >"$tmp/README.txt"
+    printf 'planet,moons\nEarth,1\nMars,2\nJupiter,95\n' >"$tmp/moons.csv"
+    gcs_demo() {
+        curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" -o /dev/null
+    }
+    gcs_demo -X PUT "$endpoint/$bucket" &&
+        gcs_demo -T "$tmp/README.txt" "$endpoint/$bucket/README.txt" &&
+        gcs_demo -T "$tmp/moons.csv" "$endpoint/$bucket/space/moons.csv"
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+add_gcs_cloud() {
+    local name=$1 data="$DEMO/s3rver"
+    [ -n "${DEMO_S3RVER:-}" ] || die "add_gcs_cloud needs add_s3_cloud's s3rver"
+    if [ ! -f "$data/.seeded-gcs" ]; then
+        seed_gcs "$DEMO_S3RVER" "$name" || die "cannot seed the GCS demo bucket"
+        touch "$data/.seeded-gcs"
+    fi
+    conf_section "$name" type=gcs "endpoint=$DEMO_S3RVER" "bucket=$name" \
+        access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
+}
+
 setup_clouds() {
     add_local_cloud docs seed_docs
     add_local_cloud photos seed_photos
     add_azure_cloud azure
     add_s3_cloud s3
+    add_gcs_cloud gcs
 }
 
 # --- start and stop
@@ -236,6 +269,7 @@ Things to try:
                                           # outside changes show after the ttl
   cp -r mnt/docs/reports mnt/s3/          # from a local cloud into S3 (s3rver)
   mv mnt/s3/reports mnt/azure/            # and on into Azure (Azurite)
+  cp mnt/gcs/space/moons.csv mnt/docs/    # from the gcs cloud (XML API, HMAC keys)
   $rel_skyfs search -c demo/skyfs.conf --iname '*.txt' --long
                                           # every cloud at once, no network
   ls -l 'mnt/.skyfs/search/*.png'         # the same search as a directory

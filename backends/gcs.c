@@ -277,7 +277,7 @@ static const struct sky_key gcs_keys[] = {
     { "anonymous", SKY_KEY_BOOL, "yes: send no credentials (a public bucket)" },
     HTTP_CLOUD_KEYS,
     { "ca_file", 0, "extra CA certificates (PEM) trusted for https" },
-    OBJSTORE_CORE_KEYS,
+    OBJSTORE_CORE_KEYS("bucket"),
     { NULL, 0, NULL },
 };
 

@@ -53,12 +53,13 @@ static const char *const gcs_reserved[] = { "gcsfuse_mtime", "goog-reserved-file
  * the object has no `mtime` (s3fs/rclone) of its own. */
 static void gcs_attr_read(const struct objstore_head *h, struct sky_attr *a)
 {
-    if (a->has & SKY_HAS_MTIME)
+    int64_t ns;
+    /* the core already took `mtime` (or else Last-Modified) */
+    if (objstore_parse_time(http_headers_get(&h->meta, "mtime"), &ns) == 0)
         return;
     static const char *const names[] = { "gcsfuse_mtime", "goog-reserved-file-mtime" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = http_headers_get(&h->meta, names[i]);
-        int64_t ns;
         if (v && objstore_parse_time(v, &ns) == 0) {
             a->mtime_ns = ns;
             a->has |= SKY_HAS_MTIME;

@@ -163,7 +163,7 @@ check "the user metadata went as x-goog-meta-* (Bearer: GCS's own names)" \
     wait_until 10 eval 'grep "^front sa PUT /tok/sa/d/f.txt" "$TLOG" | grep -q "goog-meta=.*color"'
 check_eq "it is kept (s3rver stores it as x-amz-meta-color)" "blue" \
     "$(wait_until 10 eval 'getfattr --only-values -n user.color "$MNT/sa/d/f.txt" >/dev/null 2>&1'
-       getfattr --only-values -n user.color "$MNT/sa/d/f.txt" 2>&1)"
+       getfattr --only-values -n user.color "$MNT/sa/d/f.txt" 2>/dev/null)"
 
 # Tokens live 6 s (renewed after 4 s): keep working for 15 s.
 for i in $(seq 1 15); do

@@ -159,7 +159,8 @@ g_put other/gsutil.txt "$TEST_TMP/ext" -H "x-amz-meta-goog-reserved-file-mtime: 
 g_put other/both.txt "$TEST_TMP/ext" -H "x-amz-meta-gcsfuse_mtime: 2020-01-02T03:04:05Z" \
     -H "x-amz-meta-mtime: 2018-01-01T00:00:00Z"
 g_put implicit/a/b/deep.txt "$TEST_TMP/ext"
-g_put placeholder/ "$TEST_TMP/empty"
+# (curl -T would append the file's name to a URL ending in '/')
+s3curl -X PUT --data-binary @"$TEST_TMP/empty" "$ENDPOINT/posix/placeholder/" >/dev/null
 check "objects put on the server appear after the TTL" \
     wait_until 10 test -f "$G/other/gcsfuse.txt"
 check_eq "gcsfuse's gcsfuse_mtime is the mtime" 1577934245 \

@@ -637,8 +637,13 @@ int objstore_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct 
         struct sky_err err = { 0 };
         rc = o->proto->head(o->p, l.container, l.key, &h, show, &err);
         if (rc == 0) {
+            /* another tool's directory object with nothing under it is an
+             * empty directory; any other object is a file */
+            struct sky_attr a;
+            os_attr_from_head(o, &h, &a);
             objstore_head_free(&h);
-            rc = OS_FAIL(o, e, ENOTDIR, "LIST %s: not a directory", show);
+            if (a.kind != SKY_DIR)
+                rc = OS_FAIL(o, e, ENOTDIR, "LIST %s: not a directory", show);
         } else if (rc == -ENOENT || rc == -EACCES) {
             rc = OS_FAIL(o, e, ENOENT, "LIST %s: no such directory", show);
         } else if (e) {

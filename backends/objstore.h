@@ -242,6 +242,11 @@ struct objstore_where {
                                      * kinds are known without a head */
 #define OBJSTORE_ACCOUNT   0x2u     /* a cloud without container lists the account's
                                      * containers (list_containers required) */
+#define OBJSTORE_LIST_DEDUPE 0x4u   /* a directory listing is gathered, sorted and each
+                                     * name given once: a directory (a named marker,
+                                     * then a prefix) hides a file of the same name,
+                                     * with a warning (blobfuse2's "dir" marker is
+                                     * listed beside the prefix "dir/") */
 
 struct objstore_proto {
     const char *type;               /* "s3": the first word of every message */

@@ -955,6 +955,8 @@ static int stat_container(struct objstore *o, const struct os_loc *l, struct sky
                           struct sky_err *e)
 {
     int rc = o->proto->container_head ? o->proto->container_head(o->p, l->container, e) : 0;
+    if (rc == -EINVAL)      /* a name no container can have: none is there */
+        rc = OS_FAIL(o, e, ENOENT, "%s: no such %s", l->container, o->proto->container_key);
     if (rc == 0)
         os_dir_attr(out);
     return rc;

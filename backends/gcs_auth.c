@@ -351,6 +351,9 @@ struct gcs_auth {
     char *token;                /* current access token or NULL */
     int64_t renew_after, expires_at;
     bool renewing;
+    unsigned fetch_gen;         /* fetches finished (under mu) */
+    int fetch_rc;               /* how the last one ended */
+    struct sky_err fetch_err;   /* and its message, when it failed */
     atomic_uint fetches;
 };
 
@@ -588,7 +591,19 @@ int gcs_auth_token(struct gcs_auth *a, char **token, struct sky_err *e)
         if (st == GCS_TOKEN_FRESH || (st == GCS_TOKEN_RENEW && a->renewing))
             break;                              /* use what we have */
         if (st == GCS_TOKEN_EXPIRED && a->renewing) {
-            pthread_cond_wait(&a->cv, &a->mu);  /* another thread fetches */
+            /* Another thread fetches: wait for it, and share its failure
+             * rather than asking a failing endpoint once per waiter. */
+            unsigned gen = a->fetch_gen;
+            while (a->renewing && a->fetch_gen == gen)
+                pthread_cond_wait(&a->cv, &a->mu);
+            if (a->fetch_gen != gen && a->fetch_rc < 0 &&
+                !(a->token && (int64_t)time(NULL) < a->expires_at)) {
+                int rc = a->fetch_rc;
+                if (e)
+                    *e = a->fetch_err;
+                pthread_mutex_unlock(&a->mu);
+                return rc;
+            }
             continue;
         }
         /* This thread fetches (the token is renewing-due or expired). */
@@ -601,6 +616,9 @@ int gcs_auth_token(struct gcs_auth *a, char **token, struct sky_err *e)
         int rc = fetch_token(a, &fresh, &expires_in, &ferr);
         pthread_mutex_lock(&a->mu);
         a->renewing = false;
+        a->fetch_gen++;
+        a->fetch_rc = rc;
+        a->fetch_err = ferr;
         pthread_cond_broadcast(&a->cv);
         if (rc == 0) {
             free_secret(a->token);

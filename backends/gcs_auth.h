@@ -23,7 +23,8 @@
  * Access tokens are sent as "Authorization: Bearer TOKEN", kept in memory
  * and renewed shortly before they expire (gcs_token_renew_after): while one
  * thread renews, the others go on with the still-valid token; only an
- * expired token makes callers wait.
+ * expired token makes callers wait, and those waiting share the fetch's
+ * failure instead of asking a failing endpoint one by one.
  *
  * Key files must be regular files readable by their owner only (mode
  * 0600 or stricter); anything else is refused with the chmod that fixes

@@ -311,7 +311,16 @@ static int ensure_dir(struct batch *b, const char *path, uint64_t *ino, struct s
     int rc = find_path(b->m, b->cloud, path, &f, e);
     if (rc == 0 && f.kind == SKY_DIR) {
         *ino = f.ino;
-        return f.gen == b->gen ? 0 : mark(b->m, f.ino, b->gen, e);
+        if (f.gen == b->gen || !*path)
+            return 0;           /* marked, and so are the directories above it */
+        rc = mark(b->m, f.ino, b->gen, e);
+        const char *slash = strrchr(path, '/');
+        char *parent = strndup(path, slash ? (size_t)(slash - path) : 0);
+        uint64_t pino;
+        if (rc == 0)
+            rc = parent ? ensure_dir(b, parent, &pino, e) : meta_oom(e);
+        free(parent);
+        return rc == -ENOTDIR ? 0 : rc;
     }
     if (rc && rc != -ENOENT)
         return rc;

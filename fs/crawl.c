@@ -396,6 +396,9 @@ static void *crawl_main(void *arg)
         if (rc == 0) {
             retry_at = 0;
             retry_ms = CRAWL_RETRY_FIRST_MS;
+        } else if (rc == -EHOSTDOWN || cloud_offline_check(c, NULL) != 0) {
+            LOG_INFO("cloud '%s': crawl stopped, the cloud is offline: %s", c->cfg->name, e.msg);
+            retry_at = 0;           /* wait_online pauses until it is back */
         } else if (!stopping(cr)) {
             LOG_WARN("cloud '%s': crawl failed, trying again in %lld s: %s", c->cfg->name,
                      retry_ms / 1000, e.msg);

@@ -116,6 +116,10 @@ check_eq "including directories known only from object keys" "az/a/b s3/photos/2
 check_eq "the mount itself listed nothing: its own request counters are 0" \
     "az 0|docs 0|quiet 0|s3 0" \
     "$(getfattr --only-values -n user.skyfs.requests "$MNT/.skyfs" | sort | paste -sd'|')"
+check "the crawl's counters show on .skyfs (user.skyfs.crawls)" bash -c \
+    "getfattr --only-values -n user.skyfs.crawls '$MNT/.skyfs' > '$TEST_TMP/crawls' &&
+     grep -Eq '^s3 running [01] crawls [1-9][0-9]* failures 0 entries [1-9]' '$TEST_TMP/crawls' &&
+     grep -qx 'quiet off' '$TEST_TMP/crawls'"
 err=$("$SKYFS" search -c "$CONF" '*.png' 2>&1 >/dev/null)
 check_eq "search says the cloud with index = off is not indexed, and only that" \
     "skyfs: search: cloud 'quiet' has index = off: its results hold only what was listed through the mount" \

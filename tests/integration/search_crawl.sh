@@ -171,7 +171,7 @@ check "the daemon's log tells of the crawls and what they removed" \
 
 # ---- a crawl pauses while its cloud is offline, and resumes
 s3_crawls() { grep -c "cloud 's3': crawl [0-9]* complete" "$LOGS/mnt.log"; }
-S3_PID=$(pgrep -f -- "s3rver.js -d $TEST_TMP/s3rver" | head -n 1)
+S3_PID=$(head -n 1 "$_SKY_PIDS")    # s3rver started first (lib.sh keeps the pids)
 check "stop s3rver" kill "$S3_PID"
 crawls_at_stop=$(s3_crawls)
 check "the crawl pauses while the S3 cloud is offline" wait_until 20 \

@@ -38,8 +38,6 @@ $(s3rver_cloud s3 "$ENDPOINT" sbucket)
 ttl = 60s
 EOC
 )
-mount_skyfs "$CONF" "$MNT" || die "cannot mount"
-
 head -c 3000000 /dev/urandom >"$TEST_TMP/blob"
 mkdir -p "$LOCAL/tree/sub"
 cp "$TEST_TMP/blob" "$LOCAL/tree/sub/blob"
@@ -47,6 +45,8 @@ echo "hello" >"$LOCAL/tree/hello.txt"
 chmod 0600 "$LOCAL/tree/hello.txt"
 touch -d '2005-06-07 08:09:10 UTC' "$LOCAL/tree/hello.txt"
 cp "$TEST_TMP/blob" "$LOCAL/one.bin"
+
+mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 
 attrs() { stat -c '%a %Y %s' "$1" 2>&1; }
 

@@ -48,6 +48,7 @@
 #include <openssl/x509.h>
 
 #include "../lib/config.h"
+#include "../lib/metrics.h"
 
 #define HTTP_MAX_BODY (256u << 20)   /* collected bodies above this are an error */
 #define BACKOFF_BASE_MS 200
@@ -218,6 +219,7 @@ struct http_client {
     pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
 
     char *ca_file;
+    struct sky_metrics_cloud *metrics;  /* NULL: not counted */
     long connect_timeout_ms;
     long stall_timeout_ms;
     int max_retries;
@@ -242,6 +244,7 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
     if (!c)
         return sky_fail(e, ENOMEM, "out of memory");
     c->max = opt && opt->max_connections > 0 ? opt->max_connections : 16;
+    c->metrics = opt ? sky_metrics_cloud(opt->cloud) : NULL;
     c->connect_timeout_ms = opt && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms
                                                                : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
     c->stall_timeout_ms = opt && opt->stall_timeout_ms > 0 ? opt->stall_timeout_ms
@@ -783,6 +786,32 @@ static void url_host(const char *url, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* Count one attempt in the cloud's metrics (lib/metrics.h).  An attempt
+ * that never went out (its signing failed) is not counted. */
+static void count_attempt(struct http_client *c, CURL *h, const struct http_request *q,
+                          CURLcode rc, int fail, long status, long long started_us)
+{
+    if (!c->metrics || (fail && fail != -EINTR && rc == CURLE_ABORTED_BY_CALLBACK))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double seconds = (double)((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - started_us) / 1e6;
+    enum sky_metrics_outcome outcome = SKY_OUTCOME_NETWORK_ERROR;
+    if (fail == -EINTR || (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested()))
+        outcome = SKY_OUTCOME_CANCELLED;
+    else if (status >= 500)
+        outcome = SKY_OUTCOME_SERVER_ERROR;
+    else if (status >= 400)
+        outcome = SKY_OUTCOME_CLIENT_ERROR;
+    else if (status > 0)
+        outcome = SKY_OUTCOME_SUCCESS;
+    curl_off_t up = 0, down = 0;
+    curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    sky_metrics_http(c->metrics, q->method, outcome, seconds, up > 0 ? (uint64_t)up : 0,
+                     down > 0 ? (uint64_t)down : 0);
+}
+
 /* The stall of an attempt that moved no byte in time (no connection
  * within connect_timeout, or nothing for stall_timeout). */
 static int curl_code_stalled(CURLcode rc)
@@ -812,7 +841,15 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
     for (int attempt = 0;; attempt++) {
         int fail;
         int sends_before = x.sends;
+        if (attempt > 0)
+            sky_metrics_http_retry(c->metrics);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         CURLcode rc = attempt_once(&x, h, errbuf, &fail, e);
+        /* an answer cut short (reset, timeout) counts as a network error */
+        count_attempt(c, h, req, rc, fail,
+                      rc == CURLE_OK || rc == CURLE_WRITE_ERROR ? x.status : 0,
+                      (long long)t0.tv_sec * 1000000 + t0.tv_nsec / 1000);
         if (x.sends == sends_before)
             x.sends++;          /* GET/HEAD: not counted by on_debug */
         resp->attempts = x.sends;
@@ -856,6 +893,7 @@ int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_opti
                             struct sky_err *e)
 {
     memset(opt, 0, sizeof *opt);
+    opt->cloud = cfg->name;
     opt->ca_file = sky_cloud_get(cfg, "ca_file");
     static const char *const durations[] = { "connect_timeout", "timeout" };
     long *fields[] = { &opt->connect_timeout_ms, &opt->stall_timeout_ms };

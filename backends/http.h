@@ -123,6 +123,8 @@ struct http_options {
                                       * is abandoned; 0: HTTP_DEFAULT_STALL_TIMEOUT_MS */
     int max_retries;                 /* 0: HTTP_DEFAULT_RETRIES; < 0: none */
     int max_connections;             /* pool size; default 16 */
+    const char *cloud;               /* the cloud's name, for its metrics
+                                      * (lib/metrics.h), or NULL: not counted */
 };
 
 /* The config keys every HTTP cloud accepts besides its own (put them in
@@ -139,7 +141,8 @@ struct http_options {
 
 struct sky_cloud_config;
 /* opt from the cloud's ca_file, connect_timeout, timeout and retries keys
- * (already checked by the config loader); 0 or -EINVAL naming FILE:LINE. */
+ * (already checked by the config loader), and its name for the metrics;
+ * 0 or -EINVAL naming FILE:LINE. */
 int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_options *opt,
                             struct sky_err *e);
 

@@ -235,7 +235,8 @@ static const char *const blocks_sql[Q_COUNT] = {
     [Q_OBJ_DELETE] = "DELETE FROM objects WHERE id=?1",
     [Q_OBJ_ALL] = "SELECT id,size,dirty,complete FROM objects",
     [Q_OBJ_DIRTY_KEYS] = "SELECT cloud,path FROM objects WHERE dirty=1 ORDER BY id",
-    [Q_OBJ_COUNTS] = "SELECT count(*),coalesce(sum(dirty),0) FROM objects",
+    [Q_OBJ_COUNTS] = "SELECT count(*),coalesce(sum(dirty),0),"
+                     "coalesce(sum(CASE WHEN dirty THEN size ELSE 0 END),0) FROM objects",
     [Q_OBJ_UNDER] = "SELECT path FROM objects WHERE cloud=?1 AND path>=?2 AND path<?3",
     [Q_OBJ_OF_CLOUD] = "SELECT path FROM objects WHERE cloud=?1",
     [Q_OBJ_MOVE] = "UPDATE objects SET path=?3 WHERE cloud=?1 AND path=?2",
@@ -3092,6 +3093,7 @@ int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e)
         if (step == SQLITE_ROW) {
             out->objects = (uint64_t)sqlite3_column_int64(st, 0);
             out->dirty_objects = (uint64_t)sqlite3_column_int64(st, 1);
+            out->dirty_bytes = (uint64_t)sqlite3_column_int64(st, 2);
         } else {
             rc = cachedb_fail(&b->db, step, "counting objects", e);
         }

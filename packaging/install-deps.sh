@@ -35,6 +35,12 @@ rclone:rclone
 valgrind:valgrind
 media-types:
 rsync:rsync
+debhelper:dh
+lintian:lintian
+man-db:man
+bash-completion:
+prometheus:promtool
+systemd:systemd-analyze
 "
 
 say() { echo "install-deps: $*"; }

@@ -47,7 +47,7 @@ skyfs ($VERSION) unstable; urgency=medium
 CHANGELOG
 
 echo "deb.sh: building skyfs $VERSION ($ARCH) in $SRC"
-(cd "$SRC" && SOURCE_DATE_EPOCH=$EPOCH dpkg-buildpackage -b -us -uc >"$OUT/build.log" 2>&1) ||
+(cd "$SRC" && SOURCE_DATE_EPOCH=$EPOCH dpkg-buildpackage -b -us -uc -jauto >"$OUT/build.log" 2>&1) ||
     { tail -40 "$OUT/build.log" >&2; die "dpkg-buildpackage failed (log: $OUT/build.log)"; }
 
 DEB="$OUT/skyfs_${VERSION}_$ARCH.deb"

@@ -443,8 +443,8 @@ int sky_parse_listen(const char *s, struct sockaddr_storage *out, unsigned *len)
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
-        if (!colon || (size_t)(colon - s) >= sizeof host)
-            return -EINVAL;
+        if (!colon || (size_t)(colon - s) >= sizeof host || memchr(s, ':', (size_t)(colon - s)))
+            return -EINVAL;         /* an IPv6 address goes in brackets */
         snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
     }
     const char *port_text = colon + 1;

@@ -12,14 +12,16 @@
  *                     retries (sky_metrics_http_*);
  *   fs/ (refresh.c, ops.c)  metadata cache hits and misses;
  *   fs/files.c        upload retries from the journal.
+ * A driver that speaks HTTP gets its cloud's series by building its
+ * client from http_options_from_cloud (which names the cloud).
  * Gauges and the block cache's own counters are read when the text is
  * rendered, from the collector fs/ registers (sky_metrics_set_collector):
  * block cache bytes and limit, block hits and misses, pending uploads,
  * each cloud's health.  lib/ never knows fs/.
  *
  * Readers: MOUNTPOINT/.skyfs/metrics (fs/virtual.c), `skyfs metrics`
- * (tools/metrics.c) and the optional HTTP listener (fs/metrics_http.c),
- * all through sky_metrics_render.
+ * (tools/metrics.c, which reads that file) and the optional HTTP
+ * listener (fs/mountmetrics.c), all through sky_metrics_render.
  *
  * Names follow Prometheus's conventions: skyfs_ prefix, base units
  * (seconds, bytes), _total on counters.  Label values are escaped.

@@ -507,6 +507,10 @@ void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *
 static int validate_daemon(const char *file, const struct section *s, struct sky_config *cfg,
                            struct sky_err *e)
 {
+    if (find_kv(s, "type"))
+        return sky_fail(e, EINVAL, "%s:%d: [daemon] holds the daemon's own settings "
+                        "(log_level, metrics_listen), so it cannot be a cloud; give the "
+                        "cloud another section name", file, s->line);
     for (size_t k = 0; k < s->nkv; k++) {
         const struct sky_kv *kv = &s->kv[k];
         if (strcmp(kv->key, "log_level") == 0) {
@@ -526,10 +530,6 @@ static int validate_daemon(const char *file, const struct section *s, struct sky
             if (!(cfg->metrics_listen = strdup(kv->value)))
                 return sky_fail(e, ENOMEM, "out of memory");
             cfg->metrics_listen_line = kv->line;
-        } else if (strcmp(kv->key, "type") == 0) {
-            return sky_fail(e, EINVAL, "%s:%d: [daemon] holds the daemon's own settings "
-                            "(log_level, metrics_listen), so it cannot be a cloud; give the "
-                            "cloud another section name", file, s->line);
         } else {
             return sky_fail(e, EINVAL, "%s:%d: unknown key \"%s\" in [daemon]; known keys: "
                             "log_level, metrics_listen", file, kv->line, kv->key);

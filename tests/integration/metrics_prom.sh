@@ -100,14 +100,14 @@ for _ in range(300):
 os.close(fd)
 PY
 writer=$!
-check "the writer wrote" wait_until 10 test -e "$TEST_TMP/written"
+check "the writer wrote" wait_until 60 test -e "$TEST_TMP/written"
 snapshot
 check_eq "a written, open file is one pending upload" 1 "$(value skyfs_upload_pending_files)"
 check_eq "... of 3 bytes" 3 "$(value skyfs_upload_pending_bytes)"
 touch "$TEST_TMP/go"
 wait "$writer"
 check "after its close nothing is pending" \
-    wait_until 10 eval 'snapshot; [ "$(value skyfs_upload_pending_files)" = 0 ]'
+    wait_until 60 eval 'snapshot; [ "$(value skyfs_upload_pending_files)" = 0 ]'
 snapshot
 puts=$(value skyfs_cloud_requests_total 'cloud="s3",method="PUT",outcome="success"')
 sent=$(value skyfs_cloud_sent_bytes_total 'cloud="s3"')
@@ -188,7 +188,7 @@ neterr=$(network_errors)
 check "an append to a file of the stopped S3 (its upload fails: kept in the journal)" \
     sh -c "echo more >>'$MNT/s3/pending.bin'"
 check "skyfs_cloud_online of s3 drops to 0" \
-    wait_until 20 eval 'snapshot; [ "$(value skyfs_cloud_online "cloud=\"s3\"")" = 0 ]'
+    wait_until 60 eval 'snapshot; [ "$(value skyfs_cloud_online "cloud=\"s3\"")" = 0 ]'
 check "network errors of s3 are counted" [ "$(network_errors)" -gt "$neterr" ]
 check_eq "the local cloud stays online" 1 "$(value skyfs_cloud_online 'cloud="docs"')"
 check_eq "the failed upload is pending" "1 8" \
@@ -218,7 +218,7 @@ check "config check refuses log_level = loud, naming the line and the levels" gr
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); time.sleep(60)' "$MPORT" &
 holder=$!
-wait_until 5 eval '! "$PYTHON" -c "import socket,sys; s=socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1])))" "$MPORT" 2>/dev/null'
+wait_until 30 eval '! "$PYTHON" -c "import socket,sys; s=socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1])))" "$MPORT" 2>/dev/null'
 sed -i '/^\[s3\]/,$d' "$TEST_TMP/m.conf"      # the local cloud alone
 mkdir -p "$TEST_TMP/mnt2"
 echo "$TEST_TMP/mnt2" >>"$_SKY_MOUNTS"

@@ -81,7 +81,7 @@ check "its daemon is the installed /usr/bin/skyfs" \
 check_eq "a file reads through the mount" "from the package" "$(cat "$MNT/docs/hello.txt" 2>&1)"
 check "a write through the mount" sh -c "echo new >'$MNT/docs/new.txt'"
 check "umount MOUNTPOINT unmounts" umount "$MNT"
-check "the daemon ends after the unmount" wait_until 30 eval '[ -z "$(daemon_pids "$MNT")" ]'
+check "the daemon ends after the unmount" wait_until 120 eval '[ -z "$(daemon_pids "$MNT")" ]'
 check_eq "the write reached the cloud" new "$(cat "$DOCS/new.txt" 2>&1)"
 
 # --- man pages

@@ -207,7 +207,7 @@ TEST(config_bad_clouds)
                  "holds the cloud's files); add \"path = ...\" to the section");
     expect_error("[a]\ntype = local\npath = /x\ncolour = blue\n", 0644,
                  ":4: unknown key \"colour\" for a cloud of type local; known keys: type, "
-                 "read_only, ttl, negative_ttl, path");
+                 "read_only, ttl, negative_ttl, index, index_interval, path");
     expect_error("[a]\ntype = local\npath = /x\nread_only = maybe\n", 0644,
                  ":4: read_only = \"maybe\" is not a boolean; write true or false");
     expect_error("[a]\ntype = local\npath = /x\nttl = soon\n", 0644,

@@ -221,6 +221,9 @@ struct http_client {
     long connect_timeout_ms;
     long stall_timeout_ms;
     int max_retries;
+
+    char *user, *password;      /* HTTP authentication (http_options), or NULL */
+    atomic_long auth_methods;   /* CURLAUTH_* bits to offer; narrowed once known */
 };
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access acc, void *arg)
@@ -257,13 +260,21 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
         }
         c->ca_file = strdup(opt->ca_file);
     }
+    if (opt && opt->user) {
+        c->user = strdup(opt->user);
+        c->password = strdup(opt->password ? opt->password : "");
+    }
+    atomic_init(&c->auth_methods, (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST));
     c->idle = calloc((size_t)c->max, sizeof *c->idle);
     c->share = curl_share_init();
-    if (!c->idle || !c->share || (opt && opt->ca_file && *opt->ca_file && !c->ca_file)) {
+    if (!c->idle || !c->share || (opt && opt->ca_file && *opt->ca_file && !c->ca_file) ||
+        (opt && opt->user && (!c->user || !c->password))) {
         if (c->share)
             curl_share_cleanup(c->share);
         free(c->idle);
         free(c->ca_file);
+        free(c->user);
+        free(c->password);
         free(c);
         return sky_fail(e, ENOMEM, "out of memory");
     }
@@ -293,6 +304,11 @@ void http_client_free(struct http_client *c)
     pthread_mutex_destroy(&c->lock);
     free(c->idle);
     free(c->ca_file);
+    free(c->user);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+    }
     free(c);
 }
 
@@ -656,7 +672,28 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
     curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    if (c->user) {
+        curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password);
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, atomic_load(&c->auth_methods));
+    }
     set_method(h, x->req);
+}
+
+/* After an answer: when the server named its authentication method (a
+ * 401 with WWW-Authenticate on the way), offer only that one from now on,
+ * Digest when it offers both (curl's own choice). */
+static void learn_auth(struct http_client *c, CURL *h)
+{
+    if (!c->user || atomic_load(&c->auth_methods) != (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST))
+        return;
+    long avail = 0;
+    if (curl_easy_getinfo(h, CURLINFO_HTTPAUTH_AVAIL, &avail) != CURLE_OK)
+        return;
+    if (avail & CURLAUTH_DIGEST)
+        atomic_store(&c->auth_methods, (long)CURLAUTH_DIGEST);
+    else if (avail & CURLAUTH_BASIC)
+        atomic_store(&c->auth_methods, (long)CURLAUTH_BASIC);
 }
 
 static int curl_code_retryable(CURLcode rc)
@@ -741,8 +778,10 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     CURLcode rc = curl_easy_perform(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hdrs);
-    if (rc == CURLE_OK)
+    if (rc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->resp->status);
+        learn_auth(x->client, h);
+    }
     if (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested())
         *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
     else if (x->read_errno)
@@ -880,6 +919,17 @@ int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_opti
                             "number from 0 to 100", cfg->file, sky_cloud_line(cfg, "retries"), r);
         opt->max_retries = n == 0 ? -1 : (int)n;
     }
+    return 0;
+}
+
+int http_parse_date(const char *s, int64_t *ns)
+{
+    struct tm tm = { 0 };
+    while (s && isspace((unsigned char)*s))
+        s++;
+    if (!s || !strptime(s, "%a, %d %b %Y %H:%M:%S", &tm))
+        return -EINVAL;
+    *ns = (int64_t)timegm(&tm) * 1000000000LL;
     return 0;
 }
 

@@ -1,0 +1,78 @@
+/*
+ * webdav_xml.h - what WebDAV servers answer in XML, and what skyfs asks.
+ *
+ * A PROPFIND answer is a 207 multistatus: one <response> per resource with
+ * its <href> and one <propstat> per status (200 for the properties the
+ * server has, 404 for the ones it lacks).  webdav_parse_multistatus turns
+ * each <response> into a struct webdav_entry with only the properties that
+ * came under a 2xx status: the type (collection or not), size, last
+ * modification time, etag, RFC 4331 quota and the dead properties skyfs
+ * stores (mode, uid, gid: see webdav.c).  A PROPPATCH answer is also a
+ * multistatus; webdav_proppatch_refused finds a property the server would
+ * not set.  The request bodies (PROPFIND and PROPPATCH) are built here too,
+ * so every XML of the protocol lives in one place.
+ *
+ * Used by backends/webdav.c only (and its unit tests).  No I/O, no state.
+ */
+#ifndef SKY_WEBDAV_XML_H
+#define SKY_WEBDAV_XML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/err.h"
+#include "driver.h"
+
+/* The namespace of the dead properties skyfs stores on a resource. */
+#define WEBDAV_SKYFS_NS "urn:x-skyfs:posix"
+
+/* One resource of a multistatus answer.  `path` is the href's path
+ * percent-decoded, without scheme, host or trailing slash ("/dav/a b");
+ * it may hold a NUL (its length is path_len): callers check names. */
+struct webdav_entry {
+    char *path;
+    size_t path_len;
+    bool is_dir;
+    bool has_size, has_mtime, has_etag;
+    uint64_t size;
+    int64_t mtime_ns;
+    char etag[SKY_ETAG_MAX];        /* as the server wrote it, quotes included */
+    bool has_mode, has_uid, has_gid;
+    uint32_t mode, uid, gid;        /* skyfs dead properties (mode: permission bits) */
+    bool has_quota_avail, has_quota_used;
+    uint64_t quota_avail, quota_used;
+};
+
+/* Called once per <response> that has a 2xx propstat.  0 goes on; a
+ * negative errno stops the parse and is returned. */
+typedef int (*webdav_entry_fn)(void *arg, const struct webdav_entry *ent);
+
+/* Parse a multistatus body.  0, the callback's error, -EBADMSG when the
+ * body is not a multistatus (e names what is wrong), -ENOMEM. */
+int webdav_parse_multistatus(const char *body, size_t len, webdav_entry_fn fn, void *arg,
+                             struct sky_err *e);
+
+/* The path of an href, percent-decoded, without trailing slash, malloc'd
+ * (its decoded length in *len): "http://h:1/a%20b/" -> "/a b".  NULL when
+ * out of memory or when the href is no URL or absolute path. */
+char *webdav_href_path(const char *href, size_t *len);
+
+/* Does a PROPPATCH multistatus answer refuse any property (a propstat
+ * whose status is not 2xx)?  Then *status holds that status (403, 409,
+ * 424...).  false for an answer with no refusal. */
+bool webdav_proppatch_refused(const char *body, size_t len, long *status);
+
+/* The PROPFIND body skyfs sends: the live properties it reads plus its
+ * own dead ones.  with_quota adds RFC 4331's two quota properties.
+ * A static string. */
+const char *webdav_propfind_body(bool with_quota);
+
+/* A PROPPATCH body setting skyfs's dead properties named in `which`
+ * (SKY_HAS_MODE, _UID, _GID) from attr, and, when `lastmodified_ns` is
+ * not negative, Nextcloud/ownCloud's {DAV:}lastmodified (seconds).
+ * malloc'd, or NULL when out of memory. */
+char *webdav_proppatch_body(const struct sky_attr *attr, unsigned which,
+                            int64_t lastmodified_ns);
+
+#endif

@@ -257,6 +257,12 @@ static void attr_from_entry(const struct webdav_entry *ent, struct sky_attr *a)
         a->mtime_ns = ent->mtime_ns;
         a->has |= SKY_HAS_MTIME;
     }
+    /* a time set through skyfs, while the resource is still that version */
+    if (ent->has_skyfs_mtime && ent->has_etag &&
+        strcmp(ent->skyfs_mtime_etag, ent->etag) == 0) {
+        a->mtime_ns = ent->skyfs_mtime_ns;
+        a->has |= SKY_HAS_MTIME;
+    }
     if (ent->has_mode) {
         a->mode = ent->mode;
         a->has |= SKY_HAS_MODE;
@@ -304,6 +310,7 @@ struct propfind {
     size_t self_len;
     bool self_seen, self_is_dir;
     struct sky_attr self_attr;
+    char self_etag[SKY_ETAG_MAX];   /* the server's etag of it, also for folders ("" if none) */
     sky_list_cb cb;             /* children (Depth 1) */
     void *arg;
     size_t children;            /* counted, also those skipped */
@@ -328,6 +335,8 @@ static int propfind_entry(void *arg, const struct webdav_entry *ent)
         p->self_seen = true;
         p->self_is_dir = ent->is_dir;
         attr_from_entry(ent, &p->self_attr);
+        if (ent->has_etag)
+            snprintf(p->self_etag, sizeof p->self_etag, "%s", ent->etag);
         return 0;
     }
     /* a child: self + "/" + one component */
@@ -548,30 +557,39 @@ static int wd_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct
     return rc;
 }
 
-static int wd_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e)
+/* stat, and the server's etag (folders too) into etag[SKY_ETAG_MAX] unless NULL */
+static int stat_etag(struct wd *w, const char *path, struct sky_attr *out, char *etag,
+                     struct sky_err *e)
 {
-    struct wd *w = ctx;
     struct propfind p;
     int rc = propfind(w, path, "0", !*path, NULL, NULL, &p, e);
-    if (rc == 0)
+    if (rc == 0) {
         *out = p.self_attr;
+        if (etag)
+            memcpy(etag, p.self_etag, SKY_ETAG_MAX);
+    }
     propfind_done(&p);
     return rc;
 }
 
-static int wd_read(void *ctx, const char *path, const char *etag, uint64_t off, uint64_t len,
-                   sky_sink_fn sink, void *sink_arg, struct sky_err *e)
+static int wd_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e)
 {
-    struct wd *w = ctx;
-    if (len == 0)
-        return 0;
+    return stat_etag(ctx, path, out, NULL, e);
+}
+
+/* One ranged GET; with If-Match: etag when `match`.  0, -ESTALE on 412
+ * (e filled), or another negative errno. */
+static int get_range(struct wd *w, const char *path, const char *etag, bool match,
+                     uint64_t off, uint64_t len, sky_sink_fn sink, void *sink_arg,
+                     struct sky_err *e)
+{
     struct wd_req r;
     req_init(&r, "GET", path);
     r.sink = sink;
     r.sink_arg = sink_arg;
     r.range_off = off;
     r.range_len = len;          /* http.c asks for the range and checks the answer */
-    if (etag_matchable(etag) && http_headers_set(&r.headers, "If-Match", etag) < 0) {
+    if (match && http_headers_set(&r.headers, "If-Match", etag) < 0) {
         http_headers_free(&r.headers);
         return oom(e);
     }
@@ -591,15 +609,37 @@ static int wd_read(void *ctx, const char *path, const char *etag, uint64_t off, 
     return rc;
 }
 
+static int wd_read(void *ctx, const char *path, const char *etag, uint64_t off, uint64_t len,
+                   sky_sink_fn sink, void *sink_arg, struct sky_err *e)
+{
+    struct wd *w = ctx;
+    if (len == 0)
+        return 0;
+    bool match = etag_matchable(etag);
+    int rc = get_range(w, path, etag, match, off, len, sink, sink_arg, e);
+    if (rc == -ESTALE) {
+        /* A server that calls a version weak for a while (Apache, for a
+         * second after a change) fails If-Match although the version is
+         * the same: the listing's etag decides, then a plain GET reads. */
+        struct sky_attr cur;
+        struct sky_err e2 = { 0 };
+        if (wd_stat(w, path, &cur, &e2) == 0 && strcmp(cur.etag, etag) == 0) {
+            memset(e, 0, sizeof *e);
+            rc = get_range(w, path, etag, false, off, len, sink, sink_arg, e);
+        }
+    }
+    return rc;
+}
+
 /* ---- properties -------------------------------------------------------- */
 
-/* PROPPATCH skyfs's dead properties named in `which` (MODE, UID, GID) and,
- * when lastmod_ns >= 0, {DAV:}lastmodified.  -EPERM when the server keeps
- * no such properties. */
+/* PROPPATCH skyfs's dead properties named in `which` (MODE, UID, GID,
+ * MTIME bound to `etag`) and, when lastmod_ns >= 0, {DAV:}lastmodified.
+ * -EPERM when the server keeps no such properties. */
 static int proppatch(struct wd *w, const char *path, bool slash, const struct sky_attr *attr,
-                     unsigned which, int64_t lastmod_ns, struct sky_err *e)
+                     unsigned which, const char *etag, int64_t lastmod_ns, struct sky_err *e)
 {
-    char *body = webdav_proppatch_body(attr, which, lastmod_ns);
+    char *body = webdav_proppatch_body(attr, which, etag, lastmod_ns);
     if (!body)
         return oom(e);
     struct wd_req r;
@@ -621,7 +661,8 @@ static int proppatch(struct wd *w, const char *path, bool slash, const struct sk
     if (resp.status == 207 && !webdav_proppatch_refused(resp.body, resp.body_len, &refused)) {
         rc = 0;
     } else if (resp.status == 207 || resp.status == 403 || resp.status == 405 ||
-               resp.status == 501) {
+               resp.status == 409 || resp.status == 500 || resp.status == 501) {
+        /* 500: rclone serve webdav fails PROPPATCH on folders so */
         rc = sky_fail(e, EPERM, "webdav '%s': PROPPATCH %s: %ld: the server keeps no "
                       "properties for skyfs, so modes and owners cannot be stored there",
                       w->name, shown(path), refused);
@@ -639,21 +680,34 @@ static bool oc_vendor(const struct wd *w)
     return w->vendor == WD_NEXTCLOUD || w->vendor == WD_OWNCLOUD;
 }
 
-/* After a new file or folder: store the mode and owner attr has, where the
- * server keeps them; a server that does not only loses those (a warning
- * once), never the file. */
-static void store_new_props(struct wd *w, const char *path, bool slash,
-                            const struct sky_attr *attr)
+/* What of attr skyfs keeps in dead properties on a server of this vendor:
+ * mode, owner and (but on Nextcloud/ownCloud, which keep the time
+ * themselves) mtime.  0 once the server refused dead properties. */
+static unsigned props_of(const struct wd *w, const struct sky_attr *attr, bool with_mtime)
 {
-    unsigned which = attr ? attr->has & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID) : 0;
-    if (!which || atomic_load(&w->props_refused))
+    if (!attr || atomic_load(&w->props_refused))
+        return 0;
+    unsigned m = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID;
+    if (with_mtime && !oc_vendor(w))
+        m |= SKY_HAS_MTIME;
+    return attr->has & m;
+}
+
+/* After a new file or folder: store the attributes `which` names, where
+ * the server keeps them (the mtime bound to `etag`); a server that does
+ * not only loses those (a warning once), never the file. */
+static void store_new_props(struct wd *w, const char *path, bool slash,
+                            const struct sky_attr *attr, unsigned which, const char *etag)
+{
+    if (!which)
         return;
     struct sky_err e2 = { 0 };
-    int rc = proppatch(w, path, slash, attr, which, -1, &e2);
+    int rc = proppatch(w, path, slash, attr, which, etag, -1, &e2);
     if (rc == -EPERM && !atomic_exchange(&w->props_refused, true))
-        sky_log(SKY_LOG_WARN, "%s; new files show the default mode", e2.msg);
+        sky_log(SKY_LOG_WARN, "%s; files show the default mode and the server's times",
+                e2.msg);
     else if (rc < 0 && rc != -EPERM)
-        sky_log(SKY_LOG_WARN, "webdav '%s': %s: mode and owner not stored: %s", w->name,
+        sky_log(SKY_LOG_WARN, "webdav '%s': %s: mode, owner and time not stored: %s", w->name,
                 shown(path), e2.msg);
 }
 
@@ -743,14 +797,24 @@ static int wd_write(void *ctx, const char *path, int fd, uint64_t size,
         }
         rc = put_file(w, path, fd, size, &hs, e);
         if (rc == 0)
-            store_new_props(w, path, false, attr);
+            store_new_props(w, path, false, attr, props_of(w, attr, false), NULL);
     } else {
         char *tmp = tmp_name(path);
         if (!tmp)
             goto nomem;
         rc = put_file(w, tmp, fd, size, &hs, e);
+        unsigned which = rc == 0 ? props_of(w, attr, true) : 0;
+        if (which) {
+            /* the time goes with the version it was set on (its etag),
+             * which a MOVE keeps */
+            struct sky_attr cur;
+            struct sky_err e2 = { 0 };
+            if (!(which & SKY_HAS_MTIME) || wd_stat(w, tmp, &cur, &e2) < 0 ||
+                !etag_matchable(cur.etag))
+                which &= ~SKY_HAS_MTIME;
+            store_new_props(w, tmp, false, attr, which, cur.etag);
+        }
         if (rc == 0) {
-            store_new_props(w, tmp, false, attr);
             rc = wd_move(w, tmp, path, false, e);
             if (rc < 0) {
                 struct sky_err e2 = { 0 };
@@ -780,7 +844,7 @@ static int wd_mkdir(void *ctx, const char *path, const struct sky_attr *attr, st
     r.slash = true;
     int rc = wd_call0(w, &r, e);
     if (rc == 0)
-        store_new_props(w, path, true, attr);
+        store_new_props(w, path, true, attr, props_of(w, attr, false), NULL);
     return rc;
 }
 
@@ -836,17 +900,33 @@ static int wd_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
 {
     struct wd *w = ctx;
     unsigned props = which & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID);
+    bool keep_mtime = (which & SKY_HAS_MTIME) && !atomic_load(&w->props_refused);
     int64_t lastmod = oc_vendor(w) && (which & SKY_HAS_MTIME) ? attr->mtime_ns : -1;
     int rc = 0;
-    if (props || lastmod >= 0) {
+    if (props && atomic_load(&w->props_refused))
+        return sky_fail(e, EPERM, "webdav '%s': %s: the server keeps no properties for skyfs, "
+                        "so modes and owners cannot be stored there", w->name, shown(path));
+    if (props || keep_mtime || lastmod >= 0) {
         struct sky_attr cur;
-        rc = wd_stat(w, path, &cur, e);
-        if (rc == 0)
-            rc = proppatch(w, path, cur.kind == SKY_DIR, attr, props, lastmod, e);
-        if (rc == -EPERM)
+        char etag[SKY_ETAG_MAX] = "";
+        rc = stat_etag(w, path, &cur, etag, e);
+        /* elsewhere than Nextcloud/ownCloud the time is a dead property
+         * bound to the current version (etag); without one, the server's
+         * own time stays (README) */
+        if (rc == 0 && keep_mtime && !oc_vendor(w) && etag_matchable(etag))
+            props |= SKY_HAS_MTIME;
+        if (rc == 0 && (props || lastmod >= 0))
+            rc = proppatch(w, path, cur.kind == SKY_DIR, attr, props, etag, lastmod, e);
+        if (rc == -EPERM) {
             atomic_store(&w->props_refused, true);
+            if (!(which & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID))) {
+                /* only times: the server's stay, as on any server that
+                 * keeps no properties (README) */
+                memset(e, 0, sizeof *e);
+                rc = 0;
+            }
+        }
     }
-    /* elsewhere the server keeps its own modification time (README) */
     if (rc == 0)
         rc = wd_stat(w, path, out, e);
     return rc;

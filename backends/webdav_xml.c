@@ -100,7 +100,13 @@ static void take_props(const struct xml_node *prop, struct webdav_entry *ent)
         } else if (strcmp(n, "getlastmodified") == 0) {
             ent->has_mtime = http_parse_date(p->text, &ent->mtime_ns) == 0;
         } else if (strcmp(n, "getetag") == 0) {
-            trimmed(p->text, ent->etag, sizeof ent->etag);
+            /* Apache calls a file changed within the last second weak
+             * (W/"...") and the same version strong a second later: one
+             * version, one token */
+            char raw[SKY_ETAG_MAX];
+            trimmed(p->text, raw, sizeof raw);
+            snprintf(ent->etag, sizeof ent->etag, "%s",
+                     strncmp(raw, "W/", 2) == 0 ? raw + 2 : raw);
             ent->has_etag = ent->etag[0] != '\0';
         } else if (strcmp(n, "skyfs-mode") == 0) {
             ent->has_mode = parse_u32(p->text, &ent->mode) && ent->mode <= 07777;
@@ -108,6 +114,17 @@ static void take_props(const struct xml_node *prop, struct webdav_entry *ent)
             ent->has_uid = parse_u32(p->text, &ent->uid);
         } else if (strcmp(n, "skyfs-gid") == 0) {
             ent->has_gid = parse_u32(p->text, &ent->gid);
+        } else if (strcmp(n, "skyfs-mtime") == 0) {
+            char buf[SKY_ETAG_MAX + 32];
+            long long ns;
+            int used = 0;
+            trimmed(p->text, buf, sizeof buf);
+            if (sscanf(buf, "%lld %n", &ns, &used) == 1 && used > 0 && buf[used] &&
+                strlen(buf + used) < sizeof ent->skyfs_mtime_etag) {
+                ent->has_skyfs_mtime = true;
+                ent->skyfs_mtime_ns = ns;
+                snprintf(ent->skyfs_mtime_etag, sizeof ent->skyfs_mtime_etag, "%s", buf + used);
+            }
         } else if (strcmp(n, "quota-available-bytes") == 0) {
             ent->has_quota_avail = parse_u64(p->text, &ent->quota_avail);
         } else if (strcmp(n, "quota-used-bytes") == 0) {
@@ -191,7 +208,7 @@ const char *webdav_propfind_body(bool with_quota)
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
         "<D:propfind xmlns:D=\"DAV:\" xmlns:S=\"" WEBDAV_SKYFS_NS "\"><D:prop>"
         "<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>"
-        "<S:skyfs-mode/><S:skyfs-uid/><S:skyfs-gid/>"
+        "<S:skyfs-mode/><S:skyfs-uid/><S:skyfs-gid/><S:skyfs-mtime/>"
         "</D:prop></D:propfind>\n";
     static const char quota[] =
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
@@ -201,9 +218,10 @@ const char *webdav_propfind_body(bool with_quota)
     return with_quota ? quota : plain;
 }
 
-char *webdav_proppatch_body(const struct sky_attr *attr, unsigned which, int64_t lastmodified_ns)
+char *webdav_proppatch_body(const struct sky_attr *attr, unsigned which, const char *etag,
+                            int64_t lastmodified_ns)
 {
-    char props[512] = "";
+    char props[1024] = "";
     size_t n = 0;
     if (which & SKY_HAS_MODE)
         n += (size_t)snprintf(props + n, sizeof props - n, "<S:skyfs-mode>%u</S:skyfs-mode>",
@@ -214,6 +232,15 @@ char *webdav_proppatch_body(const struct sky_attr *attr, unsigned which, int64_t
     if (which & SKY_HAS_GID)
         n += (size_t)snprintf(props + n, sizeof props - n, "<S:skyfs-gid>%u</S:skyfs-gid>",
                               (unsigned)attr->gid);
+    if ((which & SKY_HAS_MTIME) && etag && *etag) {
+        char *esc = xml_escape(etag);
+        if (!esc)
+            return NULL;
+        n += (size_t)snprintf(props + n, sizeof props - n,
+                              "<S:skyfs-mtime>%lld %s</S:skyfs-mtime>",
+                              (long long)attr->mtime_ns, esc);
+        free(esc);
+    }
     if (lastmodified_ns >= 0)
         snprintf(props + n, sizeof props - n, "<D:lastmodified>%lld</D:lastmodified>",
                  (long long)(lastmodified_ns / 1000000000LL));

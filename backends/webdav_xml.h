@@ -37,9 +37,16 @@ struct webdav_entry {
     bool has_size, has_mtime, has_etag;
     uint64_t size;
     int64_t mtime_ns;
-    char etag[SKY_ETAG_MAX];        /* as the server wrote it, quotes included */
+    char etag[SKY_ETAG_MAX];        /* as the server wrote it, quotes included, without
+                                     * a weak validator's "W/" */
     bool has_mode, has_uid, has_gid;
     uint32_t mode, uid, gid;        /* skyfs dead properties (mode: permission bits) */
+    /* skyfs's dead property skyfs-mtime, "NS ETAG": the modification time
+     * set through skyfs, valid only while the resource has that etag (a
+     * change made on the server gives it another, and its own time counts) */
+    bool has_skyfs_mtime;
+    int64_t skyfs_mtime_ns;
+    char skyfs_mtime_etag[SKY_ETAG_MAX];
     bool has_quota_avail, has_quota_used;
     uint64_t quota_avail, quota_used;
 };
@@ -69,10 +76,11 @@ bool webdav_proppatch_refused(const char *body, size_t len, long *status);
 const char *webdav_propfind_body(bool with_quota);
 
 /* A PROPPATCH body setting skyfs's dead properties named in `which`
- * (SKY_HAS_MODE, _UID, _GID) from attr, and, when `lastmodified_ns` is
- * not negative, Nextcloud/ownCloud's {DAV:}lastmodified (seconds).
- * malloc'd, or NULL when out of memory. */
-char *webdav_proppatch_body(const struct sky_attr *attr, unsigned which,
+ * (SKY_HAS_MODE, _UID, _GID, and SKY_HAS_MTIME: skyfs-mtime, attr's mtime
+ * bound to `etag`, which must then be the resource's current etag) from
+ * attr, and, when `lastmodified_ns` is not negative, Nextcloud/ownCloud's
+ * {DAV:}lastmodified (seconds).  malloc'd, or NULL when out of memory. */
+char *webdav_proppatch_body(const struct sky_attr *attr, unsigned which, const char *etag,
                             int64_t lastmodified_ns);
 
 #endif

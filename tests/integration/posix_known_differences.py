@@ -38,4 +38,6 @@ KNOWN_DIFFERENCES = {
         "unlink the 255-byte name": _S3RVER_NAME,
     }),
     "azure": dict(_OBJECT_STORES),
+    "webdav": {},
+    "webdav-rclone": {},
 }

@@ -52,4 +52,4 @@ posix_transcript() {
         diff -u "$TEST_TMP/plain-$cloud.out" "$TEST_TMP/mount-$cloud.out"
 }
 posix_transcript dav webdav
-posix_transcript rc webdav-rclone
+

@@ -13,7 +13,9 @@
 #       straight into DIR/data (the tests' "changes on the server") over.
 #   start_rclone_dav DIR PORT
 #       `rclone serve webdav` of DIR on http://127.0.0.1:PORT/, user
-#       "bob", password "builder" (Basic).
+#       "bob", password "builder" (Basic).  rclone keeps its own listings
+#       for --dir-cache-time (5 minutes by default): 1 s here, so files put
+#       into DIR directly show in its answers at once.
 #   webdav_cloud NAME URL USER PASSWORD
 #       The config section of a webdav cloud, for a test's heredoc.
 #
@@ -109,7 +111,7 @@ start_rclone_dav() {
     mkdir -p "$dir"
     _start_server rclone-webdav "$port" "http://127.0.0.1:$port/" \
         env RCLONE_CONFIG=/dev/null rclone serve webdav --addr "127.0.0.1:$port" \
-        --user bob --pass builder --log-level NOTICE "$dir"
+        --user bob --pass builder --dir-cache-time 1s --log-level NOTICE "$dir"
 }
 
 webdav_cloud() {

@@ -443,16 +443,19 @@ static int parse_url(struct wd *w, const struct sky_cloud_config *cfg, struct sk
     const char *url = sky_cloud_get(cfg, "url");
     int line = sky_cloud_line(cfg, "url");
     bool http = strncasecmp(url, "http://", 7) == 0, https = strncasecmp(url, "https://", 8) == 0;
-    if (!http && !https)
+    if (!http && !https)        /* shown unless it may hold a password */
         return sky_fail(e, EINVAL, "%s:%d: url = %s is not an http:// or https:// URL; write "
                         "e.g. url = https://cloud.example.org/remote.php/dav/files/alice/",
-                        cfg->file, line, url);
+                        cfg->file, line, strchr(url, '@') ? "(not shown)" : url);
     const char *host = url + (https ? 8 : 7);
     size_t hlen = strcspn(host, "/?#");
-    if (hlen == 0 || memchr(host, '@', hlen))
-        return sky_fail(e, EINVAL, "%s:%d: url = %s has no host%s; write "
-                        "https://HOST[:PORT]/PATH/ and the credentials as user/password",
-                        cfg->file, line, url, hlen ? " (or holds credentials)" : "");
+    if (memchr(host, '@', hlen))        /* the url itself is a secret then: not shown */
+        return sky_fail(e, EINVAL, "%s:%d: url holds a user name or password; write "
+                        "https://HOST[:PORT]/PATH/ and put them in user and password",
+                        cfg->file, line);
+    if (hlen == 0)
+        return sky_fail(e, EINVAL, "%s:%d: url = %s has no host; write "
+                        "https://HOST[:PORT]/PATH/", cfg->file, line, url);
     if (host[hlen] == '?' || host[hlen] == '#' || strpbrk(host + hlen, "?#"))
         return sky_fail(e, EINVAL, "%s:%d: url = %s holds a query or fragment; a WebDAV folder "
                         "is a plain path", cfg->file, line, url);

@@ -13,7 +13,9 @@
  *             with Overwrite: T onto it, so readers see the old or the new
  *             file and never half of one (Nextcloud and ownCloud, whose
  *             PUT is atomic already, get the PUT directly, with X-OC-Mtime
- *             so the file keeps its modification time)
+ *             so the file keeps its modification time; large files go to
+ *             Nextcloud in its chunked upload, checked against its
+ *             documentation only)
  *   mkdir     MKCOL;  rmdir: PROPFIND Depth 1 (must be empty), DELETE
  *   remove    DELETE; rename: MOVE with Overwrite: T
  *   set_attr  PROPPATCH: mode, uid and gid as dead properties of skyfs's
@@ -63,6 +65,7 @@ struct wd {
     char *bearer;           /* "Bearer TOKEN" or NULL */
     bool basic_or_digest;   /* user/password given */
     atomic_bool props_refused;      /* the server keeps no dead properties */
+    char *uploads;          /* Nextcloud's chunked-upload folder, full URL, or NULL */
     struct http_client *http;
 };
 
@@ -101,12 +104,13 @@ static int wd_sign(void *arg, struct http_request *req, struct sky_err *e)
 /* One WebDAV request. */
 struct wd_req {
     const char *method;
-    const char *path;
+    const char *path;           /* cloud path, for the URL and messages */
+    const char *url;            /* a full URL instead of the path's (chunked uploads) */
     bool slash;                 /* address the path as a collection */
     struct http_headers headers;
     const void *body;           /* memory body (body_len bytes), or */
-    int body_fd;                /* a file's bytes [0, body_len) */
-    uint64_t body_len;
+    int body_fd;                /* a file's bytes [body_off, body_off + body_len) */
+    uint64_t body_off, body_len;
     http_sink_fn sink;
     void *sink_arg;
     uint64_t range_off, range_len;
@@ -124,7 +128,7 @@ static void req_init(struct wd_req *r, const char *method, const char *path)
 static int wd_do(struct wd *w, struct wd_req *r, struct http_response *resp, struct sky_err *e)
 {
     memset(resp, 0, sizeof *resp);
-    char *url = wd_url(w, r->path, r->slash);
+    char *url = r->url ? strdup(r->url) : wd_url(w, r->path, r->slash);
     if (!url) {
         http_headers_free(&r->headers);
         return oom(e);
@@ -135,6 +139,7 @@ static int wd_do(struct wd *w, struct wd_req *r, struct http_response *resp, str
         .headers = r->headers,
         .body = r->body,
         .body_fd = r->body_fd,
+        .body_off = r->body_off,
         .body_len = r->body_len,
         .out_cap = r->range_len,
         .sink = r->sink,
@@ -414,6 +419,111 @@ static void propfind_done(struct propfind *p)
     p->self = NULL;
 }
 
+/* ---- Nextcloud's chunked upload ---------------------------------------- */
+
+/* Files larger than this go up in chunks on Nextcloud (its chunks must be
+ * 5 MB to 5 GB, all but the last; at most 10,000 of them). */
+#define WD_CHUNK_SIZE      (16ull << 20)
+#define WD_CHUNKS_MAX      10000u
+
+/* The chunked-upload folder of a Nextcloud files URL path (as written):
+ * "/remote.php/dav/files/alice/sub" -> "/remote.php/dav/uploads/alice",
+ * malloc'd; NULL when the path is not of that form (or out of memory). */
+char *webdav_nextcloud_uploads_path(const char *root_raw)
+{
+    const char *f = strstr(root_raw, "/remote.php/dav/files/");
+    if (!f)
+        return NULL;
+    const char *user = f + strlen("/remote.php/dav/files/");
+    size_t ulen = strcspn(user, "/");
+    if (ulen == 0)
+        return NULL;
+    char *out;
+    if (asprintf(&out, "%.*s/remote.php/dav/uploads/%.*s", (int)(f - root_raw), root_raw,
+                 (int)ulen, user) < 0)
+        return NULL;
+    return out;
+}
+
+/* One request of a chunked upload to the upload folder's `item` ("",
+ * "00001", ".file"), with the Destination (and total length) headers
+ * every request of version 2 carries; path is the file's, for messages. */
+static int chunk_call(struct wd *w, const char *method, const char *id, const char *item,
+                      const char *path, const char *dest, uint64_t total,
+                      struct http_headers *extra, int fd, uint64_t off, uint64_t len,
+                      struct sky_err *e)
+{
+    char *url = NULL;
+    if (asprintf(&url, "%s/%s%s%s", w->uploads, id, *item ? "/" : "", item) < 0) {
+        http_headers_free(extra);
+        return oom(e);
+    }
+    struct wd_req r;
+    req_init(&r, method, path);
+    r.url = url;
+    if (extra) {
+        r.headers = *extra;
+        memset(extra, 0, sizeof *extra);
+    }
+    char tl[32];
+    snprintf(tl, sizeof tl, "%llu", (unsigned long long)total);
+    if (http_headers_set(&r.headers, "Destination", dest) < 0 ||
+        (total && http_headers_set(&r.headers, "OC-Total-Length", tl) < 0)) {
+        http_headers_free(&r.headers);
+        free(url);
+        return oom(e);
+    }
+    r.body_fd = len ? fd : -1;
+    r.body_off = off;
+    r.body_len = len;
+    int rc = wd_call0(w, &r, e);
+    free(url);
+    return rc;
+}
+
+/* Upload size bytes of fd to `path` with Nextcloud's chunked upload
+ * (version 2): MKCOL an upload folder, PUT the chunks, MOVE its .file onto
+ * the path (the file appears at once, with X-OC-Mtime from hs); the
+ * folder is deleted when anything fails.  Checked against Nextcloud's
+ * documentation only: the tests have no Nextcloud server. */
+static int put_chunked(struct wd *w, const char *path, int fd, uint64_t size,
+                       struct http_headers *hs, struct sky_err *e)
+{
+    unsigned long long rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        rnd = (unsigned long long)random();
+    char id[40];
+    snprintf(id, sizeof id, "skyfs-%016llx", rnd);
+    char *dest = wd_url(w, path, false);
+    if (!dest) {
+        http_headers_free(hs);
+        return oom(e);
+    }
+    int rc = chunk_call(w, "MKCOL", id, "", path, dest, 0, NULL, -1, 0, 0, e);
+    uint64_t nchunks = (size + WD_CHUNK_SIZE - 1) / WD_CHUNK_SIZE;
+    for (uint64_t i = 0; rc == 0 && i < nchunks; i++) {
+        char item[16];
+        snprintf(item, sizeof item, "%05llu", (unsigned long long)i + 1);
+        uint64_t off = i * WD_CHUNK_SIZE;
+        uint64_t len = size - off < WD_CHUNK_SIZE ? size - off : WD_CHUNK_SIZE;
+        rc = chunk_call(w, "PUT", id, item, path, dest, size, NULL, fd, off, len, e);
+    }
+    if (rc == 0) {
+        if (http_headers_set(hs, "Overwrite", "T") < 0) {
+            rc = oom(e);
+        } else {
+            rc = chunk_call(w, "MOVE", id, ".file", path, dest, size, hs, -1, 0, 0, e);
+        }
+    }
+    if (rc < 0) {
+        struct sky_err e2 = { 0 };
+        chunk_call(w, "DELETE", id, "", path, dest, 0, NULL, -1, 0, 0, &e2);
+    }
+    http_headers_free(hs);
+    free(dest);
+    return rc;
+}
+
 /* ---- open / close ------------------------------------------------------ */
 
 static void wd_free(struct wd *w)
@@ -425,6 +535,7 @@ static void wd_free(struct wd *w)
     free(w->origin);
     free(w->root_raw);
     free(w->root);
+    free(w->uploads);
     if (w->bearer) {
         explicit_bzero(w->bearer, strlen(w->bearer));
         free(w->bearer);
@@ -534,6 +645,12 @@ static int wd_open(const struct sky_cloud_config *cfg, void **ctx, struct sky_er
         opt.user = user;
         opt.password = password ? password : "";
         w->basic_or_digest = true;
+    }
+    if (w->vendor == WD_NEXTCLOUD) {
+        char *up = webdav_nextcloud_uploads_path(w->root_raw);
+        if (up && asprintf(&w->uploads, "%s%s", w->origin, up) < 0)
+            w->uploads = NULL;
+        free(up);
     }
     rc = http_client_new(&opt, &w->http, e);
     if (rc < 0) {
@@ -798,7 +915,10 @@ static int wd_write(void *ctx, const char *path, int fd, uint64_t size,
             if (http_headers_set(&hs, "X-OC-Mtime", mt) < 0)
                 goto nomem;
         }
-        rc = put_file(w, path, fd, size, &hs, e);
+        if (w->uploads && size > WD_CHUNK_SIZE && size <= WD_CHUNK_SIZE * WD_CHUNKS_MAX)
+            rc = put_chunked(w, path, fd, size, &hs, e);
+        else
+            rc = put_file(w, path, fd, size, &hs, e);
         if (rc == 0)
             store_new_props(w, path, false, attr, props_of(w, attr, false), NULL);
     } else {

@@ -1,7 +1,8 @@
 /*
  * test_webdav_xml.c - WebDAV's XML (backends/webdav_xml.c), no server:
  * multistatus answers as Apache mod_dav_fs, rclone and Nextcloud write
- * them, hrefs, PROPPATCH refusals and the request bodies.
+ * them, hrefs, PROPPATCH refusals and the request bodies; and where
+ * webdav.c finds Nextcloud's chunked-upload folder.
  */
 #include "check.h"
 
@@ -184,4 +185,21 @@ TEST(webdav_proppatch)
 
     CHECK(strstr(webdav_propfind_body(false), "<S:skyfs-mtime/>") != NULL);
     CHECK(strstr(webdav_propfind_body(true), "quota-available-bytes") != NULL);
+}
+
+/* in backends/webdav.c (not static, for this test) */
+char *webdav_nextcloud_uploads_path(const char *root_raw);
+
+TEST(webdav_nextcloud_uploads_folder)
+{
+    char *p = webdav_nextcloud_uploads_path("/remote.php/dav/files/alice/Photos/2024");
+    CHECK_STR(p, "/remote.php/dav/uploads/alice");
+    free(p);
+    p = webdav_nextcloud_uploads_path("/nc/remote.php/dav/files/bob%20x");
+    CHECK_STR(p, "/nc/remote.php/dav/uploads/bob%20x");
+    free(p);
+    /* the old endpoint and other servers have no chunked upload */
+    CHECK(webdav_nextcloud_uploads_path("/remote.php/webdav") == NULL);
+    CHECK(webdav_nextcloud_uploads_path("/remote.php/dav/files/") == NULL);
+    CHECK(webdav_nextcloud_uploads_path("") == NULL);
 }

@@ -23,6 +23,9 @@
  *             properties (Apache mod_dav_fs does; a server that refuses
  *             them makes chmod/chown -EPERM); mtime as {DAV:}lastmodified
  *             on Nextcloud/ownCloud, elsewhere the server's own time stays
+ *   xattrs    user.* as dead properties too (webdav_xml.h), read by
+ *             get_meta (PROPFIND of all properties), set and removed by
+ *             PROPPATCH; a rewrite carries them to the new file
  *   statfs    PROPFIND of RFC 4331's quota properties on the root
  * Symbolic links and special files have no WebDAV form: symlink() is
  * -EPERM with a message saying so, mknod is absent (fs/ answers -EPERM).
@@ -44,6 +47,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/xattr.h>
 
 #include "../lib/config.h"
 #include "../lib/log.h"
@@ -316,6 +320,7 @@ struct propfind {
     bool self_seen, self_is_dir;
     struct sky_attr self_attr;
     char self_etag[SKY_ETAG_MAX];   /* the server's etag of it, also for folders ("" if none) */
+    struct sky_objmeta self_user;   /* its extended attributes (an allprop PROPFIND) */
     sky_list_cb cb;             /* children (Depth 1) */
     void *arg;
     size_t children;            /* counted, also those skipped */
@@ -342,6 +347,10 @@ static int propfind_entry(void *arg, const struct webdav_entry *ent)
         attr_from_entry(ent, &p->self_attr);
         if (ent->has_etag)
             snprintf(p->self_etag, sizeof p->self_etag, "%s", ent->etag);
+        sky_objmeta_free(&p->self_user);
+        if (sky_objmeta_copy(&p->self_user, &ent->user) < 0)
+            return -ENOMEM;
+        p->self_user.has_user = true;
         return 0;
     }
     /* a child: self + "/" + one component */
@@ -372,7 +381,8 @@ static int propfind_entry(void *arg, const struct webdav_entry *ent)
  * NULL) each child that can be a file name.  Free p with propfind_done,
  * whatever the result. */
 static int propfind(struct wd *w, const char *path, const char *depth, bool slash,
-                    sky_list_cb cb, void *arg, struct propfind *p, struct sky_err *e)
+                    enum webdav_propfind what, sky_list_cb cb, void *arg, struct propfind *p,
+                    struct sky_err *e)
 {
     memset(p, 0, sizeof *p);
     p->w = w;
@@ -386,7 +396,7 @@ static int propfind(struct wd *w, const char *path, const char *depth, bool slas
     struct wd_req r;
     req_init(&r, "PROPFIND", path);
     r.slash = slash;
-    const char *body = webdav_propfind_body(false);
+    const char *body = webdav_propfind_body(what);
     r.body = body;
     r.body_len = strlen(body);
     if (http_headers_set(&r.headers, "Depth", depth) < 0 ||
@@ -403,6 +413,8 @@ static int propfind(struct wd *w, const char *path, const char *depth, bool slas
                       "expected; is the url a WebDAV folder?", w->name, shown(path), resp.status);
     } else {
         rc = webdav_parse_multistatus(resp.body, resp.body_len, propfind_entry, p, e);
+        if (rc == -ENOMEM && !e->code)
+            sky_fail(e, ENOMEM, "out of memory");
         if (rc == -EBADMSG || rc == -ENOMEM)
             sky_err_prefix(e, "webdav '%s': PROPFIND %s", w->name, shown(path));
     }
@@ -417,6 +429,7 @@ static void propfind_done(struct propfind *p)
 {
     free(p->self);
     p->self = NULL;
+    sky_objmeta_free(&p->self_user);
 }
 
 /* ---- Nextcloud's chunked upload ---------------------------------------- */
@@ -670,7 +683,7 @@ static int wd_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct
 {
     struct wd *w = ctx;
     struct propfind p;
-    int rc = propfind(w, dir, "1", true, cb, arg, &p, e);
+    int rc = propfind(w, dir, "1", true, WEBDAV_PROPS, cb, arg, &p, e);
     if (rc == 0 && !p.self_is_dir)
         rc = sky_fail(e, ENOTDIR, "webdav '%s': list %s: not a folder", w->name, shown(dir));
     propfind_done(&p);
@@ -682,7 +695,7 @@ static int stat_etag(struct wd *w, const char *path, struct sky_attr *out, char 
                      struct sky_err *e)
 {
     struct propfind p;
-    int rc = propfind(w, path, "0", !*path, NULL, NULL, &p, e);
+    int rc = propfind(w, path, "0", !*path, WEBDAV_PROPS, NULL, NULL, &p, e);
     if (rc == 0) {
         *out = p.self_attr;
         if (etag)
@@ -753,13 +766,11 @@ static int wd_read(void *ctx, const char *path, const char *etag, uint64_t off, 
 
 /* ---- properties -------------------------------------------------------- */
 
-/* PROPPATCH skyfs's dead properties named in `which` (MODE, UID, GID,
- * MTIME bound to `etag`) and, when lastmod_ns >= 0, {DAV:}lastmodified.
- * -EPERM when the server keeps no such properties. */
-static int proppatch(struct wd *w, const char *path, bool slash, const struct sky_attr *attr,
-                     unsigned which, const char *etag, int64_t lastmod_ns, struct sky_err *e)
+/* Send a PROPPATCH `body` (freed here).  -EPERM when the server keeps no
+ * such properties. */
+static int proppatch_send(struct wd *w, const char *path, bool slash, char *body,
+                          struct sky_err *e)
 {
-    char *body = webdav_proppatch_body(attr, which, etag, lastmod_ns);
     if (!body)
         return oom(e);
     struct wd_req r;
@@ -795,6 +806,18 @@ static int proppatch(struct wd *w, const char *path, bool slash, const struct sk
     return rc;
 }
 
+/* PROPPATCH skyfs's dead properties named in `which` (MODE, UID, GID,
+ * MTIME bound to `etag`), the extended attributes in user (may be NULL)
+ * and, when lastmod_ns >= 0, {DAV:}lastmodified.  -EPERM when the server
+ * keeps no such properties. */
+static int proppatch(struct wd *w, const char *path, bool slash, const struct sky_attr *attr,
+                     unsigned which, const char *etag, const struct sky_objmeta *user,
+                     int64_t lastmod_ns, struct sky_err *e)
+{
+    return proppatch_send(w, path, slash,
+                          webdav_proppatch_body(attr, which, etag, user, lastmod_ns), e);
+}
+
 static bool oc_vendor(const struct wd *w)
 {
     return w->vendor == WD_NEXTCLOUD || w->vendor == WD_OWNCLOUD;
@@ -817,12 +840,17 @@ static unsigned props_of(const struct wd *w, const struct sky_attr *attr, bool w
  * the server keeps them (the mtime bound to `etag`); a server that does
  * not only loses those (a warning once), never the file. */
 static void store_new_props(struct wd *w, const char *path, bool slash,
-                            const struct sky_attr *attr, unsigned which, const char *etag)
+                            const struct sky_attr *attr, unsigned which, const char *etag,
+                            const struct sky_objmeta *meta)
 {
-    if (!which)
+    if (atomic_load(&w->props_refused))
+        return;
+    if (meta && meta->nuser == 0)
+        meta = NULL;
+    if (!which && !meta)
         return;
     struct sky_err e2 = { 0 };
-    int rc = proppatch(w, path, slash, attr, which, etag, -1, &e2);
+    int rc = proppatch(w, path, slash, attr, which, etag, meta, -1, &e2);
     if (rc == -EPERM && !atomic_exchange(&w->props_refused, true))
         sky_log(SKY_LOG_WARN, "%s; files show the default mode and the server's times",
                 e2.msg);
@@ -920,14 +948,14 @@ static int wd_write(void *ctx, const char *path, int fd, uint64_t size,
         else
             rc = put_file(w, path, fd, size, &hs, e);
         if (rc == 0)
-            store_new_props(w, path, false, attr, props_of(w, attr, false), NULL);
+            store_new_props(w, path, false, attr, props_of(w, attr, false), NULL, meta);
     } else {
         char *tmp = tmp_name(path);
         if (!tmp)
             goto nomem;
         rc = put_file(w, tmp, fd, size, &hs, e);
         unsigned which = rc == 0 ? props_of(w, attr, true) : 0;
-        if (which) {
+        if (rc == 0 && (which || (meta && meta->nuser))) {
             /* the time goes with the version it was set on (its etag),
              * which a MOVE keeps */
             struct sky_attr cur;
@@ -935,7 +963,7 @@ static int wd_write(void *ctx, const char *path, int fd, uint64_t size,
             if (!(which & SKY_HAS_MTIME) || wd_stat(w, tmp, &cur, &e2) < 0 ||
                 !etag_matchable(cur.etag))
                 which &= ~SKY_HAS_MTIME;
-            store_new_props(w, tmp, false, attr, which, cur.etag);
+            store_new_props(w, tmp, false, attr, which, cur.etag, meta);
         }
         if (rc == 0) {
             rc = wd_move(w, tmp, path, false, e);
@@ -967,7 +995,7 @@ static int wd_mkdir(void *ctx, const char *path, const struct sky_attr *attr, st
     r.slash = true;
     int rc = wd_call0(w, &r, e);
     if (rc == 0)
-        store_new_props(w, path, true, attr, props_of(w, attr, false), NULL);
+        store_new_props(w, path, true, attr, props_of(w, attr, false), NULL, NULL);
     return rc;
 }
 
@@ -975,7 +1003,7 @@ static int wd_mkdir(void *ctx, const char *path, const struct sky_attr *attr, st
 static int folder_children(struct wd *w, const char *path, bool *any, struct sky_err *e)
 {
     struct propfind p;
-    int rc = propfind(w, path, "1", true, NULL, NULL, &p, e);
+    int rc = propfind(w, path, "1", true, WEBDAV_PROPS, NULL, NULL, &p, e);
     if (rc == 0 && !p.self_is_dir)
         rc = sky_fail(e, ENOTDIR, "webdav '%s': %s is not a folder", w->name, shown(path));
     *any = p.children > 0;
@@ -1004,7 +1032,7 @@ static int wd_rename(void *ctx, const char *from, const char *to, struct sky_err
     /* Overwrite: T would take a folder at `to` with all it holds: POSIX
      * replaces only an empty one */
     struct propfind p;
-    int rc = propfind(w, to, "1", false, NULL, NULL, &p, e);
+    int rc = propfind(w, to, "1", false, WEBDAV_PROPS, NULL, NULL, &p, e);
     bool full = rc == 0 && p.self_is_dir && p.children > 0;
     propfind_done(&p);
     if (rc < 0 && rc != -ENOENT)
@@ -1039,7 +1067,7 @@ static int wd_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
         if (rc == 0 && keep_mtime && !oc_vendor(w) && etag_matchable(etag))
             props |= SKY_HAS_MTIME;
         if (rc == 0 && (props || lastmod >= 0))
-            rc = proppatch(w, path, cur.kind == SKY_DIR, attr, props, etag, lastmod, e);
+            rc = proppatch(w, path, cur.kind == SKY_DIR, attr, props, etag, NULL, lastmod, e);
         if (rc == -EPERM) {
             atomic_store(&w->props_refused, true);
             if (!(which & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID))) {
@@ -1053,6 +1081,102 @@ static int wd_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
     if (rc == 0)
         rc = wd_stat(w, path, out, e);
     return rc;
+}
+
+/* ---- extended attributes (dead properties) ---------------------------- */
+
+static int wd_get_meta(void *ctx, const char *path, struct sky_attr *attr,
+                       struct sky_objmeta *meta, struct sky_err *e)
+{
+    struct wd *w = ctx;
+    struct propfind p;
+    memset(meta, 0, sizeof *meta);
+    int rc = propfind(w, path, "0", !*path, WEBDAV_ALLPROP, NULL, NULL, &p, e);
+    if (rc == 0) {
+        *attr = p.self_attr;
+        *meta = p.self_user;
+        memset(&p.self_user, 0, sizeof p.self_user);
+        meta->has_user = true;
+    }
+    propfind_done(&p);
+    return rc;
+}
+
+/* The KEY of extended attribute "user.KEY", or NULL (ENOTSUP in e). */
+static const char *xattr_key(struct wd *w, const char *name, struct sky_err *e)
+{
+    char prop[600];
+    if (strncmp(name, "user.", 5) != 0 || !webdav_xattr_prop(name + 5, prop, sizeof prop)) {
+        sky_fail(e, ENOTSUP, "webdav '%s': extended attribute %s cannot be stored (only "
+                 "user.* names of at most 250 bytes)", w->name, name);
+        return NULL;
+    }
+    return name + 5;
+}
+
+/* Is user.KEY set on path?  0 with *found, or a negative errno. */
+static int xattr_present(struct wd *w, const char *path, const char *key, bool *found,
+                         bool *is_dir, struct sky_err *e)
+{
+    struct sky_attr a;
+    struct sky_objmeta m;
+    int rc = wd_get_meta(w, path, &a, &m, e);
+    if (rc < 0)
+        return rc;
+    *found = sky_objmeta_find(&m, key) != NULL;
+    *is_dir = a.kind == SKY_DIR;
+    sky_objmeta_free(&m);
+    return 0;
+}
+
+static int xattr_refused(struct wd *w, const char *path, int rc, struct sky_err *e)
+{
+    if (rc != -EPERM)
+        return rc;
+    atomic_store(&w->props_refused, true);
+    return sky_fail(e, ENOTSUP, "webdav '%s': %s: the server keeps no properties for skyfs, "
+                    "so extended attributes cannot be stored there", w->name, shown(path));
+}
+
+static int wd_setxattr(void *ctx, const char *path, const char *name, const void *value,
+                       size_t len, int flags, struct sky_err *e)
+{
+    struct wd *w = ctx;
+    const char *key = xattr_key(w, name, e);
+    if (!key)
+        return -ENOTSUP;
+    if (atomic_load(&w->props_refused))
+        return xattr_refused(w, path, -EPERM, e);
+    bool found = false, is_dir = false;
+    int rc = xattr_present(w, path, key, &found, &is_dir, e);
+    if (rc < 0)
+        return rc;
+    if ((flags & XATTR_CREATE) && found)
+        return sky_fail(e, EEXIST, "webdav '%s': %s: %s exists", w->name, shown(path), name);
+    if ((flags & XATTR_REPLACE) && !found)
+        return sky_fail(e, ENODATA, "webdav '%s': %s: no attribute %s", w->name, shown(path),
+                        name);
+    struct sky_meta_item item = { .key = (char *)key, .value = (char *)value, .len = len };
+    struct sky_objmeta one = { .has_user = true, .nuser = 1, .user = &item };
+    rc = proppatch(w, path, is_dir, NULL, 0, NULL, &one, -1, e);
+    return xattr_refused(w, path, rc, e);
+}
+
+static int wd_removexattr(void *ctx, const char *path, const char *name, struct sky_err *e)
+{
+    struct wd *w = ctx;
+    const char *key = xattr_key(w, name, e);
+    if (!key)
+        return -ENOTSUP;
+    bool found = false, is_dir = false;
+    int rc = xattr_present(w, path, key, &found, &is_dir, e);
+    if (rc < 0)
+        return rc;
+    if (!found)
+        return sky_fail(e, ENODATA, "webdav '%s': %s: no attribute %s", w->name, shown(path),
+                        name);
+    rc = proppatch_send(w, path, is_dir, webdav_proppatch_remove_body(key), e);
+    return xattr_refused(w, path, rc, e);
 }
 
 static int wd_symlink(void *ctx, const char *path, const char *target,
@@ -1090,7 +1214,7 @@ static int wd_statfs(void *ctx, struct statvfs *st, struct sky_err *e)
     struct wd_req r;
     req_init(&r, "PROPFIND", "");
     r.slash = true;
-    const char *body = webdav_propfind_body(true);
+    const char *body = webdav_propfind_body(WEBDAV_QUOTA);
     r.body = body;
     r.body_len = strlen(body);
     if (http_headers_set(&r.headers, "Depth", "0") < 0 ||
@@ -1148,6 +1272,9 @@ const struct sky_driver sky_driver_webdav = {
     .rmdir = wd_rmdir,
     .rename = wd_rename,
     .set_attr = wd_set_attr,
+    .setxattr = wd_setxattr,
+    .removexattr = wd_removexattr,
+    .get_meta = wd_get_meta,
     .symlink = wd_symlink,
     .readlink = wd_readlink,
     .statfs = wd_statfs,

@@ -88,8 +88,92 @@ char *webdav_href_path(const char *href, size_t *len)
     return out;
 }
 
+#define XATTR_PREFIX "skyfs-x-"
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode hex text (white space around it allowed) into a malloc'd buffer
+ * of *n bytes, NUL-ended; NULL when it is not hex (or out of memory). */
+static char *unhex(const char *text, size_t *n)
+{
+    while (isspace((unsigned char)*text))
+        text++;
+    size_t len = strlen(text);
+    while (len && isspace((unsigned char)text[len - 1]))
+        len--;
+    if (len % 2)
+        return NULL;
+    char *out = malloc(len / 2 + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hexval((unsigned char)text[2 * i]), lo = hexval((unsigned char)text[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(out);
+            return NULL;
+        }
+        out[i] = (char)(hi << 4 | lo);
+    }
+    out[len / 2] = '\0';
+    *n = len / 2;
+    return out;
+}
+
+/* hex of n bytes into a malloc'd string */
+static char *tohex(const void *data, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = malloc(2 * n + 1);
+    if (!out)
+        return NULL;
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}
+
+bool webdav_xattr_prop(const char *key, char *out, size_t cap)
+{
+    size_t n = strlen(key);
+    if (n == 0 || strlen(XATTR_PREFIX) + 2 * n + 1 > cap)
+        return false;
+    char *hex = tohex(key, n);
+    if (!hex)
+        return false;
+    snprintf(out, cap, XATTR_PREFIX "%s", hex);
+    free(hex);
+    return true;
+}
+
+/* An extended attribute property: its item into ent->user (a broken
+ * one, stored by something else, is left out). */
+static int take_xattr(const struct xml_node *p, struct webdav_entry *ent)
+{
+    size_t klen, vlen;
+    char *key = unhex(p->name + strlen(XATTR_PREFIX), &klen);
+    char *value = key ? unhex(p->text, &vlen) : NULL;
+    int rc = 0;
+    if (key && value && klen == strlen(key))
+        rc = sky_objmeta_add_user(&ent->user, key, value, vlen);
+    free(key);
+    free(value);
+    return rc;
+}
+
 /* The properties of one <prop> (under a 2xx status) into ent. */
-static void take_props(const struct xml_node *prop, struct webdav_entry *ent)
+static int take_props(const struct xml_node *prop, struct webdav_entry *ent)
 {
     for (const struct xml_node *p = prop->child; p; p = p->next) {
         const char *n = p->name;
@@ -129,8 +213,12 @@ static void take_props(const struct xml_node *prop, struct webdav_entry *ent)
             ent->has_quota_avail = parse_u64(p->text, &ent->quota_avail);
         } else if (strcmp(n, "quota-used-bytes") == 0) {
             ent->has_quota_used = parse_u64(p->text, &ent->quota_used);
+        } else if (strncmp(n, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
+            if (take_xattr(p, ent) < 0)
+                return -ENOMEM;
         }
     }
+    return 0;
 }
 
 int webdav_parse_multistatus(const char *body, size_t len, webdav_entry_fn fn, void *arg,
@@ -156,20 +244,25 @@ int webdav_parse_multistatus(const char *body, size_t len, webdav_entry_fn fn, v
             long st = status_code(xml_text(ps, "status"));
             const struct xml_node *prop = xml_child(ps, "prop");
             if (st >= 200 && st < 300 && prop) {
-                take_props(prop, &ent);
+                if (take_props(prop, &ent) < 0)
+                    rc = sky_fail(e, ENOMEM, "out of memory");
                 found = true;
             }
         }
-        if (!found)
+        if (!found || rc < 0) {
+            sky_objmeta_free(&ent.user);
             continue;
+        }
         ent.path = webdav_href_path(href, &ent.path_len);
         if (!ent.path) {
+            sky_objmeta_free(&ent.user);
             rc = sky_fail(e, EBADMSG, "the answer names a resource by \"%.200s\", which is not "
                           "a path", href);
             break;
         }
         rc = fn(arg, &ent);
         free(ent.path);
+        sky_objmeta_free(&ent.user);
     }
     xml_free(root);
     return rc;
@@ -202,8 +295,11 @@ bool webdav_proppatch_refused(const char *body, size_t len, long *status)
     return refused;
 }
 
-const char *webdav_propfind_body(bool with_quota)
+const char *webdav_propfind_body(enum webdav_propfind which)
 {
+    static const char all[] =
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+        "<D:propfind xmlns:D=\"DAV:\"><D:allprop/></D:propfind>\n";
     static const char plain[] =
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
         "<D:propfind xmlns:D=\"DAV:\" xmlns:S=\"" WEBDAV_SKYFS_NS "\"><D:prop>"
@@ -215,39 +311,83 @@ const char *webdav_propfind_body(bool with_quota)
         "<D:propfind xmlns:D=\"DAV:\"><D:prop>"
         "<D:resourcetype/><D:quota-available-bytes/><D:quota-used-bytes/>"
         "</D:prop></D:propfind>\n";
-    return with_quota ? quota : plain;
+    return which == WEBDAV_QUOTA ? quota : which == WEBDAV_ALLPROP ? all : plain;
+}
+
+/* Opens a PROPPATCH document on f. */
+static void patch_head(FILE *f)
+{
+    fputs("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+          "<D:propertyupdate xmlns:D=\"DAV:\" xmlns:S=\"" WEBDAV_SKYFS_NS "\" "
+          "xmlns:X=\"" WEBDAV_SKYFS_NS ":xattr\">", f);
+}
+
+/* Closes f (an open_memstream) and returns its text, or NULL when a
+ * write failed (`ok` false) or memory ran out. */
+static char *patch_done(FILE *f, char **buf, bool ok)
+{
+    fputs("</D:propertyupdate>\n", f);
+    if (ferror(f))
+        ok = false;
+    if (fclose(f) != 0)         /* sets *buf (open_memstream) */
+        ok = false;
+    if (!ok) {
+        free(*buf);
+        return NULL;
+    }
+    return *buf;
 }
 
 char *webdav_proppatch_body(const struct sky_attr *attr, unsigned which, const char *etag,
-                            int64_t lastmodified_ns)
+                            const struct sky_objmeta *user, int64_t lastmodified_ns)
 {
-    char props[1024] = "";
-    size_t n = 0;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f)
+        return NULL;
+    bool ok = true;
+    patch_head(f);
+    fputs("<D:set><D:prop>", f);
     if (which & SKY_HAS_MODE)
-        n += (size_t)snprintf(props + n, sizeof props - n, "<S:skyfs-mode>%u</S:skyfs-mode>",
-                              (unsigned)(attr->mode & 07777));
+        fprintf(f, "<S:skyfs-mode>%u</S:skyfs-mode>", (unsigned)(attr->mode & 07777));
     if (which & SKY_HAS_UID)
-        n += (size_t)snprintf(props + n, sizeof props - n, "<S:skyfs-uid>%u</S:skyfs-uid>",
-                              (unsigned)attr->uid);
+        fprintf(f, "<S:skyfs-uid>%u</S:skyfs-uid>", (unsigned)attr->uid);
     if (which & SKY_HAS_GID)
-        n += (size_t)snprintf(props + n, sizeof props - n, "<S:skyfs-gid>%u</S:skyfs-gid>",
-                              (unsigned)attr->gid);
+        fprintf(f, "<S:skyfs-gid>%u</S:skyfs-gid>", (unsigned)attr->gid);
     if ((which & SKY_HAS_MTIME) && etag && *etag) {
         char *esc = xml_escape(etag);
-        if (!esc)
-            return NULL;
-        n += (size_t)snprintf(props + n, sizeof props - n,
-                              "<S:skyfs-mtime>%lld %s</S:skyfs-mtime>",
-                              (long long)attr->mtime_ns, esc);
+        ok = esc != NULL;
+        if (esc)
+            fprintf(f, "<S:skyfs-mtime>%lld %s</S:skyfs-mtime>", (long long)attr->mtime_ns, esc);
         free(esc);
     }
+    for (size_t i = 0; ok && user && i < user->nuser; i++) {
+        char name[600];
+        char *hex = tohex(user->user[i].value, user->user[i].len);
+        ok = hex && webdav_xattr_prop(user->user[i].key, name, sizeof name);
+        if (ok)
+            fprintf(f, "<X:%s>%s</X:%s>", name, hex, name);
+        free(hex);
+    }
     if (lastmodified_ns >= 0)
-        snprintf(props + n, sizeof props - n, "<D:lastmodified>%lld</D:lastmodified>",
-                 (long long)(lastmodified_ns / 1000000000LL));
-    char *out;
-    if (asprintf(&out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-                 "<D:propertyupdate xmlns:D=\"DAV:\" xmlns:S=\"" WEBDAV_SKYFS_NS "\">"
-                 "<D:set><D:prop>%s</D:prop></D:set></D:propertyupdate>\n", props) < 0)
+        fprintf(f, "<D:lastmodified>%lld</D:lastmodified>",
+                (long long)(lastmodified_ns / 1000000000LL));
+    fputs("</D:prop></D:set>", f);
+    return patch_done(f, &buf, ok);
+}
+
+char *webdav_proppatch_remove_body(const char *key)
+{
+    char name[600];
+    if (!webdav_xattr_prop(key, name, sizeof name))
         return NULL;
-    return out;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f)
+        return NULL;
+    patch_head(f);
+    fprintf(f, "<D:remove><D:prop><X:%s/></D:prop></D:remove>", name);
+    return patch_done(f, &buf, true);
 }

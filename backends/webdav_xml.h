@@ -7,7 +7,8 @@
  * each <response> into a struct webdav_entry with only the properties that
  * came under a 2xx status: the type (collection or not), size, last
  * modification time, etag, RFC 4331 quota and the dead properties skyfs
- * stores (mode, uid, gid: see webdav.c).  A PROPPATCH answer is also a
+ * stores (mode, uid, gid, mtime and user.* extended attributes: see
+ * webdav.c).  A PROPPATCH answer is also a
  * multistatus; webdav_proppatch_refused finds a property the server would
  * not set.  The request bodies (PROPFIND and PROPPATCH) are built here too,
  * so every XML of the protocol lives in one place.
@@ -49,6 +50,11 @@ struct webdav_entry {
     char skyfs_mtime_etag[SKY_ETAG_MAX];
     bool has_quota_avail, has_quota_used;
     uint64_t quota_avail, quota_used;
+    /* the extended attributes skyfs stored (dead properties skyfs-x-HEX,
+     * see webdav_xattr_prop): user.KEY as items KEY (owned by the parser,
+     * valid during the callback); user.has_user is false, since only an
+     * answer to an allprop PROPFIND holds them all */
+    struct sky_objmeta user;
 };
 
 /* Called once per <response> that has a 2xx propstat.  0 goes on; a
@@ -70,17 +76,30 @@ char *webdav_href_path(const char *href, size_t *len);
  * 424...).  false for an answer with no refusal. */
 bool webdav_proppatch_refused(const char *body, size_t len, long *status);
 
-/* The PROPFIND body skyfs sends: the live properties it reads plus its
- * own dead ones.  with_quota adds RFC 4331's two quota properties.
- * A static string. */
-const char *webdav_propfind_body(bool with_quota);
+/* The PROPFIND bodies skyfs sends (static strings): */
+enum webdav_propfind {
+    WEBDAV_PROPS,       /* the live properties it reads plus its own dead ones */
+    WEBDAV_ALLPROP,     /* everything: also every extended attribute */
+    WEBDAV_QUOTA,       /* RFC 4331's two quota properties */
+};
+const char *webdav_propfind_body(enum webdav_propfind which);
+
+/* The local name of the dead property that holds extended attribute
+ * user.KEY: "skyfs-x-" and KEY's bytes in hex (any bytes make an XML
+ * name so), into out (cap bytes); false when it does not fit. */
+bool webdav_xattr_prop(const char *key, char *out, size_t cap);
 
 /* A PROPPATCH body setting skyfs's dead properties named in `which`
  * (SKY_HAS_MODE, _UID, _GID, and SKY_HAS_MTIME: skyfs-mtime, attr's mtime
  * bound to `etag`, which must then be the resource's current etag) from
- * attr, and, when `lastmodified_ns` is not negative, Nextcloud/ownCloud's
- * {DAV:}lastmodified (seconds).  malloc'd, or NULL when out of memory. */
+ * attr; the extended attributes user->user[] (may be NULL: none; values
+ * in hex); and, when `lastmodified_ns` is not negative, Nextcloud/
+ * ownCloud's {DAV:}lastmodified (seconds).  malloc'd, or NULL when out of
+ * memory or when an item's name is too long for a property. */
 char *webdav_proppatch_body(const struct sky_attr *attr, unsigned which, const char *etag,
-                            int64_t lastmodified_ns);
+                            const struct sky_objmeta *user, int64_t lastmodified_ns);
+
+/* A PROPPATCH body removing extended attribute user.KEY; malloc'd or NULL. */
+char *webdav_proppatch_remove_body(const char *key);
 
 #endif

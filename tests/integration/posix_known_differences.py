@@ -32,15 +32,12 @@ _S3RVER_NAME = ("s3rver, the S3 server of the tests, stores an object as a file 
                 "the key plus a suffix: a 255-byte name is past its disk's limit (S3 takes it)")
 
 # WebDAV (RFC 4918) has files and collections only, one name per
-# resource, and skyfs does not (yet) map extended attributes onto WebDAV
-# properties.  Checked by webdav_posix.sh instead.
+# resource.  Checked by webdav_posix.sh instead.
 _DAV_NO_SYMLINKS = ("WebDAV has no symbolic links: symlink() is refused with EPERM")
 _DAV_NO_SPECIAL = ("WebDAV has no FIFOs, sockets or device nodes: mknod() is refused "
                    "with EPERM")
 _DAV_NO_HARD_LINKS = ("WebDAV has no hard links: a resource has one URL, so link() is "
                       "refused with EPERM")
-_DAV_NO_XATTRS = ("skyfs keeps no extended attributes on WebDAV servers: the user.* "
-                  "calls answer ENOTSUP")
 _WEBDAV = {}
 for _label in ("symlink ln -> f2", "symlink ln again", "symlink dangling -> nowhere",
                "symlink hs -> h2", "link the symlink hs hs2", "symlink pj/l -> f",
@@ -54,13 +51,6 @@ for _label in ("mkfifo fifo", "mkfifo fifo again", "mknod socket", "mknod charde
     _WEBDAV[_label] = _DAV_NO_SPECIAL
 for _label in ("link h1 h2", "link h1 h2 again", "link h1 hd/h3"):
     _WEBDAV[_label] = _DAV_NO_HARD_LINKS
-for _label in ("setxattr user.color", "setxattr user.size", "setxattr user.color (replace)",
-               "getxattr user.color", "setxattr user.color CREATE (exists)",
-               "setxattr user.new REPLACE (missing)", "getxattr user.missing",
-               "removexattr user.size", "removexattr user.size again",
-               "setxattr on dir modes", "getxattr on dir modes", "getxattr after rename",
-               "setxattr t1 user.tag", "removexattr t1 user.tag", "setxattr kp/f user.k"):
-    _WEBDAV[_label] = _DAV_NO_XATTRS
 _WEBDAV["path past PATH_MAX: mkdir, files, fifo, symlink, rmdir"] = (
     "the script makes a FIFO and a symlink there, which WebDAV has not")
 _WEBDAV["path past PATH_MAX: hard link"] = _DAV_NO_HARD_LINKS

@@ -11,10 +11,10 @@
 #     (files, folders, MOVE of trees, no temporary upload left), and the
 #     errors: mkdir of an existing folder, a missing parent, rmdir of a
 #     non-empty folder, mv onto a non-empty folder, symlink and mkfifo;
-#   - Apache keeps mode and mtime as dead properties (back after a
-#     remount; a change on the server makes its own time count again);
-#     rclone keeps none: chmod is EPERM with a message, times are the
-#     server's.  rclone's answers to the rest of the transcript differ in
+#   - Apache keeps mode, mtime and user.* extended attributes as dead
+#     properties (back after a remount, kept by a rewrite; a change on the
+#     server makes its own time count again); rclone keeps none: chmod is
+#     EPERM and setfattr ENOTSUP with a message, times are the server's.  rclone's answers to the rest of the transcript differ in
 #     modes, owners and times only, which these checks cover.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/webdav_lib.sh"
@@ -117,6 +117,13 @@ check "dav: chmod 0640" chmod 0640 "$DAV/shell/attrs"
 check "dav: touch -d" touch -d '2001-02-03 04:05:06 UTC' "$DAV/shell/attrs"
 check "dav: the mode is a dead property on the server" \
     grep -qa 'skyfs-mode' "$AROOT/shell/.DAV/attrs"
+check "dav: setfattr user.color" setfattr -n user.color -v blue "$DAV/shell/attrs"
+check "dav: the attribute is a dead property on the server (name in hex)" \
+    grep -qa 'skyfs-x-636f6c6f72' "$AROOT/shell/.DAV/attrs"
+echo "new content" >"$DAV/shell/attrs"
+check_eq "dav: a rewrite of the file (PUT + MOVE) keeps the attribute" blue \
+    "$(getfattr --absolute-names --only-values -n user.color "$DAV/shell/attrs" 2>&1)"
+check "dav: touch -d again after the rewrite" touch -d '2001-02-03 04:05:06 UTC' "$DAV/shell/attrs"
 
 # --- and what a server without them does (rclone): the server's own
 echo data >"$RC/shell/attrs"
@@ -128,6 +135,12 @@ except OSError as e:
     print(errno.errorcode[e.errno])' "$RC/shell/attrs")"
 check "rc: the log says why chmod failed" \
     grep -q "webdav 'rc'.*keeps no properties for skyfs" "$LOGS/mnt.log"
+check_eq "rc: setfattr is ENOTSUP (the server keeps no properties)" ENOTSUP \
+    "$("$PYTHON" -c 'import os, sys, errno
+try:
+    os.setxattr(sys.argv[1], "user.color", b"blue"); print("ok")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$RC/shell/attrs")"
 check "rc: touch -d succeeds" touch -d '2001-02-03 04:05:06 UTC' "$RC/shell/attrs"
 sleep 2
 check "rc: after the TTL the file shows the server's time, not the one asked" \
@@ -140,6 +153,8 @@ mount_skyfs "$CONF" "$MNT" || die "cannot remount"
 check_eq "dav: the mode is back after a remount" 640 "$(stat -c %a "$DAV/shell/attrs")"
 check_eq "dav: the mtime is back after a remount" "2001-02-03 04:05:06" \
     "$(TZ=UTC stat -c %y "$DAV/shell/attrs" | cut -c1-19)"
+check_eq "dav: the attribute is back after a remount" blue \
+    "$(getfattr --absolute-names --only-values -n user.color "$DAV/shell/attrs" 2>&1)"
 # a change on the server gives the file a new etag: its own time counts
 sleep 1
 echo changed >"$AROOT/shell/attrs"
@@ -148,4 +163,6 @@ sleep 2
 check "dav: a file changed on the server shows the server's new time, not the stored one" \
     test "$(stat -c %Y "$DAV/shell/attrs")" -gt 981173106
 check_eq "dav: and its new content" changed "$(cat "$DAV/shell/attrs")"
+check_eq "dav: its attribute stays (a property of the resource)" blue \
+    "$(getfattr --absolute-names --only-values -n user.color "$DAV/shell/attrs" 2>&1)"
 unmount_skyfs "$MNT"

@@ -7,6 +7,7 @@
 #include "check.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "../../backends/webdav_xml.h"
@@ -17,6 +18,8 @@ struct seen {
     int n;
     struct webdav_entry e[MAXE];
     char path[MAXE][256];
+    size_t xattrs[MAXE];        /* extended attributes of each entry */
+    bool color_ok[MAXE];        /* user.color = "bl\0e" among them */
 };
 
 static int keep(void *arg, const struct webdav_entry *ent)
@@ -27,6 +30,10 @@ static int keep(void *arg, const struct webdav_entry *ent)
     s->e[s->n] = *ent;
     snprintf(s->path[s->n], sizeof s->path[0], "%s", ent->path);
     s->e[s->n].path = s->path[s->n];
+    s->xattrs[s->n] = ent->user.nuser;
+    const struct sky_meta_item *it = sky_objmeta_find(&ent->user, "color");
+    s->color_ok[s->n] = it && it->len == 4 && memcmp(it->value, "bl\0e", 4) == 0;
+    memset(&s->e[s->n].user, 0, sizeof s->e[s->n].user);      /* the parser's */
     s->n++;
     return 0;
 }
@@ -53,6 +60,8 @@ static const char apache_answer[] =
     "<lp1:getetag>W/\"2a-5e3b\"</lp1:getetag>\n"
     "<ns1:skyfs-mode>416</ns1:skyfs-mode><ns1:skyfs-uid>1000</ns1:skyfs-uid>\n"
     "<ns1:skyfs-mtime>981173106000000001 \"2a-5e3b\"</ns1:skyfs-mtime>\n"
+    "<ns2:skyfs-x-636f6c6f72 xmlns:ns2=\"urn:x-skyfs:posix:xattr\">626c0065</ns2:skyfs-x-636f6c6f72>\n"
+    "<ns2:skyfs-x-6 xmlns:ns2=\"urn:x-skyfs:posix:xattr\">zz</ns2:skyfs-x-6>\n"
     "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>\n"
     "<D:propstat><D:prop><ns1:skyfs-gid/></D:prop>\n"
     "<D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>\n"
@@ -86,6 +95,8 @@ TEST(webdav_multistatus_apache)
     CHECK(s.e[1].has_skyfs_mtime);
     CHECK_INT(s.e[1].skyfs_mtime_ns, 981173106000000001LL);
     CHECK_STR(s.e[1].skyfs_mtime_etag, "\"2a-5e3b\"");
+    CHECK_INT(s.xattrs[1], 1);                  /* the broken one is left out */
+    CHECK(s.color_ok[1]);
 }
 
 /* rclone: absolute hrefs without a trailing slash on the root, no etag
@@ -168,8 +179,10 @@ TEST(webdav_proppatch)
     CHECK_INT(st, 403);
 
     struct sky_attr a = { .mode = 0100640, .uid = 7, .gid = 8, .mtime_ns = 1500000000123456789LL };
+    struct sky_meta_item items[] = { { .key = "color", .value = "bl\0e", .len = 4 } };
+    struct sky_objmeta user = { .has_user = true, .nuser = 1, .user = items };
     char *body = webdav_proppatch_body(&a, SKY_HAS_MODE | SKY_HAS_GID | SKY_HAS_MTIME,
-                                       "\"e<1>\"", -1);
+                                       "\"e<1>\"", &user, -1);
     CHECK(body != NULL);
     CHECK(strstr(body, "<S:skyfs-mode>416</S:skyfs-mode>") != NULL);    /* bits only */
     CHECK(strstr(body, "skyfs-uid") == NULL);
@@ -177,14 +190,21 @@ TEST(webdav_proppatch)
     CHECK(strstr(body, "<S:skyfs-mtime>1500000000123456789 &quot;e&lt;1&gt;&quot;</S:skyfs-mtime>")
           != NULL);
     CHECK(strstr(body, "lastmodified") == NULL);
+    /* user.color = "bl\0e": name and value in hex */
+    CHECK(strstr(body, "<X:skyfs-x-636f6c6f72>626c0065</X:skyfs-x-636f6c6f72>") != NULL);
     free(body);
-    body = webdav_proppatch_body(&a, 0, NULL, 1500000000123456789LL);
+    body = webdav_proppatch_remove_body("color");
+    CHECK(body != NULL);
+    CHECK(strstr(body, "<D:remove><D:prop><X:skyfs-x-636f6c6f72/></D:prop></D:remove>") != NULL);
+    free(body);
+    body = webdav_proppatch_body(&a, 0, NULL, NULL, 1500000000123456789LL);
     CHECK(body != NULL);
     CHECK(strstr(body, "<D:lastmodified>1500000000</D:lastmodified>") != NULL);
     free(body);
 
-    CHECK(strstr(webdav_propfind_body(false), "<S:skyfs-mtime/>") != NULL);
-    CHECK(strstr(webdav_propfind_body(true), "quota-available-bytes") != NULL);
+    CHECK(strstr(webdav_propfind_body(WEBDAV_PROPS), "<S:skyfs-mtime/>") != NULL);
+    CHECK(strstr(webdav_propfind_body(WEBDAV_QUOTA), "quota-available-bytes") != NULL);
+    CHECK(strstr(webdav_propfind_body(WEBDAV_ALLPROP), "<D:allprop/>") != NULL);
 }
 
 /* in backends/webdav.c (not static, for this test) */

@@ -358,6 +358,10 @@ struct xfer {
     int oom;                    /* a response header could not be kept */
     int sends;                  /* times the request went out (libcurl resends
                                  * on its own when a reused connection died) */
+    int sends_before;           /* ... before the current attempt */
+    int challenges;             /* 401 answers followed by another response (HTTP
+                                 * authentication: curl answered the challenge) */
+    long auth_seen;             /* CURLAUTH_* methods the WWW-Authenticate headers named */
     /* ranged GETs (req->range_header set) */
     int range_checked;          /* the answer's headers were checked */
     int range_bad;              /* ... and do not match the range asked */
@@ -458,6 +462,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
     if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* a new response (after 100 Continue or similar): start over */
         const char *sp = memchr(line, ' ', n);
+        if (x->status == 401)
+            x->challenges++;
         x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         http_headers_free(&x->resp->headers);
         return n;
@@ -469,6 +475,12 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
     const char *v = colon + 1, *end = line + n;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
+    if (nlen == 16 && strncasecmp(line, "www-authenticate", 16) == 0) {
+        if (end - v >= 6 && strncasecmp(v, "Digest", 6) == 0)
+            x->auth_seen |= (long)CURLAUTH_DIGEST;
+        else if (end - v >= 5 && strncasecmp(v, "Basic", 5) == 0)
+            x->auth_seen |= (long)CURLAUTH_BASIC;
+    }
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
     char *name = strndup(line, nlen), *value = strndup(v, (size_t)(end - v));
@@ -681,14 +693,11 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
 }
 
 /* After an answer: when the server named its authentication method (a
- * 401 with WWW-Authenticate on the way), offer only that one from now on,
- * Digest when it offers both (curl's own choice). */
-static void learn_auth(struct http_client *c, CURL *h)
+ * 401 with WWW-Authenticate on the way: `avail`), offer only that one
+ * from now on, Digest when it offers both (curl's own choice). */
+static void learn_auth(struct http_client *c, long avail)
 {
     if (!c->user || atomic_load(&c->auth_methods) != (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST))
-        return;
-    long avail = 0;
-    if (curl_easy_getinfo(h, CURLINFO_HTTPAUTH_AVAIL, &avail) != CURLE_OK)
         return;
     if (avail & CURLAUTH_DIGEST)
         atomic_store(&c->auth_methods, (long)CURLAUTH_DIGEST);
@@ -761,6 +770,9 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
         return CURLE_OUT_OF_MEMORY;
     }
     curl_easy_reset(h);
+    x->sends_before = x->sends;
+    x->challenges = 0;
+    x->auth_seen = 0;
     x->sent = 0;
     x->status = 0;
     x->overflow = 0;
@@ -780,7 +792,13 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     curl_slist_free_all(hdrs);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->resp->status);
-        learn_auth(x->client, h);
+        /* a 401 challenge answered with credentials (Digest, or the first
+         * request before the method is known) is one request, not a retry */
+        if (x->client->user) {
+            int extra = x->sends - x->sends_before - 1;
+            x->sends -= x->challenges < extra ? x->challenges : (extra > 0 ? extra : 0);
+            learn_auth(x->client, x->auth_seen);
+        }
     }
     if (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested())
         *fail = sky_fail(e, EINTR, "%s cancelled", q->method);

@@ -161,6 +161,13 @@ static int wd_do(struct wd *w, struct wd_req *r, struct http_response *resp, str
     return rc;
 }
 
+/* A failure that was handled: e holds nothing any more. */
+static void forget_error(struct sky_err *e)
+{
+    if (e)
+        memset(e, 0, sizeof *e);
+}
+
 static bool status_ok(long status)
 {
     return status >= 200 && status < 300;
@@ -757,7 +764,7 @@ static int wd_read(void *ctx, const char *path, const char *etag, uint64_t off, 
         struct sky_attr cur;
         struct sky_err e2 = { 0 };
         if (wd_stat(w, path, &cur, &e2) == 0 && strcmp(cur.etag, etag) == 0) {
-            memset(e, 0, sizeof *e);
+            forget_error(e);
             rc = get_range(w, path, etag, false, off, len, sink, sink_arg, e);
         }
     }
@@ -892,7 +899,20 @@ static int wd_move(struct wd *w, const char *from, const char *to, bool slash,
         http_headers_free(&r.headers);
         return oom(e);
     }
-    return wd_call0(w, &r, e);
+    struct http_response resp;
+    rc = wd_do(w, &r, &resp, e);
+    if (rc < 0)
+        return wd_fail_transport(w, "MOVE", from, rc, e);
+    if (resp.status == 404 && http_retried(&resp)) {
+        /* an earlier attempt may have moved it: then `to` is there */
+        struct sky_attr a;
+        struct sky_err e2 = { 0 };
+        rc = stat_etag(w, to, &a, NULL, &e2) == 0 ? 0 : wd_fail_resp(w, "MOVE", from, &resp, e);
+    } else if (!status_ok(resp.status)) {
+        rc = wd_fail_resp(w, "MOVE", from, &resp, e);
+    }
+    http_response_free(&resp);
+    return rc;
 }
 
 static int wd_delete(struct wd *w, const char *path, bool slash, struct sky_err *e)
@@ -1040,7 +1060,7 @@ static int wd_rename(void *ctx, const char *from, const char *to, struct sky_err
     if (full)
         return sky_fail(e, ENOTEMPTY, "webdav '%s': rename %s to %s: the target is a folder "
                         "that is not empty", w->name, from, to);
-    memset(e, 0, sizeof *e);
+    forget_error(e);
     return wd_move(w, from, to, false, e);
 }
 
@@ -1073,7 +1093,7 @@ static int wd_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
             if (!(which & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID))) {
                 /* only times: the server's stay, as on any server that
                  * keeps no properties (README) */
-                memset(e, 0, sizeof *e);
+                forget_error(e);
                 rc = 0;
             }
         }

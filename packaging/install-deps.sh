@@ -32,6 +32,8 @@ npm:npm
 python3:python3
 s3fs:s3fs
 rclone:rclone
+apache2:apache2
+apache2-utils:htpasswd
 valgrind:valgrind
 media-types:
 rsync:rsync

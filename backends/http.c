@@ -184,6 +184,11 @@ static int cancel_requested(void)
     return atomic_load(&c->cancelled) || (c->deadline_ms && http_now_ms() >= c->deadline_ms);
 }
 
+bool http_cancelled(void)
+{
+    return cancel_requested() != 0;
+}
+
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {

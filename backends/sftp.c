@@ -78,6 +78,33 @@ static char *remote(struct sftp_cloud *s, const char *path)
 
 /* ---- errors ---- */
 
+/* The errno of SFTP status `code`, and a few words for messages. */
+static int status_errno(int code, const char **what)
+{
+    switch (code) {
+    case SSH_FX_NO_SUCH_FILE:
+    case SSH_FX_NO_SUCH_PATH:
+        *what = "no such file";
+        return ENOENT;
+    case SSH_FX_PERMISSION_DENIED:
+    case SSH_FX_WRITE_PROTECT:
+        *what = "permission denied";
+        return EACCES;
+    case SSH_FX_FILE_ALREADY_EXISTS:
+        *what = "already exists";
+        return EEXIST;
+    case SSH_FX_OP_UNSUPPORTED:
+        *what = "the server does not support it";
+        return ENOTSUP;
+    case SSH_FX_BAD_MESSAGE:
+        *what = "invalid request";
+        return EINVAL;
+    default:
+        *what = "failure";
+        return EIO;
+    }
+}
+
 /* The failure of the last request on c: -ECONNRESET (c dropped) when the
  * connection is gone, else the errno of the SFTP status. */
 static int op_fail(struct sftp_cloud *s, struct sftp_conn *c, struct sky_err *e, const char *op,
@@ -88,30 +115,9 @@ static int op_fail(struct sftp_cloud *s, struct sftp_conn *c, struct sky_err *e,
         return sky_fail(e, ECONNRESET, "sftp '%s': %s \"%s\": connection lost: %s",
                         cloud_name(s), op, path, c->ssh ? ssh_get_error(c->ssh) : "closed");
     }
-    int code = sftp_get_error(c->sftp), err;
+    int code = sftp_get_error(c->sftp);
     const char *what;
-    switch (code) {
-    case SSH_FX_NO_SUCH_FILE:
-    case SSH_FX_NO_SUCH_PATH:
-        err = ENOENT, what = "no such file";
-        break;
-    case SSH_FX_PERMISSION_DENIED:
-    case SSH_FX_WRITE_PROTECT:
-        err = EACCES, what = "permission denied";
-        break;
-    case SSH_FX_FILE_ALREADY_EXISTS:
-        err = EEXIST, what = "already exists";
-        break;
-    case SSH_FX_OP_UNSUPPORTED:
-        err = ENOTSUP, what = "the server does not support it";
-        break;
-    case SSH_FX_BAD_MESSAGE:
-        err = EINVAL, what = "invalid request";
-        break;
-    default:
-        err = EIO, what = "failure";
-        break;
-    }
+    int err = status_errno(code, &what);
     return sky_fail(e, err, "sftp '%s': %s \"%s\": %s (SFTP status %d)", cloud_name(s), op,
                     path, what, code);
 }
@@ -519,9 +525,37 @@ struct setattr_args {
     struct sky_attr *out;
 };
 
-/* A symlink's own mode, owner and times cannot be set over SFTP v3
- * (SETSTAT follows the link): they are left as they are, as local.c
- * leaves a symlink's mode. */
+/* A symlink's own owner and times go with lsetstat@openssh.com (SETSTAT
+ * would follow the link); its mode is left as it is, as local.c leaves
+ * it (Linux ignores a symlink's mode). */
+static int set_link_attr(struct sftp_cloud *s, struct sftp_conn *c, const char *rp,
+                         const char *path, const struct sky_attr *a, unsigned which,
+                         const struct sky_attr *cur, struct sky_err *e)
+{
+    struct sftp_ext_attrs la = {
+        .set_owner = which & (SKY_HAS_UID | SKY_HAS_GID),
+        .set_times = which & (SKY_HAS_MTIME | SKY_HAS_ATIME),
+        .uid = (which & SKY_HAS_UID) ? a->uid : cur->uid,
+        .gid = (which & SKY_HAS_GID) ? a->gid : cur->gid,
+        .mtime = (uint32_t)(((which & SKY_HAS_MTIME) ? a->mtime_ns : cur->mtime_ns) / 1000000000LL),
+        .atime = (uint32_t)(((which & SKY_HAS_ATIME) ? a->atime_ns : cur->atime_ns) / 1000000000LL),
+    };
+    if (!c->lsetstat || (!la.set_owner && !la.set_times))
+        return 0;
+    int st = sftp_ext_lsetstat(c->ssh, &c->ext, s->pool.set.timeout_s * 1000, rp, &la);
+    if (st == SSH_FX_OK)
+        return 0;
+    if (st < 0) {
+        c->drop = true;
+        return sky_fail(e, ECONNRESET, "sftp '%s': lsetstat \"%s\": connection lost",
+                        cloud_name(s), path);
+    }
+    const char *what;
+    int err = status_errno(st, &what);
+    return sky_fail(e, err, "sftp '%s': lsetstat \"%s\": %s (SFTP status %d)", cloud_name(s),
+                    path, what, st);
+}
+
 static int op_set_attr(struct sftp_cloud *s, struct sftp_conn *c, void *arg, struct sky_err *e)
 {
     struct setattr_args *sa = arg;
@@ -530,7 +564,9 @@ static int op_set_attr(struct sftp_cloud *s, struct sftp_conn *c, void *arg, str
         return sky_fail(e, ENOMEM, "out of memory");
     struct sky_attr cur;
     int rc = lstat_remote(s, c, rp, sa->path, &cur, e);
-    if (rc == 0 && cur.kind != SKY_LINK)
+    if (rc == 0 && cur.kind == SKY_LINK)
+        rc = set_link_attr(s, c, rp, sa->path, sa->attr, sa->which, &cur, e);
+    else if (rc == 0)
         rc = set_remote_attr(s, c, rp, sa->path, sa->attr, sa->which, &cur, false, e);
     if (rc == 0)
         rc = lstat_remote(s, c, rp, sa->path, sa->out, e);
@@ -594,17 +630,30 @@ static int upload_bytes(struct sftp_cloud *s, struct sftp_conn *c, sftp_file f, 
 
 /* Rename server path `from` over `to`: posix-rename@openssh.com replaces
  * `to` atomically; without it a plain RENAME, which refuses an existing
- * target, goes after removing a file there. */
-static int rename_over(struct sftp_conn *c, const char *from, const char *to)
+ * target, goes after removing a file there.  0 or a failure as op_fail. */
+static int rename_over(struct sftp_cloud *s, struct sftp_conn *c, const char *from,
+                       const char *to, const char *op, const char *path, struct sky_err *e)
 {
+    if (c->posix_rename) {
+        int st = sftp_ext_posix_rename(c->ssh, &c->ext, s->pool.set.timeout_s * 1000, from, to);
+        if (st == SSH_FX_OK)
+            return 0;
+        if (st < 0) {
+            c->drop = true;
+            return sky_fail(e, ECONNRESET, "sftp '%s': %s \"%s\": connection lost",
+                            cloud_name(s), op, path);
+        }
+        const char *what;
+        int err = status_errno(st, &what);
+        return sky_fail(e, err, "sftp '%s': %s \"%s\": %s (SFTP status %d)", cloud_name(s), op,
+                        path, what, st);
+    }
     if (sftp_rename(c->sftp, from, to) == 0)
         return 0;
-    if (c->posix_rename || sftp_conn_broken(c))
-        return -1;
-    int k = kind_at(c, to);
-    if (k && k != SKY_DIR && sftp_unlink(c->sftp, to) == 0)
-        return sftp_rename(c->sftp, from, to);
-    return -1;
+    int k = sftp_conn_broken(c) ? 0 : kind_at(c, to);
+    if (k && k != SKY_DIR && sftp_unlink(c->sftp, to) == 0 && sftp_rename(c->sftp, from, to) == 0)
+        return 0;
+    return op_fail(s, c, e, op, path);
 }
 
 static int op_write(struct sftp_cloud *s, struct sftp_conn *c, void *arg, struct sky_err *e)
@@ -641,8 +690,8 @@ static int op_write(struct sftp_cloud *s, struct sftp_conn *c, void *arg, struct
         rc = lstat_remote(s, c, tmp, wa->path, &cur, e);
     if (rc == 0)
         rc = set_remote_attr(s, c, tmp, wa->path, &want, which, &cur, true, e);
-    if (rc == 0 && rename_over(c, tmp, rp) != 0)
-        rc = op_fail(s, c, e, "write (rename into place)", wa->path);
+    if (rc == 0)
+        rc = rename_over(s, c, tmp, rp, "write (rename into place)", wa->path, e);
     if (rc == 0)
         rc = lstat_remote(s, c, rp, wa->path, wa->out, e);
     else if (!sftp_conn_broken(c))
@@ -794,8 +843,7 @@ static int op_rename(struct sftp_cloud *s, struct sftp_conn *c, void *arg, struc
     int rc = 0;
     if (!rfrom || !rto)
         rc = sky_fail(e, ENOMEM, "out of memory");
-    else if (rename_over(c, rfrom, rto) != 0) {
-        rc = op_fail(s, c, e, "rename", pa->path);
+    else if ((rc = rename_over(s, c, rfrom, rto, "rename", pa->path, e)) != 0) {
         if (rc == -EIO || rc == -ENOENT) {
             int why = explain_rename(s, c, rfrom, rto, pa, e);
             if (why != -EIO)
@@ -813,8 +861,7 @@ static int sftp_rename_path(void *ctx, const char *from, const char *to, struct 
     return run(ctx, op_rename, &pa, e);
 }
 
-/* The link's owner is set where the server lets us (SETSTAT would follow
- * the link, so nothing else is). */
+/* The link's owner is set where the server lets us (lsetstat). */
 static int op_symlink(struct sftp_cloud *s, struct sftp_conn *c, void *arg, struct sky_err *e)
 {
     struct path_args *pa = arg;
@@ -827,6 +874,14 @@ static int op_symlink(struct sftp_cloud *s, struct sftp_conn *c, void *arg, stru
         if (rc == -EIO && kind_at(c, rp))
             rc = sky_fail(e, EEXIST, "sftp '%s': symlink \"%s\": something is already there",
                           cloud_name(s), pa->path);
+    } else if (pa->attr && (pa->attr->has & (SKY_HAS_UID | SKY_HAS_GID))) {
+        struct sky_attr cur;
+        rc = lstat_remote(s, c, rp, pa->path, &cur, e);
+        if (rc == 0)
+            rc = set_link_attr(s, c, rp, pa->path, pa->attr,
+                               pa->attr->has & (SKY_HAS_UID | SKY_HAS_GID), &cur, e);
+        if (rc == -EACCES)
+            rc = 0;     /* the login user may not give files away: it keeps them */
     }
     free(rp);
     return rc;

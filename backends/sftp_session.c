@@ -307,6 +307,8 @@ broken:
 
 static void conn_close(struct sftp_conn *c)
 {
+    sftp_ext_close(c->ext);
+    c->ext = NULL;
     if (c->sftp)
         sftp_free(c->sftp);
     if (c->ssh) {
@@ -358,6 +360,7 @@ static int conn_open(struct sftp_settings *s, struct sftp_conn *c, struct sky_er
     }
     c->posix_rename = sftp_extension_supported(sftp, "posix-rename@openssh.com", "1");
     c->statvfs = sftp_extension_supported(sftp, "statvfs@openssh.com", "2");
+    c->lsetstat = sftp_extension_supported(sftp, "lsetstat@openssh.com", "1");
     LOG_DEBUG("sftp '%s': connected to %s:%u (posix-rename %s)", s->name, s->host, s->port,
               c->posix_rename ? "yes" : "no");
     return 0;

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 
 #include "../lib/err.h"
+#include "sftp_extended.h"
 
 struct sky_cloud_config;
 
@@ -58,7 +59,9 @@ struct sftp_conn {
     bool busy;
     bool posix_rename;      /* the server has posix-rename@openssh.com */
     bool statvfs;           /* ... and statvfs@openssh.com */
+    bool lsetstat;          /* ... and lsetstat@openssh.com */
     bool drop;              /* close it when given back (left mid-request) */
+    struct sftp_ext_channel *ext;   /* for posix-rename, opened when first needed */
 };
 
 struct sftp_pool {

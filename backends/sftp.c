@@ -134,7 +134,7 @@ static int run(struct sftp_cloud *s, sftp_op_fn fn, void *arg, struct sky_err *e
 {
     for (int attempt = 0;; attempt++) {
         struct sftp_conn *c;
-        int rc = sftp_pool_get(&s->pool, &c, e);
+        int rc = attempt ? sftp_pool_get_fresh(&s->pool, &c, e) : sftp_pool_get(&s->pool, &c, e);
         if (rc)
             return rc;
         rc = fn(s, c, arg, e);

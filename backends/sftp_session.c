@@ -391,7 +391,21 @@ void sftp_pool_destroy(struct sftp_pool *pool)
     free_settings(&pool->set);
 }
 
+static int pool_take(struct sftp_pool *pool, bool fresh, struct sftp_conn **out,
+                     struct sky_err *e);
+
 int sftp_pool_get(struct sftp_pool *pool, struct sftp_conn **out, struct sky_err *e)
+{
+    return pool_take(pool, false, out, e);
+}
+
+int sftp_pool_get_fresh(struct sftp_pool *pool, struct sftp_conn **out, struct sky_err *e)
+{
+    return pool_take(pool, true, out, e);
+}
+
+static int pool_take(struct sftp_pool *pool, bool fresh, struct sftp_conn **out,
+                     struct sky_err *e)
 {
     struct sftp_conn *c = NULL;
     pthread_mutex_lock(&pool->lock);
@@ -401,10 +415,10 @@ int sftp_pool_get(struct sftp_pool *pool, struct sftp_conn **out, struct sky_err
             struct sftp_conn *k = &pool->conns[i];
             if (k->busy)
                 continue;
-            if (k->ssh)
+            if (k->ssh && !fresh)
                 c = k;              /* a connected one first */
-            else if (!idle)
-                idle = k;
+            else if (!idle || (idle->ssh && !k->ssh))
+                idle = k;           /* else an empty slot first */
         }
         if (!c)
             c = idle;
@@ -426,6 +440,8 @@ int sftp_pool_get(struct sftp_pool *pool, struct sftp_conn **out, struct sky_err
     }
     c->busy = true;
     pthread_mutex_unlock(&pool->lock);
+    if (fresh && c->ssh)
+        conn_close(c);
     if (!c->ssh) {
         int rc = conn_open(&pool->set, c, e);
         if (rc) {

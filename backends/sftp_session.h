@@ -84,6 +84,9 @@ void sftp_pool_destroy(struct sftp_pool *pool);
  * -EHOSTDOWN when the server cannot be reached, -EACCES when the host key
  * or the credentials are refused. */
 int sftp_pool_get(struct sftp_pool *pool, struct sftp_conn **out, struct sky_err *e);
+/* The same, but a newly made connection (after one broke, the others
+ * that sat idle may be just as dead). */
+int sftp_pool_get_fresh(struct sftp_pool *pool, struct sftp_conn **out, struct sky_err *e);
 /* Give it back; broken: its connection failed, close it. */
 void sftp_pool_put(struct sftp_pool *pool, struct sftp_conn *c, bool broken);
 

@@ -49,7 +49,7 @@
 #define TMP_PREFIX ".skyfs-tmp-"
 #define READ_CHUNK (64 * 1024)      /* bytes per READ request */
 #define READ_WINDOW 16              /* READ requests in flight */
-#define WRITE_CHUNK (128 * 1024)    /* bytes per WRITE request */
+#define WRITE_CHUNK (252 * 1024)    /* bytes per WRITE request */
 
 struct sftp_cloud {
     struct sftp_pool pool;

@@ -195,6 +195,10 @@ void http_cancel_all(void);
  * For drivers that speak another protocol (SFTP) and look between their
  * requests. */
 bool http_cancelled(void);
+/* The same question about a given struct (any thread may ask): is c
+ * cancelled, past its deadline, or everything cancelled?  NULL: only the
+ * last. */
+bool http_cancel_is_set(struct http_cancel *c);
 /* CLOCK_MONOTONIC now, in ms (for deadlines). */
 long long http_now_ms(void);
 

@@ -142,6 +142,8 @@ static int run(struct sftp_cloud *s, sftp_op_fn fn, void *arg, struct sky_err *e
         sftp_pool_put(&s->pool, c, broken);
         if (!broken)
             return rc;
+        if (http_cancelled())
+            return sky_fail(e, EINTR, "sftp '%s': request cancelled", cloud_name(s));
         if (attempt >= 1)
             return sky_fail(e, EHOSTDOWN, "sftp '%s': %s:%u: the connection broke again",
                             cloud_name(s), s->pool.set.host, s->pool.set.port);

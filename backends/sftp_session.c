@@ -12,6 +12,9 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -387,15 +390,77 @@ int sftp_pool_init(struct sftp_pool *pool, const struct sky_cloud_config *cfg,
     }
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->freed, NULL);
+    pthread_cond_init(&pool->stop, NULL);
+    for (int i = 0; i < SFTP_POOL_MAX; i++)
+        pool->conns[i].fd = -1;
     return 0;
+}
+
+/* Has the server sent nothing on busy session c for longer than the
+ * timeout (and c been busy that long)?  libssh 0.10 may wait for an SFTP
+ * answer without end when the server stops answering. */
+static bool stalled(const struct sftp_pool *pool, const struct sftp_conn *c, long long now)
+{
+    long long limit = (long long)pool->set.timeout_s * 1000;
+    if (now - c->busy_since_ms < limit)
+        return false;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return false;
+    return (long long)ti.tcpi_last_data_recv >= limit;
+}
+
+/* Every 100 ms: shut down the socket of each session whose taker was
+ * cancelled, or whose server has not answered for the timeout, so that
+ * its request in libssh fails now. */
+static void *watch_cancels(void *arg)
+{
+    struct sftp_pool *pool = arg;
+    pthread_mutex_lock(&pool->lock);
+    while (!pool->stopping) {
+        long long now = http_now_ms();
+        for (int i = 0; i < pool->set.connections; i++) {
+            struct sftp_conn *c = &pool->conns[i];
+            if (!c->busy || c->fd < 0)
+                continue;
+            bool cancelled = http_cancel_is_set(c->cancel);
+            if (cancelled || stalled(pool, c, now)) {
+                if (!cancelled)
+                    LOG_WARN("sftp '%s': %s:%u sent nothing for %d s; dropping the session",
+                             pool->set.name, pool->set.host, pool->set.port,
+                             pool->set.timeout_s);
+                shutdown(c->fd, SHUT_RDWR);
+                c->fd = -1;
+            }
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&pool->stop, &pool->lock, &until);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
 }
 
 void sftp_pool_destroy(struct sftp_pool *pool)
 {
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = true;
+    pthread_cond_signal(&pool->stop);
+    bool join = pool->watching;
+    pthread_mutex_unlock(&pool->lock);
+    if (join)
+        pthread_join(pool->watcher, NULL);
     for (int i = 0; i < SFTP_POOL_MAX; i++)
         conn_close(&pool->conns[i]);
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->freed);
+    pthread_cond_destroy(&pool->stop);
     free_settings(&pool->set);
 }
 
@@ -447,6 +512,12 @@ static int pool_take(struct sftp_pool *pool, bool fresh, struct sftp_conn **out,
         pthread_cond_timedwait(&pool->freed, &pool->lock, &until);
     }
     c->busy = true;
+    c->busy_since_ms = http_now_ms();
+    c->cancel = http_cancel_current();
+    if (!pool->watching && pthread_create(&pool->watcher, NULL, watch_cancels, pool) == 0)
+        pool->watching = true;
+    if (fresh && c->ssh)
+        c->fd = -1;
     pthread_mutex_unlock(&pool->lock);
     if (fresh && c->ssh)
         conn_close(c);
@@ -456,6 +527,9 @@ static int pool_take(struct sftp_pool *pool, bool fresh, struct sftp_conn **out,
             sftp_pool_put(pool, c, true);
             return rc;
         }
+        pthread_mutex_lock(&pool->lock);
+        c->fd = ssh_get_fd(c->ssh);
+        pthread_mutex_unlock(&pool->lock);
     }
     *out = c;
     return 0;
@@ -463,7 +537,14 @@ static int pool_take(struct sftp_pool *pool, bool fresh, struct sftp_conn **out,
 
 void sftp_pool_put(struct sftp_pool *pool, struct sftp_conn *c, bool broken)
 {
-    if (broken || c->drop)
+    pthread_mutex_lock(&pool->lock);
+    c->cancel = NULL;
+    /* also close one whose socket the watcher shut */
+    bool close_it = broken || c->drop || (c->ssh && c->fd < 0);
+    if (close_it)
+        c->fd = -1;
+    pthread_mutex_unlock(&pool->lock);
+    if (close_it)
         conn_close(c);
     c->drop = false;
     pthread_mutex_lock(&pool->lock);

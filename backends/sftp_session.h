@@ -9,6 +9,15 @@
  * broke is given back as broken: it is closed, and the next taker opens a
  * fresh one.
  *
+ * libssh waits inside a request until the answer or its timeout; so that
+ * a cancelled call (http_cancel, backends/http.h: the calling process was
+ * killed, a probe's deadline passed) does not wait that long, a watcher
+ * thread shuts down the socket of a session whose taker was cancelled,
+ * and of one whose server sent nothing for the timeout (libssh 0.10 may
+ * wait for an SFTP answer without end): the request fails at once (a
+ * timed-out one is retried once on a new session) and the session is
+ * closed when given back.
+ *
  * Connecting checks the server's host key before anything is sent to it:
  * against a pinned `host_key` fingerprint when the config has one, else
  * against the known_hosts file (default ~/.ssh/known_hosts of the user
@@ -29,6 +38,7 @@
 #include <stdbool.h>
 
 #include "../lib/err.h"
+#include "http.h"
 #include "sftp_extended.h"
 
 struct sky_cloud_config;
@@ -62,12 +72,18 @@ struct sftp_conn {
     bool lsetstat;          /* ... and lsetstat@openssh.com */
     bool drop;              /* close it when given back (left mid-request) */
     struct sftp_ext_channel *ext;   /* for posix-rename, opened when first needed */
+    int fd;                 /* its socket, -1 when closed (guarded by the pool lock) */
+    struct http_cancel *cancel;     /* the taker's, while busy (pool lock) */
+    long long busy_since_ms;        /* when it was taken (pool lock) */
 };
 
 struct sftp_pool {
     struct sftp_settings set;
     pthread_mutex_t lock;
     pthread_cond_t freed;
+    pthread_cond_t stop;            /* wakes the watcher to end it */
+    bool watching, stopping;
+    pthread_t watcher;              /* cuts the sockets of cancelled calls */
     struct sftp_conn conns[SFTP_POOL_MAX];
 };
 

@@ -14,7 +14,7 @@
 #   sftp_cloud NAME PORT DIR [PATH]
 #       prints the config section of an sftp cloud NAME logging in as root
 #       with DIR's key, checking the host key against DIR/known_hosts, its
-#       root at PATH on the server (ttl 1s).
+#       root at PATH on the server (ttl $SFTP_TTL, default 1s).
 
 start_sshd() {
     local dir=$1 port=$2 log="$LOGS/sshd-$2.log" pid
@@ -74,5 +74,5 @@ sftp_cloud() {
     printf '[%s]\ntype = sftp\nhost = 127.0.0.1\nport = %s\nuser = root\n' "$name" "$port"
     printf 'key_file = %s\nknown_hosts = %s\n' "$dir/client_ed25519" "$dir/known_hosts"
     [ -n "$path" ] && printf 'path = %s\n' "$path"
-    printf 'ttl = 1s\n'
+    printf 'ttl = %s\n' "${SFTP_TTL:-1s}"
 }

@@ -35,6 +35,12 @@ rclone:rclone
 valgrind:valgrind
 media-types:
 rsync:rsync
+swift-proxy:swift-proxy-server
+swift-account:swift-account-server
+swift-container:swift-container-server
+swift-object:swift-object-server
+memcached:memcached
+python3-swiftclient:swift
 "
 
 say() { echo "install-deps: $*"; }

@@ -424,13 +424,14 @@ int objstore_get_meta(void *ctx, const char *path, struct sky_attr *attr,
 void objstore_set_known_kinds(void *ctx, sky_known_kind_fn fn, void *arg);
 
 /* The config keys the core reads for every object cloud; a protocol's
- * key list (its driver's `keys`) includes them:
- *   OBJSTORE_CORE_KEYS,
+ * key list (its driver's `keys`) includes them, with its word for a
+ * container (a string literal):
+ *   OBJSTORE_CORE_KEYS("bucket"),
  * besides its container_key, "prefix" and its own keys. */
-#define OBJSTORE_CORE_KEYS                                                                   \
+#define OBJSTORE_CORE_KEYS(container_word_)                                                 \
     { "symlinks", SKY_KEY_BOOL,                                                              \
-      "no: the container holds no symlinks, so listings send no HEAD for small objects "     \
-      "(default yes)" }
+      "no: the " container_word_ " holds no symlinks, so listings send no HEAD for small "   \
+      "objects (default yes)" }
 
 /* A protocol module's driver:
  *

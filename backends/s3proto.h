@@ -111,4 +111,11 @@ int s3proto_error_errno(long status, const char *code);
 int s3proto_parse_list(const char *body, size_t len, objstore_item_fn fn, void *arg,
                        char **next_token, struct sky_err *e);
 
+/* A HEAD answer's headers (names lowercased, as http.c gives them) as the
+ * core sees them, by conf's meta_prefix, meta_prefix_alt,
+ * storage_class_header and default_storage_class (the other fields are
+ * not read): 0 or -ENOMEM (then *out holds nothing). */
+int s3proto_parse_head(const struct s3proto_conf *conf, const struct http_headers *h,
+                       struct objstore_head *out);
+
 #endif

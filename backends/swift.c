@@ -688,7 +688,9 @@ static int swift_copy(void *p, const char *scontainer, const char *skey, const c
     free(ek);
     if (rc == 0) {
         rc |= http_headers_set(&req.headers, "X-Copy-From", from);
-        if (if_match && *if_match)
+        /* an SLO's source is read as its manifest, whose etag is not the
+         * object's: the HEAD above checked that one */
+        if (if_match && *if_match && !src.slo)
             rc |= http_headers_set(&req.headers, "If-Match", if_match);
         if (nw) {
             rc |= http_headers_set(&req.headers, "X-Fresh-Metadata", "true");
@@ -1199,7 +1201,7 @@ static const struct sky_key swift_keys[] = {
     { "container", 0, "the container; without it the cloud lists the account's containers" },
     { "prefix", 0, "a folder inside the container that is the cloud's root" },
     { "ca_file", 0, "extra CA certificates (PEM) for the servers" },
-    OBJSTORE_CORE_KEYS,
+    OBJSTORE_CORE_KEYS("container"),
     HTTP_CLOUD_KEYS,
     { NULL, 0, NULL },
 };

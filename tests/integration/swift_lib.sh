@@ -12,7 +12,7 @@
 # (a plain directory as the one device, mount_check = false) and logs all
 # under DIR.  It records one check, "start swift ... in N s", and fails
 # loudly (the check fails, with the servers' logs) when anything is missing
-# or does not answer within 60 s.  It works as root and as another user
+# or does not answer within 120 s.  It works as root and as another user
 # (the servers run as whoever starts them).  lib.sh's exit handler stops
 # the servers (stop_servers).
 #
@@ -102,7 +102,7 @@ bind_port = $_SWIFT_PROXY_PORT
 log_name = proxy-server
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl slo dlo tempauth copy proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl tempauth copy slo dlo proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -214,7 +214,7 @@ start_swift() {
     done
     SWIFT_PROXY="http://127.0.0.1:$_SWIFT_PROXY_PORT"
     SWIFT_AUTH="$SWIFT_PROXY/auth/v1.0"
-    end=$((SECONDS + 60))
+    end=$((SECONDS + 120))
     while :; do
         for kind in account container object proxy; do
             eval "pid=\$_SWIFT_PID_$kind"
@@ -226,7 +226,7 @@ start_swift() {
            curl -sf -o /dev/null --max-time 5 -H "X-Auth-Token: $(swift_token)" "$SWIFT_URL"; then
             break
         fi
-        [ $SECONDS -ge $end ] && { _swift_fail "$dir" "swift did not answer within 60 s"; return 1; }
+        [ $SECONDS -ge $end ] && { _swift_fail "$dir" "swift did not answer within 120 s"; return 1; }
         sleep 0.3
     done
     SWIFT_START_S=$((SECONDS - start))

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# swift_data.sh - large objects, large containers and other tools over
+# OpenStack Swift (Debian's all-in-one from swift_lib.sh).
+#
+# Checks:
+#   - a 100 MiB file written through the mount becomes a Static Large
+#     Object: segments in "data_segments", the manifest listing each; it
+#     comes back byte for byte from the server, through a fresh mount with
+#     an empty cache, and through rclone's swift backend;
+#   - renaming it copies the manifest, not the data (the same segments,
+#     none added), and keeps its bytes; replacing it with a small file,
+#     and removing a large file, delete their segments;
+#   - files written through skyfs are read right by rclone (content and
+#     mtime);
+#   - a container of 5,000 objects (put with one bulk extract-archive) is
+#     listed completely with the right sizes, from one listing request and
+#     no HEAD per object (a cloud with symlinks = no; none of them is
+#     empty: the core asks what an empty object is);
+#   - cp and mv between the swift cloud and a local and an S3 cloud, files
+#     and trees.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/swift_lib.sh"
+
+MNT="$TEST_TMP/mnt"
+NFILES=5000
+S3PORT=$(free_port)
+S3URL="http://127.0.0.1:$S3PORT"
+export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--openssl-legacy-provider"
+start_s3rver "$TEST_TMP/s3rver" "$S3PORT" --configure-bucket other || die "cannot start s3rver"
+start_swift "$TEST_TMP/swift" || die "cannot start swift"
+scurl -X PUT "$SWIFT_URL/data" && scurl -X PUT "$SWIFT_URL/many" ||
+    die "cannot create the containers"
+
+# write_conf CONFIG CACHE_DIR
+write_conf() {
+    mkdir -p "$2" "$TEST_TMP/local"
+    (umask 077 && cat >"$1" <<EOF
+[cache]
+dir = $2
+
+[sw]
+type = swift
+auth_url = $SWIFT_AUTH
+user = $SWIFT_USER
+key = $SWIFT_KEY
+container = data
+ttl = 2s
+
+[many]
+type = swift
+auth_url = $SWIFT_AUTH
+user = $SWIFT_USER
+key = $SWIFT_KEY
+container = many
+symlinks = no
+ttl = 120s
+
+[loc]
+type = local
+path = $TEST_TMP/local
+ttl = 1s
+
+$(s3rver_cloud s3 "$S3URL" other)
+ttl = 1s
+EOF
+    )
+}
+write_conf "$TEST_TMP/a.conf" "$TEST_TMP/cache-a"
+write_conf "$TEST_TMP/b.conf" "$TEST_TMP/cache-b"
+mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"
+SW="$MNT/sw"
+
+sw_header() {
+    scurl -I "$SWIFT_URL/data/$1" | tr -d '\r' |
+        awk -v h="$(echo "$2" | tr '[:upper:]' '[:lower:]')" -F': ' 'tolower($1) == h { print $2 }'
+}
+sw_sha() { scurl "$SWIFT_URL/data/$1" | sha256sum | cut -d' ' -f1; }
+segments() { scurl "$SWIFT_URL/data_segments?prefix=$1" | LC_ALL=C sort; }
+# rclone's swift backend on the same account (no config file)
+export RCLONE_CONFIG_RSW_TYPE=swift RCLONE_CONFIG_RSW_AUTH="$SWIFT_AUTH" \
+    RCLONE_CONFIG_RSW_USER="$SWIFT_USER" RCLONE_CONFIG_RSW_KEY="$SWIFT_KEY"
+rcl() { env -u AWS_CA_BUNDLE rclone --config /dev/null "$@"; }
+command -v rclone >/dev/null || die "rclone is missing (run make deps)"
+
+# --- 100 MiB: a Static Large Object
+head -c $((100 << 20)) /dev/urandom >"$TEST_TMP/big"
+SHA=$(sha256sum <"$TEST_TMP/big" | cut -d' ' -f1)
+check "cp of a 100 MiB file into the cloud" cp "$TEST_TMP/big" "$SW/big.bin"
+check_eq "the object is a Static Large Object" True "$(sw_header big.bin x-static-large-object)"
+check_eq "of 7 segments of 16 MiB in data_segments" 7 "$(segments big.bin/ | grep -c .)"
+check_eq "the manifest lists exactly those segments" "$(segments big.bin/ | sed 's|^|data_segments/|')" \
+    "$(scurl "$SWIFT_URL/data/big.bin?multipart-manifest=get&format=raw" |
+       "$PYTHON" -c 'import json, sys
+for s in json.load(sys.stdin): print(s["path"].lstrip("/"))' | LC_ALL=C sort)"
+check_eq "the server gives back the same 100 MiB" "$SHA" "$(sw_sha big.bin)"
+check_eq "rclone's swift backend reads the same 100 MiB" "$SHA" \
+    "$(rcl cat rsw:data/big.bin | sha256sum | cut -d' ' -f1)"
+mount_skyfs "$TEST_TMP/b.conf" "$TEST_TMP/mnt2" || die "cannot mount a second time"
+check_eq "a fresh mount with an empty cache reads the same 100 MiB" "$SHA" \
+    "$(sha256sum <"$TEST_TMP/mnt2/sw/big.bin" | cut -d' ' -f1)"
+unmount_skyfs "$TEST_TMP/mnt2"
+
+# --- rename: the manifest moves, the segments stay
+BEFORE=$(segments "")
+check "mv of the large file" mv "$SW/big.bin" "$SW/moved.bin"
+check_eq "the copy is an SLO too" True "$(sw_header moved.bin x-static-large-object)"
+check_eq "no segment was added or removed (the data was not copied)" "$BEFORE" "$(segments "")"
+check_fails "the old name is gone from the server" scurl -I "$SWIFT_URL/data/big.bin"
+check_eq "the moved object has the same bytes" "$SHA" "$(sw_sha moved.bin)"
+check_eq "read through the mount too" "$SHA" "$(sha256sum <"$SW/moved.bin" | cut -d' ' -f1)"
+
+# --- replacing and removing large objects removes their segments
+check "a small file replaces the large one" eval 'echo small >"$SW/moved.bin"'
+check_eq "the replaced object's segments are gone" "" "$(segments "")"
+check_eq "and the object is the small file" small "$(scurl "$SWIFT_URL/data/moved.bin")"
+head -c $((40 << 20)) /dev/urandom >"$TEST_TMP/mid"
+check "cp of a 40 MiB file" cp "$TEST_TMP/mid" "$SW/mid.bin"
+check_eq "3 segments" 3 "$(segments mid.bin/ | grep -c .)"
+check "rm of the large file" rm "$SW/mid.bin"
+check_eq "rm removed its segments" "" "$(segments "")"
+check_fails "and its manifest" scurl -I "$SWIFT_URL/data/mid.bin"
+
+# --- what skyfs writes, rclone reads right
+mkdir -p "$SW/for-rclone"
+printf 'written by skyfs\n' >"$SW/for-rclone/note.txt"
+touch -d '2015-06-07 08:09:10.5 UTC' "$SW/for-rclone/note.txt"
+check_eq "rclone cat reads a file skyfs wrote" "written by skyfs" \
+    "$(sleep 1; rcl cat rsw:data/for-rclone/note.txt 2>&1)"
+check_eq "rclone lsl shows the mtime skyfs stored" "2015-06-07 08:09:10.500000000" \
+    "$(TZ=UTC rcl lsl rsw:data/for-rclone 2>&1 | awk '{ print $2, $3 }')"
+
+# --- 5,000 objects in one container
+mkdir -p "$TEST_TMP/many"
+"$PYTHON" - "$TEST_TMP/many" "$NFILES" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    with open(os.path.join(d, "f%05d" % i), "w") as f:
+        f.write("x" * (i % 7 + 1))
+PY
+(cd "$TEST_TMP/many" && tar -cf "$TEST_TMP/many.tar" .)
+check "bulk extract-archive puts $NFILES objects" \
+    scurl -X PUT -T "$TEST_TMP/many.tar" -H "Accept: application/json" \
+    "$SWIFT_URL/many?extract-archive=tar"
+check_eq "the server holds $NFILES objects" "$NFILES" \
+    "$(scurl -I "$SWIFT_URL/many" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-container-object-count" { print $2 }')"
+HEADS_BEFORE=$(grep -c 'HEAD /v1/AUTH_test/many/' "$LOGS/swift-proxy.log")
+LISTS_BEFORE=$(grep -c 'GET /v1/AUTH_test/many%3Fformat' "$LOGS/swift-proxy.log")
+check_eq "ls lists all $NFILES names" "$NFILES" "$(ls "$MNT/many" | grep -c '^f[0-9]\{5\}$')"
+check_eq "with the right sizes (find -printf %s)" \
+    "$(cd "$TEST_TMP/many" && find . -type f -printf '%f %s\n' | sort)" \
+    "$(cd "$MNT/many" && find . -type f -printf '%f %s\n' | sort)"
+check_eq "from one listing request and no HEAD per object" "1 0" \
+    "$(echo "$(($(grep -c 'GET /v1/AUTH_test/many%3Fformat' "$LOGS/swift-proxy.log") - LISTS_BEFORE)) $(($(grep -c 'HEAD /v1/AUTH_test/many/' "$LOGS/swift-proxy.log") - HEADS_BEFORE))")"
+
+# --- cp and mv between clouds
+printf 'from swift\n' >"$SW/x.txt"
+check "cp swift -> local" cp "$SW/x.txt" "$MNT/loc/x.txt"
+check_eq "the local copy" "from swift" "$(cat "$TEST_TMP/local/x.txt" 2>&1)"
+check "cp swift -> s3" cp "$SW/x.txt" "$MNT/s3/x.txt"
+check_eq "the s3 copy (straight from the server)" "from swift" "$(s3curl "$S3URL/other/x.txt")"
+printf 'from local\n' >"$TEST_TMP/local/y.txt"
+check "mv local -> swift" mv "$MNT/loc/y.txt" "$SW/y.txt"
+check_eq "lands in the container" "from local" "$(scurl "$SWIFT_URL/data/y.txt")"
+check "and leaves the local cloud" test ! -e "$TEST_TMP/local/y.txt"
+mkdir -p "$MNT/s3/tree/sub"
+printf 'deep\n' >"$MNT/s3/tree/sub/f"
+check "mv of a tree s3 -> swift" mv "$MNT/s3/tree" "$SW/tree"
+check_eq "the tree is in the container" "deep" "$(scurl "$SWIFT_URL/data/tree/sub/f")"
+check_fails "and gone from the bucket" s3curl -I "$S3URL/other/tree/sub/f"
+check "mv of a tree swift -> local" mv "$SW/tree" "$MNT/loc/tree"
+check_eq "the tree is in the local folder" "deep" "$(cat "$TEST_TMP/local/tree/sub/f" 2>&1)"
+check_fails "and gone from the container" scurl -I "$SWIFT_URL/data/tree/sub/f"
+check "cp of the 100 MiB file local -> swift" cp "$TEST_TMP/big" "$MNT/loc/big"
+check "mv of it local -> swift" mv "$MNT/loc/big" "$SW/big-again.bin"
+check_eq "arrives as an SLO with the same bytes" "True $SHA" \
+    "$(echo "$(sw_header big-again.bin x-static-large-object) $(sw_sha big-again.bin)")"
+
+unmount_skyfs "$MNT"

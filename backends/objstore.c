@@ -607,6 +607,72 @@ static int list_containers(struct objstore *o, sky_list_cb cb, void *arg, struct
     return o->proto->list_containers(o->p, cb, arg, e);
 }
 
+/* OBJSTORE_LIST_DEDUPE: a directory's entries gathered, to be sorted and
+ * given once per name. */
+struct gathered {
+    struct sky_dirent ent;      /* a deep copy */
+    int rank;                   /* which one of a name wins: directory object 3,
+                                 * prefix 2, anything else 1 */
+};
+
+struct gather {
+    struct gathered *v;
+    size_t n, cap;
+};
+
+static int gather_entry(void *arg, const struct sky_dirent *ent)
+{
+    struct gather *g = arg;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        struct gathered *v = realloc(g->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        g->v = v;
+        g->cap = cap;
+    }
+    struct gathered *it = &g->v[g->n];
+    if (sky_dirent_copy(&it->ent, ent) < 0)
+        return -ENOMEM;
+    /* a prefix has no etag and no mtime of its own */
+    it->rank = ent->attr.kind != SKY_DIR ? 1 : ent->attr.has || ent->meta ? 3 : 2;
+    g->n++;
+    return 0;
+}
+
+static int cmp_gathered(const void *x, const void *y)
+{
+    const struct gathered *a = x, *b = y;
+    int c = strcmp(a->ent.name, b->ent.name);
+    return c ? c : b->rank - a->rank;    /* best first */
+}
+
+/* Sort, keep the best of each name, hand the entries to cb. */
+static int gather_deliver(struct objstore *o, struct gather *g, const char *show,
+                          sky_list_cb cb, void *arg)
+{
+    if (g->n)
+        qsort(g->v, g->n, sizeof *g->v, cmp_gathered);
+    int rc = 0;
+    for (size_t i = 0; i < g->n && rc == 0; i++) {
+        if (i > 0 && strcmp(g->v[i].ent.name, g->v[i - 1].ent.name) == 0) {
+            if (g->v[i].rank == 1)
+                LOG_WARN("%s '%s': \"%s\" in %s is hidden by a directory of the same name",
+                         o->proto->type, o->name, g->v[i].ent.name, show);
+            continue;
+        }
+        rc = cb(arg, &g->v[i].ent);
+    }
+    return rc;
+}
+
+static void gather_free(struct gather *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        sky_dirent_free(&g->v[i].ent);
+    free(g->v);
+}
+
 int objstore_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct sky_err *e)
 {
     struct objstore *o = ctx;
@@ -622,14 +688,23 @@ int objstore_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct 
         os_loc_free(&l);
         return os_oom(e);
     }
+    struct gather g = { 0 };
+    bool dedupe = o->proto->flags & OBJSTORE_LIST_DEDUPE;
+    sky_list_cb to = dedupe ? gather_entry : cb;
+    void *to_arg = dedupe ? (void *)&g : arg;
     struct probe_where where = { o, l.container };
-    struct dir_lister d = { o, l.container, prefix, strlen(prefix), cb, arg, false,
+    struct dir_lister d = { o, l.container, prefix, strlen(prefix), to, to_arg, false,
                             { .memo = o->probe, .scope = l.container, .ask = probe_ask,
-                              .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e } };
+                              .ask_arg = &where, .cb = to, .cb_arg = to_arg, .e = e } };
     rc = os_list_keys(o, l.container, prefix, true, 0, on_dir_item, &d, show, e);
     if (rc == 0)
         rc = linkprobe_flush(&d.batch);
     linkprobe_batch_free(&d.batch);
+    if (rc == -ENOMEM && e && !e->code)
+        os_oom(e);
+    if (rc == 0 && dedupe)
+        rc = gather_deliver(o, &g, show, cb, arg);
+    gather_free(&g);
     bool is_root = !*dir || (!o->container && !strchr(dir, '/'));
     if (rc == 0 && !d.found && !is_root) {
         /* nothing under dir/: a file, or nothing at all */
@@ -637,8 +712,13 @@ int objstore_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct 
         struct sky_err err = { 0 };
         rc = o->proto->head(o->p, l.container, l.key, &h, show, &err);
         if (rc == 0) {
+            /* another tool's directory object with nothing under it is an
+             * empty directory; any other object is a file */
+            struct sky_attr a;
+            os_attr_from_head(o, &h, &a);
             objstore_head_free(&h);
-            rc = OS_FAIL(o, e, ENOTDIR, "LIST %s: not a directory", show);
+            if (a.kind != SKY_DIR)
+                rc = OS_FAIL(o, e, ENOTDIR, "LIST %s: not a directory", show);
         } else if (rc == -ENOENT || rc == -EACCES) {
             rc = OS_FAIL(o, e, ENOENT, "LIST %s: no such directory", show);
         } else if (e) {
@@ -730,12 +810,53 @@ static int on_tree_item(void *arg, const struct objstore_item *it)
     return rc;
 }
 
+/* The account root, flat: each container as a directory, then what it
+ * holds, named "container/...". */
+struct account_tree {
+    struct objstore *o;
+    sky_list_cb cb;
+    void *arg;
+    struct sky_err *e;
+};
+
+/* Passes a container's entries on under "container/". */
+struct named_under {
+    const char *container;
+    sky_list_cb cb;
+    void *arg;
+};
+
+static int under_container(void *arg, const struct sky_dirent *ent)
+{
+    struct named_under *u = arg;
+    char *name;
+    if (asprintf(&name, "%s/%s", u->container, ent->name) < 0)
+        return -ENOMEM;
+    struct sky_dirent d = *ent;
+    d.name = name;
+    int rc = u->cb(u->arg, &d);
+    free(name);
+    return rc;
+}
+
+static int tree_of_container(void *arg, const struct sky_dirent *ent)
+{
+    struct account_tree *t = arg;
+    int rc = t->cb(t->arg, ent);
+    struct named_under u = { ent->name, t->cb, t->arg };
+    if (rc == 0)
+        rc = objstore_list_tree(t->o, ent->name, under_container, &u, t->e);
+    return rc;
+}
+
 int objstore_list_tree(void *ctx, const char *dir, sky_list_cb cb, void *arg,
                        struct sky_err *e)
 {
     struct objstore *o = ctx;
-    if (!o->container && !*dir)
-        return OS_FAIL(o, e, ENOTSUP, "a flat listing needs a %s", o->proto->container_key);
+    if (!o->container && !*dir) {
+        struct account_tree t = { o, cb, arg, e };
+        return list_containers(o, tree_of_container, &t, e);
+    }
     struct os_loc l;
     int rc = os_locate(o, dir, &l, e);
     if (rc < 0)
@@ -834,6 +955,8 @@ static int stat_container(struct objstore *o, const struct os_loc *l, struct sky
                           struct sky_err *e)
 {
     int rc = o->proto->container_head ? o->proto->container_head(o->p, l->container, e) : 0;
+    if (rc == -EINVAL)      /* a name no container can have: none is there */
+        rc = OS_FAIL(o, e, ENOENT, "%s: no such %s", l->container, o->proto->container_key);
     if (rc == 0)
         os_dir_attr(out);
     return rc;

@@ -108,8 +108,10 @@ struct sky_cloud_config;
 struct objstore_head {
     uint64_t size;                  /* bytes of content */
     int64_t last_modified_ns;       /* the server's Last-Modified, 0 = unknown */
-    char etag[SKY_ETAG_MAX];        /* version token, kept as objstore_etag_copy
-                                     * makes it ("" = none) */
+    char etag[SKY_ETAG_MAX];        /* version token ("" = none), in the protocol's
+                                     * own form (objstore_etag_copy quotes it, as
+                                     * S3 does): the core only compares it and
+                                     * hands it back (if_match) */
     char *content_type;             /* malloc'd, or NULL */
     char *storage_class;            /* malloc'd: the cloud's word ("STANDARD",
                                      * "Hot"...), or NULL when it does not say */
@@ -131,7 +133,7 @@ struct objstore_item {
     uint64_t size;                  /* UINT64_MAX when the listed size is not a
                                      * number a file can have (the core skips it) */
     int64_t last_modified_ns;       /* 0 = unknown */
-    char etag[SKY_ETAG_MAX];        /* as objstore_etag_copy makes it */
+    char etag[SKY_ETAG_MAX];        /* in the same form as the head's */
     const char *storage_class;      /* or NULL */
     const char *content_type;       /* or NULL (listings that carry it: Swift, Azure) */
     /* The item's user metadata (names without prefix) when the listing
@@ -240,6 +242,11 @@ struct objstore_where {
                                      * kinds are known without a head */
 #define OBJSTORE_ACCOUNT   0x2u     /* a cloud without container lists the account's
                                      * containers (list_containers required) */
+#define OBJSTORE_LIST_DEDUPE 0x4u   /* a directory listing is gathered, sorted and each
+                                     * name given once: a directory (a named marker,
+                                     * then a prefix) hides a file of the same name,
+                                     * with a warning (blobfuse2's "dir" marker is
+                                     * listed beside the prefix "dir/") */
 
 struct objstore_proto {
     const char *type;               /* "s3": the first word of every message */

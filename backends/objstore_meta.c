@@ -586,9 +586,26 @@ static int rewrite_meta(struct objstore *o, const struct os_loc *l, const char *
 }
 
 /* Edit the metadata of path's object with fn; when out is not NULL it
- * gets the object's attributes afterwards. */
+ * gets the object's attributes afterwards.  The rewrite names the version
+ * it read: when someone changed the object in between (-ESTALE), it is
+ * read and edited again, a few times. */
+static int edit_meta_once(struct objstore *o, const char *path, meta_edit_fn fn, void *arg,
+                          struct sky_attr *out, struct sky_err *e);
+
 static int edit_meta(struct objstore *o, const char *path, meta_edit_fn fn, void *arg,
                      struct sky_attr *out, struct sky_err *e)
+{
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        rc = edit_meta_once(o, path, fn, arg, out, e);
+        if (rc != -ESTALE || attempt >= 3)
+            return rc;
+        sky_err_clear(e);
+    }
+}
+
+static int edit_meta_once(struct objstore *o, const char *path, meta_edit_fn fn, void *arg,
+                          struct sky_attr *out, struct sky_err *e)
 {
     struct os_loc l;
     int rc = os_locate(o, path, &l, e);

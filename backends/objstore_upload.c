@@ -131,7 +131,8 @@ int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
         return rc;
     if (!*l.key) {
         os_loc_free(&l);
-        return OS_FAIL(o, e, EISDIR, "PUT %s: is a directory", path);
+        return OS_FAIL(o, e, EPERM, "%s: only %ss (directories) can be made at the account "
+                       "root", path, o->proto->container_key);
     }
     char show[OS_SHOW_MAX];
     os_show(o, &l, show, sizeof show);
@@ -187,7 +188,8 @@ int objstore_upload_begin(void *ctx, const char *path, const struct sky_attr *at
     st->o = o;
     int rc = os_locate(o, path, &st->l, e);
     if (rc == 0 && !*st->l.key)
-        rc = OS_FAIL(o, e, EISDIR, "POST %s: is a directory", path);
+        rc = OS_FAIL(o, e, EPERM, "%s: only %ss (directories) can be made at the account "
+                     "root", path, o->proto->container_key);
     if (rc == 0 && meta && sky_objmeta_copy(&st->meta, meta) < 0)
         rc = os_oom(e);
     if (rc < 0) {

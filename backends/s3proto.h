@@ -40,17 +40,20 @@ struct s3proto_conf {
     const char *meta_prefix_alt;    /* also read (NULL: none): "x-amz-meta-" for gcs */
     const char *storage_class_header;   /* "x-amz-storage-class" */
     const char *default_storage_class;  /* when the HEAD does not say: "STANDARD" */
-    /* Authentication, one of: SigV4 with creds (copied: the strings must
-     * outlive the s3proto) and `service` ("s3"); else sign/sign_arg, an
-     * http_sign_fn (http.h) run on every request (it may add an
-     * Authorization header); else nothing (anonymous). */
+    /* Authentication, one of: SigV4 with creds (s3proto_new copies the
+     * strings; the secret is wiped when freed) and `service` ("s3");
+     * else sign/sign_arg, an http_sign_fn (http.h) run on every request
+     * from any thread (it may add an Authorization header); else nothing
+     * (anonymous).  The s3proto owns sign_arg once s3proto_new succeeded
+     * (sign_arg_free is then called by s3proto_free); on failure the
+     * caller still owns it. */
     const struct sigv4_creds *creds;
     const char *service;
     http_sign_fn sign;
     void *sign_arg;
     /* Called by s3proto_free with sign_arg (may be NULL). */
     void (*sign_arg_free)(void *sign_arg);
-    const struct http_options *http;
+    const struct http_options *http;    /* http_options_from_cloud(cfg) */
 };
 
 struct s3proto;

@@ -85,7 +85,7 @@ int swift_send(struct swift *s, struct http_request *req, const char *container,
         if (rc < 0) {
             http_response_free(resp);
             /* an auth failure inside the sign hook already names the cloud */
-            if (rc != -EACCES)
+            if (!e || strncmp(e->msg, "swift '", 7) != 0)
                 sky_err_prefix(e, "swift '%s': %s %s", s->name, op, show ? show : "");
             return rc;
         }
@@ -340,6 +340,11 @@ static int page_item(void *arg, const struct swift_entry *ent)
 {
     struct page_state *ps = arg;
     struct objstore_item it = { 0 };
+    if (ent->has_nul) {
+        LOG_WARN("swift '%s': skipping \"%.80s\\0...\": not a valid file name (it holds a NUL "
+                 "byte)", ps->s->name, ent->name);
+        return 0;
+    }
     it.key = ent->name;
     it.is_prefix = ent->is_subdir;
     if (!ent->is_subdir) {
@@ -408,7 +413,8 @@ struct containers_state {
 static int container_entry(void *arg, const struct swift_entry *ent)
 {
     struct containers_state *cs = arg;
-    const char *why = sky_name_problem(ent->name, strlen(ent->name));
+    const char *why = ent->has_nul ? "holds a NUL byte"
+                                   : sky_name_problem(ent->name, strlen(ent->name));
     if (why) {
         LOG_WARN("swift '%s': container '%.80s' skipped: its name %s", cs->s->name, ent->name, why);
         return 0;

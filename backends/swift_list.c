@@ -22,6 +22,15 @@ static const char *str_of(struct json_object *o, const char *key)
     return json_object_get_string(v);
 }
 
+/* Does the string value of key hold a NUL byte? */
+static bool nul_inside(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return false;
+    return strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v);
+}
+
 static uint64_t u64_of(struct json_object *o, const char *key)
 {
     struct json_object *v;
@@ -71,12 +80,14 @@ int swift_list_parse(const char *body, size_t len, swift_entry_fn cb, void *arg,
         if (subdir) {
             ent.name = subdir;
             ent.is_subdir = true;
+            ent.has_nul = nul_inside(o, "subdir");
         } else {
             ent.name = str_of(o, "name");
             if (!ent.name) {
                 rc = sky_fail(e, EIO, "listing entry %zu has neither name nor subdir", k);
                 break;
             }
+            ent.has_nul = nul_inside(o, "name");
             ent.bytes = u64_of(o, "bytes");
             ent.count = u64_of(o, "count");
             ent.hash = str_of(o, "hash");

@@ -35,6 +35,8 @@ struct swift_entry {
     const char *content_type;   /* without Swift's ";swift_bytes=" suffix, or NULL */
     int64_t mtime_ns;           /* last_modified (UTC), 0 when absent */
     uint64_t count;             /* account listing: the container's object count */
+    bool has_nul;               /* the name holds a NUL byte (`name` stops there):
+                                 * no file can have it, the caller skips it */
 };
 
 typedef int (*swift_entry_fn)(void *arg, const struct swift_entry *ent);

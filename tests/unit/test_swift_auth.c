@@ -283,6 +283,18 @@ TEST(swift_list_page)
     CHECK_INT(swift_list_parse("[{\"bytes\": 1}]", 14, collect, &s, &n, &marker, &e), -EIO);
 }
 
+/* like collect, but subdir[] records has_nul */
+static int collect_nul(void *arg, const struct swift_entry *ent)
+{
+    struct seen *s = arg;
+    if (s->n >= 8)
+        return -E2BIG;
+    snprintf(s->names[s->n], 64, "%s", ent->name);
+    s->subdir[s->n] = ent->has_nul;
+    s->n++;
+    return 0;
+}
+
 static int stop_at_second(void *arg, const struct swift_entry *ent)
 {
     int *k = arg;
@@ -298,4 +310,23 @@ TEST(swift_list_callback_stops)
     CHECK_INT(swift_list_parse(page, strlen(page), stop_at_second, &k, &n, &marker, NULL), -EINTR);
     CHECK_INT(k, 2);
     CHECK(marker == NULL);
+}
+
+TEST(swift_list_nul_in_name)
+{
+    /* Swift refuses such names, but a listing that carries one must not
+     * show it as the shorter name before the NUL */
+    const char *page = "[{\"name\": \"a\\u0000b\", \"bytes\": 1}, {\"subdir\": \"c\\u0000/\"},"
+                       " {\"name\": \"ok\", \"bytes\": 2}]";
+    struct seen s = { 0 };
+    size_t n = 0;
+    char *marker = NULL;
+    CHECK_INT(swift_list_parse(page, strlen(page), collect_nul, &s, &n, &marker, NULL), 0);
+    CHECK_INT(n, 3);
+    CHECK_INT(s.n, 3);
+    CHECK_INT(s.subdir[0], 1); /* has_nul, recorded in subdir[] by collect_nul */
+    CHECK_INT(s.subdir[1], 1);
+    CHECK_INT(s.subdir[2], 0);
+    CHECK_STR(s.names[2], "ok");
+    free(marker);
 }

@@ -10,6 +10,8 @@
 #   - renaming it copies the manifest, not the data (the same segments,
 #     none added), and keeps its bytes; replacing it with a small file,
 #     and removing a large file, delete their segments;
+#   - a new file goes up as SLO segments while it is written (streamed
+#     upload), the manifest at close;
 #   - files written through skyfs are read right by rclone (content and
 #     mtime);
 #   - a container of 5,000 objects (put with one bulk extract-archive) is
@@ -119,6 +121,25 @@ check_eq "3 segments" 3 "$(segments mid.bin/ | grep -c .)"
 check "rm of the large file" rm "$SW/mid.bin"
 check_eq "rm removed its segments" "" "$(segments "")"
 check_fails "and its manifest" scurl -I "$SWIFT_URL/data/mid.bin"
+
+# --- a new file goes up while it is written (streamed SLO segments)
+WRITER="$SKY_ROOT/tests/integration/stream_writer.py"
+mkdir -p "$TEST_TMP/sig"
+head -c $((40 << 20)) /dev/urandom >"$TEST_TMP/src40"
+"$PYTHON" "$WRITER" "$SW/stream.bin" "$TEST_TMP/src40" "$TEST_TMP/src40" "$TEST_TMP/sig" \
+    w:0:40M p:written >"$LOGS/writer.log" 2>&1 &
+WRITER_PID=$!
+check "the writer wrote 40 MiB and holds the file open" \
+    wait_until 120 test -e "$TEST_TMP/sig/written"
+check "segments of the open file are on the server before close" \
+    wait_until 60 eval '[ "$(segments stream.bin/ | grep -c .)" -ge 2 ]'
+check_fails "while the object itself does not exist yet" scurl -I "$SWIFT_URL/data/stream.bin"
+touch "$TEST_TMP/sig/written.go"
+check "the writer's close succeeds" wait "$WRITER_PID"
+check_eq "the object is an SLO with the 40 MiB written" \
+    "True $(sha256sum <"$TEST_TMP/src40" | cut -d' ' -f1)" \
+    "$(echo "$(sw_header stream.bin x-static-large-object) $(sw_sha stream.bin)")"
+check_eq "made of the 3 segments the stream sent" 3 "$(segments stream.bin/ | grep -c .)"
 
 # --- what skyfs writes, rclone reads right
 mkdir -p "$SW/for-rclone"

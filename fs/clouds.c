@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "crawl.h"
 #include "kinds.h"
 #include "liveness.h"
 #include "stream.h"
@@ -266,6 +267,7 @@ void skyfs_close(struct skyfs *fs)
 {
     if (!fs)
         return;
+    crawl_stop(fs);             /* its threads call drivers and the caches */
     liveness_stop(fs);
     if (fs->recovery_started) {
         pthread_mutex_lock(&fs->retry_lock);

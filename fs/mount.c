@@ -34,6 +34,7 @@
 #include "../backends/http.h"
 #include "../cache/cachedir.h"
 #include "../lib/log.h"
+#include "crawl.h"
 #include "liveness.h"
 #include "pidfile.h"
 
@@ -382,6 +383,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         LOG_WARN("%s; skyfs unmount will not wait for pending uploads", perr.msg);
     record_mountpoint(cfg, opt->mountpoint);
     files_start_recovery(fs);
+    crawl_start(fs);
     LOG_INFO("mounted %zu cloud(s) at %s (cache %s, pid %d)", cfg->nclouds, opt->mountpoint,
              cfg->cache_dir, (int)getpid());
     notify_parent(notify_fd, 0, e);

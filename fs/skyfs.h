@@ -32,6 +32,7 @@
 #include "../lib/perm.h"
 #include "mountopts.h"
 
+struct crawler;
 struct ofile;
 struct refresh_job;
 struct skyfs;
@@ -93,6 +94,7 @@ struct skyfs {
     struct refresh_job *live_jobs;
     pthread_t probe_thread;
     bool probe_started;
+    struct crawler *crawlers;   /* crawl.h: the background crawls, one per cloud, or NULL */
 };
 
 /* ---- ops.c: hard links -------------------------------------------------- */

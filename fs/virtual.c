@@ -23,6 +23,7 @@
 #include "../cache/meta.h"
 #include "../cache/search.h"
 #include "../lib/config.h"
+#include "crawl.h"
 #include "skyfs.h"
 
 #define INO_TOP    (VIRT_INO_BASE + 1)   /* .skyfs */
@@ -544,15 +545,29 @@ int virt_getxattr(struct skyfs *fs, uint64_t ino, const char *name, char **out, 
     size_t prefix = strlen(EVICTED_XATTR);
     if (ino == INO_TOP && strncmp(name, EVICTED_XATTR, prefix) == 0)
         return evicted_value(fs->virt, name + prefix, out, len, e);
-    if (ino != INO_TOP || strcmp(name, "user.skyfs.requests") != 0)
+    bool crawls = ino == INO_TOP && strcmp(name, "user.skyfs.crawls") == 0;
+    if (ino != INO_TOP || (!crawls && strcmp(name, "user.skyfs.requests") != 0))
         return -ENODATA;
     size_t size = 0;
     FILE *f = open_memstream(out, &size);
     if (!f)
         return sky_fail(e, ENOMEM, "out of memory");
-    for (size_t i = 0; i < fs->nclouds; i++)
-        fprintf(f, "%s %llu\n", fs->clouds[i].cfg->name,
-                (unsigned long long)atomic_load(&fs->clouds[i].requests));
+    for (size_t i = 0; i < fs->nclouds; i++) {
+        const struct crawl_counters *cc = crawl_counters_of(fs, &fs->clouds[i]);
+        if (!crawls)
+            fprintf(f, "%s %llu\n", fs->clouds[i].cfg->name,
+                    (unsigned long long)atomic_load(&fs->clouds[i].requests));
+        else if (cc)
+            fprintf(f, "%s running %d crawls %llu failures %llu entries %llu removed %llu "
+                    "last_ms %llu\n", fs->clouds[i].cfg->name, atomic_load(&cc->running),
+                    (unsigned long long)atomic_load(&cc->crawls),
+                    (unsigned long long)atomic_load(&cc->failures),
+                    (unsigned long long)atomic_load(&cc->entries),
+                    (unsigned long long)atomic_load(&cc->removed),
+                    (unsigned long long)atomic_load(&cc->last_duration_ms));
+        else
+            fprintf(f, "%s off\n", fs->clouds[i].cfg->name);
+    }
     fclose(f);
     *len = size;
     return 0;

@@ -24,7 +24,11 @@
  *
  * `.skyfs` does not appear in listings of the root; it is reached by name.
  * Its xattr user.skyfs.requests lists each cloud's request count ("name N"
- * lines), so tests and people can see what went to the network.  Its
+ * lines), so tests and people can see what went to the network (the
+ * background crawl's requests are not counted there); its xattr
+ * user.skyfs.crawls shows each cloud's crawl counters (crawl.h: "name
+ * running 0|1 crawls N failures N entries N removed N last_ms N", or
+ * "name off").  Its
  * xattr user.skyfs.evicted.TOKEN tells what the eviction asked with
  * TOKEN did ("files N bytes N skipped N"): `skyfs cache evict` sets
  * user.skyfs.evict = TOKEN on a path (fs/ops.c), then reads it here.

@@ -426,7 +426,8 @@ static int validate_cache(const char *file, const struct section *s, struct sky_
 static bool is_common_key(const char *k)
 {
     return strcmp(k, "type") == 0 || strcmp(k, "read_only") == 0 || strcmp(k, "ttl") == 0 ||
-           strcmp(k, "negative_ttl") == 0;
+           strcmp(k, "negative_ttl") == 0 || strcmp(k, "index") == 0 ||
+           strcmp(k, "index_interval") == 0;
 }
 
 /* A whole number 0..100 (a driver key marked SKY_KEY_COUNT). */
@@ -446,7 +447,7 @@ static const struct sky_key *driver_key(const struct sky_driver *d, const char *
 
 static void known_keys(const struct sky_driver *d, char *buf, size_t size)
 {
-    snprintf(buf, size, "type, read_only, ttl, negative_ttl");
+    snprintf(buf, size, "type, read_only, ttl, negative_ttl, index, index_interval");
     for (const struct sky_key *k = d->keys; k && k->name; k++) {
         size_t len = strlen(buf);
         snprintf(buf + len, size - len, ", %s", k->name);
@@ -471,6 +472,8 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->line = s->line;
     c->ttl_ns = SKY_DEFAULT_TTL_NS;
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
+    c->index = true;
+    c->index_interval_ns = SKY_DEFAULT_INDEX_INTERVAL_NS;
     c->kv = calloc(s->nkv ? s->nkv : 1, sizeof *c->kv);
     if (!c->name || !c->type || !c->kv)
         return sky_fail(e, ENOMEM, "out of memory");
@@ -481,6 +484,17 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
             if (sky_parse_bool(kv->value, &c->read_only))
                 return sky_fail(e, EINVAL, "%s:%d: read_only = \"%s\" is not a boolean; write "
                                 "true or false", file, kv->line, kv->value);
+        } else if (strcmp(kv->key, "index") == 0) {
+            if (sky_parse_bool(kv->value, &c->index))
+                return sky_fail(e, EINVAL, "%s:%d: index = \"%s\" is not on or off; write index = "
+                                "on (keep this cloud's search index complete in the background) "
+                                "or index = off", file, kv->line, kv->value);
+        } else if (strcmp(kv->key, "index_interval") == 0) {
+            int prc = sky_parse_duration(kv->value, &c->index_interval_ns);
+            if (prc || c->index_interval_ns <= 0)
+                return sky_fail(e, EINVAL, "%s:%d: index_interval = \"%s\" is not a duration; "
+                                "write e.g. 30m, 1h, 24h, or forever (crawl once)", file, kv->line,
+                                kv->value);
         } else if (strcmp(kv->key, "ttl") == 0 || strcmp(kv->key, "negative_ttl") == 0) {
             int64_t *dst = kv->key[0] == 't' ? &c->ttl_ns : &c->negative_ttl_ns;
             int prc = sky_parse_duration(kv->value, dst);

@@ -56,6 +56,9 @@ struct sky_cloud_config {
     bool read_only;
     int64_t ttl_ns;                 /* listings and attributes */
     int64_t negative_ttl_ns;        /* "no such file" answers */
+    bool index;                     /* crawl the cloud in the background (fs/crawl.h) */
+    int64_t index_interval_ns;      /* ... again this long after the last complete crawl
+                                     * began (SKY_TTL_FOREVER: once) */
     size_t nkv;
     struct sky_kv *kv;              /* driver keys (common keys removed) */
 };
@@ -76,6 +79,9 @@ struct sky_config {
 
 #define SKY_DEFAULT_TTL_NS          (10LL * 1000000000LL)
 #define SKY_DEFAULT_NEGATIVE_TTL_NS (2LL * 1000000000LL)
+/* One refresh of the index an hour: on S3 a million objects cost 1,000
+ * LIST requests per refresh (README, "The search index"). */
+#define SKY_DEFAULT_INDEX_INTERVAL_NS (3600LL * 1000000000LL)
 
 /* The default config path: $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for
  * root, else ~/.config/skyfs/skyfs.conf.  Returns a malloc'd string. */

@@ -8,7 +8,7 @@
 # start_swift DIR starts Debian's Swift (swift-proxy-server, -account-,
 # -container- and -object-server) plus the memcached TempAuth keeps its
 # tokens in, every one on 127.0.0.1 on a free port, with their
-# configuration, rings (one replica, built with swift-ring-builder), data
+# configuration, rings (one replica, built with Swift's RingBuilder), data
 # (a plain directory as the one device, mount_check = false) and logs all
 # under DIR.  It records one check, "start swift ... in N s", and fails
 # loudly (the check fails, with the servers' logs) when anything is missing
@@ -61,7 +61,7 @@ start_swift() {
     _SWIFT_SINK_PORT=$(free_port)
     mkdir -p "$dir"
     swift_write_conf "$dir" "$_SWIFT_PROXY_PORT" "$_SWIFT_ACCOUNT_PORT" "$_SWIFT_CONTAINER_PORT" \
-        "$_SWIFT_OBJECT_PORT" "$_SWIFT_MEMCACHED_PORT" "$_SWIFT_SINK_PORT" >"$dir/rings.log" 2>&1 || { _swift_fail "$dir" "swift-ring-builder failed"; return 1; }
+        "$_SWIFT_OBJECT_PORT" "$_SWIFT_MEMCACHED_PORT" "$_SWIFT_SINK_PORT" >"$dir/rings.log" 2>&1 || { _swift_fail "$dir" "building the rings (Swift's RingBuilder) failed"; return 1; }
 
     # memcached refuses to run as root unless told whom to run as
     local mc_user=()

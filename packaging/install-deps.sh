@@ -25,6 +25,9 @@ libsqlite3-dev:
 libxxhash-dev:
 libexpat1-dev:
 libjson-c-dev:
+libssh-dev:
+openssh-server:/usr/sbin/sshd
+openssh-client:ssh-keygen
 attr:setfattr
 curl:curl
 nodejs:node
@@ -32,6 +35,8 @@ npm:npm
 python3:python3
 s3fs:s3fs
 rclone:rclone
+apache2:apache2
+apache2-utils:htpasswd
 valgrind:valgrind
 media-types:
 rsync:rsync
@@ -41,6 +46,12 @@ swift-container:swift-container-server
 swift-object:swift-object-server
 memcached:memcached
 python3-swiftclient:swift
+debhelper:dh
+lintian:lintian
+man-db:man
+bash-completion:
+prometheus:promtool
+systemd:systemd-analyze
 "
 
 say() { echo "install-deps: $*"; }

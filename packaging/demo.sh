@@ -206,6 +206,11 @@ seed_gcs() {
     gcs_demo -X PUT "$endpoint/$bucket" &&
         gcs_demo -T "$tmp/README.txt" "$endpoint/$bucket/README.txt" &&
         gcs_demo -T "$tmp/moons.csv" "$endpoint/$bucket/space/moons.csv"
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+
 # add_swift_cloud NAME: a container NAME on an all-in-one OpenStack Swift
 # (Debian's packages, TempAuth; config, rings, data and logs in demo/swift,
 # free ports each start), seeded once with curl.  Swift takes about 30 s
@@ -240,6 +245,8 @@ add_gcs_cloud() {
     fi
     conf_section "$name" type=gcs "endpoint=$DEMO_S3RVER" "bucket=$name" \
         access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
+}
+
 add_swift_cloud() {
     local name=$1 data="$DEMO/swift" kind bin i
     local proxy account container object memcached sink
@@ -286,8 +293,7 @@ add_webdav_cloud() {
     port=$(free_port)
     if [ ! -d "$data" ]; then
         mkdir -p "$data/notes"
-        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.
-' \
+        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.\n' \
             >"$data/README.txt"
         printf 'WebDAV keeps folders and renames: mv of a folder is one MOVE.\n' \
             >"$data/notes/webdav.txt"

@@ -22,6 +22,16 @@
 # test's log folder).
 . "$(dirname "$0")/lib.sh"
 
+# Under a sanitizer or valgrind the daemon is several times slower and
+# keeps freed memory in quarantine, so the crawl gets more time and its
+# peak memory says nothing about skyfs: the bound is then not checked
+# (and the test says so).
+INSTRUMENTED=0
+if [ "${SKY_VALGRIND:-0}" = 1 ] || grep -qa AddressSanitizer "$BUILD/skyfs"; then
+    INSTRUMENTED=1
+fi
+CRAWL_LIMIT=$((INSTRUMENTED ? 540 : 170))
+
 PORT=$(free_port)
 S3="http://127.0.0.1:$PORT"
 STORE="$TEST_TMP/s3rver"
@@ -100,7 +110,7 @@ crawl() {
     t=$SECONDS
     mount_skyfs "$conf" "$MNT" || die "cannot mount"
     pid=$(daemon_pids "$MNT" | head -n 1)
-    check "the crawl of $n objects completes" wait_until 170 complete "$conf" "$bucket"
+    check "the crawl of $n objects completes" wait_until "$CRAWL_LIMIT" complete "$conf" "$bucket"
     SECS=$((SECONDS - t))
     HWM=$(hwm_kib "$pid")
     found=$("$SKYFS" search -c "$conf" --type f '*.dat' 2>/dev/null | wc -l)
@@ -126,5 +136,9 @@ BIG_SECS=$SECS
     cat "$LOGS/status-small.txt" "$LOGS/status-big.txt"
 } | tee "$LOGS/figures.txt"
 record ok "figures: $(tr '\n' ' ' <"$LOGS/figures.txt")"
-check "the daemon's peak memory for $BIG objects is within 8 MiB of that for $SMALL" \
-    test $((BIG_HWM - SMALL_HWM)) -lt 8192
+if [ "$INSTRUMENTED" = 1 ]; then
+    record ok "peak memory not compared: this skyfs runs under a sanitizer or valgrind (quarantined memory)"
+else
+    check "the daemon's peak memory for $BIG objects is within 8 MiB of that for $SMALL" \
+        test $((BIG_HWM - SMALL_HWM)) -lt 8192
+fi

@@ -27,7 +27,7 @@
 # peak memory says nothing about skyfs: the bound is then not checked
 # (and the test says so).
 INSTRUMENTED=0
-if [ "${SKY_VALGRIND:-0}" = 1 ] || grep -qa AddressSanitizer "$BUILD/skyfs"; then
+if [ "${SKY_VALGRIND:-0}" = 1 ] || grep -qa __asan_init "$BUILD/skyfs"; then
     INSTRUMENTED=1
 fi
 CRAWL_LIMIT=$((INSTRUMENTED ? 540 : 170))

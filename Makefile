@@ -4,7 +4,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := fuse3 libcurl openssl sqlite3 libxxhash expat json-c
+PKGS    := fuse3 libcurl openssl sqlite3 libxxhash expat json-c libssh
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT     ?= -O2 -g
@@ -20,7 +20,7 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 
-.PHONY: all install deps test unit integration asan asan-test valgrind-test demo demo-stop bench clean
+.PHONY: all install deps deb test unit integration asan asan-test valgrind-test demo demo-stop bench clean
 
 PREFIX  ?= /usr/local
 
@@ -54,6 +54,11 @@ $(BUILD)/skyfs: $(TOOL_OBJ) $(BUILD)/libskyfs.a
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libskyfs.a
 	@echo "  LINK    $@"
 	@$(CC) $(CFLAGS) -o $@ $(UNIT_OBJ) $(BUILD)/libskyfs.a $(LDLIBS)
+
+# The Debian package, built with dpkg-buildpackage and checked with lintian
+# (packaging/deb.sh); the .deb lands in build/deb/.
+deb:
+	@sh packaging/deb.sh
 
 # Installs the system packages and npm test servers that are missing.
 deps:

@@ -25,6 +25,9 @@ libsqlite3-dev:
 libxxhash-dev:
 libexpat1-dev:
 libjson-c-dev:
+libssh-dev:
+openssh-server:/usr/sbin/sshd
+openssh-client:ssh-keygen
 attr:setfattr
 curl:curl
 nodejs:node
@@ -32,9 +35,17 @@ npm:npm
 python3:python3
 s3fs:s3fs
 rclone:rclone
+apache2:apache2
+apache2-utils:htpasswd
 valgrind:valgrind
 media-types:
 rsync:rsync
+debhelper:dh
+lintian:lintian
+man-db:man
+bash-completion:
+prometheus:promtool
+systemd:systemd-analyze
 "
 
 say() { echo "install-deps: $*"; }

@@ -176,6 +176,7 @@ add_s3_cloud() {
     [ -f "$main" ] || die "s3rver is missing; run make deps"
     port=$(free_port)
     endpoint="http://127.0.0.1:$port"
+    DEMO_S3RVER=$endpoint      # add_gcs_cloud uses the same s3rver
     mkdir -p "$data"
     # s3rver's listing tokens use DES: OpenSSL 3 has it in the legacy provider
     start_server s3rver "$endpoint/" env NODE_OPTIONS=--openssl-legacy-provider \
@@ -187,6 +188,27 @@ add_s3_cloud() {
     fi
     conf_section "$name" type=s3 "endpoint=$endpoint" "bucket=$name" \
         access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
+}
+
+# add_gcs_cloud NAME: a Google Cloud Storage bucket NAME, spoken to through
+# GCS's XML API with HMAC keys (SigV4), on the s3rver add_s3_cloud started
+# (call it after add_s3_cloud); the bucket is made and seeded once.
+seed_gcs() {
+    local endpoint=$1 bucket=$2 tmp
+    tmp=$(mktemp -d)
+    printf 'This folder is a gcs cloud: GCS XML API with HMAC keys, here on s3rver.\n' \
+        >"$tmp/README.txt"
+    printf 'planet,moons\nEarth,1\nMars,2\nJupiter,95\n' >"$tmp/moons.csv"
+    gcs_demo() {
+        curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" -o /dev/null
+    }
+    gcs_demo -X PUT "$endpoint/$bucket" &&
+        gcs_demo -T "$tmp/README.txt" "$endpoint/$bucket/README.txt" &&
+        gcs_demo -T "$tmp/moons.csv" "$endpoint/$bucket/space/moons.csv"
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
 }
 
 # add_swift_cloud NAME: a container NAME on an all-in-one OpenStack Swift
@@ -214,6 +236,17 @@ seed_swift() {
     rm -rf "$tmp"
     return $rc
 }
+add_gcs_cloud() {
+    local name=$1 data="$DEMO/s3rver"
+    [ -n "${DEMO_S3RVER:-}" ] || die "add_gcs_cloud needs add_s3_cloud's s3rver"
+    if [ ! -f "$data/.seeded-gcs" ]; then
+        seed_gcs "$DEMO_S3RVER" "$name" || die "cannot seed the GCS demo bucket"
+        touch "$data/.seeded-gcs"
+    fi
+    conf_section "$name" type=gcs "endpoint=$DEMO_S3RVER" "bucket=$name" \
+        access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
+}
+
 add_swift_cloud() {
     local name=$1 data="$DEMO/swift" kind bin i
     local proxy account container object memcached sink
@@ -260,8 +293,7 @@ add_webdav_cloud() {
     port=$(free_port)
     if [ ! -d "$data" ]; then
         mkdir -p "$data/notes"
-        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.
-' \
+        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.\n' \
             >"$data/README.txt"
         printf 'WebDAV keeps folders and renames: mv of a folder is one MOVE.\n' \
             >"$data/notes/webdav.txt"
@@ -325,6 +357,7 @@ setup_clouds() {
     add_local_cloud photos seed_photos
     add_azure_cloud azure
     add_s3_cloud s3
+    add_gcs_cloud gcs
     add_swift_cloud swift
     add_webdav_cloud webdav
     add_sftp_cloud sftp
@@ -371,6 +404,7 @@ Things to try:
                                           # outside changes show after the ttl
   cp -r mnt/docs/reports mnt/s3/          # from a local cloud into S3 (s3rver)
   mv mnt/s3/reports mnt/azure/            # and on into Azure (Azurite)
+  cp mnt/gcs/space/moons.csv mnt/docs/    # from the gcs cloud (XML API, HMAC keys)
   cp -r mnt/azure/reports mnt/swift/      # and into OpenStack Swift
   cp -r mnt/azure/reports mnt/webdav/     # and into WebDAV (rclone serve webdav)
   cp -r mnt/azure/reports mnt/sftp/       # and to an SSH server (sshd; as root)

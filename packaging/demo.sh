@@ -209,6 +209,51 @@ add_webdav_cloud() {
         --dir-cache-time 1s "$data"
     conf_section "$name" type=webdav "url=http://127.0.0.1:$port/" user=demo password=demo \
         ttl=2s
+# add_sftp_cloud NAME: a directory (demo/clouds/NAME) served by OpenSSH's
+# sshd on 127.0.0.1 (a free port each start), with a host key and a login
+# key made once in demo/sshd.  sshd needs root; without it, or without
+# sshd, the demo goes on without this cloud.
+add_sftp_cloud() {
+    local name=$1 dir="$DEMO/sshd" data="$DEMO/clouds/$1" port pid i
+    local sshd=/usr/sbin/sshd
+    if [ ! -x "$sshd" ] || [ "$(id -u)" != 0 ]; then
+        say "no sftp cloud: it needs $sshd (make deps) and root"
+        return 0
+    fi
+    mkdir -p "$dir" /run/sshd
+    chmod 700 "$dir"
+    [ -f "$dir/host_ed25519" ] ||
+        ssh-keygen -q -t ed25519 -N '' -C skyfs-demo-host -f "$dir/host_ed25519" </dev/null
+    [ -f "$dir/client_ed25519" ] ||
+        ssh-keygen -q -t ed25519 -N '' -C skyfs-demo -f "$dir/client_ed25519" </dev/null
+    cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
+    if [ ! -d "$data" ]; then
+        mkdir -p "$data/projects"
+        printf 'This folder is an SFTP cloud: demo/clouds/%s, served by sshd.\n' "$name" \
+            >"$data/README.txt"
+        printf 'plan: mount everything with skyfs\n' >"$data/projects/plan.txt"
+    fi
+    port=$(free_port)
+    printf '%s\n' "ListenAddress 127.0.0.1" "Port $port" "HostKey $dir/host_ed25519" \
+        "PidFile none" "UsePAM no" "PermitRootLogin prohibit-password" \
+        "AuthorizedKeysFile $dir/authorized_keys" "StrictModes no" \
+        "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
+        "Subsystem sftp internal-sftp" >"$dir/sshd_config"
+    "$sshd" -D -e -f "$dir/sshd_config" >"$DEMO/sshd.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >>"$PIDS"
+    for i in $(seq 50); do
+        if ssh-keyscan -T 2 -p "$port" 127.0.0.1 >"$dir/known_hosts" 2>/dev/null &&
+           [ -s "$dir/known_hosts" ]; then
+            conf_section "$name" type=sftp host=127.0.0.1 "port=$port" "user=$(id -un)" \
+                "key_file=$dir/client_ed25519" "known_hosts=$dir/known_hosts" \
+                "path=$data" ttl=2s
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    die "sshd did not start; see $DEMO/sshd.log"
 }
 
 setup_clouds() {
@@ -217,6 +262,7 @@ setup_clouds() {
     add_azure_cloud azure
     add_s3_cloud s3
     add_webdav_cloud webdav
+    add_sftp_cloud sftp
 }
 
 # --- start and stop
@@ -261,6 +307,7 @@ Things to try:
   cp -r mnt/docs/reports mnt/s3/          # from a local cloud into S3 (s3rver)
   mv mnt/s3/reports mnt/azure/            # and on into Azure (Azurite)
   cp -r mnt/azure/reports mnt/webdav/     # and into WebDAV (rclone serve webdav)
+  cp -r mnt/azure/reports mnt/sftp/       # and to an SSH server (sshd; as root)
   $rel_skyfs search -c demo/skyfs.conf --iname '*.txt' --long
                                           # every cloud at once, no network
   ls -l 'mnt/.skyfs/search/*.png'         # the same search as a directory

@@ -25,6 +25,9 @@ libsqlite3-dev:
 libxxhash-dev:
 libexpat1-dev:
 libjson-c-dev:
+libssh-dev:
+openssh-server:/usr/sbin/sshd
+openssh-client:ssh-keygen
 attr:setfattr
 curl:curl
 nodejs:node

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/metrics.h"
 #include "stream.h"
 
 struct fetch_ctx {
@@ -492,6 +493,7 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     }
     struct sky_attr out;
     int64_t mtime = ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now();
+    sky_metrics_inc(SKY_M_UPLOAD_RETRIES);
     int rc = upload(fs, c, obj, &ent, mtime, mtime, "", NULL, &out, &e);
     if (rc) {
         pass->failed++;

@@ -173,8 +173,10 @@ struct ofile {
  * descriptor that only read uploads nothing (an upload left pending by a
  * writer stays with the journal). */
 struct fhandle {
-    struct ofile *of;
+    struct ofile *of;           /* NULL for a virtual file (.skyfs/metrics) */
     atomic_bool wrote;
+    char *virt_text;            /* a virtual file: its text as of the open */
+    size_t virt_len;
 };
 
 /* Find-or-create the open file for an entry (refcounted). */

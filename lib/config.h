@@ -25,6 +25,10 @@
  * file, the line and the fix.  Keys a driver marks secret make
  * the loader demand mode 0600 on the file.
  *
+ * A [daemon] section (optional; the name cannot be a cloud's) holds the
+ * daemon's own settings: log_level (debug, info, warn, error) and
+ * metrics_listen (IP:PORT of the Prometheus metrics listener).
+ *
  * Used by tools/ (mount, config check) and read by fs/ and the drivers.
  */
 #ifndef SKY_CONFIG_H
@@ -71,6 +75,10 @@ struct sky_config {
     uint64_t max_size;              /* bytes */
     uint64_t block_size;            /* bytes, 1..8 MiB, power of two */
     uint64_t min_free;              /* bytes kept free on the cache disk */
+    /* [daemon] */
+    int log_level;                  /* enum sky_log_level (lib/log.h); -1: not set */
+    char *metrics_listen;           /* "HOST:PORT" of the metrics listener, or NULL */
+    int metrics_listen_line;
     size_t nclouds;
     struct sky_cloud_config *clouds;
 };
@@ -116,5 +124,17 @@ bool sky_cloud_bool(const struct sky_cloud_config *c, const char *key, bool dflt
 int sky_parse_size(const char *s, uint64_t *out);
 int sky_parse_duration(const char *s, int64_t *out);
 int sky_parse_bool(const char *s, bool *out);
+/* "127.0.0.1:9101", "[::1]:9101" -> a socket address (IP literals only:
+ * no name is looked up).  0 or -EINVAL. */
+struct sockaddr_storage;
+int sky_parse_listen(const char *s, struct sockaddr_storage *out, unsigned *len);
+
+/* Every key the config accepts, for `skyfs config keys` (and the test that
+ * keeps the man page and README in step): calls fn(arg, section, key,
+ * help) for [cache] and [daemon] keys (section "cache", "daemon"), the keys
+ * every cloud takes (section "*"), and each cloud type's own keys
+ * (section = the type). */
+void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,
+                                    const char *help), void *arg);
 
 #endif

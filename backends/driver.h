@@ -4,7 +4,10 @@
  * fs/ and cache/ talk to clouds only through a `struct sky_driver`; nothing
  * outside backends/ knows whether a cloud is S3, Azure or a local folder.
  * Like curl's Curl_handler and SQLite's sqlite3_io_methods, this header is
- * the contract: a new backend can be written from it alone.
+ * the contract: a new backend can be written from it alone.  An object
+ * cloud (S3-like: containers, keys, user metadata) need not implement it
+ * at all: backends/objstore.h implements it once over a small protocol
+ * table, and the cloud's module only speaks its protocol.
  *
  * PATHS.  Every path a driver receives is relative to the cloud's root:
  * no leading or trailing slash, components joined by '/', "" for the root
@@ -387,8 +390,9 @@ struct sky_driver {
     int (*rmdir)(void *ctx, const char *path, struct sky_err *e);
 
     /* Move a file, symlink or directory (with everything under it),
-     * replacing a file at `to`.  Object stores copy then delete
-     * (backends/emulate.h helps).  Renaming a directory onto a non-empty
+     * replacing a file at `to`.  Object stores copy then delete (the
+     * object-store core, backends/objstore.h, does it once for every
+     * object cloud).  Renaming a directory onto a non-empty
      * directory is -ENOTEMPTY.  The moved objects keep their cloud
      * metadata (content type, user metadata). */
     int (*rename)(void *ctx, const char *from, const char *to, struct sky_err *e);

@@ -189,6 +189,28 @@ add_s3_cloud() {
         access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
 }
 
+# add_webdav_cloud NAME: a WebDAV folder served by `rclone serve webdav`
+# (it starts in a fraction of a second) from demo/webdav, user "demo",
+# password "demo", a free port each start; seeded once in the folder.
+add_webdav_cloud() {
+    local name=$1 data="$DEMO/webdav" port
+    command -v rclone >/dev/null || die "rclone is missing; run make deps"
+    port=$(free_port)
+    if [ ! -d "$data" ]; then
+        mkdir -p "$data/notes"
+        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.
+' \
+            >"$data/README.txt"
+        printf 'WebDAV keeps folders and renames: mv of a folder is one MOVE.\n' \
+            >"$data/notes/webdav.txt"
+    fi
+    start_server rclone-webdav "http://127.0.0.1:$port/" env RCLONE_CONFIG=/dev/null \
+        rclone serve webdav --addr "127.0.0.1:$port" --user demo --pass demo \
+        --dir-cache-time 1s "$data"
+    conf_section "$name" type=webdav "url=http://127.0.0.1:$port/" user=demo password=demo \
+        ttl=2s
+}
+
 # add_sftp_cloud NAME: a directory (demo/clouds/NAME) served by OpenSSH's
 # sshd on 127.0.0.1 (a free port each start), with a host key and a login
 # key made once in demo/sshd.  sshd needs root; without it, or without
@@ -236,35 +258,13 @@ add_sftp_cloud() {
     die "sshd did not start; see $DEMO/sshd.log"
 }
 
-# add_webdav_cloud NAME: a WebDAV folder served by `rclone serve webdav`
-# (it starts in a fraction of a second) from demo/webdav, user "demo",
-# password "demo", a free port each start; seeded once in the folder.
-add_webdav_cloud() {
-    local name=$1 data="$DEMO/webdav" port
-    command -v rclone >/dev/null || die "rclone is missing; run make deps"
-    port=$(free_port)
-    if [ ! -d "$data" ]; then
-        mkdir -p "$data/notes"
-        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.
-' \
-            >"$data/README.txt"
-        printf 'WebDAV keeps folders and renames: mv of a folder is one MOVE.\n' \
-            >"$data/notes/webdav.txt"
-    fi
-    start_server rclone-webdav "http://127.0.0.1:$port/" env RCLONE_CONFIG=/dev/null \
-        rclone serve webdav --addr "127.0.0.1:$port" --user demo --pass demo \
-        --dir-cache-time 1s "$data"
-    conf_section "$name" type=webdav "url=http://127.0.0.1:$port/" user=demo password=demo \
-        ttl=2s
-}
-
 setup_clouds() {
     add_local_cloud docs seed_docs
     add_local_cloud photos seed_photos
     add_azure_cloud azure
     add_s3_cloud s3
-    add_sftp_cloud sftp
     add_webdav_cloud webdav
+    add_sftp_cloud sftp
 }
 
 # --- start and stop
@@ -308,8 +308,8 @@ Things to try:
                                           # outside changes show after the ttl
   cp -r mnt/docs/reports mnt/s3/          # from a local cloud into S3 (s3rver)
   mv mnt/s3/reports mnt/azure/            # and on into Azure (Azurite)
-  cp -r mnt/azure/reports mnt/sftp/       # and to an SSH server (sshd; as root)
   cp -r mnt/azure/reports mnt/webdav/     # and into WebDAV (rclone serve webdav)
+  cp -r mnt/azure/reports mnt/sftp/       # and to an SSH server (sshd; as root)
   $rel_skyfs search -c demo/skyfs.conf --iname '*.txt' --long
                                           # every cloud at once, no network
   ls -l 'mnt/.skyfs/search/*.png'         # the same search as a directory

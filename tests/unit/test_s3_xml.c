@@ -1,8 +1,9 @@
 /*
  * test_s3_xml.c - the XML reader and the S3 answer parsers, no server.
  *
- * The S3 parsing helpers live in backends/s3.c (not static, for these
- * tests); their prototypes are repeated here.
+ * The S3 parsers are backends/s3proto.h's; times, child names and the
+ * reading of a head's metadata are the object-store core's
+ * (backends/objstore.h, objstore_int.h).
  */
 #include "check.h"
 
@@ -13,20 +14,30 @@
 
 #include "../../backends/driver.h"
 #include "../../backends/http.h"
+#include "../../backends/objstore_int.h"
+#include "../../backends/s3proto.h"
 #include "../../backends/xml.h"
 #include "../../lib/config.h"
 
-typedef int (*s3_item_fn)(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
-                          const char *storage_class);
-int s3_parse_iso8601(const char *s, int64_t *ns);
-int s3_parse_http_date(const char *s, int64_t *ns);
-int s3_parse_meta_mtime(const char *s, int64_t *ns);
-int s3_parse_error(const char *body, size_t len, char *code, size_t cap);
-int s3_error_errno(long status, const char *code);
-int s3_parse_list(const char *body, size_t len, s3_item_fn fn, void *arg, char **next_token,
-                  struct sky_err *e);
-void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a);
-int s3_child_name(const char *key, size_t plen, int is_prefix, char *out);
+/* The S3 module's metadata codec (backends/s3.c, not static for these
+ * tests). */
+extern const struct objstore_codec sky_s3_codec;
+
+/* A HEAD answer's headers as the S3 cloud reads them: the S3 protocol
+ * pieces make a head of them, the core reads it with S3's codec. */
+static void s3_attr_from_headers(const struct http_headers *h, struct sky_attr *a)
+{
+    struct s3proto_conf conf = { .meta_prefix = "x-amz-meta-",
+                                 .storage_class_header = "x-amz-storage-class",
+                                 .default_storage_class = "STANDARD" };
+    struct objstore_head head;
+    memset(a, 0, sizeof *a);
+    if (s3proto_parse_head(&conf, h, &head) < 0)
+        return;
+    struct objstore o = { .codec = &sky_s3_codec };
+    os_attr_from_head(&o, &head, a);
+    objstore_head_free(&head);
+}
 
 static const char list_page[] =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -52,16 +63,19 @@ struct seen {
     char storage_class[8][16];      /* "-" when NULL */
 };
 
-static int remember(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
-                    const char *storage_class)
+static int remember(void *arg, const struct objstore_item *it)
 {
     struct seen *s = arg;
     if (s->n < 8) {
-        snprintf(s->keys[s->n], sizeof s->keys[0], "%s", key);
-        s->is_prefix[s->n] = is_prefix;
-        s->attr[s->n] = *a;
+        snprintf(s->keys[s->n], sizeof s->keys[0], "%s", it->key);
+        s->is_prefix[s->n] = it->is_prefix;
+        struct sky_attr a = { .kind = it->is_prefix ? SKY_DIR : SKY_FILE, .size = it->size,
+                              .mtime_ns = it->last_modified_ns,
+                              .has = it->last_modified_ns ? SKY_HAS_MTIME : 0 };
+        memcpy(a.etag, it->etag, sizeof a.etag);
+        s->attr[s->n] = a;
         snprintf(s->storage_class[s->n], sizeof s->storage_class[0], "%s",
-                 storage_class ? storage_class : "-");
+                 it->storage_class ? it->storage_class : "-");
     }
     s->n++;
     return 0;
@@ -72,7 +86,7 @@ TEST(s3_xml_list_objects_v2_page)
     struct seen s = {0};
     char *token = NULL;
     struct sky_err e = {0};
-    CHECK_INT(s3_parse_list(list_page, strlen(list_page), remember, &s, &token, &e), 0);
+    CHECK_INT(s3proto_parse_list(list_page, strlen(list_page), remember, &s, &token, &e), 0);
     CHECK_INT(s.n, 4);
     CHECK_STR(s.keys[0], "photos/");
     CHECK_STR(s.keys[1], "photos/a & b.jpg");
@@ -102,7 +116,7 @@ TEST(s3_xml_list_last_page_and_url_encoding)
         "</ListBucketResult>";
     struct seen s = {0};
     char *token = (char *)"untouched";
-    CHECK_INT(s3_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
+    CHECK_INT(s3proto_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
     CHECK(token == NULL);
     CHECK_INT(s.n, 2);
     CHECK_STR(s.keys[0], "dir/caf\xc3\xa9 menu+1.txt");
@@ -123,7 +137,7 @@ TEST(s3_xml_list_skips_nul_keys_and_marks_bad_sizes)
         "</ListBucketResult>";
     struct seen s = {0};
     char *token = NULL;
-    CHECK_INT(s3_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
+    CHECK_INT(s3proto_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
     CHECK_INT(s.n, 2);
     CHECK_STR(s.keys[0], "ok");
     CHECK(s.attr[0].size == UINT64_MAX);
@@ -142,7 +156,7 @@ TEST(s3_xml_a_body_that_is_not_utf8_still_parses)
         "</ListBucketResult>";
     struct seen s = {0};
     char *token = NULL;
-    CHECK_INT(s3_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
+    CHECK_INT(s3proto_parse_list(page, strlen(page), remember, &s, &token, NULL), 0);
     CHECK_INT(s.n, 2);
     CHECK_STR(s.keys[0], "bad\xffname");      /* its own bytes: the name check skips it */
     CHECK_STR(s.keys[1], "caf\xc3\xa9");       /* the good key unchanged */
@@ -155,16 +169,15 @@ TEST(s3_xml_list_rejects_garbage)
     char *token = NULL;
     struct sky_err e = {0};
     const char *bad = "<ListBucketResult><Contents><Key>x</Key>";
-    CHECK_INT(s3_parse_list(bad, strlen(bad), remember, &s, &token, &e), -EBADMSG);
+    CHECK_INT(s3proto_parse_list(bad, strlen(bad), remember, &s, &token, &e), -EBADMSG);
     CHECK(strstr(e.msg, "malformed XML") != NULL);
     const char *err = "<Error><Code>AccessDenied</Code></Error>";
-    CHECK_INT(s3_parse_list(err, strlen(err), remember, &s, &token, &e), -EBADMSG);
+    CHECK_INT(s3proto_parse_list(err, strlen(err), remember, &s, &token, &e), -EBADMSG);
     const char *trunc = "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>";
-    CHECK_INT(s3_parse_list(trunc, strlen(trunc), remember, &s, &token, &e), -EBADMSG);
+    CHECK_INT(s3proto_parse_list(trunc, strlen(trunc), remember, &s, &token, &e), -EBADMSG);
 }
 
-static int stop_at_two(void *arg, const char *key, int is_prefix, const struct sky_attr *a,
-                       const char *storage_class)
+static int stop_at_two(void *arg, const struct objstore_item *it)
 {
     int *n = arg;
     return ++*n == 2 ? -EINTR : 0;
@@ -174,7 +187,7 @@ TEST(s3_xml_list_callback_can_stop)
 {
     int n = 0;
     char *token = NULL;
-    CHECK_INT(s3_parse_list(list_page, strlen(list_page), stop_at_two, &n, &token, NULL), -EINTR);
+    CHECK_INT(s3proto_parse_list(list_page, strlen(list_page), stop_at_two, &n, &token, NULL), -EINTR);
     CHECK_INT(n, 2);
     CHECK(token == NULL);
 }
@@ -186,44 +199,44 @@ TEST(s3_xml_error_bodies)
         "<Message>The resource you requested does not exist</Message>"
         "<Resource>/mybucket/myfoto.jpg</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>";
     char code[64];
-    CHECK_INT(s3_parse_error(body, strlen(body), code, sizeof code), 1);
+    CHECK_INT(s3proto_parse_error(body, strlen(body), code, sizeof code), 1);
     CHECK_STR(code, "NoSuchKey");
-    CHECK_INT(s3_error_errno(404, code), ENOENT);
-    CHECK_INT(s3_parse_error("", 0, code, sizeof code), 0);
+    CHECK_INT(s3proto_error_errno(404, code), ENOENT);
+    CHECK_INT(s3proto_parse_error("", 0, code, sizeof code), 0);
     CHECK_STR(code, "");
-    CHECK_INT(s3_parse_error("not xml", 7, code, sizeof code), 0);
-    CHECK_INT(s3_error_errno(403, "AccessDenied"), EACCES);
-    CHECK_INT(s3_error_errno(403, "SignatureDoesNotMatch"), EACCES);
-    CHECK_INT(s3_error_errno(404, "NoSuchBucket"), ENOENT);
-    CHECK_INT(s3_error_errno(409, "BucketNotEmpty"), ENOTEMPTY);
-    CHECK_INT(s3_error_errno(412, "PreconditionFailed"), ESTALE);
-    CHECK_INT(s3_error_errno(503, "SlowDown"), EIO);
-    CHECK_INT(s3_error_errno(500, "InternalError"), EIO);
-    CHECK_INT(s3_error_errno(400, "InvalidArgument"), EIO);
-    CHECK_INT(s3_error_errno(404, ""), ENOENT);
+    CHECK_INT(s3proto_parse_error("not xml", 7, code, sizeof code), 0);
+    CHECK_INT(s3proto_error_errno(403, "AccessDenied"), EACCES);
+    CHECK_INT(s3proto_error_errno(403, "SignatureDoesNotMatch"), EACCES);
+    CHECK_INT(s3proto_error_errno(404, "NoSuchBucket"), ENOENT);
+    CHECK_INT(s3proto_error_errno(409, "BucketNotEmpty"), ENOTEMPTY);
+    CHECK_INT(s3proto_error_errno(412, "PreconditionFailed"), ESTALE);
+    CHECK_INT(s3proto_error_errno(503, "SlowDown"), EIO);
+    CHECK_INT(s3proto_error_errno(500, "InternalError"), EIO);
+    CHECK_INT(s3proto_error_errno(400, "InvalidArgument"), EIO);
+    CHECK_INT(s3proto_error_errno(404, ""), ENOENT);
 }
 
 TEST(s3_xml_times)
 {
     int64_t ns = 0;
-    CHECK_INT(s3_parse_iso8601("2009-10-12T17:50:30.000Z", &ns), 0);
+    CHECK_INT(objstore_parse_iso8601("2009-10-12T17:50:30.000Z", &ns), 0);
     CHECK_INT(ns, 1255369830000000000LL);
-    CHECK_INT(s3_parse_iso8601("2009-10-12T19:50:30.25+02:00", &ns), 0);
+    CHECK_INT(objstore_parse_iso8601("2009-10-12T19:50:30.25+02:00", &ns), 0);
     CHECK_INT(ns, 1255369830250000000LL);
-    CHECK_INT(s3_parse_iso8601("yesterday", &ns), -EINVAL);
-    CHECK_INT(s3_parse_http_date("Mon, 12 Oct 2009 17:50:30 GMT", &ns), 0);
+    CHECK_INT(objstore_parse_iso8601("yesterday", &ns), -EINVAL);
+    CHECK_INT(objstore_parse_http_date("Mon, 12 Oct 2009 17:50:30 GMT", &ns), 0);
     CHECK_INT(ns, 1255369830000000000LL);
     /* s3fs: whole seconds; rclone: fractional seconds; RFC 3339 */
-    CHECK_INT(s3_parse_meta_mtime("1700000000", &ns), 0);
+    CHECK_INT(objstore_parse_time("1700000000", &ns), 0);
     CHECK_INT(ns, 1700000000000000000LL);
-    CHECK_INT(s3_parse_meta_mtime("1700000000.123456789", &ns), 0);
+    CHECK_INT(objstore_parse_time("1700000000.123456789", &ns), 0);
     CHECK_INT(ns, 1700000000123456789LL);
-    CHECK_INT(s3_parse_meta_mtime("1700000000.5", &ns), 0);
+    CHECK_INT(objstore_parse_time("1700000000.5", &ns), 0);
     CHECK_INT(ns, 1700000000500000000LL);
-    CHECK_INT(s3_parse_meta_mtime("2023-11-14T22:13:20.000000001Z", &ns), 0);
+    CHECK_INT(objstore_parse_time("2023-11-14T22:13:20.000000001Z", &ns), 0);
     CHECK_INT(ns, 1700000000000000001LL);
-    CHECK_INT(s3_parse_meta_mtime("12abc", &ns), -EINVAL);
-    CHECK_INT(s3_parse_meta_mtime("", &ns), -EINVAL);
+    CHECK_INT(objstore_parse_time("12abc", &ns), -EINVAL);
+    CHECK_INT(objstore_parse_time("", &ns), -EINVAL);
 }
 
 TEST(s3_xml_head_headers_to_attr)
@@ -317,25 +330,25 @@ TEST(s3_xml_head_headers_directory_objects)
 TEST(s3_list_child_names)
 {
     char name[256];
-    CHECK_INT(s3_child_name("dir/a.txt", 4, 0, name), 1);
+    CHECK_INT(objstore_child_name("dir/a.txt", 4, 0, name), 1);
     CHECK_STR(name, "a.txt");
-    CHECK_INT(s3_child_name("dir/sub/", 4, 1, name), 1);
+    CHECK_INT(objstore_child_name("dir/sub/", 4, 1, name), 1);
     CHECK_STR(name, "sub");
-    CHECK_INT(s3_child_name("dir/", 4, 0, name), 0);      /* the marker itself */
-    CHECK_INT(s3_child_name("dir//", 4, 1, name), -1);    /* empty segment */
-    CHECK_INT(s3_child_name("dir/./", 4, 1, name), -1);
-    CHECK_INT(s3_child_name("dir/../", 4, 1, name), -1);
-    CHECK_INT(s3_child_name("dir/.", 4, 0, name), -1);
-    CHECK_INT(s3_child_name("dir/..", 4, 0, name), -1);
-    CHECK_INT(s3_child_name("dir/...", 4, 0, name), 1);
+    CHECK_INT(objstore_child_name("dir/", 4, 0, name), 0);      /* the marker itself */
+    CHECK_INT(objstore_child_name("dir//", 4, 1, name), -1);    /* empty segment */
+    CHECK_INT(objstore_child_name("dir/./", 4, 1, name), -1);
+    CHECK_INT(objstore_child_name("dir/../", 4, 1, name), -1);
+    CHECK_INT(objstore_child_name("dir/.", 4, 0, name), -1);
+    CHECK_INT(objstore_child_name("dir/..", 4, 0, name), -1);
+    CHECK_INT(objstore_child_name("dir/...", 4, 0, name), 1);
     char longkey[300] = "d/";
     memset(longkey + 2, 'n', 256);
     longkey[258] = '\0';
-    CHECK_INT(s3_child_name(longkey, 2, 0, name), -1);    /* 256 bytes */
+    CHECK_INT(objstore_child_name(longkey, 2, 0, name), -1);    /* 256 bytes */
     longkey[257] = '\0';
-    CHECK_INT(s3_child_name(longkey, 2, 0, name), 1);     /* 255 bytes */
+    CHECK_INT(objstore_child_name(longkey, 2, 0, name), 1);     /* 255 bytes */
     CHECK_INT(strlen(name), 255);
-    CHECK_INT(s3_child_name("top", 0, 0, name), 1);
+    CHECK_INT(objstore_child_name("top", 0, 0, name), 1);
     CHECK_STR(name, "top");
 }
 

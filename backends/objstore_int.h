@@ -1,0 +1,144 @@
+/*
+ * objstore_int.h - what the object-store core's own modules share.
+ *
+ * The core is split along its seams: objstore.c (open/close, paths, the
+ * memory of object kinds, listings, stat, read, get_meta),
+ * objstore_dirs.c (mkdir, rmdir, remove, symlinks, special files,
+ * rename and tree moves), objstore_meta.c (the metadata codec plumbing:
+ * attributes from and to user metadata, set_attr, xattrs),
+ * objstore_upload.c (write, large and streamed uploads).  Only those
+ * files (and the unit tests) include this header; protocol modules use
+ * objstore.h alone.
+ */
+#ifndef SKY_OBJSTORE_INT_H
+#define SKY_OBJSTORE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../lib/log.h"
+#include "linkprobe.h"
+#include "objstore.h"
+
+#define OS_LINK_BUCKETS 1024
+#define OS_LINKS_MAX    100000
+#define OS_LINK_MAX     4096        /* bytes of a symlink target read back */
+#define OS_SHOW_MAX     1024
+
+/* An object known to be a symlink or special file (by key and ETag). */
+struct os_link {
+    char *id;                       /* "container/key" */
+    char etag[SKY_ETAG_MAX];
+    enum sky_kind kind;             /* SKY_LINK, or a special kind (SKY_FIFO...) */
+    uint64_t rdev;
+    char *target;                   /* links: NULL until read */
+    struct os_link *next;
+};
+
+/* One cloud (the driver's ctx). */
+struct objstore {
+    const struct objstore_proto *proto;
+    const struct objstore_codec *codec;
+    void *p;                        /* the protocol's context */
+    char *name;                     /* cloud name, for messages */
+    char *container;                /* NULL: the account's containers */
+    char *prefix;                   /* "" or "a/b" (no slashes at the ends) */
+
+    /* Objects known to be symlinks or special files, valid while their
+     * ETag is unchanged: listings without metadata keep them what they
+     * are after a relisting. */
+    pthread_mutex_t links_lock;
+    struct os_link *links[OS_LINK_BUCKETS];
+    size_t nlinks;
+    /* Object versions a head found not to be links; NULL when listings
+     * carry metadata or with `symlinks = no`. */
+    struct linkprobe *probe;
+    /* What the caller's metadata cache knows (set_known_kinds). */
+    sky_known_kind_fn known_fn;
+    void *known_arg;
+};
+
+/* Where a path lives: container ("" for the account root) and key. */
+struct os_loc {
+    char container[256];
+    char *key;                      /* malloc'd; "" for a container's root */
+};
+
+/* "s3 'photos': " then the rest. */
+#define OS_FAIL(o, e, code, fmt, ...)                                                        \
+    sky_fail((e), (code), "%s '%s': " fmt, (o)->proto->type, (o)->name, __VA_ARGS__)
+
+int os_oom(struct sky_err *e);
+int64_t os_now_ns(void);
+
+/* ---- objstore.c ---- */
+int os_locate(struct objstore *o, const char *path, struct os_loc *l, struct sky_err *e);
+void os_loc_free(struct os_loc *l);
+/* The path for messages: "container/key" in account mode, else the key. */
+const char *os_show(const struct objstore *o, const struct os_loc *l, char *buf, size_t cap);
+/* ListObjects-style walk of every page (or one page of at most max_keys). */
+int os_list_keys(struct objstore *o, const char *container, const char *prefix,
+                 bool delimited, int max_keys, objstore_item_fn fn, void *arg,
+                 const char *show, struct sky_err *e);
+/* Probe "key/": anything under it, its marker, keys besides the marker. */
+int os_probe_dir(struct objstore *o, const struct os_loc *l, int max, bool *any, bool *marker,
+                 bool *others, const char *show, struct sky_err *e);
+/* What container/key is by its head (SKY_FILE when it cannot be told). */
+enum sky_kind os_head_kind(struct objstore *o, const char *container, const char *key,
+                           const char *show, uint64_t *rdev);
+void os_dir_attr(struct sky_attr *out);
+/* The child name of a listed key under a prefix of plen bytes, into
+ * out[SKY_NAME_MAX + 1]: 1 for a valid name, 0 for the directory's own
+ * marker, -1 for a key that cannot be a file name. */
+int objstore_child_name(const char *key, size_t plen, int is_prefix, char *out);
+/* 0 when nothing is at path; -EEXIST naming op when something is. */
+int os_must_be_free(struct objstore *o, const char *path, const char *op, struct sky_err *e);
+
+/* The memory of links and special files. */
+void os_typed_put(struct objstore *o, const char *container, const char *key,
+                  const char *etag, enum sky_kind kind, uint64_t rdev, const char *target);
+void os_links_drop(struct objstore *o, const char *container, const char *key);
+void os_typed_note(struct objstore *o, const char *container, const char *key,
+                   const struct sky_attr *a);
+void os_links_move(struct objstore *o, const char *fcontainer, const char *fkey,
+                   const char *tcontainer, const char *tkey, const char *etag);
+
+/* ---- objstore_meta.c ---- */
+/* Attributes from a head (the core's names, then codec->attr_read). */
+void os_attr_from_head(const struct objstore *o, const struct objstore_head *h,
+                       struct sky_attr *a);
+/* The POSIX names for the `which` bits of a into meta; the mode always
+ * carries the type bits of `kind` (links, directories and special files
+ * always get one).  0 or -ENOMEM. */
+int os_meta_posix(const struct objstore *o, struct http_headers *meta, enum sky_kind kind,
+                  const struct sky_attr *a, unsigned which);
+/* The user items of m into meta, skipping what the protocol cannot carry
+ * (those past codec->meta_max with a warning naming show).  0 or -ENOMEM. */
+int os_meta_user(const struct objstore *o, const char *show, struct http_headers *meta,
+                 const struct sky_objmeta *m);
+/* The content type to store for m (its own when it can be sent). */
+const char *os_content_type(const struct sky_objmeta *m);
+/* Cloud metadata of a head (content type, storage class, user items). */
+int os_objmeta_from_head(const struct objstore *o, const struct objstore_head *h,
+                         struct sky_objmeta *m);
+/* Is meta name (without prefix) a user item (not POSIX, not reserved)? */
+bool os_is_user_name(const struct objstore *o, const char *name);
+/* Head the object behind a path: the key itself, else its "key/" marker.
+ * *key_out is the key found; -ENOENT when neither exists (*dir_exists
+ * tells whether the path is still an implicit directory). */
+int os_head_meta(struct objstore *o, const struct os_loc *l, struct objstore_head *h,
+                 char **key_out, enum sky_kind *kind, bool *dir_exists, const char *show,
+                 struct sky_err *e);
+
+/* ---- objstore_upload.c ---- */
+/* The metadata a new file is stored with: attr's, with now as mtime when
+ * it has none. */
+struct sky_attr os_file_attr(const struct sky_attr *attr);
+/* Store `size` bytes of fd (or mem) at l with nw: one put or a large
+ * upload. */
+int os_store(struct objstore *o, const struct os_loc *l, const char *key, const void *mem,
+             int fd, uint64_t size, const struct objstore_new *nw, char *etag_out,
+             const char *show, struct sky_err *e);
+
+#endif

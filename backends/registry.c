@@ -11,6 +11,8 @@
 extern const struct sky_driver sky_driver_local;
 extern const struct sky_driver sky_driver_s3;
 extern const struct sky_driver sky_driver_azure;
+extern const struct sky_driver sky_driver_gcs;
+extern const struct sky_driver sky_driver_swift;
 extern const struct sky_driver sky_driver_webdav;
 extern const struct sky_driver sky_driver_sftp;
 
@@ -18,6 +20,8 @@ static const struct sky_driver *const all_drivers[] = {
     &sky_driver_local,
     &sky_driver_s3,
     &sky_driver_azure,
+    &sky_driver_gcs,
+    &sky_driver_swift,
     &sky_driver_webdav,
     &sky_driver_sftp,
 };

@@ -40,6 +40,12 @@ apache2-utils:htpasswd
 valgrind:valgrind
 media-types:
 rsync:rsync
+swift-proxy:swift-proxy-server
+swift-account:swift-account-server
+swift-container:swift-container-server
+swift-object:swift-object-server
+memcached:memcached
+python3-swiftclient:swift
 debhelper:dh
 lintian:lintian
 man-db:man

@@ -11,13 +11,13 @@
 # delayproxy.js, which adds DELAY ms to each direction (--nets: 0 is the
 # loopback run, 20 a 40 ms round trip) and counts requests and bytes.  The
 # source tree is the first N regular files of /usr/include (full run 2000,
-# quick 300).  Workloads, each on a fresh mount with an empty cache:
+# quick 100).  Workloads, each on a fresh mount with an empty cache:
 #   tar     extract a tar of the tree into the mount
 #   git     git clone of a local repository of the tree, then git status
 #   rsync   rsync -a of the tree in, and back out to local disk
 #   find    cold `find` over the extracted tree (remount, empty cache)
 #   du      cold and warm `du -s`           grep  cold and warm `grep -r`
-#   small   SMALL (full 500, quick 100) 4 KiB files written by 8 writers
+#   small   SMALL (full 500, quick 50) 4 KiB files written by 8 writers
 # For writes: time until the command returns and time until the server
 # lists every object with the right total size (polled every 0.2 s); for
 # all: requests and bytes through the proxy and each daemon's peak RSS.
@@ -28,7 +28,7 @@ set -u -o pipefail
 
 TOOLS="local skyfs rclone s3fs"
 NETS="0 20"
-if [ "${BENCH_QUICK:-0}" = 1 ]; then NFILES=300; NSMALL=100; else NFILES=2000; NSMALL=500; fi
+if [ "${BENCH_QUICK:-0}" = 1 ]; then NFILES=100; NSMALL=50; else NFILES=2000; NSMALL=500; fi
 # shellcheck source=SCRIPTDIR/peers.sh
 . "$(dirname "$0")/peers.sh"
 while [ $# -gt 0 ]; do
@@ -193,6 +193,7 @@ write_small() {
     mkdir -p "$dir" || return 1
     seq "$NSMALL" | xargs -P 8 -I{} sh -c 'head -c 4096 "$1" >"$2/f{}.txt"' _ "$SRC_TAR" "$dir"
 }
+export -f write_small
 
 run_net_tool() {
     local net=$1 tool=$2 want sum
@@ -211,7 +212,7 @@ run_net_tool() {
     if timed "$net" rsync.in "$tool" rsync -a "$WORK/tree/src/" "$DATA/rs/"; then
         on_cloud "$net" rsync.cloud "$tool" rs/ "$SRC_TALLY"
     fi
-    if timed "$net" small "$tool" write_small "$DATA/small"; then
+    if timed "$net" small "$tool" bash -c 'write_small "$1"' _ "$DATA/small"; then
         on_cloud "$net" small.cloud "$tool" small/ "$NSMALL $((NSMALL * 4096))"
     fi
     unmount_tool "$net" "$tool"
@@ -239,13 +240,15 @@ run_net_tool() {
 }
 
 empty_bucket() {
-    local keys
-    while :; do
+    local keys round
+    for round in $(seq 30); do
         keys=$(s3 "http://127.0.0.1:$PORT/$BUCKET?list-type=2&max-keys=1000" | grep -o '<Key>[^<]*</Key>' | sed 's#</\?Key>##g')
-        [ -n "$keys" ] || break
+        [ -n "$keys" ] || return 0
         echo "$keys" | xargs -P 8 -I{} curl -sS --noproxy '*' --max-time 60 --aws-sigv4 "aws:amz:us-east-1:s3" \
-            --user S3RVER:S3RVER -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X DELETE "http://127.0.0.1:$PORT/$BUCKET/{}"
+            --user S3RVER:S3RVER -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X DELETE "http://127.0.0.1:$PORT/$BUCKET/{}" \
+            >>"$LOGS/empty-bucket.out" 2>&1
     done
+    die "cannot empty the bucket between tools (see $LOGS/empty-bucket.out)"
 }
 
 start_proxy() {
@@ -311,7 +314,8 @@ for c in node tar git rsync; do command -v "$c" >/dev/null || die "$c is missing
 
 # the source tree, its tar and a git repository of it
 mkdir -p "$WORK/tree/src"
-(cd /usr/include && find . -type f | LC_ALL=C sort | head -n "$NFILES" | tar -cf - -T - | tar -xf - -C "$WORK/tree/src") ||
+(cd /usr/include && find . -type f | LC_ALL=C sort >"$WORK/all-files" && head -n "$NFILES" "$WORK/all-files" >"$WORK/files" &&
+    tar -cf - -T "$WORK/files" | tar -xf - -C "$WORK/tree/src") ||
     die "cannot copy /usr/include"
 SRC_TAR="$WORK/src.tar"
 tar -cf "$SRC_TAR" -C "$WORK/tree" src || die "cannot make the tar"

@@ -194,6 +194,7 @@ write_small() {
     seq "$NSMALL" | xargs -P 8 -I{} sh -c 'head -c 4096 "$1" >"$2/f{}.txt"' _ "$SRC_TAR" "$dir"
 }
 export -f write_small
+export NSMALL
 
 run_net_tool() {
     local net=$1 tool=$2 want sum
@@ -317,7 +318,7 @@ mkdir -p "$WORK/tree/src"
 (cd /usr/include && find . -type f | LC_ALL=C sort >"$WORK/all-files" && head -n "$NFILES" "$WORK/all-files" >"$WORK/files" &&
     tar -cf - -T "$WORK/files" | tar -xf - -C "$WORK/tree/src") ||
     die "cannot copy /usr/include"
-SRC_TAR="$WORK/src.tar"
+export SRC_TAR="$WORK/src.tar"
 tar -cf "$SRC_TAR" -C "$WORK/tree" src || die "cannot make the tar"
 SRC_TALLY=$(tree_tally "$WORK/tree/src")
 SRC_FILES=${SRC_TALLY% *}

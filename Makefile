@@ -93,6 +93,7 @@ demo-stop:
 
 bench: deps all
 	@bash tests/bench/run.sh
+	@bash tests/bench/workloads.sh
 
 clean:
 	rm -rf build build-asan

@@ -40,6 +40,8 @@ apache2-utils:htpasswd
 valgrind:valgrind
 media-types:
 rsync:rsync
+git:git
+tar:tar
 swift-proxy:swift-proxy-server
 swift-account:swift-account-server
 swift-container:swift-container-server

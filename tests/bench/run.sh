@@ -4,6 +4,7 @@
 #
 #     tests/bench/run.sh [--tools skyfs,rclone,s3fs] [--size MIB] [--reads N]
 #                        [--files N] [--repeat N]
+#     BENCH_QUICK=1 tests/bench/run.sh   (32 MiB, 50 reads, 100 files, 1 round)
 #
 # Starts one s3rver on 127.0.0.1, mounts its bucket three ways (skyfs,
 # `rclone mount --vfs-cache-mode full`, s3fs), each with its own fresh cache
@@ -38,6 +39,9 @@ BENCH_MIB=256
 BENCH_READS=200
 BENCH_FILES=500
 BENCH_REPEAT=3
+if [ "${BENCH_QUICK:-0}" = 1 ]; then   # a few-minute smoke run
+    BENCH_MIB=32; BENCH_READS=50; BENCH_FILES=100; BENCH_REPEAT=1
+fi
 # shellcheck source=SCRIPTDIR/peers.sh
 . "$(dirname "$0")/peers.sh"
 while [ $# -gt 0 ]; do

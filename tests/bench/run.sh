@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
         --reads) BENCH_READS=${2:-}; shift 2 ;;
         --files) BENCH_FILES=${2:-}; shift 2 ;;
         --repeat) BENCH_REPEAT=${2:-}; shift 2 ;;
-        -h|--help) sed -n '3,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -1292,19 +1292,46 @@ static void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 /* ---- files ------------------------------------------------------------ */
 
 
+/* For a driver without preconditions: -ESTALE when something is at path. */
+static int compare_none(struct cloud *c, const char *path, struct sky_err *e)
+{
+    struct sky_attr now;
+    int rc = c->drv->stat(c->ctx, path, &now, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        return 0;
+    }
+    return rc ? rc : sky_fail(e, ESTALE, "cloud '%s': create \"%s\": another machine made it "
+                              "since this one last listed its folder", c->cfg->name, path);
+}
+
 /* Upload an empty object now so the file exists in the cloud (and in
  * listings) from the moment it is created, as s3fs and rclone do, with
  * the cloud metadata om (its content type). */
 static int create_empty(struct skyfs *fs, struct cloud *c, const char *path, struct sky_attr *a,
                         const struct sky_objmeta *om, struct sky_err *e)
 {
-    struct sky_attr out;
-    int rc = c->drv->write(c->ctx, path, -1, 0, a, om, &out, e);
+    struct sky_attr out, want = *a;
+    want.expect = SKY_EXPECT_NONE;      /* never over a file another machine just made */
+    want.etag[0] = '\0';
+    int rc = (c->drv->caps & SKY_CAP_CONDITIONAL) ? 0 : compare_none(c, path, e);
+    if (!rc)
+        rc = c->drv->write(c->ctx, path, -1, 0, &want, om, &out, e);
     cloud_note_result(c, rc, e);
-    if (!rc) {
-        a->size = 0;
-        memcpy(a->etag, out.etag, sizeof a->etag);
+    a->size = 0;
+    a->expect = 0;
+    if (rc == -ESTALE) {
+        /* Another machine made `path` since this one listed its folder:
+         * the file is this machine's alone until its upload, which then
+         * becomes a conflict copy (its version is "", a new file). */
+        LOG_WARN("%s; the new file stays on this machine until it is closed, then goes up "
+                 "as a conflict copy", e->msg);
+        sky_err_clear(e);
+        a->etag[0] = '\0';
+        return 0;
     }
+    if (!rc)
+        memcpy(a->etag, out.etag, sizeof a->etag);
     return rc;
 }
 

@@ -426,7 +426,7 @@ static int validate_cache(const char *file, const struct section *s, struct sky_
 static bool is_common_key(const char *k)
 {
     return strcmp(k, "type") == 0 || strcmp(k, "read_only") == 0 || strcmp(k, "ttl") == 0 ||
-           strcmp(k, "negative_ttl") == 0;
+           strcmp(k, "negative_ttl") == 0 || strcmp(k, "revalidate") == 0;
 }
 
 /* A whole number 0..100 (a driver key marked SKY_KEY_COUNT). */
@@ -446,7 +446,7 @@ static const struct sky_key *driver_key(const struct sky_driver *d, const char *
 
 static void known_keys(const struct sky_driver *d, char *buf, size_t size)
 {
-    snprintf(buf, size, "type, read_only, ttl, negative_ttl");
+    snprintf(buf, size, "type, read_only, ttl, negative_ttl, revalidate");
     for (const struct sky_key *k = d->keys; k && k->name; k++) {
         size_t len = strlen(buf);
         snprintf(buf + len, size - len, ", %s", k->name);
@@ -481,6 +481,13 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
             if (sky_parse_bool(kv->value, &c->read_only))
                 return sky_fail(e, EINVAL, "%s:%d: read_only = \"%s\" is not a boolean; write "
                                 "true or false", file, kv->line, kv->value);
+        } else if (strcmp(kv->key, "revalidate") == 0) {
+            if (strcmp(kv->value, "sync") != 0 && strcmp(kv->value, "async") != 0)
+                return sky_fail(e, EINVAL, "%s:%d: revalidate = \"%s\" is not a mode; write "
+                                "async (a listing older than ttl is answered at once and "
+                                "refreshed in the background) or sync (refreshed first)",
+                                file, kv->line, kv->value);
+            c->revalidate_sync = strcmp(kv->value, "sync") == 0;
         } else if (strcmp(kv->key, "ttl") == 0 || strcmp(kv->key, "negative_ttl") == 0) {
             int64_t *dst = kv->key[0] == 't' ? &c->ttl_ns : &c->negative_ttl_ns;
             int prc = sky_parse_duration(kv->value, dst);

@@ -56,6 +56,10 @@ struct sky_cloud_config {
     bool read_only;
     int64_t ttl_ns;                 /* listings and attributes */
     int64_t negative_ttl_ns;        /* "no such file" answers */
+    bool revalidate_sync;           /* `revalidate = sync`: a listing older than ttl is
+                                     * refreshed before it is answered; else (async, the
+                                     * default) it is answered at once while one
+                                     * background refresh runs */
     size_t nkv;
     struct sky_kv *kv;              /* driver keys (common keys removed) */
 };

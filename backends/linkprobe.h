@@ -22,7 +22,8 @@
  * questions go out LINKPROBE_THREADS at a time, in batches of
  * LINKPROBE_BATCH entries, so memory stays bounded on any listing.
  *
- * Used by backends/s3.c (list and list_tree).  Thread-safe: one memory per
+ * Used by backends/objstore.c (list and list_tree of protocols whose
+ * listings carry no metadata).  Thread-safe: one memory per
  * cloud, shared by all its listings; a batch belongs to one listing.
  */
 #ifndef SKY_LINKPROBE_H

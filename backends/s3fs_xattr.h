@@ -5,13 +5,14 @@
  * s3fs stores every xattr of an object in one header, x-amz-meta-xattr,
  * whose value is a URL-encoded JSON object mapping each full xattr name
  * to its base64 value: {"user.color":"Ymx1ZQ=="}.  skyfs keeps its own
- * user.NAME xattrs as x-amz-meta-NAME headers (s3.c); this module lets it
- * read s3fs's too and, on an object that has that header, change its
+ * user.NAME xattrs as x-amz-meta-NAME headers (the object-store core);
+ * this module lets it read s3fs's too and, on an object that has that header, change its
  * items there (so s3fs sees the change) and keep the others.  JSON goes
  * through json-c, URL encoding through libcurl, base64 through OpenSSL:
  * nothing here parses a format by hand.
  *
- * Used by backends/s3.c only.
+ * Used by backends/objstore_meta.c only (for codecs with
+ * OBJSTORE_CODEC_S3FS_XATTR).
  */
 #ifndef SKY_S3FS_XATTR_H
 #define SKY_S3FS_XATTR_H

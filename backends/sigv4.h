@@ -14,7 +14,7 @@
  * not add headers after signing.  Secrets never leave this module except
  * inside the Authorization value.
  *
- * Used by backends/s3.c and the unit tests.
+ * Used by backends/s3proto.c (the S3 protocol pieces) and the unit tests.
  */
 #ifndef SKY_SIGV4_H
 #define SKY_SIGV4_H

@@ -20,7 +20,7 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 
-.PHONY: all install deps test unit integration asan asan-test valgrind-test demo demo-stop bench clean
+.PHONY: all install deps deb test unit integration asan asan-test valgrind-test demo demo-stop bench clean
 
 PREFIX  ?= /usr/local
 
@@ -54,6 +54,11 @@ $(BUILD)/skyfs: $(TOOL_OBJ) $(BUILD)/libskyfs.a
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libskyfs.a
 	@echo "  LINK    $@"
 	@$(CC) $(CFLAGS) -o $@ $(UNIT_OBJ) $(BUILD)/libskyfs.a $(LDLIBS)
+
+# The Debian package, built with dpkg-buildpackage and checked with lintian
+# (packaging/deb.sh); the .deb lands in build/deb/.
+deb:
+	@sh packaging/deb.sh
 
 # Installs the system packages and npm test servers that are missing.
 deps:

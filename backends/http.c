@@ -48,6 +48,7 @@
 #include <openssl/x509.h>
 
 #include "../lib/config.h"
+#include "../lib/metrics.h"
 
 #define HTTP_MAX_BODY (256u << 20)   /* collected bodies above this are an error */
 #define BACKOFF_BASE_MS 200
@@ -218,9 +219,13 @@ struct http_client {
     pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
 
     char *ca_file;
+    struct sky_metrics_cloud *metrics;  /* NULL: not counted */
     long connect_timeout_ms;
     long stall_timeout_ms;
     int max_retries;
+
+    char *user, *password;      /* HTTP authentication (http_options), or NULL */
+    atomic_long auth_methods;   /* CURLAUTH_* bits to offer; narrowed once known */
 };
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access acc, void *arg)
@@ -242,6 +247,7 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
     if (!c)
         return sky_fail(e, ENOMEM, "out of memory");
     c->max = opt && opt->max_connections > 0 ? opt->max_connections : 16;
+    c->metrics = opt ? sky_metrics_cloud(opt->cloud) : NULL;
     c->connect_timeout_ms = opt && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms
                                                                : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
     c->stall_timeout_ms = opt && opt->stall_timeout_ms > 0 ? opt->stall_timeout_ms
@@ -257,13 +263,21 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
         }
         c->ca_file = strdup(opt->ca_file);
     }
+    if (opt && opt->user) {
+        c->user = strdup(opt->user);
+        c->password = strdup(opt->password ? opt->password : "");
+    }
+    atomic_init(&c->auth_methods, (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST));
     c->idle = calloc((size_t)c->max, sizeof *c->idle);
     c->share = curl_share_init();
-    if (!c->idle || !c->share || (opt && opt->ca_file && *opt->ca_file && !c->ca_file)) {
+    if (!c->idle || !c->share || (opt && opt->ca_file && *opt->ca_file && !c->ca_file) ||
+        (opt && opt->user && (!c->user || !c->password))) {
         if (c->share)
             curl_share_cleanup(c->share);
         free(c->idle);
         free(c->ca_file);
+        free(c->user);
+        free(c->password);
         free(c);
         return sky_fail(e, ENOMEM, "out of memory");
     }
@@ -293,6 +307,11 @@ void http_client_free(struct http_client *c)
     pthread_mutex_destroy(&c->lock);
     free(c->idle);
     free(c->ca_file);
+    free(c->user);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+    }
     free(c);
 }
 
@@ -342,6 +361,10 @@ struct xfer {
     int oom;                    /* a response header could not be kept */
     int sends;                  /* times the request went out (libcurl resends
                                  * on its own when a reused connection died) */
+    int sends_before;           /* ... before the current attempt */
+    int challenges;             /* 401 answers followed by another response (HTTP
+                                 * authentication: curl answered the challenge) */
+    long auth_seen;             /* CURLAUTH_* methods the WWW-Authenticate headers named */
     /* ranged GETs (req->range_header set) */
     int range_checked;          /* the answer's headers were checked */
     int range_bad;              /* ... and do not match the range asked */
@@ -442,6 +465,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
     if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* a new response (after 100 Continue or similar): start over */
         const char *sp = memchr(line, ' ', n);
+        if (x->status == 401)
+            x->challenges++;
         x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         http_headers_free(&x->resp->headers);
         return n;
@@ -453,6 +478,12 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
     const char *v = colon + 1, *end = line + n;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
+    if (nlen == 16 && strncasecmp(line, "www-authenticate", 16) == 0) {
+        if (end - v >= 6 && strncasecmp(v, "Digest", 6) == 0)
+            x->auth_seen |= (long)CURLAUTH_DIGEST;
+        else if (end - v >= 5 && strncasecmp(v, "Basic", 5) == 0)
+            x->auth_seen |= (long)CURLAUTH_BASIC;
+    }
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
     char *name = strndup(line, nlen), *value = strndup(v, (size_t)(end - v));
@@ -656,7 +687,25 @@ static void set_options(struct xfer *x, CURL *h, struct curl_slist *hdrs, char *
     curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    if (c->user) {
+        curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password);
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, atomic_load(&c->auth_methods));
+    }
     set_method(h, x->req);
+}
+
+/* After an answer: when the server named its authentication method (a
+ * 401 with WWW-Authenticate on the way: `avail`), offer only that one
+ * from now on, Digest when it offers both (curl's own choice). */
+static void learn_auth(struct http_client *c, long avail)
+{
+    if (!c->user || atomic_load(&c->auth_methods) != (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST))
+        return;
+    if (avail & CURLAUTH_DIGEST)
+        atomic_store(&c->auth_methods, (long)CURLAUTH_DIGEST);
+    else if (avail & CURLAUTH_BASIC)
+        atomic_store(&c->auth_methods, (long)CURLAUTH_BASIC);
 }
 
 static int curl_code_retryable(CURLcode rc)
@@ -724,6 +773,9 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
         return CURLE_OUT_OF_MEMORY;
     }
     curl_easy_reset(h);
+    x->sends_before = x->sends;
+    x->challenges = 0;
+    x->auth_seen = 0;
     x->sent = 0;
     x->status = 0;
     x->overflow = 0;
@@ -741,8 +793,16 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
     CURLcode rc = curl_easy_perform(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hdrs);
-    if (rc == CURLE_OK)
+    if (rc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->resp->status);
+        /* a 401 challenge answered with credentials (Digest, or the first
+         * request before the method is known) is one request, not a retry */
+        if (x->client->user) {
+            int extra = x->sends - x->sends_before - 1;
+            x->sends -= x->challenges < extra ? x->challenges : (extra > 0 ? extra : 0);
+            learn_auth(x->client, x->auth_seen);
+        }
+    }
     if (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested())
         *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
     else if (x->read_errno)
@@ -783,6 +843,32 @@ static void url_host(const char *url, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* Count one attempt in the cloud's metrics (lib/metrics.h).  An attempt
+ * that never went out (its signing failed) is not counted. */
+static void count_attempt(struct http_client *c, CURL *h, const struct http_request *q,
+                          CURLcode rc, int fail, long status, long long started_us)
+{
+    if (!c->metrics || (fail && fail != -EINTR && rc == CURLE_ABORTED_BY_CALLBACK))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double seconds = (double)((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - started_us) / 1e6;
+    enum sky_metrics_outcome outcome = SKY_OUTCOME_NETWORK_ERROR;
+    if (fail == -EINTR || (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested()))
+        outcome = SKY_OUTCOME_CANCELLED;
+    else if (status >= 500)
+        outcome = SKY_OUTCOME_SERVER_ERROR;
+    else if (status >= 400)
+        outcome = SKY_OUTCOME_CLIENT_ERROR;
+    else if (status > 0)
+        outcome = SKY_OUTCOME_SUCCESS;
+    curl_off_t up = 0, down = 0;
+    curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    sky_metrics_http(c->metrics, q->method, outcome, seconds, up > 0 ? (uint64_t)up : 0,
+                     down > 0 ? (uint64_t)down : 0);
+}
+
 /* The stall of an attempt that moved no byte in time (no connection
  * within connect_timeout, or nothing for stall_timeout). */
 static int curl_code_stalled(CURLcode rc)
@@ -812,7 +898,15 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
     for (int attempt = 0;; attempt++) {
         int fail;
         int sends_before = x.sends;
+        if (attempt > 0)
+            sky_metrics_http_retry(c->metrics);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         CURLcode rc = attempt_once(&x, h, errbuf, &fail, e);
+        /* an answer cut short (reset, timeout) counts as a network error */
+        count_attempt(c, h, req, rc, fail,
+                      rc == CURLE_OK || rc == CURLE_WRITE_ERROR ? x.status : 0,
+                      (long long)t0.tv_sec * 1000000 + t0.tv_nsec / 1000);
         if (x.sends == sends_before)
             x.sends++;          /* GET/HEAD: not counted by on_debug */
         resp->attempts = x.sends;
@@ -856,6 +950,7 @@ int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_opti
                             struct sky_err *e)
 {
     memset(opt, 0, sizeof *opt);
+    opt->cloud = cfg->name;
     opt->ca_file = sky_cloud_get(cfg, "ca_file");
     static const char *const durations[] = { "connect_timeout", "timeout" };
     long *fields[] = { &opt->connect_timeout_ms, &opt->stall_timeout_ms };
@@ -880,6 +975,17 @@ int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_opti
                             "number from 0 to 100", cfg->file, sky_cloud_line(cfg, "retries"), r);
         opt->max_retries = n == 0 ? -1 : (int)n;
     }
+    return 0;
+}
+
+int http_parse_date(const char *s, int64_t *ns)
+{
+    struct tm tm = { 0 };
+    while (s && isspace((unsigned char)*s))
+        s++;
+    if (!s || !strptime(s, "%a, %d %b %Y %H:%M:%S", &tm))
+        return -EINVAL;
+    *ns = (int64_t)timegm(&tm) * 1000000000LL;
     return 0;
 }
 

@@ -123,6 +123,16 @@ struct http_options {
                                       * is abandoned; 0: HTTP_DEFAULT_STALL_TIMEOUT_MS */
     int max_retries;                 /* 0: HTTP_DEFAULT_RETRIES; < 0: none */
     int max_connections;             /* pool size; default 16 */
+    const char *cloud;               /* the cloud's name, for its metrics
+                                      * (lib/metrics.h), or NULL: not counted */
+    /* HTTP authentication by libcurl (WebDAV): with `user` set, every
+     * request carries these credentials by Basic or Digest, whichever the
+     * server asks for (CURLAUTH_BASIC|CURLAUTH_DIGEST).  The first answer
+     * that names the server's method fixes it for the client's later
+     * requests, so Basic costs no extra round trip after that.  Both are
+     * copied; the password is wiped when the client is freed. */
+    const char *user;
+    const char *password;
 };
 
 /* The config keys every HTTP cloud accepts besides its own (put them in
@@ -139,7 +149,8 @@ struct http_options {
 
 struct sky_cloud_config;
 /* opt from the cloud's ca_file, connect_timeout, timeout and retries keys
- * (already checked by the config loader); 0 or -EINVAL naming FILE:LINE. */
+ * (already checked by the config loader), and its name for the metrics;
+ * 0 or -EINVAL naming FILE:LINE. */
 int http_options_from_cloud(const struct sky_cloud_config *cfg, struct http_options *opt,
                             struct sky_err *e);
 
@@ -196,6 +207,10 @@ long long http_now_ms(void);
 /* Percent-encode per RFC 3986 (unreserved kept; '/' kept when keep_slash).
  * Returns a malloc'd string. */
 char *http_uri_encode(const char *s, int keep_slash);
+
+/* An HTTP date ("Wed, 12 Oct 2009 17:50:00 GMT", RFC 9110's IMF-fixdate)
+ * -> ns since the epoch; 0, or -EINVAL when s is NULL or not such a date. */
+int http_parse_date(const char *s, int64_t *ns);
 
 /* Called once at program start (curl_global_init). */
 void http_global_init(void);

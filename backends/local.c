@@ -646,15 +646,18 @@ static int local_guarantee(void *ctx, char *why, size_t size)
 }
 
 /* Give a new node at `at` the exact mode (the *at() calls apply our umask)
- * and the owner asked for. */
+ * and the owner asked for.  Best effort: a daemon that is not root cannot
+ * give a node away (EPERM), and the node stays usable as created. */
 static void set_new_owner_mode(const struct at *at, const struct sky_attr *attr, mode_t mode,
                                bool chmod_too)
 {
-    if (chmod_too)
-        fchmodat(at->dfd, at->name, mode, 0);
-    if (attr->has & (SKY_HAS_UID | SKY_HAS_GID))
+    int saved = errno;
+    if (chmod_too && fchmodat(at->dfd, at->name, mode, 0) != 0)
+        errno = saved;
+    if ((attr->has & (SKY_HAS_UID | SKY_HAS_GID)) &&
         fchownat(at->dfd, at->name, (attr->has & SKY_HAS_UID) ? attr->uid : (uid_t)-1,
-                 (attr->has & SKY_HAS_GID) ? attr->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW);
+                 (attr->has & SKY_HAS_GID) ? attr->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0)
+        errno = saved;
 }
 
 static int local_mkdir(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e)

@@ -11,11 +11,13 @@
 extern const struct sky_driver sky_driver_local;
 extern const struct sky_driver sky_driver_s3;
 extern const struct sky_driver sky_driver_azure;
+extern const struct sky_driver sky_driver_webdav;
 
 static const struct sky_driver *const all_drivers[] = {
     &sky_driver_local,
     &sky_driver_s3,
     &sky_driver_azure,
+    &sky_driver_webdav,
 };
 
 #define NDRIVERS (sizeof all_drivers / sizeof all_drivers[0])

@@ -210,7 +210,7 @@ struct blocks_pool {
 };
 
 enum {
-    Q_INFO_GET, Q_INFO_SET, Q_COUNT_INCOMPLETE, Q_OBJ_FIND, Q_OBJ_EXISTS, Q_OBJ_INSERT,
+    Q_INFO_GET, Q_INFO_SET, Q_COUNT_INCOMPLETE, Q_OBJ_FIND, Q_OBJ_EXISTS, Q_OBJ_SIZE, Q_OBJ_INSERT,
     Q_OBJ_RESET, Q_OBJ_DIRTY, Q_OBJ_COMPLETE, Q_OBJ_CLEAN, Q_OBJ_ETAG, Q_OBJ_TOUCH,
     Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_OF_CLOUD,
     Q_OBJ_MOVE, Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
@@ -223,6 +223,7 @@ static const char *const blocks_sql[Q_COUNT] = {
     [Q_COUNT_INCOMPLETE] = "SELECT count(*) FROM objects WHERE dirty=1 AND complete=0",
     [Q_OBJ_FIND] = "SELECT id,etag,size,dirty,complete FROM objects WHERE cloud=?1 AND path=?2",
     [Q_OBJ_EXISTS] = "SELECT 1 FROM objects WHERE id=?1",
+    [Q_OBJ_SIZE] = "SELECT size FROM objects WHERE id=?1 AND dirty=1",
     [Q_OBJ_INSERT] = "INSERT INTO objects(cloud,path,etag,size,dirty,complete,last_use) "
                      "VALUES(?1,?2,?3,?4,0,0,?5)",
     [Q_OBJ_RESET] = "UPDATE objects SET etag=?2,size=?3,dirty=0,complete=0 WHERE id=?1",
@@ -235,7 +236,8 @@ static const char *const blocks_sql[Q_COUNT] = {
     [Q_OBJ_DELETE] = "DELETE FROM objects WHERE id=?1",
     [Q_OBJ_ALL] = "SELECT id,size,dirty,complete FROM objects",
     [Q_OBJ_DIRTY_KEYS] = "SELECT cloud,path FROM objects WHERE dirty=1 ORDER BY id",
-    [Q_OBJ_COUNTS] = "SELECT count(*),coalesce(sum(dirty),0) FROM objects",
+    [Q_OBJ_COUNTS] = "SELECT count(*),coalesce(sum(dirty),0),"
+                     "coalesce(sum(CASE WHEN dirty THEN size ELSE 0 END),0) FROM objects",
     [Q_OBJ_UNDER] = "SELECT path FROM objects WHERE cloud=?1 AND path>=?2 AND path<?3",
     [Q_OBJ_OF_CLOUD] = "SELECT path FROM objects WHERE cloud=?1",
     [Q_OBJ_MOVE] = "UPDATE objects SET path=?3 WHERE cloud=?1 AND path=?2",
@@ -3127,11 +3129,26 @@ int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e)
         if (step == SQLITE_ROW) {
             out->objects = (uint64_t)sqlite3_column_int64(st, 0);
             out->dirty_objects = (uint64_t)sqlite3_column_int64(st, 1);
+            out->dirty_bytes = (uint64_t)sqlite3_column_int64(st, 2);
         } else {
             rc = cachedb_fail(&b->db, step, "counting objects", e);
         }
         sqlite3_reset(st);
     }
+    /* The journal holds a dirty object's size as of its first write; one
+     * in memory (open, or uploading) may have changed since: its size
+     * now counts instead. */
+    sqlite3_stmt *size_st = rc ? NULL : cachedb_stmt(&b->db, Q_OBJ_SIZE, NULL);
+    for (size_t k = 0; size_st && k < b->nbuckets; k++)
+        for (struct blocks_obj *o = b->buckets[k]; o; o = o->next) {
+            if (!__atomic_load_n(&o->dirty, __ATOMIC_ACQUIRE))
+                continue;
+            sqlite3_bind_int64(size_st, 1, o->id);
+            if (sqlite3_step(size_st) == SQLITE_ROW)
+                out->dirty_bytes += __atomic_load_n(&o->size, __ATOMIC_ACQUIRE) -
+                                    (uint64_t)sqlite3_column_int64(size_st, 0);
+            sqlite3_reset(size_st);
+        }
     pthread_mutex_unlock(&b->lock);
     out->blocks_present = __atomic_load_n(&b->blocks_present, __ATOMIC_RELAXED);
     out->blocks_partial = __atomic_load_n(&b->blocks_partial, __ATOMIC_RELAXED);

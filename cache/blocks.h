@@ -107,6 +107,7 @@ typedef int (*blocks_fetch_fn)(void *arg, uint64_t off, size_t len, blocks_sink_
 struct blocks_stats {
     uint64_t objects;
     uint64_t dirty_objects;
+    uint64_t dirty_bytes;       /* sizes of the dirty objects: bytes pending upload */
     uint64_t blocks_present;    /* blocks holding data, whole or in part */
     uint64_t blocks_partial;    /* of those, blocks holding only some chunks */
     uint64_t bytes_present;     /* bytes held (the last block and chunk: real size) */

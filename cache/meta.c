@@ -63,17 +63,11 @@
 #include <string.h>
 
 #include "cachedb.h"
+#include "meta_int.h"
 
 #define META_SCHEMA_VERSION 5
 #define CHILDREN_PAGE 256
 
-struct meta {
-    pthread_mutex_t lock;
-    struct cachedb db;
-    bool trigrams;              /* entry_trigrams exists and is kept in step */
-    int64_t tri_mark;           /* in a write transaction: the last inode before it */
-    bool tri_gone;              /* ... names were queued in temp.trigram_gone */
-};
 
 /* The last column is the inode stat shows (see "Hard links" at the top). */
 #define ENTRY_COLS "ino,parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,has,etag," \
@@ -283,20 +277,20 @@ static const char meta_trigram_queue[] =
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static bool meta_valid_name(const char *name)
+bool meta_valid_name(const char *name)
 {
     return name && name[0] && !strchr(name, '/') && strcmp(name, ".") != 0 &&
            strcmp(name, "..") != 0;
 }
 
-static bool meta_valid_kind(const struct sky_attr *a)
+bool meta_valid_kind(const struct sky_attr *a)
 {
     return a && (a->kind == SKY_FILE || a->kind == SKY_DIR || a->kind == SKY_LINK ||
                  sky_kind_special((int)a->kind));
 }
 
 /* "dir/name", or "name" when dir is the cloud root "". */
-static char *meta_join(const char *dir, const char *name)
+char *meta_join(const char *dir, const char *name)
 {
     char *out;
     if (!dir[0])
@@ -305,7 +299,7 @@ static char *meta_join(const char *dir, const char *name)
 }
 
 /* Bounds of the paths strictly below `path`: [path "/", path "0"). */
-static int meta_tree_bounds(const char *path, char **lo, char **hi)
+int meta_tree_bounds(const char *path, char **lo, char **hi)
 {
     *lo = *hi = NULL;
     if (asprintf(lo, "%s/", path) < 0) {
@@ -320,7 +314,7 @@ static int meta_tree_bounds(const char *path, char **lo, char **hi)
     return 0;
 }
 
-static int meta_oom(struct sky_err *e)
+int meta_oom(struct sky_err *e)
 {
     return sky_fail(e, ENOMEM, "metadata cache: out of memory");
 }
@@ -389,7 +383,7 @@ static int meta_one_entry(struct meta *m, sqlite3_stmt *st, struct meta_entry *o
 
 /* ---- lookups (mutex held) ---------------------------------------------- */
 
-static int meta_get_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
+int meta_get_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
                            struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&m->db, Q_GET, e);
@@ -401,7 +395,7 @@ static int meta_get_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
     return meta_one_entry(m, st, out, what, e);
 }
 
-static int meta_lookup_locked(struct meta *m, uint64_t parent, const char *name,
+int meta_lookup_locked(struct meta *m, uint64_t parent, const char *name,
                               struct meta_entry *out, struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&m->db, Q_LOOKUP, e);
@@ -500,7 +494,7 @@ static int meta_delete_ino(struct meta *m, uint64_t ino, struct sky_err *e)
 }
 
 /* Remove an entry and, if it is a directory, everything below it. */
-static int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
+int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
                             const char *path, struct sky_err *e)
 {
     int rc = kind == SKY_DIR ? meta_drop_tree(m, cloud, path, e) : 0;
@@ -535,7 +529,7 @@ static int meta_index_name(struct meta *m, uint64_t ino, const char *new_name,
 
 /* BEGIN IMMEDIATE, and note where the trigram index stands: every entry
  * after the largest inode now is new in this transaction. */
-static int meta_begin(struct meta *m, struct sky_err *e)
+int meta_begin(struct meta *m, struct sky_err *e)
 {
     int rc = cachedb_begin(&m->db, e);
     if (rc || !m->trigrams)
@@ -582,7 +576,7 @@ static int meta_update_trigrams(struct meta *m, struct sky_err *e)
 }
 
 /* Commit when rc is 0, else roll back; returns rc or the commit's error. */
-static int meta_finish(struct meta *m, int rc, struct sky_err *e)
+int meta_finish(struct meta *m, int rc, struct sky_err *e)
 {
     if (rc == 0 && m->trigrams)
         rc = meta_update_trigrams(m, e);
@@ -657,7 +651,7 @@ static int meta_set_node_locked(struct meta *m, uint64_t ino, const struct sky_a
 /* New attributes for an existing entry (old kind `old_kind`, at cloud/path),
  * with the cloud metadata `om` (may be NULL) that came with them.  `exact`:
  * they are a change made through the mount, not a refresh (see TIME_COL). */
-static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
+int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
                             const char *cloud, const char *path, const struct sky_attr *a,
                             const char *link, const struct sky_objmeta *om, int64_t now,
                             bool exact, struct sky_err *e)
@@ -688,7 +682,7 @@ static int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind
 
 /* Insert child `name` of directory `dir` with the cloud metadata `om`
  * (may be NULL); *ino (may be NULL) gets its new inode. */
-static int meta_insert(struct meta *m, const struct meta_entry *dir, const char *name,
+int meta_insert(struct meta *m, const struct meta_entry *dir, const char *name,
                        const struct sky_attr *a, const char *link,
                        const struct sky_objmeta *om, int64_t now, uint64_t *ino,
                        struct sky_err *e)
@@ -750,7 +744,7 @@ static int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, cons
     return rc;
 }
 
-static int meta_set_listed_locked(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e)
+int meta_set_listed_locked(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LISTED, e);
     if (!st)
@@ -869,9 +863,12 @@ int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
         rc = meta_prepare_schema(m, db_path, e);
     if (rc == 0)
         rc = meta_add_node_columns(m, db_path, e);
+    if (rc == 0)
+        rc = crawlstore_prepare(m, db_path, e);
     if (rc == 0 && m->trigrams)
         rc = cachedb_exec(&m->db, meta_trigram_queue, e);
     if (rc) {
+        crawlstore_close(m);
         cachedb_close(&m->db);
         free(m);
         return rc;
@@ -885,6 +882,7 @@ void meta_close(struct meta *m)
 {
     if (!m)
         return;
+    crawlstore_close(m);
     cachedb_close(&m->db);
     pthread_mutex_destroy(&m->lock);
     free(m);

@@ -18,6 +18,7 @@
 
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "crawl.h"
 #include "kinds.h"
 #include "liveness.h"
 #include "stream.h"
@@ -77,10 +78,10 @@ void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e)
     pthread_mutex_lock(&c->health_lock);
     was_offline = c->offline;
     if (down && !c->offline)
-        LOG_WARN("cloud '%s' is offline, answering from the cache until it is back: %s",
-                 c->cfg->name, e ? e->msg : "unreachable");
+        sky_log_cloud(SKY_LOG_WARN, c->cfg->name, "offline, answering from the cache until "
+                      "it is back: %s", e ? e->msg : "unreachable");
     else if (!down && c->offline && (rc == 0 || rc == -ENOENT))
-        LOG_INFO("cloud '%s' is back online", c->cfg->name);
+        sky_log_cloud(SKY_LOG_INFO, c->cfg->name, "back online");
     if (down) {
         c->offline = true;
         snprintf(c->offline_reason, sizeof c->offline_reason, "%s", e ? e->msg : "unreachable");
@@ -99,7 +100,7 @@ void cloud_mark_online(struct cloud *c)
 {
     pthread_mutex_lock(&c->health_lock);
     if (c->offline) {
-        LOG_INFO("cloud '%s' is back online", c->cfg->name);
+        sky_log_cloud(SKY_LOG_INFO, c->cfg->name, "back online");
         c->offline = false;
         write_health(c, "online", NULL);
     }
@@ -261,7 +262,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         /* skyfs_mount refused settings a driver refuses before it got
          * here (skyfs_check_clouds); `skyfs index` keeps the other clouds */
         if (open_driver(c->cfg, &c->ctx, &c->open_err) != 0) {
-            LOG_ERROR("cloud '%s' is unavailable: %s", c->cfg->name, c->open_err.msg);
+            sky_log_cloud(SKY_LOG_ERROR, c->cfg->name, "unavailable: %s", c->open_err.msg);
             write_health(c, "unavailable", c->open_err.msg);
         } else {
             kinds_register(c);
@@ -283,6 +284,7 @@ void skyfs_close(struct skyfs *fs)
 {
     if (!fs)
         return;
+    crawl_stop(fs);             /* its threads call drivers and the caches */
     liveness_stop(fs);
     if (fs->recovery_started) {
         pthread_mutex_lock(&fs->retry_lock);

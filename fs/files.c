@@ -25,6 +25,7 @@
 
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "../lib/metrics.h"
 #include "stream.h"
 
 struct fetch_ctx {
@@ -614,6 +615,7 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     }
     struct sky_attr out;
     int64_t mtime = ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now();
+    sky_metrics_inc(SKY_M_UPLOAD_RETRIES);
     int rc = upload(fs, c, obj, &ent, mtime, mtime, "", NULL, &out, &e);
     if (rc == 1) {
         LOG_INFO("journal: pending \"%s\" of cloud '%s' met another machine's version and "

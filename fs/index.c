@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../backends/parallel.h"
+#include "../cache/crawlstore.h"
 #include "../lib/log.h"
 
 struct item {
@@ -365,7 +366,11 @@ int index_cloud(struct skyfs *fs, struct cloud *c, const char *path, bool metada
         return sky_fail(e, c->open_err.code ? c->open_err.code : EHOSTDOWN, "%s", c->open_err.msg);
     struct index_progress p = { .cloud = c->cfg->name };
     struct collection col = { .base = path, .progress = &p, .report = progress, .report_arg = arg };
-    int64_t started = skyfs_now();
+    int64_t started = skyfs_now(), gen;
+    /* a whole cloud listed is a complete crawl (crawlstore.h): skyfs
+     * search and status say so, and the mount's crawl waits its interval */
+    struct sky_err ce = { 0 };
+    bool whole = !*path && meta_crawl_begin(fs->meta, c->cfg->name, started, &gen, &ce) == 0;
     int rc = ensure_path(fs, c, path, e);
     bool flat = !rc && c->drv->list_tree;
     if (flat) {
@@ -389,6 +394,9 @@ int index_cloud(struct skyfs *fs, struct cloud *c, const char *path, bool metada
         rc = walk(fs, c, &col, started, e);
     }
     collection_free(&col);
+    if (whole)
+        meta_crawl_end(fs->meta, c->cfg->name, started, skyfs_now(), p.entries,
+                       rc ? e->msg : NULL, &ce);
     if (!rc && metadata)
         rc = metadata_pass(fs, c, path, &p, progress, arg, e);
     p.done = true;

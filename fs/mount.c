@@ -34,7 +34,10 @@
 #include "../backends/http.h"
 #include "../cache/cachedir.h"
 #include "../lib/log.h"
+#include "../lib/sdnotify.h"
+#include "crawl.h"
 #include "liveness.h"
+#include "mountmetrics.h"
 #include "pidfile.h"
 
 /* /proc/self/mountinfo writes space, tab, newline and backslash as \ooo. */
@@ -311,6 +314,42 @@ static FILE *open_default_log(const char *cache_dir, struct sky_err *e)
     return open_log(path, e);
 }
 
+/* Under systemd (Type=notify): READY=1 once the mount answers.  A thread
+ * of its own asks the mount (a stat the FUSE loop answers), so the loop
+ * runs meanwhile; the daemon does not wait for it. */
+static void *announce_ready(void *arg)
+{
+    char *mountpoint = arg;
+    struct stat st;
+    if (stat(mountpoint, &st) == 0) {
+        char state[PATH_MAX + 64];
+        snprintf(state, sizeof state, "READY=1\nSTATUS=serving %s\nMAINPID=%d", mountpoint,
+                 (int)getpid());
+        int rc = sky_sd_notify(state);
+        if (rc)
+            LOG_WARN("cannot tell systemd the mount is ready: %s", strerror(-rc));
+    } else {
+        LOG_WARN("%s does not answer a stat (%s); systemd is not told it is ready", mountpoint,
+                 strerror(errno));
+    }
+    free(mountpoint);
+    return NULL;
+}
+
+static void start_announce_ready(const char *mountpoint)
+{
+    if (!getenv("NOTIFY_SOCKET"))
+        return;
+    pthread_t t;
+    char *copy = strdup(mountpoint);
+    if (!copy || pthread_create(&t, NULL, announce_ready, copy) != 0) {
+        free(copy);
+        LOG_WARN("cannot tell systemd the mount is ready (no thread)");
+        return;
+    }
+    pthread_detach(t);
+}
+
 static int serve(struct sky_config *cfg, const struct mount_options *opt, int notify_fd,
                  struct sky_err *e)
 {
@@ -338,8 +377,14 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         rc = runtime_fd;
     if (!rc)
         rc = skyfs_open(cfg, opt->mountpoint, &fs, e);
+    if (!rc && (rc = mountmetrics_start(fs, cfg->metrics_listen, e)) != 0)
+        sky_err_prefix(e, "%s:%d", cfg->path, cfg->metrics_listen_line);
     if (rc) {
         notify_parent(notify_fd, rc, e);
+        if (fs) {
+            mountmetrics_stop(fs);
+            skyfs_close(fs);
+        }
         goto out_claim;
     }
     apply_shown_options(fs, &opt->o);
@@ -382,10 +427,12 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
         LOG_WARN("%s; skyfs unmount will not wait for pending uploads", perr.msg);
     record_mountpoint(cfg, opt->mountpoint);
     files_start_recovery(fs);
+    crawl_start(fs);
     LOG_INFO("mounted %zu cloud(s) at %s (cache %s, pid %d)", cfg->nclouds, opt->mountpoint,
              cfg->cache_dir, (int)getpid());
     notify_parent(notify_fd, 0, e);
     notify_fd = -1;
+    start_announce_ready(opt->mountpoint);
 
     struct fuse_loop_config *lc = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(lc, 64);
@@ -393,6 +440,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
     rc = fuse_session_loop_mt(se, lc);
     fuse_loop_cfg_destroy(lc);
     LOG_INFO("unmounting %s", opt->mountpoint);
+    sky_sd_notify("STOPPING=1\nSTATUS=unmounting; finishing pending uploads");
     fuse_session_unmount(se);
     pidfile_remove(runtime_fd, opt->mountpoint);
     rc = rc < 0 ? sky_fail(e, -rc, "FUSE loop ended with an error") : 0;
@@ -405,6 +453,7 @@ out:
     fuse_opt_free_args(&args);
     if (notify_fd >= 0)
         notify_parent(notify_fd, rc ? rc : -EIO, e);
+    mountmetrics_stop(fs);
     skyfs_close(fs);
     LOG_INFO("skyfs stopped");
 out_claim:
@@ -459,8 +508,11 @@ int skyfs_mount(struct sky_config *cfg, const struct mount_options *given, struc
     }
     if (opt->debug)
         sky_log_set_level(SKY_LOG_DEBUG);
+    else if (cfg->log_level >= 0)
+        sky_log_set_level((enum sky_log_level)cfg->log_level);
     if (opt->foreground) {
         sky_log_set_file(log);
+        sky_log_detect_journal();       /* under systemd: levels for the journal */
         http_global_init();
         rc = serve(cfg, opt, -1, e);
     } else {

@@ -30,6 +30,7 @@
 #include "../backends/names.h"
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "../lib/metrics.h"
 #include "ops.h"
 #include "readahead.h"
 #include "refresh.h"
@@ -273,12 +274,14 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     rc = meta_lookup(fs->meta, parent, name, &child, &e);
     bool parent_fresh = skyfs_fresh(dir.listed_at, c->cfg->ttl_ns);
     if (rc == 0 && (parent_fresh || skyfs_fresh(child.fetched_at, c->cfg->ttl_ns))) {
+        sky_metrics_inc(SKY_M_META_HITS);
         reply_entry(req, fs, &child, c);
         meta_entry_free(&child);
         meta_entry_free(&dir);
         return;
     }
     if (rc == -ENOENT && parent_fresh) {
+        sky_metrics_inc(SKY_M_META_HITS);
         meta_entry_free(&dir);
         reply_negative(req, c);
         return;
@@ -367,6 +370,7 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         return;
     }
     if (!c || ino == c->root_ino || skyfs_fresh(ent.fetched_at, c->cfg->ttl_ns)) {
+        sky_metrics_inc(SKY_M_META_HITS);
         reply_attr(req, fs, &ent, c);
         meta_entry_free(&ent);
         return;
@@ -1462,10 +1466,35 @@ static void raise_readahead_once(struct skyfs *fs)
                  e.msg);
 }
 
+/* .skyfs/metrics: the text rendered now, kept by the handle; direct_io
+ * since its size is known only now. */
+static void open_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t ino,
+                         struct fuse_file_info *fi)
+{
+    struct sky_err e = { 0 };
+    struct fhandle *h = calloc(1, sizeof *h);
+    int rc = h ? virt_open_file(fs, ino, fi->flags, &h->virt_text, &h->virt_len, &e) : -ENOMEM;
+    if (rc) {
+        free(h);
+        reply_err(req, rc, &e);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->direct_io = 1;
+    if (fuse_reply_open(req, fi) != 0) {
+        free(h->virt_text);
+        free(h);
+    }
+}
+
 static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
+    if (virt_is(ino)) {
+        open_virtual(req, fs, ino, fi);
+        return;
+    }
     raise_readahead_once(fs);
     struct meta_entry ent;
     struct cloud *c;
@@ -1539,6 +1568,13 @@ static void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
+    struct fhandle *h = handle_of(fi);
+    if (!h->of) {                       /* a virtual file */
+        size_t start = off < 0 || (uint64_t)off > h->virt_len ? h->virt_len : (size_t)off;
+        size_t n = h->virt_len - start < size ? h->virt_len - start : size;
+        fuse_reply_buf(req, h->virt_text + start, n);
+        return;
+    }
     /* the atime moves before the reply, so a stat after the read sees it
      * (the kernel is told its copy of the attributes is stale) */
     if (times_accessed(fs, ofile_of(fi)) && fs->session)
@@ -1607,7 +1643,8 @@ static void sky_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
-    int rc = atomic_load(&handle_of(fi)->wrote) ? files_sync(fs, ofile_of(fi), &e) : 0;
+    int rc = atomic_load(&handle_of(fi)->wrote) && handle_of(fi)->of
+             ? files_sync(fs, ofile_of(fi), &e) : 0;
     if (rc)
         LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
     fuse_reply_err(req, -rc);
@@ -1617,7 +1654,7 @@ static void sky_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
-    int rc = files_sync(fs, ofile_of(fi), &e);
+    int rc = handle_of(fi)->of ? files_sync(fs, ofile_of(fi), &e) : 0;
     if (rc)
         LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
     fuse_reply_err(req, -rc);
@@ -1629,6 +1666,12 @@ static void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     struct sky_err e = { 0 };
     struct fhandle *h = handle_of(fi);
     struct ofile *of = h->of;
+    if (!of) {                          /* a virtual file */
+        free(h->virt_text);
+        free(h);
+        fuse_reply_err(req, 0);
+        return;
+    }
     if (atomic_load(&h->wrote) && files_sync(fs, of, &e) != 0)
         LOG_ERROR("upload at close failed, kept in the journal for retry: %s", e.msg);
     files_close(fs, of);

@@ -11,6 +11,8 @@
  */
 #include "refresh.h"
 
+#include "../lib/metrics.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@ int refresh_entry(struct skyfs *fs, struct cloud *c, uint64_t parent, const char
     if (rc)
         return rc;
     struct sky_attr a;
+    sky_metrics_inc(SKY_M_META_MISSES);
     rc = c->drv->stat(c->ctx, path, &a, e);
     cloud_note_result(c, rc, e);
     if (rc)
@@ -164,7 +167,9 @@ static int listing_refresh_run(struct skyfs *fs, void *arg, struct sky_err *e)
 int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir,
                            struct sky_err *e)
 {
-    if (skyfs_fresh(dir->listed_at, c->cfg->ttl_ns))
+    bool fresh = skyfs_fresh(dir->listed_at, c->cfg->ttl_ns);
+    sky_metrics_inc(fresh ? SKY_M_META_HITS : SKY_M_META_MISSES);
+    if (fresh)
         return 0;
     if (!c->ctx)
         return cloud_unavailable(c, e);

@@ -32,6 +32,7 @@
 #include "../lib/perm.h"
 #include "mountopts.h"
 
+struct crawler;
 struct ofile;
 struct refresh_job;
 struct skyfs;
@@ -95,6 +96,7 @@ struct skyfs {
     struct refresh_job *live_jobs;
     pthread_t probe_thread;
     bool probe_started;
+    struct crawler *crawlers;   /* crawl.h: the background crawls, one per cloud, or NULL */
 };
 
 /* ---- ops.c: hard links -------------------------------------------------- */
@@ -177,8 +179,10 @@ struct ofile {
  * descriptor that only read uploads nothing (an upload left pending by a
  * writer stays with the journal). */
 struct fhandle {
-    struct ofile *of;
+    struct ofile *of;           /* NULL for a virtual file (.skyfs/metrics) */
     atomic_bool wrote;
+    char *virt_text;            /* a virtual file: its text as of the open */
+    size_t virt_len;
 };
 
 /* Find-or-create the open file for an entry (refcounted). */

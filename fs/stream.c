@@ -126,8 +126,8 @@ static void stream_free(struct stream *s)
 static void kill_stream(struct stream *s, const char *why)
 {
     if (!s->dead && s->started)
-        LOG_INFO("streamed upload of \"%s\" abandoned (%s); the file goes up whole at close",
-                 s->path ? s->path : "?", why);
+        sky_log_cloud(SKY_LOG_INFO, s->cloud->cfg->name, "streamed upload of \"%s\" abandoned "
+                      "(%s); the file goes up whole at close", s->path ? s->path : "?", why);
     s->dead = true;
 }
 

@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +24,13 @@
 #include "../cache/meta.h"
 #include "../cache/search.h"
 #include "../lib/config.h"
+#include "../lib/metrics.h"
+#include "crawl.h"
 #include "skyfs.h"
 
 #define INO_TOP    (VIRT_INO_BASE + 1)   /* .skyfs */
 #define INO_SEARCH (VIRT_INO_BASE + 2)   /* .skyfs/search */
+#define INO_METRICS (VIRT_INO_BASE + 3)  /* .skyfs/metrics */
 #define MAX_HITS   10000
 #define DEFAULT_EXPIRY_S 60                  /* unused query directories */
 #define EVICTED_KEPT 16                  /* eviction results remembered */
@@ -116,6 +120,14 @@ static void fill_top(struct skyfs *fs, uint64_t ino, struct stat *st)
     fill_as(ino, true, 0555, 0, fs->shown.uid, fs->shown.gid, st);
 }
 
+/* .skyfs/metrics: a read-only file for everyone.  Its size is unknown
+ * until it is read (opened with direct_io, so reads go on to the end). */
+static void fill_metrics(struct skyfs *fs, struct stat *st)
+{
+    fill_as(INO_METRICS, false, 0444, 0, fs->shown.uid, fs->shown.gid, st);
+    st->st_mode = S_IFREG | 0444;
+}
+
 /* a query directory (only its owner may list it) or one of its links */
 static void fill_node(const struct vnode *nd, struct stat *st)
 {
@@ -168,6 +180,15 @@ static struct vnode *add_node(struct virt *v, uint64_t parent, const char *name,
     }
     v->n++;
     return nd;
+}
+
+static bool node_is_dir(struct virt *v, uint64_t ino)
+{
+    pthread_mutex_lock(&v->lock);
+    struct vnode *nd = node_by_ino(v, ino);
+    bool dir = nd && nd->is_dir;
+    pthread_mutex_unlock(&v->lock);
+    return dir;
 }
 
 /* ---- queries ---------------------------------------------------------- */
@@ -413,6 +434,10 @@ int virt_lookup(struct skyfs *fs, const struct sky_requester *who, uint64_t pare
         return 0;
     }
     if (parent == INO_TOP) {
+        if (strcmp(name, "metrics") == 0) {
+            fill_metrics(fs, st);
+            return 0;
+        }
         if (strcmp(name, "search") != 0)
             return -ENOENT;
         fill_top(fs, INO_SEARCH, st);
@@ -454,6 +479,10 @@ int virt_getattr(struct skyfs *fs, const struct sky_requester *who, uint64_t ino
         fill_top(fs, ino, st);
         return 0;
     }
+    if (ino == INO_METRICS) {
+        fill_metrics(fs, st);
+        return 0;
+    }
     struct virt *v = fs->virt;
     pthread_mutex_lock(&v->lock);
     struct vnode *nd = own_node(v, ino, who);
@@ -481,8 +510,10 @@ int virt_list(struct skyfs *fs, const struct sky_requester *who, uint64_t ino, v
 {
     struct stat st;
     if (ino == INO_TOP) {
+        fill_metrics(fs, &st);
+        int rc = add(arg, "metrics", &st);
         fill_top(fs, INO_SEARCH, &st);
-        return add(arg, "search", &st);
+        return rc ? rc : add(arg, "search", &st);
     }
     struct virt *v = fs->virt;
     pthread_mutex_lock(&v->lock);
@@ -506,6 +537,19 @@ int virt_list(struct skyfs *fs, const struct sky_requester *who, uint64_t ino, v
     }
     pthread_mutex_unlock(&v->lock);
     return rc;
+}
+
+int virt_open_file(struct skyfs *fs, uint64_t ino, int flags, char **text, size_t *len,
+                   struct sky_err *e)
+{
+    if (ino != INO_METRICS)
+        return ino == INO_TOP || ino == INO_SEARCH || node_is_dir(fs->virt, ino) ? -EISDIR
+                                                                                : -EACCES;
+    if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+        return sky_fail(e, EACCES, ".skyfs/metrics is read-only");
+    if (!(*text = sky_metrics_render(len)))
+        return sky_fail(e, ENOMEM, "out of memory rendering the metrics");
+    return 0;
 }
 
 void virt_note_evicted(struct virt *v, const char *token, size_t len,
@@ -544,15 +588,29 @@ int virt_getxattr(struct skyfs *fs, uint64_t ino, const char *name, char **out, 
     size_t prefix = strlen(EVICTED_XATTR);
     if (ino == INO_TOP && strncmp(name, EVICTED_XATTR, prefix) == 0)
         return evicted_value(fs->virt, name + prefix, out, len, e);
-    if (ino != INO_TOP || strcmp(name, "user.skyfs.requests") != 0)
+    bool crawls = ino == INO_TOP && strcmp(name, "user.skyfs.crawls") == 0;
+    if (ino != INO_TOP || (!crawls && strcmp(name, "user.skyfs.requests") != 0))
         return -ENODATA;
     size_t size = 0;
     FILE *f = open_memstream(out, &size);
     if (!f)
         return sky_fail(e, ENOMEM, "out of memory");
-    for (size_t i = 0; i < fs->nclouds; i++)
-        fprintf(f, "%s %llu\n", fs->clouds[i].cfg->name,
-                (unsigned long long)atomic_load(&fs->clouds[i].requests));
+    for (size_t i = 0; i < fs->nclouds; i++) {
+        const struct crawl_counters *cc = crawl_counters_of(fs, &fs->clouds[i]);
+        if (!crawls)
+            fprintf(f, "%s %llu\n", fs->clouds[i].cfg->name,
+                    (unsigned long long)atomic_load(&fs->clouds[i].requests));
+        else if (cc)
+            fprintf(f, "%s running %d crawls %llu failures %llu entries %llu removed %llu "
+                    "last_ms %llu\n", fs->clouds[i].cfg->name, atomic_load(&cc->running),
+                    (unsigned long long)atomic_load(&cc->crawls),
+                    (unsigned long long)atomic_load(&cc->failures),
+                    (unsigned long long)atomic_load(&cc->entries),
+                    (unsigned long long)atomic_load(&cc->removed),
+                    (unsigned long long)atomic_load(&cc->last_duration_ms));
+        else
+            fprintf(f, "%s off\n", fs->clouds[i].cfg->name);
+    }
     fclose(f);
     *len = size;
     return 0;

@@ -22,9 +22,17 @@
  * (cache/search.h, search_viewer).  A query directory unused for 60 s
  * (SKYFS_SEARCH_EXPIRY seconds, for tests) is forgotten.
  *
+ *   .skyfs/metrics           the daemon's metrics in the Prometheus text
+ *                            format (lib/metrics.h), read-only, rendered
+ *                            at each open.
+ *
  * `.skyfs` does not appear in listings of the root; it is reached by name.
  * Its xattr user.skyfs.requests lists each cloud's request count ("name N"
- * lines), so tests and people can see what went to the network.  Its
+ * lines), so tests and people can see what went to the network (the
+ * background crawl's requests are not counted there); its xattr
+ * user.skyfs.crawls shows each cloud's crawl counters (crawl.h: "name
+ * running 0|1 crawls N failures N entries N removed N last_ms N", or
+ * "name off").  Its
  * xattr user.skyfs.evicted.TOKEN tells what the eviction asked with
  * TOKEN did ("files N bytes N skipped N"): `skyfs cache evict` sets
  * user.skyfs.evict = TOKEN on a path (fs/ops.c), then reads it here.
@@ -70,6 +78,13 @@ int virt_readlink(struct skyfs *fs, const struct sky_requester *who, uint64_t in
 typedef int (*virt_add_fn)(void *arg, const char *name, const struct stat *st);
 int virt_list(struct skyfs *fs, const struct sky_requester *who, uint64_t ino, virt_add_fn add,
               void *arg, struct sky_err *e);
+
+/* Open the virtual file `ino` (.skyfs/metrics) for reading: its whole
+ * text, rendered now, in *text (malloc'd, *len bytes), which the handle
+ * keeps so that reads of one open see one snapshot.  -EISDIR for the
+ * virtual directories, -EACCES for a write or for symlinks. */
+int virt_open_file(struct skyfs *fs, uint64_t ino, int flags, char **text, size_t *len,
+                   struct sky_err *e);
 
 /* Remember what the eviction asked with `token` (len bytes) did, for
  * user.skyfs.evicted.TOKEN (the last few are kept). */

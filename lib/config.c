@@ -20,6 +20,11 @@
 #include <unistd.h>
 
 #include "../backends/driver.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #define MiB (1024ULL * 1024ULL)
 
@@ -423,10 +428,129 @@ static int validate_cache(const char *file, const struct section *s, struct sky_
     return 0;
 }
 
+int sky_parse_listen(const char *s, struct sockaddr_storage *out, unsigned *len)
+{
+    char host[64];
+    const char *colon;
+    memset(out, 0, sizeof *out);
+    if (!s)
+        return -EINVAL;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host)
+            return -EINVAL;
+        snprintf(host, sizeof host, "%.*s", (int)(close - s - 1), s + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof host || memchr(s, ':', (size_t)(colon - s)))
+            return -EINVAL;         /* an IPv6 address goes in brackets */
+        snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
+    }
+    const char *port_text = colon + 1;
+    if (strspn(port_text, "0123456789") != strlen(port_text) || !*port_text ||
+        strlen(port_text) > 5)
+        return -EINVAL;
+    long port = strtol(port_text, NULL, 10);
+    if (port < 1 || port > 65535)
+        return -EINVAL;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *v6;
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const struct { const char *key, *help; } cache_keys[] = {
+    { "dir", "the cache folder (default: one folder per mount under /var/cache/skyfs or "
+      "~/.cache/skyfs)" },
+    { "max_size", "block cache size cap, K/M/G/T suffixes (default 10G)" },
+    { "block_size", "1M, 2M, 4M or 8M (default 4M)" },
+    { "min_free", "bytes kept free on the cache's file system (default 1G; 0: no floor)" },
+}, daemon_keys[] = {
+    { "log_level", "debug, info, warn or error (default info)" },
+    { "metrics_listen", "IP:PORT where the daemon serves /metrics over HTTP (default: none)" },
+}, common_keys[] = {
+    { "type", "the cloud kind" },
+    { "read_only", "refuse every change with EROFS (default false)" },
+    { "ttl", "how long listings and attributes are trusted (default 10s)" },
+    { "negative_ttl", "how long \"no such file\" is trusted (default 2s)" },
+    { "index", "on: keep the search index complete with a background crawl; off: only what "
+      "was listed (default on)" },
+    { "index_interval", "crawl again once the last complete crawl is this old (default 1h)" },
+    { "revalidate", "async: a listing older than ttl is answered at once while it is refreshed "
+      "in the background; sync: refreshed first, so ttl bounds staleness (default async)" },
+};
+
+void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,
+                                    const char *help), void *arg)
+{
+    for (size_t i = 0; i < sizeof cache_keys / sizeof cache_keys[0]; i++)
+        fn(arg, "cache", cache_keys[i].key, cache_keys[i].help);
+    for (size_t i = 0; i < sizeof daemon_keys / sizeof daemon_keys[0]; i++)
+        fn(arg, "daemon", daemon_keys[i].key, daemon_keys[i].help);
+    for (size_t i = 0; i < sizeof common_keys / sizeof common_keys[0]; i++)
+        fn(arg, "*", common_keys[i].key, common_keys[i].help);
+    char types[512];
+    snprintf(types, sizeof types, "%s", sky_driver_types());
+    for (char *save, *t = strtok_r(types, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        const struct sky_driver *d = sky_driver_find(t);
+        for (const struct sky_key *k = d ? d->keys : NULL; k && k->name; k++)
+            fn(arg, d->type, k->name, k->help);
+    }
+}
+
+static int validate_daemon(const char *file, const struct section *s, struct sky_config *cfg,
+                           struct sky_err *e)
+{
+    if (find_kv(s, "type"))
+        return sky_fail(e, EINVAL, "%s:%d: [daemon] holds the daemon's own settings "
+                        "(log_level, metrics_listen), so it cannot be a cloud; give the "
+                        "cloud another section name", file, s->line);
+    for (size_t k = 0; k < s->nkv; k++) {
+        const struct sky_kv *kv = &s->kv[k];
+        if (strcmp(kv->key, "log_level") == 0) {
+            enum sky_log_level level;
+            if (sky_log_parse_level(kv->value, &level) != 0)
+                return sky_fail(e, EINVAL, "%s:%d: log_level = \"%s\" is not a level; write "
+                                "debug, info, warn or error", file, kv->line, kv->value);
+            cfg->log_level = (int)level;
+        } else if (strcmp(kv->key, "metrics_listen") == 0) {
+            struct sockaddr_storage sa;
+            unsigned len;
+            if (sky_parse_listen(kv->value, &sa, &len) != 0)
+                return sky_fail(e, EINVAL, "%s:%d: metrics_listen = \"%s\" is not an address "
+                                "to listen on; write IP:PORT, e.g. 127.0.0.1:9101 or "
+                                "[::1]:9101", file, kv->line, kv->value);
+            free(cfg->metrics_listen);
+            if (!(cfg->metrics_listen = strdup(kv->value)))
+                return sky_fail(e, ENOMEM, "out of memory");
+            cfg->metrics_listen_line = kv->line;
+        } else {
+            return sky_fail(e, EINVAL, "%s:%d: unknown key \"%s\" in [daemon]; known keys: "
+                            "log_level, metrics_listen", file, kv->line, kv->key);
+        }
+    }
+    return 0;
+}
+
+/* One of the keys every cloud takes (common_keys: the one list, also
+ * behind `skyfs config keys` and the "known keys" of messages)? */
 static bool is_common_key(const char *k)
 {
-    return strcmp(k, "type") == 0 || strcmp(k, "read_only") == 0 || strcmp(k, "ttl") == 0 ||
-           strcmp(k, "negative_ttl") == 0 || strcmp(k, "revalidate") == 0;
+    for (size_t i = 0; i < sizeof common_keys / sizeof common_keys[0]; i++)
+        if (strcmp(k, common_keys[i].key) == 0)
+            return true;
+    return false;
 }
 
 /* A whole number 0..100 (a driver key marked SKY_KEY_COUNT). */
@@ -446,7 +570,11 @@ static const struct sky_key *driver_key(const struct sky_driver *d, const char *
 
 static void known_keys(const struct sky_driver *d, char *buf, size_t size)
 {
-    snprintf(buf, size, "type, read_only, ttl, negative_ttl, revalidate");
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof common_keys / sizeof common_keys[0]; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%s", i ? ", " : "", common_keys[i].key);
+    }
     for (const struct sky_key *k = d->keys; k && k->name; k++) {
         size_t len = strlen(buf);
         snprintf(buf + len, size - len, ", %s", k->name);
@@ -471,6 +599,8 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->line = s->line;
     c->ttl_ns = SKY_DEFAULT_TTL_NS;
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
+    c->index = true;
+    c->index_interval_ns = SKY_DEFAULT_INDEX_INTERVAL_NS;
     c->kv = calloc(s->nkv ? s->nkv : 1, sizeof *c->kv);
     if (!c->name || !c->type || !c->kv)
         return sky_fail(e, ENOMEM, "out of memory");
@@ -488,6 +618,17 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
                                 "refreshed in the background) or sync (refreshed first)",
                                 file, kv->line, kv->value);
             c->revalidate_sync = strcmp(kv->value, "sync") == 0;
+        } else if (strcmp(kv->key, "index") == 0) {
+            if (sky_parse_bool(kv->value, &c->index))
+                return sky_fail(e, EINVAL, "%s:%d: index = \"%s\" is not on or off; write index = "
+                                "on (keep this cloud's search index complete in the background) "
+                                "or index = off", file, kv->line, kv->value);
+        } else if (strcmp(kv->key, "index_interval") == 0) {
+            int prc = sky_parse_duration(kv->value, &c->index_interval_ns);
+            if (prc || c->index_interval_ns <= 0)
+                return sky_fail(e, EINVAL, "%s:%d: index_interval = \"%s\" is not a duration; "
+                                "write e.g. 30m, 1h, 24h, or forever (crawl once)", file, kv->line,
+                                kv->value);
         } else if (strcmp(kv->key, "ttl") == 0 || strcmp(kv->key, "negative_ttl") == 0) {
             int64_t *dst = kv->key[0] == 't' ? &c->ttl_ns : &c->negative_ttl_ns;
             int prc = sky_parse_duration(kv->value, dst);
@@ -557,6 +698,8 @@ static int validate(struct parsed *p, struct sky_config *cfg, struct sky_err *e)
         int rc;
         if (strcmp(s->name, "cache") == 0)
             rc = validate_cache(file, s, cfg, e);
+        else if (strcmp(s->name, "daemon") == 0)
+            rc = validate_daemon(file, s, cfg, e);
         else {
             rc = validate_cloud(file, s, &cfg->clouds[ncloud], &has_secret, e);
             ncloud++;
@@ -689,6 +832,7 @@ int sky_config_load(const char *path, struct sky_config **out, struct sky_err *e
     cfg->max_size = 10ULL << 30;
     cfg->block_size = 4 * MiB;
     cfg->min_free = 1ULL << 30;
+    cfg->log_level = -1;
     int rc = parse_file(path, &p, e);
     if (!rc)
         rc = validate(&p, cfg, e);
@@ -721,6 +865,7 @@ void sky_config_free(struct sky_config *cfg)
     free(cfg->clouds);
     free(cfg->cache_dir);
     free(cfg->cache_base);
+    free(cfg->metrics_listen);
     free(cfg->path);
     free(cfg);
 }

@@ -25,6 +25,10 @@
  * file, the line and the fix.  Keys a driver marks secret make
  * the loader demand mode 0600 on the file.
  *
+ * A [daemon] section (optional; the name cannot be a cloud's) holds the
+ * daemon's own settings: log_level (debug, info, warn, error) and
+ * metrics_listen (IP:PORT of the Prometheus metrics listener).
+ *
  * Used by tools/ (mount, config check) and read by fs/ and the drivers.
  */
 #ifndef SKY_CONFIG_H
@@ -60,6 +64,9 @@ struct sky_cloud_config {
                                      * refreshed before it is answered; else (async, the
                                      * default) it is answered at once while one
                                      * background refresh runs */
+    bool index;                     /* crawl the cloud in the background (fs/crawl.h) */
+    int64_t index_interval_ns;      /* ... again this long after the last complete crawl
+                                     * began (SKY_TTL_FOREVER: once) */
     size_t nkv;
     struct sky_kv *kv;              /* driver keys (common keys removed) */
 };
@@ -72,6 +79,10 @@ struct sky_config {
     uint64_t max_size;              /* bytes */
     uint64_t block_size;            /* bytes, 1..8 MiB, power of two */
     uint64_t min_free;              /* bytes kept free on the cache disk */
+    /* [daemon] */
+    int log_level;                  /* enum sky_log_level (lib/log.h); -1: not set */
+    char *metrics_listen;           /* "HOST:PORT" of the metrics listener, or NULL */
+    int metrics_listen_line;
     size_t nclouds;
     struct sky_cloud_config *clouds;
 };
@@ -80,6 +91,9 @@ struct sky_config {
 
 #define SKY_DEFAULT_TTL_NS          (10LL * 1000000000LL)
 #define SKY_DEFAULT_NEGATIVE_TTL_NS (2LL * 1000000000LL)
+/* One refresh of the index an hour: on S3 a million objects cost 1,000
+ * LIST requests per refresh (README, "The search index"). */
+#define SKY_DEFAULT_INDEX_INTERVAL_NS (3600LL * 1000000000LL)
 
 /* The default config path: $SKYFS_CONFIG, else /etc/skyfs/skyfs.conf for
  * root, else ~/.config/skyfs/skyfs.conf.  Returns a malloc'd string. */
@@ -114,5 +128,17 @@ bool sky_cloud_bool(const struct sky_cloud_config *c, const char *key, bool dflt
 int sky_parse_size(const char *s, uint64_t *out);
 int sky_parse_duration(const char *s, int64_t *out);
 int sky_parse_bool(const char *s, bool *out);
+/* "127.0.0.1:9101", "[::1]:9101" -> a socket address (IP literals only:
+ * no name is looked up).  0 or -EINVAL. */
+struct sockaddr_storage;
+int sky_parse_listen(const char *s, struct sockaddr_storage *out, unsigned *len);
+
+/* Every key the config accepts, for `skyfs config keys` (and the test that
+ * keeps the man page and README in step): calls fn(arg, section, key,
+ * help) for [cache] and [daemon] keys (section "cache", "daemon"), the keys
+ * every cloud takes (section "*"), and each cloud type's own keys
+ * (section = the type). */
+void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,
+                                    const char *help), void *arg);
 
 #endif

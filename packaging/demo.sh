@@ -20,7 +20,8 @@ MNT="$ROOT/mnt"
 CONF="$DEMO/skyfs.conf"
 PIDS="$DEMO/pids"
 LOG="$DEMO/skyfs.log"
-# Test servers (s3rver, Azurite) for S3 and Azure clouds, from make deps.
+# Test servers (s3rver, Azurite) for S3 and Azure clouds, from make deps;
+# rclone serves the WebDAV cloud.
 export SERVERS_DIR="$ROOT/tests/servers/node_modules"
 
 say() { echo "demo: $*"; }
@@ -188,11 +189,34 @@ add_s3_cloud() {
         access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
 }
 
+# add_webdav_cloud NAME: a WebDAV folder served by `rclone serve webdav`
+# (it starts in a fraction of a second) from demo/webdav, user "demo",
+# password "demo", a free port each start; seeded once in the folder.
+add_webdav_cloud() {
+    local name=$1 data="$DEMO/webdav" port
+    command -v rclone >/dev/null || die "rclone is missing; run make deps"
+    port=$(free_port)
+    if [ ! -d "$data" ]; then
+        mkdir -p "$data/notes"
+        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.
+' \
+            >"$data/README.txt"
+        printf 'WebDAV keeps folders and renames: mv of a folder is one MOVE.\n' \
+            >"$data/notes/webdav.txt"
+    fi
+    start_server rclone-webdav "http://127.0.0.1:$port/" env RCLONE_CONFIG=/dev/null \
+        rclone serve webdav --addr "127.0.0.1:$port" --user demo --pass demo \
+        --dir-cache-time 1s "$data"
+    conf_section "$name" type=webdav "url=http://127.0.0.1:$port/" user=demo password=demo \
+        ttl=2s
+}
+
 setup_clouds() {
     add_local_cloud docs seed_docs
     add_local_cloud photos seed_photos
     add_azure_cloud azure
     add_s3_cloud s3
+    add_webdav_cloud webdav
 }
 
 # --- start and stop
@@ -236,6 +260,7 @@ Things to try:
                                           # outside changes show after the ttl
   cp -r mnt/docs/reports mnt/s3/          # from a local cloud into S3 (s3rver)
   mv mnt/s3/reports mnt/azure/            # and on into Azure (Azurite)
+  cp -r mnt/azure/reports mnt/webdav/     # and into WebDAV (rclone serve webdav)
   $rel_skyfs search -c demo/skyfs.conf --iname '*.txt' --long
                                           # every cloud at once, no network
   ls -l 'mnt/.skyfs/search/*.png'         # the same search as a directory

@@ -32,9 +32,17 @@ npm:npm
 python3:python3
 s3fs:s3fs
 rclone:rclone
+apache2:apache2
+apache2-utils:htpasswd
 valgrind:valgrind
 media-types:
 rsync:rsync
+debhelper:dh
+lintian:lintian
+man-db:man
+bash-completion:
+prometheus:promtool
+systemd:systemd-analyze
 "
 
 say() { echo "install-deps: $*"; }

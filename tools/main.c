@@ -5,8 +5,9 @@
  *
  *   skyfs mount [-c CONFIG] [-f] [--log FILE] [--debug] [-o OPTIONS] MOUNTPOINT
  *   skyfs unmount [--timeout SECONDS] MOUNTPOINT
- *   skyfs config check [-c CONFIG]
+ *   skyfs config check [-c CONFIG] | skyfs config keys
  *   skyfs status [-c CONFIG]
+ *   skyfs metrics MOUNTPOINT
  *   skyfs search ... / skyfs index ... / skyfs cache stats|warm|evict ...
  *   mount.skyfs CONFIG MOUNTPOINT [-o OPTIONS]     (for /etc/fstab)
  */
@@ -43,7 +44,9 @@ static const struct command commands[] = {
     { "unmount", "[--timeout SECONDS] MOUNTPOINT",
       "unmount, after pending uploads have finished (waiting at most SECONDS,\n"
       "default 300; 0: as long as it takes)" },
-    { "config", "check [-c CONFIG]", "validate the config and list its clouds" },
+    { "config", "check [-c CONFIG] | keys",
+      "check: validate the config and list its clouds; keys: every key a config\n"
+      "may hold, by section and cloud type" },
     { "status", "[-c CONFIG] [--json]", "caches, pending uploads and each cloud's health" },
     { "search", "[-c CONFIG] [--name GLOB] [--iname GLOB] [--path PATH] [--cloud NAME]\n"
       "       [--type f|d|l] [--min-size N] [--max-size N] [--newer DATE]\n"
@@ -58,6 +61,8 @@ static const struct command commands[] = {
       "stats: what the block cache holds; warm: read every file under PATH (in a\n"
       "mount) into the cache; evict: drop the cached data of the files under PATH\n"
       "(in a mount), except open files and files not uploaded yet" },
+    { "metrics", "MOUNTPOINT",
+      "the daemon's metrics in the Prometheus text format (MOUNTPOINT/.skyfs/metrics)" },
     { "help", "[COMMAND]", "this text, or one command's" },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -204,10 +209,22 @@ static int cmd_unmount(int argc, char **argv)
     return unmount_and_wait(argv[optind], timeout_s);
 }
 
+static void print_key(void *arg, const char *section, const char *key, const char *help)
+{
+    const char *where = strcmp(section, "cache") == 0 ? "[cache]"
+                      : strcmp(section, "daemon") == 0 ? "[daemon]"
+                      : strcmp(section, "*") == 0 ? "cloud" : section;
+    printf("%-8s %-22s %s\n", where, key, help);
+}
+
 static int cmd_config(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "keys") == 0) {
+        sky_config_each_key(print_key, NULL);
+        return 0;
+    }
     if (argc < 2 || strcmp(argv[1], "check") != 0) {
-        fprintf(stderr, "skyfs: usage: skyfs config check [-c CONFIG]\n");
+        fprintf(stderr, "skyfs: usage: skyfs config check [-c CONFIG] | skyfs config keys\n");
         return EXIT_USAGE;
     }
     const char *config = NULL;
@@ -346,5 +363,7 @@ int main(int argc, char **argv)
         return cmd_search(argc - 1, argv + 1);
     if (strcmp(c->name, "index") == 0)
         return cmd_index(argc - 1, argv + 1);
+    if (strcmp(c->name, "metrics") == 0)
+        return cmd_metrics(argc - 1, argv + 1);
     return cmd_cache(argc - 1, argv + 1);
 }

@@ -17,7 +17,10 @@
  * path per line (for xargs); --long adds size, mtime and cloud; -0 (--null)
  * ends each path with a NUL instead (for xargs -0: names may hold newlines);
  * --json prints one JSON object per line (path, cloud, cloud_path, type,
- * size, mtime).  A user shown only what the mount would show them: hits
+ * size, mtime, and index: how complete the hit's cloud's index is,
+ * "complete", "stale", "incomplete" or "off", with indexed_at, when its
+ * last complete crawl began).  Each cloud searched whose index is not
+ * complete gets a line on stderr saying so (tools/indexstate.h).  A user shown only what the mount would show them: hits
  * in directories they may not list or reach are left out.
  */
 #include <errno.h>
@@ -33,6 +36,7 @@
 #include "../cache/search.h"
 #include "../lib/config.h"
 #include "../lib/json.h"
+#include "indexstate.h"
 #include "tools.h"
 
 #define SEARCH_MAX_META 16
@@ -44,6 +48,8 @@ struct out {
     bool longfmt;
     enum out_format format;
     size_t hits;
+    const struct sky_config *cfg;
+    const struct index_info *index;     /* per cloud of cfg */
 };
 
 static const char *kind_name(enum sky_kind k)
@@ -70,8 +76,20 @@ static void print_json(const struct out *o, const struct search_hit *h)
     fputs(",", stdout);
     json_key(stdout, "type");
     json_string(stdout, kind_name(h->kind));
-    printf(",\"size\":%llu,\"mtime\":%lld.%09lld}\n", (unsigned long long)h->size,
+    printf(",\"size\":%llu,\"mtime\":%lld.%09lld", (unsigned long long)h->size,
            (long long)(h->mtime_ns / 1000000000LL), (long long)(h->mtime_ns % 1000000000LL));
+    const struct index_info *in = NULL;
+    for (size_t i = 0; o->index && i < o->cfg->nclouds; i++)
+        if (strcmp(o->cfg->clouds[i].name, h->cloud) == 0)
+            in = &o->index[i];
+    fputs(",", stdout);
+    json_key(stdout, "index");
+    json_string(stdout, in ? index_state_name(in->state) : "incomplete");
+    if (in && in->crawl.done_started > 0)
+        printf(",\"indexed_at\":%lld.%09lld}\n", (long long)(in->crawl.done_started / 1000000000LL),
+               (long long)(in->crawl.done_started % 1000000000LL));
+    else
+        fputs(",\"indexed_at\":null}\n", stdout);
     free(path);
 }
 
@@ -177,6 +195,29 @@ static int viewer_of_index(const char *cache_dir, const char *db, struct sky_req
     }
     sky_shown_init(shown, st.st_uid, st.st_gid);
     return 0;
+}
+
+/* How complete each cloud's index is (one per cloud of cfg, or NULL);
+ * a line on stderr for each cloud searched (`only`, or all) whose index
+ * is not complete, so the user knows what the answer covers. */
+static struct index_info *warn_incomplete(const struct sky_config *cfg, const char *db,
+                                          const char *only)
+{
+    struct index_info *in = calloc(cfg->nclouds ? cfg->nclouds : 1, sizeof *in);
+    if (!in)
+        return NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    for (size_t i = 0; i < cfg->nclouds; i++) {
+        const struct sky_cloud_config *c = &cfg->clouds[i];
+        index_info_read(db, c, now, &in[i]);
+        char line[600];
+        if ((!only || strcmp(only, c->name) == 0) &&
+            index_info_warning(c, &in[i], now, line, sizeof line))
+            fprintf(stderr, "skyfs: search: %s\n", line);
+    }
+    return in;
 }
 
 static int bad(const char *what, const char *value, const char *fix)
@@ -310,10 +351,16 @@ int cmd_search(int argc, char **argv)
     struct search *s;
     if (!rc)
         rc = search_open(db, &s, &e);
+    struct index_info *index = NULL;
+    if (!rc)
+        index = warn_incomplete(cfg, db, q.cloud);
+    o.cfg = cfg;
+    o.index = index;
     if (!rc) {
         rc = search_run(s, &q, print_hit, &o, &e);
         search_close(s);
     }
+    free(index);
     sky_config_free(cfg);
     if (rc) {
         fprintf(stderr, "skyfs: %s\n", e.msg);

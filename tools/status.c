@@ -2,7 +2,8 @@
  * status.c - `skyfs status [-c CONFIG] [--json]`: whether a daemon serves
  * the config's mount, where it logs, what the mount's caches hold and how
  * each cloud is doing, read from the cache directory (works mounted or
- * not).  Cloud health is what the daemon last saw; with no daemon running
+ * not): its health and its search index (the last complete crawl, its
+ * duration and entry count, a crawl under way; tools/indexstate.h).  Cloud health is what the daemon last saw; with no daemon running
  * (unmounted, or killed) it is shown as such, never as "online".
  *
  * --json prints the same as one JSON object:
@@ -11,6 +12,10 @@
  *     "log":"..."|null},
  *    "clouds":[{"name":"docs","type":"local","state":"online|offline|
  *     unavailable|never mounted|not served","reason":"..."|null,
+ *     "index":{"enabled":bool,"interval":S|null,"state":"complete|stale|
+ *      incomplete|off","last_complete":T|null,"duration":S|null,
+ *      "entries":N|null,"crawling":bool,"crawl_entries":N|null,
+ *      "error":"..."|null},
  *     "guarantee":"native|compare|unknown","guarantee_reason":"..."|null,
  *     "conflict_count":N,"conflicts":[{"what":"upload|delete","path":"...",
  *     "copy":"..."|null,"at":UNIX_TIME}]}],
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../cache/blocks.h"
 #include "../cache/cachedir.h"
@@ -28,6 +34,7 @@
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
 #include "../lib/json.h"
+#include "indexstate.h"
 #include "tools.h"
 
 /* The cloud's health line as the daemon last wrote it. */
@@ -74,6 +81,99 @@ static void print_conflicts(const struct sky_config *cfg, const struct sky_cloud
     conflicts_view_free(&v);
 }
 
+static int64_t wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void when_utc(int64_t ns, char *buf, size_t size)
+{
+    time_t t = (time_t)(ns / 1000000000LL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+static void index_info_of(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                          struct index_info *in)
+{
+    char db[4096];
+    snprintf(db, sizeof db, "%s/meta.db", cfg->cache_dir);
+    index_info_read(db, c, wall_now(), in);
+}
+
+/* "    index: ..." under the cloud's health line. */
+static void print_index(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                        bool served)
+{
+    struct index_info in;
+    index_info_of(cfg, c, &in);
+    const struct crawl_state *cs = &in.crawl;
+    char when[64], took[32], every[32];
+    printf("    index: %s", index_state_name(in.state));
+    if (in.state == INDEX_OFF) {
+        printf(" (index = off: search finds only what was listed through the mount)\n");
+        return;
+    }
+    if (cs->done_started > 0) {
+        when_utc(cs->done_started, when, sizeof when);
+        index_format_duration(cs->done_finished - cs->done_started, took, sizeof took);
+        printf(", last complete crawl %s, took %s, %llu entries", when, took,
+               (unsigned long long)cs->done_entries);
+    } else {
+        printf(", no complete crawl yet");
+    }
+    if (c->index_interval_ns == SKY_TTL_FOREVER)
+        printf("; crawled once (index_interval = forever)");
+    else {
+        index_format_duration(c->index_interval_ns, every, sizeof every);
+        printf("; refreshed every %s", every);
+    }
+    if (in.running && served) {
+        when_utc(cs->running_since, when, sizeof when);
+        printf("; crawling since %s, %llu entries so far", when,
+               (unsigned long long)cs->running_seen);
+    }
+    if (cs->failed_at > 0 && cs->error[0]) {
+        when_utc(cs->failed_at, when, sizeof when);
+        printf("; the crawl at %s failed: %s", when, cs->error);
+    }
+    printf("\n");
+}
+
+static void json_index(const struct sky_config *cfg, const struct sky_cloud_config *c,
+                       bool served)
+{
+    struct index_info in;
+    index_info_of(cfg, c, &in);
+    const struct crawl_state *cs = &in.crawl;
+    printf(",\"index\":{\"enabled\":%s,", c->index ? "true" : "false");
+    if (c->index_interval_ns == SKY_TTL_FOREVER)
+        fputs("\"interval\":null,", stdout);
+    else
+        printf("\"interval\":%.3f,", (double)c->index_interval_ns / 1e9);
+    json_key(stdout, "state");
+    json_string(stdout, index_state_name(in.state));
+    if (cs->done_started > 0)
+        printf(",\"last_complete\":%.3f,\"duration\":%.3f,\"entries\":%llu",
+               (double)cs->done_started / 1e9,
+               (double)(cs->done_finished - cs->done_started) / 1e9,
+               (unsigned long long)cs->done_entries);
+    else
+        fputs(",\"last_complete\":null,\"duration\":null,\"entries\":null", stdout);
+    bool crawling = in.running && served;
+    printf(",\"crawling\":%s", crawling ? "true" : "false");
+    if (crawling)
+        printf(",\"crawl_entries\":%llu,", (unsigned long long)cs->running_seen);
+    else
+        fputs(",\"crawl_entries\":null,", stdout);
+    json_key(stdout, "error");
+    json_string(stdout, cs->failed_at > 0 && cs->error[0] ? cs->error : NULL);
+    fputs("}", stdout);
+}
+
 static void print_health(const struct sky_config *cfg, const struct sky_cloud_config *c,
                          bool served)
 {
@@ -83,6 +183,7 @@ static void print_health(const struct sky_config *cfg, const struct sky_cloud_co
         printf("  %-16s %-6s %s\n", c->name, c->type, line);
     else
         printf("  %-16s %-6s not served (no daemon; last seen %s)\n", c->name, c->type, line);
+    print_index(cfg, c, served);
     print_conflicts(cfg, c);
 }
 
@@ -147,6 +248,7 @@ static void json_health(const struct sky_config *cfg, const struct sky_cloud_con
     fputs(",", stdout);
     json_key(stdout, "reason");
     json_string(stdout, reason);
+    json_index(cfg, c, served);
     json_conflicts(cfg, c);
     fputs("}", stdout);
 }

@@ -10,6 +10,7 @@ int cmd_status(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 /* unmount.c: unmount MOUNTPOINT and wait up to timeout_s seconds (0: no
  * bound) for its daemon to finish pending uploads and exit. */

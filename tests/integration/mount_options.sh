@@ -26,6 +26,9 @@ chmod 1777 "$LOGS"              # sanitizer reports of $USER2's processes land t
 
 # mount(8) runs helpers from /sbin only: point /sbin/mount.skyfs at this
 # build for the test (as `make install` does) and put back what was there.
+# pkg_deb.sh installs a package that owns it: one at a time.
+exec 9>/tmp/skyfs-mount-helper.lock
+flock -w 600 9 || die "another test holds /tmp/skyfs-mount-helper.lock"
 HELPER=/sbin/mount.skyfs
 OLD_HELPER=$(readlink "$HELPER" 2>/dev/null)
 [ -e "$HELPER" ] && [ -z "$OLD_HELPER" ] && die "$HELPER is a file, not a link; not replacing it"

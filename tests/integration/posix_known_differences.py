@@ -31,6 +31,30 @@ _OBJECT_STORES = {
 _S3RVER_NAME = ("s3rver, the S3 server of the tests, stores an object as a file named after "
                 "the key plus a suffix: a 255-byte name is past its disk's limit (S3 takes it)")
 
+# WebDAV (RFC 4918) has files and collections only, one name per
+# resource.  Checked by webdav_posix.sh instead.
+_DAV_NO_SYMLINKS = ("WebDAV has no symbolic links: symlink() is refused with EPERM")
+_DAV_NO_SPECIAL = ("WebDAV has no FIFOs, sockets or device nodes: mknod() is refused "
+                   "with EPERM")
+_DAV_NO_HARD_LINKS = ("WebDAV has no hard links: a resource has one URL, so link() is "
+                      "refused with EPERM")
+_WEBDAV = {}
+for _label in ("symlink ln -> f2", "symlink ln again", "symlink dangling -> nowhere",
+               "symlink hs -> h2", "link the symlink hs hs2", "symlink pj/l -> f",
+               "symlink over a directory", "symlink with a 1000-byte target",
+               "symlink pa/ln", "rmdir a symlink to a directory", "mkdir over a symlink",
+               "truncate through a symlink", "open O_CREAT|O_EXCL on a symlink",
+               "open a symlink O_NOFOLLOW", "open O_CREAT through a dangling symlink"):
+    _WEBDAV[_label] = _DAV_NO_SYMLINKS
+for _label in ("mkfifo fifo", "mkfifo fifo again", "mknod socket", "mknod chardev 1:3",
+               "mknod blockdev 7:200", "nobody: mkfifo in the sticky directory"):
+    _WEBDAV[_label] = _DAV_NO_SPECIAL
+for _label in ("link h1 h2", "link h1 h2 again", "link h1 hd/h3"):
+    _WEBDAV[_label] = _DAV_NO_HARD_LINKS
+_WEBDAV["path past PATH_MAX: mkdir, files, fifo, symlink, rmdir"] = (
+    "the script makes a FIFO and a symlink there, which WebDAV has not")
+_WEBDAV["path past PATH_MAX: hard link"] = _DAV_NO_HARD_LINKS
+
 KNOWN_DIFFERENCES = {
     "local": {},
     "s3": dict(_OBJECT_STORES, **{
@@ -38,4 +62,5 @@ KNOWN_DIFFERENCES = {
         "unlink the 255-byte name": _S3RVER_NAME,
     }),
     "azure": dict(_OBJECT_STORES),
+    "webdav": dict(_WEBDAV),
 }

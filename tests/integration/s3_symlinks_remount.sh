@@ -115,7 +115,7 @@ unmount_skyfs "$MNT"
 rm -rf "$TEST_TMP/cache2" && write_conf "$CONF2" "$TEST_TMP/cache2"
 check "skyfs index fills a fresh cache" "$SKYFS" index -c "$CONF2" s3
 check_eq "skyfs search --type l finds the links" "$LINKS" \
-    "$(words sort <("$SKYFS" search -c "$CONF2" --type l 2>&1 | sed 's|.*/||'))"
+    "$(words sort <("$SKYFS" search -c "$CONF2" --cloud s3 --type l 2>&1 | sed 's|.*/||'))"
 
 # ---- symlinks = no: a bucket without links pays no HEAD for its listings
 rm -rf "$TEST_TMP/cache2" && write_conf "$CONF2" "$TEST_TMP/cache2" "symlinks = no"

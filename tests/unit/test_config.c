@@ -207,7 +207,7 @@ TEST(config_bad_clouds)
                  "holds the cloud's files); add \"path = ...\" to the section");
     expect_error("[a]\ntype = local\npath = /x\ncolour = blue\n", 0644,
                  ":4: unknown key \"colour\" for a cloud of type local; known keys: type, "
-                 "read_only, ttl, negative_ttl, path");
+                 "read_only, ttl, negative_ttl, index, index_interval, path");
     expect_error("[a]\ntype = local\npath = /x\nread_only = maybe\n", 0644,
                  ":4: read_only = \"maybe\" is not a boolean; write true or false");
     expect_error("[a]\ntype = local\npath = /x\nttl = soon\n", 0644,
@@ -491,4 +491,35 @@ TEST(config_readme_example)
     unit_rmtree(dir);
     free(dir);
     free(path);
+}
+
+TEST(config_daemon_section)
+{
+    struct sky_config *cfg = NULL;
+    struct sky_err e = { 0 };
+    char *dir, *path;
+    int rc = load_text("[daemon]\nlog_level = warn\nmetrics_listen = [::1]:9101\n"
+                       "[docs]\ntype = local\npath = /tmp\n", 0644, &cfg, &e, &dir, &path);
+    CHECK_INT(rc, 0);
+    if (cfg) {
+        CHECK_INT(cfg->nclouds, 1);             /* [daemon] is no cloud */
+        CHECK_INT(cfg->log_level, 2);           /* SKY_LOG_WARN */
+        CHECK_STR(cfg->metrics_listen, "[::1]:9101");
+        CHECK_INT(cfg->metrics_listen_line, 3);
+        sky_config_free(cfg);
+    }
+    unit_rmtree(dir);
+    free(dir);
+    free(path);
+    expect_error("[daemon]\nlog_level = loud\n[a]\ntype = local\npath = /tmp\n", 0644,
+                 ":2: log_level = \"loud\" is not a level; write debug, info, warn or error");
+    expect_error("[daemon]\nmetrics_listen = 9101\n[a]\ntype = local\npath = /tmp\n", 0644,
+                 ":2: metrics_listen = \"9101\" is not an address to listen on; write IP:PORT, "
+                 "e.g. 127.0.0.1:9101 or [::1]:9101");
+    expect_error("[daemon]\nmax_size = 1G\n[a]\ntype = local\npath = /tmp\n", 0644,
+                 ":2: unknown key \"max_size\" in [daemon]; known keys: log_level, "
+                 "metrics_listen");
+    expect_error("[daemon]\npath = /tmp\ntype = local\n", 0644,
+                 ":1: [daemon] holds the daemon's own settings (log_level, metrics_listen), so "
+                 "it cannot be a cloud; give the cloud another section name");
 }

@@ -1,7 +1,9 @@
 /* test_http.c - backends/http.c against a canned server on 127.0.0.1:
  * many headers, ranged answers checked against the range asked, the
- * cancellation hook, the stall rule; the per-cloud keys connect_timeout,
- * timeout and retries; and the listing guard (backends/paging.c). */
+ * cancellation hook, the stall rule, HTTP authentication (a challenge
+ * answered is no retry; the method is learnt); the per-cloud keys
+ * connect_timeout, timeout and retries; and the listing guard
+ * (backends/paging.c). */
 #include "check.h"
 
 #include <arpa/inet.h>
@@ -9,6 +11,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,10 +57,9 @@ static void *canned_main(void *arg)
     return NULL;
 }
 
-static void canned_start(struct canned *c, const char *answer)
+/* A listening socket on 127.0.0.1 and a free port, into c. */
+static void listen_local(struct canned *c)
 {
-    memset(c, 0, sizeof *c);
-    c->answer = answer;
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t len = sizeof a;
@@ -65,6 +67,13 @@ static void canned_start(struct canned *c, const char *answer)
         getsockname(c->fd, (struct sockaddr *)&a, &len) < 0)
         abort();
     c->port = ntohs(a.sin_port);
+}
+
+static void canned_start(struct canned *c, const char *answer)
+{
+    memset(c, 0, sizeof *c);
+    c->answer = answer;
+    listen_local(c);
     pthread_create(&c->th, NULL, canned_main, c);
 }
 
@@ -183,6 +192,83 @@ TEST(http_many_headers)
     CHECK_STR(http_headers_get(&h, "x-amz-meta-k000"), "again");
     http_headers_free(&h);
     CHECK_INT(h.n, 0);
+}
+
+/* ---- a server that asks for Basic authentication ---- */
+
+struct basic_server {
+    struct canned base;         /* its socket and thread fields */
+    atomic_int requests, signed_requests;
+};
+
+/* Answers 204 to a request signed "alice:pw" (Basic), else 401 with a
+ * Basic challenge; one request per connection. */
+static void *basic_main(void *arg)
+{
+    struct basic_server *b = arg;
+    while (!atomic_load(&b->base.stop)) {
+        int s = accept(b->base.fd, NULL, NULL);
+        if (s < 0)
+            continue;
+        char buf[8192];
+        ssize_t got = read(s, buf, sizeof buf - 1);
+        if (got > 0) {
+            buf[got] = '\0';
+            atomic_fetch_add(&b->requests, 1);
+            bool ok = strstr(buf, "Authorization: Basic YWxpY2U6cHc=") != NULL;
+            if (strstr(buf, "Authorization:"))
+                atomic_fetch_add(&b->signed_requests, 1);
+            const char *answer = ok ? "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+                : "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"t\"\r\n"
+                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
+            if (write(s, answer, strlen(answer)) != (ssize_t)strlen(answer))
+                CHECK(!"answer not written");
+        }
+        close(s);
+    }
+    return NULL;
+}
+
+TEST(http_basic_auth_challenge_is_no_retry)
+{
+    struct basic_server b;
+    memset(&b, 0, sizeof b);
+    listen_local(&b.base);
+    pthread_create(&b.base.th, NULL, basic_main, &b);
+
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/f", b.base.port);
+    struct http_options opt = { .user = "alice", .password = "pw", .max_retries = -1 };
+    struct http_client *c = NULL;
+    struct sky_err e = { 0 };
+    CHECK_INT(http_client_new(&opt, &c, &e), 0);
+    for (int i = 0; i < 2; i++) {
+        struct http_request req = { .method = "DELETE", .url = url, .body_fd = -1 };
+        struct http_response resp;
+        CHECK_INT(http_do(c, &req, &resp, &e), 0);
+        CHECK_INT(resp.status, 204);
+        CHECK_INT(resp.attempts, 1);        /* the challenge was no retry */
+        CHECK(!http_retried(&resp));
+        http_response_free(&resp);
+        http_headers_free(&req.headers);
+    }
+    /* the first DELETE met the challenge (2 requests); the second went
+     * out signed at once (Basic learnt) */
+    CHECK_INT(atomic_load(&b.requests), 3);
+    CHECK_INT(atomic_load(&b.signed_requests), 2);
+    http_client_free(c);
+
+    /* a wrong password: the 401 is the answer */
+    struct http_options bad = { .user = "alice", .password = "nope", .max_retries = -1 };
+    CHECK_INT(http_client_new(&bad, &c, &e), 0);
+    struct http_request req = { .method = "DELETE", .url = url, .body_fd = -1 };
+    struct http_response resp;
+    CHECK_INT(http_do(c, &req, &resp, &e), 0);
+    CHECK_INT(resp.status, 401);
+    http_response_free(&resp);
+    http_headers_free(&req.headers);
+    http_client_free(c);
+    canned_stop(&b.base);
 }
 
 static void *cancel_soon(void *arg)

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# webdav_data.sh - large files, large folders and changes made on the
+# server, over WebDAV: Apache httpd's mod_dav_fs (Basic authentication) and
+# `rclone serve webdav`.
+#
+# Checks, on each server:
+#   - a 100 MiB file written through the mount (PUT to a temporary name,
+#     then MOVE) is on the server byte for byte, and a second mount with an
+#     empty cache reads it back byte for byte (ranged GETs); renaming it
+#     (MOVE) keeps its bytes;
+#   - a folder of 5,000 files created on the server directly is listed
+#     completely (one PROPFIND Depth 1), with the right names and sizes;
+#   - files created, changed and deleted on the server directly, and a new
+#     folder, show up through the mount once the TTL has passed.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/webdav_lib.sh"
+
+APORT=$(free_port)
+RPORT=$(free_port)
+MNT="$TEST_TMP/mnt"
+AROOT="$TEST_TMP/apache/data"
+RROOT="$TEST_TMP/rclone"
+NFILES=5000
+
+start_apache_dav "$TEST_TMP/apache" "$APORT" basic || die "cannot start apache2"
+start_rclone_dav "$RROOT" "$RPORT" || die "cannot start rclone serve webdav"
+
+# write_conf CONFIG CACHE_DIR: clouds "dav" (Apache) and "rc" (rclone).
+write_conf() {
+    mkdir -p "$2"
+    (umask 077 && cat >"$1" <<EOF2
+[cache]
+dir = $2
+
+$(webdav_cloud dav "http://127.0.0.1:$APORT/dav/" "$DAV_USER" "$DAV_PASS")
+ttl = 2s
+
+$(webdav_cloud rc "http://127.0.0.1:$RPORT/" bob builder)
+ttl = 2s
+EOF2
+    )
+}
+write_conf "$TEST_TMP/a.conf" "$TEST_TMP/cache-a"
+write_conf "$TEST_TMP/b.conf" "$TEST_TMP/cache-b"
+
+# server_root CLOUD: the folder the cloud's server keeps its files in.
+server_root() { if [ "$1" = dav ]; then echo "$AROOT"; else echo "$RROOT"; fi; }
+# server_done CLOUD: files written into the server's folder by the test are
+# handed to the server's user.
+server_done() { [ "$1" = dav ] && apache_fix_owner "$TEST_TMP/apache"; return 0; }
+
+# --- 100 MiB
+head -c $((100 << 20)) /dev/urandom >"$TEST_TMP/big"
+mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"
+for cloud in dav rc; do
+    check "$cloud: cp of a 100 MiB file into the cloud" cp "$TEST_TMP/big" "$MNT/$cloud/big.bin"
+    check "$cloud: the mount reads it back byte for byte" cmp "$TEST_TMP/big" "$MNT/$cloud/big.bin"
+done
+unmount_skyfs "$MNT"     # drains the uploads
+for cloud in dav rc; do
+    check "$cloud: the server holds the same 100 MiB" \
+        cmp "$TEST_TMP/big" "$(server_root $cloud)/big.bin"
+done
+
+mount_skyfs "$TEST_TMP/b.conf" "$MNT" || die "cannot mount with an empty cache"
+for cloud in dav rc; do
+    check_eq "$cloud: a fresh mount sees the size" $((100 << 20)) \
+        "$(stat -c %s "$MNT/$cloud/big.bin" 2>&1)"
+    check "$cloud: a fresh mount (empty cache) reads it byte for byte" \
+        cmp "$TEST_TMP/big" "$MNT/$cloud/big.bin"
+    check "$cloud: rename of the large file (MOVE)" mv "$MNT/$cloud/big.bin" "$MNT/$cloud/big2.bin"
+    check "$cloud: the renamed file reads back" cmp "$TEST_TMP/big" "$MNT/$cloud/big2.bin"
+    check "$cloud: the old name is gone from the server" test ! -e "$(server_root $cloud)/big.bin"
+    check "$cloud: rm of the large file" rm "$MNT/$cloud/big2.bin"
+    check "$cloud: and it is gone from the server" test ! -e "$(server_root $cloud)/big2.bin"
+done
+rm -f "$TEST_TMP/big"
+
+# --- 5,000 files made on the server, listed through the mount
+for cloud in dav rc; do
+    root=$(server_root $cloud)
+    mkdir -p "$root/many"
+    (cd "$root/many" && for i in $(seq -w 1 $NFILES); do printf '%s' "$i" >"f$i.txt"; done)
+    server_done $cloud
+    expected=$(cd "$root/many" && ls | LC_ALL=C sort)
+    check_eq "$cloud: ls lists all $NFILES files" "$expected" \
+        "$(ls "$MNT/$cloud/many" 2>&1 | LC_ALL=C sort)"
+    check_eq "$cloud: every size is right (stat of all $NFILES)" "$NFILES" \
+        "$(cd "$MNT/$cloud/many" && stat -c '%n %s' -- * |
+           awk '{ n = substr($1, 2, 4); if (length(n) == $2) c++ } END { print c }')"
+    check_eq "$cloud: a file's content" "4321" "$(cat "$MNT/$cloud/many/f4321.txt" 2>&1)"
+done
+
+# --- changes made on the server directly
+for cloud in dav rc; do
+    root=$(server_root $cloud)
+    mkdir -p "$root/ext"
+    echo "first" >"$root/ext/changed.txt"
+    echo "doomed" >"$root/ext/deleted.txt"
+    server_done $cloud
+    check_eq "$cloud: the mount lists the server's files" "changed.txt deleted.txt" \
+        "$(ls "$MNT/$cloud/ext" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+    check_eq "$cloud: and reads them" first "$(cat "$MNT/$cloud/ext/changed.txt" 2>&1)"
+    echo "second version" >"$root/ext/changed.txt"
+    rm "$root/ext/deleted.txt"
+    echo "new" >"$root/ext/added.txt"
+    mkdir "$root/ext/newdir"
+    echo "inner" >"$root/ext/newdir/inside.txt"
+    server_done $cloud
+    check "$cloud: after the TTL the mount lists the server's changes" \
+        wait_until 10 eval "[ \"\$(ls '$MNT/$cloud/ext' | tr '\n' ' ')\" = 'added.txt changed.txt newdir ' ]"
+    check_eq "$cloud: the changed file shows its new content" "second version" \
+        "$(cat "$MNT/$cloud/ext/changed.txt" 2>&1)"
+    check_eq "$cloud: the deleted file is gone" ENOENT \
+        "$(errno_of stat "$MNT/$cloud/ext/deleted.txt")"
+    check_eq "$cloud: the new folder's file reads" inner \
+        "$(cat "$MNT/$cloud/ext/newdir/inside.txt" 2>&1)"
+done
+unmount_skyfs "$MNT"

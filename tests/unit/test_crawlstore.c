@@ -1,0 +1,204 @@
+/* test_crawlstore.c - what a crawl writes into the metadata cache
+ * (cache/crawlstore.c): implied directories, mark and sweep, entries the
+ * mount changed meanwhile, the walk order, the crawl state. */
+#include "check.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "../../cache/crawlstore.h"
+#include "../../cache/meta.h"
+
+#define T0 1700000000000000000LL        /* a crawl's start, ns */
+
+static struct meta *open_meta(const char *dir, uint64_t *root)
+{
+    char path[512];
+    struct sky_err e = { 0 };
+    struct meta *m = NULL;
+    snprintf(path, sizeof path, "%s/meta.db", dir);
+    CHECK_INT(meta_open(path, &m, &e), 0);
+    CHECK_INT(meta_cloud_root(m, "c", root, &e), 0);
+    return m;
+}
+
+static struct sky_dirent ent(const char *path, enum sky_kind kind, const char *etag)
+{
+    struct sky_dirent d = { .name = path };
+    d.attr.kind = kind;
+    d.attr.size = kind == SKY_FILE ? 7 : 0;
+    d.attr.mtime_ns = T0 - 1000;
+    d.attr.has = SKY_HAS_MTIME;
+    snprintf(d.attr.etag, sizeof d.attr.etag, "%s", etag);
+    return d;
+}
+
+static bool has(struct meta *m, const char *path)
+{
+    uint64_t ino;
+    return meta_find_path(m, "c", path, &ino, NULL) == 0;
+}
+
+/* One whole crawl of the entries given, begun at `start`, swept. */
+static int64_t crawl(struct meta *m, int64_t start, const struct sky_dirent *ents, size_t n)
+{
+    struct sky_err e = { 0 };
+    int64_t gen = 0;
+    CHECK_INT(meta_crawl_begin(m, "c", start, &gen, &e), 0);
+    CHECK_INT(meta_crawl_store(m, "c", gen, start, start + 1, ents, n, n, &e), 0);
+    char *cursor = NULL;
+    bool done = false;
+    uint64_t removed = 0;
+    while (!done)
+        if (meta_crawl_sweep(m, "c", gen, start, &cursor, 2, &removed, &done, &e) != 0)
+            break;
+    free(cursor);
+    CHECK_INT(meta_crawl_end(m, "c", start, start + 10, n, NULL, &e), 0);
+    return gen;
+}
+
+TEST(crawlstore_implies_directories_and_sweeps)
+{
+    char *dir = unit_tmpdir();
+    uint64_t root;
+    struct meta *m = open_meta(dir, &root);
+    struct sky_dirent first[] = { ent("a/b/c/one.png", SKY_FILE, "e1"),
+                                  ent("a/readme.txt", SKY_FILE, "e2"),
+                                  ent("top.txt", SKY_FILE, "e3") };
+    CHECK_INT(crawl(m, T0, first, 3), 1);
+    CHECK(has(m, "a") && has(m, "a/b") && has(m, "a/b/c") && has(m, "a/b/c/one.png"));
+    struct meta_entry d;
+    uint64_t ino;
+    CHECK_INT(meta_find_path(m, "c", "a/b", &ino, NULL), 0);
+    CHECK_INT(meta_get(m, ino, &d, NULL), 0);
+    CHECK_INT(d.attr.kind, SKY_DIR);
+    CHECK_INT(d.listed_at, 0);          /* a flat crawl never marks a listing fresh */
+    meta_entry_free(&d);
+
+    /* a refresh: a/b/c/one.png still there (so a/b, reached only through
+     * a/b/c, stays), top.txt gone */
+    struct sky_dirent second[] = { ent("a/b/c/one.png", SKY_FILE, "e1"),
+                                   ent("a/readme.txt", SKY_FILE, "e2") };
+    CHECK_INT(crawl(m, T0 + 100, second, 2), 2);
+    CHECK(has(m, "a/b") && has(m, "a/b/c/one.png") && has(m, "a/readme.txt"));
+    CHECK(!has(m, "top.txt"));
+
+    /* a third: the a/b tree gone as a whole */
+    struct sky_dirent third[] = { ent("a/readme.txt", SKY_FILE, "e2") };
+    crawl(m, T0 + 200, third, 1);
+    CHECK(!has(m, "a/b") && !has(m, "a/b/c") && !has(m, "a/b/c/one.png"));
+    CHECK(has(m, "a/readme.txt"));
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(crawlstore_leaves_the_mounts_news)
+{
+    char *dir = unit_tmpdir();
+    uint64_t root;
+    struct meta *m = open_meta(dir, &root);
+    struct sky_err e = { 0 };
+    struct sky_dirent first[] = { ent("old.txt", SKY_FILE, "e1") };
+    crawl(m, T0, first, 1);
+    /* during the next crawl the mount creates new.txt and rewrites
+     * old.txt (fetched after the crawl began): the crawl, which saw
+     * neither new.txt nor the new old.txt, keeps both as the mount left
+     * them */
+    int64_t start = T0 + 100, gen;
+    CHECK_INT(meta_crawl_begin(m, "c", start, &gen, &e), 0);
+    struct sky_attr a = ent("x", SKY_FILE, "e9").attr;
+    uint64_t ino;
+    CHECK_INT(meta_upsert(m, root, "new.txt", &a, NULL, start + 5, &ino, &e), 0);
+    CHECK_INT(meta_upsert(m, root, "old.txt", &a, NULL, start + 5, &ino, &e), 0);
+    struct sky_dirent stale[] = { ent("old.txt", SKY_FILE, "e1") };
+    CHECK_INT(meta_crawl_store(m, "c", gen, start, start + 1, stale, 1, 1, &e), 0);
+    char *cursor = NULL;
+    bool done = false;
+    uint64_t removed = 0;
+    while (!done)
+        if (meta_crawl_sweep(m, "c", gen, start, &cursor, 100, &removed, &done, &e) != 0)
+            break;
+    free(cursor);
+    CHECK_INT(removed, 0);
+    CHECK(has(m, "new.txt"));
+    struct meta_entry d;
+    CHECK_INT(meta_get(m, ino, &d, NULL), 0);
+    CHECK_STR(d.attr.etag, "e9");
+    meta_entry_free(&d);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(crawlstore_directory_beats_object_of_same_name)
+{
+    char *dir = unit_tmpdir();
+    uint64_t root;
+    struct meta *m = open_meta(dir, &root);
+    /* an object "x" beside objects under "x/": x is a directory */
+    struct sky_dirent ents[] = { ent("x/inner.txt", SKY_FILE, "e1"), ent("x", SKY_FILE, "e2") };
+    crawl(m, T0, ents, 2);
+    uint64_t ino;
+    struct meta_entry d;
+    CHECK_INT(meta_find_path(m, "c", "x", &ino, NULL), 0);
+    CHECK_INT(meta_get(m, ino, &d, NULL), 0);
+    CHECK_INT(d.attr.kind, SKY_DIR);
+    meta_entry_free(&d);
+    CHECK(has(m, "x/inner.txt"));
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+TEST(crawlstore_walk_order_and_state)
+{
+    char *dir = unit_tmpdir();
+    uint64_t root;
+    struct meta *m = open_meta(dir, &root);
+    struct sky_err e = { 0 };
+    struct crawl_state st;
+    CHECK_INT(meta_crawl_state(m, "c", &st, &e), 0);
+    CHECK_INT(st.gen, 0);
+    CHECK_INT(st.done_started, 0);
+    struct sky_dirent ents[] = { ent("a", SKY_DIR, ""), ent("a b", SKY_DIR, ""),
+                                 ent("a/z", SKY_DIR, ""), ent("f", SKY_FILE, "e") };
+    crawl(m, T0, ents, 4);
+    /* directories after "", in path order: children after their parent */
+    const char *want[] = { "a", "a b", "a/z" };
+    char *after = strdup("");
+    for (size_t i = 0; i < 3; i++) {
+        uint64_t ino;
+        char *p = NULL;
+        CHECK_INT(meta_crawl_next_dir(m, "c", after, &ino, &p, &e), 0);
+        CHECK_STR(p, want[i]);
+        free(after);
+        after = p ? p : strdup("");
+    }
+    uint64_t ino;
+    char *p = NULL;
+    CHECK_INT(meta_crawl_next_dir(m, "c", after, &ino, &p, &e), -ENOENT);
+    free(after);
+    CHECK_INT(meta_crawl_state(m, "c", &st, &e), 0);
+    CHECK_INT(st.gen, 1);
+    CHECK_INT(st.running_since, 0);
+    CHECK_INT(st.done_started, T0);
+    CHECK_INT(st.done_finished, T0 + 10);
+    CHECK_INT(st.done_entries, 4);
+    /* a failed crawl keeps the last complete one and says why */
+    int64_t gen;
+    CHECK_INT(meta_crawl_begin(m, "c", T0 + 50, &gen, &e), 0);
+    CHECK_INT(meta_crawl_state(m, "c", &st, &e), 0);
+    CHECK_INT(st.running_since, T0 + 50);
+    CHECK_INT(meta_crawl_end(m, "c", T0 + 50, T0 + 60, 0, "server said no", &e), 0);
+    meta_close(m);
+    char db[512];
+    snprintf(db, sizeof db, "%s/meta.db", dir);
+    CHECK_INT(crawlstate_read_file(db, "c", &st, &e), 0);
+    CHECK_INT(st.done_started, T0);
+    CHECK_INT(st.failed_at, T0 + 60);
+    CHECK_STR(st.error, "server said no");
+    CHECK_INT(st.running_since, 0);
+    unit_rmtree(dir);
+    free(dir);
+}

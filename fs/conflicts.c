@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/metrics.h"
 
 struct conflicts {
     pthread_mutex_t lock;
@@ -262,6 +263,7 @@ void conflicts_add(struct conflicts *cf, const char *what, const char *path, con
 {
     if (!cf)
         return;
+    sky_metrics_inc(SKY_M_CONFLICTS);
     pthread_mutex_lock(&cf->lock);
     cf->v.count++;
     if (push(&cf->v, what, path, copy, (int64_t)time(NULL)) < 0)

@@ -114,6 +114,8 @@ many_run() {
     check_eq "skyfs status --json lists its copy" "same.txt upload" \
         "$(json_field b "' '.join([c['conflicts'][0]['path'], c['conflicts'][0]['what']])")"
     check_eq "A has met no conflict" 0 "$(json_field a "c['conflict_count']")"
+    check "B's metrics count the conflict" \
+        grep -Eq '^skyfs_conflicts_total 1(\.0*)?$' "$B/.skyfs/metrics"
 
     # --- a file B saw in its current version goes up as usual
     printf from-b-3 >"$B/c/again.txt"

@@ -87,12 +87,12 @@ many_run() {
     many_conf v 1s "$section"
     A="$TEST_TMP/a" B="$TEST_TMP/b" V="$TEST_TMP/v"
     mount_skyfs "$TEST_TMP/a.conf" "$A" || die "cannot mount A"
-    mount_skyfs "$TEST_TMP/b.conf" "$B" || die "cannot mount B"
-    mount_skyfs "$TEST_TMP/v.conf" "$V" || die "cannot mount V"
     local f
     for f in same del gone ren mvchg crash again; do
         printf original >"$A/c/$f.txt" || die "cannot write $f.txt on A"
     done
+    mount_skyfs "$TEST_TMP/b.conf" "$B" || die "cannot mount B"
+    mount_skyfs "$TEST_TMP/v.conf" "$V" || die "cannot mount V"
     # B reads every file: it knows (and caches) their first version
     for f in same del gone ren mvchg crash again; do
         check_eq "B sees $f.txt as A wrote it" original "$(cat "$B/c/$f.txt")"

@@ -488,7 +488,7 @@ static const struct { const char *key, *help; } cache_keys[] = {
       "was listed (default on)" },
     { "index_interval", "crawl again once the last complete crawl is this old (default 1h)" },
     { "revalidate", "async: a listing older than ttl is answered at once while it is refreshed "
-      "in the background; sync: refreshed first, so ttl bounds staleness (default async)" },
+      "in the background; sync: refreshed first, so ttl bounds staleness (default sync)" },
 };
 
 void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,
@@ -599,6 +599,7 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->line = s->line;
     c->ttl_ns = SKY_DEFAULT_TTL_NS;
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
+    c->revalidate_sync = true;
     c->index = true;
     c->index_interval_ns = SKY_DEFAULT_INDEX_INTERVAL_NS;
     c->kv = calloc(s->nkv ? s->nkv : 1, sizeof *c->kv);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # many_listings.sh - other machines' changes seen without waiting (issue
 # 17): a listing older than its ttl is answered at once from the cache
-# while one background refresh runs (stale-while-revalidate, the default
-# `revalidate = async`); `revalidate = sync` refreshes first, so ttl bounds
-# how stale an answer is; a refresh of one cloud held by its server never
+# while one background refresh runs (stale-while-revalidate, with
+# `revalidate = async`); `revalidate = sync` (the default) refreshes first,
+# so ttl bounds how stale an answer is; a refresh of one cloud held by its server never
 # delays another cloud's; an open file keeps reading the version it opened
 # and the next open sees the new one.
 #
@@ -30,10 +30,12 @@ dir = $TEST_TMP/cache
 $(s3rver_cloud slow "http://127.0.0.1:$PROXY_PORT" shared)
 prefix = s
 ttl = 1s
+revalidate = async
 
 $(s3rver_cloud fast "http://127.0.0.1:$S3_PORT" shared)
 prefix = f
 ttl = 1s
+revalidate = async
 
 $(s3rver_cloud strict "http://127.0.0.1:$S3_PORT" shared)
 prefix = t

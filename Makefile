@@ -4,7 +4,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := fuse3 libcurl openssl sqlite3 libxxhash expat json-c
+PKGS    := fuse3 libcurl openssl sqlite3 libxxhash expat json-c libssh
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT     ?= -O2 -g

@@ -185,6 +185,19 @@ static int cancel_requested(void)
     return atomic_load(&c->cancelled) || (c->deadline_ms && http_now_ms() >= c->deadline_ms);
 }
 
+bool http_cancelled(void)
+{
+    return cancel_requested() != 0;
+}
+
+bool http_cancel_is_set(struct http_cancel *c)
+{
+    if (atomic_load(&cancel_everything))
+        return true;
+    return c && (atomic_load(&c->cancelled) ||
+                 (c->deadline_ms && http_now_ms() >= c->deadline_ms));
+}
+
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {

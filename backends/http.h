@@ -14,6 +14,7 @@
 #define SKY_HTTP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -201,6 +202,14 @@ struct http_cancel {
 };
 void http_cancel_set(struct http_cancel *c);
 void http_cancel_all(void);
+/* Has this thread's struct http_cancel (or http_cancel_all) asked to stop?
+ * For drivers that speak another protocol (SFTP) and look between their
+ * requests. */
+bool http_cancelled(void);
+/* The same question about a given struct (any thread may ask): is c
+ * cancelled, past its deadline, or everything cancelled?  NULL: only the
+ * last. */
+bool http_cancel_is_set(struct http_cancel *c);
 /* CLOCK_MONOTONIC now, in ms (for deadlines). */
 long long http_now_ms(void);
 

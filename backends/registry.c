@@ -11,13 +11,19 @@
 extern const struct sky_driver sky_driver_local;
 extern const struct sky_driver sky_driver_s3;
 extern const struct sky_driver sky_driver_azure;
+extern const struct sky_driver sky_driver_gcs;
+extern const struct sky_driver sky_driver_swift;
 extern const struct sky_driver sky_driver_webdav;
+extern const struct sky_driver sky_driver_sftp;
 
 static const struct sky_driver *const all_drivers[] = {
     &sky_driver_local,
     &sky_driver_s3,
     &sky_driver_azure,
+    &sky_driver_gcs,
+    &sky_driver_swift,
     &sky_driver_webdav,
+    &sky_driver_sftp,
 };
 
 #define NDRIVERS (sizeof all_drivers / sizeof all_drivers[0])

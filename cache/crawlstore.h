@@ -20,6 +20,10 @@
  *  - what the crawl stores follows the same rules as a listing
  *    (meta_update_attr): kinds and symlink targets a listing cannot know
  *    are kept while an object keeps its version (etag).
+ * Known limit (no tombstones): an object the mount deletes between the
+ * crawl reading its LIST page and storing that batch (well under a
+ * second) comes back into the cache, as with a listing that was under
+ * way; the cloud's ttl, or the next crawl's sweep, removes it again.
  *
  * The state of each cloud's crawls (table `crawls`) is read by fs/ (when
  * to crawl next) and by tools/ (skyfs status, skyfs search), the latter

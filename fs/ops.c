@@ -1572,7 +1572,19 @@ static void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (!h->of) {                       /* a virtual file */
         size_t start = off < 0 || (uint64_t)off > h->virt_len ? h->virt_len : (size_t)off;
         size_t n = h->virt_len - start < size ? h->virt_len - start : size;
-        fuse_reply_buf(req, h->virt_text + start, n);
+        /* Reply from a copy of our own: once the reply is written the
+         * reader may close and its release free virt_text while this
+         * thread is still inside the write (ASan checks the buffer after
+         * writev returns). */
+        char *copy = n ? malloc(n) : NULL;
+        if (n && !copy) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        if (n)
+            memcpy(copy, h->virt_text + start, n);
+        fuse_reply_buf(req, copy, n);
+        free(copy);
         return;
     }
     /* the atime moves before the reply, so a stat after the read sees it

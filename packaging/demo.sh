@@ -176,6 +176,7 @@ add_s3_cloud() {
     [ -f "$main" ] || die "s3rver is missing; run make deps"
     port=$(free_port)
     endpoint="http://127.0.0.1:$port"
+    DEMO_S3RVER=$endpoint      # add_gcs_cloud uses the same s3rver
     mkdir -p "$data"
     # s3rver's listing tokens use DES: OpenSSL 3 has it in the legacy provider
     start_server s3rver "$endpoint/" env NODE_OPTIONS=--openssl-legacy-provider \
@@ -189,6 +190,100 @@ add_s3_cloud() {
         access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
 }
 
+# add_gcs_cloud NAME: a Google Cloud Storage bucket NAME, spoken to through
+# GCS's XML API with HMAC keys (SigV4), on the s3rver add_s3_cloud started
+# (call it after add_s3_cloud); the bucket is made and seeded once.
+seed_gcs() {
+    local endpoint=$1 bucket=$2 tmp
+    tmp=$(mktemp -d)
+    printf 'This folder is a gcs cloud: GCS XML API with HMAC keys, here on s3rver.\n' \
+        >"$tmp/README.txt"
+    printf 'planet,moons\nEarth,1\nMars,2\nJupiter,95\n' >"$tmp/moons.csv"
+    gcs_demo() {
+        curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" -o /dev/null
+    }
+    gcs_demo -X PUT "$endpoint/$bucket" &&
+        gcs_demo -T "$tmp/README.txt" "$endpoint/$bucket/README.txt" &&
+        gcs_demo -T "$tmp/moons.csv" "$endpoint/$bucket/space/moons.csv"
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+
+# add_swift_cloud NAME: a container NAME on an all-in-one OpenStack Swift
+# (Debian's packages, TempAuth; config, rings, data and logs in demo/swift,
+# free ports each start), seeded once with curl.  Swift takes about 30 s
+# to start on an idle machine.
+# shellcheck source=../tests/servers/swift.sh
+. "$ROOT/tests/servers/swift.sh"
+seed_swift() {
+    local auth=$1 container=$2 tmp token url
+    tmp=$(mktemp -d)
+    printf 'This folder is a Swift container on an all-in-one Swift (demo/swift).\n' \
+        >"$tmp/README.txt"
+    printf 'station,rain_mm\nBergen,2250\nManchester,870\n' >"$tmp/rain.csv"
+    curl -sf -D "$tmp/h" -o /dev/null -H "X-Auth-User: $SWIFT_USER" \
+        -H "X-Auth-Key: $SWIFT_KEY" "$auth" || { rm -rf "$tmp"; return 1; }
+    token=$(tr -d '\r' <"$tmp/h" | awk -F': ' 'tolower($1) == "x-auth-token" { print $2 }')
+    url=$(tr -d '\r' <"$tmp/h" | awk -F': ' 'tolower($1) == "x-storage-url" { print $2 }')
+    curl -sf -X PUT -H "X-Auth-Token: $token" "$url/$container" -o /dev/null &&
+        curl -sf -T "$tmp/README.txt" -H "X-Auth-Token: $token" \
+            "$url/$container/README.txt" -o /dev/null &&
+        curl -sf -T "$tmp/rain.csv" -H "X-Auth-Token: $token" \
+            "$url/$container/data/rain.csv" -o /dev/null
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+add_gcs_cloud() {
+    local name=$1 data="$DEMO/s3rver"
+    [ -n "${DEMO_S3RVER:-}" ] || die "add_gcs_cloud needs add_s3_cloud's s3rver"
+    if [ ! -f "$data/.seeded-gcs" ]; then
+        seed_gcs "$DEMO_S3RVER" "$name" || die "cannot seed the GCS demo bucket"
+        touch "$data/.seeded-gcs"
+    fi
+    conf_section "$name" type=gcs "endpoint=$DEMO_S3RVER" "bucket=$name" \
+        access_key_id=S3RVER secret_access_key=S3RVER ttl=2s
+}
+
+add_swift_cloud() {
+    local name=$1 data="$DEMO/swift" kind bin i
+    local proxy account container object memcached sink
+    for bin in swift-proxy-server swift-account-server swift-container-server \
+               swift-object-server swift-ring-builder memcached; do
+        command -v "$bin" >/dev/null || die "$bin is missing; run make deps"
+    done
+    proxy=$(free_port) account=$(free_port) container=$(free_port)
+    object=$(free_port) memcached=$(free_port) sink=$(free_port)
+    swift_write_conf "$data" "$proxy" "$account" "$container" "$object" "$memcached" \
+        "$sink" >"$DEMO/swift-rings.log" 2>&1 || die "cannot build Swift's rings; see $DEMO/swift-rings.log"
+    local mc_user=()
+    [ "$(id -u)" -eq 0 ] && mc_user=(-u root)
+    memcached -l 127.0.0.1 -p "$memcached" -U 0 -m 32 "${mc_user[@]}" \
+        >"$DEMO/memcached.log" 2>&1 </dev/null &
+    echo $! >>"$PIDS"
+    for kind in account container object proxy; do
+        "swift-$kind-server" "$data/conf/$kind-server.conf" -v \
+            >"$DEMO/swift-$kind.log" 2>&1 </dev/null &
+        echo $! >>"$PIDS"
+    done
+    say "starting Swift (about 30 s)"
+    local auth="http://127.0.0.1:$proxy/auth/v1.0"
+    for i in $(seq 600); do
+        curl -sf -o /dev/null --max-time 2 -H "X-Auth-User: $SWIFT_USER" \
+            -H "X-Auth-Key: $SWIFT_KEY" "$auth" && break
+        [ "$i" -eq 600 ] && die "Swift did not start in 120 s; see $DEMO/swift-*.log"
+        sleep 0.2
+    done
+    if [ ! -f "$data/.seeded" ]; then
+        seed_swift "$auth" "$name" || die "cannot seed the Swift demo container"
+        touch "$data/.seeded"
+    fi
+    conf_section "$name" type=swift "auth_url=$auth" "user=$SWIFT_USER" "key=$SWIFT_KEY" \
+        "container=$name" ttl=2s
+}
+
 # add_webdav_cloud NAME: a WebDAV folder served by `rclone serve webdav`
 # (it starts in a fraction of a second) from demo/webdav, user "demo",
 # password "demo", a free port each start; seeded once in the folder.
@@ -198,8 +293,7 @@ add_webdav_cloud() {
     port=$(free_port)
     if [ ! -d "$data" ]; then
         mkdir -p "$data/notes"
-        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.
-' \
+        printf 'This folder is a WebDAV server: rclone serve webdav of demo/webdav.\n' \
             >"$data/README.txt"
         printf 'WebDAV keeps folders and renames: mv of a folder is one MOVE.\n' \
             >"$data/notes/webdav.txt"
@@ -211,12 +305,62 @@ add_webdav_cloud() {
         ttl=2s
 }
 
+# add_sftp_cloud NAME: a directory (demo/clouds/NAME) served by OpenSSH's
+# sshd on 127.0.0.1 (a free port each start), with a host key and a login
+# key made once in demo/sshd.  sshd needs root; without it, or without
+# sshd, the demo goes on without this cloud.
+add_sftp_cloud() {
+    local name=$1 dir="$DEMO/sshd" data="$DEMO/clouds/$1" port pid i
+    local sshd=/usr/sbin/sshd
+    if [ ! -x "$sshd" ] || [ "$(id -u)" != 0 ]; then
+        say "no sftp cloud: it needs $sshd (make deps) and root"
+        return 0
+    fi
+    mkdir -p "$dir" /run/sshd
+    chmod 700 "$dir"
+    [ -f "$dir/host_ed25519" ] ||
+        ssh-keygen -q -t ed25519 -N '' -C skyfs-demo-host -f "$dir/host_ed25519" </dev/null
+    [ -f "$dir/client_ed25519" ] ||
+        ssh-keygen -q -t ed25519 -N '' -C skyfs-demo -f "$dir/client_ed25519" </dev/null
+    cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
+    if [ ! -d "$data" ]; then
+        mkdir -p "$data/projects"
+        printf 'This folder is an SFTP cloud: demo/clouds/%s, served by sshd.\n' "$name" \
+            >"$data/README.txt"
+        printf 'plan: mount everything with skyfs\n' >"$data/projects/plan.txt"
+    fi
+    port=$(free_port)
+    printf '%s\n' "ListenAddress 127.0.0.1" "Port $port" "HostKey $dir/host_ed25519" \
+        "PidFile none" "UsePAM no" "PermitRootLogin prohibit-password" \
+        "AuthorizedKeysFile $dir/authorized_keys" "StrictModes no" \
+        "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
+        "Subsystem sftp internal-sftp" >"$dir/sshd_config"
+    "$sshd" -D -e -f "$dir/sshd_config" >"$DEMO/sshd.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >>"$PIDS"
+    for i in $(seq 50); do
+        if ssh-keyscan -T 2 -p "$port" 127.0.0.1 >"$dir/known_hosts" 2>/dev/null &&
+           [ -s "$dir/known_hosts" ]; then
+            conf_section "$name" type=sftp host=127.0.0.1 "port=$port" "user=$(id -un)" \
+                "key_file=$dir/client_ed25519" "known_hosts=$dir/known_hosts" \
+                "path=$data" ttl=2s
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    die "sshd did not start; see $DEMO/sshd.log"
+}
+
 setup_clouds() {
     add_local_cloud docs seed_docs
     add_local_cloud photos seed_photos
     add_azure_cloud azure
     add_s3_cloud s3
+    add_gcs_cloud gcs
+    add_swift_cloud swift
     add_webdav_cloud webdav
+    add_sftp_cloud sftp
 }
 
 # --- start and stop
@@ -260,7 +404,10 @@ Things to try:
                                           # outside changes show after the ttl
   cp -r mnt/docs/reports mnt/s3/          # from a local cloud into S3 (s3rver)
   mv mnt/s3/reports mnt/azure/            # and on into Azure (Azurite)
+  cp mnt/gcs/space/moons.csv mnt/docs/    # from the gcs cloud (XML API, HMAC keys)
+  cp -r mnt/azure/reports mnt/swift/      # and into OpenStack Swift
   cp -r mnt/azure/reports mnt/webdav/     # and into WebDAV (rclone serve webdav)
+  cp -r mnt/azure/reports mnt/sftp/       # and to an SSH server (sshd; as root)
   $rel_skyfs search -c demo/skyfs.conf --iname '*.txt' --long
                                           # every cloud at once, no network
   ls -l 'mnt/.skyfs/search/*.png'         # the same search as a directory

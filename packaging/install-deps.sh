@@ -25,6 +25,9 @@ libsqlite3-dev:
 libxxhash-dev:
 libexpat1-dev:
 libjson-c-dev:
+libssh-dev:
+openssh-server:/usr/sbin/sshd
+openssh-client:ssh-keygen
 attr:setfattr
 curl:curl
 nodejs:node
@@ -37,6 +40,12 @@ apache2-utils:htpasswd
 valgrind:valgrind
 media-types:
 rsync:rsync
+swift-proxy:swift-proxy-server
+swift-account:swift-account-server
+swift-container:swift-container-server
+swift-object:swift-object-server
+memcached:memcached
+python3-swiftclient:swift
 debhelper:dh
 lintian:lintian
 man-db:man

@@ -32,11 +32,13 @@ Modes:
               but answered STATUS with error code CODE (S3 <Error><Code>,
               Azure x-ms-error-code): a retry that fails because the first
               attempt did the work (give COUNT 2)
+    status:STATUS  answer STATUS (a short text body) without forwarding:
+              a server failing or refusing that request (swift_faults.sh)
 
 A listing loop ends by itself after 300 pages (the last one has no token),
 so that a client without defence still gets an answer.  STATE_DIR/log gets
 one line per request: "METHOD PATH?QUERY ACTION".  Used by
-http_faults_s3.sh and http_faults_azure.sh.
+http_faults_s3.sh, http_faults_azure.sh and swift_faults.sh.
 """
 import http.client
 import os
@@ -167,6 +169,11 @@ class Handler(BaseHTTPRequestHandler):
                     "<Message>fault_proxy</Message></Error>" % code).encode()
             self.answer(int(status), "Fault", [("Content-Type", "application/xml"),
                                                ("x-ms-error-code", code)], body)
+            return
+        if mode and mode.startswith("status:"):
+            status = int(mode.split(":")[1])
+            self.answer(status, "Fault", [("Content-Type", "text/plain")],
+                        b"fault_proxy says %d" % status)
             return
         if mode in ("repeat", "noprogress") and is_listing(target):
             self.listing_loop(mode, body, target)

@@ -144,8 +144,11 @@ snapshot
 meta_hits=$(value skyfs_cache_metadata_hits_total)
 check "listing it again (within its ttl)" ls "$MNT/docs"
 check "metadata hits grew" grew skyfs_cache_metadata_hits_total "" "$meta_hits"
+snapshot
+ops=$(value skyfs_cloud_operations_total 'cloud="docs"')
+check_eq "reading a file of the local cloud" "local file" "$(cat "$MNT/docs/a.txt" 2>&1)"
 check "the local cloud's driver calls are counted" \
-    grew skyfs_cloud_operations_total 'cloud="docs"' 0
+    grew skyfs_cloud_operations_total 'cloud="docs"' "$ops"
 
 # --- skyfs metrics and the listener give the same families
 check "skyfs metrics MOUNTPOINT prints the metrics" \

@@ -12,7 +12,7 @@ directory must print the same lines: local_posix.sh diffs the two.
 Used by tests/integration/local_posix.sh, s3_posix.sh and azure_posix.sh
 (and any test that wants to compare a mount with a plain directory).
 
-KIND (local, s3, azure) names the cloud kind DIR is on, or will be
+KIND (local, s3, azure, gcs) names the cloud kind DIR is on, or will be
 compared with: an operation that posix_known_differences.py lists for it
 is not done on either side (what follows sees the same state on both)
 and prints "label -> known difference: REASON" instead of its result.

@@ -106,6 +106,8 @@ TEST(config_defaults_without_cache_section)
         CHECK(cfg->block_size == 4ULL << 20);
         CHECK(cfg->cache_dir != NULL);
         CHECK_INT(cfg->clouds[0].ttl_ns, SKY_DEFAULT_TTL_NS);
+        CHECK(cfg->clouds[0].index);
+        CHECK_INT(cfg->clouds[0].index_interval_ns, SKY_DEFAULT_INDEX_INTERVAL_NS);
         sky_config_free(cfg);
     }
     unit_rmtree(dir);
@@ -212,6 +214,12 @@ TEST(config_bad_clouds)
                  ":4: revalidate = \"later\" is not a mode; write async (a listing older than "
                  "ttl is answered at once and refreshed in the background) or sync (refreshed "
                  "first)");
+    expect_error("[a]\ntype = local\npath = /x\nindex = maybe\n", 0644,
+                 ":4: index = \"maybe\" is not on or off; write index = on (keep this cloud's "
+                 "search index complete in the background) or index = off");
+    expect_error("[a]\ntype = local\npath = /x\nindex_interval = soon\n", 0644,
+                 ":4: index_interval = \"soon\" is not a duration; write e.g. 30m, 1h, 24h, or "
+                 "forever (crawl once)");
     expect_error("[a]\ntype = local\npath = /x\nread_only = maybe\n", 0644,
                  ":4: read_only = \"maybe\" is not a boolean; write true or false");
     expect_error("[a]\ntype = local\npath = /x\nttl = soon\n", 0644,

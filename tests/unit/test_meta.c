@@ -698,9 +698,8 @@ TEST(meta_listing_20000_entries)
     CHECK_INT(ino_at(m, "big", "d/file-19999"), survivor);
     CHECK_INT(ino_at(m, "big", "d/file-00000"), 0);
     CHECK(ino_at(m, "big", "d/new-00000") != 0);
+    /* Timings are reported, never asserted (speed is for tests/bench). */
     printf("     (20,000-entry listing: %.3f s new, %.3f s replaced)\n", first, second);
-    CHECK(first < 2.0);
-    CHECK(second < 2.0);
 
     struct order_check oc = { .n = 0 };
     CHECK_INT(meta_children(m, d, check_order, &oc, NULL), 0);

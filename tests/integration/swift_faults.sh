@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# swift_faults.sh - how the swift cloud answers a Swift that fails or
+# refuses requests: fault_proxy.py (status:N rules) sits between skyfs and
+# the all-in-one Swift of swift_lib.sh, so every request, the TempAuth one
+# included, goes through it.  Checks:
+#   - 498 (Swift's rate limit) and 429 are retried with backoff and the
+#     operation succeeds;
+#   - a 401 renews the token once (a new TempAuth request) and the request
+#     is sent again;
+#   - 403 is EACCES; a 5xx or a 498 that persists is EIO after the retries,
+#     and the log names the cloud, the object and the status;
+#   - the other files of the cloud keep working.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/swift_lib.sh"
+
+FAULTS="$TEST_TMP/faults"
+mkdir -p "$FAULTS"
+start_swift "$TEST_TMP/swift" || die "cannot start swift"
+FPORT=$(free_port)
+_start_server fault_proxy "$FPORT" "http://127.0.0.1:$FPORT/healthcheck" \
+    "$PYTHON" "$SKY_ROOT/tests/integration/fault_proxy.py" "$FPORT" "$_SWIFT_PROXY_PORT" \
+    "$FAULTS" || die "cannot start fault_proxy"
+rules() { printf '%s\n' "$@" >"$FAULTS/rules"; }
+seen() { grep -c -- "^$1 [^ ]*$2" "$FAULTS/log"; }
+
+scurl -X PUT "$SWIFT_URL/data" || die "cannot create the container"
+for f in a b c d e; do
+    echo "content of $f" | scurl -X PUT -T - "$SWIFT_URL/data/$f.txt" || die "cannot put $f.txt"
+done
+
+CONF="$TEST_TMP/skyfs.conf"
+MNT="$TEST_TMP/mnt"
+(umask 077 && cat >"$CONF" <<EOF
+[cache]
+dir = $TEST_TMP/cache
+
+[sw]
+type = swift
+auth_url = http://127.0.0.1:$FPORT/auth/v1.0
+user = $SWIFT_USER
+key = $SWIFT_KEY
+container = data
+retries = 2
+ttl = 1s
+EOF
+)
+mount_skyfs "$CONF" "$MNT" || die "cannot mount"
+LOG="$LOGS/mnt.log"
+check "the listing goes through the proxy" test -f "$MNT/sw/a.txt"
+
+rules "status:498 GET /data/a.txt 2"
+check_eq "two 498 answers are retried and the file reads" "content of a" \
+    "$(cat "$MNT/sw/a.txt" 2>&1)"
+check_eq "the proxy saw three GETs of a.txt" 3 "$(seen GET /data/a.txt)"
+
+AUTHS=$(seen GET /auth/v1.0)
+rules "status:401 GET /data/b.txt 1"
+check_eq "a 401 renews the token and the file reads" "content of b" \
+    "$(cat "$MNT/sw/b.txt" 2>&1)"
+check_eq "with one new TempAuth request" $((AUTHS + 1)) "$(seen GET /auth/v1.0)"
+
+rules "status:403 GET /data/c.txt all"
+check_eq "403 is EACCES" EACCES "$(errno_of read "$MNT/sw/c.txt")"
+
+rules "status:503 GET /data/d.txt all"
+check_eq "a 503 that persists is EIO after the retries" EIO "$(errno_of read "$MNT/sw/d.txt")"
+check "the log names the cloud, the object and the status" \
+    grep -q "swift 'sw': GET d.txt: 503" "$LOG"
+N=$(seen GET /data/d.txt)
+check "each read that reached the proxy was sent 3 times (first try, 2 retries): $N GETs" \
+    test "$N" -gt 0 -a $((N % 3)) -eq 0
+
+rules "status:498 GET /data/e.txt all"
+check_eq "a 498 that persists is EIO" EIO "$(errno_of read "$MNT/sw/e.txt")"
+check "the log names the 498" grep -q "swift 'sw': GET e.txt: 498" "$LOG"
+
+rules "status:429 PUT /data/new.txt 1"
+check "a 429 on an upload is retried" eval 'echo fresh >"$MNT/sw/new.txt"'
+check_eq "and the object is stored" fresh \
+    "$(rules; scurl "$SWIFT_URL/data/new.txt")"
+
+rules
+check_eq "with no faults left the refused files read" "content of c content of d" \
+    "$(cat "$MNT/sw/c.txt" "$MNT/sw/d.txt" 2>&1 | paste -sd' ')"
+check "no token appears in the log" eval "! grep -q 'AUTH_tk' '$LOG'"
+unmount_skyfs "$MNT"

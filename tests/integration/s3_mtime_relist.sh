@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # s3_mtime_relist.sh - a file's mtime survives fresh listings on S3.
 #
-# Checks: a small file and a large one written through the mount, with an
+# Checks: a small file, a large one and a multipart one written through the mount, with an
 # mtime set by touch -d, keep that mtime when their directory is listed
 # again after the ttl (the listing carries only LastModified), through the
 # same mount and through a second mount with an empty cache (where a small
@@ -34,20 +34,21 @@ mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"
 mkdir "$MNT/s3/d"
 echo small >"$MNT/s3/d/small"
 head -c 300000 /dev/urandom >"$MNT/s3/d/large"
+head -c 17000000 /dev/urandom >"$MNT/s3/d/multi"     # a multipart upload: ETag "...-3"
 echo copied >"$MNT/s3/d/copied"
-touch -d '2001-02-03 04:05:06' "$MNT/s3/d/small" "$MNT/s3/d/large"
+touch -d '2001-02-03 04:05:06' "$MNT/s3/d/small" "$MNT/s3/d/large" "$MNT/s3/d/multi"
 cp -p "$MNT/s3/d/small" "$MNT/s3/d/copied"
 chmod 640 "$MNT/s3/d/small"
 want=$(date -d '2001-02-03 04:05:06' +%s)
 check_eq "small file's mtime right after touch" "$want" "$(stat -c %Y "$MNT/s3/d/small")"
 sleep 2
 ls -l "$MNT/s3/d" >/dev/null
-for f in small large copied; do
+for f in small large copied multi; do
     check_eq "$f: mtime after a fresh listing" "$want" "$(stat -c %Y "$MNT/s3/d/$f")"
 done
 check_eq "small: mode after a fresh listing" 640 "$(stat -c %a "$MNT/s3/d/small")"
 sleep 2
-for f in small large copied; do
+for f in small large copied multi; do
     check_eq "$f: mtime by stat after the ttl" "$want" "$(stat -c %Y "$MNT/s3/d/$f")"
 done
 unmount_skyfs "$MNT"
@@ -65,10 +66,12 @@ large_listed=$(stat -c %Y "$MNT/s3/d/large")
 check "large: a fresh cache's listing shows Last-Modified ($large_listed)" \
     test "$large_listed" -ge "$started"
 sleep 2
-check_eq "large: mtime by stat after the ttl on a fresh cache" "$want" "$(stat -c %Y "$MNT/s3/d/large")"
+for f in large multi; do
+    check_eq "$f: mtime by stat after the ttl on a fresh cache" "$want" "$(stat -c %Y "$MNT/s3/d/$f")"
+done
 sleep 2
 ls -l "$MNT/s3/d" >/dev/null
-for f in small large copied; do
+for f in small large copied multi; do
     check_eq "$f: mtime after the fresh cache's relisting" "$want" "$(stat -c %Y "$MNT/s3/d/$f")"
 done
 check_eq "small: mode after the fresh cache's relisting" 640 "$(stat -c %a "$MNT/s3/d/small")"

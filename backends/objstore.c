@@ -429,8 +429,12 @@ static void item_attr(const struct objstore *o, const struct objstore_item *it,
     }
     a->kind = it->size == 0 && is_dir_type(o->codec, it->content_type) ? SKY_DIR : SKY_FILE;
     a->size = it->size;
+    /* Last-Modified stands in for the mtime but is not claimed as one
+     * (SKY_HAS_MTIME stays clear): the object may hold its own mtime in
+     * its metadata, which the listing does not carry, and the cache keeps
+     * the mtime it knows while the ETag stays the same. */
     a->mtime_ns = it->last_modified_ns;
-    a->has = it->last_modified_ns ? SKY_HAS_MTIME : 0;
+    a->has = 0;
     memcpy(a->etag, it->etag, sizeof a->etag);
 }
 

@@ -147,6 +147,27 @@ void linkprobe_batch_free(struct linkprobe_batch *b)
     b->n = 0;
 }
 
+/* The head answer holds the object's full metadata: its mode, owner and
+ * times (the stored mtime, or Last-Modified when it holds none) replace
+ * what the listing guessed, when the head saw the listed version. */
+static void take_head_attr(struct sky_attr *listed, const struct sky_attr *got)
+{
+    if (got->has & SKY_HAS_MODE)
+        listed->mode = got->mode;
+    if (got->has & SKY_HAS_UID)
+        listed->uid = got->uid;
+    if (got->has & SKY_HAS_GID)
+        listed->gid = got->gid;
+    if (got->has & SKY_HAS_MTIME)
+        listed->mtime_ns = got->mtime_ns;
+    if (got->has & SKY_HAS_ATIME)
+        listed->atime_ns = got->atime_ns;
+    if (got->has & SKY_HAS_CTIME)
+        listed->ctime_ns = got->ctime_ns;
+    listed->has |= got->has & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME |
+                               SKY_HAS_ATIME | SKY_HAS_CTIME);
+}
+
 /* parallel_for job: ask about item i. */
 static int ask_job(void *arg, size_t i, struct sky_err *e)
 {
@@ -160,11 +181,14 @@ static int ask_job(void *arg, size_t i, struct sky_err *e)
     }
     if (rc < 0)
         return rc;
+    bool same_version = strcmp(got.etag, it->ent.attr.etag) == 0;
+    if (same_version)
+        take_head_attr(&it->ent.attr, &got);
     if (got.kind == SKY_LINK) {
         it->ent.attr.kind = SKY_LINK;
         it->ent.attr.mode = got.has & SKY_HAS_MODE ? got.mode : 0777;
         it->ent.attr.has |= SKY_HAS_MODE;
-    } else if (strcmp(got.etag, it->ent.attr.etag) == 0) {
+    } else if (same_version) {
         memo_add(b->memo, fingerprint(b->scope, it->key, it->ent.attr.etag));
     }
     return 0;

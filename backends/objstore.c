@@ -429,8 +429,12 @@ static void item_attr(const struct objstore *o, const struct objstore_item *it,
     }
     a->kind = it->size == 0 && is_dir_type(o->codec, it->content_type) ? SKY_DIR : SKY_FILE;
     a->size = it->size;
+    /* Last-Modified stands in for the mtime but is not claimed as one
+     * (SKY_HAS_MTIME stays clear): the object may hold its own mtime in
+     * its metadata, which the listing does not carry, and the cache keeps
+     * the mtime it knows while the ETag stays the same. */
     a->mtime_ns = it->last_modified_ns;
-    a->has = it->last_modified_ns ? SKY_HAS_MTIME : 0;
+    a->has = 0;
     memcpy(a->etag, it->etag, sizeof a->etag);
 }
 
@@ -1142,6 +1146,7 @@ void objstore_close(void *ctx)
     links_free(o);
     linkprobe_free(o->probe);
     pthread_mutex_destroy(&o->links_lock);
+    pthread_mutex_destroy(&o->cond_lock);
     free(o->name);
     free(o->container);
     free(o->prefix);
@@ -1159,6 +1164,7 @@ int objstore_open(const struct objstore_proto *proto, const struct sky_cloud_con
     o->proto = proto;
     o->codec = proto->codec;
     pthread_mutex_init(&o->links_lock, NULL);
+    pthread_mutex_init(&o->cond_lock, NULL);
     int rc = !(proto->flags & OBJSTORE_LIST_META) && sky_cloud_bool(cfg, "symlinks", true) &&
                      linkprobe_new(&o->probe) < 0
                  ? os_oom(e) : 0;

@@ -15,6 +15,7 @@
 #include "../lib/config.h"
 #include "../lib/log.h"
 #include "../lib/metrics.h"
+#include "crawl.h"
 #include "skyfs.h"
 
 #define REQUEST_MAX 8192
@@ -30,6 +31,42 @@ struct listener {
 static struct listener *running;    /* one mount per daemon */
 
 /* ---- the collector ---------------------------------------------------- */
+
+/* The background index crawl of each cloud (fs/crawl.h); clouds without
+ * one (index = off, not opened) have no sample. */
+static void collect_crawls(struct skyfs *fs, struct sky_metrics_text *t)
+{
+    static const struct { const char *name, *type, *help; } fam[] = {
+        { "skyfs_index_crawls_total", "counter", "Complete crawls of each cloud for the "
+          "search index." },
+        { "skyfs_index_crawl_failures_total", "counter", "Index crawls that failed (they are "
+          "tried again later)." },
+        { "skyfs_index_crawl_entries_total", "counter", "Entries the index crawls stored." },
+        { "skyfs_index_crawl_removed_total", "counter", "Entries the index crawls removed "
+          "(gone from the cloud)." },
+        { "skyfs_index_last_crawl_duration_seconds", "gauge", "How long the last complete "
+          "index crawl took." },
+        { "skyfs_index_crawl_running", "gauge", "1 while an index crawl of the cloud runs." },
+    };
+    for (size_t k = 0; k < sizeof fam / sizeof fam[0]; k++) {
+        sky_metrics_family(t, fam[k].name, fam[k].type, fam[k].help);
+        for (size_t i = 0; i < fs->nclouds; i++) {
+            const struct crawl_counters *cc = crawl_counters_of(fs, &fs->clouds[i]);
+            if (!cc)
+                continue;
+            double v = 0;
+            switch (k) {
+            case 0: v = (double)atomic_load(&cc->crawls); break;
+            case 1: v = (double)atomic_load(&cc->failures); break;
+            case 2: v = (double)atomic_load(&cc->entries); break;
+            case 3: v = (double)atomic_load(&cc->removed); break;
+            case 4: v = (double)atomic_load(&cc->last_duration_ms) / 1000.0; break;
+            default: v = atomic_load(&cc->running); break;
+            }
+            sky_metrics_sample(t, fam[k].name, "cloud", fs->clouds[i].cfg->name, v);
+        }
+    }
+}
 
 static void collect(void *arg, struct sky_metrics_text *t)
 {
@@ -49,6 +86,7 @@ static void collect(void *arg, struct sky_metrics_text *t)
     for (size_t i = 0; i < fs->nclouds; i++)
         sky_metrics_sample(t, "skyfs_cloud_operations_total", "cloud", fs->clouds[i].cfg->name,
                            (double)atomic_load(&fs->clouds[i].requests));
+    collect_crawls(fs, t);
     struct blocks_stats st;
     struct sky_err e = { 0 };
     if (!fs->blocks || blocks_stats(fs->blocks, &st, &e) != 0)

@@ -94,6 +94,8 @@ timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/az/posix"
     >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on Azure as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
+check "both transcripts ran to their end" \
+    transcript_complete "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
 sleep 2
 check "after the TTL the Azure tree matches the plain one (diff -r)" \
     diff -r --no-dereference "$PLAIN/posix" "$MNT/az/posix"

@@ -121,6 +121,20 @@ check() {
     return $rc
 }
 
+# transcript_complete FILE...: each posix_ops.py transcript ran to its end
+#   (its last line is posix_ops.py's TRANSCRIPT_END); for use with check,
+#   beside the diff of two transcripts, which two identical crashes pass.
+transcript_complete() {
+    local f
+    for f in "$@"; do
+        if ! grep -qx '# done: the whole transcript ran' "$f"; then
+            echo "$f: posix_ops.py stopped before its end:"
+            tail -n 5 "$f"
+            return 1
+        fi
+    done
+}
+
 # check_fails "description" cmd [args...]
 #   Like check, but the command must fail (non-zero status, not a signal).
 check_fails() {

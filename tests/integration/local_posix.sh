@@ -41,6 +41,8 @@ timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$MNT/alpha/pos
     >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on the mount as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
+check "both transcripts ran to their end" \
+    transcript_complete "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
 
 # touch then read, within the ttl: the cache keeps the version the
 # driver reports after the change (it kept a stale one: EIO)

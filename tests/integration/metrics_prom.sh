@@ -150,6 +150,15 @@ check_eq "reading a file of the local cloud" "local file" "$(cat "$MNT/docs/a.tx
 check "the local cloud's driver calls are counted" \
     grew skyfs_cloud_operations_total 'cloud="docs"' "$ops"
 
+# --- the background index crawl (fs/crawl.c) of each cloud
+check "the local cloud's first index crawl is counted" \
+    wait_until 60 grew skyfs_index_crawls_total 'cloud="docs"' 0
+check "its entries are counted (a.txt at least)" \
+    grew skyfs_index_crawl_entries_total 'cloud="docs"' 0
+check_eq "no crawl of the local cloud failed" 0 \
+    "$(value skyfs_index_crawl_failures_total 'cloud="docs"')"
+check "the crawl families parse with the rest (promtool)" promtool check metrics <"$TEST_TMP/now"
+
 # --- skyfs metrics and the listener give the same families
 check "skyfs metrics MOUNTPOINT prints the metrics" \
     eval '"$SKYFS" metrics "$MNT" >"$TEST_TMP/cli" && promtool check metrics <"$TEST_TMP/cli"'

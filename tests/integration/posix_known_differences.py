@@ -116,6 +116,7 @@ KNOWN_DIFFERENCES = {
     "gcs": dict(_OBJECT_STORES, **{
         "create a 255-byte name": _S3RVER_NAME,
         "unlink the 255-byte name": _S3RVER_NAME,
+    }),
     "swift": dict(_OBJECT_STORES, **{
         "path past PATH_MAX: mkdir, files, fifo, symlink, rmdir":
             "Swift object names are at most 1024 bytes (max_object_name_length), far less "

@@ -895,6 +895,9 @@ def final_state():
         result(f"final stat {name}", lambda: describe(name, with_mtime=explicit))
 
 
+TRANSCRIPT_END = "# done: the whole transcript ran"
+
+
 def main():
     global KIND
     args = sys.argv[1:]
@@ -919,6 +922,9 @@ def main():
     if root:
         print("# cloud_root")
         cloud_root(root)
+    # The last line: a transcript without it stopped early (a crash is the
+    # same on both sides, so the diff alone would not see it).
+    print(TRANSCRIPT_END)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$S/posix" --ki
     --root "$S" >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos over SFTP as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
+check "both transcripts ran to their end" \
+    transcript_complete "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
 check "the server's directory matches the plain one (diff -r)" \
     diff -r --no-dereference "$PLAIN/posix" "$REMOTE/posix"
 sleep 2

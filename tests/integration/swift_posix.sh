@@ -86,6 +86,8 @@ timeout 300 "$PYTHON" "$SKY_ROOT/tests/integration/posix_ops.py" "$SW/posix" --k
     --root "$SW" >"$TEST_TMP/mount.out" 2>&1
 check "POSIX ops give the same results and errnos on Swift as on a plain directory" \
     diff -u "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
+check "both transcripts ran to their end" \
+    transcript_complete "$TEST_TMP/plain.out" "$TEST_TMP/mount.out"
 sleep 2
 check "after the TTL the Swift tree still matches the plain one (diff -r)" \
     diff -r --no-dereference "$PLAIN/posix" "$SW/posix"

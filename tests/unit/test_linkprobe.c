@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../backends/linkprobe.h"
 
@@ -141,5 +142,55 @@ TEST(linkprobe_remembered_versions_are_not_asked)
         wrong += c->asked[i] != (i % 5 && i % 3 == 0 ? 1 : 0);
     CHECK_INT(wrong, 0);
     free(c);
+    linkprobe_free(memo);
+}
+
+/* The head answer's stored mode, owner and mtime replace the listing's
+ * guesses when the head saw the listed version ("v1"); an answer about
+ * another version (rewritten meanwhile) leaves the listed entry alone. */
+static int ask_meta(void *arg, const char *key, struct sky_attr *out, struct sky_err *e)
+{
+    (void)arg;
+    (void)e;
+    *out = (struct sky_attr){ .kind = SKY_FILE, .mode = 0640, .uid = 7, .gid = 8,
+                              .mtime_ns = 981173106000000000LL,
+                              .has = SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME };
+    snprintf(out->etag, sizeof out->etag, "%s", key[0] == 's' ? "\"v1\"" : "\"v2\"");
+    return 0;
+}
+
+static int keep_attr(void *arg, const struct sky_dirent *ent)
+{
+    struct sky_attr *got = arg;
+    got[ent->name[0] == 's' ? 0 : 1] = ent->attr;
+    return 0;
+}
+
+TEST(linkprobe_head_metadata_replaces_the_listed_guess)
+{
+    struct linkprobe *memo;
+    CHECK_INT(linkprobe_new(&memo), 0);
+    struct sky_attr got[2];
+    memset(got, 0, sizeof got);
+    struct sky_err e = { 0 };
+    struct linkprobe_batch b = { .memo = memo, .scope = "bucket", .ask = ask_meta,
+                                 .cb = keep_attr, .cb_arg = got, .e = &e };
+    const char *names[2] = { "same", "other" };
+    for (int i = 0; i < 2; i++) {
+        struct sky_dirent ent = { .name = names[i],
+                                  .attr = { .kind = SKY_FILE, .size = 6,
+                                            .mtime_ns = 1796457541000000000LL } };
+        snprintf(ent.attr.etag, sizeof ent.attr.etag, "\"v1\"");
+        CHECK_INT(linkprobe_add(&b, names[i], &ent), 0);
+    }
+    CHECK_INT(linkprobe_flush(&b), 0);
+    CHECK_INT(got[0].mode, 0640);
+    CHECK_INT(got[0].uid, 7);
+    CHECK_INT(got[0].gid, 8);
+    CHECK(got[0].mtime_ns == 981173106000000000LL);
+    CHECK_INT(got[0].has, SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID | SKY_HAS_MTIME);
+    CHECK(got[1].mtime_ns == 1796457541000000000LL);
+    CHECK_INT(got[1].has, 0);
+    CHECK_INT(got[1].mode, 0);
     linkprobe_free(memo);
 }

@@ -163,7 +163,7 @@ timed() {
     fi
     if [ "$tool" = local ]; then CELL["$net $row $tool"]="$secs s"
     else CELL["$net $row $tool"]="$secs s ($(traffic "$s0" "$(proxy_stats)"))"; fi
-    record ok "$tool (+${net} ms): $row in $secs s"
+    record ok "$tool (+${net} ms): $row: ${CELL["$net $row $tool"]}"
     START=$t0
 }
 
@@ -185,7 +185,7 @@ on_cloud() {
         sleep 0.2
     done
     CELL["$net $row $tool"]="$(secs_since "$START") s"
-    record ok "$tool (+${net} ms): $row: $want (objects bytes) on the server"
+    record ok "$tool (+${net} ms): $row: $want (objects bytes) on the server after ${CELL["$net $row $tool"]}"
 }
 
 write_small() {

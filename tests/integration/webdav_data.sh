@@ -34,9 +34,11 @@ dir = $2
 
 $(webdav_cloud dav "http://127.0.0.1:$APORT/dav/" "$DAV_USER" "$DAV_PASS")
 ttl = 2s
+index = off
 
 $(webdav_cloud rc "http://127.0.0.1:$RPORT/" bob builder)
 ttl = 2s
+index = off
 EOF2
     )
 }

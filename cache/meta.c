@@ -1095,6 +1095,8 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
             j += c == 0;
         } else if (c < 0) {             /* vanished */
             rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
+            if (rc == 0 && m->gone)
+                m->gone(m->gone_arg, dir->ino, k[i].name);
             i++;
         } else if (c == 0) {            /* still there: keep the inode */
             const struct sky_dirent *d = l[j].ent;
@@ -1139,6 +1141,14 @@ static int meta_replace_locked(struct meta *m, uint64_t parent, const struct sky
         meta_free_known(k, nk);
     meta_entry_free(&dir);
     return rc;
+}
+
+void meta_on_gone(struct meta *m, meta_gone_fn fn, void *arg)
+{
+    pthread_mutex_lock(&m->lock);
+    m->gone = fn;
+    m->gone_arg = arg;
+    pthread_mutex_unlock(&m->lock);
 }
 
 int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_dirent *ents,

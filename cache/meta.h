@@ -108,6 +108,13 @@ int meta_upsert(struct meta *m, uint64_t parent, const char *name,
 int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
                          size_t n, int64_t now, struct sky_err *e);
 
+/* Called, with the cache's lock held, for every entry a listing found
+ * gone (removed on the cloud): fs/ tells the kernel to forget the name.
+ * `fn` must not block or call meta_*.  Set once, before other threads
+ * use the cache; NULL turns it off. */
+typedef void (*meta_gone_fn)(void *arg, uint64_t parent, const char *name);
+void meta_on_gone(struct meta *m, meta_gone_fn fn, void *arg);
+
 /* Calls cb for each child of `parent`, sorted by name (byte order).  The
  * entry passed is valid only during the call.  A non-zero return from cb
  * stops the walk and is returned.  The walk reads pages of children and

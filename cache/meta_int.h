@@ -25,6 +25,8 @@ struct meta {
     int64_t tri_mark;           /* in a write transaction: the last inode before it */
     bool tri_gone;              /* ... names were queued in temp.trigram_gone */
     struct cachedb crawl_db;    /* crawlstore.c's statements, on the same connection */
+    meta_gone_fn gone;          /* meta_on_gone: entries a listing found removed */
+    void *gone_arg;
 };
 
 /* Checks and small helpers. */

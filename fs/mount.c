@@ -36,6 +36,7 @@
 #include "../lib/log.h"
 #include "../lib/sdnotify.h"
 #include "crawl.h"
+#include "kforget.h"
 #include "liveness.h"
 #include "mountmetrics.h"
 #include "pidfile.h"
@@ -426,6 +427,9 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
     if (pidfile_write(runtime_fd, opt->mountpoint, cfg->cache_dir, &perr) != 0)
         LOG_WARN("%s; skyfs unmount will not wait for pending uploads", perr.msg);
     record_mountpoint(cfg, opt->mountpoint);
+    if (kforget_start(fs) != 0)
+        LOG_WARN("cannot start the thread that tells the kernel of removed files; "
+                 "a file removed on a cloud may still show until the cloud's ttl");
     files_start_recovery(fs);
     crawl_start(fs);
     LOG_INFO("mounted %zu cloud(s) at %s (cache %s, pid %d)", cfg->nclouds, opt->mountpoint,
@@ -441,6 +445,7 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
     fuse_loop_cfg_destroy(lc);
     LOG_INFO("unmounting %s", opt->mountpoint);
     sky_sd_notify("STOPPING=1\nSTATUS=unmounting; finishing pending uploads");
+    kforget_stop(fs);
     fuse_session_unmount(se);
     pidfile_remove(runtime_fd, opt->mountpoint);
     rc = rc < 0 ? sky_fail(e, -rc, "FUSE loop ended with an error") : 0;

@@ -225,12 +225,17 @@ check "config check refuses log_level = loud, naming the line and the levels" gr
     "bad2.conf:5: log_level = \"loud\" is not a level; write debug, info, warn or error" \
     "$TEST_TMP/bad2.out"
 
-# a port in use: the mount fails, says where, and mounts nothing
+# a port in use: the mount fails, says where, and mounts nothing. The
+# stopped mount's daemon may still hold the port for a moment: wait until
+# it is free, then hold it ourselves and say so in a file once listening.
+wait_until 30 eval '"$PYTHON" -c "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"127.0.0.1\", int(sys.argv[1])))" "$MPORT" 2>/dev/null'
+rm -f "$TEST_TMP/holding"
 "$PYTHON" -c 'import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); time.sleep(60)' "$MPORT" &
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+open(sys.argv[2], "w").close(); time.sleep(60)' "$MPORT" "$TEST_TMP/holding" &
 holder=$!
-wait_until 30 eval '! "$PYTHON" -c "import socket,sys; s=socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1])))" "$MPORT" 2>/dev/null'
+check "a helper holds the metrics port" wait_until 30 test -e "$TEST_TMP/holding"
 sed -i '/^\[s3\]/,$d' "$TEST_TMP/m.conf"      # the local cloud alone
 mkdir -p "$TEST_TMP/mnt2"
 echo "$TEST_TMP/mnt2" >>"$_SKY_MOUNTS"

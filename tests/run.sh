@@ -110,7 +110,7 @@ cleanup_after() {
 
 # Runs one integration test file and adds up its checks.
 run_test_file() {
-    local file=$1 name tmp rc p f
+    local file=$1 name tmp rc p f start=$SECONDS
     name=$(basename "$file" .sh)
     tmp=$(mktemp -d "/tmp/skyfs-$name-XXXXXX")
     echo "--- $name"
@@ -131,6 +131,7 @@ run_test_file() {
     elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         fail "$name: exited $rc although every check passed"
     fi
+    echo "--- $name: $p passed, $f failed in $((SECONDS - start)) s"
     if [ "$f" -eq 0 ] && [ "$rc" -eq 0 ]; then
         rm -rf "$tmp"
     else

@@ -227,6 +227,29 @@ const char *blocks_cloud(struct blocks_obj *o);
 int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
                           struct sky_err *e);
 
+/* What an upload may take from the cloud's copy (incremental uploads,
+ * driver.h write_delta).  `etag` is the version the object's unchanged
+ * blocks hold (malloc'd), or NULL when there is no such version to start
+ * from: a file never uploaded, one whose every block changed, or one
+ * written or truncated since blocks_prepare_upload.  `dirty` lists the
+ * changed blocks as byte ranges, merged, in order, ending at the size:
+ * every byte outside them, below the size of version `etag`, is that
+ * version's byte at the same offset (blocks written, grown or cut are
+ * dirty; a crash recovery counts every block it kept as dirty). */
+struct blocks_range {
+    uint64_t off, len;
+};
+struct blocks_delta {
+    char *etag;
+    struct blocks_range *dirty;
+    size_t ndirty;
+};
+
+/* Fill *d for the upload blocks_prepare_upload just prepared: 0 (d->etag
+ * may be NULL, see above) or -ENOMEM.  Free with blocks_delta_free. */
+int blocks_upload_delta(struct blocks_obj *o, struct blocks_delta *d, struct sky_err *e);
+void blocks_delta_free(struct blocks_delta *d);
+
 /* A new read-only fd (the caller closes it) on the object's cache file, for
  * uploading parts of an object still being written (fs/ streamed uploads):
  * once blocks_write returned, its bytes are there at their offsets.  No

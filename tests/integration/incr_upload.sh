@@ -3,9 +3,9 @@
 # what changed, where the cloud allows it, and its content is exactly
 # right afterwards.  One mount over three clouds: S3 (s3rver), Azure
 # (Azurite) and a local folder.  On each, a 64 MiB file is written, then
-# 1 MiB is appended, then 1 MiB is overwritten in the middle, then the file
-# is cut to 40 MiB + 3 bytes; each step is closed (uploaded) before the
-# next.  Bytes sent are read from the mount's metrics
+# 1 MiB is appended, then 1 MiB is overwritten in the middle, then (Azure
+# and local) the file is cut to 40 MiB + 3 bytes; each step is closed
+# (uploaded) before the next.  Bytes sent are read from the mount's metrics
 # (skyfs_cloud_sent_bytes_total per cloud); for the local cloud from the
 # driver's own debug line ("N of M bytes written, the rest cloned").
 #
@@ -136,6 +136,8 @@ for c in s3 az loc; do
     [ "$c" = loc ] && check "loc: the middle write wrote one 4 MiB cache block" \
         local_written $((4 * MiB))
 
+    # s3rver sends it whole anyway (see below): spare the time of a third upload
+    [ "$c" = s3 ] && continue
     before=$(sent "$c")
     check "$c: the file is cut to 40 MiB + 3 bytes" truncate -s $((40 * MiB + 3)) "$f"
     truncate -s $((40 * MiB + 3)) "$want"
@@ -147,7 +149,7 @@ for c in s3 az loc; do
 done
 
 echo "bytes sent: append s3=${APPEND[s3]} az=${APPEND[az]};" \
-    "middle s3=${MIDDLE[s3]} az=${MIDDLE[az]}; cut s3=${CUT[s3]} az=${CUT[az]}"
+    "middle s3=${MIDDLE[s3]} az=${MIDDLE[az]}; cut az=${CUT[az]}"
 
 # Azure: only the changed blocks (plus nothing: the block list is sent as
 # a request body too, a few hundred bytes).

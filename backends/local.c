@@ -410,14 +410,14 @@ static int copy_range(int from, int to, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* Copy the first `size` bytes of `from` into the empty file `to`, keeping
- * holes as holes: only the data extents SEEK_DATA/SEEK_HOLE report are
- * copied, and ftruncate gives `to` its size (copy_file_range alone writes
- * a hole as zeros, so one byte written at 1 GiB would allocate 1 GiB).  A
- * file system without SEEK_DATA (EINVAL) gets the whole range copied. */
-static int copy_sparse(int from, int to, uint64_t size)
+/* Copy the data extents of `from` within [pos, size) to the same offsets
+ * of `to`, whose bytes there are holes already: holes stay holes (only the
+ * extents SEEK_DATA/SEEK_HOLE report are copied; copy_file_range alone
+ * writes a hole as zeros, so one byte written at 1 GiB would allocate 1
+ * GiB).  A file system without SEEK_DATA (EINVAL) gets the whole range
+ * copied. */
+static int copy_extents(int from, int to, uint64_t pos, uint64_t size)
 {
-    uint64_t pos = 0;
     while (pos < size) {
         off_t data = lseek(from, (off_t)pos, SEEK_DATA);
         if (data < 0 && errno == ENXIO)
@@ -436,6 +436,15 @@ static int copy_sparse(int from, int to, uint64_t size)
             return -1;
         pos = end;
     }
+    return 0;
+}
+
+/* Copy the first `size` bytes of `from` into the empty file `to`, keeping
+ * holes as holes (copy_extents), and give `to` that size. */
+static int copy_sparse(int from, int to, uint64_t size)
+{
+    if (copy_extents(from, to, 0, size) != 0)
+        return -1;
     return ftruncate(to, (off_t)size);
 }
 
@@ -603,12 +612,16 @@ static int patch_into(int old, uint64_t old_size, int fd, int src, uint64_t size
             break;
         if (len > keep - off)
             len = keep - off;
-        if (copy_range(src, fd, off, len) != 0)
+        /* the old bytes there go (a hole), then the new data extents come:
+         * a range the cache holds as a hole stays one */
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0
+                ? copy_extents(src, fd, off, off + len) != 0
+                : copy_range(src, fd, off, len) != 0)
             return -1;
         *written += len;
     }
-    if (size > keep) {
-        if (copy_range(src, fd, keep, size - keep) != 0)
+    if (size > keep) {                      /* past the old end: a hole already */
+        if (copy_extents(src, fd, keep, size) != 0)
             return -1;
         *written += size - keep;
     }

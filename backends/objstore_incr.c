@@ -146,9 +146,10 @@ static void incr_note(struct objstore *o, unsigned kind, const char *show, const
     unsigned had = atomic_fetch_or(&o->incr_logged, kind);
     if (had & kind)
         LOG_DEBUG("%s '%s': %s goes up whole: %s", o->proto->type, o->name, show, why);
-    else
-        LOG_WARN("%s '%s': %s goes up whole instead of only its changed parts: %s (said "
-                 "once for this cloud)", o->proto->type, o->name, show, why);
+    else    /* a protocol without compose is how it is, not a problem */
+        sky_log(kind == OS_INCR_NO_COMPOSE ? SKY_LOG_INFO : SKY_LOG_WARN,
+                "%s '%s': %s goes up whole instead of only its changed parts: %s (said once "
+                "for this cloud)", o->proto->type, o->name, show, why);
 }
 
 /* The dirty ranges clipped to size (a copy; *out NULL when none is left). */

@@ -158,8 +158,26 @@ check "az: the append sent about 1 MiB (not 65 MiB)" \
 check "az: the middle write sent the one 8 MiB block holding it" \
     between $((8 * MiB)) $((8 * MiB + 64 * 1024)) "${MIDDLE[az]}"
 check "az: the cut sent a few bytes, not 40 MiB" between 3 $((64 * 1024)) "${CUT[az]}"
-check "az: no whole upload was logged for Azure" \
-    bash -c "! grep -a \"azure 'az': .* goes up whole\" '$LOG'"
+check "az: no whole upload was logged for Azure's big.bin" \
+    bash -c "! grep -a \"azure 'az': big.bin goes up whole\" '$LOG'"
+
+# A blob changed on the server while the file is open: the upload must not
+# build on the new blob (a mix of two versions); it goes up whole, and the
+# log says why.
+head -c $((16 * MiB)) /dev/urandom >"$TEST_TMP/stale.want"
+head -c $((16 * MiB)) /dev/urandom >"$TEST_TMP/other"
+check "az: a 16 MiB file is written" cp "$TEST_TMP/stale.want" "$MNT/az/stale.bin"
+exec 3>>"$MNT/az/stale.bin"
+check "az: another client replaces the blob while the file is open" \
+    curl -sf -X PUT -H "x-ms-blob-type: BlockBlob" --data-binary @"$TEST_TMP/other" \
+    "$AZEND/incr/stale.bin?$SAS" -o /dev/null
+cat "$TEST_TMP/tail" >&3
+exec 3>&-
+cat "$TEST_TMP/tail" >>"$TEST_TMP/stale.want"
+check "az: the blob holds skyfs's whole file (the last writer's), not a mix of both" \
+    bash -c "curl -sf '$AZEND/incr/stale.bin?$SAS' | cmp - '$TEST_TMP/stale.want'"
+check "az: the log says it went up whole because the blob changed" \
+    grep -aq "azure 'az': stale.bin goes up whole instead of only its changed parts: the object is no longer the version it was read as" "$LOG"
 
 # S3 on s3rver: no UploadPartCopy, so whole uploads, and the reason once.
 check "s3: s3rver has no UploadPartCopy, so the append sent the whole 65 MiB" \

@@ -220,28 +220,6 @@ bool blocks_is_dirty(struct blocks_obj *o);
 const char *blocks_path(struct blocks_obj *o);
 const char *blocks_cloud(struct blocks_obj *o);
 
-/* Make every block present (fetching what is missing), fsync the cache
- * file and the journal, and return a read-only fd on the cache file (owned
- * by the object; do not close; valid until its last release) for the
- * upload. */
-int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
-                          struct sky_err *e);
-
-/* A new read-only fd (the caller closes it) on the object's cache file, for
- * uploading parts of an object still being written (fs/ streamed uploads):
- * once blocks_write returned, its bytes are there at their offsets.  No
- * block is fetched, nothing is synced: only ranges the caller knows were
- * written are meaningful.  The fd stays readable after a rename, a forget
- * or the last release (the data may then be gone or stale). */
-int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e);
-
-/* The upload of the content as of blocks_prepare_upload succeeded and the
- * cloud now calls it `etag`: record checksums, clear dirty (unless written
- * again since), set the etag.  When the object was written or truncated
- * after blocks_prepare_upload it stays dirty with the new etag recorded:
- * upload again. */
-int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e);
-
 /* The object at (cloud, from) is now at (cloud, to); with `tree` true, so
  * is everything under from + "/".  Whatever was cached at `to` (and, with
  * `tree`, under to + "/") is dropped as by blocks_forget.  Moving a tree
@@ -267,14 +245,6 @@ struct blocks_evicted {
 int blocks_evict_under(struct blocks *b, const char *cloud, const char *path, bool tree,
                        struct blocks_evicted *out, struct sky_err *e);
 
-/* The journal: call cb for every dirty object (after a crash: pending
- * uploads).  cb gets the object pinned; blocks_each_dirty releases it.
- * A non-zero return from cb stops the walk and is returned.  An object
- * whose cached data cannot be loaded (its file is gone) is skipped and the
- * first such error returned after the others were visited. */
-typedef int (*blocks_dirty_cb)(void *arg, struct blocks_obj *o);
-int blocks_each_dirty(struct blocks *b, blocks_dirty_cb cb, void *arg, struct sky_err *e);
-
 /* Evict LRU blocks of unpinned, clean objects until under max_size and
  * above the free-space floor (or until only pinned and dirty data is left;
  * that is not an error).  An object left without blocks is forgotten. */
@@ -292,5 +262,8 @@ typedef int (*blocks_free_fn)(void *arg, const char *dir, uint64_t *out);
 void blocks_set_floor(struct blocks *b, uint64_t min_free, blocks_free_fn probe, void *arg);
 
 int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e);
+
+/* The upload journal (blocks_prepare_upload, _committed, _each_dirty). */
+#include "journal.h"
 
 #endif

@@ -8,7 +8,8 @@
  * a readable sentence.  Callers serialize access with their own mutex; this
  * module takes no locks.
  *
- * Used only by cache/ (meta.c, blocks.c; search.c for cachedb_has_trigrams).
+ * Used only by cache/ (meta.c, blocks*.c and journal.c; search.c for
+ * cachedb_has_trigrams).
  */
 #ifndef SKY_CACHEDB_H
 #define SKY_CACHEDB_H

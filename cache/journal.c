@@ -1,0 +1,309 @@
+/*
+ * journal.c - the upload journal: dirty objects, uploads, replay after a crash.
+ *
+ * An object is journaled as dirty (SQLite, synchronously) before its
+ * first byte changes; blocks_prepare_upload makes it complete and durable
+ * (cache file and journal fsynced) for an upload, blocks_committed
+ * records the upload, and blocks_each_dirty hands back every pending
+ * upload in journal order (after a crash: the replay).  Public face:
+ * journal.h (included by blocks.h); the other block cache files call
+ * obj_mark_dirty / obj_record_new_blocks through blocks_int.h.
+ *
+ * Dirty objects (the journal).  The first write to a clean object commits
+ * objects.dirty = 1 before any byte changes; later writes touch SQLite only
+ * when a block becomes present without having a row (one insert per block,
+ * not per write).  For a dirty object every block with a row counts as
+ * present and trusted, whatever its recorded checksum, and the object's
+ * size is its data file's size.  When all blocks are present at that first
+ * write (a new file, or one fully cached) `complete` = 1 is recorded
+ * instead and no block rows are needed at all.  After a crash that is
+ * enough to find every byte written locally: blocks_each_dirty hands the
+ * objects back, and blocks never fetched are fetched from the cloud.
+ */
+#include "blocks_int.h"
+
+/* ---- size changes and the journal (o->lock held) ----------------------- */
+
+/* Journal the object as dirty before its content changes. */
+int obj_mark_dirty(struct blocks_obj *o, struct sky_err *e)
+{
+    if (o->dirty)
+        return 0;
+    bool complete = true;
+    for (uint64_t i = 0; i < o->nblocks && complete; i++)
+        complete = o->st[i] & B_PRESENT;
+    int rc = obj_update(o, Q_OBJ_DIRTY, complete, (int64_t)o->size, "journaling a write", e);
+    if (rc)
+        return rc;
+    o->complete = complete;
+    obj_set_dirty(o, true);
+    return 0;
+}
+
+/* Rows for blocks [from, to) of a dirty object not recorded as complete. */
+int obj_record_new_blocks(struct blocks_obj *o, uint64_t from, uint64_t to,
+                          struct sky_err *e)
+{
+    if (o->complete || from >= to)
+        return 0;
+    uint64_t *idx = malloc((to - from) * sizeof *idx);
+    if (!idx)
+        return blocks_oom(e);
+    size_t n = 0;
+    for (uint64_t i = from; i < to; i++)
+        if (!(o->st[i] & B_ROW))
+            idx[n++] = i;
+    int rc = obj_put_rows(o, idx, n, e);
+    free(idx);
+    return rc;
+}
+
+/* ---- public: uploads ------------------------------------------------------ */
+
+int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e)
+{
+    char file[4096];
+    blocks_data_path(o->b, o->id, file, sizeof file);
+    *fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return sky_fail(e, errno, "block cache: cannot open %s: %s", file, strerror(errno));
+    return 0;
+}
+
+static int obj_open_upload_fd(struct blocks_obj *o, struct sky_err *e)
+{
+    return o->upload_fd >= 0 ? 0 : blocks_open_data(o, &o->upload_fd, e);
+}
+
+int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
+                          struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    pthread_mutex_lock(&o->lock);
+    int rc = 0;
+    for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++)
+        rc = obj_ensure_block(o, i, ~0ull, fetch, arg, false, false, e);
+    if (rc == 0 && fsync(o->fd) != 0)
+        rc = obj_io_fail(o, -errno, "syncing", e);
+    if (rc == 0 && o->dirty && !o->complete) {
+        rc = obj_update(o, Q_OBJ_COMPLETE, 1, 0, "recording the journal", e);
+        o->complete = rc == 0;
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&b->lock);
+        rc = cachedb_sync(&b->db, e);
+        pthread_mutex_unlock(&b->lock);
+    }
+    if (rc == 0)
+        rc = obj_open_upload_fd(o, e);
+    if (rc == 0) {
+        o->prepared = true;
+        o->prepared_gen = o->write_gen;
+        *fd = o->upload_fd;
+    }
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+/* Checksums for every present block (the content now matches the cloud). */
+static int obj_compute_sums(struct blocks_obj *o, struct sky_err *e)
+{
+    for (uint64_t i = 0; i < o->nblocks; i++) {
+        if (!(o->st[i] & B_PRESENT) || (o->st[i] & B_VERIFIED))
+            continue;
+        int rc = blocks_hash_file(o->fd, i << o->b->shift, obj_block_len(o, i), &o->sum[i]);
+        if (rc)
+            return obj_io_fail(o, rc, "reading", e);
+    }
+    return 0;
+}
+
+/* Replace the object's rows by its clean state (b->lock held, in a txn). */
+static int obj_write_clean(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    int rc = blocks_del_rows(b, o->id, e);
+    int64_t now = blocks_now();
+    sqlite3_stmt *st;
+    for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++) {
+        if (!(o->st[i] & B_PRESENT) && !o->parts[i])
+            continue;
+        if (!(st = cachedb_stmt(&b->db, Q_BLK_PUT, e)))
+            return -e->code;
+        obj_bind_row(o, st, i, o->used[i] ? o->used[i] : now);
+        if (o->st[i] & B_PRESENT)           /* dirty until this commits */
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)o->sum[i]);
+        rc = cachedb_done(&b->db, st, "recording a block", e);
+    }
+    if (rc == 0 && !(st = cachedb_stmt(&b->db, Q_OBJ_CLEAN, e)))
+        return -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, o->id);
+        cachedb_bind_text(st, 2, etag);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)o->size);
+        sqlite3_bind_int64(st, 4, now);
+        rc = cachedb_done(&b->db, st, "recording an upload", e);
+    }
+    return rc;
+}
+
+static int obj_commit_clean(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    int rc = obj_compute_sums(o, e);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&b->lock);
+    if (!o->gone) {
+        rc = cachedb_begin(&b->db, e);
+        if (rc == 0)
+            rc = obj_write_clean(o, etag, e);
+        rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (rc)
+        return rc;
+    for (uint64_t i = 0; i < o->nblocks; i++)
+        if (o->st[i] & B_PRESENT)
+            o->st[i] = (o->st[i] | B_VERIFIED | B_ROW) & (uint8_t)~B_DIRTY;
+    o->complete = false;
+    obj_set_dirty(o, false);
+    return 0;
+}
+
+int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    if (!etag)
+        return sky_fail(e, EINVAL, "block cache: committed without an etag");
+    char *copy = strdup(etag);
+    if (!copy)
+        return blocks_oom(e);
+    pthread_mutex_lock(&o->lock);
+    obj_quiesce(o);
+    int rc;
+    if (o->dirty && o->prepared && o->prepared_gen == o->write_gen)
+        rc = obj_commit_clean(o, etag, e);
+    else
+        rc = obj_set_etag_row(o, etag, e);      /* clean already, or written since */
+    if (rc == 0) {
+        free(o->etag);
+        o->etag = copy;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&o->lock);
+    free(copy);
+    return rc;
+}
+
+/* ---- the journal -------------------------------------------------------------- */
+
+struct blocks_key {
+    char *cloud, *path;
+};
+
+static int blocks_dirty_keys(struct blocks *b, struct blocks_key **out, size_t *count,
+                             struct sky_err *e)
+{
+    struct blocks_key *keys = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, step = SQLITE_DONE;
+    pthread_mutex_lock(&b->lock);
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_DIRTY_KEYS, e);
+    if (!st)
+        rc = -e->code;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct blocks_key k = { strdup((const char *)sqlite3_column_text(st, 0)),
+                                strdup((const char *)sqlite3_column_text(st, 1)) };
+        if (!k.cloud || !k.path || blocks_push((void **)&keys, &n, &cap, sizeof k, &k)) {
+            free(k.cloud);
+            free(k.path);
+            rc = blocks_oom(e);
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = cachedb_fail(&b->db, step, "reading the journal", e);
+    if (st)
+        sqlite3_reset(st);
+    pthread_mutex_unlock(&b->lock);
+    *out = keys;
+    *count = n;
+    return rc;
+}
+
+int blocks_each_dirty(struct blocks *b, blocks_dirty_cb cb, void *arg, struct sky_err *e)
+{
+    struct blocks_key *keys;
+    size_t n;
+    int first_err = blocks_dirty_keys(b, &keys, &n, e);
+    int rc = 0;
+    struct sky_err one;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct blocks_obj *o;
+        int got = blocks_acquire(b, keys[i].cloud, keys[i].path, NULL, 0, &o, &one);
+        if (got == -ENOENT)
+            continue;                           /* forgotten meanwhile */
+        if (got) {
+            if (!first_err && e)
+                *e = one;
+            first_err = first_err ? first_err : got;
+            continue;
+        }
+        if (blocks_is_dirty(o))
+            rc = cb(arg, o);
+        blocks_release(o);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(keys[i].cloud);
+        free(keys[i].path);
+    }
+    free(keys);
+    return rc ? rc : first_err;
+}
+
+/* ---- what an upload may take from the cloud's copy (incremental uploads) -- */
+
+void blocks_delta_free(struct blocks_delta *d)
+{
+    if (!d)
+        return;
+    free(d->etag);
+    free(d->dirty);
+    memset(d, 0, sizeof *d);
+}
+
+int blocks_upload_delta(struct blocks_obj *o, struct blocks_delta *d, struct sky_err *e)
+{
+    memset(d, 0, sizeof *d);
+    pthread_mutex_lock(&o->lock);
+    int rc = 0;
+    bool any_clean = false;
+    for (uint64_t i = 0; i < o->nblocks && !any_clean; i++)
+        any_clean = !(o->st[i] & B_DIRTY);
+    /* no write since the prepare, a version to start from, something kept */
+    if (o->prepared && o->prepared_gen == o->write_gen && o->etag && *o->etag && any_clean) {
+        size_t cap = 0;
+        for (uint64_t i = 0; i < o->nblocks; i++)
+            if ((o->st[i] & B_DIRTY) && (i == 0 || !(o->st[i - 1] & B_DIRTY)))
+                cap++;
+        d->etag = strdup(o->etag);
+        d->dirty = malloc((cap ? cap : 1) * sizeof *d->dirty);
+        if (!d->etag || !d->dirty)
+            rc = blocks_oom(e);
+        for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++) {
+            if (!(o->st[i] & B_DIRTY))
+                continue;
+            uint64_t j = i;
+            while (j + 1 < o->nblocks && (o->st[j + 1] & B_DIRTY))
+                j++;
+            uint64_t off = i << o->b->shift, end = (j + 1) << o->b->shift;
+            if (end > o->size)
+                end = o->size;
+            d->dirty[d->ndirty++] = (struct blocks_range){ off, end - off };
+            i = j;
+        }
+    }
+    pthread_mutex_unlock(&o->lock);
+    if (rc)
+        blocks_delta_free(d);
+    return rc;
+}

@@ -1,0 +1,74 @@
+/*
+ * journal.h - the upload journal of the block cache: what waits for upload,
+ * preparing an upload, recording it, and the replay after a crash.
+ *
+ * A written object is journaled as dirty in the block cache's database
+ * before its first byte changes, so a crash loses no write: the next mount
+ * finds it with blocks_each_dirty and uploads it.  fs/ uploads an object
+ * by blocks_prepare_upload (complete and durable on local disk), the
+ * driver's put, then blocks_committed; blocks_upload_delta tells the
+ * driver which blocks changed since the version the cache read, so it may
+ * send only those (incremental uploads).
+ *
+ * Included by blocks.h; used by fs/ (uploads, the replay at mount) and
+ * tools/.
+ */
+#ifndef SKY_JOURNAL_H
+#define SKY_JOURNAL_H
+
+#include "blocks.h"
+
+/* Make every block present (fetching what is missing), fsync the cache
+ * file and the journal, and return a read-only fd on the cache file (owned
+ * by the object; do not close; valid until its last release) for the
+ * upload. */
+int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
+                          struct sky_err *e);
+
+/* What an upload may take from the cloud's copy (incremental uploads,
+ * driver.h write_delta).  `etag` is the version the object's unchanged
+ * blocks hold (malloc'd), or NULL when there is no such version to start
+ * from: a file never uploaded, one whose every block changed, or one
+ * written or truncated since blocks_prepare_upload.  `dirty` lists the
+ * changed blocks as byte ranges, merged, in order, ending at the size:
+ * every byte outside them, below the size of version `etag`, is that
+ * version's byte at the same offset (blocks written, grown or cut are
+ * dirty; a crash recovery counts every block it kept as dirty). */
+struct blocks_range {
+    uint64_t off, len;
+};
+struct blocks_delta {
+    char *etag;
+    struct blocks_range *dirty;
+    size_t ndirty;
+};
+
+/* Fill *d for the upload blocks_prepare_upload just prepared: 0 (d->etag
+ * may be NULL, see above) or -ENOMEM.  Free with blocks_delta_free. */
+int blocks_upload_delta(struct blocks_obj *o, struct blocks_delta *d, struct sky_err *e);
+void blocks_delta_free(struct blocks_delta *d);
+
+/* A new read-only fd (the caller closes it) on the object's cache file, for
+ * uploading parts of an object still being written (fs/ streamed uploads):
+ * once blocks_write returned, its bytes are there at their offsets.  No
+ * block is fetched, nothing is synced: only ranges the caller knows were
+ * written are meaningful.  The fd stays readable after a rename, a forget
+ * or the last release (the data may then be gone or stale). */
+int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e);
+
+/* The upload of the content as of blocks_prepare_upload succeeded and the
+ * cloud now calls it `etag`: record checksums, clear dirty (unless written
+ * again since), set the etag.  When the object was written or truncated
+ * after blocks_prepare_upload it stays dirty with the new etag recorded:
+ * upload again. */
+int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e);
+
+/* The journal: call cb for every dirty object (after a crash: pending
+ * uploads).  cb gets the object pinned; blocks_each_dirty releases it.
+ * A non-zero return from cb stops the walk and is returned.  An object
+ * whose cached data cannot be loaded (its file is gone) is skipped and the
+ * first such error returned after the others were visited. */
+typedef int (*blocks_dirty_cb)(void *arg, struct blocks_obj *o);
+int blocks_each_dirty(struct blocks *b, blocks_dirty_cb cb, void *arg, struct sky_err *e);
+
+#endif

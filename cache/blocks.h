@@ -242,6 +242,20 @@ int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e);
  * upload again. */
 int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e);
 
+/* The version the object's content is based on (the etag it was got
+ * with, or the last one committed): what an upload of its dirty content
+ * replaces (issue 17's preconditions), "" for a new file.  Survives a
+ * crash with the journal. */
+void blocks_base_etag(struct blocks_obj *o, char *out, size_t size);
+
+/* The cloud renamed version `old` of (cloud, path) to `etag` without
+ * changing its bytes (a metadata edit: chmod, utime, xattr on a cloud
+ * where those make a new version): a cached object based on `old` is
+ * now based on `etag` (dirty or not).  Nothing cached, or based on
+ * another version: nothing changes. */
+int blocks_retag(struct blocks *b, const char *cloud, const char *path, const char *old,
+                 const char *etag, struct sky_err *e);
+
 /* The object at (cloud, from) is now at (cloud, to); with `tree` true, so
  * is everything under from + "/".  Whatever was cached at `to` (and, with
  * `tree`, under to + "/") is dropped as by blocks_forget.  Moving a tree

@@ -21,6 +21,7 @@
 #include "crawl.h"
 #include "kinds.h"
 #include "liveness.h"
+#include "moved.h"
 #include "stream.h"
 #include "virtual.h"
 
@@ -309,6 +310,7 @@ void skyfs_close(struct skyfs *fs)
             pthread_mutex_destroy(&c->health_lock);
         free(c->health_path);
         conflicts_free(c->conflicts);
+        moved_forget(c);
     }
     if (fs->meta)
         meta_close(fs->meta);

@@ -25,6 +25,7 @@
 
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "moved.h"
 #include "../lib/metrics.h"
 #include "stream.h"
 
@@ -490,6 +491,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         return rc;
     }
     struct sky_attr attr = upload_attr(fs, ent, obj, mtime_ns, ctime_ns);
+    /* under a rename whose refresh failed: the version it moved there */
+    moved_verify(fs, c, ent->ino, blocks_path(obj), attr.etag, sizeof attr.etag);
     struct sky_objmeta om;
     rc = upmeta_for_upload(fs, c, ent, blocks_path(obj), &om, e);
     if (rc) {

@@ -30,6 +30,7 @@
 #include "../backends/names.h"
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "moved.h"
 #include "../lib/metrics.h"
 #include "ops.h"
 #include "readahead.h"
@@ -1050,19 +1051,22 @@ static void other_names_count(struct skyfs *fs, struct cloud *c, const struct sk
  * machine last saw (issue 17): -ESTALE, deleting nothing, when another
  * machine changed it meanwhile (the driver's conditional delete, else a
  * stat compare right before). */
-static int remove_seen(struct cloud *c, const char *path, const struct sky_attr *seen,
-                       struct sky_err *e)
+static int remove_seen(struct skyfs *fs, struct cloud *c, uint64_t ino, const char *path,
+                       const struct sky_attr *seen_attr, struct sky_err *e)
 {
-    if (seen->kind != SKY_FILE || !seen->etag[0])
+    if (seen_attr->kind != SKY_FILE || !seen_attr->etag[0])
         return c->drv->remove(c->ctx, path, e);
+    char seen[SKY_ETAG_MAX];
+    snprintf(seen, sizeof seen, "%s", seen_attr->etag);
+    moved_verify(fs, c, ino, path, seen, sizeof seen);  /* a rename's refresh failed */
     if (c->drv->remove_if) {
-        int rc = c->drv->remove_if(c->ctx, path, seen->etag, e);
+        int rc = c->drv->remove_if(c->ctx, path, seen, e);
         cloud_note_guarantee(c);
         return rc;
     }
     struct sky_attr now;
     int rc = c->drv->stat(c->ctx, path, &now, e);
-    if (rc == 0 && strcmp(now.etag, seen->etag) != 0)
+    if (rc == 0 && strcmp(now.etag, seen) != 0)
         return sky_fail(e, ESTALE, "cloud '%s': delete \"%s\": changed since this machine "
                         "last saw it", c->cfg->name, path);
     return rc ? rc : c->drv->remove(c->ctx, path, e);
@@ -1105,7 +1109,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
         else if (is_dir)
             rc = c->drv->rmdir(c->ctx, path, &e);
         else if ((rc = files_keep_open(fs, &ent, &e)) == 0)  /* open: its data stays */
-            rc = remove_seen(c, path, &ent.attr, &e);
+            rc = remove_seen(fs, c, ent.ino, path, &ent.attr, &e);
         if (rc != -ENOTDIR && rc != -EISDIR)
             cloud_note_result(c, rc, &e);
         if (rc == -ESTALE) {
@@ -1226,6 +1230,9 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
             blocks_rename(fs->blocks, c->cfg->name, from, to, src.attr.kind == SKY_DIR, NULL);
             conflicts_gone(c->conflicts, from);     /* a conflict copy renamed: resolved */
             rc = meta_rename(fs->meta, src.ino, newparent, newname, &e);
+            /* a copy may have given the moved objects new version tokens */
+            if (!rc)
+                moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);
         }
         if (!rc && replaced != src.ino) {
             /* the entry changed (its ctime), and so did both directories */

@@ -260,11 +260,20 @@ struct objstore_where {
                                      * preconditions (the core still probes once per
                                      * cloud whether the server honours them, and
                                      * compares with a head where it does not) */
+#define OBJSTORE_COND_NEW  0x10u    /* put and mpu_complete send objstore_new's
+                                     * if_none_match only: the server has a create-only
+                                     * precondition (Swift's If-None-Match: *, GCS's
+                                     * x-goog-if-generation-match: 0) but no If-Match
+                                     * on writes; probed like OBJSTORE_COND, and a
+                                     * replacement or delete compares with a head */
 
 struct objstore_proto {
     const char *type;               /* "s3": the first word of every message */
     const char *container_key;      /* config key naming the container: "bucket" */
     unsigned flags;                 /* OBJSTORE_* above */
+    /* OBJSTORE_COND_NEW: the create-only precondition's name in messages
+     * ("If-None-Match: *"; NULL: that) */
+    const char *cond_new_name;
     const struct objstore_codec *codec;
 
     /* Sizes.  put_max: largest object sent with one put (larger files use

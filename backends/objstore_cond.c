@@ -12,6 +12,9 @@
  * server that ignores or rejects either header (s3rver ignores them),
  * gets a head compare right before each conditional write instead: the
  * weaker guarantee that objstore_guarantee reports (`skyfs status`).
+ * A protocol with OBJSTORE_COND_NEW (Swift, GCS) has only the create-only
+ * precondition: the probe checks that one, a new file is then protected
+ * by the server itself, and a replacement or delete compares with a head.
  *
  * Called by objstore_upload.c (os_cond_prepare, os_cond_result) and
  * through the driver table (remove_if, guarantee).
@@ -49,7 +52,23 @@ static char *probe_key(const char *key)
     return out;
 }
 
-/* Does the server check both preconditions?  SKY_GUARD_NATIVE or
+/* The create-only precondition's name, for messages. */
+static const char *new_name(const struct objstore_proto *pr)
+{
+    return pr->cond_new_name ? pr->cond_new_name : "If-None-Match: *";
+}
+
+/* What a native probe means for a protocol with only the create-only
+ * precondition (OBJSTORE_COND_NEW), for skyfs status. */
+static void new_only_why(const struct objstore_proto *pr, char *why, size_t size)
+{
+    snprintf(why, size, "the server checks %s (a new file never replaces another machine's), "
+             "but %s has no If-Match on writes: a replacement or delete compares the version "
+             "with a HEAD right before", new_name(pr), pr->type);
+}
+
+/* Does the server check both preconditions (or, OBJSTORE_COND_NEW, the
+ * create-only one)?  SKY_GUARD_NATIVE or
  * SKY_GUARD_COMPARE with why filled; SKY_GUARD_UNKNOWN when the probe
  * could not be made (the cloud unreachable, no write permission): asked
  * again at the next conditional call. */
@@ -72,9 +91,9 @@ static enum sky_guarantee probe(struct objstore *o, const char *container, const
         return g;
     }
     never_etag(etag, never);
-    nw.if_match = never;
+    nw.if_match = (pr->flags & OBJSTORE_COND) ? never : NULL;
     sky_err_clear(&e);
-    rc = pr->put(o->p, container, pk, "", -1, 0, &nw, NULL, pk, &e);
+    rc = nw.if_match ? pr->put(o->p, container, pk, "", -1, 0, &nw, NULL, pk, &e) : -ESTALE;
     if (rc == 0) {
         snprintf(why, size, "the server ignores If-Match");
         g = SKY_GUARD_COMPARE;
@@ -87,10 +106,10 @@ static enum sky_guarantee probe(struct objstore *o, const char *container, const
         sky_err_clear(&e);
         rc = pr->put(o->p, container, pk, "", -1, 0, &nw, NULL, pk, &e);
         if (rc == 0) {
-            snprintf(why, size, "the server ignores If-None-Match");
+            snprintf(why, size, "the server ignores %s", new_name(pr));
             g = SKY_GUARD_COMPARE;
         } else if (rc != -ESTALE && rc != -EEXIST) {
-            snprintf(why, size, "the server refuses If-None-Match (%s)", e.msg);
+            snprintf(why, size, "the server refuses %s (%s)", new_name(pr), e.msg);
             g = SKY_GUARD_COMPARE;
         } else {
             g = SKY_GUARD_NATIVE;
@@ -108,15 +127,19 @@ static enum sky_guarantee probe(struct objstore *o, const char *container, const
  * `container`) when nobody has yet. */
 static enum sky_guarantee cond_mode(struct objstore *o, const char *container, const char *key)
 {
-    if (!(o->proto->flags & OBJSTORE_COND))
+    if (!(o->proto->flags & (OBJSTORE_COND | OBJSTORE_COND_NEW)))
         return SKY_GUARD_COMPARE;
     pthread_mutex_lock(&o->cond_lock);
     if (o->cond_state == SKY_GUARD_UNKNOWN) {
         char why[sizeof o->cond_why] = "";
         enum sky_guarantee g = probe(o, container, key, why, sizeof why);
         o->cond_state = g;
+        if (g == SKY_GUARD_NATIVE && !(o->proto->flags & OBJSTORE_COND))
+            new_only_why(o->proto, why, sizeof why);
         snprintf(o->cond_why, sizeof o->cond_why, "%s", why);
-        if (g == SKY_GUARD_NATIVE)
+        if (g == SKY_GUARD_NATIVE && !(o->proto->flags & OBJSTORE_COND))
+            LOG_INFO("%s '%s': %s", o->proto->type, o->name, why);
+        else if (g == SKY_GUARD_NATIVE)
             LOG_INFO("%s '%s': the server checks If-Match and If-None-Match: uploads, "
                      "deletes and renames never overwrite another machine's change",
                      o->proto->type, o->name);
@@ -167,7 +190,8 @@ int os_cond_prepare(struct objstore *o, const struct os_loc *l, const char *key,
 {
     if (!attr || !(attr->expect & (SKY_EXPECT_MATCH | SKY_EXPECT_NONE)))
         return 0;
-    if (cond_mode(o, l->container, key) != SKY_GUARD_NATIVE)
+    if (cond_mode(o, l->container, key) != SKY_GUARD_NATIVE ||
+        ((attr->expect & SKY_EXPECT_MATCH) && !(o->proto->flags & OBJSTORE_COND)))
         return compare(o, l->container, key, attr, false, show, e);
     if (attr->expect & SKY_EXPECT_MATCH)
         nw->if_match = attr->etag;
@@ -225,7 +249,7 @@ int objstore_remove_if(void *ctx, const char *path, const char *etag, struct sky
 int objstore_guarantee(void *ctx, char *why, size_t size)
 {
     struct objstore *o = ctx;
-    if (!(o->proto->flags & OBJSTORE_COND)) {
+    if (!(o->proto->flags & (OBJSTORE_COND | OBJSTORE_COND_NEW))) {
         snprintf(why, size, "%s has no preconditions in skyfs yet: a HEAD compare right "
                  "before each upload", o->proto->type);
         return SKY_GUARD_COMPARE;
@@ -235,5 +259,8 @@ int objstore_guarantee(void *ctx, char *why, size_t size)
     snprintf(why, size, "%s", g == SKY_GUARD_UNKNOWN ? "not found out yet (no upload so far)"
                                                      : o->cond_why);
     pthread_mutex_unlock(&o->cond_lock);
+    /* only new files are protected natively: the weaker guarantee stands */
+    if (g == SKY_GUARD_NATIVE && !(o->proto->flags & OBJSTORE_COND))
+        g = SKY_GUARD_COMPARE;
     return (int)g;
 }

@@ -538,12 +538,16 @@ int s3proto_get(void *p, const char *container, const char *key, const char *if_
 /* ------------------------------------------------------------------ */
 
 /* The preconditions of nw (If-Match / If-None-Match: *) into hs: 0 or
- * -ENOMEM. */
-static int cond_headers(struct http_headers *hs, const char *if_match, bool if_none_match)
+ * -ENOMEM.  GCS's XML API has no If-None-Match on writes: its create-only
+ * precondition is the generation 0 (its proto asks for no If-Match). */
+static int cond_headers(const struct s3proto *s, struct http_headers *hs, const char *if_match,
+                        bool if_none_match)
 {
+    bool gcs = strcmp(s->type, "gcs") == 0;
     if (if_match && *if_match && http_headers_set(hs, "If-Match", if_match) < 0)
         return -ENOMEM;
-    if (if_none_match && http_headers_set(hs, "If-None-Match", "*") < 0)
+    if (if_none_match && http_headers_set(hs, gcs ? "x-goog-if-generation-match" : "If-None-Match",
+                                          gcs ? "0" : "*") < 0)
         return -ENOMEM;
     return 0;
 }
@@ -557,7 +561,7 @@ int s3proto_put(void *p, const char *container, const char *key, const void *mem
     r.bucket = container;
     r.key = key;
     if (new_headers(s, &r.headers, nw) < 0 ||
-        cond_headers(&r.headers, nw->if_match, nw->if_none_match) < 0) {
+        cond_headers(s, &r.headers, nw->if_match, nw->if_none_match) < 0) {
         http_headers_free(&r.headers);
         return oom(e);
     }
@@ -905,7 +909,7 @@ int s3proto_mpu_complete(void *up, uint64_t nparts, int fd, uint64_t size,
     r.body = body;
     r.body_len = strlen(body);
     http_headers_set(&r.headers, "Content-Type", "application/xml");
-    if (cond_headers(&r.headers, m->if_match, m->if_none_match) < 0) {
+    if (cond_headers(s, &r.headers, m->if_match, m->if_none_match) < 0) {
         free(body);
         http_headers_free(&r.headers);
         return oom(e);

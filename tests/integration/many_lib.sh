@@ -89,10 +89,10 @@ many_own_changes() {
     local m=$1 v=$2 f
     mkdir -p "$m/c/own/sub" || die "cannot make own/sub"
     for f in rm put sub/rm keep; do
-        printf "own-$f" >"$m/c/own/$f.txt" || die "cannot write own/$f.txt"
+        printf 'own-%s' "$f" >"$m/c/own/$f.txt" || die "cannot write own/$f.txt"
     done
     for f in chmod utime xattr mv; do
-        printf "own-$f" >"$m/c/$f-own.txt" || die "cannot write $f-own.txt"
+        printf 'own-%s' "$f" >"$m/c/$f-own.txt" || die "cannot write $f-own.txt"
     done
     # the mount reads them all: the cache holds their versions (and blocks)
     for f in rm put sub/rm keep; do

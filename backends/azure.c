@@ -765,6 +765,23 @@ static int new_headers(const struct objstore_new *nw, const char *type_header,
     return meta_to_headers(nw->meta, hs);
 }
 
+/* Preconditions for a write of container/blob: If-Match the version
+ * named (an alias of this process's own metadata edits resolved to the
+ * blob's current ETag), If-None-Match: *.  0 or -ENOMEM. */
+static int cond_headers(struct az *a, const char *container, const char *blob,
+                        const char *if_match, bool if_none_match, struct http_headers *hs)
+{
+    if (if_match && *if_match) {
+        char current[SKY_ETAG_MAX];
+        alias_resolve(a, container, blob, if_match, current);
+        if (add_if_match(hs, "If-Match", current) < 0)
+            return -ENOMEM;
+    }
+    if (if_none_match && http_headers_set(hs, "If-None-Match", "*") < 0)
+        return -ENOMEM;
+    return 0;
+}
+
 static int az_put(void *p, const char *container, const char *key, const void *mem, int fd,
                   uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
                   const char *show, struct sky_err *e)
@@ -776,7 +793,8 @@ static int az_put(void *p, const char *container, const char *key, const void *m
     r.body_fd = mem ? -1 : fd;
     r.body_len = size;
     if (http_headers_set(&r.headers, "x-ms-blob-type", "BlockBlob") < 0 ||
-        new_headers(nw, "Content-Type", &r.headers) < 0) {
+        new_headers(nw, "Content-Type", &r.headers) < 0 ||
+        cond_headers(a, container, key, nw->if_match, nw->if_none_match, &r.headers) < 0) {
         http_headers_free(&r.headers);
         return oom(e);
     }
@@ -800,6 +818,8 @@ struct az_upload {
     char *content_type;
     struct http_headers meta;
     char tag[AZ_TAG_LEN + 1];
+    char if_match[SKY_ETAG_MAX];    /* Put Block List's preconditions ("": none) */
+    bool if_none_match;
 };
 
 static void upload_free(struct az_upload *u)
@@ -864,6 +884,9 @@ static int az_mpu_begin(void *p, const char *container, const char *key,
         return oom(e);
     }
     upload_tag(u->tag);
+    if (nw->if_match)
+        snprintf(u->if_match, sizeof u->if_match, "%s", nw->if_match);
+    u->if_none_match = nw->if_none_match;
     *up = u;
     return 0;
 }
@@ -958,9 +981,11 @@ static int az_mpu_complete(void *up, uint64_t nparts, int fd, uint64_t size,
     req_init(&r, "PUT", u->container, u->blob, "comp=blocklist");
     r.body = xml;
     r.body_len = strlen(xml);
-    struct objstore_new nw = { u->content_type, &u->meta, NULL };
+    struct objstore_new nw = { u->content_type, &u->meta, NULL, NULL, false };
     if (http_headers_set(&r.headers, "Content-Type", "application/xml") < 0 ||
-        new_headers(&nw, "x-ms-blob-content-type", &r.headers) < 0) {
+        new_headers(&nw, "x-ms-blob-content-type", &r.headers) < 0 ||
+        cond_headers(u->a, u->container, u->blob, u->if_match, u->if_none_match,
+                     &r.headers) < 0) {
         http_headers_free(&r.headers);
         free(xml);
         return oom(e);
@@ -1364,6 +1389,29 @@ static int az_set_meta(void *p, const char *container, const char *key, uint64_t
     return 0;
 }
 
+/* Delete Blob only while it has ETag if_match (If-Match): a 412 is
+ * -ESTALE, and nothing is deleted. */
+static int az_remove_match(void *p, const char *container, const char *key,
+                           const char *if_match, const char *show, struct sky_err *e)
+{
+    struct az *a = p;
+    struct az_req r;
+    req_init(&r, "DELETE", container, key, NULL);
+    if (http_headers_set(&r.headers, "x-ms-delete-snapshots", "include") < 0 ||
+        cond_headers(a, container, key, if_match, false, &r.headers) < 0) {
+        http_headers_free(&r.headers);
+        return oom(e);
+    }
+    struct http_response resp;
+    int rc = az_do(a, &r, &resp, e);
+    if (rc < 0)
+        return az_fail_transport(a, "DELETE", show, rc, e);
+    if (!status_ok(resp.status))
+        rc = az_fail_resp(a, "DELETE", show, &resp, e);
+    http_response_free(&resp);
+    return rc;
+}
+
 /* Delete Blob.  A 404 to a retried DELETE is the first attempt's success
  * (its answer was lost): the blob is gone, as asked. */
 static int az_remove(void *p, const char *container, const char *key, const char *show,
@@ -1582,7 +1630,7 @@ static const struct objstore_codec az_codec = {
 static const struct objstore_proto az_proto = {
     .type = "azure",
     .container_key = "container",
-    .flags = OBJSTORE_LIST_META | OBJSTORE_ACCOUNT,
+    .flags = OBJSTORE_LIST_META | OBJSTORE_ACCOUNT | OBJSTORE_COND,
     .codec = &az_codec,
     .put_max = AZ_PUT_BLOB_MAX,
     .part_size = AZ_BLOCK_SIZE,
@@ -1603,6 +1651,7 @@ static const struct objstore_proto az_proto = {
     .compose = az_compose,
     .set_meta = az_set_meta,
     .remove = az_remove,
+    .remove_match = az_remove_match,
     .remove_batch = NULL,
     .container_head = az_container_head,
     .container_create = az_container_create,

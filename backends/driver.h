@@ -151,6 +151,34 @@ struct sky_attr {
     /* Version token: must change whenever the content changes (ETag,
      * generation, or mtime+size for filesystems).  "" for directories. */
     char etag[SKY_ETAG_MAX];
+    /* Input to write() and upload_begin() only (see PRECONDITIONS below;
+     * 0 elsewhere and in every output): SKY_EXPECT_* bits. */
+    unsigned expect;
+};
+
+/* PRECONDITIONS (issue 17: many machines, one cloud).  Bits of
+ * sky_attr.expect, given to write() and upload_begin() by a caller that
+ * knows which version the new content replaces:
+ *   SKY_EXPECT_MATCH  path must still hold the version attr->etag (in the
+ *                     form this driver reported it);
+ *   SKY_EXPECT_NONE   nothing may be at path yet.
+ * When the cloud holds something else (another machine changed, created
+ * or deleted the file since), the call changes nothing and returns
+ * -ESTALE with a message that says so.  A driver with SKY_CAP_CONDITIONAL
+ * checks them itself, with the cloud's own preconditions where it has
+ * them (If-Match / If-None-Match, generations...) and else with a compare
+ * right before the final step (a head, a stat before the rename); fs/
+ * compares with stat() before calling a driver without it.  A streamed
+ * upload checks them at upload_finish (the precondition of upload_begin). */
+#define SKY_EXPECT_MATCH 0x1u
+#define SKY_EXPECT_NONE  0x2u
+
+/* How a driver checks preconditions, as guarantee() reports it. */
+enum sky_guarantee {
+    SKY_GUARD_UNKNOWN = 0,  /* not found out yet (no conditional call made) */
+    SKY_GUARD_NATIVE,       /* the server checks them atomically */
+    SKY_GUARD_COMPARE,      /* a compare right before the change: a short window in
+                             * which another machine's change can still be lost */
 };
 
 /* One item of an object's user metadata.  `key` is the name the xattr
@@ -280,6 +308,7 @@ struct sky_key {
 #define SKY_CAP_RENAME_DIR 0x1u  /* rename of a directory is one cheap call */
 #define SKY_CAP_HARDLINK   0x2u  /* link() makes a second name of one file */
 #define SKY_CAP_CONTENT_TYPE 0x4u /* objects carry a content type (see NEW OBJECTS' METADATA) */
+#define SKY_CAP_CONDITIONAL 0x8u /* write/upload_begin honour attr->expect (PRECONDITIONS) */
 
 struct sky_driver {
     const char *type;               /* value of `type =` in the config */
@@ -402,6 +431,18 @@ struct sky_driver {
     /* Delete one file, symlink or special file (one name of it, where the
      * file has several). */
     int (*remove)(void *ctx, const char *path, struct sky_err *e);
+
+    /* Optional (PRECONDITIONS): delete file `path` only while it holds the
+     * version `etag` (never ""): -ESTALE, deleting nothing, when it holds
+     * another (-ENOENT when nothing is there).  NULL: fs/ compares with
+     * stat() and then calls remove. */
+    int (*remove_if)(void *ctx, const char *path, const char *etag, struct sky_err *e);
+
+    /* Optional: how this cloud checks preconditions now
+     * (enum sky_guarantee), with a short reason for the weaker ones in
+     * why[0..size) ("the server ignores If-Match").  NULL: fs/ compares
+     * itself (SKY_GUARD_COMPARE). */
+    int (*guarantee)(void *ctx, char *why, size_t size);
 
     /* Create an empty directory (a marker object on object stores).
      * -EEXIST if something is already there. */

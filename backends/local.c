@@ -510,6 +510,33 @@ static int open_parent(struct local *l, const char *path, const char **base)
     return fd;
 }
 
+/* The precondition of a write (driver.h PRECONDITIONS), checked right
+ * before the final rename: does `base` in dfd hold what attr expects?
+ * 0, or -ESTALE naming what another writer did.  SKY_EXPECT_NONE is
+ * checked again, atomically, by the rename itself (RENAME_NOREPLACE). */
+static int check_expect(struct local *l, int dfd, const char *base, const char *path,
+                        const struct sky_attr *attr, struct sky_err *e)
+{
+    if (!attr || !(attr->expect & (SKY_EXPECT_MATCH | SKY_EXPECT_NONE)))
+        return 0;
+    struct stat st;
+    bool there = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    const char *what = NULL;
+    if ((attr->expect & SKY_EXPECT_NONE) && there) {
+        what = "created";
+    } else if (attr->expect & SKY_EXPECT_MATCH) {
+        struct sky_attr now;
+        if (!there)
+            what = "deleted";
+        else if (attr_from_stat(&st, &now), strcmp(now.etag, attr->etag) != 0)
+            what = "changed";
+    }
+    if (!what)
+        return 0;
+    return sky_fail(e, ESTALE, "local cloud '%s': write \"%s\": %s since this machine last "
+                    "saw it (another writer changed it)", l->name, path, what);
+}
+
 /* A file with several names (hard links) is rewritten where it is, so
  * that every name keeps seeing it (a renamed copy would be a new inode). */
 static int write_in_place(struct local *l, int dfd, const char *base, const char *path, int src,
@@ -545,7 +572,9 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
     struct stat old_st;
     if (fstatat(dfd, base, &old_st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old_st.st_mode) &&
         old_st.st_nlink > 1) {
-        int rc = write_in_place(l, dfd, base, path, src, size, attr, out, e);
+        int rc = check_expect(l, dfd, base, path, attr, e);
+        if (rc == 0)
+            rc = write_in_place(l, dfd, base, path, src, size, attr, out, e);
         close(dfd);
         return rc;
     }
@@ -563,9 +592,17 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
         copy_user_xattrs(old, fd);
         close(old);
     }
-    if (copy_sparse(src, fd, size) != 0 || apply_attr(fd, attr) != 0 ||
-        renameat(dfd, tmp, dfd, base) != 0) {
+    bool none = attr && (attr->expect & SKY_EXPECT_NONE);
+    if (copy_sparse(src, fd, size) != 0 || apply_attr(fd, attr) != 0) {
         rc = fail_errno(l, e, "write", path);
+        unlinkat(dfd, tmp, 0);
+    } else if ((rc = check_expect(l, dfd, base, path, attr, e)) != 0) {
+        unlinkat(dfd, tmp, 0);
+    } else if (renameat2(dfd, tmp, dfd, base, none ? RENAME_NOREPLACE : 0) != 0) {
+        rc = errno == EEXIST && none
+                 ? sky_fail(e, ESTALE, "local cloud '%s': write \"%s\": created since this "
+                            "machine last saw it (another writer made it)", l->name, path)
+                 : fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);
     } else {
         struct stat st;
@@ -719,6 +756,41 @@ static int local_remove(void *ctx, const char *path, struct sky_err *e)
     int rc = at_open(l, path, &at) ? -1 : unlinkat(at.dfd, at.name, 0);
     at_close(&at);
     return rc == 0 ? 0 : fail_errno(l, e, "delete", path);
+}
+
+/* Delete path only while it holds version etag: a stat compare right
+ * before the unlink (a filesystem has no conditional unlink). */
+static int local_remove_if(void *ctx, const char *path, const char *etag, struct sky_err *e)
+{
+    struct local *l = ctx;
+    struct at at;
+    if (at_open(l, path, &at) != 0) {
+        at_close(&at);
+        return fail_errno(l, e, "delete", path);
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstatat(at.dfd, at.name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        rc = fail_errno(l, e, "delete", path);
+    } else if (etag && *etag) {
+        struct sky_attr now;
+        attr_from_stat(&st, &now);
+        if (strcmp(now.etag, etag) != 0)
+            rc = sky_fail(e, ESTALE, "local cloud '%s': delete \"%s\": changed since this "
+                          "machine last saw it (another writer changed it)", l->name, path);
+    }
+    if (rc == 0 && unlinkat(at.dfd, at.name, 0) != 0)
+        rc = fail_errno(l, e, "delete", path);
+    at_close(&at);
+    return rc;
+}
+
+static int local_guarantee(void *ctx, char *why, size_t size)
+{
+    (void)ctx;
+    snprintf(why, size, "a stat compare right before the final rename or unlink (a "
+             "filesystem has no conditional rename)");
+    return SKY_GUARD_COMPARE;
 }
 
 /* Give a new node at `at` the exact mode (the *at() calls apply our umask)
@@ -984,7 +1056,7 @@ const struct sky_driver sky_driver_local = {
     .type = "local",
     .summary = "a directory on this machine",
     .keys = local_keys,
-    .caps = SKY_CAP_RENAME_DIR | SKY_CAP_HARDLINK,
+    .caps = SKY_CAP_RENAME_DIR | SKY_CAP_HARDLINK | SKY_CAP_CONDITIONAL,
     .open = local_open,
     .close = local_close,
     .list = local_list,
@@ -993,6 +1065,8 @@ const struct sky_driver sky_driver_local = {
     .write = local_write,
     .write_delta = local_write_delta,
     .remove = local_remove,
+    .remove_if = local_remove_if,
+    .guarantee = local_guarantee,
     .mkdir = local_mkdir,
     .rmdir = local_rmdir,
     .mknod = local_mknod,

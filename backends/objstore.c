@@ -1146,6 +1146,7 @@ void objstore_close(void *ctx)
     links_free(o);
     linkprobe_free(o->probe);
     pthread_mutex_destroy(&o->links_lock);
+    pthread_mutex_destroy(&o->cond_lock);
     free(o->name);
     free(o->container);
     free(o->prefix);
@@ -1163,6 +1164,7 @@ int objstore_open(const struct objstore_proto *proto, const struct sky_cloud_con
     o->proto = proto;
     o->codec = proto->codec;
     pthread_mutex_init(&o->links_lock, NULL);
+    pthread_mutex_init(&o->cond_lock, NULL);
     int rc = !(proto->flags & OBJSTORE_LIST_META) && sky_cloud_bool(cfg, "symlinks", true) &&
                      linkprobe_new(&o->probe) < 0
                  ? os_oom(e) : 0;

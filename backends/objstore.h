@@ -158,6 +158,15 @@ struct objstore_new {
                                      * core keeps it within codec->meta_max */
     const struct http_headers *keep;/* NULL, or the `keep` headers of the object's
                                      * head, to send as they are */
+    /* Preconditions of put and of a large upload's completion (the
+     * mpu handle keeps them from mpu_begin), given only to a protocol
+     * with OBJSTORE_COND: if_match non-NULL: the key must still hold
+     * that ETag (If-Match); if_none_match: nothing may be at the key
+     * (If-None-Match: *).  A failed one is -ESTALE; a key that is gone
+     * under if_match may be -ESTALE or -ENOENT.  Ignored by copy and
+     * set_meta (they have their own if_match). */
+    const char *if_match;
+    bool if_none_match;
 };
 
 /* ------------------------------------------------------------------ */
@@ -252,11 +261,24 @@ struct objstore_where {
                                      * then a prefix) hides a file of the same name,
                                      * with a warning (blobfuse2's "dir" marker is
                                      * listed beside the prefix "dir/") */
+#define OBJSTORE_COND      0x8u     /* put and mpu_complete send objstore_new's
+                                     * preconditions (the core still probes once per
+                                     * cloud whether the server honours them, and
+                                     * compares with a head where it does not) */
+#define OBJSTORE_COND_NEW  0x10u    /* put and mpu_complete send objstore_new's
+                                     * if_none_match only: the server has a create-only
+                                     * precondition (Swift's If-None-Match: *, GCS's
+                                     * x-goog-if-generation-match: 0) but no If-Match
+                                     * on writes; probed like OBJSTORE_COND, and a
+                                     * replacement or delete compares with a head */
 
 struct objstore_proto {
     const char *type;               /* "s3": the first word of every message */
     const char *container_key;      /* config key naming the container: "bucket" */
     unsigned flags;                 /* OBJSTORE_* above */
+    /* OBJSTORE_COND_NEW: the create-only precondition's name in messages
+     * ("If-None-Match: *"; NULL: that) */
+    const char *cond_new_name;
     const struct objstore_codec *codec;
 
     /* Sizes.  put_max: largest object sent with one put (larger files use
@@ -392,6 +414,12 @@ struct objstore_proto {
     int (*remove)(void *p, const char *container, const char *key, const char *show,
                   struct sky_err *e);
 
+    /* Optional: delete the object only while it has ETag if_match
+     * (Azure's If-Match on Delete Blob): -ESTALE when it has another.
+     * NULL: the core compares with a head right before remove. */
+    int (*remove_match)(void *p, const char *container, const char *key, const char *if_match,
+                        const char *show, struct sky_err *e);
+
     /* Optional: delete keys[0..n) (n <= batch_max) in one request; fails
      * when any key could not be deleted (a key already gone is fine).
      * NULL: the core deletes one by one. */
@@ -468,6 +496,8 @@ int objstore_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
                            struct sky_attr *out, struct sky_err *e);
 void objstore_upload_abort(void *up);
 int objstore_remove(void *ctx, const char *path, struct sky_err *e);
+int objstore_remove_if(void *ctx, const char *path, const char *etag, struct sky_err *e);
+int objstore_guarantee(void *ctx, char *why, size_t size);
 int objstore_mkdir(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e);
 int objstore_mknod(void *ctx, const char *path, const struct sky_attr *attr,
                    struct sky_attr *out, struct sky_err *e);
@@ -512,18 +542,22 @@ void objstore_set_known_kinds(void *ctx, sky_known_kind_fn fn, void *arg);
  * part_size_ is a constant equal to the protocol's part_size (the size
  * of a streamed upload's parts, driver.h upload_part_size).  Every object
  * store carries content types (SKY_CAP_CONTENT_TYPE) and renames
- * directories key by key (no SKY_CAP_RENAME_DIR). */
+ * directories key by key (no SKY_CAP_RENAME_DIR); every one honours
+ * preconditions (SKY_CAP_CONDITIONAL: natively with OBJSTORE_COND where
+ * the server does, else by a head compare). */
 #define OBJSTORE_DRIVER(type_, summary_, keys_, open_, part_size_)                          \
     {                                                                                        \
         .type = (type_), .summary = (summary_), .keys = (keys_),                             \
-        .caps = SKY_CAP_CONTENT_TYPE, .open = (open_), .close = objstore_close,              \
+        .caps = SKY_CAP_CONTENT_TYPE | SKY_CAP_CONDITIONAL, .open = (open_),                \
+        .close = objstore_close,                                                             \
         .list = objstore_list, .list_tree = objstore_list_tree, .stat = objstore_stat,       \
         .read = objstore_read, .write = objstore_write,                                      \
         .write_delta = objstore_write_delta,                                                 \
         .upload_part_size = (part_size_),                                                    \
         .upload_begin = objstore_upload_begin, .upload_part = objstore_upload_part,          \
         .upload_finish = objstore_upload_finish, .upload_abort = objstore_upload_abort,      \
-        .remove = objstore_remove, .mkdir = objstore_mkdir, .mknod = objstore_mknod,         \
+        .remove = objstore_remove, .remove_if = objstore_remove_if,                          \
+        .guarantee = objstore_guarantee, .mkdir = objstore_mkdir, .mknod = objstore_mknod,   \
         .rmdir = objstore_rmdir, .rename = objstore_rename, .set_attr = objstore_set_attr,   \
         .symlink = objstore_symlink, .readlink = objstore_readlink,                           \
         .getxattr = objstore_getxattr, .setxattr = objstore_setxattr,                        \

@@ -65,7 +65,7 @@ static int put_marker(struct objstore *o, const struct os_loc *l, const struct s
         return os_oom(e);
     }
     struct objstore_new nw = { c->marker_type ? c->marker_type : "application/octet-stream",
-                               &meta, NULL };
+                               &meta, NULL, NULL, false };
     rc = o->proto->put(o->p, l->container, mkey, "", -1, 0, &nw, NULL, show, e);
     http_headers_free(&meta);
     free(mkey);
@@ -170,7 +170,7 @@ int objstore_symlink(void *ctx, const char *path, const char *target,
         os_loc_free(&l);
         return os_oom(e);
     }
-    struct objstore_new nw = { "application/octet-stream", &meta, NULL };
+    struct objstore_new nw = { "application/octet-stream", &meta, NULL, NULL, false };
     char etag[SKY_ETAG_MAX] = "";
     rc = *l.key ? o->proto->put(o->p, l.container, l.key, target, -1, strlen(target), &nw,
                                 etag, show, e)
@@ -215,7 +215,7 @@ int objstore_mknod(void *ctx, const char *path, const struct sky_attr *attr,
         os_loc_free(&l);
         return os_oom(e);
     }
-    struct objstore_new nw = { "application/octet-stream", &meta, NULL };
+    struct objstore_new nw = { "application/octet-stream", &meta, NULL, NULL, false };
     char etag[SKY_ETAG_MAX] = "";
     rc = *l.key ? o->proto->put(o->p, l.container, l.key, "", -1, 0, &nw, etag, show, e)
                 : OS_FAIL(o, e, EPERM, "mknod %s: a %s cannot be a special file", show,

@@ -224,7 +224,7 @@ static int try_compose(struct objstore *o, const struct os_loc *l, const char *s
         free(dirty);
         return os_oom(e);
     }
-    struct objstore_new nw = { os_content_type(meta), &hm, NULL };
+    struct objstore_new nw = { os_content_type(meta), &hm, NULL, NULL, false };
     uint64_t sent = 0;
     struct sky_err ce = { 0 };
     rc = pr->compose(o->p, l->container, l->key, d->base_etag, base_size, dirty, ndirty, fd,

@@ -6,7 +6,8 @@
  * objstore_dirs.c (mkdir, rmdir, remove, symlinks, special files,
  * rename and tree moves), objstore_meta.c (the metadata codec plumbing:
  * attributes from and to user metadata, set_attr, xattrs),
- * objstore_upload.c (write, large and streamed uploads).  Only those
+ * objstore_upload.c (write, large and streamed uploads), objstore_cond.c
+ * (preconditions: the probe, head compares, conditional deletes).  Only those
  * files (and the unit tests) include this header; protocol modules use
  * objstore.h alone.
  */
@@ -61,6 +62,12 @@ struct objstore {
     /* Incremental uploads (objstore_incr.c): OS_INCR_* bits of the
      * reasons for a whole upload already logged for this cloud. */
     atomic_uint incr_logged;
+    /* How preconditions are checked (objstore_cond.c): found out once, by
+     * a probe at the first conditional call (cond_lock held while it
+     * runs); cond_why says why a compare is used. */
+    pthread_mutex_t cond_lock;
+    enum sky_guarantee cond_state;
+    char cond_why[256];
 };
 
 /* Where a path lives: container ("" for the account root) and key. */
@@ -152,5 +159,18 @@ int os_file_meta(const struct objstore *o, const char *show, struct http_headers
  * with metadata a. */
 void os_file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t size,
                       const char *etag);
+
+/* ---- objstore_cond.c ---- */
+/* The preconditions attr->expect asks of a write to l (key) into *nw when
+ * the server checks them; else compared now with a head (-ESTALE when
+ * the key holds another version).  attr may be NULL (none). */
+int os_cond_prepare(struct objstore *o, const struct os_loc *l, const char *key,
+                    const struct sky_attr *attr, struct objstore_new *nw, const char *show,
+                    struct sky_err *e);
+/* The result rc of a write made with attr's preconditions, with the
+ * answers that mean "another version is there" (a gone key under
+ * If-Match, an existing one under If-None-Match) turned into -ESTALE. */
+int os_cond_result(struct objstore *o, const struct sky_attr *attr, int rc, const char *show,
+                   struct sky_err *e);
 
 #endif

@@ -564,7 +564,7 @@ static int put_dir_marker(struct objstore *o, const struct os_loc *l, struct htt
         return os_oom(e);
     int rc = named && http_headers_set(meta, c->folder_flag, "true") < 0 ? os_oom(e) : 0;
     struct objstore_new nw = { c->marker_type ? c->marker_type : "application/octet-stream",
-                               meta, NULL };
+                               meta, NULL, NULL, false };
     if (rc == 0)
         rc = o->proto->put(o->p, l->container, key, "", -1, 0, &nw, NULL, show, e);
     free(key);
@@ -578,7 +578,7 @@ static int rewrite_meta(struct objstore *o, const struct os_loc *l, const char *
                         const struct http_headers *meta, const struct http_headers *keep,
                         char *etag_out, const char *show, struct sky_err *e)
 {
-    struct objstore_new nw = { type ? type : "application/octet-stream", meta, keep };
+    struct objstore_new nw = { type ? type : "application/octet-stream", meta, keep, NULL, false };
     if (o->proto->set_meta)
         return o->proto->set_meta(o->p, l->container, key, size, etag, &nw, etag_out, show, e);
     return o->proto->copy(o->p, l->container, key, l->container, key, size, etag, &nw,

@@ -138,10 +138,14 @@ int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
         os_loc_free(&l);
         return os_oom(e);
     }
-    struct objstore_new nw = { os_content_type(meta), &hm, NULL };
+    struct objstore_new nw = { os_content_type(meta), &hm, NULL, NULL, false };
     char etag[SKY_ETAG_MAX] = "";
-    os_links_drop(o, l.container, l.key);
-    rc = os_store(o, &l, l.key, NULL, fd, size, &nw, etag, show, e);
+    rc = os_cond_prepare(o, &l, l.key, attr, &nw, show, e);
+    if (rc == 0) {
+        os_links_drop(o, l.container, l.key);
+        rc = os_store(o, &l, l.key, NULL, fd, size, &nw, etag, show, e);
+        rc = os_cond_result(o, attr, rc, show, e);
+    }
     http_headers_free(&hm);
     os_loc_free(&l);
     if (rc < 0)
@@ -158,7 +162,10 @@ struct os_stream {
     struct objstore *o;
     struct os_loc l;
     char show[OS_SHOW_MAX];
-    struct sky_attr begun;          /* metadata sent when it began */
+    struct sky_attr begun;          /* metadata sent when it began; its expect and
+                                     * etag: the preconditions (driver.h) */
+    bool compare_at_end;            /* checked by a head before completing, not by
+                                     * the server */
     struct sky_objmeta meta;        /* content type and user items, likewise */
     void *up;                       /* the protocol's upload */
 };
@@ -199,8 +206,16 @@ int objstore_upload_begin(void *ctx, const char *path, const struct sky_attr *at
     if (rc < 0)
         rc = os_oom(e);
     else {
-        struct objstore_new nw = { os_content_type(&st->meta), &hm, NULL };
-        rc = o->proto->mpu_begin(o->p, st->l.container, st->l.key, &nw, &st->up, st->show, e);
+        struct objstore_new nw = { os_content_type(&st->meta), &hm, NULL, NULL, false };
+        /* the server checks the preconditions at completion; else (a
+         * compare made now says nothing of the end) compare there */
+        if (st->begun.expect & (SKY_EXPECT_MATCH | SKY_EXPECT_NONE)) {
+            rc = os_cond_prepare(o, &st->l, st->l.key, &st->begun, &nw, st->show, e);
+            st->compare_at_end = rc == 0 && !nw.if_match && !nw.if_none_match;
+        }
+        if (rc == 0)
+            rc = o->proto->mpu_begin(o->p, st->l.container, st->l.key, &nw, &st->up,
+                                     st->show, e);
         if (rc < 0)
             st->up = NULL;
     }
@@ -287,7 +302,13 @@ int objstore_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
     struct os_stream *st = up;
     struct objstore *o = st->o;
     char etag[SKY_ETAG_MAX] = "";
-    int rc = stream_complete(st, fd, nparts, size, etag, e);
+    int rc = 0;
+    if (st->compare_at_end)
+        rc = os_cond_prepare(o, &st->l, st->l.key, &st->begun, &(struct objstore_new){0},
+                             st->show, e);
+    if (rc == 0)
+        rc = os_cond_result(o, &st->begun, stream_complete(st, fd, nparts, size, etag, e),
+                            st->show, e);
     if (rc < 0) {
         stream_free(st);
         return rc;
@@ -304,7 +325,7 @@ int objstore_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
         if (os_file_meta(o, st->show, &hm, &a, meta) < 0) {
             rc = os_oom(e);
         } else {
-            struct objstore_new nw = { os_content_type(meta), &hm, NULL };
+            struct objstore_new nw = { os_content_type(meta), &hm, NULL, NULL, false };
             rc = o->proto->set_meta
                      ? o->proto->set_meta(o->p, st->l.container, st->l.key, size, etag, &nw,
                                           copied, st->show, e)

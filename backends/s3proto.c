@@ -542,6 +542,21 @@ int s3proto_get(void *p, const char *container, const char *key, const char *if_
 /* PUT                                                                 */
 /* ------------------------------------------------------------------ */
 
+/* The preconditions of nw (If-Match / If-None-Match: *) into hs: 0 or
+ * -ENOMEM.  GCS's XML API has no If-None-Match on writes: its create-only
+ * precondition is the generation 0 (its proto asks for no If-Match). */
+static int cond_headers(const struct s3proto *s, struct http_headers *hs, const char *if_match,
+                        bool if_none_match)
+{
+    bool gcs = strcmp(s->type, "gcs") == 0;
+    if (if_match && *if_match && http_headers_set(hs, "If-Match", if_match) < 0)
+        return -ENOMEM;
+    if (if_none_match && http_headers_set(hs, gcs ? "x-goog-if-generation-match" : "If-None-Match",
+                                          gcs ? "0" : "*") < 0)
+        return -ENOMEM;
+    return 0;
+}
+
 int s3proto_put(void *p, const char *container, const char *key, const void *mem, int fd,
                 uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
                 const char *show, struct sky_err *e)
@@ -550,7 +565,8 @@ int s3proto_put(void *p, const char *container, const char *key, const void *mem
     struct s3_req r = S3_REQ("PUT");
     r.bucket = container;
     r.key = key;
-    if (new_headers(s, &r.headers, nw) < 0) {
+    if (new_headers(s, &r.headers, nw) < 0 ||
+        cond_headers(s, &r.headers, nw->if_match, nw->if_none_match) < 0) {
         http_headers_free(&r.headers);
         return oom(e);
     }
@@ -580,6 +596,8 @@ struct mpu {
     pthread_mutex_t lock;       /* guards etags and cap */
     char (*etags)[SKY_ETAG_MAX];
     uint64_t cap, nparts;
+    char if_match[SKY_ETAG_MAX];/* the completion's preconditions ("" / false: none) */
+    bool if_none_match;
 };
 
 static void mpu_free(struct mpu *m)
@@ -671,6 +689,9 @@ int s3proto_mpu_begin(void *p, const char *container, const char *key,
     if (!m)
         return oom(e);
     struct http_headers hdrs = {0};
+    if (nw->if_match)
+        snprintf(m->if_match, sizeof m->if_match, "%s", nw->if_match);
+    m->if_none_match = nw->if_none_match;
     int rc = new_headers(s, &hdrs, nw) < 0 ? oom(e) : mpu_create(m, &hdrs, e);
     http_headers_free(&hdrs);
     if (rc < 0) {
@@ -897,6 +918,11 @@ int s3proto_mpu_complete(void *up, uint64_t nparts, int fd, uint64_t size,
     r.body = body;
     r.body_len = strlen(body);
     http_headers_set(&r.headers, "Content-Type", "application/xml");
+    if (cond_headers(s, &r.headers, m->if_match, m->if_none_match) < 0) {
+        free(body);
+        http_headers_free(&r.headers);
+        return oom(e);
+    }
     struct http_response resp;
     rc = s3_send(s, &r, &resp, m->show, e);
     free(body);

@@ -658,6 +658,40 @@ static int rename_over(struct sftp_cloud *s, struct sftp_conn *c, const char *fr
     return op_fail(s, c, e, op, path);
 }
 
+/* The preconditions of attr (driver.h PRECONDITIONS), checked with a stat
+ * of rp right before the final rename: SFTP has no conditional rename, so
+ * a change landing between the two can still be overwritten (the weaker
+ * guarantee sftp_guarantee reports). */
+static int check_expect(struct sftp_cloud *s, struct sftp_conn *c, const char *rp,
+                        const struct sky_attr *attr, const char *path, struct sky_err *e)
+{
+    if (!(attr->expect & (SKY_EXPECT_MATCH | SKY_EXPECT_NONE)))
+        return 0;
+    struct sky_attr now;
+    int rc = lstat_remote(s, c, rp, path, &now, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        if (!(attr->expect & SKY_EXPECT_MATCH))
+            return 0;
+        return sky_fail(e, ESTALE, "sftp '%s': \"%s\" was deleted since this machine last saw "
+                        "it", cloud_name(s), path);
+    }
+    if (rc)
+        return rc;
+    if ((attr->expect & SKY_EXPECT_MATCH) && strcmp(now.etag, attr->etag) == 0)
+        return 0;
+    return sky_fail(e, ESTALE, "sftp '%s': \"%s\" was %s since this machine last saw it",
+                    cloud_name(s), path, (attr->expect & SKY_EXPECT_NONE) ? "created" : "changed");
+}
+
+static int sftp_guarantee(void *ctx, char *why, size_t size)
+{
+    (void)ctx;
+    snprintf(why, size, "a stat compare right before the final rename or the delete (SFTP "
+             "has no conditional rename)");
+    return SKY_GUARD_COMPARE;
+}
+
 static int op_write(struct sftp_cloud *s, struct sftp_conn *c, void *arg, struct sky_err *e)
 {
     struct write_args *wa = arg;
@@ -692,6 +726,8 @@ static int op_write(struct sftp_cloud *s, struct sftp_conn *c, void *arg, struct
         rc = lstat_remote(s, c, tmp, wa->path, &cur, e);
     if (rc == 0)
         rc = set_remote_attr(s, c, tmp, wa->path, &want, which, &cur, true, e);
+    if (rc == 0)
+        rc = check_expect(s, c, rp, wa->attr, wa->path, e);
     if (rc == 0)
         rc = rename_over(s, c, tmp, rp, "write (rename into place)", wa->path, e);
     if (rc == 0)
@@ -1003,7 +1039,7 @@ const struct sky_driver sky_driver_sftp = {
     .type = "sftp",
     .summary = "a directory on an SSH server (SFTP)",
     .keys = sftp_keys,
-    .caps = SKY_CAP_RENAME_DIR,
+    .caps = SKY_CAP_RENAME_DIR | SKY_CAP_CONDITIONAL,
     .open = sftp_open_cloud,
     .close = sftp_close_cloud,
     .list = sftp_list,
@@ -1018,4 +1054,5 @@ const struct sky_driver sky_driver_sftp = {
     .symlink = sftp_symlink_path,
     .readlink = sftp_readlink_path,
     .statfs = sftp_statfs_cloud,
+    .guarantee = sftp_guarantee,
 };

@@ -179,6 +179,10 @@ int swift_new_headers(struct swift *s, struct http_headers *hs, const struct obj
     if (nw->keep)
         for (size_t i = 0; i < nw->keep->n; i++)
             rc |= http_headers_set(hs, nw->keep->h[i].name, nw->keep->h[i].value);
+    /* a new file (OBJSTORE_COND_NEW): nothing may be there yet; Swift has
+     * no If-Match on PUT, so the core compares before a replacement */
+    if (nw->if_none_match)
+        rc |= http_headers_set(hs, "If-None-Match", "*");
     return rc ? -ENOMEM : 0;
 }
 
@@ -1163,7 +1167,8 @@ void swift_moved_forget(struct swift *s, const char *container, const char *key)
 static const struct objstore_proto swift_proto = {
     .type = "swift",
     .container_key = "container",
-    .flags = OBJSTORE_ACCOUNT,
+    .flags = OBJSTORE_ACCOUNT | OBJSTORE_COND_NEW,
+    .cond_new_name = "If-None-Match: *",
     .codec = &swift_codec,
     .put_max = SWIFT_PUT_MAX,
     .part_size = SWIFT_SEGMENT_SIZE,

@@ -882,9 +882,20 @@ static char *tmp_name(const char *path)
     return t;
 }
 
+static int wd_move_over(struct wd *w, const char *from, const char *to, bool slash,
+                        bool overwrite, struct sky_err *e);
+
 /* MOVE from -> to, replacing what is at `to`. */
 static int wd_move(struct wd *w, const char *from, const char *to, bool slash,
                    struct sky_err *e)
+{
+    return wd_move_over(w, from, to, slash, true, e);
+}
+
+/* MOVE from -> to; with overwrite false (Overwrite: F) the server refuses
+ * (412) when something is at `to`: -ESTALE, nothing moved. */
+static int wd_move_over(struct wd *w, const char *from, const char *to, bool slash,
+                        bool overwrite, struct sky_err *e)
 {
     char *dest = wd_url(w, to, slash);
     if (!dest)
@@ -893,7 +904,7 @@ static int wd_move(struct wd *w, const char *from, const char *to, bool slash,
     req_init(&r, "MOVE", from);
     r.slash = slash;
     int rc = http_headers_set(&r.headers, "Destination", dest) < 0 ||
-             http_headers_set(&r.headers, "Overwrite", "T") < 0 ? -ENOMEM : 0;
+             http_headers_set(&r.headers, "Overwrite", overwrite ? "T" : "F") < 0 ? -ENOMEM : 0;
     free(dest);
     if (rc < 0) {
         http_headers_free(&r.headers);
@@ -908,6 +919,9 @@ static int wd_move(struct wd *w, const char *from, const char *to, bool slash,
         struct sky_attr a;
         struct sky_err e2 = { 0 };
         rc = stat_etag(w, to, &a, NULL, &e2) == 0 ? 0 : wd_fail_resp(w, "MOVE", from, &resp, e);
+    } else if (!overwrite && resp.status == 412) {
+        rc = sky_fail(e, ESTALE, "webdav '%s': %s was created since this machine last saw it "
+                      "(MOVE with Overwrite: F refused)", w->name, shown(to));
     } else if (!status_ok(resp.status)) {
         rc = wd_fail_resp(w, "MOVE", from, &resp, e);
     }
@@ -945,6 +959,45 @@ static int put_file(struct wd *w, const char *path, int fd, uint64_t size,
     return wd_call0(w, &r, e);
 }
 
+/* The preconditions of attr (driver.h PRECONDITIONS) with a PROPFIND of
+ * path right now: -ESTALE when it holds another version.  With `none_too`
+ * false the caller checks SKY_EXPECT_NONE itself (Overwrite: F). */
+static int compare_now(struct wd *w, const char *path, const struct sky_attr *attr,
+                       bool none_too, struct sky_err *e)
+{
+    if (!attr || !(attr->expect & (SKY_EXPECT_MATCH | (none_too ? SKY_EXPECT_NONE : 0))))
+        return 0;
+    struct sky_attr now;
+    int rc = wd_stat(w, path, &now, e);
+    if (rc == -ENOENT) {
+        forget_error(e);
+        if (!(attr->expect & SKY_EXPECT_MATCH))
+            return 0;
+        return sky_fail(e, ESTALE, "webdav '%s': %s was deleted since this machine last saw "
+                        "it", w->name, shown(path));
+    }
+    if (rc < 0)
+        return rc;
+    if ((attr->expect & SKY_EXPECT_MATCH) && strcmp(now.etag, attr->etag) == 0)
+        return 0;
+    return sky_fail(e, ESTALE, "webdav '%s': %s was %s since this machine last saw it",
+                    w->name, shown(path),
+                    (attr->expect & SKY_EXPECT_NONE) ? "created" : "changed");
+}
+
+static int wd_guarantee(void *ctx, char *why, size_t size)
+{
+    struct wd *w = ctx;
+    if (oc_vendor(w))
+        snprintf(why, size, "a version compare (PROPFIND) right before each upload and "
+                 "delete");
+    else
+        snprintf(why, size, "a new file goes into place with MOVE Overwrite: F (the server "
+                 "refuses to replace); a replacement or delete compares the version "
+                 "(PROPFIND) right before");
+    return SKY_GUARD_COMPARE;
+}
+
 static int wd_write(void *ctx, const char *path, int fd, uint64_t size,
                     const struct sky_attr *attr, const struct sky_objmeta *meta,
                     struct sky_attr *out, struct sky_err *e)
@@ -963,6 +1016,11 @@ static int wd_write(void *ctx, const char *path, int fd, uint64_t size,
             if (http_headers_set(&hs, "X-OC-Mtime", mt) < 0)
                 goto nomem;
         }
+        rc = compare_now(w, path, attr, true, e);
+        if (rc < 0) {
+            http_headers_free(&hs);
+            return rc;
+        }
         if (w->uploads && size > WD_CHUNK_SIZE && size <= WD_CHUNK_SIZE * WD_CHUNKS_MAX)
             rc = put_chunked(w, path, fd, size, &hs, e);
         else
@@ -974,6 +1032,7 @@ static int wd_write(void *ctx, const char *path, int fd, uint64_t size,
         if (!tmp)
             goto nomem;
         rc = put_file(w, tmp, fd, size, &hs, e);
+        bool put_ok = rc == 0;
         unsigned which = rc == 0 ? props_of(w, attr, true) : 0;
         if (rc == 0 && (which || (meta && meta->nuser))) {
             /* the time goes with the version it was set on (its etag),
@@ -985,12 +1044,17 @@ static int wd_write(void *ctx, const char *path, int fd, uint64_t size,
                 which &= ~SKY_HAS_MTIME;
             store_new_props(w, tmp, false, attr, which, cur.etag, meta);
         }
+        /* a replacement: the version compared right before the MOVE; a
+         * new file: Overwrite: F, the server refuses to replace */
+        if (rc == 0)
+            rc = compare_now(w, path, attr, false, e);
         if (rc == 0) {
-            rc = wd_move(w, tmp, path, false, e);
-            if (rc < 0) {
-                struct sky_err e2 = { 0 };
-                wd_delete(w, tmp, false, &e2);
-            }
+            rc = wd_move_over(w, tmp, path, false,
+                              !(attr && (attr->expect & SKY_EXPECT_NONE)), e);
+        }
+        if (rc < 0 && put_ok) {
+            struct sky_err e2 = { 0 };
+            wd_delete(w, tmp, false, &e2);     /* best effort */
         }
         free(tmp);
     }
@@ -1280,7 +1344,7 @@ const struct sky_driver sky_driver_webdav = {
     .type = "webdav",
     .summary = "WebDAV folder (Apache mod_dav, nginx, rclone, Nextcloud, ownCloud...)",
     .keys = wd_keys,
-    .caps = SKY_CAP_RENAME_DIR,
+    .caps = SKY_CAP_RENAME_DIR | SKY_CAP_CONDITIONAL,
     .open = wd_open,
     .close = wd_close,
     .list = wd_list,
@@ -1298,4 +1362,5 @@ const struct sky_driver sky_driver_webdav = {
     .symlink = wd_symlink,
     .readlink = wd_readlink,
     .statfs = wd_statfs,
+    .guarantee = wd_guarantee,
 };

@@ -171,6 +171,41 @@ static int obj_commit_clean(struct blocks_obj *o, const char *etag, struct sky_e
     return 0;
 }
 
+void blocks_base_etag(struct blocks_obj *o, char *out, size_t size)
+{
+    pthread_mutex_lock(&o->lock);
+    snprintf(out, size, "%s", o->etag);
+    pthread_mutex_unlock(&o->lock);
+}
+
+int blocks_retag(struct blocks *b, const char *cloud, const char *path, const char *old,
+                 const char *etag, struct sky_err *e)
+{
+    if (!old || !*old || !etag || !*etag || strcmp(old, etag) == 0)
+        return 0;
+    struct blocks_obj *o;
+    int rc = blocks_acquire(b, cloud, path, NULL, 0, &o, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        return 0;               /* not cached: nothing to say */
+    }
+    if (rc)
+        return rc;
+    char *copy = strdup(etag);
+    pthread_mutex_lock(&o->lock);
+    if (!copy)
+        rc = blocks_oom(e);
+    else if (strcmp(o->etag, old) == 0 && (rc = obj_set_etag_row(o, etag, e)) == 0) {
+        free(o->etag);
+        o->etag = copy;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&o->lock);
+    free(copy);
+    blocks_release(o);
+    return rc;
+}
+
 int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e)
 {
     if (!etag)

@@ -56,6 +56,20 @@ void blocks_delta_free(struct blocks_delta *d);
  * or the last release (the data may then be gone or stale). */
 int blocks_open_data(struct blocks_obj *o, int *fd, struct sky_err *e);
 
+/* The version the object's content is based on (the etag it was got
+ * with, or the last one committed): what an upload of its dirty content
+ * replaces (issue 17's preconditions), "" for a new file.  Survives a
+ * crash with the journal. */
+void blocks_base_etag(struct blocks_obj *o, char *out, size_t size);
+
+/* The cloud renamed version `old` of (cloud, path) to `etag` without
+ * changing its bytes (a metadata edit: chmod, utime, xattr on a cloud
+ * where those make a new version): a cached object based on `old` is
+ * now based on `etag` (dirty or not).  Nothing cached, or based on
+ * another version: nothing changes. */
+int blocks_retag(struct blocks *b, const char *cloud, const char *path, const char *old,
+                 const char *etag, struct sky_err *e);
+
 /* The upload of the content as of blocks_prepare_upload succeeded and the
  * cloud now calls it `etag`: record checksums, clear dirty (unless written
  * again since), set the etag.  When the object was written or truncated

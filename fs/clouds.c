@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "conflicts.h"
 #include "crawl.h"
 #include "kinds.h"
 #include "liveness.h"
+#include "moved.h"
 #include "stream.h"
 #include "virtual.h"
 
@@ -104,6 +106,20 @@ void cloud_mark_online(struct cloud *c)
         write_health(c, "online", NULL);
     }
     pthread_mutex_unlock(&c->health_lock);
+}
+
+void cloud_note_guarantee(struct cloud *c)
+{
+    if (!c->ctx)
+        return;
+    char why[256] = "";
+    int g = SKY_GUARD_COMPARE;
+    if (c->drv->guarantee)
+        g = c->drv->guarantee(c->ctx, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "the %s driver has no preconditions: skyfs compares the "
+                 "version with a stat right before each upload", c->drv->type);
+    conflicts_set_guarantee(c->conflicts, g, why);
 }
 
 int cloud_offline_check(struct cloud *c, struct sky_err *e)
@@ -240,6 +256,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         c->fs = fs;
         pthread_mutex_init(&c->health_lock, NULL);
         c->health_path = cloud_health_path(cfg->cache_dir, c->cfg->name);
+        c->conflicts = conflicts_open(cfg->cache_dir, c->cfg->name);
         rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);
         if (rc)
             break;
@@ -251,6 +268,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         } else {
             kinds_register(c);
             write_health(c, "online", NULL);
+            cloud_note_guarantee(c);
         }
     }
     if (!rc)
@@ -292,6 +310,8 @@ void skyfs_close(struct skyfs *fs)
         if (c->cfg)
             pthread_mutex_destroy(&c->health_lock);
         free(c->health_path);
+        conflicts_free(c->conflicts);
+        moved_forget(c);
     }
     if (fs->meta)
         meta_close(fs->meta);

@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "conflicts.h"
+#include "moved.h"
 #include "../lib/metrics.h"
 #include "stream.h"
 
@@ -252,6 +254,10 @@ static struct sky_attr upload_attr(const struct skyfs *fs, const struct meta_ent
     attr.size = blocks_size(obj);
     attr.mtime_ns = mtime_ns;
     attr.ctime_ns = ctime_ns > mtime_ns ? ctime_ns : mtime_ns;
+    /* the upload replaces the version the content is based on, or (a
+     * new file) nothing: another machine's change is never overwritten */
+    blocks_base_etag(obj, attr.etag, sizeof attr.etag);
+    attr.expect = attr.etag[0] ? SKY_EXPECT_MATCH : SKY_EXPECT_NONE;
     return attr;
 }
 
@@ -355,15 +361,47 @@ static int write_file(struct cloud *c, struct blocks_obj *obj, int fd,
     return rc;
 }
 
+/* The preconditions of attr (driver.h PRECONDITIONS) for a driver that
+ * does not check them itself: a stat right before the upload. */
+static int compare_before(struct cloud *c, const char *path, const struct sky_attr *attr,
+                          struct sky_err *e)
+{
+    if ((c->drv->caps & SKY_CAP_CONDITIONAL) || !(attr->expect & (SKY_EXPECT_MATCH |
+                                                                 SKY_EXPECT_NONE)))
+        return 0;
+    struct sky_attr now;
+    int rc = c->drv->stat(c->ctx, path, &now, e);
+    cloud_note_result(c, rc, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        if (!(attr->expect & SKY_EXPECT_MATCH))
+            return 0;
+    } else if (rc) {
+        return rc;
+    } else if ((attr->expect & SKY_EXPECT_MATCH) && strcmp(now.etag, attr->etag) == 0) {
+        return 0;
+    }
+    return sky_fail(e, ESTALE, "cloud '%s': \"%s\" %s since this machine last saw it",
+                    c->cfg->name, path, rc == -ENOENT ? "was deleted" : "changed");
+}
+
 /* Send the prepared file (fd) with attr and om: through its stream `st`
  * when there is one and it is still good, else with write_file. */
 static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const struct sky_attr *attr,
                      const struct sky_objmeta *om, struct stream *st, const char *fetch_etag,
                      struct sky_attr *out, struct sky_err *e)
 {
-    int rc = 1;
+    int rc = compare_before(c, blocks_path(obj), attr, e);
+    if (rc) {
+        if (st)
+            stream_drop(st);
+        return rc;
+    }
+    rc = 1;
     if (st) {
         rc = stream_finish(st, fd, attr->size, blocks_path(obj), attr, om, out, e);
+        if (rc == -ESTALE)
+            return rc;  /* another machine's version is there: not a transport problem */
         if (rc < 0 && rc != -EHOSTDOWN) {
             LOG_WARN("streamed upload of \"%s\" to cloud '%s' failed, uploading it whole: %s",
                      blocks_path(obj), c->cfg->name, e->msg);
@@ -374,15 +412,92 @@ static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const stru
         rc = write_file(c, obj, fd, attr, om, fetch_etag, out, e);
         cloud_note_result(c, rc, e);
     }
+    if (attr->expect)
+        cloud_note_guarantee(c);
     return rc;
+}
+
+/* An upload of obj (fd, attr, om) met another machine's version of its
+ * path (-ESTALE): nothing is lost.  This machine's content goes beside
+ * it as NAME.conflict-HOST-YYYYMMDD-HHMMSS[.EXT] (a new object: it never
+ * replaces anything either), the conflict is logged and remembered for
+ * skyfs status, the cached object stops being a pending upload, and the
+ * file shows the other machine's version from its next lookup on.
+ * 0 once the copy is stored; else the copy's error (the upload stays in
+ * the journal and is tried again, conflict included). */
+static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
+                                 const struct meta_entry *ent, int fd,
+                                 const struct sky_attr *attr, const struct sky_objmeta *om,
+                                 const struct sky_err *why, struct sky_err *e)
+{
+    char *path = strdup(blocks_path(obj));
+    if (!path)
+        return sky_fail(e, ENOMEM, "out of memory");
+    char host[128], copy[4096];
+    conflict_host(host, sizeof host);
+    time_t now = time(NULL);
+    int rc = -ESTALE;
+    struct sky_attr out;
+    for (unsigned n = 1; rc == -ESTALE && n <= 9; n++) {
+        rc = conflict_copy_name(path, host, now, n, copy, sizeof copy);
+        if (rc) {
+            rc = sky_fail(e, -rc, "cloud '%s': \"%s\" changed on another machine, and its "
+                          "conflict copy's name would be too long; kept in the journal",
+                          c->cfg->name, path);
+            break;
+        }
+        struct sky_attr a = *attr;
+        a.expect = SKY_EXPECT_NONE;
+        a.etag[0] = '\0';
+        rc = compare_before(c, copy, &a, e);
+        if (rc == 0) {
+            rc = c->drv->write(c->ctx, copy, fd, a.size, &a, om, &out, e);
+            cloud_note_result(c, rc, e);
+        }
+    }
+    if (rc) {
+        LOG_ERROR("conflict: \"%s\" on cloud '%s' changed on another machine (%s), and the "
+                  "conflict copy could not be stored: %s; kept in the journal", path,
+                  c->cfg->name, why->msg, e->msg);
+        free(path);
+        return rc;
+    }
+    LOG_WARN("conflict: \"%s\" on cloud '%s' was changed by another machine since this one "
+             "last saw it (%s); this machine's version is kept beside it as \"%s\"", path,
+             c->cfg->name, why->msg, copy);
+    conflicts_add(c->conflicts, "upload", path, copy);
+    /* the cached content is the copy's now; the path's is the other machine's */
+    struct sky_err ignored = { 0 };
+    blocks_forget(fs->blocks, c->cfg->name, path, &ignored);
+    blocks_committed(obj, out.etag, &ignored);
+    if (ent && ent->ino) {
+        struct sky_attr theirs;
+        rc = c->drv->stat(c->ctx, path, &theirs, &ignored);
+        cloud_note_result(c, rc, &ignored);
+        if (rc == 0)
+            meta_set_attr(fs->meta, ent->ino, &theirs, skyfs_now(), &ignored);
+        else if (rc == -ENOENT)
+            meta_remove(fs->meta, ent->ino, &ignored);
+        if (ent->parent) {
+            const char *slash = strrchr(copy, '/');
+            out.kind = SKY_FILE;
+            meta_upsert(fs->meta, ent->parent, slash ? slash + 1 : copy, &out, NULL,
+                        skyfs_now(), NULL, &ignored);
+        }
+    }
+    free(path);
+    return 0;
 }
 
 /* Upload a dirty object for (cloud, entry).  `mtime_ns` is the time to
  * record; `etag` is the version to fetch missing blocks from; `st` its
  * started stream, if any (finished or dropped here).  The object keeps
  * the cloud metadata of the one it replaces, as known now (upmeta.c: a
- * setxattr made while the file was written counts).  On success the
- * entry's attributes and that metadata in the metadata cache follow. */
+ * setxattr made while the file was written counts).  On success (0) the
+ * entry's attributes and that metadata in the metadata cache follow.
+ * The upload only replaces the version its content is based on (issue
+ * 17): when another machine changed the file meanwhile, the content goes
+ * up as a conflict copy instead and 1 is returned. */
 static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
                   struct meta_entry *ent, int64_t mtime_ns, int64_t ctime_ns, const char *etag,
                   struct stream *st, struct sky_attr *out, struct sky_err *e)
@@ -404,6 +519,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         return rc;
     }
     struct sky_attr attr = upload_attr(fs, ent, obj, mtime_ns, ctime_ns);
+    /* under a rename whose refresh failed: the version it moved there */
+    moved_verify(fs, c, ent->ino, blocks_path(obj), attr.etag, sizeof attr.etag);
     struct sky_objmeta om;
     rc = upmeta_for_upload(fs, c, ent, blocks_path(obj), &om, e);
     if (rc) {
@@ -412,6 +529,12 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         return rc;
     }
     rc = send_file(c, obj, fd, &attr, &om, st, etag, out, e);
+    if (rc == -ESTALE) {
+        struct sky_err why = *e;
+        rc = keep_as_conflict_copy(fs, c, obj, ent, fd, &attr, &om, &why, e);
+        sky_objmeta_free(&om);
+        return rc ? rc : 1;
+    }
     if (rc == 0)
         rc = blocks_committed(obj, out->etag, e);
     if (rc == 0) {
@@ -464,6 +587,8 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
                         &out, e);
             if (rc == 0)
                 memcpy(of->etag, out.etag, sizeof of->etag);
+            else if (rc == 1)
+                rc = 0;         /* kept as a conflict copy: nothing lost */
             else
                 note_pending(fs, of, &ent);
             meta_entry_free(&ent);
@@ -523,7 +648,10 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     int64_t mtime = ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now();
     sky_metrics_inc(SKY_M_UPLOAD_RETRIES);
     int rc = upload(fs, c, obj, &ent, mtime, mtime, "", NULL, &out, &e);
-    if (rc) {
+    if (rc == 1) {
+        LOG_INFO("journal: pending \"%s\" of cloud '%s' met another machine's version and "
+                 "went up as a conflict copy", blocks_path(obj), c->cfg->name);
+    } else if (rc) {
         pass->failed++;
         LOG_ERROR("journal: upload of \"%s\" to cloud '%s' failed, will retry: %s",
                   blocks_path(obj), c->cfg->name, e.msg);

@@ -425,8 +425,25 @@ static void *job_main(void *arg)
     return NULL;
 }
 
+static int refresh_waiting(struct skyfs *fs, uint64_t key, liveness_refresh_fn refresh,
+                           void *arg, void (*free_arg)(void *), long long wait_ms,
+                           struct sky_err *e);
+
 int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn refresh,
                              void *arg, void (*free_arg)(void *), struct sky_err *e)
+{
+    return refresh_waiting(fs, key, refresh, arg, free_arg, LIVENESS_SLOW_MS, e);
+}
+
+int liveness_refresh_background(struct skyfs *fs, uint64_t key, liveness_refresh_fn refresh,
+                                void *arg, void (*free_arg)(void *), struct sky_err *e)
+{
+    return refresh_waiting(fs, key, refresh, arg, free_arg, 0, e);
+}
+
+static int refresh_waiting(struct skyfs *fs, uint64_t key, liveness_refresh_fn refresh,
+                           void *arg, void (*free_arg)(void *), long long wait_ms,
+                           struct sky_err *e)
 {
     pthread_mutex_lock(&fs->live_lock);
     struct refresh_job *j = NULL;
@@ -463,7 +480,7 @@ int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn
     j->refs++;
     /* counted from the job's start: a request that comes while a slow
      * refresh of the same thing runs gets the cached answer at once */
-    long long deadline = j->started_ms + LIVENESS_SLOW_MS;
+    long long deadline = j->started_ms + wait_ms;
     int rc;
     while (!j->done && !current_cancelled() && http_now_ms() < deadline) {
         struct timespec until;
@@ -482,7 +499,7 @@ int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn
     } else if (current_cancelled()) {
         rc = sky_fail(e, EINTR, "request interrupted");
     } else {
-        rc = sky_fail(e, ETIMEDOUT, "no answer within %d ms", LIVENESS_SLOW_MS);
+        rc = sky_fail(e, ETIMEDOUT, "no answer within %lld ms", wait_ms);
     }
     job_put(j);
     pthread_mutex_unlock(&fs->live_lock);

@@ -82,6 +82,12 @@ typedef int (*liveness_refresh_fn)(struct skyfs *fs, void *arg, struct sky_err *
  * (see above) ends the wait with -EINTR. */
 int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn refresh,
                              void *arg, void (*free_arg)(void *), struct sky_err *e);
+/* The same without waiting (stale-while-revalidate, issue 17): starts the
+ * refresh unless one of `key` runs already, and returns at once: the
+ * refresh's result when it is already over, else -ETIMEDOUT (the caller
+ * answers from the cache; the refresh updates it when it ends). */
+int liveness_refresh_background(struct skyfs *fs, uint64_t key, liveness_refresh_fn refresh,
+                                void *arg, void (*free_arg)(void *), struct sky_err *e);
 #define LIVENESS_KEY(ino, kind) (((uint64_t)(ino) << 2) | (uint64_t)(kind))
 enum { LIVENESS_ATTR = 1, LIVENESS_LISTING = 2 };
 

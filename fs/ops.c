@@ -29,6 +29,8 @@
 
 #include "../backends/names.h"
 #include "../lib/log.h"
+#include "conflicts.h"
+#include "moved.h"
 #include "../lib/metrics.h"
 #include "ops.h"
 #include "readahead.h"
@@ -611,6 +613,9 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
             cloud_note_result(c, rc, &e);
         }
         if (!rc) {
+            /* a metadata edit may give the object a new version token: the
+             * cached content (maybe a pending upload) is based on it now */
+            blocks_retag(fs->blocks, c->cfg->name, ent.path, ent.attr.etag, out.etag, NULL);
             setattr_merge(&out, &a, which);
             if (of)
                 setattr_open_file(of, &out, which, out.etag);
@@ -1087,6 +1092,47 @@ static void other_names_count(struct skyfs *fs, struct cloud *c, const struct sk
     meta_same_file(fs->meta, c->cfg->name, a->file_id, except, forget_attrs_of, fs, NULL);
 }
 
+/* Delete the file at path only if it still holds the version this
+ * machine last saw (issue 17): -ESTALE, deleting nothing, when another
+ * machine changed it meanwhile (the driver's conditional delete, else a
+ * stat compare right before). */
+static int remove_seen(struct skyfs *fs, struct cloud *c, uint64_t ino, const char *path,
+                       const struct sky_attr *seen_attr, struct sky_err *e)
+{
+    if (seen_attr->kind != SKY_FILE || !seen_attr->etag[0])
+        return c->drv->remove(c->ctx, path, e);
+    char seen[SKY_ETAG_MAX];
+    snprintf(seen, sizeof seen, "%s", seen_attr->etag);
+    moved_verify(fs, c, ino, path, seen, sizeof seen);  /* a rename's refresh failed */
+    if (c->drv->remove_if) {
+        int rc = c->drv->remove_if(c->ctx, path, seen, e);
+        cloud_note_guarantee(c);
+        return rc;
+    }
+    struct sky_attr now;
+    int rc = c->drv->stat(c->ctx, path, &now, e);
+    if (rc == 0 && strcmp(now.etag, seen) != 0)
+        return sky_fail(e, ESTALE, "cloud '%s': delete \"%s\": changed since this machine "
+                        "last saw it", c->cfg->name, path);
+    return rc ? rc : c->drv->remove(c->ctx, path, e);
+}
+
+/* A delete met another machine's change (e says which): the file stays,
+ * showing that version, and the conflict is logged and remembered. */
+static void kept_changed(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                         const char *path, const struct sky_err *e)
+{
+    LOG_WARN("conflict: not deleting \"%s\" on cloud '%s': %s; the other machine's version "
+             "stays", path, c->cfg->name, e->msg);
+    conflicts_add(c->conflicts, "delete", path, NULL);
+    struct sky_attr theirs;
+    struct sky_err ignored = { 0 };
+    int rc = c->drv->stat(c->ctx, path, &theirs, &ignored);
+    cloud_note_result(c, rc, &ignored);
+    if (rc == 0)
+        meta_set_attr(fs->meta, ent->ino, &theirs, skyfs_now(), &ignored);
+}
+
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
 {
     struct skyfs *fs = fs_of(req);
@@ -1108,15 +1154,25 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
         else if (is_dir)
             rc = c->drv->rmdir(c->ctx, path, &e);
         else if ((rc = files_keep_open(fs, &ent, &e)) == 0)  /* open: its data stays */
-            rc = c->drv->remove(c->ctx, path, &e);
+            rc = remove_seen(fs, c, ent.ino, path, &ent.attr, &e);
         if (rc != -ENOTDIR && rc != -EISDIR)
             cloud_note_result(c, rc, &e);
+        if (rc == -ESTALE) {
+            kept_changed(fs, c, &ent, path, &e);
+            rc = 0;
+            meta_entry_free(&ent);
+            fuse_reply_err(req, 0);
+            free(path);
+            meta_entry_free(&dir);
+            return;
+        }
         if (rc == 0 || rc == -ENOENT) {
             if (!is_dir) {
                 files_mark_unlinked(fs, ent.ino);
                 blocks_forget(fs->blocks, c->cfg->name, path, NULL);
             }
             meta_remove(fs->meta, ent.ino, NULL);
+            conflicts_gone(c->conflicts, path);     /* a conflict copy: resolved */
             if (rc == 0)
                 times_dir_changed(fs, parent);
             if (rc == 0 && !is_dir && ent.attr.file_id && ent.attr.nlink > 1)
@@ -1217,7 +1273,11 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
                 files_mark_unlinked(fs, replaced);
             blocks_forget(fs->blocks, c->cfg->name, to, NULL);
             blocks_rename(fs->blocks, c->cfg->name, from, to, src.attr.kind == SKY_DIR, NULL);
+            conflicts_gone(c->conflicts, from);     /* a conflict copy renamed: resolved */
             rc = meta_rename(fs->meta, src.ino, newparent, newname, &e);
+            /* a copy may have given the moved objects new version tokens */
+            if (!rc)
+                moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);
         }
         if (!rc && replaced != src.ino) {
             /* the entry changed (its ctime), and so did both directories */
@@ -1288,19 +1348,46 @@ static void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 /* ---- files ------------------------------------------------------------ */
 
 
+/* For a driver without preconditions: -ESTALE when something is at path. */
+static int compare_none(struct cloud *c, const char *path, struct sky_err *e)
+{
+    struct sky_attr now;
+    int rc = c->drv->stat(c->ctx, path, &now, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        return 0;
+    }
+    return rc ? rc : sky_fail(e, ESTALE, "cloud '%s': create \"%s\": another machine made it "
+                              "since this one last listed its folder", c->cfg->name, path);
+}
+
 /* Upload an empty object now so the file exists in the cloud (and in
  * listings) from the moment it is created, as s3fs and rclone do, with
  * the cloud metadata om (its content type). */
 static int create_empty(struct skyfs *fs, struct cloud *c, const char *path, struct sky_attr *a,
                         const struct sky_objmeta *om, struct sky_err *e)
 {
-    struct sky_attr out;
-    int rc = c->drv->write(c->ctx, path, -1, 0, a, om, &out, e);
+    struct sky_attr out, want = *a;
+    want.expect = SKY_EXPECT_NONE;      /* never over a file another machine just made */
+    want.etag[0] = '\0';
+    int rc = (c->drv->caps & SKY_CAP_CONDITIONAL) ? 0 : compare_none(c, path, e);
+    if (!rc)
+        rc = c->drv->write(c->ctx, path, -1, 0, &want, om, &out, e);
     cloud_note_result(c, rc, e);
-    if (!rc) {
-        a->size = 0;
-        memcpy(a->etag, out.etag, sizeof a->etag);
+    a->size = 0;
+    a->expect = 0;
+    if (rc == -ESTALE) {
+        /* Another machine made `path` since this one listed its folder:
+         * the file is this machine's alone until its upload, which then
+         * becomes a conflict copy (its version is "", a new file). */
+        LOG_WARN("%s; the new file stays on this machine until it is closed, then goes up "
+                 "as a conflict copy", e->msg);
+        sky_err_clear(e);
+        a->etag[0] = '\0';
+        return 0;
     }
+    if (!rc)
+        memcpy(a->etag, out.etag, sizeof a->etag);
     return rc;
 }
 

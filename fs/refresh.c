@@ -184,7 +184,14 @@ int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *
             r = NULL;
         }
     }
-    if (rc == 0 && r)
+    /* a listing served before: `revalidate = async` answers with it at
+     * once while one refresh per directory runs in the background; sync
+     * (the default) waits, within liveness' bound, so ttl bounds how
+     * stale it is */
+    if (rc == 0 && r && !c->cfg->revalidate_sync)
+        rc = liveness_refresh_background(fs, LIVENESS_KEY(dir->ino, LIVENESS_LISTING),
+                                         listing_refresh_run, r, listing_refresh_free, e);
+    else if (rc == 0 && r)
         rc = liveness_refresh_bounded(fs, LIVENESS_KEY(dir->ino, LIVENESS_LISTING),
                                       listing_refresh_run, r, listing_refresh_free, e);
     else if (rc == 0)

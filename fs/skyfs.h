@@ -56,9 +56,11 @@ struct cloud {
     atomic_ullong probes;       /* probes of the cloud while offline (liveness.h) */
     struct skyfs *fs;           /* the mount it belongs to */
     char *health_path;          /* <cache>/health/<cloud>: read by skyfs status */
+    struct conflicts *conflicts;/* conflicts with other machines (conflicts.h) */
 };
 
 struct fuse_session; /* fuse_lowlevel.h */
+struct conflicts;    /* conflicts.h */
 
 struct skyfs {
     struct sky_config *cfg;
@@ -145,6 +147,10 @@ int cloud_unavailable(const struct cloud *c, struct sky_err *e);
 /* 0 if the cloud takes changes; else -EPERM (the root: c NULL), the
  * unavailable error, or -EROFS for a read_only cloud. */
 int cloud_check_writable(const struct cloud *c, struct sky_err *e);
+
+/* After a conditional call: record how the cloud checks preconditions
+ * (its driver's guarantee(); without one, fs/ compares) for skyfs status. */
+void cloud_note_guarantee(struct cloud *c);
 
 /* Current wall-clock time in ns. */
 int64_t skyfs_now(void);

@@ -63,8 +63,18 @@ static int load_target(struct skyfs *fs, uint64_t ino, struct meta_entry *ent, s
 }
 
 /* Ask the cloud (get_meta) and store the answer; *out gets it. */
+static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                           struct sky_objmeta *out, struct sky_attr *attr, struct sky_err *e);
 static int fetch_meta(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
                       struct sky_objmeta *out, struct sky_err *e)
+{
+    struct sky_attr a;
+    return fetch_meta_attr(fs, c, ent, out, &a, e);
+}
+
+/* fetch_meta, also giving the attributes the cloud reported (*attr). */
+static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                           struct sky_objmeta *out, struct sky_attr *attr, struct sky_err *e)
 {
     struct sky_attr a;
     int64_t asked = skyfs_now();
@@ -78,6 +88,7 @@ static int fetch_meta(struct skyfs *fs, struct cloud *c, const struct meta_entry
     struct sky_err se = { 0 };
     if (meta_set_objmeta(fs->meta, ent->ino, &a, out, asked, &se) != 0)
         LOG_WARN("%s", se.msg);         /* the answer is still good to give */
+    *attr = a;
     return 0;
 }
 
@@ -256,8 +267,24 @@ static void note_change(struct skyfs *fs, struct cloud *c, const struct meta_ent
         return;
     struct sky_err e = { 0 };
     struct sky_objmeta om;
-    if (c->drv->get_meta && fetch_meta(fs, c, ent, &om, &e) == 0) {
+    struct sky_attr now;
+    if (c->drv->get_meta && fetch_meta_attr(fs, c, ent, &om, &now, &e) == 0) {
         sky_objmeta_free(&om);
+        /* the edit may have given the object a new version token for the
+         * same bytes (Azure; S3's copy onto itself): a pending upload, an
+         * open file and the next delete are based on that one now */
+        if (ent->attr.kind == SKY_FILE && ent->attr.etag[0] && now.etag[0] &&
+            strcmp(ent->attr.etag, now.etag) != 0) {
+            blocks_retag(fs->blocks, c->cfg->name, ent->path, ent->attr.etag, now.etag, NULL);
+            struct ofile *of = files_find(fs, ent->ino);
+            if (of) {
+                pthread_mutex_lock(&of->lock);
+                if (strcmp(of->etag, ent->attr.etag) == 0)
+                    snprintf(of->etag, sizeof of->etag, "%s", now.etag);
+                pthread_mutex_unlock(&of->lock);
+                files_close(fs, of);
+            }
+        }
         return;
     }
     if (meta_set_user_item(fs->meta, ent->ino, name + 5, value, size, &e) != 0)

@@ -487,6 +487,8 @@ static const struct { const char *key, *help; } cache_keys[] = {
     { "index", "on: keep the search index complete with a background crawl; off: only what "
       "was listed (default on)" },
     { "index_interval", "crawl again once the last complete crawl is this old (default 1h)" },
+    { "revalidate", "async: a listing older than ttl is answered at once while it is refreshed "
+      "in the background; sync: refreshed first, so ttl bounds staleness (default sync)" },
 };
 
 void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,
@@ -597,6 +599,7 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->line = s->line;
     c->ttl_ns = SKY_DEFAULT_TTL_NS;
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
+    c->revalidate_sync = true;
     c->index = true;
     c->index_interval_ns = SKY_DEFAULT_INDEX_INTERVAL_NS;
     c->kv = calloc(s->nkv ? s->nkv : 1, sizeof *c->kv);
@@ -609,6 +612,13 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
             if (sky_parse_bool(kv->value, &c->read_only))
                 return sky_fail(e, EINVAL, "%s:%d: read_only = \"%s\" is not a boolean; write "
                                 "true or false", file, kv->line, kv->value);
+        } else if (strcmp(kv->key, "revalidate") == 0) {
+            if (strcmp(kv->value, "sync") != 0 && strcmp(kv->value, "async") != 0)
+                return sky_fail(e, EINVAL, "%s:%d: revalidate = \"%s\" is not a mode; write "
+                                "async (a listing older than ttl is answered at once and "
+                                "refreshed in the background) or sync (refreshed first)",
+                                file, kv->line, kv->value);
+            c->revalidate_sync = strcmp(kv->value, "sync") == 0;
         } else if (strcmp(kv->key, "index") == 0) {
             if (sky_parse_bool(kv->value, &c->index))
                 return sky_fail(e, EINVAL, "%s:%d: index = \"%s\" is not on or off; write index = "

@@ -60,6 +60,9 @@ struct sky_cloud_config {
     bool read_only;
     int64_t ttl_ns;                 /* listings and attributes */
     int64_t negative_ttl_ns;        /* "no such file" answers */
+    bool revalidate_sync;           /* `revalidate = sync` (the default): a listing older
+                                     * than ttl is refreshed before it is answered; async:
+                                     * answered at once while one background refresh runs */
     bool index;                     /* crawl the cloud in the background (fs/crawl.h) */
     int64_t index_interval_ns;      /* ... again this long after the last complete crawl
                                      * began (SKY_TTL_FOREVER: once) */

@@ -297,6 +297,9 @@ char *sky_metrics_render(size_t *len)
           "Lookups, stats and listings that had to ask the cloud." },
         { SKY_M_UPLOAD_RETRIES, "skyfs_upload_retries_total",
           "Pending uploads of the journal tried again (after a failure or a restart)." },
+        { SKY_M_CONFLICTS, "skyfs_conflicts_total",
+          "Changes that met another machine's change of the same file (issue 17): uploads "
+          "kept as conflict copies, deletes not made." },
     };
     for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++) {
         sky_metrics_family(&t, plain[k].name, "counter", plain[k].help);

@@ -11,7 +11,8 @@
  *                     and outcome, latency, bytes sent and received,
  *                     retries (sky_metrics_http_*);
  *   fs/ (refresh.c, ops.c)  metadata cache hits and misses;
- *   fs/files.c        upload retries from the journal.
+ *   fs/files.c        upload retries from the journal;
+ *   fs/conflicts.c    conflicts with other machines.
  * A driver that speaks HTTP gets its cloud's series by building its
  * client from http_options_from_cloud (which names the cloud).
  * Gauges and the block cache's own counters are read when the text is
@@ -68,6 +69,7 @@ enum sky_metrics_counter {
     SKY_M_META_HITS,            /* a lookup, stat or listing answered by the metadata cache */
     SKY_M_META_MISSES,          /* ... that had to ask the cloud */
     SKY_M_UPLOAD_RETRIES,       /* uploads of the journal tried again */
+    SKY_M_CONFLICTS,            /* another machine's change met (fs/conflicts.c) */
     SKY_M_COUNTER_COUNT
 };
 void sky_metrics_inc(enum sky_metrics_counter which);

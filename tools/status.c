@@ -15,7 +15,10 @@
  *     "index":{"enabled":bool,"interval":S|null,"state":"complete|stale|
  *      incomplete|off","last_complete":T|null,"duration":S|null,
  *      "entries":N|null,"crawling":bool,"crawl_entries":N|null,
- *      "error":"..."|null}}],
+ *      "error":"..."|null},
+ *     "guarantee":"native|compare|unknown","guarantee_reason":"..."|null,
+ *     "conflict_count":N,"conflicts":[{"what":"upload|delete","path":"...",
+ *     "copy":"..."|null,"at":UNIX_TIME}]}],
  *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
  *     "pending_uploads":N}}
  */
@@ -27,6 +30,7 @@
 
 #include "../cache/blocks.h"
 #include "../cache/cachedir.h"
+#include "../fs/conflicts.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
 #include "../lib/json.h"
@@ -46,6 +50,35 @@ static void read_health(const struct sky_config *cfg, const struct sky_cloud_con
         fclose(f);
     }
     free(path);
+}
+
+static const char *guarantee_word(int g)
+{
+    return g == SKY_GUARD_NATIVE ? "native" : g == SKY_GUARD_COMPARE ? "compare" : "unknown";
+}
+
+/* The "uploads:" and "conflict:" lines of a cloud (issue 17). */
+static void print_conflicts(const struct sky_config *cfg, const struct sky_cloud_config *c)
+{
+    struct conflicts_view v;
+    if (conflicts_read(cfg->cache_dir, c->name, &v) != 0)
+        return;
+    if (v.guarantee == SKY_GUARD_NATIVE)
+        printf("    uploads: the cloud checks preconditions (no lost update)\n");
+    else if (v.guarantee == SKY_GUARD_COMPARE)
+        printf("    uploads: weaker guarantee, a version compare right before each change "
+               "(%s)\n", v.why);
+    if (v.count || v.n)
+        printf("    conflicts: %llu so far, %zu unresolved\n", (unsigned long long)v.count, v.n);
+    for (size_t i = 0; i < v.n; i++) {
+        const struct conflict *k = &v.items[i];
+        if (k->copy)
+            printf("    conflict: %s changed on another machine; this machine's version is "
+                   "%s\n", k->path, k->copy);
+        else
+            printf("    conflict: %s was not deleted: another machine changed it\n", k->path);
+    }
+    conflicts_view_free(&v);
 }
 
 static int64_t wall_now(void)
@@ -151,6 +184,37 @@ static void print_health(const struct sky_config *cfg, const struct sky_cloud_co
     else
         printf("  %-16s %-6s not served (no daemon; last seen %s)\n", c->name, c->type, line);
     print_index(cfg, c, served);
+    print_conflicts(cfg, c);
+}
+
+/* ,"guarantee":..,"guarantee_reason":..,"conflict_count":N,"conflicts":[...] */
+static void json_conflicts(const struct sky_config *cfg, const struct sky_cloud_config *c)
+{
+    struct conflicts_view v;
+    if (conflicts_read(cfg->cache_dir, c->name, &v) != 0)
+        memset(&v, 0, sizeof v);
+    fputs(",", stdout);
+    json_key(stdout, "guarantee");
+    json_string(stdout, guarantee_word(v.guarantee));
+    fputs(",", stdout);
+    json_key(stdout, "guarantee_reason");
+    json_string(stdout, v.guarantee == SKY_GUARD_NATIVE || !v.why[0] ? NULL : v.why);
+    printf(",\"conflict_count\":%llu,\"conflicts\":[", (unsigned long long)v.count);
+    for (size_t i = 0; i < v.n; i++) {
+        const struct conflict *k = &v.items[i];
+        fputs(i ? ",{" : "{", stdout);
+        json_key(stdout, "what");
+        json_string(stdout, k->what);
+        fputs(",", stdout);
+        json_key(stdout, "path");
+        json_string(stdout, k->path);
+        fputs(",", stdout);
+        json_key(stdout, "copy");
+        json_string(stdout, k->copy);
+        printf(",\"at\":%lld}", (long long)k->at);
+    }
+    fputs("]", stdout);
+    conflicts_view_free(&v);
 }
 
 /* {"name":..,"type":..,"state":..,"reason":..}: the health line is
@@ -185,6 +249,7 @@ static void json_health(const struct sky_config *cfg, const struct sky_cloud_con
     json_key(stdout, "reason");
     json_string(stdout, reason);
     json_index(cfg, c, served);
+    json_conflicts(cfg, c);
     fputs("}", stdout);
 }
 

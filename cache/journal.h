@@ -23,6 +23,13 @@
 int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
                           struct sky_err *e);
 
+/* blocks_prepare_upload without the upload: every block present, the
+ * cache file and the journal fsynced, so that a crash from here on loses
+ * none of the object's bytes.  What an upload prepared before stays
+ * prepared (blocks_committed still compares with that). */
+int blocks_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,
+                        struct sky_err *e);
+
 /* A new read-only fd (the caller closes it) on the object's cache file, for
  * uploading parts of an object still being written (fs/ streamed uploads):
  * once blocks_write returned, its bytes are there at their offsets.  No

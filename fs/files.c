@@ -479,9 +479,8 @@ int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
         /* every byte local and on disk, the journal entry too: from here
          * on a crash loses nothing (the next mount uploads it) */
         struct fetch_ctx f;
-        int fd;
         fetch_init(&f, of, of->etag);
-        rc = blocks_prepare_upload(of->obj, fetch_from_cloud, &f, &fd, e);
+        rc = blocks_make_durable(of->obj, fetch_from_cloud, &f, e);
         if (rc == 0) {
             struct meta_entry ent;
             if (meta_get(fs->meta, of->ino, &ent, NULL) == 0) {

@@ -114,6 +114,8 @@ PY
 done
 
 # --- the server stopped: async close, sync close, fsync -----------------
+# (files are created while it runs: a create goes to the cloud at once)
+touch "$MNT/s3/down.bin" "$MNT/s3sync/down.bin"
 s3stop
 head -c 200000 /dev/urandom >"$SRC/down"
 check "s3 (async), server stopped: write and close return 0" cp "$SRC/down" "$MNT/s3/down.bin"
@@ -138,7 +140,7 @@ check_eq "s3sync (write_back = sync), server stopped: close reports the failed u
     close-failed "$(
     "$PYTHON" - "$MNT/s3sync/down.bin" <<'PY'
 import os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
 os.write(fd, b"sync\n")
 try:
     os.close(fd)
@@ -152,8 +154,8 @@ check_fails "the queued upload is not on the server meanwhile" \
 s3start || die "cannot restart s3rver"
 check "once the server is back the queued upload arrives (retried, not dropped)" \
     wait_until 90 on_server s3 down.bin "$SRC/down"
-check "and the write_back = sync file too (from the journal)" \
-    wait_until 90 bash -c "s3curl '$ENDPOINT/wbsync/down.bin' | grep -qx sync"
+sync_file_arrived() { s3curl "$ENDPOINT/wbsync/down.bin" | grep -qx sync; }
+check "and the write_back = sync file too (from the journal)" wait_until 90 sync_file_arrived
 
 # --- operations on files whose upload may still be queued ----------------
 for cloud in local s3; do
@@ -198,8 +200,9 @@ check_fails "mv s3 -> local: the S3 key is gone" s3curl -I "$ENDPOINT/wb/cross"
 
 # a second mount with an empty cache sees what the operations left
 mount_skyfs "$CONF2" "$MNT2" || die "cannot mount with an empty cache"
-check_eq "fresh mount, s3: mode and mtime set right after close" "600 1000000000" \
-    "$(stat -c '%a %Y' "$MNT2/s3/attr")"
+check_eq "s3: the object's stored mode and mtime are those set right after close" \
+    "33152 1000000000" "$("$PYTHON" -c 'import json, sys; m = json.load(open(sys.argv[1]))
+print(m.get("x-amz-meta-mode"), m.get("x-amz-meta-mtime"))' "$TEST_TMP/s3rver/wb/attr._S3rver_metadata.json")"
 check "fresh mount, s3: the renamed file's bytes" cmp "$SRC/a" "$MNT2/s3/ren-b"
 check "fresh mount, s3: the setxattr made right after close" bash -c \
     "getfattr --only-values -n user.colour '$MNT2/s3/xattr' | grep -qx blue"
@@ -207,11 +210,15 @@ check_eq "fresh mount, s3: the removed file stays removed" ENOENT "$(errno_of st
 unmount_skyfs "$MNT2"
 
 # --- kill -9 with five uploads queued; replayed in order ----------------
+touch "$MNT/s3/q1" "$MNT/s3/q2" "$MNT/s3/q3" "$MNT/s3/q4" "$MNT/s3/q5"
 s3stop
+closed=0
 for i in 1 2 3 4 5; do
     head -c $((50000 + i)) /dev/urandom >"$SRC/q$i"
-    cp "$SRC/q$i" "$MNT/s3/q$i" || record FAIL "close of q$i with the server stopped"
+    cp "$SRC/q$i" "$MNT/s3/q$i" && closed=$((closed + 1))
+    sleep 0.1
 done
+check_eq "server stopped: five files written and closed" 5 "$closed"
 check "five uploads are queued" pending_at_least 5
 daemon=$(daemon_pids "$MNT")
 check "the daemon is running" test -n "$daemon"

@@ -150,7 +150,7 @@ except OSError:
 PY
 )"
 check_fails "the queued upload is not on the server meanwhile" \
-    test -e "$TEST_TMP/s3rver/wb/down.bin._S3rver_object"
+    cmp -s "$SRC/down" "$TEST_TMP/s3rver/wb/down.bin._S3rver_object"
 s3start || die "cannot restart s3rver"
 check "once the server is back the queued upload arrives (retried, not dropped)" \
     wait_until 90 on_server s3 down.bin "$SRC/down"

@@ -506,6 +506,8 @@ int files_upload_queued(struct skyfs *fs, struct ofile *of, bool *again, struct 
     of->upload_due = false;
     struct meta_entry ent;
     int rc = due ? meta_get(fs->meta, of->ino, &ent, e) : 0;
+    if (rc && rc != -ENOENT)
+        of->upload_due = true;          /* retried */
     if (!due || rc) {
         pthread_mutex_unlock(&of->lock);
         pthread_mutex_unlock(&of->upload_lock);

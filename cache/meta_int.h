@@ -29,6 +29,20 @@ struct meta {
     void *gone_arg;
 };
 
+/* The cache's prepared statements (meta.c holds their SQL). */
+enum {
+    Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
+    Q_SET_LINK, Q_SET_LISTED, Q_FIND_PATH, Q_DELETE_INO, Q_DELETE_RANGE, Q_DELETE_CLOUD,
+    Q_MOVE, Q_MOVE_RANGE, Q_OBJMETA_GET, Q_OBJMETA_SET, Q_USER_LIST, Q_USER_CLEAR,
+    Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
+    Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
+    Q_TRI_FORGET_INO, Q_TRI_ADD, Q_SET_NODE, Q_SUBDIR_COUNT, Q_SET_NLINKS, Q_SAME_FILE,
+    Q_SET_ATIME, Q_COUNT
+};
+
+/* Children read per page by meta_children. */
+#define CHILDREN_PAGE 256
+
 /* Checks and small helpers. */
 bool meta_valid_name(const char *name);
 bool meta_valid_kind(const struct sky_attr *a);
@@ -40,6 +54,20 @@ int meta_oom(struct sky_err *e);
 int meta_get_locked(struct meta *m, uint64_t ino, struct meta_entry *out, struct sky_err *e);
 int meta_lookup_locked(struct meta *m, uint64_t parent, const char *name,
                        struct meta_entry *out, struct sky_err *e);
+/* Like meta_get_locked, but -ENOTDIR unless the entry is a directory. */
+int meta_get_dir_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
+                        struct sky_err *e);
+/* The entry in the current row of a statement that selects ENTRY_COLS. */
+int meta_entry_from_row(sqlite3_stmt *st, struct meta_entry *out, struct sky_err *e);
+
+/* Cloud metadata: content type, storage class and meta_at (now when om
+ * holds the complete user metadata, else 0) bound at parameters first ..
+ * first + 2; and the user metadata items of `ino` replaced with om's
+ * (clear: delete the old ones first; a new entry has none). */
+void meta_bind_objmeta(sqlite3_stmt *st, int first, const struct sky_objmeta *om,
+                       int64_t now);
+int meta_put_user_locked(struct meta *m, uint64_t ino, const struct sky_objmeta *om,
+                         bool clear, struct sky_err *e);
 
 /* Write transactions: meta_finish commits when rc is 0, else rolls back,
  * and returns rc or the commit's error. */

@@ -8,7 +8,8 @@
 # --integration-only), then every tests/integration/*.sh file (lib.sh and
 # the *_lib.sh files tests source excepted) whose name contains FILTER,
 # each in its own fresh temporary directory and under a time limit
-# (TEST_TIMEOUT seconds per file, default 600).  A test file that cannot
+# (TEST_TIMEOUT seconds per file, default 600), TEST_JOBS files at a time
+# (default 3; a file marked "# run.sh: alone" runs by itself).  A test file that cannot
 # run (no binary, no /dev/fuse, a server that does not start, a crash, a
 # time-out) counts as failed, never as skipped.
 # After each file, whatever happened, its mounts are lazily unmounted and
@@ -23,6 +24,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+# Integration files run this many at a time (most of their time is spent
+# waiting on servers and TTLs); a file with a line "# run.sh: alone" runs
+# by itself, after the others.
+TEST_JOBS=${TEST_JOBS:-3}
+# Each file's time in a whole run, to start the longest first: this
+# build's last whole run, else the times kept in the repository.
+DURATIONS="$ROOT/tests/integration/durations"
+DURATIONS_LAST="$BUILD/test-durations"
 export SKY_ROOT="$ROOT" BUILD
 
 unit=1
@@ -30,7 +39,7 @@ filter=
 for arg in "$@"; do
     case "$arg" in
         --integration-only) unit=0 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
         *) filter=$arg ;;
     esac
@@ -39,7 +48,8 @@ done
 passed=0
 failed=0
 SUMMARY=$(mktemp /tmp/skyfs-run-XXXXXX)
-trap 'rm -f "$SUMMARY"' EXIT
+DURATIONS_NEW=$(mktemp /tmp/skyfs-run-times-XXXXXX)
+trap 'rm -f "$SUMMARY" "$DURATIONS_NEW"' EXIT
 
 # fail "what" [details-file]: counts one failure and keeps it for the end.
 fail() {
@@ -85,7 +95,7 @@ run_unit_tests() {
 # Lazily unmounts what a test file left mounted and ends its daemons and
 # servers; a safety net behind lib.sh's own exit handler.
 cleanup_after() {
-    local tmp=$1 mnt pid p
+    local tmp=$1 mnt pid p comm
     if [ -f "$tmp/.mounts" ]; then
         while read -r mnt; do
             [ -n "$mnt" ] || continue
@@ -94,7 +104,8 @@ cleanup_after() {
                 fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
             fi
             for p in /proc/[0-9]*; do
-                case "$(cat "$p/comm" 2>/dev/null)" in skyfs*|memcheck*) ;; *) continue ;; esac
+                read -r comm <"$p/comm" 2>/dev/null || continue
+                case "$comm" in skyfs*|memcheck*) ;; *) continue ;; esac
                 if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$mnt"; then
                     kill -KILL "${p#/proc/}" 2>/dev/null
                 fi
@@ -108,15 +119,31 @@ cleanup_after() {
     fi
 }
 
-# Runs one integration test file and adds up its checks.
-run_test_file() {
-    local file=$1 name tmp rc p f start=$SECONDS
+# start_test_file FILE: starts one integration test file in the
+# background, in its own fresh temporary directory, its output kept in
+# TMP/.console and its exit status written to TMP/.rc at its end.  Sets
+# started_tmp.
+start_test_file() {
+    local file=$1 name tmp
     name=$(basename "$file" .sh)
     tmp=$(mktemp -d "/tmp/skyfs-$name-XXXXXX")
+    (
+        cd "$tmp" && TEST_TMP="$tmp" TEST_RESULTS="$tmp/results" \
+            timeout -k 20 "$TEST_TIMEOUT" bash "$file" >"$tmp/.console" 2>&1 </dev/null
+        echo $? >"$tmp/.rc.new" && mv "$tmp/.rc.new" "$tmp/.rc"
+    ) &
+    started_tmp=$tmp
+    started_pid=$!
+}
+
+# finish_test_file FILE TMP SECONDS: prints a finished file's output and
+# adds up its checks.
+finish_test_file() {
+    local file=$1 tmp=$2 took=$3 name rc p f
+    name=$(basename "$file" .sh)
     echo "--- $name"
-    (cd "$tmp" && TEST_TMP="$tmp" TEST_RESULTS="$tmp/results" \
-        timeout -k 20 "$TEST_TIMEOUT" bash "$file")
-    rc=$?
+    cat "$tmp/.console"
+    rc=$(cat "$tmp/.rc")
     cleanup_after "$tmp"
     p=$(grep -c '^ok' "$tmp/results" 2>/dev/null)
     f=$(grep -c '^FAIL' "$tmp/results" 2>/dev/null)
@@ -131,7 +158,8 @@ run_test_file() {
     elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         fail "$name: exited $rc although every check passed"
     fi
-    echo "--- $name: $p passed, $f failed in $((SECONDS - start)) s"
+    echo "--- $name: $p passed, $f failed in $took s"
+    echo "$name $took" >>"$DURATIONS_NEW"
     if [ "$f" -eq 0 ] && [ "$rc" -eq 0 ]; then
         rm -rf "$tmp"
     else
@@ -139,23 +167,90 @@ run_test_file() {
     fi
 }
 
+# run_files JOBS FILE...: runs the files, JOBS at a time, and finishes
+# each as it ends (in the order they end).
+run_files() {
+    local jobs=$1; shift
+    local -a queue=("$@") run_file=() run_tmp=() run_start=() run_pid=()
+    local i next=0 still
+    while [ $next -lt ${#queue[@]} ] || [ ${#run_file[@]} -gt 0 ]; do
+        while [ $next -lt ${#queue[@]} ] && [ ${#run_file[@]} -lt "$jobs" ]; do
+            start_test_file "${queue[$next]}"
+            run_file+=("${queue[$next]}")
+            run_tmp+=("$started_tmp")
+            run_start+=("$SECONDS")
+            run_pid+=("$started_pid")
+            next=$((next + 1))
+        done
+        wait -n 2>/dev/null || true
+        still=()
+        for i in "${!run_file[@]}"; do
+            # a lane that ended without its status (killed) counts as failed
+            if [ ! -f "${run_tmp[$i]}/.rc" ] && ! kill -0 "${run_pid[$i]}" 2>/dev/null; then
+                sleep 0.5
+                [ -f "${run_tmp[$i]}/.rc" ] || echo 1 >"${run_tmp[$i]}/.rc"
+            fi
+            if [ -f "${run_tmp[$i]}/.rc" ]; then
+                finish_test_file "${run_file[$i]}" "${run_tmp[$i]}" \
+                    $((SECONDS - run_start[i]))
+            else
+                still+=("$i")
+            fi
+        done
+        local -a nf=() nt=() ns=() np=()
+        for i in "${still[@]}"; do
+            nf+=("${run_file[$i]}"); nt+=("${run_tmp[$i]}")
+            ns+=("${run_start[$i]}"); np+=("${run_pid[$i]}")
+        done
+        run_file=("${nf[@]}"); run_tmp=("${nt[@]}")
+        run_start=("${ns[@]}"); run_pid=("${np[@]}")
+    done
+}
+
+# The files, longest first by their last recorded time (a new file, with
+# no time yet, first of all), so the lanes end together.
+order_by_duration() {
+    local file name t
+    local times=$DURATIONS
+    [ -s "$DURATIONS_LAST" ] && times=$DURATIONS_LAST
+    for file in "$@"; do
+        name=$(basename "$file" .sh)
+        t=$(awk -v n="$name" '$1 == n { print $2 }' "$times" 2>/dev/null | tail -n 1)
+        echo "${t:-100000} $file"
+    done | sort -k1,1nr -k2 | cut -d' ' -f2-
+}
+
 [ $unit -eq 1 ] && run_unit_tests
 
 if [ ! -c /dev/fuse ]; then
     fail "integration: /dev/fuse is missing, so no integration test can run"
 fi
-nfiles=0
+shared=()
+alone=()
 for file in "$ROOT"/tests/integration/*.sh; do
     [ -e "$file" ] || continue
     case "$(basename "$file")" in lib.sh|*_lib.sh) continue ;; esac
     if [ -n "$filter" ] && [[ "$(basename "$file")" != *"$filter"* ]]; then
         continue
     fi
-    nfiles=$((nfiles + 1))
-    run_test_file "$file"
+    if grep -q '^# run.sh: alone' "$file"; then
+        alone+=("$file")
+    else
+        shared+=("$file")
+    fi
 done
+nfiles=$((${#shared[@]} + ${#alone[@]}))
 if [ $nfiles -eq 0 ] && [ -n "$filter" ]; then
     fail "integration: no test file matches '$filter'"
+fi
+if [ ${#shared[@]} -gt 0 ]; then
+    mapfile -t shared < <(order_by_duration "${shared[@]}")
+    run_files "$TEST_JOBS" "${shared[@]}"
+fi
+[ ${#alone[@]} -gt 0 ] && run_files 1 "${alone[@]}"
+# keep the times for the next run's order (only a whole run's)
+if [ -z "$filter" ] && [ -s "$DURATIONS_NEW" ] && [ -d "$BUILD" ]; then
+    cp "$DURATIONS_NEW" "$DURATIONS_LAST"
 fi
 
 if [ $failed -gt 0 ]; then

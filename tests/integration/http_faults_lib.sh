@@ -176,9 +176,14 @@ scenario_hang() {
     got=$(errno_of listdir "$MNT/$1")
     check "$1: listing a cloud whose server never answers fails ($got)" test "$got" != ok
     check "$1: the proxy got requests for it" test "$(seen '[A-Z]*' hangzone)" -ge 2
-    # an attempt's retry asks for the same path and query
-    check_eq "$1: each stalled request was tried twice, not 1 + retries times" "2" \
-        "$(grep ' hang$' "$FAULTS/log" | grep hangzone | sort | uniq -c | awk '{print $1}' |
-           sort -u)"
+    # an attempt's retry asks for the same path and query: a stalled
+    # request is tried at most twice (once more, not `retries` more), and
+    # one was retried (a request sent once is one the mount stopped asking
+    # when it found the cloud down: on a busy machine that can come first)
+    local counts
+    counts=$(grep ' hang$' "$FAULTS/log" | grep hangzone | sort | uniq -c | awk '{print $1}' |
+             sort -un | tr '\n' ' ')
+    check_eq "$1: each stalled request was tried at most twice, not 1 + retries times" \
+        2 "$(echo "$counts" | tr ' ' '\n' | sort -n | tail -n 1)"
     rules
 }

@@ -202,7 +202,7 @@ die() {
 daemon_pids() {
     local mnt=$1 p comm
     for p in /proc/[0-9]*; do
-        comm=$(cat "$p/comm" 2>/dev/null) || continue
+        read -r comm <"$p/comm" 2>/dev/null || continue   # no fork per process
         case "$comm" in skyfs*|mount.skyfs*|memcheck*) ;; *) continue ;; esac
         if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$mnt"; then
             echo "${p#/proc/}"
@@ -354,7 +354,10 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 
 # _start_server NAME PORT URL cmd...
 #   Starts cmd in the background (log in $LOGS/NAME-PORT.log), remembers its
-#   pid for stop_servers, and waits up to 30 s until URL answers HTTP.
+#   pid for stop_servers, and waits until URL answers HTTP: up to
+#   SKY_SERVER_START seconds (default 120: a node server's start reads
+#   hundreds of files, which takes half a minute on a busy machine; this
+#   bounds a hang, it does not measure speed).
 #   Records one check "start NAME on port PORT"; returns 1 on failure.
 _start_server() {
     local name=$1 port=$2 url=$3; shift 3
@@ -362,7 +365,8 @@ _start_server() {
     "$@" >"$log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >>"$_SKY_PIDS"
-    local end=$((SECONDS + 30))
+    local limit=${SKY_SERVER_START:-120}
+    local end=$((SECONDS + limit))
     while :; do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "($name exited before answering)" >>"$log"
@@ -374,7 +378,7 @@ _start_server() {
             return 0
         fi
         if [ $SECONDS -ge $end ]; then
-            echo "($name did not answer at $url within 30 s)" >>"$log"
+            echo "($name did not answer at $url within $limit s)" >>"$log"
             record FAIL "start $name on port $port" "$log"
             return 1
         fi

@@ -16,6 +16,7 @@
 # and at the end `dpkg --purge` removes it all, leaving the machine as
 # before.  /sbin/mount.skyfs is shared with mount_options.sh: both hold
 # /tmp/skyfs-mount-helper.lock while they change it.
+# run.sh: alone (dpkg -i and --purge of the package change the whole machine)
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "pkg_deb.sh installs a package: run it as root"

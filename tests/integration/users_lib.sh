@@ -16,8 +16,11 @@
 
 test_user() {
     local name=$1
+    # test files run side by side: one useradd at a time, and a user
+    # another file just made is not made twice
     if ! id -u "$name" >/dev/null 2>&1; then
-        useradd --system --no-create-home --shell /usr/sbin/nologin "$name" ||
+        flock /tmp/skyfs-test-useradd.lock sh -c 'id -u "$1" >/dev/null 2>&1 ||
+            useradd --system --no-create-home --shell /usr/sbin/nologin "$1"' sh "$name" ||
             { record FAIL "cannot create the test user $name"; return 1; }
     fi
     id -u "$name"

@@ -1,0 +1,374 @@
+/*
+ * meta_fields.c - the metadata cache's updates of single fields and of
+ * what hangs off an entry: special files and hard links (rdev, nlink,
+ * file_id), attributes, symlink targets, atime, listing times, and the
+ * cloud metadata (content type, storage class, user metadata).
+ *
+ * Part of the metadata cache (meta.h has the contract, meta.c the table
+ * and its statements); called through meta.h only.
+ */
+#include "meta.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cachedb.h"
+#include "meta_int.h"
+
+/* ---- special files and hard links ---------------------------------------- */
+
+int meta_subdir_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SUBDIR_COUNT, e);
+    int rc = st ? 0 : -e->code;
+    if (st) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            *count = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            rc = cachedb_fail(&m->db, step, "counting subdirectories", e);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_set_nlinks(struct meta *m, const char *cloud, uint64_t file_id, uint32_t nlink,
+                    struct sky_err *e)
+{
+    if (!cloud || !file_id)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_NLINKS, e);
+    int rc = st ? 0 : -e->code;
+    if (st) {
+        cachedb_bind_text(st, 1, cloud);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)file_id);
+        sqlite3_bind_int64(st, 3, nlink);
+        rc = cachedb_done(&m->db, st, "counting a file's names", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_same_file(struct meta *m, const char *cloud, uint64_t file_id, uint64_t except,
+                   meta_ino_cb cb, void *arg, struct sky_err *e)
+{
+    if (!cloud || !file_id)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SAME_FILE, e);
+    int rc = st ? 0 : -e->code;
+    if (st) {
+        cachedb_bind_text(st, 1, cloud);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)file_id);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)except);
+        int step;
+        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+            rc = cb(arg, (uint64_t)sqlite3_column_int64(st, 0));
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = cachedb_fail(&m->db, step, "finding a file's names", e);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- single-field updates ---------------------------------------------- */
+
+int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int64_t now,
+                  struct sky_err *e)
+{
+    if (!meta_valid_kind(attr))
+        return sky_fail(e, EINVAL, "metadata cache: inode %llu: unknown kind",
+                        (unsigned long long)ino);
+    pthread_mutex_lock(&m->lock);
+    struct meta_entry ent;
+    int rc = meta_begin(m, e);
+    if (rc == 0)
+        rc = meta_get_locked(m, ino, &ent, e);
+    if (rc == 0) {
+        if ((ino == META_ROOT_INO || ent.parent == META_ROOT_INO) && attr->kind != SKY_DIR)
+            rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
+        else
+            rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, NULL,
+                                  now, true, e);
+        meta_entry_free(&ent);
+    }
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* Run one UPDATE ... WHERE ino=?1 and report -ENOENT when no row matched. */
+static int meta_update_one(struct meta *m, sqlite3_stmt *st, uint64_t ino, const char *doing,
+                           struct sky_err *e)
+{
+    int rc = cachedb_done(&m->db, st, doing, e);
+    if (rc == 0 && sqlite3_changes(m->db.db) == 0)
+        rc = sky_fail(e, ENOENT, "metadata cache: no entry for inode %llu",
+                      (unsigned long long)ino);
+    return rc;
+}
+
+int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LINK, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        cachedb_bind_text(st, 2, link);
+        rc = meta_update_one(m, st, ino, "recording a symlink target", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_ATIME, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int64(st, 2, atime);
+        rc = meta_update_one(m, st, ino, "recording an access", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LISTED, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int64(st, 2, when);
+        rc = meta_update_one(m, st, ino, "marking a listing", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t *ino,
+                   struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "metadata cache: find_path needs a cloud and a path");
+    pthread_mutex_lock(&m->lock);
+    int ret = 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_FIND_PATH, e);
+    if (!st) {
+        ret = -e->code;
+    } else {
+        cachedb_bind_text(st, 1, cloud);
+        cachedb_bind_text(st, 2, path);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *ino = (uint64_t)sqlite3_column_int64(st, 0);
+        else if (rc == SQLITE_DONE)
+            ret = sky_fail(e, ENOENT, "metadata cache: nothing cached at '%s' in cloud '%s'",
+                           path, cloud);
+        else
+            ret = cachedb_fail(&m->db, rc, "finding a path", e);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
+/* ---- cloud metadata ------------------------------------------------------ */
+
+static int meta_read_user_locked(struct meta *m, uint64_t ino, struct sky_objmeta *out,
+                                 struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_USER_LIST, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+        const void *value = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        if (key && sky_objmeta_add_user(out, key, value ? value : "", len)) {
+            ret = meta_oom(e);
+            break;
+        }
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = cachedb_fail(&m->db, rc, "reading user metadata", e);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int meta_get_objmeta_locked(struct meta *m, uint64_t ino, struct sky_objmeta *out,
+                                   int64_t *meta_at, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_OBJMETA_GET, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    int rc = sqlite3_step(st), ret = 0, oom = 0;
+    if (rc == SQLITE_ROW) {
+        out->content_type = cachedb_column_strdup(st, 0, &oom);
+        out->storage_class = cachedb_column_strdup(st, 1, &oom);
+        *meta_at = sqlite3_column_int64(st, 2);
+        out->has_user = *meta_at > 0;
+        ret = oom ? meta_oom(e) : 0;
+    } else if (rc == SQLITE_DONE) {
+        ret = sky_fail(e, ENOENT, "metadata cache: no entry for inode %llu",
+                       (unsigned long long)ino);
+    } else {
+        ret = cachedb_fail(&m->db, rc, "reading cloud metadata", e);
+    }
+    sqlite3_reset(st);
+    return ret ? ret : meta_read_user_locked(m, ino, out, e);
+}
+
+int meta_get_objmeta(struct meta *m, uint64_t ino, struct sky_objmeta *out, int64_t *meta_at,
+                     struct sky_err *e)
+{
+    memset(out, 0, sizeof *out);
+    int64_t at = 0;
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_get_objmeta_locked(m, ino, out, &at, e);
+    pthread_mutex_unlock(&m->lock);
+    if (rc)
+        sky_objmeta_free(out);
+    else if (meta_at)
+        *meta_at = at;
+    return rc;
+}
+
+/* The metadata part of meta_set_objmeta, for an entry known to exist. */
+static int meta_store_objmeta_locked(struct meta *m, uint64_t ino, const struct sky_objmeta *om,
+                                     int64_t now, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_OBJMETA_SET, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    meta_bind_objmeta(st, 2, om, now);
+    int rc = meta_update_one(m, st, ino, "storing cloud metadata", e);
+    if (rc == 0 && om->has_user)
+        rc = meta_put_user_locked(m, ino, om, true, e);
+    return rc;
+}
+
+static int meta_set_objmeta_locked(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                                   const struct sky_objmeta *om, int64_t now,
+                                   struct sky_err *e)
+{
+    if (!attr)
+        return meta_store_objmeta_locked(m, ino, om, now, e);
+    struct meta_entry ent;
+    int rc = meta_get_locked(m, ino, &ent, e);
+    if (rc)
+        return rc;
+    if ((ino == META_ROOT_INO || ent.parent == META_ROOT_INO) && attr->kind != SKY_DIR)
+        rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
+    else
+        rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, om, now,
+                              false, e);
+    meta_entry_free(&ent);
+    return rc;
+}
+
+int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                     const struct sky_objmeta *om, int64_t now, struct sky_err *e)
+{
+    if (attr && !meta_valid_kind(attr))
+        return sky_fail(e, EINVAL, "metadata cache: inode %llu: unknown kind",
+                        (unsigned long long)ino);
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_begin(m, e);
+    if (rc == 0)
+        rc = meta_set_objmeta_locked(m, ino, attr, om, now, e);
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static int meta_set_user_item_locked(struct meta *m, uint64_t ino, const char *key,
+                                     const void *value, size_t len, struct sky_err *e)
+{
+    struct meta_entry ent;
+    int rc = meta_get_locked(m, ino, &ent, e);     /* no rows for unknown inodes */
+    if (rc)
+        return rc;
+    meta_entry_free(&ent);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, value ? Q_USER_PUT : Q_USER_DEL, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    cachedb_bind_text(st, 2, key);
+    if (value)
+        sqlite3_bind_text(st, 3, value, (int)len, SQLITE_STATIC);
+    return cachedb_done(&m->db, st, "storing user metadata", e);
+}
+
+int meta_set_user_item(struct meta *m, uint64_t ino, const char *key, const void *value,
+                       size_t len, struct sky_err *e)
+{
+    if (!key || !*key)
+        return sky_fail(e, EINVAL, "metadata cache: user metadata needs a key");
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_begin(m, e);
+    if (rc == 0)
+        rc = meta_set_user_item_locked(m, ino, key, value, len, e);
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_missing_objmeta(struct meta *m, const char *cloud, const char *path, meta_path_cb cb,
+                         void *arg, struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "metadata cache: missing_objmeta needs a cloud and a path");
+    char *lo = NULL, *hi = NULL;
+    if (path[0] && meta_tree_bounds(path, &lo, &hi))
+        return meta_oom(e);
+    pthread_mutex_lock(&m->lock);
+    int rc, ret = 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, path[0] ? Q_MISSING_UNDER : Q_MISSING_ALL, e);
+    if (!st) {
+        ret = -e->code;
+        goto out;
+    }
+    cachedb_bind_text(st, 1, cloud);
+    if (path[0]) {
+        cachedb_bind_text(st, 2, path);
+        cachedb_bind_text(st, 3, lo);
+        cachedb_bind_text(st, 4, hi);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *p = (const char *)sqlite3_column_text(st, 1);
+        ret = cb(arg, (uint64_t)sqlite3_column_int64(st, 0), p ? p : "");
+        if (ret)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = cachedb_fail(&m->db, rc, "finding files without metadata", e);
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&m->lock);
+    free(lo);
+    free(hi);
+    return ret;
+}

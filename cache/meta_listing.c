@@ -1,0 +1,311 @@
+/*
+ * meta_listing.c - a directory's listing in the metadata cache: replacing
+ * it with what a cloud listed (a merge of two sorted lists that keeps the
+ * inodes of entries still there), and walking a directory's children a
+ * page at a time.
+ *
+ * Part of the metadata cache (meta.h has the contract, meta.c the table
+ * and its statements); called through meta.h only.
+ */
+#include "meta.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cachedb.h"
+#include "meta_int.h"
+
+/* ---- replace_listing: a merge of two sorted lists ----------------------- */
+
+struct meta_listed {            /* one usable entry of the new listing */
+    const struct sky_dirent *ent;
+    size_t order;               /* position in the caller's array */
+};
+
+struct meta_known {             /* one child already in the cache */
+    uint64_t ino;
+    char *name;
+    enum sky_kind kind;
+    int64_t fetched_at;
+};
+
+static int meta_cmp_listed(const void *pa, const void *pb)
+{
+    const struct meta_listed *a = pa, *b = pb;
+    int c = strcmp(a->ent->name, b->ent->name);
+    if (c)
+        return c;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* Valid entries sorted by name.  Of duplicate names (an object store can
+ * hold both an object "a" and objects under "a/") a directory wins, else
+ * the last one. */
+static int meta_sort_listing(const struct sky_dirent *ents, size_t n, struct meta_listed **out,
+                             size_t *count)
+{
+    struct meta_listed *l = malloc((n ? n : 1) * sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (meta_valid_name(ents[i].name) && meta_valid_kind(&ents[i].attr))
+            l[k++] = (struct meta_listed){ &ents[i], i };
+    qsort(l, k, sizeof *l, meta_cmp_listed);
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (w > 0 && strcmp(l[w - 1].ent->name, l[i].ent->name) == 0) {
+            if (l[w - 1].ent->attr.kind != SKY_DIR || l[i].ent->attr.kind == SKY_DIR)
+                l[w - 1] = l[i];
+            continue;
+        }
+        l[w++] = l[i];
+    }
+    *out = l;
+    *count = w;
+    return 0;
+}
+
+static void meta_free_known(struct meta_known *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(k[i].name);
+    free(k);
+}
+
+/* The children of `parent` already cached, sorted by name. */
+static int meta_load_known(struct meta *m, uint64_t parent, struct meta_known **out,
+                           size_t *count, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_CHILD_KEYS, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    struct meta_known *k = NULL;
+    size_t n = 0, cap = 0;
+    int rc, oom = 0, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct meta_known *nk = realloc(k, ncap * sizeof *nk);
+            if (!nk) {
+                oom = 1;
+                break;
+            }
+            k = nk;
+            cap = ncap;
+        }
+        k[n].ino = (uint64_t)sqlite3_column_int64(st, 0);
+        k[n].name = cachedb_column_strdup(st, 1, &oom);
+        k[n].kind = (enum sky_kind)sqlite3_column_int(st, 2);
+        k[n].fetched_at = sqlite3_column_int64(st, 3);
+        if (oom)
+            break;
+        n++;
+    }
+    if (oom)
+        ret = meta_oom(e);
+    else if (rc != SQLITE_DONE)
+        ret = cachedb_fail(&m->db, rc, "reading a directory", e);
+    sqlite3_reset(st);
+    if (ret) {
+        meta_free_known(k, n);
+        return ret;
+    }
+    *out = k;
+    *count = n;
+    return 0;
+}
+
+/* Path of child `name` of `dir`, in a reusable buffer. */
+static const char *meta_child_path(const struct meta_entry *dir, const char *name, char **buf,
+                                   size_t *cap)
+{
+    size_t need = strlen(dir->path) + strlen(name) + 2;
+    if (need > *cap) {
+        char *nb = realloc(*buf, need);
+        if (!nb)
+            return NULL;
+        *buf = nb;
+        *cap = need;
+    }
+    if (dir->path[0])
+        snprintf(*buf, *cap, "%s/%s", dir->path, name);
+    else
+        snprintf(*buf, *cap, "%s", name);
+    return *buf;
+}
+
+static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
+                              const struct meta_listed *l, size_t nl,
+                              const struct meta_known *k, size_t nk, int64_t now,
+                              struct sky_err *e)
+{
+    bool under_root = dir->ino == META_ROOT_INO;
+    char *buf = NULL;
+    size_t cap = 0, i = 0, j = 0;
+    int rc = 0;
+    while (rc == 0 && (i < nk || j < nl)) {
+        int c = i == nk ? 1 : j == nl ? -1 : strcmp(k[i].name, l[j].ent->name);
+        const char *name = c <= 0 ? k[i].name : l[j].ent->name;
+        const char *cloud = under_root ? name : dir->cloud;
+        const char *path = under_root ? "" : meta_child_path(dir, name, &buf, &cap);
+        if (!path) {
+            rc = meta_oom(e);
+        } else if (c <= 0 && k[i].fetched_at > now) {
+            /* changed by us after the listing was asked for: the listing
+             * is older news than what we have */
+            i++;
+            j += c == 0;
+        } else if (c < 0) {             /* vanished */
+            rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
+            if (rc == 0 && m->gone)
+                m->gone(m->gone_arg, dir->ino, k[i].name);
+            i++;
+        } else if (c == 0) {            /* still there: keep the inode */
+            const struct sky_dirent *d = l[j].ent;
+            if (under_root && d->attr.kind != SKY_DIR)
+                rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
+            else
+                rc = meta_update_attr(m, k[i].ino, k[i].kind, cloud, path, &d->attr, d->link,
+                                      d->meta, now, false, e);
+            i++;
+            j++;
+        } else {                        /* new */
+            const struct sky_dirent *d = l[j].ent;
+            if (!under_root || d->attr.kind == SKY_DIR)
+                rc = meta_insert(m, dir, d->name, &d->attr, d->link, d->meta, now, NULL, e);
+            j++;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+static int meta_replace_locked(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
+                               size_t n, int64_t now, struct sky_err *e)
+{
+    struct meta_entry dir;
+    int rc = meta_get_dir_locked(m, parent, &dir, e);
+    if (rc)
+        return rc;
+    struct meta_listed *l = NULL;
+    struct meta_known *k = NULL;
+    size_t nl = 0, nk = 0;
+    if (meta_sort_listing(ents, n, &l, &nl))
+        rc = meta_oom(e);
+    if (rc == 0)
+        rc = meta_load_known(m, parent, &k, &nk, e);
+    if (rc == 0)
+        rc = meta_merge_listing(m, &dir, l, nl, k, nk, now, e);
+    if (rc == 0)
+        rc = meta_set_listed_locked(m, parent, now, e);
+    free(l);
+    if (k)
+        meta_free_known(k, nk);
+    meta_entry_free(&dir);
+    return rc;
+}
+
+void meta_on_gone(struct meta *m, meta_gone_fn fn, void *arg)
+{
+    pthread_mutex_lock(&m->lock);
+    m->gone = fn;
+    m->gone_arg = arg;
+    pthread_mutex_unlock(&m->lock);
+}
+
+int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
+                         size_t n, int64_t now, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_begin(m, e);
+    if (rc == 0)
+        rc = meta_replace_locked(m, parent, ents, n, now, e);
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- walking children -------------------------------------------------- */
+
+/* Up to CHILDREN_PAGE children of `parent` named after `after`. */
+static int meta_children_page(struct meta *m, uint64_t parent, const char *after,
+                              struct meta_entry *page, size_t *n, struct sky_err *e)
+{
+    *n = 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_CHILDREN_PAGE, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    cachedb_bind_text(st, 2, after);
+    sqlite3_bind_int(st, 3, CHILDREN_PAGE);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ret = meta_entry_from_row(st, &page[*n], e);
+        if (ret)
+            break;
+        (*n)++;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = cachedb_fail(&m->db, rc, "listing a directory", e);
+    sqlite3_reset(st);
+    return ret;
+}
+
+int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
+                  struct sky_err *e)
+{
+    struct meta_entry *page = calloc(CHILDREN_PAGE, sizeof *page);
+    char *after = strdup("");
+    if (!page || !after) {
+        free(page);
+        free(after);
+        return meta_oom(e);
+    }
+    int rc = 0;
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&m->lock);
+        rc = meta_children_page(m, parent, after, page, &n, e);
+        pthread_mutex_unlock(&m->lock);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = cb(arg, &page[i]);
+        if (rc == 0 && n == CHILDREN_PAGE) {
+            free(after);
+            after = strdup(page[n - 1].name);
+            if (!after)
+                rc = meta_oom(e);
+        }
+        for (size_t i = 0; i < n; i++)
+            meta_entry_free(&page[i]);
+        if (rc || n < CHILDREN_PAGE)
+            break;
+    }
+    free(after);
+    free(page);
+    return rc;
+}
+
+int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int ret = 0;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_CHILD_COUNT, e);
+    if (!st) {
+        ret = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *count = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            ret = cachedb_fail(&m->db, rc, "counting children", e);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}

@@ -209,7 +209,7 @@ TEST(config_bad_clouds)
                  "holds the cloud's files); add \"path = ...\" to the section");
     expect_error("[a]\ntype = local\npath = /x\ncolour = blue\n", 0644,
                  ":4: unknown key \"colour\" for a cloud of type local; known keys: type, "
-                 "read_only, ttl, negative_ttl, index, index_interval, path");
+                 "read_only, write_back, ttl, negative_ttl, index, index_interval, path");
     expect_error("[a]\ntype = local\npath = /x\nindex = maybe\n", 0644,
                  ":4: index = \"maybe\" is not on or off; write index = on (keep this cloud's "
                  "search index complete in the background) or index = off");

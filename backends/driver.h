@@ -245,6 +245,24 @@ typedef bool (*sky_known_kind_fn)(void *arg, const char *path, const char *etag,
                                   enum sky_kind *kind, uint64_t *rdev, char *target,
                                   size_t target_size);
 
+/* One byte range [off, off + len) of a file. */
+struct sky_range {
+    uint64_t off, len;
+};
+
+/* What changed in a file since a known version of it, for write_delta.
+ * Every byte of the new file outside dirty[] is, at the same offset, a
+ * byte of the version whose etag is base_etag (as stat or write reported
+ * it; never ""), as long as it lies below that version's size: bytes at
+ * or past the base's size count as changed whether listed or not.  dirty[]
+ * is sorted by offset, the ranges do not overlap, and may reach past the
+ * new size (the driver clips them).  The cache lists whole blocks. */
+struct sky_delta {
+    const char *base_etag;
+    const struct sky_range *dirty;
+    size_t ndirty;
+};
+
 /* Config keys a driver accepts, besides the common ones every cloud has
  * (type, read_only, ttl, negative_ttl). */
 #define SKY_KEY_REQUIRED 0x1u
@@ -313,6 +331,23 @@ struct sky_driver {
     int (*write)(void *ctx, const char *path, int fd, uint64_t size,
                  const struct sky_attr *attr, const struct sky_objmeta *meta,
                  struct sky_attr *out, struct sky_err *e);
+
+    /* Optional: write() for a file that changed only in part since the
+     * version `d->base_etag` (see struct sky_delta): the same contract and
+     * the same result as write() - the first `size` bytes of fd, attr,
+     * meta, *out - but the driver may send only what changed (the dirty
+     * ranges) and take the rest from the object it replaces, where the
+     * protocol allows it atomically (S3 UploadPartCopy, Azure Put Block
+     * List reusing committed blocks, a local file cloned then patched).
+     * Whenever it cannot, or has any doubt (the object's version is no
+     * longer d->base_etag, a range or a size that does not fit, a server
+     * that lacks the request), it uploads the whole file as write() does,
+     * and says why in the log (once per cloud and reason).  So a failure
+     * is a failure of the upload, never "try write() instead".  NULL: fs/
+     * calls write(). */
+    int (*write_delta)(void *ctx, const char *path, int fd, uint64_t size,
+                       const struct sky_attr *attr, const struct sky_objmeta *meta,
+                       const struct sky_delta *d, struct sky_attr *out, struct sky_err *e);
 
     /* ---- Streamed uploads (optional: upload_part_size 0 and the four
      * calls NULL, or all set) ----

@@ -31,9 +31,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -48,6 +51,7 @@ struct local {
     char *name;      /* cloud name, for messages */
     char *root;      /* absolute path of the folder */
     int root_fd;
+    atomic_uint delta_logged;   /* reasons for a whole write already logged (write_delta) */
 };
 
 static const char *rel(const char *path)
@@ -406,14 +410,14 @@ static int copy_range(int from, int to, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* Copy the first `size` bytes of `from` into the empty file `to`, keeping
- * holes as holes: only the data extents SEEK_DATA/SEEK_HOLE report are
- * copied, and ftruncate gives `to` its size (copy_file_range alone writes
- * a hole as zeros, so one byte written at 1 GiB would allocate 1 GiB).  A
- * file system without SEEK_DATA (EINVAL) gets the whole range copied. */
-static int copy_sparse(int from, int to, uint64_t size)
+/* Copy the data extents of `from` within [pos, size) to the same offsets
+ * of `to`, whose bytes there are holes already: holes stay holes (only the
+ * extents SEEK_DATA/SEEK_HOLE report are copied; copy_file_range alone
+ * writes a hole as zeros, so one byte written at 1 GiB would allocate 1
+ * GiB).  A file system without SEEK_DATA (EINVAL) gets the whole range
+ * copied. */
+static int copy_extents(int from, int to, uint64_t pos, uint64_t size)
 {
-    uint64_t pos = 0;
     while (pos < size) {
         off_t data = lseek(from, (off_t)pos, SEEK_DATA);
         if (data < 0 && errno == ENXIO)
@@ -432,6 +436,15 @@ static int copy_sparse(int from, int to, uint64_t size)
             return -1;
         pos = end;
     }
+    return 0;
+}
+
+/* Copy the first `size` bytes of `from` into the empty file `to`, keeping
+ * holes as holes (copy_extents), and give `to` that size. */
+static int copy_sparse(int from, int to, uint64_t size)
+{
+    if (copy_extents(from, to, 0, size) != 0)
+        return -1;
     return ftruncate(to, (off_t)size);
 }
 
@@ -558,6 +571,141 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
         struct stat st;
         fstat(fd, &st);
         attr_from_stat(&st, out);
+    }
+    close(fd);
+    close(dfd);
+    return rc;
+}
+
+/* ---- write_delta: clone the old file, write only what changed -------------- */
+
+#define LOCAL_DELTA_STALE  0x1u     /* the file is no longer the base version */
+#define LOCAL_DELTA_LINKS  0x2u     /* several names: rewritten in place, whole */
+#define LOCAL_DELTA_FAILED 0x4u     /* cloning or copying failed */
+
+static void delta_note(struct local *l, unsigned kind, const char *path, const char *why)
+{
+    unsigned had = atomic_fetch_or(&l->delta_logged, kind);
+    if (had & kind)
+        LOG_DEBUG("local cloud '%s': \"%s\" written whole: %s", l->name, path, why);
+    else
+        LOG_WARN("local cloud '%s': \"%s\" written whole instead of only its changed parts: "
+                 "%s (said once for this cloud)", l->name, path, why);
+}
+
+/* The new file in `fd` (empty): the old one's bytes (a clone sharing its
+ * extents where the file system can, FICLONE on btrfs and XFS; else an
+ * in-kernel copy of its data extents), cut or grown to `size`, then the
+ * changed ranges and everything past the old size from `src`. */
+static int patch_into(int old, uint64_t old_size, int fd, int src, uint64_t size,
+                      const struct sky_delta *d, uint64_t *written)
+{
+    uint64_t keep = old_size < size ? old_size : size;
+    if (ioctl(fd, FICLONE, old) != 0 && copy_sparse(old, fd, keep) != 0)
+        return -1;
+    if (ftruncate(fd, (off_t)size) != 0)
+        return -1;
+    *written = 0;
+    for (size_t i = 0; i < d->ndirty; i++) {
+        uint64_t off = d->dirty[i].off, len = d->dirty[i].len;
+        if (off >= keep)
+            break;
+        if (len > keep - off)
+            len = keep - off;
+        /* the old bytes there go (a hole), then the new data extents come:
+         * a range the cache holds as a hole stays one */
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0
+                ? copy_extents(src, fd, off, off + len) != 0
+                : copy_range(src, fd, off, len) != 0)
+            return -1;
+        *written += len;
+    }
+    if (size > keep) {                      /* past the old end: a hole already */
+        if (copy_extents(src, fd, keep, size) != 0)
+            return -1;
+        *written += size - keep;
+    }
+    return 0;
+}
+
+/* Is the delta's dirty list sorted and without overlaps? */
+static bool delta_ordered(const struct sky_delta *d)
+{
+    for (size_t i = 1; i < d->ndirty; i++)
+        if (d->dirty[i].off < d->dirty[i - 1].off + d->dirty[i - 1].len)
+            return false;
+    return true;
+}
+
+/* write() that writes only the changed ranges: the old file is cloned into
+ * the hidden temporary file, the dirty ranges written over it, and the
+ * result renamed over the old file, so readers see the old or the new
+ * file, never a mix (as write() does).  A file with several names, or
+ * one that is no longer the base version, is written whole by write(). */
+static int local_write_delta(void *ctx, const char *path, int src, uint64_t size,
+                             const struct sky_attr *attr, const struct sky_objmeta *meta,
+                             const struct sky_delta *d, struct sky_attr *out, struct sky_err *e)
+{
+    struct local *l = ctx;
+    if (!d || !d->base_etag || !*d->base_etag || size == 0 || !delta_ordered(d))
+        return local_write(ctx, path, src, size, attr, meta, out, e);
+    const char *base;
+    int dfd = open_parent(l, path, &base);
+    if (dfd < 0)
+        return fail_errno(l, e, "write", path);
+    int old = openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    struct sky_attr now = {0};
+    const char *why = NULL;
+    unsigned kind = LOCAL_DELTA_STALE;
+    if (old < 0 || fstat(old, &st) != 0 || !S_ISREG(st.st_mode)) {
+        why = "it is gone or no longer a file";
+    } else if (st.st_nlink > 1) {
+        why = "it has several names, so it is rewritten in place";
+        kind = LOCAL_DELTA_LINKS;
+    } else {
+        attr_from_stat(&st, &now);
+        if (strcmp(now.etag, d->base_etag) != 0)
+            why = "it changed in the folder since it was read";
+    }
+    if (why) {
+        delta_note(l, kind, path, why);
+        if (old >= 0)
+            close(old);
+        close(dfd);
+        return local_write(ctx, path, src, size, attr, meta, out, e);
+    }
+    char tmp[NAME_MAX + 1];
+    snprintf(tmp, sizeof tmp, TMP_PREFIX "%d-%lx", (int)getpid(), (unsigned long)random());
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = fail_errno(l, e, "write", path);
+        close(old);
+        close(dfd);
+        return rc;
+    }
+    copy_user_xattrs(old, fd);
+    uint64_t written = 0;
+    int rc = 0;
+    if (patch_into(old, (uint64_t)st.st_size, fd, src, size, d, &written) != 0) {
+        char why_buf[160];
+        snprintf(why_buf, sizeof why_buf, "cloning the old file failed: %s", strerror(errno));
+        close(fd);
+        unlinkat(dfd, tmp, 0);
+        close(old);
+        close(dfd);
+        delta_note(l, LOCAL_DELTA_FAILED, path, why_buf);
+        return local_write(ctx, path, src, size, attr, meta, out, e);
+    }
+    close(old);
+    if (apply_attr(fd, attr) != 0 || renameat(dfd, tmp, dfd, base) != 0) {
+        rc = fail_errno(l, e, "write", path);
+        unlinkat(dfd, tmp, 0);
+    } else {
+        fstat(fd, &st);
+        attr_from_stat(&st, out);
+        LOG_DEBUG("local cloud '%s': \"%s\": %llu of %llu bytes written, the rest cloned",
+                  l->name, path, (unsigned long long)written, (unsigned long long)size);
     }
     close(fd);
     close(dfd);
@@ -843,6 +991,7 @@ const struct sky_driver sky_driver_local = {
     .stat = local_stat,
     .read = local_read,
     .write = local_write,
+    .write_delta = local_write_delta,
     .remove = local_remove,
     .mkdir = local_mkdir,
     .rmdir = local_rmdir,

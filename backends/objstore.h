@@ -54,6 +54,11 @@
  *     primitives (mpu_*) with OBJSTORE_THREADS parts at once; streamed
  *     uploads (driver.h upload_*) on the same primitives; a changed final
  *     metadata is written after completion (set_meta, else a self-copy).
+ *   - Incremental uploads (driver.h write_delta): where the protocol has
+ *     compose, a file changed in part is made from the object it replaces
+ *     plus its dirty ranges, after a head confirmed the base ETag; any
+ *     doubt, or a server that refuses, falls back to the whole upload
+ *     with the reason logged once per cloud (objstore_incr.c).
  *   - Names: keys that cannot be file names (backends/names.h) and sizes
  *     no file has are skipped with a warning naming the cloud and key.
  *
@@ -340,6 +345,26 @@ struct objstore_proto {
                         char etag_out[SKY_ETAG_MAX], struct sky_err *e);
     void (*mpu_end)(void *up, bool discard);
 
+    /* ---- incremental uploads (optional) ----
+     * Make the object `key` of `size` bytes anew from ranges of the object
+     * there now (which must still have ETag `if_match`: -ESTALE
+     * otherwise, checked by the server in the same requests) and bytes of
+     * fd: every byte outside dirty[0..ndirty) (struct sky_range, sorted,
+     * disjoint, clipped to `size`) and below `base_size` (the present
+     * object's size, as a head reported it with that ETag) may be taken
+     * from the present object at the same offset; every other byte comes
+     * from fd.  Atomic as put is: the object changes at once, or not at
+     * all.  With the metadata of `nw`.  etag_out gets the new ETag and
+     * *sent the body bytes sent (for the log).  -ENOTSUP with e saying why
+     * when it cannot or would not save anything (the core then uploads
+     * the whole file and logs the reason once); any other failure makes
+     * the core fall back as well, except -EHOSTDOWN and -EINTR.  NULL: no
+     * incremental uploads on this protocol. */
+    int (*compose)(void *p, const char *container, const char *key, const char *if_match,
+                   uint64_t base_size, const struct sky_range *dirty, size_t ndirty, int fd,
+                   uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
+                   uint64_t *sent, const char *show, struct sky_err *e);
+
     /* Server-side copy of an object of `size` bytes from skey of
      * scontainer to dkey of dcontainer (same cloud; they may be the same
      * key: a metadata rewrite).  nw NULL: the copy keeps the source's
@@ -383,6 +408,37 @@ struct objstore_proto {
 };
 
 /* ------------------------------------------------------------------ */
+/* Planning an incremental upload in parts (objstore_incr.c)           */
+/* ------------------------------------------------------------------ */
+
+/* One part of a new object: bytes [off, off + len), copied from the
+ * present object at the same offset (`copy`) or sent. */
+struct objstore_piece {
+    uint64_t off, len;
+    bool copy;
+};
+
+/* The limits of a protocol's parts. */
+struct objstore_part_rules {
+    uint64_t min_part;      /* every part but the last at least this (S3: 5 MiB) */
+    uint64_t send_part;     /* sent ranges are cut into parts of about this size */
+    uint64_t max_part;      /* no part larger (S3: 5 GiB) */
+    uint64_t max_parts;     /* parts one upload holds */
+};
+
+/* The parts of a new object of `size` bytes whose bytes outside dirty[]
+ * and below base_size are those of the present object (see compose):
+ * unchanged ranges of at least min_part are copied, the rest is sent, and
+ * sent parts shorter than min_part take bytes from the next copied range
+ * (which becomes sent when too little of it is left).  *out (malloc'd,
+ * the caller frees it) holds *n pieces in order, covering [0, size).
+ * 0; -ENOTSUP when no byte would be copied or the parts would be too
+ * many; -ENOMEM. */
+int objstore_plan_parts(uint64_t size, uint64_t base_size, const struct sky_range *dirty,
+                        size_t ndirty, const struct objstore_part_rules *rules,
+                        struct objstore_piece **out, size_t *n);
+
+/* ------------------------------------------------------------------ */
 /* The driver the core makes of a protocol                             */
 /* ------------------------------------------------------------------ */
 
@@ -401,6 +457,9 @@ int objstore_read(void *ctx, const char *path, const char *etag, uint64_t off, u
 int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
                    const struct sky_attr *attr, const struct sky_objmeta *meta,
                    struct sky_attr *out, struct sky_err *e);
+int objstore_write_delta(void *ctx, const char *path, int fd, uint64_t size,
+                         const struct sky_attr *attr, const struct sky_objmeta *meta,
+                         const struct sky_delta *d, struct sky_attr *out, struct sky_err *e);
 int objstore_upload_begin(void *ctx, const char *path, const struct sky_attr *attr,
                           const struct sky_objmeta *meta, void **up, struct sky_err *e);
 int objstore_upload_part(void *up, int fd, uint64_t index, struct sky_err *e);
@@ -460,6 +519,7 @@ void objstore_set_known_kinds(void *ctx, sky_known_kind_fn fn, void *arg);
         .caps = SKY_CAP_CONTENT_TYPE, .open = (open_), .close = objstore_close,              \
         .list = objstore_list, .list_tree = objstore_list_tree, .stat = objstore_stat,       \
         .read = objstore_read, .write = objstore_write,                                      \
+        .write_delta = objstore_write_delta,                                                 \
         .upload_part_size = (part_size_),                                                    \
         .upload_begin = objstore_upload_begin, .upload_part = objstore_upload_part,          \
         .upload_finish = objstore_upload_finish, .upload_abort = objstore_upload_abort,      \

@@ -14,6 +14,7 @@
 #define SKY_OBJSTORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -57,6 +58,9 @@ struct objstore {
     /* What the caller's metadata cache knows (set_known_kinds). */
     sky_known_kind_fn known_fn;
     void *known_arg;
+    /* Incremental uploads (objstore_incr.c): OS_INCR_* bits of the
+     * reasons for a whole upload already logged for this cloud. */
+    atomic_uint incr_logged;
 };
 
 /* Where a path lives: container ("" for the account root) and key. */
@@ -140,5 +144,13 @@ struct sky_attr os_file_attr(const struct sky_attr *attr);
 int os_store(struct objstore *o, const struct os_loc *l, const char *key, const void *mem,
              int fd, uint64_t size, const struct objstore_new *nw, char *etag_out,
              const char *show, struct sky_err *e);
+/* The metadata of a new file: POSIX attributes a, cloud metadata m (may
+ * be NULL).  On failure (-ENOMEM) meta is freed. */
+int os_file_meta(const struct objstore *o, const char *show, struct http_headers *meta,
+                 const struct sky_attr *a, const struct sky_objmeta *m);
+/* write()'s and upload_finish()'s *out: a file of `size` bytes stored
+ * with metadata a. */
+void os_file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t size,
+                      const char *etag);
 
 #endif

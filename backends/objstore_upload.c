@@ -88,10 +88,8 @@ int os_store(struct objstore *o, const struct os_loc *l, const char *key, const 
     return large_upload(o, l, key, fd, size, nw, etag_out, show, e);
 }
 
-/* The metadata of a new file: POSIX attributes a, cloud metadata m (may
- * be NULL).  On failure (-ENOMEM) meta is freed. */
-static int file_meta(const struct objstore *o, const char *show, struct http_headers *meta,
-                     const struct sky_attr *a, const struct sky_objmeta *m)
+int os_file_meta(const struct objstore *o, const char *show, struct http_headers *meta,
+                 const struct sky_attr *a, const struct sky_objmeta *m)
 {
     int rc = os_meta_posix(o, meta, SKY_FILE, a, a->has);
     if (rc == 0)
@@ -101,10 +99,8 @@ static int file_meta(const struct objstore *o, const char *show, struct http_hea
     return rc;
 }
 
-/* write()'s and upload_finish()'s *out: a file of `size` bytes stored
- * with metadata a. */
-static void file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t size,
-                          const char *etag)
+void os_file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t size,
+                      const char *etag)
 {
     memset(out, 0, sizeof *out);
     out->kind = SKY_FILE;
@@ -138,7 +134,7 @@ int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
     os_show(o, &l, show, sizeof show);
     struct sky_attr a = os_file_attr(attr);
     struct http_headers hm = {0};
-    if (file_meta(o, show, &hm, &a, meta) < 0) {
+    if (os_file_meta(o, show, &hm, &a, meta) < 0) {
         os_loc_free(&l);
         return os_oom(e);
     }
@@ -150,7 +146,7 @@ int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
     os_loc_free(&l);
     if (rc < 0)
         return rc;
-    file_attr_out(out, &a, size, etag);
+    os_file_attr_out(out, &a, size, etag);
     return 0;
 }
 
@@ -199,7 +195,7 @@ int objstore_upload_begin(void *ctx, const char *path, const struct sky_attr *at
     os_show(o, &st->l, st->show, sizeof st->show);
     st->begun = os_file_attr(attr);
     struct http_headers hm = {0};
-    rc = file_meta(o, st->show, &hm, &st->begun, &st->meta);
+    rc = os_file_meta(o, st->show, &hm, &st->begun, &st->meta);
     if (rc < 0)
         rc = os_oom(e);
     else {
@@ -305,7 +301,7 @@ int objstore_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
     if (!same_meta(&a, &st->begun) || !sky_objmeta_same_stored(meta, &st->meta)) {
         struct http_headers hm = {0};
         char copied[SKY_ETAG_MAX] = "";
-        if (file_meta(o, st->show, &hm, &a, meta) < 0) {
+        if (os_file_meta(o, st->show, &hm, &a, meta) < 0) {
             rc = os_oom(e);
         } else {
             struct objstore_new nw = { os_content_type(meta), &hm, NULL };
@@ -319,7 +315,7 @@ int objstore_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
         memcpy(etag, copied, sizeof etag);
     }
     if (rc == 0)
-        file_attr_out(out, &a, size, etag);
+        os_file_attr_out(out, &a, size, etag);
     stream_free(st);
     return rc;
 }

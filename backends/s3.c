@@ -285,6 +285,7 @@ static const struct objstore_proto s3_proto = {
     .mpu_complete = s3proto_mpu_complete,
     .mpu_end = s3proto_mpu_end,
     .copy = s3proto_copy,
+    .compose = s3proto_compose,
     .set_meta = NULL,           /* a metadata-replacing self-copy */
     .remove = s3proto_remove,
     .remove_batch = s3proto_remove_batch,

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #include "../lib/log.h"
 #include "names.h"
+#include "parallel.h"
 #include "xml.h"
 
 #define S3_COPY_MAX  (5ull << 30)
@@ -42,6 +44,9 @@ struct s3proto {
     void *sign_arg;
     void (*sign_arg_free)(void *);
     struct http_client *http;
+    /* The server answered an UploadPartCopy with NotImplemented (s3rver):
+     * compose refuses from then on without asking again. */
+    atomic_bool no_part_copy;
 };
 
 /* ------------------------------------------------------------------ */
@@ -571,6 +576,7 @@ struct mpu {
     char *upload_id;            /* as returned */
     char *enc_upload_id;        /* encoded for the query */
     const char *copy_source;    /* "/bucket/key" encoded, for UploadPartCopy */
+    const char *copy_if_match;  /* NULL, or the ETag the copy source must have */
     pthread_mutex_t lock;       /* guards etags and cap */
     char (*etags)[SKY_ETAG_MAX];
     uint64_t cap, nparts;
@@ -675,9 +681,10 @@ int s3proto_mpu_begin(void *p, const char *container, const char *key,
     return 0;
 }
 
-/* Part n (from 1): bytes [off, off + len) of fd, or of m->copy_source;
- * its ETag goes to etag_out. */
-static int send_part(struct mpu *m, int fd, unsigned n, uint64_t off, uint64_t len,
+/* Part n (from 1): bytes [off, off + len) of fd, or with `copy` of
+ * m->copy_source (UploadPartCopy, with m->copy_if_match when set); its
+ * ETag goes to etag_out. */
+static int send_part(struct mpu *m, int fd, unsigned n, uint64_t off, uint64_t len, bool copy,
                      char etag_out[SKY_ETAG_MAX], struct sky_err *e)
 {
     struct s3proto *s = m->s;
@@ -687,11 +694,13 @@ static int send_part(struct mpu *m, int fd, unsigned n, uint64_t off, uint64_t l
     r.bucket = m->bucket;
     r.key = m->key;
     r.query = query;
-    if (m->copy_source) {
+    if (copy) {
         snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
                  (unsigned long long)(off + len - 1));
         if (http_headers_set(&r.headers, "x-amz-copy-source", m->copy_source) < 0 ||
-            http_headers_set(&r.headers, "x-amz-copy-source-range", range) < 0) {
+            http_headers_set(&r.headers, "x-amz-copy-source-range", range) < 0 ||
+            (m->copy_if_match &&
+             http_headers_set(&r.headers, "x-amz-copy-source-if-match", m->copy_if_match) < 0)) {
             http_headers_free(&r.headers);
             return oom(e);
         }
@@ -704,7 +713,7 @@ static int send_part(struct mpu *m, int fd, unsigned n, uint64_t off, uint64_t l
     int rc = s3_call(s, &r, &resp, m->show, e);
     if (rc < 0)
         return rc;
-    if (m->copy_source) {
+    if (copy) {
         struct xml_node *root;
         rc = xml_answer(s, "COPY", m->show, &resp, "CopyPartResult", &root, e);
         if (rc == 0) {
@@ -729,7 +738,7 @@ int s3proto_mpu_part(void *up, uint64_t index, int fd, uint64_t off, uint64_t le
         return sky_fail(e, EFBIG, "%s '%s': PUT %s: a multipart upload holds at most %llu "
                         "parts", m->s->type, m->s->name, m->show, S3PROTO_MAX_PARTS);
     char etag[SKY_ETAG_MAX];
-    int rc = send_part(m, fd, (unsigned)index + 1, off, len, etag, e);
+    int rc = send_part(m, fd, (unsigned)index + 1, off, len, false, etag, e);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&m->lock);
@@ -1012,7 +1021,7 @@ static int copy_multipart(struct s3proto *s, const char *src, const char *sbucke
     for (uint64_t i = 0; rc == 0 && i < nparts; i++) {
         uint64_t off = i * part, len = size - off < part ? size - off : part;
         rc = mpu_reserve(m, i + 1) < 0 ? oom(e)
-                                       : send_part(m, -1, (unsigned)i + 1, off, len,
+                                       : send_part(m, -1, (unsigned)i + 1, off, len, true,
                                                    m->etags[i], e);
     }
     char etag[SKY_ETAG_MAX] = "";
@@ -1085,6 +1094,95 @@ int s3proto_copy(void *p, const char *scontainer, const char *skey, const char *
         rc = 0;
     }
     http_headers_free(&want);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Incremental uploads                                                 */
+/* ------------------------------------------------------------------ */
+
+/* S3's part limits: 5 MiB at least but for the last part, 5 GiB at most. */
+static const struct objstore_part_rules s3_part_rules = {
+    .min_part = 5ull << 20,
+    .send_part = S3PROTO_PART_SIZE,
+    .max_part = S3_COPY_MAX,
+    .max_parts = S3PROTO_MAX_PARTS,
+};
+
+struct compose_job {
+    struct mpu *m;
+    const struct objstore_piece *pieces;
+    size_t first;                   /* job i is piece first + i */
+    int fd;
+};
+
+static int compose_part(void *arg, size_t i, struct sky_err *e)
+{
+    struct compose_job *j = arg;
+    size_t k = j->first + i;
+    const struct objstore_piece *pc = &j->pieces[k];
+    return send_part(j->m, j->fd, (unsigned)k + 1, pc->off, pc->len, pc->copy, j->m->etags[k],
+                     e);
+}
+
+int s3proto_compose(void *p, const char *container, const char *key, const char *if_match,
+                    uint64_t base_size, const struct sky_range *dirty, size_t ndirty, int fd,
+                    uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
+                    uint64_t *sent, const char *show, struct sky_err *e)
+{
+    struct s3proto *s = p;
+    if (atomic_load(&s->no_part_copy))
+        return sky_fail(e, ENOTSUP, "%s '%s': PUT %s: the server has no UploadPartCopy (it "
+                        "answered NotImplemented)", s->type, s->name, show);
+    struct objstore_piece *pieces = NULL;
+    size_t n = 0;
+    int rc = objstore_plan_parts(size, base_size, dirty, ndirty, &s3_part_rules, &pieces, &n);
+    if (rc == -ENOTSUP)
+        return sky_fail(e, ENOTSUP, "%s '%s': PUT %s: no unchanged range of 5 MiB or more to "
+                        "copy (or too many parts)", s->type, s->name, show);
+    if (rc < 0)
+        return oom(e);
+    char *src = copy_source(container, key);
+    struct mpu *m = src ? mpu_new(s, container, key, show) : NULL;
+    struct http_headers hdrs = {0};
+    rc = m && mpu_reserve(m, n) == 0 && new_headers(s, &hdrs, nw) == 0 ? 0 : oom(e);
+    if (rc == 0) {
+        m->copy_source = src;
+        m->copy_if_match = if_match;
+        rc = mpu_create(m, &hdrs, e);
+    }
+    http_headers_free(&hdrs);
+    /* One copied part first, alone: a server without UploadPartCopy says
+     * so before any byte of the file was sent. */
+    size_t first_copy = 0;
+    while (first_copy < n && !pieces[first_copy].copy)
+        first_copy++;
+    struct compose_job job = { m, pieces, first_copy, fd };
+    if (rc == 0)
+        rc = compose_part(&job, 0, e);
+    if (rc == -ENOTSUP) {
+        atomic_store(&s->no_part_copy, true);
+        sky_err_prefix(e, "the server has no UploadPartCopy");
+    }
+    if (rc == 0 && first_copy > 0) {
+        job.first = 0;
+        rc = parallel_for(first_copy, OBJSTORE_THREADS, compose_part, &job, e);
+    }
+    if (rc == 0 && first_copy + 1 < n) {
+        job.first = first_copy + 1;
+        rc = parallel_for(n - first_copy - 1, OBJSTORE_THREADS, compose_part, &job, e);
+    }
+    if (rc == 0)
+        rc = s3proto_mpu_complete(m, n, fd, size, etag_out, e);
+    if (rc == 0 && sent) {
+        *sent = 0;
+        for (size_t i = 0; i < n; i++)
+            *sent += pieces[i].copy ? 0 : pieces[i].len;
+    }
+    if (m)
+        s3proto_mpu_end(m, rc < 0);
+    free(src);
+    free(pieces);
     return rc;
 }
 

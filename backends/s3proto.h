@@ -98,6 +98,14 @@ int s3proto_copy(void *p, const char *scontainer, const char *skey, const char *
                  struct sky_err *e);
 int s3proto_remove(void *p, const char *container, const char *key, const char *show,
                    struct sky_err *e);
+/* objstore.h compose: a multipart upload of UploadPartCopy parts (with
+ * x-amz-copy-source-if-match) for unchanged ranges of 5 MiB or more and
+ * UploadPart for the rest (objstore_plan_parts).  GCS's XML API has no
+ * part copy: only s3.c uses it. */
+int s3proto_compose(void *p, const char *container, const char *key, const char *if_match,
+                    uint64_t base_size, const struct sky_range *dirty, size_t ndirty, int fd,
+                    uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
+                    uint64_t *sent, const char *show, struct sky_err *e);
 int s3proto_remove_batch(void *p, const char *container, char *const *keys, size_t n,
                          const char *show, struct sky_err *e);
 int s3proto_container_head(void *p, const char *container, struct sky_err *e);

@@ -276,3 +276,51 @@ int blocks_each_dirty(struct blocks *b, blocks_dirty_cb cb, void *arg, struct sk
     free(keys);
     return rc ? rc : first_err;
 }
+
+/* ---- what an upload may take from the cloud's copy (incremental uploads) -- */
+
+void blocks_delta_free(struct blocks_delta *d)
+{
+    if (!d)
+        return;
+    free(d->etag);
+    free(d->dirty);
+    memset(d, 0, sizeof *d);
+}
+
+int blocks_upload_delta(struct blocks_obj *o, struct blocks_delta *d, struct sky_err *e)
+{
+    memset(d, 0, sizeof *d);
+    pthread_mutex_lock(&o->lock);
+    int rc = 0;
+    bool any_clean = false;
+    for (uint64_t i = 0; i < o->nblocks && !any_clean; i++)
+        any_clean = !(o->st[i] & B_DIRTY);
+    /* no write since the prepare, a version to start from, something kept */
+    if (o->prepared && o->prepared_gen == o->write_gen && o->etag && *o->etag && any_clean) {
+        size_t cap = 0;
+        for (uint64_t i = 0; i < o->nblocks; i++)
+            if ((o->st[i] & B_DIRTY) && (i == 0 || !(o->st[i - 1] & B_DIRTY)))
+                cap++;
+        d->etag = strdup(o->etag);
+        d->dirty = malloc((cap ? cap : 1) * sizeof *d->dirty);
+        if (!d->etag || !d->dirty)
+            rc = blocks_oom(e);
+        for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++) {
+            if (!(o->st[i] & B_DIRTY))
+                continue;
+            uint64_t j = i;
+            while (j + 1 < o->nblocks && (o->st[j + 1] & B_DIRTY))
+                j++;
+            uint64_t off = i << o->b->shift, end = (j + 1) << o->b->shift;
+            if (end > o->size)
+                end = o->size;
+            d->dirty[d->ndirty++] = (struct blocks_range){ off, end - off };
+            i = j;
+        }
+    }
+    pthread_mutex_unlock(&o->lock);
+    if (rc)
+        blocks_delta_free(d);
+    return rc;
+}

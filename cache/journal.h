@@ -6,7 +6,9 @@
  * before its first byte changes, so a crash loses no write: the next mount
  * finds it with blocks_each_dirty and uploads it.  fs/ uploads an object
  * by blocks_prepare_upload (complete and durable on local disk), the
- * driver's put, then blocks_committed.
+ * driver's put, then blocks_committed; blocks_upload_delta tells the
+ * driver which blocks changed since the version the cache read, so it may
+ * send only those (incremental uploads).
  *
  * Included by blocks.h; used by fs/ (uploads, the replay at mount) and
  * tools/.
@@ -29,6 +31,29 @@ int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg
  * prepared (blocks_committed still compares with that). */
 int blocks_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,
                         struct sky_err *e);
+
+/* What an upload may take from the cloud's copy (incremental uploads,
+ * driver.h write_delta).  `etag` is the version the object's unchanged
+ * blocks hold (malloc'd), or NULL when there is no such version to start
+ * from: a file never uploaded, one whose every block changed, or one
+ * written or truncated since blocks_prepare_upload.  `dirty` lists the
+ * changed blocks as byte ranges, merged, in order, ending at the size:
+ * every byte outside them, below the size of version `etag`, is that
+ * version's byte at the same offset (blocks written, grown or cut are
+ * dirty; a crash recovery counts every block it kept as dirty). */
+struct blocks_range {
+    uint64_t off, len;
+};
+struct blocks_delta {
+    char *etag;
+    struct blocks_range *dirty;
+    size_t ndirty;
+};
+
+/* Fill *d for the upload blocks_prepare_upload just prepared: 0 (d->etag
+ * may be NULL, see above) or -ENOMEM.  Free with blocks_delta_free. */
+int blocks_upload_delta(struct blocks_obj *o, struct blocks_delta *d, struct sky_err *e);
+void blocks_delta_free(struct blocks_delta *d);
 
 /* A new read-only fd (the caller closes it) on the object's cache file, for
  * uploading parts of an object still being written (fs/ streamed uploads):

@@ -281,6 +281,7 @@ void skyfs_close(struct skyfs *fs)
     }
     writeback_stop(fs);         /* releases the queued files before the block cache */
     virt_free(fs->virt);
+    handles_free_all(fs);       /* open files never released: before the caches close */
     /* streamed uploads and the block cache first: their threads may still
      * call drivers */
     stream_pool_free(fs->streams);

@@ -335,12 +335,40 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
     return rc;
 }
 
+/* The driver's write, or its write_delta when the cache knows which
+ * blocks changed since a version the cloud has (incremental uploads: the
+ * driver sends only those where it can, and falls back by itself). */
+static int write_file(struct cloud *c, struct blocks_obj *obj, int fd,
+                      const struct sky_attr *attr, const struct sky_objmeta *om,
+                      const char *fetch_etag, struct sky_attr *out, struct sky_err *e)
+{
+    struct blocks_delta bd;
+    if (!c->drv->write_delta || blocks_upload_delta(obj, &bd, e) != 0 || !bd.etag ||
+        (fetch_etag && *fetch_etag && strcmp(fetch_etag, bd.etag) != 0)) {
+        if (c->drv->write_delta)
+            blocks_delta_free(&bd);
+        sky_err_clear(e);
+        return c->drv->write(c->ctx, blocks_path(obj), fd, attr->size, attr, om, out, e);
+    }
+    struct sky_range *ranges = malloc((bd.ndirty ? bd.ndirty : 1) * sizeof *ranges);
+    if (!ranges) {
+        blocks_delta_free(&bd);
+        return c->drv->write(c->ctx, blocks_path(obj), fd, attr->size, attr, om, out, e);
+    }
+    for (size_t i = 0; i < bd.ndirty; i++)
+        ranges[i] = (struct sky_range){ bd.dirty[i].off, bd.dirty[i].len };
+    struct sky_delta d = { bd.etag, ranges, bd.ndirty };
+    int rc = c->drv->write_delta(c->ctx, blocks_path(obj), fd, attr->size, attr, om, &d, out, e);
+    free(ranges);
+    blocks_delta_free(&bd);
+    return rc;
+}
+
 /* Send the prepared file (fd) with attr and om: through its stream `st`
- * when there is one and it is still good, else whole with the driver's
- * write. */
+ * when there is one and it is still good, else with write_file. */
 static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const struct sky_attr *attr,
-                     const struct sky_objmeta *om, struct stream *st, struct sky_attr *out,
-                     struct sky_err *e)
+                     const struct sky_objmeta *om, struct stream *st, const char *fetch_etag,
+                     struct sky_attr *out, struct sky_err *e)
 {
     int rc = 1;
     if (st) {
@@ -352,7 +380,7 @@ static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const stru
         }
     }
     if (rc == 1) {
-        rc = c->drv->write(c->ctx, blocks_path(obj), fd, attr->size, attr, om, out, e);
+        rc = write_file(c, obj, fd, attr, om, fetch_etag, out, e);
         cloud_note_result(c, rc, e);
     }
     return rc;
@@ -392,7 +420,7 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
             stream_drop(st);
         return rc;
     }
-    rc = send_file(c, obj, fd, &attr, &om, st, out, e);
+    rc = send_file(c, obj, fd, &attr, &om, st, etag, out, e);
     if (rc == 0)
         rc = blocks_committed(obj, out->etag, e);
     if (rc == 0) {

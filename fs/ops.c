@@ -52,15 +52,60 @@ static struct ofile *ofile_of(struct fuse_file_info *fi)
     return handle_of(fi)->of;
 }
 
+void handle_link(struct skyfs *fs, struct fhandle *h)
+{
+    pthread_mutex_lock(&fs->files_lock);
+    h->prev = NULL;
+    h->next = fs->handles;
+    if (fs->handles)
+        fs->handles->prev = h;
+    fs->handles = h;
+    pthread_mutex_unlock(&fs->files_lock);
+}
+
+void handle_free(struct skyfs *fs, struct fhandle *h)
+{
+    pthread_mutex_lock(&fs->files_lock);
+    if (h->prev)
+        h->prev->next = h->next;
+    else if (fs->handles == h)
+        fs->handles = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    pthread_mutex_unlock(&fs->files_lock);
+    free(h->virt_text);
+    free(h);
+}
+
+/* The session ended with files still open (a SIGTERM, a lazy unmount
+ * while a process held them): the kernel will never release them.
+ * Their uploads stay with the journal, as after a crash. */
+void handles_free_all(struct skyfs *fs)
+{
+    pthread_mutex_lock(&fs->files_lock);
+    struct fhandle *h = fs->handles;
+    fs->handles = NULL;
+    pthread_mutex_unlock(&fs->files_lock);
+    while (h) {
+        struct fhandle *next = h->next;
+        if (h->of)
+            files_close(fs, h->of);
+        free(h->virt_text);
+        free(h);
+        h = next;
+    }
+}
+
 /* Give the kernel a handle on `of` (fi->fh); wrote: it changed the file
  * already (O_TRUNC).  Returns 0 or -ENOMEM. */
-static int handle_new(struct fuse_file_info *fi, struct ofile *of, bool wrote)
+static int handle_new(struct skyfs *fs, struct fuse_file_info *fi, struct ofile *of, bool wrote)
 {
     struct fhandle *h = calloc(1, sizeof *h);
     if (!h)
         return -ENOMEM;
     h->of = of;
     atomic_store(&h->wrote, wrote);
+    handle_link(fs, h);
     fi->fh = (uint64_t)(uintptr_t)h;
     return 0;
 }
@@ -1351,11 +1396,11 @@ static void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
     } else {
         struct fuse_entry_param p;
         fill_entry(fs, &ent, c, &p);
-        if (handle_new(fi, of, false) != 0) {
+        if (handle_new(fs, fi, of, false) != 0) {
             files_close(fs, of);
             reply_err(req, -ENOMEM, NULL);
         } else if (fuse_reply_create(req, &p, fi) != 0) {
-            free(handle_of(fi));
+            handle_free(fs, handle_of(fi));
             files_close(fs, of);
         }
     }
@@ -1446,12 +1491,11 @@ static void open_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t ino,
         reply_err(req, rc, &e);
         return;
     }
+    handle_link(fs, h);
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
-    if (fuse_reply_open(req, fi) != 0) {
-        free(h->virt_text);
-        free(h);
-    }
+    if (fuse_reply_open(req, fi) != 0)
+        handle_free(fs, h);
 }
 
 static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1487,7 +1531,7 @@ static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         if (rc)
             files_close(fs, of);
     }
-    if (!rc && handle_new(fi, of, (fi->flags & O_TRUNC) != 0) != 0) {
+    if (!rc && handle_new(fs, fi, of, (fi->flags & O_TRUNC) != 0) != 0) {
         files_close(fs, of);
         rc = -ENOMEM;
     }
@@ -1506,7 +1550,7 @@ static void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         if (fi->keep_cache && (fi->flags & O_ACCMODE) != O_WRONLY && times_access_due(fs, of))
             fi->keep_cache = 0;
         if (fuse_reply_open(req, fi) != 0) {
-            free(handle_of(fi));
+            handle_free(fs, handle_of(fi));
             files_close(fs, of);
         }
     }
@@ -1647,15 +1691,14 @@ static void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     struct fhandle *h = handle_of(fi);
     struct ofile *of = h->of;
     if (!of) {                          /* a virtual file */
-        free(h->virt_text);
-        free(h);
+        handle_free(fs, h);
         fuse_reply_err(req, 0);
         return;
     }
     if (atomic_load(&h->wrote) && files_closed_written(fs, of, &e) != 0)
         LOG_ERROR("upload at close failed, kept in the journal for retry: %s", e.msg);
     files_close(fs, of);
-    free(h);
+    handle_free(fs, h);
     fuse_reply_err(req, 0);
 }
 

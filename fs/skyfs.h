@@ -68,8 +68,9 @@ struct skyfs {
     struct cloud *clouds;
     int64_t started_ns;         /* mount time: the root's and clouds' mtime */
     struct sky_shown shown;     /* owners and modes shown (perm.h, mount options) */
-    pthread_mutex_t files_lock; /* guards the open-file list */
+    pthread_mutex_t files_lock; /* guards the open-file and handle lists */
     struct ofile *files;
+    struct fhandle *handles;    /* handles the kernel holds (freed at close if never released) */
     struct stream_pool *streams; /* uploads of files being written (stream.h) */
     struct virt *virt;          /* the hidden .skyfs directory (virtual.h) */
     /* Which version of a file the kernel's page cache last got from us, so
@@ -191,7 +192,15 @@ struct fhandle {
     atomic_bool wrote;
     char *virt_text;            /* a virtual file: its text as of the open */
     size_t virt_len;
+    struct fhandle *prev, *next; /* fs->handles (files_lock) */
 };
+
+/* ops.c: gives fi->fh to h and lists it in fs->handles; frees a listed
+ * handle; frees (closing their files) the handles the kernel never
+ * released, for skyfs_close once no request runs. */
+void handle_link(struct skyfs *fs, struct fhandle *h);
+void handle_free(struct skyfs *fs, struct fhandle *h);
+void handles_free_all(struct skyfs *fs);
 
 /* Find-or-create the open file for an entry (refcounted). */
 int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,

@@ -75,11 +75,11 @@ static int obj_open_upload_fd(struct blocks_obj *o, struct sky_err *e)
     return o->upload_fd >= 0 ? 0 : blocks_open_data(o, &o->upload_fd, e);
 }
 
-int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
-                          struct sky_err *e)
+/* Every block present, the cache file and the journal on disk (o->lock). */
+static int obj_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,
+                            struct sky_err *e)
 {
     struct blocks *b = o->b;
-    pthread_mutex_lock(&o->lock);
     int rc = 0;
     for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++)
         rc = obj_ensure_block(o, i, ~0ull, fetch, arg, false, false, e);
@@ -94,6 +94,23 @@ int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg
         rc = cachedb_sync(&b->db, e);
         pthread_mutex_unlock(&b->lock);
     }
+    return rc;
+}
+
+int blocks_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,
+                        struct sky_err *e)
+{
+    pthread_mutex_lock(&o->lock);
+    int rc = obj_make_durable(o, fetch, arg, e);
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
+                          struct sky_err *e)
+{
+    pthread_mutex_lock(&o->lock);
+    int rc = obj_make_durable(o, fetch, arg, e);
     if (rc == 0)
         rc = obj_open_upload_fd(o, e);
     if (rc == 0) {

@@ -25,6 +25,13 @@
 int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg, int *fd,
                           struct sky_err *e);
 
+/* blocks_prepare_upload without the upload: every block present, the
+ * cache file and the journal fsynced, so that a crash from here on loses
+ * none of the object's bytes.  What an upload prepared before stays
+ * prepared (blocks_committed still compares with that). */
+int blocks_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,
+                        struct sky_err *e);
+
 /* What an upload may take from the cloud's copy (incremental uploads,
  * driver.h write_delta).  `etag` is the version the object's unchanged
  * blocks hold (malloc'd), or NULL when there is no such version to start

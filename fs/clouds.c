@@ -239,6 +239,9 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     pthread_mutex_init(&fs->page_lock, NULL);
     pthread_mutex_init(&fs->retry_lock, NULL);
     pthread_cond_init(&fs->retry_cond, NULL);
+    pthread_mutex_init(&fs->wb_lock, NULL);
+    pthread_cond_init(&fs->wb_cond, NULL);
+    pthread_rwlock_init(&fs->wb_tree, NULL);
     fs->clouds = calloc(cfg->nclouds, sizeof *fs->clouds);
     if (!fs->clouds) {
         free(fs->mountpoint);
@@ -294,6 +297,7 @@ void skyfs_close(struct skyfs *fs)
         pthread_mutex_unlock(&fs->retry_lock);
         pthread_join(fs->recovery_thread, NULL);
     }
+    writeback_stop(fs);         /* releases the queued files before the block cache */
     virt_free(fs->virt);
     handles_free_all(fs);       /* open files never released: before the caches close */
     /* streamed uploads and the block cache first: their threads may still
@@ -321,5 +325,8 @@ void skyfs_close(struct skyfs *fs)
     pthread_mutex_destroy(&fs->page_lock);
     pthread_mutex_destroy(&fs->retry_lock);
     pthread_cond_destroy(&fs->retry_cond);
+    pthread_mutex_destroy(&fs->wb_lock);
+    pthread_cond_destroy(&fs->wb_cond);
+    pthread_rwlock_destroy(&fs->wb_tree);
     free(fs);
 }

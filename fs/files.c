@@ -8,8 +8,14 @@
  * also fetch the next blocks in the background (readahead, through a copy
  * of the fetch context).
  * Writes mark the cached object dirty (the block cache journals it before
- * the write is acknowledged); close and fsync upload the whole object
- * with the driver's write, then record the new version.  A new file
+ * the write is acknowledged); fsync, and close on a write_back = sync
+ * cloud, upload the whole object with the driver's write, then record the
+ * new version.  On a write_back = async cloud close only makes the file
+ * durable in the cache and queues it: writeback.c's thread uploads it
+ * (files_upload_queued) without holding the file's lock, so stat, reads
+ * and writes of it never wait for the network; of->upload_lock keeps one
+ * upload of a file at a time and keeps renames, removals and attribute
+ * changes of it out of a running upload.  A new file
  * written from its start goes up while it is written (stream.h): close
  * and fsync then only finish that upload.  A dirty object
  * left by a crash, or whose upload failed, is uploaded by the journal
@@ -117,6 +123,7 @@ int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **ou
     times_shown(fs, ent, &of->mtime_ns, &of->atime_ns, &of->ctime_ns);
     snprintf(of->etag, sizeof of->etag, "%s", ent->attr.etag);
     pthread_mutex_init(&of->lock, NULL);
+    pthread_mutex_init(&of->upload_lock, NULL);
 
     /* Another thread may have opened the same inode meanwhile. */
     pthread_mutex_lock(&fs->files_lock);
@@ -133,6 +140,7 @@ int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **ou
     if (other) {
         blocks_release(of->obj);
         pthread_mutex_destroy(&of->lock);
+        pthread_mutex_destroy(&of->upload_lock);
         free(of);
         of = other;
     }
@@ -161,6 +169,7 @@ void files_close(struct skyfs *fs, struct ofile *of)
      * another file by now, whose cached data and journal entry stay. */
     blocks_release(of->obj);
     pthread_mutex_destroy(&of->lock);
+    pthread_mutex_destroy(&of->upload_lock);
     free(of);
 }
 
@@ -565,6 +574,14 @@ static void note_pending(struct skyfs *fs, struct ofile *of, const struct meta_e
 
 int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
 {
+    pthread_mutex_lock(&of->upload_lock);
+    int rc = files_sync_held(fs, of, e);
+    pthread_mutex_unlock(&of->upload_lock);
+    return rc;
+}
+
+int files_sync_held(struct skyfs *fs, struct ofile *of, struct sky_err *e)
+{
     pthread_mutex_lock(&of->lock);
     int rc = 0;
     if (of->unlinked && of->stream) {
@@ -585,12 +602,15 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
             struct sky_attr out;
             rc = upload(fs, of->cloud, of->obj, &ent, of->mtime_ns, of->ctime_ns, of->etag, st,
                         &out, e);
-            if (rc == 0)
+            if (rc == 0) {
                 memcpy(of->etag, out.etag, sizeof of->etag);
-            else if (rc == 1)
+                of->upload_due = false;         /* a queued upload has nothing left to do */
+            } else if (rc == 1) {
                 rc = 0;         /* kept as a conflict copy: nothing lost */
-            else
+                of->upload_due = false;
+            } else {
                 note_pending(fs, of, &ent);
+            }
             meta_entry_free(&ent);
         } else {
             if (st)
@@ -601,6 +621,94 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
     }
     pthread_mutex_unlock(&of->lock);
     return rc;
+}
+
+int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
+{
+    if (!of->cloud->cfg->write_back_async)
+        return files_sync(fs, of, e);
+    int rc = 0;
+    pthread_mutex_lock(&of->lock);
+    if (!of->unlinked && blocks_is_dirty(of->obj)) {
+        /* every byte local and on disk, the journal entry too: from here
+         * on a crash loses nothing (the next mount uploads it) */
+        struct fetch_ctx f;
+        fetch_init(&f, of, of->etag);
+        rc = blocks_make_durable(of->obj, fetch_from_cloud, &f, e);
+        if (rc == 0) {
+            struct meta_entry ent;
+            if (meta_get(fs->meta, of->ino, &ent, NULL) == 0) {
+                note_pending(fs, of, &ent);     /* stat shows the local size and mtime */
+                meta_entry_free(&ent);
+            }
+            of->upload_due = true;
+        }
+    }
+    bool queue = rc == 0 && of->upload_due;
+    pthread_mutex_unlock(&of->lock);
+    if (queue)
+        writeback_queue(fs, of);
+    return rc;
+}
+
+int files_upload_queued(struct skyfs *fs, struct ofile *of, bool *again, struct sky_err *e)
+{
+    *again = false;
+    pthread_mutex_lock(&of->upload_lock);
+    pthread_mutex_lock(&of->lock);
+    bool due = of->upload_due && !of->unlinked && blocks_is_dirty(of->obj);
+    of->upload_due = false;
+    struct meta_entry ent;
+    int rc = due ? meta_get(fs->meta, of->ino, &ent, e) : 0;
+    if (rc && rc != -ENOENT)
+        of->upload_due = true;          /* retried */
+    if (!due || rc) {
+        pthread_mutex_unlock(&of->lock);
+        pthread_mutex_unlock(&of->upload_lock);
+        return rc == -ENOENT ? 0 : rc;  /* deleted meanwhile: nothing to upload to */
+    }
+    int64_t mtime = of->mtime_ns, ctime = of->ctime_ns;
+    char etag[SKY_ETAG_MAX];
+    memcpy(etag, of->etag, sizeof etag);
+    struct stream *st = NULL;          /* a streamed upload begun while it was written */
+    if (of->stream && stream_started(of->stream)) {
+        st = of->stream;
+        of->stream = NULL;
+    }
+    pthread_mutex_unlock(&of->lock);
+    /* Without of->lock: stat, reads and writes go on.  A write meanwhile
+     * leaves the object dirty (blocks_committed), to be uploaded again. */
+    struct sky_attr out;
+    rc = upload(fs, of->cloud, of->obj, &ent, mtime, ctime, etag, st, &out, e);
+    pthread_mutex_lock(&of->lock);
+    if (rc == 0 || rc == 1) {           /* 1: kept as a conflict copy, nothing lost */
+        if (rc == 0)
+            memcpy(of->etag, out.etag, sizeof of->etag);
+        rc = 0;
+        *again = of->upload_due;        /* closed again after new writes */
+    } else {
+        of->upload_due = true;          /* retried; the journal keeps it meanwhile */
+    }
+    pthread_mutex_unlock(&of->lock);
+    pthread_mutex_unlock(&of->upload_lock);
+    meta_entry_free(&ent);
+    return rc;
+}
+
+struct ofile *files_hold_upload(struct skyfs *fs, uint64_t ino)
+{
+    struct ofile *of = files_find(fs, ino);
+    if (of)
+        pthread_mutex_lock(&of->upload_lock);
+    return of;
+}
+
+void files_release_upload(struct skyfs *fs, struct ofile *of)
+{
+    if (!of)
+        return;
+    pthread_mutex_unlock(&of->upload_lock);
+    files_close(fs, of);
 }
 
 /* ---- the journal thread ----------------------------------------------- */
@@ -636,6 +744,25 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     bool known = meta_find_path(fs->meta, c->cfg->name, blocks_path(obj), &ino, NULL) == 0;
     if (known && open_here(fs, ino))
         return 0; /* its writer's close uploads it */
+    if (known && c->cfg->write_back_async && fs->wb_started &&
+        meta_get(fs->meta, ino, &ent, NULL) == 0) {
+        /* queued like a closed file, in the journal's order */
+        struct ofile *of;
+        int rc = files_open(fs, &ent, &of, &e);
+        meta_entry_free(&ent);
+        if (rc) {
+            pass->failed++;
+            LOG_ERROR("journal: cannot queue the upload of \"%s\" to cloud '%s': %s",
+                      blocks_path(obj), c->cfg->name, e.msg);
+            return 0;
+        }
+        pthread_mutex_lock(&of->lock);
+        of->upload_due = true;
+        pthread_mutex_unlock(&of->lock);
+        writeback_queue(fs, of);
+        files_close(fs, of);
+        return 0;
+    }
     if (!known || meta_get(fs->meta, ino, &ent, NULL) != 0) {
         /* no metadata left: upload with default attributes */
         memset(&ent, 0, sizeof ent);

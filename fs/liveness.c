@@ -325,6 +325,7 @@ static void *probe_main(void *arg)
                 fs->retry_now = true;
                 pthread_cond_broadcast(&fs->retry_cond);
                 pthread_mutex_unlock(&fs->retry_lock);
+                writeback_kick(fs);
             } else {
                 pthread_mutex_lock(&due->health_lock);
                 due->probe_delay_ms = due->probe_delay_ms * 2 > PROBE_MAX_MS

@@ -437,6 +437,9 @@ static int serve(struct sky_config *cfg, const struct mount_options *opt, int no
     if (kforget_start(fs) != 0)
         LOG_WARN("cannot start the thread that tells the kernel of removed files; "
                  "a file removed on a cloud may still show until the cloud's ttl");
+    if (writeback_start(fs, &perr) != 0)
+        LOG_WARN("%s; files on write_back = async clouds are uploaded by the journal thread",
+                 perr.msg);
     files_start_recovery(fs);
     crawl_start(fs);
     LOG_INFO("mounted %zu cloud(s) at %s (cache %s, pid %d)", cfg->nclouds, opt->mountpoint,

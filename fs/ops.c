@@ -584,6 +584,8 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         return;
     }
     rc = cloud_check_writable(c, &e);
+    /* not in the middle of a background upload of the file */
+    struct ofile *held = rc ? NULL : files_hold_upload(fs, ino);
     if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
         if (fi)
             atomic_store(&handle_of(fi)->wrote, true);     /* ftruncate */
@@ -624,8 +626,9 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         if (!rc)
             skyfs_same_file_changed(fs, c->cfg->name, ino, &out);
     }
+    files_release_upload(fs, held);
     if (!rc && of && (to_set & FUSE_SET_ATTR_SIZE) && !fi)
-        rc = files_sync(fs, of, &e); /* truncate(2) on a path: upload now */
+        rc = files_closed_written(fs, of, &e); /* truncate(2) on a path: as a close */
     if (of)
         files_close(fs, of);
     if (rc) {
@@ -1147,6 +1150,10 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
     }
     rc = find_child(fs, c, &dir, name, &ent, &e);
     if (!rc) {
+        /* a file: not in the middle of its background upload, which
+         * would put it back */
+        struct ofile *held = is_dir || ent.attr.kind == SKY_DIR
+                             ? NULL : files_hold_upload(fs, ent.ino);
         if (is_dir && ent.attr.kind != SKY_DIR)
             rc = sky_fail(&e, ENOTDIR, "not a directory");
         else if (!is_dir && ent.attr.kind == SKY_DIR)
@@ -1178,6 +1185,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
             if (rc == 0 && !is_dir && ent.attr.file_id && ent.attr.nlink > 1)
                 other_names_count(fs, c, &ent.attr, ent.ino, ent.attr.nlink - 1);
         }
+        files_release_upload(fs, held);
         meta_entry_free(&ent);
     }
     fuse_reply_err(req, -rc);
@@ -1231,6 +1239,37 @@ static int keep_replaced(struct skyfs *fs, uint64_t ino, struct sky_err *e)
     return rc;
 }
 
+/* Before a rename: no background upload of the files involved may run
+ * across it (it would land at the old name, or over the new one).  A
+ * file's rename holds the upload locks of it and of the file it replaces
+ * (in inode order: two renames never wait for each other); a directory's
+ * pauses the write-back thread.  A file whose upload is queued
+ * (write_back = async) goes up first, so that the cloud sees its content
+ * before its new name, as the writer did. */
+static int hold_for_rename(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
+                           uint64_t replaced, struct ofile *held[2], bool *paused,
+                           struct sky_err *e)
+{
+    if (src->attr.kind == SKY_DIR) {
+        writeback_pause(fs);
+        *paused = true;
+        return 0;
+    }
+    uint64_t first = replaced && replaced < src->ino ? replaced : src->ino;
+    uint64_t second = first == src->ino ? replaced : src->ino;
+    held[0] = files_hold_upload(fs, first);
+    if (second)
+        held[1] = files_hold_upload(fs, second);
+    struct ofile *of = held[0] && held[0]->ino == src->ino ? held[0]
+                     : held[1] && held[1]->ino == src->ino ? held[1] : NULL;
+    if (!of || !c->cfg->write_back_async)
+        return 0;
+    pthread_mutex_lock(&of->lock);
+    bool due = of->upload_due;
+    pthread_mutex_unlock(&of->lock);
+    return due ? files_sync_held(fs, of, e) : 0;
+}
+
 static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                        const char *newname, unsigned int flags)
 {
@@ -1260,8 +1299,12 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
         rc = -EXDEV; /* across clouds: mv falls back to copy + delete */
     else
         rc = find_child(fs, c, &dir, name, &src, &e);
+    struct ofile *held[2] = { NULL, NULL };
+    bool paused = false;
     if (!rc) {
         rc = check_rename_target(fs, c, &src, &ndir, newname, flags, &replaced, &e);
+        if (!rc && replaced != src.ino)
+            rc = hold_for_rename(fs, c, &src, replaced, held, &paused, &e);
         if (!rc && replaced && replaced != src.ino)
             rc = keep_replaced(fs, replaced, &e);      /* open: its data stays */
         if (!rc && replaced != src.ino) {
@@ -1287,6 +1330,10 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
             if (newparent != parent)
                 times_dir_changed(fs, newparent);
         }
+        files_release_upload(fs, held[0]);
+        files_release_upload(fs, held[1]);
+        if (paused)
+            writeback_resume(fs);
         meta_entry_free(&src);
     }
     if (rc && rc != -EXDEV)
@@ -1700,14 +1747,15 @@ static void sky_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bu
         fuse_reply_write(req, size);
 }
 
-/* Upload at close: only what this descriptor changed (a reader's close
- * leaves a writer's pending upload to the writer and the journal). */
+/* Upload at close (write_back = async: queue the upload): only what this
+ * descriptor changed (a reader's close leaves a writer's pending upload
+ * to the writer and the journal). */
 static void sky_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct skyfs *fs = fs_of(req);
     struct sky_err e = { 0 };
     int rc = atomic_load(&handle_of(fi)->wrote) && handle_of(fi)->of
-             ? files_sync(fs, ofile_of(fi), &e) : 0;
+             ? files_closed_written(fs, ofile_of(fi), &e) : 0;
     if (rc)
         LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
     fuse_reply_err(req, -rc);
@@ -1734,7 +1782,7 @@ static void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         fuse_reply_err(req, 0);
         return;
     }
-    if (atomic_load(&h->wrote) && files_sync(fs, of, &e) != 0)
+    if (atomic_load(&h->wrote) && files_closed_written(fs, of, &e) != 0)
         LOG_ERROR("upload at close failed, kept in the journal for retry: %s", e.msg);
     files_close(fs, of);
     handle_free(fs, h);

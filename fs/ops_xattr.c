@@ -143,8 +143,12 @@ void sky_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
         return;
     }
     int64_t atime = virt_is(ino) ? 0 : times_atime(skyfs_of(req), ino);
+    /* not in the middle of a background upload of the file (which sends
+     * the cloud metadata the cache had when it began) */
+    struct ofile *held = virt_is(ino) ? NULL : files_hold_upload(skyfs_of(req), ino);
     int rc = is_kernel_xattr(name) ? -ENOTSUP
              : virt_is(ino) ? -EROFS : xattr_set(skyfs_of(req), ino, name, value, size, flags, &e);
+    files_release_upload(skyfs_of(req), held);
     if (rc == 0 && strncmp(name, "user.skyfs.", 11) != 0)
         times_meta_changed(skyfs_of(req), ino, atime);
     reply_err(req, rc, rc ? &e : NULL);
@@ -154,8 +158,10 @@ void sky_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     struct sky_err e = { 0 };
     int64_t atime = virt_is(ino) ? 0 : times_atime(skyfs_of(req), ino);
+    struct ofile *held = virt_is(ino) ? NULL : files_hold_upload(skyfs_of(req), ino);
     int rc = is_kernel_xattr(name) ? -ENODATA
              : virt_is(ino) ? -EROFS : xattr_remove(skyfs_of(req), ino, name, &e);
+    files_release_upload(skyfs_of(req), held);
     if (rc == 0)
         times_meta_changed(skyfs_of(req), ino, atime);
     reply_err(req, rc, rc ? &e : NULL);

@@ -98,6 +98,13 @@ struct skyfs {
     pthread_t probe_thread;
     bool probe_started;
     struct crawler *crawlers;   /* crawl.h: the background crawls, one per cloud, or NULL */
+    /* writeback.c: the queue of background uploads (write_back = async) */
+    pthread_mutex_t wb_lock;
+    pthread_cond_t wb_cond;
+    struct ofile *wb_head, *wb_tail; /* queued files, each holding a reference (wb_lock) */
+    pthread_rwlock_t wb_tree;   /* read: a background upload runs; write: a directory rename */
+    pthread_t wb_thread;
+    bool wb_started, wb_stopping, wb_kick;  /* wb_lock */
 };
 
 /* ---- ops.c: hard links -------------------------------------------------- */
@@ -173,6 +180,13 @@ struct ofile {
     char etag[SKY_ETAG_MAX];    /* cloud version the cached bytes came from */
     struct stream *stream;      /* its upload while being written, or NULL (of->lock) */
     struct ofile *next;
+    /* One upload of the file at a time: taken before `lock` by every
+     * upload, and by a rename, removal or attribute change of the file,
+     * so that none of them lands in the middle of a background upload. */
+    pthread_mutex_t upload_lock;
+    bool upload_due;            /* write_back = async: closed after writes, upload due (lock) */
+    bool queued;                /* in the write-back queue (fs->wb_lock) */
+    struct ofile *wb_next;      /* the write-back queue (fs->wb_lock) */
 };
 
 /* One open file description (a FUSE file handle, fi->fh): its file, and
@@ -211,8 +225,29 @@ int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
 int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, blocks_copy_fn copy,
                 void *copy_arg, struct sky_err *e);
 int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky_err *e);
-/* Upload if dirty (close, fsync).  Returns the upload's error, if any. */
+/* Upload if dirty (fsync; close on a write_back = sync cloud).  Returns
+ * the upload's error, if any.  Waits for a background upload of the file
+ * that is running. */
 int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e);
+/* files_sync with of->upload_lock already held (files_hold_upload). */
+int files_sync_held(struct skyfs *fs, struct ofile *of, struct sky_err *e);
+/* A descriptor that wrote is closed (flush, release; a truncate(2) by
+ * path).  write_back = sync: files_sync.  async: make the file durable in
+ * the cache (every block present, the cache file and the journal
+ * fsynced), show its local size and mtime in the metadata cache, and
+ * queue its upload (writeback.c); an error only when the bytes cannot be
+ * made complete locally (a missing block that cannot be fetched). */
+int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e);
+/* The background upload of a queued file (writeback.c): 0 when it is on
+ * the cloud or has nothing left to upload (deleted, clean); *again when
+ * it was closed after new writes meanwhile (queue it again).  On failure
+ * the file stays due and in the journal. */
+int files_upload_queued(struct skyfs *fs, struct ofile *of, bool *again, struct sky_err *e);
+/* The open file of `ino` (NULL when it is neither open nor queued for
+ * upload), its upload_lock taken: no upload of it runs until
+ * files_release_upload.  For renames, removals and attribute changes. */
+struct ofile *files_hold_upload(struct skyfs *fs, uint64_t ino);
+void files_release_upload(struct skyfs *fs, struct ofile *of);
 /* true if the kernel may keep its cached pages of this file: it last read
  * the same version.  Records `etag` as the version it has now. */
 bool files_page_cache_valid(struct skyfs *fs, uint64_t ino, const char *etag);
@@ -239,6 +274,22 @@ int files_orphan(struct skyfs *fs, uint64_t ino, struct meta_entry *out, struct 
  * uploads keep failing, and at once when an offline cloud is back
  * (retry_now).  skyfs_close stops it. */
 void files_start_recovery(struct skyfs *fs);
+
+/* ---- writeback.c: background uploads (write_back = async) ----------------- */
+
+/* Start and stop the write-back thread.  Stopping releases the queued
+ * files; their uploads stay in the journal (the next mount's journal
+ * thread uploads them). */
+int writeback_start(struct skyfs *fs, struct sky_err *e);
+void writeback_stop(struct skyfs *fs);
+/* Queue the background upload of `of` (a reference is taken); a file
+ * already queued is not queued twice (its closes coalesce). */
+void writeback_queue(struct skyfs *fs, struct ofile *of);
+/* A cloud came back: retry failed uploads now, not after the backoff. */
+void writeback_kick(struct skyfs *fs);
+/* Around a directory rename: no background upload runs in between. */
+void writeback_pause(struct skyfs *fs);
+void writeback_resume(struct skyfs *fs);
 
 /* ---- times.c: atime, mtime, ctime ----------------------------------------- */
 

@@ -482,6 +482,8 @@ static const struct { const char *key, *help; } cache_keys[] = {
 }, common_keys[] = {
     { "type", "the cloud kind" },
     { "read_only", "refuse every change with EROFS (default false)" },
+    { "write_back", "sync: close returns once the file is on the cloud; async: once it is safe "
+      "on the local disk, the upload follows in the background (default async)" },
     { "ttl", "how long listings and attributes are trusted (default 10s)" },
     { "negative_ttl", "how long \"no such file\" is trusted (default 2s)" },
     { "index", "on: keep the search index complete with a background crawl; off: only what "
@@ -601,6 +603,7 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
     c->revalidate_sync = true;
     c->index = true;
+    c->write_back_async = true;
     c->index_interval_ns = SKY_DEFAULT_INDEX_INTERVAL_NS;
     c->kv = calloc(s->nkv ? s->nkv : 1, sizeof *c->kv);
     if (!c->name || !c->type || !c->kv)
@@ -619,6 +622,13 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
                                 "refreshed in the background) or sync (refreshed first)",
                                 file, kv->line, kv->value);
             c->revalidate_sync = strcmp(kv->value, "sync") == 0;
+        } else if (strcmp(kv->key, "write_back") == 0) {
+            if (strcmp(kv->value, "sync") != 0 && strcmp(kv->value, "async") != 0)
+                return sky_fail(e, EINVAL, "%s:%d: write_back = \"%s\" is not sync or async; "
+                                "write write_back = async (close returns once the file is safe "
+                                "on the local disk; the upload follows) or write_back = sync "
+                                "(close waits for the upload)", file, kv->line, kv->value);
+            c->write_back_async = strcmp(kv->value, "async") == 0;
         } else if (strcmp(kv->key, "index") == 0) {
             if (sky_parse_bool(kv->value, &c->index))
                 return sky_fail(e, EINVAL, "%s:%d: index = \"%s\" is not on or off; write index = "

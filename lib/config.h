@@ -58,6 +58,8 @@ struct sky_cloud_config {
     const char *file;               /* config path, for messages */
     int line;                       /* line of the [section] header */
     bool read_only;
+    bool write_back_async;          /* write_back = async: close returns once the data is
+                                     * durable in the cache; uploads follow (fs/writeback.c) */
     int64_t ttl_ns;                 /* listings and attributes */
     int64_t negative_ttl_ns;        /* "no such file" answers */
     bool revalidate_sync;           /* `revalidate = sync` (the default): a listing older

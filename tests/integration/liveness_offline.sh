@@ -30,6 +30,8 @@ dir = $TEST_TMP/cache
 
 $(s3rver_cloud s3 "http://127.0.0.1:$PROXY_PORT" off)
 ttl = 1s
+# close must report the failed upload (writeback_async.sh tests async)
+write_back = sync
 EOF
 )
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"

@@ -40,6 +40,8 @@ dir = $2
 
 $(s3rver_cloud s3 "$ENDPOINT" stream)
 ttl = 2s
+# checks the server right after close (writeback_async.sh tests async)
+write_back = sync
 EOF
     )
 }

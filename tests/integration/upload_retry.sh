@@ -16,6 +16,8 @@ start_s3rver "$TEST_TMP/s3rver" "$PORT" --configure-bucket retry || die "cannot 
 dir = $TEST_TMP/cache
 
 $(s3rver_cloud s3 "http://127.0.0.1:$PORT" retry)
+# close must report the failed upload (writeback_async.sh tests async)
+write_back = sync
 EOF
 )
 echo old >"$TEST_TMP/old"

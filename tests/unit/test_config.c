@@ -209,7 +209,7 @@ TEST(config_bad_clouds)
                  "holds the cloud's files); add \"path = ...\" to the section");
     expect_error("[a]\ntype = local\npath = /x\ncolour = blue\n", 0644,
                  ":4: unknown key \"colour\" for a cloud of type local; known keys: type, "
-                 "read_only, ttl, negative_ttl, index, index_interval, revalidate, path");
+                 "read_only, write_back, ttl, negative_ttl, index, index_interval, revalidate, path");
     expect_error("[a]\ntype = local\npath = /x\nrevalidate = later\n", 0644,
                  ":4: revalidate = \"later\" is not a mode; write async (a listing older than "
                  "ttl is answered at once and refreshed in the background) or sync (refreshed "

@@ -483,7 +483,7 @@ static const struct { const char *key, *help; } cache_keys[] = {
     { "type", "the cloud kind" },
     { "read_only", "refuse every change with EROFS (default false)" },
     { "write_back", "sync: close returns once the file is on the cloud; async: once it is safe "
-      "on the local disk, the upload follows in the background (default async)" },
+      "on the local disk, the upload follows in the background (default sync)" },
     { "ttl", "how long listings and attributes are trusted (default 10s)" },
     { "negative_ttl", "how long \"no such file\" is trusted (default 2s)" },
     { "index", "on: keep the search index complete with a background crawl; off: only what "
@@ -603,7 +603,7 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
     c->revalidate_sync = true;
     c->index = true;
-    c->write_back_async = true;
+    c->write_back_async = false;
     c->index_interval_ns = SKY_DEFAULT_INDEX_INTERVAL_NS;
     c->kv = calloc(s->nkv ? s->nkv : 1, sizeof *c->kv);
     if (!c->name || !c->type || !c->kv)

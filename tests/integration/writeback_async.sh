@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# writeback_async.sh - write_back = async (the default) on a local cloud and
-# on S3 (s3rver), and write_back = sync beside it.
+# writeback_async.sh - write_back = async on a local cloud and
+# on S3 (s3rver), and write_back = sync (the default) beside it.
 #
 # Checks, the cloud's own view (the local folder, or s3rver's objects
 # fetched straight from the server) being the judge:
@@ -41,8 +41,8 @@ s3stop() {
 }
 s3start || die "cannot start s3rver"
 
-# write_conf CONFIG CACHE: local (async by default), s3 (async by
-# default), s3sync (write_back = sync).
+# write_conf CONFIG CACHE: local (write_back = async), s3 (write_back =
+# async), s3sync (write_back = sync, the default, said explicitly).
 write_conf() {
     mkdir -p "$2"
     (umask 077 && cat >"$1" <<EOF
@@ -54,9 +54,11 @@ block_size = 1M
 type = local
 path = $LOCAL
 ttl = 1s
+write_back = async
 
 $(s3rver_cloud s3 "$ENDPOINT" wb)
 ttl = 1s
+write_back = async
 
 $(s3rver_cloud s3sync "$ENDPOINT" wbsync)
 ttl = 1s
@@ -67,9 +69,9 @@ EOF
 write_conf "$CONF" "$TEST_TMP/cache"
 write_conf "$CONF2" "$TEST_TMP/cache-fresh"
 
-check "skyfs config check accepts write_back = sync and the async default" \
+check "skyfs config check accepts write_back = async and sync" \
     "$SKYFS" config check -c "$CONF"
-sed 's/^write_back = sync$/write_back = later/' "$CONF" >"$TEST_TMP/bad.conf"
+sed '0,/^write_back = async$/s//write_back = later/' "$CONF" >"$TEST_TMP/bad.conf"
 chmod 600 "$TEST_TMP/bad.conf"
 check "a bad write_back value is refused, naming the line and the fix" bash -c \
     "'$SKYFS' config check -c '$TEST_TMP/bad.conf' 2>&1 | grep -q 'bad.conf:[0-9]*: write_back = \"later\" is not sync or async'"

@@ -1154,6 +1154,13 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
          * would put it back */
         struct ofile *held = is_dir || ent.attr.kind == SKY_DIR
                              ? NULL : files_hold_upload(fs, ent.ino);
+        /* an upload that ran meanwhile made a new version of our own: the
+         * delete is conditional on that one, not the one read before */
+        struct meta_entry now;
+        if (held && meta_get(fs->meta, ent.ino, &now, NULL) == 0) {
+            meta_entry_free(&ent);
+            ent = now;
+        }
         if (is_dir && ent.attr.kind != SKY_DIR)
             rc = sky_fail(&e, ENOTDIR, "not a directory");
         else if (!is_dir && ent.attr.kind == SKY_DIR)

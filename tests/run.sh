@@ -104,7 +104,7 @@ cleanup_after() {
                 fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
             fi
             for p in /proc/[0-9]*; do
-                read -r comm <"$p/comm" 2>/dev/null || continue
+                read -r comm 2>/dev/null <"$p/comm" || continue
                 case "$comm" in skyfs*|memcheck*) ;; *) continue ;; esac
                 if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$mnt"; then
                     kill -KILL "${p#/proc/}" 2>/dev/null

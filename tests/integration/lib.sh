@@ -202,7 +202,7 @@ die() {
 daemon_pids() {
     local mnt=$1 p comm
     for p in /proc/[0-9]*; do
-        read -r comm <"$p/comm" 2>/dev/null || continue   # no fork per process
+        read -r comm 2>/dev/null <"$p/comm" || continue   # no fork per process
         case "$comm" in skyfs*|mount.skyfs*|memcheck*) ;; *) continue ;; esac
         if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$mnt"; then
             echo "${p#/proc/}"

@@ -71,7 +71,9 @@ check "put an s3fs-style symlink on the server" \
     s3curl -X PUT -H "x-amz-meta-mode: $((8#120777))" --data-binary small.txt \
         "$ENDPOINT/links/dir/s3fs-link"
 
-# ---- a fresh mount: empty cache directory
+# ---- a fresh mount: empty cache directory (its requests are those
+# logged from here on: the first mount's uploads compared versions first)
+fresh_from=$(( $(wc -l <"$REQUESTS") + 1 ))
 mount_skyfs "$CONF2" "$MNT" || die "cannot mount with an empty cache"
 LINKS="abs dangling long rel s3fs-link up"
 check_eq "ls -l shows every symlink as a symlink" "$LINKS" \
@@ -90,9 +92,11 @@ check_eq "reading through a link" "small" "$(cat "$S/dir/rel")"
 # the first listing asked the two small files and the six links (one HEAD
 # each), not the 100,000-byte file; a relisting after the TTL asks no HEAD:
 # the answers are remembered per object version
+tail -n +"$fresh_from" "$REQUESTS" >"$TEST_TMP/fresh-requests.log"
 check "the listing asked the small objects" \
-    grep -q "^HEAD /links/dir/three-k" "$REQUESTS"
-check "it did not ask the large one" sh -c "! grep '^HEAD /links/dir/big' '$REQUESTS'"
+    grep -q "^HEAD /links/dir/three-k" "$TEST_TMP/fresh-requests.log"
+check "it did not ask the large one" \
+    sh -c "! grep '^HEAD /links/dir/big' '$TEST_TMP/fresh-requests.log'"
 sleep 2.5
 stat "$S/dir" >/dev/null        # the directory's own entry, refreshed first
 heads=$(requests HEAD) lists=$(requests GET)

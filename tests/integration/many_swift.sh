@@ -12,7 +12,7 @@
 . "$(dirname "$0")/many_lib.sh"
 
 start_swift "$TEST_TMP/swift" || die "cannot start swift"
-scurl -X PUT "$SWIFT_URL/shared" || die "cannot create the container shared"
+swift_container shared || die "cannot create the container shared"
 
 # the server itself: a PUT with If-None-Match: * over an object is refused
 check "a PUT of a new object with If-None-Match: * is taken" \

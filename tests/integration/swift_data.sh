@@ -20,7 +20,7 @@
 
 MNT="$TEST_TMP/mnt"
 start_swift "$TEST_TMP/swift" || die "cannot start swift"
-scurl -X PUT "$SWIFT_URL/data" || die "cannot create the container"
+swift_container data || die "cannot create the container"
 
 # write_conf CONFIG CACHE_DIR
 write_conf() {

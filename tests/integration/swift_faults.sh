@@ -23,7 +23,7 @@ _start_server fault_proxy "$FPORT" "http://127.0.0.1:$FPORT/healthcheck" \
 rules() { printf '%s\n' "$@" >"$FAULTS/rules"; }
 seen() { grep -c -- "^$1 [^ ]*$2" "$FAULTS/log"; }
 
-scurl -X PUT "$SWIFT_URL/data" || die "cannot create the container"
+swift_container data || die "cannot create the container"
 for f in a b c d e; do
     echo "content of $f" | scurl -X PUT -T - "$SWIFT_URL/data/$f.txt" || die "cannot put $f.txt"
 done

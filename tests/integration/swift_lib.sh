@@ -24,8 +24,8 @@
 #   SWIFT_PROXY    http://127.0.0.1:PORT
 #   SWIFT_START_S  seconds the start took
 # and swift_token prints a fresh token; scurl runs curl with it (failing on
-# HTTP errors); swiftcli runs python-swiftclient's `swift` CLI on this
-# cluster.
+# HTTP errors); swift_container NAME makes a container; swiftcli runs
+# python-swiftclient's `swift` CLI on this cluster.
 
 # the configuration and the TempAuth user (SWIFT_USER, SWIFT_KEY)
 # shellcheck source=../servers/swift.sh
@@ -87,9 +87,14 @@ start_swift() {
             kill -0 "$pid" 2>/dev/null ||
                 { _swift_fail "$dir" "swift-$kind-server exited"; return 1; }
         done
-        # ready: the proxy hands out a token and the account answers
+        # ready: the proxy hands out a token and every server answers (a
+        # container and an object made and removed again)
         if SWIFT_URL=$(_swift_auth_header X-Storage-Url) && [ -n "$SWIFT_URL" ] &&
-           curl -sf -o /dev/null --max-time 5 -H "X-Auth-Token: $(swift_token)" "$SWIFT_URL"; then
+           curl -sf -o /dev/null --max-time 5 -H "X-Auth-Token: $(swift_token)" "$SWIFT_URL" &&
+           scurl -o /dev/null --max-time 30 -X PUT "$SWIFT_URL/skyfs-test-ready" &&
+           scurl -o /dev/null --max-time 30 -X PUT --data-binary ready "$SWIFT_URL/skyfs-test-ready/o" &&
+           scurl -o /dev/null --max-time 30 -X DELETE "$SWIFT_URL/skyfs-test-ready/o" &&
+           scurl -o /dev/null --max-time 30 -X DELETE "$SWIFT_URL/skyfs-test-ready"; then
             break
         fi
         [ $SECONDS -ge $end ] && { _swift_fail "$dir" "swift did not answer within 120 s"; return 1; }
@@ -116,6 +121,23 @@ swift_token() {
 # relative to nothing: pass "$SWIFT_URL/container/object".
 scurl() {
     curl -sf -H "X-Auth-Token: $(swift_token)" "$@"
+}
+
+# swift_container NAME: creates the container NAME, trying for up to 60 s
+# (a loaded machine's Swift can answer 503 while a server is busy); on
+# failure prints the last status and body and returns 1.
+swift_container() {
+    local name=$1 end=$((SECONDS + 60)) code
+    while :; do
+        code=$(curl -s -o "$TEST_TMP/swift-container.out" -w '%{http_code}' --max-time 30 \
+            -X PUT -H "X-Auth-Token: $(swift_token)" "$SWIFT_URL/$name")
+        case "$code" in 2??) return 0 ;; esac
+        if [ $SECONDS -ge $end ]; then
+            echo "PUT $SWIFT_URL/$name answered ${code:-nothing}: $(head -c 300 "$TEST_TMP/swift-container.out" 2>/dev/null)" >&2
+            return 1
+        fi
+        sleep 1
+    done
 }
 
 # swiftcli ARGS...: python-swiftclient's CLI on this cluster.

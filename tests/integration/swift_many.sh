@@ -19,7 +19,7 @@ S3URL="http://127.0.0.1:$S3PORT"
 export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--openssl-legacy-provider"
 start_s3rver "$TEST_TMP/s3rver" "$S3PORT" --configure-bucket other || die "cannot start s3rver"
 start_swift "$TEST_TMP/swift" || die "cannot start swift"
-scurl -X PUT "$SWIFT_URL/data" && scurl -X PUT "$SWIFT_URL/many" ||
+swift_container data && swift_container many ||
     die "cannot create the containers"
 
 mkdir -p "$TEST_TMP/cache" "$TEST_TMP/local"

@@ -24,7 +24,7 @@
 . "$(dirname "$0")/swift_lib.sh"
 
 start_swift "$TEST_TMP/swift" || die "cannot start swift"
-scurl -X PUT "$SWIFT_URL/posix" || die "cannot create the container posix"
+swift_container posix || die "cannot create the container posix"
 
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"

@@ -68,6 +68,8 @@ pipeline = container-server
 
 [app:container-server]
 use = egg:swift#container
+conn_timeout = 5
+node_timeout = 30
 allow_versions = true
 EOF
     cat >"$dir/conf/object-server.conf" <<EOF
@@ -81,6 +83,8 @@ pipeline = object-server
 
 [app:object-server]
 use = egg:swift#object
+conn_timeout = 5
+node_timeout = 30
 EOF
     # The proxy: TempAuth (tokens in memcached), Static Large Objects, bulk
     # delete, server-side copy; the middleware order of Swift's sample.
@@ -97,6 +101,13 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 use = egg:swift#proxy
 account_autocreate = true
 allow_account_management = true
+# A loaded test machine (2 cores, several test files at once) can take more
+# than Swift's default half second to accept a connection; with one replica,
+# a node the proxy error-limits would make every request a 503 for a minute.
+conn_timeout = 5
+node_timeout = 60
+client_timeout = 120
+error_suppression_limit = 100000
 
 [filter:tempauth]
 use = egg:swift#tempauth

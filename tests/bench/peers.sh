@@ -94,7 +94,7 @@ stop_peer() {
 # tool_version TOOL: one line naming the tool's version, for the results.
 tool_version() {
     case "$1" in
-        skyfs) echo "skyfs $(git -C "$SKY_ROOT" describe --always --dirty 2>/dev/null || echo '?')" ;;
+        skyfs|skyfs-async) echo "$1 $(git -C "$SKY_ROOT" describe --always --dirty 2>/dev/null || echo '?')" ;;
         rclone) rclone version 2>/dev/null | head -n 1 ;;
         s3fs) s3fs --version 2>/dev/null | head -n 1 | sed 's/ File System//' ;;
     esac

@@ -3,7 +3,7 @@
 # workloads.sh - real work on skyfs vs rclone mount vs s3fs vs local disk,
 # on loopback and with a network round trip (issue 18, items 4-5).
 #
-#     tests/bench/workloads.sh [--tools local,skyfs,rclone,s3fs]
+#     tests/bench/workloads.sh [--tools local,skyfs,skyfs-async,rclone,s3fs]
 #                              [--nets 0,20] [--files N] [--small N]
 #     BENCH_QUICK=1 tests/bench/workloads.sh     (a few-minute smoke run)
 #
@@ -21,12 +21,15 @@
 # For writes: time until the command returns and time until the server
 # lists every object with the right total size (polled every 0.2 s); for
 # all: requests and bytes through the proxy and each daemon's peak RSS.
+# Tool skyfs is the default write_back = sync (close returns once the file
+# is on the cloud), skyfs-async the same with write_back = async (close
+# returns once the file is safe on local disk; uploads follow).
 # A workload whose result is wrong (files missing on the server, bytes
 # differ on the way back) FAILS; timings never fail.  Results go to
 # $BUILD/bench/workloads.md.
 set -u -o pipefail
 
-TOOLS="local skyfs rclone s3fs"
+TOOLS="local skyfs skyfs-async rclone s3fs"
 NETS="0 20"
 if [ "${BENCH_QUICK:-0}" = 1 ]; then NFILES=100; NSMALL=50; else NFILES=2000; NSMALL=500; fi
 # shellcheck source=SCRIPTDIR/peers.sh
@@ -37,12 +40,12 @@ while [ $# -gt 0 ]; do
         --nets) NETS=$(echo "${2:-}" | tr ',' ' '); shift 2 ;;
         --files) NFILES=${2:-}; shift 2 ;;
         --small) NSMALL=${2:-}; shift 2 ;;
-        -h|--help) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "workloads.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 for t in $TOOLS; do
-    case "$t" in local|skyfs|rclone|s3fs) ;; *) echo "workloads.sh: unknown tool $t" >&2; exit 2 ;; esac
+    case "$t" in local|skyfs|skyfs-async|rclone|s3fs) ;; *) echo "workloads.sh: unknown tool $t" >&2; exit 2 ;; esac
 done
 for n in $NETS; do
     case "$n" in ''|*[!0-9]*) echo "workloads.sh: delay '$n' is not a number of ms" >&2; exit 2 ;; esac
@@ -114,7 +117,7 @@ remember_peak() {
 }
 tool_pids() {
     case "$1" in
-        skyfs) daemon_pids "$WORK/mnt-skyfs" ;;
+        skyfs|skyfs-async) daemon_pids "$WORK/mnt-$1" ;;
         rclone|s3fs) [ -n "${PEER_PID[$1]:-}" ] && kill -0 "${PEER_PID[$1]}" 2>/dev/null && echo "${PEER_PID[$1]}" ;;
     esac
 }
@@ -127,7 +130,12 @@ mount_tool() {
     PORT=$PROXY_PORT     # peers.sh points every client at $PORT
     case "$tool" in
         local) DATA="$WORK/local-disk"; mkdir -p "$DATA" ;;
-        skyfs) bench_skyfs_config "$WORK/skyfs.conf" "$cache" "$BUCKET"
+        skyfs|skyfs-async)
+               if [ "$tool" = skyfs-async ]; then
+                   bench_skyfs_config "$WORK/skyfs.conf" "$cache" "$BUCKET" "write_back = async"
+               else
+                   bench_skyfs_config "$WORK/skyfs.conf" "$cache" "$BUCKET"
+               fi
                mount_skyfs "$WORK/skyfs.conf" "$mnt" || { PORT=$port_saved; return 1; }
                DATA="$mnt/$BUCKET" ;;
         *) start_peer "$tool" "$BUCKET" "$mnt" "$cache" "$LOGS/$tool-$net.log" || { PORT=$port_saved; return 1; }
@@ -141,7 +149,7 @@ unmount_tool() {
     remember_peak "$net" "$tool"
     case "$tool" in
         local) ;;
-        skyfs) unmount_skyfs "$WORK/mnt-skyfs" ;;
+        skyfs|skyfs-async) unmount_skyfs "$WORK/mnt-$tool" ;;
         *) stop_peer "$tool" "$WORK/mnt-$tool" ;;
     esac
 }
@@ -293,13 +301,15 @@ write_results() {
 }
 
 bench_exit() {
-    local rc=$? t
+    local rc=$? t pid
     for t in rclone s3fs; do stop_peer "$t" "$WORK/mnt-$t"; done
-    mountpoint -q "$WORK/mnt-skyfs" 2>/dev/null && fusermount3 -u -z "$WORK/mnt-skyfs" 2>/dev/null
-    for t in $(daemon_pids "$WORK/mnt-skyfs"); do kill "$t" 2>/dev/null; done
+    for t in skyfs skyfs-async; do
+        mountpoint -q "$WORK/mnt-$t" 2>/dev/null && fusermount3 -u -z "$WORK/mnt-$t" 2>/dev/null
+        for pid in $(daemon_pids "$WORK/mnt-$t"); do kill "$pid" 2>/dev/null; done
+    done
     stop_proxy
     stop_servers
-    mountpoint -q "$WORK/mnt-skyfs" || rm -rf --one-file-system "$WORK"
+    mountpoint -q "$WORK/mnt-skyfs" || mountpoint -q "$WORK/mnt-skyfs-async" || rm -rf --one-file-system "$WORK"
     (exit "$rc")
     _sky_exit
 }

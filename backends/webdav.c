@@ -1372,18 +1372,6 @@ static int wd_readlink(void *ctx, const char *path, char *buf, size_t size, stru
 
 /* ---- space ------------------------------------------------------------- */
 
-static int quota_entry(void *arg, const struct webdav_entry *ent)
-{
-    struct webdav_entry *q = arg;
-    if (ent->has_quota_avail && !q->has_quota_avail) {
-        q->has_quota_avail = ent->has_quota_used;
-        q->has_quota_used = ent->has_quota_used;
-        q->quota_avail = ent->quota_avail;
-        q->quota_used = ent->quota_used;
-    }
-    return 0;
-}
-
 static int wd_statfs(void *ctx, struct statvfs *st, struct sky_err *e)
 {
     struct wd *w = ctx;
@@ -1402,18 +1390,10 @@ static int wd_statfs(void *ctx, struct statvfs *st, struct sky_err *e)
     int rc = wd_call(w, &r, &resp, e);
     if (rc < 0)
         return rc;
-    struct webdav_entry q;
-    memset(&q, 0, sizeof q);
-    if (resp.status == 207)
-        webdav_parse_multistatus(resp.body, resp.body_len, quota_entry, &q, NULL);
+    bool told = resp.status == 207 && webdav_quota_statvfs(resp.body, resp.body_len, st);
     http_response_free(&resp);
-    if (!q.has_quota_avail)
+    if (!told)      /* fs/ shows plenty of room then */
         return sky_fail(e, ENOSYS, "webdav '%s': the server tells no quota", w->name);
-    memset(st, 0, sizeof *st);
-    st->f_bsize = st->f_frsize = 4096;
-    st->f_bfree = st->f_bavail = q.quota_avail / 4096;
-    st->f_blocks = (q.quota_avail + q.quota_used) / 4096;
-    st->f_files = st->f_ffree = st->f_favail = 1ULL << 32;
     return 0;
 }
 

@@ -16,7 +16,8 @@
 #     folder's mtime (a fresh mount reads it), although the server's .DAV
 #     folder made by the first PROPPATCH moved it; touch -d of a folder
 #     sets its time; a file put by another client (curl) still moves it;
-#     .DAV is never listed (rclone serving a folder that has one).
+#     .DAV is never listed (rclone serving a folder that has one);
+#   - df shows room on both (neither tells a quota).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/webdav_lib.sh"
 
@@ -169,6 +170,10 @@ check_eq "dav: touch -d of a folder sets its mtime" 1549166706 \
     "$(stat -c %Y "$MNT/dav/tod" 2>&1)"
 check "dav: a new file put by another client moves the folder's mtime" \
     test "$(stat -c %Y "$MNT/dav/ext2" 2>&1)" -ge "$before_put"
+for cloud in dav rc; do      # neither server tells a quota (404)
+    check "$cloud: df shows room, not a full disk" \
+        test "$(df -B1 --output=avail "$MNT/$cloud" 2>/dev/null | tail -1)" -gt $((1 << 30))
+done
 check_eq "dav: .DAV is not listed" "a.txt b.txt" \
     "$(ls -A "$MNT/dav/chm" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 # rclone answers from its own listings for a while (webdav_lib.sh)

@@ -22,7 +22,9 @@
  *             own namespace (webdav_xml.h) on servers that keep dead
  *             properties (Apache mod_dav_fs does; a server that refuses
  *             them makes chmod/chown -EPERM); mtime as {DAV:}lastmodified
- *             on Nextcloud/ownCloud, elsewhere the server's own time stays
+ *             on Nextcloud/ownCloud, elsewhere the server's own time stays;
+ *             a folder whose time the PROPPATCH moved (Apache's .DAV)
+ *             keeps the time it had ("folder times" below)
  *   xattrs    user.* as dead properties too (webdav_xml.h), read by
  *             get_meta (PROPFIND of all properties), set and removed by
  *             PROPPATCH; a rewrite carries them to the new file
@@ -56,6 +58,7 @@
 #include "webdav_xml.h"
 
 #define WD_TMP_PREFIX ".skyfs-tmp-"
+#define WD_PROPS_DIR  ".DAV"    /* mod_dav_fs's dead properties of a folder's entries */
 
 enum wd_vendor { WD_OTHER, WD_NEXTCLOUD, WD_OWNCLOUD };
 
@@ -366,6 +369,8 @@ static int propfind_entry(void *arg, const struct webdav_entry *ent)
         return 0;               /* not under the folder asked about: ignored */
     const char *name = path + p->self_len + 1;
     size_t n = len - p->self_len - 1;
+    if (ent->is_dir && n == strlen(WD_PROPS_DIR) && memcmp(name, WD_PROPS_DIR, n) == 0)
+        return 0;               /* Apache's property store, served by another server */
     p->children++;
     if (!p->cb)
         return 0;
@@ -866,6 +871,81 @@ static void store_new_props(struct wd *w, const char *path, bool slash,
                 shown(path), e2.msg);
 }
 
+/* ---- folder times ------------------------------------------------------ */
+
+/*
+ * Apache's mod_dav_fs keeps the dead properties of a folder's entries, and
+ * of the folder itself, in a .DAV folder it makes inside the folder at the
+ * first PROPPATCH there (never listed: Apache hides it, propfind_entry too).
+ * Making it moves the folder's mtime and etag on the server although
+ * nothing changed for POSIX.  So a PROPPATCH of an existing file or folder
+ * (chmod, chown, utime, setxattr) looks at the folder it may move right
+ * before and right after; when the folder's etag moved, the folder keeps
+ * the time it had, stored as skyfs's mtime bound to the new etag.  A real
+ * change later (another client's new file) gives the folder another etag,
+ * and the server's time shows again.  A real change by another client
+ * between the two looks is taken for the PROPPATCH's: the folder shows its
+ * old time until its next change.
+ */
+struct folder_guard {
+    char *dir;                  /* the folder looked at, or NULL: none */
+    int64_t mtime_ns;           /* its time before */
+    char etag[SKY_ETAG_MAX];    /* its etag before */
+};
+
+/* Look at the folder a PROPPATCH of `path` may move: path itself for a
+ * folder (`dir_attr` and `dir_etag` are what the caller read of it right
+ * before, or NULL), else its parent.  Nothing to look at on
+ * Nextcloud/ownCloud, on a server that keeps no dead properties, or for a
+ * folder without a strong etag to bind a time to. */
+static void guard_begin(struct wd *w, const char *path, bool is_dir,
+                        const struct sky_attr *dir_attr, const char *dir_etag,
+                        struct folder_guard *g)
+{
+    memset(g, 0, sizeof *g);
+    if (oc_vendor(w) || atomic_load(&w->props_refused))
+        return;
+    const char *slash = strrchr(path, '/');
+    char *dir = is_dir ? strdup(path) : strndup(path, slash ? (size_t)(slash - path) : 0);
+    if (!dir)
+        return;
+    struct sky_attr a;
+    struct sky_err e2 = { 0 };
+    if (is_dir && dir_attr && dir_etag) {
+        a = *dir_attr;
+        snprintf(g->etag, sizeof g->etag, "%s", dir_etag);
+    } else if (stat_etag(w, dir, &a, g->etag, &e2) < 0) {
+        a.has = 0;
+    }
+    if (!(a.has & SKY_HAS_MTIME) || !etag_matchable(g->etag)) {
+        free(dir);
+        return;
+    }
+    g->dir = dir;
+    g->mtime_ns = a.mtime_ns;
+}
+
+/* After the PROPPATCH: when the folder's etag moved, bind its time before
+ * (or `set_mtime_ns`, when >= 0: a time just set on the folder itself) to
+ * the new etag.  Best effort: a failure leaves the server's time. */
+static void guard_end(struct wd *w, struct folder_guard *g, int64_t set_mtime_ns)
+{
+    if (!g->dir)
+        return;
+    struct sky_attr now;
+    char etag[SKY_ETAG_MAX] = "";
+    struct sky_err e2 = { 0 };
+    if (stat_etag(w, g->dir, &now, etag, &e2) == 0 && etag_matchable(etag) &&
+        strcmp(etag, g->etag) != 0) {
+        struct sky_attr t = { .mtime_ns = set_mtime_ns >= 0 ? set_mtime_ns : g->mtime_ns };
+        if (proppatch(w, g->dir, true, &t, SKY_HAS_MTIME, etag, NULL, -1, &e2) < 0)
+            sky_log(SKY_LOG_WARN, "webdav '%s': %s: the folder's time is the server's: %s",
+                    w->name, shown(g->dir), e2.msg);
+    }
+    free(g->dir);
+    g->dir = NULL;
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 /* A hidden name beside `path` for an upload under way. */
@@ -1150,8 +1230,15 @@ static int wd_set_attr(void *ctx, const char *path, const struct sky_attr *attr,
          * own time stays (README) */
         if (rc == 0 && keep_mtime && !oc_vendor(w) && etag_matchable(etag))
             props |= SKY_HAS_MTIME;
-        if (rc == 0 && (props || lastmod >= 0))
-            rc = proppatch(w, path, cur.kind == SKY_DIR, attr, props, etag, NULL, lastmod, e);
+        if (rc == 0 && (props || lastmod >= 0)) {
+            bool is_dir = cur.kind == SKY_DIR;
+            struct folder_guard g;
+            guard_begin(w, path, is_dir, &cur, etag, &g);
+            rc = proppatch(w, path, is_dir, attr, props, etag, NULL, lastmod, e);
+            if (rc == 0)
+                guard_end(w, &g, is_dir && (props & SKY_HAS_MTIME) ? attr->mtime_ns : -1);
+            free(g.dir);
+        }
         if (rc == -EPERM) {
             atomic_store(&w->props_refused, true);
             if (!(which & (SKY_HAS_MODE | SKY_HAS_UID | SKY_HAS_GID))) {
@@ -1242,7 +1329,12 @@ static int wd_setxattr(void *ctx, const char *path, const char *name, const void
                         name);
     struct sky_meta_item item = { .key = (char *)key, .value = (char *)value, .len = len };
     struct sky_objmeta one = { .has_user = true, .nuser = 1, .user = &item };
+    struct folder_guard g;
+    guard_begin(w, path, is_dir, NULL, NULL, &g);
     rc = proppatch(w, path, is_dir, NULL, 0, NULL, &one, -1, e);
+    if (rc == 0)
+        guard_end(w, &g, -1);
+    free(g.dir);
     return xattr_refused(w, path, rc, e);
 }
 
@@ -1280,18 +1372,6 @@ static int wd_readlink(void *ctx, const char *path, char *buf, size_t size, stru
 
 /* ---- space ------------------------------------------------------------- */
 
-static int quota_entry(void *arg, const struct webdav_entry *ent)
-{
-    struct webdav_entry *q = arg;
-    if (ent->has_quota_avail && !q->has_quota_avail) {
-        q->has_quota_avail = ent->has_quota_used;
-        q->has_quota_used = ent->has_quota_used;
-        q->quota_avail = ent->quota_avail;
-        q->quota_used = ent->quota_used;
-    }
-    return 0;
-}
-
 static int wd_statfs(void *ctx, struct statvfs *st, struct sky_err *e)
 {
     struct wd *w = ctx;
@@ -1310,18 +1390,10 @@ static int wd_statfs(void *ctx, struct statvfs *st, struct sky_err *e)
     int rc = wd_call(w, &r, &resp, e);
     if (rc < 0)
         return rc;
-    struct webdav_entry q;
-    memset(&q, 0, sizeof q);
-    if (resp.status == 207)
-        webdav_parse_multistatus(resp.body, resp.body_len, quota_entry, &q, NULL);
+    bool told = resp.status == 207 && webdav_quota_statvfs(resp.body, resp.body_len, st);
     http_response_free(&resp);
-    if (!q.has_quota_avail)
+    if (!told)      /* fs/ shows plenty of room then */
         return sky_fail(e, ENOSYS, "webdav '%s': the server tells no quota", w->name);
-    memset(st, 0, sizeof *st);
-    st->f_bsize = st->f_frsize = 4096;
-    st->f_bfree = st->f_bavail = q.quota_avail / 4096;
-    st->f_blocks = (q.quota_avail + q.quota_used) / 4096;
-    st->f_files = st->f_ffree = st->f_favail = 1ULL << 32;
     return 0;
 }
 

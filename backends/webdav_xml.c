@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "http.h"
 #include "names.h"
@@ -219,6 +220,32 @@ static int take_props(const struct xml_node *prop, struct webdav_entry *ent)
         }
     }
     return 0;
+}
+
+static int quota_entry(void *arg, const struct webdav_entry *ent)
+{
+    struct webdav_entry *q = arg;
+    if (ent->has_quota_avail && !q->has_quota_avail &&
+        (ent->quota_avail > 0 || (ent->has_quota_used && ent->quota_used > 0))) {
+        q->has_quota_avail = true;
+        q->quota_avail = ent->quota_avail;
+        q->quota_used = ent->has_quota_used ? ent->quota_used : 0;
+    }
+    return 0;
+}
+
+bool webdav_quota_statvfs(const char *body, size_t len, struct statvfs *st)
+{
+    struct webdav_entry q;
+    memset(&q, 0, sizeof q);
+    if (webdav_parse_multistatus(body, len, quota_entry, &q, NULL) < 0 || !q.has_quota_avail)
+        return false;
+    memset(st, 0, sizeof *st);
+    st->f_bsize = st->f_frsize = 4096;
+    st->f_bfree = st->f_bavail = q.quota_avail / 4096;
+    st->f_blocks = (q.quota_avail + q.quota_used) / 4096;
+    st->f_files = st->f_ffree = st->f_favail = 1ULL << 32;
+    return true;
 }
 
 int webdav_parse_multistatus(const char *body, size_t len, webdav_entry_fn fn, void *arg,

@@ -66,6 +66,16 @@ typedef int (*webdav_entry_fn)(void *arg, const struct webdav_entry *ent);
 int webdav_parse_multistatus(const char *body, size_t len, webdav_entry_fn fn, void *arg,
                              struct sky_err *e);
 
+/* df from the answer to a PROPFIND of RFC 4331's quota (WEBDAV_QUOTA):
+ * the first resource that tells quota-available-bytes (quota-used-bytes
+ * may be missing: 0), in 4 KiB blocks.  false (st untouched) when the
+ * answer tells no quota: properties missing (Apache and rclone answer
+ * 404), not a number (Nextcloud's -3 for "unlimited"), or 0 available and
+ * 0 used, which servers send for "none" (a quota used up has bytes used):
+ * the caller reports plenty of room, never a full disk. */
+struct statvfs;
+bool webdav_quota_statvfs(const char *body, size_t len, struct statvfs *st);
+
 /* The path of an href, percent-decoded, without trailing slash, malloc'd
  * (its decoded length in *len): "http://h:1/a%20b/" -> "/a b".  NULL when
  * out of memory or when the href is no URL or absolute path. */

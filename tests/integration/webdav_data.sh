@@ -11,7 +11,13 @@
 #   - a folder of 5,000 files created on the server directly is listed
 #     completely (one PROPFIND Depth 1), with the right names and sizes;
 #   - files created, changed and deleted on the server directly, and a new
-#     folder, show up through the mount once the TTL has passed.
+#     folder, show up through the mount once the TTL has passed;
+#   - Apache: chmod and touch -d of a file, chmod of a folder keep the
+#     folder's mtime (a fresh mount reads it), although the server's .DAV
+#     folder made by the first PROPPATCH moved it; touch -d of a folder
+#     sets its time; a file put by another client (curl) still moves it;
+#     .DAV is never listed (rclone serving a folder that has one);
+#   - df shows room on both (neither tells a quota).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/webdav_lib.sh"
 
@@ -118,4 +124,60 @@ for cloud in dav rc; do
     check_eq "$cloud: the new folder's file reads" inner \
         "$(cat "$MNT/$cloud/ext/newdir/inside.txt" 2>&1)"
 done
+unmount_skyfs "$MNT"
+
+# --- folder times: mod_dav_fs keeps dead properties in a .DAV folder it
+# makes inside the folder at the first PROPPATCH there, which moves the
+# folder's mtime on the server; a chmod or utime through skyfs must not
+# move it, a real change by another client must.  The writer mount (a)
+# changes, a reader mount (c, an empty cache) reads each folder once.
+OLD=1614834367                          # 2021-03-04 05:06:07 UTC
+mkdir -p "$RROOT/hid/.DAV"              # what Apache leaves, served by rclone
+echo x >"$RROOT/hid/.DAV/f.pag"
+echo y >"$RROOT/hid/seen.txt"
+for d in chm tou chd tod ext2; do
+    mkdir -p "$AROOT/$d"
+    echo one >"$AROOT/$d/a.txt"
+    echo two >"$AROOT/$d/b.txt"
+    touch -d "@$OLD" "$AROOT/$d"
+done
+apache_fix_owner "$TEST_TMP/apache"
+check "dav: no .DAV folder before (the server made none yet)" test ! -e "$AROOT/chm/.DAV"
+mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"
+check "dav: chmod of a file in a folder" chmod 600 "$MNT/dav/chm/a.txt"
+check "dav: touch -d of a file in another folder" touch -d '2022-02-02 02:02:02' "$MNT/dav/tou/b.txt"
+check "dav: chmod of a folder" chmod 700 "$MNT/dav/chd"
+check "dav: touch -d of a folder" touch -d '@1549166706' "$MNT/dav/tod"
+check "dav: chmod of a file in the folder another client changes next" \
+    chmod 640 "$MNT/dav/ext2/a.txt"
+unmount_skyfs "$MNT"
+check "dav: the server made its .DAV folder (the case tested)" test -d "$AROOT/chm/.DAV"
+before_put=$(date +%s)
+check "dav: another client puts a new file (curl PUT)" \
+    curl -sf -u "$DAV_USER:$DAV_PASS" -T /etc/hostname "http://127.0.0.1:$APORT/dav/ext2/new.txt"
+
+write_conf "$TEST_TMP/c.conf" "$TEST_TMP/cache-c"
+mount_skyfs "$TEST_TMP/c.conf" "$MNT" || die "cannot mount the reader"
+check_eq "dav: the file's new mode is stored" 600 "$(stat -c %a "$MNT/dav/chm/a.txt" 2>&1)"
+check_eq "dav: chmod of a file keeps its folder's mtime" "$OLD" \
+    "$(stat -c %Y "$MNT/dav/chm" 2>&1)"
+check_eq "dav: touch -d of a file keeps its folder's mtime" "$OLD" \
+    "$(stat -c %Y "$MNT/dav/tou" 2>&1)"
+check_eq "dav: the file's time is the one set" 1643767322 \
+    "$(stat -c %Y "$MNT/dav/tou/b.txt" 2>&1)"
+check_eq "dav: chmod of a folder keeps its mtime" "$OLD" "$(stat -c %Y "$MNT/dav/chd" 2>&1)"
+check_eq "dav: touch -d of a folder sets its mtime" 1549166706 \
+    "$(stat -c %Y "$MNT/dav/tod" 2>&1)"
+check "dav: a new file put by another client moves the folder's mtime" \
+    test "$(stat -c %Y "$MNT/dav/ext2" 2>&1)" -ge "$before_put"
+for cloud in dav rc; do      # neither server tells a quota (404)
+    check "$cloud: df shows room, not a full disk" \
+        test "$(df -B1 --output=avail "$MNT/$cloud" 2>/dev/null | tail -1)" -gt $((1 << 30))
+done
+check_eq "dav: .DAV is not listed" "a.txt b.txt" \
+    "$(ls -A "$MNT/dav/chm" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+# rclone answers from its own listings for a while (webdav_lib.sh)
+check "rc: the server's folder shows" wait_until 10 test -e "$MNT/rc/hid/seen.txt"
+check_eq "rc: a .DAV folder on the server is not listed" "seen.txt" \
+    "$(ls -A "$MNT/rc/hid" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 unmount_skyfs "$MNT"

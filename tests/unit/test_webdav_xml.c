@@ -1,7 +1,8 @@
 /*
  * test_webdav_xml.c - WebDAV's XML (backends/webdav_xml.c), no server:
  * multistatus answers as Apache mod_dav_fs, rclone and Nextcloud write
- * them, hrefs, PROPPATCH refusals and the request bodies; and where
+ * them, hrefs, PROPPATCH refusals, df from quota answers and the request
+ * bodies; and where
  * webdav.c finds Nextcloud's chunked-upload folder.
  */
 #include "check.h"
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 
 #include "../../backends/webdav_xml.h"
 
@@ -161,6 +163,52 @@ TEST(webdav_multistatus_refuses_junk)
     CHECK(!s.e[0].has_mode);
     CHECK(!s.e[0].has_mtime);
     CHECK(!s.e[0].has_skyfs_mtime);             /* no etag part */
+}
+
+/* A quota answer: one response for /dav/ with `props` under `status`. */
+static bool quota_of(const char *props, const char *status, struct statvfs *st)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "<?xml version=\"1.0\"?><D:multistatus xmlns:D=\"DAV:\"><D:response>"
+             "<D:href>/dav/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/>"
+             "</D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+             "<D:propstat><D:prop>%s</D:prop><D:status>HTTP/1.1 %s</D:status></D:propstat>"
+             "</D:response></D:multistatus>", props, status);
+    memset(st, 0x5a, sizeof *st);
+    return webdav_quota_statvfs(body, strlen(body), st);
+}
+
+/* df never shows a full disk for a server that tells no quota */
+TEST(webdav_quota_statvfs)
+{
+    struct statvfs st;
+    CHECK(quota_of("<D:quota-available-bytes>4096000</D:quota-available-bytes>"
+                   "<D:quota-used-bytes>98304</D:quota-used-bytes>", "200 OK", &st));
+    CHECK_INT(st.f_bsize, 4096);
+    CHECK_INT(st.f_bavail, 1000);
+    CHECK_INT(st.f_bfree, 1000);
+    CHECK_INT(st.f_blocks, 1024);
+    /* available without used: the free room counts */
+    CHECK(quota_of("<D:quota-available-bytes>8192</D:quota-available-bytes>", "200 OK", &st));
+    CHECK_INT(st.f_bavail, 2);
+    CHECK_INT(st.f_blocks, 2);
+    /* a quota used up is full indeed */
+    CHECK(quota_of("<D:quota-available-bytes>0</D:quota-available-bytes>"
+                   "<D:quota-used-bytes>40960</D:quota-used-bytes>", "200 OK", &st));
+    CHECK_INT(st.f_bavail, 0);
+    CHECK_INT(st.f_blocks, 10);
+    /* no quota told: Apache and rclone (404, empty), Nextcloud's unlimited
+     * (-3), nothing at all, zeros for "none" */
+    CHECK(!quota_of("<D:quota-available-bytes/><D:quota-used-bytes/>", "404 Not Found", &st));
+    CHECK(!quota_of("<D:quota-available-bytes></D:quota-available-bytes>", "200 OK", &st));
+    CHECK(!quota_of("<D:quota-available-bytes>-3</D:quota-available-bytes>"
+                    "<D:quota-used-bytes>1234</D:quota-used-bytes>", "200 OK", &st));
+    CHECK(!quota_of("<D:quota-used-bytes>1234</D:quota-used-bytes>", "200 OK", &st));
+    CHECK(!quota_of("<D:quota-available-bytes>0</D:quota-available-bytes>"
+                    "<D:quota-used-bytes>0</D:quota-used-bytes>", "200 OK", &st));
+    CHECK(!quota_of("<D:quota-available-bytes>0</D:quota-available-bytes>", "200 OK", &st));
+    CHECK(!webdav_quota_statvfs("not xml", 7, &st));
 }
 
 TEST(webdav_proppatch)

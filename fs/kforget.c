@@ -58,6 +58,15 @@ static void kforget_queue(void *arg, uint64_t parent, const char *name)
     pthread_mutex_unlock(&kq.lock);
 }
 
+void kforget_name(uint64_t parent, const char *name)
+{
+    pthread_mutex_lock(&kq.lock);
+    bool started = kq.started;
+    pthread_mutex_unlock(&kq.lock);
+    if (started)
+        kforget_queue(NULL, parent, name);
+}
+
 static void *kforget_thread(void *arg)
 {
     (void)arg;

@@ -16,15 +16,23 @@
  * its TTL, as before.
  *
  * Called by fs/mount.c: kforget_start once the session is mounted,
- * kforget_stop before it is unmounted.
+ * kforget_stop before it is unmounted; by ops.c: kforget_name for a name
+ * whose entry the operation itself changed behind the kernel's back.
  */
 #ifndef SKY_KFORGET_H
 #define SKY_KFORGET_H
+
+#include <stdint.h>
 
 struct skyfs;
 
 /* Hook the metadata cache and start the sending thread: 0 or -errno. */
 int kforget_start(struct skyfs *fs);
+
+/* Ask the kernel to forget the name `name` in directory `parent` (queued:
+ * safe from any handler, also before replying to one that holds that
+ * directory's lock).  Nothing when the thread is not running. */
+void kforget_name(uint64_t parent, const char *name);
 
 /* Unhook, stop the thread and drop what is still queued.  Safe when
  * kforget_start failed or was not called. */

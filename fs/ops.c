@@ -25,11 +25,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../backends/names.h"
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "kforget.h"
 #include "moved.h"
 #include "../lib/metrics.h"
 #include "ops.h"
@@ -1246,6 +1248,86 @@ static int keep_replaced(struct skyfs *fs, uint64_t ino, struct sky_err *e)
     return rc;
 }
 
+/* A rename onto an existing file (an editor's save: write a new name,
+ * then rename it over the old one) must not lose another machine's change
+ * of that file (issue 17).  Right before the rename, the target's version
+ * on the cloud is compared with the one this machine last saw: 1 when it
+ * changed (theirs: its attributes now), 0 when not (or when it is gone, or
+ * was never uploaded), else -errno. */
+static int target_changed_elsewhere(struct skyfs *fs, struct cloud *c, uint64_t ino,
+                                    const char *path, struct sky_attr *theirs, struct sky_err *e)
+{
+    struct meta_entry ent;
+    if (meta_get(fs->meta, ino, &ent, NULL) != 0)
+        return 0;
+    int changed = 0;
+    if (ent.attr.kind == SKY_FILE && ent.attr.etag[0]) {
+        char seen[SKY_ETAG_MAX];
+        snprintf(seen, sizeof seen, "%s", ent.attr.etag);
+        moved_verify(fs, c, ino, path, seen, sizeof seen);  /* a rename's refresh failed */
+        int rc = c->drv->stat(c->ctx, path, theirs, e);
+        cloud_note_result(c, rc, e);
+        if (rc == 0)
+            changed = strcmp(theirs->etag, seen) != 0;
+        else if (rc != -ENOENT)
+            changed = rc;
+    }
+    meta_entry_free(&ent);
+    return changed;
+}
+
+/* The rename of file src (at `from`) over `to` met another machine's
+ * change of `to` (theirs): nothing is lost.  `to` keeps that version, and
+ * this machine's file goes beside it as to's conflict copy
+ * (NAME.conflict-HOST-YYYYMMDD-HHMMSS[.EXT], a name nothing holds yet), as
+ * an upload's conflict does; logged and remembered for skyfs status.  The
+ * kernel, told the rename happened, is asked to forget the target's name,
+ * so that its next lookup finds the other machine's file. */
+static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
+                                   uint64_t replaced, fuse_ino_t newparent, const char *newname,
+                                   const char *from, const char *to,
+                                   const struct sky_attr *theirs, struct sky_err *e)
+{
+    char host[128], copy[4096];
+    conflict_host(host, sizeof host);
+    time_t now = time(NULL);
+    int rc = -EEXIST;
+    for (unsigned n = 1; rc == -EEXIST && n <= 9; n++) {
+        rc = conflict_copy_name(to, host, now, n, copy, sizeof copy);
+        if (rc)
+            return sky_fail(e, -rc, "cloud '%s': \"%s\" changed on another machine, and the "
+                            "name of a conflict copy would be too long; nothing renamed",
+                            c->cfg->name, to);
+        struct sky_attr there;
+        rc = c->drv->stat(c->ctx, copy, &there, e);
+        if (rc == 0) {
+            rc = -EEXIST;
+        } else if (rc == -ENOENT) {
+            rc = c->drv->rename(c->ctx, from, copy, e);
+            cloud_note_result(c, rc, e);
+        }
+    }
+    if (rc)
+        return rc == -EEXIST ? sky_fail(e, EEXIST, "cloud '%s': \"%s\" changed on another "
+                                        "machine, and every conflict copy name is taken",
+                                        c->cfg->name, to) : rc;
+    LOG_WARN("conflict: \"%s\" on cloud '%s' was changed by another machine since this one "
+             "last saw it; the rename of \"%s\" over it went beside it as \"%s\"", to,
+             c->cfg->name, from, copy);
+    conflicts_add(c->conflicts, "rename", to, copy);
+    struct sky_err ignored = { 0 };
+    blocks_forget(fs->blocks, c->cfg->name, to, &ignored);  /* the old version's bytes */
+    blocks_rename(fs->blocks, c->cfg->name, from, copy, false, &ignored);
+    conflicts_gone(c->conflicts, from);
+    meta_set_attr(fs->meta, replaced, theirs, skyfs_now(), &ignored);
+    const char *slash = strrchr(copy, '/');
+    rc = meta_rename(fs->meta, src->ino, newparent, slash ? slash + 1 : copy, e);
+    if (!rc)
+        moved_refresh(fs, c, src->ino, copy, false);
+    kforget_name(newparent, newname);
+    return rc;
+}
+
 /* Before a rename: no background upload of the files involved may run
  * across it (it would land at the old name, or over the new one).  A
  * file's rename holds the upload locks of it and of the file it replaces
@@ -1314,11 +1396,23 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
             rc = hold_for_rename(fs, c, &src, replaced, held, &paused, &e);
         if (!rc && replaced && replaced != src.ino)
             rc = keep_replaced(fs, replaced, &e);      /* open: its data stays */
-        if (!rc && replaced != src.ino) {
+        bool diverted = false;          /* went to a conflict copy instead */
+        if (!rc && replaced && replaced != src.ino && src.attr.kind != SKY_DIR) {
+            struct sky_attr theirs;
+            int changed = target_changed_elsewhere(fs, c, replaced, to, &theirs, &e);
+            if (changed < 0) {
+                rc = changed;
+            } else if (changed) {
+                rc = rename_to_conflict_copy(fs, c, &src, replaced, newparent, newname, from,
+                                             to, &theirs, &e);
+                diverted = true;
+            }
+        }
+        if (!rc && replaced != src.ino && !diverted) {
             rc = c->drv->rename(c->ctx, from, to, &e);
             cloud_note_result(c, rc, &e);
         }
-        if (!rc && replaced != src.ino) {
+        if (!rc && replaced != src.ino && !diverted) {
             if (replaced)
                 files_mark_unlinked(fs, replaced);
             blocks_forget(fs->blocks, c->cfg->name, to, NULL);

@@ -145,13 +145,16 @@ many_run() {
     A="$TEST_TMP/a" B="$TEST_TMP/b" V="$TEST_TMP/v"
     mount_skyfs "$TEST_TMP/a.conf" "$A" || die "cannot mount A"
     local f
-    for f in same del gone ren mvchg crash again; do
+    for f in same del gone ren mvchg over crash again; do
         printf original >"$A/c/$f.txt" || die "cannot write $f.txt on A"
     done
+    # SFTP's version token is size + mtime in whole seconds: A's changes
+    # below (the same size as "original") must come in a later second
+    sleep 1.1
     mount_skyfs "$TEST_TMP/b.conf" "$B" || die "cannot mount B"
     mount_skyfs "$TEST_TMP/v.conf" "$V" || die "cannot mount V"
     # B reads every file: it knows (and caches) their first version
-    for f in same del gone ren mvchg crash again; do
+    for f in same del gone ren mvchg over crash again; do
         check_eq "B sees $f.txt as A wrote it" original "$(cat "$B/c/$f.txt")"
     done
 
@@ -208,6 +211,23 @@ many_run() {
     printf from-a-1 >"$A/c/mvchg.txt"
     check "mv on B of a file A changed" mv "$B/c/mvchg.txt" "$B/c/moved.txt"
     check "the moved file holds A's version" in_v holds "$V/c/moved.txt" from-a-1
+    # ... and B saves over a file A changed, as editors save: a new name,
+    # then a rename over the old one: A's change is not lost
+    printf from-a-1 >"$A/c/over.txt"
+    printf from-b-2 >"$B/c/over.tmp"
+    check "mv on B of a new file over one A changed" mv "$B/c/over.tmp" "$B/c/over.txt"
+    check "the file keeps A's version" in_v holds "$V/c/over.txt" from-a-1
+    check "B's saved version is beside it as a conflict copy" \
+        in_v one_copy_holds "$V/c" over .txt from-b-2
+    check_fails "the temporary name is gone from the cloud" in_v test -e "$V/c/over.tmp"
+    check "B shows A's version of the file" wait_until 10 holds "$B/c/over.txt" from-a-1
+    check "B lists the conflict copy" one_copy_holds "$B/c" over .txt from-b-2
+    check "B's log names the rename's conflict" grep -q 'conflict: "over.txt" .*the rename of "over.tmp" over it' "$LOGS/b.log"
+    # a save over a file B saw in its current version replaces it
+    printf from-b-3 >"$B/c/over.tmp"
+    check "mv on B over a file it saw as it is" mv "$B/c/over.tmp" "$B/c/over.txt"
+    check "the save replaced the file" in_v holds "$V/c/over.txt" from-b-3
+    check_eq "and made no second conflict copy" 1 "$(conflict_copies "$V/c" over .txt | wc -l)"
 
     # --- both create the same new file
     printf from-a-1 >"$A/c/new.txt"
@@ -256,7 +276,7 @@ PY
     check "B removes the conflict copy of same.txt" rm "$B/c/$copy"
     check_fails "skyfs status no longer lists it" bash -c \
         "'$SKYFS' status -c '$TEST_TMP/b.conf' | grep -q 'conflict: same.txt'"
-    check_eq "the count keeps it" 6 "$(json_field b "c['conflict_count']")"
+    check_eq "the count keeps it" 7 "$(json_field b "c['conflict_count']")"
     unmount_skyfs "$A"
     unmount_skyfs "$B"
     unmount_skyfs "$V"

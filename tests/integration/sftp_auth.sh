@@ -11,6 +11,9 @@
 #     right one works, a wrong one is refused, showing the real one;
 #   - password logins: the right password works, a wrong one is refused
 #     with a clear message; no password appears in any log;
+#   - a private key with a passphrase logs in with key_passphrase, a wrong
+#     passphrase is refused naming the key; agent = true logs in with a key
+#     only a running ssh-agent holds (SSH_AUTH_SOCK);
 #   - bad settings are refused by `skyfs config check` naming the file,
 #     the line and the fix: a private key readable by others, no way to
 #     log in, a malformed host_key, a bad port.
@@ -42,6 +45,16 @@ WRONG="wrong-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')"
 check "set the test user's password" bash -c "echo '$USER_NAME:$PASSWORD' | chpasswd"
 user_dir "$USER_NAME" "$TEST_TMP/userhome"
 
+# a key with a passphrase, and a key only an ssh-agent holds
+PHRASE="phrase-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')"
+ssh-keygen -q -t ed25519 -N "$PHRASE" -C skyfs-test-phrase -f "$TEST_TMP/phrase_key" </dev/null
+ssh-keygen -q -t ed25519 -N '' -C skyfs-test-agent -f "$TEST_TMP/agent_key" </dev/null
+cat "$TEST_TMP/phrase_key.pub" "$TEST_TMP/agent_key.pub" >>"$SSHD/authorized_keys"
+eval "$(ssh-agent -s -a "$TEST_TMP/agent.sock")" >/dev/null || die "cannot start ssh-agent"
+echo "$SSH_AGENT_PID" >>"$_SKY_PIDS"
+check "the agent takes the key" ssh-add -q "$TEST_TMP/agent_key"
+rm -f "$TEST_TMP/agent_key"     # from now on only the agent has it
+
 section() { # NAME KNOWN_HOSTS [extra lines...]
     local name=$1 known=$2; shift 2
     printf '\n[%s]\ntype = sftp\nhost = 127.0.0.1\nport = %s\nuser = root\n' "$name" "$PORT"
@@ -58,6 +71,15 @@ section() { # NAME KNOWN_HOSTS [extra lines...]
     section pinned "$TEST_TMP/known_empty" "host_key = $FP"
     section badpin "$SSHD/known_hosts" \
         "host_key = SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    login() { # NAME LINES...: a cloud on the good known_hosts, logging in as LINES say
+        local name=$1; shift
+        printf '\n[%s]\ntype = sftp\nhost = 127.0.0.1\nport = %s\nuser = root\n' "$name" "$PORT"
+        printf 'known_hosts = %s\npath = %s\nttl = 1s\n' "$SSHD/known_hosts" "$TEST_TMP/remote"
+        printf '%s\n' "$@"
+    }
+    login phrase "key_file = $TEST_TMP/phrase_key" "key_passphrase = $PHRASE"
+    login badphrase "key_file = $TEST_TMP/phrase_key" "key_passphrase = $WRONG"
+    login agent "agent = true"
     printf '\n[pw]\ntype = sftp\nhost = 127.0.0.1\nport = %s\nuser = %s\npassword = %s\n' \
         "$PORT" "$USER_NAME" "$PASSWORD"
     printf 'known_hosts = %s\npath = %s\nttl = 1s\n' "$SSHD/known_hosts" "$TEST_TMP/userhome"
@@ -108,8 +130,15 @@ check_eq "lands on the server owned by that user" "$USER_NAME mine" \
 check_eq "a wrong password is refused with EACCES" EACCES "$(errno_of listdir "$MNT/badpw")"
 check "the log says the server refused the password" \
     grep -qF "sftp 'badpw': 127.0.0.1:$PORT refused the login of user '$USER_NAME' (tried the password)" "$LOG"
-check_eq "no password appears in any log" "" \
-    "$(grep -rlF -e "$PASSWORD" -e "$WRONG" "$LOGS" 2>/dev/null)"
+# --- key passphrases and the agent
+check_eq "a key with a passphrase logs in with key_passphrase" "hello.txt" "$(ls "$MNT/phrase" 2>&1)"
+check_eq "a wrong key_passphrase is refused with EACCES" EACCES "$(errno_of listdir "$MNT/badphrase")"
+check "the log names the key and the wrong passphrase" \
+    grep -qF "sftp 'badphrase': cannot load the private key $TEST_TMP/phrase_key (wrong key_passphrase, or not a key)" "$LOG"
+check_eq "agent = true logs in with the agent's key" "hello.txt" "$(ls "$MNT/agent" 2>&1)"
+check "the server saw the agent's key log in" grep -q "Accepted publickey for root .*$(ssh-keygen -lf "$TEST_TMP/agent_key.pub" | awk '{ print $2 }')" "$LOGS/sshd-$PORT.log"
+check_eq "no password or passphrase appears in any log" "" \
+    "$(grep -rlF -e "$PASSWORD" -e "$WRONG" -e "$PHRASE" "$LOGS" 2>/dev/null)"
 check_eq "after all that the good cloud still works" "hello" "$(cat "$MNT/good/hello.txt" 2>&1)"
 unmount_skyfs "$MNT"
 

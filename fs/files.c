@@ -542,6 +542,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         struct sky_err why = *e;
         rc = keep_as_conflict_copy(fs, c, obj, ent, fd, &attr, &om, &why, e);
         sky_objmeta_free(&om);
+        if (rc == 0 && ent->local_only)     /* the name holds the other machine's file */
+            meta_set_local_only(fs->meta, ent->ino, false, NULL);
         return rc ? rc : 1;
     }
     if (rc == 0)
@@ -551,6 +553,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         attr.size = out->size;
         memcpy(attr.etag, out->etag, sizeof attr.etag);
         upmeta_record(fs, ent->ino, &attr, &om);
+        if (ent->local_only)        /* a deferred create: on the cloud now */
+            meta_set_local_only(fs->meta, ent->ino, false, NULL);
         *out = attr;
     }
     sky_objmeta_free(&om);
@@ -693,6 +697,14 @@ int files_upload_queued(struct skyfs *fs, struct ofile *of, bool *again, struct 
     pthread_mutex_unlock(&of->upload_lock);
     meta_entry_free(&ent);
     return rc;
+}
+
+bool files_upload_pending(struct ofile *of)
+{
+    pthread_mutex_lock(&of->lock);
+    bool pending = !of->unlinked && (of->upload_due || blocks_is_dirty(of->obj));
+    pthread_mutex_unlock(&of->lock);
+    return pending;
 }
 
 struct ofile *files_hold_upload(struct skyfs *fs, uint64_t ino)

@@ -107,6 +107,8 @@ struct skyfs {
     pthread_t wb_threads[SKY_MAX_UPLOAD_PARALLEL]; /* the upload workers */
     unsigned wb_nthreads;
     bool wb_started, wb_stopping;           /* wb_lock */
+    bool wb_draining;           /* unmounting: upload what is queued, once (wb_lock) */
+    unsigned wb_busy;           /* uploads running now (wb_lock) */
     size_t wb_failed_in_row;    /* uploads failed since the last success (wb_lock) */
     int wb_retry_s;             /* a failed upload's wait before its retry (wb_lock) */
 };
@@ -288,9 +290,10 @@ void files_start_recovery(struct skyfs *fs);
 /* ---- writeback.c: background uploads (write_back = async) ----------------- */
 
 /* Start and stop the upload workers (as many as the largest
- * upload_parallel of a write_back = async cloud).  Stopping releases the
- * queued files; their uploads stay in the journal (the next mount's
- * journal thread uploads them). */
+ * upload_parallel of a write_back = async cloud).  Stopping first uploads
+ * what is queued (settled or not; a file whose upload fails is not
+ * retried), then releases the queued files; uploads not done stay in the
+ * journal (the next mount's journal thread uploads them). */
 int writeback_start(struct skyfs *fs, struct sky_err *e);
 void writeback_stop(struct skyfs *fs);
 /* Queue the background upload of `of` (a reference is taken); a file

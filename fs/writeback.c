@@ -26,6 +26,10 @@
  * keeps every pending upload; the next mount's journal thread (files.c)
  * queues them here again in the journal's order.
  *
+ * Unmounting (writeback_stop) uploads what is queued without waiting for
+ * it to settle, trying each file once more; what fails stays in the
+ * journal for the next mount.
+ *
  * Called by files.c (queue), clouds.c and mount.c (start, stop),
  * liveness.c (kick) and ops.c (pause around a directory rename).
  */
@@ -90,7 +94,7 @@ static struct ofile *wb_take(struct skyfs *fs, int64_t now_ms, int64_t *wake_ms)
     for (struct ofile *of = fs->wb_head; of; prev = of, of = of->wb_next) {
         if (of->cloud->wb_active >= of->cloud->cfg->upload_parallel)
             continue;           /* a worker finishing an upload of that cloud wakes us */
-        if (of->wb_due_ms <= now_ms) {
+        if (of->wb_due_ms <= now_ms || fs->wb_draining) {
             wb_unlink(fs, prev, of);
             return of;
         }
@@ -175,6 +179,7 @@ static void *wb_main(void *arg)
         }
         struct cloud *c = of->cloud;
         c->wb_active++;
+        fs->wb_busy++;
         pthread_mutex_unlock(&fs->wb_lock);
 
         struct sky_err e = { 0 };
@@ -190,7 +195,14 @@ static void *wb_main(void *arg)
 
         pthread_mutex_lock(&fs->wb_lock);
         c->wb_active--;
-        if (rc) {
+        fs->wb_busy--;
+        if (rc && fs->wb_draining) {
+            /* unmounting: tried once more; the journal keeps it for the next mount */
+            of->queued = false;
+            pthread_mutex_unlock(&fs->wb_lock);
+            files_close(fs, of);
+            pthread_mutex_lock(&fs->wb_lock);
+        } else if (rc) {
             wb_append(fs, of, wb_now_ms() + (int64_t)fs->wb_retry_s * 1000); /* its reference */
             /* every queued upload failed in a row: wait longer after the next round */
             if (++fs->wb_failed_in_row >= wb_length(fs)) {
@@ -254,6 +266,12 @@ void writeback_stop(struct skyfs *fs)
 {
     pthread_mutex_lock(&fs->wb_lock);
     unsigned n = fs->wb_started ? fs->wb_nthreads : 0;
+    /* Unmounting: upload what is queued now, settled or not, each file
+     * once more at most (a failure stays in the journal), then stop. */
+    fs->wb_draining = true;
+    pthread_cond_broadcast(&fs->wb_cond);
+    while (n && (fs->wb_head || fs->wb_busy))
+        pthread_cond_wait(&fs->wb_cond, &fs->wb_lock);
     fs->wb_stopping = true;
     pthread_cond_broadcast(&fs->wb_cond);
     pthread_mutex_unlock(&fs->wb_lock);

@@ -110,7 +110,8 @@ static bool upload_carries(struct skyfs *fs, struct cloud *c, const struct meta_
 }
 
 /* A user.* change of a file whose pending upload carries its metadata
- * (upload_carries, asked with its upload lock held, and the cache knows
+ * (upload_carries, asked with its upload lock held: sky_setxattr and
+ * sky_removexattr take it; and the cache knows
  * its user metadata): answered and recorded in the cache alone; the
  * upload sends it.  1 when not such a file (the cloud is asked). */
 static int change_carried(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
@@ -120,7 +121,7 @@ static int change_carried(struct skyfs *fs, struct cloud *c, const struct meta_e
     if (!is_user_name(name) || !c->drv->get_meta || !c->cfg->write_back_async ||
         ent->attr.kind != SKY_FILE)
         return 1;
-    struct ofile *held = files_hold_upload(fs, ent->ino);
+    struct ofile *held = files_find(fs, ent->ino);  /* its upload lock: ops_xattr.c's */
     struct meta_entry now;
     int rc = 1;
     if (meta_get(fs->meta, ent->ino, &now, NULL) == 0) {
@@ -142,7 +143,8 @@ static int change_carried(struct skyfs *fs, struct cloud *c, const struct meta_e
         }
         meta_entry_free(&now);
     }
-    files_release_upload(fs, held);
+    if (held)
+        files_close(fs, held);
     return rc;
 }
 

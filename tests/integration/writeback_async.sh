@@ -59,6 +59,9 @@ write_back = async
 $(s3rver_cloud s3 "$ENDPOINT" wb)
 ttl = 1s
 write_back = async
+# one upload at a time: the replay after kill -9 is checked for the order
+# of the closes (with several, only each file's own uploads keep order)
+upload_parallel = 1
 
 $(s3rver_cloud s3sync "$ENDPOINT" wbsync)
 ttl = 1s

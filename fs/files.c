@@ -310,6 +310,7 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, bl
         of->stream = stream_track(fs->streams, of->cloud);
     if (of->stream)
         stream_write_begins(of->stream, off);
+    of->written = true;
     int rc = blocks_write_from(of->obj, off, len, copy, copy_arg, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
@@ -330,6 +331,7 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
     } else if (of->stream) {
         stream_truncates(of->stream, size);
     }
+    of->written = true;
     int rc = blocks_truncate(of->obj, size, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
@@ -633,9 +635,10 @@ int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
         return files_sync(fs, of, e);
     int rc = 0;
     pthread_mutex_lock(&of->lock);
-    if (!of->unlinked && blocks_is_dirty(of->obj)) {
+    if (!of->unlinked && blocks_is_dirty(of->obj) && (of->written || !of->upload_due)) {
         /* every byte local and on disk, the journal entry too: from here
-         * on a crash loses nothing (the next mount uploads it) */
+         * on a crash loses nothing (the next mount uploads it).  (Not
+         * again when nothing changed since: the release after a flush.) */
         struct fetch_ctx f;
         fetch_init(&f, of, of->etag);
         rc = blocks_make_durable(of->obj, fetch_from_cloud, &f, e);
@@ -646,6 +649,7 @@ int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
                 meta_entry_free(&ent);
             }
             of->upload_due = true;
+            of->written = false;
         }
     }
     bool queue = rc == 0 && of->upload_due;

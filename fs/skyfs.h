@@ -191,6 +191,9 @@ struct ofile {
      * so that none of them lands in the middle of a background upload. */
     pthread_mutex_t upload_lock;
     bool upload_due;            /* write_back = async: closed after writes, upload due (lock) */
+    bool written;               /* written or truncated since files_closed_written last made
+                                 * it durable (lock): a close without new writes (release
+                                 * after flush) need not fsync again */
     bool queued;                /* in the write-back queue (fs->wb_lock) */
     struct ofile *wb_next;      /* the write-back queue (fs->wb_lock) */
     int64_t wb_due_ms;          /* queued: not uploaded before this (monotonic ms; wb_lock) */

@@ -55,7 +55,10 @@ static const char *const crawl_sql[C_COUNT] = {
     [C_FIND] = "SELECT ino,kind,fetched_at,crawl_gen FROM entries WHERE cloud=?1 AND path=?2",
     [C_CHILD] = "SELECT ino,kind,fetched_at,crawl_gen FROM entries WHERE parent=?1 AND name=?2",
     [C_MARK] = "UPDATE entries SET crawl_gen=?2 WHERE ino=?1",
-    [C_SWEEP_PAGE] = "SELECT ino,path,kind,crawl_gen,fetched_at FROM entries "
+    /* a local-only entry (not uploaded yet) counts as fetched forever: kept */
+    [C_SWEEP_PAGE] = "SELECT ino,path,kind,crawl_gen,"
+                     "CASE WHEN local_only<>0 THEN 9223372036854775807 ELSE fetched_at END "
+                     "FROM entries "
                      "WHERE cloud=?1 AND path>?2 ORDER BY path LIMIT ?3",
     [C_NEXT_DIR] = "SELECT ino,path FROM entries WHERE cloud=?1 AND path>?2 AND kind=2 "
                    "ORDER BY path LIMIT 1",

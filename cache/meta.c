@@ -78,7 +78,7 @@
                    "link,fetched_at,listed_at,rdev,nlink,file_id," \
                    "CASE WHEN file_id<>0 AND nlink>1 THEN (SELECT min(s.ino) FROM entries s " \
                    "WHERE s.cloud=entries.cloud AND s.file_id=entries.file_id) ELSE ino END," \
-                   "atime_ns,ctime_ns"
+                   "atime_ns,ctime_ns,local_only"
 
 
 /* In Q_UPDATE_ATTR: the entry stays what it was (?2 = new kind, ?9 = new
@@ -114,7 +114,8 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_CHILDREN_PAGE] = "SELECT " ENTRY_COLS " FROM entries WHERE parent=?1 AND name>?2 "
                         "ORDER BY name LIMIT ?3",
     [Q_CHILD_COUNT] = "SELECT count(*) FROM entries WHERE parent=?1",
-    [Q_CHILD_KEYS] = "SELECT ino,name,kind,fetched_at FROM entries WHERE parent=?1 ORDER BY name",
+    [Q_CHILD_KEYS] = "SELECT ino,name,kind,fetched_at,local_only FROM entries WHERE parent=?1 "
+                     "ORDER BY name",
     [Q_INSERT] = "INSERT INTO entries(parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,"
                  "has,etag,link,fetched_at,listed_at,content_type,storage_class,meta_at,"
                  "atime_ns,ctime_ns) "
@@ -188,6 +189,7 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_SUBDIR_COUNT] = "SELECT count(*) FROM entries WHERE parent=?1 AND kind=2",
     [Q_SET_NLINKS] = "UPDATE entries SET nlink=?3 WHERE cloud=?1 AND file_id=?2",
     [Q_SAME_FILE] = "SELECT ino FROM entries WHERE cloud=?1 AND file_id=?2 AND ino<>?3",
+    [Q_SET_LOCAL_ONLY] = "UPDATE entries SET local_only=?2 WHERE ino=?1",
 };
 
 static const char meta_schema[] =
@@ -264,6 +266,14 @@ static const char meta_node_columns[] =
     "ALTER TABLE entries ADD COLUMN nlink INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE entries ADD COLUMN file_id INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX IF NOT EXISTS entries_file_id ON entries(cloud, file_id) WHERE file_id<>0;";
+
+/* Files made here and not uploaded yet (write_back = async defers the
+ * create to the upload): a column added, when missing, by a step of its
+ * own as above, so that caches made before it keep working.  Such an
+ * entry is not on the cloud: a listing or a crawl that lacks it keeps it,
+ * and lookups answer it from the cache. */
+static const char meta_local_only_column[] =
+    "ALTER TABLE entries ADD COLUMN local_only INTEGER NOT NULL DEFAULT 0;";
 
 /* Per connection, in memory: the names to take out of the trigram index at
  * the end of the write transaction (meta_update_trigrams). */
@@ -353,6 +363,7 @@ int meta_entry_from_row(sqlite3_stmt *st, struct meta_entry *out, struct sky_err
     out->stat_ino = (uint64_t)sqlite3_column_int64(st, 19);
     out->attr.atime_ns = sqlite3_column_int64(st, 20);
     out->attr.ctime_ns = sqlite3_column_int64(st, 21);
+    out->local_only = sqlite3_column_int(st, 22) != 0;
     if (oom || !out->name || !out->path) {
         meta_entry_free(out);
         return meta_oom(e);
@@ -797,22 +808,31 @@ static int meta_has_column(struct meta *m, const char *name, bool *has, struct s
     return 0;
 }
 
-/* Add the special-file and hard-link columns when missing (idempotent). */
-static int meta_add_node_columns(struct meta *m, const char *db_path, struct sky_err *e)
+/* Run `sql` when table entries lacks column `column` (idempotent). */
+static int meta_add_column(struct meta *m, const char *db_path, const char *column,
+                           const char *sql, struct sky_err *e)
 {
     bool has;
-    int rc = meta_has_column(m, "file_id", &has, e);
+    int rc = meta_has_column(m, column, &has, e);
     if (rc || has)
         return rc;
     rc = cachedb_begin(&m->db, e);
     if (rc == 0)
-        rc = meta_has_column(m, "file_id", &has, e); /* another process may have done it */
+        rc = meta_has_column(m, column, &has, e); /* another process may have done it */
     if (rc == 0 && !has)
-        rc = cachedb_exec(&m->db, meta_node_columns, e);
+        rc = cachedb_exec(&m->db, sql, e);
     if (rc == 0)
         return cachedb_commit(&m->db, e);
     cachedb_rollback(&m->db);
     return sky_err_prefix(e, "upgrading %s", db_path);
+}
+
+/* Add the special-file and hard-link columns, and local_only, when
+ * missing (idempotent). */
+static int meta_add_node_columns(struct meta *m, const char *db_path, struct sky_err *e)
+{
+    int rc = meta_add_column(m, db_path, "file_id", meta_node_columns, e);
+    return rc ? rc : meta_add_column(m, db_path, "local_only", meta_local_only_column, e);
 }
 
 static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_err *e)

@@ -64,6 +64,10 @@ struct meta_entry {
      * in the cache (same attr.file_id, nlink > 1) the smallest of theirs,
      * so that every name of a hard-linked file shows one inode. */
     uint64_t stat_ino;
+    /* A file made here whose create waits for its upload (write_back =
+     * async): not on the cloud yet.  Listings and crawls keep it, and it
+     * is always fresh (meta_set_local_only). */
+    bool local_only;
 };
 
 /* Open or create the database at `db_path` (its folder must exist). */
@@ -158,6 +162,11 @@ int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err
 /* An access at `atime` (the entry's atime, nothing else: one statement,
  * cheap enough for every first read of a file). */
 int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *e);
+
+/* Mark file `ino` as made here and not uploaded yet (true), or on the
+ * cloud now (false).  A listing that lacks a local-only entry, or lists
+ * another object under its name, keeps it as it is; so does a crawl. */
+int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sky_err *e);
 
 /* Mark a directory's listing as stale (listed_at = 0) or fresh. */
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);

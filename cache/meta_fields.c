@@ -164,6 +164,22 @@ int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *
     return rc;
 }
 
+int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int(st, 2, local_only ? 1 : 0);
+        rc = meta_update_one(m, st, ino, "marking a file local-only", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
 int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t *ino,
                    struct sky_err *e)
 {

@@ -30,6 +30,7 @@ struct meta_known {             /* one child already in the cache */
     char *name;
     enum sky_kind kind;
     int64_t fetched_at;
+    bool local_only;            /* made here, not uploaded yet: kept */
 };
 
 static int meta_cmp_listed(const void *pa, const void *pb)
@@ -102,6 +103,7 @@ static int meta_load_known(struct meta *m, uint64_t parent, struct meta_known **
         k[n].name = cachedb_column_strdup(st, 1, &oom);
         k[n].kind = (enum sky_kind)sqlite3_column_int(st, 2);
         k[n].fetched_at = sqlite3_column_int64(st, 3);
+        k[n].local_only = sqlite3_column_int(st, 4) != 0;
         if (oom)
             break;
         n++;
@@ -155,9 +157,10 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
         const char *path = under_root ? "" : meta_child_path(dir, name, &buf, &cap);
         if (!path) {
             rc = meta_oom(e);
-        } else if (c <= 0 && k[i].fetched_at > now) {
+        } else if (c <= 0 && (k[i].fetched_at > now || k[i].local_only)) {
             /* changed by us after the listing was asked for: the listing
-             * is older news than what we have */
+             * is older news than what we have; or made here and not
+             * uploaded yet (its upload decides what the cloud holds) */
             i++;
             j += c == 0;
         } else if (c < 0) {             /* vanished */

@@ -240,7 +240,11 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     pthread_mutex_init(&fs->retry_lock, NULL);
     pthread_cond_init(&fs->retry_cond, NULL);
     pthread_mutex_init(&fs->wb_lock, NULL);
-    pthread_cond_init(&fs->wb_cond, NULL);
+    pthread_condattr_t wca;
+    pthread_condattr_init(&wca);
+    pthread_condattr_setclock(&wca, CLOCK_MONOTONIC);    /* writeback.c's waits */
+    pthread_cond_init(&fs->wb_cond, &wca);
+    pthread_condattr_destroy(&wca);
     pthread_rwlock_init(&fs->wb_tree, NULL);
     fs->clouds = calloc(cfg->nclouds, sizeof *fs->clouds);
     if (!fs->clouds) {

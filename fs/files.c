@@ -310,6 +310,7 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, bl
         of->stream = stream_track(fs->streams, of->cloud);
     if (of->stream)
         stream_write_begins(of->stream, off);
+    of->written = true;
     int rc = blocks_write_from(of->obj, off, len, copy, copy_arg, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
@@ -330,6 +331,7 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
     } else if (of->stream) {
         stream_truncates(of->stream, size);
     }
+    of->written = true;
     int rc = blocks_truncate(of->obj, size, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
@@ -542,6 +544,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         struct sky_err why = *e;
         rc = keep_as_conflict_copy(fs, c, obj, ent, fd, &attr, &om, &why, e);
         sky_objmeta_free(&om);
+        if (rc == 0 && ent->local_only)     /* the name holds the other machine's file */
+            meta_set_local_only(fs->meta, ent->ino, false, NULL);
         return rc ? rc : 1;
     }
     if (rc == 0)
@@ -551,6 +555,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         attr.size = out->size;
         memcpy(attr.etag, out->etag, sizeof attr.etag);
         upmeta_record(fs, ent->ino, &attr, &om);
+        if (ent->local_only)        /* a deferred create: on the cloud now */
+            meta_set_local_only(fs->meta, ent->ino, false, NULL);
         *out = attr;
     }
     sky_objmeta_free(&om);
@@ -629,9 +635,10 @@ int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
         return files_sync(fs, of, e);
     int rc = 0;
     pthread_mutex_lock(&of->lock);
-    if (!of->unlinked && blocks_is_dirty(of->obj)) {
+    if (!of->unlinked && blocks_is_dirty(of->obj) && (of->written || !of->upload_due)) {
         /* every byte local and on disk, the journal entry too: from here
-         * on a crash loses nothing (the next mount uploads it) */
+         * on a crash loses nothing (the next mount uploads it).  (Not
+         * again when nothing changed since: the release after a flush.) */
         struct fetch_ctx f;
         fetch_init(&f, of, of->etag);
         rc = blocks_make_durable(of->obj, fetch_from_cloud, &f, e);
@@ -642,6 +649,7 @@ int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
                 meta_entry_free(&ent);
             }
             of->upload_due = true;
+            of->written = false;
         }
     }
     bool queue = rc == 0 && of->upload_due;
@@ -693,6 +701,14 @@ int files_upload_queued(struct skyfs *fs, struct ofile *of, bool *again, struct 
     pthread_mutex_unlock(&of->upload_lock);
     meta_entry_free(&ent);
     return rc;
+}
+
+bool files_upload_pending(struct ofile *of)
+{
+    pthread_mutex_lock(&of->lock);
+    bool pending = !of->unlinked && (of->upload_due || blocks_is_dirty(of->obj));
+    pthread_mutex_unlock(&of->lock);
+    return pending;
 }
 
 struct ofile *files_hold_upload(struct skyfs *fs, uint64_t ino)

@@ -37,6 +37,7 @@
 #include "ops.h"
 #include "readahead.h"
 #include "refresh.h"
+#include "stream.h"
 #include "virtual.h"
 
 #define NS 1000000000LL
@@ -321,7 +322,9 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     rc = meta_lookup(fs->meta, parent, name, &child, &e);
     bool parent_fresh = skyfs_fresh(dir.listed_at, c->cfg->ttl_ns);
-    if (rc == 0 && (parent_fresh || skyfs_fresh(child.fetched_at, c->cfg->ttl_ns))) {
+    /* a file made here and not uploaded yet is only in the cache */
+    if (rc == 0 && (parent_fresh || child.local_only ||
+                    skyfs_fresh(child.fetched_at, c->cfg->ttl_ns))) {
         sky_metrics_inc(SKY_M_META_HITS);
         reply_entry(req, fs, &child, c);
         meta_entry_free(&child);
@@ -417,7 +420,8 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         reply_err(req, rc, &e);
         return;
     }
-    if (!c || ino == c->root_ino || skyfs_fresh(ent.fetched_at, c->cfg->ttl_ns)) {
+    if (!c || ino == c->root_ino || ent.local_only ||
+        skyfs_fresh(ent.fetched_at, c->cfg->ttl_ns)) {
         sky_metrics_inc(SKY_M_META_HITS);
         reply_attr(req, fs, &ent, c);
         meta_entry_free(&ent);
@@ -555,6 +559,18 @@ static void setattr_orphan(fuse_req_t req, struct skyfs *fs, struct meta_entry *
     }
 }
 
+/* Is entry ino a file made here and not uploaded yet (asked again once
+ * its upload lock is held: an upload may have just sent it)? */
+static bool still_local(struct skyfs *fs, uint64_t ino)
+{
+    struct meta_entry now;
+    if (meta_get(fs->meta, ino, &now, NULL) != 0)
+        return false;
+    bool local = now.local_only;
+    meta_entry_free(&now);
+    return local;
+}
+
 /* Apply chmod/chown/utimens/truncate.  The driver reports the attributes
  * it has afterwards, and those are what the cache keeps.  A cloud's root
  * directory takes them too (on object stores, in the cache only). */
@@ -603,10 +619,25 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     times_fix(fs, &ent, &a);
     unsigned which = rc ? 0 : setattr_changes(attr, to_set, now, &a);
     /* If the file is open with unsent writes, the upload carries the new
-     * attributes; the driver changes them in place in any case. */
+     * attributes; the driver changes them in place in any case, but on a
+     * write_back = async cloud, where a pending upload (or a file not
+     * created on the cloud yet) takes them along instead: one request. */
     if (!of && which)
         of = files_find(fs, ino);
-    if (!rc && which) {
+    bool carried = !rc && which && ent.attr.kind == SKY_FILE && c->cfg->write_back_async &&
+                   ((held && files_upload_pending(held)) || still_local(fs, ino));
+    if (carried) {
+        struct sky_attr out = a;
+        if (of) {
+            setattr_open_file(of, &out, which, NULL);
+            pthread_mutex_lock(&of->lock);
+            out.size = blocks_size(of->obj);
+            pthread_mutex_unlock(&of->lock);
+        }
+        rc = meta_set_attr(fs->meta, ino, &out, now, &e);
+        if (!rc)
+            skyfs_same_file_changed(fs, c->cfg->name, ino, &out);
+    } else if (!rc && which) {
         rc = cloud_offline_check(c, &e);
         /* the metadata is written anyway: the atime the cache kept goes
          * along (a symlink has no atime of its own to keep) */
@@ -1169,8 +1200,9 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
             rc = sky_fail(&e, EISDIR, "is a directory");
         else if (is_dir)
             rc = c->drv->rmdir(c->ctx, path, &e);
-        else if ((rc = files_keep_open(fs, &ent, &e)) == 0)  /* open: its data stays */
-            rc = remove_seen(fs, c, ent.ino, path, &ent.attr, &e);
+        else if ((rc = files_keep_open(fs, &ent, &e)) == 0 && !ent.local_only)
+            rc = remove_seen(fs, c, ent.ino, path, &ent.attr, &e);  /* open: its data stayed */
+        /* (a file not uploaded yet is not on the cloud: nothing to send) */
         if (rc != -ENOTDIR && rc != -EISDIR)
             cloud_note_result(c, rc, &e);
         if (rc == -ESTALE) {
@@ -1337,8 +1369,9 @@ static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const stru
  * before its new name, as the writer did. */
 static int hold_for_rename(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
                            uint64_t replaced, struct ofile *held[2], bool *paused,
-                           struct sky_err *e)
+                           bool *local_move, struct sky_err *e)
 {
+    *local_move = false;
     if (src->attr.kind == SKY_DIR) {
         writeback_pause(fs);
         *paused = true;
@@ -1351,10 +1384,23 @@ static int hold_for_rename(struct skyfs *fs, struct cloud *c, const struct meta_
         held[1] = files_hold_upload(fs, second);
     struct ofile *of = held[0] && held[0]->ino == src->ino ? held[0]
                      : held[1] && held[1]->ino == src->ino ? held[1] : NULL;
-    if (!of || !c->cfg->write_back_async)
+    /* A file not uploaded yet, moved onto no file or another such file,
+     * moves in the cache only: its upload goes to the new name. */
+    bool src_local = still_local(fs, src->ino);
+    *local_move = src_local && (!replaced || still_local(fs, replaced));
+    if (*local_move && of) {
+        /* a streamed upload begun under the old name is of no use */
+        pthread_mutex_lock(&of->lock);
+        if (of->stream && stream_started(of->stream)) {
+            stream_drop(of->stream);
+            of->stream = NULL;
+        }
+        pthread_mutex_unlock(&of->lock);
+    }
+    if (*local_move || !of || !c->cfg->write_back_async)
         return 0;
     pthread_mutex_lock(&of->lock);
-    bool due = of->upload_due;
+    bool due = of->upload_due || src_local;
     pthread_mutex_unlock(&of->lock);
     return due ? files_sync_held(fs, of, e) : 0;
 }
@@ -1389,15 +1435,15 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
     else
         rc = find_child(fs, c, &dir, name, &src, &e);
     struct ofile *held[2] = { NULL, NULL };
-    bool paused = false;
+    bool paused = false, local_move = false;
     if (!rc) {
         rc = check_rename_target(fs, c, &src, &ndir, newname, flags, &replaced, &e);
         if (!rc && replaced != src.ino)
-            rc = hold_for_rename(fs, c, &src, replaced, held, &paused, &e);
+            rc = hold_for_rename(fs, c, &src, replaced, held, &paused, &local_move, &e);
         if (!rc && replaced && replaced != src.ino)
             rc = keep_replaced(fs, replaced, &e);      /* open: its data stays */
         bool diverted = false;          /* went to a conflict copy instead */
-        if (!rc && replaced && replaced != src.ino && src.attr.kind != SKY_DIR) {
+        if (!rc && replaced && replaced != src.ino && src.attr.kind != SKY_DIR && !local_move) {
             struct sky_attr theirs;
             int changed = target_changed_elsewhere(fs, c, replaced, to, &theirs, &e);
             if (changed < 0) {
@@ -1408,7 +1454,7 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
                 diverted = true;
             }
         }
-        if (!rc && replaced != src.ino && !diverted) {
+        if (!rc && replaced != src.ino && !diverted && !local_move) {
             rc = c->drv->rename(c->ctx, from, to, &e);
             cloud_note_result(c, rc, &e);
         }
@@ -1420,7 +1466,7 @@ static void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
             conflicts_gone(c->conflicts, from);     /* a conflict copy renamed: resolved */
             rc = meta_rename(fs->meta, src.ino, newparent, newname, &e);
             /* a copy may have given the moved objects new version tokens */
-            if (!rc)
+            if (!rc && !local_move)
                 moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);
         }
         if (!rc && replaced != src.ino) {
@@ -1539,10 +1585,39 @@ static int create_empty(struct skyfs *fs, struct cloud *c, const char *path, str
     return rc;
 }
 
-/* Create an empty file `name` in `parent` (in the cloud and the cache);
- * *ent receives its entry, *c its cloud. */
+/* A new file on a write_back = async cloud is not created on the cloud:
+ * the cache holds it, marked local-only, as an empty object dirty in the
+ * block cache's journal (so a crash before its upload loses nothing), and
+ * its queued upload creates it.  *ofp gets it open (a reference) when not
+ * NULL; else (mknod) it is queued at once, as a closed file. */
+static int defer_create(struct skyfs *fs, struct meta_entry *ent, struct ofile **ofp,
+                        struct sky_err *e)
+{
+    struct ofile *of;
+    int rc = meta_set_local_only(fs->meta, ent->ino, true, e);
+    if (rc == 0) {
+        ent->local_only = true;
+        rc = files_open(fs, ent, &of, e);
+    }
+    if (rc)
+        return rc;
+    rc = files_truncate(fs, of, 0, e);          /* journals the empty new file */
+    if (rc == 0 && !ofp)
+        rc = files_closed_written(fs, of, e);
+    if (rc == 0 && ofp)
+        *ofp = of;
+    else
+        files_close(fs, of);
+    return rc;
+}
+
+/* Create an empty file `name` in `parent` (in the cloud and the cache;
+ * on a write_back = async cloud, in the cache until its upload, see
+ * defer_create); *ent receives its entry, *c its cloud, and *ofp (when
+ * not NULL) the open file of a deferred create, else NULL. */
 static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                    struct meta_entry *ent, struct cloud **c, struct sky_err *e)
+                    struct meta_entry *ent, struct cloud **c, struct ofile **ofp,
+                    struct sky_err *e)
 {
     struct skyfs *fs = fs_of(req);
     struct meta_entry dir;
@@ -1554,11 +1629,21 @@ static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
     struct sky_objmeta om;
     new_attr(req, SKY_FILE, mode, &a);
     upmeta_for_new(*c, path, &om);
-    rc = create_empty(fs, *c, path, &a, &om, e);
+    bool deferred = (*c)->cfg->write_back_async;
+    if (ofp)
+        *ofp = NULL;
+    rc = deferred ? 0 : create_empty(fs, *c, path, &a, &om, e);
     if (!rc)
         rc = add_child(fs, parent, name, &a, NULL, ent, e);
     if (!rc)    /* the index knows its metadata: its first upload asks nothing */
         upmeta_record(fs, ent->ino, &a, &om);
+    if (!rc && deferred) {
+        rc = defer_create(fs, ent, ofp, e);
+        if (rc) {
+            meta_remove(fs->meta, ent->ino, NULL);
+            meta_entry_free(ent);
+        }
+    }
     sky_objmeta_free(&om);
     free(path);
     meta_entry_free(&dir);
@@ -1573,18 +1658,22 @@ static void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
     struct meta_entry ent;
     struct cloud *c;
     struct ofile *of;
-    int rc = new_file(req, parent, name, mode, &ent, &c, &e);
+    int rc = new_file(req, parent, name, mode, &ent, &c, &of, &e);
     if (rc) {
         reply_err(req, rc, &e);
         return;
     }
-    rc = files_open(fs, &ent, &of, &e);
+    /* a deferred create (of already open) is uploaded after its close,
+     * even when nothing is written */
+    bool deferred = of != NULL;
+    if (!deferred)
+        rc = files_open(fs, &ent, &of, &e);
     if (rc) {
         reply_err(req, rc, &e);
     } else {
         struct fuse_entry_param p;
         fill_entry(fs, &ent, c, &p);
-        if (handle_new(fs, fi, of, false) != 0) {
+        if (handle_new(fs, fi, of, deferred) != 0) {
             files_close(fs, of);
             reply_err(req, -ENOMEM, NULL);
         } else if (fuse_reply_create(req, &p, fi) != 0) {
@@ -1641,7 +1730,7 @@ static void sky_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     if (special_kind(mode))
         rc = new_special(req, parent, name, mode, rdev, &ent, &c, &e);
     else if (S_ISREG(mode) || !(mode & S_IFMT))
-        rc = new_file(req, parent, name, mode, &ent, &c, &e);
+        rc = new_file(req, parent, name, mode, &ent, &c, NULL, &e);
     else
         rc = -EINVAL;
     if (rc) {

@@ -49,6 +49,7 @@ struct cloud {
     /* health: last network failure, for status and offline serving */
     pthread_mutex_t health_lock;
     bool offline;
+    unsigned wb_active;         /* its background uploads running now (fs->wb_lock) */
     char offline_reason[256];
     long long probe_at;         /* offline: when to probe next (monotonic ms; health_lock) */
     long long probe_delay_ms;   /* offline: the probe's backoff (health_lock) */
@@ -103,8 +104,13 @@ struct skyfs {
     pthread_cond_t wb_cond;
     struct ofile *wb_head, *wb_tail; /* queued files, each holding a reference (wb_lock) */
     pthread_rwlock_t wb_tree;   /* read: a background upload runs; write: a directory rename */
-    pthread_t wb_thread;
-    bool wb_started, wb_stopping, wb_kick;  /* wb_lock */
+    pthread_t wb_threads[SKY_MAX_UPLOAD_PARALLEL]; /* the upload workers */
+    unsigned wb_nthreads;
+    bool wb_started, wb_stopping;           /* wb_lock */
+    bool wb_draining;           /* unmounting: upload what is queued, once (wb_lock) */
+    unsigned wb_busy;           /* uploads running now (wb_lock) */
+    size_t wb_failed_in_row;    /* uploads failed since the last success (wb_lock) */
+    int wb_retry_s;             /* a failed upload's wait before its retry (wb_lock) */
 };
 
 /* ---- ops.c: hard links -------------------------------------------------- */
@@ -185,8 +191,12 @@ struct ofile {
      * so that none of them lands in the middle of a background upload. */
     pthread_mutex_t upload_lock;
     bool upload_due;            /* write_back = async: closed after writes, upload due (lock) */
+    bool written;               /* written or truncated since files_closed_written last made
+                                 * it durable (lock): a close without new writes (release
+                                 * after flush) need not fsync again */
     bool queued;                /* in the write-back queue (fs->wb_lock) */
     struct ofile *wb_next;      /* the write-back queue (fs->wb_lock) */
+    int64_t wb_due_ms;          /* queued: not uploaded before this (monotonic ms; wb_lock) */
 };
 
 /* One open file description (a FUSE file handle, fi->fh): its file, and
@@ -247,6 +257,11 @@ int files_upload_queued(struct skyfs *fs, struct ofile *of, bool *again, struct 
  * upload), its upload_lock taken: no upload of it runs until
  * files_release_upload.  For renames, removals and attribute changes. */
 struct ofile *files_hold_upload(struct skyfs *fs, uint64_t ino);
+/* Has `of` content that is still to be uploaded (written and not sent,
+ * queued, or failed and kept in the journal)?  Then its upload carries
+ * attribute changes (write_back = async).  Call with its upload_lock held
+ * (files_hold_upload), so that no upload of it runs meanwhile. */
+bool files_upload_pending(struct ofile *of);
 void files_release_upload(struct skyfs *fs, struct ofile *of);
 /* true if the kernel may keep its cached pages of this file: it last read
  * the same version.  Records `etag` as the version it has now. */
@@ -277,13 +292,17 @@ void files_start_recovery(struct skyfs *fs);
 
 /* ---- writeback.c: background uploads (write_back = async) ----------------- */
 
-/* Start and stop the write-back thread.  Stopping releases the queued
- * files; their uploads stay in the journal (the next mount's journal
- * thread uploads them). */
+/* Start and stop the upload workers (as many as the largest
+ * upload_parallel of a write_back = async cloud).  Stopping first uploads
+ * what is queued (settled or not; a file whose upload fails is not
+ * retried), then releases the queued files; uploads not done stay in the
+ * journal (the next mount's journal thread uploads them). */
 int writeback_start(struct skyfs *fs, struct sky_err *e);
 void writeback_stop(struct skyfs *fs);
 /* Queue the background upload of `of` (a reference is taken); a file
- * already queued is not queued twice (its closes coalesce). */
+ * already queued is not queued twice (its closes coalesce).  Its upload
+ * starts no sooner than its cloud's write_back_delay from now, so that
+ * attribute changes right after the close go up with it. */
 void writeback_queue(struct skyfs *fs, struct ofile *of);
 /* A cloud came back: retry failed uploads now, not after the backoff. */
 void writeback_kick(struct skyfs *fs);

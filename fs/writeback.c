@@ -3,23 +3,35 @@
  *
  * A file closed after writes on such a cloud is made durable in the block
  * cache (files_closed_written: its bytes and journal entry fsynced) and
- * queued here; one thread uploads the queue in order (files_upload_queued).
+ * queued here; worker threads upload the queue (files_upload_queued).
  * The queue holds a reference on each open file (struct ofile) it lists,
  * so until its upload is done the file stays open inside the daemon: stat
  * shows its local size and mtime, readers share its cached bytes, and a
  * rename, removal or attribute change finds it and takes its upload_lock,
- * waiting for a running upload of it rather than racing it.  Closes of a
- * queued file coalesce into one upload; a file closed again after new
- * writes while its upload ran goes to the back of the queue.
+ * waiting for a running upload of it rather than racing it (and on these
+ * clouds records an attribute change for the upload to carry, ops.c).
  *
- * A failed upload stays in the journal and in the queue, and is retried:
- * when a whole round of the queue failed, the thread waits, backing off
- * from 1 s to 5 min (a cloud that comes back wakes it: writeback_kick).
- * At a crash the journal keeps every pending upload; the next mount's
- * journal thread (files.c) queues them here again in the journal's order.
+ * A queued file settles for its cloud's write_back_delay before its upload
+ * starts, so that tar's close, chmod and utime of a file make one upload.
+ * Up to upload_parallel files of a cloud upload at once, by as many
+ * workers; a file is in the queue at most once and taken by one worker at
+ * a time, so its uploads keep their order.  Closes of a queued file
+ * coalesce into one upload; a file closed again after new writes while
+ * its upload ran goes to the back of the queue.
  *
- * Called by files.c (queue), clouds.c (start, stop), liveness.c (kick)
- * and ops.c (pause around a directory rename).
+ * A failed upload stays in the journal and in the queue, and is retried
+ * after a wait: 1 s, doubled (up to 5 min) each time a whole round of the
+ * queue failed; a success starts over, and a cloud that comes back makes
+ * every queued file due at once (writeback_kick).  At a crash the journal
+ * keeps every pending upload; the next mount's journal thread (files.c)
+ * queues them here again in the journal's order.
+ *
+ * Unmounting (writeback_stop) uploads what is queued without waiting for
+ * it to settle, trying each file once more; what fails stays in the
+ * journal for the next mount.
+ *
+ * Called by files.c (queue), clouds.c and mount.c (start, stop),
+ * liveness.c (kick) and ops.c (pause around a directory rename).
  */
 #include "skyfs.h"
 
@@ -33,10 +45,18 @@
 #define WB_BACKOFF_MIN_S 1
 #define WB_BACKOFF_MAX_S 300
 
-/* Append of to the queue (wb_lock held). */
-static void wb_append(struct skyfs *fs, struct ofile *of)
+static int64_t wb_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Append of to the queue, due at `due_ms` (wb_lock held). */
+static void wb_append(struct skyfs *fs, struct ofile *of, int64_t due_ms)
 {
     of->wb_next = NULL;
+    of->wb_due_ms = due_ms;
     if (fs->wb_tail)
         fs->wb_tail->wb_next = of;
     else
@@ -44,16 +64,44 @@ static void wb_append(struct skyfs *fs, struct ofile *of)
     fs->wb_tail = of;
 }
 
+/* Unlink `of`, whose predecessor is `prev` (NULL: the head). */
+static void wb_unlink(struct skyfs *fs, struct ofile *prev, struct ofile *of)
+{
+    if (prev)
+        prev->wb_next = of->wb_next;
+    else
+        fs->wb_head = of->wb_next;
+    if (fs->wb_tail == of)
+        fs->wb_tail = prev;
+    of->wb_next = NULL;
+}
+
 static struct ofile *wb_pop(struct skyfs *fs)
 {
     struct ofile *of = fs->wb_head;
-    if (of) {
-        fs->wb_head = of->wb_next;
-        if (!fs->wb_head)
-            fs->wb_tail = NULL;
-        of->wb_next = NULL;
-    }
+    if (of)
+        wb_unlink(fs, NULL, of);
     return of;
+}
+
+/* The first queued file that is due and whose cloud has an upload slot
+ * free, taken off the queue; else NULL, with *wake_ms the earliest time a
+ * file settles (0: none waits for that) (wb_lock held). */
+static struct ofile *wb_take(struct skyfs *fs, int64_t now_ms, int64_t *wake_ms)
+{
+    *wake_ms = 0;
+    struct ofile *prev = NULL;
+    for (struct ofile *of = fs->wb_head; of; prev = of, of = of->wb_next) {
+        if (of->cloud->wb_active >= of->cloud->cfg->upload_parallel)
+            continue;           /* a worker finishing an upload of that cloud wakes us */
+        if (of->wb_due_ms <= now_ms || fs->wb_draining) {
+            wb_unlink(fs, prev, of);
+            return of;
+        }
+        if (!*wake_ms || of->wb_due_ms < *wake_ms)
+            *wake_ms = of->wb_due_ms;
+    }
+    return NULL;
 }
 
 static size_t wb_length(const struct skyfs *fs)
@@ -64,6 +112,11 @@ static size_t wb_length(const struct skyfs *fs)
     return n;
 }
 
+static int64_t wb_delay_ms(const struct ofile *of)
+{
+    return of->cloud->cfg->write_back_delay_ns / 1000000;
+}
+
 void writeback_queue(struct skyfs *fs, struct ofile *of)
 {
     pthread_mutex_lock(&fs->wb_lock);
@@ -72,7 +125,7 @@ void writeback_queue(struct skyfs *fs, struct ofile *of)
         of->refs++;                     /* the queue's reference */
         pthread_mutex_unlock(&fs->files_lock);
         of->queued = true;
-        wb_append(fs, of);
+        wb_append(fs, of, wb_now_ms() + wb_delay_ms(of));
         pthread_cond_broadcast(&fs->wb_cond);
     }
     pthread_mutex_unlock(&fs->wb_lock);
@@ -81,7 +134,12 @@ void writeback_queue(struct skyfs *fs, struct ofile *of)
 void writeback_kick(struct skyfs *fs)
 {
     pthread_mutex_lock(&fs->wb_lock);
-    fs->wb_kick = true;
+    int64_t now = wb_now_ms();
+    for (struct ofile *of = fs->wb_head; of; of = of->wb_next)
+        if (of->wb_due_ms > now)
+            of->wb_due_ms = now;
+    fs->wb_retry_s = WB_BACKOFF_MIN_S;
+    fs->wb_failed_in_row = 0;
     pthread_cond_broadcast(&fs->wb_cond);
     pthread_mutex_unlock(&fs->wb_lock);
 }
@@ -96,31 +154,32 @@ void writeback_resume(struct skyfs *fs)
     pthread_rwlock_unlock(&fs->wb_tree);
 }
 
-/* Wait `seconds` or until kicked or stopping (wb_lock held). */
-static void wb_backoff(struct skyfs *fs, int seconds)
+/* Wait until `wake_ms` (0: until woken) or a broadcast (wb_lock held). */
+static void wb_wait(struct skyfs *fs, int64_t wake_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += seconds;
-    while (!fs->wb_stopping && !fs->wb_kick &&
-           pthread_cond_timedwait(&fs->wb_cond, &fs->wb_lock, &until) == 0)
-        ;
-    fs->wb_kick = false;
+    if (!wake_ms) {
+        pthread_cond_wait(&fs->wb_cond, &fs->wb_lock);
+        return;
+    }
+    struct timespec until = { .tv_sec = wake_ms / 1000,
+                              .tv_nsec = (long)(wake_ms % 1000) * 1000000 };
+    pthread_cond_timedwait(&fs->wb_cond, &fs->wb_lock, &until);
 }
 
 static void *wb_main(void *arg)
 {
     struct skyfs *fs = arg;
-    int delay = WB_BACKOFF_MIN_S;
-    size_t failed_in_row = 0;
     pthread_mutex_lock(&fs->wb_lock);
     while (!fs->wb_stopping) {
-        struct ofile *of = wb_pop(fs);
+        int64_t wake_ms;
+        struct ofile *of = wb_take(fs, wb_now_ms(), &wake_ms);
         if (!of) {
-            failed_in_row = 0;
-            pthread_cond_wait(&fs->wb_cond, &fs->wb_lock);
+            wb_wait(fs, wake_ms);
             continue;
         }
+        struct cloud *c = of->cloud;
+        c->wb_active++;
+        fs->wb_busy++;
         pthread_mutex_unlock(&fs->wb_lock);
 
         struct sky_err e = { 0 };
@@ -131,27 +190,39 @@ static void *wb_main(void *arg)
         if (rc) {
             sky_metrics_inc(SKY_M_UPLOAD_RETRIES);
             LOG_ERROR("write-back: upload of \"%s\" to cloud '%s' failed, kept in the journal "
-                      "and retried: %s", blocks_path(of->obj), of->cloud->cfg->name, e.msg);
+                      "and retried: %s", blocks_path(of->obj), c->cfg->name, e.msg);
         }
 
         pthread_mutex_lock(&fs->wb_lock);
-        if (rc || again) {
-            wb_append(fs, of);          /* keeps its reference */
-        } else {
+        c->wb_active--;
+        fs->wb_busy--;
+        if (rc && fs->wb_draining) {
+            /* unmounting: tried once more; the journal keeps it for the next mount */
             of->queued = false;
             pthread_mutex_unlock(&fs->wb_lock);
             files_close(fs, of);
             pthread_mutex_lock(&fs->wb_lock);
+        } else if (rc) {
+            wb_append(fs, of, wb_now_ms() + (int64_t)fs->wb_retry_s * 1000); /* its reference */
+            /* every queued upload failed in a row: wait longer after the next round */
+            if (++fs->wb_failed_in_row >= wb_length(fs)) {
+                fs->wb_failed_in_row = 0;
+                fs->wb_retry_s = fs->wb_retry_s * 2 > WB_BACKOFF_MAX_S ? WB_BACKOFF_MAX_S
+                                                                       : fs->wb_retry_s * 2;
+            }
+        } else {
+            fs->wb_failed_in_row = 0;
+            fs->wb_retry_s = WB_BACKOFF_MIN_S;
+            if (again) {
+                wb_append(fs, of, wb_now_ms() + wb_delay_ms(of));
+            } else {
+                of->queued = false;
+                pthread_mutex_unlock(&fs->wb_lock);
+                files_close(fs, of);
+                pthread_mutex_lock(&fs->wb_lock);
+            }
         }
-        if (!rc) {
-            failed_in_row = 0;
-            delay = WB_BACKOFF_MIN_S;
-        } else if (++failed_in_row >= wb_length(fs)) {
-            /* every queued upload failed in a row: wait before the next round */
-            failed_in_row = 0;
-            wb_backoff(fs, delay);
-            delay = delay * 2 > WB_BACKOFF_MAX_S ? WB_BACKOFF_MAX_S : delay * 2;
-        }
+        pthread_cond_broadcast(&fs->wb_cond);   /* an upload slot of c is free */
     }
     /* Stopping: the journal keeps what is still queued. */
     struct ofile *of;
@@ -167,22 +238,43 @@ static void *wb_main(void *arg)
 
 int writeback_start(struct skyfs *fs, struct sky_err *e)
 {
+    unsigned n = 1;
+    for (size_t i = 0; i < fs->nclouds; i++)
+        if (fs->clouds[i].cfg->write_back_async && fs->clouds[i].cfg->upload_parallel > n)
+            n = fs->clouds[i].cfg->upload_parallel;
+    if (n > SKY_MAX_UPLOAD_PARALLEL)
+        n = SKY_MAX_UPLOAD_PARALLEL;
+    int err = 0;
     pthread_mutex_lock(&fs->wb_lock);
-    int err = pthread_create(&fs->wb_thread, NULL, wb_main, fs);
-    fs->wb_started = err == 0;
+    fs->wb_retry_s = WB_BACKOFF_MIN_S;
+    for (fs->wb_nthreads = 0; fs->wb_nthreads < n; fs->wb_nthreads++) {
+        err = pthread_create(&fs->wb_threads[fs->wb_nthreads], NULL, wb_main, fs);
+        if (err)
+            break;
+    }
+    fs->wb_started = fs->wb_nthreads > 0;
     pthread_mutex_unlock(&fs->wb_lock);
-    if (err)
+    if (err && !fs->wb_started)
         return sky_fail(e, err, "cannot start the write-back thread: %s", strerror(err));
+    if (err)
+        LOG_WARN("write-back: started %u upload workers of %u: %s", fs->wb_nthreads, n,
+                 strerror(err));
     return 0;
 }
 
 void writeback_stop(struct skyfs *fs)
 {
     pthread_mutex_lock(&fs->wb_lock);
-    bool started = fs->wb_started;
+    unsigned n = fs->wb_started ? fs->wb_nthreads : 0;
+    /* Unmounting: upload what is queued now, settled or not, each file
+     * once more at most (a failure stays in the journal), then stop. */
+    fs->wb_draining = true;
+    pthread_cond_broadcast(&fs->wb_cond);
+    while (n && (fs->wb_head || fs->wb_busy))
+        pthread_cond_wait(&fs->wb_cond, &fs->wb_lock);
     fs->wb_stopping = true;
     pthread_cond_broadcast(&fs->wb_cond);
     pthread_mutex_unlock(&fs->wb_lock);
-    if (started)
-        pthread_join(fs->wb_thread, NULL);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(fs->wb_threads[i], NULL);
 }

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 
 #include "../lib/log.h"
 
@@ -92,6 +93,61 @@ static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_
     return 0;
 }
 
+/* Does a pending upload of file `ent` (write_back = async) carry its user
+ * metadata, so that the cache, not the cloud, has it right?  A file made
+ * here and not uploaded yet, or one with an upload queued or due. */
+static bool upload_carries(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent)
+{
+    if (!c->cfg->write_back_async || ent->attr.kind != SKY_FILE)
+        return false;
+    if (ent->local_only)
+        return true;
+    struct ofile *of = files_find(fs, ent->ino);
+    bool pending = of && files_upload_pending(of);
+    if (of)
+        files_close(fs, of);
+    return pending;
+}
+
+/* A user.* change of a file whose pending upload carries its metadata
+ * (upload_carries, asked with its upload lock held: sky_setxattr and
+ * sky_removexattr take it; and the cache knows
+ * its user metadata): answered and recorded in the cache alone; the
+ * upload sends it.  1 when not such a file (the cloud is asked). */
+static int change_carried(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                          const char *name, const void *value, size_t size, int flags,
+                          struct sky_err *e)
+{
+    if (!is_user_name(name) || !c->drv->get_meta || !c->cfg->write_back_async ||
+        ent->attr.kind != SKY_FILE)
+        return 1;
+    struct ofile *held = files_find(fs, ent->ino);  /* its upload lock: ops_xattr.c's */
+    struct meta_entry now;
+    int rc = 1;
+    if (meta_get(fs->meta, ent->ino, &now, NULL) == 0) {
+        bool carried = now.local_only || (held && files_upload_pending(held));
+        struct sky_objmeta om;
+        if (carried && meta_get_objmeta(fs->meta, ent->ino, &om, NULL, NULL) == 0) {
+            if (om.has_user) {
+                bool exists = sky_objmeta_find(&om, name + 5) != NULL;
+                if (value && (flags & XATTR_CREATE) && exists)
+                    rc = sky_fail(e, EEXIST, "cloud '%s': %s: attribute %s exists",
+                                  c->cfg->name, ent->path, name);
+                else if ((!value || (flags & XATTR_REPLACE)) && !exists)
+                    rc = sky_fail(e, ENODATA, "cloud '%s': %s: no attribute %s",
+                                  c->cfg->name, ent->path, name);
+                else
+                    rc = meta_set_user_item(fs->meta, ent->ino, name + 5, value, size, e);
+            }
+            sky_objmeta_free(&om);
+        }
+        meta_entry_free(&now);
+    }
+    if (held)
+        files_close(fs, held);
+    return rc;
+}
+
 /* The entry's cloud metadata as of now: the cache's while fresh (or when
  * the cloud has no get_meta, or is offline and the cache knows it), else
  * the cloud's.  Free *out with sky_objmeta_free. */
@@ -100,7 +156,8 @@ static int current_meta(struct skyfs *fs, struct cloud *c, const struct meta_ent
 {
     int64_t at = 0;
     int rc = meta_get_objmeta(fs->meta, ent->ino, out, &at, e);
-    if (rc || !c->drv->get_meta || skyfs_fresh(at, c->cfg->ttl_ns))
+    if (rc || !c->drv->get_meta || skyfs_fresh(at, c->cfg->ttl_ns) ||
+        (out->has_user && upload_carries(fs, c, ent)))
         return rc;
     struct sky_objmeta cloud;
     rc = fetch_meta(fs, c, ent, &cloud, e);
@@ -311,6 +368,11 @@ static int change(struct skyfs *fs, uint64_t ino, const char *name, const void *
         rc = cloud_offline_check(c, e);
     if (rc == 0 && (value ? !c->drv->setxattr : !c->drv->removexattr))
         rc = sky_fail(e, ENOTSUP, "cloud '%s' cannot change extended attributes", c->cfg->name);
+    int carried = rc == 0 ? change_carried(fs, c, &ent, name, value, size, flags, e) : 1;
+    if (carried != 1) {
+        meta_entry_free(&ent);
+        return carried;
+    }
     if (rc == 0) {
         rc = value ? c->drv->setxattr(c->ctx, ent.path, name, value, size, flags, e)
                    : c->drv->removexattr(c->ctx, ent.path, name, e);

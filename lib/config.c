@@ -484,6 +484,10 @@ static const struct { const char *key, *help; } cache_keys[] = {
     { "read_only", "refuse every change with EROFS (default false)" },
     { "write_back", "sync: close returns once the file is on the cloud; async: once it is safe "
       "on the local disk, the upload follows in the background (default sync)" },
+    { "write_back_delay", "async: how long a closed file waits before its upload, so that "
+      "attribute changes right after close go up with it, 0 to 1h (default 300ms)" },
+    { "upload_parallel", "async: how many files of this cloud upload at once, 1 to 32 "
+      "(default 4)" },
     { "ttl", "how long listings and attributes are trusted (default 10s)" },
     { "negative_ttl", "how long \"no such file\" is trusted (default 2s)" },
     { "index", "on: keep the search index complete with a background crawl; off: only what "
@@ -604,6 +608,8 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->revalidate_sync = true;
     c->index = true;
     c->write_back_async = false;
+    c->write_back_delay_ns = SKY_DEFAULT_WRITE_BACK_DELAY_NS;
+    c->upload_parallel = SKY_DEFAULT_UPLOAD_PARALLEL;
     c->index_interval_ns = SKY_DEFAULT_INDEX_INTERVAL_NS;
     c->kv = calloc(s->nkv ? s->nkv : 1, sizeof *c->kv);
     if (!c->name || !c->type || !c->kv)
@@ -629,6 +635,23 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
                                 "on the local disk; the upload follows) or write_back = sync "
                                 "(close waits for the upload)", file, kv->line, kv->value);
             c->write_back_async = strcmp(kv->value, "async") == 0;
+        } else if (strcmp(kv->key, "write_back_delay") == 0) {
+            int64_t ns;
+            int prc = sky_parse_duration(kv->value, &ns);
+            if (prc || ns < 0 || ns > SKY_MAX_WRITE_BACK_DELAY_NS)
+                return sky_fail(e, EINVAL, "%s:%d: write_back_delay = \"%s\" is not a duration "
+                                "from 0 to 1h; write e.g. 0 (upload at once), 300ms or 5s",
+                                file, kv->line, kv->value);
+            c->write_back_delay_ns = ns;
+        } else if (strcmp(kv->key, "upload_parallel") == 0) {
+            char *end;
+            errno = 0;
+            long n = isdigit((unsigned char)kv->value[0]) ? strtol(kv->value, &end, 10) : -1;
+            if (n < 1 || n > SKY_MAX_UPLOAD_PARALLEL || errno || *end)
+                return sky_fail(e, EINVAL, "%s:%d: upload_parallel = \"%s\" is not a count "
+                                "from 1 to 32; write e.g. upload_parallel = 4", file, kv->line,
+                                kv->value);
+            c->upload_parallel = (unsigned)n;
         } else if (strcmp(kv->key, "index") == 0) {
             if (sky_parse_bool(kv->value, &c->index))
                 return sky_fail(e, EINVAL, "%s:%d: index = \"%s\" is not on or off; write index = "

@@ -49,6 +49,10 @@ struct sky_kv {
 };
 
 /* Durations are in nanoseconds; SKY_TTL_FOREVER means "never expires". */
+#define SKY_DEFAULT_WRITE_BACK_DELAY_NS (300LL * 1000000LL)
+#define SKY_MAX_WRITE_BACK_DELAY_NS (3600LL * 1000000000LL)
+#define SKY_DEFAULT_UPLOAD_PARALLEL 4
+#define SKY_MAX_UPLOAD_PARALLEL 32
 #define SKY_TTL_FOREVER INT64_MAX
 
 struct sky_cloud_config {
@@ -60,6 +64,9 @@ struct sky_cloud_config {
     bool read_only;
     bool write_back_async;          /* write_back = async: close returns once the data is
                                      * durable in the cache; uploads follow (fs/writeback.c) */
+    int64_t write_back_delay_ns;    /* async: how long a closed file settles before its
+                                     * upload, so a chmod/utime after close rides along */
+    unsigned upload_parallel;       /* async: uploads of this cloud running at once (1-32) */
     int64_t ttl_ns;                 /* listings and attributes */
     int64_t negative_ttl_ns;        /* "no such file" answers */
     bool revalidate_sync;           /* `revalidate = sync` (the default): a listing older

@@ -32,12 +32,15 @@ tar -C "$(dirname "$SRCDIR")" -cf "$TEST_TMP/src.tar" "$(basename "$SRCDIR")" ||
 nfiles=$(tar -tf "$TEST_TMP/src.tar" | grep -vc '/$')
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 pending() { "$SKYFS" status -c "$CONF" 2>/dev/null | grep -Eo '[0-9]+ pending upload' | grep -Eo '^[0-9]+'; }
+# (a function: wait_until asks again each time; `test "$(pending)" = 0` as
+# its argument would be the count at the call, forever)
+drained() { [ "$(pending)" = 0 ]; }
 now() { date +%s.%N; }
 for mode in sync async; do
     t0=$(now)
     tar -C "$MNT/$mode" -xf "$TEST_TMP/src.tar" || record FAIL "tar into $mode"
     t1=$(now)
-    wait_until 600 test "$(pending)" = 0 || record FAIL "$mode: uploads did not drain"
+    wait_until 600 drained || record FAIL "$mode: uploads did not drain"
     t2=$(now)
     awk -v m="$mode" -v n="$nfiles" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
         printf "%-6s %d files: tar returned after %.2f s, all on the server after %.2f s\n",

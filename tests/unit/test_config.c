@@ -209,7 +209,8 @@ TEST(config_bad_clouds)
                  "holds the cloud's files); add \"path = ...\" to the section");
     expect_error("[a]\ntype = local\npath = /x\ncolour = blue\n", 0644,
                  ":4: unknown key \"colour\" for a cloud of type local; known keys: type, "
-                 "read_only, write_back, ttl, negative_ttl, index, index_interval, revalidate, path");
+                 "read_only, write_back, write_back_delay, upload_parallel, ttl, negative_ttl, "
+                 "index, index_interval, revalidate, path");
     expect_error("[a]\ntype = local\npath = /x\nrevalidate = later\n", 0644,
                  ":4: revalidate = \"later\" is not a mode; write async (a listing older than "
                  "ttl is answered at once and refreshed in the background) or sync (refreshed "
@@ -222,6 +223,18 @@ TEST(config_bad_clouds)
                  "forever (crawl once)");
     expect_error("[a]\ntype = local\npath = /x\nread_only = maybe\n", 0644,
                  ":4: read_only = \"maybe\" is not a boolean; write true or false");
+    expect_error("[a]\ntype = local\npath = /x\nwrite_back_delay = soon\n", 0644,
+                 ":4: write_back_delay = \"soon\" is not a duration from 0 to 1h; write e.g. 0 "
+                 "(upload at once), 300ms or 5s");
+    expect_error("[a]\ntype = local\npath = /x\nwrite_back_delay = 2h\n", 0644,
+                 ":4: write_back_delay = \"2h\" is not a duration from 0 to 1h; write e.g. 0 "
+                 "(upload at once), 300ms or 5s");
+    expect_error("[a]\ntype = local\npath = /x\nupload_parallel = 0\n", 0644,
+                 ":4: upload_parallel = \"0\" is not a count from 1 to 32; write e.g. "
+                 "upload_parallel = 4");
+    expect_error("[a]\ntype = local\npath = /x\nupload_parallel = 33\n", 0644,
+                 ":4: upload_parallel = \"33\" is not a count from 1 to 32; write e.g. "
+                 "upload_parallel = 4");
     expect_error("[a]\ntype = local\npath = /x\nttl = soon\n", 0644,
                  ":4: ttl = \"soon\" is not a duration; write e.g. 500ms, 10s, 5m, 1h or forever");
     expect_error("[cache]\n", 0644,

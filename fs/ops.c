@@ -30,6 +30,7 @@
 #include "../backends/names.h"
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "listahead.h"
 #include "moved.h"
 #include "../lib/metrics.h"
 #include "ops.h"
@@ -778,6 +779,8 @@ static void sky_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         rc = refresh_listing(fs, c, &dir, &e);
         if (!rc)
             rc = meta_children(fs->meta, ino, snapshot_child, s, &e);
+        if (!rc)
+            listahead_dir(fs, c, ino);      /* its subfolders, in the background */
         if (!rc && times_dir_read(fs, &dir) && fs->session)
             fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);   /* its atime moved */
     }

@@ -144,6 +144,19 @@ static int list_now(struct skyfs *fs, struct cloud *c, uint64_t ino, const char 
     return rc;
 }
 
+int refresh_list_now(struct skyfs *fs, struct cloud *c, uint64_t ino, const char *path,
+                     struct sky_err *e)
+{
+    if (!c->ctx)
+        return cloud_unavailable(c, e);
+    int rc = cloud_offline_check(c, e);
+    if (rc == 0) {
+        sky_metrics_inc(SKY_M_META_MISSES);
+        rc = list_now(fs, c, ino, path, e);
+    }
+    return rc;
+}
+
 /* A listing run by liveness_refresh_bounded. */
 struct listing_refresh {
     struct cloud *c;

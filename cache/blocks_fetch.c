@@ -20,6 +20,12 @@
  * sequential reader is about to verify are asked from the disk ahead and
  * checked by the same threads (obj_warm_ahead, B_WARMING, pool_verify: a
  * job without a fetch function), so that the reader only copies them out.
+ *
+ * Random-dense reads.  obj_track_dense counts, per object, the blocks
+ * random reads touch first; a dense object's random reads fetch whole
+ * blocks (o->wide) and a fill (o->fill) keeps up to BLOCKS_AHEAD_PER_OBJ
+ * jobs that each take the next run of absent blocks when done
+ * (obj_fill_continue), until the object is all present.
  */
 #include "blocks_int.h"
 

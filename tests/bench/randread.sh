@@ -2,19 +2,20 @@
 # randread.sh - a benchmark tool: cold random 4 KiB reads of one object on
 # s3rver through delayproxy.js (issue 18 item 3).
 #
-#     BUILD=build bash tests/bench/randread.sh [MIB [READS [DELAY_MS]]]
+#     BUILD=build bash tests/bench/randread.sh [MIB [READS [DELAY_MS [JOBS]]]]
 #
 # One s3rver on 127.0.0.1, behind delayproxy.js adding DELAY_MS (default 0)
 # each way.  An object of MIB MiB (default 256) of random bytes; a fresh
 # mount with an empty cache and the default block size; READS (default
 # 1024) seeded random 4 KiB reads of it by tests/integration/random_reader.py
-# (each checked against the source).  Prints the time of the reads, the
+# (each checked against the source), by JOBS threads (default 1).  Prints the time of the reads, the
 # requests and bytes the server saw during them, and what the cache then
 # holds.  Checks nothing but the bytes; timings never fail.
 set -u -o pipefail
 MIB=${1:-256}
 READS=${2:-1024}
 DELAY=${3:-0}
+export READER_JOBS=${4:-1}
 # shellcheck source=SCRIPTDIR/../integration/lib.sh
 . "$(dirname "$0")/../integration/lib.sh"
 
@@ -48,7 +49,7 @@ end=$(date +%s.%N)
 sleep 0.3
 after=$(cat "$STATS")
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
-echo "randread: $MIB MiB object, $READS reads, delay $DELAY ms each way:" \
+echo "randread: $MIB MiB object, $READS reads by $READER_JOBS thread(s), delay $DELAY ms each way:" \
     "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s," \
     "$(( $(field "$after" requests) - $(field "$before" requests) )) requests," \
     "$(( ($(field "$after" received) - $(field "$before" received)) >> 20 )) MiB received," \

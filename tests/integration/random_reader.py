@@ -11,12 +11,14 @@ blocks in a scrambled order): a sparse reader.  With WAIT_CMD, after the
 reads and with FILE still open, runs WAIT_CMD (a shell test, e.g. "is the
 whole file cached?") every 0.2 s until it succeeds or 120 s went by.
 Prints "reads N bad M waited S" and exits 1 when a piece differed or the
-wait failed.  Used by cache_random_dense.sh.
+wait failed.  READER_JOBS=N in the environment: N threads share the reads
+(as fio's iodepth would), each reading every Nth offset.  Used by cache_random_dense.sh.
 """
 import os
 import random
 import subprocess
 import sys
+import threading
 import time
 
 path, source, count, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -31,14 +33,25 @@ if blocks:
     offsets = [b * span + rng.randrange(0, span - 4096) for b in order[:count]]
 else:
     offsets = [rng.randrange(0, size - 4096) for _ in range(count)]
-bad = 0
 fd = os.open(path, os.O_RDONLY)
-with open(source, "rb") as src:
-    for off in offsets:
-        got = os.pread(fd, 4096, off)
-        src.seek(off)
-        if got != src.read(4096):
-            bad += 1
+sfd = os.open(source, os.O_RDONLY)
+jobs = max(1, int(os.environ.get("READER_JOBS", "1")))
+bads = [0] * jobs
+
+
+def reader(k):
+    for off in offsets[k::jobs]:
+        if os.pread(fd, 4096, off) != os.pread(sfd, 4096, off):
+            bads[k] += 1
+
+
+threads = [threading.Thread(target=reader, args=(k,)) for k in range(jobs)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+bad = sum(bads)
+os.close(sfd)
 waited, ok = 0.0, True
 if wait_cmd:
     start = time.monotonic()

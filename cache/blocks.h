@@ -58,7 +58,15 @@
  * download holds no buffer of a block's size; a block (or chunk) is
  * marked present only once all of it arrived, and a download that fails
  * part way leaves nothing of it present.  Any other read is random: it resets
- * the window and fetches only the chunks it needs.  A background fetch
+ * the window and fetches only the chunks it needs, until the object's
+ * random reads turn out dense (many of its blocks touched within a short
+ * window, relative to its size): its random reads then fetch whole
+ * blocks, and for an object of at most a quarter of max_size the rest of
+ * it is filled in the background (up to 4 runs at once, each job going on
+ * with the next run until all is present, blocks_cancel_ahead or a
+ * writer stops it).  A read of chunks already present and verified does
+ * not wait for a download of the block's other chunks (that download
+ * does not write them).  A background fetch
  * pins its object, so
  * neither release nor eviction takes the blocks away under it.
  *

@@ -20,6 +20,12 @@
  * sequential reader is about to verify are asked from the disk ahead and
  * checked by the same threads (obj_warm_ahead, B_WARMING, pool_verify: a
  * job without a fetch function), so that the reader only copies them out.
+ *
+ * Random-dense reads.  obj_track_dense counts, per object, the blocks
+ * random reads touch first; a dense object's random reads fetch whole
+ * blocks (o->wide) and a fill (o->fill) keeps up to BLOCKS_AHEAD_PER_OBJ
+ * jobs that each take the next run of absent blocks when done
+ * (obj_fill_continue), until the object is all present.
  */
 #include "blocks_int.h"
 
@@ -68,9 +74,11 @@ static int obj_fetch_block(struct blocks_obj *o, uint64_t idx, blocks_fetch_fn f
  * the missing ones among them are punched out, and the present ones it may
  * have written over are checked again before they are served. */
 static void obj_unfetch_chunks(struct blocks_obj *o, uint64_t idx, unsigned first,
-                               unsigned last)
+                               unsigned last, uint64_t skip)
 {
     for (unsigned c = first; c <= last; c++) {
+        if ((skip >> (c - first)) & 1)
+            continue;                       /* the download did not write it */
         uint64_t off, len;
         obj_chunk_range(o, idx, c, &off, &len);
         if (!(o->parts[idx] & (1ull << c)))
@@ -80,8 +88,10 @@ static void obj_unfetch_chunks(struct blocks_obj *o, uint64_t idx, unsigned firs
 }
 
 /* Fetch the chunks of block idx from the first to the last of `missing`
- * in one ranged read (present chunks between them come again); with
- * `unlocked` as obj_fetch_block. */
+ * in one ranged read (present chunks between them come again: those
+ * already verified are only hashed, not written, so that their readers
+ * go on during the download, and keep their checksums); with `unlocked`
+ * as obj_fetch_block. */
 static int obj_fetch_chunks(struct blocks_obj *o, uint64_t idx, uint64_t missing,
                             blocks_fetch_fn fetch, void *arg, bool unlocked, struct sky_err *e)
 {
@@ -91,16 +101,20 @@ static int obj_fetch_chunks(struct blocks_obj *o, uint64_t idx, uint64_t missing
     obj_chunk_range(o, idx, first, &off, &len);
     obj_chunk_range(o, idx, last, &last_off, &last_len);
     uint64_t span = last_off + last_len - off;
+    uint64_t skip = (o->parts[idx] & o->parts_ok[idx] & ~missing) >> first;
     if (unlocked)
         obj_download_begin(o, idx);
-    struct obj_sink s = { 0 };
+    struct obj_sink s = { .skip = skip };
     int rc = obj_download(o, off, span, 1ull << o->b->chunk_shift, fetch, arg, &s, e);
     if (unlocked)
         pthread_mutex_lock(&o->lock);
+    for (unsigned c = first; rc == 0 && c <= last; c++)
+        if (((skip >> (c - first)) & 1) && (o->parts[idx] >> c & 1))
+            s.sums[c - first] = o->chunk_sum[idx][c];   /* its bytes are the cached ones */
     if (rc == 0)
         rc = obj_store_chunks(o, idx, first, last, s.sums, e);
     else if (s.wrote)
-        obj_unfetch_chunks(o, idx, first, last);
+        obj_unfetch_chunks(o, idx, first, last, skip);
     if (unlocked)
         obj_download_end(o, idx);
     return rc;
@@ -232,6 +246,9 @@ void obj_quiesce(struct blocks_obj *o)
         pthread_cond_wait(&o->cond, &o->lock);
     o->writers--;
     o->change_gen++;
+    o->wide = false;
+    o->fill = FILL_NONE;
+    o->rnd_new = o->rnd_miss = 0;
     pthread_cond_broadcast(&o->cond);
 }
 
@@ -290,8 +307,11 @@ void pool_verify(struct blocks_job *job)
     free(job);
 }
 
+static bool obj_fill_continue(struct blocks_obj *o, struct blocks_job *job);
+
 /* Download the blocks of the job still wanted (the first run of them:
- * readers may have taken some over), then unpin the object. */
+ * readers may have taken some over), then unpin the object.  A fill job
+ * that did its run goes on with the next one (obj_fill_continue). */
 static void pool_run(struct blocks_job *job)
 {
     struct blocks_obj *o = job->o;
@@ -322,6 +342,14 @@ static void pool_run(struct blocks_job *job)
         fetched = obj_fetch_run(o, first, n, job->fetch, job->arg, &e);
     }
     __atomic_add_fetch(&b->ahead_fetched, fetched, __ATOMIC_RELAXED);
+    if (job->fill && fetched < n)
+        o->fill = FILL_OFF;                 /* it failed: no more fill this time */
+    if (job->fill && obj_fill_continue(o, job)) {
+        pthread_mutex_unlock(&o->lock);
+        if (fetched)
+            blocks_evict(b, NULL);
+        return;
+    }
     o->ahead--;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
@@ -488,6 +516,132 @@ static bool obj_queue_run(struct blocks_obj *o, uint64_t idx, uint64_t count,
     return false;
 }
 
+/* ---- random-dense reads: wider fetches, and filling the object ---------- */
+
+/* Is block i absent, with nothing of it under way? */
+static bool obj_absent(const struct blocks_obj *o, uint64_t i)
+{
+    return !(o->st[i] & (B_PRESENT | B_FETCHING | B_QUEUED));
+}
+
+/* The next run of absent blocks for the fill, from o->fill_next (then from
+ * the start, for blocks passed over while they were under way): up to
+ * BLOCKS_RUN_BYTES of consecutive absent blocks (a block held in part goes
+ * alone).  False when every block is present or under way. */
+static bool obj_fill_find(struct blocks_obj *o, uint64_t *idx, uint64_t *count)
+{
+    uint64_t run_max = BLOCKS_RUN_BYTES >> o->b->shift;
+    run_max = run_max < 1 ? 1 : run_max > BLOCKS_CHUNKS ? BLOCKS_CHUNKS : run_max;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t i = pass ? 0 : o->fill_next;
+        while (i < o->nblocks && !obj_absent(o, i))
+            i++;
+        if (i >= o->nblocks)
+            continue;
+        uint64_t n = 1;
+        while (!o->parts[i] && n < run_max && i + n < o->nblocks && obj_absent(o, i + n) &&
+               !o->parts[i + n])
+            n++;
+        *idx = i;
+        *count = n;
+        o->fill_next = i + n;
+        return true;
+    }
+    o->fill_next = o->nblocks;
+    return false;
+}
+
+/* May the object be filled in the background now? */
+static bool obj_fill_allowed(const struct blocks_obj *o)
+{
+    return o->fill == FILL_ON && !o->dirty && !o->writers && o->b->pool;
+}
+
+/* A fill job ended its run (o->lock held): give it the next run and queue
+ * it again, keeping its pin, its fetch arg and its place in o->ahead.
+ * False when the fill is over (or stopped, or the pool refuses): the
+ * caller then ends the job. */
+static bool obj_fill_continue(struct blocks_obj *o, struct blocks_job *job)
+{
+    uint64_t idx, n;
+    if (!obj_fill_allowed(o) || !obj_fill_find(o, &idx, &n))
+        return false;
+    job->idx = idx;
+    job->count = n;
+    for (uint64_t i = idx; i < idx + n; i++)
+        o->st[i] |= B_QUEUED;
+    if (pool_submit(o->b->pool, job))
+        return true;
+    for (uint64_t i = idx; i < idx + n; i++)
+        o->st[i] &= (uint8_t)~B_QUEUED;
+    return false;
+}
+
+/* Start fill jobs until BLOCKS_AHEAD_PER_OBJ background jobs run for the
+ * object (each then goes on by itself, run after run). */
+static void obj_fill_more(struct blocks_obj *o, const struct blocks_fetcher *f)
+{
+    uint64_t idx, n;
+    while (obj_fill_allowed(o) && o->ahead < BLOCKS_AHEAD_PER_OBJ && obj_fill_find(o, &idx, &n)) {
+        struct blocks_job *job = calloc(1, sizeof *job);
+        void *arg = job ? f->clone(f->arg) : NULL;
+        if (!arg) {
+            free(job);
+            return;
+        }
+        *job = (struct blocks_job){ .o = o, .idx = idx, .count = n, .fetch = f->fetch,
+                                    .arg = arg, .drop = f->drop, .fill = true };
+        if (!obj_submit_job(o, job, B_QUEUED)) {
+            if (f->drop)
+                f->drop(arg);
+            free(job);
+            return;
+        }
+    }
+}
+
+/* Note a random read of [off, end) (o->lock held) and learn whether the
+ * object is read randomly and densely: within BLOCKS_DENSE_WINDOW
+ * seconds, at least BLOCKS_DENSE_MIN blocks first touched by random reads
+ * and together an eighth of the object's blocks (for an object of fewer
+ * blocks: BLOCKS_DENSE_SMALL random reads that needed the network).  A
+ * dense object's random reads then fetch whole blocks (o->wide) rather
+ * than 64 KiB chunks; once a quarter of its blocks was touched (a small
+ * object: at once), and when it is at most a BLOCKS_FILL_SHARE'th of the
+ * cache's size cap, the rest of it is fetched in the background, in runs
+ * of blocks, by up to BLOCKS_AHEAD_PER_OBJ jobs at once (o->fill).  Sparse
+ * random reads of a large object keep fetching chunks. */
+static void obj_track_dense(struct blocks_obj *o, uint64_t off, uint64_t end,
+                            const struct blocks_fetcher *f)
+{
+    int64_t now = blocks_now();
+    if (!o->wide && now - o->rnd_since > (int64_t)BLOCKS_DENSE_WINDOW * 1000000000LL) {
+        o->rnd_new = o->rnd_miss = 0;
+        o->rnd_since = now;
+    }
+    uint64_t first = off >> o->b->shift, last = (end - 1) >> o->b->shift;
+    bool miss = false;
+    for (uint64_t i = first; i <= last && i < o->nblocks; i++) {
+        if (obj_absent(o, i) && !o->parts[i])
+            o->rnd_new++;
+        if (!(o->st[i] & B_PRESENT) && (obj_range_mask(o, i, off, end) & ~o->parts[i]))
+            miss = true;
+    }
+    o->rnd_miss += miss;
+    bool small = o->nblocks < BLOCKS_DENSE_MIN;
+    if (small ? o->rnd_miss >= BLOCKS_DENSE_SMALL
+              : o->rnd_new >= BLOCKS_DENSE_MIN && o->rnd_new * 8 >= o->nblocks)
+        o->wide = true;
+    uint64_t cap = o->b->max_size / BLOCKS_FILL_SHARE;
+    if (o->wide && o->fill == FILL_NONE && (small || o->rnd_new * 4 >= o->nblocks) &&
+        f->clone && o->size <= cap) {
+        o->fill = FILL_ON;
+        o->fill_next = 0;
+    }
+    if (o->fill == FILL_ON)
+        obj_fill_more(o, f);
+}
+
 /* Queue a background check of cached block idx (a job without a fetch
  * function, B_WARMING meanwhile); false when it cannot be. */
 static bool obj_queue_verify(struct blocks_obj *o, uint64_t idx)
@@ -500,12 +654,6 @@ static bool obj_queue_verify(struct blocks_obj *o, uint64_t idx)
         return true;
     free(job);
     return false;
-}
-
-/* Is block i absent, with nothing of it under way? */
-static bool obj_absent(const struct blocks_obj *o, uint64_t i)
-{
-    return !(o->st[i] & (B_PRESENT | B_FETCHING | B_QUEUED));
 }
 
 /* Queue the missing blocks of [from, from+window) not yet under way, up to
@@ -572,12 +720,20 @@ static int obj_ensure_range(struct blocks_obj *o, uint64_t off, uint64_t end, bo
     int64_t now = blocks_now();
     uint64_t first = off >> o->b->shift, last = (end - 1) >> o->b->shift;
     for (uint64_t i = first; i <= last; i++) {
-        uint64_t want = chunks_only ? obj_range_mask(o, i, off, end) : ~0ull;
-        int rc = obj_ensure_block(o, i, want, f->fetch, f->arg, true, true, e);
-        if (o->change_gen != gen)
-            return 1;
-        if (rc)
-            return rc;
+        uint64_t need = obj_range_mask(o, i, off, end);
+        if ((o->st[i] & (B_FETCHING | B_PRESENT)) == B_FETCHING &&
+            !(need & ~(o->parts[i] & o->parts_ok[i]))) {
+            /* the chunks read are cached and verified, and the download
+             * of the block's others leaves them alone: no wait */
+            blocks_count(&o->b->hits);
+        } else {
+            uint64_t want = chunks_only ? need : ~0ull;
+            int rc = obj_ensure_block(o, i, want, f->fetch, f->arg, true, true, e);
+            if (o->change_gen != gen)
+                return 1;
+            if (rc)
+                return rc;
+        }
         o->st[i] |= B_USED;
         o->used[i] = now;
     }
@@ -604,6 +760,9 @@ static int obj_prepare_read(struct blocks_obj *o, uint64_t off, size_t len,
             if (window)
                 obj_warm_ahead(o, next, window, f);
             random = window == 0;
+            if (random)
+                obj_track_dense(o, off, off + *n, f);
+            random = random && !o->wide;
             tracked = true;
         }
         rc = obj_ensure_range(o, off, off + *n, random, f, e);
@@ -678,7 +837,11 @@ void blocks_cancel_ahead(struct blocks_obj *o)
     pthread_mutex_lock(&o->lock);
     for (uint64_t i = 0; i < o->nblocks; i++)
         o->st[i] &= (uint8_t)~B_QUEUED;
+    if (o->fill == FILL_ON)
+        o->fill = FILL_OFF;                 /* the fill jobs end after their run */
     while (o->ahead)
         pthread_cond_wait(&o->cond, &o->lock);
+    if (o->fill == FILL_OFF)
+        o->fill = FILL_NONE;                /* dense reads of a next open fill again */
     pthread_mutex_unlock(&o->lock);
 }

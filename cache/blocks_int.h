@@ -53,6 +53,13 @@
 #define BLOCKS_CHUNK_MIN (64u << 10) /* smallest unit of a partial block */
 #define BLOCKS_CHUNKS 64            /* most chunks per block: one 64-bit map */
 #define BLOCKS_IO_PIECE (64u << 10) /* buffer for hashing cached bytes */
+#define BLOCKS_DENSE_MIN 8          /* blocks a random reader touches before it is dense */
+#define BLOCKS_DENSE_SMALL 32       /* or network reads, for a file of fewer blocks */
+#define BLOCKS_DENSE_WINDOW 30      /* seconds: the touches counted are this recent */
+#define BLOCKS_FILL_SHARE 4         /* fill only a file of at most max_size / this */
+
+/* Background fill of a random-dense object (o->fill). */
+enum { FILL_NONE, FILL_ON, FILL_OFF };
 
 /* Per-block state bits. */
 #define B_PRESENT  0x01u   /* the bytes are in the data file */
@@ -88,6 +95,14 @@ struct blocks_obj {
     uint64_t change_gen;            /* bumped by every change of content or size */
     uint64_t ra_next;               /* offset just after the last read */
     uint64_t ra_window;             /* readahead window in blocks; 0: random */
+    /* Random-dense reads (blocks_fetch.c, obj_track_dense): in the current
+     * window (since rnd_since), blocks first touched by random reads, and
+     * random reads that needed the network. */
+    uint64_t rnd_new, rnd_miss;
+    int64_t rnd_since;
+    bool wide;                      /* dense: random reads fetch whole blocks */
+    int fill;                       /* FILL_NONE, FILL_ON (background fill), FILL_OFF */
+    uint64_t fill_next;             /* where the fill looks for absent blocks next */
     char *etag;
     uint64_t size;                  /* also read atomically without the lock */
     bool dirty;                     /* likewise */
@@ -136,6 +151,7 @@ struct blocks_job {
     blocks_fetch_fn fetch;
     void *arg;
     void (*drop)(void *arg);
+    bool fill;                      /* fills the object: takes the next run when done */
 };
 
 /* The background fetchers: threads started on demand, up to
@@ -175,6 +191,7 @@ struct obj_sink {
     uint64_t unit;                  /* bytes per checksum */
     uint64_t sums[BLOCKS_CHUNKS];   /* checksums of the units done */
     bool wrote;                     /* bytes went into the file */
+    uint64_t skip;                  /* units already present: hashed, not written */
     int err;                        /* errno of a failed piece */
     XXH3_state_t hash;              /* of the current unit */
     /* Optional: called (without o->lock) as each unit completes, so that

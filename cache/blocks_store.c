@@ -569,7 +569,8 @@ static int obj_sink_fail(struct obj_sink *s, int err)
 }
 
 /* The sink (blocks_sink_fn): called without o->lock, while the range is
- * B_FETCHING (no reader or writer touches it). */
+ * B_FETCHING (no writer touches it, and readers only the units in s->skip:
+ * present and verified chunks, which are hashed here but not written). */
 static int obj_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
 {
     struct obj_sink *s = arg;
@@ -583,7 +584,7 @@ static int obj_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
     while (n) {
         uint64_t u = s->got / s->unit, room = s->unit - s->got % s->unit;
         size_t take = n < room ? n : (size_t)room;
-        if (u >= s->kept) {
+        if (u >= s->kept && !(u < 64 && (s->skip >> u) & 1)) {
             s->wrote = true;
             int rc = blocks_pwrite(s->o->fd, p, take, s->off + s->got);
             if (rc)

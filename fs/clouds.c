@@ -20,6 +20,7 @@
 #include "conflicts.h"
 #include "crawl.h"
 #include "kinds.h"
+#include "listahead.h"
 #include "liveness.h"
 #include "moved.h"
 #include "stream.h"
@@ -280,6 +281,8 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     }
     if (!rc)
         rc = liveness_start(fs, e);
+    if (!rc)
+        rc = listahead_start(fs, e);
     if (rc) {
         skyfs_close(fs);
         return rc;
@@ -293,7 +296,9 @@ void skyfs_close(struct skyfs *fs)
     if (!fs)
         return;
     crawl_stop(fs);             /* its threads call drivers and the caches */
+    listahead_stop(fs);         /* nothing more queued; liveness_stop waits for the rest */
     liveness_stop(fs);
+    listahead_free(fs);
     if (fs->recovery_started) {
         pthread_mutex_lock(&fs->retry_lock);
         fs->stopping = true;

@@ -32,6 +32,7 @@
 #include "../lib/log.h"
 #include "conflicts.h"
 #include "kforget.h"
+#include "listahead.h"
 #include "moved.h"
 #include "../lib/metrics.h"
 #include "ops.h"
@@ -811,6 +812,8 @@ static void sky_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         rc = refresh_listing(fs, c, &dir, &e);
         if (!rc)
             rc = meta_children(fs->meta, ino, snapshot_child, s, &e);
+        if (!rc)
+            listahead_dir(fs, c, ino);      /* its subfolders, in the background */
         if (!rc && times_dir_read(fs, &dir) && fs->session)
             fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);   /* its atime moved */
     }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "listahead.h"
 #include "liveness.h"
 
 /* ---- entries ----------------------------------------------------------- */
@@ -144,6 +145,19 @@ static int list_now(struct skyfs *fs, struct cloud *c, uint64_t ino, const char 
     return rc;
 }
 
+int refresh_list_now(struct skyfs *fs, struct cloud *c, uint64_t ino, const char *path,
+                     struct sky_err *e)
+{
+    if (!c->ctx)
+        return cloud_unavailable(c, e);
+    int rc = cloud_offline_check(c, e);
+    if (rc == 0) {
+        sky_metrics_inc(SKY_M_META_MISSES);
+        rc = list_now(fs, c, ino, path, e);
+    }
+    return rc;
+}
+
 /* A listing run by liveness_refresh_bounded. */
 struct listing_refresh {
     struct cloud *c;
@@ -162,6 +176,18 @@ static int listing_refresh_run(struct skyfs *fs, void *arg, struct sky_err *e)
 {
     struct listing_refresh *r = arg;
     return list_now(fs, r->c, r->ino, r->path, e);
+}
+
+/* Does the cache hold a listing of directory `ino` now? */
+static bool listed_meanwhile(struct skyfs *fs, uint64_t ino)
+{
+    struct meta_entry ent;
+    struct sky_err e = { 0 };
+    if (meta_get(fs->meta, ino, &ent, &e) != 0)
+        return false;
+    bool listed = ent.listed_at > 0;
+    meta_entry_free(&ent);
+    return listed;
 }
 
 int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir,
@@ -194,6 +220,9 @@ int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *
     else if (rc == 0 && r)
         rc = liveness_refresh_bounded(fs, LIVENESS_KEY(dir->ino, LIVENESS_LISTING),
                                       listing_refresh_run, r, listing_refresh_free, e);
+    else if (rc == 0 && dir->listed_at == 0 && listahead_wait(fs, c, dir->ino) &&
+             listed_meanwhile(fs, dir->ino))
+        rc = 0;                             /* listed ahead (listahead.h) while we waited */
     else if (rc == 0)
         rc = list_now(fs, c, dir->ino, dir->path, e);
     if ((rc == -EHOSTDOWN || rc == -ETIMEDOUT) && dir->listed_at > 0) {

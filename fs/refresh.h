@@ -31,4 +31,10 @@ int refresh_known_entry(struct skyfs *fs, struct cloud *c, uint64_t ino, uint64_
 int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir,
                     struct sky_err *e);
 
+/* List directory `path` (inode `ino`) from the cloud into the cache now,
+ * in the caller's thread (fs/listahead.c's background listings): 0, or
+ * -EHOSTDOWN at once while the cloud is offline, or the listing's error. */
+int refresh_list_now(struct skyfs *fs, struct cloud *c, uint64_t ino, const char *path,
+                     struct sky_err *e);
+
 #endif

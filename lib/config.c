@@ -495,6 +495,8 @@ static const struct { const char *key, *help; } cache_keys[] = {
     { "index_interval", "crawl again once the last complete crawl is this old (default 1h)" },
     { "revalidate", "async: a listing older than ttl is answered at once while it is refreshed "
       "in the background; sync: refreshed first, so ttl bounds staleness (default sync)" },
+    { "list_ahead", "0 to 16: when a folder is listed, its subfolders never listed yet are "
+      "listed in the background, at most this many at a time (default 2; 0: off)" },
 };
 
 void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,
@@ -606,6 +608,7 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->ttl_ns = SKY_DEFAULT_TTL_NS;
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
     c->revalidate_sync = true;
+    c->list_ahead = SKY_DEFAULT_LIST_AHEAD;
     c->index = true;
     c->write_back_async = false;
     c->write_back_delay_ns = SKY_DEFAULT_WRITE_BACK_DELAY_NS;
@@ -628,6 +631,16 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
                                 "refreshed in the background) or sync (refreshed first)",
                                 file, kv->line, kv->value);
             c->revalidate_sync = strcmp(kv->value, "sync") == 0;
+        } else if (strcmp(kv->key, "list_ahead") == 0) {
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(kv->value, &end, 10);
+            if (errno || end == kv->value || *end || v < 0 || v > SKY_MAX_LIST_AHEAD)
+                return sky_fail(e, EINVAL, "%s:%d: list_ahead = \"%s\" is not a number from 0 to "
+                                "%d; write e.g. list_ahead = 2 (subfolders listed in the "
+                                "background at once) or list_ahead = 0 (off)", file, kv->line,
+                                kv->value, SKY_MAX_LIST_AHEAD);
+            c->list_ahead = (unsigned)v;
         } else if (strcmp(kv->key, "write_back") == 0) {
             if (strcmp(kv->value, "sync") != 0 && strcmp(kv->value, "async") != 0)
                 return sky_fail(e, EINVAL, "%s:%d: write_back = \"%s\" is not sync or async; "

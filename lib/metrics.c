@@ -300,6 +300,8 @@ char *sky_metrics_render(size_t *len)
         { SKY_M_CONFLICTS, "skyfs_conflicts_total",
           "Changes that met another machine's change of the same file (issue 17): uploads "
           "kept as conflict copies, deletes not made." },
+        { SKY_M_LIST_AHEAD, "skyfs_list_ahead_total",
+          "Folders queued to be listed in the background ahead of a reader (list_ahead)." },
     };
     for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++) {
         sky_metrics_family(&t, plain[k].name, "counter", plain[k].help);

@@ -70,6 +70,7 @@ enum sky_metrics_counter {
     SKY_M_META_MISSES,          /* ... that had to ask the cloud */
     SKY_M_UPLOAD_RETRIES,       /* uploads of the journal tried again */
     SKY_M_CONFLICTS,            /* another machine's change met (fs/conflicts.c) */
+    SKY_M_LIST_AHEAD,           /* folders queued for a listing ahead (fs/listahead.c) */
     SKY_M_COUNTER_COUNT
 };
 void sky_metrics_inc(enum sky_metrics_counter which);

@@ -108,11 +108,35 @@ TEST(config_defaults_without_cache_section)
         CHECK_INT(cfg->clouds[0].ttl_ns, SKY_DEFAULT_TTL_NS);
         CHECK(cfg->clouds[0].index);
         CHECK_INT(cfg->clouds[0].index_interval_ns, SKY_DEFAULT_INDEX_INTERVAL_NS);
+        CHECK_INT(cfg->clouds[0].list_ahead, 2);
         sky_config_free(cfg);
     }
     unit_rmtree(dir);
     free(dir);
     free(path);
+}
+
+TEST(config_list_ahead)
+{
+    static const struct { const char *value; int want; } cases[] = {
+        { "0", 0 }, { "5", 5 }, { "16", 16 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct sky_config *cfg = NULL;
+        struct sky_err e = { 0 };
+        char *dir, *path, text[128];
+        snprintf(text, sizeof text, "[a]\ntype = local\npath = /x\nlist_ahead = %s\n",
+                 cases[i].value);
+        int rc = load_text(text, 0600, &cfg, &e, &dir, &path);
+        CHECK_INT(rc, 0);
+        if (rc == 0) {
+            CHECK_INT(cfg->clouds[0].list_ahead, cases[i].want);
+            sky_config_free(cfg);
+        }
+        unit_rmtree(dir);
+        free(dir);
+        free(path);
+    }
 }
 
 /* Without [cache] dir each mount has its own cache folder, the same at
@@ -210,11 +234,17 @@ TEST(config_bad_clouds)
     expect_error("[a]\ntype = local\npath = /x\ncolour = blue\n", 0644,
                  ":4: unknown key \"colour\" for a cloud of type local; known keys: type, "
                  "read_only, write_back, write_back_delay, upload_parallel, ttl, negative_ttl, "
-                 "index, index_interval, revalidate, path");
+                 "index, index_interval, revalidate, list_ahead, path");
     expect_error("[a]\ntype = local\npath = /x\nrevalidate = later\n", 0644,
                  ":4: revalidate = \"later\" is not a mode; write async (a listing older than "
                  "ttl is answered at once and refreshed in the background) or sync (refreshed "
                  "first)");
+    expect_error("[a]\ntype = local\npath = /x\nlist_ahead = 17\n", 0644,
+                 ":4: list_ahead = \"17\" is not a number from 0 to 16; write e.g. list_ahead = 2 "
+                 "(subfolders listed in the background at once) or list_ahead = 0 (off)");
+    expect_error("[a]\ntype = local\npath = /x\nlist_ahead = two\n", 0644,
+                 ":4: list_ahead = \"two\" is not a number from 0 to 16; write e.g. list_ahead = 2 "
+                 "(subfolders listed in the background at once) or list_ahead = 0 (off)");
     expect_error("[a]\ntype = local\npath = /x\nindex = maybe\n", 0644,
                  ":4: index = \"maybe\" is not on or off; write index = on (keep this cloud's "
                  "search index complete in the background) or index = off");

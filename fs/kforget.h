@@ -16,7 +16,7 @@
  * its TTL, as before.
  *
  * Called by fs/mount.c: kforget_start once the session is mounted,
- * kforget_stop before it is unmounted; by ops.c: kforget_name for a name
+ * kforget_stop before it is unmounted; by ops_names.c: kforget_name for a name
  * whose entry the operation itself changed behind the kernel's back.
  */
 #ifndef SKY_KFORGET_H

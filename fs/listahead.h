@@ -17,7 +17,7 @@
  * does not queue its own subfolders: the reader's next opendir does, so
  * the listings stay one level ahead of the reader.
  *
- * Called by fs/ops.c (opendir), fs/refresh.c (a cold listing) and
+ * Called by fs/ops_dirs.c (opendir), fs/refresh.c (a cold listing) and
  * fs/clouds.c (start and stop).
  */
 #ifndef SKY_LISTAHEAD_H

@@ -15,7 +15,7 @@
  * unverified, and the next conditional operation on one of them first
  * asks the cloud for its version (moved_verify).
  *
- * Called by fs/ops.c (rename, unlink) and fs/files.c (uploads) only.
+ * Called by fs/ops_names.c (rename, unlink) and fs/files.c (uploads) only.
  * Thread-safe.
  */
 #ifndef SKY_FS_MOVED_H

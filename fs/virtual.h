@@ -38,7 +38,7 @@
  * user.skyfs.evict = TOKEN on a path (fs/ops.c), then reads it here.
  *
  * Inodes of virtual entries have VIRT_INO_BASE set, far above anything the
- * metadata cache hands out.  Used only by fs/ops.c.
+ * metadata cache hands out.  Used only by fs/ops*.c.
  */
 #ifndef SKY_VIRTUAL_H
 #define SKY_VIRTUAL_H

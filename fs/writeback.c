@@ -31,7 +31,7 @@
  * journal for the next mount.
  *
  * Called by files.c (queue), clouds.c and mount.c (start, stop),
- * liveness.c (kick) and ops.c (pause around a directory rename).
+ * liveness.c (kick) and ops_names.c (pause around a directory rename).
  */
 #include "skyfs.h"
 

@@ -1,0 +1,457 @@
+/*
+ * ops_files.c - the FUSE file operations: create, mknod, open, read,
+ * write_buf, flush, fsync and release, on the open files of files.c and
+ * the block cache.  Part of fs/ops.c's operation table (ops.h).
+ */
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include "skyfs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "ops.h"
+#include "readahead.h"
+#include "virtual.h"
+
+/* For a driver without preconditions: -ESTALE when something is at path. */
+static int compare_none(struct cloud *c, const char *path, struct sky_err *e)
+{
+    struct sky_attr now;
+    int rc = c->drv->stat(c->ctx, path, &now, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        return 0;
+    }
+    return rc ? rc : sky_fail(e, ESTALE, "cloud '%s': create \"%s\": another machine made it "
+                              "since this one last listed its folder", c->cfg->name, path);
+}
+
+/* Upload an empty object now so the file exists in the cloud (and in
+ * listings) from the moment it is created, as s3fs and rclone do, with
+ * the cloud metadata om (its content type). */
+static int create_empty(struct skyfs *fs, struct cloud *c, const char *path, struct sky_attr *a,
+                        const struct sky_objmeta *om, struct sky_err *e)
+{
+    struct sky_attr out, want = *a;
+    want.expect = SKY_EXPECT_NONE;      /* never over a file another machine just made */
+    want.etag[0] = '\0';
+    int rc = (c->drv->caps & SKY_CAP_CONDITIONAL) ? 0 : compare_none(c, path, e);
+    if (!rc)
+        rc = c->drv->write(c->ctx, path, -1, 0, &want, om, &out, e);
+    cloud_note_result(c, rc, e);
+    a->size = 0;
+    a->expect = 0;
+    if (rc == -ESTALE) {
+        /* Another machine made `path` since this one listed its folder:
+         * the file is this machine's alone until its upload, which then
+         * becomes a conflict copy (its version is "", a new file). */
+        LOG_WARN("%s; the new file stays on this machine until it is closed, then goes up "
+                 "as a conflict copy", e->msg);
+        sky_err_clear(e);
+        a->etag[0] = '\0';
+        return 0;
+    }
+    if (!rc)
+        memcpy(a->etag, out.etag, sizeof a->etag);
+    return rc;
+}
+
+/* A new file on a write_back = async cloud is not created on the cloud:
+ * the cache holds it, marked local-only, as an empty object dirty in the
+ * block cache's journal (so a crash before its upload loses nothing), and
+ * its queued upload creates it.  *ofp gets it open (a reference) when not
+ * NULL; else (mknod) it is queued at once, as a closed file. */
+static int defer_create(struct skyfs *fs, struct meta_entry *ent, struct ofile **ofp,
+                        struct sky_err *e)
+{
+    struct ofile *of;
+    int rc = meta_set_local_only(fs->meta, ent->ino, true, e);
+    if (rc == 0) {
+        ent->local_only = true;
+        rc = files_open(fs, ent, &of, e);
+    }
+    if (rc)
+        return rc;
+    rc = files_truncate(fs, of, 0, e);          /* journals the empty new file */
+    if (rc == 0 && !ofp)
+        rc = files_closed_written(fs, of, e);
+    if (rc == 0 && ofp)
+        *ofp = of;
+    else
+        files_close(fs, of);
+    return rc;
+}
+
+/* Create an empty file `name` in `parent` (in the cloud and the cache;
+ * on a write_back = async cloud, in the cache until its upload, see
+ * defer_create); *ent receives its entry, *c its cloud, and *ofp (when
+ * not NULL) the open file of a deferred create, else NULL. */
+static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                    struct meta_entry *ent, struct cloud **c, struct ofile **ofp,
+                    struct sky_err *e)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct meta_entry dir;
+    char *path;
+    int rc = ops_prepare_new(fs, parent, name, &dir, c, &path, e);
+    if (rc)
+        return rc;
+    struct sky_attr a;
+    struct sky_objmeta om;
+    ops_new_attr(req, SKY_FILE, mode, &a);
+    upmeta_for_new(*c, path, &om);
+    bool deferred = (*c)->cfg->write_back_async;
+    if (ofp)
+        *ofp = NULL;
+    rc = deferred ? 0 : create_empty(fs, *c, path, &a, &om, e);
+    if (!rc)
+        rc = ops_add_child(fs, parent, name, &a, NULL, ent, e);
+    if (!rc)    /* the index knows its metadata: its first upload asks nothing */
+        upmeta_record(fs, ent->ino, &a, &om);
+    if (!rc && deferred) {
+        rc = defer_create(fs, ent, ofp, e);
+        if (rc) {
+            meta_remove(fs->meta, ent->ino, NULL);
+            meta_entry_free(ent);
+        }
+    }
+    sky_objmeta_free(&om);
+    free(path);
+    meta_entry_free(&dir);
+    return rc;
+}
+
+void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                struct fuse_file_info *fi)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    struct ofile *of;
+    int rc = new_file(req, parent, name, mode, &ent, &c, &of, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    /* a deferred create (of already open) is uploaded after its close,
+     * even when nothing is written */
+    bool deferred = of != NULL;
+    if (!deferred)
+        rc = files_open(fs, &ent, &of, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+    } else {
+        struct fuse_entry_param p;
+        ops_fill_entry(fs, &ent, c, &p);
+        if (ops_handle_new(fs, fi, of, deferred) != 0) {
+            files_close(fs, of);
+            reply_err(req, -ENOMEM, NULL);
+        } else if (fuse_reply_create(req, &p, fi) != 0) {
+            handle_free(fs, ops_handle(fi));
+            files_close(fs, of);
+        }
+    }
+    meta_entry_free(&ent);
+}
+
+/* SKY_FIFO, SKY_SOCK, SKY_CHR or SKY_BLK for a mode of one of those, else 0. */
+static enum sky_kind special_kind(mode_t mode)
+{
+    int k = sky_kind_of_mode(mode);
+    return sky_kind_special(k) ? (enum sky_kind)k : 0;
+}
+
+/* A FIFO, socket or device node: the driver makes it (a real node, or an
+ * empty object whose mode says what it is); the kernel has already
+ * refused devices to callers without CAP_MKNOD. */
+static int new_special(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                       dev_t rdev, struct meta_entry *ent, struct cloud **c, struct sky_err *e)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct meta_entry dir;
+    char *path;
+    int rc = ops_prepare_new(fs, parent, name, &dir, c, &path, e);
+    if (rc)
+        return rc;
+    struct sky_attr a, out;
+    ops_new_attr(req, special_kind(mode), mode, &a);
+    if (a.kind == SKY_CHR || a.kind == SKY_BLK)
+        a.rdev = rdev;
+    if (!(*c)->drv->mknod) {
+        rc = sky_fail(e, EPERM, "cloud '%s' cannot hold special files", (*c)->cfg->name);
+    } else {
+        rc = (*c)->drv->mknod((*c)->ctx, path, &a, &out, e);
+        cloud_note_result(*c, rc, e);
+    }
+    if (!rc)
+        rc = ops_add_child(fs, parent, name, &out, NULL, ent, e);
+    free(path);
+    meta_entry_free(&dir);
+    return rc;
+}
+
+void sky_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               dev_t rdev)
+{
+    struct sky_err e = { 0 };
+    struct meta_entry ent;
+    struct cloud *c;
+    int rc;
+    if (special_kind(mode))
+        rc = new_special(req, parent, name, mode, rdev, &ent, &c, &e);
+    else if (S_ISREG(mode) || !(mode & S_IFMT))
+        rc = new_file(req, parent, name, mode, &ent, &c, NULL, &e);
+    else
+        rc = -EINVAL;
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    ops_reply_entry(req, ops_fs(req), &ent, c);
+    meta_entry_free(&ent);
+}
+
+/* Once, at the first open (the FUSE handshake is over by then, and it
+ * would undo it): let the kernel read further ahead (readahead.h). */
+static void raise_readahead_once(struct skyfs *fs)
+{
+    if (!*fs->mountpoint || atomic_exchange(&fs->readahead_raised, true))
+        return;
+    struct sky_err e = { 0 };
+    if (readahead_raise(fs->mountpoint, READAHEAD_KIB, &e) == 0)
+        LOG_DEBUG("kernel readahead of %s: at least %u KiB", fs->mountpoint, READAHEAD_KIB);
+    else
+        LOG_INFO("kernel readahead stays as it is (%s); sequential reads may be slower",
+                 e.msg);
+}
+
+/* .skyfs/metrics: the text rendered now, kept by the handle; direct_io
+ * since its size is known only now. */
+static void open_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t ino,
+                         struct fuse_file_info *fi)
+{
+    struct sky_err e = { 0 };
+    struct fhandle *h = calloc(1, sizeof *h);
+    int rc = h ? virt_open_file(fs, ino, fi->flags, &h->virt_text, &h->virt_len, &e) : -ENOMEM;
+    if (rc) {
+        free(h);
+        reply_err(req, rc, &e);
+        return;
+    }
+    handle_link(fs, h);
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->direct_io = 1;
+    if (fuse_reply_open(req, fi) != 0)
+        handle_free(fs, h);
+}
+
+void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct sky_err e = { 0 };
+    if (virt_is(ino)) {
+        open_virtual(req, fs, ino, fi);
+        return;
+    }
+    raise_readahead_once(fs);
+    struct meta_entry ent;
+    struct cloud *c;
+    int rc = ops_load(fs, ino, &ent, &c, &e);
+    if (rc) {
+        reply_err(req, rc, &e);
+        return;
+    }
+    bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+    if (ent.attr.kind == SKY_DIR)
+        rc = sky_fail(&e, EISDIR, "is a directory");
+    else if (!c)
+        rc = -EISDIR;
+    else if (!c->ctx)
+        rc = cloud_unavailable(c, &e);
+    else if (writing)
+        rc = cloud_check_writable(c, &e);
+    struct ofile *of = NULL;
+    if (!rc)
+        rc = files_open(fs, &ent, &of, &e);
+    if (!rc && (fi->flags & O_TRUNC)) {
+        rc = files_truncate(fs, of, 0, &e);
+        if (rc)
+            files_close(fs, of);
+    }
+    if (!rc && ops_handle_new(fs, fi, of, (fi->flags & O_TRUNC) != 0) != 0) {
+        files_close(fs, of);
+        rc = -ENOMEM;
+    }
+    if (rc) {
+        reply_err(req, rc, &e);
+    } else {
+        /* The kernel keeps its cached pages while the version is unchanged;
+         * a file with local writes not yet uploaded is re-read. */
+        pthread_mutex_lock(&of->lock);
+        bool dirty = blocks_is_dirty(of->obj);
+        char etag[SKY_ETAG_MAX];
+        memcpy(etag, dirty ? "" : of->etag, dirty ? 1 : sizeof etag);
+        pthread_mutex_unlock(&of->lock);
+        fi->keep_cache = files_page_cache_valid(fs, ino, etag);
+        /* a read that moves the atime must reach us, not the page cache */
+        if (fi->keep_cache && (fi->flags & O_ACCMODE) != O_WRONLY && times_access_due(fs, of))
+            fi->keep_cache = 0;
+        if (fuse_reply_open(req, fi) != 0) {
+            handle_free(fs, ops_handle(fi));
+            files_close(fs, of);
+        }
+    }
+    meta_entry_free(&ent);
+}
+
+/* blocks_emit_fn: reply to a read with the bytes where they sit in the
+ * cache file; libfuse splices them to the kernel (FUSE_CAP_SPLICE_WRITE)
+ * or, for small replies, copies them. */
+static void reply_from_file(void *arg, int fd, uint64_t off, size_t n)
+{
+    fuse_req_t req = arg;
+    if (n == 0) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
+    bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    bv.buf[0].fd = fd;
+    bv.buf[0].pos = (off_t)off;
+    fuse_reply_data(req, &bv, 0);       /* spliced, copied by the kernel (sky_init) */
+}
+
+void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+              struct fuse_file_info *fi)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct sky_err e = { 0 };
+    struct fhandle *h = ops_handle(fi);
+    if (!h->of) {                       /* a virtual file */
+        size_t start = off < 0 || (uint64_t)off > h->virt_len ? h->virt_len : (size_t)off;
+        size_t n = h->virt_len - start < size ? h->virt_len - start : size;
+        /* Reply from a copy of our own: once the reply is written the
+         * reader may close and its release free virt_text while this
+         * thread is still inside the write (ASan checks the buffer after
+         * writev returns). */
+        char *copy = n ? malloc(n) : NULL;
+        if (n && !copy) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        if (n)
+            memcpy(copy, h->virt_text + start, n);
+        fuse_reply_buf(req, copy, n);
+        free(copy);
+        return;
+    }
+    /* the atime moves before the reply, so a stat after the read sees it
+     * (the kernel is told its copy of the attributes is stale) */
+    if (times_accessed(fs, ops_ofile(fi)) && fs->session)
+        fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
+    int rc = files_read(fs, ops_ofile(fi), (uint64_t)off, size, reply_from_file, req, &e);
+    if (rc)
+        reply_err(req, rc == -ESTALE ? -EIO : rc, &e);
+}
+
+/* blocks_copy_fn: the bytes of a write, in memory or (spliced from the
+ * kernel) in a pipe, into the cache file at `at`. */
+static int copy_write_data(void *arg, int fd, uint64_t at, size_t len)
+{
+    struct fuse_bufvec *src = arg;
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(len);
+    dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    dst.buf[0].fd = fd;
+    dst.buf[0].pos = (off_t)at;
+    ssize_t n = fuse_buf_copy(&dst, src, 0);
+    if (n < 0)
+        return (int)n;
+    return (size_t)n == len ? 0 : -EIO;
+}
+
+/* A large write's bytes arrived in this FUSE thread's request buffer (no
+ * splice: the kernel refused a pipe that large, when fs.pipe-max-size is
+ * too small for skyfs_request_size() plus a page): give its pages back, or
+ * every FUSE thread would keep the pages of the last large write it
+ * served.
+ * The next request fills the buffer again (libfuse reads into it); the
+ * pages are then faulted in only as far as that request is long. */
+static void drop_request_pages(const struct fuse_bufvec *bufv, size_t size)
+{
+    if ((bufv->buf[0].flags & FUSE_BUF_IS_FD) || size < (256u << 10))
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)bufv->buf[0].mem + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)bufv->buf[0].mem + size) & ~(page - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+/* Writes: the data comes in a pipe (zero copy, FUSE_CAP_SPLICE_READ) or
+ * in memory. */
+void sky_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+                   struct fuse_file_info *fi)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct sky_err e = { 0 };
+    struct ofile *of = ops_ofile(fi);
+    size_t size = fuse_buf_size(bufv);
+    atomic_store(&ops_handle(fi)->wrote, true);
+    int rc = cloud_check_writable(of->cloud, &e);
+    if (!rc)
+        rc = files_write(fs, of, (uint64_t)off, size, copy_write_data, bufv, &e);
+    drop_request_pages(bufv, size);
+    if (rc)
+        reply_err(req, rc, &e);
+    else
+        fuse_reply_write(req, size);
+}
+
+/* Upload at close (write_back = async: queue the upload): only what this
+ * descriptor changed (a reader's close leaves a writer's pending upload
+ * to the writer and the journal). */
+void sky_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct sky_err e = { 0 };
+    int rc = atomic_load(&ops_handle(fi)->wrote) && ops_handle(fi)->of
+             ? files_closed_written(fs, ops_ofile(fi), &e) : 0;
+    if (rc)
+        LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
+    fuse_reply_err(req, -rc);
+}
+
+void sky_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct sky_err e = { 0 };
+    int rc = ops_handle(fi)->of ? files_sync(fs, ops_ofile(fi), &e) : 0;
+    if (rc)
+        LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
+    fuse_reply_err(req, -rc);
+}
+
+void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct skyfs *fs = ops_fs(req);
+    struct sky_err e = { 0 };
+    struct fhandle *h = ops_handle(fi);
+    struct ofile *of = h->of;
+    if (!of) {                          /* a virtual file */
+        handle_free(fs, h);
+        fuse_reply_err(req, 0);
+        return;
+    }
+    if (atomic_load(&h->wrote) && files_closed_written(fs, of, &e) != 0)
+        LOG_ERROR("upload at close failed, kept in the journal for retry: %s", e.msg);
+    files_close(fs, of);
+    handle_free(fs, h);
+    fuse_reply_err(req, 0);
+}

@@ -9,8 +9,8 @@
  * Kept in <cache dir>/conflicts/<cloud>, rewritten on each change, so
  * that `skyfs status` lists them, mounted or not, until they are resolved:
  * a conflict copy is resolved once it is removed or renamed (through the
- * mount, or found gone by a listing).  fs/ (files.c, ops_names.c, ops_files.c, clouds.c)
- * calls the writers; tools/status.c calls conflicts_read.  Thread-safe.
+ * mount, or found gone by a listing).  fs/ (files.c, ops_names.c,
+ * ops_files.c, clouds.c) calls the writers; tools/status.c calls conflicts_read.  Thread-safe.
  */
 #ifndef SKY_FS_CONFLICTS_H
 #define SKY_FS_CONFLICTS_H

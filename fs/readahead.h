@@ -8,8 +8,9 @@
  * and sequential reads from the cache (or the cloud) overlap.  The only
  * knob is /sys/class/bdi/<major:minor>/read_ahead_kb, writable by root.
  *
- * Called by fs/ops_files.c once, at the first open (the FUSE handshake must be
- * over: it resets the value); the unit tests call readahead_bdi_of.
+ * Called by fs/ops_files.c once, at the first open (the FUSE handshake
+ * must be over: it resets the value); the unit tests call
+ * readahead_bdi_of.
  */
 #ifndef SKY_READAHEAD_H
 #define SKY_READAHEAD_H

@@ -114,7 +114,7 @@ struct skyfs {
     int wb_retry_s;             /* a failed upload's wait before its retry (wb_lock) */
 };
 
-/* ---- ops.c: hard links -------------------------------------------------- */
+/* ---- ops_names.c: hard links ------------------------------------------- */
 
 /* File `ino` of cloud `cloud` changed to attributes a (an upload, a chmod):
  * its other names (a hard-linked file: a->file_id, nlink > 1) take them

@@ -35,7 +35,7 @@
  * "name off").  Its
  * xattr user.skyfs.evicted.TOKEN tells what the eviction asked with
  * TOKEN did ("files N bytes N skipped N"): `skyfs cache evict` sets
- * user.skyfs.evict = TOKEN on a path (fs/ops.c), then reads it here.
+ * user.skyfs.evict = TOKEN on a path (fs/ops_xattr.c), then reads it here.
  *
  * Inodes of virtual entries have VIRT_INO_BASE set, far above anything the
  * metadata cache hands out.  Used only by fs/ops*.c.

@@ -1101,7 +1101,7 @@ void swift_moved_add(struct swift *s, const char *container, const char *key, co
         free(k);
         return;
     }
-    int64_t now = (int64_t)(clock_now_ms() / 1000);
+    int64_t now = clock_now_ms() / 1000;
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->nmoved;)
         if (now - s->moved[i].when > MOVED_TTL_S)
@@ -1133,7 +1133,8 @@ bool swift_moved_take(struct swift *s, const char *container, const char *key,
     for (size_t i = 0; i < s->nmoved; i++) {
         struct swift_moved *m = &s->moved[i];
         if (strcmp(m->container, container) == 0 && strcmp(m->key, key) == 0) {
-            found = strcmp(m->etag, want) == 0 && (int64_t)(clock_now_ms() / 1000) - m->when <= MOVED_TTL_S;
+            found = strcmp(m->etag, want) == 0 &&
+                    clock_now_ms() / 1000 - m->when <= MOVED_TTL_S;
             moved_drop(s, i);
             break;
         }

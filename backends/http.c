@@ -47,6 +47,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "../lib/clock.h"
 #include "../lib/config.h"
 #include "../lib/metrics.h"
 
@@ -168,13 +169,6 @@ void http_cancel_all(void)
     atomic_store(&cancel_everything, 1);
 }
 
-long long http_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int cancel_requested(void)
 {
     if (atomic_load(&cancel_everything))
@@ -182,7 +176,7 @@ static int cancel_requested(void)
     struct http_cancel *c = thread_cancel;
     if (!c)
         return 0;
-    return atomic_load(&c->cancelled) || (c->deadline_ms && http_now_ms() >= c->deadline_ms);
+    return atomic_load(&c->cancelled) || (c->deadline_ms && clock_now_ms() >= c->deadline_ms);
 }
 
 bool http_cancelled(void)
@@ -195,7 +189,7 @@ bool http_cancel_is_set(struct http_cancel *c)
     if (atomic_load(&cancel_everything))
         return true;
     return c && (atomic_load(&c->cancelled) ||
-                 (c->deadline_ms && http_now_ms() >= c->deadline_ms));
+                 (c->deadline_ms && clock_now_ms() >= c->deadline_ms));
 }
 
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -863,9 +857,7 @@ static void count_attempt(struct http_client *c, CURL *h, const struct http_requ
 {
     if (!c->metrics || (fail && fail != -EINTR && rc == CURLE_ABORTED_BY_CALLBACK))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double seconds = (double)((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - started_us) / 1e6;
+    double seconds = (double)(clock_now_us() - started_us) / 1e6;
     enum sky_metrics_outcome outcome = SKY_OUTCOME_NETWORK_ERROR;
     if (fail == -EINTR || (rc == CURLE_ABORTED_BY_CALLBACK && cancel_requested()))
         outcome = SKY_OUTCOME_CANCELLED;
@@ -913,13 +905,11 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
         int sends_before = x.sends;
         if (attempt > 0)
             sky_metrics_http_retry(c->metrics);
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long long t0_us = clock_now_us();
         CURLcode rc = attempt_once(&x, h, errbuf, &fail, e);
         /* an answer cut short (reset, timeout) counts as a network error */
         count_attempt(c, h, req, rc, fail,
-                      rc == CURLE_OK || rc == CURLE_WRITE_ERROR ? x.status : 0,
-                      (long long)t0.tv_sec * 1000000 + t0.tv_nsec / 1000);
+                      rc == CURLE_OK || rc == CURLE_WRITE_ERROR ? x.status : 0, t0_us);
         if (x.sends == sends_before)
             x.sends++;          /* GET/HEAD: not counted by on_debug */
         resp->attempts = x.sends;

@@ -191,7 +191,7 @@ void http_response_free(struct http_response *resp);
  * A thread names a struct http_cancel with http_cancel_set; from then on
  * every http_do of that thread returns -EINTR (e filled) within a fraction
  * of a second of `cancelled` becoming nonzero or of `deadline_ms`
- * (CLOCK_MONOTONIC milliseconds, 0: none) passing: the transfer's
+ * (a lib/clock.h clock_now_ms() value, 0: none) passing: the transfer's
  * progress callback and the backoff sleep between retries look at it.
  * http_cancel_set(NULL) ends that.  http_cancel_all() makes every
  * transfer of the process, now and later, return -EINTR the same way; it
@@ -210,8 +210,6 @@ bool http_cancelled(void);
  * cancelled, past its deadline, or everything cancelled?  NULL: only the
  * last. */
 bool http_cancel_is_set(struct http_cancel *c);
-/* CLOCK_MONOTONIC now, in ms (for deadlines). */
-long long http_now_ms(void);
 
 /* Percent-encode per RFC 3986 (unreserved kept; '/' kept when keep_slash).
  * Returns a malloc'd string. */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/clock.h"
 #include "../lib/config.h"
 #include "../lib/log.h"
 #include "http.h"
@@ -389,8 +390,8 @@ int sftp_pool_init(struct sftp_pool *pool, const struct sky_cloud_config *cfg,
         return rc;
     }
     pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->freed, NULL);
-    pthread_cond_init(&pool->stop, NULL);
+    clock_cond_init(&pool->freed);      /* both waited on with clock_deadline_ms */
+    clock_cond_init(&pool->stop);
     for (int i = 0; i < SFTP_POOL_MAX; i++)
         pool->conns[i].fd = -1;
     return 0;
@@ -419,7 +420,7 @@ static void *watch_cancels(void *arg)
     struct sftp_pool *pool = arg;
     pthread_mutex_lock(&pool->lock);
     while (!pool->stopping) {
-        long long now = http_now_ms();
+        long long now = clock_now_ms();
         for (int i = 0; i < pool->set.connections; i++) {
             struct sftp_conn *c = &pool->conns[i];
             if (!c->busy || c->fd < 0)
@@ -434,13 +435,7 @@ static void *watch_cancels(void *arg)
                 c->fd = -1;
             }
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_deadline_ms(100);
         pthread_cond_timedwait(&pool->stop, &pool->lock, &until);
     }
     pthread_mutex_unlock(&pool->lock);
@@ -502,17 +497,11 @@ static int pool_take(struct sftp_pool *pool, bool fresh, struct sftp_conn **out,
             return sky_fail(e, EINTR, "sftp '%s': waiting for a session cancelled",
                             pool->set.name);
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_deadline_ms(100);
         pthread_cond_timedwait(&pool->freed, &pool->lock, &until);
     }
     c->busy = true;
-    c->busy_since_ms = http_now_ms();
+    c->busy_since_ms = clock_now_ms();
     c->cancel = http_cancel_current();
     if (!pool->watching && pthread_create(&pool->watcher, NULL, watch_cancels, pool) == 0)
         pool->watching = true;

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "../lib/clock.h"
 #include "../lib/config.h"
 #include "../lib/log.h"
 #include "../lib/sbuf.h"
@@ -1084,13 +1085,6 @@ static int swift_container_remove(void *p, const char *container, struct sky_err
 
 #define MOVED_TTL_S 600
 
-static int64_t mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
-
 static void moved_drop(struct swift *s, size_t i)
 {
     free(s->moved[i].container);
@@ -1107,7 +1101,7 @@ void swift_moved_add(struct swift *s, const char *container, const char *key, co
         free(k);
         return;
     }
-    int64_t now = mono_s();
+    int64_t now = clock_now_ms() / 1000;
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->nmoved;)
         if (now - s->moved[i].when > MOVED_TTL_S)
@@ -1139,7 +1133,8 @@ bool swift_moved_take(struct swift *s, const char *container, const char *key,
     for (size_t i = 0; i < s->nmoved; i++) {
         struct swift_moved *m = &s->moved[i];
         if (strcmp(m->container, container) == 0 && strcmp(m->key, key) == 0) {
-            found = strcmp(m->etag, want) == 0 && mono_s() - m->when <= MOVED_TTL_S;
+            found = strcmp(m->etag, want) == 0 &&
+                    clock_now_ms() / 1000 - m->when <= MOVED_TTL_S;
             moved_drop(s, i);
             break;
         }

@@ -28,6 +28,7 @@
  * (obj_fill_continue), until the object is all present.
  */
 #include "blocks_int.h"
+#include "../lib/clock.h"
 
 /* ---- block I/O (o->lock held) ------------------------------------------ */
 
@@ -183,13 +184,7 @@ static int obj_wait_block(struct blocks_obj *o, uint64_t idx, bool unlocked, str
         }
         if (atomic_load(thread_stop))
             return sky_fail(e, EINTR, "interrupted while waiting for a block being downloaded");
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_deadline_ms(100);
         pthread_cond_timedwait(&o->cond, &o->lock, &until);
     }
     return 0;

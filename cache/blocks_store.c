@@ -30,6 +30,7 @@
  * download wrote is punched out again.
  */
 #include "blocks_int.h"
+#include "../lib/clock.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -310,7 +311,7 @@ struct blocks_obj *obj_new(struct blocks *b, int64_t id, const char *cloud,
     o->size = size;
     o->nblocks = blocks_count_for(b, size);
     pthread_mutex_init(&o->lock, NULL);
-    pthread_cond_init(&o->cond, NULL);
+    clock_cond_init(&o->cond);    /* blocks_fetch.c waits with clock_deadline_ms */
     o->cloud = strdup(cloud);
     o->path = strdup(path);
     o->etag = strdup(etag);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/clock.h"
 #include "../lib/log.h"
 #include "conflicts.h"
 #include "crawl.h"
@@ -239,13 +240,9 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     pthread_mutex_init(&fs->files_lock, NULL);
     pthread_mutex_init(&fs->page_lock, NULL);
     pthread_mutex_init(&fs->retry_lock, NULL);
-    pthread_cond_init(&fs->retry_cond, NULL);
+    clock_cond_init(&fs->retry_cond);    /* files.c's retry waits */
     pthread_mutex_init(&fs->wb_lock, NULL);
-    pthread_condattr_t wca;
-    pthread_condattr_init(&wca);
-    pthread_condattr_setclock(&wca, CLOCK_MONOTONIC);    /* writeback.c's waits */
-    pthread_cond_init(&fs->wb_cond, &wca);
-    pthread_condattr_destroy(&wca);
+    clock_cond_init(&fs->wb_cond);       /* writeback.c's waits */
     pthread_rwlock_init(&fs->wb_tree, NULL);
     fs->clouds = calloc(cfg->nclouds, sizeof *fs->clouds);
     if (!fs->clouds) {

@@ -22,6 +22,7 @@
 
 #include "../backends/http.h"
 #include "../cache/crawlstore.h"
+#include "../lib/clock.h"
 #include "../lib/log.h"
 
 #define CRAWL_BATCH 500             /* entries per transaction */
@@ -44,22 +45,10 @@ struct crawler {
 
 /* ---- waiting ---------------------------------------------------------------- */
 
-static long long now_ms(void)
-{
-    return http_now_ms();
-}
-
 /* Sleep up to `ms` (or until stopped): true when the mount is stopping. */
 static bool nap(struct crawler *cr, long long ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_deadline_ms(ms);
     pthread_mutex_lock(&cr->lock);
     if (!cr->stopping && ms > 0)
         pthread_cond_timedwait(&cr->cond, &cr->lock, &until);
@@ -118,10 +107,10 @@ static int flat_flush(struct flat *f)
     if (f->n == 0)
         return 0;
     struct cloud *c = f->cr->c;
-    long long t0 = now_ms();
+    long long t0 = clock_now_ms();
     int rc = meta_crawl_store(c->fs->meta, c->cfg->name, f->gen, f->started, f->batch_asof,
                               f->ents, f->n, f->seen, &f->err);
-    f->store_ms += now_ms() - t0;
+    f->store_ms += clock_now_ms() - t0;
     atomic_fetch_add(&f->cr->count.entries, f->n);
     flat_clear(f);
     sched_yield();                  /* users' requests first */
@@ -198,10 +187,10 @@ static int crawl_flat(struct crawler *cr, int64_t gen, int64_t started, uint64_t
     *store_ms = f->store_ms;
     flat_clear(f);
     free(f);
-    long long t0 = now_ms();
+    long long t0 = clock_now_ms();
     if (rc == 0)
         rc = sweep(cr, gen, started, e);
-    *store_ms += now_ms() - t0;
+    *store_ms += clock_now_ms() - t0;
     return rc;
 }
 
@@ -328,7 +317,7 @@ static int crawl_once(struct crawler *cr, struct sky_err *e)
     struct cloud *c = cr->c;
     struct meta *m = c->fs->meta;
     int64_t started = skyfs_now(), gen;
-    long long t0 = now_ms();
+    long long t0 = clock_now_ms();
     int rc = meta_crawl_begin(m, c->cfg->name, started, &gen, e);
     if (rc)
         return rc;
@@ -342,7 +331,7 @@ static int crawl_once(struct crawler *cr, struct sky_err *e)
         store_ms = -1;
         rc = crawl_walk(cr, gen, started, &seen, e);
     }
-    long long ms = now_ms() - t0;
+    long long ms = clock_now_ms() - t0;
     struct sky_err end_err = { 0 };
     if (meta_crawl_end(m, c->cfg->name, started, skyfs_now(), seen, rc ? e->msg : NULL,
                        &end_err) != 0)
@@ -380,7 +369,7 @@ static long long due_in(struct crawler *cr, long long retry_at)
         int64_t age = skyfs_now() - st.done_started;
         wait = age >= interval ? 0 : (long long)((interval - age) / 1000000);
     }
-    long long retry = retry_at - now_ms();
+    long long retry = retry_at - clock_now_ms();
     return retry > wait ? retry : wait;
 }
 
@@ -416,7 +405,7 @@ static void *crawl_main(void *arg)
         } else if (!stopping(cr)) {
             LOG_WARN("cloud '%s': crawl failed, trying again in %lld s: %s", c->cfg->name,
                      retry_ms / 1000, e.msg);
-            retry_at = now_ms() + retry_ms;
+            retry_at = clock_now_ms() + retry_ms;
             long long cap = c->cfg->index_interval_ns / 1000000;
             retry_ms = retry_ms * 2 > cap ? (cap > CRAWL_RETRY_FIRST_MS ? cap : retry_ms)
                                           : retry_ms * 2;
@@ -440,12 +429,8 @@ void crawl_start(struct skyfs *fs)
         cr->c = c;
         if (!c->cfg->index || !c->ctx)
             continue;
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_mutex_init(&cr->lock, NULL);
-        pthread_cond_init(&cr->cond, &ca);
-        pthread_condattr_destroy(&ca);
+        clock_cond_init(&cr->cond);
         int rc = pthread_create(&cr->thread, NULL, crawl_main, cr);
         if (rc) {
             LOG_ERROR("cloud '%s': cannot start its crawl thread: %s", c->cfg->name,

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/clock.h"
 #include "../lib/log.h"
 #include "conflicts.h"
 #include "moved.h"
@@ -822,9 +823,7 @@ static void *recovery_main(void *arg)
         /* failing: back off from 5 s to 5 min; otherwise look every 30 s */
         int wait_s = pass.failed || rc < 0 ? delay : 30;
         delay = pass.failed || rc < 0 ? (delay * 2 > 300 ? 300 : delay * 2) : 5;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += wait_s;
+        struct timespec until = clock_deadline_ms(wait_s * 1000LL);
         pthread_mutex_lock(&fs->retry_lock);
         while (!fs->stopping && !fs->retry_now &&
                pthread_cond_timedwait(&fs->retry_cond, &fs->retry_lock, &until) == 0)

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/clock.h"
 #include "../lib/metrics.h"
 #include "liveness.h"
 #include "refresh.h"
@@ -58,11 +59,7 @@ int listahead_start(struct skyfs *fs, struct sky_err *e)
         return sky_fail(e, ENOMEM, "out of memory");
     }
     pthread_mutex_init(&la->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&la->ended, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&la->ended);
     fs->listahead = la;
     return 0;
 }
@@ -317,14 +314,7 @@ bool listahead_wait(struct skyfs *fs, struct cloud *c, uint64_t ino)
         la_job_free(j);
         return false;
     }
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += LISTAHEAD_WAIT_MS / 1000;
-    until.tv_nsec += (LISTAHEAD_WAIT_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_deadline_ms(LISTAHEAD_WAIT_MS);
     bool waited = false;
     while (!la->stopping && la_find(&la->active, c, ino, &prev)) {
         waited = true;

@@ -29,6 +29,7 @@
 
 #include "../backends/http.h"
 #include "../cache/blocks.h"
+#include "../lib/clock.h"
 #include "../lib/log.h"
 
 #define PROBE_FIRST_MS 1000
@@ -281,7 +282,7 @@ int liveness_stop_on_signals(void)
 /* One probe of c: true if the cloud answered (anything but unreachable). */
 static bool probe(struct cloud *c)
 {
-    struct http_cancel cancel = { .deadline_ms = http_now_ms() + PROBE_TIMEOUT_MS };
+    struct http_cancel cancel = { .deadline_ms = clock_now_ms() + PROBE_TIMEOUT_MS };
     struct sky_attr a;
     struct sky_err e = { 0 };
     http_cancel_set(&cancel);
@@ -300,7 +301,7 @@ static void *probe_main(void *arg)
     struct skyfs *fs = arg;
     pthread_mutex_lock(&fs->live_lock);
     while (!fs->live_stopping) {
-        long long now = http_now_ms(), next = now + 60000;
+        long long now = clock_now_ms(), next = now + 60000;
         if (check_watched())
             next = now + WATCH_MS;
         struct cloud *due = NULL;
@@ -330,21 +331,13 @@ static void *probe_main(void *arg)
                 pthread_mutex_lock(&due->health_lock);
                 due->probe_delay_ms = due->probe_delay_ms * 2 > PROBE_MAX_MS
                                           ? PROBE_MAX_MS : due->probe_delay_ms * 2;
-                due->probe_at = http_now_ms() + due->probe_delay_ms;
+                due->probe_at = clock_now_ms() + due->probe_delay_ms;
                 pthread_mutex_unlock(&due->health_lock);
             }
             pthread_mutex_lock(&fs->live_lock);
             continue;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        long long wait_ms = next - now;
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_deadline_ms(next - now);
         pthread_cond_timedwait(&fs->live_cond, &fs->live_lock, &until);
     }
     pthread_mutex_unlock(&fs->live_lock);
@@ -355,7 +348,7 @@ void liveness_cloud_went_offline(struct skyfs *fs, struct cloud *c)
 {
     pthread_mutex_lock(&c->health_lock);
     c->probe_delay_ms = PROBE_FIRST_MS;
-    c->probe_at = http_now_ms() + PROBE_FIRST_MS;
+    c->probe_at = clock_now_ms() + PROBE_FIRST_MS;
     pthread_mutex_unlock(&c->health_lock);
     pthread_mutex_lock(&fs->live_lock);
     pthread_cond_broadcast(&fs->live_cond);
@@ -364,12 +357,8 @@ void liveness_cloud_went_offline(struct skyfs *fs, struct cloud *c)
 
 int liveness_start(struct skyfs *fs, struct sky_err *e)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&fs->live_lock, NULL);
-    pthread_cond_init(&fs->live_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&fs->live_cond);
     fs->live_ready = true;
     int rc = pthread_create(&fs->probe_thread, NULL, probe_main, fs);
     if (rc)
@@ -460,7 +449,7 @@ static int refresh_waiting(struct skyfs *fs, uint64_t key, liveness_refresh_fn r
         bool started = false;
         if (j && !fs->live_stopping) {
             *j = (struct refresh_job){ .fs = fs, .key = key, .refresh = refresh, .arg = arg,
-                                       .free_arg = free_arg, .started_ms = http_now_ms(),
+                                       .free_arg = free_arg, .started_ms = clock_now_ms(),
                                        .refs = 1, .next = fs->live_jobs };
             pthread_attr_init(&at);
             pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -483,14 +472,8 @@ static int refresh_waiting(struct skyfs *fs, uint64_t key, liveness_refresh_fn r
      * refresh of the same thing runs gets the cached answer at once */
     long long deadline = j->started_ms + wait_ms;
     int rc;
-    while (!j->done && !current_cancelled() && http_now_ms() < deadline) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 100 * 1000000L;        /* look at interrupts every 100 ms */
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+    while (!j->done && !current_cancelled() && clock_now_ms() < deadline) {
+        struct timespec until = clock_deadline_ms(100);  /* look at interrupts every 100 ms */
         pthread_cond_timedwait(&fs->live_cond, &fs->live_lock, &until);
     }
     if (j->done) {

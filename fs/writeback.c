@@ -39,18 +39,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../lib/metrics.h"
 
 #define WB_BACKOFF_MIN_S 1
 #define WB_BACKOFF_MAX_S 300
-
-static int64_t wb_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Append of to the queue, due at `due_ms` (wb_lock held). */
 static void wb_append(struct skyfs *fs, struct ofile *of, int64_t due_ms)
@@ -125,7 +119,7 @@ void writeback_queue(struct skyfs *fs, struct ofile *of)
         of->refs++;                     /* the queue's reference */
         pthread_mutex_unlock(&fs->files_lock);
         of->queued = true;
-        wb_append(fs, of, wb_now_ms() + wb_delay_ms(of));
+        wb_append(fs, of, clock_now_ms() + wb_delay_ms(of));
         pthread_cond_broadcast(&fs->wb_cond);
     }
     pthread_mutex_unlock(&fs->wb_lock);
@@ -134,7 +128,7 @@ void writeback_queue(struct skyfs *fs, struct ofile *of)
 void writeback_kick(struct skyfs *fs)
 {
     pthread_mutex_lock(&fs->wb_lock);
-    int64_t now = wb_now_ms();
+    int64_t now = clock_now_ms();
     for (struct ofile *of = fs->wb_head; of; of = of->wb_next)
         if (of->wb_due_ms > now)
             of->wb_due_ms = now;
@@ -161,8 +155,7 @@ static void wb_wait(struct skyfs *fs, int64_t wake_ms)
         pthread_cond_wait(&fs->wb_cond, &fs->wb_lock);
         return;
     }
-    struct timespec until = { .tv_sec = wake_ms / 1000,
-                              .tv_nsec = (long)(wake_ms % 1000) * 1000000 };
+    struct timespec until = clock_at_ms(wake_ms);
     pthread_cond_timedwait(&fs->wb_cond, &fs->wb_lock, &until);
 }
 
@@ -172,7 +165,7 @@ static void *wb_main(void *arg)
     pthread_mutex_lock(&fs->wb_lock);
     while (!fs->wb_stopping) {
         int64_t wake_ms;
-        struct ofile *of = wb_take(fs, wb_now_ms(), &wake_ms);
+        struct ofile *of = wb_take(fs, clock_now_ms(), &wake_ms);
         if (!of) {
             wb_wait(fs, wake_ms);
             continue;
@@ -203,7 +196,7 @@ static void *wb_main(void *arg)
             files_close(fs, of);
             pthread_mutex_lock(&fs->wb_lock);
         } else if (rc) {
-            wb_append(fs, of, wb_now_ms() + (int64_t)fs->wb_retry_s * 1000); /* its reference */
+            wb_append(fs, of, clock_now_ms() + (int64_t)fs->wb_retry_s * 1000); /* its reference */
             /* every queued upload failed in a row: wait longer after the next round */
             if (++fs->wb_failed_in_row >= wb_length(fs)) {
                 fs->wb_failed_in_row = 0;
@@ -214,7 +207,7 @@ static void *wb_main(void *arg)
             fs->wb_failed_in_row = 0;
             fs->wb_retry_s = WB_BACKOFF_MIN_S;
             if (again) {
-                wb_append(fs, of, wb_now_ms() + wb_delay_ms(of));
+                wb_append(fs, of, clock_now_ms() + wb_delay_ms(of));
             } else {
                 of->queued = false;
                 pthread_mutex_unlock(&fs->wb_lock);

@@ -12,6 +12,7 @@
 
 #include "../fs/index.h"
 #include "../fs/skyfs.h"
+#include "../lib/clock.h"
 #include "../lib/config.h"
 #include "tools.h"
 
@@ -94,17 +95,14 @@ int cmd_index(int argc, char **argv)
         size_t n = strlen(path);
         while (n && path[n - 1] == '/')
             path[--n] = '\0';
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = clock_now_s();
         struct sky_err ce = { 0 };
         bool listed = false;
         if (index_cloud(fs, c, path, metadata, show_progress, &listed, &ce) != 0) {
             fprintf(stderr, "skyfs: index %s: %s\n", c->cfg->name, ce.msg);
             failures++;
         } else {
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            fprintf(stderr, "indexed %s in %.2f s\n", c->cfg->name,
-                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+            fprintf(stderr, "indexed %s in %.2f s\n", c->cfg->name, clock_now_s() - t0);
         }
         free(path);
     }

@@ -20,18 +20,12 @@
 
 #include "../cache/cachedir.h"
 #include "../fs/mount.h"
+#include "../lib/clock.h"
 #include "../fs/pidfile.h"
 #include "tools.h"
 
 #define REPORT_EVERY_S 2
 #define IDLE_BEFORE_SIGNAL_S 1     /* nothing pending, still serving: this long */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Whether the daemon is still in its FUSE loop: its pid file names it. */
 static bool still_serving(const struct pidfile_info *daemon)
@@ -44,13 +38,13 @@ static bool still_serving(const struct pidfile_info *daemon)
 
 static int wait_for_daemon(const struct pidfile_info *d, int timeout_s)
 {
-    double start = now_s(), last_report = start, idle_since = -1;
+    double start = clock_now_s(), last_report = start, idle_since = -1;
     bool signalled = false;
     while (pidfile_daemon_alive(d)) {
         uint64_t pending = 0;
         struct sky_err e = { 0 };
         bool known = d->cache_dir[0] && cachedir_pending_uploads(d->cache_dir, &pending, &e) == 0;
-        double t = now_s();
+        double t = clock_now_s();
         if (known && pending == 0 && !signalled && still_serving(d)) {
             if (idle_since < 0)
                 idle_since = t;

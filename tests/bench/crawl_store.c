@@ -20,15 +20,9 @@
 
 #include "../../cache/crawlstore.h"
 #include "../../cache/meta.h"
+#include "../../lib/clock.h"
 
 #define BATCH 500
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long long wall_ns(void)
 {
@@ -57,7 +51,7 @@ static int crawl(struct meta *m, long n, int round, struct sky_err *e)
     int64_t gen, started = wall_ns();
     if (meta_crawl_begin(m, "big", started, &gen, e))
         return -1;
-    double t0 = now_s();
+    double t0 = clock_now_s();
     size_t k = 0;
     long seen = 0;
     for (long i = 0; i < n; i++) {
@@ -78,7 +72,7 @@ static int crawl(struct meta *m, long n, int round, struct sky_err *e)
             k = 0;
         }
     }
-    double t1 = now_s();
+    double t1 = clock_now_s();
     char *cursor = NULL;
     bool done = false;
     uint64_t removed = 0;
@@ -86,7 +80,7 @@ static int crawl(struct meta *m, long n, int round, struct sky_err *e)
         if (meta_crawl_sweep(m, "big", gen, started, &cursor, 2000, &removed, &done, e))
             return -1;
     free(cursor);
-    double t2 = now_s();
+    double t2 = clock_now_s();
     meta_crawl_end(m, "big", started, wall_ns(), (uint64_t)seen, NULL, e);
     printf("%s of %ld objects: storing %.2f s (%.0f entries/s), sweep %.2f s (%llu removed), "
            "VmHWM %ld MiB\n", round == 1 ? "first crawl" : "refresh", seen, t1 - t0,

@@ -17,16 +17,9 @@
 # The cloud has timeout = 10m, so a slow machine's stalls do not re-send.
 . "$(dirname "$0")/lib.sh"
 
-S3_PORT=$(free_port)
-PROXY_PORT=$(free_port)
 MNT="$TEST_TMP/mnt"
 CONF="$TEST_TMP/skyfs.conf"
-REQUESTS="$LOGS/requests.log"
-start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket dense || die "cannot start s3rver"
-: >"$TEST_TMP/no-fragments"     # listing_proxy.py without fragments only logs
-_start_server listing_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/listing_proxy.py" "$PROXY_PORT" "$S3_PORT" s3 \
-    "$TEST_TMP/no-fragments" "$REQUESTS" || die "cannot start listing_proxy.py"
+start_s3rver_behind logging dense || die "cannot start s3rver behind listing_proxy.py"
 
 mkdir -p "$TEST_TMP/cache"
 (umask 077 && cat >"$CONF" <<EOF

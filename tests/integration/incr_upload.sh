@@ -15,7 +15,9 @@
 #     holding it), the cut 3 bytes;
 #   - local: the append writes 1 MiB, the middle write one 4 MiB cache
 #     block, the cut 3 bytes; the file is replaced by a rename (new inode),
-#     as a whole write is;
+#     as a whole write is: each version is held open until the end, and
+#     still reads what it held then (an inode number alone proves nothing:
+#     ext4 hands a freed one out again at once);
 #   - S3 on s3rver: s3rver answers UploadPartCopy with NotImplemented, so
 #     the file goes up whole each time (65 MiB sent for the append), and
 #     the log says why once, not at every upload;
@@ -107,8 +109,38 @@ head -c $((64 * MiB)) /dev/urandom >"$TEST_TMP/base" || die "cannot make data"
 head -c "$MiB" /dev/urandom >"$TEST_TMP/tail" || die "cannot make data"
 head -c "$MiB" /dev/urandom >"$TEST_TMP/mid" || die "cannot make data"
 
+# hold_loc_version: keeps the local cloud's big.bin of now open (HELD_FD)
+# with the sha256 of the bytes it must keep (HELD_SUM). A file patched in
+# place would change under the descriptor; a file replaced by a rename
+# keeps its old bytes there. Held open, its inode number cannot be given
+# to a later file either (a freed one can: comparing numbers of files
+# that are gone proves nothing).
+HELD_FD=()
+HELD_SUM=()
+hold_loc_version() {
+    local fd
+    exec {fd}<"$LOCALDIR/big.bin" || return 1
+    HELD_FD+=("$fd")
+    HELD_SUM+=("$(sha256sum <"$TEST_TMP/loc.want" | cut -d' ' -f1)")
+}
+# loc_versions_kept: every held version still reads what it held, and the
+# held versions and today's big.bin are as many inodes as they are files.
+loc_versions_kept() {
+    local i fd sum inodes
+    inodes=$(stat -c %i "$LOCALDIR/big.bin") || return 1
+    for i in "${!HELD_FD[@]}"; do
+        fd=${HELD_FD[$i]}
+        sum=$(sha256sum "/dev/fd/$fd" | cut -d' ' -f1)
+        [ "$sum" = "${HELD_SUM[$i]}" ] ||
+            { echo "version $((i + 1)) changed under its descriptor"; return 1; }
+        inodes="$inodes $(stat -L -c %i "/dev/fd/$fd")" || return 1
+    done
+    echo "inodes, oldest held first, today's big.bin last: $inodes"
+    [ "$(printf '%s\n' $inodes | sort -u | wc -l)" -eq $((${#HELD_FD[@]} + 1)) ]
+}
+
 # declared per cloud: bytes sent by each step
-declare -A APPEND MIDDLE CUT INODE_BEFORE INODE_AFTER
+declare -A APPEND MIDDLE CUT
 
 for c in s3 az loc; do
     want="$TEST_TMP/$c.want"
@@ -116,7 +148,7 @@ for c in s3 az loc; do
     cp "$TEST_TMP/base" "$want"
     check "$c: a 64 MiB file is written" cp "$TEST_TMP/base" "$f"
     check "$c: the cloud holds it" server_has "$c" "$want"
-    [ "$c" = loc ] && INODE_BEFORE[$c]=$(stat -c %i "$LOCALDIR/big.bin")
+    [ "$c" = loc ] && hold_loc_version
 
     before=$(sent "$c")
     check "$c: 1 MiB is appended" sh -c "cat '$TEST_TMP/tail' >>'$f'"
@@ -125,6 +157,7 @@ for c in s3 az loc; do
     check "$c: after the append the cloud holds exactly the 65 MiB" server_has "$c" "$want"
     [ "$c" = loc ] && check "loc: the append wrote 1 MiB, the rest was cloned" \
         local_written "$MiB"
+    [ "$c" = loc ] && hold_loc_version
 
     before=$(sent "$c")
     check "$c: 1 MiB is overwritten at 32 MiB" \
@@ -135,6 +168,7 @@ for c in s3 az loc; do
         server_has "$c" "$want"
     [ "$c" = loc ] && check "loc: the middle write wrote one 4 MiB cache block" \
         local_written $((4 * MiB))
+    [ "$c" = loc ] && hold_loc_version
 
     # s3rver sends it whole anyway (see below): spare the time of a third upload
     [ "$c" = s3 ] && continue
@@ -145,7 +179,6 @@ for c in s3 az loc; do
     CUT[$c]=$(($(sent "$c") - before))
     check "$c: after the cut the cloud holds exactly 40 MiB + 3 bytes" server_has "$c" "$want"
     [ "$c" = loc ] && check "loc: the cut wrote 3 bytes" local_written 3
-    [ "$c" = loc ] && INODE_AFTER[$c]=$(stat -c %i "$LOCALDIR/big.bin")
 done
 
 echo "bytes sent: append s3=${APPEND[s3]} az=${APPEND[az]};" \
@@ -192,8 +225,10 @@ check "s3: ... and the middle write the whole file again" \
 check_eq "s3: the log says once why the file goes up whole (UploadPartCopy: NotImplemented)" \
     1 "$(grep -ac "s3 's3': big.bin goes up whole instead of only its changed parts: .*UploadPartCopy.*NotImplemented" "$LOG")"
 
-check "loc: the file was replaced by a rename (a new inode), never patched in place" \
-    test "${INODE_BEFORE[loc]}" != "${INODE_AFTER[loc]}"
+check_eq "loc: three versions were held open" 3 "${#HELD_FD[@]}"
+check "loc: each step replaced the file by a rename (a new inode), never patched it in place" \
+    loc_versions_kept
+for fd in "${HELD_FD[@]}"; do exec {fd}<&-; done
 
 unmount_skyfs "$MNT"
 

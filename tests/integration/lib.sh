@@ -421,6 +421,63 @@ s3curl() {
         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
 
+# start_s3rver_behind PROXY BUCKET
+#   Starts one s3rver holding BUCKET and, in front of it, a proxy of the
+#   tests, each on a free port: S3_PORT is the server's own (for requests
+#   straight to it), PROXY_PORT the proxy's (the endpoint skyfs gets).
+#   PROXY is
+#     liveness  liveness_proxy.py, steered by the file MODE (written
+#               "forward" here) and counting requests in the file COUNT
+#               ($TEST_TMP/proxy.mode and proxy.count);
+#     logging   listing_proxy.py without fragments: it forwards every
+#               request and logs its request line to REQUESTS
+#               ($LOGS/requests.log).
+#   Records the servers' start checks; returns 1 when one does not start.
+start_s3rver_behind() {
+    local proxy=$1 bucket=$2
+    S3_PORT=$(free_port)
+    PROXY_PORT=$(free_port)
+    start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket "$bucket" || return 1
+    case "$proxy" in
+    liveness)
+        MODE="$TEST_TMP/proxy.mode"
+        COUNT="$TEST_TMP/proxy.count"
+        echo forward >"$MODE"
+        _start_server liveness_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
+            "$PYTHON" "$SKY_ROOT/tests/integration/liveness_proxy.py" "$PROXY_PORT" "$S3_PORT" \
+            "$MODE" "$COUNT"
+        ;;
+    logging)
+        REQUESTS="$LOGS/requests.log"
+        : >"$TEST_TMP/no-fragments"
+        _start_server listing_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
+            "$PYTHON" "$SKY_ROOT/tests/integration/listing_proxy.py" "$PROXY_PORT" "$S3_PORT" s3 \
+            "$TEST_TMP/no-fragments" "$REQUESTS"
+        ;;
+    *)
+        record FAIL "start_s3rver_behind: no proxy named '$proxy'"
+        return 1
+        ;;
+    esac
+}
+
+# write_s3_config CONF ENDPOINT BUCKET [LINE...]
+#   Writes config CONF (mode 0600): the cache in $TEST_TMP/cache and one
+#   s3 cloud named s3 over BUCKET on the s3rver at ENDPOINT; each LINE
+#   (a "key = value", or a comment) is added to the cloud's section.
+write_s3_config() {
+    local conf=$1 endpoint=$2 bucket=$3; shift 3
+    mkdir -p "$TEST_TMP/cache"
+    (
+        umask 077
+        {
+            printf '[cache]\ndir = %s\n\n' "$TEST_TMP/cache"
+            s3rver_cloud s3 "$endpoint" "$bucket"
+            [ $# -eq 0 ] || printf '%s\n' "$@"
+        } >"$conf"
+    )
+}
+
 # Azurite's account, key and azurite_sas
 # shellcheck source=../servers/azurite.sh
 . "$SKY_ROOT/tests/servers/azurite.sh"

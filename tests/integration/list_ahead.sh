@@ -16,16 +16,9 @@
 #   - `find` over the tree (list_ahead = 2, fresh cache) gives the tree.
 . "$(dirname "$0")/lib.sh"
 
-S3_PORT=$(free_port)
-PROXY_PORT=$(free_port)
 METRICS_PORT=$(free_port)
 MNT="$TEST_TMP/mnt"
-REQUESTS="$LOGS/requests.log"
-start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket tree || die "cannot start s3rver"
-: >"$TEST_TMP/no-fragments"     # listing_proxy.py without fragments only logs
-_start_server listing_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/listing_proxy.py" "$PROXY_PORT" "$S3_PORT" s3 \
-    "$TEST_TMP/no-fragments" "$REQUESTS" || die "cannot start listing_proxy.py"
+start_s3rver_behind logging tree || die "cannot start s3rver behind listing_proxy.py"
 
 # write_conf NAME LIST_AHEAD: config NAME.conf with its own cache
 write_conf() {

@@ -9,17 +9,9 @@
 # test fills the cache, then hangs every request.
 . "$(dirname "$0")/lib.sh"
 
-S3_PORT=$(free_port)
-PROXY_PORT=$(free_port)
-MODE="$TEST_TMP/proxy.mode"
-COUNT="$TEST_TMP/proxy.count"
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"
-echo forward >"$MODE"
-start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket hung || die "cannot start s3rver"
-_start_server liveness_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/liveness_proxy.py" "$PROXY_PORT" "$S3_PORT" \
-    "$MODE" "$COUNT" || die "cannot start liveness_proxy.py"
+start_s3rver_behind liveness hung || die "cannot start s3rver behind liveness_proxy.py"
 mkdir -p "$TEST_TMP/cache" "$TEST_TMP/local"
 (umask 077 && cat >"$CONF" <<EOF
 [cache]

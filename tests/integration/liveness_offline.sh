@@ -12,28 +12,12 @@
 # connection without an answer (the server cannot be reached).
 . "$(dirname "$0")/lib.sh"
 
-S3_PORT=$(free_port)
-PROXY_PORT=$(free_port)
-MODE="$TEST_TMP/proxy.mode"
-COUNT="$TEST_TMP/proxy.count"
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"
-echo forward >"$MODE"
-start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket off || die "cannot start s3rver"
-_start_server liveness_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/liveness_proxy.py" "$PROXY_PORT" "$S3_PORT" \
-    "$MODE" "$COUNT" || die "cannot start liveness_proxy.py"
-mkdir -p "$TEST_TMP/cache"
-(umask 077 && cat >"$CONF" <<EOF
-[cache]
-dir = $TEST_TMP/cache
-
-$(s3rver_cloud s3 "http://127.0.0.1:$PROXY_PORT" off)
-ttl = 1s
-# close must report the failed upload (writeback_async.sh tests async)
-write_back = sync
-EOF
-)
+start_s3rver_behind liveness off || die "cannot start s3rver behind liveness_proxy.py"
+write_s3_config "$CONF" "http://127.0.0.1:$PROXY_PORT" off "ttl = 1s" \
+    "# close must report the failed upload (writeback_async.sh tests async)" \
+    "write_back = sync"
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 requests() {
     getfattr --absolute-names --only-values -n user.skyfs.requests "$MNT/.skyfs" | awk '$1 == "s3" { print $2 }'

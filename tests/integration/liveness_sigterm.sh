@@ -7,25 +7,10 @@
 # liveness_proxy.py sits between skyfs and s3rver; "hang" never answers.
 . "$(dirname "$0")/lib.sh"
 
-S3_PORT=$(free_port)
-PROXY_PORT=$(free_port)
-MODE="$TEST_TMP/proxy.mode"
-COUNT="$TEST_TMP/proxy.count"
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"
-echo forward >"$MODE"
-start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket term || die "cannot start s3rver"
-_start_server liveness_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/liveness_proxy.py" "$PROXY_PORT" "$S3_PORT" \
-    "$MODE" "$COUNT" || die "cannot start liveness_proxy.py"
-mkdir -p "$TEST_TMP/cache"
-(umask 077 && cat >"$CONF" <<EOF
-[cache]
-dir = $TEST_TMP/cache
-
-$(s3rver_cloud s3 "http://127.0.0.1:$PROXY_PORT" term)
-EOF
-)
+start_s3rver_behind liveness term || die "cannot start s3rver behind liveness_proxy.py"
+write_s3_config "$CONF" "http://127.0.0.1:$PROXY_PORT" term
 s3curl -X PUT -T "$CONF" "http://127.0.0.1:$S3_PORT/term/sub/x" -o /dev/null ||
     die "cannot put sub/x"
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"

@@ -9,28 +9,12 @@
 # liveness_proxy.py sits between skyfs and s3rver; "gate" holds requests.
 . "$(dirname "$0")/lib.sh"
 
-S3_PORT=$(free_port)
-PROXY_PORT=$(free_port)
-MODE="$TEST_TMP/proxy.mode"
-COUNT="$TEST_TMP/proxy.count"
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"
-echo forward >"$MODE"
-start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket slow || die "cannot start s3rver"
-_start_server liveness_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/liveness_proxy.py" "$PROXY_PORT" "$S3_PORT" \
-    "$MODE" "$COUNT" || die "cannot start liveness_proxy.py"
-mkdir -p "$TEST_TMP/cache"
+start_s3rver_behind liveness slow || die "cannot start s3rver behind liveness_proxy.py"
 # ttl 8 s: long enough that the listing refreshed in the background (it
 # counts from when it was asked) is still fresh when the test looks.
-(umask 077 && cat >"$CONF" <<EOF
-[cache]
-dir = $TEST_TMP/cache
-
-$(s3rver_cloud s3 "http://127.0.0.1:$PROXY_PORT" slow)
-ttl = 8s
-EOF
-)
+write_s3_config "$CONF" "http://127.0.0.1:$PROXY_PORT" slow "ttl = 8s"
 echo "some text" >"$TEST_TMP/a"
 s3curl -X PUT -T "$TEST_TMP/a" "http://127.0.0.1:$S3_PORT/slow/a.txt" -o /dev/null ||
     die "cannot put a.txt"

@@ -20,15 +20,8 @@ S3FS="$TEST_TMP/s3fs"
 # only offers through its legacy provider.
 export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--openssl-legacy-provider"
 start_s3rver "$TEST_TMP/s3rver" "$PORT" --configure-bucket shared || die "cannot start s3rver"
-mkdir -p "$TEST_TMP/cache" "$S3FS"
-(umask 077 && cat >"$CONF" <<EOF
-[cache]
-dir = $TEST_TMP/cache
-
-$(s3rver_cloud s3 "$ENDPOINT" shared)
-ttl = 1s
-EOF
-)
+mkdir -p "$S3FS"
+write_s3_config "$CONF" "$ENDPOINT" shared "ttl = 1s"
 (umask 077 && echo "S3RVER:S3RVER" >"$TEST_TMP/passwd")
 
 mount_skyfs "$CONF" "$MNT" || die "cannot mount skyfs"

@@ -9,17 +9,10 @@
 PORT=$(free_port)
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"
-mkdir -p "$TEST_TMP/cache"
 start_s3rver "$TEST_TMP/s3rver" "$PORT" --configure-bucket retry || die "cannot start s3rver"
-(umask 077 && cat >"$CONF" <<EOF
-[cache]
-dir = $TEST_TMP/cache
-
-$(s3rver_cloud s3 "http://127.0.0.1:$PORT" retry)
-# close must report the failed upload (writeback_async.sh tests async)
-write_back = sync
-EOF
-)
+write_s3_config "$CONF" "http://127.0.0.1:$PORT" retry \
+    "# close must report the failed upload (writeback_async.sh tests async)" \
+    "write_back = sync"
 echo old >"$TEST_TMP/old"
 s3curl -X PUT -H "x-amz-meta-color: blue" -T "$TEST_TMP/old" \
     "http://127.0.0.1:$PORT/retry/kept.txt" -o /dev/null || die "cannot put kept.txt"

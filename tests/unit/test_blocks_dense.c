@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../../cache/blocks.h"
+#include "../../lib/clock.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -140,6 +141,39 @@ static int read_spread(struct blocks_obj *o, struct dremote *r, uint64_t bs, uin
     return bad;
 }
 
+/* One test's set-up: a fresh cache directory and block cache (block size
+ * `bs`, cap `cap`), a fake cloud object of `size` bytes made from `seed`,
+ * and that object pinned in the cache (o).  dfix_close undoes it all. */
+struct dfix {
+    char *dir;
+    struct dremote r;
+    struct blocks *b;
+    struct blocks_obj *o;
+    uint64_t bs, size, nblocks;
+};
+
+static void dfix_open(struct dfix *f, uint64_t bs, uint64_t size, uint64_t cap, uint32_t seed)
+{
+    struct sky_err e = { 0 };
+    memset(f, 0, sizeof *f);
+    f->dir = unit_tmpdir();
+    f->bs = bs;
+    f->size = size;
+    f->nblocks = size / bs;
+    dremote_init(&f->r, size, seed);
+    CHECK_INT(blocks_open(f->dir, bs, cap, &f->b, &e), 0);
+    CHECK_INT(blocks_get(f->b, "c", "f", "v1", size, &f->o, &e), 0);
+}
+
+static void dfix_close(struct dfix *f)
+{
+    blocks_release(f->o);
+    blocks_close(f->b);
+    dremote_free(&f->r);
+    unit_rmtree(f->dir);
+    free(f->dir);
+}
+
 /* Dense random reads of a 32 MiB object (128 blocks of 256 KiB, 4 chunks
  * each) with a cache cap of 1 GiB: after the first ones (chunks), reads
  * fetch whole blocks and the rest of the object is filled in the
@@ -147,89 +181,56 @@ static int read_spread(struct blocks_obj *o, struct dremote *r, uint64_t bs, uin
  * and then readable with the cloud gone. */
 TEST(blocks_dense_random_reads_fill_the_object)
 {
-    char *dir = unit_tmpdir();
-    struct dremote r;
-    uint64_t bs = 256 * KIB, size = 32 * MIB, nblocks = size / bs;
-    dremote_init(&r, size, 7);
-    struct blocks *b = NULL;
-    struct sky_err e = { 0 };
-    CHECK_INT(blocks_open(dir, bs, 1024ull * MIB, &b, &e), 0);
-    struct blocks_obj *o = NULL;
-    CHECK_INT(blocks_get(b, "c", "f", "v1", size, &o, &e), 0);
-    CHECK_INT(read_spread(o, &r, bs, nblocks, 40), 0);
-    CHECK_INT(wait_bytes(b, size), size);
-    struct blocks_stats s = dstats(b);
-    CHECK_INT(s.blocks_present, nblocks);
+    struct dfix f;
+    dfix_open(&f, 256 * KIB, 32 * MIB, 1024ull * MIB, 7);
+    CHECK_INT(read_spread(f.o, &f.r, f.bs, f.nblocks, 40), 0);
+    CHECK_INT(wait_bytes(f.b, f.size), f.size);
+    struct blocks_stats s = dstats(f.b);
+    CHECK_INT(s.blocks_present, f.nblocks);
     CHECK_INT(s.blocks_partial, 0);
-    int calls = dremote_get(&r, &r.calls);
-    if (calls >= (int)nblocks)
+    int calls = dremote_get(&f.r, &f.r.calls);
+    if (calls >= (int)f.nblocks)
         fprintf(stderr, "  %d requests for 40 reads and the fill\n", calls);
-    CHECK(calls < (int)nblocks);                /* ~16 chunks, ~16 blocks, then runs */
+    CHECK(calls < (int)f.nblocks);              /* ~16 chunks, ~16 blocks, then runs */
     CHECK(s.fetched_ahead > 0);
     /* every byte is right, with the cloud out of the way (no more calls) */
-    for (uint64_t off = 0; off < size; off += MIB)
-        CHECK_INT(dread(o, &r, off, MIB), 0);
-    CHECK_INT(dremote_get(&r, &r.calls), calls);
-    blocks_cancel_ahead(o);
-    blocks_release(o);
-    blocks_close(b);
-    dremote_free(&r);
-    unit_rmtree(dir);
-    free(dir);
+    for (uint64_t off = 0; off < f.size; off += MIB)
+        CHECK_INT(dread(f.o, &f.r, off, MIB), 0);
+    CHECK_INT(dremote_get(&f.r, &f.r.calls), calls);
+    blocks_cancel_ahead(f.o);
+    dfix_close(&f);
 }
 
 /* Sparse random reads (a few, far apart, of a 32 MiB object of 128
  * blocks) keep fetching only the 64 KiB chunks they touch. */
 TEST(blocks_sparse_random_reads_stay_small)
 {
-    char *dir = unit_tmpdir();
-    struct dremote r;
-    uint64_t bs = 256 * KIB, size = 32 * MIB, nblocks = size / bs;
-    dremote_init(&r, size, 8);
-    struct blocks *b = NULL;
-    struct sky_err e = { 0 };
-    CHECK_INT(blocks_open(dir, bs, 1024ull * MIB, &b, &e), 0);
-    struct blocks_obj *o = NULL;
-    CHECK_INT(blocks_get(b, "c", "f", "v1", size, &o, &e), 0);
-    CHECK_INT(read_spread(o, &r, bs, nblocks, 12), 0);
+    struct dfix f;
+    dfix_open(&f, 256 * KIB, 32 * MIB, 1024ull * MIB, 8);
+    CHECK_INT(read_spread(f.o, &f.r, f.bs, f.nblocks, 12), 0);
     usleep(200 * 1000);                         /* a fill (wrong) would be under way */
-    blocks_cancel_ahead(o);
-    struct blocks_stats s = dstats(b);
+    blocks_cancel_ahead(f.o);
+    struct blocks_stats s = dstats(f.b);
     CHECK_INT(s.bytes_present, 12 * 64 * KIB);
     CHECK_INT(s.fetched_ahead, 0);
-    CHECK_INT(dremote_get(&r, &r.calls), 12);
-    blocks_release(o);
-    blocks_close(b);
-    dremote_free(&r);
-    unit_rmtree(dir);
-    free(dir);
+    CHECK_INT(dremote_get(&f.r, &f.r.calls), 12);
+    dfix_close(&f);
 }
 
 /* Dense random reads of an object larger than a quarter of the cache cap
  * fetch whole blocks but do not fill the object. */
 TEST(blocks_dense_reads_of_a_file_too_big_for_the_cap_do_not_fill)
 {
-    char *dir = unit_tmpdir();
-    struct dremote r;
-    uint64_t bs = 256 * KIB, size = 32 * MIB, nblocks = size / bs;
-    dremote_init(&r, size, 9);
-    struct blocks *b = NULL;
-    struct sky_err e = { 0 };
-    CHECK_INT(blocks_open(dir, bs, 64ull * MIB, &b, &e), 0);   /* 32 MiB > 64 MiB / 4 */
-    struct blocks_obj *o = NULL;
-    CHECK_INT(blocks_get(b, "c", "f", "v1", size, &o, &e), 0);
-    CHECK_INT(read_spread(o, &r, bs, nblocks, 40), 0);
+    struct dfix f;
+    dfix_open(&f, 256 * KIB, 32 * MIB, 64ull * MIB, 9);        /* 32 MiB > 64 MiB / 4 */
+    CHECK_INT(read_spread(f.o, &f.r, f.bs, f.nblocks, 40), 0);
     usleep(200 * 1000);
-    blocks_cancel_ahead(o);
-    struct blocks_stats s = dstats(b);
+    blocks_cancel_ahead(f.o);
+    struct blocks_stats s = dstats(f.b);
     CHECK_INT(s.fetched_ahead, 0);
-    CHECK(s.bytes_present < 40 * bs);
+    CHECK(s.bytes_present < 40 * f.bs);
     CHECK(s.blocks_present - s.blocks_partial >= 20);   /* whole blocks once dense */
-    blocks_release(o);
-    blocks_close(b);
-    dremote_free(&r);
-    unit_rmtree(dir);
-    free(dir);
+    dfix_close(&f);
 }
 
 struct dreader {
@@ -258,9 +259,7 @@ static void *dreader_main(void *arg)
 /* Wait up to 20 s (only a failure waits that long) for d to finish. */
 static bool dreader_wait(struct dreader *d)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 20;
+    struct timespec until = clock_deadline_ms(20 * 1000);
     pthread_mutex_lock(d->lock);
     while (!d->done && pthread_cond_timedwait(d->cond, d->lock, &until) == 0)
         ;
@@ -273,52 +272,44 @@ static bool dreader_wait(struct dreader *d)
  * another reader downloads other chunks of that block around them. */
 TEST(blocks_cached_chunk_read_does_not_wait_for_the_network)
 {
-    char *dir = unit_tmpdir();
-    struct dremote r;
-    uint64_t size = 8 * MIB;
-    dremote_init(&r, size, 10);
-    struct blocks *b = NULL;
-    struct sky_err e = { 0 };
-    CHECK_INT(blocks_open(dir, 4 * MIB, 1024ull * MIB, &b, &e), 0);
-    struct blocks_obj *o = NULL;
-    CHECK_INT(blocks_get(b, "c", "f", "v1", size, &o, &e), 0);
-    CHECK_INT(dread(o, &r, MIB + 100, 4 * KIB), 0);            /* chunk 16, verified */
-    CHECK_INT(dremote_get(&r, &r.calls), 1);
+    struct dfix f;
+    dfix_open(&f, 4 * MIB, 8 * MIB, 1024ull * MIB, 10);
+    CHECK_INT(dread(f.o, &f.r, MIB + 100, 4 * KIB), 0);        /* chunk 16, verified */
+    CHECK_INT(dremote_get(&f.r, &f.r.calls), 1);
 
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-    pthread_mutex_lock(&r.lock);
-    r.hold = true;
-    pthread_mutex_unlock(&r.lock);
+    pthread_cond_t cond;
+    clock_cond_init(&cond);                     /* dreader_wait: clock_deadline_ms */
+    pthread_mutex_lock(&f.r.lock);
+    f.r.hold = true;
+    pthread_mutex_unlock(&f.r.lock);
     /* chunks 15-17 in one request (16 comes again), held at the cloud */
-    struct dreader a = { o, &r, MIB - 64 * KIB, 3 * 64 * KIB, 0, false, &lock, &cond };
+    struct dreader a = { f.o, &f.r, MIB - 64 * KIB, 3 * 64 * KIB, 0, false, &lock, &cond };
     pthread_t ta, tb;
     pthread_create(&ta, NULL, dreader_main, &a);
-    for (int i = 0; i < 2000 && dremote_get(&r, &r.held) == 0; i++)
+    for (int i = 0; i < 2000 && dremote_get(&f.r, &f.r.held) == 0; i++)
         usleep(10 * 1000);
-    CHECK_INT(dremote_get(&r, &r.held), 1);
-    struct dreader c = { o, &r, MIB + 1000, 8 * KIB, 0, false, &lock, &cond };
+    CHECK_INT(dremote_get(&f.r, &f.r.held), 1);
+    struct dreader c = { f.o, &f.r, MIB + 1000, 8 * KIB, 0, false, &lock, &cond };
     pthread_create(&tb, NULL, dreader_main, &c);
     CHECK(dreader_wait(&c));                    /* done while the download is held */
     CHECK_INT(c.diff, 0);
-    CHECK_INT(dremote_get(&r, &r.calls), 2);
-    pthread_mutex_lock(&r.lock);
-    r.hold = false;
-    pthread_cond_broadcast(&r.cond);
-    pthread_mutex_unlock(&r.lock);
+    CHECK_INT(dremote_get(&f.r, &f.r.calls), 2);
+    pthread_mutex_lock(&f.r.lock);
+    f.r.hold = false;
+    pthread_cond_broadcast(&f.r.cond);
+    pthread_mutex_unlock(&f.r.lock);
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
     CHECK_INT(a.diff, 0);
-    CHECK_INT(dstats(b).bytes_present, 3 * 64 * KIB);
+    CHECK_INT(dstats(f.b).bytes_present, 3 * 64 * KIB);
     /* chunk 16 kept its bytes and checksum: right after a new pin too */
-    blocks_release(o);
-    CHECK_INT(blocks_get(b, "c", "f", "v1", size, &o, &e), 0);
-    CHECK_INT(dread(o, &r, MIB - 64 * KIB, 3 * 64 * KIB), 0);
-    CHECK_INT(dstats(b).corrupt, 0);
-    CHECK_INT(dremote_get(&r, &r.calls), 2);
-    blocks_release(o);
-    blocks_close(b);
-    dremote_free(&r);
-    unit_rmtree(dir);
-    free(dir);
+    struct sky_err e = { 0 };
+    blocks_release(f.o);
+    CHECK_INT(blocks_get(f.b, "c", "f", "v1", f.size, &f.o, &e), 0);
+    CHECK_INT(dread(f.o, &f.r, MIB - 64 * KIB, 3 * 64 * KIB), 0);
+    CHECK_INT(dstats(f.b).corrupt, 0);
+    CHECK_INT(dremote_get(&f.r, &f.r.calls), 2);
+    pthread_cond_destroy(&cond);
+    dfix_close(&f);
 }

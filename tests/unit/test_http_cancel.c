@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../../backends/http.h"
+#include "../../lib/clock.h"
 
 /* A socket on 127.0.0.1 that takes connections (the kernel's backlog) and
  * never answers; *port gets its port.  Returns the fd or -1. */
@@ -58,7 +59,7 @@ TEST(http_cancel_deadline_ends_a_hung_request)
     CHECK(fd >= 0);
     if (fd < 0)
         return;
-    struct http_cancel cancel = { .deadline_ms = http_now_ms() + 300 };
+    struct http_cancel cancel = { .deadline_ms = clock_now_ms() + 300 };
     struct sky_err e = { 0 };
     CHECK_INT(get_silent(port, &cancel, &e), -EINTR);
     CHECK_INT(e.code, EINTR);

@@ -204,6 +204,19 @@ write_small() {
 export -f write_small
 export NSMALL
 
+# folder_markers: an empty object "D/" for every folder D of the trees the
+# read rows use (src/ and rs/), put straight to s3rver.  Only for rclone,
+# which makes no folder objects: s3rver leaves a folder that holds only
+# folders out of a delimited listing (no CommonPrefixes for it), so without
+# these a fresh rclone mount sees no src/.  A real S3 lists such a folder;
+# the markers stand in for that, between timed steps.
+folder_markers() {
+    { (cd "$WORK/tree" && find src -type d); (cd "$WORK/tree/src" && find . -type d | sed 's#^\.#rs#'); } |
+        xargs -P 8 -I{} curl -sS --noproxy '*' --max-time 60 --aws-sigv4 "aws:amz:us-east-1:s3" \
+            --user S3RVER:S3RVER -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT --data-binary '' \
+            "http://127.0.0.1:$PORT/$BUCKET/{}/" -o /dev/null >>"$LOGS/folder-markers.out" 2>&1
+}
+
 run_net_tool() {
     local net=$1 tool=$2 want sum
     # writes: tar, git clone + status, rsync in, small files
@@ -225,6 +238,7 @@ run_net_tool() {
         on_cloud "$net" small.cloud "$tool" small/ "$NSMALL $((NSMALL * 4096))"
     fi
     unmount_tool "$net" "$tool"
+    [ "$tool" = rclone ] && folder_markers
     # reads, cold: each on a fresh mount with an empty cache
     mount_tool "$net" "$tool" || return
     timed "$net" find "$tool" sh -c "find '$DATA/src' | wc -l"

@@ -938,6 +938,15 @@ int s3proto_mpu_complete(void *up, uint64_t nparts, int fd, uint64_t size,
     if (rc == 0) {
         objstore_etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+        /* Ceph's RGW 16 answers an empty <ETag/>: the object's ETag is
+         * then S3's multipart ETag, made from the parts' own (what RGW
+         * itself gives on HEAD); a HEAD could see another client's
+         * object already. */
+        if (!etag_out[0]) {
+            multipart_etag(m, etag_out);
+            LOG_DEBUG("%s '%s': POST %s: the completion answered no ETag; the parts' make %s",
+                      s->type, s->name, m->show, etag_out[0] ? etag_out : "none");
+        }
     } else if (retried && upload_landed(m, fd, size, etag_out)) {
         sky_err_clear(e);
         rc = 0;
@@ -1151,6 +1160,28 @@ static int compose_part(void *arg, size_t i, struct sky_err *e)
                      e);
 }
 
+/* After the parts were copied: is the object still the version if_match?
+ * Ceph's RGW 16 ignores x-amz-copy-source-if-match, so a change made
+ * between the caller's head and a copy would be copied in, a mix of two
+ * versions; a head now, after every copy, finds such a change (-ESTALE)
+ * before the completion makes anything of the parts. */
+static int copied_from(struct s3proto *s, const char *bucket, const char *key,
+                       const char *if_match, const char *show, struct sky_err *e)
+{
+    struct objstore_head h;
+    int rc = s3proto_head(s, bucket, key, &h, show, e);
+    if (rc == -ENOENT)
+        return sky_fail(e, ESTALE, "%s '%s': HEAD %s: the object was deleted while its parts "
+                        "were copied", s->type, s->name, show);
+    if (rc < 0)
+        return rc;
+    if (strcmp(h.etag, if_match) != 0)
+        rc = sky_fail(e, ESTALE, "%s '%s': HEAD %s: the object changed while its parts were "
+                      "copied (ETag %s, not %s)", s->type, s->name, show, h.etag, if_match);
+    objstore_head_free(&h);
+    return rc;
+}
+
 int s3proto_compose(void *p, const char *container, const char *key, const char *if_match,
                     uint64_t base_size, const struct sky_range *dirty, size_t ndirty, int fd,
                     uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
@@ -1198,6 +1229,8 @@ int s3proto_compose(void *p, const char *container, const char *key, const char 
         job.first = first_copy + 1;
         rc = parallel_for(n - first_copy - 1, OBJSTORE_THREADS, compose_part, &job, e);
     }
+    if (rc == 0 && if_match)
+        rc = copied_from(s, container, key, if_match, show, e);
     if (rc == 0)
         rc = s3proto_mpu_complete(m, n, fd, size, etag_out, e);
     if (rc == 0 && sent) {

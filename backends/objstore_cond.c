@@ -8,7 +8,8 @@
  * first conditional call, by a probe on a hidden object of its own
  * (".skyfs-probe-HOST-PID" beside the file, deleted again): an If-Match
  * naming a version that is not there, and an If-None-Match: * on an
- * object that is, must both fail.  A protocol without OBJSTORE_COND, or a
+ * object that is, must both fail, and an If-Match naming the object's
+ * own version must succeed.  A protocol without OBJSTORE_COND, or a
  * server that ignores or rejects either header (s3rver ignores them),
  * gets a head compare right before each conditional write instead: the
  * weaker guarantee that objstore_guarantee reports (`skyfs status`).
@@ -69,6 +70,18 @@ static void new_only_why(const struct objstore_proto *pr, char *why, size_t size
     snprintf(why, size, "the server checks %s (a new file never replaces another machine's), "
              "but %s has no If-Match on writes: a replacement or delete compares the version "
              "with a HEAD right before", new_name(pr), pr->type);
+}
+
+/* Does a PUT onto pk with If-Match naming its own version etag succeed
+ * (always true without OBJSTORE_COND: no If-Match is sent)? */
+static bool own_version_ok(struct objstore *o, const char *container, const char *pk,
+                           const char *etag, struct objstore_new *nw, struct sky_err *e)
+{
+    if (!(o->proto->flags & OBJSTORE_COND))
+        return true;
+    sky_err_clear(e);
+    nw->if_match = etag;
+    return o->proto->put(o->p, container, pk, "", -1, 0, nw, NULL, pk, e) == 0;
 }
 
 /* A one-part multipart upload of one byte onto pk (which exists) with
@@ -161,6 +174,11 @@ static enum sky_guarantee probe(struct objstore *o, const char *container, const
         g = SKY_GUARD_COMPARE;
     } else if (rc != -ESTALE) {
         snprintf(why, size, "the server refuses If-Match (%s)", e.msg);
+        g = SKY_GUARD_COMPARE;
+    } else if (!own_version_ok(o, container, pk, etag, &nw, &e)) {
+        /* every upload would be a false conflict */
+        snprintf(why, size, "the server refuses If-Match with the object's own ETag (%s)",
+                 e.msg);
         g = SKY_GUARD_COMPARE;
     } else {
         nw.if_match = NULL;

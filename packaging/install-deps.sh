@@ -5,8 +5,9 @@
 # On Debian 12 it installs the missing system packages (build tools, the
 # libraries skyfs links, FUSE, the tools the tests and benchmarks use) and
 # the npm test servers in tests/servers (s3rver, Azurite); Ceph's monitor,
-# OSD and RADOS Gateway are the real S3 implementation of s3_rgw.sh.  When everything
-# is present it only checks, quickly, and changes nothing.  Installing needs
+# OSD and RADOS Gateway serve the real S3 implementation of s3_rgw.sh and
+# many_rgw.sh.  When everything is present it only checks, quickly, and
+# changes nothing.  Installing needs
 # root; checking does not.
 set -eu
 

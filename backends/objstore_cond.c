@@ -292,6 +292,14 @@ int os_cond_prepare(struct objstore *o, const struct os_loc *l, const char *key,
     return 0;
 }
 
+const char *os_cond_parts_match(struct objstore *o, const char *container, const char *key,
+                                const char *etag)
+{
+    if (!(o->proto->flags & OBJSTORE_COND))
+        return NULL;
+    return cond_mode(o, container, key, true) == SKY_GUARD_NATIVE ? etag : NULL;
+}
+
 int os_cond_result(struct objstore *o, const struct sky_attr *attr, int rc, const char *show,
                    struct sky_err *e)
 {

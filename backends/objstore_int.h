@@ -175,6 +175,11 @@ void os_file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t s
 int os_cond_prepare(struct objstore *o, const struct os_loc *l, const char *key,
                     const struct sky_attr *attr, bool parts, struct objstore_new *nw,
                     const char *show, struct sky_err *e);
+/* etag when the server checks If-Match at the completion of a multipart
+ * upload (probing once), else NULL: the precondition of an incremental
+ * upload's completion (objstore_incr.c). */
+const char *os_cond_parts_match(struct objstore *o, const char *container, const char *key,
+                                const char *etag);
 /* The result rc of a write made with attr's preconditions, with the
  * answers that mean "another version is there" (a gone key under
  * If-Match, an existing one under If-None-Match) turned into -ESTALE. */

@@ -1244,6 +1244,8 @@ int s3proto_compose(void *p, const char *container, const char *key, const char 
     if (rc == 0) {
         m->copy_source = src;
         m->copy_if_match = if_match;
+        if (nw->if_match)   /* the completion's precondition */
+            snprintf(m->if_match, sizeof m->if_match, "%s", nw->if_match);
         rc = mpu_create(m, &hdrs, e);
     }
     http_headers_free(&hdrs);

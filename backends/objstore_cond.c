@@ -330,7 +330,8 @@ int objstore_remove_if(void *ctx, const char *path, const char *etag, struct sky
     struct sky_attr want = { 0 };
     snprintf(want.etag, sizeof want.etag, "%s", etag);
     want.expect = SKY_EXPECT_MATCH;
-    bool native = o->proto->remove_match && cond_mode(o, l.container, l.key, false) == SKY_GUARD_NATIVE;
+    bool native = o->proto->remove_match &&
+                  cond_mode(o, l.container, l.key, false) == SKY_GUARD_NATIVE;
     if (native) {
         rc = o->proto->remove_match(o->p, l.container, l.key, etag, show, e);
         if (rc == -ESTALE)

@@ -20,7 +20,7 @@
 #
 # On exit, whatever happened, lib.sh lazily unmounts every mount that
 # mount_skyfs made, ends the daemons behind them and the servers that
-# start_s3rver / start_azurite started, and checks every log for
+# start_s3rver / start_azurite / start_rgw started, and checks every log for
 # AddressSanitizer / UndefinedBehaviorSanitizer / LeakSanitizer reports
 # (a report is a failed check).
 #

@@ -976,10 +976,8 @@ int s3proto_mpu_complete(void *up, uint64_t nparts, int fd, uint64_t size,
     if (rc == 0) {
         objstore_etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
-        /* Ceph's RGW 16 answers an empty <ETag/>: the object's ETag is
-         * then S3's multipart ETag, made from the parts' own (what RGW
-         * itself gives on HEAD); a HEAD could see another client's
-         * object already. */
+        /* RGW 16 answers <ETag></ETag>: S3's multipart ETag of the parts is
+         * what its HEAD gives (a HEAD could meet another client's object) */
         if (!etag_out[0]) {
             multipart_etag(m, etag_out);
             LOG_DEBUG("%s '%s': POST %s: the completion answered no ETag; the parts' make %s",

@@ -54,7 +54,8 @@ void objstore_head_free(struct objstore_head *h)
 
 void objstore_etag_copy(char *dst, const char *src)
 {
-    if (!src) {
+    /* an empty ETag (RGW 16's <ETag></ETag>, or "") is none */
+    if (!src || !*src || strcmp(src, "\"\"") == 0) {
         dst[0] = '\0';
         return;
     }

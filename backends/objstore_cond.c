@@ -8,10 +8,15 @@
  * first conditional call, by a probe on a hidden object of its own
  * (".skyfs-probe-HOST-PID" beside the file, deleted again): an If-Match
  * naming a version that is not there, and an If-None-Match: * on an
- * object that is, must both fail.  A protocol without OBJSTORE_COND, or a
+ * object that is, must both fail, and an If-Match naming the object's
+ * own version must succeed.  A protocol without OBJSTORE_COND, or a
  * server that ignores or rejects either header (s3rver ignores them),
  * gets a head compare right before each conditional write instead: the
  * weaker guarantee that objstore_guarantee reports (`skyfs status`).
+ * Where a plain PUT checks both, a protocol with large uploads is probed
+ * once more, with one-part multipart uploads: a server that ignores them
+ * at the completion (Ceph's RGW 16) gets the head compare for files sent
+ * in parts, and the weaker guarantee is reported.
  * A protocol with OBJSTORE_COND_NEW (Swift, GCS) has only the create-only
  * precondition: the probe checks that one, a new file is then protected
  * by the server itself, and a replacement or delete compares with a head.
@@ -67,13 +72,83 @@ static void new_only_why(const struct objstore_proto *pr, char *why, size_t size
              "with a HEAD right before", new_name(pr), pr->type);
 }
 
+/* Does a PUT onto pk with If-Match naming its own version etag succeed
+ * (always true without OBJSTORE_COND: no If-Match is sent)? */
+static bool own_version_ok(struct objstore *o, const char *container, const char *pk,
+                           const char *etag, struct objstore_new *nw, struct sky_err *e)
+{
+    if (!(o->proto->flags & OBJSTORE_COND))
+        return true;
+    sky_err_clear(e);
+    nw->if_match = etag;
+    return o->proto->put(o->p, container, pk, "", -1, 0, nw, NULL, pk, e) == 0;
+}
+
+/* A one-part multipart upload of one byte onto pk (which exists) with
+ * nw's precondition: 0 done, or the error of its completion. */
+static int probe_upload(struct objstore *o, const char *container, const char *pk,
+                        const struct objstore_new *nw, struct sky_err *e)
+{
+    const struct objstore_proto *pr = o->proto;
+    FILE *f = tmpfile();
+    if (!f || fputc('p', f) == EOF || fflush(f) != 0) {
+        if (f)
+            fclose(f);
+        return sky_fail(e, errno ? errno : EIO, "cannot make a temporary file");
+    }
+    void *up = NULL;
+    char etag[SKY_ETAG_MAX] = "";
+    int rc = pr->mpu_begin(o->p, container, pk, nw, &up, pk, e);
+    if (rc == 0) {
+        rc = pr->mpu_part(up, 0, fileno(f), 0, 1, e);
+        if (rc == 0)
+            rc = pr->mpu_complete(up, 1, fileno(f), 1, etag, e);
+        pr->mpu_end(up, rc < 0);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* The probe of a protocol with OBJSTORE_COND and large uploads, after a
+ * plain PUT was found to check both preconditions: does the completion of
+ * a multipart upload check them too?  (Ceph's RGW 16 ignores them there.)
+ * false with why filled when it does not. */
+static bool probe_parts(struct objstore *o, const char *container, const char *pk,
+                        const char *never, char *why, size_t size)
+{
+    struct objstore_new nw = { "application/octet-stream", NULL, NULL, never, false };
+    struct sky_err e = { 0 };
+    int rc = probe_upload(o, container, pk, &nw, &e);
+    const char *name = "If-Match";
+    if (rc == -ESTALE) {
+        nw.if_match = NULL;
+        nw.if_none_match = true;
+        name = "If-None-Match: *";
+        sky_err_clear(&e);
+        rc = probe_upload(o, container, pk, &nw, &e);
+        if (rc == -ESTALE || rc == -EEXIST)
+            return true;
+    }
+    if (rc == 0)
+        snprintf(why, size, "the server checks If-Match and If-None-Match on PUT but ignores "
+                 "%s when it completes a multipart upload: files over %llu MiB compare the "
+                 "object's version with a HEAD right before", name,
+                 (unsigned long long)(o->proto->put_max >> 20));
+    else
+        snprintf(why, size, "the server checks If-Match and If-None-Match on PUT but refuses "
+                 "%s when it completes a multipart upload (%s): files over %llu MiB compare "
+                 "the object's version with a HEAD right before", name, e.msg,
+                 (unsigned long long)(o->proto->put_max >> 20));
+    return false;
+}
+
 /* Does the server check both preconditions (or, OBJSTORE_COND_NEW, the
  * create-only one)?  SKY_GUARD_NATIVE or
  * SKY_GUARD_COMPARE with why filled; SKY_GUARD_UNKNOWN when the probe
  * could not be made (the cloud unreachable, no write permission): asked
  * again at the next conditional call. */
 static enum sky_guarantee probe(struct objstore *o, const char *container, const char *key,
-                                char *why, size_t size)
+                                bool *parts_compare, char *why, size_t size)
 {
     const struct objstore_proto *pr = o->proto;
     char *pk = probe_key(key);
@@ -100,6 +175,11 @@ static enum sky_guarantee probe(struct objstore *o, const char *container, const
     } else if (rc != -ESTALE) {
         snprintf(why, size, "the server refuses If-Match (%s)", e.msg);
         g = SKY_GUARD_COMPARE;
+    } else if (!own_version_ok(o, container, pk, etag, &nw, &e)) {
+        /* every upload would be a false conflict */
+        snprintf(why, size, "the server refuses If-Match with the object's own ETag (%s)",
+                 e.msg);
+        g = SKY_GUARD_COMPARE;
     } else {
         nw.if_match = NULL;
         nw.if_none_match = true;
@@ -113,6 +193,8 @@ static enum sky_guarantee probe(struct objstore *o, const char *container, const
             g = SKY_GUARD_COMPARE;
         } else {
             g = SKY_GUARD_NATIVE;
+            if ((pr->flags & OBJSTORE_COND) && pr->mpu_begin)
+                *parts_compare = !probe_parts(o, container, pk, never, why, size);
         }
     }
     sky_err_clear(&e);
@@ -123,22 +205,30 @@ static enum sky_guarantee probe(struct objstore *o, const char *container, const
     return g;
 }
 
-/* How preconditions are checked on o, probing once (beside `key` of
- * `container`) when nobody has yet. */
-static enum sky_guarantee cond_mode(struct objstore *o, const char *container, const char *key)
+/* How preconditions are checked on o for a plain write or (parts) a
+ * multipart upload, probing once (beside `key` of `container`) when
+ * nobody has yet. */
+static enum sky_guarantee cond_mode(struct objstore *o, const char *container, const char *key,
+                                    bool parts)
 {
     if (!(o->proto->flags & (OBJSTORE_COND | OBJSTORE_COND_NEW)))
         return SKY_GUARD_COMPARE;
     pthread_mutex_lock(&o->cond_lock);
     if (o->cond_state == SKY_GUARD_UNKNOWN) {
         char why[sizeof o->cond_why] = "";
-        enum sky_guarantee g = probe(o, container, key, why, sizeof why);
+        bool parts_compare = false;
+        enum sky_guarantee g = probe(o, container, key, &parts_compare, why, sizeof why);
         o->cond_state = g;
+        o->parts_compare = g == SKY_GUARD_NATIVE && parts_compare;
         if (g == SKY_GUARD_NATIVE && !(o->proto->flags & OBJSTORE_COND))
             new_only_why(o->proto, why, sizeof why);
         snprintf(o->cond_why, sizeof o->cond_why, "%s", why);
         if (g == SKY_GUARD_NATIVE && !(o->proto->flags & OBJSTORE_COND))
             LOG_INFO("%s '%s': %s", o->proto->type, o->name, why);
+        else if (g == SKY_GUARD_NATIVE && o->parts_compare)
+            LOG_WARN("%s '%s': %s (a weaker guarantee for those: a change made by another "
+                     "machine in between can still be overwritten)", o->proto->type, o->name,
+                     why);
         else if (g == SKY_GUARD_NATIVE)
             LOG_INFO("%s '%s': the server checks If-Match and If-None-Match: uploads, "
                      "deletes and renames never overwrite another machine's change",
@@ -149,6 +239,8 @@ static enum sky_guarantee cond_mode(struct objstore *o, const char *container, c
                      "between can still be overwritten)", o->proto->type, o->name, why);
     }
     enum sky_guarantee g = o->cond_state;
+    if (g == SKY_GUARD_NATIVE && parts && o->parts_compare)
+        g = SKY_GUARD_COMPARE;
     pthread_mutex_unlock(&o->cond_lock);
     return g == SKY_GUARD_UNKNOWN ? SKY_GUARD_COMPARE : g;
 }
@@ -185,12 +277,12 @@ static int compare(struct objstore *o, const char *container, const char *key,
 }
 
 int os_cond_prepare(struct objstore *o, const struct os_loc *l, const char *key,
-                    const struct sky_attr *attr, struct objstore_new *nw, const char *show,
-                    struct sky_err *e)
+                    const struct sky_attr *attr, bool parts, struct objstore_new *nw,
+                    const char *show, struct sky_err *e)
 {
     if (!attr || !(attr->expect & (SKY_EXPECT_MATCH | SKY_EXPECT_NONE)))
         return 0;
-    if (cond_mode(o, l->container, key) != SKY_GUARD_NATIVE ||
+    if (cond_mode(o, l->container, key, parts) != SKY_GUARD_NATIVE ||
         ((attr->expect & SKY_EXPECT_MATCH) && !(o->proto->flags & OBJSTORE_COND)))
         return compare(o, l->container, key, attr, false, show, e);
     if (attr->expect & SKY_EXPECT_MATCH)
@@ -198,6 +290,14 @@ int os_cond_prepare(struct objstore *o, const struct os_loc *l, const char *key,
     else
         nw->if_none_match = true;
     return 0;
+}
+
+const char *os_cond_parts_match(struct objstore *o, const char *container, const char *key,
+                                const char *etag)
+{
+    if (!(o->proto->flags & OBJSTORE_COND))
+        return NULL;
+    return cond_mode(o, container, key, true) == SKY_GUARD_NATIVE ? etag : NULL;
 }
 
 int os_cond_result(struct objstore *o, const struct sky_attr *attr, int rc, const char *show,
@@ -230,7 +330,8 @@ int objstore_remove_if(void *ctx, const char *path, const char *etag, struct sky
     struct sky_attr want = { 0 };
     snprintf(want.etag, sizeof want.etag, "%s", etag);
     want.expect = SKY_EXPECT_MATCH;
-    bool native = o->proto->remove_match && cond_mode(o, l.container, l.key) == SKY_GUARD_NATIVE;
+    bool native = o->proto->remove_match &&
+                  cond_mode(o, l.container, l.key, false) == SKY_GUARD_NATIVE;
     if (native) {
         rc = o->proto->remove_match(o->p, l.container, l.key, etag, show, e);
         if (rc == -ESTALE)
@@ -259,8 +360,9 @@ int objstore_guarantee(void *ctx, char *why, size_t size)
     snprintf(why, size, "%s", g == SKY_GUARD_UNKNOWN ? "not found out yet (no upload so far)"
                                                      : o->cond_why);
     pthread_mutex_unlock(&o->cond_lock);
-    /* only new files are protected natively: the weaker guarantee stands */
-    if (g == SKY_GUARD_NATIVE && !(o->proto->flags & OBJSTORE_COND))
+    /* only new files, or only files sent in one PUT, are protected
+     * natively: the weaker guarantee stands */
+    if (g == SKY_GUARD_NATIVE && (!(o->proto->flags & OBJSTORE_COND) || o->parts_compare))
         g = SKY_GUARD_COMPARE;
     return (int)g;
 }

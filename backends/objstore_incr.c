@@ -224,7 +224,11 @@ static int try_compose(struct objstore *o, const struct os_loc *l, const char *s
         free(dirty);
         return os_oom(e);
     }
-    struct objstore_new nw = { os_content_type(meta), &hm, NULL, NULL, false };
+    /* the completion replaces the base version only (where the server
+     * checks it; Azure's compose sends its own If-Match) */
+    struct objstore_new nw = { os_content_type(meta), &hm, NULL,
+                               os_cond_parts_match(o, l->container, l->key, d->base_etag),
+                               false };
     uint64_t sent = 0;
     struct sky_err ce = { 0 };
     rc = pr->compose(o->p, l->container, l->key, d->base_etag, base_size, dirty, ndirty, fd,

@@ -64,9 +64,13 @@ struct objstore {
     atomic_uint incr_logged;
     /* How preconditions are checked (objstore_cond.c): found out once, by
      * a probe at the first conditional call (cond_lock held while it
-     * runs); cond_why says why a compare is used. */
+     * runs); cond_why says why a compare is used.  parts_compare: the
+     * server checks them on a plain PUT but not at the completion of a
+     * multipart upload (Ceph's RGW 16): files uploaded in parts compare
+     * with a head, and cond_why says so. */
     pthread_mutex_t cond_lock;
     enum sky_guarantee cond_state;
+    bool parts_compare;
     char cond_why[256];
 };
 
@@ -146,6 +150,9 @@ int os_head_meta(struct objstore *o, const struct os_loc *l, struct objstore_hea
 /* The metadata a new file is stored with: attr's, with now as mtime when
  * it has none. */
 struct sky_attr os_file_attr(const struct sky_attr *attr);
+/* Does os_store send `size` bytes (of mem, or of a file when NULL) as a
+ * large (multipart) upload? */
+bool os_in_parts(const struct objstore *o, const void *mem, uint64_t size);
 /* Store `size` bytes of fd (or mem) at l with nw: one put or a large
  * upload. */
 int os_store(struct objstore *o, const struct os_loc *l, const char *key, const void *mem,
@@ -163,10 +170,16 @@ void os_file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t s
 /* ---- objstore_cond.c ---- */
 /* The preconditions attr->expect asks of a write to l (key) into *nw when
  * the server checks them; else compared now with a head (-ESTALE when
- * the key holds another version).  attr may be NULL (none). */
+ * the key holds another version).  attr may be NULL (none).  parts: the
+ * write is a multipart upload (its completion carries them). */
 int os_cond_prepare(struct objstore *o, const struct os_loc *l, const char *key,
-                    const struct sky_attr *attr, struct objstore_new *nw, const char *show,
-                    struct sky_err *e);
+                    const struct sky_attr *attr, bool parts, struct objstore_new *nw,
+                    const char *show, struct sky_err *e);
+/* etag when the server checks If-Match at the completion of a multipart
+ * upload (probing once), else NULL: the precondition of an incremental
+ * upload's completion (objstore_incr.c). */
+const char *os_cond_parts_match(struct objstore *o, const char *container, const char *key,
+                                const char *etag);
 /* The result rc of a write made with attr's preconditions, with the
  * answers that mean "another version is there" (a gone key under
  * If-Match, an existing one under If-None-Match) turned into -ESTALE. */

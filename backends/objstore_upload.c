@@ -79,11 +79,16 @@ static int large_upload(struct objstore *o, const struct os_loc *l, const char *
     return rc;
 }
 
+bool os_in_parts(const struct objstore *o, const void *mem, uint64_t size)
+{
+    return !mem && size > o->proto->put_max && o->proto->mpu_begin;
+}
+
 int os_store(struct objstore *o, const struct os_loc *l, const char *key, const void *mem,
              int fd, uint64_t size, const struct objstore_new *nw, char *etag_out,
              const char *show, struct sky_err *e)
 {
-    if (mem || size <= o->proto->put_max || !o->proto->mpu_begin)
+    if (!os_in_parts(o, mem, size))
         return o->proto->put(o->p, l->container, key, mem, fd, size, nw, etag_out, show, e);
     return large_upload(o, l, key, fd, size, nw, etag_out, show, e);
 }
@@ -140,7 +145,7 @@ int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
     }
     struct objstore_new nw = { os_content_type(meta), &hm, NULL, NULL, false };
     char etag[SKY_ETAG_MAX] = "";
-    rc = os_cond_prepare(o, &l, l.key, attr, &nw, show, e);
+    rc = os_cond_prepare(o, &l, l.key, attr, os_in_parts(o, NULL, size), &nw, show, e);
     if (rc == 0) {
         os_links_drop(o, l.container, l.key);
         rc = os_store(o, &l, l.key, NULL, fd, size, &nw, etag, show, e);
@@ -210,7 +215,7 @@ int objstore_upload_begin(void *ctx, const char *path, const struct sky_attr *at
         /* the server checks the preconditions at completion; else (a
          * compare made now says nothing of the end) compare there */
         if (st->begun.expect & (SKY_EXPECT_MATCH | SKY_EXPECT_NONE)) {
-            rc = os_cond_prepare(o, &st->l, st->l.key, &st->begun, &nw, st->show, e);
+            rc = os_cond_prepare(o, &st->l, st->l.key, &st->begun, true, &nw, st->show, e);
             st->compare_at_end = rc == 0 && !nw.if_match && !nw.if_none_match;
         }
         if (rc == 0)
@@ -304,8 +309,8 @@ int objstore_upload_finish(void *up, int fd, uint64_t nparts, uint64_t size,
     char etag[SKY_ETAG_MAX] = "";
     int rc = 0;
     if (st->compare_at_end)
-        rc = os_cond_prepare(o, &st->l, st->l.key, &st->begun, &(struct objstore_new){0},
-                             st->show, e);
+        rc = os_cond_prepare(o, &st->l, st->l.key, &st->begun, true,
+                             &(struct objstore_new){0}, st->show, e);
     if (rc == 0)
         rc = os_cond_result(o, &st->begun, stream_complete(st, fd, nparts, size, etag, e),
                             st->show, e);

@@ -47,6 +47,10 @@ struct s3proto {
     /* The server answered an UploadPartCopy with NotImplemented (s3rver):
      * compose refuses from then on without asking again. */
     atomic_bool no_part_copy;
+    /* The server compares If-Match on PUT with its ETags without their
+     * quotes (Ceph's RGW 16: a quoted If-Match, as S3 documents it, never
+     * matches): learned at the first PUT refused quoted and taken bare. */
+    atomic_bool bare_if_match;
 };
 
 /* ------------------------------------------------------------------ */
@@ -546,9 +550,15 @@ int s3proto_get(void *p, const char *container, const char *key, const char *if_
  * -ENOMEM.  GCS's XML API has no If-None-Match on writes: its create-only
  * precondition is the generation 0 (its proto asks for no If-Match). */
 static int cond_headers(const struct s3proto *s, struct http_headers *hs, const char *if_match,
-                        bool if_none_match)
+                        bool if_none_match, bool bare)
 {
     bool gcs = strcmp(s->type, "gcs") == 0;
+    char tag[SKY_ETAG_MAX];
+    size_t n = if_match ? strlen(if_match) : 0;
+    if (bare && n >= 2 && if_match[0] == '"' && if_match[n - 1] == '"') {
+        snprintf(tag, sizeof tag, "%.*s", (int)(n - 2), if_match + 1);
+        if_match = tag;
+    }
     if (if_match && *if_match && http_headers_set(hs, "If-Match", if_match) < 0)
         return -ENOMEM;
     if (if_none_match && http_headers_set(hs, gcs ? "x-goog-if-generation-match" : "If-None-Match",
@@ -557,16 +567,15 @@ static int cond_headers(const struct s3proto *s, struct http_headers *hs, const 
     return 0;
 }
 
-int s3proto_put(void *p, const char *container, const char *key, const void *mem, int fd,
-                uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
-                const char *show, struct sky_err *e)
+static int put_once(struct s3proto *s, const char *container, const char *key, const void *mem,
+                    int fd, uint64_t size, const struct objstore_new *nw, bool bare,
+                    char etag_out[SKY_ETAG_MAX], const char *show, struct sky_err *e)
 {
-    struct s3proto *s = p;
     struct s3_req r = S3_REQ("PUT");
     r.bucket = container;
     r.key = key;
     if (new_headers(s, &r.headers, nw) < 0 ||
-        cond_headers(s, &r.headers, nw->if_match, nw->if_none_match) < 0) {
+        cond_headers(s, &r.headers, nw->if_match, nw->if_none_match, bare) < 0) {
         http_headers_free(&r.headers);
         return oom(e);
     }
@@ -579,6 +588,34 @@ int s3proto_put(void *p, const char *container, const char *key, const void *mem
         objstore_etag_copy(etag_out, http_headers_get(&resp.headers, "etag"));
     if (rc == 0)
         http_response_free(&resp);
+    return rc;
+}
+
+int s3proto_put(void *p, const char *container, const char *key, const void *mem, int fd,
+                uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
+                const char *show, struct sky_err *e)
+{
+    struct s3proto *s = p;
+    bool bare = atomic_load(&s->bare_if_match);
+    int rc = put_once(s, container, key, mem, fd, size, nw, bare, etag_out, show, e);
+    /* Refused with a quoted If-Match: the same ETag bare.  Its success
+     * means the object is that version (a bare tag never matches a
+     * server that compares quoted ones), so the answer holds either way. */
+    if (rc == -ESTALE && !bare && nw->if_match && nw->if_match[0] == '"') {
+        struct sky_err e2 = { 0 };
+        int rc2 = put_once(s, container, key, mem, fd, size, nw, true, etag_out, show, &e2);
+        if (rc2 == 0) {
+            if (!atomic_exchange(&s->bare_if_match, true))
+                LOG_INFO("%s '%s': the server compares If-Match with ETags without their "
+                         "quotes (Ceph's RGW does): sending them bare from now on", s->type,
+                         s->name);
+            sky_err_clear(e);
+            rc = 0;
+        } else if (rc2 != -ESTALE) {
+            *e = e2;
+            rc = rc2;
+        }
+    }
     return rc;
 }
 
@@ -918,7 +955,8 @@ int s3proto_mpu_complete(void *up, uint64_t nparts, int fd, uint64_t size,
     r.body = body;
     r.body_len = strlen(body);
     http_headers_set(&r.headers, "Content-Type", "application/xml");
-    if (cond_headers(s, &r.headers, m->if_match, m->if_none_match) < 0) {
+    if (cond_headers(s, &r.headers, m->if_match, m->if_none_match,
+                     atomic_load(&s->bare_if_match)) < 0) {
         free(body);
         http_headers_free(&r.headers);
         return oom(e);
@@ -938,6 +976,13 @@ int s3proto_mpu_complete(void *up, uint64_t nparts, int fd, uint64_t size,
     if (rc == 0) {
         objstore_etag_copy(etag_out, xml_text(root, "ETag"));
         xml_free(root);
+        /* RGW 16 answers <ETag></ETag>: S3's multipart ETag of the parts is
+         * what its HEAD gives (a HEAD could meet another client's object) */
+        if (!etag_out[0]) {
+            multipart_etag(m, etag_out);
+            LOG_DEBUG("%s '%s': POST %s: the completion answered no ETag; the parts' make %s",
+                      s->type, s->name, m->show, etag_out[0] ? etag_out : "none");
+        }
     } else if (retried && upload_landed(m, fd, size, etag_out)) {
         sky_err_clear(e);
         rc = 0;
@@ -1151,6 +1196,28 @@ static int compose_part(void *arg, size_t i, struct sky_err *e)
                      e);
 }
 
+/* After the parts were copied: is the object still the version if_match?
+ * Ceph's RGW 16 ignores x-amz-copy-source-if-match, so a change made
+ * between the caller's head and a copy would be copied in, a mix of two
+ * versions; a head now, after every copy, finds such a change (-ESTALE)
+ * before the completion makes anything of the parts. */
+static int copied_from(struct s3proto *s, const char *bucket, const char *key,
+                       const char *if_match, const char *show, struct sky_err *e)
+{
+    struct objstore_head h;
+    int rc = s3proto_head(s, bucket, key, &h, show, e);
+    if (rc == -ENOENT)
+        return sky_fail(e, ESTALE, "%s '%s': HEAD %s: the object was deleted while its parts "
+                        "were copied", s->type, s->name, show);
+    if (rc < 0)
+        return rc;
+    if (strcmp(h.etag, if_match) != 0)
+        rc = sky_fail(e, ESTALE, "%s '%s': HEAD %s: the object changed while its parts were "
+                      "copied (ETag %s, not %s)", s->type, s->name, show, h.etag, if_match);
+    objstore_head_free(&h);
+    return rc;
+}
+
 int s3proto_compose(void *p, const char *container, const char *key, const char *if_match,
                     uint64_t base_size, const struct sky_range *dirty, size_t ndirty, int fd,
                     uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
@@ -1175,6 +1242,8 @@ int s3proto_compose(void *p, const char *container, const char *key, const char 
     if (rc == 0) {
         m->copy_source = src;
         m->copy_if_match = if_match;
+        if (nw->if_match)   /* the completion's precondition */
+            snprintf(m->if_match, sizeof m->if_match, "%s", nw->if_match);
         rc = mpu_create(m, &hdrs, e);
     }
     http_headers_free(&hdrs);
@@ -1198,6 +1267,8 @@ int s3proto_compose(void *p, const char *container, const char *key, const char 
         job.first = first_copy + 1;
         rc = parallel_for(n - first_copy - 1, OBJSTORE_THREADS, compose_part, &job, e);
     }
+    if (rc == 0 && if_match)
+        rc = copied_from(s, container, key, if_match, show, e);
     if (rc == 0)
         rc = s3proto_mpu_complete(m, n, fd, size, etag_out, e);
     if (rc == 0 && sent) {

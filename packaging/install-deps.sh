@@ -4,8 +4,10 @@
 # Called by `make deps` (and so by `make test`, `make demo`, `make bench`).
 # On Debian 12 it installs the missing system packages (build tools, the
 # libraries skyfs links, FUSE, the tools the tests and benchmarks use) and
-# the npm test servers in tests/servers (s3rver, Azurite).  When everything
-# is present it only checks, quickly, and changes nothing.  Installing needs
+# the npm test servers in tests/servers (s3rver, Azurite); Ceph's monitor,
+# OSD and RADOS Gateway serve the real S3 implementation of s3_rgw.sh and
+# many_rgw.sh.  When everything is present it only checks, quickly, and
+# changes nothing.  Installing needs
 # root; checking does not.
 set -eu
 
@@ -48,6 +50,10 @@ swift-container:swift-container-server
 swift-object:swift-object-server
 memcached:memcached
 python3-swiftclient:swift
+ceph-mon:ceph-mon
+ceph-osd:ceph-osd
+radosgw:radosgw
+ceph-common:radosgw-admin
 debhelper:dh
 lintian:lintian
 man-db:man

@@ -34,16 +34,20 @@ Modes:
               attempt did the work (give COUNT 2)
     status:STATUS  answer STATUS (a short text body) without forwarding:
               a server failing or refusing that request (swift_faults.sh)
+    run:NAME  run the program STATE_DIR/NAME, wait for it to end, then
+              forward the request: another client's change made right
+              before this request reaches the server (s3_rgw.sh)
 
 A listing loop ends by itself after 300 pages (the last one has no token),
 so that a client without defence still gets an answer.  STATE_DIR/log gets
 one line per request: "METHOD PATH?QUERY ACTION".  Used by
-http_faults_s3.sh, http_faults_azure.sh and swift_faults.sh.
+http_faults_s3.sh, http_faults_azure.sh, swift_faults.sh and s3_rgw.sh.
 """
 import http.client
 import os
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -175,6 +179,10 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(status, "Fault", [("Content-Type", "text/plain")],
                         b"fault_proxy says %d" % status)
             return
+        if mode and mode.startswith("run:"):
+            done = subprocess.run([os.path.join(STATE, mode[4:])], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log("run %s: exit %d" % (mode[4:], done.returncode))
         if mode in ("repeat", "noprogress") and is_listing(target):
             self.listing_loop(mode, body, target)
             return

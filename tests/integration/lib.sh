@@ -20,7 +20,7 @@
 #
 # On exit, whatever happened, lib.sh lazily unmounts every mount that
 # mount_skyfs made, ends the daemons behind them and the servers that
-# start_s3rver / start_azurite started, and checks every log for
+# start_s3rver / start_azurite / start_rgw started, and checks every log for
 # AddressSanitizer / UndefinedBehaviorSanitizer / LeakSanitizer reports
 # (a report is a failed check).
 #
@@ -476,6 +476,125 @@ write_s3_config() {
             [ $# -eq 0 ] || printf '%s\n' "$@"
         } >"$conf"
     )
+}
+
+# The test Ceph cluster's S3 user (RGW_ACCESS_KEY, RGW_SECRET_KEY), its
+# configuration and rgw_curl
+# shellcheck source=../servers/rgw.sh
+. "$SKY_ROOT/tests/servers/rgw.sh"
+
+# _rgw_fail DIR WHY: records the failed start with the daemons' logs.
+_rgw_fail() {
+    local dir=$1 why=$2 f out
+    out="$dir/start.failure"
+    echo "($why)" >"$out"
+    for f in "$dir"/*.out "$dir"/log/*.log; do
+        [ -s "$f" ] || continue
+        echo "--- $f"
+        tail -n 8 "$f"
+    done >>"$out" 2>&1
+    record FAIL "start rgw: $why" "$out"
+    return 1
+}
+
+# _rgw_daemon DIR NAME cmd...: starts a Ceph daemon in the foreground of a
+# background job (its stderr in DIR/NAME.out), remembered for stop_servers.
+_rgw_daemon() {
+    local dir=$1 name=$2; shift 2
+    "$@" >"$dir/$name.out" 2>&1 </dev/null &
+    echo $! >>"$_SKY_PIDS"
+    eval "_RGW_PID_$name=\$!"
+}
+
+# _rgw_alive DIR: every daemon started so far still runs.
+_rgw_alive() {
+    local name pid
+    for name in mon osd rgw; do
+        eval "pid=\${_RGW_PID_$name:-}"
+        [ -z "$pid" ] && continue
+        kill -0 "$pid" 2>/dev/null || { _RGW_DEAD=$name; return 1; }
+    done
+}
+
+# _rgw_ready URL: a bucket made (or there already), an object put, read
+# back and deleted.
+_rgw_ready() {
+    local url=$1
+    rgw_curl -o /dev/null --max-time 20 -X PUT "$url/skyfs-ready" || return 1
+    rgw_curl -o /dev/null --max-time 20 -X PUT --data-binary ready "$url/skyfs-ready/o" &&
+    [ "$(rgw_curl --max-time 20 "$url/skyfs-ready/o")" = ready ] &&
+    rgw_curl -o /dev/null --max-time 20 -X DELETE "$url/skyfs-ready/o" &&
+    rgw_curl -o /dev/null --max-time 20 -X DELETE "$url/skyfs-ready"
+}
+
+# start_rgw DIR PORT [BUCKET...] [MEMSTORE_BYTES=N]
+#   Starts a one-machine Ceph cluster (ceph-mon, ceph-osd on memstore,
+#   radosgw) with everything under DIR, the S3 gateway on
+#   http://127.0.0.1:PORT (path-style, any region), makes the S3 user
+#   RGW_ACCESS_KEY / RGW_SECRET_KEY and each BUCKET, and waits (up to
+#   SKY_RGW_START seconds, default 300: Ceph takes 20-60 s, more on a busy
+#   machine) until an object can be put, read and deleted.  Records one
+#   check "start rgw on port PORT in N s"; on failure the check fails with
+#   the daemons' logs.  Needs root (Ceph's daemons) and make deps.
+#   stop_servers (the exit handler) ends the three daemons.
+start_rgw() {
+    local dir=$1 port=$2 start=$SECONDS bin mon_port end bytes=2147483648 b
+    shift 2
+    local buckets=()
+    for b in "$@"; do
+        case "$b" in MEMSTORE_BYTES=*) bytes=${b#*=} ;; *) buckets+=("$b") ;; esac
+    done
+    for bin in ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool; do
+        command -v "$bin" >/dev/null ||
+            { _rgw_fail "$dir" "$bin is missing (run make deps: packages ceph-mon ceph-osd radosgw ceph-common)"; return 1; }
+    done
+    [ "$(id -u)" -eq 0 ] || { _rgw_fail "$dir" "Ceph's daemons need root here"; return 1; }
+    _RGW_PID_mon= _RGW_PID_osd= _RGW_PID_rgw=
+    mkdir -p "$dir"
+    mon_port=$(free_port)
+    rgw_write_conf "$dir" "$mon_port" "$port" "$bytes" >"$dir/mkfs.out" 2>&1 ||
+        { _rgw_fail "$dir" "cannot write the configuration and keys"; return 1; }
+    rgw_mkfs_mon "$dir" >>"$dir/mkfs.out" 2>&1 ||
+        { _rgw_fail "$dir" "ceph-mon --mkfs failed"; return 1; }
+    _rgw_daemon "$dir" mon ceph-mon -c "$dir/ceph.conf" -i a -f
+    end=$((SECONDS + ${SKY_RGW_START:-300}))
+    until rgw_ceph "$dir" mon stat >>"$dir/mkfs.out" 2>&1; do
+        _rgw_alive || { _rgw_fail "$dir" "ceph-mon exited"; return 1; }
+        [ $SECONDS -ge $end ] && { _rgw_fail "$dir" "ceph-mon did not answer"; return 1; }
+        sleep 0.5
+    done
+    rgw_mkfs_osd "$dir" >>"$dir/mkfs.out" 2>&1 ||
+        { _rgw_fail "$dir" "making osd.0 failed"; return 1; }
+    _rgw_daemon "$dir" osd ceph-osd -c "$dir/ceph.conf" -i 0 -f
+    _rgw_daemon "$dir" rgw radosgw -c "$dir/ceph.conf" -n client.rgw -f
+    until rgw_user "$dir" >>"$dir/mkfs.out" 2>&1; do
+        _rgw_alive || { _rgw_fail "$dir" "$_RGW_DEAD exited"; return 1; }
+        [ $SECONDS -ge $end ] && { _rgw_fail "$dir" "radosgw-admin could not make the S3 user"; return 1; }
+        sleep 1
+    done
+    RGW_ENDPOINT="http://127.0.0.1:$port"
+    until _rgw_ready "$RGW_ENDPOINT" >>"$dir/mkfs.out" 2>&1; do
+        _rgw_alive || { _rgw_fail "$dir" "$_RGW_DEAD exited"; return 1; }
+        [ $SECONDS -ge $end ] && { _rgw_fail "$dir" "radosgw did not store an object within ${SKY_RGW_START:-300} s"; return 1; }
+        sleep 1
+    done
+    for b in "${buckets[@]}"; do
+        curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$RGW_ACCESS_KEY:$RGW_SECRET_KEY" \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" --max-time 60 -X PUT \
+            -w '\n%{http_code}\n' "$RGW_ENDPOINT/$b" >"$dir/bucket.out" 2>&1
+        [ "$(tail -n 1 "$dir/bucket.out")" = 200 ] ||
+            { _rgw_fail "$dir" "cannot make bucket $b: $(tr -d '\n' <"$dir/bucket.out" | head -c 300)"; return 1; }
+    done
+    RGW_START_S=$((SECONDS - start))
+    record ok "start rgw (ceph-mon, ceph-osd, radosgw) on port $port in ${RGW_START_S} s"
+}
+
+# rgw_cloud NAME ENDPOINT BUCKET: the config section of an s3 cloud NAME
+# over BUCKET on the RGW at ENDPOINT (the test user's keys), like
+# s3rver_cloud.
+rgw_cloud() {
+    printf '[%s]\ntype = s3\nendpoint = %s\nbucket = %s\n' "$1" "$2" "$3"
+    printf 'access_key_id = %s\nsecret_access_key = %s\n' "$RGW_ACCESS_KEY" "$RGW_SECRET_KEY"
 }
 
 # Azurite's account, key and azurite_sas

@@ -124,3 +124,20 @@ TEST(objstore_cloud_metadata_from_head)
     sky_objmeta_free(&m);
     http_headers_free(&h.meta);
 }
+
+TEST(objstore_etag_copy_quotes_and_empty_is_none)
+{
+    char out[SKY_ETAG_MAX];
+    objstore_etag_copy(out, "abc");
+    CHECK_STR(out, "\"abc\"");
+    objstore_etag_copy(out, "\"abc-2\"");
+    CHECK_STR(out, "\"abc-2\"");
+    /* RGW 16 completes a multipart upload with <ETag></ETag>: no ETag,
+     * not the version "" that no object has */
+    objstore_etag_copy(out, "");
+    CHECK_STR(out, "");
+    objstore_etag_copy(out, "\"\"");
+    CHECK_STR(out, "");
+    objstore_etag_copy(out, NULL);
+    CHECK_STR(out, "");
+}

@@ -601,6 +601,8 @@ static void blocks_move_pinned(struct blocks *b, const char *cloud, const char *
             old->next = o->retired;
             o->retired = old;
             __atomic_store_n(&o->path, np, __ATOMIC_RELEASE);
+            /* its journal entry moved: the next upload syncs the journal */
+            __atomic_add_fetch(&o->move_gen, 1, __ATOMIC_RELAXED);
             o->next = moved;
             moved = o;
         }

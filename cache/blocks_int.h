@@ -109,6 +109,12 @@ struct blocks_obj {
     bool complete;                  /* dirty and recorded as all-present */
     uint64_t write_gen, prepared_gen;
     bool prepared;
+    /* Made durable (journal.c obj_make_durable) at write_gen synced_gen
+     * and move_gen synced_move (synced: at least once).  move_gen counts
+     * renames of the object's journal entry (atomic: blocks.c bumps it
+     * under b->lock, not o->lock). */
+    uint64_t synced_gen, synced_move, move_gen;
+    bool synced;
     int fd, upload_fd;
     uint64_t nblocks, cap;
     uint8_t *st;

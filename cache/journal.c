@@ -75,24 +75,51 @@ static int obj_open_upload_fd(struct blocks_obj *o, struct sky_err *e)
     return o->upload_fd >= 0 ? 0 : blocks_open_data(o, &o->upload_fd, e);
 }
 
-/* Every block present, the cache file and the journal on disk (o->lock). */
+/* Every block present, the cache file and the journal on disk (o->lock).
+ * Two syncs: the cache file's bytes, then the block cache database's
+ * write-ahead log (cachedb_sync: its rows of this object, committed before
+ * any byte changed, are in the log already), that one without b->lock so
+ * that other files' writes, opens and uploads go on meanwhile.  Nothing is
+ * synced again when nothing was written, cut or fetched since this object
+ * was last made durable and its journal entry did not move (a rename):
+ * the upload of a file whose close made it durable syncs nothing. */
 static int obj_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,
                             struct sky_err *e)
 {
     struct blocks *b = o->b;
     int rc = 0;
-    for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++)
+    bool fetched = false;
+    for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++) {
+        fetched = fetched || !(o->st[i] & B_PRESENT);
         rc = obj_ensure_block(o, i, ~0ull, fetch, arg, false, false, e);
-    if (rc == 0 && fsync(o->fd) != 0)
-        rc = obj_io_fail(o, -errno, "syncing", e);
-    if (rc == 0 && o->dirty && !o->complete) {
+    }
+    if (rc)
+        return rc;
+    uint64_t moves = __atomic_load_n(&o->move_gen, __ATOMIC_RELAXED);
+    if (o->synced && o->synced_gen == o->write_gen && o->synced_move == moves && !fetched)
+        return 0;
+    /* the bytes and the size that reads them back: fdatasync is enough */
+    if (fdatasync(o->fd) != 0)
+        return obj_io_fail(o, -errno, "syncing", e);
+    if (o->dirty && !o->complete) {
         rc = obj_update(o, Q_OBJ_COMPLETE, 1, 0, "recording the journal", e);
         o->complete = rc == 0;
     }
+    struct cachedb_sync s;
     if (rc == 0) {
         pthread_mutex_lock(&b->lock);
-        rc = cachedb_sync(&b->db, e);
+        rc = cachedb_sync_prepare(&b->db, &s, e);
         pthread_mutex_unlock(&b->lock);
+    }
+    if (rc == 0)
+        rc = cachedb_sync_run(&b->db, &s, e);
+    if (rc == 0) {
+        pthread_mutex_lock(&b->lock);
+        cachedb_synced(&b->db, &s);
+        pthread_mutex_unlock(&b->lock);
+        o->synced_gen = o->write_gen;
+        o->synced_move = moves;     /* a rename since is synced next time */
+        o->synced = true;
     }
     return rc;
 }

@@ -174,7 +174,29 @@ int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sk
     } else {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
         sqlite3_bind_int(st, 2, local_only ? 1 : 0);
-        rc = meta_update_one(m, st, ino, "marking a file local-only", e);
+        rc = meta_update_one(m, st, ino, "marking an entry local-only", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint64_t *ino,
+                        struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_NEXT_LOCAL_DIR, e);
+    int rc = st ? 0 : -e->code;
+    if (st) {
+        cachedb_bind_text(st, 1, cloud);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            *ino = (uint64_t)sqlite3_column_int64(st, 0);
+        else if (step == SQLITE_DONE)
+            rc = -ENOENT;
+        else
+            rc = cachedb_fail(&m->db, step, "finding folders not created yet", e);
+        sqlite3_reset(st);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;

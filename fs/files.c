@@ -32,6 +32,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "localdirs.h"
 #include "moved.h"
 #include "../lib/metrics.h"
 #include "stream.h"
@@ -289,7 +290,9 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
     struct sky_attr attr = upload_attr(fs, &ent, of->obj, of->mtime_ns, of->ctime_ns);
     struct sky_objmeta om;
     struct sky_err e = { 0 };
-    if (upmeta_for_upload(fs, of->cloud, &ent, blocks_path(of->obj), &om, &e) == 0) {
+    /* its folders made here go up before its parts (localdirs.h) */
+    if (localdirs_ensure(fs, of->cloud, ent.parent, &e) == 0 &&
+        upmeta_for_upload(fs, of->cloud, &ent, blocks_path(of->obj), &om, &e) == 0) {
         stream_begin(of->stream, blocks_path(of->obj), &attr, &om, fd);
         sky_objmeta_free(&om);
     } else {
@@ -523,6 +526,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         rc = cloud_offline_check(c, e);         /* kept in the journal until it is back */
     struct fetch_ctx f = { .cloud = c, .path = blocks_path(obj) };
     snprintf(f.etag, sizeof f.etag, "%s", etag ? etag : "");
+    if (rc == 0)        /* its folders made here go up first (localdirs.h) */
+        rc = localdirs_ensure(fs, c, ent->parent, e);
     if (rc == 0)
         rc = blocks_prepare_upload(obj, fetch_from_cloud, &f, &fd, e);
     if (rc) {
@@ -817,6 +822,11 @@ static void *recovery_main(void *arg)
         pthread_mutex_unlock(&fs->retry_lock);
         struct retry_pass pass = { fs, 0 };
         struct sky_err e = { 0 };
+        /* folders a crash left local-only, before the files in them (an
+         * upload would create them too; an empty one only this way) */
+        pthread_rwlock_rdlock(&fs->wb_tree);
+        pass.failed += localdirs_flush_all(fs);
+        pthread_rwlock_unlock(&fs->wb_tree);
         int rc = blocks_each_dirty(fs->blocks, recover_one, &pass, &e);
         if (rc < 0)
             LOG_ERROR("journal: cannot read pending uploads: %s", e.msg);

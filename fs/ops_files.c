@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "localdirs.h"
 #include "ops.h"
 #include "readahead.h"
 #include "virtual.h"
@@ -109,7 +110,12 @@ static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
     bool deferred = (*c)->cfg->write_back_async;
     if (ofp)
         *ofp = NULL;
-    rc = deferred ? 0 : create_empty(fs, *c, path, &a, &om, e);
+    /* (not deferred: a folder left local-only when the cloud was async
+     * goes up first) */
+    if (!deferred && dir.local_only)
+        rc = localdirs_ensure(fs, *c, parent, e);
+    if (!rc)
+        rc = deferred ? 0 : create_empty(fs, *c, path, &a, &om, e);
     if (!rc)
         rc = ops_add_child(fs, parent, name, &a, NULL, ent, e);
     if (!rc)    /* the index knows its metadata: its first upload asks nothing */
@@ -186,6 +192,8 @@ static int new_special(fuse_req_t req, fuse_ino_t parent, const char *name, mode
         a.rdev = rdev;
     if (!(*c)->drv->mknod) {
         rc = sky_fail(e, EPERM, "cloud '%s' cannot hold special files", (*c)->cfg->name);
+    } else if (dir.local_only && (rc = localdirs_ensure(fs, *c, parent, e)) != 0) {
+        /* its folder, made here, could not be created first */
     } else {
         rc = (*c)->drv->mknod((*c)->ctx, path, &a, &out, e);
         cloud_note_result(*c, rc, e);

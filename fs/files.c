@@ -822,12 +822,10 @@ static void *recovery_main(void *arg)
         pthread_mutex_unlock(&fs->retry_lock);
         struct retry_pass pass = { fs, 0 };
         struct sky_err e = { 0 };
-        /* folders a crash left local-only, before the files in them (an
-         * upload would create them too; an empty one only this way) */
-        pthread_rwlock_rdlock(&fs->wb_tree);
-        pass.failed += localdirs_flush_all(fs);
-        pthread_rwlock_unlock(&fs->wb_tree);
         int rc = blocks_each_dirty(fs->blocks, recover_one, &pass, &e);
+        /* folders a crash left local-only (the uploads just queued create
+         * theirs first; the empty ones only this way) */
+        pass.failed += localdirs_recover(fs);
         if (rc < 0)
             LOG_ERROR("journal: cannot read pending uploads: %s", e.msg);
         /* failing: back off from 5 s to 5 min; otherwise look every 30 s */

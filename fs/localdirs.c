@@ -112,12 +112,36 @@ int localdirs_ensure_ino(struct skyfs *fs, uint64_t ino, struct sky_err *e)
     return c ? localdirs_ensure(fs, c, ino, e) : 0;
 }
 
-int localdirs_flush(struct skyfs *fs, struct cloud *c, struct sky_err *e)
+/* Has local-only folder `ino` settled: unchanged (its ctime) for
+ * settle_ns?  If not, *next lowers to when it will have (0: unset). */
+static bool settled(struct skyfs *fs, uint64_t ino, int64_t settle_ns, int64_t now,
+                    int64_t *next)
+{
+    struct meta_entry ent;
+    if (settle_ns <= 0 || meta_get(fs->meta, ino, &ent, NULL) != 0)
+        return true;
+    int64_t at = ent.attr.ctime_ns + settle_ns;
+    meta_entry_free(&ent);
+    if (at <= now)
+        return true;
+    if (next && (!*next || at < *next))
+        *next = at;
+    return false;
+}
+
+int localdirs_flush(struct skyfs *fs, struct cloud *c, int64_t settle_ns, int64_t *next,
+                    struct sky_err *e)
 {
     uint64_t after = 0, ino;
     int first = 0;
     struct sky_err one = { 0 };
+    int64_t now = skyfs_now();
+    if (next)
+        *next = 0;
     while (meta_next_local_dir(fs->meta, c->cfg->name, after, &ino, NULL) == 0) {
+        after = ino;
+        if (!settled(fs, ino, settle_ns, now, next))
+            continue;
         int rc = localdirs_ensure(fs, c, ino, &one);
         if (rc && !first) {
             first = rc;
@@ -126,22 +150,53 @@ int localdirs_flush(struct skyfs *fs, struct cloud *c, struct sky_err *e)
         }
         if (rc == -EHOSTDOWN)
             break;                      /* offline: the rest would fail alike */
-        after = ino;
     }
     return first;
 }
 
-int localdirs_flush_all(struct skyfs *fs)
+int localdirs_flush_all(struct skyfs *fs, bool settle, int64_t *next)
+{
+    int failed = 0;
+    *next = 0;
+    for (size_t i = 0; i < fs->nclouds; i++) {
+        struct cloud *c = &fs->clouds[i];
+        struct sky_err e = { 0 };
+        int64_t later = 0;
+        if (!c->ctx || c->cfg->read_only)
+            continue;
+        int64_t settle_ns = settle && c->cfg->write_back_async ? c->cfg->write_back_delay_ns : 0;
+        int rc = localdirs_flush(fs, c, settle_ns, &later, &e);
+        if (later && (!*next || later < *next))
+            *next = later;
+        if (rc != 0) {
+            failed++;
+            LOG_ERROR("write-back: creating the folders made on cloud '%s' failed, retried: %s",
+                      c->cfg->name, e.msg);
+        }
+    }
+    return failed;
+}
+
+int localdirs_recover(struct skyfs *fs)
 {
     int failed = 0;
     for (size_t i = 0; i < fs->nclouds; i++) {
         struct cloud *c = &fs->clouds[i];
-        struct sky_err e = { 0 };
-        if (!c->ctx || c->cfg->read_only)
+        uint64_t ino;
+        if (!c->ctx || c->cfg->read_only ||
+            meta_next_local_dir(fs->meta, c->cfg->name, 0, &ino, NULL) != 0)
             continue;
-        if (localdirs_flush(fs, c, &e) != 0) {
+        if (c->cfg->write_back_async && fs->wb_started) {
+            writeback_dirs_due(fs, c);
+            continue;
+        }
+        struct sky_err e = { 0 };
+        pthread_rwlock_rdlock(&fs->wb_tree);
+        int rc = localdirs_flush(fs, c, 0, NULL, &e);
+        pthread_rwlock_unlock(&fs->wb_tree);
+        if (rc) {
             failed++;
-            LOG_ERROR("write-back: creating the folders made on cloud '%s' failed, retried: %s",
+            LOG_ERROR("journal: creating the folders made on cloud '%s' failed, retried: %s",
                       c->cfg->name, e.msg);
         }
     }

@@ -8,7 +8,8 @@
  * (a file's upload, a symlink, a rename into it: localdirs_ensure creates
  * it and its local-only parents first, top down), or, for a folder that
  * stays empty, when the write-back thread next flushes the folders
- * (localdirs_flush, after the cloud's write_back_delay; at unmount; and
+ * (localdirs_flush, once unchanged for the cloud's write_back_delay; at
+ * unmount; and
  * at every pass of the journal thread, which after a crash finds the
  * folders the last mount left local-only).  Until then a chmod, chown or
  * utime of it changes the cache only (the create carries them), lookups
@@ -38,13 +39,25 @@ int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky
  * (xattr calls): loads it; 0 for anything but a local-only folder. */
 int localdirs_ensure_ino(struct skyfs *fs, uint64_t ino, struct sky_err *e);
 
-/* Create every local-only folder of cloud c (the empty ones too).  0, or
- * the first failure (e filled) after trying them all. */
-int localdirs_flush(struct skyfs *fs, struct cloud *c, struct sky_err *e);
+/* Create every local-only folder of cloud c (the empty ones too) that
+ * has settled: unchanged (its ctime) for settle_ns (0: all of them); the
+ * others are left, and *next (when not NULL) gets the wall-clock time the
+ * first of them settles (0: none left).  0, or the first failure (e
+ * filled) after trying them all. */
+int localdirs_flush(struct skyfs *fs, struct cloud *c, int64_t settle_ns, int64_t *next,
+                    struct sky_err *e);
 
-/* localdirs_flush of every cloud whose driver is open; failures logged.
- * Returns the number of clouds whose flush failed. */
-int localdirs_flush_all(struct skyfs *fs);
+/* localdirs_flush of every cloud whose driver is open (settle: each
+ * write_back = async cloud's write_back_delay, else none), failures
+ * logged; *next as above, over all clouds.  Returns the number of clouds
+ * whose flush failed. */
+int localdirs_flush_all(struct skyfs *fs, bool settle, int64_t *next);
+
+/* The journal thread's pass: every cloud with local-only folders gets
+ * them created, by the write-back workers on a write_back = async cloud
+ * (writeback_dirs_due), else here.  Returns the number of clouds whose
+ * creation failed here. */
+int localdirs_recover(struct skyfs *fs);
 
 void localdirs_lock(struct skyfs *fs);
 void localdirs_unlock(struct skyfs *fs);

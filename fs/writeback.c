@@ -28,8 +28,9 @@
  *
  * Folders made on these clouds wait too (localdirs.h): a file's upload
  * creates its local-only folders first; those still local-only when the
- * cloud's write_back_delay has passed since the last mkdir are created by
- * a worker with nothing else due (wb_flush_dirs), retried like uploads.
+ * cloud's write_back_delay has passed since they last changed (ctime) are
+ * created by a worker with nothing else due (wb_flush_dirs), retried like
+ * uploads.
  *
  * Unmounting (writeback_stop) uploads what is queued without waiting for
  * it to settle, trying each file once more, and creates the folders left;
@@ -146,14 +147,19 @@ void writeback_kick(struct skyfs *fs)
     pthread_mutex_unlock(&fs->wb_lock);
 }
 
+/* Folders due at `due_ms` (wb_lock held). */
+static void wb_dirs_at(struct skyfs *fs, int64_t due_ms)
+{
+    if (!fs->wb_dirs_due || due_ms < fs->wb_dirs_due_ms)
+        fs->wb_dirs_due_ms = due_ms;
+    fs->wb_dirs_due = true;
+    pthread_cond_broadcast(&fs->wb_cond);
+}
+
 void writeback_dirs_due(struct skyfs *fs, struct cloud *c)
 {
     pthread_mutex_lock(&fs->wb_lock);
-    int64_t due = clock_now_ms() + (int64_t)(c->cfg->write_back_delay_ns / 1000000);
-    if (!fs->wb_dirs_due || due < fs->wb_dirs_due_ms)
-        fs->wb_dirs_due_ms = due;
-    fs->wb_dirs_due = true;
-    pthread_cond_broadcast(&fs->wb_cond);
+    wb_dirs_at(fs, clock_now_ms() + (int64_t)(c->cfg->write_back_delay_ns / 1000000));
     pthread_mutex_unlock(&fs->wb_lock);
 }
 
@@ -171,17 +177,19 @@ static bool wb_flush_dirs(struct skyfs *fs, int64_t now_ms, int64_t *wake_ms)
     }
     fs->wb_dirs_due = false;
     fs->wb_busy++;
+    bool settle = !fs->wb_draining;
     pthread_mutex_unlock(&fs->wb_lock);
     pthread_rwlock_rdlock(&fs->wb_tree);
-    int failed = localdirs_flush_all(fs);
+    int64_t next = 0;       /* wall clock: a folder changed since its mkdir */
+    int failed = localdirs_flush_all(fs, settle, &next);
+    int64_t left_ms = next ? (next - skyfs_now()) / 1000000 + 1 : 0;
     pthread_rwlock_unlock(&fs->wb_tree);
     pthread_mutex_lock(&fs->wb_lock);
     fs->wb_busy--;
-    if (failed && !fs->wb_draining && !fs->wb_dirs_due) {
-        /* retried after the same wait as a failed upload */
-        fs->wb_dirs_due = true;
-        fs->wb_dirs_due_ms = clock_now_ms() + (int64_t)fs->wb_retry_s * 1000;
-    }
+    if (failed && !fs->wb_draining)     /* retried after a failed upload's wait */
+        wb_dirs_at(fs, clock_now_ms() + (int64_t)fs->wb_retry_s * 1000);
+    else if (next && !fs->wb_draining)
+        wb_dirs_at(fs, clock_now_ms() + (left_ms > 0 ? left_ms : 0));
     pthread_cond_broadcast(&fs->wb_cond);
     return true;
 }

@@ -35,7 +35,7 @@ static const char *const blocks_sql[Q_COUNT] = {
     [Q_OBJ_EXISTS] = "SELECT 1 FROM objects WHERE id=?1",
     [Q_OBJ_SIZE] = "SELECT size FROM objects WHERE id=?1 AND dirty=1",
     [Q_OBJ_INSERT] = "INSERT INTO objects(cloud,path,etag,size,dirty,complete,last_use) "
-                     "VALUES(?1,?2,?3,?4,0,0,?5)",
+                     "VALUES(?1,?2,?3,?4,?6,?6,?5)",
     [Q_OBJ_RESET] = "UPDATE objects SET etag=?2,size=?3,dirty=0,complete=0 WHERE id=?1",
     [Q_OBJ_DIRTY] = "UPDATE objects SET dirty=1,complete=?2,size=?3 WHERE id=?1",
     [Q_OBJ_COMPLETE] = "UPDATE objects SET complete=?2 WHERE id=?1",
@@ -379,8 +379,10 @@ static int blocks_load(struct blocks *b, const char *cloud, const char *path,
     return 0;
 }
 
+/* A new object, empty with `etag` and `size`; dirty: journaled already
+ * (a new file made here: dirty and complete, size 0, in the same insert). */
 static int blocks_create(struct blocks *b, const char *cloud, const char *path,
-                         const char *etag, uint64_t size, struct blocks_obj **out,
+                         const char *etag, uint64_t size, bool dirty, struct blocks_obj **out,
                          struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_INSERT, e);
@@ -391,6 +393,7 @@ static int blocks_create(struct blocks *b, const char *cloud, const char *path,
     cachedb_bind_text(st, 3, etag);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
     sqlite3_bind_int64(st, 5, blocks_now());
+    sqlite3_bind_int(st, 6, dirty ? 1 : 0);
     int rc = cachedb_done(&b->db, st, "adding an object", e);
     if (rc)
         return rc;
@@ -413,15 +416,17 @@ static int blocks_create(struct blocks *b, const char *cloud, const char *path,
         }
         return rc;
     }
+    if (dirty) {
+        o->complete = true;
+        obj_set_dirty(o, true);
+    }
     *out = o;
     return 0;
 }
 
-/* Pin the object (cloud, path): from memory, else from the database, else
- * (when etag is not NULL) a new empty one. */
-int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
-                   const char *etag, uint64_t size, struct blocks_obj **out,
-                   struct sky_err *e)
+/* blocks_acquire; dirty: a new object is created journaled (blocks_create). */
+static int blocks_pin(struct blocks *b, const char *cloud, const char *path, const char *etag,
+                      uint64_t size, bool dirty, struct blocks_obj **out, struct sky_err *e)
 {
     pthread_mutex_lock(&b->lock);
     struct blocks_obj *o = blocks_table_find(b, cloud, path);
@@ -429,7 +434,7 @@ int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
     if (!o) {
         rc = blocks_load(b, cloud, path, &o, e);
         if (rc == -ENOENT && etag)
-            rc = blocks_create(b, cloud, path, etag, size, &o, e);
+            rc = blocks_create(b, cloud, path, etag, size, dirty, &o, e);
         else if (rc == -ENOENT)
             sky_fail(e, ENOENT, "block cache: '%s' is not cached", path);
         if (rc == 0)
@@ -440,6 +445,15 @@ int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
     pthread_mutex_unlock(&b->lock);
     *out = rc ? NULL : o;
     return rc;
+}
+
+/* Pin the object (cloud, path): from memory, else from the database, else
+ * (when etag is not NULL) a new empty one. */
+int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
+                   const char *etag, uint64_t size, struct blocks_obj **out,
+                   struct sky_err *e)
+{
+    return blocks_pin(b, cloud, path, etag, size, false, out, e);
 }
 
 /* A clean object whose version changed: drop its blocks, start over. */
@@ -502,6 +516,30 @@ int blocks_get(struct blocks *b, const char *cloud, const char *path, const char
     if (!o->dirty && (strcmp(o->etag, etag) != 0 || o->size != size)) {
         obj_quiesce(o);
         rc = obj_reset(o, etag, size, e);
+    }
+    pthread_mutex_unlock(&o->lock);
+    if (rc) {
+        blocks_release(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+int blocks_get_new(struct blocks *b, const char *cloud, const char *path,
+                   struct blocks_obj **out, struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "block cache: get needs a cloud and a path");
+    struct blocks_obj *o;
+    int rc = blocks_pin(b, cloud, path, "", 0, true, &o, e);
+    if (rc)
+        return rc;
+    /* one cached before under this name: as blocks_get(.., "", 0) */
+    pthread_mutex_lock(&o->lock);
+    if (!o->dirty && (strcmp(o->etag, "") != 0 || o->size != 0)) {
+        obj_quiesce(o);
+        rc = obj_reset(o, "", 0, e);
     }
     pthread_mutex_unlock(&o->lock);
     if (rc) {

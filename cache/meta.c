@@ -283,7 +283,10 @@ static const char meta_local_only_column[] =
  * when it exists), so that caches made before it get it. */
 static const char meta_local_dirs_index[] =
     "CREATE INDEX IF NOT EXISTS entries_local_dirs ON entries(cloud, ino) "
-    "WHERE local_only<>0 AND kind=2;";
+    "WHERE local_only<>0 AND kind=2;"
+    /* and the subfolders of a folder (its link count: meta_subdir_count,
+     * asked at every stat of a folder) without reading all its entries */
+    "CREATE INDEX IF NOT EXISTS entries_subdirs ON entries(parent) WHERE kind=2;";
 
 /* Per connection, in memory: the names to take out of the trigram index at
  * the end of the write transaction (meta_update_trigrams). */
@@ -738,9 +741,9 @@ int meta_insert(struct meta *m, const struct meta_entry *dir, const char *name,
     return rc;
 }
 
-static int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char *name,
-                              const struct sky_attr *a, const char *link, int64_t now,
-                              uint64_t *ino, struct sky_err *e)
+int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char *name,
+                       const struct sky_attr *a, const char *link, int64_t now, uint64_t *ino,
+                       struct sky_err *e)
 {
     struct meta_entry old;
     int rc = meta_lookup_locked(m, dir->ino, name, &old, e);

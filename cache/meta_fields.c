@@ -342,6 +342,42 @@ int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
     return rc;
 }
 
+int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
+                      const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
+                      uint64_t *ino, struct sky_err *e)
+{
+    if (!meta_valid_name(name))
+        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
+                        name ? name : "(null)");
+    if (!meta_valid_kind(attr))
+        return sky_fail(e, EINVAL, "metadata cache: '%s': unknown kind", name);
+    pthread_mutex_lock(&m->lock);
+    struct meta_entry dir;
+    uint64_t got = 0;
+    int rc = meta_begin(m, e);
+    if (rc == 0)
+        rc = meta_get_dir_locked(m, parent, &dir, e);
+    if (rc == 0) {
+        rc = meta_upsert_locked(m, &dir, name, attr, NULL, now, &got, e);
+        meta_entry_free(&dir);
+    }
+    if (rc == 0 && om)
+        rc = meta_set_objmeta_locked(m, got, attr, om, now, e);
+    sqlite3_stmt *st = NULL;
+    if (rc == 0 && !(st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e)))
+        rc = -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)got);
+        sqlite3_bind_int(st, 2, 1);
+        rc = cachedb_done(&m->db, st, "marking an entry local-only", e);
+    }
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    if (rc == 0 && ino)
+        *ino = got;
+    return rc;
+}
+
 static int meta_set_user_item_locked(struct meta *m, uint64_t ino, const char *key,
                                      const void *value, size_t len, struct sky_err *e)
 {

@@ -99,8 +99,23 @@ struct ofile *files_find(struct skyfs *fs, uint64_t ino)
     return of;
 }
 
+static int open_file(struct skyfs *fs, const struct meta_entry *ent, bool fresh,
+                     struct ofile **out, struct sky_err *e);
+
 int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
                struct sky_err *e)
+{
+    return open_file(fs, ent, false, out, e);
+}
+
+int files_open_new(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
+                   struct sky_err *e)
+{
+    return open_file(fs, ent, true, out, e);
+}
+
+static int open_file(struct skyfs *fs, const struct meta_entry *ent, bool fresh,
+                     struct ofile **out, struct sky_err *e)
 {
     struct ofile *of = files_find(fs, ent->ino);
     if (of) {
@@ -113,8 +128,9 @@ int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **ou
     of = calloc(1, sizeof *of);
     if (!of)
         return sky_fail(e, ENOMEM, "out of memory");
-    int rc = blocks_get(fs->blocks, c->cfg->name, ent->path, ent->attr.etag, ent->attr.size,
-                        &of->obj, e);
+    int rc = fresh ? blocks_get_new(fs->blocks, c->cfg->name, ent->path, &of->obj, e)
+                   : blocks_get(fs->blocks, c->cfg->name, ent->path, ent->attr.etag,
+                                ent->attr.size, &of->obj, e);
     if (rc) {
         free(of);
         return rc;

@@ -228,6 +228,10 @@ void handles_free_all(struct skyfs *fs);
 int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
                struct sky_err *e);
 void files_close(struct skyfs *fs, struct ofile *of);
+/* files_open of a file just made here (a deferred create): its cached
+ * object, when new, starts empty and journaled (blocks_get_new). */
+int files_open_new(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
+                   struct sky_err *e);
 /* The open file for an inode, if any (adds a reference: files_close it). */
 struct ofile *files_find(struct skyfs *fs, uint64_t ino);
 

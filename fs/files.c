@@ -802,7 +802,17 @@ static int recover_one(void *arg, struct blocks_obj *obj)
         return 0;
     }
     if (!known || meta_get(fs->meta, ino, &ent, NULL) != 0) {
-        /* no metadata left: upload with default attributes */
+        /* no metadata left: upload with default attributes, into folders
+         * made first where the cache knows none (a power cut can lose a
+         * folder made here and not created on the cloud yet, localdirs.h,
+         * with the file's entry; a cloud with real folders refuses a file
+         * in a missing one) */
+        if (localdirs_ensure_path(fs, c, blocks_path(obj), &e) != 0) {
+            pass->failed++;
+            LOG_ERROR("journal: cannot make the folders of pending \"%s\" on cloud '%s', "
+                      "will retry: %s", blocks_path(obj), c->cfg->name, e.msg);
+            return 0;
+        }
         memset(&ent, 0, sizeof ent);
         ent.attr.kind = SKY_FILE;
         ent.attr.mode = 0644;

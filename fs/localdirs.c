@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../lib/log.h"
 
@@ -201,4 +202,43 @@ int localdirs_recover(struct skyfs *fs)
         }
     }
     return failed;
+}
+
+int localdirs_ensure_path(struct skyfs *fs, struct cloud *c, const char *path,
+                          struct sky_err *e)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return sky_fail(e, ENOMEM, "out of memory");
+    int rc = 0;
+    for (char *slash = strchr(dir, '/'); rc == 0 && slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        uint64_t ino;
+        if (meta_find_path(fs->meta, c->cfg->name, dir, &ino, NULL) == 0) {
+            rc = localdirs_ensure(fs, c, ino, e);       /* nothing unless local-only */
+        } else if (!c->ctx) {
+            rc = sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
+        } else if ((rc = cloud_offline_check(c, e)) == 0) {
+            /* asked first: not every cloud says EEXIST for a mkdir of a
+             * folder it has */
+            struct sky_attr a;
+            rc = c->drv->stat(c->ctx, dir, &a, e);
+            if (rc == -ENOENT) {
+                sky_err_clear(e);
+                memset(&a, 0, sizeof a);
+                a.kind = SKY_DIR;
+                a.mode = 0755;
+                a.has = SKY_HAS_MODE;
+                rc = c->drv->mkdir(c->ctx, dir, &a, e);
+                if (rc == -EEXIST) {            /* made meanwhile */
+                    sky_err_clear(e);
+                    rc = 0;
+                }
+            }
+            cloud_note_result(c, rc, e);
+        }
+        *slash = '/';
+    }
+    free(dir);
+    return rc;
 }

@@ -53,6 +53,14 @@ int localdirs_flush(struct skyfs *fs, struct cloud *c, int64_t settle_ns, int64_
  * whose flush failed. */
 int localdirs_flush_all(struct skyfs *fs, bool settle, int64_t *next);
 
+/* The folders of cloud path `path` (each prefix before a '/'), for a
+ * pending upload whose metadata is gone: a local-only one is created as
+ * by localdirs_ensure; one the cache does not know is created with
+ * default attributes (0755) unless the cloud has it; one the cache knows on
+ * the cloud is left alone.  0 or -errno (e filled). */
+int localdirs_ensure_path(struct skyfs *fs, struct cloud *c, const char *path,
+                          struct sky_err *e);
+
 /* The journal thread's pass: every cloud with local-only folders gets
  * them created, by the write-back workers on a write_back = async cloud
  * (writeback_dirs_due), else here.  Returns the number of clouds whose

@@ -162,7 +162,11 @@ int cachedb_set_version(struct cachedb *d, int version, struct sky_err *e)
 int cachedb_sync_prepare(struct cachedb *d, struct cachedb_sync *s, struct sky_err *e)
 {
     s->fd = -1;
+#if SQLITE_VERSION_NUMBER >= 3037000
     s->changes = sqlite3_total_changes64(d->db);
+#else   /* wraps past 2^31 changes: a skip is then only missed, never wrong */
+    s->changes = (int64_t)(unsigned)sqlite3_total_changes(d->db);
+#endif
     if (d->synced && s->changes == d->synced_changes)
         return 0;               /* no row changed since the last sync */
     if (d->log_fd < 0) {
@@ -197,8 +201,9 @@ void cachedb_synced(struct cachedb *d, const struct cachedb_sync *s)
 {
     if (s->changes < 0)
         return;                 /* the sync failed */
-    if (!d->synced || s->changes > d->synced_changes)
-        d->synced_changes = s->changes;
+    /* (a slower sync that covered less may land last: then the next
+     * caller syncs again, never too little) */
+    d->synced_changes = s->changes;
     d->synced = true;
 }
 

@@ -35,7 +35,7 @@ static const char *const blocks_sql[Q_COUNT] = {
     [Q_OBJ_EXISTS] = "SELECT 1 FROM objects WHERE id=?1",
     [Q_OBJ_SIZE] = "SELECT size FROM objects WHERE id=?1 AND dirty=1",
     [Q_OBJ_INSERT] = "INSERT INTO objects(cloud,path,etag,size,dirty,complete,last_use) "
-                     "VALUES(?1,?2,?3,?4,0,0,?5)",
+                     "VALUES(?1,?2,?3,?4,?6,?6,?5)",
     [Q_OBJ_RESET] = "UPDATE objects SET etag=?2,size=?3,dirty=0,complete=0 WHERE id=?1",
     [Q_OBJ_DIRTY] = "UPDATE objects SET dirty=1,complete=?2,size=?3 WHERE id=?1",
     [Q_OBJ_COMPLETE] = "UPDATE objects SET complete=?2 WHERE id=?1",
@@ -65,7 +65,17 @@ static const char *const blocks_sql[Q_COUNT] = {
                   "WHERE (b.last_use,b.obj,b.idx)>(?1,?2,?3) AND o.dirty=0 "
                   "ORDER BY b.last_use,b.obj,b.idx LIMIT ?4",
     [Q_BLK_ANY] = "SELECT 1 FROM blocks WHERE obj=?1 LIMIT 1",
+    [Q_INLINE_PUT] = "INSERT OR REPLACE INTO inline(obj,data) VALUES(?1,?2)",
+    [Q_INLINE_GET] = "SELECT data FROM inline WHERE obj=?1",
+    [Q_INLINE_DEL] = "DELETE FROM inline WHERE obj=?1",
 };
+
+/* The bytes of a small dirty object as of the close that made it durable
+ * (journal.c): made at every open, when missing, so that caches made
+ * before it get it; its rows outlive no write (obj_mark_dirty drops the
+ * row first) and no upload (blocks_del_rows). */
+static const char blocks_inline_table[] =
+    "CREATE TABLE IF NOT EXISTS inline(obj INTEGER PRIMARY KEY, data BLOB NOT NULL);";
 
 static const char blocks_schema[] =
     "CREATE TABLE info(key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;"
@@ -240,7 +250,44 @@ int blocks_del_rows(struct blocks *b, int64_t id, struct sky_err *e)
     if (!st)
         return -e->code;
     sqlite3_bind_int64(st, 1, id);
-    return cachedb_done(&b->db, st, "dropping blocks", e);
+    int rc = cachedb_done(&b->db, st, "dropping blocks", e);
+    if (rc == 0 && !(st = cachedb_stmt(&b->db, Q_INLINE_DEL, e)))
+        rc = -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = cachedb_done(&b->db, st, "dropping a journaled copy", e);
+    }
+    return rc;
+}
+
+/* A dirty object whose bytes the journal holds (a small file closed and
+ * not written since, journal.c): those bytes are the truth, whatever a
+ * crash left of the data file (even none: its folder entry was never
+ * synced).  Written back into the file at `file` (b->lock held). */
+static int blocks_restore_inline(struct blocks *b, struct blocks_obj *o, const char *file,
+                                 struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&b->db, Q_INLINE_GET, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, o->id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : cachedb_fail(&b->db, rc, "reading a journaled copy", e);
+    }
+    const void *data = sqlite3_column_blob(st, 0);
+    size_t len = (size_t)sqlite3_column_bytes(st, 0);
+    rc = 0;
+    if (o->fd < 0 && (o->fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        rc = sky_fail(e, errno, "block cache: cannot create %s: %s", file, strerror(errno));
+    if (rc == 0 && ((len && blocks_pwrite(o->fd, data, len, 0) != 0) ||
+                    ftruncate(o->fd, (off_t)len) != 0))
+        rc = obj_io_fail(o, -EIO, "restoring", e);
+    sqlite3_reset(st);
+    if (rc == 0)
+        o->inlined = true;
+    return rc;
 }
 
 /* A clean object whose data file is missing or of the wrong size starts
@@ -263,6 +310,11 @@ static int blocks_load_state(struct blocks *b, struct blocks_obj *o, bool comple
     char file[4096];
     blocks_data_path(b, o->id, file, sizeof file);
     o->fd = open(file, O_RDWR | O_CLOEXEC);
+    if (o->dirty) {
+        int rc = blocks_restore_inline(b, o, file, e);
+        if (rc)
+            return rc;
+    }
     if (o->fd < 0 && o->dirty)
         return sky_fail(e, EIO, "block cache: the cached data of unsaved '%s' (cloud '%s') "
                         "is missing (%s)", o->path, o->cloud, file);
@@ -327,8 +379,10 @@ static int blocks_load(struct blocks *b, const char *cloud, const char *path,
     return 0;
 }
 
+/* A new object, empty with `etag` and `size`; dirty: journaled already
+ * (a new file made here: dirty and complete, size 0, in the same insert). */
 static int blocks_create(struct blocks *b, const char *cloud, const char *path,
-                         const char *etag, uint64_t size, struct blocks_obj **out,
+                         const char *etag, uint64_t size, bool dirty, struct blocks_obj **out,
                          struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&b->db, Q_OBJ_INSERT, e);
@@ -339,6 +393,7 @@ static int blocks_create(struct blocks *b, const char *cloud, const char *path,
     cachedb_bind_text(st, 3, etag);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
     sqlite3_bind_int64(st, 5, blocks_now());
+    sqlite3_bind_int(st, 6, dirty ? 1 : 0);
     int rc = cachedb_done(&b->db, st, "adding an object", e);
     if (rc)
         return rc;
@@ -361,15 +416,17 @@ static int blocks_create(struct blocks *b, const char *cloud, const char *path,
         }
         return rc;
     }
+    if (dirty) {
+        o->complete = true;
+        obj_set_dirty(o, true);
+    }
     *out = o;
     return 0;
 }
 
-/* Pin the object (cloud, path): from memory, else from the database, else
- * (when etag is not NULL) a new empty one. */
-int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
-                   const char *etag, uint64_t size, struct blocks_obj **out,
-                   struct sky_err *e)
+/* blocks_acquire; dirty: a new object is created journaled (blocks_create). */
+static int blocks_pin(struct blocks *b, const char *cloud, const char *path, const char *etag,
+                      uint64_t size, bool dirty, struct blocks_obj **out, struct sky_err *e)
 {
     pthread_mutex_lock(&b->lock);
     struct blocks_obj *o = blocks_table_find(b, cloud, path);
@@ -377,7 +434,7 @@ int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
     if (!o) {
         rc = blocks_load(b, cloud, path, &o, e);
         if (rc == -ENOENT && etag)
-            rc = blocks_create(b, cloud, path, etag, size, &o, e);
+            rc = blocks_create(b, cloud, path, etag, size, dirty, &o, e);
         else if (rc == -ENOENT)
             sky_fail(e, ENOENT, "block cache: '%s' is not cached", path);
         if (rc == 0)
@@ -388,6 +445,15 @@ int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
     pthread_mutex_unlock(&b->lock);
     *out = rc ? NULL : o;
     return rc;
+}
+
+/* Pin the object (cloud, path): from memory, else from the database, else
+ * (when etag is not NULL) a new empty one. */
+int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
+                   const char *etag, uint64_t size, struct blocks_obj **out,
+                   struct sky_err *e)
+{
+    return blocks_pin(b, cloud, path, etag, size, false, out, e);
 }
 
 /* A clean object whose version changed: drop its blocks, start over. */
@@ -450,6 +516,30 @@ int blocks_get(struct blocks *b, const char *cloud, const char *path, const char
     if (!o->dirty && (strcmp(o->etag, etag) != 0 || o->size != size)) {
         obj_quiesce(o);
         rc = obj_reset(o, etag, size, e);
+    }
+    pthread_mutex_unlock(&o->lock);
+    if (rc) {
+        blocks_release(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+int blocks_get_new(struct blocks *b, const char *cloud, const char *path,
+                   struct blocks_obj **out, struct sky_err *e)
+{
+    if (!cloud || !path)
+        return sky_fail(e, EINVAL, "block cache: get needs a cloud and a path");
+    struct blocks_obj *o;
+    int rc = blocks_pin(b, cloud, path, "", 0, true, &o, e);
+    if (rc)
+        return rc;
+    /* one cached before under this name: as blocks_get(.., "", 0) */
+    pthread_mutex_lock(&o->lock);
+    if (!o->dirty && (strcmp(o->etag, "") != 0 || o->size != 0)) {
+        obj_quiesce(o);
+        rc = obj_reset(o, "", 0, e);
     }
     pthread_mutex_unlock(&o->lock);
     if (rc) {
@@ -601,6 +691,8 @@ static void blocks_move_pinned(struct blocks *b, const char *cloud, const char *
             old->next = o->retired;
             o->retired = old;
             __atomic_store_n(&o->path, np, __ATOMIC_RELEASE);
+            /* its journal entry moved: the next upload syncs the journal */
+            __atomic_add_fetch(&o->move_gen, 1, __ATOMIC_RELAXED);
             o->next = moved;
             moved = o;
         }
@@ -768,7 +860,9 @@ static int blocks_drop_stray_rows(struct blocks *b, struct sky_err *e)
              "DELETE FROM blocks WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.id=obj) "
              "OR (parts IS NOT NULL AND (parts=0 OR length(sums) IS NOT %u)) "
              "OR EXISTS (SELECT 1 FROM objects o WHERE o.id=obj AND o.dirty=0 "
-             "AND ((sum IS NULL AND parts IS NULL) OR idx*%llu>=o.size));",
+             "AND ((sum IS NULL AND parts IS NULL) OR idx*%llu>=o.size));"
+             "DELETE FROM inline WHERE NOT EXISTS "
+             "(SELECT 1 FROM objects o WHERE o.id=obj AND o.dirty=1);",
              b->chunks * 8u, (unsigned long long)b->bs);
     return cachedb_exec(&b->db, sql, e);
 }
@@ -846,6 +940,8 @@ static int blocks_start(struct blocks *b, struct sky_err *e)
         rc = cachedb_open(&b->db, db_path, "block cache", blocks_sql, Q_COUNT, e);
     if (rc == 0)
         rc = blocks_prepare_schema(b, e);
+    if (rc == 0)
+        rc = cachedb_exec(&b->db, blocks_inline_table, e);
     if (rc == 0)
         rc = blocks_check_block_size(b, e);
     if (rc == 0)

@@ -159,6 +159,12 @@ void blocks_close(struct blocks *b);
  * the same object (refcounted). */
 int blocks_get(struct blocks *b, const char *cloud, const char *path, const char *etag,
                uint64_t size, struct blocks_obj **out, struct sky_err *e);
+/* blocks_get(b, cloud, path, "", 0, ...) of a file just made here: an
+ * object not cached yet is created journaled (dirty, complete, empty) in
+ * the same insert, so the blocks_truncate(o, 0, ...) that follows commits
+ * nothing more. */
+int blocks_get_new(struct blocks *b, const char *cloud, const char *path,
+                   struct blocks_obj **out, struct sky_err *e);
 /* The last release writes last-use times, and evicts if the cache is over
  * max_size. */
 void blocks_release(struct blocks_obj *o);

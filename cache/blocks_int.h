@@ -109,6 +109,13 @@ struct blocks_obj {
     bool complete;                  /* dirty and recorded as all-present */
     uint64_t write_gen, prepared_gen;
     bool prepared;
+    /* Made durable (journal.c obj_make_durable) at write_gen synced_gen
+     * and move_gen synced_move (synced: at least once).  move_gen counts
+     * renames of the object's journal entry (atomic: blocks.c bumps it
+     * under b->lock, not o->lock). */
+    uint64_t synced_gen, synced_move, move_gen;
+    bool synced;
+    bool inlined;                   /* the journal has a copy of its bytes (table inline) */
     int fd, upload_fd;
     uint64_t nblocks, cap;
     uint8_t *st;
@@ -172,8 +179,12 @@ enum {
     Q_OBJ_RESET, Q_OBJ_DIRTY, Q_OBJ_COMPLETE, Q_OBJ_CLEAN, Q_OBJ_ETAG, Q_OBJ_TOUCH,
     Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_OF_CLOUD,
     Q_OBJ_MOVE, Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
-    Q_BLK_USAGE, Q_BLK_LRU, Q_BLK_ANY, Q_COUNT
+    Q_BLK_USAGE, Q_BLK_LRU, Q_BLK_ANY, Q_INLINE_PUT, Q_INLINE_GET, Q_INLINE_DEL, Q_COUNT
 };
+
+/* A dirty object up to this size is made durable with its bytes in the
+ * journal itself (journal.c, obj_make_durable): one sync, of the log. */
+#define BLOCKS_INLINE_MAX (128u << 10)
 
 /* What a set of blocks holds: blocks with data (whole or in part), those
  * only in part, and bytes. */
@@ -230,6 +241,7 @@ uint64_t blocks_bytes(struct blocks *b);
 void blocks_data_path(const struct blocks *b, int64_t id, char *buf, size_t size);
 bool blocks_is_below(const char *path, const char *dir);
 int blocks_pread(int fd, void *buf, size_t len, uint64_t off);
+int blocks_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 void blocks_punch(int fd, uint64_t off, uint64_t len);
 int blocks_hash_file(int fd, uint64_t off, uint64_t len, uint64_t *sum);
 uint64_t obj_block_len(const struct blocks_obj *o, uint64_t idx);

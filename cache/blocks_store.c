@@ -129,7 +129,7 @@ int blocks_pread(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static int blocks_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+int blocks_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
     while (len) {

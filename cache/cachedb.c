@@ -2,9 +2,11 @@
 #include "cachedb.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int errno_of(int rc)
 {
@@ -37,6 +39,7 @@ int cachedb_open(struct cachedb *d, const char *path, const char *what,
                  const char *const *sql, size_t nstmts, struct sky_err *e)
 {
     memset(d, 0, sizeof *d);
+    d->log_fd = -1;
     d->what = what;
     d->sql = sql;
     d->nstmts = nstmts;
@@ -70,6 +73,9 @@ void cachedb_close(struct cachedb *d)
     }
     if (d->db)
         sqlite3_close(d->db);
+    if (d->log_fd >= 0)
+        close(d->log_fd);
+    d->log_fd = -1;
     d->stmts = NULL;
     d->db = NULL;
 }
@@ -141,10 +147,75 @@ int cachedb_set_version(struct cachedb *d, int version, struct sky_err *e)
     return cachedb_exec(d, sql, e);
 }
 
+/* In WAL mode a transaction is durable once its frames in the log are on
+ * disk: SQLite wrote them (pwrite) before its COMMIT returned, and recovery
+ * replays every frame up to the last commit whose checksums hold.  So one
+ * fdatasync of the log file is enough; a checkpoint would sync the log,
+ * then the database, then (on the next write, the log starting over) the
+ * log's header again: three syncs for the same promise.  SQLite itself
+ * syncs the log before a checkpoint copies it and the database before the
+ * log starts over, so nothing made durable here is lost by its later
+ * checkpoints.  The log file stays the same file while the connection is
+ * open (SQLite removes it only at the last close, and journal_size_limit
+ * is not set), so an fd of our own on it syncs what SQLite wrote through
+ * its own: the page cache belongs to the file, not to a descriptor. */
+int cachedb_sync_prepare(struct cachedb *d, struct cachedb_sync *s, struct sky_err *e)
+{
+    s->fd = -1;
+#if SQLITE_VERSION_NUMBER >= 3037000
+    s->changes = sqlite3_total_changes64(d->db);
+#else   /* wraps past 2^31 changes: a skip is then only missed, never wrong */
+    s->changes = (int64_t)(unsigned)sqlite3_total_changes(d->db);
+#endif
+    if (d->synced && s->changes == d->synced_changes)
+        return 0;               /* no row changed since the last sync */
+    if (d->log_fd < 0) {
+        const char *wal = sqlite3_filename_wal(sqlite3_db_filename(d->db, "main"));
+        if (wal && *wal)
+            d->log_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    }
+    if (d->log_fd >= 0) {
+        s->fd = d->log_fd;
+        return 0;
+    }
+    /* no log file (nothing written yet, or not WAL): a checkpoint syncs */
+    int rc = sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return cachedb_fail(d, rc, "syncing the journal", e);
+    cachedb_synced(d, s);
+    return 0;
+}
+
+int cachedb_sync_run(struct cachedb *d, struct cachedb_sync *s, struct sky_err *e)
+{
+    if (s->fd >= 0 && fdatasync(s->fd) != 0) {
+        int err = errno;
+        s->fd = -1;
+        s->changes = -1;
+        return sky_fail(e, err, "%s: syncing the journal: %s", d->what, strerror(err));
+    }
+    return 0;
+}
+
+void cachedb_synced(struct cachedb *d, const struct cachedb_sync *s)
+{
+    if (s->changes < 0)
+        return;                 /* the sync failed */
+    /* (a slower sync that covered less may land last: then the next
+     * caller syncs again, never too little) */
+    d->synced_changes = s->changes;
+    d->synced = true;
+}
+
 int cachedb_sync(struct cachedb *d, struct sky_err *e)
 {
-    int rc = sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : cachedb_fail(d, rc, "syncing the journal", e);
+    struct cachedb_sync s;
+    int rc = cachedb_sync_prepare(d, &s, e);
+    if (rc == 0)
+        rc = cachedb_sync_run(d, &s, e);
+    if (rc == 0)
+        cachedb_synced(d, &s);
+    return rc;
 }
 
 bool cachedb_has_trigrams(void)

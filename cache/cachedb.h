@@ -27,6 +27,9 @@ struct cachedb {
     const char *const *sql;        /* statement texts, by caller's index */
     sqlite3_stmt **stmts;          /* prepared lazily, same indexes */
     size_t nstmts;
+    bool synced;                   /* a sync succeeded once, and then */
+    int64_t synced_changes;        /* sqlite3_total_changes64() was this */
+    int log_fd;                    /* our own fd on the write-ahead log, or -1 */
 };
 
 /* Open (creating) the database file at `path`, set WAL, synchronous=NORMAL
@@ -57,8 +60,22 @@ void cachedb_rollback(struct cachedb *d);
 int cachedb_version(struct cachedb *d, int *version, struct sky_err *e);
 int cachedb_set_version(struct cachedb *d, int version, struct sky_err *e);
 
-/* Make every committed transaction durable (checkpoint; in WAL mode with
- * synchronous=NORMAL this syncs the log first). */
+/* Make every committed transaction durable: one fdatasync of the
+ * write-ahead log (with synchronous=NORMAL a COMMIT writes the log but does
+ * not sync it; see cachedb.c for why that is enough); a checkpoint when no
+ * log file is open; nothing when no row changed since the last sync
+ * (sqlite3_total_changes64).  In three steps so that the sync itself runs
+ * without the caller's mutex (other threads go on using the connection):
+ * cachedb_sync_prepare (mutex held, no transaction open), then
+ * cachedb_sync_run (mutex not needed), then cachedb_synced (mutex held).
+ * cachedb_sync does all three (mutex held throughout). */
+struct cachedb_sync {
+    int fd;                 /* to fdatasync, or -1: nothing left to do */
+    int64_t changes;        /* the change count it covers; -1: failed */
+};
+int cachedb_sync_prepare(struct cachedb *d, struct cachedb_sync *s, struct sky_err *e);
+int cachedb_sync_run(struct cachedb *d, struct cachedb_sync *s, struct sky_err *e);
+void cachedb_synced(struct cachedb *d, const struct cachedb_sync *s);
 int cachedb_sync(struct cachedb *d, struct sky_err *e);
 
 /* Whether this SQLite can build the trigram index of names: FTS5 compiled

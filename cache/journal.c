@@ -27,6 +27,13 @@
 /* Journal the object as dirty before its content changes. */
 int obj_mark_dirty(struct blocks_obj *o, struct sky_err *e)
 {
+    if (o->inlined) {
+        /* written again: the data file is the truth from here on */
+        int rc = obj_update(o, Q_INLINE_DEL, 0, 0, "dropping a journaled copy", e);
+        if (rc)
+            return rc;
+        o->inlined = false;
+    }
     if (o->dirty)
         return 0;
     bool complete = true;
@@ -75,24 +82,105 @@ static int obj_open_upload_fd(struct blocks_obj *o, struct sky_err *e)
     return o->upload_fd >= 0 ? 0 : blocks_open_data(o, &o->upload_fd, e);
 }
 
-/* Every block present, the cache file and the journal on disk (o->lock). */
+/* The journal's copy of a small dirty object's bytes, with `complete`
+ * recorded, in one transaction (o->lock held; every block present). */
+static int obj_put_inline(struct blocks_obj *o, struct sky_err *e)
+{
+    struct blocks *b = o->b;
+    void *buf = malloc(o->size ? o->size : 1);
+    if (!buf)
+        return blocks_oom(e);
+    int rc = o->size ? blocks_pread(o->fd, buf, o->size, 0) : 0;
+    if (rc) {
+        free(buf);
+        return obj_io_fail(o, rc, "reading", e);
+    }
+    pthread_mutex_lock(&b->lock);
+    if (!o->gone) {
+        sqlite3_stmt *st;
+        rc = cachedb_begin(&b->db, e);
+        if (rc == 0 && !(st = cachedb_stmt(&b->db, Q_INLINE_PUT, e)))
+            rc = -e->code;
+        if (rc == 0) {
+            sqlite3_bind_int64(st, 1, o->id);
+            sqlite3_bind_blob64(st, 2, buf, o->size, SQLITE_STATIC);
+            rc = cachedb_done(&b->db, st, "journaling a copy", e);
+        }
+        if (rc == 0 && !o->complete && !(st = cachedb_stmt(&b->db, Q_OBJ_COMPLETE, e)))
+            rc = -e->code;
+        if (rc == 0 && !o->complete) {
+            sqlite3_bind_int64(st, 1, o->id);
+            sqlite3_bind_int64(st, 2, 1);
+            rc = cachedb_done(&b->db, st, "recording the journal", e);
+        }
+        rc = rc ? (cachedb_rollback(&b->db), rc) : cachedb_commit(&b->db, e);
+    }
+    pthread_mutex_unlock(&b->lock);
+    free(buf);
+    if (rc == 0) {
+        o->complete = true;
+        o->inlined = true;
+    }
+    return rc;
+}
+
+/* Every block present, the cache file and the journal on disk (o->lock).
+ * A small object (BLOCKS_INLINE_MAX) puts a copy of its bytes in the
+ * journal instead of syncing its cache file: one sync in all, of the
+ * block cache database's write-ahead log (cachedb_sync), which makes the
+ * copy, the object's row (dirty, committed before any byte changed) and
+ * its path durable together.  After a crash the copy is written back
+ * into the data file before anything reads it (blocks.c,
+ * blocks_restore_inline), whatever the crash left of that file, even
+ * none; a later write drops the copy first (obj_mark_dirty), the upload's
+ * commit drops it too (blocks_del_rows).  A larger object: two syncs, its
+ * cache file's bytes, then the log.  The log is synced without b->lock so
+ * that other files' writes, opens and uploads go on meanwhile.  Nothing
+ * is synced again when nothing was written, cut or fetched since this
+ * object was last made durable and its journal entry did not move (a
+ * rename): the upload of a file whose close made it durable syncs
+ * nothing. */
 static int obj_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,
                             struct sky_err *e)
 {
     struct blocks *b = o->b;
     int rc = 0;
-    for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++)
+    bool fetched = false;
+    for (uint64_t i = 0; rc == 0 && i < o->nblocks; i++) {
+        fetched = fetched || !(o->st[i] & B_PRESENT);
         rc = obj_ensure_block(o, i, ~0ull, fetch, arg, false, false, e);
-    if (rc == 0 && fsync(o->fd) != 0)
-        rc = obj_io_fail(o, -errno, "syncing", e);
-    if (rc == 0 && o->dirty && !o->complete) {
-        rc = obj_update(o, Q_OBJ_COMPLETE, 1, 0, "recording the journal", e);
-        o->complete = rc == 0;
     }
+    if (rc)
+        return rc;
+    uint64_t moves = __atomic_load_n(&o->move_gen, __ATOMIC_RELAXED);
+    if (o->synced && o->synced_gen == o->write_gen && o->synced_move == moves && !fetched)
+        return 0;
+    if (o->dirty && o->size <= BLOCKS_INLINE_MAX) {
+        rc = obj_put_inline(o, e);
+    } else {
+        /* the bytes and the size that reads them back: fdatasync is enough */
+        if (fdatasync(o->fd) != 0)
+            return obj_io_fail(o, -errno, "syncing", e);
+        if (o->dirty && !o->complete) {
+            rc = obj_update(o, Q_OBJ_COMPLETE, 1, 0, "recording the journal", e);
+            o->complete = rc == 0;
+        }
+    }
+    struct cachedb_sync s;
     if (rc == 0) {
         pthread_mutex_lock(&b->lock);
-        rc = cachedb_sync(&b->db, e);
+        rc = cachedb_sync_prepare(&b->db, &s, e);
         pthread_mutex_unlock(&b->lock);
+    }
+    if (rc == 0)
+        rc = cachedb_sync_run(&b->db, &s, e);
+    if (rc == 0) {
+        pthread_mutex_lock(&b->lock);
+        cachedb_synced(&b->db, &s);
+        pthread_mutex_unlock(&b->lock);
+        o->synced_gen = o->write_gen;
+        o->synced_move = moves;     /* a rename since is synced next time */
+        o->synced = true;
     }
     return rc;
 }
@@ -184,6 +272,7 @@ static int obj_commit_clean(struct blocks_obj *o, const char *etag, struct sky_e
         if (o->st[i] & B_PRESENT)
             o->st[i] = (o->st[i] | B_VERIFIED | B_ROW) & (uint8_t)~B_DIRTY;
     o->complete = false;
+    o->inlined = false;             /* blocks_del_rows dropped the copy */
     obj_set_dirty(o, false);
     return 0;
 }

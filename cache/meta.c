@@ -190,6 +190,8 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_SET_NLINKS] = "UPDATE entries SET nlink=?3 WHERE cloud=?1 AND file_id=?2",
     [Q_SAME_FILE] = "SELECT ino FROM entries WHERE cloud=?1 AND file_id=?2 AND ino<>?3",
     [Q_SET_LOCAL_ONLY] = "UPDATE entries SET local_only=?2 WHERE ino=?1",
+    [Q_NEXT_LOCAL_DIR] = "SELECT ino FROM entries WHERE cloud=?1 AND ino>?2 AND local_only<>0 "
+                         "AND kind=2 ORDER BY ino LIMIT 1",
 };
 
 static const char meta_schema[] =
@@ -274,6 +276,17 @@ static const char meta_node_columns[] =
  * and lookups answer it from the cache. */
 static const char meta_local_only_column[] =
     "ALTER TABLE entries ADD COLUMN local_only INTEGER NOT NULL DEFAULT 0;";
+
+/* Folders made here and not created on the cloud yet (write_back =
+ * async defers a mkdir too): found by meta_next_local_dir through an
+ * index of their own, small as they are few.  Made at every open (cheap
+ * when it exists), so that caches made before it get it. */
+static const char meta_local_dirs_index[] =
+    "CREATE INDEX IF NOT EXISTS entries_local_dirs ON entries(cloud, ino) "
+    "WHERE local_only<>0 AND kind=2;"
+    /* and the subfolders of a folder (its link count: meta_subdir_count,
+     * asked at every stat of a folder) without reading all its entries */
+    "CREATE INDEX IF NOT EXISTS entries_subdirs ON entries(parent) WHERE kind=2;";
 
 /* Per connection, in memory: the names to take out of the trigram index at
  * the end of the write transaction (meta_update_trigrams). */
@@ -728,9 +741,9 @@ int meta_insert(struct meta *m, const struct meta_entry *dir, const char *name,
     return rc;
 }
 
-static int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char *name,
-                              const struct sky_attr *a, const char *link, int64_t now,
-                              uint64_t *ino, struct sky_err *e)
+int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char *name,
+                       const struct sky_attr *a, const char *link, int64_t now, uint64_t *ino,
+                       struct sky_err *e)
 {
     struct meta_entry old;
     int rc = meta_lookup_locked(m, dir->ino, name, &old, e);
@@ -878,6 +891,8 @@ int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
         rc = meta_prepare_schema(m, db_path, e);
     if (rc == 0)
         rc = meta_add_node_columns(m, db_path, e);
+    if (rc == 0)
+        rc = cachedb_exec(&m->db, meta_local_dirs_index, e);
     if (rc == 0)
         rc = crawlstore_prepare(m, db_path, e);
     if (rc == 0 && m->trigrams)

@@ -163,10 +163,24 @@ int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err
  * cheap enough for every first read of a file). */
 int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *e);
 
-/* Mark file `ino` as made here and not uploaded yet (true), or on the
- * cloud now (false).  A listing that lacks a local-only entry, or lists
- * another object under its name, keeps it as it is; so does a crawl. */
+/* Mark file or folder `ino` as made here and not on the cloud yet (true),
+ * or on the cloud now (false).  A listing that lacks a local-only entry,
+ * or lists another object under its name, keeps it as it is; so does a
+ * crawl. */
 int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sky_err *e);
+
+/* meta_upsert of a new entry made here and not on the cloud yet, with its
+ * cloud metadata om (when not NULL: as meta_set_objmeta with attr) and
+ * marked local-only, in one transaction (a deferred create: one commit,
+ * not three). */
+int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
+                      const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
+                      uint64_t *ino, struct sky_err *e);
+
+/* The smallest inode above `after` of a local-only folder of `cloud`:
+ * 0 with *ino set, -ENOENT when there is none. */
+int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint64_t *ino,
+                        struct sky_err *e);
 
 /* Mark a directory's listing as stale (listed_at = 0) or fresh. */
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);

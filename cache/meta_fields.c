@@ -174,7 +174,29 @@ int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sk
     } else {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
         sqlite3_bind_int(st, 2, local_only ? 1 : 0);
-        rc = meta_update_one(m, st, ino, "marking a file local-only", e);
+        rc = meta_update_one(m, st, ino, "marking an entry local-only", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint64_t *ino,
+                        struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_NEXT_LOCAL_DIR, e);
+    int rc = st ? 0 : -e->code;
+    if (st) {
+        cachedb_bind_text(st, 1, cloud);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            *ino = (uint64_t)sqlite3_column_int64(st, 0);
+        else if (step == SQLITE_DONE)
+            rc = -ENOENT;
+        else
+            rc = cachedb_fail(&m->db, step, "finding folders not created yet", e);
+        sqlite3_reset(st);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -317,6 +339,42 @@ int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
         rc = meta_set_objmeta_locked(m, ino, attr, om, now, e);
     rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
+                      const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
+                      uint64_t *ino, struct sky_err *e)
+{
+    if (!meta_valid_name(name))
+        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
+                        name ? name : "(null)");
+    if (!meta_valid_kind(attr))
+        return sky_fail(e, EINVAL, "metadata cache: '%s': unknown kind", name);
+    pthread_mutex_lock(&m->lock);
+    struct meta_entry dir;
+    uint64_t got = 0;
+    int rc = meta_begin(m, e);
+    if (rc == 0)
+        rc = meta_get_dir_locked(m, parent, &dir, e);
+    if (rc == 0) {
+        rc = meta_upsert_locked(m, &dir, name, attr, NULL, now, &got, e);
+        meta_entry_free(&dir);
+    }
+    if (rc == 0 && om)
+        rc = meta_set_objmeta_locked(m, got, attr, om, now, e);
+    sqlite3_stmt *st = NULL;
+    if (rc == 0 && !(st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e)))
+        rc = -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)got);
+        sqlite3_bind_int(st, 2, 1);
+        rc = cachedb_done(&m->db, st, "marking an entry local-only", e);
+    }
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    if (rc == 0 && ino)
+        *ino = got;
     return rc;
 }
 

@@ -37,7 +37,7 @@ enum {
     Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
     Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
     Q_TRI_FORGET_INO, Q_TRI_ADD, Q_SET_NODE, Q_SUBDIR_COUNT, Q_SET_NLINKS, Q_SAME_FILE,
-    Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_COUNT
+    Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_NEXT_LOCAL_DIR, Q_COUNT
 };
 
 /* Children read per page by meta_children. */
@@ -57,6 +57,10 @@ int meta_lookup_locked(struct meta *m, uint64_t parent, const char *name,
 /* Like meta_get_locked, but -ENOTDIR unless the entry is a directory. */
 int meta_get_dir_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
                         struct sky_err *e);
+/* meta_upsert inside a transaction (m->lock held, dir loaded). */
+int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char *name,
+                       const struct sky_attr *a, const char *link, int64_t now, uint64_t *ino,
+                       struct sky_err *e);
 /* The entry in the current row of a statement that selects ENTRY_COLS. */
 int meta_entry_from_row(sqlite3_stmt *st, struct meta_entry *out, struct sky_err *e);
 

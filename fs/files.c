@@ -32,6 +32,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "localdirs.h"
 #include "moved.h"
 #include "../lib/metrics.h"
 #include "stream.h"
@@ -98,8 +99,23 @@ struct ofile *files_find(struct skyfs *fs, uint64_t ino)
     return of;
 }
 
+static int open_file(struct skyfs *fs, const struct meta_entry *ent, bool fresh,
+                     struct ofile **out, struct sky_err *e);
+
 int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
                struct sky_err *e)
+{
+    return open_file(fs, ent, false, out, e);
+}
+
+int files_open_new(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
+                   struct sky_err *e)
+{
+    return open_file(fs, ent, true, out, e);
+}
+
+static int open_file(struct skyfs *fs, const struct meta_entry *ent, bool fresh,
+                     struct ofile **out, struct sky_err *e)
 {
     struct ofile *of = files_find(fs, ent->ino);
     if (of) {
@@ -112,8 +128,9 @@ int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **ou
     of = calloc(1, sizeof *of);
     if (!of)
         return sky_fail(e, ENOMEM, "out of memory");
-    int rc = blocks_get(fs->blocks, c->cfg->name, ent->path, ent->attr.etag, ent->attr.size,
-                        &of->obj, e);
+    int rc = fresh ? blocks_get_new(fs->blocks, c->cfg->name, ent->path, &of->obj, e)
+                   : blocks_get(fs->blocks, c->cfg->name, ent->path, ent->attr.etag,
+                                ent->attr.size, &of->obj, e);
     if (rc) {
         free(of);
         return rc;
@@ -289,7 +306,9 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
     struct sky_attr attr = upload_attr(fs, &ent, of->obj, of->mtime_ns, of->ctime_ns);
     struct sky_objmeta om;
     struct sky_err e = { 0 };
-    if (upmeta_for_upload(fs, of->cloud, &ent, blocks_path(of->obj), &om, &e) == 0) {
+    /* its folders made here go up before its parts (localdirs.h) */
+    if (localdirs_ensure(fs, of->cloud, ent.parent, &e) == 0 &&
+        upmeta_for_upload(fs, of->cloud, &ent, blocks_path(of->obj), &om, &e) == 0) {
         stream_begin(of->stream, blocks_path(of->obj), &attr, &om, fd);
         sky_objmeta_free(&om);
     } else {
@@ -523,6 +542,8 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         rc = cloud_offline_check(c, e);         /* kept in the journal until it is back */
     struct fetch_ctx f = { .cloud = c, .path = blocks_path(obj) };
     snprintf(f.etag, sizeof f.etag, "%s", etag ? etag : "");
+    if (rc == 0)        /* its folders made here go up first (localdirs.h) */
+        rc = localdirs_ensure(fs, c, ent->parent, e);
     if (rc == 0)
         rc = blocks_prepare_upload(obj, fetch_from_cloud, &f, &fd, e);
     if (rc) {
@@ -781,7 +802,17 @@ static int recover_one(void *arg, struct blocks_obj *obj)
         return 0;
     }
     if (!known || meta_get(fs->meta, ino, &ent, NULL) != 0) {
-        /* no metadata left: upload with default attributes */
+        /* no metadata left: upload with default attributes, into folders
+         * made first where the cache knows none (a power cut can lose a
+         * folder made here and not created on the cloud yet, localdirs.h,
+         * with the file's entry; a cloud with real folders refuses a file
+         * in a missing one) */
+        if (localdirs_ensure_path(fs, c, blocks_path(obj), &e) != 0) {
+            pass->failed++;
+            LOG_ERROR("journal: cannot make the folders of pending \"%s\" on cloud '%s', "
+                      "will retry: %s", blocks_path(obj), c->cfg->name, e.msg);
+            return 0;
+        }
         memset(&ent, 0, sizeof ent);
         ent.attr.kind = SKY_FILE;
         ent.attr.mode = 0644;
@@ -818,6 +849,9 @@ static void *recovery_main(void *arg)
         struct retry_pass pass = { fs, 0 };
         struct sky_err e = { 0 };
         int rc = blocks_each_dirty(fs->blocks, recover_one, &pass, &e);
+        /* folders a crash left local-only (the uploads just queued create
+         * theirs first; the empty ones only this way) */
+        pass.failed += localdirs_recover(fs);
         if (rc < 0)
             LOG_ERROR("journal: cannot read pending uploads: %s", e.msg);
         /* failing: back off from 5 s to 5 min; otherwise look every 30 s */

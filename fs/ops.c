@@ -31,6 +31,7 @@
 #include "../backends/names.h"
 #include "../lib/log.h"
 #include "../lib/metrics.h"
+#include "localdirs.h"
 #include "ops.h"
 #include "refresh.h"
 #include "virtual.h"
@@ -317,7 +318,8 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     rc = meta_lookup(fs->meta, parent, name, &child, &e);
-    bool parent_fresh = skyfs_fresh(dir.listed_at, c->cfg->ttl_ns);
+    /* a folder made here and not on the cloud yet has what the cache has */
+    bool parent_fresh = dir.local_only || skyfs_fresh(dir.listed_at, c->cfg->ttl_ns);
     /* a file made here and not uploaded yet is only in the cache */
     if (rc == 0 && (parent_fresh || child.local_only ||
                     skyfs_fresh(child.fetched_at, c->cfg->ttl_ns))) {
@@ -620,8 +622,16 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
      * created on the cloud yet) takes them along instead: one request. */
     if (!of && which)
         of = files_find(fs, ino);
-    bool carried = !rc && which && ent.attr.kind == SKY_FILE && c->cfg->write_back_async &&
-                   ((held && files_upload_pending(held)) || ops_still_local(fs, ino));
+    /* A folder not created on the cloud yet takes them in the cache: its
+     * create carries them (asked under the lock that keeps its creation
+     * out, localdirs.h). */
+    bool dir_held = !rc && which && ent.attr.kind == SKY_DIR && ent.local_only;
+    if (dir_held)
+        localdirs_lock(fs);
+    bool carried = !rc && which && c->cfg->write_back_async &&
+                   ((ent.attr.kind == SKY_FILE &&
+                     ((held && files_upload_pending(held)) || ops_still_local(fs, ino))) ||
+                    (dir_held && ops_still_local(fs, ino)));
     if (carried) {
         struct sky_attr out = a;
         if (of) {
@@ -655,6 +665,8 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         if (!rc)
             skyfs_same_file_changed(fs, c->cfg->name, ino, &out);
     }
+    if (dir_held)
+        localdirs_unlock(fs);
     files_release_upload(fs, held);
     if (!rc && of && (to_set & FUSE_SET_ATTR_SIZE) && !fi)
         rc = files_closed_written(fs, of, &e); /* truncate(2) on a path: as a close */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "listahead.h"
+#include "localdirs.h"
 #include "ops.h"
 #include "refresh.h"
 #include "virtual.h"
@@ -149,7 +150,8 @@ void sky_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     else if (!c)
         rc = snapshot_root(fs, s, &e);
     else {
-        rc = refresh_listing(fs, c, &dir, &e);
+        /* a folder not on the cloud yet has only what the cache has */
+        rc = dir.local_only ? 0 : refresh_listing(fs, c, &dir, &e);
         if (!rc)
             rc = meta_children(fs->meta, ino, snapshot_child, s, &e);
         if (!rc)
@@ -247,10 +249,26 @@ void sky_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     }
     struct sky_attr a;
     ops_new_attr(req, SKY_DIR, mode, &a);
-    rc = c->drv->mkdir(c->ctx, path, &a, &e);
-    cloud_note_result(c, rc, &e);
+    /* write_back = async: made in the cache only, created on the cloud
+     * before anything goes under it or by the write-back thread
+     * (localdirs.h) */
+    bool deferred = c->cfg->write_back_async;
+    if (!deferred) {
+        rc = c->drv->mkdir(c->ctx, path, &a, &e);
+        cloud_note_result(c, rc, &e);
+    }
     if (!rc)
         rc = ops_add_child(fs, parent, name, &a, NULL, &ent, &e);
+    if (!rc && deferred) {
+        rc = meta_set_local_only(fs->meta, ent.ino, true, &e);
+        if (rc) {
+            meta_remove(fs->meta, ent.ino, NULL);
+            meta_entry_free(&ent);
+        } else {
+            ent.local_only = true;
+            writeback_dirs_due(fs, c);
+        }
+    }
     if (!rc) {
         meta_set_listed(fs->meta, ent.ino, skyfs_now(), NULL); /* new and empty */
         ops_reply_entry(req, fs, &ent, c);
@@ -277,8 +295,11 @@ void sky_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char
     struct sky_attr a;
     ops_new_attr(req, SKY_LINK, 0777, &a);
     a.size = strlen(link);
-    rc = c->drv->symlink(c->ctx, path, link, &a, &e);
-    cloud_note_result(c, rc, &e);
+    rc = dir.local_only ? localdirs_ensure(fs, c, parent, &e) : 0;   /* the folder first */
+    if (!rc) {
+        rc = c->drv->symlink(c->ctx, path, link, &a, &e);
+        cloud_note_result(c, rc, &e);
+    }
     if (!rc) {
         struct sky_attr got;
         if (c->drv->stat(c->ctx, path, &got, NULL) == 0)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "localdirs.h"
 #include "ops.h"
 #include "readahead.h"
 #include "virtual.h"
@@ -71,14 +72,10 @@ static int defer_create(struct skyfs *fs, struct meta_entry *ent, struct ofile *
                         struct sky_err *e)
 {
     struct ofile *of;
-    int rc = meta_set_local_only(fs->meta, ent->ino, true, e);
-    if (rc == 0) {
-        ent->local_only = true;
-        rc = files_open(fs, ent, &of, e);
-    }
+    int rc = files_open_new(fs, ent, &of, e);   /* journals the empty new file */
     if (rc)
         return rc;
-    rc = files_truncate(fs, of, 0, e);          /* journals the empty new file */
+    rc = files_truncate(fs, of, 0, e);
     if (rc == 0 && !ofp)
         rc = files_closed_written(fs, of, e);
     if (rc == 0 && ofp)
@@ -109,11 +106,26 @@ static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
     bool deferred = (*c)->cfg->write_back_async;
     if (ofp)
         *ofp = NULL;
-    rc = deferred ? 0 : create_empty(fs, *c, path, &a, &om, e);
+    /* (not deferred: a folder left local-only when the cloud was async
+     * goes up first) */
+    if (!deferred && dir.local_only)
+        rc = localdirs_ensure(fs, *c, parent, e);
     if (!rc)
+        rc = deferred ? 0 : create_empty(fs, *c, path, &a, &om, e);
+    if (!rc && deferred) {
+        /* the entry, its cloud metadata (the index knows it: its first
+         * upload asks nothing) and local-only, in one commit */
+        uint64_t ino;
+        rc = meta_upsert_local(fs->meta, parent, name, &a, &om, skyfs_now(), &ino, e);
+        if (!rc)
+            rc = meta_get(fs->meta, ino, ent, e);
+        if (!rc)
+            times_dir_changed(fs, parent);
+    } else if (!rc) {
         rc = ops_add_child(fs, parent, name, &a, NULL, ent, e);
-    if (!rc)    /* the index knows its metadata: its first upload asks nothing */
-        upmeta_record(fs, ent->ino, &a, &om);
+        if (!rc)    /* the index knows its metadata: its first upload asks nothing */
+            upmeta_record(fs, ent->ino, &a, &om);
+    }
     if (!rc && deferred) {
         rc = defer_create(fs, ent, ofp, e);
         if (rc) {
@@ -186,6 +198,8 @@ static int new_special(fuse_req_t req, fuse_ino_t parent, const char *name, mode
         a.rdev = rdev;
     if (!(*c)->drv->mknod) {
         rc = sky_fail(e, EPERM, "cloud '%s' cannot hold special files", (*c)->cfg->name);
+    } else if (dir.local_only && (rc = localdirs_ensure(fs, *c, parent, e)) != 0) {
+        /* its folder, made here, could not be created first */
     } else {
         rc = (*c)->drv->mknod((*c)->ctx, path, &a, &out, e);
         cloud_note_result(*c, rc, e);

@@ -17,6 +17,7 @@
 #include "../lib/log.h"
 #include "conflicts.h"
 #include "kforget.h"
+#include "localdirs.h"
 #include "moved.h"
 #include "ops.h"
 #include "refresh.h"
@@ -135,6 +136,27 @@ static void kept_changed(struct skyfs *fs, struct cloud *c, const struct meta_en
         meta_set_attr(fs->meta, ent->ino, &theirs, skyfs_now(), &ignored);
 }
 
+/* rmdir: on the cloud, or for a folder not created there yet
+ * (localdirs.h), in the cache alone, where all its entries are: nothing
+ * is sent.  (The lock keeps its creation out until it is gone.) */
+static int remove_dir(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                      const char *path, struct sky_err *e)
+{
+    if (!ent->local_only)
+        return c->drv->rmdir(c->ctx, path, e);
+    localdirs_lock(fs);
+    uint64_t n = 0;
+    int rc;
+    if (!ops_still_local(fs, ent->ino))
+        rc = c->drv->rmdir(c->ctx, path, e);            /* created meanwhile */
+    else if ((rc = meta_child_count(fs->meta, ent->ino, &n, e)) == 0 && n > 0)
+        rc = -ENOTEMPTY;
+    else if (rc == 0)
+        rc = meta_remove(fs->meta, ent->ino, e);
+    localdirs_unlock(fs);
+    return rc;
+}
+
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
 {
     struct skyfs *fs = ops_fs(req);
@@ -165,7 +187,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
         else if (!is_dir && ent.attr.kind == SKY_DIR)
             rc = sky_fail(&e, EISDIR, "is a directory");
         else if (is_dir)
-            rc = c->drv->rmdir(c->ctx, path, &e);
+            rc = remove_dir(fs, c, &ent, path, &e);
         else if ((rc = files_keep_open(fs, &ent, &e)) == 0 && !ent.local_only)
             rc = remove_seen(fs, c, ent.ino, path, &ent.attr, &e);  /* open: its data stayed */
         /* (a file not uploaded yet is not on the cloud: nothing to send) */
@@ -406,6 +428,21 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
         rc = check_rename_target(fs, c, &src, &ndir, newname, flags, &replaced, &e);
         if (!rc && replaced != src.ino)
             rc = hold_for_rename(fs, c, &src, replaced, held, &paused, &local_move, &e);
+        /* Folders made here and not created on the cloud yet (localdirs.h,
+         * under its lock until the cache has the new name): one moved
+         * onto no folder moves in the cache only; else it is created
+         * first, and so is the folder that receives what moves. */
+        bool dirs_held = !rc && replaced != src.ino && (src.local_only || ndir.local_only);
+        if (dirs_held) {
+            localdirs_lock(fs);
+            bool dir_local = src.attr.kind == SKY_DIR && !replaced &&
+                             ops_still_local(fs, src.ino);
+            local_move = local_move || dir_local;
+            if (!local_move && src.attr.kind == SKY_DIR)
+                rc = localdirs_ensure(fs, c, src.ino, &e);
+            if (!rc && !local_move)
+                rc = localdirs_ensure(fs, c, newparent, &e);
+        }
         if (!rc && replaced && replaced != src.ino)
             rc = keep_replaced(fs, replaced, &e);      /* open: its data stays */
         bool diverted = false;          /* went to a conflict copy instead */
@@ -443,6 +480,8 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
             if (newparent != parent)
                 times_dir_changed(fs, newparent);
         }
+        if (dirs_held)
+            localdirs_unlock(fs);
         files_release_upload(fs, held[0]);
         files_release_upload(fs, held[1]);
         if (paused)
@@ -484,6 +523,8 @@ void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
             rc = c ? -EXDEV : -EPERM;
         else if (!c->drv->link || src.attr.kind == SKY_DIR)
             rc = sky_fail(&e, EPERM, "cloud '%s' has no hard links", c->cfg->name);
+        else if (dir.local_only && (rc = localdirs_ensure(fs, c, newparent, &e)) != 0)
+            ;   /* its folder, made here, could not be created first */
         else if (!(rc = c->drv->link(c->ctx, src.path, to, &e)))
             rc = c->drv->stat(c->ctx, to, &a, &e);
         if (c && nc == c)

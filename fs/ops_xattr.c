@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "localdirs.h"
 #include "ops.h"
 #include "virtual.h"
 
@@ -72,7 +73,10 @@ void sky_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     struct sky_err e = { 0 };
     char *buf = size ? malloc(size) : NULL;
     size_t len = 0;
-    int rc = size && !buf ? -ENOMEM : xattr_get(skyfs_of(req), ino, name, buf, size, &len, &e);
+    /* a folder not on the cloud yet is created first (localdirs.h) */
+    int rc = size && !buf ? -ENOMEM : localdirs_ensure_ino(skyfs_of(req), ino, &e);
+    if (!rc)
+        rc = xattr_get(skyfs_of(req), ino, name, buf, size, &len, &e);
     reply_xattr(req, rc, buf, len, size, &e);
     free(buf);
 }
@@ -83,7 +87,9 @@ void sky_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     char *buf = size ? malloc(size) : NULL;
     size_t len = 0;
     int rc = virt_is(ino) ? -ENOTSUP
-             : size && !buf ? -ENOMEM : xattr_list(skyfs_of(req), ino, buf, size, &len, &e);
+             : size && !buf ? -ENOMEM : localdirs_ensure_ino(skyfs_of(req), ino, &e);
+    if (!rc)
+        rc = xattr_list(skyfs_of(req), ino, buf, size, &len, &e);
     if (rc == -ENOTSUP) {               /* nothing to list is not an error */
         rc = 0;
         len = 0;
@@ -147,7 +153,9 @@ void sky_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
      * the cloud metadata the cache had when it began) */
     struct ofile *held = virt_is(ino) ? NULL : files_hold_upload(skyfs_of(req), ino);
     int rc = is_kernel_xattr(name) ? -ENOTSUP
-             : virt_is(ino) ? -EROFS : xattr_set(skyfs_of(req), ino, name, value, size, flags, &e);
+             : virt_is(ino) ? -EROFS : localdirs_ensure_ino(skyfs_of(req), ino, &e);
+    if (!rc)
+        rc = xattr_set(skyfs_of(req), ino, name, value, size, flags, &e);
     files_release_upload(skyfs_of(req), held);
     if (rc == 0 && strncmp(name, "user.skyfs.", 11) != 0)
         times_meta_changed(skyfs_of(req), ino, atime);
@@ -160,7 +168,9 @@ void sky_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     int64_t atime = virt_is(ino) ? 0 : times_atime(skyfs_of(req), ino);
     struct ofile *held = virt_is(ino) ? NULL : files_hold_upload(skyfs_of(req), ino);
     int rc = is_kernel_xattr(name) ? -ENODATA
-             : virt_is(ino) ? -EROFS : xattr_remove(skyfs_of(req), ino, name, &e);
+             : virt_is(ino) ? -EROFS : localdirs_ensure_ino(skyfs_of(req), ino, &e);
+    if (!rc)
+        rc = xattr_remove(skyfs_of(req), ino, name, &e);
     files_release_upload(skyfs_of(req), held);
     if (rc == 0)
         times_meta_changed(skyfs_of(req), ino, atime);

@@ -112,6 +112,11 @@ struct skyfs {
     unsigned wb_busy;           /* uploads running now (wb_lock) */
     size_t wb_failed_in_row;    /* uploads failed since the last success (wb_lock) */
     int wb_retry_s;             /* a failed upload's wait before its retry (wb_lock) */
+    /* folders made on write_back = async clouds and not created there yet
+     * (localdirs.h): flushed by a worker once wb_dirs_due_ms has come */
+    bool wb_dirs_due;           /* wb_lock */
+    int64_t wb_dirs_due_ms;     /* monotonic ms (wb_lock) */
+    pthread_mutex_t localdirs_lock; /* recursive (localdirs.h) */
 };
 
 /* ---- ops_names.c: hard links ------------------------------------------- */
@@ -223,6 +228,10 @@ void handles_free_all(struct skyfs *fs);
 int files_open(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
                struct sky_err *e);
 void files_close(struct skyfs *fs, struct ofile *of);
+/* files_open of a file just made here (a deferred create): its cached
+ * object, when new, starts empty and journaled (blocks_get_new). */
+int files_open_new(struct skyfs *fs, const struct meta_entry *ent, struct ofile **out,
+                   struct sky_err *e);
 /* The open file for an inode, if any (adds a reference: files_close it). */
 struct ofile *files_find(struct skyfs *fs, uint64_t ino);
 
@@ -307,6 +316,10 @@ void writeback_stop(struct skyfs *fs);
 void writeback_queue(struct skyfs *fs, struct ofile *of);
 /* A cloud came back: retry failed uploads now, not after the backoff. */
 void writeback_kick(struct skyfs *fs);
+/* A folder was made on write_back = async cloud c without the cloud
+ * (localdirs.h): a worker creates the folders still local-only after c's
+ * write_back_delay (those a file's upload did not create first). */
+void writeback_dirs_due(struct skyfs *fs, struct cloud *c);
 /* Around a directory rename: no background upload runs in between. */
 void writeback_pause(struct skyfs *fs);
 void writeback_resume(struct skyfs *fs);

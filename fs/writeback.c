@@ -26,11 +26,19 @@
  * keeps every pending upload; the next mount's journal thread (files.c)
  * queues them here again in the journal's order.
  *
- * Unmounting (writeback_stop) uploads what is queued without waiting for
- * it to settle, trying each file once more; what fails stays in the
- * journal for the next mount.
+ * Folders made on these clouds wait too (localdirs.h): a file's upload
+ * creates its local-only folders first; those still local-only when the
+ * cloud's write_back_delay has passed since they last changed (ctime) are
+ * created by a worker with nothing else due (wb_flush_dirs), retried like
+ * uploads.
  *
- * Called by files.c (queue), clouds.c and mount.c (start, stop),
+ * Unmounting (writeback_stop) uploads what is queued without waiting for
+ * it to settle, trying each file once more, and creates the folders left;
+ * what fails stays in the journal (a folder: local-only in the cache) for
+ * the next mount.
+ *
+ * Called by files.c (queue), ops_dirs.c (folders due), clouds.c and
+ * mount.c (start, stop),
  * liveness.c (kick) and ops_names.c (pause around a directory rename).
  */
 #include "skyfs.h"
@@ -42,6 +50,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../lib/metrics.h"
+#include "localdirs.h"
 
 #define WB_BACKOFF_MIN_S 1
 #define WB_BACKOFF_MAX_S 300
@@ -138,6 +147,53 @@ void writeback_kick(struct skyfs *fs)
     pthread_mutex_unlock(&fs->wb_lock);
 }
 
+/* Folders due at `due_ms` (wb_lock held). */
+static void wb_dirs_at(struct skyfs *fs, int64_t due_ms)
+{
+    if (!fs->wb_dirs_due || due_ms < fs->wb_dirs_due_ms)
+        fs->wb_dirs_due_ms = due_ms;
+    fs->wb_dirs_due = true;
+    pthread_cond_broadcast(&fs->wb_cond);
+}
+
+void writeback_dirs_due(struct skyfs *fs, struct cloud *c)
+{
+    pthread_mutex_lock(&fs->wb_lock);
+    wb_dirs_at(fs, clock_now_ms() + (int64_t)(c->cfg->write_back_delay_ns / 1000000));
+    pthread_mutex_unlock(&fs->wb_lock);
+}
+
+/* Create the folders made without the cloud (localdirs.h) once they are
+ * due, like a queued file (wb_lock held, dropped meanwhile); false when
+ * it is not time yet, with *wake_ms lowered to when it is. */
+static bool wb_flush_dirs(struct skyfs *fs, int64_t now_ms, int64_t *wake_ms)
+{
+    if (!fs->wb_dirs_due)
+        return false;
+    if (fs->wb_dirs_due_ms > now_ms && !fs->wb_draining) {
+        if (!*wake_ms || fs->wb_dirs_due_ms < *wake_ms)
+            *wake_ms = fs->wb_dirs_due_ms;
+        return false;
+    }
+    fs->wb_dirs_due = false;
+    fs->wb_busy++;
+    bool settle = !fs->wb_draining;
+    pthread_mutex_unlock(&fs->wb_lock);
+    pthread_rwlock_rdlock(&fs->wb_tree);
+    int64_t next = 0;       /* wall clock: a folder changed since its mkdir */
+    int failed = localdirs_flush_all(fs, settle, &next);
+    int64_t left_ms = next ? (next - skyfs_now()) / 1000000 + 1 : 0;
+    pthread_rwlock_unlock(&fs->wb_tree);
+    pthread_mutex_lock(&fs->wb_lock);
+    fs->wb_busy--;
+    if (failed && !fs->wb_draining)     /* retried after a failed upload's wait */
+        wb_dirs_at(fs, clock_now_ms() + (int64_t)fs->wb_retry_s * 1000);
+    else if (next && !fs->wb_draining)
+        wb_dirs_at(fs, clock_now_ms() + (left_ms > 0 ? left_ms : 0));
+    pthread_cond_broadcast(&fs->wb_cond);
+    return true;
+}
+
 void writeback_pause(struct skyfs *fs)
 {
     pthread_rwlock_wrlock(&fs->wb_tree);
@@ -164,8 +220,10 @@ static void *wb_main(void *arg)
     struct skyfs *fs = arg;
     pthread_mutex_lock(&fs->wb_lock);
     while (!fs->wb_stopping) {
-        int64_t wake_ms;
-        struct ofile *of = wb_take(fs, clock_now_ms(), &wake_ms);
+        int64_t wake_ms, now = clock_now_ms();
+        struct ofile *of = wb_take(fs, now, &wake_ms);
+        if (!of && wb_flush_dirs(fs, now, &wake_ms))
+            continue;
         if (!of) {
             wb_wait(fs, wake_ms);
             continue;
@@ -263,7 +321,7 @@ void writeback_stop(struct skyfs *fs)
      * once more at most (a failure stays in the journal), then stop. */
     fs->wb_draining = true;
     pthread_cond_broadcast(&fs->wb_cond);
-    while (n && (fs->wb_head || fs->wb_busy))
+    while (n && (fs->wb_head || fs->wb_busy || fs->wb_dirs_due))
         pthread_cond_wait(&fs->wb_cond, &fs->wb_lock);
     fs->wb_stopping = true;
     pthread_cond_broadcast(&fs->wb_cond);

@@ -17,7 +17,10 @@
 #     (S3), a cross-cloud mv: the cloud ends up exactly as the operations
 #     say, and a second mount with an empty cache sees the same;
 #   - kill -9 with five uploads queued (server stopped): the next mount
-#     uploads them all, in the order they were closed.
+#     uploads them all, in the order they were closed;
+#   - a power cut (kill -9, then the metadata cache's entries dropped)
+#     after `mkdir -p d/sub; cp f d/sub/f` on a local cloud: the next
+#     mount makes the folders and uploads the file.
 . "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port)
@@ -247,3 +250,48 @@ print(" ".join(sorted(names, key=lambda n: os.stat(f"{d}/{n}._S3rver_object").st
 PY
 )"
 unmount_skyfs "$MNT"
+
+# --- a power cut after mkdir d; echo x >d/f, on a cloud with real folders -
+# The folder is made in the cache only (created on the cloud before the
+# file's upload), and close syncs the file's journal entry, not the
+# metadata cache: a power cut may lose the folder's entry (and the
+# file's) while the journal keeps the file.  Simulated here by kill -9
+# within the settle delay, then removing those entries from the metadata
+# cache; the next mount must still put the file on the cloud, making its
+# folders first.
+LOCAL3="$TEST_TMP/data/local3"
+mkdir -p "$LOCAL3" "$TEST_TMP/cache3"
+(umask 077 && cat >"$TEST_TMP/power.conf" <<EOF
+[cache]
+dir = $TEST_TMP/cache3
+
+[local]
+type = local
+path = $LOCAL3
+write_back = async
+write_back_delay = 5s
+EOF
+)
+MNT3="$TEST_TMP/mnt3"
+mount_skyfs "$TEST_TMP/power.conf" "$MNT3" || die "cannot mount the power-cut cloud"
+echo "in a new folder" >"$SRC/pf"
+check "mkdir -p and a file in the new folder" bash -c \
+    "mkdir -p '$MNT3/local/pd/sub' && cp '$SRC/pf' '$MNT3/local/pd/sub/f'"
+daemon=$(daemon_pids "$MNT3")
+# shellcheck disable=SC2086
+kill -9 $daemon
+fusermount3 -u -z "$MNT3" 2>/dev/null || umount -l "$MNT3" 2>/dev/null
+check "killed within the delay: the folder was not on the cloud yet" bash -c "! test -e '$LOCAL3/pd'"
+check_eq "the power cut's loss: the folders' and the file's entries dropped from the metadata cache" 3 "$(
+    "$PYTHON" - "$TEST_TMP/cache3/meta.db" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+n = con.execute("DELETE FROM entries WHERE cloud='local' AND (path='pd' OR path LIKE 'pd/%')").rowcount
+con.commit()
+print(n)
+PY
+)"
+mount_skyfs "$TEST_TMP/power.conf" "$MNT3" || die "cannot mount after the power cut"
+check "the file went up all the same, into the folders made for it" \
+    wait_until 30 cmp -s "$SRC/pf" "$LOCAL3/pd/sub/f"
+unmount_skyfs "$MNT3"

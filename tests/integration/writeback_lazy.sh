@@ -20,8 +20,15 @@
 #     from the cache, and the upload carries the final set;
 #   - a relisting (ttl expiry) of a folder while a file in it is not
 #     uploaded yet keeps the file visible (and nothing was sent for it);
-#   - kill -9 right after new files are closed (within the delay): they
-#     had not reached the cloud; the next mount uploads them.
+#   - folders made here (deferred mkdir): nothing sent at mkdir, chmod,
+#     rmdir or rename of them, nor for lookups in them; after unmount a
+#     folder's marker went up before the file in it, the cloud holds them
+#     with their modes (an empty one too), and nothing was ever sent for
+#     the ones removed or renamed away;
+#   - kill -9 right after new files and folders are made (within the
+#     delay): they had not reached the cloud; the next mount uploads them,
+#     a small file whose cached data was lost (as a power cut may lose it)
+#     from the journal's copy of its bytes.
 . "$(dirname "$0")/lib.sh"
 
 S3_PORT=$(free_port)
@@ -158,17 +165,41 @@ done
 # ---- a relisting while a file is not uploaded yet ------------------------
 for cloud in s3 az; do
     M=$MNT/$cloud
-    mkdir "$M/fresh" && ls "$M/fresh" >/dev/null
+    # (a new folder waits for what goes in it: a file fsynced, which means
+    # "on the cloud", takes it there first)
+    mkdir "$M/fresh" && "$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644); os.write(fd, b"seed\n")
+os.fsync(fd); os.close(fd)' "$M/fresh/seed" && ls "$M/fresh" >/dev/null
     exec 3>"$M/fresh/pending"
     echo pending >&3
     lists=$(grep -c "^GET .*prefix=fresh" "$(log_of "$cloud")")
     sleep 2     # past the ttl (1s): the next ls lists the folder again
-    check_eq "$cloud: after the ttl a relisting keeps the file not uploaded yet" pending \
-        "$(ls "$M/fresh")"
+    check_eq "$cloud: after the ttl a relisting keeps the file not uploaded yet" "pending seed" \
+        "$(ls "$M/fresh" | tr '\n' ' ' | sed 's/ $//')"
     check "$cloud: (the folder was listed again from the cloud)" \
         test "$(grep -c "^GET .*prefix=fresh" "$(log_of "$cloud")")" -gt "$lists"
     check_eq "$cloud: and nothing was sent for the file yet" 0 "$(writes_for "$cloud" fresh/pending)"
     exec 3>&-
+done
+
+# ---- folders made here: deferred, like files -----------------------------
+# On a write_back = async cloud a mkdir is answered from the cache; the
+# folder goes up before what goes in it, or (empty) after the delay; one
+# removed or renamed before that sends nothing at all.
+DIRS_RE='(dnew|dgone|dold|dmoved|dempty|dtree)'
+for cloud in s3 az; do
+    M=$MNT/$cloud
+    check "$cloud: mkdir, chmod, a file in it, rmdir and mv of new folders" bash -c "
+        mkdir '$M/dnew' '$M/dgone' '$M/dold' '$M/dempty' && mkdir -p '$M/dtree/a/b' &&
+        chmod 750 '$M/dnew' && chmod 705 '$M/dempty' && echo inside >'$M/dnew/f' &&
+        echo deep >'$M/dtree/a/b/g' && rmdir '$M/dgone' && mv '$M/dold' '$M/dmoved'"
+    check_eq "$cloud: none of it was sent yet" 0 \
+        "$(grep -cE "^(PUT|POST|DELETE|PATCH) (/[^ /]+)?/lazy/$DIRS_RE" "$(log_of "$cloud")")"
+    check_eq "$cloud: nor asked: lookups in a new folder come from the cache" 0 \
+        "$(grep -cE "dnew(/|%2F)f|dtree(/|%2F)a(/|%2F)" "$(log_of "$cloud")")"
+    check_eq "$cloud: the new folders as made" "750 f 705 dmoved" \
+        "$(stat -c %a "$M/dnew") $(ls "$M/dnew") $(stat -c %a "$M/dempty") $(ls -d "$M/dmoved" | xargs basename)"
+    check "$cloud: the removed one is gone" bash -c "! test -e '$M/dgone'"
 done
 
 unmount_skyfs "$MNT"
@@ -186,6 +217,13 @@ for cloud in s3 az; do
     check_eq "$cloud: nothing sent for the file removed before its upload" 0 \
         "$(writes_for "$cloud" doomed)"
     check_eq "$cloud: one PUT for the file whose xattrs changed" 1 "$(puts "$cloud" xa)"
+    check_eq "$cloud: nothing ever sent for the folders removed or renamed before their upload" \
+        0 "$(grep -cE "^(PUT|POST|DELETE|PATCH) (/[^ /]+)?/lazy/(dgone|dold)" "$(log_of "$cloud")")"
+    log=$(log_of "$cloud")
+    marker=$(grep -nE "^PUT (/[^ /]+)?/lazy/dnew/?(\?|$)" "$log" | head -1 | cut -d: -f1)
+    file=$(grep -nE "^PUT (/[^ /]+)?/lazy/dnew/f(\?|$)" "$log" | head -1 | cut -d: -f1)
+    check "$cloud: a new folder went up before the file in it (lines ${marker:-none} < ${file:-none})" \
+        test "${marker:-999999}" -lt "${file:-0}"
 done
 
 check_mount 1 || die "cannot mount the check view"
@@ -208,6 +246,12 @@ for cloud in s3 az; do
 print(" ".join(sorted(f"{n}={os.getxattr(p, n).decode()}" for n in os.listxattr(p) if not n.startswith("user.skyfs."))))' "$C/xa" 2>&1)"
     check "$cloud: the file listed during the relisting arrived" \
         bash -c "echo pending | cmp -s - '$C/fresh/pending'"
+    check_eq "$cloud: the new folders arrived with their modes and files" \
+        "750 inside 705 deep dmoved" \
+        "$(stat -c %a "$C/dnew" 2>&1) $(cat "$C/dnew/f" 2>&1) $(stat -c %a "$C/dempty" 2>&1) $(
+           cat "$C/dtree/a/b/g" 2>&1) $(ls -d "$C/dmoved" 2>&1 | xargs basename)"
+    check "$cloud: the removed and the renamed-away folders are not there" \
+        bash -c "! test -e '$C/dgone' && ! test -e '$C/dold'"
 done
 unmount_skyfs "$CHECK_MNT"
 
@@ -222,6 +266,7 @@ daemon=$(daemon_pids "$MNT")
 check "the daemon is running" test -n "$daemon"
 for cloud in s3 az; do
     for i in 1 2 3; do cp "$SRC/k$cloud$i" "$MNT/$cloud/k$i"; done
+    mkdir "$MNT/$cloud/kdir" "$MNT/$cloud/kempty" && cp "$SRC/k${cloud}1" "$MNT/$cloud/kdir/f"
 done
 # shellcheck disable=SC2086 # one argument per pid
 kill -9 $daemon
@@ -229,6 +274,25 @@ fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
 for cloud in s3 az; do
     check_eq "$cloud: killed within the delay: nothing was sent for the new files" 0 \
         "$(( $(writes_for "$cloud" k1) + $(writes_for "$cloud" k2) + $(writes_for "$cloud" k3) ))"
+    check_eq "$cloud: nor for the new folders" 0 \
+        "$(grep -cE "^(PUT|POST|DELETE|PATCH) (/[^ /]+)?/lazy/k(dir|empty)" "$(log_of "$cloud")")"
+done
+# A power cut may also lose what the page cache held of a file's cached
+# data (never synced: a small file's close syncs only the journal, which
+# holds a copy of its bytes): k2's cached data is emptied here, and the
+# journal's copy must stand in for it.
+for cloud in s3 az; do
+    data=$("$PYTHON" - "$TEST_TMP/cache" "$cloud" <<'PY'
+import glob, os, sqlite3, sys
+db = glob.glob(os.path.join(sys.argv[1], "**", "blocks.db"), recursive=True)[0]
+con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+row = con.execute("SELECT id FROM objects WHERE cloud=? AND path='k2' AND dirty=1",
+                  (sys.argv[2],)).fetchone()
+print(os.path.join(os.path.dirname(db), "data", str(row[0])) if row else "")
+PY
+    )
+    check "$cloud: k2 is pending in the journal, its cached data at hand" test -s "$data"
+    [ -n "$data" ] && : >"$data"
 done
 mount_skyfs "$CONF" "$MNT" || die "cannot mount after kill -9"
 unmount_skyfs "$MNT"    # waits for the uploads the journal replays
@@ -237,5 +301,7 @@ for cloud in s3 az; do
     bad=
     for i in 1 2 3; do cmp -s "$SRC/k$cloud$i" "$CHECK_MNT/$cloud/k$i" || bad="$bad k$i"; done
     check_eq "$cloud: the next mount uploaded every file closed before the kill" "" "$bad"
+    check "$cloud: and the new folders, the file in one of them too" bash -c "
+        cmp -s '$SRC/k${cloud}1' '$CHECK_MNT/$cloud/kdir/f' && test -d '$CHECK_MNT/$cloud/kempty'"
 done
 unmount_skyfs "$CHECK_MNT"

@@ -682,6 +682,100 @@ TEST(blocks_dirty_survives_crash)
     free(dir);
 }
 
+/* The data file of the object at `path`, and whether the journal holds a
+ * copy of its bytes, as the crashed process left them. */
+static int journal_copy(const char *dir, const char *path, char *file, size_t size)
+{
+    char db_path[512];
+    snprintf(db_path, sizeof db_path, "%s/blocks.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int copy = -1;
+    if (sqlite3_open(db_path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT o.id, (SELECT count(*) FROM inline i WHERE i.obj=o.id) "
+                           "FROM objects o WHERE o.path=?1 AND o.dirty=1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            snprintf(file, size, "%s/data/%lld", dir, (long long)sqlite3_column_int64(st, 0));
+            copy = sqlite3_column_int(st, 1);
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return copy;
+}
+
+/* A small new file made durable carries a copy of its bytes in the
+ * journal: its data file lost after a crash (as a power cut may lose a
+ * file never synced) is written back from it.  A file written again after
+ * that drops the copy: its data file is the truth again. */
+TEST(blocks_small_file_journal_copy_stands_in_for_lost_data)
+{
+    char *dir = unit_tmpdir();
+    static const char first[] = "closed and durable\n", later[] = "written after the close\n";
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct blocks *b = NULL;
+        struct blocks_obj *o = NULL, *p = NULL;
+        if (blocks_open(dir, 4 * KIB, 1024ull * MIB, &b, NULL) ||
+            blocks_get_new(b, "c", "small.txt", &o, NULL) ||
+            blocks_write(o, 0, first, sizeof first, NULL, NULL, NULL) ||
+            blocks_make_durable(o, NULL, NULL, NULL) ||
+            blocks_get_new(b, "c", "again.txt", &p, NULL) ||
+            blocks_write(p, 0, first, sizeof first, NULL, NULL, NULL) ||
+            blocks_make_durable(p, NULL, NULL, NULL) ||
+            blocks_write(p, 0, later, sizeof later, NULL, NULL, NULL))
+            _exit(2);
+        _exit(0);       /* a crash: nothing released, nothing closed */
+    }
+    int status = 0;
+    CHECK_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char small[600], again[600];
+    CHECK_INT(journal_copy(dir, "small.txt", small, sizeof small), 1);
+    CHECK_INT(journal_copy(dir, "again.txt", again, sizeof again), 0);
+    CHECK_INT(truncate(small, 0), 0);           /* what the crash lost */
+
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "small.txt", "", 0);
+    char buf[64] = { 0 };
+    size_t got = 0;
+    CHECK_INT(blocks_size(o), sizeof first);
+    CHECK_INT(blocks_read(o, 0, sizeof buf, buf, &got, NULL, NULL, NULL), 0);
+    CHECK_INT(got, sizeof first);
+    CHECK_STR(buf, first);
+    blocks_release(o);
+    o = bget(b, "again.txt", "", 0);
+    memset(buf, 0, sizeof buf);
+    CHECK_INT(blocks_read(o, 0, sizeof buf, buf, &got, NULL, NULL, NULL), 0);
+    CHECK_STR(buf, later);
+    /* the upload's commit drops the copy */
+    int fd = -1;
+    CHECK_INT(blocks_prepare_upload(o, NULL, NULL, &fd, NULL), 0);
+    CHECK_INT(blocks_committed(o, "v1", NULL), 0);
+    blocks_release(o);
+    o = bget(b, "small.txt", "", 0);
+    CHECK_INT(blocks_prepare_upload(o, NULL, NULL, &fd, NULL), 0);
+    CHECK_INT(blocks_committed(o, "v1", NULL), 0);
+    blocks_release(o);
+    blocks_close(b);
+    CHECK_INT(journal_copy(dir, "small.txt", small, sizeof small), -1);   /* clean now */
+    char db_path[600];
+    snprintf(db_path, sizeof db_path, "%s/blocks.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    CHECK_INT(sqlite3_open(db_path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM inline", -1, &st, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+    CHECK_INT(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(blocks_etag_change_drops_old_data)
 {
     char *dir = unit_tmpdir();

@@ -1,0 +1,244 @@
+/*
+ * localdirs.c - deferred folders of write_back = async clouds (see
+ * localdirs.h): created on the cloud, top down, before what goes under
+ * them, or when the write-back thread flushes them.
+ */
+#include "localdirs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+
+void localdirs_lock(struct skyfs *fs)
+{
+    pthread_mutex_lock(&fs->localdirs_lock);
+}
+
+void localdirs_unlock(struct skyfs *fs)
+{
+    pthread_mutex_unlock(&fs->localdirs_lock);
+}
+
+/* Is entry `ino` a local-only folder?  *parent gets its parent. */
+static bool is_local_dir(struct skyfs *fs, uint64_t ino, uint64_t *parent)
+{
+    struct meta_entry ent;
+    if (meta_get(fs->meta, ino, &ent, NULL) != 0)
+        return false;
+    bool local = ent.local_only && ent.attr.kind == SKY_DIR;
+    *parent = ent.parent;
+    meta_entry_free(&ent);
+    return local;
+}
+
+/* Create local-only folder `ino` (its parent is on the cloud) with the
+ * attributes the cache has for it now, then mark it on the cloud
+ * (localdirs_lock held). */
+static int create_one(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky_err *e)
+{
+    struct meta_entry ent;
+    int rc = meta_get(fs->meta, ino, &ent, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        return 0;                       /* removed meanwhile */
+    }
+    if (rc)
+        return rc;
+    if (ent.local_only && ent.attr.kind == SKY_DIR) {
+        if (!c->ctx)
+            rc = sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
+        else
+            rc = cloud_offline_check(c, e);
+        if (rc == 0) {
+            rc = c->drv->mkdir(c->ctx, ent.path, &ent.attr, e);
+            cloud_note_result(c, rc, e);
+        }
+        if (rc == -EEXIST) {            /* another machine made it meanwhile: ours too */
+            sky_err_clear(e);
+            rc = 0;
+        }
+        if (rc == 0)
+            rc = meta_set_local_only(fs->meta, ino, false, e);
+        if (rc == 0)
+            LOG_DEBUG("cloud '%s': created deferred folder \"%s\"", c->cfg->name, ent.path);
+    }
+    meta_entry_free(&ent);
+    return rc;
+}
+
+int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky_err *e)
+{
+    if (!ino || ino == c->root_ino)
+        return 0;
+    uint64_t parent;
+    if (!is_local_dir(fs, ino, &parent))
+        return 0;                       /* the common case: asks the cache once */
+    localdirs_lock(fs);
+    /* the chain of local-only folders from ino up (a cloud's root is
+     * never local-only), then created top down */
+    uint64_t *chain = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (uint64_t cur = ino; cur && cur != c->root_ino && is_local_dir(fs, cur, &parent);
+         cur = parent) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            uint64_t *more = realloc(chain, ncap * sizeof *more);
+            if (!more) {
+                rc = sky_fail(e, ENOMEM, "out of memory");
+                break;
+            }
+            chain = more;
+            cap = ncap;
+        }
+        chain[n++] = cur;
+    }
+    while (rc == 0 && n > 0)
+        rc = create_one(fs, c, chain[--n], e);
+    free(chain);
+    localdirs_unlock(fs);
+    return rc;
+}
+
+int localdirs_ensure_ino(struct skyfs *fs, uint64_t ino, struct sky_err *e)
+{
+    struct meta_entry ent;
+    if (meta_get(fs->meta, ino, &ent, NULL) != 0)
+        return 0;
+    bool local = ent.local_only && ent.attr.kind == SKY_DIR;
+    struct cloud *c = local ? skyfs_cloud_by_name(fs, ent.cloud) : NULL;
+    meta_entry_free(&ent);
+    return c ? localdirs_ensure(fs, c, ino, e) : 0;
+}
+
+/* Has local-only folder `ino` settled: unchanged (its ctime) for
+ * settle_ns?  If not, *next lowers to when it will have (0: unset). */
+static bool settled(struct skyfs *fs, uint64_t ino, int64_t settle_ns, int64_t now,
+                    int64_t *next)
+{
+    struct meta_entry ent;
+    if (settle_ns <= 0 || meta_get(fs->meta, ino, &ent, NULL) != 0)
+        return true;
+    int64_t at = ent.attr.ctime_ns + settle_ns;
+    meta_entry_free(&ent);
+    if (at <= now)
+        return true;
+    if (next && (!*next || at < *next))
+        *next = at;
+    return false;
+}
+
+int localdirs_flush(struct skyfs *fs, struct cloud *c, int64_t settle_ns, int64_t *next,
+                    struct sky_err *e)
+{
+    uint64_t after = 0, ino;
+    int first = 0;
+    struct sky_err one = { 0 };
+    int64_t now = skyfs_now();
+    if (next)
+        *next = 0;
+    while (meta_next_local_dir(fs->meta, c->cfg->name, after, &ino, NULL) == 0) {
+        after = ino;
+        if (!settled(fs, ino, settle_ns, now, next))
+            continue;
+        int rc = localdirs_ensure(fs, c, ino, &one);
+        if (rc && !first) {
+            first = rc;
+            if (e)
+                *e = one;
+        }
+        if (rc == -EHOSTDOWN)
+            break;                      /* offline: the rest would fail alike */
+    }
+    return first;
+}
+
+int localdirs_flush_all(struct skyfs *fs, bool settle, int64_t *next)
+{
+    int failed = 0;
+    *next = 0;
+    for (size_t i = 0; i < fs->nclouds; i++) {
+        struct cloud *c = &fs->clouds[i];
+        struct sky_err e = { 0 };
+        int64_t later = 0;
+        if (!c->ctx || c->cfg->read_only)
+            continue;
+        int64_t settle_ns = settle && c->cfg->write_back_async ? c->cfg->write_back_delay_ns : 0;
+        int rc = localdirs_flush(fs, c, settle_ns, &later, &e);
+        if (later && (!*next || later < *next))
+            *next = later;
+        if (rc != 0) {
+            failed++;
+            LOG_ERROR("write-back: creating the folders made on cloud '%s' failed, retried: %s",
+                      c->cfg->name, e.msg);
+        }
+    }
+    return failed;
+}
+
+int localdirs_recover(struct skyfs *fs)
+{
+    int failed = 0;
+    for (size_t i = 0; i < fs->nclouds; i++) {
+        struct cloud *c = &fs->clouds[i];
+        uint64_t ino;
+        if (!c->ctx || c->cfg->read_only ||
+            meta_next_local_dir(fs->meta, c->cfg->name, 0, &ino, NULL) != 0)
+            continue;
+        if (c->cfg->write_back_async && fs->wb_started) {
+            writeback_dirs_due(fs, c);
+            continue;
+        }
+        struct sky_err e = { 0 };
+        pthread_rwlock_rdlock(&fs->wb_tree);
+        int rc = localdirs_flush(fs, c, 0, NULL, &e);
+        pthread_rwlock_unlock(&fs->wb_tree);
+        if (rc) {
+            failed++;
+            LOG_ERROR("journal: creating the folders made on cloud '%s' failed, retried: %s",
+                      c->cfg->name, e.msg);
+        }
+    }
+    return failed;
+}
+
+int localdirs_ensure_path(struct skyfs *fs, struct cloud *c, const char *path,
+                          struct sky_err *e)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return sky_fail(e, ENOMEM, "out of memory");
+    int rc = 0;
+    for (char *slash = strchr(dir, '/'); rc == 0 && slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        uint64_t ino;
+        if (meta_find_path(fs->meta, c->cfg->name, dir, &ino, NULL) == 0) {
+            rc = localdirs_ensure(fs, c, ino, e);       /* nothing unless local-only */
+        } else if (!c->ctx) {
+            rc = sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
+        } else if ((rc = cloud_offline_check(c, e)) == 0) {
+            /* asked first: not every cloud says EEXIST for a mkdir of a
+             * folder it has */
+            struct sky_attr a;
+            rc = c->drv->stat(c->ctx, dir, &a, e);
+            if (rc == -ENOENT) {
+                sky_err_clear(e);
+                memset(&a, 0, sizeof a);
+                a.kind = SKY_DIR;
+                a.mode = 0755;
+                a.has = SKY_HAS_MODE;
+                rc = c->drv->mkdir(c->ctx, dir, &a, e);
+                if (rc == -EEXIST) {            /* made meanwhile */
+                    sky_err_clear(e);
+                    rc = 0;
+                }
+            }
+            cloud_note_result(c, rc, e);
+        }
+        *slash = '/';
+    }
+    free(dir);
+    return rc;
+}

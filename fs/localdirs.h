@@ -1,0 +1,73 @@
+/*
+ * localdirs.h - folders made on a write_back = async cloud and not created
+ * on it yet (deferred mkdir).
+ *
+ * On such a cloud mkdir answers from the cache alone: the folder is an
+ * entry marked local-only (meta_set_local_only), with its attributes, and
+ * the cloud hears of it later, in order: before anything is put under it
+ * (a file's upload, a symlink, a rename into it: localdirs_ensure creates
+ * it and its local-only parents first, top down), or, for a folder that
+ * stays empty, when the write-back thread next flushes the folders
+ * (localdirs_flush, once unchanged for the cloud's write_back_delay; at
+ * unmount; and
+ * at every pass of the journal thread, which after a crash finds the
+ * folders the last mount left local-only).  Until then a chmod, chown or
+ * utime of it changes the cache only (the create carries them), lookups
+ * and listings in it ask nothing, and an rmdir or a rename of it sends
+ * nothing at all.
+ *
+ * One recursive lock (fs->localdirs_lock) keeps the creation of a folder
+ * apart from an rmdir, a rename or an attribute change of that folder
+ * deciding that it is still local-only: taken by localdirs_ensure and by
+ * ops_dirs.c, ops_names.c and ops.c through localdirs_lock/unlock.  It is
+ * taken inside an upload's locks (the write-back tree lock, a file's
+ * upload lock), never around them.
+ *
+ * Called by ops*.c, files.c (uploads), writeback.c and the journal thread.
+ */
+#ifndef SKY_LOCALDIRS_H
+#define SKY_LOCALDIRS_H
+
+#include "skyfs.h"
+
+/* Create folder `ino` of cloud c on the cloud, with its local-only
+ * ancestors first, when it is local-only; nothing for any other entry
+ * (or ino 0).  0 or -errno (e filled); what was created stays created. */
+int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky_err *e);
+
+/* localdirs_ensure for an entry whose cloud the caller does not know
+ * (xattr calls): loads it; 0 for anything but a local-only folder. */
+int localdirs_ensure_ino(struct skyfs *fs, uint64_t ino, struct sky_err *e);
+
+/* Create every local-only folder of cloud c (the empty ones too) that
+ * has settled: unchanged (its ctime) for settle_ns (0: all of them); the
+ * others are left, and *next (when not NULL) gets the wall-clock time the
+ * first of them settles (0: none left).  0, or the first failure (e
+ * filled) after trying them all. */
+int localdirs_flush(struct skyfs *fs, struct cloud *c, int64_t settle_ns, int64_t *next,
+                    struct sky_err *e);
+
+/* localdirs_flush of every cloud whose driver is open (settle: each
+ * write_back = async cloud's write_back_delay, else none), failures
+ * logged; *next as above, over all clouds.  Returns the number of clouds
+ * whose flush failed. */
+int localdirs_flush_all(struct skyfs *fs, bool settle, int64_t *next);
+
+/* The folders of cloud path `path` (each prefix before a '/'), for a
+ * pending upload whose metadata is gone: a local-only one is created as
+ * by localdirs_ensure; one the cache does not know is created with
+ * default attributes (0755) unless the cloud has it; one the cache knows on
+ * the cloud is left alone.  0 or -errno (e filled). */
+int localdirs_ensure_path(struct skyfs *fs, struct cloud *c, const char *path,
+                          struct sky_err *e);
+
+/* The journal thread's pass: every cloud with local-only folders gets
+ * them created, by the write-back workers on a write_back = async cloud
+ * (writeback_dirs_due), else here.  Returns the number of clouds whose
+ * creation failed here. */
+int localdirs_recover(struct skyfs *fs);
+
+void localdirs_lock(struct skyfs *fs);
+void localdirs_unlock(struct skyfs *fs);
+
+#endif

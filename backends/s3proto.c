@@ -1016,10 +1016,29 @@ void s3proto_mpu_end(void *up, bool discard)
 /* Copy                                                                */
 /* ------------------------------------------------------------------ */
 
+/* x-amz-copy-source: "/BUCKET/KEY", the key URL-encoded but for the
+ * characters a path segment may hold as they are ($ & + : = @), which
+ * rclone sends raw to every S3 too.  Servers that decode the header with
+ * JavaScript's decodeURI (s3rver) leave %2B and its kin encoded and then
+ * find no such key: a chmod of "c++" answered ENOENT. */
 static char *copy_source(const char *bucket, const char *key)
 {
     char *enc = http_uri_encode(key, 1), *out = NULL;
-    if (enc && asprintf(&out, "/%s/%s", bucket, enc) < 0)
+    if (!enc)
+        return NULL;
+    static const char raw[] = "$&+,:;=@";
+    char *w = enc;
+    for (const char *r = enc; *r; r++) {
+        unsigned v;
+        if (r[0] == '%' && sscanf(r + 1, "%2X", &v) == 1 && v && strchr(raw, (int)v)) {
+            *w++ = (char)v;
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    if (asprintf(&out, "/%s/%s", bucket, enc) < 0)
         out = NULL;
     free(enc);
     return out;

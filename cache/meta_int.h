@@ -37,13 +37,15 @@ enum {
     Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
     Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
     Q_TRI_FORGET_INO, Q_TRI_ADD, Q_SET_NODE, Q_SUBDIR_COUNT, Q_SET_NLINKS, Q_SAME_FILE,
-    Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_COUNT
+    Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_SET_OWN, Q_COUNT
 };
 
 /* Children read per page by meta_children. */
 #define CHILDREN_PAGE 256
 
-/* Checks and small helpers. */
+/* Checks and small helpers.  meta_wall_now: the wall clock in ns (the
+ * time of the mount's own changes). */
+int64_t meta_wall_now(void);
 bool meta_valid_name(const char *name);
 bool meta_valid_kind(const struct sky_attr *a);
 char *meta_join(const char *dir, const char *name);

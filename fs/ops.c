@@ -726,8 +726,8 @@ int ops_add_child(struct skyfs *fs, uint64_t parent, const char *name,
     uint64_t ino;
     int64_t now = skyfs_now();
     int rc = meta_upsert(fs->meta, parent, name, a, link, now, &ino, e);
-    if (!rc)
-        rc = meta_own_change(fs->meta, ino, false, now, e);
+    if (!rc)            /* without it, only what stat shows after the TTL differs */
+        meta_own_change(fs->meta, ino, false, now, NULL);
     if (!rc && link)
         rc = meta_set_link(fs->meta, ino, link, e);
     if (!rc)

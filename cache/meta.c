@@ -175,6 +175,8 @@ static const char *const meta_sql[Q_COUNT] = {
                       "WHEN etag=?9 THEN storage_class END,"
                       "meta_at=CASE WHEN ?14>0 THEN ?14 WHEN etag=?9 THEN meta_at ELSE 0 END,"
                       "own_ns=max(own_ns,?18) WHERE ino=?1",
+    [Q_SET_OWN] = "UPDATE entries SET own_ns=max(own_ns,?2) WHERE ino=?1 OR "
+                  "(?3<>0 AND ino=(SELECT parent FROM entries WHERE ino=?1))",
     [Q_SET_LINK] = "UPDATE entries SET link=?2 WHERE ino=?1",
     [Q_SET_ATIME] = "UPDATE entries SET atime_ns=?2,has=has|16 WHERE ino=?1",
     [Q_SET_LISTED] = "UPDATE entries SET listed_at=?2 WHERE ino=?1",
@@ -220,8 +222,6 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_SET_NLINKS] = "UPDATE entries SET nlink=?3 WHERE cloud=?1 AND file_id=?2",
     [Q_SAME_FILE] = "SELECT ino FROM entries WHERE cloud=?1 AND file_id=?2 AND ino<>?3",
     [Q_SET_LOCAL_ONLY] = "UPDATE entries SET local_only=?2 WHERE ino=?1",
-    [Q_SET_OWN] = "UPDATE entries SET own_ns=max(own_ns,?2) WHERE ino=?1 OR "
-                  "(?3<>0 AND ino=(SELECT parent FROM entries WHERE ino=?1))",
 };
 
 static const char meta_schema[] =
@@ -299,6 +299,11 @@ static const char meta_node_columns[] =
     "ALTER TABLE entries ADD COLUMN file_id INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX IF NOT EXISTS entries_file_id ON entries(cloud, file_id) WHERE file_id<>0;";
 
+/* The mount's own changes (see the top of this file): a column added, when
+ * missing, by a step of its own as below. */
+static const char meta_own_column[] =
+    "ALTER TABLE entries ADD COLUMN own_ns INTEGER NOT NULL DEFAULT 0;";
+
 /* Files made here and not uploaded yet (write_back = async defers the
  * create to the upload): a column added, when missing, by a step of its
  * own as above, so that caches made before it keep working.  Such an
@@ -306,11 +311,6 @@ static const char meta_node_columns[] =
  * and lookups answer it from the cache. */
 static const char meta_local_only_column[] =
     "ALTER TABLE entries ADD COLUMN local_only INTEGER NOT NULL DEFAULT 0;";
-
-/* The mount's own changes (see the top of this file): a column added, when
- * missing, by a step of its own as above. */
-static const char meta_own_column[] =
-    "ALTER TABLE entries ADD COLUMN own_ns INTEGER NOT NULL DEFAULT 0;";
 
 /* Per connection, in memory: the names to take out of the trigram index at
  * the end of the write transaction (meta_update_trigrams). */

@@ -162,15 +162,6 @@ int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int
                   struct sky_err *e);
 int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e);
 
-/* An access at `atime` (the entry's atime, nothing else: one statement,
- * cheap enough for every first read of a file). */
-int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *e);
-
-/* Mark file `ino` as made here and not uploaded yet (true), or on the
- * cloud now (false).  A listing that lacks a local-only entry, or lists
- * another object under its name, keeps it as it is; so does a crawl. */
-int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sky_err *e);
-
 /* The mount itself changed entry `ino` on the cloud, done at `at` (wall
  * clock, after the driver's call returned), and when `and_parent`, its
  * directory too (an upload through a temporary name in it): a refresh
@@ -179,6 +170,15 @@ int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sk
  * inode is no error (nothing to mark). */
 int meta_own_change(struct meta *m, uint64_t ino, bool and_parent, int64_t at,
                     struct sky_err *e);
+
+/* An access at `atime` (the entry's atime, nothing else: one statement,
+ * cheap enough for every first read of a file). */
+int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *e);
+
+/* Mark file `ino` as made here and not uploaded yet (true), or on the
+ * cloud now (false).  A listing that lacks a local-only entry, or lists
+ * another object under its name, keeps it as it is; so does a crawl. */
+int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sky_err *e);
 
 /* Mark a directory's listing as stale (listed_at = 0) or fresh. */
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);

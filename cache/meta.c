@@ -54,6 +54,17 @@
  * without the others noticing), and stat shows them all the smallest of
  * their inode numbers (stat_ino).
  *
+ * The mount's own changes: column own_ns is when the mount last changed
+ * the entry on the cloud itself (meta_set_attr records it; meta_own_change
+ * for what reaches the cloud without it: a new entry, an upload, and the
+ * folder an upload passed through with a temporary name).  Such a change
+ * leaves marks on the cloud's times that POSIX would not (a folder's
+ * mtime moved by the temporary name, a ctime stamped by the cloud's clock
+ * a little after the one the cache recorded), and a refresh after the TTL
+ * must not take them for news: see TIME_COL.  It is a column, not memory,
+ * because after a remount the cached times are still what the kernel was
+ * told.  Added, when missing, by the same kind of step as local_only.
+ *
  * This file holds the table, its statements, opening and the writers the
  * others share (meta_int.h); listings are merged in meta_listing.c, single
  * fields and cloud metadata are updated in meta_fields.c, and the crawl's
@@ -66,6 +77,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cachedb.h"
 #include "meta_int.h"
@@ -90,17 +102,35 @@
  * change on Azure): the same etag, or the same size and mtime (?3, ?4). */
 #define SAME_CONTENT "(kind=?2 AND (?2=2 OR etag=?9 OR (size=?3 AND mtime_ns=?4)))"
 
+/* How much later than the mount's own last change of an entry (own_ns,
+ * see "The mount's own changes" at the top) a cloud time may be and still
+ * count as that change's mark, in ns: 10 ms.  On a local folder, and on
+ * servers on this machine, none is needed: the cloud stamps its time (with
+ * the kernel's coarse clock, which lags) before the call returns, and
+ * own_ns is read after.  It covers a server whose clock runs a little
+ * ahead of ours, or rounds a time up.  Larger would hide more of other
+ * writers' changes: a change of only an entry's times (not its content:
+ * the etag shows that) made within this much after our own is taken for
+ * ours.  A server whose clock is further ahead shows our own changes as
+ * later times, as before; one whose clock is behind hides, for as long as
+ * it is behind, other writers' time-only changes made after ours. */
+#define OWN_SLACK_NS "10000000"
+
 /* In Q_UPDATE_ATTR: time column COL (bit BIT of `has`, new value PARAM).
  * A source that does not say it keeps the cached one while the entry
  * stays the same; and a refresh (?17 = 0: a listing or a stat, not a
  * change made through the mount) of the same content never moves it back
  * when KEEP holds, since the cache may know of later accesses and changes
  * than the cloud stores (atime and ctime, and a directory's mtime, are
- * kept in the cache alone on object stores). */
+ * kept in the cache alone on object stores); nor forward to a time no
+ * later than the mount's own last change of the entry (plus OWN_SLACK_NS):
+ * that is the mark of our own change, which the cache already records as
+ * POSIX would (writing a file through a temporary name in its folder
+ * leaves the folder as it was). */
 #define TIME_COL(COL, BIT, PARAM, KEEP) \
     COL "=CASE WHEN " SAME_ENTRY " AND (?8&" BIT ")=0 AND (has&" BIT ")<>0 THEN " COL " " \
-    "WHEN ?17=0 AND " SAME_CONTENT " AND (" KEEP ") AND (has&" BIT ")<>0 AND " COL ">" PARAM \
-    " THEN " COL " ELSE " PARAM " END,"
+    "WHEN ?17=0 AND " SAME_CONTENT " AND (" KEEP ") AND (has&" BIT ")<>0 AND (" COL ">" PARAM \
+    " OR " PARAM "<=own_ns+" OWN_SLACK_NS ") THEN " COL " ELSE " PARAM " END,"
 
 /* Queue the names of the entries selected by the condition that follows,
  * indexed ones only (inode <= ?9, the last one before the transaction), to
@@ -143,8 +173,10 @@ static const char *const meta_sql[Q_COUNT] = {
                       "WHEN etag=?9 THEN content_type END,"
                       "storage_class=CASE WHEN ?13 IS NOT NULL THEN ?13 "
                       "WHEN etag=?9 THEN storage_class END,"
-                      "meta_at=CASE WHEN ?14>0 THEN ?14 WHEN etag=?9 THEN meta_at ELSE 0 END "
-                      "WHERE ino=?1",
+                      "meta_at=CASE WHEN ?14>0 THEN ?14 WHEN etag=?9 THEN meta_at ELSE 0 END,"
+                      "own_ns=max(own_ns,?18) WHERE ino=?1",
+    [Q_SET_OWN] = "UPDATE entries SET own_ns=max(own_ns,?2) WHERE ino=?1 OR "
+                  "(?3<>0 AND ino=(SELECT parent FROM entries WHERE ino=?1))",
     [Q_SET_LINK] = "UPDATE entries SET link=?2 WHERE ino=?1",
     [Q_SET_ATIME] = "UPDATE entries SET atime_ns=?2,has=has|16 WHERE ino=?1",
     [Q_SET_LISTED] = "UPDATE entries SET listed_at=?2 WHERE ino=?1",
@@ -268,6 +300,11 @@ static const char meta_node_columns[] =
     "ALTER TABLE entries ADD COLUMN nlink INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE entries ADD COLUMN file_id INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX IF NOT EXISTS entries_file_id ON entries(cloud, file_id) WHERE file_id<>0;";
+
+/* The mount's own changes (see the top of this file): a column added, when
+ * missing, by a step of its own as below. */
+static const char meta_own_column[] =
+    "ALTER TABLE entries ADD COLUMN own_ns INTEGER NOT NULL DEFAULT 0;";
 
 /* Files made here and not uploaded yet (write_back = async defers the
  * create to the upload): a column added, when missing, by a step of its
@@ -605,6 +642,13 @@ int meta_finish(struct meta *m, int rc, struct sky_err *e)
     return rc;
 }
 
+int64_t meta_wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void meta_bind_attr(sqlite3_stmt *st, int first, const struct sky_attr *a)
 {
     sqlite3_bind_int(st, first, (int)a->kind);
@@ -691,6 +735,7 @@ int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
     sqlite3_bind_int64(st, 15, a->atime_ns);
     sqlite3_bind_int64(st, 16, a->ctime_ns);
     sqlite3_bind_int(st, 17, exact);
+    sqlite3_bind_int64(st, 18, exact ? meta_wall_now() : 0);   /* the mount's own change */
     int rc = cachedb_done(&m->db, st, "updating an entry", e);
     if (rc == 0)
         rc = meta_set_node_locked(m, ino, a, e);
@@ -840,12 +885,14 @@ static int meta_add_column(struct meta *m, const char *db_path, const char *colu
     return sky_err_prefix(e, "upgrading %s", db_path);
 }
 
-/* Add the special-file and hard-link columns, and local_only, when
+/* Add the special-file and hard-link columns, local_only and own_ns, when
  * missing (idempotent). */
 static int meta_add_node_columns(struct meta *m, const char *db_path, struct sky_err *e)
 {
     int rc = meta_add_column(m, db_path, "file_id", meta_node_columns, e);
-    return rc ? rc : meta_add_column(m, db_path, "local_only", meta_local_only_column, e);
+    if (rc == 0)
+        rc = meta_add_column(m, db_path, "local_only", meta_local_only_column, e);
+    return rc ? rc : meta_add_column(m, db_path, "own_ns", meta_own_column, e);
 }
 
 static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_err *e)

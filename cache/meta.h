@@ -154,10 +154,22 @@ int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *n
  * holds the same content (same kind; a directory, the same etag, or the
  * same size and mtime: a copy or a metadata change may give an object a
  * new etag): the cache may know of later accesses and changes than the
- * cloud stores. */
+ * cloud stores.  Nor do they move those times forward to a time no later
+ * than the mount's own last change of the entry (plus a few ms): that is
+ * the mark our own change left on the cloud.  meta_set_attr notes the
+ * change as the mount's own, made now (wall clock). */
 int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int64_t now,
                   struct sky_err *e);
 int meta_set_link(struct meta *m, uint64_t ino, const char *link, struct sky_err *e);
+
+/* The mount itself changed entry `ino` on the cloud, done at `at` (wall
+ * clock, after the driver's call returned), and when `and_parent`, its
+ * directory too (an upload through a temporary name in it): a refresh
+ * takes none of their times up to `at` (see meta_set_attr).  For changes
+ * not recorded through meta_set_attr: a new entry, an upload.  An unknown
+ * inode is no error (nothing to mark). */
+int meta_own_change(struct meta *m, uint64_t ino, bool and_parent, int64_t at,
+                    struct sky_err *e);
 
 /* An access at `atime` (the entry's atime, nothing else: one statement,
  * cheap enough for every first read of a file). */

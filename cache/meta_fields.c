@@ -202,6 +202,24 @@ int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint6
     return rc;
 }
 
+int meta_own_change(struct meta *m, uint64_t ino, bool and_parent, int64_t at,
+                    struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc;
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_OWN, e);
+    if (!st) {
+        rc = -e->code;
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int64(st, 2, at);
+        sqlite3_bind_int(st, 3, and_parent ? 1 : 0);
+        rc = cachedb_done(&m->db, st, "noting the mount's own change", e);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
 int meta_find_path(struct meta *m, const char *cloud, const char *path, uint64_t *ino,
                    struct sky_err *e)
 {

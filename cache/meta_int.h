@@ -32,6 +32,7 @@ struct meta {
 /* The cache's prepared statements (meta.c holds their SQL). */
 enum {
     Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
+    Q_SET_OWN,
     Q_SET_LINK, Q_SET_LISTED, Q_FIND_PATH, Q_DELETE_INO, Q_DELETE_RANGE, Q_DELETE_CLOUD,
     Q_MOVE, Q_MOVE_RANGE, Q_OBJMETA_GET, Q_OBJMETA_SET, Q_USER_LIST, Q_USER_CLEAR,
     Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
@@ -43,7 +44,9 @@ enum {
 /* Children read per page by meta_children. */
 #define CHILDREN_PAGE 256
 
-/* Checks and small helpers. */
+/* Checks and small helpers.  meta_wall_now: the wall clock in ns (the
+ * time of the mount's own changes). */
+int64_t meta_wall_now(void);
 bool meta_valid_name(const char *name);
 bool meta_valid_kind(const struct sky_attr *a);
 char *meta_join(const char *dir, const char *name);

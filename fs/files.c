@@ -577,6 +577,10 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         attr.size = out->size;
         memcpy(attr.etag, out->etag, sizeof attr.etag);
         upmeta_record(fs, ent->ino, &attr, &om);
+        /* The cloud's times of the file, and of its folder (a driver
+         * may upload through a temporary name there), moved by our
+         * own doing: not news at their next refresh. */
+        meta_own_change(fs->meta, ent->ino, true, skyfs_now(), NULL);
         if (ent->local_only)        /* a deferred create: on the cloud now */
             meta_set_local_only(fs->meta, ent->ino, false, NULL);
         *out = attr;

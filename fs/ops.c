@@ -729,13 +729,17 @@ void ops_new_attr(fuse_req_t req, enum sky_kind kind, mode_t mode, struct sky_at
 }
 
 /* Record a new child in the cache (its directory's times move) and give
- * its entry. */
+ * its entry.  It is the mount's own change: the times the cloud stamped
+ * on the new entry are not news at its next refresh. */
 int ops_add_child(struct skyfs *fs, uint64_t parent, const char *name,
                   const struct sky_attr *a, const char *link, struct meta_entry *out,
                   struct sky_err *e)
 {
     uint64_t ino;
-    int rc = meta_upsert(fs->meta, parent, name, a, link, skyfs_now(), &ino, e);
+    int64_t now = skyfs_now();
+    int rc = meta_upsert(fs->meta, parent, name, a, link, now, &ino, e);
+    if (!rc)            /* without it, only what stat shows after the TTL differs */
+        meta_own_change(fs->meta, ino, false, now, NULL);
     if (!rc && link)
         rc = meta_set_link(fs->meta, ino, link, e);
     if (!rc)

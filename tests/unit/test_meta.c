@@ -32,6 +32,14 @@ static struct sky_attr attr_of(enum sky_kind kind, uint64_t size, const char *et
     return a;
 }
 
+/* The wall clock, in ns. */
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /* Upsert child `name` of `parent`; returns its inode (0 on failure). */
 static uint64_t put(struct meta *m, uint64_t parent, const char *name, enum sky_kind kind)
 {
@@ -247,11 +255,11 @@ TEST(meta_times_survive_refreshes)
     CHECK_INT(ent.attr.atime_ns, 3000);
     CHECK_INT(ent.attr.ctime_ns, 2000);
     meta_entry_free(&ent);
-    struct sky_attr later = a;                  /* later news is taken */
-    later.atime_ns = 5000;
+    struct sky_attr later = a;      /* later news (than set_attr, our own change) is taken */
+    later.atime_ns = wall_ns() + 1000000000LL;
     CHECK_INT(meta_upsert(m, root, "f", &later, NULL, 40, &ino, NULL), 0);
     CHECK_INT(meta_get(m, f, &ent, NULL), 0);
-    CHECK_INT(ent.attr.atime_ns, 5000);
+    CHECK_INT(ent.attr.atime_ns, later.atime_ns);
     meta_entry_free(&ent);
     CHECK_INT(meta_set_attr(m, f, &older, 50, NULL), 0);   /* utime: as given */
     CHECK_INT(meta_get(m, f, &ent, NULL), 0);
@@ -299,6 +307,87 @@ TEST(meta_times_survive_refreshes)
     CHECK_INT(meta_get(m, f, &ent, NULL), 0);
     CHECK_INT(ent.attr.mtime_ns, 100);
     meta_entry_free(&ent);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* Entry `ino`'s mtime and ctime. */
+static void times_of(struct meta *m, uint64_t ino, int64_t *mtime, int64_t *ctime)
+{
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, ino, &ent, NULL), 0);
+    *mtime = ent.attr.mtime_ns;
+    *ctime = ent.attr.ctime_ns;
+    meta_entry_free(&ent);
+}
+
+/* A refresh does not take the marks the mount's own changes left on the
+ * cloud's times (up to the time of the change, recorded by set_attr and
+ * meta_own_change, also across a reopen), but takes a later change by
+ * another writer, and a new version's times. */
+TEST(meta_own_changes_are_not_news)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root, ino;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    uint64_t d = put(m, root, "d", SKY_DIR);
+    int64_t t0 = wall_ns() - 60 * 1000000000LL, mt, ct;
+    struct sky_attr da = attr_of(SKY_DIR, 0, "");
+    da.mtime_ns = da.ctime_ns = t0;
+    da.has |= SKY_HAS_CTIME;
+    CHECK_INT(meta_set_attr(m, d, &da, 10, NULL), 0);   /* a change through the mount */
+    struct sky_attr mark = da;          /* the cloud stamped it a little later */
+    mark.mtime_ns = mark.ctime_ns = wall_ns();
+    CHECK_INT(meta_upsert(m, root, "d", &mark, NULL, 20, &ino, NULL), 0);
+    times_of(m, d, &mt, &ct);
+    CHECK_INT(mt, t0);
+    CHECK_INT(ct, t0);
+
+    /* a file written in d through a temporary name: both marked */
+    struct sky_attr fa = attr_of(SKY_FILE, 5, "e1");
+    fa.ctime_ns = t0;
+    fa.has |= SKY_HAS_CTIME;
+    uint64_t f;
+    CHECK_INT(meta_upsert(m, d, "f", &fa, NULL, 30, &f, NULL), 0);
+    int64_t upload = wall_ns() + 2000000000LL;        /* the folder's time of the rename */
+    CHECK_INT(meta_own_change(m, f, true, upload, NULL), 0);
+    CHECK_INT(meta_own_change(m, 987654, true, upload, NULL), 0);  /* unknown: nothing */
+    mark.mtime_ns = mark.ctime_ns = upload;
+    CHECK_INT(meta_upsert(m, root, "d", &mark, NULL, 40, &ino, NULL), 0);
+    struct sky_attr fmark = fa;
+    fmark.ctime_ns = upload;
+    CHECK_INT(meta_upsert(m, d, "f", &fmark, NULL, 40, &ino, NULL), 0);
+    times_of(m, d, &mt, &ct);
+    CHECK_INT(mt, t0);
+    CHECK_INT(ct, t0);
+    times_of(m, f, &mt, &ct);
+    CHECK_INT(ct, t0);
+
+    /* ... also after a reopen */
+    meta_close(m);
+    m = meta_test_open(dir);
+    CHECK_INT(meta_upsert(m, root, "d", &mark, NULL, 50, &ino, NULL), 0);
+    times_of(m, d, &mt, &ct);
+    CHECK_INT(mt, t0);
+
+    /* another writer, after our change: taken */
+    mark.mtime_ns = upload + 1000000000LL;
+    mark.ctime_ns = upload + 2000000000LL;
+    CHECK_INT(meta_upsert(m, root, "d", &mark, NULL, 60, &ino, NULL), 0);
+    times_of(m, d, &mt, &ct);
+    CHECK_INT(mt, upload + 1000000000LL);
+    CHECK_INT(ct, upload + 2000000000LL);
+    /* a new version of f (another etag, size and mtime): all its times */
+    struct sky_attr v2 = fmark;
+    snprintf(v2.etag, sizeof v2.etag, "e2");
+    v2.size = 6;
+    v2.mtime_ns = v2.ctime_ns = upload - 1000;
+    CHECK_INT(meta_upsert(m, d, "f", &v2, NULL, 70, &ino, NULL), 0);
+    times_of(m, f, &mt, &ct);
+    CHECK_INT(mt, upload - 1000);
+    CHECK_INT(ct, upload - 1000);
     meta_close(m);
     unit_rmtree(dir);
     free(dir);

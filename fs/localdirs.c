@@ -61,6 +61,8 @@ static int create_one(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sk
         }
         if (rc == 0)
             rc = meta_set_local_only(fs->meta, ino, false, e);
+        if (rc == 0)    /* its times and its folder's, moved by us (meta_own_change) */
+            meta_own_change(fs->meta, ino, true, skyfs_now(), NULL);
         if (rc == 0)
             LOG_DEBUG("cloud '%s': created deferred folder \"%s\"", c->cfg->name, ent.path);
     }

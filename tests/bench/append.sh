@@ -65,10 +65,6 @@ MNT="$TEST_TMP/mnt"
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 LOG="$LOGS/mnt.log"
 
-sent() {
-    awk -v n="skyfs_cloud_sent_bytes_total{cloud=\"$1\"}" \
-        '$1 == n { print $2; found = 1 } END { if (!found) print 0 }' "$MNT/.skyfs/metrics"
-}
 # local_written: what the local driver's last line for big.bin says it wrote.
 local_written() {
     grep -a '"big.bin": .* bytes written, the rest cloned' "$LOG" | tail -n 1 |

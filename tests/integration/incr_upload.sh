@@ -76,17 +76,6 @@ MNT="$TEST_TMP/mnt"
 mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"
 LOG="$LOGS/mnt.log"
 
-# sent CLOUD: body bytes sent to CLOUD so far.
-sent() {
-    awk -v n="skyfs_cloud_sent_bytes_total{cloud=\"$1\"}" \
-        '$1 == n { print $2; found = 1 } END { if (!found) print 0 }' "$MNT/.skyfs/metrics"
-}
-# between LO HI VALUE: LO <= VALUE <= HI (prints them otherwise).
-between() {
-    [ "$3" -ge "$1" ] && [ "$3" -le "$2" ] && return 0
-    echo "$3 is not within [$1, $2]"
-    return 1
-}
 # server_has CLOUD FILE: the cloud's own copy of big.bin equals FILE.
 server_has() {
     case "$1" in

@@ -413,6 +413,20 @@ s3rver_cloud() {
     printf 'access_key_id = S3RVER\nsecret_access_key = S3RVER\n'
 }
 
+# sent CLOUD: the body bytes the mount at $MNT sent to CLOUD so far (its
+# metrics file's skyfs_cloud_sent_bytes_total; 0 before the first).
+sent() {
+    awk -v n="skyfs_cloud_sent_bytes_total{cloud=\"$1\"}" \
+        '$1 == n { print $2; found = 1 } END { if (!found) print 0 }' "$MNT/.skyfs/metrics"
+}
+
+# between LO HI VALUE: LO <= VALUE <= HI (prints them otherwise).
+between() {
+    [ "$3" -ge "$1" ] && [ "$3" -le "$2" ] && return 0
+    echo "$3 is not within [$1, $2]"
+    return 1
+}
+
 # s3curl CURL-ARGS...: curl signed for s3rver (SigV4 as S3RVER/S3RVER, region
 # us-east-1, unsigned payload: curl 7.88 does not hash bodies), failing on
 # HTTP errors; for requests straight to the server, bypassing skyfs.

@@ -1,0 +1,246 @@
+/* dirmemo.c - see dirmemo.h.
+ *
+ * The memory is a chained hash table of folders by "scope\nkey" (a scope,
+ * a bucket name, holds no newline); each keeps whether a marker is there,
+ * its ETag and the folder's attributes as a head of the marker gave
+ * them. */
+#include "dirmemo.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+
+#define DIRMEMO_BUCKETS 4096
+
+struct dirmemo_ent {
+    char *id;                       /* "scope\nkey" */
+    bool marker;
+    char etag[SKY_ETAG_MAX];
+    struct sky_attr attr;
+    struct dirmemo_ent *next;
+};
+
+struct dirmemo {
+    pthread_mutex_t lock;
+    struct dirmemo_ent *b[DIRMEMO_BUCKETS];
+    size_t n;
+};
+
+struct dirmemo_item {
+    char *key;
+    struct sky_dirent ent;          /* a deep copy */
+};
+
+int dirmemo_new(struct dirmemo **out)
+{
+    struct dirmemo *m = calloc(1, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    pthread_mutex_init(&m->lock, NULL);
+    *out = m;
+    return 0;
+}
+
+static void clear_locked(struct dirmemo *m)
+{
+    for (size_t i = 0; i < DIRMEMO_BUCKETS; i++) {
+        while (m->b[i]) {
+            struct dirmemo_ent *x = m->b[i];
+            m->b[i] = x->next;
+            free(x->id);
+            free(x);
+        }
+    }
+    m->n = 0;
+}
+
+void dirmemo_free(struct dirmemo *m)
+{
+    if (!m)
+        return;
+    clear_locked(m);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static unsigned hash_of(const char *scope, const char *key)
+{
+    unsigned h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)scope; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    h = (h ^ '\n') * 16777619u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % DIRMEMO_BUCKETS;
+}
+
+static bool id_is(const char *id, const char *scope, const char *key)
+{
+    size_t sl = strlen(scope);
+    return strncmp(id, scope, sl) == 0 && id[sl] == '\n' && strcmp(id + sl + 1, key) == 0;
+}
+
+/* The link pointing at the entry of scope/key (at NULL when none). */
+static struct dirmemo_ent **find_locked(struct dirmemo *m, const char *scope, const char *key)
+{
+    struct dirmemo_ent **p = &m->b[hash_of(scope, key)];
+    while (*p && !id_is((*p)->id, scope, key))
+        p = &(*p)->next;
+    return p;
+}
+
+static void unlink_locked(struct dirmemo *m, struct dirmemo_ent **p)
+{
+    struct dirmemo_ent *x = *p;
+    *p = x->next;
+    free(x->id);
+    free(x);
+    m->n--;
+}
+
+bool dirmemo_get(struct dirmemo *m, const char *scope, const char *key, struct sky_attr *out)
+{
+    pthread_mutex_lock(&m->lock);
+    struct dirmemo_ent *x = *find_locked(m, scope, key);
+    if (x)
+        *out = x->attr;
+    pthread_mutex_unlock(&m->lock);
+    return x != NULL;
+}
+
+void dirmemo_put(struct dirmemo *m, const char *scope, const char *key, bool marker,
+                 const char *etag, const struct sky_attr *a)
+{
+    pthread_mutex_lock(&m->lock);
+    struct dirmemo_ent **p = find_locked(m, scope, key);
+    struct dirmemo_ent *x = *p;
+    if (!x) {
+        if (m->n >= DIRMEMO_MAX) {                  /* full: start again */
+            clear_locked(m);
+            p = find_locked(m, scope, key);
+        }
+        x = calloc(1, sizeof *x);
+        if (!x || asprintf(&x->id, "%s\n%s", scope, key) < 0) {
+            free(x);                                /* not remembered: asked again */
+            pthread_mutex_unlock(&m->lock);
+            return;
+        }
+        *p = x;
+        m->n++;
+    }
+    x->marker = marker;
+    snprintf(x->etag, sizeof x->etag, "%s", marker && etag ? etag : "");
+    if (marker) {
+        x->attr = *a;
+    } else {
+        memset(&x->attr, 0, sizeof x->attr);
+        x->attr.kind = SKY_DIR;
+    }
+    x->attr.kind = SKY_DIR;
+    x->attr.size = 0;
+    x->attr.rdev = 0;
+    x->attr.etag[0] = '\0';
+    pthread_mutex_unlock(&m->lock);
+}
+
+void dirmemo_forget(struct dirmemo *m, const char *scope, const char *key)
+{
+    size_t len = strlen(key);
+    if (!m || !len || key[len - 1] != '/')
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct dirmemo_ent **p = find_locked(m, scope, key);
+    if (*p)
+        unlink_locked(m, p);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void dirmemo_forget_all(struct dirmemo *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    clear_locked(m);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void dirmemo_seen(struct dirmemo *m, const char *scope, const char *key, bool marker,
+                  const char *etag)
+{
+    pthread_mutex_lock(&m->lock);
+    struct dirmemo_ent **p = find_locked(m, scope, key);
+    if (*p && ((*p)->marker != marker || (marker && strcmp((*p)->etag, etag ? etag : "") != 0)))
+        unlink_locked(m, p);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* The folder's attributes a, under the listed entry's name. */
+static void take_attr(struct sky_dirent *ent, const struct sky_attr *a)
+{
+    ent->attr = *a;
+    ent->attr.kind = SKY_DIR;
+    ent->attr.size = 0;
+    ent->attr.rdev = 0;
+    ent->attr.etag[0] = '\0';
+}
+
+void dirmemo_batch_free(struct dirmemo_batch *b)
+{
+    for (size_t i = 0; b->items && i < b->n; i++) {
+        free(b->items[i].key);
+        sky_dirent_free(&b->items[i].ent);
+    }
+    free(b->items);
+    b->items = NULL;
+    b->n = 0;
+}
+
+/* parallel_for job: ask about item i. */
+static int ask_job(void *arg, size_t i, struct sky_err *e)
+{
+    struct dirmemo_batch *b = arg;
+    struct dirmemo_item *it = &b->items[i];
+    struct sky_attr got;
+    char etag[SKY_ETAG_MAX] = "";
+    memset(&got, 0, sizeof got);
+    int rc = b->ask(b->ask_arg, it->key, &got, etag, e);
+    if (rc == 0) {
+        dirmemo_put(b->memo, b->scope, it->key, true, etag, &got);
+        take_attr(&it->ent, &got);
+    } else if (rc == -ENOENT) {
+        dirmemo_put(b->memo, b->scope, it->key, false, NULL, NULL);
+    }
+    return rc < 0 && rc != -ENOENT ? rc : 0;
+}
+
+int dirmemo_flush(struct dirmemo_batch *b)
+{
+    int rc = b->n ? parallel_for(b->n, DIRMEMO_THREADS, ask_job, b, b->e) : 0;
+    for (size_t i = 0; rc == 0 && i < b->n; i++)
+        rc = b->cb(b->cb_arg, &b->items[i].ent);
+    dirmemo_batch_free(b);
+    return rc;
+}
+
+int dirmemo_add(struct dirmemo_batch *b, const char *key, const struct sky_dirent *ent)
+{
+    struct sky_attr known;
+    if (dirmemo_get(b->memo, b->scope, key, &known)) {
+        struct sky_dirent d = *ent;
+        take_attr(&d, &known);
+        return b->cb(b->cb_arg, &d);
+    }
+    if (!b->items && !(b->items = calloc(DIRMEMO_BATCH, sizeof *b->items)))
+        return sky_fail(b->e, ENOMEM, "out of memory");
+    struct dirmemo_item *it = &b->items[b->n];
+    if (!(it->key = strdup(key)) || sky_dirent_copy(&it->ent, ent) < 0) {
+        free(it->key);
+        return sky_fail(b->e, ENOMEM, "out of memory");
+    }
+    b->n++;
+    return b->n == DIRMEMO_BATCH ? dirmemo_flush(b) : 0;
+}

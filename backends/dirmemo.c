@@ -18,8 +18,10 @@
 
 struct dirmemo_ent {
     char *id;                       /* "scope\nkey" */
+    bool stale;                     /* to be asked: the cloud's is newer than the cache's */
     bool marker;
     char etag[SKY_ETAG_MAX];
+    int64_t modified_s;             /* Last-Modified, whole seconds; 0: unknown */
     struct sky_attr attr;
     struct dirmemo_ent *next;
 };
@@ -102,18 +104,25 @@ static void unlink_locked(struct dirmemo *m, struct dirmemo_ent **p)
     m->n--;
 }
 
-bool dirmemo_get(struct dirmemo *m, const char *scope, const char *key, struct sky_attr *out)
+/* 1 with *out when remembered, 0 when not, -1 when to be asked (stale). */
+static int lookup(struct dirmemo *m, const char *scope, const char *key, struct sky_attr *out)
 {
     pthread_mutex_lock(&m->lock);
     struct dirmemo_ent *x = *find_locked(m, scope, key);
-    if (x)
+    int r = !x ? 0 : x->stale ? -1 : 1;
+    if (r > 0)
         *out = x->attr;
     pthread_mutex_unlock(&m->lock);
-    return x != NULL;
+    return r;
+}
+
+bool dirmemo_get(struct dirmemo *m, const char *scope, const char *key, struct sky_attr *out)
+{
+    return lookup(m, scope, key, out) > 0;
 }
 
 void dirmemo_put(struct dirmemo *m, const char *scope, const char *key, bool marker,
-                 const char *etag, const struct sky_attr *a)
+                 const char *etag, int64_t modified_ns, const struct sky_attr *a)
 {
     pthread_mutex_lock(&m->lock);
     struct dirmemo_ent **p = find_locked(m, scope, key);
@@ -132,8 +141,11 @@ void dirmemo_put(struct dirmemo *m, const char *scope, const char *key, bool mar
         *p = x;
         m->n++;
     }
+    x->stale = false;
     x->marker = marker;
     snprintf(x->etag, sizeof x->etag, "%s", marker && etag ? etag : "");
+    /* a listing's LastModified may carry milliseconds, a head's seconds */
+    x->modified_s = marker ? modified_ns / 1000000000 : 0;
     if (marker) {
         x->attr = *a;
     } else {
@@ -169,12 +181,15 @@ void dirmemo_forget_all(struct dirmemo *m)
 }
 
 void dirmemo_seen(struct dirmemo *m, const char *scope, const char *key, bool marker,
-                  const char *etag)
+                  const char *etag, int64_t modified_ns)
 {
     pthread_mutex_lock(&m->lock);
     struct dirmemo_ent **p = find_locked(m, scope, key);
-    if (*p && ((*p)->marker != marker || (marker && strcmp((*p)->etag, etag ? etag : "") != 0)))
-        unlink_locked(m, p);
+    struct dirmemo_ent *x = *p;
+    if (x && (x->marker != marker ||
+              (marker && (!x->etag[0] || strcmp(x->etag, etag ? etag : "") != 0 ||
+                          x->modified_s != modified_ns / 1000000000))))
+        x->stale = true;    /* asked next time, not taken from the cache */
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -206,13 +221,14 @@ static int ask_job(void *arg, size_t i, struct sky_err *e)
     struct dirmemo_item *it = &b->items[i];
     struct sky_attr got;
     char etag[SKY_ETAG_MAX] = "";
+    int64_t modified_ns = 0;
     memset(&got, 0, sizeof got);
-    int rc = b->ask(b->ask_arg, it->key, &got, etag, e);
+    int rc = b->ask(b->ask_arg, it->key, &got, etag, &modified_ns, e);
     if (rc == 0) {
-        dirmemo_put(b->memo, b->scope, it->key, true, etag, &got);
+        dirmemo_put(b->memo, b->scope, it->key, true, etag, modified_ns, &got);
         take_attr(&it->ent, &got);
     } else if (rc == -ENOENT) {
-        dirmemo_put(b->memo, b->scope, it->key, false, NULL, NULL);
+        dirmemo_put(b->memo, b->scope, it->key, false, NULL, 0, NULL);
     }
     return rc < 0 && rc != -ENOENT ? rc : 0;
 }
@@ -229,7 +245,13 @@ int dirmemo_flush(struct dirmemo_batch *b)
 int dirmemo_add(struct dirmemo_batch *b, const char *key, const struct sky_dirent *ent)
 {
     struct sky_attr known;
-    if (dirmemo_get(b->memo, b->scope, key, &known)) {
+    int r = lookup(b->memo, b->scope, key, &known);
+    bool have = r > 0;
+    if (r == 0 && b->known && b->known(b->ask_arg, key, &known)) {
+        have = true;    /* remembered without a version (dirmemo_seen) */
+        dirmemo_put(b->memo, b->scope, key, true, "", 0, &known);
+    }
+    if (have) {
         struct sky_dirent d = *ent;
         take_attr(&d, &known);
         return b->cb(b->cb_arg, &d);

@@ -14,13 +14,19 @@
  *
  * The answers are remembered per folder (bucket and marker key) for the
  * life of the mount, 404s ("no marker: a plain prefix") too, so a folder
- * costs one HEAD once, not one per listing.  A memory is forgotten when
- * the driver writes or deletes the marker (dirmemo_forget), and when the
- * folder's own listing shows its marker with another ETag than the one
- * remembered, or shows a marker where none was, or none where one was
- * (dirmemo_seen): the next listing of the parent asks again.  When full
- * (DIRMEMO_MAX folders) the memory starts again: a forgotten answer costs
- * one HEAD more, never a wrong answer.
+ * costs one HEAD once, not one per listing.  Before asking, the caller's
+ * metadata cache is consulted (driver.h set_known_dirs): a folder it holds
+ * with attributes from its marker costs no HEAD after a remount either.
+ * A memory is forgotten when the driver writes or deletes the marker
+ * (dirmemo_forget), and when the folder's own listing shows its marker in
+ * another version than the one remembered (ETag and Last-Modified: a
+ * metadata-only rewrite keeps an empty marker's ETag but not its
+ * Last-Modified; a memory taken from the cache has no version, so it is
+ * asked again then), or shows a marker where none was, or none where one
+ * was (dirmemo_seen): the next listing of the parent asks again, without
+ * consulting the cache.  When
+ * full (DIRMEMO_MAX folders) the memory starts again: a forgotten answer
+ * costs one HEAD more, never a wrong answer.
  *
  * Used by backends/objstore.c (list and stat of protocols whose listings
  * carry no metadata) and objstore_dirs.c / objstore_meta.c (forgetting).
@@ -32,6 +38,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "driver.h"
 
@@ -48,26 +55,34 @@ void dirmemo_free(struct dirmemo *m);
  * or the defaults when there is no marker), false when not remembered. */
 bool dirmemo_get(struct dirmemo *m, const char *scope, const char *key, struct sky_attr *out);
 /* Remember what the marker `key` is: marker false for none (a); else its
- * ETag and the folder's attributes a. */
+ * version (ETag, Last-Modified in ns; "" and 0 when not known) and the
+ * folder's attributes a. */
 void dirmemo_put(struct dirmemo *m, const char *scope, const char *key, bool marker,
-                 const char *etag, const struct sky_attr *a);
+                 const char *etag, int64_t modified_ns, const struct sky_attr *a);
 /* Forget marker `key` (the driver changes or deletes it); keys that do not
  * end in '/' are ignored. */
 void dirmemo_forget(struct dirmemo *m, const char *scope, const char *key);
 /* Forget everything (a tree moved). */
 void dirmemo_forget_all(struct dirmemo *m);
-/* The folder's own listing showed its marker `key` with `etag` (marker
- * true) or showed no marker: forget a memory that disagrees. */
+/* The folder's own listing showed its marker `key` in version etag,
+ * modified_ns (marker true) or showed no marker: a memory that disagrees
+ * (or has no version) is marked to be asked again, the caller's cache not
+ * consulted (it holds the old answer). */
 void dirmemo_seen(struct dirmemo *m, const char *scope, const char *key, bool marker,
-                  const char *etag);
+                  const char *etag, int64_t modified_ns);
+
+/* What the caller's cache holds for the folder of marker `key`: true with
+ * its attributes when they came from the marker (see set_known_dirs). */
+typedef bool (*dirmemo_known_fn)(void *arg, const char *key, struct sky_attr *out);
 
 /* Asks the cloud about marker `key`: 0 with *out (the folder's attributes,
- * kind SKY_DIR) and etag[SKY_ETAG_MAX] (the marker's ETag), -ENOENT when
+ * kind SKY_DIR), etag[SKY_ETAG_MAX] and *modified_ns (the marker's
+ * version), -ENOENT when
  * there is no marker, 1 when it cannot be told now (unreadable: defaults,
  * not remembered), or another negative errno with e filled (the listing
  * then fails with it).  Called from several threads at once. */
 typedef int (*dirmemo_ask_fn)(void *arg, const char *key, struct sky_attr *out, char *etag,
-                              struct sky_err *e);
+                              int64_t *modified_ns, struct sky_err *e);
 
 struct dirmemo_item;
 
@@ -77,6 +92,7 @@ struct dirmemo_batch {
     const char *scope;
     dirmemo_ask_fn ask;
     void *ask_arg;
+    dirmemo_known_fn known;         /* may be NULL; takes ask_arg */
     sky_list_cb cb;
     void *cb_arg;
     struct sky_err *e;

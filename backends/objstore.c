@@ -222,6 +222,13 @@ void objstore_set_known_kinds(void *ctx, sky_known_kind_fn fn, void *arg)
     o->known_arg = arg;
 }
 
+void objstore_set_known_dirs(void *ctx, sky_known_dir_fn fn, void *arg)
+{
+    struct objstore *o = ctx;
+    o->known_dir_fn = fn;
+    o->known_dir_arg = arg;
+}
+
 /* Remember what stat or get_meta found container/key to be. */
 void os_typed_note(struct objstore *o, const char *container, const char *key,
                    const struct sky_attr *a)
@@ -490,6 +497,7 @@ struct dir_lister {
     struct dirmemo_batch dirs;      /* folders whose markers are asked wait here */
     bool own_marker;        /* the directory's own marker was listed */
     char own_etag[SKY_ETAG_MAX];
+    int64_t own_modified_ns;
 };
 
 /* Hand a listed entry on: through the link probe when it is a file that
@@ -536,6 +544,7 @@ static int on_dir_item(void *arg, const struct objstore_item *it)
     if (kind == 0) {    /* the directory's own marker */
         d->own_marker = true;
         snprintf(d->own_etag, sizeof d->own_etag, "%s", it->etag);
+        d->own_modified_ns = it->last_modified_ns;
         return 0;
     }
     struct sky_attr a;
@@ -601,7 +610,7 @@ static int probe_ask(void *arg, const char *key, struct sky_attr *out, struct sk
 /* dirmemo's question (dirmemo.h): what does marker `key` of `container`
  * say of its folder?  One head. */
 static int dirs_ask(void *arg, const char *key, struct sky_attr *out, char *etag,
-                    struct sky_err *e)
+                    int64_t *modified_ns, struct sky_err *e)
 {
     struct probe_where *w = arg;
     char show[OS_SHOW_MAX];
@@ -615,6 +624,7 @@ static int dirs_ask(void *arg, const char *key, struct sky_attr *out, char *etag
     if (rc == 0) {
         memcpy(etag, h.etag, SKY_ETAG_MAX);
         etag[SKY_ETAG_MAX - 1] = '\0';
+        *modified_ns = h.last_modified_ns;
         os_marker_attr(w->o, &h, out);
         objstore_head_free(&h);
     } else if (rc == -EACCES) {
@@ -624,6 +634,22 @@ static int dirs_ask(void *arg, const char *key, struct sky_attr *out, char *etag
         *e = err;
     }
     return rc;
+}
+
+/* dirmemo's question to the caller's cache: what is known of the folder
+ * of marker `key` ("a/b/")? */
+static bool dirs_known(void *arg, const char *key, struct sky_attr *out)
+{
+    struct probe_where *w = arg;
+    if (!w->o->known_dir_fn)
+        return false;
+    size_t len = strlen(key);
+    char *mkey = strndup(key, len ? len - 1 : 0);
+    char *path = mkey ? cloud_path_of(w->o, w->container, mkey) : NULL;
+    bool known = path && w->o->known_dir_fn(w->o->known_dir_arg, path, out);
+    free(path);
+    free(mkey);
+    return known;
 }
 
 void os_dirs_forget(struct objstore *o, const char *container, const char *key)
@@ -746,8 +772,8 @@ int objstore_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct 
                             { .memo = o->probe, .scope = l.container, .ask = probe_ask,
                               .ask_arg = &where, .cb = to, .cb_arg = to_arg, .e = e },
                             { .memo = o->dirs, .scope = l.container, .ask = dirs_ask,
-                              .ask_arg = &where, .cb = to, .cb_arg = to_arg, .e = e },
-                            false, "" };
+                              .ask_arg = &where, .known = dirs_known, .cb = to, .cb_arg = to_arg, .e = e },
+                            false, "", 0 };
     rc = os_list_keys(o, l.container, prefix, true, 0, on_dir_item, &d, show, e);
     if (rc == 0)
         rc = linkprobe_flush(&d.batch);
@@ -756,7 +782,8 @@ int objstore_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct 
     linkprobe_batch_free(&d.batch);
     dirmemo_batch_free(&d.dirs);
     if (rc == 0 && o->dirs && *prefix)
-        dirmemo_seen(o->dirs, l.container, prefix, d.own_marker, d.own_etag);
+        dirmemo_seen(o->dirs, l.container, prefix, d.own_marker, d.own_etag,
+                     d.own_modified_ns);
     if (rc == -ENOMEM && e && !e->code)
         os_oom(e);
     if (rc == 0 && dedupe)
@@ -865,7 +892,7 @@ static int on_tree_item(void *arg, const struct objstore_item *it)
     int rc;
     if (marker && !it->meta && t->o->dirs) {
         /* its attributes are in its metadata: remembered per ETag */
-        dirmemo_seen(t->o->dirs, t->container, key, true, it->etag);
+        dirmemo_seen(t->o->dirs, t->container, key, true, it->etag, it->last_modified_ns);
         rc = dirmemo_add(&t->dirs, key, &ent);
     } else {
         rc = deliver(t->o, &t->batch, t->cb, t->arg, key, &ent);
@@ -938,7 +965,7 @@ int objstore_list_tree(void *ctx, const char *dir, sky_list_cb cb, void *arg,
                              { .memo = o->probe, .scope = l.container, .ask = probe_ask,
                                .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e },
                              { .memo = o->dirs, .scope = l.container, .ask = dirs_ask,
-                               .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e } };
+                               .ask_arg = &where, .known = dirs_known, .cb = cb, .cb_arg = arg, .e = e } };
     rc = os_list_keys(o, l.container, prefix, false, 0, on_tree_item, &t, show, e);
     if (rc == 0)
         rc = linkprobe_flush(&t.batch);
@@ -1019,11 +1046,11 @@ static int stat_marker(struct objstore *o, const struct os_loc *l, struct sky_at
     if (rc == 0) {
         os_marker_attr(o, &h, out);
         if (o->dirs)
-            dirmemo_put(o->dirs, l->container, mkey, true, h.etag, out);
+            dirmemo_put(o->dirs, l->container, mkey, true, h.etag, h.last_modified_ns, out);
         objstore_head_free(&h);
     } else if (rc == -ENOENT || rc == -EACCES) {
         if (rc == -ENOENT && o->dirs)
-            dirmemo_put(o->dirs, l->container, mkey, false, NULL, NULL);
+            dirmemo_put(o->dirs, l->container, mkey, false, NULL, 0, NULL);
         rc = 0;             /* gone meanwhile: still a directory */
     } else if (e) {
         *e = err;

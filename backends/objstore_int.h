@@ -63,6 +63,8 @@ struct objstore {
     /* What the caller's metadata cache knows (set_known_kinds). */
     sky_known_kind_fn known_fn;
     void *known_arg;
+    sky_known_dir_fn known_dir_fn;  /* set_known_dirs */
+    void *known_dir_arg;
     /* Incremental uploads (objstore_incr.c): OS_INCR_* bits of the
      * reasons for a whole upload already logged for this cloud. */
     atomic_uint incr_logged;

@@ -83,6 +83,7 @@ done
 
 # the first listing of each cloud's top (list-ahead may list the second
 # cloud's while the first is looked at): one HEAD per marker in all
+cp "$REQUESTS" "$LOGS/requests-before-1.log"
 : >"$REQUESTS"
 mount_skyfs "$TEST_TMP/b.conf" "$MNT" || die "cannot mount B"
 for c in $CLOUDS; do
@@ -112,18 +113,51 @@ for c in $CLOUDS; do
         "$(stat -c %A "$MNT/$c/top/d1" "$MNT/$c/top/x" | tr '\n' ' ' | sed 's/ $//')"
 done
 
-# another tool makes x/ 0750: x's own listing shows the new ETag, and the
-# parent's next listing asks x/ again
+# another tool rewrites x/'s metadata (0750, uid 77; still empty: the same
+# ETag, a newer Last-Modified).  The parent's relisting keeps what it
+# asked before; x's own listing shows the new version, and the parent's
+# next listing asks x/ again (one HEAD) and shows the new attributes.
 for c in $CLOUDS; do
     b=$(bucket_of "$c")
-    check "$c: another tool rewrites x/ (040750)" \
-        s3curl -X PUT -H "x-amz-meta-mode: 16872" -H "x-amz-meta-uid: 77" --data-binary 'new' \
+    check "$c: another tool rewrites x/ (040750, uid 77)" \
+        s3curl -X PUT -H "x-amz-meta-mode: 16872" -H "x-amz-meta-uid: 77" --data-binary '' \
         "$ENDPOINT/$b/top/x/"
 done
 sleep 4
 for c in $CLOUDS; do
-    ls "$MNT/$c/top/x" >/dev/null
+    ls -l "$MNT/$c/top" >/dev/null     # relisted: x's entry fresh, not looked up
+    ls "$MNT/$c/top/x" >/dev/null      # x's own listing
+done
+sleep 4
+cp "$REQUESTS" "$LOGS/requests-before-2.log"
+: >"$REQUESTS"
+for c in $CLOUDS; do
     ls -l "$MNT/$c/top" >/dev/null
     check_eq "$c: x after another tool's rewrite" "750 77" "$(stat -c '%a %u' "$MNT/$c/top/x")"
+    check_eq "$c: x/ asked again once, d1/ not" "1 0" \
+        "$(grep -c "^HEAD /$(bucket_of "$c")/top/x/\$" "$REQUESTS") $(grep -c "^HEAD /$(bucket_of "$c")/top/d1/\$" "$REQUESTS")"
+done
+unmount_skyfs "$MNT"
+
+# a remount with the same cache: the folders the cache knows from their
+# markers cost no HEAD; "plain" (no marker, nothing to remember in the
+# cache) is asked once
+sleep 4
+cp "$REQUESTS" "$LOGS/requests-before-3.log"
+: >"$REQUESTS"
+mount_skyfs "$TEST_TMP/b.conf" "$MNT" || die "cannot remount B"
+for c in $CLOUDS; do
+    got=$(ls -ln "$MNT/$c/top" | awk 'NR > 1 { print $NF, $1, $3, $4 }')
+    check_eq "$c: ls -l after a remount" \
+        "d1 drwxr-x--- 0 0
+d2 drwxr-x--- 1234 2345
+d3 drwx------ 1234 2345
+plain drwxr-xr-x 0 0
+x drwxr-x--- 77 0" "$got"
+    check "$c: the listing after the remount went to the cloud" \
+        grep -q "^GET /$(bucket_of "$c")?.*prefix=top%2F" "$REQUESTS"
+    check_eq "$c: after a remount only the marker-less folder is asked" \
+        "/$(bucket_of "$c")/top/plain/" \
+        "$(grep "^HEAD /$(bucket_of "$c")/top/[^/]*/\$" "$REQUESTS" | cut -d' ' -f2 | sort | tr '\n' ' ' | sed 's/ $//')"
 done
 unmount_skyfs "$MNT"

@@ -498,6 +498,9 @@ struct dir_lister {
     bool own_marker;        /* the directory's own marker was listed */
     char own_etag[SKY_ETAG_MAX];
     int64_t own_modified_ns;
+    /* the last directory object listed ("dir" with metadata, Azure's
+     * named marker): the prefix "dir/" after it needs no question */
+    char last_dir_object[SKY_NAME_MAX + 1];
 };
 
 /* Hand a listed entry on: through the link probe when it is a file that
@@ -568,8 +571,11 @@ static int on_dir_item(void *arg, const struct objstore_item *it)
         ent.attr.size = 0;
         ent.attr.etag[0] = '\0';
     }
-    int rc = it->is_prefix && d->o->dirs ? dirmemo_add(&d->dirs, key, &ent)
-                                         : deliver(d->o, &d->batch, d->cb, d->arg, key, &ent);
+    if (!it->is_prefix && it->meta && ent.attr.kind == SKY_DIR)
+        snprintf(d->last_dir_object, sizeof d->last_dir_object, "%s", name);
+    bool ask = it->is_prefix && d->o->dirs && strcmp(name, d->last_dir_object) != 0;
+    int rc = ask ? dirmemo_add(&d->dirs, key, &ent)
+                 : deliver(d->o, &d->batch, d->cb, d->arg, key, &ent);
     free(target);
     sky_objmeta_free(&im.om);
     return rc;
@@ -773,7 +779,7 @@ int objstore_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct 
                               .ask_arg = &where, .cb = to, .cb_arg = to_arg, .e = e },
                             { .memo = o->dirs, .scope = l.container, .ask = dirs_ask,
                               .ask_arg = &where, .known = dirs_known, .cb = to, .cb_arg = to_arg, .e = e },
-                            false, "", 0 };
+                            false, "", 0, "" };
     rc = os_list_keys(o, l.container, prefix, true, 0, on_dir_item, &d, show, e);
     if (rc == 0)
         rc = linkprobe_flush(&d.batch);
@@ -1273,7 +1279,7 @@ int objstore_open(const struct objstore_proto *proto, const struct sky_cloud_con
     int rc = !(proto->flags & OBJSTORE_LIST_META) && sky_cloud_bool(cfg, "symlinks", true) &&
                      linkprobe_new(&o->probe) < 0
                  ? os_oom(e) : 0;
-    if (rc == 0 && !(proto->flags & OBJSTORE_LIST_META) && dirmemo_new(&o->dirs) < 0)
+    if (rc == 0 && dirmemo_new(&o->dirs) < 0)
         rc = os_oom(e);
     if (rc == 0)
         rc = setup_where(o, cfg, e);

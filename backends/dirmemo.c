@@ -2,8 +2,9 @@
  *
  * The memory is a chained hash table of folders by "scope\nkey" (a scope,
  * a bucket name, holds no newline); each keeps whether a marker is there,
- * its ETag and the folder's attributes as a head of the marker gave
- * them. */
+ * its version (a 64-bit fingerprint of the ETag, and Last-Modified) and
+ * the folder's mode, owner and times as a head of the marker gave them:
+ * about 100 bytes a folder, so at most ~10 MiB (DIRMEMO_MAX). */
 #include "dirmemo.h"
 
 #include <errno.h>
@@ -20,9 +21,10 @@ struct dirmemo_ent {
     char *id;                       /* "scope\nkey" */
     bool stale;                     /* to be asked: the cloud's is newer than the cache's */
     bool marker;
-    char etag[SKY_ETAG_MAX];
+    uint64_t etag_fp;               /* fingerprint of the ETag; 0: unknown */
     int64_t modified_s;             /* Last-Modified, whole seconds; 0: unknown */
-    struct sky_attr attr;
+    int64_t mtime_ns, atime_ns, ctime_ns;
+    uint32_t mode, uid, gid, has;
     struct dirmemo_ent *next;
 };
 
@@ -80,6 +82,31 @@ static unsigned hash_of(const char *scope, const char *key)
     return h % DIRMEMO_BUCKETS;
 }
 
+/* FNV-1a of an ETag; 0 for none. */
+static uint64_t etag_fp(const char *etag)
+{
+    if (!etag || !*etag)
+        return 0;
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)etag; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* The attributes of entry x: a directory's, kind SKY_DIR. */
+static void attr_of(const struct dirmemo_ent *x, struct sky_attr *out)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = SKY_DIR;
+    out->mtime_ns = x->mtime_ns;
+    out->atime_ns = x->atime_ns;
+    out->ctime_ns = x->ctime_ns;
+    out->mode = x->mode;
+    out->uid = x->uid;
+    out->gid = x->gid;
+    out->has = x->has;
+}
+
 static bool id_is(const char *id, const char *scope, const char *key)
 {
     size_t sl = strlen(scope);
@@ -111,7 +138,7 @@ static int lookup(struct dirmemo *m, const char *scope, const char *key, struct 
     struct dirmemo_ent *x = *find_locked(m, scope, key);
     int r = !x ? 0 : x->stale ? -1 : 1;
     if (r > 0)
-        *out = x->attr;
+        attr_of(x, out);
     pthread_mutex_unlock(&m->lock);
     return r;
 }
@@ -143,19 +170,19 @@ void dirmemo_put(struct dirmemo *m, const char *scope, const char *key, bool mar
     }
     x->stale = false;
     x->marker = marker;
-    snprintf(x->etag, sizeof x->etag, "%s", marker && etag ? etag : "");
+    x->etag_fp = marker ? etag_fp(etag) : 0;
     /* a listing's LastModified may carry milliseconds, a head's seconds */
     x->modified_s = marker ? modified_ns / 1000000000 : 0;
-    if (marker) {
-        x->attr = *a;
-    } else {
-        memset(&x->attr, 0, sizeof x->attr);
-        x->attr.kind = SKY_DIR;
-    }
-    x->attr.kind = SKY_DIR;
-    x->attr.size = 0;
-    x->attr.rdev = 0;
-    x->attr.etag[0] = '\0';
+    struct sky_attr none = { .kind = SKY_DIR };
+    if (!marker || !a)
+        a = &none;
+    x->mtime_ns = a->mtime_ns;
+    x->atime_ns = a->atime_ns;
+    x->ctime_ns = a->ctime_ns;
+    x->mode = a->mode;
+    x->uid = a->uid;
+    x->gid = a->gid;
+    x->has = a->has;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -187,7 +214,7 @@ void dirmemo_seen(struct dirmemo *m, const char *scope, const char *key, bool ma
     struct dirmemo_ent **p = find_locked(m, scope, key);
     struct dirmemo_ent *x = *p;
     if (x && (x->marker != marker ||
-              (marker && (!x->etag[0] || strcmp(x->etag, etag ? etag : "") != 0 ||
+              (marker && (!x->etag_fp || x->etag_fp != etag_fp(etag) ||
                           x->modified_s != modified_ns / 1000000000))))
         x->stale = true;    /* asked next time, not taken from the cache */
     pthread_mutex_unlock(&m->lock);

@@ -58,7 +58,7 @@ struct objstore {
      * carry metadata or with `symlinks = no`. */
     struct linkprobe *probe;
     /* The attributes of folders listed as prefixes, from a head of their
-     * markers; NULL when listings carry metadata (dirmemo.h). */
+     * "dir/" markers (dirmemo.h). */
     struct dirmemo *dirs;
     /* What the caller's metadata cache knows (set_known_kinds). */
     sky_known_kind_fn known_fn;

@@ -273,6 +273,13 @@ typedef bool (*sky_known_kind_fn)(void *arg, const char *path, const char *etag,
                                   enum sky_kind *kind, uint64_t *rdev, char *target,
                                   size_t target_size);
 
+/* What the caller already knows of one directory, for drivers whose
+ * listings show directories without their attributes (see
+ * set_known_dirs): true when the cache holds a directory at `path` whose
+ * attributes came from the cloud's metadata (some SKY_HAS_* bit set),
+ * with them in *out.  Reads a local cache only, like sky_known_kind_fn. */
+typedef bool (*sky_known_dir_fn)(void *arg, const char *path, struct sky_attr *out);
+
 /* One byte range [off, off + len) of a file. */
 struct sky_range {
     uint64_t off, len;
@@ -531,6 +538,13 @@ struct sky_driver {
      * told: a driver that lists without asking (S3's `symlinks = no`)
      * lets fs/ store what it listed.  NULL: the driver asks the cloud. */
     void (*set_known_kinds)(void *ctx, sky_known_kind_fn fn, void *arg);
+
+    /* Optional, like set_known_kinds (called right after it): how to learn
+     * what the metadata cache knows of a directory (sky_known_dir_fn).  A
+     * driver that asks the cloud for the attributes of each directory a
+     * listing shows (S3: a HEAD of its marker "dir/") asks fn first, so a
+     * directory is asked about once, not once per process. */
+    void (*set_known_dirs)(void *ctx, sky_known_dir_fn fn, void *arg);
 };
 
 /* The registry (backends/registry.c): the driver for a `type` value, or

@@ -14,7 +14,10 @@
  * their targets here, the other files as fingerprints in linkprobe.
  * Before asking, the caller's metadata cache is consulted
  * (set_known_kinds).  Empty objects may be special files or another
- * tool's directory object: their head says, once per version.
+ * tool's directory object: their head says, once per version.  Folders
+ * listed as prefixes (no metadata) are asked the same way: one head of
+ * their marker "dir/", once per folder, remembered in dirmemo (its mode,
+ * owner and times; dirmemo.h).
  */
 #include "objstore_int.h"
 
@@ -217,6 +220,13 @@ void objstore_set_known_kinds(void *ctx, sky_known_kind_fn fn, void *arg)
     struct objstore *o = ctx;
     o->known_fn = fn;
     o->known_arg = arg;
+}
+
+void objstore_set_known_dirs(void *ctx, sky_known_dir_fn fn, void *arg)
+{
+    struct objstore *o = ctx;
+    o->known_dir_fn = fn;
+    o->known_dir_arg = arg;
 }
 
 /* Remember what stat or get_meta found container/key to be. */
@@ -484,6 +494,13 @@ struct dir_lister {
     void *arg;
     bool found;             /* anything at all under the prefix */
     struct linkprobe_batch batch;   /* files that may be symlinks wait here */
+    struct dirmemo_batch dirs;      /* folders whose markers are asked wait here */
+    bool own_marker;        /* the directory's own marker was listed */
+    char own_etag[SKY_ETAG_MAX];
+    int64_t own_modified_ns;
+    /* the last directory object listed ("dir" with metadata, Azure's
+     * named marker): the prefix "dir/" after it needs no question */
+    char last_dir_object[SKY_NAME_MAX + 1];
 };
 
 /* Hand a listed entry on: through the link probe when it is a file that
@@ -527,8 +544,12 @@ static int on_dir_item(void *arg, const struct objstore_item *it)
     d->found = true;
     char name[SKY_NAME_MAX + 1];
     int kind = objstore_child_name(key, d->plen, it->is_prefix, name);
-    if (kind == 0)
-        return 0;       /* the directory's own marker */
+    if (kind == 0) {    /* the directory's own marker */
+        d->own_marker = true;
+        snprintf(d->own_etag, sizeof d->own_etag, "%s", it->etag);
+        d->own_modified_ns = it->last_modified_ns;
+        return 0;
+    }
     struct sky_attr a;
     item_attr(d->o, it, &a);
     if (kind < 0 || !listable_size(&a)) {
@@ -550,7 +571,11 @@ static int on_dir_item(void *arg, const struct objstore_item *it)
         ent.attr.size = 0;
         ent.attr.etag[0] = '\0';
     }
-    int rc = deliver(d->o, &d->batch, d->cb, d->arg, key, &ent);
+    if (!it->is_prefix && it->meta && ent.attr.kind == SKY_DIR)
+        snprintf(d->last_dir_object, sizeof d->last_dir_object, "%s", name);
+    bool ask = it->is_prefix && d->o->dirs && strcmp(name, d->last_dir_object) != 0;
+    int rc = ask ? dirmemo_add(&d->dirs, key, &ent)
+                 : deliver(d->o, &d->batch, d->cb, d->arg, key, &ent);
     free(target);
     sky_objmeta_free(&im.om);
     return rc;
@@ -586,6 +611,57 @@ static int probe_ask(void *arg, const char *key, struct sky_attr *out, struct sk
         *e = err;
     }
     return rc;
+}
+
+/* dirmemo's question (dirmemo.h): what does marker `key` of `container`
+ * say of its folder?  One head. */
+static int dirs_ask(void *arg, const char *key, struct sky_attr *out, char *etag,
+                    int64_t *modified_ns, struct sky_err *e)
+{
+    struct probe_where *w = arg;
+    char show[OS_SHOW_MAX];
+    if (w->o->container)
+        snprintf(show, sizeof show, "%s", key);
+    else
+        snprintf(show, sizeof show, "%s/%s", w->container, key);
+    struct objstore_head h;
+    struct sky_err err = { 0 };
+    int rc = w->o->proto->head(w->o->p, w->container, key, &h, show, &err);
+    if (rc == 0) {
+        memcpy(etag, h.etag, SKY_ETAG_MAX);
+        etag[SKY_ETAG_MAX - 1] = '\0';
+        *modified_ns = h.last_modified_ns;
+        os_marker_attr(w->o, &h, out);
+        objstore_head_free(&h);
+    } else if (rc == -EACCES) {
+        os_dir_attr(out);       /* unreadable: the defaults, asked again next time */
+        rc = 1;
+    } else if (e && rc != -ENOENT) {
+        *e = err;
+    }
+    return rc;
+}
+
+/* dirmemo's question to the caller's cache: what is known of the folder
+ * of marker `key` ("a/b/")? */
+static bool dirs_known(void *arg, const char *key, struct sky_attr *out)
+{
+    struct probe_where *w = arg;
+    if (!w->o->known_dir_fn)
+        return false;
+    size_t len = strlen(key);
+    char *mkey = strndup(key, len ? len - 1 : 0);
+    char *path = mkey ? cloud_path_of(w->o, w->container, mkey) : NULL;
+    bool known = path && w->o->known_dir_fn(w->o->known_dir_arg, path, out);
+    free(path);
+    free(mkey);
+    return known;
+}
+
+void os_dirs_forget(struct objstore *o, const char *container, const char *key)
+{
+    if (o->dirs)
+        dirmemo_forget(o->dirs, container, key);
 }
 
 enum sky_kind os_head_kind(struct objstore *o, const char *container, const char *key,
@@ -700,11 +776,20 @@ int objstore_list(void *ctx, const char *dir, sky_list_cb cb, void *arg, struct 
     struct probe_where where = { o, l.container };
     struct dir_lister d = { o, l.container, prefix, strlen(prefix), to, to_arg, false,
                             { .memo = o->probe, .scope = l.container, .ask = probe_ask,
-                              .ask_arg = &where, .cb = to, .cb_arg = to_arg, .e = e } };
+                              .ask_arg = &where, .cb = to, .cb_arg = to_arg, .e = e },
+                            { .memo = o->dirs, .scope = l.container, .ask = dirs_ask,
+                              .ask_arg = &where, .known = dirs_known, .cb = to, .cb_arg = to_arg, .e = e },
+                            false, "", 0, "" };
     rc = os_list_keys(o, l.container, prefix, true, 0, on_dir_item, &d, show, e);
     if (rc == 0)
         rc = linkprobe_flush(&d.batch);
+    if (rc == 0)
+        rc = dirmemo_flush(&d.dirs);
     linkprobe_batch_free(&d.batch);
+    dirmemo_batch_free(&d.dirs);
+    if (rc == 0 && o->dirs && *prefix)
+        dirmemo_seen(o->dirs, l.container, prefix, d.own_marker, d.own_etag,
+                     d.own_modified_ns);
     if (rc == -ENOMEM && e && !e->code)
         os_oom(e);
     if (rc == 0 && dedupe)
@@ -743,6 +828,7 @@ struct tree_lister {
     sky_list_cb cb;
     void *arg;
     struct linkprobe_batch batch;   /* files that may be symlinks wait here */
+    struct dirmemo_batch dirs;      /* folders whose markers are asked wait here */
 };
 
 /* true if every '/'-separated part of rel is a valid file name */
@@ -767,6 +853,7 @@ static int on_tree_item(void *arg, const struct objstore_item *it)
     size_t len = strlen(rel);
     struct sky_attr attr;
     item_attr(t->o, it, &attr);
+    bool marker = len && rel[len - 1] == '/' && !it->is_prefix;
     if (len && rel[len - 1] == '/') { /* a directory marker */
         len--;
         attr.kind = SKY_DIR;
@@ -808,7 +895,14 @@ static int on_tree_item(void *arg, const struct objstore_item *it)
         ent.attr.size = 0;
         ent.attr.etag[0] = '\0';
     }
-    int rc = deliver(t->o, &t->batch, t->cb, t->arg, key, &ent);
+    int rc;
+    if (marker && !it->meta && t->o->dirs) {
+        /* its attributes are in its metadata: remembered per ETag */
+        dirmemo_seen(t->o->dirs, t->container, key, true, it->etag, it->last_modified_ns);
+        rc = dirmemo_add(&t->dirs, key, &ent);
+    } else {
+        rc = deliver(t->o, &t->batch, t->cb, t->arg, key, &ent);
+    }
     free(target);
     free(name);
     sky_objmeta_free(&im.om);
@@ -875,11 +969,16 @@ int objstore_list_tree(void *ctx, const char *dir, sky_list_cb cb, void *arg,
     struct probe_where where = { o, l.container };
     struct tree_lister t = { o, l.container, strlen(prefix), cb, arg,
                              { .memo = o->probe, .scope = l.container, .ask = probe_ask,
-                               .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e } };
+                               .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e },
+                             { .memo = o->dirs, .scope = l.container, .ask = dirs_ask,
+                               .ask_arg = &where, .known = dirs_known, .cb = cb, .cb_arg = arg, .e = e } };
     rc = os_list_keys(o, l.container, prefix, false, 0, on_tree_item, &t, show, e);
     if (rc == 0)
         rc = linkprobe_flush(&t.batch);
+    if (rc == 0)
+        rc = dirmemo_flush(&t.dirs);
     linkprobe_batch_free(&t.batch);
+    dirmemo_batch_free(&t.dirs);
     free(prefix);
     os_loc_free(&l);
     return rc;
@@ -929,6 +1028,16 @@ void os_dir_attr(struct sky_attr *out)
     out->kind = SKY_DIR;
 }
 
+void os_marker_attr(const struct objstore *o, const struct objstore_head *h,
+                    struct sky_attr *out)
+{
+    os_attr_from_head(o, h, out);
+    out->kind = SKY_DIR;
+    out->size = 0;
+    out->etag[0] = '\0';
+    out->rdev = 0;
+}
+
 /* Attributes of the marker "key/" merged into a directory's attrs. */
 static int stat_marker(struct objstore *o, const struct os_loc *l, struct sky_attr *out,
                        const char *show, struct sky_err *e)
@@ -939,20 +1048,20 @@ static int stat_marker(struct objstore *o, const struct os_loc *l, struct sky_at
     struct objstore_head h;
     struct sky_err err = { 0 };
     int rc = o->proto->head(o->p, l->container, mkey, &h, show, &err);
-    free(mkey);
     os_dir_attr(out);
     if (rc == 0) {
-        os_attr_from_head(o, &h, out);
-        out->kind = SKY_DIR;
-        out->size = 0;
-        out->etag[0] = '\0';
-        out->rdev = 0;
+        os_marker_attr(o, &h, out);
+        if (o->dirs)
+            dirmemo_put(o->dirs, l->container, mkey, true, h.etag, h.last_modified_ns, out);
         objstore_head_free(&h);
     } else if (rc == -ENOENT || rc == -EACCES) {
+        if (rc == -ENOENT && o->dirs)
+            dirmemo_put(o->dirs, l->container, mkey, false, NULL, 0, NULL);
         rc = 0;             /* gone meanwhile: still a directory */
     } else if (e) {
         *e = err;
     }
+    free(mkey);
     return rc;
 }
 
@@ -1146,6 +1255,7 @@ void objstore_close(void *ctx)
         o->proto->close(o->p);
     links_free(o);
     linkprobe_free(o->probe);
+    dirmemo_free(o->dirs);
     pthread_mutex_destroy(&o->links_lock);
     pthread_mutex_destroy(&o->cond_lock);
     free(o->name);
@@ -1169,6 +1279,8 @@ int objstore_open(const struct objstore_proto *proto, const struct sky_cloud_con
     int rc = !(proto->flags & OBJSTORE_LIST_META) && sky_cloud_bool(cfg, "symlinks", true) &&
                      linkprobe_new(&o->probe) < 0
                  ? os_oom(e) : 0;
+    if (rc == 0 && dirmemo_new(&o->dirs) < 0)
+        rc = os_oom(e);
     if (rc == 0)
         rc = setup_where(o, cfg, e);
     if (rc == 0) {

@@ -50,6 +50,9 @@
  *     (backends/linkprobe.h, one head each), answers remembered per
  *     version and asked of the caller's metadata cache first
  *     (driver.h set_known_kinds); the `symlinks = no` key turns that off.
+ *     Folders listed as prefixes get their marker's attributes the same
+ *     way: one head of "dir/" per folder, remembered (backends/dirmemo.h),
+ *     asked of the caller's metadata cache first (set_known_dirs).
  *   - Uploads: one put up to proto->put_max bytes, else the large-upload
  *     primitives (mpu_*) with OBJSTORE_THREADS parts at once; streamed
  *     uploads (driver.h upload_*) on the same primitives; a changed final
@@ -518,6 +521,7 @@ int objstore_removexattr(void *ctx, const char *path, const char *name, struct s
 int objstore_get_meta(void *ctx, const char *path, struct sky_attr *attr,
                       struct sky_objmeta *meta, struct sky_err *e);
 void objstore_set_known_kinds(void *ctx, sky_known_kind_fn fn, void *arg);
+void objstore_set_known_dirs(void *ctx, sky_known_dir_fn fn, void *arg);
 
 /* The config keys the core reads for every object cloud; a protocol's
  * key list (its driver's `keys`) includes them, with its word for a
@@ -564,6 +568,7 @@ void objstore_set_known_kinds(void *ctx, sky_known_kind_fn fn, void *arg);
         .listxattr = objstore_listxattr, .removexattr = objstore_removexattr,                \
         .get_meta = objstore_get_meta, .statfs = NULL,                                       \
         .set_known_kinds = objstore_set_known_kinds,                                         \
+        .set_known_dirs = objstore_set_known_dirs,                                           \
     }
 
 #endif

@@ -21,7 +21,9 @@
 static int delete_key(struct objstore *o, const char *container, const char *key,
                       const char *show, struct sky_err *e)
 {
-    return o->proto->remove(o->p, container, key, show, e);
+    int rc = o->proto->remove(o->p, container, key, show, e);
+    os_dirs_forget(o, container, key);
+    return rc;
 }
 
 int objstore_remove(void *ctx, const char *path, struct sky_err *e)
@@ -67,6 +69,7 @@ static int put_marker(struct objstore *o, const struct os_loc *l, const struct s
     struct objstore_new nw = { c->marker_type ? c->marker_type : "application/octet-stream",
                                &meta, NULL, NULL, false };
     rc = o->proto->put(o->p, l->container, mkey, "", -1, 0, &nw, NULL, show, e);
+    os_dirs_forget(o, l->container, mkey);
     http_headers_free(&meta);
     free(mkey);
     return rc;
@@ -345,6 +348,7 @@ static int copy_job(void *arg, size_t i, struct sky_err *e)
         return os_oom(e);
     int rc = o->proto->copy(o->p, t->from_container, t->keys->keys[i], t->to_container, dkey,
                             t->keys->sizes[i], NULL, NULL, NULL, t->show, e);
+    os_dirs_forget(o, t->to_container, dkey);
     if (rc == 0)
         os_links_move(o, t->from_container, t->keys->keys[i], t->to_container, dkey,
                       t->keys->etags[i]);
@@ -363,6 +367,8 @@ static int delete_keys(struct objstore *o, const char *container, char **keys, s
             size_t k = n - i < pr->batch_max ? n - i : pr->batch_max;
             rc = pr->remove_batch(o->p, container, keys + i, k, show, e);
         }
+        for (size_t i = 0; i < n; i++)
+            os_dirs_forget(o, container, keys[i]);
         return rc;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {

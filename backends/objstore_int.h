@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "../lib/log.h"
+#include "dirmemo.h"
 #include "linkprobe.h"
 #include "objstore.h"
 
@@ -56,9 +57,14 @@ struct objstore {
     /* Object versions a head found not to be links; NULL when listings
      * carry metadata or with `symlinks = no`. */
     struct linkprobe *probe;
+    /* The attributes of folders listed as prefixes, from a head of their
+     * "dir/" markers (dirmemo.h). */
+    struct dirmemo *dirs;
     /* What the caller's metadata cache knows (set_known_kinds). */
     sky_known_kind_fn known_fn;
     void *known_arg;
+    sky_known_dir_fn known_dir_fn;  /* set_known_dirs */
+    void *known_dir_arg;
     /* Incremental uploads (objstore_incr.c): OS_INCR_* bits of the
      * reasons for a whole upload already logged for this cloud. */
     atomic_uint incr_logged;
@@ -103,6 +109,12 @@ int os_probe_dir(struct objstore *o, const struct os_loc *l, int max, bool *any,
 enum sky_kind os_head_kind(struct objstore *o, const char *container, const char *key,
                            const char *show, uint64_t *rdev);
 void os_dir_attr(struct sky_attr *out);
+/* A folder's attributes from the head h of its marker. */
+void os_marker_attr(const struct objstore *o, const struct objstore_head *h,
+                    struct sky_attr *out);
+/* The driver changes or deletes container/key: forget what dirmemo knew of
+ * it when it is a folder's marker ("a/b/"). */
+void os_dirs_forget(struct objstore *o, const char *container, const char *key);
 /* The child name of a listed key under a prefix of plen bytes, into
  * out[SKY_NAME_MAX + 1]: 1 for a valid name, 0 for the directory's own
  * marker, -1 for a key that cannot be a file name. */

@@ -567,6 +567,7 @@ static int put_dir_marker(struct objstore *o, const struct os_loc *l, struct htt
                                meta, NULL, NULL, false };
     if (rc == 0)
         rc = o->proto->put(o->p, l->container, key, "", -1, 0, &nw, NULL, show, e);
+    os_dirs_forget(o, l->container, key);
     free(key);
     return rc;
 }
@@ -579,10 +580,13 @@ static int rewrite_meta(struct objstore *o, const struct os_loc *l, const char *
                         char *etag_out, const char *show, struct sky_err *e)
 {
     struct objstore_new nw = { type ? type : "application/octet-stream", meta, keep, NULL, false };
-    if (o->proto->set_meta)
-        return o->proto->set_meta(o->p, l->container, key, size, etag, &nw, etag_out, show, e);
-    return o->proto->copy(o->p, l->container, key, l->container, key, size, etag, &nw,
-                          etag_out, show, e);
+    int rc = o->proto->set_meta
+                 ? o->proto->set_meta(o->p, l->container, key, size, etag, &nw, etag_out, show,
+                                      e)
+                 : o->proto->copy(o->p, l->container, key, l->container, key, size, etag, &nw,
+                                  etag_out, show, e);
+    os_dirs_forget(o, l->container, key);
+    return rc;
 }
 
 /* Edit the metadata of path's object with fn; when out is not NULL it

@@ -31,8 +31,29 @@ static bool known_kind(void *arg, const char *path, const char *etag, enum sky_k
     return known;
 }
 
+/* sky_known_dir_fn for cloud `arg`: the cached directory at `path`, when
+ * its attributes came from the cloud (a directory listed before its marker
+ * was asked, or without a marker, has none: asked again). */
+static bool known_dir(void *arg, const char *path, struct sky_attr *out)
+{
+    struct cloud *c = arg;
+    struct meta *m = c->fs->meta;
+    uint64_t ino;
+    struct meta_entry ent;
+    if (meta_find_path(m, c->cfg->name, path, &ino, NULL) != 0 ||
+        meta_get(m, ino, &ent, NULL) != 0)
+        return false;
+    bool known = ent.attr.kind == SKY_DIR && ent.attr.has != 0;
+    if (known)
+        *out = ent.attr;
+    meta_entry_free(&ent);
+    return known;
+}
+
 void kinds_register(struct cloud *c)
 {
     if (c->ctx && c->drv->set_known_kinds)
         c->drv->set_known_kinds(c->ctx, known_kind, c);
+    if (c->ctx && c->drv->set_known_dirs)
+        c->drv->set_known_dirs(c->ctx, known_dir, c);
 }

@@ -8,7 +8,10 @@
  * The metadata cache keeps each entry's kind and version (etag) across
  * remounts and `skyfs index` runs: kinds_register hands the driver a
  * sky_known_kind_fn (backends/driver.h) that answers from it, so a version
- * already seen costs no question.
+ * already seen costs no question.  Likewise a folder's attributes (S3: in
+ * its marker "dir/", which a listing does not show): a sky_known_dir_fn
+ * answers with a cached directory's attributes when they came from the
+ * cloud, so a remount does not ask every folder again.
  *
  * Used by fs/clouds.c when it opens a cloud.  The answers read the cache
  * only (cache/meta.h is thread-safe); they never call a driver.

@@ -286,28 +286,6 @@ static void lookup_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t parent,
     }
 }
 
-/* Folders of at most this many cached names are listed again, as a whole,
- * when a name in them has gone stale: one page of a listing. */
-#define RELIST_NAMES_MAX 1000
-
-/* A lookup of a cached name whose folder's listing has gone stale: list
- * the folder again (one request, refresh.h) rather than ask the cloud
- * about the name alone, when the folder was listed before and holds at
- * most RELIST_NAMES_MAX names.  The names of a folder go stale together,
- * and whoever stats one (git status, ls -l, make, rsync) stats the rest:
- * 100 files past the ttl cost one LIST instead of 100 HEADs.  True when
- * the listing was refreshed (or, with revalidate = async, is being
- * refreshed in the background and the cached names stand meanwhile). */
-static bool relist_parent(struct skyfs *fs, struct cloud *c, const struct meta_entry *dir)
-{
-    uint64_t n = 0;
-    if (dir->listed_at <= 0 || dir->local_only ||
-        meta_child_count(fs->meta, dir->ino, &n, NULL) != 0 || n > RELIST_NAMES_MAX)
-        return false;
-    struct sky_err e = { 0 };
-    return refresh_listing(fs, c, dir, &e) == 0;
-}
-
 static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct skyfs *fs = ops_fs(req);
@@ -358,21 +336,6 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     bool cached = rc == 0;
-    if (cached && relist_parent(fs, c, &dir)) {
-        /* the folder's listing revalidated its names at once */
-        meta_entry_free(&child);
-        rc = meta_lookup(fs->meta, parent, name, &child, &e);
-        if (rc == 0)
-            ops_reply_entry(req, fs, &child, c);
-        else if (rc == -ENOENT)
-            reply_negative(req, c);
-        else
-            reply_err(req, rc, &e);
-        if (rc == 0)
-            meta_entry_free(&child);
-        meta_entry_free(&dir);
-        return;
-    }
     char *path = ops_child_path(dir.path, name);
     struct meta_entry fresh_child;
     if (!path)

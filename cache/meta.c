@@ -224,6 +224,7 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_SET_LOCAL_ONLY] = "UPDATE entries SET local_only=?2 WHERE ino=?1",
     [Q_NEXT_LOCAL_DIR] = "SELECT ino FROM entries WHERE cloud=?1 AND ino>?2 AND local_only<>0 "
                          "AND kind=2 ORDER BY ino LIMIT 1",
+    [Q_LOCAL_DIRS] = "SELECT count(*) FROM entries WHERE local_only<>0 AND kind=2",
 };
 
 static const char meta_schema[] =

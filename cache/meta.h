@@ -194,6 +194,10 @@ int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
 int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint64_t *ino,
                         struct sky_err *e);
 
+/* How many folders, of every cloud, are made here and not created on
+ * their cloud yet (deferred mkdir; skyfs status). */
+int meta_local_dir_count(struct meta *m, uint64_t *count, struct sky_err *e);
+
 /* Mark a directory's listing as stale (listed_at = 0) or fresh. */
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);
 

@@ -20,16 +20,21 @@
  *     "conflict_count":N,"conflicts":[{"what":"upload|delete","path":"...",
  *     "copy":"..."|null,"at":UNIX_TIME}]}],
  *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
- *     "pending_uploads":N}}
+ *     "pending_uploads":N,"pending_folders":N}}
+ *
+ * pending_folders: folders made on a write_back = async cloud and not
+ * created on it yet (deferred mkdir), from the metadata cache.
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "../cache/blocks.h"
 #include "../cache/cachedir.h"
+#include "../cache/meta.h"
 #include "../fs/conflicts.h"
 #include "../fs/skyfs.h"
 #include "../lib/config.h"
@@ -346,19 +351,34 @@ int cmd_status(int argc, char **argv)
         have_stats = blocks_stats(b, &st, &e) == 0;
         blocks_close(b);
     }
+    /* folders not created on their cloud yet: read, never made, here */
+    uint64_t pending_dirs = 0;
+    char *db = NULL;
+    struct stat dbst;
+    if (have_stats && asprintf(&db, "%s/meta.db", cfg->cache_dir) > 0 &&
+        stat(db, &dbst) == 0) {
+        struct meta *m;
+        if (meta_open(db, &m, &e) == 0) {
+            meta_local_dir_count(m, &pending_dirs, &e);
+            meta_close(m);
+        }
+    }
+    free(db);
     if (have_stats && json) {
         fputs(",\"cache\":{", stdout);
         json_key(stdout, "dir");
         json_string(stdout, cfg->cache_dir);
-        printf(",\"objects\":%llu,\"bytes\":%llu,\"max_size\":%llu,\"pending_uploads\":%llu}",
+        printf(",\"objects\":%llu,\"bytes\":%llu,\"max_size\":%llu,\"pending_uploads\":%llu,"
+               "\"pending_folders\":%llu}",
                (unsigned long long)st.objects, (unsigned long long)st.bytes_present,
-               (unsigned long long)st.max_size, (unsigned long long)st.dirty_objects);
+               (unsigned long long)st.max_size, (unsigned long long)st.dirty_objects,
+               (unsigned long long)pending_dirs);
     } else if (have_stats) {
         printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
-               "upload(s)\n", cfg->cache_dir, (unsigned long long)st.objects,
-               (unsigned long long)(st.bytes_present >> 20),
-               (unsigned long long)(st.max_size >> 20),
-               (unsigned long long)st.dirty_objects);
+               "upload(s), %llu folder(s) to create\n", cfg->cache_dir,
+               (unsigned long long)st.objects, (unsigned long long)(st.bytes_present >> 20),
+               (unsigned long long)(st.max_size >> 20), (unsigned long long)st.dirty_objects,
+               (unsigned long long)pending_dirs);
     }
     if (json)
         fputs("}\n", stdout);

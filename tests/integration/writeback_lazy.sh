@@ -200,9 +200,18 @@ for cloud in s3 az; do
     check_eq "$cloud: the new folders as made" "750 f 705 dmoved" \
         "$(stat -c %a "$M/dnew") $(ls "$M/dnew") $(stat -c %a "$M/dempty") $(ls -d "$M/dmoved" | xargs basename)"
     check "$cloud: the removed one is gone" bash -c "! test -e '$M/dgone'"
+    # folders not created yet (write_back_delay is 5 s): this cloud's
+    # dnew, dempty, dmoved, dtree... (not counted exactly: under load some
+    # may have gone up already)
+    check "$cloud: skyfs status counts the folders still to create" bash -c \
+        "'$SKYFS' status -c '$CONF' | grep -E ' [1-9][0-9]* folder\(s\) to create'"
 done
 
 unmount_skyfs "$MNT"
+check "after the unmount, no folder is left to create" bash -c \
+    "'$SKYFS' status -c '$CONF' | grep ' 0 folder(s) to create'"
+check_eq "status --json says so too" 0 \
+    "$("$SKYFS" status -c "$CONF" --json | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["cache"]["pending_folders"])')"
 
 # ---- what reached the clouds ---------------------------------------------
 for cloud in s3 az; do

@@ -588,14 +588,20 @@ struct probe_where {
     const char *container;
 };
 
+/* `key` as the messages name it: with its container on an account cloud. */
+static void where_show(const struct probe_where *w, const char *key, char *buf, size_t cap)
+{
+    if (w->o->container)
+        snprintf(buf, cap, "%s", key);
+    else
+        snprintf(buf, cap, "%s/%s", w->container, key);
+}
+
 static int probe_ask(void *arg, const char *key, struct sky_attr *out, struct sky_err *e)
 {
     struct probe_where *w = arg;
     char show[OS_SHOW_MAX];
-    if (w->o->container)
-        snprintf(show, sizeof show, "%s", key);
-    else
-        snprintf(show, sizeof show, "%s/%s", w->container, key);
+    where_show(w, key, show, sizeof show);
     struct objstore_head h;
     struct sky_err err = { 0 };
     int rc = w->o->proto->head(w->o->p, w->container, key, &h, show, &err);
@@ -620,10 +626,7 @@ static int dirs_ask(void *arg, const char *key, struct sky_attr *out, char *etag
 {
     struct probe_where *w = arg;
     char show[OS_SHOW_MAX];
-    if (w->o->container)
-        snprintf(show, sizeof show, "%s", key);
-    else
-        snprintf(show, sizeof show, "%s/%s", w->container, key);
+    where_show(w, key, show, sizeof show);
     struct objstore_head h;
     struct sky_err err = { 0 };
     int rc = w->o->proto->head(w->o->p, w->container, key, &h, show, &err);

@@ -345,6 +345,16 @@ bool meta_valid_kind(const struct sky_attr *a)
                  sky_kind_special((int)a->kind));
 }
 
+int meta_check_new(const char *name, const struct sky_attr *attr, struct sky_err *e)
+{
+    if (!meta_valid_name(name))
+        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
+                        name ? name : "(null)");
+    if (!meta_valid_kind(attr))
+        return sky_fail(e, EINVAL, "metadata cache: '%s': unknown kind", name);
+    return 0;
+}
+
 /* "dir/name", or "name" when dir is the cloud root "". */
 char *meta_join(const char *dir, const char *name)
 {
@@ -956,6 +966,33 @@ int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
     return 0;
 }
 
+int meta_read_local_dir_count(const char *db_path, uint64_t *count, struct sky_err *e)
+{
+    *count = 0;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        int rc = sky_fail(e, EIO, "cannot open the metadata cache %s: %s", db_path,
+                          db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    /* no local_only column yet: an older cache, with no deferred folder */
+    if (sqlite3_prepare_v2(db, meta_sql[Q_LOCAL_DIRS], -1, &st, NULL) == SQLITE_OK) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            *count = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            rc = sky_fail(e, EIO, "counting folders not created yet in %s: %s", db_path,
+                          sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
 void meta_close(struct meta *m)
 {
     if (!m)
@@ -1010,11 +1047,9 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_e
 int meta_upsert(struct meta *m, uint64_t parent, const char *name, const struct sky_attr *attr,
                 const char *link, int64_t now, uint64_t *ino, struct sky_err *e)
 {
-    if (!meta_valid_name(name))
-        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
-                        name ? name : "(null)");
-    if (!meta_valid_kind(attr))
-        return sky_fail(e, EINVAL, "metadata cache: '%s': unknown kind", name);
+    int bad = meta_check_new(name, attr, e);
+    if (bad)
+        return bad;
     pthread_mutex_lock(&m->lock);
     struct meta_entry dir;
     int rc = meta_begin(m, e);

@@ -195,8 +195,10 @@ int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint6
                         struct sky_err *e);
 
 /* How many folders, of every cloud, are made here and not created on
- * their cloud yet (deferred mkdir; skyfs status). */
-int meta_local_dir_count(struct meta *m, uint64_t *count, struct sky_err *e);
+ * their cloud yet (deferred mkdir), read from the database file at
+ * db_path opened read-only, beside a daemon that may be using it (skyfs
+ * status).  A database older than deferred folders holds none: 0. */
+int meta_read_local_dir_count(const char *db_path, uint64_t *count, struct sky_err *e);
 
 /* Mark a directory's listing as stale (listed_at = 0) or fresh. */
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);

@@ -202,23 +202,6 @@ int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint6
     return rc;
 }
 
-int meta_local_dir_count(struct meta *m, uint64_t *count, struct sky_err *e)
-{
-    pthread_mutex_lock(&m->lock);
-    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_LOCAL_DIRS, e);
-    int rc = st ? 0 : -e->code;
-    if (st) {
-        int step = sqlite3_step(st);
-        if (step == SQLITE_ROW)
-            *count = (uint64_t)sqlite3_column_int64(st, 0);
-        else
-            rc = cachedb_fail(&m->db, step, "counting folders not created yet", e);
-        sqlite3_reset(st);
-    }
-    pthread_mutex_unlock(&m->lock);
-    return rc;
-}
-
 int meta_own_change(struct meta *m, uint64_t ino, bool and_parent, int64_t at,
                     struct sky_err *e)
 {
@@ -381,11 +364,9 @@ int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
                       const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
                       uint64_t *ino, struct sky_err *e)
 {
-    if (!meta_valid_name(name))
-        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
-                        name ? name : "(null)");
-    if (!meta_valid_kind(attr))
-        return sky_fail(e, EINVAL, "metadata cache: '%s': unknown kind", name);
+    int bad = meta_check_new(name, attr, e);
+    if (bad)
+        return bad;
     pthread_mutex_lock(&m->lock);
     struct meta_entry dir;
     uint64_t got = 0;

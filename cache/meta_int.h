@@ -49,6 +49,9 @@ enum {
 int64_t meta_wall_now(void);
 bool meta_valid_name(const char *name);
 bool meta_valid_kind(const struct sky_attr *a);
+/* 0, or -EINVAL with the reason when `name` or the kind in `attr` cannot
+ * be a new entry (meta_upsert, meta_upsert_local). */
+int meta_check_new(const char *name, const struct sky_attr *attr, struct sky_err *e);
 char *meta_join(const char *dir, const char *name);
 int meta_tree_bounds(const char *path, char **lo, char **hi);
 int meta_oom(struct sky_err *e);

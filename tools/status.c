@@ -351,19 +351,13 @@ int cmd_status(int argc, char **argv)
         have_stats = blocks_stats(b, &st, &e) == 0;
         blocks_close(b);
     }
-    /* folders not created on their cloud yet: read, never made, here */
+    /* folders not created on their cloud yet, read beside the daemon */
     uint64_t pending_dirs = 0;
-    char *db = NULL;
+    char db[4096];
     struct stat dbst;
-    if (have_stats && asprintf(&db, "%s/meta.db", cfg->cache_dir) > 0 &&
-        stat(db, &dbst) == 0) {
-        struct meta *m;
-        if (meta_open(db, &m, &e) == 0) {
-            meta_local_dir_count(m, &pending_dirs, &e);
-            meta_close(m);
-        }
-    }
-    free(db);
+    snprintf(db, sizeof db, "%s/meta.db", cfg->cache_dir);
+    if (have_stats && stat(db, &dbst) == 0)
+        meta_read_local_dir_count(db, &pending_dirs, &e);
     if (have_stats && json) {
         fputs(",\"cache\":{", stdout);
         json_key(stdout, "dir");

@@ -74,6 +74,13 @@ s3() {
     curl -sS --noproxy '*' --max-time 60 --aws-sigv4 "aws:amz:us-east-1:s3" \
         --user S3RVER:S3RVER -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
+export -f s3
+# s3_each SUFFIX CURL-ARGS...: s3 CURL-ARGS on the object KEY+SUFFIX of
+# the bucket for every KEY read from stdin, 8 at a time.
+s3_each() {
+    local suffix=$1; shift
+    xargs -P 8 -I{} bash -c 's3 "$@"' _ "$@" "http://127.0.0.1:$PORT/$BUCKET/{}$suffix"
+}
 
 # s3_tally PREFIX: "COUNT BYTES" of the objects below PREFIX (directory
 # markers, keys ending in /, do not count), over every listing page.
@@ -212,9 +219,7 @@ export NSMALL
 # the markers stand in for that, between timed steps.
 folder_markers() {
     { (cd "$WORK/tree" && find src -type d); (cd "$WORK/tree/src" && find . -type d | sed 's#^\.#rs#'); } |
-        xargs -P 8 -I{} curl -sS --noproxy '*' --max-time 60 --aws-sigv4 "aws:amz:us-east-1:s3" \
-            --user S3RVER:S3RVER -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT --data-binary '' \
-            "http://127.0.0.1:$PORT/$BUCKET/{}/" -o /dev/null >>"$LOGS/folder-markers.out" 2>&1
+        s3_each / -X PUT --data-binary '' -o /dev/null >>"$LOGS/folder-markers.out" 2>&1
 }
 
 run_net_tool() {
@@ -267,9 +272,7 @@ empty_bucket() {
     for round in $(seq 30); do
         keys=$(s3 "http://127.0.0.1:$PORT/$BUCKET?list-type=2&max-keys=1000" | grep -o '<Key>[^<]*</Key>' | sed 's#</\?Key>##g')
         [ -n "$keys" ] || return 0
-        echo "$keys" | xargs -P 8 -I{} curl -sS --noproxy '*' --max-time 60 --aws-sigv4 "aws:amz:us-east-1:s3" \
-            --user S3RVER:S3RVER -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X DELETE "http://127.0.0.1:$PORT/$BUCKET/{}" \
-            >>"$LOGS/empty-bucket.out" 2>&1
+        echo "$keys" | s3_each '' -X DELETE >>"$LOGS/empty-bucket.out" 2>&1
     done
     die "cannot empty the bucket between tools (see $LOGS/empty-bucket.out)"
 }

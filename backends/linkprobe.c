@@ -188,7 +188,7 @@ static int ask_job(void *arg, size_t i, struct sky_err *e)
         it->ent.attr.kind = SKY_LINK;
         it->ent.attr.mode = got.has & SKY_HAS_MODE ? got.mode : 0777;
         it->ent.attr.has |= SKY_HAS_MODE;
-    } else if (same_version) {
+    } else if (same_version && !b->forgetful) {
         memo_add(b->memo, fingerprint(b->scope, it->key, it->ent.attr.etag));
     }
     return 0;

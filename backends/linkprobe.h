@@ -68,6 +68,13 @@ struct linkprobe_batch {
     sky_list_cb cb;
     void *cb_arg;
     struct sky_err *e;              /* the first failure's message */
+    /* true: the answers are not remembered.  For a listing whose entries
+     * reach the metadata cache later than its callback (the crawl stores
+     * them in batches): a remembered version makes the next listing skip
+     * the head, and that listing's entry, without the mode and mtime the
+     * head brought, would reach the cache first.  The caller's cache
+     * (kind_known) answers for the versions once they are stored. */
+    bool forgetful;
     /* private */
     struct linkprobe_item *items;
     size_t n;

@@ -52,8 +52,10 @@ static const char *const crawl_sql[C_COUNT] = {
     [C_END_OK] = "UPDATE crawls SET running_since=0,done_started=?2,done_finished=?3,"
                  "done_entries=?4,failed_at=0,error=NULL WHERE cloud=?1",
     [C_END_FAIL] = "UPDATE crawls SET running_since=0,failed_at=?2,error=?3 WHERE cloud=?1",
-    [C_FIND] = "SELECT ino,kind,fetched_at,crawl_gen FROM entries WHERE cloud=?1 AND path=?2",
-    [C_CHILD] = "SELECT ino,kind,fetched_at,crawl_gen FROM entries WHERE parent=?1 AND name=?2",
+    [C_FIND] = "SELECT ino,kind,fetched_at,crawl_gen,has,etag FROM entries "
+               "WHERE cloud=?1 AND path=?2",
+    [C_CHILD] = "SELECT ino,kind,fetched_at,crawl_gen,has,etag FROM entries "
+                "WHERE parent=?1 AND name=?2",
     [C_MARK] = "UPDATE entries SET crawl_gen=?2 WHERE ino=?1",
     /* a local-only entry (not uploaded yet) counts as fetched forever: kept */
     [C_SWEEP_PAGE] = "SELECT ino,path,kind,crawl_gen,"
@@ -211,16 +213,22 @@ struct found {
     enum sky_kind kind;
     int64_t fetched_at;
     int64_t gen;
+    uint32_t has;               /* which attributes came from the cloud */
+    char etag[SKY_ETAG_MAX];
 };
 
 /* Step C_FIND or C_CHILD: 0 with *f, -ENOENT, or an error. */
 static int found_row(struct meta *m, sqlite3_stmt *st, struct found *f, struct sky_err *e)
 {
     int step = sqlite3_step(st), rc = 0;
-    if (step == SQLITE_ROW)
+    if (step == SQLITE_ROW) {
         *f = (struct found){ (uint64_t)sqlite3_column_int64(st, 0),
                              (enum sky_kind)sqlite3_column_int(st, 1),
-                             sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3) };
+                             sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+                             (uint32_t)sqlite3_column_int64(st, 4), "" };
+        const unsigned char *etag = sqlite3_column_text(st, 5);
+        snprintf(f->etag, sizeof f->etag, "%s", etag ? (const char *)etag : "");
+    }
     else if (step == SQLITE_DONE)
         rc = -ENOENT;
     else
@@ -270,6 +278,19 @@ struct batch {
     uint64_t parent_ino;
 };
 
+/* Does the crawl know attributes of the cached entry f that the mount's
+ * newer news lack?  A listing carries no object metadata (S3, GCS): a
+ * mount's listing that found the object's version already asked about
+ * (the symlink probe's or a folder marker's memory, which the crawl's own
+ * HEAD just filled) stores it without the mode and mtime that HEAD
+ * brought, and the crawl's entry, with them, would be left out as older.
+ * The same version (etag) of the same kind: the crawl's attributes are
+ * the object's, and go in under the usual rules of a listing. */
+static bool fills_in(const struct found *f, const struct sky_attr *a)
+{
+    return f->has == 0 && a->has != 0 && f->kind == a->kind && strcmp(f->etag, a->etag) == 0;
+}
+
 /* Store one entry `name` (kind a->kind...) under directory (dir_ino at
  * dir_path).  The rules are those of crawlstore.h.  *ino gets the entry's
  * inode and *kind what it is now in the cache. */
@@ -291,7 +312,7 @@ static int put_entry(struct batch *b, uint64_t dir_ino, const char *dir_path, co
         return rc;
     *ino = f.ino;
     *kind = f.kind;
-    if (f.fetched_at > b->started)
+    if (f.fetched_at > b->started && !fills_in(&f, a))
         return 0;               /* the mount's news are newer: keep them */
     /* an object "x" beside objects under "x/": the directory wins, as in
      * a listing of one directory */

@@ -131,6 +131,46 @@ TEST(crawlstore_leaves_the_mounts_news)
     free(dir);
 }
 
+TEST(crawlstore_fills_in_what_the_mounts_listing_lacked)
+{
+    char *dir = unit_tmpdir();
+    uint64_t root;
+    struct meta *m = open_meta(dir, &root);
+    struct sky_err e = { 0 };
+    /* during a crawl the mount lists small.txt (version e1) without its
+     * metadata (the crawl's own HEAD of that version was remembered, so
+     * the listing did not ask), after the crawl began; the crawl then
+     * stores the same version with the mode and mtime its HEAD brought:
+     * they go in.  other.txt, listed by the mount in a new version (e5),
+     * keeps the mount's news. */
+    int64_t start = T0, gen;
+    CHECK_INT(meta_crawl_begin(m, "c", start, &gen, &e), 0);
+    struct sky_attr bare = { .kind = SKY_FILE, .size = 7, .mtime_ns = T0 + 3 };
+    snprintf(bare.etag, sizeof bare.etag, "e1");
+    uint64_t small, other;
+    CHECK_INT(meta_upsert(m, root, "small.txt", &bare, NULL, start + 5, &small, &e), 0);
+    snprintf(bare.etag, sizeof bare.etag, "e5");
+    CHECK_INT(meta_upsert(m, root, "other.txt", &bare, NULL, start + 5, &other, &e), 0);
+    struct sky_dirent crawled[] = { ent("small.txt", SKY_FILE, "e1"),
+                                    ent("other.txt", SKY_FILE, "e4") };
+    crawled[0].attr.mode = 0640;
+    crawled[0].attr.has |= SKY_HAS_MODE;
+    CHECK_INT(meta_crawl_store(m, "c", gen, start, start + 1, crawled, 2, 2, &e), 0);
+    struct meta_entry d;
+    CHECK_INT(meta_get(m, small, &d, NULL), 0);
+    CHECK_INT(d.attr.mode & 07777, 0640);
+    CHECK(d.attr.mtime_ns == T0 - 1000);
+    CHECK(d.attr.has & SKY_HAS_MTIME);
+    meta_entry_free(&d);
+    CHECK_INT(meta_get(m, other, &d, NULL), 0);
+    CHECK_STR(d.attr.etag, "e5");
+    CHECK_INT(d.attr.has, 0);
+    meta_entry_free(&d);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(crawlstore_directory_beats_object_of_same_name)
 {
     char *dir = unit_tmpdir();

@@ -53,10 +53,11 @@ static int deliver(void *arg, const struct sky_dirent *ent)
 }
 
 /* Object i: 100 bytes, except every 5th (5,000 bytes: too big for a link). */
-static int list_all(struct linkprobe *memo, struct cloud *c, struct sky_err *e)
+static int list_some(struct linkprobe *memo, struct cloud *c, bool forgetful,
+                     struct sky_err *e)
 {
     struct linkprobe_batch b = { .memo = memo, .scope = "bucket", .ask = ask, .ask_arg = c,
-                                 .cb = deliver, .cb_arg = c, .e = e };
+                                 .cb = deliver, .cb_arg = c, .e = e, .forgetful = forgetful };
     int rc = 0;
     for (int i = 0; rc == 0 && i < N; i++) {
         char name[16];
@@ -70,6 +71,11 @@ static int list_all(struct linkprobe *memo, struct cloud *c, struct sky_err *e)
         rc = linkprobe_flush(&b);
     linkprobe_batch_free(&b);
     return rc;
+}
+
+static int list_all(struct linkprobe *memo, struct cloud *c, struct sky_err *e)
+{
+    return list_some(memo, c, false, e);
 }
 
 TEST(linkprobe_asks_small_objects_once_per_version)
@@ -97,6 +103,26 @@ TEST(linkprobe_asks_small_objects_once_per_version)
     for (int i = 0; i < N; i++)
         wrong += c->asked[i] != (i % 5 && (i % 3 == 0 || i == 7) ? 1 : 0);
     CHECK_INT(wrong, 0);
+    free(c);
+    linkprobe_free(memo);
+}
+
+TEST(linkprobe_a_forgetful_listing_asks_but_teaches_nothing)
+{
+    struct linkprobe *memo;
+    CHECK_INT(linkprobe_new(&memo), 0);
+    struct cloud *c = calloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    struct sky_err e = { 0 };
+    /* the crawl's listing: asked, delivered, not remembered, so the next
+     * listing asks again (its entries reach the cache before the crawl's) */
+    CHECK_INT(list_some(memo, c, true, &e), 0);
+    CHECK_INT(c->asked[1], 1);
+    CHECK_INT(c->delivered[1], 1);
+    CHECK(!linkprobe_known(memo, "bucket", "k1", "\"e1\""));
+    CHECK_INT(list_all(memo, c, &e), 0);
+    CHECK_INT(c->asked[1], 2);
+    CHECK(linkprobe_known(memo, "bucket", "k1", "\"e1\""));
     free(c);
     linkprobe_free(memo);
 }

@@ -148,6 +148,15 @@ struct sky_attr {
     /* Where two names can be one object (SKY_CAP_HARDLINK): the same non-0
      * number for every name of it (a local file's inode), else 0. */
     uint64_t file_id;
+    /* The cloud's own stamp of this version's last change (an object
+     * store's Last-Modified, which a change of the object's metadata alone
+     * moves too: a copy in place keeps the ETag), ns since the epoch; 0 =
+     * the cloud does not keep one apart from mtime_ns.  Set by stat() and
+     * by listings; a listing entry with `has` 0 (no metadata: an S3
+     * listing) that gives it lets fs/ tell, without a stat, that an object
+     * is still the version whose metadata it last read (cache/meta.h,
+     * meta_replace_listing). */
+    int64_t modified_ns;
     /* Version token: must change whenever the content changes (ETag,
      * generation, or mtime+size for filesystems).  "" for directories. */
     char etag[SKY_ETAG_MAX];

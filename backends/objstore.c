@@ -445,6 +445,7 @@ static void item_attr(const struct objstore *o, const struct objstore_item *it,
      * its metadata, which the listing does not carry, and the cache keeps
      * the mtime it knows while the ETag stays the same. */
     a->mtime_ns = it->last_modified_ns;
+    a->modified_ns = it->last_modified_ns;
     a->has = 0;
     memcpy(a->etag, it->etag, sizeof a->etag);
 }

@@ -311,6 +311,7 @@ void os_attr_from_head(const struct objstore *o, const struct objstore_head *h,
     a->kind = SKY_FILE;
     a->size = h->size;
     memcpy(a->etag, h->etag, sizeof a->etag);
+    a->modified_ns = h->last_modified_ns;
     if (objstore_parse_time(http_headers_get(m, "mtime"), &a->mtime_ns) == 0)
         a->has |= SKY_HAS_MTIME;
     else if (h->last_modified_ns) {

@@ -144,12 +144,14 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_CHILDREN_PAGE] = "SELECT " ENTRY_COLS " FROM entries WHERE parent=?1 AND name>?2 "
                         "ORDER BY name LIMIT ?3",
     [Q_CHILD_COUNT] = "SELECT count(*) FROM entries WHERE parent=?1",
-    [Q_CHILD_KEYS] = "SELECT ino,name,kind,fetched_at,local_only FROM entries WHERE parent=?1 "
-                     "ORDER BY name",
+    [Q_CHILD_COUNT_UPTO] = "SELECT count(*) FROM (SELECT 1 FROM entries WHERE parent=?1 LIMIT ?2)",
+    [Q_CHILD_KEYS] = "SELECT ino,name,kind,fetched_at,local_only,etag,size,cloud_modified_ns,"
+                     "own_ns FROM entries WHERE parent=?1 ORDER BY name",
     [Q_INSERT] = "INSERT INTO entries(parent,cloud,name,path,kind,size,mtime_ns,mode,uid,gid,"
                  "has,etag,link,fetched_at,listed_at,content_type,storage_class,meta_at,"
-                 "atime_ns,ctime_ns) "
-                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0,?15,?16,?17,?18,?19)",
+                 "atime_ns,ctime_ns,cloud_modified_ns) "
+                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,0,?15,?16,?17,?18,?19,"
+                 "CASE WHEN ?11<>0 THEN ?20 ELSE 0 END)",
     /* A symlink target not given is kept while the kind and etag stay the
      * same; a directory keeps listed_at while it stays a directory; cloud
      * metadata not given is kept while the etag stays the same.  While the
@@ -174,12 +176,17 @@ static const char *const meta_sql[Q_COUNT] = {
                       "storage_class=CASE WHEN ?13 IS NOT NULL THEN ?13 "
                       "WHEN etag=?9 THEN storage_class END,"
                       "meta_at=CASE WHEN ?14>0 THEN ?14 WHEN etag=?9 THEN meta_at ELSE 0 END,"
+                      "cloud_modified_ns=CASE WHEN ?8<>0 THEN ?19 "
+                      "WHEN etag=?9 THEN cloud_modified_ns ELSE 0 END,"
                       "own_ns=max(own_ns,?18) WHERE ino=?1",
     [Q_SET_OWN] = "UPDATE entries SET own_ns=max(own_ns,?2) WHERE ino=?1 OR "
                   "(?3<>0 AND ino=(SELECT parent FROM entries WHERE ino=?1))",
     [Q_SET_LINK] = "UPDATE entries SET link=?2 WHERE ino=?1",
     [Q_SET_ATIME] = "UPDATE entries SET atime_ns=?2,has=has|16 WHERE ino=?1",
     [Q_SET_LISTED] = "UPDATE entries SET listed_at=?2 WHERE ino=?1",
+    [Q_SET_FETCHED] = "UPDATE entries SET fetched_at=?2,"
+                      "cloud_modified_ns=CASE WHEN ?3<>0 THEN ?3 ELSE cloud_modified_ns END "
+                      "WHERE ino=?1",
     [Q_FIND_PATH] = "SELECT ino FROM entries WHERE cloud=?1 AND path=?2",
     [Q_DELETE_INO] = "DELETE FROM entries WHERE ino=?1",
     [Q_DELETE_RANGE] = "DELETE FROM entries WHERE cloud=?1 AND path>=?2 AND path<?3",
@@ -306,6 +313,15 @@ static const char meta_node_columns[] =
  * missing, by a step of its own as below. */
 static const char meta_own_column[] =
     "ALTER TABLE entries ADD COLUMN own_ns INTEGER NOT NULL DEFAULT 0;";
+
+/* The cloud's stamp (sky_attr.modified_ns: Last-Modified) of the version
+ * whose metadata the entry holds, as a stat or one of the mount's own
+ * changes reported it (0 = not known; a listing that carries no metadata
+ * never sets it, see meta_listing.c), kept only once settled
+ * (meta_settled_stamp): a column added, when missing, by a step of its
+ * own as below. */
+static const char meta_cloud_modified_column[] =
+    "ALTER TABLE entries ADD COLUMN cloud_modified_ns INTEGER NOT NULL DEFAULT 0;";
 
 /* Files made here and not uploaded yet (write_back = async defers the
  * create to the upload): a column added, when missing, by a step of its
@@ -660,6 +676,12 @@ int64_t meta_wall_now(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int64_t meta_settled_stamp(int64_t stamp)
+{
+    const int64_t s = 1000000000LL;
+    return stamp > 0 && stamp / s < meta_wall_now() / s ? stamp : 0;
+}
+
 static void meta_bind_attr(sqlite3_stmt *st, int first, const struct sky_attr *a)
 {
     sqlite3_bind_int(st, first, (int)a->kind);
@@ -747,6 +769,7 @@ int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
     sqlite3_bind_int64(st, 16, a->ctime_ns);
     sqlite3_bind_int(st, 17, exact);
     sqlite3_bind_int64(st, 18, exact ? meta_wall_now() : 0);   /* the mount's own change */
+    sqlite3_bind_int64(st, 19, meta_settled_stamp(a->modified_ns));
     int rc = cachedb_done(&m->db, st, "updating an entry", e);
     if (rc == 0)
         rc = meta_set_node_locked(m, ino, a, e);
@@ -785,6 +808,7 @@ int meta_insert(struct meta *m, const struct meta_entry *dir, const char *name,
     meta_bind_objmeta(st, 15, om, now);
     sqlite3_bind_int64(st, 18, a->atime_ns);
     sqlite3_bind_int64(st, 19, a->ctime_ns);
+    sqlite3_bind_int64(st, 20, meta_settled_stamp(a->modified_ns));
     int rc = cachedb_done(&m->db, st, "adding an entry", e);
     free(path);
     uint64_t new_ino = (uint64_t)sqlite3_last_insert_rowid(m->db.db);
@@ -896,14 +920,17 @@ static int meta_add_column(struct meta *m, const char *db_path, const char *colu
     return sky_err_prefix(e, "upgrading %s", db_path);
 }
 
-/* Add the special-file and hard-link columns, local_only and own_ns, when
- * missing (idempotent). */
+/* Add the special-file and hard-link columns, local_only, own_ns and
+ * cloud_modified_ns, when missing (idempotent). */
 static int meta_add_node_columns(struct meta *m, const char *db_path, struct sky_err *e)
 {
     int rc = meta_add_column(m, db_path, "file_id", meta_node_columns, e);
     if (rc == 0)
         rc = meta_add_column(m, db_path, "local_only", meta_local_only_column, e);
-    return rc ? rc : meta_add_column(m, db_path, "own_ns", meta_own_column, e);
+    if (rc == 0)
+        rc = meta_add_column(m, db_path, "own_ns", meta_own_column, e);
+    return rc ? rc : meta_add_column(m, db_path, "cloud_modified_ns",
+                                     meta_cloud_modified_column, e);
 }
 
 static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_err *e)

@@ -108,7 +108,12 @@ int meta_upsert(struct meta *m, uint64_t parent, const char *name,
  * with the same name the later one wins.  Fast for 100,000 entries (one
  * merge of two sorted lists, well under a second).  `now` must be the time
  * the listing was requested: a child whose fetched_at is later (the mount
- * changed it meanwhile) is left as it is. */
+ * changed it meanwhile) is left as it is.  A listed entry gets fetched_at
+ * = now, except one the listing carries no metadata for (`has` 0) but the
+ * cloud's stamp (modified_ns): that one only when it is still the version
+ * whose metadata the cache read (the same etag, size and stamp as the
+ * stat or the mount's own change that brought it; see meta_listing.c);
+ * else it keeps its fetched_at, so that it stays as stale as it was. */
 int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_dirent *ents,
                          size_t n, int64_t now, struct sky_err *e);
 
@@ -130,6 +135,9 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
 
 /* Number of children of `parent` in the cache. */
 int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e);
+/* The same, counting no further than `upto` (cheap in a large folder). */
+int meta_child_count_upto(struct meta *m, uint64_t parent, uint64_t upto, uint64_t *count,
+                          struct sky_err *e);
 
 /* Remove an entry and all its descendants.  The root is -EBUSY; removing a
  * cloud's directory empties that cloud (meta_cloud_root recreates it). */

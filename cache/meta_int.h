@@ -31,9 +31,9 @@ struct meta {
 
 /* The cache's prepared statements (meta.c holds their SQL). */
 enum {
-    Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
+    Q_GET, Q_LOOKUP, Q_CHILDREN_PAGE, Q_CHILD_COUNT, Q_CHILD_COUNT_UPTO, Q_CHILD_KEYS, Q_INSERT, Q_UPDATE_ATTR,
     Q_SET_OWN,
-    Q_SET_LINK, Q_SET_LISTED, Q_FIND_PATH, Q_DELETE_INO, Q_DELETE_RANGE, Q_DELETE_CLOUD,
+    Q_SET_LINK, Q_SET_LISTED, Q_SET_FETCHED, Q_FIND_PATH, Q_DELETE_INO, Q_DELETE_RANGE, Q_DELETE_CLOUD,
     Q_MOVE, Q_MOVE_RANGE, Q_OBJMETA_GET, Q_OBJMETA_SET, Q_USER_LIST, Q_USER_CLEAR,
     Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
     Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
@@ -47,6 +47,12 @@ enum {
 /* Checks and small helpers.  meta_wall_now: the wall clock in ns (the
  * time of the mount's own changes). */
 int64_t meta_wall_now(void);
+/* A cloud stamp (sky_attr.modified_ns) worth keeping as the version whose
+ * metadata was read: `stamp` when its second has passed by the wall
+ * clock, else 0.  Clouds stamp whole seconds (S3's Last-Modified), so
+ * another change in the same second would carry the same stamp; once the
+ * second is over, any later change carries a later one. */
+int64_t meta_settled_stamp(int64_t stamp);
 bool meta_valid_name(const char *name);
 bool meta_valid_kind(const struct sky_attr *a);
 /* 0, or -EINVAL with the reason when `name` or the kind in `attr` cannot

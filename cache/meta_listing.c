@@ -4,6 +4,16 @@
  * inodes of entries still there), and walking a directory's children a
  * page at a time.
  *
+ * A listing that carries no metadata (an S3 listing: ETag, size and
+ * Last-Modified, but not the mode and times s3fs and skyfs keep in an
+ * object's metadata) cannot say an entry's cached metadata is still true
+ * unless the object is still the version whose metadata the cache read:
+ * the same ETag and size, and the same cloud stamp (sky_attr.modified_ns,
+ * which a copy in place that changes only the metadata moves) as the stat
+ * or the mount's own change that brought it (see meta_listed_vouches).
+ * Such an entry is refreshed (fetched_at = the listing's time); any other
+ * keeps its fetched_at, so that a lookup after the ttl still stats it.
+ *
  * Part of the metadata cache (meta.h has the contract, meta.c the table
  * and its statements); called through meta.h only.
  */
@@ -31,6 +41,10 @@ struct meta_known {             /* one child already in the cache */
     enum sky_kind kind;
     int64_t fetched_at;
     bool local_only;            /* made here, not uploaded yet: kept */
+    char *etag;
+    uint64_t size;
+    int64_t cloud_modified_ns;  /* the cloud's stamp when its metadata was read */
+    int64_t own_ns;             /* the mount's own last change of it (wall clock) */
 };
 
 static int meta_cmp_listed(const void *pa, const void *pb)
@@ -72,8 +86,10 @@ static int meta_sort_listing(const struct sky_dirent *ents, size_t n, struct met
 
 static void meta_free_known(struct meta_known *k, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(k[i].name);
+        free(k[i].etag);
+    }
     free(k);
 }
 
@@ -104,8 +120,15 @@ static int meta_load_known(struct meta *m, uint64_t parent, struct meta_known **
         k[n].kind = (enum sky_kind)sqlite3_column_int(st, 2);
         k[n].fetched_at = sqlite3_column_int64(st, 3);
         k[n].local_only = sqlite3_column_int(st, 4) != 0;
-        if (oom)
+        k[n].etag = cachedb_column_strdup(st, 5, &oom);
+        k[n].size = (uint64_t)sqlite3_column_int64(st, 6);
+        k[n].cloud_modified_ns = sqlite3_column_int64(st, 7);
+        k[n].own_ns = sqlite3_column_int64(st, 8);
+        if (oom) {
+            free(k[n].name);
+            free(k[n].etag);
             break;
+        }
         n++;
     }
     if (oom)
@@ -141,6 +164,53 @@ static const char *meta_child_path(const struct meta_entry *dir, const char *nam
     return *buf;
 }
 
+/* Cloud stamps are compared to the second: a HEAD's Last-Modified has
+ * whole seconds, a listing's may have milliseconds. */
+#define META_NS_PER_S 1000000000LL
+
+/* Does listed attribute set `a`, which carries no metadata, show the very
+ * version of cached entry `k` whose metadata the cache holds?  The same
+ * ETag and size, and either the cloud's stamp of the stat which read its
+ * metadata (kept only once settled: meta_settled_stamp), or, after an
+ * upload or change by the mount (whose answer has no stamp), a stamp in a
+ * second before the one in which that change ended: a change by anyone
+ * else after ours carries a stamp no earlier than our change's end, so
+ * one in the same second may be another's (a chmod by s3fs half a second
+ * after our upload keeps the ETag and shows the same whole-second date)
+ * and is not vouched for; the stat then tells. */
+static bool meta_listed_vouches(const struct meta_known *k, const struct sky_attr *a)
+{
+    if (!k->etag || strcmp(k->etag, a->etag) != 0 || k->size != a->size)
+        return false;
+    if (k->cloud_modified_ns > 0 &&
+        k->cloud_modified_ns / META_NS_PER_S == a->modified_ns / META_NS_PER_S)
+        return true;
+    return k->own_ns > 0 && a->modified_ns / META_NS_PER_S < k->own_ns / META_NS_PER_S;
+}
+
+/* Entry `k`, just updated from listed entry `d` with fetched_at = now:
+ * when the listing carries no metadata but the cloud's stamp, keep the
+ * entry as stale as it was unless the listing vouches for its metadata
+ * (see the top of this file). */
+static int meta_listed_freshness(struct meta *m, const struct meta_known *k,
+                                 const struct sky_dirent *d, int64_t now, struct sky_err *e)
+{
+    const struct sky_attr *a = &d->attr;
+    if (a->has || !a->modified_ns || a->kind == SKY_DIR || k->kind == SKY_DIR)
+        return 0;               /* what the listing says is all there is */
+    bool vouches = meta_listed_vouches(k, a);
+    int64_t stamp = vouches ? meta_settled_stamp(a->modified_ns) : 0;
+    if (vouches && (!stamp || k->cloud_modified_ns / META_NS_PER_S == stamp / META_NS_PER_S))
+        return 0;               /* refreshed, and its stamp known (or not settled yet) */
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_FETCHED, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)k->ino);
+    sqlite3_bind_int64(st, 2, vouches ? now : k->fetched_at);
+    sqlite3_bind_int64(st, 3, stamp);   /* 0: as it is */
+    return cachedb_done(&m->db, st, "refreshing an entry", e);
+}
+
 static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
                               const struct meta_listed *l, size_t nl,
                               const struct meta_known *k, size_t nk, int64_t now,
@@ -172,9 +242,9 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
             const struct sky_dirent *d = l[j].ent;
             if (under_root && d->attr.kind != SKY_DIR)
                 rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
-            else
-                rc = meta_update_attr(m, k[i].ino, k[i].kind, cloud, path, &d->attr, d->link,
-                                      d->meta, now, false, e);
+            else if ((rc = meta_update_attr(m, k[i].ino, k[i].kind, cloud, path, &d->attr,
+                                            d->link, d->meta, now, false, e)) == 0)
+                rc = meta_listed_freshness(m, &k[i], d, now, e);
             i++;
             j++;
         } else {                        /* new */
@@ -293,15 +363,18 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
     return rc;
 }
 
-int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e)
+static int meta_count(struct meta *m, uint64_t parent, uint64_t upto, uint64_t *count,
+                      struct sky_err *e)
 {
     pthread_mutex_lock(&m->lock);
     int ret = 0;
-    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_CHILD_COUNT, e);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, upto ? Q_CHILD_COUNT_UPTO : Q_CHILD_COUNT, e);
     if (!st) {
         ret = -e->code;
     } else {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+        if (upto)
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)upto);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
             *count = (uint64_t)sqlite3_column_int64(st, 0);
@@ -311,4 +384,15 @@ int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sk
     }
     pthread_mutex_unlock(&m->lock);
     return ret;
+}
+
+int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e)
+{
+    return meta_count(m, parent, 0, count, e);
+}
+
+int meta_child_count_upto(struct meta *m, uint64_t parent, uint64_t upto, uint64_t *count,
+                          struct sky_err *e)
+{
+    return meta_count(m, parent, upto ? upto : 1, count, e);
 }

@@ -286,6 +286,70 @@ static void lookup_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t parent,
     }
 }
 
+/* A stale cached name is revalidated by listing its folder again when the
+ * folder holds at least this many cached names (for one, a stat costs as
+ * much as a listing and brings the metadata too) ... */
+#define RELIST_NAMES_MIN 2
+/* ... and at most this many: one page of a listing. */
+#define RELIST_NAMES_MAX 1000
+
+/* Lookup of cached name `name`, gone stale, in directory `dir` whose own
+ * listing is stale too: list the folder again (one request, refresh.h)
+ * rather than stat the name alone, when the folder was listed before and
+ * holds RELIST_NAMES_MIN..RELIST_NAMES_MAX names.  The names of a folder go
+ * stale together, and whoever stats one (git status, ls -l, make, rsync)
+ * stats the rest: 100 files past the ttl cost one LIST instead of 100
+ * stats.  The listing refreshes the names it vouches for
+ * (meta_replace_listing: on a cloud whose listings carry no metadata,
+ * those still at the version whose metadata the cache read); the others
+ * stay stale and the caller stats them.
+ *
+ * 1 when the lookup was answered here: with the relisted name, with "no
+ * such name" when the listing lacks it, or with the cached name when the
+ * listing was not refreshed now (the cloud is offline or slow to answer,
+ * or `revalidate = async` lists it in the background: refresh_listing
+ * served the cached listing, as a stat would have served the cached
+ * name).  0 when the caller goes on with a stat (of *child, which this
+ * may have replaced with what the listing left). */
+static int lookup_relist(fuse_req_t req, struct skyfs *fs, struct cloud *c,
+                         const struct meta_entry *dir, const char *name,
+                         struct meta_entry *child)
+{
+    struct sky_err e = { 0 };
+    uint64_t n = 0;
+    if (dir->listed_at <= 0 || dir->local_only ||
+        meta_child_count_upto(fs->meta, dir->ino, RELIST_NAMES_MAX + 1, &n, &e) != 0 ||
+        n < RELIST_NAMES_MIN || n > RELIST_NAMES_MAX)
+        return 0;
+    if (refresh_listing(fs, c, dir, &e) != 0)
+        return 0;                       /* the stat will say what is wrong */
+    struct meta_entry now_dir, again;
+    if (meta_get(fs->meta, dir->ino, &now_dir, &e) != 0)
+        return 0;
+    bool listed = now_dir.listed_at != dir->listed_at;
+    meta_entry_free(&now_dir);
+    if (!listed) {                      /* served the cached listing */
+        ops_reply_entry(req, fs, child, c);
+        return 1;
+    }
+    int rc = meta_lookup(fs->meta, dir->ino, name, &again, &e);
+    if (rc == -ENOENT) {
+        reply_negative(req, c);
+        return 1;
+    }
+    if (rc)
+        return 0;
+    if (again.local_only || skyfs_fresh(again.fetched_at, c->cfg->ttl_ns)) {
+        sky_metrics_inc(SKY_M_META_HITS);
+        ops_reply_entry(req, fs, &again, c);
+        meta_entry_free(&again);
+        return 1;
+    }
+    meta_entry_free(child);             /* still stale: the caller stats it */
+    *child = again;
+    return 0;
+}
+
 static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct skyfs *fs = ops_fs(req);
@@ -320,8 +384,10 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     rc = meta_lookup(fs->meta, parent, name, &child, &e);
     /* a folder made here and not on the cloud yet has what the cache has */
     bool parent_fresh = dir.local_only || skyfs_fresh(dir.listed_at, c->cfg->ttl_ns);
-    /* a file made here and not uploaded yet is only in the cache */
-    if (rc == 0 && (parent_fresh || child.local_only ||
+    /* a file made here and not uploaded yet is only in the cache; a name
+     * the folder's last listing did not vouch for stays stale in a fresh
+     * folder (meta_replace_listing) */
+    if (rc == 0 && (dir.local_only || child.local_only ||
                     skyfs_fresh(child.fetched_at, c->cfg->ttl_ns))) {
         sky_metrics_inc(SKY_M_META_HITS);
         ops_reply_entry(req, fs, &child, c);
@@ -336,6 +402,11 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     bool cached = rc == 0;
+    if (cached && !parent_fresh && lookup_relist(req, fs, c, &dir, name, &child)) {
+        meta_entry_free(&child);
+        meta_entry_free(&dir);
+        return;
+    }
     char *path = ops_child_path(dir.path, name);
     struct meta_entry fresh_child;
     if (!path)

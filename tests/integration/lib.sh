@@ -397,10 +397,12 @@ start_s3rver() {
     [ -f "$SERVERS_DIR/s3rver/bin/s3rver.js" ] ||
         { record FAIL "start s3rver: not installed (run make deps)"; return 1; }
     # s3rver's list continuation tokens use DES, which OpenSSL 3 keeps in
-    # its legacy provider.
+    # its legacy provider.  s3rver_as_s3.js makes a copy in place move
+    # Last-Modified, as on S3.
     _start_server s3rver "$port" "http://127.0.0.1:$port/" \
         env NODE_OPTIONS=--openssl-legacy-provider \
-        node "$SERVERS_DIR/s3rver/bin/s3rver.js" -d "$dir" -a 127.0.0.1 \
+        node -r "$SERVERS_DIR/../s3rver_as_s3.js" "$SERVERS_DIR/s3rver/bin/s3rver.js" \
+        -d "$dir" -a 127.0.0.1 \
         -p "$port" -s "$@"
 }
 

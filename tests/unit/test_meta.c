@@ -567,6 +567,96 @@ TEST(meta_listing_without_posix_attrs_keeps_known_ones)
     free(dir);
 }
 
+/* A listing without metadata but with the cloud's stamp (an S3 listing:
+ * ETag, size, Last-Modified) refreshes an entry only while it is the
+ * version whose metadata the cache read (meta_replace_listing). */
+TEST(meta_listing_vouches_by_cloud_stamp)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    const int64_t S = 1000000000LL;
+    int64_t t = (wall_ns() / S - 100) * S;          /* a settled second */
+    struct sky_attr headed = attr_of(SKY_FILE, 5, "v1");   /* as a HEAD gives it */
+    headed.mode = 0755;
+    headed.modified_ns = t;
+    uint64_t f = 0, g = 0;
+    CHECK_INT(meta_upsert(m, root, "f", &headed, NULL, 100, &f, NULL), 0);
+    struct sky_attr uploaded = attr_of(SKY_FILE, 7, "u1");  /* an upload's answer: no date */
+    CHECK_INT(meta_upsert(m, root, "g", &uploaded, NULL, 100, &g, NULL), 0);
+    uint64_t q = 0;
+    CHECK_INT(meta_upsert(m, root, "q", &uploaded, NULL, 100, &q, NULL), 0);
+    int64_t own = t + 10 * S + S / 2;
+    CHECK_INT(meta_own_change(m, g, false, own, NULL), 0);
+    CHECK_INT(meta_own_change(m, q, false, own, NULL), 0);
+
+    struct sky_attr bf = { .kind = SKY_FILE, .size = 5, .mtime_ns = t + S / 3,
+                           .modified_ns = t + S / 3 };          /* same second */
+    snprintf(bf.etag, sizeof bf.etag, "v1");
+    struct sky_attr bg = { .kind = SKY_FILE, .size = 7, .mtime_ns = t + 9 * S,
+                           .modified_ns = t + 9 * S };  /* a second before our own change */
+    snprintf(bg.etag, sizeof bg.etag, "u1");
+    struct sky_attr bq = bg;                    /* the second of our own change: */
+    bq.mtime_ns = bq.modified_ns = t + 10 * S;  /* maybe another's change after ours */
+    struct sky_attr bh = { .kind = SKY_FILE, .size = 9, .mtime_ns = t, .modified_ns = t };
+    snprintf(bh.etag, sizeof bh.etag, "h1");
+    struct sky_dirent l1[] = { { "f", bf, NULL, NULL }, { "g", bg, NULL, NULL },
+                               { "h", bh, NULL, NULL }, { "q", bq, NULL, NULL } };
+    CHECK_INT(meta_replace_listing(m, root, l1, 4, 200, NULL), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 200);                 /* vouched: the HEAD's date */
+    CHECK_INT(ent.attr.mode, 0755);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_get(m, g, &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 200);                 /* vouched: our own upload */
+    meta_entry_free(&ent);
+    CHECK_INT(meta_get(m, q, &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 100);                 /* not: a stat will ask */
+    meta_entry_free(&ent);
+    CHECK_INT(meta_lookup(m, root, "h", &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 200);                 /* new: as listings make them */
+    uint64_t h = ent.ino;
+    meta_entry_free(&ent);
+
+    /* a copy in place elsewhere (same ETag, later date) on f and g; h's
+     * metadata was never read */
+    l1[0].attr.modified_ns = l1[0].attr.mtime_ns = t + 20 * S;
+    l1[1].attr.modified_ns = l1[1].attr.mtime_ns = t + 11 * S;
+    CHECK_INT(meta_replace_listing(m, root, l1, 4, 300, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 200);                 /* stays stale: a stat will ask */
+    CHECK_INT(ent.attr.mode, 0755);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_get(m, g, &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 200);
+    meta_entry_free(&ent);
+    CHECK_INT(meta_get(m, h, &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 200);
+    meta_entry_free(&ent);
+
+    /* the stat reads f's new version: the next listing vouches again */
+    headed.mode = 0600;
+    headed.modified_ns = t + 20 * S;
+    CHECK_INT(meta_upsert(m, root, "f", &headed, NULL, 400, NULL, NULL), 0);
+    CHECK_INT(meta_replace_listing(m, root, l1, 4, 500, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 500);
+    CHECK_INT(ent.attr.mode, 0600);
+    meta_entry_free(&ent);
+
+    /* a listing that gives no date: as it always was */
+    l1[1].attr.modified_ns = 0;
+    CHECK_INT(meta_replace_listing(m, root, l1, 4, 600, NULL), 0);
+    CHECK_INT(meta_get(m, g, &ent, NULL), 0);
+    CHECK_INT(ent.fetched_at, 600);
+    meta_entry_free(&ent);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 /* An object store may hold an object "a" and objects under "a/": the
  * directory is what the mount shows, whatever the listing's order. */
 TEST(meta_listing_name_both_file_and_dir_shows_the_dir)

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# azure_relist.sh - past the ttl, the cached names of a folder listed before
+# are checked with one listing of the folder, not a HEAD each, on Azure
+# (Azurite), and a change of a blob's metadata by another client is seen.
+#
+# Azure listings carry each blob's metadata (the mode and times skyfs keeps
+# there), and a change of the metadata alone gives the blob a new ETag and
+# Last-Modified: the listing itself brings the change, with no HEAD.  The
+# requests are counted by listing_proxy.py's request log (no fragments).
+. "$(dirname "$0")/lib.sh"
+
+AZ_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+ENDPOINT="http://127.0.0.1:$AZ_PORT/$AZURITE_ACCOUNT"
+CONF="$TEST_TMP/skyfs.conf"
+MNT="$TEST_TMP/mnt"
+REQUESTS="$LOGS/requests.log"
+start_azurite "$TEST_TMP/azurite" "$AZ_PORT" || die "cannot start Azurite"
+SAS=$(azurite_sas)
+: >"$TEST_TMP/no-fragments"
+_start_server listing_proxy "$PROXY_PORT" "http://127.0.0.1:$PROXY_PORT/" \
+    "$PYTHON" "$SKY_ROOT/tests/integration/listing_proxy.py" "$PROXY_PORT" "$AZ_PORT" azure \
+    "$TEST_TMP/no-fragments" "$REQUESTS" || die "cannot start listing_proxy.py"
+curl -sf -X PUT "$ENDPOINT/relist?restype=container&$SAS" >/dev/null || die "cannot create container"
+mkdir -p "$TEST_TMP/cache"
+(umask 077 && cat >"$CONF" <<CONF_END
+[cache]
+dir = $TEST_TMP/cache
+
+[az]
+type = azure
+endpoint = http://127.0.0.1:$PROXY_PORT/$AZURITE_ACCOUNT
+account = $AZURITE_ACCOUNT
+key = $AZURITE_KEY
+container = relist
+ttl = 2s
+CONF_END
+)
+mount_skyfs "$CONF" "$MNT" || die "cannot mount"
+D="$MNT/az/d"
+NAMES="f01 f02 f03 f04 f05 f06 f07 f08 f09 f10 f11 f12"
+want=$(date -d '2001-02-03 04:05:06' +%s)
+
+check "make 12 files with their mtime and mode" sh -c "mkdir '$D' && cd '$D' &&
+    for f in $NAMES; do echo \"file \$f\" >\$f; done &&
+    touch -d '2001-02-03 04:05:06' $NAMES && chmod 600 f05"
+check "the folder is listed" ls -l "$D"
+
+attrs() { (cd "$D" && for f in $NAMES; do stat -c '%n %a %Y' "$f"; done) 2>&1; }
+expected() {
+    for f in $NAMES; do
+        if [ "$f" = "$1" ]; then echo "$1 $2 $3"
+        elif [ "$f" = f05 ]; then echo "f05 600 $want"
+        else echo "$f 644 $want"; fi
+    done
+}
+mark() { wc -l <"$REQUESTS"; }
+since() { tail -n +$(($1 + 1)) "$REQUESTS"; }
+lists_of_d() { since "$1" | grep -c "^GET /$AZURITE_ACCOUNT/relist?.*comp=list.*prefix=d%2F"; }
+heads() { since "$1" | grep -c '^HEAD '; }
+
+sleep 2.5
+stat "$D" >/dev/null            # the folder's own entry, refreshed first
+m=$(mark)
+check_eq "past the ttl, stat of the 12 names shows their mode and mtime" \
+    "$(expected f05 600 "$want")" "$(attrs)"
+check_eq "and cost one listing of their folder" 1 "$(lists_of_d "$m")"
+check_eq "and no HEAD" 0 "$(heads "$m")"
+check_eq "and no other request" 1 "$(since "$m" | wc -l)"
+
+check "another client sets f05's metadata (mode 644, mtime 1000000000)" \
+    curl -sf -X PUT -H "x-ms-meta-mode: $((8#100644))" -H "x-ms-meta-mtime: 1000000000" \
+        -o /dev/null "$ENDPOINT/relist/d/f05?comp=metadata&$SAS"
+sleep 2.5
+stat "$D" >/dev/null
+m=$(mark)
+check_eq "past the ttl, stat shows f05's new mode and mtime" \
+    "$(expected f05 644 1000000000)" "$(attrs)"
+check_eq "from one listing of the folder" 1 "$(lists_of_d "$m")"
+check_eq "and no HEAD" 0 "$(heads "$m")"
+unmount_skyfs "$MNT"

@@ -181,6 +181,11 @@ struct sky_attr {
  * upload checks them at upload_finish (the precondition of upload_begin). */
 #define SKY_EXPECT_MATCH 0x1u
 #define SKY_EXPECT_NONE  0x2u
+/* Given to mkdir() only: the caller takes a directory already at path as
+ * made (a folder made on this machine and created on the cloud later,
+ * fs/localdirs.h), so the driver may skip asking whether something is
+ * there first and just make it; -EEXIST is still fine to return. */
+#define SKY_EXPECT_ANY   0x4u
 
 /* How a driver checks preconditions, as guarantee() reports it. */
 enum sky_guarantee {
@@ -461,7 +466,8 @@ struct sky_driver {
     int (*guarantee)(void *ctx, char *why, size_t size);
 
     /* Create an empty directory (a marker object on object stores).
-     * -EEXIST if something is already there. */
+     * -EEXIST if something is already there (optional under attr->expect
+     * SKY_EXPECT_ANY, see above). */
     int (*mkdir)(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e);
 
     /* Create special file `path` of attr->kind (SKY_FIFO, SKY_SOCK,

@@ -1,6 +1,7 @@
 /*
  * objstore_dirs.c - the object-store core's namespace operations:
- * remove, mkdir (a "dir/" marker, or blobfuse2's named marker), rmdir
+ * remove, mkdir (a "dir/" marker, or blobfuse2's named marker; asked
+ * first unless the caller takes one already there as made), rmdir
  * (with another tool's "dir" object), symlinks and special files as small
  * objects, readlink, and rename: the rules (ENOTDIR, EISDIR, an empty
  * target directory replaced, ENOTEMPTY, EINVAL into itself, EXDEV for
@@ -78,7 +79,9 @@ static int put_marker(struct objstore *o, const struct os_loc *l, const struct s
 int objstore_mkdir(void *ctx, const char *path, const struct sky_attr *attr, struct sky_err *e)
 {
     struct objstore *o = ctx;
-    int rc = os_must_be_free(o, path, "mkdir", e);
+    /* a folder the caller takes as made when it is there already
+     * (SKY_EXPECT_ANY) is just put: its marker, no head and listing first */
+    int rc = attr && (attr->expect & SKY_EXPECT_ANY) ? 0 : os_must_be_free(o, path, "mkdir", e);
     if (rc)
         return rc;
     struct os_loc l;

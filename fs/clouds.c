@@ -244,11 +244,8 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     pthread_mutex_init(&fs->wb_lock, NULL);
     clock_cond_init(&fs->wb_cond);       /* writeback.c's waits */
     pthread_rwlock_init(&fs->wb_tree, NULL);
-    pthread_mutexattr_t rma;
-    pthread_mutexattr_init(&rma);
-    pthread_mutexattr_settype(&rma, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&fs->localdirs_lock, &rma);
-    pthread_mutexattr_destroy(&rma);
+    pthread_mutex_init(&fs->localdirs_mu, NULL);
+    pthread_cond_init(&fs->localdirs_cond, NULL);
     fs->clouds = calloc(cfg->nclouds, sizeof *fs->clouds);
     if (!fs->clouds) {
         free(fs->mountpoint);
@@ -339,6 +336,7 @@ void skyfs_close(struct skyfs *fs)
     pthread_mutex_destroy(&fs->wb_lock);
     pthread_cond_destroy(&fs->wb_cond);
     pthread_rwlock_destroy(&fs->wb_tree);
-    pthread_mutex_destroy(&fs->localdirs_lock);
+    pthread_mutex_destroy(&fs->localdirs_mu);
+    pthread_cond_destroy(&fs->localdirs_cond);
     free(fs);
 }

@@ -1,7 +1,8 @@
 /*
  * localdirs.c - deferred folders of write_back = async clouds (see
  * localdirs.h): created on the cloud, top down, before what goes under
- * them, or when the write-back thread flushes them.
+ * them, or when the write-back thread flushes them; several workers
+ * create different folders at once (the lock and claims below).
  */
 #include "localdirs.h"
 
@@ -11,14 +12,92 @@
 
 #include "../lib/log.h"
 
+/* One folder being created by a localdirs_ensure not holding the lock
+ * (on its stack, listed in fs->localdirs_claims). */
+struct localdirs_claim {
+    uint64_t ino;
+    struct localdirs_claim *next;
+};
+
+static bool holds_lock(const struct skyfs *fs)
+{
+    return fs->localdirs_depth && pthread_equal(fs->localdirs_owner, pthread_self());
+}
+
 void localdirs_lock(struct skyfs *fs)
 {
-    pthread_mutex_lock(&fs->localdirs_lock);
+    pthread_mutex_lock(&fs->localdirs_mu);
+    if (holds_lock(fs)) {
+        fs->localdirs_depth++;
+        pthread_mutex_unlock(&fs->localdirs_mu);
+        return;
+    }
+    fs->localdirs_waiting++;
+    while (fs->localdirs_depth || fs->localdirs_creating)
+        pthread_cond_wait(&fs->localdirs_cond, &fs->localdirs_mu);
+    fs->localdirs_waiting--;
+    fs->localdirs_owner = pthread_self();
+    fs->localdirs_depth = 1;
+    pthread_mutex_unlock(&fs->localdirs_mu);
 }
 
 void localdirs_unlock(struct skyfs *fs)
 {
-    pthread_mutex_unlock(&fs->localdirs_lock);
+    pthread_mutex_lock(&fs->localdirs_mu);
+    if (--fs->localdirs_depth == 0)
+        pthread_cond_broadcast(&fs->localdirs_cond);
+    pthread_mutex_unlock(&fs->localdirs_mu);
+}
+
+static bool claimed(const struct skyfs *fs, uint64_t ino)
+{
+    for (const struct localdirs_claim *k = fs->localdirs_claims; k; k = k->next)
+        if (k->ino == ino)
+            return true;
+    return false;
+}
+
+/* Begin creating folders without the lock: once nobody holds or waits
+ * for it (ops wait for the creations running, new creations wait for
+ * them). */
+static void creating_begin(struct skyfs *fs)
+{
+    pthread_mutex_lock(&fs->localdirs_mu);
+    while (fs->localdirs_depth || fs->localdirs_waiting)
+        pthread_cond_wait(&fs->localdirs_cond, &fs->localdirs_mu);
+    fs->localdirs_creating++;
+    pthread_mutex_unlock(&fs->localdirs_mu);
+}
+
+static void creating_end(struct skyfs *fs)
+{
+    pthread_mutex_lock(&fs->localdirs_mu);
+    if (--fs->localdirs_creating == 0)
+        pthread_cond_broadcast(&fs->localdirs_cond);
+    pthread_mutex_unlock(&fs->localdirs_mu);
+}
+
+/* Claim folder k->ino for this creation, waiting while another creates it. */
+static void claim(struct skyfs *fs, struct localdirs_claim *k)
+{
+    pthread_mutex_lock(&fs->localdirs_mu);
+    while (claimed(fs, k->ino))
+        pthread_cond_wait(&fs->localdirs_cond, &fs->localdirs_mu);
+    k->next = fs->localdirs_claims;
+    fs->localdirs_claims = k;
+    pthread_mutex_unlock(&fs->localdirs_mu);
+}
+
+static void unclaim(struct skyfs *fs, struct localdirs_claim *k)
+{
+    pthread_mutex_lock(&fs->localdirs_mu);
+    for (struct localdirs_claim **p = &fs->localdirs_claims; *p; p = &(*p)->next)
+        if (*p == k) {
+            *p = k->next;
+            break;
+        }
+    pthread_cond_broadcast(&fs->localdirs_cond);
+    pthread_mutex_unlock(&fs->localdirs_mu);
 }
 
 /* Is entry `ino` a local-only folder?  *parent gets its parent. */
@@ -35,7 +114,7 @@ static bool is_local_dir(struct skyfs *fs, uint64_t ino, uint64_t *parent)
 
 /* Create local-only folder `ino` (its parent is on the cloud) with the
  * attributes the cache has for it now, then mark it on the cloud
- * (localdirs_lock held). */
+ * (localdirs_lock held, or ino claimed by a creation). */
 static int create_one(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky_err *e)
 {
     struct meta_entry ent;
@@ -52,7 +131,11 @@ static int create_one(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sk
         else
             rc = cloud_offline_check(c, e);
         if (rc == 0) {
-            rc = c->drv->mkdir(c->ctx, ent.path, &ent.attr, e);
+            /* made here, so one already there is taken as ours (below):
+             * the driver need not ask first */
+            struct sky_attr a = ent.attr;
+            a.expect = SKY_EXPECT_ANY;
+            rc = c->drv->mkdir(c->ctx, ent.path, &a, e);
             cloud_note_result(c, rc, e);
         }
         if (rc == -EEXIST) {            /* another machine made it meanwhile: ours too */
@@ -77,7 +160,14 @@ int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky
     uint64_t parent;
     if (!is_local_dir(fs, ino, &parent))
         return 0;                       /* the common case: asks the cache once */
-    localdirs_lock(fs);
+    /* Inside the lock (an op deciding about local-only folders) the
+     * folders are created under it; else beside other creations, each
+     * folder claimed while it is created, the ops waiting for them all. */
+    pthread_mutex_lock(&fs->localdirs_mu);
+    bool held = holds_lock(fs);
+    pthread_mutex_unlock(&fs->localdirs_mu);
+    if (!held)
+        creating_begin(fs);
     /* the chain of local-only folders from ino up (a cloud's root is
      * never local-only), then created top down */
     uint64_t *chain = NULL;
@@ -97,10 +187,17 @@ int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky
         }
         chain[n++] = cur;
     }
-    while (rc == 0 && n > 0)
-        rc = create_one(fs, c, chain[--n], e);
+    while (rc == 0 && n > 0) {
+        struct localdirs_claim k = { chain[--n], NULL };
+        if (!held)
+            claim(fs, &k);
+        rc = create_one(fs, c, k.ino, e);       /* nothing when made meanwhile */
+        if (!held)
+            unclaim(fs, &k);
+    }
     free(chain);
-    localdirs_unlock(fs);
+    if (!held)
+        creating_end(fs);
     return rc;
 }
 

@@ -16,12 +16,20 @@
  * and listings in it ask nothing, and an rmdir or a rename of it sends
  * nothing at all.
  *
- * One recursive lock (fs->localdirs_lock) keeps the creation of a folder
- * apart from an rmdir, a rename or an attribute change of that folder
- * deciding that it is still local-only: taken by localdirs_ensure and by
- * ops_dirs.c, ops_names.c and ops.c through localdirs_lock/unlock.  It is
- * taken inside an upload's locks (the write-back tree lock, a file's
- * upload lock), never around them.
+ * A folder is created with the driver's mkdir under SKY_EXPECT_ANY: one
+ * already there (another machine made the same folder) is taken as ours,
+ * so an object store just puts its marker, asking nothing first.
+ *
+ * Ops that decide a folder is still local-only (an rmdir, a rename or an
+ * attribute change of it: ops_names.c, ops.c) hold localdirs_lock, held
+ * by one thread at a time, recursively, and taken only once no creation
+ * runs (new creations wait for a thread waiting for it).  Creations by
+ * localdirs_ensure outside it run beside each other (the upload workers
+ * create different folders at once), each folder claimed by one of them
+ * while it is created, the others waiting for it and then finding it
+ * made; inside it (a rename creating its folders) they run under it.
+ * Both are taken inside an upload's locks (the write-back tree lock, a
+ * file's upload lock), never around them.
  *
  * Called by ops*.c, files.c (uploads), writeback.c and the journal thread.
  */

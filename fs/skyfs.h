@@ -116,7 +116,16 @@ struct skyfs {
      * (localdirs.h): flushed by a worker once wb_dirs_due_ms has come */
     bool wb_dirs_due;           /* wb_lock */
     int64_t wb_dirs_due_ms;     /* monotonic ms (wb_lock) */
-    pthread_mutex_t localdirs_lock; /* recursive (localdirs.h) */
+    /* localdirs.h: the lock of ops that decide a folder is still
+     * local-only (held exclusively, recursively, by one thread), and the
+     * folder creations running beside each other without it */
+    pthread_mutex_t localdirs_mu;
+    pthread_cond_t localdirs_cond;
+    pthread_t localdirs_owner;          /* while localdirs_depth > 0 */
+    unsigned localdirs_depth;           /* the owner's nesting (localdirs_mu) */
+    unsigned localdirs_waiting;         /* threads waiting to hold it (localdirs_mu) */
+    unsigned localdirs_creating;        /* creations running (localdirs_mu) */
+    struct localdirs_claim *localdirs_claims; /* folders being created now (localdirs_mu) */
 };
 
 /* ---- ops_names.c: hard links ------------------------------------------- */

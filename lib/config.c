@@ -487,7 +487,7 @@ static const struct { const char *key, *help; } cache_keys[] = {
     { "write_back_delay", "async: how long a closed file waits before its upload, so that "
       "attribute changes right after close go up with it, 0 to 1h (default 300ms)" },
     { "upload_parallel", "async: how many files of this cloud upload at once, 1 to 32 "
-      "(default 4)" },
+      "(default 8)" },
     { "ttl", "how long listings and attributes are trusted (default 10s)" },
     { "negative_ttl", "how long \"no such file\" is trusted (default 2s)" },
     { "index", "on: keep the search index complete with a background crawl; off: only what "

@@ -233,6 +233,11 @@ for cloud in s3 az; do
     file=$(grep -nE "^PUT (/[^ /]+)?/lazy/dnew/f(\?|$)" "$log" | head -1 | cut -d: -f1)
     check "$cloud: a new folder went up before the file in it (lines ${marker:-none} < ${file:-none})" \
         test "${marker:-999999}" -lt "${file:-0}"
+    # dtree/a and dtree/a/b: made here, nothing asked about them since
+    # (lookups in a new folder come from the cache); their create is
+    # their marker alone, no head or listing first
+    check_eq "$cloud: a folder made here costs one request: its marker" 2 \
+        "$(grep -cE "/lazy/dtree/a(/b)?/?(\?|$)|prefix=dtree(/|%2F)a((/|%2F)b)?(/|%2F)(&|$)" "$log")"
 done
 
 check_mount 1 || die "cannot mount the check view"
@@ -314,3 +319,4 @@ for cloud in s3 az; do
         cmp -s '$SRC/k${cloud}1' '$CHECK_MNT/$cloud/kdir/f' && test -d '$CHECK_MNT/$cloud/kempty'"
 done
 unmount_skyfs "$CHECK_MNT"
+

@@ -38,26 +38,9 @@ CONF_END
 )
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 D="$MNT/az/d"
-NAMES="f01 f02 f03 f04 f05 f06 f07 f08 f09 f10 f11 f12"
-want=$(date -d '2001-02-03 04:05:06' +%s)
-
-check "make 12 files with their mtime and mode" sh -c "mkdir '$D' && cd '$D' &&
-    for f in $NAMES; do echo \"file \$f\" >\$f; done &&
-    touch -d '2001-02-03 04:05:06' $NAMES && chmod 600 f05"
-check "the folder is listed" ls -l "$D"
-
-attrs() { (cd "$D" && for f in $NAMES; do stat -c '%n %a %Y' "$f"; done) 2>&1; }
-expected() {
-    for f in $NAMES; do
-        if [ "$f" = "$1" ]; then echo "$1 $2 $3"
-        elif [ "$f" = f05 ]; then echo "f05 600 $want"
-        else echo "$f 644 $want"; fi
-    done
-}
-mark() { wc -l <"$REQUESTS"; }
-since() { tail -n +$(($1 + 1)) "$REQUESTS"; }
+. "$SKY_ROOT/tests/integration/relist_lib.sh"
+make_names
 lists_of_d() { since "$1" | grep -c "^GET /$AZURITE_ACCOUNT/relist?.*comp=list.*prefix=d%2F"; }
-heads() { since "$1" | grep -c '^HEAD '; }
 
 sleep 2.5
 stat "$D" >/dev/null            # the folder's own entry, refreshed first

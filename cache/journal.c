@@ -312,6 +312,26 @@ int blocks_retag(struct blocks *b, const char *cloud, const char *path, const ch
     return rc;
 }
 
+int blocks_rebase_new(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    char *copy = etag && *etag ? strdup(etag) : NULL;
+    if (!copy)
+        return etag && *etag ? blocks_oom(e) : sky_fail(e, EINVAL, "block cache: no version");
+    pthread_mutex_lock(&o->lock);
+    int rc = 0;
+    if (o->etag && *o->etag)
+        rc = sky_fail(e, EINVAL, "block cache: \"%s\" is based on a version already",
+                     blocks_path(o));
+    else if ((rc = obj_set_etag_row(o, copy, e)) == 0) {
+        free(o->etag);
+        o->etag = copy;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&o->lock);
+    free(copy);
+    return rc;
+}
+
 int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e)
 {
     if (!etag)

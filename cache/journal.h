@@ -77,6 +77,17 @@ void blocks_base_etag(struct blocks_obj *o, char *out, size_t size);
 int blocks_retag(struct blocks *b, const char *cloud, const char *path, const char *old,
                  const char *etag, struct sky_err *e);
 
+/* A new file's dirty object, never uploaded (base ""), was moved in the
+ * cache onto a name whose file the cloud holds as version `etag` (a rename
+ * over it, blocks_rename): its upload now replaces that version (as an
+ * upload of an edit of it would: If-Match), instead of creating the file.
+ * Every block of such an object is dirty, so no delta is ever taken from
+ * `etag`.  -EINVAL when the object has a base already; survives a crash
+ * with the journal (a crash between the blocks_rename and this leaves a
+ * base of "": the replayed upload then finds the file there and keeps its
+ * content beside it as a conflict copy, losing nothing). */
+int blocks_rebase_new(struct blocks_obj *o, const char *etag, struct sky_err *e);
+
 /* The upload of the content as of blocks_prepare_upload succeeded and the
  * cloud now calls it `etag`: record checksums, clear dirty (unless written
  * again since), set the etag.  When the object was written or truncated

@@ -229,9 +229,9 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_SET_NLINKS] = "UPDATE entries SET nlink=?3 WHERE cloud=?1 AND file_id=?2",
     [Q_SAME_FILE] = "SELECT ino FROM entries WHERE cloud=?1 AND file_id=?2 AND ino<>?3",
     [Q_SET_LOCAL_ONLY] = "UPDATE entries SET local_only=?2 WHERE ino=?1",
-    [Q_NEXT_LOCAL_DIR] = "SELECT ino FROM entries WHERE cloud=?1 AND ino>?2 AND local_only<>0 "
-                         "AND kind=2 ORDER BY ino LIMIT 1",
-    [Q_LOCAL_DIRS] = "SELECT count(*) FROM entries WHERE local_only<>0 AND kind=2",
+    [Q_NEXT_DEFERRED] = "SELECT ino FROM entries WHERE cloud=?1 AND ino>?2 AND local_only<>0 "
+                        "AND kind IN (2,3) ORDER BY ino LIMIT 1",
+    [Q_DEFERRED_COUNT] = "SELECT count(*) FROM entries WHERE local_only<>0 AND kind IN (2,3)",
 };
 
 static const char meta_schema[] =
@@ -331,13 +331,15 @@ static const char meta_cloud_modified_column[] =
 static const char meta_local_only_column[] =
     "ALTER TABLE entries ADD COLUMN local_only INTEGER NOT NULL DEFAULT 0;";
 
-/* Folders made here and not created on the cloud yet (write_back =
- * async defers a mkdir too): found by meta_next_local_dir through an
- * index of their own, small as they are few.  Made at every open (cheap
- * when it exists), so that caches made before it get it. */
-static const char meta_local_dirs_index[] =
-    "CREATE INDEX IF NOT EXISTS entries_local_dirs ON entries(cloud, ino) "
-    "WHERE local_only<>0 AND kind=2;"
+/* Folders and symlinks made here and not created on the cloud yet
+ * (write_back = async defers a mkdir and a symlink too): found by
+ * meta_next_deferred through an index of their own, small as they are
+ * few.  Made at every open (cheap when it exists), so that caches made
+ * before it get it; the index of folders alone that came before it goes. */
+static const char meta_deferred_index[] =
+    "DROP INDEX IF EXISTS entries_local_dirs;"
+    "CREATE INDEX IF NOT EXISTS entries_deferred ON entries(cloud, ino) "
+    "WHERE local_only<>0 AND kind IN (2,3);"
     /* and the subfolders of a folder (its link count: meta_subdir_count,
      * asked at every stat of a folder) without reading all its entries */
     "CREATE INDEX IF NOT EXISTS entries_subdirs ON entries(parent) WHERE kind=2;";
@@ -977,7 +979,7 @@ int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
     if (rc == 0)
         rc = meta_add_node_columns(m, db_path, e);
     if (rc == 0)
-        rc = cachedb_exec(&m->db, meta_local_dirs_index, e);
+        rc = cachedb_exec(&m->db, meta_deferred_index, e);
     if (rc == 0)
         rc = crawlstore_prepare(m, db_path, e);
     if (rc == 0 && m->trigrams)
@@ -993,7 +995,7 @@ int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
     return 0;
 }
 
-int meta_read_local_dir_count(const char *db_path, uint64_t *count, struct sky_err *e)
+int meta_read_deferred_count(const char *db_path, uint64_t *count, struct sky_err *e)
 {
     *count = 0;
     sqlite3 *db = NULL;
@@ -1006,13 +1008,13 @@ int meta_read_local_dir_count(const char *db_path, uint64_t *count, struct sky_e
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt *st = NULL;
     int rc = 0;
-    /* no local_only column yet: an older cache, with no deferred folder */
-    if (sqlite3_prepare_v2(db, meta_sql[Q_LOCAL_DIRS], -1, &st, NULL) == SQLITE_OK) {
+    /* no local_only column yet: an older cache, with nothing deferred */
+    if (sqlite3_prepare_v2(db, meta_sql[Q_DEFERRED_COUNT], -1, &st, NULL) == SQLITE_OK) {
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW)
             *count = (uint64_t)sqlite3_column_int64(st, 0);
         else
-            rc = sky_fail(e, EIO, "counting folders not created yet in %s: %s", db_path,
+            rc = sky_fail(e, EIO, "counting folders and symlinks not created yet in %s: %s", db_path,
                           sqlite3_errmsg(db));
     }
     sqlite3_finalize(st);

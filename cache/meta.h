@@ -197,16 +197,18 @@ int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
                       const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
                       uint64_t *ino, struct sky_err *e);
 
-/* The smallest inode above `after` of a local-only folder of `cloud`:
- * 0 with *ino set, -ENOENT when there is none. */
-int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint64_t *ino,
-                        struct sky_err *e);
+/* The smallest inode above `after` of a local-only folder or symlink of
+ * `cloud` (a deferred mkdir or symlink): 0 with *ino set, -ENOENT when
+ * there is none. */
+int meta_next_deferred(struct meta *m, const char *cloud, uint64_t after, uint64_t *ino,
+                       struct sky_err *e);
 
-/* How many folders, of every cloud, are made here and not created on
- * their cloud yet (deferred mkdir), read from the database file at
- * db_path opened read-only, beside a daemon that may be using it (skyfs
- * status).  A database older than deferred folders holds none: 0. */
-int meta_read_local_dir_count(const char *db_path, uint64_t *count, struct sky_err *e);
+/* How many folders and symlinks, of every cloud, are made here and not
+ * created on their cloud yet (deferred mkdir and symlink), read from the
+ * database file at db_path opened read-only, beside a daemon that may be
+ * using it (skyfs status).  A database older than deferred folders holds
+ * none: 0. */
+int meta_read_deferred_count(const char *db_path, uint64_t *count, struct sky_err *e);
 
 /* Mark a directory's listing as stale (listed_at = 0) or fresh. */
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);

@@ -180,11 +180,11 @@ int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sk
     return rc;
 }
 
-int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint64_t *ino,
+int meta_next_deferred(struct meta *m, const char *cloud, uint64_t after, uint64_t *ino,
                         struct sky_err *e)
 {
     pthread_mutex_lock(&m->lock);
-    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_NEXT_LOCAL_DIR, e);
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_NEXT_DEFERRED, e);
     int rc = st ? 0 : -e->code;
     if (st) {
         cachedb_bind_text(st, 1, cloud);
@@ -195,7 +195,7 @@ int meta_next_local_dir(struct meta *m, const char *cloud, uint64_t after, uint6
         else if (step == SQLITE_DONE)
             rc = -ENOENT;
         else
-            rc = cachedb_fail(&m->db, step, "finding folders not created yet", e);
+            rc = cachedb_fail(&m->db, step, "finding folders and symlinks not created yet", e);
         sqlite3_reset(st);
     }
     pthread_mutex_unlock(&m->lock);

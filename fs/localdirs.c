@@ -1,16 +1,19 @@
 /*
- * localdirs.c - deferred folders of write_back = async clouds (see
- * localdirs.h): created on the cloud, top down, before what goes under
- * them, or when the write-back thread flushes them; several workers
- * create different folders at once (the lock and claims below).
+ * localdirs.c - deferred folders and symlinks of write_back = async
+ * clouds (see localdirs.h): created on the cloud, top down, before what
+ * goes under them, or when the write-back thread flushes them; several
+ * workers create different ones at once (the lock and claims below).
  */
 #include "localdirs.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../lib/log.h"
+#include "conflicts.h"
+#include "kforget.h"
 
 /* One folder being created by a localdirs_ensure not holding the lock
  * (on its stack, listed in fs->localdirs_claims). */
@@ -100,21 +103,63 @@ static void unclaim(struct skyfs *fs, struct localdirs_claim *k)
     pthread_mutex_unlock(&fs->localdirs_mu);
 }
 
-/* Is entry `ino` a local-only folder?  *parent gets its parent. */
-static bool is_local_dir(struct skyfs *fs, uint64_t ino, uint64_t *parent)
+bool localdirs_deferred(const struct meta_entry *ent)
+{
+    return ent->local_only && (ent->attr.kind == SKY_DIR || ent->attr.kind == SKY_LINK);
+}
+
+/* Is entry `ino` a local-only folder or symlink?  *parent gets its parent. */
+static bool is_deferred(struct skyfs *fs, uint64_t ino, uint64_t *parent)
 {
     struct meta_entry ent;
     if (meta_get(fs->meta, ino, &ent, NULL) != 0)
         return false;
-    bool local = ent.local_only && ent.attr.kind == SKY_DIR;
+    bool local = localdirs_deferred(&ent);
     *parent = ent.parent;
     meta_entry_free(&ent);
     return local;
 }
 
-/* Create local-only folder `ino` (its parent is on the cloud) with the
- * attributes the cache has for it now, then mark it on the cloud
- * (localdirs_lock held, or ino claimed by a creation). */
+/* Symlink `ent` met another machine's file or folder at its name: that
+ * one stays, this machine's link goes beside it as a conflict copy
+ * (NAME.conflict-HOST-YYYYMMDD-HHMMSS, a name nothing holds yet), logged
+ * and remembered for skyfs status, and the name shows theirs from its
+ * next lookup on.  0, or the copy's error (the link stays local-only and
+ * is tried again). */
+static int link_beside(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                       const struct sky_attr *a, struct sky_err *e)
+{
+    char host[128], copy[4096];
+    conflict_host(host, sizeof host);
+    time_t now = time(NULL);
+    int rc = -EEXIST;
+    for (unsigned n = 1; rc == -EEXIST && n <= 9; n++) {
+        sky_err_clear(e);
+        rc = conflict_copy_name(ent->path, host, now, n, copy, sizeof copy);
+        if (rc)
+            return sky_fail(e, -rc, "cloud '%s': \"%s\" was made on another machine, and "
+                            "the name of a conflict copy would be too long", c->cfg->name,
+                            ent->path);
+        rc = c->drv->symlink(c->ctx, copy, ent->link, a, e);
+        cloud_note_result(c, rc, e);
+    }
+    if (rc)
+        return rc;
+    LOG_WARN("conflict: \"%s\" on cloud '%s' was made by another machine meanwhile; this "
+             "machine's symlink to \"%s\" is kept beside it as \"%s\"", ent->path,
+             c->cfg->name, ent->link, copy);
+    conflicts_add(c->conflicts, "symlink", ent->path, copy);
+    struct sky_err ignored = { 0 };
+    meta_remove(fs->meta, ent->ino, &ignored);
+    if (meta_set_listed(fs->meta, ent->parent, 0, &ignored) == 0)
+        kforget_name(ent->parent, strrchr(ent->path, '/') ? strrchr(ent->path, '/') + 1
+                                                           : ent->path);
+    return 0;
+}
+
+/* Create local-only folder or symlink `ino` (its parent is on the cloud)
+ * with the attributes the cache has for it now, then mark it on the
+ * cloud (localdirs_lock held, or ino claimed by a creation). */
 static int create_one(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky_err *e)
 {
     struct meta_entry ent;
@@ -125,12 +170,26 @@ static int create_one(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sk
     }
     if (rc)
         return rc;
-    if (ent.local_only && ent.attr.kind == SKY_DIR) {
+    bool link = ent.attr.kind == SKY_LINK;
+    if (localdirs_deferred(&ent)) {
         if (!c->ctx)
             rc = sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
         else
             rc = cloud_offline_check(c, e);
-        if (rc == 0) {
+        if (rc == 0 && link) {
+            rc = c->drv->symlink(c->ctx, ent.path, ent.link ? ent.link : "", &ent.attr, e);
+            cloud_note_result(c, rc, e);
+            if (rc == -EEXIST) {
+                rc = link_beside(fs, c, &ent, &ent.attr, e);
+                meta_entry_free(&ent);
+                return rc;
+            }
+            struct sky_attr got;        /* its version, for a later conditional delete */
+            if (rc == 0 && c->drv->stat(c->ctx, ent.path, &got, NULL) == 0) {
+                memcpy(ent.attr.etag, got.etag, sizeof ent.attr.etag);
+                meta_set_attr(fs->meta, ino, &ent.attr, skyfs_now(), NULL);
+            }
+        } else if (rc == 0) {
             /* made here, so one already there is taken as ours (below):
              * the driver need not ask first */
             struct sky_attr a = ent.attr;
@@ -147,7 +206,8 @@ static int create_one(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sk
         if (rc == 0)    /* its times and its folder's, moved by us (meta_own_change) */
             meta_own_change(fs->meta, ino, true, skyfs_now(), NULL);
         if (rc == 0)
-            LOG_DEBUG("cloud '%s': created deferred folder \"%s\"", c->cfg->name, ent.path);
+            LOG_DEBUG("cloud '%s': created deferred %s \"%s\"", c->cfg->name,
+                      link ? "symlink" : "folder", ent.path);
     }
     meta_entry_free(&ent);
     return rc;
@@ -158,7 +218,7 @@ int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky
     if (!ino || ino == c->root_ino)
         return 0;
     uint64_t parent;
-    if (!is_local_dir(fs, ino, &parent))
+    if (!is_deferred(fs, ino, &parent))
         return 0;                       /* the common case: asks the cache once */
     /* Inside the lock (an op deciding about local-only folders) the
      * folders are created under it; else beside other creations, each
@@ -173,7 +233,7 @@ int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky
     uint64_t *chain = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
-    for (uint64_t cur = ino; cur && cur != c->root_ino && is_local_dir(fs, cur, &parent);
+    for (uint64_t cur = ino; cur && cur != c->root_ino && is_deferred(fs, cur, &parent);
          cur = parent) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
@@ -206,7 +266,7 @@ int localdirs_ensure_ino(struct skyfs *fs, uint64_t ino, struct sky_err *e)
     struct meta_entry ent;
     if (meta_get(fs->meta, ino, &ent, NULL) != 0)
         return 0;
-    bool local = ent.local_only && ent.attr.kind == SKY_DIR;
+    bool local = localdirs_deferred(&ent);
     struct cloud *c = local ? skyfs_cloud_by_name(fs, ent.cloud) : NULL;
     meta_entry_free(&ent);
     return c ? localdirs_ensure(fs, c, ino, e) : 0;
@@ -238,7 +298,7 @@ int localdirs_flush(struct skyfs *fs, struct cloud *c, int64_t settle_ns, int64_
     int64_t now = skyfs_now();
     if (next)
         *next = 0;
-    while (meta_next_local_dir(fs->meta, c->cfg->name, after, &ino, NULL) == 0) {
+    while (meta_next_deferred(fs->meta, c->cfg->name, after, &ino, NULL) == 0) {
         after = ino;
         if (!settled(fs, ino, settle_ns, now, next))
             continue;
@@ -270,8 +330,8 @@ int localdirs_flush_all(struct skyfs *fs, bool settle, int64_t *next)
             *next = later;
         if (rc != 0) {
             failed++;
-            LOG_ERROR("write-back: creating the folders made on cloud '%s' failed, retried: %s",
-                      c->cfg->name, e.msg);
+            LOG_ERROR("write-back: creating the folders and symlinks made on cloud '%s' "
+                      "failed, retried: %s", c->cfg->name, e.msg);
         }
     }
     return failed;
@@ -284,7 +344,7 @@ int localdirs_recover(struct skyfs *fs)
         struct cloud *c = &fs->clouds[i];
         uint64_t ino;
         if (!c->ctx || c->cfg->read_only ||
-            meta_next_local_dir(fs->meta, c->cfg->name, 0, &ino, NULL) != 0)
+            meta_next_deferred(fs->meta, c->cfg->name, 0, &ino, NULL) != 0)
             continue;
         if (c->cfg->write_back_async && fs->wb_started) {
             writeback_dirs_due(fs, c);
@@ -296,8 +356,8 @@ int localdirs_recover(struct skyfs *fs)
         pthread_rwlock_unlock(&fs->wb_tree);
         if (rc) {
             failed++;
-            LOG_ERROR("journal: creating the folders made on cloud '%s' failed, retried: %s",
-                      c->cfg->name, e.msg);
+            LOG_ERROR("journal: creating the folders and symlinks made on cloud '%s' "
+                      "failed, retried: %s", c->cfg->name, e.msg);
         }
     }
     return failed;

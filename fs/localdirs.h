@@ -1,6 +1,13 @@
 /*
- * localdirs.h - folders made on a write_back = async cloud and not created
- * on it yet (deferred mkdir).
+ * localdirs.h - folders and symlinks made on a write_back = async cloud
+ * and not created on it yet (deferred mkdir and symlink).
+ *
+ * A symlink is deferred as a folder is (below, "folder" stands for both
+ * where a symlink can be one): an entry marked local-only with its target,
+ * created by the same flush, after its local-only folders; its unlink or
+ * rename sends nothing, its readlink answers from the cache.  One that
+ * meets another machine's file or folder at its name at creation goes
+ * beside it as a conflict copy (NAME.conflict-HOST-DATE).
  *
  * On such a cloud mkdir answers from the cache alone: the folder is an
  * entry marked local-only (meta_set_local_only), with its attributes, and
@@ -37,6 +44,10 @@
 #define SKY_LOCALDIRS_H
 
 #include "skyfs.h"
+
+/* Is `ent` a folder or symlink made here and not created on its cloud
+ * yet? */
+bool localdirs_deferred(const struct meta_entry *ent);
 
 /* Create folder `ino` of cloud c on the cloud, with its local-only
  * ancestors first, when it is local-only; nothing for any other entry

@@ -693,10 +693,10 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
      * created on the cloud yet) takes them along instead: one request. */
     if (!of && which)
         of = files_find(fs, ino);
-    /* A folder not created on the cloud yet takes them in the cache: its
-     * create carries them (asked under the lock that keeps its creation
-     * out, localdirs.h). */
-    bool dir_held = !rc && which && ent.attr.kind == SKY_DIR && ent.local_only;
+    /* A folder or symlink not created on the cloud yet takes them in the
+     * cache: its create carries them (asked under the lock that keeps its
+     * creation out, localdirs.h). */
+    bool dir_held = !rc && which && localdirs_deferred(&ent);
     if (dir_held)
         localdirs_lock(fs);
     bool carried = !rc && which && c->cfg->write_back_async &&

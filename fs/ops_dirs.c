@@ -295,16 +295,30 @@ void sky_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char
     struct sky_attr a;
     ops_new_attr(req, SKY_LINK, 0777, &a);
     a.size = strlen(link);
-    rc = dir.local_only ? localdirs_ensure(fs, c, parent, &e) : 0;   /* the folder first */
-    if (!rc) {
-        rc = c->drv->symlink(c->ctx, path, link, &a, &e);
-        cloud_note_result(c, rc, &e);
-    }
-    if (!rc) {
+    /* write_back = async: made in the cache only, created on the cloud by
+     * the write-back thread with the folders (localdirs.h) */
+    bool deferred = c->cfg->write_back_async;
+    if (!deferred) {
+        rc = dir.local_only ? localdirs_ensure(fs, c, parent, &e) : 0;  /* the folder first */
+        if (!rc) {
+            rc = c->drv->symlink(c->ctx, path, link, &a, &e);
+            cloud_note_result(c, rc, &e);
+        }
         struct sky_attr got;
-        if (c->drv->stat(c->ctx, path, &got, NULL) == 0)
+        if (!rc && c->drv->stat(c->ctx, path, &got, NULL) == 0)
             memcpy(a.etag, got.etag, sizeof a.etag);
+    }
+    if (!rc)
         rc = ops_add_child(fs, parent, name, &a, link, &ent, &e);
+    if (!rc && deferred) {
+        rc = meta_set_local_only(fs->meta, ent.ino, true, &e);
+        if (rc) {
+            meta_remove(fs->meta, ent.ino, NULL);
+            meta_entry_free(&ent);
+        } else {
+            ent.local_only = true;
+            writeback_dirs_due(fs, c);
+        }
     }
     if (!rc) {
         ops_reply_entry(req, fs, &ent, c);
@@ -338,8 +352,8 @@ void sky_readlink(fuse_req_t req, fuse_ino_t ino)
         reply_err(req, rc, &e);
         return;
     }
-    if (ent.link && skyfs_fresh(ent.fetched_at, c->cfg->ttl_ns)) {
-        fuse_reply_readlink(req, ent.link);
+    if (ent.link && (ent.local_only || skyfs_fresh(ent.fetched_at, c->cfg->ttl_ns))) {
+        fuse_reply_readlink(req, ent.link);     /* (not on the cloud yet: localdirs.h) */
     } else if (!c || !c->ctx) {
         if (ent.link)
             fuse_reply_readlink(req, ent.link);

@@ -157,6 +157,19 @@ static int remove_dir(struct skyfs *fs, struct cloud *c, const struct meta_entry
     return rc;
 }
 
+/* unlink of a symlink not created on the cloud yet (localdirs.h): in the
+ * cache alone, nothing sent; created meanwhile, deleted on the cloud.
+ * (The lock keeps its creation out until it is gone.) */
+static int remove_local_link(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                             const char *path, struct sky_err *e)
+{
+    localdirs_lock(fs);
+    int rc = ops_still_local(fs, ent->ino) ? meta_remove(fs->meta, ent->ino, e)
+                                           : c->drv->remove(c->ctx, path, e);
+    localdirs_unlock(fs);
+    return rc;
+}
+
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
 {
     struct skyfs *fs = ops_fs(req);
@@ -188,6 +201,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
             rc = sky_fail(&e, EISDIR, "is a directory");
         else if (is_dir)
             rc = remove_dir(fs, c, &ent, path, &e);
+        else if (ent.attr.kind == SKY_LINK && ent.local_only)
+            rc = remove_local_link(fs, c, &ent, path, &e);
         else if ((rc = files_keep_open(fs, &ent, &e)) == 0 && !ent.local_only)
             rc = remove_seen(fs, c, ent.ino, path, &ent.attr, &e);  /* open: its data stayed */
         /* (a file not uploaded yet is not on the cloud: nothing to send) */
@@ -348,6 +363,70 @@ static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const stru
     return rc;
 }
 
+/* A file made here and not uploaded yet (write_back = async), renamed
+ * over a file the cloud holds (git's `mv config.lock config`, an editor's
+ * save): nothing is sent.  The pending upload moves to the new name in the
+ * cache and replaces the version of the file there that this machine last
+ * saw (If-Match, or the head compare), as an upload of an edit of that file
+ * would: the target's check for another machine's change (a rename's
+ * target_changed_elsewhere) happens at the upload, and such a change
+ * sends this content beside it as a conflict copy.  From the rename on
+ * the name is the cloud's file with a pending upload, not a local one: a
+ * later unlink deletes that version, a later rename uploads first. */
+struct onto_cloud {
+    struct ofile *of;               /* the moved file (held); NULL: not this case */
+    char etag[SKY_ETAG_MAX];        /* the version of the replaced file on the cloud */
+};
+
+static bool onto_cloud_file(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
+                            uint64_t replaced, const char *to, struct ofile *of,
+                            struct onto_cloud *onto)
+{
+    struct meta_entry dst;
+    if (!of || !c->cfg->write_back_async || src->attr.kind != SKY_FILE ||
+        meta_get(fs->meta, replaced, &dst, NULL) != 0)
+        return false;
+    bool ok = dst.attr.kind == SKY_FILE && dst.attr.etag[0] && !dst.local_only;
+    if (ok) {
+        snprintf(onto->etag, sizeof onto->etag, "%s", dst.attr.etag);
+        moved_verify(fs, c, replaced, to, onto->etag, sizeof onto->etag);
+        onto->of = of;
+    }
+    meta_entry_free(&dst);
+    return ok;
+}
+
+/* After the cache moved the file: its upload replaces onto->etag, and the
+ * entry shows that version as the cloud's, with the file's own user
+ * metadata as all it has (the upload must not fetch the old file's). */
+static int moved_onto_cloud(struct skyfs *fs, const struct onto_cloud *onto, uint64_t ino,
+                            struct sky_err *e)
+{
+    int rc = blocks_rebase_new(onto->of->obj, onto->etag, e);
+    struct meta_entry ent;
+    if (rc == 0)
+        rc = meta_get(fs->meta, ino, &ent, e);
+    if (rc)
+        return rc;
+    struct sky_objmeta om;
+    if (meta_get_objmeta(fs->meta, ino, &om, NULL, NULL) != 0)
+        memset(&om, 0, sizeof om);
+    om.has_user = true;
+    struct sky_attr a = ent.attr;
+    snprintf(a.etag, sizeof a.etag, "%s", onto->etag);
+    rc = meta_set_objmeta(fs->meta, ino, &a, &om, ent.fetched_at, e);
+    if (rc == 0)
+        rc = meta_set_local_only(fs->meta, ino, false, e);
+    sky_objmeta_free(&om);
+    meta_entry_free(&ent);
+    if (rc == 0) {
+        pthread_mutex_lock(&onto->of->lock);
+        snprintf(onto->of->etag, sizeof onto->of->etag, "%s", onto->etag);
+        pthread_mutex_unlock(&onto->of->lock);
+    }
+    return rc;
+}
+
 /* Before a rename: no background upload of the files involved may run
  * across it (it would land at the old name, or over the new one).  A
  * file's rename holds the upload locks of it and of the file it replaces
@@ -356,10 +435,12 @@ static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const stru
  * (write_back = async) goes up first, so that the cloud sees its content
  * before its new name, as the writer did. */
 static int hold_for_rename(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
-                           uint64_t replaced, struct ofile *held[2], bool *paused,
-                           bool *local_move, struct sky_err *e)
+                           uint64_t replaced, const char *to, struct ofile *held[2],
+                           bool *paused, bool *local_move, struct onto_cloud *onto,
+                           struct sky_err *e)
 {
     *local_move = false;
+    onto->of = NULL;
     if (src->attr.kind == SKY_DIR) {
         writeback_pause(fs);
         *paused = true;
@@ -376,6 +457,8 @@ static int hold_for_rename(struct skyfs *fs, struct cloud *c, const struct meta_
      * moves in the cache only: its upload goes to the new name. */
     bool src_local = ops_still_local(fs, src->ino);
     *local_move = src_local && (!replaced || ops_still_local(fs, replaced));
+    if (src_local && !*local_move && onto_cloud_file(fs, c, src, replaced, to, of, onto))
+        *local_move = true;
     if (*local_move && of) {
         /* a streamed upload begun under the old name is of no use */
         pthread_mutex_lock(&of->lock);
@@ -424,21 +507,30 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
         rc = find_child(fs, c, &dir, name, &src, &e);
     struct ofile *held[2] = { NULL, NULL };
     bool paused = false, local_move = false;
+    struct onto_cloud onto = { 0 };
     if (!rc) {
         rc = check_rename_target(fs, c, &src, &ndir, newname, flags, &replaced, &e);
         if (!rc && replaced != src.ino)
-            rc = hold_for_rename(fs, c, &src, replaced, held, &paused, &local_move, &e);
-        /* Folders made here and not created on the cloud yet (localdirs.h,
-         * under its lock until the cache has the new name): one moved
-         * onto no folder moves in the cache only; else it is created
-         * first, and so is the folder that receives what moves. */
-        bool dirs_held = !rc && replaced != src.ino && (src.local_only || ndir.local_only);
+            rc = hold_for_rename(fs, c, &src, replaced, to, held, &paused, &local_move,
+                                 &onto, &e);
+        /* Folders and symlinks made here and not created on the cloud yet
+         * (localdirs.h, under its lock until the cache has the new name,
+         * also when one is replaced): a folder moved onto no folder, a
+         * symlink onto no entry or one made here, move in the cache only;
+         * else it is created first, and so is the folder that receives
+         * what moves. */
+        bool dirs_held = !rc && replaced != src.ino &&
+                         (src.local_only || ndir.local_only ||
+                          (replaced && ops_still_local(fs, replaced)));
         if (dirs_held) {
             localdirs_lock(fs);
-            bool dir_local = src.attr.kind == SKY_DIR && !replaced &&
-                             ops_still_local(fs, src.ino);
-            local_move = local_move || dir_local;
-            if (!local_move && src.attr.kind == SKY_DIR)
+            bool src_deferred = src.attr.kind == SKY_DIR || src.attr.kind == SKY_LINK;
+            if (src.attr.kind == SKY_DIR)
+                local_move = local_move || (!replaced && ops_still_local(fs, src.ino));
+            else if (src.attr.kind == SKY_LINK)     /* decided again, under the lock */
+                local_move = ops_still_local(fs, src.ino) &&
+                             (!replaced || ops_still_local(fs, replaced));
+            if (!local_move && src_deferred)
                 rc = localdirs_ensure(fs, c, src.ino, &e);
             if (!rc && !local_move)
                 rc = localdirs_ensure(fs, c, newparent, &e);
@@ -468,6 +560,8 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
             blocks_rename(fs->blocks, c->cfg->name, from, to, src.attr.kind == SKY_DIR, NULL);
             conflicts_gone(c->conflicts, from);     /* a conflict copy renamed: resolved */
             rc = meta_rename(fs->meta, src.ino, newparent, newname, &e);
+            if (!rc && onto.of)
+                rc = moved_onto_cloud(fs, &onto, src.ino, &e);
             /* a copy may have given the moved objects new version tokens */
             if (!rc && !local_move)
                 moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);

@@ -351,25 +351,26 @@ int cmd_status(int argc, char **argv)
         have_stats = blocks_stats(b, &st, &e) == 0;
         blocks_close(b);
     }
-    /* folders not created on their cloud yet, read beside the daemon */
+    /* folders and symlinks not created on their cloud yet, read beside
+     * the daemon */
     uint64_t pending_dirs = 0;
     char db[4096];
     struct stat dbst;
     snprintf(db, sizeof db, "%s/meta.db", cfg->cache_dir);
     if (have_stats && stat(db, &dbst) == 0)
-        meta_read_local_dir_count(db, &pending_dirs, &e);
+        meta_read_deferred_count(db, &pending_dirs, &e);
     if (have_stats && json) {
         fputs(",\"cache\":{", stdout);
         json_key(stdout, "dir");
         json_string(stdout, cfg->cache_dir);
         printf(",\"objects\":%llu,\"bytes\":%llu,\"max_size\":%llu,\"pending_uploads\":%llu,"
-               "\"pending_folders\":%llu}",
+               "\"pending_creates\":%llu}",
                (unsigned long long)st.objects, (unsigned long long)st.bytes_present,
                (unsigned long long)st.max_size, (unsigned long long)st.dirty_objects,
                (unsigned long long)pending_dirs);
     } else if (have_stats) {
         printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
-               "upload(s), %llu folder(s) to create\n", cfg->cache_dir,
+               "upload(s), %llu folder(s) and symlink(s) to create\n", cfg->cache_dir,
                (unsigned long long)st.objects, (unsigned long long)(st.bytes_present >> 20),
                (unsigned long long)(st.max_size >> 20), (unsigned long long)st.dirty_objects,
                (unsigned long long)pending_dirs);

@@ -204,14 +204,14 @@ for cloud in s3 az; do
     # dnew, dempty, dmoved, dtree... (not counted exactly: under load some
     # may have gone up already)
     check "$cloud: skyfs status counts the folders still to create" bash -c \
-        "'$SKYFS' status -c '$CONF' | grep -E ' [1-9][0-9]* folder\(s\) to create'"
+        "'$SKYFS' status -c '$CONF' | grep -E ' [1-9][0-9]* folder\(s\) and symlink\(s\) to create'"
 done
 
 unmount_skyfs "$MNT"
 check "after the unmount, no folder is left to create" bash -c \
-    "'$SKYFS' status -c '$CONF' | grep ' 0 folder(s) to create'"
+    "'$SKYFS' status -c '$CONF' | grep ' 0 folder(s) and symlink(s) to create'"
 check_eq "status --json says so too" 0 \
-    "$("$SKYFS" status -c "$CONF" --json | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["cache"]["pending_folders"])')"
+    "$("$SKYFS" status -c "$CONF" --json | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["cache"]["pending_creates"])')"
 
 # ---- what reached the clouds ---------------------------------------------
 for cloud in s3 az; do

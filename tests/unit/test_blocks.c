@@ -954,6 +954,50 @@ TEST(blocks_rename_and_forget)
     free(dir);
 }
 
+/* A new file's dirty object moved onto a file the cloud holds takes that
+ * file's version as its base (its upload replaces it), once, and keeps it
+ * across a reopen (the replay after a crash); its blocks stay dirty, so no
+ * delta is ever taken from that version. */
+TEST(blocks_new_object_rebased_onto_a_cloud_version)
+{
+    char *dir = unit_tmpdir();
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct blocks_obj *o;
+    CHECK_INT(blocks_get_new(b, "c", "f.lock", &o, NULL), 0);
+    CHECK_INT(blocks_write(o, 0, "new bytes", 9, NULL, NULL, NULL), 0);
+    char base[64];
+    blocks_base_etag(o, base, sizeof base);
+    CHECK_STR(base, "");
+    CHECK_INT(blocks_rename(b, "c", "f.lock", "f", false, NULL), 0);
+    CHECK_INT(blocks_rebase_new(o, "\"v1\"", NULL), 0);
+    blocks_base_etag(o, base, sizeof base);
+    CHECK_STR(base, "\"v1\"");
+    struct sky_err e = { 0 };
+    CHECK_INT(blocks_rebase_new(o, "\"v2\"", &e), -EINVAL);   /* a base already */
+    CHECK_INT(blocks_rebase_new(o, "", &e), -EINVAL);
+    struct blocks_delta d;
+    int fd;
+    CHECK_INT(blocks_prepare_upload(o, NULL, NULL, &fd, NULL), 0);
+    CHECK_INT(blocks_upload_delta(o, &d, NULL), 0);
+    CHECK(d.etag == NULL);              /* every block dirty: no delta */
+    blocks_delta_free(&d);
+    blocks_release(o);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    CHECK_INT(blocks_get(b, "c", "f", "\"v1\"", 9, &o, NULL), 0);
+    blocks_base_etag(o, base, sizeof base);
+    CHECK_STR(base, "\"v1\"");
+    CHECK(blocks_is_dirty(o));
+    size_t got = 0;
+    char back[16] = "";
+    CHECK_INT(blocks_read(o, 0, 9, back, &got, NULL, NULL, NULL), 0);
+    CHECK_INT(memcmp(back, "new bytes", 9), 0);
+    blocks_release(o);
+    blocks_close(b);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 struct reader {
     struct blocks *b;
     struct remote *r;

@@ -403,7 +403,8 @@ static int blocks_create(struct blocks *b, const char *cloud, const char *path,
     blocks_data_path(b, id, file, sizeof file);
     if (!o)
         rc = blocks_oom(e);
-    else if ((o->fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+    else if (((o->fd = spares_take(b->spares, file)) < 0 &&
+              (o->fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) ||
              ftruncate(o->fd, (off_t)size) != 0)
         rc = sky_fail(e, errno, "block cache: cannot create %s: %s", file, strerror(errno));
     if (rc) {
@@ -983,6 +984,7 @@ int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size, struct 
         b->data_dir = NULL;
     pthread_mutex_init(&b->lock, NULL);
     b->pool = pool_new(b);
+    b->spares = spares_new(dir);        /* NULL: data files are made on the spot */
     int rc = b->pool && b->buckets && b->dir && b->data_dir ? blocks_start(b, e) : blocks_oom(e);
     if (rc) {
         blocks_close(b);
@@ -999,6 +1001,7 @@ void blocks_close(struct blocks *b)
     if (!b)
         return;
     pool_free(b->pool);
+    spares_free(b->spares);
     for (size_t k = 0; b->buckets && k < b->nbuckets; k++) {
         for (struct blocks_obj *o = b->buckets[k], *next; o; o = next) {
             next = o->next;

@@ -40,6 +40,7 @@
 #include <xxhash.h>
 
 #include "cachedb.h"
+#include "spares.h"
 
 #define BLOCKS_SCHEMA_VERSION 2
 #define BLOCKS_MIN_BLOCK (4u << 10)
@@ -143,6 +144,7 @@ struct blocks {
     uint64_t ahead_fetched;                    /* atomic */
     uint64_t ahead_verified;                   /* atomic */
     struct blocks_pool *pool;                  /* background fetchers */
+    struct spares *spares;                     /* new data files made ahead (spares.h) */
     uint64_t min_free;                         /* free-space floor; 0: none */
     blocks_free_fn probe;                      /* measures the free space */
     void *probe_arg;

@@ -190,12 +190,14 @@ int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *
 int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sky_err *e);
 
 /* meta_upsert of a new entry made here and not on the cloud yet, with its
- * cloud metadata om (when not NULL: as meta_set_objmeta with attr) and
- * marked local-only, in one transaction (a deferred create: one commit,
- * not three). */
+ * cloud metadata om (when not NULL: as meta_set_objmeta with attr),
+ * marked local-only, and (dir_attr not NULL) the folder's attributes as
+ * the create leaves them (its mtime and ctime moved; the folder's
+ * freshness kept, as meta_set_attr with its fetched_at), in one
+ * transaction (a deferred create: one commit, not four). */
 int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
                       const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
-                      uint64_t *ino, struct sky_err *e);
+                      const struct sky_attr *dir_attr, uint64_t *ino, struct sky_err *e);
 
 /* The smallest inode above `after` of a local-only folder or symlink of
  * `cloud` (a deferred mkdir or symlink): 0 with *ino set, -ENOENT when

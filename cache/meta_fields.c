@@ -362,7 +362,7 @@ int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
 
 int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
                       const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
-                      uint64_t *ino, struct sky_err *e)
+                      const struct sky_attr *dir_attr, uint64_t *ino, struct sky_err *e)
 {
     int bad = meta_check_new(name, attr, e);
     if (bad)
@@ -371,12 +371,16 @@ int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
     struct meta_entry dir;
     uint64_t got = 0;
     int rc = meta_begin(m, e);
+    bool have_dir = false;
     if (rc == 0)
-        rc = meta_get_dir_locked(m, parent, &dir, e);
-    if (rc == 0) {
+        have_dir = (rc = meta_get_dir_locked(m, parent, &dir, e)) == 0;
+    if (rc == 0)
         rc = meta_upsert_locked(m, &dir, name, attr, NULL, now, &got, e);
+    if (rc == 0 && dir_attr && meta_valid_kind(dir_attr) && dir_attr->kind == SKY_DIR)
+        rc = meta_update_attr(m, parent, dir.attr.kind, dir.cloud, dir.path, dir_attr, NULL,
+                              NULL, dir.fetched_at, true, e);
+    if (have_dir)
         meta_entry_free(&dir);
-    }
     if (rc == 0 && om)
         rc = meta_set_objmeta_locked(m, got, attr, om, now, e);
     sqlite3_stmt *st = NULL;

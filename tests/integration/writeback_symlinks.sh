@@ -17,6 +17,7 @@
 #   - another client's object at the link's name, made before the link is
 #     created, stays, and the link goes beside it as a conflict copy;
 #   - kill -9 before the link is created: the next mount creates it;
+#   - (a file made in a folder still moves the folder's mtime and ctime);
 #   - a second mount with an empty cache reads every link back.
 . "$(dirname "$0")/lib.sh"
 
@@ -95,6 +96,15 @@ check "the link went beside it as a conflict copy" test -n "$copy"
 check "the log names the conflict" grep -q 'conflict: "c1" on cloud .* symlink to "mine"' "$LOGS/mnt.log"
 check_eq "no other conflict copy" "1" "$(server_keys | tr ' ' '\n' | grep -c conflict)"
 check_eq "the mount shows the other client's file at c1 (its entry was dropped)" "theirs" "$(cat "$D/c1")"
+
+# --- a file made in a folder moves the folder's mtime and ctime (recorded
+# with the deferred create, in one commit) ----------------------------------
+check "a folder with an old mtime" bash -c "mkdir '$D/times' && touch -d @1000000000 '$D/times'"
+ctime_before=$(stat -c %Z "$D/times")
+sleep 1.1
+check "a file made in it" bash -c "echo x >'$D/times/f'"
+check "moved the folder's mtime" test "$(stat -c %Y "$D/times")" -gt 1000000000
+check "and its ctime" test "$(stat -c %Z "$D/times")" -gt "$ctime_before"
 
 # --- a second mount with an empty cache ------------------------------------
 sed "s#^dir = .*#dir = $TEST_TMP/cache-fresh#" "$CONF" >"$CONF2"

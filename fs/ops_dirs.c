@@ -235,6 +235,23 @@ void sky_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, 0);
 }
 
+/* A new folder or symlink of a write_back = async cloud, made in the
+ * cache only: marked local-only for the write-back workers to create
+ * (localdirs.h).  On failure the entry is gone again (and *ent freed). */
+static int mark_deferred(struct skyfs *fs, struct cloud *c, struct meta_entry *ent,
+                         struct sky_err *e)
+{
+    int rc = meta_set_local_only(fs->meta, ent->ino, true, e);
+    if (rc) {
+        meta_remove(fs->meta, ent->ino, NULL);
+        meta_entry_free(ent);
+        return rc;
+    }
+    ent->local_only = true;
+    writeback_dirs_due(fs, c);
+    return 0;
+}
+
 void sky_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     struct skyfs *fs = ops_fs(req);
@@ -259,16 +276,8 @@ void sky_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     }
     if (!rc)
         rc = ops_add_child(fs, parent, name, &a, NULL, &ent, &e);
-    if (!rc && deferred) {
-        rc = meta_set_local_only(fs->meta, ent.ino, true, &e);
-        if (rc) {
-            meta_remove(fs->meta, ent.ino, NULL);
-            meta_entry_free(&ent);
-        } else {
-            ent.local_only = true;
-            writeback_dirs_due(fs, c);
-        }
-    }
+    if (!rc && deferred)
+        rc = mark_deferred(fs, c, &ent, &e);
     if (!rc) {
         meta_set_listed(fs->meta, ent.ino, skyfs_now(), NULL); /* new and empty */
         ops_reply_entry(req, fs, &ent, c);
@@ -310,16 +319,8 @@ void sky_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char
     }
     if (!rc)
         rc = ops_add_child(fs, parent, name, &a, link, &ent, &e);
-    if (!rc && deferred) {
-        rc = meta_set_local_only(fs->meta, ent.ino, true, &e);
-        if (rc) {
-            meta_remove(fs->meta, ent.ino, NULL);
-            meta_entry_free(&ent);
-        } else {
-            ent.local_only = true;
-            writeback_dirs_due(fs, c);
-        }
-    }
+    if (!rc && deferred)
+        rc = mark_deferred(fs, c, &ent, &e);
     if (!rc) {
         ops_reply_entry(req, fs, &ent, c);
         meta_entry_free(&ent);

@@ -1170,8 +1170,8 @@ static int meta_check_move(const struct meta_entry *src, const struct meta_entry
     return 0;
 }
 
-static int meta_rename_locked(struct meta *m, uint64_t ino, uint64_t new_parent,
-                              const char *new_name, struct sky_err *e)
+int meta_rename_locked(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
+                       struct sky_err *e)
 {
     struct meta_entry src, dst, old;
     int rc = meta_get_locked(m, ino, &src, e);

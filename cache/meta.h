@@ -152,6 +152,15 @@ int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e);
 int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
                 struct sky_err *e);
 
+/* meta_rename of an entry made here and not on the cloud yet (local_only)
+ * onto a file the cloud holds, in one transaction with what follows from
+ * it: the entry stops being local-only and shows `etag`, the replaced
+ * file's version, as its own (its pending upload replaces that version),
+ * with its own user metadata as complete (nothing is to be read from the
+ * replaced object).  Errors as meta_rename's; on any, nothing changed. */
+int meta_rename_onto(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
+                     const char *etag, struct sky_err *e);
+
 /* Update attributes / symlink target of one entry, fetched_at = now.
  * set_attr follows meta_upsert's rules (descendants dropped when a
  * directory stops being one, symlink target kept while the etag stays),

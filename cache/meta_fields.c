@@ -360,6 +360,48 @@ int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
     return rc;
 }
 
+int meta_rename_onto(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
+                     const char *etag, struct sky_err *e)
+{
+    if (!meta_valid_name(new_name) || !etag || !*etag)
+        return sky_fail(e, EINVAL, "metadata cache: renaming onto '%s' needs a name and a version",
+                        new_name ? new_name : "(null)");
+    pthread_mutex_lock(&m->lock);
+    struct meta_entry ent;
+    struct sky_objmeta om = { 0 };
+    int64_t meta_at = 0;
+    bool have_ent = false;
+    int rc = meta_begin(m, e);
+    if (rc == 0)
+        rc = meta_rename_locked(m, ino, new_parent, new_name, e);
+    if (rc == 0)
+        have_ent = (rc = meta_get_locked(m, ino, &ent, e)) == 0;
+    if (rc == 0 && meta_get_objmeta_locked(m, ino, &om, &meta_at, NULL) != 0) {
+        sky_objmeta_free(&om);
+        memset(&om, 0, sizeof om);
+    }
+    if (rc == 0) {
+        om.has_user = true;
+        struct sky_attr a = ent.attr;
+        snprintf(a.etag, sizeof a.etag, "%s", etag);
+        rc = meta_set_objmeta_locked(m, ino, &a, &om, ent.fetched_at, e);
+    }
+    sqlite3_stmt *st = NULL;
+    if (rc == 0 && !(st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e)))
+        rc = -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int(st, 2, 0);
+        rc = meta_update_one(m, st, ino, "marking an entry on the cloud", e);
+    }
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    sky_objmeta_free(&om);
+    if (have_ent)
+        meta_entry_free(&ent);
+    return rc;
+}
+
 int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
                       const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
                       const struct sky_attr *dir_attr, uint64_t *ino, struct sky_err *e)

@@ -73,6 +73,9 @@ int meta_get_dir_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
 int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char *name,
                        const struct sky_attr *a, const char *link, int64_t now, uint64_t *ino,
                        struct sky_err *e);
+/* meta_rename inside a transaction (m->lock held). */
+int meta_rename_locked(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
+                       struct sky_err *e);
 /* The entry in the current row of a statement that selects ENTRY_COLS. */
 int meta_entry_from_row(sqlite3_stmt *st, struct meta_entry *out, struct sky_err *e);
 

@@ -396,29 +396,12 @@ static bool onto_cloud_file(struct skyfs *fs, struct cloud *c, const struct meta
     return ok;
 }
 
-/* After the cache moved the file: its upload replaces onto->etag, and the
- * entry shows that version as the cloud's, with the file's own user
- * metadata as all it has (the upload must not fetch the old file's). */
-static int moved_onto_cloud(struct skyfs *fs, const struct onto_cloud *onto, uint64_t ino,
-                            struct sky_err *e)
+/* Before the cache moves the file: its upload is to replace onto->etag
+ * (the journal keeps that across a restart).  Nothing has moved when
+ * this fails. */
+static int onto_cloud_rebase(const struct onto_cloud *onto, struct sky_err *e)
 {
     int rc = blocks_rebase_new(onto->of->obj, onto->etag, e);
-    struct meta_entry ent;
-    if (rc == 0)
-        rc = meta_get(fs->meta, ino, &ent, e);
-    if (rc)
-        return rc;
-    struct sky_objmeta om;
-    if (meta_get_objmeta(fs->meta, ino, &om, NULL, NULL) != 0)
-        memset(&om, 0, sizeof om);
-    om.has_user = true;
-    struct sky_attr a = ent.attr;
-    snprintf(a.etag, sizeof a.etag, "%s", onto->etag);
-    rc = meta_set_objmeta(fs->meta, ino, &a, &om, ent.fetched_at, e);
-    if (rc == 0)
-        rc = meta_set_local_only(fs->meta, ino, false, e);
-    sky_objmeta_free(&om);
-    meta_entry_free(&ent);
     if (rc == 0) {
         pthread_mutex_lock(&onto->of->lock);
         snprintf(onto->of->etag, sizeof onto->of->etag, "%s", onto->etag);
@@ -553,15 +536,16 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
             rc = c->drv->rename(c->ctx, from, to, &e);
             cloud_note_result(c, rc, &e);
         }
+        if (!rc && onto.of && !diverted)
+            rc = onto_cloud_rebase(&onto, &e);
         if (!rc && replaced != src.ino && !diverted) {
             if (replaced)
                 files_mark_unlinked(fs, replaced);
             blocks_forget(fs->blocks, c->cfg->name, to, NULL);
             blocks_rename(fs->blocks, c->cfg->name, from, to, src.attr.kind == SKY_DIR, NULL);
             conflicts_gone(c->conflicts, from);     /* a conflict copy renamed: resolved */
-            rc = meta_rename(fs->meta, src.ino, newparent, newname, &e);
-            if (!rc && onto.of)
-                rc = moved_onto_cloud(fs, &onto, src.ino, &e);
+            rc = onto.of ? meta_rename_onto(fs->meta, src.ino, newparent, newname, onto.etag, &e)
+                         : meta_rename(fs->meta, src.ino, newparent, newname, &e);
             /* a copy may have given the moved objects new version tokens */
             if (!rc && !local_move)
                 moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);

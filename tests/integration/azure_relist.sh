@@ -40,23 +40,23 @@ mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 D="$MNT/az/d"
 . "$SKY_ROOT/tests/integration/relist_lib.sh"
 make_names
-lists_of_d() { since "$1" | grep -c "^GET /$AZURITE_ACCOUNT/relist?.*comp=list.*prefix=d%2F"; }
+lists_of_d() { requests_since "$1" | grep -c "^GET /$AZURITE_ACCOUNT/relist?.*comp=list.*prefix=d%2F"; }
 
 sleep 2.5
 stat "$D" >/dev/null            # the folder's own entry, refreshed first
-m=$(mark)
+m=$(requests_mark)
 check_eq "past the ttl, stat of the 12 names shows their mode and mtime" \
     "$(expected f05 600 "$want")" "$(attrs)"
 check_eq "and cost one listing of their folder" 1 "$(lists_of_d "$m")"
 check_eq "and no HEAD" 0 "$(heads "$m")"
-check_eq "and no other request" 1 "$(since "$m" | wc -l)"
+check_eq "and no other request" 1 "$(requests_since "$m" | wc -l)"
 
 check "another client sets f05's metadata (mode 644, mtime 1000000000)" \
     curl -sf -X PUT -H "x-ms-meta-mode: $((8#100644))" -H "x-ms-meta-mtime: 1000000000" \
         -o /dev/null "$ENDPOINT/relist/d/f05?comp=metadata&$SAS"
 sleep 2.5
 stat "$D" >/dev/null
-m=$(mark)
+m=$(requests_mark)
 check_eq "past the ttl, stat shows f05's new mode and mtime" \
     "$(expected f05 644 1000000000)" "$(attrs)"
 check_eq "from one listing of the folder" 1 "$(lists_of_d "$m")"

@@ -68,13 +68,7 @@ g_header() {
     s3curl -I "$ENDPOINT/posix/$1" | tr -d '\r' |
         awk -v h="$(echo "$2" | tr '[:upper:]' '[:lower:]')" -F': ' 'tolower($1) == h { print $2 }'
 }
-g_get() { s3curl "$ENDPOINT/posix/$1"; }
-g_exists() { s3curl -I "$ENDPOINT/posix/$1" >/dev/null; }
-g_missing() { ! g_exists "$1"; }
-g_keys() {
-    s3curl "$ENDPOINT/posix?list-type=2&prefix=$1" | grep -o '<Key>[^<]*</Key>' |
-        sed 's/<Key>\(.*\)<\/Key>/\1/' | LC_ALL=C sort
-}
+BUCKET_URL="$ENDPOINT/posix"
 
 mount_skyfs "$CONF" "$MNT" || die "cannot mount $CONF"
 G="$MNT/gcs"
@@ -105,27 +99,27 @@ check "cp within the cloud" cp "$G/shell/a.txt" "$G/shell/b.txt"
 check "mv within the cloud (server-side copy)" mv "$G/shell/b.txt" "$G/shell/c.txt"
 check_eq "ls shows the result" "a.txt c.txt" "$(ls "$G/shell" 2>&1 | paste -sd' ')"
 check "the file is one object with its body" \
-    wait_until 10 eval '[ "$(g_get shell/c.txt)" = "hello gcs" ]'
-check "the source of mv is gone from the bucket" wait_until 10 g_missing shell/b.txt
+    wait_until 10 eval '[ "$(bucket_get shell/c.txt)" = "hello gcs" ]'
+check "the source of mv is gone from the bucket" wait_until 10 bucket_lacks shell/b.txt
 check "rm" rm "$G/shell/c.txt"
-check "rm removes the object" wait_until 10 g_missing shell/c.txt
+check "rm removes the object" wait_until 10 bucket_lacks shell/c.txt
 check "mkdir" mkdir "$G/shell/d"
-check "mkdir writes a dir/ placeholder as gcsfuse does" wait_until 10 g_exists shell/d/
+check "mkdir writes a dir/ placeholder as gcsfuse does" wait_until 10 bucket_has shell/d/
 check_eq "the placeholder is empty and says S_IFDIR|0755" "16877 0" \
     "$(echo "$(g_header shell/d/ x-amz-meta-mode) $(g_header shell/d/ content-length)")"
 check "rmdir" rmdir "$G/shell/d"
-check "rmdir deletes the placeholder" wait_until 10 g_missing shell/d/
+check "rmdir deletes the placeholder" wait_until 10 bucket_lacks shell/d/
 check "ln -s" ln -s a.txt "$G/shell/link"
 check_eq "readlink" "a.txt" "$(readlink "$G/shell/link" 2>&1)"
 check_eq "the link object's body is its target" "a.txt" \
-    "$(wait_until 10 g_exists shell/link; g_get shell/link)"
+    "$(wait_until 10 bucket_has shell/link; bucket_get shell/link)"
 mkdir -p "$G/shell/full/sub"
 echo x >"$G/shell/full/sub/f"
 check_eq "rmdir of a non-empty directory is ENOTEMPTY" ENOTEMPTY "$(errno_of rmdir "$G/shell/full")"
 check "mv of a directory tree (copy + delete key by key)" mv "$G/shell/full" "$G/shell/moved"
 check_eq "the tree moved in the bucket" "shell/moved/sub/f" \
-    "$(wait_until 10 g_exists shell/moved/sub/f; g_keys shell/moved/ | grep -v '/$')"
-check_eq "nothing left under the old name" "" "$(g_keys shell/full/)"
+    "$(wait_until 10 bucket_has shell/moved/sub/f; bucket_keys shell/moved/ | grep -v '/$')"
+check_eq "nothing left under the old name" "" "$(bucket_keys shell/full/)"
 check "setfattr user.color" setfattr -n user.color -v green "$G/shell/a.txt"
 check_eq "the xattr is user metadata color" green \
     "$(wait_until 10 eval '[ "$(g_header shell/a.txt x-amz-meta-color)" = green ]'
@@ -205,7 +199,7 @@ fi
 # --- the prefix cloud
 echo pre >"$MNT/pre/x.txt"
 check "a file in the prefix cloud is stored under the prefix" \
-    wait_until 10 eval '[ "$(g_get sub/dir/x.txt)" = pre ]'
+    wait_until 10 eval '[ "$(bucket_get sub/dir/x.txt)" = pre ]'
 check "the prefix cloud's files are visible in the bucket cloud" \
     wait_until 10 test -f "$G/sub/dir/x.txt"
 

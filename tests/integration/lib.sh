@@ -437,6 +437,25 @@ s3curl() {
         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
 
+# Straight to the bucket at BUCKET_URL (http://127.0.0.1:PORT/BUCKET of an
+# s3rver or of the GCS emulator's S3 side), bypassing skyfs:
+#   bucket_get KEY         the object's bytes; fails when it is not there
+#   bucket_has KEY         it is there (a HEAD); bucket_lacks KEY: it is not
+#   bucket_keys [PREFIX]   every key under PREFIX, sorted, one a line
+bucket_get() { s3curl "$BUCKET_URL/$1"; }
+bucket_has() { s3curl -I "$BUCKET_URL/$1" >/dev/null 2>&1; }
+bucket_lacks() { ! bucket_has "$1"; }
+bucket_keys() {
+    s3curl "$BUCKET_URL?list-type=2&prefix=${1:-}" | grep -o '<Key>[^<]*</Key>' |
+        sed 's/<Key>\(.*\)<\/Key>/\1/' | LC_ALL=C sort
+}
+
+# Behind the logging proxy (start_s3rver_behind logging): requests_mark
+# prints how many requests reached the server so far, requests_since MARK
+# the request lines after that mark.
+requests_mark() { wc -l <"$REQUESTS"; }
+requests_since() { tail -n +$(($1 + 1)) "$REQUESTS"; }
+
 # start_s3rver_behind PROXY BUCKET
 #   Starts one s3rver holding BUCKET and, in front of it, a proxy of the
 #   tests, each on a free port: S3_PORT is the server's own (for requests

@@ -25,7 +25,4 @@ expected() {
         else echo "$f 644 $want"; fi
     done
 }
-# mark: the requests so far; since MARK: the requests after it
-mark() { wc -l <"$REQUESTS"; }
-since() { tail -n +$(($1 + 1)) "$REQUESTS"; }
-heads() { since "$1" | grep -c '^HEAD '; }
+heads() { requests_since "$1" | grep -c '^HEAD '; }

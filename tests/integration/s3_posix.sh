@@ -69,14 +69,7 @@ s3_header() {
     s3curl -I "$ENDPOINT/posix/$1" | tr -d '\r' |
         awk -v h="$(echo "$2" | tr '[:upper:]' '[:lower:]')" -F': ' 'tolower($1) == h { print $2 }'
 }
-s3_get() { s3curl "$ENDPOINT/posix/$1"; }
-s3_exists() { s3curl -I "$ENDPOINT/posix/$1" >/dev/null; }
-s3_missing() { ! s3_exists "$1"; }
-# s3_keys PREFIX: every key under PREFIX, sorted, one a line.
-s3_keys() {
-    s3curl "$ENDPOINT/posix?list-type=2&prefix=$1" | grep -o '<Key>[^<]*</Key>' |
-        sed 's/<Key>\(.*\)<\/Key>/\1/' | LC_ALL=C sort
-}
+BUCKET_URL="$ENDPOINT/posix"
 
 mount_skyfs "$CONF" "$MNT" || die "cannot mount $CONF"
 S3="$MNT/s3"
@@ -110,28 +103,28 @@ check "cp within the cloud" cp "$S3/shell/a.txt" "$S3/shell/b.txt"
 check "mv within the cloud" mv "$S3/shell/b.txt" "$S3/shell/c.txt"
 check_eq "ls shows the result" "a.txt c.txt" "$(ls "$S3/shell" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 check "the file is one object with its body" \
-    wait_until 10 eval '[ "$(s3_get shell/c.txt)" = "hello s3" ]'
-check "the source of mv is gone from the bucket" wait_until 10 s3_missing shell/b.txt
+    wait_until 10 eval '[ "$(bucket_get shell/c.txt)" = "hello s3" ]'
+check "the source of mv is gone from the bucket" wait_until 10 bucket_lacks shell/b.txt
 check "rm" rm "$S3/shell/c.txt"
-check "rm removes the object" wait_until 10 s3_missing shell/c.txt
+check "rm removes the object" wait_until 10 bucket_lacks shell/c.txt
 check "mkdir" mkdir "$S3/shell/d"
-check "mkdir writes a dir/ marker" wait_until 10 s3_exists shell/d/
+check "mkdir writes a dir/ marker" wait_until 10 bucket_has shell/d/
 check_eq "the marker says S_IFDIR|0755 (s3fs form)" 16877 "$(s3_header shell/d/ x-amz-meta-mode)"
 check "rmdir" rmdir "$S3/shell/d"
-check "rmdir deletes the marker" wait_until 10 s3_missing shell/d/
+check "rmdir deletes the marker" wait_until 10 bucket_lacks shell/d/
 check "ln -s" ln -s a.txt "$S3/shell/link"
 check_eq "readlink" "a.txt" "$(readlink "$S3/shell/link" 2>&1)"
 check_eq "cat through the link" "hello s3" "$(cat "$S3/shell/link" 2>&1)"
-check "the link is stored" wait_until 10 s3_exists shell/link
-check_eq "the link object's body is its target" "a.txt" "$(s3_get shell/link)"
+check "the link is stored" wait_until 10 bucket_has shell/link
+check_eq "the link object's body is its target" "a.txt" "$(bucket_get shell/link)"
 check_eq "the link object's mode is S_IFLNK|0777" 41471 "$(s3_header shell/link x-amz-meta-mode)"
 mkdir -p "$S3/shell/full/sub"
 echo x >"$S3/shell/full/sub/f"
 check_eq "rmdir of a non-empty directory is ENOTEMPTY" ENOTEMPTY "$(errno_of rmdir "$S3/shell/full")"
 check "mv of a directory tree" mv "$S3/shell/full" "$S3/shell/moved"
 check_eq "the tree moved in the bucket" "shell/moved/sub/f" \
-    "$(wait_until 10 s3_exists shell/moved/sub/f; s3_keys shell/moved/ | grep -v '/$')"
-check_eq "nothing left under the old name" "" "$(s3_keys shell/full/)"
+    "$(wait_until 10 bucket_has shell/moved/sub/f; bucket_keys shell/moved/ | grep -v '/$')"
+check_eq "nothing left under the old name" "" "$(bucket_keys shell/full/)"
 check_eq "cat in the moved tree" x "$(cat "$S3/shell/moved/sub/f" 2>&1)"
 
 # --- chmod and mtime: stored the s3fs way, and back after a remount
@@ -162,26 +155,26 @@ check_eq "ls -l of their parent shows them as directories" "modedir:d olddir:d" 
 check "chmod of such a directory" chmod 0750 "$S3/shell/olddir"
 check_eq "the chmod is stored on the object itself (S_IFDIR|0750), no dir/ marker added" "16872 " \
     "$(wait_until 10 eval '[ "$(s3_header shell/olddir x-amz-meta-mode)" = 16872 ]'
-       echo "$(s3_header shell/olddir x-amz-meta-mode) $(s3_keys shell/olddir/)")"
+       echo "$(s3_header shell/olddir x-amz-meta-mode) $(bucket_keys shell/olddir/)")"
 check "a file inside it" eval 'echo inside >"$S3/shell/olddir/in.txt"'
 check_eq "is stored under olddir/" "inside" \
-    "$(wait_until 10 s3_exists shell/olddir/in.txt; s3_get shell/olddir/in.txt)"
+    "$(wait_until 10 bucket_has shell/olddir/in.txt; bucket_get shell/olddir/in.txt)"
 check "mv of such a directory" mv "$S3/shell/olddir" "$S3/shell/newdir"
 check_eq "its object and content moved along" "shell/newdir shell/newdir/in.txt" \
-    "$(s3_keys shell/newdir | paste -sd' ')"
-check_eq "nothing is left under the old name" "" "$(s3_keys shell/olddir | paste -sd' ')"
+    "$(bucket_keys shell/newdir | paste -sd' ')"
+check_eq "nothing is left under the old name" "" "$(bucket_keys shell/olddir | paste -sd' ')"
 rm -f "$S3/shell/newdir/in.txt"
 check "rmdir of such directories" rmdir "$S3/shell/newdir" "$S3/shell/modedir"
-check "rmdir deletes their objects" eval 's3_missing shell/newdir && s3_missing shell/modedir'
+check "rmdir deletes their objects" eval 'bucket_lacks shell/newdir && bucket_lacks shell/modedir'
 
 # --- special files and hard links, the s3fs way
 check "mkfifo" mkfifo -m 0640 "$S3/shell/fifo"
 check_eq "a FIFO is an empty object whose x-amz-meta-mode is S_IFIFO|0640" "4512 0" \
-    "$(wait_until 10 s3_exists shell/fifo
+    "$(wait_until 10 bucket_has shell/fifo
        echo "$(s3_header shell/fifo x-amz-meta-mode) $(s3_header shell/fifo content-length)")"
 check "mknod c 1 3" mknod -m 0600 "$S3/shell/null" c 1 3
 check_eq "a device's mode is S_IFCHR|0600 and its number x-amz-meta-rdev" "8576 259" \
-    "$(wait_until 10 s3_exists shell/null
+    "$(wait_until 10 bucket_has shell/null
        echo "$(s3_header shell/null x-amz-meta-mode) $(s3_header shell/null x-amz-meta-rdev)")"
 check "mknod p and a socket" "$PYTHON" -c 'import os, stat, sys
 os.mknod(sys.argv[1], 0o600 | stat.S_IFSOCK)' "$S3/shell/sock"
@@ -197,7 +190,7 @@ check_eq "an s3fs FIFO put on the server is a FIFO" "fifo 664" \
     "$(wait_until 10 test -p "$S3/shell/s3fs-fifo"; stat -c '%F %a' "$S3/shell/s3fs-fifo" 2>&1)"
 check "rm of special files deletes their objects" rm "$S3/shell/fifo" "$S3/shell/null" \
     "$S3/shell/sock" "$S3/shell/s3fs-fifo"
-check "the objects are gone" wait_until 10 eval 's3_missing shell/fifo && s3_missing shell/null'
+check "the objects are gone" wait_until 10 eval 'bucket_lacks shell/fifo && bucket_lacks shell/null'
 check_eq "link on S3 is EPERM: an object has one key" EPERM \
     "$(errno_of link "$S3/shell/a.txt" "$S3/shell/a2.txt")"
 check_eq "the link made nothing" ENOENT "$(errno_of stat "$S3/shell/a2.txt")"
@@ -231,7 +224,7 @@ check_eq "a key with spaces and UTF-8 is listed by its name" "with space & ü.tx
 # --- prefix and account clouds
 echo pre >"$MNT/pre/x.txt"
 check "a file in the prefix cloud is stored under the prefix" \
-    wait_until 10 eval '[ "$(s3_get sub/dir/x.txt)" = pre ]'
+    wait_until 10 eval '[ "$(bucket_get sub/dir/x.txt)" = pre ]'
 check "the prefix cloud's files are visible in the bucket cloud" \
     wait_until 10 test -f "$S3/sub/dir/x.txt"
 check "the account cloud lists the bucket" wait_until 10 test -d "$MNT/acct/posix"

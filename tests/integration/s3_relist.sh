@@ -22,7 +22,7 @@ mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 D="$MNT/s3/d"
 . "$SKY_ROOT/tests/integration/relist_lib.sh"
 make_names
-lists_of_d() { since "$1" | grep -c '^GET /rl/\??.*prefix=d%2F'; }
+lists_of_d() { requests_since "$1" | grep -c '^GET /rl/\??.*prefix=d%2F'; }
 
 # ---- past the ttl: one listing; a name whose Last-Modified falls in the
 # second in which the mount's own last change of it ended (its upload, its
@@ -30,22 +30,22 @@ lists_of_d() { since "$1" | grep -c '^GET /rl/\??.*prefix=d%2F'; }
 # HEAD, once
 sleep 2.5
 stat "$D" >/dev/null            # the folder's own entry, refreshed first
-m=$(mark)
+m=$(requests_mark)
 check_eq "past the ttl, stat of the 12 names shows their mode and mtime" \
     "$(expected f05 600 "$want")" "$(attrs)"
 check_eq "from one listing of their folder" 1 "$(lists_of_d "$m")"
 check_eq "and at most one HEAD per name" "" \
-    "$(since "$m" | grep '^HEAD ' | sort | uniq -d)"
+    "$(requests_since "$m" | grep '^HEAD ' | sort | uniq -d)"
 
 # ---- past the ttl again: one listing, no HEAD
 sleep 2.5
 stat "$D" >/dev/null
-m=$(mark)
+m=$(requests_mark)
 check_eq "past the ttl again, stat of the 12 names shows their mode and mtime" \
     "$(expected f05 600 "$want")" "$(attrs)"
 check_eq "and cost one listing of their folder" 1 "$(lists_of_d "$m")"
 check_eq "and no HEAD" 0 "$(heads "$m")"
-check_eq "and no other request" 1 "$(since "$m" | wc -l)"
+check_eq "and no other request" 1 "$(requests_since "$m" | wc -l)"
 
 # ---- another client changes f05's metadata only: a copy in place
 etag_of() { s3curl -I "http://127.0.0.1:$S3_PORT/rl/d/f05" | tr -d '\r' |
@@ -58,17 +58,17 @@ check "another client sets f05's mode and mtime (a copy in place)" \
 check_eq "which keeps its ETag" "$etag" "$(etag_of)"
 sleep 2.5
 stat "$D" >/dev/null
-m=$(mark)
+m=$(requests_mark)
 check_eq "past the ttl, stat shows the new mode and mtime of f05" \
     "$(expected f05 644 1000000000)" "$(attrs)"
 check_eq "after one listing of the folder" 1 "$(lists_of_d "$m")"
-check_eq "and one HEAD, of f05" "HEAD /rl/d/f05" "$(since "$m" | grep '^HEAD ')"
-check_eq "and no other request" 2 "$(since "$m" | wc -l)"
+check_eq "and one HEAD, of f05" "HEAD /rl/d/f05" "$(requests_since "$m" | grep '^HEAD ')"
+check_eq "and no other request" 2 "$(requests_since "$m" | wc -l)"
 
 # ---- once more: f05's new version is known now
 sleep 2.5
 stat "$D" >/dev/null
-m=$(mark)
+m=$(requests_mark)
 check_eq "past the ttl again, the same attributes" \
     "$(expected f05 644 1000000000)" "$(attrs)"
 check_eq "from one listing" 1 "$(lists_of_d "$m")"
@@ -85,7 +85,7 @@ own_then_other() {
 check "the mount sets f03's mode, and at once another client sets it again" own_then_other
 sleep 2.5
 stat "$D" >/dev/null
-m=$(mark)
+m=$(requests_mark)
 check_eq "past the ttl, stat shows the other client's mode and mtime of f03" \
     "f03 604 1000000000" "$(stat -c '%n %a %Y' "$D/f03" 2>&1 | sed 's|.*/||')"
 check_eq "after one listing of the folder" 1 "$(lists_of_d "$m")"
@@ -97,7 +97,7 @@ check "and puts g01" \
     s3curl -X PUT --data-binary 'new' -o /dev/null "http://127.0.0.1:$S3_PORT/rl/d/g01"
 sleep 2.5
 stat "$D" >/dev/null
-m=$(mark)
+m=$(requests_mark)
 check_fails "past the ttl, f12 is gone" stat "$D/f12"
 check_eq "g01 is there" "3" "$(stat -c %s "$D/g01" 2>&1)"
 check_eq "both known from one listing" 1 "$(lists_of_d "$m")"

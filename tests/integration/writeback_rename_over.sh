@@ -35,17 +35,10 @@ write_s3_config "$CONF" "http://127.0.0.1:$PROXY_PORT" ro \
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 D="$MNT/s3"
 
-server_get() { s3curl "http://127.0.0.1:$S3_PORT/ro/$1"; }
-server_has() { server_get "$1" >/dev/null 2>&1; }
-on_server() { server_get "$1" 2>/dev/null | cmp -s "$2" -; }
-server_keys() {
-    s3curl "http://127.0.0.1:$S3_PORT/ro?list-type=2" | grep -o '<Key>[^<]*</Key>' |
-        sed 's#<Key>##; s#</Key>##' | tr '\n' ' ' | sed 's/ $//'
-}
+BUCKET_URL="http://127.0.0.1:$S3_PORT/ro"
+on_server() { bucket_get "$1" 2>/dev/null | cmp -s "$2" -; }
 pending() { "$SKYFS" status -c "$CONF" 2>/dev/null | grep -Eo '[0-9]+ pending upload' | grep -Eo '^[0-9]+'; }
 drained() { [ "$(pending)" = 0 ]; }
-mark() { wc -l <"$REQUESTS"; }
-sent_since() { tail -n +$(($1 + 1)) "$REQUESTS"; }
 
 # --- the target on the cloud, then a new file renamed over it ------------
 printf 'old config\n' >"$SRC/old"
@@ -54,16 +47,16 @@ cp "$SRC/old" "$D/config"
 check "the target is uploaded" wait_until 30 drained
 check "and on the server" on_server config "$SRC/old"
 cp "$SRC/new" "$D/config.lock" && chmod 600 "$D/config.lock"
-m=$(mark)
+m=$(requests_mark)
 check "mv of the new file over the uploaded one" mv "$D/config.lock" "$D/config"
-check_eq "the rename sent no request" "" "$(sent_since "$m")"
+check_eq "the rename sent no request" "" "$(requests_since "$m")"
 check "the new name reads the new bytes at once" cmp "$SRC/new" "$D/config"
 check_eq "and shows the new size and the mode set before the rename" "70000 600" \
     "$(stat -c '%s %a' "$D/config")"
 check_fails "the old name is gone from the mount" test -e "$D/config.lock"
 check "the queue drains" wait_until 30 drained
 check "the server holds the new bytes at the new name" on_server config "$SRC/new"
-check_eq "and nothing else: no old name, no conflict copy" "config" "$(server_keys)"
+check_eq "and nothing else: no old name, no conflict copy" "config" "$(bucket_keys)"
 check_eq "the object carries the mode set before the rename" "$((8#100600))" "$(
     s3curl -I "http://127.0.0.1:$S3_PORT/ro/config" | tr -d '\r' |
         awk 'tolower($1) == "x-amz-meta-mode:" { print $2 }')"
@@ -79,10 +72,10 @@ check "meanwhile another client replaces the target on the server" \
     s3curl -X PUT --data-binary @"$SRC/theirs" -o /dev/null "http://127.0.0.1:$S3_PORT/ro/shared"
 check "the queue drains" wait_until 30 drained
 check "the target holds the other client's bytes" on_server shared "$SRC/theirs"
-copy=$(server_keys | tr ' ' '\n' | grep '^shared\.conflict-' | head -1)
+copy=$(bucket_keys | grep '^shared\.conflict-' | head -1)
 check "this mount's bytes went beside it as a conflict copy" test -n "$copy"
 [ -n "$copy" ] && check "the conflict copy holds them" on_server "$copy" "$SRC/mine"
-check_fails "nothing at the old name" server_has shared.tmp
+check_fails "nothing at the old name" bucket_has shared.tmp
 check "the log names the conflict" grep -q 'conflict: "shared" on cloud' "$LOGS/mnt.log"
 
 # --- right after such a rename: unlink, and a second rename ---------------
@@ -93,10 +86,10 @@ check "rm right after the rename over a file on the cloud" rm "$D/gone"
 cp "$SRC/new" "$D/first.tmp" && mv "$D/first.tmp" "$D/first"
 check "a second rename right after the first" mv "$D/first" "$D/second"
 check "the queue drains" wait_until 30 drained
-check_fails "the removed file is gone from the server" server_has gone
-check_fails "its temporary name never reached the server" server_has gone.tmp
-check_fails "the twice-renamed file left nothing at its first name" server_has first
-check_fails "nor at its temporary one" server_has first.tmp
+check_fails "the removed file is gone from the server" bucket_has gone
+check_fails "its temporary name never reached the server" bucket_has gone.tmp
+check_fails "the twice-renamed file left nothing at its first name" bucket_has first
+check_fails "nor at its temporary one" bucket_has first.tmp
 check "the server holds its bytes at the last name" on_server second "$SRC/new"
 
 # --- a second mount with an empty cache sees what they left ---------------
@@ -123,8 +116,8 @@ check "killed within the delay: the server still holds the old bytes" on_server 
 mount_skyfs "$CONF" "$MNT" || die "cannot remount after kill -9"
 check "the next mount uploads the renamed file" wait_until 30 drained
 check "the server holds the new bytes at the new name" on_server crash "$SRC/crash"
-check_fails "nothing at the old name" server_has crash.lock
-check_eq "no conflict copy anywhere" "" "$(server_keys | tr ' ' '\n' | grep conflict |
+check_fails "nothing at the old name" bucket_has crash.lock
+check_eq "no conflict copy anywhere" "" "$(bucket_keys | grep conflict |
     grep -v '^shared\.conflict-')"
 check "the mount reads the new bytes" cmp "$SRC/crash" "$D/crash"
 unmount_skyfs "$MNT"

@@ -32,25 +32,18 @@ write_s3_config "$CONF" "http://127.0.0.1:$PROXY_PORT" sl \
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 D="$MNT/s3"
 
-server_get() { s3curl "http://127.0.0.1:$S3_PORT/sl/$1"; }
-server_has() { server_get "$1" >/dev/null 2>&1; }
-server_keys() {
-    s3curl "http://127.0.0.1:$S3_PORT/sl?list-type=2" | grep -o '<Key>[^<]*</Key>' |
-        sed 's#<Key>##; s#</Key>##' | tr '\n' ' ' | sed 's/ $//'
-}
+BUCKET_URL="http://127.0.0.1:$S3_PORT/sl"
 server_meta() {     # server_meta KEY NAME: x-amz-meta-NAME of KEY
-    s3curl -I "http://127.0.0.1:$S3_PORT/sl/$1" | tr -d '\r' |
+    s3curl -I "$BUCKET_URL/$1" | tr -d '\r' |
         awk -v h="x-amz-meta-$2:" 'tolower($1) == h { print $2 }'
 }
 status() { "$SKYFS" status -c "$CONF" 2>/dev/null; }
 created() { status | grep -q ' 0 pending upload(s), 0 folder(s) and symlink(s) to create'; }
-mark() { wc -l <"$REQUESTS"; }
-sent_since() { tail -n +$(($1 + 1)) "$REQUESTS"; }
 LINK_MODE=$((8#120777))
 
 # --- made, looked at, changed, removed and moved: nothing sent -----------
 check "the cloud's folder is listed (so new names are known new)" ls "$D"
-m=$(mark)
+m=$(requests_mark)
 check "mkdir and ln -s" bash -c "mkdir '$D/d' && ln -s ../target '$D/d/l'"
 check_eq "readlink answers from the cache" "../target" "$(readlink "$D/d/l")"
 check_eq "lstat shows a symlink" "symbolic link" "$(stat -c %F "$D/d/l")"
@@ -59,7 +52,7 @@ check_eq "which shows" 1000000000 "$(stat -c %Y "$D/d/l")"
 check "ln -s then rm" bash -c "ln -s gone '$D/tmp' && rm '$D/tmp'"
 check "ln -s then mv" bash -c "ln -s moved '$D/l2' && mv '$D/l2' '$D/l3'"
 check "ln -s, then mv of it into a new folder" bash -c "ln -s deep '$D/l4' && mkdir '$D/e' && mv '$D/l4' '$D/e/l4'"
-check_eq "none of that sent a request" "" "$(sent_since "$m")"
+check_eq "none of that sent a request" "" "$(requests_since "$m")"
 check "skyfs status counts the symlinks still to create" bash -c \
     "'$SKYFS' status -c '$CONF' | grep -E ' [1-9][0-9]* folder\(s\) and symlink\(s\) to create'"
 
@@ -77,24 +70,24 @@ check "the other client puts an object there" \
     s3curl -X PUT --data-binary 'theirs' -o /dev/null "http://127.0.0.1:$S3_PORT/sl/c1"
 
 check "the links are created once settled" wait_until 30 created
-check_eq "the link reached the server with its target as content" "../target" "$(server_get d/l)"
+check_eq "the link reached the server with its target as content" "../target" "$(bucket_get d/l)"
 check_eq "with the mode of a symlink" "$LINK_MODE" "$(server_meta d/l mode)"
 check_eq "and the mtime set with touch -h" 1000000000 "$(server_meta d/l mtime)"
-check_fails "the removed link never reached the server" server_has tmp
-check_fails "the moved link is not at its first name" server_has l2
-check_eq "it is at its last name" "moved" "$(server_get l3)"
-check_eq "also when moved into a new folder" "deep" "$(server_get e/l4)"
-check_eq "the link renamed over a file replaced it" "over" "$(server_get f)"
+check_fails "the removed link never reached the server" bucket_has tmp
+check_fails "the moved link is not at its first name" bucket_has l2
+check_eq "it is at its last name" "moved" "$(bucket_get l3)"
+check_eq "also when moved into a new folder" "deep" "$(bucket_get e/l4)"
+check_eq "the link renamed over a file replaced it" "over" "$(bucket_get f)"
 check_eq "as a link" "$LINK_MODE" "$(server_meta f mode)"
-check_fails "and left nothing at its own name" server_has f2
-check_eq "the file renamed over a link holds its bytes" "data" "$(server_get lk)"
-check_fails "and left nothing at its own name" server_has g
-check_eq "the other client's object stays" "theirs" "$(server_get c1)"
-copy=$(server_keys | tr ' ' '\n' | grep '^c1\.conflict-' | head -1)
+check_fails "and left nothing at its own name" bucket_has f2
+check_eq "the file renamed over a link holds its bytes" "data" "$(bucket_get lk)"
+check_fails "and left nothing at its own name" bucket_has g
+check_eq "the other client's object stays" "theirs" "$(bucket_get c1)"
+copy=$(bucket_keys | grep '^c1\.conflict-' | head -1)
 check "the link went beside it as a conflict copy" test -n "$copy"
-[ -n "$copy" ] && check_eq "holding the link's target" "mine" "$(server_get "$copy")"
+[ -n "$copy" ] && check_eq "holding the link's target" "mine" "$(bucket_get "$copy")"
 check "the log names the conflict" grep -q 'conflict: "c1" on cloud .* symlink to "mine"' "$LOGS/mnt.log"
-check_eq "no other conflict copy" "1" "$(server_keys | tr ' ' '\n' | grep -c conflict)"
+check_eq "no other conflict copy" "1" "$(bucket_keys | grep -c conflict)"
 check_eq "the mount shows the other client's file at c1 (its entry was dropped)" "theirs" "$(cat "$D/c1")"
 
 # --- a file made in a folder moves the folder's mtime and ctime (recorded
@@ -118,7 +111,7 @@ unmount_skyfs "$MNT2"
 
 # --- unlink of a link once created: deleted on the cloud -------------------
 check "rm of a created link" rm "$D/l3"
-check_fails "is gone from the server" server_has l3
+check_fails "is gone from the server" bucket_has l3
 
 # --- kill -9 before the link is created: the next mount creates it --------
 check "ln -s right before a kill -9" ln -s survivor "$D/k"
@@ -127,9 +120,9 @@ check "the daemon is running" test -n "$daemon"
 # shellcheck disable=SC2086
 kill -9 $daemon
 fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-check_fails "killed within the delay: the link is not on the server" server_has k
+check_fails "killed within the delay: the link is not on the server" bucket_has k
 mount_skyfs "$CONF" "$MNT" || die "cannot remount after kill -9"
 check "the next mount creates it" wait_until 30 created
-check_eq "with its target" "survivor" "$(server_get k)"
+check_eq "with its target" "survivor" "$(bucket_get k)"
 check_eq "and the mount reads it" "survivor" "$(readlink "$D/k")"
 unmount_skyfs "$MNT"

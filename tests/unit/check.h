@@ -62,5 +62,8 @@ char *unit_tmpdir(void);
 void unit_rmtree(const char *path);
 /* Write `text` to dir/name with `mode`; returns malloc'd full path. */
 char *unit_write_file(const char *dir, const char *name, const char *text, int mode);
+/* How many entries whose names do not start with '.' are in `dir` (0 when
+ * it cannot be read). */
+int unit_count_files(const char *dir);
 
 #endif

@@ -1,4 +1,5 @@
 /* main.c - runs the registered unit tests; see check.h. */
+#include <dirent.h>
 #include "check.h"
 
 #include <fcntl.h>
@@ -53,6 +54,18 @@ char *unit_write_file(const char *dir, const char *name, const char *text, int m
     fchmod(fd, mode);
     close(fd);
     return path;
+}
+
+int unit_count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
 }
 
 int main(int argc, char **argv)

@@ -217,14 +217,7 @@ static int count_data_files(const char *dir)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/data", dir);
-    DIR *d = opendir(path);
-    int n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d)))
-        n += de->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
+    return unit_count_files(path);
 }
 
 /* Blocks of at most 64 KiB are one chunk: every fetch is a whole block. */

@@ -1093,6 +1093,58 @@ TEST(meta_objmeta_set_items_and_missing)
     free(dir);
 }
 
+/* A file made here and not uploaded (local-only) renamed over a file the
+ * cloud holds: one transaction moves it, drops the replaced entry and
+ * shows the replaced version as the one its upload replaces; a failed
+ * rename changes nothing. */
+TEST(meta_rename_onto_a_cloud_file)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    uint64_t target = put(m, root, "config", SKY_FILE);
+    CHECK_INT(meta_set_user_item(m, target, "theirs", "1", 1, NULL), 0);
+    uint64_t plain = put(m, root, "plain", SKY_FILE);
+    struct sky_attr la = attr_of(SKY_FILE, 5, "");
+    uint64_t lock = 0;
+    CHECK_INT(meta_upsert_local(m, root, "config.lock", &la, NULL, 1000, NULL, &lock, NULL), 0);
+    CHECK_INT(meta_set_user_item(m, lock, "mine", "2", 1, NULL), 0);
+
+    /* into a file: -ENOTDIR, and the new file is as it was */
+    CHECK_INT(meta_rename_onto(m, lock, plain, "x", "e1", NULL), -ENOTDIR);
+    CHECK_INT(meta_rename_onto(m, lock, root, "config", "", NULL), -EINVAL);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, lock, &ent, NULL), 0);
+    CHECK_STR(ent.path, "config.lock");
+    CHECK(ent.local_only);
+    CHECK_STR(ent.attr.etag, "");
+    meta_entry_free(&ent);
+    CHECK_INT(ino_at(m, "c", "config"), target);
+
+    struct sky_err e = { 0 };
+    int rc = meta_rename_onto(m, lock, root, "config", "e1", &e);
+    if (rc)
+        fprintf(stderr, "  rename_onto: %s\n", e.msg);
+    CHECK_INT(rc, 0);
+    CHECK_INT(ino_at(m, "c", "config"), lock);
+    CHECK_INT(ino_at(m, "c", "config.lock"), 0);
+    CHECK_INT(meta_get(m, target, &ent, NULL), -ENOENT);
+    CHECK_INT(meta_get(m, lock, &ent, NULL), 0);
+    CHECK(!ent.local_only);
+    CHECK_STR(ent.attr.etag, "e1");
+    CHECK_INT(ent.attr.size, 5);
+    meta_entry_free(&ent);
+    int64_t at = 0;
+    char *items = user_items(m, lock, &at);
+    CHECK_STR(items, "mine=2");          /* its own, complete: none of the replaced file's */
+    CHECK(at != 0);
+    free(items);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 /* A database written by the schema-2 skyfs opens, keeps its entries and
  * inode numbers, and gains the cloud metadata. */
 TEST(meta_upgrades_a_version_2_database)

@@ -1,7 +1,6 @@
 /* test_spares.c - empty data files made ahead of need (cache/spares.h). */
 #include "check.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,18 +10,6 @@
 #include <unistd.h>
 
 #include "../../cache/spares.h"
-
-static int count_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d)))
-        n += de->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
 
 /* Take until a spare is ready (the thread makes them), at most ~5 s. */
 static int take_soon(struct spares *s, const char *file)
@@ -52,7 +39,7 @@ TEST(spares_make_new_data_files_ahead_and_survive_a_restart)
 
     struct spares *s = spares_new(dir);
     CHECK(s != NULL);
-    CHECK_INT(count_files(spare_dir), 0);       /* nothing made before the first take */
+    CHECK_INT(unit_count_files(spare_dir), 0);       /* nothing made before the first take */
     int fd = take_soon(s, file);
     CHECK(fd >= 0);
     CHECK_INT(write(fd, "abc", 3), 3);          /* the caller's data file, writable */
@@ -64,11 +51,11 @@ TEST(spares_make_new_data_files_ahead_and_survive_a_restart)
     close(fd);
     CHECK_INT((int)size_of(file), 0);
     /* the thread refills, up to its limit */
-    for (int i = 0; i < 500 && count_files(spare_dir) < 64; i++)
+    for (int i = 0; i < 500 && unit_count_files(spare_dir) < 64; i++)
         nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-    CHECK_INT(count_files(spare_dir), 64);
+    CHECK_INT(unit_count_files(spare_dir), 64);
     spares_free(s);
-    CHECK_INT(count_files(spare_dir), 64);      /* kept for the next process */
+    CHECK_INT(unit_count_files(spare_dir), 64);      /* kept for the next process */
 
     /* the next process takes them over at once; a non-empty file found
      * there goes */

@@ -1230,14 +1230,5 @@ out:
 int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
                 struct sky_err *e)
 {
-    if (!meta_valid_name(new_name))
-        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
-                        new_name ? new_name : "(null)");
-    pthread_mutex_lock(&m->lock);
-    int rc = meta_begin(m, e);
-    if (rc == 0)
-        rc = meta_rename_locked(m, ino, new_parent, new_name, e);
-    rc = meta_finish(m, rc, e);
-    pthread_mutex_unlock(&m->lock);
-    return rc;
+    return meta_rename_ex(m, ino, new_parent, new_name, NULL, e);
 }

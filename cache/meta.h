@@ -152,14 +152,35 @@ int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e);
 int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
                 struct sky_err *e);
 
-/* meta_rename of an entry made here and not on the cloud yet (local_only)
- * onto a file the cloud holds, in one transaction with what follows from
- * it: the entry stops being local-only and shows `etag`, the replaced
- * file's version, as its own (its pending upload replaces that version),
- * with its own user metadata as complete (nothing is to be read from the
- * replaced object).  Errors as meta_rename's; on any, nothing changed. */
-int meta_rename_onto(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
-                     const char *etag, struct sky_err *e);
+/* meta_rename with what follows from it, in the same transaction (one
+ * commit where a rename and its times took four):
+ * - onto_etag (NULL: none): the entry was made here and not uploaded yet
+ *   (local_only) and replaces a file the cloud holds; it stops being
+ *   local-only and shows onto_etag, the replaced file's version, as its
+ *   own (its pending upload replaces that version), with its own user
+ *   metadata as complete (nothing is to be read from the replaced object);
+ * - touch[0..ntouch): times to move (the entry's ctime, both folders'
+ *   mtime and ctime): `which` of them (SKY_HAS_MTIME|ATIME|CTIME) are set
+ *   to `now` after `fix` (the caller's, given the entry as stored: it
+ *   fills in the times the entry does not have; it must not call into
+ *   the cache) set the others; an entry not there is skipped, and the
+ *   entries stay as fresh as they were (no news from the cloud).
+ * Errors as meta_rename's; on any, nothing changed. */
+struct meta_touch {
+    uint64_t ino;
+    unsigned which;
+    int64_t now;
+};
+typedef void (*meta_fix_fn)(void *arg, const struct meta_entry *ent, struct sky_attr *a);
+struct meta_rename_with {
+    const char *onto_etag;
+    const struct meta_touch *touch;
+    size_t ntouch;
+    meta_fix_fn fix;
+    void *fix_arg;
+};
+int meta_rename_ex(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
+                   const struct meta_rename_with *with, struct sky_err *e);
 
 /* Update attributes / symlink target of one entry, fetched_at = now.
  * set_attr follows meta_upsert's rules (descendants dropped when a

@@ -360,32 +360,26 @@ int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
     return rc;
 }
 
-int meta_rename_onto(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
-                     const char *etag, struct sky_err *e)
+/* meta_rename_ex's onto_etag (m->lock held, in its transaction). */
+static int meta_take_version_locked(struct meta *m, uint64_t ino, const char *etag,
+                                    struct sky_err *e)
 {
-    if (!meta_valid_name(new_name) || !etag || !*etag)
-        return sky_fail(e, EINVAL, "metadata cache: renaming onto '%s' needs a name and a version",
-                        new_name ? new_name : "(null)");
-    pthread_mutex_lock(&m->lock);
     struct meta_entry ent;
+    int rc = meta_get_locked(m, ino, &ent, e);
+    if (rc)
+        return rc;
     struct sky_objmeta om = { 0 };
     int64_t meta_at = 0;
-    bool have_ent = false;
-    int rc = meta_begin(m, e);
-    if (rc == 0)
-        rc = meta_rename_locked(m, ino, new_parent, new_name, e);
-    if (rc == 0)
-        have_ent = (rc = meta_get_locked(m, ino, &ent, e)) == 0;
-    if (rc == 0 && meta_get_objmeta_locked(m, ino, &om, &meta_at, NULL) != 0) {
+    if (meta_get_objmeta_locked(m, ino, &om, &meta_at, NULL) != 0) {
         sky_objmeta_free(&om);
         memset(&om, 0, sizeof om);
     }
-    if (rc == 0) {
-        om.has_user = true;
-        struct sky_attr a = ent.attr;
-        snprintf(a.etag, sizeof a.etag, "%s", etag);
-        rc = meta_set_objmeta_locked(m, ino, &a, &om, ent.fetched_at, e);
-    }
+    om.has_user = true;
+    struct sky_attr a = ent.attr;
+    snprintf(a.etag, sizeof a.etag, "%s", etag);
+    rc = meta_set_objmeta_locked(m, ino, &a, &om, ent.fetched_at, e);
+    sky_objmeta_free(&om);
+    meta_entry_free(&ent);
     sqlite3_stmt *st = NULL;
     if (rc == 0 && !(st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e)))
         rc = -e->code;
@@ -394,11 +388,53 @@ int meta_rename_onto(struct meta *m, uint64_t ino, uint64_t new_parent, const ch
         sqlite3_bind_int(st, 2, 0);
         rc = meta_update_one(m, st, ino, "marking an entry on the cloud", e);
     }
+    return rc;
+}
+
+/* One of meta_rename_ex's touches (m->lock held, in its transaction). */
+static int meta_touch_locked(struct meta *m, const struct meta_touch *t, meta_fix_fn fix,
+                             void *arg, struct sky_err *e)
+{
+    struct meta_entry ent;
+    int rc = meta_get_locked(m, t->ino, &ent, NULL);
+    if (rc)
+        return rc == -ENOENT ? 0 : sky_fail(e, -rc, "metadata cache: reading inode %llu",
+                                             (unsigned long long)t->ino);
+    struct sky_attr a = ent.attr;
+    if (fix)
+        fix(arg, &ent, &a);
+    if (t->which & SKY_HAS_MTIME)
+        a.mtime_ns = t->now;
+    if (t->which & SKY_HAS_ATIME)
+        a.atime_ns = t->now;
+    if (t->which & SKY_HAS_CTIME)
+        a.ctime_ns = t->now;
+    a.has |= t->which & (SKY_HAS_MTIME | SKY_HAS_ATIME | SKY_HAS_CTIME);
+    rc = meta_update_attr(m, t->ino, ent.attr.kind, ent.cloud, ent.path, &a, NULL, NULL,
+                          ent.fetched_at, true, e);
+    meta_entry_free(&ent);
+    return rc;
+}
+
+int meta_rename_ex(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
+                   const struct meta_rename_with *with, struct sky_err *e)
+{
+    if (!meta_valid_name(new_name))
+        return sky_fail(e, EINVAL, "metadata cache: '%s' is not a valid name",
+                        new_name ? new_name : "(null)");
+    if (with && with->onto_etag && !*with->onto_etag)
+        return sky_fail(e, EINVAL, "metadata cache: renaming onto '%s' needs its version",
+                        new_name);
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_begin(m, e);
+    if (rc == 0)
+        rc = meta_rename_locked(m, ino, new_parent, new_name, e);
+    if (rc == 0 && with && with->onto_etag)
+        rc = meta_take_version_locked(m, ino, with->onto_etag, e);
+    for (size_t i = 0; rc == 0 && with && i < with->ntouch; i++)
+        rc = meta_touch_locked(m, &with->touch[i], with->fix, with->fix_arg, e);
     rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
-    sky_objmeta_free(&om);
-    if (have_ent)
-        meta_entry_free(&ent);
     return rc;
 }
 

@@ -30,6 +30,8 @@
 #define CRAWL_NICE 10
 #define CRAWL_RETRY_FIRST_MS 30000LL
 #define CRAWL_OFFLINE_POLL_MS 1000LL
+#define CRAWL_QUIET_MS 1000LL       /* the mount's requests over this long ago: go on */
+#define CRAWL_YIELD_MAX_MS 10000LL  /* a busy mount holds a crawl's step back this long */
 
 struct crawler {
     struct skyfs *fs;
@@ -82,6 +84,27 @@ static bool wait_online(struct crawler *cr)
     return stopping(cr);
 }
 
+/* The crawl's requests go after the mount's own: before a crawl and each
+ * step of it (a batch of a flat listing, a folder of a walk) wait until
+ * the mount has sent the cloud nothing for CRAWL_QUIET_MS (from the
+ * mount's start: a `find` right after mounting does not share the
+ * server with the crawl), but no longer than CRAWL_YIELD_MAX_MS, so that
+ * a mount busy for hours still gets its index.  true when the mount is
+ * stopping. */
+static bool yield_to_mount(struct crawler *cr)
+{
+    long long waited = 0;
+    for (;;) {
+        long long idle = clock_now_ms() - atomic_load(&cr->c->used_at_ms);
+        if (idle >= CRAWL_QUIET_MS || waited >= CRAWL_YIELD_MAX_MS)
+            return stopping(cr);
+        long long ms = CRAWL_QUIET_MS - idle;
+        if (nap(cr, ms))
+            return true;
+        waited += ms;
+    }
+}
+
 /* ---- the flat crawl -------------------------------------------------------- */
 
 struct flat {
@@ -113,7 +136,8 @@ static int flat_flush(struct flat *f)
     f->store_ms += clock_now_ms() - t0;
     atomic_fetch_add(&f->cr->count.entries, f->n);
     flat_clear(f);
-    sched_yield();                  /* users' requests first */
+    if (rc == 0 && yield_to_mount(f->cr))  /* users' requests first */
+        rc = sky_fail(&f->err, EINTR, "the mount is stopping");
     return rc;
 }
 
@@ -301,7 +325,8 @@ static int crawl_walk(struct crawler *cr, int64_t gen, int64_t started, uint64_t
         if (rc == 0) {
             free(path);
             path = next;
-            rc = walk_one(cr, &l, ino, path, started, gen, seen, e);
+            rc = yield_to_mount(cr) ? sky_fail(e, EINTR, "the mount is stopping")
+                                    : walk_one(cr, &l, ino, path, started, gen, seen, e);
         }
     }
     free(path);
@@ -392,7 +417,7 @@ static void *crawl_main(void *arg)
             nap(cr, wait);
             continue;               /* look again: the state may have moved */
         }
-        if (wait_online(cr))
+        if (wait_online(cr) || yield_to_mount(cr))
             break;
         struct sky_err e = { 0 };
         int rc = crawl_once(cr, &e);

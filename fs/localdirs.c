@@ -15,13 +15,6 @@
 #include "conflicts.h"
 #include "kforget.h"
 
-/* One folder being created by a localdirs_ensure not holding the lock
- * (on its stack, listed in fs->localdirs_claims). */
-struct localdirs_claim {
-    uint64_t ino;
-    struct localdirs_claim *next;
-};
-
 static bool holds_lock(const struct skyfs *fs)
 {
     return fs->localdirs_depth && pthread_equal(fs->localdirs_owner, pthread_self());
@@ -101,6 +94,18 @@ static void unclaim(struct skyfs *fs, struct localdirs_claim *k)
         }
     pthread_cond_broadcast(&fs->localdirs_cond);
     pthread_mutex_unlock(&fs->localdirs_mu);
+}
+
+void localdirs_hold(struct skyfs *fs, struct localdirs_claim *k, uint64_t ino)
+{
+    k->ino = ino;
+    k->next = NULL;
+    claim(fs, k);
+}
+
+void localdirs_release(struct skyfs *fs, struct localdirs_claim *k)
+{
+    unclaim(fs, k);
 }
 
 bool localdirs_deferred(const struct meta_entry *ent)
@@ -249,11 +254,9 @@ int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky
     }
     while (rc == 0 && n > 0) {
         struct localdirs_claim k = { chain[--n], NULL };
-        if (!held)
-            claim(fs, &k);
+        claim(fs, &k);              /* under the lock too: an op's localdirs_hold */
         rc = create_one(fs, c, k.ino, e);       /* nothing when made meanwhile */
-        if (!held)
-            unclaim(fs, &k);
+        unclaim(fs, &k);
     }
     free(chain);
     if (!held)

@@ -27,14 +27,19 @@
  * already there (another machine made the same folder) is taken as ours,
  * so an object store just puts its marker, asking nothing first.
  *
- * Ops that decide a folder is still local-only (an rmdir, a rename or an
- * attribute change of it: ops_names.c, ops.c) hold localdirs_lock, held
- * by one thread at a time, recursively, and taken only once no creation
- * runs (new creations wait for a thread waiting for it).  Creations by
- * localdirs_ensure outside it run beside each other (the upload workers
- * create different folders at once), each folder claimed by one of them
- * while it is created, the others waiting for it and then finding it
- * made; inside it (a rename creating its folders) they run under it.
+ * Ops that decide a folder is still local-only (an rmdir, a rename of
+ * it: ops_names.c) hold localdirs_lock, held by one thread at a time,
+ * recursively, and taken only once no creation runs (new creations wait
+ * for a thread waiting for it).  Creations by localdirs_ensure outside it
+ * run beside each other (the upload workers create different folders at
+ * once), each folder claimed by one of them while it is created, the
+ * others waiting for it and then finding it made; inside it (a rename
+ * creating its folders) they run under it, claiming each folder too.  An
+ * op that changes one entry alone (chmod, chown, utime of a folder: ops.c)
+ * claims that entry with localdirs_hold instead: it waits only for a
+ * creation of that entry, never for the creation of other folders over
+ * the network (tar setting its folders' times while the workers create
+ * them).
  * Both are taken inside an upload's locks (the write-back tree lock, a
  * file's upload lock), never around them.
  *
@@ -88,5 +93,18 @@ int localdirs_recover(struct skyfs *fs);
 
 void localdirs_lock(struct skyfs *fs);
 void localdirs_unlock(struct skyfs *fs);
+
+/* One entry claimed: by a creation while it creates it, or by an op's
+ * localdirs_hold (the caller's storage, listed in fs->localdirs_claims). */
+struct localdirs_claim {
+    uint64_t ino;
+    struct localdirs_claim *next;
+};
+
+/* Claim entry ino as a creation does (waiting while one creates it), so
+ * that it is not created until localdirs_release: the caller decides
+ * whether it is still local-only and changes it in the cache. */
+void localdirs_hold(struct skyfs *fs, struct localdirs_claim *k, uint64_t ino);
+void localdirs_release(struct skyfs *fs, struct localdirs_claim *k);
 
 #endif

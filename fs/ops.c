@@ -697,8 +697,9 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
      * cache: its create carries them (asked under the lock that keeps its
      * creation out, localdirs.h). */
     bool dir_held = !rc && which && localdirs_deferred(&ent);
+    struct localdirs_claim hold;
     if (dir_held)
-        localdirs_lock(fs);
+        localdirs_hold(fs, &hold, ino);
     bool carried = !rc && which && c->cfg->write_back_async &&
                    ((ent.attr.kind == SKY_FILE &&
                      ((held && files_upload_pending(held)) || ops_still_local(fs, ino))) ||
@@ -737,7 +738,7 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
             skyfs_same_file_changed(fs, c->cfg->name, ino, &out);
     }
     if (dir_held)
-        localdirs_unlock(fs);
+        localdirs_release(fs, &hold);
     files_release_upload(fs, held);
     if (!rc && of && (to_set & FUSE_SET_ATTR_SIZE) && !fi)
         rc = files_closed_written(fs, of, &e); /* truncate(2) on a path: as a close */

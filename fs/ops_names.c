@@ -410,6 +410,17 @@ static int onto_cloud_rebase(const struct onto_cloud *onto, struct sky_err *e)
     return rc;
 }
 
+/* Is ino a folder or symlink made here and not created on the cloud yet? */
+static bool deferred_still_local(struct skyfs *fs, uint64_t ino)
+{
+    struct meta_entry ent;
+    if (meta_get(fs->meta, ino, &ent, NULL) != 0)
+        return false;
+    bool local = localdirs_deferred(&ent);
+    meta_entry_free(&ent);
+    return local;
+}
+
 /* Before a rename: no background upload of the files involved may run
  * across it (it would land at the old name, or over the new one).  A
  * file's rename holds the upload locks of it and of the file it replaces
@@ -502,12 +513,20 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
          * symlink onto no entry or one made here, move in the cache only;
          * else it is created first, and so is the folder that receives
          * what moves. */
+        bool src_deferred = src.attr.kind == SKY_DIR || src.attr.kind == SKY_LINK;
         bool dirs_held = !rc && replaced != src.ino &&
-                         (src.local_only || ndir.local_only ||
-                          (replaced && ops_still_local(fs, replaced)));
+                         ((src_deferred && (src.local_only || ndir.local_only ||
+                                            (replaced && ops_still_local(fs, replaced)))) ||
+                          (replaced && deferred_still_local(fs, replaced)));
+        /* A file's rename needs no lock (its upload, and the replaced
+         * file's, are held): a busy write-back creating folders never
+         * holds up rsync's or git's renames of new files.  Moved on the
+         * cloud, its new folder is created first. */
+        if (!rc && !dirs_held && !src_deferred && !local_move && ndir.local_only &&
+            replaced != src.ino)
+            rc = localdirs_ensure(fs, c, newparent, &e);
         if (dirs_held) {
             localdirs_lock(fs);
-            bool src_deferred = src.attr.kind == SKY_DIR || src.attr.kind == SKY_LINK;
             if (src.attr.kind == SKY_DIR)
                 local_move = local_move || (!replaced && ops_still_local(fs, src.ino));
             else if (src.attr.kind == SKY_LINK)     /* decided again, under the lock */
@@ -544,16 +563,15 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
             blocks_forget(fs->blocks, c->cfg->name, to, NULL);
             blocks_rename(fs->blocks, c->cfg->name, from, to, src.attr.kind == SKY_DIR, NULL);
             conflicts_gone(c->conflicts, from);     /* a conflict copy renamed: resolved */
-            rc = onto.of ? meta_rename_onto(fs->meta, src.ino, newparent, newname, onto.etag, &e)
-                         : meta_rename(fs->meta, src.ino, newparent, newname, &e);
+            rc = times_rename(fs, src.ino, parent, newparent, newname,
+                              onto.of ? onto.etag : NULL, &e);
             /* a copy may have given the moved objects new version tokens */
             if (!rc && !local_move)
                 moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);
         }
-        if (!rc && replaced != src.ino) {
-            /* the entry changed (its ctime), and so did both directories */
-            int64_t now = skyfs_now();
-            times_touch(fs, src.ino, SKY_HAS_CTIME, now);
+        if (!rc && diverted) {
+            /* the rename's times (times_rename moves them for the others) */
+            times_touch(fs, src.ino, SKY_HAS_CTIME, skyfs_now());
             times_dir_changed(fs, parent);
             if (newparent != parent)
                 times_dir_changed(fs, newparent);

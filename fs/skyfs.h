@@ -55,6 +55,9 @@ struct cloud {
     long long probe_delay_ms;   /* offline: the probe's backoff (health_lock) */
     atomic_ullong requests;     /* driver calls made (for tests and status) */
     atomic_ullong probes;       /* probes of the cloud while offline (liveness.h) */
+    atomic_llong used_at_ms;    /* when the mount's own last request ended (the
+                                 * mount's start before any; monotonic ms): the
+                                 * background crawl waits for a quiet cloud */
     struct skyfs *fs;           /* the mount it belongs to */
     char *health_path;          /* <cache>/health/<cloud>: read by skyfs status */
     struct conflicts *conflicts;/* conflicts with other machines (conflicts.h) */
@@ -344,6 +347,11 @@ void times_fix(const struct skyfs *fs, const struct meta_entry *ent, struct sky_
 /* Set the times of entry ino named by `which` (SKY_HAS_MTIME/ATIME/CTIME)
  * to `now` in the metadata cache. */
 int times_touch(struct skyfs *fs, uint64_t ino, unsigned which, int64_t now);
+/* meta_rename_ex of entry ino to (newparent, newname) from folder parent,
+ * with what a rename moves in the same commit: the entry's ctime, both
+ * folders' mtime and ctime (now); onto_etag as meta_rename_ex's. */
+int times_rename(struct skyfs *fs, uint64_t ino, uint64_t parent, uint64_t newparent,
+                 const char *newname, const char *onto_etag, struct sky_err *e);
 /* The atime stat shows for ino now (0 if unknown). */
 int64_t times_atime(struct skyfs *fs, uint64_t ino);
 /* ino's cloud metadata changed (an xattr): its ctime is now, and its

@@ -79,6 +79,24 @@ int times_touch(struct skyfs *fs, uint64_t ino, unsigned which, int64_t now)
     return rc;
 }
 
+static void times_fix_cb(void *fs, const struct meta_entry *ent, struct sky_attr *a)
+{
+    times_fix(fs, ent, a);
+}
+
+int times_rename(struct skyfs *fs, uint64_t ino, uint64_t parent, uint64_t newparent,
+                 const char *newname, const char *onto_etag, struct sky_err *e)
+{
+    int64_t now = skyfs_now();
+    const unsigned dir = SKY_HAS_MTIME | SKY_HAS_CTIME;
+    struct meta_touch touch[3] = { { ino, SKY_HAS_CTIME, now }, { parent, dir, now },
+                                   { newparent, dir, now } };
+    struct meta_rename_with with = { .onto_etag = onto_etag, .touch = touch,
+                                     .ntouch = newparent != parent ? 3 : 2,
+                                     .fix = times_fix_cb, .fix_arg = fs };
+    return meta_rename_ex(fs->meta, ino, newparent, newname, &with, e);
+}
+
 int64_t times_atime(struct skyfs *fs, uint64_t ino)
 {
     struct meta_entry ent;

@@ -1093,10 +1093,21 @@ TEST(meta_objmeta_set_items_and_missing)
     free(dir);
 }
 
+/* fix callback of the test: the times an entry lacks are 7 */
+static void fix_to_seven(void *arg, const struct meta_entry *ent, struct sky_attr *a)
+{
+    (void)ent;
+    (*(int *)arg)++;
+    if (!(a->has & SKY_HAS_ATIME)) {
+        a->atime_ns = 7;
+        a->has |= SKY_HAS_ATIME;
+    }
+}
+
 /* A file made here and not uploaded (local-only) renamed over a file the
- * cloud holds: one transaction moves it, drops the replaced entry and
- * shows the replaced version as the one its upload replaces; a failed
- * rename changes nothing. */
+ * cloud holds: one transaction moves it, drops the replaced entry, shows
+ * the replaced version as the one its upload replaces and moves the
+ * times; a failed rename changes nothing. */
 TEST(meta_rename_onto_a_cloud_file)
 {
     char *dir = unit_tmpdir();
@@ -1112,8 +1123,14 @@ TEST(meta_rename_onto_a_cloud_file)
     CHECK_INT(meta_set_user_item(m, lock, "mine", "2", 1, NULL), 0);
 
     /* into a file: -ENOTDIR, and the new file is as it was */
-    CHECK_INT(meta_rename_onto(m, lock, plain, "x", "e1", NULL), -ENOTDIR);
-    CHECK_INT(meta_rename_onto(m, lock, root, "config", "", NULL), -EINVAL);
+    int fixed = 0;
+    struct meta_touch touch[2] = { { lock, SKY_HAS_CTIME, 5000 },
+                                   { root, SKY_HAS_MTIME | SKY_HAS_CTIME, 5000 } };
+    struct meta_rename_with onto = { .onto_etag = "e1", .touch = touch, .ntouch = 2,
+                                     .fix = fix_to_seven, .fix_arg = &fixed };
+    CHECK_INT(meta_rename_ex(m, lock, plain, "x", &onto, NULL), -ENOTDIR);
+    struct meta_rename_with no_version = { .onto_etag = "" };
+    CHECK_INT(meta_rename_ex(m, lock, root, "config", &no_version, NULL), -EINVAL);
     struct meta_entry ent;
     CHECK_INT(meta_get(m, lock, &ent, NULL), 0);
     CHECK_STR(ent.path, "config.lock");
@@ -1123,9 +1140,9 @@ TEST(meta_rename_onto_a_cloud_file)
     CHECK_INT(ino_at(m, "c", "config"), target);
 
     struct sky_err e = { 0 };
-    int rc = meta_rename_onto(m, lock, root, "config", "e1", &e);
+    int rc = meta_rename_ex(m, lock, root, "config", &onto, &e);
     if (rc)
-        fprintf(stderr, "  rename_onto: %s\n", e.msg);
+        fprintf(stderr, "  rename_ex: %s\n", e.msg);
     CHECK_INT(rc, 0);
     CHECK_INT(ino_at(m, "c", "config"), lock);
     CHECK_INT(ino_at(m, "c", "config.lock"), 0);
@@ -1134,6 +1151,22 @@ TEST(meta_rename_onto_a_cloud_file)
     CHECK(!ent.local_only);
     CHECK_STR(ent.attr.etag, "e1");
     CHECK_INT(ent.attr.size, 5);
+    CHECK_INT(ent.attr.ctime_ns, 5000);             /* touched */
+    CHECK_INT(ent.attr.atime_ns, 7);                /* fixed first */
+    CHECK_INT(ent.attr.mtime_ns, la.mtime_ns);      /* kept */
+    meta_entry_free(&ent);
+    CHECK_INT(fixed, 2);
+    CHECK_INT(meta_get(m, root, &ent, NULL), 0);
+    CHECK_INT(ent.attr.mtime_ns, 5000);
+    CHECK_INT(ent.attr.ctime_ns, 5000);
+    meta_entry_free(&ent);
+    /* a plain rename moves times too; a touched entry that is gone is skipped */
+    struct meta_touch gone[2] = { { plain, SKY_HAS_CTIME, 6000 }, { 987654, SKY_HAS_CTIME, 6000 } };
+    struct meta_rename_with plain_with = { .touch = gone, .ntouch = 2 };
+    CHECK_INT(meta_rename_ex(m, plain, root, "plain2", &plain_with, NULL), 0);
+    CHECK_INT(meta_get(m, plain, &ent, NULL), 0);
+    CHECK_STR(ent.path, "plain2");
+    CHECK_INT(ent.attr.ctime_ns, 6000);
     meta_entry_free(&ent);
     int64_t at = 0;
     char *items = user_items(m, lock, &at);

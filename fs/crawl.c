@@ -31,7 +31,8 @@
 #define CRAWL_RETRY_FIRST_MS 30000LL
 #define CRAWL_OFFLINE_POLL_MS 1000LL
 #define CRAWL_QUIET_MS 1000LL       /* the mount's requests over this long ago: go on */
-#define CRAWL_YIELD_MAX_MS 10000LL  /* a busy mount holds a crawl's step back this long */
+#define CRAWL_YIELD_MAX_MS 30000LL  /* a busy mount holds the crawl back this long, */
+#define CRAWL_SLICE_MS 2000LL       /* then lets it go on this long */
 
 struct crawler {
     struct skyfs *fs;
@@ -43,6 +44,7 @@ struct crawler {
     bool stopping;                  /* (lock) */
     struct http_cancel cancel;      /* the thread's transfers */
     struct crawl_counters count;
+    long long run_until_ms;         /* yield_to_mount lets it go on until then */
 };
 
 /* ---- waiting ---------------------------------------------------------------- */
@@ -84,24 +86,33 @@ static bool wait_online(struct crawler *cr)
     return stopping(cr);
 }
 
-/* The crawl's requests go after the mount's own: before a crawl and each
- * step of it (a batch of a flat listing, a folder of a walk) wait until
- * the mount has sent the cloud nothing for CRAWL_QUIET_MS (from the
- * mount's start: a `find` right after mounting does not share the
- * server with the crawl), but no longer than CRAWL_YIELD_MAX_MS, so that
- * a mount busy for hours still gets its index.  true when the mount is
- * stopping. */
+/* The crawl's requests go after the mount's own: before a crawl and
+ * before each entry it takes in (a flat listing's batch of link probes
+ * waits behind it), each folder of a walk, it waits until the mount has
+ * sent the cloud nothing for CRAWL_QUIET_MS (from the mount's start: a
+ * `find` right after mounting does not share the server with the
+ * crawl).  A mount that stays busy gets a crawl that goes on for
+ * CRAWL_SLICE_MS after each CRAWL_YIELD_MAX_MS of waiting, so that it
+ * still gets its index.  true when the mount is stopping. */
 static bool yield_to_mount(struct crawler *cr)
 {
+    long long now = clock_now_ms();
+    if (now < cr->run_until_ms)
+        return false;
     long long waited = 0;
     for (;;) {
-        long long idle = clock_now_ms() - atomic_load(&cr->c->used_at_ms);
-        if (idle >= CRAWL_QUIET_MS || waited >= CRAWL_YIELD_MAX_MS)
-            return stopping(cr);
+        long long idle = now - atomic_load(&cr->c->used_at_ms);
+        if (idle >= CRAWL_QUIET_MS)
+            return false;
+        if (waited >= CRAWL_YIELD_MAX_MS) {
+            cr->run_until_ms = now + CRAWL_SLICE_MS;
+            return false;
+        }
         long long ms = CRAWL_QUIET_MS - idle;
         if (nap(cr, ms))
             return true;
         waited += ms;
+        now = clock_now_ms();
     }
 }
 
@@ -136,15 +147,14 @@ static int flat_flush(struct flat *f)
     f->store_ms += clock_now_ms() - t0;
     atomic_fetch_add(&f->cr->count.entries, f->n);
     flat_clear(f);
-    if (rc == 0 && yield_to_mount(f->cr))  /* users' requests first */
-        rc = sky_fail(&f->err, EINTR, "the mount is stopping");
+    sched_yield();                  /* users' requests first */
     return rc;
 }
 
 static int flat_entry(void *arg, const struct sky_dirent *d)
 {
     struct flat *f = arg;
-    if (stopping(f->cr))
+    if (yield_to_mount(f->cr) || stopping(f->cr))
         return -EINTR;
     if (f->n == 0)
         f->batch_asof = skyfs_now();
@@ -325,8 +335,9 @@ static int crawl_walk(struct crawler *cr, int64_t gen, int64_t started, uint64_t
         if (rc == 0) {
             free(path);
             path = next;
-            rc = yield_to_mount(cr) ? sky_fail(e, EINTR, "the mount is stopping")
-                                    : walk_one(cr, &l, ino, path, started, gen, seen, e);
+            rc = yield_to_mount(cr) || stopping(cr)
+                     ? sky_fail(e, EINTR, "the mount is stopping")
+                     : walk_one(cr, &l, ino, path, started, gen, seen, e);
         }
     }
     free(path);
@@ -417,7 +428,7 @@ static void *crawl_main(void *arg)
             nap(cr, wait);
             continue;               /* look again: the state may have moved */
         }
-        if (wait_online(cr) || yield_to_mount(cr))
+        if (wait_online(cr) || yield_to_mount(cr) || stopping(cr))
             break;
         struct sky_err e = { 0 };
         int rc = crawl_once(cr, &e);

@@ -113,14 +113,14 @@ bool localdirs_deferred(const struct meta_entry *ent)
     return ent->local_only && (ent->attr.kind == SKY_DIR || ent->attr.kind == SKY_LINK);
 }
 
-/* Is entry `ino` a local-only folder or symlink?  *parent gets its parent. */
-static bool is_deferred(struct skyfs *fs, uint64_t ino, uint64_t *parent)
+bool localdirs_deferred_ino(struct skyfs *fs, uint64_t ino, uint64_t *parent)
 {
     struct meta_entry ent;
     if (meta_get(fs->meta, ino, &ent, NULL) != 0)
         return false;
     bool local = localdirs_deferred(&ent);
-    *parent = ent.parent;
+    if (parent)
+        *parent = ent.parent;
     meta_entry_free(&ent);
     return local;
 }
@@ -223,7 +223,7 @@ int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky
     if (!ino || ino == c->root_ino)
         return 0;
     uint64_t parent;
-    if (!is_deferred(fs, ino, &parent))
+    if (!localdirs_deferred_ino(fs, ino, &parent))
         return 0;                       /* the common case: asks the cache once */
     /* Inside the lock (an op deciding about local-only folders) the
      * folders are created under it; else beside other creations, each
@@ -238,7 +238,7 @@ int localdirs_ensure(struct skyfs *fs, struct cloud *c, uint64_t ino, struct sky
     uint64_t *chain = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
-    for (uint64_t cur = ino; cur && cur != c->root_ino && is_deferred(fs, cur, &parent);
+    for (uint64_t cur = ino; cur && cur != c->root_ino && localdirs_deferred_ino(fs, cur, &parent);
          cur = parent) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;

@@ -53,6 +53,9 @@
 /* Is `ent` a folder or symlink made here and not created on its cloud
  * yet? */
 bool localdirs_deferred(const struct meta_entry *ent);
+/* The same for entry ino, read from the cache (false when not there);
+ * *parent (when not NULL) gets its parent. */
+bool localdirs_deferred_ino(struct skyfs *fs, uint64_t ino, uint64_t *parent);
 
 /* Create folder `ino` of cloud c on the cloud, with its local-only
  * ancestors first, when it is local-only; nothing for any other entry

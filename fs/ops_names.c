@@ -410,17 +410,6 @@ static int onto_cloud_rebase(const struct onto_cloud *onto, struct sky_err *e)
     return rc;
 }
 
-/* Is ino a folder or symlink made here and not created on the cloud yet? */
-static bool deferred_still_local(struct skyfs *fs, uint64_t ino)
-{
-    struct meta_entry ent;
-    if (meta_get(fs->meta, ino, &ent, NULL) != 0)
-        return false;
-    bool local = localdirs_deferred(&ent);
-    meta_entry_free(&ent);
-    return local;
-}
-
 /* Before a rename: no background upload of the files involved may run
  * across it (it would land at the old name, or over the new one).  A
  * file's rename holds the upload locks of it and of the file it replaces
@@ -517,7 +506,7 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
         bool dirs_held = !rc && replaced != src.ino &&
                          ((src_deferred && (src.local_only || ndir.local_only ||
                                             (replaced && ops_still_local(fs, replaced)))) ||
-                          (replaced && deferred_still_local(fs, replaced)));
+                          (replaced && localdirs_deferred_ino(fs, replaced, NULL)));
         /* A file's rename needs no lock (its upload, and the replaced
          * file's, are held): a busy write-back creating folders never
          * holds up rsync's or git's renames of new files.  Moved on the

@@ -16,12 +16,6 @@
 FAULTS="$TEST_TMP/faults"
 mkdir -p "$FAULTS"
 
-# start_fault_proxy LISTEN_PORT UPSTREAM_PORT
-start_fault_proxy() {
-    _start_server fault_proxy "$1" "http://127.0.0.1:$1/" \
-        "$PYTHON" "$SKY_ROOT/tests/integration/fault_proxy.py" "$1" "$2" "$FAULTS"
-}
-
 # rules LINE...: the proxy's rules from now on (none: pass everything)
 rules() {
     printf '%s\n' "$@" >"$FAULTS/rules"

@@ -456,6 +456,13 @@ bucket_keys() {
 requests_mark() { wc -l <"$REQUESTS"; }
 requests_since() { tail -n +$(($1 + 1)) "$REQUESTS"; }
 
+# start_fault_proxy LISTEN_PORT UPSTREAM_PORT: fault_proxy.py between a
+# client and the server at UPSTREAM_PORT, its rules and log in $FAULTS.
+start_fault_proxy() {
+    _start_server fault_proxy "$1" "http://127.0.0.1:$1/" \
+        "$PYTHON" "$SKY_ROOT/tests/integration/fault_proxy.py" "$1" "$2" "$FAULTS"
+}
+
 # start_s3rver_behind PROXY BUCKET
 #   Starts one s3rver holding BUCKET and, in front of it, a proxy of the
 #   tests, each on a free port: S3_PORT is the server's own (for requests

@@ -24,9 +24,7 @@ printf '#!/bin/sh\nsleep 0.2\n' >"$FAULTS/slow"
 chmod +x "$FAULTS/slow"
 echo "run:slow HEAD /$BUCKET/z/ all" >"$FAULTS/rules"
 PROXYPORT=$(free_port)
-_start_server fault_proxy "$PROXYPORT" "http://127.0.0.1:$PROXYPORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/fault_proxy.py" "$PROXYPORT" "$S3PORT" "$FAULTS" ||
-    die "cannot start fault_proxy.py"
+start_fault_proxy "$PROXYPORT" "$S3PORT" || die "cannot start fault_proxy.py"
 
 want=$(date -d '2001-02-03 04:05:06 UTC' +%s)
 put() {  # put KEY BODY [HEADER...]

@@ -33,9 +33,7 @@ END="$RGW_ENDPOINT"
 FAULTS="$TEST_TMP/faults"
 mkdir -p "$FAULTS"
 PROXYPORT=$(free_port)
-_start_server fault_proxy "$PROXYPORT" "http://127.0.0.1:$PROXYPORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/fault_proxy.py" "$PROXYPORT" "$RGWPORT" "$FAULTS" ||
-    die "cannot start fault_proxy.py"
+start_fault_proxy "$PROXYPORT" "$RGWPORT" || die "cannot start fault_proxy.py"
 
 # write_conf CONFIG CACHE_DIR
 write_conf() {

@@ -33,9 +33,7 @@ EOF
 chmod +x "$FAULTS/gate"
 echo "run:gate PUT /$BUCKET/slow/ all" >"$FAULTS/rules"
 PROXYPORT=$(free_port)
-_start_server fault_proxy "$PROXYPORT" "http://127.0.0.1:$PROXYPORT/" \
-    "$PYTHON" "$SKY_ROOT/tests/integration/fault_proxy.py" "$PROXYPORT" "$S3PORT" "$FAULTS" ||
-    die "cannot start fault_proxy.py"
+start_fault_proxy "$PROXYPORT" "$S3PORT" || die "cannot start fault_proxy.py"
 
 MNT="$TEST_TMP/mnt"
 CONF="$TEST_TMP/skyfs.conf"

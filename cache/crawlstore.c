@@ -52,9 +52,11 @@ static const char *const crawl_sql[C_COUNT] = {
     [C_END_OK] = "UPDATE crawls SET running_since=0,done_started=?2,done_finished=?3,"
                  "done_entries=?4,failed_at=0,error=NULL WHERE cloud=?1",
     [C_END_FAIL] = "UPDATE crawls SET running_since=0,failed_at=?2,error=?3 WHERE cloud=?1",
-    [C_FIND] = "SELECT ino,kind,fetched_at,crawl_gen,has,etag FROM entries "
+    [C_FIND] = "SELECT ino,kind,fetched_at,crawl_gen,has,etag,size,cloud_modified_ns,own_ns "
+               "FROM entries "
                "WHERE cloud=?1 AND path=?2",
-    [C_CHILD] = "SELECT ino,kind,fetched_at,crawl_gen,has,etag FROM entries "
+    [C_CHILD] = "SELECT ino,kind,fetched_at,crawl_gen,has,etag,size,cloud_modified_ns,own_ns "
+                "FROM entries "
                 "WHERE parent=?1 AND name=?2",
     [C_MARK] = "UPDATE entries SET crawl_gen=?2 WHERE ino=?1",
     /* a local-only entry (not uploaded yet) counts as fetched forever: kept */
@@ -215,6 +217,9 @@ struct found {
     int64_t gen;
     uint32_t has;               /* which attributes came from the cloud */
     char etag[SKY_ETAG_MAX];
+    uint64_t size;
+    int64_t cloud_modified_ns;  /* as in struct meta_known */
+    int64_t own_ns;
 };
 
 /* Step C_FIND or C_CHILD: 0 with *f, -ENOENT, or an error. */
@@ -225,9 +230,12 @@ static int found_row(struct meta *m, sqlite3_stmt *st, struct found *f, struct s
         *f = (struct found){ (uint64_t)sqlite3_column_int64(st, 0),
                              (enum sky_kind)sqlite3_column_int(st, 1),
                              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
-                             (uint32_t)sqlite3_column_int64(st, 4), "" };
+                             (uint32_t)sqlite3_column_int64(st, 4), "", 0, 0, 0 };
         const unsigned char *etag = sqlite3_column_text(st, 5);
         snprintf(f->etag, sizeof f->etag, "%s", etag ? (const char *)etag : "");
+        f->size = (uint64_t)sqlite3_column_int64(st, 6);
+        f->cloud_modified_ns = sqlite3_column_int64(st, 7);
+        f->own_ns = sqlite3_column_int64(st, 8);
     }
     else if (step == SQLITE_DONE)
         rc = -ENOENT;
@@ -321,6 +329,14 @@ static int put_entry(struct batch *b, uint64_t dir_ino, const char *dir_path, co
         rc = meta_update_attr(b->m, f.ino, f.kind, b->cloud, path, a, link, om, b->asof, false,
                               e);
         *kind = a->kind;
+    }
+    if (rc == 0 && !keep_dir) {
+        /* fresh only as a listing through the mount would make it: a
+         * listed version whose metadata the cache has not read is not */
+        struct meta_known k = { .ino = f.ino, .kind = f.kind, .fetched_at = f.fetched_at,
+                                .etag = f.etag, .size = f.size,
+                                .cloud_modified_ns = f.cloud_modified_ns, .own_ns = f.own_ns };
+        rc = meta_listed_freshness(b->m, &k, a, b->asof, e);
     }
     return rc ? rc : mark(b->m, f.ino, b->gen, e);
 }

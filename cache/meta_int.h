@@ -73,6 +73,25 @@ int meta_get_dir_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
 int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char *name,
                        const struct sky_attr *a, const char *link, int64_t now, uint64_t *ino,
                        struct sky_err *e);
+/* One child already in the cache, as a listing's merge sees it. */
+struct meta_known {
+    uint64_t ino;
+    char *name;
+    enum sky_kind kind;
+    int64_t fetched_at;
+    bool local_only;            /* made here, not uploaded yet: kept */
+    char *etag;
+    uint64_t size;
+    int64_t cloud_modified_ns;  /* the cloud's stamp when its metadata was read */
+    int64_t own_ns;             /* the mount's own last change of it (wall clock) */
+};
+/* Entry k, just updated with listed attributes `a` and fetched_at = now
+ * (m->lock held, in the transaction): when `a` carries no metadata but
+ * the cloud's stamp (an S3 listing), the entry stays as stale as it was
+ * unless the listing vouches for the metadata the cache holds (the same
+ * version: meta_listing.c).  Shared by a listing's merge and the crawl. */
+int meta_listed_freshness(struct meta *m, const struct meta_known *k, const struct sky_attr *a,
+                          int64_t now, struct sky_err *e);
 /* meta_rename inside a transaction (m->lock held). */
 int meta_rename_locked(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
                        struct sky_err *e);

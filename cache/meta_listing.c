@@ -35,18 +35,6 @@ struct meta_listed {            /* one usable entry of the new listing */
     size_t order;               /* position in the caller's array */
 };
 
-struct meta_known {             /* one child already in the cache */
-    uint64_t ino;
-    char *name;
-    enum sky_kind kind;
-    int64_t fetched_at;
-    bool local_only;            /* made here, not uploaded yet: kept */
-    char *etag;
-    uint64_t size;
-    int64_t cloud_modified_ns;  /* the cloud's stamp when its metadata was read */
-    int64_t own_ns;             /* the mount's own last change of it (wall clock) */
-};
-
 static int meta_cmp_listed(const void *pa, const void *pb)
 {
     const struct meta_listed *a = pa, *b = pb;
@@ -192,10 +180,9 @@ static bool meta_listed_vouches(const struct meta_known *k, const struct sky_att
  * when the listing carries no metadata but the cloud's stamp, keep the
  * entry as stale as it was unless the listing vouches for its metadata
  * (see the top of this file). */
-static int meta_listed_freshness(struct meta *m, const struct meta_known *k,
-                                 const struct sky_dirent *d, int64_t now, struct sky_err *e)
+int meta_listed_freshness(struct meta *m, const struct meta_known *k, const struct sky_attr *a,
+                          int64_t now, struct sky_err *e)
 {
-    const struct sky_attr *a = &d->attr;
     if (a->has || !a->modified_ns || a->kind == SKY_DIR || k->kind == SKY_DIR)
         return 0;               /* what the listing says is all there is */
     bool vouches = meta_listed_vouches(k, a);
@@ -244,7 +231,7 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
                 rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
             else if ((rc = meta_update_attr(m, k[i].ino, k[i].kind, cloud, path, &d->attr,
                                             d->link, d->meta, now, false, e)) == 0)
-                rc = meta_listed_freshness(m, &k[i], d, now, e);
+                rc = meta_listed_freshness(m, &k[i], &d->attr, now, e);
             i++;
             j++;
         } else {                        /* new */

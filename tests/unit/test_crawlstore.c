@@ -171,6 +171,46 @@ TEST(crawlstore_fills_in_what_the_mounts_listing_lacked)
     free(dir);
 }
 
+/* An S3 crawl lists versions without their metadata (mode, mtime): an
+ * entry whose metadata the cache read for the listed version (the same
+ * ETag, size and cloud stamp) is fresh again, as after a listing through
+ * the mount; one whose stamp moved (another client's copy in place: the
+ * same ETag, new metadata) stays as stale as it was, so that the mount
+ * still asks about it past the ttl. */
+TEST(crawlstore_refreshes_only_versions_it_can_vouch_for)
+{
+    char *dir = unit_tmpdir();
+    uint64_t root;
+    struct meta *m = open_meta(dir, &root);
+    struct sky_err e = { 0 };
+    const int64_t s1 = T0 - 5000000000LL, s2 = T0 - 2000000000LL;
+    struct sky_attr read = { .kind = SKY_FILE, .size = 7, .mtime_ns = 42, .mode = 0600,
+                             .has = SKY_HAS_MODE | SKY_HAS_MTIME, .modified_ns = s1 };
+    snprintf(read.etag, sizeof read.etag, "e1");
+    uint64_t same, moved;
+    CHECK_INT(meta_upsert(m, root, "same.txt", &read, NULL, T0 - 100, &same, &e), 0);
+    CHECK_INT(meta_upsert(m, root, "moved.txt", &read, NULL, T0 - 100, &moved, &e), 0);
+    struct sky_dirent listed[] = { ent("moved.txt", SKY_FILE, "e1"),
+                                   ent("same.txt", SKY_FILE, "e1") };
+    for (int i = 0; i < 2; i++)
+        listed[i].attr.has = 0;         /* a listing: no metadata */
+    listed[0].attr.modified_ns = s2;
+    listed[1].attr.modified_ns = s1 + 123000000;    /* milliseconds: the same second */
+    crawl(m, T0, listed, 2);
+    struct meta_entry d;
+    CHECK_INT(meta_get(m, same, &d, NULL), 0);
+    CHECK_INT(d.fetched_at, T0 + 1);                /* vouched for: fresh */
+    CHECK_INT(d.attr.mode & 07777, 0600);
+    meta_entry_free(&d);
+    CHECK_INT(meta_get(m, moved, &d, NULL), 0);
+    CHECK_INT(d.fetched_at, T0 - 100);              /* not: as stale as it was */
+    CHECK_INT(d.attr.mode & 07777, 0600);
+    meta_entry_free(&d);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(crawlstore_directory_beats_object_of_same_name)
 {
     char *dir = unit_tmpdir();

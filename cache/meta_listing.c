@@ -45,8 +45,10 @@ static int meta_cmp_listed(const void *pa, const void *pb)
 }
 
 /* Valid entries sorted by name.  Of duplicate names (an object store can
- * hold both an object "a" and objects under "a/") a directory wins, else
- * the last one. */
+ * hold both an object "a" and objects under "a/") a directory wins, and of
+ * two directories one with attributes (a folder marker's mode and times:
+ * Azure lists the prefix "a/" beside the marker blob "a", in either
+ * order), else the last one. */
 static int meta_sort_listing(const struct sky_dirent *ents, size_t n, struct meta_listed **out,
                              size_t *count)
 {
@@ -61,7 +63,10 @@ static int meta_sort_listing(const struct sky_dirent *ents, size_t n, struct met
     size_t w = 0;
     for (size_t i = 0; i < k; i++) {
         if (w > 0 && strcmp(l[w - 1].ent->name, l[i].ent->name) == 0) {
-            if (l[w - 1].ent->attr.kind != SKY_DIR || l[i].ent->attr.kind == SKY_DIR)
+            const struct sky_dirent *was = l[w - 1].ent, *now = l[i].ent;
+            bool was_told = was->attr.has || was->meta, now_told = now->attr.has || now->meta;
+            if (was->attr.kind != SKY_DIR ||
+                (now->attr.kind == SKY_DIR && (now_told || !was_told)))
                 l[w - 1] = l[i];
             continue;
         }

@@ -687,6 +687,42 @@ TEST(meta_listing_name_both_file_and_dir_shows_the_dir)
     free(dir);
 }
 
+/* Azure lists a folder twice: the prefix "d/" (no attributes) and its
+ * marker blob "d" (mode, times), in either order; the marker's attributes
+ * show, whichever comes last. */
+TEST(meta_listing_folder_marker_beats_bare_prefix)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    struct sky_attr bare = { .kind = SKY_DIR };
+    struct sky_attr marked = attr_of(SKY_DIR, 0, "");
+    marked.mode = 0750;
+    marked.mtime_ns = 1546300800000000000LL;
+    struct sky_dirent two[] = {
+        { "first", marked, NULL, NULL },  { "first", bare, NULL, NULL },
+        { "second", bare, NULL, NULL },   { "second", marked, NULL, NULL },
+        { "plain", bare, NULL, NULL },    { "plain", bare, NULL, NULL },
+    };
+    CHECK_INT(meta_replace_listing(m, root, two, 6, 100, NULL), 0);
+    const char *names[] = { "first", "second" };
+    for (int i = 0; i < 2; i++) {
+        struct meta_entry ent;
+        CHECK_INT(meta_lookup(m, root, names[i], &ent, NULL), 0);
+        CHECK_INT(ent.attr.kind, SKY_DIR);
+        CHECK_INT(ent.attr.mode & 07777, 0750);
+        CHECK(ent.attr.mtime_ns == 1546300800000000000LL);
+        meta_entry_free(&ent);
+    }
+    uint64_t count = 0;
+    CHECK_INT(meta_child_count(m, root, &count, NULL), 0);
+    CHECK_INT(count, 3);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(meta_rename_directory_moves_descendants)
 {
     char *dir = unit_tmpdir();

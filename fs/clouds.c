@@ -76,7 +76,6 @@ static void write_health(struct cloud *c, const char *state, const char *reason)
 void cloud_note_result(struct cloud *c, int rc, const struct sky_err *e)
 {
     atomic_fetch_add(&c->requests, 1);
-    atomic_store(&c->used_at_ms, clock_now_ms());
     bool down = rc == -EHOSTDOWN;
     bool was_offline;
     pthread_mutex_lock(&c->health_lock);
@@ -262,8 +261,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         c->cfg = &cfg->clouds[i];
         c->drv = c->cfg->driver;
         c->fs = fs;
-        atomic_store(&c->used_at_ms, clock_now_ms());
-        pthread_mutex_init(&c->health_lock, NULL);
+            pthread_mutex_init(&c->health_lock, NULL);
         c->health_path = cloud_health_path(cfg->cache_dir, c->cfg->name);
         c->conflicts = conflicts_open(cfg->cache_dir, c->cfg->name);
         rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);

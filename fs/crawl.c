@@ -30,9 +30,6 @@
 #define CRAWL_NICE 10
 #define CRAWL_RETRY_FIRST_MS 30000LL
 #define CRAWL_OFFLINE_POLL_MS 1000LL
-#define CRAWL_QUIET_MS 1000LL       /* the mount's requests over this long ago: go on */
-#define CRAWL_YIELD_MAX_MS 30000LL  /* a busy mount holds the crawl back this long, */
-#define CRAWL_SLICE_MS 2000LL       /* then lets it go on this long */
 
 struct crawler {
     struct skyfs *fs;
@@ -44,7 +41,6 @@ struct crawler {
     bool stopping;                  /* (lock) */
     struct http_cancel cancel;      /* the thread's transfers */
     struct crawl_counters count;
-    long long run_until_ms;         /* yield_to_mount lets it go on until then */
 };
 
 /* ---- waiting ---------------------------------------------------------------- */
@@ -86,36 +82,6 @@ static bool wait_online(struct crawler *cr)
     return stopping(cr);
 }
 
-/* The crawl's requests go after the mount's own: before a crawl and
- * before each entry it takes in (a flat listing's batch of link probes
- * waits behind it), each folder of a walk, it waits until the mount has
- * sent the cloud nothing for CRAWL_QUIET_MS (from the mount's start: a
- * `find` right after mounting does not share the server with the
- * crawl).  A mount that stays busy gets a crawl that goes on for
- * CRAWL_SLICE_MS after each CRAWL_YIELD_MAX_MS of waiting, so that it
- * still gets its index.  true when the mount is stopping. */
-static bool yield_to_mount(struct crawler *cr)
-{
-    long long now = clock_now_ms();
-    if (now < cr->run_until_ms)
-        return false;
-    long long waited = 0;
-    for (;;) {
-        long long idle = now - atomic_load(&cr->c->used_at_ms);
-        if (idle >= CRAWL_QUIET_MS)
-            return false;
-        if (waited >= CRAWL_YIELD_MAX_MS) {
-            cr->run_until_ms = now + CRAWL_SLICE_MS;
-            return false;
-        }
-        long long ms = CRAWL_QUIET_MS - idle;
-        if (nap(cr, ms))
-            return true;
-        waited += ms;
-        now = clock_now_ms();
-    }
-}
-
 /* ---- the flat crawl -------------------------------------------------------- */
 
 struct flat {
@@ -154,7 +120,7 @@ static int flat_flush(struct flat *f)
 static int flat_entry(void *arg, const struct sky_dirent *d)
 {
     struct flat *f = arg;
-    if (yield_to_mount(f->cr) || stopping(f->cr))
+    if (stopping(f->cr))
         return -EINTR;
     if (f->n == 0)
         f->batch_asof = skyfs_now();
@@ -335,9 +301,7 @@ static int crawl_walk(struct crawler *cr, int64_t gen, int64_t started, uint64_t
         if (rc == 0) {
             free(path);
             path = next;
-            rc = yield_to_mount(cr) || stopping(cr)
-                     ? sky_fail(e, EINTR, "the mount is stopping")
-                     : walk_one(cr, &l, ino, path, started, gen, seen, e);
+            rc = walk_one(cr, &l, ino, path, started, gen, seen, e);
         }
     }
     free(path);
@@ -428,7 +392,7 @@ static void *crawl_main(void *arg)
             nap(cr, wait);
             continue;               /* look again: the state may have moved */
         }
-        if (wait_online(cr) || yield_to_mount(cr) || stopping(cr))
+        if (wait_online(cr))
             break;
         struct sky_err e = { 0 };
         int rc = crawl_once(cr, &e);

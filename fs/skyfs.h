@@ -55,9 +55,6 @@ struct cloud {
     long long probe_delay_ms;   /* offline: the probe's backoff (health_lock) */
     atomic_ullong requests;     /* driver calls made (for tests and status) */
     atomic_ullong probes;       /* probes of the cloud while offline (liveness.h) */
-    atomic_llong used_at_ms;    /* when the mount's own last request ended (the
-                                 * mount's start before any; monotonic ms): the
-                                 * background crawl waits for a quiet cloud */
     struct skyfs *fs;           /* the mount it belongs to */
     char *health_path;          /* <cache>/health/<cloud>: read by skyfs status */
     struct conflicts *conflicts;/* conflicts with other machines (conflicts.h) */

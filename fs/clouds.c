@@ -261,7 +261,7 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         c->cfg = &cfg->clouds[i];
         c->drv = c->cfg->driver;
         c->fs = fs;
-            pthread_mutex_init(&c->health_lock, NULL);
+        pthread_mutex_init(&c->health_lock, NULL);
         c->health_path = cloud_health_path(cfg->cache_dir, c->cfg->name);
         c->conflicts = conflicts_open(cfg->cache_dir, c->cfg->name);
         rc = meta_cloud_root(fs->meta, c->cfg->name, &c->root_ino, e);

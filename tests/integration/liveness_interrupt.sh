@@ -64,13 +64,18 @@ killed_soon "cat of a file whose bytes are not cached" 2 cat "$MNT/s3/blob.bin"
 # A signal the process catches does not end its request (stat must not
 # fail with EINTR), but a SIGKILL after it does (the kernel interrupts a
 # request only once: the daemon watches that process).
-before=$(cat "$COUNT")
+# (the handler is in place before the stat starts: READY says so, and a
+# request counted before it may be another one, a background refresh)
+READY="$TEST_TMP/handler-ready"
 "$PYTHON" -c 'import os, signal, sys
 signal.signal(signal.SIGUSR1, lambda *a: None)
-os.stat(sys.argv[1])' "$MNT/s3/other.txt" >/dev/null 2>&1 &
+before = open(sys.argv[3]).read().strip()
+open(sys.argv[2], "w").write(before)
+os.stat(sys.argv[1])' "$MNT/s3/other.txt" "$READY" "$COUNT" >/dev/null 2>&1 &
 pid=$!
+check "caught signal: the handler is in place" wait_until 20 test -s "$READY"
 check "caught signal: the stat reached the hung server" wait_until 20 \
-    bash -c "[ \"\$(cat '$COUNT')\" -gt $before ]"
+    bash -c "[ \"\$(cat '$COUNT')\" -gt \"\$(cat '$READY')\" ]"
 kill -USR1 "$pid"
 sleep 1
 check "caught signal: the stat still waits after SIGUSR1" kill -0 "$pid"

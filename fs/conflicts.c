@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/log.h"
@@ -75,6 +76,21 @@ int conflict_copy_name(const char *path, const char *host, time_t when, unsigned
     const char *nbase = strrchr(out, '/');
     nbase = nbase ? nbase + 1 : out;
     return strlen(nbase) > 255 ? -ENAMETOOLONG : 0;
+}
+
+int conflict_copy_put(const char *path, int taken, conflict_put_fn put, void *arg, char *copy,
+                      size_t size, struct sky_err *e)
+{
+    char host[128];
+    conflict_host(host, sizeof host);
+    time_t now = time(NULL);
+    int rc = taken;
+    for (unsigned n = 1; rc == taken && n <= 9; n++) {
+        if (conflict_copy_name(path, host, now, n, copy, size) != 0)
+            return 1;
+        rc = put(arg, copy, e);
+    }
+    return rc;
 }
 
 /* ---- the file ------------------------------------------------------------- */

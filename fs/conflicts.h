@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "../lib/err.h"
+
 struct conflicts;
 
 /* One remembered conflict. */
@@ -54,6 +56,18 @@ int conflict_copy_name(const char *path, const char *host, time_t when, unsigned
 /* This machine's name for conflict copies (gethostname, '/' and spaces
  * replaced). */
 void conflict_host(char *out, size_t size);
+
+/* Store a conflict copy of `path` under the first name free for it: the
+ * names of conflict_copy_name (this machine's host, the time now, n = 1
+ * to 9) are handed to `put` in turn while it answers `taken` (that name
+ * is in use).  Returns put's answer for the last name tried, that name in
+ * copy[size] (`taken` when all nine were), or 1, e untouched, when the
+ * name would be too long: the caller says what that leaves undone.  Used
+ * by uploads (files.c), renames (ops_names.c) and symlinks (localdirs.c)
+ * that met another machine's change. */
+typedef int (*conflict_put_fn)(void *arg, const char *copy, struct sky_err *e);
+int conflict_copy_put(const char *path, int taken, conflict_put_fn put, void *arg, char *copy,
+                      size_t size, struct sky_err *e);
 
 /* Remember a conflict (copy may be NULL) and count it. */
 void conflicts_add(struct conflicts *cf, const char *what, const char *path, const char *copy);

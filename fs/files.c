@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../lib/clock.h"
@@ -448,6 +447,30 @@ static int send_file(struct cloud *c, struct blocks_obj *obj, int fd, const stru
     return rc;
 }
 
+/* conflict_copy_put's step for an upload: the content as a new object
+ * at `copy` (-ESTALE when something is there). */
+struct copy_put {
+    struct cloud *c;
+    int fd;
+    const struct sky_attr *attr;
+    const struct sky_objmeta *om;
+    struct sky_attr out;            /* the stored copy */
+};
+
+static int upload_to_free_name(void *arg, const char *copy, struct sky_err *e)
+{
+    struct copy_put *p = arg;
+    struct sky_attr a = *p->attr;
+    a.expect = SKY_EXPECT_NONE;
+    a.etag[0] = '\0';
+    int rc = compare_before(p->c, copy, &a, e);
+    if (rc == 0) {
+        rc = p->c->drv->write(p->c->ctx, copy, p->fd, a.size, &a, p->om, &p->out, e);
+        cloud_note_result(p->c, rc, e);
+    }
+    return rc;
+}
+
 /* An upload of obj (fd, attr, om) met another machine's version of its
  * path (-ESTALE): nothing is lost.  This machine's content goes beside
  * it as NAME.conflict-HOST-YYYYMMDD-HHMMSS[.EXT] (a new object: it never
@@ -464,28 +487,13 @@ static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct block
     char *path = strdup(blocks_path(obj));
     if (!path)
         return sky_fail(e, ENOMEM, "out of memory");
-    char host[128], copy[4096];
-    conflict_host(host, sizeof host);
-    time_t now = time(NULL);
-    int rc = -ESTALE;
-    struct sky_attr out;
-    for (unsigned n = 1; rc == -ESTALE && n <= 9; n++) {
-        rc = conflict_copy_name(path, host, now, n, copy, sizeof copy);
-        if (rc) {
-            rc = sky_fail(e, -rc, "cloud '%s': \"%s\" changed on another machine, and its "
-                          "conflict copy's name would be too long; kept in the journal",
-                          c->cfg->name, path);
-            break;
-        }
-        struct sky_attr a = *attr;
-        a.expect = SKY_EXPECT_NONE;
-        a.etag[0] = '\0';
-        rc = compare_before(c, copy, &a, e);
-        if (rc == 0) {
-            rc = c->drv->write(c->ctx, copy, fd, a.size, &a, om, &out, e);
-            cloud_note_result(c, rc, e);
-        }
-    }
+    char copy[4096];
+    struct copy_put put = { c, fd, attr, om, { 0 } };
+    int rc = conflict_copy_put(path, -ESTALE, upload_to_free_name, &put, copy, sizeof copy, e);
+    if (rc == 1)
+        rc = sky_fail(e, ENAMETOOLONG, "cloud '%s': \"%s\" changed on another machine, and "
+                      "its conflict copy's name would be too long; kept in the journal",
+                      c->cfg->name, path);
     if (rc) {
         LOG_ERROR("conflict: \"%s\" on cloud '%s' changed on another machine (%s), and the "
                   "conflict copy could not be stored: %s; kept in the journal", path,
@@ -500,7 +508,7 @@ static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct block
     /* the cached content is the copy's now; the path's is the other machine's */
     struct sky_err ignored = { 0 };
     blocks_forget(fs->blocks, c->cfg->name, path, &ignored);
-    blocks_committed(obj, out.etag, &ignored);
+    blocks_committed(obj, put.out.etag, &ignored);
     if (ent && ent->ino) {
         struct sky_attr theirs;
         rc = c->drv->stat(c->ctx, path, &theirs, &ignored);
@@ -511,8 +519,8 @@ static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct block
             meta_remove(fs->meta, ent->ino, &ignored);
         if (ent->parent) {
             const char *slash = strrchr(copy, '/');
-            out.kind = SKY_FILE;
-            meta_upsert(fs->meta, ent->parent, slash ? slash + 1 : copy, &out, NULL,
+            put.out.kind = SKY_FILE;
+            meta_upsert(fs->meta, ent->parent, slash ? slash + 1 : copy, &put.out, NULL,
                         skyfs_now(), NULL, &ignored);
         }
     }

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../lib/log.h"
 #include "conflicts.h"
@@ -125,6 +124,23 @@ bool localdirs_deferred_ino(struct skyfs *fs, uint64_t ino, uint64_t *parent)
     return local;
 }
 
+/* conflict_copy_put's step for a symlink: its creation at `copy`
+ * (-EEXIST when taken). */
+struct link_put {
+    struct cloud *c;
+    const char *target;
+    const struct sky_attr *a;
+};
+
+static int link_to_free_name(void *arg, const char *copy, struct sky_err *e)
+{
+    struct link_put *l = arg;
+    sky_err_clear(e);
+    int rc = l->c->drv->symlink(l->c->ctx, copy, l->target, l->a, e);
+    cloud_note_result(l->c, rc, e);
+    return rc;
+}
+
 /* Symlink `ent` met another machine's file or folder at its name: that
  * one stays, this machine's link goes beside it as a conflict copy
  * (NAME.conflict-HOST-YYYYMMDD-HHMMSS, a name nothing holds yet), logged
@@ -134,20 +150,14 @@ bool localdirs_deferred_ino(struct skyfs *fs, uint64_t ino, uint64_t *parent)
 static int link_beside(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
                        const struct sky_attr *a, struct sky_err *e)
 {
-    char host[128], copy[4096];
-    conflict_host(host, sizeof host);
-    time_t now = time(NULL);
-    int rc = -EEXIST;
-    for (unsigned n = 1; rc == -EEXIST && n <= 9; n++) {
-        sky_err_clear(e);
-        rc = conflict_copy_name(ent->path, host, now, n, copy, sizeof copy);
-        if (rc)
-            return sky_fail(e, -rc, "cloud '%s': \"%s\" was made on another machine, and "
-                            "the name of a conflict copy would be too long", c->cfg->name,
-                            ent->path);
-        rc = c->drv->symlink(c->ctx, copy, ent->link, a, e);
-        cloud_note_result(c, rc, e);
-    }
+    char copy[4096];
+    struct link_put put = { c, ent->link, a };
+    int rc = conflict_copy_put(ent->path, -EEXIST, link_to_free_name, &put, copy, sizeof copy,
+                               e);
+    if (rc == 1)
+        return sky_fail(e, ENAMETOOLONG, "cloud '%s': \"%s\" was made on another machine, "
+                        "and the name of a conflict copy would be too long", c->cfg->name,
+                        ent->path);
     if (rc)
         return rc;
     LOG_WARN("conflict: \"%s\" on cloud '%s' was made by another machine meanwhile; this "

@@ -311,6 +311,27 @@ static int target_changed_elsewhere(struct skyfs *fs, struct cloud *c, uint64_t 
     return changed;
 }
 
+/* conflict_copy_put's step for a rename: -EEXIST when `copy` is taken,
+ * else the rename of `from` to it. */
+struct rename_put {
+    struct cloud *c;
+    const char *from;
+};
+
+static int rename_to_free_name(void *arg, const char *copy, struct sky_err *e)
+{
+    struct rename_put *r = arg;
+    struct sky_attr there;
+    int rc = r->c->drv->stat(r->c->ctx, copy, &there, e);
+    if (rc == 0)
+        return -EEXIST;
+    if (rc == -ENOENT) {
+        rc = r->c->drv->rename(r->c->ctx, r->from, copy, e);
+        cloud_note_result(r->c, rc, e);
+    }
+    return rc;
+}
+
 /* The rename of file src (at `from`) over `to` met another machine's
  * change of `to` (theirs): nothing is lost.  `to` keeps that version, and
  * this machine's file goes beside it as to's conflict copy
@@ -323,25 +344,13 @@ static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const stru
                                    const char *from, const char *to,
                                    const struct sky_attr *theirs, struct sky_err *e)
 {
-    char host[128], copy[4096];
-    conflict_host(host, sizeof host);
-    time_t now = time(NULL);
-    int rc = -EEXIST;
-    for (unsigned n = 1; rc == -EEXIST && n <= 9; n++) {
-        rc = conflict_copy_name(to, host, now, n, copy, sizeof copy);
-        if (rc)
-            return sky_fail(e, -rc, "cloud '%s': \"%s\" changed on another machine, and the "
-                            "name of a conflict copy would be too long; nothing renamed",
-                            c->cfg->name, to);
-        struct sky_attr there;
-        rc = c->drv->stat(c->ctx, copy, &there, e);
-        if (rc == 0) {
-            rc = -EEXIST;
-        } else if (rc == -ENOENT) {
-            rc = c->drv->rename(c->ctx, from, copy, e);
-            cloud_note_result(c, rc, e);
-        }
-    }
+    char copy[4096];
+    struct rename_put put = { c, from };
+    int rc = conflict_copy_put(to, -EEXIST, rename_to_free_name, &put, copy, sizeof copy, e);
+    if (rc == 1)
+        return sky_fail(e, ENAMETOOLONG, "cloud '%s': \"%s\" changed on another machine, and "
+                        "the name of a conflict copy would be too long; nothing renamed",
+                        c->cfg->name, to);
     if (rc)
         return rc == -EEXIST ? sky_fail(e, EEXIST, "cloud '%s': \"%s\" changed on another "
                                         "machine, and every conflict copy name is taken",

@@ -1014,8 +1014,8 @@ int meta_read_deferred_count(const char *db_path, uint64_t *count, struct sky_er
         if (step == SQLITE_ROW)
             *count = (uint64_t)sqlite3_column_int64(st, 0);
         else
-            rc = sky_fail(e, EIO, "counting folders and symlinks not created yet in %s: %s", db_path,
-                          sqlite3_errmsg(db));
+            rc = sky_fail(e, EIO, "counting folders and symlinks not created yet in %s: %s",
+                          db_path, sqlite3_errmsg(db));
     }
     sqlite3_finalize(st);
     sqlite3_close(db);

@@ -340,7 +340,8 @@ static int rename_to_free_name(void *arg, const char *copy, struct sky_err *e)
  * kernel, told the rename happened, is asked to forget the target's name,
  * so that its next lookup finds the other machine's file. */
 static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
-                                   uint64_t replaced, fuse_ino_t newparent, const char *newname,
+                                   uint64_t replaced, fuse_ino_t parent, fuse_ino_t newparent,
+                                   const char *newname,
                                    const char *from, const char *to,
                                    const struct sky_attr *theirs, struct sky_err *e)
 {
@@ -365,7 +366,7 @@ static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const stru
     conflicts_gone(c->conflicts, from);
     meta_set_attr(fs->meta, replaced, theirs, skyfs_now(), &ignored);
     const char *slash = strrchr(copy, '/');
-    rc = meta_rename(fs->meta, src->ino, newparent, slash ? slash + 1 : copy, e);
+    rc = times_rename(fs, src->ino, parent, newparent, slash ? slash + 1 : copy, NULL, e);
     if (!rc)
         moved_refresh(fs, c, src->ino, copy, false);
     kforget_name(newparent, newname);
@@ -544,8 +545,8 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
             if (changed < 0) {
                 rc = changed;
             } else if (changed) {
-                rc = rename_to_conflict_copy(fs, c, &src, replaced, newparent, newname, from,
-                                             to, &theirs, &e);
+                rc = rename_to_conflict_copy(fs, c, &src, replaced, parent, newparent, newname,
+                                             from, to, &theirs, &e);
                 diverted = true;
             }
         }
@@ -566,13 +567,6 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
             /* a copy may have given the moved objects new version tokens */
             if (!rc && !local_move)
                 moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);
-        }
-        if (!rc && diverted) {
-            /* the rename's times (times_rename moves them for the others) */
-            times_touch(fs, src.ino, SKY_HAS_CTIME, skyfs_now());
-            times_dir_changed(fs, parent);
-            if (newparent != parent)
-                times_dir_changed(fs, newparent);
         }
         if (dirs_held)
             localdirs_unlock(fs);

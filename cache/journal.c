@@ -284,6 +284,23 @@ void blocks_base_etag(struct blocks_obj *o, char *out, size_t size)
     pthread_mutex_unlock(&o->lock);
 }
 
+/* The object's base version is `etag` now: its row, then its memory
+ * (o->lock held). */
+static int obj_set_etag(struct blocks_obj *o, const char *etag, struct sky_err *e)
+{
+    char *copy = strdup(etag);
+    if (!copy)
+        return blocks_oom(e);
+    int rc = obj_set_etag_row(o, etag, e);
+    if (rc == 0) {
+        free(o->etag);
+        o->etag = copy;
+    } else {
+        free(copy);
+    }
+    return rc;
+}
+
 int blocks_retag(struct blocks *b, const char *cloud, const char *path, const char *old,
                  const char *etag, struct sky_err *e)
 {
@@ -297,38 +314,24 @@ int blocks_retag(struct blocks *b, const char *cloud, const char *path, const ch
     }
     if (rc)
         return rc;
-    char *copy = strdup(etag);
     pthread_mutex_lock(&o->lock);
-    if (!copy)
-        rc = blocks_oom(e);
-    else if (strcmp(o->etag, old) == 0 && (rc = obj_set_etag_row(o, etag, e)) == 0) {
-        free(o->etag);
-        o->etag = copy;
-        copy = NULL;
-    }
+    if (strcmp(o->etag, old) == 0)
+        rc = obj_set_etag(o, etag, e);
     pthread_mutex_unlock(&o->lock);
-    free(copy);
     blocks_release(o);
     return rc;
 }
 
 int blocks_rebase_new(struct blocks_obj *o, const char *etag, struct sky_err *e)
 {
-    char *copy = etag && *etag ? strdup(etag) : NULL;
-    if (!copy)
-        return etag && *etag ? blocks_oom(e) : sky_fail(e, EINVAL, "block cache: no version");
+    if (!etag || !*etag)
+        return sky_fail(e, EINVAL, "block cache: no version");
     pthread_mutex_lock(&o->lock);
-    int rc = 0;
-    if (o->etag && *o->etag)
-        rc = sky_fail(e, EINVAL, "block cache: \"%s\" is based on a version already",
-                     blocks_path(o));
-    else if ((rc = obj_set_etag_row(o, copy, e)) == 0) {
-        free(o->etag);
-        o->etag = copy;
-        copy = NULL;
-    }
+    int rc = o->etag && *o->etag
+                 ? sky_fail(e, EINVAL, "block cache: \"%s\" is based on a version already",
+                            blocks_path(o))
+                 : obj_set_etag(o, etag, e);
     pthread_mutex_unlock(&o->lock);
-    free(copy);
     return rc;
 }
 

@@ -164,18 +164,23 @@ int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *
     return rc;
 }
 
+/* meta_set_local_only with m->lock held. */
+static int meta_set_local_only_locked(struct meta *m, uint64_t ino, bool local_only,
+                                      struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_int(st, 2, local_only ? 1 : 0);
+    return meta_update_one(m, st, ino, local_only ? "marking an entry local-only"
+                                                  : "marking an entry on the cloud", e);
+}
+
 int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sky_err *e)
 {
     pthread_mutex_lock(&m->lock);
-    int rc;
-    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e);
-    if (!st) {
-        rc = -e->code;
-    } else {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-        sqlite3_bind_int(st, 2, local_only ? 1 : 0);
-        rc = meta_update_one(m, st, ino, "marking an entry local-only", e);
-    }
+    int rc = meta_set_local_only_locked(m, ino, local_only, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -380,15 +385,7 @@ static int meta_take_version_locked(struct meta *m, uint64_t ino, const char *et
     rc = meta_set_objmeta_locked(m, ino, &a, &om, ent.fetched_at, e);
     sky_objmeta_free(&om);
     meta_entry_free(&ent);
-    sqlite3_stmt *st = NULL;
-    if (rc == 0 && !(st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e)))
-        rc = -e->code;
-    if (rc == 0) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-        sqlite3_bind_int(st, 2, 0);
-        rc = meta_update_one(m, st, ino, "marking an entry on the cloud", e);
-    }
-    return rc;
+    return rc ? rc : meta_set_local_only_locked(m, ino, false, e);
 }
 
 /* One of meta_rename_ex's touches (m->lock held, in its transaction). */
@@ -461,14 +458,8 @@ int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
         meta_entry_free(&dir);
     if (rc == 0 && om)
         rc = meta_set_objmeta_locked(m, got, attr, om, now, e);
-    sqlite3_stmt *st = NULL;
-    if (rc == 0 && !(st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e)))
-        rc = -e->code;
-    if (rc == 0) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)got);
-        sqlite3_bind_int(st, 2, 1);
-        rc = cachedb_done(&m->db, st, "marking an entry local-only", e);
-    }
+    if (rc == 0)
+        rc = meta_set_local_only_locked(m, got, true, e);
     rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     if (rc == 0 && ino)

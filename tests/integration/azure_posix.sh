@@ -57,8 +57,7 @@ SAS=$(azurite_sas)
 # blob_header CONTAINER BLOB HEADER: one response header of Get Blob
 # Properties, straight from Azurite.
 blob_header() {
-    curl -sf -I "$ENDPOINT/$1/$2?$SAS" | tr -d '\r' |
-        awk -v h="$(echo "$3" | tr 'A-Z' 'a-z')" -F': ' 'tolower($1) == h { print $2 }'
+    curl -sf -I "$ENDPOINT/$1/$2?$SAS" | header_of "$3"
 }
 
 # tree_state DIR: every path under DIR with kind, mode, size, mtime (s) and

@@ -63,11 +63,7 @@ g_put() {
     shift 2
     s3curl -T "$file" "$@" "$ENDPOINT/posix/$key" >/dev/null
 }
-# g_header KEY HEADER: one header of HEAD KEY ("" when absent).
-g_header() {
-    s3curl -I "$ENDPOINT/posix/$1" | tr -d '\r' |
-        awk -v h="$(echo "$2" | tr '[:upper:]' '[:lower:]')" -F': ' 'tolower($1) == h { print $2 }'
-}
+# bucket_header KEY HEADER: one header of HEAD KEY ("" when absent).
 BUCKET_URL="$ENDPOINT/posix"
 
 mount_skyfs "$CONF" "$MNT" || die "cannot mount $CONF"
@@ -106,7 +102,7 @@ check "rm removes the object" wait_until 10 bucket_lacks shell/c.txt
 check "mkdir" mkdir "$G/shell/d"
 check "mkdir writes a dir/ placeholder as gcsfuse does" wait_until 10 bucket_has shell/d/
 check_eq "the placeholder is empty and says S_IFDIR|0755" "16877 0" \
-    "$(echo "$(g_header shell/d/ x-amz-meta-mode) $(g_header shell/d/ content-length)")"
+    "$(echo "$(bucket_header shell/d/ x-amz-meta-mode) $(bucket_header shell/d/ content-length)")"
 check "rmdir" rmdir "$G/shell/d"
 check "rmdir deletes the placeholder" wait_until 10 bucket_lacks shell/d/
 check "ln -s" ln -s a.txt "$G/shell/link"
@@ -122,21 +118,21 @@ check_eq "the tree moved in the bucket" "shell/moved/sub/f" \
 check_eq "nothing left under the old name" "" "$(bucket_keys shell/full/)"
 check "setfattr user.color" setfattr -n user.color -v green "$G/shell/a.txt"
 check_eq "the xattr is user metadata color" green \
-    "$(wait_until 10 eval '[ "$(g_header shell/a.txt x-amz-meta-color)" = green ]'
-       g_header shell/a.txt x-amz-meta-color)"
+    "$(wait_until 10 eval '[ "$(bucket_header shell/a.txt x-amz-meta-color)" = green ]'
+       bucket_header shell/a.txt x-amz-meta-color)"
 
 # --- chmod and mtime: rclone's mtime and gcsfuse's gcsfuse_mtime
 echo data >"$G/shell/attrs"
 check "chmod 0640" chmod 0640 "$G/shell/attrs"
 check "touch -d with nanoseconds" touch -d '2001-02-03 04:05:06.123456789 UTC' "$G/shell/attrs"
 check_eq "mode stored as the whole st_mode in decimal" 33184 \
-    "$(wait_until 10 eval '[ "$(g_header shell/attrs x-amz-meta-mode)" = 33184 ]'
-       g_header shell/attrs x-amz-meta-mode)"
+    "$(wait_until 10 eval '[ "$(bucket_header shell/attrs x-amz-meta-mode)" = 33184 ]'
+       bucket_header shell/attrs x-amz-meta-mode)"
 check_eq "mtime stored as rclone does on GCS (RFC 3339)" "2001-02-03T04:05:06.123456789Z" \
-    "$(wait_until 10 eval '[ -n "$(g_header shell/attrs x-amz-meta-mtime)" ]'
-       g_header shell/attrs x-amz-meta-mtime)"
+    "$(wait_until 10 eval '[ -n "$(bucket_header shell/attrs x-amz-meta-mtime)" ]'
+       bucket_header shell/attrs x-amz-meta-mtime)"
 check_eq "and as gcsfuse does (gcsfuse_mtime, RFC 3339)" "2001-02-03T04:05:06.123456789Z" \
-    "$(g_header shell/attrs x-amz-meta-gcsfuse_mtime)"
+    "$(bucket_header shell/attrs x-amz-meta-gcsfuse_mtime)"
 check_eq "gcsfuse_mtime is not shown as an xattr" "" \
     "$(getfattr -d "$G/shell/attrs" 2>/dev/null | grep -i gcsfuse)"
 unmount_skyfs "$MNT"

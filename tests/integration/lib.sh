@@ -437,14 +437,23 @@ s3curl() {
         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
 
+# header_of NAME: the value of HTTP header NAME (any case) in the headers
+# on stdin (curl -I or -D -).
+header_of() {
+    tr -d '\r' | awk -v h="$(echo "$1" | tr '[:upper:]' '[:lower:]')" -F': ' \
+        'tolower($1) == h { print $2 }'
+}
+
 # Straight to the bucket at BUCKET_URL (http://127.0.0.1:PORT/BUCKET of an
 # s3rver or of the GCS emulator's S3 side), bypassing skyfs:
 #   bucket_get KEY         the object's bytes; fails when it is not there
 #   bucket_has KEY         it is there (a HEAD); bucket_lacks KEY: it is not
 #   bucket_keys [PREFIX]   every key under PREFIX, sorted, one a line
+#   bucket_header KEY NAME the value of header NAME of KEY (a HEAD)
 bucket_get() { s3curl "$BUCKET_URL/$1"; }
 bucket_has() { s3curl -I "$BUCKET_URL/$1" >/dev/null 2>&1; }
 bucket_lacks() { ! bucket_has "$1"; }
+bucket_header() { s3curl -I "$BUCKET_URL/$1" | header_of "$2"; }
 bucket_keys() {
     s3curl "$BUCKET_URL?list-type=2&prefix=${1:-}" | grep -o '<Key>[^<]*</Key>' |
         sed 's/<Key>\(.*\)<\/Key>/\1/' | LC_ALL=C sort

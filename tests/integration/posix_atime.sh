@@ -41,10 +41,7 @@ requests() {
     getfattr --only-values -n user.skyfs.requests "$MNT/.skyfs" 2>/dev/null |
         awk -v c="$1" '$1 == c { print $2 }'
 }
-s3_header() {
-    s3curl -I "$ENDPOINT/times/$1" | tr -d '\r' |
-        awk -v h="$2" -F': ' 'tolower($1) == h { print $2 }'
-}
+s3_header() { s3curl -I "$ENDPOINT/times/$1" | header_of "$2"; }
 # s3fs's form of a time in ns: seconds, a 9-digit fraction when not 0
 s3fs_time() { "$PYTHON" -c 'import sys; n = int(sys.argv[1]); s, f = divmod(n, 10**9); print(f"{s}.{f:09d}" if f else s)' "$1"; }
 # later A B: A > B

@@ -64,11 +64,7 @@ s3_put() {
     shift 2
     s3curl -T "$file" "$@" "$ENDPOINT/posix/$key" >/dev/null
 }
-# s3_header KEY HEADER: one header of HEAD KEY ("" when absent or missing).
-s3_header() {
-    s3curl -I "$ENDPOINT/posix/$1" | tr -d '\r' |
-        awk -v h="$(echo "$2" | tr '[:upper:]' '[:lower:]')" -F': ' 'tolower($1) == h { print $2 }'
-}
+# bucket_header KEY HEADER: one header of HEAD KEY ("" when absent or missing).
 BUCKET_URL="$ENDPOINT/posix"
 
 mount_skyfs "$CONF" "$MNT" || die "cannot mount $CONF"
@@ -109,7 +105,7 @@ check "rm" rm "$S3/shell/c.txt"
 check "rm removes the object" wait_until 10 bucket_lacks shell/c.txt
 check "mkdir" mkdir "$S3/shell/d"
 check "mkdir writes a dir/ marker" wait_until 10 bucket_has shell/d/
-check_eq "the marker says S_IFDIR|0755 (s3fs form)" 16877 "$(s3_header shell/d/ x-amz-meta-mode)"
+check_eq "the marker says S_IFDIR|0755 (s3fs form)" 16877 "$(bucket_header shell/d/ x-amz-meta-mode)"
 check "rmdir" rmdir "$S3/shell/d"
 check "rmdir deletes the marker" wait_until 10 bucket_lacks shell/d/
 check "ln -s" ln -s a.txt "$S3/shell/link"
@@ -117,7 +113,7 @@ check_eq "readlink" "a.txt" "$(readlink "$S3/shell/link" 2>&1)"
 check_eq "cat through the link" "hello s3" "$(cat "$S3/shell/link" 2>&1)"
 check "the link is stored" wait_until 10 bucket_has shell/link
 check_eq "the link object's body is its target" "a.txt" "$(bucket_get shell/link)"
-check_eq "the link object's mode is S_IFLNK|0777" 41471 "$(s3_header shell/link x-amz-meta-mode)"
+check_eq "the link object's mode is S_IFLNK|0777" 41471 "$(bucket_header shell/link x-amz-meta-mode)"
 mkdir -p "$S3/shell/full/sub"
 echo x >"$S3/shell/full/sub/f"
 check_eq "rmdir of a non-empty directory is ENOTEMPTY" ENOTEMPTY "$(errno_of rmdir "$S3/shell/full")"
@@ -132,11 +128,11 @@ echo data >"$S3/shell/attrs"
 check "chmod 0640" chmod 0640 "$S3/shell/attrs"
 check "touch -d with nanoseconds" touch -d '2001-02-03 04:05:06.123456789 UTC' "$S3/shell/attrs"
 check_eq "x-amz-meta-mode is the whole st_mode in decimal" 33184 \
-    "$(wait_until 10 eval '[ "$(s3_header shell/attrs x-amz-meta-mode)" = 33184 ]'
-       s3_header shell/attrs x-amz-meta-mode)"
+    "$(wait_until 10 eval '[ "$(bucket_header shell/attrs x-amz-meta-mode)" = 33184 ]'
+       bucket_header shell/attrs x-amz-meta-mode)"
 check_eq "x-amz-meta-mtime is decimal seconds with nanoseconds" "981173106.123456789" \
-    "$(wait_until 10 eval '[ -n "$(s3_header shell/attrs x-amz-meta-mtime)" ]'
-       s3_header shell/attrs x-amz-meta-mtime)"
+    "$(wait_until 10 eval '[ -n "$(bucket_header shell/attrs x-amz-meta-mtime)" ]'
+       bucket_header shell/attrs x-amz-meta-mtime)"
 unmount_skyfs "$MNT"
 mount_skyfs "$CONF" "$MNT" || die "cannot remount $CONF"
 check_eq "mode and mtime after a remount" "640 2001-02-03 04:05:06.123456789" \
@@ -154,8 +150,8 @@ check_eq "ls -l of their parent shows them as directories" "modedir:d olddir:d" 
     "$(sleep 2; find "$S3/shell" -mindepth 1 -maxdepth 1 -name '*dir' -printf '%f:%y\n' | sort | paste -sd' ')"
 check "chmod of such a directory" chmod 0750 "$S3/shell/olddir"
 check_eq "the chmod is stored on the object itself (S_IFDIR|0750), no dir/ marker added" "16872 " \
-    "$(wait_until 10 eval '[ "$(s3_header shell/olddir x-amz-meta-mode)" = 16872 ]'
-       echo "$(s3_header shell/olddir x-amz-meta-mode) $(bucket_keys shell/olddir/)")"
+    "$(wait_until 10 eval '[ "$(bucket_header shell/olddir x-amz-meta-mode)" = 16872 ]'
+       echo "$(bucket_header shell/olddir x-amz-meta-mode) $(bucket_keys shell/olddir/)")"
 check "a file inside it" eval 'echo inside >"$S3/shell/olddir/in.txt"'
 check_eq "is stored under olddir/" "inside" \
     "$(wait_until 10 bucket_has shell/olddir/in.txt; bucket_get shell/olddir/in.txt)"
@@ -171,11 +167,11 @@ check "rmdir deletes their objects" eval 'bucket_lacks shell/newdir && bucket_la
 check "mkfifo" mkfifo -m 0640 "$S3/shell/fifo"
 check_eq "a FIFO is an empty object whose x-amz-meta-mode is S_IFIFO|0640" "4512 0" \
     "$(wait_until 10 bucket_has shell/fifo
-       echo "$(s3_header shell/fifo x-amz-meta-mode) $(s3_header shell/fifo content-length)")"
+       echo "$(bucket_header shell/fifo x-amz-meta-mode) $(bucket_header shell/fifo content-length)")"
 check "mknod c 1 3" mknod -m 0600 "$S3/shell/null" c 1 3
 check_eq "a device's mode is S_IFCHR|0600 and its number x-amz-meta-rdev" "8576 259" \
     "$(wait_until 10 bucket_has shell/null
-       echo "$(s3_header shell/null x-amz-meta-mode) $(s3_header shell/null x-amz-meta-rdev)")"
+       echo "$(bucket_header shell/null x-amz-meta-mode) $(bucket_header shell/null x-amz-meta-rdev)")"
 check "mknod p and a socket" "$PYTHON" -c 'import os, stat, sys
 os.mknod(sys.argv[1], 0o600 | stat.S_IFSOCK)' "$S3/shell/sock"
 sleep 2

@@ -45,8 +45,7 @@ mount_skyfs "$TEST_TMP/a.conf" "$MNT" || die "cannot mount"
 SW="$MNT/sw"
 
 sw_header() {
-    scurl -I "$SWIFT_URL/data/$1" | tr -d '\r' |
-        awk -v h="$(echo "$2" | tr '[:upper:]' '[:lower:]')" -F': ' 'tolower($1) == h { print $2 }'
+    scurl -I "$SWIFT_URL/data/$1" | header_of "$2"
 }
 sw_sha() { scurl "$SWIFT_URL/data/$1" | sha256sum | cut -d' ' -f1; }
 segments() { scurl "$SWIFT_URL/data_segments?prefix=$1" | LC_ALL=C sort; }

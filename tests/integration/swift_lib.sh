@@ -107,8 +107,7 @@ start_swift() {
 # _swift_auth_header NAME: one header of a TempAuth answer.
 _swift_auth_header() {
     curl -sf --max-time 5 -D - -o /dev/null -H "X-Auth-User: $SWIFT_USER" \
-        -H "X-Auth-Key: $SWIFT_KEY" "$SWIFT_AUTH" | tr -d '\r' |
-        awk -v h="$(echo "$1" | tr '[:upper:]' '[:lower:]')" -F': ' 'tolower($1) == h { print $2 }'
+        -H "X-Auth-Key: $SWIFT_KEY" "$SWIFT_AUTH" | header_of "$1"
 }
 
 # swift_token: prints a valid token (TempAuth hands out the same one while

@@ -65,8 +65,7 @@ EOF
 # helpers straight to the server
 enc() { "$PYTHON" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 sw_header() {
-    scurl -I "$SWIFT_URL/posix/$(enc "$1")" | tr -d '\r' |
-        awk -v h="$(echo "$2" | tr '[:upper:]' '[:lower:]')" -F': ' 'tolower($1) == h { print $2 }'
+    scurl -I "$SWIFT_URL/posix/$(enc "$1")" | header_of "$2"
 }
 sw_get() { scurl "$SWIFT_URL/posix/$(enc "$1")"; }
 sw_exists() { scurl -I "$SWIFT_URL/posix/$(enc "$1")" >/dev/null; }

@@ -57,9 +57,8 @@ check_fails "the old name is gone from the mount" test -e "$D/config.lock"
 check "the queue drains" wait_until 30 drained
 check "the server holds the new bytes at the new name" on_server config "$SRC/new"
 check_eq "and nothing else: no old name, no conflict copy" "config" "$(bucket_keys)"
-check_eq "the object carries the mode set before the rename" "$((8#100600))" "$(
-    s3curl -I "http://127.0.0.1:$S3_PORT/ro/config" | tr -d '\r' |
-        awk 'tolower($1) == "x-amz-meta-mode:" { print $2 }')"
+check_eq "the object carries the mode set before the rename" "$((8#100600))" \
+    "$(bucket_header config x-amz-meta-mode)"
 
 # --- another client changed the target before the upload: kept -----------
 printf 'theirs\n' >"$SRC/theirs"

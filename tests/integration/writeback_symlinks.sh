@@ -33,10 +33,8 @@ mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 D="$MNT/s3"
 
 BUCKET_URL="http://127.0.0.1:$S3_PORT/sl"
-server_meta() {     # server_meta KEY NAME: x-amz-meta-NAME of KEY
-    s3curl -I "$BUCKET_URL/$1" | tr -d '\r' |
-        awk -v h="x-amz-meta-$2:" 'tolower($1) == h { print $2 }'
-}
+# server_meta KEY NAME: x-amz-meta-NAME of KEY
+server_meta() { bucket_header "$1" "x-amz-meta-$2"; }
 status() { "$SKYFS" status -c "$CONF" 2>/dev/null; }
 created() { status | grep -q ' 0 pending upload(s), 0 folder(s) and symlink(s) to create'; }
 LINK_MODE=$((8#120777))

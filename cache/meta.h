@@ -152,32 +152,37 @@ int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e);
 int meta_rename(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
                 struct sky_err *e);
 
-/* meta_rename with what follows from it, in the same transaction (one
- * commit where a rename and its times took four):
- * - onto_etag (NULL: none): the entry was made here and not uploaded yet
- *   (local_only) and replaces a file the cloud holds; it stops being
- *   local-only and shows onto_etag, the replaced file's version, as its
- *   own (its pending upload replaces that version), with its own user
- *   metadata as complete (nothing is to be read from the replaced object);
- * - touch[0..ntouch): times to move (the entry's ctime, both folders'
- *   mtime and ctime): `which` of them (SKY_HAS_MTIME|ATIME|CTIME) are set
- *   to `now` after `fix` (the caller's, given the entry as stored: it
- *   fills in the times the entry does not have; it must not call into
- *   the cache) set the others; an entry not there is skipped, and the
- *   entries stay as fresh as they were (no news from the cloud).
- * Errors as meta_rename's; on any, nothing changed. */
+/* Times a change moves, in the change's own transaction (a create or a
+ * rename and its folders' times: one commit, not several): for each
+ * touch[0..n), the entry's times named by `which` (SKY_HAS_MTIME|ATIME|
+ * CTIME) are set to `now` after `fix` (the caller's, given the entry as
+ * stored: it fills in the times the entry does not have; it must not
+ * call into the cache) set the others.  An entry not there is skipped;
+ * the entries stay as fresh as they were (no news from the cloud). */
 struct meta_touch {
     uint64_t ino;
     unsigned which;
     int64_t now;
 };
 typedef void (*meta_fix_fn)(void *arg, const struct meta_entry *ent, struct sky_attr *a);
-struct meta_rename_with {
-    const char *onto_etag;
+struct meta_touches {
     const struct meta_touch *touch;
-    size_t ntouch;
+    size_t n;
     meta_fix_fn fix;
     void *fix_arg;
+};
+
+/* meta_rename with what follows from it, in the same transaction:
+ * - onto_etag (NULL: none): the entry was made here and not uploaded yet
+ *   (local_only) and replaces a file the cloud holds; it stops being
+ *   local-only and shows onto_etag, the replaced file's version, as its
+ *   own (its pending upload replaces that version), with its own user
+ *   metadata as complete (nothing is to be read from the replaced object);
+ * - times (NULL: none): the entry's ctime, both folders' mtime and ctime.
+ * Errors as meta_rename's; on any, nothing changed. */
+struct meta_rename_with {
+    const char *onto_etag;
+    const struct meta_touches *times;
 };
 int meta_rename_ex(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
                    const struct meta_rename_with *with, struct sky_err *e);
@@ -221,13 +226,12 @@ int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sk
 
 /* meta_upsert of a new entry made here and not on the cloud yet, with its
  * cloud metadata om (when not NULL: as meta_set_objmeta with attr),
- * marked local-only, and (dir_attr not NULL) the folder's attributes as
- * the create leaves them (its mtime and ctime moved; the folder's
- * freshness kept, as meta_set_attr with its fetched_at), in one
- * transaction (a deferred create: one commit, not four). */
+ * marked local-only, and the times a create moves (its folder's mtime
+ * and ctime; times may be NULL), in one transaction (a deferred create:
+ * one commit, not four). */
 int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
                       const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
-                      const struct sky_attr *dir_attr, uint64_t *ino, struct sky_err *e);
+                      const struct meta_touches *times, uint64_t *ino, struct sky_err *e);
 
 /* The smallest inode above `after` of a local-only folder or symlink of
  * `cloud` (a deferred mkdir or symlink): 0 with *ino set, -ENOENT when

@@ -388,7 +388,7 @@ static int meta_take_version_locked(struct meta *m, uint64_t ino, const char *et
     return rc ? rc : meta_set_local_only_locked(m, ino, false, e);
 }
 
-/* One of meta_rename_ex's touches (m->lock held, in its transaction). */
+/* One of struct meta_touches (m->lock held, in the change's transaction). */
 static int meta_touch_locked(struct meta *m, const struct meta_touch *t, meta_fix_fn fix,
                              void *arg, struct sky_err *e)
 {
@@ -413,6 +413,16 @@ static int meta_touch_locked(struct meta *m, const struct meta_touch *t, meta_fi
     return rc;
 }
 
+/* Every touch of `times` (may be NULL; m->lock held, in the transaction). */
+static int meta_touches_locked(struct meta *m, const struct meta_touches *times,
+                               struct sky_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && times && i < times->n; i++)
+        rc = meta_touch_locked(m, &times->touch[i], times->fix, times->fix_arg, e);
+    return rc;
+}
+
 int meta_rename_ex(struct meta *m, uint64_t ino, uint64_t new_parent, const char *new_name,
                    const struct meta_rename_with *with, struct sky_err *e)
 {
@@ -428,8 +438,8 @@ int meta_rename_ex(struct meta *m, uint64_t ino, uint64_t new_parent, const char
         rc = meta_rename_locked(m, ino, new_parent, new_name, e);
     if (rc == 0 && with && with->onto_etag)
         rc = meta_take_version_locked(m, ino, with->onto_etag, e);
-    for (size_t i = 0; rc == 0 && with && i < with->ntouch; i++)
-        rc = meta_touch_locked(m, &with->touch[i], with->fix, with->fix_arg, e);
+    if (rc == 0 && with)
+        rc = meta_touches_locked(m, with->times, e);
     rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -437,7 +447,7 @@ int meta_rename_ex(struct meta *m, uint64_t ino, uint64_t new_parent, const char
 
 int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
                       const struct sky_attr *attr, const struct sky_objmeta *om, int64_t now,
-                      const struct sky_attr *dir_attr, uint64_t *ino, struct sky_err *e)
+                      const struct meta_touches *times, uint64_t *ino, struct sky_err *e)
 {
     int bad = meta_check_new(name, attr, e);
     if (bad)
@@ -446,20 +456,18 @@ int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
     struct meta_entry dir;
     uint64_t got = 0;
     int rc = meta_begin(m, e);
-    bool have_dir = false;
     if (rc == 0)
-        have_dir = (rc = meta_get_dir_locked(m, parent, &dir, e)) == 0;
-    if (rc == 0)
+        rc = meta_get_dir_locked(m, parent, &dir, e);
+    if (rc == 0) {
         rc = meta_upsert_locked(m, &dir, name, attr, NULL, now, &got, e);
-    if (rc == 0 && dir_attr && meta_valid_kind(dir_attr) && dir_attr->kind == SKY_DIR)
-        rc = meta_update_attr(m, parent, dir.attr.kind, dir.cloud, dir.path, dir_attr, NULL,
-                              NULL, dir.fetched_at, true, e);
-    if (have_dir)
         meta_entry_free(&dir);
+    }
     if (rc == 0 && om)
         rc = meta_set_objmeta_locked(m, got, attr, om, now, e);
     if (rc == 0)
         rc = meta_set_local_only_locked(m, got, true, e);
+    if (rc == 0)
+        rc = meta_touches_locked(m, times, e);
     rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     if (rc == 0 && ino)

@@ -116,11 +116,7 @@ static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
         /* the entry, its cloud metadata (the index knows it: its first
          * upload asks nothing) and local-only, in one commit */
         uint64_t ino;
-        int64_t now = skyfs_now();
-        struct sky_attr da = dir.attr;      /* its mtime and ctime: the create's */
-        times_fix(fs, &dir, &da);
-        da.mtime_ns = da.ctime_ns = now;
-        rc = meta_upsert_local(fs->meta, parent, name, &a, &om, now, &da, &ino, e);
+        rc = times_create_local(fs, parent, name, &a, &om, &ino, e);
         if (!rc)
             rc = meta_get(fs->meta, ino, ent, e);
     } else if (!rc) {

@@ -349,6 +349,11 @@ int times_touch(struct skyfs *fs, uint64_t ino, unsigned which, int64_t now);
  * folders' mtime and ctime (now); onto_etag as meta_rename_ex's. */
 int times_rename(struct skyfs *fs, uint64_t ino, uint64_t parent, uint64_t newparent,
                  const char *newname, const char *onto_etag, struct sky_err *e);
+/* meta_upsert_local of a new entry in folder parent, with what a create
+ * moves in the same commit: the folder's mtime and ctime (now). */
+int times_create_local(struct skyfs *fs, uint64_t parent, const char *name,
+                       const struct sky_attr *attr, const struct sky_objmeta *om, uint64_t *ino,
+                       struct sky_err *e);
 /* The atime stat shows for ino now (0 if unknown). */
 int64_t times_atime(struct skyfs *fs, uint64_t ino);
 /* ino's cloud metadata changed (an xattr): its ctime is now, and its

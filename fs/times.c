@@ -91,10 +91,19 @@ int times_rename(struct skyfs *fs, uint64_t ino, uint64_t parent, uint64_t newpa
     const unsigned dir = SKY_HAS_MTIME | SKY_HAS_CTIME;
     struct meta_touch touch[3] = { { ino, SKY_HAS_CTIME, now }, { parent, dir, now },
                                    { newparent, dir, now } };
-    struct meta_rename_with with = { .onto_etag = onto_etag, .touch = touch,
-                                     .ntouch = newparent != parent ? 3 : 2,
-                                     .fix = times_fix_cb, .fix_arg = fs };
+    struct meta_touches times = { touch, newparent != parent ? 3 : 2, times_fix_cb, fs };
+    struct meta_rename_with with = { .onto_etag = onto_etag, .times = &times };
     return meta_rename_ex(fs->meta, ino, newparent, newname, &with, e);
+}
+
+int times_create_local(struct skyfs *fs, uint64_t parent, const char *name,
+                       const struct sky_attr *attr, const struct sky_objmeta *om, uint64_t *ino,
+                       struct sky_err *e)
+{
+    int64_t now = skyfs_now();
+    struct meta_touch touch = { parent, SKY_HAS_MTIME | SKY_HAS_CTIME, now };
+    struct meta_touches times = { &touch, 1, times_fix_cb, fs };
+    return meta_upsert_local(fs->meta, parent, name, attr, om, now, &times, ino, e);
 }
 
 int64_t times_atime(struct skyfs *fs, uint64_t ino)

@@ -1155,15 +1155,23 @@ TEST(meta_rename_onto_a_cloud_file)
     uint64_t plain = put(m, root, "plain", SKY_FILE);
     struct sky_attr la = attr_of(SKY_FILE, 5, "");
     uint64_t lock = 0;
-    CHECK_INT(meta_upsert_local(m, root, "config.lock", &la, NULL, 1000, NULL, &lock, NULL), 0);
+    struct meta_touch created = { root, SKY_HAS_MTIME | SKY_HAS_CTIME, 3000 };
+    struct meta_touches create_times = { &created, 1, NULL, NULL };
+    CHECK_INT(meta_upsert_local(m, root, "config.lock", &la, NULL, 1000, &create_times, &lock,
+                                NULL), 0);
+    struct meta_entry rootent;
+    CHECK_INT(meta_get(m, root, &rootent, NULL), 0);  /* the create moved its folder's times */
+    CHECK_INT(rootent.attr.mtime_ns, 3000);
+    CHECK_INT(rootent.attr.ctime_ns, 3000);
+    meta_entry_free(&rootent);
     CHECK_INT(meta_set_user_item(m, lock, "mine", "2", 1, NULL), 0);
 
     /* into a file: -ENOTDIR, and the new file is as it was */
     int fixed = 0;
     struct meta_touch touch[2] = { { lock, SKY_HAS_CTIME, 5000 },
                                    { root, SKY_HAS_MTIME | SKY_HAS_CTIME, 5000 } };
-    struct meta_rename_with onto = { .onto_etag = "e1", .touch = touch, .ntouch = 2,
-                                     .fix = fix_to_seven, .fix_arg = &fixed };
+    struct meta_touches times = { touch, 2, fix_to_seven, &fixed };
+    struct meta_rename_with onto = { .onto_etag = "e1", .times = &times };
     CHECK_INT(meta_rename_ex(m, lock, plain, "x", &onto, NULL), -ENOTDIR);
     struct meta_rename_with no_version = { .onto_etag = "" };
     CHECK_INT(meta_rename_ex(m, lock, root, "config", &no_version, NULL), -EINVAL);
@@ -1198,7 +1206,8 @@ TEST(meta_rename_onto_a_cloud_file)
     meta_entry_free(&ent);
     /* a plain rename moves times too; a touched entry that is gone is skipped */
     struct meta_touch gone[2] = { { plain, SKY_HAS_CTIME, 6000 }, { 987654, SKY_HAS_CTIME, 6000 } };
-    struct meta_rename_with plain_with = { .touch = gone, .ntouch = 2 };
+    struct meta_touches gone_times = { gone, 2, NULL, NULL };
+    struct meta_rename_with plain_with = { .times = &gone_times };
     CHECK_INT(meta_rename_ex(m, plain, root, "plain2", &plain_with, NULL), 0);
     CHECK_INT(meta_get(m, plain, &ent, NULL), 0);
     CHECK_STR(ent.path, "plain2");

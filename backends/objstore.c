@@ -574,14 +574,9 @@ static int on_dir_item(void *arg, const struct objstore_item *it)
     }
     if (!it->is_prefix && it->meta && ent.attr.kind == SKY_DIR)
         snprintf(d->last_dir_object, sizeof d->last_dir_object, "%s", name);
-    /* the prefix "x/" right after the folder's named marker "x" (Azure's
-     * hdi_isfolder, listed with its metadata): the folder is there
-     * already, with its mode and times; the bare prefix would replace it */
-    bool marked = it->is_prefix && strcmp(name, d->last_dir_object) == 0;
-    bool ask = it->is_prefix && d->o->dirs && !marked;
-    int rc = marked ? 0
-             : ask ? dirmemo_add(&d->dirs, key, &ent)
-                   : deliver(d->o, &d->batch, d->cb, d->arg, key, &ent);
+    bool ask = it->is_prefix && d->o->dirs && strcmp(name, d->last_dir_object) != 0;
+    int rc = ask ? dirmemo_add(&d->dirs, key, &ent)
+                 : deliver(d->o, &d->batch, d->cb, d->arg, key, &ent);
     free(target);
     sky_objmeta_free(&im.om);
     return rc;

@@ -54,6 +54,12 @@ chmod 750 "$top/d1"
 chmod 700 "$top/d2"
 chown 1234:2345 "$top/d2"
 touch -d '2001-02-03 04:05:06' "$top/d1"
+# d3 holds a file: Azurite lists its prefix "top/d3/" before its named
+# marker "top/d3", and the marker's mode and mtime must win over the bare
+# prefix (the prefix, listed first, is asked about once)
+check "a folder with a file in it" eval "mkdir '$top/d3' && echo f >'$top/d3/f'"
+chmod 750 "$top/d3"
+touch -d '2001-02-03 04:05:06' "$top/d3"
 unmount_skyfs "$MNT"
 
 # put_blob NAME [curl args...]: an empty block blob straight to Azurite
@@ -74,8 +80,9 @@ got=$(ls -ln --time-style=+%s "$top" | awk 'NR > 1 { print $NF, $1, $3, $4, $6 }
 check_eq "ls -l through an empty cache: modes, owners, mtimes" \
     "d1 drwxr-x--- 0 0 $want_mtime
 d2 drwx------ 1234 2345
+d3 drwxr-x--- 0 0 $want_mtime
 plain drwxr-xr-x 0 0
 x drwx------ 77 0 $want_mtime" "$(echo "$got" | awk '$1 == "d2" || $1 == "plain" { NF = 4 } { print }')"
-check_eq "one HEAD of x/ and plain/, none of d1/ d2/ (named markers)" \
-    "plain/ x/" "$(marker_heads)"
+check_eq "one HEAD of d3/, x/ and plain/, none of d1/ d2/ (named markers)" \
+    "d3/ plain/ x/" "$(marker_heads)"
 unmount_skyfs "$MNT"

@@ -475,7 +475,8 @@ start_fault_proxy() {
 # start_s3rver_behind PROXY BUCKET
 #   Starts one s3rver holding BUCKET and, in front of it, a proxy of the
 #   tests, each on a free port: S3_PORT is the server's own (for requests
-#   straight to it), PROXY_PORT the proxy's (the endpoint skyfs gets).
+#   straight to it, BUCKET_URL the bucket's there: bucket_get...),
+#   PROXY_PORT the proxy's (the endpoint skyfs gets).
 #   PROXY is
 #     liveness  liveness_proxy.py, steered by the file MODE (written
 #               "forward" here) and counting requests in the file COUNT
@@ -488,6 +489,7 @@ start_s3rver_behind() {
     local proxy=$1 bucket=$2
     S3_PORT=$(free_port)
     PROXY_PORT=$(free_port)
+    BUCKET_URL="http://127.0.0.1:$S3_PORT/$bucket"
     start_s3rver "$TEST_TMP/s3rver" "$S3_PORT" --configure-bucket "$bucket" || return 1
     case "$proxy" in
     liveness)

@@ -35,7 +35,6 @@ write_s3_config "$CONF" "http://127.0.0.1:$PROXY_PORT" ro \
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 D="$MNT/s3"
 
-BUCKET_URL="http://127.0.0.1:$S3_PORT/ro"
 on_server() { bucket_get "$1" 2>/dev/null | cmp -s "$2" -; }
 pending() { "$SKYFS" status -c "$CONF" 2>/dev/null | grep -Eo '[0-9]+ pending upload' | grep -Eo '^[0-9]+'; }
 drained() { [ "$(pending)" = 0 ]; }

@@ -32,7 +32,6 @@ write_s3_config "$CONF" "http://127.0.0.1:$PROXY_PORT" sl \
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
 D="$MNT/s3"
 
-BUCKET_URL="http://127.0.0.1:$S3_PORT/sl"
 # server_meta KEY NAME: x-amz-meta-NAME of KEY
 server_meta() { bucket_header "$1" "x-amz-meta-$2"; }
 status() { "$SKYFS" status -c "$CONF" 2>/dev/null; }

@@ -218,9 +218,12 @@ void http_global_init(void)
 
 struct http_client {
     pthread_mutex_t lock;
-    pthread_cond_t freed;
+    pthread_cond_t freed;       /* CLOCK_MONOTONIC; broadcast: waiters differ */
     CURL **idle;
     int nidle, nbusy, max;
+    int busy_background;        /* of nbusy: background transfers (http_cancel) */
+    int waiting_foreground;     /* foreground transfers waiting for a handle */
+    long long foreground_ms;    /* when the last foreground transfer ended */
 
     CURLSH *share;
     pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
@@ -289,7 +292,7 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
         return sky_fail(e, ENOMEM, "out of memory");
     }
     pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->freed, NULL);
+    clock_cond_init(&c->freed);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_lock[i], NULL);
     curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
@@ -322,11 +325,41 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
-static CURL *pool_take(struct http_client *c)
+/* May a background transfer start now (c->lock held)?  See struct
+ * http_cancel: one at a time while foreground transfers run, wait or
+ * ended recently; up to half the connections on a quiet client. */
+static bool background_may_start(struct http_client *c)
+{
+    if (c->nidle == 0 && c->nbusy >= c->max)
+        return false;
+    bool quiet = c->nbusy == c->busy_background && c->waiting_foreground == 0 &&
+                 clock_now_ms() - c->foreground_ms >= HTTP_BACKGROUND_QUIET_MS;
+    int allowed = quiet ? (c->max / 2 > 1 ? c->max / 2 : 1) : 1;
+    return c->busy_background < allowed;
+}
+
+/* A handle for this thread's transfer, or NULL: out of memory (ENOMEM), or
+ * cancelled while a background transfer waited for its turn (EINTR). */
+static CURL *pool_take(struct http_client *c, bool background, int *err)
 {
     pthread_mutex_lock(&c->lock);
-    while (c->nidle == 0 && c->nbusy >= c->max)
-        pthread_cond_wait(&c->freed, &c->lock);
+    if (background) {
+        while (!background_may_start(c)) {
+            if (cancel_requested()) {
+                pthread_mutex_unlock(&c->lock);
+                *err = EINTR;
+                return NULL;
+            }
+            struct timespec until = clock_deadline_ms(50);  /* quiet comes with no signal */
+            pthread_cond_timedwait(&c->freed, &c->lock, &until);
+        }
+        c->busy_background++;
+    } else {
+        c->waiting_foreground++;
+        while (c->nidle == 0 && c->nbusy >= c->max)
+            pthread_cond_wait(&c->freed, &c->lock);
+        c->waiting_foreground--;
+    }
     CURL *h = c->nidle > 0 ? c->idle[--c->nidle] : NULL;
     c->nbusy++;
     pthread_mutex_unlock(&c->lock);
@@ -335,21 +368,28 @@ static CURL *pool_take(struct http_client *c)
     if (!h) {
         pthread_mutex_lock(&c->lock);
         c->nbusy--;
-        pthread_cond_signal(&c->freed);
+        if (background)
+            c->busy_background--;
+        pthread_cond_broadcast(&c->freed);
         pthread_mutex_unlock(&c->lock);
+        *err = ENOMEM;
     }
     return h;
 }
 
-static void pool_give(struct http_client *c, CURL *h)
+static void pool_give(struct http_client *c, CURL *h, bool background)
 {
     pthread_mutex_lock(&c->lock);
     c->nbusy--;
+    if (background)
+        c->busy_background--;
+    else
+        c->foreground_ms = clock_now_ms();
     if (c->nidle < c->max)
         c->idle[c->nidle++] = h;
     else
         curl_easy_cleanup(h);
-    pthread_cond_signal(&c->freed);
+    pthread_cond_broadcast(&c->freed);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -895,9 +935,12 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
             req->out_cap = (size_t)req->range_len;
     }
     struct xfer x = { .client = c, .req = req, .resp = resp };
-    CURL *h = pool_take(c);
+    bool background = thread_cancel && thread_cancel->background;
+    int taken = 0;
+    CURL *h = pool_take(c, background, &taken);
     if (!h)
-        return sky_fail(e, ENOMEM, "cannot create a curl handle");
+        return taken == EINTR ? sky_fail(e, EINTR, "%s: cancelled", req->method)
+                              : sky_fail(e, ENOMEM, "cannot create a curl handle");
     char errbuf[CURL_ERROR_SIZE];
     int result = 0, stalls = 0;
     for (int attempt = 0;; attempt++) {
@@ -943,7 +986,7 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
         }
         backoff_sleep(attempt);
     }
-    pool_give(c, h);
+    pool_give(c, h, background);
     if (result < 0)
         http_response_free(resp);
     return result;

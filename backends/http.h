@@ -199,7 +199,17 @@ void http_response_free(struct http_response *resp);
 struct http_cancel {
     atomic_int cancelled;
     long long deadline_ms;
+    /* A background thread's transfers (the crawl, and the helper threads
+     * of its parallel_for): they yield the client's connections to the
+     * others.  While any other transfer of the client runs, waits, or
+     * ended less than HTTP_BACKGROUND_QUIET_MS ago, at most one
+     * background transfer is under way; on a quiet client up to half its
+     * connections.  So a crawl never takes the server's capacity from
+     * the people using the mount (one slow listing each), yet runs at
+     * full speed when nobody does. */
+    bool background;
 };
+#define HTTP_BACKGROUND_QUIET_MS 250
 void http_cancel_set(struct http_cancel *c);
 void http_cancel_all(void);
 /* Has this thread's struct http_cancel (or http_cancel_all) asked to stop?

@@ -217,5 +217,5 @@ int linkprobe_add(struct linkprobe_batch *b, const char *key, const struct sky_d
     }
     it->gone = false;
     b->n++;
-    return b->n == LINKPROBE_BATCH ? linkprobe_flush(b) : 0;
+    return b->n == (b->max && b->max < LINKPROBE_BATCH ? b->max : LINKPROBE_BATCH) ? linkprobe_flush(b) : 0;
 }

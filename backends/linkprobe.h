@@ -36,7 +36,7 @@
 #include "driver.h"
 
 #define LINKPROBE_SIZE_MAX 4096     /* PATH_MAX: no symlink object is larger */
-#define LINKPROBE_THREADS  8
+#define LINKPROBE_THREADS  16
 #define LINKPROBE_BATCH    256
 
 /* The memory of object versions found not to be symlinks. */
@@ -75,6 +75,10 @@ struct linkprobe_batch {
      * head brought, would reach the cache first.  The caller's cache
      * (kind_known) answers for the versions once they are stored. */
     bool forgetful;
+    /* Entries kept before they are asked about and handed on (0:
+     * LINKPROBE_BATCH).  The crawl hands its answers on in small batches,
+     * so that they reach the cache soon after they arrive. */
+    size_t max;
     /* private */
     struct linkprobe_item *items;
     size_t n;

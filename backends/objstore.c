@@ -974,7 +974,7 @@ int objstore_list_tree(void *ctx, const char *dir, sky_list_cb cb, void *arg,
     struct tree_lister t = { o, l.container, strlen(prefix), cb, arg,
                              { .memo = o->probe, .scope = l.container, .ask = probe_ask,
                                .ask_arg = &where, .cb = cb, .cb_arg = arg, .e = e,
-                               .forgetful = true },
+                               .forgetful = true, .max = LINKPROBE_THREADS * 2 },
                              { .memo = o->dirs, .scope = l.container, .ask = dirs_ask,
                                .ask_arg = &where, .known = dirs_known, .cb = cb, .cb_arg = arg, .e = e } };
     rc = os_list_keys(o, l.container, prefix, false, 0, on_tree_item, &t, show, e);

@@ -25,7 +25,8 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 
-#define CRAWL_BATCH 500             /* entries per transaction */
+#define CRAWL_BATCH 500             /* entries per transaction, at most */
+#define CRAWL_BATCH_MS 100          /* ... and a batch is stored once this old */
 #define CRAWL_SWEEP_BATCH 2000      /* entries looked at per sweep transaction */
 #define CRAWL_NICE 10
 #define CRAWL_RETRY_FIRST_MS 30000LL
@@ -90,6 +91,7 @@ struct flat {
     struct sky_dirent ents[CRAWL_BATCH];
     size_t n;
     int64_t batch_asof;             /* when the batch's first entry arrived */
+    long long batch_ms;             /* ... on the monotonic clock */
     uint64_t seen;
     long long store_ms;             /* time spent storing (SQLite), the rest is listing */
     struct sky_err err;             /* a failure to store */
@@ -122,13 +124,16 @@ static int flat_entry(void *arg, const struct sky_dirent *d)
     struct flat *f = arg;
     if (stopping(f->cr))
         return -EINTR;
-    if (f->n == 0)
+    if (f->n == 0) {
         f->batch_asof = skyfs_now();
+        f->batch_ms = clock_now_ms();
+    }
     if (sky_dirent_copy(&f->ents[f->n], d))
         return -ENOMEM;
     f->n++;
     f->seen++;
-    return f->n == CRAWL_BATCH ? flat_flush(f) : 0;
+    return f->n == CRAWL_BATCH || clock_now_ms() - f->batch_ms >= CRAWL_BATCH_MS ? flat_flush(f)
+                                                                                : 0;
 }
 
 /* The sweep after a complete flat listing. */
@@ -431,6 +436,7 @@ void crawl_start(struct skyfs *fs)
             continue;
         pthread_mutex_init(&cr->lock, NULL);
         clock_cond_init(&cr->cond);
+        cr->cancel.background = true;   /* its requests yield to the mount's (http.h) */
         int rc = pthread_create(&cr->thread, NULL, crawl_main, cr);
         if (rc) {
             LOG_ERROR("cloud '%s': cannot start its crawl thread: %s", c->cfg->name,

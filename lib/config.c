@@ -496,7 +496,7 @@ static const struct { const char *key, *help; } cache_keys[] = {
     { "revalidate", "async: a listing older than ttl is answered at once while it is refreshed "
       "in the background; sync: refreshed first, so ttl bounds staleness (default sync)" },
     { "list_ahead", "0 to 16: when a folder is listed, its subfolders never listed yet are "
-      "listed in the background, at most this many at a time (default 2; 0: off)" },
+      "listed in the background, at most this many at a time (default 8; 0: off)" },
 };
 
 void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,

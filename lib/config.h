@@ -100,7 +100,7 @@ struct sky_config {
 #define SKY_CONFIG_MAX_BYTES (1024 * 1024)
 
 #define SKY_DEFAULT_TTL_NS          (10LL * 1000000000LL)
-#define SKY_DEFAULT_LIST_AHEAD      2u
+#define SKY_DEFAULT_LIST_AHEAD      8u
 #define SKY_MAX_LIST_AHEAD          16
 #define SKY_DEFAULT_NEGATIVE_TTL_NS (2LL * 1000000000LL)
 /* One refresh of the index an hour: on S3 a million objects cost 1,000

@@ -108,7 +108,7 @@ TEST(config_defaults_without_cache_section)
         CHECK_INT(cfg->clouds[0].ttl_ns, SKY_DEFAULT_TTL_NS);
         CHECK(cfg->clouds[0].index);
         CHECK_INT(cfg->clouds[0].index_interval_ns, SKY_DEFAULT_INDEX_INTERVAL_NS);
-        CHECK_INT(cfg->clouds[0].list_ahead, 2);
+        CHECK_INT(cfg->clouds[0].list_ahead, 8);
         sky_config_free(cfg);
     }
     unit_rmtree(dir);

@@ -31,6 +31,7 @@
 #include "../lib/config.h"
 #include "names.h"
 #include "paging.h"
+#include "parallel.h"
 
 int os_oom(struct sky_err *e)
 {
@@ -1081,6 +1082,54 @@ static int stat_container(struct objstore *o, const struct os_loc *l, struct sky
     return rc;
 }
 
+/* What "key/" is, once "key" is not an object: the first key under the
+ * prefix (is it a folder at all?) and the marker's head (its attributes),
+ * asked at once, so a folder with a marker costs two round trips, not
+ * three (a head of "key/" that finds nothing costs one request more). */
+struct dir_question {
+    struct objstore *o;
+    const struct os_loc *l;
+    const char *show;
+    bool any, marker, others;
+    int list_rc, marker_rc;
+    struct sky_err list_err, marker_err;
+    struct sky_attr marker_attr;
+};
+
+static int dir_question_job(void *arg, size_t i, struct sky_err *e)
+{
+    struct dir_question *q = arg;
+    if (i == 0)
+        q->list_rc = os_probe_dir(q->o, q->l, 1, &q->any, &q->marker, &q->others, q->show,
+                                  &q->list_err);
+    else
+        q->marker_rc = stat_marker(q->o, q->l, &q->marker_attr, q->show, &q->marker_err);
+    return 0;
+}
+
+static int stat_dir(struct objstore *o, const struct os_loc *l, struct sky_attr *out,
+                    const char *show, struct sky_err *e)
+{
+    struct dir_question q = { .o = o, .l = l, .show = show };
+    int rc = parallel_for(2, 2, dir_question_job, &q, e);
+    if (rc == 0 && q.list_rc) {
+        rc = q.list_rc;
+        if (e)
+            *e = q.list_err;
+    } else if (rc == 0 && !q.any) {
+        rc = OS_FAIL(o, e, ENOENT, "HEAD %s: 404 NoSuchKey", show);
+    } else if (rc == 0 && q.marker) {
+        rc = q.marker_rc;
+        if (rc == 0)
+            *out = q.marker_attr;
+        else if (e)
+            *e = q.marker_err;
+    } else if (rc == 0) {
+        os_dir_attr(out);
+    }
+    return rc;
+}
+
 int objstore_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e)
 {
     struct objstore *o = ctx;
@@ -1107,14 +1156,7 @@ int objstore_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_
         objstore_head_free(&h);
     } else if (rc == -ENOENT) {
         sky_err_clear(e);
-        bool any, marker, others;
-        rc = os_probe_dir(o, &l, 1, &any, &marker, &others, show, e);
-        if (rc == 0 && !any)
-            rc = OS_FAIL(o, e, ENOENT, "HEAD %s: 404 NoSuchKey", show);
-        else if (rc == 0 && marker)
-            rc = stat_marker(o, &l, out, show, e);
-        else if (rc == 0)
-            os_dir_attr(out);
+        rc = stat_dir(o, &l, out, show, e);
     }
     os_loc_free(&l);
     return rc;

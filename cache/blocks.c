@@ -614,6 +614,16 @@ bool blocks_is_dirty(struct blocks_obj *o)
     return __atomic_load_n(&o->dirty, __ATOMIC_ACQUIRE);
 }
 
+bool blocks_is_whole(struct blocks_obj *o)
+{
+    pthread_mutex_lock(&o->lock);
+    bool whole = true;
+    for (uint64_t i = 0; whole && i < o->nblocks; i++)
+        whole = o->st[i] & B_PRESENT;
+    pthread_mutex_unlock(&o->lock);
+    return whole;
+}
+
 const char *blocks_path(struct blocks_obj *o)
 {
     return __atomic_load_n(&o->path, __ATOMIC_ACQUIRE);

@@ -229,6 +229,8 @@ int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, 
 
 uint64_t blocks_size(struct blocks_obj *o);
 bool blocks_is_dirty(struct blocks_obj *o);
+/* Is every byte of the object in the cache (all its blocks whole)? */
+bool blocks_is_whole(struct blocks_obj *o);
 /* Cloud path of the object; follows blocks_rename.  Every string returned
  * stays valid until the object's last release. */
 const char *blocks_path(struct blocks_obj *o);

@@ -132,6 +132,11 @@ void meta_on_gone(struct meta *m, meta_gone_fn fn, void *arg);
 typedef int (*meta_child_cb)(void *arg, const struct meta_entry *ent);
 int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
                   struct sky_err *e);
+/* The same for the children named after `after` (byte order), read from
+ * SQLite `page` at a time (0: the usual page): for a walk that stops soon
+ * after a given name, in a folder of any size. */
+int meta_children_after(struct meta *m, uint64_t parent, const char *after, size_t page,
+                        meta_child_cb cb, void *arg, struct sky_err *e);
 
 /* Number of children of `parent` in the cache. */
 int meta_child_count(struct meta *m, uint64_t parent, uint64_t *count, struct sky_err *e);

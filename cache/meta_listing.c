@@ -297,8 +297,8 @@ int meta_replace_listing(struct meta *m, uint64_t parent, const struct sky_diren
 
 /* ---- walking children -------------------------------------------------- */
 
-/* Up to CHILDREN_PAGE children of `parent` named after `after`. */
-static int meta_children_page(struct meta *m, uint64_t parent, const char *after,
+/* Up to `want` (at most CHILDREN_PAGE) children of `parent` named after `after`. */
+static int meta_children_page(struct meta *m, uint64_t parent, const char *after, size_t want,
                               struct meta_entry *page, size_t *n, struct sky_err *e)
 {
     *n = 0;
@@ -307,7 +307,7 @@ static int meta_children_page(struct meta *m, uint64_t parent, const char *after
         return -e->code;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
     cachedb_bind_text(st, 2, after);
-    sqlite3_bind_int(st, 3, CHILDREN_PAGE);
+    sqlite3_bind_int(st, 3, (int)want);
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         ret = meta_entry_from_row(st, &page[*n], e);
@@ -324,8 +324,16 @@ static int meta_children_page(struct meta *m, uint64_t parent, const char *after
 int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
                   struct sky_err *e)
 {
-    struct meta_entry *page = calloc(CHILDREN_PAGE, sizeof *page);
-    char *after = strdup("");
+    return meta_children_after(m, parent, "", 0, cb, arg, e);
+}
+
+int meta_children_after(struct meta *m, uint64_t parent, const char *from, size_t want,
+                        meta_child_cb cb, void *arg, struct sky_err *e)
+{
+    if (want == 0 || want > CHILDREN_PAGE)
+        want = CHILDREN_PAGE;
+    struct meta_entry *page = calloc(want, sizeof *page);
+    char *after = strdup(from);
     if (!page || !after) {
         free(page);
         free(after);
@@ -335,11 +343,11 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&m->lock);
-        rc = meta_children_page(m, parent, after, page, &n, e);
+        rc = meta_children_page(m, parent, after, want, page, &n, e);
         pthread_mutex_unlock(&m->lock);
         for (size_t i = 0; rc == 0 && i < n; i++)
             rc = cb(arg, &page[i]);
-        if (rc == 0 && n == CHILDREN_PAGE) {
+        if (rc == 0 && n == want) {
             free(after);
             after = strdup(page[n - 1].name);
             if (!after)
@@ -347,7 +355,7 @@ int meta_children(struct meta *m, uint64_t parent, meta_child_cb cb, void *arg,
         }
         for (size_t i = 0; i < n; i++)
             meta_entry_free(&page[i]);
-        if (rc || n < CHILDREN_PAGE)
+        if (rc || n < want)
             break;
     }
     free(after);

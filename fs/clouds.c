@@ -22,6 +22,7 @@
 #include "crawl.h"
 #include "kinds.h"
 #include "listahead.h"
+#include "openahead.h"
 #include "liveness.h"
 #include "moved.h"
 #include "stream.h"
@@ -282,6 +283,8 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
         rc = liveness_start(fs, e);
     if (!rc)
         rc = listahead_start(fs, e);
+    if (!rc)
+        rc = openahead_start(fs, e);
     if (rc) {
         skyfs_close(fs);
         return rc;
@@ -296,8 +299,10 @@ void skyfs_close(struct skyfs *fs)
         return;
     crawl_stop(fs);             /* its threads call drivers and the caches */
     listahead_stop(fs);         /* nothing more queued; liveness_stop waits for the rest */
+    openahead_stop(fs);
     liveness_stop(fs);
     listahead_free(fs);
+    openahead_free(fs);
     if (fs->recovery_started) {
         pthread_mutex_lock(&fs->retry_lock);
         fs->stopping = true;

@@ -257,6 +257,40 @@ void files_mark_unlinked(struct skyfs *fs, uint64_t ino)
     pthread_mutex_unlock(&fs->files_lock);
 }
 
+static void emit_nothing(void *emit_arg, int fd, uint64_t off, size_t n)
+{
+    (void)emit_arg;
+    (void)fd;
+    (void)off;
+    (void)n;
+}
+
+int files_fetch_whole(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                      struct sky_err *e)
+{
+    struct ofile *of = files_find(fs, ent->ino);
+    if (of) {
+        files_close(fs, of);
+        return 0;
+    }
+    struct blocks_obj *obj;
+    int rc = blocks_get(fs->blocks, c->cfg->name, ent->path, ent->attr.etag, ent->attr.size,
+                        &obj, e);
+    if (rc)
+        return rc;
+    if (!blocks_is_dirty(obj) && !blocks_is_whole(obj)) {
+        struct fetch_ctx f = { .cloud = c, .path = ent->path };
+        snprintf(f.etag, sizeof f.etag, "%s", ent->attr.etag);
+        /* no clone: no readahead of its own, the whole file is asked at once */
+        struct blocks_fetcher fetcher = { .fetch = fetch_from_cloud, .arg = &f };
+        rc = blocks_read_to(obj, 0, (size_t)ent->attr.size, &fetcher, emit_nothing, NULL, e);
+        if (rc == 0)
+            rc = 1;
+    }
+    blocks_release(obj);
+    return rc;
+}
+
 int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
                blocks_emit_fn emit, void *emit_arg, struct sky_err *e)
 {

@@ -89,6 +89,6 @@ int liveness_refresh_bounded(struct skyfs *fs, uint64_t key, liveness_refresh_fn
 int liveness_refresh_background(struct skyfs *fs, uint64_t key, liveness_refresh_fn refresh,
                                 void *arg, void (*free_arg)(void *), struct sky_err *e);
 #define LIVENESS_KEY(ino, kind) (((uint64_t)(ino) << 2) | (uint64_t)(kind))
-enum { LIVENESS_ATTR = 1, LIVENESS_LISTING = 2 };
+enum { LIVENESS_ATTR = 1, LIVENESS_LISTING = 2, LIVENESS_FETCH = 3 };
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "../lib/log.h"
 #include "localdirs.h"
+#include "openahead.h"
 #include "ops.h"
 #include "readahead.h"
 #include "virtual.h"
@@ -318,6 +319,8 @@ void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         if (fuse_reply_open(req, fi) != 0) {
             handle_free(fs, ops_handle(fi));
             files_close(fs, of);
+        } else if (!writing) {
+            openahead_opened(fs, c, &ent);      /* the next files of its folder, maybe */
         }
     }
     meta_entry_free(&ent);

@@ -100,6 +100,7 @@ struct skyfs {
     bool probe_started;
     struct crawler *crawlers;   /* crawl.h: the background crawls, one per cloud, or NULL */
     struct listahead *listahead; /* listahead.h: subfolders listed ahead of a reader */
+    struct openahead *openahead; /* openahead.h: files fetched ahead of a reader */
     /* writeback.c: the queue of background uploads (write_back = async) */
     pthread_mutex_t wb_lock;
     pthread_cond_t wb_cond;
@@ -243,6 +244,13 @@ int files_open_new(struct skyfs *fs, const struct meta_entry *ent, struct ofile 
                    struct sky_err *e);
 /* The open file for an inode, if any (adds a reference: files_close it). */
 struct ofile *files_find(struct skyfs *fs, uint64_t ino);
+/* Bring the whole of file `ent` of cloud c (its cloud version, ent's etag)
+ * into the block cache, unless it is there already, holds local writes
+ * or is open (its readers fetch it themselves).  For fs/openahead.c:
+ * 1 when it was fetched, 0 when it was left alone, else the fetch's
+ * failure (-ESTALE: the cloud holds another version now). */
+int files_fetch_whole(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
+                      struct sky_err *e);
 
 /* Read [off, off+len): on success emit(emit_arg, ...) got the bytes where
  * they sit in the cache file (see blocks_emit_fn); on failure it was not

@@ -380,6 +380,21 @@ static int parse_file(const char *path, struct parsed *p, struct sky_err *e)
 
 /* ---- validation ------------------------------------------------------- */
 
+/* A count of things done ahead (list_ahead, open_ahead): 0 to max, 0 off. */
+static int parse_ahead(const struct sky_kv *kv, const char *file, long max, const char *example,
+                       const char *what, unsigned *out, struct sky_err *e)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(kv->value, &end, 10);
+    if (errno || end == kv->value || *end || v < 0 || v > max)
+        return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a number from 0 to %ld; write "
+                        "e.g. %s = %s (%s) or %s = 0 (off)", file, kv->line, kv->key, kv->value,
+                        max, kv->key, example, what, kv->key);
+    *out = (unsigned)v;
+    return 0;
+}
+
 static const struct sky_kv *find_kv(const struct section *s, const char *key)
 {
     for (size_t k = 0; k < s->nkv; k++)
@@ -497,6 +512,8 @@ static const struct { const char *key, *help; } cache_keys[] = {
       "in the background; sync: refreshed first, so ttl bounds staleness (default sync)" },
     { "list_ahead", "0 to 16: when a folder is listed, its subfolders never listed yet are "
       "listed in the background, at most this many at a time (default 8; 0: off)" },
+    { "open_ahead", "0 to 64: a reader going through a folder's files in order gets this "
+      "many of the next files (up to 1 MiB each) fetched ahead (default 8; 0: off)" },
 };
 
 void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,
@@ -609,6 +626,7 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
     c->revalidate_sync = true;
     c->list_ahead = SKY_DEFAULT_LIST_AHEAD;
+    c->open_ahead = SKY_DEFAULT_OPEN_AHEAD;
     c->index = true;
     c->write_back_async = false;
     c->write_back_delay_ns = SKY_DEFAULT_WRITE_BACK_DELAY_NS;
@@ -632,15 +650,16 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
                                 file, kv->line, kv->value);
             c->revalidate_sync = strcmp(kv->value, "sync") == 0;
         } else if (strcmp(kv->key, "list_ahead") == 0) {
-            char *end = NULL;
-            errno = 0;
-            long v = strtol(kv->value, &end, 10);
-            if (errno || end == kv->value || *end || v < 0 || v > SKY_MAX_LIST_AHEAD)
-                return sky_fail(e, EINVAL, "%s:%d: list_ahead = \"%s\" is not a number from 0 to "
-                                "%d; write e.g. list_ahead = 2 (subfolders listed in the "
-                                "background at once) or list_ahead = 0 (off)", file, kv->line,
-                                kv->value, SKY_MAX_LIST_AHEAD);
-            c->list_ahead = (unsigned)v;
+            int rc = parse_ahead(kv, file, SKY_MAX_LIST_AHEAD, "2",
+                                 "subfolders listed in the background at once", &c->list_ahead, e);
+            if (rc)
+                return rc;
+        } else if (strcmp(kv->key, "open_ahead") == 0) {
+            int rc = parse_ahead(kv, file, SKY_MAX_OPEN_AHEAD, "8",
+                                 "files fetched ahead of a reader going through a folder",
+                                 &c->open_ahead, e);
+            if (rc)
+                return rc;
         } else if (strcmp(kv->key, "write_back") == 0) {
             if (strcmp(kv->value, "sync") != 0 && strcmp(kv->value, "async") != 0)
                 return sky_fail(e, EINVAL, "%s:%d: write_back = \"%s\" is not sync or async; "

@@ -74,6 +74,8 @@ struct sky_cloud_config {
                                      * answered at once while one background refresh runs */
     unsigned list_ahead;            /* subfolders listed in the background at once, per
                                      * cloud (fs/listahead.h); 0: off */
+    unsigned open_ahead;            /* files fetched ahead of a reader going through a
+                                     * folder (fs/openahead.h); 0: off */
     bool index;                     /* crawl the cloud in the background (fs/crawl.h) */
     int64_t index_interval_ns;      /* ... again this long after the last complete crawl
                                      * began (SKY_TTL_FOREVER: once) */
@@ -102,6 +104,8 @@ struct sky_config {
 #define SKY_DEFAULT_TTL_NS          (10LL * 1000000000LL)
 #define SKY_DEFAULT_LIST_AHEAD      8u
 #define SKY_MAX_LIST_AHEAD          16
+#define SKY_DEFAULT_OPEN_AHEAD      8u
+#define SKY_MAX_OPEN_AHEAD          64
 #define SKY_DEFAULT_NEGATIVE_TTL_NS (2LL * 1000000000LL)
 /* One refresh of the index an hour: on S3 a million objects cost 1,000
  * LIST requests per refresh (README, "The search index"). */

@@ -302,6 +302,9 @@ char *sky_metrics_render(size_t *len)
           "kept as conflict copies, deletes not made." },
         { SKY_M_LIST_AHEAD, "skyfs_list_ahead_total",
           "Folders queued to be listed in the background ahead of a reader (list_ahead)." },
+        { SKY_M_OPEN_AHEAD, "skyfs_open_ahead_total",
+          "Files brought into the block cache ahead of a reader going through their folder "
+          "(open_ahead)." },
     };
     for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++) {
         sky_metrics_family(&t, plain[k].name, "counter", plain[k].help);

@@ -71,6 +71,7 @@ enum sky_metrics_counter {
     SKY_M_UPLOAD_RETRIES,       /* uploads of the journal tried again */
     SKY_M_CONFLICTS,            /* another machine's change met (fs/conflicts.c) */
     SKY_M_LIST_AHEAD,           /* folders queued for a listing ahead (fs/listahead.c) */
+    SKY_M_OPEN_AHEAD,           /* files fetched ahead of a reader (fs/openahead.c) */
     SKY_M_COUNTER_COUNT
 };
 void sky_metrics_inc(enum sky_metrics_counter which);

@@ -109,6 +109,7 @@ TEST(config_defaults_without_cache_section)
         CHECK(cfg->clouds[0].index);
         CHECK_INT(cfg->clouds[0].index_interval_ns, SKY_DEFAULT_INDEX_INTERVAL_NS);
         CHECK_INT(cfg->clouds[0].list_ahead, 8);
+        CHECK_INT(cfg->clouds[0].open_ahead, 8);
         sky_config_free(cfg);
     }
     unit_rmtree(dir);
@@ -116,21 +117,23 @@ TEST(config_defaults_without_cache_section)
     free(path);
 }
 
-TEST(config_list_ahead)
+TEST(config_list_ahead_and_open_ahead)
 {
-    static const struct { const char *value; int want; } cases[] = {
-        { "0", 0 }, { "5", 5 }, { "16", 16 },
+    static const struct { const char *key, *value; int want; } cases[] = {
+        { "list_ahead", "0", 0 }, { "list_ahead", "5", 5 }, { "list_ahead", "16", 16 },
+        { "open_ahead", "0", 0 }, { "open_ahead", "3", 3 }, { "open_ahead", "64", 64 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct sky_config *cfg = NULL;
         struct sky_err e = { 0 };
         char *dir, *path, text[128];
-        snprintf(text, sizeof text, "[a]\ntype = local\npath = /x\nlist_ahead = %s\n",
+        snprintf(text, sizeof text, "[a]\ntype = local\npath = /x\n%s = %s\n", cases[i].key,
                  cases[i].value);
         int rc = load_text(text, 0600, &cfg, &e, &dir, &path);
         CHECK_INT(rc, 0);
         if (rc == 0) {
-            CHECK_INT(cfg->clouds[0].list_ahead, cases[i].want);
+            bool list = strcmp(cases[i].key, "list_ahead") == 0;
+            CHECK_INT(list ? cfg->clouds[0].list_ahead : cfg->clouds[0].open_ahead, cases[i].want);
             sky_config_free(cfg);
         }
         unit_rmtree(dir);
@@ -234,7 +237,7 @@ TEST(config_bad_clouds)
     expect_error("[a]\ntype = local\npath = /x\ncolour = blue\n", 0644,
                  ":4: unknown key \"colour\" for a cloud of type local; known keys: type, "
                  "read_only, write_back, write_back_delay, upload_parallel, ttl, negative_ttl, "
-                 "index, index_interval, revalidate, list_ahead, path");
+                 "index, index_interval, revalidate, list_ahead, open_ahead, path");
     expect_error("[a]\ntype = local\npath = /x\nrevalidate = later\n", 0644,
                  ":4: revalidate = \"later\" is not a mode; write async (a listing older than "
                  "ttl is answered at once and refreshed in the background) or sync (refreshed "
@@ -245,6 +248,10 @@ TEST(config_bad_clouds)
     expect_error("[a]\ntype = local\npath = /x\nlist_ahead = two\n", 0644,
                  ":4: list_ahead = \"two\" is not a number from 0 to 16; write e.g. list_ahead = 2 "
                  "(subfolders listed in the background at once) or list_ahead = 0 (off)");
+    expect_error("[a]\ntype = local\npath = /x\nopen_ahead = 65\n", 0644,
+                 ":4: open_ahead = \"65\" is not a number from 0 to 64; write e.g. open_ahead = 8 "
+                 "(files fetched ahead of a reader going through a folder) or open_ahead = 0 "
+                 "(off)");
     expect_error("[a]\ntype = local\npath = /x\nindex = maybe\n", 0644,
                  ":4: index = \"maybe\" is not on or off; write index = on (keep this cloud's "
                  "search index complete in the background) or index = off");

@@ -136,6 +136,11 @@ int cloud_offline_check(struct cloud *c, struct sky_err *e)
     return rc;
 }
 
+bool cloud_unreachable(struct cloud *c)
+{
+    return !c->ctx || cloud_offline_check(c, NULL) != 0;
+}
+
 bool skyfs_fresh(int64_t at, int64_t ttl)
 {
     return at > 0 && (ttl == SKY_TTL_FOREVER || skyfs_now() - at < ttl);

@@ -172,13 +172,6 @@ static int la_run(struct skyfs *fs, void *arg, struct sky_err *e)
     return rc;
 }
 
-/* Is cloud c offline now? */
-static bool la_offline(struct cloud *c)
-{
-    struct sky_err e = { 0 };
-    return !c->ctx || cloud_offline_check(c, &e) != 0;
-}
-
 /* Start queued listings while their clouds' bounds allow. */
 static void la_pump(struct skyfs *fs)
 {
@@ -202,7 +195,7 @@ static void la_pump(struct skyfs *fs)
         pthread_mutex_unlock(&la->lock);
         if (!j)
             return;
-        if (la_offline(j->c)) {             /* offline: no listing ahead */
+        if (cloud_unreachable(j->c)) {             /* offline: no listing ahead */
             la_free_job(j);
             continue;
         }
@@ -257,7 +250,7 @@ static int la_child(void *arg, const struct meta_entry *ent)
 void listahead_dir(struct skyfs *fs, struct cloud *c, uint64_t dir_ino)
 {
     struct listahead *la = fs->listahead;
-    if (!la || !c || !c->cfg->list_ahead || la_offline(c))
+    if (!la || !c || !c->cfg->list_ahead || cloud_unreachable(c))
         return;
     struct la_walk w = { .la = la, .c = c };
     w.tail = &w.head;

@@ -112,13 +112,6 @@ static void oa_free_job(void *arg)
 
 static void oa_pump(struct skyfs *fs);
 
-/* Is cloud c offline now? */
-static bool oa_offline(struct cloud *c)
-{
-    struct sky_err e = { 0 };
-    return !c->ctx || cloud_offline_check(c, &e) != 0;
-}
-
 /* Worth fetching ahead: a file of the cloud, not empty, not too large,
  * with a version to ask for. */
 static bool oa_wanted(const struct meta_entry *ent)
@@ -139,7 +132,7 @@ static int oa_run(struct skyfs *fs, void *arg, struct sky_err *e)
     pthread_mutex_unlock(&oa->lock);
     int rc = 0;
     struct meta_entry ent;
-    if (!stopping && !oa_offline(j->c) && meta_get(fs->meta, j->ino, &ent, e) == 0) {
+    if (!stopping && !cloud_unreachable(j->c) && meta_get(fs->meta, j->ino, &ent, e) == 0) {
         if (oa_wanted(&ent)) {
             rc = files_fetch_whole(fs, j->c, &ent, e);
             if (rc == 1)
@@ -256,7 +249,7 @@ void openahead_opened(struct skyfs *fs, struct cloud *c, const struct meta_entry
     pthread_mutex_lock(&oa->lock);
     bool forward = !oa->stopping && oa_follow(oa, c, ent, &after);
     pthread_mutex_unlock(&oa->lock);
-    if (!forward || oa_offline(c)) {
+    if (!forward || cloud_unreachable(c)) {
         free(after);
         return;
     }

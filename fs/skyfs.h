@@ -165,6 +165,9 @@ void cloud_mark_online(struct cloud *c);
 /* 0 if c may be asked now; -EHOSTDOWN (e filled) while it is offline:
  * the caller answers from the cache without the network. */
 int cloud_offline_check(struct cloud *c, struct sky_err *e);
+/* Nothing may be asked of c now: it did not open, or it is offline (for
+ * work done ahead of a reader, which is then simply not done). */
+bool cloud_unreachable(struct cloud *c);
 
 /* The health file of a cloud: one line, "online", "offline: REASON" or
  * "unavailable: REASON", written by the daemon when the state changes. */

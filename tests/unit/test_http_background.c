@@ -167,6 +167,15 @@ static void getter_start(struct getter *g, struct http_client *c, int port, bool
     pthread_create(&g->th, NULL, getter_main, g);
 }
 
+/* Wait for getters g[0..n) to end: each must have succeeded. */
+static void getters_done(struct getter *g, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pthread_join(g[i].th, NULL);
+        CHECK_INT(g[i].rc, 0);
+    }
+}
+
 static struct http_client *client_of(int max)
 {
     struct http_options opt = { .max_connections = max };
@@ -190,12 +199,8 @@ TEST(http_background_yields_while_the_foreground_works)
     usleep(400000);
     CHECK_INT(atomic_load(&g.arrived), 2);          /* ...and only one */
     atomic_store(&g.open, 1);
-    pthread_join(fg.th, NULL);
-    for (int i = 0; i < 4; i++)
-        pthread_join(bg[i].th, NULL);
-    CHECK_INT(fg.rc, 0);
-    for (int i = 0; i < 4; i++)
-        CHECK_INT(bg[i].rc, 0);
+    getters_done(&fg, 1);
+    getters_done(bg, 4);
     CHECK_INT(atomic_load(&g.arrived), 5);
     http_client_free(c);
     gate_stop(&g);
@@ -217,12 +222,8 @@ TEST(http_background_takes_half_a_quiet_client)
     getter_start(&fg, c, g.port, false);
     CHECK(arrived_within(&g, 5, 5000));
     atomic_store(&g.open, 1);
-    pthread_join(fg.th, NULL);
-    for (int i = 0; i < 6; i++)
-        pthread_join(bg[i].th, NULL);
-    CHECK_INT(fg.rc, 0);
-    for (int i = 0; i < 6; i++)
-        CHECK_INT(bg[i].rc, 0);
+    getters_done(&fg, 1);
+    getters_done(bg, 6);
     http_client_free(c);
     gate_stop(&g);
 }
@@ -247,10 +248,8 @@ TEST(http_background_waiting_for_its_turn_is_cancelled)
     CHECK(clock_now_ms() - t0 < 2000);
     CHECK_INT(atomic_load(&g.arrived), 2);          /* it never went out */
     atomic_store(&g.open, 1);
-    pthread_join(fg.th, NULL);
-    pthread_join(bg[0].th, NULL);
-    CHECK_INT(fg.rc, 0);
-    CHECK_INT(bg[0].rc, 0);
+    getters_done(&fg, 1);
+    getters_done(bg, 1);
     http_client_free(c);
     gate_stop(&g);
 }

@@ -21,7 +21,9 @@ bench_check_args() {
 
 # bench_skyfs_config CONF CACHE BUCKET [LINE...]: a skyfs config (mode 0600)
 # for one s3 cloud named BUCKET on the s3rver (lib.sh's s3rver_cloud); each
-# LINE is added to the cloud's section (e.g. "ttl = 1h").
+# LINE is added to the cloud's section (e.g. "ttl = 1h"), and so is each
+# line of BENCH_SKYFS_LINES (e.g. BENCH_SKYFS_LINES='open_ahead = 0' to
+# measure without a feature).
 bench_skyfs_config() {
     local conf=$1 cache=$2 bucket=$3; shift 3
     mkdir -p "$cache"
@@ -32,6 +34,7 @@ bench_skyfs_config() {
         printf 'region = us-east-1\npath_style = true\n'
         local line
         for line in "$@"; do echo "$line"; done
+        [ -z "${BENCH_SKYFS_LINES:-}" ] || printf '%s\n' "$BENCH_SKYFS_LINES"
     } >"$conf")
 }
 

@@ -42,6 +42,8 @@ key = $SWIFT_KEY
 container = data
 retries = 2
 ttl = 1s
+# each read below must reach the proxy: no file fetched ahead of the reader
+open_ahead = 0
 EOF
 )
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"

@@ -513,7 +513,8 @@ static const struct { const char *key, *help; } cache_keys[] = {
     { "list_ahead", "0 to 16: when a folder is listed, its subfolders never listed yet are "
       "listed in the background, at most this many at a time (default 8; 0: off)" },
     { "open_ahead", "0 to 64: a reader going through a folder's files in order gets this "
-      "many of the next files (up to 1 MiB each) fetched ahead (default 8; 0: off)" },
+      "many of the next files (up to 1 MiB each) fetched ahead (default 8, 0 for local "
+      "clouds; 0: off)" },
 };
 
 void sky_config_each_key(void (*fn)(void *arg, const char *section, const char *key,
@@ -626,7 +627,8 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
     c->negative_ttl_ns = SKY_DEFAULT_NEGATIVE_TTL_NS;
     c->revalidate_sync = true;
     c->list_ahead = SKY_DEFAULT_LIST_AHEAD;
-    c->open_ahead = SKY_DEFAULT_OPEN_AHEAD;
+    /* a local folder's reads wait on no network: nothing to win ahead */
+    c->open_ahead = strcmp(d->type, "local") == 0 ? 0 : SKY_DEFAULT_OPEN_AHEAD;
     c->index = true;
     c->write_back_async = false;
     c->write_back_delay_ns = SKY_DEFAULT_WRITE_BACK_DELAY_NS;

@@ -75,7 +75,8 @@ struct sky_cloud_config {
     unsigned list_ahead;            /* subfolders listed in the background at once, per
                                      * cloud (fs/listahead.h); 0: off */
     unsigned open_ahead;            /* files fetched ahead of a reader going through a
-                                     * folder (fs/openahead.h); 0: off */
+                                     * folder (fs/openahead.h); 0: off (a local cloud's
+                                     * default) */
     bool index;                     /* crawl the cloud in the background (fs/crawl.h) */
     int64_t index_interval_ns;      /* ... again this long after the last complete crawl
                                      * began (SKY_TTL_FOREVER: once) */

@@ -204,6 +204,12 @@ int linkprobe_flush(struct linkprobe_batch *b)
     return rc;
 }
 
+/* Entries b keeps before it asks about them (its `max`, at most LINKPROBE_BATCH). */
+static size_t batch_cap(const struct linkprobe_batch *b)
+{
+    return b->max && b->max < LINKPROBE_BATCH ? b->max : LINKPROBE_BATCH;
+}
+
 int linkprobe_add(struct linkprobe_batch *b, const char *key, const struct sky_dirent *ent)
 {
     if (!may_be_link(ent) || memo_has(b->memo, fingerprint(b->scope, key, ent->attr.etag)))
@@ -217,5 +223,5 @@ int linkprobe_add(struct linkprobe_batch *b, const char *key, const struct sky_d
     }
     it->gone = false;
     b->n++;
-    return b->n == (b->max && b->max < LINKPROBE_BATCH ? b->max : LINKPROBE_BATCH) ? linkprobe_flush(b) : 0;
+    return b->n == batch_cap(b) ? linkprobe_flush(b) : 0;
 }

@@ -195,7 +195,7 @@ static void la_pump(struct skyfs *fs)
         pthread_mutex_unlock(&la->lock);
         if (!j)
             return;
-        if (cloud_unreachable(j->c)) {             /* offline: no listing ahead */
+        if (cloud_unreachable(j->c)) {      /* offline: no listing ahead */
             la_free_job(j);
             continue;
         }

@@ -97,16 +97,23 @@ void openahead_free(struct skyfs *fs)
     fs->openahead = NULL;
 }
 
+/* A fetch is over (or will not run): give back its cloud's slot, once. */
+static void oa_release_slot(struct oa_job *j)
+{
+    struct openahead *oa = j->oa;
+    pthread_mutex_lock(&oa->lock);
+    if (j->counted)
+        oa->running[j->c - j->c->fs->clouds]--;
+    j->counted = false;
+    pthread_mutex_unlock(&oa->lock);
+}
+
 /* free_arg of a fetch: runs under liveness' lock (at the end of the
  * fetch, or at once when a refresh of that key runs already). */
 static void oa_free_job(void *arg)
 {
     struct oa_job *j = arg;
-    struct openahead *oa = j->oa;
-    pthread_mutex_lock(&oa->lock);
-    if (j->counted)
-        oa->running[j->c - j->c->fs->clouds]--;
-    pthread_mutex_unlock(&oa->lock);
+    oa_release_slot(j);
     free(j);
 }
 
@@ -141,11 +148,7 @@ static int oa_run(struct skyfs *fs, void *arg, struct sky_err *e)
         }
         meta_entry_free(&ent);
     }
-    pthread_mutex_lock(&oa->lock);
-    if (j->counted)
-        oa->running[j->c - fs->clouds]--;
-    j->counted = false;
-    pthread_mutex_unlock(&oa->lock);
+    oa_release_slot(j);
     oa_pump(fs);
     return rc;
 }

@@ -99,7 +99,7 @@ struct skyfs {
     pthread_t probe_thread;
     bool probe_started;
     struct crawler *crawlers;   /* crawl.h: the background crawls, one per cloud, or NULL */
-    struct listahead *listahead; /* listahead.h: subfolders listed ahead of a reader */
+    struct aheadq *listahead;   /* listahead.h: subfolders listed ahead of a reader */
     struct openahead *openahead; /* openahead.h: files fetched ahead of a reader */
     /* writeback.c: the queue of background uploads (write_back = async) */
     pthread_mutex_t wb_lock;

@@ -294,6 +294,15 @@ typedef bool (*sky_known_kind_fn)(void *arg, const char *path, const char *etag,
  * with them in *out.  Reads a local cache only, like sky_known_kind_fn. */
 typedef bool (*sky_known_dir_fn)(void *arg, const char *path, struct sky_attr *out);
 
+/* What the caller's cache expects at a path it asks stat_hinted about. */
+enum sky_stat_hint {
+    SKY_STAT_UNKNOWN = 0,       /* nothing known: a path walked into a folder never listed */
+    SKY_STAT_FILE,              /* the cache holds something other than a folder there */
+    SKY_STAT_DIR,               /* the cache holds a folder there */
+    SKY_STAT_NEW,               /* the folder's (stale) listing lacks the name: most
+                                 * likely nothing is there (a name about to be made) */
+};
+
 /* One byte range [off, off + len) of a file. */
 struct sky_range {
     uint64_t off, len;
@@ -359,6 +368,14 @@ struct sky_driver {
     /* Attributes of one path.  A prefix with children but no marker object
      * is a directory.  -ENOENT if nothing is there. */
     int (*stat)(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e);
+
+    /* Optional: stat with the caller's guess of what is there (enum
+     * sky_stat_hint), for a driver that needs several questions for one
+     * stat (an object store: the object, then the folder) and can ask the
+     * likely one first, or all at once.  The answer is stat's; only the
+     * requests and their order differ.  NULL: fs/ calls stat. */
+    int (*stat_hinted)(void *ctx, const char *path, int hint, struct sky_attr *out,
+                       struct sky_err *e);
 
     /* Read the bytes of [off, off+len): they go to sink(sink_arg, ...) as
      * they arrive (see sky_sink_fn), so that a large range costs the

@@ -1082,24 +1082,36 @@ static int stat_container(struct objstore *o, const struct os_loc *l, struct sky
     return rc;
 }
 
-/* What "key/" is, once "key" is not an object: the first key under the
- * prefix (is it a folder at all?) and the marker's head (its attributes),
- * asked at once, so a folder with a marker costs two round trips, not
- * three (a head of "key/" that finds nothing costs one request more). */
-struct dir_question {
+/* What is at `key`: the object itself (a head of "key"), or else a folder:
+ * the first key under "key/" (is it a folder at all?) and the marker's
+ * head (its attributes).  Which are asked, and in what order, follows the
+ * caller's guess (enum sky_stat_hint): the object first (nothing known, or
+ * a file known: one round trip when it is one), the folder first (a
+ * folder known: one round trip, no head of "key"), or all three at once (a
+ * name its folder's listing lacks, most likely new: one round trip to
+ * learn that nothing is there, instead of two). */
+struct stat_question {
     struct objstore *o;
     const struct os_loc *l;
     const char *show;
+    bool ask_object, ask_folder;
+    int object_rc, list_rc, marker_rc;
+    struct sky_err object_err, list_err, marker_err;
+    struct objstore_head head;
     bool any, marker, others;
-    int list_rc, marker_rc;
-    struct sky_err list_err, marker_err;
     struct sky_attr marker_attr;
 };
 
-static int dir_question_job(void *arg, size_t i, struct sky_err *e)
+static int stat_question_job(void *arg, size_t i, struct sky_err *e)
 {
-    struct dir_question *q = arg;
+    (void)e;
+    struct stat_question *q = arg;
+    if (!q->ask_object)
+        i++;                    /* the folder's questions only */
     if (i == 0)
+        q->object_rc = q->o->proto->head(q->o->p, q->l->container, q->l->key, &q->head,
+                                         q->show, &q->object_err);
+    else if (i == 1)
         q->list_rc = os_probe_dir(q->o, q->l, 1, &q->any, &q->marker, &q->others, q->show,
                                   &q->list_err);
     else
@@ -1107,30 +1119,52 @@ static int dir_question_job(void *arg, size_t i, struct sky_err *e)
     return 0;
 }
 
-static int stat_dir(struct objstore *o, const struct os_loc *l, struct sky_attr *out,
-                    const char *show, struct sky_err *e)
+/* Ask what q->ask_object and q->ask_folder say, at once. */
+static int stat_ask(struct stat_question *q, struct sky_err *e)
 {
-    struct dir_question q = { .o = o, .l = l, .show = show };
-    int rc = parallel_for(2, 2, dir_question_job, &q, e);
-    if (rc == 0 && q.list_rc) {
-        rc = q.list_rc;
-        if (e)
-            *e = q.list_err;
-    } else if (rc == 0 && !q.any) {
-        rc = OS_FAIL(o, e, ENOENT, "HEAD %s: 404 NoSuchKey", show);
-    } else if (rc == 0 && q.marker) {
-        rc = q.marker_rc;
-        if (rc == 0)
-            *out = q.marker_attr;
-        else if (e)
-            *e = q.marker_err;
-    } else if (rc == 0) {
-        os_dir_attr(out);
+    size_t n = (q->ask_object ? 1 : 0) + (q->ask_folder ? 2 : 0);
+    q->object_rc = q->list_rc = q->marker_rc = -ENOENT;
+    return parallel_for(n, n, stat_question_job, q, e);
+}
+
+/* The object's answer, once asked: 0 (a file, *out set), -ENOENT (none:
+ * look for a folder), or another failure. */
+static int stat_object_answer(struct stat_question *q, struct sky_attr *out, struct sky_err *e)
+{
+    int rc = q->object_rc;
+    if (rc == 0) {
+        os_attr_from_head(q->o, &q->head, out);
+        os_typed_note(q->o, q->l->container, q->l->key, out);
+        objstore_head_free(&q->head);
+    } else if (rc != -ENOENT && e) {
+        *e = q->object_err;
     }
     return rc;
 }
 
-int objstore_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e)
+/* The folder's answer, once asked: 0 (*out set), -ENOENT, or a failure. */
+static int stat_folder_answer(struct stat_question *q, struct sky_attr *out, struct sky_err *e)
+{
+    if (q->list_rc) {
+        if (e)
+            *e = q->list_err;
+        return q->list_rc;
+    }
+    if (!q->any)
+        return OS_FAIL(q->o, e, ENOENT, "HEAD %s: 404 NoSuchKey", q->show);
+    if (!q->marker) {
+        os_dir_attr(out);
+        return 0;
+    }
+    if (q->marker_rc == 0)
+        *out = q->marker_attr;
+    else if (e)
+        *e = q->marker_err;
+    return q->marker_rc;
+}
+
+int objstore_stat_hinted(void *ctx, const char *path, int hint, struct sky_attr *out,
+                         struct sky_err *e)
 {
     struct objstore *o = ctx;
     if (!*path) {
@@ -1148,18 +1182,45 @@ int objstore_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_
         os_loc_free(&l);
         return rc;
     }
-    struct objstore_head h;
-    rc = o->proto->head(o->p, l.container, l.key, &h, show, e);
-    if (rc == 0) {
-        os_attr_from_head(o, &h, out);
-        os_typed_note(o, l.container, l.key, out);
-        objstore_head_free(&h);
-    } else if (rc == -ENOENT) {
-        sky_err_clear(e);
-        rc = stat_dir(o, &l, out, show, e);
+    struct stat_question q = { .o = o, .l = &l, .show = show };
+    q.ask_object = hint != SKY_STAT_DIR;
+    q.ask_folder = hint == SKY_STAT_DIR || hint == SKY_STAT_NEW;
+    rc = stat_ask(&q, e);
+    if (rc == 0 && q.ask_object) {
+        rc = stat_object_answer(&q, out, e);
+        if (rc == -ENOENT && !q.ask_folder) {   /* not a file: a folder? */
+            q.ask_object = false;
+            q.ask_folder = true;
+            rc = stat_ask(&q, e);
+        } else if (rc == -ENOENT) {
+            rc = 0;
+        } else {
+            q.ask_folder = false;               /* a file (or a failure): that is the answer */
+        }
+        if (rc == 0 && q.ask_folder)
+            rc = stat_folder_answer(&q, out, e);
+    } else if (rc == 0) {
+        rc = stat_folder_answer(&q, out, e);
+        if (rc == -ENOENT) {                    /* no longer a folder: a file now? */
+            sky_err_clear(e);
+            q.ask_object = true;
+            q.ask_folder = false;
+            rc = stat_ask(&q, e);
+            if (rc == 0)
+                rc = stat_object_answer(&q, out, e);
+            if (rc == -ENOENT)
+                rc = OS_FAIL(o, e, ENOENT, "HEAD %s: 404 NoSuchKey", show);
+        }
     }
+    if (q.object_rc == 0 && rc != 0)
+        objstore_head_free(&q.head);
     os_loc_free(&l);
     return rc;
+}
+
+int objstore_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e)
+{
+    return objstore_stat_hinted(ctx, path, SKY_STAT_UNKNOWN, out, e);
 }
 
 int os_must_be_free(struct objstore *o, const char *path, const char *op, struct sky_err *e)

@@ -412,9 +412,9 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (!path)
         rc = -ENOMEM;
     else if (cached)
-        rc = refresh_known_entry(fs, c, child.ino, parent, name, path, &fresh_child, &e);
+        rc = refresh_known_entry(fs, c, &child, &fresh_child, &e);
     else
-        rc = refresh_entry(fs, c, parent, name, path, &fresh_child, &e);
+        rc = refresh_entry(fs, c, parent, name, path, refresh_hint_in(&dir), &fresh_child, &e);
     if (rc == 0) {
         ops_reply_entry(req, fs, &fresh_child, c);
         meta_entry_free(&fresh_child);
@@ -497,9 +497,7 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         return;
     }
     struct meta_entry upd;
-    char *name = strdup(ent.name);
-    rc = name ? refresh_known_entry(fs, c, ino, ent.parent, name, ent.path, &upd, &e) : -ENOMEM;
-    free(name);
+    rc = refresh_known_entry(fs, c, &ent, &upd, &e);
     if (rc == 0) {
         reply_attr(req, fs, &upd, c);
         meta_entry_free(&upd);

@@ -35,7 +35,7 @@ static int find_child(struct skyfs *fs, struct cloud *c, const struct meta_entry
     char *path = ops_child_path(dir->path, name);
     if (!path)
         return sky_fail(e, ENOMEM, "out of memory");
-    rc = refresh_entry(fs, c, dir->ino, name, path, out, e);
+    rc = refresh_entry(fs, c, dir->ino, name, path, refresh_hint_in(dir), out, e);
     free(path);
     return rc;
 }

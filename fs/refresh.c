@@ -23,8 +23,13 @@
 
 /* ---- entries ----------------------------------------------------------- */
 
+int refresh_hint_in(const struct meta_entry *dir)
+{
+    return dir->listed_at > 0 ? SKY_STAT_NEW : SKY_STAT_UNKNOWN;
+}
+
 int refresh_entry(struct skyfs *fs, struct cloud *c, uint64_t parent, const char *name,
-                         const char *path, struct meta_entry *out, struct sky_err *e)
+                  const char *path, int hint, struct meta_entry *out, struct sky_err *e)
 {
     if (!c->ctx)
         return cloud_unavailable(c, e);
@@ -33,7 +38,8 @@ int refresh_entry(struct skyfs *fs, struct cloud *c, uint64_t parent, const char
         return rc;
     struct sky_attr a;
     sky_metrics_inc(SKY_M_META_MISSES);
-    rc = c->drv->stat(c->ctx, path, &a, e);
+    rc = c->drv->stat_hinted ? c->drv->stat_hinted(c->ctx, path, hint, &a, e)
+                             : c->drv->stat(c->ctx, path, &a, e);
     cloud_note_result(c, rc, e);
     if (rc)
         return rc;
@@ -49,6 +55,7 @@ struct entry_refresh {
     struct cloud *c;
     uint64_t parent;
     char *name, *path;
+    int hint;
 };
 
 static void entry_refresh_free(void *arg)
@@ -63,40 +70,41 @@ static int entry_refresh_run(struct skyfs *fs, void *arg, struct sky_err *e)
 {
     struct entry_refresh *r = arg;
     struct meta_entry out;
-    int rc = refresh_entry(fs, r->c, r->parent, r->name, r->path, &out, e);
+    int rc = refresh_entry(fs, r->c, r->parent, r->name, r->path, r->hint, &out, e);
     if (rc == 0)
         meta_entry_free(&out);
     return rc;
 }
 
-int refresh_known_entry(struct skyfs *fs, struct cloud *c, uint64_t ino, uint64_t parent,
-                               const char *name, const char *path, struct meta_entry *out,
-                               struct sky_err *e)
+int refresh_known_entry(struct skyfs *fs, struct cloud *c, const struct meta_entry *known,
+                        struct meta_entry *out, struct sky_err *e)
 {
     if (!c->ctx)
         return cloud_unavailable(c, e);
     int rc = cloud_offline_check(c, e);
     if (rc)
         return rc;
+    int hint = known->attr.kind == SKY_DIR ? SKY_STAT_DIR : SKY_STAT_FILE;
     struct entry_refresh *r = calloc(1, sizeof *r);
     if (r) {
         r->c = c;
-        r->parent = parent;
-        r->name = strdup(name);
-        r->path = strdup(path);
+        r->parent = known->parent;
+        r->name = strdup(known->name);
+        r->path = strdup(known->path);
+        r->hint = hint;
     }
     if (!r || !r->name || !r->path) {
         if (r)
             entry_refresh_free(r);
-        return refresh_entry(fs, c, parent, name, path, out, e);
+        return refresh_entry(fs, c, known->parent, known->name, known->path, hint, out, e);
     }
-    rc = liveness_refresh_bounded(fs, LIVENESS_KEY(ino, LIVENESS_ATTR), entry_refresh_run, r,
-                                  entry_refresh_free, e);
+    rc = liveness_refresh_bounded(fs, LIVENESS_KEY(known->ino, LIVENESS_ATTR), entry_refresh_run,
+                                  r, entry_refresh_free, e);
     if (rc == 0)
-        rc = meta_lookup(fs->meta, parent, name, out, e);
+        rc = meta_lookup(fs->meta, known->parent, known->name, out, e);
     else if (rc == -ETIMEDOUT)
         LOG_INFO("cloud '%s' is slow to answer for \"%s\", answering from the cache: %s",
-                 c->cfg->name, path, e->msg);
+                 c->cfg->name, known->path, e->msg);
     return rc;
 }
 

@@ -12,17 +12,23 @@
 #include "skyfs.h"
 
 /* Ask the driver for the attributes of `path` (child `name` of directory
- * inode `parent`), store them, and give the stored entry in *out. */
+ * inode `parent`), store them, and give the stored entry in *out.  `hint`
+ * (enum sky_stat_hint) is what the cache expects there: the driver asks
+ * the likely question first (refresh_hint_of, refresh_hint_in). */
 int refresh_entry(struct skyfs *fs, struct cloud *c, uint64_t parent, const char *name,
-                  const char *path, struct meta_entry *out, struct sky_err *e);
+                  const char *path, int hint, struct meta_entry *out, struct sky_err *e);
 
-/* refresh_entry for inode `ino`, which the cache holds: when the cloud is
- * slow to answer (liveness.h) this gives -ETIMEDOUT after a moment and
- * the refresh goes on in the background; the caller answers with the
- * cached entry, as it does for -EHOSTDOWN. */
-int refresh_known_entry(struct skyfs *fs, struct cloud *c, uint64_t ino, uint64_t parent,
-                        const char *name, const char *path, struct meta_entry *out,
-                        struct sky_err *e);
+/* refresh_entry for inode `ino`, which the cache holds as `known`: when
+ * the cloud is slow to answer (liveness.h) this gives -ETIMEDOUT after a
+ * moment and the refresh goes on in the background; the caller answers
+ * with the cached entry, as it does for -EHOSTDOWN. */
+int refresh_known_entry(struct skyfs *fs, struct cloud *c, const struct meta_entry *known,
+                        struct meta_entry *out, struct sky_err *e);
+
+/* The hint for a name the cache does not hold in folder `dir`: a name
+ * its (stale) listing lacks is most likely new; in a folder never listed
+ * nothing is known. */
+int refresh_hint_in(const struct meta_entry *dir);
 
 /* Make sure the cached children of directory `dir` are no older than the
  * ttl.  When the cloud cannot be reached (or is offline), or is slow to

@@ -380,17 +380,20 @@ static int parse_file(const char *path, struct parsed *p, struct sky_err *e)
 
 /* ---- validation ------------------------------------------------------- */
 
-/* A count of things done ahead (list_ahead, open_ahead): 0 to max, 0 off. */
-static int parse_ahead(const struct sky_kv *kv, const char *file, long max, const char *example,
-                       const char *what, unsigned *out, struct sky_err *e)
+/* A count from min to max (list_ahead, open_ahead, upload_parallel); a
+ * min of 0 means off.  The error names the key's meaning (`what`) and an
+ * example value. */
+static int parse_count(const struct sky_kv *kv, const char *file, long min, long max,
+                       const char *example, const char *what, unsigned *out, struct sky_err *e)
 {
     char *end = NULL;
     errno = 0;
-    long v = strtol(kv->value, &end, 10);
-    if (errno || end == kv->value || *end || v < 0 || v > max)
-        return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a number from 0 to %ld; write "
-                        "e.g. %s = %s (%s) or %s = 0 (off)", file, kv->line, kv->key, kv->value,
-                        max, kv->key, example, what, kv->key);
+    long v = isdigit((unsigned char)kv->value[0]) ? strtol(kv->value, &end, 10) : -1;
+    if (v < min || v > max || errno || *end)
+        return sky_fail(e, EINVAL, "%s:%d: %s = \"%s\" is not a number from %ld to %ld; write "
+                        "e.g. %s = %s (%s)%s%s%s", file, kv->line, kv->key, kv->value, min, max,
+                        kv->key, example, what, min == 0 ? " or " : "", min == 0 ? kv->key : "",
+                        min == 0 ? " = 0 (off)" : "");
     *out = (unsigned)v;
     return 0;
 }
@@ -652,12 +655,12 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
                                 file, kv->line, kv->value);
             c->revalidate_sync = strcmp(kv->value, "sync") == 0;
         } else if (strcmp(kv->key, "list_ahead") == 0) {
-            int rc = parse_ahead(kv, file, SKY_MAX_LIST_AHEAD, "2",
+            int rc = parse_count(kv, file, 0, SKY_MAX_LIST_AHEAD, "2",
                                  "subfolders listed in the background at once", &c->list_ahead, e);
             if (rc)
                 return rc;
         } else if (strcmp(kv->key, "open_ahead") == 0) {
-            int rc = parse_ahead(kv, file, SKY_MAX_OPEN_AHEAD, "8",
+            int rc = parse_count(kv, file, 0, SKY_MAX_OPEN_AHEAD, "8",
                                  "files fetched ahead of a reader going through a folder",
                                  &c->open_ahead, e);
             if (rc)
@@ -678,14 +681,10 @@ static int validate_cloud(const char *file, struct section *s, struct sky_cloud_
                                 file, kv->line, kv->value);
             c->write_back_delay_ns = ns;
         } else if (strcmp(kv->key, "upload_parallel") == 0) {
-            char *end;
-            errno = 0;
-            long n = isdigit((unsigned char)kv->value[0]) ? strtol(kv->value, &end, 10) : -1;
-            if (n < 1 || n > SKY_MAX_UPLOAD_PARALLEL || errno || *end)
-                return sky_fail(e, EINVAL, "%s:%d: upload_parallel = \"%s\" is not a count "
-                                "from 1 to 32; write e.g. upload_parallel = 4", file, kv->line,
-                                kv->value);
-            c->upload_parallel = (unsigned)n;
+            int rc = parse_count(kv, file, 1, SKY_MAX_UPLOAD_PARALLEL, "4",
+                                 "files of this cloud uploaded at once", &c->upload_parallel, e);
+            if (rc)
+                return rc;
         } else if (strcmp(kv->key, "index") == 0) {
             if (sky_parse_bool(kv->value, &c->index))
                 return sky_fail(e, EINVAL, "%s:%d: index = \"%s\" is not on or off; write index = "

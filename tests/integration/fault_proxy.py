@@ -37,11 +37,18 @@ Modes:
     run:NAME  run the program STATE_DIR/NAME, wait for it to end, then
               forward the request: another client's change made right
               before this request reaches the server (s3_rgw.sh)
+    await:TEXT  hold the request until another request whose path and
+              query hold TEXT has reached the proxy (before it or while it
+              is held; at most AWAIT_MAX_S seconds), then forward it; the log says which it was
+              ("await TEXT: met" or "await TEXT: timeout"): whether a
+              client asks two things at once or one after the other
+              (s3_stat_hints.sh)
 
 A listing loop ends by itself after 300 pages (the last one has no token),
 so that a client without defence still gets an answer.  STATE_DIR/log gets
 one line per request: "METHOD PATH?QUERY ACTION".  Used by
-http_faults_s3.sh, http_faults_azure.sh, swift_faults.sh and s3_rgw.sh.
+http_faults_s3.sh, http_faults_azure.sh, swift_faults.sh, s3_rgw.sh and
+s3_stat_hints.sh.
 """
 import http.client
 import os
@@ -61,6 +68,9 @@ spent = {}              # rule line -> times used
 loop_pages = {}         # listing path (without token) -> (body, headers, count)
 LOOP_TOKEN = "fault-loop"
 LOOP_MAX = 300
+AWAIT_MAX_S = 5
+arrived = []            # every request's path and query, in order of arrival
+arrival = threading.Condition(lock)
 
 
 def log(line):
@@ -162,8 +172,25 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         target = self.path
+        with lock:
+            arrived.append(target)
+            seen = len(arrived)
+            arrival.notify_all()
         mode = pick_rule(self.command, target)
         log("%s %s %s" % (self.command, target, mode or "pass"))
+        if mode and mode.startswith("await:"):
+            text = mode[len("await:"):]
+            deadline = time.monotonic() + AWAIT_MAX_S
+            def other_came():
+                return any(text in t for i, t in enumerate(arrived) if i != seen - 1)
+            with lock:
+                while not other_came():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    arrival.wait(left)
+                met = other_came()
+            log("await %s: %s" % (text, "met" if met else "timeout"))
         if mode == "hang":
             time.sleep(3600)
             return

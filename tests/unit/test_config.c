@@ -267,11 +267,11 @@ TEST(config_bad_clouds)
                  ":4: write_back_delay = \"2h\" is not a duration from 0 to 1h; write e.g. 0 "
                  "(upload at once), 300ms or 5s");
     expect_error("[a]\ntype = local\npath = /x\nupload_parallel = 0\n", 0644,
-                 ":4: upload_parallel = \"0\" is not a count from 1 to 32; write e.g. "
-                 "upload_parallel = 4");
+                 ":4: upload_parallel = \"0\" is not a number from 1 to 32; write "
+                 "e.g. upload_parallel = 4 (files of this cloud uploaded at once)");
     expect_error("[a]\ntype = local\npath = /x\nupload_parallel = 33\n", 0644,
-                 ":4: upload_parallel = \"33\" is not a count from 1 to 32; write e.g. "
-                 "upload_parallel = 4");
+                 ":4: upload_parallel = \"33\" is not a number from 1 to 32; write "
+                 "e.g. upload_parallel = 4 (files of this cloud uploaded at once)");
     expect_error("[a]\ntype = local\npath = /x\nttl = soon\n", 0644,
                  ":4: ttl = \"soon\" is not a duration; write e.g. 500ms, 10s, 5m, 1h or forever");
     expect_error("[cache]\n", 0644,

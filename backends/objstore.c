@@ -1227,7 +1227,8 @@ int os_must_be_free(struct objstore *o, const char *path, const char *op, struct
 {
     struct sky_attr cur;
     struct sky_err probe = {0};
-    int rc = objstore_stat(o, path, &cur, &probe);
+    /* most likely nothing is there: the object and the folder asked at once */
+    int rc = objstore_stat_hinted(o, path, SKY_STAT_NEW, &cur, &probe);
     if (rc == 0)
         return OS_FAIL(o, e, EEXIST, "%s %s: already exists", op, path);
     if (rc != -ENOENT) {

@@ -685,10 +685,13 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     struct sky_attr a = ent.attr;
     times_fix(fs, &ent, &a);
     unsigned which = rc ? 0 : setattr_changes(attr, to_set, now, &a);
-    /* If the file is open with unsent writes, the upload carries the new
-     * attributes; the driver changes them in place in any case, but on a
-     * write_back = async cloud, where a pending upload (or a file not
-     * created on the cloud yet) takes them along instead: one request. */
+    /* If the file is open with unsent writes, their upload carries the new
+     * attributes instead of a request of their own: on a write_back =
+     * async cloud, a pending upload or a file not created on the cloud
+     * yet; on a sync one, the upload at the writer's close (tar sets a
+     * file's times, owner and mode on its descriptor before it closes it:
+     * one request, not four, and the cloud never holds the new attributes
+     * on the old bytes).  Else the driver changes them in place. */
     if (!of && which)
         of = files_find(fs, ino);
     /* A folder or symlink not created on the cloud yet takes them in the
@@ -698,10 +701,12 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     struct localdirs_claim hold;
     if (dir_held)
         localdirs_hold(fs, &hold, ino);
-    bool carried = !rc && which && c->cfg->write_back_async &&
-                   ((ent.attr.kind == SKY_FILE &&
-                     ((held && files_upload_pending(held)) || ops_still_local(fs, ino))) ||
-                    (dir_held && ops_still_local(fs, ino)));
+    bool pending = ent.attr.kind == SKY_FILE && held && files_upload_pending(held);
+    bool carried = !rc && which &&
+                   (c->cfg->write_back_async
+                        ? (ent.attr.kind == SKY_FILE && (pending || ops_still_local(fs, ino))) ||
+                              (dir_held && ops_still_local(fs, ino))
+                        : pending);
     if (carried) {
         struct sky_attr out = a;
         if (of) {

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# s3_sync_attrs.sh - on a write_back = sync cloud, attributes set on a file
+# that is open with writes not uploaded yet go up with the upload at its
+# close, not in requests of their own (GNU tar sets a file's times, owner
+# and mode on its descriptor before it closes it), on s3rver behind the
+# logging proxy:
+#   - open, write, futimens, fchown, fchmod, close: the object is PUT twice
+#     (empty at create, whole at close), not five times, and the server's
+#     object has the mode, owner and times set;
+#   - a fresh mount with an empty cache shows them;
+#   - a chmod on a file open with nothing unsent, and one after the close,
+#     still reach the server before they return;
+#   - tar -x into the cloud: each file PUT twice, its mode and mtime right.
+. "$(dirname "$0")/lib.sh"
+
+MNT="$TEST_TMP/mnt"
+CONF="$TEST_TMP/skyfs.conf"
+start_s3rver_behind logging attrs || die "no s3rver"
+write_s3_config "$CONF" "http://127.0.0.1:$PROXY_PORT" attrs "write_back = sync"
+mount_skyfs "$CONF" "$MNT" || die "cannot mount"
+D="$MNT/s3"
+
+puts_of() { requests_since "$1" | grep -c "^PUT /attrs/$2\( \|$\)" || true; }
+
+# 1. attributes on an open file with unsent writes
+m=$(requests_mark)
+cat >"$TEST_TMP/tar_like.py" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"tar writes this\n")
+os.utime(fd, ns=(1600000000000000000, 1500000000000000000))
+os.fchown(fd, 1234, 5678)
+os.fchmod(fd, 0o640)
+os.close(fd)
+EOF
+check "a file written, its times, owner and mode set on its descriptor, then closed" \
+    "$PYTHON" "$TEST_TMP/tar_like.py" "$D/one"
+check_eq "the object was PUT twice: at create and at close" 2 "$(puts_of "$m" one)"
+check_eq "the server's object has the mode (S_IFREG|0640)" 33184 "$(bucket_header one x-amz-meta-mode)"
+check_eq "and the owner" 1234 "$(bucket_header one x-amz-meta-uid)"
+check_eq "and the group" 5678 "$(bucket_header one x-amz-meta-gid)"
+check_eq "and the mtime" 1500000000 "$(bucket_header one x-amz-meta-mtime | cut -d. -f1)"
+check_eq "and the bytes" "tar writes this" "$(bucket_get one)"
+check_eq "the mount shows them" "640 1234 5678 1500000000" "$(stat -c '%a %u %g %Y' "$D/one")"
+
+# 2. a chmod with nothing unsent goes up at once
+cat >"$TEST_TMP/chmod_open.py" <<'EOF'
+import os, subprocess, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.fchmod(fd, 0o600)
+out = subprocess.run(["curl", "-sfI", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user",
+                      "S3RVER:S3RVER", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                      sys.argv[2]], capture_output=True, text=True).stdout.lower()
+os.close(fd)
+sys.exit(0 if "x-amz-meta-mode: 33152" in out else 1)
+EOF
+check "a chmod on a file open with nothing unsent reaches the server before close" \
+    "$PYTHON" "$TEST_TMP/chmod_open.py" "$D/one" "$BUCKET_URL/one"
+chmod 0604 "$D/one"
+check_eq "a chmod after the close reaches the server at once" 33156 \
+    "$(bucket_header one x-amz-meta-mode)"
+
+# 3. tar -x
+mkdir -p "$TEST_TMP/src/sub"
+printf 'alpha\n' >"$TEST_TMP/src/a.txt"
+printf 'beta\n' >"$TEST_TMP/src/sub/b.txt"
+chmod 0751 "$TEST_TMP/src/a.txt"
+touch -d @1400000000 "$TEST_TMP/src/a.txt" "$TEST_TMP/src/sub/b.txt"
+tar -cf "$TEST_TMP/t.tar" -C "$TEST_TMP/src" a.txt sub/b.txt
+mkdir "$D/x"
+m=$(requests_mark)
+check "tar -x into the cloud" tar -xf "$TEST_TMP/t.tar" -C "$D/x"
+check_eq "a.txt was PUT twice" 2 "$(puts_of "$m" x/a.txt)"
+check_eq "sub/b.txt was PUT twice" 2 "$(puts_of "$m" x/sub/b.txt)"
+check_eq "a.txt keeps its mode on the server" 33257 "$(bucket_header x/a.txt x-amz-meta-mode)"
+check_eq "and its mtime" 1400000000 "$(bucket_header x/a.txt x-amz-meta-mtime | cut -d. -f1)"
+check_eq "sub/b.txt keeps its mtime" 1400000000 \
+    "$(bucket_header x/sub/b.txt x-amz-meta-mtime | cut -d. -f1)"
+unmount_skyfs "$MNT"
+
+# 4. a fresh mount with an empty cache
+rm -rf "$TEST_TMP/cache"
+mkdir -p "$TEST_TMP/cache"
+mount_skyfs "$CONF" "$MNT" || die "cannot mount again"
+check_eq "a fresh mount shows one's mode, owner and mtime" "604 1234 5678 1500000000" \
+    "$(stat -c '%a %u %g %Y' "$D/one")"
+check_eq "and a.txt's mode and mtime" "751 1400000000" "$(stat -c '%a %Y' "$D/x/a.txt")"
+check_eq "and a.txt's bytes" alpha "$(cat "$D/x/a.txt")"
+unmount_skyfs "$MNT"

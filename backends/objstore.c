@@ -1283,7 +1283,7 @@ int objstore_get_meta(void *ctx, const char *path, struct sky_attr *attr,
     struct objstore_head h;
     enum sky_kind kind = SKY_FILE;
     bool dir_exists;
-    rc = os_head_meta(o, &l, &h, &key, &kind, &dir_exists, show, e);
+    rc = os_head_meta(o, &l, false, &h, &key, &kind, &dir_exists, show, e);
     if (rc == -ENOENT && dir_exists) {
         sky_err_clear(e);
         os_dir_attr(attr);                      /* a prefix without marker */

@@ -410,6 +410,28 @@ static int rename_dir(struct objstore *o, const struct os_loc *from, const struc
     return rc;
 }
 
+/* What a rename needs to know first, asked at once: what `from` is, and
+ * what holds `to` (most often nothing: a temporary file renamed to its
+ * final name, so the object and folder questions go out together). */
+struct rename_stats {
+    struct objstore *o;
+    const char *from, *to;
+    struct sky_attr fa, ta;
+    int from_rc, to_rc;
+    struct sky_err from_err, to_err;
+};
+
+static int rename_stat_job(void *arg, size_t i, struct sky_err *e)
+{
+    (void)e;
+    struct rename_stats *st = arg;
+    if (i == 0)
+        st->from_rc = objstore_stat(st->o, st->from, &st->fa, &st->from_err);
+    else
+        st->to_rc = objstore_stat_hinted(st->o, st->to, SKY_STAT_NEW, &st->ta, &st->to_err);
+    return 0;
+}
+
 int objstore_rename(void *ctx, const char *from, const char *to, struct sky_err *e)
 {
     struct objstore *o = ctx;
@@ -418,15 +440,19 @@ int objstore_rename(void *ctx, const char *from, const char *to, struct sky_err 
         return OS_FAIL(o, e, EBUSY, "%s", "cannot rename the cloud's root");
     if (strncmp(to, from, flen) == 0 && to[flen] == '/')
         return OS_FAIL(o, e, EINVAL, "rename %s into itself", from);
-    struct sky_attr fa, ta;
-    int rc = objstore_stat(ctx, from, &fa, e);
+    struct rename_stats st = { .o = o, .from = from, .to = to };
+    int rc = parallel_for(2, 2, rename_stat_job, &st, e);
+    if (rc == 0 && st.from_rc < 0 && e)
+        *e = st.from_err;
+    if (rc == 0)
+        rc = st.from_rc;
     if (rc < 0)
         return rc;
-    struct sky_err probe = {0};
-    int trc = objstore_stat(ctx, to, &ta, &probe);
+    struct sky_attr fa = st.fa, ta = st.ta;
+    int trc = st.to_rc;
     if (trc < 0 && trc != -ENOENT) {
         if (e)
-            *e = probe;
+            *e = st.to_err;
         return trc;
     }
     struct os_loc lf, lt;

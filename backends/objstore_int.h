@@ -151,12 +151,13 @@ int os_objmeta_from_head(const struct objstore *o, const struct objstore_head *h
                          struct sky_objmeta *m);
 /* Is meta name (without prefix) a user item (not POSIX, not reserved)? */
 bool os_is_user_name(const struct objstore *o, const char *name);
-/* Head the object behind a path: the key itself, else its "key/" marker.
- * *key_out is the key found; -ENOENT when neither exists (*dir_exists
- * tells whether the path is still an implicit directory). */
-int os_head_meta(struct objstore *o, const struct os_loc *l, struct objstore_head *h,
-                 char **key_out, enum sky_kind *kind, bool *dir_exists, const char *show,
-                 struct sky_err *e);
+/* Head the object behind a path: the key itself, else its "key/" marker
+ * (dir_first: the caller knows a folder there, the marker is asked
+ * first).  *key_out is the key found; -ENOENT when neither exists
+ * (*dir_exists tells whether the path is still an implicit directory). */
+int os_head_meta(struct objstore *o, const struct os_loc *l, bool dir_first,
+                 struct objstore_head *h, char **key_out, enum sky_kind *kind,
+                 bool *dir_exists, const char *show, struct sky_err *e);
 
 /* ---- objstore_upload.c ---- */
 /* The metadata a new file is stored with: attr's, with now as mtime when

@@ -481,34 +481,42 @@ int os_objmeta_from_head(const struct objstore *o, const struct objstore_head *h
 /* The object behind a path                                            */
 /* ------------------------------------------------------------------ */
 
-int os_head_meta(struct objstore *o, const struct os_loc *l, struct objstore_head *h,
-                 char **key_out, enum sky_kind *kind, bool *dir_exists, const char *show,
-                 struct sky_err *e)
+int os_head_meta(struct objstore *o, const struct os_loc *l, bool dir_first,
+                 struct objstore_head *h, char **key_out, enum sky_kind *kind,
+                 bool *dir_exists, const char *show, struct sky_err *e)
 {
     *dir_exists = false;
     *key_out = NULL;
-    int rc = o->proto->head(o->p, l->container, l->key, h, show, e);
-    if (rc == 0) {
+    char *mkey;
+    if (asprintf(&mkey, "%s/", l->key) < 0)
+        return os_oom(e);
+    /* the object, then the marker; a folder known: the marker first */
+    const char *keys[2] = { l->key, mkey };
+    if (dir_first) {
+        keys[0] = mkey;
+        keys[1] = l->key;
+    }
+    int rc = -ENOENT;
+    for (int i = 0; i < 2 && rc == -ENOENT; i++) {
+        if (i > 0)
+            sky_err_clear(e);
+        rc = o->proto->head(o->p, l->container, keys[i], h, show, e);
+        if (rc != 0)
+            continue;
+        if (keys[i] == mkey) {
+            *kind = SKY_DIR;
+            *key_out = mkey;
+            return 0;
+        }
         struct sky_attr a;
         os_attr_from_head(o, h, &a);
         *kind = a.kind;
         *key_out = strdup(l->key);
+        free(mkey);
         if (*key_out)
             return 0;
         objstore_head_free(h);
         return os_oom(e);
-    }
-    if (rc != -ENOENT)
-        return rc;
-    sky_err_clear(e);
-    char *mkey;
-    if (asprintf(&mkey, "%s/", l->key) < 0)
-        return os_oom(e);
-    rc = o->proto->head(o->p, l->container, mkey, h, show, e);
-    if (rc == 0) {
-        *kind = SKY_DIR;
-        *key_out = mkey;
-        return 0;
     }
     free(mkey);
     if (rc != -ENOENT)
@@ -594,23 +602,25 @@ static int rewrite_meta(struct objstore *o, const struct os_loc *l, const char *
  * gets the object's attributes afterwards.  The rewrite names the version
  * it read: when someone changed the object in between (-ESTALE), it is
  * read and edited again, a few times. */
-static int edit_meta_once(struct objstore *o, const char *path, meta_edit_fn fn, void *arg,
-                          struct sky_attr *out, struct sky_err *e);
+static int edit_meta_once(struct objstore *o, const char *path, bool dir_first, meta_edit_fn fn,
+                          void *arg, struct sky_attr *out, struct sky_err *e);
 
-static int edit_meta(struct objstore *o, const char *path, meta_edit_fn fn, void *arg,
-                     struct sky_attr *out, struct sky_err *e)
+/* Edit the metadata of the object behind `path` (dir_first: the caller
+ * knows a folder there, whose marker is asked first). */
+static int edit_meta(struct objstore *o, const char *path, bool dir_first, meta_edit_fn fn,
+                     void *arg, struct sky_attr *out, struct sky_err *e)
 {
     int rc;
     for (int attempt = 0;; attempt++) {
-        rc = edit_meta_once(o, path, fn, arg, out, e);
+        rc = edit_meta_once(o, path, dir_first, fn, arg, out, e);
         if (rc != -ESTALE || attempt >= 3)
             return rc;
         sky_err_clear(e);
     }
 }
 
-static int edit_meta_once(struct objstore *o, const char *path, meta_edit_fn fn, void *arg,
-                          struct sky_attr *out, struct sky_err *e)
+static int edit_meta_once(struct objstore *o, const char *path, bool dir_first, meta_edit_fn fn,
+                          void *arg, struct sky_attr *out, struct sky_err *e)
 {
     struct os_loc l;
     int rc = os_locate(o, path, &l, e);
@@ -627,7 +637,7 @@ static int edit_meta_once(struct objstore *o, const char *path, meta_edit_fn fn,
     struct http_headers meta = {0};
     enum sky_kind kind = SKY_FILE;
     bool dir_exists;
-    rc = os_head_meta(o, &l, &head, &key, &kind, &dir_exists, show, e);
+    rc = os_head_meta(o, &l, dir_first, &head, &key, &kind, &dir_exists, show, e);
     if (rc == -ENOENT && dir_exists) {
         /* an implicit directory: give it a marker carrying the metadata */
         sky_err_clear(e);
@@ -692,7 +702,7 @@ int objstore_set_attr(void *ctx, const char *path, const struct sky_attr *attr, 
         return 0;
     }
     struct attr_edit ae = { o, attr, which };
-    return edit_meta(o, path, edit_attr, &ae, out, e);
+    return edit_meta(o, path, attr->kind == SKY_DIR, edit_attr, &ae, out, e);
 }
 
 /* The metadata of the object behind path for the xattr readers; an
@@ -713,7 +723,7 @@ static int xattr_head(struct objstore *o, const char *path, struct objstore_head
     os_show(o, &l, show, sizeof show);
     enum sky_kind kind;
     bool dir_exists;
-    rc = os_head_meta(o, &l, h, &key, &kind, &dir_exists, show, e);
+    rc = os_head_meta(o, &l, false, h, &key, &kind, &dir_exists, show, e);
     if (rc == -ENOENT && dir_exists) {
         sky_err_clear(e);
         memset(h, 0, sizeof *h);
@@ -877,7 +887,7 @@ int objstore_setxattr(void *ctx, const char *path, const char *name, const void 
         return OS_FAIL(o, e, ENOTSUP, "%s: value of %s must be printable ASCII without "
                        "leading or trailing spaces", path, name);
     struct xattr_edit x = { o, mname, value, len, flags };
-    int rc = edit_meta(o, path, edit_xattr, &x, NULL, e);
+    int rc = edit_meta(o, path, false, edit_xattr, &x, NULL, e);
     if (rc == -ENODATA || rc == -EEXIST || rc == -E2BIG)
         sky_err_prefix(e, "%s '%s': %s", o->proto->type, o->name, path);
     return rc;
@@ -890,7 +900,7 @@ int objstore_removexattr(void *ctx, const char *path, const char *name, struct s
     if (!mname)
         return OS_FAIL(o, e, ENODATA, "%s: no attribute %s", path, name);
     struct xattr_edit x = { o, mname, NULL, 0, 0 };
-    int rc = edit_meta(o, path, edit_xattr, &x, NULL, e);
+    int rc = edit_meta(o, path, false, edit_xattr, &x, NULL, e);
     if (rc == -ENODATA)
         sky_err_prefix(e, "%s '%s': %s", o->proto->type, o->name, path);
     return rc;

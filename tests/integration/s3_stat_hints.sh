@@ -9,6 +9,8 @@
 #     object's HEAD until the folder's LIST has come (`await`), and logs
 #     that it came while the HEAD was held;
 #   - a file the cache holds is asked about with one HEAD;
+#   - a rename asks about its source and its target at once, and a chmod
+#     of a folder asks about the folder's marker, not an object of its name;
 #   - what the cache expected may be wrong: a folder replaced on the
 #     server by a file, a file replaced by a folder, and a name made by
 #     another client show what the server holds.
@@ -104,6 +106,31 @@ check "a file the server replaced by a folder is a folder" test -d "$MNT/s3/wasf
 check "with its file" test "$(cat "$MNT/s3/wasfile/y/inside")" = "a file in the new folder"
 past_ttl
 check_fails "a name nothing holds is not there" stat "$MNT/s3/d/nothing"
+
+# A rename asks what the source is and what holds the target at once
+# (the folder freshly listed: the lookups ask nothing).
+echo moved >"$MNT/s3/d/tmp.1"
+ls "$MNT/s3/d" >/dev/null
+echo "await:/$B/d/final/ HEAD /$B/d/tmp.1 1" >"$FAULTS/rules"
+m=$(mark)
+check "a file renamed to a new name" mv "$MNT/s3/d/tmp.1" "$MNT/s3/d/final"
+check "the source's HEAD was held until the target's questions came: asked at once" \
+    bash -c "tail -n +$((m + 1)) '$FAULTS/log' | grep -qx 'await /$B/d/final/: met'"
+: >"$FAULTS/rules"
+check_eq "the server holds the renamed file" moved "$(s3curl "$BUCKET_URL/d/final")"
+check "and not the old name" bash -c "! s3curl -I '$BUCKET_URL/d/tmp.1' >/dev/null 2>&1"
+
+# A chmod of a folder the cache holds edits its marker, asked first; a
+# folder without a marker gets one.
+m=$(mark)
+check "chmod of a folder with a marker" chmod 0700 "$MNT/s3/d"
+check_eq "its marker holds the mode (S_IFDIR|0700)" 16832 \
+    "$(s3curl -I "$BUCKET_URL/d/" | header_of x-amz-meta-mode)"
+check "the marker was asked about, not an object of the folder's name" \
+    bash -c "! tail -n +$((m + 1)) '$FAULTS/log' | grep -q '^HEAD /$B/d '"
+check "chmod of a folder without a marker" chmod 0750 "$MNT/s3/solo/sub"
+check_eq "it has a marker now, with the mode (S_IFDIR|0750)" 16872 \
+    "$(s3curl -I "$BUCKET_URL/solo/sub/" | header_of x-amz-meta-mode)"
 
 unmount_skyfs "$MNT"
 check "no request waited out the proxy's hold" bash -c "! grep -q ': timeout' '$FAULTS/log'"

@@ -1094,10 +1094,10 @@ struct stat_question {
     struct objstore *o;
     const struct os_loc *l;
     const char *show;
-    bool ask_object, ask_folder;
+    bool ask_object, ask_folder;    /* what the round being answered asked */
     int object_rc, list_rc, marker_rc;
     struct sky_err object_err, list_err, marker_err;
-    struct objstore_head head;
+    struct objstore_head head;      /* the object's, while object_rc is 0 */
     bool any, marker, others;
     struct sky_attr marker_attr;
 };
@@ -1119,32 +1119,32 @@ static int stat_question_job(void *arg, size_t i, struct sky_err *e)
     return 0;
 }
 
-/* Ask what q->ask_object and q->ask_folder say, at once. */
-static int stat_ask(struct stat_question *q, struct sky_err *e)
+/* One round: ask about the object, the folder or both, at once; then
+ * answer: 0 (*out set), -ENOENT when what was asked found nothing, or a
+ * failure.  The object's answer comes first: a file is the answer even
+ * when a folder was asked about too. */
+static int stat_round(struct stat_question *q, bool object, bool folder, struct sky_attr *out,
+                      struct sky_err *e)
 {
-    size_t n = (q->ask_object ? 1 : 0) + (q->ask_folder ? 2 : 0);
+    q->ask_object = object;
+    q->ask_folder = folder;
     q->object_rc = q->list_rc = q->marker_rc = -ENOENT;
-    return parallel_for(n, n, stat_question_job, q, e);
-}
-
-/* The object's answer, once asked: 0 (a file, *out set), -ENOENT (none:
- * look for a folder), or another failure. */
-static int stat_object_answer(struct stat_question *q, struct sky_attr *out, struct sky_err *e)
-{
-    int rc = q->object_rc;
-    if (rc == 0) {
-        os_attr_from_head(q->o, &q->head, out);
-        os_typed_note(q->o, q->l->container, q->l->key, out);
+    size_t n = (object ? 1 : 0) + (folder ? 2 : 0);
+    int rc = parallel_for(n, (int)n, stat_question_job, q, e);
+    if (q->object_rc == 0) {
+        if (rc == 0) {
+            os_attr_from_head(q->o, &q->head, out);
+            os_typed_note(q->o, q->l->container, q->l->key, out);
+        }
         objstore_head_free(&q->head);
-    } else if (rc != -ENOENT && e) {
-        *e = q->object_err;
     }
-    return rc;
-}
-
-/* The folder's answer, once asked: 0 (*out set), -ENOENT, or a failure. */
-static int stat_folder_answer(struct stat_question *q, struct sky_attr *out, struct sky_err *e)
-{
+    if (rc)
+        return rc;
+    if (object && (q->object_rc != -ENOENT || !folder)) {   /* a file, a failure, or none */
+        if (q->object_rc && e)
+            *e = q->object_err;
+        return q->object_rc;
+    }
     if (q->list_rc) {
         if (e)
             *e = q->list_err;
@@ -1182,38 +1182,15 @@ int objstore_stat_hinted(void *ctx, const char *path, int hint, struct sky_attr 
         os_loc_free(&l);
         return rc;
     }
+    /* the likely questions first (all of them for a new name); the others
+     * only when those found nothing */
     struct stat_question q = { .o = o, .l = &l, .show = show };
-    q.ask_object = hint != SKY_STAT_DIR;
-    q.ask_folder = hint == SKY_STAT_DIR || hint == SKY_STAT_NEW;
-    rc = stat_ask(&q, e);
-    if (rc == 0 && q.ask_object) {
-        rc = stat_object_answer(&q, out, e);
-        if (rc == -ENOENT && !q.ask_folder) {   /* not a file: a folder? */
-            q.ask_object = false;
-            q.ask_folder = true;
-            rc = stat_ask(&q, e);
-        } else if (rc == -ENOENT) {
-            rc = 0;
-        } else {
-            q.ask_folder = false;               /* a file (or a failure): that is the answer */
-        }
-        if (rc == 0 && q.ask_folder)
-            rc = stat_folder_answer(&q, out, e);
-    } else if (rc == 0) {
-        rc = stat_folder_answer(&q, out, e);
-        if (rc == -ENOENT) {                    /* no longer a folder: a file now? */
-            sky_err_clear(e);
-            q.ask_object = true;
-            q.ask_folder = false;
-            rc = stat_ask(&q, e);
-            if (rc == 0)
-                rc = stat_object_answer(&q, out, e);
-            if (rc == -ENOENT)
-                rc = OS_FAIL(o, e, ENOENT, "HEAD %s: 404 NoSuchKey", show);
-        }
+    bool object_first = hint != SKY_STAT_DIR, both = hint == SKY_STAT_NEW;
+    rc = stat_round(&q, object_first || both, !object_first || both, out, e);
+    if (rc == -ENOENT && !both) {
+        sky_err_clear(e);
+        rc = stat_round(&q, !object_first, object_first, out, e);
     }
-    if (q.object_rc == 0 && rc != 0)
-        objstore_head_free(&q.head);
     os_loc_free(&l);
     return rc;
 }

@@ -701,12 +701,10 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     struct localdirs_claim hold;
     if (dir_held)
         localdirs_hold(fs, &hold, ino);
-    bool pending = ent.attr.kind == SKY_FILE && held && files_upload_pending(held);
     bool carried = !rc && which &&
-                   (c->cfg->write_back_async
-                        ? (ent.attr.kind == SKY_FILE && (pending || ops_still_local(fs, ino))) ||
-                              (dir_held && ops_still_local(fs, ino))
-                        : pending);
+                   ((ent.attr.kind == SKY_FILE && held && files_upload_pending(held)) ||
+                    (c->cfg->write_back_async && (ent.attr.kind == SKY_FILE || dir_held) &&
+                     ops_still_local(fs, ino)));
     if (carried) {
         struct sky_attr out = a;
         if (of) {

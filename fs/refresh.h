@@ -14,14 +14,14 @@
 /* Ask the driver for the attributes of `path` (child `name` of directory
  * inode `parent`), store them, and give the stored entry in *out.  `hint`
  * (enum sky_stat_hint) is what the cache expects there: the driver asks
- * the likely question first (refresh_hint_of, refresh_hint_in). */
+ * the likely question first (for a name the cache lacks: refresh_hint_in). */
 int refresh_entry(struct skyfs *fs, struct cloud *c, uint64_t parent, const char *name,
                   const char *path, int hint, struct meta_entry *out, struct sky_err *e);
 
-/* refresh_entry for inode `ino`, which the cache holds as `known`: when
- * the cloud is slow to answer (liveness.h) this gives -ETIMEDOUT after a
- * moment and the refresh goes on in the background; the caller answers
- * with the cached entry, as it does for -EHOSTDOWN. */
+/* refresh_entry for the entry the cache holds as `known` (its kind is
+ * the hint): when the cloud is slow to answer (liveness.h) this gives
+ * -ETIMEDOUT after a moment and the refresh goes on in the background;
+ * the caller answers with the cached entry, as it does for -EHOSTDOWN. */
 int refresh_known_entry(struct skyfs *fs, struct cloud *c, const struct meta_entry *known,
                         struct meta_entry *out, struct sky_err *e);
 

@@ -39,10 +39,11 @@ Modes:
               before this request reaches the server (s3_rgw.sh)
     await:TEXT  hold the request until another request whose path and
               query hold TEXT has reached the proxy (before it or while it
-              is held; at most AWAIT_MAX_S seconds), then forward it; the log says which it was
-              ("await TEXT: met" or "await TEXT: timeout"): whether a
-              client asks two things at once or one after the other
-              (s3_stat_hints.sh)
+              is held; at most AWAIT_MAX_S seconds), then forward it; the
+              log says which ("await TEXT: met" or "await TEXT: timeout"):
+              whether a client asks two things at once or one after the
+              other (s3_stat_hints.sh).  TEXT holds no space (a rule's
+              fields are split on spaces)
 
 A listing loop ends by itself after 300 pages (the last one has no token),
 so that a client without defence still gets an answer.  STATE_DIR/log gets

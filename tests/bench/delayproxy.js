@@ -42,6 +42,8 @@ function later(fn) {
 
 net.createServer((client) => {
     const server = net.connect(Number(targetPort), '127.0.0.1');
+    client.setNoDelay(true);
+    server.setNoDelay(true);
     client.on('data', (chunk) => {
         stats.sent += chunk.length;
         const m = chunk.toString('latin1').match(requestLine);

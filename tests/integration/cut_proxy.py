@@ -37,6 +37,7 @@ def should_cut(key):
 
 
 class Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # replies go out at once, as from a real server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):

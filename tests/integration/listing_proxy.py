@@ -67,6 +67,7 @@ def rewrite(query, body):
 
 
 class Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # replies go out at once, as from a real server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):

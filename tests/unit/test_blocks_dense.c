@@ -201,6 +201,26 @@ TEST(blocks_dense_random_reads_fill_the_object)
     dfix_close(&f);
 }
 
+/* The fill starts as soon as the reads turn out dense (16 of 128 blocks
+ * touched: an eighth), not after a quarter of the blocks: the reader
+ * does not fetch block after block on its own first. */
+TEST(blocks_dense_reads_fill_from_the_switch)
+{
+    struct dfix f;
+    dfix_open(&f, 256 * KIB, 32 * MIB, 1024ull * MIB, 10);
+    CHECK_INT(read_spread(f.o, &f.r, f.bs, f.nblocks, 16), 0);
+    CHECK_INT(wait_bytes(f.b, f.size), f.size);
+    struct blocks_stats s = dstats(f.b);
+    CHECK_INT(s.blocks_present, f.nblocks);
+    CHECK(s.fetched_ahead > 0);
+    int calls = dremote_get(&f.r, &f.r.calls);
+    if (calls >= (int)f.nblocks / 2)
+        fprintf(stderr, "  %d requests for 16 reads and the fill\n", calls);
+    CHECK(calls < (int)f.nblocks / 2);         /* 16 chunks, then runs between them */
+    blocks_cancel_ahead(f.o);
+    dfix_close(&f);
+}
+
 /* Sparse random reads (a few, far apart, of a 32 MiB object of 128
  * blocks) keep fetching only the 64 KiB chunks they touch. */
 TEST(blocks_sparse_random_reads_stay_small)

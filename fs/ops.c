@@ -685,13 +685,13 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     struct sky_attr a = ent.attr;
     times_fix(fs, &ent, &a);
     unsigned which = rc ? 0 : setattr_changes(attr, to_set, now, &a);
-    /* If the file is open with unsent writes, their upload carries the new
-     * attributes instead of a request of their own: on a write_back =
-     * async cloud, a pending upload or a file not created on the cloud
-     * yet; on a sync one, the upload at the writer's close (tar sets a
-     * file's times, owner and mode on its descriptor before it closes it:
-     * one request, not four, and the cloud never holds the new attributes
-     * on the old bytes).  Else the driver changes them in place. */
+    /* A file not created on the cloud yet, or open with unsent writes:
+     * its upload carries the new attributes instead of a request of their
+     * own (on a write_back = async cloud, the pending upload; on a sync
+     * one, the upload at the writer's close: tar sets a file's times,
+     * owner and mode on its descriptor before it closes it, one request,
+     * not four, and the cloud never holds the new attributes on the old
+     * bytes).  Else the driver changes them in place. */
     if (!of && which)
         of = files_find(fs, ino);
     /* A folder or symlink not created on the cloud yet takes them in the
@@ -703,7 +703,7 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         localdirs_hold(fs, &hold, ino);
     bool carried = !rc && which &&
                    ((ent.attr.kind == SKY_FILE && held && files_upload_pending(held)) ||
-                    (c->cfg->write_back_async && (ent.attr.kind == SKY_FILE || dir_held) &&
+                    ((ent.attr.kind == SKY_FILE || (c->cfg->write_back_async && dir_held)) &&
                      ops_still_local(fs, ino)));
     if (carried) {
         struct sky_attr out = a;

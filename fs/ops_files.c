@@ -21,54 +21,16 @@
 #include "readahead.h"
 #include "virtual.h"
 
-/* For a driver without preconditions: -ESTALE when something is at path. */
-static int compare_none(struct cloud *c, const char *path, struct sky_err *e)
-{
-    struct sky_attr now;
-    int rc = c->drv->stat(c->ctx, path, &now, e);
-    if (rc == -ENOENT) {
-        sky_err_clear(e);
-        return 0;
-    }
-    return rc ? rc : sky_fail(e, ESTALE, "cloud '%s': create \"%s\": another machine made it "
-                              "since this one last listed its folder", c->cfg->name, path);
-}
-
-/* Upload an empty object now so the file exists in the cloud (and in
- * listings) from the moment it is created, as s3fs and rclone do, with
- * the cloud metadata om (its content type). */
-static int create_empty(struct skyfs *fs, struct cloud *c, const char *path, struct sky_attr *a,
-                        const struct sky_objmeta *om, struct sky_err *e)
-{
-    struct sky_attr out, want = *a;
-    want.expect = SKY_EXPECT_NONE;      /* never over a file another machine just made */
-    want.etag[0] = '\0';
-    int rc = (c->drv->caps & SKY_CAP_CONDITIONAL) ? 0 : compare_none(c, path, e);
-    if (!rc)
-        rc = c->drv->write(c->ctx, path, -1, 0, &want, om, &out, e);
-    cloud_note_result(c, rc, e);
-    a->size = 0;
-    a->expect = 0;
-    if (rc == -ESTALE) {
-        /* Another machine made `path` since this one listed its folder:
-         * the file is this machine's alone until its upload, which then
-         * becomes a conflict copy (its version is "", a new file). */
-        LOG_WARN("%s; the new file stays on this machine until it is closed, then goes up "
-                 "as a conflict copy", e->msg);
-        sky_err_clear(e);
-        a->etag[0] = '\0';
-        return 0;
-    }
-    if (!rc)
-        memcpy(a->etag, out.etag, sizeof a->etag);
-    return rc;
-}
-
-/* A new file on a write_back = async cloud is not created on the cloud:
- * the cache holds it, marked local-only, as an empty object dirty in the
- * block cache's journal (so a crash before its upload loses nothing), and
- * its queued upload creates it.  *ofp gets it open (a reference) when not
- * NULL; else (mknod) it is queued at once, as a closed file. */
+/* A new file is not created on the cloud: the cache holds it, marked
+ * local-only, as an empty object dirty in the block cache's journal (so a
+ * crash before its upload loses nothing), and its upload creates it: at
+ * its close on a write_back = sync cloud (even when nothing was written),
+ * queued after it on an async one.  One request (with a head compare on
+ * a server without preconditions, two) instead of an empty object at
+ * create and the file at close, and no other machine ever lists it empty
+ * while it is written.  *ofp gets it open (a reference) when not NULL;
+ * else (mknod) it goes up at once (sync) or is queued (async), as a
+ * closed file. */
 static int defer_create(struct skyfs *fs, struct meta_entry *ent, struct ofile **ofp,
                         struct sky_err *e)
 {
@@ -77,6 +39,12 @@ static int defer_create(struct skyfs *fs, struct meta_entry *ent, struct ofile *
     if (rc)
         return rc;
     rc = files_truncate(fs, of, 0, e);
+    if (rc == 0) {                  /* created, not modified: its times stay as made */
+        pthread_mutex_lock(&of->lock);
+        of->mtime_ns = ent->attr.mtime_ns;
+        of->ctime_ns = ent->attr.ctime_ns ? ent->attr.ctime_ns : ent->attr.mtime_ns;
+        pthread_mutex_unlock(&of->lock);
+    }
     if (rc == 0 && !ofp)
         rc = files_closed_written(fs, of, e);
     if (rc == 0 && ofp)
@@ -86,10 +54,9 @@ static int defer_create(struct skyfs *fs, struct meta_entry *ent, struct ofile *
     return rc;
 }
 
-/* Create an empty file `name` in `parent` (in the cloud and the cache;
- * on a write_back = async cloud, in the cache until its upload, see
- * defer_create); *ent receives its entry, *c its cloud, and *ofp (when
- * not NULL) the open file of a deferred create, else NULL. */
+/* Create an empty file `name` in `parent`, in the cache until its upload
+ * (defer_create); *ent receives its entry, *c its cloud, and *ofp (when
+ * not NULL) the open file. */
 static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                     struct meta_entry *ent, struct cloud **c, struct ofile **ofp,
                     struct sky_err *e)
@@ -104,28 +71,15 @@ static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
     struct sky_objmeta om;
     ops_new_attr(req, SKY_FILE, mode, &a);
     upmeta_for_new(*c, path, &om);
-    bool deferred = (*c)->cfg->write_back_async;
     if (ofp)
         *ofp = NULL;
-    /* (not deferred: a folder left local-only when the cloud was async
-     * goes up first) */
-    if (!deferred && dir.local_only)
-        rc = localdirs_ensure(fs, *c, parent, e);
+    /* the entry, its cloud metadata (the index knows it: its first upload
+     * asks nothing) and local-only, in one commit */
+    uint64_t ino;
+    rc = times_create_local(fs, parent, name, &a, &om, &ino, e);
     if (!rc)
-        rc = deferred ? 0 : create_empty(fs, *c, path, &a, &om, e);
-    if (!rc && deferred) {
-        /* the entry, its cloud metadata (the index knows it: its first
-         * upload asks nothing) and local-only, in one commit */
-        uint64_t ino;
-        rc = times_create_local(fs, parent, name, &a, &om, &ino, e);
-        if (!rc)
-            rc = meta_get(fs->meta, ino, ent, e);
-    } else if (!rc) {
-        rc = ops_add_child(fs, parent, name, &a, NULL, ent, e);
-        if (!rc)    /* the index knows its metadata: its first upload asks nothing */
-            upmeta_record(fs, ent->ino, &a, &om);
-    }
-    if (!rc && deferred) {
+        rc = meta_get(fs->meta, ino, ent, e);
+    if (!rc) {
         rc = defer_create(fs, ent, ofp, e);
         if (rc) {
             meta_remove(fs->meta, ent->ino, NULL);
@@ -151,23 +105,22 @@ void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
         reply_err(req, rc, &e);
         return;
     }
-    /* a deferred create (of already open) is uploaded after its close,
-     * even when nothing is written */
-    bool deferred = of != NULL;
-    if (!deferred)
-        rc = files_open(fs, &ent, &of, &e);
-    if (rc) {
-        reply_err(req, rc, &e);
-    } else {
-        struct fuse_entry_param p;
-        ops_fill_entry(fs, &ent, c, &p);
-        if (ops_handle_new(fs, fi, of, deferred) != 0) {
-            files_close(fs, of);
-            reply_err(req, -ENOMEM, NULL);
-        } else if (fuse_reply_create(req, &p, fi) != 0) {
-            handle_free(fs, ops_handle(fi));
-            files_close(fs, of);
-        }
+    /* of is open already.  It goes up even when nothing is written: at
+     * its release on a sync cloud (not at a close before any write: a
+     * shell's `>` closes its first descriptor after a dup2), queued at its
+     * first close on an async one. */
+    struct fuse_entry_param p;
+    ops_fill_entry(fs, &ent, c, &p);
+    if (ops_handle_new(fs, fi, of, c->cfg->write_back_async) != 0) {
+        files_close(fs, of);
+        reply_err(req, -ENOMEM, NULL);
+        meta_entry_free(&ent);
+        return;
+    }
+    ops_handle(fi)->made = true;
+    if (fuse_reply_create(req, &p, fi) != 0) {
+        handle_free(fs, ops_handle(fi));
+        files_close(fs, of);
     }
     meta_entry_free(&ent);
 }
@@ -464,7 +417,7 @@ void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, 0);
         return;
     }
-    if (atomic_load(&h->wrote) && files_closed_written(fs, of, &e) != 0)
+    if ((atomic_load(&h->wrote) || h->made) && files_closed_written(fs, of, &e) != 0)
         LOG_ERROR("upload at close failed, kept in the journal for retry: %s", e.msg);
     files_close(fs, of);
     handle_free(fs, h);

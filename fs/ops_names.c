@@ -373,8 +373,8 @@ static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const stru
     return rc;
 }
 
-/* A file made here and not uploaded yet (write_back = async), renamed
- * over a file the cloud holds (git's `mv config.lock config`, an editor's
+/* A file made here and not uploaded yet (open, or queued for its
+ * upload), renamed over a file the cloud holds (git's `mv config.lock config`, an editor's
  * save): nothing is sent.  The pending upload moves to the new name in the
  * cache and replaces the version of the file there that this machine last
  * saw (If-Match, or the head compare), as an upload of an edit of that file
@@ -393,7 +393,7 @@ static bool onto_cloud_file(struct skyfs *fs, struct cloud *c, const struct meta
                             struct onto_cloud *onto)
 {
     struct meta_entry dst;
-    if (!of || !c->cfg->write_back_async || src->attr.kind != SKY_FILE ||
+    if (!of || src->attr.kind != SKY_FILE ||
         meta_get(fs->meta, replaced, &dst, NULL) != 0)
         return false;
     bool ok = dst.attr.kind == SKY_FILE && dst.attr.etag[0] && !dst.local_only;

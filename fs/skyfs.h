@@ -225,6 +225,7 @@ struct ofile {
 struct fhandle {
     struct ofile *of;           /* NULL for a virtual file (.skyfs/metrics) */
     atomic_bool wrote;
+    bool made;                  /* by its create: goes up at its release, even unwritten */
     char *virt_text;            /* a virtual file: its text as of the open */
     size_t virt_len;
     struct fhandle *prev, *next; /* fs->handles (files_lock) */

@@ -93,15 +93,17 @@ static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_
     return 0;
 }
 
-/* Does a pending upload of file `ent` (write_back = async) carry its user
- * metadata, so that the cache, not the cloud, has it right?  A file made
- * here and not uploaded yet, or one with an upload queued or due. */
+/* Does a pending upload of file `ent` carry its user metadata, so that
+ * the cache, not the cloud, has it right?  A file made here and not
+ * uploaded yet, or (write_back = async) one with an upload queued or due. */
 static bool upload_carries(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent)
 {
-    if (!c->cfg->write_back_async || ent->attr.kind != SKY_FILE)
+    if (ent->attr.kind != SKY_FILE)
         return false;
     if (ent->local_only)
         return true;
+    if (!c->cfg->write_back_async)
+        return false;
     struct ofile *of = files_find(fs, ent->ino);
     bool pending = of && files_upload_pending(of);
     if (of)
@@ -118,8 +120,8 @@ static int change_carried(struct skyfs *fs, struct cloud *c, const struct meta_e
                           const char *name, const void *value, size_t size, int flags,
                           struct sky_err *e)
 {
-    if (!is_user_name(name) || !c->drv->get_meta || !c->cfg->write_back_async ||
-        ent->attr.kind != SKY_FILE)
+    if (!is_user_name(name) || !c->drv->get_meta ||
+        (!c->cfg->write_back_async && !ent->local_only) || ent->attr.kind != SKY_FILE)
         return 1;
     struct ofile *held = files_find(fs, ent->ino);  /* its upload lock: ops_xattr.c's */
     struct meta_entry now;

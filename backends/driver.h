@@ -377,6 +377,13 @@ struct sky_driver {
     int (*stat_hinted)(void *ctx, const char *path, int hint, struct sky_attr *out,
                        struct sky_err *e);
 
+    /* Optional: may a file be made at `path`?  Answered without a request,
+     * for what the protocol refuses by the place alone (a file at an
+     * account's root, where only containers live): 0, or a negative errno
+     * with e filled.  fs/ asks before a create, whose upload (the cloud's
+     * first word on it) comes only at the close.  NULL: anywhere. */
+    int (*file_allowed)(void *ctx, const char *path, struct sky_err *e);
+
     /* Read the bytes of [off, off+len): they go to sink(sink_arg, ...) as
      * they arrive (see sky_sink_fn), so that a large range costs the
      * caller only what it keeps.  Returns 0 once the range was delivered

@@ -485,6 +485,7 @@ int objstore_list_tree(void *ctx, const char *dir, sky_list_cb cb, void *arg,
 int objstore_stat(void *ctx, const char *path, struct sky_attr *out, struct sky_err *e);
 int objstore_stat_hinted(void *ctx, const char *path, int hint, struct sky_attr *out,
                          struct sky_err *e);
+int objstore_file_allowed(void *ctx, const char *path, struct sky_err *e);
 int objstore_read(void *ctx, const char *path, const char *etag, uint64_t off, uint64_t len,
                   sky_sink_fn sink, void *sink_arg, struct sky_err *e);
 int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
@@ -557,7 +558,7 @@ void objstore_set_known_dirs(void *ctx, sky_known_dir_fn fn, void *arg);
         .caps = SKY_CAP_CONTENT_TYPE | SKY_CAP_CONDITIONAL, .open = (open_),                \
         .close = objstore_close,                                                             \
         .list = objstore_list, .list_tree = objstore_list_tree, .stat = objstore_stat,       \
-        .stat_hinted = objstore_stat_hinted,                                                 \
+        .stat_hinted = objstore_stat_hinted, .file_allowed = objstore_file_allowed,          \
         .read = objstore_read, .write = objstore_write,                                      \
         .write_delta = objstore_write_delta,                                                 \
         .upload_part_size = (part_size_),                                                    \

@@ -121,6 +121,20 @@ void os_file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t s
     snprintf(out->etag, sizeof out->etag, "%s", etag);
 }
 
+int objstore_file_allowed(void *ctx, const char *path, struct sky_err *e)
+{
+    struct objstore *o = ctx;
+    struct os_loc l;
+    int rc = os_locate(o, path, &l, e);
+    if (rc < 0)
+        return rc;
+    if (!*l.key)
+        rc = OS_FAIL(o, e, EPERM, "%s: only %ss (directories) can be made at the account root",
+                     path, o->proto->container_key);
+    os_loc_free(&l);
+    return rc;
+}
+
 int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
                    const struct sky_attr *attr, const struct sky_objmeta *meta,
                    struct sky_attr *out, struct sky_err *e)

@@ -73,10 +73,14 @@ static int new_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
     upmeta_for_new(*c, path, &om);
     if (ofp)
         *ofp = NULL;
+    /* what the cloud would refuse by the place alone, refused now */
+    if ((*c)->drv->file_allowed)
+        rc = (*c)->drv->file_allowed((*c)->ctx, path, e);
     /* the entry, its cloud metadata (the index knows it: its first upload
      * asks nothing) and local-only, in one commit */
     uint64_t ino;
-    rc = times_create_local(fs, parent, name, &a, &om, &ino, e);
+    if (!rc)
+        rc = times_create_local(fs, parent, name, &a, &om, &ino, e);
     if (!rc)
         rc = meta_get(fs->meta, ino, ent, e);
     if (!rc) {

@@ -374,8 +374,8 @@ static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const stru
 }
 
 /* A file made here and not uploaded yet (open, or queued for its
- * upload), renamed over a file the cloud holds (git's `mv config.lock config`, an editor's
- * save): nothing is sent.  The pending upload moves to the new name in the
+ * upload), renamed over a file the cloud holds (git's `mv config.lock
+ * config`, an editor's save): nothing is sent.  The pending upload moves to the new name in the
  * cache and replaces the version of the file there that this machine last
  * saw (If-Match, or the head compare), as an upload of an edit of that file
  * would: the target's check for another machine's change (a rename's
@@ -588,6 +588,21 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 
 /* A second name of a file, where the cloud has hard links (local); object
  * stores have none: EPERM, as on filesystems without them. */
+/* A file made here goes up before it gets a second name on the cloud
+ * (link(2) of a file still open from its create): 0, or why it could not. */
+static int upload_before_link(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
+                              struct sky_err *e)
+{
+    struct ofile *of = files_hold_upload(fs, src->ino);
+    int rc = 0;
+    if (ops_still_local(fs, src->ino))
+        rc = of ? files_sync_held(fs, of, e)
+                : sky_fail(e, EIO, "cloud '%s': link of \"%s\": its upload is still pending "
+                           "(see skyfs status)", c->cfg->name, src->path);
+    files_release_upload(fs, of);
+    return rc;
+}
+
 void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
     struct skyfs *fs = ops_fs(req);
@@ -613,6 +628,8 @@ void sky_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
             rc = sky_fail(&e, EPERM, "cloud '%s' has no hard links", c->cfg->name);
         else if (dir.local_only && (rc = localdirs_ensure(fs, c, newparent, &e)) != 0)
             ;   /* its folder, made here, could not be created first */
+        else if (src.local_only && (rc = upload_before_link(fs, c, &src, &e)) != 0)
+            ;
         else if (!(rc = c->drv->link(c->ctx, src.path, to, &e)))
             rc = c->drv->stat(c->ctx, to, &a, &e);
         if (c && nc == c)

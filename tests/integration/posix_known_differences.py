@@ -21,6 +21,7 @@ _OBJECT_STORES = {
     "link h1 h2 again": _NO_HARD_LINKS,
     "link h1 hd/h3": _NO_HARD_LINKS,
     "link the symlink hs hs2": _NO_HARD_LINKS,
+    "link h5 while it is written (open since its create)": _NO_HARD_LINKS,
     "path past PATH_MAX: mkdir, files, fifo, symlink, rmdir": _KEY_LIMIT,
     "path past PATH_MAX: hard link": _KEY_LIMIT,
 }
@@ -49,7 +50,8 @@ for _label in ("symlink ln -> f2", "symlink ln again", "symlink dangling -> nowh
 for _label in ("mkfifo fifo", "mkfifo fifo again", "mknod socket", "mknod chardev 1:3",
                "mknod blockdev 7:200", "nobody: mkfifo in the sticky directory"):
     _WEBDAV[_label] = _DAV_NO_SPECIAL
-for _label in ("link h1 h2", "link h1 h2 again", "link h1 hd/h3"):
+for _label in ("link h1 h2", "link h1 h2 again", "link h1 hd/h3",
+               "link h5 while it is written (open since its create)"):
     _WEBDAV[_label] = _DAV_NO_HARD_LINKS
 _WEBDAV["path past PATH_MAX: mkdir, files, fifo, symlink, rmdir"] = (
     "the script makes a FIFO and a symlink there, which WebDAV has not")
@@ -70,6 +72,7 @@ _SFTP = {
     "link h1 h2 again": _SFTP_NO_HARD_LINKS,
     "link h1 hd/h3": _SFTP_NO_HARD_LINKS,
     "link the symlink hs hs2": _SFTP_NO_HARD_LINKS,
+    "link h5 while it is written (open since its create)": _SFTP_NO_HARD_LINKS,
     "path past PATH_MAX: hard link": _SFTP_PATH_MAX,
     "path past PATH_MAX: mkdir, files, fifo, symlink, rmdir": _SFTP_PATH_MAX,
     "mkfifo fifo": _SFTP_NO_NODES,

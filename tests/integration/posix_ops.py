@@ -613,6 +613,24 @@ def hard_links():
     for name in ("hs", "hs2", "h2"):
         result(f"unlink {name}", lambda: os.unlink(name))
     result("rmdir hd", lambda: os.rmdir("hd"))
+    result("link h5 while it is written (open since its create)", link_while_written)
+
+
+def link_while_written():
+    fd = os.open("h5", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, b"written before the link")
+        os.link("h5", "h6")
+        os.write(fd, b", and after")
+        os.close(fd)
+        fd = -1
+        return f"h5: {read_all('h5')}; h6: {read_all('h6')}"
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        for name in ("h5", "h6"):
+            if os.path.lexists(name):
+                os.unlink(name)
 
 
 def directory_links():

@@ -121,6 +121,13 @@ void os_file_attr_out(struct sky_attr *out, const struct sky_attr *a, uint64_t s
     snprintf(out->etag, sizeof out->etag, "%s", etag);
 }
 
+/* A file at an account's root (a location without a key): refused. */
+static int root_refuses_file(struct objstore *o, const char *path, struct sky_err *e)
+{
+    return OS_FAIL(o, e, EPERM, "%s: only %ss (directories) can be made at the account root",
+                   path, o->proto->container_key);
+}
+
 int objstore_file_allowed(void *ctx, const char *path, struct sky_err *e)
 {
     struct objstore *o = ctx;
@@ -129,8 +136,7 @@ int objstore_file_allowed(void *ctx, const char *path, struct sky_err *e)
     if (rc < 0)
         return rc;
     if (!*l.key)
-        rc = OS_FAIL(o, e, EPERM, "%s: only %ss (directories) can be made at the account root",
-                     path, o->proto->container_key);
+        rc = root_refuses_file(o, path, e);
     os_loc_free(&l);
     return rc;
 }
@@ -146,8 +152,7 @@ int objstore_write(void *ctx, const char *path, int fd, uint64_t size,
         return rc;
     if (!*l.key) {
         os_loc_free(&l);
-        return OS_FAIL(o, e, EPERM, "%s: only %ss (directories) can be made at the account "
-                       "root", path, o->proto->container_key);
+        return root_refuses_file(o, path, e);
     }
     char show[OS_SHOW_MAX];
     os_show(o, &l, show, sizeof show);
@@ -210,8 +215,7 @@ int objstore_upload_begin(void *ctx, const char *path, const struct sky_attr *at
     st->o = o;
     int rc = os_locate(o, path, &st->l, e);
     if (rc == 0 && !*st->l.key)
-        rc = OS_FAIL(o, e, EPERM, "%s: only %ss (directories) can be made at the account "
-                     "root", path, o->proto->container_key);
+        rc = root_refuses_file(o, path, e);
     if (rc == 0 && meta && sky_objmeta_copy(&st->meta, meta) < 0)
         rc = os_oom(e);
     if (rc < 0) {

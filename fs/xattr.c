@@ -93,22 +93,24 @@ static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_
     return 0;
 }
 
-/* Does a pending upload of file `ent` carry its user metadata, so that
- * the cache, not the cloud, has it right?  A file made here and not
- * uploaded yet, or (write_back = async) one with an upload queued or due. */
+/* Does a pending upload of file `ent` (open as `of`, or NULL) carry its
+ * user metadata, so that the cache, not the cloud, has it right?  A file
+ * made here and not uploaded yet, or (write_back = async) one with an
+ * upload queued or due. */
+static bool carried_by_upload(const struct cloud *c, const struct meta_entry *ent,
+                              struct ofile *of)
+{
+    return ent->attr.kind == SKY_FILE &&
+           (ent->local_only || (c->cfg->write_back_async && of && files_upload_pending(of)));
+}
+
 static bool upload_carries(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent)
 {
-    if (ent->attr.kind != SKY_FILE)
-        return false;
-    if (ent->local_only)
-        return true;
-    if (!c->cfg->write_back_async)
-        return false;
     struct ofile *of = files_find(fs, ent->ino);
-    bool pending = of && files_upload_pending(of);
+    bool carried = carried_by_upload(c, ent, of);
     if (of)
         files_close(fs, of);
-    return pending;
+    return carried;
 }
 
 /* A user.* change of a file whose pending upload carries its metadata
@@ -127,7 +129,7 @@ static int change_carried(struct skyfs *fs, struct cloud *c, const struct meta_e
     struct meta_entry now;
     int rc = 1;
     if (meta_get(fs->meta, ent->ino, &now, NULL) == 0) {
-        bool carried = now.local_only || (held && files_upload_pending(held));
+        bool carried = carried_by_upload(c, &now, held);
         struct sky_objmeta om;
         if (carried && meta_get_objmeta(fs->meta, ent->ino, &om, NULL, NULL) == 0) {
             if (om.has_user) {

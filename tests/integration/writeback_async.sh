@@ -4,6 +4,8 @@
 #
 # Checks, the cloud's own view (the local folder, or s3rver's objects
 # fetched straight from the server) being the judge:
+#   - a new file still open has the times it was made with (atime = mtime
+#     = ctime: its create is not a write);
 #   - fsync means "on the cloud": right after fsync returns, with the file
 #     still open (no close), the server holds the bytes;
 #   - with the S3 server stopped, close still returns 0 (the bytes are safe
@@ -95,6 +97,20 @@ drained() { [ "$(pending)" = 0 ]; }
 pending_at_least() { local n; n=$(pending); echo "pending: ${n:-?}"; [ "${n:-0}" -ge "$1" ]; }
 
 mount_skyfs "$CONF" "$MNT" || die "cannot mount"
+
+# --- a new file's times, as made (its create is not a write) ------------
+for cloud in local s3 s3sync; do
+    check_eq "$cloud: a new file, still open, has atime = mtime = ctime" "equal" \
+        "$("$PYTHON" -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+st = os.fstat(fd)
+os.close(fd)
+os.unlink(sys.argv[1])
+print("equal" if st.st_atime_ns == st.st_mtime_ns == st.st_ctime_ns else
+      "atime %d mtime %d ctime %d" % (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns))
+' "$MNT/$cloud/new-times" 2>&1)"
+done
 
 # --- fsync waits for the upload -----------------------------------------
 for cloud in local s3; do

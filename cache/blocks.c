@@ -68,6 +68,9 @@ static const char *const blocks_sql[Q_COUNT] = {
     [Q_INLINE_PUT] = "INSERT OR REPLACE INTO inline(obj,data) VALUES(?1,?2)",
     [Q_INLINE_GET] = "SELECT data FROM inline WHERE obj=?1",
     [Q_INLINE_DEL] = "DELETE FROM inline WHERE obj=?1",
+    [Q_UNANSWERED_PUT] = "INSERT OR IGNORE INTO unanswered(obj,size,mtime) VALUES(?1,?2,?3)",
+    [Q_UNANSWERED_HAS] = "SELECT 1 FROM unanswered WHERE obj=?1 AND size=?2 AND mtime=?3",
+    [Q_UNANSWERED_DEL] = "DELETE FROM unanswered WHERE obj=?1",
 };
 
 /* The bytes of a small dirty object as of the close that made it durable
@@ -76,6 +79,13 @@ static const char *const blocks_sql[Q_COUNT] = {
  * row first) and no upload (blocks_del_rows). */
 static const char blocks_inline_table[] =
     "CREATE TABLE IF NOT EXISTS inline(obj INTEGER PRIMARY KEY, data BLOB NOT NULL);";
+
+/* Uploads of a dirty object whose answer never came (journal.c
+ * blocks_note_unanswered): made at every open, when missing, like inline;
+ * an object's rows go with its upload (blocks_committed) and its rows. */
+static const char blocks_unanswered_table[] =
+    "CREATE TABLE IF NOT EXISTS unanswered(obj INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " mtime INTEGER NOT NULL, PRIMARY KEY(obj, size, mtime)) WITHOUT ROWID;";
 
 static const char blocks_schema[] =
     "CREATE TABLE info(key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;"
@@ -257,6 +267,12 @@ int blocks_del_rows(struct blocks *b, int64_t id, struct sky_err *e)
         sqlite3_bind_int64(st, 1, id);
         rc = cachedb_done(&b->db, st, "dropping a journaled copy", e);
     }
+    if (rc == 0 && !(st = cachedb_stmt(&b->db, Q_UNANSWERED_DEL, e)))
+        rc = -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = cachedb_done(&b->db, st, "dropping unanswered uploads", e);
+    }
     return rc;
 }
 
@@ -369,6 +385,7 @@ static int blocks_load(struct blocks *b, const char *cloud, const char *path,
     if (!o)
         return blocks_oom(e);
     o->dirty = dirty;
+    o->unanswered = dirty;          /* maybe: its rows are looked at when asked */
     o->complete = dirty && complete;
     rc = blocks_load_state(b, o, complete, e);
     if (rc) {
@@ -953,6 +970,8 @@ static int blocks_start(struct blocks *b, struct sky_err *e)
         rc = blocks_prepare_schema(b, e);
     if (rc == 0)
         rc = cachedb_exec(&b->db, blocks_inline_table, e);
+    if (rc == 0)
+        rc = cachedb_exec(&b->db, blocks_unanswered_table, e);
     if (rc == 0)
         rc = blocks_check_block_size(b, e);
     if (rc == 0)

@@ -105,6 +105,10 @@ struct blocks_obj {
     int fill;                       /* FILL_NONE, FILL_ON (background fill), FILL_OFF */
     uint64_t fill_next;             /* where the fill looks for absent blocks next */
     char *etag;
+    /* The table `unanswered` may hold rows of this object (uploads whose
+     * answer never came, journal.c blocks_note_unanswered): set by a note,
+     * and at load for a dirty object; cleared by blocks_committed. */
+    bool unanswered;
     uint64_t size;                  /* also read atomically without the lock */
     bool dirty;                     /* likewise */
     bool complete;                  /* dirty and recorded as all-present */
@@ -181,7 +185,8 @@ enum {
     Q_OBJ_RESET, Q_OBJ_DIRTY, Q_OBJ_COMPLETE, Q_OBJ_CLEAN, Q_OBJ_ETAG, Q_OBJ_TOUCH,
     Q_OBJ_DELETE, Q_OBJ_ALL, Q_OBJ_DIRTY_KEYS, Q_OBJ_COUNTS, Q_OBJ_UNDER, Q_OBJ_OF_CLOUD,
     Q_OBJ_MOVE, Q_OBJ_MOVE_RANGE, Q_BLK_LOAD, Q_BLK_PUT, Q_BLK_DEL, Q_BLK_DEL_OBJ, Q_BLK_TOUCH,
-    Q_BLK_USAGE, Q_BLK_LRU, Q_BLK_ANY, Q_INLINE_PUT, Q_INLINE_GET, Q_INLINE_DEL, Q_COUNT
+    Q_BLK_USAGE, Q_BLK_LRU, Q_BLK_ANY, Q_INLINE_PUT, Q_INLINE_GET, Q_INLINE_DEL,
+    Q_UNANSWERED_PUT, Q_UNANSWERED_HAS, Q_UNANSWERED_DEL, Q_COUNT
 };
 
 /* A dirty object up to this size is made durable with its bytes in the

@@ -354,9 +354,45 @@ int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e)
         o->etag = copy;
         copy = NULL;
     }
+    if (rc == 0 && o->unanswered &&     /* the cloud's version is known again */
+        obj_update(o, Q_UNANSWERED_DEL, 0, 0, "dropping unanswered uploads", e) == 0)
+        o->unanswered = false;
     pthread_mutex_unlock(&o->lock);
     free(copy);
     return rc;
+}
+
+int blocks_note_unanswered(struct blocks_obj *o, uint64_t size, int64_t mtime_ns,
+                           struct sky_err *e)
+{
+    pthread_mutex_lock(&o->lock);
+    int rc = obj_update(o, Q_UNANSWERED_PUT, (int64_t)size, mtime_ns,
+                        "recording an unanswered upload", e);
+    if (rc == 0)
+        o->unanswered = true;
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+bool blocks_was_unanswered(struct blocks_obj *o, uint64_t size, int64_t mtime_ns)
+{
+    struct blocks *b = o->b;
+    struct sky_err e = { 0 };
+    bool found = false;
+    pthread_mutex_lock(&o->lock);
+    pthread_mutex_lock(&b->lock);
+    sqlite3_stmt *st = o->unanswered && !o->gone ? cachedb_stmt(&b->db, Q_UNANSWERED_HAS, &e)
+                                                 : NULL;
+    if (st) {
+        sqlite3_bind_int64(st, 1, o->id);
+        sqlite3_bind_int64(st, 2, (int64_t)size);
+        sqlite3_bind_int64(st, 3, mtime_ns);
+        found = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&o->lock);
+    return found;
 }
 
 /* ---- the journal -------------------------------------------------------------- */

@@ -95,6 +95,26 @@ int blocks_rebase_new(struct blocks_obj *o, const char *etag, struct sky_err *e)
  * upload again. */
 int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e);
 
+/* An upload of the object's content, `size` bytes with modification time
+ * `mtime_ns`, failed without an answer that says the cloud refused it (a
+ * connection cut after the request went out, a server stopped while it
+ * worked): the cloud may hold that version now, or not.  Journaled with
+ * the object until an upload of it succeeds (blocks_committed), so that
+ * a later upload, meeting a version that is not its base, can tell this
+ * machine's own from another machine's (blocks_was_unanswered) instead
+ * of keeping its content beside it as a conflict copy.  0 or the cache
+ * database's error (then such an upload makes a needless conflict copy:
+ * nothing is lost). */
+int blocks_note_unanswered(struct blocks_obj *o, uint64_t size, int64_t mtime_ns,
+                           struct sky_err *e);
+
+/* Is a version of `size` bytes and modification time `mtime_ns`, as the
+ * cloud reports them, one of the object's uploads that got no answer?
+ * The times must be equal to the nanosecond: a cloud that keeps whole
+ * seconds, or an object whose time is the server's (Last-Modified), is
+ * taken for another machine's (a conflict copy: safe). */
+bool blocks_was_unanswered(struct blocks_obj *o, uint64_t size, int64_t mtime_ns);
+
 /* The journal: call cb for every dirty object (after a crash: pending
  * uploads).  cb gets the object pinned; blocks_each_dirty releases it.
  * A non-zero return from cb stops the walk and is returned.  An object

@@ -562,6 +562,27 @@ static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct block
     return 0;
 }
 
+/* The cloud holds a version of obj's path that is not the upload's base
+ * (send_file's -ESTALE): is it one of this machine's earlier uploads whose
+ * answer never came (blocks_note_unanswered: same size and modification
+ * time)?  Then it is no other machine's change: attr is set to replace
+ * that version, and true is returned. */
+static bool own_unanswered(struct cloud *c, struct blocks_obj *obj, struct sky_attr *attr)
+{
+    struct sky_attr theirs;
+    struct sky_err e = { 0 };
+    int rc = c->drv->stat(c->ctx, blocks_path(obj), &theirs, &e);
+    cloud_note_result(c, rc, &e);
+    if (rc != 0 || theirs.kind != SKY_FILE || !(theirs.has & SKY_HAS_MTIME) || !theirs.etag[0] ||
+        !blocks_was_unanswered(obj, theirs.size, theirs.mtime_ns))
+        return false;
+    LOG_INFO("cloud '%s': \"%s\" holds this machine's own earlier upload, whose answer was "
+             "lost; replacing it", c->cfg->name, blocks_path(obj));
+    memcpy(attr->etag, theirs.etag, sizeof attr->etag);
+    attr->expect = SKY_EXPECT_MATCH;
+    return true;
+}
+
 /* Upload a dirty object for (cloud, entry).  `mtime_ns` is the time to
  * record; `etag` is the version to fetch missing blocks from; `st` its
  * started stream, if any (finished or dropped here).  The object keeps
@@ -604,6 +625,14 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         return rc;
     }
     rc = send_file(c, obj, fd, &attr, &om, st, etag, out, e);
+    if (rc == -ESTALE && own_unanswered(c, obj, &attr)) {
+        sky_err_clear(e);
+        rc = send_file(c, obj, fd, &attr, &om, NULL, etag, out, e);    /* st: spent */
+    }
+    struct sky_err note = { 0 };
+    if (rc < 0 && rc != -ESTALE &&      /* the cloud may hold it all the same */
+        blocks_note_unanswered(obj, attr.size, attr.mtime_ns, &note) != 0)
+        LOG_WARN("%s", note.msg);
     if (rc == -ESTALE) {
         struct sky_err why = *e;
         rc = keep_as_conflict_copy(fs, c, obj, ent, fd, &attr, &om, &why, e);

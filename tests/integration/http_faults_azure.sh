@@ -80,6 +80,7 @@ scenario_ranges
 scenario_many_meta
 scenario_listing_loops
 scenario_lost_answers cutfail:400:InvalidBlockList PUT comp=blocklist PUT comp=block\& 3
+scenario_lost_upload
 scenario_hang slow
 
 unmount_skyfs "$MNT"

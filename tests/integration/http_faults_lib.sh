@@ -161,6 +161,65 @@ scenario_lost_answers() {
     rules
 }
 
+# --- an upload that failed, though the server had stored it --------------
+# write_closes PATH TEXT: "ok" when writing TEXT to PATH and closing it
+# succeeded, else "failed"
+write_closes() {
+    "$PYTHON" - "$1" "$2" <<'PYW'
+import os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, sys.argv[2].encode())
+    os.close(fd)
+    print("ok")
+except OSError:
+    print("failed")
+PYW
+}
+
+# scenario_lost_upload: a new file's upload at close is cut after the
+# server stored it, and its retries fail (the close reports the error, and
+# the upload at release fails too); the file's next upload meets that
+# version on the server.  It is this machine's own (same size and mtime):
+# replaced, no conflict copy.  When another machine wrote the name
+# meanwhile (same size, its own time), it is a conflict as ever: the
+# pending content goes beside it as a conflict copy (at an fsync).
+scenario_lost_upload() {
+    local name
+    for name in lost own; do
+        rules "cut PUT $name.txt 1" "status:500 PUT $name.txt all"
+        check_eq "$CLOUD: $name.txt: the close of an upload cut and then refused fails" \
+            failed "$(write_closes "$MNT/$CLOUD/$name.txt" "one!")"
+        check "$CLOUD: $name.txt: ...and the upload at its release" wait_until 30 grep -q \
+            "upload at close failed.*PUT $name.txt" "$LOGS/$(basename "$MNT").log"
+        get_direct $name.txt "$TEST_TMP/l.out"
+        check_eq "$CLOUD: $name.txt: ...though the server stored it" "one!" "$(cat "$TEST_TMP/l.out")"
+        [ $name = lost ] && continue
+        printf 'two!' >"$TEST_TMP/l.src"   # another machine's write, as long
+        put_direct $name.txt "$TEST_TMP/l.src" || die "cannot store $name.txt"
+        rules
+        check "$CLOUD: own.txt: fsync uploads the pending content" "$PYTHON" -c \
+            'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' \
+            "$MNT/$CLOUD/own.txt"
+    done
+    rules
+    check_eq "$CLOUD: lost.txt: written again, the close succeeds" \
+        ok "$(write_closes "$MNT/$CLOUD/lost.txt" "three")"
+    get_direct lost.txt "$TEST_TMP/l.out"
+    check_eq "$CLOUD: the server holds the new content of lost.txt" three "$(cat "$TEST_TMP/l.out")"
+    check_eq "$CLOUD: ...and no conflict copy of it was made" "" \
+        "$(ls "$MNT/$CLOUD" | grep '^lost\.conflict-')"
+    check "$CLOUD: the log says the cloud held this machine's own earlier upload" \
+        grep -q "\"lost.txt\" holds this machine's own earlier upload" \
+        "$LOGS/$(basename "$MNT").log"
+    get_direct own.txt "$TEST_TMP/l.out"
+    check_eq "$CLOUD: own.txt: the other machine's version stays" "two!" "$(cat "$TEST_TMP/l.out")"
+    local copy
+    copy=$(ls "$MNT/$CLOUD" | grep '^own\.conflict-' | head -n 1)
+    check "$CLOUD: own.txt: this machine's is kept beside it ($copy)" \
+        test -n "$copy" -a "$(cat "$MNT/$CLOUD/$copy" 2>/dev/null)" = "one!"
+}
+
 # --- item 9: a server that accepts and never answers --------------------
 # scenario_hang SLOW_CLOUD: SLOW_CLOUD has timeout = 1s, retries = 5 and
 # every request of it names "hangzone".

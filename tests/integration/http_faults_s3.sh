@@ -66,6 +66,7 @@ scenario_ranges
 scenario_many_meta
 scenario_listing_loops
 scenario_lost_answers cut POST uploadId= POST uploads 1
+scenario_lost_upload
 scenario_hang slow
 
 unmount_skyfs "$MNT"

@@ -138,8 +138,13 @@ PY
 done
 
 # --- the server stopped: async close, sync close, fsync -----------------
-# (files are created while it runs: a create goes to the cloud at once)
+# (files are created while it runs: the sync cloud's empty file goes up
+# at its release, right after touch returns; waited for, so that the
+# server is not stopped in the middle of it: that case, an upload the
+# server stored without its answer reaching skyfs, is http_faults_*'s)
 touch "$MNT/s3/down.bin" "$MNT/s3sync/down.bin"
+wait_until 30 s3curl -o /dev/null "$ENDPOINT/wbsync/down.bin" ||
+    die "the empty file made on s3sync never reached the server"
 s3stop
 head -c 200000 /dev/urandom >"$SRC/down"
 check "s3 (async), server stopped: write and close return 0" cp "$SRC/down" "$MNT/s3/down.bin"

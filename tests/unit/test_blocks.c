@@ -2173,3 +2173,44 @@ TEST(blocks_stopped_reader_does_not_wait_for_a_download)
     unit_rmtree(dir);
     free(dir);
 }
+
+/* Uploads that got no answer are journaled with their object: asked
+ * after a remount and a rename, only the exact size and mtime of one of
+ * them match; a successful upload forgets them. */
+TEST(blocks_unanswered_uploads_kept_until_committed)
+{
+    char *dir = unit_tmpdir();
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct blocks_obj *o;
+    CHECK_INT(blocks_get_new(b, "c", "f", &o, NULL), 0);
+    CHECK(!blocks_was_unanswered(o, 4, 1000000001));            /* nothing noted */
+    CHECK_INT(blocks_write(o, 0, "one!", 4, NULL, NULL, NULL), 0);
+    CHECK_INT(blocks_note_unanswered(o, 4, 1000000001, NULL), 0);
+    CHECK_INT(blocks_note_unanswered(o, 4, 1000000001, NULL), 0); /* the same, again */
+    CHECK_INT(blocks_write(o, 0, "three", 5, NULL, NULL, NULL), 0);
+    CHECK_INT(blocks_note_unanswered(o, 5, 2000000002, NULL), 0);
+    CHECK(blocks_was_unanswered(o, 4, 1000000001));
+    blocks_release(o);
+    CHECK_INT(blocks_rename(b, "c", "f", "g", false, NULL), 0);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    CHECK_INT(blocks_get(b, "c", "g", "", 5, &o, NULL), 0);
+    CHECK(blocks_is_dirty(o));
+    CHECK(blocks_was_unanswered(o, 4, 1000000001));
+    CHECK(blocks_was_unanswered(o, 5, 2000000002));
+    CHECK(!blocks_was_unanswered(o, 4, 1000000000));            /* the second only */
+    CHECK(!blocks_was_unanswered(o, 5, 1000000001));            /* another size */
+    int fd;
+    CHECK_INT(blocks_prepare_upload(o, NULL, NULL, &fd, NULL), 0);
+    CHECK_INT(blocks_committed(o, "\"v1\"", NULL), 0);
+    CHECK(!blocks_was_unanswered(o, 5, 2000000002));
+    blocks_release(o);
+    blocks_close(b);
+    b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    CHECK_INT(blocks_get(b, "c", "g", "\"v1\"", 5, &o, NULL), 0);
+    CHECK(!blocks_was_unanswered(o, 4, 1000000001));
+    blocks_release(o);
+    blocks_close(b);
+    unit_rmtree(dir);
+    free(dir);
+}

@@ -386,7 +386,26 @@ static int rename_to_conflict_copy(struct skyfs *fs, struct cloud *c, const stru
 struct onto_cloud {
     struct ofile *of;               /* the moved file (held); NULL: not this case */
     char etag[SKY_ETAG_MAX];        /* the version of the replaced file on the cloud */
+    struct ofile *opened;           /* of, opened by the rename (nobody had it open) */
 };
+
+/* A file made here whose upload is pending, which nobody has open (on a
+ * sync cloud: its close's upload failed; the journal retries it): opened
+ * (files_close it), so that it can be held and moved like an open one;
+ * NULL when it is open already or not such a file. */
+static struct ofile *open_pending(struct skyfs *fs, const struct meta_entry *src)
+{
+    struct ofile *of = files_find(fs, src->ino);
+    if (of) {
+        files_close(fs, of);
+        return NULL;
+    }
+    struct sky_err e = { 0 };
+    if (src->attr.kind != SKY_FILE || !ops_still_local(fs, src->ino) ||
+        files_open(fs, src, &of, &e) != 0)
+        return NULL;
+    return of;
+}
 
 static bool onto_cloud_file(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
                             uint64_t replaced, const char *to, struct ofile *of,
@@ -433,12 +452,14 @@ static int hold_for_rename(struct skyfs *fs, struct cloud *c, const struct meta_
                            struct sky_err *e)
 {
     *local_move = false;
-    onto->of = NULL;
+    onto->of = onto->opened = NULL;
     if (src->attr.kind == SKY_DIR) {
         writeback_pause(fs);
         *paused = true;
         return 0;
     }
+    if (replaced && !ops_still_local(fs, replaced))
+        onto->opened = open_pending(fs, src);      /* held below in inode order */
     uint64_t first = replaced && replaced < src->ino ? replaced : src->ino;
     uint64_t second = first == src->ino ? replaced : src->ino;
     held[0] = files_hold_upload(fs, first);
@@ -574,6 +595,16 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
         files_release_upload(fs, held[1]);
         if (paused)
             writeback_resume(fs);
+        if (onto.opened) {
+            /* moved over the cloud's file in the cache: a sync cloud's
+             * upload is tried now (else the journal's, as before) */
+            struct sky_err up = { 0 };
+            if (!rc && onto.of && !c->cfg->write_back_async &&
+                files_sync(fs, onto.opened, &up) != 0)
+                LOG_ERROR("upload of \"%s\" after its rename failed, kept in the journal "
+                          "for retry: %s", to, up.msg);
+            files_close(fs, onto.opened);
+        }
         meta_entry_free(&src);
     }
     if (rc && rc != -EXDEV)
@@ -593,6 +624,7 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 static int upload_before_link(struct skyfs *fs, struct cloud *c, const struct meta_entry *src,
                               struct sky_err *e)
 {
+    struct ofile *opened = open_pending(fs, src);
     struct ofile *of = files_hold_upload(fs, src->ino);
     int rc = 0;
     if (ops_still_local(fs, src->ino))
@@ -600,6 +632,8 @@ static int upload_before_link(struct skyfs *fs, struct cloud *c, const struct me
                 : sky_fail(e, EIO, "cloud '%s': link of \"%s\": its upload is still pending "
                            "(see skyfs status)", c->cfg->name, src->path);
     files_release_upload(fs, of);
+    if (opened)
+        files_close(fs, opened);
     return rc;
 }
 

@@ -81,6 +81,7 @@ scenario_many_meta
 scenario_listing_loops
 scenario_lost_answers cutfail:400:InvalidBlockList PUT comp=blocklist PUT comp=block\& 3
 scenario_lost_upload
+scenario_rename_pending
 scenario_hang slow
 
 unmount_skyfs "$MNT"

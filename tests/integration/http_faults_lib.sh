@@ -178,16 +178,16 @@ PYW
 }
 
 # scenario_lost_upload: a new file's upload at close is cut after the
-# server stored it, and its retries fail (the close reports the error, and
-# the upload at release fails too); the file's next upload meets that
-# version on the server.  It is this machine's own (same size and mtime):
+# server stored it, and its retry is refused (403: the close reports the
+# error, and the upload at release fails too); the file's next upload
+# meets that version on the server.  It is this machine's own (same size and mtime):
 # replaced, no conflict copy.  When another machine wrote the name
 # meanwhile (same size, its own time), it is a conflict as ever: the
 # pending content goes beside it as a conflict copy (at an fsync).
 scenario_lost_upload() {
     local name
     for name in lost own; do
-        rules "cut PUT $name.txt 1" "status:500 PUT $name.txt all"
+        rules "cut PUT $name.txt 1" "status:403 PUT $name.txt all"
         check_eq "$CLOUD: $name.txt: the close of an upload cut and then refused fails" \
             failed "$(write_closes "$MNT/$CLOUD/$name.txt" "one!")"
         check "$CLOUD: $name.txt: ...and the upload at its release" wait_until 30 grep -q \
@@ -218,6 +218,31 @@ scenario_lost_upload() {
     copy=$(ls "$MNT/$CLOUD" | grep '^own\.conflict-' | head -n 1)
     check "$CLOUD: own.txt: this machine's is kept beside it ($copy)" \
         test -n "$copy" -a "$(cat "$MNT/$CLOUD/$copy" 2>/dev/null)" = "one!"
+}
+
+# scenario_rename_pending: a new file whose upload at close the server
+# refused (the close fails; the journal keeps it) is renamed over a file
+# the cloud holds, as an editor saves: the rename succeeds in the cache and
+# the upload goes up under the new name, replacing that file.
+scenario_rename_pending() {
+    printf 'old target\n' >"$TEST_TMP/t.src"
+    put_direct target.txt "$TEST_TMP/t.src" || die "cannot store target.txt"
+    check "$CLOUD: target.txt shows" wait_until 10 test -f "$MNT/$CLOUD/target.txt"
+    rules "status:403 PUT new.txt all"
+    check_eq "$CLOUD: a new file whose upload the server refuses: its close fails" \
+        failed "$(write_closes "$MNT/$CLOUD/new.txt" "saved!")"
+    check "$CLOUD: ...and the upload at its release" wait_until 30 grep -q \
+        "upload at close failed.*PUT new.txt" "$LOGS/$(basename "$MNT").log"
+    rules
+    check "$CLOUD: renamed over a file on the cloud, its upload still pending: rename works" \
+        mv "$MNT/$CLOUD/new.txt" "$MNT/$CLOUD/target.txt"
+    check_eq "$CLOUD: ...the file shows the new content" "saved!" \
+        "$(cat "$MNT/$CLOUD/target.txt")"
+    get_direct target.txt "$TEST_TMP/t.out"
+    check_eq "$CLOUD: ...the server's target.txt holds it" "saved!" "$(cat "$TEST_TMP/t.out")"
+    check_fails "$CLOUD: ...new.txt is not on the server" get_direct new.txt "$TEST_TMP/t.out"
+    check_eq "$CLOUD: ...and no conflict copy was made" "" \
+        "$(ls "$MNT/$CLOUD" | grep '^target\.conflict-')"
 }
 
 # --- item 9: a server that accepts and never answers --------------------

@@ -67,6 +67,7 @@ scenario_many_meta
 scenario_listing_loops
 scenario_lost_answers cut POST uploadId= POST uploads 1
 scenario_lost_upload
+scenario_rename_pending
 scenario_hang slow
 
 unmount_skyfs "$MNT"

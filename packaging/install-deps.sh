@@ -49,6 +49,7 @@ swift-account:swift-account-server
 swift-container:swift-container-server
 swift-object:swift-object-server
 memcached:memcached
+eatmydata:eatmydata
 python3-swiftclient:swift
 ceph-mon:ceph-mon
 ceph-osd:ceph-osd

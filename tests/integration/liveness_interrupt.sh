@@ -19,6 +19,11 @@ dir = $TEST_TMP/cache
 
 $(s3rver_cloud s3 "http://127.0.0.1:$PROXY_PORT" hung)
 ttl = 1s
+# a request that gets no byte is abandoned after 10 s (20 s by default):
+# well past the 5 s a killed process may take to go, and the kernel's
+# readahead of blob.bin, which no signal interrupts, ends sooner once the
+# server answers again
+timeout = 10s
 
 [local]
 type = local
@@ -37,17 +42,18 @@ check_eq "the cloud lists through the proxy" "blob.bin sub" "$(echo $(ls "$MNT/s
 echo hang >"$MODE"
 sleep 1.2       # the listing's ttl (1 s) passes: the next ones go to the server
 
-# killed_soon DESC N CMD...: runs CMD in the background, waits until N
-# more requests reached the hung server (so CMD waits on the last one),
-# kills it with SIGKILL and checks that it is gone within 5 s.
+# killed_soon DESC REQUEST CMD...: runs CMD in the background, waits
+# until a request whose line ("METHOD /bucket/key...") begins with REQUEST
+# reached the hung server after it started (CMD waits on it), kills CMD
+# with SIGKILL and checks that it is gone within 5 s.
 killed_soon() {
-    local desc=$1 n=$2; shift 2
+    local desc=$1 request=$2; shift 2
     local before pid
-    before=$(cat "$COUNT")
+    before=$(wc -l <"$COUNT.requests")
     "$@" >/dev/null 2>&1 &
     pid=$!
-    check "$desc: the request reached the hung server" wait_until 20 \
-        bash -c "[ \"\$(cat '$COUNT')\" -ge $((before + n)) ]"
+    check "$desc: the request reached the hung server ($request)" wait_until 20 \
+        bash -c "tail -n +$((before + 1)) '$COUNT.requests' | grep -qF -- '$request'"
     sleep 0.5
     check "$desc: still waiting before the kill" kill -0 "$pid"
     kill -KILL "$pid"
@@ -55,11 +61,13 @@ killed_soon() {
     wait "$pid" 2>/dev/null
 }
 
-killed_soon "ls of a directory never listed" 1 ls "$MNT/s3/sub"
-killed_soon "stat of a name the cache does not know" 1 stat "$MNT/s3/unknown.txt"
-# cat: the expired entry's refresh hangs (answered from the cache after a
-# moment), then the read of the bytes hangs
-killed_soon "cat of a file whose bytes are not cached" 2 cat "$MNT/s3/blob.bin"
+killed_soon "ls of a directory never listed" "prefix=sub%2F" ls "$MNT/s3/sub"
+killed_soon "stat of a name the cache does not know" "HEAD /hung/unknown.txt" \
+    stat "$MNT/s3/unknown.txt"
+# cat: the expired entry's refresh, if it is asked, hangs (answered from
+# the cache after a moment), then the read of the bytes hangs
+killed_soon "cat of a file whose bytes are not cached" "GET /hung/blob.bin" \
+    cat "$MNT/s3/blob.bin"
 
 # A signal the process catches does not end its request (stat must not
 # fail with EINTR), but a SIGKILL after it does (the kernel interrupts a

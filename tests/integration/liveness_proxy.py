@@ -16,7 +16,8 @@ or empty file means forward):
               handle it as that says (a server slower than any bound a test
               could name, with no timing in the test)
 
-COUNT_FILE holds the number of requests that arrived so far.  Used by the
+COUNT_FILE holds the number of requests that arrived so far, and
+COUNT_FILE.requests their lines ("GET /bucket/key?query"), one a line.  Used by the
 liveness_*.sh tests: the client's defence is what they check, not HTTP.
 """
 import http.client
@@ -40,9 +41,11 @@ def mode():
         return "forward"
 
 
-def counted():
+def counted(line):
     with lock:
         count[0] += 1
+        with open(COUNT_FILE + ".requests", "a") as f:
+            f.write(line + "\n")
         with open(COUNT_FILE, "w") as f:
             f.write("%d\n" % count[0])
 
@@ -55,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def handle_one(self):
-        counted()
+        counted("%s %s" % (self.command, self.path))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         m = mode()
@@ -93,6 +96,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
+    with open(COUNT_FILE + ".requests", "w"):
+        pass
     with open(COUNT_FILE, "w") as f:
         f.write("0\n")
     server = ThreadingHTTPServer(("127.0.0.1", LISTEN), Handler)

@@ -16,7 +16,7 @@ swift_container shared || die "cannot create the container shared"
 
 # the server itself: a PUT with If-None-Match: * over an object is refused
 check "a PUT of a new object with If-None-Match: * is taken" \
-    scurl -X PUT -H 'If-None-Match: *' --data-binary one "$SWIFT_URL/shared/probe-by-test"
+    swift_put shared/probe-by-test -H 'If-None-Match: *' --data-binary one
 check_eq "the same PUT over that object answers 412" 412 \
     "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "X-Auth-Token: $(swift_token)" \
         -H 'If-None-Match: *' --data-binary two "$SWIFT_URL/shared/probe-by-test")"

@@ -3,7 +3,7 @@
 # OpenStack Swift (Debian's all-in-one from swift_lib.sh).
 #
 # Checks:
-#   - a container of 5,000 objects (put with one bulk extract-archive) is
+#   - a container of 2,000 objects (put with one bulk extract-archive) is
 #     listed completely with the right sizes, from one listing request and
 #     no HEAD per object (a cloud with symlinks = no; none of them is
 #     empty: the core asks what an empty object is);
@@ -13,7 +13,7 @@
 . "$(dirname "$0")/swift_lib.sh"
 
 MNT="$TEST_TMP/mnt"
-NFILES=5000
+NFILES=2000
 S3PORT=$(free_port)
 S3URL="http://127.0.0.1:$S3PORT"
 export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--openssl-legacy-provider"
@@ -60,7 +60,7 @@ sw_header() {
 }
 sw_sha() { scurl "$SWIFT_URL/data/$1" | sha256sum | cut -d' ' -f1; }
 
-# --- 5,000 objects in one container
+# --- 2,000 objects in one container
 mkdir -p "$TEST_TMP/many"
 "$PYTHON" - "$TEST_TMP/many" "$NFILES" <<'PY'
 import os, sys

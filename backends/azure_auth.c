@@ -400,7 +400,7 @@ int azure_sign_request(void *arg, struct http_request *req, struct sky_err *e)
 {
     const struct azure_auth *auth = arg;
     char date[32];
-    azure_http_date((int64_t)time(NULL), date);
+    azure_http_date(http_request_time(req), date);
     if (http_headers_set(&req->headers, "x-ms-date", date) < 0 ||
         http_headers_set(&req->headers, "x-ms-version", AZURE_API_VERSION) < 0)
         return sky_fail(e, ENOMEM, "azure: cannot add request headers");

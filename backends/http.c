@@ -24,6 +24,10 @@
  * and 5xx, with exponential backoff and "equal jitter" (half fixed, half
  * random) between 200 ms and 8 s.
  *
+ * The server's clock: a 401 or 403 whose Date header is far from this
+ * machine's clock teaches the client the difference, which every later
+ * signature adds (http_request_time; learn_server_clock).
+ *
  * Cancelling (http.h): the progress callback of every transfer, and the
  * backoff sleep in slices of 100 ms, look at the calling thread's
  * struct http_cancel and at the process-wide flag, so a cancelled
@@ -36,6 +40,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +54,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/config.h"
+#include "../lib/log.h"
 #include "../lib/metrics.h"
 
 #define HTTP_MAX_BODY (256u << 20)   /* collected bodies above this are an error */
@@ -236,6 +242,8 @@ struct http_client {
 
     char *user, *password;      /* HTTP authentication (http_options), or NULL */
     atomic_long auth_methods;   /* CURLAUTH_* bits to offer; narrowed once known */
+    atomic_llong clock_offset_s;    /* the server's clock minus this machine's */
+    char *cloud;                /* the cloud's name for the log, or NULL */
 };
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access acc, void *arg)
@@ -278,14 +286,18 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
         c->password = strdup(opt->password ? opt->password : "");
     }
     atomic_init(&c->auth_methods, (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST));
+    atomic_init(&c->clock_offset_s, 0);
+    if (opt && opt->cloud)
+        c->cloud = strdup(opt->cloud);
     c->idle = calloc((size_t)c->max, sizeof *c->idle);
     c->share = curl_share_init();
     if (!c->idle || !c->share || (opt && opt->ca_file && *opt->ca_file && !c->ca_file) ||
-        (opt && opt->user && (!c->user || !c->password))) {
+        (opt && opt->user && (!c->user || !c->password)) || (opt && opt->cloud && !c->cloud)) {
         if (c->share)
             curl_share_cleanup(c->share);
         free(c->idle);
         free(c->ca_file);
+        free(c->cloud);
         free(c->user);
         free(c->password);
         free(c);
@@ -317,6 +329,7 @@ void http_client_free(struct http_client *c)
     pthread_mutex_destroy(&c->lock);
     free(c->idle);
     free(c->ca_file);
+    free(c->cloud);
     free(c->user);
     if (c->password) {
         explicit_bzero(c->password, strlen(c->password));
@@ -399,6 +412,7 @@ struct xfer {
     struct http_client *client;
     struct http_request *req;
     struct http_response *resp;
+    long long clock_offset_s;   /* the client's, when this attempt was signed */
     uint64_t sent;              /* body bytes handed to curl */
     long status;                /* from the last status line */
     size_t body_cap;
@@ -810,6 +824,8 @@ static CURLcode attempt_once(struct xfer *x, CURL *h, char *errbuf, int *fail,
         *fail = sky_fail(e, EINTR, "%s cancelled", q->method);
         return CURLE_ABORTED_BY_CALLBACK;
     }
+    x->clock_offset_s = atomic_load(&x->client->clock_offset_s);
+    q->sign_time = (int64_t)time(NULL) + x->clock_offset_s;
     if (q->sign && q->sign(q->sign_arg, q, e) < 0) {
         *fail = -(e && e->code ? e->code : EINVAL);
         return CURLE_ABORTED_BY_CALLBACK;
@@ -914,6 +930,46 @@ static void count_attempt(struct http_client *c, CURL *h, const struct http_requ
                      down > 0 ? (uint64_t)down : 0);
 }
 
+int64_t http_request_time(const struct http_request *req)
+{
+    return req->sign_time ? req->sign_time : (int64_t)time(NULL);
+}
+
+/* A refusal (401, 403) from a server whose clock (its Date header) is more
+ * than HTTP_CLOCK_SKEW_MAX_S from the time the client signs with: the
+ * signature's time is the likely reason.  Keeps the server's clock for
+ * the signatures to come (none when it agrees with this machine's again)
+ * and returns true: the refused request is worth sending again.  Also
+ * true for a refusal of a request signed with a difference another
+ * request has corrected since (`signed_with`: the one it was signed with). */
+static bool learn_server_clock(struct http_client *c, const struct http_response *resp,
+                               long long signed_with)
+{
+    if (resp->status != 401 && resp->status != 403)
+        return false;
+    if (atomic_load(&c->clock_offset_s) != signed_with)
+        return true;    /* another request learned the clock meanwhile */
+    const char *date = http_headers_get(&resp->headers, "date");
+    time_t server = date ? curl_getdate(date, NULL) : -1;
+    if (server <= 0)
+        return false;
+    long long skew = (long long)server - (long long)time(NULL);
+    long long was = atomic_load(&c->clock_offset_s);
+    if (llabs(skew - was) <= HTTP_CLOCK_SKEW_MAX_S)
+        return false;
+    long long now = llabs(skew) <= HTTP_CLOCK_SKEW_MAX_S ? 0 : skew;
+    atomic_store(&c->clock_offset_s, now);
+    if (now)
+        LOG_WARN("cloud '%s': the server refused a request, and its clock is %lld s %s this "
+                 "machine's: requests are signed with the server's time from now on; set this "
+                 "machine's clock right (NTP: timedatectl set-ntp true)",
+                 c->cloud ? c->cloud : "?", llabs(now), now > 0 ? "ahead of" : "behind");
+    else
+        LOG_WARN("cloud '%s': the server's clock agrees with this machine's again: requests "
+                 "are signed with this machine's time", c->cloud ? c->cloud : "?");
+    return true;
+}
+
 /* The stall of an attempt that moved no byte in time (no connection
  * within connect_timeout, or nothing for stall_timeout). */
 static int curl_code_stalled(CURLcode rc)
@@ -943,6 +999,7 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
                               : sky_fail(e, ENOMEM, "cannot create a curl handle");
     char errbuf[CURL_ERROR_SIZE];
     int result = 0, stalls = 0;
+    bool clock_learned = false;
     for (int attempt = 0;; attempt++) {
         int fail;
         int sends_before = x.sends;
@@ -959,6 +1016,10 @@ int http_do(struct http_client *c, struct http_request *req, struct http_respons
         if (fail) {
             result = fail;
             break;
+        }
+        if (rc == CURLE_OK && !clock_learned && learn_server_clock(c, resp, x.clock_offset_s)) {
+            clock_learned = true;       /* signed again with the server's time, at once */
+            continue;
         }
         stalls += curl_code_stalled(rc);
         int last = attempt >= c->max_retries || stalls >= 2;

@@ -88,7 +88,23 @@ struct http_request {
 
     http_sign_fn sign;
     void *sign_arg;
+    /* The time (Unix seconds) the sign hook stamps on the request: set by
+     * http_do before each attempt to this machine's clock corrected by the
+     * server's (see http_request_time). */
+    int64_t sign_time;
 };
+
+/* The time a sign hook puts in req (S3's x-amz-date, Azure's x-ms-date):
+ * req->sign_time, or time(NULL) for a request signed outside http_do.
+ * When a server refuses a request (401 or 403) with a Date header more
+ * than HTTP_CLOCK_SKEW_MAX_S away from this machine's clock, the clock is
+ * wrong (servers refuse a signature more than 15 minutes off theirs): the
+ * client keeps the difference, signs with the server's time from then on
+ * and sends the refused request again, once; the log says so, with the
+ * fix.  A later refusal whose Date agrees with the local clock again (the
+ * clock was set right) drops the difference the same way. */
+int64_t http_request_time(const struct http_request *req);
+#define HTTP_CLOCK_SKEW_MAX_S 300
 
 struct http_response {
     long status;            /* HTTP status, 0 if no response */

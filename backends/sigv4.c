@@ -412,7 +412,7 @@ int sigv4_sign_http(void *arg, struct http_request *req, struct sky_err *e)
         }
     }
     char date[17];
-    sigv4_amz_date(time(NULL), date);
+    sigv4_amz_date((time_t)http_request_time(req), date);
 
     struct http_headers *hs = &req->headers;
     if (http_headers_set(hs, "Host", host) < 0 ||

@@ -49,6 +49,7 @@ swift-account:swift-account-server
 swift-container:swift-container-server
 swift-object:swift-object-server
 memcached:memcached
+faketime:faketime
 eatmydata:eatmydata
 python3-swiftclient:swift
 ceph-mon:ceph-mon

@@ -246,6 +246,22 @@ TEST(sigv4_sign_http_stamps_headers)
     http_headers_free(&req2.headers);
 }
 
+TEST(sigv4_sign_http_stamps_the_time_http_do_gives)
+{
+    struct sigv4_creds cr = { "AKID", "secret", NULL };
+    struct sigv4_http_signer s = { &cr, { "us-east-1", "s3" }, NULL };
+    char url[] = "http://127.0.0.1:4568/bucket/k";
+    /* 2013-05-24T00:00:00Z: the server's clock, as http_do corrects it */
+    struct http_request req = { .method = "GET", .url = url, .body_fd = -1,
+                                .sign_time = 1369353600 };
+    struct sky_err e = {0};
+    CHECK_INT(sigv4_sign_http(&s, &req, &e), 0);
+    CHECK_STR(http_headers_get(&req.headers, "x-amz-date"), "20130524T000000Z");
+    const char *auth = http_headers_get(&req.headers, "authorization");
+    CHECK(auth && strstr(auth, "Credential=AKID/20130524/us-east-1/s3/aws4_request") != NULL);
+    http_headers_free(&req.headers);
+}
+
 TEST(http_uri_encode_rfc3986)
 {
     char *a = http_uri_encode("a b/c~d_e.f-g+h*$", 1);

@@ -114,6 +114,8 @@ kill "$holder"
 # ------------------------------------------- 4. a bounded wait, saying for what
 mount_skyfs "$CONF" "$MNT" || die "cannot remount"
 mkdir -p "$LOCAL/sub"
+# made beside the mount: seen once the cached listing is older than its ttl
+check "the mount sees the folder made in the cloud" wait_until 10 test -d "$MNT/docs/sub"
 # The upload at close fails (its folder vanished in the cloud): the file
 # stays in the journal and the daemon retries it.
 "$PYTHON" - "$MNT/docs/sub/late.txt" "$LOCAL/sub" <<'PY' >"$LOGS/late.log" 2>&1

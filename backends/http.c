@@ -954,8 +954,7 @@ static bool learn_server_clock(struct http_client *c, const struct http_response
     if (server <= 0)
         return false;
     long long skew = (long long)server - (long long)time(NULL);
-    long long was = atomic_load(&c->clock_offset_s);
-    if (llabs(skew - was) <= HTTP_CLOCK_SKEW_MAX_S)
+    if (llabs(skew - signed_with) <= HTTP_CLOCK_SKEW_MAX_S)
         return false;
     long long now = llabs(skew) <= HTTP_CLOCK_SKEW_MAX_S ? 0 : skew;
     atomic_store(&c->clock_offset_s, now);

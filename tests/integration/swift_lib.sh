@@ -125,28 +125,38 @@ scurl() {
     curl -sf -H "X-Auth-Token: $(swift_token)" "$@"
 }
 
-# swift_put PATH [CURL-ARGS...]: PUT $SWIFT_URL/PATH, trying again for up
-# to 60 s while the server answers 503 or nothing (a loaded machine's
-# Swift can answer 503 while a server is busy); any other answer ends it.
-# Returns 0 on a 2xx; else prints the last status and body and returns 1.
-swift_put() {
-    local path=$1 end=$((SECONDS + 60)) code
-    shift
+# swift_put_retrying RETRY PATH [CURL-ARGS...]: PUT $SWIFT_URL/PATH,
+# trying again for up to 60 s while the answer is one that RETRY (a case
+# pattern of status codes; 000 is no answer) matches: a loaded machine's
+# Swift can answer 503 while a server is busy.  Returns 0 on a 2xx; else
+# prints the last status and body and returns 1.
+swift_put_retrying() {
+    local retry=$1 path=$2 end=$((SECONDS + 60)) code
+    shift 2
     while :; do
         code=$(curl -s -o "$TEST_TMP/swift-put.out" -w '%{http_code}' --max-time 30 \
             -X PUT -H "X-Auth-Token: $(swift_token)" "$@" "$SWIFT_URL/$path")
-        case "$code" in
-        2??) return 0 ;;
-        503|000|'') [ $SECONDS -lt $end ] && { sleep 1; continue; } ;;
-        esac
-        echo "PUT $SWIFT_URL/$path answered ${code:-nothing}: $(head -c 300 "$TEST_TMP/swift-put.out" 2>/dev/null)" >&2
+        code=${code:-000}
+        case "$code" in 2??) return 0 ;; esac
+        # shellcheck disable=SC2254 # RETRY is a pattern
+        case "$code" in $retry) [ $SECONDS -lt $end ] && { sleep 1; continue; } ;; esac
+        echo "PUT $SWIFT_URL/$path answered $code: $(head -c 300 "$TEST_TMP/swift-put.out" 2>/dev/null)" >&2
         return 1
     done
 }
 
-# swift_container NAME: creates the container NAME (swift_put).
+# swift_put PATH [CURL-ARGS...]: swift_put_retrying while the server is
+# busy (503) or does not answer; any other refusal (a 412 to If-None-Match)
+# is the answer.
+swift_put() {
+    swift_put_retrying '503|000' "$@"
+}
+
+# swift_container NAME: creates the container NAME, trying again on any
+# refusal for up to 60 s (as it always did: a cluster just started can
+# refuse in more ways than a busy one).
 swift_container() {
-    swift_put "$1"
+    swift_put_retrying '*' "$1"
 }
 
 # swiftcli ARGS...: python-swiftclient's CLI on this cluster.

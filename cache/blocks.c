@@ -26,6 +26,7 @@
  * skips pinned and dirty objects, so it never needs an object's lock.
  */
 #include "blocks_int.h"
+#include "cachedamage.h"
 
 static const char *const blocks_sql[Q_COUNT] = {
     [Q_INFO_GET] = "SELECT value FROM info WHERE key=?1",
@@ -959,32 +960,110 @@ static void blocks_sweep_orphans(struct blocks *b)
     closedir(d);
 }
 
-static int blocks_start(struct blocks *b, struct sky_err *e)
+/* What a new block cache takes from a damaged one (cachedamage.h): the
+ * pending uploads (dirty objects) with their blocks, inline bytes and
+ * unanswered uploads, and the block size they were cut in.  Clean data
+ * is fetched again (its files go with the next sweep). */
+static int blocks_salvage(struct blocks *b, const char *aside, int64_t *kept, struct sky_err *e)
 {
-    char db_path[4096];
-    snprintf(db_path, sizeof db_path, "%s/blocks.db", b->dir);
-    int rc = blocks_mkdirs(b->data_dir, e);
-    if (rc == 0)
-        rc = cachedb_open(&b->db, db_path, "block cache", blocks_sql, Q_COUNT, e);
+    struct cachedamage_step steps[] = {
+        { NULL, "INSERT OR REPLACE INTO main.info(key,value) SELECT key,value FROM "
+                "damaged.info NOT INDEXED", 0 },
+        { "objects", "old.dirty<>0", 0 },
+        { "blocks", "old.obj IN (SELECT id FROM main.objects)", 0 },
+        { "inline", "old.obj IN (SELECT id FROM main.objects)", 0 },
+        { "unanswered", "old.obj IN (SELECT id FROM main.objects)", 0 },
+    };
+    int rc = cachedamage_salvage(&b->db, aside, steps, sizeof steps / sizeof *steps, e);
+    *kept = rc ? 0 : steps[1].copied;
+    return rc;
+}
+
+static int blocks_open_db(struct blocks *b, const char *db_path, bool check, struct sky_err *e)
+{
+    int rc = cachedb_open(&b->db, db_path, "block cache", blocks_sql, Q_COUNT, e);
+    if (rc == 0 && check)
+        rc = cachedb_check(&b->db, e);
     if (rc == 0)
         rc = blocks_prepare_schema(b, e);
     if (rc == 0)
         rc = cachedb_exec(&b->db, blocks_inline_table, e);
     if (rc == 0)
         rc = cachedb_exec(&b->db, blocks_unanswered_table, e);
+    if (rc)
+        cachedb_close(&b->db);
+    return rc;
+}
+
+/* blocks_start found the database damaged (error e): set it aside, make a
+ * new one and copy the pending uploads into it (blocks_salvage); when they
+ * cannot be read, the data files go beside the damaged database, kept for
+ * the person (nothing else knows which file they were). */
+static int blocks_repair(struct blocks *b, const char *db_path, struct cache_repair *repair,
+                         struct sky_err *e)
+{
+    char found[512];
+    snprintf(found, sizeof found, "%s", e->msg);
+    cachedamage_plain(found);
+    char *aside = NULL;
+    int rc = cachedamage_set_aside(db_path, NULL, &aside, e);
     if (rc == 0)
+        rc = blocks_open_db(b, db_path, false, e);
+    if (rc) {
+        free(aside);
+        return sky_err_prefix(e, "replacing the damaged block cache %s", db_path);
+    }
+    int64_t kept = 0;
+    struct sky_err se = { 0 };
+    int lost = blocks_salvage(b, aside, &kept, &se);
+    cachedamage_plain(se.msg);
+    if (lost && (rc = cachedamage_move_beside(b->data_dir, aside, e)) != 0) {
+        free(aside);
+        return rc;
+    }
+    repair->repaired = true;
+    repair->lost = lost != 0;
+    snprintf(repair->msg, sizeof repair->msg,
+             "the block cache %s was damaged (%s); it was moved to %s and a new one made: "
+             "cached data is fetched again from the clouds; ", db_path, found, aside);
+    size_t len = strlen(repair->msg);
+    if (lost)
+        snprintf(repair->msg + len, sizeof repair->msg - len,
+                 "its pending uploads could not be read from it (%s): writes not uploaded "
+                 "yet will not be, the mount shows the clouds' versions, and the bytes "
+                 "written are among the data files moved beside it", se.msg);
+    else
+        snprintf(repair->msg + len, sizeof repair->msg - len,
+                 "%lld pending uploads were kept and go on", (long long)kept);
+    free(aside);
+    return 0;
+}
+
+/* The owner (repair not NULL) checks the file, repairs a damaged one,
+ * settles the block size and drops what describes nothing; a visitor
+ * only reads. */
+static int blocks_start(struct blocks *b, struct cache_repair *repair, struct sky_err *e)
+{
+    char db_path[4096];
+    snprintf(db_path, sizeof db_path, "%s/blocks.db", b->dir);
+    int rc = blocks_mkdirs(b->data_dir, e);
+    if (rc == 0)
+        rc = blocks_open_db(b, db_path, repair != NULL, e);
+    if (rc && repair && cachedamage_is(rc))
+        rc = blocks_repair(b, db_path, repair, e);
+    if (rc == 0 && repair)
         rc = blocks_check_block_size(b, e);
-    if (rc == 0)
+    if (rc == 0 && repair)
         rc = blocks_drop_stray_rows(b, e);
     if (rc == 0)
         rc = blocks_measure(b, e);
-    if (rc == 0)
+    if (rc == 0 && repair)
         blocks_sweep_orphans(b);
     return rc;
 }
 
-int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size, struct blocks **out,
-                struct sky_err *e)
+int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size,
+                struct cache_repair *repair, struct blocks **out, struct sky_err *e)
 {
     if (!dir || !dir[0])
         return sky_fail(e, EINVAL, "block cache: no cache directory given");
@@ -1014,7 +1093,7 @@ int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size, struct 
     pthread_mutex_init(&b->lock, NULL);
     b->pool = pool_new(b);
     b->spares = spares_new(dir);        /* NULL: data files are made on the spot */
-    int rc = b->pool && b->buckets && b->dir && b->data_dir ? blocks_start(b, e) : blocks_oom(e);
+    int rc = b->pool && b->buckets && b->dir && b->data_dir ? blocks_start(b, repair, e) : blocks_oom(e);
     if (rc) {
         blocks_close(b);
         return rc;

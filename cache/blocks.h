@@ -140,9 +140,15 @@ struct blocks_fetcher {
 /* Open the cache under `dir` (created if needed).  block_size must be a
  * power of two from 4 KiB to 8 MiB (-EINVAL).  The cache remembers its
  * block size: opening with another one drops the cached clean data, and is
- * refused (-EBUSY) while unsaved files cut in the old size wait for upload. */
+ * refused (-EBUSY) while unsaved files cut in the old size wait for upload.
+ * The daemon, owner of the cache folder, passes `repair`: the database is
+ * checked, a damaged one replaced (cachedamage.h; repair says what was
+ * done, for the log), and rows and files that describe nothing dropped.
+ * Tools that only look (status, cache stats) pass NULL and change nothing
+ * on disk beyond creating an absent cache. */
+struct cache_repair;
 int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size,
-                struct blocks **out, struct sky_err *e);
+                struct cache_repair *repair, struct blocks **out, struct sky_err *e);
 /* Release every object first.  Stops the background fetchers (waiting for
  * running downloads; queued ones are dropped). */
 void blocks_close(struct blocks *b);

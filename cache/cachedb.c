@@ -19,6 +19,8 @@ static int errno_of(int rc)
     case SQLITE_BUSY:
     case SQLITE_LOCKED:     return EBUSY;
     case SQLITE_CONSTRAINT: return EEXIST;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:     return EUCLEAN;     /* see cachedamage.h */
     default:                return EIO;
     }
 }
@@ -26,7 +28,36 @@ static int errno_of(int rc)
 int cachedb_fail(struct cachedb *d, int rc, const char *doing, struct sky_err *e)
 {
     const char *msg = d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc);
-    return sky_fail(e, errno_of(rc), "%s: %s: %s", d->what, doing, msg);
+    int err = errno_of(rc);
+    return sky_fail(e, err, "%s: %s: %s%s", d->what, doing, msg,
+                    err == EUCLEAN ? CACHEDB_DAMAGED_HINT : "");
+}
+
+int cachedb_check(struct cachedb *d, struct sky_err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(d->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return cachedb_fail(d, rc, "checking the file", e);
+    rc = sqlite3_step(st);
+    const char *got = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    int ret = 0;
+    if (rc != SQLITE_ROW)
+        ret = cachedb_fail(d, rc, "checking the file", e);
+    else if (!got || strcmp(got, "ok") != 0) {
+        /* one line: without SQLite's "*** in database main ***" header */
+        char what[256];
+        const char *from = got ? got : "no answer";
+        if (strncmp(from, "*** ", 4) == 0 && strchr(from, '\n'))
+            from = strchr(from, '\n') + 1;
+        snprintf(what, sizeof what, "%s", from);
+        for (char *p = what; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        ret = sky_fail(e, EUCLEAN, "%s: the file is damaged: %s", d->what, what);
+    }
+    sqlite3_finalize(st);
+    return ret;
 }
 
 int cachedb_exec(struct cachedb *d, const char *sql, struct sky_err *e)

@@ -79,6 +79,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cachedamage.h"
 #include "cachedb.h"
 #include "meta_int.h"
 
@@ -135,6 +136,12 @@
 /* Queue the names of the entries selected by the condition that follows,
  * indexed ones only (inode <= ?9, the last one before the transaction), to
  * be removed from the trigram index at commit. */
+/* An entry that news of its tree's disappearance from the cloud leaves
+ * in place (meta_forget_tree): one made here and not uploaded yet, or a
+ * folder above such an entry. */
+#define KEPT_WHEN_GONE "(local_only<>0 OR (kind=2 AND EXISTS (SELECT 1 FROM entries l " \
+    "WHERE l.cloud=entries.cloud AND l.local_only<>0 AND l.path>entries.path || '/' " \
+    "AND l.path<entries.path || '0')))"
 #define TRI_GONE "INSERT OR IGNORE INTO temp.trigram_gone(ino,name) " \
                  "SELECT ino,name FROM entries WHERE ino<=?9 AND "
 
@@ -214,6 +221,24 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_TRI_GONE_INO] = TRI_GONE "ino=?1",
     [Q_TRI_GONE_RANGE] = TRI_GONE "cloud=?1 AND path>=?2 AND path<?3",
     [Q_TRI_GONE_CLOUD] = TRI_GONE "cloud=?1 AND path>''",
+    /* meta_forget_tree: what stays of a tree the cloud says is gone */
+    [Q_FORGET_TRI_RANGE] = TRI_GONE "cloud=?1 AND path>=?2 AND path<?3 AND NOT " KEPT_WHEN_GONE,
+    [Q_FORGET_TRI_CLOUD] = TRI_GONE "cloud=?1 AND path>'' AND NOT " KEPT_WHEN_GONE,
+    [Q_FORGET_RANGE] = "DELETE FROM entries WHERE cloud=?1 AND path>=?2 AND path<?3 AND NOT "
+                       KEPT_WHEN_GONE,
+    [Q_FORGET_CLOUD] = "DELETE FROM entries WHERE cloud=?1 AND path>'' AND NOT " KEPT_WHEN_GONE,
+    [Q_FORGET_KEPT_RANGE] = "UPDATE entries SET local_only=1 WHERE cloud=?1 AND path>=?2 "
+                            "AND path<?3 AND local_only=0 AND kind=2",
+    [Q_FORGET_KEPT_CLOUD] = "UPDATE entries SET local_only=1 WHERE cloud=?1 AND path>'' "
+                            "AND local_only=0 AND kind=2",
+    [Q_LOCAL_BELOW_RANGE] = "SELECT 1 FROM entries WHERE cloud=?1 AND path>=?2 AND path<?3 "
+                            "AND local_only<>0 LIMIT 1",
+    [Q_LOCAL_BELOW_CLOUD] = "SELECT 1 FROM entries WHERE cloud=?1 AND path>'' "
+                            "AND local_only<>0 LIMIT 1",
+    /* meta_uploads_lost */
+    [Q_LOST_TRI] = TRI_GONE "local_only<>0 AND kind=1",
+    [Q_LOST_FILES] = "DELETE FROM entries WHERE local_only<>0 AND kind=1",
+    [Q_LOST_STALE] = "UPDATE entries SET fetched_at=0, listed_at=0, own_ns=0 WHERE local_only=0",
     [Q_TRI_FORGET_GONE] = "INSERT INTO entry_trigrams(entry_trigrams,rowid,name) "
                           "SELECT 'delete',ino,name FROM temp.trigram_gone",
     [Q_TRI_CLEAR_GONE] = "DELETE FROM temp.trigram_gone",
@@ -512,7 +537,8 @@ int meta_get_dir_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
 static sqlite3_stmt *meta_stmt(struct meta *m, int which, struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&m->db, which, e);
-    if (st && which >= Q_TRI_GONE_INO && which <= Q_TRI_GONE_CLOUD)
+    if (st && ((which >= Q_TRI_GONE_INO && which <= Q_TRI_GONE_CLOUD) ||
+               which == Q_FORGET_TRI_RANGE || which == Q_FORGET_TRI_CLOUD || which == Q_LOST_TRI))
         sqlite3_bind_int64(st, 9, m->tri_mark);
     return st;
 }
@@ -584,6 +610,57 @@ int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
 {
     int rc = kind == SKY_DIR ? meta_drop_tree(m, cloud, path, e) : 0;
     return rc ? rc : meta_delete_ino(m, ino, e);
+}
+
+int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
+                     const char *path, struct sky_err *e)
+{
+    if (kind != SKY_DIR || !cloud)
+        return meta_remove_tree(m, ino, kind, cloud, path, e);
+    char *lo = NULL, *hi = NULL;
+    if (path[0] && meta_tree_bounds(path, &lo, &hi))
+        return meta_oom(e);
+    int rc = 0;
+    if (m->trigrams) {
+        rc = meta_step_tree(m, lo ? Q_FORGET_TRI_RANGE : Q_FORGET_TRI_CLOUD, cloud, lo, hi,
+                            "unindexing descendants", e);
+        m->tri_gone = true;
+    }
+    if (rc == 0)
+        rc = meta_step_tree(m, lo ? Q_FORGET_RANGE : Q_FORGET_CLOUD, cloud, lo, hi,
+                            "removing descendants", e);
+    if (rc == 0)
+        rc = meta_step_tree(m, lo ? Q_FORGET_KEPT_RANGE : Q_FORGET_KEPT_CLOUD, cloud, lo, hi,
+                            "keeping folders above files not uploaded yet", e);
+    bool local_below = false;
+    sqlite3_stmt *st = rc ? NULL : meta_stmt(m, lo ? Q_LOCAL_BELOW_RANGE : Q_LOCAL_BELOW_CLOUD, e);
+    if (rc == 0 && !st)
+        rc = -e->code;
+    if (st) {
+        cachedb_bind_text(st, 1, cloud);
+        if (lo) {
+            cachedb_bind_text(st, 2, lo);
+            cachedb_bind_text(st, 3, hi);
+        }
+        int step = sqlite3_step(st);
+        local_below = step == SQLITE_ROW;
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            rc = cachedb_fail(&m->db, step, "looking for files not uploaded yet", e);
+        sqlite3_reset(st);
+    }
+    free(lo);
+    free(hi);
+    if (rc || !local_below)
+        return rc ? rc : meta_delete_ino(m, ino, e);
+    /* the folder stays, to be made again (a cloud's root is the cloud) */
+    if (!path[0])
+        return 0;
+    st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_int(st, 2, 1);
+    return cachedb_done(&m->db, st, "keeping a folder above files not uploaded yet", e);
 }
 
 /* An entry being renamed: its old name out of the trigram index now,
@@ -968,12 +1045,13 @@ static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_e
     return sky_err_prefix(e, "%s %s", version ? "upgrading" : "creating", db_path);
 }
 
-int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
+/* Open the file at db_path into m: checked, with the schema of this
+ * version; on failure everything opened is closed again. */
+static int meta_open_file(struct meta *m, const char *db_path, bool check, struct sky_err *e)
 {
-    struct meta *m = calloc(1, sizeof *m);
-    if (!m)
-        return meta_oom(e);
     int rc = cachedb_open(&m->db, db_path, "metadata cache", meta_sql, Q_COUNT, e);
+    if (rc == 0 && check)
+        rc = cachedb_check(&m->db, e);
     if (rc == 0)
         rc = meta_prepare_schema(m, db_path, e);
     if (rc == 0)
@@ -987,6 +1065,92 @@ int meta_open(const char *db_path, struct meta **out, struct sky_err *e)
     if (rc) {
         crawlstore_close(m);
         cachedb_close(&m->db);
+    }
+    return rc;
+}
+
+/* What a new metadata cache takes from a damaged one (cachedamage.h):
+ * every entry, their user metadata and the crawls' state, when SQLite can
+ * still read its tables (the damage was in an index, or in pages the
+ * tables do not use); folders are listed again.  Among them are the only
+ * record of what was made here and is not on the clouds yet (local_only),
+ * and of files whose pending upload changed them (their size and times).
+ * *kept counts the entries, *local those made here. */
+static int meta_salvage(struct meta *m, const char *aside, int64_t *kept, int64_t *local,
+                        struct sky_err *e)
+{
+    struct cachedamage_step steps[] = {
+        { "entries", "old.ino NOT IN (SELECT ino FROM main.entries)", 0 },
+        { "user_meta", "1", 0 },
+        { "crawls", "1", 0 },
+        /* folders listed again (the damage may have taken some of their
+         * entries with it) */
+        { NULL, "UPDATE main.entries SET listed_at=0 WHERE kind=2 AND local_only=0", 0 },
+        { NULL, m->trigrams ? "INSERT INTO entry_trigrams(entry_trigrams) VALUES('rebuild')"
+                            : "SELECT 1", 0 },
+    };
+    int rc = cachedamage_salvage(&m->db, aside, steps, sizeof steps / sizeof *steps, e);
+    *kept = rc ? 0 : steps[0].copied;
+    *local = 0;
+    sqlite3_stmt *st;
+    if (rc == 0 && sqlite3_prepare_v2(m->db.db, "SELECT count(*) FROM entries WHERE "
+                                      "local_only<>0", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *local = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
+/* meta_open found the file damaged (error e): set it aside, open a new
+ * one, and copy what only it held (meta_salvage). */
+static int meta_repair(struct meta *m, const char *db_path, struct cache_repair *repair,
+                       struct sky_err *e)
+{
+    char found[512];
+    snprintf(found, sizeof found, "%s", e->msg);
+    cachedamage_plain(found);
+    char *aside = NULL;
+    int rc = cachedamage_set_aside(db_path, NULL, &aside, e);
+    if (rc == 0)
+        rc = meta_open_file(m, db_path, false, e);
+    if (rc) {
+        free(aside);
+        return sky_err_prefix(e, "replacing the damaged metadata cache %s", db_path);
+    }
+    int64_t kept = 0, local = 0;
+    struct sky_err se = { 0 };
+    int lost = meta_salvage(m, aside, &kept, &local, &se);
+    cachedamage_plain(se.msg);
+    repair->repaired = true;
+    repair->lost = lost != 0;
+    if (lost)
+        snprintf(repair->msg, sizeof repair->msg,
+                 "the metadata cache %s was damaged (%s); it was moved to %s and a new one "
+                 "made: listings and attributes are fetched again from the clouds; nothing "
+                 "could be read from it (%s): folders and symlinks made here and not created "
+                 "on their clouds yet are lost (files not uploaded yet are uploaded from the "
+                 "block cache)", db_path, found, aside, se.msg);
+    else
+        snprintf(repair->msg, sizeof repair->msg,
+                 "the metadata cache %s was damaged (%s); it was moved to %s and a new one "
+                 "made from what could be read of it: %lld entries (%lld of them made here and "
+                 "not on their clouds yet); folders are listed again", db_path, found, aside,
+                 (long long)kept, (long long)local);
+    free(aside);
+    return 0;
+}
+
+int meta_open(const char *db_path, struct cache_repair *repair, struct meta **out,
+              struct sky_err *e)
+{
+    struct meta *m = calloc(1, sizeof *m);
+    if (!m)
+        return meta_oom(e);
+    int rc = meta_open_file(m, db_path, repair != NULL, e);
+    if (rc && repair && cachedamage_is(rc))
+        rc = meta_repair(m, db_path, repair, e);
+    if (rc) {
         free(m);
         return rc;
     }
@@ -1105,6 +1269,43 @@ static int meta_remove_locked(struct meta *m, uint64_t ino, struct sky_err *e)
         return rc;
     rc = meta_remove_tree(m, ent.ino, ent.attr.kind, ent.cloud, ent.path, e);
     meta_entry_free(&ent);
+    return rc;
+}
+
+int meta_forget_gone(struct meta *m, uint64_t ino, struct sky_err *e)
+{
+    if (ino == META_ROOT_INO)
+        return sky_fail(e, EBUSY, "metadata cache: the root cannot be removed");
+    pthread_mutex_lock(&m->lock);
+    struct meta_entry ent;
+    int rc = meta_begin(m, e);
+    if (rc == 0 && (rc = meta_get_locked(m, ino, &ent, e)) == 0) {
+        rc = meta_forget_tree(m, ent.ino, ent.attr.kind, ent.cloud, ent.path, e);
+        meta_entry_free(&ent);
+    }
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int meta_uploads_lost(struct meta *m, struct sky_err *e)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc = meta_begin(m, e);
+    sqlite3_stmt *st;
+    if (rc == 0 && m->trigrams) {
+        rc = (st = meta_stmt(m, Q_LOST_TRI, e)) ? cachedb_done(&m->db, st, "unindexing", e)
+                                                : -e->code;
+        m->tri_gone = true;
+    }
+    if (rc == 0)
+        rc = (st = meta_stmt(m, Q_LOST_FILES, e)) ? cachedb_done(&m->db, st, "removing files "
+                                                                 "not uploaded", e) : -e->code;
+    if (rc == 0)
+        rc = (st = meta_stmt(m, Q_LOST_STALE, e)) ? cachedb_done(&m->db, st, "marking entries "
+                                                                 "stale", e) : -e->code;
+    rc = meta_finish(m, rc, e);
+    pthread_mutex_unlock(&m->lock);
     return rc;
 }
 

@@ -70,8 +70,13 @@ struct meta_entry {
     bool local_only;
 };
 
-/* Open or create the database at `db_path` (its folder must exist). */
-int meta_open(const char *db_path, struct meta **out, struct sky_err *e);
+/* Open or create the database at `db_path` (its folder must exist).  The
+ * daemon, owner of the cache folder, passes `repair`: the file is checked
+ * first, and a damaged one is replaced (see cachedamage.h; repair says
+ * what was done, for the log); others pass NULL. */
+struct cache_repair;
+int meta_open(const char *db_path, struct cache_repair *repair, struct meta **out,
+              struct sky_err *e);
 void meta_close(struct meta *m);
 
 /* Free the strings of an entry filled by meta_get/meta_lookup/children. */
@@ -147,6 +152,21 @@ int meta_child_count_upto(struct meta *m, uint64_t parent, uint64_t upto, uint64
 /* Remove an entry and all its descendants.  The root is -EBUSY; removing a
  * cloud's directory empties that cloud (meta_cloud_root recreates it). */
 int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e);
+
+/* The cloud says entry `ino` is gone (a stat or a listing of it found
+ * nothing): remove it and what is below it, except the entries made here
+ * and not uploaded yet (local_only) and the folders above them, which
+ * become local-only (made again on the cloud before what goes under
+ * them).  A pending upload is never dropped by news from the cloud. */
+int meta_forget_gone(struct meta *m, uint64_t ino, struct sky_err *e);
+
+/* The block cache lost its pending uploads (a damaged database that could
+ * not be read, cachedamage.h): the files made here and not uploaded are
+ * gone, and what the cache says of the rest may describe writes that
+ * never reach the cloud: remove those files, and make every other entry
+ * stale (asked again of the cloud).  Folders and symlinks not created on
+ * the cloud yet stay: they live here, not in the block cache. */
+int meta_uploads_lost(struct meta *m, struct sky_err *e);
 
 /* Move entry `ino` to (new_parent, new_name), replacing (and removing) any
  * entry already there; descendants' paths follow.  Inode is kept.

@@ -38,7 +38,9 @@ enum {
     Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
     Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
     Q_TRI_FORGET_INO, Q_TRI_ADD, Q_SET_NODE, Q_SUBDIR_COUNT, Q_SET_NLINKS, Q_SAME_FILE,
-    Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_NEXT_DEFERRED, Q_DEFERRED_COUNT, Q_COUNT
+    Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_NEXT_DEFERRED, Q_DEFERRED_COUNT,
+    Q_FORGET_TRI_RANGE, Q_FORGET_TRI_CLOUD, Q_FORGET_RANGE, Q_FORGET_CLOUD, Q_FORGET_KEPT_RANGE,
+    Q_FORGET_KEPT_CLOUD, Q_LOCAL_BELOW_RANGE, Q_LOCAL_BELOW_CLOUD, Q_LOST_TRI, Q_LOST_FILES, Q_LOST_STALE, Q_COUNT
 };
 
 /* Children read per page by meta_children. */
@@ -124,6 +126,14 @@ int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind, const
                      const char *path, const struct sky_attr *a, const char *link,
                      const struct sky_objmeta *om, int64_t now, bool exact, struct sky_err *e);
 int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
+                     const char *path, struct sky_err *e);
+/* The cloud says the entry is gone (a listing without it, a directory it
+ * cannot list, a stat that finds nothing): like meta_remove_tree, except
+ * for what was made here and is not on the cloud yet (local_only): those
+ * entries stay, and so do the folders above them, which become local-only
+ * too (made again on the cloud before what goes under them): a pending
+ * upload is never dropped from the cache by news from the cloud. */
+int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
                      const char *path, struct sky_err *e);
 int meta_set_listed_locked(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);
 

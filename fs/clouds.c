@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/clock.h"
+#include "../cache/cachedamage.h"
 #include "../lib/log.h"
 #include "conflicts.h"
 #include "crawl.h"
@@ -174,6 +175,13 @@ struct cloud *skyfs_cloud_by_name(struct skyfs *fs, const char *name)
     return NULL;
 }
 
+/* A cache database found damaged at open and replaced (cachedamage.h). */
+static void report_repair(const struct cache_repair *r)
+{
+    if (r->repaired)
+        sky_log(r->lost ? SKY_LOG_ERROR : SKY_LOG_WARN, "%s", r->msg);
+}
+
 static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err *e)
 {
     const struct sky_config *cfg = fs->cfg;
@@ -188,13 +196,22 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
     char *db;
     if (asprintf(&db, "%s/meta.db", cfg->cache_dir) < 0)
         return sky_fail(e, ENOMEM, "out of memory");
-    rc = meta_open(db, &fs->meta, e);
+    struct cache_repair meta_repair = { 0 }, blocks_repair = { 0 };
+    rc = meta_open(db, &meta_repair, &fs->meta, e);
+    report_repair(&meta_repair);
     if (!rc)
         rc = virt_new(db, mountpoint, &fs->virt, e);
     free(db);
     if (rc)
         return sky_err_prefix(e, "metadata cache");
-    rc = blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &fs->blocks, e);
+    rc = blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &blocks_repair,
+                     &fs->blocks, e);
+    report_repair(&blocks_repair);
+    if (rc == 0 && blocks_repair.lost) {
+        struct sky_err le = { 0 };
+        if (meta_uploads_lost(fs->meta, &le) != 0)
+            LOG_ERROR("metadata cache: %s", le.msg);
+    }
     if (rc == 0)
         blocks_set_floor(fs->blocks, cfg->min_free, NULL, NULL);
     if (rc)

@@ -258,7 +258,7 @@ static int walk_one(struct crawler *cr, struct listing *l, uint64_t ino, const c
         }
         if (rc == -ENOENT || rc == -ENOTDIR) {
             listing_clear(l);
-            meta_remove(c->fs->meta, ino, NULL);    /* gone since its parent was listed */
+            meta_forget_gone(c->fs->meta, ino, NULL);   /* gone since its parent was listed */
             return 0;
         }
         if (rc == -EACCES) {

@@ -857,6 +857,18 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     bool known = meta_find_path(fs->meta, c->cfg->name, blocks_path(obj), &ino, NULL) == 0;
     if (known && open_here(fs, ino))
         return 0; /* its writer's close uploads it */
+    if (known && meta_get(fs->meta, ino, &ent, NULL) == 0 && ent.attr.kind == SKY_FILE &&
+        ent.attr.size != blocks_size(obj)) {
+        /* the cache's entry came from the cloud after its own was lost (a
+         * damaged metadata cache, cachedamage.h): it shows the pending
+         * bytes again, as note_pending does */
+        struct sky_attr a = ent.attr;
+        a.size = blocks_size(obj);
+        meta_set_attr(fs->meta, ino, &a, ent.fetched_at, NULL);
+    }
+    if (ent.cloud)
+        meta_entry_free(&ent);
+    memset(&ent, 0, sizeof ent);
     if (known && c->cfg->write_back_async && fs->wb_started &&
         meta_get(fs->meta, ino, &ent, NULL) == 0) {
         /* queued like a closed file, in the journal's order */

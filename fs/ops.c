@@ -419,9 +419,14 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         ops_reply_entry(req, fs, &fresh_child, c);
         meta_entry_free(&fresh_child);
     } else if (rc == -ENOENT) {
-        if (cached)
-            meta_remove(fs->meta, child.ino, NULL);
-        reply_negative(req, c);
+        struct meta_entry kept;         /* a folder above files not uploaded yet stays */
+        if (cached && meta_forget_gone(fs->meta, child.ino, NULL) == 0 &&
+            meta_get(fs->meta, child.ino, &kept, NULL) == 0) {
+            ops_reply_entry(req, fs, &kept, c);
+            meta_entry_free(&kept);
+        } else {
+            reply_negative(req, c);
+        }
     } else if ((rc == -EHOSTDOWN || rc == -ETIMEDOUT) && cached) {
         ops_reply_entry(req, fs, &child, c); /* offline or slow: serve what we know */
     } else if (rc == -EHOSTDOWN && dir.listed_at > 0) {
@@ -505,9 +510,14 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         /* offline, slow, or deleted elsewhere while we hold it open: what we know */
         reply_attr(req, fs, &ent, c);
     } else {
-        if (rc == -ENOENT)
-            meta_remove(fs->meta, ino, NULL);
-        reply_err(req, rc, &e);
+        struct meta_entry kept;         /* a folder above files not uploaded yet stays */
+        if (rc == -ENOENT && meta_forget_gone(fs->meta, ino, NULL) == 0 &&
+            meta_get(fs->meta, ino, &kept, NULL) == 0) {
+            reply_attr(req, fs, &kept, c);
+            meta_entry_free(&kept);
+        } else {
+            reply_err(req, rc, &e);
+        }
     }
     meta_entry_free(&ent);
 }

@@ -53,7 +53,7 @@ static int cache_stats(int argc, char **argv)
     }
     struct blocks *b;
     struct blocks_stats st;
-    rc = blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &b, &e);
+    rc = blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, NULL, &b, &e);
     if (!rc) {
         rc = blocks_stats(b, &st, &e);
         blocks_close(b);

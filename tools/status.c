@@ -347,7 +347,7 @@ int cmd_status(int argc, char **argv)
     struct blocks *b;
     struct blocks_stats st;
     bool have_stats = false;
-    if (blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &b, &e) == 0) {
+    if (blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, NULL, &b, &e) == 0) {
         have_stats = blocks_stats(b, &st, &e) == 0;
         blocks_close(b);
     }

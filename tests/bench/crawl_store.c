@@ -99,7 +99,7 @@ int main(int argc, char **argv)
     struct meta *m;
     struct sky_err e = { 0 };
     uint64_t root;
-    if (meta_open(db, &m, &e) || meta_cloud_root(m, "big", &root, &e)) {
+    if (meta_open(db, NULL, &m, &e) || meta_cloud_root(m, "big", &root, &e)) {
         fprintf(stderr, "crawl_store: %s\n", e.msg);
         return 1;
     }

@@ -1,5 +1,8 @@
 /* test_blocks.c - the block cache (cache/blocks.c). */
 #include "check.h"
+#include "../../cache/cachedamage.h"
+
+static struct cache_repair unit_repair;   /* the tests own their caches */
 
 #include <dirent.h>
 #include <errno.h>
@@ -156,7 +159,7 @@ static struct blocks *bopen(const char *dir, uint64_t bs, uint64_t max)
 {
     struct blocks *b = NULL;
     struct sky_err e = { 0 };
-    int rc = blocks_open(dir, bs, max, &b, &e);
+    int rc = blocks_open(dir, bs, max, &unit_repair, &b, &e);
     if (rc)
         fprintf(stderr, "  blocks_open: %s\n", e.msg);
     CHECK_INT(rc, 0);
@@ -575,7 +578,7 @@ TEST(blocks_truncate_then_commit_keeps_checksums)
 static void crash_child(const char *dir, struct remote *r, struct model *m, struct model *fresh)
 {
     struct blocks *b = NULL;
-    if (blocks_open(dir, 4 * KIB, 1024ull * MIB, &b, NULL))
+    if (blocks_open(dir, 4 * KIB, 1024ull * MIB, &unit_repair, &b, NULL))
         _exit(2);
     struct blocks_obj *o, *n;
     if (blocks_get(b, "c", "partial.bin", "v1", r->size, &o, NULL) ||
@@ -712,7 +715,7 @@ TEST(blocks_small_file_journal_copy_stands_in_for_lost_data)
     if (pid == 0) {
         struct blocks *b = NULL;
         struct blocks_obj *o = NULL, *p = NULL;
-        if (blocks_open(dir, 4 * KIB, 1024ull * MIB, &b, NULL) ||
+        if (blocks_open(dir, 4 * KIB, 1024ull * MIB, &unit_repair, &b, NULL) ||
             blocks_get_new(b, "c", "small.txt", &o, NULL) ||
             blocks_write(o, 0, first, sizeof first, NULL, NULL, NULL) ||
             blocks_make_durable(o, NULL, NULL, NULL) ||
@@ -1046,8 +1049,8 @@ TEST(blocks_open_rejects_bad_block_size)
     char *dir = unit_tmpdir();
     struct blocks *b = NULL;
     struct sky_err e = { 0 };
-    CHECK_INT(blocks_open(dir, 3 * MIB, MIB, &b, &e), -EINVAL);
-    CHECK_INT(blocks_open(dir, 16 * MIB, MIB, &b, &e), -EINVAL);
+    CHECK_INT(blocks_open(dir, 3 * MIB, MIB, &unit_repair, &b, &e), -EINVAL);
+    CHECK_INT(blocks_open(dir, 16 * MIB, MIB, &unit_repair, &b, &e), -EINVAL);
     /* a new block size drops clean data but keeps complete dirty files */
     struct remote r;
     remote_init(&r, 10 * KIB, 14);

@@ -4,6 +4,9 @@
  * too large for the cache cap is not filled, and a read of cached chunks
  * never waits for a download of the same block's other chunks. */
 #include "check.h"
+#include "../../cache/cachedamage.h"
+
+static struct cache_repair unit_repair;   /* the tests own their caches */
 
 #include <pthread.h>
 #include <stdint.h>
@@ -161,7 +164,7 @@ static void dfix_open(struct dfix *f, uint64_t bs, uint64_t size, uint64_t cap, 
     f->size = size;
     f->nblocks = size / bs;
     dremote_init(&f->r, size, seed);
-    CHECK_INT(blocks_open(f->dir, bs, cap, &f->b, &e), 0);
+    CHECK_INT(blocks_open(f->dir, bs, cap, &unit_repair, &f->b, &e), 0);
     CHECK_INT(blocks_get(f->b, "c", "f", "v1", size, &f->o, &e), 0);
 }
 

@@ -17,7 +17,7 @@ static struct meta *open_meta(const char *dir, uint64_t *root)
     struct sky_err e = { 0 };
     struct meta *m = NULL;
     snprintf(path, sizeof path, "%s/meta.db", dir);
-    CHECK_INT(meta_open(path, &m, &e), 0);
+    CHECK_INT(meta_open(path, NULL, &m, &e), 0);
     CHECK_INT(meta_cloud_root(m, "c", root, &e), 0);
     return m;
 }

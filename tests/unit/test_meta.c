@@ -16,7 +16,7 @@ static struct meta *meta_test_open(const char *dir)
     struct sky_err e = { 0 };
     struct meta *m = NULL;
     snprintf(path, sizeof path, "%s/meta.db", dir);
-    int rc = meta_open(path, &m, &e);
+    int rc = meta_open(path, NULL, &m, &e);
     if (rc)
         fprintf(stderr, "  meta_open: %s\n", e.msg);
     CHECK_INT(rc, 0);
@@ -844,6 +844,105 @@ TEST(meta_remove_recursive)
     CHECK_INT(ino_at(m, "c", "a_/x"), 0);
     CHECK_INT(ino_at(m, "c2", "a/b"), other_child);
     meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
+/* The trigram index of names matches the entries (FTS5's own check). */
+static int trigrams_consistent(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/meta.db", dir);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "INSERT INTO entry_trigrams(entry_trigrams) "
+                              "VALUES('integrity-check')", NULL, NULL, NULL);
+    /* and every name it finds is an entry's (the check above does not
+     * see an index entry left behind by a deleted row) */
+    sqlite3_stmt *st = NULL;
+    if (rc == SQLITE_OK &&
+        (rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM entry_trigrams t WHERE "
+                                 "entry_trigrams MATCH 'txt' AND NOT EXISTS (SELECT 1 FROM "
+                                 "entries e WHERE e.ino=t.rowid)", -1, &st, NULL)) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != 0) {
+        fprintf(stderr, "  trigram index: %d names of deleted entries\n",
+                sqlite3_column_int(st, 0));
+        rc = SQLITE_CORRUPT;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "  trigram check: %s\n", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return rc;
+}
+
+static bool is_local_only(struct meta *m, uint64_t ino)
+{
+    struct meta_entry ent;
+    if (meta_get(m, ino, &ent, NULL) != 0)
+        return false;
+    bool local = ent.local_only;
+    meta_entry_free(&ent);
+    return local;
+}
+
+/* News that a folder is gone from the cloud (meta_forget_gone, and a
+ * listing without it) never drops a file made here and not uploaded yet:
+ * the file stays, with the folders above it, which become local-only. */
+TEST(meta_forget_gone_keeps_what_is_not_uploaded)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    uint64_t a = put(m, root, "a", SKY_DIR);
+    uint64_t old = put(m, a, "old.txt", SKY_FILE);
+    uint64_t sub = put(m, a, "sub", SKY_DIR);
+    uint64_t fresh = put(m, sub, "new.txt", SKY_FILE);
+    CHECK_INT(meta_set_local_only(m, fresh, true, NULL), 0);
+    uint64_t other = put(m, a, "other", SKY_DIR);
+    uint64_t other_x = put(m, other, "x", SKY_FILE);
+    uint64_t b = put(m, root, "b", SKY_DIR);
+    uint64_t b_y = put(m, b, "y", SKY_FILE);
+    uint64_t z = put(m, root, "z", SKY_DIR);
+    uint64_t z_new = put(m, z, "new", SKY_FILE);
+    CHECK_INT(meta_set_local_only(m, z_new, true, NULL), 0);
+
+    CHECK_INT(meta_forget_gone(m, a, NULL), 0);
+    CHECK_INT(ino_at(m, "c", "a"), a);
+    CHECK(is_local_only(m, a));
+    CHECK_INT(ino_at(m, "c", "a/sub"), sub);
+    CHECK(is_local_only(m, sub));
+    CHECK_INT(ino_at(m, "c", "a/sub/new.txt"), fresh);
+    CHECK(is_local_only(m, fresh));
+    CHECK_INT(ino_at(m, "c", "a/old.txt"), 0);
+    CHECK_INT(ino_at(m, "c", "a/other"), 0);
+    CHECK_INT(ino_at(m, "c", "a/other/x"), 0);
+    (void)old;
+    (void)other_x;
+
+    /* nothing made here below: gone whole */
+    CHECK_INT(meta_forget_gone(m, b, NULL), 0);
+    CHECK_INT(ino_at(m, "c", "b"), 0);
+    CHECK_INT(ino_at(m, "c", "b/y"), 0);
+    (void)b_y;
+
+    /* a listing of the cloud without z keeps z for its new file */
+    CHECK_INT(meta_replace_listing(m, root, NULL, 0, wall_ns(), NULL), 0);
+    CHECK_INT(ino_at(m, "c", "z"), z);
+    CHECK(is_local_only(m, z));
+    CHECK_INT(ino_at(m, "c", "z/new"), z_new);
+    CHECK_INT(ino_at(m, "c", "a/sub/new.txt"), fresh);
+
+    /* once uploaded, the file goes with its folder like any other */
+    CHECK_INT(meta_set_local_only(m, z_new, false, NULL), 0);
+    CHECK_INT(meta_set_local_only(m, z, false, NULL), 0);
+    CHECK_INT(meta_forget_gone(m, z, NULL), 0);
+    CHECK_INT(ino_at(m, "c", "z"), 0);
+    CHECK_INT(ino_at(m, "c", "z/new"), 0);
+    meta_close(m);
+    CHECK_INT(trigrams_consistent(dir), SQLITE_OK);
     unit_rmtree(dir);
     free(dir);
 }

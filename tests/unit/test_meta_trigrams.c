@@ -16,7 +16,7 @@ static struct meta *open_meta(const char *dir)
     struct sky_err e = { 0 };
     struct meta *m = NULL;
     snprintf(path, sizeof path, "%s/meta.db", dir);
-    int rc = meta_open(path, &m, &e);
+    int rc = meta_open(path, NULL, &m, &e);
     if (rc)
         fprintf(stderr, "  meta_open: %s\n", e.msg);
     CHECK_INT(rc, 0);
@@ -245,7 +245,7 @@ TEST(meta_failed_trigram_upgrade_changes_nothing)
     snprintf(path, sizeof path, "%s/meta.db", dir);
     struct meta *m = NULL;
     struct sky_err e = { 0 };
-    int rc = meta_open(path, &m, &e);
+    int rc = meta_open(path, NULL, &m, &e);
     CHECK(rc < 0);
     CHECK(m == NULL);
     CHECK(strstr(e.msg, "upgrading") != NULL);

@@ -34,7 +34,7 @@ static char *make_index(void)
     char path[512];
     snprintf(path, sizeof path, "%s/meta.db", dir);
     struct meta *m = NULL;
-    CHECK_INT(meta_open(path, &m, NULL), 0);
+    CHECK_INT(meta_open(path, NULL, &m, NULL), 0);
     uint64_t a, b, sub;
     CHECK_INT(meta_cloud_root(m, "a", &a, NULL), 0);
     CHECK_INT(meta_cloud_root(m, "b", &b, NULL), 0);
@@ -241,7 +241,7 @@ static char *make_odd_index(void)
     char path[512];
     snprintf(path, sizeof path, "%s/meta.db", dir);
     struct meta *m = NULL;
-    CHECK_INT(meta_open(path, &m, NULL), 0);
+    CHECK_INT(meta_open(path, NULL, &m, NULL), 0);
     uint64_t root, sub;
     CHECK_INT(meta_cloud_root(m, "n", &root, NULL), 0);
     enum { N = sizeof odd_names / sizeof *odd_names };
@@ -378,7 +378,7 @@ TEST(search_uses_the_trigram_index_only_when_selective)
     char path[512];
     snprintf(path, sizeof path, "%s/meta.db", dir);
     struct meta *m = NULL;
-    CHECK_INT(meta_open(path, &m, NULL), 0);
+    CHECK_INT(meta_open(path, NULL, &m, NULL), 0);
     uint64_t root;
     CHECK_INT(meta_cloud_root(m, "big", &root, NULL), 0);
     struct sky_dirent *ents = calloc(N, sizeof *ents);

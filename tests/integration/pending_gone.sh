@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# pending_gone.sh - news from the cloud that a folder is gone never drops
+# what this machine made in it and has not uploaded yet.
+#
+# On a write_back = async cloud a new folder and the files in it live in
+# the cache until their upload (write_back_delay, here 1 h).  Before, the
+# background crawl listed such a folder, the cloud answered "no such
+# folder", and the crawl removed it from the cache with everything in it:
+# the files vanished from the mount, their uploads were never made (the
+# journal still held them, for a path no entry had), and the unmount
+# reported nothing.  The same happened to a cloud folder deleted by another
+# machine while this one had new files in it (a listing of its parent).
+#
+# Local cloud: mkdir, a file and a symlink in it, crawls every second;
+# after two crawls everything is still there, and the unmount uploads it.
+# S3 cloud: a folder that exists on the server, a new file written in it
+# here, then the folder's only object deleted behind the mount; the
+# listing of its parent no longer has the folder, the mount keeps it and
+# the new file, and the unmount puts the file on the server.
+. "$(dirname "$0")/lib.sh"
+
+BUCKET=gone
+S3PORT=$(free_port)
+start_s3rver "$TEST_TMP/s3rver" "$S3PORT" --configure-bucket "$BUCKET" ||
+    die "cannot start s3rver"
+BUCKET_URL="http://127.0.0.1:$S3PORT/$BUCKET"
+LOCAL="$TEST_TMP/data/local"
+MNT="$TEST_TMP/mnt"
+CONF="$TEST_TMP/skyfs.conf"
+mkdir -p "$LOCAL"
+echo old >"$LOCAL/old.txt"
+check "put the server's folder/a.txt" s3curl -X PUT --data-binary 'from the server' \
+    "$BUCKET_URL/folder/a.txt" -o /dev/null
+(umask 077 && cat >"$CONF" <<EOF
+[cache]
+dir = $TEST_TMP/cache
+
+[local]
+type = local
+path = $LOCAL
+write_back = async
+write_back_delay = 1h
+index_interval = 1s
+
+$(s3rver_cloud s3 "http://127.0.0.1:$S3PORT" "$BUCKET")
+write_back = async
+write_back_delay = 1h
+ttl = 1s
+index = off
+EOF
+)
+mount_skyfs "$CONF" "$MNT" || die "cannot mount"
+
+# --- local: the crawl lists a folder made here
+crawls_done() { grep -c "cloud 'local': crawl [0-9]* complete" "$LOGS/mnt.log"; }
+crawls_reach() { test "$(crawls_done)" -ge "$1"; }
+check "mkdir new, a file and a symlink in it" eval \
+    "mkdir '$MNT/local/new' && echo pending >'$MNT/local/new/file.txt' &&
+     ln -s file.txt '$MNT/local/new/link'"
+check "nothing of it is on the cloud yet" test ! -e "$LOCAL/new"
+before=$(crawls_done)
+check "two crawls complete meanwhile" wait_until 20 crawls_reach $((before + 2))
+check_eq "the folder is still listed" "new old.txt" "$(ls "$MNT/local" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+check_eq "so are the file and the symlink" "file.txt link" \
+    "$(ls "$MNT/local/new" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+check_eq "the file reads back" "pending" "$(cat "$MNT/local/new/file.txt" 2>&1)"
+check_eq "the symlink too" "file.txt" "$(readlink "$MNT/local/new/link" 2>&1)"
+
+# --- S3: the folder is deleted behind the mount
+check "write folder/new.txt (pending)" eval "echo 'made here' >'$MNT/s3/folder/new.txt'"
+check "the server does not have it yet" bucket_lacks folder/new.txt
+check "delete the server's folder/a.txt behind the mount" s3curl -X DELETE \
+    "$BUCKET_URL/folder/a.txt" -o /dev/null
+check "the server lists no folder/ any more" \
+    test -z "$(s3curl "$BUCKET_URL?list-type=2&prefix=folder/" | grep -o '<Key>[^<]*')"
+sleep 1.5   # past the ttl: the next listing asks the server
+check_eq "the folder is still listed" "folder" "$(ls "$MNT/s3" 2>&1)"
+check_eq "it holds the new file alone" "new.txt" "$(ls "$MNT/s3/folder" 2>&1)"
+sleep 1.5
+check "stat of the folder (the server finds nothing) still answers" stat "$MNT/s3/folder"
+check_eq "the new file reads back" "made here" "$(cat "$MNT/s3/folder/new.txt" 2>&1)"
+
+unmount_skyfs "$MNT"     # uploads what is pending
+check_eq "the local cloud has new/file.txt" "pending" "$(cat "$LOCAL/new/file.txt" 2>&1)"
+check_eq "and new/link" "file.txt" "$(readlink "$LOCAL/new/link" 2>&1)"
+check_eq "the server has folder/new.txt" "made here" "$(bucket_get folder/new.txt)"
+check "nothing is left pending" bash -c \
+    "'$SKYFS' status -c '$CONF' | grep -q ' 0 pending upload(s), 0 folder(s)'"

@@ -326,11 +326,17 @@ void skyfs_close(struct skyfs *fs)
     listahead_free(fs);
     openahead_free(fs);
     if (fs->recovery_started) {
+        /* one last pass over the journal (it may be backing off for
+         * minutes): the unmount tries every pending upload once more */
+        pthread_mutex_lock(&fs->retry_lock);
+        fs->final_pass = true;
+        pthread_cond_broadcast(&fs->retry_cond);
+        pthread_mutex_unlock(&fs->retry_lock);
+        pthread_join(fs->recovery_thread, NULL);
         pthread_mutex_lock(&fs->retry_lock);
         fs->stopping = true;
         pthread_cond_broadcast(&fs->retry_cond);
         pthread_mutex_unlock(&fs->retry_lock);
-        pthread_join(fs->recovery_thread, NULL);
     }
     writeback_stop(fs);         /* releases the queued files before the block cache */
     virt_free(fs->virt);

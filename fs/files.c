@@ -932,6 +932,7 @@ static void *recovery_main(void *arg)
     int delay = 5;
     pthread_mutex_lock(&fs->retry_lock);
     while (!fs->stopping) {
+        bool last = fs->final_pass;
         pthread_mutex_unlock(&fs->retry_lock);
         struct retry_pass pass = { fs, 0 };
         struct sky_err e = { 0 };
@@ -946,7 +947,9 @@ static void *recovery_main(void *arg)
         delay = pass.failed || rc < 0 ? (delay * 2 > 300 ? 300 : delay * 2) : 5;
         struct timespec until = clock_deadline_ms(wait_s * 1000LL);
         pthread_mutex_lock(&fs->retry_lock);
-        while (!fs->stopping && !fs->retry_now &&
+        if (last)
+            break;
+        while (!fs->stopping && !fs->retry_now && !fs->final_pass &&
                pthread_cond_timedwait(&fs->retry_cond, &fs->retry_lock, &until) == 0)
             ;
         if (fs->retry_now)

@@ -89,6 +89,7 @@ struct skyfs {
     pthread_mutex_t retry_lock; /* wakes the journal thread early to stop */
     pthread_cond_t retry_cond;
     bool retry_now;             /* a cloud is back: retry pending uploads now (retry_lock) */
+    bool final_pass;            /* unmounting: one more pass, then stop (retry_lock) */
     atomic_bool stopping;
     enum atime_rule atime;      /* mount option: when reads move atime (times.c) */
     /* liveness.h: the probe thread and the refreshes running in the background */
@@ -318,7 +319,8 @@ int files_orphan(struct skyfs *fs, uint64_t ino, struct meta_entry *out, struct 
  * and not open here (left by a crash, or whose upload at close failed),
  * at mount and then again every 30 s, backing off from 5 s to 5 min while
  * uploads keep failing, and at once when an offline cloud is back
- * (retry_now).  skyfs_close stops it. */
+ * (retry_now).  skyfs_close stops it after one last pass (final_pass),
+ * so that an unmount tries every pending upload once more. */
 void files_start_recovery(struct skyfs *fs);
 
 /* ---- writeback.c: background uploads (write_back = async) ----------------- */

@@ -80,6 +80,17 @@ static int wait_for_daemon(const struct pidfile_info *d, int timeout_s)
         struct timespec tick = { 0, 100 * 1000 * 1000 };
         nanosleep(&tick, NULL);
     }
+    /* the daemon tried every pending upload once more before it exited:
+     * what is left could not be made, and the person should know */
+    uint64_t left = 0;
+    struct sky_err e = { 0 };
+    if (d->cache_dir[0] && cachedir_pending_uploads(d->cache_dir, &left, &e) == 0 && left) {
+        fprintf(stderr, "skyfs: %s is unmounted, but %" PRIu64 " upload(s) could not be made "
+                "(the cloud refused or could not be reached; its log says why): they are "
+                "kept in the cache %s and go up at the next mount with it; skyfs status "
+                "counts them\n", d->mountpoint, left, d->cache_dir);
+        return 1;
+    }
     return 0;
 }
 

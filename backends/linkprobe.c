@@ -17,24 +17,10 @@
 #define LINKPROBE_MEMO_MIN 4096
 #define LINKPROBE_MEMO_MAX (1u << 20)
 
-/* A question in flight: a listing that needs the same object version
- * meanwhile (the crawl and a listing through the mount walk the same
- * folders at once) waits for its answer instead of asking again. */
-struct asking {
-    uint64_t fp;
-    bool answered;
-    int rc;                         /* 0 with attr, or -ENOENT; else waiters ask themselves */
-    struct sky_attr attr;
-    int waiters;                    /* the last one out frees an answered question */
-    struct asking *next;
-};
-
 struct linkprobe {
     pthread_mutex_t lock;
     uint64_t *slots;
     size_t cap, used;
-    struct asking *asking;          /* questions in flight (under lock) */
-    pthread_cond_t answer;          /* one of them was answered */
 };
 
 struct linkprobe_item {
@@ -49,7 +35,6 @@ int linkprobe_new(struct linkprobe **out)
     if (!lp)
         return -ENOMEM;
     pthread_mutex_init(&lp->lock, NULL);
-    pthread_cond_init(&lp->answer, NULL);
     *out = lp;
     return 0;
 }
@@ -59,7 +44,6 @@ void linkprobe_free(struct linkprobe *lp)
     if (!lp)
         return;
     pthread_mutex_destroy(&lp->lock);
-    pthread_cond_destroy(&lp->answer);
     free(lp->slots);
     free(lp);
 }
@@ -184,77 +168,13 @@ static void take_head_attr(struct sky_attr *listed, const struct sky_attr *got)
                                SKY_HAS_ATIME | SKY_HAS_CTIME);
 }
 
-/* Wait for the answer to a question about version fp already in flight:
- * true with *rc and *got, or false (none in flight, or it failed): then
- * the caller asks, with *mine its question for others to wait on (NULL
- * when out of memory: nobody waits on it). */
-static bool join_question(struct linkprobe *lp, uint64_t fp, int *rc, struct sky_attr *got,
-                          struct asking **mine)
-{
-    *mine = NULL;
-    pthread_mutex_lock(&lp->lock);
-    struct asking *q = lp->asking;
-    while (q && q->fp != fp)
-        q = q->next;
-    if (!q) {
-        if ((q = calloc(1, sizeof *q))) {
-            q->fp = fp;
-            q->next = lp->asking;
-            lp->asking = q;
-        }
-        *mine = q;
-        pthread_mutex_unlock(&lp->lock);
-        return false;
-    }
-    q->waiters++;
-    while (!q->answered)
-        pthread_cond_wait(&lp->answer, &lp->lock);
-    bool took = q->rc == 0 || q->rc == -ENOENT;
-    *rc = q->rc;
-    *got = q->attr;
-    if (--q->waiters == 0)
-        free(q);            /* answered: out of the list already */
-    pthread_mutex_unlock(&lp->lock);
-    return took;
-}
-
-/* Publish the answer to question q (asked by this thread) and take it out
- * of the questions in flight. */
-static void answer_question(struct linkprobe *lp, struct asking *q, int rc,
-                            const struct sky_attr *got)
-{
-    if (!q)
-        return;
-    pthread_mutex_lock(&lp->lock);
-    struct asking **p = &lp->asking;
-    while (*p != q)
-        p = &(*p)->next;
-    *p = q->next;
-    q->answered = true;
-    q->rc = rc;
-    if (rc == 0)
-        q->attr = *got;
-    bool waited = q->waiters > 0;
-    if (waited)
-        pthread_cond_broadcast(&lp->answer);
-    else
-        free(q);
-    pthread_mutex_unlock(&lp->lock);
-}
-
 /* parallel_for job: ask about item i. */
 static int ask_job(void *arg, size_t i, struct sky_err *e)
 {
     struct linkprobe_batch *b = arg;
     struct linkprobe_item *it = &b->items[i];
     struct sky_attr got;
-    struct asking *mine;
-    int rc;
-    if (!join_question(b->memo, fingerprint(b->scope, it->key, it->ent.attr.etag), &rc, &got,
-                       &mine)) {
-        rc = b->ask(b->ask_arg, it->key, &got, e);
-        answer_question(b->memo, mine, rc, &got);
-    }
+    int rc = b->ask(b->ask_arg, it->key, &got, e);
     if (rc == -ENOENT) {
         it->gone = true;
         return 0;

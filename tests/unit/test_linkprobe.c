@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../../backends/linkprobe.h"
 
@@ -220,97 +219,4 @@ TEST(linkprobe_head_metadata_replaces_the_listed_guess)
     CHECK_INT(got[1].has, 0);
     CHECK_INT(got[1].mode, 0);
     linkprobe_free(memo);
-}
-
-/* Two listings need the same version at once (the crawl's and one through
- * the mount): one question goes out, both get its answer. */
-struct held {
-    struct linkprobe *memo;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool asking, release;
-    int asked;
-    bool forgetful[2];
-    enum sky_kind kind[2];
-    int delivered[2];
-};
-
-static int held_ask(void *arg, const char *key, struct sky_attr *out, struct sky_err *e)
-{
-    (void)key;
-    (void)e;
-    struct held *h = arg;
-    pthread_mutex_lock(&h->lock);
-    h->asked++;
-    h->asking = true;
-    pthread_cond_broadcast(&h->cond);
-    while (!h->release)
-        pthread_cond_wait(&h->cond, &h->lock);
-    pthread_mutex_unlock(&h->lock);
-    *out = (struct sky_attr){ .kind = SKY_LINK, .mode = 0777, .has = SKY_HAS_MODE };
-    snprintf(out->etag, sizeof out->etag, "\"e1\"");
-    return 0;
-}
-
-struct held_listing {
-    struct held *h;
-    int which;
-    int rc;
-};
-
-static int held_deliver(void *arg, const struct sky_dirent *ent)
-{
-    struct held_listing *l = arg;
-    l->h->delivered[l->which]++;
-    l->h->kind[l->which] = ent->attr.kind;
-    return 0;
-}
-
-static void *held_list(void *arg)
-{
-    struct held_listing *l = arg;
-    struct sky_err e = { 0 };
-    struct linkprobe_batch b = { .memo = l->h->memo, .scope = "bucket", .ask = held_ask,
-                                 .ask_arg = l->h, .cb = held_deliver, .cb_arg = l,
-                                 .e = &e, .forgetful = l->h->forgetful[l->which] };
-    struct sky_dirent ent = { .name = "k1", .attr = { .kind = SKY_FILE, .size = 9 } };
-    snprintf(ent.attr.etag, sizeof ent.attr.etag, "\"e1\"");
-    l->rc = linkprobe_add(&b, "k1", &ent);
-    if (l->rc == 0)
-        l->rc = linkprobe_flush(&b);
-    linkprobe_batch_free(&b);
-    return NULL;
-}
-
-TEST(linkprobe_two_listings_at_once_ask_once)
-{
-    struct held h = { .forgetful = { true, false } };
-    CHECK_INT(linkprobe_new(&h.memo), 0);
-    pthread_mutex_init(&h.lock, NULL);
-    pthread_cond_init(&h.cond, NULL);
-    struct held_listing crawl = { &h, 0, -1 }, mount = { &h, 1, -1 };
-    pthread_t t0, t1;
-    pthread_create(&t0, NULL, held_list, &crawl);
-    pthread_mutex_lock(&h.lock);
-    while (!h.asking)
-        pthread_cond_wait(&h.cond, &h.lock);
-    pthread_mutex_unlock(&h.lock);
-    /* the crawl's question is in flight: the mount's listing comes */
-    pthread_create(&t1, NULL, held_list, &mount);
-    struct timespec wait = { 0, 300 * 1000 * 1000 };
-    nanosleep(&wait, NULL);
-    pthread_mutex_lock(&h.lock);
-    h.release = true;
-    pthread_cond_broadcast(&h.cond);
-    pthread_mutex_unlock(&h.lock);
-    pthread_join(t0, NULL);
-    pthread_join(t1, NULL);
-    CHECK_INT(crawl.rc, 0);
-    CHECK_INT(mount.rc, 0);
-    CHECK_INT(h.asked, 1);
-    CHECK_INT(h.delivered[0], 1);
-    CHECK_INT(h.delivered[1], 1);
-    CHECK_INT(h.kind[0], SKY_LINK);
-    CHECK_INT(h.kind[1], SKY_LINK);
-    linkprobe_free(h.memo);
 }

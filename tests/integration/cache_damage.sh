@@ -83,9 +83,13 @@ print(f"page {root} of {path} overwritten")
 PYEOF
 }
 
-# damage_header DB: the first 100 bytes (SQLite's header) of DB destroyed.
+# damage_header DB: fold DB's write-ahead log in (a log holding page 1
+# would mend it), then destroy its first 100 bytes (SQLite's header).
 damage_header() {
-    "$PYTHON" -c 'import os, sys
+    "$PYTHON" -c 'import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+db.close()
 with open(sys.argv[1], "r+b") as f:
     f.write(os.urandom(100))' "$1"
 }

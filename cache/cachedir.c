@@ -119,7 +119,10 @@ int cachedir_claim(const char *dir, const char *mountpoint, const char *log_path
     int len = snprintf(rec, sizeof rec, "%d\n%s\n%s\n", (int)getpid(),
                        mountpoint && *mountpoint ? mountpoint : "-", log_path ? log_path : "-");
     if (ftruncate(fd, 0) != 0 || pwrite(fd, rec, (size_t)len, 0) != len) {
-        rc = sky_fail(e, errno, "cannot write %s/%s: %s", dir, LOCK_NAME, strerror(errno));
+        int err = errno;
+        rc = sky_fail(e, err, "cannot write %s/%s: %s%s", dir, LOCK_NAME, strerror(err),
+                      err == ENOSPC ? "; the cache's file system is full: free space there, "
+                                      "or set [cache] dir to a folder on another one" : "");
         close(fd);
         goto out;
     }

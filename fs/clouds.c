@@ -182,6 +182,19 @@ static void report_repair(const struct cache_repair *r)
         sky_log(r->lost ? SKY_LOG_ERROR : SKY_LOG_WARN, "%s", r->msg);
 }
 
+/* A cache could not be opened (e says which and why): name the folder,
+ * and the fix when its file system is full or read-only. */
+static int cache_open_failed(const struct sky_config *cfg, int rc, struct sky_err *e)
+{
+    const char *fix = rc == -ENOSPC ? "; its file system is full: free space there, or set "
+                                      "[cache] dir to a folder on another one"
+                      : rc == -EROFS ? "; its file system is read-only: set [cache] dir to a "
+                                       "writable folder" : "";
+    char msg[sizeof e->msg];
+    snprintf(msg, sizeof msg, "%s", e->msg);
+    return sky_fail(e, -rc, "cache folder %s: %s%s", cfg->cache_dir, msg, fix);
+}
+
 static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err *e)
 {
     const struct sky_config *cfg = fs->cfg;
@@ -203,7 +216,7 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
         rc = virt_new(db, mountpoint, &fs->virt, e);
     free(db);
     if (rc)
-        return sky_err_prefix(e, "metadata cache");
+        return cache_open_failed(cfg, rc, e);
     rc = blocks_open(cfg->cache_dir, cfg->block_size, cfg->max_size, &blocks_repair,
                      &fs->blocks, e);
     report_repair(&blocks_repair);
@@ -214,9 +227,7 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
     }
     if (rc == 0)
         blocks_set_floor(fs->blocks, cfg->min_free, NULL, NULL);
-    if (rc)
-        return sky_err_prefix(e, "block cache");
-    return 0;
+    return rc ? cache_open_failed(cfg, rc, e) : 0;
 }
 
 /* Open the driver of cloud `c` (no network: drivers only check their

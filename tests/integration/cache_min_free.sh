@@ -7,6 +7,8 @@
 # floor; writing 40 MiB cannot fit above the floor even with every clean
 # block gone, so the writer gets ENOSPC, the log says which directory and
 # which setting, and every byte acknowledged before reaches the cloud.
+# Last, a mount whose cache file system is full: refused with a message
+# that names the folder and the fix, and fine once there is room.
 . "$(dirname "$0")/lib.sh"
 
 CONF="$TEST_TMP/skyfs.conf"
@@ -51,5 +53,21 @@ check_eq "the cloud holds exactly what dd was told was written" "$acked" "$writt
 free=$(free_mib)
 check "still at least about min_free free (got $free MiB)" test "$free" -ge 39
 check "the first file still reads right" cmp "$DATA/first.bin" "$MNT/alpha/first.bin"
+unmount_skyfs "$MNT"
+
+# --- a full cache file system at mount
+CONF2="$TEST_TMP/full.conf"
+write_local_config "$CONF2" "$CACHE/other" "alpha=$DATA"
+check "fill the cache file system" eval \
+    "dd if=/dev/zero of='$CACHE/fill' bs=1M 2>/dev/null; test \"\$(free_mib)\" -eq 0"
+out="$LOGS/full-mount.out"
+timeout 60 "$SKYFS" mount -c "$CONF2" "$MNT" >"$out" 2>&1
+check_eq "the mount is refused" "1" "$?"
+check "it names the cache folder and the fix" \
+    grep -q "$CACHE/other.*full: free space there, or set \[cache\] dir to a folder on another one" "$out"
+check "nothing is mounted" eval "! mountpoint -q '$MNT'"
+rm -f "$CACHE/fill"
+mount_skyfs "$CONF2" "$MNT" || die "cannot mount once there is room"
+check "with room again the mount serves the cloud" cmp "$DATA/first.bin" "$MNT/alpha/first.bin"
 unmount_skyfs "$MNT"
 umount "$CACHE"

@@ -247,6 +247,12 @@ static int ask_job(void *arg, size_t i, struct sky_err *e)
     struct dirmemo_batch *b = arg;
     struct dirmemo_item *it = &b->items[i];
     struct sky_attr got;
+    /* another listing may have asked since this folder was kept (the
+     * crawl and a listing through the mount walk the same folders) */
+    if (lookup(b->memo, b->scope, it->key, &got) > 0) {
+        take_attr(&it->ent, &got);
+        return 0;
+    }
     char etag[SKY_ETAG_MAX] = "";
     int64_t modified_ns = 0;
     memset(&got, 0, sizeof got);

@@ -17,10 +17,39 @@
 #define LINKPROBE_MEMO_MIN 4096
 #define LINKPROBE_MEMO_MAX (1u << 20)
 
+/* The last head answers, for the next listing that needs the same
+ * version soon after: the crawl's answers are not remembered as "not a
+ * link" (linkprobe.h, forgetful), and a listing through the mount right
+ * after it would ask the same objects again.  A direct-mapped table of
+ * LINKPROBE_RECENT answers (what take_head_attr takes), 48 bytes each. */
+#define LINKPROBE_RECENT 4096
+
+struct recent {
+    uint64_t fp;                    /* 0: empty */
+    uint32_t mode, uid, gid;
+    unsigned has;
+    int64_t mtime_ns, atime_ns, ctime_ns;
+};
+
+/* A question in flight: a listing that needs the same object version
+ * meanwhile (the crawl and a listing through the mount walk the same
+ * folders at once) waits for its answer instead of asking again. */
+struct asking {
+    uint64_t fp;
+    bool answered;
+    int rc;                         /* 0 with attr, or -ENOENT; else waiters ask themselves */
+    struct sky_attr attr;
+    int waiters;                    /* the last one out frees an answered question */
+    struct asking *next;
+};
+
 struct linkprobe {
     pthread_mutex_t lock;
     uint64_t *slots;
     size_t cap, used;
+    struct recent *recent;          /* LINKPROBE_RECENT, or NULL (out of memory) */
+    struct asking *asking;          /* questions in flight (under lock) */
+    pthread_cond_t answer;          /* one of them was answered */
 };
 
 struct linkprobe_item {
@@ -35,6 +64,8 @@ int linkprobe_new(struct linkprobe **out)
     if (!lp)
         return -ENOMEM;
     pthread_mutex_init(&lp->lock, NULL);
+    pthread_cond_init(&lp->answer, NULL);
+    lp->recent = calloc(LINKPROBE_RECENT, sizeof *lp->recent);     /* NULL: none kept */
     *out = lp;
     return 0;
 }
@@ -44,7 +75,9 @@ void linkprobe_free(struct linkprobe *lp)
     if (!lp)
         return;
     pthread_mutex_destroy(&lp->lock);
+    pthread_cond_destroy(&lp->answer);
     free(lp->slots);
+    free(lp->recent);
     free(lp);
 }
 
@@ -168,13 +201,125 @@ static void take_head_attr(struct sky_attr *listed, const struct sky_attr *got)
                                SKY_HAS_ATIME | SKY_HAS_CTIME);
 }
 
-/* parallel_for job: ask about item i. */
+/* The answer kept for version fp in its slot, as a head answer: true, or
+ * false when none is kept (lp->lock held). */
+static bool recent_get(struct linkprobe *lp, uint64_t fp, struct sky_attr *got)
+{
+    if (!lp->recent)
+        return false;
+    const struct recent *r = &lp->recent[fp & (LINKPROBE_RECENT - 1)];
+    if (r->fp != fp)
+        return false;
+    *got = (struct sky_attr){ .kind = SKY_FILE, .mode = r->mode, .uid = r->uid, .gid = r->gid,
+                              .has = r->has, .mtime_ns = r->mtime_ns, .atime_ns = r->atime_ns,
+                              .ctime_ns = r->ctime_ns };
+    return true;
+}
+
+/* The head answer kept for version fp, put into *listed: true, or false
+ * when none is kept. */
+static bool recent_take(struct linkprobe *lp, uint64_t fp, struct sky_attr *listed)
+{
+    struct sky_attr got;
+    pthread_mutex_lock(&lp->lock);
+    bool kept = recent_get(lp, fp, &got);
+    pthread_mutex_unlock(&lp->lock);
+    if (kept)
+        take_head_attr(listed, &got);
+    return kept;
+}
+
+enum { ASK_IT, ANSWERED, KEPT };
+
+/* How to learn about version fp: KEPT (*got holds a kept answer: a file
+ * of that version), ANSWERED (*rc and *got: a question about it that was
+ * in flight, waited for), or ASK_IT: ask, with *mine the question others
+ * may wait on meanwhile (NULL: out of memory, or after a failed question
+ * in flight). */
+static int find_answer(struct linkprobe *lp, uint64_t fp, int *rc, struct sky_attr *got,
+                       struct asking **mine)
+{
+    *mine = NULL;
+    pthread_mutex_lock(&lp->lock);
+    if (recent_get(lp, fp, got)) {
+        pthread_mutex_unlock(&lp->lock);
+        return KEPT;
+    }
+    struct asking *q = lp->asking;
+    while (q && q->fp != fp)
+        q = q->next;
+    if (!q) {
+        if ((q = calloc(1, sizeof *q))) {
+            q->fp = fp;
+            q->next = lp->asking;
+            lp->asking = q;
+        }
+        *mine = q;
+        pthread_mutex_unlock(&lp->lock);
+        return ASK_IT;
+    }
+    q->waiters++;
+    while (!q->answered)
+        pthread_cond_wait(&lp->answer, &lp->lock);
+    bool took = q->rc == 0 || q->rc == -ENOENT;
+    *rc = q->rc;
+    *got = q->attr;
+    if (--q->waiters == 0)
+        free(q);            /* answered: out of the list already */
+    pthread_mutex_unlock(&lp->lock);
+    return took ? ANSWERED : ASK_IT;
+}
+
+/* Publish the answer to question q (asked by this thread: may be NULL),
+ * keeping it for later listings first when `keep` (a file of the version
+ * asked), then take q out of the questions in flight. */
+static void answer_question(struct linkprobe *lp, struct asking *q, uint64_t fp, int rc,
+                            const struct sky_attr *got, bool keep)
+{
+    pthread_mutex_lock(&lp->lock);
+    if (keep && lp->recent)
+        lp->recent[fp & (LINKPROBE_RECENT - 1)] = (struct recent){
+            fp, got->mode, got->uid, got->gid, got->has, got->mtime_ns, got->atime_ns,
+            got->ctime_ns };
+    if (q) {
+        struct asking **p = &lp->asking;
+        while (*p != q)
+            p = &(*p)->next;
+        *p = q->next;
+        q->answered = true;
+        q->rc = rc;
+        if (rc == 0)
+            q->attr = *got;
+        if (q->waiters > 0)
+            pthread_cond_broadcast(&lp->answer);
+        else
+            free(q);
+    }
+    pthread_mutex_unlock(&lp->lock);
+}
+
+/* parallel_for job: ask about item i, unless another listing has asked
+ * since the item was kept, or is asking now. */
 static int ask_job(void *arg, size_t i, struct sky_err *e)
 {
     struct linkprobe_batch *b = arg;
     struct linkprobe_item *it = &b->items[i];
+    uint64_t fp = fingerprint(b->scope, it->key, it->ent.attr.etag);
     struct sky_attr got;
-    int rc = b->ask(b->ask_arg, it->key, &got, e);
+    struct asking *mine;
+    int rc = 0;
+    int how = find_answer(b->memo, fp, &rc, &got, &mine);
+    if (how == KEPT) {
+        take_head_attr(&it->ent.attr, &got);
+        if (!b->forgetful)
+            memo_add(b->memo, fp);
+        return 0;
+    }
+    if (how == ASK_IT) {
+        rc = b->ask(b->ask_arg, it->key, &got, e);
+        bool keep = rc == 0 && got.kind != SKY_LINK && strcmp(got.etag, it->ent.attr.etag) == 0;
+        answer_question(b->memo, mine, fp, rc, &got, keep);
+    }
     if (rc == -ENOENT) {
         it->gone = true;
         return 0;
@@ -189,7 +334,7 @@ static int ask_job(void *arg, size_t i, struct sky_err *e)
         it->ent.attr.mode = got.has & SKY_HAS_MODE ? got.mode : 0777;
         it->ent.attr.has |= SKY_HAS_MODE;
     } else if (same_version && !b->forgetful) {
-        memo_add(b->memo, fingerprint(b->scope, it->key, it->ent.attr.etag));
+        memo_add(b->memo, fp);
     }
     return 0;
 }
@@ -212,7 +357,16 @@ static size_t batch_cap(const struct linkprobe_batch *b)
 
 int linkprobe_add(struct linkprobe_batch *b, const char *key, const struct sky_dirent *ent)
 {
-    if (!may_be_link(ent) || memo_has(b->memo, fingerprint(b->scope, key, ent->attr.etag)))
+    if (!may_be_link(ent))
+        return b->cb(b->cb_arg, ent);
+    uint64_t fp = fingerprint(b->scope, key, ent->attr.etag);
+    struct sky_dirent answered = *ent;      /* a listing just asked: with its metadata */
+    if (recent_take(b->memo, fp, &answered.attr)) {
+        if (!b->forgetful)
+            memo_add(b->memo, fp);
+        return b->cb(b->cb_arg, &answered);
+    }
+    if (memo_has(b->memo, fp))
         return b->cb(b->cb_arg, ent);
     if (!b->items && !(b->items = calloc(LINKPROBE_BATCH, sizeof *b->items)))
         return sky_fail(b->e, ENOMEM, "out of memory");

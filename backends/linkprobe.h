@@ -18,7 +18,12 @@
  * (a 64-bit fingerprint), so a directory listed again costs no request;
  * the driver remembers the links itself (it keeps their targets), and
  * may add versions its caller's metadata cache knows to be files
- * (linkprobe_remember), so they cost no request either.  The
+ * (linkprobe_remember), so they cost no request either.  The last
+ * LINKPROBE_RECENT answers are also kept with the metadata they brought,
+ * so that a listing right after another one's questions (a listing through
+ * the mount while the crawl walks the same folders) takes them instead of
+ * asking again, even when that other listing could not remember them
+ * (forgetful, below).  The
  * questions go out LINKPROBE_THREADS at a time, in batches of
  * LINKPROBE_BATCH entries, so memory stays bounded on any listing.
  *

@@ -178,3 +178,28 @@ TEST(dirmemo_a_failed_question_fails_the_listing)
     free(c);
     dirmemo_free(memo);
 }
+
+/* A folder kept in a batch that another listing asks about before the
+ * batch is flushed (the crawl and a listing through the mount walk the
+ * same folders) is not asked again: its answer is taken. */
+TEST(dirmemo_an_answer_that_came_meanwhile_is_taken)
+{
+    struct dirmemo *memo;
+    CHECK_INT(dirmemo_new(&memo), 0);
+    struct cloud *c = calloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    struct sky_err e = { 0 };
+    struct dirmemo_batch b = { .memo = memo, .scope = "bucket", .ask = ask, .ask_arg = c,
+                               .cb = deliver, .cb_arg = c, .e = &e };
+    struct sky_dirent ent = { .name = "d5", .attr = { .kind = SKY_DIR } };
+    CHECK_INT(dirmemo_add(&b, "d5/", &ent), 0);
+    CHECK_INT((int)b.n, 1);                         /* kept, to be asked */
+    struct sky_attr theirs = { .kind = SKY_DIR, .mode = 0705, .has = SKY_HAS_MODE };
+    dirmemo_put(memo, "bucket", "d5/", true, "\"m5\"", 1000000000ll * 1000, &theirs);
+    CHECK_INT(dirmemo_flush(&b), 0);
+    CHECK_INT(c->asked[5], 0);
+    CHECK_INT(c->delivered[5], 1);
+    CHECK_INT((int)c->mode[5], 0705);
+    free(c);
+    dirmemo_free(memo);
+}

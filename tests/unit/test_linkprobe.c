@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../backends/linkprobe.h"
 
@@ -114,14 +115,22 @@ TEST(linkprobe_a_forgetful_listing_asks_but_teaches_nothing)
     struct cloud *c = calloc(1, sizeof *c);
     pthread_mutex_init(&c->lock, NULL);
     struct sky_err e = { 0 };
-    /* the crawl's listing: asked, delivered, not remembered, so the next
-     * listing asks again (its entries reach the cache before the crawl's) */
+    /* the crawl's listing: asked, delivered, not remembered as "not a
+     * link" (the next listing's entries reach the cache before the
+     * crawl's, and must carry the head's metadata) */
     CHECK_INT(list_some(memo, c, true, &e), 0);
     CHECK_INT(c->asked[1], 1);
     CHECK_INT(c->delivered[1], 1);
     CHECK(!linkprobe_known(memo, "bucket", "k1", "\"e1\""));
+    /* ... but a listing right after takes the answer it just got, with
+     * its metadata, without asking again; links are asked again (the
+     * driver keeps their targets) */
     CHECK_INT(list_all(memo, c, &e), 0);
-    CHECK_INT(c->asked[1], 2);
+    CHECK_INT(c->asked[1], 1);
+    CHECK_INT(c->delivered[1], 2);
+    CHECK_INT(c->kind[1], SKY_FILE);
+    CHECK_INT(c->asked[3], 2);
+    CHECK_INT(c->kind[3], SKY_LINK);
     CHECK(linkprobe_known(memo, "bucket", "k1", "\"e1\""));
     free(c);
     linkprobe_free(memo);
@@ -218,5 +227,110 @@ TEST(linkprobe_head_metadata_replaces_the_listed_guess)
     CHECK(got[1].mtime_ns == 1796457541000000000LL);
     CHECK_INT(got[1].has, 0);
     CHECK_INT(got[1].mode, 0);
+    /* listed again right away by a listing that asks nothing (the answer
+     * was kept): the head's metadata again, not the listing's guess */
+    memset(got, 0, sizeof got);
+    struct linkprobe_batch again = { .memo = memo, .scope = "bucket", .ask = NULL,
+                                     .cb = keep_attr, .cb_arg = got, .e = &e };
+    struct sky_dirent ent = { .name = "same", .attr = { .kind = SKY_FILE, .size = 6,
+                                                         .mtime_ns = 1796457541000000000LL } };
+    snprintf(ent.attr.etag, sizeof ent.attr.etag, "\"v1\"");
+    CHECK_INT(linkprobe_add(&again, "same", &ent), 0);
+    CHECK_INT(again.n, 0);                  /* delivered at once: nothing to ask */
+    CHECK_INT(got[0].mode, 0640);
+    CHECK_INT(got[0].uid, 7);
+    CHECK(got[0].mtime_ns == 981173106000000000LL);
     linkprobe_free(memo);
+}
+/* Two listings need the same version at once (the crawl's and one through
+ * the mount): one question goes out, both get its answer. */
+struct held {
+    struct linkprobe *memo;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool asking, release;
+    int asked;
+    bool forgetful[2];
+    enum sky_kind kind[2];
+    int delivered[2];
+};
+
+static int held_ask(void *arg, const char *key, struct sky_attr *out, struct sky_err *e)
+{
+    (void)key;
+    (void)e;
+    struct held *h = arg;
+    pthread_mutex_lock(&h->lock);
+    h->asked++;
+    h->asking = true;
+    pthread_cond_broadcast(&h->cond);
+    while (!h->release)
+        pthread_cond_wait(&h->cond, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+    *out = (struct sky_attr){ .kind = SKY_LINK, .mode = 0777, .has = SKY_HAS_MODE };
+    snprintf(out->etag, sizeof out->etag, "\"e1\"");
+    return 0;
+}
+
+struct held_listing {
+    struct held *h;
+    int which;
+    int rc;
+};
+
+static int held_deliver(void *arg, const struct sky_dirent *ent)
+{
+    struct held_listing *l = arg;
+    l->h->delivered[l->which]++;
+    l->h->kind[l->which] = ent->attr.kind;
+    return 0;
+}
+
+static void *held_list(void *arg)
+{
+    struct held_listing *l = arg;
+    struct sky_err e = { 0 };
+    struct linkprobe_batch b = { .memo = l->h->memo, .scope = "bucket", .ask = held_ask,
+                                 .ask_arg = l->h, .cb = held_deliver, .cb_arg = l,
+                                 .e = &e, .forgetful = l->h->forgetful[l->which] };
+    struct sky_dirent ent = { .name = "k1", .attr = { .kind = SKY_FILE, .size = 9 } };
+    snprintf(ent.attr.etag, sizeof ent.attr.etag, "\"e1\"");
+    l->rc = linkprobe_add(&b, "k1", &ent);
+    if (l->rc == 0)
+        l->rc = linkprobe_flush(&b);
+    linkprobe_batch_free(&b);
+    return NULL;
+}
+
+TEST(linkprobe_two_listings_at_once_ask_once)
+{
+    struct held h = { .forgetful = { true, false } };
+    CHECK_INT(linkprobe_new(&h.memo), 0);
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    struct held_listing crawl = { &h, 0, -1 }, mount = { &h, 1, -1 };
+    pthread_t t0, t1;
+    pthread_create(&t0, NULL, held_list, &crawl);
+    pthread_mutex_lock(&h.lock);
+    while (!h.asking)
+        pthread_cond_wait(&h.cond, &h.lock);
+    pthread_mutex_unlock(&h.lock);
+    /* the crawl's question is in flight: the mount's listing comes */
+    pthread_create(&t1, NULL, held_list, &mount);
+    struct timespec wait = { 0, 300 * 1000 * 1000 };
+    nanosleep(&wait, NULL);
+    pthread_mutex_lock(&h.lock);
+    h.release = true;
+    pthread_cond_broadcast(&h.cond);
+    pthread_mutex_unlock(&h.lock);
+    pthread_join(t0, NULL);
+    pthread_join(t1, NULL);
+    CHECK_INT(crawl.rc, 0);
+    CHECK_INT(mount.rc, 0);
+    CHECK_INT(h.asked, 1);
+    CHECK_INT(h.delivered[0], 1);
+    CHECK_INT(h.delivered[1], 1);
+    CHECK_INT(h.kind[0], SKY_LINK);
+    CHECK_INT(h.kind[1], SKY_LINK);
+    linkprobe_free(h.memo);
 }

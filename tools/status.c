@@ -25,6 +25,7 @@
  * pending_folders: folders made on a write_back = async cloud and not
  * created on it yet (deferred mkdir), from the metadata cache.
  */
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,6 +301,20 @@ static bool print_daemon(const char *cache_dir, bool json)
     return h.pid > 0;
 }
 
+/* How many repairs set damaged files aside under `dir` (one folder each). */
+static unsigned count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    unsigned n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 int cmd_status(int argc, char **argv)
 {
     const char *config = NULL;
@@ -374,6 +389,16 @@ int cmd_status(int argc, char **argv)
                (unsigned long long)st.objects, (unsigned long long)(st.bytes_present >> 20),
                (unsigned long long)(st.max_size >> 20), (unsigned long long)st.dirty_objects,
                (unsigned long long)pending_dirs);
+    }
+    /* damaged databases the daemon set aside (cache/cachedamage.h) */
+    char aside[4096];
+    snprintf(aside, sizeof aside, "%s/damaged", cfg->cache_dir);
+    unsigned damaged = count_entries(aside);
+    if (json) {
+        printf(",\"damaged\":%u", damaged);
+    } else if (damaged) {
+        printf("damaged: %u damaged cache database(s) set aside in %s (the log says what was "
+               "kept of them; remove them once you no longer need them)\n", damaged, aside);
     }
     if (json)
         fputs("}\n", stdout);

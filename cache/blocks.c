@@ -1003,10 +1003,8 @@ static int blocks_repair(struct blocks *b, const char *db_path, struct cache_rep
                          struct sky_err *e)
 {
     char found[512];
-    snprintf(found, sizeof found, "%s", e->msg);
-    cachedamage_plain(found);
     char *aside = NULL;
-    int rc = cachedamage_set_aside(db_path, NULL, &aside, e);
+    int rc = cachedamage_begin(db_path, e, found, sizeof found, &aside, e);
     if (rc == 0)
         rc = blocks_open_db(b, db_path, false, e);
     if (rc) {

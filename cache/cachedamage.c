@@ -36,9 +36,11 @@ static int move_into(const char *from, const char *folder, bool must, struct sky
     return sky_fail(e, errno, "cache: cannot move %s to %s: %s", from, to, strerror(errno));
 }
 
-int cachedamage_set_aside(const char *db_path, const char *with, char **aside,
-                          struct sky_err *e)
+int cachedamage_begin(const char *db_path, const struct sky_err *failed, char *found,
+                      size_t size, char **aside, struct sky_err *e)
 {
+    snprintf(found, size, "%s", failed->msg);
+    cachedamage_plain(found);
     *aside = NULL;
     const char *slash = strrchr(db_path, '/');
     int dirlen = slash ? (int)(slash - db_path) : 1;
@@ -68,8 +70,6 @@ int cachedamage_set_aside(const char *db_path, const char *with, char **aside,
             return rc;
     }
     int rc = move_into(db_path, folder, true, e);
-    if (rc == 0 && with)
-        rc = move_into(with, folder, false, e);
     if (rc)
         return rc;
     const char *base = slash ? slash + 1 : db_path;

@@ -47,15 +47,16 @@ bool cachedamage_is(int rc);
  * advice to remount), in place: for a repair's own message. */
 void cachedamage_plain(char *msg);
 
-/* Move the database file `db_path` and its -wal and -shm into
- * `<folder of db_path>/damaged/<UTC time>-<pid>/` (made 0700), and the
- * folder `with` too when not NULL.  *aside (malloc'd) receives the path
- * of the database file in its new place. */
-int cachedamage_set_aside(const char *db_path, const char *with, char **aside,
-                          struct sky_err *e);
+/* Begin the repair of the database file `db_path`, which failed to open
+ * with error e: keep e's message (without cachedb's advice) in found[size]
+ * for the report, and move the file and its -wal and -shm into
+ * `<folder of db_path>/damaged/<UTC time>-<pid>/` (made 0700).  *aside
+ * (malloc'd) receives the path of the database file in its new place. */
+int cachedamage_begin(const char *db_path, const struct sky_err *failed, char *found,
+                      size_t size, char **aside, struct sky_err *e);
 
 /* Move the folder `dir` beside the database already set aside at `aside`
- * (cachedamage_set_aside), under the same name, and make `dir` again,
+ * (cachedamage_begin), under the same name, and make `dir` again,
  * empty (0700). */
 int cachedamage_move_beside(const char *dir, const char *aside, struct sky_err *e);
 

@@ -1108,10 +1108,8 @@ static int meta_repair(struct meta *m, const char *db_path, struct cache_repair 
                        struct sky_err *e)
 {
     char found[512];
-    snprintf(found, sizeof found, "%s", e->msg);
-    cachedamage_plain(found);
     char *aside = NULL;
-    int rc = cachedamage_set_aside(db_path, NULL, &aside, e);
+    int rc = cachedamage_begin(db_path, e, found, sizeof found, &aside, e);
     if (rc == 0)
         rc = meta_open_file(m, db_path, false, e);
     if (rc) {

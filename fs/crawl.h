@@ -4,7 +4,9 @@
  * A mounted cloud with `index = on` (the default) gets one crawl thread.
  * It lists the whole cloud into the metadata cache soon after the mount
  * (unless the last complete crawl, kept in the cache, is younger than the
- * cloud's `index_interval`), then again whenever the last complete crawl
+ * cloud's `index_interval`): once the cloud has made no request for a
+ * second, or 10 s after the mount at the latest, so that the first
+ * listings people ask for go first; then again whenever the last complete crawl
  * is that old, so that `skyfs search` and .skyfs/search find what was put
  * into the cloud by other means, and stop finding what was removed.
  *

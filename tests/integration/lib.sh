@@ -186,6 +186,16 @@ wait_until() {
     done
 }
 
+# indexed CONF: every cloud of CONF has had a complete crawl (skyfs search
+#   succeeds and warns of none).  The first crawl of a mount waits for the
+#   cloud to pause, so a test that searches right after its writes waits
+#   for this first (wait_until 30 indexed CONF).
+indexed() {
+    local said
+    said=$("$SKYFS" search -c "$1" --limit 1 -- 'no-such-name-*' 2>&1 >/dev/null) &&
+        [ -z "$said" ]
+}
+
 # die "reason"
 #   Records a failed check (the rest of the file cannot run) and exits; the
 #   exit handler still cleans up.

@@ -82,7 +82,10 @@ write_conf "$TEST_TMP/a.conf" "$TEST_TMP/cache-a"
 write_conf "$TEST_TMP/b.conf" "$TEST_TMP/cache-b"
 
 xattr() { getfattr --absolute-names --only-values -n "$1" "$2" 2>&1; }
-search() { "$SKYFS" search -c "$1" "${@:2}" 2>&1 | sed "s|^$MNT/||" | sort | tr '\n' ' '; }
+search() {
+    wait_until 30 indexed "$1"
+    "$SKYFS" search -c "$1" "${@:2}" 2>&1 | sed "s|^$MNT/||" | sort | tr '\n' ' '
+}
 
 # objects other tools made, with a Content-Type and user metadata
 echo "body { color: red }" >"$TEST_TMP/site.css"

@@ -61,7 +61,10 @@ requests() { # requests CLOUD: the daemon's request count for one cloud
     getfattr --only-values -n user.skyfs.requests "$MNT/.skyfs" 2>/dev/null |
         awk -v c="$1" '$1 == c { print $2 }'
 }
-search() { "$SKYFS" search -c "$CONF" "$@" 2>&1 | sed "s|^$MNT/||" | sort | tr '\n' ' '; }
+search() {
+    wait_until 30 indexed "$CONF"
+    "$SKYFS" search -c "$CONF" "$@" 2>&1 | sed "s|^$MNT/||" | sort | tr '\n' ' '
+}
 xattr() { getfattr --absolute-names --only-values -n "$1" "$2" 2>&1; }
 has_line() { grep -qxF -- "$1" <<<"$2"; }   # has_line LINE TEXT
 dump() { getfattr --absolute-names -d -m - "$1" 2>/dev/null | grep -v '^#' | sed '/^$/d' | sort; }

@@ -91,6 +91,10 @@ for cloud in dav rc; do
     (cd "$root/many" && for i in $(seq -w 1 $NFILES); do printf '%s' "$i" >"f$i.txt"; done)
     server_done $cloud
     expected=$(cd "$root/many" && ls | LC_ALL=C sort)
+    # (the crawl may list the folder while the files are made: its
+    # listing is then the cache's answer for the ttl)
+    listed_all() { [ "$(ls "$MNT/$cloud/many" 2>/dev/null | wc -l)" = "$NFILES" ]; }
+    check "$cloud: the listing reaches $NFILES files" wait_until 20 listed_all
     check_eq "$cloud: ls lists all $NFILES files" "$expected" \
         "$(ls "$MNT/$cloud/many" 2>&1 | LC_ALL=C sort)"
     check_eq "$cloud: every size is right (stat of all $NFILES)" "$NFILES" \

@@ -23,11 +23,7 @@
 # read error), uploads nothing wrong, and works for new writes.
 . "$(dirname "$0")/lib.sh"
 
-BUCKET=damage
-S3PORT=$(free_port)
-start_s3rver "$TEST_TMP/s3rver" "$S3PORT" --configure-bucket "$BUCKET" ||
-    die "cannot start s3rver"
-BUCKET_URL="http://127.0.0.1:$S3PORT/$BUCKET"
+start_bucket damage
 LOCAL="$TEST_TMP/data/local"
 MNT="$TEST_TMP/mnt"
 CACHE="$TEST_TMP/cache"

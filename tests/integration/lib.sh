@@ -420,6 +420,17 @@ start_s3rver() {
 # over BUCKET on the s3rver at ENDPOINT (its S3RVER keys), for a test's
 # config heredoc: "$(s3rver_cloud s3 "$ENDPOINT" data)"; lines after it in
 # the heredoc (ttl = ...) belong to the same section.
+# start_bucket BUCKET: s3rver on a free port with BUCKET made; sets BUCKET,
+#   S3PORT and BUCKET_URL (http://127.0.0.1:S3PORT/BUCKET, for bucket_get and
+#   friends).  Stops the file when s3rver cannot start.
+start_bucket() {
+    BUCKET=$1
+    S3PORT=$(free_port)
+    start_s3rver "$TEST_TMP/s3rver" "$S3PORT" --configure-bucket "$BUCKET" ||
+        die "cannot start s3rver"
+    BUCKET_URL="http://127.0.0.1:$S3PORT/$BUCKET"
+}
+
 s3rver_cloud() {
     printf '[%s]\ntype = s3\nendpoint = %s\nbucket = %s\n' "$1" "$2" "$3"
     printf 'access_key_id = S3RVER\nsecret_access_key = S3RVER\n'

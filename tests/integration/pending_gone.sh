@@ -19,11 +19,7 @@
 # the new file, and the unmount puts the file on the server.
 . "$(dirname "$0")/lib.sh"
 
-BUCKET=gone
-S3PORT=$(free_port)
-start_s3rver "$TEST_TMP/s3rver" "$S3PORT" --configure-bucket "$BUCKET" ||
-    die "cannot start s3rver"
-BUCKET_URL="http://127.0.0.1:$S3PORT/$BUCKET"
+start_bucket gone
 LOCAL="$TEST_TMP/data/local"
 MNT="$TEST_TMP/mnt"
 CONF="$TEST_TMP/skyfs.conf"

@@ -19,11 +19,7 @@
 # mount with the server healthy uploads it.
 . "$(dirname "$0")/lib.sh"
 
-BUCKET=later
-S3PORT=$(free_port)
-start_s3rver "$TEST_TMP/s3rver" "$S3PORT" --configure-bucket "$BUCKET" ||
-    die "cannot start s3rver"
-BUCKET_URL="http://127.0.0.1:$S3PORT/$BUCKET"
+start_bucket later
 FAULTS="$TEST_TMP/faults"
 mkdir -p "$FAULTS"
 : >"$FAULTS/rules"

@@ -16,11 +16,7 @@
 # server with the times and modes set meanwhile.
 . "$(dirname "$0")/lib.sh"
 
-BUCKET=fw
-S3PORT=$(free_port)
-start_s3rver "$TEST_TMP/s3rver" "$S3PORT" --configure-bucket "$BUCKET" ||
-    die "cannot start s3rver"
-BUCKET_URL="http://127.0.0.1:$S3PORT/$BUCKET"
+start_bucket fw
 FAULTS="$TEST_TMP/faults"
 GATE="$TEST_TMP/gate"
 mkdir -p "$FAULTS" "$GATE"

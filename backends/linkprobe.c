@@ -315,18 +315,17 @@ static int ask_job(void *arg, size_t i, struct sky_err *e)
             memo_add(b->memo, fp);
         return 0;
     }
-    if (how == ASK_IT) {
+    if (how == ASK_IT)
         rc = b->ask(b->ask_arg, it->key, &got, e);
-        bool keep = rc == 0 && got.kind != SKY_LINK && strcmp(got.etag, it->ent.attr.etag) == 0;
-        answer_question(b->memo, mine, fp, rc, &got, keep);
-    }
+    bool same_version = rc == 0 && strcmp(got.etag, it->ent.attr.etag) == 0;
+    if (how == ASK_IT)
+        answer_question(b->memo, mine, fp, rc, &got, same_version && got.kind != SKY_LINK);
     if (rc == -ENOENT) {
         it->gone = true;
         return 0;
     }
     if (rc < 0)
         return rc;
-    bool same_version = strcmp(got.etag, it->ent.attr.etag) == 0;
     if (same_version)
         take_head_attr(&it->ent.attr, &got);
     if (got.kind == SKY_LINK) {

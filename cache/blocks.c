@@ -1014,7 +1014,6 @@ static int blocks_repair(struct blocks *b, const char *db_path, struct cache_rep
     int64_t kept = 0;
     struct sky_err se = { 0 };
     int lost = blocks_salvage(b, aside, &kept, &se);
-    cachedamage_plain(se.msg);
     if (lost && (rc = cachedamage_move_beside(b->data_dir, aside, e)) != 0) {
         free(aside);
         return rc;
@@ -1091,7 +1090,8 @@ int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size,
     pthread_mutex_init(&b->lock, NULL);
     b->pool = pool_new(b);
     b->spares = spares_new(dir);        /* NULL: data files are made on the spot */
-    int rc = b->pool && b->buckets && b->dir && b->data_dir ? blocks_start(b, repair, e) : blocks_oom(e);
+    int rc = b->pool && b->buckets && b->dir && b->data_dir ? blocks_start(b, repair, e)
+                                                            : blocks_oom(e);
     if (rc) {
         blocks_close(b);
         return rc;

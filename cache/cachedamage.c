@@ -151,18 +151,23 @@ int cachedamage_salvage(struct cachedb *d, const char *aside, struct cachedamage
         sqlite3_finalize(st);
         rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
     }
-    if (rc != SQLITE_OK)
-        return cachedb_fail(d, rc, "opening the damaged file", e);
-    int ret = cachedb_begin(d, e);
-    for (size_t i = 0; ret == 0 && i < nsteps; i++)
-        ret = run_step(d, &steps[i], e);
-    if (ret == 0)
-        ret = cachedb_commit(d, e);
-    else
-        cachedb_rollback(d);
-    sqlite3_exec(d->db, "DETACH damaged", NULL, NULL, NULL);
-    if (ret)
+    int ret;
+    if (rc != SQLITE_OK) {
+        ret = cachedb_fail(d, rc, "opening the damaged file", e);
+    } else {
+        ret = cachedb_begin(d, e);
+        for (size_t i = 0; ret == 0 && i < nsteps; i++)
+            ret = run_step(d, &steps[i], e);
+        if (ret == 0)
+            ret = cachedb_commit(d, e);
+        else
+            cachedb_rollback(d);
+        sqlite3_exec(d->db, "DETACH damaged", NULL, NULL, NULL);
+    }
+    if (ret) {
+        cachedamage_plain(e->msg);      /* for a repair's report, not advice */
         for (size_t i = 0; i < nsteps; i++)
             steps[i].copied = 0;
+    }
     return ret;
 }

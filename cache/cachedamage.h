@@ -73,7 +73,8 @@ struct cachedamage_step {
 
 /* ATTACH the damaged file `aside` to d as schema `damaged`, run `steps` in
  * one transaction (all or nothing), DETACH.  Reads of the damaged file
- * scan its tables, not its indexes (an index may be the damaged part). */
+ * scan its tables, not its indexes (an index may be the damaged part).  A
+ * failure's message is for the repair's report (cachedamage_plain). */
 int cachedamage_salvage(struct cachedb *d, const char *aside, struct cachedamage_step *steps,
                         size_t nsteps, struct sky_err *e);
 

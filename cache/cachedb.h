@@ -52,7 +52,8 @@ int cachedb_check(struct cachedb *d, struct sky_err *e);
 #define CACHEDB_DAMAGED_HINT " (the file is damaged: unmount, and the next mount sets it " \
     "aside and makes a new one)"
 
-/* Turn SQLite result `rc` into -errno (a damaged file: -EUCLEAN) with "WHAT: DOING: sqlite message". */
+/* Turn SQLite result `rc` into -errno (a damaged file: -EUCLEAN) with
+ * "WHAT: DOING: sqlite message". */
 int cachedb_fail(struct cachedb *d, int rc, const char *doing, struct sky_err *e);
 
 /* Step a statement that returns no rows, then reset it. */

@@ -133,15 +133,16 @@
     "WHEN ?17=0 AND " SAME_CONTENT " AND (" KEEP ") AND (has&" BIT ")<>0 AND (" COL ">" PARAM \
     " OR " PARAM "<=own_ns+" OWN_SLACK_NS ") THEN " COL " ELSE " PARAM " END,"
 
-/* Queue the names of the entries selected by the condition that follows,
- * indexed ones only (inode <= ?9, the last one before the transaction), to
- * be removed from the trigram index at commit. */
 /* An entry that news of its tree's disappearance from the cloud leaves
  * in place (meta_forget_tree): one made here and not uploaded yet, or a
  * folder above such an entry. */
 #define KEPT_WHEN_GONE "(local_only<>0 OR (kind=2 AND EXISTS (SELECT 1 FROM entries l " \
     "WHERE l.cloud=entries.cloud AND l.local_only<>0 AND l.path>entries.path || '/' " \
     "AND l.path<entries.path || '0')))"
+
+/* Queue the names of the entries selected by the condition that follows,
+ * indexed ones only (inode <= ?9, the last one before the transaction), to
+ * be removed from the trigram index at commit. */
 #define TRI_GONE "INSERT OR IGNORE INTO temp.trigram_gone(ino,name) " \
                  "SELECT ino,name FROM entries WHERE ino<=?9 AND "
 
@@ -537,8 +538,7 @@ int meta_get_dir_locked(struct meta *m, uint64_t ino, struct meta_entry *out,
 static sqlite3_stmt *meta_stmt(struct meta *m, int which, struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&m->db, which, e);
-    if (st && ((which >= Q_TRI_GONE_INO && which <= Q_TRI_GONE_CLOUD) ||
-               which == Q_FORGET_TRI_RANGE || which == Q_FORGET_TRI_CLOUD || which == Q_LOST_TRI))
+    if (st && which >= Q_TRI_GONE_INO && which <= Q_TRI_GONE_LAST)
         sqlite3_bind_int64(st, 9, m->tri_mark);
     return st;
 }
@@ -554,20 +554,29 @@ static int meta_step_ino(struct meta *m, int which, uint64_t ino, const char *do
     return cachedb_done(&m->db, st, doing, e);
 }
 
+/* Statement `which` bound to the paths of `cloud` in [lo, hi), or to the
+ * whole cloud but its root when lo is NULL; NULL with e filled on error. */
+static sqlite3_stmt *meta_tree_stmt(struct meta *m, int which, const char *cloud,
+                                    const char *lo, const char *hi, struct sky_err *e)
+{
+    sqlite3_stmt *st = meta_stmt(m, which, e);
+    if (st) {
+        cachedb_bind_text(st, 1, cloud);
+        if (lo) {
+            cachedb_bind_text(st, 2, lo);
+            cachedb_bind_text(st, 3, hi);
+        }
+    }
+    return st;
+}
+
 /* Run statement `which` on the paths of `cloud` in [lo, hi), or on the
  * whole cloud but its root when lo is NULL. */
 static int meta_step_tree(struct meta *m, int which, const char *cloud, const char *lo,
                           const char *hi, const char *doing, struct sky_err *e)
 {
-    sqlite3_stmt *st = meta_stmt(m, which, e);
-    if (!st)
-        return -e->code;
-    cachedb_bind_text(st, 1, cloud);
-    if (lo) {
-        cachedb_bind_text(st, 2, lo);
-        cachedb_bind_text(st, 3, hi);
-    }
-    return cachedb_done(&m->db, st, doing, e);
+    sqlite3_stmt *st = meta_tree_stmt(m, which, cloud, lo, hi, e);
+    return st ? cachedb_done(&m->db, st, doing, e) : -e->code;
 }
 
 /* Delete everything below `path` in `cloud` (not the entry itself), their
@@ -633,15 +642,11 @@ int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
         rc = meta_step_tree(m, lo ? Q_FORGET_KEPT_RANGE : Q_FORGET_KEPT_CLOUD, cloud, lo, hi,
                             "keeping folders above files not uploaded yet", e);
     bool local_below = false;
-    sqlite3_stmt *st = rc ? NULL : meta_stmt(m, lo ? Q_LOCAL_BELOW_RANGE : Q_LOCAL_BELOW_CLOUD, e);
+    sqlite3_stmt *st = rc ? NULL : meta_tree_stmt(m, lo ? Q_LOCAL_BELOW_RANGE
+                                                        : Q_LOCAL_BELOW_CLOUD, cloud, lo, hi, e);
     if (rc == 0 && !st)
         rc = -e->code;
     if (st) {
-        cachedb_bind_text(st, 1, cloud);
-        if (lo) {
-            cachedb_bind_text(st, 2, lo);
-            cachedb_bind_text(st, 3, hi);
-        }
         int step = sqlite3_step(st);
         local_below = step == SQLITE_ROW;
         if (step != SQLITE_ROW && step != SQLITE_DONE)
@@ -653,14 +658,7 @@ int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
     if (rc || !local_below)
         return rc ? rc : meta_delete_ino(m, ino, e);
     /* the folder stays, to be made again (a cloud's root is the cloud) */
-    if (!path[0])
-        return 0;
-    st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e);
-    if (!st)
-        return -e->code;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-    sqlite3_bind_int(st, 2, 1);
-    return cachedb_done(&m->db, st, "keeping a folder above files not uploaded yet", e);
+    return path[0] ? meta_set_local_only_locked(m, ino, true, e) : 0;
 }
 
 /* An entry being renamed: its old name out of the trigram index now,
@@ -713,10 +711,11 @@ int meta_begin(struct meta *m, struct sky_err *e)
     return rc;
 }
 
-/* Run statement `which`, which has no parameters. */
+/* Run statement `which`, which has no parameters (but the trigram mark
+ * of a TRI_GONE statement). */
 static int meta_step(struct meta *m, int which, const char *doing, struct sky_err *e)
 {
-    sqlite3_stmt *st = cachedb_stmt(&m->db, which, e);
+    sqlite3_stmt *st = meta_stmt(m, which, e);
     return st ? cachedb_done(&m->db, st, doing, e) : -e->code;
 }
 
@@ -1119,7 +1118,6 @@ static int meta_repair(struct meta *m, const char *db_path, struct cache_repair 
     int64_t kept = 0, local = 0;
     struct sky_err se = { 0 };
     int lost = meta_salvage(m, aside, &kept, &local, &se);
-    cachedamage_plain(se.msg);
     repair->repaired = true;
     repair->lost = lost != 0;
     if (lost)
@@ -1290,18 +1288,14 @@ int meta_uploads_lost(struct meta *m, struct sky_err *e)
 {
     pthread_mutex_lock(&m->lock);
     int rc = meta_begin(m, e);
-    sqlite3_stmt *st;
     if (rc == 0 && m->trigrams) {
-        rc = (st = meta_stmt(m, Q_LOST_TRI, e)) ? cachedb_done(&m->db, st, "unindexing", e)
-                                                : -e->code;
+        rc = meta_step(m, Q_LOST_TRI, "unindexing", e);
         m->tri_gone = true;
     }
     if (rc == 0)
-        rc = (st = meta_stmt(m, Q_LOST_FILES, e)) ? cachedb_done(&m->db, st, "removing files "
-                                                                 "not uploaded", e) : -e->code;
+        rc = meta_step(m, Q_LOST_FILES, "removing files not uploaded", e);
     if (rc == 0)
-        rc = (st = meta_stmt(m, Q_LOST_STALE, e)) ? cachedb_done(&m->db, st, "marking entries "
-                                                                 "stale", e) : -e->code;
+        rc = meta_step(m, Q_LOST_STALE, "marking entries stale", e);
     rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;

@@ -164,9 +164,8 @@ int meta_set_listed(struct meta *m, uint64_t ino, int64_t when, struct sky_err *
     return rc;
 }
 
-/* meta_set_local_only with m->lock held. */
-static int meta_set_local_only_locked(struct meta *m, uint64_t ino, bool local_only,
-                                      struct sky_err *e)
+int meta_set_local_only_locked(struct meta *m, uint64_t ino, bool local_only,
+                               struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_LOCAL_ONLY, e);
     if (!st)

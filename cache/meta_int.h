@@ -35,12 +35,16 @@ enum {
     Q_SET_OWN,
     Q_SET_LINK, Q_SET_LISTED, Q_SET_FETCHED, Q_FIND_PATH, Q_DELETE_INO, Q_DELETE_RANGE, Q_DELETE_CLOUD,
     Q_MOVE, Q_MOVE_RANGE, Q_OBJMETA_GET, Q_OBJMETA_SET, Q_USER_LIST, Q_USER_CLEAR,
-    Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO, Q_TRI_GONE_INO,
-    Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
+    Q_USER_PUT, Q_USER_DEL, Q_MISSING_ALL, Q_MISSING_UNDER, Q_MAX_INO,
+    /* the statements built on TRI_GONE (?9: the trigram mark, which
+     * meta_stmt binds), from Q_TRI_GONE_INO to Q_TRI_GONE_LAST */
+    Q_TRI_GONE_INO, Q_TRI_GONE_RANGE, Q_TRI_GONE_CLOUD, Q_FORGET_TRI_RANGE, Q_FORGET_TRI_CLOUD,
+    Q_LOST_TRI, Q_TRI_GONE_LAST = Q_LOST_TRI,
+    Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
     Q_TRI_FORGET_INO, Q_TRI_ADD, Q_SET_NODE, Q_SUBDIR_COUNT, Q_SET_NLINKS, Q_SAME_FILE,
     Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_NEXT_DEFERRED, Q_DEFERRED_COUNT,
-    Q_FORGET_TRI_RANGE, Q_FORGET_TRI_CLOUD, Q_FORGET_RANGE, Q_FORGET_CLOUD, Q_FORGET_KEPT_RANGE,
-    Q_FORGET_KEPT_CLOUD, Q_LOCAL_BELOW_RANGE, Q_LOCAL_BELOW_CLOUD, Q_LOST_TRI, Q_LOST_FILES, Q_LOST_STALE, Q_COUNT
+    Q_FORGET_RANGE, Q_FORGET_CLOUD, Q_FORGET_KEPT_RANGE, Q_FORGET_KEPT_CLOUD,
+    Q_LOCAL_BELOW_RANGE, Q_LOCAL_BELOW_CLOUD, Q_LOST_FILES, Q_LOST_STALE, Q_COUNT
 };
 
 /* Children read per page by meta_children. */
@@ -136,6 +140,9 @@ int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
 int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
                      const char *path, struct sky_err *e);
 int meta_set_listed_locked(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);
+/* meta_set_local_only with m->lock held (meta_fields.c). */
+int meta_set_local_only_locked(struct meta *m, uint64_t ino, bool local_only,
+                               struct sky_err *e);
 
 /* crawlstore.c: its schema step (idempotent, any schema version) and its
  * statements, called by meta_open and meta_close. */

@@ -857,20 +857,19 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     bool known = meta_find_path(fs->meta, c->cfg->name, blocks_path(obj), &ino, NULL) == 0;
     if (known && open_here(fs, ino))
         return 0; /* its writer's close uploads it */
-    if (known && meta_get(fs->meta, ino, &ent, NULL) == 0 && ent.attr.kind == SKY_FILE &&
-        ent.attr.size != blocks_size(obj)) {
+    bool have = known && meta_get(fs->meta, ino, &ent, NULL) == 0;
+    if (have && ent.attr.kind == SKY_FILE && ent.attr.size != blocks_size(obj)) {
         /* the cache's entry came from the cloud after its own was lost (a
          * damaged metadata cache, cachedamage.h): it shows the pending
          * bytes again, as note_pending does */
         struct sky_attr a = ent.attr;
         a.size = blocks_size(obj);
         meta_set_attr(fs->meta, ino, &a, ent.fetched_at, NULL);
-    }
-    if (ent.cloud)
         meta_entry_free(&ent);
-    memset(&ent, 0, sizeof ent);
-    if (known && c->cfg->write_back_async && fs->wb_started &&
-        meta_get(fs->meta, ino, &ent, NULL) == 0) {
+        memset(&ent, 0, sizeof ent);
+        have = meta_get(fs->meta, ino, &ent, NULL) == 0;
+    }
+    if (have && c->cfg->write_back_async && fs->wb_started) {
         /* queued like a closed file, in the journal's order */
         struct ofile *of;
         int rc = files_open(fs, &ent, &of, &e);
@@ -888,7 +887,7 @@ static int recover_one(void *arg, struct blocks_obj *obj)
         files_close(fs, of);
         return 0;
     }
-    if (!known || meta_get(fs->meta, ino, &ent, NULL) != 0) {
+    if (!have) {
         /* no metadata left: upload with default attributes, into folders
          * made first where the cache knows none (a power cut can lose a
          * folder made here and not created on the cloud yet, localdirs.h,

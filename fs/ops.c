@@ -350,6 +350,14 @@ static int lookup_relist(fuse_req_t req, struct skyfs *fs, struct cloud *c,
     return 0;
 }
 
+/* The cloud found nothing at entry ino: forget it (meta_forget_gone).  A
+ * folder above files not uploaded yet stays: true with *kept, its entry
+ * now (free it); false when the entry is gone. */
+static bool forget_gone(struct skyfs *fs, uint64_t ino, struct meta_entry *kept)
+{
+    return meta_forget_gone(fs->meta, ino, NULL) == 0 && meta_get(fs->meta, ino, kept, NULL) == 0;
+}
+
 static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct skyfs *fs = ops_fs(req);
@@ -419,9 +427,8 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         ops_reply_entry(req, fs, &fresh_child, c);
         meta_entry_free(&fresh_child);
     } else if (rc == -ENOENT) {
-        struct meta_entry kept;         /* a folder above files not uploaded yet stays */
-        if (cached && meta_forget_gone(fs->meta, child.ino, NULL) == 0 &&
-            meta_get(fs->meta, child.ino, &kept, NULL) == 0) {
+        struct meta_entry kept;
+        if (cached && forget_gone(fs, child.ino, &kept)) {
             ops_reply_entry(req, fs, &kept, c);
             meta_entry_free(&kept);
         } else {
@@ -510,9 +517,8 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         /* offline, slow, or deleted elsewhere while we hold it open: what we know */
         reply_attr(req, fs, &ent, c);
     } else {
-        struct meta_entry kept;         /* a folder above files not uploaded yet stays */
-        if (rc == -ENOENT && meta_forget_gone(fs->meta, ino, NULL) == 0 &&
-            meta_get(fs->meta, ino, &kept, NULL) == 0) {
+        struct meta_entry kept;
+        if (rc == -ENOENT && forget_gone(fs, ino, &kept)) {
             reply_attr(req, fs, &kept, c);
             meta_entry_free(&kept);
         } else {

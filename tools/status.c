@@ -20,10 +20,12 @@
  *     "conflict_count":N,"conflicts":[{"what":"upload|delete","path":"...",
  *     "copy":"..."|null,"at":UNIX_TIME}]}],
  *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
- *     "pending_uploads":N,"pending_folders":N}}
+ *     "pending_uploads":N,"pending_creates":N},"damaged":N}
  *
- * pending_folders: folders made on a write_back = async cloud and not
- * created on it yet (deferred mkdir), from the metadata cache.
+ * pending_creates: folders and symlinks made on a write_back = async
+ * cloud and not created on it yet (deferred mkdir and symlink), from the
+ * metadata cache.  damaged: damaged cache databases the daemon set aside
+ * in <cache dir>/damaged (cache/cachedamage.h).
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -301,16 +303,26 @@ static bool print_daemon(const char *cache_dir, bool json)
     return h.pid > 0;
 }
 
-/* How many repairs set damaged files aside under `dir` (one folder each). */
-static unsigned count_entries(const char *dir)
+/* How many damaged databases repairs set aside under `dir` (a folder per
+ * repair, holding meta.db, blocks.db or both: cache/cachedamage.h). */
+static unsigned count_damaged(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
         return 0;
     unsigned n = 0;
     struct dirent *de;
-    while ((de = readdir(d)))
-        n += de->d_name[0] != '.';
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        static const char *const dbs[] = { "meta.db", "blocks.db" };
+        for (size_t i = 0; i < 2; i++) {
+            char path[4096];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s/%s", dir, de->d_name, dbs[i]);
+            n += stat(path, &st) == 0;
+        }
+    }
     closedir(d);
     return n;
 }
@@ -393,7 +405,7 @@ int cmd_status(int argc, char **argv)
     /* damaged databases the daemon set aside (cache/cachedamage.h) */
     char aside[4096];
     snprintf(aside, sizeof aside, "%s/damaged", cfg->cache_dir);
-    unsigned damaged = count_entries(aside);
+    unsigned damaged = count_damaged(aside);
     if (json) {
         printf(",\"damaged\":%u", damaged);
     } else if (damaged) {

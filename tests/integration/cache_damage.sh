@@ -117,8 +117,8 @@ check "the log warns of the damaged block cache" \
 check "... and that the 4 pending uploads go on" log_has "4 pending uploads were kept and go on"
 check "the damaged files are kept under damaged/" eval \
     "ls '$CACHE'/damaged/*/meta.db '$CACHE'/damaged/*/blocks.db"
-check "skyfs status says where they are" bash -c \
-    "'$SKYFS' status -c '$CONF' | grep -q 'damaged: 1 damaged cache database(s) set aside in $CACHE/damaged'"
+check "skyfs status counts both and says where" bash -c \
+    "'$SKYFS' status -c '$CONF' | grep -q 'damaged: 2 damaged cache database(s) set aside in $CACHE/damaged'"
 check_eq "the local cloud lists everything" "a.txt big.bin d link" \
     "$(ls "$MNT/local" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 check_eq "a.txt reads the appended bytes" "$(printf 'hello\nchanged')" "$(cat "$MNT/local/a.txt" 2>&1)"

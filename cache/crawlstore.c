@@ -502,8 +502,9 @@ int meta_crawl_sweep(struct meta *m, const char *cloud, int64_t gen, int64_t sta
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!rows[i].gone || (removed_dir && below(rows[i].path, removed_dir)))
             continue;
-        rc = meta_forget_tree(m, rows[i].ino, rows[i].kind, cloud, rows[i].path, e);
-        (*removed)++;
+        bool kept;
+        rc = meta_forget_tree(m, rows[i].ino, rows[i].kind, cloud, rows[i].path, &kept, e);
+        *removed += !kept;
         if (rows[i].kind == SKY_DIR)
             removed_dir = rows[i].path;
     }

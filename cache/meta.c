@@ -134,11 +134,12 @@
     " OR " PARAM "<=own_ns+" OWN_SLACK_NS ") THEN " COL " ELSE " PARAM " END,"
 
 /* An entry that news of its tree's disappearance from the cloud leaves
- * in place (meta_forget_tree): one made here and not uploaded yet, or a
+ * in place (meta_forget_tree): one made here and not uploaded yet, a file
+ * whose writes here wait for their upload (held(ino): meta_hold), or a
  * folder above such an entry. */
-#define KEPT_WHEN_GONE "(local_only<>0 OR (kind=2 AND EXISTS (SELECT 1 FROM entries l " \
-    "WHERE l.cloud=entries.cloud AND l.local_only<>0 AND l.path>entries.path || '/' " \
-    "AND l.path<entries.path || '0')))"
+#define KEPT_WHEN_GONE "(local_only<>0 OR held(ino) OR (kind=2 AND EXISTS (SELECT 1 " \
+    "FROM entries l WHERE l.cloud=entries.cloud AND (l.local_only<>0 OR held(l.ino)) " \
+    "AND l.path>entries.path || '/' AND l.path<entries.path || '0')))"
 
 /* Queue the names of the entries selected by the condition that follows,
  * indexed ones only (inode <= ?9, the last one before the transaction), to
@@ -233,9 +234,10 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_FORGET_KEPT_CLOUD] = "UPDATE entries SET local_only=1 WHERE cloud=?1 AND path>'' "
                             "AND local_only=0 AND kind=2",
     [Q_LOCAL_BELOW_RANGE] = "SELECT 1 FROM entries WHERE cloud=?1 AND path>=?2 AND path<?3 "
-                            "AND local_only<>0 LIMIT 1",
+                            "AND (local_only<>0 OR held(ino)) LIMIT 1",
     [Q_LOCAL_BELOW_CLOUD] = "SELECT 1 FROM entries WHERE cloud=?1 AND path>'' "
-                            "AND local_only<>0 LIMIT 1",
+                            "AND (local_only<>0 OR held(ino)) LIMIT 1",
+    [Q_KEPT_INO] = "SELECT 1 FROM entries WHERE ino=?1 AND " KEPT_WHEN_GONE,
     /* meta_uploads_lost */
     [Q_LOST_TRI] = TRI_GONE "local_only<>0 AND kind=1",
     [Q_LOST_FILES] = "DELETE FROM entries WHERE local_only<>0 AND kind=1",
@@ -621,11 +623,39 @@ int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
     return rc ? rc : meta_delete_ino(m, ino, e);
 }
 
-int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
-                     const char *path, struct sky_err *e)
+/* Step st (bound, from cachedb_stmt): *found = whether it gave a row. */
+static int meta_any_row(struct meta *m, sqlite3_stmt *st, const char *what, bool *found,
+                        struct sky_err *e)
 {
-    if (kind != SKY_DIR || !cloud)
+    int step = sqlite3_step(st);
+    *found = step == SQLITE_ROW;
+    int rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : cachedb_fail(&m->db, step, what, e);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
+                     const char *path, bool *kept, struct sky_err *e)
+{
+    bool keep = false;
+    if (kept)
+        *kept = false;
+    if (kind != SKY_DIR || !cloud) {
+        sqlite3_stmt *st = cloud ? cachedb_stmt(&m->db, Q_KEPT_INO, e) : NULL;
+        if (cloud && !st)
+            return -e->code;
+        int rc = 0;
+        if (st) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+            rc = meta_any_row(m, st, "looking for a pending upload", &keep, e);
+        }
+        if (rc || keep) {
+            if (kept)
+                *kept = keep;
+            return rc;
+        }
         return meta_remove_tree(m, ino, kind, cloud, path, e);
+    }
     char *lo = NULL, *hi = NULL;
     if (path[0] && meta_tree_bounds(path, &lo, &hi))
         return meta_oom(e);
@@ -641,22 +671,18 @@ int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
     if (rc == 0)
         rc = meta_step_tree(m, lo ? Q_FORGET_KEPT_RANGE : Q_FORGET_KEPT_CLOUD, cloud, lo, hi,
                             "keeping folders above files not uploaded yet", e);
-    bool local_below = false;
     sqlite3_stmt *st = rc ? NULL : meta_tree_stmt(m, lo ? Q_LOCAL_BELOW_RANGE
                                                         : Q_LOCAL_BELOW_CLOUD, cloud, lo, hi, e);
     if (rc == 0 && !st)
         rc = -e->code;
-    if (st) {
-        int step = sqlite3_step(st);
-        local_below = step == SQLITE_ROW;
-        if (step != SQLITE_ROW && step != SQLITE_DONE)
-            rc = cachedb_fail(&m->db, step, "looking for files not uploaded yet", e);
-        sqlite3_reset(st);
-    }
+    if (st)
+        rc = meta_any_row(m, st, "looking for files not uploaded yet", &keep, e);
     free(lo);
     free(hi);
-    if (rc || !local_below)
+    if (rc || !keep)
         return rc ? rc : meta_delete_ino(m, ino, e);
+    if (kept)
+        *kept = true;
     /* the folder stays, to be made again (a cloud's root is the cloud) */
     return path[0] ? meta_set_local_only_locked(m, ino, true, e) : 0;
 }
@@ -1046,9 +1072,25 @@ static int meta_prepare_schema(struct meta *m, const char *db_path, struct sky_e
 
 /* Open the file at db_path into m: checked, with the schema of this
  * version; on failure everything opened is closed again. */
+/* SQL held(ino): is entry ino held (meta_hold)?  Called by the cache's
+ * own statements, so with m->lock held. */
+static void meta_sql_held(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const struct meta *m = sqlite3_user_data(ctx);
+    sqlite3_result_int(ctx, u64set_has(&m->held, (uint64_t)sqlite3_value_int64(argv[0])));
+}
+
 static int meta_open_file(struct meta *m, const char *db_path, bool check, struct sky_err *e)
 {
     int rc = cachedb_open(&m->db, db_path, "metadata cache", meta_sql, Q_COUNT, e);
+    if (rc == 0) {
+        int src = sqlite3_create_function_v2(m->db.db, "held", 1,
+                                             SQLITE_UTF8 | SQLITE_DIRECTONLY, m, meta_sql_held,
+                                             NULL, NULL, NULL);
+        if (src != SQLITE_OK)
+            rc = cachedb_fail(&m->db, src, "defining held()", e);
+    }
     if (rc == 0 && check)
         rc = cachedb_check(&m->db, e);
     if (rc == 0)
@@ -1188,8 +1230,24 @@ void meta_close(struct meta *m)
         return;
     crawlstore_close(m);
     cachedb_close(&m->db);
+    u64set_free(&m->held);
     pthread_mutex_destroy(&m->lock);
     free(m);
+}
+
+int meta_hold(struct meta *m, uint64_t ino)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc = u64set_add(&m->held, ino);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+void meta_unhold(struct meta *m, uint64_t ino)
+{
+    pthread_mutex_lock(&m->lock);
+    u64set_remove(&m->held, ino);
+    pthread_mutex_unlock(&m->lock);
 }
 
 /* ---- the public calls -------------------------------------------------- */
@@ -1276,7 +1334,7 @@ int meta_forget_gone(struct meta *m, uint64_t ino, struct sky_err *e)
     struct meta_entry ent;
     int rc = meta_begin(m, e);
     if (rc == 0 && (rc = meta_get_locked(m, ino, &ent, e)) == 0) {
-        rc = meta_forget_tree(m, ent.ino, ent.attr.kind, ent.cloud, ent.path, e);
+        rc = meta_forget_tree(m, ent.ino, ent.attr.kind, ent.cloud, ent.path, NULL, e);
         meta_entry_free(&ent);
     }
     rc = meta_finish(m, rc, e);

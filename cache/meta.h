@@ -160,6 +160,16 @@ int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e);
  * them).  A pending upload is never dropped by news from the cloud. */
 int meta_forget_gone(struct meta *m, uint64_t ino, struct sky_err *e);
 
+/* Hold entry `ino`: a file with writes here not uploaded yet (fs/ holds
+ * it from its first write until its open file is gone, after the upload).
+ * News that it is gone (meta_forget_gone, listings, the crawl's sweep)
+ * leaves it and the folders above it, as it leaves a file not uploaded
+ * yet (local_only): its upload decides what becomes of it (README "Many
+ * machines, one cloud").  Kept in memory only: after a crash the
+ * journal's replay holds again what it uploads.  0 or -ENOMEM. */
+int meta_hold(struct meta *m, uint64_t ino);
+void meta_unhold(struct meta *m, uint64_t ino);
+
 /* The block cache lost its pending uploads (a damaged database that could
  * not be read, cachedamage.h): the files made here and not uploaded are
  * gone, and what the cache says of the rest may describe writes that

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../lib/u64set.h"
 #include "cachedb.h"
 #include "meta.h"
 
@@ -27,6 +28,7 @@ struct meta {
     struct cachedb crawl_db;    /* crawlstore.c's statements, on the same connection */
     meta_gone_fn gone;          /* meta_on_gone: entries a listing found removed */
     void *gone_arg;
+    struct u64set held;         /* meta_hold: entries kept whatever the cloud says */
 };
 
 /* The cache's prepared statements (meta.c holds their SQL). */
@@ -42,7 +44,7 @@ enum {
     Q_LOST_TRI, Q_TRI_GONE_LAST = Q_LOST_TRI,
     Q_TRI_FORGET_GONE, Q_TRI_CLEAR_GONE, Q_TRI_ADD_NEW,
     Q_TRI_FORGET_INO, Q_TRI_ADD, Q_SET_NODE, Q_SUBDIR_COUNT, Q_SET_NLINKS, Q_SAME_FILE,
-    Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_NEXT_DEFERRED, Q_DEFERRED_COUNT,
+    Q_SET_ATIME, Q_SET_LOCAL_ONLY, Q_KEPT_INO, Q_NEXT_DEFERRED, Q_DEFERRED_COUNT,
     Q_FORGET_RANGE, Q_FORGET_CLOUD, Q_FORGET_KEPT_RANGE, Q_FORGET_KEPT_CLOUD,
     Q_LOCAL_BELOW_RANGE, Q_LOCAL_BELOW_CLOUD, Q_LOST_FILES, Q_LOST_STALE, Q_COUNT
 };
@@ -133,12 +135,14 @@ int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
                      const char *path, struct sky_err *e);
 /* The cloud says the entry is gone (a listing without it, a directory it
  * cannot list, a stat that finds nothing): like meta_remove_tree, except
- * for what was made here and is not on the cloud yet (local_only): those
- * entries stay, and so do the folders above them, which become local-only
- * too (made again on the cloud before what goes under them): a pending
- * upload is never dropped from the cache by news from the cloud. */
+ * for what was made here and is not on the cloud yet (local_only) and
+ * the files with writes here not uploaded yet (meta_hold): those entries
+ * stay, and so do the folders above them, which become local-only too
+ * (made again on the cloud before what goes under them): a pending
+ * upload is never dropped from the cache by news from the cloud.
+ * *kept (may be NULL): whether the entry itself stayed. */
 int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
-                     const char *path, struct sky_err *e);
+                     const char *path, bool *kept, struct sky_err *e);
 int meta_set_listed_locked(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);
 /* meta_set_local_only with m->lock held (meta_fields.c). */
 int meta_set_local_only_locked(struct meta *m, uint64_t ino, bool local_only,

@@ -226,8 +226,9 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
             i++;
             j += c == 0;
         } else if (c < 0) {             /* vanished */
-            rc = meta_forget_tree(m, k[i].ino, k[i].kind, cloud, path, e);
-            if (rc == 0 && m->gone)
+            bool kept;
+            rc = meta_forget_tree(m, k[i].ino, k[i].kind, cloud, path, &kept, e);
+            if (rc == 0 && !kept && m->gone)
                 m->gone(m->gone_arg, dir->ino, k[i].name);
             i++;
         } else if (c == 0) {            /* still there: keep the inode */

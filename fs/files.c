@@ -179,6 +179,8 @@ void files_close(struct skyfs *fs, struct ofile *of)
     if (!last)
         return;
     blocks_cancel_ahead(of->obj);
+    if (of->held)
+        meta_unhold(fs->meta, of->ino);
     if (of->stream)
         stream_drop(of->stream);
     /* An unlinked file's object was forgotten at the unlink (blocks_forget
@@ -352,6 +354,15 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
     meta_entry_free(&ent);
 }
 
+/* The file is written here: until its last close (after its upload, which
+ * holds a reference), news from the cloud that it is gone leaves it in the
+ * cache (meta_hold), as it leaves a file not uploaded yet (of->lock held). */
+static void hold_written(struct skyfs *fs, struct ofile *of)
+{
+    if (!of->held && !of->unlinked)
+        of->held = meta_hold(fs->meta, of->ino) == 0;
+}
+
 int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, blocks_copy_fn copy,
                 void *copy_arg, struct sky_err *e)
 {
@@ -364,6 +375,7 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, bl
     if (of->stream)
         stream_write_begins(of->stream, off);
     of->written = true;
+    hold_written(fs, of);
     int rc = blocks_write_from(of->obj, off, len, copy, copy_arg, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
@@ -385,6 +397,7 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
         stream_truncates(of->stream, size);
     }
     of->written = true;
+    hold_written(fs, of);
     int rc = blocks_truncate(of->obj, size, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
@@ -882,6 +895,7 @@ static int recover_one(void *arg, struct blocks_obj *obj)
         }
         pthread_mutex_lock(&of->lock);
         of->upload_due = true;
+        hold_written(fs, of);
         pthread_mutex_unlock(&of->lock);
         writeback_queue(fs, of);
         files_close(fs, of);

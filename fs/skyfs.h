@@ -214,6 +214,7 @@ struct ofile {
     bool written;               /* written or truncated since files_closed_written last made
                                  * it durable (lock): a close without new writes (release
                                  * after flush) need not fsync again */
+    bool held;                  /* written here: meta_hold'ed until the last close (lock) */
     bool queued;                /* in the write-back queue (fs->wb_lock) */
     struct ofile *wb_next;      /* the write-back queue (fs->wb_lock) */
     int64_t wb_due_ms;          /* queued: not uploaded before this (monotonic ms; wb_lock) */

@@ -17,6 +17,13 @@
 # here, then the folder's only object deleted behind the mount; the
 # listing of its parent no longer has the folder, the mount keeps it and
 # the new file, and the unmount puts the file on the server.
+# S3 cloud: files on the server changed here (upload pending) and deleted
+# behind the mount, one at the top, one the only object of its folder:
+# listings and stats past the ttl keep showing them with this machine's
+# bytes (before, they vanished from the mount until their upload), and
+# the unmount stores each as a conflict copy beside its old name (README
+# "Many machines, one cloud": a file deleted elsewhere while this machine
+# changed it).
 . "$(dirname "$0")/lib.sh"
 
 start_bucket gone
@@ -27,6 +34,10 @@ mkdir -p "$LOCAL"
 echo old >"$LOCAL/old.txt"
 check "put the server's folder/a.txt" s3curl -X PUT --data-binary 'from the server' \
     "$BUCKET_URL/folder/a.txt" -o /dev/null
+for key in top.txt only/mod.txt; do
+    check "put the server's $key" s3curl -X PUT --data-binary $'old bytes\n' \
+        "$BUCKET_URL/$key" -o /dev/null
+done
 (umask 077 && cat >"$CONF" <<EOF
 [cache]
 dir = $TEST_TMP/cache
@@ -70,15 +81,49 @@ check "delete the server's folder/a.txt behind the mount" s3curl -X DELETE \
 check "the server lists no folder/ any more" \
     test -z "$(s3curl "$BUCKET_URL?list-type=2&prefix=folder/" | grep -o '<Key>[^<]*')"
 sleep 1.5   # past the ttl: the next listing asks the server
-check_eq "the folder is still listed" "folder" "$(ls "$MNT/s3" 2>&1)"
+check_eq "the folder is still listed" "folder only top.txt" \
+    "$(ls "$MNT/s3" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 check_eq "it holds the new file alone" "new.txt" "$(ls "$MNT/s3/folder" 2>&1)"
 sleep 1.5
 check "stat of the folder (the server finds nothing) still answers" stat "$MNT/s3/folder"
 check_eq "the new file reads back" "made here" "$(cat "$MNT/s3/folder/new.txt" 2>&1)"
 
+# --- S3: files changed here, deleted behind the mount
+check "change top.txt and only/mod.txt (pending)" eval \
+    "echo 'changed here' >>'$MNT/s3/top.txt' && echo 'changed too' >>'$MNT/s3/only/mod.txt'"
+check_eq "the server still has the old top.txt" "old bytes" "$(bucket_get top.txt)"
+for key in top.txt only/mod.txt; do
+    check "delete the server's $key behind the mount" s3curl -X DELETE "$BUCKET_URL/$key" \
+        -o /dev/null
+done
+sleep 1.5   # past the ttl
+check_eq "the cloud's folder lists the changed file and folder" "folder only top.txt" \
+    "$(ls "$MNT/s3" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+check_eq "the folder the server lost still holds the changed file" "mod.txt" \
+    "$(ls "$MNT/s3/only" 2>&1)"
+sleep 1.5
+check "stat of top.txt (the server finds nothing) still answers" stat "$MNT/s3/top.txt"
+check "and of only/mod.txt" stat "$MNT/s3/only/mod.txt"
+check_eq "top.txt reads back this machine's bytes" "$(printf 'old bytes\nchanged here')" \
+    "$(cat "$MNT/s3/top.txt" 2>&1)"
+check_eq "so does only/mod.txt" "$(printf 'old bytes\nchanged too')" \
+    "$(cat "$MNT/s3/only/mod.txt" 2>&1)"
+check_eq "a find of the cloud finds both" "$MNT/s3/only/mod.txt $MNT/s3/top.txt" \
+    "$(find "$MNT/s3" -type f -name '*.txt' ! -path '*/folder/*' | LC_ALL=C sort | tr '\n' ' ' |
+       sed 's/ $//')"
+
 unmount_skyfs "$MNT"     # uploads what is pending
 check_eq "the local cloud has new/file.txt" "pending" "$(cat "$LOCAL/new/file.txt" 2>&1)"
 check_eq "and new/link" "file.txt" "$(readlink "$LOCAL/new/link" 2>&1)"
 check_eq "the server has folder/new.txt" "made here" "$(bucket_get folder/new.txt)"
+conflict_copy() { bucket_keys "$1" | grep -F "$2.conflict-" | head -1; }
+top_copy=$(conflict_copy "" top)
+check "top.txt went up as a conflict copy beside its old name" test -n "$top_copy"
+check_eq "with this machine's bytes" "$(printf 'old bytes\nchanged here')" \
+    "$(bucket_get "$top_copy")"
+mod_copy=$(conflict_copy only/ only/mod)
+check "only/mod.txt likewise" test -n "$mod_copy"
+check_eq "with this machine's bytes" "$(printf 'old bytes\nchanged too')" \
+    "$(bucket_get "$mod_copy")"
 check "nothing is left pending" bash -c \
     "'$SKYFS' status -c '$CONF' | grep -q ' 0 pending upload(s), 0 folder(s)'"

@@ -947,6 +947,54 @@ TEST(meta_forget_gone_keeps_what_is_not_uploaded)
     free(dir);
 }
 
+/* A file written here and not uploaded yet (meta_hold) is kept by news
+ * that it or its folder is gone, as a file made here is; once let go, it
+ * goes like any other. */
+TEST(meta_forget_gone_keeps_what_is_held)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    uint64_t top = put(m, root, "top.txt", SKY_FILE);
+    uint64_t a = put(m, root, "a", SKY_DIR);
+    uint64_t mod = put(m, a, "mod.txt", SKY_FILE);
+    uint64_t other = put(m, a, "other.txt", SKY_FILE);
+    CHECK_INT(meta_hold(m, top), 0);
+    CHECK_INT(meta_hold(m, mod), 0);
+    CHECK_INT(meta_hold(m, mod), 0);            /* twice: still one hold */
+
+    CHECK_INT(meta_forget_gone(m, top, NULL), 0);
+    CHECK_INT(ino_at(m, "c", "top.txt"), top);
+    CHECK(!is_local_only(m, top));              /* it is on the cloud: not made here */
+    CHECK_INT(meta_forget_gone(m, a, NULL), 0);
+    CHECK_INT(ino_at(m, "c", "a"), a);
+    CHECK(is_local_only(m, a));                 /* made again before the upload */
+    CHECK_INT(ino_at(m, "c", "a/mod.txt"), mod);
+    CHECK_INT(ino_at(m, "c", "a/other.txt"), 0);
+    (void)other;
+
+    /* a listing of the cloud with neither keeps both */
+    CHECK_INT(meta_set_local_only(m, a, false, NULL), 0);
+    CHECK_INT(meta_replace_listing(m, root, NULL, 0, wall_ns(), NULL), 0);
+    CHECK_INT(ino_at(m, "c", "top.txt"), top);
+    CHECK_INT(ino_at(m, "c", "a/mod.txt"), mod);
+
+    CHECK(is_local_only(m, a));
+    meta_unhold(m, top);                        /* uploaded: folder made, file let go */
+    CHECK_INT(meta_set_local_only(m, a, false, NULL), 0);
+    meta_unhold(m, mod);
+    meta_unhold(m, mod);                        /* not held: nothing */
+    CHECK_INT(meta_replace_listing(m, root, NULL, 0, wall_ns(), NULL), 0);
+    CHECK_INT(ino_at(m, "c", "top.txt"), 0);
+    CHECK_INT(ino_at(m, "c", "a"), 0);
+    CHECK_INT(ino_at(m, "c", "a/mod.txt"), 0);
+    meta_close(m);
+    CHECK_INT(trigrams_consistent(dir), SQLITE_OK);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 static int count_and_stop(void *arg, const struct meta_entry *ent)
 {
     int *n = arg;

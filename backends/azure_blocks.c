@@ -53,7 +53,7 @@ int az_put(void *p, const char *container, const char *key, const void *mem, int
         return oom(e);
     }
     struct http_response resp;
-    int rc = az_call(a, &r, "PUT", show, &resp, e);
+    int rc = az_call_body(a, &r, "PUT", show, &resp, e);
     if (rc < 0)
         return rc;
     if (etag_out)
@@ -165,7 +165,10 @@ int az_mpu_part(void *up, uint64_t index, int fd, uint64_t off, uint64_t len,
     r.body_fd = fd;
     r.body_off = off;
     r.body_len = len;
-    int rc = az_call0(u->a, &r, "PUT block of", u->show, e);
+    struct http_response resp;
+    int rc = az_call_body(u->a, &r, "PUT block of", u->show, &resp, e);
+    if (rc == 0)
+        http_response_free(&resp);
     free(query);
     return rc;
 }
@@ -394,7 +397,10 @@ static int compose_block(void *arg, size_t i, struct sky_err *e)
     r.body_fd = j->fd;
     r.body_off = pc->off;
     r.body_len = pc->len;
-    int rc = az_call0(j->a, &r, "PUT block of", j->show, e);
+    struct http_response resp;
+    int rc = az_call_body(j->a, &r, "PUT block of", j->show, &resp, e);
+    if (rc == 0)
+        http_response_free(&resp);
     free(query);
     return rc;
 }

@@ -128,6 +128,13 @@ int az_fail_transport(struct az *a, const char *op, const char *show, int rc,
 int az_call(struct az *a, struct az_req *r, const char *op, const char *show,
             struct http_response *resp, struct sky_err *e);
 
+/* az_call for a request with a body (r->body, or r->body_len bytes of
+ * r->body_fd from r->body_off), sent with its Content-MD5 (bodysum.h):
+ * Azure verifies it before it stores anything, and a body damaged on the
+ * way (400 Md5Mismatch) is sent again, up to three times. */
+int az_call_body(struct az *a, struct az_req *r, const char *op, const char *show,
+                 struct http_response *resp, struct sky_err *e);
+
 /* Same, for calls whose response is not needed. */
 int az_call0(struct az *a, struct az_req *r, const char *op, const char *show,
              struct sky_err *e);

@@ -32,6 +32,8 @@ Modes:
               but answered STATUS with error code CODE (S3 <Error><Code>,
               Azure x-ms-error-code): a retry that fails because the first
               attempt did the work (give COUNT 2)
+    flip      forward the request with one byte of its body changed (the
+              middle one): a body damaged on the way (skyfs's upload checks)
     status:STATUS  answer STATUS (a short text body) without forwarding:
               a server failing or refusing that request (swift_faults.sh)
     run:NAME  run the program STATE_DIR/NAME, wait for it to end, then
@@ -196,6 +198,9 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "hang":
             time.sleep(3600)
             return
+        if mode == "flip" and body:
+            mid = len(body) // 2
+            body = body[:mid] + bytes([body[mid] ^ 0x01]) + body[mid + 1:]
         if mode and mode.startswith("cutfail:"):
             _, status, code = mode.split(":")
             body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"

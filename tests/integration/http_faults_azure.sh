@@ -12,7 +12,10 @@
 #     succeeds and the blob holds the file; and the answer to a DELETE:
 #     the retry's 404 is the first attempt's success;
 #   - accepts requests and never answers: with timeout = 1s a stalled
-#     request is tried twice, whatever `retries` says.
+#     request is tried twice, whatever `retries` says;
+#   - damages the body of a Put Blob and of a Put Block on the way:
+#     Azurite refuses it (Content-MD5), skyfs sends it again, and the blob
+#     holds the bytes written.
 # And without faults: a blob with 60 x-ms-meta-* keys shows 60 xattrs, a
 # rewrite through skyfs keeps them, and metadata past Azure's 8 KiB is
 # E2BIG.
@@ -83,5 +86,6 @@ scenario_lost_answers cutfail:400:InvalidBlockList PUT comp=blocklist PUT comp=b
 scenario_lost_upload
 scenario_rename_pending
 scenario_hang slow
+scenario_damaged_bodies "comp=block&"
 
 unmount_skyfs "$MNT"

@@ -265,3 +265,38 @@ scenario_hang() {
         2 "$(echo "$counts" | tr ' ' '\n' | sort -n | tail -n 1)"
     rules
 }
+
+# --- a body damaged on the way (plain HTTP: no TLS to catch it) --------
+# scenario_damaged_bodies PART_PATTERN: the proxy damages the body of one
+# PUT of a new file, and of the first part (block) of a 20 MiB file whose
+# request's query holds PART_PATTERN.  Azurite verifies Content-MD5 and
+# refuses (Md5Mismatch); s3rver stores what it gets (it does not verify the
+# header, as S3 does) and skyfs finds the ETag it answers, the MD5 of what
+# it stored, is not the MD5 of what was sent.  Either way the body is sent
+# again, and the server holds the bytes written.
+scenario_damaged_bodies() {
+    local part=$1
+    head -c $((1 << 20)) /dev/urandom >"$TEST_TMP/d.src"
+    head -c $((20 << 20)) /dev/urandom >"$TEST_TMP/dbig.src"
+    rules "flip PUT damaged-one.bin 1" "flip PUT $part 1"
+    check "$CLOUD: a file whose PUT the proxy damages is written" \
+        cp "$TEST_TMP/d.src" "$MNT/$CLOUD/damaged-one.bin"
+    check "$CLOUD: the proxy did damage its PUT" \
+        test "$(grep -c 'damaged-one.bin flip$' "$FAULTS/log")" -eq 1
+    check_eq "$CLOUD: and it was sent again" 2 "$(seen PUT 'damaged-one.bin ')"
+    check "$CLOUD: the server holds the bytes written" eval \
+        "get_direct damaged-one.bin '$TEST_TMP/d.out' && cmp '$TEST_TMP/d.src' '$TEST_TMP/d.out'"
+    check "$CLOUD: the log says what happened" \
+        grep -q "damaged-one.bin: the server [a-z]* other bytes than were sent" \
+        "$LOGS/$(basename "$MNT").log"
+    check "$CLOUD: a 20 MiB file one of whose parts the proxy damages is written" \
+        cp "$TEST_TMP/dbig.src" "$MNT/$CLOUD/damaged-big.bin"
+    check "$CLOUD: the proxy did damage one part" \
+        test "$(grep -c "damaged-big.bin?[^ ]*$part.* flip\$" "$FAULTS/log")" -eq 1
+    check "$CLOUD: the server holds the bytes written" eval \
+        "get_direct damaged-big.bin '$TEST_TMP/d.out' && cmp '$TEST_TMP/dbig.src' '$TEST_TMP/d.out'"
+    check_eq "$CLOUD: both read back through the mount" "2" \
+        "$(cmp "$TEST_TMP/d.src" "$MNT/$CLOUD/damaged-one.bin" &&
+           cmp "$TEST_TMP/dbig.src" "$MNT/$CLOUD/damaged-big.bin" && echo 2)"
+    rules
+}

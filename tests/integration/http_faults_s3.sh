@@ -12,7 +12,9 @@
 #     the retry's failure is checked against what the bucket holds and
 #     fsync succeeds; likewise a DELETE whose answer was lost;
 #   - accepts requests and never answers: with timeout = 1s a stalled
-#     request is tried twice, whatever `retries` says.
+#     request is tried twice, whatever `retries` says;
+#   - damages the body of a PUT and of a part on the way: sent again, the
+#     bucket holds the bytes written.
 # And without faults: an object with 60 x-amz-meta-* keys shows 60 xattrs,
 # a rewrite through skyfs keeps them, and metadata past S3's 2 KiB is
 # E2BIG.
@@ -69,5 +71,6 @@ scenario_lost_answers cut POST uploadId= POST uploads 1
 scenario_lost_upload
 scenario_rename_pending
 scenario_hang slow
+scenario_damaged_bodies "partNumber=2&"
 
 unmount_skyfs "$MNT"

@@ -1,0 +1,62 @@
+/*
+ * bodysum.c - see bodysum.h.
+ */
+#include "bodysum.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define BODYSUM_CHUNK (1u << 20)
+
+int bodysum_of(const void *mem, int fd, uint64_t off, uint64_t len, struct bodysum *out)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    char *buf = mem ? NULL : malloc(BODYSUM_CHUNK);
+    int rc = ctx && (mem || buf) && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 ? 0 : -ENOMEM;
+    if (rc == 0 && mem && len)
+        EVP_DigestUpdate(ctx, mem, (size_t)len);
+    for (uint64_t done = 0; rc == 0 && !mem && done < len;) {
+        size_t want = len - done < BODYSUM_CHUNK ? (size_t)(len - done) : BODYSUM_CHUNK;
+        ssize_t got = pread(fd, buf, want, (off_t)(off + done));
+        if (got <= 0) {
+            rc = -EIO;
+        } else {
+            EVP_DigestUpdate(ctx, buf, (size_t)got);
+            done += (uint64_t)got;
+        }
+    }
+    unsigned mdlen = 0;
+    if (rc == 0 && (EVP_DigestFinal_ex(ctx, out->md5, &mdlen) != 1 || mdlen != sizeof out->md5))
+        rc = -ENOMEM;
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+void bodysum_base64(const struct bodysum *b, char out[25])
+{
+    EVP_EncodeBlock((unsigned char *)out, b->md5, (int)sizeof b->md5);
+}
+
+bool bodysum_etag_differs(const struct bodysum *b, const char *etag)
+{
+    if (!etag)
+        return false;
+    etag += *etag == '"';
+    size_t n = 0;
+    while (n < 32 && isxdigit((unsigned char)etag[n]))
+        n++;
+    if (n != 32 || (etag[32] && !(etag[32] == '"' && !etag[33])))
+        return false;           /* not a plain MD5: says nothing */
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof b->md5; i++)
+        if (tolower((unsigned char)etag[2 * i]) != hex[b->md5[i] >> 4] ||
+            tolower((unsigned char)etag[2 * i + 1]) != hex[b->md5[i] & 15])
+            return true;
+    return false;
+}

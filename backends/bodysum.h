@@ -1,0 +1,36 @@
+/*
+ * bodysum.h - the MD5 of an upload's body, for the object protocols'
+ * integrity checks: the Content-MD5 header, which a server verifies
+ * before it stores anything (S3, GCS's XML API, Ceph, MinIO answer
+ * BadDigest), and the ETag it answers with, which S3 servers give as the
+ * MD5 of what they stored for a single PUT and for each part (a server
+ * that does not verify the header, such as s3rver, is caught there).
+ * Without them a body damaged on a plain-HTTP path (no TLS to catch it)
+ * would be stored as the file's new version, wrong bytes and all.
+ *
+ * Used by s3proto.c only.
+ */
+#ifndef SKY_BODYSUM_H
+#define SKY_BODYSUM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bodysum {
+    unsigned char md5[16];
+};
+
+/* The sum of mem[0..len), or (mem NULL) of len bytes of fd from off:
+ * 0, or -EIO when fd cannot be read, -ENOMEM. */
+int bodysum_of(const void *mem, int fd, uint64_t off, uint64_t len, struct bodysum *out);
+
+/* As a Content-MD5 header's value (base64, 24 characters and a NUL). */
+void bodysum_base64(const struct bodysum *b, char out[25]);
+
+/* Does `etag` (quoted or not) say the server stored other bytes?  Only
+ * an ETag that is a plain MD5 (32 hex digits) says anything: a
+ * multipart object's ("...-N") and most servers' opaque tags do not. */
+bool bodysum_etag_differs(const struct bodysum *b, const char *etag);
+
+#endif

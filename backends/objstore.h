@@ -509,6 +509,7 @@ int objstore_mknod(void *ctx, const char *path, const struct sky_attr *attr,
                    struct sky_attr *out, struct sky_err *e);
 int objstore_rmdir(void *ctx, const char *path, struct sky_err *e);
 int objstore_rename(void *ctx, const char *from, const char *to, struct sky_err *e);
+int objstore_rename_finish(void *ctx, const char *from, const char *to, struct sky_err *e);
 int objstore_set_attr(void *ctx, const char *path, const struct sky_attr *attr, unsigned which,
                       struct sky_attr *out, struct sky_err *e);
 int objstore_symlink(void *ctx, const char *path, const char *target,
@@ -566,7 +567,8 @@ void objstore_set_known_dirs(void *ctx, sky_known_dir_fn fn, void *arg);
         .upload_finish = objstore_upload_finish, .upload_abort = objstore_upload_abort,      \
         .remove = objstore_remove, .remove_if = objstore_remove_if,                          \
         .guarantee = objstore_guarantee, .mkdir = objstore_mkdir, .mknod = objstore_mknod,   \
-        .rmdir = objstore_rmdir, .rename = objstore_rename, .set_attr = objstore_set_attr,   \
+        .rmdir = objstore_rmdir, .rename = objstore_rename,                                \
+        .rename_finish = objstore_rename_finish, .set_attr = objstore_set_attr,               \
         .symlink = objstore_symlink, .readlink = objstore_readlink,                           \
         .getxattr = objstore_getxattr, .setxattr = objstore_setxattr,                        \
         .listxattr = objstore_listxattr, .removexattr = objstore_removexattr,                \

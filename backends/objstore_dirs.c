@@ -410,6 +410,44 @@ static int rename_dir(struct objstore *o, const struct os_loc *from, const struc
     return rc;
 }
 
+/* A directory's move: every key under it, and another tool's "dir"
+ * object, which goes along in the same form. */
+static int move_dir(struct objstore *o, const struct os_loc *from, const struct os_loc *to,
+                    const char *show, struct sky_err *e)
+{
+    bool dir_object = is_dir_object(o, from->container, from->key, show);
+    int rc = rename_dir(o, from, to, show, e);
+    if (rc == 0 && dir_object)
+        rc = o->proto->copy(o->p, from->container, from->key, to->container, to->key, 0, NULL,
+                            NULL, NULL, show, e);
+    if (rc == 0 && dir_object)
+        rc = delete_key(o, from->container, from->key, show, e);
+    return rc;
+}
+
+int objstore_rename_finish(void *ctx, const char *from, const char *to, struct sky_err *e)
+{
+    struct objstore *o = ctx;
+    struct os_loc lf, lt;
+    int rc = os_locate(o, from, &lf, e);
+    if (rc < 0)
+        return rc;
+    if ((rc = os_locate(o, to, &lt, e)) < 0) {
+        os_loc_free(&lf);
+        return rc;
+    }
+    char show[OS_SHOW_MAX];
+    os_show(o, &lf, show, sizeof show);
+    if (!*lf.key || !*lt.key)
+        rc = OS_FAIL(o, e, EXDEV, "rename %s: %ss cannot be renamed", show,
+                     o->proto->container_key);
+    else
+        rc = move_dir(o, &lf, &lt, show, e);
+    os_loc_free(&lf);
+    os_loc_free(&lt);
+    return rc;
+}
+
 /* What a rename needs to know first, asked at once: what `from` is, and
  * what holds `to` (most often nothing: a temporary file renamed to its
  * final name, so the object and folder questions go out together). */
@@ -474,14 +512,7 @@ int objstore_rename(void *ctx, const char *from, const char *to, struct sky_err 
     } else if (trc == 0 && ta.kind == SKY_DIR && (rc = objstore_rmdir(ctx, to, e)) < 0) {
         /* rmdir refused: not empty (or failed) */
     } else if (fa.kind == SKY_DIR) {
-        bool dir_object = is_dir_object(o, lf.container, lf.key, show);
-        rc = rename_dir(o, &lf, &lt, show, e);
-        /* another tool's "dir" object goes along, in the same form */
-        if (rc == 0 && dir_object)
-            rc = o->proto->copy(o->p, lf.container, lf.key, lt.container, lt.key, 0, NULL,
-                                NULL, NULL, show, e);
-        if (rc == 0 && dir_object)
-            rc = delete_key(o, lf.container, lf.key, show, e);
+        rc = move_dir(o, &lf, &lt, show, e);
     } else {
         rc = o->proto->copy(o->p, lf.container, lf.key, lt.container, lt.key, fa.size,
                             fa.etag, NULL, NULL, show, e);

@@ -238,6 +238,10 @@ static const char *const meta_sql[Q_COUNT] = {
     [Q_LOCAL_BELOW_CLOUD] = "SELECT 1 FROM entries WHERE cloud=?1 AND path>'' "
                             "AND (local_only<>0 OR held(ino)) LIMIT 1",
     [Q_KEPT_INO] = "SELECT 1 FROM entries WHERE ino=?1 AND " KEPT_WHEN_GONE,
+    /* meta_moves.c */
+    [Q_MOVE_PUT] = "INSERT OR REPLACE INTO moves(cloud,src,dst) VALUES(?1,?2,?3)",
+    [Q_MOVE_DEL] = "DELETE FROM moves WHERE cloud=?1 AND src=?2",
+    [Q_MOVE_LIST] = "SELECT cloud,src,dst FROM moves ORDER BY cloud,src",
     /* meta_uploads_lost */
     [Q_LOST_TRI] = TRI_GONE "local_only<>0 AND kind=1",
     [Q_LOST_FILES] = "DELETE FROM entries WHERE local_only<>0 AND kind=1",
@@ -370,7 +374,10 @@ static const char meta_deferred_index[] =
     "WHERE local_only<>0 AND kind IN (2,3);"
     /* and the subfolders of a folder (its link count: meta_subdir_count,
      * asked at every stat of a folder) without reading all its entries */
-    "CREATE INDEX IF NOT EXISTS entries_subdirs ON entries(parent) WHERE kind=2;";
+    "CREATE INDEX IF NOT EXISTS entries_subdirs ON entries(parent) WHERE kind=2;"
+    /* directory renames in progress (meta_moves.c) */
+    "CREATE TABLE IF NOT EXISTS moves(cloud TEXT NOT NULL, src TEXT NOT NULL, "
+    "dst TEXT NOT NULL, PRIMARY KEY(cloud, src)) WITHOUT ROWID;";
 
 /* Per connection, in memory: the names to take out of the trigram index at
  * the end of the write transaction (meta_update_trigrams). */

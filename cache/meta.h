@@ -170,6 +170,21 @@ int meta_forget_gone(struct meta *m, uint64_t ino, struct sky_err *e);
 int meta_hold(struct meta *m, uint64_t ino);
 void meta_unhold(struct meta *m, uint64_t ino);
 
+/* Renames of directories that take many steps on the cloud (object
+ * stores copy every object, then delete it: driver.h rename_finish):
+ * recorded before they start (a durable commit) and dropped once done,
+ * so that one cut short by a crash is finished at the next mount.
+ * meta_move_begin replaces a record of the same source. */
+struct meta_move {
+    char *cloud, *src, *dst;
+};
+int meta_move_begin(struct meta *m, const char *cloud, const char *src, const char *dst,
+                    struct sky_err *e);
+int meta_move_end(struct meta *m, const char *cloud, const char *src, struct sky_err *e);
+/* The recorded ones, in *out[0..*n) (free with meta_moves_free): 0 or -errno. */
+int meta_moves(struct meta *m, struct meta_move **out, size_t *n, struct sky_err *e);
+void meta_moves_free(struct meta_move *v, size_t n);
+
 /* The block cache lost its pending uploads (a damaged database that could
  * not be read, cachedamage.h): the files made here and not uploaded are
  * gone, and what the cache says of the rest may describe writes that

@@ -31,6 +31,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "dirmoves.h"
 #include "localdirs.h"
 #include "moved.h"
 #include "../lib/metrics.h"
@@ -949,6 +950,9 @@ static void *recovery_main(void *arg)
         pthread_mutex_unlock(&fs->retry_lock);
         struct retry_pass pass = { fs, 0 };
         struct sky_err e = { 0 };
+        /* renames a crash cut short first: uploads under them go to the
+         * new names */
+        pass.failed += dirmoves_finish(fs);
         int rc = blocks_each_dirty(fs->blocks, recover_one, &pass, &e);
         /* folders a crash left local-only (the uploads just queued create
          * theirs first; the empty ones only this way) */

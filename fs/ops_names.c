@@ -16,6 +16,7 @@
 
 #include "../lib/log.h"
 #include "conflicts.h"
+#include "dirmoves.h"
 #include "kforget.h"
 #include "localdirs.h"
 #include "moved.h"
@@ -571,7 +572,11 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
                 diverted = true;
             }
         }
+        /* a directory's rename of many steps is recorded until the caches
+         * follow it: a crash in its middle is finished at the next mount */
+        bool recorded = false;
         if (!rc && replaced != src.ino && !diverted && !local_move) {
+            recorded = src.attr.kind == SKY_DIR && dirmoves_begin(fs, c, from, to);
             rc = c->drv->rename(c->ctx, from, to, &e);
             cloud_note_result(c, rc, &e);
         }
@@ -589,6 +594,8 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
             if (!rc && !local_move)
                 moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);
         }
+        if (recorded)
+            dirmoves_done(fs, c, from);
         if (dirs_held)
             localdirs_unlock(fs);
         files_release_upload(fs, held[0]);

@@ -995,6 +995,40 @@ TEST(meta_forget_gone_keeps_what_is_held)
     free(dir);
 }
 
+/* The record of directory renames in progress survives a reopen, one per
+ * source, until dropped. */
+TEST(meta_moves_recorded_until_dropped)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    CHECK_INT(meta_move_begin(m, "s3", "photos", "album", NULL), 0);
+    CHECK_INT(meta_move_begin(m, "az", "a/b", "c", NULL), 0);
+    CHECK_INT(meta_move_begin(m, "s3", "photos", "pictures", NULL), 0);  /* replaces */
+    meta_close(m);
+    m = meta_test_open(dir);
+    struct meta_move *v;
+    size_t n;
+    CHECK_INT(meta_moves(m, &v, &n, NULL), 0);
+    CHECK_INT(n, 2);
+    if (n == 2) {
+        CHECK_STR(v[0].cloud, "az");
+        CHECK_STR(v[0].src, "a/b");
+        CHECK_STR(v[0].dst, "c");
+        CHECK_STR(v[1].cloud, "s3");
+        CHECK_STR(v[1].src, "photos");
+        CHECK_STR(v[1].dst, "pictures");
+    }
+    meta_moves_free(v, n);
+    CHECK_INT(meta_move_end(m, "s3", "photos", NULL), 0);
+    CHECK_INT(meta_move_end(m, "s3", "never", NULL), 0);
+    CHECK_INT(meta_moves(m, &v, &n, NULL), 0);
+    CHECK_INT(n, 1);
+    meta_moves_free(v, n);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 static int count_and_stop(void *arg, const struct meta_entry *ent)
 {
     int *n = arg;

@@ -1,0 +1,120 @@
+/*
+ * dirmoves.c - see dirmoves.h.
+ */
+#include "skyfs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "dirmoves.h"
+
+bool dirmoves_begin(struct skyfs *fs, struct cloud *c, const char *from, const char *to)
+{
+    if (!c->drv->rename_finish)
+        return false;           /* one step: nothing to finish after a crash */
+    struct sky_err e = { 0 };
+    if (meta_move_begin(fs->meta, c->cfg->name, from, to, &e) == 0)
+        return true;
+    LOG_WARN("cloud '%s': the rename of \"%s\" to \"%s\" goes ahead unrecorded (a crash in "
+             "its middle would leave it half done): %s", c->cfg->name, from, to, e.msg);
+    return false;
+}
+
+void dirmoves_done(struct skyfs *fs, struct cloud *c, const char *from)
+{
+    struct sky_err e = { 0 };
+    if (meta_move_end(fs->meta, c->cfg->name, from, &e) != 0)
+        LOG_WARN("cloud '%s': %s (the next mount finds the rename of \"%s\" done)",
+                 c->cfg->name, e.msg, from);
+}
+
+/* The parent of `path` in the cache ("a/b" -> "a", "b" -> the cloud's
+ * folder) and the last name of `path`. */
+static int parent_of(struct skyfs *fs, struct cloud *c, const char *path, uint64_t *parent,
+                     const char **name)
+{
+    const char *slash = strrchr(path, '/');
+    *name = slash ? slash + 1 : path;
+    if (!slash) {
+        *parent = c->root_ino;
+        return 0;
+    }
+    char *dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return -ENOMEM;
+    int rc = meta_find_path(fs->meta, c->cfg->name, dir, parent, NULL);
+    free(dir);
+    return rc;
+}
+
+/* The caches follow a rename the cloud has finished: pending uploads and
+ * cached blocks under `from` go under `to`, the entry moves, and both
+ * folders are listed again (the cloud's tree may differ from the cache's). */
+static void caches_follow(struct skyfs *fs, struct cloud *c, const char *from, const char *to)
+{
+    struct sky_err e = { 0 };
+    blocks_forget(fs->blocks, c->cfg->name, to, NULL);
+    if (blocks_rename(fs->blocks, c->cfg->name, from, to, true, &e) != 0)
+        LOG_WARN("cloud '%s': block cache: %s", c->cfg->name, e.msg);
+    uint64_t ino, from_parent, to_parent;
+    const char *from_name, *to_name;
+    bool have = meta_find_path(fs->meta, c->cfg->name, from, &ino, NULL) == 0;
+    bool from_dir = parent_of(fs, c, from, &from_parent, &from_name) == 0;
+    bool to_dir = parent_of(fs, c, to, &to_parent, &to_name) == 0;
+    bool moved = have && to_dir && meta_rename(fs->meta, ino, to_parent, to_name, &e) == 0;
+    if (have && !moved)         /* the next listing says where it is now */
+        meta_remove(fs->meta, ino, NULL);
+    if (from_dir)
+        meta_set_listed(fs->meta, from_parent, 0, NULL);
+    if (to_dir)
+        meta_set_listed(fs->meta, to_parent, 0, NULL);
+}
+
+int dirmoves_finish(struct skyfs *fs)
+{
+    struct meta_move *v;
+    size_t n;
+    struct sky_err e = { 0 };
+    if (meta_moves(fs->meta, &v, &n, &e) != 0) {
+        LOG_ERROR("journal: cannot read the renames in progress: %s", e.msg);
+        return 1;
+    }
+    int left = 0;
+    for (size_t i = 0; i < n && !fs->stopping; i++) {
+        struct cloud *c = skyfs_cloud_by_name(fs, v[i].cloud);
+        sky_err_clear(&e);
+        if (!c) {
+            LOG_WARN("journal: the rename of \"%s\" to \"%s\" on cloud '%s' was cut short, and "
+                     "the cloud is no longer configured; kept for a mount that has it",
+                     v[i].src, v[i].dst, v[i].cloud);
+            left++;
+            continue;
+        }
+        int rc = !c->ctx || !c->drv->rename_finish
+                     ? sky_fail(&e, c->open_err.code ? c->open_err.code : EIO, "%s",
+                                c->ctx ? "the cloud cannot finish renames"
+                                       : c->open_err.msg)
+                     : cloud_offline_check(c, &e);
+        writeback_pause(fs);    /* no upload under either name meanwhile */
+        if (rc == 0) {
+            rc = c->drv->rename_finish(c->ctx, v[i].src, v[i].dst, &e);
+            cloud_note_result(c, rc, &e);
+        }
+        if (rc == 0)
+            caches_follow(fs, c, v[i].src, v[i].dst);
+        writeback_resume(fs);
+        if (rc == 0) {
+            dirmoves_done(fs, c, v[i].src);
+            LOG_INFO("cloud '%s': finished the rename of \"%s\" to \"%s\", which a crash had "
+                     "cut short", c->cfg->name, v[i].src, v[i].dst);
+        } else {
+            left++;
+            LOG_ERROR("cloud '%s': the rename of \"%s\" to \"%s\" was cut short, and finishing "
+                      "it failed, will retry: %s", c->cfg->name, v[i].src, v[i].dst, e.msg);
+        }
+    }
+    meta_moves_free(v, n);
+    return left;
+}

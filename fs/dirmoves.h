@@ -1,0 +1,42 @@
+/*
+ * dirmoves.h - directory renames that a crash cut short are finished.
+ *
+ * On an object store a directory's rename is many requests: every object
+ * under it copied to the new name, then deleted (backends/objstore_dirs.c).
+ * A daemon killed in the middle left both trees on the cloud, the old one
+ * whole or in part and the new one in part, the cache still showing the
+ * old name, pending uploads under it, and a retry of the rename refused
+ * (the new name is a directory that is not empty).  So a directory rename
+ * on such a cloud (a driver with rename_finish) is recorded in the
+ * metadata cache before its first request and the record dropped once the
+ * caches follow it (meta_move_begin/end); a record found at the next mount
+ * means the rename was cut short, and the journal thread finishes it
+ * before its first upload: the driver moves what is left (rename_finish),
+ * then the block cache's pending uploads and the cache's entries take the
+ * new name, as after any rename, and both folders are listed again.
+ *
+ * Called by ops_names.c (record, drop) and files.c (the journal thread's
+ * passes).
+ */
+#ifndef SKY_FS_DIRMOVES_H
+#define SKY_FS_DIRMOVES_H
+
+#include <stdbool.h>
+
+#include "../lib/err.h"
+
+struct skyfs;
+struct cloud;
+
+/* Before the driver's rename of directory `from` to `to` on cloud c:
+ * true when it is recorded (c's renames of directories take many steps),
+ * and dirmoves_done must follow once the caches know the new name, or
+ * the rename failed. */
+bool dirmoves_begin(struct skyfs *fs, struct cloud *c, const char *from, const char *to);
+void dirmoves_done(struct skyfs *fs, struct cloud *c, const char *from);
+
+/* Finish the recorded renames (see above); a cloud that is offline or
+ * fails keeps its records for the next pass.  Returns how many are left. */
+int dirmoves_finish(struct skyfs *fs);
+
+#endif

@@ -72,49 +72,71 @@ static void caches_follow(struct skyfs *fs, struct cloud *c, const char *from, c
         meta_set_listed(fs->meta, to_parent, 0, NULL);
 }
 
-int dirmoves_finish(struct skyfs *fs)
+/* Finish the rename m: 0; 1 when its cloud is not configured (the record
+ * stays for a mount that has it); or -errno with e saying why (left for
+ * the next pass). */
+static int finish_one(struct skyfs *fs, const struct meta_move *m, struct sky_err *e)
 {
-    struct meta_move *v;
-    size_t n;
-    struct sky_err e = { 0 };
-    if (meta_moves(fs->meta, &v, &n, &e) != 0) {
-        LOG_ERROR("journal: cannot read the renames in progress: %s", e.msg);
+    struct cloud *c = skyfs_cloud_by_name(fs, m->cloud);
+    if (!c || !c->drv->rename_finish) {
+        LOG_WARN("cloud '%s': the rename of \"%s\" to \"%s\" was cut short, and the cloud is "
+                 "no longer configured (as the same kind); kept for a mount that has it",
+                 m->cloud, m->src, m->dst);
         return 1;
     }
-    int left = 0;
-    for (size_t i = 0; i < n && !fs->stopping; i++) {
-        struct cloud *c = skyfs_cloud_by_name(fs, v[i].cloud);
+    int rc = !c->ctx ? sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s",
+                                c->open_err.msg)
+           : cloud_offline_check(c, e);
+    writeback_pause(fs);        /* no upload under either name meanwhile */
+    if (rc == 0) {
+        rc = c->drv->rename_finish(c->ctx, m->src, m->dst, e);
+        cloud_note_result(c, rc, e);
+    }
+    if (rc == 0)
+        caches_follow(fs, c, m->src, m->dst);
+    writeback_resume(fs);
+    if (rc == 0) {
+        dirmoves_done(fs, c, m->src);
+        LOG_INFO("cloud '%s': finished the rename of \"%s\" to \"%s\", which a crash had "
+                 "cut short", c->cfg->name, m->src, m->dst);
+    }
+    return rc;
+}
+
+void dirmoves_load(struct skyfs *fs)
+{
+    struct sky_err e = { 0 };
+    if (meta_moves(fs->meta, &fs->crashed_moves, &fs->ncrashed_moves, &e) != 0)
+        LOG_ERROR("journal: cannot read the renames a crash may have cut short (they stay "
+                  "as they are on the clouds): %s", e.msg);
+}
+
+int dirmoves_finish(struct skyfs *fs)
+{
+    struct sky_err e = { 0 };
+    size_t kept = 0;
+    struct meta_move *v = fs->crashed_moves;
+    for (size_t i = 0; i < fs->ncrashed_moves; i++) {
         sky_err_clear(&e);
-        if (!c) {
-            LOG_WARN("journal: the rename of \"%s\" to \"%s\" on cloud '%s' was cut short, and "
-                     "the cloud is no longer configured; kept for a mount that has it",
-                     v[i].src, v[i].dst, v[i].cloud);
-            left++;
+        if (!fs->stopping && finish_one(fs, &v[i], &e) >= 0) {  /* done, or not ours */
+            free(v[i].cloud);
+            free(v[i].src);
+            free(v[i].dst);
             continue;
         }
-        int rc = !c->ctx || !c->drv->rename_finish
-                     ? sky_fail(&e, c->open_err.code ? c->open_err.code : EIO, "%s",
-                                c->ctx ? "the cloud cannot finish renames"
-                                       : c->open_err.msg)
-                     : cloud_offline_check(c, &e);
-        writeback_pause(fs);    /* no upload under either name meanwhile */
-        if (rc == 0) {
-            rc = c->drv->rename_finish(c->ctx, v[i].src, v[i].dst, &e);
-            cloud_note_result(c, rc, &e);
-        }
-        if (rc == 0)
-            caches_follow(fs, c, v[i].src, v[i].dst);
-        writeback_resume(fs);
-        if (rc == 0) {
-            dirmoves_done(fs, c, v[i].src);
-            LOG_INFO("cloud '%s': finished the rename of \"%s\" to \"%s\", which a crash had "
-                     "cut short", c->cfg->name, v[i].src, v[i].dst);
-        } else {
-            left++;
-            LOG_ERROR("cloud '%s': the rename of \"%s\" to \"%s\" was cut short, and finishing "
-                      "it failed, will retry: %s", c->cfg->name, v[i].src, v[i].dst, e.msg);
-        }
+        if (e.code)
+            LOG_ERROR("cloud '%s': the rename of \"%s\" to \"%s\" was cut short, and "
+                      "finishing it failed, will retry: %s", v[i].cloud, v[i].src, v[i].dst,
+                      e.msg);
+        v[kept++] = v[i];
     }
-    meta_moves_free(v, n);
-    return left;
+    fs->ncrashed_moves = kept;
+    return (int)kept;
+}
+
+void dirmoves_free(struct skyfs *fs)
+{
+    meta_moves_free(fs->crashed_moves, fs->ncrashed_moves);
+    fs->crashed_moves = NULL;
+    fs->ncrashed_moves = 0;
 }

@@ -35,8 +35,15 @@ struct cloud;
 bool dirmoves_begin(struct skyfs *fs, struct cloud *c, const char *from, const char *to);
 void dirmoves_done(struct skyfs *fs, struct cloud *c, const char *from);
 
-/* Finish the recorded renames (see above); a cloud that is offline or
- * fails keeps its records for the next pass.  Returns how many are left. */
+/* Read the renames an earlier daemon left recorded, before the journal
+ * thread starts (and before this daemon makes renames of its own: those
+ * are recorded too, and are not to be finished by anyone else). */
+void dirmoves_load(struct skyfs *fs);
+/* Finish them; one on a cloud that is offline or fails is tried again at
+ * the next call.  Returns how many are left to try.  The journal thread's
+ * only. */
 int dirmoves_finish(struct skyfs *fs);
+/* Forget what dirmoves_finish holds (the journal thread, ending). */
+void dirmoves_free(struct skyfs *fs);
 
 #endif

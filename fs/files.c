@@ -974,11 +974,15 @@ static void *recovery_main(void *arg)
         fs->retry_now = false;
     }
     pthread_mutex_unlock(&fs->retry_lock);
+    dirmoves_free(fs);
     return NULL;
 }
 
 void files_start_recovery(struct skyfs *fs)
 {
+    dirmoves_load(fs);
     if (pthread_create(&fs->recovery_thread, NULL, recovery_main, fs) == 0)
         fs->recovery_started = true;
+    else
+        dirmoves_free(fs);
 }

@@ -90,6 +90,10 @@ struct skyfs {
     pthread_cond_t retry_cond;
     bool retry_now;             /* a cloud is back: retry pending uploads now (retry_lock) */
     bool final_pass;            /* unmounting: one more pass, then stop (retry_lock) */
+    /* dirmoves.c: the renames an earlier daemon left recorded, read before
+     * the journal thread starts, those not finished yet (that thread's) */
+    struct meta_move *crashed_moves;
+    size_t ncrashed_moves;
     atomic_bool stopping;
     enum atime_rule atime;      /* mount option: when reads move atime (times.c) */
     /* liveness.h: the probe thread and the refreshes running in the background */

@@ -43,6 +43,16 @@ void bodysum_base64(const struct bodysum *b, char out[25])
     EVP_EncodeBlock((unsigned char *)out, b->md5, (int)sizeof b->md5);
 }
 
+void bodysum_hex(const struct bodysum *b, char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof b->md5; i++) {
+        out[2 * i] = hex[b->md5[i] >> 4];
+        out[2 * i + 1] = hex[b->md5[i] & 15];
+    }
+    out[32] = '\0';
+}
+
 bool bodysum_etag_differs(const struct bodysum *b, const char *etag)
 {
     if (!etag)
@@ -53,10 +63,10 @@ bool bodysum_etag_differs(const struct bodysum *b, const char *etag)
         n++;
     if (n != 32 || (etag[32] && !(etag[32] == '"' && !etag[33])))
         return false;           /* not a plain MD5: says nothing */
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof b->md5; i++)
-        if (tolower((unsigned char)etag[2 * i]) != hex[b->md5[i] >> 4] ||
-            tolower((unsigned char)etag[2 * i + 1]) != hex[b->md5[i] & 15])
+    char hex[33];
+    bodysum_hex(b, hex);
+    for (size_t i = 0; i < 32; i++)
+        if (tolower((unsigned char)etag[i]) != hex[i])
             return true;
     return false;
 }

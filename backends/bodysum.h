@@ -8,7 +8,11 @@
  * Without them a body damaged on a plain-HTTP path (no TLS to catch it)
  * would be stored as the file's new version, wrong bytes and all.
  *
- * Used by s3proto.c only.
+ * Azure verifies Content-MD5 too; Swift takes the MD5 in hex as the PUT's
+ * ETag header and answers 422 to a body that does not match.
+ *
+ * Used by the protocol modules: s3proto_upload.c, s3proto.c (batch
+ * deletes), azure.c, swift.c.
  */
 #ifndef SKY_BODYSUM_H
 #define SKY_BODYSUM_H
@@ -27,6 +31,9 @@ int bodysum_of(const void *mem, int fd, uint64_t off, uint64_t len, struct bodys
 
 /* As a Content-MD5 header's value (base64, 24 characters and a NUL). */
 void bodysum_base64(const struct bodysum *b, char out[25]);
+
+/* As 32 lowercase hex digits and a NUL (Swift's ETag request header). */
+void bodysum_hex(const struct bodysum *b, char out[33]);
 
 /* Does `etag` (quoted or not) say the server stored other bytes?  Only
  * an ETag that is a plain MD5 (32 hex digits) says anything: a

@@ -16,6 +16,7 @@
 #include "../lib/config.h"
 #include "../lib/log.h"
 #include "../lib/sbuf.h"
+#include "bodysum.h"
 #include "names.h"
 #include "swift_list.h"
 
@@ -616,6 +617,35 @@ int swift_before_replace(struct swift *s, const char *container, const char *key
     return 0;
 }
 
+#define SWIFT_BODY_TRIES 3
+
+int swift_send_body(struct swift *s, struct http_request *req, const char *container,
+                    const char *key, struct http_response *resp, const char *op,
+                    const char *show, struct sky_err *e)
+{
+    struct bodysum sum;
+    char hex[33];
+    int rc = bodysum_of(req->body, req->body_fd, req->body_off, req->body_len, &sum);
+    if (rc == -EIO)
+        return sky_fail(e, EIO, "swift '%s': %s %s: cannot read the cached file to send",
+                        s->name, op, show);
+    bodysum_hex(&sum, hex);
+    if (rc || http_headers_set(&req->headers, "ETag", hex) < 0)
+        return sky_fail(e, ENOMEM, "swift '%s': out of memory", s->name);
+    for (int tries = 1;; tries++) {
+        rc = swift_send(s, req, container, key, NULL, resp, op, show, e);
+        if (rc < 0 || resp->status != 422)
+            return rc;
+        http_response_free(resp);
+        if (tries == SWIFT_BODY_TRIES)
+            return sky_fail(e, EIO, "swift '%s': %s %s: the server received other bytes than "
+                            "were sent, %d times (422): something on the way damages data",
+                            s->name, op, show, SWIFT_BODY_TRIES);
+        LOG_WARN("swift '%s': %s %s: the server received other bytes than were sent (422); "
+                 "sending them again", s->name, op, show);
+    }
+}
+
 static int swift_put(void *p, const char *container, const char *key, const void *mem, int fd,
                      uint64_t size, const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
                      const char *show, struct sky_err *e)
@@ -641,7 +671,7 @@ static int swift_put(void *p, const char *container, const char *key, const void
         swift_paths_free(old_segs, nold);
         return sky_fail(e, ENOMEM, "swift '%s': out of memory", s->name);
     }
-    rc = swift_send(s, &req, container, key, NULL, &resp, "PUT", show, e);
+    rc = swift_send_body(s, &req, container, key, &resp, "PUT", show, e);
     http_headers_free(&req.headers);
     if (rc == 0) {
         if (resp.status == 201 || resp.status == 200) {

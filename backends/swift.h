@@ -67,6 +67,14 @@ int swift_send(struct swift *s, struct http_request *req, const char *container,
                const char *key, const char *query, struct http_response *resp, const char *op,
                const char *show, struct sky_err *e);
 
+/* swift_send of an upload (req's body: body, or body_len bytes of body_fd
+ * from body_off) with its MD5 as the ETag header, which Swift checks
+ * before it stores anything: a body damaged on the way (422) is sent
+ * again, up to three times, then -EIO. */
+int swift_send_body(struct swift *s, struct http_request *req, const char *container,
+                    const char *key, struct http_response *resp, const char *op,
+                    const char *show, struct sky_err *e);
+
 /* The error for an answer's status: 401/403 EACCES, 404 ENOENT, 412
  * ESTALE, 413 EFBIG, 507 ENOSPC, else EIO; the message names the cloud,
  * op, show and status. */

@@ -119,7 +119,7 @@ int swift_mpu_part(void *up, uint64_t index, int fd, uint64_t off, uint64_t len,
     struct http_request req = { .method = "PUT", .body_fd = fd, .body_off = off,
                                 .body_len = len };
     struct http_response resp;
-    int rc = swift_send(s, &req, u->seg_container, k, NULL, &resp, "PUT (segment)", u->show, e);
+    int rc = swift_send_body(s, &req, u->seg_container, k, &resp, "PUT (segment)", u->show, e);
     http_headers_free(&req.headers);
     free(k);
     if (rc < 0)

@@ -9,7 +9,7 @@
 # the *_lib.sh files tests source excepted) whose name contains FILTER,
 # each in its own fresh temporary directory and under a time limit
 # (TEST_TIMEOUT seconds per file, default 600), TEST_JOBS files at a time
-# (default 3; a file marked "# run.sh: alone" runs by itself).  A test file that cannot
+# (default 4; a file marked "# run.sh: alone" runs by itself).  A test file that cannot
 # run (no binary, no /dev/fuse, a server that does not start, a crash, a
 # time-out) counts as failed, never as skipped.
 # After each file, whatever happened, its mounts are lazily unmounted and
@@ -27,7 +27,7 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-600}
 # Integration files run this many at a time (most of their time is spent
 # waiting on servers and TTLs); a file with a line "# run.sh: alone" runs
 # by itself, after the others.
-TEST_JOBS=${TEST_JOBS:-3}
+TEST_JOBS=${TEST_JOBS:-4}
 # Each file's time in a whole run, to start the longest first: this
 # build's last whole run, else the times kept in the repository.
 DURATIONS="$ROOT/tests/integration/durations"

@@ -9,7 +9,9 @@
 #     is sent again;
 #   - 403 is EACCES; a 5xx or a 498 that persists is EIO after the retries,
 #     and the log names the cloud, the object and the status;
-#   - the other files of the cloud keep working.
+#   - the other files of the cloud keep working;
+#   - a PUT and a segment whose body the proxy damages (mode flip) are
+#     refused by Swift (the MD5 sent as their ETag) and sent again.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/swift_lib.sh"
 
@@ -80,6 +82,25 @@ rules "status:429 PUT /data/new.txt 1"
 check "a 429 on an upload is retried" eval 'echo fresh >"$MNT/sw/new.txt"'
 check_eq "and the object is stored" fresh \
     "$(rules; scurl "$SWIFT_URL/data/new.txt")"
+
+# a body damaged on the way: Swift checks the MD5 sent as the PUT's ETag
+# and answers 422; skyfs sends it again
+head -c $((1 << 20)) /dev/urandom >"$TEST_TMP/d.src"
+head -c $((40 << 20)) /dev/urandom >"$TEST_TMP/dbig.src"
+rules "flip PUT /data/damaged.bin 1" "flip PUT /data_segments/damaged-big.bin 1"
+check "a file whose PUT the proxy damages is written" \
+    cp "$TEST_TMP/d.src" "$MNT/sw/damaged.bin"
+check_eq "Swift refused the damaged body and it was sent again" 2 \
+    "$(seen PUT /data/damaged.bin)"
+check "the object holds the bytes written" eval \
+    "scurl '$SWIFT_URL/data/damaged.bin' | cmp - '$TEST_TMP/d.src'"
+check "a 40 MiB file one of whose segments the proxy damages is written" \
+    cp "$TEST_TMP/dbig.src" "$MNT/sw/damaged-big.bin"
+check_eq "the proxy damaged one segment" 1 \
+    "$(grep -c '/data_segments/damaged-big.bin.* flip$' "$FAULTS/log")"
+check "the object holds the bytes written" eval \
+    "scurl '$SWIFT_URL/data/damaged-big.bin' | cmp - '$TEST_TMP/dbig.src'"
+check "the log says what happened" grep -q "other bytes than were sent (422)" "$LOG"
 
 rules
 check_eq "with no faults left the refused files read" "content of c content of d" \

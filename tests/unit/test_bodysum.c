@@ -19,6 +19,9 @@ TEST(bodysum_of_memory_and_file_ranges)
     CHECK_INT(bodysum_of("abc", -1, 0, 3, &a), 0);
     bodysum_base64(&a, b64);
     CHECK_STR(b64, "kAFQmDzST7DWlj99KOF/cg==");
+    char hex[33];
+    bodysum_hex(&a, hex);
+    CHECK_STR(hex, "900150983cd24fb0d6963f7d28e17f72");
     CHECK(!bodysum_etag_differs(&a, "\"900150983cd24fb0d6963f7d28e17f72\""));
     CHECK(!bodysum_etag_differs(&a, "900150983CD24FB0D6963F7D28E17F72"));
     CHECK(bodysum_etag_differs(&a, "\"900150983cd24fb0d6963f7d28e17f73\""));

@@ -425,24 +425,37 @@ static int move_dir(struct objstore *o, const struct os_loc *from, const struct 
     return rc;
 }
 
+/* Where a rename's two paths are, and how to name the source: 0, or a
+ * failure (EXDEV for a container: those are not renamed).  On success the
+ * caller frees both. */
+static int locate_pair(struct objstore *o, const char *from, const char *to, struct os_loc *lf,
+                       struct os_loc *lt, char show[OS_SHOW_MAX], struct sky_err *e)
+{
+    int rc = os_locate(o, from, lf, e);
+    if (rc < 0)
+        return rc;
+    if ((rc = os_locate(o, to, lt, e)) < 0) {
+        os_loc_free(lf);
+        return rc;
+    }
+    os_show(o, lf, show, OS_SHOW_MAX);
+    if (*lf->key && *lt->key)
+        return 0;
+    rc = OS_FAIL(o, e, EXDEV, "rename %s: %ss cannot be renamed", show, o->proto->container_key);
+    os_loc_free(lf);
+    os_loc_free(lt);
+    return rc;
+}
+
 int objstore_rename_finish(void *ctx, const char *from, const char *to, struct sky_err *e)
 {
     struct objstore *o = ctx;
     struct os_loc lf, lt;
-    int rc = os_locate(o, from, &lf, e);
+    char show[OS_SHOW_MAX];
+    int rc = locate_pair(o, from, to, &lf, &lt, show, e);
     if (rc < 0)
         return rc;
-    if ((rc = os_locate(o, to, &lt, e)) < 0) {
-        os_loc_free(&lf);
-        return rc;
-    }
-    char show[OS_SHOW_MAX];
-    os_show(o, &lf, show, sizeof show);
-    if (!*lf.key || !*lt.key)
-        rc = OS_FAIL(o, e, EXDEV, "rename %s: %ss cannot be renamed", show,
-                     o->proto->container_key);
-    else
-        rc = move_dir(o, &lf, &lt, show, e);
+    rc = move_dir(o, &lf, &lt, show, e);
     os_loc_free(&lf);
     os_loc_free(&lt);
     return rc;
@@ -494,18 +507,10 @@ int objstore_rename(void *ctx, const char *from, const char *to, struct sky_err 
         return trc;
     }
     struct os_loc lf, lt;
-    if ((rc = os_locate(o, from, &lf, e)) < 0)
-        return rc;
-    if ((rc = os_locate(o, to, &lt, e)) < 0) {
-        os_loc_free(&lf);
-        return rc;
-    }
     char show[OS_SHOW_MAX];
-    os_show(o, &lf, show, sizeof show);
-    if (!*lf.key || !*lt.key) {
-        rc = OS_FAIL(o, e, EXDEV, "rename %s: %ss cannot be renamed", show,
-                     o->proto->container_key);
-    } else if (trc == 0 && fa.kind == SKY_DIR && ta.kind != SKY_DIR) {
+    if ((rc = locate_pair(o, from, to, &lf, &lt, show, e)) < 0)
+        return rc;
+    if (trc == 0 && fa.kind == SKY_DIR && ta.kind != SKY_DIR) {
         rc = OS_FAIL(o, e, ENOTDIR, "rename %s: target is not a directory", to);
     } else if (trc == 0 && fa.kind != SKY_DIR && ta.kind == SKY_DIR) {
         rc = OS_FAIL(o, e, EISDIR, "rename %s: target is a directory", to);

@@ -339,6 +339,7 @@ struct tree_copy {
     size_t from_len;            /* strlen of the source prefix */
     const char *to_prefix;
     struct key_list *keys;
+    char **made;                /* made[i]: key i's copy, once made (else NULL) */
     const char *show;
 };
 
@@ -355,7 +356,10 @@ static int copy_job(void *arg, size_t i, struct sky_err *e)
     if (rc == 0)
         os_links_move(o, t->from_container, t->keys->keys[i], t->to_container, dkey,
                       t->keys->etags[i]);
-    free(dkey);
+    if (rc == 0)
+        t->made[i] = dkey;      /* each job its own slot: no lock */
+    else
+        free(dkey);
     return rc;
 }
 
@@ -384,6 +388,33 @@ static int delete_keys(struct objstore *o, const char *container, char **keys, s
     return rc;
 }
 
+/* A directory's rename failed while copying (the cloud refused or stopped
+ * answering part way): the copies it made are deleted again, so that the
+ * cloud holds the tree under its old name alone, as before the rename,
+ * and a second try is not refused for a target that is not empty.  Best
+ * effort: what cannot be deleted now is named in the log. */
+static void undo_copies(struct objstore *o, const char *container, char **made, size_t n,
+                        const char *show)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (made[i])
+            made[k++] = made[i];
+    for (size_t i = k; i < n; i++)
+        made[i] = NULL;
+    if (!k)
+        return;
+    struct sky_err e = { 0 };
+    int rc = delete_keys(o, container, made, k, show, &e);
+    if (rc < 0)
+        LOG_WARN("%s '%s': rename %s failed part way, and the %zu copies it made could not "
+                 "all be deleted again (%s): they stay beside the old tree", o->proto->type,
+                 o->name, show, k, e.msg);
+    else
+        LOG_INFO("%s '%s': rename %s failed part way: the %zu copies it made were deleted "
+                 "again", o->proto->type, o->name, show, k);
+}
+
 static int rename_dir(struct objstore *o, const struct os_loc *from, const struct os_loc *to,
                       const char *show, struct sky_err *e)
 {
@@ -396,14 +427,22 @@ static int rename_dir(struct objstore *o, const struct os_loc *from, const struc
     int rc = os_list_keys(o, from->container, fp, false, 0, on_collect, &keys, show, e);
     if (rc == -ENOMEM)
         os_oom(e);
+    char **made = rc == 0 ? calloc(keys.n ? keys.n : 1, sizeof *made) : NULL;
+    if (rc == 0 && !made)
+        rc = os_oom(e);
     if (rc == 0) {
         struct tree_copy t = { .o = o, .from_container = from->container,
                                .to_container = to->container, .from_len = strlen(fp),
-                               .to_prefix = tp, .keys = &keys, .show = show };
+                               .to_prefix = tp, .keys = &keys, .made = made, .show = show };
         rc = parallel_for(keys.n, OBJSTORE_THREADS, copy_job, &t, e);
+        if (rc < 0)
+            undo_copies(o, to->container, made, keys.n, show);
     }
     if (rc == 0)
         rc = delete_keys(o, from->container, keys.keys, keys.n, show, e);
+    for (size_t i = 0; made && i < keys.n; i++)
+        free(made[i]);
+    free(made);
     key_list_free(&keys);
     free(fp);
     free(tp);

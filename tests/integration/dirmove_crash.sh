@@ -13,7 +13,9 @@
 #
 # fault_proxy.py between skyfs and s3rver lets 20 of the 31 copies through
 # and holds the others (mode hang); the daemon is killed with kill -9 while
-# they hang.
+# they hang.  Then a rename whose copies the server refuses in part fails,
+# and is undone: the copies it made are deleted again (before, they stayed
+# and a second try was refused: the target was a folder not empty).
 . "$(dirname "$0")/lib.sh"
 
 start_bucket moves
@@ -75,10 +77,24 @@ check_eq "every file reads back its bytes" 0 "$bad"
 check_eq "the pending file too" "written here" "$(cat "$MNT/s3/album/new.txt" 2>&1)"
 check "a second rename of the tree works" mv "$MNT/s3/album" "$MNT/s3/pictures"
 
+# --- a rename that fails part way (the server refuses some copies) is
+# undone: the copies it made are deleted again, and a second try works
+echo "status:500 PUT /$BUCKET/gallery/p2 all" >"$FAULTS/rules"
+check_fails "a rename whose copies the server refuses in part fails" \
+    mv "$MNT/s3/pictures" "$MNT/s3/gallery"
+check "some of its copies were made" test "$(grep -c "^PUT /$BUCKET/gallery/.* pass$" \
+    "$FAULTS/log")" -gt 0
+check_eq "the server holds the old tree alone again" "31 0" \
+    "$(bucket_keys pictures/ | wc -l) $(bucket_keys gallery/ | wc -l)"
+check "the log says the copies were deleted again" \
+    grep -q "failed part way: the [0-9]* copies it made were deleted again" "$LOGS/mnt.log"
+: >"$FAULTS/rules"
+check "a second try works" mv "$MNT/s3/pictures" "$MNT/s3/gallery"
+
 unmount_skyfs "$MNT"     # uploads what is pending
-check_eq "the pending file went up under the new name" "written here" \
-    "$(bucket_get pictures/new.txt)"
-check_eq "the server holds pictures/ alone" "0 0 32" \
-    "$(bucket_keys photos/ | wc -l) $(bucket_keys album/ | wc -l) $(bucket_keys pictures/ | wc -l)"
+check_eq "the pending file went up under the last name" "written here" \
+    "$(bucket_get gallery/new.txt)"
+check_eq "the server holds gallery/ alone" "0 0 0 32" \
+    "$(for d in photos album pictures gallery; do bucket_keys $d/ | wc -l; done | paste -sd' ')"
 check "nothing is left pending" bash -c \
     "'$SKYFS' status -c '$CONF' | grep -q ' 0 pending upload(s)'"

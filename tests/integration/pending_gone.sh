@@ -17,6 +17,8 @@
 # here, then the folder's only object deleted behind the mount; the
 # listing of its parent no longer has the folder, the mount keeps it and
 # the new file, and the unmount puts the file on the server.
+# S3 cloud with write_back = sync: a file kept open after writes, deleted
+# behind the mount, stays listed until its close stores the conflict copy.
 # S3 cloud: files on the server changed here (upload pending) and deleted
 # behind the mount, one at the top, one the only object of its folder:
 # listings and stats past the ttl keep showing them with this machine's
@@ -34,7 +36,7 @@ mkdir -p "$LOCAL"
 echo old >"$LOCAL/old.txt"
 check "put the server's folder/a.txt" s3curl -X PUT --data-binary 'from the server' \
     "$BUCKET_URL/folder/a.txt" -o /dev/null
-for key in top.txt only/mod.txt; do
+for key in top.txt only/mod.txt syncdir/open.txt; do
     check "put the server's $key" s3curl -X PUT --data-binary $'old bytes\n' \
         "$BUCKET_URL/$key" -o /dev/null
 done
@@ -52,6 +54,11 @@ index_interval = 1s
 $(s3rver_cloud s3 "http://127.0.0.1:$S3PORT" "$BUCKET")
 write_back = async
 write_back_delay = 1h
+ttl = 1s
+index = off
+
+$(s3rver_cloud s3sync "http://127.0.0.1:$S3PORT" "$BUCKET")
+prefix = syncdir
 ttl = 1s
 index = off
 EOF
@@ -81,7 +88,7 @@ check "delete the server's folder/a.txt behind the mount" s3curl -X DELETE \
 check "the server lists no folder/ any more" \
     test -z "$(s3curl "$BUCKET_URL?list-type=2&prefix=folder/" | grep -o '<Key>[^<]*')"
 sleep 1.5   # past the ttl: the next listing asks the server
-check_eq "the folder is still listed" "folder only top.txt" \
+check_eq "the folder is still listed" "folder only syncdir top.txt" \
     "$(ls "$MNT/s3" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 check_eq "it holds the new file alone" "new.txt" "$(ls "$MNT/s3/folder" 2>&1)"
 sleep 1.5
@@ -97,7 +104,7 @@ for key in top.txt only/mod.txt; do
         -o /dev/null
 done
 sleep 1.5   # past the ttl
-check_eq "the cloud's folder lists the changed file and folder" "folder only top.txt" \
+check_eq "the cloud's folder lists the changed file and folder" "folder only syncdir top.txt" \
     "$(ls "$MNT/s3" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 check_eq "the folder the server lost still holds the changed file" "mod.txt" \
     "$(ls "$MNT/s3/only" 2>&1)"
@@ -109,8 +116,36 @@ check_eq "top.txt reads back this machine's bytes" "$(printf 'old bytes\nchanged
 check_eq "so does only/mod.txt" "$(printf 'old bytes\nchanged too')" \
     "$(cat "$MNT/s3/only/mod.txt" 2>&1)"
 check_eq "a find of the cloud finds both" "$MNT/s3/only/mod.txt $MNT/s3/top.txt" \
-    "$(find "$MNT/s3" -type f -name '*.txt' ! -path '*/folder/*' | LC_ALL=C sort | tr '\n' ' ' |
+    "$(find "$MNT/s3" -type f -name '*.txt' ! -path '*/folder/*' ! -path '*/syncdir/*' |
+       LC_ALL=C sort | tr '\n' ' ' |
        sed 's/ $//')"
+
+# --- S3, write_back = sync: a file open after writes, deleted behind the
+# mount, stays listed while it is open; its close stores the conflict copy
+"$PYTHON" - "$MNT/s3sync/open.txt" "$TEST_TMP/close-now" "$TEST_TMP/written" <<'PYEOF2' &
+import os, sys, time
+f = open(sys.argv[1], "a")
+f.write("appended here\n")
+f.flush()
+open(sys.argv[3], "w").close()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+f.close()
+PYEOF2
+writer=$!
+check "a writer appends to s3sync/open.txt and keeps it open" \
+    wait_until 10 test -e "$TEST_TMP/written"
+check "delete the server's syncdir/open.txt behind the mount" \
+    s3curl -X DELETE "$BUCKET_URL/syncdir/open.txt" -o /dev/null
+sleep 1.5   # past the ttl
+check_eq "the open file is still listed" "open.txt" "$(ls "$MNT/s3sync" 2>&1)"
+check "and its stat answers" stat "$MNT/s3sync/open.txt"
+touch "$TEST_TMP/close-now"
+check "its close succeeds" wait "$writer"
+sync_copy=$(bucket_keys syncdir/ | grep -F "open.conflict-" | head -1)
+check "its close stored it as a conflict copy beside the old name" test -n "$sync_copy"
+check_eq "with this machine's bytes" "$(printf 'old bytes\nappended here')" \
+    "$(bucket_get "$sync_copy")"
 
 unmount_skyfs "$MNT"     # uploads what is pending
 check_eq "the local cloud has new/file.txt" "pending" "$(cat "$LOCAL/new/file.txt" 2>&1)"

@@ -1204,7 +1204,8 @@ int meta_open(const char *db_path, struct cache_repair *repair, struct meta **ou
     return 0;
 }
 
-int meta_read_deferred_count(const char *db_path, uint64_t *count, struct sky_err *e)
+int meta_read_count_ro(const char *db_path, const char *sql, const char *what,
+                       uint64_t *count, struct sky_err *e)
 {
     *count = 0;
     sqlite3 *db = NULL;
@@ -1217,18 +1218,23 @@ int meta_read_deferred_count(const char *db_path, uint64_t *count, struct sky_er
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt *st = NULL;
     int rc = 0;
-    /* no local_only column yet: an older cache, with nothing deferred */
-    if (sqlite3_prepare_v2(db, meta_sql[Q_DEFERRED_COUNT], -1, &st, NULL) == SQLITE_OK) {
+    /* what it counts is not there yet: an older cache, with none of it */
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW)
             *count = (uint64_t)sqlite3_column_int64(st, 0);
         else
-            rc = sky_fail(e, EIO, "counting folders and symlinks not created yet in %s: %s",
-                          db_path, sqlite3_errmsg(db));
+            rc = sky_fail(e, EIO, "counting %s in %s: %s", what, db_path, sqlite3_errmsg(db));
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
     return rc;
+}
+
+int meta_read_deferred_count(const char *db_path, uint64_t *count, struct sky_err *e)
+{
+    return meta_read_count_ro(db_path, meta_sql[Q_DEFERRED_COUNT],
+                              "folders and symlinks not created yet", count, e);
 }
 
 void meta_close(struct meta *m)

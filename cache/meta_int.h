@@ -144,6 +144,12 @@ int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
 int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
                      const char *path, bool *kept, struct sky_err *e);
 int meta_set_listed_locked(struct meta *m, uint64_t ino, int64_t when, struct sky_err *e);
+/* SQL `sql` (a count) on the database at db_path opened read-only, beside
+ * a running daemon: *count, 0 when what it counts is not there (an older
+ * cache), or -errno naming `what`. */
+int meta_read_count_ro(const char *db_path, const char *sql, const char *what,
+                       uint64_t *count, struct sky_err *e);
+
 /* meta_set_local_only with m->lock held (meta_fields.c). */
 int meta_set_local_only_locked(struct meta *m, uint64_t ino, bool local_only,
                                struct sky_err *e);

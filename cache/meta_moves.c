@@ -92,3 +92,9 @@ int meta_moves(struct meta *m, struct meta_move **out, size_t *n, struct sky_err
     *n = len;
     return 0;
 }
+
+int meta_read_move_count(const char *db_path, uint64_t *count, struct sky_err *e)
+{
+    return meta_read_count_ro(db_path, "SELECT count(*) FROM moves", "the renames in progress",
+                              count, e);
+}

@@ -20,11 +20,13 @@
  *     "conflict_count":N,"conflicts":[{"what":"upload|delete","path":"...",
  *     "copy":"..."|null,"at":UNIX_TIME}]}],
  *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
- *     "pending_uploads":N,"pending_creates":N},"damaged":N}
+ *     "pending_uploads":N,"pending_creates":N,"unfinished_renames":N},
+ *    "damaged":N}
  *
  * pending_creates: folders and symlinks made on a write_back = async
  * cloud and not created on it yet (deferred mkdir and symlink), from the
- * metadata cache.  damaged: damaged cache databases the daemon set aside
+ * metadata cache.  unfinished_renames: folder renames on object stores in
+ * progress, or cut short by a crash (fs/dirmoves.h).  damaged: damaged cache databases the daemon set aside
  * in <cache dir>/damaged (cache/cachedamage.h).
  */
 #include <dirent.h>
@@ -380,27 +382,31 @@ int cmd_status(int argc, char **argv)
     }
     /* folders and symlinks not created on their cloud yet, read beside
      * the daemon */
-    uint64_t pending_dirs = 0;
+    uint64_t pending_dirs = 0, renames = 0;
     char db[4096];
     struct stat dbst;
     snprintf(db, sizeof db, "%s/meta.db", cfg->cache_dir);
-    if (have_stats && stat(db, &dbst) == 0)
-        meta_read_deferred_count(db, &pending_dirs, &e);
+    if (have_stats && stat(db, &dbst) == 0 &&
+        meta_read_deferred_count(db, &pending_dirs, &e) == 0)
+        meta_read_move_count(db, &renames, &e);
     if (have_stats && json) {
         fputs(",\"cache\":{", stdout);
         json_key(stdout, "dir");
         json_string(stdout, cfg->cache_dir);
         printf(",\"objects\":%llu,\"bytes\":%llu,\"max_size\":%llu,\"pending_uploads\":%llu,"
-               "\"pending_creates\":%llu}",
+               "\"pending_creates\":%llu,\"unfinished_renames\":%llu}",
                (unsigned long long)st.objects, (unsigned long long)st.bytes_present,
                (unsigned long long)st.max_size, (unsigned long long)st.dirty_objects,
-               (unsigned long long)pending_dirs);
+               (unsigned long long)pending_dirs, (unsigned long long)renames);
     } else if (have_stats) {
         printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
                "upload(s), %llu folder(s) and symlink(s) to create\n", cfg->cache_dir,
                (unsigned long long)st.objects, (unsigned long long)(st.bytes_present >> 20),
                (unsigned long long)(st.max_size >> 20), (unsigned long long)st.dirty_objects,
                (unsigned long long)pending_dirs);
+        if (renames)
+            printf("  %llu folder rename(s) not finished (in progress, or cut short by a crash: "
+                   "the next mount finishes those)\n", (unsigned long long)renames);
     }
     /* damaged databases the daemon set aside (cache/cachedamage.h) */
     char aside[4096];

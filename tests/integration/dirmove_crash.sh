@@ -60,6 +60,10 @@ fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
 : >"$FAULTS/rules"
 check_eq "the server holds both trees, the new one in part" "31 20" \
     "$(bucket_keys photos/ | wc -l) $(bucket_keys album/ | wc -l)"
+check "skyfs status says a folder rename is not finished" bash -c \
+    "'$SKYFS' status -c '$CONF' | grep -q '  1 folder rename(s) not finished'"
+check_eq "and --json" 1 "$("$SKYFS" status -c "$CONF" --json |
+    "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["cache"]["unfinished_renames"])')"
 
 mount_skyfs "$CONF" "$MNT" || die "cannot mount again"
 finished() { grep -q "finished the rename of \"photos\" to \"album\"" "$LOGS/mnt.log"; }
@@ -98,3 +102,5 @@ check_eq "the server holds gallery/ alone" "0 0 0 32" \
     "$(for d in photos album pictures gallery; do bucket_keys $d/ | wc -l; done | paste -sd' ')"
 check "nothing is left pending" bash -c \
     "'$SKYFS' status -c '$CONF' | grep -q ' 0 pending upload(s)'"
+check_eq "and no rename unfinished" 0 "$("$SKYFS" status -c "$CONF" --json |
+    "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["cache"]["unfinished_renames"])')"

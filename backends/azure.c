@@ -125,8 +125,6 @@ static int status_errno(long status, const char *code)
     code = code ? code : "";
     switch (status) {
     case 400:
-        if (strstr(code, "Md5Mismatch"))
-            return EBADMSG;     /* the body arrived damaged: sent again (az_call_body) */
         return strstr(code, "InvalidResourceName") || strstr(code, "OutOfRange") ? EINVAL : EIO;
     case 401:
     case 403:
@@ -154,10 +152,13 @@ int az_fail_resp(struct az *a, const char *op, const char *show,
 {
     const char *code = http_headers_get(&resp->headers, "x-ms-error-code");
     int err = status_errno(resp->status, code);
-    /* Azure refuses a damaged body with Md5Mismatch; Azurite's Put Blob
-     * with InvalidOperation, "Provided contentMD5 doesn't match." */
-    if (err == EIO && resp->status == 400 && code && strcmp(code, "InvalidOperation") == 0 &&
-        resp->body && memmem(resp->body, resp->body_len, "contentMD5", 10))
+    /* a body that arrived damaged (sent again: az_call_body): Azure says
+     * Md5Mismatch, Azurite's Put Blob InvalidOperation, "Provided
+     * contentMD5 doesn't match." */
+    if (resp->status == 400 && code &&
+        (strcmp(code, "Md5Mismatch") == 0 ||
+         (strcmp(code, "InvalidOperation") == 0 && resp->body &&
+          memmem(resp->body, resp->body_len, "contentMD5", 10))))
         err = EBADMSG;
     return sky_fail(e, err, "azure '%s': %s %s: %ld %s", a->name, op, show, resp->status,
                     code ? code : "");
@@ -191,8 +192,6 @@ int az_call(struct az *a, struct az_req *r, const char *op, const char *show,
     return 0;
 }
 
-#define AZ_BODY_TRIES 3
-
 static int headers_copy(const struct http_headers *from, struct http_headers *to)
 {
     *to = (struct http_headers){ 0 };
@@ -211,39 +210,37 @@ int az_call_body(struct az *a, struct az_req *r, const char *op, const char *sho
     char b64[25];
     struct http_headers hs = r->headers;        /* each try sends a copy */
     r->headers = (struct http_headers){ 0 };
-    bool sent = false;
     int rc = bodysum_of(r->body, r->body_fd, r->body_off, r->body_len, &sum);
     if (rc == 0) {
         bodysum_base64(&sum, b64);
         rc = http_headers_set(&hs, "Content-MD5", b64);
     }
-    for (int tries = 1; rc == 0; tries++) {
+    if (rc) {
+        http_headers_free(&hs);
+        return rc == -EIO ? sky_fail(e, EIO, "azure '%s': %s %s: cannot read the cached file "
+                                     "to send", a->name, op, show)
+                          : sky_fail(e, ENOMEM, "out of memory");
+    }
+    for (int tries = 1;; tries++) {
         struct az_req again = *r;
         if (headers_copy(&hs, &again.headers) < 0) {
-            rc = -ENOMEM;
+            rc = sky_fail(e, ENOMEM, "out of memory");
             break;
         }
         rc = az_call(a, &again, op, show, resp, e);
-        sent = true;
         if (rc != -EBADMSG)
             break;
-        if (tries == AZ_BODY_TRIES) {
+        if (tries == BODYSUM_TRIES) {
             rc = sky_fail(e, EIO, "azure '%s': %s %s: the server received other bytes than "
                           "were sent, %d times (Md5Mismatch): something on the way damages "
-                          "data", a->name, op, show, AZ_BODY_TRIES);
+                          "data", a->name, op, show, BODYSUM_TRIES);
             break;
         }
         LOG_WARN("azure '%s': %s %s: the server received other bytes than were sent "
                  "(Md5Mismatch); sending them again", a->name, op, show);
         sky_err_clear(e);
-        rc = 0;
     }
     http_headers_free(&hs);
-    if (rc == -EIO && !sent)
-        return sky_fail(e, EIO, "azure '%s': %s %s: cannot read the cached file to send",
-                        a->name, op, show);
-    if (rc == -ENOMEM && !sent)
-        return sky_fail(e, ENOMEM, "out of memory");
     return rc;
 }
 

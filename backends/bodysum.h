@@ -21,6 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How many times a body is sent when the server says it got other bytes
+ * (S3's BadDigest or an ETag that is not the body's MD5, Azure's
+ * Md5Mismatch, Swift's 422): damage on the way is rare and random. */
+#define BODYSUM_TRIES 3
+
 struct bodysum {
     unsigned char md5[16];
 };

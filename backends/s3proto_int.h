@@ -40,10 +40,6 @@ struct s3proto {
     atomic_bool etags_opaque;
 };
 
-/* How many times a body is sent when the server says it got other bytes
- * (BadDigest, or an ETag that is not the body's MD5). */
-#define S3_BODY_TRIES 3
-
 /* One request to send. */
 struct s3_req {
     const char *method;

@@ -51,20 +51,24 @@ static int cond_headers(const struct s3proto *s, struct http_headers *hs, const 
 
 /* ---- the integrity of what is sent (bodysum.h) ---- */
 
-/* Sum the body of an upload (mem, or len bytes of fd from off) and put it
- * in r's Content-MD5 header: 0, or a failure in e. */
-static int sum_body(struct s3proto *s, struct s3_req *r, const void *mem, int fd, uint64_t off,
-                    uint64_t len, struct bodysum *sum, const char *show, struct sky_err *e)
+/* Sum the body of an upload (mem, or len bytes of fd from off), once for
+ * all its tries: 0, or a failure in e. */
+static int sum_body(struct s3proto *s, const void *mem, int fd, uint64_t off, uint64_t len,
+                    struct bodysum *sum, const char *show, struct sky_err *e)
 {
-    char b64[25];
     int rc = bodysum_of(mem, fd, off, len, sum);
     if (rc == -EIO)
         return sky_fail(e, EIO, "%s '%s': PUT %s: cannot read the cached file to send",
                         s->type, s->name, show);
-    if (rc)
-        return s3p_oom(e);
+    return rc ? s3p_oom(e) : 0;
+}
+
+/* The Content-MD5 header of a body whose sum is `sum`, into hs: 0 or -ENOMEM. */
+static int md5_header(struct http_headers *hs, const struct bodysum *sum)
+{
+    char b64[25];
     bodysum_base64(sum, b64);
-    return http_headers_set(&r->headers, "Content-MD5", b64) < 0 ? s3p_oom(e) : 0;
+    return http_headers_set(hs, "Content-MD5", b64);
 }
 
 /* After a 2xx answer to an upload whose body's sum is `sum`: does its
@@ -93,7 +97,7 @@ static bool stored_other_bytes(const struct s3proto *s, const struct http_respon
  * the server's own Content-MD5 check is what is left. */
 static bool send_again(struct s3proto *s, int tries, bool etag, const char *show)
 {
-    if (tries < S3_BODY_TRIES) {
+    if (tries < BODYSUM_TRIES) {
         LOG_WARN("%s '%s': PUT %s: the server %s other bytes than were sent (%s); sending "
                  "them again", s->type, s->name, show, etag ? "stored" : "received",
                  etag ? "its ETag is not their MD5" : "BadDigest");
@@ -103,38 +107,33 @@ static bool send_again(struct s3proto *s, int tries, bool etag, const char *show
         LOG_WARN("%s '%s': PUT %s: %d uploads in a row got an ETag that is not the MD5 of the "
                  "bytes sent: taken as this server's way of naming versions, not as damage; "
                  "uploads are checked by the server's Content-MD5 check only from now on",
-                 s->type, s->name, show, S3_BODY_TRIES);
+                 s->type, s->name, show, BODYSUM_TRIES);
     return false;
 }
 
 static int put_once(struct s3proto *s, const char *container, const char *key, const void *mem,
-                    int fd, uint64_t size, const struct objstore_new *nw, bool bare,
-                    char etag_out[SKY_ETAG_MAX], bool *other_bytes, const char *show,
-                    struct sky_err *e)
+                    int fd, uint64_t size, const struct bodysum *sum,
+                    const struct objstore_new *nw, bool bare, char etag_out[SKY_ETAG_MAX],
+                    bool *other_bytes, const char *show, struct sky_err *e)
 {
     struct s3_req r = S3_REQ("PUT");
     r.bucket = container;
     r.key = key;
-    struct bodysum sum;
     *other_bytes = false;
     if (s3p_new_headers(s, &r.headers, nw) < 0 ||
-        cond_headers(s, &r.headers, nw->if_match, nw->if_none_match, bare) < 0) {
+        cond_headers(s, &r.headers, nw->if_match, nw->if_none_match, bare) < 0 ||
+        md5_header(&r.headers, sum) < 0) {
         http_headers_free(&r.headers);
         return s3p_oom(e);
-    }
-    int rc = sum_body(s, &r, mem, fd, 0, size, &sum, show, e);
-    if (rc) {
-        http_headers_free(&r.headers);
-        return rc;
     }
     r.fd = mem ? -1 : fd;
     r.body = mem;
     r.body_len = size;
     struct http_response resp;
-    rc = s3p_call(s, &r, &resp, show, e);
+    int rc = s3p_call(s, &r, &resp, show, e);
     if (rc == 0) {
         objstore_etag_copy(etag_out, http_headers_get(&resp.headers, "etag"));
-        *other_bytes = stored_other_bytes(s, &resp, &sum);
+        *other_bytes = stored_other_bytes(s, &resp, sum);
         http_response_free(&resp);
     }
     return rc;
@@ -142,20 +141,20 @@ static int put_once(struct s3proto *s, const char *container, const char *key, c
 
 /* put_once, and with a quoted If-Match refused, the same ETag bare. */
 static int put_conditional(struct s3proto *s, const char *container, const char *key,
-                           const void *mem, int fd, uint64_t size, const struct objstore_new *nw,
-                           char etag_out[SKY_ETAG_MAX], bool *other_bytes, const char *show,
-                           struct sky_err *e)
+                           const void *mem, int fd, uint64_t size, const struct bodysum *sum,
+                           const struct objstore_new *nw, char etag_out[SKY_ETAG_MAX],
+                           bool *other_bytes, const char *show, struct sky_err *e)
 {
     bool bare = atomic_load(&s->bare_if_match);
-    int rc = put_once(s, container, key, mem, fd, size, nw, bare, etag_out, other_bytes, show,
-                      e);
+    int rc = put_once(s, container, key, mem, fd, size, sum, nw, bare, etag_out, other_bytes,
+                      show, e);
     /* Refused with a quoted If-Match: the same ETag bare.  Its success
      * means the object is that version (a bare tag never matches a
      * server that compares quoted ones), so the answer holds either way. */
     if (rc == -ESTALE && !bare && nw->if_match && nw->if_match[0] == '"') {
         struct sky_err e2 = { 0 };
-        int rc2 = put_once(s, container, key, mem, fd, size, nw, true, etag_out, other_bytes,
-                           show, &e2);
+        int rc2 = put_once(s, container, key, mem, fd, size, sum, nw, true, etag_out,
+                           other_bytes, show, &e2);
         if (rc2 == 0) {
             if (!atomic_exchange(&s->bare_if_match, true))
                 LOG_INFO("%s '%s': the server compares If-Match with ETags without their "
@@ -178,10 +177,12 @@ int s3proto_put(void *p, const char *container, const char *key, const void *mem
     struct s3proto *s = p;
     struct objstore_new again = *nw;
     char ours[SKY_ETAG_MAX], etag[SKY_ETAG_MAX] = "";
-    int rc;
-    for (int tries = 1;; tries++) {
+    struct bodysum sum;
+    int rc = sum_body(s, mem, fd, 0, size, &sum, show, e);
+    for (int tries = 1; rc == 0; tries++) {
         bool other = false;
-        rc = put_conditional(s, container, key, mem, fd, size, &again, etag, &other, show, e);
+        rc = put_conditional(s, container, key, mem, fd, size, &sum, &again, etag, &other, show,
+                             e);
         if (rc == -EBADMSG && send_again(s, tries, false, show)) {
             sky_err_clear(e);   /* refused: nothing was stored */
             continue;
@@ -199,7 +200,7 @@ int s3proto_put(void *p, const char *container, const char *key, const void *mem
     if (rc == -EBADMSG)
         rc = sky_fail(e, EIO, "%s '%s': PUT %s: the server received other bytes than were sent, "
                       "%d times (BadDigest): something on the way damages data", s->type,
-                      s->name, show, S3_BODY_TRIES);
+                      s->name, show, BODYSUM_TRIES);
     if (rc == 0 && etag_out)
         snprintf(etag_out, SKY_ETAG_MAX, "%s", etag);
     return rc;
@@ -325,14 +326,15 @@ int s3proto_mpu_begin(void *p, const char *container, const char *key,
     return 0;
 }
 
-/* Part n (from 1): bytes [off, off + len) of fd, or with `copy` of
- * m->copy_source (UploadPartCopy, with m->copy_if_match when set); its
- * ETag goes to etag_out.  *other_bytes: the server's ETag says it stored
- * other bytes than were sent. */
+/* Part n (from 1): bytes [off, off + len) of fd, whose sum is `sum`, or
+ * with sum NULL a copy of m->copy_source (UploadPartCopy, with
+ * m->copy_if_match when set); its ETag goes to etag_out.  *other_bytes:
+ * the server's ETag says it stored other bytes than were sent. */
 static int send_part_once(struct mpu *m, int fd, unsigned n, uint64_t off, uint64_t len,
-                          bool copy, char etag_out[SKY_ETAG_MAX], bool *other_bytes,
-                          struct sky_err *e)
+                          const struct bodysum *sum, char etag_out[SKY_ETAG_MAX],
+                          bool *other_bytes, struct sky_err *e)
 {
+    bool copy = !sum;
     struct s3proto *s = m->s;
     char query[512], range[80];
     snprintf(query, sizeof query, "partNumber=%u&uploadId=%s", n, m->enc_upload_id);
@@ -340,7 +342,6 @@ static int send_part_once(struct mpu *m, int fd, unsigned n, uint64_t off, uint6
     r.bucket = m->bucket;
     r.key = m->key;
     r.query = query;
-    struct bodysum sum;
     *other_bytes = false;
     if (copy) {
         snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
@@ -353,10 +354,9 @@ static int send_part_once(struct mpu *m, int fd, unsigned n, uint64_t off, uint6
             return s3p_oom(e);
         }
     } else {
-        int rc = sum_body(s, &r, NULL, fd, off, len, &sum, m->show, e);
-        if (rc) {
+        if (md5_header(&r.headers, sum) < 0) {
             http_headers_free(&r.headers);
-            return rc;
+            return s3p_oom(e);
         }
         r.fd = fd;
         r.off = off;
@@ -375,7 +375,7 @@ static int send_part_once(struct mpu *m, int fd, unsigned n, uint64_t off, uint6
         }
     } else {
         objstore_etag_copy(etag_out, http_headers_get(&resp.headers, "etag"));
-        *other_bytes = stored_other_bytes(s, &resp, &sum);
+        *other_bytes = stored_other_bytes(s, &resp, sum);
     }
     http_response_free(&resp);
     if (rc == 0 && !etag_out[0])
@@ -389,9 +389,15 @@ static int send_part_once(struct mpu *m, int fd, unsigned n, uint64_t off, uint6
 static int send_part(struct mpu *m, int fd, unsigned n, uint64_t off, uint64_t len, bool copy,
                      char etag_out[SKY_ETAG_MAX], struct sky_err *e)
 {
+    struct bodysum sum;
+    if (!copy) {
+        int rc = sum_body(m->s, NULL, fd, off, len, &sum, m->show, e);
+        if (rc)
+            return rc;
+    }
     for (int tries = 1;; tries++) {
         bool other = false;
-        int rc = send_part_once(m, fd, n, off, len, copy, etag_out, &other, e);
+        int rc = send_part_once(m, fd, n, off, len, copy ? NULL : &sum, etag_out, &other, e);
         if (rc == -EBADMSG && send_again(m->s, tries, false, m->show)) {
             sky_err_clear(e);
             continue;
@@ -401,7 +407,7 @@ static int send_part(struct mpu *m, int fd, unsigned n, uint64_t off, uint64_t l
         if (rc == -EBADMSG)
             rc = sky_fail(e, EIO, "%s '%s': PUT %s: part %u: the server received other bytes "
                           "than were sent, %d times (BadDigest): something on the way damages "
-                          "data", m->s->type, m->s->name, m->show, n, S3_BODY_TRIES);
+                          "data", m->s->type, m->s->name, m->show, n, BODYSUM_TRIES);
         return rc;
     }
 }

@@ -617,8 +617,6 @@ int swift_before_replace(struct swift *s, const char *container, const char *key
     return 0;
 }
 
-#define SWIFT_BODY_TRIES 3
-
 int swift_send_body(struct swift *s, struct http_request *req, const char *container,
                     const char *key, struct http_response *resp, const char *op,
                     const char *show, struct sky_err *e)
@@ -637,10 +635,10 @@ int swift_send_body(struct swift *s, struct http_request *req, const char *conta
         if (rc < 0 || resp->status != 422)
             return rc;
         http_response_free(resp);
-        if (tries == SWIFT_BODY_TRIES)
+        if (tries == BODYSUM_TRIES)
             return sky_fail(e, EIO, "swift '%s': %s %s: the server received other bytes than "
                             "were sent, %d times (422): something on the way damages data",
-                            s->name, op, show, SWIFT_BODY_TRIES);
+                            s->name, op, show, BODYSUM_TRIES);
         LOG_WARN("swift '%s': %s %s: the server received other bytes than were sent (422); "
                  "sending them again", s->name, op, show);
     }

@@ -647,21 +647,19 @@ int meta_forget_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const cha
     bool keep = false;
     if (kept)
         *kept = false;
-    if (kind != SKY_DIR || !cloud) {
-        sqlite3_stmt *st = cloud ? cachedb_stmt(&m->db, Q_KEPT_INO, e) : NULL;
-        if (cloud && !st)
-            return -e->code;
-        int rc = 0;
-        if (st) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-            rc = meta_any_row(m, st, "looking for a pending upload", &keep, e);
-        }
-        if (rc || keep) {
-            if (kept)
-                *kept = keep;
-            return rc;
-        }
+    if (!cloud)                 /* a cloud's own folder: no pending upload above */
         return meta_remove_tree(m, ino, kind, cloud, path, e);
+    if (kind != SKY_DIR) {
+        sqlite3_stmt *st = cachedb_stmt(&m->db, Q_KEPT_INO, e);
+        if (!st)
+            return -e->code;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        int rc = meta_any_row(m, st, "looking for a pending upload", &keep, e);
+        if (rc || !keep)
+            return rc ? rc : meta_remove_tree(m, ino, kind, cloud, path, e);
+        if (kept)
+            *kept = true;
+        return 0;
     }
     char *lo = NULL, *hi = NULL;
     if (path[0] && meta_tree_bounds(path, &lo, &hi))

@@ -184,6 +184,8 @@ int meta_move_end(struct meta *m, const char *cloud, const char *src, struct sky
 /* The recorded ones, in *out[0..*n) (free with meta_moves_free): 0 or -errno. */
 int meta_moves(struct meta *m, struct meta_move **out, size_t *n, struct sky_err *e);
 void meta_moves_free(struct meta_move *v, size_t n);
+/* Free one record's strings (one taken out of such an array). */
+void meta_move_clear(struct meta_move *m);
 /* How many are recorded in the database at db_path, read-only, beside a
  * running daemon (skyfs status); an older cache without the record: 0. */
 int meta_read_move_count(const char *db_path, uint64_t *count, struct sky_err *e);

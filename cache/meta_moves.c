@@ -39,13 +39,18 @@ int meta_move_end(struct meta *m, const char *cloud, const char *src, struct sky
                           e);
 }
 
+void meta_move_clear(struct meta_move *m)
+{
+    free(m->cloud);
+    free(m->src);
+    free(m->dst);
+    *m = (struct meta_move){ 0 };
+}
+
 void meta_moves_free(struct meta_move *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].cloud);
-        free(v[i].src);
-        free(v[i].dst);
-    }
+    for (size_t i = 0; i < n; i++)
+        meta_move_clear(&v[i]);
     free(v);
 }
 

@@ -50,12 +50,12 @@ static int parent_of(struct skyfs *fs, struct cloud *c, const char *path, uint64
 }
 
 /* The caches follow a rename the cloud has finished: pending uploads and
- * cached blocks under `from` go under `to`, the entry moves, and both
+ * cached blocks under `from` go under `to` (what was cached there is
+ * dropped, blocks_rename), the entry moves, and both
  * folders are listed again (the cloud's tree may differ from the cache's). */
 static void caches_follow(struct skyfs *fs, struct cloud *c, const char *from, const char *to)
 {
     struct sky_err e = { 0 };
-    blocks_forget(fs->blocks, c->cfg->name, to, NULL);
     if (blocks_rename(fs->blocks, c->cfg->name, from, to, true, &e) != 0)
         LOG_WARN("cloud '%s': block cache: %s", c->cfg->name, e.msg);
     uint64_t ino, from_parent, to_parent;
@@ -87,11 +87,11 @@ static int finish_one(struct skyfs *fs, const struct meta_move *m, struct sky_er
     int rc = !c->ctx ? sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s",
                                 c->open_err.msg)
            : cloud_offline_check(c, e);
+    if (rc)
+        return rc;
     writeback_pause(fs);        /* no upload under either name meanwhile */
-    if (rc == 0) {
-        rc = c->drv->rename_finish(c->ctx, m->src, m->dst, e);
-        cloud_note_result(c, rc, e);
-    }
+    rc = c->drv->rename_finish(c->ctx, m->src, m->dst, e);
+    cloud_note_result(c, rc, e);
     if (rc == 0)
         caches_follow(fs, c, m->src, m->dst);
     writeback_resume(fs);
@@ -119,9 +119,7 @@ int dirmoves_finish(struct skyfs *fs)
     for (size_t i = 0; i < fs->ncrashed_moves; i++) {
         sky_err_clear(&e);
         if (!fs->stopping && finish_one(fs, &v[i], &e) >= 0) {  /* done, or not ours */
-            free(v[i].cloud);
-            free(v[i].src);
-            free(v[i].dst);
+            meta_move_clear(&v[i]);
             continue;
         }
         if (e.code)

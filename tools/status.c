@@ -26,8 +26,9 @@
  * pending_creates: folders and symlinks made on a write_back = async
  * cloud and not created on it yet (deferred mkdir and symlink), from the
  * metadata cache.  unfinished_renames: folder renames on object stores in
- * progress, or cut short by a crash (fs/dirmoves.h).  damaged: damaged cache databases the daemon set aside
- * in <cache dir>/damaged (cache/cachedamage.h).
+ * progress, or cut short by a crash (fs/dirmoves.h).  damaged: damaged
+ * cache databases the daemon set aside in <cache dir>/damaged
+ * (cache/cachedamage.h).
  */
 #include <dirent.h>
 #include <stdbool.h>

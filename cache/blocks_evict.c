@@ -29,6 +29,13 @@ int blocks_statvfs(void *arg, const char *dir, uint64_t *out)
     return 0;
 }
 
+/* The free space the cache leaves on its file system: min_free, and the
+ * databases' reserve while that is released (reserve.h). */
+static uint64_t blocks_floor(struct blocks *b)
+{
+    return b->min_free + reserve_held_back();
+}
+
 /* How many bytes the cache may hold now: max_size, or less when the file
  * system's free space, less `need` bytes about to be written, is under
  * min_free.  *free_left (may be NULL) gets the free space less `need`
@@ -36,11 +43,11 @@ int blocks_statvfs(void *arg, const char *dir, uint64_t *out)
  * without b->lock (the probe may take it). */
 static uint64_t blocks_target(struct blocks *b, uint64_t need, uint64_t *free_left)
 {
-    uint64_t target = b->max_size, free_now = 0, left = UINT64_MAX;
-    if (b->min_free && b->probe(b->probe_arg, b->dir, &free_now) == 0) {
+    uint64_t target = b->max_size, free_now = 0, left = UINT64_MAX, floor = blocks_floor(b);
+    if (floor && b->probe(b->probe_arg, b->dir, &free_now) == 0) {
         left = free_now > need ? free_now - need : 0;
-        if (left < b->min_free) {
-            uint64_t deficit = b->min_free - left, have = blocks_bytes(b);
+        if (left < floor) {
+            uint64_t deficit = floor - left, have = blocks_bytes(b);
             uint64_t floor_target = have > deficit ? have - deficit : 0;
             target = floor_target < target ? floor_target : target;
         }
@@ -471,15 +478,19 @@ void blocks_set_floor(struct blocks *b, uint64_t min_free, blocks_free_fn probe,
 int blocks_make_room(struct blocks *b, uint64_t need, struct sky_err *e)
 {
     uint64_t left;
-    uint64_t target = blocks_target(b, need, &left);
-    for (int round = 0; round < 4 && left < b->min_free; round++) {
+    uint64_t target = blocks_target(b, need, &left), floor = blocks_floor(b);
+    for (int round = 0; round < 4 && left < floor; round++) {
         uint64_t before = blocks_bytes(b);
         if (blocks_evict_to(b, target, e) != 0 || blocks_bytes(b) == before)
             break;                      /* nothing more to evict */
         target = blocks_target(b, need, &left);
     }
-    if (left >= b->min_free)
+    if (left >= floor)
         return 0;
+    if (floor > b->min_free)
+        return sky_fail(e, ENOSPC, "block cache: the file system of %s is full (%llu MiB "
+                        "free are kept for the caches' databases); free space there",
+                        b->dir, (unsigned long long)((floor - b->min_free) >> 20));
     return sky_fail(e, ENOSPC, "block cache: %llu MiB would be left free in %s, less than "
                     "min_free = %llu MiB, and everything left to evict is open or not "
                     "uploaded yet; free space there or lower min_free in [cache]",

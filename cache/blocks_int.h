@@ -24,6 +24,7 @@
 #define SKY_BLOCKS_INT_H
 
 #include "blocks.h"
+#include "reserve.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -109,6 +110,11 @@ struct blocks_obj {
      * answer never came, journal.c blocks_note_unanswered): set by a note,
      * and at load for a dirty object; cleared by blocks_committed. */
     bool unanswered;
+    /* The cloud took an upload of this object as version `landed`, but
+     * blocks_committed could not record it (the cache's disk is full):
+     * that version is this machine's own (blocks_is_landed), not another
+     * machine's change.  In memory only; cleared by the next commit. */
+    char *landed;
     uint64_t size;                  /* also read atomically without the lock */
     bool dirty;                     /* likewise */
     bool complete;                  /* dirty and recorded as all-present */

@@ -286,6 +286,7 @@ void obj_free(struct blocks_obj *o)
     pthread_mutex_destroy(&o->lock);
     pthread_cond_destroy(&o->cond);
     free(o->cloud);
+    free(o->landed);
     free(o->path);
     free(o->etag);
     if (o->chunk_sum)
@@ -632,6 +633,9 @@ int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64_t unit
                         (unsigned long long)off);
     if (len == 0)
         return 0;
+    if (reserve_held_back())            /* the room left is the databases' (reserve.h) */
+        return sky_fail(e, ENOSPC, "block cache: the file system of %s is full: no room to "
+                        "cache \"%s\"; free space there", o->b->dir, o->path);
     int rc = fetch(arg, off, (size_t)len, obj_sink_take, s, e);
     if (rc && s->err)
         return obj_io_fail(o, -s->err, "writing", e);

@@ -1,5 +1,6 @@
 /* cachedb.c - see cachedb.h. */
 #include "cachedb.h"
+#include "reserve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -128,10 +129,28 @@ sqlite3_stmt *cachedb_stmt(struct cachedb *d, size_t which, struct sky_err *e)
     return st;
 }
 
+/* A write failed with rc: when the file system was full and the reserve
+ * (reserve.h) could free room for it, may it be tried again?  Only when
+ * SQLite kept the transaction it ran in (in_txn: one was open before). */
+static bool cachedb_room_freed(struct cachedb *d, int rc, bool in_txn)
+{
+    if ((rc & 0xff) != SQLITE_FULL)
+        return false;
+    bool freed = reserve_release();     /* for the next write, if not for this one */
+    return freed && in_txn != (bool)sqlite3_get_autocommit(d->db);
+}
+
 int cachedb_done(struct cachedb *d, sqlite3_stmt *st, const char *doing, struct sky_err *e)
 {
+    bool in_txn = !sqlite3_get_autocommit(d->db);
+    if (!in_txn)
+        reserve_watch();
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW && cachedb_room_freed(d, rc, in_txn)) {
+        rc = sqlite3_step(st);          /* the bindings outlive the reset */
+        sqlite3_reset(st);
+    }
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
         return 0;
     return cachedb_fail(d, rc, doing, e);
@@ -139,6 +158,7 @@ int cachedb_done(struct cachedb *d, sqlite3_stmt *st, const char *doing, struct 
 
 int cachedb_begin(struct cachedb *d, struct sky_err *e)
 {
+    reserve_watch();
     int rc = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : cachedb_fail(d, rc, "starting a transaction", e);
 }
@@ -146,6 +166,8 @@ int cachedb_begin(struct cachedb *d, struct sky_err *e)
 int cachedb_commit(struct cachedb *d, struct sky_err *e)
 {
     int rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK && cachedb_room_freed(d, rc, true))
+        rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         return 0;
     int ret = cachedb_fail(d, rc, "committing", e);

@@ -357,9 +357,18 @@ int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e)
     if (rc == 0 && o->unanswered &&     /* the cloud's version is known again */
         obj_update(o, Q_UNANSWERED_DEL, 0, 0, "dropping unanswered uploads", e) == 0)
         o->unanswered = false;
+    free(o->landed);
+    o->landed = copy;                   /* NULL once committed */
     pthread_mutex_unlock(&o->lock);
-    free(copy);
     return rc;
+}
+
+bool blocks_is_landed(struct blocks_obj *o, const char *etag)
+{
+    pthread_mutex_lock(&o->lock);
+    bool landed = o->landed && etag && strcmp(o->landed, etag) == 0;
+    pthread_mutex_unlock(&o->lock);
+    return landed;
 }
 
 int blocks_note_unanswered(struct blocks_obj *o, uint64_t size, int64_t mtime_ns,

@@ -92,7 +92,9 @@ int blocks_rebase_new(struct blocks_obj *o, const char *etag, struct sky_err *e)
  * cloud now calls it `etag`: record checksums, clear dirty (unless written
  * again since), set the etag.  When the object was written or truncated
  * after blocks_prepare_upload it stays dirty with the new etag recorded:
- * upload again. */
+ * upload again.  When it cannot be recorded (an error: the cache's disk
+ * full), the object stays dirty and `etag` is remembered as this
+ * machine's own version (blocks_is_landed). */
 int blocks_committed(struct blocks_obj *o, const char *etag, struct sky_err *e);
 
 /* An upload of the object's content, `size` bytes with modification time
@@ -114,6 +116,13 @@ int blocks_note_unanswered(struct blocks_obj *o, uint64_t size, int64_t mtime_ns
  * seconds, or an object whose time is the server's (Last-Modified), is
  * taken for another machine's (a conflict copy: safe). */
 bool blocks_was_unanswered(struct blocks_obj *o, uint64_t size, int64_t mtime_ns);
+
+/* Is version `etag` of the object's path one this process uploaded but
+ * could not record (blocks_committed failed after the cloud took it: the
+ * cache's disk full)?  Then the next upload replaces it as this machine's
+ * own.  Kept in memory only: after a crash such a version is taken for
+ * another machine's (a conflict copy: safe). */
+bool blocks_is_landed(struct blocks_obj *o, const char *etag);
 
 /* The journal: call cb for every dirty object (after a crash: pending
  * uploads).  cb gets the object pinned; blocks_each_dirty releases it.

@@ -18,6 +18,7 @@
 
 #include "../lib/clock.h"
 #include "../cache/cachedamage.h"
+#include "../cache/reserve.h"
 #include "../lib/log.h"
 #include "conflicts.h"
 #include "crawl.h"
@@ -147,6 +148,11 @@ bool skyfs_fresh(int64_t at, int64_t ttl)
     return at > 0 && (ttl == SKY_TTL_FOREVER || skyfs_now() - at < ttl);
 }
 
+bool skyfs_serve_cached(int rc)
+{
+    return rc == -EHOSTDOWN || rc == -ETIMEDOUT || rc == -ENOSPC;
+}
+
 int cloud_unavailable(const struct cloud *c, struct sky_err *e)
 {
     return sky_fail(e, c->open_err.code == EACCES ? EACCES : EHOSTDOWN,
@@ -227,6 +233,8 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
     }
     if (rc == 0)
         blocks_set_floor(fs->blocks, cfg->min_free, NULL, NULL);
+    if (rc == 0)        /* room for the databases when another program fills the disk */
+        rc = reserve_open(cfg->cache_dir, RESERVE_BYTES, e);
     return rc ? cache_open_failed(cfg, rc, e) : 0;
 }
 
@@ -371,6 +379,7 @@ void skyfs_close(struct skyfs *fs)
     }
     if (fs->meta)
         meta_close(fs->meta);
+    reserve_close();
     free(fs->clouds);
     free(fs->mountpoint);
     pthread_mutex_destroy(&fs->files_lock);

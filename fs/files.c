@@ -306,6 +306,61 @@ int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
     return blocks_read_to(of->obj, off, len, &fetcher, emit, emit_arg, e);
 }
 
+/* Bytes of a direct read, into the caller's buffer (a sky_sink_fn). */
+struct direct_sink {
+    char *buf;
+    size_t len, got;
+};
+
+static int direct_take(void *arg, uint64_t pos, const void *data, size_t n)
+{
+    struct direct_sink *d = arg;
+    if (pos == 0)
+        d->got = 0;                     /* a retry starts again */
+    if (pos > d->len || n > d->len - pos)
+        return -EIO;                    /* more than asked for */
+    memcpy(d->buf + pos, data, n);
+    if (pos + n > d->got)
+        d->got = pos + n;
+    return 0;
+}
+
+static int read_direct(struct fetch_ctx *f, uint64_t off, size_t len, char *buf, size_t *got,
+                       struct sky_err *e)
+{
+    struct direct_sink d = { .buf = buf, .len = len };
+    int rc = fetch_from_cloud(f, off, len, direct_take, &d, e);
+    *got = rc == 0 ? d.got : 0;
+    return rc;
+}
+
+int files_read_direct(struct cloud *c, const char *path, const char *etag, uint64_t off,
+                      size_t len, char *buf, size_t *got, struct sky_err *e)
+{
+    struct fetch_ctx f = { .cloud = c, .path = path };
+    snprintf(f.etag, sizeof f.etag, "%s", etag);
+    return read_direct(&f, off, len, buf, got, e);
+}
+
+int files_read_uncached(struct ofile *of, uint64_t off, size_t len, char *buf, size_t *got,
+                        struct sky_err *e)
+{
+    struct fetch_ctx f;
+    pthread_mutex_lock(&of->lock);
+    bool dirty = blocks_is_dirty(of->obj), first = !of->read_past_cache && !dirty;
+    of->read_past_cache |= first;
+    fetch_init(&f, of, of->etag);
+    pthread_mutex_unlock(&of->lock);
+    *got = 0;
+    if (dirty)
+        return sky_fail(e, ENOSPC, "block cache: \"%s\" has writes not uploaded yet, and no "
+                        "room in the cache to read them back into", f.path);
+    if (first)
+        LOG_WARN("cloud '%s': reading \"%s\" straight from the cloud, without the cache: "
+                 "no room there", of->cloud->cfg->name, f.path);
+    return read_direct(&f, off, len, buf, got, e);
+}
+
 /* The attributes an upload of obj records: ent's, with all three times
  * (the atime as shown; the object store writes its metadata anyway). */
 static struct sky_attr upload_attr(const struct skyfs *fs, const struct meta_entry *ent,
@@ -577,21 +632,29 @@ static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct block
 }
 
 /* The cloud holds a version of obj's path that is not the upload's base
- * (send_file's -ESTALE): is it one of this machine's earlier uploads whose
- * answer never came (blocks_note_unanswered: same size and modification
- * time)?  Then it is no other machine's change: attr is set to replace
- * that version, and true is returned. */
-static bool own_unanswered(struct cloud *c, struct blocks_obj *obj, struct sky_attr *attr)
+ * (send_file's -ESTALE): is it one of this machine's own earlier uploads,
+ * whose answer never came (blocks_note_unanswered: same size and
+ * modification time) or which the cache could not record
+ * (blocks_is_landed: same etag)?  Then it is no other machine's change:
+ * attr is set to replace that version, and true is returned. */
+static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, struct sky_attr *attr)
 {
     struct sky_attr theirs;
     struct sky_err e = { 0 };
     int rc = c->drv->stat(c->ctx, blocks_path(obj), &theirs, &e);
     cloud_note_result(c, rc, &e);
-    if (rc != 0 || theirs.kind != SKY_FILE || !(theirs.has & SKY_HAS_MTIME) || !theirs.etag[0] ||
-        !blocks_was_unanswered(obj, theirs.size, theirs.mtime_ns))
+    if (rc != 0 || theirs.kind != SKY_FILE || !theirs.etag[0])
         return false;
-    LOG_INFO("cloud '%s': \"%s\" holds this machine's own earlier upload, whose answer was "
-             "lost; replacing it", c->cfg->name, blocks_path(obj));
+    if (blocks_is_landed(obj, theirs.etag)) {
+        LOG_INFO("cloud '%s': \"%s\" holds this machine's own earlier upload, which the "
+                 "cache could not record; replacing it", c->cfg->name, blocks_path(obj));
+    } else if ((theirs.has & SKY_HAS_MTIME) &&
+               blocks_was_unanswered(obj, theirs.size, theirs.mtime_ns)) {
+        LOG_INFO("cloud '%s': \"%s\" holds this machine's own earlier upload, whose answer "
+                 "was lost; replacing it", c->cfg->name, blocks_path(obj));
+    } else {
+        return false;
+    }
     memcpy(attr->etag, theirs.etag, sizeof attr->etag);
     attr->expect = SKY_EXPECT_MATCH;
     return true;
@@ -639,7 +702,7 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         return rc;
     }
     rc = send_file(c, obj, fd, &attr, &om, st, etag, out, e);
-    if (rc == -ESTALE && own_unanswered(c, obj, &attr)) {
+    if (rc == -ESTALE && own_earlier_upload(c, obj, &attr)) {
         sky_err_clear(e);
         rc = send_file(c, obj, fd, &attr, &om, NULL, etag, out, e);    /* st: spent */
     }

@@ -76,6 +76,7 @@ void handle_free(struct skyfs *fs, struct fhandle *h)
         h->next->prev = h->prev;
     pthread_mutex_unlock(&fs->files_lock);
     free(h->virt_text);
+    free(h->direct);
     free(h);
 }
 
@@ -93,6 +94,7 @@ void handles_free_all(struct skyfs *fs)
         if (h->of)
             files_close(fs, h->of);
         free(h->virt_text);
+        free(h->direct);
         free(h);
         h = next;
     }
@@ -434,8 +436,8 @@ static void sky_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         } else {
             reply_negative(req, c);
         }
-    } else if ((rc == -EHOSTDOWN || rc == -ETIMEDOUT) && cached) {
-        ops_reply_entry(req, fs, &child, c); /* offline or slow: serve what we know */
+    } else if (skyfs_serve_cached(rc) && cached) {
+        ops_reply_entry(req, fs, &child, c); /* offline, slow, disk full: what we know */
     } else if (rc == -EHOSTDOWN && dir.listed_at > 0) {
         reply_negative(req, c);         /* offline: not in the last listing */
     } else {
@@ -513,8 +515,9 @@ static void sky_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     if (rc == 0) {
         reply_attr(req, fs, &upd, c);
         meta_entry_free(&upd);
-    } else if (rc == -EHOSTDOWN || rc == -ETIMEDOUT || (rc == -ENOENT && is_open(fs, ino))) {
-        /* offline, slow, or deleted elsewhere while we hold it open: what we know */
+    } else if (skyfs_serve_cached(rc) || (rc == -ENOENT && is_open(fs, ino))) {
+        /* offline, slow, disk full, or deleted elsewhere while we hold it
+         * open: what we know */
         reply_attr(req, fs, &ent, c);
     } else {
         struct meta_entry kept;

@@ -222,6 +222,31 @@ static void open_virtual(fuse_req_t req, struct skyfs *fs, fuse_ino_t ino,
         handle_free(fs, h);
 }
 
+/* The block cache cannot take the file (its disk is full: why): a
+ * read-only open still works, reading straight from the cloud. */
+static void open_direct(fuse_req_t req, struct skyfs *fs, struct fuse_file_info *fi,
+                        struct cloud *c, const struct meta_entry *ent, const struct sky_err *why)
+{
+    size_t plen = strlen(ent->path) + 1;
+    struct direct_src *d = malloc(sizeof *d + plen);
+    struct fhandle *h = NULL;
+    if (!d || ops_handle_new(fs, fi, NULL, false) != 0) {
+        free(d);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    h = ops_handle(fi);
+    d->cloud = c;
+    memcpy(d->etag, ent->attr.etag, sizeof d->etag);
+    memcpy(d->path, ent->path, plen);
+    h->direct = d;
+    LOG_WARN("cloud '%s': reading \"%s\" straight from the cloud, without the cache: %s",
+             c->cfg->name, ent->path, why->msg);
+    fi->keep_cache = 0;
+    if (fuse_reply_open(req, fi) != 0)
+        handle_free(fs, h);
+}
+
 void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct skyfs *fs = ops_fs(req);
@@ -250,6 +275,11 @@ void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct ofile *of = NULL;
     if (!rc)
         rc = files_open(fs, &ent, &of, &e);
+    if (rc == -ENOSPC && !writing) {
+        open_direct(req, fs, fi, c, &ent, &e);      /* the cache's disk is full */
+        meta_entry_free(&ent);
+        return;
+    }
     if (!rc && (fi->flags & O_TRUNC)) {
         rc = files_truncate(fs, of, 0, &e);
         if (rc)
@@ -300,12 +330,35 @@ static void reply_from_file(void *arg, int fd, uint64_t off, size_t n)
     fuse_reply_data(req, &bv, 0);       /* spliced, copied by the kernel (sky_init) */
 }
 
+/* Reply to a read with bytes straight from the cloud, bypassing the block
+ * cache: of a direct handle, or of open file `of` whose blocks the cache
+ * has no room for. */
+static void reply_from_cloud(fuse_req_t req, const struct direct_src *d, struct ofile *of,
+                             uint64_t off, size_t size)
+{
+    struct sky_err e = { 0 };
+    char *buf = malloc(size ? size : 1);
+    size_t got = 0;
+    int rc = !buf ? -ENOMEM
+             : d  ? files_read_direct(d->cloud, d->path, d->etag, off, size, buf, &got, &e)
+                  : files_read_uncached(of, off, size, buf, &got, &e);
+    if (rc == 0)
+        fuse_reply_buf(req, buf, got);
+    else
+        reply_err(req, rc == -ESTALE ? -EIO : rc, &e);
+    free(buf);
+}
+
 void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
     struct skyfs *fs = ops_fs(req);
     struct sky_err e = { 0 };
     struct fhandle *h = ops_handle(fi);
+    if (h->direct) {
+        reply_from_cloud(req, h->direct, NULL, (uint64_t)off, size);
+        return;
+    }
     if (!h->of) {                       /* a virtual file */
         size_t start = off < 0 || (uint64_t)off > h->virt_len ? h->virt_len : (size_t)off;
         size_t n = h->virt_len - start < size ? h->virt_len - start : size;
@@ -329,7 +382,9 @@ void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (times_accessed(fs, ops_ofile(fi)) && fs->session)
         fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
     int rc = files_read(fs, ops_ofile(fi), (uint64_t)off, size, reply_from_file, req, &e);
-    if (rc)
+    if (rc == -ENOSPC)                  /* no room to cache what it reads */
+        reply_from_cloud(req, NULL, ops_ofile(fi), (uint64_t)off, size);
+    else if (rc)
         reply_err(req, rc == -ESTALE ? -EIO : rc, &e);
 }
 
@@ -416,7 +471,7 @@ void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct sky_err e = { 0 };
     struct fhandle *h = ops_handle(fi);
     struct ofile *of = h->of;
-    if (!of) {                          /* a virtual file */
+    if (!of) {                          /* a virtual file, or read past the cache */
         handle_free(fs, h);
         fuse_reply_err(req, 0);
         return;

@@ -233,7 +233,7 @@ int refresh_listing(struct skyfs *fs, struct cloud *c, const struct meta_entry *
         rc = 0;                             /* listed ahead (listahead.h) while we waited */
     else if (rc == 0)
         rc = list_now(fs, c, dir->ino, dir->path, e);
-    if ((rc == -EHOSTDOWN || rc == -ETIMEDOUT) && dir->listed_at > 0) {
+    if (skyfs_serve_cached(rc) && dir->listed_at > 0) {
         LOG_DEBUG("cloud '%s': serving the cached listing of \"%s\": %s", c->cfg->name,
                   dir->path, e->msg);
         rc = 0;

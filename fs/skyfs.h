@@ -193,6 +193,10 @@ void cloud_note_guarantee(struct cloud *c);
 int64_t skyfs_now(void);
 /* true if something fetched at `at` (0 = never) is still within `ttl`. */
 bool skyfs_fresh(int64_t at, int64_t ttl);
+/* true if a refresh that failed with rc leaves the cached answer the
+ * best one: the cloud is offline (-EHOSTDOWN) or slow (-ETIMEDOUT), or
+ * the metadata cache cannot take the news (-ENOSPC: its disk is full). */
+bool skyfs_serve_cached(int rc);
 
 /* ---- files.c: open files and uploads ---------------------------------- */
 
@@ -219,6 +223,8 @@ struct ofile {
                                  * it durable (lock): a close without new writes (release
                                  * after flush) need not fsync again */
     bool held;                  /* written here: meta_hold'ed until the last close (lock) */
+    bool read_past_cache;       /* read straight from the cloud once (files_read_uncached;
+                                 * the log said so) (lock) */
     bool queued;                /* in the write-back queue (fs->wb_lock) */
     struct ofile *wb_next;      /* the write-back queue (fs->wb_lock) */
     int64_t wb_due_ms;          /* queued: not uploaded before this (monotonic ms; wb_lock) */
@@ -228,8 +234,17 @@ struct ofile {
  * whether it changed the file (wrote, truncated), so that closing a
  * descriptor that only read uploads nothing (an upload left pending by a
  * writer stays with the journal). */
+/* A file opened for reading while the block cache could not take it (its
+ * disk full): read straight from the cloud (files_read_direct). */
+struct direct_src {
+    struct cloud *cloud;
+    char etag[SKY_ETAG_MAX];
+    char path[];
+};
+
 struct fhandle {
-    struct ofile *of;           /* NULL for a virtual file (.skyfs/metrics) */
+    struct ofile *of;           /* NULL for a virtual file (.skyfs/metrics), or direct */
+    struct direct_src *direct;  /* or NULL */
     atomic_bool wrote;
     bool made;                  /* by its create: goes up at its release, even unwritten */
     char *virt_text;            /* a virtual file: its text as of the open */
@@ -267,6 +282,17 @@ int files_fetch_whole(struct skyfs *fs, struct cloud *c, const struct meta_entry
  * called. */
 int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
                blocks_emit_fn emit, void *emit_arg, struct sky_err *e);
+/* Reads that bypass the block cache, for when it cannot take a file (its
+ * disk is full: -ENOSPC): [off, off+len) of the file straight from the
+ * cloud into buf, *got bytes (fewer only at the end of the file).
+ * files_read_direct reads version `etag` of `path` (-ESTALE once the
+ * cloud holds another); files_read_uncached the version an open file's
+ * cached bytes came from, and fails with -ENOSPC when it holds writes not
+ * uploaded yet (those are only in the cache). */
+int files_read_direct(struct cloud *c, const char *path, const char *etag, uint64_t off,
+                      size_t len, char *buf, size_t *got, struct sky_err *e);
+int files_read_uncached(struct ofile *of, uint64_t off, size_t len, char *buf, size_t *got,
+                        struct sky_err *e);
 /* Write `len` bytes at off, put into the cache file by copy(copy_arg, ...)
  * (see blocks_copy_fn). */
 int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, blocks_copy_fn copy,

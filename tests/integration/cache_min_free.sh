@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cache_min_free.sh - the block cache keeps [cache] min_free bytes free.
 #
-# The cache directory is a 64 MiB tmpfs with min_free = 40M, so the cache
-# may use about 24 MiB of it.  Reading a 16 MiB file fills it; writing a
+# The cache directory is an 80 MiB tmpfs with min_free = 40M; the daemon
+# keeps 16 MiB of it for its databases (cache/reserve.h), so the cache may
+# use about 24 MiB.  Reading a 16 MiB file fills it; writing a
 # 12 MiB file then evicts clean blocks of the first instead of eating the
 # floor; writing 40 MiB cannot fit above the floor even with every clean
 # block gone, so the writer gets ENOSPC, the log says which directory and
@@ -17,7 +18,7 @@ CACHE="$TEST_TMP/cachefs"
 DATA="$TEST_TMP/data/alpha"
 SRC="$TEST_TMP/src"
 mkdir -p "$CACHE" "$SRC"
-mount -t tmpfs -o size=64m skyfs-test-cache "$CACHE" || die "cannot mount a tmpfs at $CACHE"
+mount -t tmpfs -o size=80m skyfs-test-cache "$CACHE" || die "cannot mount a tmpfs at $CACHE"
 # lib.sh's exit handler unmounts skyfs; the tmpfs goes lazily with it.
 trap 'rc=$?; umount -l "$CACHE" 2>/dev/null; (exit $rc); _sky_exit' EXIT
 write_local_config "$CONF" "$CACHE" "alpha=$DATA"

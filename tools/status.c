@@ -20,13 +20,16 @@
  *     "conflict_count":N,"conflicts":[{"what":"upload|delete","path":"...",
  *     "copy":"..."|null,"at":UNIX_TIME}]}],
  *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
- *     "pending_uploads":N,"pending_creates":N,"unfinished_renames":N},
+ *     "pending_uploads":N,"pending_creates":N,"unfinished_renames":N,
+ *     "disk_full":bool},
  *    "damaged":N}
  *
  * pending_creates: folders and symlinks made on a write_back = async
  * cloud and not created on it yet (deferred mkdir and symlink), from the
  * metadata cache.  unfinished_renames: folder renames on object stores in
- * progress, or cut short by a crash (fs/dirmoves.h).  damaged: damaged
+ * progress, or cut short by a crash (fs/dirmoves.h).  disk_full: a daemon
+ * serves the cache and its databases' reserve is released: the file system
+ * is full (cache/reserve.h).  damaged: damaged
  * cache databases the daemon set aside in <cache dir>/damaged
  * (cache/cachedamage.h).
  */
@@ -37,6 +40,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../cache/blocks.h"
 #include "../cache/cachedir.h"
@@ -390,15 +394,21 @@ int cmd_status(int argc, char **argv)
     if (have_stats && stat(db, &dbst) == 0 &&
         meta_read_deferred_count(db, &pending_dirs, &e) == 0)
         meta_read_move_count(db, &renames, &e);
+    /* a running daemon without its reserve gave that room to its
+     * databases: the file system is full (cache/reserve.h) */
+    char reserve[4096];
+    snprintf(reserve, sizeof reserve, "%s/reserve", cfg->cache_dir);
+    bool disk_full = served && access(reserve, F_OK) != 0;
     if (have_stats && json) {
         fputs(",\"cache\":{", stdout);
         json_key(stdout, "dir");
         json_string(stdout, cfg->cache_dir);
         printf(",\"objects\":%llu,\"bytes\":%llu,\"max_size\":%llu,\"pending_uploads\":%llu,"
-               "\"pending_creates\":%llu,\"unfinished_renames\":%llu}",
+               "\"pending_creates\":%llu,\"unfinished_renames\":%llu,\"disk_full\":%s}",
                (unsigned long long)st.objects, (unsigned long long)st.bytes_present,
                (unsigned long long)st.max_size, (unsigned long long)st.dirty_objects,
-               (unsigned long long)pending_dirs, (unsigned long long)renames);
+               (unsigned long long)pending_dirs, (unsigned long long)renames,
+               disk_full ? "true" : "false");
     } else if (have_stats) {
         printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
                "upload(s), %llu folder(s) and symlink(s) to create\n", cfg->cache_dir,
@@ -408,6 +418,10 @@ int cmd_status(int argc, char **argv)
         if (renames)
             printf("  %llu folder rename(s) not finished (in progress, or cut short by a crash: "
                    "the next mount finishes those)\n", (unsigned long long)renames);
+        if (disk_full)
+            printf("  its file system is full: the databases use the room kept back for them "
+                   "(%s, 16 MiB); files not cached are read straight from the cloud and new "
+                   "writes fail until there is room: free space there\n", reserve);
     }
     /* damaged databases the daemon set aside (cache/cachedamage.h) */
     char aside[4096];

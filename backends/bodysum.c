@@ -53,7 +53,37 @@ void bodysum_hex(const struct bodysum *b, char out[33])
     out[32] = '\0';
 }
 
-bool bodysum_etag_differs(const struct bodysum *b, const char *etag)
+int bodysum_begin(struct bodysum_run *r)
+{
+    r->ctx = EVP_MD_CTX_new();
+    if (r->ctx && EVP_DigestInit_ex(r->ctx, EVP_md5(), NULL) == 1)
+        return 0;
+    bodysum_run_free(r);
+    return -ENOMEM;
+}
+
+void bodysum_add(struct bodysum_run *r, const void *data, size_t n)
+{
+    if (r->ctx && n)
+        EVP_DigestUpdate(r->ctx, data, n);
+}
+
+int bodysum_end(struct bodysum_run *r, struct bodysum *out)
+{
+    unsigned mdlen = 0;
+    int rc = r->ctx && EVP_DigestFinal_ex(r->ctx, out->md5, &mdlen) == 1 &&
+             mdlen == sizeof out->md5 ? 0 : -ENOMEM;
+    bodysum_run_free(r);
+    return rc;
+}
+
+void bodysum_run_free(struct bodysum_run *r)
+{
+    EVP_MD_CTX_free(r->ctx);
+    r->ctx = NULL;
+}
+
+bool bodysum_etag_is_md5(const char *etag)
 {
     if (!etag)
         return false;
@@ -61,8 +91,14 @@ bool bodysum_etag_differs(const struct bodysum *b, const char *etag)
     size_t n = 0;
     while (n < 32 && isxdigit((unsigned char)etag[n]))
         n++;
-    if (n != 32 || (etag[32] && !(etag[32] == '"' && !etag[33])))
+    return n == 32 && (!etag[32] || (etag[32] == '"' && !etag[33]));
+}
+
+bool bodysum_etag_differs(const struct bodysum *b, const char *etag)
+{
+    if (!bodysum_etag_is_md5(etag))
         return false;           /* not a plain MD5: says nothing */
+    etag += *etag == '"';
     char hex[33];
     bodysum_hex(b, hex);
     for (size_t i = 0; i < 32; i++)

@@ -11,7 +11,10 @@
  * Azure verifies Content-MD5 too; Swift takes the MD5 in hex as the PUT's
  * ETag header and answers 422 to a body that does not match.
  *
- * Used by the protocol modules: s3proto_upload.c, s3proto.c (batch
+ * Downloads are checked the same way where an answer holds a whole object
+ * whose ETag is its MD5 (s3proto.c's GET).
+ *
+ * Used by the protocol modules: s3proto_upload.c, s3proto.c (GET, batch
  * deletes), azure.c, swift.c.
  */
 #ifndef SKY_BODYSUM_H
@@ -39,6 +42,21 @@ void bodysum_base64(const struct bodysum *b, char out[25]);
 
 /* As 32 lowercase hex digits and a NUL (Swift's ETag request header). */
 void bodysum_hex(const struct bodysum *b, char out[33]);
+
+/* A sum taken as the bytes come (a download): bodysum_begin, then
+ * bodysum_add in order, then bodysum_end (which frees; so does
+ * bodysum_run_free, for a sum not ended).  begin: 0 or -ENOMEM. */
+struct bodysum_run {
+    void *ctx;
+};
+int bodysum_begin(struct bodysum_run *r);
+void bodysum_add(struct bodysum_run *r, const void *data, size_t n);
+int bodysum_end(struct bodysum_run *r, struct bodysum *out);
+void bodysum_run_free(struct bodysum_run *r);
+
+/* Is `etag` (quoted or not) a plain MD5, 32 hex digits, that can name
+ * content at all? */
+bool bodysum_etag_is_md5(const char *etag);
 
 /* Does `etag` (quoted or not) say the server stored other bytes?  Only
  * an ETag that is a plain MD5 (32 hex digits) says anything: a

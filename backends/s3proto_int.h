@@ -38,6 +38,10 @@ struct s3proto {
      * times in a row (an encryption the answer did not name): they are
      * compared no more, and the server's Content-MD5 check is the only one. */
     atomic_bool etags_opaque;
+    /* An ETag of this server was once the MD5 of the bytes it named (an
+     * upload's or a whole download's): a download whose bytes differ from
+     * their ETag is damage then, even when two tries bring the same. */
+    atomic_bool etags_are_md5;
 };
 
 /* One request to send. */
@@ -70,6 +74,11 @@ int s3p_call(struct s3proto *s, struct s3_req *r, struct http_response *resp,
 int s3p_fail_answer(struct s3proto *s, const char *op, const char *show,
                     const struct http_response *resp, struct sky_err *e);
 bool s3p_ok_status(long st);
+/* May the ETag in an answer's headers be the MD5 of the object's bytes?
+ * Not for an encrypted object (SSE-KMS, SSE-C, MinIO's SSE-S3, a
+ * customer's key on GCS: their ETags need not be MD5s), nor once the
+ * server's ETags proved to be none (s->etags_opaque). */
+bool s3p_etag_may_be_md5(const struct s3proto *s, const struct http_headers *h);
 /* Parse a 2xx XML body whose root must be `root_name`; an <Error> root (S3
  * sends those with status 200 for copies and completions) fails. */
 int s3p_xml_answer(struct s3proto *s, const char *op, const char *show,

@@ -72,21 +72,21 @@ static int md5_header(struct http_headers *hs, const struct bodysum *sum)
 }
 
 /* After a 2xx answer to an upload whose body's sum is `sum`: does its
- * ETag say the server stored other bytes?  Not for an encrypted object
- * (SSE-KMS, SSE-C, MinIO's SSE-S3, a customer's key on GCS: their ETags
- * need not be MD5s; AWS, which encrypts every object, verifies the
- * Content-MD5 header), nor once the server's ETags proved to be none
- * (s->etags_opaque). */
-static bool stored_other_bytes(const struct s3proto *s, const struct http_response *resp,
+ * ETag say the server stored other bytes?  Only where the ETag may be an
+ * MD5 (s3p_etag_may_be_md5; AWS, which encrypts every object, verifies
+ * the Content-MD5 header).  One that matches shows the server's ETags are
+ * MD5s (s->etags_are_md5, for the downloads' check). */
+static bool stored_other_bytes(struct s3proto *s, const struct http_response *resp,
                                const struct bodysum *sum)
 {
     const struct http_headers *h = &resp->headers;
-    if (atomic_load(&s->etags_opaque) || http_headers_get(h, "x-amz-server-side-encryption") ||
-        http_headers_get(h, "x-amz-server-side-encryption-customer-algorithm") ||
-        http_headers_get(h, "x-goog-encryption-kms-key-name") ||
-        http_headers_get(h, "x-goog-encryption-algorithm"))
+    const char *etag = http_headers_get(h, "etag");
+    if (!s3p_etag_may_be_md5(s, h) || !bodysum_etag_is_md5(etag))
         return false;
-    return bodysum_etag_differs(sum, http_headers_get(h, "etag"));
+    if (bodysum_etag_differs(sum, etag))
+        return true;
+    atomic_store(&s->etags_are_md5, true);
+    return false;
 }
 
 /* The body of try `tries` (from 1) of an upload arrived other than sent

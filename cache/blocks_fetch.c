@@ -153,6 +153,11 @@ static uint64_t obj_fetch_run(struct blocks_obj *o, uint64_t first, uint64_t n,
     struct obj_sink s = { .unit_done = obj_run_block_done, .first = first, .e = e };
     obj_download(o, off, len, o->b->bs, fetch, arg, &s, e);
     pthread_mutex_lock(&o->lock);
+    if (s.kept_differs) {       /* the driver asked again (damage on the way): which is right? */
+        for (uint64_t i = first; i < first + s.kept; i++)
+            obj_forget_stored(o, i);
+        s.kept = 0;
+    }
     for (uint64_t i = first + s.kept; i < first + n; i++) {
         if (s.wrote)
             blocks_punch(o->fd, i << o->b->shift, obj_block_len(o, i));

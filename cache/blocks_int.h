@@ -224,6 +224,8 @@ struct obj_sink {
      * them again, and must bring the same bytes. */
     int (*unit_done)(struct obj_sink *s, unsigned unit);
     unsigned kept;
+    bool kept_differs;              /* a fetch that started over brought other bytes for a
+                                     * kept unit: those kept are suspect */
     uint64_t first;                 /* for unit_done: the block of unit 0 */
     struct sky_err *e;
 };
@@ -285,6 +287,9 @@ int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64_t unit
                  blocks_fetch_fn fetch, void *arg, struct obj_sink *s,
                  struct sky_err *e);
 int obj_store_block(struct blocks_obj *o, uint64_t idx, uint64_t sum, struct sky_err *e);
+/* Forget block idx in memory (its bytes are punched out; a row left
+ * behind no longer matches them, so it is caught when read) (o->lock). */
+void obj_forget_stored(struct blocks_obj *o, uint64_t idx);
 int obj_store_chunks(struct blocks_obj *o, uint64_t idx, unsigned first, unsigned last,
                      const uint64_t *sums, struct sky_err *e);
 

@@ -599,8 +599,10 @@ static int obj_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
         if (s->got % s->unit == 0 || s->got == s->len) {
             uint64_t sum = XXH3_64bits_digest(&s->hash);
             XXH3_64bits_reset(&s->hash);
-            if (u < s->kept && sum != s->sums[u])
-                return obj_sink_fail(s, EIO);   /* kept, and now other bytes */
+            if (u < s->kept && sum != s->sums[u]) {
+                s->kept_differs = true;         /* kept, and now other bytes */
+                return obj_sink_fail(s, EIO);
+            }
             if (u < s->kept)
                 continue;
             s->sums[u] = sum;
@@ -646,9 +648,7 @@ int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64_t unit
     return rc < 0 ? rc : rc ? -EIO : 0;
 }
 
-/* A store failed: forget block idx in memory (its bytes are punched out;
- * a row left behind no longer matches them, so it is caught when read). */
-static void obj_forget_stored(struct blocks_obj *o, uint64_t idx)
+void obj_forget_stored(struct blocks_obj *o, uint64_t idx)
 {
     blocks_punch(o->fd, idx << o->b->shift, obj_block_len(o, idx));
     obj_account_block(o, idx, -1);

@@ -34,6 +34,9 @@ Modes:
               attempt did the work (give COUNT 2)
     flip      forward the request with one byte of its body changed (the
               middle one): a body damaged on the way (skyfs's upload checks)
+    flipanswer  forward the request, then answer with one byte of a 2xx
+              answer's body changed (the middle one): a download damaged
+              on the way (skyfs's download check)
     status:STATUS  answer STATUS (a short text body) without forwarding:
               a server failing or refusing that request (swift_faults.sh)
     run:NAME  run the program STATE_DIR/NAME, wait for it to end, then
@@ -225,6 +228,9 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
             return
+        if mode == "flipanswer" and 200 <= status < 300 and data:
+            mid = len(data) // 2
+            data = data[:mid] + bytes([data[mid] ^ 0x01]) + data[mid + 1:]
         if mode == "range" and status == 206 and len(data) > 1:
             hd = dict((k.lower(), v) for k, v in headers)
             m = re.match(r"bytes (\d+)-(\d+)/(\S+)", hd.get("content-range", ""))

@@ -11,6 +11,9 @@
 
 #include <openssl/evp.h>
 
+#include "../lib/log.h"
+#include "http.h"
+
 #define BODYSUM_CHUNK (1u << 20)
 
 int bodysum_of(const void *mem, int fd, uint64_t off, uint64_t len, struct bodysum *out)
@@ -105,4 +108,72 @@ bool bodysum_etag_differs(const struct bodysum *b, const char *etag)
         if (tolower((unsigned char)etag[i]) != hex[i])
             return true;
     return false;
+}
+
+void bodysum_sink_start(struct bodysum_sink *ss)
+{
+    bodysum_run_free(&ss->run);
+    ss->next = 0;
+    ss->gap = bodysum_begin(&ss->run) != 0;
+}
+
+int bodysum_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
+{
+    struct bodysum_sink *ss = arg;
+    if (pos == 0 && ss->next)               /* a retry inside the request */
+        bodysum_sink_start(ss);
+    if (pos != ss->next || !ss->run.ctx) {
+        ss->gap = true;
+    } else {
+        bodysum_add(&ss->run, data, n);
+        ss->next += n;
+    }
+    return ss->sink(ss->arg, pos, data, n);
+}
+
+bool bodysum_sink_whole(struct bodysum_sink *ss, const struct http_response *resp, uint64_t off,
+                        struct bodysum *sum)
+{
+    uint64_t total = UINT64_MAX;
+    const char *cr = http_headers_get(&resp->headers, "content-range"), *slash;
+    const char *cl = http_headers_get(&resp->headers, "content-length");
+    if (resp->status == 206 && cr && (slash = strrchr(cr, '/')) != NULL)
+        total = strtoull(slash + 1, NULL, 10);
+    else if (resp->status == 200 && cl)
+        total = strtoull(cl, NULL, 10);
+    return off == 0 && !ss->gap && ss->next == total && bodysum_end(&ss->run, sum) == 0;
+}
+
+void bodysum_sink_free(struct bodysum_sink *ss)
+{
+    bodysum_run_free(&ss->run);
+}
+
+bool bodysum_trust_differs(struct bodysum_trust *t, const struct bodysum *sum, const char *etag)
+{
+    if (atomic_load(&t->opaque) || !bodysum_etag_is_md5(etag))
+        return false;
+    if (bodysum_etag_differs(sum, etag))
+        return true;
+    atomic_store(&t->are_md5, true);
+    return false;
+}
+
+int bodysum_got_other(struct bodysum_trust *t, int tries, const struct bodysum *sum,
+                      const struct bodysum *prev, const char *what, struct sky_err *e)
+{
+    if (prev && memcmp(prev->md5, sum->md5, sizeof sum->md5) == 0 &&
+        !atomic_load(&t->are_md5)) {
+        if (!atomic_exchange(&t->opaque, true))
+            LOG_WARN("%s: two downloads brought the same bytes, whose MD5 is not the object's "
+                     "ETag: taken as this server's way of naming versions, not as damage; "
+                     "ETags are compared with content no more", what);
+        return 1;
+    }
+    if (tries >= BODYSUM_TRIES)
+        return sky_fail(e, EIO, "%s: the bytes arrived damaged %d times (their MD5 is not the "
+                        "object's ETag): something on the way damages data", what, tries);
+    LOG_WARN("%s: the bytes that arrived are not those the server holds (their MD5 is not the "
+             "object's ETag); asking again", what);
+    return 0;
 }

@@ -12,7 +12,7 @@
  * ETag header and answers 422 to a body that does not match.
  *
  * Downloads are checked the same way where an answer holds a whole object
- * whose ETag is its MD5 (s3proto.c's GET).
+ * whose ETag is its MD5 (S3 and GCS in s3proto.c, Swift).
  *
  * Used by the protocol modules: s3proto_upload.c, s3proto.c (GET, batch
  * deletes), azure.c, swift.c.
@@ -20,9 +20,12 @@
 #ifndef SKY_BODYSUM_H
 #define SKY_BODYSUM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../lib/err.h"
 
 /* How many times a body is sent when the server says it got other bytes
  * (S3's BadDigest or an ETag that is not the body's MD5, Azure's
@@ -57,6 +60,55 @@ void bodysum_run_free(struct bodysum_run *r);
 /* Is `etag` (quoted or not) a plain MD5, 32 hex digits, that can name
  * content at all? */
 bool bodysum_etag_is_md5(const char *etag);
+
+/* ---- the download check ----------------------------------------------
+ * A GET whose answer holds a whole object sums its bytes on their way to
+ * the caller's sink (struct bodysum_sink, the answer's http sink); when
+ * the server names the object by its MD5 and the sum is another, the
+ * bytes were damaged on the way: the protocol asks again (the caller's
+ * sink then starts over at pos 0, as after any retry) and gives up with
+ * EIO after BODYSUM_TRIES (bodysum_got_other). */
+struct bodysum_sink {
+    int (*sink)(void *arg, uint64_t pos, const void *data, size_t n);
+    void *arg;
+    struct bodysum_run run;
+    uint64_t next;                  /* bytes summed, in order */
+    bool gap;                       /* a piece out of order: the sum says nothing */
+};
+/* Before each try (the sum starts empty). */
+void bodysum_sink_start(struct bodysum_sink *ss);
+/* The http sink (http_sink_fn; arg: the bodysum_sink). */
+int bodysum_sink_take(void *arg, uint64_t pos, const void *data, size_t n);
+/* After a 2xx answer to a GET from offset `off`: when the bytes summed
+ * are the whole object (a 206 "bytes 0-N/N+1", or a 200 with all of its
+ * Content-Length), their sum in *sum and true. */
+struct http_response;
+bool bodysum_sink_whole(struct bodysum_sink *ss, const struct http_response *resp, uint64_t off,
+                        struct bodysum *sum);
+void bodysum_sink_free(struct bodysum_sink *ss);
+
+/* What a server's ETags have shown themselves to be (one per cloud). */
+struct bodysum_trust {
+    /* not MD5s of content (an encryption the answers did not name): they
+     * are compared no more */
+    atomic_bool opaque;
+    /* once the MD5 of the bytes they named: a download whose bytes differ
+     * is damage then, even when two tries bring the same */
+    atomic_bool are_md5;
+};
+/* A sum of bytes named by `etag` was compared (the caller checked that
+ * the ETag may be an MD5 for this answer): true when it differs; a match
+ * is remembered in t->are_md5.  false when the ETags are opaque. */
+bool bodysum_trust_differs(struct bodysum_trust *t, const struct bodysum *sum, const char *etag);
+/* Bytes of a whole object whose MD5 is not its ETag arrived at try
+ * `tries` (from 1; sum: theirs; prev: the try before's, or NULL).  Damage
+ * on the way is rare and random: 0 to ask again (a warning names `what`,
+ * such as "s3 'x': GET key"); 1 when two tries brought the same bytes
+ * from a server whose ETags were never seen to be MD5s (they are its way
+ * of naming versions: t->opaque, compared no more); or -EIO after
+ * BODYSUM_TRIES. */
+int bodysum_got_other(struct bodysum_trust *t, int tries, const struct bodysum *sum,
+                      const struct bodysum *prev, const char *what, struct sky_err *e);
 
 /* Does `etag` (quoted or not) say the server stored other bytes?  Only
  * an ETag that is a plain MD5 (32 hex digits) says anything: a

@@ -247,7 +247,7 @@ bool s3p_ok_status(long st)
 /* Send and treat any non-2xx status as an error. */
 bool s3p_etag_may_be_md5(const struct s3proto *s, const struct http_headers *h)
 {
-    return !atomic_load(&s->etags_opaque) && !http_headers_get(h, "x-amz-server-side-encryption") &&
+    return !atomic_load(&s->etags.opaque) && !http_headers_get(h, "x-amz-server-side-encryption") &&
            !http_headers_get(h, "x-amz-server-side-encryption-customer-algorithm") &&
            !http_headers_get(h, "x-goog-encryption-kms-key-name") &&
            !http_headers_get(h, "x-goog-encryption-algorithm");
@@ -474,72 +474,15 @@ static bool etag_differs(const char *want, const struct http_response *resp)
     return have[0] && strcmp(have, want) != 0;
 }
 
-/* A GET's bytes on their way to the caller's sink, summed for the
- * download check; a retry's pos 0 starts the sum again. */
-struct summed_sink {
-    sky_sink_fn sink;
-    void *arg;
-    struct bodysum_run run;
-    uint64_t next;                  /* bytes summed, in order */
-    bool gap;                       /* a piece out of order: the sum says nothing */
-};
-
-static int summed_take(void *arg, uint64_t pos, const void *data, size_t n)
-{
-    struct summed_sink *ss = arg;
-    if (pos == 0 && ss->next) {
-        bodysum_run_free(&ss->run);
-        ss->next = 0;
-        ss->gap = bodysum_begin(&ss->run) != 0;
-    }
-    if (pos != ss->next || !ss->run.ctx) {
-        ss->gap = true;
-    } else {
-        bodysum_add(&ss->run, data, n);
-        ss->next += n;
-    }
-    return ss->sink(ss->arg, pos, data, n);
-}
-
-/* How a download's bytes compare with the ETag of the object they are. */
-enum got_bytes {
-    GOT_UNCHECKED,      /* not a whole object, or an ETag that names no content */
-    GOT_RIGHT,          /* their MD5 is the ETag */
-    GOT_OTHER,          /* it is not: *sum holds theirs */
-};
-
-/* The answer to a GET from offset `off` delivered ss's bytes: when they
- * are the whole object (206 "bytes 0-N/N+1", or 200 with all of it) and
- * its ETag may be their MD5, compare. */
-static enum got_bytes check_got(struct s3proto *s, const struct http_response *resp,
-                                uint64_t off, struct summed_sink *ss, struct bodysum *sum)
-{
-    const struct http_headers *h = &resp->headers;
-    const char *etag = http_headers_get(h, "etag");
-    uint64_t total = UINT64_MAX;
-    const char *cr = http_headers_get(h, "content-range"), *slash;
-    if (resp->status == 206 && cr && (slash = strrchr(cr, '/')) != NULL)
-        total = strtoull(slash + 1, NULL, 10);
-    else if (resp->status == 200 && http_headers_get(h, "content-length"))
-        total = strtoull(http_headers_get(h, "content-length"), NULL, 10);
-    if (off != 0 || ss->gap || ss->next != total || !s3p_etag_may_be_md5(s, h) ||
-        !bodysum_etag_is_md5(etag) || bodysum_end(&ss->run, sum) != 0)
-        return GOT_UNCHECKED;
-    if (bodysum_etag_differs(sum, etag))
-        return GOT_OTHER;
-    atomic_store(&s->etags_are_md5, true);
-    return GOT_RIGHT;
-}
-
 static int get_once(struct s3proto *s, const char *container, const char *key,
-                    const char *if_match, uint64_t off, uint64_t len, struct summed_sink *ss,
+                    const char *if_match, uint64_t off, uint64_t len, struct bodysum_sink *ss,
                     struct http_response *resp, const char *show, struct sky_err *e)
 {
     memset(resp, 0, sizeof *resp);
     struct s3_req r = S3_REQ("GET");
     r.bucket = container;
     r.key = key;
-    r.sink = summed_take;
+    r.sink = bodysum_sink_take;
     r.sink_arg = ss;
     r.out_cap = (size_t)len;
     r.range_off = off;
@@ -548,36 +491,17 @@ static int get_once(struct s3proto *s, const char *container, const char *key,
         http_headers_free(&r.headers);
         return s3p_oom(e);
     }
-    bodysum_run_free(&ss->run);
-    ss->next = 0;
-    ss->gap = bodysum_begin(&ss->run) != 0;
+    bodysum_sink_start(ss);
     return s3p_send(s, &r, resp, show, e);
 }
 
-/* Bytes of a whole object whose MD5 is not its ETag arrived at try
- * `tries` (sum: theirs; prev: the try before's, if any).  Damage on the
- * way is rare and random: 0 to ask again; 1 when two tries brought the
- * same bytes from a server whose ETags were never seen to be MD5s (they
- * are its way of naming versions: taken, and compared no more); or -EIO
- * after BODYSUM_TRIES. */
-static int got_other_bytes(struct s3proto *s, int tries, const struct bodysum *sum,
-                           const struct bodysum *prev, const char *show, struct sky_err *e)
+/* The answer to a GET from `off` brought a whole object whose ETag may be
+ * its MD5, and the bytes' sum (in *sum) is another. */
+static bool got_other_bytes(struct s3proto *s, const struct http_response *resp, uint64_t off,
+                            struct bodysum_sink *ss, struct bodysum *sum)
 {
-    if (prev && memcmp(prev->md5, sum->md5, sizeof sum->md5) == 0 &&
-        !atomic_load(&s->etags_are_md5)) {
-        if (!atomic_exchange(&s->etags_opaque, true))
-            LOG_WARN("%s '%s': GET %s: two downloads brought the same bytes, whose MD5 is not "
-                     "the object's ETag: taken as this server's way of naming versions, not as "
-                     "damage; ETags are compared with content no more", s->type, s->name, show);
-        return 1;
-    }
-    if (tries >= BODYSUM_TRIES)
-        return sky_fail(e, EIO, "%s '%s': GET %s: the bytes arrived damaged %d times (their "
-                        "MD5 is not the object's ETag): something on the way damages data",
-                        s->type, s->name, show, tries);
-    LOG_WARN("%s '%s': GET %s: the bytes that arrived are not those the server holds (their "
-             "MD5 is not the object's ETag); asking again", s->type, s->name, show);
-    return 0;
+    return s3p_etag_may_be_md5(s, &resp->headers) && bodysum_sink_whole(ss, resp, off, sum) &&
+           bodysum_trust_differs(&s->etags, sum, http_headers_get(&resp->headers, "etag"));
 }
 
 int s3proto_get(void *p, const char *container, const char *key, const char *if_match,
@@ -585,7 +509,7 @@ int s3proto_get(void *p, const char *container, const char *key, const char *if_
                 char etag_out[SKY_ETAG_MAX], const char *show, struct sky_err *e)
 {
     struct s3proto *s = p;
-    struct summed_sink ss = { .sink = sink, .arg = sink_arg };
+    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg };
     struct bodysum sum, prev;
     struct http_response resp;
     int rc;
@@ -603,8 +527,10 @@ int s3proto_get(void *p, const char *container, const char *key, const char *if_
                               s->type, s->name, show);
             else
                 rc = s3p_fail_answer(s, "GET", show, &resp, e);
-        } else if (delivered && check_got(s, &resp, off, &ss, &sum) == GOT_OTHER) {
-            rc = got_other_bytes(s, tries, &sum, tries > 1 ? &prev : NULL, show, e);
+        } else if (delivered && got_other_bytes(s, &resp, off, &ss, &sum)) {
+            char what[512];
+            snprintf(what, sizeof what, "%s '%s': GET %s", s->type, s->name, show);
+            rc = bodysum_got_other(&s->etags, tries, &sum, tries > 1 ? &prev : NULL, what, e);
             if (rc == 0) {
                 prev = sum;
                 http_response_free(&resp);
@@ -614,7 +540,7 @@ int s3proto_get(void *p, const char *container, const char *key, const char *if_
         }
         break;
     }
-    bodysum_run_free(&ss.run);
+    bodysum_sink_free(&ss);
     if (rc == 0 && etag_out)
         objstore_etag_copy(etag_out, http_headers_get(&resp.headers, "etag"));
     http_response_free(&resp);

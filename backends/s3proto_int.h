@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "bodysum.h"
 #include "s3proto.h"
 #include "xml.h"
 
@@ -34,14 +35,11 @@ struct s3proto {
      * quotes (Ceph's RGW 16: a quoted If-Match, as S3 documents it, never
      * matches): learned at the first PUT refused quoted and taken bare. */
     atomic_bool bare_if_match;
-    /* The server's ETags of uploads are not the MD5s of what was sent, three
-     * times in a row (an encryption the answer did not name): they are
-     * compared no more, and the server's Content-MD5 check is the only one. */
-    atomic_bool etags_opaque;
-    /* An ETag of this server was once the MD5 of the bytes it named (an
-     * upload's or a whole download's): a download whose bytes differ from
-     * their ETag is damage then, even when two tries bring the same. */
-    atomic_bool etags_are_md5;
+    /* What the server's ETags have shown themselves to be: MD5s of the
+     * bytes (an upload's or a whole download's ETag matched), or not
+     * (three uploads in a row, or two equal downloads, differed: an
+     * encryption the answers did not name); see bodysum.h. */
+    struct bodysum_trust etags;
 };
 
 /* One request to send. */
@@ -77,7 +75,7 @@ bool s3p_ok_status(long st);
 /* May the ETag in an answer's headers be the MD5 of the object's bytes?
  * Not for an encrypted object (SSE-KMS, SSE-C, MinIO's SSE-S3, a
  * customer's key on GCS: their ETags need not be MD5s), nor once the
- * server's ETags proved to be none (s->etags_opaque). */
+ * server's ETags proved to be none (s->etags.opaque). */
 bool s3p_etag_may_be_md5(const struct s3proto *s, const struct http_headers *h);
 /* Parse a 2xx XML body whose root must be `root_name`; an <Error> root (S3
  * sends those with status 200 for copies and completions) fails. */

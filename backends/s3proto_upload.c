@@ -75,18 +75,13 @@ static int md5_header(struct http_headers *hs, const struct bodysum *sum)
  * ETag say the server stored other bytes?  Only where the ETag may be an
  * MD5 (s3p_etag_may_be_md5; AWS, which encrypts every object, verifies
  * the Content-MD5 header).  One that matches shows the server's ETags are
- * MD5s (s->etags_are_md5, for the downloads' check). */
+ * MD5s (s->etags.are_md5, for the downloads' check). */
 static bool stored_other_bytes(struct s3proto *s, const struct http_response *resp,
                                const struct bodysum *sum)
 {
     const struct http_headers *h = &resp->headers;
-    const char *etag = http_headers_get(h, "etag");
-    if (!s3p_etag_may_be_md5(s, h) || !bodysum_etag_is_md5(etag))
-        return false;
-    if (bodysum_etag_differs(sum, etag))
-        return true;
-    atomic_store(&s->etags_are_md5, true);
-    return false;
+    return s3p_etag_may_be_md5(s, h) &&
+           bodysum_trust_differs(&s->etags, sum, http_headers_get(h, "etag"));
 }
 
 /* The body of try `tries` (from 1) of an upload arrived other than sent
@@ -103,7 +98,7 @@ static bool send_again(struct s3proto *s, int tries, bool etag, const char *show
                  etag ? "its ETag is not their MD5" : "BadDigest");
         return true;
     }
-    if (etag && !atomic_exchange(&s->etags_opaque, true))
+    if (etag && !atomic_exchange(&s->etags.opaque, true))
         LOG_WARN("%s '%s': PUT %s: %d uploads in a row got an ETag that is not the MD5 of the "
                  "bytes sent: taken as this server's way of naming versions, not as damage; "
                  "uploads are checked by the server's Content-MD5 check only from now on",

@@ -537,23 +537,63 @@ static int swift_head(void *p, const char *container, const char *key, struct ob
     return 0;
 }
 
+/* The answer to a GET from `off` brought a whole plain object (not a
+ * large object's manifest, whose ETag sums its segments' ETags) whose
+ * bytes' sum (in *sum) is not its ETag. */
+static bool got_other_bytes(struct swift *s, const struct http_response *resp, uint64_t off,
+                            struct bodysum_sink *ss, struct bodysum *sum)
+{
+    const struct http_headers *h = &resp->headers;
+    return !http_headers_get(h, "x-static-large-object") &&
+           !http_headers_get(h, "x-object-manifest") && bodysum_sink_whole(ss, resp, off, sum) &&
+           bodysum_trust_differs(&s->etags, sum, http_headers_get(h, "etag"));
+}
+
+/* One try of a GET: 0 and the answer in *resp (freed by the caller), 1
+ * when its bytes arrived damaged and it should be asked again, or -errno. */
+static int get_once(struct swift *s, const char *container, const char *key,
+                    const char *if_match, uint64_t off, uint64_t len, struct bodysum_sink *ss,
+                    int tries, struct bodysum *prev, struct http_response *resp,
+                    const char *show, struct sky_err *e)
+{
+    struct http_request req = { .method = "GET", .body_fd = -1 };
+    req.range_header = "Range";
+    req.range_off = off;
+    req.range_len = len;
+    req.sink = bodysum_sink_take;
+    req.sink_arg = ss;
+    req.out_cap = len;
+    if (if_match && *if_match)
+        http_headers_set(&req.headers, "If-Match", if_match);
+    bodysum_sink_start(ss);
+    int rc = swift_send(s, &req, container, key, NULL, resp, "GET", show, e);
+    http_headers_free(&req.headers);
+    struct bodysum sum;
+    if (rc == 0 && resp->status >= 200 && resp->status <= 299 &&
+        got_other_bytes(s, resp, off, ss, &sum)) {
+        char what[512];
+        snprintf(what, sizeof what, "swift '%s': GET %s", s->name, show ? show : "");
+        rc = bodysum_got_other(&s->etags, tries, &sum, tries > 1 ? prev : NULL, what, e);
+        *prev = sum;
+        if (rc != 1)
+            http_response_free(resp);
+        rc = rc == 0 ? 1 : rc == 1 ? 0 : rc;
+    }
+    return rc;
+}
+
 static int swift_get(void *p, const char *container, const char *key, const char *if_match,
                      uint64_t off, uint64_t len, sky_sink_fn sink, void *sink_arg,
                      char etag_out[SKY_ETAG_MAX], const char *show, struct sky_err *e)
 {
     struct swift *s = p;
-    struct http_request req = { .method = "GET", .body_fd = -1 };
+    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg };
+    struct bodysum prev;
     struct http_response resp;
-    req.range_header = "Range";
-    req.range_off = off;
-    req.range_len = len;
-    req.sink = (http_sink_fn)sink;
-    req.sink_arg = sink_arg;
-    req.out_cap = len;
-    if (if_match && *if_match)
-        http_headers_set(&req.headers, "If-Match", if_match);
-    int rc = swift_send(s, &req, container, key, NULL, &resp, "GET", show, e);
-    http_headers_free(&req.headers);
+    int rc = 1;
+    for (int tries = 1; rc == 1; tries++)
+        rc = get_once(s, container, key, if_match, off, len, &ss, tries, &prev, &resp, show, e);
+    bodysum_sink_free(&ss);
     if (rc < 0)
         return rc;
     if (resp.status == 416) {
@@ -632,6 +672,8 @@ int swift_send_body(struct swift *s, struct http_request *req, const char *conta
         return sky_fail(e, ENOMEM, "swift '%s': out of memory", s->name);
     for (int tries = 1;; tries++) {
         rc = swift_send(s, req, container, key, NULL, resp, op, show, e);
+        if (rc == 0 && resp->status >= 200 && resp->status <= 299)
+            bodysum_trust_differs(&s->etags, &sum, http_headers_get(&resp->headers, "etag"));
         if (rc < 0 || resp->status != 422)
             return rc;
         http_response_free(resp);

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bodysum.h"
 #include "http.h"
 #include "objstore.h"
 #include "swift_auth.h"
@@ -55,6 +56,7 @@ struct swift {
     size_t nmoved;
     int bulk;                       /* bulk delete: 0 not asked yet, 1 yes, -1 no */
     size_t bulk_max;
+    struct bodysum_trust etags;     /* what its ETags showed themselves to be (bodysum.h) */
 };
 
 /* One request to Swift.  `query` is already encoded (NULL: none).  The

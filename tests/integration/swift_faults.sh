@@ -11,7 +11,9 @@
 #     and the log names the cloud, the object and the status;
 #   - the other files of the cloud keep working;
 #   - a PUT and a segment whose body the proxy damages (mode flip) are
-#     refused by Swift (the MD5 sent as their ETag) and sent again.
+#     refused by Swift (the MD5 sent as their ETag) and sent again;
+#   - a download damaged on the way (mode flipanswer) is asked again, one
+#     damaged every time fails with EIO, and nothing wrong is kept.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/swift_lib.sh"
 
@@ -101,6 +103,29 @@ check_eq "the proxy damaged one segment" 1 \
 check "the object holds the bytes written" eval \
     "scurl '$SWIFT_URL/data/damaged-big.bin' | cmp - '$TEST_TMP/dbig.src'"
 check "the log says what happened" grep -q "other bytes than were sent (422)" "$LOG"
+
+# downloads damaged on the way (the proxy flips a byte of the answer) of
+# objects put behind the mount's back: once (asked again, the right bytes),
+# every time (EIO after three tries, nothing wrong served or kept)
+head -c 300000 /dev/urandom >"$TEST_TMP/dl1.src"
+head -c 300000 /dev/urandom >"$TEST_TMP/dl2.src"
+scurl -X PUT -T "$TEST_TMP/dl1.src" "$SWIFT_URL/data/dl-once.bin" || die "cannot put dl-once.bin"
+scurl -X PUT -T "$TEST_TMP/dl2.src" "$SWIFT_URL/data/dl-always.bin" || die "cannot put dl-always.bin"
+sleep 1.2                       # past the ttl of the listing the mount holds
+rules "flipanswer GET /data/dl-once.bin 1" "flipanswer GET /data/dl-always.bin all"
+check "a file whose download the proxy damages once reads right" \
+    cmp "$TEST_TMP/dl1.src" "$MNT/sw/dl-once.bin"
+check_eq "the proxy damaged it once, and it was asked again" "1 2" \
+    "$(grep -c '/data/dl-once.bin flipanswer$' "$FAULTS/log") $(seen GET /data/dl-once.bin)"
+check "the log says what happened" grep -q \
+    "GET dl-once.bin: the bytes that arrived are not those the server holds" "$LOG"
+cat "$MNT/sw/dl-always.bin" >/dev/null 2>"$TEST_TMP/dl2.err"
+check "a file whose every download is damaged is not read (EIO)" \
+    grep -q 'Input/output error' "$TEST_TMP/dl2.err"
+check "the log says why" grep -q "GET dl-always.bin: the bytes arrived damaged 3 times" "$LOG"
+rules
+check "undamaged, it reads right (nothing wrong was kept)" \
+    cmp "$TEST_TMP/dl2.src" "$MNT/sw/dl-always.bin"
 
 rules
 check_eq "with no faults left the refused files read" "content of c content of d" \

@@ -690,30 +690,81 @@ static void alias_resolve(struct az *a, const char *container, const char *blob,
     pthread_mutex_unlock(&a->alias_lock);
 }
 
+/* Azure answers a ranged GET of at most this much with the MD5 of the
+ * bytes it sends (x-ms-range-get-content-md5), and refuses a larger one. */
+#define AZ_RANGE_MD5_MAX (4u << 20)
+
+/* The answer to a GET that asked for its range's MD5 holds one (a 206
+ * with Content-MD5) other than the sum of the bytes that came: damaged on
+ * the way. */
+static bool range_damaged(const struct http_response *resp, struct bodysum_sink *ss,
+                          struct bodysum *sum)
+{
+    const char *md5 = http_headers_get(&resp->headers, "content-md5");
+    char mine[25];
+    if (resp->status != 206 || !md5 || ss->gap || ss->next != resp->body_len ||
+        bodysum_end(&ss->run, sum) != 0)
+        return false;
+    bodysum_base64(sum, mine);
+    return strcmp(mine, md5) != 0;
+}
+
+/* One try of a GET: 0 and the answer in *resp (freed by the caller), 1
+ * when its bytes arrived damaged and it should be asked again, or -errno
+ * (no answer to free). */
+static int get_once(struct az *a, const char *container, const char *key,
+                    const char *current, uint64_t off, uint64_t len, struct bodysum_sink *ss,
+                    int tries, struct http_response *resp, const char *show, struct sky_err *e)
+{
+    struct az_req r;
+    req_init(&r, "GET", container, key, NULL);
+    r.sink = bodysum_sink_take;
+    r.sink_arg = ss;
+    r.out_cap = (size_t)len;
+    r.range_off = off;
+    r.range_len = len;      /* http.c asks for it and checks the answer */
+    if ((*current && add_if_match(&r.headers, "If-Match", current) < 0) ||
+        (len <= AZ_RANGE_MD5_MAX &&
+         http_headers_set(&r.headers, "x-ms-range-get-content-md5", "true") < 0)) {
+        http_headers_free(&r.headers);
+        return oom(e);
+    }
+    bodysum_sink_start(ss);
+    int rc = az_do(a, &r, resp, e);
+    if (rc < 0) {
+        http_response_free(resp);           /* az_do cleared it first */
+        return az_fail_transport(a, "GET", show, rc, e);
+    }
+    struct bodysum sum;
+    if (!range_damaged(resp, ss, &sum))
+        return 0;
+    http_response_free(resp);
+    if (tries >= BODYSUM_TRIES)
+        return sky_fail(e, EIO, "azure '%s': GET %s: the bytes arrived damaged %d times (their "
+                        "MD5 is not the one the server sent): something on the way damages "
+                        "data", a->name, show, tries);
+    LOG_WARN("azure '%s': GET %s: the bytes that arrived are not those the server sent (their "
+             "MD5 is not its Content-MD5); asking again", a->name, show);
+    return 1;
+}
+
 static int az_get(void *p, const char *container, const char *key, const char *if_match,
                   uint64_t off, uint64_t len, sky_sink_fn sink, void *sink_arg,
                   char etag_out[SKY_ETAG_MAX], const char *show, struct sky_err *e)
 {
     struct az *a = p;
-    struct az_req r;
-    req_init(&r, "GET", container, key, NULL);
-    r.sink = sink;
-    r.sink_arg = sink_arg;
-    r.out_cap = (size_t)len;
-    r.range_off = off;
-    r.range_len = len;      /* http.c asks for it and checks the answer */
     char current[SKY_ETAG_MAX] = "";
     if (if_match && *if_match)
         alias_resolve(a, container, key, if_match, current);
-    if (*current && add_if_match(&r.headers, "If-Match", current) < 0) {
-        http_headers_free(&r.headers);
-        return oom(e);
-    }
+    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg };
     struct http_response resp;
-    int rc = az_do(a, &r, &resp, e);
-    if (rc < 0) {
-        rc = az_fail_transport(a, "GET", show, rc, e);
-    } else if (status_ok(resp.status) || resp.status == 416) {
+    int rc = 1;
+    for (int tries = 1; rc == 1; tries++)
+        rc = get_once(a, container, key, current, off, len, &ss, tries, &resp, show, e);
+    bodysum_sink_free(&ss);
+    if (rc < 0)
+        return rc;
+    if (status_ok(resp.status) || resp.status == 416) {
         /* delivered; 416: at or past the end, nothing to read */
         if (etag_out)
             etag_bare(etag_out, http_headers_get(&resp.headers, "etag"));

@@ -87,5 +87,6 @@ scenario_lost_upload
 scenario_rename_pending
 scenario_hang slow
 scenario_damaged_bodies "comp=block&"
+scenario_damaged_downloads
 
 unmount_skyfs "$MNT"

@@ -44,36 +44,6 @@ meta_count() {
     s3curl -I "http://127.0.0.1:$S3_PORT/faults/$1" | grep -ci '^x-amz-meta-k[0-9]'
 }
 
-# scenario_damaged_downloads: the proxy damages the answers to GETs of
-# objects put on the server behind the mount's back (never cached): once
-# (the mount asks again and serves the right bytes), and every time (EIO
-# after three tries: no wrong byte is served, none is kept); undamaged
-# again, the file reads right.  s3rver's ETag of a single PUT is the MD5
-# of the object, as on S3.
-scenario_damaged_downloads() {
-    local log
-    log="$LOGS/$(basename "$MNT").log"
-    head -c 300000 /dev/urandom >"$TEST_TMP/dl1.src"
-    head -c 300000 /dev/urandom >"$TEST_TMP/dl2.src"
-    put_direct dl-once.bin "$TEST_TMP/dl1.src" || die "cannot put dl-once.bin"
-    put_direct dl-always.bin "$TEST_TMP/dl2.src" || die "cannot put dl-always.bin"
-    sleep 1.2                   # past the ttl of the listing the mount holds
-    rules "flipanswer GET faults/dl-once.bin 1" "flipanswer GET faults/dl-always.bin all"
-    check "$CLOUD: a file whose download the proxy damages once reads right" \
-        cmp "$TEST_TMP/dl1.src" "$MNT/$CLOUD/dl-once.bin"
-    check_eq "$CLOUD: the proxy did damage it once" 1 "$(grep -c 'dl-once.bin flipanswer$' "$FAULTS/log")"
-    check_eq "$CLOUD: and it was asked again" 2 "$(seen GET 'dl-once.bin ')"
-    check "$CLOUD: the log says what happened" grep -q \
-        "GET dl-once.bin: the bytes that arrived are not those the server holds" "$log"
-    cat "$MNT/$CLOUD/dl-always.bin" >/dev/null 2>"$TEST_TMP/dl2.err"
-    check "$CLOUD: a file whose every download is damaged is not read (EIO)" \
-        grep -q 'Input/output error' "$TEST_TMP/dl2.err"
-    check "$CLOUD: the log says why" grep -q "GET dl-always.bin: the bytes arrived damaged 3 times" "$log"
-    rules
-    check "$CLOUD: undamaged, it reads right (nothing wrong was kept)" \
-        cmp "$TEST_TMP/dl2.src" "$MNT/$CLOUD/dl-always.bin"
-}
-
 mkdir -p "$TEST_TMP/cache"
 (umask 077 && cat >"$TEST_TMP/skyfs.conf" <<EOF
 [cache]

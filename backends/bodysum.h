@@ -12,7 +12,8 @@
  * ETag header and answers 422 to a body that does not match.
  *
  * Downloads are checked the same way where an answer holds a whole object
- * whose ETag is its MD5 (S3 and GCS in s3proto.c, Swift).
+ * whose ETag is its MD5 (S3 and GCS in s3proto.c, Swift), or where the
+ * server sends the MD5 of the range it answers (Azure, on request).
  *
  * Used by the protocol modules: s3proto_upload.c, s3proto.c (GET, batch
  * deletes), azure.c, swift.c.

@@ -245,12 +245,21 @@ bool s3p_ok_status(long st)
 }
 
 /* Send and treat any non-2xx status as an error. */
+/* GCS serves an object stored gzip-encoded decompressed to a client that
+ * does not accept gzip: the bytes are not those its ETag sums. */
+static bool stored_encoded(const struct http_headers *h)
+{
+    const char *enc = http_headers_get(h, "x-goog-stored-content-encoding");
+    return enc && strcmp(enc, "identity") != 0;
+}
+
 bool s3p_etag_may_be_md5(const struct s3proto *s, const struct http_headers *h)
 {
     return !atomic_load(&s->etags.opaque) && !http_headers_get(h, "x-amz-server-side-encryption") &&
            !http_headers_get(h, "x-amz-server-side-encryption-customer-algorithm") &&
            !http_headers_get(h, "x-goog-encryption-kms-key-name") &&
-           !http_headers_get(h, "x-goog-encryption-algorithm");
+           !http_headers_get(h, "x-goog-encryption-algorithm") &&
+           !stored_encoded(h);
 }
 
 int s3p_call(struct s3proto *s, struct s3_req *r, struct http_response *resp,

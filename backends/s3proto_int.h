@@ -74,7 +74,8 @@ int s3p_fail_answer(struct s3proto *s, const char *op, const char *show,
 bool s3p_ok_status(long st);
 /* May the ETag in an answer's headers be the MD5 of the object's bytes?
  * Not for an encrypted object (SSE-KMS, SSE-C, MinIO's SSE-S3, a
- * customer's key on GCS: their ETags need not be MD5s), nor once the
+ * customer's key on GCS: their ETags need not be MD5s), nor for one GCS
+ * stores gzip-encoded (it may serve it decompressed), nor once the
  * server's ETags proved to be none (s->etags.opaque). */
 bool s3p_etag_may_be_md5(const struct s3proto *s, const struct http_headers *h);
 /* Parse a 2xx XML body whose root must be `root_name`; an <Error> root (S3

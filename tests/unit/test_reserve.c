@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,4 +52,5 @@ TEST(reserve_is_kept_released_once_and_made_again)
     CHECK(allocated(file) >= (1 << 20));
     reserve_close();
     CHECK(access(file, F_OK) == 0);             /* it stays for the next process */
+    free(dir);
 }

@@ -756,7 +756,8 @@ static int az_get(void *p, const char *container, const char *key, const char *i
     char current[SKY_ETAG_MAX] = "";
     if (if_match && *if_match)
         alias_resolve(a, container, key, if_match, current);
-    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg };
+    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg,
+                               .wanted = len <= AZ_RANGE_MD5_MAX };
     struct http_response resp;
     int rc = 1;
     for (int tries = 1; rc == 1; tries++)

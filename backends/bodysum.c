@@ -114,12 +114,14 @@ void bodysum_sink_start(struct bodysum_sink *ss)
 {
     bodysum_run_free(&ss->run);
     ss->next = 0;
-    ss->gap = bodysum_begin(&ss->run) != 0;
+    ss->gap = !ss->wanted || bodysum_begin(&ss->run) != 0;
 }
 
 int bodysum_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
 {
     struct bodysum_sink *ss = arg;
+    if (!ss->wanted)
+        return ss->sink(ss->arg, pos, data, n);
     if (pos == 0 && ss->next)               /* a retry inside the request */
         bodysum_sink_start(ss);
     if (pos != ss->next || !ss->run.ctx) {

@@ -72,6 +72,9 @@ bool bodysum_etag_is_md5(const char *etag);
 struct bodysum_sink {
     int (*sink)(void *arg, uint64_t pos, const void *data, size_t n);
     void *arg;
+    bool wanted;                    /* sum at all (a GET from offset 0 may be whole, one of
+                                     * a range the server sends the MD5 of): else the bytes
+                                     * only pass, at no cost */
     struct bodysum_run run;
     uint64_t next;                  /* bytes summed, in order */
     bool gap;                       /* a piece out of order: the sum says nothing */

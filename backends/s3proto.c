@@ -518,7 +518,7 @@ int s3proto_get(void *p, const char *container, const char *key, const char *if_
                 char etag_out[SKY_ETAG_MAX], const char *show, struct sky_err *e)
 {
     struct s3proto *s = p;
-    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg };
+    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg, .wanted = off == 0 };
     struct bodysum sum, prev;
     struct http_response resp;
     int rc;

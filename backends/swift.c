@@ -587,7 +587,7 @@ static int swift_get(void *p, const char *container, const char *key, const char
                      char etag_out[SKY_ETAG_MAX], const char *show, struct sky_err *e)
 {
     struct swift *s = p;
-    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg };
+    struct bodysum_sink ss = { .sink = sink, .arg = sink_arg, .wanted = off == 0 };
     struct bodysum prev;
     struct http_response resp;
     int rc = 1;

@@ -275,8 +275,10 @@ void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct ofile *of = NULL;
     if (!rc)
         rc = files_open(fs, &ent, &of, &e);
-    if (rc == -ENOSPC && !writing) {
-        open_direct(req, fs, fi, c, &ent, &e);      /* the cache's disk is full */
+    if (rc == -ENOSPC && !writing && !ent.local_only && ent.attr.etag[0]) {
+        /* the cache's disk is full, and the file is a version on the cloud
+         * (not one made or written here: that would be in the cache) */
+        open_direct(req, fs, fi, c, &ent, &e);
         meta_entry_free(&ent);
         return;
     }

@@ -1025,20 +1025,36 @@ static void *recovery_main(void *arg)
         /* failing: back off from 5 s to 5 min; otherwise look every 30 s */
         int wait_s = pass.failed || rc < 0 ? delay : 30;
         delay = pass.failed || rc < 0 ? (delay * 2 > 300 ? 300 : delay * 2) : 5;
-        struct timespec until = clock_deadline_ms(wait_s * 1000LL);
+        long long due = clock_now_ms() + wait_s * 1000LL;
         pthread_mutex_lock(&fs->retry_lock);
         if (last)
             break;
-        while (!fs->stopping && !fs->retry_now && !fs->final_pass &&
-               pthread_cond_timedwait(&fs->retry_cond, &fs->retry_lock, &until) == 0)
-            ;
+        while (!fs->stopping && !fs->retry_now && !fs->final_pass) {
+            /* an upload at close that failed since may want a pass sooner */
+            long long at = fs->retry_at_ms && fs->retry_at_ms < due ? fs->retry_at_ms : due;
+            struct timespec until = clock_at_ms(at);
+            if (pthread_cond_timedwait(&fs->retry_cond, &fs->retry_lock, &until) != 0 &&
+                clock_now_ms() >= at)
+                break;
+        }
         if (fs->retry_now)
             delay = 5;          /* a cloud came back: start the backoff over */
         fs->retry_now = false;
+        fs->retry_at_ms = 0;    /* this pass takes what failed until now */
     }
     pthread_mutex_unlock(&fs->retry_lock);
     dirmoves_free(fs);
     return NULL;
+}
+
+void files_retry_soon(struct skyfs *fs)
+{
+    pthread_mutex_lock(&fs->retry_lock);
+    if (!fs->retry_at_ms) {
+        fs->retry_at_ms = clock_now_ms() + FILES_RETRY_SOON_MS;
+        pthread_cond_broadcast(&fs->retry_cond);
+    }
+    pthread_mutex_unlock(&fs->retry_lock);
 }
 
 void files_start_recovery(struct skyfs *fs)

@@ -452,8 +452,10 @@ void sky_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct sky_err e = { 0 };
     int rc = atomic_load(&ops_handle(fi)->wrote) && ops_handle(fi)->of
              ? files_closed_written(fs, ops_ofile(fi), &e) : 0;
-    if (rc)
+    if (rc) {
         LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
+        files_retry_soon(fs);
+    }
     fuse_reply_err(req, -rc);
 }
 
@@ -462,8 +464,10 @@ void sky_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_in
     struct skyfs *fs = ops_fs(req);
     struct sky_err e = { 0 };
     int rc = ops_handle(fi)->of ? files_sync(fs, ops_ofile(fi), &e) : 0;
-    if (rc)
+    if (rc) {
         LOG_ERROR("upload failed, kept in the journal for retry: %s", e.msg);
+        files_retry_soon(fs);
+    }
     fuse_reply_err(req, -rc);
 }
 
@@ -478,8 +482,10 @@ void sky_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, 0);
         return;
     }
-    if ((atomic_load(&h->wrote) || h->made) && files_closed_written(fs, of, &e) != 0)
+    if ((atomic_load(&h->wrote) || h->made) && files_closed_written(fs, of, &e) != 0) {
         LOG_ERROR("upload at close failed, kept in the journal for retry: %s", e.msg);
+        files_retry_soon(fs);
+    }
     files_close(fs, of);
     handle_free(fs, h);
     fuse_reply_err(req, 0);

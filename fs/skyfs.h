@@ -90,6 +90,8 @@ struct skyfs {
     pthread_cond_t retry_cond;
     bool retry_now;             /* a cloud is back: retry pending uploads now (retry_lock) */
     bool final_pass;            /* unmounting: one more pass, then stop (retry_lock) */
+    long long retry_at_ms;      /* an upload at close or fsync failed: a pass is due at this
+                                 * monotonic ms (0: none) (retry_lock) */
     /* dirmoves.c: the renames an earlier daemon left recorded, read before
      * the journal thread starts, those not finished yet (that thread's) */
     struct meta_move *crashed_moves;
@@ -353,6 +355,11 @@ int files_orphan(struct skyfs *fs, uint64_t ino, struct meta_entry *out, struct 
  * (retry_now).  skyfs_close stops it after one last pass (final_pass),
  * so that an unmount tries every pending upload once more. */
 void files_start_recovery(struct skyfs *fs);
+/* An upload at close or fsync failed and stays in the journal: have the
+ * journal's next pass come within FILES_RETRY_SOON_MS, not at its next
+ * look (every 30 s while nothing fails). */
+#define FILES_RETRY_SOON_MS 5000
+void files_retry_soon(struct skyfs *fs);
 
 /* ---- writeback.c: background uploads (write_back = async) ----------------- */
 

@@ -519,14 +519,14 @@ struct sky_driver {
      * metadata (content type, user metadata). */
     int (*rename)(void *ctx, const char *from, const char *to, struct sky_err *e);
 
-    /* Optional, for clouds whose directory rename is many steps (object
-     * stores: every object copied, then deleted): finish a rename of
-     * directory `from` to `to` that was cut short (the daemon killed in
-     * the middle).  Whatever is still under `from` is copied under `to`,
-     * replacing what the cut-short rename copied there, then deleted;
-     * nothing left under `from` is success.  fs/ records such renames
-     * before it starts them (meta_move_begin) and calls this at the next
-     * mount. */
+    /* Optional, for clouds whose rename is many steps (object stores:
+     * every object copied, then deleted): finish a rename of `from` to
+     * `to` that was cut short (the daemon killed in the middle).  A file
+     * still at `from` is copied to `to` and deleted; a directory's objects
+     * still under `from` are copied under `to`, replacing what the
+     * cut-short rename copied there, then deleted; nothing left at `from`
+     * is success.  fs/ records such renames before it starts them
+     * (meta_move_begin) and calls this at the next mount. */
     int (*rename_finish)(void *ctx, const char *from, const char *to, struct sky_err *e);
 
     /* Change the fields of attr named by `which` (SKY_HAS_*) on path; "" is

@@ -486,15 +486,35 @@ static int locate_pair(struct objstore *o, const char *from, const char *to, str
     return rc;
 }
 
+/* Move one object (a file, a symlink, a special file) of attributes fa:
+ * copied to `to` while it is still that version, then deleted. */
+static int move_object(struct objstore *o, const struct os_loc *lf, const struct os_loc *lt,
+                       const struct sky_attr *fa, const char *show, struct sky_err *e)
+{
+    int rc = o->proto->copy(o->p, lf->container, lf->key, lt->container, lt->key, fa->size,
+                            fa->etag, NULL, NULL, show, e);
+    if (rc == 0)
+        rc = delete_key(o, lf->container, lf->key, show, e);
+    if (rc == 0)
+        os_links_move(o, lf->container, lf->key, lt->container, lt->key, fa->etag);
+    return rc;
+}
+
 int objstore_rename_finish(void *ctx, const char *from, const char *to, struct sky_err *e)
 {
     struct objstore *o = ctx;
+    struct sky_attr fa;
+    int rc = objstore_stat(ctx, from, &fa, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        return 0;                       /* nothing left under the old name */
+    }
     struct os_loc lf, lt;
     char show[OS_SHOW_MAX];
-    int rc = locate_pair(o, from, to, &lf, &lt, show, e);
-    if (rc < 0)
+    if (rc < 0 || (rc = locate_pair(o, from, to, &lf, &lt, show, e)) < 0)
         return rc;
-    rc = move_dir(o, &lf, &lt, show, e);
+    rc = fa.kind == SKY_DIR ? move_dir(o, &lf, &lt, show, e)
+                            : move_object(o, &lf, &lt, &fa, show, e);
     os_loc_free(&lf);
     os_loc_free(&lt);
     return rc;
@@ -558,12 +578,7 @@ int objstore_rename(void *ctx, const char *from, const char *to, struct sky_err 
     } else if (fa.kind == SKY_DIR) {
         rc = move_dir(o, &lf, &lt, show, e);
     } else {
-        rc = o->proto->copy(o->p, lf.container, lf.key, lt.container, lt.key, fa.size,
-                            fa.etag, NULL, NULL, show, e);
-        if (rc == 0)
-            rc = delete_key(o, lf.container, lf.key, show, e);
-        if (rc == 0)
-            os_links_move(o, lf.container, lf.key, lt.container, lt.key, fa.etag);
+        rc = move_object(o, &lf, &lt, &fa, show, e);
     }
     os_loc_free(&lf);
     os_loc_free(&lt);

@@ -31,7 +31,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "conflicts.h"
-#include "dirmoves.h"
+#include "renamelog.h"
 #include "localdirs.h"
 #include "moved.h"
 #include "../lib/metrics.h"
@@ -1015,7 +1015,7 @@ static void *recovery_main(void *arg)
         struct sky_err e = { 0 };
         /* renames a crash cut short first: uploads under them go to the
          * new names */
-        pass.failed += dirmoves_finish(fs);
+        pass.failed += renamelog_finish(fs);
         int rc = blocks_each_dirty(fs->blocks, recover_one, &pass, &e);
         /* folders a crash left local-only (the uploads just queued create
          * theirs first; the empty ones only this way) */
@@ -1043,7 +1043,7 @@ static void *recovery_main(void *arg)
         fs->retry_at_ms = 0;    /* this pass takes what failed until now */
     }
     pthread_mutex_unlock(&fs->retry_lock);
-    dirmoves_free(fs);
+    renamelog_free(fs);
     return NULL;
 }
 
@@ -1059,9 +1059,9 @@ void files_retry_soon(struct skyfs *fs)
 
 void files_start_recovery(struct skyfs *fs)
 {
-    dirmoves_load(fs);
+    renamelog_load(fs);
     if (pthread_create(&fs->recovery_thread, NULL, recovery_main, fs) == 0)
         fs->recovery_started = true;
     else
-        dirmoves_free(fs);
+        renamelog_free(fs);
 }

@@ -16,7 +16,7 @@
 
 #include "../lib/log.h"
 #include "conflicts.h"
-#include "dirmoves.h"
+#include "renamelog.h"
 #include "kforget.h"
 #include "localdirs.h"
 #include "moved.h"
@@ -572,11 +572,12 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
                 diverted = true;
             }
         }
-        /* a directory's rename of many steps is recorded until the caches
-         * follow it: a crash in its middle is finished at the next mount */
+        /* a rename of several steps (an object store's copies and
+         * deletes) is recorded until the caches follow it: a crash in its
+         * middle is finished at the next mount */
         bool recorded = false;
         if (!rc && replaced != src.ino && !diverted && !local_move) {
-            recorded = src.attr.kind == SKY_DIR && dirmoves_begin(fs, c, from, to);
+            recorded = renamelog_begin(fs, c, from, to);
             rc = c->drv->rename(c->ctx, from, to, &e);
             cloud_note_result(c, rc, &e);
         }
@@ -595,7 +596,7 @@ void sky_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
                 moved_refresh(fs, c, src.ino, to, src.attr.kind == SKY_DIR);
         }
         if (recorded)
-            dirmoves_done(fs, c, from);
+            renamelog_done(fs, c, from);
         if (dirs_held)
             localdirs_unlock(fs);
         files_release_upload(fs, held[0]);

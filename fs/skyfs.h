@@ -92,7 +92,7 @@ struct skyfs {
     bool final_pass;            /* unmounting: one more pass, then stop (retry_lock) */
     long long retry_at_ms;      /* an upload at close or fsync failed: a pass is due at this
                                  * monotonic ms (0: none) (retry_lock) */
-    /* dirmoves.c: the renames an earlier daemon left recorded, read before
+    /* renamelog.c: the renames an earlier daemon left recorded, read before
      * the journal thread starts, those not finished yet (that thread's) */
     struct meta_move *crashed_moves;
     size_t ncrashed_moves;

@@ -26,8 +26,8 @@
  *
  * pending_creates: folders and symlinks made on a write_back = async
  * cloud and not created on it yet (deferred mkdir and symlink), from the
- * metadata cache.  unfinished_renames: folder renames on object stores in
- * progress, or cut short by a crash (fs/dirmoves.h).  disk_full: a daemon
+ * metadata cache.  unfinished_renames: renames (of files and folders) on
+ * object stores in progress, or cut short by a crash (fs/renamelog.h).  disk_full: a daemon
  * serves the cache and its databases' reserve is released: the file system
  * is full (cache/reserve.h).  damaged: damaged
  * cache databases the daemon set aside in <cache dir>/damaged
@@ -416,7 +416,7 @@ int cmd_status(int argc, char **argv)
                (unsigned long long)(st.max_size >> 20), (unsigned long long)st.dirty_objects,
                (unsigned long long)pending_dirs);
         if (renames)
-            printf("  %llu folder rename(s) not finished (in progress, or cut short by a crash: "
+            printf("  %llu rename(s) not finished (in progress, or cut short by a crash: "
                    "the next mount finishes those)\n", (unsigned long long)renames);
         if (disk_full)
             printf("  its file system is full: the databases use the room kept back for them "

@@ -16,6 +16,8 @@
 # they hang.  Then a rename whose copies the server refuses in part fails,
 # and is undone: the copies it made are deleted again (before, they stayed
 # and a second try was refused: the target was a folder not empty).
+# Last, file renames (a copy, then a delete) cut short by kill -9, one
+# after its copy and one before: the next mount finishes each.
 . "$(dirname "$0")/lib.sh"
 
 start_bucket moves
@@ -60,8 +62,8 @@ fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
 : >"$FAULTS/rules"
 check_eq "the server holds both trees, the new one in part" "31 20" \
     "$(bucket_keys photos/ | wc -l) $(bucket_keys album/ | wc -l)"
-check "skyfs status says a folder rename is not finished" bash -c \
-    "'$SKYFS' status -c '$CONF' | grep -q '  1 folder rename(s) not finished'"
+check "skyfs status says a rename is not finished" bash -c \
+    "'$SKYFS' status -c '$CONF' | grep -q '  1 rename(s) not finished'"
 check_eq "and --json" 1 "$("$SKYFS" status -c "$CONF" --json |
     "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["cache"]["unfinished_renames"])')"
 
@@ -94,6 +96,48 @@ check "the log says the copies were deleted again" \
     grep -q "failed part way: the [0-9]* copies it made were deleted again" "$LOGS/mnt.log"
 : >"$FAULTS/rules"
 check "a second try works" mv "$MNT/s3/pictures" "$MNT/s3/gallery"
+
+# --- a file's rename (a copy, then a delete) cut short by kill -9: after
+# its copy (the delete hangs), and before it (the copy hangs); the next
+# mount finishes each
+head -c 30000 /dev/urandom >"$TEST_TMP/src/solo1"
+head -c 30000 /dev/urandom >"$TEST_TMP/src/solo2"
+for n in solo1 solo2; do
+    s3curl -X PUT --data-binary "@$TEST_TMP/src/$n" "$BUCKET_URL/$n.bin" -o /dev/null ||
+        die "cannot put $n.bin"
+done
+sleep 1.2                                   # past the root listing's ttl
+check "both files show" test -e "$MNT/s3/solo1.bin" -a -e "$MNT/s3/solo2.bin"
+# file_rename_crash N METHOD KEY WHAT KEYS_AFTER_CRASH: mv soloN.bin to
+# soloN-moved.bin while the proxy holds METHOD KEY, kill -9, remount
+file_rename_crash() {
+    local n=$1 method=$2 key=$3 what=$4 after=$5 mvpid daemon
+    echo "hang $method /$BUCKET/$key all" >"$FAULTS/rules"
+    mv "$MNT/s3/solo$n.bin" "$MNT/s3/solo$n-moved.bin" 2>/dev/null &
+    mvpid=$!
+    check "solo$n: the rename's $what hangs" wait_until 30 \
+        grep -q "^$method /$BUCKET/$key hang" "$FAULTS/log"
+    daemon=$(daemon_pids "$MNT")
+    # shellcheck disable=SC2086
+    kill -9 $daemon
+    wait "$mvpid" 2>/dev/null
+    fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+    : >"$FAULTS/rules"
+    check_eq "solo$n: after kill -9 the server holds" "$after" \
+        "$(bucket_keys "solo$n" | paste -sd' ')"
+    check "solo$n: skyfs status says a rename is not finished" bash -c \
+        "'$SKYFS' status -c '$CONF' | grep -q '  1 rename(s) not finished'"
+    mount_skyfs "$CONF" "$MNT" || die "cannot mount after the crash of solo$n"
+    check "solo$n: the next mount finishes the rename" wait_until 30 grep -q \
+        "finished the rename of \"solo$n.bin\" to \"solo$n-moved.bin\"" "$LOGS/mnt.log"
+    check_eq "solo$n: the server holds the new name alone" "solo$n-moved.bin" \
+        "$(bucket_keys "solo$n" | paste -sd' ')"
+    check_eq "solo$n: the mount shows the new name alone" "solo$n-moved.bin" \
+        "$(cd "$MNT/s3" && ls -d "solo$n"* | paste -sd' ')"
+    check "solo$n: it reads back its bytes" cmp "$TEST_TMP/src/solo$n" "$MNT/s3/solo$n-moved.bin"
+}
+file_rename_crash 1 DELETE solo1.bin "delete" "solo1-moved.bin solo1.bin"
+file_rename_crash 2 PUT solo2-moved.bin "copy" "solo2.bin"
 
 unmount_skyfs "$MNT"     # uploads what is pending
 check_eq "the pending file went up under the last name" "written here" \

@@ -1,5 +1,5 @@
 /*
- * dirmoves.c - see dirmoves.h.
+ * renamelog.c - see renamelog.h.
  */
 #include "skyfs.h"
 
@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "../lib/log.h"
-#include "dirmoves.h"
+#include "renamelog.h"
 
-bool dirmoves_begin(struct skyfs *fs, struct cloud *c, const char *from, const char *to)
+bool renamelog_begin(struct skyfs *fs, struct cloud *c, const char *from, const char *to)
 {
     if (!c->drv->rename_finish)
         return false;           /* one step: nothing to finish after a crash */
@@ -22,7 +22,7 @@ bool dirmoves_begin(struct skyfs *fs, struct cloud *c, const char *from, const c
     return false;
 }
 
-void dirmoves_done(struct skyfs *fs, struct cloud *c, const char *from)
+void renamelog_done(struct skyfs *fs, struct cloud *c, const char *from)
 {
     struct sky_err e = { 0 };
     if (meta_move_end(fs->meta, c->cfg->name, from, &e) != 0)
@@ -96,14 +96,14 @@ static int finish_one(struct skyfs *fs, const struct meta_move *m, struct sky_er
         caches_follow(fs, c, m->src, m->dst);
     writeback_resume(fs);
     if (rc == 0) {
-        dirmoves_done(fs, c, m->src);
+        renamelog_done(fs, c, m->src);
         LOG_INFO("cloud '%s': finished the rename of \"%s\" to \"%s\", which a crash had "
                  "cut short", c->cfg->name, m->src, m->dst);
     }
     return rc;
 }
 
-void dirmoves_load(struct skyfs *fs)
+void renamelog_load(struct skyfs *fs)
 {
     struct sky_err e = { 0 };
     if (meta_moves(fs->meta, &fs->crashed_moves, &fs->ncrashed_moves, &e) != 0)
@@ -111,7 +111,7 @@ void dirmoves_load(struct skyfs *fs)
                   "as they are on the clouds): %s", e.msg);
 }
 
-int dirmoves_finish(struct skyfs *fs)
+int renamelog_finish(struct skyfs *fs)
 {
     struct sky_err e = { 0 };
     size_t kept = 0;
@@ -132,7 +132,7 @@ int dirmoves_finish(struct skyfs *fs)
     return (int)kept;
 }
 
-void dirmoves_free(struct skyfs *fs)
+void renamelog_free(struct skyfs *fs)
 {
     meta_moves_free(fs->crashed_moves, fs->ncrashed_moves);
     fs->crashed_moves = NULL;

@@ -51,13 +51,23 @@ CONF
 )
 free_kib() { df -k --output=avail "$CACHE" | tail -n 1 | tr -d ' '; }
 # fill NAME: another program takes every free byte of the cache's file
-# system.  The daemon looks at the free space at most every 0.1 s: a write
-# of its databases in that window can still find the disk full (that one
-# request fails with ENOSPC; the next one has the reserve's room).
+# system, in one step (fallocate): the daemon, which looks at the free
+# space before its database writes (at most every 0.1 s), may give its
+# reserve to its databases right after, but never while the other
+# program still writes and would take that room too.  Then free space is
+# nothing, or the reserve's 16 MiB.
 fill() {
+    fallocate -l "$(($(free_kib) * 1024))" "$CACHE/$1" || return 1
+    sleep 0.3
+    local kib
+    kib=$(free_kib)
+    [ "$kib" -lt 64 ] || { [ "$kib" -ge 16384 ] && [ "$kib" -lt $((16384 + 64)) ]; }
+}
+# take_rest NAME: another program takes what is left, the reserve's room
+# too (dd until ENOSPC)
+take_rest() {
     dd if=/dev/zero of="$CACHE/$1" bs=64k 2>/dev/null
     sync
-    sleep 0.3
     test "$(free_kib)" -lt 64
 }
 # cloud_holds KEY FILE: the bucket's object KEY has FILE's bytes
@@ -104,7 +114,7 @@ check "s3: fsync uploads a1m while the disk is full" \
 check "  the cloud holds a1m" cloud_holds a1m "$SRC/a1"
 
 # ---- the rest of the room goes too ----------------------------------------
-check "another program takes the room left too" fill fill2
+check "another program takes the room left too" take_rest fill2
 "$PYTHON" -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDWR); os.fsync(fd)" "$MNT/s3/a3" \
     2>"$LOGS/fsync-a3.err"
 check_eq "s3: fsync of a3 fails (the cache cannot record its upload)" 1 "$?"

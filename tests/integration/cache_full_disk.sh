@@ -29,9 +29,7 @@ SRC="$TEST_TMP/src"
 mkdir -p "$CACHE" "$SRC" "$DATA/sub"
 export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--openssl-legacy-provider"
 start_bucket full
-mount -t tmpfs -o size=64m skyfs-test-full "$CACHE" || die "cannot mount a tmpfs at $CACHE"
-# lib.sh's exit handler unmounts skyfs; the tmpfs goes lazily with it.
-trap 'rc=$?; umount -l "$CACHE" 2>/dev/null; (exit $rc); _sky_exit' EXIT
+mount_tmpfs "$CACHE" 64m skyfs-test-full
 
 (umask 077 && cat >"$CONF" <<CONF
 [cache]

@@ -18,9 +18,7 @@ CACHE="$TEST_TMP/cachefs"
 DATA="$TEST_TMP/data/alpha"
 SRC="$TEST_TMP/src"
 mkdir -p "$CACHE" "$SRC"
-mount -t tmpfs -o size=80m skyfs-test-cache "$CACHE" || die "cannot mount a tmpfs at $CACHE"
-# lib.sh's exit handler unmounts skyfs; the tmpfs goes lazily with it.
-trap 'rc=$?; umount -l "$CACHE" 2>/dev/null; (exit $rc); _sky_exit' EXIT
+mount_tmpfs "$CACHE" 80m skyfs-test-cache
 write_local_config "$CONF" "$CACHE" "alpha=$DATA"
 sed -i 's|^dir = .*|&\nmin_free = 40M|' "$CONF"
 

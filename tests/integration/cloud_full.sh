@@ -16,9 +16,7 @@ MNT="$TEST_TMP/mnt"
 CLOUDFS="$TEST_TMP/cloudfs"
 SRC="$TEST_TMP/src"
 mkdir -p "$CLOUDFS" "$SRC"
-mount -t tmpfs -o size=8m skyfs-test-cloud "$CLOUDFS" || die "cannot mount a tmpfs at $CLOUDFS"
-# lib.sh's exit handler unmounts skyfs; the tmpfs goes lazily with it.
-trap 'rc=$?; umount -l "$CLOUDFS" 2>/dev/null; (exit $rc); _sky_exit' EXIT
+mount_tmpfs "$CLOUDFS" 8m skyfs-test-cloud
 mkdir -p "$CLOUDFS/sy" "$CLOUDFS/as"
 write_local_config "$CONF" "$TEST_TMP/cache" "sy=$CLOUDFS/sy" "as=$CLOUDFS/as"
 sed -i '/^path = .*\/as$/a write_back = async\nwrite_back_delay = 0s' "$CONF"

@@ -52,6 +52,7 @@ mkdir -p "$LOGS"
 : >>"$TEST_RESULTS"
 : >>"$TEST_RESULTS.details"
 _SKY_MOUNTS="$TEST_TMP/.mounts"     # mountpoints made by mount_skyfs
+_SKY_TMPFS=()                       # small file systems made by mount_tmpfs
 _SKY_PIDS="$TEST_TMP/.pids"         # servers started by start_*
 : >>"$_SKY_MOUNTS"
 : >>"$_SKY_PIDS"
@@ -250,6 +251,16 @@ mount_skyfs() {
         return 1
     fi
     record ok "mount $name"
+}
+
+# mount_tmpfs DIR SIZE NAME
+#   Mounts a tmpfs of SIZE (8m, 64m...) named NAME at DIR (made if needed):
+#   a cache or a cloud's folder with little room.  The exit handler
+#   unmounts it lazily, after skyfs's mounts.  Dies when it cannot.
+mount_tmpfs() {
+    mkdir -p "$1"
+    mount -t tmpfs -o "size=$2" "$3" "$1" || die "cannot mount a tmpfs at $1"
+    _SKY_TMPFS+=("$1")
 }
 
 # unmount_skyfs MNT
@@ -742,6 +753,9 @@ _sky_exit() {
     while read -r mnt; do
         [ -n "$mnt" ] && _force_unmount "$mnt"
     done <"$_SKY_MOUNTS"
+    for mnt in "${_SKY_TMPFS[@]}"; do
+        umount -l "$mnt" 2>/dev/null
+    done
     stop_servers
     check_sanitizers
     if [ "$_SKY_STANDALONE" = 1 ]; then

@@ -853,14 +853,30 @@ static int meta_set_node_locked(struct meta *m, uint64_t ino, const struct sky_a
     return cachedb_done(&m->db, st, "updating an entry", e);
 }
 
+/* News from the cloud about a held file (meta_from): only that the cloud
+ * was asked at `now`. */
+static int meta_held_fetched(struct meta *m, uint64_t ino, int64_t now, struct sky_err *e)
+{
+    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_FETCHED, e);
+    if (!st)
+        return -e->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, 0);       /* its cloud stamp: as it is */
+    return cachedb_done(&m->db, st, "refreshing a file with writes not uploaded yet", e);
+}
+
 /* New attributes for an existing entry (old kind `old_kind`, at cloud/path),
- * with the cloud metadata `om` (may be NULL) that came with them.  `exact`:
- * they are a change made through the mount, not a refresh (see TIME_COL). */
+ * with the cloud metadata `om` (may be NULL) that came with them, from
+ * `from` (meta_from; for the times: TIME_COL). */
 int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
                             const char *cloud, const char *path, const struct sky_attr *a,
                             const char *link, const struct sky_objmeta *om, int64_t now,
-                            bool exact, struct sky_err *e)
+                            enum meta_from from, struct sky_err *e)
 {
+    if (from == META_FROM_CLOUD && u64set_has(&m->held, ino))
+        return meta_held_fetched(m, ino, now, e);
+    bool exact = from == META_FROM_MOUNT;
     if (old_kind == SKY_DIR && a->kind != SKY_DIR) {
         int rc = meta_drop_tree(m, cloud, path, e);
         if (rc)
@@ -945,7 +961,7 @@ int meta_upsert_locked(struct meta *m, const struct meta_entry *dir, const char 
                       "directory", name);
     else
         rc = meta_update_attr(m, old.ino, old.attr.kind, old.cloud, old.path, a, link, NULL, now,
-                              false, e);
+                              META_FROM_CLOUD, e);
     if (rc == 0 && ino)
         *ino = old.ino;
     meta_entry_free(&old);

@@ -99,7 +99,12 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name,
  * changes from directory to something else its descendants are dropped.
  * *ino (may be NULL) receives the inode.  A symlink target not given (NULL)
  * is kept while the entry stays a symlink with the same etag, and cleared
- * otherwise.  Only directories can be children of the root (-EINVAL). */
+ * otherwise.  Only directories can be children of the root (-EINVAL).
+ * This is news from the cloud: a file held (meta_hold, writes here wait
+ * for their upload) keeps what the cache has, its fetched time alone
+ * moves (the cloud's older version must not undo a chmod, a utime or a
+ * rename's mode before the upload carries them); so do listings
+ * (meta_replace_listing) and the crawl. */
 int meta_upsert(struct meta *m, uint64_t parent, const char *name,
                 const struct sky_attr *attr, const char *link, int64_t now,
                 uint64_t *ino, struct sky_err *e);
@@ -337,12 +342,17 @@ int meta_same_file(struct meta *m, const char *cloud, uint64_t file_id, uint64_t
 int meta_get_objmeta(struct meta *m, uint64_t ino, struct sky_objmeta *out, int64_t *meta_at,
                      struct sky_err *e);
 
-/* Record what get_meta (or another full source) said at `now`: attr (may
- * be NULL) as meta_set_attr does, then om's content type and storage class
- * where not NULL; when om->has_user, the user items are replaced by om's
- * and meta_at = now.  One transaction. */
+/* Record what the mount's own upload or copy left on the cloud at `now`:
+ * attr (may be NULL) with a refresh's rules for the times (meta_set_attr),
+ * then om's content type and storage class where not NULL; when
+ * om->has_user, the user items are replaced by om's and meta_at = now.
+ * One transaction. */
 int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
                      const struct sky_objmeta *om, int64_t now, struct sky_err *e);
+/* The same for what get_meta said of an object (news from the cloud): a
+ * file held (meta_hold) keeps what the cache has, as with meta_upsert. */
+int meta_cloud_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                       const struct sky_objmeta *om, int64_t now, struct sky_err *e);
 
 /* One user item changed through the mount: set `key` to `len` bytes of
  * value, or remove it when value is NULL.  meta_at is left alone. */

@@ -97,7 +97,7 @@ int meta_set_attr(struct meta *m, uint64_t ino, const struct sky_attr *attr, int
             rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
         else
             rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, NULL,
-                                  now, true, e);
+                                  now, META_FROM_MOUNT, e);
         meta_entry_free(&ent);
     }
     rc = meta_finish(m, rc, e);
@@ -332,7 +332,7 @@ static int meta_store_objmeta_locked(struct meta *m, uint64_t ino, const struct 
 
 static int meta_set_objmeta_locked(struct meta *m, uint64_t ino, const struct sky_attr *attr,
                                    const struct sky_objmeta *om, int64_t now,
-                                   struct sky_err *e)
+                                   enum meta_from from, struct sky_err *e)
 {
     if (!attr)
         return meta_store_objmeta_locked(m, ino, om, now, e);
@@ -344,13 +344,14 @@ static int meta_set_objmeta_locked(struct meta *m, uint64_t ino, const struct sk
         rc = sky_fail(e, EINVAL, "metadata cache: a cloud directory must stay a directory");
     else
         rc = meta_update_attr(m, ino, ent.attr.kind, ent.cloud, ent.path, attr, NULL, om, now,
-                              false, e);
+                              from, e);
     meta_entry_free(&ent);
     return rc;
 }
 
-int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
-                     const struct sky_objmeta *om, int64_t now, struct sky_err *e)
+static int meta_objmeta_from(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                             const struct sky_objmeta *om, int64_t now, enum meta_from from,
+                             struct sky_err *e)
 {
     if (attr && !meta_valid_kind(attr))
         return sky_fail(e, EINVAL, "metadata cache: inode %llu: unknown kind",
@@ -358,10 +359,22 @@ int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
     pthread_mutex_lock(&m->lock);
     int rc = meta_begin(m, e);
     if (rc == 0)
-        rc = meta_set_objmeta_locked(m, ino, attr, om, now, e);
+        rc = meta_set_objmeta_locked(m, ino, attr, om, now, from, e);
     rc = meta_finish(m, rc, e);
     pthread_mutex_unlock(&m->lock);
     return rc;
+}
+
+int meta_set_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                     const struct sky_objmeta *om, int64_t now, struct sky_err *e)
+{
+    return meta_objmeta_from(m, ino, attr, om, now, META_FROM_UPLOAD, e);
+}
+
+int meta_cloud_objmeta(struct meta *m, uint64_t ino, const struct sky_attr *attr,
+                       const struct sky_objmeta *om, int64_t now, struct sky_err *e)
+{
+    return meta_objmeta_from(m, ino, attr, om, now, META_FROM_CLOUD, e);
 }
 
 /* meta_rename_ex's onto_etag (m->lock held, in its transaction). */
@@ -381,7 +394,7 @@ static int meta_take_version_locked(struct meta *m, uint64_t ino, const char *et
     om.has_user = true;
     struct sky_attr a = ent.attr;
     snprintf(a.etag, sizeof a.etag, "%s", etag);
-    rc = meta_set_objmeta_locked(m, ino, &a, &om, ent.fetched_at, e);
+    rc = meta_set_objmeta_locked(m, ino, &a, &om, ent.fetched_at, META_FROM_UPLOAD, e);
     sky_objmeta_free(&om);
     meta_entry_free(&ent);
     return rc ? rc : meta_set_local_only_locked(m, ino, false, e);
@@ -407,7 +420,7 @@ static int meta_touch_locked(struct meta *m, const struct meta_touch *t, meta_fi
         a.ctime_ns = t->now;
     a.has |= t->which & (SKY_HAS_MTIME | SKY_HAS_ATIME | SKY_HAS_CTIME);
     rc = meta_update_attr(m, t->ino, ent.attr.kind, ent.cloud, ent.path, &a, NULL, NULL,
-                          ent.fetched_at, true, e);
+                          ent.fetched_at, META_FROM_MOUNT, e);
     meta_entry_free(&ent);
     return rc;
 }
@@ -462,7 +475,7 @@ int meta_upsert_local(struct meta *m, uint64_t parent, const char *name,
         meta_entry_free(&dir);
     }
     if (rc == 0 && om)
-        rc = meta_set_objmeta_locked(m, got, attr, om, now, e);
+        rc = meta_set_objmeta_locked(m, got, attr, om, now, META_FROM_UPLOAD, e);
     if (rc == 0)
         rc = meta_set_local_only_locked(m, got, true, e);
     if (rc == 0)

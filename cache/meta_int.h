@@ -121,17 +121,30 @@ int meta_put_user_locked(struct meta *m, uint64_t ino, const struct sky_objmeta 
 int meta_begin(struct meta *m, struct sky_err *e);
 int meta_finish(struct meta *m, int rc, struct sky_err *e);
 
+/* Where new attributes of an entry come from (meta_update_attr):
+ * - META_FROM_CLOUD: news from the cloud (a stat, a listing, the crawl).
+ *   A file held (meta_hold: writes here wait for their upload) keeps
+ *   everything the cache has but its fetched time: until its upload the
+ *   cache, not the cloud's older version, is the file (its mode, owner,
+ *   times and size are what the upload will carry);
+ * - META_FROM_UPLOAD: what the mount's own upload or copy left on the
+ *   cloud (a refresh's rules for times, but a held file takes it);
+ * - META_FROM_MOUNT: a change made through the mount, its times taken as
+ *   they are. */
+enum meta_from { META_FROM_CLOUD, META_FROM_UPLOAD, META_FROM_MOUNT };
+
 /* Writers (m->lock held, inside a transaction).  meta_insert adds child
  * `name` of directory `dir` (only ino, cloud and path of dir are read);
- * meta_update_attr gives entry `ino` new attributes (`exact`: a change
- * made through the mount, not a refresh); meta_remove_tree removes an
- * entry and, for a directory, everything below it. */
+ * meta_update_attr gives entry `ino` new attributes (`from`: see above);
+ * meta_remove_tree removes an entry and, for a directory, everything
+ * below it. */
 int meta_insert(struct meta *m, const struct meta_entry *dir, const char *name,
                 const struct sky_attr *a, const char *link, const struct sky_objmeta *om,
                 int64_t now, uint64_t *ino, struct sky_err *e);
 int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind, const char *cloud,
                      const char *path, const struct sky_attr *a, const char *link,
-                     const struct sky_objmeta *om, int64_t now, bool exact, struct sky_err *e);
+                     const struct sky_objmeta *om, int64_t now, enum meta_from from,
+                     struct sky_err *e);
 int meta_remove_tree(struct meta *m, uint64_t ino, enum sky_kind kind, const char *cloud,
                      const char *path, struct sky_err *e);
 /* The cloud says the entry is gone (a listing without it, a directory it

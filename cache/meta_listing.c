@@ -236,7 +236,7 @@ static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,
             if (under_root && d->attr.kind != SKY_DIR)
                 rc = meta_remove_tree(m, k[i].ino, k[i].kind, cloud, path, e);
             else if ((rc = meta_update_attr(m, k[i].ino, k[i].kind, cloud, path, &d->attr,
-                                            d->link, d->meta, now, false, e)) == 0)
+                                            d->link, d->meta, now, META_FROM_CLOUD, e)) == 0)
                 rc = meta_listed_freshness(m, &k[i], &d->attr, now, e);
             i++;
             j++;

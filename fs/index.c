@@ -325,7 +325,7 @@ static int fetch_meta(void *arg, size_t i, struct sky_err *e)
     if (rc == -ENOENT) {
         rc = 0;                 /* deleted since the listing: the next one drops it */
     } else if (rc == 0) {
-        rc = meta_set_objmeta(mp->fs->meta, job->ino, &a, &om, asked, e);
+        rc = meta_cloud_objmeta(mp->fs->meta, job->ino, &a, &om, asked, e);
         if (rc == -ENOENT)
             rc = 0;             /* dropped from the cache meanwhile */
         sky_objmeta_free(&om);

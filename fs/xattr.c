@@ -87,7 +87,7 @@ static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_
     if (rc)
         return rc;
     struct sky_err se = { 0 };
-    if (meta_set_objmeta(fs->meta, ent->ino, &a, out, asked, &se) != 0)
+    if (meta_cloud_objmeta(fs->meta, ent->ino, &a, out, asked, &se) != 0)
         LOG_WARN("%s", se.msg);         /* the answer is still good to give */
     *attr = a;
     return 0;

@@ -20,6 +20,9 @@
 #     from the cache, and the upload carries the final set;
 #   - a relisting (ttl expiry) of a folder while a file in it is not
 #     uploaded yet keeps the file visible (and nothing was sent for it);
+#   - a file on the cloud appended, chmod'ed and utime'd here: past the
+#     ttl its stat, its folder's listing and a read show the changes,
+#     not the cloud's older version, and the upload carries them;
 #   - folders made here (deferred mkdir): nothing sent at mkdir, chmod,
 #     rmdir or rename of them, nor for lookups in them; after unmount a
 #     folder's marker went up before the file in it, the cloud holds them
@@ -182,6 +185,30 @@ os.fsync(fd); os.close(fd)' "$M/fresh/seed" && ls "$M/fresh" >/dev/null
     exec 3>&-
 done
 
+# ---- a file on the cloud changed here: its older version changes nothing --
+# An append, chmod and utime of a file the cloud holds wait for one upload;
+# past the ttl its stat and its folder's listing ask the cloud, whose
+# older version must not undo them (nor the upload carry the old mode).
+touch -d '2020-01-02 03:04:05' "$SRC/kept-times"
+for cloud in s3 az; do
+    M=$MNT/$cloud
+    "$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644); os.write(fd, b"first\n")
+os.fsync(fd); os.close(fd)' "$M/edited"
+    check "$cloud: append, chmod and utime of a file on the cloud" bash -c "
+        echo second >>'$M/edited' && chmod 600 '$M/edited' &&
+        touch -m -r '$SRC/kept-times' '$M/edited'"
+    sleep 1.2   # past the ttl (1s)
+    check_eq "$cloud: after the ttl its stat shows the changes, not the cloud's version" \
+        "13 600 $(stat -c %Y "$SRC/kept-times")" "$(stat -c '%s %a %Y' "$M/edited")"
+    sleep 1.2
+    check_eq "$cloud: so does its folder's listing" "-rw------- 13" \
+        "$(ls -l "$M" | awk '$NF == "edited" { print $1, $5 }')"
+    check "$cloud: and a read" bash -c "printf 'first\nsecond\n' | cmp -s - '$M/edited'"
+    sleep 1.2
+    check_eq "$cloud: and a stat after the read" "13 600" "$(stat -c '%s %a' "$M/edited")"
+done
+
 # ---- folders made here: deferred, like files -----------------------------
 # On a write_back = async cloud a mkdir is answered from the cache; the
 # folder goes up before what goes in it, or (empty) after the delay; one
@@ -258,6 +285,8 @@ for cloud in s3 az; do
     check_eq "$cloud: the xattrs the upload carried" "user.a=3" "$(
         "$PYTHON" -c 'import os, sys; p = sys.argv[1]
 print(" ".join(sorted(f"{n}={os.getxattr(p, n).decode()}" for n in os.listxattr(p) if not n.startswith("user.skyfs."))))' "$C/xa" 2>&1)"
+    check_eq "$cloud: the file changed while on the cloud arrived with its mode and mtime" \
+        "13 600 $(stat -c %Y "$SRC/kept-times")" "$(stat -c '%s %a %Y' "$C/edited" 2>&1)"
     check "$cloud: the file listed during the relisting arrived" \
         bash -c "echo pending | cmp -s - '$C/fresh/pending'"
     check_eq "$cloud: the new folders arrived with their modes and files" \

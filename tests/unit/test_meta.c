@@ -995,6 +995,60 @@ TEST(meta_forget_gone_keeps_what_is_held)
     free(dir);
 }
 
+/* A held file (writes here wait for their upload) keeps what the cache
+ * has whatever the cloud's older version says (a stat, a listing, a
+ * get_meta): only its fetched time moves.  Its own upload's record
+ * (meta_set_objmeta) is taken; once let go, news is taken again. */
+TEST(meta_news_leaves_a_held_file_as_it_is)
+{
+    char *dir = unit_tmpdir();
+    struct meta *m = meta_test_open(dir);
+    uint64_t root;
+    CHECK_INT(meta_cloud_root(m, "c", &root, NULL), 0);
+    struct sky_attr mine = attr_of(SKY_FILE, 13, "v1");
+    mine.mode = 0600;
+    mine.mtime_ns = 1577934245000000000LL;
+    uint64_t f = 0;
+    CHECK_INT(meta_upsert(m, root, "f", &mine, NULL, 100, &f, NULL), 0);
+    CHECK_INT(meta_set_attr(m, f, &mine, 100, NULL), 0);
+    CHECK_INT(meta_hold(m, f), 0);
+
+    struct sky_attr cloud = attr_of(SKY_FILE, 6, "v1");     /* the older version */
+    cloud.mode = 0644;
+    CHECK_INT(meta_upsert(m, root, "f", &cloud, NULL, 200, NULL, NULL), 0);
+    struct sky_dirent listing[] = { { "f", cloud, NULL, NULL } };
+    CHECK_INT(meta_replace_listing(m, root, listing, 1, 300, NULL), 0);
+    struct sky_objmeta om = { 0 };
+    CHECK_INT(meta_cloud_objmeta(m, f, &cloud, &om, 400, NULL), 0);
+    struct meta_entry ent;
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.size, 13);
+    CHECK_INT(ent.attr.mode, 0600);
+    CHECK_INT(ent.attr.mtime_ns, 1577934245000000000LL);
+    CHECK_INT(ent.fetched_at, 400);              /* asked: not again before the ttl */
+    meta_entry_free(&ent);
+
+    /* its upload's record is taken while it is still held */
+    struct sky_attr up = mine;
+    snprintf(up.etag, sizeof up.etag, "v2");
+    CHECK_INT(meta_set_objmeta(m, f, &up, &om, 500, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_STR(ent.attr.etag, "v2");
+    meta_entry_free(&ent);
+
+    /* let go: the cloud's news is the file again */
+    meta_unhold(m, f);
+    CHECK_INT(meta_upsert(m, root, "f", &cloud, NULL, 600, NULL, NULL), 0);
+    CHECK_INT(meta_get(m, f, &ent, NULL), 0);
+    CHECK_INT(ent.attr.size, 6);
+    CHECK_INT(ent.attr.mode, 0644);
+    CHECK_STR(ent.attr.etag, "v1");
+    meta_entry_free(&ent);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 /* The record of directory renames in progress survives a reopen, one per
  * source, until dropped. */
 TEST(meta_moves_recorded_until_dropped)

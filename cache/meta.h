@@ -166,11 +166,13 @@ int meta_remove(struct meta *m, uint64_t ino, struct sky_err *e);
 int meta_forget_gone(struct meta *m, uint64_t ino, struct sky_err *e);
 
 /* Hold entry `ino`: a file with writes here not uploaded yet (fs/ holds
- * it from its first write until its open file is gone, after the upload).
- * News that it is gone (meta_forget_gone, listings, the crawl's sweep)
- * leaves it and the folders above it, as it leaves a file not uploaded
- * yet (local_only): its upload decides what becomes of it (README "Many
- * machines, one cloud").  Kept in memory only: after a crash the
+ * it from its first write until its open file is gone, after the upload,
+ * or until the journal's retry of an upload that failed).  News that it
+ * is gone (meta_forget_gone, listings, the crawl's sweep) leaves it and
+ * the folders above it, as it leaves a file not uploaded yet
+ * (local_only): its upload decides what becomes of it (README "Many
+ * machines, one cloud"); news of its attributes (meta_upsert) leaves them
+ * as the cache has them.  Kept in memory only: after a crash the
  * journal's replay holds again what it uploads.  0 or -ENOMEM. */
 int meta_hold(struct meta *m, uint64_t ino);
 void meta_unhold(struct meta *m, uint64_t ino);

@@ -180,7 +180,9 @@ void files_close(struct skyfs *fs, struct ofile *of)
     if (!last)
         return;
     blocks_cancel_ahead(of->obj);
-    if (of->held)
+    /* a file whose upload failed at close (a write_back = sync cloud)
+     * stays held until the journal's retry uploads it (recover_one) */
+    if (of->held && (of->unlinked || !blocks_is_dirty(of->obj)))
         meta_unhold(fs->meta, of->ino);
     if (of->stream)
         stream_drop(of->stream);
@@ -411,8 +413,9 @@ static void start_stream(struct skyfs *fs, struct ofile *of)
 }
 
 /* The file is written here: until its last close (after its upload, which
- * holds a reference), news from the cloud that it is gone leaves it in the
- * cache (meta_hold), as it leaves a file not uploaded yet (of->lock held). */
+ * holds a reference; or, when that upload failed, until the journal's
+ * retry), news from the cloud leaves it in the cache as it is (meta_hold),
+ * as it leaves a file not uploaded yet (of->lock held). */
 static void hold_written(struct skyfs *fs, struct ofile *of)
 {
     if (!of->held && !of->unlinked)
@@ -987,6 +990,8 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     int64_t mtime = ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now();
     sky_metrics_inc(SKY_M_UPLOAD_RETRIES);
     int rc = upload(fs, c, obj, &ent, mtime, mtime, "", NULL, &out, &e);
+    if ((rc == 0 || rc == 1) && known && !open_here(fs, ino))
+        meta_unhold(fs->meta, ino);     /* held since its close (files_close) */
     if (rc == 1) {
         LOG_INFO("journal: pending \"%s\" of cloud '%s' met another machine's version and "
                  "went up as a conflict copy", blocks_path(obj), c->cfg->name);

@@ -594,7 +594,10 @@ static void setattr_open_file(struct ofile *of, const struct sky_attr *a, unsign
  * ctime on an object store that stores none; a folder's is the kernel's).
  * Times not set by the call never go back: the cache knows of reads (and,
  * for a directory, of changes of its entries) that the cloud may not have
- * seen. */
+ * seen.  Nor does a folder's mtime move unless the call sets it: the
+ * cloud's may be the stamp of the mount's own mkdir, taken by the
+ * backing file system's coarser clock a moment after the cache's (a
+ * change of the folder made elsewhere arrives with its next refresh). */
 static void setattr_merge(struct sky_attr *out, const struct sky_attr *a, unsigned which)
 {
     unsigned kept = which & ~out->has;
@@ -613,7 +616,7 @@ static void setattr_merge(struct sky_attr *out, const struct sky_attr *a, unsign
     out->has |= kept;
     if (!(which & SKY_HAS_ATIME) && a->atime_ns > out->atime_ns)
         out->atime_ns = a->atime_ns;
-    if (!(which & SKY_HAS_MTIME) && a->kind == SKY_DIR && a->mtime_ns > out->mtime_ns)
+    if (!(which & SKY_HAS_MTIME) && a->kind == SKY_DIR)
         out->mtime_ns = a->mtime_ns;
     if (a->ctime_ns > out->ctime_ns)
         out->ctime_ns = a->ctime_ns;

@@ -13,6 +13,9 @@
 #     the retry's 404 is the first attempt's success;
 #   - accepts requests and never answers: with timeout = 1s a stalled
 #     request is tried twice, whatever `retries` says;
+#   - refuses the upload of a file rewritten longer: past the ttl the
+#     mount still shows its size and bytes, not the server's older
+#     version, and the journal's retry stores them;
 #   - damages the body of a Put Blob and of a Put Block on the way:
 #     Azurite refuses it (Content-MD5), skyfs sends it again, and the blob
 #     holds the bytes written.
@@ -85,6 +88,7 @@ scenario_listing_loops
 scenario_lost_answers cutfail:400:InvalidBlockList PUT comp=blocklist PUT comp=block\& 3
 scenario_lost_upload
 scenario_rename_pending
+scenario_pending_news
 scenario_hang slow
 scenario_damaged_bodies "comp=block&"
 scenario_damaged_downloads

@@ -245,6 +245,43 @@ scenario_rename_pending() {
         "$(ls "$MNT/$CLOUD" | grep '^target\.conflict-')"
 }
 
+# scenario_pending_news: a file on the cloud rewritten here, longer, whose
+# upload the server refuses (the close fails; the journal keeps it): past
+# the ttl its stat asks the server, which still holds the older, shorter
+# version, and must not take its size: stat and a read show this
+# machine's bytes.  Once the server takes uploads again the journal's
+# retry stores them.
+scenario_pending_news() {
+    local text="a longer version of the file"
+    printf 'short\n' >"$TEST_TMP/n.src"
+    put_direct news.txt "$TEST_TMP/n.src" || die "cannot store news.txt"
+    check "$CLOUD: news.txt shows" wait_until 10 test -f "$MNT/$CLOUD/news.txt"
+    rules "status:403 PUT news.txt all"
+    check_eq "$CLOUD: news.txt rewritten longer, its upload refused: the close fails" \
+        failed "$(write_closes "$MNT/$CLOUD/news.txt" "$text")"
+    check "$CLOUD: ...and the upload at its release" wait_until 30 grep -q \
+        "upload at close failed.*PUT news.txt" "$LOGS/$(basename "$MNT").log"
+    local mark
+    mark=$(wc -l <"$FAULTS/log")
+    sleep 1.2                   # past the ttl: the next stat asks the server
+    check_eq "$CLOUD: ...past the ttl its stat shows this machine's size" "${#text}" \
+        "$(stat -c %s "$MNT/$CLOUD/news.txt")"
+    # (a HEAD of it on S3; on Azure, whose listings carry every attribute,
+    # a listing of its stale folder)
+    check "$CLOUD: ...(the server was asked)" bash -c \
+        "tail -n +$((mark + 1)) '$FAULTS/log' | grep -qE '^(HEAD [^ ]*news\.txt|GET [^ ]*comp=list)'"
+    check_eq "$CLOUD: ...and a read this machine's bytes" "$text" "$(cat "$MNT/$CLOUD/news.txt")"
+    rules
+    check "$CLOUD: ...the journal's retry stores them on the server" wait_until 30 \
+        server_holds news.txt "$text"
+}
+
+# server_holds NAME TEXT: object NAME, fetched straight from the server,
+# holds TEXT
+server_holds() {
+    get_direct "$1" "$TEST_TMP/held.out" && [ "$(cat "$TEST_TMP/held.out")" = "$2" ]
+}
+
 # --- item 9: a server that accepts and never answers --------------------
 # scenario_hang SLOW_CLOUD: SLOW_CLOUD has timeout = 1s, retries = 5 and
 # every request of it names "hangzone".

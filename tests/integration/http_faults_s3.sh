@@ -13,6 +13,9 @@
 #     fsync succeeds; likewise a DELETE whose answer was lost;
 #   - accepts requests and never answers: with timeout = 1s a stalled
 #     request is tried twice, whatever `retries` says;
+#   - refuses the upload of a file rewritten longer: past the ttl the
+#     mount still shows its size and bytes, not the server's older
+#     version, and the journal's retry stores them;
 #   - damages the body of a PUT and of a part on the way: sent again, the
 #     bucket holds the bytes written.
 # And without faults: an object with 60 x-amz-meta-* keys shows 60 xattrs,
@@ -70,6 +73,7 @@ scenario_listing_loops
 scenario_lost_answers cut POST uploadId= POST uploads 1
 scenario_lost_upload
 scenario_rename_pending
+scenario_pending_news
 scenario_hang slow
 scenario_damaged_bodies "partNumber=2&"
 scenario_damaged_downloads

@@ -65,17 +65,21 @@ static int load_target(struct skyfs *fs, uint64_t ino, struct meta_entry *ent, s
 
 /* Ask the cloud (get_meta) and store the answer; *out gets it. */
 static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
-                           struct sky_objmeta *out, struct sky_attr *attr, struct sky_err *e);
+                           bool own_edit, struct sky_objmeta *out, struct sky_attr *attr,
+                           struct sky_err *e);
 static int fetch_meta(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
                       struct sky_objmeta *out, struct sky_err *e)
 {
     struct sky_attr a;
-    return fetch_meta_attr(fs, c, ent, out, &a, e);
+    return fetch_meta_attr(fs, c, ent, false, out, &a, e);
 }
 
-/* fetch_meta, also giving the attributes the cloud reported (*attr). */
+/* fetch_meta, also giving the attributes the cloud reported (*attr).
+ * `own_edit`: the answer is the result of the mount's own edit of the
+ * object's metadata (stored as an upload's result), not news. */
 static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_entry *ent,
-                           struct sky_objmeta *out, struct sky_attr *attr, struct sky_err *e)
+                           bool own_edit, struct sky_objmeta *out, struct sky_attr *attr,
+                           struct sky_err *e)
 {
     struct sky_attr a;
     int64_t asked = skyfs_now();
@@ -87,7 +91,8 @@ static int fetch_meta_attr(struct skyfs *fs, struct cloud *c, const struct meta_
     if (rc)
         return rc;
     struct sky_err se = { 0 };
-    if (meta_cloud_objmeta(fs->meta, ent->ino, &a, out, asked, &se) != 0)
+    if ((own_edit ? meta_set_objmeta : meta_cloud_objmeta)(fs->meta, ent->ino, &a, out, asked,
+                                                           &se) != 0)
         LOG_WARN("%s", se.msg);         /* the answer is still good to give */
     *attr = a;
     return 0;
@@ -329,7 +334,7 @@ static void note_change(struct skyfs *fs, struct cloud *c, const struct meta_ent
     struct sky_err e = { 0 };
     struct sky_objmeta om;
     struct sky_attr now;
-    if (c->drv->get_meta && fetch_meta_attr(fs, c, ent, &om, &now, &e) == 0) {
+    if (c->drv->get_meta && fetch_meta_attr(fs, c, ent, true, &om, &now, &e) == 0) {
         sky_objmeta_free(&om);
         /* the edit may have given the object a new version token for the
          * same bytes (Azure; S3's copy onto itself): a pending upload, an

@@ -326,9 +326,10 @@ static int put_entry(struct batch *b, uint64_t dir_ino, const char *dir_path, co
      * a listing of one directory */
     bool keep_dir = f.kind == SKY_DIR && a->kind != SKY_DIR && f.gen == b->gen;
     if (!keep_dir) {
+        /* a held file stays one, whatever the cloud holds at its name */
+        *kind = meta_news_kept_out(b->m, f.ino, META_FROM_CLOUD) ? f.kind : a->kind;
         rc = meta_update_attr(b->m, f.ino, f.kind, b->cloud, path, a, link, om, b->asof,
                               META_FROM_CLOUD, e);
-        *kind = a->kind;
     }
     if (rc == 0 && !keep_dir) {
         /* fresh only as a listing through the mount would make it: a

@@ -853,6 +853,11 @@ static int meta_set_node_locked(struct meta *m, uint64_t ino, const struct sky_a
     return cachedb_done(&m->db, st, "updating an entry", e);
 }
 
+bool meta_news_kept_out(const struct meta *m, uint64_t ino, enum meta_from from)
+{
+    return from == META_FROM_CLOUD && u64set_has(&m->held, ino);
+}
+
 /* News from the cloud about a held file (meta_from): only that the cloud
  * was asked at `now`. */
 static int meta_held_fetched(struct meta *m, uint64_t ino, int64_t now, struct sky_err *e)
@@ -874,7 +879,7 @@ int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
                             const char *link, const struct sky_objmeta *om, int64_t now,
                             enum meta_from from, struct sky_err *e)
 {
-    if (from == META_FROM_CLOUD && u64set_has(&m->held, ino))
+    if (meta_news_kept_out(m, ino, from))
         return meta_held_fetched(m, ino, now, e);
     bool exact = from == META_FROM_MOUNT;
     if (old_kind == SKY_DIR && a->kind != SKY_DIR) {

@@ -132,6 +132,9 @@ int meta_finish(struct meta *m, int rc, struct sky_err *e);
  * - META_FROM_MOUNT: a change made through the mount, its times taken as
  *   they are. */
 enum meta_from { META_FROM_CLOUD, META_FROM_UPLOAD, META_FROM_MOUNT };
+/* Does meta_update_attr leave entry `ino` as it is (news about a held
+ * file)?  m->lock held. */
+bool meta_news_kept_out(const struct meta *m, uint64_t ino, enum meta_from from);
 
 /* Writers (m->lock held, inside a transaction).  meta_insert adds child
  * `name` of directory `dir` (only ino, cloud and path of dir are read);

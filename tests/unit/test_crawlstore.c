@@ -131,6 +131,50 @@ TEST(crawlstore_leaves_the_mounts_news)
     free(dir);
 }
 
+/* A file held by the mount (writes here wait for their upload) stays as
+ * the cache has it when the crawl finds another version, or a folder,
+ * at its name: nothing is put under it, its size and etag stay. */
+TEST(crawlstore_leaves_a_held_file_as_it_is)
+{
+    char *dir = unit_tmpdir();
+    uint64_t root;
+    struct meta *m = open_meta(dir, &root);
+    struct sky_dirent first[] = { ent("held.txt", SKY_FILE, "e1"),
+                                  ent("notes.txt", SKY_FILE, "e2") };
+    crawl(m, T0, first, 2);
+    uint64_t held, notes;
+    CHECK_INT(meta_find_path(m, "c", "held.txt", &held, NULL), 0);
+    CHECK_INT(meta_find_path(m, "c", "notes.txt", &notes, NULL), 0);
+    CHECK_INT(meta_hold(m, held), 0);
+    CHECK_INT(meta_hold(m, notes), 0);
+    /* another machine made held.txt a folder, and rewrote notes.txt */
+    struct sky_dirent second[] = { ent("held.txt/inside.txt", SKY_FILE, "e3"),
+                                   ent("notes.txt", SKY_FILE, "e4") };
+    second[1].attr.size = 99;
+    crawl(m, T0 + 100, second, 2);
+    struct meta_entry d;
+    CHECK_INT(meta_get(m, held, &d, NULL), 0);
+    CHECK_INT(d.attr.kind, SKY_FILE);
+    CHECK_STR(d.attr.etag, "e1");
+    meta_entry_free(&d);
+    CHECK(!has(m, "held.txt/inside.txt"));
+    CHECK_INT(meta_get(m, notes, &d, NULL), 0);
+    CHECK_INT(d.attr.size, 7);
+    CHECK_STR(d.attr.etag, "e2");
+    meta_entry_free(&d);
+    /* let go: the next crawl brings the cloud's */
+    meta_unhold(m, held);
+    meta_unhold(m, notes);
+    crawl(m, T0 + 200, second, 2);
+    CHECK(has(m, "held.txt/inside.txt"));
+    CHECK_INT(meta_get(m, notes, &d, NULL), 0);
+    CHECK_INT(d.attr.size, 99);
+    meta_entry_free(&d);
+    meta_close(m);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(crawlstore_fills_in_what_the_mounts_listing_lacked)
 {
     char *dir = unit_tmpdir();

@@ -545,6 +545,36 @@ int blocks_get(struct blocks *b, const char *cloud, const char *path, const char
     return 0;
 }
 
+/* Does the object hold a byte of its version (o->lock held)?  Fetches
+ * queued or running hold none yet. */
+static bool obj_holds_any(const struct blocks_obj *o)
+{
+    if (o->dirty || o->inlined)
+        return true;
+    for (uint64_t i = 0; i < o->nblocks; i++)
+        if ((o->st[i] & (B_PRESENT | B_WARMING)) || (o->parts && o->parts[i]))
+            return true;
+    return false;
+}
+
+int blocks_take_version(struct blocks_obj *o, const char *etag, uint64_t size,
+                        struct sky_err *e)
+{
+    pthread_mutex_lock(&o->lock);
+    int rc = 0;
+    if (obj_holds_any(o)) {
+        rc = sky_fail(e, ESTALE, "block cache: \"%s\": bytes of the version it holds are "
+                      "cached or written", o->path);
+    } else if (strcmp(o->etag, etag) != 0 || o->size != size) {
+        obj_quiesce(o);                 /* the fetches of its version end first */
+        rc = obj_holds_any(o) ? sky_fail(e, ESTALE, "block cache: \"%s\": bytes of the "
+                                         "version it holds arrived meanwhile", o->path)
+                              : obj_reset(o, etag, size, e);
+    }
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
 int blocks_get_new(struct blocks *b, const char *cloud, const char *path,
                    struct blocks_obj **out, struct sky_err *e)
 {

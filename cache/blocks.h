@@ -171,6 +171,15 @@ int blocks_get(struct blocks *b, const char *cloud, const char *path, const char
  * nothing more. */
 int blocks_get_new(struct blocks *b, const char *cloud, const char *path,
                    struct blocks_obj **out, struct sky_err *e);
+/* The cloud holds version `etag` (of `size` bytes) of the object, not the
+ * one it was got with, and nothing of that one was ever cached, fetched or
+ * written: the object is based on `etag` from now on (an open file that
+ * has read nothing yet takes the cloud's newer version).  -ESTALE when
+ * some byte of its version is here (a reader may have seen it: versions
+ * are never mixed). */
+int blocks_take_version(struct blocks_obj *o, const char *etag, uint64_t size,
+                        struct sky_err *e);
+
 /* The last release writes last-use times, and evicts if the cache is over
  * max_size. */
 void blocks_release(struct blocks_obj *o);

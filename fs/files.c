@@ -33,6 +33,7 @@
 #include "conflicts.h"
 #include "renamelog.h"
 #include "localdirs.h"
+#include "refresh.h"
 #include "moved.h"
 #include "../lib/metrics.h"
 #include "stream.h"
@@ -306,6 +307,34 @@ int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
     struct blocks_fetcher fetcher = { .fetch = fetch_from_cloud, .arg = &f,
                                       .clone = fetch_clone, .drop = fetch_drop };
     return blocks_read_to(of->obj, off, len, &fetcher, emit, emit_arg, e);
+}
+
+int files_take_newer(struct skyfs *fs, struct ofile *of, struct sky_err *e)
+{
+    struct meta_entry ent, fresh;
+    int rc = meta_get(fs->meta, of->ino, &ent, e);
+    if (rc)
+        return rc;
+    rc = refresh_entry(fs, of->cloud, ent.parent, ent.name, ent.path, SKY_STAT_FILE, &fresh, e);
+    meta_entry_free(&ent);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&of->lock);
+    if (fresh.attr.kind != SKY_FILE || !fresh.attr.etag[0] || of->written || of->unlinked ||
+        strcmp(fresh.attr.etag, of->etag) == 0)
+        rc = sky_fail(e, ESTALE, "cloud '%s': \"%s\" changed while it was read",
+                      of->cloud->cfg->name, fresh.path);
+    else
+        rc = blocks_take_version(of->obj, fresh.attr.etag, fresh.attr.size, e);
+    if (rc == 0) {
+        snprintf(of->etag, sizeof of->etag, "%s", fresh.attr.etag);
+        LOG_INFO("cloud '%s': \"%s\" changed on the cloud since it was listed; reading the "
+                 "new version (%llu bytes)", of->cloud->cfg->name, fresh.path,
+                 (unsigned long long)fresh.attr.size);
+    }
+    pthread_mutex_unlock(&of->lock);
+    meta_entry_free(&fresh);
+    return rc;
 }
 
 /* Bytes of a direct read, into the caller's buffer (a sky_sink_fn). */

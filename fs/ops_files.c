@@ -384,6 +384,13 @@ void sky_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (times_accessed(fs, ops_ofile(fi)) && fs->session)
         fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
     int rc = files_read(fs, ops_ofile(fi), (uint64_t)off, size, reply_from_file, req, &e);
+    if (rc == -ESTALE && files_take_newer(fs, ops_ofile(fi), &e) == 0) {
+        /* opened at a version the cloud no longer holds, none of it read:
+         * the new one is read, and its size asked for again */
+        if (fs->session)
+            fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
+        rc = files_read(fs, ops_ofile(fi), (uint64_t)off, size, reply_from_file, req, &e);
+    }
     if (rc == -ENOSPC)                  /* no room to cache what it reads */
         reply_from_cloud(req, NULL, ops_ofile(fi), (uint64_t)off, size);
     else if (rc)

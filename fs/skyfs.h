@@ -284,6 +284,14 @@ int files_fetch_whole(struct skyfs *fs, struct cloud *c, const struct meta_entry
  * called. */
 int files_read(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len,
                blocks_emit_fn emit, void *emit_arg, struct sky_err *e);
+/* files_read failed with -ESTALE: the cloud holds another version than the
+ * one the file was opened at (its cached entry was older than the cloud's
+ * object, within the ttl).  When nothing of that version is here (no byte
+ * cached or written, so no reader saw one), the file takes the cloud's
+ * version: its entry is asked again and its object and open version move
+ * to it; 0 (read again; the kernel's attributes are stale), else -ESTALE
+ * or the refresh's error. */
+int files_take_newer(struct skyfs *fs, struct ofile *of, struct sky_err *e);
 /* Reads that bypass the block cache, for when it cannot take a file (its
  * disk is full: -ENOSPC): [off, off+len) of the file straight from the
  * cloud into buf, *got bytes (fewer only at the end of the file).

@@ -12,6 +12,8 @@
 # other version, `skyfs status` (and --json) lists the conflict until the
 # copy is removed; a delete of a file changed elsewhere is not made; a
 # crash with a pending upload of a file changed meanwhile ends the same way.
+# And a file B listed but never read, rewritten by A, reads A's version on
+# B at once (B's first read finds the change; before, EIO until the ttl).
 
 HOST=$(hostname | cut -d. -f1 | tr '/ ' '__')
 STAMP_RE='[0-9]{8}-[0-9]{6}'
@@ -148,6 +150,7 @@ many_run() {
     for f in same del gone ren mvchg over crash again; do
         printf original >"$A/c/$f.txt" || die "cannot write $f.txt on A"
     done
+    printf original >"$A/c/listed.txt" || die "cannot write listed.txt on A"
     # SFTP's version token is size + mtime in whole seconds: A's changes
     # below (the same size as "original") must come in a later second
     sleep 1.1
@@ -157,6 +160,20 @@ many_run() {
     for f in same del gone ren mvchg over crash again; do
         check_eq "B sees $f.txt as A wrote it" original "$(cat "$B/c/$f.txt")"
     done
+
+    # --- a file B listed and never read, rewritten by A: B's listing is
+    # fresh for an hour, so its open is at the old version; the cloud says
+    # it changed, and B, having served nothing of that version, reads the
+    # new one (before: EIO)
+    check "B lists listed.txt" bash -c "ls -l '$B/c' | grep -q ' listed.txt$'"
+    printf 'a longer version written by A' >"$A/c/listed.txt"
+    check "A's rewrite of listed.txt is on the cloud" \
+        in_v holds "$V/c/listed.txt" 'a longer version written by A'
+    check_eq "B reads A's new version of the file it had only listed" \
+        'a longer version written by A' "$(cat "$B/c/listed.txt" 2>&1)"
+    check_eq "and shows its new size" 29 "$(stat -c %s "$B/c/listed.txt")"
+    check "B's log says it read the new version" \
+        grep -q '"listed.txt" changed on the cloud since it was listed' "$LOGS/b.log"
 
     # --- both write the same file: B held it open while A replaced it
     hold_open "$B/c/same.txt" from-b-2

@@ -514,6 +514,33 @@ TEST(blocks_written_since_upload_stays_dirty)
     free(dir);
 }
 
+/* An object of which nothing was read takes the cloud's newer version
+ * (etag and size); once a byte of its version is cached, or written, it
+ * refuses (ESTALE): versions are never mixed. */
+TEST(blocks_take_version_only_when_nothing_is_held)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 64 * KIB, 5);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f.bin", "v1", 10 * KIB);
+    CHECK_INT(blocks_take_version(o, "v2", r.size, NULL), 0);
+    CHECK_INT((long long)blocks_size(o), (long long)r.size);
+    CHECK_INT(read_equals(o, 40 * KIB, 4 * KIB, r.data + 40 * KIB, &r), 0);
+    struct sky_err e = { 0 };
+    CHECK_INT(blocks_take_version(o, "v3", 5, &e), -ESTALE);
+    CHECK_INT((long long)blocks_size(o), (long long)r.size);
+    blocks_release(o);
+    o = bget(b, "g.bin", "v1", 10);
+    CHECK_INT(blocks_write(o, 0, "x", 1, remote_fetch, &r, NULL), 0);
+    CHECK_INT(blocks_take_version(o, "v2", 20, &e), -ESTALE);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(blocks_grow_past_unfetched_tail)
 {
     char *dir = unit_tmpdir();

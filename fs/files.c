@@ -320,18 +320,18 @@ int files_take_newer(struct skyfs *fs, struct ofile *of, struct sky_err *e)
     if (rc)
         return rc;
     pthread_mutex_lock(&of->lock);
-    if (fresh.attr.kind != SKY_FILE || !fresh.attr.etag[0] || of->written || of->unlinked ||
-        strcmp(fresh.attr.etag, of->etag) == 0)
+    if (fresh.attr.kind != SKY_FILE || !fresh.attr.etag[0] || of->written || of->unlinked) {
         rc = sky_fail(e, ESTALE, "cloud '%s': \"%s\" changed while it was read",
                       of->cloud->cfg->name, fresh.path);
-    else
+    } else if (strcmp(fresh.attr.etag, of->etag) != 0) {
         rc = blocks_take_version(of->obj, fresh.attr.etag, fresh.attr.size, e);
-    if (rc == 0) {
-        snprintf(of->etag, sizeof of->etag, "%s", fresh.attr.etag);
-        LOG_INFO("cloud '%s': \"%s\" changed on the cloud since it was listed; reading the "
-                 "new version (%llu bytes)", of->cloud->cfg->name, fresh.path,
-                 (unsigned long long)fresh.attr.size);
-    }
+        if (rc == 0) {
+            snprintf(of->etag, sizeof of->etag, "%s", fresh.attr.etag);
+            LOG_INFO("cloud '%s': \"%s\" changed on the cloud since it was listed; reading "
+                     "the new version (%llu bytes)", of->cloud->cfg->name, fresh.path,
+                     (unsigned long long)fresh.attr.size);
+        }
+    }   /* else another reader of the file moved it already: read again */
     pthread_mutex_unlock(&of->lock);
     meta_entry_free(&fresh);
     return rc;

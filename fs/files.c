@@ -964,6 +964,10 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     struct meta_entry ent = { 0 };
     uint64_t ino;
     bool known = meta_find_path(fs->meta, c->cfg->name, blocks_path(obj), &ino, NULL) == 0;
+    /* held until its upload is done (also after a crash, and while its
+     * retries fail): news from the cloud leaves its entry as it is */
+    if (known)
+        meta_hold(fs->meta, ino);
     if (known && open_here(fs, ino))
         return 0; /* its writer's close uploads it */
     bool have = known && meta_get(fs->meta, ino, &ent, NULL) == 0;

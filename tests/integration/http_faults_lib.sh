@@ -249,8 +249,9 @@ scenario_rename_pending() {
 # upload the server refuses (the close fails; the journal keeps it): past
 # the ttl its stat asks the server, which still holds the older, shorter
 # version, and must not take its size: stat and a read show this
-# machine's bytes.  Once the server takes uploads again the journal's
-# retry stores them.
+# machine's bytes, also after a kill -9 and a new mount (whose journal
+# retries are refused too).  Once the server takes uploads again the
+# journal's retry stores them.
 scenario_pending_news() {
     local text="a longer version of the file"
     printf 'short\n' >"$TEST_TMP/n.src"
@@ -271,6 +272,21 @@ scenario_pending_news() {
     check "$CLOUD: ...(the server was asked)" bash -c \
         "tail -n +$((mark + 1)) '$FAULTS/log' | grep -qE '^(HEAD [^ ]*news\.txt|GET [^ ]*comp=list)'"
     check_eq "$CLOUD: ...and a read this machine's bytes" "$text" "$(cat "$MNT/$CLOUD/news.txt")"
+    # the same after a crash, while the server still refuses the upload
+    local daemon
+    daemon=$(daemon_pids "$MNT")
+    check "$CLOUD: the daemon is running" test -n "$daemon"
+    # shellcheck disable=SC2086 # one argument per pid
+    kill -9 $daemon
+    fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+    mount_skyfs "$TEST_TMP/skyfs.conf" "$MNT" || die "cannot mount again after kill -9"
+    check "$CLOUD: ...after a kill -9, the journal's retry is refused again" wait_until 30 \
+        grep -q "journal: upload of \"news.txt\" to cloud '$CLOUD' failed" \
+        "$LOGS/$(basename "$MNT").log"
+    sleep 1.2                   # past the ttl
+    check_eq "$CLOUD: ...and past the ttl its stat still shows this machine's size" \
+        "${#text}" "$(stat -c %s "$MNT/$CLOUD/news.txt")"
+    check_eq "$CLOUD: ...and a read its bytes" "$text" "$(cat "$MNT/$CLOUD/news.txt")"
     rules
     check "$CLOUD: ...the journal's retry stores them on the server" wait_until 30 \
         server_holds news.txt "$text"

@@ -1024,7 +1024,7 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     sky_metrics_inc(SKY_M_UPLOAD_RETRIES);
     int rc = upload(fs, c, obj, &ent, mtime, mtime, "", NULL, &out, &e);
     if ((rc == 0 || rc == 1) && known && !open_here(fs, ino))
-        meta_unhold(fs->meta, ino);     /* held since its close (files_close) */
+        meta_unhold(fs->meta, ino);     /* held above (and since its close) */
     if (rc == 1) {
         LOG_INFO("journal: pending \"%s\" of cloud '%s' met another machine's version and "
                  "went up as a conflict copy", blocks_path(obj), c->cfg->name);

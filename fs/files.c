@@ -123,24 +123,38 @@ static int open_file(struct skyfs *fs, const struct meta_entry *ent, bool fresh,
         *out = of;
         return 0;
     }
+    /* The caller's entry may predate the upload of the file's last open
+     * (a release's upload records the new version, then closes the file):
+     * a file not open now is opened at the version the cache has now, or
+     * the object would go back to the old version and the next upload
+     * meet its own as another machine's change. */
+    struct meta_entry now;
+    bool reread = !fresh && meta_get(fs->meta, ent->ino, &now, NULL) == 0;
+    if (reread && (strcmp(now.path, ent->path) != 0 || now.attr.kind != ent->attr.kind)) {
+        meta_entry_free(&now);
+        reread = false;
+    }
+    const struct meta_entry *at = reread ? &now : ent;
     struct cloud *c = skyfs_cloud_by_name(fs, ent->cloud);
-    if (!c)
-        return sky_fail(e, ENOENT, "no cloud for inode %llu", (unsigned long long)ent->ino);
-    of = calloc(1, sizeof *of);
-    if (!of)
-        return sky_fail(e, ENOMEM, "out of memory");
-    int rc = fresh ? blocks_get_new(fs->blocks, c->cfg->name, ent->path, &of->obj, e)
-                   : blocks_get(fs->blocks, c->cfg->name, ent->path, ent->attr.etag,
-                                ent->attr.size, &of->obj, e);
+    of = c ? calloc(1, sizeof *of) : NULL;
+    int rc = !c ? sky_fail(e, ENOENT, "no cloud for inode %llu", (unsigned long long)ent->ino)
+             : !of ? sky_fail(e, ENOMEM, "out of memory")
+             : fresh ? blocks_get_new(fs->blocks, c->cfg->name, ent->path, &of->obj, e)
+                     : blocks_get(fs->blocks, c->cfg->name, ent->path, at->attr.etag,
+                                  at->attr.size, &of->obj, e);
     if (rc) {
         free(of);
+        if (reread)
+            meta_entry_free(&now);
         return rc;
     }
     of->ino = ent->ino;
     of->cloud = c;
     of->refs = 1;
-    times_shown(fs, ent, &of->mtime_ns, &of->atime_ns, &of->ctime_ns);
-    snprintf(of->etag, sizeof of->etag, "%s", ent->attr.etag);
+    times_shown(fs, at, &of->mtime_ns, &of->atime_ns, &of->ctime_ns);
+    snprintf(of->etag, sizeof of->etag, "%s", at->attr.etag);
+    if (reread)
+        meta_entry_free(&now);
     pthread_mutex_init(&of->lock, NULL);
     pthread_mutex_init(&of->upload_lock, NULL);
 
@@ -964,12 +978,14 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     struct meta_entry ent = { 0 };
     uint64_t ino;
     bool known = meta_find_path(fs->meta, c->cfg->name, blocks_path(obj), &ino, NULL) == 0;
+    if (known && open_here(fs, ino))
+        return 0; /* its writer's close uploads it (and its writes hold it) */
     /* held until its upload is done (also after a crash, and while its
-     * retries fail): news from the cloud leaves its entry as it is */
+     * retries fail): news from the cloud leaves its entry as it is.  Not
+     * a file open here: a create in progress must take the cloud's answer,
+     * and its last close would not let it go */
     if (known)
         meta_hold(fs->meta, ino);
-    if (known && open_here(fs, ino))
-        return 0; /* its writer's close uploads it */
     bool have = known && meta_get(fs->meta, ino, &ent, NULL) == 0;
     if (have && ent.attr.kind == SKY_FILE && ent.attr.size != blocks_size(obj)) {
         /* the cache's entry came from the cloud after its own was lost (a

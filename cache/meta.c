@@ -858,17 +858,16 @@ bool meta_news_kept_out(const struct meta *m, uint64_t ino, enum meta_from from)
     return from == META_FROM_CLOUD && u64set_has(&m->held, ino);
 }
 
-/* News from the cloud about a held file (meta_from): only that the cloud
- * was asked at `now`. */
-static int meta_held_fetched(struct meta *m, uint64_t ino, int64_t now, struct sky_err *e)
+int meta_set_fetched_locked(struct meta *m, uint64_t ino, int64_t when, int64_t stamp,
+                            struct sky_err *e)
 {
     sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_FETCHED, e);
     if (!st)
         return -e->code;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_int64(st, 3, 0);       /* its cloud stamp: as it is */
-    return cachedb_done(&m->db, st, "refreshing a file with writes not uploaded yet", e);
+    sqlite3_bind_int64(st, 2, when);
+    sqlite3_bind_int64(st, 3, stamp);
+    return cachedb_done(&m->db, st, "refreshing an entry", e);
 }
 
 /* New attributes for an existing entry (old kind `old_kind`, at cloud/path),
@@ -879,8 +878,8 @@ int meta_update_attr(struct meta *m, uint64_t ino, enum sky_kind old_kind,
                             const char *link, const struct sky_objmeta *om, int64_t now,
                             enum meta_from from, struct sky_err *e)
 {
-    if (meta_news_kept_out(m, ino, from))
-        return meta_held_fetched(m, ino, now, e);
+    if (meta_news_kept_out(m, ino, from))      /* only that the cloud was asked */
+        return meta_set_fetched_locked(m, ino, now, 0, e);
     bool exact = from == META_FROM_MOUNT;
     if (old_kind == SKY_DIR && a->kind != SKY_DIR) {
         int rc = meta_drop_tree(m, cloud, path, e);

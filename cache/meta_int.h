@@ -135,6 +135,11 @@ enum meta_from { META_FROM_CLOUD, META_FROM_UPLOAD, META_FROM_MOUNT };
 /* Does meta_update_attr leave entry `ino` as it is (news about a held
  * file)?  m->lock held. */
 bool meta_news_kept_out(const struct meta *m, uint64_t ino, enum meta_from from);
+/* Entry `ino` was asked of the cloud at `when`; `stamp` (0: as it is) is
+ * the cloud's settled stamp of its version (m->lock held, in a
+ * transaction). */
+int meta_set_fetched_locked(struct meta *m, uint64_t ino, int64_t when, int64_t stamp,
+                            struct sky_err *e);
 
 /* Writers (m->lock held, inside a transaction).  meta_insert adds child
  * `name` of directory `dir` (only ino, cloud and path of dir are read);

@@ -194,13 +194,7 @@ int meta_listed_freshness(struct meta *m, const struct meta_known *k, const stru
     int64_t stamp = vouches ? meta_settled_stamp(a->modified_ns) : 0;
     if (vouches && (!stamp || k->cloud_modified_ns / META_NS_PER_S == stamp / META_NS_PER_S))
         return 0;               /* refreshed, and its stamp known (or not settled yet) */
-    sqlite3_stmt *st = cachedb_stmt(&m->db, Q_SET_FETCHED, e);
-    if (!st)
-        return -e->code;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)k->ino);
-    sqlite3_bind_int64(st, 2, vouches ? now : k->fetched_at);
-    sqlite3_bind_int64(st, 3, stamp);   /* 0: as it is */
-    return cachedb_done(&m->db, st, "refreshing an entry", e);
+    return meta_set_fetched_locked(m, k->ino, vouches ? now : k->fetched_at, stamp, e);
 }
 
 static int meta_merge_listing(struct meta *m, const struct meta_entry *dir,

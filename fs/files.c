@@ -115,6 +115,18 @@ int files_open_new(struct skyfs *fs, const struct meta_entry *ent, struct ofile 
     return open_file(fs, ent, true, out, e);
 }
 
+/* The cache's entry of `ent` as it is now (*now, to free), when it is
+ * still the same file at the same path. */
+static bool entry_now(struct skyfs *fs, const struct meta_entry *ent, struct meta_entry *now)
+{
+    if (meta_get(fs->meta, ent->ino, now, NULL) != 0)
+        return false;
+    if (strcmp(now->path, ent->path) == 0 && now->attr.kind == ent->attr.kind)
+        return true;
+    meta_entry_free(now);
+    return false;
+}
+
 static int open_file(struct skyfs *fs, const struct meta_entry *ent, bool fresh,
                      struct ofile **out, struct sky_err *e)
 {
@@ -123,38 +135,36 @@ static int open_file(struct skyfs *fs, const struct meta_entry *ent, bool fresh,
         *out = of;
         return 0;
     }
+    struct cloud *c = skyfs_cloud_by_name(fs, ent->cloud);
+    if (!c)
+        return sky_fail(e, ENOENT, "no cloud for inode %llu", (unsigned long long)ent->ino);
+    of = calloc(1, sizeof *of);
+    if (!of)
+        return sky_fail(e, ENOMEM, "out of memory");
     /* The caller's entry may predate the upload of the file's last open
      * (a release's upload records the new version, then closes the file):
      * a file not open now is opened at the version the cache has now, or
      * the object would go back to the old version and the next upload
      * meet its own as another machine's change. */
     struct meta_entry now;
-    bool reread = !fresh && meta_get(fs->meta, ent->ino, &now, NULL) == 0;
-    if (reread && (strcmp(now.path, ent->path) != 0 || now.attr.kind != ent->attr.kind)) {
-        meta_entry_free(&now);
-        reread = false;
-    }
+    bool reread = !fresh && entry_now(fs, ent, &now);
     const struct meta_entry *at = reread ? &now : ent;
-    struct cloud *c = skyfs_cloud_by_name(fs, ent->cloud);
-    of = c ? calloc(1, sizeof *of) : NULL;
-    int rc = !c ? sky_fail(e, ENOENT, "no cloud for inode %llu", (unsigned long long)ent->ino)
-             : !of ? sky_fail(e, ENOMEM, "out of memory")
-             : fresh ? blocks_get_new(fs->blocks, c->cfg->name, ent->path, &of->obj, e)
-                     : blocks_get(fs->blocks, c->cfg->name, ent->path, at->attr.etag,
-                                  at->attr.size, &of->obj, e);
+    int rc = fresh ? blocks_get_new(fs->blocks, c->cfg->name, ent->path, &of->obj, e)
+                   : blocks_get(fs->blocks, c->cfg->name, ent->path, at->attr.etag,
+                                at->attr.size, &of->obj, e);
+    if (rc == 0) {
+        times_shown(fs, at, &of->mtime_ns, &of->atime_ns, &of->ctime_ns);
+        snprintf(of->etag, sizeof of->etag, "%s", at->attr.etag);
+    }
+    if (reread)
+        meta_entry_free(&now);
     if (rc) {
         free(of);
-        if (reread)
-            meta_entry_free(&now);
         return rc;
     }
     of->ino = ent->ino;
     of->cloud = c;
     of->refs = 1;
-    times_shown(fs, at, &of->mtime_ns, &of->atime_ns, &of->ctime_ns);
-    snprintf(of->etag, sizeof of->etag, "%s", at->attr.etag);
-    if (reread)
-        meta_entry_free(&now);
     pthread_mutex_init(&of->lock, NULL);
     pthread_mutex_init(&of->upload_lock, NULL);
 

@@ -476,7 +476,7 @@ int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
 }
 
 /* A clean object whose version changed: drop its blocks, start over. */
-static int obj_reset(struct blocks_obj *o, const char *etag, uint64_t size, struct sky_err *e)
+int obj_reset(struct blocks_obj *o, const char *etag, uint64_t size, struct sky_err *e)
 {
     struct blocks *b = o->b;
     char *copy = strdup(etag);
@@ -545,9 +545,7 @@ int blocks_get(struct blocks *b, const char *cloud, const char *path, const char
     return 0;
 }
 
-/* Does the object hold a byte of its version (o->lock held)?  Fetches
- * queued or running hold none yet. */
-static bool obj_holds_any(const struct blocks_obj *o)
+bool obj_holds_any(const struct blocks_obj *o)
 {
     if (o->dirty || o->inlined)
         return true;

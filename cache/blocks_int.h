@@ -320,6 +320,12 @@ int blocks_make_room(struct blocks *b, uint64_t need, struct sky_err *e);
 /* ---- journal.c ------------------------------------------------------------- */
 
 int obj_mark_dirty(struct blocks_obj *o, struct sky_err *e);
+/* Does the object hold a byte of its version (o->lock held)?  Fetches
+ * queued or running hold none yet. */
+bool obj_holds_any(const struct blocks_obj *o);
+/* The object based on version `etag` of `size` bytes, nothing of it held
+ * (o->lock held, fetches quiesced). */
+int obj_reset(struct blocks_obj *o, const char *etag, uint64_t size, struct sky_err *e);
 int obj_record_new_blocks(struct blocks_obj *o, uint64_t from, uint64_t to,
                           struct sky_err *e);
 

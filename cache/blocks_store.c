@@ -830,7 +830,53 @@ static int obj_prepare_edges(struct blocks_obj *o, uint64_t off, uint64_t end,
     return 0;
 }
 
+/* The first change of an object that held nothing (a write, a truncate)
+ * made room for itself without fetching a byte of the object's version
+ * (a truncate into a block never read, a write of whole blocks), so the
+ * cloud was not asked whether it still holds that version.  When bytes of
+ * it stay needed (blocks below `nold` not wholly overwritten by
+ * [off, end)), one chunk of one of them is fetched now: a version the
+ * cloud no longer holds is found before a byte is changed (-ESTALE, which
+ * the caller undoes) and not at the upload, when this machine's version
+ * could no longer be made whole.  Any other failure of that fetch is left
+ * to the upload, as before (offline, a change needs no fetch).  o->lock
+ * held. */
+static int obj_check_base(struct blocks_obj *o, uint64_t nold, uint64_t off, uint64_t end,
+                          blocks_fetch_fn fetch, void *arg, struct sky_err *e)
+{
+    uint64_t n = nold < o->nblocks ? nold : o->nblocks, pick = UINT64_MAX;
+    for (uint64_t i = 0; i < n; i++) {
+        if ((o->st[i] & B_PRESENT) || (o->parts && o->parts[i]))
+            return 0;                   /* fetched: the version was checked */
+        uint64_t start = i << o->b->shift, stop = start + obj_block_len(o, i);
+        if (pick == UINT64_MAX && !(off <= start && end >= stop))
+            pick = i;
+    }
+    if (pick == UINT64_MAX)
+        return 0;
+    struct sky_err soft = { 0 };
+    int rc = obj_ensure_block(o, pick, 1, fetch, arg, false, false, &soft);
+    if (rc != -ESTALE)
+        return 0;
+    if (e)
+        *e = soft;
+    return rc;
+}
+
 /* ---- public: reading and writing ----------------------------------------- */
+
+/* A write or truncate of an object that held nothing found, fetching the
+ * bytes around it, that the cloud no longer holds the version it is based
+ * on (-ESTALE), before it changed a byte: the object is made as it was,
+ * clean and empty, so that the caller may move it to the cloud's newer
+ * version (blocks_take_version) and try again.  o->lock held. */
+static void obj_undo_untouched(struct blocks_obj *o, uint64_t size)
+{
+    struct sky_err ignored = { 0 };
+    obj_quiesce(o);
+    if (obj_reset(o, o->etag, size, &ignored) == 0)
+        obj_set_dirty(o, false);
+}
 
 int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_copy_fn copy,
                       void *copy_arg, blocks_fetch_fn fetch, void *arg, struct sky_err *e)
@@ -845,11 +891,17 @@ int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_cop
         return rc;
     pthread_mutex_lock(&o->lock);
     obj_quiesce(o);
+    bool untouched = !obj_holds_any(o);
+    uint64_t size = o->size, nold = o->nblocks;
     rc = obj_mark_dirty(o, e);
     if (rc == 0 && end > o->size)
         rc = obj_grow(o, end, fetch, arg, e);
     if (rc == 0)
         rc = obj_prepare_edges(o, off, end, fetch, arg, e);
+    if (rc == 0 && untouched)
+        rc = obj_check_base(o, nold, off, end, fetch, arg, e);
+    if (rc == -ESTALE && untouched)     /* no byte of the write is copied yet */
+        obj_undo_untouched(o, size);
     if (rc == 0 && (rc = copy(copy_arg, o->fd, off, len)) != 0)
         rc = obj_io_fail(o, rc, "writing", e);
     if (rc == 0)
@@ -878,11 +930,17 @@ int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, 
         return sky_fail(e, EFBIG, "block cache: size past the largest file size");
     pthread_mutex_lock(&o->lock);
     obj_quiesce(o);
+    bool untouched = !obj_holds_any(o);
+    uint64_t was = o->size, nold = o->nblocks;
     int rc = obj_mark_dirty(o, e);
     if (rc == 0 && size > o->size)
         rc = obj_grow(o, size, fetch, arg, e);
     else if (rc == 0 && size < o->size)
         rc = obj_shrink(o, size, fetch, arg, e);
+    if (rc == 0 && untouched)
+        rc = obj_check_base(o, nold, 0, 0, fetch, arg, e);
+    if (rc == -ESTALE && untouched)
+        obj_undo_untouched(o, was);
     o->write_gen++;
     pthread_mutex_unlock(&o->lock);
     return rc;

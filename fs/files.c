@@ -475,6 +475,20 @@ static void hold_written(struct skyfs *fs, struct ofile *of)
         of->held = meta_hold(fs->meta, of->ino) == 0;
 }
 
+/* The first write (or truncate) of a file opened at a version the cloud
+ * no longer holds failed before it changed a byte (blocks_write_from left
+ * the object as it was): the file is as if never written, so that it may
+ * take the cloud's newer version (files_take_newer).  of->lock held. */
+static void unwrite_first(struct skyfs *fs, struct ofile *of)
+{
+    if (blocks_is_dirty(of->obj))
+        return;
+    of->written = false;
+    if (of->held)
+        meta_unhold(fs->meta, of->ino);
+    of->held = false;
+}
+
 int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, blocks_copy_fn copy,
                 void *copy_arg, struct sky_err *e)
 {
@@ -486,11 +500,14 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, bl
         of->stream = stream_track(fs->streams, of->cloud);
     if (of->stream)
         stream_write_begins(of->stream, off);
+    bool first = !of->written && !of->held;
     of->written = true;
     hold_written(fs, of);
     int rc = blocks_write_from(of->obj, off, len, copy, copy_arg, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
+    if (rc == -ESTALE && first)
+        unwrite_first(fs, of);
     if (of->stream && stream_write_ends(of->stream, off, len, rc == 0))
         start_stream(fs, of);
     pthread_mutex_unlock(&of->lock);
@@ -508,9 +525,12 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
     } else if (of->stream) {
         stream_truncates(of->stream, size);
     }
+    bool first = !of->written && !of->held;
     of->written = true;
     hold_written(fs, of);
     int rc = blocks_truncate(of->obj, size, fetch_from_cloud, &f, e);
+    if (rc == -ESTALE && first)
+        unwrite_first(fs, of);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
     if (!rc && of->unlinked)

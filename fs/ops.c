@@ -702,6 +702,8 @@ static void sky_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
             rc = files_open(fs, &ent, &of, &e);
         if (!rc)
             rc = files_truncate(fs, of, (uint64_t)attr->st_size, &e);
+        if (rc == -ESTALE && files_take_newer(fs, of, &e) == 0)
+            rc = files_truncate(fs, of, (uint64_t)attr->st_size, &e);  /* as a write */
     }
     int64_t now = skyfs_now();
     struct sky_attr a = ent.attr;

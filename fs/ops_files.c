@@ -443,11 +443,23 @@ void sky_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off
     int rc = cloud_check_writable(of->cloud, &e);
     if (!rc)
         rc = files_write(fs, of, (uint64_t)off, size, copy_write_data, bufv, &e);
+    bool took_newer = false;
+    if (rc == -ESTALE && files_take_newer(fs, of, &e) == 0) {
+        /* opened at a version the cloud no longer holds, none of it read
+         * or written (the write copied nothing yet): it goes into the new
+         * version, an append (O_APPEND, placed by the kernel at the end it
+         * knew) at the new end */
+        uint64_t at = (fi->flags & O_APPEND) ? blocks_size(of->obj) : (uint64_t)off;
+        rc = files_write(fs, of, at, size, copy_write_data, bufv, &e);
+        took_newer = true;
+    }
     drop_request_pages(bufv, size);
     if (rc)
-        reply_err(req, rc, &e);
+        reply_err(req, rc == -ESTALE ? -EIO : rc, &e);
     else
         fuse_reply_write(req, size);
+    if (took_newer && fs->session)      /* its size is not what the kernel thinks */
+        fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
 }
 
 /* Upload at close (write_back = async: queue the upload): only what this

@@ -151,6 +151,10 @@ many_run() {
         printf original >"$A/c/$f.txt" || die "cannot write $f.txt on A"
     done
     printf original >"$A/c/listed.txt" || die "cannot write listed.txt on A"
+    printf 'line 1\n' >"$A/c/a-log.txt" || die "cannot write a-log.txt on A"
+    printf 0123456789 >"$A/c/a-dd.txt" || die "cannot write a-dd.txt on A"
+    printf 0123456789 >"$A/c/a-trunc.txt" || die "cannot write a-trunc.txt on A"
+    printf 0123456789 >"$A/c/a-cut.txt" || die "cannot write a-cut.txt on A"
     # SFTP's version token is size + mtime in whole seconds: A's changes
     # below (the same size as "original") must come in a later second
     sleep 1.1
@@ -160,6 +164,11 @@ many_run() {
     for f in same del gone ren mvchg over crash again; do
         check_eq "B sees $f.txt as A wrote it" original "$(cat "$B/c/$f.txt")"
     done
+
+    # B's first crawl (soon after its mount) would bring it A's changes
+    # below as news before B acts on them: it is over first (the next one
+    # is an hour away)
+    check "B's first crawl is over" wait_until 20 grep -q "crawl 1 complete" "$LOGS/b.log"
 
     # --- a file B listed and never read, rewritten by A: B's listing is
     # fresh for an hour, so its open is at the old version; the cloud says
@@ -174,6 +183,39 @@ many_run() {
     check_eq "and shows its new size" 29 "$(stat -c %s "$B/c/listed.txt")"
     check "B's log says it read the new version" \
         grep -q '"listed.txt" changed on the cloud since it was listed' "$LOGS/b.log"
+
+    # --- the same for B's first write: an append goes after A's (two
+    # machines writing one log), a write in place and a truncate go into
+    # A's version (before: EIO until the ttl).  Their names come before
+    # the files B read: its reads fetched none of them ahead (open_ahead),
+    # or B would hold their old version and act on it
+    check "B lists a-log.txt, a-dd.txt, a-trunc.txt and a-cut.txt" bash -c \
+        "ls -l '$B/c' | grep -q ' a-log.txt$' && ls '$B/c' | grep -q '^a-dd.txt$' && ls '$B/c' | grep -q '^a-trunc.txt$' && ls '$B/c' | grep -q '^a-cut.txt$'"
+    printf 'line 2\n' >>"$A/c/a-log.txt"
+    for f in a-dd a-trunc a-cut; do
+        printf abcdefghijklmnop >"$A/c/$f.txt"
+    done
+    check "A's changes are on the cloud" in_v bash -c \
+        "[ \"\$(cat '$V/c/a-log.txt')\" = \"\$(printf 'line 1\nline 2')\" ] && [ \"\$(cat '$V/c/a-dd.txt')\" = abcdefghijklmnop ] && [ \"\$(cat '$V/c/a-trunc.txt')\" = abcdefghijklmnop ] && [ \"\$(cat '$V/c/a-cut.txt')\" = abcdefghijklmnop ]"
+    check "B appends to a-log.txt" bash -c "printf 'line 3\n' >>'$B/c/a-log.txt'"
+    check_eq "B's a-log.txt holds A's line and then its own" "$(printf 'line 1\nline 2\nline 3')" \
+        "$(cat "$B/c/a-log.txt" 2>&1)"
+    check_eq "and shows their size" 21 "$(stat -c %s "$B/c/a-log.txt")"
+    check "the cloud holds the three lines" in_v holds "$V/c/a-log.txt" "$(printf 'line 1\nline 2\nline 3')"
+    check "B writes two bytes into a-dd.txt in place" bash -c \
+        "printf XY | dd of='$B/c/a-dd.txt' bs=1 seek=2 conv=notrunc status=none"
+    check "the cloud holds A's a-dd.txt with B's two bytes" in_v holds "$V/c/a-dd.txt" abXYefghijklmnop
+    check "B truncates a-trunc.txt to 12 bytes" truncate -s 12 "$B/c/a-trunc.txt"
+    check "the cloud holds A's a-trunc.txt cut at 12" in_v holds "$V/c/a-trunc.txt" abcdefghijkl
+    check_eq "B shows it cut" abcdefghijkl "$(cat "$B/c/a-trunc.txt" 2>&1)"
+    # a truncate into bytes B never fetched (before: a failed close, and the
+    # journal's retry put A's first bytes up as B's conflict copy)
+    check "B truncates a-cut.txt to 5 bytes" truncate -s 5 "$B/c/a-cut.txt"
+    check "the cloud holds A's a-cut.txt cut at 5" in_v holds "$V/c/a-cut.txt" abcde
+    check_eq "B shows it cut at 5" abcde "$(cat "$B/c/a-cut.txt" 2>&1)"
+    for f in a-log a-dd a-trunc a-cut; do
+        check_fails "no conflict copy of $f.txt" conflict_copies "$V/c" $f .txt
+    done
 
     # --- both write the same file: B held it open while A replaced it
     hold_open "$B/c/same.txt" from-b-2

@@ -541,6 +541,73 @@ TEST(blocks_take_version_only_when_nothing_is_held)
     free(dir);
 }
 
+/* A fetch that finds the cloud holding another version. */
+static int stale_fetch(void *arg, uint64_t off, size_t len, blocks_sink_fn sink, void *sink_arg,
+                       struct sky_err *e)
+{
+    (void)arg, (void)off, (void)len, (void)sink, (void)sink_arg;
+    return sky_fail(e, ESTALE, "test cloud: it holds another version");
+}
+
+/* A write or truncate of an object that held nothing, meeting another
+ * version on the cloud before it changed a byte, leaves the object as it
+ * was: clean, its size kept, so it may take the newer version and be made
+ * again.  One that fetched nothing for itself (a truncate into a block
+ * never read, a write of whole blocks) asks the cloud all the same, as
+ * bytes of its version stay needed.  One that held a written byte stays
+ * dirty. */
+TEST(blocks_first_write_meeting_a_newer_version_changes_nothing)
+{
+    char *dir = unit_tmpdir();
+    struct remote r;
+    remote_init(&r, 9000, 7);
+    struct blocks *b = bopen(dir, 4 * KIB, 1024ull * MIB);
+    struct blocks_obj *o = bget(b, "f.txt", "v1", 10);
+    struct sky_err e = { 0 };
+    CHECK_INT(blocks_write(o, 10, "Z", 1, stale_fetch, NULL, &e), -ESTALE);
+    CHECK(!blocks_is_dirty(o));
+    CHECK_INT((long long)blocks_size(o), 10);
+    CHECK_INT(blocks_truncate(o, 5, stale_fetch, NULL, &e), -ESTALE);
+    CHECK(!blocks_is_dirty(o));
+    CHECK_INT((long long)blocks_size(o), 10);
+    CHECK_INT(blocks_take_version(o, "v2", r.size, NULL), 0);
+    CHECK_INT(blocks_write(o, r.size, "Z", 1, remote_fetch, &r, NULL), 0);
+    CHECK(blocks_is_dirty(o));
+    unsigned char *want = malloc(r.size + 1);
+    CHECK(want != NULL);
+    memcpy(want, r.data, r.size);
+    want[r.size] = 'Z';
+    CHECK_INT(read_equals(o, 0, r.size + 1, want, &r), 0);
+    free(want);
+    blocks_release(o);
+
+    /* a block written whole, a truncate into one never read: the same */
+    o = bget(b, "g.bin", "v1", 8 * KIB);
+    static char page[4 * KIB];
+    memset(page, 'p', sizeof page);
+    CHECK_INT(blocks_write(o, 0, page, sizeof page, stale_fetch, NULL, &e), -ESTALE);
+    CHECK(!blocks_is_dirty(o));
+    CHECK_INT(blocks_truncate(o, 5000, stale_fetch, NULL, &e), -ESTALE);
+    CHECK(!blocks_is_dirty(o));
+    CHECK_INT((long long)blocks_size(o), 8 * KIB);
+    CHECK_INT(blocks_truncate(o, 0, stale_fetch, NULL, &e), 0);    /* needs none of it */
+    CHECK(blocks_is_dirty(o));
+    blocks_release(o);
+
+    /* a write into block 0, then one into block 1 meets another version */
+    o = bget(b, "h.bin", "v1", 8 * KIB);
+    r.size = 8 * KIB;
+    CHECK_INT(blocks_write(o, 1, "Y", 1, remote_fetch, &r, NULL), 0);
+    CHECK_INT(blocks_write(o, 4 * KIB + 1, "Z", 1, stale_fetch, NULL, &e), -ESTALE);
+    CHECK(blocks_is_dirty(o));
+    CHECK_INT(blocks_take_version(o, "v2", 20, &e), -ESTALE);
+    blocks_release(o);
+    blocks_close(b);
+    remote_free(&r);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 TEST(blocks_grow_past_unfetched_tail)
 {
     char *dir = unit_tmpdir();

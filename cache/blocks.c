@@ -675,6 +675,13 @@ const char *blocks_path(struct blocks_obj *o)
     return __atomic_load_n(&o->path, __ATOMIC_ACQUIRE);
 }
 
+void blocks_base_version(struct blocks_obj *o, char *buf, size_t size)
+{
+    pthread_mutex_lock(&o->lock);
+    snprintf(buf, size, "%s", o->etag ? o->etag : "");
+    pthread_mutex_unlock(&o->lock);
+}
+
 const char *blocks_cloud(struct blocks_obj *o)
 {
     return o->cloud;

@@ -249,6 +249,9 @@ bool blocks_is_whole(struct blocks_obj *o);
 /* Cloud path of the object; follows blocks_rename.  Every string returned
  * stays valid until the object's last release. */
 const char *blocks_path(struct blocks_obj *o);
+/* The cloud version (ETag) the object's bytes are based on, into buf:
+ * what its missing blocks are fetched as ("" for one made here). */
+void blocks_base_version(struct blocks_obj *o, char *buf, size_t size);
 const char *blocks_cloud(struct blocks_obj *o);
 
 /* The object at (cloud, from) is now at (cloud, to); with `tree` true, so

@@ -42,7 +42,64 @@ struct fetch_ctx {
     struct cloud *cloud;
     const char *path;
     char etag[SKY_ETAG_MAX];
+    /* Completing a changed file for its upload (fetch_to_complete): the
+     * version it is based on may be gone from the cloud */
+    bool complete;
+    bool filled;                /* bytes came from the cloud's other version */
+    bool to_end;                /* a read straight from the cloud: may end at the end */
 };
+
+/* A sink that passes the bytes of a read on and counts them. */
+struct fill_sink {
+    blocks_sink_fn sink;
+    void *arg;
+    uint64_t got;
+};
+
+static int fill_take(void *arg, uint64_t pos, const void *data, size_t n)
+{
+    struct fill_sink *fl = arg;
+    if (pos + n > fl->got || pos == 0)
+        fl->got = pos + n;      /* a driver's retry starts again at 0 */
+    return fl->sink(fl->arg, pos, data, n);
+}
+
+/* A changed file is completed for its upload (or made durable in the
+ * cache), but the cloud no longer holds the version it is based on, and
+ * this range of it was never here: it can never be fetched again.  Its
+ * bytes are taken from the version the cloud holds now, zeros past that
+ * version's end (none when it is deleted), so that the file can go up at
+ * all: its upload then meets the other version and goes beside it as a
+ * conflict copy (upload), which mixes the two, as the log says; the other
+ * machine's version stays as it is.  Without this the upload failed for
+ * good and was retried for ever. */
+static int fill_from_current_version(struct fetch_ctx *f, uint64_t off, size_t len,
+                                     blocks_sink_fn sink, void *sink_arg, struct sky_err *e)
+{
+    struct cloud *c = f->cloud;
+    if (!f->filled)
+        LOG_WARN("cloud '%s': \"%s\" was changed here, but the version it was read at is "
+                 "gone from the cloud (%s): the bytes this machine never read are taken from "
+                 "the cloud's version (zeros past its end), and the file goes up as a conflict "
+                 "copy that mixes the two", c->cfg->name, f->path, e->msg);
+    f->filled = true;
+    sky_err_clear(e);
+    struct fill_sink fl = { sink, sink_arg, 0 };
+    int rc = c->drv->read(c->ctx, f->path, "", off, len, fill_take, &fl, e);
+    cloud_note_result(c, rc, e);
+    if (rc == -ENOENT) {
+        sky_err_clear(e);
+        fl.got = 0;
+        rc = 0;
+    }
+    static const char zeros[64 << 10];
+    while (rc == 0 && fl.got < len) {
+        size_t n = len - fl.got < sizeof zeros ? len - fl.got : sizeof zeros;
+        rc = sink(sink_arg, fl.got, zeros, n);
+        fl.got += n;
+    }
+    return rc;
+}
 
 static int fetch_from_cloud(void *arg, uint64_t off, size_t len, blocks_sink_fn sink,
                             void *sink_arg, struct sky_err *e)
@@ -53,8 +110,18 @@ static int fetch_from_cloud(void *arg, uint64_t off, size_t len, blocks_sink_fn 
         return sky_fail(e, c->open_err.code ? c->open_err.code : EIO, "%s", c->open_err.msg);
     if (cloud_offline_check(c, e))
         return -EHOSTDOWN;
-    int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, sink, sink_arg, e);
+    struct fill_sink fl = { sink, sink_arg, 0 };
+    int rc = c->drv->read(c->ctx, f->path, f->etag, off, len, fill_take, &fl, e);
     cloud_note_result(c, rc, e);
+    if (rc == 0 && fl.got < len && f->etag[0] && !f->to_end)
+        /* the block cache asks only for bytes its version has: the cloud's
+         * is shorter (S3 answers such a range 416, before If-Match) */
+        rc = sky_fail(e, ESTALE, "cloud '%s': \"%s\" is shorter than the version this machine "
+                      "knows (%llu bytes at offset %llu, %zu expected): it changed",
+                      c->cfg->name, f->path, (unsigned long long)fl.got,
+                      (unsigned long long)off, len);
+    if (rc == -ESTALE && f->complete && f->etag[0])
+        rc = fill_from_current_version(f, off, len, sink, sink_arg, e);
     return rc;
 }
 
@@ -83,6 +150,7 @@ static void fetch_drop(void *copy)
 
 static void fetch_init(struct fetch_ctx *f, struct ofile *of, const char *etag)
 {
+    f->complete = f->filled = f->to_end = false;
     f->cloud = of->cloud;
     f->path = blocks_path(of->obj);
     snprintf(f->etag, sizeof f->etag, "%s", etag ? etag : "");
@@ -384,6 +452,7 @@ static int read_direct(struct fetch_ctx *f, uint64_t off, size_t len, char *buf,
                        struct sky_err *e)
 {
     struct direct_sink d = { .buf = buf, .len = len };
+    f->to_end = true;
     int rc = fetch_from_cloud(f, off, len, direct_take, &d, e);
     *got = rc == 0 ? d.got : 0;
     return rc;
@@ -756,7 +825,7 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
         rc = sky_fail(e, EROFS, "cloud '%s' is read-only", c->cfg->name);
     else
         rc = cloud_offline_check(c, e);         /* kept in the journal until it is back */
-    struct fetch_ctx f = { .cloud = c, .path = blocks_path(obj) };
+    struct fetch_ctx f = { .cloud = c, .path = blocks_path(obj), .complete = true };
     snprintf(f.etag, sizeof f.etag, "%s", etag ? etag : "");
     if (rc == 0)        /* its folders made here go up first (localdirs.h) */
         rc = localdirs_ensure(fs, c, ent->parent, e);
@@ -891,6 +960,7 @@ int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
          * again when nothing changed since: the release after a flush.) */
         struct fetch_ctx f;
         fetch_init(&f, of, of->etag);
+        f.complete = true;
         rc = blocks_make_durable(of->obj, fetch_from_cloud, &f, e);
         if (rc == 0) {
             struct meta_entry ent;
@@ -1068,7 +1138,9 @@ static int recover_one(void *arg, struct blocks_obj *obj)
     struct sky_attr out;
     int64_t mtime = ent.attr.mtime_ns ? ent.attr.mtime_ns : skyfs_now();
     sky_metrics_inc(SKY_M_UPLOAD_RETRIES);
-    int rc = upload(fs, c, obj, &ent, mtime, mtime, "", NULL, &out, &e);
+    char base[SKY_ETAG_MAX];
+    blocks_base_version(obj, base, sizeof base);
+    int rc = upload(fs, c, obj, &ent, mtime, mtime, base, NULL, &out, &e);
     if ((rc == 0 || rc == 1) && known && !open_here(fs, ino))
         meta_unhold(fs->meta, ino);     /* held above (and since its close) */
     if (rc == 1) {

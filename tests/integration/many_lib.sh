@@ -155,6 +155,8 @@ many_run() {
     printf 0123456789 >"$A/c/a-dd.txt" || die "cannot write a-dd.txt on A"
     printf 0123456789 >"$A/c/a-trunc.txt" || die "cannot write a-trunc.txt on A"
     printf 0123456789 >"$A/c/a-cut.txt" || die "cannot write a-cut.txt on A"
+    head -c $((12 << 20)) /dev/urandom >"$TEST_TMP/big.orig"
+    cp "$TEST_TMP/big.orig" "$A/c/a-big.bin" || die "cannot write a-big.bin on A"
     # SFTP's version token is size + mtime in whole seconds: A's changes
     # below (the same size as "original") must come in a later second
     sleep 1.1
@@ -336,6 +338,28 @@ PY
     check_fails "skyfs status no longer lists it" bash -c \
         "'$SKYFS' status -c '$TEST_TMP/b.conf' | grep -q 'conflict: same.txt'"
     check_eq "the count keeps it" 7 "$(json_field b "c['conflict_count']")"
+
+    # --- B read the start of a large file and changes it there; A replaced
+    # it meanwhile with a shorter one: the old version's bytes B never read
+    # are gone.  B's close succeeds and its version goes up as a conflict
+    # copy, the bytes it never had taken from A's version or zeros (the log
+    # says so); before, the close failed (Stale file handle) and the
+    # journal retried the upload for ever, a pending upload never done
+    check "B reads the start of a-big.bin" bash -c "head -c 100 '$B/c/a-big.bin' >/dev/null"
+    head -c $((5 << 20)) /dev/urandom >"$TEST_TMP/big.a"
+    cp "$TEST_TMP/big.a" "$A/c/a-big.bin"
+    check "A's shorter a-big.bin is on the cloud" in_v cmp -s "$TEST_TMP/big.a" "$V/c/a-big.bin"
+    check "B writes into a-big.bin, and its close succeeds" bash -c \
+        "printf HELLO | dd of='$B/c/a-big.bin' bs=1 seek=10 conv=notrunc status=none"
+    check "B's log says the copy mixes the two versions" \
+        wait_until 10 grep -q '"a-big.bin" was changed here, but the version it was read at is gone' "$LOGS/b.log"
+    check "B has no pending upload left" wait_until 20 bash -c \
+        "'$SKYFS' status -c '$TEST_TMP/b.conf' | grep -q ' 0 pending upload(s)'"
+    check "A's a-big.bin stays on the cloud" cmp -s "$TEST_TMP/big.a" "$V/c/a-big.bin"
+    head -c $((4 << 20)) "$TEST_TMP/big.orig" >"$TEST_TMP/big.b0"
+    printf HELLO | dd of="$TEST_TMP/big.b0" bs=1 seek=10 conv=notrunc status=none
+    check "B's version is beside it, its first block as B changed it" in_v bash -c \
+        "c=\$(ls '$V/c' | grep -E '^a-big\.conflict-.*\.bin\$') && [ \$(stat -c %s '$V/c/'\$c) -eq $((12 << 20)) ] && head -c $((4 << 20)) '$V/c/'\$c | cmp -s - '$TEST_TMP/big.b0'"
     unmount_skyfs "$A"
     unmount_skyfs "$B"
     unmount_skyfs "$V"

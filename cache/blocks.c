@@ -1108,6 +1108,7 @@ int blocks_open(const char *dir, uint64_t block_size, uint64_t max_size,
         return blocks_oom(e);
     b->bs = block_size;
     b->max_size = max_size;
+    b->quota_cap = UINT64_MAX;
     b->probe = blocks_statvfs;
     while ((1ull << b->shift) < block_size)
         b->shift++;

@@ -16,6 +16,7 @@
  * a large open file do not rescan the LRU index on every fetch.
  */
 #include "blocks_int.h"
+#include "../lib/log.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -44,6 +45,12 @@ static uint64_t blocks_floor(struct blocks *b)
 static uint64_t blocks_target(struct blocks *b, uint64_t need, uint64_t *free_left)
 {
     uint64_t target = b->max_size, free_now = 0, left = UINT64_MAX, floor = blocks_floor(b);
+    uint64_t quota = __atomic_load_n(&b->quota_cap, __ATOMIC_RELAXED);
+    if (quota != UINT64_MAX) {
+        /* under a disk quota: its room is what the cache may hold */
+        uint64_t room = quota > need ? quota - need : 0;
+        target = room < target ? room : target;
+    }
     if (floor && b->probe(b->probe_arg, b->dir, &free_now) == 0) {
         left = free_now > need ? free_now - need : 0;
         if (left < floor) {
@@ -473,10 +480,43 @@ void blocks_set_floor(struct blocks *b, uint64_t min_free, blocks_free_fn probe,
     b->probe_arg = probe ? arg : NULL;
 }
 
+void blocks_note_quota(struct blocks *b)
+{
+    uint64_t have = blocks_bytes(b);
+    /* room for the databases: what the reserve would have kept, twice */
+    uint64_t cap = have > 2ull * RESERVE_BYTES ? have - 2ull * RESERVE_BYTES : 0;
+    uint64_t was = __atomic_load_n(&b->quota_cap, __ATOMIC_RELAXED);
+    while (cap < was &&
+           !__atomic_compare_exchange_n(&b->quota_cap, &was, cap, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
+    if (cap >= was)
+        return;
+    reserve_note_quota();           /* its room goes to the databases now */
+    LOG_WARN("block cache: the cache folder %s is under a disk quota, now exceeded: the "
+             "cache keeps to %llu MiB from now on (it held %llu MiB), evicting what it can; "
+             "reads of what is not cached go straight to the cloud; raise the quota or "
+             "free space there", b->dir, (unsigned long long)(cap >> 20),
+             (unsigned long long)(have >> 20));
+}
+
 /* Before writing `need` bytes: keep the free space at min_free or more,
- * evicting clean data if needed; -ENOSPC when even that is not enough. */
+ * and the cache within a disk quota it met, evicting clean data if
+ * needed; -ENOSPC when even that is not enough. */
 int blocks_make_room(struct blocks *b, uint64_t need, struct sky_err *e)
 {
+    uint64_t quota = __atomic_load_n(&b->quota_cap, __ATOMIC_RELAXED);
+    if (quota != UINT64_MAX && blocks_bytes(b) + need > quota) {
+        uint64_t room = quota > need ? quota - need : 0, before = blocks_bytes(b);
+        int rc = blocks_evict_to(b, room, e);
+        if (blocks_bytes(b) < before)
+            reserve_sync_fs();          /* the quota counts what was evicted */
+        if (rc != 0 || blocks_bytes(b) + need > quota)
+            return sky_fail(e, ENOSPC, "block cache: the cache folder %s is at its disk "
+                            "quota (the cache keeps to %llu MiB), and everything left to "
+                            "evict is open or not uploaded yet; raise the quota or free "
+                            "space there", b->dir, (unsigned long long)(quota >> 20));
+    }
     uint64_t left;
     uint64_t target = blocks_target(b, need, &left), floor = blocks_floor(b);
     for (int round = 0; round < 4 && left < floor; round++) {

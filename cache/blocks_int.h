@@ -159,6 +159,10 @@ struct blocks {
     blocks_free_fn probe;                      /* measures the free space */
     void *probe_arg;
     bool evict_stuck;       /* the last eviction left only pinned or dirty data; b->lock */
+    /* The cache folder is under a disk quota (a write failed with EDQUOT,
+     * which statvfs does not show): the most bytes the cache holds from
+     * then on (blocks_note_quota); UINT64_MAX while none was met.  Atomic. */
+    uint64_t quota_cap;
 };
 
 /* One background fetch: blocks idx.. of o (pinned), with its own fetch
@@ -278,6 +282,8 @@ int obj_update(struct blocks_obj *o, int q, int64_t v2, int64_t v3, const char *
                struct sky_err *e);
 int obj_set_etag_row(struct blocks_obj *o, const char *etag, struct sky_err *e);
 int obj_io_fail(struct blocks_obj *o, int rc, const char *doing, struct sky_err *e);
+/* A write into the cache folder failed with EDQUOT (see quota_cap). */
+void blocks_note_quota(struct blocks *b);
 int obj_drop_block(struct blocks_obj *o, uint64_t idx, struct sky_err *e);
 void obj_chunk_range(const struct blocks_obj *o, uint64_t idx, unsigned c, uint64_t *off,
                      uint64_t *len);

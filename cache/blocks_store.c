@@ -446,6 +446,13 @@ static int obj_uncomplete(struct blocks_obj *o, struct sky_err *e)
 
 int obj_io_fail(struct blocks_obj *o, int rc, const char *doing, struct sky_err *e)
 {
+    if (rc == -EDQUOT) {
+        /* as a full disk: reads go straight to the cloud, writes fail */
+        blocks_note_quota(o->b);
+        return sky_fail(e, ENOSPC, "block cache: %s cached data of '%s': the cache folder's "
+                        "disk quota is exceeded (%s); free space there or raise the quota",
+                        doing, o->path, o->b->dir);
+    }
     return sky_fail(e, -rc, "block cache: %s cached data of '%s': %s", doing, o->path,
                     strerror(-rc));
 }

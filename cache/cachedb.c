@@ -9,6 +9,19 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Did rc say the disk is full?  SQLite says SQLITE_FULL only for ENOSPC;
+ * a disk quota's EDQUOT comes as an I/O error (SQLITE_IOERR_WRITE and
+ * the like) whose system errno tells. */
+static bool db_full(struct cachedb *d, int rc)
+{
+    if ((rc & 0xff) == SQLITE_FULL)
+        return true;
+    if ((rc & 0xff) != SQLITE_IOERR || !d->db)
+        return false;
+    int err = sqlite3_system_errno(d->db);
+    return err == EDQUOT || err == ENOSPC;
+}
+
 static int errno_of(int rc)
 {
     switch (rc & 0xff) {
@@ -29,7 +42,9 @@ static int errno_of(int rc)
 int cachedb_fail(struct cachedb *d, int rc, const char *doing, struct sky_err *e)
 {
     const char *msg = d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc);
-    int err = errno_of(rc);
+    int err = db_full(d, rc) ? ENOSPC : errno_of(rc);
+    if (err == ENOSPC && d->db && sqlite3_system_errno(d->db) == EDQUOT)
+        msg = "the cache folder's disk quota is exceeded";
     return sky_fail(e, err, "%s: %s: %s%s", d->what, doing, msg,
                     err == EUCLEAN ? CACHEDB_DAMAGED_HINT : "");
 }
@@ -134,9 +149,12 @@ sqlite3_stmt *cachedb_stmt(struct cachedb *d, size_t which, struct sky_err *e)
  * SQLite kept the transaction it ran in (in_txn: one was open before). */
 static bool cachedb_room_freed(struct cachedb *d, int rc, bool in_txn)
 {
-    if ((rc & 0xff) != SQLITE_FULL)
+    if (!db_full(d, rc))
         return false;
+    bool quota = d->db && sqlite3_system_errno(d->db) == EDQUOT;
     bool freed = reserve_release();     /* for the next write, if not for this one */
+    if (quota)
+        reserve_note_quota();           /* never made again; the room counted */
     return freed && in_txn != (bool)sqlite3_get_autocommit(d->db);
 }
 

@@ -18,6 +18,7 @@ static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *reserve_file;              /* NULL: no reserve in this process */
 static uint64_t reserve_bytes;
 static atomic_bool reserve_out;         /* released: its room is the databases' */
+static atomic_bool reserve_quota;       /* the folder met a disk quota: never made again */
 
 /* Allocate the file (reserve_lock held): 0 or -errno. */
 static int reserve_make(void)
@@ -98,6 +99,8 @@ static bool reserve_free_space(uint64_t *out)
 static void reserve_try_restore(void)
 {
     uint64_t free_now;
+    if (atomic_load(&reserve_quota))
+        return;                 /* statvfs does not show the quota's room */
     if (!reserve_free_space(&free_now) || free_now < 2 * reserve_bytes || reserve_make() != 0)
         return;
     atomic_store(&reserve_out, false);
@@ -128,6 +131,30 @@ void reserve_watch(void)
     pthread_mutex_unlock(&reserve_lock);
     if (full)
         reserve_release();
+}
+
+void reserve_note_quota(void)
+{
+    if (atomic_exchange(&reserve_quota, true))
+        return;
+    reserve_release();
+    reserve_sync_fs();
+}
+
+void reserve_sync_fs(void)
+{
+    pthread_mutex_lock(&reserve_lock);
+    char *dir = reserve_file ? strdup(reserve_file) : NULL;
+    pthread_mutex_unlock(&reserve_lock);
+    if (!dir)
+        return;
+    *strrchr(dir, '/') = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        syncfs(fd);
+        close(fd);
+    }
+    free(dir);
 }
 
 uint64_t reserve_held_back(void)

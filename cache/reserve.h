@@ -50,6 +50,15 @@ bool reserve_release(void);
 #define RESERVE_WATCH_MS 100
 void reserve_watch(void);
 
+/* A write into the cache folder failed with EDQUOT: the folder is under a
+ * disk quota, which statvfs does not show.  The reserve is released (its
+ * room goes to the databases) and never made again in this process; the
+ * block cache keeps to what the quota allowed (blocks_note_quota). */
+void reserve_note_quota(void);
+/* Sync the reserve's file system: what was freed counts against a quota
+ * once synced (btrfs gives a qgroup its room back at a commit). */
+void reserve_sync_fs(void);
+
 /* How many bytes the block cache must leave free beyond min_free: the
  * reserve's size while it is released, else 0. */
 uint64_t reserve_held_back(void);

@@ -51,6 +51,7 @@ swift-object:swift-object-server
 memcached:memcached
 faketime:faketime
 eatmydata:eatmydata
+btrfs-progs:mkfs.btrfs
 python3-swiftclient:swift
 ceph-mon:ceph-mon
 ceph-osd:ceph-osd

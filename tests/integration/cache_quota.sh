@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# cache_quota.sh - the cache folder is under a disk quota.
+#
+# A quota is not a full disk: statvfs shows the file system's free space,
+# and writes fail with EDQUOT long before it is used up.  The cache folder
+# here is a btrfs subvolume limited to 64 MiB (a qgroup, which binds root
+# too) on a loop-mounted image; the cloud is a local folder holding files
+# larger than the quota.
+#   - a 50 MiB file reads right, twice: the block cache meets the quota,
+#     keeps to what it allowed from then on (the log says so) and the rest
+#     is read straight from the cloud.  Before, the daemon died (SIGBUS in
+#     SQLite's shared memory, once the quota was used up) or every read
+#     failed with "Disk quota exceeded" and the databases with I/O errors;
+#   - small files, listings, mkdir, rename, skyfs status keep working;
+#   - a 10 MiB file written through the mount reaches the cloud;
+#   - another large file reads right (the cache evicts within its room);
+#   - unmount, and a new mount with the same cache reads right again.
+. "$(dirname "$0")/lib.sh"
+
+command -v mkfs.btrfs >/dev/null || die "mkfs.btrfs is missing (run make deps: btrfs-progs)"
+IMG="$TEST_TMP/btrfs.img"
+FS="$TEST_TMP/btrfs"
+DATA="$TEST_TMP/data"
+CONF="$TEST_TMP/skyfs.conf"
+MNT="$TEST_TMP/mnt"
+mkdir -p "$FS" "$DATA/dir"
+truncate -s 512M "$IMG"
+mkfs.btrfs -q -f "$IMG" >"$LOGS/mkfs.out" 2>&1 || die "mkfs.btrfs failed: $(cat "$LOGS/mkfs.out")"
+mount -o loop "$IMG" "$FS" 2>"$LOGS/mount-loop.out" ||
+    die "cannot loop-mount a btrfs image (loop devices?): $(cat "$LOGS/mount-loop.out")"
+_SKY_TMPFS+=("$FS")        # unmounted (lazily) at exit, after skyfs
+btrfs quota enable "$FS" && btrfs subvolume create "$FS/cache" >/dev/null &&
+    btrfs qgroup limit 64M "$FS/cache" || die "cannot set a btrfs quota on $FS/cache"
+
+head -c $((50 << 20)) /dev/urandom >"$DATA/big1"
+head -c $((40 << 20)) /dev/urandom >"$DATA/big2"
+for i in 1 2 3; do echo "small $i" >"$DATA/dir/s$i.txt"; done
+head -c $((10 << 20)) /dev/urandom >"$TEST_TMP/new.bin"
+(umask 077 && cat >"$CONF" <<CONF
+[cache]
+dir = $FS/cache/c
+min_free = 0
+
+[c]
+type = local
+path = $DATA
+CONF
+)
+mount_skyfs "$CONF" "$MNT" || die "cannot mount"
+
+alive() { mountpoint -q "$MNT" && ls "$MNT/c" >/dev/null; }
+check "a 50 MiB file reads right through a 64 MiB quota" cmp "$DATA/big1" "$MNT/c/big1"
+check "and again" cmp "$DATA/big1" "$MNT/c/big1"
+check "the daemon is alive" alive
+check "the log says the cache folder is under a quota" \
+    grep -q "is under a disk quota, now exceeded: the cache keeps to" "$LOGS/mnt.log"
+check_eq "a small file reads" "small 1" "$(cat "$MNT/c/dir/s1.txt" 2>&1)"
+check_eq "a folder lists" "s1.txt s2.txt s3.txt" "$(ls "$MNT/c/dir" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+check "mkdir works" mkdir "$MNT/c/made"
+check "rename works" mv "$MNT/c/dir/s3.txt" "$MNT/c/made/s3.txt"
+check_eq "the cloud has the rename" "small 3" "$(cat "$DATA/made/s3.txt" 2>&1)"
+check "a 10 MiB file is written through the mount" cp "$TEST_TMP/new.bin" "$MNT/c/new.bin"
+check "and is on the cloud" cmp "$TEST_TMP/new.bin" "$DATA/new.bin"
+check "another large file reads right" cmp "$DATA/big2" "$MNT/c/big2"
+check "the first one still reads right" cmp "$DATA/big1" "$MNT/c/big1"
+check "skyfs status answers" "$SKYFS" status -c "$CONF"
+check "the daemon is still alive" alive
+check_fails "no database error in the log" grep -Eq "disk I/O error|database (disk image )?is malformed" "$LOGS/mnt.log"
+unmount_skyfs "$MNT"
+
+mount_skyfs "$CONF" "$MNT" || die "cannot mount again"
+check "after a new mount, the large files read right" \
+    bash -c "cmp '$DATA/big1' '$MNT/c/big1' && cmp '$DATA/big2' '$MNT/c/big2'"
+check "and the written one" cmp "$TEST_TMP/new.bin" "$MNT/c/new.bin"
+check "the daemon is alive" alive
+unmount_skyfs "$MNT"

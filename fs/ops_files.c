@@ -440,25 +440,27 @@ void sky_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off
     struct ofile *of = ops_ofile(fi);
     size_t size = fuse_buf_size(bufv);
     atomic_store(&ops_handle(fi)->wrote, true);
+    /* An append goes at the end of the file as this daemon has it: the
+     * kernel placed it by the size it knows, which is older when the file
+     * took a newer version from the cloud (below: its first write) */
+    bool append = fi->flags & O_APPEND;
+    uint64_t at = append ? blocks_size(of->obj) : (uint64_t)off;
     int rc = cloud_check_writable(of->cloud, &e);
     if (!rc)
-        rc = files_write(fs, of, (uint64_t)off, size, copy_write_data, bufv, &e);
-    bool took_newer = false;
+        rc = files_write(fs, of, at, size, copy_write_data, bufv, &e);
     if (rc == -ESTALE && files_take_newer(fs, of, &e) == 0) {
         /* opened at a version the cloud no longer holds, none of it read
          * or written (the write copied nothing yet): it goes into the new
-         * version, an append (O_APPEND, placed by the kernel at the end it
-         * knew) at the new end */
-        uint64_t at = (fi->flags & O_APPEND) ? blocks_size(of->obj) : (uint64_t)off;
+         * version, an append at the new end */
+        at = append ? blocks_size(of->obj) : (uint64_t)off;
         rc = files_write(fs, of, at, size, copy_write_data, bufv, &e);
-        took_newer = true;
     }
     drop_request_pages(bufv, size);
     if (rc)
         reply_err(req, rc == -ESTALE ? -EIO : rc, &e);
     else
         fuse_reply_write(req, size);
-    if (took_newer && fs->session)      /* its size is not what the kernel thinks */
+    if (at != (uint64_t)off && fs->session)     /* the kernel's size is not the file's */
         fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
 }
 

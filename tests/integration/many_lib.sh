@@ -199,11 +199,14 @@ many_run() {
     done
     check "A's changes are on the cloud" in_v bash -c \
         "[ \"\$(cat '$V/c/a-log.txt')\" = \"\$(printf 'line 1\nline 2')\" ] && [ \"\$(cat '$V/c/a-dd.txt')\" = abcdefghijklmnop ] && [ \"\$(cat '$V/c/a-trunc.txt')\" = abcdefghijklmnop ] && [ \"\$(cat '$V/c/a-cut.txt')\" = abcdefghijklmnop ]"
-    check "B appends to a-log.txt" bash -c "printf 'line 3\n' >>'$B/c/a-log.txt'"
-    check_eq "B's a-log.txt holds A's line and then its own" "$(printf 'line 1\nline 2\nline 3')" \
-        "$(cat "$B/c/a-log.txt" 2>&1)"
-    check_eq "and shows their size" 21 "$(stat -c %s "$B/c/a-log.txt")"
-    check "the cloud holds the three lines" in_v holds "$V/c/a-log.txt" "$(printf 'line 1\nline 2\nline 3')"
+    # (two writes on one descriptor: the second goes after the first too)
+    check "B appends two lines to a-log.txt" bash -c \
+        "{ printf 'line 3\n'; printf 'line 4\n'; } >>'$B/c/a-log.txt'"
+    check_eq "B's a-log.txt holds A's line and then its own" \
+        "$(printf 'line 1\nline 2\nline 3\nline 4')" "$(cat "$B/c/a-log.txt" 2>&1)"
+    check_eq "and shows their size" 28 "$(stat -c %s "$B/c/a-log.txt")"
+    check "the cloud holds the four lines" in_v holds "$V/c/a-log.txt" \
+        "$(printf 'line 1\nline 2\nline 3\nline 4')"
     check "B writes two bytes into a-dd.txt in place" bash -c \
         "printf XY | dd of='$B/c/a-dd.txt' bs=1 seek=2 conv=notrunc status=none"
     check "the cloud holds A's a-dd.txt with B's two bytes" in_v holds "$V/c/a-dd.txt" abXYefghijklmnop

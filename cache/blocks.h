@@ -295,6 +295,12 @@ typedef int (*blocks_free_fn)(void *arg, const char *dir, uint64_t *out);
  * threads use the cache. */
 void blocks_set_floor(struct blocks *b, uint64_t min_free, blocks_free_fn probe, void *arg);
 
+/* Hold at most `cap` bytes (UINT64_MAX: no such bound): the cache folder
+ * is under a disk quota an earlier mount met (reserve.h).  A write that
+ * fails with EDQUOT lowers it (the cache keeps to what it held, less room
+ * for the databases). */
+void blocks_keep_to(struct blocks *b, uint64_t cap);
+
 int blocks_stats(struct blocks *b, struct blocks_stats *out, struct sky_err *e);
 
 /* The upload journal (blocks_prepare_upload, _committed, _each_dirty). */

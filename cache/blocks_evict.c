@@ -480,11 +480,18 @@ void blocks_set_floor(struct blocks *b, uint64_t min_free, blocks_free_fn probe,
     b->probe_arg = probe ? arg : NULL;
 }
 
+void blocks_keep_to(struct blocks *b, uint64_t cap)
+{
+    __atomic_store_n(&b->quota_cap, cap, __ATOMIC_RELAXED);
+}
+
 void blocks_note_quota(struct blocks *b)
 {
-    uint64_t have = blocks_bytes(b);
-    /* room for the databases: what the reserve would have kept, twice */
-    uint64_t cap = have > 2ull * RESERVE_BYTES ? have - 2ull * RESERVE_BYTES : 0;
+    /* what it holds and the downloads under way had room; the reserve,
+     * released now, is the databases' (a little more is kept free) */
+    uint64_t have = blocks_bytes(b) + __atomic_load_n(&b->downloading, __ATOMIC_RELAXED);
+    uint64_t margin = RESERVE_BYTES / 2;
+    uint64_t cap = have > margin ? have - margin : 0;
     uint64_t was = __atomic_load_n(&b->quota_cap, __ATOMIC_RELAXED);
     while (cap < was &&
            !__atomic_compare_exchange_n(&b->quota_cap, &was, cap, false, __ATOMIC_RELAXED,
@@ -492,9 +499,10 @@ void blocks_note_quota(struct blocks *b)
         ;
     if (cap >= was)
         return;
-    reserve_note_quota();           /* its room goes to the databases now */
+    reserve_note_quota(cap);        /* its room goes to the databases now */
     LOG_WARN("block cache: the cache folder %s is under a disk quota, now exceeded: the "
-             "cache keeps to %llu MiB from now on (it held %llu MiB), evicting what it can; "
+             "cache keeps to %llu MiB from now on (it held %llu MiB, downloads included), "
+             "evicting what it can; "
              "reads of what is not cached go straight to the cloud; raise the quota or "
              "free space there", b->dir, (unsigned long long)(cap >> 20),
              (unsigned long long)(have >> 20));

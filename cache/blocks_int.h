@@ -163,6 +163,7 @@ struct blocks {
      * which statvfs does not show): the most bytes the cache holds from
      * then on (blocks_note_quota); UINT64_MAX while none was met.  Atomic. */
     uint64_t quota_cap;
+    uint64_t downloading;   /* bytes of downloads under way (room made for them); atomic */
 };
 
 /* One background fetch: blocks idx.. of o (pinned), with its own fetch

@@ -624,6 +624,16 @@ static int obj_sink_take(void *arg, uint64_t pos, const void *data, size_t n)
     return 0;
 }
 
+/* Allocate [off, off+len) of the cache file: 0, or an errno (EDQUOT,
+ * ENOSPC; 0 too where the file system cannot, which glibc's
+ * posix_fallocate would emulate by writing, slowly). */
+static int obj_make_room_for(struct blocks_obj *o, uint64_t off, uint64_t len)
+{
+    if (fallocate(o->fd, 0, (off_t)off, (off_t)len) == 0)
+        return 0;
+    return errno == EDQUOT || errno == ENOSPC ? errno : 0;
+}
+
 /* Fetch [off, off+len) from the cloud straight into the cache file, with a
  * checksum per `unit` bytes in s->sums (no lock is needed: the object's
  * size cannot change while the fetch is counted in o->inflight or the
@@ -645,7 +655,29 @@ int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64_t unit
     if (reserve_held_back())            /* the room left is the databases' (reserve.h) */
         return sky_fail(e, ENOSPC, "block cache: the file system of %s is full: no room to "
                         "cache \"%s\"; free space there", o->b->dir, o->path);
-    int rc = fetch(arg, off, (size_t)len, obj_sink_take, s, e);
+    uint64_t quota = __atomic_load_n(&o->b->quota_cap, __ATOMIC_RELAXED);
+    if (quota != UINT64_MAX && blocks_bytes(o->b) + len > quota)
+        /* under a disk quota that ran out: what is open stays, and the
+         * rest is read straight from the cloud (eviction after reads
+         * keeps the closed files' blocks within it) */
+        return sky_fail(e, ENOSPC, "block cache: the cache folder %s is at its disk quota "
+                        "(the cache keeps to %llu MiB): no room to cache \"%s\"", o->b->dir,
+                        (unsigned long long)(quota >> 20), o->path);
+    /* The room first, all of it or none: under a disk quota, a fetch that
+     * finds too little fails here and leaves what there is (a write
+     * would use it up, and on btrfs SQLite's shared memory then faults) */
+    int rc = obj_make_room_for(o, off, len);
+    if (rc == EDQUOT) {
+        /* btrfs counts room reserved and room freed against a quota
+         * until its next commit: once synced, is the quota really met? */
+        reserve_sync_fs();
+        rc = obj_make_room_for(o, off, len);
+    }
+    if (rc == EDQUOT || rc == ENOSPC)
+        return obj_io_fail(o, -rc, "making room for", e);
+    __atomic_add_fetch(&o->b->downloading, len, __ATOMIC_RELAXED);
+    rc = fetch(arg, off, (size_t)len, obj_sink_take, s, e);
+    __atomic_sub_fetch(&o->b->downloading, len, __ATOMIC_RELAXED);
     if (rc && s->err)
         return obj_io_fail(o, -s->err, "writing", e);
     if (rc == 0 && s->got != len)

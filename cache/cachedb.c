@@ -154,7 +154,7 @@ static bool cachedb_room_freed(struct cachedb *d, int rc, bool in_txn)
     bool quota = d->db && sqlite3_system_errno(d->db) == EDQUOT;
     bool freed = reserve_release();     /* for the next write, if not for this one */
     if (quota)
-        reserve_note_quota();           /* never made again; the room counted */
+        reserve_note_quota(UINT64_MAX); /* never made again; the room counted */
     return freed && in_txn != (bool)sqlite3_get_autocommit(d->db);
 }
 

@@ -19,6 +19,7 @@ static char *reserve_file;              /* NULL: no reserve in this process */
 static uint64_t reserve_bytes;
 static atomic_bool reserve_out;         /* released: its room is the databases' */
 static atomic_bool reserve_quota;       /* the folder met a disk quota: never made again */
+static _Atomic uint64_t reserve_cap = UINT64_MAX;   /* what the block cache keeps to */
 
 /* Allocate the file (reserve_lock held): 0 or -errno. */
 static int reserve_make(void)
@@ -47,6 +48,23 @@ int reserve_open(const char *dir, uint64_t bytes, struct sky_err *e)
     char *file;
     if (asprintf(&file, "%s/reserve", dir) < 0)
         return sky_fail(e, ENOMEM, "out of memory");
+    char *quota;
+    unsigned long long cap;
+    if (asprintf(&quota, "%s/quota", dir) >= 0) {
+        /* a quota an earlier mount met: kept to from the start, so that
+         * the cache does not run into it again (SIGBUS risk, reserve.h) */
+        FILE *f = fopen(quota, "re");
+        if (f && fscanf(f, "%llu", &cap) == 1 && cap < UINT64_MAX) {
+            atomic_store(&reserve_cap, (uint64_t)cap);
+            atomic_store(&reserve_quota, true);
+            LOG_INFO("cache folder %s: an earlier mount met its disk quota: the block cache "
+                     "keeps to %llu MiB (remove %s after raising the quota)", dir,
+                     cap >> 20, quota);
+        }
+        if (f)
+            fclose(f);
+        free(quota);
+    }
     pthread_mutex_lock(&reserve_lock);
     free(reserve_file);
     reserve_file = file;
@@ -133,12 +151,40 @@ void reserve_watch(void)
         reserve_release();
 }
 
-void reserve_note_quota(void)
+/* <dir>/quota says `skyfs status` how much the block cache keeps to. */
+static void reserve_write_quota(uint64_t cap)
 {
-    if (atomic_exchange(&reserve_quota, true))
+    pthread_mutex_lock(&reserve_lock);
+    char *file = NULL;
+    if (reserve_file && asprintf(&file, "%.*s/quota", (int)(strrchr(reserve_file, '/') -
+                                                           reserve_file), reserve_file) < 0)
+        file = NULL;
+    pthread_mutex_unlock(&reserve_lock);
+    if (!file)
         return;
-    reserve_release();
-    reserve_sync_fs();
+    FILE *f = fopen(file, "we");
+    if (f) {
+        fprintf(f, "%llu\n", (unsigned long long)cap);
+        fclose(f);
+    }
+    free(file);
+}
+
+void reserve_note_quota(uint64_t cap)
+{
+    if (!atomic_exchange(&reserve_quota, true)) {
+        reserve_release();
+        reserve_sync_fs();      /* room for the note, and for the databases */
+    }
+    if (cap != UINT64_MAX) {
+        atomic_store(&reserve_cap, cap);
+        reserve_write_quota(cap);
+    }
+}
+
+uint64_t reserve_quota_cap(void)
+{
+    return atomic_load(&reserve_cap);
 }
 
 void reserve_sync_fs(void)

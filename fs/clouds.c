@@ -235,6 +235,8 @@ static int open_caches(struct skyfs *fs, const char *mountpoint, struct sky_err 
         blocks_set_floor(fs->blocks, cfg->min_free, NULL, NULL);
     if (rc == 0)        /* room for the databases when another program fills the disk */
         rc = reserve_open(cfg->cache_dir, RESERVE_BYTES, e);
+    if (rc == 0)        /* a disk quota an earlier mount met */
+        blocks_keep_to(fs->blocks, reserve_quota_cap());
     return rc ? cache_open_failed(cfg, rc, e) : 0;
 }
 

@@ -21,7 +21,7 @@
  *     "copy":"..."|null,"at":UNIX_TIME}]}],
  *    "cache":{"dir":"...","objects":N,"bytes":N,"max_size":N,
  *     "pending_uploads":N,"pending_creates":N,"unfinished_renames":N,
- *     "disk_full":bool},
+ *     "disk_full":bool,"quota_cap":N|null},
  *    "damaged":N}
  *
  * pending_creates: folders and symlinks made on a write_back = async
@@ -29,7 +29,9 @@
  * metadata cache.  unfinished_renames: renames (of files and folders) on
  * object stores in progress, or cut short by a crash (fs/renamelog.h).  disk_full: a daemon
  * serves the cache and its databases' reserve is released: the file system
- * is full (cache/reserve.h).  damaged: damaged
+ * is full (cache/reserve.h).  quota_cap: the cache's folder is under a disk
+ * quota that ran out, and the block cache keeps to this many bytes, also
+ * at the next mounts (disk_full is then false).  damaged: damaged
  * cache databases the daemon set aside in <cache dir>/damaged
  * (cache/cachedamage.h).
  */
@@ -399,16 +401,29 @@ int cmd_status(int argc, char **argv)
     char reserve[4096];
     snprintf(reserve, sizeof reserve, "%s/reserve", cfg->cache_dir);
     bool disk_full = served && access(reserve, F_OK) != 0;
+    /* the block cache met a disk quota and keeps to this (cache/reserve.h) */
+    char quota_file[4096];
+    snprintf(quota_file, sizeof quota_file, "%s/quota", cfg->cache_dir);
+    unsigned long long quota_cap = 0;
+    FILE *qf = fopen(quota_file, "re");
+    bool quota = qf && fscanf(qf, "%llu", &quota_cap) == 1;
+    if (qf)
+        fclose(qf);
     if (have_stats && json) {
         fputs(",\"cache\":{", stdout);
         json_key(stdout, "dir");
         json_string(stdout, cfg->cache_dir);
         printf(",\"objects\":%llu,\"bytes\":%llu,\"max_size\":%llu,\"pending_uploads\":%llu,"
-               "\"pending_creates\":%llu,\"unfinished_renames\":%llu,\"disk_full\":%s}",
+               "\"pending_creates\":%llu,\"unfinished_renames\":%llu,\"disk_full\":%s,"
+               "\"quota_cap\":",
                (unsigned long long)st.objects, (unsigned long long)st.bytes_present,
                (unsigned long long)st.max_size, (unsigned long long)st.dirty_objects,
                (unsigned long long)pending_dirs, (unsigned long long)renames,
-               disk_full ? "true" : "false");
+               disk_full && !quota ? "true" : "false");
+        if (quota)
+            printf("%llu}", quota_cap);
+        else
+            fputs("null}", stdout);
     } else if (have_stats) {
         printf("block cache: %s\n  %llu objects, %llu MiB of %llu MiB, %llu pending "
                "upload(s), %llu folder(s) and symlink(s) to create\n", cfg->cache_dir,
@@ -418,7 +433,11 @@ int cmd_status(int argc, char **argv)
         if (renames)
             printf("  %llu rename(s) not finished (in progress, or cut short by a crash: "
                    "the next mount finishes those)\n", (unsigned long long)renames);
-        if (disk_full)
+        if (quota)
+            printf("  its folder is under a disk quota, which ran out: the cache keeps to "
+                   "%llu MiB, files not cached beyond that are read straight from the cloud; "
+                   "after raising the quota, remove %s\n", quota_cap >> 20, quota_file);
+        else if (disk_full)
             printf("  its file system is full: the databases use the room kept back for them "
                    "(%s, 16 MiB); files not cached are read straight from the cloud and new "
                    "writes fail until there is room: free space there\n", reserve);

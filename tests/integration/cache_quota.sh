@@ -14,7 +14,8 @@
 #   - small files, listings, mkdir, rename, skyfs status keep working;
 #   - a 10 MiB file written through the mount reaches the cloud;
 #   - another large file reads right (the cache evicts within its room);
-#   - unmount, and a new mount with the same cache reads right again.
+#   - unmount, and a new mount with the same cache keeps to what the first
+#     one learnt (<cache>/quota, shown by skyfs status) and reads right.
 . "$(dirname "$0")/lib.sh"
 
 command -v mkfs.btrfs >/dev/null || die "mkfs.btrfs is missing (run make deps: btrfs-progs)"
@@ -63,14 +64,25 @@ check "a 10 MiB file is written through the mount" cp "$TEST_TMP/new.bin" "$MNT/
 check "and is on the cloud" cmp "$TEST_TMP/new.bin" "$DATA/new.bin"
 check "another large file reads right" cmp "$DATA/big2" "$MNT/c/big2"
 check "the first one still reads right" cmp "$DATA/big1" "$MNT/c/big1"
-check "skyfs status answers" "$SKYFS" status -c "$CONF"
+check "skyfs status says the quota ran out" bash -c \
+    "'$SKYFS' status -c '$CONF' | grep -q 'its folder is under a disk quota, which ran out: the cache keeps to [0-9]* MiB'"
+check "skyfs status --json gives the size the cache keeps to" bash -c \
+    "'$SKYFS' status -c '$CONF' --json | grep -Eq '\"quota_cap\":[0-9]+,?[}]' && '$SKYFS' status -c '$CONF' --json | grep -q '\"disk_full\":false'"
 check "the daemon is still alive" alive
 check_fails "no database error in the log" grep -Eq "disk I/O error|database (disk image )?is malformed" "$LOGS/mnt.log"
 unmount_skyfs "$MNT"
+[ -n "${QDEBUG:-}" ] && { sync; btrfs qgroup show -re "$FS" >"$LOGS/qgroup.out" 2>&1; du -a "$FS/cache/c" >>"$LOGS/qgroup.out"; }
 
 mount_skyfs "$CONF" "$MNT" || die "cannot mount again"
+check "a new mount keeps to the quota the first one met (its log says so)" \
+    grep -q "an earlier mount met its disk quota: the block cache keeps to" "$LOGS/mnt.log"
 check "after a new mount, the large files read right" \
     bash -c "cmp '$DATA/big1' '$MNT/c/big1' && cmp '$DATA/big2' '$MNT/c/big2'"
 check "and the written one" cmp "$TEST_TMP/new.bin" "$MNT/c/new.bin"
 check "the daemon is alive" alive
+check_eq "it never ran into the quota again" 1 \
+    "$(grep -c 'is under a disk quota, now exceeded' "$LOGS/mnt.log")"
 unmount_skyfs "$MNT"
+rm "$FS/cache/c/quota"
+check "without its note of the quota, skyfs status says nothing of it" bash -c \
+    "'$SKYFS' status -c '$CONF' --json | grep -q '\"quota_cap\":null'"

@@ -42,8 +42,9 @@ struct fetch_ctx {
     struct cloud *cloud;
     const char *path;
     char etag[SKY_ETAG_MAX];
-    /* Completing a changed file for its upload (fetch_to_complete): the
-     * version it is based on may be gone from the cloud */
+    /* Completing a changed file for its upload (upload) or its durable
+     * close (files_closed_written): the version it is based on may be gone
+     * from the cloud (fill_from_current_version) */
     bool complete;
     bool filled;                /* bytes came from the cloud's other version */
     bool to_end;                /* a read straight from the cloud: may end at the end */

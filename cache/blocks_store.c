@@ -634,6 +634,23 @@ static int obj_make_room_for(struct blocks_obj *o, uint64_t off, uint64_t len)
     return errno == EDQUOT || errno == ENOSPC ? errno : 0;
 }
 
+/* The room for bytes [off, off+len) of the cache file, before they are
+ * written: all of it or none, so that a disk quota met here leaves what
+ * room there is (a write would use it up, and on btrfs SQLite's shared
+ * memory, a mapped file, then faults).  btrfs counts room reserved and
+ * freed against a quota only at its commits: on EDQUOT the file system is
+ * synced and asked once more.  0, or -ENOSPC (obj_io_fail). */
+static int obj_take_room(struct blocks_obj *o, uint64_t off, uint64_t len, const char *doing,
+                         struct sky_err *e)
+{
+    int rc = obj_make_room_for(o, off, len);
+    if (rc == EDQUOT) {
+        reserve_sync_fs();
+        rc = obj_make_room_for(o, off, len);
+    }
+    return rc ? obj_io_fail(o, -rc, doing, e) : 0;
+}
+
 /* Fetch [off, off+len) from the cloud straight into the cache file, with a
  * checksum per `unit` bytes in s->sums (no lock is needed: the object's
  * size cannot change while the fetch is counted in o->inflight or the
@@ -663,18 +680,9 @@ int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64_t unit
         return sky_fail(e, ENOSPC, "block cache: the cache folder %s is at its disk quota "
                         "(the cache keeps to %llu MiB): no room to cache \"%s\"", o->b->dir,
                         (unsigned long long)(quota >> 20), o->path);
-    /* The room first, all of it or none: under a disk quota, a fetch that
-     * finds too little fails here and leaves what there is (a write
-     * would use it up, and on btrfs SQLite's shared memory then faults) */
-    int rc = obj_make_room_for(o, off, len);
-    if (rc == EDQUOT) {
-        /* btrfs counts room reserved and room freed against a quota
-         * until its next commit: once synced, is the quota really met? */
-        reserve_sync_fs();
-        rc = obj_make_room_for(o, off, len);
-    }
-    if (rc == EDQUOT || rc == ENOSPC)
-        return obj_io_fail(o, -rc, "making room for", e);
+    int rc = obj_take_room(o, off, len, "making room for", e);
+    if (rc)
+        return rc;
     __atomic_add_fetch(&o->b->downloading, len, __ATOMIC_RELAXED);
     rc = fetch(arg, off, (size_t)len, obj_sink_take, s, e);
     __atomic_sub_fetch(&o->b->downloading, len, __ATOMIC_RELAXED);
@@ -941,6 +949,8 @@ int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_cop
         rc = obj_check_base(o, nold, off, end, fetch, arg, e);
     if (rc == -ESTALE && untouched)     /* no byte of the write is copied yet */
         obj_undo_untouched(o, size);
+    if (rc == 0)
+        rc = obj_take_room(o, off, len, "making room for", e);
     if (rc == 0 && (rc = copy(copy_arg, o->fd, off, len)) != 0)
         rc = obj_io_fail(o, rc, "writing", e);
     if (rc == 0)

@@ -15,7 +15,9 @@
 #   - a 10 MiB file written through the mount reaches the cloud;
 #   - another large file reads right (the cache evicts within its room);
 #   - unmount, and a new mount with the same cache keeps to what the first
-#     one learnt (<cache>/quota, shown by skyfs status) and reads right.
+#     one learnt (<cache>/quota, shown by skyfs status) and reads right;
+#   - a quota met first by a write (24 MiB, a 40 MiB file): ENOSPC, and
+#     the mount goes on.
 . "$(dirname "$0")/lib.sh"
 
 command -v mkfs.btrfs >/dev/null || die "mkfs.btrfs is missing (run make deps: btrfs-progs)"
@@ -32,6 +34,8 @@ mount -o loop "$IMG" "$FS" 2>"$LOGS/mount-loop.out" ||
 _SKY_TMPFS+=("$FS")        # unmounted (lazily) at exit, after skyfs
 btrfs quota enable "$FS" && btrfs subvolume create "$FS/cache" >/dev/null &&
     btrfs qgroup limit 64M "$FS/cache" || die "cannot set a btrfs quota on $FS/cache"
+btrfs subvolume create "$FS/small" >/dev/null && btrfs qgroup limit 24M "$FS/small" ||
+    die "cannot set a btrfs quota on $FS/small"
 
 head -c $((50 << 20)) /dev/urandom >"$DATA/big1"
 head -c $((40 << 20)) /dev/urandom >"$DATA/big2"
@@ -86,3 +90,19 @@ unmount_skyfs "$MNT"
 rm "$FS/cache/c/quota"
 check "without its note of the quota, skyfs status says nothing of it" bash -c \
     "'$SKYFS' status -c '$CONF' --json | grep -q '\"quota_cap\":null'"
+
+# --- a quota met first by a write: a 40 MiB file into a cache folder of
+# 24 MiB fails with ENOSPC (what is dirty cannot be evicted), and the
+# daemon, its databases and the rest of the mount go on
+CONF2="$TEST_TMP/small.conf"
+MNT2="$TEST_TMP/mnt2"
+(umask 077 && sed "s|^dir = .*|dir = $FS/small/c|" "$CONF" >"$CONF2")
+mount_skyfs "$CONF2" "$MNT2" || die "cannot mount on the small quota"
+head -c $((40 << 20)) /dev/urandom >"$TEST_TMP/w40.bin"
+check "a 40 MiB write into a 24 MiB quota fails: no space left" bash -c \
+    "! cp '$TEST_TMP/w40.bin' '$MNT2/c/w40.bin' 2>'$LOGS/cp40.err' && grep -q 'No space left on device' '$LOGS/cp40.err'"
+check "the daemon is alive" bash -c "mountpoint -q '$MNT2' && ls '$MNT2/c' >/dev/null"
+check_eq "a small file reads" "small 2" "$(cat "$MNT2/c/dir/s2.txt" 2>&1)"
+check "skyfs status answers" "$SKYFS" status -c "$CONF2"
+check_fails "no database error in its log" grep -Eq "disk I/O error|database (disk image )?is malformed" "$LOGS/mnt2.log"
+unmount_skyfs "$MNT2"

@@ -906,6 +906,30 @@ int files_sync(struct skyfs *fs, struct ofile *of, struct sky_err *e)
     return rc;
 }
 
+/* An open file with writes not uploaded has lost its entry, though not
+ * unlinked here: an earlier flush of it (a shell's `>` closes a copy of
+ * the descriptor before the command writes) met another machine's change
+ * or delete and went up as a conflict copy, and the name went to the other
+ * machine's version.  What was written since goes up beside it too, as
+ * another conflict copy; before, it was dropped ("nothing to upload to")
+ * while write and close had succeeded.  of->lock held; 0 once it is up. */
+static int upload_orphaned(struct skyfs *fs, struct ofile *of, struct stream *st,
+                           struct sky_err *e)
+{
+    sky_err_clear(e);
+    struct meta_entry lost = { 0 };
+    lost.path = (char *)blocks_path(of->obj);
+    lost.attr.kind = SKY_FILE;
+    lost.attr.mode = 0644;
+    lost.attr.has = SKY_HAS_MODE;
+    struct sky_attr out;
+    int rc = upload(fs, of->cloud, of->obj, &lost, of->mtime_ns, of->ctime_ns, of->etag, st,
+                    &out, e);
+    if (rc == 1 || rc == 0)
+        of->upload_due = false;
+    return rc == 1 ? 0 : rc;
+}
+
 int files_sync_held(struct skyfs *fs, struct ofile *of, struct sky_err *e)
 {
     pthread_mutex_lock(&of->lock);
@@ -938,11 +962,10 @@ int files_sync_held(struct skyfs *fs, struct ofile *of, struct sky_err *e)
                 note_pending(fs, of, &ent);
             }
             meta_entry_free(&ent);
-        } else {
-            if (st)
-                stream_drop(st);
-            if (rc == -ENOENT)
-                rc = 0; /* deleted meanwhile: nothing to upload to */
+        } else if (rc == -ENOENT) {
+            rc = upload_orphaned(fs, of, st, e);
+        } else if (st) {
+            stream_drop(st);
         }
     }
     pthread_mutex_unlock(&of->lock);
@@ -989,12 +1012,24 @@ int files_upload_queued(struct skyfs *fs, struct ofile *of, bool *again, struct 
     of->upload_due = false;
     struct meta_entry ent;
     int rc = due ? meta_get(fs->meta, of->ino, &ent, e) : 0;
-    if (rc && rc != -ENOENT)
+    if (rc == -ENOENT) {
+        /* its name went to another machine's version (upload_orphaned) */
+        struct stream *st = of->stream && stream_started(of->stream) ? of->stream : NULL;
+        if (st)
+            of->stream = NULL;
+        rc = upload_orphaned(fs, of, st, e);
+        if (rc)
+            of->upload_due = true;      /* retried */
+        pthread_mutex_unlock(&of->lock);
+        pthread_mutex_unlock(&of->upload_lock);
+        return rc;
+    }
+    if (rc)
         of->upload_due = true;          /* retried */
     if (!due || rc) {
         pthread_mutex_unlock(&of->lock);
         pthread_mutex_unlock(&of->upload_lock);
-        return rc == -ENOENT ? 0 : rc;  /* deleted meanwhile: nothing to upload to */
+        return rc;
     }
     int64_t mtime = of->mtime_ns, ctime = of->ctime_ns;
     char etag[SKY_ETAG_MAX];

@@ -155,6 +155,7 @@ many_run() {
     printf 0123456789 >"$A/c/a-dd.txt" || die "cannot write a-dd.txt on A"
     printf 0123456789 >"$A/c/a-trunc.txt" || die "cannot write a-trunc.txt on A"
     printf 0123456789 >"$A/c/a-cut.txt" || die "cannot write a-cut.txt on A"
+    printf original >"$A/c/a-redir.txt" || die "cannot write a-redir.txt on A"
     head -c $((12 << 20)) /dev/urandom >"$TEST_TMP/big.orig"
     cp "$TEST_TMP/big.orig" "$A/c/a-big.bin" || die "cannot write a-big.bin on A"
     # SFTP's version token is size + mtime in whole seconds: A's changes
@@ -363,6 +364,19 @@ PY
     printf HELLO | dd of="$TEST_TMP/big.b0" bs=1 seek=10 conv=notrunc status=none
     check "B's version is beside it, its first block as B changed it" in_v bash -c \
         "c=\$(ls '$V/c' | grep -E '^a-big\.conflict-.*\.bin\$') && [ \$(stat -c %s '$V/c/'\$c) -eq $((12 << 20)) ] && head -c $((4 << 20)) '$V/c/'\$c | cmp -s - '$TEST_TMP/big.b0'"
+
+    # --- a shell's `cmd > file` on B, of a file A deleted: the shell's
+    # first close (of a copy of the descriptor, before cmd writes) meets
+    # the delete and goes up as an empty conflict copy; what cmd writes
+    # then goes up beside it too (before: dropped, "nothing to upload
+    # to", while the write and the close had succeeded)
+    check "B lists a-redir.txt" bash -c "ls '$B/c' | grep -q '^a-redir.txt$'"
+    rm "$A/c/a-redir.txt"
+    check "A's delete is on the cloud" in_v bash -c "! ls '$V/c' | grep -q '^a-redir.txt$'"
+    check "B's redirect into a-redir.txt returns" bash -c "printf 'from B\n' >'$B/c/a-redir.txt'"
+    check "what B wrote is on the cloud, beside the delete" in_v bash -c \
+        "for f in \$(ls '$V/c' | grep -E '^a-redir\.conflict-'); do [ \"\$(cat '$V/c/'\$f)\" = 'from B' ] && exit 0; done; exit 1"
+    check_fails "and a-redir.txt stays deleted" test -e "$V/c/a-redir.txt"
     unmount_skyfs "$A"
     unmount_skyfs "$B"
     unmount_skyfs "$V"

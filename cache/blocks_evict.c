@@ -480,6 +480,14 @@ void blocks_set_floor(struct blocks *b, uint64_t min_free, blocks_free_fn probe,
     b->probe_arg = probe ? arg : NULL;
 }
 
+bool blocks_past_quota(struct blocks *b, uint64_t need, uint64_t *cap)
+{
+    uint64_t quota = __atomic_load_n(&b->quota_cap, __ATOMIC_RELAXED);
+    if (cap)
+        *cap = quota;
+    return quota != UINT64_MAX && blocks_bytes(b) + need > quota;
+}
+
 void blocks_keep_to(struct blocks *b, uint64_t cap)
 {
     __atomic_store_n(&b->quota_cap, cap, __ATOMIC_RELAXED);
@@ -513,13 +521,13 @@ void blocks_note_quota(struct blocks *b)
  * needed; -ENOSPC when even that is not enough. */
 int blocks_make_room(struct blocks *b, uint64_t need, struct sky_err *e)
 {
-    uint64_t quota = __atomic_load_n(&b->quota_cap, __ATOMIC_RELAXED);
-    if (quota != UINT64_MAX && blocks_bytes(b) + need > quota) {
+    uint64_t quota;
+    if (blocks_past_quota(b, need, &quota)) {
         uint64_t room = quota > need ? quota - need : 0, before = blocks_bytes(b);
         int rc = blocks_evict_to(b, room, e);
         if (blocks_bytes(b) < before)
             reserve_sync_fs();          /* the quota counts what was evicted */
-        if (rc != 0 || blocks_bytes(b) + need > quota)
+        if (rc != 0 || blocks_past_quota(b, need, NULL))
             return sky_fail(e, ENOSPC, "block cache: the cache folder %s is at its disk "
                             "quota (the cache keeps to %llu MiB), and everything left to "
                             "evict is open or not uploaded yet; raise the quota or free "

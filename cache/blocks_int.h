@@ -285,6 +285,9 @@ int obj_set_etag_row(struct blocks_obj *o, const char *etag, struct sky_err *e);
 int obj_io_fail(struct blocks_obj *o, int rc, const char *doing, struct sky_err *e);
 /* A write into the cache folder failed with EDQUOT (see quota_cap). */
 void blocks_note_quota(struct blocks *b);
+/* Would `need` more bytes take the cache past a disk quota it met?  The
+ * size it keeps to then goes into *cap (may be NULL). */
+bool blocks_past_quota(struct blocks *b, uint64_t need, uint64_t *cap);
 int obj_drop_block(struct blocks_obj *o, uint64_t idx, struct sky_err *e);
 void obj_chunk_range(const struct blocks_obj *o, uint64_t idx, unsigned c, uint64_t *off,
                      uint64_t *len);

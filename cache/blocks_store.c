@@ -672,8 +672,8 @@ int obj_download(struct blocks_obj *o, uint64_t off, uint64_t len, uint64_t unit
     if (reserve_held_back())            /* the room left is the databases' (reserve.h) */
         return sky_fail(e, ENOSPC, "block cache: the file system of %s is full: no room to "
                         "cache \"%s\"; free space there", o->b->dir, o->path);
-    uint64_t quota = __atomic_load_n(&o->b->quota_cap, __ATOMIC_RELAXED);
-    if (quota != UINT64_MAX && blocks_bytes(o->b) + len > quota)
+    uint64_t quota;
+    if (blocks_past_quota(o->b, len, &quota))
         /* under a disk quota that ran out: what is open stays, and the
          * rest is read straight from the cloud (eviction after reads
          * keeps the closed files' blocks within it) */
@@ -925,6 +925,35 @@ static void obj_undo_untouched(struct blocks_obj *o, uint64_t size)
         obj_set_dirty(o, false);
 }
 
+/* What a write or truncate knew before it made room for itself: whether
+ * the object held nothing of its version (untouched), its size and block
+ * count then. */
+struct first_change {
+    bool untouched;
+    uint64_t size, nold;
+};
+
+static struct first_change obj_first_change(const struct blocks_obj *o)
+{
+    return (struct first_change){ !obj_holds_any(o), o->size, o->nblocks };
+}
+
+/* After the change made room (rc) and before it copies a byte: for an
+ * untouched object, the cloud's version checked (obj_check_base, [off,
+ * end) overwritten), and an -ESTALE undone (obj_undo_untouched). */
+static int obj_first_change_checked(struct blocks_obj *o, const struct first_change *fc, int rc,
+                                    uint64_t off, uint64_t end, blocks_fetch_fn fetch,
+                                    void *arg, struct sky_err *e)
+{
+    if (!fc->untouched)
+        return rc;
+    if (rc == 0)
+        rc = obj_check_base(o, fc->nold, off, end, fetch, arg, e);
+    if (rc == -ESTALE)                  /* no byte of the change is made yet */
+        obj_undo_untouched(o, fc->size);
+    return rc;
+}
+
 int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_copy_fn copy,
                       void *copy_arg, blocks_fetch_fn fetch, void *arg, struct sky_err *e)
 {
@@ -938,17 +967,13 @@ int blocks_write_from(struct blocks_obj *o, uint64_t off, size_t len, blocks_cop
         return rc;
     pthread_mutex_lock(&o->lock);
     obj_quiesce(o);
-    bool untouched = !obj_holds_any(o);
-    uint64_t size = o->size, nold = o->nblocks;
+    struct first_change fc = obj_first_change(o);
     rc = obj_mark_dirty(o, e);
     if (rc == 0 && end > o->size)
         rc = obj_grow(o, end, fetch, arg, e);
     if (rc == 0)
         rc = obj_prepare_edges(o, off, end, fetch, arg, e);
-    if (rc == 0 && untouched)
-        rc = obj_check_base(o, nold, off, end, fetch, arg, e);
-    if (rc == -ESTALE && untouched)     /* no byte of the write is copied yet */
-        obj_undo_untouched(o, size);
+    rc = obj_first_change_checked(o, &fc, rc, off, end, fetch, arg, e);
     if (rc == 0)
         rc = obj_take_room(o, off, len, "making room for", e);
     if (rc == 0 && (rc = copy(copy_arg, o->fd, off, len)) != 0)
@@ -979,17 +1004,13 @@ int blocks_truncate(struct blocks_obj *o, uint64_t size, blocks_fetch_fn fetch, 
         return sky_fail(e, EFBIG, "block cache: size past the largest file size");
     pthread_mutex_lock(&o->lock);
     obj_quiesce(o);
-    bool untouched = !obj_holds_any(o);
-    uint64_t was = o->size, nold = o->nblocks;
+    struct first_change fc = obj_first_change(o);
     int rc = obj_mark_dirty(o, e);
     if (rc == 0 && size > o->size)
         rc = obj_grow(o, size, fetch, arg, e);
     else if (rc == 0 && size < o->size)
         rc = obj_shrink(o, size, fetch, arg, e);
-    if (rc == 0 && untouched)
-        rc = obj_check_base(o, nold, 0, 0, fetch, arg, e);
-    if (rc == -ESTALE && untouched)
-        obj_undo_untouched(o, was);
+    rc = obj_first_change_checked(o, &fc, rc, 0, 0, fetch, arg, e);
     o->write_gen++;
     pthread_mutex_unlock(&o->lock);
     return rc;

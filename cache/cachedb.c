@@ -151,10 +151,9 @@ static bool cachedb_room_freed(struct cachedb *d, int rc, bool in_txn)
 {
     if (!db_full(d, rc))
         return false;
-    bool quota = d->db && sqlite3_system_errno(d->db) == EDQUOT;
-    bool freed = reserve_release();     /* for the next write, if not for this one */
-    if (quota)
-        reserve_note_quota(UINT64_MAX); /* never made again; the room counted */
+    /* for the next write, if not for this one; a quota's never made again */
+    bool freed = d->db && sqlite3_system_errno(d->db) == EDQUOT ? reserve_note_quota(UINT64_MAX)
+                                                                 : reserve_release();
     return freed && in_txn != (bool)sqlite3_get_autocommit(d->db);
 }
 

@@ -16,6 +16,7 @@
 
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *reserve_file;              /* NULL: no reserve in this process */
+static char *reserve_dir;               /* the cache folder it is in */
 static uint64_t reserve_bytes;
 static atomic_bool reserve_out;         /* released: its room is the databases' */
 static atomic_bool reserve_quota;       /* the folder met a disk quota: never made again */
@@ -65,9 +66,16 @@ int reserve_open(const char *dir, uint64_t bytes, struct sky_err *e)
             fclose(f);
         free(quota);
     }
+    char *folder = strdup(dir);
+    if (!folder) {
+        free(file);
+        return sky_fail(e, ENOMEM, "out of memory");
+    }
     pthread_mutex_lock(&reserve_lock);
     free(reserve_file);
+    free(reserve_dir);
     reserve_file = file;
+    reserve_dir = folder;
     reserve_bytes = bytes;
     int rc = reserve_make();
     atomic_store(&reserve_out, rc != 0);
@@ -103,11 +111,8 @@ bool reserve_release(void)
  * held, reserve_file set); false when it cannot be measured. */
 static bool reserve_free_space(uint64_t *out)
 {
-    char *slash = strrchr(reserve_file, '/');
-    *slash = '\0';
     struct statvfs s;
-    bool ok = statvfs(reserve_file, &s) == 0;
-    *slash = '/';
+    bool ok = statvfs(reserve_dir, &s) == 0;
     *out = ok ? (uint64_t)s.f_bavail * s.f_frsize : 0;
     return ok;
 }
@@ -156,8 +161,7 @@ static void reserve_write_quota(uint64_t cap)
 {
     pthread_mutex_lock(&reserve_lock);
     char *file = NULL;
-    if (reserve_file && asprintf(&file, "%.*s/quota", (int)(strrchr(reserve_file, '/') -
-                                                           reserve_file), reserve_file) < 0)
+    if (reserve_dir && asprintf(&file, "%s/quota", reserve_dir) < 0)
         file = NULL;
     pthread_mutex_unlock(&reserve_lock);
     if (!file)
@@ -170,16 +174,15 @@ static void reserve_write_quota(uint64_t cap)
     free(file);
 }
 
-void reserve_note_quota(uint64_t cap)
+bool reserve_note_quota(uint64_t cap)
 {
-    if (!atomic_exchange(&reserve_quota, true)) {
-        reserve_release();
-        reserve_sync_fs();      /* room for the note, and for the databases */
-    }
-    if (cap != UINT64_MAX) {
-        atomic_store(&reserve_cap, cap);
+    atomic_store(&reserve_quota, true);
+    bool freed = reserve_release();
+    if (freed)
+        reserve_sync_fs();      /* the quota counts the room given back */
+    if (cap != UINT64_MAX)
         reserve_write_quota(cap);
-    }
+    return freed;
 }
 
 uint64_t reserve_quota_cap(void)
@@ -190,11 +193,10 @@ uint64_t reserve_quota_cap(void)
 void reserve_sync_fs(void)
 {
     pthread_mutex_lock(&reserve_lock);
-    char *dir = reserve_file ? strdup(reserve_file) : NULL;
+    char *dir = reserve_dir ? strdup(reserve_dir) : NULL;
     pthread_mutex_unlock(&reserve_lock);
     if (!dir)
         return;
-    *strrchr(dir, '/') = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         syncfs(fd);
@@ -212,7 +214,8 @@ void reserve_close(void)
 {
     pthread_mutex_lock(&reserve_lock);
     free(reserve_file);
-    reserve_file = NULL;
+    free(reserve_dir);
+    reserve_file = reserve_dir = NULL;
     atomic_store(&reserve_out, false);
     pthread_mutex_unlock(&reserve_lock);
 }

@@ -52,14 +52,16 @@ void reserve_watch(void);
 
 /* A write into the cache folder failed with EDQUOT: the folder is under a
  * disk quota, which statvfs does not show.  The reserve is released (its
- * room goes to the databases) and never made again in this process; the
- * block cache keeps to `cap` bytes (blocks_note_quota; UINT64_MAX: not
- * known here), which <dir>/quota keeps for `skyfs status` and the next
- * mounts: reserve_open reads it, and reserve_quota_cap says it
- * (UINT64_MAX: none).  A quota that runs out is worth avoiding, not only
- * handling: on btrfs, SQLite's shared memory (a mapped file) can then
- * fault with SIGBUS.  Removing the file forgets the quota. */
-void reserve_note_quota(uint64_t cap);
+ * room goes to the databases; true when this call freed it, and the file
+ * system is then synced so that the quota counts it) and never made again
+ * in this process; the block cache keeps to `cap` bytes
+ * (blocks_note_quota; UINT64_MAX: not known here), which <dir>/quota keeps
+ * for `skyfs status` and the next mounts: reserve_open reads it, and
+ * reserve_quota_cap says it (UINT64_MAX: none).  A quota that runs out is
+ * worth avoiding, not only handling: on btrfs, SQLite's shared memory (a
+ * mapped file) can then fault with SIGBUS.  Removing the file forgets the
+ * quota. */
+bool reserve_note_quota(uint64_t cap);
 uint64_t reserve_quota_cap(void);
 /* Sync the reserve's file system: what was freed counts against a quota
  * once synced (btrfs gives a qgroup its room back at a commit). */

@@ -545,6 +545,16 @@ static void hold_written(struct skyfs *fs, struct ofile *of)
         of->held = meta_hold(fs->meta, of->ino) == 0;
 }
 
+/* A write or truncate begins: the file is written and held.  True when it
+ * is the first one (see unwrite_first).  of->lock held. */
+static bool begin_write(struct skyfs *fs, struct ofile *of)
+{
+    bool first = !of->written && !of->held;
+    of->written = true;
+    hold_written(fs, of);
+    return first;
+}
+
 /* The first write (or truncate) of a file opened at a version the cloud
  * no longer holds failed before it changed a byte (blocks_write_from left
  * the object as it was): the file is as if never written, so that it may
@@ -570,9 +580,7 @@ int files_write(struct skyfs *fs, struct ofile *of, uint64_t off, size_t len, bl
         of->stream = stream_track(fs->streams, of->cloud);
     if (of->stream)
         stream_write_begins(of->stream, off);
-    bool first = !of->written && !of->held;
-    of->written = true;
-    hold_written(fs, of);
+    bool first = begin_write(fs, of);
     int rc = blocks_write_from(of->obj, off, len, copy, copy_arg, fetch_from_cloud, &f, e);
     if (!rc)
         of->mtime_ns = of->ctime_ns = skyfs_now();
@@ -595,9 +603,7 @@ int files_truncate(struct skyfs *fs, struct ofile *of, uint64_t size, struct sky
     } else if (of->stream) {
         stream_truncates(of->stream, size);
     }
-    bool first = !of->written && !of->held;
-    of->written = true;
-    hold_written(fs, of);
+    bool first = begin_write(fs, of);
     int rc = blocks_truncate(of->obj, size, fetch_from_cloud, &f, e);
     if (rc == -ESTALE && first)
         unwrite_first(fs, of);

@@ -977,6 +977,97 @@ static bool blocks_object_exists(struct blocks *b, int64_t id)
     return rc != SQLITE_DONE;
 }
 
+/* Pending files whose data file is gone: the power went out while one was
+ * written, before a close made it durable (a close that returned synced
+ * the file, or put its bytes in `inline`), and the journal's row outlived
+ * the file's creation.  What was written and never acknowledged is lost,
+ * as on a local disk: a file made here (no version on its cloud) stays,
+ * empty, and goes up so; a file of its cloud keeps the cloud's version
+ * (the row goes, and the file is fetched again).  Named in
+ * repair->unsaved.  Before, the journal's replay failed on such a row at
+ * every pass, and the unmount reported an upload it could never make. */
+static int blocks_drop_lost_files(struct blocks *b, struct cache_repair *repair,
+                                  struct sky_err *e)
+{
+    struct lost { int64_t id; bool made_here; char *cloud, *path; } *lost = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(b->db.db, "SELECT id,cloud,path,etag FROM objects WHERE dirty=1 "
+                                "AND id NOT IN (SELECT obj FROM inline)", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return cachedb_fail(&b->db, rc, "finding pending files", e);
+    int err = 0;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        char file[4096];
+        blocks_data_path(b, id, file, sizeof file);
+        if (access(file, F_OK) == 0 || errno != ENOENT)
+            continue;
+        const unsigned char *etag = sqlite3_column_text(st, 3);
+        struct lost *grown = n < cap ? lost : realloc(lost, (cap = cap * 2 + 4) * sizeof *lost);
+        if (!grown) {
+            err = blocks_oom(e);
+            break;
+        }
+        lost = grown;
+        lost[n] = (struct lost){ id, !etag || !*etag,
+                                 strdup((const char *)sqlite3_column_text(st, 1)),
+                                 strdup((const char *)sqlite3_column_text(st, 2)) };
+        if (!lost[n].cloud || !lost[n].path)
+            err = blocks_oom(e);
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (!err && rc != SQLITE_DONE)
+        err = cachedb_fail(&b->db, rc, "finding pending files", e);
+    size_t len = 0;
+    for (size_t i = 0; !err && i < n; i++) {
+        char file[4096];
+        blocks_data_path(b, lost[i].id, file, sizeof file);
+        int fd = -1;
+        err = cachedb_begin(&b->db, e);
+        if (!err)
+            err = blocks_del_rows(b, lost[i].id, e);
+        if (!err && lost[i].made_here) {
+            fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            err = fd < 0 ? sky_fail(e, errno, "block cache: cannot create %s: %s", file,
+                                    strerror(errno))
+                         : cachedb_exec_id(&b->db, "UPDATE objects SET size=0,complete=1 "
+                                           "WHERE id=?1", lost[i].id, e);
+        } else if (!err) {
+            err = cachedb_exec_id(&b->db, "DELETE FROM unanswered WHERE obj=?1", lost[i].id, e);
+            if (!err)
+                err = cachedb_exec_id(&b->db, "DELETE FROM objects WHERE id=?1", lost[i].id, e);
+        }
+        if (fd >= 0)
+            close(fd);
+        if (!err)
+            err = cachedb_commit(&b->db, e);
+        else
+            cachedb_rollback(&b->db);
+        if (err)
+            break;
+        char *note = repair->unsaved;
+        size_t size = sizeof repair->unsaved;
+        if (i == 0)
+            len = (size_t)snprintf(note, size, "block cache: the power went out (or the cache's "
+                                   "disk failed) while files were written, before their close: "
+                                   "what was written to them is lost, as on a local disk; a "
+                                   "file made here stays, empty, a file of its cloud keeps "
+                                   "the cloud's version:");
+        if (len < size)
+            len += (size_t)snprintf(note + len, size - len, " '%s' (cloud '%s', %s)",
+                                    lost[i].path, lost[i].cloud,
+                                    lost[i].made_here ? "empty" : "the cloud's version");
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(lost[i].cloud);
+        free(lost[i].path);
+    }
+    free(lost);
+    return err;
+}
+
 /* Remove data files that belong to no object (left by a crash). */
 static void blocks_sweep_orphans(struct blocks *b)
 {
@@ -1087,6 +1178,8 @@ static int blocks_start(struct blocks *b, struct cache_repair *repair, struct sk
         rc = blocks_check_block_size(b, e);
     if (rc == 0 && repair)
         rc = blocks_drop_stray_rows(b, e);
+    if (rc == 0 && repair)
+        rc = blocks_drop_lost_files(b, repair, e);
     if (rc == 0)
         rc = blocks_measure(b, e);
     if (rc == 0 && repair)

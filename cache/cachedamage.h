@@ -36,6 +36,9 @@ struct cache_repair {
     bool repaired;          /* a damaged database was set aside and replaced */
     bool lost;              /* what exists nowhere else could not all be kept */
     char msg[1536];         /* one paragraph: what was found, where it went, what was kept */
+    /* Pending files whose data a power cut took while they were written
+     * (blocks.c blocks_drop_lost_files), for a warning; "" when none. */
+    char unsaved[1024];
 };
 
 struct cachedb;

@@ -288,6 +288,34 @@ int cachedb_sync(struct cachedb *d, struct sky_err *e)
     return rc;
 }
 
+int cachedb_exec_id(struct cachedb *d, const char *sql, int64_t id, struct sky_err *e)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return cachedb_fail(d, rc, "preparing a statement", e);
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : cachedb_fail(d, rc, "running a statement", e);
+}
+
+int cachedb_sync_outside(struct cachedb *d, pthread_mutex_t *lock, struct sky_err *e)
+{
+    struct cachedb_sync s;
+    pthread_mutex_lock(lock);
+    int rc = cachedb_sync_prepare(d, &s, e);
+    pthread_mutex_unlock(lock);
+    if (rc == 0)
+        rc = cachedb_sync_run(d, &s, e);
+    if (rc == 0) {
+        pthread_mutex_lock(lock);
+        cachedb_synced(d, &s);
+        pthread_mutex_unlock(lock);
+    }
+    return rc;
+}
+
 bool cachedb_has_trigrams(void)
 {
     return sqlite3_compileoption_used("ENABLE_FTS5") && sqlite3_libversion_number() >= 3034000;

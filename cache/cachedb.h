@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "../lib/err.h"
@@ -61,6 +62,8 @@ int cachedb_done(struct cachedb *d, sqlite3_stmt *st, const char *doing, struct 
 
 /* Run SQL text without results (schema, pragmas). */
 int cachedb_exec(struct cachedb *d, const char *sql, struct sky_err *e);
+/* One statement with ?1 bound to `id`, run once (not kept prepared). */
+int cachedb_exec_id(struct cachedb *d, const char *sql, int64_t id, struct sky_err *e);
 
 int cachedb_begin(struct cachedb *d, struct sky_err *e);     /* BEGIN IMMEDIATE */
 int cachedb_commit(struct cachedb *d, struct sky_err *e);
@@ -87,6 +90,9 @@ int cachedb_sync_prepare(struct cachedb *d, struct cachedb_sync *s, struct sky_e
 int cachedb_sync_run(struct cachedb *d, struct cachedb_sync *s, struct sky_err *e);
 void cachedb_synced(struct cachedb *d, const struct cachedb_sync *s);
 int cachedb_sync(struct cachedb *d, struct sky_err *e);
+/* The three steps with `lock` (the caller's mutex over d, not held on
+ * entry) taken around the first and the last. */
+int cachedb_sync_outside(struct cachedb *d, pthread_mutex_t *lock, struct sky_err *e);
 
 /* Whether this SQLite can build the trigram index of names: FTS5 compiled
  * in (sqlite3_compileoption_used) and a version with the trigram

@@ -28,7 +28,14 @@
 int obj_mark_dirty(struct blocks_obj *o, struct sky_err *e)
 {
     if (o->inlined) {
-        /* written again: the data file is the truth from here on */
+        /* written again: the data file is the truth from here on.  It
+         * holds the copy's bytes now, but only in the page cache (the
+         * close that made the copy synced the journal instead): synced
+         * first, or a power cut after the copy's removal reached the disk
+         * would lose what that close acknowledged (the file empty, or not
+         * there at all). */
+        if (fdatasync(o->fd) != 0)
+            return obj_io_fail(o, -errno, "syncing", e);
         int rc = obj_update(o, Q_INLINE_DEL, 0, 0, "dropping a journaled copy", e);
         if (rc)
             return rc;
@@ -166,23 +173,19 @@ static int obj_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *a
             o->complete = rc == 0;
         }
     }
-    struct cachedb_sync s;
-    if (rc == 0) {
-        pthread_mutex_lock(&b->lock);
-        rc = cachedb_sync_prepare(&b->db, &s, e);
-        pthread_mutex_unlock(&b->lock);
-    }
     if (rc == 0)
-        rc = cachedb_sync_run(&b->db, &s, e);
+        rc = cachedb_sync_outside(&b->db, &b->lock, e);
     if (rc == 0) {
-        pthread_mutex_lock(&b->lock);
-        cachedb_synced(&b->db, &s);
-        pthread_mutex_unlock(&b->lock);
         o->synced_gen = o->write_gen;
         o->synced_move = moves;     /* a rename since is synced next time */
         o->synced = true;
     }
     return rc;
+}
+
+int blocks_sync(struct blocks *b, struct sky_err *e)
+{
+    return cachedb_sync_outside(&b->db, &b->lock, e);
 }
 
 int blocks_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,

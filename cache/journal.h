@@ -32,6 +32,12 @@ int blocks_prepare_upload(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg
 int blocks_make_durable(struct blocks_obj *o, blocks_fetch_fn fetch, void *arg,
                         struct sky_err *e);
 
+/* Make every change of the journal committed so far durable (one
+ * fdatasync of its write-ahead log; nothing when nothing changed since
+ * the last): a rename of a dirty object, a note of an upload about to go
+ * out.  For fs/commit.c and uploads. */
+int blocks_sync(struct blocks *b, struct sky_err *e);
+
 /* What an upload may take from the cloud's copy (incremental uploads,
  * driver.h write_delta).  `etag` is the version the object's unchanged
  * blocks hold (malloc'd), or NULL when there is no such version to start

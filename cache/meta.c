@@ -1255,6 +1255,11 @@ int meta_read_deferred_count(const char *db_path, uint64_t *count, struct sky_er
                               "folders and symlinks not created yet", count, e);
 }
 
+int meta_sync(struct meta *m, struct sky_err *e)
+{
+    return cachedb_sync_outside(&m->db, &m->lock, e);
+}
+
 void meta_close(struct meta *m)
 {
     if (!m)

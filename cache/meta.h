@@ -284,6 +284,14 @@ int meta_set_atime(struct meta *m, uint64_t ino, int64_t atime, struct sky_err *
  * or on the cloud now (false).  A listing that lacks a local-only entry,
  * or lists another object under its name, keeps it as it is; so does a
  * crawl. */
+/* Make every change committed so far durable (one fdatasync of the
+ * database's write-ahead log, taken outside the cache's lock; nothing when
+ * nothing changed since the last).  Changes are committed with
+ * synchronous=NORMAL: a power cut may take back the ones not synced yet.
+ * For fs/commit.c: an async close (the attributes set on its descriptor),
+ * fsyncdir, the commit interval. */
+int meta_sync(struct meta *m, struct sky_err *e);
+
 int meta_set_local_only(struct meta *m, uint64_t ino, bool local_only, struct sky_err *e);
 
 /* meta_upsert of a new entry made here and not on the cloud yet, with its

@@ -20,6 +20,7 @@
 #include "../cache/cachedamage.h"
 #include "../cache/reserve.h"
 #include "../lib/log.h"
+#include "commit.h"
 #include "conflicts.h"
 #include "crawl.h"
 #include "kinds.h"
@@ -186,6 +187,8 @@ static void report_repair(const struct cache_repair *r)
 {
     if (r->repaired)
         sky_log(r->lost ? SKY_LOG_ERROR : SKY_LOG_WARN, "%s", r->msg);
+    if (r->unsaved[0])
+        LOG_WARN("%s", r->unsaved);
 }
 
 /* A cache could not be opened (e says which and why): name the folder,
@@ -325,6 +328,8 @@ int skyfs_open(struct sky_config *cfg, const char *mountpoint, struct skyfs **ou
     if (!rc)
         rc = liveness_start(fs, e);
     if (!rc)
+        rc = commit_start(fs, e);
+    if (!rc)
         rc = listahead_start(fs, e);
     if (!rc)
         rc = openahead_start(fs, e);
@@ -360,6 +365,7 @@ void skyfs_close(struct skyfs *fs)
         pthread_mutex_unlock(&fs->retry_lock);
     }
     writeback_stop(fs);         /* releases the queued files before the block cache */
+    commit_stop(fs);            /* the caches synced before they close */
     virt_free(fs->virt);
     handles_free_all(fs);       /* open files never released: before the caches close */
     /* streamed uploads and the block cache first: their threads may still

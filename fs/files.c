@@ -30,6 +30,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "commit.h"
 #include "conflicts.h"
 #include "renamelog.h"
 #include "localdirs.h"
@@ -812,6 +813,23 @@ static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, struct s
     return true;
 }
 
+/* Before an upload goes out: the version it makes (size, modification
+ * time) is noted in the journal, durably.  The cloud may hold it before
+ * this machine records the answer (blocks_committed, synced later: a
+ * power cut in between takes it back, as does a connection cut before
+ * the answer); the next upload then meets a version that is not its base,
+ * and the note tells it that this machine made it (own_earlier_upload),
+ * instead of keeping its content beside it as a conflict copy while the
+ * cloud's file lacks the last acknowledged writes.  A note that cannot be
+ * made (the cache's disk full) costs only that needless conflict copy. */
+static void note_going_up(struct skyfs *fs, struct blocks_obj *obj, const struct sky_attr *attr)
+{
+    struct sky_err e = { 0 };
+    if (blocks_note_unanswered(obj, attr->size, attr->mtime_ns, &e) != 0 ||
+        blocks_sync(fs->blocks, &e) != 0)
+        LOG_WARN("%s", e.msg);
+}
+
 /* Upload a dirty object for (cloud, entry).  `mtime_ns` is the time to
  * record; `etag` is the version to fetch missing blocks from; `st` its
  * started stream, if any (finished or dropped here).  The object keeps
@@ -853,15 +871,12 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
             stream_drop(st);
         return rc;
     }
+    note_going_up(fs, obj, &attr);
     rc = send_file(c, obj, fd, &attr, &om, st, etag, out, e);
     if (rc == -ESTALE && own_earlier_upload(c, obj, &attr)) {
         sky_err_clear(e);
         rc = send_file(c, obj, fd, &attr, &om, NULL, etag, out, e);    /* st: spent */
     }
-    struct sky_err note = { 0 };
-    if (rc < 0 && rc != -ESTALE &&      /* the cloud may hold it all the same */
-        blocks_note_unanswered(obj, attr.size, attr.mtime_ns, &note) != 0)
-        LOG_WARN("%s", note.msg);
     if (rc == -ESTALE) {
         struct sky_err why = *e;
         rc = keep_as_conflict_copy(fs, c, obj, ent, fd, &attr, &om, &why, e);
@@ -992,6 +1007,8 @@ int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
         fetch_init(&f, of, of->etag);
         f.complete = true;
         rc = blocks_make_durable(of->obj, fetch_from_cloud, &f, e);
+        if (rc == 0)    /* its name and the attributes set on its descriptor */
+            rc = commit_meta(fs, e);
         if (rc == 0) {
             struct meta_entry ent;
             if (meta_get(fs->meta, of->ino, &ent, NULL) == 0) {

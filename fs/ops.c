@@ -919,6 +919,7 @@ const struct fuse_lowlevel_ops skyfs_core_ops = {
     .readdir = sky_readdir,
     .readdirplus = sky_readdirplus,
     .releasedir = sky_releasedir,
+    .fsyncdir = sky_fsyncdir,
     .statfs = sky_statfs,
     .setxattr = sky_setxattr,
     .getxattr = sky_getxattr,

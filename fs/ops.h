@@ -98,6 +98,7 @@ void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
                 struct fuse_file_info *fi);
 void sky_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void sky_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void sky_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void sky_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                dev_t rdev);
 void sky_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

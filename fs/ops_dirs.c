@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/log.h"
+#include "commit.h"
 #include "listahead.h"
 #include "localdirs.h"
 #include "ops.h"
@@ -227,6 +229,22 @@ void sky_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
     do_readdir(req, size, off, fi, true);
+}
+
+/* fsync of a folder: the names and attributes of what is in it, as the
+ * caches hold them, become durable (commit.h); what is not uploaded yet
+ * goes up from there, also after a power cut.  Files uploaded already
+ * and sync clouds' changes are on the cloud: nothing else to do. */
+void sky_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    (void)fi;
+    struct sky_err e = { 0 };
+    int rc = commit_now(ops_fs(req), &e);
+    if (rc)
+        LOG_ERROR("fsync of a folder: %s", e.msg);
+    fuse_reply_err(req, -rc);
 }
 
 void sky_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -105,6 +105,11 @@ struct skyfs {
     struct refresh_job *live_jobs;
     pthread_t probe_thread;
     bool probe_started;
+    /* commit.h: the thread that syncs the caches every few seconds */
+    pthread_mutex_t commit_lock;
+    pthread_cond_t commit_cond; /* CLOCK_MONOTONIC */
+    bool commit_ready, commit_started, commit_stopping;
+    pthread_t commit_thread;
     struct crawler *crawlers;   /* crawl.h: the background crawls, one per cloud, or NULL */
     struct aheadq *listahead;   /* listahead.h: subfolders listed ahead of a reader */
     struct openahead *openahead; /* openahead.h: files fetched ahead of a reader */

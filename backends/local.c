@@ -8,7 +8,10 @@
  * file next to the target (its data extents only, so sparse files stay
  * sparse) and renamed over it, so other readers of the
  * folder see either the old or the new file, never half of one; user
- * extended attributes of the old file are carried over.  The etag is made
+ * extended attributes of the old file are carried over.  A write returns
+ * once the file and its name are on the folder's disk (fdatasync of the
+ * file, then fsync of its folder): the block cache forgets what it
+ * uploaded, so a power cut of that disk must not take it back.  The etag is made
  * of inode, size and mtime, so any change made directly in the folder shows
  * up as a new version.
  *
@@ -476,6 +479,19 @@ static bool times_of(const struct sky_attr *a, unsigned which, struct timespec t
     return which & (SKY_HAS_ATIME | SKY_HAS_MTIME);
 }
 
+/* The written file's bytes on disk before its rename (local_write): 0 or
+ * -1 with errno. */
+static int sync_data(int fd)
+{
+    return fdatasync(fd);
+}
+
+/* Its name (a rename or a create in folder dfd) on disk: 0 or -1. */
+static int sync_name(int dfd)
+{
+    return fsync(dfd);
+}
+
 static int apply_attr(int fd, const struct sky_attr *a)
 {
     if ((a->has & SKY_HAS_MODE) && fchmod(fd, a->mode & 07777) != 0)
@@ -546,7 +562,7 @@ static int write_in_place(struct local *l, int dfd, const char *base, const char
     int fd = openat(dfd, base, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     int rc = 0;
     if (fd < 0 || copy_range(src, fd, 0, size) != 0 || ftruncate(fd, (off_t)size) != 0 ||
-        apply_attr(fd, attr) != 0) {
+        apply_attr(fd, attr) != 0 || sync_data(fd) != 0) {
         rc = fail_errno(l, e, "write", path);
     } else {
         struct stat st;
@@ -593,7 +609,7 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
         close(old);
     }
     bool none = attr && (attr->expect & SKY_EXPECT_NONE);
-    if (copy_sparse(src, fd, size) != 0 || apply_attr(fd, attr) != 0) {
+    if (copy_sparse(src, fd, size) != 0 || apply_attr(fd, attr) != 0 || sync_data(fd) != 0) {
         rc = fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);
     } else if ((rc = check_expect(l, dfd, base, path, attr, e)) != 0) {
@@ -604,6 +620,8 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
                             "machine last saw it (another writer made it)", l->name, path)
                  : fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);
+    } else if (sync_name(dfd) != 0) {
+        rc = fail_errno(l, e, "write", path);
     } else {
         struct stat st;
         fstat(fd, &st);
@@ -735,9 +753,11 @@ static int local_write_delta(void *ctx, const char *path, int src, uint64_t size
         return local_write(ctx, path, src, size, attr, meta, out, e);
     }
     close(old);
-    if (apply_attr(fd, attr) != 0 || renameat(dfd, tmp, dfd, base) != 0) {
+    if (apply_attr(fd, attr) != 0 || sync_data(fd) != 0 || renameat(dfd, tmp, dfd, base) != 0) {
         rc = fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);
+    } else if (sync_name(dfd) != 0) {
+        rc = fail_errno(l, e, "write", path);
     } else {
         fstat(fd, &st);
         attr_from_stat(&st, out);

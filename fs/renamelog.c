@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "commit.h"
 #include "renamelog.h"
 
 bool renamelog_begin(struct skyfs *fs, struct cloud *c, const char *from, const char *to)
@@ -15,8 +16,14 @@ bool renamelog_begin(struct skyfs *fs, struct cloud *c, const char *from, const 
     if (!c->drv->rename_finish)
         return false;           /* one step: nothing to finish after a crash */
     struct sky_err e = { 0 };
-    if (meta_move_begin(fs->meta, c->cfg->name, from, to, &e) == 0)
+    if (meta_move_begin(fs->meta, c->cfg->name, from, to, &e) == 0) {
+        /* synced: a power cut in the rename's middle must find the record */
+        if (commit_meta(fs, &e) != 0)
+            LOG_WARN("cloud '%s': the record of the rename of \"%s\" to \"%s\" is not on "
+                     "disk (a power cut in its middle would leave it half done): %s",
+                     c->cfg->name, from, to, e.msg);
         return true;
+    }
     LOG_WARN("cloud '%s': the rename of \"%s\" to \"%s\" goes ahead unrecorded (a crash in "
              "its middle would leave it half done): %s", c->cfg->name, from, to, e.msg);
     return false;

@@ -10,7 +10,7 @@
  * pending uploads under it, and a retry of a directory's rename refused
  * (the new name is a directory that is not empty).  So a rename on such a
  * cloud (a driver with rename_finish) is recorded in the metadata cache
- * before its first request and the record dropped once the caches follow
+ * (and synced) before its first request and the record dropped once the caches follow
  * it (meta_move_begin/end: two small commits, next to the rename's two or
  * more requests); a record found at the next mount means the rename was
  * cut short, and the journal thread finishes it before its first upload:

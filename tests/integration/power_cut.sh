@@ -25,7 +25,8 @@
 #   3. the power goes out right after two uploads (a new file, an append):
 #      their answers were not synced yet, but the versions they made were
 #      noted before they went out, so the next mount knows them for its
-#      own and makes no conflict copy.
+#      own and makes no conflict copy; a local cloud on the same disk
+#      (the power goes for it too) still holds what was uploaded to it.
 #   A canary written to the image without a sync is gone after each cut:
 #   the cut really lost what was not synced.
 . "$(dirname "$0")/lib.sh"
@@ -49,6 +50,7 @@ mount_disk() {
 }
 mount_disk
 _SKY_TMPFS+=("$DISK")        # unmounted (lazily) at exit, after skyfs
+mkdir -p "$DISK/cloud"        # a local cloud on the disk that loses its power
 
 # config DELAY: both clouds async, their uploads settling for DELAY.
 config() {
@@ -64,6 +66,12 @@ write_back_delay = $1
 [local]
 type = local
 path = $LOCAL
+write_back = async
+write_back_delay = $1
+
+[disk]
+type = local
+path = $DISK/cloud
 write_back = async
 write_back_delay = $1
 EOF
@@ -113,6 +121,7 @@ PY
 }
 
 on_s3() { cmp -s "$1" "$S3DIR/$2._S3rver_object"; }
+on_disk() { cmp -s "$1" "$DISK/cloud/$2"; }
 on_local() { cmp -s "$1" "$LOCAL/$2"; }
 s3_mode() { bucket_header "$1" x-amz-meta-mode | tr -d '\r'; }
 
@@ -160,7 +169,7 @@ for n in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
 done
 # on_cloud CLOUD FILE KEY: KEY on CLOUD holds FILE's bytes, within 60 s
 on_cloud() {
-    wait_until 60 bash -c "$(declare -f "on_$1"); S3DIR='$S3DIR' LOCAL='$LOCAL'; on_$1 '$2' '$3'"
+    wait_until 60 bash -c "$(declare -f "on_$1"); S3DIR='$S3DIR' LOCAL='$LOCAL' DISK='$DISK'; on_$1 '$2' '$3'"
 }
 for c in s3 local; do
     check "$c: the 300 KiB file is on the cloud" on_cloud $c "$SRC/mid" new/mid
@@ -257,9 +266,13 @@ done
 # synced: the next mount's journal sees versions it did not record; it must
 # know them for its own (noted, durably, before they went out), not keep
 # its content beside them as conflict copies.
+# The local cloud "disk" is on the image too: an upload to it must be on
+# its disk when it returns (the block cache then forgets it was pending).
+cp "$SRC/old.txt" "$DISK/cloud/old.txt" && mkdir -p "$DISK/cloud/new" && sync
+cp "$SRC/old.txt" "$SRC/old.disk"; echo 'one more line' >>"$SRC/old.disk"
 config 0s
 mount_skyfs "$CONF" "$MNT" || die "cannot mount for the last cut"
-for c in s3 local; do
+for c in s3 local disk; do
     check "$c: a new file and an append to a file on the cloud" bash -c \
         "cp '$SRC/s4' '$MNT/$c/new/up.txt' && echo 'one more line' >>'$MNT/$c/old.txt'"
 done
@@ -269,15 +282,22 @@ for c in s3 local; do
         "$(declare -f on_cloud wait_until "on_$c"); S3DIR='$S3DIR' LOCAL='$LOCAL';
          on_cloud $c '$SRC/s4' new/up.txt && on_cloud $c '$SRC/old.want2' old.txt"
 done
+check "disk: both are on the cloud" bash -c \
+    "$(declare -f on_cloud wait_until on_disk); DISK='$DISK';
+     on_cloud disk '$SRC/s4' new/up.txt && on_cloud disk '$SRC/old.disk' old.txt"
+check "disk: their uploads are done (nothing pending)" wait_until 30 bash -c \
+    "awk '\$1 ~ /^skyfs_upload_pending_files/ { s += \$2 } END { exit s != 0 }' '$MNT/.skyfs/metrics'"
 power_cut
-mount_skyfs "$CONF" "$MNT" || die "cannot mount after the last cut"
-unmount_skyfs "$MNT"
 for c in s3 local; do
     check "$c: after the cut the cloud still holds both" bash -c \
         "$(declare -f "on_$c"); S3DIR='$S3DIR' LOCAL='$LOCAL';
          on_$c '$SRC/s4' new/up.txt && on_$c '$SRC/old.want2' old.txt"
 done
-check_eq "no conflict copy on either cloud" "" \
-    "$(find "$LOCAL" "$S3DIR" -name '*conflict*' | sed "s#^$TEST_TMP/##")"
+check "disk: after the cut its disk still holds both (synced by the upload)" bash -c \
+    "cmp '$SRC/s4' '$DISK/cloud/new/up.txt' && cmp '$SRC/old.disk' '$DISK/cloud/old.txt'"
+mount_skyfs "$CONF" "$MNT" || die "cannot mount after the last cut"
+unmount_skyfs "$MNT"
+check_eq "no conflict copy on any cloud" "" \
+    "$(find "$LOCAL" "$S3DIR" "$DISK/cloud" -name '*conflict*' | sed "s#^$TEST_TMP/##")"
 check_fails "the log reports no conflict" grep -q "conflict:" "$LOGS/mnt.log"
 check_fails "no database error in the log" grep -Eq "database (disk image )?is malformed|disk I/O error" "$LOGS/mnt.log"

@@ -789,8 +789,12 @@ static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct block
  * whose answer never came (blocks_note_unanswered: same size and
  * modification time) or which the cache could not record
  * (blocks_is_landed: same etag)?  Then it is no other machine's change:
- * attr is set to replace that version, and true is returned. */
-static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, struct sky_attr *attr)
+ * attr is set to replace that version, and true is returned.  `fresh`:
+ * the note of attr's own size and time was made for this upload
+ * (note_going_up), which the cloud refused, so a version of that size
+ * and time is another machine's (the same file extracted there, say). */
+static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, struct sky_attr *attr,
+                               bool fresh)
 {
     struct sky_attr theirs;
     struct sky_err e = { 0 };
@@ -802,6 +806,7 @@ static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, struct s
         LOG_INFO("cloud '%s': \"%s\" holds this machine's own earlier upload, which the "
                  "cache could not record; replacing it", c->cfg->name, blocks_path(obj));
     } else if ((theirs.has & SKY_HAS_MTIME) &&
+               !(fresh && theirs.size == attr->size && theirs.mtime_ns == attr->mtime_ns) &&
                blocks_was_unanswered(obj, theirs.size, theirs.mtime_ns)) {
         LOG_INFO("cloud '%s': \"%s\" holds this machine's own earlier upload, whose answer "
                  "was lost; replacing it", c->cfg->name, blocks_path(obj));
@@ -821,13 +826,17 @@ static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, struct s
  * and the note tells it that this machine made it (own_earlier_upload),
  * instead of keeping its content beside it as a conflict copy while the
  * cloud's file lacks the last acknowledged writes.  A note that cannot be
- * made (the cache's disk full) costs only that needless conflict copy. */
-static void note_going_up(struct skyfs *fs, struct blocks_obj *obj, const struct sky_attr *attr)
+ * made (the cache's disk full) costs only that needless conflict copy.
+ * True when this note is new (no earlier upload noted the same size and
+ * time): see own_earlier_upload. */
+static bool note_going_up(struct skyfs *fs, struct blocks_obj *obj, const struct sky_attr *attr)
 {
     struct sky_err e = { 0 };
+    bool fresh = !blocks_was_unanswered(obj, attr->size, attr->mtime_ns);
     if (blocks_note_unanswered(obj, attr->size, attr->mtime_ns, &e) != 0 ||
         blocks_sync(fs->blocks, &e) != 0)
         LOG_WARN("%s", e.msg);
+    return fresh;
 }
 
 /* Upload a dirty object for (cloud, entry).  `mtime_ns` is the time to
@@ -871,9 +880,9 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
             stream_drop(st);
         return rc;
     }
-    note_going_up(fs, obj, &attr);
+    bool fresh = note_going_up(fs, obj, &attr);
     rc = send_file(c, obj, fd, &attr, &om, st, etag, out, e);
-    if (rc == -ESTALE && own_earlier_upload(c, obj, &attr)) {
+    if (rc == -ESTALE && own_earlier_upload(c, obj, &attr, fresh)) {
         sky_err_clear(e);
         rc = send_file(c, obj, fd, &attr, &om, NULL, etag, out, e);    /* st: spent */
     }

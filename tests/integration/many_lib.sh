@@ -301,6 +301,21 @@ many_run() {
     check "A's new file stays" in_v holds "$V/c/new.txt" from-a-1
     check "B's new file survives as a conflict copy" in_v one_copy_holds "$V/c" new .txt from-b-2
 
+    # --- both create it with the same size and modification time (as two
+    # machines extracting different archives would): B's upload notes that
+    # size and time before it goes out, and must not take A's file for its
+    # own earlier upload
+    local same_time='import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, sys.argv[2].encode())
+os.utime(fd, ns=(1600000000 * 10**9, 1600000000 * 10**9))
+os.close(fd)'
+    "$PYTHON" -c "$same_time" "$A/c/twin.txt" from-a-1
+    check "B creates the file A just made, with A's size and mtime" \
+        "$PYTHON" -c "$same_time" "$B/c/twin.txt" from-b-2
+    check "A's file stays" in_v holds "$V/c/twin.txt" from-a-1
+    check "B's survives as a conflict copy" in_v one_copy_holds "$V/c" twin .txt from-b-2
+
     # --- a crash with a pending upload whose object changed meanwhile
     "$PYTHON" - "$B/c/crash.txt" "$TEST_TMP/crash-ready" >"$LOGS/crash-writer.log" 2>&1 <<'PY' &
 import os, sys, time
@@ -341,7 +356,7 @@ PY
     check "B removes the conflict copy of same.txt" rm "$B/c/$copy"
     check_fails "skyfs status no longer lists it" bash -c \
         "'$SKYFS' status -c '$TEST_TMP/b.conf' | grep -q 'conflict: same.txt'"
-    check_eq "the count keeps it" 7 "$(json_field b "c['conflict_count']")"
+    check_eq "the count keeps it" 8 "$(json_field b "c['conflict_count']")"
 
     # --- B read the start of a large file and changes it there; A replaced
     # it meanwhile with a shorter one: the old version's bytes B never read

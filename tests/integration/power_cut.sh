@@ -26,7 +26,8 @@
 #      their answers were not synced yet, but the versions they made were
 #      noted before they went out, so the next mount knows them for its
 #      own and makes no conflict copy; a local cloud on the same disk
-#      (the power goes for it too) still holds what was uploaded to it.
+#      (the power goes for it too) still holds what was uploaded to it;
+#      the same on a write_back = sync cloud, whose closes uploaded.
 #   A canary written to the image without a sync is gone after each cut:
 #   the cut really lost what was not synced.
 . "$(dirname "$0")/lib.sh"
@@ -36,12 +37,13 @@ start_bucket pc
 IMG="$TEST_TMP/ext4.img"
 DISK="$TEST_TMP/disk"
 LOCAL="$TEST_TMP/data/local"
+LSYNC="$TEST_TMP/data/lsync"         # write_back = sync
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"
 SRC="$TEST_TMP/src"
 S3DIR="$TEST_TMP/s3rver/pc"          # s3rver's own files: KEY._S3rver_object
 WRITER="$SKY_ROOT/tests/integration/power_writer.py"
-mkdir -p "$DISK" "$LOCAL" "$SRC"
+mkdir -p "$DISK" "$LOCAL" "$LSYNC" "$SRC"
 truncate -s 512M "$IMG"
 mkfs.ext4 -q -F "$IMG" >"$LOGS/mkfs.out" 2>&1 || die "mkfs.ext4 failed: $(cat "$LOGS/mkfs.out")"
 mount_disk() {
@@ -74,6 +76,10 @@ type = local
 path = $DISK/cloud
 write_back = async
 write_back_delay = $1
+
+[lsync]
+type = local
+path = $LSYNC
 EOF
     )
 }
@@ -269,10 +275,11 @@ done
 # The local cloud "disk" is on the image too: an upload to it must be on
 # its disk when it returns (the block cache then forgets it was pending).
 cp "$SRC/old.txt" "$DISK/cloud/old.txt" && mkdir -p "$DISK/cloud/new" && sync
+cp "$SRC/old.txt" "$LSYNC/old.txt" && mkdir -p "$LSYNC/new"
 cp "$SRC/old.txt" "$SRC/old.disk"; echo 'one more line' >>"$SRC/old.disk"
 config 0s
 mount_skyfs "$CONF" "$MNT" || die "cannot mount for the last cut"
-for c in s3 local disk; do
+for c in s3 local disk lsync; do
     check "$c: a new file and an append to a file on the cloud" bash -c \
         "cp '$SRC/s4' '$MNT/$c/new/up.txt' && echo 'one more line' >>'$MNT/$c/old.txt'"
 done
@@ -295,9 +302,13 @@ for c in s3 local; do
 done
 check "disk: after the cut its disk still holds both (synced by the upload)" bash -c \
     "cmp '$SRC/s4' '$DISK/cloud/new/up.txt' && cmp '$SRC/old.disk' '$DISK/cloud/old.txt'"
+check "lsync (write_back = sync): both were on the cloud when their closes returned" bash -c \
+    "cmp '$SRC/s4' '$LSYNC/new/up.txt' && cmp '$SRC/old.disk' '$LSYNC/old.txt'"
 mount_skyfs "$CONF" "$MNT" || die "cannot mount after the last cut"
 unmount_skyfs "$MNT"
+check "lsync: and after a new mount" bash -c \
+    "cmp '$SRC/s4' '$LSYNC/new/up.txt' && cmp '$SRC/old.disk' '$LSYNC/old.txt'"
 check_eq "no conflict copy on any cloud" "" \
-    "$(find "$LOCAL" "$S3DIR" "$DISK/cloud" -name '*conflict*' | sed "s#^$TEST_TMP/##")"
+    "$(find "$LOCAL" "$S3DIR" "$DISK/cloud" "$LSYNC" -name '*conflict*' | sed "s#^$TEST_TMP/##")"
 check_fails "the log reports no conflict" grep -q "conflict:" "$LOGS/mnt.log"
 check_fails "no database error in the log" grep -Eq "database (disk image )?is malformed|disk I/O error" "$LOGS/mnt.log"

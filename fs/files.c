@@ -1016,8 +1016,11 @@ int files_closed_written(struct skyfs *fs, struct ofile *of, struct sky_err *e)
         fetch_init(&f, of, of->etag);
         f.complete = true;
         rc = blocks_make_durable(of->obj, fetch_from_cloud, &f, e);
-        if (rc == 0)    /* its name and the attributes set on its descriptor */
+        if (rc == 0 && of->meta_unsynced) {
+            /* its entry, and the attributes set on its descriptor */
             rc = commit_meta(fs, e);
+            of->meta_unsynced = rc != 0;
+        }
         if (rc == 0) {
             struct meta_entry ent;
             if (meta_get(fs->meta, of->ino, &ent, NULL) == 0) {

@@ -582,6 +582,7 @@ static void setattr_open_file(struct ofile *of, const struct sky_attr *a, unsign
         of->atime_ns = a->atime_ns;
     if (which & SKY_HAS_CTIME)
         of->ctime_ns = a->ctime_ns;
+    of->meta_unsynced = true;       /* as safe as the bytes once it is closed */
     /* a change of metadata may give the object a new version token for
      * the same bytes: fetch what is missing by that one */
     if (etag && *etag)

@@ -122,6 +122,9 @@ void sky_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
         return;
     }
     ops_handle(fi)->made = true;
+    pthread_mutex_lock(&of->lock);
+    of->meta_unsynced = true;           /* its entry: its mode, owner, name */
+    pthread_mutex_unlock(&of->lock);
     if (fuse_reply_create(req, &p, fi) != 0) {
         handle_free(fs, ops_handle(fi));
         files_close(fs, of);

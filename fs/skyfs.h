@@ -230,6 +230,8 @@ struct ofile {
                                  * it durable (lock): a close without new writes (release
                                  * after flush) need not fsync again */
     bool held;                  /* written here: meta_hold'ed until the last close (lock) */
+    bool meta_unsynced;         /* made here, or attributes set on it while open: its next
+                                 * async close syncs the metadata cache too (commit.h; lock) */
     bool read_past_cache;       /* read straight from the cloud once (files_read_uncached;
                                  * the log said so) (lock) */
     bool queued;                /* in the write-back queue (fs->wb_lock) */

@@ -196,21 +196,13 @@ check "s3: a symlink made 7 s before the cut is on the cloud" bucket_has link
 check "the mount reads the files back" bash -c "cmp '$SRC/large' '$MNT/s3/new/large' && cmp '$SRC/big.want' '$MNT/local/big-old.bin'"
 unmount_skyfs "$MNT"
 
-# --- 1b. the power goes out right after a close and a directory's fsync ----
-# A file's mode and times set on its descriptor before the close (GNU tar
-# does this) are as safe as its bytes once the close returns; a rename,
-# chmod and symlink followed by fsync of the folder, at once.
+# --- 1b. the power goes out right after a directory's fsync and a close ----
+# A rename, chmod and symlink followed by fsync of the folder are safe at
+# once; a file's mode and times set on its descriptor before the close
+# (GNU tar does this) are as safe as its bytes once the close returns
+# (those closes come last: nothing syncs after them).
 config 1h
 mount_skyfs "$CONF" "$MNT" || die "cannot mount for the fsync test"
-for c in s3 local; do
-    check "$c: a new file, fchmod 600 and futimens to 2001 on its descriptor, closed" \
-        "$PYTHON" -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-os.write(fd, open(sys.argv[2], "rb").read())
-os.fchmod(fd, 0o600)
-os.utime(fd, (978307200, 978307200))
-os.close(fd)' "$MNT/$c/new/attrs" "$SRC/s3"
-done
 for c in s3 local; do
     check "$c: a rename, a chmod and a symlink, then fsync of their folders" bash -c "
         mv '$MNT/$c/new/s2' '$MNT/$c/new/s2-renamed' && chmod 604 '$MNT/$c/new/large' &&
@@ -221,6 +213,23 @@ for d in sys.argv[1:]:
     os.fsync(fd)
     os.close(fd)' '$MNT/$c' '$MNT/$c/new'"
 done
+for c in s3 local; do
+    check "$c: a new file, fchmod 600 and futimens to 2001 on its descriptor, closed" \
+        "$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, open(sys.argv[2], "rb").read())
+os.fchmod(fd, 0o600)
+os.utime(fd, (978307200, 978307200))
+os.close(fd)' "$MNT/$c/new/attrs" "$SRC/s3"
+    check "$c: a file on the cloud appended to, fchmod 640 and futimens to 2002, closed" \
+        "$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"appended\n")
+os.fchmod(fd, 0o640)
+os.utime(fd, (1009843200, 1009843200))
+os.close(fd)' "$MNT/$c/new/deep/er/s5"
+done
+cp "$SRC/s5" "$SRC/s5.want"; echo appended >>"$SRC/s5.want"
 power_cut
 config 0s
 mount_skyfs "$CONF" "$MNT" || die "cannot mount after the power cut"
@@ -232,10 +241,16 @@ for c in s3 local; do
 done
 check_eq "local: the mode and mtime set before the close are on the cloud" "600 978307200" \
     "$(stat -c '%a %Y' "$LOCAL/new/attrs" 2>&1)"
+check "local: the append to a file of the cloud is on the cloud" on_cloud local "$SRC/s5.want" new/deep/er/s5
+check_eq "local: with the mode and mtime set before its close" "640 1009843200" \
+    "$(stat -c '%a %Y' "$LOCAL/new/deep/er/s5" 2>&1)"
 check_eq "local: the chmod followed by fsync of the folder is on the cloud" 604 "$(stat -c %a "$LOCAL/new/large" 2>&1)"
 check_eq "local: the symlink followed by fsync of the folder is on the cloud" "new/large" "$(readlink "$LOCAL/link2" 2>&1)"
 check_eq "s3: the mode and mtime set before the close are on the cloud" "100600 978307200" \
     "$(printf '%o' "$(s3_mode new/attrs)" 2>&1) $(bucket_header new/attrs x-amz-meta-mtime | tr -d '\r' | cut -d. -f1)"
+check "s3: the append to a file of the cloud is on the cloud" on_cloud s3 "$SRC/s5.want" new/deep/er/s5
+check_eq "s3: with the mode and mtime set before its close" "100640 1009843200" \
+    "$(printf '%o' "$(s3_mode new/deep/er/s5)" 2>&1) $(bucket_header new/deep/er/s5 x-amz-meta-mtime | tr -d '\r' | cut -d. -f1)"
 check_eq "s3: the chmod followed by fsync of the folder is on the cloud" "100604" "$(printf '%o' "$(s3_mode new/large)" 2>&1)"
 check "s3: the symlink followed by fsync of the folder is on the cloud" bucket_has link2
 unmount_skyfs "$MNT"

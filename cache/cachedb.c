@@ -43,8 +43,24 @@ int cachedb_fail(struct cachedb *d, int rc, const char *doing, struct sky_err *e
 {
     const char *msg = d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc);
     int err = db_full(d, rc) ? ENOSPC : errno_of(rc);
-    if (err == ENOSPC && d->db && sqlite3_system_errno(d->db) == EDQUOT)
+    int sys = d->db ? sqlite3_system_errno(d->db) : 0;
+    if (err == ENOSPC && sys == EDQUOT)
         msg = "the cache folder's disk quota is exceeded";
+    /* The disk under the cache failing, or its file system turned
+     * read-only after an error (ext4's errors=remount-ro): SQLite says
+     * "disk I/O error", and once a write failed so, may call what it
+     * reads next "malformed".
+     * The file is not damaged (a mount once the disk is fixed checks it):
+     * the person needs to hear about the disk. */
+    int ext = d->db ? sqlite3_extended_errcode(d->db) : rc;
+    if (err == EIO && (ext & 0xff) == SQLITE_IOERR && ext != SQLITE_IOERR_NOMEM)
+        d->disk_failed = true;          /* and what fails after it, for it */
+    if ((err == EIO || err == EUCLEAN) && d->disk_failed) {
+        err = EIO;
+        msg = "the cache folder's disk fails (an I/O error, or its file system turned "
+              "read-only after one): fix it and mount again; what waits for upload stays "
+              "in the cache";
+    }
     return sky_fail(e, err, "%s: %s: %s%s", d->what, doing, msg,
                     err == EUCLEAN ? CACHEDB_DAMAGED_HINT : "");
 }

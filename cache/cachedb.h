@@ -31,6 +31,7 @@ struct cachedb {
     bool synced;                   /* a sync succeeded once, and then */
     int64_t synced_changes;        /* sqlite3_total_changes64() was this */
     int log_fd;                    /* our own fd on the write-ahead log, or -1 */
+    bool disk_failed;              /* SQLite met an I/O error: the disk under it fails */
 };
 
 /* Open (creating) the database file at `path`, set WAL, synchronous=NORMAL

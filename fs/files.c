@@ -784,6 +784,46 @@ static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct block
     return 0;
 }
 
+/* Compares what the cloud sends with the same bytes of the upload's file. */
+struct same_bytes {
+    int fd;
+    bool differ;
+};
+
+static int same_bytes_take(void *arg, uint64_t pos, const void *data, size_t n)
+{
+    struct same_bytes *sb = arg;
+    unsigned char buf[16384];
+    for (size_t done = 0; done < n && !sb->differ;) {
+        size_t part = n - done < sizeof buf ? n - done : sizeof buf;
+        ssize_t got = pread(sb->fd, buf, part, (off_t)(pos + done));
+        sb->differ = got != (ssize_t)part || memcmp(buf, (const char *)data + done, part) != 0;
+        done += part;
+    }
+    return sb->differ ? -ECANCELED : 0;
+}
+
+/* Versions up to this size are compared byte for byte (below). */
+#define SAME_BYTES_MAX (16u << 20)
+
+/* Does the cloud's version `theirs` hold exactly the `size` bytes the
+ * upload's file `fd` holds?  Then keeping this machine's version beside
+ * it as a conflict copy would only make a second copy of the same file:
+ * an upload of this machine whose answer and note a failing cache disk
+ * lost, or the same archive extracted on two machines.  Read back when
+ * no larger than SAME_BYTES_MAX; false when unsure. */
+static bool same_bytes_on_cloud(struct cloud *c, const char *path, const struct sky_attr *theirs,
+                                int fd, uint64_t size)
+{
+    if (theirs->size != size || size > SAME_BYTES_MAX)
+        return false;
+    struct same_bytes sb = { fd, false };
+    struct sky_err e = { 0 };
+    int rc = c->drv->read(c->ctx, path, theirs->etag, 0, size, same_bytes_take, &sb, &e);
+    cloud_note_result(c, rc == -ECANCELED ? 0 : rc, &e);
+    return rc == 0 && !sb.differ;
+}
+
 /* The cloud holds a version of obj's path that is not the upload's base
  * (send_file's -ESTALE): is it one of this machine's own earlier uploads,
  * whose answer never came (blocks_note_unanswered: same size and
@@ -792,9 +832,11 @@ static int keep_as_conflict_copy(struct skyfs *fs, struct cloud *c, struct block
  * attr is set to replace that version, and true is returned.  `fresh`:
  * the note of attr's own size and time was made for this upload
  * (note_going_up), which the cloud refused, so a version of that size
- * and time is another machine's (the same file extracted there, say). */
-static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, struct sky_attr *attr,
-                               bool fresh)
+ * and time is another machine's (the same file extracted there, say).
+ * And a version that holds the very bytes of the upload's file `fd` is
+ * replaced too (same_bytes_on_cloud): its attributes are this upload's. */
+static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, int fd,
+                               struct sky_attr *attr, bool fresh)
 {
     struct sky_attr theirs;
     struct sky_err e = { 0 };
@@ -810,6 +852,10 @@ static bool own_earlier_upload(struct cloud *c, struct blocks_obj *obj, struct s
                blocks_was_unanswered(obj, theirs.size, theirs.mtime_ns)) {
         LOG_INFO("cloud '%s': \"%s\" holds this machine's own earlier upload, whose answer "
                  "was lost; replacing it", c->cfg->name, blocks_path(obj));
+    } else if (same_bytes_on_cloud(c, blocks_path(obj), &theirs, fd, attr->size)) {
+        LOG_INFO("cloud '%s': \"%s\" changed since this machine last saw it, but holds the "
+                 "same bytes as this machine's version: no conflict; replacing it (for the "
+                 "attributes)", c->cfg->name, blocks_path(obj));
     } else {
         return false;
     }
@@ -882,7 +928,7 @@ static int upload(struct skyfs *fs, struct cloud *c, struct blocks_obj *obj,
     }
     bool fresh = note_going_up(fs, obj, &attr);
     rc = send_file(c, obj, fd, &attr, &om, st, etag, out, e);
-    if (rc == -ESTALE && own_earlier_upload(c, obj, &attr, fresh)) {
+    if (rc == -ESTALE && own_earlier_upload(c, obj, fd, &attr, fresh)) {
         sky_err_clear(e);
         rc = send_file(c, obj, fd, &attr, &om, NULL, etag, out, e);    /* st: spent */
     }

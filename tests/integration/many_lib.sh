@@ -315,6 +315,13 @@ os.close(fd)'
         "$PYTHON" -c "$same_time" "$B/c/twin.txt" from-b-2
     check "A's file stays" in_v holds "$V/c/twin.txt" from-a-1
     check "B's survives as a conflict copy" in_v one_copy_holds "$V/c" twin .txt from-b-2
+    # ... and the same bytes on both (one archive extracted on both): no
+    # conflict, nothing to keep twice
+    "$PYTHON" -c "$same_time" "$A/c/same-bytes.txt" same-on-both
+    check "B creates the file A just made, with the same bytes" \
+        "$PYTHON" -c "$same_time" "$B/c/same-bytes.txt" same-on-both
+    check "the file holds them" in_v holds "$V/c/same-bytes.txt" same-on-both
+    check_fails "and has no conflict copy" conflict_copies "$V/c" same-bytes .txt
 
     # --- a crash with a pending upload whose object changed meanwhile
     "$PYTHON" - "$B/c/crash.txt" "$TEST_TMP/crash-ready" >"$LOGS/crash-writer.log" 2>&1 <<'PY' &

@@ -17,7 +17,8 @@
 #      large one, a new file renamed, chmod of a new file, a symlink, an
 #      unlink.  After the cut and a new mount, every change reaches the
 #      cloud, byte for byte.
-#   2. uploads running: a writer on each cloud creates files (some under a
+#   2. uploads running: a writer on each cloud (and an async Azure
+#      container, Azurite) creates files (some under a
 #      temporary name, renamed), appends a line to one log file after each,
 #      and notes every close and rename that returned; the power goes out
 #      under it.  After a new mount, every file and line it was told were
@@ -34,6 +35,11 @@
 
 command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 is missing (e2fsprogs)"
 start_bucket pc
+AZPORT=$(free_port)
+AZURL="http://127.0.0.1:$AZPORT/$AZURITE_ACCOUNT"
+start_azurite "$TEST_TMP/azurite" "$AZPORT" || die "cannot start Azurite"
+SAS=$(azurite_sas)
+curl -sf -X PUT "$AZURL/pcut?restype=container&$SAS" -o /dev/null || die "cannot create container pcut"
 IMG="$TEST_TMP/ext4.img"
 DISK="$TEST_TMP/disk"
 LOCAL="$TEST_TMP/data/local"
@@ -80,6 +86,15 @@ write_back_delay = $1
 [lsync]
 type = local
 path = $LSYNC
+
+[az]
+type = azure
+endpoint = $AZURL
+account = $AZURITE_ACCOUNT
+key = $AZURITE_KEY
+container = pcut
+write_back = async
+write_back_delay = $1
 EOF
     )
 }
@@ -258,19 +273,22 @@ unmount_skyfs "$MNT"
 # --- 2. the power goes out under a writer, uploads running -------------------
 config 300ms
 mount_skyfs "$CONF" "$MNT" || die "cannot mount for the writers"
-mkdir -p "$MNT/s3/w" "$MNT/local/w" || die "cannot make the writers' folders"
+mkdir -p "$MNT/s3/w" "$MNT/local/w" "$MNT/az/w" || die "cannot make the writers' folders"
 "$PYTHON" "$WRITER" write "$MNT/s3/w" "$TEST_TMP/ack-s3" 1 2>"$LOGS/writer-s3.err" &
 w1=$!
 "$PYTHON" "$WRITER" write "$MNT/local/w" "$TEST_TMP/ack-local" 2 2>"$LOGS/writer-local.err" &
 w2=$!
+"$PYTHON" "$WRITER" write "$MNT/az/w" "$TEST_TMP/ack-az" 3 2>"$LOGS/writer-az.err" &
+w3=$!
 wait_until 60 bash -c "[ \$(cat '$TEST_TMP/ack-s3' 2>/dev/null | grep -c ^file) -ge 40 ] &&
-                       [ \$(cat '$TEST_TMP/ack-local' 2>/dev/null | grep -c ^file) -ge 40 ]" ||
+                       [ \$(cat '$TEST_TMP/ack-local' 2>/dev/null | grep -c ^file) -ge 40 ] &&
+                       [ \$(cat '$TEST_TMP/ack-az' 2>/dev/null | grep -c ^file) -ge 40 ]" ||
     die "the writers did not write 40 files each within 60 s"
 check "uploads were running when the power went out (some files on the cloud)" \
     wait_until 30 bash -c "ls '$LOCAL/w' | grep -q '^f.*\.bin$' && ls '$S3DIR/w' | grep -q '^f.*\.bin\._S3rver_object$'"
 power_cut
-wait "$w1" "$w2"
-check "the writers stopped with the daemon" bash -c "! kill -0 $w1 2>/dev/null && ! kill -0 $w2 2>/dev/null"
+wait "$w1" "$w2" "$w3"
+check "the writers stopped with the daemon" bash -c "! kill -0 $w1 2>/dev/null && ! kill -0 $w2 2>/dev/null && ! kill -0 $w3 2>/dev/null"
 config 0s
 mount_skyfs "$CONF" "$MNT" || die "cannot mount after the second power cut"
 unmount_skyfs "$MNT"     # waits for the journal's uploads
@@ -278,6 +296,16 @@ check "s3: every acknowledged file and appended line is on the cloud, byte for b
     "$PYTHON" "$WRITER" check "$S3DIR/w" ._S3rver_object "$TEST_TMP/ack-s3" 1
 check "local: every acknowledged file and appended line is on the cloud, byte for byte" \
     "$PYTHON" "$WRITER" check "$LOCAL/w" "" "$TEST_TMP/ack-local" 2
+# Azurite's blobs, fetched straight from it into a folder for the checker
+mkdir -p "$TEST_TMP/az-w"
+az_names=$(curl -sf "$AZURL/pcut?restype=container&comp=list&prefix=w/&$SAS" |
+    grep -o '<Name>w/[^<]*</Name>' | sed 's#<Name>w/##; s#</Name>##')
+for n in $az_names; do
+    curl -sf "$AZURL/pcut/w/$n?$SAS" -o "$TEST_TMP/az-w/$n" || echo "cannot fetch w/$n" >>"$LOGS/az-fetch.err"
+done
+check "azure: every acknowledged file and appended line is on the cloud, byte for byte" \
+    "$PYTHON" "$WRITER" check "$TEST_TMP/az-w" "" "$TEST_TMP/ack-az" 3
+check_eq "azure: the writer's files made no conflict copy" "" "$(echo "$az_names" | grep conflict)"
 for c in s3 local; do
     check_eq "$c: the writer's files made no conflict copy" "" \
         "$(ls "$( [ $c = s3 ] && echo "$S3DIR/w" || echo "$LOCAL/w")" | grep conflict)"

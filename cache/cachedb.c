@@ -255,6 +255,9 @@ int cachedb_sync_prepare(struct cachedb *d, struct cachedb_sync *s, struct sky_e
 #endif
     if (d->synced && s->changes == d->synced_changes)
         return 0;               /* no row changed since the last sync */
+    if (!sqlite3_get_autocommit(d->db))
+        s->changes = -1;        /* a transaction open (a caller's mistake): its rows are
+                                 * not committed yet, so they do not count as synced */
     if (d->log_fd < 0) {
         const char *wal = sqlite3_filename_wal(sqlite3_db_filename(d->db, "main"));
         if (wal && *wal)

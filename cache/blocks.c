@@ -277,6 +277,19 @@ int blocks_del_rows(struct blocks *b, int64_t id, struct sky_err *e)
     return rc;
 }
 
+int blocks_delete_object_rows(struct blocks *b, int64_t id, struct sky_err *e)
+{
+    int rc = blocks_del_rows(b, id, e);
+    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, Q_OBJ_DELETE, e);
+    if (rc == 0 && !st)
+        rc = -e->code;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = cachedb_done(&b->db, st, "dropping an object", e);
+    }
+    return rc;
+}
+
 /* A dirty object whose bytes the journal holds (a small file closed and
  * not written since, journal.c): those bytes are the truth, whatever a
  * crash left of the data file (even none: its folder entry was never
@@ -1026,18 +1039,25 @@ static int blocks_drop_lost_files(struct blocks *b, struct cache_repair *repair,
         blocks_data_path(b, lost[i].id, file, sizeof file);
         int fd = -1;
         err = cachedb_begin(&b->db, e);
-        if (!err)
-            err = blocks_del_rows(b, lost[i].id, e);
         if (!err && lost[i].made_here) {
+            /* an empty file, dirty and complete, as a new one starts */
+            sqlite3_stmt *st = NULL;
             fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-            err = fd < 0 ? sky_fail(e, errno, "block cache: cannot create %s: %s", file,
-                                    strerror(errno))
-                         : cachedb_exec_id(&b->db, "UPDATE objects SET size=0,complete=1 "
-                                           "WHERE id=?1", lost[i].id, e);
-        } else if (!err) {
-            err = cachedb_exec_id(&b->db, "DELETE FROM unanswered WHERE obj=?1", lost[i].id, e);
+            if (fd < 0)
+                err = sky_fail(e, errno, "block cache: cannot create %s: %s", file,
+                               strerror(errno));
             if (!err)
-                err = cachedb_exec_id(&b->db, "DELETE FROM objects WHERE id=?1", lost[i].id, e);
+                err = blocks_del_rows(b, lost[i].id, e);
+            if (!err && !(st = cachedb_stmt(&b->db, Q_OBJ_DIRTY, e)))
+                err = -e->code;
+            if (!err) {
+                sqlite3_bind_int64(st, 1, lost[i].id);
+                sqlite3_bind_int64(st, 2, 1);
+                sqlite3_bind_int64(st, 3, 0);
+                err = cachedb_done(&b->db, st, "emptying a lost file", e);
+            }
+        } else if (!err) {
+            err = blocks_delete_object_rows(b, lost[i].id, e);
         }
         if (fd >= 0)
             close(fd);

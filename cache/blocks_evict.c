@@ -137,19 +137,6 @@ int blocks_usage(struct blocks *b, int64_t id, uint64_t size, bool dirty, bool c
     return blocks_usage_query(b, id, size, dirty, out, e);
 }
 
-static int blocks_delete_object_rows(struct blocks *b, int64_t id, struct sky_err *e)
-{
-    int rc = blocks_del_rows(b, id, e);
-    sqlite3_stmt *st = rc ? NULL : cachedb_stmt(&b->db, Q_OBJ_DELETE, e);
-    if (rc == 0 && !st)
-        rc = -e->code;
-    if (rc == 0) {
-        sqlite3_bind_int64(st, 1, id);
-        rc = cachedb_done(&b->db, st, "dropping an object", e);
-    }
-    return rc;
-}
-
 /* Plan the drop of object (cloud, path), if cached, and delete its rows. */
 int blocks_drop_one(struct blocks *b, struct blocks_drop *d, const char *cloud,
                     const char *path, struct sky_err *e)

@@ -347,6 +347,8 @@ void blocks_table_del(struct blocks *b, struct blocks_obj *o);
 int blocks_load_rows(struct blocks *b, struct blocks_obj *o, bool dirty,
                      struct sky_err *e);
 int blocks_del_rows(struct blocks *b, int64_t id, struct sky_err *e);
+/* blocks_del_rows, and the object's own row */
+int blocks_delete_object_rows(struct blocks *b, int64_t id, struct sky_err *e);
 int blocks_acquire(struct blocks *b, const char *cloud, const char *path,
                    const char *etag, uint64_t size, struct blocks_obj **out,
                    struct sky_err *e);

@@ -307,18 +307,6 @@ int cachedb_sync(struct cachedb *d, struct sky_err *e)
     return rc;
 }
 
-int cachedb_exec_id(struct cachedb *d, const char *sql, int64_t id, struct sky_err *e)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return cachedb_fail(d, rc, "preparing a statement", e);
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : cachedb_fail(d, rc, "running a statement", e);
-}
-
 int cachedb_sync_outside(struct cachedb *d, pthread_mutex_t *lock, struct sky_err *e)
 {
     struct cachedb_sync s;

@@ -63,8 +63,6 @@ int cachedb_done(struct cachedb *d, sqlite3_stmt *st, const char *doing, struct 
 
 /* Run SQL text without results (schema, pragmas). */
 int cachedb_exec(struct cachedb *d, const char *sql, struct sky_err *e);
-/* One statement with ?1 bound to `id`, run once (not kept prepared). */
-int cachedb_exec_id(struct cachedb *d, const char *sql, int64_t id, struct sky_err *e);
 
 int cachedb_begin(struct cachedb *d, struct sky_err *e);     /* BEGIN IMMEDIATE */
 int cachedb_commit(struct cachedb *d, struct sky_err *e);

@@ -479,19 +479,6 @@ static bool times_of(const struct sky_attr *a, unsigned which, struct timespec t
     return which & (SKY_HAS_ATIME | SKY_HAS_MTIME);
 }
 
-/* The written file's bytes on disk before its rename (local_write): 0 or
- * -1 with errno. */
-static int sync_data(int fd)
-{
-    return fdatasync(fd);
-}
-
-/* Its name (a rename or a create in folder dfd) on disk: 0 or -1. */
-static int sync_name(int dfd)
-{
-    return fsync(dfd);
-}
-
 static int apply_attr(int fd, const struct sky_attr *a)
 {
     if ((a->has & SKY_HAS_MODE) && fchmod(fd, a->mode & 07777) != 0)
@@ -562,7 +549,7 @@ static int write_in_place(struct local *l, int dfd, const char *base, const char
     int fd = openat(dfd, base, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     int rc = 0;
     if (fd < 0 || copy_range(src, fd, 0, size) != 0 || ftruncate(fd, (off_t)size) != 0 ||
-        apply_attr(fd, attr) != 0 || sync_data(fd) != 0) {
+        apply_attr(fd, attr) != 0 || fdatasync(fd) != 0) {
         rc = fail_errno(l, e, "write", path);
     } else {
         struct stat st;
@@ -609,7 +596,7 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
         close(old);
     }
     bool none = attr && (attr->expect & SKY_EXPECT_NONE);
-    if (copy_sparse(src, fd, size) != 0 || apply_attr(fd, attr) != 0 || sync_data(fd) != 0) {
+    if (copy_sparse(src, fd, size) != 0 || apply_attr(fd, attr) != 0 || fdatasync(fd) != 0) {
         rc = fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);
     } else if ((rc = check_expect(l, dfd, base, path, attr, e)) != 0) {
@@ -620,7 +607,7 @@ static int local_write(void *ctx, const char *path, int src, uint64_t size,
                             "machine last saw it (another writer made it)", l->name, path)
                  : fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);
-    } else if (sync_name(dfd) != 0) {
+    } else if (fsync(dfd) != 0) {
         rc = fail_errno(l, e, "write", path);
     } else {
         struct stat st;
@@ -753,10 +740,10 @@ static int local_write_delta(void *ctx, const char *path, int src, uint64_t size
         return local_write(ctx, path, src, size, attr, meta, out, e);
     }
     close(old);
-    if (apply_attr(fd, attr) != 0 || sync_data(fd) != 0 || renameat(dfd, tmp, dfd, base) != 0) {
+    if (apply_attr(fd, attr) != 0 || fdatasync(fd) != 0 || renameat(dfd, tmp, dfd, base) != 0) {
         rc = fail_errno(l, e, "write", path);
         unlinkat(dfd, tmp, 0);
-    } else if (sync_name(dfd) != 0) {
+    } else if (fsync(dfd) != 0) {
         rc = fail_errno(l, e, "write", path);
     } else {
         fstat(fd, &st);

@@ -27,15 +27,10 @@ LOCAL="$TEST_TMP/data/local"
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"
 OTHER="$TEST_TMP/other"
-mkdir -p "$DISK" "$LOCAL"
-truncate -s 256M "$IMG"
-mkfs.ext4 -q -F "$IMG" >"$LOGS/mkfs.out" 2>&1 || die "mkfs.ext4 failed: $(cat "$LOGS/mkfs.out")"
-mount_disk() {
-    mount -o loop,errors=remount-ro "$IMG" "$DISK" 2>"$LOGS/mount-loop.out" ||
-        die "cannot loop-mount an ext4 image (loop devices?): $(cat "$LOGS/mount-loop.out")"
-}
+mkdir -p "$LOCAL"
+make_image "$IMG" 256M mkfs.ext4 -q -F
+mount_disk() { mount_image "$IMG" "$DISK" errors=remount-ro; }
 mount_disk
-_SKY_TMPFS+=("$DISK")        # unmounted (lazily) at exit, after skyfs
 
 for i in 1 2 3; do
     echo "local $i" >"$LOCAL/l$i.txt"

@@ -26,12 +26,9 @@ FS="$TEST_TMP/btrfs"
 DATA="$TEST_TMP/data"
 CONF="$TEST_TMP/skyfs.conf"
 MNT="$TEST_TMP/mnt"
-mkdir -p "$FS" "$DATA/dir"
-truncate -s 512M "$IMG"
-mkfs.btrfs -q -f "$IMG" >"$LOGS/mkfs.out" 2>&1 || die "mkfs.btrfs failed: $(cat "$LOGS/mkfs.out")"
-mount -o loop "$IMG" "$FS" 2>"$LOGS/mount-loop.out" ||
-    die "cannot loop-mount a btrfs image (loop devices?): $(cat "$LOGS/mount-loop.out")"
-_SKY_TMPFS+=("$FS")        # unmounted (lazily) at exit, after skyfs
+mkdir -p "$DATA/dir"
+make_image "$IMG" 512M mkfs.btrfs -q -f
+mount_image "$IMG" "$FS"
 btrfs quota enable "$FS" && btrfs subvolume create "$FS/cache" >/dev/null &&
     btrfs qgroup limit 64M "$FS/cache" || die "cannot set a btrfs quota on $FS/cache"
 btrfs subvolume create "$FS/small" >/dev/null && btrfs qgroup limit 24M "$FS/small" ||

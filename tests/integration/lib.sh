@@ -263,6 +263,27 @@ mount_tmpfs() {
     _SKY_TMPFS+=("$1")
 }
 
+# make_image IMG SIZE MKFS [ARGS...]
+#   A file system image: IMG truncated to SIZE (256M...), then `MKFS ARGS
+#   IMG` (mkfs.ext4 -q -F, mkfs.btrfs -q -f).  Dies when it cannot.
+make_image() {
+    local img=$1 size=$2; shift 2
+    truncate -s "$size" "$img" && "$@" "$img" >"$LOGS/mkfs.out" 2>&1 ||
+        die "$1 failed: $(cat "$LOGS/mkfs.out")"
+}
+
+# mount_image IMG DIR [OPTIONS]
+#   Loop-mounts the image IMG at DIR (made if needed), with mount OPTIONS
+#   besides loop: a cache on a disk a test can fill, fail or cut.  The exit
+#   handler unmounts it lazily, after skyfs's mounts.  Dies when it cannot.
+mount_image() {
+    local img=$1 dir=$2 opts=loop${3:+,$3}
+    mkdir -p "$dir"
+    mount -o "$opts" "$img" "$dir" 2>"$LOGS/mount-loop.out" ||
+        die "cannot loop-mount $img (loop devices?): $(cat "$LOGS/mount-loop.out")"
+    case " ${_SKY_TMPFS[*]} " in *" $dir "*) ;; *) _SKY_TMPFS+=("$dir") ;; esac
+}
+
 # unmount_skyfs MNT
 #   Runs `$SKYFS unmount MNT` (which waits for pending uploads and for the
 #   daemon to exit) and checks: exit 0, MNT no longer mounted, no daemon

@@ -49,15 +49,10 @@ MNT="$TEST_TMP/mnt"
 SRC="$TEST_TMP/src"
 S3DIR="$TEST_TMP/s3rver/pc"          # s3rver's own files: KEY._S3rver_object
 WRITER="$SKY_ROOT/tests/integration/power_writer.py"
-mkdir -p "$DISK" "$LOCAL" "$LSYNC" "$SRC"
-truncate -s 512M "$IMG"
-mkfs.ext4 -q -F "$IMG" >"$LOGS/mkfs.out" 2>&1 || die "mkfs.ext4 failed: $(cat "$LOGS/mkfs.out")"
-mount_disk() {
-    mount -o loop "$IMG" "$DISK" 2>"$LOGS/mount-loop.out" ||
-        die "cannot loop-mount an ext4 image (loop devices?): $(cat "$LOGS/mount-loop.out")"
-}
+mkdir -p "$LOCAL" "$LSYNC" "$SRC"
+make_image "$IMG" 512M mkfs.ext4 -q -F
+mount_disk() { mount_image "$IMG" "$DISK"; }
 mount_disk
-_SKY_TMPFS+=("$DISK")        # unmounted (lazily) at exit, after skyfs
 mkdir -p "$DISK/cloud"        # a local cloud on the disk that loses its power
 
 # config DELAY: both clouds async, their uploads settling for DELAY.
@@ -143,6 +138,13 @@ PY
 
 on_s3() { cmp -s "$1" "$S3DIR/$2._S3rver_object"; }
 on_disk() { cmp -s "$1" "$DISK/cloud/$2"; }
+on_lsync() { cmp -s "$1" "$LSYNC/$2"; }
+on_s3_and_local() { on_s3 "$@" && on_local "$@"; }
+# on_cloud CLOUD FILE KEY: KEY on CLOUD holds FILE's bytes, within 60 s
+on_cloud() { wait_until 60 "on_$1" "$2" "$3"; }
+# holds_both CLOUD OLD: CLOUD holds the last cut's new file, and old.txt
+# with OLD's bytes
+holds_both() { "on_$1" "$SRC/s4" new/up.txt && "on_$1" "$2" old.txt; }
 on_local() { cmp -s "$1" "$LOCAL/$2"; }
 s3_mode() { bucket_header "$1" x-amz-meta-mode | tr -d '\r'; }
 
@@ -185,13 +187,8 @@ config 0s
 mount_skyfs "$CONF" "$MNT" || die "cannot mount after the power cut"
 for n in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     check "s3 and local: new/deep/er/s$n is on the cloud after the cut" \
-        wait_until 60 bash -c "$(declare -f on_s3 on_local); S3DIR='$S3DIR' LOCAL='$LOCAL';
-            on_s3 '$SRC/s$n' new/deep/er/s$n && on_local '$SRC/s$n' new/deep/er/s$n"
+        wait_until 60 on_s3_and_local "$SRC/s$n" new/deep/er/s$n
 done
-# on_cloud CLOUD FILE KEY: KEY on CLOUD holds FILE's bytes, within 60 s
-on_cloud() {
-    wait_until 60 bash -c "$(declare -f "on_$1"); S3DIR='$S3DIR' LOCAL='$LOCAL' DISK='$DISK'; on_$1 '$2' '$3'"
-}
 for c in s3 local; do
     check "$c: the 300 KiB file is on the cloud" on_cloud $c "$SRC/mid" new/mid
     check "$c: the 9 MiB file is on the cloud" on_cloud $c "$SRC/large" new/large
@@ -328,29 +325,22 @@ for c in s3 local disk lsync; do
 done
 cp "$SRC/old.want" "$SRC/old.want2"; echo 'one more line' >>"$SRC/old.want2"
 for c in s3 local; do
-    check "$c: both are on the cloud" bash -c \
-        "$(declare -f on_cloud wait_until "on_$c"); S3DIR='$S3DIR' LOCAL='$LOCAL';
-         on_cloud $c '$SRC/s4' new/up.txt && on_cloud $c '$SRC/old.want2' old.txt"
+    check "$c: both are on the cloud" wait_until 60 holds_both $c "$SRC/old.want2"
 done
-check "disk: both are on the cloud" bash -c \
-    "$(declare -f on_cloud wait_until on_disk); DISK='$DISK';
-     on_cloud disk '$SRC/s4' new/up.txt && on_cloud disk '$SRC/old.disk' old.txt"
+check "disk: both are on the cloud" wait_until 60 holds_both disk "$SRC/old.disk"
 check "disk: their uploads are done (nothing pending)" wait_until 30 bash -c \
     "awk '\$1 ~ /^skyfs_upload_pending_files/ { s += \$2 } END { exit s != 0 }' '$MNT/.skyfs/metrics'"
 power_cut
 for c in s3 local; do
-    check "$c: after the cut the cloud still holds both" bash -c \
-        "$(declare -f "on_$c"); S3DIR='$S3DIR' LOCAL='$LOCAL';
-         on_$c '$SRC/s4' new/up.txt && on_$c '$SRC/old.want2' old.txt"
+    check "$c: after the cut the cloud still holds both" holds_both $c "$SRC/old.want2"
 done
-check "disk: after the cut its disk still holds both (synced by the upload)" bash -c \
-    "cmp '$SRC/s4' '$DISK/cloud/new/up.txt' && cmp '$SRC/old.disk' '$DISK/cloud/old.txt'"
-check "lsync (write_back = sync): both were on the cloud when their closes returned" bash -c \
-    "cmp '$SRC/s4' '$LSYNC/new/up.txt' && cmp '$SRC/old.disk' '$LSYNC/old.txt'"
+check "disk: after the cut its disk still holds both (synced by the upload)" \
+    holds_both disk "$SRC/old.disk"
+check "lsync (write_back = sync): both were on the cloud when their closes returned" \
+    holds_both lsync "$SRC/old.disk"
 mount_skyfs "$CONF" "$MNT" || die "cannot mount after the last cut"
 unmount_skyfs "$MNT"
-check "lsync: and after a new mount" bash -c \
-    "cmp '$SRC/s4' '$LSYNC/new/up.txt' && cmp '$SRC/old.disk' '$LSYNC/old.txt'"
+check "lsync: and after a new mount" holds_both lsync "$SRC/old.disk"
 check_eq "no conflict copy on any cloud" "" \
     "$(find "$LOCAL" "$S3DIR" "$DISK/cloud" "$LSYNC" -name '*conflict*' | sed "s#^$TEST_TMP/##")"
 check_fails "the log reports no conflict" grep -q "conflict:" "$LOGS/mnt.log"

@@ -52,6 +52,7 @@ memcached:memcached
 faketime:faketime
 eatmydata:eatmydata
 btrfs-progs:mkfs.btrfs
+e2fsprogs:mkfs.ext4
 python3-swiftclient:swift
 ceph-mon:ceph-mon
 ceph-osd:ceph-osd
